@@ -1,0 +1,51 @@
+"""The `ustack` command line. Each subcommand lives in its own module under ustack/commands/ and
+exposes `register(subparsers)`, which adds its parser and sets `run=function(args) -> int`.
+This file only dispatches, and turns every expected failure into one line on stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+# The modules under ustack/commands/, in the order `ustack --help` lists them.
+COMMAND_MODULES = ["decode"]
+
+
+class CliError(Exception):
+    """A problem to report to the user in one line, with exit code 2 (never a traceback)."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, not the whole usage text
+        self.exit(2, f"{self.prog}: {message} (see '{self.prog} --help')\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="ustack", description="A user-space TCP/IP stack over a Linux TUN device.")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    for name in COMMAND_MODULES:
+        importlib.import_module(f"ustack.commands.{name}").register(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "run", None):
+        parser.print_help()
+        return 2
+    try:
+        return args.run(args) or 0
+    except CliError as error:
+        print(f"ustack {args.command}: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

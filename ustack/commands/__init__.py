@@ -1,0 +1,1 @@
+"""One module per `ustack` subcommand (see ustack/cli.py)."""

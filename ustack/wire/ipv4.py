@@ -1,0 +1,44 @@
+"""IPv4 headers as the rest of ustack sees them (RFC 791).
+
+Addresses are plain ints (10.77.0.2 is 0x0A4D0002): cheap to hash in the demultiplexer and to hand
+to C. `address_text` and `address_value` convert at the edges (CLI, API, display).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import NamedTuple
+
+PROTOCOL_ICMP = 1
+PROTOCOL_TCP = 6
+PROTOCOL_UDP = 17
+
+IPV4_HEADER_LENGTH = 20
+
+
+class Ipv4Header(NamedTuple):
+    src: int
+    dst: int
+    protocol: int
+    ttl: int = 64
+    total_length: int = 0  # filled in by the builder
+    identification: int = 0
+    dont_fragment: bool = True
+    more_fragments: bool = False
+    fragment_offset: int = 0  # in bytes (the wire field times 8)
+    header_length: int = IPV4_HEADER_LENGTH  # in bytes (IHL times 4)
+    tos: int = 0
+
+    @property
+    def is_fragment(self) -> bool:
+        return self.more_fragments or self.fragment_offset != 0
+
+
+def address_value(text: str) -> int:
+    """'10.77.0.2' -> 0x0A4D0002; raises ValueError with a clear message otherwise."""
+    return int(ipaddress.IPv4Address(text))
+
+
+def address_text(value: int) -> str:
+    """0x0A4D0002 -> '10.77.0.2'."""
+    return str(ipaddress.IPv4Address(value))

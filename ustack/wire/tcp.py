@@ -1,0 +1,75 @@
+"""TCP segments as the rest of ustack sees them (RFC 9293 section 3.1).
+
+A `TcpSegment` is the validated representation of one segment: plain Python values, no raw bytes
+to pick apart. The TCP core consumes and produces only these. Parsing bytes into one and building
+bytes from one is done in C (csrc/tcp.c) through `ustack.wire.codec`.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+# Flag bits of the TCP header, in their wire positions (RFC 9293 3.1, RFC 3168 for ECE/CWR).
+FIN = 0x01
+SYN = 0x02
+RST = 0x04
+PSH = 0x08
+ACK = 0x10
+URG = 0x20
+ECE = 0x40
+CWR = 0x80
+
+TCP_HEADER_LENGTH = 20
+MAX_OPTIONS_LENGTH = 40
+
+
+class TcpOptions(NamedTuple):
+    """The options of one segment, by meaning (their order on the wire is the builder's business).
+
+    A field left at its default means "option absent".
+    """
+
+    mss: int | None = None  # RFC 9293 3.7.1, SYN only
+    window_scale: int | None = None  # RFC 7323 2, SYN only: the shift count
+    sack_permitted: bool = False  # RFC 2018, SYN only
+    sack_blocks: tuple[tuple[int, int], ...] = ()  # RFC 2018: (left edge, right edge) pairs, 1..4
+    timestamps: tuple[int, int] | None = None  # RFC 7323 3: (TSval, TSecr)
+
+
+NO_OPTIONS = TcpOptions()
+
+
+class TcpSegment(NamedTuple):
+    """One TCP segment without its IP header.
+
+    `window` is the raw 16-bit field as carried on the wire: scaling it (RFC 7323) is the
+    connection's job, because only the connection knows the negotiated shift.
+    `flags` keeps every bit that was set; `ustack.tcp` decides what combinations such as SYN+FIN
+    mean (RFC 9293 3.10.7).
+    """
+
+    src_port: int
+    dst_port: int
+    seq: int
+    ack: int
+    flags: int
+    window: int
+    urgent_pointer: int = 0
+    options: TcpOptions = NO_OPTIONS
+    payload: bytes = b""
+
+    @property
+    def sequence_length(self) -> int:
+        """SEG.LEN of RFC 9293 3.4: the payload plus one for SYN and one for FIN."""
+        return len(self.payload) + (self.flags & SYN and 1) + (self.flags & FIN and 1)
+
+
+def flags_text(flags: int) -> str:
+    """Flags the way tcpdump prints them inside `Flags [...]`: S, F, R, P, U, E, W, and '.' for ACK."""
+    text = ""
+    for bit, letter in ((SYN, "S"), (FIN, "F"), (RST, "R"), (PSH, "P"), (URG, "U"), (ECE, "E"), (CWR, "W")):
+        if flags & bit:
+            text += letter
+    if flags & ACK:
+        text += "."
+    return text or "none"
