@@ -1,0 +1,74 @@
+"""Initial sequence numbers (RFC 9293 3.4.1, RFC 6528).
+
+Why not start every connection at 0, or at a global counter? Two reasons.
+
+1. Old duplicates (RFC 9293 3.4.1): a segment from an earlier incarnation of the same 4-tuple
+   may still be in the network. If the new connection's sequence numbers start where the old ones
+   are far away, such a segment falls outside the window and is discarded. A clock that ticks
+   every 4 microseconds (250,000 per second, so the 32-bit space takes about 4.77 hours to wrap)
+   keeps successive ISNs of one 4-tuple moving forward.
+
+2. Blind spoofing (RFC 6528 section 1): an attacker who can predict the ISN a server will choose
+   can complete a handshake with a forged source address without ever seeing the replies, and
+   inject data or resets into connections. A global clock alone is predictable: connect once,
+   read the ISN, add the elapsed time. RFC 6528 section 3 therefore adds a secret per-4-tuple
+   offset:
+
+       ISN = M + F(localip, localport, remoteip, remoteport, secretkey)
+
+   where M is the 4-microsecond timer and F a keyed hash. Each 4-tuple still sees a monotonic
+   clock (reason 1), but an attacker cannot learn one tuple's offset from another's.
+
+Here F is BLAKE2b keyed with a per-stack random secret (RFC 6528 section 3 asks for a secret of
+at least 128 bits, chosen at boot or randomly, and a cryptographic hash).
+"""
+
+import hashlib
+import secrets
+
+from ustack.tcp.seq import SEQ_MASK
+
+TICKS_PER_SECOND = 250_000  # one tick every 4 microseconds (RFC 9293 3.4.1, RFC 6528 3)
+
+
+class IsnGenerator:
+    """Chooses the ISN of each new connection.
+
+    `secret`: the hash key (1..64 bytes, at least 16 recommended); a random 32-byte key from the
+    operating system's generator if None. `fixed_isn`: if given, every connection starts there
+    (for tests and scripted conformance runs, where the ISN must be known in advance).
+    """
+
+    def __init__(self, secret: bytes | None = None, fixed_isn: int | None = None):
+        if secret is None:
+            secret = secrets.token_bytes(32)
+        if not 1 <= len(secret) <= hashlib.blake2b.MAX_KEY_SIZE:
+            raise ValueError(f"the ISN secret must be 1..64 bytes long, got {len(secret)}")
+        self._secret = bytes(secret)
+        self.fixed_isn = None if fixed_isn is None else fixed_isn & SEQ_MASK
+
+    def generate(
+        self, local_address: int, local_port: int, remote_address: int, remote_port: int, now: float
+    ) -> int:
+        """The ISN for a connection on this 4-tuple starting at time `now` (seconds)."""
+        if self.fixed_isn is not None:
+            return self.fixed_isn
+        # M: the 4-microsecond clock (RFC 6528 section 3).
+        ticks = int(now * TICKS_PER_SECOND)
+        # F: a keyed hash of the 4-tuple. Addresses are packed in 16 bytes so that IPv6 addresses
+        # (ints up to 2**128) would hash the same way.
+        four_tuple = (
+            local_address.to_bytes(16, "big")
+            + local_port.to_bytes(2, "big")
+            + remote_address.to_bytes(16, "big")
+            + remote_port.to_bytes(2, "big")
+        )
+        digest = hashlib.blake2b(four_tuple, digest_size=4, key=self._secret).digest()
+        offset = int.from_bytes(digest, "big")
+        return (ticks + offset) & SEQ_MASK
+
+    def __repr__(self) -> str:
+        # Never show the secret: it is what keeps the ISNs unpredictable.
+        if self.fixed_isn is not None:
+            return f"IsnGenerator(fixed_isn={self.fixed_isn})"
+        return "IsnGenerator(keyed BLAKE2b, secret hidden)"

@@ -1,0 +1,96 @@
+"""Round-trip time estimation and the retransmission timeout (RFC 6298).
+
+The connection measures how long a segment takes to be acknowledged and feeds each measurement
+(in seconds) to `RttEstimator.on_sample`. The estimator keeps a smoothed mean (SRTT) and a
+smoothed mean deviation (RTTVAR) and derives from them the retransmission timeout, RTO: how long
+to wait for an acknowledgement before deciding a segment was lost.
+
+What the estimator does NOT do (the connection's job):
+- Karn's algorithm (RFC 6298 section 3): never take a sample from a segment that was
+  retransmitted, because the ACK cannot say which transmission it answers. (With TCP timestamps,
+  RFC 7323 section 4, the echoed timestamp removes that ambiguity.)
+- Running the timer itself (RFC 6298 section 5): the estimator only says how long it should be.
+"""
+
+# RFC 6298 section 2.3: the smoothing gains recommended by Jacobson (1988).
+ALPHA = 1 / 8  # weight of a new sample in SRTT
+BETA = 1 / 4  # weight of a new deviation in RTTVAR
+K = 4  # RTO = SRTT + K * RTTVAR
+
+
+class RttEstimator:
+    """SRTT, RTTVAR and RTO per RFC 6298, in float seconds.
+
+    `rto` is the timeout to arm now. It starts at `initial_rto` (RFC 6298 2.1 says 1 second),
+    follows the measurements (2.2, 2.3), stays within [min_rto, max_rto] (2.4, 2.5), and doubles
+    on each retransmission timeout (`backoff`, 5.5) until a new measurement arrives.
+
+    `min_rto` defaults to 0.2 s, as Linux does; RFC 6298 2.4 asks for 1 s, a value chosen for the
+    coarse clocks of 1988. Pass min_rto=1.0 for the strict RFC behaviour.
+    """
+
+    def __init__(
+        self,
+        initial_rto: float = 1.0,
+        min_rto: float = 0.2,
+        max_rto: float = 120.0,
+        clock_granularity: float = 0.001,
+    ):
+        if not 0 < min_rto <= max_rto:
+            raise ValueError(f"need 0 < min_rto <= max_rto, got min_rto={min_rto} max_rto={max_rto}")
+        if initial_rto <= 0:
+            raise ValueError(f"initial_rto must be positive, got {initial_rto}")
+        self.min_rto = min_rto
+        self.max_rto = max_rto
+        self.clock_granularity = clock_granularity  # G in RFC 6298
+        self.srtt: float | None = None  # None until the first measurement (RFC 6298 2.1)
+        self.rttvar: float | None = None
+        self.latest_rtt: float | None = None  # the last raw sample, for snapshots and traces
+        self.sample_count = 0
+        # How many times in a row the timer has expired and doubled the RTO since the last
+        # measurement; the connection compares it with its retry limits.
+        self.backoff_count = 0
+        # RFC 6298 2.1 sets the initial RTO before any measurement. It is clamped like every
+        # other value so that initial_rto > max_rto cannot produce an RTO above the ceiling.
+        self.rto = min(max(initial_rto, min_rto), max_rto)
+
+    def on_sample(self, rtt: float) -> None:
+        """Take one round-trip measurement, in seconds (never from a retransmitted segment)."""
+        if rtt < 0:
+            raise ValueError(f"a round-trip time cannot be negative: {rtt}")
+        if self.srtt is None or self.rttvar is None:
+            # RFC 6298 2.2: the first measurement R sets SRTT = R and RTTVAR = R/2.
+            self.srtt = rtt
+            self.rttvar = rtt / 2
+        else:
+            # RFC 6298 2.3: update RTTVAR first, because it uses the SRTT from before this sample.
+            self.rttvar = (1 - BETA) * self.rttvar + BETA * abs(self.srtt - rtt)
+            self.srtt = (1 - ALPHA) * self.srtt + ALPHA * rtt
+        self.latest_rtt = rtt
+        self.sample_count += 1
+        # A fresh measurement ends any backoff: the RTO is recomputed from SRTT and RTTVAR instead
+        # of keeping the doubled value (RFC 6298 section 5, note after 5.7).
+        self.backoff_count = 0
+        self.rto = self._clamp(self.srtt + max(self.clock_granularity, K * self.rttvar))
+
+    def backoff(self) -> None:
+        """The retransmission timer expired: double the RTO, up to max_rto (RFC 6298 5.5)."""
+        self.rto = min(self.rto * 2, self.max_rto)
+        self.backoff_count += 1
+
+    def reinitialize_after_syn_timeout(self, rto: float = 3.0) -> None:
+        """RFC 6298 5.7: if the SYN (or SYN-ACK) had to be retransmitted and no measurement came
+        out of the handshake, the RTO used once data transmission begins is 3 seconds.
+        The connection calls this when the handshake completes after a SYN retransmission."""
+        if self.srtt is None:
+            self.rto = self._clamp(rto)
+            self.backoff_count = 0
+
+    def _clamp(self, rto: float) -> float:
+        # RFC 6298 2.4 (a lower bound) and 2.5 (an upper bound of at least 60 seconds).
+        return min(max(rto, self.min_rto), self.max_rto)
+
+    def __repr__(self) -> str:
+        srtt = "-" if self.srtt is None else f"{self.srtt:.6f}"
+        rttvar = "-" if self.rttvar is None else f"{self.rttvar:.6f}"
+        return f"RttEstimator(srtt={srtt} rttvar={rttvar} rto={self.rto:.6f} backoffs={self.backoff_count})"

@@ -1,0 +1,108 @@
+"""The send buffer: bytes the application wrote that the peer has not yet acknowledged.
+
+RFC 9293 3.3.1 divides the send sequence space into acknowledged, sent but unacknowledged, and
+not yet sent. This buffer holds the last two parts, from SND.UNA (`start_seq`) to the end of what
+the application wrote (`end_seq`). It does not know SND.NXT: what has been sent is the connection's
+business. The connection reads any range with `peek` (first transmissions and retransmissions
+alike) and releases the front with `acknowledge` when an ACK moves SND.UNA forward.
+
+Only data: SYN and FIN occupy sequence numbers but no bytes here. The connection creates the
+buffer with start_seq = ISS + 1 and, when an ACK also covers our FIN (ACK = end_seq + 1), passes
+`end_seq` to `acknowledge`.
+
+Cost: the bytes live in one bytearray. Writing appends; a peek copies only the bytes asked for.
+Acknowledging only moves `_front`, the index of SND.UNA in the bytearray; the released prefix is
+cut off once it is at least half the bytearray, so the bytes still held are moved at most once
+per byte acknowledged on average (cutting the prefix at every ACK lets CPython move the whole
+live buffer each time its small spare room runs out, about eight bytes moved per byte
+acknowledged).
+"""
+
+from ustack.tcp.seq import SEQ_MASK, seq_add, seq_diff
+
+
+class SendBuffer:
+    def __init__(self, capacity: int, start_seq: int):
+        if capacity < 0:
+            raise ValueError(f"capacity cannot be negative: {capacity}")
+        self._capacity = capacity
+        self.start_seq = start_seq & SEQ_MASK  # SND.UNA: the first byte not yet acknowledged
+        self._data = bytearray()  # released bytes [0, _front), then the bytes held
+        self._front = 0
+
+    @property
+    def capacity(self) -> int:
+        return self._capacity
+
+    @capacity.setter
+    def capacity(self, capacity: int) -> None:
+        # Shrinking below what is held keeps the data; writes are refused until it drains.
+        if capacity < 0:
+            raise ValueError(f"capacity cannot be negative: {capacity}")
+        self._capacity = capacity
+
+    @property
+    def length(self) -> int:
+        """Bytes held: written and not yet acknowledged."""
+        return len(self._data) - self._front
+
+    @property
+    def end_seq(self) -> int:
+        """The sequence number just after the last byte written."""
+        return seq_add(self.start_seq, len(self._data) - self._front)
+
+    @property
+    def free_space(self) -> int:
+        return max(0, self._capacity - (len(self._data) - self._front))
+
+    def write(self, data) -> int:
+        """Append as much of data as fits; return how many bytes were accepted."""
+        accepted = min(len(data), self._capacity - (len(self._data) - self._front))
+        if accepted <= 0:
+            return 0
+        if accepted == len(data):
+            self._data += data
+        else:
+            with memoryview(data) as view:
+                self._data += view[:accepted]
+        return accepted
+
+    def peek(self, seq: int, length: int) -> bytes:
+        """Up to `length` bytes starting at sequence number `seq` (fewer at the end of the data).
+
+        `seq` must lie in [start_seq, end_seq]; anything else is a bug in the caller.
+        """
+        offset = seq_diff(seq, self.start_seq)
+        if offset < 0 or offset > len(self._data) - self._front:
+            raise ValueError(
+                f"sequence number {seq} is outside the send buffer [{self.start_seq}, {self.end_seq}]"
+            )
+        if length <= 0:
+            return b""
+        index = self._front + offset
+        # For a segment-sized range, slicing then converting is faster than a memoryview.
+        return bytes(self._data[index : index + length])
+
+    def acknowledge(self, ack_seq: int) -> int:
+        """Release every byte before ack_seq; return how many were released.
+
+        An ack_seq outside (start_seq, end_seq] releases nothing: an old or duplicate ACK, or one
+        for data never written (the connection validates ACKs against SND.NXT, RFC 9293 3.10.7.4).
+        """
+        released = seq_diff(ack_seq, self.start_seq)
+        data = self._data
+        if released <= 0 or released > len(data) - self._front:
+            return 0
+        self._front += released
+        if self._front == len(data):
+            # Everything is acknowledged: start afresh.
+            del data[:]
+            self._front = 0
+        elif self._front >= len(data) // 2:
+            del data[: self._front]
+            self._front = 0
+        self.start_seq = ack_seq & SEQ_MASK
+        return released
+
+    def __repr__(self) -> str:
+        return f"SendBuffer(start_seq={self.start_seq} length={self.length} capacity={self._capacity})"
