@@ -1,0 +1,10 @@
+"""Fixtures for the link tests (the helpers themselves are in link_helpers.py)."""
+
+import pytest
+
+from link_helpers import ScriptedLink
+
+
+@pytest.fixture
+def scripted_link():
+    return ScriptedLink()

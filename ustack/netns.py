@@ -1,0 +1,290 @@
+"""Network namespaces for ustack: a private little network where the Linux kernel is ustack's peer
+and nothing leaks to the machine's real interfaces.
+
+    with Namespace("ust-lab-1") as namespace:              # created now, removed at the end
+        link = setup_tun_in_namespace(namespace, "ustun0")  # kernel side 10.77.0.1/24, up
+        ...                                                 # ustack answers as 10.77.0.2
+        namespace.run(["ping", "-c", "1", "10.77.0.2"])     # a command inside the namespace
+    # on leaving (normally, on an exception or on Ctrl-C): processes started with run/popen are
+    # killed by PID, links we made are closed, and the namespace is removed if we created it.
+
+Namespaces, links, addresses and routes are managed through netlink (pyroute2), not by running
+`ip`. Only Namespace.run()/popen() start programs, through `ip netns exec NAME ...`, which enters
+the namespace and then becomes the program (so the PID we keep is the program's own).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import re
+import signal
+import subprocess
+from typing import NamedTuple
+
+from pyroute2 import IPRoute, netns
+from pyroute2.netlink.exceptions import NetlinkError
+
+from .link.base import LinkError
+from .link.tun import TunLink
+
+_VALID_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+
+
+class NamespaceError(LinkError):
+    """A namespace could not be created, entered or configured (one line for the user)."""
+
+
+def namespace_exists(name: str) -> bool:
+    return name in netns.listnetns()
+
+
+class Namespace:
+    """A named network namespace, created if missing; on close removes only what it created."""
+
+    def __init__(self, name: str, create_if_missing: bool = True) -> None:
+        if not _VALID_NAME.match(name) or name in (".", ".."):
+            raise NamespaceError(f"{name!r} is not a usable namespace name (letters, digits, . _ -)")
+        self.name = name
+        self.create_if_missing = create_if_missing
+        self.created = False
+        self.closed = False
+        self._owned_links: list = []  # TunLinks to close (closing the fd deletes the device)
+        self._owned_interfaces: list[str] = []  # veth ends we added, deleted by name
+        self._processes: list[subprocess.Popen] = []
+
+    # --- life cycle ----------------------------------------------------------------------------
+
+    def open(self) -> "Namespace":
+        if namespace_exists(self.name):
+            return self
+        if not self.create_if_missing:
+            raise NamespaceError(f"network namespace {self.name!r} does not exist")
+        if os.geteuid() != 0:
+            raise NamespaceError(f"creating network namespace {self.name!r} needs root")
+        try:
+            netns.create(self.name)
+        except OSError as error:
+            # A failure half way can leave the empty mount point /run/netns/NAME behind; remove
+            # it only if nothing is mounted on it (else it is somebody else's namespace).
+            path = os.path.join(netns.NETNS_RUN_DIR, self.name)
+            if os.path.isfile(path) and not os.path.ismount(path):
+                os.unlink(path)
+            raise NamespaceError(f"cannot create network namespace {self.name!r}: {error}") from None
+        self.created = True
+        return self
+
+    def __enter__(self) -> "Namespace":
+        return self.open()
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Undo what we did, in reverse order; keep going past individual failures."""
+        if self.closed:
+            return
+        self.closed = True
+        problems: list[str] = []
+        for process in reversed(self._processes):
+            _stop_process(process)
+        self._processes.clear()
+        for link in reversed(self._owned_links):
+            try:
+                link.close()
+            except Exception as error:  # pragma: no cover - best effort cleanup
+                problems.append(f"closing {link}: {error}")
+        self._owned_links.clear()
+        if self._owned_interfaces and namespace_exists(self.name):
+            try:
+                with self.ipr() as ipr:
+                    for interface in self._owned_interfaces:
+                        for index in ipr.link_lookup(ifname=interface):
+                            ipr.link("del", index=index)
+            except NetlinkError as error:
+                problems.append(f"deleting {self._owned_interfaces}: {error}")
+        self._owned_interfaces.clear()
+        if self.created and namespace_exists(self.name):
+            try:
+                netns.remove(self.name)
+            except OSError as error:
+                problems.append(f"removing namespace {self.name}: {error}")
+        if problems:
+            raise NamespaceError("; ".join(problems))
+
+    # --- inside the namespace ------------------------------------------------------------------
+
+    def ipr(self) -> IPRoute:
+        """A netlink handle acting inside this namespace (use it in a `with`)."""
+        return IPRoute(netns=self.name, flags=0)  # flags=0: never create it behind our back
+
+    def own_link(self, link) -> None:
+        """Close this link (a TunLink) when the namespace is closed."""
+        self._owned_links.append(link)
+
+    def own_interface(self, name: str) -> None:
+        """Delete this interface (inside the namespace) when the namespace is closed."""
+        self._owned_interfaces.append(name)
+
+    @property
+    def pids(self) -> list[int]:
+        """PIDs of the programs started with popen() that are still running."""
+        return [process.pid for process in self._processes if process.poll() is None]
+
+    def command(self, args: list[str]) -> list[str]:
+        return ["ip", "netns", "exec", self.name, *args]
+
+    def popen(self, args: list[str], **kwargs) -> subprocess.Popen:
+        """Start a program inside the namespace; it is killed (by PID) when the namespace closes.
+
+        Start the program itself, not a shell around it: only the PID we started is signalled."""
+        process = subprocess.Popen(self.command(args), **kwargs)
+        self._processes.append(process)
+        return process
+
+    def run(
+        self,
+        args: list[str],
+        timeout: float = 30.0,
+        capture_output: bool = True,
+        input: str | None = None,
+        check: bool = False,
+    ) -> subprocess.CompletedProcess:
+        """Run a program inside the namespace to completion; it is killed if timeout passes."""
+        pipe = subprocess.PIPE if capture_output else None
+        process = self.popen(args, stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL,
+                             stdout=pipe, stderr=pipe, text=True)
+        try:
+            stdout, stderr = process.communicate(input, timeout=timeout)
+        finally:
+            _stop_process(process)
+            self._processes.remove(process)
+        result = subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
+        if check:
+            result.check_returncode()
+        return result
+
+    def __repr__(self) -> str:
+        return f"Namespace({self.name!r}, created={self.created})"
+
+
+def _stop_process(process: subprocess.Popen) -> None:
+    """SIGTERM, a short wait, then SIGKILL: only this PID, the one we started."""
+    if process.poll() is not None:
+        return
+    try:
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=2)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+def _as_namespace(namespace: "Namespace | str") -> Namespace:
+    if isinstance(namespace, Namespace):
+        return namespace
+    # A bare name: an existing namespace we must not remove; whatever we add to it, the caller
+    # cleans up by closing the link we return.
+    return Namespace(namespace, create_if_missing=False).open()
+
+
+def _set_sysctl(namespace: str, path: str, value: str) -> None:
+    """Write /proc/sys/... as seen from inside the namespace (this thread enters it briefly)."""
+    netns.pushns(namespace)
+    try:
+        with open(f"/proc/sys/{path}", "w") as file:
+            file.write(value)
+    finally:
+        netns.popns()
+
+
+def setup_tun_in_namespace(
+    namespace: "Namespace | str",
+    tun_name: str = "ustun0",
+    mtu: int = 1500,
+    host_address: str = "10.77.0.1/24",
+    peer_address: str = "10.77.0.2",
+) -> TunLink:
+    """Create a TUN device inside the namespace and make it a working link to ustack.
+
+    The kernel side gets host_address (with its prefix), the device and the namespace's `lo` go
+    up, IPv6 is switched off on the device (the stack speaks IPv4 only; this also silences router
+    solicitations), and if peer_address (ustack's own address) is outside the host prefix a /32
+    route to it through the device is added. Returns the TunLink, whose fd works from here.
+    If a Namespace object is given, the link is also closed when the namespace closes."""
+    space = _as_namespace(namespace)
+    try:
+        host = ipaddress.IPv4Interface(host_address)
+        peer = ipaddress.IPv4Address(peer_address)
+    except ValueError as error:
+        raise NamespaceError(f"bad address: {error}") from None
+    link = TunLink(tun_name, mtu=mtu, namespace=space.name)
+    try:
+        try:
+            _set_sysctl(space.name, f"net/ipv6/conf/{tun_name}/disable_ipv6", "1")
+        except OSError:
+            pass  # a kernel without IPv6: nothing to switch off
+        with space.ipr() as ipr:
+            index = ipr.link_lookup(ifname=tun_name)[0]
+            ipr.addr("add", index=index, address=str(host.ip), prefixlen=host.network.prefixlen)
+            ipr.link("set", index=index, state="up")
+            for loopback in ipr.link_lookup(ifname="lo"):
+                ipr.link("set", index=loopback, state="up")
+            if peer not in host.network:
+                ipr.route("add", dst=f"{peer}/32", oif=index)
+    except NetlinkError as error:
+        link.close()
+        raise NamespaceError(f"cannot configure {tun_name} in {space.name}: {error}") from None
+    except BaseException:  # KeyboardInterrupt included: never leave a half-made device behind
+        link.close()
+        raise
+    if isinstance(namespace, Namespace):
+        namespace.own_link(link)
+    return link
+
+
+class VethPair(NamedTuple):
+    name_a: str
+    name_b: str
+    address_a: str
+    address_b: str
+
+
+def create_veth_pair(
+    namespace_a: Namespace,
+    namespace_b: Namespace,
+    name_a: str = "ust-veth-a",
+    name_b: str = "ust-veth-b",
+    address_a: str = "10.78.0.1/24",
+    address_b: str = "10.78.0.2/24",
+    mtu: int = 1500,
+) -> VethPair:
+    """Join two namespaces with a veth pair (a virtual cable), addressed and up on both ends.
+
+    Used to measure kernel-to-kernel TCP beside ustack. Deleting one end deletes both; the pair is
+    deleted when namespace_a closes (and disappears anyway with either namespace)."""
+    for name in (name_a, name_b):
+        if len(name.encode()) > 15:
+            raise NamespaceError(f"interface name {name!r} is longer than 15 characters")
+    try:
+        interface_a = ipaddress.IPv4Interface(address_a)
+        interface_b = ipaddress.IPv4Interface(address_b)
+    except ValueError as error:
+        raise NamespaceError(f"bad address: {error}") from None
+    try:
+        with namespace_a.ipr() as ipr:
+            ipr.link("add", ifname=name_a, kind="veth", mtu=mtu,
+                     peer={"ifname": name_b, "net_ns_fd": namespace_b.name, "mtu": mtu})
+        namespace_a.own_interface(name_a)
+        for space, name, interface in ((namespace_a, name_a, interface_a),
+                                       (namespace_b, name_b, interface_b)):
+            with space.ipr() as ipr:
+                index = ipr.link_lookup(ifname=name)[0]
+                ipr.addr("add", index=index, address=str(interface.ip),
+                         prefixlen=interface.network.prefixlen)
+                ipr.link("set", index=index, state="up")
+                for loopback in ipr.link_lookup(ifname="lo"):
+                    ipr.link("set", index=loopback, state="up")
+    except NetlinkError as error:
+        raise NamespaceError(f"cannot create veth pair {name_a}/{name_b}: {error}") from None
+    return VethPair(name_a, name_b, address_a, address_b)
