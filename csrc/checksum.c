@@ -1,22 +1,141 @@
-/* Internet checksum (RFC 1071). Placeholder, to be replaced by the wire layer work. */
+/* The Internet checksum (RFC 1071): the 16-bit one's complement of the one's complement sum of
+ * the data taken as 16-bit big-endian words, a missing last byte counting as zero (RFC 1071 1).
+ *
+ * Speed: RFC 1071 2(B) and 2(C) note that the sum does not depend on byte order and that it can
+ * be computed over wider words, folding the carries at the end. So we add the data as native
+ * 32-bit words into a 64-bit accumulator (a loop the compiler vectorises; 2**32 words of
+ * 2**32 - 1 cannot overflow 64 bits), fold to 16 bits, and swap to big-endian order once.
+ */
+#include <string.h>
+
 #include "wire.h"
 
-uint32_t ustack_checksum_add(uint32_t sum, const uint8_t *data, size_t length)
+/* Folds a 64-bit sum of 16-bit words to 16 bits, adding the carries back in (end-around carry). */
+static uint32_t fold(uint64_t sum)
 {
-    uint64_t acc = sum;
-    size_t i = 0;
-    for (; i + 1 < length; i += 2)
-        acc += (uint32_t)((data[i] << 8) | data[i + 1]);
-    if (i < length)
-        acc += (uint32_t)(data[i] << 8);
-    while (acc >> 32)
-        acc = (acc & 0xffffffffu) + (acc >> 32);
-    return (uint32_t)acc;
+    sum = (sum & 0xffffffffu) + (sum >> 32);
+    sum = (sum & 0xffffffffu) + (sum >> 32);
+    sum = (sum & 0xffffu) + (sum >> 16);
+    sum = (sum & 0xffffu) + (sum >> 16);
+    sum = (sum & 0xffffu) + (sum >> 16);
+    return (uint32_t)sum;
 }
 
-uint16_t ustack_checksum_fold(uint32_t sum)
+/* A 16-bit value summed in host order -> the same sum in big-endian order (RFC 1071 2(B)). */
+static uint32_t host_sum_to_network(uint32_t sum16)
 {
-    while (sum >> 16)
-        sum = (sum & 0xffff) + (sum >> 16);
-    return (uint16_t)~sum;
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    return ((sum16 & 0xff) << 8) | (sum16 >> 8);
+#else
+    return sum16;
+#endif
+}
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#define USTACK_HAVE_AVX2_PATH 1
+#include <immintrin.h>
+
+/* The same sum, 64 bytes per step with AVX2, for processors that have it (checked once, at run
+ * time, so the module still loads on older ones). Each 32-bit word is widened to 64 bits by
+ * interleaving it with zeros (unpack), and four accumulators keep the adds independent.
+ * Returns the sum of the first *done bytes (a multiple of 64); the caller sums the rest. */
+__attribute__((target("avx2"))) static uint64_t sum_avx2(const uint8_t *data, size_t length, size_t *done)
+{
+    const __m256i zero = _mm256_setzero_si256();
+    __m256i sum0 = zero, sum1 = zero, sum2 = zero, sum3 = zero;
+    size_t i = 0;
+    for (; i + 64 <= length; i += 64) {
+        __m256i first = _mm256_loadu_si256((const __m256i *)(const void *)(data + i));
+        __m256i second = _mm256_loadu_si256((const __m256i *)(const void *)(data + i + 32));
+        sum0 = _mm256_add_epi64(sum0, _mm256_unpacklo_epi32(first, zero));
+        sum1 = _mm256_add_epi64(sum1, _mm256_unpackhi_epi32(first, zero));
+        sum2 = _mm256_add_epi64(sum2, _mm256_unpacklo_epi32(second, zero));
+        sum3 = _mm256_add_epi64(sum3, _mm256_unpackhi_epi32(second, zero));
+    }
+    uint64_t lanes[4];
+    _mm256_storeu_si256((__m256i *)(void *)lanes,
+                        _mm256_add_epi64(_mm256_add_epi64(sum0, sum1), _mm256_add_epi64(sum2, sum3)));
+    *done = i;
+    return lanes[0] + lanes[1] + lanes[2] + lanes[3];
+}
+
+static int have_avx2(void)
+{
+    static int answer = -1;
+    if (answer < 0)
+        answer = __builtin_cpu_supports("avx2") ? 1 : 0;
+    return answer;
+}
+#endif
+
+/* The unfolded sum of the buffer as host-order words. The portable loop reads 32-bit words through
+ * memcpy (no alignment assumption, no aliasing trouble); -O3 vectorises it. */
+static uint64_t sum_host_words(const uint8_t *data, size_t length)
+{
+    uint64_t sum = 0;
+    size_t i = 0;
+#ifdef USTACK_HAVE_AVX2_PATH
+    if (length >= 256 && have_avx2())
+        sum = sum_avx2(data, length, &i);
+#endif
+    uint64_t sum_a = 0, sum_b = 0;
+    for (; i + 8 <= length; i += 8) {
+        uint32_t word_a, word_b;
+        memcpy(&word_a, data + i, 4);
+        memcpy(&word_b, data + i + 4, 4);
+        sum_a += word_a;
+        sum_b += word_b;
+    }
+    sum += sum_a + sum_b;
+    if (i + 4 <= length) {
+        uint32_t word;
+        memcpy(&word, data + i, 4);
+        sum += word;
+        i += 4;
+    }
+    if (i + 2 <= length) {
+        uint16_t half;
+        memcpy(&half, data + i, 2);
+        sum += half;
+        i += 2;
+    }
+    if (i < length) {
+        /* Odd length: the last byte is the high-order byte of a word whose low byte is zero. */
+        uint8_t last[2] = {data[i], 0};
+        uint16_t half;
+        memcpy(&half, last, 2);
+        sum += half;
+    }
+    return sum;
+}
+
+uint32_t ustack_checksum_add(uint32_t partial_sum, const uint8_t *data, size_t length)
+{
+    uint32_t piece = host_sum_to_network(fold(sum_host_words(data, length)));
+    return fold((uint64_t)partial_sum + piece);
+}
+
+uint16_t ustack_checksum_finish(uint32_t partial_sum)
+{
+    return (uint16_t)~fold(partial_sum);
+}
+
+uint16_t ustack_checksum(const uint8_t *data, size_t length)
+{
+    return ustack_checksum_finish(ustack_checksum_add(0, data, length));
+}
+
+/* RFC 1624 3, equation 3: HC' = ~(~HC + ~m + m'), for a checksum whose word m changed to m'. */
+uint16_t ustack_checksum_update(uint16_t checksum, uint16_t old_word, uint16_t new_word)
+{
+    uint32_t sum = (uint32_t)(uint16_t)~checksum + (uint16_t)~old_word + new_word;
+    return (uint16_t)~fold(sum);
+}
+
+/* The pseudo-header of TCP over IPv4 (RFC 9293 3.1): source, destination, zero + protocol, and
+ * the TCP length (header + data), summed as big-endian words. */
+uint32_t ustack_pseudo_header_sum(uint32_t src, uint32_t dst, uint8_t protocol, uint32_t length)
+{
+    uint64_t sum = (src >> 16) + (src & 0xffff) + (dst >> 16) + (dst & 0xffff) + protocol + length;
+    return fold(sum);
 }

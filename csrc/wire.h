@@ -1,9 +1,216 @@
+/* ustack wire layer: checksums, IPv4 / TCP / ICMPv4 parse and build.
+ *
+ * Rules every function here follows (DESIGN.md rule 4):
+ *   - never allocates; all output goes to structs or buffers the caller owns;
+ *   - never reads or writes outside the [pointer, pointer + length) it is given;
+ *   - a rejected packet returns a named reason from enum ustack_reason (0 means accepted).
+ *
+ * Multi-byte fields in the structs below are host-order integers; the parsers convert from network
+ * order (big-endian) and the builders convert back.
+ *
+ * The part between the cdef markers is also read by cffi (csrc/build_wire.py), so it uses only
+ * plain C declarations: no preprocessor lines, no expressions in array sizes other than literals.
+ */
 #ifndef USTACK_WIRE_H
 #define USTACK_WIRE_H
 #include <stddef.h>
 #include <stdint.h>
 
-uint32_t ustack_checksum_add(uint32_t sum, const uint8_t *data, size_t length);
-uint16_t ustack_checksum_fold(uint32_t sum);
+/* --- cdef begin --- */
+
+/* Why a packet was rejected. Python turns each name into a reason string once, at import time:
+ * USTACK_REASON_IPV4_BAD_CHECKSUM becomes "ipv4_bad_checksum" (ustack/wire/reasons.py). */
+enum ustack_reason {
+    USTACK_OK = 0,
+    USTACK_REASON_IPV4_TRUNCATED = 1,          /* fewer than 20 bytes */
+    USTACK_REASON_IPV4_BAD_VERSION = 2,        /* version field is not 4 */
+    USTACK_REASON_IPV4_BAD_HEADER_LENGTH = 3,  /* IHL < 5, or the header runs past the packet */
+    USTACK_REASON_IPV4_BAD_TOTAL_LENGTH = 4,   /* total length < header length, or > bytes we have */
+    USTACK_REASON_IPV4_BAD_CHECKSUM = 5,
+    USTACK_REASON_TCP_TRUNCATED = 6,           /* fewer than 20 bytes of TCP header */
+    USTACK_REASON_TCP_BAD_DATA_OFFSET = 7,     /* data offset < 5, or past the end of the segment */
+    USTACK_REASON_TCP_BAD_CHECKSUM = 8,
+    USTACK_REASON_TCP_BAD_OPTION_LENGTH = 9,   /* option length < 2, past the options, or wrong for its kind */
+    USTACK_REASON_ICMP_TRUNCATED = 10,         /* fewer than 8 bytes of ICMP header */
+    USTACK_REASON_ICMP_BAD_CHECKSUM = 11,
+    USTACK_REASON_ICMP_BAD_QUOTE = 12,         /* error message whose quoted IP header + 8 bytes is unusable */
+    USTACK_REASON_BUILD_BUFFER_TOO_SMALL = 13, /* builder: the caller's buffer cannot hold the packet */
+    USTACK_REASON_BUILD_PACKET_TOO_LONG = 14,  /* builder: more than 65,535 bytes of IPv4 packet */
+    USTACK_REASON_COUNT = 15
+};
+
+/* Which transport a parsed packet carried (ustack_packet_fields.transport). */
+enum ustack_transport {
+    USTACK_TRANSPORT_NONE = 0,  /* a fragment, or a protocol other than TCP and ICMP: IP header only */
+    USTACK_TRANSPORT_ICMP = 1,
+    USTACK_TRANSPORT_TCP = 6
+};
+
+/* Bits of ustack_tcp_fields.options_present. */
+enum ustack_tcp_option_bits {
+    USTACK_OPTION_MSS = 1,
+    USTACK_OPTION_WINDOW_SCALE = 2,
+    USTACK_OPTION_SACK_PERMITTED = 4,
+    USTACK_OPTION_TIMESTAMPS = 8
+};
+
+/* Option order on the wire for the builder: the order a real stack uses, so captures and
+ * conformance scripts compare byte for byte. */
+enum ustack_option_layout {
+    USTACK_LAYOUT_LINUX = 0,
+    USTACK_LAYOUT_FREEBSD = 1
+};
+
+/* RFC 791 3.1. Field order matches the Python NamedTuple Ipv4Header (ustack/wire/ipv4.py). */
+struct ustack_ipv4_fields {
+    uint32_t src;
+    uint32_t dst;
+    uint8_t protocol;
+    uint8_t ttl;
+    uint16_t total_length;
+    uint16_t identification;
+    uint8_t dont_fragment;
+    uint8_t more_fragments;
+    uint16_t fragment_offset;  /* in bytes: the wire field times 8 */
+    uint8_t header_length;     /* in bytes: IHL times 4 */
+    uint8_t tos;
+};
+
+/* RFC 9293 3.1. The first fields match the NamedTuple TcpSegment (flags, then header_length that
+ * Python skips, then window). Options (RFC 9293 3.2, RFC 7323, RFC 2018) follow. */
+struct ustack_tcp_fields {
+    uint16_t src_port;
+    uint16_t dst_port;
+    uint32_t seq;
+    uint32_t ack;
+    uint8_t flags;             /* all eight flag bits, as received */
+    uint8_t header_length;     /* data offset times 4 */
+    uint16_t window;           /* raw, unscaled */
+    uint16_t urgent_pointer;
+    uint8_t options_present;   /* USTACK_OPTION_* bits */
+    uint8_t window_scale;      /* shift count as received (RFC 7323 2.3: the receiver clamps to 14) */
+    uint16_t mss;
+    uint8_t sack_block_count;  /* 0..4 */
+    uint8_t reserved;
+    uint32_t ts_val;
+    uint32_t ts_ecr;
+    uint32_t sack_blocks[8];   /* left, right, left, right, ... */
+};
+
+/* RFC 792. Echo fields, the next-hop MTU (RFC 1191) and, for error messages, the quoted header. */
+struct ustack_icmp_fields {
+    uint8_t type;
+    uint8_t code;
+    uint16_t identifier;       /* bytes 4-5: the identifier of echo request / reply */
+    uint16_t sequence;         /* bytes 6-7: the sequence number of echo request / reply */
+    uint16_t next_hop_mtu;     /* destination unreachable, code 4 (fragmentation needed) */
+    uint8_t has_quote;         /* 1 for error messages: quoted_ip is filled in */
+    uint8_t quote_is_tcp;      /* 1 when the quoted datagram is TCP: the quoted_* ports/seq are filled */
+    uint16_t reserved;
+    struct ustack_ipv4_fields quoted_ip;
+    uint16_t quoted_src_port;
+    uint16_t quoted_dst_port;
+    uint32_t quoted_seq;
+};
+
+/* Everything ustack_parse_packet learns about one IPv4 packet. */
+struct ustack_packet_fields {
+    struct ustack_ipv4_fields ip;
+    uint8_t transport;         /* enum ustack_transport */
+    uint8_t reserved[3];
+    uint32_t payload_offset;   /* from the start of the packet: TCP data, ICMP data, or the IP payload */
+    uint32_t payload_length;
+    struct ustack_tcp_fields tcp;
+    struct ustack_icmp_fields icmp;
+};
+
+/* What the TCP builder writes: one whole IPv4 packet carrying one segment. */
+struct ustack_tcp_spec {
+    uint32_t src;
+    uint32_t dst;
+    uint8_t ttl;
+    uint8_t dont_fragment;
+    uint16_t identification;
+    uint16_t src_port;
+    uint16_t dst_port;
+    uint32_t seq;
+    uint32_t ack;
+    uint8_t flags;
+    uint8_t options_present;   /* USTACK_OPTION_* bits */
+    uint16_t window;
+    uint16_t urgent_pointer;
+    uint16_t mss;
+    uint8_t window_scale;
+    uint8_t sack_block_count;  /* blocks that do not fit in 40 bytes of options are left out */
+    uint8_t layout;            /* enum ustack_option_layout */
+    uint8_t reserved;
+    uint32_t ts_val;
+    uint32_t ts_ecr;
+    uint32_t sack_blocks[8];
+};
+
+/* Internet checksum (checksum.c). A "partial sum" is the 16-bit one's complement sum of the data
+ * read as big-endian 16-bit words, not yet complemented. Chain pieces that start at even offsets. */
+uint32_t ustack_checksum_add(uint32_t partial_sum, const uint8_t *data, size_t length);
+uint16_t ustack_checksum_finish(uint32_t partial_sum);
+uint16_t ustack_checksum(const uint8_t *data, size_t length);
+uint16_t ustack_checksum_update(uint16_t checksum, uint16_t old_word, uint16_t new_word);
+uint32_t ustack_pseudo_header_sum(uint32_t src, uint32_t dst, uint8_t protocol, uint32_t length);
+
+/* IPv4 (ipv4.c). Parse validates the header; the payload is [header_length, total_length). */
+int ustack_parse_ipv4(const uint8_t *packet, size_t length, struct ustack_ipv4_fields *out);
+int ustack_build_ipv4_header(uint8_t *out, size_t capacity, const struct ustack_ipv4_fields *header);
+
+/* TCP (tcp.c). `segment` is the TCP header + data (the IP payload); src/dst feed the pseudo-header. */
+int ustack_parse_tcp(const uint8_t *segment, size_t length, uint32_t src, uint32_t dst,
+                     struct ustack_tcp_fields *out);
+int ustack_tcp_options_length(const struct ustack_tcp_spec *spec);
+
+/* ICMPv4 (icmp.c). `message` is the ICMP header + data (the IP payload). */
+int ustack_parse_icmp(const uint8_t *message, size_t length, struct ustack_icmp_fields *out);
+
+/* Whole packets (packet.c): one call per packet in each direction.
+ * Parse returns a reason; the builders return the packet length (> 0) or minus a reason. */
+int ustack_parse_packet(const uint8_t *packet, size_t length, struct ustack_packet_fields *out);
+int ustack_build_tcp_packet(uint8_t *out, size_t capacity, const struct ustack_tcp_spec *spec,
+                            const uint8_t *payload, size_t payload_length);
+int ustack_build_icmp_packet(uint8_t *out, size_t capacity, uint32_t src, uint32_t dst, uint8_t ttl,
+                             uint16_t identification, uint8_t type, uint8_t code, uint32_t rest_of_header,
+                             const uint8_t *data, size_t data_length);
+
+/* --- cdef end --- */
+
+/* Internal helpers shared by the .c files (not exposed to Python). */
+#define USTACK_IPV4_MIN_HEADER 20
+#define USTACK_TCP_MIN_HEADER 20
+#define USTACK_TCP_MAX_OPTIONS 40
+#define USTACK_ICMP_HEADER 8
+#define USTACK_PROTOCOL_ICMP 1
+#define USTACK_PROTOCOL_TCP 6
+
+static inline uint16_t ustack_read16(const uint8_t *p) { return (uint16_t)((p[0] << 8) | p[1]); }
+
+static inline uint32_t ustack_read32(const uint8_t *p)
+{
+    return ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) | ((uint32_t)p[2] << 8) | p[3];
+}
+
+static inline void ustack_write16(uint8_t *p, uint16_t value)
+{
+    p[0] = (uint8_t)(value >> 8);
+    p[1] = (uint8_t)value;
+}
+
+static inline void ustack_write32(uint8_t *p, uint32_t value)
+{
+    p[0] = (uint8_t)(value >> 24);
+    p[1] = (uint8_t)(value >> 16);
+    p[2] = (uint8_t)(value >> 8);
+    p[3] = (uint8_t)value;
+}
+
+/* Internal: fills in the TCP part of a packet after the IP header is written (tcp.c). */
+int ustack_write_tcp(uint8_t *segment, size_t capacity, const struct ustack_tcp_spec *spec,
+                     const uint8_t *payload, size_t payload_length);
 
 #endif

@@ -10,7 +10,7 @@ import importlib
 import sys
 
 # The modules under ustack/commands/, in the order `ustack --help` lists them.
-COMMAND_MODULES = ["decode"]
+COMMAND_MODULES = ["decode", "ladder"]
 
 
 class CliError(Exception):

@@ -1,0 +1,44 @@
+"""The wire layer: IPv4, TCP and ICMPv4 packets as typed values, parsed and built in C.
+
+Everything here is pure (no I/O, no clock). The names most code needs:
+
+    parse_packet(bytes) -> Packet(ip, tcp, icmp, payload)    raises WireError(reason)
+    build_tcp_packet(src, dst, TcpSegment, ...) -> bytes
+    build_icmp_packet(src, dst, IcmpMessage, ...) -> bytes
+    format_packet(bytes) -> str                              tcpdump's one-line text
+"""
+
+from .checksum import checksum_add, checksum_finish, checksum_update, internet_checksum, pseudo_header_sum
+from .codec import Packet, build_icmp_packet, build_tcp_packet, parse_packet, tcp_options_length
+from .errors import WireError
+from .icmp import IcmpMessage, QuotedTcp
+from .ipv4 import Ipv4Header, address_text, address_value
+from .reasons import PARSE_REASONS, REASON_NAMES
+from .tcp import NO_OPTIONS, TcpOptions, TcpSegment
+from .text import format_packet, format_tcp
+
+__all__ = [
+    "NO_OPTIONS",
+    "PARSE_REASONS",
+    "REASON_NAMES",
+    "IcmpMessage",
+    "Ipv4Header",
+    "Packet",
+    "QuotedTcp",
+    "TcpOptions",
+    "TcpSegment",
+    "WireError",
+    "address_text",
+    "address_value",
+    "build_icmp_packet",
+    "build_tcp_packet",
+    "checksum_add",
+    "checksum_finish",
+    "checksum_update",
+    "format_packet",
+    "format_tcp",
+    "internet_checksum",
+    "parse_packet",
+    "pseudo_header_sum",
+    "tcp_options_length",
+]

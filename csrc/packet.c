@@ -1,0 +1,106 @@
+/* Whole IPv4 packets: one call per packet in each direction (DESIGN.md rule 4).
+ *
+ * Receive: ustack_parse_packet validates the IP header and then, for an unfragmented TCP or ICMP
+ * packet, the transport header with its checksum. Send: ustack_build_tcp_packet and
+ * ustack_build_icmp_packet write the IP header, the transport header and the data, with both
+ * checksums, into the caller's buffer.
+ */
+#include <string.h>
+
+#include "wire.h"
+
+#define MAX_IPV4_PACKET 65535
+
+int ustack_parse_packet(const uint8_t *packet, size_t length, struct ustack_packet_fields *out)
+{
+    int reason = ustack_parse_ipv4(packet, length, &out->ip);
+    if (reason != USTACK_OK)
+        return reason;
+    const uint8_t *payload = packet + out->ip.header_length;
+    size_t payload_length = (size_t)out->ip.total_length - out->ip.header_length;
+    out->transport = USTACK_TRANSPORT_NONE;
+    out->payload_offset = out->ip.header_length;
+    out->payload_length = (uint32_t)payload_length;
+
+    /* A fragment carries only part of a transport header, and its checksum covers the whole
+     * reassembled datagram (RFC 791 3.2): nothing more to check here. */
+    if (out->ip.more_fragments || out->ip.fragment_offset != 0)
+        return USTACK_OK;
+
+    if (out->ip.protocol == USTACK_PROTOCOL_TCP) {
+        reason = ustack_parse_tcp(payload, payload_length, out->ip.src, out->ip.dst, &out->tcp);
+        if (reason != USTACK_OK)
+            return reason;
+        out->transport = USTACK_TRANSPORT_TCP;
+        out->payload_offset += out->tcp.header_length;
+        out->payload_length -= out->tcp.header_length;
+    } else if (out->ip.protocol == USTACK_PROTOCOL_ICMP) {
+        reason = ustack_parse_icmp(payload, payload_length, &out->icmp);
+        if (reason != USTACK_OK)
+            return reason;
+        out->transport = USTACK_TRANSPORT_ICMP;
+        out->payload_offset += USTACK_ICMP_HEADER;
+        out->payload_length -= USTACK_ICMP_HEADER;
+    }
+    return USTACK_OK;
+}
+
+int ustack_build_tcp_packet(uint8_t *out, size_t capacity, const struct ustack_tcp_spec *spec,
+                            const uint8_t *payload, size_t payload_length)
+{
+    if (capacity < USTACK_IPV4_MIN_HEADER)
+        return -USTACK_REASON_BUILD_BUFFER_TOO_SMALL;
+    if (payload_length > MAX_IPV4_PACKET)
+        return -USTACK_REASON_BUILD_PACKET_TOO_LONG;
+    int segment_length = ustack_write_tcp(out + USTACK_IPV4_MIN_HEADER, capacity - USTACK_IPV4_MIN_HEADER,
+                                          spec, payload, payload_length);
+    if (segment_length < 0)
+        return segment_length;
+    size_t total_length = USTACK_IPV4_MIN_HEADER + (size_t)segment_length;
+    if (total_length > MAX_IPV4_PACKET)
+        return -USTACK_REASON_BUILD_PACKET_TOO_LONG;
+    struct ustack_ipv4_fields ip = {
+        .src = spec->src,
+        .dst = spec->dst,
+        .protocol = USTACK_PROTOCOL_TCP,
+        .ttl = spec->ttl,
+        .total_length = (uint16_t)total_length,
+        .identification = spec->identification,
+        .dont_fragment = spec->dont_fragment,
+        .header_length = USTACK_IPV4_MIN_HEADER,
+    };
+    ustack_build_ipv4_header(out, capacity, &ip);
+    return (int)total_length;
+}
+
+/* rest_of_header is bytes 4..7 of the ICMP header: identifier << 16 | sequence for echo,
+ * the next-hop MTU for fragmentation needed, zero for most errors (RFC 792). */
+int ustack_build_icmp_packet(uint8_t *out, size_t capacity, uint32_t src, uint32_t dst, uint8_t ttl,
+                             uint16_t identification, uint8_t type, uint8_t code, uint32_t rest_of_header,
+                             const uint8_t *data, size_t data_length)
+{
+    size_t total_length = USTACK_IPV4_MIN_HEADER + USTACK_ICMP_HEADER + data_length;
+    if (data_length > MAX_IPV4_PACKET || total_length > MAX_IPV4_PACKET)
+        return -USTACK_REASON_BUILD_PACKET_TOO_LONG;
+    if (total_length > capacity)
+        return -USTACK_REASON_BUILD_BUFFER_TOO_SMALL;
+    uint8_t *message = out + USTACK_IPV4_MIN_HEADER;
+    message[0] = type;
+    message[1] = code;
+    ustack_write16(message + 2, 0);
+    ustack_write32(message + 4, rest_of_header);
+    if (data_length > 0)
+        memcpy(message + USTACK_ICMP_HEADER, data, data_length);
+    ustack_write16(message + 2, ustack_checksum(message, USTACK_ICMP_HEADER + data_length));
+    struct ustack_ipv4_fields ip = {
+        .src = src,
+        .dst = dst,
+        .protocol = USTACK_PROTOCOL_ICMP,
+        .ttl = ttl,
+        .total_length = (uint16_t)total_length,
+        .identification = identification,
+        .header_length = USTACK_IPV4_MIN_HEADER,
+    };
+    ustack_build_ipv4_header(out, capacity, &ip);
+    return (int)total_length;
+}

@@ -1,0 +1,39 @@
+"""ICMP Destination Unreachable delivered by the stack (RFC 1122 4.2.3.9, RFC 5927, RFC 1191)."""
+
+from tcp_script import *  # noqa: F403
+from ustack.tcp import State, TcpError
+
+
+def test_fragmentation_needed_lowers_the_mss_and_resends():
+    script = established()
+    connection = script.connection
+    connection.send(bytes(2920), 0.0)
+    script.expect(outgoing(local(1), remote(1), payload=bytes(1460)), outgoing(local(1461), remote(1), ACK | PSH, payload=bytes(1460)))
+    connection.on_icmp_unreachable(4, 1000, local(1), 0.01)
+    assert connection.send_mss == 960
+    script.now = 0.01
+    data = bytes(960)
+    script.expect(
+        outgoing(local(1), remote(1), payload=data),
+        outgoing(local(961), remote(1), payload=data),
+        outgoing(local(1921), remote(1), payload=data),
+    )  # the 40-byte tail waits for Nagle
+
+
+def test_an_icmp_error_quoting_data_not_in_flight_is_ignored():
+    script = established()
+    connection = script.connection
+    connection.on_icmp_unreachable(4, 1000, local(500), 0.0)
+    assert connection.send_mss == 1460 and connection.drops["icmp_sequence_not_in_flight"] == 1
+
+
+def test_port_unreachable_while_connecting_is_refused():
+    script = syn_sent()
+    script.connection.on_icmp_unreachable(3, None, local(0), 0.1)
+    assert script.state is State.CLOSED and script.connection.error is TcpError.REFUSED
+
+
+def test_host_unreachable_is_a_soft_error():
+    script = syn_sent()
+    script.connection.on_icmp_unreachable(1, None, local(0), 0.1)
+    assert script.state is State.SYN_SENT and script.connection.soft_error == 1

@@ -1,0 +1,329 @@
+"""The interface: IPv4 and ICMP in and out, and the demultiplexer in front of the TCP core.
+
+Sans-IO like the core (DESIGN.md rules 1 and 2): bytes come in through `receive(packet, now)`,
+bytes go out through `transmit(now)`, time moves through `next_deadline()` / `on_timer(now)`.
+The runtime (ustack/aio) owns the TUN fd and the clock; this file owns the tables:
+
+- connections, keyed by the 4-tuple (local address, local port, remote address, remote port);
+- listeners, keyed by (local address, local port), where address 0 means "any of ours";
+- a heap of timer deadlines, so finding the next deadline costs O(log n) and an idle stack with
+  thousands of dead connections costs nothing (DESIGN.md rule 6);
+- drop counters by reason (DESIGN.md rule 8).
+
+Lookup order for an arriving TCP segment follows RFC 9293 3.10.7: a connection that matches the
+4-tuple exactly, then a listener on the port, else the segment is answered as if in state CLOSED
+(3.10.7.1): an RST unless it carries one.
+"""
+
+from __future__ import annotations
+
+import heapq
+import random
+from collections import Counter
+from dataclasses import replace
+from typing import Iterable, NamedTuple
+
+from .tcp import Connection, Listener, State, TcpConfig, reset_for_unmatched
+from .tcp.isn import IsnGenerator
+from .wire import WireError, build_icmp_packet, build_tcp_packet, parse_packet
+from .wire.icmp import DESTINATION_UNREACHABLE, ECHO_REPLY, ECHO_REQUEST
+from .wire.icmp import IcmpMessage
+from .wire.ipv4 import PROTOCOL_ICMP, PROTOCOL_TCP, Ipv4Header, address_text
+from .wire.tcp import TcpSegment
+
+# Linux's default ephemeral range (net.ipv4.ip_local_port_range).
+EPHEMERAL_PORTS = range(32768, 61000)
+DEFAULT_TTL = 64
+IPV4_AND_TCP_HEADERS = 40
+
+ConnectionKey = tuple[int, int, int, int]  # (local address, local port, remote address, remote port)
+
+
+class StackError(Exception):
+    """A user call the stack cannot honour; `errno` says which socket error it would be."""
+
+    def __init__(self, message: str, errno_value: int) -> None:
+        super().__init__(message)
+        self.errno = errno_value
+
+
+class StackEvent(NamedTuple):
+    """Something a connection reported, tagged with the connection it came from."""
+
+    connection: Connection
+    event: object
+
+
+class Stack:
+    """One IPv4 host with a TCP/IP stack: one address, any number of listeners and connections."""
+
+    def __init__(
+        self,
+        address: int,
+        config: TcpConfig | None = None,
+        *,
+        mtu: int = 1500,
+        isn_generator: IsnGenerator | None = None,
+        port_seed: int | None = None,
+        ttl: int = DEFAULT_TTL,
+    ) -> None:
+        self.address = address
+        self.mtu = mtu
+        # Our MSS follows from the MTU (RFC 9293 3.7.1): the MTU less the IPv4 and TCP headers.
+        base = config or TcpConfig()
+        self.config = replace(base, mss=min(base.mss, mtu - IPV4_AND_TCP_HEADERS))
+        self.ttl = ttl
+        self.isn_generator = isn_generator or IsnGenerator()
+        self.connections: dict[ConnectionKey, Connection] = {}
+        self.listeners: dict[tuple[int, int], Listener] = {}
+        self.drops: Counter[str] = Counter()
+        self.counters: Counter[str] = Counter()
+        # Connections that may have something to send: touched by a packet, a user call or a timer.
+        self._touched: dict[Connection, None] = {}
+        # (deadline, tie-breaker, connection); stale entries are skipped when they surface.
+        self._timer_heap: list[tuple[float, int, Connection]] = []
+        self._armed_deadline: dict[Connection, float] = {}
+        self._heap_counter = 0
+        self._control_replies: list[bytes] = []  # RSTs for unmatched segments, ICMP replies
+        self._events: list[StackEvent] = []
+        self._active: dict[Connection, None] = {}  # touched since the runtime last asked
+        self._port_random = random.Random(port_seed)
+        self._next_ephemeral = self._port_random.randrange(len(EPHEMERAL_PORTS))
+
+    # ----------------------------------------------------------------------------------------
+    # Packets in
+    # ----------------------------------------------------------------------------------------
+    def receive(self, packet: bytes, now: float) -> None:
+        """Process one IPv4 packet from the link."""
+        try:
+            parsed = parse_packet(packet)
+        except WireError as error:
+            self.drops[error.reason] += 1
+            return
+        ip = parsed.ip
+        if ip.dst != self.address:
+            self.drops["ipv4_not_our_address"] += 1
+            return
+        if ip.more_fragments or ip.fragment_offset:
+            # Reassembly is not implemented: every fragment is dropped for this named reason, and
+            # our own segments never need fragmenting because our MSS follows the MTU.
+            self.drops["ipv4_fragment_not_supported"] += 1
+            return
+        self.counters["packets_in"] += 1
+        if parsed.tcp is not None:
+            self._receive_tcp(ip, parsed.tcp, now)
+        elif parsed.icmp is not None:
+            self._receive_icmp(ip, parsed.icmp, now)
+        else:
+            self.drops[f"ipv4_protocol_{ip.protocol}_not_supported"] += 1
+
+    def _receive_tcp(self, ip: Ipv4Header, segment: TcpSegment, now: float) -> None:
+        key = (ip.dst, segment.dst_port, ip.src, segment.src_port)
+        connection = self.connections.get(key)
+        if connection is not None:
+            connection.receive(segment, now)
+            self._touch(connection)
+            return
+        listener = self.listeners.get((ip.dst, segment.dst_port)) or self.listeners.get((0, segment.dst_port))
+        if listener is not None:
+            new_connection = listener.receive(ip.src, segment, now)
+            if new_connection is not None:
+                self.connections[key] = new_connection
+                self._touch(new_connection)
+            self._collect_listener_output(listener, now)
+            return
+        # RFC 9293 3.10.7.1: no TCB, so answer as the CLOSED state does.
+        self.drops["tcp_no_connection"] += 1
+        reply = reset_for_unmatched(segment)
+        if reply is not None:
+            self.counters["resets_sent"] += 1
+            self._control_replies.append(build_tcp_packet(ip.dst, ip.src, reply, ttl=self.ttl))
+
+    def _collect_listener_output(self, listener: Listener, now: float) -> None:
+        for remote_address, reply in listener.transmit(now):
+            self._control_replies.append(build_tcp_packet(listener.local_address, remote_address, reply, ttl=self.ttl))
+
+    def _receive_icmp(self, ip: Ipv4Header, message: IcmpMessage, now: float) -> None:
+        if message.type == ECHO_REQUEST:
+            # RFC 792 / RFC 1122 3.2.2.6: echo the identifier, sequence number and data back.
+            reply = message._replace(type=ECHO_REPLY, code=0)
+            self._control_replies.append(build_icmp_packet(ip.dst, ip.src, reply, ttl=self.ttl))
+            self.counters["icmp_echo_replies"] += 1
+        elif message.type == DESTINATION_UNREACHABLE and message.quoted_tcp is not None:
+            quoted_ip, quoted = message.quoted_ip, message.quoted_tcp
+            # The quoted datagram is one we sent, so its source is our side of the connection.
+            key = (quoted_ip.src, quoted.src_port, quoted_ip.dst, quoted.dst_port)
+            connection = self.connections.get(key)
+            if connection is None:
+                self.drops["icmp_error_no_connection"] += 1
+                return
+            if not hasattr(connection, "on_icmp_unreachable"):
+                self.drops["icmp_unreachable_not_handled"] += 1  # the core has no handler yet
+                return
+            connection.on_icmp_unreachable(message.code, message.next_hop_mtu, quoted.seq, now)
+            self._touch(connection)
+        else:
+            self.drops[f"icmp_type_{message.type}_ignored"] += 1
+
+    # ----------------------------------------------------------------------------------------
+    # Packets out, time
+    # ----------------------------------------------------------------------------------------
+    def transmit(self, now: float) -> list[bytes]:
+        """Every packet due now: replies to unmatched segments, then each touched connection's."""
+        packets = self._control_replies
+        self._control_replies = []
+        touched = self._touched
+        self._touched = {}
+        self._active.update(touched)
+        for connection in touched:
+            for segment in connection.transmit(now):
+                packets.append(build_tcp_packet(connection.local_address, connection.remote_address, segment, ttl=self.ttl))
+            self._collect_events(connection)
+            if connection.is_finished:
+                self._forget(connection)
+            else:
+                self._arm(connection)
+        self.counters["packets_out"] += len(packets)
+        return packets
+
+    def next_deadline(self) -> float | None:
+        heap = self._timer_heap
+        while heap:
+            deadline, _, connection = heap[0]
+            if self._armed_deadline.get(connection) == deadline:
+                return deadline
+            heapq.heappop(heap)  # stale: the connection re-armed or went away
+        return None
+
+    def on_timer(self, now: float) -> None:
+        heap = self._timer_heap
+        while heap and heap[0][0] <= now:
+            deadline, _, connection = heapq.heappop(heap)
+            if self._armed_deadline.get(connection) != deadline:
+                continue
+            del self._armed_deadline[connection]
+            connection.on_timer(now)
+            self._touch(connection)
+
+    def _touch(self, connection: Connection) -> None:
+        self._touched[connection] = None
+        # Collect events as they happen, so a tracer can put a state change on the line of the
+        # packet (or the timer, or the user call) that caused it.
+        self._collect_events(connection)
+
+    def _arm(self, connection: Connection) -> None:
+        deadline = connection.next_deadline()
+        if deadline is None:
+            self._armed_deadline.pop(connection, None)
+        elif self._armed_deadline.get(connection) != deadline:
+            self._armed_deadline[connection] = deadline
+            self._heap_counter += 1
+            heapq.heappush(self._timer_heap, (deadline, self._heap_counter, connection))
+
+    def _forget(self, connection: Connection) -> None:
+        """A connection that is CLOSED with nothing left to send leaves no trace (DESIGN rule 6)."""
+        key = (connection.local_address, connection.local_port, connection.remote_address, connection.remote_port)
+        if self.connections.get(key) is connection:
+            del self.connections[key]
+        self._armed_deadline.pop(connection, None)
+
+    def _collect_events(self, connection: Connection) -> None:
+        for event in connection.events():
+            self._events.append(StackEvent(connection, event))
+
+    def drain_active(self) -> list[Connection]:
+        """The connections that received, sent or timed out since the last call.
+
+        The runtime looks at these (readable data, end of stream, state, error, send space) after
+        each batch, level-triggered: it never misses a change and never scans idle connections."""
+        active = list(self._active)
+        self._active = {}
+        return active
+
+    def events(self) -> list[StackEvent]:
+        """Drain what happened since the last call, connection by connection, in order."""
+        events = self._events
+        self._events = []
+        return events
+
+    # ----------------------------------------------------------------------------------------
+    # User calls (RFC 9293 3.10.1 OPEN and friends, at the level of the whole host)
+    # ----------------------------------------------------------------------------------------
+    def listen(
+        self, port: int, *, address: int = 0, backlog: int = 128, syn_queue_size: int | None = None, config: TcpConfig | None = None
+    ) -> Listener:
+        if (address, port) in self.listeners or (0, port) in self.listeners:
+            raise StackError(f"port {port} is already listening", _errno("EADDRINUSE"))
+        listener = Listener(
+            self._config_for(config),
+            address or self.address,
+            port,
+            backlog=backlog,
+            syn_queue_size=syn_queue_size if syn_queue_size is not None else max(backlog, 128),
+            isn_generator=self.isn_generator,
+        )
+        self.listeners[(address, port)] = listener
+        return listener
+
+    def close_listener(self, listener: Listener) -> None:
+        for key, value in list(self.listeners.items()):
+            if value is listener:
+                del self.listeners[key]
+
+    def connect(
+        self, remote_address: int, remote_port: int, now: float, *, local_port: int | None = None, config: TcpConfig | None = None
+    ) -> Connection:
+        """Active OPEN: a new connection in SYN-SENT; its SYN leaves with the next transmit()."""
+        if local_port is None:
+            local_port = self._ephemeral_port(remote_address, remote_port)
+        key = (self.address, local_port, remote_address, remote_port)
+        if key in self.connections:
+            raise StackError(f"{address_text(remote_address)}:{remote_port} from port {local_port} is in use", _errno("EADDRINUSE"))
+        iss = self.isn_generator.generate(self.address, local_port, remote_address, remote_port, now)
+        connection = Connection.open_active(self._config_for(config), self.address, local_port, remote_address, remote_port, iss, now)
+        self.connections[key] = connection
+        self._touch(connection)
+        return connection
+
+    def _config_for(self, config: TcpConfig | None) -> TcpConfig:
+        """A per-socket configuration (socket options), with the MSS still bounded by our MTU."""
+        if config is None:
+            return self.config
+        return replace(config, mss=min(config.mss, self.mtu - IPV4_AND_TCP_HEADERS))
+
+    def _ephemeral_port(self, remote_address: int, remote_port: int) -> int:
+        """A local port whose 4-tuple is free, counting TIME-WAIT connections as taken.
+
+        Walks the range from a random starting point (in the spirit of RFC 6056), so ports are not
+        predictable from one connection to the next."""
+        size = len(EPHEMERAL_PORTS)
+        for _ in range(size):
+            self._next_ephemeral = (self._next_ephemeral + 1) % size
+            port = EPHEMERAL_PORTS[self._next_ephemeral]
+            if (self.address, port, remote_address, remote_port) not in self.connections and (0, port) not in self.listeners:
+                return port
+        raise StackError("no free ephemeral port", _errno("EADDRNOTAVAIL"))
+
+    def poke(self, connection: Connection) -> None:
+        """Tell the stack that a user call on `connection` may have produced output or new timers.
+
+        The runtime calls this after conn.send/recv/shutdown/close/abort, then transmit()."""
+        self._touch(connection)
+
+    def all_connections(self) -> Iterable[Connection]:
+        """Every connection the stack knows, including those still in a listener's SYN queue."""
+        return list(self.connections.values())
+
+    def state_counts(self) -> Counter[str]:
+        return Counter(connection.state.value for connection in self.connections.values())
+
+
+def _errno(name: str) -> int:
+    # errno numbers without importing os-level modules into the sans-IO layer: the errno module is
+    # pure data.
+    import errno
+
+    return getattr(errno, name)
+
+
+__all__ = ["Stack", "StackError", "StackEvent", "State", "EPHEMERAL_PORTS"]

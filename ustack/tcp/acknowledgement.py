@@ -1,0 +1,140 @@
+"""The ACK field of an arriving segment (RFC 9293 3.10.7.4 fifth check) and everything it drives:
+SND.UNA and the send buffer, the send window, RTT samples (RFC 6298, RFC 7323 4), the
+retransmission timer (RFC 6298 5), duplicate ACKs and fast retransmit (RFC 5681 3.2)."""
+
+from __future__ import annotations
+
+from ustack.tcp.events import SendSpaceAvailable
+from ustack.tcp.options import TIMESTAMP_MASK, timestamp_value
+from ustack.tcp.seq import seq_add, seq_diff, seq_gt, seq_le, seq_lt
+from ustack.wire.tcp import FIN, SYN, TcpSegment
+
+DUPLICATE_ACK_THRESHOLD = 3  # RFC 5681 3.2
+
+
+class AcknowledgementProcessing:
+    """The ACK half of Connection (see connection.py for the variables)."""
+
+    def _ack_arrives(self, segment: TcpSegment, now: float) -> bool:
+        """Fifth check in the synchronized states. False means: drop the segment here."""
+        ack = segment.ack
+        # RFC 5961 5.2: acceptable only in [SND.UNA - MAX.SND.WND, SND.MAX]; anything else is
+        # answered with a (rate-limited) ACK and dropped. (RFC 9293 3.10.7.4 already says to ACK
+        # and drop an ACK of data never sent.)
+        if seq_gt(ack, self.snd_max) and not (self._probe_end is not None and ack == self._probe_end):
+            self.drops["ack_of_unsent_data"] += 1
+            self._challenge_ack(now)
+            return False
+        if seq_lt(ack, seq_add(self.snd_una, -self.max_snd_wnd)):
+            self.drops["ack_too_old"] += 1
+            self._challenge_ack(now)
+            return False
+        new_sack_information = False
+        if self.sack_permitted and segment.options.sack_blocks:
+            new_sack_information = segment.options.sack_blocks != self.peer_sack_blocks
+            self.peer_sack_blocks = segment.options.sack_blocks
+        if seq_gt(ack, self.snd_una):
+            self._new_ack(segment, ack, now)
+        elif ack == self.snd_una and self._is_duplicate_ack(segment, new_sack_information):
+            self._duplicate_ack(now)
+        self._update_send_window(segment)
+        return True
+
+    def _is_duplicate_ack(self, segment: TcpSegment, new_sack_information: bool = False) -> bool:
+        """RFC 5681 2 "DUPLICATE ACKNOWLEDGMENT": outstanding data, no payload, no SYN/FIN,
+        the same ACK number and the same window. With SACK, an ACK that reports newly SACKed data
+        counts even if the window moved (RFC 6675 2): Linux receivers grow their window with
+        every out-of-order segment, so without this no duplicate ACK from Linux would count."""
+        return (
+            self.snd_nxt != self.snd_una
+            and not segment.payload
+            and not segment.flags & (SYN | FIN)
+            and ((segment.window << self.send_shift) == self.snd_wnd or new_sack_information)
+        )
+
+    def _new_ack(self, segment: TcpSegment, ack: int, now: float) -> None:
+        """SND.UNA < SEG.ACK =< SND.MAX: release acknowledged data and let the world know."""
+        flight = seq_diff(self.snd_nxt, self.snd_una)  # FlightSize before this ACK
+        acked = seq_diff(ack, self.snd_una)
+        if acked > flight:
+            flight = acked  # data sent before a go-back after a timeout (SND.NXT < SND.MAX)
+        self._take_rtt_sample(segment, ack, now)
+
+        send_buffer = self.send_buffer
+        data_end = send_buffer.end_seq
+        released = send_buffer.acknowledge(ack if seq_le(ack, data_end) else data_end)
+        self.snd_una = ack
+        if seq_lt(self.snd_nxt, ack):
+            self.snd_nxt = ack
+            if seq_lt(self.snd_max, ack):
+                self.snd_max = ack  # the peer took our zero-window probe byte
+        self._probe_end = None
+        if self.snd_up is not None and seq_le(self.snd_up, ack):
+            self.snd_up = None  # all urgent data is acknowledged
+
+        congestion = self.congestion
+        if congestion.in_recovery:
+            if congestion.on_recovery_ack(acked, flight, now):
+                self.duplicate_acks = 0
+            else:
+                self._fast_retransmit = True  # a partial ACK (RFC 6582 3.2 step 3)
+        else:
+            congestion.on_ack(acked, flight, now)
+            self.duplicate_acks = 0
+
+        # RFC 6298 5.2 and 5.3: stop the timer when everything is acknowledged, else restart it.
+        self.retransmit_count = 0
+        if self.snd_nxt == ack:
+            self.retransmit_deadline = None
+        else:
+            self.retransmit_deadline = now + self.rtt.rto
+        if released and self._send_blocked:
+            self._send_blocked = False
+            self._events.append(SendSpaceAvailable(send_buffer.free_space))
+
+    def _take_rtt_sample(self, segment: TcpSegment, ack: int, now: float) -> None:
+        """One RTT measurement per ACK of new data, if it is unambiguous."""
+        if self.timestamps_enabled:
+            # RFC 7323 4.1/4.2: the echoed timestamp says which transmission is being answered,
+            # so retransmitted segments measure correctly too (Karn's rule is not needed).
+            timestamps = segment.options.timestamps
+            if timestamps is not None and timestamps[1]:
+                elapsed = (timestamp_value(now) - timestamps[1]) & TIMESTAMP_MASK
+                if elapsed < 0x7FFFFFFF:
+                    self.rtt.on_sample(elapsed / 1000)
+                return
+            # A zero TSecr carries no echo (our clock read 0): fall back to the timed SYN.
+        # Karn's rule (RFC 6298 3): only the timed segment, and only if it was never
+        # retransmitted (retransmitting clears _timed_seq).
+        timed = self._timed_seq
+        if timed is not None and seq_gt(ack, timed):
+            self.rtt.on_sample(now - self._timed_at)
+            self._timed_seq = None
+
+    def _duplicate_ack(self, now: float) -> None:
+        """RFC 5681 3.2: the third duplicate ACK starts fast retransmit and fast recovery."""
+        self.duplicate_acks += 1
+        congestion = self.congestion
+        if congestion.in_recovery:
+            congestion.on_duplicate_ack_in_recovery()  # step 4: inflate
+        elif self.duplicate_acks == DUPLICATE_ACK_THRESHOLD:
+            congestion.on_enter_fast_recovery(seq_diff(self.snd_nxt, self.snd_una), now)  # step 2
+            self._fast_retransmit = True  # step 3: output.py resends the segment at SND.UNA
+            self._timed_seq = None  # Karn
+
+    def _update_send_window(self, segment: TcpSegment) -> None:
+        """RFC 9293 3.10.7.4 fifth: take the window from the newest segment only (SND.WL1/WL2
+        keep an old, reordered segment from shrinking it)."""
+        seq = segment.seq
+        wl1 = self.snd_wl1
+        if seq_lt(wl1, seq) or (wl1 == seq and seq_le(self.snd_wl2, segment.ack)):
+            window = segment.window << self.send_shift
+            self.snd_wnd = window
+            self.snd_wl1 = seq
+            self.snd_wl2 = segment.ack
+            if window > self.max_snd_wnd:
+                self.max_snd_wnd = window
+            if window and self.persist_deadline is not None:
+                # The window opened: stop probing (RFC 9293 3.8.6.1).
+                self.persist_deadline = None
+                self._persist_backoff = 0

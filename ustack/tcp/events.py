@@ -1,0 +1,92 @@
+"""What a connection reports: events the application drains with `events()`, and snapshots.
+
+Events are small frozen dataclasses (h11 style). They are emitted on edges, not per segment:
+`DataReadable` when data becomes readable after the buffer was empty, `SendSpaceAvailable` when an
+ACK frees space after a `send` was cut short, so a bulk transfer costs no allocation per segment.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ustack.tcp.errors import TcpError
+from ustack.tcp.state import State
+from ustack.wire.tcp import TcpSegment, flags_text
+
+
+@dataclass(frozen=True, slots=True)
+class StateChanged:
+    old: State
+    new: State
+    cause: str  # the segment (tcpdump-style), the user call or the timer that made the change
+
+
+@dataclass(frozen=True, slots=True)
+class DataReadable:
+    readable: int  # in-order bytes waiting for recv()
+
+
+@dataclass(frozen=True, slots=True)
+class EndOfStream:
+    """The peer's FIN arrived and every byte before it is in the receive buffer."""
+
+
+@dataclass(frozen=True, slots=True)
+class SendSpaceAvailable:
+    send_space: int
+
+
+@dataclass(frozen=True, slots=True)
+class UrgentDataArrived:
+    """RFC 6093: the peer's urgent pointer moved; `bytes_before_mark` more bytes are to be read
+    (inline, by recv) before the end of the urgent data."""
+
+    bytes_before_mark: int
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionFailed:
+    error: TcpError
+
+
+Event = StateChanged | DataReadable | EndOfStream | SendSpaceAvailable | UrgentDataArrived | ConnectionFailed
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionSnapshot:
+    """RFC 9293 3.10.6 STATUS: the connection's variables at one instant."""
+
+    state: State
+    local: tuple[int, int]
+    remote: tuple[int, int]
+    snd_una: int
+    snd_nxt: int
+    snd_wnd: int
+    rcv_nxt: int
+    rcv_wnd: int
+    cwnd: int
+    ssthresh: int
+    srtt: float | None
+    rttvar: float | None
+    rto: float
+    retransmissions: int
+    bytes_sent: int
+    bytes_received: int
+    send_queue: int  # bytes written and not yet acknowledged
+    receive_queue: int  # bytes received and not yet read
+    timers: dict[str, float]  # armed timers by name, with their deadlines
+    error: TcpError | None
+
+
+def segment_summary(segment: TcpSegment) -> str:
+    """One segment the way tcpdump -S prints it, for state-change causes and traces."""
+    text = f"Flags [{flags_text(segment.flags)}], seq {segment.seq}"
+    if segment.payload:
+        text += f":{(segment.seq + len(segment.payload)) & 0xFFFFFFFF}"
+    if segment.flags & 0x10:
+        text += f", ack {segment.ack}"
+    text += f", win {segment.window}"
+    if segment.flags & 0x20:
+        text += f", urg {segment.urgent_pointer}"
+    text += f", length {len(segment.payload)}"
+    return text

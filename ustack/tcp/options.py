@@ -1,0 +1,60 @@
+"""TCP options on the SYN: what we offer and what both sides agree on (RFC 9293 3.7.1, RFC 7323,
+RFC 2018). Options on other segments (timestamps, SACK blocks) are built by the output path."""
+
+from __future__ import annotations
+
+from ustack.tcp.config import TcpConfig
+from ustack.wire.tcp import TcpOptions
+
+DEFAULT_PEER_MSS = 536  # RFC 9293 3.7.1: assume 536 when the peer sends no MSS option
+TIMESTAMP_OPTION_SPACE = 12  # 10 bytes of option plus 2 of padding (RFC 7323 appendix A)
+MAX_WINDOW_SHIFT = 14  # RFC 7323 2.3
+TIMESTAMP_MASK = 0xFFFFFFFF
+
+
+def window_shift_for(buffer_size: int) -> int:
+    """The smallest shift that lets a 16-bit window field describe the whole receive buffer."""
+    shift = 0
+    while (buffer_size >> shift) > 0xFFFF and shift < MAX_WINDOW_SHIFT:
+        shift += 1
+    return shift
+
+
+def timestamp_value(now: float) -> int:
+    """Our TSval: a 1 ms clock (RFC 7323 5.4 asks for 1 ms to 1 s per tick)."""
+    return int(now * 1000) & TIMESTAMP_MASK
+
+
+def syn_options(
+    config: TcpConfig, now: float, *, window_scale: bool, sack: bool, timestamps: bool, ts_recent: int
+) -> TcpOptions:
+    """The options of our SYN (everything the config enables) or SYN-ACK (only what the peer's SYN
+    offered too: RFC 7323 1.3 and RFC 2018 2 forbid a SYN-ACK option the SYN did not carry)."""
+    return TcpOptions(
+        mss=config.mss,
+        window_scale=window_shift_for(config.receive_buffer_size) if window_scale else None,
+        sack_permitted=sack,
+        timestamps=(timestamp_value(now), ts_recent) if timestamps else None,
+    )
+
+
+class Negotiated:
+    """What the two SYNs agreed on."""
+
+    __slots__ = ("window_scaling", "peer_mss", "send_mss", "send_shift", "receive_shift", "sack", "timestamps")
+
+    def __init__(self, config: TcpConfig, peer_syn: TcpOptions):
+        self.peer_mss = peer_syn.mss or DEFAULT_PEER_MSS
+        # RFC 7323 2.2: scaling is on only if both SYNs carry the option; a shift above 14 is
+        # taken as 14 (2.3).
+        self.window_scaling = config.window_scaling and peer_syn.window_scale is not None
+        if self.window_scaling:
+            self.send_shift = min(peer_syn.window_scale, MAX_WINDOW_SHIFT)
+            self.receive_shift = window_shift_for(config.receive_buffer_size)
+        else:
+            self.send_shift = self.receive_shift = 0
+        self.sack = config.sack and peer_syn.sack_permitted  # RFC 2018 2
+        self.timestamps = config.timestamps and peer_syn.timestamps is not None  # RFC 7323 3.2
+        # RFC 9293 3.7.1 and RFC 6691: the MSS counts payload only; the options we put on every
+        # segment (timestamps) come out of it.
+        self.send_mss = min(self.peer_mss, config.mss) - (TIMESTAMP_OPTION_SPACE if self.timestamps else 0)

@@ -1,0 +1,215 @@
+"""Two TCP endpoints joined by a simulated link, on virtual time (for tests, benchmarks, labs).
+
+No sockets, no clock: the simulator keeps its own `now`, jumps straight to the next event (a
+segment arriving or a timer falling due) and is fully deterministic for a given seed. The link
+can lose, duplicate and reorder segments (like smoltcp's FaultInjector, but between two cores).
+
+    sim = Simulator(seed=7, loss=0.1)
+    sim.client_app = BulkTransfer(b"x" * 100_000)
+    sim.server_app = BulkTransfer(b"y" * 100_000)
+    sim.run(until=lambda s: s.client.state is State.CLOSED and s.server_closed)
+
+A "host" on each side holds what a stack would: the client its Connection, the server a Listener
+and the Connection it created. Segments for a connection that is finished are answered the way a
+stack answers unmatched segments (RFC 9293 3.10.7.1).
+"""
+
+from __future__ import annotations
+
+import heapq
+import random
+from typing import Callable
+
+from ustack.tcp.config import TcpConfig
+from ustack.tcp.connection import Connection
+from ustack.tcp.errors import TcpCallError
+from ustack.tcp.isn import IsnGenerator
+from ustack.tcp.listener import Listener
+from ustack.tcp.state import CLOSE_WAIT, CLOSED, ESTABLISHED, State
+from ustack.wire.tcp import TcpSegment
+
+CLIENT_ADDRESS = 0x0A000001  # 10.0.0.1
+SERVER_ADDRESS = 0x0A000002  # 10.0.0.2
+
+
+class Link:
+    """One direction of the wire: a fixed delay plus seeded loss, duplication and reordering."""
+
+    def __init__(self, rng: random.Random, delay: float, loss: float, duplicate: float, reorder: float):
+        self.rng = rng
+        self.delay = delay
+        self.loss = loss
+        self.duplicate = duplicate
+        self.reorder = reorder
+        self.sent = self.lost = self.duplicated = self.reordered = 0
+
+    def arrival_times(self, now: float) -> list[float]:
+        """When the copies of a segment sent at `now` arrive (none if it is lost)."""
+        self.sent += 1
+        rng = self.rng
+        if self.loss and rng.random() < self.loss:
+            self.lost += 1
+            return []
+        copies = 1
+        if self.duplicate and rng.random() < self.duplicate:
+            self.duplicated += 1
+            copies = 2
+        times = []
+        for _ in range(copies):
+            delay = self.delay
+            if self.reorder and rng.random() < self.reorder:
+                self.reordered += 1
+                delay += rng.random() * 3 * self.delay  # overtaken by later segments
+            times.append(now + delay)
+        return times
+
+
+class BulkTransfer:
+    """An application that sends `data`, reads everything, half-closes when all is written and
+    closes once the peer has finished too."""
+
+    def __init__(self, data: bytes, chunk: int = 65536):
+        self.data = memoryview(data)
+        self.chunk = chunk
+        self.offset = 0
+        self.received = bytearray()
+        self.shut = False
+        self.closed = False
+
+    def poll(self, connection: Connection | None, now: float) -> None:
+        if connection is None or connection.state is CLOSED:
+            return
+        state = connection.state
+        if state is ESTABLISHED or state is CLOSE_WAIT:
+            while self.offset < len(self.data):
+                accepted = connection.send(self.data[self.offset : self.offset + self.chunk], now)
+                self.offset += accepted
+                if not accepted:
+                    break
+            if self.offset == len(self.data) and not self.shut:
+                connection.shutdown(now)
+                self.shut = True
+        while connection.readable:
+            self.received += connection.recv(1 << 20, now)
+        if connection.at_eof and self.shut and not self.closed:
+            self.closed = True
+            try:
+                connection.close(now)
+            except TcpCallError:
+                pass
+
+
+class Simulator:
+    def __init__(
+        self,
+        client_config: TcpConfig | None = None,
+        server_config: TcpConfig | None = None,
+        *,
+        seed: int = 0,
+        delay: float = 0.005,
+        loss: float = 0.0,
+        duplicate: float = 0.0,
+        reorder: float = 0.0,
+        client_iss: int = 0xFFFFFF00,
+        server_iss: int = 0xFFFFF000,
+        client_port: int = 40000,
+        server_port: int = 80,
+    ):
+        rng = random.Random(seed)
+        self.seed = seed
+        self.now = 0.0
+        self.to_server = Link(rng, delay, loss, duplicate, reorder)
+        self.to_client = Link(rng, delay, loss, duplicate, reorder)
+        self.listener = Listener(
+            server_config or TcpConfig(), SERVER_ADDRESS, server_port,
+            isn_generator=IsnGenerator(fixed_isn=server_iss),
+        )
+        self.client = Connection.open_active(
+            client_config or TcpConfig(), CLIENT_ADDRESS, client_port, SERVER_ADDRESS, server_port,
+            client_iss, self.now,
+        )
+        self.server: Connection | None = None
+        self.client_app = None
+        self.server_app = None
+        self._queue: list = []  # heap of (arrival time, order, to_server, segment)
+        self._order = 0
+        self.trace: list[tuple[float, str, TcpSegment]] | None = None  # set to [] to record
+        self._flush()
+
+    # --- the hosts ---
+    def _deliver(self, to_server: bool, segment: TcpSegment) -> None:
+        now = self.now
+        if self.trace is not None:
+            self.trace.append((now, "c>s" if to_server else "s>c", segment))
+        if not to_server:
+            self.client.receive(segment, now)
+            return
+        server = self.server
+        if server is not None and not server.is_finished:
+            server.receive(segment, now)
+            return
+        connection = self.listener.receive(CLIENT_ADDRESS, segment, now)
+        if connection is not None:
+            self.server = connection
+
+    def _flush(self) -> None:
+        """Let the applications act, then put everything the endpoints transmit on the wire."""
+        now = self.now
+        if self.client_app is not None:
+            self.client_app.poll(self.client, now)
+        if self.server_app is not None:
+            self.server_app.poll(self.server, now)
+        for segment in self.client.transmit(now):
+            self._put(True, segment)
+        if self.server is not None:
+            for segment in self.server.transmit(now):
+                self._put(False, segment)
+        for _, segment in self.listener.transmit(now):
+            self._put(False, segment)
+
+    def _put(self, to_server: bool, segment: TcpSegment) -> None:
+        link = self.to_server if to_server else self.to_client
+        for arrival in link.arrival_times(self.now):
+            self._order += 1
+            heapq.heappush(self._queue, (arrival, self._order, to_server, segment))
+
+    # --- time ---
+    def next_event_time(self) -> float | None:
+        times = [t for t in (self.client.next_deadline(), self.server and self.server.next_deadline()) if t is not None]
+        if self._queue:
+            times.append(self._queue[0][0])
+        return min(times) if times else None
+
+    def step(self) -> bool:
+        """Advance to the next event and process everything due then. False when idle."""
+        when = self.next_event_time()
+        if when is None:
+            return False
+        if when > self.now:
+            self.now = when
+        queue = self._queue
+        while queue and queue[0][0] <= self.now:
+            _, _, to_server, segment = heapq.heappop(queue)
+            self._deliver(to_server, segment)
+        for connection in (self.client, self.server):
+            if connection is not None:
+                deadline = connection.next_deadline()
+                if deadline is not None and deadline <= self.now:
+                    connection.on_timer(self.now)
+        self._flush()
+        return True
+
+    def run(self, until: Callable[[Simulator], bool] | None = None, max_time: float = 3600.0) -> bool:
+        """Step until `until(self)` holds (True), the network is idle, or max_time passes."""
+        while self.now <= max_time:
+            if until is not None and until(self):
+                return True
+            if not self.step():
+                return until is None or until(self)
+        return False
+
+    @property
+    def server_closed(self) -> bool:
+        return self.server is not None and self.server.state is State.CLOSED
+
+

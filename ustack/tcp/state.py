@@ -1,0 +1,105 @@
+"""The eleven TCP states and the one table of transitions between them (RFC 9293 3.3.2).
+
+Every state change of a connection goes through `Connection._set_state`, which asks
+`check_transition` whether the change is in `TRANSITIONS` (DESIGN.md rule 3). The table is the
+single place that says what the code allows: the tests check it against Figure 5 of RFC 9293 and
+the documentation draws it.
+"""
+
+from __future__ import annotations
+
+import enum
+
+
+class State(enum.Enum):
+    CLOSED = "CLOSED"
+    LISTEN = "LISTEN"
+    SYN_SENT = "SYN-SENT"
+    SYN_RECEIVED = "SYN-RECEIVED"
+    ESTABLISHED = "ESTABLISHED"
+    FIN_WAIT_1 = "FIN-WAIT-1"
+    FIN_WAIT_2 = "FIN-WAIT-2"
+    CLOSE_WAIT = "CLOSE-WAIT"
+    CLOSING = "CLOSING"
+    LAST_ACK = "LAST-ACK"
+    TIME_WAIT = "TIME-WAIT"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+CLOSED = State.CLOSED
+LISTEN = State.LISTEN
+SYN_SENT = State.SYN_SENT
+SYN_RECEIVED = State.SYN_RECEIVED
+ESTABLISHED = State.ESTABLISHED
+FIN_WAIT_1 = State.FIN_WAIT_1
+FIN_WAIT_2 = State.FIN_WAIT_2
+CLOSE_WAIT = State.CLOSE_WAIT
+CLOSING = State.CLOSING
+LAST_ACK = State.LAST_ACK
+TIME_WAIT = State.TIME_WAIT
+
+# RFC 9293 3.3.2: "synchronized" states, where both sequence spaces are known.
+SYNCHRONIZED = frozenset(
+    {ESTABLISHED, FIN_WAIT_1, FIN_WAIT_2, CLOSE_WAIT, CLOSING, LAST_ACK, TIME_WAIT}
+)
+# States in which the application may still queue data (RFC 9293 3.10.2).
+CAN_SEND = frozenset({SYN_SENT, SYN_RECEIVED, ESTABLISHED, CLOSE_WAIT})
+# States in which arriving data is accepted into the receive buffer (RFC 9293 3.10.7.4, seventh).
+CAN_RECEIVE = frozenset({ESTABLISHED, FIN_WAIT_1, FIN_WAIT_2})
+# States in which we have sent (or queued) our FIN.
+FIN_QUEUED_STATES = frozenset({FIN_WAIT_1, FIN_WAIT_2, CLOSING, LAST_ACK, TIME_WAIT})
+
+
+# (old, new) -> what makes the change, in the words of Figure 5 where the figure has the arrow.
+# The first block is Figure 5 itself plus the notes under it; the second block is the arrows
+# the figure leaves out for legibility (note 3): resets, aborts and timeouts.
+FIGURE_5 = {
+    (CLOSED, LISTEN): "passive OPEN / create TCB",
+    (CLOSED, SYN_SENT): "active OPEN / create TCB, snd SYN",
+    (LISTEN, CLOSED): "CLOSE / delete TCB",
+    (LISTEN, SYN_RECEIVED): "rcv SYN / snd SYN,ACK",
+    (LISTEN, SYN_SENT): "SEND / snd SYN",
+    (SYN_SENT, CLOSED): "CLOSE / delete TCB",
+    (SYN_SENT, SYN_RECEIVED): "rcv SYN / snd SYN,ACK (simultaneous open)",
+    (SYN_SENT, ESTABLISHED): "rcv SYN,ACK / snd ACK",
+    (SYN_RECEIVED, LISTEN): "rcv RST (note 1: after a passive OPEN)",
+    (SYN_RECEIVED, ESTABLISHED): "rcv ACK of SYN",
+    (SYN_RECEIVED, FIN_WAIT_1): "CLOSE / snd FIN",
+    (ESTABLISHED, FIN_WAIT_1): "CLOSE / snd FIN",
+    (ESTABLISHED, CLOSE_WAIT): "rcv FIN / snd ACK",
+    (FIN_WAIT_1, FIN_WAIT_2): "rcv ACK of FIN",
+    (FIN_WAIT_1, CLOSING): "rcv FIN / snd ACK",
+    (FIN_WAIT_1, TIME_WAIT): "rcv FIN and ACK of FIN / snd ACK (note 2)",
+    (FIN_WAIT_2, TIME_WAIT): "rcv FIN / snd ACK",
+    (CLOSE_WAIT, LAST_ACK): "CLOSE / snd FIN",
+    (CLOSING, TIME_WAIT): "rcv ACK of FIN",
+    (LAST_ACK, CLOSED): "rcv ACK of FIN",
+    (TIME_WAIT, CLOSED): "Timeout=2MSL / delete TCB",
+}
+
+NOT_IN_FIGURE = {
+    (SYN_SENT, CLOSED): "rcv RST with acceptable ACK (refused), ABORT, or SYN retries exhausted",
+    (SYN_RECEIVED, CLOSED): "rcv RST, ABORT, SYN-ACK retries exhausted, or a listener's child reset",
+    (ESTABLISHED, CLOSED): "rcv RST, ABORT, close with unread data, or retransmissions exhausted",
+    (FIN_WAIT_1, CLOSED): "rcv RST, ABORT, or retransmissions exhausted",
+    (FIN_WAIT_2, CLOSED): "rcv RST, ABORT, or data after a full close",
+    (CLOSE_WAIT, CLOSED): "rcv RST, ABORT, or retransmissions exhausted",
+    (CLOSING, CLOSED): "rcv RST, ABORT, or retransmissions exhausted",
+    (LAST_ACK, CLOSED): "rcv RST, ABORT, or retransmissions exhausted",
+    (TIME_WAIT, CLOSED): "rcv RST (unless RFC 1337 protection is on), ABORT",
+}
+
+# The single table `_set_state` checks. Where both blocks name an arrow, the figure's words win
+# and the other causes are listed in NOT_IN_FIGURE.
+TRANSITIONS: dict[tuple[State, State], str] = {**NOT_IN_FIGURE, **FIGURE_5}
+
+
+class IllegalTransition(AssertionError):
+    """A state change that is not in TRANSITIONS: always a bug in the core, never bad input."""
+
+
+def check_transition(old: State, new: State) -> None:
+    if (old, new) not in TRANSITIONS:
+        raise IllegalTransition(f"{old.value} -> {new.value} is not in ustack.tcp.state.TRANSITIONS")

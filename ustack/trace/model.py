@@ -1,0 +1,154 @@
+"""The ladder diagram of one TCP connection, independent of where it comes from.
+
+A `Ladder` is what every renderer draws (text, SVG, Mermaid) and what every source builds (a pcap
+file through `ustack.trace.infer`, a running stack through `ustack.trace.recorder`). It holds two
+endpoints, the left one and the right one, and a list of items in time order:
+
+- an `Arrow` for each segment that went from one side towards the other;
+- a `StateMark` each time one side's TCP state changes (RFC 9293 3.3.2, figure 5).
+
+Sides are numbered: LEFT (0) and RIGHT (1). From a pcap, LEFT is the side that sent the first SYN
+(the active opener); from a running stack, LEFT is the stack itself.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ustack.tcp.seq import seq_add
+from ustack.wire.tcp import ACK, FIN, NO_OPTIONS, SYN, TcpOptions
+
+LEFT = 0
+RIGHT = 1
+
+# What happened to the segment an arrow stands for. Each kind is drawn differently.
+NORMAL = "normal"
+RETRANSMISSION = "retransmission"  # its sequence range had already been sent once
+DUPLICATE = "duplicate"  # the very same packet seen again (the network duplicated it)
+LOST = "lost"  # it never reached the other side: drawn ending in a cross mid-way
+KINDS = (NORMAL, RETRANSMISSION, DUPLICATE, LOST)
+
+# The eleven states of RFC 9293 3.3.2, spelled as the RFC spells them.
+STATES = (
+    "CLOSED",
+    "LISTEN",
+    "SYN-SENT",
+    "SYN-RECEIVED",
+    "ESTABLISHED",
+    "FIN-WAIT-1",
+    "FIN-WAIT-2",
+    "CLOSE-WAIT",
+    "CLOSING",
+    "LAST-ACK",
+    "TIME-WAIT",
+)
+
+
+def other_side(side: int) -> int:
+    return RIGHT if side == LEFT else LEFT
+
+
+def state_name(state: object) -> str:
+    """The RFC spelling of a state given as 'SYN-SENT', 'SYN_SENT', 'syn_sent' or an enum member.
+
+    The runtime hands us whatever its state type is; the diagram always shows the RFC names.
+    """
+    text = getattr(state, "name", None) or str(state)
+    text = text.rsplit(".", 1)[-1].strip().upper().replace("_", "-")
+    if text == "SYN-RCVD":
+        text = "SYN-RECEIVED"
+    return text
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    address: str  # dotted quad, '10.77.0.2'
+    port: int
+    label: str = ""  # a role such as 'client', 'server', 'ustack', 'kernel'
+
+    @property
+    def name(self) -> str:
+        return f"{self.address}:{self.port}"
+
+    @property
+    def title(self) -> str:
+        return f"{self.name} ({self.label})" if self.label else self.name
+
+
+@dataclass(frozen=True)
+class Arrow:
+    """One segment, from `from_side` towards the other side. Numbers are absolute, as on the wire."""
+
+    time: float
+    from_side: int
+    flags: int
+    seq: int
+    ack: int
+    window: int  # the raw 16-bit field (unscaled), as tcpdump prints it
+    length: int  # payload bytes
+    options: TcpOptions = NO_OPTIONS
+    kind: str = NORMAL
+    note: str = ""  # why it has its kind: 'retransmission 2, +0.400 s', 'dropped by FaultInjector'
+
+    @property
+    def sequence_length(self) -> int:
+        """SEG.LEN (RFC 9293 3.4): payload plus one for SYN and one for FIN."""
+        return self.length + (1 if self.flags & SYN else 0) + (1 if self.flags & FIN else 0)
+
+    @property
+    def sequence_end(self) -> int:
+        return seq_add(self.seq, self.sequence_length)
+
+    @property
+    def has_ack(self) -> bool:
+        return bool(self.flags & ACK)
+
+
+@dataclass(frozen=True)
+class StateMark:
+    """Side `side` entered `state` at `time`. `inferred` is True when it was guessed from the wire."""
+
+    time: float
+    side: int
+    state: str
+    inferred: bool = False
+    cause: str = ""  # 'sent SYN', 'received FIN', 'ACK of our FIN', ...
+
+
+@dataclass
+class Ladder:
+    left: Endpoint
+    right: Endpoint
+    items: list[Arrow | StateMark] = field(default_factory=list)
+    source: str = ""  # 'capture.pcap', 'live': said in the header of every rendering
+
+    @property
+    def arrows(self) -> list[Arrow]:
+        return [item for item in self.items if isinstance(item, Arrow)]
+
+    @property
+    def marks(self) -> list[StateMark]:
+        return [item for item in self.items if isinstance(item, StateMark)]
+
+    @property
+    def start_time(self) -> float:
+        return min(item.time for item in self.items) if self.items else 0.0
+
+    def endpoint(self, side: int) -> Endpoint:
+        return self.left if side == LEFT else self.right
+
+    def initial_sequence(self, side: int) -> int | None:
+        """The base for relative numbering, as tcpdump chooses it: the side's SYN, else its first segment."""
+        first = None
+        for arrow in self.arrows:
+            if arrow.from_side != side:
+                continue
+            if arrow.flags & SYN:
+                return arrow.seq
+            if first is None:
+                first = arrow.seq
+        return first
+
+    def states_of(self, side: int) -> list[str]:
+        """The states one side went through, in order (handy in tests and summaries)."""
+        return [mark.state for mark in self.marks if mark.side == side]

@@ -1,0 +1,38 @@
+"""The Internet checksum (RFC 1071), computed in C (csrc/checksum.c).
+
+    internet_checksum(data)                  the 16-bit checksum of a whole buffer
+    checksum_add(partial, data) / checksum_finish(partial)
+                                             the same in pieces: each piece but the last must have
+                                             an even length (RFC 1071 2(A): the words must line up)
+    checksum_update(checksum, old, new)      a checksum after one 16-bit word changed (RFC 1624 3)
+    pseudo_header_sum(src, dst, protocol, length)
+                                             the partial sum of the TCP/UDP pseudo-header over IPv4
+"""
+
+from __future__ import annotations
+
+from ._wire import lib
+
+
+def _as_bytes(data) -> bytes:
+    return data if type(data) is bytes else bytes(data)
+
+
+def internet_checksum(data: bytes) -> int:
+    return lib.ustack_checksum(_as_bytes(data), len(data))
+
+
+def checksum_add(partial_sum: int, data: bytes) -> int:
+    return lib.ustack_checksum_add(partial_sum, _as_bytes(data), len(data))
+
+
+def checksum_finish(partial_sum: int) -> int:
+    return lib.ustack_checksum_finish(partial_sum)
+
+
+def checksum_update(checksum: int, old_word: int, new_word: int) -> int:
+    return lib.ustack_checksum_update(checksum, old_word, new_word)
+
+
+def pseudo_header_sum(src: int, dst: int, protocol: int, length: int) -> int:
+    return lib.ustack_pseudo_header_sum(src, dst, protocol, length)
