@@ -66,3 +66,25 @@ def test_small_buffers_and_no_options_still_deliver():
     assert sim.run(until=both_closed, max_time=20000.0), f"seed=3 t={sim.now}"
     assert bytes(sim.server_app.received) == CLIENT_DATA[:200_000]
     assert bytes(sim.client_app.received) == SERVER_DATA[:100_000]
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_newreno_through_the_same_interface(seed):
+    config = TcpConfig(congestion_control="newreno")
+    sim = Simulator(config, config, seed=seed, loss=0.10)
+    sim.client_app = BulkTransfer(CLIENT_DATA)
+    sim.server_app = BulkTransfer(SERVER_DATA)
+    check(sim, sim.run(until=both_closed, max_time=20000.0), seed)
+
+
+def test_the_simulator_is_deterministic_for_a_seed():
+    def run(seed):
+        sim = Simulator(seed=seed, loss=0.1, reorder=0.1)
+        sim.trace = []
+        sim.client_app = BulkTransfer(CLIENT_DATA[:50_000])
+        sim.server_app = BulkTransfer(SERVER_DATA[:50_000])
+        sim.run(until=both_closed)
+        return sim.now, sim.trace
+
+    assert run(4) == run(4)
+    assert run(4) != run(5)

@@ -64,3 +64,20 @@ def test_persist_timer_forces_out_a_small_segment_the_window_allows():
     script.expect_nothing()
     script.advance_to_next_timer()
     script.expect(outgoing(local(2921), remote(1), payload=bytes(60)))
+
+
+def test_probing_stops_when_nothing_is_left_to_send():
+    script = established()
+    connection = script.connection
+    connection.send(b"z", 0.0)
+    script.receive(incoming(remote(1), local(1), window=0))
+    script.expect_nothing()
+    script.advance_to_next_timer()
+    script.expect(outgoing(local(1), remote(1), payload=b"z"))
+    # The peer took the probe byte but its window is still zero: nothing waits any more.
+    script.receive(incoming(remote(1), local(2), window=0))
+    script.expect_nothing()
+    assert connection.send_buffer.length == 0
+    script.advance_to_next_timer()  # the persist timer fires once more, finds nothing, stops
+    script.expect_nothing()
+    assert connection.next_deadline() is None  # idle means no timers (DESIGN.md rule 6)

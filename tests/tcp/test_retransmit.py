@@ -167,3 +167,23 @@ def test_congestion_window_restarts_after_an_idle_period():
     connection.send(bytes(1460), script.now)
     connection.transmit(script.now)
     assert connection.congestion.cwnd == 14600  # RFC 5681 4.1: back to the initial window
+
+
+def test_newreno_partial_ack_retransmits_the_next_hole_at_once():
+    config = TcpConfig(**{**CONFIG.__dict__, "congestion_control": "newreno"})
+    script = established(config)
+    connection = script.connection
+    data = bytes(range(256)) * 23  # 5888 bytes
+    connection.send(data, 0.0)
+    assert len(connection.transmit(0.0)) == 4  # 4 x 1460 (Nagle holds the tail)
+    # Segments 1 and 3 are lost; three duplicate ACKs of the first hole arrive.
+    for _ in range(3):
+        script.receive(incoming(remote(1), local(1)))
+    script.expect(outgoing(local(1), remote(1), payload=data[:1460]))
+    # The retransmission fills the first hole: the ACK moves up to the second hole only.
+    script.receive(incoming(remote(1), local(2921)))
+    assert connection.congestion.in_recovery  # a partial ACK (RFC 6582 3.2)
+    sent = connection.transmit(0.0)
+    assert sent[0] == outgoing(local(2921), remote(1), payload=data[2920:4380])
+    script.receive(incoming(remote(1), local(5841)))
+    assert not connection.congestion.in_recovery

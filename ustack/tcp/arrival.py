@@ -443,6 +443,7 @@ class SegmentArrival:
         buffer = self.receive_buffer
         was_empty = not buffer.readable
         had_hole = buffer.has_out_of_order
+        held_out_of_order = buffer.out_of_order_bytes
         seq = segment.seq
         if segment.flags & SYN:
             seq = seq_add(seq, 1)  # the data of a SYN-ACK starts after the SYN
@@ -462,8 +463,8 @@ class SegmentArrival:
             # Out of order, duplicate, or no room: ACK at once (RFC 5681 4.2, RFC 9293 3.10.7.4),
             # so the sender learns what we hold (and, with SACK, what lies beyond).
             self._ack_now = True
-            if not buffer.has_out_of_order or seq_le(seq_add(seq, len(segment.payload)), self.rcv_nxt):
-                self.drops["duplicate_or_beyond_window"] += 1
+            if buffer.out_of_order_bytes == held_out_of_order:
+                self.drops["duplicate_or_beyond_window"] += 1  # nothing new was kept
 
     def _fin_arrives(self, segment: TcpSegment, now: float) -> None:
         """Eighth: the FIN counts once every byte before it has arrived."""

@@ -25,16 +25,11 @@ from ustack.tcp.arrival import SegmentArrival
 from ustack.tcp.config import TcpConfig
 from ustack.tcp.congestion import create_congestion_control
 from ustack.tcp.errors import TcpError, call_error
-from ustack.tcp.events import (
-    ConnectionFailed,
-    ConnectionSnapshot,
-    Event,
-    StateChanged,
-)
+from ustack.tcp.events import ConnectionFailed, ConnectionSnapshot, Event, StateChanged
+from ustack.tcp.options import TIMESTAMP_OPTION_SPACE
 from ustack.tcp.output import SegmentOutput
 from ustack.tcp.rtt import RttEstimator
 from ustack.tcp.send_buffer import SendBuffer
-from ustack.tcp.options import TIMESTAMP_OPTION_SPACE
 from ustack.tcp.seq import seq_add, seq_diff, seq_le, seq_lt
 from ustack.tcp.state import (
     CAN_SEND,

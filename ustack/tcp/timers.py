@@ -13,7 +13,7 @@ Each timer is a deadline in virtual seconds, or None when not armed. There is no
 from __future__ import annotations
 
 from ustack.tcp.errors import TcpError
-from ustack.tcp.seq import seq_diff
+from ustack.tcp.seq import seq_diff, seq_gt
 from ustack.tcp.state import CLOSE_WAIT, CLOSED, ESTABLISHED, SYN_SENT
 
 TIMER_NAMES = ("retransmit", "delayed_ack", "persist", "keepalive", "time_wait")
@@ -107,6 +107,9 @@ class Timers:
         """RFC 9293 3.8.6.1: probe a zero window; with a small non-zero window that SWS
         avoidance refused to fill, send what fits (the "override timeout" of RFC 1122 4.2.3.4)."""
         self.persist_deadline = None
+        if not seq_gt(self.send_buffer.end_seq, self.snd_nxt):
+            self._persist_backoff = 0  # nothing waits to be sent any more: stop probing
+            return
         if self.snd_wnd == 0:
             self._window_probe = True
         else:

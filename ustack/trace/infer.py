@@ -169,7 +169,8 @@ def classify(segments: list[tuple[int, Observation]]) -> list[Arrow]:
         if previous is not None and _same_packet(previous, observation):
             kind, note = DUPLICATE, "duplicate: the same packet again"
         elif keepalive:
-            note = "keep-alive"
+            # The same shape probes a zero window (Linux's window probe): the peer's window says which.
+            note = "zero-window probe" if last_window[peer] == 0 else "keep-alive"
         elif arrow.sequence_length and sent_all is not None and seq_lt(tcp.seq, sent_all):
             times, last_time = sends_at[side].get(tcp.seq, (1, None))
             after = f", +{observation.time - last_time:.3f} s" if last_time is not None else ""

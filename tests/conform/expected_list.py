@@ -1,0 +1,62 @@
+"""tests/conform/expected.txt: every script of the FreeBSD suite that does not pass, and why.
+
+    .venv/bin/python tests/conform/expected_list.py        rewrite the file from a fresh run
+
+One line per script that fails, is skipped or does not parse:
+
+    script | status | key | reason
+
+`key` is short and stable (the unsupported feature, or the failing line and what differed); the
+test compares path, status and key, and shows the reason only to help the reader.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+if __name__ == "__main__":  # run as a script from the repository root
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from ustack.conform.runner import PASS, run_path  # noqa: E402
+
+SUITE = Path("/work/shared/conformance/freebsd-tcp-testsuite")
+EXPECTED = Path(__file__).with_name("expected.txt")
+HEADER = """\
+# Scripts of the FreeBSD tcp-testsuite (/work/shared/conformance) that do not pass, and why.
+# Rewrite after a change in ustack: .venv/bin/python tests/conform/expected_list.py
+# script | status | key (unsupported feature, or failing line and what differed) | reason
+"""
+
+
+def current_results() -> dict[str, tuple[str, str, str]]:
+    """script (relative to the suite) -> (status, key, reason), for every script not passing."""
+    results = {}
+    for path in sorted(SUITE.rglob("*.pkt")):
+        result = run_path(path)
+        if result.status == PASS:
+            continue
+        reason = result.mismatch.reason if result.mismatch else result.reason
+        results[str(path.relative_to(SUITE))] = (result.status, result.key, " ".join(reason.split()))
+    return results
+
+
+def read_expected(path: Path = EXPECTED) -> dict[str, tuple[str, str, str]]:
+    expected = {}
+    for line in path.read_text().splitlines():
+        if not line.strip() or line.startswith("#"):
+            continue
+        script, status, key, reason = (part.strip() for part in line.split(" | ", 3))
+        expected[script] = (status, key, reason)
+    return expected
+
+
+def write_expected(results: dict, path: Path = EXPECTED) -> None:
+    lines = [f"{script} | {status} | {key} | {reason}" for script, (status, key, reason) in sorted(results.items())]
+    path.write_text(HEADER + "\n".join(lines) + "\n")
+
+
+if __name__ == "__main__":
+    results = current_results()
+    write_expected(results)
+    print(f"{EXPECTED}: {len(results)} scripts that do not pass")

@@ -1,0 +1,62 @@
+"""The FreeBSD suite against ustack: the list of scripts that do not pass must be exactly right.
+
+A script that passed and now fails, or fails differently, is a regression; a script that now
+passes, or a list entry for a script that is gone, means the list is out of date. Either way the
+test fails and says which; tests/conform/expected_list.py rewrites the list.
+"""
+
+import random
+from pathlib import Path
+
+import pytest
+
+from conform.expected_list import EXPECTED, SUITE, current_results, read_expected
+from ustack.conform.lexer import ParseError
+from ustack.conform.parser import parse_text
+from ustack.conform.runner import PASS, run_path, run_script
+
+OURS = Path(__file__).with_name("ours")
+
+
+@pytest.mark.skipif(not SUITE.is_dir(), reason="the FreeBSD suite is not at /work/shared/conformance")
+def test_the_expected_list_is_exactly_what_does_not_pass():
+    expected = read_expected()
+    actual = current_results()
+    problems = []
+    for script in sorted(set(expected) | set(actual)):
+        want = expected.get(script)
+        got = actual.get(script)
+        if want is None:
+            problems.append(f"REGRESSION {script}: passed before, now {got[0]} ({got[1]}): {got[2]}")
+        elif got is None:
+            problems.append(f"NOW PASSES {script}: remove it from {EXPECTED.name}")
+        elif want[:2] != got[:2]:
+            problems.append(f"CHANGED {script}: listed as {want[0]} ({want[1]}), now {got[0]} ({got[1]}): {got[2]}")
+    assert not problems, f"{len(problems)} differences from {EXPECTED}:\n" + "\n".join(problems)
+
+
+@pytest.mark.parametrize("path", sorted(OURS.glob("*.pkt")), ids=lambda path: path.name)
+def test_our_scripts_pass(path):
+    result = run_path(path)
+    assert result.status == PASS, result.text()
+
+
+@pytest.mark.skipif(not SUITE.is_dir(), reason="the FreeBSD suite is not at /work/shared/conformance")
+def test_damaged_scripts_give_a_result_never_a_traceback():
+    """Scripts with one line removed: whatever happens is a pass, fail, skip or parse error."""
+    seed = 20261121
+    chooser = random.Random(seed)
+    paths = sorted(SUITE.rglob("*.pkt"))
+    for _ in range(300):
+        path = chooser.choice(paths)
+        lines = path.read_text().split("\n")
+        index = chooser.randrange(len(lines))
+        variant = "\n".join(lines[:index] + lines[index + 1 :])
+        try:
+            script = parse_text(variant, str(path))
+        except ParseError:
+            continue
+        try:
+            run_script(script)
+        except Exception as error:  # noqa: BLE001 - the point is that nothing escapes
+            raise AssertionError(f"seed {seed}: {path} without line {index + 1}: {error!r}") from error

@@ -1,0 +1,482 @@
+"""AsyncStack: the sans-IO Stack driven by an asyncio event loop.
+
+The whole runtime is two callbacks and one rule (DESIGN.md rules 2 and 6):
+
+- `loop.add_reader(link.fileno(), ...)`: the link has packets. Take a batch, feed each packet to
+  the stack, then run one *round*.
+- ONE `loop.call_at` timer, armed for the earliest deadline of the stack and of the link. When it
+  fires: `stack.on_timer(now)`, `link.on_timer(now)`, collect any packets the link released, run
+  one round.
+- A round: `stack.transmit(now)` goes out through the link, then every connection the stack
+  reports active (`stack.drain_active()`) has its transport brought up to date (data to the
+  protocol, pending writes into the send buffer, end of stream, errors), repeated while that
+  produced more to send; finally the timer is re-armed for the new earliest deadline.
+
+User calls on a transport (write, close, resume_reading, ...) happen outside a round: they
+`poke` the stack and ask for a round with `loop.call_soon`, once, however many calls there are in
+one loop iteration. Nothing else runs: with no packets and no deadline, the loop sleeps and the
+stack costs no CPU at all, however many connections have come and gone.
+
+`now` is always `loop.time()` (the monotonic clock asyncio itself uses).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import logging
+from typing import Any, Callable
+
+from ..link.base import LinkClosed
+from ..stack import Stack, StackError
+from ..tcp.config import TcpConfig
+from ..tcp.events import ConnectionSnapshot, StateChanged
+from ..tcp.state import State
+from ..wire.ipv4 import address_text, address_value
+from .errors import os_error
+from .server import Server
+from .transport import TcpTransport
+
+logger = logging.getLogger("ustack.aio")
+
+MAX_BATCH = 64  # packets taken from the link per readable event
+MAX_ROUNDS = 16  # transmit/update passes in one round before yielding to the loop
+
+# An observer is called as observer(now, kind, item):
+#   kind "<": item is a packet (bytes) received from the link
+#   kind ">": item is a packet (bytes) sent to the link
+#   kind "event": item is a ustack.stack.StackEvent (connection, event), e.g. StateChanged
+Observer = Callable[[float, str, Any], None]
+
+
+class AsyncStack:
+    def __init__(self, stack: Stack, link: Any, *, max_batch: int = MAX_BATCH) -> None:
+        self.stack = stack
+        self.link = link
+        self.max_batch = max_batch
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self._transports: dict[Any, TcpTransport] = {}  # core Connection -> its transport
+        self._servers: list[Server] = []
+        self._dirty: dict[TcpTransport, None] = {}  # transports to update in the next round
+        self._observers: list[Observer] = []
+        self._tracers = _tracers_in(link)
+        self._waiters: list[tuple[Callable[[], bool], asyncio.Future]] = []
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_deadline: float | None = None
+        self._round_scheduled = False
+        self._in_round = False
+        self._poked = False  # a user call touched a connection during this round
+        self._started = False
+        self._closed = False
+        self._fd = -1
+        self.counters: dict[str, int] = {"rounds": 0, "timer_fired": 0, "batches": 0}
+
+    # ------------------------------------------------------------------------------------------
+    # Life cycle
+    # ------------------------------------------------------------------------------------------
+    async def start(self) -> "AsyncStack":
+        if self._started:
+            return self
+        self.loop = asyncio.get_running_loop()
+        self._fd = self.link.fileno()  # kept: the link may be closed before we are
+        self.loop.add_reader(self._fd, self._on_readable)
+        self._started = True
+        self._round(self.loop.time())
+        return self
+
+    async def close(self) -> None:
+        """Stop listening, abort every connection still open (RST), send that, and let go of the
+        link's fd and the timer. The link itself stays open: whoever made it closes it."""
+        if self._closed or not self._started:
+            self._closed = True
+            return
+        for server in list(self._servers):
+            server.close()
+        for transport in list(self._transports.values()):
+            transport.abort()
+        self._round(self.loop.time())
+        self._closed = True
+        self.loop.remove_reader(self._fd)
+        self._cancel_timer()
+        for _, future in self._waiters:
+            if not future.done():
+                future.cancel()
+        self._waiters.clear()
+
+    async def __aenter__(self) -> "AsyncStack":
+        return await self.start()
+
+    async def __aexit__(self, *exc_info: Any) -> None:
+        await self.close()
+
+    @property
+    def timer_armed(self) -> bool:
+        """True while the one timer is set (false when the stack is idle: nothing is due)."""
+        return self._timer is not None
+
+    # ------------------------------------------------------------------------------------------
+    # The asyncio API
+    # ------------------------------------------------------------------------------------------
+    async def create_connection(
+        self,
+        protocol_factory: Callable[[], asyncio.BaseProtocol],
+        host: str,
+        port: int,
+        *,
+        local_port: int | None = None,
+        config: TcpConfig | None = None,
+    ) -> tuple[TcpTransport, asyncio.BaseProtocol]:
+        """Active open (RFC 9293 3.10.1). Raises ConnectionRefusedError when an RST answers the
+        SYN, TimeoutError when the SYN retries run out. `config` replaces the stack's TcpConfig
+        for this connection (what socket options do)."""
+        self._require_running()
+        remote = _parse_address(host)
+        _check_port(port)
+        try:
+            connection = self.stack.connect(remote, port, self.loop.time(), local_port=local_port, config=config)
+        except StackError as error:
+            raise os_error(error.errno, str(error)) from None
+        protocol = protocol_factory()
+        transport = TcpTransport(self, connection, protocol)
+        transport.open_waiter = self.loop.create_future()
+        self._transports[connection] = transport
+        self.request_round()
+        try:
+            await transport.open_waiter
+        except asyncio.CancelledError:
+            transport.abort()  # wait_for() gave up: the attempt must not linger in SYN-SENT
+            raise
+        return transport, protocol
+
+    async def open_connection(
+        self, host: str, port: int, *, local_port: int | None = None, limit: int = 2**16, config: TcpConfig | None = None
+    ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        """Like asyncio.open_connection, over ustack."""
+        loop = self._require_running()
+        reader = asyncio.StreamReader(limit=limit, loop=loop)
+        protocol = asyncio.StreamReaderProtocol(reader, loop=loop)
+        transport, _ = await self.create_connection(lambda: protocol, host, port, local_port=local_port, config=config)
+        writer = asyncio.StreamWriter(transport, protocol, reader, loop)
+        return reader, writer
+
+    async def create_server(
+        self,
+        protocol_factory: Callable[[], asyncio.BaseProtocol],
+        host: str | None = None,
+        port: int = 0,
+        *,
+        backlog: int = 128,
+        config: TcpConfig | None = None,
+    ) -> Server:
+        """Passive open: a listener; every accepted connection gets protocol_factory()."""
+        self._require_running()
+        address = 0 if host in (None, "", "0.0.0.0") else _parse_address(host)
+        if address not in (0, self.stack.address):
+            raise os_error(errno.EADDRNOTAVAIL, f"{host} is not this stack's address ({address_text(self.stack.address)})")
+        if port == 0:
+            port = self._free_listening_port()
+        _check_port(port)
+        try:
+            listener = self.stack.listen(port, address=address, backlog=backlog, config=config)
+        except StackError as error:
+            raise os_error(error.errno, str(error)) from None
+        server = Server(self, listener, protocol_factory, port)
+        self._servers.append(server)
+        return server
+
+    async def start_server(
+        self,
+        client_connected_cb: Callable[[asyncio.StreamReader, asyncio.StreamWriter], Any],
+        host: str | None = None,
+        port: int = 0,
+        *,
+        backlog: int = 128,
+        limit: int = 2**16,
+        config: TcpConfig | None = None,
+    ) -> Server:
+        """Like asyncio.start_server: client_connected_cb(reader, writer) per connection (a
+        coroutine function runs as a task)."""
+        loop = self._require_running()
+
+        def factory() -> asyncio.StreamReaderProtocol:
+            reader = asyncio.StreamReader(limit=limit, loop=loop)
+            return asyncio.StreamReaderProtocol(reader, client_connected_cb, loop=loop)
+
+        return await self.create_server(factory, host, port, backlog=backlog, config=config)
+
+    # ------------------------------------------------------------------------------------------
+    # Looking in
+    # ------------------------------------------------------------------------------------------
+    def snapshots(self) -> list[ConnectionSnapshot]:
+        """Every listener (state LISTEN) and every connection, for `ustack ss`."""
+        listening = [_listener_snapshot(listener) for listener in self.stack.listeners.values()]
+        return listening + [connection.snapshot() for connection in self.stack.all_connections()]
+
+    def add_observer(self, observer: Observer) -> None:
+        """observer(now, "<" | ">", packet) for each packet, observer(now, "event", StackEvent)
+        for each event of a connection (state changes first among them)."""
+        self._observers.append(observer)
+
+    def remove_observer(self, observer: Observer) -> None:
+        self._observers.remove(observer)
+
+    async def wait_until(self, predicate: Callable[[], bool], timeout: float | None = None) -> None:
+        """Wait until predicate() is true, checking it after every round (no polling).
+        Raises TimeoutError after `timeout` seconds."""
+        loop = self._require_running()
+        if predicate():
+            return
+        future = loop.create_future()
+        entry = (predicate, future)
+        self._waiters.append(entry)
+        try:
+            await asyncio.wait_for(future, timeout)
+        finally:
+            if entry in self._waiters:
+                self._waiters.remove(entry)
+
+    # ------------------------------------------------------------------------------------------
+    # For transports and servers
+    # ------------------------------------------------------------------------------------------
+    def poke(self, connection: Any) -> None:
+        """A user call touched `connection`: transmit what it produced in the next round."""
+        self.stack.poke(connection)
+        self._poked = True
+        self.request_round()
+
+    def mark_dirty(self, transport: TcpTransport) -> None:
+        """Bring `transport` up to date in the next round (e.g. after resume_reading)."""
+        self._dirty[transport] = None
+        self.request_round()
+
+    def forget(self, transport: TcpTransport) -> None:
+        if self._transports.get(transport._connection) is transport:
+            del self._transports[transport._connection]
+        self._dirty.pop(transport, None)
+
+    def register(self, transport: TcpTransport) -> None:
+        self._transports[transport._connection] = transport
+
+    def remove_server(self, server: Server) -> None:
+        if server in self._servers:
+            self._servers.remove(server)
+        self.stack.close_listener(server.listener)
+
+    def request_round(self) -> None:
+        """Run a round soon: once per loop iteration however many calls ask (batched flush)."""
+        if self._in_round or self._round_scheduled or self._closed or self.loop is None:
+            return
+        self._round_scheduled = True
+        self.loop.call_soon(self._scheduled_round)
+
+    # ------------------------------------------------------------------------------------------
+    # The driver
+    # ------------------------------------------------------------------------------------------
+    def _on_readable(self) -> None:
+        now = self.loop.time()
+        self._receive_from_link(now)
+        self._round(now)
+
+    def _on_timer(self) -> None:
+        deadline = self._timer_deadline
+        self._timer = None
+        self._timer_deadline = None
+        self.counters["timer_fired"] += 1
+        # asyncio may run a timer up to one clock tick early; never let the stack see a time
+        # before the deadline it asked for, or the timer would fire again for nothing.
+        now = max(self.loop.time(), deadline or 0.0)
+        self.stack.on_timer(now)
+        self._report_events(now)
+        self.link.on_timer(now)
+        self._receive_from_link(now)  # packets a middleware held back and released now
+        self._round(now)
+
+    def _scheduled_round(self) -> None:
+        self._round_scheduled = False
+        if not self._closed:
+            self._round(self.loop.time())
+
+    def _receive_from_link(self, now: float) -> None:
+        try:
+            batch = self.link.receive_batch(now, self.max_batch)
+        except LinkClosed as error:
+            logger.warning("ustack: %s; no more packets will arrive", error)
+            self.loop.remove_reader(self._fd)
+            return
+        self.counters["batches"] += 1
+        for packet in batch:  # a Tracer starts this packet's line as the loop reaches it
+            if self._observers:
+                self._notify(now, "<", packet)
+            try:
+                self.stack.receive(packet, now)
+            except Exception:
+                # A bug below us must not take every other connection down with it.
+                self.counters["packets_failed"] = self.counters.get("packets_failed", 0) + 1
+                logger.exception("ustack: the stack failed on a packet of %d bytes; it was dropped", len(packet))
+            self._report_events(now)  # state changes land on the line of the packet that caused them
+
+    def _round(self, now: float) -> None:
+        if self._closed:
+            return
+        self.counters["rounds"] += 1
+        self._in_round = True
+        try:
+            for _ in range(MAX_ROUNDS):
+                self._poked = False
+                self._report_events(now)  # changes made by user calls (connect, close, ...)
+                packets = self.stack.transmit(now)
+                self._report_events(now)
+                if packets:
+                    self._send(packets, now)
+                self._accept_new_connections(now)
+                for connection in self.stack.drain_active():
+                    transport = self._transports.get(connection)
+                    if transport is not None:
+                        self._dirty[transport] = None
+                dirty, self._dirty = self._dirty, {}
+                for transport in dirty:
+                    transport._update(now)
+                if not (self._poked or self._dirty):
+                    break  # nothing new to transmit, nobody left to update
+            else:
+                # Still busy after MAX_ROUNDS passes: let other callbacks run, then go on.
+                if not self._round_scheduled:
+                    self._round_scheduled = True
+                    self.loop.call_soon(self._scheduled_round)
+        finally:
+            self._in_round = False
+        self.link.flush()
+        self._rearm_timer()
+        if self._waiters:
+            self._check_waiters()
+
+    def _send(self, packets: list[bytes], now: float) -> None:
+        if self._observers:
+            for packet in packets:
+                self._notify(now, ">", packet)
+        self.link.send_batch(packets, now)
+
+    def _notify(self, now: float, kind: str, item: Any) -> None:
+        for observer in list(self._observers):
+            try:
+                observer(now, kind, item)
+            except Exception as error:
+                self.loop.call_exception_handler({"message": f"ustack observer {observer!r} failed", "exception": error})
+
+    def _accept_new_connections(self, now: float) -> None:
+        for server in self._servers:
+            while server.is_serving() and server.wants_connection():
+                connection = server.listener.accept()
+                if connection is None:
+                    break
+                server._accept(connection, now)
+
+    def _report_events(self, now: float) -> None:
+        events = self.stack.events()
+        if not events:
+            return
+        for item in events:
+            if self._tracers and isinstance(item.event, StateChanged):
+                for tracer in self._tracers:
+                    tracer.annotate(f"{item.event.old} -> {item.event.new}")
+            if self._observers:
+                self._notify(now, "event", item)
+
+    def _rearm_timer(self) -> None:
+        deadline = _earliest(self.stack.next_deadline(), self.link.next_deadline())
+        if deadline == self._timer_deadline:
+            return
+        self._cancel_timer()
+        if deadline is not None:
+            self._timer_deadline = deadline
+            self._timer = self.loop.call_at(deadline, self._on_timer)
+
+    def _cancel_timer(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer = None
+        self._timer_deadline = None
+
+    def _check_waiters(self) -> None:
+        for predicate, future in list(self._waiters):
+            if future.done():
+                continue
+            try:
+                if predicate():
+                    future.set_result(None)
+            except Exception as error:  # a broken predicate fails its waiter, not the runtime
+                future.set_exception(error)
+
+    def _require_running(self) -> asyncio.AbstractEventLoop:
+        if not self._started or self._closed:
+            raise RuntimeError("AsyncStack is not running: await astack.start() first")
+        return self.loop
+
+    def _free_listening_port(self) -> int:
+        from ..stack import EPHEMERAL_PORTS
+
+        taken = {port for (_, port) in self.stack.listeners}
+        for port in EPHEMERAL_PORTS:
+            if port not in taken:
+                return port
+        raise os_error(errno.EADDRINUSE, "no free port to listen on")
+
+
+def _earliest(*deadlines: float | None) -> float | None:
+    present = [deadline for deadline in deadlines if deadline is not None]
+    return min(present) if present else None
+
+
+def _parse_address(host: str) -> int:
+    if host == "localhost":
+        raise os_error(errno.EADDRNOTAVAIL, "ustack has no loopback interface: use the peer's IPv4 address")
+    try:
+        return address_value(host)
+    except ValueError:
+        raise os_error(errno.EINVAL, f"{host!r} is not an IPv4 address (ustack does not resolve names)") from None
+
+
+def _check_port(port: int) -> None:
+    if not isinstance(port, int) or not 0 < port < 65536:
+        raise os_error(errno.EINVAL, f"port {port!r} is not in 1..65535")
+
+
+def _tracers_in(link: Any) -> list[Any]:
+    """The Tracer middlewares in a link chain (they get state changes as annotations)."""
+    from ..link.tracer import Tracer
+
+    found = []
+    while link is not None:
+        if isinstance(link, Tracer):
+            found.append(link)
+        link = getattr(link, "inner", None)
+    return found
+
+
+def _listener_snapshot(listener: Any) -> ConnectionSnapshot:
+    """A listener in the shape of a connection snapshot, as `ss` shows it: LISTEN, the local
+    address, the accept queue as Recv-Q and the backlog as Send-Q."""
+    if hasattr(listener, "snapshot"):
+        return listener.snapshot()
+    return ConnectionSnapshot(
+        state=State.LISTEN,
+        local=(listener.local_address, listener.local_port),
+        remote=(0, 0),
+        snd_una=0,
+        snd_nxt=0,
+        snd_wnd=0,
+        rcv_nxt=0,
+        rcv_wnd=0,
+        cwnd=0,
+        ssthresh=0,
+        srtt=None,
+        rttvar=None,
+        rto=0.0,
+        retransmissions=0,
+        bytes_sent=0,
+        bytes_received=0,
+        send_queue=getattr(listener, "backlog", 0),
+        receive_queue=len(getattr(listener, "accept_queue", ())),
+        timers={},
+        error=None,
+    )

@@ -1,0 +1,131 @@
+"""Server: what start_server / create_server return, shaped like asyncio.Server.
+
+It owns one core Listener. After every round the runtime asks the listener for connections that
+completed the three-way handshake (`listener.accept()`) and hands each one to `_accept`, which
+wraps it in a TcpTransport with a fresh protocol from the factory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING, Any, Callable
+
+from .transport import TcpTransport
+
+if TYPE_CHECKING:
+    from .runtime import AsyncStack
+
+
+class Server:
+    def __init__(self, runtime: "AsyncStack", listener: Any, protocol_factory: Callable[[], asyncio.BaseProtocol], port: int) -> None:
+        self._runtime = runtime
+        self._loop = runtime.loop
+        self.listener = listener
+        self.port = port
+        self._protocol_factory = protocol_factory
+        self._serving = True
+        self._transports: dict[TcpTransport, None] = {}  # accepted and not yet lost
+        self._closed = self._loop.create_future()  # done once closed and every client is gone
+        self._serve_forever_future: asyncio.Future | None = None
+        # None: take every connection the listener completes, at once (asyncio's behaviour).
+        # A callable: take one only while it returns True. The blocking facade uses this so that
+        # connections wait in the core's accept queue, bounded by the backlog, until accept().
+        self.admission: Callable[[], bool] | None = None
+
+    def __repr__(self) -> str:
+        return f"<ustack Server port {self.port} {'serving' if self._serving else 'closed'}, {len(self._transports)} clients>"
+
+    def get_loop(self) -> asyncio.AbstractEventLoop:
+        return self._loop
+
+    @property
+    def sockets(self) -> tuple:
+        return ()  # no kernel sockets behind a ustack server
+
+    def is_serving(self) -> bool:
+        return self._serving
+
+    async def start_serving(self) -> None:
+        """Serving starts at creation, as with asyncio's default start_serving=True."""
+
+    def close(self) -> None:
+        """Stop listening. Connections already accepted go on (as with asyncio.Server.close);
+        those completed but never accepted, and half-open ones, are reset."""
+        if not self._serving:
+            return
+        self._serving = False
+        # CLOSE in LISTEN (RFC 9293 3.10.4): the listener aborts the handshakes in progress and
+        # the connections nobody accepted; their resets leave with the next transmit.
+        unaccepted = list(self.listener.syn_queue) + list(self.listener.accept_queue)
+        self.listener.close(self._loop.time())
+        for connection in unaccepted:
+            self._runtime.poke(connection)
+        self._runtime.remove_server(self)
+        if self._serve_forever_future is not None and not self._serve_forever_future.done():
+            self._serve_forever_future.cancel()
+        self._maybe_closed()
+
+    def close_clients(self) -> None:
+        """Close every accepted connection gracefully (asyncio 3.13's Server.close_clients)."""
+        for transport in list(self._transports):
+            transport.close()
+
+    def abort_clients(self) -> None:
+        """Reset every accepted connection."""
+        for transport in list(self._transports):
+            transport.abort()
+
+    async def wait_closed(self) -> None:
+        """Wait until the server is closed and every accepted connection is gone (Python 3.12+
+        semantics)."""
+        await asyncio.shield(self._closed)
+
+    async def serve_forever(self) -> None:
+        if self._serve_forever_future is not None:
+            raise RuntimeError(f"server {self!r} is already being awaited on serve_forever()")
+        if not self._serving:
+            raise RuntimeError(f"server {self!r} is closed")
+        self._serve_forever_future = self._loop.create_future()
+        try:
+            await self._serve_forever_future
+        except asyncio.CancelledError:
+            try:
+                self.close()
+                await self.wait_closed()
+            finally:
+                raise
+        finally:
+            self._serve_forever_future = None
+
+    async def __aenter__(self) -> "Server":
+        return self
+
+    async def __aexit__(self, *exc_info: Any) -> None:
+        self.close()
+        await self.wait_closed()
+
+    # --- for the runtime and the transports -----------------------------------------------------
+    def wants_connection(self) -> bool:
+        return self.admission is None or self.admission()
+
+    def _accept(self, connection: Any, now: float) -> None:
+        try:
+            protocol = self._protocol_factory()
+        except Exception as exc:
+            self._loop.call_exception_handler({"message": "protocol_factory() failed", "exception": exc})
+            connection.abort(now)
+            self._runtime.poke(connection)
+            return
+        transport = TcpTransport(self._runtime, connection, protocol, server=self)
+        self._transports[transport] = None
+        self._runtime.register(transport)
+        transport._update(now)
+
+    def _detach(self, transport: TcpTransport) -> None:
+        self._transports.pop(transport, None)
+        self._maybe_closed()
+
+    def _maybe_closed(self) -> None:
+        if not self._serving and not self._transports and not self._closed.done():
+            self._closed.set_result(None)
+

@@ -1,0 +1,358 @@
+"""One TCP connection of the core seen as an `asyncio.Transport`.
+
+The core keeps the real buffers: received data waits in the connection's receive buffer until we
+take it with `conn.recv` (taking it is what reopens the advertised window, DESIGN.md rule 5), and
+data we send waits in its send buffer until acknowledged. This transport only adds what asyncio
+expects on top:
+
+- a small *pending* buffer for writes the send buffer has no room for yet, with the usual write
+  buffer limits: above the high-water mark the protocol is told `pause_writing()` (so
+  `StreamWriter.drain()` blocks), at or below the low-water mark `resume_writing()`;
+- reading on or off: while paused we simply stop calling `conn.recv`, so the receive buffer fills
+  and the window the core advertises shrinks to zero; `resume_reading()` takes data again and the
+  core sends the window update;
+- the protocol callbacks: `connection_made`, `data_received`, `eof_received`,
+  `connection_lost(exc)` with ConnectionResetError / TimeoutError / ... from `errors.py`.
+
+The runtime (`runtime.py`) calls `_update(now)` whenever the core says the connection was touched
+(level-triggered: the transport looks at the connection's current state, never at a stream of
+edges, so it cannot miss one). Every user call ends with `runtime.poke(conn)`, which asks the core
+to transmit and batches the flush into one per loop iteration.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import TYPE_CHECKING, Any
+
+from ..tcp.errors import TcpCallError
+from ..wire.ipv4 import address_text
+from .errors import exception_for, os_error
+
+if TYPE_CHECKING:
+    from .runtime import AsyncStack
+
+logger = logging.getLogger("ustack.aio")
+
+# Largest chunk handed to data_received at once (the core may hold more).
+READ_CHUNK = 256 * 1024
+DEFAULT_HIGH_WATER = 64 * 1024
+
+# States in which both ends have exchanged SYNs: the connection exists for the application
+# (RFC 9293 3.3.2). CLOSED, LISTEN, SYN-SENT and SYN-RECEIVED are the others.
+SYNCHRONIZED_STATES = frozenset(
+    ["ESTABLISHED", "FIN-WAIT-1", "FIN-WAIT-2", "CLOSE-WAIT", "CLOSING", "LAST-ACK", "TIME-WAIT"]
+)
+# States after which nothing more can arrive and nothing more can be sent by the application.
+FINISHED_STATES = frozenset(["CLOSED", "TIME-WAIT"])
+
+
+def state_name(connection: Any) -> str:
+    state = connection.state
+    return getattr(state, "value", state)
+
+
+class TcpTransport(asyncio.Transport):
+    """asyncio's view of one core Connection. Created by the runtime, never by the application."""
+
+    def __init__(self, runtime: "AsyncStack", connection: Any, protocol: asyncio.BaseProtocol, server: Any = None) -> None:
+        super().__init__()
+        self._runtime = runtime
+        self._loop = runtime.loop
+        self._connection = connection
+        self._protocol = protocol
+        self._server = server
+        self._extra = {
+            "peername": (address_text(connection.remote_address), connection.remote_port),
+            "sockname": (address_text(connection.local_address), connection.local_port),
+            "connection": connection,  # the core object, for snapshots and teaching tools
+            "stack": runtime.stack,
+        }
+        self._made = False  # connection_made delivered
+        self._lost = False  # connection_lost delivered or scheduled: the transport is done
+        self._closing = False  # close() was called
+        self._reading_paused = False
+        self._eof_delivered = False
+        self._eof_requested = False  # write_eof() was called
+        self._shutdown_sent = False  # conn.shutdown() was called
+        self._writes_after_lost = 0
+        self._pending = bytearray()  # written but not yet accepted by the send buffer
+        self._writing_paused = False
+        self._high_water = DEFAULT_HIGH_WATER
+        self._low_water = DEFAULT_HIGH_WATER // 4
+        # Set by create_connection: resolved once the connection is synchronized or has failed.
+        self.open_waiter: asyncio.Future | None = None
+
+    def __repr__(self) -> str:
+        peer = self._extra["peername"]
+        return f"<TcpTransport {peer[0]}:{peer[1]} {state_name(self._connection)}{' closing' if self._closing else ''}>"
+
+    # ------------------------------------------------------------------------------------------
+    # asyncio.BaseTransport
+    # ------------------------------------------------------------------------------------------
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        return self._extra.get(name, default)
+
+    def is_closing(self) -> bool:
+        return self._closing or self._lost
+
+    def close(self) -> None:
+        """Graceful close: send what is pending, then FIN (conn.close). The protocol hears
+        connection_lost(None) once the pending data is in the send buffer, as with asyncio's
+        socket transports; the core finishes the FIN handshake and TIME-WAIT on its own."""
+        if self._closing or self._lost:
+            return
+        self._closing = True
+        if not self._made:  # closing an attempt that never connected
+            self.abort()
+            return
+        if not self._pending:
+            self._finish_close()
+
+    def set_protocol(self, protocol: asyncio.BaseProtocol) -> None:
+        self._protocol = protocol
+
+    def get_protocol(self) -> asyncio.BaseProtocol:
+        return self._protocol
+
+    # ------------------------------------------------------------------------------------------
+    # asyncio.ReadTransport
+    # ------------------------------------------------------------------------------------------
+    def is_reading(self) -> bool:
+        return not (self._reading_paused or self._closing or self._lost)
+
+    def pause_reading(self) -> None:
+        """Stop taking data out of the receive buffer: as it fills, the window closes."""
+        if self._closing or self._lost:
+            return
+        self._reading_paused = True
+
+    def resume_reading(self) -> None:
+        """Take data again; the core advertises the reopened window (a window update)."""
+        if not self._reading_paused or self._closing or self._lost:
+            return
+        self._reading_paused = False
+        self._runtime.mark_dirty(self)
+
+    # ------------------------------------------------------------------------------------------
+    # asyncio.WriteTransport
+    # ------------------------------------------------------------------------------------------
+    def set_write_buffer_limits(self, high: int | None = None, low: int | None = None) -> None:
+        if high is None:
+            high = DEFAULT_HIGH_WATER if low is None else 4 * low
+        if low is None:
+            low = high // 4
+        if not high >= low >= 0:
+            raise ValueError(f"high ({high!r}) must be >= low ({low!r}) must be >= 0")
+        self._high_water, self._low_water = high, low
+        self._maybe_pause_protocol()
+
+    def get_write_buffer_limits(self) -> tuple[int, int]:
+        return (self._low_water, self._high_water)
+
+    def get_write_buffer_size(self) -> int:
+        return len(self._pending)
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        if not isinstance(data, (bytes, bytearray, memoryview)):
+            raise TypeError(f"data argument must be a bytes-like object, not {type(data).__name__!r}")
+        if self._eof_requested:
+            raise RuntimeError("Cannot call write() after write_eof()")
+        if self._lost or not self._made:
+            # As asyncio's socket transports do: writing to a lost connection is ignored, with a
+            # warning once the application keeps at it.
+            self._writes_after_lost += 1
+            if self._writes_after_lost == 5:
+                logger.warning("ustack: write() on a closed transport %r is ignored", self)
+            return
+        if not data:
+            return
+        if self._pending:  # keep the order: behind what is already waiting
+            self._pending += data
+        else:
+            # The common case: straight into the send buffer, keeping only what does not fit.
+            data = bytes(data)
+            try:
+                accepted = self._connection.send(data, self._loop.time())
+            except TcpCallError as error:
+                self._connection_lost(exception_for(self._connection.error) or os_error(error.errno, str(error)))
+                return
+            self._runtime.poke(self._connection)
+            if accepted < len(data):
+                self._pending += memoryview(data)[accepted:]
+        self._push_pending(self._loop.time())
+        self._maybe_pause_protocol()
+
+    def write_eof(self) -> None:
+        """Half-close: a FIN follows the data already written; reading goes on."""
+        if self._eof_requested or self._closing or self._lost:
+            return
+        self._eof_requested = True
+        if not self._pending and self._made:
+            self._shutdown(self._loop.time())
+
+    def can_write_eof(self) -> bool:
+        return True
+
+    def abort(self) -> None:
+        """Drop everything and send RST (conn.abort); the protocol hears connection_lost(None)."""
+        if self._lost:
+            return
+        self._closing = True
+        self._pending.clear()
+        self._connection.abort(self._loop.time())
+        self._runtime.poke(self._connection)
+        self._connection_lost(None)
+
+    # ------------------------------------------------------------------------------------------
+    # Driven by the runtime
+    # ------------------------------------------------------------------------------------------
+    def _update(self, now: float) -> None:
+        """Look at the connection as it is now and bring the protocol up to date."""
+        if self._lost:
+            return
+        connection = self._connection
+        state = state_name(connection)
+        if not self._made:
+            if state in SYNCHRONIZED_STATES:
+                self._made = True
+                try:
+                    self._protocol.connection_made(self)
+                except Exception as exc:
+                    self._fatal_error(exc, "protocol.connection_made() call failed")
+                    return
+                if self.open_waiter is not None and not self.open_waiter.done():
+                    self.open_waiter.set_result(None)
+                if self._eof_requested and not self._pending:
+                    self._shutdown(now)
+            elif state == "CLOSED":
+                self._connection_lost(exception_for(connection.error) or ConnectionAbortedError("connection closed before it opened"))
+                return
+            else:
+                return
+        if self._pending:
+            self._push_pending(now)
+        if not (self._closing or self._reading_paused):
+            self._deliver_data(now)  # data that arrived before a reset is still delivered first
+        if self._lost:  # the protocol may have aborted inside a callback
+            return
+        state = state_name(connection)
+        if state == "CLOSED" and connection.error is not None:
+            self._connection_lost(exception_for(connection.error))
+        elif state in FINISHED_STATES and not connection.readable and (self._eof_delivered or not connection.at_eof):
+            # Both directions are over. Unread data (reading paused) and the end of stream stay
+            # readable in the core until the application resumes reading.
+            self._connection_lost(None)
+
+    def _deliver_data(self, now: float) -> None:
+        connection = self._connection
+        while connection.readable and not (self._reading_paused or self._closing or self._lost):
+            data = connection.recv(READ_CHUNK, now)
+            self._runtime.poke(connection)  # taking data may open the window: a window update
+            if not data:
+                break
+            try:
+                self._protocol.data_received(data)
+            except Exception as exc:
+                self._fatal_error(exc, "protocol.data_received() call failed")
+                return
+        if (
+            connection.at_eof
+            and not connection.readable
+            and not self._eof_delivered
+            and not (self._reading_paused or self._closing or self._lost)
+        ):
+            self._eof_delivered = True
+            try:
+                keep_open = self._protocol.eof_received()
+            except Exception as exc:
+                self._fatal_error(exc, "protocol.eof_received() call failed")
+                return
+            if not keep_open:
+                self.close()
+
+    def _push_pending(self, now: float) -> None:
+        """Move pending writes into the send buffer as far as it has room."""
+        connection = self._connection
+        pending = self._pending
+        if pending:
+            space = connection.send_space
+            if space > 0:
+                try:
+                    accepted = connection.send(bytes(pending[:space]), now)
+                except TcpCallError as error:
+                    # The connection can no longer send (reset, timed out): report it, once.
+                    self._connection_lost(exception_for(connection.error) or os_error(error.errno, str(error)))
+                    return
+                if accepted:
+                    del pending[:accepted]
+                    self._runtime.poke(connection)
+        if not pending:
+            if self._closing and not self._lost:
+                self._finish_close()
+            elif self._eof_requested and not self._shutdown_sent:
+                self._shutdown(now)
+        self._maybe_resume_protocol()
+
+    def _shutdown(self, now: float) -> None:
+        self._shutdown_sent = True
+        try:
+            self._connection.shutdown(now)
+        except TcpCallError:
+            return  # the connection is already gone; _update reports why
+        self._runtime.poke(self._connection)
+
+    def _finish_close(self) -> None:
+        self._connection.close(self._loop.time())
+        self._runtime.poke(self._connection)
+        self._connection_lost(None)
+
+    def _maybe_pause_protocol(self) -> None:
+        if not self._writing_paused and len(self._pending) > self._high_water:
+            self._writing_paused = True
+            try:
+                self._protocol.pause_writing()
+            except Exception as exc:
+                self._loop.call_exception_handler(
+                    {"message": "protocol.pause_writing() failed", "exception": exc, "transport": self, "protocol": self._protocol}
+                )
+
+    def _maybe_resume_protocol(self) -> None:
+        if self._writing_paused and len(self._pending) <= self._low_water:
+            self._writing_paused = False
+            try:
+                self._protocol.resume_writing()
+            except Exception as exc:
+                self._loop.call_exception_handler(
+                    {"message": "protocol.resume_writing() failed", "exception": exc, "transport": self, "protocol": self._protocol}
+                )
+
+    def _fatal_error(self, exc: BaseException, message: str) -> None:
+        self._loop.call_exception_handler({"message": message, "exception": exc, "transport": self, "protocol": self._protocol})
+        self.abort()
+
+    def _connection_lost(self, exc: BaseException | None) -> None:
+        """The transport is done: tell the protocol (soon, as asyncio does) and let go."""
+        if self._lost:
+            return
+        self._lost = True
+        self._closing = True
+        self._pending.clear()
+        self._runtime.forget(self)
+        if self._made:
+            self._loop.call_soon(self._call_connection_lost, exc)
+        else:
+            if self.open_waiter is not None and not self.open_waiter.done():
+                self.open_waiter.set_exception(exc or ConnectionAbortedError("connection aborted before it opened"))
+            if self._server is not None:
+                self._server._detach(self)
+                self._server = None
+
+    def _call_connection_lost(self, exc: BaseException | None) -> None:
+        try:
+            self._protocol.connection_lost(exc)
+        finally:
+            if self._server is not None:
+                self._server._detach(self)
+                self._server = None

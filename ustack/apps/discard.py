@@ -1,0 +1,22 @@
+"""The Discard service, RFC 863: "simply throw away any data it receives", until the client closes."""
+
+from __future__ import annotations
+
+import asyncio
+
+READ_SIZE = 65536
+
+
+async def handle_discard(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    try:
+        # Reading is what reopens the receive window, so a discard server is a fast sink.
+        while await reader.read(READ_SIZE):
+            pass
+    except (ConnectionError, OSError):
+        pass
+    finally:
+        writer.close()
+        try:
+            await writer.wait_closed()
+        except (ConnectionError, OSError):
+            pass

@@ -1,0 +1,326 @@
+"""A static-file HTTP/1.1 server on asyncio streams; h11 does the HTTP protocol, this file the files.
+
+What it does, per request:
+- GET and HEAD of a file under the served directory: 200 with Content-Length, the body streamed in
+  chunks with `await writer.drain()` between them, so a slow client holds back the reading of the
+  file instead of filling memory (DESIGN.md rule 5: backpressure is real).
+- GET of a directory: its index.html, or else a generated listing; "/dir" redirects to "/dir/".
+- PUT and POST: the body is stored at the path (parent directories are created), streamed to a
+  temporary file beside it and renamed into place when complete. 201 Created for a new file,
+  204 No Content for a replaced one (RFC 9110 9.3.4).
+- Any path that resolves outside the served directory (../, a symlink leading out, a NUL) is
+  refused with 403 and nothing outside is read or written.
+- 404 for a missing file, 405 (with Allow) for other methods, 400 for malformed HTTP.
+- Keep-alive: one connection serves requests until the client closes or asks to close, or sits
+  idle for keep_alive_timeout seconds between requests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import html
+import mimetypes
+import os
+import stat
+import tempfile
+from pathlib import Path
+from typing import Callable
+from urllib.parse import quote, unquote, urlsplit
+
+import h11
+
+READ_SIZE = 65536
+# How long a kept-alive connection may sit idle between requests before we close it (a client
+# that never sends again must not hold a connection forever).
+KEEP_ALIVE_TIMEOUT = 60.0
+CHUNK_SIZE = 65536  # file bytes per write() when sending a file
+ALLOWED_METHODS = "GET, HEAD, PUT, POST"
+# Longest request line plus headers we accept before answering 431/400 (h11 enforces it).
+MAX_HEADER_BYTES = 16 * 1024
+
+
+class _Refused(Exception):
+    """A request we answer with an error status instead of doing it."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+class HttpFileServer:
+    """`HttpFileServer(directory)` is an asyncio stream handler: pass it to start_server."""
+
+    def __init__(self, root: str | os.PathLike, *, log: Callable[[str], None] | None = None,
+                 chunk_size: int = CHUNK_SIZE, keep_alive_timeout: float = KEEP_ALIVE_TIMEOUT) -> None:
+        self.root = Path(root).resolve(strict=True)
+        if not self.root.is_dir():
+            raise NotADirectoryError(f"{root} is not a directory")
+        self.log = log
+        self.chunk_size = chunk_size
+        self.keep_alive_timeout = keep_alive_timeout
+
+    # ----------------------------------------------------------------------------------------
+    # One connection: a loop of request/response cycles (h11 tracks where we are in each)
+    # ----------------------------------------------------------------------------------------
+    async def __call__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        connection = h11.Connection(h11.SERVER, max_incomplete_event_size=MAX_HEADER_BYTES)
+        try:
+            while True:
+                try:
+                    # Waiting for a request: the only wait with a time limit.
+                    event = await asyncio.wait_for(_next_event(connection, reader), self.keep_alive_timeout)
+                except asyncio.TimeoutError:
+                    break
+                if isinstance(event, h11.ConnectionClosed):
+                    break
+                if isinstance(event, h11.Request):
+                    await self._answer(connection, reader, writer, event)
+                # Keep-alive: a new cycle only when both sides finished this one cleanly.
+                if connection.our_state is h11.DONE and connection.their_state is h11.DONE:
+                    connection.start_next_cycle()
+                else:
+                    break
+        except h11.RemoteProtocolError as error:
+            # Malformed HTTP from the client: answer 400 (or h11's better hint) if we still can.
+            if connection.our_state in (h11.IDLE, h11.SEND_RESPONSE):
+                try:
+                    await _send_text(connection, writer, error.error_status_hint, str(error), close=True)
+                except (ConnectionError, OSError, h11.LocalProtocolError):
+                    pass
+        except h11.LocalProtocolError:
+            pass  # we could not finish a response (a file shrank while we sent it): just close
+        except (ConnectionError, OSError):
+            pass  # the client went away mid-request; there is no one left to answer
+        finally:
+            writer.close()
+            try:
+                await writer.wait_closed()
+            except (ConnectionError, OSError):
+                pass
+
+    async def _answer(self, connection: h11.Connection, reader, writer, request: h11.Request) -> None:
+        method = request.method.decode("ascii", "replace")
+        status = 500
+        try:
+            url_path = _url_path(request.target)
+            if method in ("GET", "HEAD"):
+                await _discard_body(connection, reader)
+                status = await self._send_path(connection, writer, url_path, head=(method == "HEAD"))
+            elif method in ("PUT", "POST"):
+                status = await self._store_upload(connection, reader, writer, url_path)
+            else:
+                await _discard_body(connection, reader)
+                status = 405
+                await _send_text(connection, writer, 405, f"{method} is not supported here",
+                                 headers=[("Allow", ALLOWED_METHODS)])
+        except _Refused as refused:
+            status = refused.status
+            await self._refuse(connection, reader, writer, refused, head=(method == "HEAD"))
+        if self.log:
+            self.log(f'{_peer(writer)} "{method} {request.target.decode("ascii", "replace")}" {status}')
+
+    async def _refuse(self, connection, reader, writer, refused: _Refused, head: bool) -> None:
+        if connection.their_state is h11.SEND_BODY and connection.they_are_waiting_for_100_continue:
+            # The client holds its body until we say 100 Continue; we will not, so we answer and
+            # close rather than wait for a body that is not coming.
+            await _send_text(connection, writer, refused.status, refused.message, close=True, head=head)
+            return
+        await _discard_body(connection, reader)  # read it, so the connection can be kept alive
+        await _send_text(connection, writer, refused.status, refused.message, head=head)
+
+    # ----------------------------------------------------------------------------------------
+    # GET / HEAD
+    # ----------------------------------------------------------------------------------------
+    async def _send_path(self, connection, writer, url_path: str, head: bool) -> int:
+        path = self._resolve(url_path)
+        try:
+            info = path.stat()
+        except FileNotFoundError:
+            raise _Refused(404, f"{url_path} not found") from None
+        except (PermissionError, NotADirectoryError):
+            raise _Refused(404, f"{url_path} not found") from None
+        if stat.S_ISDIR(info.st_mode):
+            if not url_path.endswith("/"):
+                location = quote(url_path + "/")
+                await _send_text(connection, writer, 301, f"moved to {location}",
+                                 headers=[("Location", location)], head=head)
+                return 301
+            index = path / "index.html"
+            if index.is_file():
+                return await self._send_file(connection, writer, index, head)
+            body = _directory_listing(path, url_path).encode("utf-8")
+            await _send_body(connection, writer, 200, body, "text/html; charset=utf-8", head=head)
+            return 200
+        return await self._send_file(connection, writer, path, head)
+
+    async def _send_file(self, connection, writer, path: Path, head: bool) -> int:
+        try:
+            file = open(path, "rb")
+        except (PermissionError, IsADirectoryError):
+            raise _Refused(403, "not readable") from None
+        with file:
+            info = os.fstat(file.fileno())
+            if not stat.S_ISREG(info.st_mode):
+                # A FIFO or a device would block or never end: only regular files are served.
+                raise _Refused(403, "not a regular file")
+            content_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+            headers = _common_headers() + [
+                ("Content-Type", content_type),
+                ("Content-Length", str(info.st_size)),
+                ("Last-Modified", email.utils.formatdate(info.st_mtime, usegmt=True)),
+            ]
+            writer.write(connection.send(h11.Response(status_code=200, headers=headers)))
+            if not head:
+                while chunk := file.read(self.chunk_size):
+                    writer.write(connection.send(h11.Data(data=chunk)))
+                    # Wait while the peer is slower than the disk: memory stays at one chunk plus
+                    # the send buffer, however large the file.
+                    await writer.drain()
+            writer.write(connection.send(h11.EndOfMessage()))
+            await writer.drain()
+        return 200
+
+    # ----------------------------------------------------------------------------------------
+    # PUT / POST
+    # ----------------------------------------------------------------------------------------
+    async def _store_upload(self, connection, reader, writer, url_path: str) -> int:
+        target = self._resolve(url_path)
+        if target == self.root or url_path.endswith("/"):
+            raise _Refused(409, "cannot store a body as a directory; name a file")
+        if target.is_dir():
+            raise _Refused(409, f"{url_path} is a directory")
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+        except (FileExistsError, NotADirectoryError):
+            raise _Refused(409, "a parent of the path is a file") from None
+        except PermissionError:
+            raise _Refused(403, "not writable") from None
+        existed = target.exists()
+        if connection.they_are_waiting_for_100_continue:
+            # RFC 9110 10.1.1: the client waits for this before sending a large body.
+            writer.write(connection.send(h11.InformationalResponse(status_code=100, headers=[])))
+            await writer.drain()
+        # Written beside the target and renamed when complete, so that a reader never sees half a
+        # file and a broken upload leaves the old file as it was.
+        descriptor, temporary_name = tempfile.mkstemp(prefix=".upload-", dir=target.parent)
+        try:
+            with os.fdopen(descriptor, "wb") as temporary:
+                while True:
+                    event = await _next_event(connection, reader)
+                    if isinstance(event, h11.Data):
+                        temporary.write(event.data)
+                    elif isinstance(event, h11.EndOfMessage):
+                        break
+                    else:  # the connection closed before the body was complete
+                        raise ConnectionError("upload ended early")
+            os.replace(temporary_name, target)
+        except BaseException:
+            try:
+                os.unlink(temporary_name)
+            except FileNotFoundError:
+                pass
+            raise
+        if existed:
+            await _send_text(connection, writer, 204, "")
+            return 204
+        location = quote(url_path)
+        await _send_text(connection, writer, 201, f"created {location}", headers=[("Location", location)])
+        return 201
+
+    # ----------------------------------------------------------------------------------------
+    # Paths
+    # ----------------------------------------------------------------------------------------
+    def _resolve(self, url_path: str) -> Path:
+        """The file a URL path names, which must be the served directory or inside it."""
+        if "\0" in url_path:
+            raise _Refused(400, "NUL in path")
+        # resolve() follows "..", "." and symlinks (also of components not yet existing), so the
+        # check below sees where a request would really land.
+        candidate = (self.root / url_path.lstrip("/")).resolve()
+        if candidate != self.root and not candidate.is_relative_to(self.root):
+            raise _Refused(403, "path leads outside the served directory")
+        return candidate
+
+
+# --------------------------------------------------------------------------------------------
+# h11 plumbing
+# --------------------------------------------------------------------------------------------
+async def _next_event(connection: h11.Connection, reader) -> object:
+    """The next HTTP event, reading from the stream as h11 needs more bytes."""
+    while True:
+        event = connection.next_event()
+        if event is h11.NEED_DATA:
+            try:
+                data = await reader.read(READ_SIZE)
+            except ConnectionError:
+                data = b""
+            connection.receive_data(data)  # b"" tells h11 the client closed its side
+            continue
+        return event
+
+
+async def _discard_body(connection: h11.Connection, reader) -> None:
+    while connection.their_state is h11.SEND_BODY:
+        event = await _next_event(connection, reader)
+        if isinstance(event, h11.ConnectionClosed):
+            return
+
+
+def _common_headers() -> list[tuple[str, str]]:
+    return [("Server", "ustack"), ("Date", email.utils.formatdate(usegmt=True))]
+
+
+async def _send_body(connection, writer, status: int, body: bytes, content_type: str, *,
+                     headers=(), close=False, head=False) -> None:
+    all_headers = _common_headers() + list(headers)
+    if status != 204:
+        all_headers += [("Content-Type", content_type), ("Content-Length", str(len(body)))]
+    if close:
+        all_headers.append(("Connection", "close"))
+    writer.write(connection.send(h11.Response(status_code=status, headers=all_headers)))
+    if body and not head and status != 204:
+        writer.write(connection.send(h11.Data(data=body)))
+    writer.write(connection.send(h11.EndOfMessage()))
+    await writer.drain()
+
+
+async def _send_text(connection, writer, status: int, message: str, **options) -> None:
+    body = f"{message}\n".encode("utf-8") if message else b""
+    await _send_body(connection, writer, status, body, "text/plain; charset=utf-8", **options)
+
+
+def _url_path(target: bytes) -> str:
+    """The decoded path of a request target ("/a%20b?x=1" -> "/a b"); 400 if it is not one."""
+    try:
+        text = target.decode("ascii")
+        path = urlsplit(text).path  # also accepts the absolute form "http://host/path"
+        decoded = unquote(path, errors="strict")
+    except (UnicodeDecodeError, ValueError):
+        raise _Refused(400, "request target is not a valid path") from None
+    if not decoded.startswith("/"):
+        raise _Refused(400, "request target must be a path starting with /")
+    return decoded
+
+
+def _directory_listing(directory: Path, url_path: str) -> str:
+    entries = []
+    for entry in sorted(directory.iterdir(), key=lambda item: item.name):
+        if entry.name.startswith(".upload-"):
+            continue  # uploads in progress
+        name = entry.name + ("/" if entry.is_dir() else "")
+        entries.append(f'<li><a href="{html.escape(quote(name))}">{html.escape(name)}</a></li>')
+    title = html.escape(url_path)
+    return (f"<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>{title}</title></head>\n"
+            f"<body><h1>Index of {title}</h1>\n<ul>\n" + "\n".join(entries) + "\n</ul></body></html>\n")
+
+
+def _peer(writer) -> str:
+    try:
+        peer = writer.get_extra_info("peername")
+    except Exception:  # a transport that cannot say
+        return "-"
+    if isinstance(peer, tuple) and len(peer) >= 2:
+        return f"{peer[0]}:{peer[1]}"
+    return "-"

@@ -1,0 +1,155 @@
+"""`ustack connect HOST PORT`: a netcat-like client whose TCP is ustack's and whose peer is the
+kernel (a server listening on the kernel side of the TUN device).
+
+    sudo ip netns add ust-lab
+    sudo ustack connect --netns ust-lab 10.77.0.1 5000 < request.txt
+    (meanwhile: ip netns exec ust-lab nc -l 10.77.0.1 5000)
+
+What is read from stdin is sent; what arrives is written to stdout. End of stdin half-closes the
+connection (our FIN, like `nc -N`); the command ends when the peer closes its side. Exit status 0
+after a clean close; 1 with one line on stderr when the connection is refused, reset or times out.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import os
+import signal
+import sys
+import threading
+
+from ..cli import CliError
+from .network_setup import (UstackNetwork, add_network_arguments, ipv4_address, port_value, seconds_value,
+                            sigterm_as_interrupt)
+
+READ_SIZE = 65536
+CLOSE_GRACE = 3.0  # seconds to let our FIN be acknowledged before the TUN device goes away
+
+
+class ConnectFailed(Exception):
+    """The connection failed in a way to report in one line, with exit status 1."""
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser("connect", help="connect from ustack to a kernel server: stdin out, stdout in (like nc)")
+    parser.add_argument("host", metavar="HOST", type=ipv4_address, help="the server's IPv4 address (e.g. the kernel side, 10.77.0.1)")
+    parser.add_argument("port", metavar="PORT", type=port_value)
+    parser.add_argument("--timeout", metavar="SECONDS", type=seconds_value, default=10.0,
+                        help="give up connecting after this long (default 10)")
+    parser.add_argument("-v", "--verbose", action="store_true", help="say on stderr when connected and when closed")
+    add_network_arguments(parser)
+    parser.set_defaults(run=run)
+
+
+def run(args) -> int:
+    with sigterm_as_interrupt(), UstackNetwork(args, trace_output=sys.stderr) as network:
+        try:
+            return asyncio.run(_connect(args, network))
+        except ConnectFailed as failure:
+            print(f"ustack connect: {failure}", file=sys.stderr)
+            return 1
+
+
+async def _connect(args, network: UstackNetwork) -> int:
+    from ..aio import AsyncStack
+    from ..control import ControlServer
+
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for signal_number in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signal_number, stop.set)
+    peer = f"{args.host}:{args.port}"
+
+    async with AsyncStack(network.make_stack(), network.link) as astack:
+        control = ControlServer(astack.snapshots, program="ustack connect", address=args.addr)
+        try:
+            await control.start()
+        except OSError as error:
+            raise CliError(f"control socket: {error}") from None
+        try:
+            try:
+                reader, writer = await asyncio.wait_for(astack.open_connection(args.host, args.port), args.timeout)
+            except asyncio.TimeoutError:
+                raise ConnectFailed(f"connecting to {peer} timed out") from None
+            except ConnectionRefusedError:
+                raise ConnectFailed(f"connection to {peer} refused") from None
+            except OSError as error:
+                raise ConnectFailed(f"connecting to {peer}: {error.strerror or error}") from None
+            if args.verbose:
+                print(f"ustack connect: connected to {peer}", file=sys.stderr)
+
+            outgoing = asyncio.ensure_future(_stdin_to_connection(writer))
+            incoming = asyncio.ensure_future(_connection_to_stdout(reader))
+            stopped = asyncio.ensure_future(stop.wait())
+            await asyncio.wait({incoming, stopped}, return_when=asyncio.FIRST_COMPLETED)
+            outgoing.cancel()
+            stopped.cancel()
+            if stop.is_set() and not incoming.done():
+                incoming.cancel()
+                writer.close()
+                return 130  # interrupted, as a shell reports Ctrl-C
+            error = incoming.exception() or (outgoing.exception() if outgoing.done() and not outgoing.cancelled() else None)
+            if isinstance(error, ConnectionResetError):
+                raise ConnectFailed(f"connection reset by {peer}")
+            if isinstance(error, TimeoutError):
+                raise ConnectFailed(f"connection to {peer} timed out (no acknowledgement)")
+            if isinstance(error, OSError):
+                raise ConnectFailed(f"connection to {peer}: {error.strerror or error}")
+            if error is not None:
+                raise error
+            # The peer closed its side: close ours and give our FIN a moment to be acknowledged.
+            writer.close()
+            try:
+                await asyncio.wait_for(writer.wait_closed(), CLOSE_GRACE)
+            except (asyncio.TimeoutError, OSError):
+                pass
+            if args.verbose:
+                print(f"ustack connect: {peer} closed the connection", file=sys.stderr)
+            return 0
+        finally:
+            await control.close()
+
+
+async def _connection_to_stdout(reader: asyncio.StreamReader) -> None:
+    output = sys.stdout.buffer
+    while data := await reader.read(READ_SIZE):
+        try:
+            output.write(data)
+            output.flush()
+        except BrokenPipeError:
+            return  # nobody reads our output any more (`| head`): stop like nc does
+
+
+async def _stdin_to_connection(writer: asyncio.StreamWriter) -> None:
+    # Small and bounded: the reading thread waits while the connection is slower than stdin, so
+    # backpressure reaches the program feeding us instead of piling up here.
+    chunks: asyncio.Queue[bytes] = asyncio.Queue(maxsize=4)
+    loop = asyncio.get_running_loop()
+
+    def read_stdin() -> None:
+        # A thread, because stdin may be a terminal, a pipe or a regular file, and only the first
+        # two can be watched by the event loop. Daemon: a read blocked on a terminal must not keep
+        # the process alive once the connection is over.
+        while True:
+            try:
+                data = os.read(sys.stdin.fileno(), READ_SIZE)
+            except OSError:
+                data = b""
+            put = chunks.put(data)
+            try:
+                asyncio.run_coroutine_threadsafe(put, loop).result()
+            except (RuntimeError, concurrent.futures.CancelledError):
+                put.close()  # never ran (the loop is closed) or was cancelled: finish it quietly
+                return  # the event loop is gone: the connection is over
+            if not data:
+                return
+
+    if sys.stdin is not None:  # (no stdin at all counts as an empty one)
+        threading.Thread(target=read_stdin, name="stdin", daemon=True).start()
+        while data := await chunks.get():
+            writer.write(data)
+            await writer.drain()  # backpressure: stop taking stdin while the send buffer is full
+    # End of stdin: half-close (RFC 9293 3.10.4), we may still receive.
+    if writer.can_write_eof():
+        writer.write_eof()

@@ -1,0 +1,288 @@
+"""What `ustack serve` and `ustack connect` share: the network flags, and building (and always
+taking down) the TUN device, the namespace, the link middlewares and the stack on top.
+
+    with UstackNetwork(args) as network:       # TUN (in the namespace), addresses, middlewares
+        stack = network.make_stack()           # ustack's Stack at --addr with --msl, --mtu
+        ...                                    # AsyncStack(stack, network.link)
+    # on leaving, also on errors and Ctrl-C: the link is closed (which deletes the TUN device)
+    # and the namespace is removed if, and only if, we created it.
+
+The chain of links, outermost first: Tracer (--trace) > FaultInjector (--loss) > PcapWriter
+(--pcap) > TunLink. The pcap sits next to the device, so it holds what really crossed the wire
+(as tcpdump on the interface would see it); the tracer sits next to the stack, so it shows what
+the stack sent and received, with the state changes each packet caused.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import ipaddress
+import os
+import signal
+import sys
+
+from ..cli import CliError
+
+DEFAULT_TUN = "ustun0"
+DEFAULT_ADDRESS = "10.77.0.2"
+DEFAULT_HOST_ADDRESS = "10.77.0.1/24"
+TUN_DEVICE = "/dev/net/tun"
+
+
+# --------------------------------------------------------------------------------------------
+# Argument types: each turns a bad value into one line (argparse prints it and exits 2)
+# --------------------------------------------------------------------------------------------
+def ipv4_address(text: str) -> str:
+    try:
+        return str(ipaddress.IPv4Address(text))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an IPv4 address") from None
+
+
+def ipv4_interface(text: str) -> str:
+    if "/" not in text:
+        raise argparse.ArgumentTypeError(f"{text!r} needs a prefix length, like 10.77.0.1/24")
+    try:
+        interface = ipaddress.IPv4Interface(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an IPv4 address with a prefix (like 10.77.0.1/24)") from None
+    if interface.network.prefixlen > 30:
+        raise argparse.ArgumentTypeError(f"{text!r}: the prefix must leave room for two hosts (/30 or shorter)")
+    return str(interface)
+
+
+def mtu_value(text: str) -> int:
+    value = _integer(text, "MTU")
+    if not 68 <= value <= 65535:  # RFC 791: every IPv4 link carries 68 bytes; 65535 is the IPv4 maximum
+        raise argparse.ArgumentTypeError(f"MTU {value} is outside 68..65535")
+    return value
+
+
+def loss_probability(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0.0 <= value < 1.0:  # 1.0 would drop everything: no connection could ever start
+        raise argparse.ArgumentTypeError(f"loss {text} is not in [0, 1)")
+    return value
+
+
+def seconds_value(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not 0.0 <= value <= 3600.0 or value != value:
+        raise argparse.ArgumentTypeError(f"{text} seconds is outside 0..3600")
+    return value
+
+
+def port_value(text: str) -> int:
+    value = _integer(text, "port")
+    if not 1 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"port {value} is outside 1..65535")
+    return value
+
+
+def seed_value(text: str) -> int:
+    return _integer(text, "seed")
+
+
+def interface_name(text: str) -> str:
+    if not 1 <= len(text.encode()) <= 15 or "/" in text or text.strip() != text or text in (".", ".."):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a usable interface name (1 to 15 characters)")
+    return text
+
+
+def namespace_name(text: str) -> str:
+    if not text or len(text) > 64 or not all(c.isalnum() or c in "_.-" for c in text) or text in (".", ".."):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a usable namespace name (letters, digits, . _ -)")
+    return text
+
+
+def _integer(text: str, what: str) -> int:
+    try:
+        return int(text, 10)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{what} {text!r} is not a whole number") from None
+
+
+def add_network_arguments(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("network")
+    group.add_argument("--netns", metavar="NAME", type=namespace_name,
+                       help="put the TUN device in this network namespace (created if missing, "
+                            "and then removed on exit)")
+    group.add_argument("--tun", metavar="NAME", type=interface_name, default=DEFAULT_TUN,
+                       help=f"name of the TUN device (default {DEFAULT_TUN})")
+    group.add_argument("--addr", metavar="IP", type=ipv4_address, default=DEFAULT_ADDRESS,
+                       help=f"ustack's own address (default {DEFAULT_ADDRESS})")
+    group.add_argument("--host-addr", metavar="IP/PREFIX", type=ipv4_interface, default=DEFAULT_HOST_ADDRESS,
+                       help=f"the kernel's address on the TUN device (default {DEFAULT_HOST_ADDRESS})")
+    group.add_argument("--mtu", metavar="N", type=mtu_value, default=1500, help="MTU of the TUN device (68..65535, default 1500)")
+    group.add_argument("--pcap", metavar="FILE", help="record every packet on the wire in this pcap file")
+    group.add_argument("--trace", action="store_true", help="print one line per packet, with the state changes it caused")
+    group.add_argument("--loss", metavar="P", type=loss_probability, default=0.0,
+                       help="drop this fraction of the packets in each direction (0 <= P < 1)")
+    group.add_argument("--seed", metavar="N", type=seed_value, default=0,
+                       help="seed of the packet loss, so a run can be repeated (default 0)")
+    group.add_argument("--msl", metavar="SECONDS", type=seconds_value,
+                       help="maximum segment lifetime; TIME-WAIT lasts twice this (default 30)")
+
+
+# --------------------------------------------------------------------------------------------
+# Building the network
+# --------------------------------------------------------------------------------------------
+@contextlib.contextmanager
+def sigterm_as_interrupt():
+    """SIGTERM behaves like Ctrl-C (KeyboardInterrupt) inside the block, so that a process stopped
+    while still setting up also takes its TUN device and namespace down. (Once the event loop
+    runs, its own signal handlers take over.)
+
+    Only in this process: pyroute2 forks helper processes for namespace work and stops them with
+    SIGTERM; they inherit this handler, and must simply end, not raise in the middle of netlink
+    work (which once left the TUN device unconfigured)."""
+    main_pid = os.getpid()
+
+    def handler(signal_number, frame):
+        if os.getpid() != main_pid:
+            os._exit(128 + signal_number)
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def check_can_create_tun() -> None:
+    if not os.path.exists(TUN_DEVICE):
+        raise CliError(f"{TUN_DEVICE} is missing: load the tun module (modprobe tun) or, in a container, "
+                       "pass the device in (docker run --device /dev/net/tun --cap-add NET_ADMIN)")
+    if os.geteuid() != 0:
+        raise CliError("needs root to create a TUN device and a network namespace (try: sudo ustack ...)")
+
+
+class UstackNetwork:
+    """The TUN device and everything around it, for one ustack process."""
+
+    def __init__(self, args: argparse.Namespace, trace_output=None) -> None:
+        self.args = args
+        self.trace_output = trace_output or sys.stdout
+        host = ipaddress.IPv4Interface(args.host_addr)
+        if host.ip == ipaddress.IPv4Address(args.addr):
+            raise CliError(f"--addr {args.addr} and --host-addr {args.host_addr} must be different addresses")
+        self.namespace = None
+        self.link = None  # the outermost link of the chain
+        self.device = None  # the TunLink itself
+
+    def __enter__(self) -> "UstackNetwork":
+        try:
+            self.open()
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+    def open(self) -> None:
+        check_can_create_tun()
+        from ..link import FaultInjector, Faults, LinkError, PcapWriter, Tracer
+
+        args = self.args
+        try:
+            if args.netns:
+                from ..netns import Namespace, setup_tun_in_namespace
+
+                self.namespace = Namespace(args.netns)
+                self.namespace.open()
+                self.device = setup_tun_in_namespace(self.namespace, args.tun, args.mtu, args.host_addr, args.addr)
+            else:
+                self.device = _tun_in_this_namespace(args.tun, args.mtu, args.host_addr, args.addr)
+            link = self.device
+            if args.pcap:
+                try:
+                    link = PcapWriter(link, args.pcap)
+                except OSError as error:
+                    raise CliError(f"cannot write {args.pcap}: {error.strerror}") from None
+            if args.loss > 0:
+                faults = Faults(drop=args.loss)
+                link = FaultInjector(link, seed=args.seed, inbound=faults, outbound=faults)
+            if args.trace:
+                link = Tracer(link, output=self.trace_output)
+            self.link = link
+        except LinkError as error:
+            raise CliError(str(error)) from None
+
+    def close(self) -> None:
+        """Undo everything, innermost last; safe to call twice and after a failed open()."""
+        from ..link import LinkError
+
+        link, self.link = self.link, None
+        device, self.device = self.device, None
+        namespace, self.namespace = self.namespace, None
+        try:
+            if link is not None:
+                link.close()  # closes the whole chain: pcap flushed, TUN fd closed (device gone)
+            elif device is not None:
+                device.close()
+        except (LinkError, OSError) as error:
+            print(f"ustack: while closing the link: {error}", file=sys.stderr)
+        if namespace is not None:
+            try:
+                namespace.close()  # removes it only if we created it
+            except (LinkError, OSError) as error:
+                print(f"ustack: while removing namespace {namespace.name}: {error}", file=sys.stderr)
+
+    @property
+    def created_namespace(self) -> bool:
+        return bool(self.namespace is not None and self.namespace.created)
+
+    def make_stack(self):
+        from ..stack import Stack
+        from ..tcp import TcpConfig
+        from ..wire.ipv4 import address_value
+
+        config = TcpConfig() if self.args.msl is None else TcpConfig(msl=self.args.msl)
+        return Stack(address_value(self.args.addr), config, mtu=self.args.mtu)
+
+    def how_to_run(self, command: str) -> str:
+        """A shell command line that runs `command` where the kernel side of the TUN is."""
+        if self.args.netns:
+            return f"ip netns exec {self.args.netns} {command}"
+        return command
+
+
+def _tun_in_this_namespace(name: str, mtu: int, host_address: str, peer_address: str):
+    """A TUN device in our own namespace, configured as setup_tun_in_namespace does it there."""
+    from pyroute2 import IPRoute
+    from pyroute2.netlink.exceptions import NetlinkError
+
+    from ..link import LinkError, TunLink
+
+    host = ipaddress.IPv4Interface(host_address)
+    peer = ipaddress.IPv4Address(peer_address)
+    link = TunLink(name, mtu=mtu)
+    try:
+        try:
+            with open(f"/proc/sys/net/ipv6/conf/{name}/disable_ipv6", "w") as file:
+                file.write("1")  # the stack speaks IPv4 only; also silences router solicitations
+        except OSError:
+            pass
+        with IPRoute() as ipr:
+            index = ipr.link_lookup(ifname=name)[0]
+            ipr.addr("add", index=index, address=str(host.ip), prefixlen=host.network.prefixlen)
+            ipr.link("set", index=index, state="up")
+            if peer not in host.network:
+                ipr.route("add", dst=f"{peer}/32", oif=index)
+    except NetlinkError as error:
+        link.close()
+        raise LinkError(f"cannot configure {name}: {error}") from None
+    except BaseException:
+        link.close()
+        raise
+    return link

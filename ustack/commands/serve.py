@@ -1,0 +1,102 @@
+"""`ustack serve`: ustack on a TUN device, serving files over HTTP and the small classic services,
+reachable from the kernel with ordinary tools until Ctrl-C (SIGINT) or SIGTERM.
+
+    sudo ustack serve --netns ust-lab --http ./site --echo
+    ustack: 10.77.0.2 on ustun0 in namespace ust-lab (kernel side 10.77.0.1/24, mtu 1500)
+    http   : ip netns exec ust-lab curl http://10.77.0.2/
+    echo   : ip netns exec ust-lab nc 10.77.0.2 7
+    ping   : ip netns exec ust-lab ping 10.77.0.2
+    ustack: ready (pid 4242)
+
+Without --netns the TUN device is in the current namespace and the kernel side is reachable
+directly (curl http://10.77.0.2/). Everything made here is taken down on exit, on errors too: the
+TUN device always, the namespace only if this command created it. The line `ustack: ready` on
+stdout (flushed) is the signal scripts wait for.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+from pathlib import Path
+
+from ..cli import CliError
+from .network_setup import UstackNetwork, add_network_arguments, port_value, sigterm_as_interrupt
+
+READY_LINE = "ustack: ready"
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser("serve", help="run ustack on a TUN device and serve HTTP, echo, discard, chargen")
+    services = parser.add_argument_group("services")
+    services.add_argument("--http", metavar="DIR", help="serve this directory over HTTP/1.1 (GET, HEAD, PUT, POST)")
+    services.add_argument("--http-port", metavar="N", type=port_value, default=80, help="HTTP port (default 80)")
+    services.add_argument("--echo", action="store_true", help="echo service on port 7 (RFC 862)")
+    services.add_argument("--discard", action="store_true", help="discard service on port 9 (RFC 863)")
+    services.add_argument("--chargen", action="store_true", help="character generator on port 19 (RFC 864)")
+    add_network_arguments(parser)
+    parser.set_defaults(run=run)
+
+
+def run(args) -> int:
+    if args.http is not None and not Path(args.http).is_dir():
+        raise CliError(f"--http {args.http}: not a directory")
+    if sys.stdout is not None:
+        sys.stdout.reconfigure(line_buffering=True)  # every line visible at once, also in a pipe
+    with sigterm_as_interrupt(), UstackNetwork(args) as network:
+        return asyncio.run(_serve(args, network))
+
+
+async def _serve(args, network: UstackNetwork) -> int:
+    from ..aio import AsyncStack
+    from ..apps import CHARGEN_PORT, DISCARD_PORT, ECHO_PORT, HttpFileServer, handle_chargen, handle_discard, handle_echo
+    from ..control import ControlServer
+
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for signal_number in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signal_number, stop.set)
+
+    address = args.addr
+    services = []  # (name, port, handler, how to reach it)
+    if args.http is not None:
+        url = f"http://{address}/" if args.http_port == 80 else f"http://{address}:{args.http_port}/"
+        files = HttpFileServer(args.http, log=lambda line: print(f"http   : {line}"))
+        services.append(("http", args.http_port, files, f"curl {url}"))
+    if args.echo:
+        services.append(("echo", ECHO_PORT, handle_echo, f"nc {address} {ECHO_PORT}"))
+    if args.discard:
+        services.append(("discard", DISCARD_PORT, handle_discard, f"nc -N {address} {DISCARD_PORT} < FILE"))
+    if args.chargen:
+        services.append(("chargen", CHARGEN_PORT, handle_chargen, f"nc {address} {CHARGEN_PORT} | head"))
+
+    stack = network.make_stack()
+    async with AsyncStack(stack, network.link) as astack:
+        servers = []
+        for name, port, handler, _ in services:
+            try:
+                servers.append(await astack.start_server(handler, port=port))
+            except OSError as error:
+                raise CliError(f"{name} on port {port}: {error.strerror or error}") from None
+        control = ControlServer(astack.snapshots, program="ustack serve", address=address)
+        try:
+            await control.start()
+        except OSError as error:
+            raise CliError(f"control socket: {error}") from None
+        try:
+            where = f" in namespace {args.netns}" if args.netns else ""
+            print(f"ustack: {address} on {args.tun}{where} (kernel side {args.host_addr}, mtu {args.mtu})")
+            for name, _, _, how in services:
+                print(f"{name:<7}: {network.how_to_run(how)}")
+            print(f"{'ping':<7}: {network.how_to_run(f'ping {address}')}")
+            print(f"{'ss':<7}: ustack ss")
+            print(f"{READY_LINE} (pid {os.getpid()}; Ctrl-C to stop)", flush=True)
+            await stop.wait()
+        finally:
+            await control.close()
+            for server in servers:
+                server.close()
+    print("ustack: stopped", flush=True)
+    return 0

@@ -1,0 +1,472 @@
+"""Run a parsed script against ustack's TCP core on virtual time.
+
+The driver plays packetdrill's part: it walks the events in order, keeps the clock, injects the
+`<` segments, runs the system calls through the socket emulation (syscalls.py), and checks every
+segment the core sends against the `>` lines (matcher.py).
+
+Time (packetdrill's rules, run.c): `0.1` is absolute; `+0.1` counts from when the previous event
+actually happened, except that consecutive inbound packets count from the previous packet's
+script time; `*` is whenever. An expected segment must be sent within the script's tolerance of
+its time; a blocking call (`1.0...6.0`) must return within the tolerance of its end time.
+
+Segments: everything the core sends goes into a queue with the time it was sent. A `>` line
+takes the oldest one, advancing the clock (firing timers) until one appears; one that comes
+outside the line's time +- the tolerance fails the script as late or early. Before any other
+event at time T, a queued segment sent before T - tolerance is one the script did not expect: the
+script fails. The same check runs at the end; what the last event itself makes ustack send comes
+after the script and is not judged, as in packetdrill.
+
+The network: one peer (the script) at 192.0.2.1:REMOTE_PORT; ustack at 192.168.0.1. bind() gives
+port 8080, connect() an ephemeral port. Inbound segments go to the port of the socket used last
+(packetdrill's "socket under test"); a connection on that 4-tuple takes them, else a listener,
+else they get the RST of RFC 9293 3.10.7.1. (This small demultiplexer stands in for stack.py.)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections import deque
+
+from ustack.conform.matcher import (
+    SequenceMap,
+    expected_text,
+    inbound_segment,
+    learn_from_outbound,
+    match_outbound,
+    segment_text,
+)
+from ustack.conform.profile import (
+    FREEBSD_DEFAULTS,
+    FREEBSD_RECEIVE_BUFFER_ROUNDING,
+    MATCHER_TOLERANCES,
+    SOCKET_OPTIONS,
+    Unsupported,
+    apply_script_options,
+    apply_sysctl,
+    freebsd_receive_buffer,
+    script_tolerances,
+)
+from ustack.conform.runner import FAIL, PASS, SKIPPED, Result
+from ustack.conform.script import CodeEvent, PacketEvent, Script, ShellEvent, SyscallEvent
+from ustack.conform.shell import (
+    TCPI_OPTION_BITS,
+    AssertOptions,
+    AssertState,
+    CountStates,
+    DropTimeWait,
+    SetSysctl,
+    interpret_code,
+    interpret_shell,
+)
+from ustack.conform.syscalls import Blocked, Outcome, SocketTable, check_outcome
+from ustack.tcp.config import TcpConfig
+from ustack.tcp.connection import Connection
+from ustack.tcp.isn import IsnGenerator
+from ustack.tcp.listener import Listener
+from ustack.tcp.reset import reset_for_unmatched
+from ustack.wire.ipv4 import address_value
+from ustack.wire.tcp import RST
+
+
+LOCAL_ADDRESS = address_value("192.168.0.1")
+REMOTE_ADDRESS = address_value("192.0.2.1")
+BIND_PORT = 8080
+FIRST_EPHEMERAL_PORT = 40000
+REMOTE_PORT = 50000
+# Our ISN sits just below 2**32 so that every script also exercises sequence-number wrap.
+LOCAL_ISN = 0xFFFF_FF00
+# How far the clock may run while waiting for a segment or for a blocked call to return.
+ANY_TIME_HORIZON = 600.0
+_CONFIG_FIELDS = {field.name for field in dataclasses.fields(TcpConfig)}
+
+# packetdrill's names for the codes of ICMP destination unreachable (RFC 792, RFC 1812 5.2.7.1).
+ICMP_UNREACHABLE_CODES = {
+    "net_unreachable": 0,
+    "host_unreachable": 1,
+    "protocol_unreachable": 2,
+    "port_unreachable": 3,
+    "frag_needed": 4,
+    "source_route_failed": 5,
+    "net_unknown": 6,
+    "host_unknown": 7,
+    "source_host_isolated": 8,
+    "net_prohibited": 9,
+    "host_prohibited": 10,
+    "net_unreachable_for_tos": 11,
+    "host_unreachable_for_tos": 12,
+    "packet_filtered": 13,
+    "precedence_violation": 14,
+    "precedence_cutoff": 15,
+}
+
+
+class ScriptFailed(Exception):
+    """The first thing that went differently from the script. `what` is a short stable name:
+    a packet field (flags, seq, ack, win, urg, length, options) or timing, missing-segment,
+    unexpected-segment, syscall, never-returned, state, options-in-use."""
+
+    def __init__(self, line: int | None, what: str, reason: str, mismatch=None) -> None:
+        super().__init__(reason)
+        self.line = line
+        self.what = what
+        self.reason = reason
+        self.mismatch = mismatch
+
+
+def drive(script: Script) -> Result:
+    driver = Driver(script)
+    try:
+        driver.run()
+    except ScriptFailed as failure:
+        key = f"line {failure.line} {failure.what}"
+        return Result(script.path, FAIL, failure.reason, failure.line, failure.mismatch, driver.warnings, key)
+    except Unsupported as problem:
+        return Result(script.path, SKIPPED, str(problem), driver.line, None, driver.warnings, problem.feature)
+    return Result(script.path, PASS, "", None, None, driver.warnings)
+
+
+class Driver:
+    def __init__(self, script: Script) -> None:
+        self.script = script
+        self.tolerance = script.tolerance
+        self.non_fatal_syscalls = script.options.get("non_fatal") == "syscall"
+        self.script_tolerances = script_tolerances(script.path)
+        self.now = 0.0
+        self.line: int | None = None
+        self.warnings: list[str] = []
+        self.overrides: dict = dict(FREEBSD_DEFAULTS)
+        apply_script_options(script.options, self.overrides)
+        self.table = SocketTable(self)
+        self.connections: dict[tuple[int, int], Connection] = {}  # (local port, remote port)
+        self.numbers: dict[tuple[int, int], SequenceMap] = {}
+        self.listeners: dict[int, Listener] = {}  # local port -> Listener
+        self.sent: deque = deque()  # (time, 4-tuple key, segment) not yet matched
+        self.blocked: list = []  # (event, Blocked)
+        self.current_port: int | None = None
+        self.next_ephemeral_port = FIRST_EPHEMERAL_PORT
+        self.last_happened = 0.0  # when the previous event actually happened
+        self.previous: object = None  # the previous event
+        self.previous_time = 0.0  # its script time
+        self.blocking_started: dict[int, float] = {}  # id(event) -> when a blocking call began
+
+    # -- the host interface the socket emulation uses --------------------------------------------
+
+    @property
+    def receive_space(self) -> int:
+        return self.overrides.get("receive_buffer_size", TcpConfig.receive_buffer_size)
+
+    def make_config(self, socket) -> TcpConfig:
+        values = dict(self.overrides)
+        for name, value in socket.options.items():
+            level, field_name, convert = SOCKET_OPTIONS[name]
+            if field_name:
+                if field_name not in _CONFIG_FIELDS:
+                    raise Unsupported(f"socket option {name}", f"needs TcpConfig.{field_name}")
+                values[field_name] = convert(value) if convert else value
+        if FREEBSD_RECEIVE_BUFFER_ROUNDING:
+            values["receive_buffer_size"] = freebsd_receive_buffer(values["receive_buffer_size"], values["mss"])
+        missing = sorted(set(values) - _CONFIG_FIELDS)
+        for name in missing:
+            note = f"profile value {name}={values.pop(name)!r} not applied: TcpConfig has no such field"
+            if note not in self.warnings:
+                self.warnings.append(note)
+        return TcpConfig(**values)
+
+    def open_active(self, socket, config: TcpConfig, now: float) -> Connection:
+        port = self.next_ephemeral_port
+        self.next_ephemeral_port += 1
+        connection = Connection.open_active(config, LOCAL_ADDRESS, port, REMOTE_ADDRESS, REMOTE_PORT, LOCAL_ISN, now)
+        self._register(connection)
+        self.current_port = port
+        return connection
+
+    def open_listener(self, socket, config: TcpConfig, backlog: int) -> Listener:
+        isn_generator = IsnGenerator(fixed_isn=LOCAL_ISN)
+        listener = Listener(config, LOCAL_ADDRESS, BIND_PORT, backlog=max(backlog, 1), isn_generator=isn_generator)
+        self.listeners[BIND_PORT] = listener
+        self.current_port = BIND_PORT
+        return listener
+
+    def close_listener(self, listener: Listener, now: float) -> None:
+        """CLOSE of a listening socket: the listener aborts what it has not handed to accept()."""
+        listener.close(now)
+        self._collect()
+        self.listeners = {port: value for port, value in self.listeners.items() if value is not listener}
+
+    def _register(self, connection: Connection) -> None:
+        key = (connection.local_port, connection.remote_port)
+        self.connections[key] = connection
+        self.numbers[key] = SequenceMap()
+
+    # -- the main loop -------------------------------------------------------------------------
+
+    def run(self) -> None:
+        for event in self.script.events:
+            self.line = event.line
+            if isinstance(event, PacketEvent) and event.direction == ">":
+                self._expect_segment(event)
+            else:
+                self._run_event(event)
+            self.previous = event
+        self._finish_blocked()
+        # What the last event itself makes ustack send comes after the script's end and is not
+        # judged (packetdrill stops there too); anything older than the tolerance is.
+        self._check_unexpected(self.now)
+
+    def _scheduled(self, event) -> tuple[float | None, float | None]:
+        """The (earliest, latest) script time of an event; (None, None) for `*`."""
+        time = event.time
+        if time is None:
+            return self.now, self.now
+        if time.kind == "any":
+            return None, None
+        base = 0.0
+        if time.relative:
+            both_inbound = (
+                isinstance(event, PacketEvent) and event.direction == "<"
+                and isinstance(self.previous, PacketEvent) and self.previous.direction == "<"
+            )
+            base = self.previous_time if both_inbound else self.last_happened
+        start = base + time.start
+        end = base + time.end if time.kind == "range" else start
+        return start, end
+
+    def _run_event(self, event) -> None:
+        start, _ = self._scheduled(event)
+        if start is None:
+            start = self.now
+        if start > self.now:
+            self._advance_to(start)
+        self._check_unexpected(start)
+        self.previous_time = start
+        self.last_happened = self.now
+        if isinstance(event, PacketEvent):
+            self._inject(event)
+        elif isinstance(event, SyscallEvent):
+            self._syscall(event)
+        elif isinstance(event, ShellEvent):
+            self._shell(event)
+        elif isinstance(event, CodeEvent):
+            self._code(event)
+        self._collect()
+        self._poll_blocked()
+
+    # -- time ------------------------------------------------------------------------------------
+
+    def _next_deadline(self) -> float | None:
+        """The earliest timer of any connection (listeners have none: their children carry the
+        handshake timers), or the timeout of a blocked call."""
+        deadlines = [connection.next_deadline() for connection in self.connections.values()]
+        deadlines += [blocked.deadline for _, blocked in self.blocked]
+        deadlines = [deadline for deadline in deadlines if deadline is not None]
+        return min(deadlines) if deadlines else None
+
+    def _step(self, limit: float) -> bool:
+        """Fire the timers due next if that is no later than `limit`; False if none is."""
+        deadline = self._next_deadline()
+        if deadline is None or deadline > limit:
+            return False
+        self.now = max(self.now, deadline)
+        for connection in list(self.connections.values()):
+            due = connection.next_deadline()
+            if due is not None and due <= self.now:
+                connection.on_timer(self.now)
+        self._collect()
+        self._poll_blocked()
+        return True
+
+    def _advance_to(self, target: float) -> None:
+        steps = 0
+        while self._step(target):
+            steps += 1
+            if steps > 100000:
+                raise ScriptFailed(self.line, "timers", "timers keep firing without the clock moving on")
+        self.now = max(self.now, target)
+        self._poll_blocked()
+
+    # -- segments --------------------------------------------------------------------------------
+
+    def _collect(self) -> None:
+        for key, connection in list(self.connections.items()):
+            for segment in connection.transmit(self.now):
+                self.sent.append((self.now, key, segment))
+            connection.events()
+        for port, listener in self.listeners.items():
+            for _address, segment in listener.transmit(self.now):
+                self.sent.append((self.now, (port, segment.dst_port), segment))
+            listener.events()
+
+    def _numbers_for(self, key) -> SequenceMap:
+        numbers = self.numbers.get(key)
+        if numbers is None:
+            numbers = self.numbers[key] = SequenceMap()
+        return numbers
+
+    def _check_unexpected(self, before: float) -> None:
+        """Fail on a queued segment sent more than the tolerance before `before`."""
+        while self.sent and self.sent[0][0] < before - self.tolerance:
+            when, key, segment = self.sent[0]
+            if segment.flags & RST and "unlisted_reset" in self.script_tolerances:
+                self.sent.popleft()
+                self.warnings.append(f"tolerance unlisted_reset: {segment_text(segment, self._numbers_for(key))}")
+                continue
+            text = segment_text(segment, self._numbers_for(key))
+            reason = f"ustack sent a segment the script does not expect, at {when:.3f} s: {text}"
+            raise ScriptFailed(self.line, "unexpected-segment", reason)
+
+    def _expect_segment(self, event: PacketEvent) -> None:
+        earliest, latest = self._scheduled(event)
+        # Wait past the line's time if need be: a segment that comes late is reported as late.
+        while not self.sent:
+            if not self._step(self.now + ANY_TIME_HORIZON):
+                reason = f"ustack sent nothing; the script expects {expected_text(event)}"
+                raise ScriptFailed(event.line, "missing-segment", reason)
+        when, key, segment = self.sent.popleft()
+        if earliest is not None and not (earliest - self.tolerance <= when <= latest + self.tolerance):
+            raise ScriptFailed(
+                event.line,
+                "timing",
+                f"timing: the segment came at {when:.3f} s, the script expects it at {earliest:.3f} s "
+                f"(tolerance {self.tolerance:.3f} s): {segment_text(segment, self._numbers_for(key))}",
+            )
+        numbers = self._numbers_for(key)
+        learn_from_outbound(event, segment, numbers)
+        mismatch = match_outbound(event, segment, numbers, MATCHER_TOLERANCES)
+        if mismatch is not None:
+            raise ScriptFailed(event.line, mismatch.field, mismatch.reason, mismatch)
+        for name, what in numbers.tolerances_used:
+            self.warnings.append(f"line {event.line}: tolerance {name}: {what}")
+        numbers.tolerances_used.clear()
+        self.previous_time = earliest if earliest is not None else when
+        self.last_happened = when
+
+    def _inject(self, event: PacketEvent) -> None:
+        port = self.current_port or BIND_PORT
+        key = (port, REMOTE_PORT)
+        numbers = self._numbers_for(key)
+        if event.icmp is not None:
+            self._inject_icmp(event, key, numbers)
+            return
+        segment = inbound_segment(event, numbers, REMOTE_PORT, port)
+        connection = self.connections.get(key)
+        if connection is not None and connection.is_finished:
+            del self.connections[key]
+            connection = None
+        if connection is not None:
+            connection.receive(segment, self.now)
+            return
+        listener = self.listeners.get(port)
+        if listener is not None:
+            child = listener.receive(REMOTE_ADDRESS, segment, self.now)
+            if child is not None:
+                self.connections[key] = child
+                numbers.local_isn_live = numbers.local_isn_script = None  # a new incarnation
+            return
+        reply = reset_for_unmatched(segment)
+        if reply is not None:
+            self.sent.append((self.now, key, reply))
+
+    def _inject_icmp(self, event: PacketEvent, key, numbers: SequenceMap) -> None:
+        """An ICMP error quoting one of our segments, handled as stack.py does: destination
+        unreachable goes to the connection, other types are dropped."""
+        icmp = event.icmp
+        connection = self.connections.get(key)
+        if icmp.type != "unreachable" or connection is None or icmp.echoed_start is None:
+            self.warnings.append(f"line {event.line}: ICMP {icmp.type} dropped, as stack.py drops it")
+            return
+        code = ICMP_UNREACHABLE_CODES.get(icmp.code)
+        if code is None:
+            raise Unsupported("icmp code", f"unknown destination unreachable code {icmp.code!r}")
+        connection.on_icmp_unreachable(code, icmp.mtu, numbers.local_to_live(icmp.echoed_start), self.now)
+
+    # -- system calls, shell, code -----------------------------------------------------------------
+
+    def _syscall(self, event: SyscallEvent) -> None:
+        if self.blocked:  # one system call at a time, as packetdrill's syscall thread
+            self._finish_blocked()
+        self.blocking_started[id(event)] = self.now
+        outcome = self.table.call(event, self.now)
+        if isinstance(outcome, Blocked):
+            self.blocked.append((event, outcome))
+            self._poll_blocked()
+            return
+        self._check_returned(event, outcome, self.now)
+
+    def _check_returned(self, event: SyscallEvent, outcome: Outcome, when: float) -> None:
+        problem = check_outcome(event, outcome)
+        if problem is None and event.time is not None and event.time.kind == "blocking":
+            end = self.blocking_started[id(event)] + (event.time.end - event.time.start)
+            if abs(when - end) > self.tolerance:
+                problem = f"{event.name} returned at {when:.3f} s, the script expects {end:.3f} s"
+        if problem is None:
+            return
+        if self.non_fatal_syscalls:
+            self.warnings.append(f"line {event.line}: {problem}")
+            return
+        raise ScriptFailed(event.line, "syscall", problem)
+
+    def _poll_blocked(self) -> None:
+        still = []
+        for event, blocked in self.blocked:
+            outcome = blocked.retry(self.now)
+            if outcome is None:
+                still.append((event, blocked))
+            else:
+                self._check_returned(event, outcome, self.now)
+        self.blocked = still
+
+    def _finish_blocked(self) -> None:
+        """Run the clock until the blocked call returns (or give up after the horizon)."""
+        limit = self.now + ANY_TIME_HORIZON
+        self._poll_blocked()
+        while self.blocked:
+            if not self._step(limit):
+                event = self.blocked[0][0]
+                raise ScriptFailed(event.line, "never-returned", f"{event.name} never returned")
+
+    def _shell(self, event: ShellEvent) -> None:
+        action = interpret_shell(event.command)
+        if isinstance(action, SetSysctl):
+            apply_sysctl(action.name, action.value, self.overrides)
+        elif isinstance(action, CountStates):
+            count = sum(
+                1
+                for (port, _), connection in self.connections.items()
+                if connection.state.value == action.state and (action.port is None or port == action.port)
+            )
+            if action.state == "CLOSED":  # sockets that have no connection show as CLOSED
+                count += sum(
+                    1
+                    for socket in self.table.sockets.values()
+                    if not socket.closed and socket.connection is None and socket.listener is None
+                )
+            if count != action.count:
+                reason = f"{count} connections in {action.state} where the script expects {action.count}"
+                raise ScriptFailed(event.line, "state", reason)
+        elif isinstance(action, DropTimeWait):
+            self.connections = {
+                key: connection for key, connection in self.connections.items() if connection.state.value != "TIME-WAIT"
+            }
+
+    def _code(self, event: CodeEvent) -> None:
+        check = interpret_code(event.code)
+        connection = self.connections.get((self.current_port or BIND_PORT, REMOTE_PORT))
+        if isinstance(check, AssertState):
+            if connection is not None:
+                state = connection.state.value
+            elif self.listeners.get(self.current_port or BIND_PORT) is not None:
+                state = "LISTEN"
+            else:
+                state = "CLOSED"
+            if state != check.state:
+                reason = f"the connection is in {state} where the script expects {check.state}"
+                raise ScriptFailed(event.line, "state", reason)
+        elif isinstance(check, AssertOptions):
+            bits = 0  # FreeBSD's TCPI_OPT_* bits of what the SYNs negotiated (shell.TCPI_OPTION_BITS)
+            if connection is not None:
+                bits |= TCPI_OPTION_BITS["TCPI_OPT_TIMESTAMPS"] if connection.timestamps_enabled else 0
+                bits |= TCPI_OPTION_BITS["TCPI_OPT_SACK"] if connection.sack_permitted else 0
+                bits |= TCPI_OPTION_BITS["TCPI_OPT_WSCALE"] if connection.window_scaling_enabled else 0
+            if bits != check.bits:
+                reason = f"tcpi_options is {bits:#x} where the script expects {check.bits:#x}"
+                raise ScriptFailed(event.line, "options-in-use", reason)

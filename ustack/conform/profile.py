@@ -1,0 +1,369 @@
+"""The FreeBSD profile: every way the conformance runner bends ustack toward the reference stack.
+
+The FreeBSD tcp-testsuite assumes FreeBSD's defaults and sets them with `sysctl -w` lines. This
+file is the ONE documented place that says
+
+  * FREEBSD_DEFAULTS: the TcpConfig values that make ustack start out like FreeBSD;
+  * SYSCTLS: every sysctl the suite writes, what FreeBSD does with it, and what it sets in
+    ustack's TcpConfig, or why it is accepted without a change, or why it is unsupported;
+  * SCRIPT_OPTIONS: the `--name=value` headers;
+  * TOLERANCES: every place where the matcher deliberately compares less than packetdrill would,
+    with the reason; SCRIPT_TOLERANCES: the few that apply to one script only;
+  * FREEBSD_RECEIVE_BUFFER_ROUNDING: the one socket-layer quirk the scripts check.
+
+Surveyed from the 578 scripts (grep -rho 'sysctl -w [a-z_.0-9]*=[0-9]*' | sort | uniq -c):
+  net.inet.tcp.recvspace=65536 (574)  sack.enable=1 (574) / =0 (4)  rfc1323=1 (357) / =0 (4)
+  hostcache.purgenow=1 (576)  ecn.enable=2 (358) / =1 (5)  blackhole=0 (357)
+  kern.ipc.maxsockbuf=2097152 (357) / 73728 / 4294967295  sendspace=32768 (355)
+  insecure_rst=0 (147) / =1 (72)  insecure_syn=0 (83) / =1 (40)  rexmit_drop_options=0 (50) / =1
+  rexmit_slop=200 (48)  rexmit_initial=1000 (41)  drop_synfin=0 (24) / =1 (12)  delacktime=40 (20)
+  keepinit=75000 (12) / 15000  icmp_may_rst=1 (7) / =0  keepidle/keepintvl/keepcnt (3 each)
+  syncookies=1, syncookies_only=0, ecn.maxretries, udp_tunneling_port/overhead (3 each)
+  tolerate_missing_ts=0 (1)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Callable
+
+from ustack.tcp.config import TcpConfig
+
+
+class Unsupported(Exception):
+    """A script needs something ustack cannot do (or cannot be configured to do) yet.
+
+    `feature` is a short stable name used in reports and in tests/conform/expected.txt.
+    """
+
+    def __init__(self, feature: str, detail: str = "") -> None:
+        super().__init__(f"{feature}: {detail}" if detail else feature)
+        self.feature = feature
+        self.detail = detail
+
+
+# ---------------------------------------------------------------------------------------------
+# The starting point: FreeBSD's defaults as TcpConfig values
+
+
+FREEBSD_DEFAULTS = {
+    "mss": 1460,  # the scripts' interface MTU is 1500
+    "receive_buffer_size": 65536,  # net.inet.tcp.recvspace; see FREEBSD_RECEIVE_BUFFER_ROUNDING
+    "send_buffer_size": 32768,  # net.inet.tcp.sendspace
+    "window_scaling": True,  # net.inet.tcp.rfc1323=1
+    "timestamps": True,  # net.inet.tcp.rfc1323=1
+    "sack": True,  # net.inet.tcp.sack.enable=1
+    "initial_rto": 1.0,  # net.inet.tcp.rexmit_initial=1000 (ms)
+    "min_rto": 0.2,  # net.inet.tcp.rexmit_slop=200 (ms): the floor FreeBSD puts under the RTO
+    "delayed_ack_timeout": 0.04,  # net.inet.tcp.delacktime=40 (ms)
+    "msl": 30.0,  # net.inet.tcp.msl=30000 (ms)
+    "keepalive_idle": 7200.0,  # net.inet.tcp.keepidle=7200000 (ms)
+    "keepalive_interval": 75.0,  # net.inet.tcp.keepintvl=75000 (ms)
+    "keepalive_probes": 8,  # net.inet.tcp.keepcnt=8
+    "window_scale_shift": 6,  # kern.ipc.maxsockbuf=2097152 (see window_shift_for_limit)
+}
+# A value whose field TcpConfig does not have (yet) is not applied; every result lists it among
+# its warnings ("profile value ... not applied").
+
+
+def window_shift_for_limit(limit: int) -> int:
+    """FreeBSD's choice of window scale: the smallest shift with 65535 << shift >= the largest
+    socket buffer (kern.ipc.maxsockbuf), at most 14 (RFC 7323 2.3). 2 MiB gives 6."""
+    shift = 0
+    while shift < 14 and (0xFFFF << shift) < limit:
+        shift += 1
+    return shift
+
+
+# FreeBSD raises a socket's receive buffer to a whole number of MSS-sized segments when the
+# connection's MSS is known: with recvspace 65536 and MSS 1460 the buffer becomes 45 * 1460 =
+# 65700 bytes, and the scripts check it (`getsockopt(SO_RCVBUF) == 65700` after the handshake,
+# and advertised windows such as `win 64901` = 65700 - 799 unread bytes). The runner gives the
+# core the rounded size, and the socket emulation reports the unrounded value until the
+# connection is established, as FreeBSD does.
+FREEBSD_RECEIVE_BUFFER_ROUNDING = True
+
+
+def freebsd_receive_buffer(recvspace: int, mss: int) -> int:
+    """recvspace rounded up to a multiple of the MSS (FreeBSD tcp_mss_update)."""
+    return -(-recvspace // mss) * mss
+
+
+# The `#ifdef` branches of the scripts that run: ustack follows the RFCs, not FreeBSD's
+# deliberate deviations (for example a SYN in TIME-WAIT, RFC 9293 3.10.7.4 / RFC 5961 4).
+DEFINES = frozenset({"STANDARD"})
+
+
+# ---------------------------------------------------------------------------------------------
+# sysctl -w NAME=VALUE
+
+
+@dataclass(frozen=True)
+class Sysctl:
+    name: str
+    freebsd: str  # what the setting does in FreeBSD
+    field: str | None = None  # the TcpConfig field it sets (used when TcpConfig has that field)
+    convert: Callable[[int], object] | None = None  # sysctl value -> field value
+    builtin: frozenset[int] = frozenset()  # values ustack already behaves like, with no knob
+    note: str = ""  # why builtin values are accepted, or why others are not
+
+    def apply(self, value: int, overrides: dict) -> None:
+        """Record the TcpConfig change for `value` in overrides, or raise Unsupported."""
+        if self.field and self.field in _CONFIG_FIELDS:
+            overrides[self.field] = self.convert(value) if self.convert else value
+            return
+        if value in self.builtin:
+            return
+        detail = self.note or "ustack has no setting for this"
+        if self.field:
+            detail = f"needs TcpConfig.{self.field}; {detail}"
+        raise Unsupported(f"sysctl {self.name}={value}", detail)
+
+
+def _milliseconds(value: int) -> float:
+    return value / 1000.0
+
+
+def _off_when_set(value: int) -> bool:
+    """For FreeBSD's insecure_* switches: 1 turns the RFC 5961 check off."""
+    return not value
+
+
+_CONFIG_FIELDS = {field.name for field in dataclasses.fields(TcpConfig)}
+
+SYSCTLS = {
+    sysctl.name: sysctl
+    for sysctl in [
+        Sysctl("net.inet.tcp.recvspace", "default receive buffer", "receive_buffer_size"),
+        Sysctl("net.inet.tcp.sendspace", "default send buffer", "send_buffer_size"),
+        Sysctl("net.inet.tcp.sack.enable", "offer and use SACK (RFC 2018)", "sack", bool),
+        Sysctl(
+            "net.inet.tcp.rfc1323",
+            "window scaling and timestamps (RFC 7323), both at once",
+            note="sets window_scaling and timestamps together (see apply_sysctl)",
+        ),
+        Sysctl("net.inet.tcp.rexmit_initial", "initial RTO in ms (RFC 6298 2.1)", "initial_rto", _milliseconds),
+        Sysctl("net.inet.tcp.rexmit_slop", "ms added under the RTO: its floor in practice", "min_rto", _milliseconds),
+        Sysctl("net.inet.tcp.delacktime", "delayed-ACK timeout in ms", "delayed_ack_timeout", _milliseconds),
+        Sysctl("net.inet.tcp.keepidle", "keepalive idle time in ms", "keepalive_idle", _milliseconds),
+        Sysctl("net.inet.tcp.keepintvl", "keepalive probe interval in ms", "keepalive_interval", _milliseconds),
+        Sysctl("net.inet.tcp.keepcnt", "keepalive probes before giving up", "keepalive_probes"),
+        Sysctl(
+            "net.inet.tcp.keepinit",
+            "ms to wait for a connection to be established before giving up",
+            "connect_timeout",
+            _milliseconds,
+            builtin=frozenset({75000}),
+            note="ustack gives up after syn_retries retransmissions instead; 75 s is FreeBSD's default and "
+            "matters only to scripts that wait for it",
+        ),
+        Sysctl(
+            "net.inet.tcp.insecure_rst",
+            "1: accept any in-window RST (RFC 793); 0: RFC 5961 3 (exact RST or challenge ACK)",
+            "rfc5961_rst_check",
+            _off_when_set,
+            builtin=frozenset({0}),
+            note="ustack always checks RSTs as RFC 5961 3 says",
+        ),
+        Sysctl(
+            "net.inet.tcp.insecure_syn",
+            "1: an in-window SYN resets the connection (RFC 793); 0: RFC 5961 4 challenge ACK",
+            "rfc5961_syn_check",
+            _off_when_set,
+            builtin=frozenset({0}),
+            note="ustack always answers a SYN in a synchronized state with a challenge ACK (RFC 5961 4)",
+        ),
+        Sysctl(
+            "net.inet.tcp.drop_synfin",
+            "1: drop segments with both SYN and FIN",
+            "drop_syn_fin",
+            bool,
+            builtin=frozenset({0}),
+            note="ustack processes SYN+FIN as RFC 9293 says (the SYN is handled, then the FIN)",
+        ),
+        Sysctl(
+            "net.inet.tcp.rexmit_drop_options",
+            "1: retransmit the SYN without options after the third try",
+            builtin=frozenset({0}),
+            note="ustack retransmits its SYN with the same options",
+        ),
+        Sysctl(
+            "net.inet.tcp.blackhole",
+            "1/2: send no RST for segments to closed ports",
+            builtin=frozenset({0}),
+            note="ustack always answers as RFC 9293 3.10.7.1 says",
+        ),
+        Sysctl(
+            "net.inet.tcp.hostcache.purgenow",
+            "flush the per-host cache of RTT and MSS",
+            builtin=frozenset({1}),
+            note="ustack keeps no host cache, so there is nothing to flush",
+        ),
+        Sysctl(
+            "kern.ipc.maxsockbuf",
+            "largest socket buffer; FreeBSD offers the window scale shift that could describe it",
+            "window_scale_shift",
+            window_shift_for_limit,
+            builtin=frozenset({2097152}),
+            note="without TcpConfig.window_scale_shift ustack derives its shift from receive_buffer_size "
+            "(wscale 1 for 64 KiB where FreeBSD offers 6); 2 MiB is accepted so that the difference shows "
+            "as a mismatch on the SYN",
+        ),
+        Sysctl(
+            "net.inet.tcp.ecn.enable",
+            "0: no ECN; 1: request and accept; 2: accept ECN only when the peer asks (server mode)",
+            builtin=frozenset({0, 2}),
+            note="ustack never negotiates ECN (RFC 3168). 2 is accepted: it changes nothing until a "
+            "script's peer asks for ECN, and then the missing ECE on our SYN-ACK shows as a mismatch",
+        ),
+        Sysctl("net.inet.tcp.ecn.maxretries", "SYN retries with ECN before falling back", note="ustack has no ECN"),
+        Sysctl(
+            "net.inet.tcp.icmp_may_rst",
+            "1: ICMP unreachable may abort a connection in SYN-SENT (RFC 5927)",
+            "icmp_may_reset",
+            bool,
+            builtin=frozenset({1}),
+            note="ustack always lets protocol and port unreachable (codes 2, 3) refuse a connection in "
+            "SYN-SENT (Connection.on_icmp_unreachable); FreeBSD also the administratively prohibited "
+            "codes 9, 10 and 13, which the scripts for those codes show",
+        ),
+        Sysctl(
+            "net.inet.tcp.syncookies",
+            "use SYN cookies when the SYN cache overflows",
+            builtin=frozenset({1}),
+            note="ustack has no SYN cookies; the scripts never overflow the SYN queue, so the setting "
+            "has no visible effect",
+        ),
+        Sysctl(
+            "net.inet.tcp.syncookies_only",
+            "use SYN cookies only, no SYN cache",
+            builtin=frozenset({0}),
+            note="0 is the default (cache, no cookies-only), which is what ustack does",
+        ),
+        Sysctl(
+            "net.inet.tcp.tolerate_missing_ts",
+            "0: drop segments without a timestamp once timestamps are negotiated (RFC 7323 3.2)",
+            "tolerate_missing_timestamps",
+            bool,
+            note="needs the core's policy on segments without TS (RFC 7323 3.2 says they should be dropped)",
+        ),
+        Sysctl("net.inet.tcp.udp_tunneling_port", "TCP over UDP (RFC 6951 style)", note="no UDP encapsulation"),
+        Sysctl("net.inet.tcp.udp_tunneling_overhead", "TCP over UDP overhead", note="no UDP encapsulation"),
+    ]
+}
+
+
+def apply_sysctl(name: str, value: int, overrides: dict) -> None:
+    """Map `sysctl -w name=value` onto TcpConfig overrides, or raise Unsupported."""
+    if name == "net.inet.tcp.rfc1323":  # one FreeBSD switch, two ustack knobs
+        overrides["window_scaling"] = overrides["timestamps"] = bool(value)
+        return
+    sysctl = SYSCTLS.get(name)
+    if sysctl is None:
+        raise Unsupported(f"sysctl {name}", "not in profile.SYSCTLS")
+    sysctl.apply(value, overrides)
+
+
+# ---------------------------------------------------------------------------------------------
+# Script headers
+
+
+SCRIPT_OPTIONS = {
+    "ip_version": "only ipv4 is supported",
+    "tolerance_usecs": "the timing tolerance (Script.tolerance)",
+    "mtu": "the interface MTU: ustack's MSS becomes MTU - 40",
+    "non_fatal": "`syscall`: a system call with an unexpected result is reported but does not fail the script",
+    "udp_encapsulation": "unsupported: ustack has no TCP over UDP",
+    "tcp_md5_secret": "unsupported: ustack has no TCP MD5 signatures (RFC 2385)",
+}
+
+
+def apply_script_options(options: dict, overrides: dict) -> None:
+    for name, value in options.items():
+        if name == "ip_version":
+            if value != "ipv4":
+                raise Unsupported("ipv6", f"--ip_version={value}")
+        elif name == "mtu":
+            mss = int(value) - 40
+            if not 64 <= mss <= 65495:
+                raise Unsupported(f"--mtu={value}", f"an MSS of {mss} is outside what TcpConfig accepts (64..65495)")
+            overrides["mss"] = mss
+        elif name in ("udp_encapsulation", "tcp_md5_secret"):
+            raise Unsupported(f"--{name}", SCRIPT_OPTIONS[name])
+        elif name not in SCRIPT_OPTIONS:
+            raise Unsupported(f"--{name}", "not in profile.SCRIPT_OPTIONS")
+
+
+# ---------------------------------------------------------------------------------------------
+# Tolerances: where the matcher compares less than packetdrill would
+
+
+TOLERANCES = {
+    "option_order": (
+        "TCP options are compared by meaning (mss, wscale, sackOK, sack blocks, TS), not by their "
+        "bytes: ustack's TcpSegment carries TcpOptions, which has no order and no nop/eol padding, and "
+        "the wire builder lays options out (option_layout='freebsd' gives FreeBSD's "
+        "mss,nop,wscale,sackOK,TS order on the wire)."
+    ),
+    "ts_val_unchecked": (
+        "The TS val of a segment ustack sends is ustack's own clock, so its value is not compared; "
+        "packetdrill does the same unless --tcp_ts_tick_usecs is given. The offset between ustack's "
+        "value and the script's is remembered to translate the ecr of later inbound segments."
+    ),
+    "ack_without_ack_flag": (
+        "When the ACK bit is clear the acknowledgment field has no meaning (RFC 9293 3.1), so it is not "
+        "compared (packetdrill compares it with 0)."
+    ),
+    "repeated_fin": (
+        "While its FIN is unacknowledged, FreeBSD sets FIN again on every segment it sends (tcp_output "
+        "repeats it at the FIN's sequence number), so the scripts expect `F. 1:1(0) ack 2` where ustack "
+        "sends the plain acknowledgment RFC 9293 3.10.7.4 describes, `. 2:2(0) ack 2`. Both tell the peer "
+        "the same; a FIN that was never sent is not excused."
+    ),
+}
+
+# The TOLERANCES the matcher applies on request (the others are built into the comparison).
+MATCHER_TOLERANCES = frozenset({"repeated_fin"})
+
+
+# Tolerances for single scripts, by path relative to the suite: (tolerance, reason).
+SCRIPT_TOLERANCES = {
+    "state-event-engine/rcv-syn-ack-listen/rcv-syn-ack-with-data-listen-ipv4.pkt": (
+        "unlisted_reset",
+        "the group's README says the SYN-ACK triggers a RST (RFC 9293 3.10.7.2), but the script has no "
+        "line for it (packetdrill never reports a segment no line expects)",
+    ),
+    "state-event-engine/rcv-syn-ack-listen/rcv-syn-ack-without-data-listen-ipv4.pkt": (
+        "unlisted_reset",
+        "as rcv-syn-ack-with-data-listen-ipv4.pkt",
+    ),
+}
+
+
+def script_tolerances(path: str) -> set[str]:
+    """The names of the SCRIPT_TOLERANCES that apply to the script at `path`."""
+    normalized = path.replace("\\", "/")
+    return {name for suffix, (name, _) in SCRIPT_TOLERANCES.items() if normalized.endswith(suffix)}
+
+
+# ---------------------------------------------------------------------------------------------
+# Socket options
+
+
+# name -> (level, TcpConfig field or None, how the value converts, or None if only remembered)
+SOCKET_OPTIONS = {
+    "SO_REUSEADDR": ("SOL_SOCKET", None, None),  # remembered; ustack has no bind conflicts to relax
+    "SO_RCVBUF": ("SOL_SOCKET", "receive_buffer_size", int),
+    "SO_SNDBUF": ("SOL_SOCKET", "send_buffer_size", int),
+    "SO_LINGER": ("SOL_SOCKET", None, None),  # {l_onoff=1, l_linger=0}: close() aborts (RST)
+    "SO_KEEPALIVE": ("SOL_SOCKET", "keepalive", bool),
+    "SO_ERROR": ("SOL_SOCKET", None, None),  # read-only: the pending error
+    "TCP_NODELAY": ("IPPROTO_TCP", "nagle", lambda value: not value),
+    "TCP_MAXSEG": ("IPPROTO_TCP", "mss", int),
+    "TCP_KEEPIDLE": ("IPPROTO_TCP", "keepalive_idle", float),  # seconds, as FreeBSD's socket option
+    "TCP_KEEPINTVL": ("IPPROTO_TCP", "keepalive_interval", float),
+    "TCP_KEEPCNT": ("IPPROTO_TCP", "keepalive_probes", int),
+    "TCP_KEEPINIT": ("IPPROTO_TCP", "connect_timeout", float),
+    "TCP_NOOPT": ("IPPROTO_TCP", "no_options", bool),  # 1: a SYN with no options at all, not even MSS
+}

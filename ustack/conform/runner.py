@@ -1,0 +1,128 @@
+"""Run one script: parse, check what it needs, drive ustack, and say pass, fail or skipped.
+
+    result = run_path("snippets/listen-ipv4.pkt")
+    result.status     # "pass", "fail", "skipped" or "error" (the script could not be parsed)
+    result.reason     # one line: the unsupported feature, the first mismatch, the parse error
+    result.mismatch   # for a failed packet: expected and actual segment in tcpdump form
+
+A script is skipped, before anything runs, when it needs a feature ustack lacks: `find_unsupported`
+walks every event and asks the profile (sysctls, headers, socket options) and the shell/code
+interpreters, so the reason names the first such feature. The virtual-time driver (driver.py) runs
+the rest against the TCP core; what a driver run can still find unsupported (a socket option set
+after connect, say) also ends as "skipped".
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ustack.conform.lexer import ParseError
+from ustack.conform.matcher import Mismatch
+from ustack.conform.parser import parse_file
+from ustack.conform.profile import DEFINES, SOCKET_OPTIONS, Unsupported, apply_script_options, apply_sysctl
+from ustack.conform.script import CodeEvent, NameExpr, PacketEvent, Script, ShellEvent, SyscallEvent
+from ustack.conform.shell import SetSysctl, interpret_code, interpret_shell
+
+PASS = "pass"
+FAIL = "fail"
+SKIPPED = "skipped"
+ERROR = "error"
+
+# The system calls the emulation (syscalls.py) knows.
+SUPPORTED_SYSCALLS = frozenset(
+    {"socket", "bind", "listen", "accept", "connect", "read", "write", "send", "recv", "close", "shutdown",
+     "fcntl", "getsockopt", "setsockopt", "poll"}
+)
+
+
+@dataclass
+class Result:
+    path: str
+    status: str
+    reason: str = ""
+    line: int | None = None  # the script line the reason is about
+    mismatch: Mismatch | None = None
+    warnings: list[str] = field(default_factory=list)
+    key: str = ""  # short and stable: the unsupported feature, or "line N what" for a failure
+
+    def text(self) -> str:
+        where = f":{self.line}" if self.line else ""
+        head = f"{self.status.upper():7} {self.path}{where}"
+        if self.mismatch is not None:
+            return f"{head}  {self.mismatch.text()}"
+        return f"{head}  {self.reason}" if self.reason else head
+
+
+def find_unsupported(script: Script) -> tuple[Unsupported, int | None] | None:
+    """The first thing in `script` that ustack cannot do, with its line; None if there is none."""
+    overrides: dict = {}
+    try:
+        apply_script_options(script.options, overrides)
+    except Unsupported as problem:
+        return problem, None
+    for event in script.events:
+        try:
+            _check_event(event, overrides)
+        except Unsupported as problem:
+            return problem, event.line
+    return None
+
+
+def _check_event(event, overrides: dict) -> None:
+    if isinstance(event, ShellEvent):
+        action = interpret_shell(event.command)
+        if isinstance(action, SetSysctl):
+            apply_sysctl(action.name, action.value, overrides)
+    elif isinstance(event, CodeEvent):
+        interpret_code(event.code)
+    elif isinstance(event, PacketEvent):
+        _check_packet(event)
+    elif isinstance(event, SyscallEvent):
+        _check_syscall(event)
+
+
+def _check_packet(event: PacketEvent) -> None:
+    if event.icmp is not None and event.direction == ">":
+        raise Unsupported("outbound_icmp", "ustack is not expected to send ICMP to the script")
+    if event.udp_ports is not None:
+        raise Unsupported("udp_encapsulation", "TCP over UDP")
+    if event.ip_info:
+        names = ",".join(name for name, _ in event.ip_info)
+        raise Unsupported("ip_header_fields", f"the driver exchanges TCP segments, not IP packets ({names})")
+    if any(option.name == "md5" for option in event.options or ()):
+        raise Unsupported("tcp_md5", "TCP MD5 signature option (RFC 2385)")
+    if "E" in event.flags or "W" in event.flags:
+        raise Unsupported("ecn", "ECN-setup or ECN-echo segments (RFC 3168); ustack does not negotiate ECN")
+
+
+def _check_syscall(event: SyscallEvent) -> None:
+    if event.name not in SUPPORTED_SYSCALLS:
+        raise Unsupported(f"syscall {event.name}", "not in syscalls.py")
+    if event.name in ("getsockopt", "setsockopt") and len(event.args) >= 3:
+        option = event.args[2]
+        if not isinstance(option, NameExpr) or option.name not in SOCKET_OPTIONS:
+            name = option.name if isinstance(option, NameExpr) else str(option)
+            raise Unsupported(f"socket option {name}", "not in profile.SOCKET_OPTIONS")
+
+
+def run_script(script: Script) -> Result:
+    """Run a parsed script. Unsupported features make it "skipped" without running anything."""
+    found = find_unsupported(script)
+    if found is not None:
+        problem, line = found
+        return Result(script.path, SKIPPED, str(problem), line, key=problem.feature)
+    try:
+        from ustack.conform.driver import drive  # the driver imports the TCP core
+    except ImportError as error:  # a broken core is reported, not a traceback
+        return Result(script.path, SKIPPED, f"driver: cannot import the TCP core ({error})", key="driver")
+    return drive(script)
+
+
+def run_path(path: str | Path, defines: frozenset[str] = DEFINES) -> Result:
+    """Parse and run one file; a parse error is a result ("error"), not an exception."""
+    try:
+        script = parse_file(path, defines)
+    except ParseError as error:
+        return Result(str(path), ERROR, error.message, error.line, key=f"line {error.line} parse")
+    return run_script(script)

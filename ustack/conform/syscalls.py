@@ -1,0 +1,476 @@
+"""The system calls of the scripts, emulated on ustack's TCP core (CORE_API.md).
+
+packetdrill runs real system calls on the kernel under test; here a small socket table maps the
+script's file descriptors (3, 4, ...) onto the core's Listener and Connection objects, and each
+call returns what FreeBSD would: a result and, for -1, an errno name. The driver (driver.py)
+owns time and packets; it gives this module a `host` that creates and registers core objects:
+
+    host.make_config(socket)                    -> TcpConfig for the socket's next connection
+    host.open_active(socket, config, now)       -> Connection (registered for packet routing)
+    host.open_listener(socket, config, backlog) -> Listener (registered)
+    host.close_listener(listener, now)
+    host.receive_space                          the receive buffer the sysctls asked for
+
+A call the core refuses (TcpCallError, RFC 9293 3.10) returns -1 with the error's errno name.
+
+A call that would block on a blocking socket returns `Blocked(retry)`: the driver calls retry()
+after each step of virtual time until it returns an Outcome.
+"""
+
+from __future__ import annotations
+
+import errno as errno_module
+from dataclasses import dataclass, field
+from typing import Callable, NamedTuple
+
+from ustack.conform.profile import FREEBSD_RECEIVE_BUFFER_ROUNDING, SOCKET_OPTIONS, Unsupported, freebsd_receive_buffer
+from ustack.conform.script import ArrayExpr, BinaryExpr, EllipsisExpr, IntExpr, NameExpr, StructExpr, SyscallEvent
+from ustack.tcp.errors import TcpCallError
+
+# FreeBSD's values for the constants the scripts use (sys/fcntl.h, sys/socket.h, netinet/in.h).
+CONSTANTS = {
+    "O_RDONLY": 0x0000,
+    "O_WRONLY": 0x0001,
+    "O_RDWR": 0x0002,
+    "O_NONBLOCK": 0x0004,
+    "F_GETFL": 3,
+    "F_SETFL": 4,
+    "SHUT_RD": 0,
+    "SHUT_WR": 1,
+    "SHUT_RDWR": 2,
+    "MSG_PEEK": 0x2,
+    "MSG_DONTWAIT": 0x80,
+    "SOCK_STREAM": 1,
+    "AF_INET": 2,
+    "IPPROTO_TCP": 6,
+    "SOL_SOCKET": 0xFFFF,
+    # sys/poll.h
+    "POLLIN": 0x0001,
+    "POLLPRI": 0x0002,
+    "POLLOUT": 0x0004,
+    "POLLERR": 0x0008,
+    "POLLHUP": 0x0010,
+    "POLLNVAL": 0x0020,
+    "POLLRDNORM": 0x0040,
+    "POLLWRNORM": 0x0004,
+}
+
+# Errno names that are one error under two names on FreeBSD.
+ERRNO_ALIASES = {"EWOULDBLOCK": "EAGAIN"}
+
+
+def same_errno(first: str | None, second: str | None) -> bool:
+    return ERRNO_ALIASES.get(first, first) == ERRNO_ALIASES.get(second, second)
+
+
+def errno_name(number: int) -> str:
+    return errno_module.errorcode.get(number, f"errno {number}")
+
+
+class Outcome(NamedTuple):
+    """What a call returned: result, errno name when result is -1, and values written through
+    pointer arguments (argument index -> value), e.g. getsockopt's option value."""
+
+    result: int
+    errno: str | None = None
+    outputs: dict | None = None
+
+
+class Blocked(NamedTuple):
+    """A call that waits. The driver calls retry(now) after each step of virtual time; a call
+    with a timeout also names the time it gives up, so the clock can be run to it."""
+
+    retry: Callable[[float], Outcome | None]
+    deadline: float | None = None
+
+
+@dataclass
+class FakeSocket:
+    fd: int
+    nonblocking: bool = False
+    bound: bool = False
+    options: dict = field(default_factory=dict)  # socket option name -> value set by setsockopt
+    listener: object = None
+    connection: object = None
+    pending_error: str | None = None  # SO_ERROR, cleared when read
+    reported_error: bool = False  # the connection's error was already returned by a call
+    closed: bool = False
+
+
+def evaluate(expression) -> int | None:
+    """A script expression as a number: ints, FreeBSD constants, `A | B`, `[x]`. None for `...`."""
+    if isinstance(expression, IntExpr):
+        return expression.value
+    if isinstance(expression, NameExpr):
+        if expression.name in CONSTANTS:
+            return CONSTANTS[expression.name]
+        if expression.name.startswith("E") and hasattr(errno_module, expression.name):
+            return getattr(errno_module, expression.name)
+        raise Unsupported(f"constant {expression.name}", "not in syscalls.CONSTANTS")
+    if isinstance(expression, BinaryExpr):
+        return evaluate(expression.left) | evaluate(expression.right)
+    if isinstance(expression, ArrayExpr) and len(expression.items) == 1:
+        return evaluate(expression.items[0])
+    if isinstance(expression, EllipsisExpr):
+        return None
+    raise Unsupported("argument", f"cannot evaluate {expression!r}")
+
+
+class SocketTable:
+    """The script's file descriptors and the calls on them."""
+
+    def __init__(self, host) -> None:
+        self.host = host
+        self.sockets: dict[int, FakeSocket] = {}
+
+    # -- entry point ---------------------------------------------------------------------------
+
+    def call(self, event: SyscallEvent, now: float) -> Outcome | Blocked:
+        handler = getattr(self, f"_{event.name}", None)
+        if handler is None:
+            raise Unsupported(f"syscall {event.name}", "not in syscalls.py")
+        try:
+            return handler(event.args, now)
+        except TcpCallError as refused:  # the core refuses the call in this state (RFC 9293 3.10)
+            return Outcome(-1, errno_name(refused.errno))
+
+    def socket_of(self, fd_expression) -> FakeSocket | None:
+        socket = self.sockets.get(evaluate(fd_expression))
+        return None if socket is None or socket.closed else socket
+
+    # -- socket, fcntl, options ------------------------------------------------------------------
+
+    def _socket(self, args, now) -> Outcome:
+        fd = 3
+        while fd in self.sockets and not self.sockets[fd].closed:
+            fd += 1
+        self.sockets[fd] = FakeSocket(fd)
+        return Outcome(fd)
+
+    def _fcntl(self, args, now) -> Outcome:
+        socket = self.socket_of(args[0])
+        if socket is None:
+            return Outcome(-1, "EBADF")
+        command = evaluate(args[1])
+        if command == CONSTANTS["F_GETFL"]:
+            return Outcome(CONSTANTS["O_RDWR"] | (CONSTANTS["O_NONBLOCK"] if socket.nonblocking else 0))
+        if command == CONSTANTS["F_SETFL"]:
+            socket.nonblocking = bool(evaluate(args[2]) & CONSTANTS["O_NONBLOCK"])
+            return Outcome(0)
+        raise Unsupported("fcntl command", str(args[1]))
+
+    def _setsockopt(self, args, now) -> Outcome:
+        socket = self.socket_of(args[0])
+        if socket is None:
+            return Outcome(-1, "EBADF")
+        name = args[2].name if isinstance(args[2], NameExpr) else None
+        if name not in SOCKET_OPTIONS:
+            raise Unsupported(f"socket option {name}", "not in profile.SOCKET_OPTIONS")
+        if (socket.connection is not None or socket.listener is not None) and SOCKET_OPTIONS[name][1] is not None:
+            # TcpConfig is fixed when a connection is made; changing it later needs a core call.
+            raise Unsupported(f"socket option {name} after connect/listen", "the core's config is fixed per connection")
+        if name == "SO_LINGER":
+            socket.options[name] = linger_value(args[3])
+        else:
+            socket.options[name] = evaluate(args[3])
+        return Outcome(0)
+
+    def _getsockopt(self, args, now) -> Outcome:
+        socket = self.socket_of(args[0])
+        if socket is None:
+            return Outcome(-1, "EBADF")
+        name = args[2].name if isinstance(args[2], NameExpr) else None
+        if name == "SO_ERROR":
+            error = self._take_error(socket)
+            value = getattr(errno_module, error) if error else 0
+        elif name == "SO_RCVBUF":
+            value = self._receive_buffer(socket)
+        elif name in socket.options:
+            value = socket.options[name]
+        elif name in SOCKET_OPTIONS and SOCKET_OPTIONS[name][1]:
+            config = self.host.make_config(socket)
+            field_name = SOCKET_OPTIONS[name][1]
+            if not hasattr(config, field_name):
+                raise Unsupported(f"socket option {name}", f"needs TcpConfig.{field_name}")
+            value = getattr(config, field_name)
+        else:
+            raise Unsupported(f"socket option {name}", "getsockopt of it is not emulated")
+        return Outcome(0, None, {3: value})
+
+    def _receive_buffer(self, socket: FakeSocket) -> int:
+        """SO_RCVBUF as FreeBSD reports it (profile.FREEBSD_RECEIVE_BUFFER_ROUNDING)."""
+        config = self.host.make_config(socket)
+        size = socket.options.get("SO_RCVBUF", self.host.receive_space)
+        connection = socket.connection
+        mss_known = connection is not None and connection.state.value not in ("CLOSED", "SYN-SENT")
+        if FREEBSD_RECEIVE_BUFFER_ROUNDING and mss_known:
+            return freebsd_receive_buffer(size, config.mss)
+        return size
+
+    def _take_error(self, socket: FakeSocket) -> str | None:
+        """The pending socket error (SO_ERROR reads and clears it)."""
+        connection = socket.connection
+        failed = connection is not None and connection.error is not None
+        if socket.pending_error is None and failed and not socket.reported_error:
+            socket.pending_error = errno_name(connection.error.errno)
+        error, socket.pending_error = socket.pending_error, None
+        if error:
+            socket.reported_error = True
+        return error
+
+    # -- opening -----------------------------------------------------------------------------------
+
+    def _bind(self, args, now) -> Outcome:
+        socket = self.socket_of(args[0])
+        if socket is None:
+            return Outcome(-1, "EBADF")
+        socket.bound = True
+        return Outcome(0)
+
+    def _listen(self, args, now) -> Outcome:
+        socket = self.socket_of(args[0])
+        if socket is None:
+            return Outcome(-1, "EBADF")
+        if socket.listener is None:
+            socket.listener = self.host.open_listener(socket, self.host.make_config(socket), evaluate(args[1]))
+        return Outcome(0)
+
+    def _accept(self, args, now) -> Outcome | Blocked:
+        socket = self.socket_of(args[0])
+        if socket is None:
+            return Outcome(-1, "EBADF")
+        if socket.listener is None:
+            return Outcome(-1, "EINVAL")
+
+        def attempt(now: float) -> Outcome | None:
+            connection = socket.listener.accept()
+            if connection is None:
+                return None
+            fd = self._socket((), now).result
+            accepted = self.sockets[fd]
+            accepted.connection = connection
+            accepted.bound = True
+            accepted.nonblocking = socket.nonblocking  # FreeBSD's accept(2) passes O_NONBLOCK on
+            return Outcome(fd)
+
+        outcome = attempt(now)
+        if outcome is not None:
+            return outcome
+        return Outcome(-1, "EAGAIN") if socket.nonblocking else Blocked(attempt)
+
+    def _connect(self, args, now) -> Outcome | Blocked:
+        socket = self.socket_of(args[0])
+        if socket is None:
+            return Outcome(-1, "EBADF")
+        if socket.connection is not None:
+            state = socket.connection.state.value
+            return Outcome(-1, "EALREADY" if state in ("SYN-SENT", "SYN-RECEIVED") else "EISCONN")
+        socket.connection = self.host.open_active(socket, self.host.make_config(socket), now)
+
+        def attempt(now: float) -> Outcome | None:
+            connection = socket.connection
+            if connection.error is not None:
+                socket.reported_error = True
+                return Outcome(-1, errno_name(connection.error.errno))
+            if connection.state.value in ("SYN-SENT", "SYN-RECEIVED"):
+                return None
+            return Outcome(0)
+
+        if socket.nonblocking:
+            return Outcome(-1, "EINPROGRESS")
+        return Blocked(attempt)
+
+    # -- data ----------------------------------------------------------------------------------------
+
+    def _recv(self, args, now) -> Outcome | Blocked:
+        flags = evaluate(args[3]) if len(args) > 3 else 0
+        return self._receive(args[0], evaluate(args[2]), bool(flags & CONSTANTS["MSG_PEEK"]), now)
+
+    def _read(self, args, now) -> Outcome | Blocked:
+        return self._receive(args[0], evaluate(args[2]), False, now)
+
+    def _receive(self, fd_expression, max_bytes: int, peek: bool, now: float) -> Outcome | Blocked:
+        socket = self.socket_of(fd_expression)
+        if socket is None:
+            return Outcome(-1, "EBADF")
+        connection = socket.connection
+        if connection is None:
+            return Outcome(-1, "ENOTCONN")
+
+        def attempt(now: float) -> Outcome | None:
+            if connection.readable:
+                if peek:  # MSG_PEEK: the core has no peek; readable says what recv would return
+                    return Outcome(min(connection.readable, max_bytes))
+                return Outcome(len(connection.recv(max_bytes, now)))
+            if connection.at_eof:
+                return Outcome(0)
+            error = self._take_error(socket)
+            if error:
+                return Outcome(-1, error)
+            if connection.state.value == "CLOSED":
+                return Outcome(0)
+            return None
+
+        outcome = attempt(now)
+        if outcome is not None:
+            return outcome
+        return Outcome(-1, "EAGAIN") if socket.nonblocking else Blocked(attempt)
+
+    def _send(self, args, now) -> Outcome | Blocked:
+        return self._transmit(args[0], evaluate(args[2]), now)
+
+    def _write(self, args, now) -> Outcome | Blocked:
+        return self._transmit(args[0], evaluate(args[2]), now)
+
+    def _transmit(self, fd_expression, length: int, now: float) -> Outcome | Blocked:
+        socket = self.socket_of(fd_expression)
+        if socket is None:
+            return Outcome(-1, "EBADF")
+        connection = socket.connection
+        if connection is None:
+            return Outcome(-1, "ENOTCONN")
+        error = self._take_error(socket)
+        if error:
+            return Outcome(-1, error)
+        accepted = connection.send(bytes(length), now)
+        if accepted == 0 and length:
+            return Outcome(-1, "EAGAIN") if socket.nonblocking else Blocked(lambda now: None)
+        return Outcome(accepted)
+
+    # -- poll ----------------------------------------------------------------------------------------
+
+    def _poll(self, args, now) -> Outcome | Blocked:
+        """poll([{fd=3, events=POLLIN|POLLOUT}], 1, timeout_ms): the number of ready entries;
+        each entry's revents is written back (output index 0, a tuple in entry order)."""
+        entries = args[0].items if isinstance(args[0], ArrayExpr) else ()
+        requests = []
+        for entry in entries:
+            if not isinstance(entry, StructExpr):
+                raise Unsupported("poll argument", "expected [{fd=..., events=...}]")
+            fields = dict(entry.fields)
+            requests.append((evaluate(fields["fd"]), evaluate(fields.get("events", IntExpr(0, "0"))) or 0))
+        timeout = evaluate(args[2]) if len(args) > 2 else -1
+        deadline = None if timeout is None or timeout < 0 else now + timeout / 1000.0
+
+        def attempt(now: float) -> Outcome | None:
+            revents = tuple(self._revents(fd, events) for fd, events in requests)
+            ready = sum(1 for value in revents if value)
+            if ready or (deadline is not None and now >= deadline):
+                return Outcome(ready, None, {0: revents})
+            return None
+
+        outcome = attempt(now)
+        return outcome if outcome is not None else Blocked(attempt, deadline)
+
+    def _revents(self, fd: int, events: int) -> int:
+        socket = self.sockets.get(fd)
+        if socket is None or socket.closed:
+            return CONSTANTS["POLLNVAL"]
+        revents = 0
+        connection = socket.connection
+        if socket.listener is not None:
+            if socket.listener.accept_queue:
+                revents |= CONSTANTS["POLLIN"]
+        elif connection is not None:
+            state = connection.state.value
+            if connection.readable or connection.at_eof:
+                revents |= CONSTANTS["POLLIN"] | CONSTANTS["POLLRDNORM"]
+            if state in ("ESTABLISHED", "CLOSE-WAIT") and connection.send_space > 0:
+                revents |= CONSTANTS["POLLOUT"]
+            if connection.error is not None:
+                revents |= CONSTANTS["POLLERR"]
+            if state == "CLOSED" or (connection.at_eof and state in ("LAST-ACK", "TIME-WAIT", "CLOSING")):
+                revents |= CONSTANTS["POLLHUP"]
+        always = CONSTANTS["POLLERR"] | CONSTANTS["POLLHUP"] | CONSTANTS["POLLNVAL"]
+        return revents & (events | always)
+
+    # -- closing -------------------------------------------------------------------------------------
+
+    def _shutdown(self, args, now) -> Outcome:
+        socket = self.socket_of(args[0])
+        if socket is None:
+            return Outcome(-1, "EBADF")
+        if socket.connection is None:
+            return Outcome(-1, "ENOTCONN")
+        how = evaluate(args[1])
+        if how in (CONSTANTS["SHUT_WR"], CONSTANTS["SHUT_RDWR"]):
+            socket.connection.shutdown(now)
+        return Outcome(0)
+
+    def _close(self, args, now) -> Outcome:
+        socket = self.socket_of(args[0])
+        if socket is None:
+            return Outcome(-1, "EBADF")
+        socket.closed = True
+        if socket.listener is not None:
+            self.host.close_listener(socket.listener, now)
+        if socket.connection is not None:
+            if socket.options.get("SO_LINGER") == (1, 0):  # linger on, zero time: RST (abort)
+                socket.connection.abort(now)
+            elif socket.connection.state.value != "CLOSED":
+                socket.connection.close(now)
+        return Outcome(0)
+
+
+def linger_value(expression) -> tuple[int, int]:
+    """`{l_onoff=1, l_linger=0}` (or `[{...}]`) as (onoff, seconds)."""
+    if isinstance(expression, ArrayExpr) and len(expression.items) == 1:
+        expression = expression.items[0]
+    if not isinstance(expression, StructExpr):
+        raise Unsupported("SO_LINGER value", "expected {l_onoff=..., l_linger=...}")
+    fields = dict(expression.fields)
+    return evaluate(fields.get("l_onoff", IntExpr(0, "0"))), evaluate(fields.get("l_linger", IntExpr(0, "0")))
+
+
+def check_outcome(event: SyscallEvent, outcome: Outcome) -> str | None:
+    """None if the call returned what the script says; else one line saying what differs."""
+    expected = evaluate(event.result)
+    if expected is not None and outcome.result != expected:
+        got = f"{outcome.result}" + (f" {outcome.errno}" if outcome.errno else "")
+        want = f"{expected}" + (f" {event.errno}" if event.errno else "")
+        return f"{event.name} returned {got} where the script expects {want}"
+    if event.errno and not same_errno(event.errno, outcome.errno):
+        return f"{event.name} failed with {outcome.errno} where the script expects {event.errno}"
+    for index, value in (outcome.outputs or {}).items():
+        if event.name == "poll":
+            problem = _check_revents(event, value)
+            if problem:
+                return problem
+            continue
+        if index < len(event.args):
+            wanted = evaluate(event.args[index])
+            if wanted is not None and wanted != value:
+                shown = errno_name(value) if value and _names_errno(event.args[index]) else value
+                return f"{event.name} gave {shown} where the script expects {_expression_text(event.args[index])}"
+    return None
+
+
+def _check_revents(event: SyscallEvent, revents: tuple) -> str | None:
+    entries = event.args[0].items if isinstance(event.args[0], ArrayExpr) else ()
+    for entry, actual in zip(entries, revents):
+        fields = dict(entry.fields)
+        if "revents" in fields:
+            wanted = evaluate(fields["revents"])
+            if wanted is not None and wanted != actual:
+                return f"poll gave revents {actual:#x} where the script expects {wanted:#x}"
+    return None
+
+
+def _names_errno(expression) -> bool:
+    """`[ECONNRESET]`: the script writes the expected value as an errno name."""
+    return (
+        isinstance(expression, ArrayExpr)
+        and bool(expression.items)
+        and isinstance(expression.items[0], NameExpr)
+        and expression.items[0].name.startswith("E")
+    )
+
+
+def _expression_text(expression) -> str:
+    if isinstance(expression, ArrayExpr):
+        return "[" + ", ".join(_expression_text(item) for item in expression.items) + "]"
+    if isinstance(expression, IntExpr):
+        return expression.text
+    if isinstance(expression, NameExpr):
+        return expression.name
+    return "..."
