@@ -188,3 +188,15 @@ def test_send_buffer_fills_and_space_is_reported_when_acknowledged():
     assert [len(s.payload) for s in sent] == [1460] * 5
     script.receive(incoming(remote(1), local(1 + 2920)))
     assert SendSpaceAvailable(2920) in connection.events()
+
+
+def test_payloads_may_be_memoryviews_of_a_reused_buffer():
+    # The wire layer can hand out payloads that share the packet's memory (codec.parse with a
+    # memoryview); the core must copy what it keeps, since the buffer is reused for the next packet.
+    script = established()
+    packet = bytearray(b"later" + b"first")
+    view = memoryview(packet)
+    script.receive(incoming(remote(6), local(1), payload=view[:5]))  # out of order: kept
+    script.receive(incoming(remote(1), local(1), payload=view[5:]))  # in order: fills the hole
+    packet[:] = b"XXXXXXXXXX"  # the runtime reuses its buffer
+    assert script.connection.recv(100, 0.0) == b"firstlater"
