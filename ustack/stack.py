@@ -123,7 +123,12 @@ class Stack:
         if connection is not None:
             connection.receive(segment, now)
             self._touch(connection)
-            return
+            if connection.reopening_syn is None:
+                return
+            # RFC 1122 4.2.2.13, RFC 6191: a new SYN ended the TIME-WAIT of this 4-tuple. The old
+            # connection is CLOSED; the SYN goes on to the listener as a new connection request.
+            segment, connection.reopening_syn = connection.reopening_syn, None
+            self._forget(connection)
         listener = self.listeners.get((ip.dst, segment.dst_port)) or self.listeners.get((0, segment.dst_port))
         if listener is not None:
             new_connection = listener.receive(ip.src, segment, now)
@@ -156,9 +161,6 @@ class Stack:
             connection = self.connections.get(key)
             if connection is None:
                 self.drops["icmp_error_no_connection"] += 1
-                return
-            if not hasattr(connection, "on_icmp_unreachable"):
-                self.drops["icmp_unreachable_not_handled"] += 1  # the core has no handler yet
                 return
             connection.on_icmp_unreachable(message.code, message.next_hop_mtu, quoted.seq, now)
             self._touch(connection)

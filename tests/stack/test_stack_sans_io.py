@@ -174,3 +174,33 @@ def test_listening_twice_on_a_port_is_address_in_use():
     with pytest.raises(StackError) as raised:
         stack.listen(80)
     assert "already listening" in str(raised.value)
+
+
+def test_a_new_syn_reopens_a_four_tuple_in_time_wait_at_once():
+    # RFC 1122 4.2.2.13 / RFC 6191: the server closed first and sits in TIME-WAIT; the client
+    # comes back from the same port with a higher sequence number and a newer timestamp. The
+    # SYN must reach the listener now, not after the client's SYN retransmission a second later.
+    client, server = make_stack(PEER, msl=30.0), make_stack(OURS, msl=30.0)
+    wire = Wire(client, server)
+    listener = server.listen(80)
+    first = client.connect(OURS, 80, wire.now)
+    wire.exchange()
+    accepted = listener.accept()
+    accepted.close(wire.now)
+    server.poke(accepted)
+    wire.exchange()
+    first.close(wire.now)
+    client.poke(first)
+    wire.exchange()
+    assert accepted.state is State.TIME_WAIT
+    while first.state is not State.CLOSED:  # the client side ends in CLOSED after LAST-ACK
+        assert wire.advance_to_next_deadline()
+
+    wire.now += 1.0
+    client.isn_generator = IsnGenerator(fixed_isn=0x00001000)  # past the old incarnation, wrapped
+    second = client.connect(OURS, 80, wire.now, local_port=first.local_port)
+    wire.exchange()
+    assert second.state is State.ESTABLISHED
+    reopened = listener.accept()
+    assert reopened is not None and reopened is not accepted and reopened.state is State.ESTABLISHED
+    assert server.state_counts() == {"ESTABLISHED": 1}

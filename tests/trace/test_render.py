@@ -104,7 +104,7 @@ def test_text_fits_in_100_columns_even_with_long_labels():
     )  # fmt: skip
     text = render_text(ladder)
     assert max(len(line) for line in text.splitlines()) <= WIDTH
-    in_order(text, ["[SFP.] seq 4294967000:64704 ack 4294967295 win 65535", "len 65000", "sack 3", "more words"])
+    in_order(text, ["[FSP.] seq 4294967000:64704 ack 4294967295 win 65535", "len 65000", "sack 3", "more words"])
     assert "999.500000" in text
     late = next(line for line in text.splitlines() if line.startswith("12345.6789 "))
     assert late[LEFT_LIFELINE] == "|" and late[RIGHT_LIFELINE - 1 : RIGHT_LIFELINE + 1] == ">|"  # columns kept

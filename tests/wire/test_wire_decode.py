@@ -183,6 +183,15 @@ def test_ethernet_captures(tmp_path, capsys):
     assert decode_lines(path, capsys) == tcpdump_lines(path)
 
 
+def test_linux_cooked_captures(tmp_path, capsys):
+    # What `tcpdump -i any -w` writes: a 16-byte header whose last two bytes are the EtherType.
+    packets = random_packets(seed=8, count=20)
+    cooked = [struct.pack("!HHH8sH", 0, 1, 6, b"\x02" * 6 + b"\x00\x00", 0x0800) + packet for packet in packets]
+    path = tmp_path / "cooked.pcap"
+    write_pcap(path, cooked, linktype=113)
+    assert decode_lines(path, capsys) == tcpdump_lines(path)
+
+
 INVALID = [
     (b"\x45\x00\x00", "ipv4_truncated"),
     (ipv4_header(0, version_ihl=0x65), "ipv4_bad_version"),

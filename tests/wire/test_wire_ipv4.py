@@ -3,7 +3,7 @@
 import pytest
 from wire_packets import ipv4_header, reference_checksum, tcp_packet
 
-from ustack.wire import Ipv4Header, WireError, parse_packet
+from ustack.wire import Ipv4Header, WireError, build_ipv4_packet, parse_packet
 
 # A SYN-ACK from 10.0.0.1:5000 to 10.0.0.2:80, checksums verified with scapy when written.
 SYN_ACK = bytes.fromhex(
@@ -77,3 +77,21 @@ def test_a_changed_byte_is_caught_by_the_header_checksum():
 
 def test_the_reference_checksum_agrees_with_the_literal():
     assert reference_checksum(SYN_ACK[:20]) == 0
+
+
+def test_build_an_ipv4_packet_byte_for_byte():
+    header = Ipv4Header(0x0A000001, 0x0A000002, protocol=17, ttl=5, identification=0xBEEF, dont_fragment=False,
+                        more_fragments=True, fragment_offset=1480, tos=0x10)  # fmt: skip
+    packet = build_ipv4_packet(header, b"abcd")
+    assert packet == ipv4_header(4, 17, ttl=5, identification=0xBEEF, flags_and_offset=0x2000 | 185, tos=0x10) + b"abcd"
+    assert parse_packet(packet).ip == header._replace(total_length=24)
+
+
+def test_build_ipv4_rejects_what_cannot_be_sent():
+    header = Ipv4Header(1, 2, 17)
+    with pytest.raises(WireError, match="build_packet_too_long"):
+        build_ipv4_packet(header, bytes(65516))
+    with pytest.raises(WireError, match="build_bad_field"):
+        build_ipv4_packet(header._replace(fragment_offset=4), b"")
+    with pytest.raises(WireError, match="build_bad_field"):
+        build_ipv4_packet(header._replace(ttl=256), b"")

@@ -74,3 +74,12 @@ def test_tcp_spec_layout():
     assert codec._SPEC_SACK_OFFSET == ffi.offsetof("struct ustack_tcp_spec", "sack_blocks")
     struct.pack_into("=8I", ffi.buffer(spec), codec._SPEC_SACK_OFFSET, *range(8))
     assert list(spec.sack_blocks) == list(range(8))
+
+
+def test_every_c_reason_has_one_name():
+    from ustack.wire import PARSE_REASONS, REASON_NAMES
+    from ustack.wire._wire import lib
+
+    assert sorted(REASON_NAMES) == list(range(lib.USTACK_REASON_COUNT))
+    assert len(set(REASON_NAMES.values())) == len(REASON_NAMES)
+    assert "ipv4_bad_checksum" in PARSE_REASONS and "build_packet_too_long" not in PARSE_REASONS

@@ -5,11 +5,12 @@ Everything here is pure (no I/O, no clock). The names most code needs:
     parse_packet(bytes) -> Packet(ip, tcp, icmp, payload)    raises WireError(reason)
     build_tcp_packet(src, dst, TcpSegment, ...) -> bytes
     build_icmp_packet(src, dst, IcmpMessage, ...) -> bytes
+    build_ipv4_packet(Ipv4Header, payload) -> bytes          any other payload, fragments
     format_packet(bytes) -> str                              tcpdump's one-line text
 """
 
 from .checksum import checksum_add, checksum_finish, checksum_update, internet_checksum, pseudo_header_sum
-from .codec import Packet, build_icmp_packet, build_tcp_packet, parse_packet, tcp_options_length
+from .codec import Packet, build_icmp_packet, build_ipv4_packet, build_tcp_packet, parse_packet, tcp_options_length
 from .errors import WireError
 from .icmp import IcmpMessage, QuotedTcp
 from .ipv4 import Ipv4Header, address_text, address_value
@@ -31,6 +32,7 @@ __all__ = [
     "address_text",
     "address_value",
     "build_icmp_packet",
+    "build_ipv4_packet",
     "build_tcp_packet",
     "checksum_add",
     "checksum_finish",

@@ -1,14 +1,17 @@
 """Bytes <-> typed packets: the Python face of the C wire layer (csrc/, through cffi).
 
-    parse_packet(packet) -> Packet             one C call: IPv4, then TCP or ICMP, both checksums
+    parse_packet(packet) -> Packet                 one C call: IPv4, then TCP or ICMP, both checksums
     build_tcp_packet(src, dst, segment) -> bytes   one C call: IP + TCP headers, options, data
     build_icmp_packet(src, dst, message) -> bytes  one C call
+    build_ipv4_packet(header, payload) -> bytes    any other payload (fragments, UDP, test packets)
+    tcp_options_length(options) -> int             the option bytes a segment will carry
 
 How it stays fast (the stack calls these for every packet): `bytes` go straight to the C
 `const uint8_t *` parameters without a copy; C writes every parsed field into one preallocated
-struct, which Python reads with a single struct.unpack_from; the NamedTuples are made with
-tuple.__new__, skipping their Python-level __new__. The struct formats below mirror the C structs
-in csrc/wire.h field for field (tests/wire/test_layout.py checks the offsets against cffi).
+struct, which Python reads with a few struct.unpack_from calls (one per NamedTuple); the
+NamedTuples are made with tuple.__new__, skipping their Python-level __new__. The struct formats
+below mirror the C structs in csrc/wire.h field for field (tests/wire/test_wire_layout.py checks
+them against cffi). Figures: scripts/bench_wire.py.
 """
 
 from __future__ import annotations
@@ -211,6 +214,28 @@ def _pack_options(src, dst, ttl, dont_fragment, identification, segment, options
         struct.pack_into(f"={len(edges)}I", _spec_buffer, _SPEC_SACK_OFFSET, *edges)
 
 
+_ip_fields = ffi.new("struct ustack_ipv4_fields *")
+_ip_fields_buffer = ffi.buffer(_ip_fields)
+
+
+def build_ipv4_packet(header: Ipv4Header, payload: bytes) -> bytes:
+    """An IPv4 packet carrying any payload as it is (a fragment, UDP, a deliberately broken TCP
+    segment...): the 20-byte header from `header` (its total_length and header_length are computed,
+    fragment_offset is in bytes, a multiple of 8) with its checksum, then `payload`."""
+    payload = bytes(payload)
+    total_length = 20 + len(payload)
+    if total_length > _MAX_PACKET:
+        raise WireError(REASON_NAMES[lib.USTACK_REASON_BUILD_PACKET_TOO_LONG])
+    if header.fragment_offset % 8:
+        raise WireError(BUILD_BAD_FIELD, "the fragment offset is a multiple of 8 bytes")
+    try:
+        _IP_HEADER.pack_into(_ip_fields_buffer, 0, *header._replace(total_length=total_length, header_length=20))
+    except struct.error as error:
+        raise WireError(BUILD_BAD_FIELD, str(error)) from None
+    lib.ustack_build_ipv4_header(_out, _MAX_PACKET + 64, _ip_fields)
+    return _out_buffer[0:20] + payload
+
+
 _NO_SEGMENT = TcpSegment(0, 0, 0, 0, 0, 0)
 
 
@@ -234,7 +259,7 @@ def build_icmp_packet(src: int, dst: int, message: IcmpMessage, ttl: int = 64, i
     payload = message.payload
     if type(payload) is not bytes:
         payload = bytes(payload)
-    if not (0 <= message.identifier <= 0xFFFF and 0 <= message.sequence <= 0xFFFF and 0 <= message.next_hop_mtu <= 0xFFFF):
+    if not all(0 <= field <= 0xFFFF for field in (message.identifier, message.sequence, message.next_hop_mtu)):
         raise WireError(BUILD_BAD_FIELD, "ICMP identifier, sequence and next-hop MTU are 16-bit fields")
     if message.type == DESTINATION_UNREACHABLE:
         rest_of_header = message.next_hop_mtu

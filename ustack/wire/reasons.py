@@ -11,11 +11,17 @@ from ._wire import lib
 
 _PREFIX = "USTACK_REASON_"
 
-# reason code (the C enum value) -> snake_case name; index 0 is "ok".
-REASON_NAMES: dict[int, str] = {lib.USTACK_OK: "ok"}
-for _constant in dir(lib):
-    if _constant.startswith(_PREFIX) and _constant != "USTACK_REASON_COUNT":
-        REASON_NAMES[getattr(lib, _constant)] = _constant[len(_PREFIX) :].lower()
+# reason code (the C enum value) -> snake_case name, in code order; code 0 is "ok".
+REASON_NAMES: dict[int, str] = dict(
+    sorted(
+        [(lib.USTACK_OK, "ok")]
+        + [
+            (getattr(lib, constant), constant[len(_PREFIX) :].lower())
+            for constant in dir(lib)
+            if constant.startswith(_PREFIX) and constant != "USTACK_REASON_COUNT"
+        ]
+    )
+)
 
 # Reasons the Python side adds (not packets, but values handed to the builders).
 BUILD_BAD_FIELD = "build_bad_field"

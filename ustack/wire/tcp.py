@@ -64,12 +64,10 @@ class TcpSegment(NamedTuple):
         return len(self.payload) + (self.flags & SYN and 1) + (self.flags & FIN and 1)
 
 
+# tcpdump's order of the flag letters (print-tcp.c): ACK's "." comes right after PSH.
+_FLAG_LETTERS = ((FIN, "F"), (SYN, "S"), (RST, "R"), (PSH, "P"), (ACK, "."), (URG, "U"), (ECE, "E"), (CWR, "W"))
+
+
 def flags_text(flags: int) -> str:
-    """Flags the way tcpdump prints them inside `Flags [...]`: S, F, R, P, U, E, W, and '.' for ACK."""
-    text = ""
-    for bit, letter in ((SYN, "S"), (FIN, "F"), (RST, "R"), (PSH, "P"), (URG, "U"), (ECE, "E"), (CWR, "W")):
-        if flags & bit:
-            text += letter
-    if flags & ACK:
-        text += "."
-    return text or "none"
+    """The text inside tcpdump's `Flags [...]`: "S.", "F.", "P.", "FSRP.UEW", or "none"."""
+    return "".join(letter for bit, letter in _FLAG_LETTERS if flags & bit) or "none"

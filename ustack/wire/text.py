@@ -30,7 +30,7 @@ from .icmp import (
     IcmpMessage,
 )
 from .ipv4 import PROTOCOL_ICMP, PROTOCOL_TCP, PROTOCOL_UDP, Ipv4Header
-from .tcp import ACK, CWR, ECE, FIN, PSH, RST, SYN, URG, TcpSegment
+from .tcp import ACK, CWR, ECE, FIN, PSH, RST, SYN, URG, TcpSegment, flags_text
 
 _HTTP_PORTS = (80, 8080)
 # Request methods tcpdump's HTTP printer recognises (HTTP and WebDAV), compared ignoring case.
@@ -47,14 +47,8 @@ def address(value: int) -> str:
     return f"{value >> 24}.{(value >> 16) & 255}.{(value >> 8) & 255}.{value & 255}"
 
 
-# tcpdump's order of the flag letters (it differs from ustack.wire.tcp.flags_text for unusual
-# combinations: SYN+FIN is "FS" here).
-_FLAG_LETTERS = ((FIN, "F"), (SYN, "S"), (RST, "R"), (PSH, "P"), (ACK, "."), (URG, "U"), (ECE, "E"), (CWR, "W"))
-
-
-def tcpdump_flags(flags: int) -> str:
-    """The text inside tcpdump's `Flags [...]`: 'S.', 'F.', 'P.', 'FSRP.UEW', or 'none'."""
-    return "".join(letter for bit, letter in _FLAG_LETTERS if flags & bit) or "none"
+# tcpdump_flags is the name the text formatter and the labs use; there is one implementation.
+tcpdump_flags = flags_text
 
 
 def format_packet(packet: bytes) -> str:
@@ -270,6 +264,7 @@ def _invalid_line(packet: bytes, reason: str) -> str:
     """A packet that failed validation: what can be read safely, then 'invalid <reason>'."""
     if len(packet) >= 20 and packet[0] >> 4 == 4:
         src, dst = struct.unpack_from("!II", packet, 12)
-        protocol = {PROTOCOL_TCP: "TCP", PROTOCOL_ICMP: "ICMP", PROTOCOL_UDP: "UDP"}.get(packet[9], f"ip-proto-{packet[9]}")
+        names = {PROTOCOL_TCP: "TCP", PROTOCOL_ICMP: "ICMP", PROTOCOL_UDP: "UDP"}
+        protocol = names.get(packet[9], f"ip-proto-{packet[9]}")
         return f"IP {address(src)} > {address(dst)}: {protocol} invalid {reason}, {len(packet)} bytes"
     return f"IP invalid {reason}, {len(packet)} bytes"
