@@ -28,7 +28,7 @@ from .tcp.isn import IsnGenerator
 from .wire import WireError, build_icmp_packet, build_tcp_packet, parse_packet
 from .wire.icmp import DESTINATION_UNREACHABLE, ECHO_REPLY, ECHO_REQUEST
 from .wire.icmp import IcmpMessage
-from .wire.ipv4 import PROTOCOL_ICMP, PROTOCOL_TCP, Ipv4Header, address_text
+from .wire.ipv4 import Ipv4Header, address_text
 from .wire.tcp import TcpSegment
 
 # Linux's default ephemeral range (net.ipv4.ip_local_port_range).

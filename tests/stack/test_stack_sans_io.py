@@ -11,7 +11,7 @@ from ustack.tcp.isn import IsnGenerator
 from ustack.wire import IcmpMessage, TcpSegment, build_icmp_packet, build_tcp_packet, parse_packet
 from ustack.wire.icmp import ECHO_REPLY, ECHO_REQUEST
 from ustack.wire.ipv4 import address_value
-from ustack.wire.tcp import ACK, FIN, PSH, RST, SYN
+from ustack.wire.tcp import ACK, PSH, RST, SYN
 
 OURS = address_value("10.77.0.2")
 PEER = address_value("10.77.0.1")

@@ -11,7 +11,6 @@ import pytest
 
 from ustack.link import FaultInjector, MemoryLink, PcapWriter
 from ustack.stack import Stack
-from ustack.tcp.errors import TcpCallError
 from ustack.tcp.events import StateChanged
 from ustack.trace.infer import build_ladder
 from ustack.trace.model import LEFT, LOST, RETRANSMISSION, RIGHT

@@ -7,7 +7,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 from wire_packets import DESTINATION, SOURCE, icmp_packet, ipv4_header, require_tool, tcp_packet
 
 from ustack.cli import main

@@ -30,7 +30,7 @@ from .icmp import (
     IcmpMessage,
 )
 from .ipv4 import PROTOCOL_ICMP, PROTOCOL_TCP, PROTOCOL_UDP, Ipv4Header
-from .tcp import ACK, CWR, ECE, FIN, PSH, RST, SYN, URG, TcpSegment, flags_text
+from .tcp import ACK, FIN, RST, SYN, URG, TcpSegment, flags_text
 
 _HTTP_PORTS = (80, 8080)
 # Request methods tcpdump's HTTP printer recognises (HTTP and WebDAV), compared ignoring case.
