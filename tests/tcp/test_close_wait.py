@@ -56,3 +56,4 @@ def test_reset_in_close_wait_and_last_ack():
     script = last_ack()
     script.receive(incoming(remote(2), 0, RST))
     assert script.state_changes()[-1] == (State.LAST_ACK, State.CLOSED)
+    assert script.connection.error is TcpError.RESET  # our FIN was never acknowledged

@@ -2,6 +2,7 @@
 
 from tcp_script import *  # noqa: F403
 from ustack.tcp import State
+from ustack.tcp.errors import TcpError
 
 
 def test_ack_of_fin_in_closing_enters_time_wait():
@@ -21,6 +22,7 @@ def test_reset_in_closing_closes():
     script = closing()
     script.receive(incoming(remote(2), 0, RST))
     assert script.state_changes()[-1] == (State.CLOSING, State.CLOSED)
+    assert script.connection.error is TcpError.RESET  # our FIN was never acknowledged
 
 
 def test_simultaneous_close_between_two_cores():

@@ -241,6 +241,44 @@ def test_a_block_that_becomes_in_order_leaves_the_sack_list():
     assert buffer.out_of_order_bytes == 10
 
 
+# --- D-SACK (RFC 2883): the first run of a segment that we already hold -------------------------
+
+
+def test_first_duplicate_of_data_before_rcv_nxt():
+    buffer = ReceiveBuffer(1000, NEAR_WRAP)
+    buffer.insert(NEAR_WRAP, b"x" * 100)  # RCV.NXT is NEAR_WRAP + 100, just past the wrap
+    assert buffer.first_duplicate(at(10), 20) == (at(10), at(30))  # wholly old
+    assert buffer.first_duplicate(at(50), 100) == (at(50), at(100))  # old up to RCV.NXT, then new
+    assert buffer.first_duplicate(at(100), 50) is None  # in order: nothing repeated
+    buffer.read(100)
+    assert buffer.first_duplicate(at(0), 100) == (at(0), at(100))  # read data was received too
+    # Bytes before the buffer's first byte (IRS + 1) were never received: not duplicates.
+    assert buffer.first_duplicate(at(-10), 20) == (at(0), at(10))
+    assert buffer.first_duplicate(at(-10), 10) is None
+
+
+def test_first_duplicate_inside_out_of_order_blocks():
+    buffer = ReceiveBuffer(1000, 0)
+    buffer.insert(200, b"b" * 100)
+    buffer.insert(400, b"d" * 100)
+    assert buffer.first_duplicate(250, 25) == (250, 275)  # inside a block
+    assert buffer.first_duplicate(150, 100) == (200, 250)  # new bytes, then a block's start
+    assert buffer.first_duplicate(150, 50) is None  # ends where a block starts: touching only
+    assert buffer.first_duplicate(300, 100) is None  # in the hole between the blocks
+    assert buffer.first_duplicate(450, 100) == (450, 500)  # a block's end, then new bytes
+    assert buffer.first_duplicate(600, 100) is None  # beyond every block
+
+
+def test_first_duplicate_reports_only_the_lowest_of_several_runs():
+    # RFC 2883 4 puts one duplicate run in the D-SACK block; like FreeBSD we report the lowest.
+    buffer = ReceiveBuffer(1000, 0)
+    buffer.insert(0, b"a" * 100)
+    buffer.insert(200, b"b" * 100)
+    buffer.insert(400, b"d" * 100)
+    assert buffer.first_duplicate(250, 200) == (250, 300)  # not 400:450
+    assert buffer.first_duplicate(50, 400) == (50, 100)  # not the blocks further on
+
+
 # --- against a simple model -------------------------------------------------------------------
 
 
@@ -261,6 +299,16 @@ class ModelBuffer:
         while self.rcv_nxt < len(self.have) and self.have[self.rcv_nxt]:
             self.rcv_nxt += 1
         return self.rcv_nxt - before
+
+    def first_duplicate(self, start: int, end: int) -> tuple[int, int] | None:
+        """The first run of bytes of [start, end) already held (everything before rcv_nxt is)."""
+        for index in range(start, end):
+            if self.have[index]:
+                last = index
+                while last < end and self.have[last]:
+                    last += 1
+                return index, last
+        return None
 
     def out_of_order_runs(self) -> set[tuple[int, int]]:
         runs, index = set(), self.rcv_nxt
@@ -329,6 +377,9 @@ def test_random_arrivals_reassemble_exactly_like_the_model(case):
             received += data
         else:
             start, end = event
+            duplicate = model.first_duplicate(start, end)
+            expected = duplicate and (seq_add(base, duplicate[0]), seq_add(base, duplicate[1]))
+            assert buffer.first_duplicate(seq_add(base, start), end - start) == expected
             advanced = buffer.insert(seq_add(base, start), stream[start:end])
             assert advanced == model.insert(start, end)
         check()

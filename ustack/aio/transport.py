@@ -186,10 +186,10 @@ class TcpTransport(asyncio.Transport):
 
     def write_eof(self) -> None:
         """Half-close: a FIN follows the data already written; reading goes on."""
-        if self._eof_requested or self._closing or self._lost:
+        if self._eof_requested or self._closing or self._lost or not self._made:
             return
         self._eof_requested = True
-        if not self._pending and self._made:
+        if not self._pending:
             self._shutdown(self._loop.time())
 
     def can_write_eof(self) -> bool:
@@ -224,8 +224,6 @@ class TcpTransport(asyncio.Transport):
                     return
                 if self.open_waiter is not None and not self.open_waiter.done():
                     self.open_waiter.set_result(None)
-                if self._eof_requested and not self._pending:
-                    self._shutdown(now)
             elif state == "CLOSED":
                 self._connection_lost(exception_for(connection.error) or ConnectionAbortedError("connection closed before it opened"))
                 return

@@ -12,6 +12,19 @@ from ustack.wire.tcp import FIN, SYN, TcpSegment
 DUPLICATE_ACK_THRESHOLD = 3  # RFC 5681 3.2
 
 
+def _without_dsack(blocks: tuple, ack: int) -> tuple:
+    """The peer's SACK blocks minus a leading D-SACK block (RFC 2883 4, RFC 3708 2: the first
+    block reports duplicate data if it starts below SEG.ACK or lies inside the second block).
+    A D-SACK tells of data the peer received twice, not of new data it holds, so it neither
+    makes an ACK a duplicate ACK (RFC 6675 2) nor belongs among the SACKed ranges."""
+    left, right = blocks[0]
+    if seq_lt(left, ack) or (
+        len(blocks) > 1 and seq_le(blocks[1][0], left) and seq_le(right, blocks[1][1])
+    ):
+        return blocks[1:]
+    return blocks
+
+
 class AcknowledgementProcessing:
     """The ACK half of Connection (see connection.py for the variables)."""
 
@@ -31,8 +44,9 @@ class AcknowledgementProcessing:
             return False
         new_sack_information = False
         if self.sack_permitted and segment.options.sack_blocks:
-            new_sack_information = segment.options.sack_blocks != self.peer_sack_blocks
-            self.peer_sack_blocks = segment.options.sack_blocks
+            blocks = _without_dsack(segment.options.sack_blocks, ack)
+            new_sack_information = bool(blocks) and blocks != self.peer_sack_blocks
+            self.peer_sack_blocks = blocks
         if seq_gt(ack, self.snd_una):
             self._new_ack(segment, ack, now)
         elif ack == self.snd_una and self._is_duplicate_ack(segment, new_sack_information):

@@ -36,6 +36,7 @@ from ustack.tcp.state import (
 from ustack.wire.tcp import ACK, FIN, PSH, RST, SYN, URG, TcpSegment
 
 _ACK_OR_ACK_PSH = (ACK, ACK | PSH)
+_SYN_FIN = SYN | FIN
 
 
 class SegmentArrival:
@@ -47,6 +48,10 @@ class SegmentArrival:
             self._keepalive_heard_from_peer(now)
         state = self.state
         if state is ESTABLISHED and self._fast_path(segment, now):
+            return
+        if segment.flags & _SYN_FIN == _SYN_FIN and self.config.drop_syn_fin and state is not TIME_WAIT:
+            # TcpConfig.drop_syn_fin (FreeBSD's drop_synfin, which its TIME-WAIT code never sees).
+            self.drops["syn_and_fin"] += 1
             return
         if state is CLOSED:
             self._closed_arrives(segment)
@@ -186,7 +191,10 @@ class SegmentArrival:
         self.max_snd_wnd = segment.window
         self.snd_wl1 = segment.seq
         if segment.payload:
-            self.drops["data_on_syn"] += 1
+            # "queue them for processing after the ESTABLISHED state has been reached" (RFC 9293
+            # 3.10.7.3): the text waits, unacknowledged, in _syn_text. A FIN on the SYN is not
+            # kept; the peer sends it again, since we never acknowledge it.
+            self._syn_text = segment.payload
         self._send_syn = True
         self._set_state(SYN_RECEIVED, segment_summary(segment))
 
@@ -269,6 +277,17 @@ class SegmentArrival:
             if state is SYN_RECEIVED and self.passive_open:
                 self._back_to_listen(segment)
                 return
+            if not self.config.rfc5961_syn_check:
+                # RFC 793 3.9 (before RFC 5961): a SYN in the window is an error: reset, CLOSED.
+                # One left of it (the segment reached into the window with what follows it) is
+                # old: acknowledge, as the first check would have.
+                if seq_lt(segment.seq, self.rcv_nxt):
+                    self.drops["old_syn"] += 1
+                    self._ack_now = True
+                    return
+                self._control_segments.append(self._build_reset(self.snd_max, self.rcv_nxt))
+                self._fail(TcpError.RESET, "SYN in window (RFC 793): " + segment_summary(segment))
+                return
             self.drops["syn_in_synchronized_state"] += 1
             self._challenge_ack(now)
             return
@@ -308,15 +327,18 @@ class SegmentArrival:
         timestamps = syn.options.timestamps
         if not seq_gt(syn.seq, self.rcv_nxt):
             return False
-        if self.timestamps_enabled and (timestamps is None or not seq_gt(timestamps[0], self.ts_recent)):
-            return False
+        if self.timestamps_enabled:
+            if timestamps is None or not seq_gt(timestamps[0], self.ts_recent):
+                return False
+        elif not self.config.time_wait_reopen_without_timestamps:
+            return False  # RFC 9293 3.10.7.4: only "if the Timestamp Option is used"
         self.reopening_syn = syn
         self._set_state(CLOSED, "new SYN reopens the 4-tuple (RFC 6191): " + segment_summary(syn))
         return True
 
     def _sequence_acceptable(self, segment: TcpSegment) -> bool:
         """The four cases of RFC 9293 3.10.7.4 "first", with RCV.WND = what we advertised."""
-        window = seq_diff(self.rcv_adv, self.rcv_nxt)
+        window = self._receive_window()
         seq = segment.seq
         length = segment.sequence_length
         if window <= 0:
@@ -329,6 +351,22 @@ class SegmentArrival:
         return seq_in_window(seq, self.rcv_nxt, window) or seq_in_window(
             seq_add(seq, length - 1), self.rcv_nxt, window
         )
+
+    def _receive_window(self) -> int:
+        """RCV.WND: what we advertised, RCV.ADV - RCV.NXT.
+
+        With BSD's window policy (TcpConfig.window_advertisement "free_space") it is all the free
+        space, even beyond what the 16-bit field could say (FreeBSD: rcv_wnd = max(sbspace,
+        rcv_adv - rcv_nxt)); but only where FreeBSD has a socket buffer: not in a passive
+        SYN-RECEIVED (its SYN cache) nor in TIME-WAIT, where the advertised window is all there is."""
+        window = seq_diff(self.rcv_adv, self.rcv_nxt)
+        if self.config.window_advertisement == "free_space":
+            state = self.state
+            if state is not TIME_WAIT and not (state is SYN_RECEIVED and self.passive_open):
+                free = self.receive_buffer.free_space
+                if free > window:
+                    window = free
+        return window
 
     def _unacceptable_segment(self, segment: TcpSegment, now: float) -> None:
         flags = segment.flags
@@ -348,30 +386,36 @@ class SegmentArrival:
             # RFC 9293 3.10.7.4 eighth: a retransmitted FIN in TIME-WAIT is acknowledged again
             # and restarts the 2 MSL wait.
             self.time_wait_deadline = now + 2 * self.config.msl
+        if segment.payload and self.sack_permitted and self.config.dsack:
+            self._note_duplicate(segment.seq, len(segment.payload))  # an old duplicate
         self.drops["unacceptable_sequence"] += 1
         self._ack_now = True
 
     def _reset_arrives(self, segment: TcpSegment, now: float) -> None:
         """RFC 9293 3.10.7.4 second, with RFC 5961 3.2."""
-        if segment.seq != self.rcv_nxt:
+        state = self.state
+        if state is TIME_WAIT and self.config.rfc1337:
+            # RFC 1337 section 4 (TIME-WAIT assassination, fix F1): ignore every RST while
+            # waiting, without even a challenge ACK.
+            self.drops["rst_in_time_wait_rfc1337"] += 1
+            return
+        if segment.seq != self.rcv_nxt and self.config.rfc5961_rst_check:
             self.drops["rst_not_exact"] += 1
             self._challenge_ack(now)
             return
-        state = self.state
         cause = segment_summary(segment)
         if state is SYN_RECEIVED:
             if self.passive_open:
                 self._back_to_listen(segment)
             else:
                 self._fail(TcpError.REFUSED, cause)  # simultaneous open refused
-        elif state is ESTABLISHED or state is FIN_WAIT_1 or state is FIN_WAIT_2 or state is CLOSE_WAIT:
-            self._fail(TcpError.RESET, cause)
-        elif state is TIME_WAIT and self.config.rfc1337:
-            # RFC 1337 section 4 (TIME-WAIT assassination): ignore RST while waiting.
-            self.drops["rst_in_time_wait_rfc1337"] += 1
+        elif state is TIME_WAIT:
+            self._set_state(CLOSED, cause)  # everything was acknowledged both ways
         else:
-            # CLOSING, LAST-ACK, TIME-WAIT: we were closing anyway.
-            self._set_state(CLOSED, cause)
+            # ESTABLISHED, FIN-WAIT-1/2, CLOSE-WAIT: the "reset" responses of 3.10.7.4. In CLOSING
+            # and LAST-ACK RFC 9293 just closes, but our FIN is unacknowledged there, so the
+            # application still hears of the reset (ECONNRESET, as Linux and FreeBSD report it).
+            self._fail(TcpError.RESET, cause)
 
     def _back_to_listen(self, segment: TcpSegment) -> None:
         """RFC 9293 3.10.7.4 note 1: a passive open reset in SYN-RECEIVED returns to LISTEN. A
@@ -403,7 +447,23 @@ class SegmentArrival:
         self._syn_acknowledged(segment, now)
         self._set_state(ESTABLISHED, segment_summary(segment))
         self._after_established(now)
+        if self._syn_text:
+            self._accept_syn_text(now)
         return True
+
+    def _accept_syn_text(self, now: float) -> None:
+        """The text that came on the peer's SYN during a simultaneous open, now that the
+        connection is ESTABLISHED (RFC 9293 3.10.7.3): it starts at IRS + 1."""
+        text, self._syn_text = self._syn_text, b""
+        buffer = self.receive_buffer
+        was_empty = not buffer.readable
+        advanced = buffer.insert(seq_add(self.irs, 1), text)
+        if advanced:
+            self.rcv_nxt = seq_add(self.rcv_nxt, advanced)
+            self.bytes_received += advanced
+            if was_empty:
+                self._events.append(DataReadable(buffer.readable))
+            self._delay_ack(now)
 
     # ------------------------------------------------------------------ URG, text, FIN
     def _urgent_text_and_fin(self, segment: TcpSegment, now: float) -> None:
@@ -447,14 +507,18 @@ class SegmentArrival:
         seq = segment.seq
         if segment.flags & SYN:
             seq = seq_add(seq, 1)  # the data of a SYN-ACK starts after the SYN
+        if self.sack_permitted and self.config.dsack:
+            self._note_duplicate(seq, len(segment.payload))
         advanced = buffer.insert(seq, segment.payload)
         if advanced:
             self.rcv_nxt = seq_add(self.rcv_nxt, advanced)
             self.bytes_received += advanced
             if was_empty:
                 self._events.append(DataReadable(buffer.readable))
-            if had_hole:
-                self._ack_now = True  # RFC 5681 4.2: ACK at once when a gap is filled
+            if had_hole or self._dsack_block is not None:
+                # RFC 5681 4.2: ACK at once when a gap is filled; and at once when part of the
+                # segment was a duplicate, while the D-SACK block describes this arrival.
+                self._ack_now = True
             else:
                 self._delay_ack(now)
             if self._peer_fin_seq is not None and self._peer_fin_seq == self.rcv_nxt:
@@ -513,6 +577,14 @@ class SegmentArrival:
             self._ack_now = True
         elif self.delayed_ack_deadline is None:
             self.delayed_ack_deadline = now + self.config.delayed_ack_timeout
+
+    def _note_duplicate(self, seq: int, length: int) -> None:
+        """RFC 2883 4: remember the first range of these data bytes that we already hold, for a
+        D-SACK block in our next ACK (or forget an older one: a D-SACK block reports the most
+        recent arrival only). Bytes before RCV.NXT count as held even when the segment is too
+        old to be acceptable (RFC 2883 4.1.1: the ACK of a segment was lost and the sender
+        repeated it)."""
+        self._dsack_block = self.receive_buffer.first_duplicate(seq, length)
 
     def _remember_timestamp(self, segment: TcpSegment) -> None:
         """RFC 7323 4.3: TS.Recent follows the segment that covers Last.ACK.sent."""

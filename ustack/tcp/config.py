@@ -14,7 +14,14 @@ class TcpConfig:
 
     # --- options negotiated on the SYN (each used only when both sides offer it) ---
     window_scaling: bool = True  # RFC 7323 2
+    # The shift we offer in our window scale option. None: the smallest shift that lets the
+    # 16-bit field describe receive_buffer_size (RFC 7323 2.3). A stack that lets buffers grow
+    # later offers more: FreeBSD derives it from kern.ipc.maxsockbuf (2 MiB gives 6).
+    window_scale_shift: int | None = None
     sack: bool = True  # RFC 2018: SACK-permitted; we send and record SACK blocks
+    # RFC 2883 D-SACK: when SACK is in use, the ACK of a segment that repeats data we already
+    # hold reports that range as its first SACK block. Linux's default (net.ipv4.tcp_dsack=1).
+    dsack: bool = True
     timestamps: bool = True  # RFC 7323 3-5: RTT measurement and PAWS
 
     # --- timers ---
@@ -22,6 +29,7 @@ class TcpConfig:
     initial_rto: float = 1.0  # RFC 6298 2.1
     min_rto: float = 0.2  # Linux's floor; RFC 6298 2.4 says 1 s
     max_rto: float = 120.0  # RFC 6298 2.5: at least 60 s
+    rto_slop: float = 0.0  # added on top of every measured or backed-off RTO (rtt.py; BSD's rexmit_slop)
     syn_retries: int = 6  # retransmissions of our SYN before "timed out" (Linux tcp_syn_retries)
     synack_retries: int = 5  # of our SYN-ACK (Linux tcp_synack_retries)
     max_retransmissions: int = 15  # of data or FIN (Linux tcp_retries2; RFC 1122 4.2.3.5 R2)
@@ -32,6 +40,16 @@ class TcpConfig:
 
     # --- sending policy ---
     nagle: bool = True  # RFC 9293 3.7.4; False is the TCP_NODELAY of sockets
+    # How the receive window we advertise follows the free buffer space (output.py):
+    # "sws_steps": receiver silly-window avoidance as RFC 9293 3.8.6.2.2 writes it: the right
+    #   edge moves only in steps of min(buffer/2, MSS).
+    # "free_space": every segment advertises all the free space (up to 65535 << shift), except
+    #   that less than min(buffer/4, MSS) is advertised as zero: BSD's tcp_output, FreeBSD's.
+    #   RCV.WND, against which arriving sequence numbers are checked (RFC 9293 3.10.7.4), is
+    #   then all the free space, even beyond what the 16-bit field could say. After a read, a
+    #   window update of its own follows BSD's rule too (output._bsd_window_update_due).
+    # Neither ever moves the right edge to the left (RFC 9293 3.8.6.2.2, RFC 7323 2.4).
+    window_advertisement: str = "sws_steps"
 
     # --- keepalive (RFC 9293 3.8.4, RFC 1122 4.2.3.6: off by default, idle >= 2 hours) ---
     keepalive: bool = False
@@ -41,7 +59,22 @@ class TcpConfig:
 
     # --- robustness ---
     rfc1337: bool = False  # ignore RST in TIME-WAIT (RFC 1337 "TIME-WAIT assassination" fix)
+    # A SYN in TIME-WAIT beyond the old connection's sequence space reopens the 4-tuple when the
+    # connection used timestamps and the SYN's is newer (RFC 6191). True also reopens without
+    # timestamps on the sequence number alone (RFC 1122 4.2.2.13, as Linux does); False keeps
+    # to RFC 9293 3.10.7.4, which accepts only "if the Timestamp Option is used".
+    time_wait_reopen_without_timestamps: bool = True
     challenge_ack_limit: int = 1000  # challenge ACKs per second and connection (RFC 5961 7)
+    # RFC 5961 3: only a RST at exactly RCV.NXT resets; one elsewhere in the window draws a
+    # challenge ACK. False: any in-window RST resets (RFC 793; FreeBSD's insecure_rst=1).
+    rfc5961_rst_check: bool = True
+    # RFC 5961 4: a SYN in a synchronized state draws a challenge ACK. False: an in-window SYN
+    # resets the connection (RFC 793 3.9; FreeBSD's insecure_syn=1).
+    rfc5961_syn_check: bool = True
+    # Drop every segment with both SYN and FIN set (FreeBSD's net.inet.tcp.drop_synfin=1). RFC
+    # 9293 gives the combination no special meaning: by default the SYN and then the FIN are
+    # processed as the state allows.
+    drop_syn_fin: bool = False
 
     # --- congestion control ---
     congestion_control: str = "reno"
@@ -60,6 +93,10 @@ class TcpConfig:
             raise ValueError("buffer sizes must be positive")
         if self.receive_buffer_size > (0xFFFF << 14):
             raise ValueError("receive_buffer_size exceeds what window scaling can advertise (2**30)")
+        if self.window_scale_shift is not None and not 0 <= self.window_scale_shift <= 14:
+            raise ValueError(f"window_scale_shift must be in 0..14 (RFC 7323 2.3), got {self.window_scale_shift}")
+        if self.window_advertisement not in ("sws_steps", "free_space"):
+            raise ValueError(f"window_advertisement must be 'sws_steps' or 'free_space', got {self.window_advertisement!r}")
         if self.ack_every_segments < 1:
             raise ValueError("ack_every_segments must be at least 1")
         if self.msl < 0 or self.delayed_ack_timeout < 0:

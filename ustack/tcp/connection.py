@@ -102,6 +102,7 @@ class Connection(SegmentArrival, AcknowledgementProcessing, SegmentOutput, Timer
         self._read_seq = 0  # sequence number of the next byte the application reads
         self.fin_received = False
         self._peer_fin_seq: int | None = None  # a FIN that arrived before all the data in front of it
+        self._syn_text = b""  # data on the peer's SYN in a simultaneous open, held until ESTABLISHED
 
         # Negotiated on the SYNs (options.py); the defaults hold until then.
         self.send_mss = min(config.mss, 536)
@@ -112,12 +113,13 @@ class Connection(SegmentArrival, AcknowledgementProcessing, SegmentOutput, Timer
         self.timestamps_enabled = False
         self.ts_recent = 0  # RFC 7323 4.3
         self.last_ack_sent = 0
-        self.peer_sack_blocks: tuple = ()  # recorded for SACK-based recovery (RFC 6675, later)
+        self.peer_sack_blocks: tuple = ()  # the last SACK blocks, D-SACK removed (for RFC 6675, later)
+        self._dsack_block: tuple | None = None  # a duplicate range for our next ACK (RFC 2883)
         self.reopening_syn = None  # a SYN that ended TIME-WAIT, for the listener (arrival.py)
         self.soft_error: int | None = None  # the last ICMP unreachable code (RFC 1122 4.2.3.9)
 
         # Retransmission and congestion state.
-        self.rtt = RttEstimator(config.initial_rto, config.min_rto, config.max_rto)
+        self.rtt = RttEstimator(config.initial_rto, config.min_rto, config.max_rto, slop=config.rto_slop)
         self.congestion = create_congestion_control(
             config.congestion_control, self.send_mss, config.initial_window_segments
         )

@@ -23,7 +23,7 @@ from ustack.tcp.events import StateChanged
 from ustack.tcp.isn import IsnGenerator
 from ustack.tcp.reset import reset_for_unmatched
 from ustack.tcp.state import CLOSED, LISTEN, SYN_RECEIVED, State, check_transition
-from ustack.wire.tcp import ACK, RST, SYN, TcpSegment
+from ustack.wire.tcp import ACK, FIN, RST, SYN, TcpSegment
 
 
 class Listener:
@@ -68,6 +68,9 @@ class Listener:
             reply = reset_for_unmatched(segment)
             if reply is not None:
                 self._replies.append((remote_address, reply))
+            return None
+        if flags & SYN and flags & FIN and self.config.drop_syn_fin:
+            self.drops["syn_and_fin"] += 1  # TcpConfig.drop_syn_fin
             return None
         if flags & RST:
             self.drops["rst_in_listen"] += 1

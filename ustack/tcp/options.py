@@ -20,6 +20,13 @@ def window_shift_for(buffer_size: int) -> int:
     return shift
 
 
+def offered_window_shift(config: TcpConfig) -> int:
+    """The shift our SYN offers: the configured one, or what the receive buffer needs."""
+    if config.window_scale_shift is not None:
+        return config.window_scale_shift
+    return window_shift_for(config.receive_buffer_size)
+
+
 def timestamp_value(now: float) -> int:
     """Our TSval: a 1 ms clock (RFC 7323 5.4 asks for 1 ms to 1 s per tick)."""
     return int(now * 1000) & TIMESTAMP_MASK
@@ -32,7 +39,7 @@ def syn_options(
     offered too: RFC 7323 1.3 and RFC 2018 2 forbid a SYN-ACK option the SYN did not carry)."""
     return TcpOptions(
         mss=config.mss,
-        window_scale=window_shift_for(config.receive_buffer_size) if window_scale else None,
+        window_scale=offered_window_shift(config) if window_scale else None,
         sack_permitted=sack,
         timestamps=(timestamp_value(now), ts_recent) if timestamps else None,
     )
@@ -50,7 +57,7 @@ class Negotiated:
         self.window_scaling = config.window_scaling and peer_syn.window_scale is not None
         if self.window_scaling:
             self.send_shift = min(peer_syn.window_scale, MAX_WINDOW_SHIFT)
-            self.receive_shift = window_shift_for(config.receive_buffer_size)
+            self.receive_shift = offered_window_shift(config)
         else:
             self.send_shift = self.receive_shift = 0
         self.sack = config.sack and peer_syn.sack_permitted  # RFC 2018 2

@@ -11,7 +11,9 @@ Policies, each with its RFC:
   the last segment of the last write (RFC 9293 3.9.1 leaves the PSH policy to us);
 - sender silly-window avoidance (RFC 9293 3.8.6.2.1) and Nagle (3.7.4);
 - receiver silly-window avoidance when advertising the window (3.8.6.2.2);
-- the window is scaled down by our shift (RFC 7323 2.3), never on a SYN.
+- the window is scaled down by our shift (RFC 7323 2.3), never on a SYN;
+- SACK blocks, the most recent first (RFC 2018 4), behind a D-SACK block that reports a
+  duplicate arrival once, in the first segment sent after it (RFC 2883 4).
 """
 
 from __future__ import annotations
@@ -103,7 +105,7 @@ class SegmentOutput:
         """Send what the windows allow from SND.NXT on, then the FIN if it is queued."""
         send_buffer = self.send_buffer
         end = send_buffer.end_seq
-        mss = self.send_mss
+        mss = self._payload_room()
         nagle = self.config.nagle
         if (
             self.snd_nxt == self.snd_una
@@ -147,6 +149,8 @@ class SegmentOutput:
             else:
                 flags = ACK
             self._send_at(now, out, snd_nxt, flags, send_buffer.peek(snd_nxt, length))
+            if mss != self.send_mss:
+                mss = self._payload_room()  # a D-SACK block went out on the first segment only
         if (
             self.snd_nxt == self.snd_una
             and seq_gt(end, self.snd_nxt)
@@ -185,7 +189,7 @@ class SegmentOutput:
         seq = self.snd_una
         end = self.send_buffer.end_seq
         fin_sent = self._fin_queued and seq_gt(self.snd_max, end)
-        length = min(self.send_mss, seq_diff(end, seq))
+        length = min(self._payload_room(), seq_diff(end, seq))
         if length > 0:
             flags = ACK
             if seq_add(seq, length) == end:
@@ -210,12 +214,25 @@ class SegmentOutput:
         out.append(self._build_segment(now, seq, ACK, self.send_buffer.peek(seq, 1)))
         self._probe_end = seq_add(seq, 1)
 
+    def _payload_room(self) -> int:
+        """How much data fits in the next segment. send_mss already leaves room for timestamps;
+        SACK blocks take option space too (RFC 2018 3: 2 + 8 bytes a block, led by two NOPs for
+        alignment), so a segment that will carry blocks carries that much less data. Without
+        this, a segment with SACK blocks would exceed the MTU."""
+        if not self.sack_permitted:
+            return self.send_mss
+        most = 3 if self.timestamps_enabled else 4  # what the 40 bytes of option space hold
+        blocks = len(self.receive_buffer.sack_blocks(most)) if self.receive_buffer.has_out_of_order else 0
+        if self._dsack_block is not None:
+            blocks = min(most, blocks + 1)  # RFC 2883: the D-SACK block rides in front, once
+        return self.send_mss - (4 + 8 * blocks) if blocks else self.send_mss
+
     # ------------------------------------------------------------------ building segments
     def _build_segment(self, now: float, seq: int, flags: int, payload: bytes) -> TcpSegment:
         """A segment carrying ACK = RCV.NXT and our window: it pays off any ACK we owe."""
         header = self._header
         if header is None:
-            header = self._header = self._acknowledgement_fields(now)
+            header = self._acknowledgement_fields(now)  # also sets self._header
         rcv_nxt, window, options = header
         urgent_pointer = 0
         snd_up = self.snd_up
@@ -233,25 +250,40 @@ class SegmentOutput:
         """(ACK, window field, options) for the segments of this transmit() call. Sending them
         pays off any ACK we owe, so the delayed-ACK bookkeeping is settled here."""
         rcv_nxt = self.rcv_nxt
+        dsack = self._dsack_block
         if self.timestamps_enabled:
             blocks = self._sack_blocks(3) if self.sack_permitted else ()
             # RFC 7323 3.2: TSval is our clock, TSecr echoes TS.Recent.
             options = TcpOptions(None, None, False, blocks, (int(now * 1000) & TIMESTAMP_MASK, self.ts_recent))
-        elif self.sack_permitted and self.receive_buffer.has_out_of_order:
+        elif self.sack_permitted and (self.receive_buffer.has_out_of_order or dsack is not None):
             options = TcpOptions(None, None, False, self._sack_blocks(4), None)
         else:
             options = NO_OPTIONS
         self.last_ack_sent = rcv_nxt
         self._segments_since_ack = 0
         self.delayed_ack_deadline = None
-        return rcv_nxt, self._window_field(), options
+        fields = rcv_nxt, self._window_field(), options
+        # A D-SACK block reports one arrival in one segment (RFC 2883 4): the next segment of
+        # this transmit() works its fields out again, without it.
+        self._header = fields if dsack is None else None
+        return fields
 
     def _sack_blocks(self, max_blocks: int) -> tuple:
+        """The SACK blocks of RFC 2018 4, the most recent first, behind a D-SACK block if one is
+        waiting (RFC 2883 4: the duplicate range goes first; the block that holds it, if it lies
+        above RCV.NXT, is the most recently touched one and so comes second by itself)."""
         buffer = self.receive_buffer
+        dsack = self._dsack_block
+        if dsack is not None:
+            self._dsack_block = None
+            return (dsack,) + buffer.sack_blocks(max_blocks - 1)
         return buffer.sack_blocks(max_blocks) if buffer.has_out_of_order else ()
 
-    def _build_reset(self, seq: int) -> TcpSegment:
-        return TcpSegment(self.local_port, self.remote_port, seq, 0, RST, 0)
+    def _build_reset(self, seq: int, ack: int | None = None) -> TcpSegment:
+        """<SEQ=seq><CTL=RST>, or <SEQ=seq><ACK=ack><CTL=RST,ACK> when ack is given."""
+        if ack is None:
+            return TcpSegment(self.local_port, self.remote_port, seq, 0, RST, 0)
+        return TcpSegment(self.local_port, self.remote_port, seq, ack, RST | ACK, 0)
 
     def _window_field(self) -> int:
         """The 16-bit window to advertise, with receiver SWS avoidance (RFC 9293 3.8.6.2.2): the
@@ -260,7 +292,15 @@ class SegmentOutput:
         free = self.receive_buffer.free_space
         advertised = seq_diff(self.rcv_adv, rcv_nxt)
         config = self.config
-        if free - advertised >= min(config.receive_buffer_size >> 1, config.mss):
+        if config.window_advertisement == "free_space":
+            # BSD's policy (TcpConfig.window_advertisement): all the free space, but a sliver
+            # smaller than min(buffer/4, MSS) counts as none; the edge still never moves left.
+            window = free
+            if window < (config.receive_buffer_size >> 2) and window < config.mss:
+                window = 0
+            if window < advertised:
+                window = advertised
+        elif free - advertised >= min(config.receive_buffer_size >> 1, config.mss):
             window = free
         else:
             window = advertised if advertised > 0 else 0
@@ -283,8 +323,31 @@ class SegmentOutput:
             return
         config = self.config
         advertised = seq_diff(self.rcv_adv, self.rcv_nxt)
+        if config.window_advertisement == "free_space":
+            self._ack_now = self._ack_now or self._bsd_window_update_due(advertised)
+            return
         growth = self.receive_buffer.free_space - advertised
         if growth >= min(config.receive_buffer_size >> 1, config.mss) and (
             growth >= advertised or growth >= config.receive_buffer_size >> 1
         ):
             self._ack_now = True
+
+    def _bsd_window_update_due(self, advertised: int) -> bool:
+        """The window-update rule of BSD's tcp_output, for window_advertisement="free_space":
+        an update of its own is worth sending when the window could grow by at least two
+        segments and that growth is a quarter of the buffer (or the window is nearly closed, or
+        the buffer is small), or when it grows by half the buffer. A growth that would not
+        change the scaled 16-bit field is never worth a segment."""
+        shift = self.receive_shift
+        capacity = self.receive_buffer.capacity
+        largest = 0xFFFF << shift
+        window = min(self.receive_buffer.free_space, largest)
+        growth = window - advertised
+        if growth <= 0 or (advertised >> shift) >= (window >> shift):
+            return False
+        two_segments = 2 * self.config.mss  # the largest segments the peer may send us
+        if growth >= two_segments and (
+            growth >= capacity >> 2 or window <= capacity >> 3 or capacity <= 4 * two_segments or growth >= largest
+        ):
+            return True
+        return 2 * growth >= capacity

@@ -9,6 +9,10 @@ stretch past the window we advertised. This buffer keeps
   (RFC 9293 3.10.7.4: "segments with higher beginning sequence numbers SHOULD be held for later
   processing"), as a short sorted list of non-overlapping blocks.
 
+For SACK (RFC 2018) the buffer reports its out-of-order blocks, most recently touched first;
+for D-SACK (RFC 2883) it says which part of an arriving segment it already holds
+(`first_duplicate`), which the connection reports once as the first SACK block of its ACK.
+
 The window: we accept bytes in [RCV.NXT, RCV.NXT + capacity - readable). The connection
 advertises `free_space` (RFC 9293 3.8.6.2.2); out-of-order bytes lie inside that window and
 therefore do not reduce it. The memory held is never more than `capacity`.
@@ -23,7 +27,7 @@ created (offset = offset of RCV.NXT + seq_diff(seq, RCV.NXT)). Offsets never wra
 bookkeeping below compares them with plain operators; converting back uses seq_add.
 """
 
-from bisect import bisect_left
+from bisect import bisect_left, bisect_right
 
 from ustack.tcp.seq import SEQ_MASK, seq_add, seq_diff
 
@@ -148,6 +152,39 @@ class ReceiveBuffer:
         del self._block_starts[0]
         self._advance(advanced)
         return advanced
+
+    def first_duplicate(self, seq: int, length: int) -> tuple[int, int] | None:
+        """The first run of bytes of the segment [seq, seq + length) that we already hold, as
+        (left edge, right edge) sequence numbers, or None: what a D-SACK block reports
+        (RFC 2883 4). Call it before `insert`, and only off the in-order path: a segment that
+        starts at RCV.NXT with nothing held out of order cannot repeat anything.
+
+        Held means before RCV.NXT (in order, whether the application has read it or not) or
+        inside an out-of-order block. A segment may repeat several separate runs (its start
+        before RCV.NXT and a block further on); RFC 2883 4 reports one duplicate run per
+        arrival, and, as FreeBSD does, this is the one with the lowest sequence numbers.
+        """
+        window_start = self._rcv_nxt_offset
+        start = window_start + seq_diff(seq, self._rcv_nxt)
+        end = start + length
+        if start < 0:
+            start = 0  # before the first byte (IRS + 1): nothing there was ever received
+        if start < window_start:
+            first, last = start, min(end, window_start)
+        else:
+            blocks = self._blocks
+            # The last block starting at or before the segment, else the first one after it.
+            index = max(bisect_right(self._block_starts, start) - 1, 0)
+            while index < len(blocks) and blocks[index].end <= start:
+                index += 1
+            if index == len(blocks) or blocks[index].start >= end:
+                return None
+            block = blocks[index]
+            first, last = max(start, block.start), min(end, block.end)
+        if last <= first:
+            return None
+        base = self._rcv_nxt
+        return seq_add(base, first - window_start), seq_add(base, last - window_start)
 
     def _advance(self, count: int) -> None:
         self._rcv_nxt_offset += count

@@ -27,6 +27,10 @@ class RttEstimator:
 
     `min_rto` defaults to 0.2 s, as Linux does; RFC 6298 2.4 asks for 1 s, a value chosen for the
     coarse clocks of 1988. Pass min_rto=1.0 for the strict RFC behaviour.
+
+    `slop` (0 by default) is BSD's way instead: a fixed margin added on top of every RTO computed
+    from a measurement or a backoff (FreeBSD's net.inet.tcp.rexmit_slop, 200 ms). What doubles on
+    a backoff is then the RTO before the slop: 1 s, 2.2 s, 4.2 s, ...
     """
 
     def __init__(
@@ -35,6 +39,7 @@ class RttEstimator:
         min_rto: float = 0.2,
         max_rto: float = 120.0,
         clock_granularity: float = 0.001,
+        slop: float = 0.0,
     ):
         if not 0 < min_rto <= max_rto:
             raise ValueError(f"need 0 < min_rto <= max_rto, got min_rto={min_rto} max_rto={max_rto}")
@@ -43,6 +48,7 @@ class RttEstimator:
         self.min_rto = min_rto
         self.max_rto = max_rto
         self.clock_granularity = clock_granularity  # G in RFC 6298
+        self.slop = slop
         self.srtt: float | None = None  # None until the first measurement (RFC 6298 2.1)
         self.rttvar: float | None = None
         self.latest_rtt: float | None = None  # the last raw sample, for snapshots and traces
@@ -53,6 +59,7 @@ class RttEstimator:
         # RFC 6298 2.1 sets the initial RTO before any measurement. It is clamped like every
         # other value so that initial_rto > max_rto cannot produce an RTO above the ceiling.
         self.rto = min(max(initial_rto, min_rto), max_rto)
+        self._unbacked_rto = initial_rto  # the RTO before backoff and slop (used when slop > 0)
 
     def on_sample(self, rtt: float) -> None:
         """Take one round-trip measurement, in seconds (never from a retransmitted segment)."""
@@ -71,18 +78,24 @@ class RttEstimator:
         # A fresh measurement ends any backoff: the RTO is recomputed from SRTT and RTTVAR instead
         # of keeping the doubled value (RFC 6298 section 5, note after 5.7).
         self.backoff_count = 0
-        self.rto = self._clamp(self.srtt + max(self.clock_granularity, K * self.rttvar))
+        self._unbacked_rto = self.srtt + max(self.clock_granularity, K * self.rttvar)
+        self.rto = self._clamp(self._unbacked_rto + self.slop)
 
     def backoff(self) -> None:
         """The retransmission timer expired: double the RTO, up to max_rto (RFC 6298 5.5)."""
-        self.rto = min(self.rto * 2, self.max_rto)
         self.backoff_count += 1
+        if self.slop:
+            # BSD: the measured RTO doubles, the slop comes on top.
+            self.rto = self._clamp(self._unbacked_rto * (1 << self.backoff_count) + self.slop)
+        else:
+            self.rto = min(self.rto * 2, self.max_rto)
 
     def reinitialize_after_syn_timeout(self, rto: float = 3.0) -> None:
         """RFC 6298 5.7: if the SYN (or SYN-ACK) had to be retransmitted and no measurement came
         out of the handshake, the RTO used once data transmission begins is 3 seconds.
         The connection calls this when the handshake completes after a SYN retransmission."""
         if self.srtt is None:
+            self._unbacked_rto = rto
             self.rto = self._clamp(rto)
             self.backoff_count = 0
 
