@@ -1,0 +1,61 @@
+"""Fixtures for the lab tests: each lab runs once per test session (it takes a few seconds against
+the real kernel) and the tests check what its result shows.
+
+The labs need root, /dev/net/tun and network namespaces. Missing any of them is a FAILURE with a
+message saying what to fix, never a skip: a skipped lab suite would pass having tested nothing.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from ustack import labs
+from ustack.link.tun import TUN_PATH
+from ustack.netns import namespace_exists
+
+_results: dict[str, labs.LabResult] = {}
+_LABS_DIR = Path(__file__).resolve().parent
+
+
+def pytest_collection_modifyitems(config, items):
+    # A test that runs a lab needs what the interop tests need (pytest -m "not interop" skips both).
+    for item in items:
+        if _LABS_DIR in Path(str(item.fspath)).resolve().parents and "require_lab_environment" in item.fixturenames:
+            item.add_marker(pytest.mark.interop)
+
+
+def lab_problems() -> list[str]:
+    problems = []
+    if os.geteuid() != 0:
+        problems.append("they must run as root (sudo ./scripts/test)")
+    if not os.path.exists(TUN_PATH):
+        problems.append(f"{TUN_PATH} is missing (modprobe tun; in a container: --device /dev/net/tun)")
+    for tool in ("ip", "ss", "curl", "nc", "nstat", "sysctl"):
+        if shutil.which(tool) is None:
+            problems.append(f"`{tool}` is not installed")
+    return problems
+
+
+@pytest.fixture(scope="session")
+def require_lab_environment():
+    problems = lab_problems()
+    if problems:
+        pytest.fail("the labs cannot run: " + "; ".join(problems), pytrace=False)
+
+
+@pytest.fixture
+def run_lab(require_lab_environment):
+    """run_lab(name) -> LabResult, running each lab at most once per session."""
+
+    def run(name: str) -> labs.LabResult:
+        if name not in _results:
+            result = labs.run(name, labs.LabOptions())
+            assert not namespace_exists(result.namespace), f"{result.namespace} survived the lab"
+            _results[name] = result
+        return _results[name]
+
+    return run

@@ -1,0 +1,72 @@
+"""`ustack lab list` and `ustack lab NAME [--pcap FILE] [--svg FILE]`: the teaching labs.
+
+Each lab creates its own network namespace (ust-lab-NAME-PID), runs ustack in this process
+against the kernel's TCP, shows one part of RFC 9293 happening, and removes everything at the
+end. See ustack/labs/ and docs/tutorial.md.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+
+from ..cli import CliError
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "lab", help="teaching labs: watch TCP states happen against the Linux kernel (list, or a lab name)",
+        description="Run a teaching lab: ustack against the kernel's TCP in a private network namespace, "
+        "with the ladder diagram, what ss said, and an explanation. 'ustack lab list' names them.")
+    parser.add_argument("name", metavar="NAME", help="a lab name, or 'list'")
+    parser.add_argument("--pcap", metavar="FILE", help="keep the capture of the lab's traffic in FILE")
+    parser.add_argument("--svg", metavar="FILE", help="also draw the (first) ladder as an SVG file")
+    parser.add_argument("--quiet", action="store_true", help="do not print each step as it happens (on stderr), only the report")
+    parser.set_defaults(run=run)
+
+
+def run(args) -> int:
+    from .. import labs
+    from ..link.base import LinkError
+
+    if args.name == "list":
+        width = max(len(name) for name in labs.names())
+        for name, summary in labs.summaries():
+            print(f"{name:<{width}}  {summary}")
+        return 0
+    if args.name not in labs.names():
+        raise CliError(f"no lab named {args.name!r}; the labs are: {', '.join(labs.names())}")
+    if sys.stdout is not None:
+        sys.stdout.reconfigure(line_buffering=True)
+    # Each step as it happens goes to stderr; the report on stdout is the same with or without it.
+    log = None if args.quiet else (lambda line: print(line, file=sys.stderr, flush=True))
+    options = labs.LabOptions(pcap=args.pcap, svg=args.svg, log=log)
+    # SIGTERM behaves like Ctrl-C: the lab's namespace and processes are taken down either way.
+    previous = signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        result = labs.run(args.name, options)
+    except (labs.LabError, LinkError) as error:
+        raise CliError(str(error)) from None
+    except OSError as error:  # namespace, TUN or pcap trouble: one line, not a traceback
+        raise CliError(f"{error.strerror or error}") from None
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    if log is not None:
+        print(file=sys.stderr)
+    sys.stdout.write(result.text)
+    return 0
+
+
+def _interrupt(signal_number, frame) -> None:
+    if os.getpid() != _OWNER_PID:
+        # A child forked by a library (pyroute2 runs netlink helpers in forked processes) inherits
+        # this handler; it must die of SIGTERM as it would have, not raise KeyboardInterrupt and
+        # linger, answering later requests from a namespace that is gone.
+        signal.signal(signal_number, signal.SIG_DFL)
+        os.kill(os.getpid(), signal_number)
+        return
+    raise KeyboardInterrupt
+
+
+_OWNER_PID = os.getpid()

@@ -1,0 +1,461 @@
+"""The frame every lab runs in: a private namespace with the kernel on one side of a TUN device
+and ustack (in this process) on the other, plus the tools a lab uses to make things happen and
+to watch them.
+
+    def run(options: LabOptions) -> LabResult:
+        return run_lab(NAME, SUMMARY, scenario, options, config=TcpConfig(msl=1.0))
+
+    async def scenario(lab: LabSession) -> str:      # returns the explanation
+        lab.scene("The three-way handshake", port=8000)
+        server = await lab.listen(8000)
+        kernel = await lab.kernel_peer()
+        await kernel.call("connect", lab.ustack_address, 8000)
+        ...
+        await lab.kernel_ss("with both sides ESTABLISHED")
+
+What `run_lab` sets up, and takes down at the end whatever happens (error, Ctrl-C):
+
+- the namespace `ust-lab-<name>-<pid>`, with the TUN device `ustun0`: the kernel is 10.77.0.1,
+  ustack answers as 10.77.0.2 (ustack.netns);
+- the link chain of ustack.labs.watch (taps, FaultInjector, Gate, PcapWriter with --pcap);
+- a Stack and its AsyncStack in this process, with an observer that gives the current scene's
+  LadderRecorder ustack's exact state changes;
+- programs started in the namespace (the kernel peer, ss, curl, nc, nstat) are tracked by PID and
+  killed by PID when the namespace is closed (ustack.netns.Namespace).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Awaitable, Callable
+
+from ..aio import AsyncStack
+from ..link import FaultInjector, PcapWriter
+from ..netns import Namespace, setup_tun_in_namespace
+from ..stack import Stack
+from ..tcp import TcpConfig
+from ..tcp.events import StateChanged
+from ..trace import LOCAL, LadderRecorder, render_svg, render_text
+from ..wire.ipv4 import address_value
+from .result import LabResult, Scene, SsSnapshot
+from .watch import Gate, OuterTap, PacketWatch, WireTap
+
+KERNEL_ADDRESS = "10.77.0.1"
+USTACK_ADDRESS = "10.77.0.2"
+TUN_NAME = "ustun0"
+KERNEL_PEER = Path(__file__).with_name("kernel_peer.py")
+WAIT_TIMEOUT = 20.0  # no step of a lab waits longer than this for something to happen
+
+
+class LabError(Exception):
+    """A lab could not show what it meant to show (one line for the user)."""
+
+
+@dataclass
+class LabOptions:
+    pcap: str | None = None  # keep the capture here
+    svg: str | None = None  # draw the (first) ladder here
+    log: Callable[[str], None] | None = None  # each step as it happens (the CLI prints them)
+    seed: int = 1  # the FaultInjector's seed (labs script their drops; nothing is random)
+
+
+class KernelPeer:
+    """One kernel socket, driven through ustack/labs/kernel_peer.py inside the namespace."""
+
+    def __init__(self, lab: "LabSession", process: subprocess.Popen, name: str) -> None:
+        self.lab = lab
+        self.process = process
+        self.name = name
+
+    async def call(self, *words: object, timeout: float = WAIT_TIMEOUT, check: bool = True) -> dict:
+        """Send one command, wait for its answer. With check, an error answer raises LabError."""
+        line = " ".join(str(word) for word in words) + "\n"
+        self.process.stdin.write(line)
+        self.process.stdin.flush()
+        try:
+            answer = await asyncio.wait_for(asyncio.to_thread(self.process.stdout.readline), timeout)
+        except asyncio.TimeoutError:
+            raise LabError(f"the kernel peer did not answer {line.strip()!r} within {timeout} s") from None
+        if not answer:
+            raise LabError(f"the kernel peer exited during {line.strip()!r}")
+        reply = json.loads(answer)
+        if check and not reply.get("ok"):
+            raise LabError(f"kernel {line.strip()!r} failed: {reply.get('error')} ({reply.get('text')})")
+        return reply
+
+    def start(self, *words: object) -> asyncio.Task:
+        """Start a command that blocks (accept, connect, recv) and return at once; await the task."""
+        return asyncio.ensure_future(self.call(*words))
+
+
+class LabSession:
+    def __init__(self, name: str, options: LabOptions, namespace: Namespace, astack: AsyncStack,
+                 fault: FaultInjector, gate: Gate, watch: PacketWatch) -> None:
+        self.name = name
+        self.options = options
+        self.namespace = namespace
+        self.astack = astack
+        self.stack: Stack = astack.stack
+        self.fault = fault
+        self.gate = gate
+        self.watch = watch
+        self.kernel_address = KERNEL_ADDRESS
+        self._kernel_value = address_value(KERNEL_ADDRESS)
+        self.ustack_address = USTACK_ADDRESS
+        self.scenes: list[Scene] = []
+        self.setup: list[str] = []  # steps taken before the first scene
+        self.events: list[tuple[float, object, object]] = []  # (time, connection, event) with the kernel
+        self._recorder: LadderRecorder | None = None
+        self._scene_port: int | None = None
+        self._scene_connection = None
+        self._peers: list[KernelPeer] = []
+        self._control = None
+        self._control_directory: tempfile.TemporaryDirectory | None = None
+        astack.add_observer(self._observe)
+
+    # --- scenes and narration -------------------------------------------------------------------
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop:
+        return self.astack.loop
+
+    def now(self) -> float:
+        return self.loop.time()
+
+    def scene(self, title: str, port: int | None = None) -> Scene:
+        """Start a new scene: a fresh ladder of the first connection with `port` on either side."""
+        self._finish_scene()
+        scene = Scene(title)
+        self.scenes.append(scene)
+        self._recorder = LadderRecorder(port=port, local_label="ustack", remote_label="kernel")
+        self._scene_port = port
+        self._scene_connection = None
+        self.watch.recorder = self._recorder
+        self._log(f"--- {title} ---")
+        return scene
+
+    @property
+    def current(self) -> Scene:
+        return self.scenes[-1]
+
+    def step(self, text: str) -> None:
+        if not self.scenes:  # before the first scene: the lab's set-up
+            self.setup.append(text)
+            self._log(f"set-up: {text}")
+            return
+        self.current.steps.append(text)
+        self._log(f"  {len(self.current.steps)}. {text}")
+
+    def note(self, text: str) -> None:
+        self.current.notes.append(text)
+
+    def cut(self) -> None:
+        """End the current scene's recording here: what the lab does next (tidying up) is not drawn."""
+        self._finish_scene()
+
+    def ladder(self):
+        """The current scene's ladder so far (or as it was cut)."""
+        return self._recorder.ladder() if self._recorder is not None else self.current.ladder
+
+    def _log(self, text: str) -> None:
+        if self.options.log is not None:
+            self.options.log(text)
+
+    def _finish_scene(self) -> None:
+        if self.scenes and self._recorder is not None and self.current.ladder is None:
+            ladder = self._recorder.ladder()
+            self.current.ladder = ladder
+            self.current.ladder_text = render_text(ladder)
+        self.watch.recorder = None
+        self._recorder = None
+
+    def _observe(self, now: float, kind: str, item) -> None:
+        if kind != "event" or item.connection.remote_address != self._kernel_value:
+            return  # packets are the taps' business; connections with spoofed addresses are not drawn
+        self.events.append((now, item.connection, item.event))
+        if self._recorder is None or not isinstance(item.event, StateChanged):
+            return
+        connection = item.connection
+        if self._scene_connection is None:
+            if self._scene_port is not None and self._scene_port not in (connection.local_port, connection.remote_port):
+                return
+            self._scene_connection = connection
+        if connection is self._scene_connection:
+            event = item.event
+            self._recorder.on_state(now, LOCAL, event.old, event.new, event.cause)
+
+    # --- ustack's side ------------------------------------------------------------------------------
+    async def listen(self, port: int, *, backlog: int = 16, config: TcpConfig | None = None) -> "Accepted":
+        accepted = Accepted()
+        server = await self.astack.start_server(accepted.connected, port=port, backlog=backlog, config=config)
+        accepted.server = server
+        return accepted
+
+    async def connect(self, port: int, *, config: TcpConfig | None = None):
+        """Active open from ustack to the kernel; returns (reader, writer, core connection)."""
+        reader, writer = await asyncio.wait_for(
+            self.astack.open_connection(self.kernel_address, port, config=config), WAIT_TIMEOUT)
+        return reader, writer, writer.transport.get_extra_info("connection")
+
+    async def wait_for(self, predicate: Callable[[], bool], what: str, timeout: float = WAIT_TIMEOUT) -> None:
+        """Wait until predicate() holds (checked after every round of the stack: no polling)."""
+        try:
+            await self.astack.wait_until(predicate, timeout)
+        except (asyncio.TimeoutError, TimeoutError):
+            raise LabError(f"timed out after {timeout} s waiting for {what}") from None
+
+    async def wait_state(self, connection, state: str, timeout: float = WAIT_TIMEOUT) -> None:
+        await self.wait_for(lambda: connection.state.value == state, f"ustack's connection to reach {state} "
+                            f"(it is {connection.state.value})", timeout)
+
+    def poke(self, connection) -> None:
+        """After calling the core connection directly (e.g. send(urgent=True)): transmit now."""
+        self.astack.poke(connection)
+
+    async def restart_ustack(self) -> None:
+        """ustack "crashes" and comes back: the stack and all it knew are thrown away without a
+        word on the wire (the resets its shutdown would send are dropped, as if the power had been
+        cut), and a fresh Stack starts on the same link, remembering no connection at all."""
+        # Nothing of the crash is drawn: not the packets, not the old stack's last state changes.
+        recorder, self.watch.recorder, self._recorder = self._recorder, None, None
+        silence = self.fault.drop_when(lambda packet: True, 1 << 30, "outbound")
+        if self._control is not None:
+            await self._control.close()
+            self._control = None
+        await self.astack.close()
+        silence.remaining = 0
+        config = self.stack.config
+        self.stack = Stack(address_value(USTACK_ADDRESS), config)
+        self.astack = AsyncStack(self.stack, self.astack.link)
+        await self.astack.start()
+        self.astack.add_observer(self._observe)
+        self._scene_connection = None
+        self.watch.recorder = self._recorder = recorder
+
+    # --- the wire ---------------------------------------------------------------------------------
+    def drop(self, predicate, count: int = 1, direction: str = "outbound", note: str = "dropped by the lab's FaultInjector"):
+        """Script a loss: the next `count` packets matching predicate, in that direction."""
+        return self.fault.drop_when(self.watch.dropping(predicate, note), count, direction)
+
+    def inject(self, packets: list[bytes]) -> None:
+        """Put packets on the wire as if ustack had sent them (the lab's own, e.g. spoofed SYNs)."""
+        self.astack.link.send_batch(packets, self.now())
+        self.astack.link.flush()
+
+    def hold(self, predicate) -> None:
+        """Keep packets from the kernel that match predicate out of ustack's reach for now."""
+        self.gate.hold(predicate)
+
+    def release(self, count: int | None = None) -> int:
+        released = self.gate.release(count)
+        self.astack.request_round()  # the round re-arms the timer, which collects them
+        return released
+
+    async def wait_held(self, count: int, what: str) -> None:
+        """Wait until `count` segments from the kernel are held. A packet reaching the gate wakes
+        the loop through the TUN fd, and each round checks again: no polling."""
+        await self.wait_for(lambda: len(self.gate.held) >= count, what)
+
+    # --- the kernel's side ------------------------------------------------------------------------
+    async def kernel_peer(self) -> KernelPeer:
+        process = self.namespace.popen(
+            [sys.executable, "-u", str(KERNEL_PEER)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL, text=True, bufsize=1)
+        peer = KernelPeer(self, process, f"kernel peer {len(self._peers) + 1}")
+        self._peers.append(peer)
+        return peer
+
+    async def run_in_namespace(self, args: list[str], timeout: float = WAIT_TIMEOUT,
+                               input: str | None = None) -> subprocess.CompletedProcess:
+        """Run a program (ss, curl, nc, ...) inside the namespace to its end, without blocking ustack."""
+        return await asyncio.to_thread(self.namespace.run, args, timeout, True, input)
+
+    async def sysctl(self, name: str, value: object) -> None:
+        """A kernel knob, inside the lab's namespace only (net.ipv4.* knobs are per namespace)."""
+        result = await self.run_in_namespace(["sysctl", "-q", "-w", f"{name}={value}"])
+        if result.returncode != 0:
+            raise LabError(f"sysctl {name}={value} failed in {self.namespace.name}: {result.stderr.strip()}")
+        self.step(f"kernel: sysctl -w {name}={value} (in the namespace only)")
+
+    async def kernel_rto_min(self, seconds: float) -> None:
+        """Raise the kernel's minimum retransmission timeout towards ustack (a route metric, in the
+        namespace only), so the kernel does not retransmit while the lab holds its segments."""
+        milliseconds = int(seconds * 1000)
+        result = await self.run_in_namespace(["ip", "route", "add", f"{self.ustack_address}/32", "dev", TUN_NAME,
+                                              "rto_min", f"{milliseconds}ms"])
+        if result.returncode != 0:
+            raise LabError(f"cannot set rto_min in {self.namespace.name}: {result.stderr.strip()}")
+        self.step(f"kernel: ip route add {self.ustack_address}/32 dev {TUN_NAME} rto_min {milliseconds}ms "
+                  "(its retransmission timer waits at least that long)")
+
+    async def kernel_ss(self, moment: str, arguments: tuple[str, ...] = ("-tano",)) -> SsSnapshot:
+        """Run `ss` in the namespace now and keep what it printed in the current scene."""
+        result = await self.run_in_namespace(["ss", *arguments])
+        if result.returncode != 0:
+            raise LabError(f"ss failed: {result.stderr.strip()}")
+        output = result.stdout
+        snapshot = SsSnapshot(moment, f"ip netns exec {self.namespace.name} ss {' '.join(arguments)}", output,
+                              "kernel", _ss_states(output, arguments))
+        self.current.snapshots.append(snapshot)
+        self._log(f"  ({snapshot.command}: {', '.join(snapshot.states) or 'nothing'})")
+        return snapshot
+
+    async def ustack_ss(self, moment: str, arguments: tuple[str, ...] = ()) -> SsSnapshot:
+        """Run `ustack ss` (a separate process) against this lab's stack, through its control socket."""
+        await self._start_control()
+        environment = {**os.environ, "USTACK_RUN_DIR": self._control_directory.name}
+        # The `ustack` program itself, run by this interpreter (not `-m ustack.cli`, which would
+        # load the CLI module twice).
+        command = [sys.executable, "-c", "import sys; from ustack.cli import main; sys.exit(main())", "ss", *arguments]
+        result = await asyncio.to_thread(subprocess.run, command, capture_output=True, text=True,
+                                         timeout=WAIT_TIMEOUT, env=environment)
+        if result.returncode != 0:
+            raise LabError(f"ustack ss failed: {result.stderr.strip()}")
+        snapshot = SsSnapshot(moment, " ".join(["ustack ss", *arguments]), result.stdout, "ustack",
+                              _ss_states(result.stdout, arguments))
+        self.current.snapshots.append(snapshot)
+        self._log(f"  ({snapshot.command}: {', '.join(snapshot.states) or 'nothing'})")
+        return snapshot
+
+    async def _start_control(self) -> None:
+        if self._control is not None:
+            return
+        from ..control import ControlServer
+
+        self._control_directory = tempfile.TemporaryDirectory(prefix="ustack-lab-")
+        self._control = ControlServer(self.astack.snapshots, program=f"ustack lab {self.name}",
+                                      address=self.ustack_address, directory=Path(self._control_directory.name))
+        await self._control.start()
+
+    async def close(self) -> None:
+        self._finish_scene()
+        # Stop the kernel peers now (by PID), so no thread stays blocked reading from one.
+        for peer in self._peers:
+            await asyncio.to_thread(stop_process, peer.process)
+        if self._control is not None:
+            await self._control.close()
+            self._control = None
+        if self._control_directory is not None:
+            self._control_directory.cleanup()
+            self._control_directory = None
+        await self.astack.close()  # resets whatever is still open; nobody records it any more
+
+
+class Accepted:
+    """The connections a ustack server accepted, in order: `await accepted.next()`."""
+
+    def __init__(self) -> None:
+        self.server = None
+        self._queue: asyncio.Queue = asyncio.Queue()
+
+    def connected(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self._queue.put_nowait((reader, writer))
+
+    async def next(self, timeout: float = WAIT_TIMEOUT):
+        """(reader, writer, core connection) of the next accepted connection."""
+        try:
+            reader, writer = await asyncio.wait_for(self._queue.get(), timeout)
+        except asyncio.TimeoutError:
+            raise LabError(f"no connection was accepted within {timeout} s") from None
+        return reader, writer, writer.transport.get_extra_info("connection")
+
+
+def _packed(address: str) -> bytes:
+    return address_value(address).to_bytes(4, "big")
+
+
+def stop_process(process: subprocess.Popen) -> None:
+    """End one process we started: SIGTERM, a short wait, then SIGKILL (this PID only)."""
+    if process.poll() is not None:
+        return
+    process.terminate()
+    try:
+        process.wait(timeout=2)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+# ss's filter names -> the names in its State column
+_SS_FILTER_STATES = {"established": "ESTAB", "syn-sent": "SYN-SENT", "syn-recv": "SYN-RECV",
+                     "fin-wait-1": "FIN-WAIT-1", "fin-wait-2": "FIN-WAIT-2", "time-wait": "TIME-WAIT",
+                     "close-wait": "CLOSE-WAIT", "last-ack": "LAST-ACK", "closing": "CLOSING", "listening": "LISTEN"}
+
+
+def _ss_states(output: str, arguments: tuple[str, ...] = ()) -> list[str]:
+    """The State column of ss's (or ustack ss's) table, one entry per socket. With a `state NAME`
+    filter ss leaves the column out, so every row is in that state."""
+    lines = output.splitlines()
+    if not lines:
+        return []
+    rows = [line for line in lines[1:] if line.strip() and not line.startswith((" ", "\t"))]
+    if lines[0].split()[:1] == ["State"]:
+        return [row.split()[0] for row in rows]
+    filtered = list(arguments)
+    if "state" in filtered and filtered.index("state") + 1 < len(filtered):
+        name = filtered[filtered.index("state") + 1]
+        return [_SS_FILTER_STATES.get(name, name.upper())] * len(rows)
+    return []
+
+
+# ------------------------------------------------------------------------------------------------
+# Running one lab
+# ------------------------------------------------------------------------------------------------
+Scenario = Callable[[LabSession], Awaitable[str]]
+
+
+def run_lab(name: str, summary: str, scenario: Scenario, options: LabOptions, config: TcpConfig) -> LabResult:
+    """Set up, run the scenario, take everything down; the scenario returns the explanation."""
+    if os.geteuid() != 0:
+        raise LabError("labs need root: they create a network namespace and a TUN device (sudo ustack lab ...)")
+    namespace = Namespace(f"ust-lab-{name}-{os.getpid()}")
+    namespace.open()
+    pcap = None
+    try:
+        tun = setup_tun_in_namespace(namespace, TUN_NAME, host_address=f"{KERNEL_ADDRESS}/24",
+                                     peer_address=USTACK_ADDRESS)
+        device = tun
+        if options.pcap:
+            try:
+                pcap = device = PcapWriter(tun, options.pcap)
+            except OSError as error:
+                raise LabError(f"cannot write {options.pcap}: {error.strerror}") from None
+        watch = PacketWatch(_packed(USTACK_ADDRESS), _packed(KERNEL_ADDRESS))
+        gate = Gate(device)
+        fault = FaultInjector(WireTap(gate, watch), seed=options.seed)
+        link = OuterTap(fault, watch)
+        stack = Stack(address_value(USTACK_ADDRESS), config)
+        scenes: list[Scene] = []
+        setup: list[str] = []
+
+        async def main() -> str:
+            astack = AsyncStack(stack, link)
+            await astack.start()
+            session = LabSession(name, options, namespace, astack, fault, gate, watch)
+            try:
+                return await scenario(session)
+            finally:
+                scenes.extend(session.scenes)
+                setup.extend(session.setup)
+                await session.close()
+
+        explanation = asyncio.run(main())
+    finally:
+        if pcap is not None:
+            pcap.close()
+        namespace.close()  # kills what we started (by PID), closes the TUN, removes the namespace
+    result = LabResult(name, summary, scenes, explanation, namespace.name, options.pcap, options.svg, setup)
+    if options.svg:
+        ladder = next((scene.ladder for scene in scenes if scene.ladder and scene.ladder.arrows), None)
+        if ladder is not None:
+            try:
+                Path(options.svg).write_text(render_svg(ladder), encoding="utf-8")
+            except OSError as error:
+                raise LabError(f"cannot write {options.svg}: {error.strerror}") from None
+    return result

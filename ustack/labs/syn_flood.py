@@ -1,0 +1,176 @@
+"""Lab `syn-flood`: a bounded burst of SYNs from made-up addresses fills a listener's SYN queue
+with half-open connections; what that does to a real client, and the defences.
+
+Everything stays in the lab's namespace: the spoofed sources are unused addresses of its own
+10.77.0.0/24, the SYN-ACKs sent to them go nowhere (the kernel does not forward; ustack drops
+packets not addressed to it, counted as ipv4_not_our_address).
+
+Scene 1: a raw socket in the namespace sends the burst to ustack. Its SYN queue (16 here) fills
+with SYN-RECEIVED entries, the rest of the burst is dropped, and so is the real client's SYN: the
+client only gets in when its retransmitted SYN finds room, after ustack gave up on some half-open
+entries (synack_retries). ustack has no SYN cookies (yet); the queue limit bounds its memory.
+Scene 2: the same burst towards a kernel listener (backlog 8) with net.ipv4.tcp_syncookies=1:
+the kernel keeps 8 half-open entries, answers the rest with SYN cookies, and serves ustack as a
+real client at once.
+"""
+
+from __future__ import annotations
+
+from ..tcp import TcpConfig
+from ..trace import RIGHT
+from ..wire import build_tcp_packet
+from ..wire.ipv4 import address_value
+from ..wire.tcp import SYN, TcpOptions, TcpSegment
+from .session import LabOptions, LabSession, run_lab
+
+NAME = "syn-flood"
+SUMMARY = "spoofed SYNs fill the SYN queue (SYN-RECV piles up); queue limits and SYN cookies keep a real client served"
+PORT = 8000
+KERNEL_PORT = 9000
+FLOOD = 64  # SYNs in the burst: bounded, and only ever inside the namespace
+SYN_QUEUE = 16  # ustack's SYN queue for this lab
+KERNEL_BACKLOG = 8
+SPOOFED_FIRST_HOST = 100  # sources 10.77.0.100 .. 10.77.0.163: unused addresses of the lab's subnet
+SYNACK_RETRIES = 1
+INITIAL_RTO = 1.0
+# A half-open entry lasts the initial RTO, doubled after each retransmission, until ustack gives up.
+ENTRY_LIFETIME = sum(INITIAL_RTO * 2 ** attempt for attempt in range(SYNACK_RETRIES + 1))
+
+EXPLANATION = f"""\
+A SYN costs the sender one packet and the listener a half-open connection: state kept in
+SYN-RECEIVED while the SYN-ACK is retransmitted (RFC 9293 3.5; the syn-received lab). A SYN
+flood (RFC 4987) sends SYNs from addresses that will never answer, so the half-open entries only
+go when the listener gives up on them.
+
+Defence 1, bound the SYN queue. ustack keeps at most syn_queue_size half-open connections per
+listener ({SYN_QUEUE} here; `ustack ss` shows them as SYN-RECV) and drops further SYNs, counted as
+syn_queue_full; memory stays bounded whatever the attacker sends. But a legitimate client's SYN is
+dropped just the same: it waits for its own SYN retransmission (1 s, then 2 s... on Linux) to find
+a free slot, which appears when ustack's SYN-ACK retries for a spoofed entry run out (synack_retries
+= {SYNACK_RETRIES} and initial_rto = {INITIAL_RTO} s here: an entry lasts {ENTRY_LIFETIME} s).
+Shorter retries and RFC 4987's other ideas (recycling the oldest half-open entry) trade robustness
+against slow clients for availability.
+
+Defence 2, SYN cookies (RFC 4987 3.6). When the queue is full, the listener keeps nothing: it
+encodes what it must remember (the client's MSS, a timestamp and a keyed hash of the 4-tuple) in
+the initial sequence number of its SYN-ACK. A real client's ACK returns that number + 1, and the
+listener rebuilds the connection from it. Spoofed sources never answer, so they cost nothing.
+Linux turns cookies on when a listener's queue overflows (net.ipv4.tcp_syncookies = 1, per
+namespace) and counts them (nstat: TcpExtSyncookiesSent, TcpExtSyncookiesRecv). In scene 2 the
+kernel holds about its backlog ({KERNEL_BACKLOG}) of half-open entries and cookies answer the rest; ustack,
+as a real client, connects without a single retransmission. ustack does not implement SYN cookies
+yet (its robustness work); until then, defence 1 is what it has.
+
+What to look for: the pile of SYN-RECV lines in `ustack ss` and in the kernel's ss; the real
+client's SYN retransmitted in scene 1 and answered at once in scene 2; the counters under each
+scene.
+"""
+
+
+def run(options: LabOptions) -> "LabResult":  # noqa: F821
+    config = TcpConfig(msl=0.5, synack_retries=SYNACK_RETRIES, initial_rto=INITIAL_RTO)
+    return run_lab(NAME, SUMMARY, scenario, options, config)
+
+
+def spoofed_syns(lab: LabSession, destination: str, port: int) -> list[bytes]:
+    """FLOOD SYNs to destination:port from unused addresses of the lab's subnet."""
+    packets = []
+    subnet = address_value(lab.kernel_address) & 0xFFFFFF00
+    for number in range(FLOOD):
+        source = subnet | (SPOOFED_FIRST_HOST + number)
+        segment = TcpSegment(40000 + number, port, (number * 2654435761) & 0xFFFFFFFF, 0, SYN, 64240,
+                             options=TcpOptions(mss=1460))
+        packets.append(build_tcp_packet(source, address_value(destination), segment))
+    return packets
+
+
+async def scenario(lab: LabSession) -> str:
+    await _flood_ustack(lab)
+    await _flood_kernel(lab)
+    return EXPLANATION
+
+
+async def _flood_ustack(lab: LabSession) -> None:
+    scene = lab.scene(f"{FLOOD} spoofed SYNs fill ustack's SYN queue; a real client waits", port=PORT)
+    accepted = await lab.listen(PORT, backlog=SYN_QUEUE)
+    listener = accepted.server.listener
+    listener.syn_queue_size = SYN_QUEUE  # start_server has no parameter for it; the Listener's own field
+    lab.step(f"ustack: listen on port {PORT}, SYN queue of {SYN_QUEUE}, synack_retries {SYNACK_RETRIES}")
+    flooder = await lab.kernel_peer()
+    packets = spoofed_syns(lab, lab.ustack_address, PORT)
+    await flooder.call("raw", *(packet.hex() for packet in packets))
+    lab.step(f"namespace: a raw socket sends {FLOOD} SYNs from 10.77.0.{SPOOFED_FIRST_HOST}-"
+             f"{SPOOFED_FIRST_HOST + FLOOD - 1} (addresses nobody has)")
+    await lab.wait_for(lambda: len(listener.syn_queue) + listener.drops["syn_queue_full"] >= FLOOD,
+                       "ustack to take in the burst")
+    peak = len(listener.syn_queue)
+    flood_drops = listener.drops["syn_queue_full"]
+    lab.step(f"ustack: {peak} half-open connections in SYN-RECEIVED, {flood_drops} SYNs dropped (syn_queue_full)")
+    await lab.ustack_ss("during the flood: the SYN queue is full of SYN-RECV entries")
+
+    client = await lab.kernel_peer()
+    started = lab.now()
+    connecting = client.start("connect", lab.ustack_address, PORT, 20)
+    await lab.wait_for(lambda: listener.drops["syn_queue_full"] > flood_drops, "the real client's SYN")
+    lab.step("kernel: a real client connects; its SYN finds the queue full and is dropped")
+    await lab.kernel_ss("the real client waits in SYN-SENT", ("-tano", "state", "syn-sent"))
+    reply = await connecting
+    waited = lab.now() - started
+    _, writer, connection = await accepted.next()
+    lab.step(f"kernel: connect() returns after {waited:.3f} s, once a retransmitted SYN found a free slot")
+    client_syns = [a for a in lab.ladder().arrows if a.from_side == RIGHT and a.flags == SYN]
+    scene.facts.update(syn_queue_peak=peak, flood_drops=flood_drops, client_wait=waited,
+                       client_syns=len(client_syns), syn_queue_full=listener.drops["syn_queue_full"],
+                       not_ours=lab.stack.drops["ipv4_not_our_address"])
+    lab.note(f"Counters: SYN queue peak {peak}/{SYN_QUEUE}; SYNs dropped because it was full: "
+             f"{listener.drops['syn_queue_full']} (the burst's and the real client's); SYN-ACKs to the spoofed "
+             f"addresses came back to nobody. The real client sent its SYN {len(client_syns)} times and waited {waited:.3f} s.")
+    lab.cut()
+    writer.transport.abort()
+    await client.call("close")
+    accepted.server.close()
+
+
+async def _flood_kernel(lab: LabSession) -> None:
+    scene = lab.scene(f"The same burst against a kernel listener with SYN cookies; ustack is the real client",
+                      port=KERNEL_PORT)
+    await lab.sysctl("net.ipv4.tcp_syncookies", 1)
+    kernel = await lab.kernel_peer()
+    await kernel.call("listen", KERNEL_PORT, KERNEL_BACKLOG)
+    lab.step(f"kernel: listen on port {KERNEL_PORT} with a backlog of {KERNEL_BACKLOG}")
+    before = lab.stack.drops["ipv4_not_our_address"]
+    lab.inject(spoofed_syns(lab, lab.kernel_address, KERNEL_PORT))
+    lab.step(f"the lab: {FLOOD} SYNs from the same spoofed addresses onto the wire, towards the kernel")
+    await lab.wait_for(lambda: lab.stack.drops["ipv4_not_our_address"] - before >= FLOOD,
+                       "the kernel to answer the burst (its SYN-ACKs go to the spoofed addresses)")
+    snapshot = await lab.kernel_ss("after the burst: the kernel's SYN queue holds about its backlog's worth",
+                                   ("-tan", "state", "syn-recv"))
+    counters = await _cookie_counters(lab)
+    lab.step(f"kernel: {len(snapshot.states)} SYN-RECV entries; SYN cookies sent: {counters.get('TcpExtSyncookiesSent', 0)}")
+    accepting = kernel.start("accept")
+    started = lab.now()
+    _, writer, connection = await lab.connect(KERNEL_PORT)
+    waited = lab.now() - started
+    await accepting
+    lab.step(f"ustack: connect() succeeds in {waited:.3f} s: the SYN-ACK carried a cookie, ustack's ACK returned it")
+    after = await _cookie_counters(lab)
+    lab.step(f"kernel: accept() returns the connection rebuilt from the cookie "
+             f"(SYN cookies received: {after.get('TcpExtSyncookiesRecv', 0)})")
+    await lab.kernel_ss("the real client served", ("-tano", "state", "established"))
+    scene.facts.update(kernel_syn_recv=len(snapshot.states), cookies_sent=after.get("TcpExtSyncookiesSent", 0),
+                       cookies_received=after.get("TcpExtSyncookiesRecv", 0), client_wait=waited)
+    lab.note("Kernel counters (nstat, in the namespace): " + ", ".join(f"{name} {value}" for name, value in after.items()))
+    lab.cut()
+    writer.transport.abort()
+
+
+async def _cookie_counters(lab: LabSession) -> dict[str, int]:
+    names = ["TcpExtSyncookiesSent", "TcpExtSyncookiesRecv", "TcpExtSyncookiesFailed", "TcpExtListenOverflows",
+             "TcpExtTCPReqQFullDoCookies"]
+    result = await lab.run_in_namespace(["nstat", "-asz", *names])
+    counters = {}
+    for line in result.stdout.splitlines():
+        words = line.split()
+        if len(words) >= 2 and words[0] in names:
+            counters[words[0]] = int(words[1])
+    return counters
