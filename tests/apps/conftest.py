@@ -18,14 +18,21 @@ class ServerThread:
         self.handlers_finished = threading.Semaphore(0)
         self.errors: list[BaseException] = []
 
+        self.handler_tasks: set[asyncio.Task] = set()
+
         async def counting_handler(reader, writer):
             self.connections_seen += 1
+            task = asyncio.current_task()
+            self.handler_tasks.add(task)
             try:
                 await handler(reader, writer)
+            except asyncio.CancelledError:
+                raise  # the fixture's shutdown cancels handlers still waiting (keep-alive)
             except BaseException as error:  # a handler must never raise; record it for the test
                 self.errors.append(error)
                 raise
             finally:
+                self.handler_tasks.discard(task)
                 self.handlers_finished.release()
 
         self.loop = asyncio.new_event_loop()
@@ -41,6 +48,11 @@ class ServerThread:
     def close(self) -> None:
         async def shutdown():
             self.server.close()
+            # A handler may still be waiting for a keep-alive client's next request: cancel it
+            # and let it finish here, rather than have the closing loop destroy it mid-await.
+            for task in list(self.handler_tasks):
+                task.cancel()
+            await asyncio.gather(*self.handler_tasks, return_exceptions=True)
             await self.server.wait_closed()
 
         asyncio.run_coroutine_threadsafe(shutdown(), self.loop).result(10)
