@@ -204,3 +204,54 @@ def test_a_new_syn_reopens_a_four_tuple_in_time_wait_at_once():
     reopened = listener.accept()
     assert reopened is not None and reopened is not accepted and reopened.state is State.ESTABLISHED
     assert server.state_counts() == {"ESTABLISHED": 1}
+
+
+def test_connections_that_have_come_and_gone_leave_nothing_behind():
+    # DESIGN.md rule 6: after TIME-WAIT no table entry, no timer and no memory is left, so an
+    # idle stack costs nothing however many connections it has seen.
+    import gc
+    import tracemalloc
+
+    client, server = make_stack(PEER, msl=0.5), make_stack(OURS, msl=0.5)
+    wire = Wire(client, server)
+    listener = server.listen(80)
+
+    def one_round(count):
+        for _ in range(count):
+            connection = client.connect(OURS, 80, wire.now)
+            wire.exchange()
+            accepted = listener.accept()
+            connection.send(b"x" * 3000, wire.now)
+            client.poke(connection)
+            wire.exchange()
+            accepted.recv(65536, wire.now)
+            connection.close(wire.now)
+            accepted.close(wire.now)
+            client.poke(connection)
+            server.poke(accepted)
+            wire.exchange()
+        while wire.advance_to_next_deadline():
+            pass
+
+    def drain():  # what a runtime does after every batch
+        for stack in (client, server):
+            stack.events()
+            stack.drain_active()
+
+    one_round(50)  # warm up caches and interned objects
+    drain()
+    gc.collect()
+    tracemalloc.start()
+    before = tracemalloc.get_traced_memory()[0]
+    one_round(300)
+    drain()
+    gc.collect()
+    after = tracemalloc.get_traced_memory()[0]
+    tracemalloc.stop()
+
+    for stack in (client, server):
+        assert stack.connections == {}
+        assert stack.next_deadline() is None
+        assert stack._timer_heap == [] and stack._armed_deadline == {}
+    assert listener.accept() is None
+    assert after - before < 64 * 1024, f"{after - before} bytes still held after 300 connections ended"
