@@ -252,3 +252,41 @@ def test_batch_overflow_is_kept_for_the_next_call():
     assert injector.next_deadline() == 0.0  # the rest is due now
     rest = injector.receive_batch(0.0, max_packets=64)
     assert first + rest == [p for p in packets for _ in range(2)]
+
+
+def test_on_drop_reports_every_drop_exactly_and_changes_no_decision(packets):
+    """Each dropped packet is reported once, with its direction and reason, at the moment of the
+    decision; what passes is what passes without the hook (the hook draws no random numbers)."""
+    faults = Faults(drop=0.2, rate_bytes_per_second=100_000, burst_bytes=5_000)
+    sample = packets[:600]
+
+    def run(hook):
+        device = ScriptedLink()
+        injector = FaultInjector(device, seed=SEED, inbound=faults, outbound=faults, on_drop=hook)
+        scripted = injector.drop_when(lambda packet: sequence_of(packet) == 5, direction="outbound")
+        received = []
+        for index, packet in enumerate(sample):
+            injector.send(packet, index * 0.0001)
+            device.arrive(packet)
+            received += injector.receive_batch(index * 0.0001)
+        return injector, device.sent, received, scripted
+
+    reports = []
+    injector, sent, received, scripted = run(lambda now, packet, direction, reason:
+                                             reports.append((now, sequence_of(packet), direction, reason)))
+    _, sent_without, received_without, _ = run(None)
+    assert (sent, received) == (sent_without, received_without), f"seed {SEED}"
+
+    for direction, passed in (("outbound", sent), ("inbound", received)):
+        dropped = [number for _, number, side, _ in reports if side == direction]
+        # Every packet either passed or was reported dropped, never both, in the original order.
+        assert sorted(dropped + [sequence_of(p) for p in passed]) == [sequence_of(p) for p in sample]
+        assert dropped == sorted(dropped)
+        reasons = {reason for _, _, side, reason in reports if side == direction}
+        assert {"random", "rate_limited"} <= reasons, f"seed {SEED}: {reasons}"
+        counted = sum(count for name, count in injector.counters.items() if name.startswith(f"dropped_{direction}"))
+        assert counted == len(dropped)
+    assert (scripted.dropped[0], "outbound", "scripted") in [
+        (sample[number], side, reason) for _, number, side, reason in reports]
+    assert all(now == sample.index(next(p for p in sample if sequence_of(p) == number)) * 0.0001
+               for now, number, _, _ in reports)

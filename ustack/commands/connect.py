@@ -6,8 +6,13 @@ kernel (a server listening on the kernel side of the TUN device).
     (meanwhile: ip netns exec ust-lab nc -l 10.77.0.1 5000)
 
 What is read from stdin is sent; what arrives is written to stdout. End of stdin half-closes the
-connection (our FIN, like `nc -N`); the command ends when the peer closes its side. Exit status 0
-after a clean close; 1 with one line on stderr when the connection is refused, reset or times out.
+connection (our FIN, like `nc -N`); the command ends when both directions are over: the peer
+closed its side and all of stdin was sent (like nc, it keeps sending after the peer's FIN).
+Exit status 0 after a clean close; 1 with one line on stderr when the connection is refused,
+reset or times out.
+
+With --ladder, the connection is drawn as a ladder diagram on stderr when the command ends
+(stdout carries the data); --relative numbers it like tcpdump without -S.
 """
 
 from __future__ import annotations
@@ -20,11 +25,11 @@ import sys
 import threading
 
 from ..cli import CliError
-from .network_setup import (UstackNetwork, add_network_arguments, ipv4_address, port_value, seconds_value,
-                            sigterm_as_interrupt)
+from .network_setup import (UstackNetwork, add_ladder_arguments, add_network_arguments, ipv4_address,
+                            make_ladders, port_value, seconds_value, sigterm_as_interrupt)
 
 READ_SIZE = 65536
-CLOSE_GRACE = 3.0  # seconds to let our FIN be acknowledged before the TUN device goes away
+CLOSE_GRACE = 10.0  # at most this long for our last data and FIN to be acknowledged, at the end
 
 
 class ConnectFailed(Exception):
@@ -39,20 +44,26 @@ def register(subparsers) -> None:
                         help="give up connecting after this long (default 10)")
     parser.add_argument("-v", "--verbose", action="store_true", help="say on stderr when connected and when closed")
     add_network_arguments(parser)
+    add_ladder_arguments(parser, with_port=False)
     parser.set_defaults(run=run)
 
 
 def run(args) -> int:
-    with sigterm_as_interrupt(), UstackNetwork(args, trace_output=sys.stderr) as network:
+    ladders = make_ladders(args, sys.stderr)
+    with sigterm_as_interrupt(), UstackNetwork(args, trace_output=sys.stderr, ladders=ladders) as network:
         try:
-            return asyncio.run(_connect(args, network))
+            return asyncio.run(_connect(args, network, ladders))
         except ConnectFailed as failure:
             print(f"ustack connect: {failure}", file=sys.stderr)
             return 1
+        finally:
+            if ladders is not None:
+                ladders.finish()  # (normally done already, before the stack stopped)
 
 
-async def _connect(args, network: UstackNetwork) -> int:
+async def _connect(args, network: UstackNetwork, ladders=None) -> int:
     from ..aio import AsyncStack
+    from ..aio.transport import state_name
     from ..control import ControlServer
 
     loop = asyncio.get_running_loop()
@@ -62,6 +73,8 @@ async def _connect(args, network: UstackNetwork) -> int:
     peer = f"{args.host}:{args.port}"
 
     async with AsyncStack(network.make_stack(), network.link) as astack:
+        if ladders is not None:
+            astack.add_observer(ladders.observe)
         control = ControlServer(astack.snapshots, program="ustack connect", address=args.addr)
         try:
             await control.start()
@@ -83,12 +96,17 @@ async def _connect(args, network: UstackNetwork) -> int:
             incoming = asyncio.ensure_future(_connection_to_stdout(reader))
             stopped = asyncio.ensure_future(stop.wait())
             await asyncio.wait({incoming, stopped}, return_when=asyncio.FIRST_COMPLETED)
-            outgoing.cancel()
+            if incoming.done() and incoming.exception() is None and incoming.result():
+                # The peer's FIN ends only what we receive: a half-closed connection still
+                # carries our data (RFC 9293 3.10.4), so send the rest of stdin, as nc does.
+                await asyncio.wait({outgoing, stopped}, return_when=asyncio.FIRST_COMPLETED)
             stopped.cancel()
-            if stop.is_set() and not incoming.done():
+            if stop.is_set() and not (incoming.done() and outgoing.done()):
                 incoming.cancel()
+                outgoing.cancel()
                 writer.close()
                 return 130  # interrupted, as a shell reports Ctrl-C
+            outgoing.cancel()
             error = incoming.exception() or (outgoing.exception() if outgoing.done() and not outgoing.cancelled() else None)
             if isinstance(error, ConnectionResetError):
                 raise ConnectFailed(f"connection reset by {peer}")
@@ -98,27 +116,33 @@ async def _connect(args, network: UstackNetwork) -> int:
                 raise ConnectFailed(f"connection to {peer}: {error.strerror or error}")
             if error is not None:
                 raise error
-            # The peer closed its side: close ours and give our FIN a moment to be acknowledged.
+            # Both directions are over: close, and let what we sent (the end of the data and our
+            # FIN) be acknowledged before the TUN device goes away with this process.
             writer.close()
+            connection = writer.get_extra_info("connection")
             try:
-                await asyncio.wait_for(writer.wait_closed(), CLOSE_GRACE)
-            except (asyncio.TimeoutError, OSError):
+                await astack.wait_until(lambda: state_name(connection) in ("TIME-WAIT", "CLOSED"), CLOSE_GRACE)
+            except TimeoutError:
                 pass
             if args.verbose:
                 print(f"ustack connect: {peer} closed the connection", file=sys.stderr)
             return 0
         finally:
+            if ladders is not None:
+                ladders.finish()  # before the stack aborts the connection if it is still open
             await control.close()
 
 
-async def _connection_to_stdout(reader: asyncio.StreamReader) -> None:
+async def _connection_to_stdout(reader: asyncio.StreamReader) -> bool:
+    """Copy until the peer's FIN: True; False if nobody reads our output any more."""
     output = sys.stdout.buffer
     while data := await reader.read(READ_SIZE):
         try:
             output.write(data)
             output.flush()
         except BrokenPipeError:
-            return  # nobody reads our output any more (`| head`): stop like nc does
+            return False  # `| head` is satisfied: stop, like nc does
+    return True
 
 
 async def _stdin_to_connection(writer: asyncio.StreamWriter) -> None:

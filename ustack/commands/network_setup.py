@@ -7,10 +7,12 @@ taking down) the TUN device, the namespace, the link middlewares and the stack o
     # on leaving, also on errors and Ctrl-C: the link is closed (which deletes the TUN device)
     # and the namespace is removed if, and only if, we created it.
 
-The chain of links, outermost first: Tracer (--trace) > FaultInjector (--loss) > PcapWriter
-(--pcap) > TunLink. The pcap sits next to the device, so it holds what really crossed the wire
-(as tcpdump on the interface would see it); the tracer sits next to the stack, so it shows what
-the stack sent and received, with the state changes each packet caused.
+The chain of links, outermost first: Tracer (--trace) > FaultInjector (--loss) > WireTap
+(--ladder) > PcapWriter (--pcap) > TunLink. The pcap sits next to the device, so it holds what
+really crossed the wire (as tcpdump on the interface would see it); the tracer sits next to the
+stack, so it shows what the stack sent and received, with the state changes each packet caused.
+The ladder's tap sees the wire too, and the FaultInjector tells it what it dropped
+(ustack/commands/live_ladder.py).
 """
 
 from __future__ import annotations
@@ -131,6 +133,31 @@ def add_network_arguments(parser: argparse.ArgumentParser) -> None:
                        help="maximum segment lifetime; TIME-WAIT lasts twice this (default 30)")
 
 
+def add_ladder_arguments(parser: argparse.ArgumentParser, with_port: bool) -> None:
+    group = parser.add_argument_group("ladder diagrams")
+    if with_port:
+        group.add_argument("--ladder", metavar="PORT", nargs="?", type=port_value, const=0, default=None,
+                           help="draw each connection (with PORT: each with this port on either side) "
+                                "as a ladder diagram on stdout when it ends, or when ustack stops")
+    else:
+        group.add_argument("--ladder", action="store_true",
+                           help="draw the connection as a ladder diagram on stderr when the command ends")
+    group.add_argument("--relative", action="store_true",
+                       help="ladder sequence numbers relative to each side's initial one (tcpdump without -S)")
+
+
+def make_ladders(args: argparse.Namespace, output):
+    """The LiveLadders that --ladder asks for, or None."""
+    if args.ladder is None or args.ladder is False:
+        return None
+    from .live_ladder import LiveLadders
+
+    port = None if args.ladder is True else args.ladder or None  # connect: a flag; serve: 0 = any port
+    # Colour only for a person at a terminal (and never when NO_COLOR is set, no-color.org).
+    colour = hasattr(output, "isatty") and output.isatty() and "NO_COLOR" not in os.environ
+    return LiveLadders(output=output, port=port, relative=args.relative, colour=colour)
+
+
 # --------------------------------------------------------------------------------------------
 # Building the network
 # --------------------------------------------------------------------------------------------
@@ -168,9 +195,10 @@ def check_can_create_tun() -> None:
 class UstackNetwork:
     """The TUN device and everything around it, for one ustack process."""
 
-    def __init__(self, args: argparse.Namespace, trace_output=None) -> None:
+    def __init__(self, args: argparse.Namespace, trace_output=None, ladders=None) -> None:
         self.args = args
         self.trace_output = trace_output or sys.stdout
+        self.ladders = ladders  # a LiveLadders (--ladder), fed by a WireTap and on_drop
         host = ipaddress.IPv4Interface(args.host_addr)
         if host.ip == ipaddress.IPv4Address(args.addr):
             raise CliError(f"--addr {args.addr} and --host-addr {args.host_addr} must be different addresses")
@@ -209,9 +237,15 @@ class UstackNetwork:
                     link = PcapWriter(link, args.pcap)
                 except OSError as error:
                     raise CliError(f"cannot write {args.pcap}: {error.strerror}") from None
+            on_drop = None
+            if self.ladders is not None:
+                from .live_ladder import WireTap
+
+                link = WireTap(link, self.ladders)
+                on_drop = self.ladders.on_drop
             if args.loss > 0:
                 faults = Faults(drop=args.loss)
-                link = FaultInjector(link, seed=args.seed, inbound=faults, outbound=faults)
+                link = FaultInjector(link, seed=args.seed, inbound=faults, outbound=faults, on_drop=on_drop)
             if args.trace:
                 link = Tracer(link, output=self.trace_output)
             self.link = link

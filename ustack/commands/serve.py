@@ -8,6 +8,11 @@ reachable from the kernel with ordinary tools until Ctrl-C (SIGINT) or SIGTERM.
     ping   : ip netns exec ust-lab ping 10.77.0.2
     ustack: ready (pid 4242)
 
+With --ladder [PORT], each connection (with PORT, each with that port on either side) is drawn
+as a ladder diagram on stdout once it has ended (CLOSED, after TIME-WAIT too), and those still open
+when ustack stops (Ctrl-C, SIGTERM) are drawn then; --relative numbers them like tcpdump without -S.
+With --loss, the packets dropped are drawn as lost arrows ending in an X.
+
 Without --netns the TUN device is in the current namespace and the kernel side is reachable
 directly (curl http://10.77.0.2/). Everything made here is taken down on exit, on errors too: the
 TUN device always, the namespace only if this command created it. The line `ustack: ready` on
@@ -23,7 +28,8 @@ import sys
 from pathlib import Path
 
 from ..cli import CliError
-from .network_setup import UstackNetwork, add_network_arguments, port_value, sigterm_as_interrupt
+from .network_setup import (UstackNetwork, add_ladder_arguments, add_network_arguments, make_ladders, port_value,
+                            sigterm_as_interrupt)
 
 READY_LINE = "ustack: ready"
 
@@ -37,6 +43,7 @@ def register(subparsers) -> None:
     services.add_argument("--discard", action="store_true", help="discard service on port 9 (RFC 863)")
     services.add_argument("--chargen", action="store_true", help="character generator on port 19 (RFC 864)")
     add_network_arguments(parser)
+    add_ladder_arguments(parser, with_port=True)
     parser.set_defaults(run=run)
 
 
@@ -45,11 +52,16 @@ def run(args) -> int:
         raise CliError(f"--http {args.http}: not a directory")
     if sys.stdout is not None:
         sys.stdout.reconfigure(line_buffering=True)  # every line visible at once, also in a pipe
-    with sigterm_as_interrupt(), UstackNetwork(args) as network:
-        return asyncio.run(_serve(args, network))
+    ladders = make_ladders(args, sys.stdout)
+    with sigterm_as_interrupt(), UstackNetwork(args, ladders=ladders) as network:
+        try:
+            return asyncio.run(_serve(args, network, ladders))
+        finally:
+            if ladders is not None:
+                ladders.finish()  # (normally done already, before the stack stopped)
 
 
-async def _serve(args, network: UstackNetwork) -> int:
+async def _serve(args, network: UstackNetwork, ladders=None) -> int:
     from ..aio import AsyncStack
     from ..apps import CHARGEN_PORT, DISCARD_PORT, ECHO_PORT, HttpFileServer, handle_chargen, handle_discard, handle_echo
     from ..control import ControlServer
@@ -74,6 +86,9 @@ async def _serve(args, network: UstackNetwork) -> int:
 
     stack = network.make_stack()
     async with AsyncStack(stack, network.link) as astack:
+        if ladders is not None:
+            astack.add_observer(ladders.observe)
+            ladders.schedule = loop.call_soon  # a closed connection's ladder, once its round is over
         servers = []
         for name, port, handler, _ in services:
             try:
@@ -95,6 +110,8 @@ async def _serve(args, network: UstackNetwork) -> int:
             print(f"{READY_LINE} (pid {os.getpid()}; Ctrl-C to stop)", flush=True)
             await stop.wait()
         finally:
+            if ladders is not None:
+                ladders.finish()  # before the stack aborts what is still open
             await control.close()
             for server in servers:
                 server.close()

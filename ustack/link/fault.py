@@ -8,6 +8,7 @@
     )
     link.drop_when(nth(tcp_with_data(), 3))      # scripted: "lose the 3rd data segment"
                                                  # (predicates in ustack.link.predicates)
+    link.on_drop = lambda now, packet, direction, reason: ...   # told of every packet dropped
 
 Each direction has its own random generator derived from the seed, so traffic in one direction
 never changes the decisions taken in the other, and the same seed with the same packets gives the
@@ -26,6 +27,11 @@ What happens to one packet, in this order (each decision is counted in `counters
 7. reorder with probability `reorder` (packets not delayed by 6): held back until the next packet
    in the same direction has gone past, or until `reorder_timeout` has passed if none comes.
 
+Whoever must know exactly which packets were lost (the live ladder of `ustack serve --ladder`)
+sets `on_drop`: it is called as on_drop(now, packet, direction, reason) for every dropped packet,
+at the moment of the decision, with direction "inbound" or "outbound" and reason "scripted",
+"rate_limited" or "random". It draws no random numbers, so it changes no decision.
+
 Held packets come out through the timer: next_deadline() says when; the runtime then calls
 on_timer(now) (releases outbound packets to the wrapped link) and receive_batch(now) (returns the
 inbound packets that are due).
@@ -42,6 +48,9 @@ from typing import Callable
 from .base import Link, Middleware, earliest
 
 IPV4_MINIMUM_HEADER = 20
+
+# on_drop(now, packet, direction, reason): direction "inbound"/"outbound", reason as counted.
+DropHook = Callable[[float, bytes, str, str], None]
 
 
 @dataclass(frozen=True)
@@ -117,9 +126,11 @@ class FaultInjector(Middleware):
         seed: int = 0,
         inbound: Faults = NO_FAULTS,
         outbound: Faults = NO_FAULTS,
+        on_drop: DropHook | None = None,
     ) -> None:
         super().__init__(inner)
         self.seed = seed
+        self.on_drop = on_drop
         self._inbound = _Direction("inbound", inbound, seed)
         self._outbound = _Direction("outbound", outbound, seed)
         self._scripted: list[ScriptedDrop] = []
@@ -194,13 +205,13 @@ class FaultInjector(Middleware):
             if rule.remaining and rule.direction in (name, "both") and rule.predicate(packet):
                 rule.remaining -= 1
                 rule.dropped.append(packet)
-                self.counters[f"dropped_{name}_scripted"] += 1
+                self._dropped(now, packet, name, "scripted")
                 return
         if faults.rate_bytes_per_second is not None and not self._take_tokens(direction, packet, now):
-            self.counters[f"dropped_{name}_rate_limited"] += 1
+            self._dropped(now, packet, name, "rate_limited")
             return
         if faults.drop and chance() < faults.drop:
-            self.counters[f"dropped_{name}"] += 1
+            self._dropped(now, packet, name, "random")
             return
         if faults.corrupt and chance() < faults.corrupt:
             packet = self._flip_one_bit(direction, packet)
@@ -211,6 +222,12 @@ class FaultInjector(Middleware):
             self.counters[f"duplicated_{name}"] += 1
         for _ in range(copies):
             self._schedule(direction, packet, now, emit)
+
+    def _dropped(self, now: float, packet: bytes, direction: str, reason: str) -> None:
+        # Counter names predate the hook: a random drop is counted as plain "dropped_<direction>".
+        self.counters[f"dropped_{direction}" if reason == "random" else f"dropped_{direction}_{reason}"] += 1
+        if self.on_drop is not None:
+            self.on_drop(now, packet, direction, reason)
 
     def _schedule(self, direction: _Direction, packet: bytes, now: float, emit) -> None:
         faults = direction.faults

@@ -26,6 +26,7 @@ LEFT is always this stack.
 from __future__ import annotations
 
 from collections import Counter
+from dataclasses import replace
 
 from ustack.wire.errors import WireError
 from ustack.wire.ipv4 import address_text
@@ -112,7 +113,13 @@ class LadderRecorder:
             for item in infer_states(arrows)
             if not (isinstance(item, StateMark) and item.side in self._reported_sides)
         ]
-        exact = [(0, mark) for mark in self._initial_marks] + self._exact_marks
+        # A side's initial state held before anything was seen, even when the side reported it
+        # later (a listener's connection reports LISTEN when the SYN reaches the stack, which
+        # may be well after a first SYN was lost on the way): it is drawn at the start.
+        start = self._segments[0][1].time if self._segments else None
+        initial = [mark if start is None or mark.time <= start else replace(mark, time=start)
+                   for mark in self._initial_marks]
+        exact = [(0, mark) for mark in initial] + self._exact_marks
         return Ladder(local, remote, _merge(items, exact), "live")
 
 

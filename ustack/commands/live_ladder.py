@@ -1,0 +1,293 @@
+"""`--ladder` for `ustack serve` and `ustack connect`: the ladder diagram of each connection of the
+running stack, drawn in the terminal when the connection ends (or when the program stops).
+
+Three sources feed one `LadderRecorder` per connection, each giving what only it knows exactly:
+
+    Tracer > FaultInjector > WireTap > PcapWriter > TunLink       (the link chain, outermost first)
+                  |              |
+                  |              +-- every packet where it crosses the wire: what really left,
+                  |                  and what really arrived (in the order it arrived)
+                  +-- on_drop: the packets the FaultInjector (--loss) dropped, drawn as lost:
+                      ours end half way to the kernel, the kernel's half way to us
+    AsyncStack observer: each packet the stack really takes in ("<"), so that the state changes
+                  it causes are drawn right under it, and the StateChanged events themselves:
+                  the exact states of our side (the kernel's are inferred from the segments)
+
+    ladders = LiveLadders(output=sys.stdout, port=None, relative=False)
+    link = FaultInjector(WireTap(PcapWriter(tun), ladders), on_drop=ladders.on_drop, ...)
+    astack.add_observer(ladders.observe)
+    ladders.schedule = loop.call_soon          # print a finished ladder once its round is over
+    ...
+    ladders.finish()                           # at the end: print those still open
+
+Why the tap and the observer both: a batch read from the TUN device may hold several packets,
+some of which the FaultInjector drops before the stack sees the others. The tap knows the order
+they arrived in, the observer knows when the stack took each one; a dropped packet is drawn at
+its place in the arrival order, right after the packet that came before it.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections import deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+from ..link.base import Middleware
+from ..tcp.events import StateChanged
+from ..tcp.state import State
+from ..trace import LOCAL, LadderRecorder, render_text
+from ..wire import parse_packet
+from ..wire.errors import WireError
+from ..wire.tcp import ACK, RST, SYN
+
+# The reasons FaultInjector.on_drop gives, in the words written under a lost arrow.
+DROP_NOTES = {
+    "random": "dropped by --loss",
+    "scripted": "dropped by a scripted rule",
+    "rate_limited": "dropped by the rate limit",
+}
+
+# Packets that came off the wire and are not drawn yet: normally only those of the batch being
+# taken in; the bound only matters if a packet changed between the tap and the stack.
+MAX_ARRIVED = 1024
+
+Key = tuple[int, int, int, int]  # (our address, our port, the peer's address, the peer's port)
+
+
+@dataclass
+class _Arrived:
+    """A packet off the wire that the stack has not taken yet; `lost` says why it never will."""
+
+    time: float
+    packet: bytes
+    lost: str = ""  # the note for its lost arrow, once the FaultInjector dropped it
+
+
+class _Connection:
+    """One recorder, and what is needed to tell when its connection ends or is replaced."""
+
+    def __init__(self, recorder: LadderRecorder) -> None:
+        self.recorder = recorder
+        self.syn_sequence: dict[str, int] = {}  # direction -> the sequence number of its SYN
+        self.core = None  # the stack's Connection, once it reported a state change
+        self.ended = False
+
+
+class LiveLadders:
+    def __init__(self, output=None, port: int | None = None, relative: bool = False,
+                 remote_label: str = "kernel", colour: bool = False) -> None:
+        self.output = output or sys.stdout
+        self.port = port
+        self.relative = relative
+        self.remote_label = remote_label
+        self.colour = colour
+        # How to run print_ended() after the current round of the runtime (loop.call_soon). A
+        # connection reports CLOSED before the round sends what closing it produced (the RST of
+        # an abort), and that last packet belongs on its ladder.
+        self.schedule: Callable[[Callable[[], None]], object] | None = None
+        self.printed = 0
+        self.finished = False  # after finish(): nothing more is recorded (the shutdown's aborts)
+        self._connections: dict[Key, _Connection] = {}
+        self._arrived: deque[_Arrived] = deque()
+        # Connections whose 4-tuple a new SYN took over: their last events are not the new one's.
+        self._replaced: deque = deque(maxlen=16)
+
+    # --- the three sources ---------------------------------------------------------------------
+
+    def wire_out(self, now: float, packet: bytes) -> None:
+        """A packet of ours reached the wire (the WireTap saw it go down)."""
+        if self.finished:
+            return
+        self._draw_lost_arrivals()
+        self._record(now, packet, "out")
+
+    def wire_in(self, now: float, packet: bytes) -> None:
+        """A packet came off the wire; it is drawn when the stack takes it (or as lost)."""
+        if self.finished:
+            return
+        self._arrived.append(_Arrived(now, packet))
+        if len(self._arrived) > MAX_ARRIVED:  # (a middleware above the tap changed packets on the way)
+            oldest = self._arrived.popleft()
+            if oldest.lost:
+                self._record(oldest.time, oldest.packet, "in", oldest.lost)
+
+    def on_drop(self, now: float, packet: bytes, direction: str, reason: str) -> None:
+        """FaultInjector.on_drop: this packet never crossed (outbound) or never reached us (inbound)."""
+        if self.finished:
+            return
+        note = DROP_NOTES.get(reason, f"dropped ({reason})")
+        if direction == "outbound":
+            self._draw_lost_arrivals()
+            self._record(now, packet, "out", note)
+            return
+        for arrived in self._arrived:
+            if not arrived.lost and arrived.packet == packet:
+                arrived.lost = note
+                break
+        else:  # not seen by the tap (no tap in the chain): draw it now, order unknown
+            self._record(now, packet, "in", note)
+        self._draw_lost_arrivals()
+
+    def observe(self, now: float, kind: str, item) -> None:
+        """AsyncStack observer: "<" a packet the stack takes in, "event" what a connection reports."""
+        if self.finished:
+            return
+        if kind == "<":
+            self._taken_in(now, item)
+        elif kind == "event":
+            # Losses from earlier batches come first; those of the batch being taken in wait for
+            # the next packet of it, so that a change stays right under the packet that caused it.
+            self._draw_lost_arrivals(before=now)
+            if isinstance(item.event, StateChanged):
+                self._state_changed(now, item.connection, item.event)
+        # ">": drawn by the tap where it reaches the wire (or by on_drop if it never does).
+
+    # --- printing ------------------------------------------------------------------------------
+
+    def print_ended(self) -> None:
+        """Print (once) the ladders of the connections that have reached CLOSED."""
+        self._draw_lost_arrivals()
+        for key, connection in list(self._connections.items()):
+            if connection.ended:
+                self._print(key)
+
+    def finish(self) -> None:
+        """Print every ladder not printed yet: the ended ones, then those still open (saying so).
+
+        Called before the stack aborts what is still open, so that a ladder ends in the state
+        the connection really was in, not in the RST of our own shutdown. Safe to call twice."""
+        if self.finished:
+            return
+        self.finished = True
+        while self._arrived:  # what arrived and was never taken in: lost, or cut off by the end
+            arrived = self._arrived.popleft()
+            if arrived.lost:
+                self._record(arrived.time, arrived.packet, "in", arrived.lost)
+        self.print_ended()
+        for key in list(self._connections):
+            self._print(key, still_open=True)
+
+    def _print(self, key: Key, still_open: bool = False) -> None:
+        connection = self._connections.pop(key)
+        ladder = connection.recorder.ladder()
+        text = render_text(ladder, self.relative, colour=self.colour)
+        if still_open:
+            states = ladder.states_of(LOCAL)
+            state = states[-1] if states else "no state reported"
+            text += f"(ustack stopped while this connection was in {state})\n"
+        self.printed += 1
+        try:
+            self.output.write("\n" + text)
+            self.output.flush()
+        except (BrokenPipeError, ValueError):  # nobody reads any more (`| head`), or stdout closed
+            pass
+
+    # --- recording -----------------------------------------------------------------------------
+
+    def _taken_in(self, now: float, packet: bytes) -> None:
+        # What arrived before this packet and was dropped is drawn first, in arrival order.
+        if any(not arrived.lost and arrived.packet == packet for arrived in self._arrived):
+            while self._arrived:
+                arrived = self._arrived.popleft()
+                if not arrived.lost and arrived.packet == packet:
+                    break
+                if arrived.lost:
+                    self._record(arrived.time, arrived.packet, "in", arrived.lost)
+                # (else: a packet that changed on the way, e.g. corrupted: the stack takes the copy)
+        self._record(now, packet, "in")
+
+    def _draw_lost_arrivals(self, before: float | None = None) -> None:
+        """Draw the dropped packets at the head of the arrival queue: nothing came before them.
+        With `before`, only those that arrived before that time."""
+        while self._arrived and self._arrived[0].lost and (before is None or self._arrived[0].time < before):
+            arrived = self._arrived.popleft()
+            self._record(arrived.time, arrived.packet, "in", arrived.lost)
+
+    def _record(self, now: float, packet: bytes, direction: str, lost_note: str = "") -> None:
+        try:
+            parsed = parse_packet(bytes(packet))
+        except WireError:
+            return  # not something a ladder can show (the stack counts its own rejects)
+        ip, tcp = parsed.ip, parsed.tcp
+        if tcp is None:
+            return
+        if direction == "out":
+            key = (ip.src, tcp.src_port, ip.dst, tcp.dst_port)
+        else:
+            key = (ip.dst, tcp.dst_port, ip.src, tcp.src_port)
+        connection = self._connections.get(key)
+        opening = tcp.flags & SYN and not tcp.flags & ACK
+        if connection is not None and opening:
+            # A SYN with a new initial sequence number on the same four numbers opens a new
+            # connection (RFC 9293 3.6.1, from TIME-WAIT): the old ladder is complete.
+            first = connection.syn_sequence.setdefault(direction, tcp.seq)
+            if first != tcp.seq:
+                if connection.core is not None:
+                    self._replaced.append(connection.core)
+                self._print(key)
+                connection = None
+        if connection is None:
+            if not opening:
+                return  # a stray segment of no connection we draw (answered by RST, or late)
+            connection = self._start(key)
+            if connection is None:
+                return
+            connection.syn_sequence[direction] = tcp.seq
+        connection.recorder.on_packet(now, parsed, direction, dropped=bool(lost_note), note=lost_note)
+        if tcp.flags & RST and connection.core is None and not lost_note:
+            # Refused before any connection existed (a SYN to a closed port, answered by RST):
+            # no state will ever be reported, so the reset is the end.
+            self._end(connection)
+
+    def _state_changed(self, now: float, core_connection, change: StateChanged) -> None:
+        key = tuple(getattr(core_connection, name, None)
+                    for name in ("local_address", "local_port", "remote_address", "remote_port"))
+        if None in key or any(core is core_connection for core in self._replaced):
+            return
+        connection = self._connections.get(key) or self._start(key)
+        if connection is None:
+            return
+        connection.core = core_connection
+        connection.recorder.on_state(now, LOCAL, change.old, change.new, change.cause)
+        if change.new is State.CLOSED:
+            self._end(connection)
+
+    def _end(self, connection: _Connection) -> None:
+        connection.ended = True
+        if self.schedule is not None:
+            self.schedule(self.print_ended)
+
+    def _start(self, key: Key) -> _Connection | None:
+        if self.port is not None and self.port not in (key[1], key[3]):
+            return None
+        recorder = LadderRecorder(local_label="ustack", remote_label=self.remote_label)
+        connection = _Connection(recorder)
+        self._connections[key] = connection
+        return connection
+
+
+class WireTap(Middleware):
+    """A pass-through link that tells LiveLadders each packet crossing it, both ways.
+
+    Placed just inside the FaultInjector, it sees the wire: what was not dropped, in order."""
+
+    def __init__(self, inner, ladders: LiveLadders) -> None:
+        super().__init__(inner)
+        self.ladders = ladders
+
+    def receive_batch(self, now: float, max_packets: int = 64) -> list[bytes]:
+        packets = self.inner.receive_batch(now, max_packets)
+        for packet in packets:
+            self.ladders.wire_in(now, packet)
+        return packets
+
+    def send(self, packet: bytes, now: float) -> None:
+        self.ladders.wire_out(now, packet)
+        self.inner.send(packet, now)
+
+    def send_batch(self, packets: Iterable[bytes], now: float) -> None:
+        packets = list(packets)
+        for packet in packets:
+            self.ladders.wire_out(now, packet)
+        self.inner.send_batch(packets, now)
