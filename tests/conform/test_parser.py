@@ -1,6 +1,5 @@
 """The packetdrill-dialect parser: every script of the FreeBSD suite, and the tricky lines one by one."""
 
-from pathlib import Path
 
 import pytest
 
@@ -23,7 +22,7 @@ from ustack.conform.script import (
     TimeSpec,
 )
 
-SUITE = Path("/work/shared/conformance/freebsd-tcp-testsuite")
+from conform.suite_path import SUITE, needs_suite
 GROUPS = {
     "state-event-engine": 307,  # the suite README says 318; the directory holds 307
     "rcv-data-segments": 217,
@@ -33,7 +32,6 @@ GROUPS = {
     "rcv-icmp": 7,
 }
 
-needs_suite = pytest.mark.skipif(not SUITE.is_dir(), reason="the FreeBSD suite is not at /work/shared/conformance")
 
 
 def one_event(line: str):

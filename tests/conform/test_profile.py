@@ -2,7 +2,6 @@
 
 import dataclasses
 import re
-from pathlib import Path
 
 import pytest
 
@@ -30,11 +29,11 @@ from ustack.conform.shell import (
 )
 from ustack.tcp.config import TcpConfig
 
-SUITE = Path("/work/shared/conformance/freebsd-tcp-testsuite")
+from conform.suite_path import SUITE, needs_suite
 CONFIG_FIELDS = {field.name for field in dataclasses.fields(TcpConfig)}
 
 
-@pytest.mark.skipif(not SUITE.is_dir(), reason="the FreeBSD suite is not at /work/shared/conformance")
+@needs_suite
 def test_every_sysctl_the_suite_writes_is_in_the_table():
     names = set()
     for path in SUITE.rglob("*.pkt"):
@@ -58,10 +57,51 @@ def test_buffers_and_switches_map_onto_tcp_config():
         "window_scaling": False,
         "timestamps": False,
         "initial_rto": 1.0,
-        "min_rto": 0.2,
+        "rto_slop": 0.2,
         "delayed_ack_timeout": 0.04,
     }
     TcpConfig(**overrides)  # every mapped field is a real TcpConfig field
+
+
+def test_freebsd_switches_map_onto_core_knobs():
+    overrides = {}
+    apply_sysctl("net.inet.tcp.insecure_rst", 1, overrides)
+    apply_sysctl("net.inet.tcp.insecure_syn", 1, overrides)
+    apply_sysctl("net.inet.tcp.drop_synfin", 1, overrides)
+    apply_sysctl("net.inet.tcp.keepinit", 15000, overrides)
+    apply_sysctl("kern.ipc.maxsockbuf", 73728, overrides)
+    apply_sysctl("net.inet.tcp.tolerate_missing_ts", 0, overrides)
+    apply_sysctl("net.inet.tcp.rexmit_drop_options", 1, overrides)
+    apply_sysctl("net.inet.tcp.icmp_may_rst", 0, overrides)
+    assert overrides == {
+        "icmp_hard_error_codes": frozenset(),
+        "rfc5961_rst_check": False,
+        "rfc5961_syn_check": False,
+        "drop_syn_fin": True,
+        "connect_timeout": 15.0,
+        "window_scale_shift": 1,
+        "tolerate_missing_timestamps": False,
+        "syn_retries_with_options": 3,
+    }
+    TcpConfig(**overrides)
+    apply_sysctl("net.inet.tcp.rexmit_drop_options", 0, overrides)
+    assert overrides["syn_retries_with_options"] is None
+
+
+@needs_suite
+def test_each_freebsd_deviation_names_a_script_and_the_rfc_it_contradicts():
+    from ustack.conform.profile import FREEBSD_DEVIATIONS, freebsd_deviation
+
+    for script, reason in FREEBSD_DEVIATIONS.items():
+        assert (SUITE / script).is_file(), script
+        assert "RFC 9293 3." in reason, script
+        assert freebsd_deviation(str(SUITE / script)) == reason
+    assert freebsd_deviation(str(SUITE / "snippets/listen-ipv4.pkt")) is None
+
+
+def test_the_freebsd_defaults_make_a_valid_config():
+    config = TcpConfig(**{name: value for name, value in FREEBSD_DEFAULTS.items() if name in CONFIG_FIELDS})
+    assert config.window_advertisement == "free_space" and config.window_scale_shift == 6
 
 
 def test_settings_ustack_already_behaves_like_change_nothing():
@@ -70,7 +110,6 @@ def test_settings_ustack_already_behaves_like_change_nothing():
         ("net.inet.tcp.hostcache.purgenow", 1),
         ("net.inet.tcp.blackhole", 0),
         ("net.inet.tcp.ecn.enable", 2),
-        ("net.inet.tcp.rexmit_drop_options", 0),
         ("net.inet.tcp.syncookies_only", 0),
     ]:
         apply_sysctl(name, value, overrides)
@@ -111,8 +150,11 @@ def test_script_headers():
     assert overrides == {"mss": 8960}
     with pytest.raises(Unsupported, match="ipv6"):
         apply_script_options({"ip_version": "ipv6"}, {})
-    with pytest.raises(Unsupported, match="--mtu=72"):
-        apply_script_options({"mtu": "72"}, {})
+    overrides = {}
+    apply_script_options({"mtu": "72"}, overrides)  # the smallest IPv4 MTU is 68 (RFC 791)
+    assert overrides == {"mss": 32}
+    with pytest.raises(Unsupported, match="--mtu=60"):
+        apply_script_options({"mtu": "60"}, {})
     with pytest.raises(Unsupported, match="--udp_encapsulation"):
         apply_script_options({"udp_encapsulation": "tcp"}, {})
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from conform.suite_path import needs_suite
 from conform.expected_list import EXPECTED, SUITE, current_results, read_expected
 from ustack.conform.lexer import ParseError
 from ustack.conform.parser import parse_text
@@ -18,7 +19,7 @@ from ustack.conform.runner import PASS, run_path, run_script
 OURS = Path(__file__).with_name("ours")
 
 
-@pytest.mark.skipif(not SUITE.is_dir(), reason="the FreeBSD suite is not at /work/shared/conformance")
+@needs_suite
 def test_the_expected_list_is_exactly_what_does_not_pass():
     expected = read_expected()
     actual = current_results()
@@ -41,7 +42,7 @@ def test_our_scripts_pass(path):
     assert result.status == PASS, result.text()
 
 
-@pytest.mark.skipif(not SUITE.is_dir(), reason="the FreeBSD suite is not at /work/shared/conformance")
+@needs_suite
 def test_damaged_scripts_give_a_result_never_a_traceback():
     """Scripts with one line removed: whatever happens is a pass, fail, skip or parse error."""
     seed = 20261121

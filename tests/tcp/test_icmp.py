@@ -37,3 +37,14 @@ def test_host_unreachable_is_a_soft_error():
     script = syn_sent()
     script.connection.on_icmp_unreachable(1, None, local(0), 0.1)
     assert script.state is State.SYN_SENT and script.connection.soft_error == 1
+
+
+def test_administratively_prohibited_refuses_only_when_configured_as_a_hard_error():
+    import dataclasses
+
+    script = syn_sent()
+    script.connection.on_icmp_unreachable(13, None, local(0), 0.1)
+    assert script.state is State.SYN_SENT and script.connection.soft_error == 13
+    script = syn_sent(dataclasses.replace(CONFIG, icmp_hard_error_codes=frozenset({2, 3, 9, 10, 13})))
+    script.connection.on_icmp_unreachable(13, None, local(0), 0.1)
+    assert script.state is State.CLOSED and script.connection.error is TcpError.REFUSED

@@ -77,6 +77,19 @@ def test_newreno_through_the_same_interface(seed):
     check(sim, sim.run(until=both_closed, max_time=20000.0), seed)
 
 
+@pytest.mark.parametrize("seed", range(5))
+def test_bsd_window_advertisement_and_retransmission_timer_through_the_same_loss(seed):
+    # The knobs the FreeBSD conformance profile selects (config.py) must deliver just as well.
+    config = TcpConfig(
+        window_advertisement="free_space", rto_slop=0.2, min_rto=0.03, window_scale_shift=6,
+        rfc5961_rst_check=False, rfc5961_syn_check=False,
+    )
+    sim = Simulator(config, config, seed=seed, loss=0.10)
+    sim.client_app = BulkTransfer(CLIENT_DATA)
+    sim.server_app = BulkTransfer(SERVER_DATA)
+    check(sim, sim.run(until=both_closed, max_time=20000.0), seed)
+
+
 def test_the_simulator_is_deterministic_for_a_seed():
     def run(seed):
         sim = Simulator(seed=seed, loss=0.1, reorder=0.1)

@@ -19,12 +19,14 @@ after each step of virtual time until it returns an Outcome.
 
 from __future__ import annotations
 
+import dataclasses
 import errno as errno_module
 from dataclasses import dataclass, field
 from typing import Callable, NamedTuple
 
 from ustack.conform.profile import FREEBSD_RECEIVE_BUFFER_ROUNDING, SOCKET_OPTIONS, Unsupported, freebsd_receive_buffer
 from ustack.conform.script import ArrayExpr, BinaryExpr, EllipsisExpr, IntExpr, NameExpr, StructExpr, SyscallEvent
+from ustack.tcp.config import LIVE_SETTINGS
 from ustack.tcp.errors import TcpCallError
 
 # FreeBSD's values for the constants the scripts use (sys/fcntl.h, sys/socket.h, netinet/in.h).
@@ -166,9 +168,17 @@ class SocketTable:
         name = args[2].name if isinstance(args[2], NameExpr) else None
         if name not in SOCKET_OPTIONS:
             raise Unsupported(f"socket option {name}", "not in profile.SOCKET_OPTIONS")
-        if (socket.connection is not None or socket.listener is not None) and SOCKET_OPTIONS[name][1] is not None:
-            # TcpConfig is fixed when a connection is made; changing it later needs a core call.
-            raise Unsupported(f"socket option {name} after connect/listen", "the core's config is fixed per connection")
+        field_name, convert = SOCKET_OPTIONS[name][1:]
+        if (socket.connection is not None or socket.listener is not None) and field_name is not None:
+            # After connect/listen only what the core can change on an open connection (LIVE_SETTINGS).
+            if field_name not in LIVE_SETTINGS:
+                raise Unsupported(f"socket option {name} after connect/listen", "fixed once the connection exists")
+            value = evaluate(args[3])
+            value = convert(value) if convert else value
+            if socket.connection is not None:
+                socket.connection.reconfigure(now, **{field_name: value})
+            else:  # a listener: the connections it makes from now on
+                socket.listener.config = dataclasses.replace(socket.listener.config, **{field_name: value})
         if name == "SO_LINGER":
             socket.options[name] = linger_value(args[3])
         else:

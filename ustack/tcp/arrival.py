@@ -209,7 +209,7 @@ class SegmentArrival:
             self.rcv_adv = seq_add(self.rcv_nxt, min(self.config.receive_buffer_size, 0xFFFF))
         else:
             self.rcv_adv = self.rcv_nxt  # nothing advertised yet: the SYN-ACK will
-        negotiated = Negotiated(self.config, syn.options)
+        negotiated = Negotiated(self.config, syn.options, self.syn_offers_options)
         self.send_mss = negotiated.send_mss
         self.send_shift = negotiated.send_shift
         self.receive_shift = negotiated.receive_shift
@@ -236,6 +236,7 @@ class SegmentArrival:
         self.snd_wl2 = segment.ack
 
     def _after_established(self, now: float) -> None:
+        self.connect_deadline = None
         if self.config.keepalive:
             self.keepalive_deadline = now + self.config.keepalive_idle
         if self._shutdown_after_open:
@@ -253,6 +254,9 @@ class SegmentArrival:
             if timestamps is not None and seq_lt(timestamps[0], self.ts_recent):
                 self.drops["paws_old_timestamp"] += 1
                 self._ack_now = True
+                return
+            if timestamps is None and not self.config.tolerate_missing_timestamps:
+                self.drops["missing_timestamp"] += 1  # RFC 7323 3.2: silently
                 return
 
         if state is TIME_WAIT and flags & (SYN | ACK | RST) == SYN and self._new_syn_may_reopen(segment):

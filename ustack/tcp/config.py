@@ -7,6 +7,10 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class TcpConfig:
+    """Frozen: one value can be shared by many connections. A connection that needs a different
+    value of one of the LIVE_SETTINGS after it opened takes a changed copy
+    (Connection.reconfigure)."""
+
     # --- segments and buffers ---
     mss: int = 1460  # the MSS we announce: an Ethernet MTU of 1500 minus 40 bytes of headers
     receive_buffer_size: int = 256 * 1024
@@ -23,6 +27,12 @@ class TcpConfig:
     # hold reports that range as its first SACK block. Linux's default (net.ipv4.tcp_dsack=1).
     dsack: bool = True
     timestamps: bool = True  # RFC 7323 3-5: RTT measurement and PAWS
+    # True: our SYN and SYN-ACK carry no options at all, not even MSS (the peer then assumes 536,
+    # RFC 9293 3.7.1), and nothing is negotiated: the TCP_NOOPT socket option of BSD.
+    no_options: bool = False
+    # Once timestamps are negotiated, RFC 7323 3.2 says a segment without one SHOULD be dropped
+    # silently. True accepts it (as Linux does); False drops it (FreeBSD's tolerate_missing_ts=0).
+    tolerate_missing_timestamps: bool = True
 
     # --- timers ---
     msl: float = 30.0  # maximum segment lifetime; TIME-WAIT lasts 2*MSL (RFC 9293 3.4.2)
@@ -31,6 +41,14 @@ class TcpConfig:
     max_rto: float = 120.0  # RFC 6298 2.5: at least 60 s
     rto_slop: float = 0.0  # added on top of every measured or backed-off RTO (rtt.py; BSD's rexmit_slop)
     syn_retries: int = 6  # retransmissions of our SYN before "timed out" (Linux tcp_syn_retries)
+    # From this retransmission of our SYN on, offer nothing but the MSS: a SYN lost again and
+    # again may be meeting a middlebox that drops options it does not know. None: never
+    # (FreeBSD's net.inet.tcp.rexmit_drop_options=1 does it from the third).
+    syn_retries_with_options: int | None = None
+    # Give up an active open not established within this many seconds (None: only syn_retries
+    # limits it). RFC 1122 4.2.3.5 lets the application abandon an open attempt; BSD's
+    # TCP_KEEPINIT socket option (net.inet.tcp.keepinit, 75 s) does it in the stack.
+    connect_timeout: float | None = None
     synack_retries: int = 5  # of our SYN-ACK (Linux tcp_synack_retries)
     max_retransmissions: int = 15  # of data or FIN (Linux tcp_retries2; RFC 1122 4.2.3.5 R2)
     delayed_ack_timeout: float = 0.04  # RFC 9293 3.8.6.3 allows up to 0.5 s; Linux uses 40 ms
@@ -76,6 +94,11 @@ class TcpConfig:
     # processed as the state allows.
     drop_syn_fin: bool = False
 
+    # ICMP destination-unreachable codes that refuse a connection still in SYN-SENT (hard errors,
+    # RFC 1122 4.2.3.9): protocol and port unreachable. RFC 5461 4 discusses treating the
+    # administratively prohibited codes 9, 10 and 13 the same way, as BSD does (icmp_may_rst).
+    icmp_hard_error_codes: frozenset = frozenset({2, 3})
+
     # --- congestion control ---
     congestion_control: str = "reno"
     initial_window_segments: int = 10  # RFC 6928
@@ -87,8 +110,9 @@ class TcpConfig:
         return cls(mss=mtu - 40, **knobs)
 
     def __post_init__(self) -> None:
-        if not 64 <= self.mss <= 65495:
-            raise ValueError(f"mss must be in 64..65495, got {self.mss}")
+        # The smallest IPv4 MTU is 68 (RFC 791), which leaves 28 bytes after the headers.
+        if not 28 <= self.mss <= 65495:
+            raise ValueError(f"mss must be in 28..65495, got {self.mss}")
         if self.receive_buffer_size < 1 or self.send_buffer_size < 1:
             raise ValueError("buffer sizes must be positive")
         if self.receive_buffer_size > (0xFFFF << 14):
@@ -99,5 +123,15 @@ class TcpConfig:
             raise ValueError(f"window_advertisement must be 'sws_steps' or 'free_space', got {self.window_advertisement!r}")
         if self.ack_every_segments < 1:
             raise ValueError("ack_every_segments must be at least 1")
+        if self.connect_timeout is not None and self.connect_timeout <= 0:
+            raise ValueError(f"connect_timeout must be positive or None, got {self.connect_timeout}")
         if self.msl < 0 or self.delayed_ack_timeout < 0:
             raise ValueError("msl and delayed_ack_timeout cannot be negative")
+
+
+# The settings an application may change on an open connection, as socket options do (TCP_NODELAY,
+# SO_KEEPALIVE, TCP_KEEPIDLE, TCP_KEEPINTVL, TCP_KEEPCNT). The others shape the SYN, the buffers or
+# the estimators, and are fixed once the connection exists.
+LIVE_SETTINGS = frozenset(
+    {"nagle", "keepalive", "keepalive_idle", "keepalive_interval", "keepalive_probes", "delayed_ack_timeout"}
+)

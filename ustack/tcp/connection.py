@@ -18,11 +18,12 @@ This file holds the variables (RFC 9293 3.3.1), the user calls (RFC 9293 3.10.1-
 
 from __future__ import annotations
 
+import dataclasses
 from collections import Counter
 
 from ustack.tcp.acknowledgement import AcknowledgementProcessing
 from ustack.tcp.arrival import SegmentArrival
-from ustack.tcp.config import TcpConfig
+from ustack.tcp.config import LIVE_SETTINGS, TcpConfig
 from ustack.tcp.congestion import create_congestion_control
 from ustack.tcp.errors import TcpError, call_error
 from ustack.tcp.events import ConnectionFailed, ConnectionSnapshot, Event, StateChanged
@@ -109,6 +110,7 @@ class Connection(SegmentArrival, AcknowledgementProcessing, SegmentOutput, Timer
         self.send_shift = 0
         self.receive_shift = 0
         self.window_scaling_enabled = False
+        self.syn_offers_options = True  # False once our SYN offers only the MSS (syn_retries_with_options)
         self.sack_permitted = False
         self.timestamps_enabled = False
         self.ts_recent = 0  # RFC 7323 4.3
@@ -138,6 +140,7 @@ class Connection(SegmentArrival, AcknowledgementProcessing, SegmentOutput, Timer
         self.keepalive_deadline: float | None = None
         self._keepalive_probes_sent = 0
         self.time_wait_deadline: float | None = None
+        self.connect_deadline: float | None = None  # TcpConfig.connect_timeout, in SYN-SENT
 
         # Requests to the output path (output.py).
         self._send_syn = False
@@ -177,6 +180,8 @@ class Connection(SegmentArrival, AcknowledgementProcessing, SegmentOutput, Timer
         connection = cls(config, local_address, local_port, remote_address, remote_port, iss)
         connection._send_syn = True
         connection._set_state(SYN_SENT, "active OPEN")
+        if config.connect_timeout is not None:
+            connection.connect_deadline = now + config.connect_timeout
         return connection
 
     @classmethod
@@ -315,6 +320,19 @@ class Connection(SegmentArrival, AcknowledgementProcessing, SegmentOutput, Timer
         self._closed_fully = True
         self.shutdown(now, "CLOSE")
 
+    def reconfigure(self, now: float, **changes) -> None:
+        """Change LIVE_SETTINGS (config.py) of this connection alone, like a socket option set
+        after connect(): the connection takes a copy of its TcpConfig with the changes."""
+        fixed = set(changes) - LIVE_SETTINGS
+        if fixed:
+            raise ValueError(f"cannot change {', '.join(sorted(fixed))} on an open connection")
+        self.config = config = dataclasses.replace(self.config, **changes)
+        keepalive_changed = any(name.startswith("keepalive") for name in changes)
+        if keepalive_changed and (self.state is ESTABLISHED or self.state is CLOSE_WAIT):
+            # Keepalive switched on, off or retimed: start the idle period again (RFC 1122 4.2.3.6).
+            self._keepalive_probes_sent = 0
+            self.keepalive_deadline = now + config.keepalive_idle if config.keepalive else None
+
     def abort(self, now: float) -> None:
         """ABORT (RFC 9293 3.10.5): RST where the peer has a synchronized TCB, then CLOSED."""
         state = self.state
@@ -334,9 +352,9 @@ class Connection(SegmentArrival, AcknowledgementProcessing, SegmentOutput, Timer
           forged and is ignored (RFC 5927 4.1).
         - Code 4, fragmentation needed: path MTU discovery (RFC 1191) lowers our MSS to fit
           the next hop and sends the segment again at once.
-        - Codes 2 and 3 (protocol or port unreachable) while connecting: refused, as Linux
-          reports it. On an established connection they are only remembered as a soft error
-          (RFC 5461 advises against aborting).
+        - The codes of TcpConfig.icmp_hard_error_codes (by default 2 and 3, protocol or port
+          unreachable) while connecting: refused, as Linux reports it. On an established
+          connection they are only remembered as a soft error (RFC 5461 advises against aborting).
         - Other codes (network, host unreachable): a soft error; the retransmission timer decides.
         """
         if not (seq_le(self.snd_una, quoted_seq) and seq_lt(quoted_seq, self.snd_max)):
@@ -355,7 +373,7 @@ class Connection(SegmentArrival, AcknowledgementProcessing, SegmentOutput, Timer
                 self.snd_nxt = self.snd_una  # send what was too big again, in smaller pieces
                 self.retransmit_deadline = None
             return
-        if code in (2, 3) and self.state is SYN_SENT:
+        if code in self.config.icmp_hard_error_codes and self.state is SYN_SENT:
             self._fail(TcpError.REFUSED, f"ICMP destination unreachable, code {code}")
 
     # ------------------------------------------------------------------ observing

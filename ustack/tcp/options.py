@@ -4,7 +4,7 @@ RFC 2018). Options on other segments (timestamps, SACK blocks) are built by the 
 from __future__ import annotations
 
 from ustack.tcp.config import TcpConfig
-from ustack.wire.tcp import TcpOptions
+from ustack.wire.tcp import NO_OPTIONS, TcpOptions
 
 DEFAULT_PEER_MSS = 536  # RFC 9293 3.7.1: assume 536 when the peer sends no MSS option
 TIMESTAMP_OPTION_SPACE = 12  # 10 bytes of option plus 2 of padding (RFC 7323 appendix A)
@@ -37,6 +37,8 @@ def syn_options(
 ) -> TcpOptions:
     """The options of our SYN (everything the config enables) or SYN-ACK (only what the peer's SYN
     offered too: RFC 7323 1.3 and RFC 2018 2 forbid a SYN-ACK option the SYN did not carry)."""
+    if config.no_options:
+        return NO_OPTIONS
     return TcpOptions(
         mss=config.mss,
         window_scale=offered_window_shift(config) if window_scale else None,
@@ -50,8 +52,11 @@ class Negotiated:
 
     __slots__ = ("window_scaling", "peer_mss", "send_mss", "send_shift", "receive_shift", "sack", "timestamps")
 
-    def __init__(self, config: TcpConfig, peer_syn: TcpOptions):
+    def __init__(self, config: TcpConfig, peer_syn: TcpOptions, offered: bool = True):
         self.peer_mss = peer_syn.mss or DEFAULT_PEER_MSS
+        if config.no_options or not offered:
+            # Our SYN offered no options (beyond the MSS): nothing is agreed.
+            peer_syn = NO_OPTIONS._replace(mss=peer_syn.mss)
         # RFC 7323 2.2: scaling is on only if both SYNs carry the option; a shift above 14 is
         # taken as 14 (2.3).
         self.window_scaling = config.window_scaling and peer_syn.window_scale is not None

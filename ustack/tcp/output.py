@@ -71,9 +71,13 @@ class SegmentOutput:
         iss = self.iss
         if self.irs is None:
             flags, ack = SYN, 0
+            limit = config.syn_retries_with_options
+            if limit is not None and self.retransmit_count >= limit:
+                self.syn_offers_options = False  # only the MSS from now on
+            offer = self.syn_offers_options
             options = syn_options(
-                config, now, window_scale=config.window_scaling, sack=config.sack,
-                timestamps=config.timestamps, ts_recent=0,
+                config, now, window_scale=config.window_scaling and offer, sack=config.sack and offer,
+                timestamps=config.timestamps and offer, ts_recent=0,
             )
             window = min(config.receive_buffer_size, 0xFFFF)
         else:

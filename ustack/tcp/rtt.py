@@ -96,7 +96,7 @@ class RttEstimator:
         The connection calls this when the handshake completes after a SYN retransmission."""
         if self.srtt is None:
             self._unbacked_rto = rto
-            self.rto = self._clamp(rto)
+            self.rto = self._clamp(rto + self.slop)
             self.backoff_count = 0
 
     def _clamp(self, rto: float) -> float:

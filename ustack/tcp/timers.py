@@ -8,6 +8,7 @@ Each timer is a deadline in virtual seconds, or None when not armed. There is no
 - persist      RFC 9293 3.8.6.1: probe a zero window (or force out a small segment)
 - keepalive    RFC 1122 4.2.3.6: an idle connection checks the peer is still there
 - time_wait    RFC 9293 3.4.2: 2*MSL in TIME-WAIT before the connection is forgotten
+- connect      RFC 1122 4.2.3.5: an active open abandoned after TcpConfig.connect_timeout
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from ustack.tcp.errors import TcpError
 from ustack.tcp.seq import seq_diff, seq_gt
 from ustack.tcp.state import CLOSE_WAIT, CLOSED, ESTABLISHED, SYN_SENT
 
-TIMER_NAMES = ("retransmit", "delayed_ack", "persist", "keepalive", "time_wait")
+TIMER_NAMES = ("retransmit", "delayed_ack", "persist", "keepalive", "time_wait", "connect")
 
 
 class Timers:
@@ -31,6 +32,7 @@ class Timers:
             self.persist_deadline,
             self.keepalive_deadline,
             self.time_wait_deadline,
+            self.connect_deadline,
         ):
             if deadline is not None and (earliest is None or deadline < earliest):
                 earliest = deadline
@@ -48,6 +50,10 @@ class Timers:
         if self.time_wait_deadline is not None and now >= self.time_wait_deadline:
             self.time_wait_deadline = None
             self._set_state(CLOSED, "TIME-WAIT timer (2*MSL)")
+            return
+        if self.connect_deadline is not None and now >= self.connect_deadline:
+            self.connect_deadline = None
+            self._fail(TcpError.TIMED_OUT, f"connect timer: not established after {self.config.connect_timeout} s")
             return
         if self.retransmit_deadline is not None and now >= self.retransmit_deadline:
             self._retransmission_timeout(now)
@@ -67,6 +73,7 @@ class Timers:
         self.persist_deadline = None
         self.keepalive_deadline = None
         self.time_wait_deadline = None
+        self.connect_deadline = None
 
     # ------------------------------------------------------------------ retransmission
     def _retransmission_timeout(self, now: float) -> None:

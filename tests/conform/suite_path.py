@@ -1,0 +1,19 @@
+"""Where the FreeBSD packetdrill suite is: ../shared/conformance beside the repository (as in CI),
+or wherever USTACK_CONFORMANCE_SUITE points (for a clone of github.com/freebsd-net/tcp-testsuite)."""
+
+import os
+from pathlib import Path
+
+REPOSITORY = Path(__file__).resolve().parents[2]
+SUITE = Path(
+    os.environ.get("USTACK_CONFORMANCE_SUITE", REPOSITORY.parent / "shared" / "conformance" / "freebsd-tcp-testsuite")
+)
+
+import pytest  # noqa: E402
+
+# Outside CI a machine without the suite skips these tests; in CI (CI=true) the suite is always
+# beside the repository, so a missing suite must fail loudly rather than skip quietly.
+needs_suite = pytest.mark.skipif(
+    not SUITE.is_dir() and not os.environ.get("CI"),
+    reason=f"the FreeBSD suite is not at {SUITE} (set USTACK_CONFORMANCE_SUITE)",
+)
