@@ -26,7 +26,7 @@ from typing import Iterable, NamedTuple
 from .tcp import Connection, Listener, State, TcpConfig, reset_for_unmatched
 from .tcp.isn import IsnGenerator
 from .wire import WireError, build_icmp_packet, build_tcp_packet, parse_packet
-from .wire.icmp import DESTINATION_UNREACHABLE, ECHO_REPLY, ECHO_REQUEST
+from .wire.icmp import DESTINATION_UNREACHABLE, ECHO_REPLY, ECHO_REQUEST, PARAMETER_PROBLEM, TIME_EXCEEDED
 from .wire.icmp import IcmpMessage
 from .wire.ipv4 import Ipv4Header, address_text
 from .wire.tcp import TcpSegment
@@ -35,6 +35,9 @@ from .wire.tcp import TcpSegment
 EPHEMERAL_PORTS = range(32768, 61000)
 DEFAULT_TTL = 64
 IPV4_AND_TCP_HEADERS = 40
+
+# RFC 9293 3.9.2.2: source quench MUST be discarded (MUST-55); these three reach TCP.
+ICMP_ERRORS_FOR_TCP = frozenset({DESTINATION_UNREACHABLE, TIME_EXCEEDED, PARAMETER_PROBLEM})
 
 ConnectionKey = tuple[int, int, int, int]  # (local address, local port, remote address, remote port)
 
@@ -154,15 +157,19 @@ class Stack:
             reply = message._replace(type=ECHO_REPLY, code=0)
             self._control_replies.append(build_icmp_packet(ip.dst, ip.src, reply, ttl=self.ttl))
             self.counters["icmp_echo_replies"] += 1
-        elif message.type == DESTINATION_UNREACHABLE and message.quoted_tcp is not None:
+        elif message.type in ICMP_ERRORS_FOR_TCP and message.quoted_tcp is not None:
+            # RFC 9293 3.9.2.2 (MUST-54): TCP acts on the ICMP errors IP passes up, directed to
+            # the connection that sent the quoted datagram: its source is our side of it.
             quoted_ip, quoted = message.quoted_ip, message.quoted_tcp
-            # The quoted datagram is one we sent, so its source is our side of the connection.
             key = (quoted_ip.src, quoted.src_port, quoted_ip.dst, quoted.dst_port)
             connection = self.connections.get(key)
             if connection is None:
                 self.drops["icmp_error_no_connection"] += 1
                 return
-            connection.on_icmp_unreachable(message.code, message.next_hop_mtu, quoted.seq, now)
+            if message.type == DESTINATION_UNREACHABLE:
+                connection.on_icmp_unreachable(message.code, message.next_hop_mtu, quoted.seq, now)
+            else:
+                connection.on_icmp_soft_error(message.type, message.code, quoted.seq, now)
             self._touch(connection)
         else:
             self.drops[f"icmp_type_{message.type}_ignored"] += 1

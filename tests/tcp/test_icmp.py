@@ -36,7 +36,7 @@ def test_port_unreachable_while_connecting_is_refused():
 def test_host_unreachable_is_a_soft_error():
     script = syn_sent()
     script.connection.on_icmp_unreachable(1, None, local(0), 0.1)
-    assert script.state is State.SYN_SENT and script.connection.soft_error == 1
+    assert script.state is State.SYN_SENT and script.connection.soft_error == (3, 1)
 
 
 def test_administratively_prohibited_refuses_only_when_configured_as_a_hard_error():
@@ -44,7 +44,7 @@ def test_administratively_prohibited_refuses_only_when_configured_as_a_hard_erro
 
     script = syn_sent()
     script.connection.on_icmp_unreachable(13, None, local(0), 0.1)
-    assert script.state is State.SYN_SENT and script.connection.soft_error == 13
+    assert script.state is State.SYN_SENT and script.connection.soft_error == (3, 13)
     script = syn_sent(dataclasses.replace(CONFIG, icmp_hard_error_codes=frozenset({2, 3, 9, 10, 13})))
     script.connection.on_icmp_unreachable(13, None, local(0), 0.1)
     assert script.state is State.CLOSED and script.connection.error is TcpError.REFUSED

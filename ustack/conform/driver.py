@@ -100,6 +100,10 @@ ICMP_UNREACHABLE_CODES = {
 }
 
 
+# packetdrill's names of the ICMP error types that are soft errors for TCP -> their ICMP type.
+ICMP_SOFT_ERROR_TYPES = {"time_exceeded": 11, "parameter_problem": 12}
+
+
 class ScriptFailed(Exception):
     """The first thing that went differently from the script. `what` is a short stable name:
     a packet field (flags, seq, ack, win, urg, length, options) or timing, missing-segment,
@@ -368,11 +372,16 @@ class Driver:
 
     def _inject_icmp(self, event: PacketEvent, key, numbers: SequenceMap) -> None:
         """An ICMP error quoting one of our segments, handled as stack.py does: destination
-        unreachable goes to the connection, other types are dropped."""
+        unreachable goes to the connection's unreachable handler, time exceeded and parameter
+        problem are soft errors (RFC 1122 4.2.3.9), anything else is dropped."""
         icmp = event.icmp
         connection = self.connections.get(key)
-        if icmp.type != "unreachable" or connection is None or icmp.echoed_start is None:
+        if connection is None or icmp.echoed_start is None or (icmp.type != "unreachable" and icmp.type not in ICMP_SOFT_ERROR_TYPES):
             self.warnings.append(f"line {event.line}: ICMP {icmp.type} dropped, as stack.py drops it")
+            return
+        if icmp.type in ICMP_SOFT_ERROR_TYPES:
+            quoted_seq = numbers.local_to_live(icmp.echoed_start)
+            connection.on_icmp_soft_error(ICMP_SOFT_ERROR_TYPES[icmp.type], 0, quoted_seq, self.now)
             return
         code = ICMP_UNREACHABLE_CODES.get(icmp.code)
         if code is None:

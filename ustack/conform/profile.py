@@ -382,6 +382,11 @@ _TIME_WAIT_NO_ACK_BIT = (
     "tcp_twcheck drops every segment without the ACK bit before looking at its sequence number"
 )
 FREEBSD_DEVIATIONS = {
+    "rcv-icmp/rcv-icmp-hard-error-ttl-exceeded-ipv4.pkt": (
+        "FreeBSD-specific (icmp_may_rst=1), against RFC 9293 3.9.2.2: Time Exceeded is a soft error, "
+        "on which TCP MUST NOT abort the connection (MUST-56); FreeBSD ends a connecting socket "
+        "with EHOSTUNREACH (the establishment-time habit RFC 5461 section 4 describes)"
+    ),
     "snippets/closed-via-last-ack-ipv4.pkt": _OLD_ACK + ", which acknowledges our FIN and closes LAST-ACK",
     "snippets/time-wait-via-closing-ipv4.pkt": _OLD_ACK + ", which acknowledges our FIN and turns CLOSING into TIME-WAIT",
     "state-event-engine/rcv-ack-time-wait/rcv-ack-time-wait-using-shutdown-middle-ipv4.pkt": (

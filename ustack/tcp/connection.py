@@ -118,7 +118,9 @@ class Connection(SegmentArrival, AcknowledgementProcessing, SegmentOutput, Timer
         self.peer_sack_blocks: tuple = ()  # the last SACK blocks, D-SACK removed (for RFC 6675, later)
         self._dsack_block: tuple | None = None  # a duplicate range for our next ACK (RFC 2883)
         self.reopening_syn = None  # a SYN that ended TIME-WAIT, for the listener (arrival.py)
-        self.soft_error: int | None = None  # the last ICMP unreachable code (RFC 1122 4.2.3.9)
+        # The last ICMP error that did not end the connection (RFC 9293 3.9.2.2), as
+        # (ICMP type, code): destination unreachable is type 3, time exceeded 11.
+        self.soft_error: tuple[int, int] | None = None
 
         # Retransmission and congestion state.
         self.rtt = RttEstimator(config.initial_rto, config.min_rto, config.max_rto, slop=config.rto_slop)
@@ -360,7 +362,7 @@ class Connection(SegmentArrival, AcknowledgementProcessing, SegmentOutput, Timer
         if not (seq_le(self.snd_una, quoted_seq) and seq_lt(quoted_seq, self.snd_max)):
             self.drops["icmp_sequence_not_in_flight"] += 1
             return
-        self.soft_error = code
+        self.soft_error = (3, code)
         if code == 4:
             if next_hop_mtu is None or next_hop_mtu < 68:
                 self.drops["icmp_bad_next_hop_mtu"] += 1
@@ -375,6 +377,17 @@ class Connection(SegmentArrival, AcknowledgementProcessing, SegmentOutput, Timer
             return
         if code in self.config.icmp_hard_error_codes and self.state is SYN_SENT:
             self._fail(TcpError.REFUSED, f"ICMP destination unreachable, code {code}")
+
+    def on_icmp_soft_error(self, icmp_type: int, code: int, quoted_seq: int, now: float) -> None:
+        """ICMP Time Exceeded (type 11) or Parameter Problem (type 12) quoting one of our
+        segments. RFC 9293 3.9.2.2: both are soft errors, on which TCP MUST NOT abort (MUST-56);
+        it makes them available to the application (SHLD-25) and lets the retransmission timer
+        decide the connection's fate. As for unreachables,
+        only a quoted sequence number that is in flight is believed (RFC 5927 4.1)."""
+        if not (seq_le(self.snd_una, quoted_seq) and seq_lt(quoted_seq, self.snd_max)):
+            self.drops["icmp_sequence_not_in_flight"] += 1
+            return
+        self.soft_error = (icmp_type, code)
 
     # ------------------------------------------------------------------ observing
     def events(self) -> list[Event]:
