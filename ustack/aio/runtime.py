@@ -37,6 +37,9 @@ from .errors import os_error
 from .server import Server
 from .transport import TcpTransport
 
+# States in which a connection owes its peer nothing more (see AsyncStack.close).
+_NOTHING_OWED = frozenset({State.TIME_WAIT, State.CLOSED})
+
 logger = logging.getLogger("ustack.aio")
 
 MAX_BATCH = 64  # packets taken from the link per readable event
@@ -84,17 +87,32 @@ class AsyncStack:
         self._round(self.loop.time())
         return self
 
-    async def close(self) -> None:
-        """Stop listening, abort every connection still open (RST), send that, and let go of the
-        link's fd and the timer. The link itself stays open: whoever made it closes it."""
+    async def close(self, grace: float = 0.0) -> None:
+        """Stop listening and let go of the link's fd and the timer. The link itself stays open:
+        whoever made it closes it.
+
+        Unlike the kernel, ustack's TCP stops running when its AsyncStack does, so a connection
+        that still has work to do (data or a FIN not yet acknowledged, even one the application
+        already closed) cannot finish later. With `grace` seconds, close() first waits for such
+        connections to finish; then it aborts (RST, RFC 9293 3.10.5) every connection not in
+        TIME-WAIT or CLOSED, so no peer is left waiting for data that will never come."""
         if self._closed or not self._started:
             self._closed = True
             return
         for server in list(self._servers):
             server.close()
+        if grace > 0:
+            try:
+                await self.wait_until(lambda: not self._unfinished_connections(), grace)
+            except TimeoutError:
+                pass
         for transport in list(self._transports.values()):
             transport.abort()
-        self._round(self.loop.time())
+        now = self.loop.time()
+        for connection in self._unfinished_connections():
+            connection.abort(now)
+            self.stack.poke(connection)
+        self._round(now)
         self._closed = True
         self.loop.remove_reader(self._fd)
         self._cancel_timer()
@@ -102,6 +120,11 @@ class AsyncStack:
             if not future.done():
                 future.cancel()
         self._waiters.clear()
+
+    def _unfinished_connections(self) -> list:
+        """Connections that still need this stack to run: all but TIME-WAIT and CLOSED ones
+        (TIME-WAIT only waits; nothing is owed to the peer)."""
+        return [c for c in self.stack.all_connections() if c.state not in _NOTHING_OWED]
 
     async def __aenter__(self) -> "AsyncStack":
         return await self.start()

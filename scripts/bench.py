@@ -1,0 +1,470 @@
+#!/usr/bin/env python3
+"""ustack beside the Linux kernel, from one run: bulk MB/s each way, new connections per second,
+and echo round-trip latency, with the goals of issue 4 in the last column.
+
+    sudo .venv/bin/python scripts/bench.py [--size-mb 100] [--requests 4000] [--echoes 2000]
+    sudo .venv/bin/python scripts/bench.py --profile profile-dir    # ustack under py-spy too
+
+Three small networks, in namespaces named ust-bench-<pid>-* that are always removed at the end
+(on errors, Ctrl-C and SIGTERM too); no packet leaves them:
+
+- ustack: the kernel's curl/ab/python in ust-bench-<pid>-u, over the TUN device, to
+  `ustack serve` (HTTP, echo) at 10.77.0.2, MTU 1500.
+- kernel: the kernel's curl/ab/python in ust-bench-<pid>-c, over a veth pair (MTU 1500), to the
+  SAME Python apps (ustack.apps.HttpFileServer, handle_echo) on asyncio's kernel sockets in
+  ust-bench-<pid>-s: the difference between the two columns is the TCP/IP stack.
+- native: the same veth pair, with programs that do not run our Python app: nc for bulk data,
+  `python3 -m http.server` (a different Python server) for connections per second.
+
+The connection figures are ab's "Requests per second" without keep-alive (ab -c 20: every request
+on a new connection). The server files live on tmpfs (/dev/shm) so the disk is not measured.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from ustack.netns import Namespace, create_veth_pair  # noqa: E402
+
+STACK_ADDRESS = "10.77.0.2"
+KERNEL_SERVER_ADDRESS = "10.78.0.2"
+NC_PORT = 5001
+NATIVE_HTTP_PORT = 8000
+GOAL_MEGABYTES_PER_SECOND = 50.0
+GOAL_CONNECTIONS_PER_SECOND = 2000.0
+READY_TIMEOUT = 30.0
+COMMAND_TIMEOUT = 60.0
+MEGABYTE = 1e6  # MB/s as curl and ab count them: 10**6 bytes
+
+# The same Python apps ustack serves, on the kernel's sockets through asyncio.
+KERNEL_APP_SERVER = """
+import asyncio, sys
+from ustack.apps import HttpFileServer, handle_echo
+
+async def main():
+    await asyncio.start_server(HttpFileServer(sys.argv[1]), "0.0.0.0", 80, backlog=1024)
+    await asyncio.start_server(handle_echo, "0.0.0.0", 7, backlog=1024)
+    print("ready", flush=True)
+    await asyncio.Event().wait()
+
+asyncio.run(main())
+"""
+
+# N sequential small echoes on one connection: the round-trip time of each, in microseconds.
+ECHO_CLIENT = """
+import socket, statistics, sys, time
+address, count = sys.argv[1], int(sys.argv[2])
+client = socket.create_connection((address, 7), timeout=10)
+client.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+message = b"x" * 64
+samples = []
+for index in range(count + 100):  # the first 100 warm up (slow start, caches)
+    start = time.perf_counter()
+    client.sendall(message)
+    received = 0
+    while received < len(message):
+        chunk = client.recv(len(message) - received)
+        if not chunk:
+            sys.exit("the echo server closed the connection")
+        received += len(chunk)
+    if index >= 100:
+        samples.append((time.perf_counter() - start) * 1e6)
+client.close()
+samples.sort()
+print(samples[len(samples) // 2], samples[int(len(samples) * 0.99)])
+"""
+
+
+class BenchError(Exception):
+    """Something the benchmark could not do, in one line."""
+
+
+class Server:
+    """A server process started in a namespace, with its stdout read by a thread (for its ready
+    line), stopped by its own PID at the end."""
+
+    def __init__(self, command: list[str], environment: dict | None = None) -> None:
+        self.command = command
+        self.process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                        env=environment)
+        self.output: list[str] = []
+        self._ready = threading.Event()
+        self._prefix = ""
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        for line in self.process.stdout:
+            self.output.append(line.rstrip("\n"))
+            if self._prefix and line.startswith(self._prefix):
+                self._ready.set()
+        self._ready.set()  # exited: wait_ready() reports it
+
+    def wait_ready(self, prefix: str) -> None:
+        self._prefix = prefix
+        if any(line.startswith(prefix) for line in self.output):
+            return
+        self._ready.wait(READY_TIMEOUT)
+        if not any(line.startswith(prefix) for line in self.output):
+            error = self.process.stderr.read() if self.process.poll() is not None else "(still running)"
+            raise BenchError(f"{' '.join(self.command[:6])}... never said {prefix!r}: {self.output} {error}")
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+def inside(namespace: Namespace, *command: str, timeout: float = COMMAND_TIMEOUT) -> str:
+    """Run a program in the namespace; its stdout, or BenchError with its stderr."""
+    result = subprocess.run(namespace.command(list(command)), capture_output=True, text=True, timeout=timeout)
+    if result.returncode != 0:
+        raise BenchError(f"{' '.join(command[:4])}... failed ({result.returncode}): {result.stderr.strip()[-300:]}")
+    return result.stdout
+
+
+def wait_for_listener(namespace: Namespace, port: int) -> None:
+    deadline = time.monotonic() + READY_TIMEOUT
+    while time.monotonic() < deadline:
+        if inside(namespace, "ss", "-tlnH", f"sport = :{port}").strip():
+            return
+        threading.Event().wait(0.05)
+    raise BenchError(f"nothing listens on port {port} in {namespace.name}")
+
+
+# --- the measurements ------------------------------------------------------------------------------
+
+
+def download_rate(namespace: Namespace, url: str) -> float:
+    """MB/s of one curl download (curl's own figure: bytes over the whole transfer time)."""
+    return float(inside(namespace, "curl", "-sS", "--fail", "-o", "/dev/null", "-w", "%{speed_download}", url)) / MEGABYTE
+
+
+def upload_rate(namespace: Namespace, url: str, source: Path) -> float:
+    return float(inside(namespace, "curl", "-sS", "--fail", "-o", "/dev/null", "-T", str(source),
+                        "-w", "%{speed_upload}", url)) / MEGABYTE
+
+
+def connections_per_second(namespace: Namespace, url: str, requests: int) -> float:
+    output = inside(namespace, "ab", "-q", "-n", str(requests), "-c", "20", "-s", "20", url, timeout=120)
+    failed = re.search(r"^Failed requests:\s+(\d+)", output, re.M)
+    rate = re.search(r"^Requests per second:\s+([\d.]+)", output, re.M)
+    if not (failed and rate):
+        raise BenchError(f"cannot read ab's report: {output[-500:]}")
+    if int(failed.group(1)) or "Non-2xx responses" in output:
+        raise BenchError(f"ab saw failed requests against {url}:\n{output[-800:]}")
+    return float(rate.group(1))
+
+
+def echo_latency(namespace: Namespace, address: str, count: int) -> tuple[float, float]:
+    p50, p99 = inside(namespace, sys.executable, "-c", ECHO_CLIENT, address, str(count)).split()
+    return float(p50), float(p99)
+
+
+def nc_rate(client: Namespace, server: Namespace, size: int, upload: bool) -> float:
+    """MB/s of `size` zero bytes through kernel nc over the veth pair; upload = client to server."""
+    sender, receiver = (client, server) if upload else (server, client)
+    listener_side = server
+    feed = f"head -c {size} /dev/zero"
+    if upload:
+        listen = server.popen(["sh", "-c", f"nc -l -4 {NC_PORT} > /dev/null"])
+    else:
+        listen = server.popen(["sh", "-c", f"{feed} | nc -N -l -4 {NC_PORT}"])
+    try:
+        wait_for_listener(listener_side, NC_PORT)
+        start = time.perf_counter()
+        if upload:
+            inside(sender, "sh", "-c", f"{feed} | nc -N {KERNEL_SERVER_ADDRESS} {NC_PORT}")
+        else:
+            inside(receiver, "sh", "-c", f"nc -d {KERNEL_SERVER_ADDRESS} {NC_PORT} > /dev/null")
+        elapsed = time.perf_counter() - start
+        listen.wait(timeout=COMMAND_TIMEOUT)
+    finally:
+        if listen.poll() is None:
+            listen.kill()
+            listen.wait()
+    return size / elapsed / MEGABYTE
+
+
+# --- profile ---------------------------------------------------------------------------------------
+
+
+class Profiler:
+    """py-spy attached to the ustack serve process for one measurement at a time."""
+
+    def __init__(self, directory: Path, pid: int) -> None:
+        self.py_spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
+        if not Path(self.py_spy).exists():
+            raise BenchError("--profile needs py-spy: .venv/bin/pip install -e '.[bench]'")
+        self.directory = directory.resolve()
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self.pid = pid
+        self.recorded: list[tuple[str, Path]] = []
+
+    def start(self, name: str) -> subprocess.Popen:
+        raw = self.directory / f"{name}.raw"
+        recorder = subprocess.Popen([self.py_spy, "record", "--pid", str(self.pid), "--rate", "1000", "--nonblocking",
+                                     "--format", "raw", "-o", str(raw)], stdout=subprocess.PIPE,
+                                    stderr=subprocess.STDOUT, text=True)
+        # py-spy says "Sampling process ..." once attached: the measurement starts after that.
+        for line in recorder.stdout:
+            if "Sampling process" in line:
+                break
+        else:
+            raise BenchError(f"py-spy could not attach to {self.pid} (is ptrace allowed?)")
+        self.recorded.append((name, raw))
+        return recorder
+
+    def stop(self, recorder: subprocess.Popen) -> None:
+        recorder.send_signal(signal.SIGINT)  # py-spy writes its file on Ctrl-C
+        try:
+            recorder.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            recorder.kill()
+            recorder.wait()
+
+
+class profiling:
+    """`with profiling(profiler, name):` records that block (does nothing without --profile)."""
+
+    def __init__(self, profiler: Profiler | None, name: str) -> None:
+        self.profiler, self.name, self.recorder = profiler, name, None
+
+    def __enter__(self) -> None:
+        if self.profiler is not None:
+            self.recorder = self.profiler.start(self.name)
+
+    def __exit__(self, *exc_info) -> None:
+        if self.recorder is not None:
+            self.profiler.stop(self.recorder)
+
+
+# Where a frame's file is, as a part of the house (DESIGN.md's layers), for the summary by area.
+AREAS = [
+    ("ustack/link/", "link (TUN read/write)"),
+    ("ustack/wire/", "wire (parse/build, C)"),
+    ("ustack/tcp/", "tcp core"),
+    ("ustack/stack.py", "stack.py (IP, demux)"),
+    ("ustack/aio/", "aio runtime"),
+    ("ustack/apps/", "apps (HTTP, echo)"),
+    ("ustack/commands/", "serve (its log lines)"),
+    ("h11/", "h11 (HTTP parsing)"),
+    ("asyncio/", "asyncio event loop"),
+    ("selectors.py", "asyncio event loop"),
+]
+
+
+def _area(frame: str) -> str:
+    for marker, area in AREAS:
+        if marker in frame:
+            return area
+    return "other (stdlib, files)"
+
+
+def summarize_py_spy(raw_path: Path, top: int = 20) -> str:
+    """Own time by area, then the top functions by own time and by total time, from py-spy's raw
+    (collapsed stacks) output: one line per distinct stack, "frame;frame;...;frame count"."""
+    own: Counter[str] = Counter()
+    total: Counter[str] = Counter()
+    areas: Counter[str] = Counter()
+    samples = 0
+    for line in raw_path.read_text().splitlines():
+        stack, _, count_text = line.rpartition(" ")
+        if not stack:
+            continue
+        count = int(count_text)
+        frames = stack.split(";")
+        samples += count
+        own[_short(frames[-1])] += count
+        areas[_area(frames[-1])] += count
+        for frame in set(map(_short, frames)):
+            total[frame] += count
+    if not samples:
+        return "py-spy recorded no samples"
+    lines = [f"{samples} samples while busy; own time by area:"]
+    lines += [f"  {100 * count / samples:5.1f}%  {area}" for area, count in areas.most_common()]
+    lines.append("own time (the function itself):")
+    lines += [f"  {100 * count / samples:5.1f}%  {frame}" for frame, count in own.most_common(top)]
+    lines.append("total time (the function and what it calls), below the event loop:")
+    inner = [(frame, count) for frame, count in total.most_common() if count < 0.9 * samples]
+    lines += [f"  {100 * count / samples:5.1f}%  {frame}" for frame, count in inner[:top]]
+    return "\n".join(lines)
+
+
+def _short(frame: str) -> str:
+    # "function (path/to/file.py:123)" -> "function (file.py:123)"
+    name, _, where = frame.partition(" (")
+    return f"{name} ({Path(where.rstrip(')')).name})" if where else name
+
+
+# --- the run ---------------------------------------------------------------------------------------
+
+
+def run(args, work: Path, spaces: list[Namespace]) -> list[tuple[str, str, str, str, str]]:
+    prefix = f"ust-bench-{os.getpid()}"
+    size = args.size_mb * 1_000_000
+    site = work / "site"
+    site.mkdir()
+    big = site / "big.bin"
+    big.write_bytes(os.urandom(1_000_000) * args.size_mb)  # random-looking, nothing compresses it
+    (site / "small.html").write_text("<p>hello</p>\n" * 20)
+    upload_source = work / "upload.bin"
+    shutil.copyfile(big, upload_source)
+
+    ustack_space = Namespace(f"{prefix}-u")
+    client_space = Namespace(f"{prefix}-c")
+    server_space = Namespace(f"{prefix}-s")
+    for space in (ustack_space, client_space, server_space):
+        spaces.append(space)
+        space.open()
+    create_veth_pair(client_space, server_space, "ust-bench-c", "ust-bench-s",
+                     "10.78.0.1/24", f"{KERNEL_SERVER_ADDRESS}/24", mtu=1500)
+
+    # ustack, as a user runs it. The namespace is ours (so it goes even if serve dies badly);
+    # serve adds its TUN device there.
+    environment = {**os.environ, "USTACK_RUN_DIR": str(work)}
+    serve_command = [sys.executable, "-m", "ustack", "serve", "--netns", ustack_space.name, "--http", str(site),
+                     "--echo"]
+    ustack = Server(serve_command, environment)
+    profiler = Profiler(Path(args.profile), ustack.process.pid) if args.profile else None
+    kernel_app = Server(server_space.command([sys.executable, "-c", KERNEL_APP_SERVER, str(site)]))
+    try:
+        ustack.wait_ready("ustack: ready")
+        kernel_app.wait_ready("ready")
+        ustack_url = f"http://{STACK_ADDRESS}"
+        kernel_url = f"http://{KERNEL_SERVER_ADDRESS}"
+        say = (lambda text: print(f"  {text}", file=sys.stderr, flush=True))
+
+        say("bulk download (curl)")
+        with profiling(profiler, "download"):
+            ustack_download = download_rate(ustack_space, f"{ustack_url}/big.bin")
+        rows = [("bulk download MB/s (curl GET)", ustack_download,
+                 download_rate(client_space, f"{kernel_url}/big.bin"),
+                 nc_rate(client_space, server_space, size * 5, upload=False), GOAL_MEGABYTES_PER_SECOND)]
+        say("bulk upload (curl -T)")
+        with profiling(profiler, "upload"):
+            ustack_upload = upload_rate(ustack_space, f"{ustack_url}/up.bin", upload_source)
+        rows.append(("bulk upload MB/s (curl -T)", ustack_upload,
+                     upload_rate(client_space, f"{kernel_url}/up-kernel.bin", upload_source),
+                     nc_rate(client_space, server_space, size * 5, upload=True), GOAL_MEGABYTES_PER_SECOND))
+        say("connections per second (ab -c 20)")
+        native_http = server_space.popen([sys.executable, "-m", "http.server", str(NATIVE_HTTP_PORT), "--bind",
+                                          "0.0.0.0", "--directory", str(site)],
+                                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_for_listener(server_space, NATIVE_HTTP_PORT)
+        with profiling(profiler, "connections"):
+            ustack_connections = connections_per_second(ustack_space, f"{ustack_url}/small.html", args.requests)
+        rows.append(("connections/s (ab -c 20, 1 request each)", ustack_connections,
+                     connections_per_second(client_space, f"{kernel_url}/small.html", args.requests),
+                     connections_per_second(client_space, f"{kernel_url}:{NATIVE_HTTP_PORT}/small.html",
+                                            args.requests),
+                     GOAL_CONNECTIONS_PER_SECOND))
+        native_http.terminate()
+        say("echo latency")
+        with profiling(profiler, "echo"):
+            ustack_latency = echo_latency(ustack_space, STACK_ADDRESS, args.echoes)
+        kernel_latency = echo_latency(client_space, KERNEL_SERVER_ADDRESS, args.echoes)
+        rows.append(("echo round trip p50 us (64 B)", ustack_latency[0], kernel_latency[0], None, None))
+        rows.append(("echo round trip p99 us (64 B)", ustack_latency[1], kernel_latency[1], None, None))
+    finally:
+        ustack.stop()
+        kernel_app.stop()
+    if profiler is not None:
+        for name, raw in profiler.recorded:
+            print(f"\n== where ustack serve spends its time: {name} ==")
+            print(summarize_py_spy(raw))
+        print(f"\n(py-spy's collapsed stacks are in {profiler.directory}; flamegraph.pl or speedscope draw them)\n")
+    return rows
+
+
+def format_table(rows) -> str:
+    def cell(value):
+        if value is None:
+            return "-"
+        return f"{value:,.0f}" if value >= 100 else f"{value:,.1f}"
+
+    header = ("metric", "ustack", "kernel (same app)", "kernel native", "goal")
+    body = []
+    for metric, ustack, kernel, native, goal in rows:
+        mark = ""
+        if goal is not None:
+            mark = "  ok" if ustack >= goal else "  MISSED"
+        body.append((metric, cell(ustack), cell(kernel), cell(native), (f">= {goal:,.0f}" if goal else "-") + mark))
+    widths = [max(len(row[i]) for row in [header, *body]) for i in range(5)]
+    lines = [" | ".join(text.ljust(widths[i]) if i == 0 else text.rjust(widths[i]) for i, text in enumerate(row))
+             for row in [header, *body]]
+    lines.insert(1, "-+-".join("-" * width for width in widths))
+    return "\n".join(lines)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size-mb", type=int, default=100, help="size of the bulk transfers (default 100)")
+    parser.add_argument("--requests", type=int, default=4000, help="ab requests per server (default 4000)")
+    parser.add_argument("--echoes", type=int, default=2000, help="echo round trips per server (default 2000)")
+    parser.add_argument("--profile", metavar="DIR", help="run ustack serve under py-spy; print its top functions")
+    args = parser.parse_args()
+    if os.geteuid() != 0:
+        print("bench.py: needs root (namespaces, TUN): sudo .venv/bin/python scripts/bench.py", file=sys.stderr)
+        return 2
+    for tool in ("curl", "ab", "nc", "ip", "ss"):
+        if shutil.which(tool) is None:
+            print(f"bench.py: `{tool}` is not installed (apt-get install curl apache2-utils netcat-openbsd "
+                  "iproute2)", file=sys.stderr)
+            return 2
+
+    # SIGTERM ends the run like Ctrl-C: through the finally blocks that remove everything. Only in
+    # this process: pyroute2 forks helpers for namespace work and stops them with SIGTERM; they
+    # inherit this handler and must simply end.
+    main_pid = os.getpid()
+
+    def interrupted(signal_number, frame):
+        if os.getpid() != main_pid:
+            os._exit(128 + signal_number)
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupted)
+    work = Path(tempfile.mkdtemp(prefix="ust-bench-", dir="/dev/shm" if os.path.isdir("/dev/shm") else None))
+    spaces: list[Namespace] = []
+    started = time.monotonic()
+    status = 0
+    try:
+        print(f"bench.py: {args.size_mb} MB transfers, {args.requests} requests, {args.echoes} echoes; "
+              f"namespaces ust-bench-{os.getpid()}-*", file=sys.stderr)
+        rows = run(args, work, spaces)
+        print(format_table(rows))
+        print(f"({time.monotonic() - started:.0f} s; MB = 10**6 bytes; mtu 1500 on both the TUN and the veth)")
+    except BenchError as error:
+        print(f"bench.py: {error}", file=sys.stderr)
+        status = 1
+    except KeyboardInterrupt:
+        print("bench.py: interrupted; cleaning up", file=sys.stderr)
+        status = 130
+    finally:
+        for space in reversed(spaces):
+            try:
+                space.close()  # kills what was started in it (by PID), removes the namespace
+            except Exception as error:  # keep removing the others
+                print(f"bench.py: removing {space.name}: {error}", file=sys.stderr)
+        shutil.rmtree(work, ignore_errors=True)
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())
