@@ -122,11 +122,13 @@ int ustack_parse_tcp(const uint8_t *segment, size_t length, uint32_t src, uint32
     out->header_length = (uint8_t)header_length;
     out->window = ustack_read16(segment + 14);
     out->urgent_pointer = ustack_read16(segment + 18);
-    /* Absent options read as zero, so equal options always give equal fields. */
+    /* Absent options read as zero, so equal options always give equal fields (Python uses the
+     * bytes from options_present to ts_ecr as a dictionary key, reserved included). */
     out->options_present = 0;
     out->window_scale = 0;
     out->mss = 0;
     out->sack_block_count = 0;
+    out->reserved = 0;
     out->ts_val = 0;
     out->ts_ecr = 0;
     return parse_options(segment + USTACK_TCP_MIN_HEADER, header_length - USTACK_TCP_MIN_HEADER, out);

@@ -157,6 +157,16 @@ uint16_t ustack_checksum(const uint8_t *data, size_t length);
 uint16_t ustack_checksum_update(uint16_t checksum, uint16_t old_word, uint16_t new_word);
 uint32_t ustack_pseudo_header_sum(uint32_t src, uint32_t dst, uint8_t protocol, uint32_t length);
 
+/* Which loop sums buffers of 256 bytes or more. The widest the processor has is used; tests call
+ * ustack_checksum_select to run each in turn (-1 means the widest again). It returns the path now
+ * in use, which is the widest available when the one asked for is not. */
+enum ustack_checksum_path {
+    USTACK_CHECKSUM_PORTABLE = 0,
+    USTACK_CHECKSUM_AVX2 = 1,
+    USTACK_CHECKSUM_AVX512 = 2
+};
+int ustack_checksum_select(int path);
+
 /* IPv4 (ipv4.c). Parse validates the header; the payload is [header_length, total_length). */
 int ustack_parse_ipv4(const uint8_t *packet, size_t length, struct ustack_ipv4_fields *out);
 int ustack_build_ipv4_header(uint8_t *out, size_t capacity, const struct ustack_ipv4_fields *header);

@@ -43,9 +43,12 @@ def test_packet_fields_layout():
     for index in range(8):
         fields.tcp.sack_blocks[index] = 1000 + index
     assert list(codec._IP_HEADER.unpack_from(buffer)) == ip
-    assert codec._PACKET.unpack_from(buffer, codec._PACKET_OFFSET) == (6, 0x01020304, 0x05060708)
-    assert list(codec._TCP_HEADER.unpack_from(buffer, codec._TCP_OFFSET)) == tcp
-    assert list(codec._TCP_OPTIONS.unpack_from(buffer, codec._OPTIONS_OFFSET)) == options
+    after_ip = codec._AFTER_IP.unpack_from(buffer, codec._AFTER_IP_OFFSET)
+    assert after_ip[0:3] == (6, 0x01020304, 0x05060708)
+    assert list(after_ip[3:10]) == tcp
+    assert list(codec._OPTION_VALUES.unpack(after_ip[10])) == options
+    assert codec._AFTER_IP_OFFSET == codec._IP_HEADER.size  # one struct right after the other
+    assert codec._OPTIONS_OFFSET + codec._OPTION_VALUES.size == codec._AFTER_IP_OFFSET + codec._AFTER_IP.size
     assert codec._SACK.unpack_from(buffer, codec._SACK_OFFSET) == tuple(range(1000, 1008))
     assert codec._IP_HEADER.size == ffi.sizeof("struct ustack_ipv4_fields")
 
