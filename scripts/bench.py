@@ -37,7 +37,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from ustack.netns import Namespace, create_veth_pair  # noqa: E402
+from ustack.netns import Namespace, create_veth_pair, stop_process  # noqa: E402
 
 STACK_ADDRESS = "10.77.0.2"
 KERNEL_SERVER_ADDRESS = "10.78.0.2"
@@ -122,13 +122,7 @@ class Server:
             raise BenchError(f"{' '.join(self.command[:6])}... never said {prefix!r}: {self.output} {error}")
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_process(self.process, grace=15)
 
 
 def inside(namespace: Namespace, *command: str, timeout: float = COMMAND_TIMEOUT) -> str:

@@ -18,15 +18,16 @@ from __future__ import annotations
 import ipaddress
 import os
 import re
+import shutil
 import signal
 import subprocess
-from typing import NamedTuple
+from typing import Iterable, NamedTuple
 
 from pyroute2 import IPRoute, netns
 from pyroute2.netlink.exceptions import NetlinkError
 
 from .link.base import LinkError
-from .link.tun import TunLink
+from .link.tun import TUN_PATH, TunLink
 
 _VALID_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 
@@ -37,6 +38,21 @@ class NamespaceError(LinkError):
 
 def namespace_exists(name: str) -> bool:
     return name in netns.listnetns()
+
+
+def namespace_test_problems(tools: Iterable[str], install_hint: str = "") -> list[str]:
+    """For the test suites that use the real kernel as the peer (tests/interop, tests/labs): what
+    this machine lacks to run them, each as a fix-it sentence: root, /dev/net/tun, and each
+    program of `tools` not on PATH (followed by `install_hint`). Empty when nothing is missing."""
+    problems = []
+    if os.geteuid() != 0:
+        problems.append("they must run as root (sudo ./scripts/test)")
+    if not os.path.exists(TUN_PATH):
+        problems.append(f"{TUN_PATH} is missing (modprobe tun; in a container: --device /dev/net/tun)")
+    for tool in tools:
+        if shutil.which(tool) is None:
+            problems.append(f"`{tool}` is not installed{install_hint}")
+    return problems
 
 
 class Namespace:
@@ -87,7 +103,7 @@ class Namespace:
         self.closed = True
         problems: list[str] = []
         for process in reversed(self._processes):
-            _stop_process(process)
+            stop_process(process)
         self._processes.clear()
         for link in reversed(self._owned_links):
             try:
@@ -157,7 +173,7 @@ class Namespace:
         try:
             stdout, stderr = process.communicate(input, timeout=timeout)
         finally:
-            _stop_process(process)
+            stop_process(process)
             self._processes.remove(process)
         result = subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
         if check:
@@ -168,16 +184,17 @@ class Namespace:
         return f"Namespace({self.name!r}, created={self.created})"
 
 
-def _stop_process(process: subprocess.Popen) -> None:
-    """SIGTERM, a short wait, then SIGKILL: only this PID, the one we started."""
-    if process.poll() is not None:
-        return
-    try:
+def stop_process(process: subprocess.Popen, grace: float = 2.0) -> int:
+    """End one process we started: SIGTERM, `grace` seconds to finish, then SIGKILL (this PID
+    only, never by name). Returns its exit status."""
+    if process.poll() is None:
         process.send_signal(signal.SIGTERM)
-        process.wait(timeout=2)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
+        try:
+            process.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+    return process.returncode
 
 
 def _as_namespace(namespace: "Namespace | str") -> Namespace:
@@ -188,18 +205,21 @@ def _as_namespace(namespace: "Namespace | str") -> Namespace:
     return Namespace(namespace, create_if_missing=False).open()
 
 
-def _set_sysctl(namespace: str, path: str, value: str) -> None:
-    """Write /proc/sys/... as seen from inside the namespace (this thread enters it briefly)."""
-    netns.pushns(namespace)
+def _set_sysctl(namespace: str | None, path: str, value: str) -> None:
+    """Write /proc/sys/... as seen from inside the namespace (this thread enters it briefly), or
+    from this process's own namespace if `namespace` is None."""
+    if namespace is not None:
+        netns.pushns(namespace)
     try:
         with open(f"/proc/sys/{path}", "w") as file:
             file.write(value)
     finally:
-        netns.popns()
+        if namespace is not None:
+            netns.popns()
 
 
 def setup_tun_in_namespace(
-    namespace: "Namespace | str",
+    namespace: "Namespace | str | None",
     tun_name: str = "ustun0",
     mtu: int = 1500,
     host_address: str = "10.77.0.1/24",
@@ -211,30 +231,35 @@ def setup_tun_in_namespace(
     up, IPv6 is switched off on the device (the stack speaks IPv4 only; this also silences router
     solicitations), and if peer_address (ustack's own address) is outside the host prefix a /32
     route to it through the device is added. Returns the TunLink, whose fd works from here.
-    If a Namespace object is given, the link is also closed when the namespace closes."""
-    space = _as_namespace(namespace)
+    If a Namespace object is given, the link is also closed when the namespace closes.
+    With namespace=None the device is made in this process's own namespace, configured the same
+    way except that `lo` is left alone (it is the machine's)."""
+    space = None if namespace is None else _as_namespace(namespace)
     try:
         host = ipaddress.IPv4Interface(host_address)
         peer = ipaddress.IPv4Address(peer_address)
     except ValueError as error:
         raise NamespaceError(f"bad address: {error}") from None
-    link = TunLink(tun_name, mtu=mtu, namespace=space.name)
+    space_name = None if space is None else space.name
+    link = TunLink(tun_name, mtu=mtu, namespace=space_name)
     try:
         try:
-            _set_sysctl(space.name, f"net/ipv6/conf/{tun_name}/disable_ipv6", "1")
+            _set_sysctl(space_name, f"net/ipv6/conf/{tun_name}/disable_ipv6", "1")
         except OSError:
             pass  # a kernel without IPv6: nothing to switch off
-        with space.ipr() as ipr:
+        with IPRoute() if space is None else space.ipr() as ipr:
             index = ipr.link_lookup(ifname=tun_name)[0]
             ipr.addr("add", index=index, address=str(host.ip), prefixlen=host.network.prefixlen)
             ipr.link("set", index=index, state="up")
-            for loopback in ipr.link_lookup(ifname="lo"):
-                ipr.link("set", index=loopback, state="up")
+            if space is not None:
+                for loopback in ipr.link_lookup(ifname="lo"):
+                    ipr.link("set", index=loopback, state="up")
             if peer not in host.network:
                 ipr.route("add", dst=f"{peer}/32", oif=index)
     except NetlinkError as error:
         link.close()
-        raise NamespaceError(f"cannot configure {tun_name} in {space.name}: {error}") from None
+        where = "" if space is None else f" in {space.name}"
+        raise NamespaceError(f"cannot configure {tun_name}{where}: {error}") from None
     except BaseException:  # KeyboardInterrupt included: never leave a half-made device behind
         link.close()
         raise

@@ -24,10 +24,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from interop_helpers import opened_namespace, run_directory, ustack_serve  # noqa: F401 (fixtures for every test here)
 
 from ustack.link import PcapWriter, TunLink
-from ustack.link.tun import TUN_PATH
-from ustack.netns import Namespace, NamespaceError, namespace_exists, setup_tun_in_namespace
+from ustack.netns import Namespace, NamespaceError, namespace_test_problems, setup_tun_in_namespace
 
 HOST_ADDRESS = "10.77.0.1"  # the kernel's side of the TUN, inside the namespace
 HOST_INTERFACE = "10.77.0.1/24"
@@ -46,14 +46,7 @@ def unique_namespace_name() -> str:
 
 def interop_problems() -> list[str]:
     """What keeps the interop tests from running here, each as a fix-it sentence."""
-    problems = []
-    if os.geteuid() != 0:
-        problems.append("they must run as root (sudo ./scripts/test)")
-    if not os.path.exists(TUN_PATH):
-        problems.append(f"{TUN_PATH} is missing (modprobe tun; in a container: --device /dev/net/tun)")
-    for tool in ("ip", "ping", "tcpdump"):
-        if shutil.which(tool) is None:
-            problems.append(f"`{tool}` is not installed (./scripts/test installs it)")
+    problems = namespace_test_problems(("ip", "ping", "tcpdump"), " (./scripts/test installs it)")
     if not problems:
         probe = Namespace(unique_namespace_name())
         try:
@@ -109,13 +102,7 @@ def namespace_name():
 @pytest.fixture
 def namespace(require_interop_environment):
     """A fresh namespace ust-t-<pid>-<n>, removed in teardown whatever the test did."""
-    space = Namespace(unique_namespace_name())
-    space.open()
-    try:
-        yield space
-    finally:
-        space.close()
-    assert not namespace_exists(space.name), f"namespace {space.name} survived its teardown"
+    yield from opened_namespace(unique_namespace_name())
 
 
 @pytest.fixture

@@ -1,7 +1,7 @@
 """Helpers for the interop tests that run ustack as its users do (`ustack serve`, `ustack connect`)
 and read what crossed the wire from the pcap afterwards.
 
-    def test_something(ustack_serve):                    # fixture, import it into the test file
+    def test_something(ustack_serve):                    # fixture, offered by conftest.py
         serve = ustack_serve("--echo")                   # a fresh namespace ust-t-<pid>-<n>
         serve.inside("nc", "-N", STACK_ADDRESS, "7", input="hi")
         segments = tcp_segments(serve.pcap_path)         # what the pcap recorded, parsed
@@ -17,7 +17,6 @@ import json
 import os
 import queue
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -30,7 +29,7 @@ import pytest
 
 from ustack.aio import AsyncStack
 from ustack.aio.transport import state_name
-from ustack.netns import namespace_exists
+from ustack.netns import Namespace, namespace_exists, stop_process
 from ustack.stack import Stack
 from ustack.tcp.seq import seq_add, seq_lt
 from ustack.wire import address_text, address_value, parse_packet
@@ -139,14 +138,7 @@ class ServeProcess:
 
     def stop(self) -> int:
         """SIGTERM to this PID only; SIGKILL if it does not end in 10 s."""
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        return self.process.returncode
+        return stop_process(self.process, grace=10)
 
     def kill(self) -> None:
         """SIGKILL to this PID: ustack vanishes without a word (no RST, no FIN), as in a crash.
@@ -163,17 +155,18 @@ def run_directory():
     shutil.rmtree(directory, ignore_errors=True)
 
 
-@pytest.fixture
-def ustack_serve(require_interop_environment, namespace_name, run_directory, interop_pcap):
-    """start(*serve arguments, namespace=None, pcap=None) -> a ready ServeProcess.
+def serve_starter(namespace_names: Callable[[], str], environment: dict, default_pcap: Path):
+    """The body of a fixture that starts `ustack serve` processes (use it with `yield from`).
 
-    By default each serve gets a fresh namespace (which serve creates and removes) and records
-    into this test's pcap. Pass namespace= to run in an existing one (e.g. a restart)."""
+    Yields start(*serve arguments, namespace=None, pcap=None) -> a ready ServeProcess. By default
+    each serve gets a fresh namespace named by `namespace_names()` (which serve creates and
+    removes) and records into `default_pcap`; pass namespace= to run in an existing one (e.g. a
+    restart). At teardown every serve is stopped by its PID, and a namespace serve created must
+    be gone with it."""
     started: list[ServeProcess] = []
-    environment = {**os.environ, "USTACK_RUN_DIR": str(run_directory)}
 
     def start(*arguments: str, namespace: str | None = None, pcap: Path | None = None) -> ServeProcess:
-        serve = ServeProcess(namespace or namespace_name(), list(arguments), environment, pcap or interop_pcap,
+        serve = ServeProcess(namespace or namespace_names(), list(arguments), environment, pcap or default_pcap,
                              creates_namespace=namespace is None)
         started.append(serve)
         serve.wait_for_line("ustack: ready")
@@ -183,11 +176,30 @@ def ustack_serve(require_interop_environment, namespace_name, run_directory, int
     for serve in started:
         serve.stop()
     for serve in started:
-        # A namespace serve created must be gone with it. (One the test made itself is removed
-        # by the `namespace` fixture, after this teardown.)
+        # (A namespace the test made itself is removed by its own fixture, after this teardown.)
         if serve.creates_namespace and namespace_exists(serve.namespace):
             subprocess.run(["ip", "netns", "del", serve.namespace], check=False)
             pytest.fail(f"ustack serve left namespace {serve.namespace} behind")
+
+
+@pytest.fixture
+def ustack_serve(require_interop_environment, namespace_name, run_directory, interop_pcap):
+    """start(*serve arguments, namespace=None, pcap=None) -> a ready ServeProcess (see serve_starter),
+    each in a fresh namespace ust-t-<pid>-<n>, recording into this test's pcap."""
+    environment = {**os.environ, "USTACK_RUN_DIR": str(run_directory)}
+    yield from serve_starter(namespace_name, environment, interop_pcap)
+
+
+def opened_namespace(name: str):
+    """The body of a fixture giving a fresh namespace NAME (use it with `yield from`): removed in
+    teardown whatever the test did, and checked to be gone."""
+    space = Namespace(name)
+    space.open()
+    try:
+        yield space
+    finally:
+        space.close()
+    assert not namespace_exists(space.name), f"namespace {space.name} survived its teardown"
 
 
 # --- ustack in this process: the asyncio API over the tun_in_namespace fixture's link -------------

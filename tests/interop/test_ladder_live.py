@@ -22,15 +22,14 @@ from interop_helpers import (
     IO_TIMEOUT,
     STACK_ADDRESS,
     ServeProcess,
+    opened_namespace,
     run_cli,
-    run_directory,
+    serve_starter,
     wait_for_kernel_listener,
 )
 
-from ustack.netns import Namespace, namespace_exists
+from ustack.netns import namespace_exists
 from ustack.trace.render_text import ARROW_WIDTH, STATE_WIDTH, TIME_WIDTH
-
-__all__ = ["run_directory"]  # a fixture, used by name
 
 NC_PORT = 5000
 LEGEND = "--->  segment"
@@ -55,34 +54,14 @@ def site(tmp_path):
 @pytest.fixture
 def ladder_serve(require_interop_environment, run_directory, interop_pcap):
     """start(*arguments) -> a ready `ustack serve --netns ust-t-ladder-... ARGUMENTS` process."""
-    started: list[ServeProcess] = []
     environment = {**os.environ, "USTACK_RUN_DIR": str(run_directory), "NO_COLOR": "1"}
-
-    def start(*arguments: str) -> ServeProcess:
-        serve = ServeProcess(ladder_namespace(), list(arguments), environment, interop_pcap, creates_namespace=True)
-        started.append(serve)
-        serve.wait_for_line("ustack: ready")
-        return serve
-
-    yield start
-    for serve in started:
-        serve.stop()
-    for serve in started:
-        if namespace_exists(serve.namespace):
-            subprocess.run(["ip", "netns", "del", serve.namespace], check=False)
-            pytest.fail(f"ustack serve left namespace {serve.namespace} behind")
+    yield from serve_starter(ladder_namespace, environment, interop_pcap)
 
 
 @pytest.fixture
 def ladder_namespace_made_here(require_interop_environment):
     """A namespace the test creates itself (for `ustack connect`, next to the kernel's nc)."""
-    space = Namespace(ladder_namespace())
-    space.open()
-    try:
-        yield space
-    finally:
-        space.close()
-    assert not namespace_exists(space.name)
+    yield from opened_namespace(ladder_namespace())
 
 
 def next_ladder(serve: ServeProcess, header: str) -> list[str]:

@@ -5,87 +5,14 @@ namespace (ust-t-<pid>-<n>), reached with the kernel's own curl, nc and ping thr
 from __future__ import annotations
 
 import hashlib
-import json
 import os
-import queue
-import shutil
-import signal
 import subprocess
 import sys
-import tempfile
-import threading
-from pathlib import Path
 
 import pytest
+from interop_helpers import HOST_ADDRESS, STACK_ADDRESS, run_cli, wait_for
 
 from ustack.netns import namespace_exists
-
-STACK_ADDRESS = "10.77.0.2"
-HOST_ADDRESS = "10.77.0.1"
-RUN_CLI = "import sys; from ustack.cli import main; sys.exit(main())"
-READY_TIMEOUT = 30.0
-COMMAND_TIMEOUT = 60.0
-
-
-class ServeProcess:
-    """One `ustack serve --netns NAME ...` child, whose stdout is read line by line."""
-
-    def __init__(self, namespace: str, arguments: list[str], environment: dict) -> None:
-        self.namespace = namespace
-        self.environment = environment
-        self.process = subprocess.Popen(
-            [sys.executable, "-c", RUN_CLI, "serve", "--netns", namespace, *arguments],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=environment)
-        self.lines: queue.Queue[str | None] = queue.Queue()
-        self.output: list[str] = []
-        threading.Thread(target=self._read_stdout, daemon=True).start()
-
-    def _read_stdout(self) -> None:
-        for line in self.process.stdout:
-            self.lines.put(line.rstrip("\n"))
-        self.lines.put(None)  # end of output: the process exited
-
-    def wait_for_line(self, prefix: str, timeout: float = READY_TIMEOUT) -> str:
-        while True:
-            try:
-                line = self.lines.get(timeout=timeout)
-            except queue.Empty:
-                raise AssertionError(f"no line {prefix!r} from ustack serve in {timeout} s; got {self.output}") from None
-            if line is None:
-                raise AssertionError(f"ustack serve exited ({self.process.wait()}): {self.output} "
-                                     f"{self.process.stderr.read()}")
-            self.output.append(line)
-            if line.startswith(prefix):
-                return line
-
-    def inside(self, *command: str, input: str | None = None, timeout: float = COMMAND_TIMEOUT,
-               text: bool = True) -> subprocess.CompletedProcess:
-        return subprocess.run(["ip", "netns", "exec", self.namespace, *command], input=input,
-                              capture_output=True, text=text, timeout=timeout)
-
-    def ss(self, *arguments: str) -> list[dict]:
-        result = subprocess.run([sys.executable, "-c", RUN_CLI, "ss", "--json", *arguments],
-                                capture_output=True, text=True, timeout=COMMAND_TIMEOUT, env=self.environment)
-        assert result.returncode == 0, result.stderr
-        return [c for c in json.loads(result.stdout) if c["pid"] == self.process.pid]
-
-    def stop(self) -> int:
-        """SIGTERM to this PID only; SIGKILL if it does not end in 10 s."""
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        return self.process.returncode
-
-
-@pytest.fixture
-def run_directory():
-    directory = Path(tempfile.mkdtemp(prefix="ust-run-", dir="/tmp"))  # short: UNIX socket paths
-    yield directory
-    shutil.rmtree(directory, ignore_errors=True)
 
 
 @pytest.fixture
@@ -95,25 +22,6 @@ def site(tmp_path):
     (root / "index.html").write_text("<h1>served by ustack</h1>\n")
     (root / "data.bin").write_bytes(os.urandom(1024 * 1024))
     return root
-
-
-@pytest.fixture
-def ustack_serve(require_interop_environment, namespace_name, run_directory, interop_pcap):
-    started: list[ServeProcess] = []
-    environment = {**os.environ, "USTACK_RUN_DIR": str(run_directory)}
-
-    def start(*arguments: str) -> ServeProcess:
-        serve = ServeProcess(namespace_name(), ["--pcap", str(interop_pcap), *arguments], environment)
-        started.append(serve)
-        serve.wait_for_line("ustack: ready")
-        return serve
-
-    yield start
-    for serve in started:
-        serve.stop()
-        if namespace_exists(serve.namespace):  # only if serve failed to clean up after itself
-            subprocess.run(["ip", "netns", "del", serve.namespace], check=False)
-            pytest.fail(f"ustack serve left namespace {serve.namespace} behind")
 
 
 def test_curl_gets_pages_and_a_megabyte_intact(ustack_serve, site):
@@ -172,10 +80,7 @@ def test_ss_shows_listeners_and_time_wait_that_ends(ustack_serve, site):
     waiting = [c for c in serve.ss("--state", "time-wait") if c["remote"]["port"] == port]
     assert len(waiting) == 1 and waiting[0]["remote"]["address"] == HOST_ADDRESS
     # TIME-WAIT ends by itself after 2*MSL: ask until it is gone (bounded; no fixed sleep).
-    for _ in range(100):
-        if not serve.ss("--state", "time-wait"):
-            break
-        threading.Event().wait(0.1)
+    wait_for(lambda: not serve.ss("--state", "time-wait"), 10, "the end of TIME-WAIT")
     assert serve.ss("--state", "time-wait") == []
 
 
@@ -211,8 +116,7 @@ connection.close()
 
 
 def run_connect(namespace: str, *arguments: str, input: str = "") -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-c", RUN_CLI, "connect", "--netns", namespace, *arguments],
-                          input=input, capture_output=True, text=True, timeout=COMMAND_TIMEOUT)
+    return run_cli("connect", "--netns", namespace, *arguments, input=input)
 
 
 def test_connect_sends_stdin_half_closes_and_prints_the_answer(namespace):

@@ -8,8 +8,7 @@ import subprocess
 import sys
 import time
 
-from interop_helpers import (HOST_ADDRESS, STACK_ADDRESS, kernel_sockets, run_directory, tcp_segments,  # noqa: F401
-                             ustack_serve, wait_for)
+from interop_helpers import HOST_ADDRESS, STACK_ADDRESS, kernel_sockets, tcp_segments, wait_for
 
 from ustack.wire.tcp import ACK, RST, SYN
 

@@ -14,7 +14,7 @@ import shutil
 import subprocess
 
 import pytest
-from interop_helpers import STACK_ADDRESS, retransmissions, run_directory, tcp_segments, ustack_serve  # noqa: F401
+from interop_helpers import STACK_ADDRESS, retransmissions, tcp_segments
 
 MEGABYTE = 1024 * 1024
 

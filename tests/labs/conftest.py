@@ -7,15 +7,12 @@ message saying what to fix, never a skip: a skipped lab suite would pass having 
 
 from __future__ import annotations
 
-import os
-import shutil
 from pathlib import Path
 
 import pytest
 
 from ustack import labs
-from ustack.link.tun import TUN_PATH
-from ustack.netns import namespace_exists
+from ustack.netns import namespace_exists, namespace_test_problems
 
 _results: dict[str, labs.LabResult] = {}
 _LABS_DIR = Path(__file__).resolve().parent
@@ -28,21 +25,9 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.interop)
 
 
-def lab_problems() -> list[str]:
-    problems = []
-    if os.geteuid() != 0:
-        problems.append("they must run as root (sudo ./scripts/test)")
-    if not os.path.exists(TUN_PATH):
-        problems.append(f"{TUN_PATH} is missing (modprobe tun; in a container: --device /dev/net/tun)")
-    for tool in ("ip", "ss", "curl", "nc", "nstat", "sysctl"):
-        if shutil.which(tool) is None:
-            problems.append(f"`{tool}` is not installed")
-    return problems
-
-
 @pytest.fixture(scope="session")
 def require_lab_environment():
-    problems = lab_problems()
+    problems = namespace_test_problems(("ip", "ss", "curl", "nc", "nstat", "sysctl"))
     if problems:
         pytest.fail("the labs cannot run: " + "; ".join(problems), pytrace=False)
 

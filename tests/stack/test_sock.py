@@ -75,6 +75,18 @@ def wait_idle(network: sock.Network) -> None:
     assert not network.runtime.timer_armed
 
 
+def connected_pair(networks, port: int):
+    """B listens on `port`, A connects with create_connection, B accepts:
+    (listening, client, server_side)."""
+    network_a, network_b = networks
+    listening = network_b.socket()
+    listening.bind(("", port))
+    listening.listen()
+    client = sock.create_connection((B_ADDRESS, port), timeout=10, network=network_a)
+    server_side, _ = listening.accept()
+    return listening, client, server_side
+
+
 def test_blocking_echo_from_threads(networks, seed):
     network_a, network_b = networks
     payload = random.Random(seed).randbytes(300_000)
@@ -174,12 +186,7 @@ def test_binding_a_listening_port_is_eaddrinuse(networks):
 
 
 def test_reset_is_econnreset_then_sending_is_epipe(lossless_networks):
-    network_a, network_b = lossless_networks
-    listening = network_b.socket()
-    listening.bind(("", 8002))
-    listening.listen()
-    client = sock.create_connection((B_ADDRESS, 8002), timeout=10, network=network_a)
-    server_side, _ = listening.accept()
+    listening, client, server_side = connected_pair(lossless_networks, 8002)
     server_side.setsockopt(sock.SOL_SOCKET, sock.SO_LINGER, struct.pack("ii", 1, 0))
     server_side.close()  # SO_LINGER on with 0 seconds: an abortive close, RST
     with pytest.raises(ConnectionResetError) as caught:
@@ -193,12 +200,7 @@ def test_reset_is_econnreset_then_sending_is_epipe(lossless_networks):
 
 
 def test_send_after_shutdown_is_epipe(networks):
-    network_a, network_b = networks
-    listening = network_b.socket()
-    listening.bind(("", 8003))
-    listening.listen()
-    client = sock.create_connection((B_ADDRESS, 8003), timeout=10, network=network_a)
-    server_side, _ = listening.accept()
+    listening, client, server_side = connected_pair(networks, 8003)
     client.shutdown(sock.SHUT_WR)
     with pytest.raises(BrokenPipeError) as caught:
         client.send(b"x")
@@ -249,12 +251,7 @@ def test_closed_socket_is_ebadf(networks):
 
 
 def test_non_blocking_recv_is_eagain_until_data_arrives(networks):
-    network_a, network_b = networks
-    listening = network_b.socket()
-    listening.bind(("", 8005))
-    listening.listen()
-    client = sock.create_connection((B_ADDRESS, 8005), timeout=10, network=network_a)
-    server_side, _ = listening.accept()
+    listening, client, server_side = connected_pair(networks, 8005)
     client.setblocking(False)
     with pytest.raises(BlockingIOError) as caught:
         client.recv(10)
@@ -267,12 +264,8 @@ def test_non_blocking_recv_is_eagain_until_data_arrives(networks):
 
 
 def test_keepalive_switched_on_after_connect_detects_a_dead_peer(networks):
-    network_a, network_b = networks
-    listening = network_b.socket()
-    listening.bind(("", 8006))
-    listening.listen()
-    client = sock.create_connection((B_ADDRESS, 8006), timeout=10, network=network_a)
-    server_side, _ = listening.accept()
+    _, network_b = networks
+    listening, client, server_side = connected_pair(networks, 8006)
     client.setsockopt(sock.IPPROTO_TCP, sock.TCP_KEEPIDLE, 0.2)
     client.setsockopt(sock.IPPROTO_TCP, sock.TCP_KEEPINTVL, 0.1)
     client.setsockopt(sock.IPPROTO_TCP, sock.TCP_KEEPCNT, 2)

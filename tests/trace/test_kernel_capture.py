@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import select
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -19,6 +18,7 @@ import xml.etree.ElementTree as ElementTree
 
 import pytest
 
+from ustack.netns import stop_process
 from ustack.trace.infer import build_ladder
 from ustack.trace.model import LEFT, NORMAL, RIGHT
 from ustack.trace.pcap_source import read_capture
@@ -128,13 +128,7 @@ def test_ladder_of_a_kernel_to_kernel_connection(namespace, tmp_path):
             assert time.monotonic() < deadline, "tcpdump never wrote the final ACK"
             select.select([], [], [], 0.01)  # poll the file again in 10 ms
     finally:
-        if tcpdump.poll() is None:
-            tcpdump.send_signal(signal.SIGTERM)
-        try:
-            tcpdump.wait(timeout=DEADLINE_SECONDS)
-        except subprocess.TimeoutExpired:
-            tcpdump.kill()
-            tcpdump.wait()
+        stop_process(tcpdump, grace=DEADLINE_SECONDS)
 
     blob = pcap_path.read_bytes()
     linktype, _ = read_records(blob)

@@ -9,6 +9,7 @@ makes the two easy to compare.
 - echo.py     RFC 862: sends back what it receives
 - discard.py  RFC 863: reads and throws away
 - chargen.py  RFC 864: sends a rotating pattern of printable characters until the client leaves
+- closing.py  what they all do last: close and wait, whatever state the client left
 """
 
 from .chargen import handle_chargen

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 
+from .closing import close_quietly
+
 PRINTABLE = bytes(range(32, 127))  # the 95 printable ASCII characters, space to tilde
 LINE_LENGTH = 72
 LINES_PER_WRITE = 64  # about 4.6 KB per write: large enough to fill segments, small for drain()
@@ -55,8 +57,4 @@ async def handle_chargen(reader: asyncio.StreamReader, writer: asyncio.StreamWri
         pass
     finally:
         reader_task.cancel()
-        writer.close()
-        try:
-            await writer.wait_closed()
-        except (ConnectionError, OSError):
-            pass
+        await close_quietly(writer)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
+from .closing import close_quietly
+
 READ_SIZE = 65536
 
 
@@ -15,8 +17,4 @@ async def handle_discard(reader: asyncio.StreamReader, writer: asyncio.StreamWri
     except (ConnectionError, OSError):
         pass
     finally:
-        writer.close()
-        try:
-            await writer.wait_closed()
-        except (ConnectionError, OSError):
-            pass
+        await close_quietly(writer)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
+from .closing import close_quietly
+
 READ_SIZE = 65536
 
 
@@ -24,12 +26,4 @@ async def handle_echo(reader: asyncio.StreamReader, writer: asyncio.StreamWriter
     except (ConnectionError, OSError):
         pass  # the client reset or vanished: nothing left to echo to
     finally:
-        await _close_quietly(writer)
-
-
-async def _close_quietly(writer: asyncio.StreamWriter) -> None:
-    writer.close()
-    try:
-        await writer.wait_closed()
-    except (ConnectionError, OSError):
-        pass
+        await close_quietly(writer)

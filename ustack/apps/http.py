@@ -30,6 +30,8 @@ from urllib.parse import quote, unquote, urlsplit
 
 import h11
 
+from .closing import close_quietly
+
 READ_SIZE = 65536
 # How long a kept-alive connection may sit idle between requests before we close it (a client
 # that never sends again must not hold a connection forever).
@@ -94,11 +96,7 @@ class HttpFileServer:
         except (ConnectionError, OSError):
             pass  # the client went away mid-request; there is no one left to answer
         finally:
-            writer.close()
-            try:
-                await writer.wait_closed()
-            except (ConnectionError, OSError):
-                pass
+            await close_quietly(writer)
 
     async def _answer(self, connection: h11.Connection, reader, writer, request: h11.Request) -> None:
         method = request.method.decode("ascii", "replace")

@@ -20,13 +20,12 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import os
-import signal
 import sys
 import threading
 
-from ..cli import CliError
 from .network_setup import (UstackNetwork, add_ladder_arguments, add_network_arguments, ipv4_address,
-                            make_ladders, port_value, seconds_value, sigterm_as_interrupt)
+                            make_ladders, port_value, seconds_value, sigterm_as_interrupt, start_control_server,
+                            stop_on_signals)
 
 READ_SIZE = 65536
 CLOSE_GRACE = 10.0  # at most this long for our last data and FIN to be acknowledged, at the end
@@ -64,22 +63,14 @@ def run(args) -> int:
 async def _connect(args, network: UstackNetwork, ladders=None) -> int:
     from ..aio import AsyncStack
     from ..aio.transport import state_name
-    from ..control import ControlServer
 
-    loop = asyncio.get_running_loop()
-    stop = asyncio.Event()
-    for signal_number in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signal_number, stop.set)
+    stop = stop_on_signals()
     peer = f"{args.host}:{args.port}"
 
     async with AsyncStack(network.make_stack(), network.link) as astack:
         if ladders is not None:
             astack.add_observer(ladders.observe)
-        control = ControlServer(astack.snapshots, program="ustack connect", address=args.addr)
-        try:
-            await control.start()
-        except OSError as error:
-            raise CliError(f"control socket: {error}") from None
+        control = await start_control_server(astack, "ustack connect", args.addr)
         try:
             try:
                 reader, writer = await asyncio.wait_for(astack.open_connection(args.host, args.port), args.timeout)

@@ -18,6 +18,7 @@ The ladder's tap sees the wire too, and the FaultInjector tells it what it dropp
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
 import ipaddress
 import os
@@ -62,20 +63,14 @@ def mtu_value(text: str) -> int:
 
 
 def loss_probability(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    value = _number(text, "number")
     if not 0.0 <= value < 1.0:  # 1.0 would drop everything: no connection could ever start
         raise argparse.ArgumentTypeError(f"loss {text} is not in [0, 1)")
     return value
 
 
 def seconds_value(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    value = _number(text, "number of seconds")
     if not 0.0 <= value <= 3600.0 or value != value:
         raise argparse.ArgumentTypeError(f"{text} seconds is outside 0..3600")
     return value
@@ -102,6 +97,13 @@ def namespace_name(text: str) -> str:
     if not text or len(text) > 64 or not all(c.isalnum() or c in "_.-" for c in text) or text in (".", ".."):
         raise argparse.ArgumentTypeError(f"{text!r} is not a usable namespace name (letters, digits, . _ -)")
     return text
+
+
+def _number(text: str, what: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a {what}") from None
 
 
 def _integer(text: str, what: str) -> int:
@@ -184,6 +186,28 @@ def sigterm_as_interrupt():
         signal.signal(signal.SIGTERM, previous)
 
 
+def stop_on_signals() -> asyncio.Event:
+    """An event that SIGINT (Ctrl-C) and SIGTERM set, once the event loop runs (its handlers take
+    over from sigterm_as_interrupt's), so that the command ends through its cleanup."""
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for signal_number in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signal_number, stop.set)
+    return stop
+
+
+async def start_control_server(astack, program: str, address: str):
+    """This process's control socket (what `ustack ss` asks), started; a failure is one line."""
+    from ..control import ControlServer
+
+    control = ControlServer(astack.snapshots, program=program, address=address)
+    try:
+        await control.start()
+    except OSError as error:
+        raise CliError(f"control socket: {error}") from None
+    return control
+
+
 def check_can_create_tun() -> None:
     if not os.path.exists(TUN_DEVICE):
         raise CliError(f"{TUN_DEVICE} is missing: load the tun module (modprobe tun) or, in a container, "
@@ -223,14 +247,13 @@ class UstackNetwork:
 
         args = self.args
         try:
-            if args.netns:
-                from ..netns import Namespace, setup_tun_in_namespace
+            from ..netns import Namespace, setup_tun_in_namespace
 
+            if args.netns:
                 self.namespace = Namespace(args.netns)
                 self.namespace.open()
-                self.device = setup_tun_in_namespace(self.namespace, args.tun, args.mtu, args.host_addr, args.addr)
-            else:
-                self.device = _tun_in_this_namespace(args.tun, args.mtu, args.host_addr, args.addr)
+            # Without --netns: in this process's own namespace.
+            self.device = setup_tun_in_namespace(self.namespace, args.tun, args.mtu, args.host_addr, args.addr)
             link = self.device
             if args.pcap:
                 try:
@@ -289,34 +312,3 @@ class UstackNetwork:
         if self.args.netns:
             return f"ip netns exec {self.args.netns} {command}"
         return command
-
-
-def _tun_in_this_namespace(name: str, mtu: int, host_address: str, peer_address: str):
-    """A TUN device in our own namespace, configured as setup_tun_in_namespace does it there."""
-    from pyroute2 import IPRoute
-    from pyroute2.netlink.exceptions import NetlinkError
-
-    from ..link import LinkError, TunLink
-
-    host = ipaddress.IPv4Interface(host_address)
-    peer = ipaddress.IPv4Address(peer_address)
-    link = TunLink(name, mtu=mtu)
-    try:
-        try:
-            with open(f"/proc/sys/net/ipv6/conf/{name}/disable_ipv6", "w") as file:
-                file.write("1")  # the stack speaks IPv4 only; also silences router solicitations
-        except OSError:
-            pass
-        with IPRoute() as ipr:
-            index = ipr.link_lookup(ifname=name)[0]
-            ipr.addr("add", index=index, address=str(host.ip), prefixlen=host.network.prefixlen)
-            ipr.link("set", index=index, state="up")
-            if peer not in host.network:
-                ipr.route("add", dst=f"{peer}/32", oif=index)
-    except NetlinkError as error:
-        link.close()
-        raise LinkError(f"cannot configure {name}: {error}") from None
-    except BaseException:
-        link.close()
-        raise
-    return link

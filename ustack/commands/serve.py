@@ -23,13 +23,12 @@ from __future__ import annotations
 
 import asyncio
 import os
-import signal
 import sys
 from pathlib import Path
 
 from ..cli import CliError
 from .network_setup import (UstackNetwork, add_ladder_arguments, add_network_arguments, make_ladders, port_value,
-                            sigterm_as_interrupt)
+                            sigterm_as_interrupt, start_control_server, stop_on_signals)
 
 READY_LINE = "ustack: ready"
 
@@ -64,12 +63,9 @@ def run(args) -> int:
 async def _serve(args, network: UstackNetwork, ladders=None) -> int:
     from ..aio import AsyncStack
     from ..apps import CHARGEN_PORT, DISCARD_PORT, ECHO_PORT, HttpFileServer, handle_chargen, handle_discard, handle_echo
-    from ..control import ControlServer
 
     loop = asyncio.get_running_loop()
-    stop = asyncio.Event()
-    for signal_number in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signal_number, stop.set)
+    stop = stop_on_signals()
 
     address = args.addr
     services = []  # (name, port, handler, how to reach it)
@@ -95,11 +91,7 @@ async def _serve(args, network: UstackNetwork, ladders=None) -> int:
                 servers.append(await astack.start_server(handler, port=port))
             except OSError as error:
                 raise CliError(f"{name} on port {port}: {error.strerror or error}") from None
-        control = ControlServer(astack.snapshots, program="ustack serve", address=address)
-        try:
-            await control.start()
-        except OSError as error:
-            raise CliError(f"control socket: {error}") from None
+        control = await start_control_server(astack, "ustack serve", address)
         try:
             where = f" in namespace {args.netns}" if args.netns else ""
             print(f"ustack: {address} on {args.tun}{where} (kernel side {args.host_addr}, mtu {args.mtu})")

@@ -78,6 +78,15 @@ class Outcome(NamedTuple):
     outputs: dict | None = None
 
 
+class CallFailed(Exception):
+    """A call that fails before doing anything (a bad descriptor, no connection): -1 with this
+    errno name."""
+
+    def __init__(self, errno: str) -> None:
+        super().__init__(errno)
+        self.errno = errno
+
+
 class Blocked(NamedTuple):
     """A call that waits. The driver calls retry(now) after each step of virtual time; a call
     with a timeout also names the time it gives up, so the clock can be run to it."""
@@ -135,10 +144,26 @@ class SocketTable:
             return handler(event.args, now)
         except TcpCallError as refused:  # the core refuses the call in this state (RFC 9293 3.10)
             return Outcome(-1, errno_name(refused.errno))
+        except CallFailed as failed:
+            return Outcome(-1, failed.errno)
 
     def socket_of(self, fd_expression) -> FakeSocket | None:
         socket = self.sockets.get(evaluate(fd_expression))
         return None if socket is None or socket.closed else socket
+
+    def open_socket(self, fd_expression) -> FakeSocket:
+        """The socket behind the descriptor; an unknown or closed one fails the call (EBADF)."""
+        socket = self.socket_of(fd_expression)
+        if socket is None:
+            raise CallFailed("EBADF")
+        return socket
+
+    def connected_socket(self, fd_expression) -> FakeSocket:
+        """As open_socket, for the calls that need a connection (else ENOTCONN)."""
+        socket = self.open_socket(fd_expression)
+        if socket.connection is None:
+            raise CallFailed("ENOTCONN")
+        return socket
 
     # -- socket, fcntl, options ------------------------------------------------------------------
 
@@ -150,9 +175,7 @@ class SocketTable:
         return Outcome(fd)
 
     def _fcntl(self, args, now) -> Outcome:
-        socket = self.socket_of(args[0])
-        if socket is None:
-            return Outcome(-1, "EBADF")
+        socket = self.open_socket(args[0])
         command = evaluate(args[1])
         if command == CONSTANTS["F_GETFL"]:
             return Outcome(CONSTANTS["O_RDWR"] | (CONSTANTS["O_NONBLOCK"] if socket.nonblocking else 0))
@@ -162,9 +185,7 @@ class SocketTable:
         raise Unsupported("fcntl command", str(args[1]))
 
     def _setsockopt(self, args, now) -> Outcome:
-        socket = self.socket_of(args[0])
-        if socket is None:
-            return Outcome(-1, "EBADF")
+        socket = self.open_socket(args[0])
         name = args[2].name if isinstance(args[2], NameExpr) else None
         if name not in SOCKET_OPTIONS:
             raise Unsupported(f"socket option {name}", "not in profile.SOCKET_OPTIONS")
@@ -186,9 +207,7 @@ class SocketTable:
         return Outcome(0)
 
     def _getsockopt(self, args, now) -> Outcome:
-        socket = self.socket_of(args[0])
-        if socket is None:
-            return Outcome(-1, "EBADF")
+        socket = self.open_socket(args[0])
         name = args[2].name if isinstance(args[2], NameExpr) else None
         if name == "SO_ERROR":
             error = self._take_error(socket)
@@ -231,24 +250,18 @@ class SocketTable:
     # -- opening -----------------------------------------------------------------------------------
 
     def _bind(self, args, now) -> Outcome:
-        socket = self.socket_of(args[0])
-        if socket is None:
-            return Outcome(-1, "EBADF")
+        socket = self.open_socket(args[0])
         socket.bound = True
         return Outcome(0)
 
     def _listen(self, args, now) -> Outcome:
-        socket = self.socket_of(args[0])
-        if socket is None:
-            return Outcome(-1, "EBADF")
+        socket = self.open_socket(args[0])
         if socket.listener is None:
             socket.listener = self.host.open_listener(socket, self.host.make_config(socket), evaluate(args[1]))
         return Outcome(0)
 
     def _accept(self, args, now) -> Outcome | Blocked:
-        socket = self.socket_of(args[0])
-        if socket is None:
-            return Outcome(-1, "EBADF")
+        socket = self.open_socket(args[0])
         if socket.listener is None:
             return Outcome(-1, "EINVAL")
 
@@ -269,9 +282,7 @@ class SocketTable:
         return Outcome(-1, "EAGAIN") if socket.nonblocking else Blocked(attempt)
 
     def _connect(self, args, now) -> Outcome | Blocked:
-        socket = self.socket_of(args[0])
-        if socket is None:
-            return Outcome(-1, "EBADF")
+        socket = self.open_socket(args[0])
         if socket.connection is not None:
             state = socket.connection.state.value
             return Outcome(-1, "EALREADY" if state in ("SYN-SENT", "SYN-RECEIVED") else "EISCONN")
@@ -300,12 +311,8 @@ class SocketTable:
         return self._receive(args[0], evaluate(args[2]), False, now)
 
     def _receive(self, fd_expression, max_bytes: int, peek: bool, now: float) -> Outcome | Blocked:
-        socket = self.socket_of(fd_expression)
-        if socket is None:
-            return Outcome(-1, "EBADF")
+        socket = self.connected_socket(fd_expression)
         connection = socket.connection
-        if connection is None:
-            return Outcome(-1, "ENOTCONN")
 
         def attempt(now: float) -> Outcome | None:
             if connection.readable:
@@ -333,12 +340,8 @@ class SocketTable:
         return self._transmit(args[0], evaluate(args[2]), now)
 
     def _transmit(self, fd_expression, length: int, now: float) -> Outcome | Blocked:
-        socket = self.socket_of(fd_expression)
-        if socket is None:
-            return Outcome(-1, "EBADF")
+        socket = self.connected_socket(fd_expression)
         connection = socket.connection
-        if connection is None:
-            return Outcome(-1, "ENOTCONN")
         error = self._take_error(socket)
         if error:
             return Outcome(-1, error)
@@ -397,20 +400,14 @@ class SocketTable:
     # -- closing -------------------------------------------------------------------------------------
 
     def _shutdown(self, args, now) -> Outcome:
-        socket = self.socket_of(args[0])
-        if socket is None:
-            return Outcome(-1, "EBADF")
-        if socket.connection is None:
-            return Outcome(-1, "ENOTCONN")
+        socket = self.connected_socket(args[0])
         how = evaluate(args[1])
         if how in (CONSTANTS["SHUT_WR"], CONSTANTS["SHUT_RDWR"]):
             socket.connection.shutdown(now)
         return Outcome(0)
 
     def _close(self, args, now) -> Outcome:
-        socket = self.socket_of(args[0])
-        if socket is None:
-            return Outcome(-1, "EBADF")
+        socket = self.open_socket(args[0])
         socket.closed = True
         if socket.listener is not None:
             self.host.close_listener(socket.listener, now)

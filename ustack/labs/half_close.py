@@ -71,10 +71,7 @@ def _data_after_first_fin(lab: LabSession, sender: int, fin_side: int) -> int:
 
 async def _kernel_half_closes(lab: LabSession) -> None:
     scene = lab.scene("The kernel half-closes; ustack keeps sending", port=PORT)
-    server = await lab.listen(PORT)
-    kernel = await lab.kernel_peer()
-    await kernel.call("connect", lab.ustack_address, PORT)
-    reader, writer, connection = await server.next()
+    kernel, reader, writer, connection, _ = await lab.kernel_connects(PORT)
     lab.step("kernel: connect(); ustack accepts")
     await kernel.call("shutdown")
     lab.step("kernel: shutdown(SHUT_WR): its FIN; it will not send again but can still read")
@@ -103,11 +100,7 @@ async def _kernel_half_closes(lab: LabSession) -> None:
 
 async def _ustack_half_closes(lab: LabSession) -> None:
     scene = lab.scene("ustack half-closes; the kernel keeps sending", port=PORT_SWAPPED)
-    kernel = await lab.kernel_peer()
-    await kernel.call("listen", PORT_SWAPPED)
-    accepting = kernel.start("accept")
-    reader, writer, connection = await lab.connect(PORT_SWAPPED)
-    await accepting
+    kernel, reader, writer, connection, _ = await lab.ustack_connects(PORT_SWAPPED)
     lab.step(f"ustack: connect() to the kernel's port {PORT_SWAPPED}; the kernel accepts")
     writer.write_eof()
     await lab.wait_state(connection, "FIN-WAIT-2")

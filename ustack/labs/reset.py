@@ -87,10 +87,7 @@ async def _no_listener(lab: LabSession) -> None:
 
 async def _ustack_aborts(lab: LabSession) -> None:
     scene = lab.scene("ustack aborts an open connection", port=ABORT_PORT)
-    server = await lab.listen(ABORT_PORT)
-    kernel = await lab.kernel_peer()
-    await kernel.call("connect", lab.ustack_address, ABORT_PORT)
-    _, writer, connection = await server.next()
+    kernel, _, writer, connection, server = await lab.kernel_connects(ABORT_PORT)
     lab.step("kernel: connect(); ustack accepts")
     await kernel.call("say", "request")
     await lab.wait_for(lambda: connection.snapshot().bytes_received == 7, "the kernel's 7 bytes to arrive")
@@ -109,10 +106,7 @@ async def _ustack_aborts(lab: LabSession) -> None:
 
 async def _kernel_aborts(lab: LabSession) -> None:
     scene = lab.scene("the kernel aborts: close() with SO_LINGER 0", port=KERNEL_ABORT_PORT)
-    server = await lab.listen(KERNEL_ABORT_PORT)
-    kernel = await lab.kernel_peer()
-    await kernel.call("connect", lab.ustack_address, KERNEL_ABORT_PORT)
-    reader, _, connection = await server.next()
+    kernel, reader, _, connection, server = await lab.kernel_connects(KERNEL_ABORT_PORT)
     lab.step("kernel: connect(); ustack accepts")
     await lab.kernel_ss("before the abort")
     await kernel.call("abort")
@@ -132,10 +126,7 @@ async def _kernel_aborts(lab: LabSession) -> None:
 
 async def _stale_after_restart(lab: LabSession) -> None:
     scene = lab.scene("ustack restarts; the kernel's stale connection is answered with RST", port=RESTART_PORT)
-    server = await lab.listen(RESTART_PORT)
-    kernel = await lab.kernel_peer()
-    await kernel.call("connect", lab.ustack_address, RESTART_PORT)
-    await server.next()
+    kernel = (await lab.kernel_connects(RESTART_PORT)).kernel
     lab.step("kernel: connect(); ustack accepts: ESTABLISHED on both sides")
     await lab.restart_ustack()
     lab.step("ustack: crashes and restarts (a new Stack on the same TUN): it remembers no connection, "

@@ -62,19 +62,10 @@ async def scenario(lab: LabSession) -> str:
     return EXPLANATION
 
 
-async def _connect_to_kernel(lab: LabSession, port: int):
-    kernel = await lab.kernel_peer()
-    await kernel.call("listen", port)
-    accepting = kernel.start("accept")
-    _, writer, connection = await lab.connect(port)
-    await accepting
-    lab.step(f"ustack: connect() to the kernel's port {port}; the kernel accepts")
-    return kernel, writer, connection
-
-
 async def _timeouts(lab: LabSession) -> None:
     scene = lab.scene(f"One segment lost {LOSSES} times: RTO and exponential backoff", port=PORT)
-    kernel, writer, connection = await _connect_to_kernel(lab, PORT)
+    kernel, _, writer, connection, _ = await lab.ustack_connects(PORT)
+    lab.step(f"ustack: connect() to the kernel's port {PORT}; the kernel accepts")
     rto = connection.snapshot().rto
     lab.step(f"ustack: RTO after the handshake's RTT sample: {rto:.3f} s (the round trip is far shorter: "
              "this is the floor, min_rto)")
@@ -99,7 +90,8 @@ async def _timeouts(lab: LabSession) -> None:
 
 async def _fast_retransmit(lab: LabSession) -> None:
     scene = lab.scene("One segment of a burst lost: three duplicate ACKs, fast retransmit", port=PORT_FAST)
-    kernel, writer, connection = await _connect_to_kernel(lab, PORT_FAST)
+    kernel, _, writer, connection, _ = await lab.ustack_connects(PORT_FAST)
+    lab.step(f"ustack: connect() to the kernel's port {PORT_FAST}; the kernel accepts")
     lab.drop(nth(tcp_with_data(), LOST_SEGMENT), 1, "outbound", "dropped by the lab")
     lab.step(f"the lab: drop ustack's data segment number {LOST_SEGMENT}, once")
     started = lab.now()

@@ -34,11 +34,11 @@ import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Awaitable, Callable
+from typing import Awaitable, Callable, NamedTuple
 
 from ..aio import AsyncStack
 from ..link import FaultInjector, PcapWriter
-from ..netns import Namespace, setup_tun_in_namespace
+from ..netns import Namespace, setup_tun_in_namespace, stop_process
 from ..stack import Stack
 from ..tcp import TcpConfig
 from ..tcp.events import StateChanged
@@ -203,6 +203,24 @@ class LabSession:
             self.astack.open_connection(self.kernel_address, port, config=config), WAIT_TIMEOUT)
         return reader, writer, writer.transport.get_extra_info("connection")
 
+    # --- both sides at once: how most scenes start --------------------------------------------------
+    async def kernel_connects(self, port: int, *, config: TcpConfig | None = None) -> Opened:
+        """ustack listens on `port` (with `config`), a new kernel peer connects, ustack accepts."""
+        server = await self.listen(port, config=config)
+        kernel = await self.kernel_peer()
+        await kernel.call("connect", self.ustack_address, port)
+        reader, writer, connection = await server.next()
+        return Opened(kernel, reader, writer, connection, server)
+
+    async def ustack_connects(self, port: int) -> Opened:
+        """A new kernel peer listens on `port`, ustack connects, the kernel accepts."""
+        kernel = await self.kernel_peer()
+        await kernel.call("listen", port)
+        accepting = kernel.start("accept")
+        reader, writer, connection = await self.connect(port)
+        await accepting
+        return Opened(kernel, reader, writer, connection, None)
+
     async def wait_for(self, predicate: Callable[[], bool], what: str, timeout: float = WAIT_TIMEOUT) -> None:
         """Wait until predicate() holds (checked after every round of the stack: no polling)."""
         try:
@@ -347,6 +365,16 @@ class LabSession:
         await self.astack.close()  # resets whatever is still open; nobody records it any more
 
 
+class Opened(NamedTuple):
+    """A connection between the kernel and ustack, as a scene starts with it."""
+
+    kernel: KernelPeer  # the kernel's socket
+    reader: asyncio.StreamReader  # ustack's side of the connection...
+    writer: asyncio.StreamWriter
+    connection: object  # ...and its core Connection (state, snapshot())
+    server: Accepted | None  # ustack's server, when ustack accepted the connection
+
+
 class Accepted:
     """The connections a ustack server accepted, in order: `await accepted.next()`."""
 
@@ -368,18 +396,6 @@ class Accepted:
 
 def _packed(address: str) -> bytes:
     return address_value(address).to_bytes(4, "big")
-
-
-def stop_process(process: subprocess.Popen) -> None:
-    """End one process we started: SIGTERM, a short wait, then SIGKILL (this PID only)."""
-    if process.poll() is not None:
-        return
-    process.terminate()
-    try:
-        process.wait(timeout=2)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
 
 
 # ss's filter names -> the names in its State column

@@ -49,10 +49,7 @@ async def scenario(lab: LabSession) -> str:
     await lab.kernel_rto_min(RTO_FLOOR)
     lab.step(f"ustack: TcpConfig(min_rto={RTO_FLOOR}): no retransmission while the lab holds segments either")
     scene = lab.scene("Both sides close before either FIN arrives", port=PORT)
-    server = await lab.listen(PORT)
-    kernel = await lab.kernel_peer()
-    await kernel.call("connect", lab.ustack_address, PORT)
-    _, writer, connection = await server.next()
+    kernel, _, writer, connection, _ = await lab.kernel_connects(PORT)
     await lab.wait_state(connection, "ESTABLISHED")
     lab.step("kernel: connect(); ustack accepts: ESTABLISHED on both sides")
 

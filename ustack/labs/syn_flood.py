@@ -114,7 +114,7 @@ async def _flood_ustack(lab: LabSession) -> None:
     await lab.wait_for(lambda: listener.drops["syn_queue_full"] > flood_drops, "the real client's SYN")
     lab.step("kernel: a real client connects; its SYN finds the queue full and is dropped")
     await lab.kernel_ss("the real client waits in SYN-SENT", ("-tano", "state", "syn-sent"))
-    reply = await connecting
+    await connecting
     waited = lab.now() - started
     _, writer, connection = await accepted.next()
     lab.step(f"kernel: connect() returns after {waited:.3f} s, once a retransmitted SYN found a free slot")
@@ -132,7 +132,7 @@ async def _flood_ustack(lab: LabSession) -> None:
 
 
 async def _flood_kernel(lab: LabSession) -> None:
-    scene = lab.scene(f"The same burst against a kernel listener with SYN cookies; ustack is the real client",
+    scene = lab.scene("The same burst against a kernel listener with SYN cookies; ustack is the real client",
                       port=KERNEL_PORT)
     await lab.sysctl("net.ipv4.tcp_syncookies", 1)
     kernel = await lab.kernel_peer()

@@ -58,10 +58,7 @@ async def scenario(lab: LabSession) -> str:
 async def _open_and_close_first(lab: LabSession, port: int, config: TcpConfig | None = None):
     """ustack serves on `port`, the kernel connects, ustack closes first and the lab drops the
     ACK of the kernel's FIN. Returns (kernel peer, ustack's connection)."""
-    server = await lab.listen(port, config=config)
-    kernel = await lab.kernel_peer()
-    await kernel.call("connect", lab.ustack_address, port)
-    _, writer, connection = await server.next()
+    kernel, _, writer, connection, _ = await lab.kernel_connects(port, config=config)
     lab.step(f"kernel: connect() to ustack's port {port}; ustack accepts")
     writer.close()
     lab.step("ustack: close() first (the active close)")

@@ -83,10 +83,7 @@ def _pointer_notes(lab: LabSession, urgent_seen, sender: str) -> list[int]:
 
 async def _kernel_sends_urgent(lab: LabSession, urgent_seen) -> None:
     scene = lab.scene("The kernel sends urgent data with MSG_OOB", port=PORT)
-    server = await lab.listen(PORT)
-    kernel = await lab.kernel_peer()
-    await kernel.call("connect", lab.ustack_address, PORT)
-    reader, writer, connection = await server.next()
+    kernel, reader, writer, connection, _ = await lab.kernel_connects(PORT)
     lab.step("kernel: connect(); ustack accepts")
     await kernel.call("nodelay")
     await kernel.call("say", "abc")
@@ -110,11 +107,7 @@ async def _kernel_sends_urgent(lab: LabSession, urgent_seen) -> None:
 
 async def _ustack_sends_urgent(lab: LabSession, urgent_seen) -> None:
     scene = lab.scene("ustack sends urgent data; the kernel reads it out of band", port=PORT_FROM_USTACK)
-    kernel = await lab.kernel_peer()
-    await kernel.call("listen", PORT_FROM_USTACK)
-    accepting = kernel.start("accept")
-    _, writer, connection = await lab.connect(PORT_FROM_USTACK)
-    await accepting
+    kernel, _, writer, connection, _ = await lab.ustack_connects(PORT_FROM_USTACK)
     lab.step(f"ustack: connect() to the kernel's port {PORT_FROM_USTACK}; the kernel accepts")
     now = lab.now()
     connection.send(b"abc", now)

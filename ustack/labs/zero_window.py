@@ -107,10 +107,8 @@ async def _kernel_reads_slowly(lab: LabSession) -> None:
 
 async def _ustack_reads_slowly(lab: LabSession) -> None:
     scene = lab.scene("ustack does not read: the kernel probes ustack's zero window", port=PORT_USTACK_READS)
-    server = await lab.listen(PORT_USTACK_READS, config=TcpConfig(msl=0.5, receive_buffer_size=USTACK_RECEIVE_BUFFER))
-    kernel = await lab.kernel_peer()
-    await kernel.call("connect", lab.ustack_address, PORT_USTACK_READS)
-    reader, writer, connection = await server.next()
+    config = TcpConfig(msl=0.5, receive_buffer_size=USTACK_RECEIVE_BUFFER)
+    kernel, reader, writer, connection, _ = await lab.kernel_connects(PORT_USTACK_READS, config=config)
     writer.transport.pause_reading()
     lab.step(f"ustack: accepts with a {USTACK_RECEIVE_BUFFER}-byte receive buffer and pause_reading(): it reads nothing")
     sending = kernel.start("send", DATA)

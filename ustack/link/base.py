@@ -53,7 +53,8 @@ class LinkClosed(LinkError):
 
 
 class Link:
-    """The base of every device. Subclasses implement receive_batch, send and fileno."""
+    """The base of every device. Subclasses implement read_packet (or receive_batch), send and
+    fileno."""
 
     mtu: int = 1500
 
@@ -65,6 +66,28 @@ class Link:
     # --- the data path -------------------------------------------------------------------------
 
     def receive_batch(self, now: float, max_packets: int = 64) -> list[bytes]:
+        """Read packets until the fd has none ready (or max_packets), so that one wake-up of the
+        event loop handles a whole burst. A packet read_packet dropped is not handed over and does
+        not count towards max_packets."""
+        packets: list[bytes] = []
+        try:
+            while len(packets) < max_packets:
+                packet = self.read_packet()
+                if packet is not None:
+                    packets.append(packet)
+        except BlockingIOError:
+            pass  # nothing more is ready
+        except LinkClosed:
+            if not packets:
+                raise
+            # Hand over what we have; the next call sees the end again.
+        self.counters["packets_in"] += len(packets)
+        self.counters["bytes_in"] += sum(map(len, packets))
+        return packets
+
+    def read_packet(self) -> bytes | None:
+        """One packet from the non-blocking fd, or None if it was dropped (counted by name).
+        Raises BlockingIOError when nothing is ready, LinkClosed when the other end is gone."""
         raise NotImplementedError
 
     def send(self, packet: bytes, now: float) -> None:

@@ -46,27 +46,17 @@ class MemoryLink(Link):
     def fileno(self) -> int:
         return self._socket.fileno()
 
-    def receive_batch(self, now: float, max_packets: int = 64) -> list[bytes]:
-        packets: list[bytes] = []
-        while len(packets) < max_packets:
-            try:
-                # One byte more than the MTU so an oversized packet is seen (MSG_TRUNC gives us
-                # its real length) and dropped by name instead of arriving cut short.
-                packet, _, flags, _ = self._socket.recvmsg(self.mtu + 1)
-            except BlockingIOError:
-                break
-            if not packet:
-                # We never send empty packets, so an empty read is the peer closing its end.
-                if packets:
-                    break  # hand over what we have; the next call sees the end again
-                raise LinkClosed(f"{self.name}: the other end of the memory link was closed")
-            if flags & socket.MSG_TRUNC or len(packet) > self.mtu:
-                self.count_drop("larger_than_mtu")
-                continue
-            packets.append(packet)
-        self.counters["packets_in"] += len(packets)
-        self.counters["bytes_in"] += sum(map(len, packets))
-        return packets
+    def read_packet(self) -> bytes | None:
+        # One byte more than the MTU so an oversized packet is seen (MSG_TRUNC gives us its real
+        # length) and dropped by name instead of arriving cut short.
+        packet, _, flags, _ = self._socket.recvmsg(self.mtu + 1)
+        if not packet:
+            # We never send empty packets, so an empty read is the peer closing its end.
+            raise LinkClosed(f"{self.name}: the other end of the memory link was closed")
+        if flags & socket.MSG_TRUNC or len(packet) > self.mtu:
+            self.count_drop("larger_than_mtu")
+            return None
+        return packet
 
     def send(self, packet: bytes, now: float) -> None:
         if not packet:

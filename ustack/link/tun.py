@@ -66,25 +66,14 @@ class TunLink(Link):
     def fileno(self) -> int:
         return self._fd
 
-    def receive_batch(self, now: float, max_packets: int = 64) -> list[bytes]:
-        packets: list[bytes] = []
-        read = os.read
-        fd = self._fd
-        size = self.mtu
-        while len(packets) < max_packets:
-            try:
-                packet = read(fd, size)
-            except BlockingIOError:
-                break
-            # The stack speaks IPv4 only. The kernel may still route other things here (IPv6
-            # router solicitations, if IPv6 was left on); drop them by name.
-            if not packet or packet[0] >> 4 != IPV4_VERSION:
-                self.count_drop("not_ipv4")
-                continue
-            packets.append(packet)
-        self.counters["packets_in"] += len(packets)
-        self.counters["bytes_in"] += sum(map(len, packets))
-        return packets
+    def read_packet(self) -> bytes | None:
+        packet = os.read(self._fd, self.mtu)
+        # The stack speaks IPv4 only. The kernel may still route other things here (IPv6 router
+        # solicitations, if IPv6 was left on); drop them by name.
+        if not packet or packet[0] >> 4 != IPV4_VERSION:
+            self.count_drop("not_ipv4")
+            return None
+        return packet
 
     def send(self, packet: bytes, now: float) -> None:
         if len(packet) > self.mtu:
