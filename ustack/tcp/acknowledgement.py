@@ -1,6 +1,8 @@
 """The ACK field of an arriving segment (RFC 9293 3.10.7.4 fifth check) and everything it drives:
 SND.UNA and the send buffer, the send window, RTT samples (RFC 6298, RFC 7323 4), the
-retransmission timer (RFC 6298 5), duplicate ACKs and fast retransmit (RFC 5681 3.2)."""
+retransmission timer (RFC 6298 5), duplicate ACKs, Limited Transmit (RFC 3042), fast retransmit
+(RFC 5681 3.2, with NewReno's "recover", RFC 6582) and, with SACK, the scoreboard that tells a
+lost segment without waiting for three duplicate ACKs (RFC 6675)."""
 
 from __future__ import annotations
 
@@ -43,14 +45,26 @@ class AcknowledgementProcessing:
             self._challenge_ack(now)
             return False
         new_sack_information = False
+        blocks = ()
         if self.sack_permitted and segment.options.sack_blocks:
             blocks = _without_dsack(segment.options.sack_blocks, ack)
             new_sack_information = bool(blocks) and blocks != self.peer_sack_blocks
             self.peer_sack_blocks = blocks
+            if blocks and self.config.sack_recovery:
+                self.scoreboard.update(self.snd_una, self.snd_max, blocks)  # RFC 6675 4 Update()
         if seq_gt(ack, self.snd_una):
             self._new_ack(segment, ack, now)
         elif ack == self.snd_una and self._is_duplicate_ack(segment, new_sack_information):
             self._duplicate_ack(now)
+        if (
+            blocks
+            and self.scoreboard
+            and not self.congestion.in_recovery
+            and self.scoreboard.is_lost(self.snd_una, self.send_mss)
+        ):
+            # RFC 6675 5 step (2): three segments' worth above SND.UNA arrived, so the one at
+            # SND.UNA is lost, however few duplicate ACKs got through to say so.
+            self._enter_fast_recovery(now)
         self._update_send_window(segment)
         return True
 
@@ -90,8 +104,10 @@ class AcknowledgementProcessing:
         if congestion.in_recovery:
             if congestion.on_recovery_ack(acked, flight, now):
                 self.duplicate_acks = 0
-            else:
-                self._fast_retransmit = True  # a partial ACK (RFC 6582 3.2 step 3)
+            elif not seq_lt(ack, self._high_retransmitted):
+                # A partial ACK (RFC 6582 3.2 step 3): the hole at SND.UNA was there before
+                # recovery began; resend it at once unless it has just been resent.
+                self._fast_retransmit = True
         else:
             congestion.on_ack(acked, flight, now)
             self.duplicate_acks = 0
@@ -126,15 +142,36 @@ class AcknowledgementProcessing:
             self._timed_seq = None
 
     def _duplicate_ack(self, now: float) -> None:
-        """RFC 5681 3.2: the third duplicate ACK starts fast retransmit and fast recovery."""
-        self.duplicate_acks += 1
+        """RFC 5681 3.2: the third duplicate ACK starts fast retransmit and fast recovery; the
+        first two may each let one new segment out (RFC 3042 Limited Transmit)."""
+        duplicate_acks = self.duplicate_acks = self.duplicate_acks + 1
         congestion = self.congestion
         if congestion.in_recovery:
             congestion.on_duplicate_ack_in_recovery()  # step 4: inflate
-        elif self.duplicate_acks == DUPLICATE_ACK_THRESHOLD:
-            congestion.on_enter_fast_recovery(seq_diff(self.snd_nxt, self.snd_una), now)  # step 2
-            self._fast_retransmit = True  # step 3: output.py resends the segment at SND.UNA
-            self._timed_seq = None  # Karn
+        elif duplicate_acks == DUPLICATE_ACK_THRESHOLD:
+            self._enter_fast_recovery(now)
+        elif duplicate_acks < DUPLICATE_ACK_THRESHOLD and self.config.limited_transmit:
+            # RFC 3042 2: a duplicate ACK means a segment has left the network; one new segment
+            # may take its place, with cwnd unchanged (output._emit_limited_transmit).
+            if duplicate_acks == 1:
+                self._limited_transmit_bytes = 0
+            self._limited_transmit = True
+
+    def _enter_fast_recovery(self, now: float) -> None:
+        """RFC 5681 3.2 steps 2 and 3 (or RFC 6675 5 step 4): halve, and resend at SND.UNA."""
+        congestion = self.congestion
+        if congestion.careful_recovery and seq_lt(self.snd_una, self.recover):
+            # RFC 6582 3.2 step 2 and 4.1: these duplicate ACKs may answer segments sent twice
+            # since the last recovery or timeout, not a new loss.
+            return
+        self.recover = self.snd_max  # RFC 6582 3.2 step 2 (RFC 6675 RecoveryPoint)
+        # Step 2: ssthresh from FlightSize, which MUST NOT include what Limited Transmit sent.
+        congestion.on_enter_fast_recovery(seq_diff(self.snd_nxt, self.snd_una), now, self._limited_transmit_bytes)
+        self._limited_transmit_bytes = 0
+        self._high_retransmitted = self.snd_una
+        self._recovery_retransmissions = []
+        self._fast_retransmit = True  # step 3: output.py resends the segment at SND.UNA
+        self._timed_seq = None  # Karn
 
     def _update_send_window(self, segment: TcpSegment) -> None:
         """RFC 9293 3.10.7.4 fifth: take the window from the newest segment only (SND.WL1/WL2

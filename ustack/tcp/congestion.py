@@ -13,8 +13,10 @@ is the connection's clock in seconds. The connection calls:
 
 - `on_ack(acked_bytes, bytes_in_flight, now)` for an ACK that acknowledges new data while not in
   recovery (acked_bytes = how far SND.UNA moved, counted in data bytes).
-- `on_enter_fast_recovery(bytes_in_flight, now)` on the third duplicate ACK (RFC 5681 3.2 step 2);
-  the connection then retransmits the first unacknowledged segment (step 3).
+- `on_enter_fast_recovery(bytes_in_flight, now, limited_transmit_bytes=0)` on the third duplicate
+  ACK (RFC 5681 3.2 step 2); the connection then retransmits the first unacknowledged segment
+  (step 3). `limited_transmit_bytes` of the flight were sent beyond cwnd by Limited Transmit
+  (RFC 3042) and MUST NOT count when ssthresh is set (RFC 5681 3.2 step 2).
 - `on_duplicate_ack_in_recovery()` for each further duplicate ACK (step 4).
 - `on_recovery_ack(acked_bytes, bytes_in_flight, now) -> bool` for an ACK of new data during
   recovery. True: recovery is over (`in_recovery` is now False). False: a partial ACK, the
@@ -24,15 +26,21 @@ is the connection's clock in seconds. The connection calls:
 - `on_idle_restart(now)` before sending after an idle period longer than one RTO (RFC 5681 4.1).
 - `set_mss(mss)` once the sender MSS is known (after the handshake).
 
+The connection keeps RFC 6582's "recover" (SND.MAX when fast recovery began or the last timeout
+fired) and, for an algorithm whose `careful_recovery` is True, starts no new fast retransmit on
+duplicate ACKs that do not cover it (RFC 6582 3.2 step 2, 4.1): after a timeout, the peer's
+duplicate ACKs for segments sent twice would otherwise halve cwnd again for no new loss.
+
 An algorithm may keep any state of its own (NewReno below: how much of the flight at the start
 of recovery is still unacknowledged, counted from `bytes_in_flight` at entry and the `acked_bytes`
 of each recovery ACK; CUBIC, RFC 9438: the time of the last reduction, from `now`). A new
 algorithm is a subclass registered in `CONGESTION_CONTROLS`; the connection only ever sees the
-methods above, so adding CUBIC needs no change to the connection. (SACK-based loss recovery,
-RFC 6675, also needs a scoreboard of SACKed ranges in the connection to decide WHAT to resend;
-its window arithmetic still fits these methods.)
+methods above, so adding CUBIC needs no change to the connection. SACK-based loss recovery
+(RFC 6675) is the connection's too (scoreboard.py decides WHAT to resend): it takes ssthresh
+from the algorithm as the window during recovery (RFC 6675 5 step 4.2: cwnd = ssthresh) and
+counts the bytes still in the network itself ("pipe"), so it works with every algorithm.
 
-Registered: "reno" (RFC 5681, the default) and "newreno" (RFC 6582).
+Registered: "reno" (RFC 5681) and "newreno" (RFC 6582, the default: see TcpConfig).
 """
 
 # ssthresh starts "arbitrarily high" (RFC 5681 3.1): above any window we will ever reach.
@@ -61,6 +69,8 @@ class CongestionControl:
     """
 
     name = "abstract"
+    # RFC 6582 3.2 step 2: no fast retransmit for duplicate ACKs not above "recover".
+    careful_recovery = False
 
     def __init__(self, mss: int, initial_window_segments: int = 10):
         self.initial_window_segments = initial_window_segments
@@ -74,7 +84,7 @@ class CongestionControl:
     def on_ack(self, acked_bytes: int, bytes_in_flight: int, now: float) -> None:
         raise NotImplementedError
 
-    def on_enter_fast_recovery(self, bytes_in_flight: int, now: float) -> None:
+    def on_enter_fast_recovery(self, bytes_in_flight: int, now: float, limited_transmit_bytes: int = 0) -> None:
         raise NotImplementedError
 
     def on_duplicate_ack_in_recovery(self) -> None:
@@ -142,9 +152,10 @@ class Reno(CongestionControl):
             self._bytes_acked_in_avoidance -= self.cwnd
             self.cwnd += self.mss
 
-    def on_enter_fast_recovery(self, bytes_in_flight: int, now: float) -> None:
-        # RFC 5681 3.2 step 2: halve the flight, but keep at least two segments.
-        self.ssthresh = max(bytes_in_flight // 2, 2 * self.mss)
+    def on_enter_fast_recovery(self, bytes_in_flight: int, now: float, limited_transmit_bytes: int = 0) -> None:
+        # RFC 5681 3.2 step 2: halve the flight (without what Limited Transmit sent beyond cwnd),
+        # but keep at least two segments.
+        self.ssthresh = max((bytes_in_flight - limited_transmit_bytes) // 2, 2 * self.mss)
         # Step 3: the three duplicate ACKs mean three segments have left the network, so the
         # window is "inflated" by them.
         self.cwnd = self.ssthresh + 3 * self.mss
@@ -191,21 +202,22 @@ class NewReno(Reno):
     on each partial ACK (on_recovery_ack returns False).
 
     The "recover" point of RFC 6582 (SND.NXT at entry) is tracked in bytes: the flight at entry
-    minus what recovery ACKs have acknowledged since. Not covered here, because it needs sequence
-    numbers: RFC 6582 3.2 also asks the connection not to start a new fast retransmit on duplicate
-    ACKs for data sent before the last recovery or timeout (ACK not above "recover").
+    minus what recovery ACKs have acknowledged since. The other use of "recover", no new fast
+    retransmit on duplicate ACKs for data sent before the last recovery or timeout (RFC 6582 3.2
+    step 2), needs sequence numbers and is the connection's (careful_recovery below).
     """
 
     name = "newreno"
+    careful_recovery = True
 
     def __init__(self, mss: int, initial_window_segments: int = 10):
         super().__init__(mss, initial_window_segments)
         self._unacknowledged_at_recovery = 0  # bytes of the entry flight not yet acknowledged
 
-    def on_enter_fast_recovery(self, bytes_in_flight: int, now: float) -> None:
+    def on_enter_fast_recovery(self, bytes_in_flight: int, now: float, limited_transmit_bytes: int = 0) -> None:
         # RFC 6582 3.2, entering fast retransmit: the same ssthresh and inflated cwnd as Reno,
-        # plus "recover".
-        super().on_enter_fast_recovery(bytes_in_flight, now)
+        # plus "recover": the whole flight, Limited Transmit's segments included.
+        super().on_enter_fast_recovery(bytes_in_flight, now, limited_transmit_bytes)
         self._unacknowledged_at_recovery = bytes_in_flight
 
     def on_recovery_ack(self, acked_bytes: int, bytes_in_flight: int, now: float) -> bool:

@@ -30,6 +30,7 @@ from ustack.tcp.events import ConnectionFailed, ConnectionSnapshot, Event, State
 from ustack.tcp.options import TIMESTAMP_OPTION_SPACE
 from ustack.tcp.output import SegmentOutput
 from ustack.tcp.rtt import RttEstimator
+from ustack.tcp.scoreboard import SackScoreboard
 from ustack.tcp.send_buffer import SendBuffer
 from ustack.tcp.seq import seq_add, seq_diff, seq_le, seq_lt
 from ustack.tcp.state import (
@@ -115,7 +116,8 @@ class Connection(SegmentArrival, AcknowledgementProcessing, SegmentOutput, Timer
         self.timestamps_enabled = False
         self.ts_recent = 0  # RFC 7323 4.3
         self.last_ack_sent = 0
-        self.peer_sack_blocks: tuple = ()  # the last SACK blocks, D-SACK removed (for RFC 6675, later)
+        self.peer_sack_blocks: tuple = ()  # the last SACK blocks, D-SACK removed
+        self.scoreboard = SackScoreboard()  # all the peer has SACKed above SND.UNA (RFC 6675)
         self._dsack_block: tuple | None = None  # a duplicate range for our next ACK (RFC 2883)
         self.reopening_syn = None  # a SYN that ended TIME-WAIT, for the listener (arrival.py)
         # The last ICMP error that did not end the connection (RFC 9293 3.9.2.2), as
@@ -128,6 +130,11 @@ class Connection(SegmentArrival, AcknowledgementProcessing, SegmentOutput, Timer
             config.congestion_control, self.send_mss, config.initial_window_segments
         )
         self.duplicate_acks = 0
+        # RFC 6582 "recover": SND.MAX when fast recovery began or a retransmission timeout fired.
+        self.recover = iss
+        self._high_retransmitted = iss  # RFC 6675 HighRxt: the end of the last retransmission in recovery
+        # [start, end, SND.NXT when sent] of each retransmission in this recovery (output.py).
+        self._recovery_retransmissions: list[list[int]] = []
         self._timed_seq: int | None = None  # Karn's rule: the one segment being timed (RFC 6298 3)
         self._timed_at = 0.0
         self._syn_retransmitted = False
@@ -149,6 +156,8 @@ class Connection(SegmentArrival, AcknowledgementProcessing, SegmentOutput, Timer
         self._ack_now = False
         self._segments_since_ack = 0
         self._fast_retransmit = False
+        self._limited_transmit = False  # a duplicate ACK lets one new segment out (RFC 3042)
+        self._limited_transmit_bytes = 0  # sent that way beyond cwnd since the first duplicate ACK
         self._window_probe = False
         self._probe_end: int | None = None  # sequence number after an outstanding probe byte
         self._force_send = False  # the persist timer overrides sender SWS avoidance once
@@ -163,6 +172,7 @@ class Connection(SegmentArrival, AcknowledgementProcessing, SegmentOutput, Timer
 
         # Statistics (STATUS, RFC 9293 3.10.6) and drops by named reason (DESIGN.md rule 8).
         self.retransmissions = 0
+        self.retransmission_timeouts = 0  # expiries of the retransmission timer (timers.py)
         self.bytes_sent = 0
         self.bytes_received = 0
         self.drops: Counter[str] = Counter()

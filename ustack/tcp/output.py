@@ -2,7 +2,7 @@
 
 `transmit(now)` returns every segment due now, in this order: resets decided earlier, our SYN or
 SYN-ACK, a fast retransmission, a zero-window or keepalive probe, new (or gone-back) data and our
-FIN, and finally a bare ACK if one is owed and nothing else carried it. Every segment but a SYN
+FIN, a Limited Transmit segment (RFC 3042), and finally a bare ACK if one is owed and nothing else carried it. Every segment but a SYN
 of an active open carries an ACK of RCV.NXT and our window, so sending anything pays off an
 owed ACK.
 
@@ -10,6 +10,8 @@ Policies, each with its RFC:
 - segmentation to the effective send MSS; PSH on the segment that empties the send buffer, i.e.
   the last segment of the last write (RFC 9293 3.9.1 leaves the PSH policy to us);
 - sender silly-window avoidance (RFC 9293 3.8.6.2.1) and Nagle (3.7.4);
+- loss recovery: fast retransmit (RFC 5681 3.2), Limited Transmit (RFC 3042) and, with SACK,
+  what to resend and how much to send in recovery (RFC 6675 NextSeg and pipe);
 - receiver silly-window avoidance when advertising the window (3.8.6.2.2);
 - the window is scaled down by our shift (RFC 7323 2.3), never on a SYN;
 - SACK blocks, the most recent first (RFC 2018 4), behind a D-SACK block that reports a
@@ -18,8 +20,9 @@ Policies, each with its RFC:
 
 from __future__ import annotations
 
+from ustack.tcp.acknowledgement import DUPLICATE_ACK_THRESHOLD
 from ustack.tcp.options import TIMESTAMP_MASK, syn_options
-from ustack.tcp.seq import seq_add, seq_diff, seq_gt, seq_lt
+from ustack.tcp.seq import seq_add, seq_diff, seq_gt, seq_lt, seq_max
 from ustack.tcp.state import CAN_RECEIVE, CLOSE_WAIT, CLOSED, CLOSING, ESTABLISHED, FIN_WAIT_1, LAST_ACK, LISTEN, SYN_SENT
 from ustack.wire.tcp import ACK, FIN, NO_OPTIONS, PSH, RST, SYN, URG, TcpOptions, TcpSegment
 
@@ -51,7 +54,13 @@ class SegmentOutput:
             if self._window_probe:
                 self._emit_window_probe(now, out)
             if self.send_buffer.length or self._fin_queued:
-                self._emit_data(now, out)
+                congestion = self.congestion
+                if congestion.in_recovery and self.scoreboard and self.snd_nxt == self.snd_max:
+                    self._emit_data(now, out, self._sack_recovery_output(now, out))
+                else:
+                    self._emit_data(now, out, congestion.cwnd)
+            if self._limited_transmit:
+                self._emit_limited_transmit(now, out)
         if self._keepalive_probe:
             # RFC 1122 4.2.3.6: a segment the peer must acknowledge: SEQ = SND.NXT - 1, no data.
             self._keepalive_probe = False
@@ -105,8 +114,9 @@ class SegmentOutput:
             self.retransmit_deadline = now + self.rtt.rto
 
     # ------------------------------------------------------------------ data and FIN
-    def _emit_data(self, now: float, out: list) -> None:
-        """Send what the windows allow from SND.NXT on, then the FIN if it is queued."""
+    def _emit_data(self, now: float, out: list, cwnd: int) -> None:
+        """Send what the windows allow from SND.NXT on, then the FIN if it is queued. `cwnd`
+        limits FlightSize: the congestion window, or in SACK recovery what pipe leaves room for."""
         send_buffer = self.send_buffer
         end = send_buffer.end_seq
         mss = self._payload_room()
@@ -118,6 +128,7 @@ class SegmentOutput:
         ):
             # RFC 5681 4.1: after an idle period, do not burst a stale congestion window.
             self.congestion.on_idle_restart(now)
+            cwnd = self.congestion.cwnd
         while True:
             snd_nxt = self.snd_nxt
             unsent = seq_diff(end, snd_nxt)
@@ -127,7 +138,6 @@ class SegmentOutput:
                 break
             in_flight = seq_diff(snd_nxt, self.snd_una)
             window = self.snd_wnd
-            cwnd = self.congestion.cwnd
             if cwnd < window:
                 window = cwnd
             length = window - in_flight
@@ -187,25 +197,123 @@ class SegmentOutput:
         if self.persist_deadline is not None:
             self.persist_deadline = None
 
+    def _emit_limited_transmit(self, now: float, out: list) -> None:
+        """RFC 3042 2 (Limited Transmit): on the first and second duplicate ACK, one segment of
+        new data if the peer's window allows it and FlightSize stays at most cwnd + 2*SMSS; cwnd
+        itself does not change. The segment keeps the ACK clock going, so that a loss in a small
+        flight still draws the third duplicate ACK instead of a retransmission timeout."""
+        self._limited_transmit = False
+        if self.congestion.in_recovery or not 0 < self.duplicate_acks < DUPLICATE_ACK_THRESHOLD:
+            return  # a new ACK or fast retransmit came first
+        seq = self.snd_nxt
+        if seq != self.snd_max:
+            return  # going back after a timeout: what follows SND.NXT is not new data
+        unsent = seq_diff(self.send_buffer.end_seq, seq)
+        mss = self._payload_room()
+        length = mss if mss < unsent else unsent
+        if length <= 0:
+            return
+        in_flight = seq_diff(seq, self.snd_una)
+        cwnd = self.congestion.cwnd
+        if in_flight + length > self.snd_wnd or in_flight + length > cwnd + 2 * self.send_mss:
+            return
+        if length < mss and self.config.nagle:
+            return  # Nagle (RFC 9293 3.7.4): no small segment while data is unacknowledged
+        if length == unsent:
+            flags = ACK | PSH | FIN if self._fin_queued else ACK | PSH
+        else:
+            flags = ACK
+        self._send_at(now, out, seq, flags, self.send_buffer.peek(seq, length))
+        # What went beyond cwnd stays out of FlightSize when ssthresh is set (RFC 5681 3.2 step 2).
+        self._limited_transmit_bytes += min(length, max(in_flight + length - cwnd, 0))
+
     def _retransmit_first(self, now: float, out: list) -> None:
         """Fast retransmit (RFC 5681 3.2 step 3): the segment at SND.UNA, SND.NXT unchanged."""
         self._fast_retransmit = False
         seq = self.snd_una
+        after = self._retransmit_at(now, out, seq, self._payload_room())
+        if after != seq:
+            self._recovery_retransmissions.append([seq, after, self.snd_nxt])
+
+    def _retransmit_at(self, now: float, out: list, seq: int, most: int) -> int:
+        """Send again up to `most` bytes of what was sent from `seq` on (with our FIN if it
+        was sent and fits); SND.NXT does not move. Returns the sequence number after it."""
         end = self.send_buffer.end_seq
         fin_sent = self._fin_queued and seq_gt(self.snd_max, end)
-        length = min(self._payload_room(), seq_diff(end, seq))
+        length = min(most, seq_diff(end, seq))
         if length > 0:
             flags = ACK
             if seq_add(seq, length) == end:
                 flags = ACK | PSH | FIN if fin_sent else ACK | PSH
             payload = self.send_buffer.peek(seq, length)
         elif fin_sent:
-            flags, payload = ACK | FIN, b""
+            flags, payload, length = ACK | FIN, b"", 0
         else:
-            return
+            return seq
         out.append(self._build_segment(now, seq, flags, payload))
         self.retransmissions += 1
-        self._timed_seq = None
+        self._timed_seq = None  # Karn's rule (RFC 6298 3)
+        after = seq_add(seq, length + 1 if flags & FIN else length)
+        if seq_gt(after, self._high_retransmitted):
+            self._high_retransmitted = after
+        return after
+
+    def _sack_recovery_output(self, now: float, out: list) -> int:
+        """RFC 6675 5 step (C), in SACK loss recovery: while ssthresh - pipe leaves room for a
+        segment (cwnd = ssthresh in recovery, 5 step 4.2), NextSeg() picks what to send: a lost
+        hole not yet retransmitted (rule 1), else new data (rule 2, done by _emit_data within
+        the limit returned here), else a hole below the highest SACKed byte (rule 3)."""
+        scoreboard = self.scoreboard
+        snd_una = self.snd_una
+        snd_nxt = self.snd_nxt
+        smss = self.send_mss
+        in_flight = seq_diff(snd_nxt, snd_una)
+        room = self.congestion.ssthresh - scoreboard.pipe(snd_una, snd_nxt, self._high_retransmitted, smss)
+        new_data_can_go = seq_gt(self.send_buffer.end_seq, snd_nxt) and in_flight < self.snd_wnd
+        holes_end = scoreboard.highest_sacked()  # rules 1 and 3
+        if holes_end is None:
+            holes_end = snd_una  # SND.UNA has passed every block (pipe() forgot them): no hole
+        elif new_data_can_go:
+            holes_end = scoreboard.lost_below(snd_una, smss)  # rule 1 only
+        most = self._payload_room()
+        if room >= smss:
+            room = self._resend_lost_retransmissions(now, out, room)
+        retransmissions = self._recovery_retransmissions
+        while room >= smss:
+            hole = scoreboard.next_hole(seq_max(self._high_retransmitted, snd_una), holes_end)
+            if hole is None:
+                break
+            start, end = hole
+            after = self._retransmit_at(now, out, start, min(most, seq_diff(end, start)))
+            if after == start:
+                break
+            retransmissions.append([start, after, snd_nxt])
+            room -= seq_diff(after, start)
+        # Whatever room is left goes to new data: _emit_data keeps FlightSize under this.
+        return in_flight + room
+
+    def _resend_lost_retransmissions(self, now: float, out: list, room: int) -> int:
+        """A retransmission can be lost too. RFC 6675 leaves that to the retransmission timer;
+        like Linux, we take it as lost when IsLost() holds for data first sent AFTER it (more
+        than (DupThresh - 1) * SMSS of it SACKed while the hole is still open): the path
+        delivered later segments and not this one. It is sent once more, at no further
+        reduction of cwnd (the same loss episode). Returns the room left."""
+        snd_una = self.snd_una
+        scoreboard = self.scoreboard
+        smss = self.send_mss
+        kept = []
+        for entry in self._recovery_retransmissions:
+            start, end, sent_before = entry
+            if not seq_gt(end, snd_una):
+                continue  # acknowledged since
+            kept.append(entry)
+            if room >= smss and scoreboard.is_lost(sent_before, smss) and not scoreboard.is_sacked(start):
+                start = seq_max(start, snd_una)
+                after = self._retransmit_at(now, out, start, min(self._payload_room(), seq_diff(end, start)))
+                room -= seq_diff(after, start)
+                entry[0], entry[2] = start, self.snd_nxt
+        self._recovery_retransmissions = kept
+        return room
 
     def _emit_window_probe(self, now: float, out: list) -> None:
         """RFC 9293 3.8.6.1: one byte past a zero window. SND.NXT and SND.MAX do not move, so the

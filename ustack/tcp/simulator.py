@@ -33,19 +33,31 @@ SERVER_ADDRESS = 0x0A000002  # 10.0.0.2
 
 
 class Link:
-    """One direction of the wire: a fixed delay plus seeded loss, duplication and reordering."""
+    """One direction of the wire: a fixed delay plus seeded loss, duplication and reordering.
 
-    def __init__(self, rng: random.Random, delay: float, loss: float, duplicate: float, reorder: float):
+    With a `rate` (bytes per second) the link also has a bottleneck with an unbounded queue:
+    segments leave one after another, each taking its size (plus 40 bytes of IPv4 and TCP
+    headers) over the rate. Without one, a burst sent at one instant arrives at one instant,
+    so the receiver sees it as one batch and answers it with one ACK."""
+
+    def __init__(self, rng: random.Random, delay: float, loss: float, duplicate: float, reorder: float,
+                 rate: float | None = None):
         self.rng = rng
         self.delay = delay
         self.loss = loss
         self.duplicate = duplicate
         self.reorder = reorder
+        self.rate = rate
+        self.busy_until = 0.0  # when the bottleneck has sent everything queued so far
         self.sent = self.lost = self.duplicated = self.reordered = 0
 
-    def arrival_times(self, now: float) -> list[float]:
-        """When the copies of a segment sent at `now` arrive (none if it is lost)."""
+    def arrival_times(self, now: float, size: int = 0) -> list[float]:
+        """When the copies of a segment of `size` payload bytes sent at `now` arrive (none if
+        it is lost)."""
         self.sent += 1
+        if self.rate:
+            self.busy_until = max(now, self.busy_until) + (size + 40) / self.rate
+            now = self.busy_until
         rng = self.rng
         if self.loss and rng.random() < self.loss:
             self.lost += 1
@@ -110,6 +122,7 @@ class Simulator:
         loss: float = 0.0,
         duplicate: float = 0.0,
         reorder: float = 0.0,
+        rate: float | None = None,
         client_iss: int = 0xFFFFFF00,
         server_iss: int = 0xFFFFF000,
         client_port: int = 40000,
@@ -118,8 +131,8 @@ class Simulator:
         rng = random.Random(seed)
         self.seed = seed
         self.now = 0.0
-        self.to_server = Link(rng, delay, loss, duplicate, reorder)
-        self.to_client = Link(rng, delay, loss, duplicate, reorder)
+        self.to_server = Link(rng, delay, loss, duplicate, reorder, rate)
+        self.to_client = Link(rng, delay, loss, duplicate, reorder, rate)
         self.listener = Listener(
             server_config or TcpConfig(), SERVER_ADDRESS, server_port,
             isn_generator=IsnGenerator(fixed_isn=server_iss),
@@ -169,7 +182,7 @@ class Simulator:
 
     def _put(self, to_server: bool, segment: TcpSegment) -> None:
         link = self.to_server if to_server else self.to_client
-        for arrival in link.arrival_times(self.now):
+        for arrival in link.arrival_times(self.now, len(segment.payload)):
             self._order += 1
             heapq.heappush(self._queue, (arrival, self._order, to_server, segment))
 

@@ -91,6 +91,7 @@ class Timers:
             self._fail(TcpError.TIMED_OUT, f"retransmission timer: no ACK after {limit} retransmissions")
             return
         self.retransmit_count += 1
+        self.retransmission_timeouts += 1
         self.rtt.backoff()  # RFC 6298 5.5
         self._timed_seq = None  # Karn's rule: nothing in flight can be timed any more
         if syn_outstanding:
@@ -99,6 +100,10 @@ class Timers:
         # RFC 5681 3.1 equation 4: the loss window is one segment; then slow start again.
         self.congestion.on_retransmit_timeout(seq_diff(self.snd_nxt, self.snd_una), now)
         self.duplicate_acks = 0
+        self.recover = self.snd_max  # RFC 6582 3.2 step 4, RFC 6675 5.1
+        # The peer may have dropped data it SACKed (reneging): forget the scoreboard (RFC 2018 8).
+        self.scoreboard.clear()
+        self._recovery_retransmissions = []
         # RFC 6298 5.4: retransmit the earliest unacknowledged segment. Going back to SND.UNA
         # means the rest follows as the (now small) congestion window allows.
         self.snd_nxt = self.snd_una
