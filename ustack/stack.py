@@ -39,6 +39,13 @@ IPV4_AND_TCP_HEADERS = 40
 # RFC 9293 3.9.2.2: source quench MUST be discarded (MUST-55); these three reach TCP.
 ICMP_ERRORS_FOR_TCP = frozenset({DESTINATION_UNREACHABLE, TIME_EXCEEDED, PARAMETER_PROBLEM})
 
+# RFC 1122 3.2.1.3: source addresses no host can have, by first octet: 0/8 ("this network"),
+# 127/8 (loopback, which "MUST NOT appear outside a host"), 224/4 (multicast, RFC 1112) and 240/4
+# (reserved, with the limited broadcast 255.255.255.255). Such a datagram is discarded silently
+# (3.2.1.3 (g)): answering it would send a SYN-ACK, a RST or an echo reply to a group or to
+# everyone (RFC 1122 4.2.3.10).
+INVALID_SOURCE_FIRST_OCTETS = frozenset({0, 127, *range(224, 256)})
+
 ConnectionKey = tuple[int, int, int, int]  # (local address, local port, remote address, remote port)
 
 
@@ -106,6 +113,11 @@ class Stack:
         ip = parsed.ip
         if ip.dst != self.address:
             self.drops["ipv4_not_our_address"] += 1
+            return
+        if ip.src >> 24 in INVALID_SOURCE_FIRST_OCTETS or ip.src == ip.dst:
+            # Our own address as the source of a packet from the link is forged too (the "LAND"
+            # attack: a SYN from us to us would have us answer ourselves in a loop).
+            self.drops["ipv4_bad_source_address"] += 1
             return
         if ip.more_fragments or ip.fragment_offset:
             # Reassembly is not implemented: every fragment is dropped for this named reason, and

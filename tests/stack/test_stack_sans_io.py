@@ -80,6 +80,23 @@ def test_bad_packets_are_dropped_by_named_reason():
     assert stack.drops["ipv4_not_our_address"] == 1
 
 
+@pytest.mark.parametrize("source", ["224.0.0.1", "239.1.2.3", "255.255.255.255", "240.0.0.1", "0.0.0.0", "127.0.0.1", "10.77.0.2"])
+def test_packets_from_a_source_no_host_can_have_are_dropped_unanswered(source):
+    # RFC 1122 3.2.1.3: a multicast, broadcast, reserved, "this network" or loopback source is
+    # invalid, and such a datagram is discarded silently (4.2.3.10: no SYN-ACK or RST goes to a
+    # broadcast or multicast address; RFC 1122 3.2.2: no ICMP reply either). Our own address
+    # (10.77.0.2) cannot come from the link either (a "LAND" SYN would have us answer ourselves).
+    stack = make_stack()
+    stack.listen(80)
+    bad = address_value(source)
+    stack.receive(build_tcp_packet(bad, OURS, TcpSegment(40000, 80, 5, 0, SYN, 100)), now=0.0)
+    stack.receive(build_tcp_packet(bad, OURS, TcpSegment(40000, 81, 5, 0, SYN, 100)), now=0.0)
+    stack.receive(build_icmp_packet(bad, OURS, IcmpMessage(ECHO_REQUEST, 0, identifier=1, sequence=1)), now=0.0)
+    assert stack.transmit(0.0) == []
+    assert stack.drops["ipv4_bad_source_address"] == 3
+    assert stack.connections == {}
+
+
 def test_fragments_are_dropped_for_a_named_reason():
     stack = make_stack()
     packet = bytearray(build_tcp_packet(PEER, OURS, TcpSegment(40000, 81, 5, 0, SYN, 100), dont_fragment=False))

@@ -214,3 +214,12 @@ def test_settings_that_shape_the_syn_cannot_change_on_an_open_connection():
     script = established()
     with pytest.raises(ValueError, match="mss"):
         script.connection.reconfigure(script.now, mss=500)
+
+
+def test_a_send_buffer_beyond_what_sequence_numbers_can_tell_apart_is_refused():
+    # Unsent data is measured as END - SND.NXT modulo 2**32 (seq_diff): with 2**31 bytes or
+    # more queued it would read as negative, and nothing would be sent. Refused up front, with
+    # the same 2**30 bound as the receive buffer.
+    with pytest.raises(ValueError, match="send_buffer_size"):
+        TcpConfig(send_buffer_size=3 << 30)
+    assert TcpConfig(send_buffer_size=1 << 30).send_buffer_size == 1 << 30

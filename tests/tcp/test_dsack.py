@@ -142,3 +142,17 @@ def test_with_timestamps_the_dsack_block_is_one_of_three():
     script.receive(incoming(remote(111), local(1), payload=bytes(10), options=TcpOptions(timestamps=ts)))
     blocks = ((remote(111), remote(121)), held[0], held[2])
     script.expect(outgoing(local(1), remote(1), window=window, options=TcpOptions(sack_blocks=blocks, timestamps=(10, 5000))))
+
+
+def test_in_order_data_after_a_duplicate_replaces_its_d_sack_as_the_full_processing_does():
+    # RFC 2883 4: a D-SACK block reports the most recent packet only. Two segments arrive before
+    # we transmit (one batch from the link): a copy of old data, then new in-order data. The
+    # ACK is for the newest packet, which repeated nothing: no D-SACK block. The fast path used
+    # to keep the older block while the full processing (_note_duplicate) dropped it.
+    script = established_with_sack()
+    script.receive(incoming(remote(1), local(1), payload=b"a" * 100))
+    script.expect_nothing()  # delayed
+    script.receive(incoming(remote(1), local(1), payload=b"a" * 100))  # a copy: D-SACK due
+    script.receive(incoming(remote(101), local(1), payload=b"b" * 100))  # then in order
+    script.expect(outgoing(local(1), remote(201), window=BUFFER - 200))
+    script.expect_nothing()

@@ -200,3 +200,36 @@ def test_payloads_may_be_memoryviews_of_a_reused_buffer():
     script.receive(incoming(remote(1), local(1), payload=view[5:]))  # in order: fills the hole
     packet[:] = b"XXXXXXXXXX"  # the runtime reuses its buffer
     assert script.connection.recv(100, 0.0) == b"firstlater"
+
+
+def test_sending_goes_on_when_snd_una_comes_round_to_the_iss():
+    # After 2**32 - 1 bytes are acknowledged, SND.UNA equals ISS again (modulo 2**32). "Our SYN
+    # is unacknowledged" was tested as SND.UNA == ISS, so the connection took itself for one
+    # still in its handshake: it sent no more data (and a timeout would have resent the SYN).
+    import dataclasses
+
+    from ustack.tcp import Connection
+
+    config = dataclasses.replace(CONFIG, mss=65495, send_buffer_size=65535, nagle=False)
+    connection = Connection.open_active(config, LOCAL_ADDRESS, LOCAL_PORT, REMOTE_ADDRESS, REMOTE_PORT, LOCAL_ISS, 0.0)
+    connection.transmit(0.0)
+    connection.receive(incoming(remote(0), local(1), SYN | ACK, window=65535, options=TcpOptions(mss=65495)), 0.0)
+    connection.transmit(0.0)
+    block = bytes(65495)
+    total = (1 << 32) - 1
+    sent = 0
+    while sent < total:
+        chunk = block if total - sent >= len(block) else block[: total - sent]
+        assert connection.send(chunk, 0.0) == len(chunk)
+        [segment] = connection.transmit(0.0)
+        assert segment.seq == local(1 + sent) and len(segment.payload) == len(chunk)
+        sent += len(chunk)
+        connection.receive(incoming(remote(1), local(1 + sent), window=65535), 0.0)
+    assert connection.snd_una == LOCAL_ISS and connection.snd_max == LOCAL_ISS
+    script = Script(connection)
+    connection.send(b"more", 0.0)
+    script.expect(outgoing(LOCAL_ISS, remote(1), ACK | PSH, window=BUFFER, payload=b"more"))
+    assert connection.timers_armed() == {"retransmit": pytest.approx(0.2)}
+    script.receive(incoming(remote(1), local(4), window=65535))  # ACK = ISS + 4: the 4 bytes
+    script.expect_nothing()
+    assert connection.snd_una == local(4) and connection.timers_armed() == {}

@@ -74,3 +74,25 @@ def test_abort_in_fin_wait_2_sends_reset():
     script.connection.abort(0.0)
     script.expect(outgoing(local(2), 0, RST, window=0))
     assert script.state is State.CLOSED
+
+
+def test_ack_of_our_fin_with_a_fin_beyond_the_window_still_enters_fin_wait_2():
+    # The segment acknowledges our FIN, but its FIN lies past data we have no room for: the FIN
+    # is not taken (RFC 9293 3.10.7.4 trims to the window), so FIN-WAIT-1 must still move on to
+    # FIN-WAIT-2 for the ACK (fifth check), not wait for a FIN that has not counted.
+    import dataclasses
+
+    script = syn_sent(dataclasses.replace(CONFIG, receive_buffer_size=100))
+    script.receive(incoming(remote(0), local(1), SYN | ACK, options=TcpOptions(mss=1460)))
+    script.expect(outgoing(local(1), remote(1), window=100))
+    script.connection.shutdown(script.now)
+    script.expect(outgoing(local(1), remote(1), ACK | FIN, window=100))
+    script.receive(incoming(remote(1), local(2), ACK | FIN, payload=b"x" * 150))
+    script.expect(outgoing(local(2), remote(101), window=0))
+    assert script.state_changes()[-1] == (State.FIN_WAIT_1, State.FIN_WAIT_2)
+    # The rest and the FIN again, once the application has read: TIME-WAIT.
+    assert script.connection.recv(1000, script.now) == b"x" * 100
+    script.expect(outgoing(local(2), remote(101), window=100))  # the window update
+    script.receive(incoming(remote(101), local(2), ACK | FIN, payload=b"x" * 50))
+    script.expect(outgoing(local(2), remote(152), window=49))
+    assert script.state_changes() == [(State.FIN_WAIT_2, State.TIME_WAIT)]

@@ -48,3 +48,31 @@ def test_administratively_prohibited_refuses_only_when_configured_as_a_hard_erro
     script = syn_sent(dataclasses.replace(CONFIG, icmp_hard_error_codes=frozenset({2, 3, 9, 10, 13})))
     script.connection.on_icmp_unreachable(13, None, local(0), 0.1)
     assert script.state is State.CLOSED and script.connection.error is TcpError.REFUSED
+
+
+def test_fragmentation_needed_quoting_our_syn_leaves_the_handshake_alone():
+    # A SYN is at most 60 bytes, below every legal MTU (68), so "fragmentation needed" for it is
+    # bogus. Acting on it took SND.NXT back over the SYN and stopped the retransmission timer
+    # with nothing to restart it: the connection waited forever.
+    script = syn_sent()
+    connection = script.connection
+    connection.on_icmp_unreachable(4, 68, local(0), 0.1)
+    assert connection.drops["icmp_fragmentation_needed_in_handshake"] == 1
+    assert connection.timers_armed() == {"retransmit": 1.0}
+    script.now = 0.1
+    script.expect_nothing()
+    assert script.advance_to_next_timer() == 1.0
+    script.expect(outgoing(LOCAL_ISS, 0, SYN, window=BUFFER, options=TcpOptions(mss=1460)))
+    script.receive(incoming(remote(0), local(1), SYN | ACK, options=TcpOptions(mss=1460)))
+    script.expect(outgoing(local(1), remote(1)))
+    assert script.state is State.ESTABLISHED and connection.send_mss == 1460
+
+
+def test_fragmentation_needed_quoting_our_syn_ack_leaves_the_handshake_alone():
+    script = syn_received()
+    connection = script.connection
+    connection.on_icmp_unreachable(4, 68, local(0), 0.1)
+    assert connection.timers_armed() == {"retransmit": 1.0}
+    script.receive(incoming(remote(1), local(1)))
+    script.expect_nothing()
+    assert script.state is State.ESTABLISHED and connection.send_mss == 1460

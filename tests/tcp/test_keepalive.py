@@ -39,3 +39,24 @@ def test_keepalive_probe_is_answered_by_the_peer_side():
     script = established()
     script.receive(incoming(remote(0), local(1)))
     script.expect(outgoing(local(1), remote(1)))
+
+
+def test_keepalive_stops_when_the_connection_leaves_established():
+    # Keepalive probes only in ESTABLISHED and CLOSE-WAIT (timers._keepalive_timeout); once our
+    # FIN is out the retransmission timer watches the peer, and an idle FIN-WAIT-2 must not
+    # wake up for nothing (DESIGN.md rule 6).
+    script = established(KEEPALIVE)
+    script.connection.close(script.now)
+    script.expect(outgoing(local(1), remote(1), ACK | FIN))
+    script.receive(incoming(remote(1), local(2)))
+    assert script.state is State.FIN_WAIT_2
+    assert script.connection.timers_armed() == {}
+    assert script.connection.next_deadline() is None
+
+
+def test_keepalive_goes_on_in_close_wait():
+    script = established(KEEPALIVE)
+    script.receive(incoming(remote(1), local(1), ACK | FIN))
+    script.expect(outgoing(local(1), remote(2), window=AFTER_FIN))
+    assert script.state is State.CLOSE_WAIT
+    assert script.connection.timers_armed() == {"keepalive": 100.0}

@@ -149,3 +149,27 @@ def test_sack_blocks_describe_out_of_order_data_and_peer_blocks_are_recorded():
 def test_mss_from_the_link_mtu():
     assert TcpConfig.for_mtu(1500).mss == 1460
     assert TcpConfig.for_mtu(9000, timestamps=False).mss == 8960
+
+
+def test_a_tiny_peer_mss_is_raised_to_a_floor_not_a_traceback():
+    # A peer MSS smaller than our timestamp option (here 10) would leave no room for data; a
+    # peer may not make us send one header per few bytes either (Linux's tcp_min_snd_mss, 48).
+    script = full_syn_sent()
+    script.now = 0.010
+    script.receive(
+        incoming(remote(0), local(1), SYN | ACK, window=65535, options=TcpOptions(mss=10, timestamps=(5000, 0)))
+    )
+    script.expect(outgoing(local(1), remote(1), window=0xFFFF, options=TcpOptions(timestamps=(10, 5000))))
+    connection = script.connection
+    assert connection.state is State.ESTABLISHED
+    assert connection.send_mss == 48 - 12
+    connection.send(bytes(100), script.now)
+    assert [len(s.payload) for s in connection.transmit(script.now)] == [36, 36]  # then Nagle
+
+
+def test_a_tiny_peer_mss_on_a_passive_open_is_raised_to_the_floor():
+    connection = Connection.open_passive(FULL, LOCAL_ADDRESS, LOCAL_PORT, LOCAL_ISS, 0.0)
+    script = Script(connection)
+    script.receive(incoming(remote(0), 0, SYN, options=TcpOptions(mss=1)))
+    script.expect(outgoing(local(0), remote(1), SYN | ACK, window=0xFFFF, options=TcpOptions(mss=1460)))
+    assert connection.state is State.SYN_RECEIVED and connection.send_mss == 48

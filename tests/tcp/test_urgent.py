@@ -38,3 +38,32 @@ def test_received_urgent_pointer_is_reported_and_data_stays_inline():
     assert connection.urgent_mark == 2
     assert connection.recv(10, 0.0) == b"defgh"
     assert connection.urgent_mark is None
+
+
+def test_urgent_data_is_still_reported_after_more_than_two_gigabytes():
+    # RCV.UP stayed behind once the application had read past it; 2**31 bytes later it compared
+    # as "ahead" of the next pointer (modulo 2**32), so new urgent data went unreported, and
+    # urgent_mark meanwhile claimed about 2 GiB of urgent data to come.
+    import dataclasses
+
+    from ustack.tcp import Connection
+
+    config = dataclasses.replace(CONFIG, receive_buffer_size=65535)
+    connection = Connection.open_active(config, LOCAL_ADDRESS, LOCAL_PORT, REMOTE_ADDRESS, REMOTE_PORT, LOCAL_ISS, 0.0)
+    connection.transmit(0.0)
+    connection.receive(incoming(remote(0), local(1), SYN | ACK, options=TcpOptions(mss=1460)), 0.0)
+    connection.transmit(0.0)
+    connection.receive(incoming(remote(1), local(1), ACK | URG, urgent_pointer=1, payload=b"!"), 0.0)
+    assert connection.recv(10, 0.0) == b"!" and connection.urgent_mark is None
+    block = bytes(65535)
+    seq = remote(2)
+    for _ in range((1 << 31) // len(block) + 1):
+        connection.receive(incoming(seq, local(1), payload=block), 0.0)
+        assert connection.recv(len(block), 0.0) == block
+        connection.transmit(0.0)
+        seq = seq_add(seq, len(block))
+    assert connection.urgent_mark is None
+    connection.events()
+    connection.receive(incoming(seq, local(1), ACK | URG, urgent_pointer=3, payload=b"abc"), 0.0)
+    assert UrgentDataArrived(3) in connection.events()
+    assert connection.urgent_mark == 3

@@ -83,12 +83,15 @@ class SegmentArrival:
         payload = segment.payload
         ack = segment.ack
         if payload:
-            # In-order data that acknowledges nothing new, with room for it and no hole to fill.
+            # In-order data that acknowledges nothing new, with room for it and no hole to fill;
+            # and no D-SACK block waiting, which this arrival replaces (RFC 2883 4: a D-SACK
+            # reports the most recent packet only, _note_duplicate).
             buffer = self.receive_buffer
             if (
                 ack != self.snd_una
                 or buffer.has_out_of_order
                 or self._peer_fin_seq is not None
+                or self._dsack_block is not None
                 or len(payload) > seq_diff(self.rcv_adv, rcv_nxt)
             ):
                 return False
@@ -179,7 +182,7 @@ class SegmentArrival:
         self._synchronize_receive_side(segment)
         if flags & ACK:
             # Our SYN is acknowledged: ESTABLISHED, and ACK their SYN.
-            self._syn_acknowledged(segment, now)
+            self._record_ack_of_syn(segment, now)
             self._ack_now = True
             self._set_state(ESTABLISHED, segment_summary(segment))
             self._after_established(now)
@@ -220,10 +223,12 @@ class SegmentArrival:
             self.ts_recent = syn.options.timestamps[0]
         self.congestion.set_mss(self.send_mss)
 
-    def _syn_acknowledged(self, segment: TcpSegment, now: float) -> None:
-        """The ACK of our SYN arrived (in SYN-SENT or SYN-RECEIVED)."""
+    def _record_ack_of_syn(self, segment: TcpSegment, now: float) -> None:
+        """The ACK of our SYN arrived (in SYN-SENT, SYN-RECEIVED, or FIN-WAIT-1 after a CLOSE in
+        SYN-RECEIVED)."""
         self._take_rtt_sample(segment, segment.ack, now)
         self.snd_una = segment.ack
+        self.syn_acknowledged = True
         self.retransmit_deadline = None
         self.retransmit_count = 0
         if self._syn_retransmitted:
@@ -237,7 +242,7 @@ class SegmentArrival:
 
     def _after_established(self, now: float) -> None:
         self.connect_deadline = None
-        if self.config.keepalive:
+        if self.config.keepalive and self.state is ESTABLISHED:
             self.keepalive_deadline = now + self.config.keepalive_idle
         if self._shutdown_after_open:
             self._fin_queued = True
@@ -300,27 +305,28 @@ class SegmentArrival:
         if not flags & ACK:
             self.drops["no_ack"] += 1
             return
-        if state is SYN_RECEIVED:
+        if not self.syn_acknowledged:
+            # Our SYN is not acknowledged yet: SYN-RECEIVED, or FIN-WAIT-1 after a CLOSE there
+            # (RFC 9293 3.10.4).
             if not self._ack_of_syn_arrives(segment, now):
                 return
             state = self.state
         elif not self._ack_arrives(segment, now):
             return
-        if self._fin_queued and self.snd_una == seq_add(self.send_buffer.end_seq, 1):
-            # Our FIN is acknowledged.
-            if state is FIN_WAIT_1:
-                if segment.flags & FIN and segment.seq == self.rcv_nxt:
-                    pass  # this segment's FIN takes us straight to TIME-WAIT (Figure 5 note 2)
-                else:
-                    self._set_state(FIN_WAIT_2, segment_summary(segment))
-            elif state is CLOSING:
+        fin_acknowledged = self._fin_queued and self.snd_una == seq_add(self.send_buffer.end_seq, 1)
+        if fin_acknowledged:
+            if state is CLOSING:
                 self._enter_time_wait(segment_summary(segment), now)
                 return
-            elif state is LAST_ACK:
+            if state is LAST_ACK:
                 self._set_state(CLOSED, segment_summary(segment))
                 return
 
         self._urgent_text_and_fin(segment, now)
+        if fin_acknowledged and self.state is FIN_WAIT_1:
+            # Decided after the text and FIN: a FIN this segment carries, if it counts, has taken
+            # us straight to TIME-WAIT (Figure 5 note 2); one beyond the window did not count.
+            self._set_state(FIN_WAIT_2, segment_summary(segment))
 
     def _new_syn_may_reopen(self, syn: TcpSegment) -> bool:
         """RFC 1122 4.2.2.13 and RFC 6191: a new SYN beyond everything of the old incarnation
@@ -377,7 +383,7 @@ class SegmentArrival:
         if flags & RST:
             self.drops["rst_out_of_window"] += 1  # never answer an RST
             return
-        if self.state is SYN_RECEIVED and flags & SYN and segment.seq == self.irs:
+        if not self.syn_acknowledged and flags & SYN and segment.seq == self.irs:
             if flags & ACK and seq_lt(self.snd_una, segment.ack) and seq_le(segment.ack, self.snd_max):
                 # Simultaneous open: the peer's SYN-ACK repeats its SYN but acknowledges ours.
                 self._ack_of_syn_arrives(segment, now)
@@ -434,10 +440,18 @@ class SegmentArrival:
         self.retransmit_deadline = None
         self._send_syn = False
         self.snd_nxt = self.snd_max = self.snd_una = self.iss
+        # As the passive OPEN left it: the foreign socket unspecified again if it was, and no
+        # trace of the SYN-ACK's retransmissions in the next handshake's count and RTO.
+        self.remote_address, self.remote_port = self._foreign_socket_at_open
+        self.retransmit_count = 0
+        self._syn_retransmitted = False
+        self._timed_seq = None
+        self.rtt = self._new_rtt_estimator()
         self._set_state(LISTEN, cause)
 
     def _ack_of_syn_arrives(self, segment: TcpSegment, now: float) -> bool:
-        """SYN-RECEIVED, fifth check: an ACK of our SYN establishes the connection."""
+        """SYN-RECEIVED, fifth check: an ACK of our SYN establishes the connection (or, after a
+        CLOSE in SYN-RECEIVED, completes the open in FIN-WAIT-1)."""
         ack = segment.ack
         if not (seq_lt(self.snd_una, ack) and seq_le(ack, self.snd_max)):
             self.drops["bad_ack_in_syn_received"] += 1
@@ -448,8 +462,9 @@ class SegmentArrival:
             # or our SYN-ACK retransmission tries again.
             self.drops["accept_queue_full"] += 1
             return False
-        self._syn_acknowledged(segment, now)
-        self._set_state(ESTABLISHED, segment_summary(segment))
+        self._record_ack_of_syn(segment, now)
+        if self.state is SYN_RECEIVED:
+            self._set_state(ESTABLISHED, segment_summary(segment))
         self._after_established(now)
         if self._syn_text:
             self._accept_syn_text(now)
@@ -496,11 +511,12 @@ class SegmentArrival:
         """RFC 9293 3.10.7.4 sixth and RFC 6093: the pointer is the sequence number after the
         urgent data; the data itself stays inline."""
         pointer = seq_add(segment.seq, segment.urgent_pointer)
-        if self.rcv_up is None or seq_gt(pointer, self.rcv_up):
+        distance = seq_diff(pointer, self._read_seq)
+        # RCV.UP <- max(RCV.UP, SEG.UP); a pointer the application has already read past is
+        # not kept (recv() forgets RCV.UP once it is read past, too).
+        if distance > 0 and (self.rcv_up is None or seq_gt(pointer, self.rcv_up)):
             self.rcv_up = pointer
-            distance = seq_diff(pointer, self._read_seq)
-            if distance > 0:
-                self._events.append(UrgentDataArrived(distance))
+            self._events.append(UrgentDataArrived(distance))
 
     def _accept_data(self, segment: TcpSegment, now: float) -> None:
         """Seventh: store the data, move RCV.NXT, and decide when to acknowledge."""

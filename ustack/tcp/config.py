@@ -137,6 +137,10 @@ class TcpConfig:
             raise ValueError("buffer sizes must be positive")
         if self.receive_buffer_size > (0xFFFF << 14):
             raise ValueError("receive_buffer_size exceeds what window scaling can advertise (2**30)")
+        if self.send_buffer_size > (1 << 30):
+            # Sequence-number distances are only meaningful below 2**31 (RFC 9293 3.4); the peer
+            # could not take more than 2**30 at once anyway (RFC 7323 2.3).
+            raise ValueError("send_buffer_size exceeds 2**30, beyond what sequence numbers can span")
         if self.window_scale_shift is not None and not 0 <= self.window_scale_shift <= 14:
             raise ValueError(f"window_scale_shift must be in 0..14 (RFC 7323 2.3), got {self.window_scale_shift}")
         if self.window_advertisement not in ("sws_steps", "free_space"):

@@ -73,6 +73,8 @@ class Connection(SegmentArrival, AcknowledgementProcessing, SegmentOutput, Timer
         self.local_port = local_port
         self.remote_address = remote_address
         self.remote_port = remote_port
+        # The foreign socket as OPEN gave it (None: unspecified), for a return to LISTEN.
+        self._foreign_socket_at_open = (remote_address, remote_port)
         self.state = CLOSED
         self.error: TcpError | None = None
         self._events: list[Event] = []
@@ -90,6 +92,9 @@ class Connection(SegmentArrival, AcknowledgementProcessing, SegmentOutput, Timer
         self.snd_wl2 = iss
         self.max_snd_wnd = 0  # the largest window the peer offered (RFC 5961 5.2, 3.8.6.2.1)
         self.snd_up: int | None = None  # urgent pointer of data we send (RFC 6093)
+        # Our SYN is acknowledged. Not "SND.UNA != ISS": SND.UNA comes round to ISS again after
+        # 2**32 - 1 bytes (RFC 9293 3.4: sequence numbers wrap).
+        self.syn_acknowledged = False
         self.send_buffer = SendBuffer(config.send_buffer_size, seq_add(iss, 1))
         self._fin_queued = False  # our FIN follows the last byte in the send buffer
         self._shutdown_after_open = False  # shutdown() called in SYN-SENT
@@ -125,7 +130,7 @@ class Connection(SegmentArrival, AcknowledgementProcessing, SegmentOutput, Timer
         self.soft_error: tuple[int, int] | None = None
 
         # Retransmission and congestion state.
-        self.rtt = RttEstimator(config.initial_rto, config.min_rto, config.max_rto, slop=config.rto_slop)
+        self.rtt = self._new_rtt_estimator()
         self.congestion = create_congestion_control(
             config.congestion_control, self.send_mss, config.initial_window_segments
         )
@@ -218,6 +223,10 @@ class Connection(SegmentArrival, AcknowledgementProcessing, SegmentOutput, Timer
         connection._set_state(LISTEN, "passive OPEN")
         return connection
 
+    def _new_rtt_estimator(self) -> RttEstimator:
+        config = self.config
+        return RttEstimator(config.initial_rto, config.min_rto, config.max_rto, slop=config.rto_slop)
+
     # ------------------------------------------------------------------ the one state setter
     def _set_state(self, new: State, cause: str) -> None:
         """Change state: check the table (state.py), record the event, release what the new state
@@ -230,6 +239,10 @@ class Connection(SegmentArrival, AcknowledgementProcessing, SegmentOutput, Timer
             # Leave nothing behind (DESIGN.md rule 6): only the TIME-WAIT timer survives, armed by
             # the caller that knows `now`.
             self._cancel_timers()
+        elif new is not ESTABLISHED and new is not CLOSE_WAIT:
+            # Keepalive probes only in ESTABLISHED and CLOSE-WAIT (timers._keepalive_timeout): an
+            # idle FIN-WAIT-2 must not wake up for nothing (DESIGN.md rule 6).
+            self.keepalive_deadline = None
         if new is CLOSED and self._listener is not None:
             self._listener._child_closed(self)
 
@@ -282,6 +295,10 @@ class Connection(SegmentArrival, AcknowledgementProcessing, SegmentOutput, Timer
         if buffer is not None and buffer.readable:
             data = buffer.read(max_bytes)
             self._read_seq = seq_add(self._read_seq, len(data))
+            if self.rcv_up is not None and seq_le(self.rcv_up, self._read_seq):
+                # The urgent data has been read: forget the pointer, which would otherwise seem
+                # ahead again (modulo 2**32) after 2 GiB more (RFC 9293 3.8.5, RFC 6093).
+                self.rcv_up = None
             self._window_may_have_opened()
             return data
         if self.fin_received:
@@ -363,7 +380,8 @@ class Connection(SegmentArrival, AcknowledgementProcessing, SegmentOutput, Timer
         - The quoted sequence number must lie in [SND.UNA, SND.MAX): anything else is stale or
           forged and is ignored (RFC 5927 4.1).
         - Code 4, fragmentation needed: path MTU discovery (RFC 1191) lowers our MSS to fit
-          the next hop and sends the segment again at once.
+          the next hop and sends the segment again at once (not before our SYN is acknowledged:
+          a SYN never needs fragmenting).
         - The codes of TcpConfig.icmp_hard_error_codes (by default 2 and 3, protocol or port
           unreachable) while connecting: refused, as Linux reports it. On an established
           connection they are only remembered as a soft error (RFC 5461 advises against aborting).
@@ -376,6 +394,12 @@ class Connection(SegmentArrival, AcknowledgementProcessing, SegmentOutput, Timer
         if code == 4:
             if next_hop_mtu is None or next_hop_mtu < 68:
                 self.drops["icmp_bad_next_hop_mtu"] += 1
+                return
+            if not self.syn_acknowledged:
+                # The quoted segment is our SYN or SYN-ACK: at most 60 bytes, below every legal
+                # MTU, so the message is bogus. Going back over the SYN would also leave nothing
+                # to send and no timer to send it (the MSS is settled by the handshake anyway).
+                self.drops["icmp_fragmentation_needed_in_handshake"] += 1
                 return
             options_space = TIMESTAMP_OPTION_SPACE if self.timestamps_enabled else 0
             mss = next_hop_mtu - 40 - options_space

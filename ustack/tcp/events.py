@@ -10,8 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ustack.tcp.errors import TcpError
+from ustack.tcp.seq import seq_add
 from ustack.tcp.state import State
-from ustack.wire.tcp import TcpSegment, flags_text
+from ustack.wire.tcp import ACK, URG, TcpSegment, flags_text
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,11 +83,11 @@ def segment_summary(segment: TcpSegment) -> str:
     """One segment the way tcpdump -S prints it, for state-change causes and traces."""
     text = f"Flags [{flags_text(segment.flags)}], seq {segment.seq}"
     if segment.payload:
-        text += f":{(segment.seq + len(segment.payload)) & 0xFFFFFFFF}"
-    if segment.flags & 0x10:
+        text += f":{seq_add(segment.seq, len(segment.payload))}"
+    if segment.flags & ACK:
         text += f", ack {segment.ack}"
     text += f", win {segment.window}"
-    if segment.flags & 0x20:
+    if segment.flags & URG:
         text += f", urg {segment.urgent_pointer}"
     text += f", length {len(segment.payload)}"
     return text

@@ -7,6 +7,10 @@ from ustack.tcp.config import TcpConfig
 from ustack.wire.tcp import NO_OPTIONS, TcpOptions
 
 DEFAULT_PEER_MSS = 536  # RFC 9293 3.7.1: assume 536 when the peer sends no MSS option
+# The smallest peer MSS we honour. A peer announcing less (even less than our timestamp option)
+# would have us send one header per few bytes, a cheap way to make us work (CVE-2019-11479); Linux
+# raises such an MSS to net.ipv4.tcp_min_snd_mss, 48, and so do we.
+MIN_PEER_MSS = 48
 TIMESTAMP_OPTION_SPACE = 12  # 10 bytes of option plus 2 of padding (RFC 7323 appendix A)
 MAX_WINDOW_SHIFT = 14  # RFC 7323 2.3
 TIMESTAMP_MASK = 0xFFFFFFFF
@@ -53,7 +57,7 @@ class Negotiated:
     __slots__ = ("window_scaling", "peer_mss", "send_mss", "send_shift", "receive_shift", "sack", "timestamps")
 
     def __init__(self, config: TcpConfig, peer_syn: TcpOptions, offered: bool = True):
-        self.peer_mss = peer_syn.mss or DEFAULT_PEER_MSS
+        self.peer_mss = max(peer_syn.mss, MIN_PEER_MSS) if peer_syn.mss else DEFAULT_PEER_MSS
         if config.no_options or not offered:
             # Our SYN offered no options (beyond the MSS): nothing is agreed.
             peer_syn = NO_OPTIONS._replace(mss=peer_syn.mss)

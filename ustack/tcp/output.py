@@ -48,7 +48,7 @@ class SegmentOutput:
         self._header = None
         if self._send_syn:
             self._emit_syn(now, out)
-        elif state in _SENDING_STATES and self.snd_una != self.iss:
+        elif state in _SENDING_STATES and self.syn_acknowledged:
             if self._fast_retransmit:
                 self._retransmit_first(now, out)
             if self._window_probe:

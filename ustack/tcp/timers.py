@@ -79,7 +79,7 @@ class Timers:
     def _retransmission_timeout(self, now: float) -> None:
         """RFC 6298 5.4-5.6: retransmit the earliest unacknowledged segment, back off the RTO."""
         self.retransmit_deadline = None
-        syn_outstanding = self.snd_una == self.iss
+        syn_outstanding = not self.syn_acknowledged
         if self.state is SYN_SENT:
             limit = self.config.syn_retries
         elif syn_outstanding:
