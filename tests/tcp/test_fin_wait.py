@@ -7,7 +7,30 @@ from ustack.tcp import State, TcpError
 def test_ack_of_fin_enters_fin_wait_2():
     script = fin_wait_2()
     assert script.state_changes()[-1] == (State.FIN_WAIT_1, State.FIN_WAIT_2)
-    assert script.connection.timers_armed() == {}
+    # After close() only the FIN-WAIT-2 timer is left (TcpConfig.fin_wait_2_timeout).
+    assert script.connection.timers_armed() == {"fin_wait_2": script.now + 60.0}
+
+
+def test_a_peer_that_never_sends_its_fin_is_given_up_after_the_fin_wait_2_timeout():
+    # The application closed; nobody reads; RFC 9293 would wait for the FIN forever. Like Linux
+    # (tcp_fin_timeout) the connection ends quietly after 60 s, leaving nothing behind.
+    script = fin_wait_2()
+    entered = script.now
+    assert script.advance_to_next_timer() == entered + 60.0
+    script.expect_nothing()
+    assert script.state_changes()[-1] == (State.FIN_WAIT_2, State.CLOSED)
+    assert script.connection.next_deadline() is None and script.connection.error is None
+
+
+def test_a_shutdown_waits_in_fin_wait_2_as_long_as_the_peer_likes():
+    script = established()
+    script.connection.shutdown(0.0)
+    script.expect(outgoing(local(1), remote(1), ACK | FIN))
+    script.receive(incoming(remote(1), local(2)))
+    assert script.state is State.FIN_WAIT_2
+    assert script.connection.timers_armed() == {}  # the application may still read: no timer
+    script.connection.close(script.now)  # ... until it closes too
+    assert script.connection.timers_armed() == {"fin_wait_2": script.now + 60.0}
 
 
 def test_fin_before_the_ack_of_ours_enters_closing():

@@ -327,6 +327,7 @@ class SegmentArrival:
             # Decided after the text and FIN: a FIN this segment carries, if it counts, has taken
             # us straight to TIME-WAIT (Figure 5 note 2); one beyond the window did not count.
             self._set_state(FIN_WAIT_2, segment_summary(segment))
+            self._arm_fin_wait_2(now)
 
     def _new_syn_may_reopen(self, syn: TcpSegment) -> bool:
         """RFC 1122 4.2.2.13 and RFC 6191: a new SYN beyond everything of the old incarnation

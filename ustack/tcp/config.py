@@ -49,6 +49,11 @@ class TcpConfig:
     # limits it). RFC 1122 4.2.3.5 lets the application abandon an open attempt; BSD's
     # TCP_KEEPINIT socket option (net.inet.tcp.keepinit, 75 s) does it in the stack.
     connect_timeout: float | None = None
+    # After a full close (not a shutdown) nobody will read what the peer still sends, yet RFC
+    # 9293 lets FIN-WAIT-2 wait forever for the peer's FIN. Like Linux (tcp_fin_timeout) and
+    # FreeBSD (finwait2_timeout), give up after this many seconds so a vanished peer cannot
+    # pin the connection; None waits forever.
+    fin_wait_2_timeout: float | None = 60.0
     synack_retries: int = 5  # of our SYN-ACK (Linux tcp_synack_retries)
     max_retransmissions: int = 15  # of data or FIN (Linux tcp_retries2; RFC 1122 4.2.3.5 R2)
     delayed_ack_timeout: float = 0.04  # RFC 9293 3.8.6.3 allows up to 0.5 s; Linux uses 40 ms
@@ -147,6 +152,8 @@ class TcpConfig:
             raise ValueError(f"window_advertisement must be 'sws_steps' or 'free_space', got {self.window_advertisement!r}")
         if self.ack_every_segments < 1:
             raise ValueError("ack_every_segments must be at least 1")
+        if self.fin_wait_2_timeout is not None and self.fin_wait_2_timeout <= 0:
+            raise ValueError(f"fin_wait_2_timeout must be positive or None, got {self.fin_wait_2_timeout}")
         if self.connect_timeout is not None and self.connect_timeout <= 0:
             raise ValueError(f"connect_timeout must be positive or None, got {self.connect_timeout}")
         if self.msl < 0 or self.delayed_ack_timeout < 0:

@@ -155,6 +155,7 @@ class Connection(SegmentArrival, AcknowledgementProcessing, SegmentOutput, Timer
         self._keepalive_probes_sent = 0
         self.time_wait_deadline: float | None = None
         self.connect_deadline: float | None = None  # TcpConfig.connect_timeout, in SYN-SENT
+        self.fin_wait_2_deadline: float | None = None  # TcpConfig.fin_wait_2_timeout, after close()
 
         # Requests to the output path (output.py).
         self._send_syn = False
@@ -348,6 +349,7 @@ class Connection(SegmentArrival, AcknowledgementProcessing, SegmentOutput, Timer
             return
         self._closed_fully = True
         self.shutdown(now, "CLOSE")
+        self._arm_fin_wait_2(now)  # closed after a shutdown whose FIN is already acknowledged
 
     def reconfigure(self, now: float, **changes) -> None:
         """Change LIVE_SETTINGS (config.py) of this connection alone, like a socket option set

@@ -84,7 +84,7 @@ NOT_IN_FIGURE = {
     (SYN_RECEIVED, CLOSED): "rcv RST, ABORT, SYN-ACK retries exhausted, or a listener's child reset",
     (ESTABLISHED, CLOSED): "rcv RST, ABORT, close with unread data, or retransmissions exhausted",
     (FIN_WAIT_1, CLOSED): "rcv RST, ABORT, or retransmissions exhausted",
-    (FIN_WAIT_2, CLOSED): "rcv RST, ABORT, or data after a full close",
+    (FIN_WAIT_2, CLOSED): "rcv RST, ABORT, data after a full close, or the FIN-WAIT-2 timer",
     (CLOSE_WAIT, CLOSED): "rcv RST, ABORT, or retransmissions exhausted",
     (CLOSING, CLOSED): "rcv RST, ABORT, or retransmissions exhausted",
     (LAST_ACK, CLOSED): "rcv RST, ABORT, or retransmissions exhausted",

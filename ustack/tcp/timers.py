@@ -9,15 +9,16 @@ Each timer is a deadline in virtual seconds, or None when not armed. There is no
 - keepalive    RFC 1122 4.2.3.6: an idle connection checks the peer is still there
 - time_wait    RFC 9293 3.4.2: 2*MSL in TIME-WAIT before the connection is forgotten
 - connect      RFC 1122 4.2.3.5: an active open abandoned after TcpConfig.connect_timeout
+- fin_wait_2   after close(), stop waiting for a peer's FIN that never comes (as Linux does)
 """
 
 from __future__ import annotations
 
 from ustack.tcp.errors import TcpError
 from ustack.tcp.seq import seq_diff, seq_gt
-from ustack.tcp.state import CLOSE_WAIT, CLOSED, ESTABLISHED, SYN_SENT
+from ustack.tcp.state import CLOSE_WAIT, CLOSED, ESTABLISHED, FIN_WAIT_2, SYN_SENT
 
-TIMER_NAMES = ("retransmit", "delayed_ack", "persist", "keepalive", "time_wait", "connect")
+TIMER_NAMES = ("retransmit", "delayed_ack", "persist", "keepalive", "time_wait", "connect", "fin_wait_2")
 
 
 class Timers:
@@ -33,6 +34,7 @@ class Timers:
             self.keepalive_deadline,
             self.time_wait_deadline,
             self.connect_deadline,
+            self.fin_wait_2_deadline,
         ):
             if deadline is not None and (earliest is None or deadline < earliest):
                 earliest = deadline
@@ -50,6 +52,10 @@ class Timers:
         if self.time_wait_deadline is not None and now >= self.time_wait_deadline:
             self.time_wait_deadline = None
             self._set_state(CLOSED, "TIME-WAIT timer (2*MSL)")
+            return
+        if self.fin_wait_2_deadline is not None and now >= self.fin_wait_2_deadline:
+            self.fin_wait_2_deadline = None
+            self._set_state(CLOSED, f"FIN-WAIT-2 timer: no FIN {self.config.fin_wait_2_timeout} s after close")
             return
         if self.connect_deadline is not None and now >= self.connect_deadline:
             self.connect_deadline = None
@@ -74,6 +80,15 @@ class Timers:
         self.keepalive_deadline = None
         self.time_wait_deadline = None
         self.connect_deadline = None
+        self.fin_wait_2_deadline = None
+
+    def _arm_fin_wait_2(self, now: float) -> None:
+        """In FIN-WAIT-2 after close() (not a mere shutdown), wait at most
+        TcpConfig.fin_wait_2_timeout for the peer's FIN; the timer dies with the state change
+        to TIME-WAIT or CLOSED (_set_state cancels every timer then)."""
+        timeout = self.config.fin_wait_2_timeout
+        if self.state is FIN_WAIT_2 and self._closed_fully and timeout is not None:
+            self.fin_wait_2_deadline = now + timeout
 
     # ------------------------------------------------------------------ retransmission
     def _retransmission_timeout(self, now: float) -> None:
