@@ -27,20 +27,27 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     for name in COMMAND_MODULES:
         importlib.import_module(f"ustack.commands.{name}").register(subparsers)
+    parser.command_parsers = subparsers.choices  # name -> that command's parser
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if not getattr(args, "run", None):
-        parser.print_help()
-        return 2
     try:
-        return args.run(args) or 0
-    except CliError as error:
-        print(f"ustack {args.command}: {error}", file=sys.stderr)
-        return 2
+        # Inside the try: Ctrl-C while the command modules are still being imported (asyncio,
+        # pyroute2, ...: a good part of a second) is an interruption like any other.
+        parser = build_parser()
+        args, unknown = parser.parse_known_args(argv)
+        if unknown:  # said by the command's parser: "ustack lab: ...", and its --help
+            command_parser = parser.command_parsers.get(getattr(args, "command", None), parser)
+            command_parser.error(f"unrecognized arguments: {' '.join(unknown)}")
+        if not getattr(args, "run", None):
+            parser.print_help()
+            return 2
+        try:
+            return args.run(args) or 0
+        except CliError as error:
+            print(f"ustack {args.command}: {error}", file=sys.stderr)
+            return 2
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:

@@ -15,13 +15,15 @@ the namespace and then becomes the program (so the PID we keep is the program's 
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import os
 import re
 import shutil
 import signal
 import subprocess
-from typing import Iterable, NamedTuple
+import threading
+from typing import Iterable, Iterator, NamedTuple
 
 from pyroute2 import IPRoute, netns
 from pyroute2.netlink.exceptions import NetlinkError
@@ -34,6 +36,42 @@ _VALID_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 
 class NamespaceError(LinkError):
     """A namespace could not be created, entered or configured (one line for the user)."""
+
+
+@contextlib.contextmanager
+def signals_held() -> Iterator[None]:
+    """Hold Ctrl-C (SIGINT) and SIGTERM until the block ends, then act on them as usual.
+
+    Creating or taking down a namespace is a few steps (kill our programs, close the TUN device,
+    remove the namespace); a KeyboardInterrupt raised between two of them would leave the rest
+    undone, and the namespace behind. Inside the block a signal is only noted; when the block
+    ends the previous handlers are back and the noted signal is raised again, so it has exactly
+    the effect it would have had, just a little later. Blocks nest. Only the main thread can set
+    signal handlers (and only it receives signals): elsewhere the block runs unchanged."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    owner = os.getpid()
+    noted: list[int] = []
+
+    def note(signal_number, frame) -> None:
+        if os.getpid() != owner:
+            # A child forked inside the block (pyroute2 forks netlink helpers) inherits this
+            # handler: it must end as the signal says, not outlive its parent.
+            signal.signal(signal_number, signal.SIG_DFL)
+            os.kill(os.getpid(), signal_number)
+            return
+        noted.append(signal_number)
+
+    held = (signal.SIGINT, signal.SIGTERM)
+    previous = {number: signal.signal(number, note) for number in held}
+    try:
+        yield
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, signal.SIG_DFL if handler is None else handler)  # None: set outside Python
+        for number in dict.fromkeys(noted):  # once each, in the order they came
+            signal.raise_signal(number)
 
 
 def namespace_exists(name: str) -> bool:
@@ -78,28 +116,39 @@ class Namespace:
             raise NamespaceError(f"network namespace {self.name!r} does not exist")
         if os.geteuid() != 0:
             raise NamespaceError(f"creating network namespace {self.name!r} needs root")
-        try:
-            netns.create(self.name)
-        except OSError as error:
-            # A failure half way can leave the empty mount point /run/netns/NAME behind; remove
-            # it only if nothing is mounted on it (else it is somebody else's namespace).
-            path = os.path.join(netns.NETNS_RUN_DIR, self.name)
-            if os.path.isfile(path) and not os.path.ismount(path):
-                os.unlink(path)
-            raise NamespaceError(f"cannot create network namespace {self.name!r}: {error}") from None
-        self.created = True
+        # Ctrl-C waits until `created` says whether the namespace is ours to remove.
+        with signals_held():
+            try:
+                netns.create(self.name)
+            except OSError as error:
+                # A failure half way can leave the empty mount point /run/netns/NAME behind; remove
+                # it only if nothing is mounted on it (else it is somebody else's namespace).
+                path = os.path.join(netns.NETNS_RUN_DIR, self.name)
+                if os.path.isfile(path) and not os.path.ismount(path):
+                    os.unlink(path)
+                raise NamespaceError(f"cannot create network namespace {self.name!r}: {error}") from None
+            self.created = True
         return self
 
     def __enter__(self) -> "Namespace":
-        return self.open()
+        try:
+            return self.open()
+        except BaseException:  # e.g. Ctrl-C held until just after the namespace was made
+            self.close()
+            raise
 
     def __exit__(self, *exc_info) -> None:
         self.close()
 
     def close(self) -> None:
-        """Undo what we did, in reverse order; keep going past individual failures."""
+        """Undo what we did, in reverse order; keep going past individual failures. Ctrl-C and
+        SIGTERM wait until it is done (signals_held), so they cannot cut it half way."""
         if self.closed:
             return
+        with signals_held():
+            self._close()
+
+    def _close(self) -> None:
         self.closed = True
         problems: list[str] = []
         for process in reversed(self._processes):

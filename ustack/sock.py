@@ -345,7 +345,7 @@ class Socket:
         self._check_open()
         if self._stream is not None or self._listening is not None or self._bound is not None:
             raise os_error(errno.EINVAL, "socket is already bound")
-        host, port = address
+        host, port = _address_pair(address, "bind")
         stack = self.network.stack
         if host not in ("", "0.0.0.0"):
             try:
@@ -364,7 +364,9 @@ class Socket:
         if self._listening is not None:
             host = self._bound[0] if self._bound and self._bound[0] else "0.0.0.0"
             return (host, self._listening.server.port)
-        return self._bound or ("0.0.0.0", 0)
+        if self._bound is None:
+            return ("0.0.0.0", 0)
+        return (self._bound[0] or "0.0.0.0", self._bound[1])  # "" is INADDR_ANY, shown as the kernel does
 
     def getpeername(self) -> tuple[str, int]:
         if self._stream is None:
@@ -461,7 +463,7 @@ class Socket:
             raise os_error(errno.EISCONN)
         if self._listening is not None:
             raise os_error(errno.EINVAL, "socket is listening")
-        host, port = address
+        host, port = _address_pair(address, "connect")
         local_port = self._bound[1] if self._bound and self._bound[1] else None
         runtime = self.network.runtime
 
@@ -587,6 +589,22 @@ def _network(network: Network | None) -> Network:
 
 def socket(family: int = AF_INET, type: int = SOCK_STREAM, proto: int = 0, *, network: Network | None = None) -> Socket:
     return _network(network).socket(family, type, proto)
+
+
+def _address_pair(address: Any, call: str) -> tuple[str, int]:
+    """(host, port) checked the way the standard socket module checks it, with its exceptions:
+    TypeError for something that is not a (str, int) pair, OverflowError for a port outside
+    0..65535 (port 0 means "any")."""
+    if not isinstance(address, tuple) or len(address) != 2:
+        raise TypeError(f"AF_INET address must be a (host, port) tuple, not {address!r}")
+    host, port = address
+    if not isinstance(host, str):
+        raise TypeError(f"{call}(): host must be a str, not {type(host).__name__}")
+    if isinstance(port, bool) or not isinstance(port, int):
+        raise TypeError(f"{call}(): port must be an integer, not {type(port).__name__}")
+    if not 0 <= port <= 65535:
+        raise OverflowError(f"{call}(): port must be 0-65535.")
+    return host, port
 
 
 def create_connection(address: tuple[str, int], timeout: Any = _DEFAULT_TIMEOUT, *, network: Network | None = None) -> Socket:

@@ -42,11 +42,38 @@ def run_ustack(*arguments: str) -> subprocess.CompletedProcess:
     (["serve", "--ladder", "web"], "port 'web' is not a whole number"),
     (["connect", "10.77.0.1", "80", "--ladder", "80"], "unrecognized arguments: 80"),
     (["serve", "--addr", "10.77.0.1"], "must be different addresses"),
+    # Addresses that are not one host's: the kernel takes them on the device and never delivers.
+    (["serve", "--addr", "0.0.0.0"], "'0.0.0.0' is not a host's address: 0.0.0.0/8 means 'this network'"),
+    (["serve", "--addr", "127.0.0.1"], "'127.0.0.1' is not a host's address: loopback never leaves the kernel"),
+    (["serve", "--addr", "224.0.0.1"], "'224.0.0.1' is not a host's address: it is a multicast address"),
+    (["serve", "--addr", "255.255.255.255"], "is not a host's address: it is a broadcast or reserved address"),
+    (["serve", "--addr", "10.77.0.255"], "--addr 10.77.0.255 is the network or broadcast address of --host-addr"),
+    (["serve", "--addr", "10.77.0.0"], "--addr 10.77.0.0 is the network or broadcast address of --host-addr"),
+    (["serve", "--host-addr", "127.0.0.1/8"], "'127.0.0.1/8' is not a host's address: loopback never leaves"),
+    (["serve", "--host-addr", "10.77.0.0/24"], "'10.77.0.0/24' is not a host's address: it is the network's own"),
+    (["serve", "--host-addr", "10.77.0.255/24"], "is not a host's address: it is the network's own address or its"),
+    (["connect", "0.0.0.0", "80"], "argument HOST: '0.0.0.0' is not a host's address"),
     (["connect", "10.77.0.1"], "required"),
     (["connect", "10.77.0.1", "70000"], "port 70000 is outside 1..65535"),
     (["connect", "localhost", "80"], "is not an IPv4 address"),
     (["ss", "--state", "sleeping"], "unknown state"),
+    # An empty name would quietly mean "no pcap" or "serve the current directory".
+    (["serve", "--pcap", ""], "argument --pcap: an empty name is not a path"),
+    (["serve", "--http", ""], "argument --http: an empty name is not a path"),
+    (["connect", "10.77.0.1", "80", "--pcap", ""], "argument --pcap: an empty name is not a path"),
+    (["lab", "handshake", "--svg", ""], "argument --svg: an empty name is not a path"),
+    (["ladder", "x.pcap", "--svg", ""], "argument --svg: an empty name is not a path"),
+    (["conform", "x.pkt", "--junit", ""], "argument --junit: an empty name is not a path"),
     (["no-such-command"], "invalid choice"),
+    # An unknown flag is the command's business: its name and its --help, not the top level's.
+    (["lab", "handshake", "--bogus"], "ustack lab: unrecognized arguments: --bogus (see 'ustack lab --help')"),
+    (["ss", "-x"], "ustack ss: unrecognized arguments: -x (see 'ustack ss --help')"),
+    # Output files that cannot be written are refused before a run, not after it (report lost).
+    (["lab", "handshake", "--svg", "/nonexistent/ustack/x.svg"],
+     "ustack lab: cannot write /nonexistent/ustack/x.svg: no directory /nonexistent/ustack"),
+    (["lab", "handshake", "--pcap", "/"], "ustack lab: cannot write /: it is a directory"),
+    (["ladder", "x.pcap", "--svg", "/nonexistent/ustack/x.svg"],
+     "ustack ladder: cannot write /nonexistent/ustack/x.svg: no directory /nonexistent/ustack"),
 ])
 def test_bad_arguments_give_one_line_and_exit_2(arguments, complaint):
     result = run_ustack(*arguments)
@@ -75,3 +102,41 @@ def test_missing_tun_device_is_one_line_and_exit_2(monkeypatch, capsys):
     assert status == 2
     lines = captured.err.strip().splitlines()
     assert len(lines) == 1 and "/nonexistent/dev/net/tun is missing" in lines[0]
+
+
+def test_ctrl_c_while_the_commands_are_still_loading_is_exit_130_without_traceback(monkeypatch):
+    # Importing the command modules (asyncio, pyroute2, ...) takes a good part of a second after
+    # `ustack` starts: Ctrl-C then is an interruption like any other, not a traceback.
+    def interrupted_while_importing():
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "build_parser", interrupted_while_importing)
+    try:
+        status = cli.main(["serve", "--echo"])
+    except KeyboardInterrupt:  # (caught here, or it would stop the whole pytest session)
+        pytest.fail("KeyboardInterrupt escaped from main(): the user would see a traceback")
+    assert status == 130
+
+
+@pytest.mark.parametrize("make, complaint", [
+    (lambda root: root / "empty", "no .pkt scripts in {path}"),
+    (lambda root: root / "notes.txt", "{path} is not a packetdrill script (those are named *.pkt)"),
+])
+def test_conform_on_a_path_without_scripts_is_one_line_and_exit_2(tmp_path, make, complaint):
+    # A mistyped directory must not pass a CI job as "0 scripts, nothing failed".
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "notes.txt").write_text("not a script\n")
+    path = make(tmp_path)
+    result = run_ustack("conform", str(path))
+    assert (result.returncode, result.stdout) == (2, "")
+    assert result.stderr.splitlines() == [f"ustack conform: {complaint.format(path=path)}"]
+
+
+def test_conform_checks_the_junit_path_before_running_anything(tmp_path):
+    script_directory = tmp_path / "scripts"
+    script_directory.mkdir()
+    (script_directory / "one.pkt").write_text("0 close(3)\n")
+    report = tmp_path / "no" / "such" / "report.xml"
+    result = run_ustack("conform", "--junit", str(report), str(script_directory))
+    assert (result.returncode, result.stdout) == (2, "")  # no script ran
+    assert result.stderr.splitlines() == [f"ustack conform: cannot write {report}: no directory {report.parent}"]

@@ -241,6 +241,33 @@ def test_socket_options_reach_the_connection(networks):
         each.close()
 
 
+@pytest.mark.parametrize("call", ["bind", "connect"])
+@pytest.mark.parametrize("address, error", [
+    (("", -1), OverflowError),
+    (("", 70000), OverflowError),
+    (("", "80"), TypeError),
+    ("10.77.0.1", TypeError),
+    (("10.77.0.1", 80, 0), TypeError),
+])
+def test_bad_addresses_raise_what_the_socket_module_raises(networks, call, address, error):
+    # The same exception a kernel socket gives (checked beside it), and nothing bound: a bad port
+    # must not be taken as "port -1" and refuse the next, good bind().
+    network_a, _ = networks
+    kernel_socket = socket.socket()
+    try:
+        with pytest.raises(error):
+            getattr(kernel_socket, call)(address)
+    finally:
+        kernel_socket.close()
+    ours = network_a.socket()
+    with pytest.raises(error):
+        getattr(ours, call)(address)
+    if call == "bind":
+        ours.bind(("", 8090))
+        assert ours.getsockname() == ("0.0.0.0", 8090)  # as a kernel socket says it
+    ours.close()
+
+
 def test_closed_socket_is_ebadf(networks):
     network_a, _ = networks
     client = network_a.socket()

@@ -433,3 +433,50 @@ async def test_no_packet_sent_is_larger_than_the_mtu_under_loss(seed):
         writer.close()
     assert not oversized, f"{len(oversized)} packets larger than the MTU, e.g. {oversized[0]} bytes"
     assert reading.result() == payload
+
+
+def run_reporting_loop_errors(main) -> list[dict]:
+    """asyncio.run(main()), returning what reached the loop's exception handler, shutdown included
+    (where asyncio.run cancels the tasks still running)."""
+    reported: list[dict] = []
+
+    async def guarded():
+        asyncio.get_running_loop().set_exception_handler(lambda loop, context: reported.append(context))
+        await asyncio.wait_for(main(), 60)
+
+    asyncio.run(guarded())
+    return reported
+
+
+def test_a_handler_still_running_when_the_program_stops_is_cancelled_without_a_traceback(seed):
+    # Ctrl-C on `ustack serve` during a download: asyncio.run() cancels the handler's task. No
+    # "Exception in callback ..." traceback may come out of that (asyncio 3.11's own
+    # StreamReaderProtocol callback raised on a cancelled task).
+    async def main():
+        async with stack_pair(seed) as pair:
+            started = asyncio.Event()
+
+            async def waits_forever(reader, writer):  # a keep-alive connection, say
+                started.set()
+                await asyncio.Event().wait()
+
+            await pair.b.start_server(waits_forever, port=7)
+            await pair.a.open_connection(B_ADDRESS, 7)
+            await asyncio.wait_for(started.wait(), 10)
+
+    assert run_reporting_loop_errors(main) == []
+
+
+def test_an_exception_a_handler_lets_out_is_reported_and_its_connection_closed(seed):
+    async def main():
+        async with stack_pair(seed) as pair:
+            async def broken(reader, writer):
+                raise ValueError("a bug in the handler")
+
+            await pair.b.start_server(broken, port=7)
+            reader, _ = await pair.a.open_connection(B_ADDRESS, 7)
+            assert await asyncio.wait_for(reader.read(), 10) == b""  # closed: FIN, not left hanging
+
+    reported = run_reporting_loop_errors(main)
+    assert [(context["message"], type(context["exception"])) for context in reported] == [
+        ("Unhandled exception in client_connected_cb", ValueError)]

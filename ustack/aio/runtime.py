@@ -64,6 +64,7 @@ class AsyncStack:
         self._observers: list[Observer] = []
         self._tracers = _tracers_in(link)
         self._waiters: list[tuple[Callable[[], bool], asyncio.Future]] = []
+        self._client_tasks: set[asyncio.Task] = set()  # start_server handlers running (held: tasks are weak)
         self._timer: asyncio.TimerHandle | None = None
         self._timer_deadline: float | None = None
         self._round_scheduled = False
@@ -221,9 +222,21 @@ class AsyncStack:
         coroutine function runs as a task)."""
         loop = self._require_running()
 
+        def start_client(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            # The handler's task is made here rather than by StreamReaderProtocol: asyncio 3.11's
+            # done-callback calls task.exception() on it, which raises for a task cancelled by
+            # asyncio.run() at shutdown and prints a traceback ("Exception in callback ...") for
+            # every connection still open when the program stops (Ctrl-C on `ustack serve`).
+            result = client_connected_cb(reader, writer)
+            if asyncio.iscoroutine(result):
+                task = loop.create_task(result)
+                self._client_tasks.add(task)
+                task.add_done_callback(self._client_tasks.discard)
+                task.add_done_callback(lambda task: _client_task_done(loop, task, writer.transport))
+
         def factory() -> asyncio.StreamReaderProtocol:
             reader = asyncio.StreamReader(limit=limit, loop=loop)
-            return asyncio.StreamReaderProtocol(reader, client_connected_cb, loop=loop)
+            return asyncio.StreamReaderProtocol(reader, start_client, loop=loop)
 
         return await self.create_server(factory, host, port, backlog=backlog, config=config)
 
@@ -503,3 +516,16 @@ def _listener_snapshot(listener: Any) -> ConnectionSnapshot:
         timers={},
         error=None,
     )
+
+
+def _client_task_done(loop: asyncio.AbstractEventLoop, task: asyncio.Task, transport) -> None:
+    """A start_server handler ended: an exception it let out is reported (as asyncio does, through
+    the loop's exception handler) and its connection closed; a cancelled one just ends."""
+    if task.cancelled():
+        transport.close()
+        return
+    error = task.exception()
+    if error is not None:
+        loop.call_exception_handler({"message": "Unhandled exception in client_connected_cb",
+                                     "exception": error, "transport": transport})
+        transport.close()

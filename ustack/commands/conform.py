@@ -17,6 +17,8 @@ from ustack.cli import CliError
 from ustack.conform.profile import DEFINES
 from ustack.conform.runner import ERROR, FAIL, PASS, SKIPPED, Result, run_path
 
+from .network_setup import check_output_file, path_value
+
 STATUSES = (PASS, FAIL, SKIPPED, ERROR)
 
 
@@ -24,7 +26,7 @@ def register(subparsers) -> None:
     parser = subparsers.add_parser("conform", help="run packetdrill-dialect conformance scripts against ustack")
     parser.add_argument("paths", nargs="+", metavar="PATH", help="a .pkt script or a directory of them")
     parser.add_argument("--json", action="store_true", help="print the results as one JSON document")
-    parser.add_argument("--junit", metavar="FILE", help="also write a JUnit XML report to FILE")
+    parser.add_argument("--junit", metavar="FILE", type=path_value, help="also write a JUnit XML report to FILE")
     parser.add_argument(
         "-D",
         dest="defines",
@@ -41,9 +43,16 @@ def collect_scripts(paths: list[str]) -> list[Path]:
     for name in paths:
         path = Path(name)
         if path.is_dir():
-            scripts += sorted(path.rglob("*.pkt"))
+            found = sorted(path.rglob("*.pkt"))
+            if not found:  # a mistyped path must not pass as "nothing failed"
+                raise CliError(f"no .pkt scripts in {name}")
+            scripts += found
         elif path.is_file():
+            if path.suffix != ".pkt":
+                raise CliError(f"{name} is not a packetdrill script (those are named *.pkt)")
             scripts.append(path)
+        elif path.exists():
+            raise CliError(f"{name} is neither a .pkt script nor a directory")
         else:
             raise CliError(f"no such file or directory: {name}")
     return scripts
@@ -59,6 +68,8 @@ def display_path(path: Path) -> str:
 
 def run(args) -> int:
     scripts = collect_scripts(args.paths)
+    if args.junit:
+        check_output_file(args.junit)  # before the run, which can take minutes, not after it
     defines = frozenset(args.defines) if args.defines else DEFINES
     results = []
     for path in scripts:
@@ -90,7 +101,7 @@ def summarize(results: list[Result]) -> dict:
 
 
 def print_summary(summary: dict) -> None:
-    width = max(len(name) for name in summary)
+    width = max(len(name) for name in [*summary, "directory"])
     print()
     print(f"{'directory':{width}}  " + "  ".join(f"{status:>7}" for status in STATUSES))
     for directory, row in summary.items():

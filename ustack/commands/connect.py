@@ -73,7 +73,11 @@ async def _connect(args, network: UstackNetwork, ladders=None) -> int:
         control = await start_control_server(astack, "ustack connect", args.addr)
         try:
             try:
-                reader, writer = await asyncio.wait_for(astack.open_connection(args.host, args.port), args.timeout)
+                opened = await _unless_stopped(
+                    asyncio.wait_for(astack.open_connection(args.host, args.port), args.timeout), stop)
+                if opened is None:
+                    return 130  # Ctrl-C or SIGTERM while connecting (the stack aborts the SYN-SENT)
+                reader, writer = opened
             except asyncio.TimeoutError:
                 raise ConnectFailed(f"connecting to {peer} timed out") from None
             except ConnectionRefusedError:
@@ -122,6 +126,24 @@ async def _connect(args, network: UstackNetwork, ladders=None) -> int:
             if ladders is not None:
                 ladders.finish()  # before the stack aborts the connection if it is still open
             await control.close()
+
+
+async def _unless_stopped(awaitable, stop: asyncio.Event):
+    """The result of `awaitable`, or None if `stop` is set first (the awaitable is then cancelled)."""
+    work = asyncio.ensure_future(awaitable)
+    stopped = asyncio.ensure_future(stop.wait())
+    try:
+        await asyncio.wait({work, stopped}, return_when=asyncio.FIRST_COMPLETED)
+    except BaseException:
+        work.cancel()
+        raise
+    finally:
+        stopped.cancel()
+    if not work.done():
+        work.cancel()
+        await asyncio.gather(work, return_exceptions=True)
+        return None
+    return work.result()
 
 
 async def _connection_to_stdout(reader: asyncio.StreamReader) -> bool:

@@ -1,9 +1,13 @@
 """`ustack decode FILE.pcap`: one line per packet, as `tcpdump -t -nn -S -r FILE.pcap` prints it.
 
 Reads pcap files whose packets start at the IPv4 header (link types RAW 101 and IPV4 228, what a
-TUN device or scapy gives), or behind an Ethernet header (1) or a Linux "cooked" header (113,
-what `tcpdump -i any` writes). A packet that fails validation is still listed, with "invalid" and
-the reason the stack would count it under; the command reads the whole file and exits 0.
+TUN device or scapy gives), or behind an Ethernet header (1) or a Linux "cooked" header (113, and
+its version 2, 276, which `tcpdump -i any` writes since tcpdump 4.99; tcpdump puts the interface
+name and direction in front of those lines, which ustack leaves out). A packet that fails validation is still listed, with "invalid" and
+the reason the stack would count it under; the command reads the whole file and exits 0. A file
+cut short (the capture was interrupted mid-write) is listed up to its last whole packet, with a
+line on stderr saying so; pcapng files (Wireshark's format) are refused with the command that
+converts them (ustack/commands/capture_file.py).
 """
 
 from __future__ import annotations
@@ -12,17 +16,19 @@ import struct
 import sys
 
 from ..cli import CliError
-from ..wire.errors import WireError
 from ..wire.pcap import LINKTYPE_ETHERNET, LINKTYPE_RAW, read_records
 from ..wire.text import format_packet
+from ..trace.pcap_source import CHECKSUM_REASONS
+from .capture_file import cut_short_note, read_capture_file
 
 LINKTYPE_IPV4 = 228
 LINKTYPE_LINUX_SLL = 113
+LINKTYPE_LINUX_SLL2 = 276  # what `tcpdump -i any` writes since tcpdump 4.99
 _ETHERTYPE_IPV4 = 0x0800
 _ETHERTYPE_VLAN = 0x8100
 # Where the EtherType sits and where the network packet starts, for the framed link types.
-_FRAMING = {LINKTYPE_ETHERNET: (12, 14), LINKTYPE_LINUX_SLL: (14, 16)}
-SUPPORTED_LINKTYPES = (LINKTYPE_RAW, LINKTYPE_IPV4, LINKTYPE_ETHERNET, LINKTYPE_LINUX_SLL)
+_FRAMING = {LINKTYPE_ETHERNET: (12, 14), LINKTYPE_LINUX_SLL: (14, 16), LINKTYPE_LINUX_SLL2: (0, 20)}
+SUPPORTED_LINKTYPES = (LINKTYPE_RAW, LINKTYPE_IPV4, LINKTYPE_ETHERNET, LINKTYPE_LINUX_SLL, LINKTYPE_LINUX_SLL2)
 
 
 def register(subparsers) -> None:
@@ -32,20 +38,30 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
-    try:
-        with open(args.file, "rb") as pcap_file:
-            blob = pcap_file.read()
-    except OSError as error:
-        raise CliError(f"cannot read {args.file}: {error.strerror or error}") from None
-    try:
-        linktype, records = read_records(blob)
-    except WireError as error:
-        raise CliError(f"{args.file} is not a pcap file ({error})") from None
+    blob = read_capture_file(args.file)
+    linktype, records = read_records(blob)
     if linktype not in SUPPORTED_LINKTYPES:
-        raise CliError(f"{args.file}: link type {linktype} is not supported (raw IPv4, Ethernet, Linux cooked)")
+        raise CliError(f"{args.file}: link type {linktype} is not supported (raw IPv4, Ethernet, Linux cooked v1 and v2)")
     output = sys.stdout
+    count = captured_bytes = bad_checksums = 0
     for record in records:
-        output.write(decode_line(linktype, record.data) + "\n")
+        line = decode_line(linktype, record.data)
+        output.write(line + "\n")
+        count += 1
+        captured_bytes += len(record.data)
+        bad_checksums += any(f"invalid {reason}" in line for reason in CHECKSUM_REASONS)
+    if bad_checksums:
+        # Listed as invalid (the stack would drop them), but usually not damage: say why.
+        output.flush()
+        print(f"ustack decode: {bad_checksums} of {count} packets have a bad checksum; in a capture taken on the "
+              "host that sent them (on lo, or with checksum offload) that is normal, the checksum is filled in "
+              "after the capture", file=sys.stderr)
+    # Every whole packet is printed; a last one cut off mid-way is not, and we say so (tcpdump
+    # does too: "truncated dump file"). Still status 0: what the file holds was all read.
+    note = cut_short_note(args.file, blob, count, captured_bytes)
+    if note is not None:
+        output.flush()
+        print(f"ustack decode: {note}", file=sys.stderr)
     return 0
 
 

@@ -12,6 +12,7 @@ import signal
 import sys
 
 from ..cli import CliError
+from .network_setup import check_output_file, path_value
 
 
 def register(subparsers) -> None:
@@ -20,8 +21,9 @@ def register(subparsers) -> None:
         description="Run a teaching lab: ustack against the kernel's TCP in a private network namespace, "
         "with the ladder diagram, what ss said, and an explanation. 'ustack lab list' names them.")
     parser.add_argument("name", metavar="NAME", help="a lab name, or 'list'")
-    parser.add_argument("--pcap", metavar="FILE", help="keep the capture of the lab's traffic in FILE")
-    parser.add_argument("--svg", metavar="FILE", help="also draw the (first) ladder as an SVG file")
+    parser.add_argument("--pcap", metavar="FILE", type=path_value,
+                        help="keep the capture of the lab's traffic in FILE")
+    parser.add_argument("--svg", metavar="FILE", type=path_value, help="also draw the (first) ladder as an SVG file")
     parser.add_argument("--quiet", action="store_true", help="do not print each step as it happens (on stderr), only the report")
     parser.set_defaults(run=run)
 
@@ -37,6 +39,9 @@ def run(args) -> int:
         return 0
     if args.name not in labs.names():
         raise CliError(f"no lab named {args.name!r}; the labs are: {', '.join(labs.names())}")
+    for output_file in (args.pcap, args.svg):
+        if output_file is not None:
+            check_output_file(output_file)  # now, not after the lab with its report lost
     if sys.stdout is not None:
         sys.stdout.reconfigure(line_buffering=True)
     # Each step as it happens goes to stderr; the report on stdout is the same with or without it.

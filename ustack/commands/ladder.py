@@ -16,7 +16,10 @@ from ustack.trace.pcap_source import read_capture
 from ustack.trace.render_mermaid import render_mermaid
 from ustack.trace.render_svg import render_svg
 from ustack.trace.render_text import render_text
-from ustack.wire.errors import WireError
+from ustack.wire.pcap import read_records
+
+from .capture_file import cut_short_note, read_capture_file
+from .network_setup import check_output_file, path_value
 
 
 def _port(text: str) -> int:
@@ -44,21 +47,20 @@ def register(subparsers) -> None:
     parser.add_argument(
         "--relative", action="store_true", help="sequence numbers relative to each side's ISN, as tcpdump without -S"
     )
-    parser.add_argument("--svg", metavar="FILE", help="also write the diagram as a standalone SVG file")
+    parser.add_argument("--svg", metavar="FILE", type=path_value,
+                        help="also write the diagram as a standalone SVG file")
     parser.add_argument("--mermaid", action="store_true", help="print a Mermaid sequence diagram instead of text")
     parser.set_defaults(run=run)
 
 
 def run(args) -> int:
-    try:
-        with open(args.file, "rb") as capture_file:
-            blob = capture_file.read()
-    except OSError as error:
-        raise CliError(f"cannot read {args.file}: {error.strerror}") from None
-    try:
-        capture = read_capture(blob)
-    except WireError as error:
-        raise CliError(f"{args.file} is not a pcap file ({error})") from None
+    if args.svg:
+        check_output_file(args.svg)
+    blob = read_capture_file(args.file)
+    capture = read_capture(blob)
+    _, records = read_records(blob)
+    whole = [len(record.data) for record in records]
+    note = cut_short_note(args.file, blob, len(whole), sum(whole))
     try:
         ladder = build_ladder(capture.observations, port=args.conn, source=args.file)
     except NoConnection as error:
@@ -77,4 +79,7 @@ def run(args) -> int:
         colour = sys.stdout.isatty() and "NO_COLOR" not in os.environ
         output = render_text(ladder, args.relative, colour=colour)
     sys.stdout.write(output)
+    if note is not None:  # the diagram shows what is there; say that the file stops early
+        sys.stdout.flush()
+        print(f"ustack ladder: {note}", file=sys.stderr)
     return 0

@@ -38,9 +38,11 @@ TUN_DEVICE = "/dev/net/tun"
 # --------------------------------------------------------------------------------------------
 def ipv4_address(text: str) -> str:
     try:
-        return str(ipaddress.IPv4Address(text))
+        address = ipaddress.IPv4Address(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not an IPv4 address") from None
+    _require_host_address(text, address)
+    return str(address)
 
 
 def ipv4_interface(text: str) -> str:
@@ -52,7 +54,32 @@ def ipv4_interface(text: str) -> str:
         raise argparse.ArgumentTypeError(f"{text!r} is not an IPv4 address with a prefix (like 10.77.0.1/24)") from None
     if interface.network.prefixlen > 30:
         raise argparse.ArgumentTypeError(f"{text!r}: the prefix must leave room for two hosts (/30 or shorter)")
+    _require_host_address(text, interface.ip)
+    if interface.ip in (interface.network.network_address, interface.network.broadcast_address):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a host's address: it is the network's own address or "
+                                         "its broadcast address (a host's is like 10.77.0.1/24)")
     return str(interface)
+
+
+def _require_host_address(text: str, address: ipaddress.IPv4Address) -> None:
+    """One host's address, as a TUN device's two ends need: the kernel would quietly accept
+    others on the device and then never deliver a packet to it (and 127.0.0.1/8 on a device in
+    this machine's own namespace would get in the way of its loopback)."""
+    if address in _THIS_NETWORK:  # RFC 1122 3.2.1.3
+        why = "0.0.0.0/8 means 'this network'"
+    elif address.is_loopback:
+        why = "loopback never leaves the kernel, and ustack is reached through the TUN device"
+    elif address.is_multicast:
+        why = "it is a multicast address"
+    elif address == _LIMITED_BROADCAST or address.is_reserved:
+        why = "it is a broadcast or reserved address"
+    else:
+        return
+    raise argparse.ArgumentTypeError(f"{text!r} is not a host's address: {why}")
+
+
+_THIS_NETWORK = ipaddress.IPv4Network("0.0.0.0/8")
+_LIMITED_BROADCAST = ipaddress.IPv4Address("255.255.255.255")
 
 
 def mtu_value(text: str) -> int:
@@ -99,6 +126,23 @@ def namespace_name(text: str) -> str:
     return text
 
 
+def path_value(text: str) -> str:
+    """A file or directory name: an empty one would quietly mean "none" or "here"."""
+    if not text:
+        raise argparse.ArgumentTypeError("an empty name is not a path")
+    return text
+
+
+def check_output_file(file_name: str) -> None:
+    """CliError now if `file_name` clearly cannot be written (a directory, or in a directory that
+    does not exist): before a run that takes a while, not after it with its results lost."""
+    directory = os.path.dirname(file_name) or "."
+    if os.path.isdir(file_name):
+        raise CliError(f"cannot write {file_name}: it is a directory")
+    if not os.path.isdir(directory):
+        raise CliError(f"cannot write {file_name}: no directory {directory}")
+
+
 def _number(text: str, what: str) -> float:
     try:
         return float(text)
@@ -125,7 +169,8 @@ def add_network_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--host-addr", metavar="IP/PREFIX", type=ipv4_interface, default=DEFAULT_HOST_ADDRESS,
                        help=f"the kernel's address on the TUN device (default {DEFAULT_HOST_ADDRESS})")
     group.add_argument("--mtu", metavar="N", type=mtu_value, default=1500, help="MTU of the TUN device (68..65535, default 1500)")
-    group.add_argument("--pcap", metavar="FILE", help="record every packet on the wire in this pcap file")
+    group.add_argument("--pcap", metavar="FILE", type=path_value,
+                       help="record every packet on the wire in this pcap file")
     group.add_argument("--trace", action="store_true", help="print one line per packet, with the state changes it caused")
     group.add_argument("--loss", metavar="P", type=loss_probability, default=0.0,
                        help="drop this fraction of the packets in each direction (0 <= P < 1)")
@@ -224,8 +269,12 @@ class UstackNetwork:
         self.trace_output = trace_output or sys.stdout
         self.ladders = ladders  # a LiveLadders (--ladder), fed by a WireTap and on_drop
         host = ipaddress.IPv4Interface(args.host_addr)
-        if host.ip == ipaddress.IPv4Address(args.addr):
+        address = ipaddress.IPv4Address(args.addr)
+        if host.ip == address:
             raise CliError(f"--addr {args.addr} and --host-addr {args.host_addr} must be different addresses")
+        if address in (host.network.network_address, host.network.broadcast_address):
+            raise CliError(f"--addr {args.addr} is the network or broadcast address of --host-addr {args.host_addr}; "
+                           "give ustack a host address in it (like 10.77.0.2)")
         self.namespace = None
         self.link = None  # the outermost link of the chain
         self.device = None  # the TunLink itself
@@ -276,7 +325,14 @@ class UstackNetwork:
             raise CliError(str(error)) from None
 
     def close(self) -> None:
-        """Undo everything, innermost last; safe to call twice and after a failed open()."""
+        """Undo everything, innermost last; safe to call twice and after a failed open().
+        Ctrl-C and SIGTERM wait until it is done, so that they cannot cut it half way."""
+        from ..netns import signals_held
+
+        with signals_held():
+            self._close()
+
+    def _close(self) -> None:
         from ..link import LinkError
 
         link, self.link = self.link, None

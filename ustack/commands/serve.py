@@ -27,8 +27,8 @@ import sys
 from pathlib import Path
 
 from ..cli import CliError
-from .network_setup import (UstackNetwork, add_ladder_arguments, add_network_arguments, make_ladders, port_value,
-                            sigterm_as_interrupt, start_control_server, stop_on_signals)
+from .network_setup import (UstackNetwork, add_ladder_arguments, add_network_arguments, make_ladders, path_value,
+                            port_value, sigterm_as_interrupt, start_control_server, stop_on_signals)
 
 READY_LINE = "ustack: ready"
 
@@ -36,7 +36,8 @@ READY_LINE = "ustack: ready"
 def register(subparsers) -> None:
     parser = subparsers.add_parser("serve", help="run ustack on a TUN device and serve HTTP, echo, discard, chargen")
     services = parser.add_argument_group("services")
-    services.add_argument("--http", metavar="DIR", help="serve this directory over HTTP/1.1 (GET, HEAD, PUT, POST)")
+    services.add_argument("--http", metavar="DIR", type=path_value,
+                          help="serve this directory over HTTP/1.1 (GET, HEAD, PUT, POST)")
     services.add_argument("--http-port", metavar="N", type=port_value, default=80, help="HTTP port (default 80)")
     services.add_argument("--echo", action="store_true", help="echo service on port 7 (RFC 862)")
     services.add_argument("--discard", action="store_true", help="discard service on port 9 (RFC 863)")
@@ -49,23 +50,81 @@ def register(subparsers) -> None:
 def run(args) -> int:
     if args.http is not None and not Path(args.http).is_dir():
         raise CliError(f"--http {args.http}: not a directory")
-    if sys.stdout is not None:
-        sys.stdout.reconfigure(line_buffering=True)  # every line visible at once, also in a pipe
+    if sys.stdout is None:
+        return _run(args, None)
+    real_stdout = sys.stdout
+    sys.stdout = output = ServeOutput(real_stdout)  # print(), --trace and --ladder all write here
+    try:
+        return _run(args, output)
+    finally:
+        sys.stdout = real_stdout
+
+
+def _run(args, output) -> int:
     ladders = make_ladders(args, sys.stdout)
     with sigterm_as_interrupt(), UstackNetwork(args, ladders=ladders) as network:
         try:
-            return asyncio.run(_serve(args, network, ladders))
+            return asyncio.run(_serve(args, network, ladders, output))
         finally:
             if ladders is not None:
                 ladders.finish()  # (normally done already, before the stack stopped)
 
 
-async def _serve(args, network: UstackNetwork, ladders=None) -> int:
+class ServeOutput:
+    """serve's stdout: line by line (each line visible at once, also in a pipe), and when whoever
+    reads it goes away (`ustack serve --trace | head`), serve stops through its normal cleanup,
+    as a program stopped by SIGPIPE would but with its TUN device and namespace removed, instead
+    of a traceback for each packet it could not trace."""
+
+    def __init__(self, stream) -> None:
+        self.stream = stream
+        self.reader_gone = False
+        self.on_reader_gone = None  # called once, when a write finds the pipe closed
+
+    def write(self, text: str) -> int:
+        if not self.reader_gone:
+            try:
+                self.stream.write(text)
+                if "\n" in text:
+                    self.stream.flush()
+            except BrokenPipeError:
+                self._reader_went_away()
+        return len(text)
+
+    def flush(self) -> None:
+        if not self.reader_gone:
+            try:
+                self.stream.flush()
+            except BrokenPipeError:
+                self._reader_went_away()
+
+    def isatty(self) -> bool:
+        return self.stream.isatty()
+
+    def _reader_went_away(self) -> None:
+        self.reader_gone = True
+        # What is left in the stream's buffer would fail again when Python flushes it on exit
+        # ("Exception ignored ... BrokenPipeError"): send it, and anything later, to /dev/null.
+        try:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, self.stream.fileno())
+            os.close(devnull)
+        except (OSError, ValueError):
+            pass  # not a real file descriptor (a test's StringIO): nothing will be flushed there
+        if self.on_reader_gone is not None:
+            self.on_reader_gone()
+
+
+async def _serve(args, network: UstackNetwork, ladders=None, output: ServeOutput | None = None) -> int:
     from ..aio import AsyncStack
     from ..apps import CHARGEN_PORT, DISCARD_PORT, ECHO_PORT, HttpFileServer, handle_chargen, handle_discard, handle_echo
 
     loop = asyncio.get_running_loop()
     stop = stop_on_signals()
+    if output is not None:
+        output.on_reader_gone = stop.set
+        if output.reader_gone:
+            stop.set()
 
     address = args.addr
     services = []  # (name, port, handler, how to reach it)

@@ -38,7 +38,7 @@ from typing import Awaitable, Callable, NamedTuple
 
 from ..aio import AsyncStack
 from ..link import FaultInjector, PcapWriter
-from ..netns import Namespace, setup_tun_in_namespace, stop_process
+from ..netns import Namespace, setup_tun_in_namespace, signals_held, stop_process
 from ..stack import Stack
 from ..tcp import TcpConfig
 from ..tcp.events import StateChanged
@@ -431,9 +431,9 @@ def run_lab(name: str, summary: str, scenario: Scenario, options: LabOptions, co
     if os.geteuid() != 0:
         raise LabError("labs need root: they create a network namespace and a TUN device (sudo ustack lab ...)")
     namespace = Namespace(f"ust-lab-{name}-{os.getpid()}")
-    namespace.open()
     pcap = None
     try:
+        namespace.open()  # inside the try: Ctrl-C just after it is made must remove it too
         tun = setup_tun_in_namespace(namespace, TUN_NAME, host_address=f"{KERNEL_ADDRESS}/24",
                                      peer_address=USTACK_ADDRESS)
         device = tun
@@ -463,9 +463,10 @@ def run_lab(name: str, summary: str, scenario: Scenario, options: LabOptions, co
 
         explanation = asyncio.run(main())
     finally:
-        if pcap is not None:
-            pcap.close()
-        namespace.close()  # kills what we started (by PID), closes the TUN, removes the namespace
+        with signals_held():  # Ctrl-C now would cut the tidying up half way: it waits
+            if pcap is not None:
+                pcap.close()
+            namespace.close()  # kills what we started (by PID), closes the TUN, removes the namespace
     result = LabResult(name, summary, scenes, explanation, namespace.name, options.pcap, options.svg, setup)
     if options.svg:
         ladder = next((scene.ladder for scene in scenes if scene.ladder and scene.ladder.arrows), None)

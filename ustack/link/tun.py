@@ -116,16 +116,22 @@ def _open_tun(name: str, namespace: str | None) -> "pytun.TunTapDevice":
     except OSError as error:
         raise LinkError(f"cannot enter network namespace {namespace!r}: {error.strerror}") from None
     try:
-        return _create_device(name)
+        return _create_device(name, f" in namespace {namespace}")
     finally:
         netns.popns()
 
 
-def _create_device(name: str) -> "pytun.TunTapDevice":
+def _create_device(name: str, where: str = "") -> "pytun.TunTapDevice":
+    # IFF_TUN_EXCL: only a new device. Without it the kernel would hand us an existing persistent
+    # TUN device of that name (`ip tuntap add`), which we would then readdress and leave changed,
+    # since closing our fd deletes only a device we created.
     try:
-        return pytun.TunTapDevice(name=name, flags=pytun.IFF_TUN | pytun.IFF_NO_PI)
+        return pytun.TunTapDevice(name=name, flags=pytun.IFF_TUN | pytun.IFF_NO_PI | pytun.IFF_TUN_EXCL)
     except pytun.Error as error:
         reason = str(error.args[-1]) if error.args else str(error)
+        if error.args and error.args[0] == errno.EBUSY:
+            raise LinkError(f"cannot create TUN {name}: a network device named {name!r} already exists{where} "
+                            "(another ustack? choose another name)") from None
         if os.geteuid() != 0 or "not permitted" in reason:
             raise LinkError(f"cannot create TUN {name}: {reason} (needs root or CAP_NET_ADMIN)") from None
         raise LinkError(f"cannot create TUN {name}: {reason}") from None
