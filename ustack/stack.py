@@ -20,7 +20,6 @@ from __future__ import annotations
 import heapq
 import random
 from collections import Counter
-from dataclasses import replace
 from typing import Iterable, NamedTuple
 
 from .tcp import Connection, Listener, State, TcpConfig, reset_for_unmatched
@@ -34,7 +33,6 @@ from .wire.tcp import TcpSegment
 # Linux's default ephemeral range (net.ipv4.ip_local_port_range).
 EPHEMERAL_PORTS = range(32768, 61000)
 DEFAULT_TTL = 64
-IPV4_AND_TCP_HEADERS = 40
 
 # RFC 9293 3.9.2.2: source quench MUST be discarded (MUST-55); these three reach TCP.
 ICMP_ERRORS_FOR_TCP = frozenset({DESTINATION_UNREACHABLE, TIME_EXCEEDED, PARAMETER_PROBLEM})
@@ -80,8 +78,7 @@ class Stack:
         self.address = address
         self.mtu = mtu
         # Our MSS follows from the MTU (RFC 9293 3.7.1): the MTU less the IPv4 and TCP headers.
-        base = config or TcpConfig()
-        self.config = replace(base, mss=min(base.mss, mtu - IPV4_AND_TCP_HEADERS))
+        self.config = (config or TcpConfig()).fit_to_mtu(mtu)
         self.ttl = ttl
         self.isn_generator = isn_generator or IsnGenerator()
         self.connections: dict[ConnectionKey, Connection] = {}
@@ -310,7 +307,7 @@ class Stack:
         """A per-socket configuration (socket options), with the MSS still bounded by our MTU."""
         if config is None:
             return self.config
-        return replace(config, mss=min(config.mss, self.mtu - IPV4_AND_TCP_HEADERS))
+        return config.fit_to_mtu(self.mtu)
 
     def _ephemeral_port(self, remote_address: int, remote_port: int) -> int:
         """A local port whose 4-tuple is free, counting TIME-WAIT connections as taken.

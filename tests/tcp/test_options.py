@@ -147,8 +147,9 @@ def test_sack_blocks_describe_out_of_order_data_and_peer_blocks_are_recorded():
 
 
 def test_mss_from_the_link_mtu():
-    assert TcpConfig.for_mtu(1500).mss == 1460
-    assert TcpConfig.for_mtu(9000, timestamps=False).mss == 8960
+    assert TcpConfig().fit_to_mtu(1500).mss == 1460
+    assert TcpConfig(mss=65495, timestamps=False).fit_to_mtu(9000).mss == 8960
+    assert TcpConfig(mss=536).fit_to_mtu(1500).mss == 536  # never raised, only lowered
 
 
 def test_a_tiny_peer_mss_is_raised_to_a_floor_not_a_traceback():

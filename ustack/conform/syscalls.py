@@ -99,7 +99,6 @@ class Blocked(NamedTuple):
 class FakeSocket:
     fd: int
     nonblocking: bool = False
-    bound: bool = False
     options: dict = field(default_factory=dict)  # socket option name -> value set by setsockopt
     listener: object = None
     connection: object = None
@@ -250,8 +249,7 @@ class SocketTable:
     # -- opening -----------------------------------------------------------------------------------
 
     def _bind(self, args, now) -> Outcome:
-        socket = self.open_socket(args[0])
-        socket.bound = True
+        self.open_socket(args[0])  # EBADF for an unknown fd; the address itself is not needed
         return Outcome(0)
 
     def _listen(self, args, now) -> Outcome:
@@ -272,7 +270,6 @@ class SocketTable:
             fd = self._socket((), now).result
             accepted = self.sockets[fd]
             accepted.connection = connection
-            accepted.bound = True
             accepted.nonblocking = socket.nonblocking  # FreeBSD's accept(2) passes O_NONBLOCK on
             return Outcome(fd)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 
@@ -128,11 +129,11 @@ class TcpConfig:
     # two segments sent after it are SACKed (output._resend_lost_retransmissions).
     sack_recovery: bool = True
 
-    @classmethod
-    def for_mtu(cls, mtu: int, **knobs) -> "TcpConfig":
-        """A configuration whose MSS fits an IPv4 link MTU: MTU minus the 20-byte IPv4 and 20-byte
-        TCP headers (RFC 9293 3.7.1, RFC 879)."""
-        return cls(mss=mtu - 40, **knobs)
+    def fit_to_mtu(self, mtu: int) -> "TcpConfig":
+        """This configuration with an MSS no larger than an IPv4 link MTU allows: the MTU minus
+        the 20-byte IPv4 and 20-byte TCP headers (RFC 9293 3.7.1, RFC 879)."""
+        largest = mtu - 40
+        return self if self.mss <= largest else dataclasses.replace(self, mss=largest)
 
     def __post_init__(self) -> None:
         # The smallest IPv4 MTU is 68 (RFC 791), which leaves 28 bytes after the headers.
