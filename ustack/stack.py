@@ -310,15 +310,19 @@ class Stack:
         return config.fit_to_mtu(self.mtu)
 
     def _ephemeral_port(self, remote_address: int, remote_port: int) -> int:
-        """A local port whose 4-tuple is free, counting TIME-WAIT connections as taken.
+        """A local port whose 4-tuple is free, counting TIME-WAIT connections as taken, and that
+        no listener holds, whether bound to the wildcard or to our own address.
 
         Walks the range from a random starting point (in the spirit of RFC 6056), so ports are not
         predictable from one connection to the next."""
         size = len(EPHEMERAL_PORTS)
+        listeners = self.listeners
         for _ in range(size):
             self._next_ephemeral = (self._next_ephemeral + 1) % size
             port = EPHEMERAL_PORTS[self._next_ephemeral]
-            if (self.address, port, remote_address, remote_port) not in self.connections and (0, port) not in self.listeners:
+            if (0, port) in listeners or (self.address, port) in listeners:
+                continue
+            if (self.address, port, remote_address, remote_port) not in self.connections:
                 return port
         raise StackError("no free ephemeral port", _errno("EADDRNOTAVAIL"))
 
