@@ -283,10 +283,17 @@ class Stack:
         self.listeners[(address, port)] = listener
         return listener
 
-    def close_listener(self, listener: Listener) -> None:
+    def close_listener(self, listener: Listener, now: float) -> None:
+        """CLOSE of a listening socket (RFC 9293 3.10.4): its port takes no new connections, and
+        the connections it made that nobody accepted (handshakes in progress, completed ones still
+        queued) are aborted; their resets leave with the next transmit()."""
         for key, value in list(self.listeners.items()):
             if value is listener:
                 del self.listeners[key]
+        unaccepted = [*listener.syn_queue, *listener.accept_queue]
+        listener.close(now)
+        for connection in unaccepted:
+            self._touch(connection)
 
     def connect(
         self, remote_address: int, remote_port: int, now: float, *, local_port: int | None = None, config: TcpConfig | None = None
