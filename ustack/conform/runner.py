@@ -8,7 +8,7 @@
 A script is skipped, before anything runs, when it needs a feature ustack lacks: `find_unsupported`
 walks every event and asks the profile (sysctls, headers, socket options) and the shell/code
 interpreters, so the reason names the first such feature. The virtual-time driver (driver.py) runs
-the rest against the TCP core; what a driver run can still find unsupported (a socket option set
+the rest against ustack's host (stack.py); what a driver run can still find unsupported (a socket option set
 after connect, say) also ends as "skipped".
 """
 
