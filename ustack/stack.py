@@ -63,7 +63,11 @@ class StackEvent(NamedTuple):
 
 
 class Stack:
-    """One IPv4 host with a TCP/IP stack: one address, any number of listeners and connections."""
+    """One IPv4 host with a TCP/IP stack: one address, any number of listeners and connections.
+
+    Two policies can be fixed for tests, scripts and simulations, so that a run repeats exactly:
+    `isn_generator=IsnGenerator(fixed_isn=N)` starts every connection at sequence number N, and
+    `port_seed` fixes where the walk through the ephemeral ports starts."""
 
     def __init__(
         self,
