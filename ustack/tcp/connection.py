@@ -29,6 +29,7 @@ from ustack.tcp.errors import TcpError, call_error
 from ustack.tcp.events import ConnectionFailed, ConnectionSnapshot, Event, StateChanged
 from ustack.tcp.options import TIMESTAMP_OPTION_SPACE
 from ustack.tcp.output import SegmentOutput
+from ustack.tcp.ratelimit import PerSecondLimit
 from ustack.tcp.rtt import RttEstimator
 from ustack.tcp.scoreboard import SackScoreboard
 from ustack.tcp.send_buffer import SendBuffer
@@ -172,9 +173,12 @@ class Connection(SegmentArrival, AcknowledgementProcessing, SegmentOutput, Timer
         self._header: tuple | None = None  # (ACK, window, options) of the current transmit()
         self._send_blocked = False  # a send() was cut short: report when space frees up
 
-        # RFC 5961 7: challenge ACKs per second.
-        self._challenge_second = -1.0
-        self._challenge_count = 0
+        # RFC 5961 7: challenge ACKs per second. ACKs for unacceptable segments: at most one per
+        # TcpConfig.unacceptable_ack_interval, and a per-second budget that a Stack shares
+        # among all its connections (it replaces this one).
+        self._challenge_limit = PerSecondLimit(config.challenge_ack_limit)
+        self.unacceptable_ack_budget = PerSecondLimit(config.unacceptable_ack_limit)
+        self._last_unacceptable_ack = float("-inf")
 
         # Statistics (STATUS, RFC 9293 3.10.6) and drops by named reason (DESIGN.md rule 8).
         self.retransmissions = 0
