@@ -339,10 +339,10 @@ class SegmentArrival:
         `reopening_syn` for the stack to hand to its listener (if it does not, the peer's SYN
         retransmission finds the 4-tuple free a second later)."""
         timestamps = syn.options.timestamps
-        if self.timestamps_enabled and timestamps is not None:
-            # RFC 6191 2: when both incarnations use timestamps, a newer timestamp is enough,
+        if self.timestamps_enabled:
+            # RFC 6191 2: when the old incarnation used timestamps, a newer timestamp is enough,
             # whatever the sequence number (the new incarnation's ISN need not be higher).
-            if not seq_gt(timestamps[0], self.ts_recent):
+            if timestamps is None or not seq_gt(timestamps[0], self.ts_recent):
                 return False
         elif not seq_gt(syn.seq, self.rcv_nxt):
             return False
