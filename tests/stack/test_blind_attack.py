@@ -55,3 +55,39 @@ def test_blind_forgeries_never_hold_time_wait_past_two_msl(kind):
     else:
         assert outcome["time_wait_ended_early"] == 0
         assert outcome["most_answers_in_one_second"] <= answers_allowed(kind, outcome)
+
+
+def test_the_per_second_budget_is_shared_by_all_connections_of_a_stack():
+    # Forged data spread over many connections cannot draw more than unacceptable_ack_limit
+    # ACKs a second from one stack (the attacker knows the 4-tuples, not the sequence numbers).
+    import dataclasses
+    import random
+
+    from ustack.stack import Stack
+    from ustack.tcp.isn import IsnGenerator
+    from ustack.wire import TcpSegment, build_tcp_packet
+    from ustack.wire.tcp import ACK
+
+    from blind_attack import CLIENT, SERVER, SERVER_PORT
+
+    config = dataclasses.replace(CONFIG, unacceptable_ack_limit=5)
+    client = Stack(CLIENT, config, isn_generator=IsnGenerator(b"c" * 32), port_seed=1)
+    server = Stack(SERVER, config, isn_generator=IsnGenerator(b"s" * 32), port_seed=2)
+    server.listen(SERVER_PORT)
+    connections = [client.connect(SERVER, SERVER_PORT, 0.0) for _ in range(4)]
+    for _ in range(3):
+        for packet in client.transmit(0.0):
+            server.receive(packet, 0.0)
+        for packet in server.transmit(0.0):
+            client.receive(packet, 0.0)
+    assert len(server.connections) == 4
+    rng = random.Random(SEED)
+    answers = 0
+    for i in range(40):
+        connection = connections[i % 4]
+        forged = TcpSegment(connection.local_port, SERVER_PORT, rng.getrandbits(32), rng.getrandbits(32), ACK, 1000, payload=b"x" * 10)
+        server.receive(build_tcp_packet(CLIENT, SERVER, forged), 0.5)
+        answers += len(server.transmit(0.5))
+    assert answers == 5
+    limited = sum(c.drops["ack_for_unacceptable_rate_limited"] for c in server.connections.values())
+    assert limited == 35
