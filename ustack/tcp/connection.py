@@ -386,8 +386,8 @@ class Connection(SegmentArrival, AcknowledgementProcessing, SegmentOutput, Timer
         - The quoted sequence number must lie in [SND.UNA, SND.MAX): anything else is stale or
           forged and is ignored (RFC 5927 4.1).
         - Code 4, fragmentation needed: path MTU discovery (RFC 1191) lowers our MSS to fit
-          the next hop (never below TcpConfig.min_path_mtu) and sends the segment again at once (not before our SYN is acknowledged:
-          a SYN never needs fragmenting).
+          the next hop (never below TcpConfig.min_path_mtu) and sends the segment again at
+          once (not before our SYN is acknowledged: a SYN never needs fragmenting).
         - The codes of TcpConfig.icmp_hard_error_codes (by default 2 and 3, protocol or port
           unreachable) while connecting: refused, as Linux reports it. On an established
           connection they are only remembered as a soft error (RFC 5461 advises against aborting).
