@@ -10,7 +10,6 @@ import argparse
 import os
 import sys
 
-from ustack.cli import CliError
 from ustack.trace.infer import NoConnection, build_ladder
 from ustack.trace.pcap_source import read_capture
 from ustack.trace.render_mermaid import render_mermaid
@@ -19,7 +18,8 @@ from ustack.trace.render_text import render_text
 from ustack.wire.pcap import read_records
 
 from .capture_file import cut_short_note, read_capture_file
-from .network_setup import check_output_file, path_value
+from .arguments import check_output_file, path_value
+from .errors import CliError
 
 
 def _port(text: str) -> int:

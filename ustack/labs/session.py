@@ -15,13 +15,13 @@ to watch them.
 
 What `run_lab` sets up, and takes down at the end whatever happens (error, Ctrl-C):
 
-- the namespace `ust-lab-<name>-<pid>`, with the TUN device `ustun0`: the kernel is 10.77.0.1,
-  ustack answers as 10.77.0.2 (ustack.netns);
-- the link chain of ustack.labs.watch (taps, FaultInjector, Gate, PcapWriter with --pcap);
-- a Stack and its AsyncStack in this process, with an observer that gives the current scene's
-  LadderRecorder ustack's exact state changes;
+- ustack.network's network in the namespace `ust-lab-<name>-<pid>`, with its defaults (the TUN
+  device `ustun0`, the kernel at 10.77.0.1, ustack answering as 10.77.0.2) and the link chain of
+  ustack.labs.watch (FaultInjector, WireTap, Gate, PcapWriter with --pcap);
+- a Stack and its AsyncStack in this process, observed by the SceneWatch that draws the current
+  scene's ladder with ustack's exact state changes;
 - programs started in the namespace (the kernel peer, ss, curl, nc, nstat) are tracked by PID and
-  killed by PID when the namespace is closed (ustack.netns.Namespace).
+  killed by PID when the network is closed (ustack.netns.Namespace).
 """
 
 from __future__ import annotations
@@ -37,19 +37,16 @@ from pathlib import Path
 from typing import Awaitable, Callable, NamedTuple
 
 from ..aio import AsyncStack
-from ..link import FaultInjector, PcapWriter
-from ..netns import Namespace, setup_tun_in_namespace, signals_held, stop_process
+from ..link import FaultInjector
+from ..netns import Namespace, stop_process
+from ..network import KERNEL_ADDRESS, TUN_NAME, USTACK_ADDRESS, NetworkSettings, UstackNetwork
 from ..stack import Stack
 from ..tcp import TcpConfig
-from ..tcp.events import StateChanged
-from ..trace import LOCAL, LadderRecorder, render_svg, render_text
+from ..trace import LadderRecorder, render_svg, render_text
 from ..wire.ipv4 import address_value
 from .result import LabResult, Scene, SsSnapshot
-from .watch import Gate, OuterTap, PacketWatch, WireTap
+from .watch import Gate, SceneWatch
 
-KERNEL_ADDRESS = "10.77.0.1"
-USTACK_ADDRESS = "10.77.0.2"
-TUN_NAME = "ustun0"
 KERNEL_PEER = Path(__file__).with_name("kernel_peer.py")
 WAIT_TIMEOUT = 20.0  # no step of a lab waits longer than this for something to happen
 
@@ -96,15 +93,16 @@ class KernelPeer:
 
 
 class LabSession:
-    def __init__(self, name: str, options: LabOptions, namespace: Namespace, astack: AsyncStack,
-                 fault: FaultInjector, gate: Gate, watch: PacketWatch) -> None:
+    def __init__(self, name: str, options: LabOptions, network: UstackNetwork, astack: AsyncStack,
+                 watch: SceneWatch) -> None:
         self.name = name
         self.options = options
-        self.namespace = namespace
+        self.network = network
+        self.namespace: Namespace = network.namespace
         self.astack = astack
         self.stack: Stack = astack.stack
-        self.fault = fault
-        self.gate = gate
+        self.fault: FaultInjector = network.fault
+        self.gate: Gate = network.gate
         self.watch = watch
         self.kernel_address = KERNEL_ADDRESS
         self._kernel_value = address_value(KERNEL_ADDRESS)
@@ -113,11 +111,10 @@ class LabSession:
         self.setup: list[str] = []  # steps taken before the first scene
         self.events: list[tuple[float, object, object]] = []  # (time, connection, event) with the kernel
         self._recorder: LadderRecorder | None = None
-        self._scene_port: int | None = None
-        self._scene_connection = None
         self._peers: list[KernelPeer] = []
         self._control = None
         self._control_directory: tempfile.TemporaryDirectory | None = None
+        astack.add_observer(watch.observe)
         astack.add_observer(self._observe)
 
     # --- scenes and narration -------------------------------------------------------------------
@@ -134,9 +131,7 @@ class LabSession:
         scene = Scene(title)
         self.scenes.append(scene)
         self._recorder = LadderRecorder(port=port, local_label="ustack", remote_label="kernel")
-        self._scene_port = port
-        self._scene_connection = None
-        self.watch.recorder = self._recorder
+        self.watch.start_scene(self._recorder, port)
         self._log(f"--- {title} ---")
         return scene
 
@@ -161,6 +156,7 @@ class LabSession:
 
     def ladder(self):
         """The current scene's ladder so far (or as it was cut)."""
+        self.watch.draw_lost()
         return self._recorder.ladder() if self._recorder is not None else self.current.ladder
 
     def _log(self, text: str) -> None:
@@ -169,26 +165,17 @@ class LabSession:
 
     def _finish_scene(self) -> None:
         if self.scenes and self._recorder is not None and self.current.ladder is None:
+            self.watch.draw_lost()  # the packets dropped last, with nothing after them yet
             ladder = self._recorder.ladder()
             self.current.ladder = ladder
             self.current.ladder_text = render_text(ladder)
-        self.watch.recorder = None
+        self.watch.start_scene(None, None)
         self._recorder = None
 
     def _observe(self, now: float, kind: str, item) -> None:
-        if kind != "event" or item.connection.remote_address != self._kernel_value:
-            return  # packets are the taps' business; connections with spoofed addresses are not drawn
-        self.events.append((now, item.connection, item.event))
-        if self._recorder is None or not isinstance(item.event, StateChanged):
-            return
-        connection = item.connection
-        if self._scene_connection is None:
-            if self._scene_port is not None and self._scene_port not in (connection.local_port, connection.remote_port):
-                return
-            self._scene_connection = connection
-        if connection is self._scene_connection:
-            event = item.event
-            self._recorder.on_state(now, LOCAL, event.old, event.new, event.cause)
+        """What ustack's connections with the kernel report (the watch draws; this keeps)."""
+        if kind == "event" and item.connection.remote_address == self._kernel_value:
+            self.events.append((now, item.connection, item.event))
 
     # --- ustack's side ------------------------------------------------------------------------------
     async def listen(self, port: int, *, backlog: int = 16, config: TcpConfig | None = None) -> "Accepted":
@@ -241,20 +228,22 @@ class LabSession:
         word on the wire (the resets its shutdown would send are dropped, as if the power had been
         cut), and a fresh Stack starts on the same link, remembering no connection at all."""
         # Nothing of the crash is drawn: not the packets, not the old stack's last state changes.
-        recorder, self.watch.recorder, self._recorder = self._recorder, None, None
+        recorder, self._recorder = self._recorder, None
+        port = self.watch.port
+        self.watch.start_scene(None, None)
         silence = self.fault.drop_when(lambda packet: True, 1 << 30, "outbound")
         if self._control is not None:
             await self._control.close()
             self._control = None
         await self.astack.close()
         silence.remaining = 0
-        config = self.stack.config
-        self.stack = Stack(address_value(USTACK_ADDRESS), config)
+        self.stack = self.network.make_stack(self.stack.config)
         self.astack = AsyncStack(self.stack, self.astack.link)
         await self.astack.start()
+        self.astack.add_observer(self.watch.observe)
         self.astack.add_observer(self._observe)
-        self._scene_connection = None
-        self.watch.recorder = self._recorder = recorder
+        self._recorder = recorder
+        self.watch.start_scene(recorder, port)
 
     # --- the wire ---------------------------------------------------------------------------------
     def drop(self, predicate, count: int = 1, direction: str = "outbound", note: str = "dropped by the lab's FaultInjector"):
@@ -344,12 +333,9 @@ class LabSession:
     async def _start_control(self) -> None:
         if self._control is not None:
             return
-        from ..control import ControlServer
-
         self._control_directory = tempfile.TemporaryDirectory(prefix="ustack-lab-")
-        self._control = ControlServer(self.astack.snapshots, program=f"ustack lab {self.name}",
-                                      address=self.ustack_address, directory=Path(self._control_directory.name))
-        await self._control.start()
+        self._control = await self.network.start_control(self.astack, f"ustack lab {self.name}",
+                                                         Path(self._control_directory.name))
 
     async def close(self) -> None:
         self._finish_scene()
@@ -394,10 +380,6 @@ class Accepted:
         return reader, writer, writer.transport.get_extra_info("connection")
 
 
-def _packed(address: str) -> bytes:
-    return address_value(address).to_bytes(4, "big")
-
-
 # ss's filter names -> the names in its State column
 _SS_FILTER_STATES = {"established": "ESTAB", "syn-sent": "SYN-SENT", "syn-recv": "SYN-RECV",
                      "fin-wait-1": "FIN-WAIT-1", "fin-wait-2": "FIN-WAIT-2", "time-wait": "TIME-WAIT",
@@ -430,44 +412,29 @@ def run_lab(name: str, summary: str, scenario: Scenario, options: LabOptions, co
     """Set up, run the scenario, take everything down; the scenario returns the explanation."""
     if os.geteuid() != 0:
         raise LabError("labs need root: they create a network namespace and a TUN device (sudo ustack lab ...)")
-    namespace = Namespace(f"ust-lab-{name}-{os.getpid()}")
-    pcap = None
-    try:
-        namespace.open()  # inside the try: Ctrl-C just after it is made must remove it too
-        tun = setup_tun_in_namespace(namespace, TUN_NAME, host_address=f"{KERNEL_ADDRESS}/24",
-                                     peer_address=USTACK_ADDRESS)
-        device = tun
-        if options.pcap:
-            try:
-                pcap = device = PcapWriter(tun, options.pcap)
-            except OSError as error:
-                raise LabError(f"cannot write {options.pcap}: {error.strerror}") from None
-        watch = PacketWatch(_packed(USTACK_ADDRESS), _packed(KERNEL_ADDRESS))
-        gate = Gate(device)
-        fault = FaultInjector(WireTap(gate, watch), seed=options.seed)
-        link = OuterTap(fault, watch)
-        stack = Stack(address_value(USTACK_ADDRESS), config)
-        scenes: list[Scene] = []
-        setup: list[str] = []
+    settings = NetworkSettings(namespace=f"ust-lab-{name}-{os.getpid()}", pcap=options.pcap, faults=True,
+                               seed=options.seed)
+    watch = SceneWatch(address_value(USTACK_ADDRESS), address_value(KERNEL_ADDRESS))
+    network = UstackNetwork(settings, watch=watch, wire_layer=Gate)
+    scenes: list[Scene] = []
+    setup: list[str] = []
 
-        async def main() -> str:
-            astack = AsyncStack(stack, link)
-            await astack.start()
-            session = LabSession(name, options, namespace, astack, fault, gate, watch)
-            try:
-                return await scenario(session)
-            finally:
-                scenes.extend(session.scenes)
-                setup.extend(session.setup)
-                await session.close()
+    async def main() -> str:
+        astack = AsyncStack(network.make_stack(config), network.link)
+        await astack.start()
+        session = LabSession(name, options, network, astack, watch)
+        try:
+            return await scenario(session)
+        finally:
+            scenes.extend(session.scenes)
+            setup.extend(session.setup)
+            await session.close()
 
+    # On leaving, whatever happens (Ctrl-C waits for it): the programs started in the namespace
+    # are stopped (by PID), the pcap is flushed, the TUN device closed, the namespace removed.
+    with network:
         explanation = asyncio.run(main())
-    finally:
-        with signals_held():  # Ctrl-C now would cut the tidying up half way: it waits
-            if pcap is not None:
-                pcap.close()
-            namespace.close()  # kills what we started (by PID), closes the TUN, removes the namespace
-    result = LabResult(name, summary, scenes, explanation, namespace.name, options.pcap, options.svg, setup)
+    result = LabResult(name, summary, scenes, explanation, settings.namespace, options.pcap, options.svg, setup)
     if options.svg:
         ladder = next((scene.ladder for scene in scenes if scene.ladder and scene.ladder.arrows), None)
         if ladder is not None:
