@@ -109,7 +109,8 @@ class UstackNetwork:
                 self.namespace.open()
             # Without a namespace: in this process's own.
             self.device = link = setup_tun_in_namespace(self.namespace, settings.tun, settings.mtu,
-                                                        settings.host_interface, settings.address)
+                                                        host_address=settings.host_interface,
+                                                        peer_address=settings.address)
             if settings.pcap:
                 try:
                     link = PcapWriter(link, settings.pcap)
