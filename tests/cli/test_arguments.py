@@ -54,6 +54,8 @@ def run_ustack(*arguments: str) -> subprocess.CompletedProcess:
     (["connect", "0.0.0.0", "80"], "argument HOST: '0.0.0.0' is not a host's address"),
     (["connect", "10.77.0.1"], "required"),
     (["connect", "10.77.0.1", "70000"], "port 70000 is outside 1..65535"),
+    (["ladder", "capture.pcap", "--conn", "0"], "port 0 is outside 1..65535"),
+    (["ladder", "capture.pcap", "--conn", "http"], "port 'http' is not a whole number"),
     (["connect", "localhost", "80"], "is not an IPv4 address"),
     (["ss", "--state", "sleeping"], "unknown state"),
     # An empty name would quietly mean "no pcap" or "serve the current directory".
