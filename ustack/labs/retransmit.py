@@ -71,10 +71,11 @@ async def _timeouts(lab: LabSession) -> None:
              "this is the floor, min_rto)")
     rule = lab.drop(tcp_with_data(), LOSSES, "outbound", "dropped by the lab")
     lab.step(f"the lab: drop ustack's next {LOSSES} data segments")
+    ss = await lab.prepare_ustack_ss(("-i",))  # started now: the moment below lasts only 2 * min_rto
     writer.write(b"x" * 100)
     lab.step("ustack: send 100 bytes")
     await lab.wait_for(lambda: rule.remaining == 1, "two copies to be lost")
-    await lab.ustack_ss("after the first timeout (two copies lost): rto doubled, retrans 1", ("-i",))
+    await lab.ustack_ss("after the first timeout (two copies lost): rto doubled, retrans 1", prepared=ss)
     await lab.kernel_ss("the kernel has received nothing yet")
     await lab.wait_for(lambda: connection.snapshot().send_queue == 0, "the data to be acknowledged", timeout=30)
     lab.step(f"kernel: the copy number {LOSSES + 1} arrives and is acknowledged")

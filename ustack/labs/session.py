@@ -112,6 +112,7 @@ class LabSession:
         self.events: list[tuple[float, object, object]] = []  # (time, connection, event) with the kernel
         self._recorder: LadderRecorder | None = None
         self._peers: list[KernelPeer] = []
+        self._ss_processes: list[subprocess.Popen] = []  # `ustack ss` processes we started
         self._control = None
         self._control_directory: tempfile.TemporaryDirectory | None = None
         astack.add_observer(watch.observe)
@@ -313,22 +314,49 @@ class LabSession:
         self._log(f"  ({snapshot.command}: {', '.join(snapshot.states) or 'nothing'})")
         return snapshot
 
-    async def ustack_ss(self, moment: str, arguments: tuple[str, ...] = ()) -> SsSnapshot:
-        """Run `ustack ss` (a separate process) against this lab's stack, through its control socket."""
-        await self._start_control()
-        environment = {**os.environ, "USTACK_RUN_DIR": self._control_directory.name}
-        # The `ustack` program itself, run by this interpreter (not `-m ustack.cli`, which would
-        # load the CLI module twice).
-        command = [sys.executable, "-c", "import sys; from ustack.cli import main; sys.exit(main())", "ss", *arguments]
-        result = await asyncio.to_thread(subprocess.run, command, capture_output=True, text=True,
-                                         timeout=WAIT_TIMEOUT, env=environment)
-        if result.returncode != 0:
-            raise LabError(f"ustack ss failed: {result.stderr.strip()}")
-        snapshot = SsSnapshot(moment, " ".join(["ustack ss", *arguments]), result.stdout, "ustack",
-                              _ss_states(result.stdout, arguments))
+    async def ustack_ss(self, moment: str, arguments: tuple[str, ...] = (),
+                        prepared: "PreparedSs | None" = None) -> SsSnapshot:
+        """Run `ustack ss` (a separate process) against this lab's stack, through its control
+        socket. With `prepared` (from prepare_ustack_ss), the process started then asks now."""
+        prepared = prepared or await self.prepare_ustack_ss(arguments)
+        arguments = prepared.arguments
+
+        def answer() -> tuple[str, str]:
+            try:
+                return prepared.process.communicate("go\n", timeout=WAIT_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                stop_process(prepared.process)
+                raise LabError(f"ustack ss did not answer within {WAIT_TIMEOUT} s") from None
+
+        stdout, stderr = await asyncio.to_thread(answer)
+        if prepared.process.returncode != 0:
+            raise LabError(f"ustack ss failed: {stderr.strip()}")
+        snapshot = SsSnapshot(moment, " ".join(["ustack ss", *arguments]), stdout, "ustack",
+                              _ss_states(stdout, arguments))
         self.current.snapshots.append(snapshot)
         self._log(f"  ({snapshot.command}: {', '.join(snapshot.states) or 'nothing'})")
         return snapshot
+
+    async def prepare_ustack_ss(self, arguments: tuple[str, ...] = ()) -> "PreparedSs":
+        """Start `ustack ss ARGUMENTS` now, to ask the stack only when ustack_ss(prepared=...)
+        says so: starting Python and importing ustack takes about half a second, longer than some
+        moments last (after a first retransmission timeout, the next one comes 2 * min_rto later)."""
+        await self._start_control()
+        environment = {**os.environ, "USTACK_RUN_DIR": self._control_directory.name}
+        # The `ustack` program itself, run by this interpreter (not `-m ustack.cli`, which would
+        # load the CLI module twice): it loads its command modules, says so, and waits for "go".
+        program = ("import sys; from ustack.cli import build_parser, main; build_parser(); "
+                   f"print({_SS_READY!r}, flush=True); sys.stdin.readline(); sys.exit(main())")
+        process = subprocess.Popen([sys.executable, "-c", program, "ss", *arguments], stdin=subprocess.PIPE,
+                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=environment)
+        self._ss_processes.append(process)
+        try:
+            ready = await asyncio.wait_for(asyncio.to_thread(process.stdout.readline), WAIT_TIMEOUT)
+        except asyncio.TimeoutError:
+            raise LabError(f"ustack ss did not start within {WAIT_TIMEOUT} s") from None
+        if ready.strip() != _SS_READY:
+            raise LabError(f"ustack ss failed to start: {process.stderr.read().strip()}")
+        return PreparedSs(process, tuple(arguments))
 
     async def _start_control(self) -> None:
         if self._control is not None:
@@ -339,9 +367,10 @@ class LabSession:
 
     async def close(self) -> None:
         self._finish_scene()
-        # Stop the kernel peers now (by PID), so no thread stays blocked reading from one.
-        for peer in self._peers:
-            await asyncio.to_thread(stop_process, peer.process)
+        # Stop the kernel peers now (by PID), so no thread stays blocked reading from one, and
+        # any prepared `ustack ss` never asked.
+        for process in [peer.process for peer in self._peers] + self._ss_processes:
+            await asyncio.to_thread(stop_process, process)
         if self._control is not None:
             await self._control.close()
             self._control = None
@@ -349,6 +378,16 @@ class LabSession:
             self._control_directory.cleanup()
             self._control_directory = None
         await self.astack.close()  # resets whatever is still open; nobody records it any more
+
+
+_SS_READY = "ustack ss: ready"
+
+
+class PreparedSs(NamedTuple):
+    """A `ustack ss` process started ahead of its moment (LabSession.prepare_ustack_ss)."""
+
+    process: subprocess.Popen
+    arguments: tuple[str, ...]
 
 
 class Opened(NamedTuple):
