@@ -11,6 +11,7 @@ FORBIDDEN = {"asyncio", "socket", "select", "time", "threading", "os", "selector
 
 def sans_io_files():
     files = sorted((PACKAGE / "tcp").rglob("*.py")) + sorted((PACKAGE / "wire").rglob("*.py"))
+    files.append(PACKAGE / "reassembly.py")
     stack = PACKAGE / "stack.py"
     if stack.exists():
         files.append(stack)
