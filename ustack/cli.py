@@ -10,7 +10,7 @@ import importlib
 import sys
 
 # The modules under ustack/commands/, in the order `ustack --help` lists them.
-COMMAND_MODULES = ["decode", "serve", "connect", "ss", "ladder", "conform", "lab"]
+COMMAND_MODULES = ["decode", "serve", "connect", "ss", "stats", "ladder", "conform", "lab"]
 
 
 class CliError(Exception):

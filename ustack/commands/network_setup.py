@@ -243,9 +243,10 @@ def stop_on_signals() -> asyncio.Event:
 
 async def start_control_server(astack, program: str, address: str):
     """This process's control socket (what `ustack ss` asks), started; a failure is one line."""
-    from ..control import ControlServer
+    from ..control import ControlServer, stack_statistics
 
-    control = ControlServer(astack.snapshots, program=program, address=address)
+    control = ControlServer(astack.snapshots, program=program, address=address,
+                            statistics_provider=lambda: stack_statistics(astack.stack, astack))
     try:
         await control.start()
     except OSError as error:
