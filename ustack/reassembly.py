@@ -78,7 +78,7 @@ class ReassemblyLimits:
 class _Datagram:
     """One datagram being put together."""
 
-    __slots__ = ("expires", "starts", "pieces", "received", "length", "head", "memory", "discarded")
+    __slots__ = ("expires", "starts", "pieces", "received", "length", "empty_last", "head", "memory", "discarded")
 
     def __init__(self, expires: float) -> None:
         self.expires = expires
@@ -86,12 +86,17 @@ class _Datagram:
         self.pieces: list[tuple[int, int, bytes]] = []  # (start, end, data), in the same order
         self.received = 0  # bytes held: the datagram is complete when this reaches `length`
         self.length: int | None = None  # known once the last fragment arrived
+        self.empty_last = False  # the last fragment came with no data: it only set `length`
         self.head: Any = None  # what the caller gave with the fragment at offset 0
         self.memory = DATAGRAM_OVERHEAD
         # After an overlap or a length conflict the datagram is refused for the rest of its
         # lifetime (RFC 5722 3: "including those not yet received"): it keeps its key and
         # deadline but no data.
         self.discarded = False
+
+    @property
+    def fragments_held(self) -> int:
+        return len(self.pieces) + self.empty_last
 
 
 class Reassembler:
@@ -163,7 +168,11 @@ class Reassembler:
         if index < len(datagram.pieces) and datagram.pieces[index][0] < end:
             return self._discard(datagram, "reassembly_overlap")
         if not data:
-            pass  # an empty last fragment only says where the datagram ends
+            # An empty last fragment only says where the datagram ends: nothing to store.
+            if datagram.empty_last:
+                self.drops["reassembly_duplicate_fragment"] += 1
+                return None
+            datagram.empty_last = True
         elif len(datagram.pieces) >= self.limits.max_fragments:
             return self._discard(datagram, "reassembly_too_many_fragments")
         else:
@@ -202,7 +211,7 @@ class Reassembler:
                 break
             self._forget(key, datagram)
             if not datagram.discarded:
-                self.drops["reassembly_timeout"] += len(datagram.pieces)
+                self.drops["reassembly_timeout"] += datagram.fragments_held
                 self.counters["reassembly_datagrams_timed_out"] += 1
 
     @property
@@ -218,11 +227,12 @@ class Reassembler:
     # ------------------------------------------------------------------------------------------
     def _discard(self, datagram: _Datagram, reason: str) -> None:
         """Drop what the datagram held and this fragment; refuse the rest until it expires."""
-        self.drops[reason] += len(datagram.pieces) + 1
+        self.drops[reason] += datagram.fragments_held + 1
         self.counters["reassembly_datagrams_discarded"] += 1
         self.memory_used -= datagram.memory - DATAGRAM_OVERHEAD
         datagram.memory = DATAGRAM_OVERHEAD
         datagram.starts, datagram.pieces, datagram.head, datagram.received = [], [], None, 0
+        datagram.empty_last = False
         datagram.discarded = True
         return None
 
@@ -247,7 +257,7 @@ class Reassembler:
         for key, datagram in victims:
             self._forget(key, datagram)
             if not datagram.discarded:
-                self.drops["reassembly_memory_limit"] += len(datagram.pieces)
+                self.drops["reassembly_memory_limit"] += datagram.fragments_held
                 self.counters["reassembly_datagrams_evicted"] += 1
         return True
 

@@ -291,3 +291,51 @@ def test_tcp_fragment_at_offset_8_is_dropped_rfc_1858():
     reassembly = Ipv4Reassembly()
     assert reassembly.receive(fragment(bytes(16), 8, True, PROTOCOL_TCP), 0.0) is None
     assert reassembly.drops == Counter({"reassembly_tcp_header_overwrite": 1})
+
+
+# --------------------------------------------------------------------------------------------
+# Any sequence of fragments, honest or hostile
+# --------------------------------------------------------------------------------------------
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+hostile_fragments = st.lists(
+    st.tuples(
+        st.integers(0, 3),  # which of four datagrams
+        st.integers(0, 40).map(lambda units: units * 8),  # offset
+        st.integers(0, 100),  # length
+        st.booleans(),  # more fragments
+        st.integers(0, 255),  # fill byte
+        st.floats(0, 5),  # time step
+    ),
+    max_size=80,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(hostile_fragments)
+def test_any_fragments_keep_the_bounds_and_every_fragment_is_accounted_for(fragments):
+    limit = 3000
+    reassembler = Reassembler(300, ReassemblyLimits(timeout=10.0, memory_limit=limit, max_fragments=6))
+    now = 0.0
+    completed = 0
+    fragments_in_completed = 0
+    for datagram, offset, length, more, fill, step in fragments:
+        now += step
+        before = reassembler._datagrams.get(datagram)
+        held_before = before.fragments_held if before is not None else 0
+        result = reassembler.add(datagram, offset, bytes([fill]) * length, more, now)
+        assert reassembler.memory_used <= limit
+        if result is not None:
+            completed += 1
+            fragments_in_completed += held_before + 1
+            assert len(result[1]) <= 300
+    # Every fragment is held, or went into a finished datagram, or was dropped by a named reason
+    # (exactly one of the three).
+    held = sum(datagram.fragments_held for datagram in reassembler._datagrams.values())
+    assert completed == reassembler.counters["reassembly_datagrams_completed"]
+    assert all(reason.startswith("reassembly_") for reason in reassembler.drops)
+    assert len(fragments) == held + fragments_in_completed + sum(reassembler.drops.values())
+    reassembler.on_timer(now + 10.0)
+    assert reassembler.pending == 0 and reassembler.memory_used == 0 and reassembler.next_deadline() is None
+    assert len(fragments) == fragments_in_completed + sum(reassembler.drops.values())
