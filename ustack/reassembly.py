@@ -51,12 +51,13 @@ from .wire import Packet, WireError, build_ipv4_packet, parse_packet
 from .wire.fragment import FRAGMENT_UNIT
 from .wire.ipv4 import IPV4_HEADER_LENGTH, PROTOCOL_TCP, Ipv4Header
 
-# What Python spends to hold one fragment beside its bytes (the bytes object's header, the tuple
-# and the list slots that index it), and one datagram's bookkeeping: counted against the memory
-# ceiling, like the truesize Linux charges for each buffer, so 8-byte fragments cannot hold 16
-# times their share.
-FRAGMENT_OVERHEAD = 160
-DATAGRAM_OVERHEAD = 400
+# What Python spends to hold one fragment beside its bytes (the bytes object's header, the tuple,
+# an int and the list slots that index it), and one datagram's bookkeeping (its record, its key,
+# the header kept for it, its dict entry): counted against the memory ceiling, like the truesize
+# Linux charges for each buffer, so tiny fragments cannot hold many times their share. Measured
+# with tracemalloc by scripts/bench_reassembly.py.
+FRAGMENT_OVERHEAD = 200
+DATAGRAM_OVERHEAD = 650
 
 # RFC 1858 3.2: the first fragment of a TCP datagram must carry the TCP header up to and
 # including the flags; we ask for the whole fixed header (20 bytes), which every honest sender
