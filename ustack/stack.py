@@ -25,9 +25,10 @@ from typing import Iterable, NamedTuple
 from .reassembly import Ipv4Reassembly, ReassemblyLimits
 from .tcp import Connection, Listener, State, TcpConfig, reset_for_unmatched
 from .tcp.isn import IsnGenerator
+from .tcp.ratelimit import PerSecondLimit
 from .wire import WireError, build_icmp_packet, build_tcp_packet, parse_packet
-from .wire.icmp import DESTINATION_UNREACHABLE, ECHO_REPLY, ECHO_REQUEST, PARAMETER_PROBLEM, TIME_EXCEEDED
 from .wire.fragment import fragment_ipv4
+from .wire.icmp import DESTINATION_UNREACHABLE, ECHO_REPLY, ECHO_REQUEST, PARAMETER_PROBLEM, TIME_EXCEEDED
 from .wire.icmp import IcmpMessage
 from .wire.ipv4 import PROTOCOL_ICMP, Ipv4Header, address_text
 from .wire.tcp import TcpSegment
@@ -92,6 +93,10 @@ class Stack:
         # `drops`), so that `ustack stats` totals outlive the connections that counted them.
         self.ended_connection_counters: dict[str, Counter[str]] = {}
         self.reassembly = Ipv4Reassembly(reassembly_limits, drops=self.drops, counters=self.counters)
+        # One budget for the ACKs all our connections send in answer to unacceptable segments
+        # (TcpConfig.unacceptable_ack_limit per second): forged segments spread over many
+        # connections cannot make us send more.
+        self.unacceptable_ack_budget = PerSecondLimit(self.config.unacceptable_ack_limit)
         # Connections that may have something to send: touched by a packet, a user call or a timer.
         self._touched: dict[Connection, None] = {}
         # (deadline, tie-breaker, connection); stale entries are skipped when they surface.
@@ -126,15 +131,13 @@ class Stack:
             # attack: a SYN from us to us would have us answer ourselves in a loop).
             self.drops["ipv4_bad_source_address"] += 1
             return
+        self.counters["packets_in"] += 1
         if ip.more_fragments or ip.fragment_offset:
             # RFC 791 3.2: held until the whole datagram is here, which then goes on as one packet.
-            self.counters["packets_in"] += 1
             parsed = self.reassembly.receive(parsed, now)
             if parsed is None:
                 return
             ip = parsed.ip
-        else:
-            self.counters["packets_in"] += 1
         if parsed.tcp is not None:
             self._receive_tcp(ip, parsed.tcp, now)
         elif parsed.icmp is not None:
@@ -158,6 +161,7 @@ class Stack:
         if listener is not None:
             new_connection = listener.receive(ip.src, segment, now)
             if new_connection is not None:
+                new_connection.unacceptable_ack_budget = self.unacceptable_ack_budget
                 self.connections[key] = new_connection
                 self._touch(new_connection)
             self._collect_listener_output(listener, now)
@@ -326,6 +330,7 @@ class Stack:
             raise StackError(f"{address_text(remote_address)}:{remote_port} from port {local_port} is in use", _errno("EADDRINUSE"))
         iss = self.isn_generator.generate(self.address, local_port, remote_address, remote_port, now)
         connection = Connection.open_active(self._config_for(config), self.address, local_port, remote_address, remote_port, iss, now)
+        connection.unacceptable_ack_budget = self.unacceptable_ack_budget
         self.connections[key] = connection
         self._touch(connection)
         return connection
