@@ -157,3 +157,15 @@ def test_bad_arguments_get_one_line_and_exit_2(run_directory, arguments, message
     assert result.stdout == ""
     [line] = result.stderr.splitlines()
     assert line.startswith(message), line
+
+
+def test_each_group_prints_its_counters_then_its_drops(running_ustack, capsys):
+    assert cli.main(["stats"]) == 0
+    names = [line.split()[0] for line in capsys.readouterr().out.splitlines()[1:]]
+    stack_names = [name for name in names if name.startswith("stack.")]
+    first_drop = next(index for index, name in enumerate(stack_names) if name.startswith("stack.drops."))
+    assert all(not name.startswith("stack.drops.") for name in stack_names[:first_drop])
+    assert all(name.startswith("stack.drops.") for name in stack_names[first_drop:])
+    assert stack_names[:first_drop] == sorted(stack_names[:first_drop])
+    groups = [name.split(".")[0] for name in names]
+    assert groups == sorted(groups, key=["stack", "reassembly", "connections", "runtime", "listener"].index)

@@ -104,28 +104,35 @@ def print_counters(answer: dict) -> None:
 
 
 def counter_lines(statistics: dict) -> list[tuple[str, object]]:
-    """(name, value) for every number in the answer, named by where it sits; sorted in each group."""
+    """(name, value) for every number in the answer, named by where it sits."""
     lines: list[tuple[str, object]] = []
     for group in ("stack", "reassembly", "connections", "runtime"):
-        lines += sorted(_flatten(group, statistics.get(group)))
+        lines += _flatten(group, statistics.get(group))
     for listener in statistics.get("listeners") or []:
         local = listener.get("local") or {}
         prefix = f"listener.{local.get('address', '?')}:{local.get('port', '?')}"
-        lines += sorted(_flatten(prefix, {name: value for name, value in listener.items() if name != "local"}))
+        lines += _flatten(prefix, {name: value for name, value in listener.items() if name != "local"})
     # Anything a newer ustack adds at the top level still shows.
     for group, value in sorted(statistics.items()):
         if group not in ("stack", "reassembly", "connections", "runtime", "listeners"):
-            lines += sorted(_flatten(group, value))
+            lines += _flatten(group, value)
     return lines
 
 
 def _flatten(prefix: str, value) -> list[tuple[str, object]]:
-    if isinstance(value, dict):
-        lines = []
-        for name, item in value.items():
-            # The stack's and the connections' plain `counters` need no second word.
-            lines += _flatten(prefix if name == "counters" else f"{prefix}.{name}", item)
-        return lines
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
+    """The numbers in `value` by dotted name: at each level the plain numbers first, by name, then
+    each group of them (a plain `counters` group first, and without a word of its own)."""
+    if isinstance(value, bool):
         return []
-    return [(prefix, value)]
+    if isinstance(value, (int, float)):
+        return [(prefix, value)]
+    if not isinstance(value, dict):
+        return []
+    numbers = sorted((name, item) for name, item in value.items() if not isinstance(item, dict))
+    groups = sorted((name != "counters", name) for name, item in value.items() if isinstance(item, dict))
+    lines = []
+    for name, item in numbers:
+        lines += _flatten(f"{prefix}.{name}", item)
+    for not_counters, name in groups:
+        lines += _flatten(f"{prefix}.{name}" if not_counters else prefix, value[name])
+    return lines
