@@ -196,6 +196,11 @@ class Reassembler:
         self.counters["reassembly_datagrams_completed"] += 1
         return datagram.head, b"".join(piece for _, _, piece in datagram.pieces)
 
+    def refuse(self, reason: str) -> None:
+        """Count a fragment the caller rejected on sight (by rules of its own protocol)."""
+        self.counters["reassembly_fragments_received"] += 1
+        self.drops[reason] += 1
+
     # ------------------------------------------------------------------------------------------
     def next_deadline(self) -> float | None:
         for datagram in self._datagrams.values():
@@ -286,10 +291,10 @@ class Ipv4Reassembly:
             # RFC 1858 3.2: a first fragment too short to hold the TCP flags, or a fragment at
             # offset 8 (which could only rewrite the header the first one carried), is an attack.
             if ip.fragment_offset == 0 and len(fragment.payload) < TCP_MINIMUM_FIRST_FRAGMENT:
-                self.drops["reassembly_tiny_tcp_first_fragment"] += 1
+                self.reassembler.refuse("reassembly_tiny_tcp_first_fragment")
                 return None
             if ip.fragment_offset == FRAGMENT_UNIT:
-                self.drops["reassembly_tcp_header_overwrite"] += 1
+                self.reassembler.refuse("reassembly_tcp_header_overwrite")
                 return None
         key = (ip.src, ip.dst, ip.protocol, ip.identification)
         done = self.reassembler.add(key, ip.fragment_offset, fragment.payload, ip.more_fragments, now, head=ip)

@@ -280,6 +280,7 @@ def test_tiny_first_tcp_fragment_is_dropped_rfc_1858():
     reassembly = Ipv4Reassembly()
     assert reassembly.receive(fragment(bytes(16), 0, True, PROTOCOL_TCP), 0.0) is None
     assert reassembly.drops == Counter({"reassembly_tiny_tcp_first_fragment": 1})
+    assert reassembly.reassembler.counters["reassembly_fragments_received"] == 1
     assert reassembly.reassembler.pending == 0
     # 16 bytes is fine for other protocols (and for TCP at 24).
     reassembly.receive(fragment(bytes(16), 0, True, PROTOCOL_ICMP), 0.0)
