@@ -1,6 +1,6 @@
 """IPv4 fragments between the real Linux kernel and `ustack serve`, in a namespace the test makes.
 
-- `ping -s 3000` and `ping -s 60000`: the kernel fragments each request, ustack reassembles it and
+- `ping -s 3000`, `-s 60000` and `-s 65507`: the kernel fragments each request, ustack reassembles it and
   fragments its reply, the kernel reassembles that.
 - A TCP connection whose SYN and data come in fragments, crafted with scapy inside the namespace
   (the kernel's own TCP never fragments: it sizes segments to the path MTU). The crafted packets
@@ -96,16 +96,18 @@ def statistics(serve) -> dict:
 
 def test_large_pings_are_answered(ustack_serve):
     serve = ustack_serve()
-    for size in (3000, 60000):
+    # 65,507 is the largest: 65,535 bytes with the IPv4 and ICMP headers.
+    for size in (3000, 60000, 65507):
         output = ping(serve, size)
         assert "3 received" in output
         # Each reply is the full size: the kernel put ustack's fragments back together.
         assert len(re.findall(rf"^{size + 8} bytes from {re.escape(STACK_ADDRESS)}", output, re.MULTILINE)) == 3
     counters = statistics(serve)["stack"]["counters"]
-    assert counters["reassembly_datagrams_completed"] == 6
-    assert counters["icmp_echo_replies"] == 6
-    # 3 x 3 fragments for 3,008 bytes and 3 x 41 for 60,008 bytes, over the 1,500-byte MTU.
-    assert counters["fragments_created"] == 3 * 3 + 3 * 41
+    assert counters["reassembly_datagrams_completed"] == 9
+    assert counters["icmp_echo_replies"] == 9
+    # 1,480 bytes of each reply in a fragment over the 1,500-byte MTU: 3 fragments for 3,008
+    # bytes, 41 for 60,008, 45 for 65,515; three of each.
+    assert counters["fragments_created"] == 3 * (3 + 41 + 45)
     assert not any(reason.startswith("reassembly") for reason in statistics(serve)["stack"].get("drops", {}))
 
 
