@@ -39,7 +39,10 @@ def register(subparsers) -> None:
     parser = subparsers.add_parser("serve", help="run ustack on a TUN device and serve HTTP, echo, discard, chargen")
     services = parser.add_argument_group("services")
     services.add_argument("--http", metavar="DIR", type=path_value,
-                          help="serve this directory over HTTP/1.1 (GET, HEAD, PUT, POST)")
+                          help="serve this directory over HTTP/1.1 (GET, HEAD; PUT and POST only with --allow-upload)")
+    services.add_argument("--allow-upload", action="store_true",
+                          help="let HTTP PUT and POST store files in the --http directory (never outside it); "
+                               "off by default: anyone who reaches the server could overwrite files")
     services.add_argument("--http-port", metavar="N", type=port_value, default=80, help="HTTP port (default 80)")
     services.add_argument("--echo", action="store_true", help="echo service on port 7 (RFC 862)")
     services.add_argument("--discard", action="store_true", help="discard service on port 9 (RFC 863)")
@@ -52,6 +55,8 @@ def register(subparsers) -> None:
 def run(args) -> int:
     if args.http is not None and not Path(args.http).is_dir():
         raise CliError(f"--http {args.http}: not a directory")
+    if args.allow_upload and args.http is None:
+        raise CliError("--allow-upload needs --http DIR (the directory uploads go to)")
     if sys.stdout is None:
         return _run(args, None)
     real_stdout = sys.stdout
@@ -132,7 +137,7 @@ async def _serve(args, network: UstackNetwork, ladders=None, output: ServeOutput
     services = []  # (name, port, handler, how to reach it)
     if args.http is not None:
         url = f"http://{address}/" if args.http_port == 80 else f"http://{address}:{args.http_port}/"
-        files = HttpFileServer(args.http, log=lambda line: print(f"http   : {line}"))
+        files = HttpFileServer(args.http, log=lambda line: print(f"http   : {line}"), allow_upload=args.allow_upload)
         services.append(("http", args.http_port, files, f"curl {url}"))
     if args.echo:
         services.append(("echo", ECHO_PORT, handle_echo, f"nc {address} {ECHO_PORT}"))
