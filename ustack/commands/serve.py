@@ -29,6 +29,7 @@ from pathlib import Path
 from ..network import UstackNetwork
 from .arguments import add_ladder_arguments, add_network_arguments, path_value, port_value
 from .errors import CliError
+from .faults import describe_faults
 from .live import make_ladders, open_network, start_control_server, tcp_config
 from .signals import sigterm_as_interrupt, stop_on_signals
 
@@ -124,6 +125,7 @@ class ServeOutput:
 
 async def _serve(args, network: UstackNetwork, ladders=None, output: ServeOutput | None = None) -> int:
     from ..aio import AsyncStack
+    from ..link.fault import Faults
     from ..apps import CHARGEN_PORT, DISCARD_PORT, ECHO_PORT, HttpFileServer, handle_chargen, handle_discard, handle_echo
 
     loop = asyncio.get_running_loop()
@@ -161,6 +163,14 @@ async def _serve(args, network: UstackNetwork, ladders=None, output: ServeOutput
         try:
             where = f" in namespace {args.netns}" if args.netns else ""
             print(f"ustack: {address} on {args.tun}{where} (kernel side {args.host_addr}, mtu {args.mtu})")
+            if args.netns and network.reused_from is not None:
+                print(f"ustack: reusing namespace {args.netns}, left by ustack pid {network.reused_from['pid']} "
+                      f"which died without removing it; it is removed when this one stops")
+            elif args.netns and not network.created_namespace:
+                print(f"ustack: using the existing namespace {args.netns} (not made by ustack: left in place on exit)")
+            if network.fault is not None:
+                print(f"faults : {describe_faults(network.settings.inbound_faults or Faults(), network.settings.outbound_faults or Faults())} "
+                      f"(seed {args.seed})")
             for name, _, _, how in services:
                 print(f"{name:<7}: {network.how_to_run(how)}")
             print(f"{'ping':<7}: {network.how_to_run(f'ping {address}')}")
