@@ -68,7 +68,7 @@ def run_ustack(*arguments: str) -> subprocess.CompletedProcess:
     (["no-such-command"], "invalid choice"),
     # An unknown flag is the command's business: its name and its --help, not the top level's.
     (["lab", "handshake", "--bogus"], "ustack lab: unrecognized arguments: --bogus (see 'ustack lab --help')"),
-    (["ss", "-x"], "ustack ss: unrecognized arguments: -x (see 'ustack ss --help')"),
+    (["ss", "--bogus"], "ustack ss: unrecognized arguments: --bogus (see 'ustack ss --help')"),
     # Output files that cannot be written are refused before a run, not after it (report lost).
     (["lab", "handshake", "--svg", "/nonexistent/ustack/x.svg"],
      "ustack lab: cannot write /nonexistent/ustack/x.svg: no directory /nonexistent/ustack"),

@@ -95,10 +95,10 @@ def test_control_socket_is_private_and_removed_on_close(run_directory):
 
 
 def test_table_has_linux_names_and_columns(running_ustack, capsys):
-    assert cli.main(["ss"]) == 0
+    assert cli.main(["ss", "-tan"]) == 0
     lines = capsys.readouterr().out.splitlines()
     rows = [line.split() for line in lines[1:]]
-    process = ["ustack", "serve", "(pid", f"{os.getpid()})"]
+    process = ["ustack", "serve", f"pid={os.getpid()}"]
     assert [row[:5] for row in rows] == [
         ["LISTEN", "0", "0", "0.0.0.0:80", "0.0.0.0:*"],
         ["ESTAB", "12", "3456", "10.77.0.2:80", "10.77.0.1:40000"],
