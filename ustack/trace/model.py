@@ -169,7 +169,7 @@ def clip(ladder: Ladder, first: int | None = None, last: int | None = None,
     chosen = [
         (number, arrow) for number, arrow in enumerate(arrows, 1)
         if (first is None or number >= first) and (last is None or number <= last)
-        and (start is None or arrow.time - origin >= start) and (end is None or arrow.time - origin <= end)
+        and (start is None or _since(arrow.time, origin) >= start) and (end is None or _since(arrow.time, origin) <= end)
     ]
     if limit is not None:
         chosen = chosen[:limit]
@@ -191,3 +191,9 @@ def clip(ladder: Ladder, first: int | None = None, last: int | None = None,
                for side, mark in sorted(before.items())]
     window = f"segments {chosen[0][0]}-{chosen[-1][0]} of {len(arrows)}"
     return Ladder(ladder.left, ladder.right, opening + items, ladder.source, window, origin)
+
+
+def _since(time: float, origin: float) -> float:
+    """Seconds from origin to time, to the microsecond: capture times near 1.7e9 carry a rounding
+    error of about 2e-7 s, which must not move a segment out of a range given as "30ms"."""
+    return round(time - origin, 6)
