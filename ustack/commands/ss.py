@@ -124,7 +124,8 @@ def run(args) -> int:
     if args.json:
         print(json.dumps([row["json"] for row in rows], indent=2))
     else:
-        print_table(rows, args)
+        # ss leaves the State column out when the filter names one state: every line would repeat it.
+        print_table(rows, args, with_state=len(states) != 1)
     if not result.answers and not args.json:
         print(f"ustack ss: no running ustack (no control sockets in {directory})", file=sys.stderr)
     sys.stdout.flush()
@@ -240,10 +241,12 @@ def timer_text(connection: dict, now: float | None) -> str:
     return " ".join(parts)
 
 
-def print_table(rows: list[dict], args) -> None:
+def print_table(rows: list[dict], args, with_state: bool = True) -> None:
     """ss's layout: the columns, then (-o, -e, -m) extras at the end of the line, (-i) a second line."""
     all_cells = [HEADER] + [row["cells"] for row in rows]
-    widths = [max(len(cells[column]) for cells in all_cells) for column in range(len(HEADER))]
+    if not with_state:
+        all_cells = [cells[1:] for cells in all_cells]
+    widths = [max(len(cells[column]) for cells in all_cells) for column in range(len(all_cells[0]))]
     for index, cells in enumerate(all_cells):
         if index == 0 and getattr(args, "no_header", False):
             continue

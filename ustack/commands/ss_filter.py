@@ -93,7 +93,7 @@ class SsFilter:
         if self.states is not None:
             chosen = set(self.states)
         elif listening:
-            chosen = {"LISTEN"}
+            chosen = {"LISTEN", "CLOSED"}  # as ss -l (a closed socket is "listening" for UDP's sake)
         elif all_states:
             chosen = set(ALL_STATES)
         else:
