@@ -281,12 +281,16 @@ def remove_leftover(record: dict) -> list[str]:
     from .netns import namespace_exists
     from pyroute2 import netns
 
+    from .control import socket_path
+
     removed = []
     name = record.get("namespace")
     if name and record.get("created_namespace") and namespace_exists(name):
         netns.remove(name)
         removed.append(f"namespace {name}")
-    Path(record["path"]).unlink(missing_ok=True)
+    marker = Path(record["path"])
+    socket_path(record["pid"], marker.parent).unlink(missing_ok=True)  # its control socket, if left too
+    marker.unlink(missing_ok=True)
     return removed
 
 
