@@ -220,3 +220,26 @@ def test_connect_timeout_0_means_no_limit_and_connects(namespace):
     result = run_cli("connect", "--netns", namespace.name, "--timeout", "0", HOST_ADDRESS, "5005", input="hello\n")
     assert result.returncode == 0, result.stderr
     assert server.stdout.read() == "hello\n"
+
+
+def test_corrupt_flag_breaks_every_segment_and_the_kernel_counts_bad_checksums(ustack_serve):
+    # (TCP, not ping: a raw ICMP socket gets its copy before the kernel checks the ICMP checksum.)
+    serve = ustack_serve("--echo", "--corrupt", "out:0.999999", "--seed", "5")
+    result = serve.inside("nc", "-N", "-w", "2", STACK_ADDRESS, str(ECHO), input="hello\n")
+    assert result.stdout == ""  # every SYN-ACK arrives with a flipped bit: no connection
+    counters = serve.inside("nstat", "-az", "TcpInCsumErrors")
+    assert int(counters.stdout.split("TcpInCsumErrors")[1].split()[0]) >= 1, counters.stdout
+
+
+def test_rate_flag_paces_a_download(ustack_serve, tmp_path):
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "file.bin").write_bytes(bytes(400_000))
+    serve = ustack_serve("--http", str(site), "--rate", "out:2mbit")
+    assert "out: rate 2 Mbit/s" in " ".join(serve.output)
+    result = serve.inside("curl", "-sS", "--fail", "-o", "/dev/null", "-w", "%{time_total} %{size_download}",
+                          f"http://{STACK_ADDRESS}/file.bin")
+    assert result.returncode == 0, result.stderr
+    seconds, size = result.stdout.split()
+    # 400 kB at 2 Mbit/s is 1.6 s; the bucket's 64 kB burst goes at once: at least ~1.3 s.
+    assert int(size) == 400_000 and float(seconds) >= 1.2, result.stdout
