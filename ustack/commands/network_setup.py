@@ -3,7 +3,7 @@ taking down) the TUN device, the namespace, the link middlewares and the stack o
 
     with UstackNetwork(args) as network:       # TUN (in the namespace), addresses, middlewares
         stack = network.make_stack()           # ustack's Stack at --addr with --msl, --mtu
-        ...                                    # AsyncStack(stack, network.link)
+        ...                                    # AsyncStack(stack, network.link), + network.observers
     # on leaving, also on errors and Ctrl-C: the link is closed (which deletes the TUN device)
     # and the namespace is removed if, and only if, we created it.
 
@@ -278,6 +278,7 @@ class UstackNetwork:
         self.namespace = None
         self.link = None  # the outermost link of the chain
         self.device = None  # the TunLink itself
+        self.observers: list = []  # for AsyncStack.add_observer (the Tracer's, with --trace)
 
     def __enter__(self) -> "UstackNetwork":
         try:
@@ -320,6 +321,7 @@ class UstackNetwork:
                 link = FaultInjector(link, seed=args.seed, inbound=faults, outbound=faults, on_drop=on_drop)
             if args.trace:
                 link = Tracer(link, output=self.trace_output)
+                self.observers.append(link.observe)  # state changes, on the lines of their packets
             self.link = link
         except LinkError as error:
             raise CliError(str(error)) from None
