@@ -64,6 +64,7 @@ from ustack.tcp.connection import Connection
 from ustack.tcp.isn import IsnGenerator
 from ustack.tcp.listener import Listener
 from ustack.tcp.reset import reset_for_unmatched
+from ustack.tcp.state import State
 from ustack.wire.ipv4 import address_value
 from ustack.wire.tcp import RST
 
@@ -441,20 +442,20 @@ class Driver:
             count = sum(
                 1
                 for (port, _), connection in self.connections.items()
-                if connection.state.value == action.state and (action.port is None or port == action.port)
+                if connection.state is action.state and (action.port is None or port == action.port)
             )
-            if action.state == "CLOSED":  # sockets that have no connection show as CLOSED
+            if action.state is State.CLOSED:  # sockets that have no connection show as CLOSED
                 count += sum(
                     1
                     for socket in self.table.sockets.values()
                     if not socket.closed and socket.connection is None and socket.listener is None
                 )
             if count != action.count:
-                reason = f"{count} connections in {action.state} where the script expects {action.count}"
+                reason = f"{count} connections in {action.state.value} where the script expects {action.count}"
                 raise ScriptFailed(event.line, "state", reason)
         elif isinstance(action, DropTimeWait):
             self.connections = {
-                key: connection for key, connection in self.connections.items() if connection.state.value != "TIME-WAIT"
+                key: connection for key, connection in self.connections.items() if connection.state is not State.TIME_WAIT
             }
 
     def _code(self, event: CodeEvent) -> None:
@@ -462,13 +463,13 @@ class Driver:
         connection = self.connections.get((self.current_port or BIND_PORT, REMOTE_PORT))
         if isinstance(check, AssertState):
             if connection is not None:
-                state = connection.state.value
+                state = connection.state
             elif self.listeners.get(self.current_port or BIND_PORT) is not None:
-                state = "LISTEN"
+                state = State.LISTEN
             else:
-                state = "CLOSED"
-            if state != check.state:
-                reason = f"the connection is in {state} where the script expects {check.state}"
+                state = State.CLOSED
+            if state is not check.state:
+                reason = f"the connection is in {state.value} where the script expects {check.state.value}"
                 raise ScriptFailed(event.line, "state", reason)
         elif isinstance(check, AssertOptions):
             bits = 0  # FreeBSD's TCPI_OPT_* bits of what the SYNs negotiated (shell.TCPI_OPTION_BITS)

@@ -40,7 +40,7 @@ from ..aio import AsyncStack
 from ..link import FaultInjector, PcapWriter
 from ..netns import Namespace, setup_tun_in_namespace, signals_held, stop_process
 from ..stack import Stack
-from ..tcp import TcpConfig
+from ..tcp import State, TcpConfig
 from ..tcp.events import StateChanged
 from ..trace import LOCAL, LadderRecorder, render_svg, render_text
 from ..wire.ipv4 import address_value
@@ -228,8 +228,8 @@ class LabSession:
         except (asyncio.TimeoutError, TimeoutError):
             raise LabError(f"timed out after {timeout} s waiting for {what}") from None
 
-    async def wait_state(self, connection, state: str, timeout: float = WAIT_TIMEOUT) -> None:
-        await self.wait_for(lambda: connection.state.value == state, f"ustack's connection to reach {state} "
+    async def wait_state(self, connection, state: State, timeout: float = WAIT_TIMEOUT) -> None:
+        await self.wait_for(lambda: connection.state is state, f"ustack's connection to reach {state.value} "
                             f"(it is {connection.state.value})", timeout)
 
     def poke(self, connection) -> None:
