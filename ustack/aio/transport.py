@@ -24,21 +24,33 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from ..tcp.errors import TcpCallError
 from ..tcp.state import CLOSED, SYNCHRONIZED, TIME_WAIT
 from ..wire.ipv4 import address_text
 from .errors import exception_for, os_error
 
-if TYPE_CHECKING:
-    from .runtime import AsyncStack
-
 logger = logging.getLogger("ustack.aio")
 
 # Largest chunk handed to data_received at once (the core may hold more).
 READ_CHUNK = 256 * 1024
 DEFAULT_HIGH_WATER = 64 * 1024
+
+
+class Runtime(Protocol):
+    """What transports and servers ask of the runtime (runtime.AsyncStack is the one), written
+    here so that the modules below the runtime never import it: imports point one way."""
+
+    loop: asyncio.AbstractEventLoop | None  # set while it runs, the only time transports exist
+    stack: Any
+
+    def poke(self, connection: Any) -> None: ...
+    def mark_dirty(self, transport: "TcpTransport") -> None: ...
+    def forget(self, transport: "TcpTransport") -> None: ...
+    def register(self, transport: "TcpTransport") -> None: ...
+    def remove_server(self, server: Any) -> None: ...
+
 
 # States after which nothing more can arrive and nothing more can be sent by the application;
 # the peer is owed nothing either (TIME-WAIT only waits). The runtime and the commands ask this set.
@@ -50,7 +62,7 @@ FINISHED_STATES = frozenset({CLOSED, TIME_WAIT})
 class TcpTransport(asyncio.Transport):
     """asyncio's view of one core Connection. Created by the runtime, never by the application."""
 
-    def __init__(self, runtime: "AsyncStack", connection: Any, protocol: asyncio.BaseProtocol, server: Any = None) -> None:
+    def __init__(self, runtime: Runtime, connection: Any, protocol: asyncio.BaseProtocol, server: Any = None) -> None:
         super().__init__()
         self._runtime = runtime
         self._loop = runtime.loop
