@@ -29,6 +29,8 @@ class Ipv4Header(NamedTuple):
     header_length: int = IPV4_HEADER_LENGTH  # in bytes (IHL times 4)
     tos: int = 0
 
+    version = 4  # a class constant, not a field: Ipv6Header has version 6
+
     @property
     def is_fragment(self) -> bool:
         return self.more_fragments or self.fragment_offset != 0
