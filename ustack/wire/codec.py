@@ -217,6 +217,8 @@ def build_tcp_packet(
     With 16-byte `src` and `dst` the packet is IPv6 instead: `ttl` is the hop limit, `flow_label`
     and `traffic_class` go in the fixed header, `identification` and `dont_fragment` are not used
     (IPv6 routers never fragment), the checksum covers the IPv6 pseudo-header (RFC 8200 8.1)."""
+    if type(src) is bytes:
+        return _build_tcp6_packet(src, dst, segment, ttl, option_layout, flow_label, traffic_class)
     # Unpacking the segment at once costs less than reading its nine fields by name.
     src_port, dst_port, seq, ack, flags, window, urgent_pointer, options, payload = segment
     if type(payload) is not bytes:
@@ -226,27 +228,45 @@ def build_tcp_packet(
             present = mss = window_scale = sack_count = ts_val = ts_ecr = 0
         else:
             present, mss, window_scale, sack_count, ts_val, ts_ecr = _option_fields(options)
-        # IPv6 addresses go to C as arguments; the spec's IPv4 address fields are then unused.
-        if type(src) is bytes:
-            spec_src = spec_dst = 0
-        else:
-            spec_src, spec_dst = src, dst
-        _pack_spec(_spec_buffer, 0, spec_src, spec_dst, ttl, dont_fragment, identification,
+        _pack_spec(_spec_buffer, 0, src, dst, ttl, dont_fragment, identification,
                    src_port, dst_port, seq, ack, flags, present, window, urgent_pointer,
                    mss, window_scale, sack_count, LAYOUTS[option_layout], ts_val, ts_ecr)  # fmt: skip
     except (struct.error, KeyError, TypeError, ValueError) as error:
         raise WireError(BUILD_BAD_FIELD, str(error)) from None
-    if type(src) is bytes:
-        if len(src) != 16 or type(dst) is not bytes or len(dst) != 16:
-            raise WireError(BUILD_BAD_FIELD, "IPv6 addresses are 16 bytes, both of them")
-        if not (0 <= flow_label <= 0xFFFFF and 0 <= traffic_class <= 0xFF and 0 <= ttl <= 0xFF):
-            raise WireError(BUILD_BAD_FIELD, "flow label is 20 bits, traffic class and hop limit 8")
-        length = _build_tcp6(_out, _OUT_CAPACITY, src, dst, ttl, flow_label, traffic_class, _spec, payload, len(payload))
-    else:
-        length = _build_tcp(_out, _OUT_CAPACITY, _spec, payload, len(payload))
+    length = _build_tcp(_out, _OUT_CAPACITY, _spec, payload, len(payload))
     if length < 0:
         raise WireError(REASON_NAMES[-length])
     return _out_buffer[0:length]
+
+
+def _build_tcp6_packet(src: bytes, dst: bytes, segment: TcpSegment, hop_limit: int, option_layout: str,
+                       flow_label: int, traffic_class: int) -> bytes:  # fmt: skip
+    """build_tcp_packet over IPv6: the spec without addresses, which go to C as arguments."""
+    if len(src) != 16 or type(dst) is not bytes or len(dst) != 16:
+        raise WireError(BUILD_BAD_FIELD, "IPv6 addresses are 16 bytes, both of them")
+    if not (0 <= flow_label <= 0xFFFFF and 0 <= traffic_class <= 0xFF):
+        raise WireError(BUILD_BAD_FIELD, "the flow label is 20 bits and the traffic class 8")
+    payload = _pack_address_free_spec(segment, hop_limit, option_layout)
+    length = _build_tcp6(_out, _OUT_CAPACITY, src, dst, hop_limit, flow_label, traffic_class, _spec, payload, len(payload))
+    if length < 0:
+        raise WireError(REASON_NAMES[-length])
+    return _out_buffer[0:length]
+
+
+def _pack_address_free_spec(segment: TcpSegment, ttl: int, option_layout: str) -> bytes:
+    """Fills the spec from `segment` with its IPv4 address fields zero (IPv6, and the option
+    length count); returns the payload as bytes."""
+    src_port, dst_port, seq, ack, flags, window, urgent_pointer, options, payload = segment
+    try:
+        if options is NO_OPTIONS:
+            present = mss = window_scale = sack_count = ts_val = ts_ecr = 0
+        else:
+            present, mss, window_scale, sack_count, ts_val, ts_ecr = _option_fields(options)
+        _pack_spec(_spec_buffer, 0, 0, 0, ttl, False, 0, src_port, dst_port, seq, ack, flags, present, window,
+                   urgent_pointer, mss, window_scale, sack_count, LAYOUTS[option_layout], ts_val, ts_ecr)  # fmt: skip
+    except (struct.error, KeyError, TypeError, ValueError) as error:
+        raise WireError(BUILD_BAD_FIELD, str(error)) from None
+    return payload if type(payload) is bytes else bytes(payload)
 
 
 def _option_fields(options: TcpOptions) -> tuple[int, int, int, int, int, int]:
@@ -306,12 +326,7 @@ def tcp_options_length(options: TcpOptions, option_layout: str = "linux") -> int
     of 4): what a sender subtracts from the MSS to size its payload (RFC 9293 3.7.1)."""
     if options is NO_OPTIONS:
         return 0
-    try:
-        present, mss, window_scale, sack_count, ts_val, ts_ecr = _option_fields(options)
-        _pack_spec(_spec_buffer, 0, 0, 0, 0, False, 0, 0, 0, 0, 0, 0, present, 0, 0,
-                   mss, window_scale, sack_count, LAYOUTS[option_layout], ts_val, ts_ecr)  # fmt: skip
-    except (struct.error, KeyError, TypeError, ValueError) as error:
-        raise WireError(BUILD_BAD_FIELD, str(error)) from None
+    _pack_address_free_spec(TcpSegment(0, 0, 0, 0, 0, 0, 0, options), 0, option_layout)
     return lib.ustack_tcp_options_length(_spec)
 
 
