@@ -238,3 +238,10 @@ def test_address_value_refuses_bad_text():
         address6_value("fd00::77::1")
     with pytest.raises(ValueError):
         address6_text(b"\x00" * 4)
+
+
+def test_address_text_takes_both_families():
+    # One helper for code that shows the addresses of parsed packets (ladders, traces).
+    from ustack.wire import address_text
+
+    assert address_text(0x0A4D0002) == "10.77.0.2" and address_text(B) == "fd00:77::2"
