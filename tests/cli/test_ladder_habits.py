@@ -14,8 +14,20 @@ from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "trace"))
-from conftest import Conversation  # noqa: E402  (the ladder tests' scapy conversation)
+
+def _load_conversation():
+    """The ladder tests' scapy Conversation (tests/trace/conftest.py), loaded under its own name:
+    "conftest" is taken by whichever test directory pytest read first."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "trace_conversation", Path(__file__).resolve().parents[1] / "trace" / "conftest.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.Conversation
+
+
+Conversation = _load_conversation()
 
 from ustack import __version__
 from ustack.cli import main

@@ -32,23 +32,10 @@ import sys
 
 from ..control import run_directory, survey
 from ..network import read_records
+from ..tcp.state import State
 from .errors import CliError
-from .ss_filter import SsFilter
+from .ss_filter import SsFilter, linux_state_name
 
-# RFC 9293 names (the core's) -> the names Linux's ss prints.
-LINUX_STATE_NAMES = {
-    "LISTEN": "LISTEN",
-    "SYN-SENT": "SYN-SENT",
-    "SYN-RECEIVED": "SYN-RECV",
-    "ESTABLISHED": "ESTAB",
-    "FIN-WAIT-1": "FIN-WAIT-1",
-    "FIN-WAIT-2": "FIN-WAIT-2",
-    "CLOSE-WAIT": "CLOSE-WAIT",
-    "CLOSING": "CLOSING",
-    "LAST-ACK": "LAST-ACK",
-    "TIME-WAIT": "TIME-WAIT",
-    "CLOSED": "CLOSED",
-}
 HEADER = ("State", "Recv-Q", "Send-Q", "Local Address:Port", "Peer Address:Port", "Process")
 
 
@@ -138,11 +125,16 @@ def run(args) -> int:
 def describe(connection: dict, answer: dict, stack: dict | None = None) -> dict:
     """One connection as a row. `stack` is its ustack's network record (ustack/network.py):
     namespace and TUN device, which tell apart two stacks with the same addresses."""
-    state = str(connection.get("state", "?"))
-    linux_state = LINUX_STATE_NAMES.get(state.upper().replace("_", "-"), state)
+    text = str(connection.get("state", "?"))  # the State's value, as the control socket sends it
+    try:
+        state: State | None = State(text.upper().replace("_", "-"))
+    except ValueError:
+        state = None  # a newer or older ustack: show what it said
+    linux_state = text if state is None else linux_state_name(state)
     local = _endpoint(connection, "local")
     remote = _endpoint(connection, "remote")
-    if linux_state == "LISTEN" or remote is None:  # a listener has no peer: ss prints a wildcard
+    listening = state is State.LISTEN
+    if listening or remote is None:  # a listener has no peer: ss prints a wildcard
         remote = "0.0.0.0:*"
     stack = stack or {}
     process = f"{answer.get('program') or 'ustack'} pid={answer.get('pid', '?')}"
@@ -158,7 +150,7 @@ def describe(connection: dict, answer: dict, stack: dict | None = None) -> dict:
         "local": _address_and_port(local),
         "remote": None if remote == "0.0.0.0:*" else _address_and_port(remote),
         "cells": (linux_state, str(recv_q), str(send_q), local or "*:*", remote, process),
-        "info": "" if linux_state == "LISTEN" else info_text(connection, answer.get("now")),
+        "info": "" if listening else info_text(connection, answer.get("now")),
         "timers": timer_text(connection, answer.get("now")),
         "extended": " ".join(f"{name}:{connection[name]}" for name in ("snd_una", "snd_nxt", "rcv_nxt")
                              if connection.get(name) is not None),

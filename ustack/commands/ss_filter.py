@@ -24,14 +24,23 @@ import re
 import socket
 from typing import Callable
 
+from ..tcp.state import State
 from .errors import CliError
 
-# ss's state names -> the Linux names `ustack ss` prints (ustack/commands/ss.py's LINUX_STATE_NAMES).
+# Where Linux's ss spells a state differently from RFC 9293 (the State's value); the others agree.
+_LINUX_SPELLING = {State.SYN_RECEIVED: "SYN-RECV", State.ESTABLISHED: "ESTAB"}
+
+
+def linux_state_name(state: State) -> str:
+    """The name `ss` prints for a state (and `ustack ss` too)."""
+    return _LINUX_SPELLING.get(state, state.value)
+
+
+# The words a state filter takes -> the Linux name: the RFC's, ss's, and ss's "listening".
 STATE_WORDS = {
-    "established": "ESTAB", "estab": "ESTAB", "syn-sent": "SYN-SENT", "syn-recv": "SYN-RECV",
-    "syn-received": "SYN-RECV", "fin-wait-1": "FIN-WAIT-1", "fin-wait-2": "FIN-WAIT-2",
-    "time-wait": "TIME-WAIT", "closed": "CLOSED", "close-wait": "CLOSE-WAIT", "last-ack": "LAST-ACK",
-    "listening": "LISTEN", "listen": "LISTEN", "closing": "CLOSING",
+    **{state.value.lower(): linux_state_name(state) for state in State},
+    **{linux_state_name(state).lower(): linux_state_name(state) for state in State},
+    "listening": linux_state_name(State.LISTEN),
 }
 ALL_STATES = frozenset(STATE_WORDS.values())
 _BUCKET = frozenset({"SYN-RECV", "TIME-WAIT"})
