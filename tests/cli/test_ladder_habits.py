@@ -92,6 +92,14 @@ def test_conn_by_number_four_tuple_or_unique_port(three_connections, capsys, cho
     assert capsys.readouterr().out.startswith(f"10.0.0.1:{client_port} (client) <-> ")
 
 
+def test_without_conn_the_first_is_drawn_and_stderr_says_which(three_connections):
+    result = run_ustack("ladder", str(three_connections))
+    assert result.returncode == 0 and result.stdout.startswith(b"10.0.0.1:40000 (client) <-> 10.0.0.2:80")
+    assert result.stderr.decode() == (f"ustack ladder: {three_connections} holds 3 connections; drawing #1, "
+                                      f"10.0.0.1:40000 > 10.0.0.2:80 (see them with: ustack ladder "
+                                      f"{three_connections} --list; choose with --conn '#N')\n")
+
+
 def test_an_ambiguous_port_is_refused_with_the_list(three_connections):
     result = run_ustack("ladder", str(three_connections), "--conn", "80")
     assert result.returncode == 2 and result.stdout == b""

@@ -166,9 +166,19 @@ def run(args) -> int:
         # Colour only for a person at a terminal (and never when NO_COLOR is set, no-color.org).
         colour = sys.stdout.isatty() and "NO_COLOR" not in os.environ
         output = render_text(ladder, args.relative, colour=colour)
+    if chosen is None and len(connections) > 1:
+        _say_which(ladder, connections, name, args.file)
     sys.stdout.write(output)
     _say_cut_short(note)
     return 0
+
+
+def _say_which(ladder, connections, name: str, file_argument: str) -> None:
+    """Several connections and no --conn '#N': say which one is drawn, and how to see the others."""
+    drawn = next((c for c in connections if c.name == f"{ladder.left.name} > {ladder.right.name}"), None)
+    which = f"#{drawn.number}, {drawn.name}" if drawn else ladder.left.name
+    print(f"ustack ladder: {name} holds {len(connections)} connections; drawing {which} "
+          f"(see them with: ustack ladder {file_argument} --list; choose with --conn '#N')", file=sys.stderr)
 
 
 def _say_cut_short(note: str | None) -> None:
