@@ -42,12 +42,20 @@ STATE_WORDS = {
     **{linux_state_name(state).lower(): linux_state_name(state) for state in State},
     "listening": linux_state_name(State.LISTEN),
 }
-ALL_STATES = frozenset(STATE_WORDS.values())
-_BUCKET = frozenset({"SYN-RECV", "TIME-WAIT"})
+
+
+def _names(*states: State) -> frozenset[str]:
+    return frozenset(linux_state_name(state) for state in states)
+
+
+ALL_STATES = _names(*State)
+_NOT_CONNECTED = _names(State.LISTEN, State.CLOSED)
+_LISTENING = _names(State.LISTEN, State.CLOSED)  # ss -l: LISTEN and CLOSE (UDP's "listening" sockets)
+_BUCKET = _names(State.SYN_RECEIVED, State.TIME_WAIT)
 STATE_GROUPS = {  # ss(8): "all", "connected", "synchronized", "bucket", "big"
     "all": ALL_STATES,
-    "connected": ALL_STATES - {"LISTEN", "CLOSED"},
-    "synchronized": ALL_STATES - {"LISTEN", "CLOSED", "SYN-SENT"},
+    "connected": ALL_STATES - _NOT_CONNECTED,
+    "synchronized": ALL_STATES - _NOT_CONNECTED - _names(State.SYN_SENT),
     "bucket": _BUCKET,
     "big": ALL_STATES - _BUCKET,
 }
@@ -102,11 +110,11 @@ class SsFilter:
         if self.states is not None:
             chosen = set(self.states)
         elif listening:
-            chosen = {"LISTEN", "CLOSED"}  # as ss -l (a closed socket is "listening" for UDP's sake)
+            chosen = set(_LISTENING)
         elif all_states:
             chosen = set(ALL_STATES)
         else:
-            chosen = set(ALL_STATES - {"LISTEN", "CLOSED"})
+            chosen = set(ALL_STATES - _NOT_CONNECTED)
         return chosen - self.excluded
 
     # --- the grammar ---------------------------------------------------------------------------
