@@ -24,6 +24,7 @@ from typing import Iterable, NamedTuple
 
 from .tcp import Connection, Listener, State, TcpConfig, reset_for_unmatched
 from .tcp.isn import IsnGenerator
+from .tcp.syn_cookies import SynCookies
 from .wire import WireError, build_icmp_packet, build_tcp_packet, parse_packet
 from .wire.icmp import DESTINATION_UNREACHABLE, ECHO_REPLY, ECHO_REQUEST, PARAMETER_PROBLEM, TIME_EXCEEDED
 from .wire.icmp import IcmpMessage
@@ -81,6 +82,7 @@ class Stack:
         self.config = (config or TcpConfig()).fit_to_mtu(mtu)
         self.ttl = ttl
         self.isn_generator = isn_generator or IsnGenerator()
+        self.syn_cookies = SynCookies()  # one rotating cookie secret for all our listeners (RFC 4987 3.6)
         self.connections: dict[ConnectionKey, Connection] = {}
         self.listeners: dict[tuple[int, int], Listener] = {}
         self.drops: Counter[str] = Counter()
@@ -277,8 +279,9 @@ class Stack:
             address or self.address,
             port,
             backlog=backlog,
-            syn_queue_size=syn_queue_size if syn_queue_size is not None else max(backlog, 128),
+            syn_queue_size=syn_queue_size if syn_queue_size is not None else backlog,  # as Linux's listen()
             isn_generator=self.isn_generator,
+            syn_cookies=self.syn_cookies,
         )
         self.listeners[(address, port)] = listener
         return listener
