@@ -355,12 +355,13 @@ class UstackNetwork:
     def created_namespace(self) -> bool:
         return bool(self.namespace is not None and self.namespace.created)
 
-    def make_stack(self):
+    def make_stack(self, **settings):
+        """The Stack, with --msl and any other TcpConfig `settings` the command adds."""
         from ..stack import Stack
         from ..tcp import TcpConfig
         from ..wire.ipv4 import address_value
 
-        config = TcpConfig() if self.args.msl is None else TcpConfig(msl=self.args.msl)
+        config = TcpConfig(**settings) if self.args.msl is None else TcpConfig(msl=self.args.msl, **settings)
         return Stack(address_value(self.args.addr), config, mtu=self.args.mtu)
 
     def how_to_run(self, command: str) -> str:

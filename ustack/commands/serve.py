@@ -21,13 +21,15 @@ stdout (flushed) is the signal scripts wait for.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import os
 import sys
 from pathlib import Path
 
 from ..cli import CliError
-from .network_setup import (UstackNetwork, add_ladder_arguments, add_network_arguments, make_ladders, path_value,
+from ..tcp.config import SYNCOOKIE_MODES
+from .network_setup import (UstackNetwork, _integer, add_ladder_arguments, add_network_arguments, make_ladders, path_value,
                             port_value, sigterm_as_interrupt, start_control_server, stop_on_signals)
 
 READY_LINE = "ustack: ready"
@@ -42,9 +44,30 @@ def register(subparsers) -> None:
     services.add_argument("--echo", action="store_true", help="echo service on port 7 (RFC 862)")
     services.add_argument("--discard", action="store_true", help="discard service on port 9 (RFC 863)")
     services.add_argument("--chargen", action="store_true", help="character generator on port 19 (RFC 864)")
+    flood = parser.add_argument_group("SYN flood defence (RFC 4987)")
+    flood.add_argument("--backlog", metavar="N", type=backlog_value, default=128,
+                       help="each listener's SYN queue and accept queue (default 128, like listen(2)'s backlog)")
+    flood.add_argument("--syncookies", choices=SYNCOOKIE_MODES, default="auto",
+                       help="SYN cookies when a SYN queue is full (auto, the default), never, or for every SYN")
+    flood.add_argument("--synack-retries", metavar="N", type=retries_value, default=5,
+                       help="SYN-ACK retransmissions before a half-open connection is dropped (default 5, as Linux)")
     add_network_arguments(parser)
     add_ladder_arguments(parser, with_port=True)
     parser.set_defaults(run=run)
+
+
+def backlog_value(text: str) -> int:
+    value = _integer(text, "backlog")
+    if not 1 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"backlog {value} is outside 1..65535")
+    return value
+
+
+def retries_value(text: str) -> int:
+    value = _integer(text, "retry count")
+    if not 0 <= value <= 20:
+        raise argparse.ArgumentTypeError(f"retry count {value} is outside 0..20")
+    return value
 
 
 def run(args) -> int:
@@ -139,7 +162,7 @@ async def _serve(args, network: UstackNetwork, ladders=None, output: ServeOutput
     if args.chargen:
         services.append(("chargen", CHARGEN_PORT, handle_chargen, f"nc {address} {CHARGEN_PORT} | head"))
 
-    stack = network.make_stack()
+    stack = network.make_stack(syncookies=args.syncookies, synack_retries=args.synack_retries)
     async with AsyncStack(stack, network.link) as astack:
         if ladders is not None:
             astack.add_observer(ladders.observe)
@@ -147,7 +170,7 @@ async def _serve(args, network: UstackNetwork, ladders=None, output: ServeOutput
         servers = []
         for name, port, handler, _ in services:
             try:
-                servers.append(await astack.start_server(handler, port=port))
+                servers.append(await astack.start_server(handler, port=port, backlog=args.backlog))
             except OSError as error:
                 raise CliError(f"{name} on port {port}: {error.strerror or error}") from None
         control = await start_control_server(astack, "ustack serve", address)
