@@ -152,7 +152,8 @@ async def _flood_ustack(lab: LabSession) -> None:
 
 async def _flood_ustack_with_cookies(lab: LabSession) -> None:
     scene = lab.scene("SYN cookies on: the same burst, and the real client is served at once", port=COOKIE_PORT)
-    config = dataclasses.replace(lab.stack.config, syncookies="auto")
+    # Half-open entries kept for Linux's 63 s (synack_retries 5): the queue stays full all scene long.
+    config = dataclasses.replace(lab.stack.config, syncookies="auto", synack_retries=TcpConfig().synack_retries)
     accepted = await lab.listen(COOKIE_PORT, backlog=SYN_QUEUE, config=config)
     listener = accepted.server.listener
     lab.step(f"ustack: listen on port {COOKIE_PORT}, SYN queue of {listener.syn_queue_size}, syncookies auto "

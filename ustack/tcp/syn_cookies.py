@@ -25,7 +25,11 @@ peer echoes in the TSecr of its ACK:
     ECN    | SACK | the peer's window scale shift, 15 = no window scaling
 
 ECN is not implemented; its bit is reserved and never set. The TSval so made is never ahead of our
-timestamp clock, so the connection's later TSvals keep increasing (RFC 7323 5.4).
+timestamp clock, so the connection's later TSvals keep increasing (RFC 7323 5.4). It may be up to
+63 ms behind, which the first RTT sample (from the ACK's TSecr) then includes: the first RTO (three
+times that sample, RFC 6298 2.2) stays near its 200 ms floor (TcpConfig.min_rto), and later samples
+correct it. A SYN without timestamps gets a SYN-ACK that agrees to
+neither window scaling nor SACK: there would be nowhere to remember them.
 """
 
 from __future__ import annotations
