@@ -21,9 +21,9 @@ from collections import Counter, deque
 
 from ustack.tcp.config import TcpConfig
 from ustack.tcp.connection import Connection
-from ustack.tcp.options import Negotiated
 from ustack.tcp.events import StateChanged
 from ustack.tcp.isn import IsnGenerator
+from ustack.tcp.options import Negotiated
 from ustack.tcp.reset import reset_for_unmatched
 from ustack.tcp.seq import seq_add
 from ustack.tcp.syn_cookies import MAX_AGE_SLOTS, SLOT_SECONDS, SynCookies, cookie_syn_ack, rebuilt_syn
@@ -180,8 +180,7 @@ class Listener:
         cookie, peer_isn = seq_add(ack.ack, -1), seq_add(ack.seq, -1)
         result = self.syn_cookies.check(self.local_address, self.local_port, remote_address, ack.src_port,
                                         peer_isn, cookie, now)
-        syn = None
-        failure = result.failure
+        syn, failure = None, result.failure
         if not failure:
             syn, failure = rebuilt_syn(self.config, ack, result.mss)
         if failure:
