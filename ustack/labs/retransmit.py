@@ -74,13 +74,16 @@ async def _timeouts(lab: LabSession) -> None:
     writer.write(b"x" * 100)
     lab.step("ustack: send 100 bytes")
     await lab.wait_for(lambda: rule.remaining == 1, "two copies to be lost")
+    # Read in-process at that very moment: `ustack ss` below is a separate program, and on a busy
+    # machine it may only get to look after the next timeout has doubled the RTO again.
+    rto_after_first_timeout = connection.snapshot().rto
     await lab.ustack_ss("after the first timeout (two copies lost): rto doubled, retrans 1", ("-i",))
     await lab.kernel_ss("the kernel has received nothing yet")
     await lab.wait_for(lambda: connection.snapshot().send_queue == 0, "the data to be acknowledged", timeout=30)
     lab.step(f"kernel: the copy number {LOSSES + 1} arrives and is acknowledged")
     copies = sends_of(lab.ladder(), LEFT, connection.iss + 1)
     gap_values = gaps(copies)
-    scene.facts.update(initial_rto=rto, copies=len(copies), gaps=gap_values,
+    scene.facts.update(initial_rto=rto, rto_after_first_timeout=rto_after_first_timeout, copies=len(copies), gaps=gap_values,
                        retransmissions=connection.snapshot().retransmissions)
     lab.note(f"Copies of the segment: {len(copies)}, spaced {gaps_text(gap_values)} (RTO {rto:.3f} s, doubled each time).")
     lab.cut()
