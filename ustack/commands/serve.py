@@ -21,16 +21,19 @@ stdout (flushed) is the signal scripts wait for.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
+import dataclasses
 import os
 import sys
 from pathlib import Path
 
-from ..cli import CliError
+from ..network import UstackNetwork
 from ..tcp.config import SYNCOOKIE_MODES
-from .network_setup import (UstackNetwork, _integer, add_ladder_arguments, add_network_arguments, make_ladders, path_value,
-                            port_value, sigterm_as_interrupt, start_control_server, stop_on_signals)
+from .arguments import (add_ladder_arguments, add_network_arguments, backlog_value, path_value, port_value,
+                        retries_value)
+from .errors import CliError
+from .live import make_ladders, open_network, start_control_server, tcp_config
+from .signals import sigterm_as_interrupt, stop_on_signals
 
 READY_LINE = "ustack: ready"
 
@@ -56,19 +59,6 @@ def register(subparsers) -> None:
     parser.set_defaults(run=run)
 
 
-def backlog_value(text: str) -> int:
-    value = _integer(text, "backlog")
-    if not 1 <= value <= 65535:
-        raise argparse.ArgumentTypeError(f"backlog {value} is outside 1..65535")
-    return value
-
-
-def retries_value(text: str) -> int:
-    value = _integer(text, "retry count")
-    if not 0 <= value <= 20:
-        raise argparse.ArgumentTypeError(f"retry count {value} is outside 0..20")
-    return value
-
 
 def run(args) -> int:
     if args.http is not None and not Path(args.http).is_dir():
@@ -85,7 +75,7 @@ def run(args) -> int:
 
 def _run(args, output) -> int:
     ladders = make_ladders(args, sys.stdout)
-    with sigterm_as_interrupt(), UstackNetwork(args, ladders=ladders) as network:
+    with sigterm_as_interrupt(), open_network(args, ladders=ladders) as network:
         try:
             return asyncio.run(_serve(args, network, ladders, output))
         finally:
@@ -162,7 +152,8 @@ async def _serve(args, network: UstackNetwork, ladders=None, output: ServeOutput
     if args.chargen:
         services.append(("chargen", CHARGEN_PORT, handle_chargen, f"nc {address} {CHARGEN_PORT} | head"))
 
-    stack = network.make_stack(syncookies=args.syncookies, synack_retries=args.synack_retries)
+    config = dataclasses.replace(tcp_config(args), syncookies=args.syncookies, synack_retries=args.synack_retries)
+    stack = network.make_stack(config)
     async with AsyncStack(stack, network.link) as astack:
         if ladders is not None:
             astack.add_observer(ladders.observe)
@@ -173,7 +164,7 @@ async def _serve(args, network: UstackNetwork, ladders=None, output: ServeOutput
                 servers.append(await astack.start_server(handler, port=port, backlog=args.backlog))
             except OSError as error:
                 raise CliError(f"{name} on port {port}: {error.strerror or error}") from None
-        control = await start_control_server(astack, "ustack serve", address)
+        control = await start_control_server(network, astack, "ustack serve")
         try:
             where = f" in namespace {args.netns}" if args.netns else ""
             print(f"ustack: {address} on {args.tun}{where} (kernel side {args.host_addr}, mtu {args.mtu})")

@@ -71,13 +71,13 @@ async def _timeouts(lab: LabSession) -> None:
              "this is the floor, min_rto)")
     rule = lab.drop(tcp_with_data(), LOSSES, "outbound", "dropped by the lab")
     lab.step(f"the lab: drop ustack's next {LOSSES} data segments")
+    ss = await lab.prepare_ustack_ss(("-i",))  # started now: the moment below lasts only 2 * min_rto
     writer.write(b"x" * 100)
     lab.step("ustack: send 100 bytes")
     await lab.wait_for(lambda: rule.remaining == 1, "two copies to be lost")
-    # Read in-process at that very moment: `ustack ss` below is a separate program, and on a busy
-    # machine it may only get to look after the next timeout has doubled the RTO again.
+    # Read in-process at that very moment too: the test checks the doubling exactly from this.
     rto_after_first_timeout = connection.snapshot().rto
-    await lab.ustack_ss("after the first timeout (two copies lost): rto doubled, retrans 1", ("-i",))
+    await lab.ustack_ss("after the first timeout (two copies lost): rto doubled, retrans 1", prepared=ss)
     await lab.kernel_ss("the kernel has received nothing yet")
     await lab.wait_for(lambda: connection.snapshot().send_queue == 0, "the data to be acknowledged", timeout=30)
     lab.step(f"kernel: the copy number {LOSSES + 1} arrives and is acknowledged")
