@@ -102,10 +102,9 @@ def run_mode(mode: str, args, site: Path) -> dict:
             if routes.strip():
                 raise BenchError(f"namespace {name} has a default route ({routes.strip()}): the flood could leave it")
             curls = Curls(namespace)
-            baseline = rss_kib(serve.pid)
-            peak = baseline
             curls.start()
             time.sleep(1.0)  # a few curls before the flood: the page is served at all
+            baseline = peak = rss_kib(serve.pid)  # after them: what serving costs is not the flood's
             flood_start = time.monotonic()
             hping = subprocess.Popen(
                 namespace.command(["timeout", str(args.flood_timeout), "hping3", "-S", "--rand-source", "-p", "80",
@@ -123,6 +122,7 @@ def run_mode(mode: str, args, site: Path) -> dict:
                 peak = max(peak, rss_kib(serve.pid))
                 time.sleep(0.1)
             curls.stop()
+            counters = _listener_counters(serve.pid)
         finally:
             stop_process(serve, grace=15)
     return {
@@ -135,6 +135,7 @@ def run_mode(mode: str, args, site: Path) -> dict:
         "after_5_10": curls.between(flood_end + 5, flood_end + AFTER),
         "rss_growth_mb": (peak - baseline) / 1024,
         "syn_recv_after": syn_recv,
+        "counters": counters,
         "slowest_during": max((seconds for began, seconds, _ in curls.results if flood_start <= began < flood_end),
                               default=0.0),
     }
@@ -159,6 +160,19 @@ def _count_syn_recv(pid: int) -> int | None:
     if result.returncode != 0:
         return None
     return sum(1 for connection in json.loads(result.stdout) if connection.get("pid") == pid)
+
+
+def _listener_counters(pid: int) -> dict:
+    """The HTTP listener's counters and drops, as `ustack stats` shows them."""
+    result = subprocess.run([sys.executable, "-m", "ustack", "stats", "--json", "--pid", str(pid)],
+                            capture_output=True, text=True, timeout=30)
+    if result.returncode != 0 or not result.stdout.strip():
+        return {}
+    for answer in json.loads(result.stdout):
+        for listener in answer.get("statistics", {}).get("listeners", []):
+            if listener.get("local", {}).get("port") == 80:
+                return {**listener.get("counters", {}), **listener.get("drops", {})}
+    return {}
 
 
 def percent(pair: tuple[int, int]) -> str:
@@ -202,6 +216,7 @@ def main() -> int:
     for r in results:
         print(f"  {r['mode']}: hping3 sent {r['sent']}; before the flood {percent(r['before'])}; "
               f"slowest curl during it {r['slowest_during']:.2f} s")
+        print(f"    listener: " + ", ".join(f"{name} {value}" for name, value in sorted(r["counters"].items())))
     return 0
 
 

@@ -19,7 +19,9 @@ import re
 import subprocess
 
 import pytest
-from interop_helpers import STACK_ADDRESS, tcp_segments
+import json
+
+from interop_helpers import STACK_ADDRESS, run_cli, tcp_segments
 
 from ustack.netns import namespace_test_problems, stop_process
 from ustack.wire.tcp import ACK, SYN
@@ -75,6 +77,15 @@ def syn_recv_count(serve) -> int:
     return len(serve.ss("--state", "syn-recv"))
 
 
+def listener_counters(serve) -> dict:
+    """The port-80 listener's counters and drops, as `ustack stats --json` shows them."""
+    result = run_cli("stats", "--json", "--pid", str(serve.process.pid), environment=serve.environment)
+    assert result.returncode == 0, result.stderr
+    [answer] = json.loads(result.stdout)
+    [listener] = [item for item in answer["statistics"]["listeners"] if item["local"]["port"] == 80]
+    return {**listener.get("counters", {}), **listener.get("drops", {})}
+
+
 def test_with_syn_cookies_every_real_curl_is_served_during_the_flood(ustack_serve, site, hping3):
     serve = ustack_serve("--http", str(site), "--syncookies", "auto", "--backlog", str(BACKLOG))
     assert curl(serve)  # served before the flood
@@ -100,6 +111,13 @@ def test_with_syn_cookies_every_real_curl_is_served_during_the_flood(ustack_serv
     assert served >= len(during) + len(after) + 1
     print(f"SYN-ACKs sent: {syn_acks}, {served} of them to the real client")
     assert syn_acks > BACKLOG * 6 + served, f"only {syn_acks} SYN-ACKs for {sent} SYNs: were cookies sent at all?"
+    counters = listener_counters(serve)
+    print("listener counters:", counters)
+    assert counters["syncookies_sent"] >= syn_acks - BACKLOG * 6 - 1  # all but the queue's own SYN-ACKs
+    assert counters["syn_queue_overflows"] == counters["syncookies_sent"]
+    # The curls that ran while the queue was full came in through cookies.
+    assert 1 <= counters["syncookies_validated"] <= len(during) + len(after)
+    assert counters.get("syncookies_failed", 0) == 0 and counters.get("syn_queue_full", 0) == 0
 
 
 def test_without_syn_cookies_the_queue_stays_full_and_a_real_client_is_shut_out(ustack_serve, site, hping3):
@@ -113,3 +131,6 @@ def test_without_syn_cookies_the_queue_stays_full_and_a_real_client_is_shut_out(
     result = serve.inside("curl", "-sS", "--max-time", "3", f"http://{STACK_ADDRESS}/", timeout=10)
     assert result.returncode == 28, (result.returncode, result.stdout, result.stderr)  # curl's "timed out"
     assert syn_recv_count(serve) == BACKLOG
+    counters = listener_counters(serve)
+    assert counters["syn_queue_full"] == counters["syn_queue_overflows"] > FLOOD // 2
+    assert "syncookies_sent" not in counters
