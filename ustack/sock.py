@@ -561,12 +561,9 @@ def _apply_options(stream: _Stream, overrides: dict[str, Any]) -> None:
     connection = stream.transport.get_extra_info("connection")
     if "receive_buffer_size" in overrides or "send_buffer_size" in overrides:
         raise os_error(errno.EISCONN, "ustack fixes SO_RCVBUF/SO_SNDBUF when connecting: set them before connect() or listen()")
-    connection.config = replace(connection.config, **overrides)
-    if "keepalive" in overrides and connection.state.value == "ESTABLISHED":
-        # The core arms keepalive when the connection is established; switched on (or off)
-        # later, the timer is set here, as Linux does in setsockopt (RFC 1122 4.2.3.6).
-        now = asyncio.get_running_loop().time()
-        connection.keepalive_deadline = now + connection.config.keepalive_idle if overrides["keepalive"] else None
+    # The core's own reconfigure (RFC 1122 4.2.3.6: keepalive switched on, off or retimed
+    # restarts the idle period), as Linux does in setsockopt.
+    connection.reconfigure(asyncio.get_running_loop().time(), **overrides)
     stream.transport._runtime.poke(connection)  # e.g. TCP_NODELAY may release a held segment
 
 

@@ -32,8 +32,8 @@ class SlowOnly(Connection):
 
 FIELDS = (
     "state", "snd_una", "snd_nxt", "snd_max", "snd_wnd", "snd_wl1", "snd_wl2", "max_snd_wnd", "rcv_nxt",
-    "rcv_adv", "rcv_up", "ts_recent", "last_ack_sent", "duplicate_acks", "retransmit_deadline",
-    "delayed_ack_deadline", "persist_deadline", "_peer_fin_seq", "_dsack_block", "_ack_now",
+    "rcv_adv", "rcv_up", "ts_recent", "last_ack_sent", "duplicate_acks",
+    "_peer_fin_seq", "_dsack_block", "_ack_now",
     "_segments_since_ack", "bytes_received", "bytes_sent", "peer_sack_blocks", "_probe_end",
 )
 
@@ -46,6 +46,7 @@ def state_of(connection: Connection) -> dict:
     values["send_queue"] = connection.send_buffer.length
     values["drops"] = dict(connection.drops)
     values["srtt"] = connection.rtt.srtt
+    values["timers"] = connection.timers_armed()
     return values
 
 

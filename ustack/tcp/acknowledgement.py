@@ -9,6 +9,7 @@ from __future__ import annotations
 from ustack.tcp.events import SendSpaceAvailable
 from ustack.tcp.options import TIMESTAMP_MASK, timestamp_value
 from ustack.tcp.seq import seq_add, seq_diff, seq_gt, seq_le, seq_lt
+from ustack.tcp.timer_set import Timer
 from ustack.wire.tcp import FIN, SYN, TcpSegment
 
 DUPLICATE_ACK_THRESHOLD = 3  # RFC 5681 3.2
@@ -115,9 +116,9 @@ class AcknowledgementProcessing:
         # RFC 6298 5.2 and 5.3: stop the timer when everything is acknowledged, else restart it.
         self.retransmit_count = 0
         if self.snd_nxt == ack:
-            self.retransmit_deadline = None
+            self.timers.cancel(Timer.RETRANSMIT)
         else:
-            self.retransmit_deadline = now + self.rtt.rto
+            self.timers.arm(Timer.RETRANSMIT, now + self.rtt.rto)
         if released and self._send_blocked:
             self._send_blocked = False
             self._events.append(SendSpaceAvailable(send_buffer.free_space))
@@ -185,7 +186,7 @@ class AcknowledgementProcessing:
             self.snd_wl2 = segment.ack
             if window > self.max_snd_wnd:
                 self.max_snd_wnd = window
-            if window and self.persist_deadline is not None:
+            if window and self.timers.is_armed(Timer.PERSIST):
                 # The window opened: stop probing (RFC 9293 3.8.6.1).
-                self.persist_deadline = None
+                self.timers.cancel(Timer.PERSIST)
                 self._persist_backoff = 0

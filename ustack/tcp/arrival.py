@@ -33,6 +33,7 @@ from ustack.tcp.state import (
     SYN_SENT,
     TIME_WAIT,
 )
+from ustack.tcp.timer_set import Timer
 from ustack.wire.tcp import ACK, FIN, PSH, RST, SYN, URG, TcpSegment
 
 _ACK_OR_ACK_PSH = (ACK, ACK | PSH)
@@ -44,7 +45,7 @@ class SegmentArrival:
 
     def receive(self, segment: TcpSegment, now: float) -> None:
         """Process one arriving segment (already matched to this connection by its 4-tuple)."""
-        if self.keepalive_deadline is not None:
+        if self.timers.is_armed(Timer.KEEPALIVE):
             self._keepalive_heard_from_peer(now)
         state = self.state
         if state is ESTABLISHED and self._fast_path(segment, now):
@@ -229,7 +230,7 @@ class SegmentArrival:
         self._take_rtt_sample(segment, segment.ack, now)
         self.snd_una = segment.ack
         self.syn_acknowledged = True
-        self.retransmit_deadline = None
+        self.timers.cancel(Timer.RETRANSMIT)
         self.retransmit_count = 0
         if self._syn_retransmitted:
             self.rtt.reinitialize_after_syn_timeout()  # RFC 6298 5.7
@@ -241,9 +242,9 @@ class SegmentArrival:
         self.snd_wl2 = segment.ack
 
     def _after_established(self, now: float) -> None:
-        self.connect_deadline = None
+        self.timers.cancel(Timer.CONNECT)
         if self.config.keepalive and self.state is ESTABLISHED:
-            self.keepalive_deadline = now + self.config.keepalive_idle
+            self.timers.arm(Timer.KEEPALIVE, now + self.config.keepalive_idle)
         if self._shutdown_after_open:
             self._fin_queued = True
             self._set_state(FIN_WAIT_1, "CLOSE queued during SYN-SENT")
@@ -396,7 +397,7 @@ class SegmentArrival:
         if self.state is TIME_WAIT and flags & FIN:
             # RFC 9293 3.10.7.4 eighth: a retransmitted FIN in TIME-WAIT is acknowledged again
             # and restarts the 2 MSL wait.
-            self.time_wait_deadline = now + 2 * self.config.msl
+            self.timers.arm(Timer.TIME_WAIT, now + 2 * self.config.msl)
         if segment.payload and self.sack_permitted and self.config.dsack:
             self._note_duplicate(segment.seq, len(segment.payload))  # an old duplicate
         self.drops["unacceptable_sequence"] += 1
@@ -438,7 +439,7 @@ class SegmentArrival:
             return
         self.irs = None
         self.receive_buffer = None
-        self.retransmit_deadline = None
+        self.timers.cancel(Timer.RETRANSMIT)
         self._send_syn = False
         self.snd_nxt = self.snd_max = self.snd_una = self.iss
         # As the passive OPEN left it: the foreign socket unspecified again if it was, and no
@@ -557,7 +558,7 @@ class SegmentArrival:
         if self.fin_received:
             self._ack_now = True  # a repeated FIN: acknowledge again
             if self.state is TIME_WAIT:
-                self.time_wait_deadline = now + 2 * self.config.msl
+                self.timers.arm(Timer.TIME_WAIT, now + 2 * self.config.msl)
             return
         if fin_seq != self.rcv_nxt:
             # Data in front of the FIN is missing: remember where the FIN is (no need for the peer
@@ -587,7 +588,7 @@ class SegmentArrival:
 
     def _enter_time_wait(self, cause: str, now: float) -> None:
         self._set_state(TIME_WAIT, cause)
-        self.time_wait_deadline = now + 2 * self.config.msl  # RFC 9293 3.4.2 / 3.10.7.4
+        self.timers.arm(Timer.TIME_WAIT, now + 2 * self.config.msl)  # RFC 9293 3.4.2 / 3.10.7.4
 
     # ------------------------------------------------------------------ helpers
     def _delay_ack(self, now: float) -> None:
@@ -596,8 +597,8 @@ class SegmentArrival:
         self._segments_since_ack += 1
         if self._segments_since_ack >= self.config.ack_every_segments:
             self._ack_now = True
-        elif self.delayed_ack_deadline is None:
-            self.delayed_ack_deadline = now + self.config.delayed_ack_timeout
+        elif not self.timers.is_armed(Timer.DELAYED_ACK):
+            self.timers.arm(Timer.DELAYED_ACK, now + self.config.delayed_ack_timeout)
 
     def _note_duplicate(self, seq: int, length: int) -> None:
         """RFC 2883 4: remember the first range of these data bytes that we already hold, for a

@@ -48,6 +48,7 @@ from ustack.tcp.state import (
     State,
     check_transition,
 )
+from ustack.tcp.timer_set import Timer, TimerSet
 from ustack.tcp.timers import Timers
 
 # States in which ABORT sends a reset (RFC 9293 3.10.5).
@@ -145,17 +146,12 @@ class Connection(SegmentArrival, AcknowledgementProcessing, SegmentOutput, Timer
         self._syn_retransmitted = False
         self._last_send_time = 0.0  # of data or FIN, for the restart after idle (RFC 5681 4.1)
 
-        # Timers: a deadline (virtual seconds) or None when not armed. See timers.py.
-        self.retransmit_deadline: float | None = None
+        # Timers: every deadline is kept by the TimerSet (timer_set.py); their expiries are
+        # handled in timers.py.
+        self.timers = TimerSet()
         self.retransmit_count = 0  # consecutive expiries without progress
-        self.delayed_ack_deadline: float | None = None
-        self.persist_deadline: float | None = None
         self._persist_backoff = 0
-        self.keepalive_deadline: float | None = None
         self._keepalive_probes_sent = 0
-        self.time_wait_deadline: float | None = None
-        self.connect_deadline: float | None = None  # TcpConfig.connect_timeout, in SYN-SENT
-        self.fin_wait_2_deadline: float | None = None  # TcpConfig.fin_wait_2_timeout, after close()
 
         # Requests to the output path (output.py).
         self._send_syn = False
@@ -199,7 +195,7 @@ class Connection(SegmentArrival, AcknowledgementProcessing, SegmentOutput, Timer
         connection._send_syn = True
         connection._set_state(SYN_SENT, "active OPEN")
         if config.connect_timeout is not None:
-            connection.connect_deadline = now + config.connect_timeout
+            connection.timers.arm(Timer.CONNECT, now + config.connect_timeout)
         return connection
 
     @classmethod
@@ -239,11 +235,11 @@ class Connection(SegmentArrival, AcknowledgementProcessing, SegmentOutput, Timer
         if new is CLOSED or new is TIME_WAIT:
             # Leave nothing behind (DESIGN.md rule 6): only the TIME-WAIT timer survives, armed by
             # the caller that knows `now`.
-            self._cancel_timers()
+            self.timers.cancel_all()
         elif new is not ESTABLISHED and new is not CLOSE_WAIT:
             # Keepalive probes only in ESTABLISHED and CLOSE-WAIT (timers._keepalive_timeout): an
             # idle FIN-WAIT-2 must not wake up for nothing (DESIGN.md rule 6).
-            self.keepalive_deadline = None
+            self.timers.cancel(Timer.KEEPALIVE)
         if new is CLOSED and self._listener is not None:
             self._listener._child_closed(self)
 
@@ -362,7 +358,10 @@ class Connection(SegmentArrival, AcknowledgementProcessing, SegmentOutput, Timer
         if keepalive_changed and (self.state is ESTABLISHED or self.state is CLOSE_WAIT):
             # Keepalive switched on, off or retimed: start the idle period again (RFC 1122 4.2.3.6).
             self._keepalive_probes_sent = 0
-            self.keepalive_deadline = now + config.keepalive_idle if config.keepalive else None
+            if config.keepalive:
+                self.timers.arm(Timer.KEEPALIVE, now + config.keepalive_idle)
+            else:
+                self.timers.cancel(Timer.KEEPALIVE)
 
     def abort(self, now: float) -> None:
         """ABORT (RFC 9293 3.10.5): RST where the peer has a synchronized TCB, then CLOSED."""
@@ -409,7 +408,7 @@ class Connection(SegmentArrival, AcknowledgementProcessing, SegmentOutput, Timer
                 self.send_mss = mss
                 self.congestion.set_mss(mss)
                 self.snd_nxt = self.snd_una  # send what was too big again, in smaller pieces
-                self.retransmit_deadline = None
+                self.timers.cancel(Timer.RETRANSMIT)
             return
         if code in self.config.icmp_hard_error_codes and self.state is SYN_SENT:
             self._fail(TcpError.REFUSED, f"ICMP destination unreachable, code {code}")
@@ -482,7 +481,7 @@ class Connection(SegmentArrival, AcknowledgementProcessing, SegmentOutput, Timer
             bytes_received=self.bytes_received,
             send_queue=self.send_buffer.length,
             receive_queue=self.readable,
-            timers=self.timers_armed(),
+            timers=self.timers.armed(),
             error=self.error,
         )
 

@@ -24,6 +24,7 @@ from ustack.tcp.acknowledgement import DUPLICATE_ACK_THRESHOLD
 from ustack.tcp.options import TIMESTAMP_MASK, syn_options
 from ustack.tcp.seq import seq_add, seq_diff, seq_gt, seq_lt, seq_max
 from ustack.tcp.state import CAN_RECEIVE, CLOSE_WAIT, CLOSED, CLOSING, ESTABLISHED, FIN_WAIT_1, LAST_ACK, LISTEN, SYN_SENT
+from ustack.tcp.timer_set import Timer
 from ustack.wire.tcp import ACK, FIN, NO_OPTIONS, PSH, RST, SYN, URG, TcpOptions, TcpSegment
 
 # States in which data and our FIN may be (re)transmitted once our SYN is acknowledged.
@@ -110,8 +111,7 @@ class SegmentOutput:
             self.retransmissions += 1
             self._syn_retransmitted = True
             self._timed_seq = None  # Karn
-        if self.retransmit_deadline is None:
-            self.retransmit_deadline = now + self.rtt.rto
+        self.timers.arm_unless_armed(Timer.RETRANSMIT, now + self.rtt.rto)
 
     # ------------------------------------------------------------------ data and FIN
     def _emit_data(self, now: float, out: list, cwnd: int) -> None:
@@ -168,8 +168,8 @@ class SegmentOutput:
         if (
             self.snd_nxt == self.snd_una
             and seq_gt(end, self.snd_nxt)
-            and self.persist_deadline is None
-            and self.retransmit_deadline is None
+            and not self.timers.is_armed(Timer.PERSIST)
+            and not self.timers.is_armed(Timer.RETRANSMIT)
         ):
             # Data waits, nothing is in flight, so no ACK will come to open the window: probe
             # it (RFC 9293 3.8.6.1).
@@ -192,10 +192,9 @@ class SegmentOutput:
             self.bytes_sent += len(payload)
             if self._timed_seq is None and not self.timestamps_enabled:
                 self._timed_seq, self._timed_at = seq, now
-        if self.retransmit_deadline is None:
-            self.retransmit_deadline = now + self.rtt.rto  # RFC 6298 5.1
-        if self.persist_deadline is not None:
-            self.persist_deadline = None
+        timers = self.timers
+        timers.arm_unless_armed(Timer.RETRANSMIT, now + self.rtt.rto)  # RFC 6298 5.1
+        timers.cancel(Timer.PERSIST)
 
     def _emit_limited_transmit(self, now: float, out: list) -> None:
         """RFC 3042 2 (Limited Transmit): on the first and second duplicate ACK, one segment of
@@ -373,7 +372,7 @@ class SegmentOutput:
             options = NO_OPTIONS
         self.last_ack_sent = rcv_nxt
         self._segments_since_ack = 0
-        self.delayed_ack_deadline = None
+        self.timers.cancel(Timer.DELAYED_ACK)
         fields = rcv_nxt, self._window_field(), options
         # A D-SACK block reports one arrival in one segment (RFC 2883 4): the next segment of
         # this transmit() works its fields out again, without it.
