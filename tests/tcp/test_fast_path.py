@@ -18,6 +18,7 @@ import pytest
 from tcp_script import *  # noqa: F403
 from ustack.tcp import Connection, State, TcpCallError
 from ustack.tcp.events import segment_summary
+from ustack.tcp.send_side import SendSide
 from ustack.tcp.seq import seq_add, seq_diff
 from ustack.wire.tcp import URG
 
@@ -31,15 +32,19 @@ class SlowOnly(Connection):
 
 
 FIELDS = (
-    "state", "snd_una", "snd_nxt", "snd_max", "snd_wnd", "snd_wl1", "snd_wl2", "max_snd_wnd", "rcv_nxt",
-    "rcv_adv", "rcv_up", "ts_recent", "last_ack_sent", "duplicate_acks",
+    "state", "rcv_nxt",
+    "rcv_adv", "rcv_up", "ts_recent", "last_ack_sent",
     "_peer_fin_seq", "_dsack_block", "_ack_now",
-    "_segments_since_ack", "bytes_received", "bytes_sent", "peer_sack_blocks", "_probe_end",
+    "_segments_since_ack", "bytes_received",
 )
+# Every variable of the send side (SND.*, recovery, Karn...), the objects compared by content.
+SEND_FIELDS = tuple(name for name in SendSide.__slots__ if name not in ("buffer", "_scoreboard"))
 
 
 def state_of(connection: Connection) -> dict:
     values = {name: getattr(connection, name) for name in FIELDS}
+    values.update({"snd." + name: getattr(connection.snd, name) for name in SEND_FIELDS})
+    values["scoreboard"] = list(connection.snd.scoreboard.blocks)
     values["cwnd"] = connection.congestion.cwnd
     values["ssthresh"] = connection.congestion.ssthresh
     values["readable"] = connection.readable

@@ -142,7 +142,7 @@ def test_sack_blocks_describe_out_of_order_data_and_peer_blocks_are_recorded():
     connection.transmit(script.now)
     blocks = ((local(1461), local(2921)),)
     script.receive(incoming(remote(1), local(1), options=TcpOptions(sack_blocks=blocks, timestamps=ts)))
-    assert connection.peer_sack_blocks == blocks
+    assert connection.snd.peer_sack_blocks == blocks
     assert connection.state is State.ESTABLISHED
 
 

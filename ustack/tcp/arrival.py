@@ -33,6 +33,7 @@ from ustack.tcp.state import (
     SYN_SENT,
     TIME_WAIT,
 )
+from ustack.tcp.send_side import SEND_SYN
 from ustack.tcp.timer_set import Timer
 from ustack.wire.tcp import ACK, FIN, PSH, RST, SYN, URG, TcpSegment
 
@@ -89,7 +90,7 @@ class SegmentArrival:
             # reports the most recent packet only, _note_duplicate).
             buffer = self.receive_buffer
             if (
-                ack != self.snd_una
+                ack != self.snd.una
                 or buffer.has_out_of_order
                 or self._peer_fin_seq is not None
                 or self._dsack_block is not None
@@ -97,9 +98,9 @@ class SegmentArrival:
             ):
                 return False
         elif (
-            not seq_lt(self.snd_una, ack)
-            or not seq_le(ack, self.snd_max)
-            or self.duplicate_acks
+            not seq_lt(self.snd.una, ack)
+            or not seq_le(ack, self.snd.max)
+            or self.snd.duplicate_acks
             or self.congestion.in_recovery
         ):
             return False  # not a plain ACK of new data outside loss recovery
@@ -148,15 +149,13 @@ class SegmentArrival:
         if self.remote_port is None:
             self.remote_port = segment.src_port
         self._synchronize_receive_side(segment)
-        self.snd_wnd = segment.window  # RFC 7323 2.2: the window of a SYN is never scaled
-        self.max_snd_wnd = segment.window
-        self.snd_wl1 = segment.seq
+        self.snd.take_window_from_syn(segment)
         self.passive_open = True
         if segment.payload:
             # Data on a SYN is legal but we do not keep it before the handshake completes; the
             # peer will retransmit it (RFC 9293 3.10.7.2 allows queuing or dropping).
             self.drops["data_on_syn"] += 1
-        self._send_syn = True  # the SYN-ACK: <SEQ=ISS><ACK=RCV.NXT><CTL=SYN,ACK>
+        self.snd.request(SEND_SYN)  # the SYN-ACK: <SEQ=ISS><ACK=RCV.NXT><CTL=SYN,ACK>
         self._set_state(SYN_RECEIVED, segment_summary(segment))
 
     def _syn_sent_arrives(self, segment: TcpSegment, now: float) -> None:
@@ -164,7 +163,7 @@ class SegmentArrival:
         flags = segment.flags
         ack = segment.ack
         # first: the ACK must acknowledge our SYN and nothing beyond it.
-        if flags & ACK and (seq_le(ack, self.iss) or seq_gt(ack, self.snd_max)):
+        if flags & ACK and (seq_le(ack, self.snd.iss) or seq_gt(ack, self.snd.max)):
             self.drops["bad_ack_in_syn_sent"] += 1
             if not flags & RST:
                 self._queue_reset(ack)
@@ -191,15 +190,13 @@ class SegmentArrival:
             self._urgent_text_and_fin(segment, now)
             return
         # Simultaneous open (RFC 9293 3.5 figure 8): answer <SEQ=ISS><ACK=RCV.NXT><CTL=SYN,ACK>.
-        self.snd_wnd = segment.window
-        self.max_snd_wnd = segment.window
-        self.snd_wl1 = segment.seq
+        self.snd.take_window_from_syn(segment)
         if segment.payload:
             # "queue them for processing after the ESTABLISHED state has been reached" (RFC 9293
             # 3.10.7.3): the text waits, unacknowledged, in _syn_text. A FIN on the SYN is not
             # kept; the peer sends it again, since we never acknowledge it.
             self._syn_text = segment.payload
-        self._send_syn = True
+        self.snd.request(SEND_SYN)
         self._set_state(SYN_RECEIVED, segment_summary(segment))
 
     def _synchronize_receive_side(self, syn: TcpSegment) -> None:
@@ -228,25 +225,17 @@ class SegmentArrival:
         """The ACK of our SYN arrived (in SYN-SENT, SYN-RECEIVED, or FIN-WAIT-1 after a CLOSE in
         SYN-RECEIVED)."""
         self._take_rtt_sample(segment, segment.ack, now)
-        self.snd_una = segment.ack
-        self.syn_acknowledged = True
+        self.snd.syn_acknowledged_by(segment, self.send_shift)
         self.timers.cancel(Timer.RETRANSMIT)
-        self.retransmit_count = 0
-        if self._syn_retransmitted:
+        if self.snd.syn_retransmitted:
             self.rtt.reinitialize_after_syn_timeout()  # RFC 6298 5.7
-        # The window of the segment that carries SYN is not scaled (RFC 7323 2.2).
-        window = segment.window if segment.flags & SYN else segment.window << self.send_shift
-        self.snd_wnd = window
-        self.max_snd_wnd = max(self.max_snd_wnd, window)
-        self.snd_wl1 = segment.seq
-        self.snd_wl2 = segment.ack
 
     def _after_established(self, now: float) -> None:
         self.timers.cancel(Timer.CONNECT)
         if self.config.keepalive and self.state is ESTABLISHED:
             self.timers.arm(Timer.KEEPALIVE, now + self.config.keepalive_idle)
         if self._shutdown_after_open:
-            self._fin_queued = True
+            self.snd.queue_fin()
             self._set_state(FIN_WAIT_1, "CLOSE queued during SYN-SENT")
 
     # ------------------------------------------------------------------ synchronized states
@@ -295,7 +284,7 @@ class SegmentArrival:
                     self.drops["old_syn"] += 1
                     self._ack_now = True
                     return
-                self._control_segments.append(self._build_reset(self.snd_max, self.rcv_nxt))
+                self._control_segments.append(self._build_reset(self.snd.max, self.rcv_nxt))
                 self._fail(TcpError.RESET, "SYN in window (RFC 793): " + segment_summary(segment))
                 return
             self.drops["syn_in_synchronized_state"] += 1
@@ -306,7 +295,7 @@ class SegmentArrival:
         if not flags & ACK:
             self.drops["no_ack"] += 1
             return
-        if not self.syn_acknowledged:
+        if not self.snd.syn_acknowledged:
             # Our SYN is not acknowledged yet: SYN-RECEIVED, or FIN-WAIT-1 after a CLOSE there
             # (RFC 9293 3.10.4).
             if not self._ack_of_syn_arrives(segment, now):
@@ -314,7 +303,7 @@ class SegmentArrival:
             state = self.state
         elif not self._ack_arrives(segment, now):
             return
-        fin_acknowledged = self._fin_queued and self.snd_una == seq_add(self.send_buffer.end_seq, 1)
+        fin_acknowledged = self.snd.fin_queued and self.snd.una == seq_add(self.snd.buffer.end_seq, 1)
         if fin_acknowledged:
             if state is CLOSING:
                 self._enter_time_wait(segment_summary(segment), now)
@@ -385,14 +374,14 @@ class SegmentArrival:
         if flags & RST:
             self.drops["rst_out_of_window"] += 1  # never answer an RST
             return
-        if not self.syn_acknowledged and flags & SYN and segment.seq == self.irs:
-            if flags & ACK and seq_lt(self.snd_una, segment.ack) and seq_le(segment.ack, self.snd_max):
+        if not self.snd.syn_acknowledged and flags & SYN and segment.seq == self.irs:
+            if flags & ACK and seq_lt(self.snd.una, segment.ack) and seq_le(segment.ack, self.snd.max):
                 # Simultaneous open: the peer's SYN-ACK repeats its SYN but acknowledges ours.
                 self._ack_of_syn_arrives(segment, now)
                 return
             # The peer did not get our SYN-ACK and repeats its SYN: repeat the SYN-ACK.
             self.drops["retransmitted_syn"] += 1
-            self._send_syn = True
+            self.snd.request(SEND_SYN)
             return
         if self.state is TIME_WAIT and flags & FIN:
             # RFC 9293 3.10.7.4 eighth: a retransmitted FIN in TIME-WAIT is acknowledged again
@@ -440,14 +429,10 @@ class SegmentArrival:
         self.irs = None
         self.receive_buffer = None
         self.timers.cancel(Timer.RETRANSMIT)
-        self._send_syn = False
-        self.snd_nxt = self.snd_max = self.snd_una = self.iss
         # As the passive OPEN left it: the foreign socket unspecified again if it was, and no
         # trace of the SYN-ACK's retransmissions in the next handshake's count and RTO.
+        self.snd.restart_from_iss()
         self.remote_address, self.remote_port = self._foreign_socket_at_open
-        self.retransmit_count = 0
-        self._syn_retransmitted = False
-        self._timed_seq = None
         self.rtt = self._new_rtt_estimator()
         self._set_state(LISTEN, cause)
 
@@ -455,7 +440,7 @@ class SegmentArrival:
         """SYN-RECEIVED, fifth check: an ACK of our SYN establishes the connection (or, after a
         CLOSE in SYN-RECEIVED, completes the open in FIN-WAIT-1)."""
         ack = segment.ack
-        if not (seq_lt(self.snd_una, ack) and seq_le(ack, self.snd_max)):
+        if not (seq_lt(self.snd.una, ack) and seq_le(ack, self.snd.max)):
             self.drops["bad_ack_in_syn_received"] += 1
             self._queue_reset(ack)  # <SEQ=SEG.ACK><CTL=RST>
             return False
@@ -499,7 +484,7 @@ class SegmentArrival:
                 ):
                     # New data after close(): nobody will read it; tell the peer (RFC 1122
                     # 4.2.2.13, as Linux does).
-                    self._queue_reset(self.snd_max)
+                    self._queue_reset(self.snd.max)
                     self._set_state(CLOSED, "data after CLOSE: " + segment_summary(segment))
                     return
                 self._accept_data(segment, now)
@@ -579,7 +564,7 @@ class SegmentArrival:
         if state is ESTABLISHED:
             self._set_state(CLOSE_WAIT, cause)
         elif state is FIN_WAIT_1:
-            if self.snd_una == seq_add(self.send_buffer.end_seq, 1):
+            if self.snd.una == seq_add(self.snd.buffer.end_seq, 1):
                 self._enter_time_wait(cause, now)  # note 2 of Figure 5
             else:
                 self._set_state(CLOSING, cause)

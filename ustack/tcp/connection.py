@@ -30,8 +30,7 @@ from ustack.tcp.events import ConnectionFailed, ConnectionSnapshot, Event, State
 from ustack.tcp.options import TIMESTAMP_OPTION_SPACE
 from ustack.tcp.output import SegmentOutput
 from ustack.tcp.rtt import RttEstimator
-from ustack.tcp.scoreboard import SackScoreboard
-from ustack.tcp.send_buffer import SendBuffer
+from ustack.tcp.send_side import SEND_SYN, SendSide
 from ustack.tcp.seq import seq_add, seq_diff, seq_le, seq_lt
 from ustack.tcp.state import (
     CAN_SEND,
@@ -82,22 +81,8 @@ class Connection(SegmentArrival, AcknowledgementProcessing, SegmentOutput, Timer
         self._listener = listener  # the Listener that made us, told when we establish or die
         self.passive_open = False  # reached SYN-RECEIVED from LISTEN (RFC 9293 3.10.7.4 note 1)
 
-        # Send sequence variables (RFC 9293 3.3.1). SND.MAX is the highest sequence number sent:
-        # after a retransmission timeout SND.NXT goes back to SND.UNA and climbs again.
-        self.iss = iss
-        self.snd_una = iss
-        self.snd_nxt = iss
-        self.snd_max = iss
-        self.snd_wnd = 0
-        self.snd_wl1 = 0
-        self.snd_wl2 = iss
-        self.max_snd_wnd = 0  # the largest window the peer offered (RFC 5961 5.2, 3.8.6.2.1)
-        self.snd_up: int | None = None  # urgent pointer of data we send (RFC 6093)
-        # Our SYN is acknowledged. Not "SND.UNA != ISS": SND.UNA comes round to ISS again after
-        # 2**32 - 1 bytes (RFC 9293 3.4: sequence numbers wrap).
-        self.syn_acknowledged = False
-        self.send_buffer = SendBuffer(config.send_buffer_size, seq_add(iss, 1))
-        self._fin_queued = False  # our FIN follows the last byte in the send buffer
+        # Send sequence variables, send buffer, retransmission bookkeeping (send_side.py).
+        self.snd = SendSide(iss, config.send_buffer_size)
         self._shutdown_after_open = False  # shutdown() called in SYN-SENT
         self._closed_fully = False  # close() rather than shutdown(): we read no more data
 
@@ -122,8 +107,6 @@ class Connection(SegmentArrival, AcknowledgementProcessing, SegmentOutput, Timer
         self.timestamps_enabled = False
         self.ts_recent = 0  # RFC 7323 4.3
         self.last_ack_sent = 0
-        self.peer_sack_blocks: tuple = ()  # the last SACK blocks, D-SACK removed
-        self.scoreboard = SackScoreboard()  # all the peer has SACKed above SND.UNA (RFC 6675)
         self._dsack_block: tuple | None = None  # a duplicate range for our next ACK (RFC 2883)
         self.reopening_syn = None  # a SYN that ended TIME-WAIT, for the listener (arrival.py)
         # The last ICMP error that did not end the connection (RFC 9293 3.9.2.2), as
@@ -135,47 +118,23 @@ class Connection(SegmentArrival, AcknowledgementProcessing, SegmentOutput, Timer
         self.congestion = create_congestion_control(
             config.congestion_control, self.send_mss, config.initial_window_segments
         )
-        self.duplicate_acks = 0
-        # RFC 6582 "recover": SND.MAX when fast recovery began or a retransmission timeout fired.
-        self.recover = iss
-        self._high_retransmitted = iss  # RFC 6675 HighRxt: the end of the last retransmission in recovery
-        # [start, end, SND.NXT when sent] of each retransmission in this recovery (output.py).
-        self._recovery_retransmissions: list[list[int]] = []
-        self._timed_seq: int | None = None  # Karn's rule: the one segment being timed (RFC 6298 3)
-        self._timed_at = 0.0
-        self._syn_retransmitted = False
-        self._last_send_time = 0.0  # of data or FIN, for the restart after idle (RFC 5681 4.1)
-
         # Timers: every deadline is kept by the TimerSet (timer_set.py); their expiries are
         # handled in timers.py.
         self.timers = TimerSet()
-        self.retransmit_count = 0  # consecutive expiries without progress
-        self._persist_backoff = 0
         self._keepalive_probes_sent = 0
 
-        # Requests to the output path (output.py).
-        self._send_syn = False
+        # Requests to the output path (output.py); what to send is in SendSide.requests.
         self._ack_now = False
         self._segments_since_ack = 0
-        self._fast_retransmit = False
-        self._limited_transmit = False  # a duplicate ACK lets one new segment out (RFC 3042)
-        self._limited_transmit_bytes = 0  # sent that way beyond cwnd since the first duplicate ACK
-        self._window_probe = False
-        self._probe_end: int | None = None  # sequence number after an outstanding probe byte
-        self._force_send = False  # the persist timer overrides sender SWS avoidance once
-        self._keepalive_probe = False
         self._control_segments: list = []  # resets, built when decided
         self._header: tuple | None = None  # (ACK, window, options) of the current transmit()
-        self._send_blocked = False  # a send() was cut short: report when space frees up
 
         # RFC 5961 7: challenge ACKs per second.
         self._challenge_second = -1.0
         self._challenge_count = 0
 
         # Statistics (STATUS, RFC 9293 3.10.6) and drops by named reason (DESIGN.md rule 8).
-        self.retransmissions = 0
         self.retransmission_timeouts = 0  # expiries of the retransmission timer (timers.py)
-        self.bytes_sent = 0
         self.bytes_received = 0
         self.drops: Counter[str] = Counter()
 
@@ -192,7 +151,7 @@ class Connection(SegmentArrival, AcknowledgementProcessing, SegmentOutput, Timer
     ) -> Connection:
         """Active OPEN (RFC 9293 3.10.1): SYN-SENT; the SYN comes out of transmit(now)."""
         connection = cls(config, local_address, local_port, remote_address, remote_port, iss)
-        connection._send_syn = True
+        connection.snd.request(SEND_SYN)
         connection._set_state(SYN_SENT, "active OPEN")
         if config.connect_timeout is not None:
             connection.timers.arm(Timer.CONNECT, now + config.connect_timeout)
@@ -264,21 +223,16 @@ class Connection(SegmentArrival, AcknowledgementProcessing, SegmentOutput, Timer
             if self.remote_address is None or self.remote_port is None:
                 raise call_error("foreign_socket_unspecified")
             # RFC 9293 3.10.2: SEND in LISTEN turns the passive open into an active one.
-            self._send_syn = True
+            self.snd.request(SEND_SYN)
             self._set_state(SYN_SENT, "SEND in LISTEN")
             state = SYN_SENT
-        if state not in CAN_SEND or self._fin_queued or self._shutdown_after_open:
+        if state not in CAN_SEND or self.snd.fin_queued or self._shutdown_after_open:
             if self.error is not None:
                 raise call_error("", self.error)
             if state is CLOSED:
                 raise call_error("connection_does_not_exist")
             raise call_error("connection_closing")
-        accepted = self.send_buffer.write(data)
-        if accepted < len(data):
-            self._send_blocked = True
-        if urgent and accepted:
-            self.snd_up = self.send_buffer.end_seq
-        return accepted
+        return self.snd.write(data, urgent)
 
     def recv(self, max_bytes: int, now: float) -> bytes:
         """RECEIVE (RFC 9293 3.10.3): up to max_bytes of in-order data.
@@ -319,10 +273,10 @@ class Connection(SegmentArrival, AcknowledgementProcessing, SegmentOutput, Timer
             # RFC 9293 3.10.4 deletes the TCB here; a half-close is kept for after the handshake.
             self._shutdown_after_open = True
         elif state is SYN_RECEIVED or state is ESTABLISHED:
-            self._fin_queued = True
+            self.snd.queue_fin()
             self._set_state(FIN_WAIT_1, cause)
         elif state is CLOSE_WAIT:
-            self._fin_queued = True
+            self.snd.queue_fin()
             self._set_state(LAST_ACK, cause)
         # FIN-WAIT-1/2, CLOSING, LAST-ACK, TIME-WAIT: our FIN is already on its way.
 
@@ -339,7 +293,7 @@ class Connection(SegmentArrival, AcknowledgementProcessing, SegmentOutput, Timer
             return
         buffer = self.receive_buffer
         if buffer is not None and buffer.readable and state in _ABORT_SENDS_RESET:
-            self._queue_reset(self.snd_max)
+            self._queue_reset(self.snd.max)
             self.error = TcpError.ABORTED
             self._set_state(CLOSED, "CLOSE with unread data: RST (RFC 1122 4.2.2.13)")
             return
@@ -369,7 +323,7 @@ class Connection(SegmentArrival, AcknowledgementProcessing, SegmentOutput, Timer
         if state is CLOSED:
             return
         if state in _ABORT_SENDS_RESET:
-            self._queue_reset(self.snd_max)
+            self._queue_reset(self.snd.max)
         self.error = TcpError.ABORTED
         self._set_state(CLOSED, "ABORT")
 
@@ -388,7 +342,7 @@ class Connection(SegmentArrival, AcknowledgementProcessing, SegmentOutput, Timer
           connection they are only remembered as a soft error (RFC 5461 advises against aborting).
         - Other codes (network, host unreachable): a soft error; the retransmission timer decides.
         """
-        if not (seq_le(self.snd_una, quoted_seq) and seq_lt(quoted_seq, self.snd_max)):
+        if not (seq_le(self.snd.una, quoted_seq) and seq_lt(quoted_seq, self.snd.max)):
             self.drops["icmp_sequence_not_in_flight"] += 1
             return
         self.soft_error = (3, code)
@@ -396,7 +350,7 @@ class Connection(SegmentArrival, AcknowledgementProcessing, SegmentOutput, Timer
             if next_hop_mtu is None or next_hop_mtu < 68:
                 self.drops["icmp_bad_next_hop_mtu"] += 1
                 return
-            if not self.syn_acknowledged:
+            if not self.snd.syn_acknowledged:
                 # The quoted segment is our SYN or SYN-ACK: at most 60 bytes, below every legal
                 # MTU, so the message is bogus. Going back over the SYN would also leave nothing
                 # to send and no timer to send it (the MSS is settled by the handshake anyway).
@@ -407,7 +361,7 @@ class Connection(SegmentArrival, AcknowledgementProcessing, SegmentOutput, Timer
             if mss < self.send_mss:
                 self.send_mss = mss
                 self.congestion.set_mss(mss)
-                self.snd_nxt = self.snd_una  # send what was too big again, in smaller pieces
+                self.snd.go_back()  # send what was too big again, in smaller pieces
                 self.timers.cancel(Timer.RETRANSMIT)
             return
         if code in self.config.icmp_hard_error_codes and self.state is SYN_SENT:
@@ -419,7 +373,7 @@ class Connection(SegmentArrival, AcknowledgementProcessing, SegmentOutput, Timer
         it makes them available to the application (SHLD-25) and lets the retransmission timer
         decide the connection's fate. As for unreachables,
         only a quoted sequence number that is in flight is believed (RFC 5927 4.1)."""
-        if not (seq_le(self.snd_una, quoted_seq) and seq_lt(quoted_seq, self.snd_max)):
+        if not (seq_le(self.snd.una, quoted_seq) and seq_lt(quoted_seq, self.snd.max)):
             self.drops["icmp_sequence_not_in_flight"] += 1
             return
         self.soft_error = (icmp_type, code)
@@ -430,13 +384,46 @@ class Connection(SegmentArrival, AcknowledgementProcessing, SegmentOutput, Timer
         events, self._events = self._events, []
         return events
 
+    # Read-only views of the send side (send_side.py owns them), under their RFC 9293 names.
+    @property
+    def iss(self) -> int:
+        return self.snd.iss
+
+    @property
+    def snd_una(self) -> int:
+        return self.snd.una
+
+    @property
+    def snd_nxt(self) -> int:
+        return self.snd.nxt
+
+    @property
+    def snd_max(self) -> int:
+        return self.snd.max
+
+    @property
+    def snd_wnd(self) -> int:
+        return self.snd.wnd
+
+    @property
+    def send_buffer(self):
+        return self.snd.buffer
+
+    @property
+    def retransmissions(self) -> int:
+        return self.snd.retransmissions
+
+    @property
+    def bytes_sent(self) -> int:
+        return self.snd.bytes_sent
+
     @property
     def readable(self) -> int:
         return 0 if self.receive_buffer is None else self.receive_buffer.readable
 
     @property
     def send_space(self) -> int:
-        return self.send_buffer.free_space
+        return self.snd.buffer.free_space
 
     @property
     def at_eof(self) -> bool:
@@ -466,9 +453,9 @@ class Connection(SegmentArrival, AcknowledgementProcessing, SegmentOutput, Timer
             state=self.state,
             local=(self.local_address, self.local_port),
             remote=(self.remote_address, self.remote_port),
-            snd_una=self.snd_una,
-            snd_nxt=self.snd_nxt,
-            snd_wnd=self.snd_wnd,
+            snd_una=self.snd.una,
+            snd_nxt=self.snd.nxt,
+            snd_wnd=self.snd.wnd,
             rcv_nxt=self.rcv_nxt,
             rcv_wnd=max(0, seq_diff(self.rcv_adv, self.rcv_nxt)),
             cwnd=self.congestion.cwnd,
@@ -476,10 +463,10 @@ class Connection(SegmentArrival, AcknowledgementProcessing, SegmentOutput, Timer
             srtt=self.rtt.srtt,
             rttvar=self.rtt.rttvar,
             rto=self.rtt.rto,
-            retransmissions=self.retransmissions,
-            bytes_sent=self.bytes_sent,
+            retransmissions=self.snd.retransmissions,
+            bytes_sent=self.snd.bytes_sent,
             bytes_received=self.bytes_received,
-            send_queue=self.send_buffer.length,
+            send_queue=self.snd.buffer.length,
             receive_queue=self.readable,
             timers=self.timers.armed(),
             error=self.error,
@@ -488,6 +475,6 @@ class Connection(SegmentArrival, AcknowledgementProcessing, SegmentOutput, Timer
     def __repr__(self) -> str:
         return (
             f"<Connection {self.local_port}->{self.remote_port} {self.state.value} "
-            f"snd.una={self.snd_una} snd.nxt={self.snd_nxt} rcv.nxt={self.rcv_nxt}>"
+            f"snd.una={self.snd.una} snd.nxt={self.snd.nxt} rcv.nxt={self.rcv_nxt}>"
         )
 

@@ -24,6 +24,7 @@ from ustack.tcp.acknowledgement import DUPLICATE_ACK_THRESHOLD
 from ustack.tcp.options import TIMESTAMP_MASK, syn_options
 from ustack.tcp.seq import seq_add, seq_diff, seq_gt, seq_lt, seq_max
 from ustack.tcp.state import CAN_RECEIVE, CLOSE_WAIT, CLOSED, CLOSING, ESTABLISHED, FIN_WAIT_1, LAST_ACK, LISTEN, SYN_SENT
+from ustack.tcp.send_side import FAST_RETRANSMIT, FORCE_SEND, KEEPALIVE_PROBE, LIMITED_TRANSMIT, SEND_SYN, WINDOW_PROBE
 from ustack.tcp.timer_set import Timer
 from ustack.wire.tcp import ACK, FIN, NO_OPTIONS, PSH, RST, SYN, URG, TcpOptions, TcpSegment
 
@@ -47,42 +48,41 @@ class SegmentOutput:
         # ACK, window and options are the same for every segment of one transmit() call: they
         # are worked out once, by the first segment that needs them (see _build_segment).
         self._header = None
-        if self._send_syn:
+        snd = self.snd
+        if snd.wants(SEND_SYN):
             self._emit_syn(now, out)
-        elif state in _SENDING_STATES and self.syn_acknowledged:
-            if self._fast_retransmit:
+        elif state in _SENDING_STATES and snd.syn_acknowledged:
+            if snd.take_request(FAST_RETRANSMIT):
                 self._retransmit_first(now, out)
-            if self._window_probe:
+            if snd.take_request(WINDOW_PROBE):
                 self._emit_window_probe(now, out)
-            if self.send_buffer.length or self._fin_queued:
+            if snd.buffer.length or snd.fin_queued:
                 congestion = self.congestion
-                if congestion.in_recovery and self.scoreboard and self.snd_nxt == self.snd_max:
+                if congestion.in_recovery and snd.has_sacked and snd.nxt == snd.max:
                     self._emit_data(now, out, self._sack_recovery_output(now, out))
                 else:
                     self._emit_data(now, out, congestion.cwnd)
-            if self._limited_transmit:
+            if snd.take_request(LIMITED_TRANSMIT):
                 self._emit_limited_transmit(now, out)
-        if self._keepalive_probe:
+        if snd.take_request(KEEPALIVE_PROBE):
             # RFC 1122 4.2.3.6: a segment the peer must acknowledge: SEQ = SND.NXT - 1, no data.
-            self._keepalive_probe = False
-            out.append(self._build_segment(now, seq_add(self.snd_una, -1), ACK, b""))
+            out.append(self._build_segment(now, seq_add(snd.una, -1), ACK, b""))
         if self._ack_now and state is not SYN_SENT and self.irs is not None:
             # A bare ACK carries SND.MAX, not SND.NXT: after going back to retransmit, SND.NXT
             # lies before what the peer has already received, and a sequence number it finds
             # old would make it drop the ACK and answer with one of its own (as BSD does).
-            out.append(self._build_segment(now, self.snd_max, ACK, b""))
+            out.append(self._build_segment(now, snd.max, ACK, b""))
         return out
 
     # ------------------------------------------------------------------ SYN and SYN-ACK
     def _emit_syn(self, now: float, out: list) -> None:
         """Our SYN (active open) or SYN-ACK (passive or simultaneous open), first or again."""
-        self._send_syn = False
         config = self.config
-        iss = self.iss
+        iss = self.snd.iss
         if self.irs is None:
             flags, ack = SYN, 0
             limit = config.syn_retries_with_options
-            if limit is not None and self.retransmit_count >= limit:
+            if limit is not None and self.snd.retransmit_count >= limit:
                 self.syn_offers_options = False  # only the MSS from now on
             offer = self.syn_offers_options
             options = syn_options(
@@ -104,40 +104,31 @@ class SegmentOutput:
             self.last_ack_sent = ack
             self._ack_now = False
         out.append(TcpSegment(self.local_port, self.remote_port, iss, ack, flags, window, 0, options, b""))
-        if self.snd_max == iss:
-            self.snd_nxt = self.snd_max = seq_add(iss, 1)
-            self._timed_seq, self._timed_at = iss, now  # time the handshake (RFC 6298 3)
-        else:
-            self.retransmissions += 1
-            self._syn_retransmitted = True
-            self._timed_seq = None  # Karn
+        self.snd.syn_sent(now)  # the first one is timed (RFC 6298 3), a repeat is not (Karn)
         self.timers.arm_unless_armed(Timer.RETRANSMIT, now + self.rtt.rto)
 
     # ------------------------------------------------------------------ data and FIN
     def _emit_data(self, now: float, out: list, cwnd: int) -> None:
         """Send what the windows allow from SND.NXT on, then the FIN if it is queued. `cwnd`
         limits FlightSize: the congestion window, or in SACK recovery what pipe leaves room for."""
-        send_buffer = self.send_buffer
+        snd = self.snd
+        send_buffer = snd.buffer
         end = send_buffer.end_seq
         mss = self._payload_room()
         nagle = self.config.nagle
-        if (
-            self.snd_nxt == self.snd_una
-            and now - self._last_send_time > self.rtt.rto
-            and seq_gt(end, self.snd_nxt)
-        ):
+        if snd.nxt == snd.una and now - snd.last_send_time > self.rtt.rto and seq_gt(end, snd.nxt):
             # RFC 5681 4.1: after an idle period, do not burst a stale congestion window.
             self.congestion.on_idle_restart(now)
             cwnd = self.congestion.cwnd
         while True:
-            snd_nxt = self.snd_nxt
+            snd_nxt = snd.nxt
             unsent = seq_diff(end, snd_nxt)
             if unsent <= 0:
-                if unsent == 0 and self._fin_queued:
+                if unsent == 0 and snd.fin_queued:
                     self._send_at(now, out, snd_nxt, ACK | FIN, b"")
                 break
-            in_flight = seq_diff(snd_nxt, self.snd_una)
-            window = self.snd_wnd
+            in_flight = seq_diff(snd_nxt, snd.una)
+            window = snd.wnd
             if cwnd < window:
                 window = cwnd
             length = window - in_flight
@@ -147,27 +138,25 @@ class SegmentOutput:
                 length = unsent
             if length <= 0:
                 break
-            if length < mss:
-                if self._force_send:
-                    self._force_send = False  # the persist timer overrides SWS avoidance
-                elif length < unsent:
+            if length < mss and not snd.take_request(FORCE_SEND):  # the persist timer overrides
+                if length < unsent:
                     # RFC 9293 3.8.6.2.1: a window-limited small segment waits unless it is at
                     # least half the largest window the peer has offered.
-                    if length < (self.max_snd_wnd >> 1):
+                    if length < (snd.max_wnd >> 1):
                         break
                 elif nagle and in_flight:
                     # RFC 9293 3.7.4 (Nagle): at most one small segment unacknowledged.
                     break
             if length == unsent:
-                flags = ACK | PSH | FIN if self._fin_queued else ACK | PSH
+                flags = ACK | PSH | FIN if snd.fin_queued else ACK | PSH
             else:
                 flags = ACK
             self._send_at(now, out, snd_nxt, flags, send_buffer.peek(snd_nxt, length))
             if mss != self.send_mss:
                 mss = self._payload_room()  # a D-SACK block went out on the first segment only
         if (
-            self.snd_nxt == self.snd_una
-            and seq_gt(end, self.snd_nxt)
+            snd.nxt == snd.una
+            and seq_gt(end, snd.nxt)
             and not self.timers.is_armed(Timer.PERSIST)
             and not self.timers.is_armed(Timer.RETRANSMIT)
         ):
@@ -178,20 +167,10 @@ class SegmentOutput:
     def _send_at(self, now: float, out: list, seq: int, flags: int, payload: bytes) -> None:
         """Send data and/or FIN starting at `seq` (SND.NXT) and advance SND.NXT over it."""
         out.append(self._build_segment(now, seq, flags, payload))
-        self._last_send_time = now
-        end = seq_add(seq, len(payload) + 1 if flags & FIN else len(payload))
-        self.snd_nxt = end
-        if seq_lt(seq, self.snd_max):
-            # Sent before: we went back after a timeout (RFC 6298 5.4).
-            self.retransmissions += 1
-            self._timed_seq = None  # Karn's rule (RFC 6298 3)
-            if seq_gt(end, self.snd_max):
-                self.snd_max = end
-        else:
-            self.snd_max = end
-            self.bytes_sent += len(payload)
-            if self._timed_seq is None and not self.timestamps_enabled:
-                self._timed_seq, self._timed_at = seq, now
+        length = len(payload)
+        # With timestamps every ACK gives an RTT sample (RFC 7323 4); without, one segment is timed.
+        end = seq_add(seq, length + 1 if flags & FIN else length)
+        self.snd.data_sent(seq, end, length, now, not self.timestamps_enabled)
         timers = self.timers
         timers.arm_unless_armed(Timer.RETRANSMIT, now + self.rtt.rto)  # RFC 6298 5.1
         timers.cancel(Timer.PERSIST)
@@ -201,60 +180,55 @@ class SegmentOutput:
         new data if the peer's window allows it and FlightSize stays at most cwnd + 2*SMSS; cwnd
         itself does not change. The segment keeps the ACK clock going, so that a loss in a small
         flight still draws the third duplicate ACK instead of a retransmission timeout."""
-        self._limited_transmit = False
-        if self.congestion.in_recovery or not 0 < self.duplicate_acks < DUPLICATE_ACK_THRESHOLD:
+        if self.congestion.in_recovery or not 0 < self.snd.duplicate_acks < DUPLICATE_ACK_THRESHOLD:
             return  # a new ACK or fast retransmit came first
-        seq = self.snd_nxt
-        if seq != self.snd_max:
+        seq = self.snd.nxt
+        if seq != self.snd.max:
             return  # going back after a timeout: what follows SND.NXT is not new data
-        unsent = seq_diff(self.send_buffer.end_seq, seq)
+        unsent = seq_diff(self.snd.buffer.end_seq, seq)
         mss = self._payload_room()
         length = mss if mss < unsent else unsent
         if length <= 0:
             return
-        in_flight = seq_diff(seq, self.snd_una)
+        in_flight = seq_diff(seq, self.snd.una)
         cwnd = self.congestion.cwnd
-        if in_flight + length > self.snd_wnd or in_flight + length > cwnd + 2 * self.send_mss:
+        if in_flight + length > self.snd.wnd or in_flight + length > cwnd + 2 * self.send_mss:
             return
         if length < mss and self.config.nagle:
             return  # Nagle (RFC 9293 3.7.4): no small segment while data is unacknowledged
         if length == unsent:
-            flags = ACK | PSH | FIN if self._fin_queued else ACK | PSH
+            flags = ACK | PSH | FIN if self.snd.fin_queued else ACK | PSH
         else:
             flags = ACK
-        self._send_at(now, out, seq, flags, self.send_buffer.peek(seq, length))
+        self._send_at(now, out, seq, flags, self.snd.buffer.peek(seq, length))
         # What went beyond cwnd stays out of FlightSize when ssthresh is set (RFC 5681 3.2 step 2).
-        self._limited_transmit_bytes += min(length, max(in_flight + length - cwnd, 0))
+        self.snd.limited_transmit_sent(min(length, max(in_flight + length - cwnd, 0)))
 
     def _retransmit_first(self, now: float, out: list) -> None:
         """Fast retransmit (RFC 5681 3.2 step 3): the segment at SND.UNA, SND.NXT unchanged."""
-        self._fast_retransmit = False
-        seq = self.snd_una
+        seq = self.snd.una
         after = self._retransmit_at(now, out, seq, self._payload_room())
         if after != seq:
-            self._recovery_retransmissions.append([seq, after, self.snd_nxt])
+            self.snd.recovery_retransmission(seq, after)
 
     def _retransmit_at(self, now: float, out: list, seq: int, most: int) -> int:
         """Send again up to `most` bytes of what was sent from `seq` on (with our FIN if it
         was sent and fits); SND.NXT does not move. Returns the sequence number after it."""
-        end = self.send_buffer.end_seq
-        fin_sent = self._fin_queued and seq_gt(self.snd_max, end)
+        end = self.snd.buffer.end_seq
+        fin_sent = self.snd.fin_queued and seq_gt(self.snd.max, end)
         length = min(most, seq_diff(end, seq))
         if length > 0:
             flags = ACK
             if seq_add(seq, length) == end:
                 flags = ACK | PSH | FIN if fin_sent else ACK | PSH
-            payload = self.send_buffer.peek(seq, length)
+            payload = self.snd.buffer.peek(seq, length)
         elif fin_sent:
             flags, payload, length = ACK | FIN, b"", 0
         else:
             return seq
         out.append(self._build_segment(now, seq, flags, payload))
-        self.retransmissions += 1
-        self._timed_seq = None  # Karn's rule (RFC 6298 3)
         after = seq_add(seq, length + 1 if flags & FIN else length)
-        if seq_gt(after, self._high_retransmitted):
-            self._high_retransmitted = after
+        self.snd.retransmitted(after)  # Karn's rule (RFC 6298 3); RFC 6675 HighRxt
         return after
 
     def _sack_recovery_output(self, now: float, out: list) -> int:
@@ -262,13 +236,13 @@ class SegmentOutput:
         segment (cwnd = ssthresh in recovery, 5 step 4.2), NextSeg() picks what to send: a lost
         hole not yet retransmitted (rule 1), else new data (rule 2, done by _emit_data within
         the limit returned here), else a hole below the highest SACKed byte (rule 3)."""
-        scoreboard = self.scoreboard
-        snd_una = self.snd_una
-        snd_nxt = self.snd_nxt
+        scoreboard = self.snd.scoreboard
+        snd_una = self.snd.una
+        snd_nxt = self.snd.nxt
         smss = self.send_mss
         in_flight = seq_diff(snd_nxt, snd_una)
-        room = self.congestion.ssthresh - scoreboard.pipe(snd_una, snd_nxt, self._high_retransmitted, smss)
-        new_data_can_go = seq_gt(self.send_buffer.end_seq, snd_nxt) and in_flight < self.snd_wnd
+        room = self.congestion.ssthresh - scoreboard.pipe(snd_una, snd_nxt, self.snd.high_retransmitted, smss)
+        new_data_can_go = seq_gt(self.snd.buffer.end_seq, snd_nxt) and in_flight < self.snd.wnd
         holes_end = scoreboard.highest_sacked()  # rules 1 and 3
         if holes_end is None:
             holes_end = snd_una  # SND.UNA has passed every block (pipe() forgot them): no hole
@@ -277,16 +251,15 @@ class SegmentOutput:
         most = self._payload_room()
         if room >= smss:
             room = self._resend_lost_retransmissions(now, out, room)
-        retransmissions = self._recovery_retransmissions
         while room >= smss:
-            hole = scoreboard.next_hole(seq_max(self._high_retransmitted, snd_una), holes_end)
+            hole = scoreboard.next_hole(seq_max(self.snd.high_retransmitted, snd_una), holes_end)
             if hole is None:
                 break
             start, end = hole
             after = self._retransmit_at(now, out, start, min(most, seq_diff(end, start)))
             if after == start:
                 break
-            retransmissions.append([start, after, snd_nxt])
+            self.snd.recovery_retransmission(start, after)
             room -= seq_diff(after, start)
         # Whatever room is left goes to new data: _emit_data keeps FlightSize under this.
         return in_flight + room
@@ -297,11 +270,11 @@ class SegmentOutput:
         than (DupThresh - 1) * SMSS of it SACKed while the hole is still open): the path
         delivered later segments and not this one. It is sent once more, at no further
         reduction of cwnd (the same loss episode). Returns the room left."""
-        snd_una = self.snd_una
-        scoreboard = self.scoreboard
+        snd_una = self.snd.una
+        scoreboard = self.snd.scoreboard
         smss = self.send_mss
         kept = []
-        for entry in self._recovery_retransmissions:
+        for entry in self.snd.recovery_retransmissions:
             start, end, sent_before = entry
             if not seq_gt(end, snd_una):
                 continue  # acknowledged since
@@ -310,20 +283,19 @@ class SegmentOutput:
                 start = seq_max(start, snd_una)
                 after = self._retransmit_at(now, out, start, min(self._payload_room(), seq_diff(end, start)))
                 room -= seq_diff(after, start)
-                entry[0], entry[2] = start, self.snd_nxt
-        self._recovery_retransmissions = kept
+                self.snd.resent_again(entry, start)
+        self.snd.keep_recovery_retransmissions(kept)
         return room
 
     def _emit_window_probe(self, now: float, out: list) -> None:
         """RFC 9293 3.8.6.1: one byte past a zero window. SND.NXT and SND.MAX do not move, so the
         byte is sent again as ordinary data once the window opens; `_probe_end` lets an ACK of
         the probe byte be acceptable."""
-        self._window_probe = False
-        seq = self.snd_nxt
-        if seq_diff(self.send_buffer.end_seq, seq) <= 0:
+        seq = self.snd.nxt
+        if seq_diff(self.snd.buffer.end_seq, seq) <= 0:
             return
-        out.append(self._build_segment(now, seq, ACK, self.send_buffer.peek(seq, 1)))
-        self._probe_end = seq_add(seq, 1)
+        out.append(self._build_segment(now, seq, ACK, self.snd.buffer.peek(seq, 1)))
+        self.snd.probe_sent(seq_add(seq, 1))
 
     def _payload_room(self) -> int:
         """How much data fits in the next segment. send_mss already leaves room for timestamps;
@@ -346,7 +318,7 @@ class SegmentOutput:
             header = self._acknowledgement_fields(now)  # also sets self._header
         rcv_nxt, window, options = header
         urgent_pointer = 0
-        snd_up = self.snd_up
+        snd_up = self.snd.up
         if snd_up is not None and seq_lt(seq, snd_up):
             # RFC 6093 / RFC 9293 3.8.5: the offset from this segment's SEQ to the byte after the
             # urgent data, on every segment sent while urgent data is ahead.

@@ -10,6 +10,7 @@ from __future__ import annotations
 from ustack.tcp.errors import TcpError
 from ustack.tcp.seq import seq_diff, seq_gt
 from ustack.tcp.state import CLOSE_WAIT, CLOSED, ESTABLISHED, FIN_WAIT_2, SYN_SENT
+from ustack.tcp.send_side import FORCE_SEND, KEEPALIVE_PROBE, SEND_SYN, WINDOW_PROBE
 from ustack.tcp.timer_set import Timer
 
 
@@ -62,39 +63,32 @@ class Timers:
     def _retransmission_timeout(self, now: float) -> None:
         """RFC 6298 5.4-5.6: retransmit the earliest unacknowledged segment, back off the RTO."""
         self.timers.cancel(Timer.RETRANSMIT)
-        syn_outstanding = not self.syn_acknowledged
+        syn_outstanding = not self.snd.syn_acknowledged
         if self.state is SYN_SENT:
             limit = self.config.syn_retries
         elif syn_outstanding:
             limit = self.config.synack_retries
         else:
             limit = self.config.max_retransmissions
-        if self.retransmit_count >= limit:
+        if self.snd.retransmit_count >= limit:
             # RFC 1122 4.2.3.5: give up after R2 and tell the application.
             self._fail(TcpError.TIMED_OUT, f"retransmission timer: no ACK after {limit} retransmissions")
             return
-        self.retransmit_count += 1
+        self.snd.retransmission_timeout()
         self.retransmission_timeouts += 1
         self.rtt.backoff()  # RFC 6298 5.5
-        self._timed_seq = None  # Karn's rule: nothing in flight can be timed any more
         if syn_outstanding:
-            self._send_syn = True  # our SYN or SYN-ACK again
+            self.snd.request(SEND_SYN)  # our SYN or SYN-ACK again
             return
         # RFC 5681 3.1 equation 4: the loss window is one segment; then slow start again.
-        self.congestion.on_retransmit_timeout(seq_diff(self.snd_nxt, self.snd_una), now)
-        self.duplicate_acks = 0
-        self.recover = self.snd_max  # RFC 6582 3.2 step 4, RFC 6675 5.1
-        # The peer may have dropped data it SACKed (reneging): forget the scoreboard (RFC 2018 8).
-        self.scoreboard.clear()
-        self._recovery_retransmissions = []
-        # RFC 6298 5.4: retransmit the earliest unacknowledged segment. Going back to SND.UNA
-        # means the rest follows as the (now small) congestion window allows.
-        self.snd_nxt = self.snd_una
+        self.congestion.on_retransmit_timeout(seq_diff(self.snd.nxt, self.snd.una), now)
+        # RFC 6582 3.2 step 4, RFC 2018 8 (reneging), RFC 6298 5.4: go back to SND.UNA.
+        self.snd.go_back_after_timeout()
 
     # ------------------------------------------------------------------ persist
     def _arm_persist(self, now: float) -> None:
         config = self.config
-        interval = self.rtt.rto * (1 << self._persist_backoff)
+        interval = self.rtt.rto * (1 << self.snd.persist_backoff)
         interval = min(max(interval, config.persist_min), config.persist_max)
         self.timers.arm(Timer.PERSIST, now + interval)
 
@@ -102,15 +96,14 @@ class Timers:
         """RFC 9293 3.8.6.1: probe a zero window; with a small non-zero window that SWS
         avoidance refused to fill, send what fits (the "override timeout" of RFC 1122 4.2.3.4)."""
         self.timers.cancel(Timer.PERSIST)
-        if not seq_gt(self.send_buffer.end_seq, self.snd_nxt):
-            self._persist_backoff = 0  # nothing waits to be sent any more: stop probing
+        if not seq_gt(self.snd.buffer.end_seq, self.snd.nxt):
+            self.snd.persist_ended()  # nothing waits to be sent any more: stop probing
             return
-        if self.snd_wnd == 0:
-            self._window_probe = True
+        if self.snd.wnd == 0:
+            self.snd.request(WINDOW_PROBE)
         else:
-            self._force_send = True
-        if self._persist_backoff < 16:
-            self._persist_backoff += 1
+            self.snd.request(FORCE_SEND)
+        self.snd.persist_backed_off()
         self._arm_persist(now)  # probing goes on as long as the window stays shut (RFC 1122 4.2.2.17)
 
     # ------------------------------------------------------------------ keepalive
@@ -123,7 +116,7 @@ class Timers:
         self.timers.cancel(Timer.KEEPALIVE)
         if self.state is not ESTABLISHED and self.state is not CLOSE_WAIT:
             return
-        if self.snd_nxt != self.snd_una:
+        if self.snd.nxt != self.snd.una:
             # Data is outstanding: the retransmission timer already watches the peer.
             self.timers.arm(Timer.KEEPALIVE, now + config.keepalive_idle)
             return
@@ -131,5 +124,5 @@ class Timers:
             self._fail(TcpError.TIMED_OUT, f"keepalive: {config.keepalive_probes} probes unanswered")
             return
         self._keepalive_probes_sent += 1
-        self._keepalive_probe = True
+        self.snd.request(KEEPALIVE_PROBE)
         self.timers.arm(Timer.KEEPALIVE, now + config.keepalive_interval)
