@@ -16,7 +16,6 @@ from __future__ import annotations
 from ustack.tcp.events import DataReadable, EndOfStream, UrgentDataArrived, segment_summary
 from ustack.tcp.errors import TcpError
 from ustack.tcp.options import Negotiated
-from ustack.tcp.receive_buffer import ReceiveBuffer
 from ustack.tcp.reset import reset_for_unmatched
 from ustack.tcp.seq import seq_add, seq_diff, seq_gt, seq_in_window, seq_le, seq_lt
 from ustack.tcp.state import (
@@ -70,7 +69,7 @@ class SegmentArrival:
         prediction" of Van Jacobson and BSD): the next in-order data segment, or a plain ACK of
         new data. Returns False, having changed nothing, when the segment needs the full
         processing of RFC 9293 3.10.7.4."""
-        rcv_nxt = self.rcv_nxt
+        rcv_nxt = self.rcv.nxt
         if segment.flags not in _ACK_OR_ACK_PSH or segment.seq != rcv_nxt:
             return False
         options = segment.options
@@ -80,7 +79,7 @@ class SegmentArrival:
         if self.timestamps_enabled:
             timestamps = options.timestamps
             # RFC 7323 5.3: an older timestamp needs the PAWS check of the slow path.
-            if timestamps is None or seq_lt(timestamps[0], self.ts_recent):
+            if timestamps is None or seq_lt(timestamps[0], self.rcv.ts_recent):
                 return False
         payload = segment.payload
         ack = segment.ack
@@ -88,13 +87,13 @@ class SegmentArrival:
             # In-order data that acknowledges nothing new, with room for it and no hole to fill;
             # and no D-SACK block waiting, which this arrival replaces (RFC 2883 4: a D-SACK
             # reports the most recent packet only, _note_duplicate).
-            buffer = self.receive_buffer
+            buffer = self.rcv.buffer
             if (
                 ack != self.snd.una
                 or buffer.has_out_of_order
-                or self._peer_fin_seq is not None
-                or self._dsack_block is not None
-                or len(payload) > seq_diff(self.rcv_adv, rcv_nxt)
+                or self.rcv.peer_fin_seq is not None
+                or self.rcv.dsack_block is not None
+                or len(payload) > seq_diff(self.rcv.adv, rcv_nxt)
             ):
                 return False
         elif (
@@ -107,17 +106,16 @@ class SegmentArrival:
 
         # The segment is ours to process. RFC 7323 4.3: it covers Last.ACK.sent, so its
         # timestamp becomes TS.Recent.
-        if timestamps is not None and seq_le(rcv_nxt, self.last_ack_sent):
-            self.ts_recent = timestamps[0]
+        rcv = self.rcv
+        if timestamps is not None and seq_le(rcv_nxt, rcv.last_ack_sent):
+            rcv.take_timestamp(timestamps[0])
         self._update_send_window(segment)
         if not payload:
             self._new_ack(segment, ack, now)
             return True
         # The seventh step in its simplest form: append to the in-order data.
         was_empty = not buffer.readable
-        advanced = buffer.insert(rcv_nxt, payload)
-        self.rcv_nxt = seq_add(rcv_nxt, advanced)
-        self.bytes_received += advanced
+        rcv.store(rcv_nxt, payload)
         if was_empty:
             self._events.append(DataReadable(buffer.readable))
         self._delay_ack(now)
@@ -183,7 +181,7 @@ class SegmentArrival:
         if flags & ACK:
             # Our SYN is acknowledged: ESTABLISHED, and ACK their SYN.
             self._record_ack_of_syn(segment, now)
-            self._ack_now = True
+            self.rcv.owe_ack()
             self._set_state(ESTABLISHED, segment_summary(segment))
             self._after_established(now)
             # "continue processing at the sixth step" (URG, text, FIN) of 3.10.7.4.
@@ -195,21 +193,16 @@ class SegmentArrival:
             # "queue them for processing after the ESTABLISHED state has been reached" (RFC 9293
             # 3.10.7.3): the text waits, unacknowledged, in _syn_text. A FIN on the SYN is not
             # kept; the peer sends it again, since we never acknowledge it.
-            self._syn_text = segment.payload
+            self.rcv.hold_syn_text(segment.payload)
         self.snd.request(SEND_SYN)
         self._set_state(SYN_RECEIVED, segment_summary(segment))
 
     def _synchronize_receive_side(self, syn: TcpSegment) -> None:
         """The peer's SYN tells us IRS and its options (RFC 9293 3.10.7.2-3)."""
-        self.irs = syn.seq
-        self.rcv_nxt = seq_add(syn.seq, 1)
-        self._read_seq = self.rcv_nxt
-        self.receive_buffer = ReceiveBuffer(self.config.receive_buffer_size, self.rcv_nxt)
-        if self.state is SYN_SENT:
-            # Our SYN advertised a window (unscaled, RFC 7323 2.2); it starts at RCV.NXT now.
-            self.rcv_adv = seq_add(self.rcv_nxt, min(self.config.receive_buffer_size, 0xFFFF))
-        else:
-            self.rcv_adv = self.rcv_nxt  # nothing advertised yet: the SYN-ACK will
+        buffer_size = self.config.receive_buffer_size
+        # Our SYN, if we sent one, advertised a window (unscaled, RFC 7323 2.2); it starts at
+        # RCV.NXT now. Otherwise nothing is advertised yet: the SYN-ACK will.
+        self.rcv.synchronize(syn.seq, buffer_size, min(buffer_size, 0xFFFF) if self.state is SYN_SENT else 0)
         negotiated = Negotiated(self.config, syn.options, self.syn_offers_options)
         self.send_mss = negotiated.send_mss
         self.send_shift = negotiated.send_shift
@@ -218,7 +211,7 @@ class SegmentArrival:
         self.sack_permitted = negotiated.sack
         self.timestamps_enabled = negotiated.timestamps
         if negotiated.timestamps:
-            self.ts_recent = syn.options.timestamps[0]
+            self.rcv.take_timestamp(syn.options.timestamps[0])
         self.congestion.set_mss(self.send_mss)
 
     def _record_ack_of_syn(self, segment: TcpSegment, now: float) -> None:
@@ -246,9 +239,9 @@ class SegmentArrival:
         # RFC 7323 5.3: PAWS rejects a segment whose timestamp is older than TS.Recent.
         if self.timestamps_enabled and not flags & RST:
             timestamps = segment.options.timestamps
-            if timestamps is not None and seq_lt(timestamps[0], self.ts_recent):
+            if timestamps is not None and seq_lt(timestamps[0], self.rcv.ts_recent):
                 self.drops["paws_old_timestamp"] += 1
-                self._ack_now = True
+                self.rcv.owe_ack()
                 return
             if timestamps is None and not self.config.tolerate_missing_timestamps:
                 self.drops["missing_timestamp"] += 1  # RFC 7323 3.2: silently
@@ -262,7 +255,7 @@ class SegmentArrival:
             self._unacceptable_segment(segment, now)
             return
         if self.timestamps_enabled:
-            self._remember_timestamp(segment)
+            self.rcv.remember_timestamp(segment)
 
         # second: RST (RFC 5961 3.2: only an exact match resets; in window draws a challenge).
         if flags & RST:
@@ -280,11 +273,11 @@ class SegmentArrival:
                 # RFC 793 3.9 (before RFC 5961): a SYN in the window is an error: reset, CLOSED.
                 # One left of it (the segment reached into the window with what follows it) is
                 # old: acknowledge, as the first check would have.
-                if seq_lt(segment.seq, self.rcv_nxt):
+                if seq_lt(segment.seq, self.rcv.nxt):
                     self.drops["old_syn"] += 1
-                    self._ack_now = True
+                    self.rcv.owe_ack()
                     return
-                self._control_segments.append(self._build_reset(self.snd.max, self.rcv_nxt))
+                self._control_segments.append(self._build_reset(self.snd.max, self.rcv.nxt))
                 self._fail(TcpError.RESET, "SYN in window (RFC 793): " + segment_summary(segment))
                 return
             self.drops["syn_in_synchronized_state"] += 1
@@ -303,7 +296,7 @@ class SegmentArrival:
             state = self.state
         elif not self._ack_arrives(segment, now):
             return
-        fin_acknowledged = self.snd.fin_queued and self.snd.una == seq_add(self.snd.buffer.end_seq, 1)
+        fin_acknowledged = self.snd.fin_acknowledged
         if fin_acknowledged:
             if state is CLOSING:
                 self._enter_time_wait(segment_summary(segment), now)
@@ -326,10 +319,10 @@ class SegmentArrival:
         `reopening_syn` for the stack to hand to its listener (if it does not, the peer's SYN
         retransmission finds the 4-tuple free a second later)."""
         timestamps = syn.options.timestamps
-        if not seq_gt(syn.seq, self.rcv_nxt):
+        if not seq_gt(syn.seq, self.rcv.nxt):
             return False
         if self.timestamps_enabled:
-            if timestamps is None or not seq_gt(timestamps[0], self.ts_recent):
+            if timestamps is None or not seq_gt(timestamps[0], self.rcv.ts_recent):
                 return False
         elif not self.config.time_wait_reopen_without_timestamps:
             return False  # RFC 9293 3.10.7.4: only "if the Timestamp Option is used"
@@ -339,42 +332,30 @@ class SegmentArrival:
 
     def _sequence_acceptable(self, segment: TcpSegment) -> bool:
         """The four cases of RFC 9293 3.10.7.4 "first", with RCV.WND = what we advertised."""
-        window = self._receive_window()
+        # FreeBSD keeps no socket buffer in a passive SYN-RECEIVED (its SYN cache) nor in
+        # TIME-WAIT: there the advertised window is all there is (ReceiveSide.acceptance_window).
+        state = self.state
+        advertised_only = state is TIME_WAIT or (state is SYN_RECEIVED and self.passive_open)
+        window = self.rcv.acceptance_window(self.config, advertised_only)
         seq = segment.seq
         length = segment.sequence_length
         if window <= 0:
             # A zero window admits only the segment at RCV.NXT, whose ACK, URG and RST we still
             # process even though its data cannot be stored (the 3.10.7.4 "special allowance";
             # this is how zero-window probes get their ACK).
-            return seq == self.rcv_nxt
+            return seq == self.rcv.nxt
         if length == 0:
-            return seq_in_window(seq, self.rcv_nxt, window)
-        return seq_in_window(seq, self.rcv_nxt, window) or seq_in_window(
-            seq_add(seq, length - 1), self.rcv_nxt, window
+            return seq_in_window(seq, self.rcv.nxt, window)
+        return seq_in_window(seq, self.rcv.nxt, window) or seq_in_window(
+            seq_add(seq, length - 1), self.rcv.nxt, window
         )
-
-    def _receive_window(self) -> int:
-        """RCV.WND: what we advertised, RCV.ADV - RCV.NXT.
-
-        With BSD's window policy (TcpConfig.window_advertisement "free_space") it is all the free
-        space, even beyond what the 16-bit field could say (FreeBSD: rcv_wnd = max(sbspace,
-        rcv_adv - rcv_nxt)); but only where FreeBSD has a socket buffer: not in a passive
-        SYN-RECEIVED (its SYN cache) nor in TIME-WAIT, where the advertised window is all there is."""
-        window = seq_diff(self.rcv_adv, self.rcv_nxt)
-        if self.config.window_advertisement == "free_space":
-            state = self.state
-            if state is not TIME_WAIT and not (state is SYN_RECEIVED and self.passive_open):
-                free = self.receive_buffer.free_space
-                if free > window:
-                    window = free
-        return window
 
     def _unacceptable_segment(self, segment: TcpSegment, now: float) -> None:
         flags = segment.flags
         if flags & RST:
             self.drops["rst_out_of_window"] += 1  # never answer an RST
             return
-        if not self.snd.syn_acknowledged and flags & SYN and segment.seq == self.irs:
+        if not self.snd.syn_acknowledged and flags & SYN and segment.seq == self.rcv.irs:
             if flags & ACK and seq_lt(self.snd.una, segment.ack) and seq_le(segment.ack, self.snd.max):
                 # Simultaneous open: the peer's SYN-ACK repeats its SYN but acknowledges ours.
                 self._ack_of_syn_arrives(segment, now)
@@ -388,9 +369,9 @@ class SegmentArrival:
             # and restarts the 2 MSL wait.
             self.timers.arm(Timer.TIME_WAIT, now + 2 * self.config.msl)
         if segment.payload and self.sack_permitted and self.config.dsack:
-            self._note_duplicate(segment.seq, len(segment.payload))  # an old duplicate
+            self.rcv.note_duplicate(segment.seq, len(segment.payload))  # an old duplicate
         self.drops["unacceptable_sequence"] += 1
-        self._ack_now = True
+        self.rcv.owe_ack()
 
     def _reset_arrives(self, segment: TcpSegment, now: float) -> None:
         """RFC 9293 3.10.7.4 second, with RFC 5961 3.2."""
@@ -400,7 +381,7 @@ class SegmentArrival:
             # waiting, without even a challenge ACK.
             self.drops["rst_in_time_wait_rfc1337"] += 1
             return
-        if segment.seq != self.rcv_nxt and self.config.rfc5961_rst_check:
+        if segment.seq != self.rcv.nxt and self.config.rfc5961_rst_check:
             self.drops["rst_not_exact"] += 1
             self._challenge_ack(now)
             return
@@ -426,8 +407,7 @@ class SegmentArrival:
         if self._listener is not None:
             self._set_state(CLOSED, cause)
             return
-        self.irs = None
-        self.receive_buffer = None
+        self.rcv.forget_peer()
         self.timers.cancel(Timer.RETRANSMIT)
         # As the passive OPEN left it: the foreign socket unspecified again if it was, and no
         # trace of the SYN-ACK's retransmissions in the next handshake's count and RTO.
@@ -453,20 +433,18 @@ class SegmentArrival:
         if self.state is SYN_RECEIVED:
             self._set_state(ESTABLISHED, segment_summary(segment))
         self._after_established(now)
-        if self._syn_text:
+        if self.rcv.syn_text:
             self._accept_syn_text(now)
         return True
 
     def _accept_syn_text(self, now: float) -> None:
         """The text that came on the peer's SYN during a simultaneous open, now that the
         connection is ESTABLISHED (RFC 9293 3.10.7.3): it starts at IRS + 1."""
-        text, self._syn_text = self._syn_text, b""
-        buffer = self.receive_buffer
+        rcv = self.rcv
+        text = rcv.take_syn_text()
+        buffer = rcv.buffer
         was_empty = not buffer.readable
-        advanced = buffer.insert(seq_add(self.irs, 1), text)
-        if advanced:
-            self.rcv_nxt = seq_add(self.rcv_nxt, advanced)
-            self.bytes_received += advanced
+        if rcv.store(seq_add(rcv.irs, 1), text):
             if was_empty:
                 self._events.append(DataReadable(buffer.readable))
             self._delay_ack(now)
@@ -480,7 +458,7 @@ class SegmentArrival:
         if segment.payload:
             if state in CAN_RECEIVE:
                 if self._closed_fully and seq_gt(
-                    seq_add(segment.seq, len(segment.payload)), self.rcv_nxt
+                    seq_add(segment.seq, len(segment.payload)), self.rcv.nxt
                 ):
                     # New data after close(): nobody will read it; tell the peer (RFC 1122
                     # 4.2.2.13, as Linux does).
@@ -497,17 +475,16 @@ class SegmentArrival:
     def _urgent_arrives(self, segment: TcpSegment) -> None:
         """RFC 9293 3.10.7.4 sixth and RFC 6093: the pointer is the sequence number after the
         urgent data; the data itself stays inline."""
-        pointer = seq_add(segment.seq, segment.urgent_pointer)
-        distance = seq_diff(pointer, self._read_seq)
         # RCV.UP <- max(RCV.UP, SEG.UP); a pointer the application has already read past is
         # not kept (recv() forgets RCV.UP once it is read past, too).
-        if distance > 0 and (self.rcv_up is None or seq_gt(pointer, self.rcv_up)):
-            self.rcv_up = pointer
+        distance = self.rcv.urgent_pointer(seq_add(segment.seq, segment.urgent_pointer))
+        if distance is not None:
             self._events.append(UrgentDataArrived(distance))
 
     def _accept_data(self, segment: TcpSegment, now: float) -> None:
         """Seventh: store the data, move RCV.NXT, and decide when to acknowledge."""
-        buffer = self.receive_buffer
+        rcv = self.rcv
+        buffer = rcv.buffer
         was_empty = not buffer.readable
         had_hole = buffer.has_out_of_order
         held_out_of_order = buffer.out_of_order_bytes
@@ -515,56 +492,51 @@ class SegmentArrival:
         if segment.flags & SYN:
             seq = seq_add(seq, 1)  # the data of a SYN-ACK starts after the SYN
         if self.sack_permitted and self.config.dsack:
-            self._note_duplicate(seq, len(segment.payload))
-        advanced = buffer.insert(seq, segment.payload)
-        if advanced:
-            self.rcv_nxt = seq_add(self.rcv_nxt, advanced)
-            self.bytes_received += advanced
+            rcv.note_duplicate(seq, len(segment.payload))
+        if rcv.store(seq, segment.payload):
             if was_empty:
                 self._events.append(DataReadable(buffer.readable))
-            if had_hole or self._dsack_block is not None:
+            if had_hole or rcv.dsack_block is not None:
                 # RFC 5681 4.2: ACK at once when a gap is filled; and at once when part of the
                 # segment was a duplicate, while the D-SACK block describes this arrival.
-                self._ack_now = True
+                self.rcv.owe_ack()
             else:
                 self._delay_ack(now)
-            if self._peer_fin_seq is not None and self._peer_fin_seq == self.rcv_nxt:
+            if rcv.peer_fin_seq is not None and rcv.peer_fin_seq == rcv.nxt:
                 self._accept_fin("queued FIN reached by " + segment_summary(segment), now)
         else:
             # Out of order, duplicate, or no room: ACK at once (RFC 5681 4.2, RFC 9293 3.10.7.4),
             # so the sender learns what we hold (and, with SACK, what lies beyond).
-            self._ack_now = True
+            self.rcv.owe_ack()
             if buffer.out_of_order_bytes == held_out_of_order:
                 self.drops["duplicate_or_beyond_window"] += 1  # nothing new was kept
 
     def _fin_arrives(self, segment: TcpSegment, now: float) -> None:
         """Eighth: the FIN counts once every byte before it has arrived."""
         fin_seq = seq_add(segment.seq, len(segment.payload) + (1 if segment.flags & SYN else 0))
-        if self.fin_received:
-            self._ack_now = True  # a repeated FIN: acknowledge again
+        if self.rcv.fin_received:
+            self.rcv.owe_ack()  # a repeated FIN: acknowledge again
             if self.state is TIME_WAIT:
                 self.timers.arm(Timer.TIME_WAIT, now + 2 * self.config.msl)
             return
-        if fin_seq != self.rcv_nxt:
+        if fin_seq != self.rcv.nxt:
             # Data in front of the FIN is missing: remember where the FIN is (no need for the peer
             # to send it again) and ACK what we have.
-            if seq_gt(fin_seq, self.rcv_nxt):
-                self._peer_fin_seq = fin_seq
-            self._ack_now = True
+            if seq_gt(fin_seq, self.rcv.nxt):
+                self.rcv.fin_ahead(fin_seq)
+            self.rcv.owe_ack()
             return
         self._accept_fin(segment_summary(segment), now)
 
     def _accept_fin(self, cause: str, now: float) -> None:
-        self.rcv_nxt = seq_add(self.rcv_nxt, 1)
-        self.fin_received = True
-        self._peer_fin_seq = None
-        self._ack_now = True  # a FIN is acknowledged at once
+        self.rcv.accept_fin()
+        self.rcv.owe_ack()  # a FIN is acknowledged at once
         self._events.append(EndOfStream())
         state = self.state
         if state is ESTABLISHED:
             self._set_state(CLOSE_WAIT, cause)
         elif state is FIN_WAIT_1:
-            if self.snd.una == seq_add(self.snd.buffer.end_seq, 1):
+            if self.snd.fin_acknowledged:
                 self._enter_time_wait(cause, now)  # note 2 of Figure 5
             else:
                 self._set_state(CLOSING, cause)
@@ -579,27 +551,8 @@ class SegmentArrival:
     def _delay_ack(self, now: float) -> None:
         """RFC 9293 3.8.6.3: delay the ACK of in-order data, but ACK at least every second
         segment (ack_every_segments) and never later than delayed_ack_timeout."""
-        self._segments_since_ack += 1
-        if self._segments_since_ack >= self.config.ack_every_segments:
-            self._ack_now = True
-        elif not self.timers.is_armed(Timer.DELAYED_ACK):
-            self.timers.arm(Timer.DELAYED_ACK, now + self.config.delayed_ack_timeout)
-
-    def _note_duplicate(self, seq: int, length: int) -> None:
-        """RFC 2883 4: remember the first range of these data bytes that we already hold, for a
-        D-SACK block in our next ACK (or forget an older one: a D-SACK block reports the most
-        recent arrival only). Bytes before RCV.NXT count as held even when the segment is too
-        old to be acceptable (RFC 2883 4.1.1: the ACK of a segment was lost and the sender
-        repeated it)."""
-        self._dsack_block = self.receive_buffer.first_duplicate(seq, length)
-
-    def _remember_timestamp(self, segment: TcpSegment) -> None:
-        """RFC 7323 4.3: TS.Recent follows the segment that covers Last.ACK.sent."""
-        timestamps = segment.options.timestamps
-        if timestamps is not None and seq_le(segment.seq, self.last_ack_sent):
-            tsval = timestamps[0]
-            if seq_le(self.ts_recent, tsval):
-                self.ts_recent = tsval
+        if not self.rcv.segment_to_acknowledge(self.config.ack_every_segments):
+            self.timers.arm_unless_armed(Timer.DELAYED_ACK, now + self.config.delayed_ack_timeout)
 
     def _challenge_ack(self, now: float) -> None:
         """RFC 5961 7: at most challenge_ack_limit challenge ACKs in any one second."""
@@ -610,4 +563,4 @@ class SegmentArrival:
             self.drops["challenge_ack_rate_limited"] += 1
             return
         self._challenge_count += 1
-        self._ack_now = True
+        self.rcv.owe_ack()

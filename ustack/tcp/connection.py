@@ -29,9 +29,10 @@ from ustack.tcp.errors import TcpError, call_error
 from ustack.tcp.events import ConnectionFailed, ConnectionSnapshot, Event, StateChanged
 from ustack.tcp.options import TIMESTAMP_OPTION_SPACE
 from ustack.tcp.output import SegmentOutput
+from ustack.tcp.receive_side import ReceiveSide
 from ustack.tcp.rtt import RttEstimator
 from ustack.tcp.send_side import SEND_SYN, SendSide
-from ustack.tcp.seq import seq_add, seq_diff, seq_le, seq_lt
+from ustack.tcp.seq import seq_diff, seq_le, seq_lt
 from ustack.tcp.state import (
     CAN_SEND,
     CLOSE_WAIT,
@@ -86,16 +87,8 @@ class Connection(SegmentArrival, AcknowledgementProcessing, SegmentOutput, Timer
         self._shutdown_after_open = False  # shutdown() called in SYN-SENT
         self._closed_fully = False  # close() rather than shutdown(): we read no more data
 
-        # Receive sequence variables. RCV.WND is what we advertised: rcv_adv - rcv_nxt.
-        self.irs: int | None = None
-        self.rcv_nxt = 0
-        self.rcv_adv = 0  # right edge of the window we advertised
-        self.rcv_up: int | None = None  # the peer's urgent pointer (RFC 6093)
-        self.receive_buffer = None  # created when the peer's SYN tells us its ISN
-        self._read_seq = 0  # sequence number of the next byte the application reads
-        self.fin_received = False
-        self._peer_fin_seq: int | None = None  # a FIN that arrived before all the data in front of it
-        self._syn_text = b""  # data on the peer's SYN in a simultaneous open, held until ESTABLISHED
+        # Receive sequence variables, receive buffer, the ACK we owe (receive_side.py).
+        self.rcv = ReceiveSide()
 
         # Negotiated on the SYNs (options.py); the defaults hold until then.
         self.send_mss = min(config.mss, 536)
@@ -105,9 +98,6 @@ class Connection(SegmentArrival, AcknowledgementProcessing, SegmentOutput, Timer
         self.syn_offers_options = True  # False once our SYN offers only the MSS (syn_retries_with_options)
         self.sack_permitted = False
         self.timestamps_enabled = False
-        self.ts_recent = 0  # RFC 7323 4.3
-        self.last_ack_sent = 0
-        self._dsack_block: tuple | None = None  # a duplicate range for our next ACK (RFC 2883)
         self.reopening_syn = None  # a SYN that ended TIME-WAIT, for the listener (arrival.py)
         # The last ICMP error that did not end the connection (RFC 9293 3.9.2.2), as
         # (ICMP type, code): destination unreachable is type 3, time exceeded 11.
@@ -124,8 +114,6 @@ class Connection(SegmentArrival, AcknowledgementProcessing, SegmentOutput, Timer
         self._keepalive_probes_sent = 0
 
         # Requests to the output path (output.py); what to send is in SendSide.requests.
-        self._ack_now = False
-        self._segments_since_ack = 0
         self._control_segments: list = []  # resets, built when decided
         self._header: tuple | None = None  # (ACK, window, options) of the current transmit()
 
@@ -135,7 +123,6 @@ class Connection(SegmentArrival, AcknowledgementProcessing, SegmentOutput, Timer
 
         # Statistics (STATUS, RFC 9293 3.10.6) and drops by named reason (DESIGN.md rule 8).
         self.retransmission_timeouts = 0  # expiries of the retransmission timer (timers.py)
-        self.bytes_received = 0
         self.drops: Counter[str] = Counter()
 
     @classmethod
@@ -242,17 +229,12 @@ class Connection(SegmentArrival, AcknowledgementProcessing, SegmentOutput, Timer
         its error once the buffered data is gone."""
         if max_bytes <= 0:
             raise ValueError(f"max_bytes must be positive, got {max_bytes}")
-        buffer = self.receive_buffer
+        buffer = self.rcv.buffer
         if buffer is not None and buffer.readable:
-            data = buffer.read(max_bytes)
-            self._read_seq = seq_add(self._read_seq, len(data))
-            if self.rcv_up is not None and seq_le(self.rcv_up, self._read_seq):
-                # The urgent data has been read: forget the pointer, which would otherwise seem
-                # ahead again (modulo 2**32) after 2 GiB more (RFC 9293 3.8.5, RFC 6093).
-                self.rcv_up = None
+            data = self.rcv.read(max_bytes)
             self._window_may_have_opened()
             return data
-        if self.fin_received:
+        if self.rcv.fin_received:
             return b""
         if self.error is not None:
             raise call_error("", self.error)
@@ -291,7 +273,7 @@ class Connection(SegmentArrival, AcknowledgementProcessing, SegmentOutput, Timer
         if state is SYN_SENT or state is LISTEN:
             self._set_state(CLOSED, "CLOSE")
             return
-        buffer = self.receive_buffer
+        buffer = self.rcv.buffer
         if buffer is not None and buffer.readable and state in _ABORT_SENDS_RESET:
             self._queue_reset(self.snd.max)
             self.error = TcpError.ABORTED
@@ -417,9 +399,30 @@ class Connection(SegmentArrival, AcknowledgementProcessing, SegmentOutput, Timer
     def bytes_sent(self) -> int:
         return self.snd.bytes_sent
 
+    # Read-only views of the receive side (receive_side.py owns them).
+    @property
+    def irs(self) -> int | None:
+        return self.rcv.irs
+
+    @property
+    def rcv_nxt(self) -> int:
+        return self.rcv.nxt
+
+    @property
+    def receive_buffer(self):
+        return self.rcv.buffer
+
+    @property
+    def fin_received(self) -> bool:
+        return self.rcv.fin_received
+
+    @property
+    def bytes_received(self) -> int:
+        return self.rcv.bytes_received
+
     @property
     def readable(self) -> int:
-        return 0 if self.receive_buffer is None else self.receive_buffer.readable
+        return 0 if self.rcv.buffer is None else self.rcv.buffer.readable
 
     @property
     def send_space(self) -> int:
@@ -428,14 +431,14 @@ class Connection(SegmentArrival, AcknowledgementProcessing, SegmentOutput, Timer
     @property
     def at_eof(self) -> bool:
         """The peer's FIN has arrived and everything before it has been read."""
-        return self.fin_received and not self.readable
+        return self.rcv.fin_received and not self.readable
 
     @property
     def urgent_mark(self) -> int | None:
         """Bytes still to read before the end of the urgent data, or None (RFC 6093)."""
-        if self.rcv_up is None:
+        if self.rcv.up is None:
             return None
-        distance = seq_diff(self.rcv_up, self._read_seq)
+        distance = seq_diff(self.rcv.up, self.rcv.read_seq)
         return distance if distance > 0 else None
 
     @property
@@ -456,8 +459,8 @@ class Connection(SegmentArrival, AcknowledgementProcessing, SegmentOutput, Timer
             snd_una=self.snd.una,
             snd_nxt=self.snd.nxt,
             snd_wnd=self.snd.wnd,
-            rcv_nxt=self.rcv_nxt,
-            rcv_wnd=max(0, seq_diff(self.rcv_adv, self.rcv_nxt)),
+            rcv_nxt=self.rcv.nxt,
+            rcv_wnd=self.rcv.advertised,
             cwnd=self.congestion.cwnd,
             ssthresh=self.congestion.ssthresh,
             srtt=self.rtt.srtt,
@@ -465,7 +468,7 @@ class Connection(SegmentArrival, AcknowledgementProcessing, SegmentOutput, Timer
             rto=self.rtt.rto,
             retransmissions=self.snd.retransmissions,
             bytes_sent=self.snd.bytes_sent,
-            bytes_received=self.bytes_received,
+            bytes_received=self.rcv.bytes_received,
             send_queue=self.snd.buffer.length,
             receive_queue=self.readable,
             timers=self.timers.armed(),
@@ -475,6 +478,6 @@ class Connection(SegmentArrival, AcknowledgementProcessing, SegmentOutput, Timer
     def __repr__(self) -> str:
         return (
             f"<Connection {self.local_port}->{self.remote_port} {self.state.value} "
-            f"snd.una={self.snd.una} snd.nxt={self.snd.nxt} rcv.nxt={self.rcv_nxt}>"
+            f"snd.una={self.snd.una} snd.nxt={self.snd.nxt} rcv.nxt={self.rcv.nxt}>"
         )
 

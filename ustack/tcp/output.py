@@ -67,7 +67,7 @@ class SegmentOutput:
         if snd.take_request(KEEPALIVE_PROBE):
             # RFC 1122 4.2.3.6: a segment the peer must acknowledge: SEQ = SND.NXT - 1, no data.
             out.append(self._build_segment(now, seq_add(snd.una, -1), ACK, b""))
-        if self._ack_now and state is not SYN_SENT and self.irs is not None:
+        if self.rcv.ack_owed and state is not SYN_SENT and self.rcv.irs is not None:
             # A bare ACK carries SND.MAX, not SND.NXT: after going back to retransmit, SND.NXT
             # lies before what the peer has already received, and a sequence number it finds
             # old would make it drop the ACK and answer with one of its own (as BSD does).
@@ -79,7 +79,7 @@ class SegmentOutput:
         """Our SYN (active open) or SYN-ACK (passive or simultaneous open), first or again."""
         config = self.config
         iss = self.snd.iss
-        if self.irs is None:
+        if self.rcv.irs is None:
             flags, ack = SYN, 0
             limit = config.syn_retries_with_options
             if limit is not None and self.snd.retransmit_count >= limit:
@@ -91,18 +91,15 @@ class SegmentOutput:
             )
             window = min(config.receive_buffer_size, 0xFFFF)
         else:
-            flags, ack = SYN | ACK, self.rcv_nxt
+            flags, ack = SYN | ACK, self.rcv.nxt
             options = syn_options(
                 config, now, window_scale=self.window_scaling_enabled, sack=self.sack_permitted,
-                timestamps=self.timestamps_enabled, ts_recent=self.ts_recent,
+                timestamps=self.timestamps_enabled, ts_recent=self.rcv.ts_recent,
             )
             # RFC 7323 2.2: the window of a SYN is not scaled.
-            window = min(self.receive_buffer.free_space, 0xFFFF)
-            edge = seq_add(ack, window)
-            if seq_gt(edge, self.rcv_adv):
-                self.rcv_adv = edge
-            self.last_ack_sent = ack
-            self._ack_now = False
+            window = min(self.rcv.buffer.free_space, 0xFFFF)
+            self.rcv.advertise(seq_add(ack, window))
+            self.rcv.acknowledgement_sent()
         out.append(TcpSegment(self.local_port, self.remote_port, iss, ack, flags, window, 0, options, b""))
         self.snd.syn_sent(now)  # the first one is timed (RFC 6298 3), a repeat is not (Karn)
         self.timers.arm_unless_armed(Timer.RETRANSMIT, now + self.rtt.rto)
@@ -305,8 +302,8 @@ class SegmentOutput:
         if not self.sack_permitted:
             return self.send_mss
         most = 3 if self.timestamps_enabled else 4  # what the 40 bytes of option space hold
-        blocks = len(self.receive_buffer.sack_blocks(most)) if self.receive_buffer.has_out_of_order else 0
-        if self._dsack_block is not None:
+        blocks = len(self.rcv.buffer.sack_blocks(most)) if self.rcv.buffer.has_out_of_order else 0
+        if self.rcv.dsack_block is not None:
             blocks = min(most, blocks + 1)  # RFC 2883: the D-SACK block rides in front, once
         return self.send_mss - (4 + 8 * blocks) if blocks else self.send_mss
 
@@ -324,7 +321,7 @@ class SegmentOutput:
             # urgent data, on every segment sent while urgent data is ahead.
             flags |= URG
             urgent_pointer = min(seq_diff(snd_up, seq), 0xFFFF)
-        self._ack_now = False
+        self.rcv.ack_carried()
         return TcpSegment(
             self.local_port, self.remote_port, seq, rcv_nxt, flags, window, urgent_pointer, options, payload
         )
@@ -332,35 +329,24 @@ class SegmentOutput:
     def _acknowledgement_fields(self, now: float) -> tuple:
         """(ACK, window field, options) for the segments of this transmit() call. Sending them
         pays off any ACK we owe, so the delayed-ACK bookkeeping is settled here."""
-        rcv_nxt = self.rcv_nxt
-        dsack = self._dsack_block
+        rcv = self.rcv
+        rcv_nxt = rcv.nxt
+        dsack = rcv.dsack_block
         if self.timestamps_enabled:
-            blocks = self._sack_blocks(3) if self.sack_permitted else ()
+            blocks = rcv.sack_blocks(3) if self.sack_permitted else ()
             # RFC 7323 3.2: TSval is our clock, TSecr echoes TS.Recent.
-            options = TcpOptions(None, None, False, blocks, (int(now * 1000) & TIMESTAMP_MASK, self.ts_recent))
-        elif self.sack_permitted and (self.receive_buffer.has_out_of_order or dsack is not None):
-            options = TcpOptions(None, None, False, self._sack_blocks(4), None)
+            options = TcpOptions(None, None, False, blocks, (int(now * 1000) & TIMESTAMP_MASK, rcv.ts_recent))
+        elif self.sack_permitted and (rcv.buffer.has_out_of_order or dsack is not None):
+            options = TcpOptions(None, None, False, rcv.sack_blocks(4), None)
         else:
             options = NO_OPTIONS
-        self.last_ack_sent = rcv_nxt
-        self._segments_since_ack = 0
+        rcv.acknowledgement_sent()  # Last.ACK.sent = RCV.NXT (RFC 7323 4.3), nothing owed now
         self.timers.cancel(Timer.DELAYED_ACK)
-        fields = rcv_nxt, self._window_field(), options
+        fields = rcv_nxt, rcv.window_field(self.config, self.receive_shift), options
         # A D-SACK block reports one arrival in one segment (RFC 2883 4): the next segment of
         # this transmit() works its fields out again, without it.
         self._header = fields if dsack is None else None
         return fields
-
-    def _sack_blocks(self, max_blocks: int) -> tuple:
-        """The SACK blocks of RFC 2018 4, the most recent first, behind a D-SACK block if one is
-        waiting (RFC 2883 4: the duplicate range goes first; the block that holds it, if it lies
-        above RCV.NXT, is the most recently touched one and so comes second by itself)."""
-        buffer = self.receive_buffer
-        dsack = self._dsack_block
-        if dsack is not None:
-            self._dsack_block = None
-            return (dsack,) + buffer.sack_blocks(max_blocks - 1)
-        return buffer.sack_blocks(max_blocks) if buffer.has_out_of_order else ()
 
     def _build_reset(self, seq: int, ack: int | None = None) -> TcpSegment:
         """<SEQ=seq><CTL=RST>, or <SEQ=seq><ACK=ack><CTL=RST,ACK> when ack is given."""
@@ -368,69 +354,8 @@ class SegmentOutput:
             return TcpSegment(self.local_port, self.remote_port, seq, 0, RST, 0)
         return TcpSegment(self.local_port, self.remote_port, seq, ack, RST | ACK, 0)
 
-    def _window_field(self) -> int:
-        """The 16-bit window to advertise, with receiver SWS avoidance (RFC 9293 3.8.6.2.2): the
-        right edge moves only in steps of min(buffer/2, MSS), and never moves left."""
-        rcv_nxt = self.rcv_nxt
-        free = self.receive_buffer.free_space
-        advertised = seq_diff(self.rcv_adv, rcv_nxt)
-        config = self.config
-        if config.window_advertisement == "free_space":
-            # BSD's policy (TcpConfig.window_advertisement): all the free space, but a sliver
-            # smaller than min(buffer/4, MSS) counts as none; the edge still never moves left.
-            window = free
-            if window < (config.receive_buffer_size >> 2) and window < config.mss:
-                window = 0
-            if window < advertised:
-                window = advertised
-        elif free - advertised >= min(config.receive_buffer_size >> 1, config.mss):
-            window = free
-        else:
-            window = advertised if advertised > 0 else 0
-        field = window >> self.receive_shift
-        if field > 0xFFFF:
-            field = 0xFFFF
-        edge = seq_add(rcv_nxt, field << self.receive_shift)
-        if seq_gt(edge, self.rcv_adv):
-            self.rcv_adv = edge
-        return field
-
     def _window_may_have_opened(self) -> None:
-        """After the application read: is the window worth an update segment of its own?
-
-        Only if it grew by the receiver-SWS step, min(buffer/2, MSS) (RFC 9293 3.8.6.2.2), and
-        the growth matters to the sender: it at least doubles the window the sender knows
-        (a sender at or near a zero window is stalled until told), or it is half the buffer.
-        Smaller growth rides on the next segment we send anyway."""
-        if self.state not in CAN_RECEIVE:
-            return
-        config = self.config
-        advertised = seq_diff(self.rcv_adv, self.rcv_nxt)
-        if config.window_advertisement == "free_space":
-            self._ack_now = self._ack_now or self._bsd_window_update_due(advertised)
-            return
-        growth = self.receive_buffer.free_space - advertised
-        if growth >= min(config.receive_buffer_size >> 1, config.mss) and (
-            growth >= advertised or growth >= config.receive_buffer_size >> 1
-        ):
-            self._ack_now = True
-
-    def _bsd_window_update_due(self, advertised: int) -> bool:
-        """The window-update rule of BSD's tcp_output, for window_advertisement="free_space":
-        an update of its own is worth sending when the window could grow by at least two
-        segments and that growth is a quarter of the buffer (or the window is nearly closed, or
-        the buffer is small), or when it grows by half the buffer. A growth that would not
-        change the scaled 16-bit field is never worth a segment."""
-        shift = self.receive_shift
-        capacity = self.receive_buffer.capacity
-        largest = 0xFFFF << shift
-        window = min(self.receive_buffer.free_space, largest)
-        growth = window - advertised
-        if growth <= 0 or (advertised >> shift) >= (window >> shift):
-            return False
-        two_segments = 2 * self.config.mss  # the largest segments the peer may send us
-        if growth >= two_segments and (
-            growth >= capacity >> 2 or window <= capacity >> 3 or capacity <= 4 * two_segments or growth >= largest
-        ):
-            return True
-        return 2 * growth >= capacity
+        """After the application read: a window update of its own is owed if the window grew
+        enough to matter to the sender (ReceiveSide.window_update_due, RFC 9293 3.8.6.2.2)."""
+        if self.state in CAN_RECEIVE and self.rcv.window_update_due(self.config, self.receive_shift):
+            self.rcv.owe_ack()

@@ -47,7 +47,7 @@ class Timers:
             self._persist_timeout(now)
         if self.timers.due(Timer.DELAYED_ACK, now):
             self.timers.cancel(Timer.DELAYED_ACK)
-            self._ack_now = True
+            self.rcv.owe_ack()
         if self.timers.due(Timer.KEEPALIVE, now):
             self._keepalive_timeout(now)
 
