@@ -20,7 +20,6 @@ from ustack.tcp.reset import reset_for_unmatched
 from ustack.tcp.seq import seq_add, seq_diff, seq_gt, seq_in_window, seq_le, seq_lt
 from ustack.tcp.state import (
     CAN_RECEIVE,
-    CLOSE_WAIT,
     CLOSED,
     CLOSING,
     ESTABLISHED,
@@ -31,6 +30,9 @@ from ustack.tcp.state import (
     SYN_RECEIVED,
     SYN_SENT,
     TIME_WAIT,
+    AFTER_ACK_OF_FIN,
+    AFTER_FIN,
+    State,
 )
 from ustack.tcp.send_side import SEND_SYN
 from ustack.tcp.timer_set import Timer
@@ -38,6 +40,28 @@ from ustack.wire.tcp import ACK, FIN, PSH, RST, SYN, URG, TcpSegment
 
 _ACK_OR_ACK_PSH = (ACK, ACK | PSH)
 _SYN_FIN = SYN | FIN
+
+
+def _syn_fin_dropped(segment: TcpSegment, config) -> bool:
+    """TcpConfig.drop_syn_fin: a segment with both SYN and FIN is dropped unseen."""
+    return segment.flags & _SYN_FIN == _SYN_FIN and config.drop_syn_fin
+
+
+def listen_screen(segment: TcpSegment, config) -> tuple[str, TcpSegment | None] | None:
+    """RFC 9293 3.10.7.2, what LISTEN does with anything but a plain SYN. None for a SYN (the
+    third check: the caller synchronizes); otherwise (drop reason, reply or None). Used by a
+    LISTEN connection and by Listener, which screens before making a connection for a SYN."""
+    if _syn_fin_dropped(segment, config):
+        return "syn_and_fin", None  # TcpConfig.drop_syn_fin
+    flags = segment.flags
+    if flags & RST:
+        return "rst_in_listen", None  # first: ignore an RST
+    if flags & ACK:
+        # second: nothing has been sent yet, so any ACK is bad: <SEQ=SEG.ACK><CTL=RST>.
+        return "ack_in_listen", reset_for_unmatched(segment)
+    if not flags & SYN:
+        return "no_syn_in_listen", None  # fourth: other text or control
+    return None
 
 
 class SegmentArrival:
@@ -50,14 +74,15 @@ class SegmentArrival:
         state = self.state
         if state is ESTABLISHED and self._fast_path(segment, now):
             return
-        if segment.flags & _SYN_FIN == _SYN_FIN and self.config.drop_syn_fin and state is not TIME_WAIT:
+        if state is LISTEN:
+            self._listen_arrives(segment, now)  # its checks include the SYN+FIN one (listen_screen)
+            return
+        if _syn_fin_dropped(segment, self.config) and state is not TIME_WAIT:
             # TcpConfig.drop_syn_fin (FreeBSD's drop_synfin, which its TIME-WAIT code never sees).
             self.drops["syn_and_fin"] += 1
             return
         if state is CLOSED:
             self._closed_arrives(segment)
-        elif state is LISTEN:
-            self._listen_arrives(segment, now)
         elif state is SYN_SENT:
             self._syn_sent_arrives(segment, now)
         else:
@@ -130,18 +155,13 @@ class SegmentArrival:
             self._control_segments.append(reply)
 
     def _listen_arrives(self, segment: TcpSegment, now: float) -> None:
-        """RFC 9293 3.10.7.2."""
-        flags = segment.flags
-        if flags & RST:
-            self.drops["rst_in_listen"] += 1  # first: ignore an RST
-            return
-        if flags & ACK:
-            # second: nothing has been sent yet, so any ACK is bad: <SEQ=SEG.ACK><CTL=RST>.
-            self.drops["ack_in_listen"] += 1
-            self._control_segments.append(reset_for_unmatched(segment))
-            return
-        if not flags & SYN:
-            self.drops["no_syn_in_listen"] += 1  # fourth: other text or control
+        """RFC 9293 3.10.7.2: first, second and fourth in listen_screen (shared with Listener)."""
+        refused = listen_screen(segment, self.config)
+        if refused is not None:
+            reason, reply = refused
+            self.drops[reason] += 1
+            if reply is not None:
+                self._control_segments.append(reply)
             return
         # third: a SYN. (The security compartment check has no meaning for us.)
         if self.remote_port is None:
@@ -297,20 +317,16 @@ class SegmentArrival:
         elif not self._ack_arrives(segment, now):
             return
         fin_acknowledged = self.snd.fin_acknowledged
-        if fin_acknowledged:
-            if state is CLOSING:
-                self._enter_time_wait(segment_summary(segment), now)
-                return
-            if state is LAST_ACK:
-                self._set_state(CLOSED, segment_summary(segment))
-                return
+        if fin_acknowledged and (state is CLOSING or state is LAST_ACK):
+            # CLOSING -> TIME-WAIT, LAST-ACK -> CLOSED (state.AFTER_ACK_OF_FIN).
+            self._move_to(AFTER_ACK_OF_FIN[state], segment_summary(segment), now)
+            return
 
         self._urgent_text_and_fin(segment, now)
         if fin_acknowledged and self.state is FIN_WAIT_1:
             # Decided after the text and FIN: a FIN this segment carries, if it counts, has taken
             # us straight to TIME-WAIT (Figure 5 note 2); one beyond the window did not count.
-            self._set_state(FIN_WAIT_2, segment_summary(segment))
-            self._arm_fin_wait_2(now)
+            self._move_to(AFTER_ACK_OF_FIN[FIN_WAIT_1], segment_summary(segment), now)
 
     def _new_syn_may_reopen(self, syn: TcpSegment) -> bool:
         """RFC 1122 4.2.2.13 and RFC 6191: a new SYN beyond everything of the old incarnation
@@ -533,19 +549,21 @@ class SegmentArrival:
         self.rcv.owe_ack()  # a FIN is acknowledged at once
         self._events.append(EndOfStream())
         state = self.state
-        if state is ESTABLISHED:
-            self._set_state(CLOSE_WAIT, cause)
-        elif state is FIN_WAIT_1:
-            if self.snd.fin_acknowledged:
-                self._enter_time_wait(cause, now)  # note 2 of Figure 5
-            else:
-                self._set_state(CLOSING, cause)
-        elif state is FIN_WAIT_2:
-            self._enter_time_wait(cause, now)
+        if state is FIN_WAIT_1 and self.snd.fin_acknowledged:
+            self._move_to(TIME_WAIT, cause, now)  # note 2 of Figure 5: FIN and ACK of our FIN
+        elif state in AFTER_FIN:
+            # ESTABLISHED -> CLOSE-WAIT, FIN-WAIT-1 -> CLOSING, FIN-WAIT-2 -> TIME-WAIT.
+            self._move_to(AFTER_FIN[state], cause, now)
 
-    def _enter_time_wait(self, cause: str, now: float) -> None:
-        self._set_state(TIME_WAIT, cause)
-        self.timers.arm(Timer.TIME_WAIT, now + 2 * self.config.msl)  # RFC 9293 3.4.2 / 3.10.7.4
+    def _move_to(self, new: State, cause: str, now: float) -> None:
+        """A state change that starts a timer: TIME-WAIT waits 2*MSL (RFC 9293 3.4.2,
+        3.10.7.4); FIN-WAIT-2 after close() waits for the peer's FIN at most
+        TcpConfig.fin_wait_2_timeout (timers._arm_fin_wait_2)."""
+        self._set_state(new, cause)
+        if new is TIME_WAIT:
+            self.timers.arm(Timer.TIME_WAIT, now + 2 * self.config.msl)
+        elif new is FIN_WAIT_2:
+            self._arm_fin_wait_2(now)
 
     # ------------------------------------------------------------------ helpers
     def _delay_ack(self, now: float) -> None:

@@ -26,7 +26,7 @@ from ustack.tcp.arrival import SegmentArrival
 from ustack.tcp.config import LIVE_SETTINGS, TcpConfig
 from ustack.tcp.congestion import create_congestion_control
 from ustack.tcp.errors import TcpError, call_error
-from ustack.tcp.events import ConnectionFailed, ConnectionSnapshot, Event, StateChanged
+from ustack.tcp.events import ConnectionFailed, ConnectionSnapshot, Event
 from ustack.tcp.options import TIMESTAMP_OPTION_SPACE
 from ustack.tcp.output import SegmentOutput
 from ustack.tcp.receive_side import ReceiveSide
@@ -40,13 +40,14 @@ from ustack.tcp.state import (
     ESTABLISHED,
     FIN_WAIT_1,
     FIN_WAIT_2,
-    LAST_ACK,
     LISTEN,
     SYN_RECEIVED,
     SYN_SENT,
-    TIME_WAIT,
+    AFTER_CLOSE,
+    KEEPALIVE_STATES,
+    RELEASE_ALL_STATES,
     State,
-    check_transition,
+    StateMachine,
 )
 from ustack.tcp.timer_set import Timer, TimerSet
 from ustack.tcp.timers import Timers
@@ -55,7 +56,7 @@ from ustack.tcp.timers import Timers
 _ABORT_SENDS_RESET = frozenset({SYN_RECEIVED, ESTABLISHED, FIN_WAIT_1, FIN_WAIT_2, CLOSE_WAIT})
 
 
-class Connection(SegmentArrival, AcknowledgementProcessing, SegmentOutput, Timers):
+class Connection(SegmentArrival, AcknowledgementProcessing, SegmentOutput, Timers, StateMachine):
     """A transmission control block (RFC 9293 3.3.1) and the machine that drives it."""
 
     # ------------------------------------------------------------------ creation (OPEN, 3.10.1)
@@ -171,18 +172,14 @@ class Connection(SegmentArrival, AcknowledgementProcessing, SegmentOutput, Timer
         return RttEstimator(config.initial_rto, config.min_rto, config.max_rto, slop=config.rto_slop)
 
     # ------------------------------------------------------------------ the one state setter
-    def _set_state(self, new: State, cause: str) -> None:
-        """Change state: check the table (state.py), record the event, release what the new state
-        no longer needs. The only assignment to self.state outside __init__."""
-        old = self.state
-        check_transition(old, new)
-        self.state = new
-        self._events.append(StateChanged(old, new, cause))
-        if new is CLOSED or new is TIME_WAIT:
+    def _entered(self, old: State, new: State) -> None:
+        """After every state change (StateMachine._set_state, state.py, the one state setter):
+        release what the new state no longer needs."""
+        if new in RELEASE_ALL_STATES:
             # Leave nothing behind (DESIGN.md rule 6): only the TIME-WAIT timer survives, armed by
             # the caller that knows `now`.
             self.timers.cancel_all()
-        elif new is not ESTABLISHED and new is not CLOSE_WAIT:
+        elif new not in KEEPALIVE_STATES:
             # Keepalive probes only in ESTABLISHED and CLOSE-WAIT (timers._keepalive_timeout): an
             # idle FIN-WAIT-2 must not wake up for nothing (DESIGN.md rule 6).
             self.timers.cancel(Timer.KEEPALIVE)
@@ -254,12 +251,10 @@ class Connection(SegmentArrival, AcknowledgementProcessing, SegmentOutput, Timer
         elif state is SYN_SENT:
             # RFC 9293 3.10.4 deletes the TCB here; a half-close is kept for after the handshake.
             self._shutdown_after_open = True
-        elif state is SYN_RECEIVED or state is ESTABLISHED:
+        elif state in AFTER_CLOSE:
+            # SYN-RECEIVED, ESTABLISHED -> FIN-WAIT-1; CLOSE-WAIT -> LAST-ACK (state.py).
             self.snd.queue_fin()
-            self._set_state(FIN_WAIT_1, cause)
-        elif state is CLOSE_WAIT:
-            self.snd.queue_fin()
-            self._set_state(LAST_ACK, cause)
+            self._set_state(AFTER_CLOSE[state], cause)
         # FIN-WAIT-1/2, CLOSING, LAST-ACK, TIME-WAIT: our FIN is already on its way.
 
     def close(self, now: float) -> None:

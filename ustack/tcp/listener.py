@@ -18,15 +18,15 @@ from __future__ import annotations
 from collections import Counter, deque
 
 from ustack.tcp.config import TcpConfig
+from ustack.tcp.arrival import listen_screen
 from ustack.tcp.connection import Connection
-from ustack.tcp.events import StateChanged
 from ustack.tcp.isn import IsnGenerator
 from ustack.tcp.reset import reset_for_unmatched
-from ustack.tcp.state import CLOSED, LISTEN, SYN_RECEIVED, State, check_transition
-from ustack.wire.tcp import ACK, FIN, RST, SYN, TcpSegment
+from ustack.tcp.state import CLOSED, LISTEN, SYN_RECEIVED, StateMachine
+from ustack.wire.tcp import TcpSegment
 
 
-class Listener:
+class Listener(StateMachine):
     def __init__(
         self,
         config: TcpConfig,
@@ -52,35 +52,23 @@ class Listener:
         self._replies: list[tuple[int, TcpSegment]] = []
         self._set_state(LISTEN, "passive OPEN")
 
-    def _set_state(self, new: State, cause: str) -> None:
-        check_transition(self.state, new)
-        self._events.append(StateChanged(self.state, new, cause))
-        self.state = new
-
     def receive(self, remote_address: int, segment: TcpSegment, now: float) -> Connection | None:
         """LISTEN processing (RFC 9293 3.10.7.2) of a segment for no existing connection.
 
         Returns the new SYN-RECEIVED connection for a SYN (the stack registers it under its
         4-tuple and sends what its transmit() returns), else None."""
-        flags = segment.flags
         if self.state is not LISTEN:
             self.drops["listener_closed"] += 1
             reply = reset_for_unmatched(segment)
             if reply is not None:
                 self._replies.append((remote_address, reply))
             return None
-        if flags & SYN and flags & FIN and self.config.drop_syn_fin:
-            self.drops["syn_and_fin"] += 1  # TcpConfig.drop_syn_fin
-            return None
-        if flags & RST:
-            self.drops["rst_in_listen"] += 1
-            return None
-        if flags & ACK:
-            self.drops["ack_in_listen"] += 1
-            self._replies.append((remote_address, reset_for_unmatched(segment)))
-            return None
-        if not flags & SYN:
-            self.drops["no_syn_in_listen"] += 1
+        refused = listen_screen(segment, self.config)  # the LISTEN checks of RFC 9293 3.10.7.2
+        if refused is not None:
+            reason, reply = refused
+            self.drops[reason] += 1
+            if reply is not None:
+                self._replies.append((remote_address, reply))
             return None
         if len(self.syn_queue) >= self.syn_queue_size:
             self.drops["syn_queue_full"] += 1
