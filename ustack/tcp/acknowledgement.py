@@ -32,6 +32,8 @@ def _without_dsack(blocks: tuple, ack: int) -> tuple:
 class AcknowledgementProcessing:
     """The ACK half of Connection (see connection.py for the variables)."""
 
+    __slots__ = ()  # the variables are Connection's (connection.py)
+
     def _ack_arrives(self, segment: TcpSegment, now: float) -> bool:
         """Fifth check in the synchronized states. False means: drop the segment here."""
         ack = segment.ack

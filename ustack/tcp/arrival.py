@@ -67,6 +67,8 @@ def listen_screen(segment: TcpSegment, config) -> tuple[str, TcpSegment | None] 
 class SegmentArrival:
     """The receive half of Connection (see connection.py for the variables)."""
 
+    __slots__ = ()  # the variables are Connection's (connection.py)
+
     def receive(self, segment: TcpSegment, now: float) -> None:
         """Process one arriving segment (already matched to this connection by its 4-tuple)."""
         if self.timers.is_armed(Timer.KEEPALIVE):

@@ -59,6 +59,18 @@ _ABORT_SENDS_RESET = frozenset({SYN_RECEIVED, ESTABLISHED, FIN_WAIT_1, FIN_WAIT_
 class Connection(SegmentArrival, AcknowledgementProcessing, SegmentOutput, Timers, StateMachine):
     """A transmission control block (RFC 9293 3.3.1) and the machine that drives it."""
 
+    # Slots, not a __dict__: a server holds many idle connections (scripts/bench_memory.py).
+    __slots__ = (
+        "config", "local_address", "local_port", "remote_address", "remote_port",
+        "_foreign_socket_at_open", "state", "error", "_events", "_listener", "passive_open",
+        "snd", "rcv", "timers", "rtt", "congestion",
+        "_shutdown_after_open", "_closed_fully",
+        "send_mss", "send_shift", "receive_shift", "window_scaling_enabled", "syn_offers_options",
+        "sack_permitted", "timestamps_enabled",
+        "reopening_syn", "soft_error", "_keepalive_probes_sent", "_control_segments", "_header",
+        "_challenge_second", "_challenge_count", "retransmission_timeouts", "_drops",
+    )  # fmt: skip
+
     # ------------------------------------------------------------------ creation (OPEN, 3.10.1)
     def __init__(
         self,
@@ -75,8 +87,9 @@ class Connection(SegmentArrival, AcknowledgementProcessing, SegmentOutput, Timer
         self.local_port = local_port
         self.remote_address = remote_address
         self.remote_port = remote_port
-        # The foreign socket as OPEN gave it (None: unspecified), for a return to LISTEN.
-        self._foreign_socket_at_open = (remote_address, remote_port)
+        # The foreign socket as a passive OPEN gave it (None: unspecified), for a return to
+        # LISTEN (set by open_passive: only a passive open returns there).
+        self._foreign_socket_at_open: tuple | None = None
         self.state = CLOSED
         self.error: TcpError | None = None
         self._events: list[Event] = []
@@ -124,7 +137,7 @@ class Connection(SegmentArrival, AcknowledgementProcessing, SegmentOutput, Timer
 
         # Statistics (STATUS, RFC 9293 3.10.6) and drops by named reason (DESIGN.md rule 8).
         self.retransmission_timeouts = 0  # expiries of the retransmission timer (timers.py)
-        self.drops: Counter[str] = Counter()
+        self._drops: Counter[str] | None = None  # made at the first drop (see `drops`)
 
     @classmethod
     def open_active(
@@ -164,6 +177,8 @@ class Connection(SegmentArrival, AcknowledgementProcessing, SegmentOutput, Timer
         `ustack.tcp.Listener`, which makes one of these per SYN.
         """
         connection = cls(config, local_address, local_port, remote_address, remote_port, iss, listener)
+        if listener is None:
+            connection._foreign_socket_at_open = (remote_address, remote_port)
         connection._set_state(LISTEN, "passive OPEN")
         return connection
 
@@ -358,8 +373,23 @@ class Connection(SegmentArrival, AcknowledgementProcessing, SegmentOutput, Timer
     # ------------------------------------------------------------------ observing
     def events(self) -> list[Event]:
         """Drain what happened since the last call."""
-        events, self._events = self._events, []
+        events = self._events
+        if not events:
+            return []
+        self._events = []
         return events
+
+    @property
+    def drops(self) -> Counter[str]:
+        """Segments dropped, by named reason (DESIGN.md rule 8)."""
+        drops = self._drops
+        if drops is None:
+            drops = self._drops = Counter()
+        return drops
+
+    def _accepted(self) -> None:
+        """The application accepted this connection: its listener no longer tracks it."""
+        self._listener = None
 
     # Read-only views of the send side (send_side.py owns them), under their RFC 9293 names.
     @property

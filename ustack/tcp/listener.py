@@ -93,7 +93,7 @@ class Listener(StateMachine):
         """The oldest established connection not yet accepted, or None."""
         if self.accept_queue:
             child = self.accept_queue.popleft()
-            child._listener = None  # accepted: the listener no longer tracks it
+            child._accepted()  # the listener no longer tracks it
             return child
         return None
 

@@ -35,6 +35,8 @@ _SENDING_STATES = frozenset({ESTABLISHED, CLOSE_WAIT, FIN_WAIT_1, CLOSING, LAST_
 class SegmentOutput:
     """The send half of Connection (see connection.py for the variables)."""
 
+    __slots__ = ()  # the variables are Connection's (connection.py)
+
     def transmit(self, now: float) -> list[TcpSegment]:
         """Every segment due now (the connection's side of DESIGN.md's `transmit(now)`)."""
         out = self._control_segments

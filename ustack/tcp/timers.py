@@ -17,6 +17,8 @@ from ustack.tcp.timer_set import Timer
 class Timers:
     """The timer half of Connection (see connection.py for the variables)."""
 
+    __slots__ = ()  # the variables are Connection's (connection.py)
+
     def next_deadline(self) -> float | None:
         """The earliest armed deadline, or None when nothing will happen without input."""
         return self.timers.next_deadline()
