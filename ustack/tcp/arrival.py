@@ -154,7 +154,7 @@ class SegmentArrival:
         reply = reset_for_unmatched(segment)
         self.drops["closed"] += 1
         if reply is not None:
-            self._control_segments.append(reply)
+            self._queue_control(reply)
 
     def _listen_arrives(self, segment: TcpSegment, now: float) -> None:
         """RFC 9293 3.10.7.2: first, second and fourth in listen_screen (shared with Listener)."""
@@ -163,7 +163,7 @@ class SegmentArrival:
             reason, reply = refused
             self.drops[reason] += 1
             if reply is not None:
-                self._control_segments.append(reply)
+                self._queue_control(reply)
             return
         # third: a SYN. (The security compartment check has no meaning for us.)
         if self.remote_port is None:
@@ -299,7 +299,7 @@ class SegmentArrival:
                     self.drops["old_syn"] += 1
                     self.rcv.owe_ack()
                     return
-                self._control_segments.append(self._build_reset(self.snd.max, self.rcv.nxt))
+                self._queue_control(self._build_reset(self.snd.max, self.rcv.nxt))
                 self._fail(TcpError.RESET, "SYN in window (RFC 793): " + segment_summary(segment))
                 return
             self.drops["syn_in_synchronized_state"] += 1

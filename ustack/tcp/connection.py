@@ -128,7 +128,7 @@ class Connection(SegmentArrival, AcknowledgementProcessing, SegmentOutput, Timer
         self._keepalive_probes_sent = 0
 
         # Requests to the output path (output.py); what to send is in SendSide.requests.
-        self._control_segments: list = []  # resets, built when decided
+        self._control_segments: list | None = None  # resets, built when decided
         self._header: tuple | None = None  # (ACK, window, options) of the current transmit()
 
         # RFC 5961 7: challenge ACKs per second.
@@ -209,7 +209,14 @@ class Connection(SegmentArrival, AcknowledgementProcessing, SegmentOutput, Timer
 
     def _queue_reset(self, seq: int) -> None:
         """<SEQ=seq><CTL=RST>, sent by the next transmit()."""
-        self._control_segments.append(self._build_reset(seq))
+        self._queue_control(self._build_reset(seq))
+
+    def _queue_control(self, segment) -> None:
+        """A reset (or a reset's answer) decided now, sent first by the next transmit()."""
+        if self._control_segments is None:
+            self._control_segments = [segment]
+        else:
+            self._control_segments.append(segment)
 
     # ------------------------------------------------------------------ user calls
     def send(self, data: bytes, now: float, urgent: bool = False) -> int:

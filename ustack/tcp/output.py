@@ -40,10 +40,10 @@ class SegmentOutput:
     def transmit(self, now: float) -> list[TcpSegment]:
         """Every segment due now (the connection's side of DESIGN.md's `transmit(now)`)."""
         out = self._control_segments
-        if out:
-            self._control_segments = []
-        else:
+        if out is None:
             out = []
+        else:
+            self._control_segments = None
         state = self.state
         if state is CLOSED or state is LISTEN:
             return out  # only resets go out from here (RFC 9293 3.10.7.1-2)
@@ -74,6 +74,7 @@ class SegmentOutput:
             # lies before what the peer has already received, and a sequence number it finds
             # old would make it drop the ACK and answer with one of its own (as BSD does).
             out.append(self._build_segment(now, snd.max, ACK, b""))
+        self._header = None  # nothing of this call's header is kept between calls
         return out
 
     # ------------------------------------------------------------------ SYN and SYN-ACK

@@ -47,14 +47,16 @@ CONNECT = Timer.CONNECT
 FIN_WAIT_2 = Timer.FIN_WAIT_2
 
 _KINDS = tuple(Timer)
+_COUNT = len(_KINDS)
 _LABELS = tuple(kind.label for kind in _KINDS)
 
 
 class TimerSet:
     """Every timer of one connection. The only place a deadline is stored or changed.
 
-    The deadlines live in one list indexed by Timer, created when the first timer is armed: an
-    idle established connection without keepalive has none armed and pays for no list."""
+    The deadlines live in one list indexed by Timer, created when a timer is armed and dropped
+    when the last one is cancelled: an idle established connection without keepalive has none
+    armed and pays for no list."""
 
     __slots__ = ("_deadlines",)
 
@@ -82,7 +84,7 @@ class TimerSet:
         """Set (or move) the deadline of `kind`."""
         deadlines = self._deadlines
         if deadlines is None:
-            deadlines = self._deadlines = [None] * len(_KINDS)
+            deadlines = self._deadlines = [None] * _COUNT
         deadlines[kind] = deadline
 
     def arm_unless_armed(self, kind: Timer, deadline: float) -> None:
@@ -90,14 +92,16 @@ class TimerSet:
         not restarted by sending more)."""
         deadlines = self._deadlines
         if deadlines is None:
-            deadlines = self._deadlines = [None] * len(_KINDS)
+            deadlines = self._deadlines = [None] * _COUNT
         if deadlines[kind] is None:
             deadlines[kind] = deadline
 
     def cancel(self, kind: Timer) -> None:
         deadlines = self._deadlines
-        if deadlines is not None:
+        if deadlines is not None and deadlines[kind] is not None:
             deadlines[kind] = None
+            if deadlines.count(None) == _COUNT:
+                self._deadlines = None  # an idle connection keeps no list
 
     def cancel_all(self) -> None:
         self._deadlines = None
