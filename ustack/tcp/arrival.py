@@ -144,7 +144,7 @@ class SegmentArrival:
         was_empty = not buffer.readable
         rcv.store(rcv_nxt, payload)
         if was_empty:
-            self._events.append(DataReadable(buffer.readable))
+            self._emit(DataReadable(buffer.readable))
         self._delay_ack(now)
         return True
 
@@ -464,7 +464,7 @@ class SegmentArrival:
         was_empty = not buffer.readable
         if rcv.store(seq_add(rcv.irs, 1), text):
             if was_empty:
-                self._events.append(DataReadable(buffer.readable))
+                self._emit(DataReadable(buffer.readable))
             self._delay_ack(now)
 
     # ------------------------------------------------------------------ URG, text, FIN
@@ -497,7 +497,7 @@ class SegmentArrival:
         # not kept (recv() forgets RCV.UP once it is read past, too).
         distance = self.rcv.urgent_pointer(seq_add(segment.seq, segment.urgent_pointer))
         if distance is not None:
-            self._events.append(UrgentDataArrived(distance))
+            self._emit(UrgentDataArrived(distance))
 
     def _accept_data(self, segment: TcpSegment, now: float) -> None:
         """Seventh: store the data, move RCV.NXT, and decide when to acknowledge."""
@@ -513,7 +513,7 @@ class SegmentArrival:
             rcv.note_duplicate(seq, len(segment.payload))
         if rcv.store(seq, segment.payload):
             if was_empty:
-                self._events.append(DataReadable(buffer.readable))
+                self._emit(DataReadable(buffer.readable))
             if had_hole or rcv.dsack_block is not None:
                 # RFC 5681 4.2: ACK at once when a gap is filled; and at once when part of the
                 # segment was a duplicate, while the D-SACK block describes this arrival.
@@ -549,7 +549,7 @@ class SegmentArrival:
     def _accept_fin(self, cause: str, now: float) -> None:
         self.rcv.accept_fin()
         self.rcv.owe_ack()  # a FIN is acknowledged at once
-        self._events.append(EndOfStream())
+        self._emit(EndOfStream())
         state = self.state
         if state is FIN_WAIT_1 and self.snd.fin_acknowledged:
             self._move_to(TIME_WAIT, cause, now)  # note 2 of Figure 5: FIN and ACK of our FIN

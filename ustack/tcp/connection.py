@@ -92,7 +92,7 @@ class Connection(SegmentArrival, AcknowledgementProcessing, SegmentOutput, Timer
         self._foreign_socket_at_open: tuple | None = None
         self.state = CLOSED
         self.error: TcpError | None = None
-        self._events: list[Event] = []
+        self._events: list[Event] | None = None  # made by the first event (StateMachine._emit)
         self._listener = listener  # the Listener that made us, told when we establish or die
         self.passive_open = False  # reached SYN-RECEIVED from LISTEN (RFC 9293 3.10.7.4 note 1)
 
@@ -204,7 +204,7 @@ class Connection(SegmentArrival, AcknowledgementProcessing, SegmentOutput, Timer
     def _fail(self, error: TcpError, cause: str) -> None:
         """End the connection with an error the application will see (RFC 9293 3.10)."""
         self.error = error
-        self._events.append(ConnectionFailed(error))
+        self._emit(ConnectionFailed(error))
         self._set_state(CLOSED, cause)
 
     def _queue_reset(self, seq: int) -> None:
@@ -381,9 +381,9 @@ class Connection(SegmentArrival, AcknowledgementProcessing, SegmentOutput, Timer
     def events(self) -> list[Event]:
         """Drain what happened since the last call."""
         events = self._events
-        if not events:
+        if events is None:
             return []
-        self._events = []
+        self._events = None
         return events
 
     @property

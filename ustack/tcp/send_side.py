@@ -68,7 +68,7 @@ class SendSide:
         self.recover = iss
         self.high_retransmitted = iss  # RFC 6675 HighRxt: the end of the last retransmission
         # [start, end, SND.NXT when sent] of each retransmission in this recovery (output.py).
-        self.recovery_retransmissions: list[list[int]] = []
+        self.recovery_retransmissions: list[list[int]] | tuple = ()  # a list once there is one
         self.limited_transmit_bytes = 0  # sent by Limited Transmit beyond cwnd (RFC 3042)
 
         # Retransmission bookkeeping.
@@ -219,7 +219,11 @@ class SendSide:
     def recovery_retransmission(self, start: int, after: int) -> None:
         """Remember a retransmission made in this recovery, with SND.NXT at the time (for
         output._resend_lost_retransmissions)."""
-        self.recovery_retransmissions.append([start, after, self.nxt])
+        entry = [start, after, self.nxt]
+        if self.recovery_retransmissions:
+            self.recovery_retransmissions.append(entry)
+        else:
+            self.recovery_retransmissions = [entry]
 
     def resent_again(self, entry: list, start: int) -> None:
         """A recovery retransmission was itself lost and went out again from `start`."""
@@ -227,7 +231,7 @@ class SendSide:
 
     def keep_recovery_retransmissions(self, kept: list) -> None:
         """Forget the recovery retransmissions acknowledged since (output.py decides which)."""
-        self.recovery_retransmissions = kept
+        self.recovery_retransmissions = kept or ()
 
     def limited_transmit_sent(self, beyond_cwnd: int) -> None:
         """RFC 5681 3.2 step 2: what Limited Transmit sent beyond cwnd stays out of FlightSize."""
@@ -300,7 +304,7 @@ class SendSide:
         self.recover = self.max
         self.limited_transmit_bytes = 0
         self.high_retransmitted = self.una
-        self.recovery_retransmissions = []
+        self.recovery_retransmissions = ()
         self.requests |= FAST_RETRANSMIT
         self.timed_seq = None  # Karn
 
@@ -320,5 +324,5 @@ class SendSide:
         self.duplicate_acks = 0
         self.recover = self.max
         self._scoreboard = None
-        self.recovery_retransmissions = []
+        self.recovery_retransmissions = ()
         self.nxt = self.una

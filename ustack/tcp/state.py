@@ -143,7 +143,8 @@ def check_transition(old: State, new: State) -> None:
 
 class StateMachine:
     """The one state setter, shared by Connection and Listener: each has a `state` and an
-    `_events` list, and may react to entering a state in `_entered`."""
+    `_events` list (or None before the first event), and may react to entering a state in
+    `_entered`."""
 
     __slots__ = ()
 
@@ -153,8 +154,16 @@ class StateMachine:
         old = self.state
         check_transition(old, new)
         self.state = new
-        self._events.append(StateChanged(old, new, cause))
+        self._emit(StateChanged(old, new, cause))
         self._entered(old, new)
+
+    def _emit(self, event) -> None:
+        """Record an event for the next events() call; the list is made by the first one."""
+        events = self._events
+        if events is None:
+            self._events = [event]
+        else:
+            events.append(event)
 
     def _entered(self, old: State, new: State) -> None:
         """What entering `new` releases or starts; nothing by default."""
