@@ -1,0 +1,70 @@
+"""One owner for every fact of a connection (issue 10): the send side, the receive side and the
+timer set change their own variables; everyone else asks them through methods.
+
+These tests read the source (no behaviour is involved): an assignment to a field of one of those
+objects anywhere but in its own module fails here, naming the file and line."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import ustack
+from ustack.tcp.receive_side import ReceiveSide
+from ustack.tcp.send_side import SendSide
+from ustack.tcp.timer_set import TimerSet
+
+PACKAGE = Path(ustack.__file__).parent
+# The attribute a Connection keeps each part under, the part's class, and its own module.
+PARTS = {"snd": (SendSide, "send_side.py"), "rcv": (ReceiveSide, "receive_side.py"), "timers": (TimerSet, "timer_set.py")}
+
+
+def _part_of(target: ast.expr) -> str | None:
+    """'snd' for `self.snd.nxt = ...`, `connection.snd.nxt = ...` or `snd.nxt = ...` (a local
+    alias), else None."""
+    if not isinstance(target, ast.Attribute):
+        return None
+    holder = target.value
+    if isinstance(holder, ast.Attribute) and holder.attr in PARTS:
+        return holder.attr
+    if isinstance(holder, ast.Name) and holder.id in PARTS:
+        return holder.id
+    return None
+
+
+def _assignment_targets(tree: ast.AST):
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Assign):
+            targets = node.targets
+        elif isinstance(node, (ast.AugAssign, ast.AnnAssign)):
+            targets = [node.target]
+        else:
+            continue
+        for target in targets:
+            yield from (target.elts if isinstance(target, ast.Tuple) else [target])
+
+
+def test_no_module_assigns_a_field_of_a_part_it_does_not_own():
+    offences = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        tree = ast.parse(path.read_text(), str(path))
+        for target in _assignment_targets(tree):
+            part = _part_of(target)
+            if part is not None and path.name != PARTS[part][1]:
+                offences.append(f"{path.relative_to(PACKAGE)}:{target.lineno} assigns {part}.{target.attr}")
+    assert not offences, "ask the owner instead:\n" + "\n".join(offences)
+
+
+def test_the_parts_have_slots_and_no_dict():
+    """Each part is per connection, so each keeps its fields in slots (scripts/bench_memory.py)."""
+    from ustack.tcp import Connection
+
+    for cls in (SendSide, ReceiveSide, TimerSet, Connection):
+        assert "__dict__" not in dir(cls), cls.__name__
+
+
+def test_the_ownership_check_catches_an_outside_assignment():
+    """The check above must be able to fail: a write from outside is found, a read is not."""
+    tree = ast.parse("def f(self, snd):\n    self.snd.nxt = 1\n    snd.una += 2\n    x = self.rcv.nxt\n")
+    found = [(_part_of(target), target.attr) for target in _assignment_targets(tree) if _part_of(target)]
+    assert found == [("snd", "nxt"), ("snd", "una")]
