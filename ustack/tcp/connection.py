@@ -5,15 +5,24 @@ calls (`send`, `recv`, `shutdown`, `close`, `abort`) and timer expiries with `on
 what it wants to send with `transmit`, when it next needs the clock with `next_deadline`, and what
 happened with `events`. Nothing here reads a clock or touches a socket: `now` is always passed in.
 
-The class is assembled from parts, one file per responsibility:
+Its variables (RFC 9293 3.3.1) live in parts, each the one owner of its fields (the README of
+this package has the table):
 
-- arrival.py        SEGMENT ARRIVES (RFC 9293 3.10.7) in every state, with a fast path
+- self.snd     send_side.py     SND.*, ISS, the send buffer, retransmission and recovery books
+- self.rcv     receive_side.py  RCV.*, IRS, the receive buffer, TS.Recent, the ACK owed
+- self.timers  timer_set.py     every deadline, keyed by Timer
+- self.rtt, self.congestion     rtt.py (RFC 6298), congestion.py (RFC 5681, 6582)
+
+and its processing in one file per responsibility:
+
+- arrival.py          SEGMENT ARRIVES (RFC 9293 3.10.7) in every state, with a fast path
 - acknowledgement.py  the ACK field: send window, RTT samples, congestion control, dup ACKs
-- output.py         what to send: SYNs, data segmentation, FIN, ACKs, window advertisement
-- timers.py         retransmission, delayed ACK, persist, keepalive and TIME-WAIT timers
+- output.py           what to send: SYNs, data segmentation, FIN, ACKs
+- timers.py           what each timer's expiry does
 
-This file holds the variables (RFC 9293 3.3.1), the user calls (RFC 9293 3.10.1-3.10.6) and
-`_set_state`, through which every state change goes (DESIGN.md rule 3).
+This file holds the user calls (RFC 9293 3.10.1-3.10.6), ICMP, and what entering a state
+releases (`_entered`, called by state.StateMachine._set_state, through which every state change
+goes: DESIGN.md rule 3).
 """
 
 from __future__ import annotations
