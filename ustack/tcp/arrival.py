@@ -263,7 +263,7 @@ class SegmentArrival:
             timestamps = segment.options.timestamps
             if timestamps is not None and seq_lt(timestamps[0], self.rcv.ts_recent):
                 self.drops["paws_old_timestamp"] += 1
-                self.rcv.owe_ack()
+                self._ack_for_unacceptable(segment, now)
                 return
             if timestamps is None and not self.config.tolerate_missing_timestamps:
                 self.drops["missing_timestamp"] += 1  # RFC 7323 3.2: silently
@@ -276,8 +276,6 @@ class SegmentArrival:
         if not self._sequence_acceptable(segment):
             self._unacceptable_segment(segment, now)
             return
-        if self.timestamps_enabled:
-            self.rcv.remember_timestamp(segment)
 
         # second: RST (RFC 5961 3.2: only an exact match resets; in window draws a challenge).
         if flags & RST:
@@ -297,7 +295,7 @@ class SegmentArrival:
                 # old: acknowledge, as the first check would have.
                 if seq_lt(segment.seq, self.rcv.nxt):
                     self.drops["old_syn"] += 1
-                    self.rcv.owe_ack()
+                    self._ack_for_unacceptable(segment, now)
                     return
                 self._queue_control(self._build_reset(self.snd.max, self.rcv.nxt))
                 self._fail(TcpError.RESET, "SYN in window (RFC 793): " + segment_summary(segment))
@@ -318,6 +316,11 @@ class SegmentArrival:
             state = self.state
         elif not self._ack_arrives(segment, now):
             return
+        if self.timestamps_enabled:
+            # RFC 7323 5.3 with RFC 5961 5 (as Linux does): TS.Recent moves only for a segment
+            # that passed the sequence AND the ACK checks. Earlier, a forged segment overlapping
+            # RCV.NXT with a bad ACK and a far-future TSval would make every genuine one fail PAWS.
+            self.rcv.remember_timestamp(segment)
         fin_acknowledged = self.snd.fin_acknowledged
         if fin_acknowledged and (state is CLOSING or state is LAST_ACK):
             # CLOSING -> TIME-WAIT, LAST-ACK -> CLOSED (state.AFTER_ACK_OF_FIN).
@@ -337,11 +340,13 @@ class SegmentArrival:
         `reopening_syn` for the stack to hand to its listener (if it does not, the peer's SYN
         retransmission finds the 4-tuple free a second later)."""
         timestamps = syn.options.timestamps
-        if not seq_gt(syn.seq, self.rcv.nxt):
-            return False
         if self.timestamps_enabled:
+            # RFC 6191 2: when the old incarnation used timestamps, a newer timestamp is enough,
+            # whatever the sequence number (the new incarnation's ISN need not be higher).
             if timestamps is None or not seq_gt(timestamps[0], self.rcv.ts_recent):
                 return False
+        elif not seq_gt(syn.seq, self.rcv.nxt):
+            return False
         elif not self.config.time_wait_reopen_without_timestamps:
             return False  # RFC 9293 3.10.7.4: only "if the Timestamp Option is used"
         self.reopening_syn = syn
@@ -350,11 +355,7 @@ class SegmentArrival:
 
     def _sequence_acceptable(self, segment: TcpSegment) -> bool:
         """The four cases of RFC 9293 3.10.7.4 "first", with RCV.WND = what we advertised."""
-        # FreeBSD keeps no socket buffer in a passive SYN-RECEIVED (its SYN cache) nor in
-        # TIME-WAIT: there the advertised window is all there is (ReceiveSide.acceptance_window).
-        state = self.state
-        advertised_only = state is TIME_WAIT or (state is SYN_RECEIVED and self.passive_open)
-        window = self.rcv.acceptance_window(self.config, advertised_only)
+        window = self._receive_window()
         seq = segment.seq
         length = segment.sequence_length
         if window <= 0:
@@ -367,6 +368,14 @@ class SegmentArrival:
         return seq_in_window(seq, self.rcv.nxt, window) or seq_in_window(
             seq_add(seq, length - 1), self.rcv.nxt, window
         )
+
+    def _receive_window(self) -> int:
+        """RCV.WND for the acceptability test (ReceiveSide.acceptance_window). FreeBSD keeps no
+        socket buffer in a passive SYN-RECEIVED (its SYN cache) nor in TIME-WAIT: there the
+        advertised window is all there is."""
+        state = self.state
+        advertised_only = state is TIME_WAIT or (state is SYN_RECEIVED and self.passive_open)
+        return self.rcv.acceptance_window(self.config, advertised_only)
 
     def _unacceptable_segment(self, segment: TcpSegment, now: float) -> None:
         flags = segment.flags
@@ -382,14 +391,20 @@ class SegmentArrival:
             self.drops["retransmitted_syn"] += 1
             self.snd.request(SEND_SYN)
             return
-        if self.state is TIME_WAIT and flags & FIN:
+        if (
+            self.state is TIME_WAIT
+            and flags & FIN
+            and seq_add(segment.seq, len(segment.payload) + 1) == self.rcv.nxt
+        ):
             # RFC 9293 3.10.7.4 eighth: a retransmitted FIN in TIME-WAIT is acknowledged again
-            # and restarts the 2 MSL wait.
+            # and restarts the 2 MSL wait. Only the FIN we acknowledged can be repeated, so only
+            # a FIN at exactly its sequence number counts: forged FINs with guessed sequence
+            # numbers must not hold the 4-tuple for ever (issue 9).
             self.timers.arm(Timer.TIME_WAIT, now + 2 * self.config.msl)
         if segment.payload and self.sack_permitted and self.config.dsack:
             self.rcv.note_duplicate(segment.seq, len(segment.payload))  # an old duplicate
         self.drops["unacceptable_sequence"] += 1
-        self.rcv.owe_ack()
+        self._ack_for_unacceptable(segment, now)
 
     def _reset_arrives(self, segment: TcpSegment, now: float) -> None:
         """RFC 9293 3.10.7.4 second, with RFC 5961 3.2."""
@@ -566,21 +581,3 @@ class SegmentArrival:
             self.timers.arm(Timer.TIME_WAIT, now + 2 * self.config.msl)
         elif new is FIN_WAIT_2:
             self._arm_fin_wait_2(now)
-
-    # ------------------------------------------------------------------ helpers
-    def _delay_ack(self, now: float) -> None:
-        """RFC 9293 3.8.6.3: delay the ACK of in-order data, but ACK at least every second
-        segment (ack_every_segments) and never later than delayed_ack_timeout."""
-        if not self.rcv.segment_to_acknowledge(self.config.ack_every_segments):
-            self.timers.arm_unless_armed(Timer.DELAYED_ACK, now + self.config.delayed_ack_timeout)
-
-    def _challenge_ack(self, now: float) -> None:
-        """RFC 5961 7: at most challenge_ack_limit challenge ACKs in any one second."""
-        if now - self._challenge_second >= 1.0:
-            self._challenge_second = now
-            self._challenge_count = 0
-        if self._challenge_count >= self.config.challenge_ack_limit:
-            self.drops["challenge_ack_rate_limited"] += 1
-            return
-        self._challenge_count += 1
-        self.rcv.owe_ack()

@@ -36,8 +36,9 @@ from ustack.tcp.config import LIVE_SETTINGS, TcpConfig
 from ustack.tcp.congestion import create_congestion_control
 from ustack.tcp.errors import TcpError, call_error
 from ustack.tcp.events import ConnectionFailed, ConnectionSnapshot, Event
-from ustack.tcp.options import TIMESTAMP_OPTION_SPACE
+from ustack.tcp.options import MIN_PEER_MSS, TIMESTAMP_OPTION_SPACE
 from ustack.tcp.output import SegmentOutput
+from ustack.tcp.ratelimit import PerSecondLimit
 from ustack.tcp.receive_side import ReceiveSide
 from ustack.tcp.rtt import RttEstimator
 from ustack.tcp.send_side import SEND_SYN, SendSide
@@ -61,6 +62,8 @@ from ustack.tcp.state import (
 from ustack.tcp.timer_set import Timer, TimerSet
 from ustack.tcp.timers import Timers
 
+_NEVER = float("-inf")
+
 # States in which ABORT sends a reset (RFC 9293 3.10.5).
 _ABORT_SENDS_RESET = frozenset({SYN_RECEIVED, ESTABLISHED, FIN_WAIT_1, FIN_WAIT_2, CLOSE_WAIT})
 
@@ -77,7 +80,8 @@ class Connection(SegmentArrival, AcknowledgementProcessing, SegmentOutput, Timer
         "send_mss", "send_shift", "receive_shift", "window_scaling_enabled", "syn_offers_options",
         "sack_permitted", "timestamps_enabled",
         "reopening_syn", "soft_error", "_keepalive_probes_sent", "_control_segments", "_header",
-        "_challenge_second", "_challenge_count", "retransmission_timeouts", "_drops",
+        "_challenge_limit", "unacceptable_ack_budget", "_last_unacceptable_ack",
+        "retransmission_timeouts", "_drops",
     )  # fmt: skip
 
     # ------------------------------------------------------------------ creation (OPEN, 3.10.1)
@@ -140,9 +144,13 @@ class Connection(SegmentArrival, AcknowledgementProcessing, SegmentOutput, Timer
         self._control_segments: list | None = None  # resets, built when decided
         self._header: tuple | None = None  # (ACK, window, options) of the current transmit()
 
-        # RFC 5961 7: challenge ACKs per second.
-        self._challenge_second = -1.0
-        self._challenge_count = 0
+        # RFC 5961 7: challenge ACKs per second. ACKs for unacceptable segments: at most one per
+        # TcpConfig.unacceptable_ack_interval, and a per-second budget that a Stack shares
+        # among all its connections (it sets this one). Both are made at their first use
+        # (arrival.py) when nobody gave them: most connections never need them.
+        self._challenge_limit: PerSecondLimit | None = None
+        self.unacceptable_ack_budget: PerSecondLimit | None = None
+        self._last_unacceptable_ack = _NEVER
 
         # Statistics (STATUS, RFC 9293 3.10.6) and drops by named reason (DESIGN.md rule 8).
         self.retransmission_timeouts = 0  # expiries of the retransmission timer (timers.py)
@@ -343,8 +351,8 @@ class Connection(SegmentArrival, AcknowledgementProcessing, SegmentOutput, Timer
         - The quoted sequence number must lie in [SND.UNA, SND.MAX): anything else is stale or
           forged and is ignored (RFC 5927 4.1).
         - Code 4, fragmentation needed: path MTU discovery (RFC 1191) lowers our MSS to fit
-          the next hop and sends the segment again at once (not before our SYN is acknowledged:
-          a SYN never needs fragmenting).
+          the next hop (never below TcpConfig.min_path_mtu) and sends the segment again at
+          once (not before our SYN is acknowledged: a SYN never needs fragmenting).
         - The codes of TcpConfig.icmp_hard_error_codes (by default 2 and 3, protocol or port
           unreachable) while connecting: refused, as Linux reports it. On an established
           connection they are only remembered as a soft error (RFC 5461 advises against aborting).
@@ -364,8 +372,15 @@ class Connection(SegmentArrival, AcknowledgementProcessing, SegmentOutput, Timer
                 # to send and no timer to send it (the MSS is settled by the handshake anyway).
                 self.drops["icmp_fragmentation_needed_in_handshake"] += 1
                 return
+            path_mtu = next_hop_mtu
+            if path_mtu < self.config.min_path_mtu:
+                # RFC 5927 7.2 and RFC 1191: a forged message with a tiny MTU would cut every
+                # later segment to a few bytes; like Linux (min_pmtu) never go below the floor.
+                self.drops["icmp_next_hop_mtu_below_minimum"] += 1
+                path_mtu = self.config.min_path_mtu
             options_space = TIMESTAMP_OPTION_SPACE if self.timestamps_enabled else 0
-            mss = next_hop_mtu - 40 - options_space
+            # The same floor as for a peer's tiny MSS option (options.MIN_PEER_MSS).
+            mss = max(path_mtu - 40, MIN_PEER_MSS) - options_space
             if mss < self.send_mss:
                 self.send_mss = mss
                 self.congestion.set_mss(mss)

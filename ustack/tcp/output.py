@@ -12,7 +12,9 @@ Policies, each with its RFC:
 - sender silly-window avoidance (RFC 9293 3.8.6.2.1) and Nagle (3.7.4);
 - loss recovery: fast retransmit (RFC 5681 3.2), Limited Transmit (RFC 3042) and, with SACK,
   what to resend and how much to send in recovery (RFC 6675 NextSeg and pipe);
-- receiver silly-window avoidance when advertising the window (3.8.6.2.2);
+- when an ACK is owed: delayed ACKs (RFC 9293 3.8.6.3), challenge ACKs at most
+  challenge_ack_limit a second (RFC 5961 7), ACKs for unacceptable segments rate-limited;
+- receiver silly-window avoidance when advertising the window (3.8.6.2.2, receive_side.py);
 - the window is scaled down by our shift (RFC 7323 2.3), never on a SYN;
 - SACK blocks, the most recent first (RFC 2018 4), behind a D-SACK block that reports a
   duplicate arrival once, in the first segment sent after it (RFC 2883 4).
@@ -22,6 +24,7 @@ from __future__ import annotations
 
 from ustack.tcp.acknowledgement import DUPLICATE_ACK_THRESHOLD
 from ustack.tcp.options import TIMESTAMP_MASK, syn_options
+from ustack.tcp.ratelimit import PerSecondLimit
 from ustack.tcp.seq import seq_add, seq_diff, seq_gt, seq_lt, seq_max
 from ustack.tcp.state import CAN_RECEIVE, CLOSE_WAIT, CLOSED, CLOSING, ESTABLISHED, FIN_WAIT_1, LAST_ACK, LISTEN, SYN_SENT
 from ustack.tcp.send_side import FAST_RETRANSMIT, FORCE_SEND, KEEPALIVE_PROBE, LIMITED_TRANSMIT, SEND_SYN, WINDOW_PROBE
@@ -141,8 +144,10 @@ class SegmentOutput:
             if length < mss and not snd.take_request(FORCE_SEND):  # the persist timer overrides
                 if length < unsent:
                     # RFC 9293 3.8.6.2.1: a window-limited small segment waits unless it is at
-                    # least half the largest window the peer has offered.
-                    if length < (snd.max_wnd >> 1):
+                    # least half the largest window the peer has offered; but not the oldest
+                    # unacknowledged data sent again after a timeout, which goes at once (RFC
+                    # 6298 5.4, RFC 9293 3.8.6.2.1 SHLD-16's exception for retransmissions).
+                    if length < (snd.max_wnd >> 1) and not (snd_nxt == snd.una and seq_lt(snd_nxt, snd.max)):
                         break
                 elif nagle and in_flight:
                     # RFC 9293 3.7.4 (Nagle): at most one small segment unacknowledged.
@@ -309,6 +314,44 @@ class SegmentOutput:
         if self.rcv.dsack_block is not None:
             blocks = min(most, blocks + 1)  # RFC 2883: the D-SACK block rides in front, once
         return self.send_mss - (4 + 8 * blocks) if blocks else self.send_mss
+
+    # ------------------------------------------------------------------ when to acknowledge
+    def _delay_ack(self, now: float) -> None:
+        """RFC 9293 3.8.6.3: delay the ACK of in-order data, but ACK at least every second
+        segment (ack_every_segments) and never later than delayed_ack_timeout."""
+        if not self.rcv.segment_to_acknowledge(self.config.ack_every_segments):
+            self.timers.arm_unless_armed(Timer.DELAYED_ACK, now + self.config.delayed_ack_timeout)
+
+    def _challenge_ack(self, now: float) -> None:
+        """RFC 5961 7: at most challenge_ack_limit challenge ACKs in any one second."""
+        limit = self._challenge_limit
+        if limit is None:
+            limit = self._challenge_limit = PerSecondLimit(self.config.challenge_ack_limit)
+        if not limit.allow(now):
+            self.drops["challenge_ack_rate_limited"] += 1
+            return
+        self.rcv.owe_ack()
+
+    def _ack_for_unacceptable(self, segment: TcpSegment, now: float) -> None:
+        """RFC 9293 3.10.7.4 first check: an unacceptable segment (out of window, an old
+        duplicate, a PAWS failure) is answered with an ACK. A blind attacker's guesses are such
+        segments, so answer at most unacceptable_ack_limit of them per second on the stack and,
+        like Linux (tcp_invalid_ratelimit), at most one per unacceptable_ack_interval on this
+        connection. As in Linux, segments carrying data (without SYN) are spared the interval:
+        they cannot be part of an ACK loop, and a peer repeating data whose ACK was lost must
+        hear of it, with a D-SACK block for each copy (RFC 2883 4)."""
+        per_connection = not segment.payload or segment.flags & SYN
+        budget = self.unacceptable_ack_budget
+        if budget is None:  # not given one by a Stack: a budget of its own
+            budget = self.unacceptable_ack_budget = PerSecondLimit(self.config.unacceptable_ack_limit)
+        if (
+            per_connection and now - self._last_unacceptable_ack < self.config.unacceptable_ack_interval
+        ) or not budget.allow(now):
+            self.drops["ack_for_unacceptable_rate_limited"] += 1
+            return
+        if per_connection:
+            self._last_unacceptable_ack = now
+        self.rcv.owe_ack()
 
     # ------------------------------------------------------------------ building segments
     def _build_segment(self, now: float, seq: int, flags: int, payload: bytes) -> TcpSegment:
