@@ -10,7 +10,7 @@ from ustack.tcp.events import SendSpaceAvailable
 from ustack.tcp.options import TIMESTAMP_MASK, timestamp_value
 from ustack.tcp.seq import seq_add, seq_diff, seq_gt, seq_le, seq_lt
 from ustack.tcp.send_side import FAST_RETRANSMIT, LIMITED_TRANSMIT
-from ustack.tcp.timer_set import Timer
+from ustack.tcp.timer_set import PERSIST_TIMER, RETRANSMIT_TIMER
 from ustack.wire.tcp import FIN, SYN, TcpSegment
 
 DUPLICATE_ACK_THRESHOLD = 3  # RFC 5681 3.2
@@ -106,9 +106,9 @@ class AcknowledgementProcessing:
 
         # RFC 6298 5.2 and 5.3: stop the timer when everything is acknowledged, else restart it.
         if snd.nxt == ack:
-            self.timers.cancel(Timer.RETRANSMIT)
+            self.timers.cancel(RETRANSMIT_TIMER)
         else:
-            self.timers.arm(Timer.RETRANSMIT, now + self.rtt.rto)
+            self.timers.arm(RETRANSMIT_TIMER, now + self.rtt.rto)
         if released and snd.blocked:
             snd.space_reported()
             self._emit(SendSpaceAvailable(snd.buffer.free_space))
@@ -164,7 +164,5 @@ class AcknowledgementProcessing:
     def _update_send_window(self, segment: TcpSegment) -> None:
         """RFC 9293 3.10.7.4 fifth: SND.WND from the newest segment (SendSide.update_window)."""
         window = self.snd.update_window(segment, self.send_shift)
-        if window and self.timers.is_armed(Timer.PERSIST):
-            # The window opened: stop probing (RFC 9293 3.8.6.1).
-            self.timers.cancel(Timer.PERSIST)
-            self.snd.persist_ended()
+        if window and self.timers.cancel(PERSIST_TIMER):
+            self.snd.persist_ended()  # the window opened: probing stops (RFC 9293 3.8.6.1)

@@ -35,7 +35,7 @@ from ustack.tcp.state import (
     State,
 )
 from ustack.tcp.send_side import SEND_SYN
-from ustack.tcp.timer_set import Timer
+from ustack.tcp.timer_set import CONNECT_TIMER, KEEPALIVE_TIMER, RETRANSMIT_TIMER, TIME_WAIT_TIMER
 from ustack.wire.tcp import ACK, FIN, PSH, RST, SYN, URG, TcpSegment
 
 _ACK_OR_ACK_PSH = (ACK, ACK | PSH)
@@ -71,7 +71,7 @@ class SegmentArrival:
 
     def receive(self, segment: TcpSegment, now: float) -> None:
         """Process one arriving segment (already matched to this connection by its 4-tuple)."""
-        if self.timers.is_armed(Timer.KEEPALIVE):
+        if self.config.keepalive and self.timers.is_armed(KEEPALIVE_TIMER):  # armed only if on
             self._keepalive_heard_from_peer(now)
         state = self.state
         if state is ESTABLISHED and self._fast_path(segment, now):
@@ -241,14 +241,14 @@ class SegmentArrival:
         SYN-RECEIVED)."""
         self._take_rtt_sample(segment, segment.ack, now)
         self.snd.syn_acknowledged_by(segment, self.send_shift)
-        self.timers.cancel(Timer.RETRANSMIT)
+        self.timers.cancel(RETRANSMIT_TIMER)
         if self.snd.syn_retransmitted:
             self.rtt.reinitialize_after_syn_timeout()  # RFC 6298 5.7
 
     def _after_established(self, now: float) -> None:
-        self.timers.cancel(Timer.CONNECT)
+        self.timers.cancel(CONNECT_TIMER)
         if self.config.keepalive and self.state is ESTABLISHED:
-            self.timers.arm(Timer.KEEPALIVE, now + self.config.keepalive_idle)
+            self.timers.arm(KEEPALIVE_TIMER, now + self.config.keepalive_idle)
         if self._shutdown_after_open:
             self.snd.queue_fin()
             self._set_state(FIN_WAIT_1, "CLOSE queued during SYN-SENT")
@@ -400,7 +400,7 @@ class SegmentArrival:
             # and restarts the 2 MSL wait. Only the FIN we acknowledged can be repeated, so only
             # a FIN at exactly its sequence number counts: forged FINs with guessed sequence
             # numbers must not hold the 4-tuple for ever (issue 9).
-            self.timers.arm(Timer.TIME_WAIT, now + 2 * self.config.msl)
+            self.timers.arm(TIME_WAIT_TIMER, now + 2 * self.config.msl)
         if segment.payload and self.sack_permitted and self.config.dsack:
             self.rcv.note_duplicate(segment.seq, len(segment.payload))  # an old duplicate
         self.drops["unacceptable_sequence"] += 1
@@ -441,7 +441,7 @@ class SegmentArrival:
             self._set_state(CLOSED, cause)
             return
         self.rcv.forget_peer()
-        self.timers.cancel(Timer.RETRANSMIT)
+        self.timers.cancel(RETRANSMIT_TIMER)
         # As the passive OPEN left it: the foreign socket unspecified again if it was, and no
         # trace of the SYN-ACK's retransmissions in the next handshake's count and RTO.
         self.snd.restart_from_iss()
@@ -550,7 +550,7 @@ class SegmentArrival:
         if self.rcv.fin_received:
             self.rcv.owe_ack()  # a repeated FIN: acknowledge again
             if self.state is TIME_WAIT:
-                self.timers.arm(Timer.TIME_WAIT, now + 2 * self.config.msl)
+                self.timers.arm(TIME_WAIT_TIMER, now + 2 * self.config.msl)
             return
         if fin_seq != self.rcv.nxt:
             # Data in front of the FIN is missing: remember where the FIN is (no need for the peer
@@ -578,6 +578,6 @@ class SegmentArrival:
         TcpConfig.fin_wait_2_timeout (timers._arm_fin_wait_2)."""
         self._set_state(new, cause)
         if new is TIME_WAIT:
-            self.timers.arm(Timer.TIME_WAIT, now + 2 * self.config.msl)
+            self.timers.arm(TIME_WAIT_TIMER, now + 2 * self.config.msl)
         elif new is FIN_WAIT_2:
             self._arm_fin_wait_2(now)

@@ -59,7 +59,7 @@ from ustack.tcp.state import (
     State,
     StateMachine,
 )
-from ustack.tcp.timer_set import Timer, TimerSet
+from ustack.tcp.timer_set import CONNECT_TIMER, KEEPALIVE_TIMER, RETRANSMIT_TIMER, TimerSet
 from ustack.tcp.timers import Timers
 
 _NEVER = float("-inf")
@@ -172,7 +172,7 @@ class Connection(SegmentArrival, AcknowledgementProcessing, SegmentOutput, Timer
         connection.snd.request(SEND_SYN)
         connection._set_state(SYN_SENT, "active OPEN")
         if config.connect_timeout is not None:
-            connection.timers.arm(Timer.CONNECT, now + config.connect_timeout)
+            connection.timers.arm(CONNECT_TIMER, now + config.connect_timeout)
         return connection
 
     @classmethod
@@ -214,7 +214,7 @@ class Connection(SegmentArrival, AcknowledgementProcessing, SegmentOutput, Timer
         elif new not in KEEPALIVE_STATES:
             # Keepalive probes only in ESTABLISHED and CLOSE-WAIT (timers._keepalive_timeout): an
             # idle FIN-WAIT-2 must not wake up for nothing (DESIGN.md rule 6).
-            self.timers.cancel(Timer.KEEPALIVE)
+            self.timers.cancel(KEEPALIVE_TIMER)
         if new is CLOSED and self._listener is not None:
             self._listener._child_closed(self)
 
@@ -329,9 +329,9 @@ class Connection(SegmentArrival, AcknowledgementProcessing, SegmentOutput, Timer
             # Keepalive switched on, off or retimed: start the idle period again (RFC 1122 4.2.3.6).
             self._keepalive_probes_sent = 0
             if config.keepalive:
-                self.timers.arm(Timer.KEEPALIVE, now + config.keepalive_idle)
+                self.timers.arm(KEEPALIVE_TIMER, now + config.keepalive_idle)
             else:
-                self.timers.cancel(Timer.KEEPALIVE)
+                self.timers.cancel(KEEPALIVE_TIMER)
 
     def abort(self, now: float) -> None:
         """ABORT (RFC 9293 3.10.5): RST where the peer has a synchronized TCB, then CLOSED."""
@@ -385,7 +385,7 @@ class Connection(SegmentArrival, AcknowledgementProcessing, SegmentOutput, Timer
                 self.send_mss = mss
                 self.congestion.set_mss(mss)
                 self.snd.go_back()  # send what was too big again, in smaller pieces
-                self.timers.cancel(Timer.RETRANSMIT)
+                self.timers.cancel(RETRANSMIT_TIMER)
             return
         if code in self.config.icmp_hard_error_codes and self.state is SYN_SENT:
             self._fail(TcpError.REFUSED, f"ICMP destination unreachable, code {code}")

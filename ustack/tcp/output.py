@@ -28,7 +28,7 @@ from ustack.tcp.ratelimit import PerSecondLimit
 from ustack.tcp.seq import seq_add, seq_diff, seq_gt, seq_lt, seq_max
 from ustack.tcp.state import CAN_RECEIVE, CLOSE_WAIT, CLOSED, CLOSING, ESTABLISHED, FIN_WAIT_1, LAST_ACK, LISTEN, SYN_SENT
 from ustack.tcp.send_side import FAST_RETRANSMIT, FORCE_SEND, KEEPALIVE_PROBE, LIMITED_TRANSMIT, SEND_SYN, WINDOW_PROBE
-from ustack.tcp.timer_set import Timer
+from ustack.tcp.timer_set import DELAYED_ACK_TIMER, PERSIST_TIMER, RETRANSMIT_TIMER
 from ustack.wire.tcp import ACK, FIN, NO_OPTIONS, PSH, RST, SYN, URG, TcpOptions, TcpSegment
 
 # States in which data and our FIN may be (re)transmitted once our SYN is acknowledged.
@@ -54,12 +54,13 @@ class SegmentOutput:
         # are worked out once, by the first segment that needs them (see _build_segment).
         self._header = None
         snd = self.snd
-        if snd.wants(SEND_SYN):
+        requested = snd.requests  # checked first, so that a bulk transfer asks nothing more
+        if requested & SEND_SYN:
             self._emit_syn(now, out)
         elif state in _SENDING_STATES and snd.syn_acknowledged:
-            if snd.take_request(FAST_RETRANSMIT):
+            if requested & FAST_RETRANSMIT and snd.take_request(FAST_RETRANSMIT):
                 self._retransmit_first(now, out)
-            if snd.take_request(WINDOW_PROBE):
+            if requested & WINDOW_PROBE and snd.take_request(WINDOW_PROBE):
                 self._emit_window_probe(now, out)
             if snd.buffer.length or snd.fin_queued:
                 congestion = self.congestion
@@ -67,9 +68,9 @@ class SegmentOutput:
                     self._emit_data(now, out, self._sack_recovery_output(now, out))
                 else:
                     self._emit_data(now, out, congestion.cwnd)
-            if snd.take_request(LIMITED_TRANSMIT):
+            if requested & LIMITED_TRANSMIT and snd.take_request(LIMITED_TRANSMIT):
                 self._emit_limited_transmit(now, out)
-        if snd.take_request(KEEPALIVE_PROBE):
+        if requested & KEEPALIVE_PROBE and snd.take_request(KEEPALIVE_PROBE):
             # RFC 1122 4.2.3.6: a segment the peer must acknowledge: SEQ = SND.NXT - 1, no data.
             out.append(self._build_segment(now, seq_add(snd.una, -1), ACK, b""))
         if self.rcv.ack_owed and state is not SYN_SENT and self.rcv.irs is not None:
@@ -108,7 +109,7 @@ class SegmentOutput:
             self.rcv.acknowledgement_sent()
         out.append(TcpSegment(self.local_port, self.remote_port, iss, ack, flags, window, 0, options, b""))
         self.snd.syn_sent(now)  # the first one is timed (RFC 6298 3), a repeat is not (Karn)
-        self.timers.arm_unless_armed(Timer.RETRANSMIT, now + self.rtt.rto)
+        self.timers.arm_unless_armed(RETRANSMIT_TIMER, now + self.rtt.rto)
 
     # ------------------------------------------------------------------ data and FIN
     def _emit_data(self, now: float, out: list, cwnd: int) -> None:
@@ -162,8 +163,8 @@ class SegmentOutput:
         if (
             snd.nxt == snd.una
             and seq_gt(end, snd.nxt)
-            and not self.timers.is_armed(Timer.PERSIST)
-            and not self.timers.is_armed(Timer.RETRANSMIT)
+            and not self.timers.is_armed(PERSIST_TIMER)
+            and not self.timers.is_armed(RETRANSMIT_TIMER)
         ):
             # Data waits, nothing is in flight, so no ACK will come to open the window: probe
             # it (RFC 9293 3.8.6.1).
@@ -177,8 +178,8 @@ class SegmentOutput:
         end = seq_add(seq, length + 1 if flags & FIN else length)
         self.snd.data_sent(seq, end, length, now, not self.timestamps_enabled)
         timers = self.timers
-        timers.arm_unless_armed(Timer.RETRANSMIT, now + self.rtt.rto)  # RFC 6298 5.1
-        timers.cancel(Timer.PERSIST)
+        timers.arm_unless_armed(RETRANSMIT_TIMER, now + self.rtt.rto)  # RFC 6298 5.1
+        timers.cancel(PERSIST_TIMER)
 
     def _emit_limited_transmit(self, now: float, out: list) -> None:
         """RFC 3042 2 (Limited Transmit): on the first and second duplicate ACK, one segment of
@@ -320,7 +321,7 @@ class SegmentOutput:
         """RFC 9293 3.8.6.3: delay the ACK of in-order data, but ACK at least every second
         segment (ack_every_segments) and never later than delayed_ack_timeout."""
         if not self.rcv.segment_to_acknowledge(self.config.ack_every_segments):
-            self.timers.arm_unless_armed(Timer.DELAYED_ACK, now + self.config.delayed_ack_timeout)
+            self.timers.arm_unless_armed(DELAYED_ACK_TIMER, now + self.config.delayed_ack_timeout)
 
     def _challenge_ack(self, now: float) -> None:
         """RFC 5961 7: at most challenge_ack_limit challenge ACKs in any one second."""
@@ -367,7 +368,8 @@ class SegmentOutput:
             # urgent data, on every segment sent while urgent data is ahead.
             flags |= URG
             urgent_pointer = min(seq_diff(snd_up, seq), 0xFFFF)
-        self.rcv.ack_carried()
+        if self.rcv.ack_owed:
+            self.rcv.ack_carried()
         return TcpSegment(
             self.local_port, self.remote_port, seq, rcv_nxt, flags, window, urgent_pointer, options, payload
         )
@@ -387,7 +389,7 @@ class SegmentOutput:
         else:
             options = NO_OPTIONS
         rcv.acknowledgement_sent()  # Last.ACK.sent = RCV.NXT (RFC 7323 4.3), nothing owed now
-        self.timers.cancel(Timer.DELAYED_ACK)
+        self.timers.cancel(DELAYED_ACK_TIMER)
         fields = rcv_nxt, rcv.window_field(self.config, self.receive_shift), options
         # A D-SACK block reports one arrival in one segment (RFC 2883 4): the next segment of
         # this transmit() works its fields out again, without it.

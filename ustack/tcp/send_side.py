@@ -95,9 +95,6 @@ class SendSide:
             return True
         return False
 
-    def wants(self, what: int) -> bool:
-        return bool(self.requests & what)
-
     # ------------------------------------------------------------------ the application's side
     def write(self, data: bytes, urgent: bool) -> int:
         """SEND (RFC 9293 3.10.2): queue data; with `urgent`, its end becomes SND.UP (RFC 6093:

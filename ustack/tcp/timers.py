@@ -11,7 +11,15 @@ from ustack.tcp.errors import TcpError
 from ustack.tcp.seq import seq_diff, seq_gt
 from ustack.tcp.state import CLOSE_WAIT, CLOSED, ESTABLISHED, FIN_WAIT_2, SYN_SENT
 from ustack.tcp.send_side import FORCE_SEND, KEEPALIVE_PROBE, SEND_SYN, WINDOW_PROBE
-from ustack.tcp.timer_set import Timer
+from ustack.tcp.timer_set import (
+    CONNECT_TIMER,
+    DELAYED_ACK_TIMER,
+    FIN_WAIT_2_TIMER,
+    KEEPALIVE_TIMER,
+    PERSIST_TIMER,
+    RETRANSMIT_TIMER,
+    TIME_WAIT_TIMER,
+)
 
 
 class Timers:
@@ -29,28 +37,28 @@ class Timers:
 
     def on_timer(self, now: float) -> None:
         """Fire every timer whose deadline is at or before `now`."""
-        if self.timers.due(Timer.TIME_WAIT, now):
-            self.timers.cancel(Timer.TIME_WAIT)
+        if self.timers.due(TIME_WAIT_TIMER, now):
+            self.timers.cancel(TIME_WAIT_TIMER)
             self._set_state(CLOSED, "TIME-WAIT timer (2*MSL)")
             return
-        if self.timers.due(Timer.FIN_WAIT_2, now):
-            self.timers.cancel(Timer.FIN_WAIT_2)
+        if self.timers.due(FIN_WAIT_2_TIMER, now):
+            self.timers.cancel(FIN_WAIT_2_TIMER)
             self._set_state(CLOSED, f"FIN-WAIT-2 timer: no FIN {self.config.fin_wait_2_timeout} s after close")
             return
-        if self.timers.due(Timer.CONNECT, now):
-            self.timers.cancel(Timer.CONNECT)
+        if self.timers.due(CONNECT_TIMER, now):
+            self.timers.cancel(CONNECT_TIMER)
             self._fail(TcpError.TIMED_OUT, f"connect timer: not established after {self.config.connect_timeout} s")
             return
-        if self.timers.due(Timer.RETRANSMIT, now):
+        if self.timers.due(RETRANSMIT_TIMER, now):
             self._retransmission_timeout(now)
             if self.state is CLOSED:
                 return
-        if self.timers.due(Timer.PERSIST, now):
+        if self.timers.due(PERSIST_TIMER, now):
             self._persist_timeout(now)
-        if self.timers.due(Timer.DELAYED_ACK, now):
-            self.timers.cancel(Timer.DELAYED_ACK)
+        if self.timers.due(DELAYED_ACK_TIMER, now):
+            self.timers.cancel(DELAYED_ACK_TIMER)
             self.rcv.owe_ack()
-        if self.timers.due(Timer.KEEPALIVE, now):
+        if self.timers.due(KEEPALIVE_TIMER, now):
             self._keepalive_timeout(now)
 
     def _arm_fin_wait_2(self, now: float) -> None:
@@ -59,12 +67,12 @@ class Timers:
         to TIME-WAIT or CLOSED (_set_state cancels every timer then)."""
         timeout = self.config.fin_wait_2_timeout
         if self.state is FIN_WAIT_2 and self._closed_fully and timeout is not None:
-            self.timers.arm(Timer.FIN_WAIT_2, now + timeout)
+            self.timers.arm(FIN_WAIT_2_TIMER, now + timeout)
 
     # ------------------------------------------------------------------ retransmission
     def _retransmission_timeout(self, now: float) -> None:
         """RFC 6298 5.4-5.6: retransmit the earliest unacknowledged segment, back off the RTO."""
-        self.timers.cancel(Timer.RETRANSMIT)
+        self.timers.cancel(RETRANSMIT_TIMER)
         syn_outstanding = not self.snd.syn_acknowledged
         if self.state is SYN_SENT:
             limit = self.config.syn_retries
@@ -92,12 +100,12 @@ class Timers:
         config = self.config
         interval = self.rtt.rto * (1 << self.snd.persist_backoff)
         interval = min(max(interval, config.persist_min), config.persist_max)
-        self.timers.arm(Timer.PERSIST, now + interval)
+        self.timers.arm(PERSIST_TIMER, now + interval)
 
     def _persist_timeout(self, now: float) -> None:
         """RFC 9293 3.8.6.1: probe a zero window; with a small non-zero window that SWS
         avoidance refused to fill, send what fits (the "override timeout" of RFC 1122 4.2.3.4)."""
-        self.timers.cancel(Timer.PERSIST)
+        self.timers.cancel(PERSIST_TIMER)
         if not seq_gt(self.snd.buffer.end_seq, self.snd.nxt):
             self.snd.persist_ended()  # nothing waits to be sent any more: stop probing
             return
@@ -111,20 +119,20 @@ class Timers:
     # ------------------------------------------------------------------ keepalive
     def _keepalive_heard_from_peer(self, now: float) -> None:
         self._keepalive_probes_sent = 0
-        self.timers.arm(Timer.KEEPALIVE, now + self.config.keepalive_idle)
+        self.timers.arm(KEEPALIVE_TIMER, now + self.config.keepalive_idle)
 
     def _keepalive_timeout(self, now: float) -> None:
         config = self.config
-        self.timers.cancel(Timer.KEEPALIVE)
+        self.timers.cancel(KEEPALIVE_TIMER)
         if self.state is not ESTABLISHED and self.state is not CLOSE_WAIT:
             return
         if self.snd.nxt != self.snd.una:
             # Data is outstanding: the retransmission timer already watches the peer.
-            self.timers.arm(Timer.KEEPALIVE, now + config.keepalive_idle)
+            self.timers.arm(KEEPALIVE_TIMER, now + config.keepalive_idle)
             return
         if self._keepalive_probes_sent >= config.keepalive_probes:
             self._fail(TcpError.TIMED_OUT, f"keepalive: {config.keepalive_probes} probes unanswered")
             return
         self._keepalive_probes_sent += 1
         self.snd.request(KEEPALIVE_PROBE)
-        self.timers.arm(Timer.KEEPALIVE, now + config.keepalive_interval)
+        self.timers.arm(KEEPALIVE_TIMER, now + config.keepalive_interval)
