@@ -68,3 +68,22 @@ def test_the_ownership_check_catches_an_outside_assignment():
     tree = ast.parse("def f(self, snd):\n    self.snd.nxt = 1\n    snd.una += 2\n    x = self.rcv.nxt\n")
     found = [(_part_of(target), target.attr) for target in _assignment_targets(tree) if _part_of(target)]
     assert found == [("snd", "nxt"), ("snd", "una")]
+
+
+def test_an_idle_established_connection_holds_no_receive_buffer_and_no_timer():
+    """What keeps an idle connection small (scripts/bench_memory.py): the receive buffer is made
+    by the first data, at IRS + 1 as if made on the SYN, and no timer means no deadline list."""
+    from tcp_script import BUFFER, established, incoming, local, outgoing, remote  # noqa: PLC0415
+
+    script = established()
+    connection = script.connection
+    assert connection.receive_buffer is None and connection.timers_armed() == {}
+    assert connection.snapshot().rcv_wnd == BUFFER  # the window is the whole (future) buffer
+    script.receive(incoming(remote(1), local(1), payload=b"abc"))
+    assert connection.receive_buffer.rcv_nxt == remote(4) == connection.rcv_nxt
+    assert connection.readable == 3 and list(connection.timers_armed()) == ["delayed_ack"]
+    assert connection.recv(10, script.now) == b"abc"
+    script.advance_to_next_timer()
+    # The edge does not move for 3 bytes read (receiver SWS avoidance, RFC 9293 3.8.6.2.2).
+    script.expect(outgoing(local(1), remote(4), window=BUFFER - 3))
+    assert connection.timers_armed() == {}

@@ -114,7 +114,7 @@ class SegmentArrival:
             # In-order data that acknowledges nothing new, with room for it and no hole to fill;
             # and no D-SACK block waiting, which this arrival replaces (RFC 2883 4: a D-SACK
             # reports the most recent packet only, _note_duplicate).
-            buffer = self.rcv.buffer
+            buffer = self.rcv.buffer or self.rcv.data_buffer()
             if (
                 ack != self.snd.una
                 or buffer.has_out_of_order
@@ -475,7 +475,7 @@ class SegmentArrival:
         connection is ESTABLISHED (RFC 9293 3.10.7.3): it starts at IRS + 1."""
         rcv = self.rcv
         text = rcv.take_syn_text()
-        buffer = rcv.buffer
+        buffer = rcv.buffer or rcv.data_buffer()
         was_empty = not buffer.readable
         if rcv.store(seq_add(rcv.irs, 1), text):
             if was_empty:
@@ -517,7 +517,7 @@ class SegmentArrival:
     def _accept_data(self, segment: TcpSegment, now: float) -> None:
         """Seventh: store the data, move RCV.NXT, and decide when to acknowledge."""
         rcv = self.rcv
-        buffer = rcv.buffer
+        buffer = rcv.buffer or rcv.data_buffer()
         was_empty = not buffer.readable
         had_hole = buffer.has_out_of_order
         held_out_of_order = buffer.out_of_order_bytes

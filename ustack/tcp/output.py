@@ -104,7 +104,7 @@ class SegmentOutput:
                 timestamps=self.timestamps_enabled, ts_recent=self.rcv.ts_recent,
             )
             # RFC 7323 2.2: the window of a SYN is not scaled.
-            window = min(self.rcv.buffer.free_space, 0xFFFF)
+            window = min(self.rcv.free_space, 0xFFFF)
             self.rcv.advertise(seq_add(ack, window))
             self.rcv.acknowledgement_sent()
         out.append(TcpSegment(self.local_port, self.remote_port, iss, ack, flags, window, 0, options, b""))
@@ -311,7 +311,7 @@ class SegmentOutput:
         if not self.sack_permitted:
             return self.send_mss
         most = 3 if self.timestamps_enabled else 4  # what the 40 bytes of option space hold
-        blocks = len(self.rcv.buffer.sack_blocks(most)) if self.rcv.buffer.has_out_of_order else 0
+        blocks = len(self.rcv.buffer.sack_blocks(most)) if self.rcv.has_out_of_order else 0
         if self.rcv.dsack_block is not None:
             blocks = min(most, blocks + 1)  # RFC 2883: the D-SACK block rides in front, once
         return self.send_mss - (4 + 8 * blocks) if blocks else self.send_mss
@@ -384,7 +384,7 @@ class SegmentOutput:
             blocks = rcv.sack_blocks(3) if self.sack_permitted else ()
             # RFC 7323 3.2: TSval is our clock, TSecr echoes TS.Recent.
             options = TcpOptions(None, None, False, blocks, (int(now * 1000) & TIMESTAMP_MASK, rcv.ts_recent))
-        elif self.sack_permitted and (rcv.buffer.has_out_of_order or dsack is not None):
+        elif self.sack_permitted and (rcv.has_out_of_order or dsack is not None):
             options = TcpOptions(None, None, False, rcv.sack_blocks(4), None)
         else:
             options = NO_OPTIONS

@@ -22,7 +22,7 @@ class ReceiveSide:
     """The receive sequence space of one connection (RFC 9293 3.3.1, Figure 4)."""
 
     __slots__ = (
-        "irs", "nxt", "adv", "up", "buffer", "read_seq", "fin_received", "peer_fin_seq", "syn_text",
+        "irs", "nxt", "adv", "up", "buffer", "capacity", "read_seq", "fin_received", "peer_fin_seq", "syn_text",
         "dsack_block", "ts_recent", "last_ack_sent", "segments_since_ack", "ack_owed", "bytes_received",
     )  # fmt: skip
 
@@ -31,7 +31,9 @@ class ReceiveSide:
         self.nxt = 0  # RCV.NXT: the next sequence number expected
         self.adv = 0  # right edge of the window we advertised: RCV.WND = adv - nxt
         self.up: int | None = None  # RCV.UP, the peer's urgent pointer (RFC 6093)
-        self.buffer: ReceiveBuffer | None = None  # created when the peer's SYN tells us its ISN
+        # Made by the first data (data_buffer): an idle connection holds none.
+        self.buffer: ReceiveBuffer | None = None
+        self.capacity = 0  # the receive buffer's size, known once synchronized
         self.read_seq = 0  # sequence number of the next byte the application reads
         self.fin_received = False
         self.peer_fin_seq: int | None = None  # a FIN that arrived before the data in front of it
@@ -50,8 +52,27 @@ class ReceiveSide:
         self.irs = syn_seq
         self.nxt = seq_add(syn_seq, 1)
         self.read_seq = self.nxt
-        self.buffer = ReceiveBuffer(buffer_size, self.nxt)
+        self.capacity = buffer_size
         self.adv = seq_add(self.nxt, window_offered)
+
+    def data_buffer(self) -> ReceiveBuffer:
+        """The receive buffer, made when the first data needs it. It starts at IRS + 1 as if
+        made on the SYN: only data moves its RCV.NXT, and none came before."""
+        buffer = self.buffer
+        if buffer is None:
+            buffer = self.buffer = ReceiveBuffer(self.capacity, seq_add(self.irs, 1))
+        return buffer
+
+    @property
+    def free_space(self) -> int:
+        """Room for data: what the window may offer (RFC 9293 3.8.6.2.2)."""
+        buffer = self.buffer
+        return self.capacity if buffer is None else buffer.free_space
+
+    @property
+    def has_out_of_order(self) -> bool:
+        buffer = self.buffer
+        return buffer is not None and buffer.has_out_of_order
 
     def forget_peer(self) -> None:
         """Back to LISTEN (RFC 9293 3.10.7.4 note 1): nothing of the peer's SYN remains."""
@@ -82,7 +103,7 @@ class ReceiveSide:
     def store(self, seq: int, payload) -> int:
         """Data from `seq` into the receive buffer; RCV.NXT moves over what became in-order.
         Returns by how much it moved."""
-        advanced = self.buffer.insert(seq, payload)
+        advanced = (self.buffer or self.data_buffer()).insert(seq, payload)
         if advanced:
             self.nxt = seq_add(self.nxt, advanced)
             self.bytes_received += advanced
@@ -123,7 +144,7 @@ class ReceiveSide:
         block in our next ACK (or forget an older one: a D-SACK block reports the most recent
         arrival only). Bytes before RCV.NXT count as held even when the segment is too old to
         be acceptable (RFC 2883 4.1.1: the ACK of a segment was lost and the sender repeated it)."""
-        self.dsack_block = self.buffer.first_duplicate(seq, length)
+        self.dsack_block = (self.buffer or self.data_buffer()).first_duplicate(seq, length)
 
     def sack_blocks(self, max_blocks: int) -> tuple:
         """The SACK blocks of RFC 2018 4, the most recent first, behind a D-SACK block if one is
@@ -132,8 +153,8 @@ class ReceiveSide:
         dsack = self.dsack_block
         if dsack is not None:
             self.dsack_block = None
-            return (dsack,) + buffer.sack_blocks(max_blocks - 1)
-        return buffer.sack_blocks(max_blocks) if buffer.has_out_of_order else ()
+            return (dsack,) + buffer.sack_blocks(max_blocks - 1)  # note_duplicate made it
+        return buffer.sack_blocks(max_blocks) if buffer is not None and buffer.has_out_of_order else ()
 
     # ------------------------------------------------------------------ the ACK we owe
     def owe_ack(self) -> None:
@@ -177,7 +198,7 @@ class ReceiveSide:
         """The 16-bit window to advertise, with receiver SWS avoidance (RFC 9293 3.8.6.2.2): the
         right edge moves only in steps of min(buffer/2, MSS), and never moves left."""
         nxt = self.nxt
-        free = self.buffer.free_space
+        free = self.free_space
         advertised = seq_diff(self.adv, nxt)
         if config.window_advertisement == "free_space":
             # BSD's policy (TcpConfig.window_advertisement): all the free space, but a sliver
@@ -207,7 +228,7 @@ class ReceiveSide:
         advertised = seq_diff(self.adv, self.nxt)
         if config.window_advertisement == "free_space":
             return self._bsd_window_update_due(advertised, config, shift)
-        growth = self.buffer.free_space - advertised
+        growth = self.free_space - advertised
         return growth >= min(config.receive_buffer_size >> 1, config.mss) and (
             growth >= advertised or growth >= config.receive_buffer_size >> 1
         )
@@ -218,9 +239,9 @@ class ReceiveSide:
         segments and that growth is a quarter of the buffer (or the window is nearly closed, or
         the buffer is small), or when it grows by half the buffer. A growth that would not
         change the scaled 16-bit field is never worth a segment."""
-        capacity = self.buffer.capacity
+        capacity = self.capacity
         largest = 0xFFFF << shift
-        window = min(self.buffer.free_space, largest)
+        window = min(self.free_space, largest)
         growth = window - advertised
         if growth <= 0 or (advertised >> shift) >= (window >> shift):
             return False
@@ -241,7 +262,7 @@ class ReceiveSide:
         not in a passive SYN-RECEIVED, its SYN cache, nor in TIME-WAIT)."""
         window = seq_diff(self.adv, self.nxt)
         if config.window_advertisement == "free_space" and not advertised_only:
-            free = self.buffer.free_space
+            free = self.free_space
             if free > window:
                 window = free
         return window
