@@ -64,7 +64,11 @@ class StackEvent(NamedTuple):
 
 
 class Stack:
-    """One IPv4 host with a TCP/IP stack: one address, any number of listeners and connections."""
+    """One IPv4 host with a TCP/IP stack: one address, any number of listeners and connections.
+
+    Two policies can be fixed for tests, scripts and simulations, so that a run repeats exactly:
+    `isn_generator=IsnGenerator(fixed_isn=N)` starts every connection at sequence number N, and
+    `port_seed` fixes where the walk through the ephemeral ports starts."""
 
     def __init__(
         self,
@@ -289,10 +293,17 @@ class Stack:
         self.listeners[(address, port)] = listener
         return listener
 
-    def close_listener(self, listener: Listener) -> None:
+    def close_listener(self, listener: Listener, now: float) -> None:
+        """CLOSE of a listening socket (RFC 9293 3.10.4): its port takes no new connections, and
+        the connections it made that nobody accepted (handshakes in progress, completed ones still
+        queued) are aborted; their resets leave with the next transmit()."""
         for key, value in list(self.listeners.items()):
             if value is listener:
                 del self.listeners[key]
+        unaccepted = [*listener.syn_queue, *listener.accept_queue]
+        listener.close(now)
+        for connection in unaccepted:
+            self._touch(connection)
 
     def connect(
         self, remote_address: int, remote_port: int, now: float, *, local_port: int | None = None, config: TcpConfig | None = None
@@ -317,15 +328,19 @@ class Stack:
         return config.fit_to_mtu(self.mtu)
 
     def _ephemeral_port(self, remote_address: int, remote_port: int) -> int:
-        """A local port whose 4-tuple is free, counting TIME-WAIT connections as taken.
+        """A local port whose 4-tuple is free, counting TIME-WAIT connections as taken, and that
+        no listener holds, whether bound to the wildcard or to our own address.
 
         Walks the range from a random starting point (in the spirit of RFC 6056), so ports are not
         predictable from one connection to the next."""
         size = len(EPHEMERAL_PORTS)
+        listeners = self.listeners
         for _ in range(size):
             self._next_ephemeral = (self._next_ephemeral + 1) % size
             port = EPHEMERAL_PORTS[self._next_ephemeral]
-            if (self.address, port, remote_address, remote_port) not in self.connections and (0, port) not in self.listeners:
+            if (0, port) in listeners or (self.address, port) in listeners:
+                continue
+            if (self.address, port, remote_address, remote_port) not in self.connections:
                 return port
         raise StackError("no free ephemeral port", _errno("EADDRNOTAVAIL"))
 

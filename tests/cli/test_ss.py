@@ -16,8 +16,7 @@ from pathlib import Path
 
 import pytest
 
-# Not "-m ustack.cli": run as __main__, cli.py would define a second CliError class that the
-# command modules (which import ustack.cli) do not raise.
+# The `ustack` program as installed runs it: main() of ustack.cli.
 RUN_CLI = "import sys; from ustack.cli import main; sys.exit(main())"
 
 from ustack import cli

@@ -21,8 +21,8 @@ from __future__ import annotations
 import json
 import sys
 
-from ..cli import CliError
 from ..control import run_directory, survey
+from .errors import CliError
 
 # RFC 9293 names (the core's) -> the names Linux's ss prints.
 LINUX_STATE_NAMES = {
