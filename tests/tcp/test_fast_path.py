@@ -46,7 +46,7 @@ def state_of(connection: Connection) -> dict:
     values["cwnd"] = connection.congestion.cwnd
     values["ssthresh"] = connection.congestion.ssthresh
     values["readable"] = connection.readable
-    values["send_queue"] = connection.send_buffer.length
+    values["send_queue"] = connection.snd.queued
     values["drops"] = dict(connection.drops)
     values["srtt"] = connection.rtt.srtt
     values["timers"] = connection.timers_armed()

@@ -70,14 +70,16 @@ def test_the_ownership_check_catches_an_outside_assignment():
     assert found == [("snd", "nxt"), ("snd", "una")]
 
 
-def test_an_idle_established_connection_holds_no_receive_buffer_and_no_timer():
+def test_an_idle_established_connection_holds_no_buffer_and_no_timer():
     """What keeps an idle connection small (scripts/bench_memory.py): the receive buffer is made
-    by the first data, at IRS + 1 as if made on the SYN, and no timer means no deadline list."""
-    from tcp_script import BUFFER, established, incoming, local, outgoing, remote  # noqa: PLC0415
+    by the first data, at IRS + 1 as if made on the SYN, the send buffer by the first write, at
+    ISS + 1, and no timer means no deadline list."""
+    from tcp_script import ACK, BUFFER, CONFIG, PSH, established, incoming, local, outgoing, remote  # noqa: PLC0415
 
     script = established()
     connection = script.connection
     assert connection.receive_buffer is None and connection.timers_armed() == {}
+    assert connection.send_buffer is None and connection.send_space == CONFIG.send_buffer_size
     assert connection.snapshot().rcv_wnd == BUFFER  # the window is the whole (future) buffer
     script.receive(incoming(remote(1), local(1), payload=b"abc"))
     assert connection.receive_buffer.rcv_nxt == remote(4) == connection.rcv_nxt
@@ -87,3 +89,5 @@ def test_an_idle_established_connection_holds_no_receive_buffer_and_no_timer():
     # The edge does not move for 3 bytes read (receiver SWS avoidance, RFC 9293 3.8.6.2.2).
     script.expect(outgoing(local(1), remote(4), window=BUFFER - 3))
     assert connection.timers_armed() == {}
+    assert connection.send(b"xy", script.now) == 2 and connection.send_buffer.start_seq == local(1)
+    script.expect(outgoing(local(1), remote(4), ACK | PSH, window=BUFFER - 3, payload=b"xy"))

@@ -111,7 +111,7 @@ class AcknowledgementProcessing:
             self.timers.arm(RETRANSMIT_TIMER, now + self.rtt.rto)
         if released and snd.blocked:
             snd.space_reported()
-            self._emit(SendSpaceAvailable(snd.buffer.free_space))
+            self._emit(SendSpaceAvailable(snd.free_space))
 
     def _take_rtt_sample(self, segment: TcpSegment, ack: int, now: float) -> None:
         """One RTT measurement per ACK of new data, if it is unambiguous."""

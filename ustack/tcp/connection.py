@@ -482,7 +482,7 @@ class Connection(SegmentArrival, AcknowledgementProcessing, SegmentOutput, Timer
 
     @property
     def send_space(self) -> int:
-        return self.snd.buffer.free_space
+        return self.snd.free_space
 
     @property
     def at_eof(self) -> bool:
@@ -525,7 +525,7 @@ class Connection(SegmentArrival, AcknowledgementProcessing, SegmentOutput, Timer
             retransmissions=self.snd.retransmissions,
             bytes_sent=self.snd.bytes_sent,
             bytes_received=self.rcv.bytes_received,
-            send_queue=self.snd.buffer.length,
+            send_queue=self.snd.queued,
             receive_queue=self.readable,
             timers=self.timers.armed(),
             error=self.error,

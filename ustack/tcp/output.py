@@ -62,7 +62,7 @@ class SegmentOutput:
                 self._retransmit_first(now, out)
             if requested & WINDOW_PROBE and snd.take_request(WINDOW_PROBE):
                 self._emit_window_probe(now, out)
-            if snd.buffer.length or snd.fin_queued:
+            if snd.buffer is not None and snd.buffer.length or snd.fin_queued:
                 congestion = self.congestion
                 if congestion.in_recovery and snd.has_sacked and snd.nxt == snd.max:
                     self._emit_data(now, out, self._sack_recovery_output(now, out))
@@ -117,7 +117,7 @@ class SegmentOutput:
         limits FlightSize: the congestion window, or in SACK recovery what pipe leaves room for."""
         snd = self.snd
         send_buffer = snd.buffer
-        end = send_buffer.end_seq
+        end = snd.end_seq
         mss = self._payload_room()
         nagle = self.config.nagle
         if snd.nxt == snd.una and now - snd.last_send_time > self.rtt.rto and seq_gt(end, snd.nxt):
@@ -191,7 +191,7 @@ class SegmentOutput:
         seq = self.snd.nxt
         if seq != self.snd.max:
             return  # going back after a timeout: what follows SND.NXT is not new data
-        unsent = seq_diff(self.snd.buffer.end_seq, seq)
+        unsent = seq_diff(self.snd.end_seq, seq)
         mss = self._payload_room()
         length = mss if mss < unsent else unsent
         if length <= 0:
@@ -220,7 +220,7 @@ class SegmentOutput:
     def _retransmit_at(self, now: float, out: list, seq: int, most: int) -> int:
         """Send again up to `most` bytes of what was sent from `seq` on (with our FIN if it
         was sent and fits); SND.NXT does not move. Returns the sequence number after it."""
-        end = self.snd.buffer.end_seq
+        end = self.snd.end_seq
         fin_sent = self.snd.fin_queued and seq_gt(self.snd.max, end)
         length = min(most, seq_diff(end, seq))
         if length > 0:
@@ -248,7 +248,7 @@ class SegmentOutput:
         smss = self.send_mss
         in_flight = seq_diff(snd_nxt, snd_una)
         room = self.congestion.ssthresh - scoreboard.pipe(snd_una, snd_nxt, self.snd.high_retransmitted, smss)
-        new_data_can_go = seq_gt(self.snd.buffer.end_seq, snd_nxt) and in_flight < self.snd.wnd
+        new_data_can_go = seq_gt(self.snd.end_seq, snd_nxt) and in_flight < self.snd.wnd
         holes_end = scoreboard.highest_sacked()  # rules 1 and 3
         if holes_end is None:
             holes_end = snd_una  # SND.UNA has passed every block (pipe() forgot them): no hole
@@ -298,7 +298,7 @@ class SegmentOutput:
         byte is sent again as ordinary data once the window opens; `_probe_end` lets an ACK of
         the probe byte be acceptable."""
         seq = self.snd.nxt
-        if seq_diff(self.snd.buffer.end_seq, seq) <= 0:
+        if seq_diff(self.snd.end_seq, seq) <= 0:
             return
         out.append(self._build_segment(now, seq, ACK, self.snd.buffer.peek(seq, 1)))
         self.snd.probe_sent(seq_add(seq, 1))

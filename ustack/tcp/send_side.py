@@ -35,7 +35,7 @@ class SendSide:
 
     __slots__ = (
         "iss", "una", "nxt", "max", "wnd", "wl1", "wl2", "max_wnd", "up", "syn_acknowledged",
-        "buffer", "fin_queued", "blocked", "requests",
+        "buffer", "capacity", "fin_queued", "blocked", "requests",
         "_scoreboard", "peer_sack_blocks", "duplicate_acks", "recover", "high_retransmitted",
         "recovery_retransmissions", "limited_transmit_bytes",
         "timed_seq", "timed_at", "syn_retransmitted", "last_send_time", "retransmit_count",
@@ -55,7 +55,9 @@ class SendSide:
         # Our SYN is acknowledged. Not "SND.UNA != ISS": SND.UNA comes round to ISS again after
         # 2**32 - 1 bytes (RFC 9293 3.4: sequence numbers wrap).
         self.syn_acknowledged = False
-        self.buffer = SendBuffer(buffer_size, seq_add(iss, 1))
+        # Made by the first write (data_buffer): an idle connection holds none.
+        self.buffer: SendBuffer | None = None
+        self.capacity = buffer_size
         self.fin_queued = False  # our FIN follows the last byte in the send buffer
         self.blocked = False  # a write was cut short: report when space frees up
         self.requests = 0  # SEND_SYN | FAST_RETRANSMIT | ...: what transmit() owes
@@ -85,6 +87,32 @@ class SendSide:
         self.bytes_sent = 0
 
     # ------------------------------------------------------------------ requests to transmit()
+    def data_buffer(self) -> SendBuffer:
+        """The send buffer, made by the first write. Its data starts at ISS + 1 (after our SYN),
+        where it would have started had it been made at the OPEN: until data is written no ACK
+        can move its start (only a FIN could, and nothing is written after a FIN)."""
+        buffer = self.buffer
+        if buffer is None:
+            buffer = self.buffer = SendBuffer(self.capacity, seq_add(self.iss, 1))
+        return buffer
+
+    @property
+    def end_seq(self) -> int:
+        """The sequence number after the last byte written (our FIN's, once queued)."""
+        buffer = self.buffer
+        return seq_add(self.iss, 1) if buffer is None else buffer.end_seq
+
+    @property
+    def queued(self) -> int:
+        """Bytes written and not yet acknowledged."""
+        buffer = self.buffer
+        return 0 if buffer is None else buffer.length
+
+    @property
+    def free_space(self) -> int:
+        buffer = self.buffer
+        return self.capacity if buffer is None else buffer.free_space
+
     def request(self, what: int) -> None:
         self.requests |= what
 
@@ -99,7 +127,7 @@ class SendSide:
     def write(self, data: bytes, urgent: bool) -> int:
         """SEND (RFC 9293 3.10.2): queue data; with `urgent`, its end becomes SND.UP (RFC 6093:
         the pointer names the byte after the last urgent byte)."""
-        buffer = self.buffer
+        buffer = self.buffer or self.data_buffer()
         accepted = buffer.write(data)
         if accepted < len(data):
             self.blocked = True
@@ -114,7 +142,7 @@ class SendSide:
     @property
     def fin_acknowledged(self) -> bool:
         """Our FIN is queued and the peer has acknowledged it (SND.UNA is one past the data)."""
-        return self.fin_queued and self.una == seq_add(self.buffer.end_seq, 1)
+        return self.fin_queued and self.una == seq_add(self.end_seq, 1)
 
     @property
     def scoreboard(self) -> SackScoreboard:
@@ -254,8 +282,10 @@ class SendSide:
         """SND.UNA < SEG.ACK =< SND.MAX (RFC 9293 3.10.7.4 fifth): release the acknowledged data
         and move SND.UNA; returns the bytes released from the send buffer."""
         buffer = self.buffer
-        data_end = buffer.end_seq
-        released = buffer.acknowledge(ack if seq_le(ack, data_end) else data_end)
+        released = 0
+        if buffer is not None:
+            data_end = buffer.end_seq
+            released = buffer.acknowledge(ack if seq_le(ack, data_end) else data_end)
         self.una = ack
         if seq_lt(self.nxt, ack):
             self.nxt = ack

@@ -106,7 +106,7 @@ class Timers:
         """RFC 9293 3.8.6.1: probe a zero window; with a small non-zero window that SWS
         avoidance refused to fill, send what fits (the "override timeout" of RFC 1122 4.2.3.4)."""
         self.timers.cancel(PERSIST_TIMER)
-        if not seq_gt(self.snd.buffer.end_seq, self.snd.nxt):
+        if not seq_gt(self.snd.end_seq, self.snd.nxt):
             self.snd.persist_ended()  # nothing waits to be sent any more: stop probing
             return
         if self.snd.wnd == 0:
