@@ -102,7 +102,8 @@ class AcknowledgementProcessing:
                 snd.request(FAST_RETRANSMIT)
         else:
             congestion.on_ack(acked, flight, now)
-            snd.duplicate_acks_ended()
+            if snd.duplicate_acks:
+                snd.duplicate_acks_ended()
 
         # RFC 6298 5.2 and 5.3: stop the timer when everything is acknowledged, else restart it.
         if snd.nxt == ack:
