@@ -175,9 +175,10 @@ class UstackNetwork:
 
     async def start_control(self, astack, program: str, directory: Path | None = None):
         """This process's control socket (what `ustack ss` asks), started; NetworkError if it cannot."""
-        from .control import ControlServer
+        from .control import ControlServer, stack_statistics
 
-        control = ControlServer(astack.snapshots, program=program, address=self.settings.address, directory=directory)
+        control = ControlServer(astack.snapshots, program=program, address=self.settings.address, directory=directory,
+                                statistics_provider=lambda: stack_statistics(astack.stack, astack))
         try:
             await control.start()
         except OSError as error:
