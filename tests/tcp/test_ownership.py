@@ -91,3 +91,17 @@ def test_an_idle_established_connection_holds_no_buffer_and_no_timer():
     assert connection.timers_armed() == {}
     assert connection.send(b"xy", script.now) == 2 and connection.send_buffer.start_seq == local(1)
     script.expect(outgoing(local(1), remote(4), ACK | PSH, window=BUFFER - 3, payload=b"xy"))
+
+
+def test_a_connections_drops_are_found_among_its_counters():
+    """`ustack stats` and the stack's totals of ended connections find counters by type; the
+    connection's `drops`, kept in a slot and made at the first drop, must be found too."""
+    from collections import Counter
+
+    from tcp_script import PSH, established, incoming, remote  # noqa: PLC0415
+    from ustack.stack import counter_attributes
+
+    script = established()
+    assert counter_attributes(script.connection) == {}
+    script.receive(incoming(remote(1), 0, PSH, payload=b"x"))  # no ACK bit: dropped
+    assert counter_attributes(script.connection) == {"drops": Counter({"no_ack": 1})}
