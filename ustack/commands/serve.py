@@ -143,6 +143,8 @@ async def _serve(args, network: UstackNetwork, ladders=None, output: ServeOutput
 
     stack = network.make_stack(tcp_config(args))
     async with AsyncStack(stack, network.link) as astack:
+        for observer in network.observers:
+            astack.add_observer(observer)
         if ladders is not None:
             astack.add_observer(ladders.observe)
             ladders.schedule = loop.call_soon  # a closed connection's ladder, once its round is over
