@@ -122,6 +122,7 @@ def parse_packet(packet: bytes) -> Packet:
      src_port, dst_port, seq, ack, flags, window, urgent_pointer, option_bytes) = _read_after_ip(
         _fields_buffer, _AFTER_IP_OFFSET)  # fmt: skip
     payload = packet[payload_offset : payload_offset + payload_length]
+    ip: Ipv4Header | Ipv6Header
     if version == 4:
         ip = _new(Ipv4Header, _read_ip_header(_fields_buffer))
     else:
