@@ -26,6 +26,7 @@ from .reassembly import Ipv4Reassembly, ReassemblyLimits
 from .tcp import Connection, Listener, State, TcpConfig, reset_for_unmatched
 from .tcp.isn import IsnGenerator
 from .tcp.ratelimit import PerSecondLimit
+from .tcp.syn_cookies import SynCookies
 from .wire import WireError, build_icmp_packet, build_tcp_packet, parse_packet
 from .wire.fragment import fragment_ipv4
 from .wire.icmp import DESTINATION_UNREACHABLE, ECHO_REPLY, ECHO_REQUEST, PARAMETER_PROBLEM, TIME_EXCEEDED
@@ -89,6 +90,7 @@ class Stack:
         self.config = (config or TcpConfig()).fit_to_mtu(mtu)
         self.ttl = ttl
         self.isn_generator = isn_generator or IsnGenerator()
+        self.syn_cookies = SynCookies()  # one rotating cookie secret for all our listeners (RFC 4987 3.6)
         self.connections: dict[ConnectionKey, Connection] = {}
         self.listeners: dict[tuple[int, int], Listener] = {}
         self.drops: Counter[str] = Counter()
@@ -275,8 +277,8 @@ class Stack:
         key = (connection.local_address, connection.local_port, connection.remote_address, connection.remote_port)
         if self.connections.get(key) is connection:
             del self.connections[key]
-            for name, counter in getattr(connection, "__dict__", {}).items():
-                if isinstance(counter, Counter) and counter:
+            for name, counter in counter_attributes(connection).items():
+                if counter:
                     self.ended_connection_counters.setdefault(name, Counter()).update(counter)
         self._armed_deadline.pop(connection, None)
 
@@ -312,8 +314,9 @@ class Stack:
             address or self.address,
             port,
             backlog=backlog,
-            syn_queue_size=syn_queue_size if syn_queue_size is not None else max(backlog, 128),
+            syn_queue_size=syn_queue_size if syn_queue_size is not None else backlog,  # as Linux's listen()
             isn_generator=self.isn_generator,
+            syn_cookies=self.syn_cookies,
         )
         self.listeners[(address, port)] = listener
         return listener
@@ -385,6 +388,19 @@ class Stack:
 
     def state_counts(self) -> Counter[str]:
         return Counter(connection.state.value for connection in self.connections.values())
+
+
+def counter_attributes(item: object) -> dict[str, Counter]:
+    """The collections.Counter attributes of an object, by name (`drops`, `counters`, ...), kept
+    in its __dict__ or in slots. A Connection has slots, and keeps `drops` in the slot `_drops`
+    (made at the first drop, behind the `drops` property): a leading underscore is dropped."""
+    found = {name: value for name, value in getattr(item, "__dict__", {}).items() if isinstance(value, Counter)}
+    for cls in type(item).__mro__:
+        for name in getattr(cls, "__slots__", ()):
+            value = getattr(item, name, None)
+            if isinstance(value, Counter):
+                found[name.lstrip("_")] = value
+    return found
 
 
 def _errno(name: str) -> int:

@@ -81,6 +81,21 @@ def port_value(text: str) -> int:
     return value
 
 
+def backlog_value(text: str) -> int:
+    """A listen backlog: the SYN queue and accept queue of each listener."""
+    value = _integer(text, "backlog")
+    if not 1 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"backlog {value} is outside 1..65535")
+    return value
+
+
+def retries_value(text: str) -> int:
+    value = _integer(text, "retry count")
+    if not 0 <= value <= 20:
+        raise argparse.ArgumentTypeError(f"retry count {value} is outside 0..20")
+    return value
+
+
 def interface_name(text: str) -> str:
     if not 1 <= len(text.encode()) <= 15 or "/" in text or text.strip() != text or text in (".", ".."):
         raise argparse.ArgumentTypeError(f"{text!r} is not a usable interface name (1 to 15 characters)")
