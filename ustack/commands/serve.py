@@ -142,7 +142,7 @@ async def _serve(args, network: UstackNetwork, ladders=None, output: ServeOutput
         services.append(("chargen", CHARGEN_PORT, handle_chargen, f"nc {address} {CHARGEN_PORT} | head"))
 
     stack = network.make_stack(tcp_config(args))
-    async with AsyncStack(stack, network.link) as astack:
+    async with AsyncStack(stack, network.link, control=False) as astack:
         for observer in network.observers:
             astack.add_observer(observer)
         if ladders is not None:
