@@ -231,7 +231,7 @@ class AsyncStack:
         config = _server_options(options, config, self.stack.config)
         address = self._listening_address(host)
         if port is None or port == 0:
-            port = self._free_listening_port()
+            port = self.free_listening_port()
         _check_port(port)
         if (0, port) in self.stack.listeners or (address, port) in self.stack.listeners or any(
             server.port == port and not server.is_serving() for server in self._servers
@@ -500,10 +500,12 @@ class AsyncStack:
             raise RuntimeError("AsyncStack is not running: await astack.start() first")
         return self.loop
 
-    def _free_listening_port(self) -> int:
+    def free_listening_port(self) -> int:
+        """A port no listener, server (also one not serving yet) or connection of ours uses."""
         from ..stack import EPHEMERAL_PORTS
 
-        taken = {port for (_, port) in self.stack.listeners}
+        taken = {port for (_, port) in self.stack.listeners} | {server.port for server in self._servers}
+        taken |= {connection.local_port for connection in self.stack.all_connections()}
         for port in EPHEMERAL_PORTS:
             if port not in taken:
                 return port
