@@ -104,7 +104,9 @@ class Socket:
     def __repr__(self) -> str:
         if self._closed:
             return "<ustack.sock.Socket [closed] family=AF_INET, type=SOCK_STREAM, proto=0>"
-        text = f"<ustack.sock.Socket fd={self.fileno()}, family=AF_INET, type=SOCK_STREAM, proto={self.proto}"
+        half = self._stream if self._stream is not None else self._listening
+        fd = half.readiness.fd if half is not None and half.readiness is not None else -1  # repr makes no eventfd
+        text = f"<ustack.sock.Socket fd={fd}, family=AF_INET, type=SOCK_STREAM, proto={self.proto}"
         if self._stream is not None or self._listening is not None or self._bound is not None:
             text += f", laddr={self.getsockname()}"
         if self._stream is not None:
