@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import errno
 import io
-import os
 import socket as _socket
 import struct
 from dataclasses import replace
