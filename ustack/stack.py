@@ -27,6 +27,7 @@ from .reassembly import Ipv4Reassembly, ReassemblyLimits
 from .tcp import Connection, Listener, State, TcpConfig, reset_for_unmatched
 from .tcp.isn import IsnGenerator
 from .tcp.ratelimit import PerSecondLimit
+from .tcp.syn_cookies import SynCookies
 from .wire import WireError, build_icmp_packet, build_tcp_packet, parse_packet
 from .wire.fragment import fragment_ipv4
 from .wire.icmp import DESTINATION_UNREACHABLE, ECHO_REPLY, ECHO_REQUEST, PARAMETER_PROBLEM, TIME_EXCEEDED
@@ -108,6 +109,7 @@ class Stack:
         self.config = (config or TcpConfig()).fit_to_mtu(mtu)
         self.ttl = ttl
         self.isn_generator = isn_generator or IsnGenerator()
+        self.syn_cookies = SynCookies()  # one rotating cookie secret for all our listeners (RFC 4987 3.6)
         self.connections: dict[ConnectionKey, Connection] = {}
         self.listeners: dict[tuple[int, int], Listener] = {}
         self.drops: Counter[str] = Counter()
@@ -331,8 +333,9 @@ class Stack:
             address or self.address,
             port,
             backlog=backlog,
-            syn_queue_size=syn_queue_size if syn_queue_size is not None else max(backlog, 128),
+            syn_queue_size=syn_queue_size if syn_queue_size is not None else backlog,  # as Linux's listen()
             isn_generator=self.isn_generator,
+            syn_cookies=self.syn_cookies,
         )
         self.listeners[(address, port)] = listener
         return listener

@@ -66,11 +66,25 @@ class Lib:
     USTACK_REASON_ICMP_BAD_QUOTE: int
     USTACK_REASON_BUILD_BUFFER_TOO_SMALL: int
     USTACK_REASON_BUILD_PACKET_TOO_LONG: int
+    USTACK_REASON_IPV6_TRUNCATED: int
+    USTACK_REASON_IPV6_BAD_VERSION: int
+    USTACK_REASON_IPV6_BAD_PAYLOAD_LENGTH: int
+    USTACK_REASON_IPV6_EXTENSION_TRUNCATED: int
+    USTACK_REASON_IPV6_EXTENSION_CHAIN_TOO_LONG: int
+    USTACK_REASON_IPV6_MISPLACED_HOP_BY_HOP: int
+    USTACK_REASON_IPV6_BAD_OPTION_LENGTH: int
+    USTACK_REASON_IPV6_UNKNOWN_OPTION: int
+    USTACK_REASON_IPV6_ROUTING_SEGMENTS_LEFT: int
+    USTACK_REASON_IPV6_BAD_FRAGMENT: int
+    USTACK_REASON_ICMPV6_TRUNCATED: int
+    USTACK_REASON_ICMPV6_BAD_CHECKSUM: int
+    USTACK_REASON_ICMPV6_BAD_QUOTE: int
     USTACK_REASON_COUNT: int
     # enum ustack_transport
     USTACK_TRANSPORT_NONE: int
     USTACK_TRANSPORT_ICMP: int
     USTACK_TRANSPORT_TCP: int
+    USTACK_TRANSPORT_ICMPV6: int
     # enum ustack_tcp_option_bits
     USTACK_OPTION_MSS: int
     USTACK_OPTION_WINDOW_SCALE: int
@@ -97,6 +111,44 @@ class Lib:
     def ustack_pseudo_header_sum(src: int, dst: int, protocol: int, length: int, /) -> int: ...
     @staticmethod
     def ustack_checksum_select(path: int, /) -> int: ...
+    @staticmethod
+    def ustack_pseudo_header_sum6(src: InBytes, dst: InBytes, protocol: int, length: int, /) -> int: ...
+    # ipv6.c
+    @staticmethod
+    def ustack_parse_ipv6(packet: InBytes, length: int, out: CData, /) -> int: ...
+    @staticmethod
+    def ustack_build_ipv6_header(out: CData, capacity: int, header: CData, /) -> int: ...
+    @staticmethod
+    def ustack_build_tcp6_packet(
+        out: CData,
+        capacity: int,
+        src: InBytes,
+        dst: InBytes,
+        hop_limit: int,
+        flow_label: int,
+        traffic_class: int,
+        spec: CData,
+        payload: InBytes,
+        payload_length: int,
+        /,
+    ) -> int: ...
+    # icmpv6.c
+    @staticmethod
+    def ustack_parse_icmp6(message: InBytes, length: int, src: InBytes, dst: InBytes, out: CData, /) -> int: ...
+    @staticmethod
+    def ustack_build_icmp6_packet(
+        out: CData,
+        capacity: int,
+        src: InBytes,
+        dst: InBytes,
+        hop_limit: int,
+        type: int,
+        code: int,
+        rest_of_header: int,
+        data: InBytes,
+        data_length: int,
+        /,
+    ) -> int: ...
     # ipv4.c
     @staticmethod
     def ustack_parse_ipv4(packet: InBytes, length: int, out: CData, /) -> int: ...
