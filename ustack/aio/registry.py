@@ -42,6 +42,10 @@ def registered() -> list[Any]:
 
 async def register(astack: Any) -> None:
     """Make `astack` visible to `ustack ss` (its loop must be the running one)."""
+    global _control, _control_loop
+    if _control_loop is not None and _control_loop.is_closed():
+        _control, _control_loop = None, None  # its loop ended without closing it: its socket is dead
+        _stacks[:] = [other for other in _stacks if other.loop is not None and not other.loop.is_closed()]
     _stacks.append(astack)
     if _control is None:
         await _start_control(astack)
