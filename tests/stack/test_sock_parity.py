@@ -214,6 +214,28 @@ def test_select_and_selectors_see_readiness(backend):
     record(backend, "select", outcome)
 
 
+def test_select_sees_when_send_would_block(backend):
+    listening = backend.listen()
+    client = backend.connect(listening.getsockname())
+    server_side, _ = listening.accept()
+    client.setblocking(False)
+    outcome = [select.select([], [client], [], 0)[1] == [client]]  # room to send
+    sent = 0
+    with pytest.raises(BlockingIOError) as raised:
+        for _ in range(10_000):  # the peer reads nothing: the buffers fill, then send() would block
+            sent += client.send(bytes(16384))
+    outcome.append(raised.value.errno == errno.EAGAIN)
+    outcome.append(select.select([], [client], [], 0)[1] == [])  # not writable while it would block
+    received = 0
+    while received < sent:  # the peer reads it all: room again
+        received += len(server_side.recv(1 << 20))
+    outcome.append(select.select([], [client], [], JOIN_TIMEOUT)[1] == [client])
+    for item in (client, server_side, listening):
+        item.close()
+    assert outcome == [True, True, True, True]
+    record(backend, "select for writing", outcome)
+
+
 def test_sendfile(backend, tmp_path):
     path = tmp_path / "payload"
     path.write_bytes(bytes(range(256)) * 1000)

@@ -104,7 +104,7 @@ class Socket:
         if self._closed:
             return "<ustack.sock.Socket [closed] family=AF_INET, type=SOCK_STREAM, proto=0>"
         half = self._stream if self._stream is not None else self._listening
-        fd = half.readiness.fd if half is not None and half.readiness is not None else -1  # repr makes no eventfd
+        fd = half.readiness.fd if half is not None and half.readiness is not None else -1  # repr makes no descriptor
         text = f"<ustack.sock.Socket fd={fd}, family=AF_INET, type=SOCK_STREAM, proto={self.proto}"
         if self._stream is not None or self._listening is not None or self._bound is not None:
             text += f", laddr={self.getsockname()}"
@@ -164,8 +164,8 @@ class Socket:
         return self._stream.transport.get_extra_info("peername")
 
     def fileno(self) -> int:
-        """A real descriptor for select/poll/selectors: an eventfd readable while recv() (for a
-        listening socket accept()) would not block, and always writable. -1 once closed, or for
+        """A real descriptor for select/poll/selectors (streams.Readiness): readable while
+        recv() (for a listening socket accept()) would not block, writable while send() would not. -1 once closed, or for
         a socket neither connected nor listening (there is nothing yet to wait for)."""
         if self._closed:
             return -1

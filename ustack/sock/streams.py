@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
-import os
+import socket as _socket
 from collections import deque
 from typing import Any, Callable
 
@@ -22,33 +22,61 @@ SEND_AHEAD = 64 * 1024  # bytes a socket accepts beyond the connection's send bu
 
 
 class Readiness:
-    """An eventfd that is readable exactly while a recv() (or accept()) would not block.
+    """The descriptor `Socket.fileno()` returns: readable exactly while recv() (or accept())
+    would not block, writable exactly while send() would not.
 
-    An eventfd is readable while its counter is not zero, so the loop thread sets it to 1 when
-    data, the end of stream, an error or a connection arrives, and reads it back to 0 when the
-    last of it is taken. It is always writable: ustack's send() takes at least one byte whenever
-    the connection is open (the rest waits in the transport), so a writer never blocks for long."""
+    It is one end of a UNIX socket pair; the loop thread holds both ends and sets the two
+    conditions independently. Readable: one byte waits in the user's end (sent from ours), read
+    back out to clear it. Writable: the user's end's send buffer has room; to clear it, the loop
+    fills that buffer (writing from the user's end into ours) and to set it again empties ours."""
 
     def __init__(self) -> None:
-        self.fd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
-        self._set = False
+        self._user, self._ours = _socket.socketpair(_socket.AF_UNIX, _socket.SOCK_STREAM)
+        for end in (self._user, self._ours):
+            end.setblocking(False)
+        self._user.setsockopt(_socket.SOL_SOCKET, _socket.SO_SNDBUF, 1)  # the kernel's minimum: little to fill
+        self.fd = self._user.fileno()
+        self._readable = False
+        self._writable = True
 
-    def update(self, ready: bool) -> None:
-        if self.fd < 0 or ready == self._set:
+    def update(self, readable: bool, writable: bool = True) -> None:
+        if self.fd < 0:
             return
-        if ready:
-            os.eventfd_write(self.fd, 1)
-        else:
-            try:
-                os.eventfd_read(self.fd)
-            except BlockingIOError:
-                pass
-        self._set = ready
+        if readable != self._readable:
+            if readable:
+                self._ours.send(b"r")
+            else:
+                _drain(self._user)
+            self._readable = readable
+        if writable != self._writable:
+            if writable:
+                _drain(self._ours)
+            else:
+                _fill(self._user)
+            self._writable = writable
 
     def close(self) -> None:
         if self.fd >= 0:
-            os.close(self.fd)
+            self._user.close()
+            self._ours.close()
             self.fd = -1
+
+
+def _drain(end: _socket.socket) -> None:
+    try:
+        while end.recv(65536):
+            pass
+    except BlockingIOError:
+        pass
+
+
+def _fill(end: _socket.socket) -> None:
+    chunk = bytes(4096)
+    try:
+        while True:
+            end.send(chunk)
+    except BlockingIOError:
+        pass
 
 
 class _Stream(asyncio.Protocol):
@@ -91,10 +119,11 @@ class _Stream(asyncio.Protocol):
 
     def pause_writing(self) -> None:
         self.write_paused = True
+        self._changed()
 
     def resume_writing(self) -> None:
         self.write_paused = False
-        self._wake()
+        self._changed()
 
     # --- for Socket -----------------------------------------------------------------------------
     async def _wait(self) -> None:
@@ -114,7 +143,8 @@ class _Stream(asyncio.Protocol):
     def _changed(self) -> None:
         self._wake()
         if self.readiness is not None:
-            self.readiness.update(bool(self.buffer) or self.eof or self.lost)
+            # send() blocks only while the transport holds too much (pause_writing); when lost, it fails at once.
+            self.readiness.update(bool(self.buffer) or self.eof or self.lost, not self.write_paused or self.lost)
 
     def _wake(self) -> None:
         if self._wakeup is not None and not self._wakeup.done():
