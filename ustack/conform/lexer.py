@@ -46,7 +46,7 @@ _TOKEN_PATTERN = re.compile(
     | (?P<OPTION>--[A-Za-z0-9_]+(?:=[^\s]*)?)
     | (?P<ELLIPSIS>\.\.\.)
     | (?P<HEX>0[xX][0-9a-fA-F]+)
-    | (?P<FLOAT>[0-9]+\.[0-9]+)
+    | (?P<FLOAT>[0-9]+\.[0-9]+|\.[0-9]+)
     | (?P<INT>[0-9]+)
     | (?P<WORD>[A-Za-z_][A-Za-z0-9_]*)
     | (?P<STRING>"(?:[^"\\\n]|\\.)*")
@@ -90,6 +90,8 @@ def preprocess(text: str, path: str, defines: frozenset[str]) -> str:
                     raise ParseError(path, number, "#endif without #ifdef")
                 active_stack.pop()
                 opened_at.pop()
+            elif directive[:1].isupper():
+                pass  # `#Since ...`, `#Disable ...`: prose in the Linux scripts, not a directive
             else:
                 expected = "#ifdef, #ifndef, #else, #endif"
                 raise ParseError(path, number, f"unknown directive #{directive} (expected {expected})")

@@ -326,7 +326,12 @@ class _Parser:
         if name == "md5":
             word = self.accept("WORD")
             return OptionSpec(name, word.text if word else None)
-        expected = "mss, wscale, sackOK, sack, TS, nop, eol, md5"
+        if name in ("FO", "FOEXP"):  # TCP Fast Open (RFC 7413), optionally with a cookie in hex
+            cookie = ""
+            while self.peek().kind in ("WORD", "INT", "HEX"):
+                cookie += self.advance().text
+            return OptionSpec(name, cookie or None)
+        expected = "mss, wscale, sackOK, sack, TS, nop, eol, md5, FO, FOEXP"
         raise ParseError(self.path, token.line, f"unknown TCP option {name!r} (expected {expected})")
 
     def icmp(self, time: TimeSpec, line: int, direction: str, ip_info: tuple) -> PacketEvent:

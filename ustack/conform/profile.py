@@ -130,6 +130,20 @@ def freebsd_receive_buffer(recvspace: int, mss: int) -> int:
 # deliberate deviations (for example a SYN in TIME-WAIT, RFC 9293 3.10.7.4 / RFC 5961 4).
 DEFINES = frozenset({"STANDARD"})
 
+# The two suites, and the profile each is run with. The FreeBSD tcp-testsuite (this module's
+# SYSCTLS, FREEBSD_DEFAULTS, `#ifdef STANDARD`) and Google's packetdrill scripts for Linux (written
+# for the Linux kernel: net.ipv4 sysctls through their defaults.sh, Linux constants
+# (kernel_syscalls.LINUX_CONSTANTS), no #ifdef branches). A script belongs to the FreeBSD suite
+# when its path says so; every other script is taken as a Linux one.
+FREEBSD = "freebsd"
+LINUX = "linux"
+PROFILE_DEFINES = {FREEBSD: DEFINES, LINUX: frozenset()}
+
+
+def script_profile(path: str) -> str:
+    """FREEBSD for a script of the FreeBSD tcp-testsuite (its path names it), else LINUX."""
+    return FREEBSD if "freebsd" in str(path).replace("\\", "/").lower() else LINUX
+
 
 # ---------------------------------------------------------------------------------------------
 # sysctl -w NAME=VALUE

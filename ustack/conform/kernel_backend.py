@@ -1,0 +1,420 @@
+"""Run a parsed script against the Linux kernel, as packetdrill does: the second backend of conform/.
+
+    result = drive_kernel(script, tolerance=None)   # a Result, as driver.drive gives for ustack
+
+For each script a network namespace of its own is made (and always removed, on Ctrl-C and on
+failure too: Namespace closes under signals_held). Inside it a TUN device named tun0 (the name the
+suite's defaults.sh configures) plays the remote host, with packetdrill's addresses: the kernel is
+192.168.0.1, the script's peer 192.0.2.1 (driver.LOCAL_ADDRESS / REMOTE_ADDRESS, the one owner of
+those for scripts). These addresses exist only inside the namespace.
+
+* `<` lines are built with ustack.wire (numbers mapped by matcher.inbound_segment) and written
+  into the TUN device; the kernel receives them as from the wire.
+* What the kernel sends is read from the TUN device by a reader thread that stamps each packet
+  with its arrival time; a `>` line takes the oldest and matches it (matcher.match_outbound).
+  Like packetdrill, the device has TSO and checksum offload on (TUNSETOFFLOAD), so the kernel
+  hands over whole TSO super-segments with the TCP checksum left partial: the checksum is filled
+  in here before parsing, and a 2000-byte burst is one segment, as the scripts expect.
+* System calls run on real sockets in a thread inside the namespace (kernel_syscalls).
+* Backquoted shell lines run inside the namespace (`ip netns exec`), from the script's directory.
+
+Time is real time. An event at script time T happens at T (we sleep until then); `+x` counts
+from the previous event's script time, except after a `>` segment, from when it actually came
+(packetdrill's rule: our own lateness in sending does not move the script, the kernel's does). A `>` segment must arrive within the tolerance of its
+time (packetdrill's 4 ms by default; `--tolerance_usecs` or the run's own setting). As in
+packetdrill, a segment no line expects is noticed only when the next `>` line meets it.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import queue
+import select
+import struct
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+from ustack.conform.driver import BIND_PORT, LOCAL_ADDRESS, REMOTE_ADDRESS, REMOTE_PORT, ScriptFailed
+from ustack.conform.kernel_syscalls import LINUX_CONSTANTS, SyscallThread, tcp_info
+from ustack.conform.matcher import SequenceMap, expected_text, inbound_segment, learn_from_outbound, match_outbound
+from ustack.conform.matcher import segment_text
+from ustack.conform.profile import Unsupported
+from ustack.conform.lexer import ParseError
+from ustack.conform.parser import parse_file
+from ustack.conform.result import ERROR, FAIL, PASS, SKIPPED, Result
+from ustack.conform.script import CodeEvent, PacketEvent, Script, ShellEvent, SyscallEvent
+from ustack.conform.syscalls import check_outcome
+from ustack.netns import Namespace, setup_tun_in_namespace
+from ustack.wire import WireError, build_tcp_packet, parse_packet
+from ustack.wire.checksum import checksum_add, checksum_finish, pseudo_header_sum
+from ustack.wire.ipv4 import address_text
+from ustack.wire.tcp import ACK, SYN
+
+TUN_NAME = "tun0"  # the name packetdrill gives its device, which the suite's defaults.sh configures
+TUNSETOFFLOAD = 0x400454D0
+TUN_OFFLOADS = 0x01 | 0x02 | 0x04 | 0x08  # TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6 | TUN_F_TSO_ECN
+LARGEST_PACKET = 65535
+# How long a system call without `...` may take before the script fails: packetdrill's calls that
+# should not block return at once; one that blocks is an error in the script, not a hang.
+NONBLOCKING_CALL_LIMIT = 2.0
+# How long after the script's time a `>` line waits for its segment before giving up: past the
+# tolerance the segment is late anyway, but waiting a little longer shows what came instead.
+MISSING_SEGMENT_WAIT = 0.5
+SHELL_TIMEOUT = 30.0
+
+# The names a `%{ }%` block compares tcp_info with (include/net/tcp_states.h, uapi/linux/tcp.h).
+TCP_INFO_NAMES = {
+    "TCP_ESTABLISHED": 1, "TCP_SYN_SENT": 2, "TCP_SYN_RECV": 3, "TCP_FIN_WAIT1": 4, "TCP_FIN_WAIT2": 5,
+    "TCP_TIME_WAIT": 6, "TCP_CLOSE": 7, "TCP_CLOSE_WAIT": 8, "TCP_LAST_ACK": 9, "TCP_LISTEN": 10,
+    "TCP_CLOSING": 11, "TCP_CA_Open": 0, "TCP_CA_Disorder": 1, "TCP_CA_CWR": 2, "TCP_CA_Recovery": 3,
+    "TCP_CA_Loss": 4, "TCPI_OPT_TIMESTAMPS": 1, "TCPI_OPT_SACK": 2, "TCPI_OPT_WSCALE": 4,
+    "TCPI_OPT_ECN": 8, "TCPI_OPT_ECN_SEEN": 16, "TCPI_OPT_SYN_DATA": 32,
+}
+
+KERNEL_SCRIPT_OPTIONS = ("ip_version", "tolerance_usecs", "mtu", "non_fatal")
+UNSUPPORTED_OPTIONS = {
+    "md5": "TCP MD5 signatures (RFC 2385) are not built by ustack.wire",
+    "FO": "TCP Fast Open cookies (RFC 7413) are not built or compared",
+    "FOEXP": "TCP Fast Open (experimental option 254) is not built or compared",
+}
+
+_namespace_counter = 0
+
+
+def namespace_name() -> str:
+    """A name of our own for each run: the PID keeps parallel runs apart."""
+    global _namespace_counter
+    _namespace_counter += 1
+    return f"ust-drill-{os.getpid()}-{_namespace_counter}"
+
+
+def run_kernel_path(path: str | Path, defines: frozenset[str], tolerance: float | None = None) -> Result:
+    """Parse and run one file against the kernel; a parse error is a result ("error")."""
+    try:
+        script = parse_file(path, defines)
+    except ParseError as error:
+        return Result(str(path), ERROR, error.message, error.line, key=f"line {error.line} parse")
+    found = find_kernel_unsupported(script)
+    if found is not None:
+        problem, line = found
+        return Result(script.path, SKIPPED, str(problem), line, key=problem.feature)
+    return drive_kernel(script, tolerance)
+
+
+def find_kernel_unsupported(script: Script) -> tuple[Unsupported, int | None] | None:
+    """The first thing in `script` this backend cannot do, before anything runs (so that a
+    script is skipped, not half run); None if there is none."""
+    for name, value in script.options.items():
+        if name not in KERNEL_SCRIPT_OPTIONS:
+            return Unsupported(f"--{name}", "not supported by the kernel backend"), None
+        if name == "ip_version" and value != "ipv4":
+            return Unsupported("ipv6", f"--ip_version={value}"), None
+    for event in script.events:
+        problem = None
+        if isinstance(event, SyscallEvent) and not hasattr(SyscallThread, f"_{event.name}"):
+            problem = Unsupported(f"syscall {event.name}", "not in kernel_syscalls.py")
+        elif isinstance(event, PacketEvent):
+            if event.icmp is not None:
+                problem = Unsupported("icmp", "ICMP in either direction is not handled by the kernel backend")
+            elif event.ip_info or event.udp_ports is not None:
+                problem = Unsupported("ip_header_fields", "IP header fields (tos, ecn, ttl) or TCP over UDP")
+            else:
+                for option in event.options or ():
+                    if option.name in UNSUPPORTED_OPTIONS:
+                        problem = Unsupported(f"tcp option {option.name}", UNSUPPORTED_OPTIONS[option.name])
+        if problem is not None:
+            return problem, event.line
+    return None
+
+
+def drive_kernel(script: Script, tolerance: float | None = None) -> Result:
+    driver = KernelDriver(script, tolerance)
+    # Three threads share the interpreter (packets, system calls, the script); Python's default
+    # 5 ms switch interval would add up to 5 ms to every time stamp, more than the tolerance.
+    switch_interval = sys.getswitchinterval()
+    sys.setswitchinterval(0.0002)
+    try:
+        with Namespace(namespace_name()) as namespace:
+            driver.run(namespace)
+    except ScriptFailed as failure:
+        key = f"line {failure.line} {failure.what}"
+        return Result(script.path, FAIL, failure.reason, failure.line, failure.mismatch, driver.warnings, key)
+    except Unsupported as problem:
+        return Result(script.path, SKIPPED, str(problem), driver.line, None, driver.warnings, problem.feature)
+    finally:
+        sys.setswitchinterval(switch_interval)
+    return Result(script.path, PASS, "", None, None, driver.warnings)
+
+
+def fill_tcp_checksum(packet: bytes) -> bytes:
+    """The packet with its TCP checksum computed: with checksum offload the kernel leaves only
+    the pseudo-header sum in it (the device is supposed to finish it)."""
+    header_length = (packet[0] & 0x0F) * 4
+    if len(packet) < header_length + 20 or packet[9] != 6:
+        return packet
+    source, destination = struct.unpack_from("!II", packet, 12)
+    total = struct.unpack_from("!H", packet, 2)[0]
+    tcp = bytearray(packet[header_length:total])
+    tcp[16:18] = b"\0\0"
+    partial = pseudo_header_sum(source, destination, 6, len(tcp))
+    tcp[16:18] = struct.pack("!H", checksum_finish(checksum_add(partial, bytes(tcp))))
+    return packet[:header_length] + bytes(tcp)
+
+
+class TunReader:
+    """Reads what the kernel sends into the TUN device, each packet with its arrival time."""
+
+    def __init__(self, fd: int, clock) -> None:
+        self.fd = fd
+        self.clock = clock
+        self.packets: queue.Queue = queue.Queue()
+        self.stopping = threading.Event()
+        self.thread = threading.Thread(target=self._main, name="drill-tun", daemon=True)
+        self.thread.start()
+
+    def _main(self) -> None:
+        while not self.stopping.is_set():
+            ready, _, _ = select.select([self.fd], [], [], 0.05)
+            if not ready:
+                continue
+            try:
+                packet = os.read(self.fd, LARGEST_PACKET)
+            except BlockingIOError:
+                continue
+            except OSError:
+                return
+            self.packets.put((self.clock(), packet))
+
+    def stop(self) -> None:
+        self.stopping.set()
+        self.thread.join(timeout=1.0)
+
+
+class KernelDriver:
+    def __init__(self, script: Script, tolerance: float | None = None) -> None:
+        self.script = script
+        self.tolerance = script.tolerance if tolerance is None else max(tolerance, script.tolerance)
+        self.non_fatal_syscalls = script.options.get("non_fatal") == "syscall"
+        self.directory = str(Path(script.path).resolve().parent)
+        self.line: int | None = None
+        self.warnings: list[str] = []
+        self.numbers: dict[int, SequenceMap] = {}  # our port -> the connection's numbers
+        self.start = 0.0
+        self.shift = 0.0  # how far the segments matched so far came after their script times, in all
+        self.previous_time = 0.0
+        self.previous = None
+        self.blocked = None  # (event, job, start) of a `...` call still running
+        self.namespace: Namespace | None = None
+        self.calls: SyscallThread | None = None
+        self.reader: TunReader | None = None
+        self.link = None
+
+    def now(self) -> float:
+        return time.monotonic() - self.start
+
+    # -- set-up and the main loop -------------------------------------------------------------
+
+    def run(self, namespace: Namespace) -> None:
+        self.namespace = namespace
+        mtu = int(self.script.options.get("mtu", 1500))
+        self.link = setup_tun_in_namespace(namespace, TUN_NAME, mtu, host_address="192.168.0.1/16",
+                                           peer_address=address_text(REMOTE_ADDRESS))
+        fcntl.ioctl(self.link.fileno(), TUNSETOFFLOAD, TUN_OFFLOADS)
+        self.start = time.monotonic()
+        self.reader = TunReader(self.link.fileno(), self.now)
+        self.calls = SyscallThread(f"/run/netns/{namespace.name}", LOCAL_ADDRESS, BIND_PORT, REMOTE_ADDRESS,
+                                   REMOTE_PORT, self.now)
+        try:
+            events = list(self.script.events)
+            while events and isinstance(events[0], ShellEvent) and events[0].time is None:
+                self.line = events[0].line
+                self._shell(events.pop(0))  # set-up (defaults.sh) before the clock starts
+            self.start = time.monotonic()
+            for event in events:
+                self.line = event.line
+                if isinstance(event, PacketEvent) and event.direction == ">":
+                    self._expect_segment(event)
+                else:
+                    self._run_event(event)
+                self.previous = event
+            self._finish_blocked()
+        finally:
+            self.calls.stop()
+            self.reader.stop()
+
+    def _scheduled(self, event) -> tuple[float | None, float | None]:
+        """The (earliest, latest) script time of an event; (None, None) for `*` (driver.py's rules)."""
+        spec = event.time
+        if spec is None:
+            return self.now(), self.now()
+        if spec.kind == "any":
+            return None, None
+        base = self.previous_time if spec.relative else 0.0
+        start = base + spec.start
+        end = base + spec.end if spec.kind == "range" else start
+        return start, end
+
+    def _run_event(self, event) -> None:
+        start, _ = self._scheduled(event)
+        if start is not None:
+            delay = start - self.now()
+            if delay > 0:
+                time.sleep(delay)
+        self.previous_time = start if start is not None else self.now()
+        if isinstance(event, PacketEvent):
+            self._inject(event)
+        elif isinstance(event, SyscallEvent):
+            self._syscall(event)
+        elif isinstance(event, ShellEvent):
+            self._shell(event)
+        elif isinstance(event, CodeEvent):
+            self._code(event)
+
+    # -- packets ---------------------------------------------------------------------------------
+
+    def _numbers_for(self, port: int) -> SequenceMap:
+        return self.numbers.setdefault(port, SequenceMap())
+
+    @property
+    def port(self) -> int:
+        return self.calls.current_port or BIND_PORT
+
+    def _inject(self, event: PacketEvent) -> None:
+        numbers = self._numbers_for(self.port)
+        segment = inbound_segment(event, numbers, REMOTE_PORT, self.port)
+        try:
+            packet = build_tcp_packet(REMOTE_ADDRESS, LOCAL_ADDRESS, segment)
+        except WireError as error:
+            raise Unsupported("inbound segment", f"line {event.line} cannot be put on the wire: {error}") from None
+        os.write(self.link.fileno(), packet)
+
+    def _next_segment(self, wait_until: float):
+        """The oldest packet the kernel sent, as (arrival time, segment); None if none by then."""
+        while True:
+            try:
+                when, packet = self.reader.packets.get(timeout=max(0.0, wait_until - self.now()))
+            except queue.Empty:
+                return None
+            if packet[0] >> 4 != 4:
+                continue  # not IPv4: nothing of the script's (IPv6 is off on the device anyway)
+            try:
+                parsed = parse_packet(fill_tcp_checksum(packet))
+            except WireError as error:
+                self.warnings.append(f"at {when:.3f} s the kernel sent a packet we cannot parse: {error}")
+                continue
+            if parsed.tcp is None:
+                self.warnings.append(f"at {when:.3f} s the kernel sent a packet that is not TCP")
+                continue
+            return when, parsed
+
+    def _expect_segment(self, event: PacketEvent) -> None:
+        earliest, latest = self._scheduled(event)
+        deadline = (latest if latest is not None else self.now() + 10.0) + self.tolerance + MISSING_SEGMENT_WAIT
+        found = self._next_segment(deadline)
+        if found is None:
+            reason = f"the kernel sent nothing; the script expects {expected_text(event)}"
+            raise ScriptFailed(event.line, "missing-segment", reason)
+        when, parsed = found
+        segment = parsed.tcp
+        if segment.dst_port != REMOTE_PORT:
+            raise ScriptFailed(event.line, "unexpected-segment", f"a segment to port {segment.dst_port}")
+        numbers = self._numbers_for(segment.src_port)
+        if segment.flags & SYN and not segment.flags & ACK:
+            self.calls.current_port = segment.src_port  # a connect still blocked names its port here
+        if segment.flags & SYN and event.seq_start is not None and not event.seq_absolute:
+            numbers.local_isn_live = None  # each SYN or SYN-ACK names its connection's ISN
+        learn_from_outbound(event, segment, numbers)
+        if earliest is not None and not (earliest - self.tolerance <= when <= latest + self.tolerance):
+            raise ScriptFailed(
+                event.line,
+                "timing",
+                f"timing: the segment came at {when:.3f} s, the script expects it at {earliest:.3f} s "
+                f"(tolerance {self.tolerance:.3f} s): {segment_text(segment, numbers)}",
+            )
+        mismatch = match_outbound(event, segment, numbers)
+        if mismatch is not None:
+            raise ScriptFailed(event.line, mismatch.field, mismatch.reason, mismatch)
+        if earliest is not None:
+            self.shift += when - earliest
+        self.previous_time = when
+
+    # -- system calls, shell, code -------------------------------------------------------------
+
+    def _syscall(self, event: SyscallEvent) -> None:
+        self._finish_blocked()  # one call at a time, as packetdrill's syscall thread
+        job = self.calls.submit(event)
+        if event.time is not None and event.time.kind == "blocking":
+            self.blocked = (event, job, self.previous_time, self.shift)
+            return
+        if not job.done.wait(NONBLOCKING_CALL_LIMIT):
+            raise ScriptFailed(event.line, "syscall", f"{event.name} blocked; the script expects it to return")
+        self._check_returned(event, job, None)
+
+    def _check_returned(self, event: SyscallEvent, job, started: float | None) -> None:
+        if job.unsupported is not None:
+            raise job.unsupported
+        problem = check_outcome(event, job.outcome, LINUX_CONSTANTS)
+        if problem is None and started is not None:
+            end = started + (event.time.end - event.time.start)
+            if abs(job.returned_at - end) > self.tolerance:
+                problem = f"{event.name} returned at {job.returned_at:.3f} s, the script expects {end:.3f} s"
+        if problem is None:
+            return
+        if self.non_fatal_syscalls:
+            self.warnings.append(f"line {event.line}: {problem}")
+            return
+        raise ScriptFailed(event.line, "syscall", problem)
+
+    def _finish_blocked(self) -> None:
+        if self.blocked is None:
+            return
+        event, job, started, shift = self.blocked
+        self.blocked = None
+        # The segments since the call began moved the script's later times (packetdrill's
+        # adjust_relative_event_times): its end moves with them.
+        started += self.shift - shift
+        end = started + (event.time.end - event.time.start)
+        if not job.done.wait(max(0.0, end - self.now()) + self.tolerance + MISSING_SEGMENT_WAIT):
+            raise ScriptFailed(event.line, "never-returned", f"{event.name} never returned")
+        self._check_returned(event, job, started)
+
+    def _shell(self, event: ShellEvent) -> None:
+        # PACKETDRILL_PID: the suite's set_sysctls.py names its restore file after it.
+        command = f"export PACKETDRILL_PID={os.getpid()}; cd {_quote(self.directory)} && {event.command}"
+        try:
+            done = self.namespace.run(["bash", "-c", command], timeout=SHELL_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            raise ScriptFailed(event.line, "shell", f"`{event.command}` did not finish in {SHELL_TIMEOUT:.0f} s")
+        if done.returncode != 0:
+            output = (done.stderr or done.stdout or "").strip().splitlines()
+            detail = f": {output[-1]}" if output else ""
+            raise ScriptFailed(event.line, "shell", f"`{event.command.strip()}` exited with {done.returncode}{detail}")
+
+    def _code(self, event: CodeEvent) -> None:
+        """A `%{ }%` block: Python, run with the TCP_INFO fields of the socket under test."""
+        sock = None
+        for candidate in reversed(list(self.calls.sockets.values())):
+            sock = candidate
+            break
+        if sock is None:
+            raise Unsupported("python code block", "no socket to read TCP_INFO from")
+        names = dict(tcp_info(sock))
+        names.update(TCP_INFO_NAMES)
+        # What the block prints is kept with the result, not mixed into the report.
+        names["print"] = lambda *values, **_: self.warnings.append(f"line {event.line}: " + " ".join(map(str, values)))
+        try:
+            exec(compile(event.code, f"{self.script.path}:{event.line}", "exec"), {"__builtins__": __builtins__}, names)
+        except AssertionError as error:
+            raise ScriptFailed(event.line, "code", f"assertion failed in the Python block: {error}") from None
+        except NameError as error:
+            raise Unsupported("python code block", f"uses a name TCP_INFO does not give: {error}") from None
+        except Exception as error:
+            raise ScriptFailed(event.line, "code", f"error in the Python block: {type(error).__name__}: {error}")
+
+
+def _quote(text: str) -> str:
+    return "'" + text.replace("'", "'\\''") + "'"
