@@ -19,8 +19,8 @@ those for scripts). These addresses exist only inside the namespace.
 * Backquoted shell lines run inside the namespace (`ip netns exec`), from the script's directory.
 
 Time is real time. An event at script time T happens at T (we sleep until then); `+x` counts
-from the previous event's script time, except after a `>` segment, from when it actually came
-(packetdrill's rule: our own lateness in sending does not move the script, the kernel's does). A `>` segment must arrive within the tolerance of its
+from when the previous event actually happened (for a `>` line: when its segment came, as
+packetdrill's adjust_relative_event_times). A blocking call's end moves by the same lateness. A `>` segment must arrive within the tolerance of its
 time (packetdrill's 4 ms by default; `--tolerance_usecs` or the run's own setting). As in
 packetdrill, a segment no line expects is noticed only when the next `>` line meets it.
 """
@@ -28,6 +28,7 @@ packetdrill, a segment no line expects is noticed only when the next `>` line me
 from __future__ import annotations
 
 import fcntl
+import ipaddress
 import os
 import queue
 import select
@@ -43,6 +44,7 @@ from ustack.conform.kernel_syscalls import LINUX_CONSTANTS, SyscallThread, tcp_i
 from ustack.conform.matcher import SequenceMap, expected_text, inbound_segment, learn_from_outbound, match_outbound
 from ustack.conform.matcher import segment_text
 from ustack.conform.profile import Unsupported
+from ustack.conform.raw_options import add_options, compare_fast_open, fast_open_bytes
 from ustack.conform.lexer import ParseError
 from ustack.conform.parser import parse_file
 from ustack.conform.result import ERROR, FAIL, PASS, SKIPPED, Result
@@ -51,9 +53,10 @@ from ustack.conform.syscalls import check_outcome
 from ustack.netns import Namespace, setup_tun_in_namespace
 from ustack.wire import WireError, build_tcp_packet, parse_packet
 from ustack.wire.checksum import checksum_add, checksum_finish, pseudo_header_sum
-from ustack.wire.ipv4 import address_text
+from ustack.wire.ipv4 import address_text, address_value
 from ustack.wire.tcp import ACK, SYN
 
+LOCAL_PREFIX = 16  # packetdrill's 192.168.0.0/16 on the device: the script's --local_ip may be any of it
 TUN_NAME = "tun0"  # the name packetdrill gives its device, which the suite's defaults.sh configures
 TUNSETOFFLOAD = 0x400454D0
 TUN_OFFLOADS = 0x01 | 0x02 | 0x04 | 0x08  # TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6 | TUN_F_TSO_ECN
@@ -75,12 +78,9 @@ TCP_INFO_NAMES = {
     "TCPI_OPT_ECN": 8, "TCPI_OPT_ECN_SEEN": 16, "TCPI_OPT_SYN_DATA": 32,
 }
 
-KERNEL_SCRIPT_OPTIONS = ("ip_version", "tolerance_usecs", "mtu", "non_fatal")
-UNSUPPORTED_OPTIONS = {
-    "md5": "TCP MD5 signatures (RFC 2385) are not built by ustack.wire",
-    "FO": "TCP Fast Open cookies (RFC 7413) are not built or compared",
-    "FOEXP": "TCP Fast Open (experimental option 254) is not built or compared",
-}
+KERNEL_SCRIPT_OPTIONS = ("ip_version", "tolerance_usecs", "mtu", "non_fatal", "strict_segments", "local_ip",
+                         "remote_ip")
+UNSUPPORTED_OPTIONS = {"md5": "TCP MD5 signatures (RFC 2385) are not built by ustack.wire"}
 
 _namespace_counter = 0
 
@@ -113,6 +113,11 @@ def find_kernel_unsupported(script: Script) -> tuple[Unsupported, int | None] | 
             return Unsupported(f"--{name}", "not supported by the kernel backend"), None
         if name == "ip_version" and value != "ipv4":
             return Unsupported("ipv6", f"--ip_version={value}"), None
+        if name in ("local_ip", "remote_ip"):
+            try:
+                ipaddress.IPv4Address(value)
+            except ValueError:
+                return Unsupported("ipv6", f"--{name}={value}: the drill network is IPv4"), None
     for event in script.events:
         problem = None
         if isinstance(event, SyscallEvent) and not hasattr(SyscallThread, f"_{event.name}"):
@@ -126,6 +131,11 @@ def find_kernel_unsupported(script: Script) -> tuple[Unsupported, int | None] | 
                 for option in event.options or ():
                     if option.name in UNSUPPORTED_OPTIONS:
                         problem = Unsupported(f"tcp option {option.name}", UNSUPPORTED_OPTIONS[option.name])
+                    elif option.name in ("FO", "FOEXP") and event.direction == "<":
+                        try:
+                            fast_open_bytes(option)
+                        except Unsupported as error:
+                            problem = error
         if problem is not None:
             return problem, event.line
     return None
@@ -199,12 +209,23 @@ class KernelDriver:
         self.script = script
         self.tolerance = script.tolerance if tolerance is None else max(tolerance, script.tolerance)
         self.non_fatal_syscalls = script.options.get("non_fatal") == "syscall"
+        # packetdrill's --local_ip/--remote_ip; by default driver.py's (packetdrill's own) addresses.
+        self.local_address = address_value(script.options.get("local_ip") or address_text(LOCAL_ADDRESS))
+        self.remote_address = address_value(script.options.get("remote_ip") or address_text(REMOTE_ADDRESS))
         self.directory = str(Path(script.path).resolve().parent)
         self.line: int | None = None
         self.warnings: list[str] = []
         self.numbers: dict[int, SequenceMap] = {}  # our port -> the connection's numbers
+        # Keyed by (our port, the peer's port): one entry per connection.
+        self.remote_isn: dict[tuple[int, int], int] = {}  # the ISN the script's SYN gave the peer
+        self.script_isn: dict[tuple[int, int], int] = {}  # the ISN the script wrote on our SYN
+        # The peer's port: packetdrill gives every new connection to a listener a port of its own,
+        # so that a second connection is not taken for the first (still in TIME-WAIT, say).
+        self.remote_port = REMOTE_PORT
+        self.passive_opens = 0
+        self.listening = False  # listen() or accept() was called since the last SYN to the listener
         self.start = 0.0
-        self.shift = 0.0  # how far the segments matched so far came after their script times, in all
+        self.shift = 0.0  # how far events and segments so far came after their script times, in all
         self.previous_time = 0.0
         self.previous = None
         self.blocked = None  # (event, job, start) of a `...` call still running
@@ -212,6 +233,7 @@ class KernelDriver:
         self.calls: SyscallThread | None = None
         self.reader: TunReader | None = None
         self.link = None
+        self.last_raw = b""  # the last packet read from the device, for the options ustack.wire skips
 
     def now(self) -> float:
         return time.monotonic() - self.start
@@ -221,13 +243,14 @@ class KernelDriver:
     def run(self, namespace: Namespace) -> None:
         self.namespace = namespace
         mtu = int(self.script.options.get("mtu", 1500))
-        self.link = setup_tun_in_namespace(namespace, TUN_NAME, mtu, host_address="192.168.0.1/16",
-                                           peer_address=address_text(REMOTE_ADDRESS))
+        self.link = setup_tun_in_namespace(namespace, TUN_NAME, mtu,
+                                           host_address=f"{address_text(self.local_address)}/{LOCAL_PREFIX}",
+                                           peer_address=address_text(self.remote_address))
         fcntl.ioctl(self.link.fileno(), TUNSETOFFLOAD, TUN_OFFLOADS)
         self.start = time.monotonic()
         self.reader = TunReader(self.link.fileno(), self.now)
-        self.calls = SyscallThread(f"/run/netns/{namespace.name}", LOCAL_ADDRESS, BIND_PORT, REMOTE_ADDRESS,
-                                   REMOTE_PORT, self.now)
+        self.calls = SyscallThread(f"/run/netns/{namespace.name}", self.local_address, BIND_PORT,
+                                   self.remote_address, REMOTE_PORT, self.now)
         try:
             events = list(self.script.events)
             while events and isinstance(events[0], ShellEvent) and events[0].time is None:
@@ -264,7 +287,12 @@ class KernelDriver:
             delay = start - self.now()
             if delay > 0:
                 time.sleep(delay)
-        self.previous_time = start if start is not None else self.now()
+        # Relative times count from when this event really happens: a Python runner is late by a
+        # millisecond or so where packetdrill is not, and the kernel answers from then.
+        happened = self.now()
+        if start is not None:
+            self.shift += happened - start
+        self.previous_time = happened
         if isinstance(event, PacketEvent):
             self._inject(event)
         elif isinstance(event, SyscallEvent):
@@ -276,7 +304,7 @@ class KernelDriver:
 
     # -- packets ---------------------------------------------------------------------------------
 
-    def _numbers_for(self, port: int) -> SequenceMap:
+    def _numbers_for(self, port: tuple[int, int]) -> SequenceMap:
         return self.numbers.setdefault(port, SequenceMap())
 
     @property
@@ -284,12 +312,24 @@ class KernelDriver:
         return self.calls.current_port or BIND_PORT
 
     def _inject(self, event: PacketEvent) -> None:
-        numbers = self._numbers_for(self.port)
-        segment = inbound_segment(event, numbers, REMOTE_PORT, self.port)
+        if event.flags == "S" and self.port == BIND_PORT and self.listening:
+            if self.passive_opens:
+                self.remote_port += 1
+            self.passive_opens += 1
+            self.listening = False  # a repeated SYN is the same connection's
+        key = (self.port, self.remote_port)
+        numbers = self._numbers_for(key)
+        if "S" in event.flags and event.seq_start is not None:
+            self.remote_isn[key] = event.seq_start
+        self._set_remote_offset(numbers, key, "S" in event.flags)
+        segment = inbound_segment(event, numbers, self.remote_port, self.port)
         try:
-            packet = build_tcp_packet(REMOTE_ADDRESS, LOCAL_ADDRESS, segment)
+            packet = build_tcp_packet(self.remote_address, self.local_address, segment)
         except WireError as error:
             raise Unsupported("inbound segment", f"line {event.line} cannot be put on the wire: {error}") from None
+        extra = b"".join(fast_open_bytes(option) for option in event.options or () if option.name in ("FO", "FOEXP"))
+        if extra:
+            packet = add_options(packet, extra)
         os.write(self.link.fileno(), packet)
 
     def _next_segment(self, wait_until: float):
@@ -309,6 +349,7 @@ class KernelDriver:
             if parsed.tcp is None:
                 self.warnings.append(f"at {when:.3f} s the kernel sent a packet that is not TCP")
                 continue
+            self.last_raw = packet
             return when, parsed
 
     def _expect_segment(self, event: PacketEvent) -> None:
@@ -320,14 +361,20 @@ class KernelDriver:
             raise ScriptFailed(event.line, "missing-segment", reason)
         when, parsed = found
         segment = parsed.tcp
-        if segment.dst_port != REMOTE_PORT:
+        if not REMOTE_PORT <= segment.dst_port <= self.remote_port:
             raise ScriptFailed(event.line, "unexpected-segment", f"a segment to port {segment.dst_port}")
-        numbers = self._numbers_for(segment.src_port)
+        if len(segment.payload) < event.payload_length and "strict_segments" not in self.script.options:
+            when, segment = self._aggregate(event, when, segment, deadline)
+        key = (segment.src_port, segment.dst_port)
+        numbers = self._numbers_for(key)
         if segment.flags & SYN and not segment.flags & ACK:
             self.calls.current_port = segment.src_port  # a connect still blocked names its port here
         if segment.flags & SYN and event.seq_start is not None and not event.seq_absolute:
             numbers.local_isn_live = None  # each SYN or SYN-ACK names its connection's ISN
         learn_from_outbound(event, segment, numbers)
+        if segment.flags & SYN and numbers.local_isn_known:
+            self.script_isn[key] = numbers.local_isn_script
+        self._set_remote_offset(numbers, key, bool(segment.flags & SYN))
         if earliest is not None and not (earliest - self.tolerance <= when <= latest + self.tolerance):
             raise ScriptFailed(
                 event.line,
@@ -338,14 +385,53 @@ class KernelDriver:
         mismatch = match_outbound(event, segment, numbers)
         if mismatch is not None:
             raise ScriptFailed(event.line, mismatch.field, mismatch.reason, mismatch)
+        problem = compare_fast_open(event.options, self.last_raw)
+        if problem is not None:
+            raise ScriptFailed(event.line, "options", f"{problem}: {segment_text(segment, numbers)}")
         if earliest is not None:
             self.shift += when - earliest
         self.previous_time = when
+
+    def _set_remote_offset(self, numbers: SequenceMap, key: tuple[int, int], syn: bool) -> None:
+        """packetdrill's numbering (socket.h, *_seq_script_to_live_offset): on a SYN or SYN-ACK the
+        peer's numbers are as written and ours count from the ISN the script wrote on our SYN; on
+        every other segment both sides count from 0 at their ISN. (The FreeBSD suite's scripts
+        write 0 for both ISNs, where all these agree.)"""
+        numbers.remote_offset = 0 if syn else self.remote_isn.get(key, 0)
+        if numbers.local_isn_known:
+            numbers.local_isn_script = self.script_isn.get(key, 0) if syn else 0
+
+    def _aggregate(self, event: PacketEvent, when: float, first, deadline: float):
+        """packetdrill's rule without --strict_segments: consecutive segments of one connection are
+        joined until they carry the payload the line expects, so that a script written for one
+        TSO burst of 10 segments matches the kernel's bursts of 2 (its TSO autosizing). The joined
+        segment has the first one's sequence number and the last one's other fields and time;
+        every fragment but the last must be as long as the one before it."""
+        payload = bytes(first.payload)
+        last = first
+        while len(payload) < event.payload_length:
+            found = self._next_segment(deadline)
+            if found is None:
+                break
+            when, parsed = found
+            fragment = parsed.tcp
+            if (fragment.src_port, fragment.dst_port) != (first.src_port, first.dst_port):
+                raise ScriptFailed(event.line, "length", "a segment of another connection came between the "
+                                   f"fragments: {segment_text(fragment)}")
+            left = event.payload_length - len(payload)
+            if len(fragment.payload) < left and len(fragment.payload) != len(last.payload):
+                raise ScriptFailed(event.line, "length", f"fragment of {len(fragment.payload)} bytes after one "
+                                   f"of {len(last.payload)} (expected {event.payload_length} bytes in all)")
+            payload += bytes(fragment.payload)
+            last = fragment
+        return when, last._replace(seq=first.seq, payload=payload)
 
     # -- system calls, shell, code -------------------------------------------------------------
 
     def _syscall(self, event: SyscallEvent) -> None:
         self._finish_blocked()  # one call at a time, as packetdrill's syscall thread
+        if event.name in ("listen", "accept"):
+            self.listening = True
         job = self.calls.submit(event)
         if event.time is not None and event.time.kind == "blocking":
             self.blocked = (event, job, self.previous_time, self.shift)

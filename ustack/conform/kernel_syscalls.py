@@ -51,7 +51,8 @@ def _linux_constants() -> dict[str, int]:
         SOL_TCP=6, TCP_CONGESTION=13, TCP_USER_TIMEOUT=18, TCP_FASTOPEN=23, TCP_NOTSENT_LOWAT=25,
         TCP_FASTOPEN_CONNECT=30, TCP_FASTOPEN_KEY=33, TCP_FASTOPEN_NO_COOKIE=34, TCP_INQ=36,
         SO_ZEROCOPY=60, MSG_ZEROCOPY=0x4000000, MSG_FASTOPEN=0x20000000, SIOCINQ=0x541B, FIONREAD=0x541B,
-        SIOCOUTQ=0x5411, SIOCOUTQNSD=0x894B, POLLRDNORM=0x40, POLLWRNORM=0x100, POLLRDHUP=0x2000,
+        SIOCOUTQ=0x5411, SIOCOUTQNSD=0x894B, IP_MTU_DISCOVER=10, IP_PMTUDISC_DONT=0, IP_PMTUDISC_WANT=1,
+        IP_PMTUDISC_DO=2, IP_PMTUDISC_PROBE=3, POLLRDNORM=0x40, POLLWRNORM=0x100, POLLRDHUP=0x2000,
     )
     return table
 
@@ -71,15 +72,18 @@ _TCP_INFO_U64 = ("tcpi_pacing_rate", "tcpi_max_pacing_rate", "tcpi_bytes_acked",
 _TCP_INFO_U32_B = ("tcpi_segs_out", "tcpi_segs_in", "tcpi_notsent_bytes", "tcpi_min_rtt",
                    "tcpi_data_segs_in", "tcpi_data_segs_out")
 _TCP_INFO_U64_B = ("tcpi_delivery_rate", "tcpi_busy_time", "tcpi_rwnd_limited", "tcpi_sndbuf_limited")
-_TCP_INFO_FORMAT = "8B24I4Q6I4Q"
+_TCP_INFO_REST = ("tcpi_delivered", "tcpi_delivered_ce", "tcpi_bytes_sent", "tcpi_bytes_retrans",
+                  "tcpi_dsack_dups", "tcpi_reord_seen", "tcpi_rcv_ooopack", "tcpi_snd_wnd", "tcpi_rcv_wnd",
+                  "tcpi_rehash", "tcpi_total_rto", "tcpi_total_rto_recoveries", "tcpi_total_rto_time")
+_TCP_INFO_FORMAT = "8B24I4Q6I4Q2I2Q6I2HI"  # native alignment, as the C struct
 
 
 def tcp_info(sock: socket.socket) -> dict[str, int]:
-    """getsockopt(TCP_INFO) as a dict of the fields this kernel fills (the first 160 bytes)."""
+    """getsockopt(TCP_INFO) as a dict of its fields (those a shorter kernel struct lacks read as 0)."""
     size = struct.calcsize(_TCP_INFO_FORMAT)
     raw = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, size).ljust(size, b"\0")
     values = struct.unpack(_TCP_INFO_FORMAT, raw[:size])
-    names = _TCP_INFO_BYTES + _TCP_INFO_U32 + _TCP_INFO_U64 + _TCP_INFO_U32_B + _TCP_INFO_U64_B
+    names = _TCP_INFO_BYTES + _TCP_INFO_U32 + _TCP_INFO_U64 + _TCP_INFO_U32_B + _TCP_INFO_U64_B + _TCP_INFO_REST
     info = dict(zip(names, values))
     wscale = info.pop("_wscale")
     info["tcpi_snd_wscale"], info["tcpi_rcv_wscale"] = wscale & 0x0F, wscale >> 4

@@ -69,8 +69,8 @@ CONSTANTS = {
     "POLLWRNORM": 0x0004,
 }
 
-# Errno names that are one error under two names on FreeBSD.
-ERRNO_ALIASES = {"EWOULDBLOCK": "EAGAIN"}
+# Errno names that are one error under two names (on FreeBSD and on Linux).
+ERRNO_ALIASES = {"EWOULDBLOCK": "EAGAIN", "ENOTSUP": "EOPNOTSUPP"}
 
 
 def same_errno(first: str | None, second: str | None) -> bool:
