@@ -96,3 +96,34 @@ def compare_fast_open(expected: tuple[OptionSpec, ...] | None, packet: bytes) ->
     shown = {None: "no Fast Open option"}
     return (f"{shown.get(actual) or ' '.join(item for item in actual if item)} where the script expects "
             f"{shown.get(wanted) or ' '.join(item for item in wanted if item)}")
+
+
+# Bytes each option takes as the script writes it (RFC 9293 3.2, RFC 7323, RFC 2018, RFC 7413).
+_OPTION_SIZES = {"nop": 1, "eol": 1, "mss": 4, "wscale": 3, "sackOK": 2, "TS": 10, "md5": 18}
+
+
+def options_length(options: tuple[OptionSpec, ...]) -> int:
+    """How many bytes of TCP options a line's `<...>` list takes, padding included."""
+    total = 0
+    for option in options:
+        if option.name == "sack":
+            total += 2 + 8 * len(option.value)
+        elif option.name in ("FO", "FOEXP"):
+            total += len(fast_open_bytes(option))
+        else:
+            total += _OPTION_SIZES[option.name]
+    return total
+
+
+def compare_options_length(expected: tuple[OptionSpec, ...] | None, packet: bytes) -> str | None:
+    """packetdrill compares the option bytes, so a different layout (an extra NOP pair, a missing
+    EOL) is a mismatch there; matcher.py compares meaning only. This restores the length check:
+    None if the packet's options take as many bytes as the line's (`<...>`: any)."""
+    if expected is None:
+        return None
+    ip_length = (packet[0] & 0x0F) * 4
+    actual = (packet[ip_length + 12] >> 4) * 4 - 20
+    wanted = options_length(expected)
+    if actual == wanted:
+        return None
+    return f"{actual} bytes of TCP options where the script's take {wanted}"
