@@ -34,11 +34,23 @@ def test_relative_ranges_and_blocking_times():
     assert (second.time.kind, second.time.start, second.time.end) == ("blocking", 0.0, 0.2)
 
 
-def test_prose_after_a_hash_is_a_comment_but_a_misspelt_directive_is_not():
-    script = parse_text("#Since Linux 4.x this is prose\n0 close(3) = 0\n")
+def test_prose_after_a_hash_is_a_comment_but_a_c_directive_is_not():
+    script = parse_text("#Since Linux 4.x this is prose\n#we check\n0 close(3) = 0\n")
     assert len(script.events) == 1
-    with pytest.raises(ParseError, match="unknown directive #endiff"):
-        parse_text("#endiff\n")
+    with pytest.raises(ParseError, match="unknown directive #define"):
+        parse_text("#define X 1\n")
+
+
+def test_a_call_goes_on_over_line_breaks_inside_brackets():
+    script = parse_text("+0...0.010 poll([{fd=3,\n   events=POLLIN|POLLOUT,\n   revents=POLLOUT}], 1, 10) = 1\n+0 close(3) = 0\n")
+    assert [event.name for event in script.events] == ["poll", "close"]
+    assert script.events[1].line == 4
+
+
+def test_sized_struct_fields():
+    script = parse_text("0 sendmsg(4, {msg_name(...)=..., msg_iov(1)=[{iov_base=..., iov_len=10}], msg_flags=0}, 0) = 10\n")
+    fields = dict(script.events[0].args[1].fields)
+    assert set(fields) == {"msg_name", "msg_iov", "msg_flags"}
 
 
 def test_fast_open_options_parse_with_and_without_a_cookie():

@@ -513,8 +513,9 @@ class KernelDriver:
         names.update(TCP_INFO_NAMES)
         # What the block prints is kept with the result, not mixed into the report.
         names["print"] = lambda *values, **_: self.warnings.append(f"line {event.line}: " + " ".join(map(str, values)))
+        code = event.code.rstrip().rstrip("\\")  # a last `\` before `}%` continues nothing
         try:
-            exec(compile(event.code, f"{self.script.path}:{event.line}", "exec"), {"__builtins__": __builtins__}, names)
+            exec(compile(code, f"{self.script.path}:{event.line}", "exec"), {"__builtins__": __builtins__}, names)
         except AssertionError as error:
             raise ScriptFailed(event.line, "code", f"assertion failed in the Python block: {error}") from None
         except NameError as error:

@@ -314,8 +314,8 @@ def option_bytes(expression) -> bytes:
     `"reno"` a string (TCP_CONGESTION)."""
     if isinstance(expression, ArrayExpr) and len(expression.items) == 1:
         expression = expression.items[0]
-    if isinstance(expression, StringExpr):
-        return expression.value.encode()
+    if isinstance(expression, StringExpr):  # "\xf7\x63...": bytes written as escapes
+        return expression.value.encode("latin-1")
     if isinstance(expression, StructExpr):
         return struct.pack(f"{len(expression.fields)}i", *(value(item) for _, item in expression.fields))
     if isinstance(expression, (IntExpr, NameExpr)):

@@ -323,10 +323,7 @@ class _Parser:
             echo = self.integer("the TS echo reply")
             absolute = self.accept("!") is not None
             return OptionSpec(name, (value, echo), absolute)
-        if name == "md5":
-            word = self.accept("WORD")
-            return OptionSpec(name, word.text if word else None)
-        if name in ("FO", "FOEXP"):  # TCP Fast Open (RFC 7413), optionally with a cookie in hex
+        if name in ("md5", "FO", "FOEXP"):  # MD5 (RFC 2385) or Fast Open (RFC 7413): hex, or a word
             cookie = ""
             while self.peek().kind in ("WORD", "INT", "HEX"):
                 cookie += self.advance().text
@@ -433,7 +430,11 @@ class _Parser:
                 self.advance()
                 fields.append((name, self.expression()))
             else:
-                fields.append((None, self.expression()))
+                value = self.expression()
+                if isinstance(value, CallExpr) and self.accept("="):  # `msg_iov(1)=[...]`: a sized field
+                    fields.append((value.name, self.expression()))
+                else:
+                    fields.append((None, value))
             if not self.accept(","):
                 break
         self.expect("}", "',' or '}' in the struct")
