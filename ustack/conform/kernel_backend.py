@@ -18,9 +18,10 @@ those for scripts). These addresses exist only inside the namespace.
 * System calls run on real sockets in a thread inside the namespace (kernel_syscalls).
 * Backquoted shell lines run inside the namespace (`ip netns exec`), from the script's directory.
 
-Time is real time. An event at script time T happens at T (we sleep until then); `+x` counts
-from when the previous event actually happened (for a `>` line: when its segment came, as
-packetdrill's adjust_relative_event_times). A blocking call's end moves by the same lateness. A `>` segment must arrive within the tolerance of its
+Time is real time, with packetdrill's rules (run.c): an event at script time T happens at T (we
+sleep until then); `+x` counts from when the previous event was done (consecutive inbound packets:
+from the previous one's time). A `>` segment must come within the tolerance of its time: 4 ms, or
+the script's --tolerance_usecs, or 12.5 % of the time since the previous event if that is more. A `>` segment must arrive within the tolerance of its
 time (packetdrill's 4 ms by default; `--tolerance_usecs` or the run's own setting). As in
 packetdrill, a segment no line expects is noticed only when the next `>` line meets it.
 """
@@ -227,8 +228,11 @@ class KernelDriver:
         self.passive_opens = 0
         self.listening = False  # listen() or accept() was called since the last SYN to the listener
         self.start = 0.0
-        self.shift = 0.0  # how far events and segments so far came after their script times, in all
-        self.previous_time = 0.0
+        # packetdrill's run.c adjust_relative_event_times: `+x` counts from when the previous
+        # event was done (its call returned, its segment was matched), except that consecutive
+        # inbound packets count from the previous one's scheduled time, so they keep their spacing.
+        self.previous_time = 0.0  # when the previous event was done
+        self.previous_scheduled = 0.0  # the time it was scheduled for
         self.previous = None
         self.blocked = None  # (event, job, start) of a `...` call still running
         self.namespace: Namespace | None = None
@@ -278,7 +282,13 @@ class KernelDriver:
             return self.now(), self.now()
         if spec.kind == "any":
             return None, None
-        base = self.previous_time if spec.relative else 0.0
+        base = 0.0
+        if spec.relative:
+            both_inbound = (
+                isinstance(event, PacketEvent) and event.direction == "<"
+                and isinstance(self.previous, PacketEvent) and self.previous.direction == "<"
+            )
+            base = self.previous_scheduled if both_inbound else self.previous_time
         start = base + spec.start
         end = base + spec.end if spec.kind == "range" else start
         return start, end
@@ -289,20 +299,16 @@ class KernelDriver:
             delay = start - self.now()
             if delay > 0:
                 time.sleep(delay)
-        # Relative times count from when this event really happens: a Python runner is late by a
-        # millisecond or so where packetdrill is not, and the kernel answers from then.
-        happened = self.now()
-        if start is not None:
-            self.shift += happened - start
-        self.previous_time = happened
         if isinstance(event, PacketEvent):
             self._inject(event)
         elif isinstance(event, SyscallEvent):
-            self._syscall(event)
+            self._syscall(event, start)
         elif isinstance(event, ShellEvent):
             self._shell(event)
         elif isinstance(event, CodeEvent):
             self._code(event)
+        self.previous_scheduled = start if start is not None else self.now()
+        self.previous_time = self.now()
 
     # -- packets ---------------------------------------------------------------------------------
 
@@ -403,9 +409,8 @@ class KernelDriver:
         problem = compare_fast_open(event.options, self.last_raw) or compare_options_length(event.options, self.last_raw)
         if problem is not None:
             raise ScriptFailed(event.line, "options", f"{problem}: {segment_text(segment, numbers)}")
-        if earliest is not None:
-            self.shift += when - earliest
-        self.previous_time = when
+        self.previous_scheduled = earliest if earliest is not None else when
+        self.previous_time = self.now()
 
     def _tolerance_for(self, scheduled: float | None, since: float | None = None) -> float:
         """packetdrill's tolerance (run.c verify_time): the fixed one, or --tolerance_percent
@@ -449,13 +454,13 @@ class KernelDriver:
 
     # -- system calls, shell, code -------------------------------------------------------------
 
-    def _syscall(self, event: SyscallEvent) -> None:
+    def _syscall(self, event: SyscallEvent, start: float | None) -> None:
         self._finish_blocked()  # one call at a time, as packetdrill's syscall thread
         if event.name in ("listen", "accept"):
             self.listening = True
         job = self.calls.submit(event)
         if event.time is not None and event.time.kind == "blocking":
-            self.blocked = (event, job, self.previous_time, self.shift)
+            self.blocked = (event, job, self.now() if start is None else start)
             return
         if not job.done.wait(NONBLOCKING_CALL_LIMIT):
             raise ScriptFailed(event.line, "syscall", f"{event.name} blocked; the script expects it to return")
@@ -479,11 +484,8 @@ class KernelDriver:
     def _finish_blocked(self) -> None:
         if self.blocked is None:
             return
-        event, job, started, shift = self.blocked
+        event, job, started = self.blocked
         self.blocked = None
-        # The segments since the call began moved the script's later times (packetdrill's
-        # adjust_relative_event_times): its end moves with them.
-        started += self.shift - shift
         end = started + (event.time.end - event.time.start)
         if not job.done.wait(max(0.0, end - self.now()) + self.tolerance + MISSING_SEGMENT_WAIT):
             raise ScriptFailed(event.line, "never-returned", f"{event.name} never returned")

@@ -41,9 +41,9 @@ def _linux_constants() -> dict[str, int]:
     table: dict[str, int] = {}
     for module in (socket, os, fcntl, select):
         for name in dir(module):
-            if name.isupper() and name.split("_")[0] in (
-                "AF", "SOCK", "IPPROTO", "SOL", "SO", "TCP", "MSG", "SHUT", "O", "F", "POLL", "EPOLL", "IP",
-            ):
+            if name.isupper() and (name.split("_")[0] in (
+                "AF", "SOCK", "IPPROTO", "SOL", "SO", "TCP", "MSG", "SHUT", "O", "F", "EPOLL", "IP",
+            ) or name.startswith(("POLL", "EPOLL"))):
                 value = getattr(module, name)
                 if isinstance(value, int):
                     table[name] = int(value)
