@@ -89,13 +89,13 @@ def test_the_text_report_shows_expected_and_actual_segments():
 
 
 def test_an_unsupported_feature_is_skipped_with_its_name(tmp_path):
-    script = tmp_path / "icmp.pkt"
+    script = tmp_path / "splice.pkt"
     script.write_text("0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3\n"
-                      "+0 < icmp unreachable port_unreachable [0:0(0)]\n")
+                      "+0 splice(3, ..., 4, ..., 10, 0) = 10\n")
     done = drill(str(script), "--json")
     result = json.loads(done.stdout)["results"][0]
     assert result["status"] == "skipped"
-    assert result["reason"].startswith("icmp:")
+    assert result["reason"] == "syscall splice: not in kernel_syscalls.py"
     assert done.returncode == 0
 
 

@@ -40,7 +40,15 @@ import threading
 import time
 from pathlib import Path
 
-from ustack.conform.driver import BIND_PORT, LOCAL_ADDRESS, REMOTE_ADDRESS, REMOTE_PORT, ScriptFailed
+from ustack.conform.driver import (
+    BIND_PORT,
+    ICMP_TYPES,
+    ICMP_UNREACHABLE_CODES,
+    LOCAL_ADDRESS,
+    REMOTE_ADDRESS,
+    REMOTE_PORT,
+    ScriptFailed,
+)
 from ustack.conform.kernel_syscalls import LINUX_CONSTANTS, SyscallThread, tcp_info
 from ustack.conform.matcher import SequenceMap, expected_text, inbound_segment, learn_from_outbound, match_outbound
 from ustack.conform.matcher import segment_text
@@ -52,9 +60,9 @@ from ustack.conform.result import ERROR, FAIL, PASS, SKIPPED, Result
 from ustack.conform.script import CodeEvent, PacketEvent, Script, ShellEvent, SyscallEvent
 from ustack.conform.syscalls import check_outcome
 from ustack.netns import Namespace, setup_tun_in_namespace
-from ustack.wire import WireError, build_tcp_packet, parse_packet
+from ustack.wire import IcmpMessage, TcpSegment, WireError, build_icmp_packet, build_tcp_packet, parse_packet
 from ustack.wire.checksum import checksum_add, checksum_finish, pseudo_header_sum
-from ustack.wire.ipv4 import address_text, address_value
+from ustack.wire.ipv4 import IPV4_HEADER_LENGTH, address_text, address_value
 from ustack.wire.tcp import ACK, SYN
 
 LOCAL_PREFIX = 16  # packetdrill's 192.168.0.0/16 on the device: the script's --local_ip may be any of it
@@ -69,6 +77,7 @@ NONBLOCKING_CALL_LIMIT = 2.0
 # tolerance the segment is late anyway, but waiting a little longer shows what came instead.
 MISSING_SEGMENT_WAIT = 0.5
 SHELL_TIMEOUT = 30.0
+SPIN_TIME = 0.002
 
 # The names a `%{ }%` block compares tcp_info with (include/net/tcp_states.h, uapi/linux/tcp.h).
 TCP_INFO_NAMES = {
@@ -125,8 +134,10 @@ def find_kernel_unsupported(script: Script) -> tuple[Unsupported, int | None] | 
         if isinstance(event, SyscallEvent) and not hasattr(SyscallThread, f"_{event.name}"):
             problem = Unsupported(f"syscall {event.name}", "not in kernel_syscalls.py")
         elif isinstance(event, PacketEvent):
-            if event.icmp is not None:
-                problem = Unsupported("icmp", "ICMP in either direction is not handled by the kernel backend")
+            if event.icmp is not None and (event.direction == ">" or event.icmp.type not in ICMP_TYPES):
+                problem = Unsupported("icmp", "ICMP from the kernel, or an ICMP type driver.py does not name")
+            elif event.icmp is not None and event.icmp.code and event.icmp.code not in ICMP_UNREACHABLE_CODES:
+                problem = Unsupported("icmp", f"ICMP code {event.icmp.code}")
             elif event.ip_info or event.udp_ports is not None:
                 problem = Unsupported("ip_header_fields", "IP header fields (tos, ecn, ttl) or TCP over UDP")
             else:
@@ -240,6 +251,7 @@ class KernelDriver:
         self.reader: TunReader | None = None
         self.link = None
         self.last_raw = b""  # the last packet read from the device, for the options ustack.wire skips
+        self.last_sent_seq: dict[tuple[int, int], int] = {}  # what an ICMP error without a quote quotes
 
     def now(self) -> float:
         return time.monotonic() - self.start
@@ -296,9 +308,13 @@ class KernelDriver:
     def _run_event(self, event) -> None:
         start, _ = self._scheduled(event)
         if start is not None:
+            # As packetdrill (run.c wait_for_event): sleep until just before, then spin, since a
+            # sleeping thread wakes up a scheduler tick late on a busy machine.
             delay = start - self.now()
-            if delay > 0:
-                time.sleep(delay)
+            if delay > SPIN_TIME:
+                time.sleep(delay - SPIN_TIME)
+            while self.now() < start:
+                pass
         if isinstance(event, PacketEvent):
             self._inject(event)
         elif isinstance(event, SyscallEvent):
@@ -326,6 +342,9 @@ class KernelDriver:
         return (self.port, self.remote_port if self.port == BIND_PORT else REMOTE_PORT)
 
     def _inject(self, event: PacketEvent) -> None:
+        if event.icmp is not None:
+            self._inject_icmp(event)
+            return
         if event.flags == "S" and self.port == BIND_PORT and self.listening:
             if self.passive_opens:
                 self.remote_port += 1
@@ -345,6 +364,23 @@ class KernelDriver:
         if extra:
             packet = add_options(packet, extra)
         os.write(self.link.fileno(), packet)
+
+    def _inject_icmp(self, event: PacketEvent) -> None:
+        """An ICMP error from the peer quoting our segment (RFC 792: its IP header and first 8
+        bytes of TCP): the one the line names in `[start:end(length)]`, else our last one."""
+        icmp = event.icmp
+        key = self.connection
+        numbers = self._numbers_for(key)
+        if icmp.echoed_start is not None:
+            self._set_remote_offset(numbers, key, False)
+            seq = numbers.local_to_live(icmp.echoed_start)
+        else:
+            seq = self.last_sent_seq.get(key, 0)
+        quoted = TcpSegment(key[0], key[1], seq, 0, ACK, 0)
+        quoted_bytes = build_tcp_packet(self.local_address, self.remote_address, quoted)[: IPV4_HEADER_LENGTH + 8]
+        code = ICMP_UNREACHABLE_CODES.get(icmp.code, 0) if icmp.type == "unreachable" else 0
+        message = IcmpMessage(ICMP_TYPES[icmp.type], code, next_hop_mtu=icmp.mtu or 0, payload=quoted_bytes)
+        os.write(self.link.fileno(), build_icmp_packet(self.remote_address, self.local_address, message))
 
     def _next_segment(self, wait_until: float):
         """The oldest packet the kernel sent on the connection under test, as (arrival time,
@@ -374,6 +410,7 @@ class KernelDriver:
                                      f"{segment.src_port} > {segment.dst_port} {segment_text(segment)}")
                 continue
             self.last_raw = packet
+            self.last_sent_seq[self.connection] = segment.seq
             return when, parsed
 
     def _expect_segment(self, event: PacketEvent) -> None:

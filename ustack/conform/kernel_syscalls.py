@@ -52,7 +52,7 @@ def _linux_constants() -> dict[str, int]:
         TCP_FASTOPEN_CONNECT=30, TCP_FASTOPEN_KEY=33, TCP_FASTOPEN_NO_COOKIE=34, TCP_INQ=36,
         SO_ZEROCOPY=60, MSG_ZEROCOPY=0x4000000, MSG_FASTOPEN=0x20000000, SIOCINQ=0x541B, FIONREAD=0x541B,
         SIOCOUTQ=0x5411, SIOCOUTQNSD=0x894B, IP_MTU_DISCOVER=10, IP_PMTUDISC_DONT=0, IP_PMTUDISC_WANT=1,
-        IP_PMTUDISC_DO=2, IP_PMTUDISC_PROBE=3, POLLRDNORM=0x40, POLLWRNORM=0x100, POLLRDHUP=0x2000,
+        IP_PMTUDISC_DO=2, IP_PMTUDISC_PROBE=3, EPOLL_CTL_ADD=1, EPOLL_CTL_DEL=2, EPOLL_CTL_MOD=3, POLLRDNORM=0x40, POLLWRNORM=0x100, POLLRDHUP=0x2000,
     )
     return table
 
@@ -114,6 +114,7 @@ class SyscallThread:
         self.remote = (address_text(remote_address), remote_port)
         self.clock = clock
         self.sockets: dict[int, socket.socket] = {}  # script fd -> socket
+        self.epolls: dict[int, select.epoll] = {}  # script fd -> epoll instance
         self.current_port: int | None = None  # our port of the socket used last
         self.jobs: queue.Queue = queue.Queue()
         self.entered = threading.Event()
@@ -194,7 +195,7 @@ class SyscallThread:
         if wanted is not None and wanted >= 0:
             return wanted
         fd = 3
-        while fd in self.sockets:
+        while fd in self.sockets or fd in self.epolls:
             fd += 1
         return fd
 
@@ -231,21 +232,58 @@ class SyscallThread:
         self.current_port = sock.getsockname()[1]
         return Outcome(0) if result == 0 else Outcome(-1, errno_name(result))
 
+    def _null_buffer(self, event) -> Outcome | None:
+        """`write(4, NULL, 1000)`: the call made with a NULL buffer, through libc (Python's socket
+        calls always pass a buffer of their own), so that the kernel can say EFAULT."""
+        if not (isinstance(event.args[1], NameExpr) and event.args[1].name == "NULL"):
+            return None
+        libc = ctypes.CDLL(None, use_errno=True)
+        fd, length = self._sock(event.args[0]).fileno(), value(event.args[2])
+        flags = value(event.args[3]) or 0 if len(event.args) > 3 else 0
+        if event.name in ("read", "write"):
+            result = getattr(libc, event.name)(fd, None, length)
+        elif event.name in ("send", "recv"):
+            result = getattr(libc, event.name)(fd, None, length, flags)
+        elif event.name == "sendto":
+            address = struct.pack("=H", socket.AF_INET) + struct.pack("!H", self.remote[1])
+            address += socket.inet_aton(self.remote[0]) + bytes(8)
+            result = libc.sendto(fd, None, length, flags, address, len(address))
+        else:  # recvfrom
+            result = libc.recvfrom(fd, None, length, flags, None, None)
+        return Outcome(result) if result >= 0 else Outcome(-1, errno_name(ctypes.get_errno()))
+
     def _read(self, event) -> Outcome:
+        null = self._null_buffer(event)
+        if null is not None:
+            return null
         return Outcome(len(os.read(self._sock(event.args[0]).fileno(), value(event.args[2]))))
 
     def _write(self, event) -> Outcome:
+        null = self._null_buffer(event)
+        if null is not None:
+            return null
         return Outcome(os.write(self._sock(event.args[0]).fileno(), bytes(value(event.args[2]))))
 
     def _recv(self, event) -> Outcome:
+        null = self._null_buffer(event)
+        if null is not None:
+            return null
         flags = value(event.args[3]) if len(event.args) > 3 else 0
         return Outcome(len(self._sock(event.args[0]).recv(value(event.args[2]), flags or 0)))
 
+    _recvfrom = _recv
+
     def _send(self, event) -> Outcome:
+        null = self._null_buffer(event)
+        if null is not None:
+            return null
         flags = value(event.args[3]) if len(event.args) > 3 else 0
         return Outcome(self._sock(event.args[0]).send(bytes(value(event.args[2])), flags or 0))
 
     def _sendto(self, event) -> Outcome:
+        null = self._null_buffer(event)
+        if null is not None:
+            return null
         sock = self._sock(event.args[0])
         flags = value(event.args[3]) or 0
         sent = sock.sendto(bytes(value(event.args[2])), flags, self.remote)
@@ -257,6 +295,10 @@ class SyscallThread:
         return Outcome(0)
 
     def _close(self, event) -> Outcome:
+        epoll = self.epolls.pop(value(event.args[0]), None)
+        if epoll is not None:
+            epoll.close()
+            return Outcome(0)
         sock = self._sock(event.args[0])
         del self.sockets[value(event.args[0])]
         sock.close()
@@ -291,7 +333,61 @@ class SyscallThread:
             if name != socket.TCP_INFO:
                 raise Unsupported("getsockopt struct", f"option {event.args[2]}")
             return Outcome(0, None, {3: tcp_info(sock)})
-        return Outcome(0, None, {3: sock.getsockopt(level, name)})
+        return Outcome(0, None, {3: sock.getsockopt(level, name) & 0xFFFF_FFFF})  # the kernel's u32
+
+    def _sendmsg(self, event) -> Outcome:
+        """sendmsg(fd, {msg_name(...)=..., msg_iov(N)=[{..., length}, ...], msg_flags=0}, flags):
+        zero bytes of each length; the peer's address only for MSG_FASTOPEN (a connect)."""
+        sock = self._sock(event.args[0])
+        message = dict(event.args[1].fields) if isinstance(event.args[1], StructExpr) else {}
+        vectors = message.get("msg_iov")
+        buffers = []
+        for vector in vectors.items if isinstance(vectors, ArrayExpr) else ():
+            if not isinstance(vector, StructExpr):
+                raise Unsupported("sendmsg argument", "msg_iov entries as {base, length}")
+            fields = dict(vector.fields)
+            length = fields.get("iov_len", vector.fields[-1][1])
+            buffers.append(bytes(value(length)))
+        flags = value(event.args[2]) or 0
+        if flags & LINUX_CONSTANTS["MSG_FASTOPEN"]:
+            sent = sock.sendmsg(buffers, [], flags, self.remote)
+            self.current_port = sock.getsockname()[1]
+            return Outcome(sent)
+        return Outcome(sock.sendmsg(buffers, [], flags))
+
+    # epoll: the script's descriptor for an epoll instance is a name like a socket's.
+    def _epoll_create(self, event) -> Outcome:
+        fd = self._name_for(event)
+        self.epolls[fd] = select.epoll()
+        return Outcome(fd)
+
+    def _epoll_ctl(self, event) -> Outcome:
+        epoll = self.epolls.get(value(event.args[0]))
+        if epoll is None:
+            raise OSError(errno_module.EBADF, "bad file descriptor")
+        operation, sock = value(event.args[1]), self._sock(event.args[2])
+        fields = dict(event.args[3].fields) if isinstance(event.args[3], StructExpr) else {}
+        mask = value(fields.get("events", IntExpr(0, "0"))) or 0
+        if operation == LINUX_CONSTANTS["EPOLL_CTL_ADD"]:
+            epoll.register(sock.fileno(), mask)
+        elif operation == LINUX_CONSTANTS["EPOLL_CTL_MOD"]:
+            epoll.modify(sock.fileno(), mask)
+        else:
+            epoll.unregister(sock.fileno())
+        return Outcome(0)
+
+    def _epoll_wait(self, event) -> Outcome:
+        epoll = self.epolls.get(value(event.args[0]))
+        if epoll is None:
+            raise OSError(errno_module.EBADF, "bad file descriptor")
+        timeout = value(event.args[3]) if len(event.args) > 3 else -1
+        ready = epoll.poll(-1 if timeout is None or timeout < 0 else timeout / 1000.0, value(event.args[2]) or 1)
+        names = {sock.fileno(): fd for fd, sock in self.sockets.items()}
+        if not ready:
+            return Outcome(0, None, {1: {"events": 0, "fd": 0, "ptr": 0}})
+        descriptor, mask = ready[0]
+        name = names.get(descriptor, -1)
+        return Outcome(len(ready), None, {1: {"events": mask, "fd": name, "ptr": name}})
 
     def _poll(self, event) -> Outcome:
         entries = event.args[0].items if isinstance(event.args[0], ArrayExpr) else (event.args[0],)
@@ -319,5 +415,6 @@ def option_bytes(expression) -> bytes:
     if isinstance(expression, StructExpr):
         return struct.pack(f"{len(expression.fields)}i", *(value(item) for _, item in expression.fields))
     if isinstance(expression, (IntExpr, NameExpr)):
-        return struct.pack("i", value(expression))
+        number = value(expression)
+        return struct.pack("I" if number > 0x7FFF_FFFF else "i", number)  # 4294967295: all ones
     raise Unsupported("setsockopt value", f"cannot pass {expression!r}")

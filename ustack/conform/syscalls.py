@@ -481,7 +481,7 @@ def _check_structured(event: SyscallEvent, index: int, value, constants) -> str 
         if name is None or isinstance(item, EllipsisExpr):
             continue
         if name not in value:
-            raise Unsupported(f"tcp_info field {name}", "not in this kernel's struct tcp_info")
+            raise Unsupported(f"field {name} of {event.name}", "not given by this system call")
         wanted = evaluate(item, constants)
         if wanted != value[name]:
             return f"{event.name} gave {name}={value[name]} where the script expects {wanted}"
