@@ -13,7 +13,7 @@ import sys
 from .commands.errors import CliError
 
 # The modules under ustack/commands/, in the order `ustack --help` lists them.
-COMMAND_MODULES = ["decode", "serve", "connect", "ss", "ladder", "conform", "drill", "lab"]
+COMMAND_MODULES = ["decode", "serve", "connect", "ss", "stats", "ladder", "conform", "drill", "lab"]
 
 
 class _Parser(argparse.ArgumentParser):

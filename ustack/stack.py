@@ -22,13 +22,16 @@ import random
 from collections import Counter
 from typing import Iterable, NamedTuple
 
+from .reassembly import Ipv4Reassembly, ReassemblyLimits
 from .tcp import Connection, Listener, State, TcpConfig, reset_for_unmatched
 from .tcp.isn import IsnGenerator
 from .tcp.ratelimit import PerSecondLimit
+from .tcp.syn_cookies import SynCookies
 from .wire import WireError, build_icmp_packet, build_tcp_packet, parse_packet
+from .wire.fragment import fragment_ipv4
 from .wire.icmp import DESTINATION_UNREACHABLE, ECHO_REPLY, ECHO_REQUEST, PARAMETER_PROBLEM, TIME_EXCEEDED
 from .wire.icmp import IcmpMessage
-from .wire.ipv4 import Ipv4Header, address_text
+from .wire.ipv4 import PROTOCOL_ICMP, Ipv4Header, address_text
 from .wire.tcp import TcpSegment
 
 # Linux's default ephemeral range (net.ipv4.ip_local_port_range).
@@ -79,6 +82,7 @@ class Stack:
         isn_generator: IsnGenerator | None = None,
         port_seed: int | None = None,
         ttl: int = DEFAULT_TTL,
+        reassembly_limits: ReassemblyLimits | None = None,
     ) -> None:
         self.address = address
         self.mtu = mtu
@@ -86,10 +90,15 @@ class Stack:
         self.config = (config or TcpConfig()).fit_to_mtu(mtu)
         self.ttl = ttl
         self.isn_generator = isn_generator or IsnGenerator()
+        self.syn_cookies = SynCookies()  # one rotating cookie secret for all our listeners (RFC 4987 3.6)
         self.connections: dict[ConnectionKey, Connection] = {}
         self.listeners: dict[tuple[int, int], Listener] = {}
         self.drops: Counter[str] = Counter()
         self.counters: Counter[str] = Counter()
+        # The counters of connections that have ended, summed by name (Counter attributes such as
+        # `drops`), so that `ustack stats` totals outlive the connections that counted them.
+        self.ended_connection_counters: dict[str, Counter[str]] = {}
+        self.reassembly = Ipv4Reassembly(reassembly_limits, drops=self.drops, counters=self.counters)
         # One budget for the ACKs all our connections send in answer to unacceptable segments
         # (TcpConfig.unacceptable_ack_limit per second): forged segments spread over many
         # connections cannot make us send more.
@@ -105,6 +114,9 @@ class Stack:
         self._active: dict[Connection, None] = {}  # touched since the runtime last asked
         self._port_random = random.Random(port_seed)
         self._next_ephemeral = self._port_random.randrange(len(EPHEMERAL_PORTS))
+        # RFC 6864 4.1: a fragmented datagram needs an identification unique for its source,
+        # destination and protocol while its fragments may live; a counter from a random start.
+        self._next_identification = self._port_random.randrange(1 << 16)
 
     # ----------------------------------------------------------------------------------------
     # Packets in
@@ -125,12 +137,13 @@ class Stack:
             # attack: a SYN from us to us would have us answer ourselves in a loop).
             self.drops["ipv4_bad_source_address"] += 1
             return
-        if ip.more_fragments or ip.fragment_offset:
-            # Reassembly is not implemented: every fragment is dropped for this named reason, and
-            # our own segments never need fragmenting because our MSS follows the MTU.
-            self.drops["ipv4_fragment_not_supported"] += 1
-            return
         self.counters["packets_in"] += 1
+        if ip.more_fragments or ip.fragment_offset:
+            # RFC 791 3.2: held until the whole datagram is here, which then goes on as one packet.
+            parsed = self.reassembly.receive(parsed, now)
+            if parsed is None:
+                return
+            ip = parsed.ip
         if parsed.tcp is not None:
             self._receive_tcp(ip, parsed.tcp, now)
         elif parsed.icmp is not None:
@@ -174,7 +187,16 @@ class Stack:
         if message.type == ECHO_REQUEST:
             # RFC 792 / RFC 1122 3.2.2.6: echo the identifier, sequence number and data back.
             reply = message._replace(type=ECHO_REPLY, code=0)
-            self._control_replies.append(build_icmp_packet(ip.dst, ip.src, reply, ttl=self.ttl))
+            packet = build_icmp_packet(ip.dst, ip.src, reply, ttl=self.ttl)
+            if len(packet) > self.mtu:
+                # The request came in fragments (the reply is as long): it leaves in fragments.
+                header = Ipv4Header(ip.dst, ip.src, PROTOCOL_ICMP, self.ttl, identification=self._identification(),
+                                    dont_fragment=False)
+                fragments = fragment_ipv4(header, packet[20:], self.mtu)
+                self._control_replies.extend(fragments)
+                self.counters["fragments_created"] += len(fragments)
+            else:
+                self._control_replies.append(packet)
             self.counters["icmp_echo_replies"] += 1
         elif message.type in ICMP_ERRORS_FOR_TCP and message.quoted_tcp is not None:
             # RFC 9293 3.9.2.2 (MUST-54): TCP acts on the ICMP errors IP passes up, directed to
@@ -215,15 +237,17 @@ class Stack:
         return packets
 
     def next_deadline(self) -> float | None:
+        reassembly_deadline = self.reassembly.next_deadline()
         heap = self._timer_heap
         while heap:
             deadline, _, connection = heap[0]
             if self._armed_deadline.get(connection) == deadline:
-                return deadline
+                return deadline if reassembly_deadline is None else min(deadline, reassembly_deadline)
             heapq.heappop(heap)  # stale: the connection re-armed or went away
-        return None
+        return reassembly_deadline
 
     def on_timer(self, now: float) -> None:
+        self.reassembly.on_timer(now)
         heap = self._timer_heap
         while heap and heap[0][0] <= now:
             deadline, _, connection = heapq.heappop(heap)
@@ -253,6 +277,9 @@ class Stack:
         key = (connection.local_address, connection.local_port, connection.remote_address, connection.remote_port)
         if self.connections.get(key) is connection:
             del self.connections[key]
+            for name, counter in counter_attributes(connection).items():
+                if counter:
+                    self.ended_connection_counters.setdefault(name, Counter()).update(counter)
         self._armed_deadline.pop(connection, None)
 
     def _collect_events(self, connection: Connection) -> None:
@@ -287,8 +314,9 @@ class Stack:
             address or self.address,
             port,
             backlog=backlog,
-            syn_queue_size=syn_queue_size if syn_queue_size is not None else max(backlog, 128),
+            syn_queue_size=syn_queue_size if syn_queue_size is not None else backlog,  # as Linux's listen()
             isn_generator=self.isn_generator,
+            syn_cookies=self.syn_cookies,
         )
         self.listeners[(address, port)] = listener
         return listener
@@ -327,6 +355,10 @@ class Stack:
             return self.config
         return config.fit_to_mtu(self.mtu)
 
+    def _identification(self) -> int:
+        self._next_identification = (self._next_identification + 1) & 0xFFFF
+        return self._next_identification
+
     def _ephemeral_port(self, remote_address: int, remote_port: int) -> int:
         """A local port whose 4-tuple is free, counting TIME-WAIT connections as taken, and that
         no listener holds, whether bound to the wildcard or to our own address.
@@ -356,6 +388,19 @@ class Stack:
 
     def state_counts(self) -> Counter[str]:
         return Counter(connection.state.value for connection in self.connections.values())
+
+
+def counter_attributes(item: object) -> dict[str, Counter]:
+    """The collections.Counter attributes of an object, by name (`drops`, `counters`, ...), kept
+    in its __dict__ or in slots. A Connection has slots, and keeps `drops` in the slot `_drops`
+    (made at the first drop, behind the `drops` property): a leading underscore is dropped."""
+    found = {name: value for name, value in getattr(item, "__dict__", {}).items() if isinstance(value, Counter)}
+    for cls in type(item).__mro__:
+        for name in getattr(cls, "__slots__", ()):
+            value = getattr(item, name, None)
+            if isinstance(value, Counter):
+                found[name.lstrip("_")] = value
+    return found
 
 
 def _errno(name: str) -> int:
