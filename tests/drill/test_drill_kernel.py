@@ -39,9 +39,11 @@ def drill(*arguments: str, timeout: float = 60.0) -> subprocess.CompletedProcess
                           text=True, timeout=timeout)
 
 
-def drill_namespaces() -> list[str]:
+def drill_namespaces(pid: int) -> list[str]:
+    """The namespaces the `ustack drill` process `pid` has (their names carry its PID, so that
+    other runs on the machine do not count)."""
     listed = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, check=True).stdout
-    return [line.split()[0] for line in listed.splitlines() if line.startswith("ust-drill-")]
+    return [line.split()[0] for line in listed.splitlines() if line.startswith(f"ust-drill-{pid}-")]
 
 
 @pytest.mark.parametrize("name", sorted(path.name for path in SCRIPTS.glob("*.pkt")))
@@ -110,12 +112,11 @@ def test_against_both_shows_the_two_verdicts(tmp_path):
 def test_sigint_mid_run_leaves_no_namespace_behind():
     """Ctrl-C while a script waits (its retransmission timer): the run ends through the
     namespace's cleanup, and neither the namespace nor its TUN device is left."""
-    before = set(drill_namespaces())
     process = subprocess.Popen([sys.executable, "-m", "ustack", "drill", str(SCRIPTS / "retransmission.pkt"),
                                 *TOLERANCE], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + 20
-        while not set(drill_namespaces()) - before:  # wait until the run has made its namespace
+        while not drill_namespaces(process.pid):  # wait until the run has made its namespace
             assert process.poll() is None, process.communicate()
             assert time.monotonic() < deadline, "ustack drill never created its namespace"
             time.sleep(0.02)
@@ -127,16 +128,16 @@ def test_sigint_mid_run_leaves_no_namespace_behind():
             process.kill()
             process.wait()
     assert process.returncode == 130
-    assert set(drill_namespaces()) - before == set()
+    assert drill_namespaces(process.pid) == []
+    assert "tun0" not in subprocess.run(["ip", "link"], capture_output=True, text=True).stdout
 
 
 def test_sigterm_mid_run_leaves_no_namespace_behind():
-    before = set(drill_namespaces())
     process = subprocess.Popen([sys.executable, "-m", "ustack", "drill", str(SCRIPTS / "retransmission.pkt"),
                                 *TOLERANCE], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + 20
-        while not set(drill_namespaces()) - before:
+        while not drill_namespaces(process.pid):
             assert process.poll() is None, process.communicate()
             assert time.monotonic() < deadline, "ustack drill never created its namespace"
             time.sleep(0.02)
@@ -148,7 +149,8 @@ def test_sigterm_mid_run_leaves_no_namespace_behind():
             process.kill()
             process.wait()
     assert process.returncode == 130
-    assert set(drill_namespaces()) - before == set()
+    assert drill_namespaces(process.pid) == []
+    assert "tun0" not in subprocess.run(["ip", "link"], capture_output=True, text=True).stdout
 
 
 def test_kernel_runs_need_root_and_say_so():
