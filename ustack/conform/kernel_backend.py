@@ -52,7 +52,8 @@ from ustack.conform.driver import (
 from ustack.conform.kernel_syscalls import LINUX_CONSTANTS, SyscallThread, tcp_info
 from ustack.conform.matcher import SequenceMap, expected_text, inbound_segment, learn_from_outbound, match_outbound
 from ustack.conform.matcher import segment_text
-from ustack.conform.profile import Unsupported
+from ustack.conform.profile import FREEBSD, Unsupported, linux_command_for_freebsd_sysctl, script_profile
+from ustack.conform.shell import SetSysctl, interpret_shell
 from ustack.conform.raw_options import add_options, compare_fast_open, compare_options_length, fast_open_bytes
 from ustack.conform.lexer import ParseError
 from ustack.conform.parser import parse_file
@@ -529,8 +530,14 @@ class KernelDriver:
         self._check_returned(event, job, started)
 
     def _shell(self, event: ShellEvent) -> None:
+        command = event.command
+        if script_profile(self.directory) == FREEBSD:  # FreeBSD's commands, said the Linux way
+            action = interpret_shell(command)
+            if not isinstance(action, SetSysctl):
+                raise Unsupported("shell command", f"{command.strip()[:60]} (FreeBSD only)")
+            command = linux_command_for_freebsd_sysctl(action.name, action.value)
         # PACKETDRILL_PID: the suite's set_sysctls.py names its restore file after it.
-        command = f"export PACKETDRILL_PID={os.getpid()}; cd {_quote(self.directory)} && {event.command}"
+        command = f"export PACKETDRILL_PID={os.getpid()}; cd {_quote(self.directory)} && {command}"
         try:
             done = self.namespace.run(["bash", "-c", command], timeout=SHELL_TIMEOUT)
         except subprocess.TimeoutExpired:
