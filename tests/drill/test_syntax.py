@@ -120,3 +120,12 @@ def test_unsupported_features_are_found_before_anything_runs():
     assert (problem.feature, line) == ("syscall splice", 2)
     script = parse_text("--ip_version=ipv6\n0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3\n")
     assert find_kernel_unsupported(script)[0].feature == "ipv6"
+
+
+def test_freebsd_sysctls_are_said_the_linux_way_or_skipped():
+    from ustack.conform.profile import Unsupported, linux_command_for_freebsd_sysctl
+
+    assert linux_command_for_freebsd_sysctl("net.inet.tcp.sack.enable", 0) == "sysctl -q -w net.ipv4.tcp_sack=0"
+    assert linux_command_for_freebsd_sysctl("net.inet.tcp.blackhole", 0) == "true"  # what Linux does anyway
+    with pytest.raises(Unsupported, match="net.inet.tcp.blackhole"):
+        linux_command_for_freebsd_sysctl("net.inet.tcp.blackhole", 2)  # Linux always answers with a RST
