@@ -6,6 +6,17 @@ import dataclasses
 from dataclasses import dataclass
 
 
+class MssFromMtu(int):
+    """An MSS nobody chose: the one a TcpConfig starts with, which fit_to_mtu replaces by the
+    link's MTU minus the headers, up as well as down. It is an int to the whole core; only
+    fit_to_mtu asks whether the MSS is one of these. An MSS given by hand (TcpConfig(mss=1400),
+    dataclasses.replace(config, mss=...), the TCP_MAXSEG option of the conformance profile) is a
+    plain int, and the MTU only ever lowers it (RFC 9293 3.7.1: no larger than the MTU allows)."""
+
+    __slots__ = ()
+
+
+
 @dataclass(frozen=True)
 class TcpConfig:
     """Frozen: one value can be shared by many connections. A connection that needs a different
@@ -13,7 +24,9 @@ class TcpConfig:
     (Connection.reconfigure)."""
 
     # --- segments and buffers ---
-    mss: int = 1460  # the MSS we announce: an Ethernet MTU of 1500 minus 40 bytes of headers
+    # The MSS we announce. By default it follows the link's MTU (fit_to_mtu: MTU minus 40 bytes
+    # of IPv4 and TCP headers), 1460 until a link says otherwise; a value set here is kept.
+    mss: int = MssFromMtu(1460)
     receive_buffer_size: int = 256 * 1024
     send_buffer_size: int = 256 * 1024
 
@@ -146,9 +159,12 @@ class TcpConfig:
     min_path_mtu: int = 552
 
     def fit_to_mtu(self, mtu: int) -> "TcpConfig":
-        """This configuration with an MSS no larger than an IPv4 link MTU allows: the MTU minus
-        the 20-byte IPv4 and 20-byte TCP headers (RFC 9293 3.7.1, RFC 879)."""
-        largest = mtu - 40
+        """This configuration for an IPv4 link of this MTU: an MSS nobody set becomes the MTU
+        minus the 20-byte IPv4 and 20-byte TCP headers (RFC 9293 3.7.1, RFC 879), so a large
+        MTU gives large segments; an MSS set explicitly is only lowered to that."""
+        largest = min(mtu - 40, 65495)
+        if isinstance(self.mss, MssFromMtu):
+            return self if self.mss == largest else dataclasses.replace(self, mss=MssFromMtu(largest))
         return self if self.mss <= largest else dataclasses.replace(self, mss=largest)
 
     def __post_init__(self) -> None:
