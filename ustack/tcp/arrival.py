@@ -605,7 +605,11 @@ class SegmentArrival:
         """RFC 9293 3.8.6.3: delay the ACK of in-order data, but ACK at least every second
         segment (ack_every_segments) and never later than delayed_ack_timeout."""
         self._segments_since_ack += 1
-        if self._segments_since_ack >= self.config.ack_every_segments:
+        if self._segments_since_ack >= self.config.ack_every_segments or (
+            # A super-segment the kernel coalesced (TUN offload, issue 12) counts as the
+            # full-sized segments it carries, as Linux counts bytes beyond one rcv_mss.
+            seq_diff(self.rcv_nxt, self.last_ack_sent) >= self.config.ack_every_segments * self.send_mss
+        ):
             self._ack_now = True
         elif self.delayed_ack_deadline is None:
             self.delayed_ack_deadline = now + self.config.delayed_ack_timeout
