@@ -273,6 +273,7 @@ def setup_tun_in_namespace(
     mtu: int = 1500,
     host_address: str = "10.77.0.1/24",
     peer_address: str = "10.77.0.2",
+    offload: bool = True,
 ) -> TunLink:
     """Create a TUN device inside the namespace and make it a working link to ustack.
 
@@ -290,7 +291,7 @@ def setup_tun_in_namespace(
     except ValueError as error:
         raise NamespaceError(f"bad address: {error}") from None
     space_name = None if space is None else space.name
-    link = TunLink(tun_name, mtu=mtu, namespace=space_name)
+    link = TunLink(tun_name, mtu=mtu, namespace=space_name, offload=offload)  # offload: link/tun.py
     try:
         try:
             _set_sysctl(space_name, f"net/ipv6/conf/{tun_name}/disable_ipv6", "1")

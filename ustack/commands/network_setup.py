@@ -169,6 +169,8 @@ def add_network_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--host-addr", metavar="IP/PREFIX", type=ipv4_interface, default=DEFAULT_HOST_ADDRESS,
                        help=f"the kernel's address on the TUN device (default {DEFAULT_HOST_ADDRESS})")
     group.add_argument("--mtu", metavar="N", type=mtu_value, default=1500, help="MTU of the TUN device (68..65535, default 1500)")
+    group.add_argument("--no-offload", action="store_true",
+                       help="no checksum/TSO offloads on the TUN device (on by default where the kernel offers them)")
     group.add_argument("--pcap", metavar="FILE", type=path_value,
                        help="record every packet on the wire in this pcap file")
     group.add_argument("--trace", action="store_true", help="print one line per packet, with the state changes it caused")
@@ -302,7 +304,8 @@ class UstackNetwork:
                 self.namespace = Namespace(args.netns)
                 self.namespace.open()
             # Without --netns: in this process's own namespace.
-            self.device = setup_tun_in_namespace(self.namespace, args.tun, args.mtu, args.host_addr, args.addr)
+            self.device = setup_tun_in_namespace(self.namespace, args.tun, args.mtu, args.host_addr, args.addr,
+                                                 offload=not getattr(args, "no_offload", False))
             link = self.device
             if args.pcap:
                 try:
