@@ -30,13 +30,15 @@ import random
 from collections import Counter
 from typing import Iterable, NamedTuple
 
+from .reassembly import Ipv4Reassembly, ReassemblyLimits
 from .tcp import Connection, Listener, State, TcpConfig, reset_for_unmatched
 from .tcp.isn import IsnGenerator
 from .tcp.ratelimit import PerSecondLimit
 from .wire import WireError, build_icmp_packet, build_tcp_packet, parse_packet
+from .wire.fragment import fragment_ipv4
 from .wire.icmp import DESTINATION_UNREACHABLE, ECHO_REPLY, ECHO_REQUEST, PARAMETER_PROBLEM, TIME_EXCEEDED
 from .wire.icmp import IcmpMessage
-from .wire.ipv4 import Ipv4Header, address_text
+from .wire.ipv4 import PROTOCOL_ICMP, Ipv4Header, address_text
 from .wire.tcp import TcpSegment
 
 # Linux's default ephemeral range (net.ipv4.ip_local_port_range).
@@ -89,6 +91,7 @@ class Stack:
         isn_generator: IsnGenerator | None = None,
         port_seed: int | None = None,
         ttl: int = DEFAULT_TTL,
+        reassembly_limits: ReassemblyLimits | None = None,
     ) -> None:
         self.address = address
         self.mtu = mtu
@@ -100,6 +103,10 @@ class Stack:
         self.listeners: dict[tuple[int, int], Listener] = {}
         self.drops: Counter[str] = Counter()
         self.counters: Counter[str] = Counter()
+        # The counters of connections that have ended, summed by name (Counter attributes such as
+        # `drops`), so that `ustack stats` totals outlive the connections that counted them.
+        self.ended_connection_counters: dict[str, Counter[str]] = {}
+        self.reassembly = Ipv4Reassembly(reassembly_limits, drops=self.drops, counters=self.counters)
         # One budget for the ACKs all our connections send in answer to unacceptable segments
         # (TcpConfig.unacceptable_ack_limit per second): forged segments spread over many
         # connections cannot make us send more.
@@ -115,6 +122,9 @@ class Stack:
         self._active: dict[Connection, None] = {}  # touched since the runtime last asked
         self._port_random = random.Random(port_seed)
         self._next_ephemeral = self._port_random.randrange(len(EPHEMERAL_PORTS))
+        # RFC 6864 4.1: a fragmented datagram needs an identification unique for its source,
+        # destination and protocol while its fragments may live; a counter from a random start.
+        self._next_identification = self._port_random.randrange(1 << 16)
 
     # ----------------------------------------------------------------------------------------
     # Packets in
@@ -135,12 +145,13 @@ class Stack:
             # attack: a SYN from us to us would have us answer ourselves in a loop).
             self.drops["ipv4_bad_source_address"] += 1
             return
-        if ip.more_fragments or ip.fragment_offset:
-            # Reassembly is not implemented: every fragment is dropped for this named reason, and
-            # our own segments never need fragmenting because our MSS follows the MTU.
-            self.drops["ipv4_fragment_not_supported"] += 1
-            return
         self.counters["packets_in"] += 1
+        if ip.more_fragments or ip.fragment_offset:
+            # RFC 791 3.2: held until the whole datagram is here, which then goes on as one packet.
+            parsed = self.reassembly.receive(parsed, now)
+            if parsed is None:
+                return
+            ip = parsed.ip
         if parsed.tcp is not None:
             self._receive_tcp(ip, parsed.tcp, now)
         elif parsed.icmp is not None:
@@ -184,7 +195,16 @@ class Stack:
         if message.type == ECHO_REQUEST:
             # RFC 792 / RFC 1122 3.2.2.6: echo the identifier, sequence number and data back.
             reply = message._replace(type=ECHO_REPLY, code=0)
-            self._control_replies.append(build_icmp_packet(ip.dst, ip.src, reply, ttl=self.ttl))
+            packet = build_icmp_packet(ip.dst, ip.src, reply, ttl=self.ttl)
+            if len(packet) > self.mtu:
+                # The request came in fragments (the reply is as long): it leaves in fragments.
+                header = Ipv4Header(ip.dst, ip.src, PROTOCOL_ICMP, self.ttl, identification=self._identification(),
+                                    dont_fragment=False)
+                fragments = fragment_ipv4(header, packet[20:], self.mtu)
+                self._control_replies.extend(fragments)
+                self.counters["fragments_created"] += len(fragments)
+            else:
+                self._control_replies.append(packet)
             self.counters["icmp_echo_replies"] += 1
         elif message.type in ICMP_ERRORS_FOR_TCP and message.quoted_tcp is not None:
             # RFC 9293 3.9.2.2 (MUST-54): TCP acts on the ICMP errors IP passes up, directed to
@@ -225,16 +245,18 @@ class Stack:
         return packets
 
     def next_deadline(self) -> float | None:
+        reassembly_deadline = self.reassembly.next_deadline()
         heap = self._timer_heap
         while heap:
             deadline, key = heap[0]
             connection = self.connections.get(key)
             if connection is not None and self._armed_deadline.get(connection) == deadline:
-                return deadline
+                return deadline if reassembly_deadline is None else min(deadline, reassembly_deadline)
             heapq.heappop(heap)  # stale: the connection re-armed or went away
-        return None
+        return reassembly_deadline
 
     def on_timer(self, now: float) -> None:
+        self.reassembly.on_timer(now)
         heap = self._timer_heap
         while heap and heap[0][0] <= now:
             deadline, key = heapq.heappop(heap)
@@ -271,6 +293,9 @@ class Stack:
         key = _key_of(connection)
         if self.connections.get(key) is connection:
             del self.connections[key]
+            for name, counter in getattr(connection, "__dict__", {}).items():
+                if isinstance(counter, Counter) and counter:
+                    self.ended_connection_counters.setdefault(name, Counter()).update(counter)
         self._armed_deadline.pop(connection, None)
 
     def _collect_events(self, connection: Connection) -> None:
@@ -344,6 +369,10 @@ class Stack:
         if config is None:
             return self.config
         return config.fit_to_mtu(self.mtu)
+
+    def _identification(self) -> int:
+        self._next_identification = (self._next_identification + 1) & 0xFFFF
+        return self._next_identification
 
     def _ephemeral_port(self, remote_address: int, remote_port: int) -> int:
         """A local port whose 4-tuple is free, counting TIME-WAIT connections as taken, and that
