@@ -423,8 +423,8 @@ def variant_rows(work: Path, spaces: list[Namespace], prefix: str, site: Path, u
                              "--mtu", str(mtu), *([] if offload else ["--no-offload"])], environment)
             try:
                 ustack.wait_ready("ustack: ready")
-                down = download_rate(space, f"http://{STACK_ADDRESS}/big.bin")
-                up = upload_rate(space, f"http://{STACK_ADDRESS}/up.bin", upload_source)
+                down = download_rate(space, f"http://{USTACK_ADDRESS}/big.bin")
+                up = upload_rate(space, f"http://{USTACK_ADDRESS}/up.bin", upload_source)
             finally:
                 ustack.stop()
             label = f"offload {'on' if offload else 'off'}, mtu {mtu}"

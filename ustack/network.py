@@ -172,7 +172,8 @@ class UstackNetwork:
         from .tcp import TcpConfig
         from .wire.ipv4 import address_value
 
-        return Stack(address_value(self.settings.address), config or TcpConfig(), mtu=self.settings.mtu)
+        return Stack(address_value(self.settings.address), config or TcpConfig(), mtu=self.settings.mtu,
+                     segmentation_offload=bool(self.device is not None and getattr(self.device, "offload", False)))
 
     async def start_control(self, astack, program: str, directory: Path | None = None):
         """This process's control socket (what `ustack ss` asks), started; NetworkError if it cannot."""

@@ -33,6 +33,7 @@ from typing import Iterable, NamedTuple
 from .reassembly import Ipv4Reassembly, ReassemblyLimits
 from .tcp import Connection, Listener, State, TcpConfig, reset_for_unmatched
 from .tcp.isn import IsnGenerator
+from .tcp.options import TIMESTAMP_OPTION_SPACE
 from .tcp.ratelimit import PerSecondLimit
 from .wire import WireError, build_icmp_packet, build_tcp_packet, parse_packet
 from .wire.fragment import fragment_ipv4
@@ -92,9 +93,14 @@ class Stack:
         port_seed: int | None = None,
         ttl: int = DEFAULT_TTL,
         reassembly_limits: ReassemblyLimits | None = None,
+        segmentation_offload: bool = False,
     ) -> None:
         self.address = address
         self.mtu = mtu
+        # TSO (link/tun.py): the link cuts a TCP segment larger than the MTU into segments of the
+        # MTU minus its headers. A connection whose own segments are exactly that size (the peer's
+        # MSS is at least ours) may then hand down up to 64 KB at once (TcpConfig.offload_segments).
+        self.offload_segments = max(1, min(64, 65475 // (mtu - 40))) if segmentation_offload else 1
         # Our MSS follows from the MTU (RFC 9293 3.7.1): the MTU less the IPv4 and TCP headers.
         self.config = (config or TcpConfig()).fit_to_mtu(mtu)
         self.ttl = ttl
@@ -234,6 +240,8 @@ class Stack:
         self._touched = {}
         self._active.update(touched)
         for connection in touched:
+            if self.offload_segments > 1:
+                self._fit_segmentation_offload(connection, now)
             for segment in connection.transmit(now):
                 packets.append(build_tcp_packet(connection.local_address, connection.remote_address, segment, ttl=self.ttl))
             self._collect_events(connection)
@@ -243,6 +251,15 @@ class Stack:
                 self._arm(connection)
         self.counters["packets_out"] += len(packets)
         return packets
+
+    def _fit_segmentation_offload(self, connection: Connection, now: float) -> None:
+        """Several segments at once only while the connection's segment size is what the link
+        cuts at: its send MSS plus the timestamp option it leaves room for, plus 40 bytes of
+        headers, fill the MTU (a smaller peer MSS or a lowered path MTU switch it off again)."""
+        full = connection.send_mss + (TIMESTAMP_OPTION_SPACE if connection.timestamps_enabled else 0) + 40
+        wanted = self.offload_segments if full == self.mtu else 1
+        if connection.config.offload_segments != wanted:
+            connection.reconfigure(now, offload_segments=wanted)
 
     def next_deadline(self) -> float | None:
         reassembly_deadline = self.reassembly.next_deadline()

@@ -9,7 +9,7 @@ import pytest
 from ustack.link import vnet
 from ustack.link.vnet import (
     DATA_VALID, GSO_ECN, GSO_NONE, GSO_TCPV4, GSO_TCPV6, GSO_UDP, GSO_UDP_L4, HEADER_SIZE, NEEDS_CSUM,
-    Coalescer, VnetDrop, VnetHeader, build_vnet_header, packet_from_kernel, parse_vnet_header,
+    Coalescer, VnetDrop, VnetHeader, build_vnet_header, large_segment_frame, packet_from_kernel, parse_vnet_header,
     split_super_segment,
 )
 from ustack.stack import Stack
@@ -172,17 +172,24 @@ def test_no_super_segment_exceeds_the_largest_ipv4_packet():
 # --- two stacks: offload on and off give the same byte stream ----------------------------------
 
 
-def transfer(size: int, offload: bool, mtu: int = 1500) -> tuple[bytes, int, int]:
+def transfer(size: int, offload: bool, mtu: int = 1500, tso: bool = False, pieces: list | None = None):
     """A sends `size` bytes to B. With offload, A's packets go through the Coalescer and reach B
     as whole super-segments (as the kernel's GRO would hand them), with a partial checksum B's
     link completes. Returns what B read, the packets B received and the ACKs B sent."""
-    a, b = Stack(A, mtu=mtu, port_seed=1), Stack(B, mtu=mtu, port_seed=2)
+    a, b = Stack(A, mtu=mtu, port_seed=1, segmentation_offload=tso), Stack(B, mtu=mtu, port_seed=2)
     listener = b.listen(80)
     now = 0.0
     received = acks = 0
 
     def to_b(packets):
         nonlocal received
+        if tso:  # the kernel cuts what is larger than the MTU; B gets the pieces
+            cut = []
+            for packet in packets:
+                frame = large_segment_frame(packet, mtu) if len(packet) > mtu else None
+                cut += split_super_segment(frame) if frame else [packet]
+            pieces.extend(cut)
+            packets = cut
         if offload:
             frames = coalesce(packets)
             packets = []
@@ -221,6 +228,25 @@ def transfer(size: int, offload: bool, mtu: int = 1500) -> tuple[bytes, int, int
             if (stack.next_deadline() or now + 1) <= now:
                 stack.on_timer(now)
     return bytes(out), received, acks
+
+
+def test_segments_the_core_builds_larger_than_the_mtu_are_cut_into_full_sized_ones():
+    plain, _, _ = transfer(600_000, offload=False)
+    pieces: list[bytes] = []
+    cut, _, _ = transfer(600_000, offload=False, tso=True, pieces=pieces)
+    assert cut == plain
+    data = [parse_packet(piece).tcp for piece in pieces]
+    sizes = [len(segment.payload) for segment in data if segment.payload]
+    assert max(map(len, pieces)) <= 1500
+    assert sizes.count(1448) >= len(sizes) - 20  # full-sized but for a few tails
+    assert len(pieces) > 400  # 600 KB in 1448-byte pieces: it really was cut
+
+
+def test_the_stack_hands_down_large_segments_only_where_its_segments_fill_the_mtu():
+    a = Stack(A, mtu=1500, segmentation_offload=True)
+    assert a.offload_segments == 44  # 44 * 1460 + 60 bytes of headers fit in 65535
+    assert Stack(A, mtu=65535, segmentation_offload=True).offload_segments == 1
+    assert Stack(A, mtu=1500).offload_segments == 1
 
 
 @pytest.mark.parametrize("mtu", [1500, 65535])

@@ -20,16 +20,20 @@ packet in either direction carries a virtio_net_hdr in front (ustack/link/vnet.p
 - receiving, the kernel may hand us a TCP super-segment of up to 64 KB that its GRO/TSO path built
   from MSS-sized segments, with a partial checksum; vnet.packet_from_kernel completes the checksum
   and the stack takes the super-segment as ONE segment (one parse, one ACK decision);
-- sending, consecutive in-order segments of one connection are joined into a super-segment
-  (vnet.Coalescer) which the kernel cuts back into the very same segments (gso_size = their
-  length), with the checksum left partial for it to finish. The run being joined is held until
+- sending, the core itself may build segments of up to 64 KB (TcpConfig.offload_segments, which
+  the Stack sets when built with segmentation_offload=True, on connections whose segments fill
+  the MTU); the kernel cuts them into segments of the MTU minus the headers, with the checksum
+  left partial for it to finish. Consecutive in-order MSS-sized segments of one connection that
+  still come one by one are joined into a super-segment (vnet.Coalescer) which the kernel cuts
+  back into the very same segments (gso_size = their length). The run being joined is held until
   the next packet that does not join it or until flush(), which the runtime calls at the end of
   every round (base.py's contract).
-Middlewares outside this link (FaultInjector, PcapWriter, Tracer) therefore see what the stack
-sends segment by segment, as the peer will receive it, and what arrives as the super-segments the
-kernel delivers, as tcpdump on the device shows them. A FaultInjector that drops an outgoing
-segment drops exactly what the peer loses (the run is cut at the gap); one that drops an
-arriving super-segment loses all the segments in it, as the peer would see them lost.
+Middlewares outside this link (FaultInjector, PcapWriter, Tracer) therefore see super-segments
+both ways, as tcpdump on the device shows them: the large segments the core builds, what the
+kernel delivers coalesced; and the rest segment by segment. A FaultInjector that drops a
+super-segment drops all the segments in it, which is what the peer then misses; one that drops
+one of the segments the Coalescer would join cuts the run at the gap, so the peer misses exactly
+that one.
 If the kernel refuses TUNSETOFFLOAD the device is opened again without IFF_VNET_HDR, and
 `offload` says which way it runs.
 
@@ -47,7 +51,7 @@ import os
 import pytun
 
 from .base import Link, LinkError
-from .vnet import GSO_NONE, HEADER_SIZE, Coalescer, VnetDrop, packet_from_kernel
+from .vnet import GSO_NONE, HEADER_SIZE, Coalescer, VnetDrop, large_segment_frame, packet_from_kernel
 
 TUN_PATH = "/dev/net/tun"
 # The kernel's default transmit queue for a TUN device is 500 packets, which a burst of 64 KiB
@@ -126,7 +130,14 @@ class TunLink(Link):
 
     def send(self, packet: bytes, now: float) -> None:
         if len(packet) > self.mtu:
-            self.count_drop("larger_than_mtu")
+            frame = None if self._coalescer is None else large_segment_frame(packet, self.mtu)
+            if frame is None:
+                self.count_drop("larger_than_mtu")
+                return
+            for earlier in self._coalescer.flush():
+                self._write(earlier, len(earlier) - HEADER_SIZE)
+            self.counters["large_segments_out"] += 1
+            self._write(frame, len(packet))
             return
         if self._coalescer is None:
             self._write(packet, len(packet))

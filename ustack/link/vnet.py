@@ -233,6 +233,20 @@ class Coalescer:
         return b"".join((HEADER.pack(*header), ip, tcp, *self._pieces))
 
 
+def large_segment_frame(packet: bytes, mtu: int) -> bytes | None:
+    """The frame for one TCP segment larger than the MTU that the core built itself
+    (TcpConfig.offload_segments): the kernel cuts it into pieces of the MTU minus its headers,
+    which is the connection's segment size (the Stack allows such segments only then). None if
+    the packet is not a TCP segment this link may hand over that way."""
+    if not _joinable(packet):
+        return None
+    header_length = IPV4_HEADER + (packet[32] >> 4) * 4
+    src, dst = int.from_bytes(packet[12:16], "big"), int.from_bytes(packet[16:20], "big")
+    partial = _fold(pseudo_header_sum(src, dst, TCP_PROTOCOL, len(packet) - IPV4_HEADER))
+    header = VnetHeader(NEEDS_CSUM, GSO_TCPV4, header_length, mtu - header_length, IPV4_HEADER, TCP_CHECKSUM_OFFSET)
+    return b"".join((HEADER.pack(*header), packet[:36], partial.to_bytes(2, "big"), packet[38:]))
+
+
 def _joinable(packet: bytes) -> bool:
     """A TCP segment over IPv4 without IP options, unfragmented, carrying data, whose flags are
     ACK with at most PSH and FIN."""

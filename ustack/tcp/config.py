@@ -76,6 +76,12 @@ class TcpConfig:
     persist_max: float = 60.0
 
     # --- sending policy ---
+    # How many segments' worth of data the core may put in one segment it hands down, when the
+    # link cuts it into segments of the MSS again (TCP segmentation offload on a TUN device,
+    # link/tun.py). 1: none; the Stack raises it on a connection whose segments fill the MTU.
+    # The MSS we announce, the peer's MSS and every rule that speaks of "a full-sized segment"
+    # (Nagle, SWS avoidance, delayed ACKs, retransmissions) are unchanged.
+    offload_segments: int = 1
     nagle: bool = True  # RFC 9293 3.7.4; False is the TCP_NODELAY of sockets
     # How the receive window we advertise follows the free buffer space (output.py):
     # "sws_steps": receiver silly-window avoidance as RFC 9293 3.8.6.2.2 writes it: the right
@@ -183,6 +189,8 @@ class TcpConfig:
             raise ValueError(f"window_scale_shift must be in 0..14 (RFC 7323 2.3), got {self.window_scale_shift}")
         if self.window_advertisement not in ("sws_steps", "free_space"):
             raise ValueError(f"window_advertisement must be 'sws_steps' or 'free_space', got {self.window_advertisement!r}")
+        if not 1 <= self.offload_segments <= 64:
+            raise ValueError(f"offload_segments must be in 1..64, got {self.offload_segments}")
         if self.ack_every_segments < 1:
             raise ValueError("ack_every_segments must be at least 1")
         if self.fin_wait_2_timeout is not None and self.fin_wait_2_timeout <= 0:
@@ -201,5 +209,6 @@ class TcpConfig:
 # SO_KEEPALIVE, TCP_KEEPIDLE, TCP_KEEPINTVL, TCP_KEEPCNT). The others shape the SYN, the buffers or
 # the estimators, and are fixed once the connection exists.
 LIVE_SETTINGS = frozenset(
-    {"nagle", "keepalive", "keepalive_idle", "keepalive_interval", "keepalive_probes", "delayed_ack_timeout"}
+    {"nagle", "keepalive", "keepalive_idle", "keepalive_interval", "keepalive_probes", "delayed_ack_timeout",
+     "offload_segments"}
 )

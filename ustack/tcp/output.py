@@ -142,7 +142,10 @@ class SegmentOutput:
                 window = cwnd
             length = window - in_flight
             if length > mss:
-                length = mss
+                # With TSO (config.offload_segments) several whole segments go as one, which the
+                # link cuts again; a short tail is left to the rules below, as without TSO.
+                length = min(length, unsent, mss * self.config.offload_segments)
+                length -= length % mss if length > mss else 0
             if length > unsent:
                 length = unsent
             if length <= 0:
