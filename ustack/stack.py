@@ -26,6 +26,7 @@ Lookup order for an arriving TCP segment follows RFC 9293 3.10.7: a connection t
 from __future__ import annotations
 
 import heapq
+import ipaddress
 import random
 from collections import Counter
 from typing import Iterable, NamedTuple
@@ -62,6 +63,24 @@ ConnectionKey = tuple[int, int, int, int]
 HEAP_SLACK = 64  # (local address, local port, remote address, remote port)
 
 
+def host_address(address: object) -> int:
+    """The address a Stack takes, as `ipaddress` reads it ('10.77.0.2', IPv4Address, or an int),
+    as the integer the core compares with packet headers. A value that is no address, or that no
+    host can have (RFC 1122 3.2.1.3: "this network", loopback, multicast, reserved), raises
+    ValueError naming it. IPv6 is not supported yet: its branch is the one place to add it."""
+    if isinstance(address, bool):  # an int to ipaddress, but surely a mistake
+        raise ValueError(f"{address!r} is not an IP address")
+    try:
+        parsed = ipaddress.ip_address(address)  # type: ignore[arg-type]
+    except ValueError:
+        raise ValueError(f"{address!r} is not an IP address") from None
+    if parsed.version != 4:
+        raise ValueError(f"{address!r} is an IPv6 address; ustack speaks IPv4 only for now")
+    if int(parsed) >> 24 in INVALID_SOURCE_FIRST_OCTETS or parsed == ipaddress.IPv4Address("255.255.255.255"):
+        raise ValueError(f"{address!r} cannot be a host's address (RFC 1122 3.2.1.3)")
+    return int(parsed)
+
+
 class StackError(Exception):
     """A user call the stack cannot honour; `errno` says which socket error it would be."""
 
@@ -86,7 +105,7 @@ class Stack:
 
     def __init__(
         self,
-        address: int,
+        address: int | str | ipaddress.IPv4Address,
         config: TcpConfig | None = None,
         *,
         mtu: int = 1500,
@@ -96,7 +115,7 @@ class Stack:
         reassembly_limits: ReassemblyLimits | None = None,
         segmentation_offload: bool = False,
     ) -> None:
-        self.address = address
+        self.address = host_address(address)
         self.mtu = mtu
         # TSO (link/tun.py): the link cuts a TCP segment larger than the MTU into segments of the
         # MTU minus its headers. A connection whose own segments are exactly that size (the peer's
