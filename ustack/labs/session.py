@@ -451,8 +451,10 @@ def run_lab(name: str, summary: str, scenario: Scenario, options: LabOptions, co
     """Set up, run the scenario, take everything down; the scenario returns the explanation."""
     if os.geteuid() != 0:
         raise LabError("labs need root: they create a network namespace and a TUN device (sudo ustack lab ...)")
+    # offload=False: a lab shows TCP segment by segment. With TSO the kernel would take a run of
+    # our segments as one and answer it with one ACK (three duplicate ACKs would become one).
     settings = NetworkSettings(namespace=f"ust-lab-{name}-{os.getpid()}", pcap=options.pcap, faults=True,
-                               seed=options.seed)
+                               seed=options.seed, offload=False)
     watch = SceneWatch(address_value(USTACK_ADDRESS), address_value(KERNEL_ADDRESS))
     network = UstackNetwork(settings, watch=watch, wire_layer=Gate)
     scenes: list[Scene] = []
