@@ -39,6 +39,7 @@ function handle(message) {
       connections.clear();
       limits = message.limits;
       document.getElementById("title").textContent = message.title;
+      document.title = `${message.title} — live`;
       for (const connection of message.connections) {
         Object.assign(entry(connection.key), connection);
         noteSize(connection.key, connection.rows.length);
@@ -116,7 +117,7 @@ function drawTable() {
 }
 
 // --- the ladder ---------------------------------------------------------------------------------
-const LADDER = {width: 760, left: 120, right: 640, top: 56, row: 38};
+const LADDER = {width: 800, left: 180, right: 700, top: 56, row: 40};
 let drawnRows = 0, drawnKey = null;
 
 function drawLadder() {
@@ -153,8 +154,6 @@ function drawArrow(group, item, y) {
   const colour = item.from === 0 ? "var(--local)" : "var(--remote)";
   const lost = item.type === "lost";
   const endX = lost ? (fromX + toX) / 2 : toX, endY = lost ? y + row / 2 : y + row;
-  group.appendChild(el("text", {x: (left + right) / 2, y: y + row / 2 - 4, "text-anchor": "middle", fill: colour},
-                       item.label + (item.type !== "normal" ? `  (${item.type})` : "")));
   group.appendChild(el("line", {x1: fromX, y1: y + 4, x2: endX, y2: endY, stroke: lost ? "var(--lost)" : colour,
                                 "stroke-width": 2.5, "stroke-dasharray": item.type === "retransmission" ? "8 5" : ""}));
   if (lost) {
@@ -164,6 +163,12 @@ function drawArrow(group, item, y) {
     const direction = toX > fromX ? -1 : 1;
     group.appendChild(el("path", {d: `M${toX} ${y + row} l${direction * 14} -3 l${direction * -2} -9 z`, fill: colour}));
   }
+  // The label just above its line, along it, with a white halo (style.css) for readability.
+  const midX = (fromX + endX) / 2, midY = (y + 4 + endY) / 2;
+  const angle = Math.atan2(endY - y - 4, Math.abs(endX - fromX)) * 180 / Math.PI * (endX > fromX ? 1 : -1);
+  group.appendChild(el("text", {x: midX, y: midY - 6, "text-anchor": "middle", fill: colour,
+                                transform: `rotate(${angle.toFixed(2)} ${midX} ${midY})`},
+                       item.label + (item.type !== "normal" ? `  (${item.type})` : "")));
   const time = el("text", {x: 4, y: y + row / 2 + 5, fill: "#666"}, `${item.time.toFixed(3)}s`);
   group.appendChild(time);
 }
@@ -229,7 +234,10 @@ function chart(id, samples, series) {
   for (const [index, colour] of series) {
     const coordinates = points.filter(point => point[index] !== null).map(point =>
       `${(X0 + (point[0] - t0) / (t1 - t0) * (W - 4 - X0)).toFixed(1)},${(Y0 - point[index] / top * (Y0 - 8)).toFixed(1)}`);
+    if (!coordinates.length) continue;
     svg.appendChild(el("polyline", {points: coordinates.join(" "), fill: "none", stroke: colour, "stroke-width": 2}));
+    const [x, y] = coordinates[coordinates.length - 1].split(",");  // the latest sample, as a dot
+    svg.appendChild(el("circle", {cx: x, cy: y, r: 3.5, fill: colour}));
   }
 }
 
