@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+from collections.abc import Callable
 
 from ..commands.errors import CliError
 from .feed import WebFeed
@@ -103,3 +104,65 @@ async def start_web(args, feed: WebFeed, snapshots, view: WebView | None = None)
         view = open_view(args, feed)
     sampler = loop.create_task(sample_snapshots(feed, snapshots))
     return RunningWeb(view if owned else None, sampler)
+
+
+class LabRequests:
+    """The labs the page asks for ("start lab" buttons, from the server's thread), run one at a
+    time by the command's own thread: `ustack lab NAME --web` keeps its page up after NAME."""
+
+    def __init__(self, names: list[str]) -> None:
+        import queue
+
+        self.names = set(names)
+        self.running: str | None = None
+        self._queue: queue.Queue[str] = queue.Queue(maxsize=1)
+
+    def request(self, name: str) -> str | None:
+        """None if the lab will start, else why not (one line for the page)."""
+        import queue
+
+        if name not in self.names:
+            return f"no lab named {name!r}"
+        if self.running is not None:
+            return f"lab {self.running} is still running"
+        try:
+            self._queue.put_nowait(name)
+        except queue.Full:
+            return "another lab is about to start"
+        return None
+
+    def next(self, poll: float = 0.5) -> str:
+        """The next lab asked for; waits (Ctrl-C stops the wait)."""
+        import queue
+
+        while True:
+            try:
+                return self._queue.get(timeout=poll)  # a timeout, so that Ctrl-C is seen at once
+            except queue.Empty:
+                continue
+
+
+def run_labs_with_web(args, run_one: Callable[[str, WebFeed], None], names: list[tuple[str, str]]) -> int:
+    """`ustack lab NAME --web`: NAME, then whatever the page asks for, until Ctrl-C or SIGTERM."""
+    import sys
+
+    feed = make_feed(args, f"ustack lab {args.name}")
+    requests = LabRequests([name for name, _ in names])
+    view = open_view(args, feed, lab_starter=requests.request, labs=names)
+    print(f"web    : {view.url} (this host's browser)", file=sys.stderr, flush=True)
+    try:
+        name = args.name
+        while True:
+            requests.running = name
+            feed.title = f"ustack lab {name}"
+            try:
+                run_one(name, feed)
+            finally:
+                requests.running = None
+            print(f"ustack: lab {name} done; the page stays at {view.url}: start a lab there, or Ctrl-C to stop",
+                  file=sys.stderr, flush=True)
+            name = requests.next()
+    except KeyboardInterrupt:  # the normal end of a lab with a page (SIGTERM too)
+        return 0
+    finally:
+        view.stop()

@@ -164,6 +164,14 @@ class WebFeed:
                 "other": list(self._other),
             }
 
+    def detach(self) -> None:
+        """The loop of `schedule` is ending (a lab is over): send what waits, flush at once from now on."""
+        self.schedule = None
+        self.flush()
+        with self._lock:  # its stack is gone: no connection is live any more
+            self.table = []
+            self._publish({"type": "table", "time": None, "rows": [], "samples": {}})
+
     def flush(self) -> None:
         """Send the ladders that changed since the last flush (once per round of the runtime)."""
         with self._lock:
