@@ -9,10 +9,12 @@ what to install (./scripts/test installs chromium)."""
 from __future__ import annotations
 
 import os
-import shutil
+import queue
+import signal
 import socket
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -131,3 +133,54 @@ def test_a_non_loopback_web_address_is_refused_in_one_line(tmp_path):
     assert result.stderr.count("\n") == 1 and "not a loopback address" in result.stderr, result.stderr
     assert "--web-remote" in result.stderr
     assert subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout.find("ust-w-never") < 0
+
+
+def test_a_lab_runs_live_and_the_page_starts_another(browser_page):
+    """`ustack lab handshake --web`: the page shows the lab's connections, and its "start lab"
+    button runs the lab again, live, in the same process; Ctrl-C ends it all, cleanly."""
+    problems = namespace_test_problems(("ip", "ss", "curl", "nc", "nstat", "sysctl"))
+    if problems:
+        pytest.fail("the lab cannot run: " + "; ".join(problems), pytrace=False)
+    port = free_loopback_port()
+    url = f"http://127.0.0.1:{port}/"
+    process = subprocess.Popen([sys.executable, "-m", "ustack", "lab", "handshake", "--quiet", "--web",
+                                f"127.0.0.1:{port}"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    lines: queue.Queue = queue.Queue()
+    threading.Thread(target=lambda: [lines.put(line) for line in process.stderr] and None, daemon=True).start()
+    threading.Thread(target=process.stdout.read, daemon=True).start()  # the reports: keep the pipe moving
+
+    def wait_for_line(words: str) -> str:
+        while True:
+            line = lines.get(timeout=60)
+            if words in line:
+                return line
+
+    try:
+        assert wait_for_line("web    : ").startswith(f"web    : {url}")
+        wait_for_line("lab handshake done")
+        page = browser_page
+        page.goto(url)
+        page.wait_for_function("document.getElementById('status').textContent === 'live'", timeout=PAGE_TIMEOUT)
+        # The lab that ran is on the page: its connection's ladder, with the handshake in it.
+        page.wait_for_selector("#ladder .row[data-kind=arrow]", timeout=PAGE_TIMEOUT)
+        first_keys = page.evaluate("Object.keys(window.ustack.ladderSizes)")
+        assert first_keys and all(key.startswith("10.77.0.2:") for key in first_keys), first_keys
+        assert page.text_content("#title") == "ustack lab handshake"
+        # Start it again from the page: new connections appear and grow while it runs.
+        page.click("button[data-lab=handshake]")
+        page.wait_for_function(f"Object.keys(window.ustack.ladderSizes).length > {len(first_keys)}",
+                               timeout=PAGE_TIMEOUT)
+        wait_for_line("lab handshake done")
+        new_keys = [key for key in page.evaluate("Object.keys(window.ustack.ladderSizes)") if key not in first_keys]
+        sizes = page.evaluate(f"window.ustack.ladderSizes[{new_keys[0]!r}]")
+        assert len(sizes) >= 2 and sizes == sorted(sizes), sizes
+    finally:
+        process.send_signal(signal.SIGINT)
+        try:
+            status = process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            status = process.wait()
+    assert status == 0
+    leftover = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+    assert f"ust-lab-handshake-{process.pid}" not in leftover, leftover
