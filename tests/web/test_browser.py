@@ -24,6 +24,8 @@ from interop_helpers import STACK_ADDRESS, serve_starter  # noqa: E402
 
 from ustack.netns import namespace_test_problems  # noqa: E402
 
+pytestmark = pytest.mark.interop  # root, a TUN device and namespaces, like tests/interop
+
 CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 PAGE_TIMEOUT = 20_000  # ms: the longest the page may take to show one thing
