@@ -72,6 +72,8 @@ def open_view(args, feed: WebFeed, **options) -> WebView:
     view = WebView(feed, address, port, **options)
     try:
         return view.start()
+    except ImportError:
+        raise CliError("--web needs aiohttp: pip install 'ustack[web]'") from None
     except OSError as error:
         raise CliError(f"--web {args.web}: cannot listen on {address}:{port}: {error.strerror or error}") from None
 
