@@ -186,3 +186,19 @@ def test_a_lab_runs_live_and_the_page_starts_another(browser_page):
     assert status == 0
     leftover = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
     assert f"ust-lab-handshake-{process.pid}" not in leftover, leftover
+
+
+def test_a_web_port_in_use_is_one_line_and_nothing_is_left_behind():
+    problems = namespace_test_problems(("ip",))
+    if problems:
+        pytest.fail("this test cannot run: " + "; ".join(problems), pytrace=False)
+    namespace = f"ust-w-{os.getpid()}-busy"
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = subprocess.run([sys.executable, "-m", "ustack", "serve", "--netns", namespace, "--echo",
+                                 "--web", str(port)], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2, result
+    assert result.stderr.count("\n") == 1 and f"cannot listen on 127.0.0.1:{port}" in result.stderr, result.stderr
+    assert namespace not in subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
