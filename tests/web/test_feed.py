@@ -140,6 +140,10 @@ def test_memory_is_bounded(monkeypatch):
     assert ladder["truncated"] == count + 3 - feed_module.MAX_LADDER_SEGMENTS  # (+ the handshake's three)
     assert sum(row["kind"] == "arrow" for row in ladder["rows"]) == feed_module.MAX_LADDER_SEGMENTS
     assert len(ladder["lines"]) == feed_module.MAX_PACKET_LINES
+    # Past the limit the ladder no longer changes: a message only now and then, for the count.
+    ladders = [message for message in messages if message["type"] == "ladder"]
+    past = [message for message in ladders if message["truncated"]]
+    assert 1 <= len(past) <= ladder["truncated"] // feed_module.TRUNCATED_STEP + 1
     for port in range(41000, 41006):
         handshake(feed, core(port), port=port)
     assert len(feed.hello()["connections"]) == 4

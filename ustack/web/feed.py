@@ -50,6 +50,7 @@ MAX_LADDER_SEGMENTS = 300  # a course's connection fits; a bulk transfer's ladde
 MAX_PACKET_LINES = 500  # per connection
 MAX_SAMPLES = 600  # per connection: five minutes at SAMPLE_INTERVAL
 MAX_OTHER_LINES = 200  # packets of no connection we follow (strays, ICMP)
+TRUNCATED_STEP = 100  # past the limit, a ladder message only every this many segments (for the count)
 SAMPLE_INTERVAL = 0.5  # seconds between two snapshots of the connections
 
 OTHER = "other"  # the key of the packets of no connection
@@ -219,8 +220,10 @@ class WebFeed:
         watched.segments += 1
         if watched.segments > MAX_LADDER_SEGMENTS:
             watched.truncated += 1
-        else:
-            watched.recorder.on_packet(now, parsed, direction, dropped=bool(lost_note), note=lost_note)
+            if watched.truncated % TRUNCATED_STEP == 1:  # the ladder itself no longer changes: only its count
+                self._changed(watched)
+            return
+        watched.recorder.on_packet(now, parsed, direction, dropped=bool(lost_note), note=lost_note)
         self._changed(watched)
 
     def _start(self, now: float, local, remote) -> _Watched:

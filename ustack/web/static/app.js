@@ -55,19 +55,19 @@ function handle(message) {
                                  last: message.last, ended: message.ended, truncated: message.truncated});
       noteSize(message.key, message.rows.length);
       if (!chosenByUser) selected = [...connections.keys()].pop();
-      if (message.key === selected) { drawLadder(); drawDiagram(); drawTable(); }
+      if (message.key === selected) later("ladder", "diagram", "table");
       break;
     }
     case "packet":
       if (message.key === "other") keep(other, message, limits.packet_lines);
       else keep(entry(message.key).lines, message, limits.packet_lines);
-      if (message.key === selected || selected === null) appendPacket(message);
+      if (message.key === selected || selected === null) { keep(newPackets, message, limits.packet_lines); later(); }
       break;
     case "table":
       table = message.rows;
       for (const [key, point] of Object.entries(message.samples)) keep(entry(key).samples, point, limits.samples);
-      drawTable();
-      if (selected in message.samples) drawCharts();
+      later("table");
+      if (selected in message.samples) later("charts");
       break;
     case "forget":
       connections.delete(message.key);
@@ -93,7 +93,30 @@ function select(key) {
   drawAll();
 }
 
-function drawAll() { drawTable(); drawLadder(); drawDiagram(); drawCharts(); drawPackets(); }
+function drawAll() { later("table", "ladder", "diagram", "charts", "packets"); }
+
+// Messages can come by the thousand in a bulk transfer: they only note what needs drawing, and
+// the drawing is done once per animation frame.
+const pending = new Set();
+let newPackets = [];
+let frame = null;
+
+function later(...parts) {
+  for (const part of parts) pending.add(part);
+  if (frame === null) frame = requestAnimationFrame(drawPending);
+}
+
+function drawPending() {
+  frame = null;
+  const parts = new Set(pending);
+  pending.clear();
+  if (parts.has("table")) drawTable();
+  if (parts.has("ladder")) drawLadder();
+  if (parts.has("diagram")) drawDiagram();
+  if (parts.has("charts")) drawCharts();
+  if (parts.has("packets")) { newPackets = []; drawPackets(); }
+  else if (newPackets.length) { appendPackets(newPackets); newPackets = []; }
+}
 
 // --- the connection table -----------------------------------------------------------------------
 function drawTable() {
@@ -263,9 +286,9 @@ function drawPackets() {
   list.scrollTop = list.scrollHeight;
 }
 
-function appendPacket(message) {
+function appendPackets(messages) {
   const list = document.getElementById("packets");
-  list.appendChild(packetItem(message));
+  list.append(...messages.map(packetItem));
   while (list.children.length > limits.packet_lines) list.firstChild.remove();
   list.scrollTop = list.scrollHeight;
 }
