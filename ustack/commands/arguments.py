@@ -173,3 +173,10 @@ def add_ladder_arguments(parser: argparse.ArgumentParser, with_port: bool) -> No
                            help="draw the connection as a ladder diagram on stderr when the command ends")
     group.add_argument("--relative", action="store_true",
                        help="ladder sequence numbers relative to each side's initial one (tcpdump without -S)")
+
+
+def add_web_arguments(parser: argparse.ArgumentParser) -> None:
+    """--web [ADDR:]PORT and --web-remote (ustack/web/cli.py owns them)."""
+    from ..web.cli import add_web_arguments as add
+
+    add(parser)
