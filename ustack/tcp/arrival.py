@@ -206,7 +206,9 @@ class SegmentArrival:
         self.irs = syn.seq
         self.rcv_nxt = seq_add(syn.seq, 1)
         self._read_seq = self.rcv_nxt
-        self.receive_buffer = ReceiveBuffer(self.config.receive_buffer_size, self.rcv_nxt)
+        self.receive_buffer = ReceiveBuffer(
+            self.config.receive_buffer_size, self.rcv_nxt, max_blocks=self.config.out_of_order_max_blocks, drops=self.drops
+        )
         if self.state is SYN_SENT:
             # Our SYN advertised a window (unscaled, RFC 7323 2.2); it starts at RCV.NXT now.
             self.rcv_adv = seq_add(self.rcv_nxt, min(self.config.receive_buffer_size, 0xFFFF))
@@ -525,6 +527,7 @@ class SegmentArrival:
         was_empty = not buffer.readable
         had_hole = buffer.has_out_of_order
         held_out_of_order = buffer.out_of_order_bytes
+        refused = self.drops["out_of_order_queue_full"]  # counted by the buffer itself
         seq = segment.seq
         if segment.flags & SYN:
             seq = seq_add(seq, 1)  # the data of a SYN-ACK starts after the SYN
@@ -544,6 +547,11 @@ class SegmentArrival:
                 self._delay_ack(now)
             if self._peer_fin_seq is not None and self._peer_fin_seq == self.rcv_nxt:
                 self._accept_fin("queued FIN reached by " + segment_summary(segment), now)
+        elif refused != self.drops["out_of_order_queue_full"]:
+            # The out-of-order queue is at its limit and this would be its furthest block (the
+            # buffer counted it): dropped without an ACK, as Linux does (tcp_data_queue_ofo), so
+            # a peer flooding tiny segments gets nothing back for them.
+            pass
         else:
             # Out of order, duplicate, or no room: ACK at once (RFC 5681 4.2, RFC 9293 3.10.7.4),
             # so the sender learns what we hold (and, with SACK, what lies beyond).
