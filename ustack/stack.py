@@ -28,11 +28,14 @@ from .wire import WireError, build_icmp_packet, build_tcp_packet, parse_packet
 from .wire.icmp import DESTINATION_UNREACHABLE, ECHO_REPLY, ECHO_REQUEST, PARAMETER_PROBLEM, TIME_EXCEEDED
 from .wire.icmp import IcmpMessage
 from .wire.ipv4 import Ipv4Header, address_text
-from .wire.tcp import TcpSegment
+from .wire.tcp import ACK, RST, SYN, TcpSegment
 
 # Linux's default ephemeral range (net.ipv4.ip_local_port_range).
 EPHEMERAL_PORTS = range(32768, 61000)
 DEFAULT_TTL = 64
+# The most sockets (connections in any state, TIME-WAIT included, plus listeners) one Stack holds
+# by default: a bound on its tables' memory, like a process's file descriptor limit.
+DEFAULT_MAX_CONNECTIONS = 65536
 
 # RFC 9293 3.9.2.2: source quench MUST be discarded (MUST-55); these three reach TCP.
 ICMP_ERRORS_FOR_TCP = frozenset({DESTINATION_UNREACHABLE, TIME_EXCEEDED, PARAMETER_PROBLEM})
@@ -43,6 +46,8 @@ ICMP_ERRORS_FOR_TCP = frozenset({DESTINATION_UNREACHABLE, TIME_EXCEEDED, PARAMET
 # (3.2.1.3 (g)): answering it would send a SYN-ACK, a RST or an echo reply to a group or to
 # everyone (RFC 1122 4.2.3.10).
 INVALID_SOURCE_FIRST_OCTETS = frozenset({0, 127, *range(224, 256)})
+
+_SYN_ACK_RST = SYN | ACK | RST
 
 ConnectionKey = tuple[int, int, int, int]  # (local address, local port, remote address, remote port)
 
@@ -74,8 +79,12 @@ class Stack:
         isn_generator: IsnGenerator | None = None,
         port_seed: int | None = None,
         ttl: int = DEFAULT_TTL,
+        max_connections: int | None = DEFAULT_MAX_CONNECTIONS,
     ) -> None:
+        if max_connections is not None and max_connections < 1:
+            raise ValueError("max_connections must be at least 1 or None")
         self.address = address
+        self.max_connections = max_connections  # see _has_room
         self.mtu = mtu
         # Our MSS follows from the MTU (RFC 9293 3.7.1): the MTU less the IPv4 and TCP headers.
         self.config = (config or TcpConfig()).fit_to_mtu(mtu)
@@ -93,6 +102,7 @@ class Stack:
         self._heap_counter = 0
         self._control_replies: list[bytes] = []  # RSTs for unmatched segments, ICMP replies
         self._events: list[StackEvent] = []
+        self._born_of: dict[Connection, Listener] = {}  # passive connections, for the listener's count
         self._active: dict[Connection, None] = {}  # touched since the runtime last asked
         self._port_random = random.Random(port_seed)
         self._next_ephemeral = self._port_random.randrange(len(EPHEMERAL_PORTS))
@@ -143,9 +153,13 @@ class Stack:
             self._forget(connection)
         listener = self.listeners.get((ip.dst, segment.dst_port)) or self.listeners.get((0, segment.dst_port))
         if listener is not None:
+            if segment.flags & _SYN_ACK_RST == SYN and not self._has_room():
+                self.drops["stack_connection_limit"] += 1  # a new connection request; the client retries
+                return
             new_connection = listener.receive(ip.src, segment, now)
             if new_connection is not None:
                 self.connections[key] = new_connection
+                self._born_of[new_connection] = listener
                 self._touch(new_connection)
             self._collect_listener_output(listener, now)
             return
@@ -244,6 +258,9 @@ class Stack:
         if self.connections.get(key) is connection:
             del self.connections[key]
         self._armed_deadline.pop(connection, None)
+        listener = self._born_of.pop(connection, None)
+        if listener is not None:
+            listener.open_connections -= 1
 
     def _collect_events(self, connection: Connection) -> None:
         for event in connection.events():
@@ -268,10 +285,20 @@ class Stack:
     # User calls (RFC 9293 3.10.1 OPEN and friends, at the level of the whole host)
     # ----------------------------------------------------------------------------------------
     def listen(
-        self, port: int, *, address: int = 0, backlog: int = 128, syn_queue_size: int | None = None, config: TcpConfig | None = None
+        self,
+        port: int,
+        *,
+        address: int = 0,
+        backlog: int = 128,
+        syn_queue_size: int | None = None,
+        config: TcpConfig | None = None,
+        max_connections: int | None = None,
     ) -> Listener:
+        """Passive OPEN on a port. max_connections: the most connections from this listener that
+        may exist at once (None: only the stack's limit); a SYN beyond it is dropped, counted."""
         if (address, port) in self.listeners or (0, port) in self.listeners:
             raise StackError(f"port {port} is already listening", _errno("EADDRINUSE"))
+        self._check_room()
         listener = Listener(
             self._config_for(config),
             address or self.address,
@@ -279,6 +306,7 @@ class Stack:
             backlog=backlog,
             syn_queue_size=syn_queue_size if syn_queue_size is not None else max(backlog, 128),
             isn_generator=self.isn_generator,
+            max_connections=max_connections,
         )
         self.listeners[(address, port)] = listener
         return listener
@@ -292,6 +320,7 @@ class Stack:
         self, remote_address: int, remote_port: int, now: float, *, local_port: int | None = None, config: TcpConfig | None = None
     ) -> Connection:
         """Active OPEN: a new connection in SYN-SENT; its SYN leaves with the next transmit()."""
+        self._check_room()
         if local_port is None:
             local_port = self._ephemeral_port(remote_address, remote_port)
         key = (self.address, local_port, remote_address, remote_port)
@@ -302,6 +331,19 @@ class Stack:
         self.connections[key] = connection
         self._touch(connection)
         return connection
+
+    def _has_room(self) -> bool:
+        """Below max_connections, counting every connection the tables hold (TIME-WAIT and
+        SYN-RECEIVED included: each costs memory until it ends) and every listener."""
+        limit = self.max_connections
+        return limit is None or len(self.connections) + len(self.listeners) < limit
+
+    def _check_room(self) -> None:
+        if not self._has_room():
+            # Linux refuses a socket beyond the process's descriptor limit with EMFILE ("too many
+            # open files"): a count configured for one process, as this limit is for one stack
+            # (ENOBUFS/ENOMEM would say memory ran out, which is not what happened).
+            raise StackError(f"this stack already holds max_connections={self.max_connections} sockets", _errno("EMFILE"))
 
     def _config_for(self, config: TcpConfig | None) -> TcpConfig:
         """A per-socket configuration (socket options), with the MSS still bounded by our MTU."""

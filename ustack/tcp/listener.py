@@ -35,9 +35,17 @@ class Listener:
         backlog: int = 128,
         syn_queue_size: int = 128,
         isn_generator: IsnGenerator | None = None,
+        max_connections: int | None = None,
     ):
         if backlog < 1 or syn_queue_size < 1:
             raise ValueError("backlog and syn_queue_size must be at least 1")
+        if max_connections is not None and max_connections < 1:
+            raise ValueError("max_connections must be at least 1 or None")
+        # The most connections born of this listener that may exist at once, in any state (a
+        # server's limit on clients); None: only the stack's own limit applies. The stack keeps
+        # open_connections: it knows when a connection is gone for good.
+        self.max_connections = max_connections
+        self.open_connections = 0
         self.config = config
         self.local_address = local_address
         self.local_port = local_port
@@ -82,6 +90,9 @@ class Listener:
         if not flags & SYN:
             self.drops["no_syn_in_listen"] += 1
             return None
+        if self.max_connections is not None and self.open_connections >= self.max_connections:
+            self.drops["listener_connection_limit"] += 1  # the client will retry its SYN
+            return None
         if len(self.syn_queue) >= self.syn_queue_size:
             self.drops["syn_queue_full"] += 1
             return None
@@ -99,6 +110,7 @@ class Listener:
         if child.state is not SYN_RECEIVED:
             return None
         self.syn_queue.append(child)
+        self.open_connections += 1
         return child
 
     def accept(self) -> Connection | None:
