@@ -261,6 +261,8 @@ class Stack:
         listener = self._born_of.pop(connection, None)
         if listener is not None:
             listener.open_connections -= 1
+            if not self._born_of:
+                self._born_of = {}  # a dict keeps its largest size: an idle stack gives it back
 
     def _collect_events(self, connection: Connection) -> None:
         for event in connection.events():

@@ -67,6 +67,18 @@ def test_falling_tiny_segments_prune_the_furthest_blocks_an_eighth_at_a_time():
     assert buffer.drops["out_of_order_pruned"] == 2 and buffer.out_of_order_blocks == 16
 
 
+def test_a_limit_lowered_by_shrinking_the_buffer_is_met_at_the_next_new_block():
+    buffer = ReceiveBuffer(64 * 1024, 0)
+    assert buffer.max_blocks == 256
+    for n in range(200):
+        buffer.insert(10 + 3 * n, b"z")
+    buffer.set_capacity(1000)  # the default limit follows the buffer: now 64
+    assert buffer.max_blocks == MIN_BLOCKS and buffer.out_of_order_blocks == 200  # nothing lost yet
+    buffer.insert(5, b"n")  # a new block, first of all: the furthest go, down to the limit
+    assert buffer.out_of_order_blocks == MIN_BLOCKS
+    assert buffer.drops["out_of_order_pruned"] == 200 - MIN_BLOCKS + 1
+
+
 def test_pruned_data_is_reneged_and_arrives_again_from_the_retransmission():
     # RFC 2018 8: the sender keeps SACKed data until it is cumulatively acknowledged.
     stream = bytes(range(256)) * 4
@@ -198,3 +210,23 @@ def test_a_connection_refuses_a_block_beyond_its_limit_without_an_ack():
     script.receive(incoming(remote(1), local(1), payload=b"a" * 10))
     script.expect(outgoing(local(1), remote(12), window=BUFFER - 11, options=sack((remote(16), remote(17)))))
     assert script.connection.recv(100, script.now) == b"a" * 10 + b"b"
+
+
+# --- both ends of a lossy transfer, with a tiny limit: reneging never loses or stalls data --------
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_a_lossy_transfer_completes_when_receivers_renege(seed):
+    # One block at most: at 15% loss with reordering, receivers refuse and prune SACKed data
+    # often; the senders (RFC 2018 8, RFC 6675) keep it until the cumulative ACK and resend it.
+    from ustack.tcp.simulator import BulkTransfer, Simulator
+
+    config = TcpConfig(out_of_order_max_blocks=1)
+    data = bytes(range(256)) * 4096  # 1 MiB each way
+    sim = Simulator(seed=seed, loss=0.15, reorder=0.3, client_config=config, server_config=config)
+    sim.client_app, sim.server_app = BulkTransfer(data), BulkTransfer(data)
+    finished = sim.run(until=lambda s: s.client.state is State.CLOSED and s.server_closed, max_time=20000.0)
+    assert finished, f"seed={seed} t={sim.now}"
+    assert bytes(sim.server_app.received) == data and bytes(sim.client_app.received) == data, f"seed={seed}"
+    limited = sum(end.drops[name] for end in (sim.client, sim.server) for name in ("out_of_order_pruned", "out_of_order_queue_full"))
+    assert limited > 0, f"seed={seed}: the limit was never reached"

@@ -188,7 +188,9 @@ class ReceiveBuffer:
         advanced = last - first
         self._out_of_order_bytes -= advanced
         if not starts:
-            self._ring = None  # nothing out of order: give the memory back
+            # Nothing out of order: give the memory back (a dict keeps its size after deletions).
+            self._ring = None
+            self._ends = {}
         self._advance(advanced)
         return advanced
 
@@ -273,9 +275,10 @@ class ReceiveBuffer:
 
     def _prune_from_the_far_end(self, keep: int) -> None:
         """Discard the highest blocks, never those before index `keep`: an eighth of the limit
-        at once (at least one), so that a peer that keeps pushing pays for pruning rarely."""
+        at once (at least one, and enough to get under a limit just lowered by set_capacity), so
+        that a peer that keeps pushing pays for pruning rarely."""
         starts, ends = self._starts, self._ends
-        count = min(len(starts) - keep, max(1, self.max_blocks // 8))
+        count = min(len(starts) - keep, max(1, self.max_blocks // 8, len(starts) - self.max_blocks + 1))
         pruned = 0
         for block_start in starts[-count:]:
             pruned += ends.pop(block_start) - block_start
