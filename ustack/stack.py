@@ -24,6 +24,7 @@ from typing import Iterable, NamedTuple
 
 from .tcp import Connection, Listener, State, TcpConfig, reset_for_unmatched
 from .tcp.isn import IsnGenerator
+from .tcp.ratelimit import PerSecondLimit
 from .wire import WireError, build_icmp_packet, build_tcp_packet, parse_packet
 from .wire.icmp import DESTINATION_UNREACHABLE, ECHO_REPLY, ECHO_REQUEST, PARAMETER_PROBLEM, TIME_EXCEEDED
 from .wire.icmp import IcmpMessage
@@ -94,6 +95,10 @@ class Stack:
         self.listeners: dict[tuple[int, int], Listener] = {}
         self.drops: Counter[str] = Counter()
         self.counters: Counter[str] = Counter()
+        # One budget for the ACKs all our connections send in answer to unacceptable segments
+        # (TcpConfig.unacceptable_ack_limit per second): forged segments spread over many
+        # connections cannot make us send more.
+        self.unacceptable_ack_budget = PerSecondLimit(self.config.unacceptable_ack_limit)
         # Connections that may have something to send: touched by a packet, a user call or a timer.
         self._touched: dict[Connection, None] = {}
         # (deadline, tie-breaker, connection); stale entries are skipped when they surface.
@@ -158,6 +163,7 @@ class Stack:
                 return
             new_connection = listener.receive(ip.src, segment, now)
             if new_connection is not None:
+                new_connection.unacceptable_ack_budget = self.unacceptable_ack_budget
                 self.connections[key] = new_connection
                 self._born_of[new_connection] = listener
                 self._touch(new_connection)
@@ -330,6 +336,7 @@ class Stack:
             raise StackError(f"{address_text(remote_address)}:{remote_port} from port {local_port} is in use", _errno("EADDRINUSE"))
         iss = self.isn_generator.generate(self.address, local_port, remote_address, remote_port, now)
         connection = Connection.open_active(self._config_for(config), self.address, local_port, remote_address, remote_port, iss, now)
+        connection.unacceptable_ack_budget = self.unacceptable_ack_budget
         self.connections[key] = connection
         self._touch(connection)
         return connection

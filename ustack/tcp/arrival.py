@@ -260,7 +260,7 @@ class SegmentArrival:
             timestamps = segment.options.timestamps
             if timestamps is not None and seq_lt(timestamps[0], self.ts_recent):
                 self.drops["paws_old_timestamp"] += 1
-                self._ack_now = True
+                self._ack_for_unacceptable(segment, now)
                 return
             if timestamps is None and not self.config.tolerate_missing_timestamps:
                 self.drops["missing_timestamp"] += 1  # RFC 7323 3.2: silently
@@ -273,8 +273,6 @@ class SegmentArrival:
         if not self._sequence_acceptable(segment):
             self._unacceptable_segment(segment, now)
             return
-        if self.timestamps_enabled:
-            self._remember_timestamp(segment)
 
         # second: RST (RFC 5961 3.2: only an exact match resets; in window draws a challenge).
         if flags & RST:
@@ -294,7 +292,7 @@ class SegmentArrival:
                 # old: acknowledge, as the first check would have.
                 if seq_lt(segment.seq, self.rcv_nxt):
                     self.drops["old_syn"] += 1
-                    self._ack_now = True
+                    self._ack_for_unacceptable(segment, now)
                     return
                 self._control_segments.append(self._build_reset(self.snd_max, self.rcv_nxt))
                 self._fail(TcpError.RESET, "SYN in window (RFC 793): " + segment_summary(segment))
@@ -315,6 +313,11 @@ class SegmentArrival:
             state = self.state
         elif not self._ack_arrives(segment, now):
             return
+        if self.timestamps_enabled:
+            # RFC 7323 5.3 with RFC 5961 5 (as Linux does): TS.Recent moves only for a segment
+            # that passed the sequence AND the ACK checks. Earlier, a forged segment overlapping
+            # RCV.NXT with a bad ACK and a far-future TSval would make every genuine one fail PAWS.
+            self._remember_timestamp(segment)
         fin_acknowledged = self._fin_queued and self.snd_una == seq_add(self.send_buffer.end_seq, 1)
         if fin_acknowledged:
             if state is CLOSING:
@@ -338,11 +341,13 @@ class SegmentArrival:
         `reopening_syn` for the stack to hand to its listener (if it does not, the peer's SYN
         retransmission finds the 4-tuple free a second later)."""
         timestamps = syn.options.timestamps
-        if not seq_gt(syn.seq, self.rcv_nxt):
-            return False
         if self.timestamps_enabled:
+            # RFC 6191 2: when the old incarnation used timestamps, a newer timestamp is enough,
+            # whatever the sequence number (the new incarnation's ISN need not be higher).
             if timestamps is None or not seq_gt(timestamps[0], self.ts_recent):
                 return False
+        elif not seq_gt(syn.seq, self.rcv_nxt):
+            return False
         elif not self.config.time_wait_reopen_without_timestamps:
             return False  # RFC 9293 3.10.7.4: only "if the Timestamp Option is used"
         self.reopening_syn = syn
@@ -395,14 +400,20 @@ class SegmentArrival:
             self.drops["retransmitted_syn"] += 1
             self._send_syn = True
             return
-        if self.state is TIME_WAIT and flags & FIN:
+        if (
+            self.state is TIME_WAIT
+            and flags & FIN
+            and seq_add(segment.seq, len(segment.payload) + 1) == self.rcv_nxt
+        ):
             # RFC 9293 3.10.7.4 eighth: a retransmitted FIN in TIME-WAIT is acknowledged again
-            # and restarts the 2 MSL wait.
+            # and restarts the 2 MSL wait. Only the FIN we acknowledged can be repeated, so only
+            # a FIN at exactly its sequence number counts: forged FINs with guessed sequence
+            # numbers must not hold the 4-tuple for ever (issue 9).
             self.time_wait_deadline = now + 2 * self.config.msl
         if segment.payload and self.sack_permitted and self.config.dsack:
             self._note_duplicate(segment.seq, len(segment.payload))  # an old duplicate
         self.drops["unacceptable_sequence"] += 1
-        self._ack_now = True
+        self._ack_for_unacceptable(segment, now)
 
     def _reset_arrives(self, segment: TcpSegment, now: float) -> None:
         """RFC 9293 3.10.7.4 second, with RFC 5961 3.2."""
@@ -625,11 +636,25 @@ class SegmentArrival:
 
     def _challenge_ack(self, now: float) -> None:
         """RFC 5961 7: at most challenge_ack_limit challenge ACKs in any one second."""
-        if now - self._challenge_second >= 1.0:
-            self._challenge_second = now
-            self._challenge_count = 0
-        if self._challenge_count >= self.config.challenge_ack_limit:
+        if not self._challenge_limit.allow(now):
             self.drops["challenge_ack_rate_limited"] += 1
             return
-        self._challenge_count += 1
+        self._ack_now = True
+
+    def _ack_for_unacceptable(self, segment: TcpSegment, now: float) -> None:
+        """RFC 9293 3.10.7.4 first check: an unacceptable segment (out of window, an old
+        duplicate, a PAWS failure) is answered with an ACK. A blind attacker's guesses are such
+        segments, so answer at most unacceptable_ack_limit of them per second on the stack and,
+        like Linux (tcp_invalid_ratelimit), at most one per unacceptable_ack_interval on this
+        connection. As in Linux, segments carrying data (without SYN) are spared the interval:
+        they cannot be part of an ACK loop, and a peer repeating data whose ACK was lost must
+        hear of it, with a D-SACK block for each copy (RFC 2883 4)."""
+        per_connection = not segment.payload or segment.flags & SYN
+        if (
+            per_connection and now - self._last_unacceptable_ack < self.config.unacceptable_ack_interval
+        ) or not self.unacceptable_ack_budget.allow(now):
+            self.drops["ack_for_unacceptable_rate_limited"] += 1
+            return
+        if per_connection:
+            self._last_unacceptable_ack = now
         self._ack_now = True

@@ -135,6 +135,22 @@ class TcpConfig:
     # two segments sent after it are SACKed (output._resend_lost_retransmissions).
     sack_recovery: bool = True
 
+    # --- answers to forged or stale segments (issue 9: blind-injection hardening) ---
+    # An unacceptable segment (out of window, an old duplicate, a PAWS failure) is answered with
+    # an ACK (RFC 9293 3.10.7.4 first check), but at most once per this many seconds per
+    # connection, like Linux's net.ipv4.tcp_invalid_ratelimit (500 ms): a blind attacker's
+    # guesses must not turn the connection into an ACK reflector. 0 answers every one. As in
+    # Linux, a segment with data (and no SYN) is spared this limit (not the next one).
+    unacceptable_ack_interval: float = 0.5
+    # ... and at most this many such ACKs in any one second, for all connections of one Stack
+    # together (one budget per connection outside a Stack), counted like the RFC 5961 7
+    # challenge ACKs (challenge_ack_limit) by the same mechanism (ratelimit.PerSecondLimit).
+    unacceptable_ack_limit: int = 1000
+    # RFC 5927 / RFC 1191: a "fragmentation needed" never lowers the path MTU below this. A
+    # forged one with next-hop MTU 68 would otherwise cut the MSS to 16 bytes for good. 552 is
+    # Linux's net.ipv4.route.min_pmtu; at least 68, the IPv4 minimum (RFC 791).
+    min_path_mtu: int = 552
+
     def fit_to_mtu(self, mtu: int) -> "TcpConfig":
         """This configuration with an MSS no larger than an IPv4 link MTU allows: the MTU minus
         the 20-byte IPv4 and 20-byte TCP headers (RFC 9293 3.7.1, RFC 879)."""
@@ -165,6 +181,10 @@ class TcpConfig:
             raise ValueError(f"fin_wait_2_timeout must be positive or None, got {self.fin_wait_2_timeout}")
         if self.connect_timeout is not None and self.connect_timeout <= 0:
             raise ValueError(f"connect_timeout must be positive or None, got {self.connect_timeout}")
+        if not 68 <= self.min_path_mtu <= 65535:
+            raise ValueError(f"min_path_mtu must be in 68..65535 (RFC 791), got {self.min_path_mtu}")
+        if self.unacceptable_ack_interval < 0 or self.unacceptable_ack_limit < 0:
+            raise ValueError("unacceptable_ack_interval and unacceptable_ack_limit cannot be negative")
         if self.msl < 0 or self.delayed_ack_timeout < 0:
             raise ValueError("msl and delayed_ack_timeout cannot be negative")
 

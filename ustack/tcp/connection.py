@@ -27,8 +27,9 @@ from ustack.tcp.config import LIVE_SETTINGS, TcpConfig
 from ustack.tcp.congestion import create_congestion_control
 from ustack.tcp.errors import TcpError, call_error
 from ustack.tcp.events import ConnectionFailed, ConnectionSnapshot, Event, StateChanged
-from ustack.tcp.options import TIMESTAMP_OPTION_SPACE
+from ustack.tcp.options import MIN_PEER_MSS, TIMESTAMP_OPTION_SPACE
 from ustack.tcp.output import SegmentOutput
+from ustack.tcp.ratelimit import PerSecondLimit
 from ustack.tcp.rtt import RttEstimator
 from ustack.tcp.scoreboard import SackScoreboard
 from ustack.tcp.send_buffer import SendBuffer
@@ -172,9 +173,12 @@ class Connection(SegmentArrival, AcknowledgementProcessing, SegmentOutput, Timer
         self._header: tuple | None = None  # (ACK, window, options) of the current transmit()
         self._send_blocked = False  # a send() was cut short: report when space frees up
 
-        # RFC 5961 7: challenge ACKs per second.
-        self._challenge_second = -1.0
-        self._challenge_count = 0
+        # RFC 5961 7: challenge ACKs per second. ACKs for unacceptable segments: at most one per
+        # TcpConfig.unacceptable_ack_interval, and a per-second budget that a Stack shares
+        # among all its connections (it replaces this one).
+        self._challenge_limit = PerSecondLimit(config.challenge_ack_limit)
+        self.unacceptable_ack_budget = PerSecondLimit(config.unacceptable_ack_limit)
+        self._last_unacceptable_ack = float("-inf")
 
         # Statistics (STATUS, RFC 9293 3.10.6) and drops by named reason (DESIGN.md rule 8).
         self.retransmissions = 0
@@ -382,8 +386,8 @@ class Connection(SegmentArrival, AcknowledgementProcessing, SegmentOutput, Timer
         - The quoted sequence number must lie in [SND.UNA, SND.MAX): anything else is stale or
           forged and is ignored (RFC 5927 4.1).
         - Code 4, fragmentation needed: path MTU discovery (RFC 1191) lowers our MSS to fit
-          the next hop and sends the segment again at once (not before our SYN is acknowledged:
-          a SYN never needs fragmenting).
+          the next hop (never below TcpConfig.min_path_mtu) and sends the segment again at
+          once (not before our SYN is acknowledged: a SYN never needs fragmenting).
         - The codes of TcpConfig.icmp_hard_error_codes (by default 2 and 3, protocol or port
           unreachable) while connecting: refused, as Linux reports it. On an established
           connection they are only remembered as a soft error (RFC 5461 advises against aborting).
@@ -403,8 +407,15 @@ class Connection(SegmentArrival, AcknowledgementProcessing, SegmentOutput, Timer
                 # to send and no timer to send it (the MSS is settled by the handshake anyway).
                 self.drops["icmp_fragmentation_needed_in_handshake"] += 1
                 return
+            path_mtu = next_hop_mtu
+            if path_mtu < self.config.min_path_mtu:
+                # RFC 5927 7.2 and RFC 1191: a forged message with a tiny MTU would cut every
+                # later segment to a few bytes; like Linux (min_pmtu) never go below the floor.
+                self.drops["icmp_next_hop_mtu_below_minimum"] += 1
+                path_mtu = self.config.min_path_mtu
             options_space = TIMESTAMP_OPTION_SPACE if self.timestamps_enabled else 0
-            mss = next_hop_mtu - 40 - options_space
+            # The same floor as for a peer's tiny MSS option (options.MIN_PEER_MSS).
+            mss = max(path_mtu - 40, MIN_PEER_MSS) - options_space
             if mss < self.send_mss:
                 self.send_mss = mss
                 self.congestion.set_mss(mss)

@@ -152,8 +152,12 @@ class SegmentOutput:
                     self._force_send = False  # the persist timer overrides SWS avoidance
                 elif length < unsent:
                     # RFC 9293 3.8.6.2.1: a window-limited small segment waits unless it is at
-                    # least half the largest window the peer has offered.
-                    if length < (self.max_snd_wnd >> 1):
+                    # least half the largest window the peer has offered; but not the oldest
+                    # unacknowledged data sent again after a timeout, which goes at once (RFC
+                    # 6298 5.4, RFC 9293 3.8.6.2.1 SHLD-16's exception for retransmissions).
+                    if length < (self.max_snd_wnd >> 1) and not (
+                        snd_nxt == self.snd_una and seq_lt(snd_nxt, self.snd_max)
+                    ):
                         break
                 elif nagle and in_flight:
                     # RFC 9293 3.7.4 (Nagle): at most one small segment unacknowledged.
