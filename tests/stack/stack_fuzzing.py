@@ -20,6 +20,7 @@ timer has run, both stacks' tables are empty.
 
 from __future__ import annotations
 
+import random
 import re
 from collections import Counter
 
@@ -197,7 +198,13 @@ def hostile_packet(rng, world: FuzzWorld) -> bytes:
         return _icmp(rng, world)
     if kind < 0.95:
         return _odd_ip(rng, world)
-    return bytes(rng.randrange(256) for _ in range(rng.randrange(0, 80)))
+    return _junk(rng, rng.randrange(0, 80))
+
+
+def _junk(rng, length: int) -> bytes:
+    """`length` random bytes made from one 32-bit draw: what they are hardly matters, and
+    hypothesis then spends its randomness on the choices that do."""
+    return random.Random(rng.getrandbits(32)).randbytes(length)
 
 
 def _near(rng, value: int, spread: int) -> int:
@@ -226,7 +233,7 @@ def _crafted_segment(rng, world: FuzzWorld) -> bytes:
             ),
             timestamps=rng.choice((None, (_near(rng, ts_recent, 1000), rng.getrandbits(32)), (rng.getrandbits(32), 0))),
         )
-    payload = bytes(rng.randrange(256) for _ in range(rng.choice((0, 0, 1, 7, rng.randrange(1, 1500)))))
+    payload = _junk(rng, rng.choice((0, 0, 1, 7, rng.randrange(1, 1500))))
     segment = TcpSegment(peer_port, our_port, seq, ack, flags, rng.randrange(65536), rng.randrange(65536), options, payload)
     source = PEER if rng.random() < 0.9 else rng.choice(ELSEWHERE)
     return build_tcp_packet(source, OURS, segment, ttl=rng.randrange(256))
@@ -241,7 +248,7 @@ def _mutated(rng, packet: bytes) -> bytes:
         elif action < 0.8 and data:
             del data[rng.randrange(len(data)) :]
         else:
-            data += bytes(rng.randrange(256) for _ in range(rng.randrange(1, 40)))
+            data += _junk(rng, rng.randrange(1, 40))
     if rng.random() < 0.5:
         _repair_checksums(data)
     return bytes(data)
@@ -269,7 +276,8 @@ def _repair_checksums(data: bytearray) -> None:
 def _icmp(rng, world: FuzzWorld) -> bytes:
     """An ICMP error quoting one of our connections (our side as the quoted source), or an echo."""
     if rng.random() < 0.2:
-        message = IcmpMessage(8, rng.choice((0, 1)), rng.randrange(65536), rng.randrange(65536), payload=bytes(rng.randrange(256) for _ in range(rng.randrange(0, 200))))
+        payload = _junk(rng, rng.randrange(0, 200))
+        message = IcmpMessage(8, rng.choice((0, 1)), rng.randrange(65536), rng.randrange(65536), payload=payload)
         return build_icmp_packet(PEER, OURS, message)
     our_port, peer_port, connection = rng.choice(world.live_targets())
     seq = rng.choice((connection.snd_una, connection.snd_nxt, rng.getrandbits(32))) if connection else rng.getrandbits(32)

@@ -39,7 +39,7 @@ def run_world(rng, count: int) -> FuzzWorld:
 
 
 @seed(FUZZ_SEED)
-@settings(max_examples=40, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=60, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
 @given(rng=st.randoms(use_true_random=False), count=st.integers(1, 150))
 def test_hostile_packets_are_dropped_by_name_and_leave_nothing_behind(rng, count):
     print(f"hypothesis seed={FUZZ_SEED} (set USTACK_TEST_SEED to replay another)")
