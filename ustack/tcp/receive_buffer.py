@@ -167,7 +167,8 @@ class ReceiveBuffer:
         end = min(end, window_end)
         if end <= start:
             return 0
-        data = memoryview(data)[skip_front : skip_front + end - start]
+        if skip_front or end - start != length:
+            data = memoryview(data)[skip_front : skip_front + end - start]
 
         starts = self._starts
         if start == window_start and (not starts or end < starts[0]):
@@ -231,7 +232,7 @@ class ReceiveBuffer:
         self._rcv_nxt_offset += count
         self._rcv_nxt = seq_add(self._rcv_nxt, count)
 
-    def _store_block(self, start: int, end: int, data: memoryview) -> bool:
+    def _store_block(self, start: int, end: int, data) -> bool:
         """Merge [start, end) into the blocks, writing only the bytes not already held (the data
         held first wins). False if the arrival was refused because the blocks are at their limit.
 
@@ -257,6 +258,7 @@ class ReceiveBuffer:
         added = 0
         new_start, new_end = start, end
         if first < last:
+            data = memoryview(data)  # slices of it below copy nothing
             new_start = min(start, starts[first])
             for block_start in starts[first:last]:
                 block_end = ends.pop(block_start)
@@ -266,7 +268,7 @@ class ReceiveBuffer:
                 position = max(position, block_end)
             new_end = max(end, position)
         if position < end:
-            self._write(position, data[position - start :])
+            self._write(position, data[position - start :] if position > start else data)
             added += end - position
         starts[first:last] = [new_start]
         ends[new_start] = new_end  # inserted last: the most recently touched block
@@ -347,10 +349,10 @@ class ReceiveBuffer:
             return ()
         # seq_add inlined: this runs for every ACK sent while data is out of order.
         shift = self._rcv_nxt - self._rcv_nxt_offset
-        return tuple(
-            ((start + shift) & SEQ_MASK, (end + shift) & SEQ_MASK)
-            for start, end in islice(reversed(self._ends.items()), max_blocks)
-        )
+        blocks = []
+        for start, end in islice(reversed(self._ends.items()), max_blocks):
+            blocks.append(((start + shift) & SEQ_MASK, (end + shift) & SEQ_MASK))
+        return tuple(blocks)
 
     def __repr__(self) -> str:
         return (
