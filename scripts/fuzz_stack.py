@@ -51,7 +51,7 @@ def main() -> int:
     started = time.process_time()
     while sent < args.packets:
         worlds += 1
-        world = FuzzWorld()
+        world = FuzzWorld(stack_first=worlds % 2 == 0)
         packet = b""
         stage = "running"
         try:

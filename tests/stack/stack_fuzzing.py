@@ -48,6 +48,7 @@ from ustack.wire.tcp import ACK, FIN, PSH, RST, SYN, URG
 OURS = address_value("10.77.0.2")
 PEER = address_value("10.77.0.1")
 ELSEWHERE = (address_value("10.77.0.9"), address_value("192.0.2.1"), address_value("127.0.0.1"), address_value("224.0.0.1"))
+SPOOFED = (address_value("10.77.0.9"), address_value("192.0.2.1"))  # nobody answers for them
 SERVER_PORT, PEER_SERVER_PORT = 80, 8000
 CONFIG = TcpConfig(msl=1.0, receive_buffer_size=16384, send_buffer_size=16384)
 DROP_NAME = re.compile(r"[a-z0-9_]+")
@@ -57,12 +58,18 @@ STORM_ROUNDS = 200  # exchanges at one instant; a handshake plus data takes a ha
 
 
 class FuzzWorld:
-    def __init__(self) -> None:
+    def __init__(self, stack_first: bool = False) -> None:
+        """stack_first: the stack's connection limit is reached before the listener's."""
         self.now = 0.0
-        self.ours = Stack(OURS, CONFIG, isn_generator=IsnGenerator(secret=b"fuzz-ours-secret"), port_seed=1)
+        # Limits low enough that a SYN flood reaches them: 6 sockets are open after the setup,
+        # 4 of them connections born of the listener.
+        stack_limit, listener_limit = (9, None) if stack_first else (12, 8)
+        self.ours = Stack(
+            OURS, CONFIG, isn_generator=IsnGenerator(secret=b"fuzz-ours-secret"), port_seed=1, max_connections=stack_limit
+        )
         self.peer = Stack(PEER, CONFIG, isn_generator=IsnGenerator(secret=b"fuzz-peer-secret"), port_seed=2)
         self.templates: list[bytes] = []  # what the peer sent us, to replay and mutate
-        self.listeners = [self.ours.listen(SERVER_PORT), self.peer.listen(PEER_SERVER_PORT)]
+        self.listeners = [self.ours.listen(SERVER_PORT, max_connections=listener_limit), self.peer.listen(PEER_SERVER_PORT)]
         # Four connections from the peer, one to it; data both ways.
         for _ in range(4):
             self.peer.connect(OURS, SERVER_PORT, self.now)
@@ -150,6 +157,9 @@ class FuzzWorld:
         # IP: never uncounted, never counted under two of the stack's reasons.
         assert taken_in in (0, 1) and dropped <= 1 and taken_in + dropped >= 1, (taken_in, dropped)
         self.exchange()
+        ours, listener = self.ours, self.listeners[0]
+        assert ours.max_connections is None or len(ours.connections) + len(ours.listeners) <= ours.max_connections
+        assert listener.max_connections is None or listener.open_connections <= listener.max_connections
 
     def finish(self) -> None:
         """Everybody closes; every timer runs to the end; both tables must then be empty."""
@@ -167,6 +177,7 @@ class FuzzWorld:
         for stack in (self.ours, self.peer):
             assert not stack.connections, f"left in the table: {stack.state_counts()}"
             assert stack.next_deadline() is None
+        assert self.listeners[0].open_connections == 0  # every connection it made was counted out
 
     def drop_names(self) -> Counter:
         """Every drop counter of our stack, its listener and its connections, by name."""
@@ -181,13 +192,17 @@ class FuzzWorld:
     def live_targets(self) -> list[tuple]:
         """(our port, peer port, connection or None) for each connection, and the listener."""
         targets = [(key[1], key[3], connection) for key, connection in self.ours.connections.items()]
-        targets.append((SERVER_PORT, 50000, None))
+        targets.append((SERVER_PORT, 0, None))
         return targets
 
 
 def hostile_packet(rng, world: FuzzWorld) -> bytes:
     """One packet, of a kind picked at random (see the module docstring)."""
     kind = rng.random()
+    if kind < 0.05:
+        # A spoofed SYN flood: half-open connections pile up until a limit drops them.
+        syn = TcpSegment(rng.randrange(1024, 65536), SERVER_PORT, rng.getrandbits(32), 0, SYN, 1024)
+        return build_tcp_packet(rng.choice(SPOOFED), OURS, syn)
     if kind < 0.5:
         return _crafted_segment(rng, world)
     if kind < 0.7:
@@ -213,6 +228,8 @@ def _near(rng, value: int, spread: int) -> int:
 
 def _crafted_segment(rng, world: FuzzWorld) -> bytes:
     our_port, peer_port, connection = rng.choice(world.live_targets())
+    if connection is None:
+        peer_port = rng.randrange(1024, 65536)  # to the listener: a new 4-tuple each time
     if rng.random() < 0.1:
         our_port, peer_port = rng.randrange(65536), rng.randrange(65536)
     flags = rng.choice(COMMON_FLAGS) if rng.random() < 0.7 else rng.randrange(256)

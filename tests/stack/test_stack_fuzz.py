@@ -21,8 +21,8 @@ from ustack.wire.tcp import SYN
 FUZZ_SEED = default_seed()
 
 
-def run_world(rng, count: int) -> FuzzWorld:
-    world = FuzzWorld()
+def run_world(rng, count: int, stack_first: bool) -> FuzzWorld:
+    world = FuzzWorld(stack_first)
     for _ in range(count):
         packet = hostile_packet(rng, world)
         try:
@@ -40,10 +40,10 @@ def run_world(rng, count: int) -> FuzzWorld:
 
 @seed(FUZZ_SEED)
 @settings(max_examples=60, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
-@given(rng=st.randoms(use_true_random=False), count=st.integers(1, 150))
-def test_hostile_packets_are_dropped_by_name_and_leave_nothing_behind(rng, count):
+@given(rng=st.randoms(use_true_random=False), count=st.integers(1, 150), stack_first=st.booleans())
+def test_hostile_packets_are_dropped_by_name_and_leave_nothing_behind(rng, count, stack_first):
     print(f"hypothesis seed={FUZZ_SEED} (set USTACK_TEST_SEED to replay another)")
-    run_world(rng, count)
+    run_world(rng, count, stack_first)
 
 
 def test_the_world_has_the_states_it_claims_and_ends_empty_without_attack():
