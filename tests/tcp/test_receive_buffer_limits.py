@@ -7,12 +7,14 @@ and sends tiny segments beyond a hole it never fills."""
 
 import dataclasses
 import random
+from unittest import mock
 
 import pytest
 from hypothesis import given, settings, strategies as st
 
 from tcp_script import *  # noqa: F403
 from test_dsack import established_with_sack, sack
+from ustack.tcp import receive_buffer
 from ustack.tcp.receive_buffer import BLOCK_COST, MAX_BLOCKS, MIN_BLOCKS, ReceiveBuffer, max_blocks_for
 from ustack.tcp.seq import seq_add
 
@@ -94,12 +96,21 @@ def test_pruned_data_is_reneged_and_arrives_again_from_the_retransmission():
     assert bytes(received) == stream and not buffer.has_out_of_order
 
 
-def test_the_ring_is_freed_once_nothing_is_out_of_order():
-    buffer = ReceiveBuffer(4096, 0)
+def test_the_ring_grows_with_the_spread_of_the_data_and_is_freed_once_nothing_is_out_of_order():
+    buffer = ReceiveBuffer(256 * 1024, 0)
     buffer.insert(10, b"k" * 10)
-    assert buffer._ring is not None and len(buffer._ring) == 4096
-    buffer.insert(0, b"a" * 10)
-    assert buffer._ring is None and buffer.read(100) == b"a" * 10 + b"k" * 10
+    assert len(buffer._ring) == 4096  # one small hole holds little
+    buffer.insert(100_000, b"f" * 10)
+    assert len(buffer._ring) == 131072  # doubled until it spans RCV.NXT..100,010
+    buffer.insert(200_000, b"g" * 100_000)  # clipped at the window, 262,144
+    assert len(buffer._ring) == 256 * 1024
+    assert buffer.insert(0, b"a" * 10) == 20
+    assert buffer.read(100) == b"a" * 10 + b"k" * 10
+    assert buffer._ring is not None  # still out of order: 100,000 and 200,000
+    buffer.insert(20, bytes(99_980))
+    buffer.insert(100_010, bytes(99_990))
+    assert buffer._ring is None and buffer.readable == 262_144 - 20
+    assert buffer.read(1 << 20)[99_980:99_990] == b"f" * 10
 
 
 def test_out_of_order_data_across_the_end_of_the_ring():
@@ -151,6 +162,12 @@ def test_sack_order_follows_the_latest_arrival_among_many_blocks():
     base=st.sampled_from([0, 2**32 - 1, 2**32 - 150, 123456]),
 )
 def test_random_arrivals_under_a_small_limit_keep_the_bounds_and_reassemble(seed, capacity, max_blocks, base):
+    # A ring that starts at 16 bytes grows (and moves its blocks) many times in these runs.
+    with mock.patch.object(receive_buffer, "RING_START", 16):
+        check_random_arrivals(seed, capacity, max_blocks, base)
+
+
+def check_random_arrivals(seed, capacity, max_blocks, base):
     generator = random.Random(seed)
     length = generator.randrange(1, 800)
     stream = bytes(generator.randrange(256) for _ in range(length))

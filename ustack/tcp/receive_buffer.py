@@ -29,10 +29,11 @@ bookkeeping below compares them with plain operators; converting back uses seq_a
 Bounded memory against a hostile peer (the "SegmentSmack" pattern: thousands of tiny segments,
 each beyond a hole that never fills):
 
-- Out-of-order bytes are written into one ring of `capacity` bytes, at their offset modulo its
-  size (the window never spans more than the buffer, so two held bytes never share a slot), and
-  the ring is freed once nothing is out of order. However small the segments, the data costs
-  the buffer size and no more, with no object per segment.
+- Out-of-order bytes are written into one ring, at their offset modulo its size, which spans at
+  least from RCV.NXT to the furthest byte held (so two held bytes never share a slot): it starts
+  at 4 KiB and doubles as the data spreads, up to the window, and it is freed once nothing is
+  out of order. However small the segments, the data costs at most the buffer size, with no
+  object per segment.
 - A block costs bookkeeping only: its start in a sorted list (found by bisect, so an arrival
   costs O(log n) comparisons, not a scan) and its end in a dict whose order is the order of
   last arrival (for the SACK blocks, RFC 2018 4: reading the newest few costs O(few), with no
@@ -61,6 +62,7 @@ from ustack.tcp.seq import SEQ_MASK, seq_add, seq_diff
 BLOCK_COST = 256
 MIN_BLOCKS = 64  # even a tiny buffer reassembles this many holes' worth
 MAX_BLOCKS = 4096  # and a huge one keeps the sorted list short (each insertion moves it in memory)
+RING_START = 4096  # bytes; the ring doubles from there as the out-of-order data spreads
 
 
 def max_blocks_for(capacity: int) -> int:
@@ -127,13 +129,6 @@ class ReceiveBuffer:
             raise ValueError(f"capacity cannot be negative: {capacity}")
         self.capacity = capacity
         self.max_blocks = self._fixed_max_blocks or max_blocks_for(capacity)
-        ring = self._ring
-        if ring is not None and capacity > len(ring):
-            # A wider window could put two held bytes in one slot of the old ring: move the
-            # blocks into a ring as large as the new window.
-            self._ring = bytearray(capacity)
-            for start, end in self._ends.items():
-                self._write(start, self._slice(ring, start, end))
 
     # --- arriving data ---
     def insert(self, seq: int, data: bytes) -> int:
@@ -251,8 +246,7 @@ class ReceiveBuffer:
                 self.drops["out_of_order_queue_full"] += 1
                 return False
             self._prune_from_the_far_end(first)
-        if self._ring is None:
-            self._ring = bytearray(max(self.capacity, 1))
+        self._make_room(end)  # the blocks it may merge with fit already
 
         position = start  # everything before `position` is held or written
         added = 0
@@ -288,6 +282,23 @@ class ReceiveBuffer:
         self._out_of_order_bytes -= pruned
         self.pruned_bytes += pruned
         self.drops["out_of_order_pruned"] += count
+
+    def _make_room(self, end: int) -> None:
+        """Make the ring large enough for out-of-order bytes up to offset `end`: it must span
+        everything from RCV.NXT to the furthest byte held, so that no two share a slot. It starts
+        small and doubles, up to the window, so a connection with one small hole holds little."""
+        needed = end - self._rcv_nxt_offset
+        ring = self._ring
+        if ring is not None and needed <= len(ring):
+            return
+        size = len(ring) if ring is not None else RING_START
+        while size < needed:
+            size *= 2
+        # Never beyond the window (which bounds `needed`, except for data kept after a shrink).
+        self._ring = bytearray(max(min(size, self.capacity), needed))
+        if ring is not None:  # the blocks move to their places modulo the new size
+            for start, block_end in self._ends.items():
+                self._write(start, self._slice(ring, start, block_end))
 
     def _write(self, offset: int, data) -> None:
         """Copy data into the ring at `offset` (modulo its size, wrapping around its end)."""
