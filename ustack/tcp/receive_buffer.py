@@ -45,7 +45,8 @@ each beyond a hole that never fills):
   that pruning stays rare; an arrival that would itself be the furthest block is refused
   instead. Linux's tcp_prune_ofo_queue makes the same choices. Pruned data has been SACKed, and
   RFC 2018 8 allows a receiver to discard it ("reneging"): the sender keeps every byte until the
-  cumulative ACK covers it and sends it again. Both are counted, by named reason, in `drops`.
+  cumulative ACK covers it and sends it again. Both are counted in `drops`: out_of_order_pruned
+  (blocks discarded) and out_of_order_queue_full (arrivals refused).
 """
 
 from __future__ import annotations
@@ -57,7 +58,7 @@ from itertools import islice
 from ustack.tcp.seq import SEQ_MASK, seq_add, seq_diff
 
 # What one out-of-order block costs beyond its data: a start in a list and an entry in a dict,
-# with their int objects (about 130 bytes in CPython, measured with tracemalloc by
+# with their int objects (100 to 180 bytes in CPython, measured with tracemalloc by
 # scripts/bench_ooo.py), rounded up like Linux's truesize rounds up an skb.
 BLOCK_COST = 256
 MIN_BLOCKS = 64  # even a tiny buffer reassembles this many holes' worth
