@@ -9,7 +9,7 @@ Three small networks, in namespaces named ust-bench-<pid>-* that are always remo
 (on errors, Ctrl-C and SIGTERM too); no packet leaves them:
 
 - ustack: the kernel's curl/ab/python in ust-bench-<pid>-u, over the TUN device, to
-  `ustack serve` (HTTP, echo) at 10.77.0.2, MTU 1500.
+  `ustack serve` (HTTP, echo) with ustack.network's defaults: 10.77.0.2, MTU 1500.
 - kernel: the kernel's curl/ab/python in ust-bench-<pid>-c, over a veth pair (MTU 1500), to the
   SAME Python apps (ustack.apps.HttpFileServer, handle_echo) on asyncio's kernel sockets in
   ust-bench-<pid>-s: the difference between the two columns is the TCP/IP stack.
@@ -26,7 +26,6 @@ import argparse
 import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -37,9 +36,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from ustack.commands.signals import sigterm_as_interrupt  # noqa: E402
 from ustack.netns import Namespace, create_veth_pair, stop_process  # noqa: E402
+from ustack.network import DEFAULT_MTU, USTACK_ADDRESS  # noqa: E402
 
-STACK_ADDRESS = "10.77.0.2"
 KERNEL_SERVER_ADDRESS = "10.78.0.2"
 NC_PORT = 5001
 NATIVE_HTTP_PORT = 8000
@@ -328,7 +328,7 @@ def run(args, work: Path, spaces: list[Namespace]) -> list[tuple[str, str, str, 
         spaces.append(space)
         space.open()
     create_veth_pair(client_space, server_space, "ust-bench-c", "ust-bench-s",
-                     "10.78.0.1/24", f"{KERNEL_SERVER_ADDRESS}/24", mtu=1500)
+                     "10.78.0.1/24", f"{KERNEL_SERVER_ADDRESS}/24", mtu=DEFAULT_MTU)
 
     # ustack, as a user runs it. The namespace is ours (so it goes even if serve dies badly);
     # serve adds its TUN device there.
@@ -341,7 +341,7 @@ def run(args, work: Path, spaces: list[Namespace]) -> list[tuple[str, str, str, 
     try:
         ustack.wait_ready("ustack: ready")
         kernel_app.wait_ready("ready")
-        ustack_url = f"http://{STACK_ADDRESS}"
+        ustack_url = f"http://{USTACK_ADDRESS}"
         kernel_url = f"http://{KERNEL_SERVER_ADDRESS}"
         say = (lambda text: print(f"  {text}", file=sys.stderr, flush=True))
 
@@ -372,7 +372,7 @@ def run(args, work: Path, spaces: list[Namespace]) -> list[tuple[str, str, str, 
         native_http.terminate()
         say("echo latency")
         with profiling(profiler, "echo"):
-            ustack_latency = echo_latency(ustack_space, STACK_ADDRESS, args.echoes)
+            ustack_latency = echo_latency(ustack_space, USTACK_ADDRESS, args.echoes)
         kernel_latency = echo_latency(client_space, KERNEL_SERVER_ADDRESS, args.echoes)
         rows.append(("echo round trip p50 us (64 B)", ustack_latency[0], kernel_latency[0], None, None))
         rows.append(("echo round trip p99 us (64 B)", ustack_latency[1], kernel_latency[1], None, None))
@@ -423,17 +423,12 @@ def main() -> int:
                   "iproute2)", file=sys.stderr)
             return 2
 
-    # SIGTERM ends the run like Ctrl-C: through the finally blocks that remove everything. Only in
-    # this process: pyroute2 forks helpers for namespace work and stops them with SIGTERM; they
-    # inherit this handler and must simply end.
-    main_pid = os.getpid()
+    # SIGTERM ends the run like Ctrl-C: through the finally blocks that remove everything.
+    with sigterm_as_interrupt():
+        return _main(args)
 
-    def interrupted(signal_number, frame):
-        if os.getpid() != main_pid:
-            os._exit(128 + signal_number)
-        raise KeyboardInterrupt
 
-    signal.signal(signal.SIGTERM, interrupted)
+def _main(args) -> int:
     work = Path(tempfile.mkdtemp(prefix="ust-bench-", dir="/dev/shm" if os.path.isdir("/dev/shm") else None))
     spaces: list[Namespace] = []
     started = time.monotonic()

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Loss recovery of the TCP core, in virtual time: a 5 MB download through a lossy link.
 
-Two cores joined by ustack.tcp.simulator (no I/O, no clock): the client sends a small request,
+Two hosts joined by ustack.testing.simulator (no I/O, no clock): the client sends a small request,
 the server answers with `--megabytes` of data, both close. The link drops `--loss` of the
 segments in each direction. For each seed it prints the virtual seconds the transfer took, the
 retransmission timeouts and the retransmitted segments of the sender, then the mean.
@@ -20,7 +20,7 @@ import argparse
 import statistics
 
 from ustack.tcp import TcpConfig
-from ustack.tcp.simulator import BulkTransfer, Simulator
+from ustack.testing.simulator import BulkTransfer, Simulator
 
 
 def run(seed: int, config: TcpConfig, size: int, loss: float, delay: float, rate: float | None):

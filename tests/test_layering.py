@@ -11,6 +11,8 @@ FORBIDDEN = {"asyncio", "socket", "select", "time", "threading", "os", "selector
 
 def sans_io_files():
     files = sorted((PACKAGE / "tcp").rglob("*.py")) + sorted((PACKAGE / "wire").rglob("*.py"))
+    files += sorted((PACKAGE / "testing").rglob("*.py"))  # the virtual-time harnesses around stack.py
+    files.append(PACKAGE / "reassembly.py")
     stack = PACKAGE / "stack.py"
     if stack.exists():
         files.append(stack)
@@ -30,7 +32,7 @@ def imported_modules(path: Path):
 @pytest.mark.parametrize("path", sans_io_files(), ids=lambda p: str(p.relative_to(PACKAGE)))
 def test_sans_io_layer_imports_no_io_or_clock(path):
     bad = [(name, line) for name, line in imported_modules(path) if name in FORBIDDEN]
-    assert not bad, f"{path.name} imports {bad}: ustack/tcp, ustack/wire and stack.py must stay sans-IO"
+    assert not bad, f"{path.name} imports {bad}: ustack/tcp, ustack/wire, stack.py, reassembly.py and ustack/testing must stay sans-IO"
 
 
 def test_the_check_sees_the_tcp_core():

@@ -1,6 +1,7 @@
 """The `ustack` command line. Each subcommand lives in its own module under ustack/commands/ and
 exposes `register(subparsers)`, which adds its parser and sets `run=function(args) -> int`.
-This file only dispatches, and turns every expected failure into one line on stderr.
+This file only dispatches, and turns every expected failure (a CliError, from
+ustack/commands/errors.py) into one line on stderr.
 """
 
 from __future__ import annotations
@@ -9,12 +10,10 @@ import argparse
 import importlib
 import sys
 
+from .commands.errors import CliError
+
 # The modules under ustack/commands/, in the order `ustack --help` lists them.
-COMMAND_MODULES = ["decode", "serve", "connect", "ss", "ladder", "conform", "lab"]
-
-
-class CliError(Exception):
-    """A problem to report to the user in one line, with exit code 2 (never a traceback)."""
+COMMAND_MODULES = ["decode", "serve", "connect", "ss", "stats", "ladder", "conform", "lab"]
 
 
 class _Parser(argparse.ArgumentParser):

@@ -12,6 +12,12 @@ The protocol is one JSON object per direction, each on one line:
                "connections": [{"state": "ESTABLISHED", "local": {"address": ..., "port": ...},
                                 "remote": {...}, "receive_queue": 0, "send_queue": 0, ...}, ...]}
 
+    request:  {"request": "statistics"}           (what `ustack stats` asks)
+    answer:   {"pid": ..., "program": ..., "address": ..., "now": ...,
+               "statistics": {"stack": {"counters": {...}, "drops": {...}}, "reassembly": {...},
+                              "listeners": [{"local": {...}, "drops": {...}, ...}],
+                              "connections": {"open": 3, "drops": {...}, ...}, "runtime": {...}}}
+
 `now` is the answering process's monotonic clock, so a reader can turn timer deadlines (which are
 on that clock) into "fires in N seconds". The socket is removed when the ustack exits; a socket
 left by a ustack that died without cleaning up (its pid no longer runs) is removed by the next
@@ -30,6 +36,7 @@ import json
 import os
 import socket
 from pathlib import Path
+from collections import Counter
 from typing import Any, Callable, NamedTuple
 
 from .wire.ipv4 import address_text
@@ -41,6 +48,7 @@ MAX_REQUEST_BYTES = 4096
 QUERY_TIMEOUT = 2.0  # seconds a reader waits for one ustack to answer
 
 SnapshotProvider = Callable[[], list]
+StatisticsProvider = Callable[[], dict]
 
 
 def run_directory() -> Path:
@@ -81,18 +89,60 @@ def _field_to_jsonable(name: str, value: Any) -> Any:
 
 
 # --------------------------------------------------------------------------------------------
+# Statistics: every counter of one stack, read generically
+# --------------------------------------------------------------------------------------------
+def stack_statistics(stack: Any, runtime: Any = None) -> dict:
+    """Every counter of `stack` (a ustack.stack.Stack) as plain JSON.
+
+    Counters are found by type, not by name: every collections.Counter attribute of the stack, of
+    each listener and of each connection appears under its attribute name, so a counter someone
+    adds to the core shows up in `ustack stats` without a change here. Connections are summed
+    (like Linux's TcpExt counters, which are per host), including those that have ended, whose
+    counters the stack keeps in `ended_connection_counters`."""
+    connections: dict[str, Counter] = {name: Counter(counter) for name, counter
+                                       in getattr(stack, "ended_connection_counters", {}).items()}
+    live = list(stack.connections.values())
+    for connection in live:
+        for name, counter in counter_attributes(connection).items():
+            connections.setdefault(name, Counter()).update(counter)
+    listeners = []
+    for (address, port), listener in sorted(stack.listeners.items()):
+        listeners.append({"local": {"address": address_text(address), "port": port},
+                          **{name: dict(counter) for name, counter in counter_attributes(listener).items()}})
+    statistics = {
+        "stack": {name: dict(counter) for name, counter in counter_attributes(stack).items()},
+        "listeners": listeners,
+        "connections": {"open": len(live), **{name: dict(counter) for name, counter in connections.items()}},
+    }
+    reassembly = getattr(stack, "reassembly", None)
+    if reassembly is not None:
+        statistics["reassembly"] = reassembly.statistics()
+    if runtime is not None and isinstance(getattr(runtime, "counters", None), dict):
+        statistics["runtime"] = dict(runtime.counters)
+    return statistics
+
+
+def counter_attributes(item: Any) -> dict[str, Counter]:
+    """The collections.Counter attributes of an object, by name (`drops`, `counters`, ...)."""
+    return {name: value for name, value in getattr(item, "__dict__", {}).items() if isinstance(value, Counter)}
+
+
+# --------------------------------------------------------------------------------------------
 # The server side, inside a running ustack
 # --------------------------------------------------------------------------------------------
 class ControlServer:
-    """Answers snapshot requests on /run/ustack/<pid>.sock for as long as it is open.
+    """Answers snapshot and statistics requests on /run/ustack/<pid>.sock while it is open.
 
-        async with ControlServer(astack.snapshots, program="ustack serve", address="10.77.0.2"):
+        async with ControlServer(astack.snapshots, program="ustack serve", address="10.77.0.2",
+                                 statistics_provider=lambda: stack_statistics(astack.stack, astack)):
             ...
     """
 
     def __init__(self, snapshot_provider: SnapshotProvider, *, program: str = "ustack",
-                 address: str | None = None, directory: Path | None = None) -> None:
+                 address: str | None = None, directory: Path | None = None,
+                 statistics_provider: StatisticsProvider | None = None) -> None:
         self.snapshot_provider = snapshot_provider
+        self.statistics_provider = statistics_provider
         self.program = program
         self.address = address
         self.directory = directory or run_directory()
@@ -126,15 +176,18 @@ class ControlServer:
         await self.close()
 
     def answer_for(self, request: dict) -> dict:
-        if request.get("request") != "snapshots":
-            return {"error": f"unknown request {request.get('request')!r}"}
-        return {
-            "pid": os.getpid(),
-            "program": self.program,
-            "address": self.address,
-            "now": asyncio.get_running_loop().time(),
-            "connections": [to_jsonable(snapshot) for snapshot in self.snapshot_provider()],
-        }
+        kind = request.get("request")
+        if kind not in ("snapshots", "statistics"):
+            return {"error": f"unknown request {kind!r}"}
+        answer = {"pid": os.getpid(), "program": self.program, "address": self.address,
+                  "now": asyncio.get_running_loop().time()}
+        if kind == "snapshots":
+            answer["connections"] = [to_jsonable(snapshot) for snapshot in self.snapshot_provider()]
+        elif self.statistics_provider is not None:
+            answer["statistics"] = to_jsonable(self.statistics_provider())
+        else:
+            answer["error"] = "this ustack does not report statistics"
+        return answer
 
     async def _answer(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
@@ -162,12 +215,12 @@ class Survey(NamedTuple):
     problems: list[str]  # one line per ustack that could not be asked
 
 
-def query(path: Path, timeout: float = QUERY_TIMEOUT) -> dict:
-    """Ask one control socket for its snapshots (blocking; for command-line tools)."""
+def query(path: Path, timeout: float = QUERY_TIMEOUT, request: str = "snapshots") -> dict:
+    """Ask one control socket for its snapshots or statistics (blocking; for command-line tools)."""
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as client:
         client.settimeout(timeout)
         client.connect(str(path))
-        client.sendall(json.dumps({"request": "snapshots"}).encode() + b"\n")
+        client.sendall(json.dumps({"request": request}).encode() + b"\n")
         chunks = []
         while chunk := client.recv(65536):
             chunks.append(chunk)
@@ -177,8 +230,8 @@ def query(path: Path, timeout: float = QUERY_TIMEOUT) -> dict:
     return answer
 
 
-def survey(directory: Path | None = None, timeout: float = QUERY_TIMEOUT) -> Survey:
-    """Ask every running ustack on this machine for its connections.
+def survey(directory: Path | None = None, timeout: float = QUERY_TIMEOUT, request: str = "snapshots") -> Survey:
+    """Ask every running ustack on this machine for its connections (or its statistics).
 
     Raises PermissionError if the directory exists but cannot be read."""
     directory = directory or run_directory()
@@ -197,7 +250,7 @@ def survey(directory: Path | None = None, timeout: float = QUERY_TIMEOUT) -> Sur
             path.unlink(missing_ok=True)
             continue
         try:
-            answers.append(query(path, timeout))
+            answers.append(query(path, timeout, request))
         except (ConnectionRefusedError, FileNotFoundError):
             # Closing down right now, or the pid was reused by another program: not ours to judge
             # or remove; just skip it.

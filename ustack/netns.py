@@ -2,9 +2,12 @@
 and nothing leaks to the machine's real interfaces.
 
     with Namespace("ust-lab-1") as namespace:              # created now, removed at the end
-        link = setup_tun_in_namespace(namespace, "ustun0")  # kernel side 10.77.0.1/24, up
+        link = setup_tun_in_namespace(namespace, "ustun0", host_address="10.77.0.1/24",
+                                      peer_address="10.77.0.2")   # kernel side up
         ...                                                 # ustack answers as 10.77.0.2
         namespace.run(["ping", "-c", "1", "10.77.0.2"])     # a command inside the namespace
+
+(ustack's own defaults for those addresses live in ustack/network.py, which builds on this.)
     # on leaving (normally, on an exception or on Ctrl-C): processes started with run/popen are
     # killed by PID, links we made are closed, and the namespace is removed if we created it.
 
@@ -269,10 +272,11 @@ def _set_sysctl(namespace: str | None, path: str, value: str) -> None:
 
 def setup_tun_in_namespace(
     namespace: "Namespace | str | None",
-    tun_name: str = "ustun0",
+    tun_name: str,
     mtu: int = 1500,
-    host_address: str = "10.77.0.1/24",
-    peer_address: str = "10.77.0.2",
+    *,
+    host_address: str,
+    peer_address: str,
 ) -> TunLink:
     """Create a TUN device inside the namespace and make it a working link to ustack.
 

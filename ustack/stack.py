@@ -22,13 +22,15 @@ import random
 from collections import Counter
 from typing import Iterable, NamedTuple
 
+from .reassembly import Ipv4Reassembly, ReassemblyLimits
 from .tcp import Connection, Listener, State, TcpConfig, reset_for_unmatched
 from .tcp.isn import IsnGenerator
 from .tcp.ratelimit import PerSecondLimit
 from .wire import WireError, build_icmp_packet, build_tcp_packet, parse_packet
+from .wire.fragment import fragment_ipv4
 from .wire.icmp import DESTINATION_UNREACHABLE, ECHO_REPLY, ECHO_REQUEST, PARAMETER_PROBLEM, TIME_EXCEEDED
 from .wire.icmp import IcmpMessage
-from .wire.ipv4 import Ipv4Header, address_text
+from .wire.ipv4 import PROTOCOL_ICMP, Ipv4Header, address_text
 from .wire.tcp import ACK, RST, SYN, TcpSegment
 
 # Linux's default ephemeral range (net.ipv4.ip_local_port_range).
@@ -69,7 +71,11 @@ class StackEvent(NamedTuple):
 
 
 class Stack:
-    """One IPv4 host with a TCP/IP stack: one address, any number of listeners and connections."""
+    """One IPv4 host with a TCP/IP stack: one address, any number of listeners and connections.
+
+    Two policies can be fixed for tests, scripts and simulations, so that a run repeats exactly:
+    `isn_generator=IsnGenerator(fixed_isn=N)` starts every connection at sequence number N, and
+    `port_seed` fixes where the walk through the ephemeral ports starts."""
 
     def __init__(
         self,
@@ -80,6 +86,7 @@ class Stack:
         isn_generator: IsnGenerator | None = None,
         port_seed: int | None = None,
         ttl: int = DEFAULT_TTL,
+        reassembly_limits: ReassemblyLimits | None = None,
         max_connections: int | None = DEFAULT_MAX_CONNECTIONS,
     ) -> None:
         if max_connections is not None and max_connections < 1:
@@ -95,6 +102,10 @@ class Stack:
         self.listeners: dict[tuple[int, int], Listener] = {}
         self.drops: Counter[str] = Counter()
         self.counters: Counter[str] = Counter()
+        # The counters of connections that have ended, summed by name (Counter attributes such as
+        # `drops`), so that `ustack stats` totals outlive the connections that counted them.
+        self.ended_connection_counters: dict[str, Counter[str]] = {}
+        self.reassembly = Ipv4Reassembly(reassembly_limits, drops=self.drops, counters=self.counters)
         # One budget for the ACKs all our connections send in answer to unacceptable segments
         # (TcpConfig.unacceptable_ack_limit per second): forged segments spread over many
         # connections cannot make us send more.
@@ -111,6 +122,9 @@ class Stack:
         self._active: dict[Connection, None] = {}  # touched since the runtime last asked
         self._port_random = random.Random(port_seed)
         self._next_ephemeral = self._port_random.randrange(len(EPHEMERAL_PORTS))
+        # RFC 6864 4.1: a fragmented datagram needs an identification unique for its source,
+        # destination and protocol while its fragments may live; a counter from a random start.
+        self._next_identification = self._port_random.randrange(1 << 16)
 
     # ----------------------------------------------------------------------------------------
     # Packets in
@@ -131,12 +145,13 @@ class Stack:
             # attack: a SYN from us to us would have us answer ourselves in a loop).
             self.drops["ipv4_bad_source_address"] += 1
             return
-        if ip.more_fragments or ip.fragment_offset:
-            # Reassembly is not implemented: every fragment is dropped for this named reason, and
-            # our own segments never need fragmenting because our MSS follows the MTU.
-            self.drops["ipv4_fragment_not_supported"] += 1
-            return
         self.counters["packets_in"] += 1
+        if ip.more_fragments or ip.fragment_offset:
+            # RFC 791 3.2: held until the whole datagram is here, which then goes on as one packet.
+            parsed = self.reassembly.receive(parsed, now)
+            if parsed is None:
+                return
+            ip = parsed.ip
         if parsed.tcp is not None:
             self._receive_tcp(ip, parsed.tcp, now)
         elif parsed.icmp is not None:
@@ -184,7 +199,16 @@ class Stack:
         if message.type == ECHO_REQUEST:
             # RFC 792 / RFC 1122 3.2.2.6: echo the identifier, sequence number and data back.
             reply = message._replace(type=ECHO_REPLY, code=0)
-            self._control_replies.append(build_icmp_packet(ip.dst, ip.src, reply, ttl=self.ttl))
+            packet = build_icmp_packet(ip.dst, ip.src, reply, ttl=self.ttl)
+            if len(packet) > self.mtu:
+                # The request came in fragments (the reply is as long): it leaves in fragments.
+                header = Ipv4Header(ip.dst, ip.src, PROTOCOL_ICMP, self.ttl, identification=self._identification(),
+                                    dont_fragment=False)
+                fragments = fragment_ipv4(header, packet[20:], self.mtu)
+                self._control_replies.extend(fragments)
+                self.counters["fragments_created"] += len(fragments)
+            else:
+                self._control_replies.append(packet)
             self.counters["icmp_echo_replies"] += 1
         elif message.type in ICMP_ERRORS_FOR_TCP and message.quoted_tcp is not None:
             # RFC 9293 3.9.2.2 (MUST-54): TCP acts on the ICMP errors IP passes up, directed to
@@ -225,15 +249,17 @@ class Stack:
         return packets
 
     def next_deadline(self) -> float | None:
+        reassembly_deadline = self.reassembly.next_deadline()
         heap = self._timer_heap
         while heap:
             deadline, _, connection = heap[0]
             if self._armed_deadline.get(connection) == deadline:
-                return deadline
+                return deadline if reassembly_deadline is None else min(deadline, reassembly_deadline)
             heapq.heappop(heap)  # stale: the connection re-armed or went away
-        return None
+        return reassembly_deadline
 
     def on_timer(self, now: float) -> None:
+        self.reassembly.on_timer(now)
         heap = self._timer_heap
         while heap and heap[0][0] <= now:
             deadline, _, connection = heapq.heappop(heap)
@@ -263,6 +289,9 @@ class Stack:
         key = (connection.local_address, connection.local_port, connection.remote_address, connection.remote_port)
         if self.connections.get(key) is connection:
             del self.connections[key]
+            for name, counter in getattr(connection, "__dict__", {}).items():
+                if isinstance(counter, Counter) and counter:
+                    self.ended_connection_counters.setdefault(name, Counter()).update(counter)
         self._armed_deadline.pop(connection, None)
         listener = self._born_of.pop(connection, None)
         if listener is not None:
@@ -319,10 +348,17 @@ class Stack:
         self.listeners[(address, port)] = listener
         return listener
 
-    def close_listener(self, listener: Listener) -> None:
+    def close_listener(self, listener: Listener, now: float) -> None:
+        """CLOSE of a listening socket (RFC 9293 3.10.4): its port takes no new connections, and
+        the connections it made that nobody accepted (handshakes in progress, completed ones still
+        queued) are aborted; their resets leave with the next transmit()."""
         for key, value in list(self.listeners.items()):
             if value is listener:
                 del self.listeners[key]
+        unaccepted = [*listener.syn_queue, *listener.accept_queue]
+        listener.close(now)
+        for connection in unaccepted:
+            self._touch(connection)
 
     def connect(
         self, remote_address: int, remote_port: int, now: float, *, local_port: int | None = None, config: TcpConfig | None = None
@@ -360,16 +396,24 @@ class Stack:
             return self.config
         return config.fit_to_mtu(self.mtu)
 
+    def _identification(self) -> int:
+        self._next_identification = (self._next_identification + 1) & 0xFFFF
+        return self._next_identification
+
     def _ephemeral_port(self, remote_address: int, remote_port: int) -> int:
-        """A local port whose 4-tuple is free, counting TIME-WAIT connections as taken.
+        """A local port whose 4-tuple is free, counting TIME-WAIT connections as taken, and that
+        no listener holds, whether bound to the wildcard or to our own address.
 
         Walks the range from a random starting point (in the spirit of RFC 6056), so ports are not
         predictable from one connection to the next."""
         size = len(EPHEMERAL_PORTS)
+        listeners = self.listeners
         for _ in range(size):
             self._next_ephemeral = (self._next_ephemeral + 1) % size
             port = EPHEMERAL_PORTS[self._next_ephemeral]
-            if (self.address, port, remote_address, remote_port) not in self.connections and (0, port) not in self.listeners:
+            if (0, port) in listeners or (self.address, port) in listeners:
+                continue
+            if (self.address, port, remote_address, remote_port) not in self.connections:
                 return port
         raise StackError("no free ephemeral port", _errno("EADDRNOTAVAIL"))
 

@@ -7,12 +7,11 @@ import sys
 
 import pytest
 
-# Not "-m ustack.cli": run as __main__, cli.py would define a second CliError class that the
-# command modules (which import ustack.cli) do not raise.
+# The `ustack` program as installed runs it: main() of ustack.cli.
 RUN_CLI = "import sys; from ustack.cli import main; sys.exit(main())"
 
 from ustack import cli
-from ustack.commands import network_setup
+from ustack import network
 
 
 def run_ustack(*arguments: str) -> subprocess.CompletedProcess:
@@ -55,6 +54,8 @@ def run_ustack(*arguments: str) -> subprocess.CompletedProcess:
     (["connect", "0.0.0.0", "80"], "argument HOST: '0.0.0.0' is not a host's address"),
     (["connect", "10.77.0.1"], "required"),
     (["connect", "10.77.0.1", "70000"], "port 70000 is outside 1..65535"),
+    (["ladder", "capture.pcap", "--conn", "0"], "port 0 is outside 1..65535"),
+    (["ladder", "capture.pcap", "--conn", "http"], "port 'http' is not a whole number"),
     (["connect", "localhost", "80"], "is not an IPv4 address"),
     (["ss", "--state", "sleeping"], "unknown state"),
     # An empty name would quietly mean "no pcap" or "serve the current directory".
@@ -87,7 +88,7 @@ def test_bad_arguments_give_one_line_and_exit_2(arguments, complaint):
 
 def test_not_root_is_one_line_and_exit_2(monkeypatch, capsys):
     # Pretend to be an ordinary user: serve must stop before creating anything.
-    monkeypatch.setattr(network_setup.os, "geteuid", lambda: 1000)
+    monkeypatch.setattr(network.os, "geteuid", lambda: 1000)
     status = cli.main(["serve", "--netns", "ust-apps-never-created", "--echo"])
     captured = capsys.readouterr()
     assert status == 2
@@ -96,7 +97,7 @@ def test_not_root_is_one_line_and_exit_2(monkeypatch, capsys):
 
 
 def test_missing_tun_device_is_one_line_and_exit_2(monkeypatch, capsys):
-    monkeypatch.setattr(network_setup, "TUN_DEVICE", "/nonexistent/dev/net/tun")
+    monkeypatch.setattr(network, "TUN_DEVICE", "/nonexistent/dev/net/tun")
     status = cli.main(["connect", "--netns", "ust-apps-never-created", "10.77.0.1", "5000"])
     captured = capsys.readouterr()
     assert status == 2

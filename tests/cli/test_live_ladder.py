@@ -1,6 +1,7 @@
-"""LiveLadders (`ustack serve/connect --ladder`) without a network: the link chain the commands
-build (FaultInjector > WireTap > device), driven the way the asyncio runtime drives it, with
-scripted drops, so that what is drawn lost, and where, is known exactly."""
+"""The one live-ladder pipeline (ustack/trace/live.py) without a network: LiveLadders (`ustack
+serve/connect --ladder`) and the labs' SceneWatch on the link chain ustack.network builds
+(FaultInjector > WireTap > device), driven the way the asyncio runtime drives it, with scripted
+drops, so that what is drawn lost, and where, is known exactly."""
 
 from __future__ import annotations
 
@@ -10,11 +11,13 @@ from types import SimpleNamespace
 
 from scapy.layers.inet import IP, TCP
 
-from ustack.commands.live_ladder import LiveLadders, WireTap
+from ustack.labs.watch import SceneWatch
 from ustack.link import FaultInjector, Link
 from ustack.stack import StackEvent
 from ustack.tcp.events import StateChanged
 from ustack.tcp.state import State
+from ustack.trace import LadderRecorder
+from ustack.trace.live import LiveLadders, WireTap, WireWatch
 from ustack.trace.model import LEFT, LOST, NORMAL, RETRANSMISSION, RIGHT
 from ustack.wire import address_value
 
@@ -60,7 +63,7 @@ class Device(Link):
 class Runtime:
     """What AsyncStack does with the link and its observers, reduced to the calls that matter."""
 
-    def __init__(self, ladders: LiveLadders) -> None:
+    def __init__(self, ladders: WireWatch) -> None:
         self.device = Device()
         self.injector = FaultInjector(WireTap(self.device, ladders), seed=1, on_drop=ladders.on_drop)
         self.ladders = ladders
@@ -82,8 +85,9 @@ class Runtime:
             self.ladders.observe(now, ">", packet)
         self.injector.send_batch(list(packets), now)
 
-    def state(self, now: float, old: State, new: State) -> None:
-        self.ladders.observe(now, "event", StackEvent(self.connection, StateChanged(old, new, "test")))
+    def state(self, now: float, old: State, new: State, connection=None) -> None:
+        event = StackEvent(connection or self.connection, StateChanged(old, new, "test"))
+        self.ladders.observe(now, "event", event)
 
 
 def test_drops_are_drawn_lost_in_wire_order_with_exact_states():
@@ -193,3 +197,48 @@ def test_port_filter_and_a_refused_syn():
     runtime.send(0.0, from_ustack("RA", 0, KERNEL_ISN + 1, port=40001))  # nobody listens
     ladders.print_ended()
     assert ladders.printed == 1 and "[R.]" in output.getvalue()
+
+
+def test_a_lab_scene_draws_its_connection_with_the_rules_notes_and_the_last_loss():
+    # The labs' side of the same pipeline: one recorder per scene, packets between ustack and the
+    # kernel only, state changes of the scene's connection only, each scripted drop with its note.
+    watch = SceneWatch(address_value(USTACK), address_value(KERNEL))
+    runtime = Runtime(watch)
+    injector = runtime.injector
+    recorder = LadderRecorder(port=80, local_label="ustack", remote_label="kernel")
+    watch.start_scene(recorder, 80)
+    seen = []
+    watch.listeners.append(lambda direction, packet, dropped: seen.append((direction, dropped)))
+    syn = from_kernel("S", KERNEL_ISN)
+    spoofed = bytes(IP(src="10.77.0.100", dst=USTACK) / TCP(sport=1234, dport=80, seq=1, flags="S"))
+    last = from_kernel("PA", KERNEL_ISN + 1, USTACK_ISN + 1, bytes(10))
+    injector.drop_when(watch.dropping(lambda packet: packet == syn, "the lab drops the first SYN"), 1, "inbound")
+    injector.drop_when(watch.dropping(lambda packet: packet == last, "the lab drops the data"), 1, "inbound")
+
+    runtime.arrive(0.0, syn, spoofed)  # the spoofed SYN is taken in but never drawn
+    other = SimpleNamespace(local_address=address_value(USTACK), local_port=80,
+                            remote_address=address_value("10.77.0.100"), remote_port=1234)
+    runtime.state(0.0, State.CLOSED, State.LISTEN, connection=other)  # a spoofed source's: not drawn
+    runtime.arrive(1.0, from_kernel("S", KERNEL_ISN))
+    runtime.state(1.0, State.CLOSED, State.LISTEN)
+    runtime.state(1.0, State.LISTEN, State.SYN_RECEIVED)
+    runtime.send(1.0, from_ustack("SA", USTACK_ISN, KERNEL_ISN + 1))
+    runtime.arrive(2.0, from_kernel("A", KERNEL_ISN + 1, USTACK_ISN + 1), last)
+    runtime.state(2.0, State.SYN_RECEIVED, State.ESTABLISHED)
+    # The lost data came last, with nothing after it: the scene's end draws it (session.cut()).
+    assert len(recorder.ladder().arrows) == 4
+    watch.draw_lost()
+    ladder = recorder.ladder()
+    assert [(arrow.from_side, arrow.kind, arrow.note) for arrow in ladder.arrows] == [
+        (RIGHT, LOST, "the lab drops the first SYN"),
+        (RIGHT, RETRANSMISSION, ladder.arrows[1].note),
+        (LEFT, NORMAL, ""),
+        (RIGHT, NORMAL, ""),
+        (RIGHT, LOST, "the lab drops the data"),
+    ]
+    assert ladder.states_of(LEFT) == ["LISTEN", "SYN-RECEIVED", "ESTABLISHED"]
+    assert seen == [("in", True), ("in", False), ("out", False), ("in", False), ("in", True)]
+    # Between scenes nothing is drawn, and the listeners still hear the packets.
+    watch.start_scene(None, None)
+    runtime.send(3.0, from_ustack("A", USTACK_ISN + 1, KERNEL_ISN + 11))
+    assert len(ladder.arrows) == 5 and seen[-1] == ("out", False)

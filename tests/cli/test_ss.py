@@ -3,7 +3,6 @@ no TUN device, no stack, just the control protocol and the table."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import shutil
@@ -11,17 +10,17 @@ import socket
 import subprocess
 import sys
 import tempfile
-import threading
 from pathlib import Path
 
 import pytest
 
-# Not "-m ustack.cli": run as __main__, cli.py would define a second CliError class that the
-# command modules (which import ustack.cli) do not raise.
+# The `ustack` program as installed runs it: main() of ustack.cli.
 RUN_CLI = "import sys; from ustack.cli import main; sys.exit(main())"
 
+from control_thread import ControlThread
+
 from ustack import cli
-from ustack.control import ControlServer, survey
+from ustack.control import survey
 from ustack.tcp.events import ConnectionSnapshot
 from ustack.tcp.state import State
 from ustack.wire.ipv4 import address_value
@@ -56,24 +55,6 @@ FAKE_SNAPSHOTS = [
     snapshot(State.TIME_WAIT, (SERVER, 80), (CLIENT, 40002), timers={"time_wait": 1060.0}),
     snapshot(State.SYN_RECEIVED, (SERVER, 7), (CLIENT, 40004)),
 ]
-
-
-class ControlThread:
-    """A ControlServer on an event loop in a background thread, as a running ustack has."""
-
-    def __init__(self, provider, directory: Path) -> None:
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-        self.thread.start()
-        self.loop.time = lambda: 1000.0  # the answer's "now", so timer countdowns are exact
-        self.control = ControlServer(provider, program="ustack serve", address="10.77.0.2", directory=directory)
-        asyncio.run_coroutine_threadsafe(self.control.start(), self.loop).result(10)
-
-    def close(self) -> None:
-        asyncio.run_coroutine_threadsafe(self.control.close(), self.loop).result(10)
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(10)
-        self.loop.close()
 
 
 @pytest.fixture

@@ -193,3 +193,19 @@ def test_icmp_port_unreachable_refuses_a_connect_only_for_a_segment_in_flight():
 """
     result = run(script)
     assert result.status == PASS, result.text()
+
+
+def test_the_host_under_test_is_the_real_stack():
+    # The driver injects IPv4 packets into ustack.stack.Stack: an ICMP type the host ignores is
+    # dropped there for its named reason, and the run says so.
+    script = CONNECT + "+0.00 < icmp source_quench [1:1(0)]\n+0.00 close(3) = 0\n+0.00 > F. 1:1(0) ack 1 win 65535\n"
+    result = run(script)
+    assert result.status == PASS, result.text()
+    assert "line 9: ICMP source_quench dropped by the host: icmp_type_4_ignored" in result.warnings
+
+
+def test_two_active_opens_get_two_ephemeral_ports_from_the_host():
+    # The second connection's SYN is matched on its own 4-tuple: the host gave it another port.
+    second = CONNECT.replace("= 3", "= 4").replace("(3,", "(4,")
+    result = run(CONNECT + second)
+    assert result.status == PASS, result.text()

@@ -29,10 +29,10 @@ from interop_helpers import opened_namespace, run_directory, ustack_serve  # noq
 from ustack.link import PcapWriter, TunLink
 from ustack.netns import Namespace, NamespaceError, namespace_test_problems, setup_tun_in_namespace
 
-HOST_ADDRESS = "10.77.0.1"  # the kernel's side of the TUN, inside the namespace
-HOST_INTERFACE = "10.77.0.1/24"
-STACK_ADDRESS = "10.77.0.2"  # ustack's own address
-TUN_NAME = "ustun0"
+from ustack.network import KERNEL_ADDRESS as HOST_ADDRESS  # the kernel's side of the TUN, in the namespace
+from ustack.network import KERNEL_INTERFACE as HOST_INTERFACE
+from ustack.network import TUN_NAME
+from ustack.network import USTACK_ADDRESS as STACK_ADDRESS  # ustack's own address
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 _INTEROP_DIR = Path(__file__).resolve().parent

@@ -35,8 +35,8 @@ from ustack.tcp.seq import seq_add, seq_lt
 from ustack.wire import address_text, address_value, parse_packet
 from ustack.wire.pcap import read_records
 
-STACK_ADDRESS = "10.77.0.2"  # ustack's address: what `ustack serve` uses by default
-HOST_ADDRESS = "10.77.0.1"  # the kernel's side of the TUN device
+from ustack.network import KERNEL_ADDRESS as HOST_ADDRESS  # the kernel's side of the TUN device
+from ustack.network import USTACK_ADDRESS as STACK_ADDRESS  # ustack's address: `ustack serve`'s default
 RUN_CLI = "import sys; from ustack.cli import main; sys.exit(main())"
 READY_TIMEOUT = 30.0
 COMMAND_TIMEOUT = 60.0

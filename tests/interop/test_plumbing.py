@@ -16,8 +16,10 @@ from ustack.link import LinkError, TunLink
 from ustack.netns import Namespace, NamespaceError, create_veth_pair, namespace_exists, setup_tun_in_namespace
 from ustack.wire import pcap
 
-HOST_ADDRESS = "10.77.0.1"  # the kernel's side, as the tun_in_namespace fixture sets it up
-STACK_ADDRESS = "10.77.0.2"  # the address the test answers for, as ustack would
+from ustack.network import KERNEL_ADDRESS as HOST_ADDRESS  # the kernel's side, as tun_in_namespace sets it up
+from ustack.network import KERNEL_INTERFACE as HOST_INTERFACE
+from ustack.network import TUN_NAME
+from ustack.network import USTACK_ADDRESS as STACK_ADDRESS  # the address the test answers for, as ustack would
 
 WAIT_SECONDS = 5.0  # an upper bound for the kernel to act; tests normally take milliseconds
 
@@ -120,7 +122,7 @@ def test_clear_errors_for_bad_tun_requests(namespace):
 def test_everything_is_gone_after_the_namespace_closes(require_interop_environment, namespace_name):
     name = namespace_name()
     with Namespace(name) as space:
-        link = setup_tun_in_namespace(space, "ustun0")
+        link = setup_tun_in_namespace(space, TUN_NAME, host_address=HOST_INTERFACE, peer_address=STACK_ADDRESS)
         sleeper = space.popen(["sleep", "600"])
         assert name in namespaces_listed()
     assert name not in namespaces_listed()
@@ -135,7 +137,7 @@ def test_a_namespace_we_created_is_removed_on_an_exception(require_interop_envir
     name = namespace_name()
     with pytest.raises(error):
         with Namespace(name) as space:
-            setup_tun_in_namespace(space, "ustun0")
+            setup_tun_in_namespace(space, TUN_NAME, host_address=HOST_INTERFACE, peer_address=STACK_ADDRESS)
             raise error("the test body blew up")
     assert not namespace_exists(name)
     assert name not in namespaces_listed()
@@ -144,7 +146,7 @@ def test_a_namespace_we_created_is_removed_on_an_exception(require_interop_envir
 def test_a_namespace_we_did_not_create_is_left_alone(namespace):
     with Namespace(namespace.name) as again:
         assert not again.created
-        link = setup_tun_in_namespace(again, "ustun0")
+        link = setup_tun_in_namespace(again, TUN_NAME, host_address=HOST_INTERFACE, peer_address=STACK_ADDRESS)
     assert namespace_exists(namespace.name)  # still there: it was not ours to remove
     assert link.closed  # but what we added to it is gone
     with namespace.ipr() as ipr:

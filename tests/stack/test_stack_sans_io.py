@@ -97,19 +97,6 @@ def test_packets_from_a_source_no_host_can_have_are_dropped_unanswered(source):
     assert stack.connections == {}
 
 
-def test_fragments_are_dropped_for_a_named_reason():
-    stack = make_stack()
-    packet = bytearray(build_tcp_packet(PEER, OURS, TcpSegment(40000, 81, 5, 0, SYN, 100), dont_fragment=False))
-    packet[6] |= 0x20  # more fragments
-    # The IPv4 header checksum must still be right for the drop to be about fragmentation.
-    from ustack.wire import internet_checksum
-
-    packet[10:12] = b"\x00\x00"
-    packet[10:12] = internet_checksum(bytes(packet[:20])).to_bytes(2, "big")
-    stack.receive(bytes(packet), now=0.0)
-    assert stack.drops["ipv4_fragment_not_supported"] == 1
-
-
 class Wire:
     """Two stacks joined back to back on virtual time: deliver until both are quiet."""
 

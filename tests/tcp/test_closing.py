@@ -25,18 +25,18 @@ def test_reset_in_closing_closes():
     assert script.connection.error is TcpError.RESET  # our FIN was never acknowledged
 
 
-def test_simultaneous_close_between_two_cores():
-    from ustack.tcp.simulator import Simulator
+def test_simultaneous_close_between_two_hosts():
+    from ustack.testing.simulator import Simulator
 
     sim = Simulator(delay=0.01)
     sim.run(until=lambda s: s.server is not None and s.server.state is State.ESTABLISHED)
     sim.step()
     sim.client.close(sim.now)
     sim.server.close(sim.now)
-    sim._flush()
+    sim.flush()
     sim.run(until=lambda s: s.client.state is State.CLOSED and s.server.state is State.CLOSED)
     for connection in (sim.client, sim.server):
-        changes = [(e.old, e.new) for e in connection.events() if hasattr(e, "old")]
+        changes = [(e.old, e.new) for e in sim.events(connection) if hasattr(e, "old")]
         assert changes[-3:] == [
             (State.FIN_WAIT_1, State.CLOSING),
             (State.CLOSING, State.TIME_WAIT),

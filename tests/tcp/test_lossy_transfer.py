@@ -1,4 +1,4 @@
-"""Two cores joined by a lossy, duplicating, reordering link (ustack.tcp.simulator).
+"""Two hosts joined by a lossy, duplicating, reordering link (ustack.testing.simulator).
 
 Seeded and deterministic; a failure names its seed so it can be replayed.
 """
@@ -8,7 +8,7 @@ import random
 import pytest
 
 from ustack.tcp import State, TcpConfig
-from ustack.tcp.simulator import BulkTransfer, Link, Simulator
+from ustack.testing.simulator import BulkTransfer, Link, Simulator
 
 MIB = 1 << 20
 CLIENT_DATA = bytes(range(256)) * (MIB // 256)
@@ -34,7 +34,7 @@ def check(sim, finished, seed):
     assert bytes(sim.server_app.received) == CLIENT_DATA, f"client->server data differs: {where}"
     assert bytes(sim.client_app.received) == SERVER_DATA, f"server->client data differs: {where}"
     # Whoever closed first went through TIME-WAIT; nothing is left armed.
-    histories = [sim.client.events(), sim.server.events()]
+    histories = [sim.events(sim.client), sim.events(sim.server)]
     passed_time_wait = [any(getattr(e, "new", None) is State.TIME_WAIT for e in h) for h in histories]
     assert any(passed_time_wait), f"nobody went through TIME-WAIT: {where}"
     assert sim.client.next_deadline() is None and sim.server.next_deadline() is None, where

@@ -236,7 +236,7 @@ def test_a_connection_refuses_a_block_beyond_its_limit_without_an_ack():
 def test_a_lossy_transfer_completes_when_receivers_renege(seed):
     # One block at most: at 15% loss with reordering, receivers refuse and prune SACKed data
     # often; the senders (RFC 2018 8, RFC 6675) keep it until the cumulative ACK and resend it.
-    from ustack.tcp.simulator import BulkTransfer, Simulator
+    from ustack.testing.simulator import BulkTransfer, Simulator
 
     config = TcpConfig(out_of_order_max_blocks=1)
     data = bytes(range(256)) * 4096  # 1 MiB each way

@@ -296,7 +296,9 @@ class AsyncStack:
     def remove_server(self, server: Server) -> None:
         if server in self._servers:
             self._servers.remove(server)
-        self.stack.close_listener(server.listener)
+        self.stack.close_listener(server.listener, self.loop.time())
+        self._poked = True  # the resets of the connections nobody accepted go out in the next round
+        self.request_round()
 
     def request_round(self) -> None:
         """Run a round soon: once per loop iteration however many calls ask (batched flush)."""

@@ -54,12 +54,8 @@ class Server:
         if not self._serving:
             return
         self._serving = False
-        # CLOSE in LISTEN (RFC 9293 3.10.4): the listener aborts the handshakes in progress and
-        # the connections nobody accepted; their resets leave with the next transmit.
-        unaccepted = list(self.listener.syn_queue) + list(self.listener.accept_queue)
-        self.listener.close(self._loop.time())
-        for connection in unaccepted:
-            self._runtime.poke(connection)
+        # CLOSE in LISTEN (RFC 9293 3.10.4, Stack.close_listener): the handshakes in progress and
+        # the connections nobody accepted are reset.
         self._runtime.remove_server(self)
         if self._serve_forever_future is not None and not self._serve_forever_future.done():
             self._serve_forever_future.cancel()

@@ -6,9 +6,9 @@ still read up to the cut, as tcpdump does, but say so.
 
 from __future__ import annotations
 
-from ..cli import CliError
 from ..wire.errors import WireError
 from ..wire.pcap import read_records
+from .errors import CliError
 
 # pcapng (the format Wireshark, dumpcap and tshark write by default) starts with a Section Header
 # Block, whose type 0x0A0D0D0A reads the same in both byte orders.

@@ -13,11 +13,11 @@ import xml.etree.ElementTree as ElementTree
 from collections import Counter
 from pathlib import Path
 
-from ustack.cli import CliError
 from ustack.conform.profile import DEFINES
 from ustack.conform.runner import ERROR, FAIL, PASS, SKIPPED, Result, run_path
 
-from .network_setup import check_output_file, path_value
+from .arguments import check_output_file, path_value
+from .errors import CliError
 
 STATUSES = (PASS, FAIL, SKIPPED, ERROR)
 

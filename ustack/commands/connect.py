@@ -23,9 +23,10 @@ import os
 import sys
 import threading
 
-from .network_setup import (UstackNetwork, add_ladder_arguments, add_network_arguments, ipv4_address,
-                            make_ladders, port_value, seconds_value, sigterm_as_interrupt, start_control_server,
-                            stop_on_signals)
+from ..network import UstackNetwork
+from .arguments import add_ladder_arguments, add_network_arguments, ipv4_address, port_value, seconds_value
+from .live import make_ladders, open_network, start_control_server, tcp_config
+from .signals import sigterm_as_interrupt, stop_on_signals
 
 READ_SIZE = 65536
 CLOSE_GRACE = 10.0  # at most this long for our last data and FIN to be acknowledged, at the end
@@ -49,7 +50,7 @@ def register(subparsers) -> None:
 
 def run(args) -> int:
     ladders = make_ladders(args, sys.stderr)
-    with sigterm_as_interrupt(), UstackNetwork(args, trace_output=sys.stderr, ladders=ladders) as network:
+    with sigterm_as_interrupt(), open_network(args, trace_output=sys.stderr, ladders=ladders) as network:
         try:
             return asyncio.run(_connect(args, network, ladders))
         except ConnectFailed as failure:
@@ -67,10 +68,10 @@ async def _connect(args, network: UstackNetwork, ladders=None) -> int:
     stop = stop_on_signals()
     peer = f"{args.host}:{args.port}"
 
-    async with AsyncStack(network.make_stack(), network.link) as astack:
+    async with AsyncStack(network.make_stack(tcp_config(args)), network.link) as astack:
         if ladders is not None:
             astack.add_observer(ladders.observe)
-        control = await start_control_server(astack, "ustack connect", args.addr)
+        control = await start_control_server(network, astack, "ustack connect")
         try:
             try:
                 opened = await _unless_stopped(

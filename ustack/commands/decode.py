@@ -15,11 +15,11 @@ from __future__ import annotations
 import struct
 import sys
 
-from ..cli import CliError
 from ..wire.pcap import LINKTYPE_ETHERNET, LINKTYPE_RAW, read_records
 from ..wire.text import format_packet
 from ..trace.pcap_source import CHECKSUM_REASONS
 from .capture_file import cut_short_note, read_capture_file
+from .errors import CliError
 
 LINKTYPE_IPV4 = 228
 LINKTYPE_LINUX_SLL = 113

@@ -7,12 +7,11 @@ end. See ustack/labs/ and docs/tutorial.md.
 
 from __future__ import annotations
 
-import os
-import signal
 import sys
 
-from ..cli import CliError
-from .network_setup import check_output_file, path_value
+from .arguments import check_output_file, path_value
+from .errors import CliError
+from .signals import sigterm_as_interrupt
 
 
 def register(subparsers) -> None:
@@ -48,30 +47,15 @@ def run(args) -> int:
     log = None if args.quiet else (lambda line: print(line, file=sys.stderr, flush=True))
     options = labs.LabOptions(pcap=args.pcap, svg=args.svg, log=log)
     # SIGTERM behaves like Ctrl-C: the lab's namespace and processes are taken down either way.
-    previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
-        result = labs.run(args.name, options)
+        with sigterm_as_interrupt():
+            result = labs.run(args.name, options)
     except (labs.LabError, LinkError) as error:
         raise CliError(str(error)) from None
     except OSError as error:  # namespace, TUN or pcap trouble: one line, not a traceback
         raise CliError(f"{error.strerror or error}") from None
-    finally:
-        signal.signal(signal.SIGTERM, previous)
     if log is not None:
         print(file=sys.stderr)
     sys.stdout.write(result.text)
     return 0
 
-
-def _interrupt(signal_number, frame) -> None:
-    if os.getpid() != _OWNER_PID:
-        # A child forked by a library (pyroute2 runs netlink helpers in forked processes) inherits
-        # this handler; it must die of SIGTERM as it would have, not raise KeyboardInterrupt and
-        # linger, answering later requests from a namespace that is gone.
-        signal.signal(signal_number, signal.SIG_DFL)
-        os.kill(os.getpid(), signal_number)
-        return
-    raise KeyboardInterrupt
-
-
-_OWNER_PID = os.getpid()

@@ -6,11 +6,9 @@ The states are inferred from the segments (a capture holds nothing else) and mar
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 
-from ustack.cli import CliError
 from ustack.trace.infer import NoConnection, build_ladder
 from ustack.trace.pcap_source import read_capture
 from ustack.trace.render_mermaid import render_mermaid
@@ -19,17 +17,8 @@ from ustack.trace.render_text import render_text
 from ustack.wire.pcap import read_records
 
 from .capture_file import cut_short_note, read_capture_file
-from .network_setup import check_output_file, path_value
-
-
-def _port(text: str) -> int:
-    try:
-        port = int(text, 10)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a port number") from None
-    if not 1 <= port <= 65535:
-        raise argparse.ArgumentTypeError(f"port {port} is out of range (1-65535)")
-    return port
+from .arguments import check_output_file, path_value, port_value
+from .errors import CliError
 
 
 def register(subparsers) -> None:
@@ -41,7 +30,7 @@ def register(subparsers) -> None:
     )
     parser.add_argument("file", metavar="FILE.pcap")
     parser.add_argument(
-        "--conn", metavar="PORT", type=_port,
+        "--conn", metavar="PORT", type=port_value,
         help="the connection with this port on either side (default: the first one opened by a SYN)",
     )  # fmt: skip
     parser.add_argument(

@@ -26,9 +26,11 @@ import os
 import sys
 from pathlib import Path
 
-from ..cli import CliError
-from .network_setup import (UstackNetwork, add_ladder_arguments, add_network_arguments, make_ladders, path_value,
-                            port_value, sigterm_as_interrupt, start_control_server, stop_on_signals)
+from ..network import UstackNetwork
+from .arguments import add_ladder_arguments, add_network_arguments, path_value, port_value
+from .errors import CliError
+from .live import make_ladders, open_network, start_control_server, tcp_config
+from .signals import sigterm_as_interrupt, stop_on_signals
 
 READY_LINE = "ustack: ready"
 
@@ -62,7 +64,7 @@ def run(args) -> int:
 
 def _run(args, output) -> int:
     ladders = make_ladders(args, sys.stdout)
-    with sigterm_as_interrupt(), UstackNetwork(args, ladders=ladders) as network:
+    with sigterm_as_interrupt(), open_network(args, ladders=ladders) as network:
         try:
             return asyncio.run(_serve(args, network, ladders, output))
         finally:
@@ -139,7 +141,7 @@ async def _serve(args, network: UstackNetwork, ladders=None, output: ServeOutput
     if args.chargen:
         services.append(("chargen", CHARGEN_PORT, handle_chargen, f"nc {address} {CHARGEN_PORT} | head"))
 
-    stack = network.make_stack()
+    stack = network.make_stack(tcp_config(args))
     async with AsyncStack(stack, network.link) as astack:
         if ladders is not None:
             astack.add_observer(ladders.observe)
@@ -150,7 +152,7 @@ async def _serve(args, network: UstackNetwork, ladders=None, output: ServeOutput
                 servers.append(await astack.start_server(handler, port=port))
             except OSError as error:
                 raise CliError(f"{name} on port {port}: {error.strerror or error}") from None
-        control = await start_control_server(astack, "ustack serve", address)
+        control = await start_control_server(network, astack, "ustack serve")
         try:
             where = f" in namespace {args.netns}" if args.netns else ""
             print(f"ustack: {address} on {args.tun}{where} (kernel side {args.host_addr}, mtu {args.mtu})")

@@ -1,4 +1,4 @@
-"""`ustack ss [--json] [-i] [--state NAME]`: the TCP connections of every running ustack.
+"""`ustack ss [--json] [-i] [--state NAME] [--stats]`: the TCP connections of every running ustack.
 
 The columns and state names are those of Linux's `ss -tan`, so the two can be read side by side:
 
@@ -14,6 +14,7 @@ The connections come from the control socket of each running ustack (ustack/cont
 ustack running, the header is printed alone, a note goes to stderr and the exit status is 0: "no
 connections" is an answer, not an error (as with `ss` on an idle machine). `--json` prints one
 JSON list of connections, each with the `pid` and `program` of its ustack (`[]` when none).
+`--stats` prints every counter instead (ustack/commands/stats.py, also `ustack stats`).
 """
 
 from __future__ import annotations
@@ -21,8 +22,8 @@ from __future__ import annotations
 import json
 import sys
 
-from ..cli import CliError
 from ..control import run_directory, survey
+from .errors import CliError
 
 # RFC 9293 names (the core's) -> the names Linux's ss prints.
 LINUX_STATE_NAMES = {
@@ -48,7 +49,9 @@ def register(subparsers) -> None:
                         help="show the core's numbers too (rto, rtt, cwnd, retransmissions, ...)")
     parser.add_argument("--state", metavar="NAME", type=_state_filter,
                         help="only connections in this state (Linux or RFC name, e.g. time-wait, estab)")
-    parser.set_defaults(run=run)
+    parser.add_argument("--stats", action="store_true",
+                        help="every counter (drops by reason, ...) instead of the connections: the same as 'ustack stats'")
+    parser.set_defaults(run=run, pid=None)
 
 
 def _state_filter(text: str) -> str:
@@ -62,6 +65,10 @@ def _state_filter(text: str) -> str:
 
 
 def run(args) -> int:
+    if args.stats:
+        from .stats import run as run_stats
+
+        return run_stats(args)
     directory = run_directory()
     try:
         result = survey(directory)

@@ -1,31 +1,38 @@
-"""Run a parsed script against ustack's TCP core on virtual time.
+"""Run a parsed script against ustack on virtual time.
 
 The driver plays packetdrill's part: it walks the events in order, keeps the clock, injects the
 `<` segments, runs the system calls through the socket emulation (syscalls.py), and checks every
-segment the core sends against the `>` lines (matcher.py).
+segment ustack sends against the `>` lines (matcher.py).
+
+The host under test is the real one, `ustack.stack.Stack`, as the TUN runtime drives it: every
+`<` line becomes an IPv4 packet (built by ustack.wire) for `Stack.receive`, what
+`Stack.transmit` returns is parsed back and matched, and time moves through
+`Stack.next_deadline` / `Stack.on_timer`. So demultiplexing, the RST for the unmatched (RFC 9293
+3.10.7.1), a SYN that reopens a TIME-WAIT 4-tuple (RFC 6191), ICMP and the ephemeral ports are
+the host's own. The only policy given for scripts: a fixed ISN (every script expects our first
+sequence number to be known) and a fixed port seed, so that a run is deterministic.
 
 Time (packetdrill's rules, run.c): `0.1` is absolute; `+0.1` counts from when the previous event
 actually happened, except that consecutive inbound packets count from the previous packet's
 script time; `*` is whenever. An expected segment must be sent within the script's tolerance of
 its time; a blocking call (`1.0...6.0`) must return within the tolerance of its end time.
 
-Segments: everything the core sends goes into a queue with the time it was sent. A `>` line
+Segments: everything the host sends goes into a queue with the time it was sent. A `>` line
 takes the oldest one, advancing the clock (firing timers) until one appears; one that comes
 outside the line's time +- the tolerance fails the script as late or early. Before any other
 event at time T, a queued segment sent before T - tolerance is one the script did not expect: the
 script fails. The same check runs at the end; what the last event itself makes ustack send comes
 after the script and is not judged, as in packetdrill.
 
-The network: one peer (the script) at 192.0.2.1:REMOTE_PORT; ustack at 192.168.0.1. bind() gives
-port 8080, connect() an ephemeral port. Inbound segments go to the port of the socket used last
-(packetdrill's "socket under test"); a connection on that 4-tuple takes them, else a listener,
-else they get the RST of RFC 9293 3.10.7.1. (This small demultiplexer stands in for stack.py.)
+The network: one peer (the script) at 192.0.2.1:REMOTE_PORT; ustack at 192.168.0.1 with the
+script's MTU (1500 unless `--mtu`). bind() gives port 8080, connect() an ephemeral port. Inbound
+segments go to the port of the socket used last (packetdrill's "socket under test").
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections import deque
+from collections import Counter, deque
 
 from ustack.conform.matcher import (
     SequenceMap,
@@ -46,7 +53,7 @@ from ustack.conform.profile import (
     freebsd_receive_buffer,
     script_tolerances,
 )
-from ustack.conform.runner import FAIL, PASS, SKIPPED, Result
+from ustack.conform.result import FAIL, PASS, SKIPPED, Result
 from ustack.conform.script import CodeEvent, PacketEvent, Script, ShellEvent, SyscallEvent
 from ustack.conform.shell import (
     TCPI_OPTION_BITS,
@@ -58,23 +65,27 @@ from ustack.conform.shell import (
     interpret_code,
     interpret_shell,
 )
-from ustack.conform.syscalls import Blocked, Outcome, SocketTable, check_outcome
+from ustack.conform.syscalls import Blocked, CallFailed, Outcome, SocketTable, check_outcome, errno_name
+from ustack.stack import Stack, StackError
 from ustack.tcp.config import TcpConfig
 from ustack.tcp.connection import Connection
 from ustack.tcp.isn import IsnGenerator
 from ustack.tcp.listener import Listener
-from ustack.tcp.reset import reset_for_unmatched
-from ustack.wire.ipv4 import address_value
-from ustack.wire.tcp import RST
+from ustack.tcp.state import CLOSED, TIME_WAIT
+from ustack.wire import IcmpMessage, TcpSegment, WireError, build_icmp_packet, build_tcp_packet, parse_packet
+from ustack.wire.ipv4 import IPV4_HEADER_LENGTH, address_value
+from ustack.wire.tcp import ACK, RST
 
 
 LOCAL_ADDRESS = address_value("192.168.0.1")
 REMOTE_ADDRESS = address_value("192.0.2.1")
 BIND_PORT = 8080
-FIRST_EPHEMERAL_PORT = 40000
 REMOTE_PORT = 50000
+SCRIPT_MTU = 1500  # packetdrill's tun device, unless the script says --mtu
 # Our ISN sits just below 2**32 so that every script also exercises sequence-number wrap.
 LOCAL_ISN = 0xFFFF_FF00
+# The stack's ephemeral ports start from a seeded point: the same ports on every run.
+PORT_SEED = 0
 # How far the clock may run while waiting for a segment or for a blocked call to return.
 ANY_TIME_HORIZON = 600.0
 _CONFIG_FIELDS = {field.name for field in dataclasses.fields(TcpConfig)}
@@ -100,8 +111,8 @@ ICMP_UNREACHABLE_CODES = {
 }
 
 
-# packetdrill's names of the ICMP error types that are soft errors for TCP -> their ICMP type.
-ICMP_SOFT_ERROR_TYPES = {"time_exceeded": 11, "parameter_problem": 12}
+# packetdrill's names of ICMP error types -> their ICMP type (RFC 792).
+ICMP_TYPES = {"unreachable": 3, "source_quench": 4, "redirect": 5, "time_exceeded": 11, "parameter_problem": 12}
 
 
 class ScriptFailed(Exception):
@@ -141,13 +152,16 @@ class Driver:
         self.overrides: dict = dict(FREEBSD_DEFAULTS)
         apply_script_options(script.options, self.overrides)
         self.table = SocketTable(self)
-        self.connections: dict[tuple[int, int], Connection] = {}  # (local port, remote port)
-        self.numbers: dict[tuple[int, int], SequenceMap] = {}
-        self.listeners: dict[int, Listener] = {}  # local port -> Listener
-        self.sent: deque = deque()  # (time, 4-tuple key, segment) not yet matched
+        self.stack = Stack(
+            LOCAL_ADDRESS,
+            mtu=int(script.options.get("mtu", SCRIPT_MTU)),
+            isn_generator=IsnGenerator(fixed_isn=LOCAL_ISN),
+            port_seed=PORT_SEED,
+        )
+        self.numbers: dict[tuple[int, int], SequenceMap] = {}  # (local port, remote port) -> numbers
+        self.sent: deque = deque()  # (time, (local port, remote port), segment) not yet matched
         self.blocked: list = []  # (event, Blocked)
         self.current_port: int | None = None
-        self.next_ephemeral_port = FIRST_EPHEMERAL_PORT
         self.last_happened = 0.0  # when the previous event actually happened
         self.previous: object = None  # the previous event
         self.previous_time = 0.0  # its script time
@@ -177,30 +191,36 @@ class Driver:
         return TcpConfig(**values)
 
     def open_active(self, socket, config: TcpConfig, now: float) -> Connection:
-        port = self.next_ephemeral_port
-        self.next_ephemeral_port += 1
-        connection = Connection.open_active(config, LOCAL_ADDRESS, port, REMOTE_ADDRESS, REMOTE_PORT, LOCAL_ISN, now)
-        self._register(connection)
-        self.current_port = port
+        try:
+            connection = self.stack.connect(REMOTE_ADDRESS, REMOTE_PORT, now, config=config)
+        except StackError as refused:
+            raise CallFailed(errno_name(refused.errno)) from None
+        self.numbers[(connection.local_port, REMOTE_PORT)] = SequenceMap()
+        self.current_port = connection.local_port
         return connection
 
     def open_listener(self, socket, config: TcpConfig, backlog: int) -> Listener:
-        isn_generator = IsnGenerator(fixed_isn=LOCAL_ISN)
-        listener = Listener(config, LOCAL_ADDRESS, BIND_PORT, backlog=max(backlog, 1), isn_generator=isn_generator)
-        self.listeners[BIND_PORT] = listener
+        try:
+            listener = self.stack.listen(BIND_PORT, backlog=max(backlog, 1), config=config)
+        except StackError as refused:
+            raise CallFailed(errno_name(refused.errno)) from None
         self.current_port = BIND_PORT
         return listener
 
     def close_listener(self, listener: Listener, now: float) -> None:
-        """CLOSE of a listening socket: the listener aborts what it has not handed to accept()."""
-        listener.close(now)
-        self._collect()
-        self.listeners = {port: value for port, value in self.listeners.items() if value is not listener}
+        self.stack.close_listener(listener, now)
 
-    def _register(self, connection: Connection) -> None:
-        key = (connection.local_port, connection.remote_port)
-        self.connections[key] = connection
-        self.numbers[key] = SequenceMap()
+    def connection_at(self, port: int) -> Connection | None:
+        """The connection on (our port, the script's port): the host's, else the one a socket
+        still holds after the host forgot it (a closed connection shows as CLOSED)."""
+        connection = self.stack.connections.get((LOCAL_ADDRESS, port, REMOTE_ADDRESS, REMOTE_PORT))
+        if connection is not None:
+            return connection
+        for socket in reversed(self.table.sockets.values()):
+            held = socket.connection
+            if not socket.closed and held is not None and held.local_port == port and held.remote_port == REMOTE_PORT:
+                return held
+        return None
 
     # -- the main loop -------------------------------------------------------------------------
 
@@ -258,10 +278,8 @@ class Driver:
     # -- time ------------------------------------------------------------------------------------
 
     def _next_deadline(self) -> float | None:
-        """The earliest timer of any connection (listeners have none: their children carry the
-        handshake timers), or the timeout of a blocked call."""
-        deadlines = [connection.next_deadline() for connection in self.connections.values()]
-        deadlines += [blocked.deadline for _, blocked in self.blocked]
+        """The host's next timer, or the timeout of a blocked call."""
+        deadlines = [self.stack.next_deadline()] + [blocked.deadline for _, blocked in self.blocked]
         deadlines = [deadline for deadline in deadlines if deadline is not None]
         return min(deadlines) if deadlines else None
 
@@ -271,10 +289,7 @@ class Driver:
         if deadline is None or deadline > limit:
             return False
         self.now = max(self.now, deadline)
-        for connection in list(self.connections.values()):
-            due = connection.next_deadline()
-            if due is not None and due <= self.now:
-                connection.on_timer(self.now)
+        self.stack.on_timer(self.now)
         self._collect()
         self._poll_blocked()
         return True
@@ -291,14 +306,21 @@ class Driver:
     # -- segments --------------------------------------------------------------------------------
 
     def _collect(self) -> None:
-        for key, connection in list(self.connections.items()):
-            for segment in connection.transmit(self.now):
-                self.sent.append((self.now, key, segment))
-            connection.events()
-        for port, listener in self.listeners.items():
-            for _address, segment in listener.transmit(self.now):
-                self.sent.append((self.now, (port, segment.dst_port), segment))
-            listener.events()
+        """Queue what the host transmits now, as segments keyed by (our port, the script's)."""
+        for packet in self.stack.transmit(self.now):
+            segment = parse_packet(packet).tcp
+            if segment is None:  # ICMP from ustack: no script line can expect it (runner.py)
+                self.warnings.append(f"at {self.now:.3f} s ustack sent a packet that is not TCP")
+                continue
+            self.sent.append((self.now, (segment.src_port, segment.dst_port), segment))
+        self.stack.events()  # nothing here reads them; drained so they do not pile up
+
+    def _poke_sockets(self) -> None:
+        """After system calls: tell the host which connections they may have given output or
+        new timers, as the runtime does after a user call (Stack.poke)."""
+        for socket in self.table.sockets.values():  # closed ones too: close() itself sends a FIN
+            if socket.connection is not None:
+                self.stack.poke(socket.connection)
 
     def _numbers_for(self, key) -> SequenceMap:
         numbers = self.numbers.get(key)
@@ -346,47 +368,41 @@ class Driver:
 
     def _inject(self, event: PacketEvent) -> None:
         port = self.current_port or BIND_PORT
-        key = (port, REMOTE_PORT)
-        numbers = self._numbers_for(key)
+        numbers = self._numbers_for((port, REMOTE_PORT))
         if event.icmp is not None:
-            self._inject_icmp(event, key, numbers)
+            self._inject_icmp(event, port, numbers)
             return
         segment = inbound_segment(event, numbers, REMOTE_PORT, port)
-        connection = self.connections.get(key)
-        if connection is not None and connection.is_finished:
-            del self.connections[key]
-            connection = None
-        if connection is not None:
-            connection.receive(segment, self.now)
-            return
-        listener = self.listeners.get(port)
-        if listener is not None:
-            child = listener.receive(REMOTE_ADDRESS, segment, self.now)
-            if child is not None:
-                self.connections[key] = child
-                numbers.local_isn_live = numbers.local_isn_script = None  # a new incarnation
-            return
-        reply = reset_for_unmatched(segment)
-        if reply is not None:
-            self.sent.append((self.now, key, reply))
+        try:
+            packet = build_tcp_packet(REMOTE_ADDRESS, LOCAL_ADDRESS, segment)
+        except WireError as error:
+            raise Unsupported("inbound segment", f"line {event.line} cannot be put on the wire: {error}") from None
+        four_tuple = (LOCAL_ADDRESS, port, REMOTE_ADDRESS, REMOTE_PORT)
+        before = self.stack.connections.get(four_tuple)
+        self.stack.receive(packet, self.now)
+        after = self.stack.connections.get(four_tuple)
+        if after is not None and after is not before:  # a listener made a new incarnation
+            numbers.local_isn_live = numbers.local_isn_script = None
 
-    def _inject_icmp(self, event: PacketEvent, key, numbers: SequenceMap) -> None:
-        """An ICMP error quoting one of our segments, handled as stack.py does: destination
-        unreachable goes to the connection's unreachable handler, time exceeded and parameter
-        problem are soft errors (RFC 1122 4.2.3.9), anything else is dropped."""
+    def _inject_icmp(self, event: PacketEvent, port: int, numbers: SequenceMap) -> None:
+        """An ICMP error quoting one of our segments (its IPv4 header and first 8 TCP bytes, RFC
+        792), for the host to hand to the connection or drop for a named reason."""
         icmp = event.icmp
-        connection = self.connections.get(key)
-        if connection is None or icmp.echoed_start is None or (icmp.type != "unreachable" and icmp.type not in ICMP_SOFT_ERROR_TYPES):
-            self.warnings.append(f"line {event.line}: ICMP {icmp.type} dropped, as stack.py drops it")
+        if icmp.type not in ICMP_TYPES or icmp.echoed_start is None:
+            self.warnings.append(f"line {event.line}: ICMP {icmp.type} not sent: no such error type or no quoted segment")
             return
-        if icmp.type in ICMP_SOFT_ERROR_TYPES:
-            quoted_seq = numbers.local_to_live(icmp.echoed_start)
-            connection.on_icmp_soft_error(ICMP_SOFT_ERROR_TYPES[icmp.type], 0, quoted_seq, self.now)
-            return
-        code = ICMP_UNREACHABLE_CODES.get(icmp.code)
-        if code is None:
-            raise Unsupported("icmp code", f"unknown destination unreachable code {icmp.code!r}")
-        connection.on_icmp_unreachable(code, icmp.mtu, numbers.local_to_live(icmp.echoed_start), self.now)
+        code = 0
+        if icmp.type == "unreachable":
+            code = ICMP_UNREACHABLE_CODES.get(icmp.code)
+            if code is None:
+                raise Unsupported("icmp code", f"unknown destination unreachable code {icmp.code!r}")
+        quoted = TcpSegment(port, REMOTE_PORT, numbers.local_to_live(icmp.echoed_start), 0, ACK, 0)
+        quoted_bytes = build_tcp_packet(LOCAL_ADDRESS, REMOTE_ADDRESS, quoted)[: IPV4_HEADER_LENGTH + 8]
+        message = IcmpMessage(ICMP_TYPES[icmp.type], code, next_hop_mtu=icmp.mtu or 0, payload=quoted_bytes)
+        drops_before = Counter(self.stack.drops)
+        self.stack.receive(build_icmp_packet(REMOTE_ADDRESS, LOCAL_ADDRESS, message), self.now)
+        for reason in self.stack.drops - drops_before:
+            self.warnings.append(f"line {event.line}: ICMP {icmp.type} dropped by the host: {reason}")
 
     # -- system calls, shell, code -----------------------------------------------------------------
 
@@ -395,6 +411,7 @@ class Driver:
             self._finish_blocked()
         self.blocking_started[id(event)] = self.now
         outcome = self.table.call(event, self.now)
+        self._poke_sockets()
         if isinstance(outcome, Blocked):
             self.blocked.append((event, outcome))
             self._poll_blocked()
@@ -422,7 +439,11 @@ class Driver:
                 still.append((event, blocked))
             else:
                 self._check_returned(event, outcome, self.now)
+        returned = len(still) < len(self.blocked)
         self.blocked = still
+        if returned:  # the call may have read data: a window update can be due (Stack.poke)
+            self._poke_sockets()
+            self._collect()
 
     def _finish_blocked(self) -> None:
         """Run the clock until the blocked call returns (or give up after the horizon)."""
@@ -438,32 +459,41 @@ class Driver:
         if isinstance(action, SetSysctl):
             apply_sysctl(action.name, action.value, self.overrides)
         elif isinstance(action, CountStates):
-            count = sum(
-                1
-                for (port, _), connection in self.connections.items()
-                if connection.state.value == action.state and (action.port is None or port == action.port)
-            )
-            if action.state == "CLOSED":  # sockets that have no connection show as CLOSED
-                count += sum(
+            if action.state == "CLOSED":
+                # The host forgets a CLOSED connection at once; its socket, and a socket that never
+                # had a connection, still shows as CLOSED.
+                count = sum(
                     1
                     for socket in self.table.sockets.values()
-                    if not socket.closed and socket.connection is None and socket.listener is None
+                    if not socket.closed and socket.listener is None and (
+                        socket.connection is None
+                        or socket.connection.state is CLOSED and action.port in (None, socket.connection.local_port)
+                    )
+                )
+            else:
+                count = sum(
+                    1
+                    for (_, port, _, _), connection in self.stack.connections.items()
+                    if connection.state.value == action.state and (action.port is None or port == action.port)
                 )
             if count != action.count:
                 reason = f"{count} connections in {action.state} where the script expects {action.count}"
                 raise ScriptFailed(event.line, "state", reason)
         elif isinstance(action, DropTimeWait):
-            self.connections = {
-                key: connection for key, connection in self.connections.items() if connection.state.value != "TIME-WAIT"
-            }
+            # tcpdrop: ABORT in TIME-WAIT deletes the TCB without a reset (RFC 9293 3.10.5).
+            for connection in list(self.stack.connections.values()):
+                if connection.state is TIME_WAIT:
+                    connection.abort(self.now)
+                    self.stack.poke(connection)
 
     def _code(self, event: CodeEvent) -> None:
         check = interpret_code(event.code)
-        connection = self.connections.get((self.current_port or BIND_PORT, REMOTE_PORT))
+        port = self.current_port or BIND_PORT
+        connection = self.connection_at(port)
         if isinstance(check, AssertState):
             if connection is not None:
                 state = connection.state.value
-            elif self.listeners.get(self.current_port or BIND_PORT) is not None:
+            elif (0, port) in self.stack.listeners:
                 state = "LISTEN"
             else:
                 state = "CLOSED"

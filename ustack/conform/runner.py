@@ -8,50 +8,29 @@
 A script is skipped, before anything runs, when it needs a feature ustack lacks: `find_unsupported`
 walks every event and asks the profile (sysctls, headers, socket options) and the shell/code
 interpreters, so the reason names the first such feature. The virtual-time driver (driver.py) runs
-the rest against the TCP core; what a driver run can still find unsupported (a socket option set
+the rest against ustack's host (stack.py); what a driver run can still find unsupported (a socket option set
 after connect, say) also ends as "skipped".
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from pathlib import Path
 
+from ustack.conform.driver import drive
 from ustack.conform.lexer import ParseError
-from ustack.conform.matcher import Mismatch
 from ustack.conform.parser import parse_file
 from ustack.conform.profile import DEFINES, SOCKET_OPTIONS, Unsupported, apply_script_options, apply_sysctl
+from ustack.conform.result import ERROR, FAIL, PASS, SKIPPED, Result
 from ustack.conform.script import CodeEvent, NameExpr, PacketEvent, Script, ShellEvent, SyscallEvent
 from ustack.conform.shell import SetSysctl, interpret_code, interpret_shell
 
-PASS = "pass"
-FAIL = "fail"
-SKIPPED = "skipped"
-ERROR = "error"
+__all__ = ["ERROR", "FAIL", "PASS", "SKIPPED", "Result", "find_unsupported", "run_path", "run_script"]
 
 # The system calls the emulation (syscalls.py) knows.
 SUPPORTED_SYSCALLS = frozenset(
     {"socket", "bind", "listen", "accept", "connect", "read", "write", "send", "recv", "close", "shutdown",
      "fcntl", "getsockopt", "setsockopt", "poll"}
 )
-
-
-@dataclass
-class Result:
-    path: str
-    status: str
-    reason: str = ""
-    line: int | None = None  # the script line the reason is about
-    mismatch: Mismatch | None = None
-    warnings: list[str] = field(default_factory=list)
-    key: str = ""  # short and stable: the unsupported feature, or "line N what" for a failure
-
-    def text(self) -> str:
-        where = f":{self.line}" if self.line else ""
-        head = f"{self.status.upper():7} {self.path}{where}"
-        if self.mismatch is not None:
-            return f"{head}  {self.mismatch.text()}"
-        return f"{head}  {self.reason}" if self.reason else head
 
 
 def find_unsupported(script: Script) -> tuple[Unsupported, int | None] | None:
@@ -112,10 +91,6 @@ def run_script(script: Script) -> Result:
     if found is not None:
         problem, line = found
         return Result(script.path, SKIPPED, str(problem), line, key=problem.feature)
-    try:
-        from ustack.conform.driver import drive  # the driver imports the TCP core
-    except ImportError as error:  # a broken core is reported, not a traceback
-        return Result(script.path, SKIPPED, f"driver: cannot import the TCP core ({error})", key="driver")
     return drive(script)
 
 

@@ -1,15 +1,18 @@
-"""The system calls of the scripts, emulated on ustack's TCP core (CORE_API.md).
+"""The system calls of the scripts, emulated on ustack (the host, stack.py, and its TCP core).
 
 packetdrill runs real system calls on the kernel under test; here a small socket table maps the
-script's file descriptors (3, 4, ...) onto the core's Listener and Connection objects, and each
+script's file descriptors (3, 4, ...) onto the host's Listener and Connection objects, and each
 call returns what FreeBSD would: a result and, for -1, an errno name. The driver (driver.py)
-owns time and packets; it gives this module a `host` that creates and registers core objects:
+owns time and packets; it gives this module a `host` that opens and closes through the Stack:
 
     host.make_config(socket)                    -> TcpConfig for the socket's next connection
-    host.open_active(socket, config, now)       -> Connection (registered for packet routing)
-    host.open_listener(socket, config, backlog) -> Listener (registered)
-    host.close_listener(listener, now)
+    host.open_active(socket, config, now)       -> Connection (Stack.connect: an ephemeral port)
+    host.open_listener(socket, config, backlog) -> Listener (Stack.listen)
+    host.close_listener(listener, now)          Stack.close_listener
     host.receive_space                          the receive buffer the sysctls asked for
+
+The calls on a Connection itself (send, recv, close, ...) are made here; the driver then pokes
+the host (Stack.poke) so that what they produce goes out, as the runtime does after a user call.
 
 A call the core refuses (TcpCallError, RFC 9293 3.10) returns -1 with the error's errno name.
 

@@ -6,8 +6,8 @@ ladder diagram with both sides' states, what `ss` said at the key moment, and an
     sudo ustack lab handshake [--pcap FILE] [--svg FILE]
 
 Each lab is a module here with NAME, SUMMARY and `run(options) -> LabResult`. The frame they
-share is session.py (namespace, link chain, kernel peer, ss), watch.py (taps and the gate on the
-wire) and result.py (what a lab returns). The tutorial (docs/tutorial.md) walks through them in
+share is session.py (ustack.network's network, kernel peer, ss), watch.py (the scene's ladder,
+fed by ustack.trace.live's pipeline, and the gate on the wire) and result.py (what a lab returns). The tutorial (docs/tutorial.md) walks through them in
 the order below.
 """
 

@@ -71,16 +71,19 @@ async def _timeouts(lab: LabSession) -> None:
              "this is the floor, min_rto)")
     rule = lab.drop(tcp_with_data(), LOSSES, "outbound", "dropped by the lab")
     lab.step(f"the lab: drop ustack's next {LOSSES} data segments")
+    ss = await lab.prepare_ustack_ss(("-i",))  # started now: the moment below lasts only 2 * min_rto
     writer.write(b"x" * 100)
     lab.step("ustack: send 100 bytes")
     await lab.wait_for(lambda: rule.remaining == 1, "two copies to be lost")
-    await lab.ustack_ss("after the first timeout (two copies lost): rto doubled, retrans 1", ("-i",))
+    # Read in-process at that very moment too: the test checks the doubling exactly from this.
+    rto_after_first_timeout = connection.snapshot().rto
+    await lab.ustack_ss("after the first timeout (two copies lost): rto doubled, retrans 1", prepared=ss)
     await lab.kernel_ss("the kernel has received nothing yet")
     await lab.wait_for(lambda: connection.snapshot().send_queue == 0, "the data to be acknowledged", timeout=30)
     lab.step(f"kernel: the copy number {LOSSES + 1} arrives and is acknowledged")
     copies = sends_of(lab.ladder(), LEFT, connection.iss + 1)
     gap_values = gaps(copies)
-    scene.facts.update(initial_rto=rto, copies=len(copies), gaps=gap_values,
+    scene.facts.update(initial_rto=rto, rto_after_first_timeout=rto_after_first_timeout, copies=len(copies), gaps=gap_values,
                        retransmissions=connection.snapshot().retransmissions)
     lab.note(f"Copies of the segment: {len(copies)}, spaced {gaps_text(gap_values)} (RTO {rto:.3f} s, doubled each time).")
     lab.cut()

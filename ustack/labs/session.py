@@ -15,13 +15,13 @@ to watch them.
 
 What `run_lab` sets up, and takes down at the end whatever happens (error, Ctrl-C):
 
-- the namespace `ust-lab-<name>-<pid>`, with the TUN device `ustun0`: the kernel is 10.77.0.1,
-  ustack answers as 10.77.0.2 (ustack.netns);
-- the link chain of ustack.labs.watch (taps, FaultInjector, Gate, PcapWriter with --pcap);
-- a Stack and its AsyncStack in this process, with an observer that gives the current scene's
-  LadderRecorder ustack's exact state changes;
+- ustack.network's network in the namespace `ust-lab-<name>-<pid>`, with its defaults (the TUN
+  device `ustun0`, the kernel at 10.77.0.1, ustack answering as 10.77.0.2) and the link chain of
+  ustack.labs.watch (FaultInjector, WireTap, Gate, PcapWriter with --pcap);
+- a Stack and its AsyncStack in this process, observed by the SceneWatch that draws the current
+  scene's ladder with ustack's exact state changes;
 - programs started in the namespace (the kernel peer, ss, curl, nc, nstat) are tracked by PID and
-  killed by PID when the namespace is closed (ustack.netns.Namespace).
+  killed by PID when the network is closed (ustack.netns.Namespace).
 """
 
 from __future__ import annotations
@@ -37,19 +37,16 @@ from pathlib import Path
 from typing import Awaitable, Callable, NamedTuple
 
 from ..aio import AsyncStack
-from ..link import FaultInjector, PcapWriter
-from ..netns import Namespace, setup_tun_in_namespace, signals_held, stop_process
+from ..link import FaultInjector
+from ..netns import Namespace, stop_process
+from ..network import KERNEL_ADDRESS, TUN_NAME, USTACK_ADDRESS, NetworkSettings, UstackNetwork
 from ..stack import Stack
 from ..tcp import TcpConfig
-from ..tcp.events import StateChanged
-from ..trace import LOCAL, LadderRecorder, render_svg, render_text
+from ..trace import LadderRecorder, render_svg, render_text
 from ..wire.ipv4 import address_value
 from .result import LabResult, Scene, SsSnapshot
-from .watch import Gate, OuterTap, PacketWatch, WireTap
+from .watch import Gate, SceneWatch
 
-KERNEL_ADDRESS = "10.77.0.1"
-USTACK_ADDRESS = "10.77.0.2"
-TUN_NAME = "ustun0"
 KERNEL_PEER = Path(__file__).with_name("kernel_peer.py")
 WAIT_TIMEOUT = 20.0  # no step of a lab waits longer than this for something to happen
 
@@ -96,15 +93,16 @@ class KernelPeer:
 
 
 class LabSession:
-    def __init__(self, name: str, options: LabOptions, namespace: Namespace, astack: AsyncStack,
-                 fault: FaultInjector, gate: Gate, watch: PacketWatch) -> None:
+    def __init__(self, name: str, options: LabOptions, network: UstackNetwork, astack: AsyncStack,
+                 watch: SceneWatch) -> None:
         self.name = name
         self.options = options
-        self.namespace = namespace
+        self.network = network
+        self.namespace: Namespace = network.namespace
         self.astack = astack
         self.stack: Stack = astack.stack
-        self.fault = fault
-        self.gate = gate
+        self.fault: FaultInjector = network.fault
+        self.gate: Gate = network.gate
         self.watch = watch
         self.kernel_address = KERNEL_ADDRESS
         self._kernel_value = address_value(KERNEL_ADDRESS)
@@ -113,11 +111,11 @@ class LabSession:
         self.setup: list[str] = []  # steps taken before the first scene
         self.events: list[tuple[float, object, object]] = []  # (time, connection, event) with the kernel
         self._recorder: LadderRecorder | None = None
-        self._scene_port: int | None = None
-        self._scene_connection = None
         self._peers: list[KernelPeer] = []
+        self._ss_processes: list[subprocess.Popen] = []  # `ustack ss` processes we started
         self._control = None
         self._control_directory: tempfile.TemporaryDirectory | None = None
+        astack.add_observer(watch.observe)
         astack.add_observer(self._observe)
 
     # --- scenes and narration -------------------------------------------------------------------
@@ -134,9 +132,7 @@ class LabSession:
         scene = Scene(title)
         self.scenes.append(scene)
         self._recorder = LadderRecorder(port=port, local_label="ustack", remote_label="kernel")
-        self._scene_port = port
-        self._scene_connection = None
-        self.watch.recorder = self._recorder
+        self.watch.start_scene(self._recorder, port)
         self._log(f"--- {title} ---")
         return scene
 
@@ -161,6 +157,7 @@ class LabSession:
 
     def ladder(self):
         """The current scene's ladder so far (or as it was cut)."""
+        self.watch.draw_lost()
         return self._recorder.ladder() if self._recorder is not None else self.current.ladder
 
     def _log(self, text: str) -> None:
@@ -169,26 +166,17 @@ class LabSession:
 
     def _finish_scene(self) -> None:
         if self.scenes and self._recorder is not None and self.current.ladder is None:
+            self.watch.draw_lost()  # the packets dropped last, with nothing after them yet
             ladder = self._recorder.ladder()
             self.current.ladder = ladder
             self.current.ladder_text = render_text(ladder)
-        self.watch.recorder = None
+        self.watch.start_scene(None, None)
         self._recorder = None
 
     def _observe(self, now: float, kind: str, item) -> None:
-        if kind != "event" or item.connection.remote_address != self._kernel_value:
-            return  # packets are the taps' business; connections with spoofed addresses are not drawn
-        self.events.append((now, item.connection, item.event))
-        if self._recorder is None or not isinstance(item.event, StateChanged):
-            return
-        connection = item.connection
-        if self._scene_connection is None:
-            if self._scene_port is not None and self._scene_port not in (connection.local_port, connection.remote_port):
-                return
-            self._scene_connection = connection
-        if connection is self._scene_connection:
-            event = item.event
-            self._recorder.on_state(now, LOCAL, event.old, event.new, event.cause)
+        """What ustack's connections with the kernel report (the watch draws; this keeps)."""
+        if kind == "event" and item.connection.remote_address == self._kernel_value:
+            self.events.append((now, item.connection, item.event))
 
     # --- ustack's side ------------------------------------------------------------------------------
     async def listen(self, port: int, *, backlog: int = 16, config: TcpConfig | None = None) -> "Accepted":
@@ -241,20 +229,22 @@ class LabSession:
         word on the wire (the resets its shutdown would send are dropped, as if the power had been
         cut), and a fresh Stack starts on the same link, remembering no connection at all."""
         # Nothing of the crash is drawn: not the packets, not the old stack's last state changes.
-        recorder, self.watch.recorder, self._recorder = self._recorder, None, None
+        recorder, self._recorder = self._recorder, None
+        port = self.watch.port
+        self.watch.start_scene(None, None)
         silence = self.fault.drop_when(lambda packet: True, 1 << 30, "outbound")
         if self._control is not None:
             await self._control.close()
             self._control = None
         await self.astack.close()
         silence.remaining = 0
-        config = self.stack.config
-        self.stack = Stack(address_value(USTACK_ADDRESS), config)
+        self.stack = self.network.make_stack(self.stack.config)
         self.astack = AsyncStack(self.stack, self.astack.link)
         await self.astack.start()
+        self.astack.add_observer(self.watch.observe)
         self.astack.add_observer(self._observe)
-        self._scene_connection = None
-        self.watch.recorder = self._recorder = recorder
+        self._recorder = recorder
+        self.watch.start_scene(recorder, port)
 
     # --- the wire ---------------------------------------------------------------------------------
     def drop(self, predicate, count: int = 1, direction: str = "outbound", note: str = "dropped by the lab's FaultInjector"):
@@ -324,38 +314,63 @@ class LabSession:
         self._log(f"  ({snapshot.command}: {', '.join(snapshot.states) or 'nothing'})")
         return snapshot
 
-    async def ustack_ss(self, moment: str, arguments: tuple[str, ...] = ()) -> SsSnapshot:
-        """Run `ustack ss` (a separate process) against this lab's stack, through its control socket."""
-        await self._start_control()
-        environment = {**os.environ, "USTACK_RUN_DIR": self._control_directory.name}
-        # The `ustack` program itself, run by this interpreter (not `-m ustack.cli`, which would
-        # load the CLI module twice).
-        command = [sys.executable, "-c", "import sys; from ustack.cli import main; sys.exit(main())", "ss", *arguments]
-        result = await asyncio.to_thread(subprocess.run, command, capture_output=True, text=True,
-                                         timeout=WAIT_TIMEOUT, env=environment)
-        if result.returncode != 0:
-            raise LabError(f"ustack ss failed: {result.stderr.strip()}")
-        snapshot = SsSnapshot(moment, " ".join(["ustack ss", *arguments]), result.stdout, "ustack",
-                              _ss_states(result.stdout, arguments))
+    async def ustack_ss(self, moment: str, arguments: tuple[str, ...] = (),
+                        prepared: "PreparedSs | None" = None) -> SsSnapshot:
+        """Run `ustack ss` (a separate process) against this lab's stack, through its control
+        socket. With `prepared` (from prepare_ustack_ss), the process started then asks now."""
+        prepared = prepared or await self.prepare_ustack_ss(arguments)
+        arguments = prepared.arguments
+
+        def answer() -> tuple[str, str]:
+            try:
+                return prepared.process.communicate("go\n", timeout=WAIT_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                stop_process(prepared.process)
+                raise LabError(f"ustack ss did not answer within {WAIT_TIMEOUT} s") from None
+
+        stdout, stderr = await asyncio.to_thread(answer)
+        if prepared.process.returncode != 0:
+            raise LabError(f"ustack ss failed: {stderr.strip()}")
+        snapshot = SsSnapshot(moment, " ".join(["ustack ss", *arguments]), stdout, "ustack",
+                              _ss_states(stdout, arguments))
         self.current.snapshots.append(snapshot)
         self._log(f"  ({snapshot.command}: {', '.join(snapshot.states) or 'nothing'})")
         return snapshot
 
+    async def prepare_ustack_ss(self, arguments: tuple[str, ...] = ()) -> "PreparedSs":
+        """Start `ustack ss ARGUMENTS` now, to ask the stack only when ustack_ss(prepared=...)
+        says so: starting Python and importing ustack takes about half a second, longer than some
+        moments last (after a first retransmission timeout, the next one comes 2 * min_rto later)."""
+        await self._start_control()
+        environment = {**os.environ, "USTACK_RUN_DIR": self._control_directory.name}
+        # The `ustack` program itself, run by this interpreter (not `-m ustack.cli`, which would
+        # load the CLI module twice): it loads its command modules, says so, and waits for "go".
+        program = ("import sys; from ustack.cli import build_parser, main; build_parser(); "
+                   f"print({_SS_READY!r}, flush=True); sys.stdin.readline(); sys.exit(main())")
+        process = subprocess.Popen([sys.executable, "-c", program, "ss", *arguments], stdin=subprocess.PIPE,
+                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=environment)
+        self._ss_processes.append(process)
+        try:
+            ready = await asyncio.wait_for(asyncio.to_thread(process.stdout.readline), WAIT_TIMEOUT)
+        except asyncio.TimeoutError:
+            raise LabError(f"ustack ss did not start within {WAIT_TIMEOUT} s") from None
+        if ready.strip() != _SS_READY:
+            raise LabError(f"ustack ss failed to start: {process.stderr.read().strip()}")
+        return PreparedSs(process, tuple(arguments))
+
     async def _start_control(self) -> None:
         if self._control is not None:
             return
-        from ..control import ControlServer
-
         self._control_directory = tempfile.TemporaryDirectory(prefix="ustack-lab-")
-        self._control = ControlServer(self.astack.snapshots, program=f"ustack lab {self.name}",
-                                      address=self.ustack_address, directory=Path(self._control_directory.name))
-        await self._control.start()
+        self._control = await self.network.start_control(self.astack, f"ustack lab {self.name}",
+                                                         Path(self._control_directory.name))
 
     async def close(self) -> None:
         self._finish_scene()
-        # Stop the kernel peers now (by PID), so no thread stays blocked reading from one.
-        for peer in self._peers:
-            await asyncio.to_thread(stop_process, peer.process)
+        # Stop the kernel peers now (by PID), so no thread stays blocked reading from one, and
+        # any prepared `ustack ss` never asked.
+        for process in [peer.process for peer in self._peers] + self._ss_processes:
+            await asyncio.to_thread(stop_process, process)
         if self._control is not None:
             await self._control.close()
             self._control = None
@@ -363,6 +378,16 @@ class LabSession:
             self._control_directory.cleanup()
             self._control_directory = None
         await self.astack.close()  # resets whatever is still open; nobody records it any more
+
+
+_SS_READY = "ustack ss: ready"
+
+
+class PreparedSs(NamedTuple):
+    """A `ustack ss` process started ahead of its moment (LabSession.prepare_ustack_ss)."""
+
+    process: subprocess.Popen
+    arguments: tuple[str, ...]
 
 
 class Opened(NamedTuple):
@@ -392,10 +417,6 @@ class Accepted:
         except asyncio.TimeoutError:
             raise LabError(f"no connection was accepted within {timeout} s") from None
         return reader, writer, writer.transport.get_extra_info("connection")
-
-
-def _packed(address: str) -> bytes:
-    return address_value(address).to_bytes(4, "big")
 
 
 # ss's filter names -> the names in its State column
@@ -430,44 +451,29 @@ def run_lab(name: str, summary: str, scenario: Scenario, options: LabOptions, co
     """Set up, run the scenario, take everything down; the scenario returns the explanation."""
     if os.geteuid() != 0:
         raise LabError("labs need root: they create a network namespace and a TUN device (sudo ustack lab ...)")
-    namespace = Namespace(f"ust-lab-{name}-{os.getpid()}")
-    pcap = None
-    try:
-        namespace.open()  # inside the try: Ctrl-C just after it is made must remove it too
-        tun = setup_tun_in_namespace(namespace, TUN_NAME, host_address=f"{KERNEL_ADDRESS}/24",
-                                     peer_address=USTACK_ADDRESS)
-        device = tun
-        if options.pcap:
-            try:
-                pcap = device = PcapWriter(tun, options.pcap)
-            except OSError as error:
-                raise LabError(f"cannot write {options.pcap}: {error.strerror}") from None
-        watch = PacketWatch(_packed(USTACK_ADDRESS), _packed(KERNEL_ADDRESS))
-        gate = Gate(device)
-        fault = FaultInjector(WireTap(gate, watch), seed=options.seed)
-        link = OuterTap(fault, watch)
-        stack = Stack(address_value(USTACK_ADDRESS), config)
-        scenes: list[Scene] = []
-        setup: list[str] = []
+    settings = NetworkSettings(namespace=f"ust-lab-{name}-{os.getpid()}", pcap=options.pcap, faults=True,
+                               seed=options.seed)
+    watch = SceneWatch(address_value(USTACK_ADDRESS), address_value(KERNEL_ADDRESS))
+    network = UstackNetwork(settings, watch=watch, wire_layer=Gate)
+    scenes: list[Scene] = []
+    setup: list[str] = []
 
-        async def main() -> str:
-            astack = AsyncStack(stack, link)
-            await astack.start()
-            session = LabSession(name, options, namespace, astack, fault, gate, watch)
-            try:
-                return await scenario(session)
-            finally:
-                scenes.extend(session.scenes)
-                setup.extend(session.setup)
-                await session.close()
+    async def main() -> str:
+        astack = AsyncStack(network.make_stack(config), network.link)
+        await astack.start()
+        session = LabSession(name, options, network, astack, watch)
+        try:
+            return await scenario(session)
+        finally:
+            scenes.extend(session.scenes)
+            setup.extend(session.setup)
+            await session.close()
 
+    # On leaving, whatever happens (Ctrl-C waits for it): the programs started in the namespace
+    # are stopped (by PID), the pcap is flushed, the TUN device closed, the namespace removed.
+    with network:
         explanation = asyncio.run(main())
-    finally:
-        with signals_held():  # Ctrl-C now would cut the tidying up half way: it waits
-            if pcap is not None:
-                pcap.close()
-            namespace.close()  # kills what we started (by PID), closes the TUN, removes the namespace
-    result = LabResult(name, summary, scenes, explanation, namespace.name, options.pcap, options.svg, setup)
+    result = LabResult(name, summary, scenes, explanation, settings.namespace, options.pcap, options.svg, setup)
     if options.svg:
         ladder = next((scene.ladder for scene in scenes if scene.ladder and scene.ladder.arrows), None)
         if ladder is not None:

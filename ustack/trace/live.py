@@ -1,14 +1,15 @@
-"""`--ladder` for `ustack serve` and `ustack connect`: the ladder diagram of each connection of the
-running stack, drawn in the terminal when the connection ends (or when the program stops).
+"""Ladder diagrams of a running stack, drawn from what crossed the wire: one pipeline for
+`ustack serve/connect --ladder` (LiveLadders: a ladder per connection, printed when it ends) and
+for the labs (ustack.labs.watch.SceneWatch: the ladder of each scene).
 
-Three sources feed one `LadderRecorder` per connection, each giving what only it knows exactly:
+Three sources feed a WireWatch, each giving what only it knows exactly:
 
-    Tracer > FaultInjector > WireTap > PcapWriter > TunLink       (the link chain, outermost first)
+    Tracer > FaultInjector > WireTap > [Gate] > [PcapWriter] > TunLink   (ustack.network's chain)
                   |              |
                   |              +-- every packet where it crosses the wire: what really left,
                   |                  and what really arrived (in the order it arrived)
-                  +-- on_drop: the packets the FaultInjector (--loss) dropped, drawn as lost:
-                      ours end half way to the kernel, the kernel's half way to us
+                  +-- on_drop: the packets the FaultInjector dropped, drawn as lost: ours end
+                      half way to the kernel, the kernel's half way to us
     AsyncStack observer: each packet the stack really takes in ("<"), so that the state changes
                   it causes are drawn right under it, and the StateChanged events themselves:
                   the exact states of our side (the kernel's are inferred from the segments)
@@ -24,6 +25,9 @@ Why the tap and the observer both: a batch read from the TUN device may hold sev
 some of which the FaultInjector drops before the stack sees the others. The tap knows the order
 they arrived in, the observer knows when the stack took each one; a dropped packet is drawn at
 its place in the arrival order, right after the packet that came before it.
+
+WireWatch puts the packets in that order and hands them, with the state changes, to its
+subclass: `_record(now, packet, direction, lost_note)` and `_state_changed(now, connection, change)`.
 """
 
 from __future__ import annotations
@@ -36,10 +40,11 @@ from dataclasses import dataclass
 from ..link.base import Middleware
 from ..tcp.events import StateChanged
 from ..tcp.state import State
-from ..trace import LOCAL, LadderRecorder, render_text
 from ..wire import parse_packet
 from ..wire.errors import WireError
 from ..wire.tcp import ACK, RST, SYN
+from .recorder import LOCAL, LadderRecorder
+from .render_text import render_text
 
 # The reasons FaultInjector.on_drop gives, in the words written under a lost arrow.
 DROP_NOTES = {
@@ -74,24 +79,15 @@ class _Connection:
         self.ended = False
 
 
-class LiveLadders:
-    def __init__(self, output=None, port: int | None = None, relative: bool = False,
-                 remote_label: str = "kernel", colour: bool = False) -> None:
-        self.output = output or sys.stdout
-        self.port = port
-        self.relative = relative
-        self.remote_label = remote_label
-        self.colour = colour
-        # How to run print_ended() after the current round of the runtime (loop.call_soon). A
-        # connection reports CLOSED before the round sends what closing it produced (the RST of
-        # an abort), and that last packet belongs on its ladder.
-        self.schedule: Callable[[Callable[[], None]], object] | None = None
-        self.printed = 0
+class WireWatch:
+    """Puts what the taps, the FaultInjector and the stack report in the order it happened on the
+    wire, and hands it on: `_record` for each packet (lost ones with their note), and
+    `_state_changed` for each state change a connection reports. Subclasses decide what to draw."""
+
+    def __init__(self) -> None:
         self.finished = False  # after finish(): nothing more is recorded (the shutdown's aborts)
-        self._connections: dict[Key, _Connection] = {}
         self._arrived: deque[_Arrived] = deque()
-        # Connections whose 4-tuple a new SYN took over: their last events are not the new one's.
-        self._replaced: deque = deque(maxlen=16)
+        self._notes: dict[int, str] = {}  # id(packet) -> the note for it, from a rule of dropping()
 
     # --- the three sources ---------------------------------------------------------------------
 
@@ -114,9 +110,9 @@ class LiveLadders:
 
     def on_drop(self, now: float, packet: bytes, direction: str, reason: str) -> None:
         """FaultInjector.on_drop: this packet never crossed (outbound) or never reached us (inbound)."""
+        note = self._notes.pop(id(packet), None) or DROP_NOTES.get(reason, f"dropped ({reason})")
         if self.finished:
             return
-        note = DROP_NOTES.get(reason, f"dropped ({reason})")
         if direction == "outbound":
             self._draw_lost_arrivals()
             self._record(now, packet, "out", note)
@@ -143,6 +139,84 @@ class LiveLadders:
                 self._state_changed(now, item.connection, item.event)
         # ">": drawn by the tap where it reaches the wire (or by on_drop if it never does).
 
+    def dropping(self, predicate: Callable[[bytes], bool], note: str) -> Callable[[bytes], bool]:
+        """`predicate` for FaultInjector.drop_when, which also gives each packet it picks `note`
+        as the words under its lost arrow (instead of "dropped by a scripted rule")."""
+
+        def matches(packet: bytes) -> bool:
+            if predicate(packet):
+                self._notes[id(packet)] = note
+                return True
+            return False
+
+        return matches
+
+    def draw_lost(self) -> None:
+        """Draw now the dropped packets still waiting for their place (those that came last)."""
+        self._draw_lost_arrivals()
+
+    def finish(self) -> None:
+        """Stop recording: what arrived and was never taken in is drawn if it was lost, and
+        anything later (the shutdown's aborts) is not drawn. Safe to call twice."""
+        if self.finished:
+            return
+        self.finished = True
+        while self._arrived:  # what arrived and was never taken in: lost, or cut off by the end
+            arrived = self._arrived.popleft()
+            if arrived.lost:
+                self._record(arrived.time, arrived.packet, "in", arrived.lost)
+
+    # --- what the subclass draws ---------------------------------------------------------------
+
+    def _record(self, now: float, packet: bytes, direction: str, lost_note: str = "") -> None:
+        raise NotImplementedError
+
+    def _state_changed(self, now: float, core_connection, change: StateChanged) -> None:
+        raise NotImplementedError
+
+    # --- ordering ------------------------------------------------------------------------------
+
+    def _taken_in(self, now: float, packet: bytes) -> None:
+        # What arrived before this packet and was dropped is drawn first, in arrival order.
+        if any(not arrived.lost and arrived.packet == packet for arrived in self._arrived):
+            while self._arrived:
+                arrived = self._arrived.popleft()
+                if not arrived.lost and arrived.packet == packet:
+                    break
+                if arrived.lost:
+                    self._record(arrived.time, arrived.packet, "in", arrived.lost)
+                # (else: a packet that changed on the way, e.g. corrupted: the stack takes the copy)
+        self._record(now, packet, "in")
+
+    def _draw_lost_arrivals(self, before: float | None = None) -> None:
+        """Draw the dropped packets at the head of the arrival queue: nothing came before them.
+        With `before`, only those that arrived before that time."""
+        while self._arrived and self._arrived[0].lost and (before is None or self._arrived[0].time < before):
+            arrived = self._arrived.popleft()
+            self._record(arrived.time, arrived.packet, "in", arrived.lost)
+
+
+class LiveLadders(WireWatch):
+    """`--ladder`: one LadderRecorder per connection (with `port` on either side, if given),
+    printed on `output` once the connection has ended, and those still open at finish()."""
+
+    def __init__(self, output=None, port: int | None = None, relative: bool = False,
+                 remote_label: str = "kernel", colour: bool = False) -> None:
+        super().__init__()
+        self.output = output or sys.stdout
+        self.port = port
+        self.relative = relative
+        self.remote_label = remote_label
+        self.colour = colour
+        # How to run print_ended() after the current round of the runtime (loop.call_soon). A
+        # connection reports CLOSED before the round sends what closing it produced (the RST of
+        # an abort), and that last packet belongs on its ladder.
+        self.schedule: Callable[[Callable[[], None]], object] | None = None
+        self.printed = 0
+        self._connections: dict[Key, _Connection] = {}
+        # Connections whose 4-tuple a new SYN took over: their last events are not the new one's.
+        self._replaced: deque = deque(maxlen=16)
+
     # --- printing ------------------------------------------------------------------------------
 
     def print_ended(self) -> None:
@@ -159,11 +233,7 @@ class LiveLadders:
         the connection really was in, not in the RST of our own shutdown. Safe to call twice."""
         if self.finished:
             return
-        self.finished = True
-        while self._arrived:  # what arrived and was never taken in: lost, or cut off by the end
-            arrived = self._arrived.popleft()
-            if arrived.lost:
-                self._record(arrived.time, arrived.packet, "in", arrived.lost)
+        super().finish()
         self.print_ended()
         for key in list(self._connections):
             self._print(key, still_open=True)
@@ -184,25 +254,6 @@ class LiveLadders:
             pass
 
     # --- recording -----------------------------------------------------------------------------
-
-    def _taken_in(self, now: float, packet: bytes) -> None:
-        # What arrived before this packet and was dropped is drawn first, in arrival order.
-        if any(not arrived.lost and arrived.packet == packet for arrived in self._arrived):
-            while self._arrived:
-                arrived = self._arrived.popleft()
-                if not arrived.lost and arrived.packet == packet:
-                    break
-                if arrived.lost:
-                    self._record(arrived.time, arrived.packet, "in", arrived.lost)
-                # (else: a packet that changed on the way, e.g. corrupted: the stack takes the copy)
-        self._record(now, packet, "in")
-
-    def _draw_lost_arrivals(self, before: float | None = None) -> None:
-        """Draw the dropped packets at the head of the arrival queue: nothing came before them.
-        With `before`, only those that arrived before that time."""
-        while self._arrived and self._arrived[0].lost and (before is None or self._arrived[0].time < before):
-            arrived = self._arrived.popleft()
-            self._record(arrived.time, arrived.packet, "in", arrived.lost)
 
     def _record(self, now: float, packet: bytes, direction: str, lost_note: str = "") -> None:
         try:
@@ -268,26 +319,26 @@ class LiveLadders:
 
 
 class WireTap(Middleware):
-    """A pass-through link that tells LiveLadders each packet crossing it, both ways.
+    """A pass-through link that tells a WireWatch each packet crossing it, both ways.
 
     Placed just inside the FaultInjector, it sees the wire: what was not dropped, in order."""
 
-    def __init__(self, inner, ladders: LiveLadders) -> None:
+    def __init__(self, inner, watch: WireWatch) -> None:
         super().__init__(inner)
-        self.ladders = ladders
+        self.watch = watch
 
     def receive_batch(self, now: float, max_packets: int = 64) -> list[bytes]:
         packets = self.inner.receive_batch(now, max_packets)
         for packet in packets:
-            self.ladders.wire_in(now, packet)
+            self.watch.wire_in(now, packet)
         return packets
 
     def send(self, packet: bytes, now: float) -> None:
-        self.ladders.wire_out(now, packet)
+        self.watch.wire_out(now, packet)
         self.inner.send(packet, now)
 
     def send_batch(self, packets: Iterable[bytes], now: float) -> None:
         packets = list(packets)
         for packet in packets:
-            self.ladders.wire_out(now, packet)
+            self.watch.wire_out(now, packet)
         self.inner.send_batch(packets, now)

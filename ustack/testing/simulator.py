@@ -1,17 +1,23 @@
-"""Two TCP endpoints joined by a simulated link, on virtual time (for tests, benchmarks, labs).
+"""Two ustack hosts joined by a simulated link, on virtual time (for tests, benchmarks, labs).
+
+Each side is a real host, `ustack.stack.Stack`, exactly as the TUN runtime drives it: IPv4
+packets go in through `receive`, come out of `transmit`, and time moves through
+`next_deadline` / `on_timer`. So demultiplexing, the RST for segments that match nothing, a SYN
+that reopens a TIME-WAIT 4-tuple (RFC 6191) and the listener's queues are the host's own.
 
 No sockets, no clock: the simulator keeps its own `now`, jumps straight to the next event (a
-segment arriving or a timer falling due) and is fully deterministic for a given seed. The link
-can lose, duplicate and reorder segments (like smoltcp's FaultInjector, but between two cores).
+packet arriving or a timer falling due) and is fully deterministic for a given seed. The link
+can lose, duplicate and reorder packets (like smoltcp's FaultInjector, but between two hosts).
 
     sim = Simulator(seed=7, loss=0.1)
     sim.client_app = BulkTransfer(b"x" * 100_000)
     sim.server_app = BulkTransfer(b"y" * 100_000)
     sim.run(until=lambda s: s.client.state is State.CLOSED and s.server_closed)
+    sim.events(sim.client)      # everything the client connection reported, in order
 
-A "host" on each side holds what a stack would: the client its Connection, the server a Listener
-and the Connection it created. Segments for a connection that is finished are answered the way a
-stack answers unmatched segments (RFC 9293 3.10.7.1).
+The client host opens one connection to the server host's listener; `sim.server` is the
+connection the server accepted (None until its handshake completes). It lives outside
+ustack/tcp/ because it drives the whole host, not the core alone; like the core it does no I/O.
 """
 
 from __future__ import annotations
@@ -20,13 +26,13 @@ import heapq
 import random
 from typing import Callable
 
+from ustack.stack import Stack
 from ustack.tcp.config import TcpConfig
 from ustack.tcp.connection import Connection
 from ustack.tcp.errors import TcpCallError
 from ustack.tcp.isn import IsnGenerator
-from ustack.tcp.listener import Listener
 from ustack.tcp.state import CLOSE_WAIT, CLOSED, ESTABLISHED, State
-from ustack.wire.tcp import TcpSegment
+from ustack.wire import TcpSegment, parse_packet
 
 CLIENT_ADDRESS = 0x0A000001  # 10.0.0.1
 SERVER_ADDRESS = 0x0A000002  # 10.0.0.2
@@ -123,6 +129,7 @@ class Simulator:
         duplicate: float = 0.0,
         reorder: float = 0.0,
         rate: float | None = None,
+        mtu: int = 1500,
         client_iss: int = 0xFFFFFF00,
         server_iss: int = 0xFFFFF000,
         client_port: int = 40000,
@@ -133,62 +140,61 @@ class Simulator:
         self.now = 0.0
         self.to_server = Link(rng, delay, loss, duplicate, reorder, rate)
         self.to_client = Link(rng, delay, loss, duplicate, reorder, rate)
-        self.listener = Listener(
-            server_config or TcpConfig(), SERVER_ADDRESS, server_port,
-            isn_generator=IsnGenerator(fixed_isn=server_iss),
-        )
-        self.client = Connection.open_active(
-            client_config or TcpConfig(), CLIENT_ADDRESS, client_port, SERVER_ADDRESS, server_port,
-            client_iss, self.now,
-        )
+        # A fixed ISN on each host, so that a run can be compared with a recorded one.
+        self.client_stack = Stack(CLIENT_ADDRESS, client_config, mtu=mtu, isn_generator=IsnGenerator(fixed_isn=client_iss))
+        self.server_stack = Stack(SERVER_ADDRESS, server_config, mtu=mtu, isn_generator=IsnGenerator(fixed_isn=server_iss))
+        self.listener = self.server_stack.listen(server_port)
+        self.client = self.client_stack.connect(SERVER_ADDRESS, server_port, self.now, local_port=client_port)
         self.server: Connection | None = None
         self.client_app = None
         self.server_app = None
-        self._queue: list = []  # heap of (arrival time, order, to_server, segment)
+        self._queue: list = []  # heap of (arrival time, order, to_server, packet)
         self._order = 0
         self.trace: list[tuple[float, str, TcpSegment]] | None = None  # set to [] to record
-        self._flush()
+        self._history: dict[Connection, list] = {}
+        self.flush()
+
+    def events(self, connection: Connection) -> list:
+        """What `connection` reported so far (StateChanged, DataReadable, ...), in order. The
+        hosts collect the events; the simulator keeps them so a test can read them afterwards."""
+        return list(self._history.get(connection, ()))
 
     # --- the hosts ---
-    def _deliver(self, to_server: bool, segment: TcpSegment) -> None:
-        now = self.now
+    def _deliver(self, to_server: bool, packet: bytes) -> None:
         if self.trace is not None:
-            self.trace.append((now, "c>s" if to_server else "s>c", segment))
-        if not to_server:
-            self.client.receive(segment, now)
-            return
-        server = self.server
-        if server is not None and not server.is_finished:
-            server.receive(segment, now)
-            return
-        connection = self.listener.receive(CLIENT_ADDRESS, segment, now)
-        if connection is not None:
-            self.server = connection
+            self.trace.append((self.now, "c>s" if to_server else "s>c", parse_packet(packet).tcp))
+        (self.server_stack if to_server else self.client_stack).receive(packet, self.now)
 
-    def _flush(self) -> None:
-        """Let the applications act, then put everything the endpoints transmit on the wire."""
+    def flush(self) -> None:
+        """Let the applications act, then put everything the hosts transmit on the wire."""
         now = self.now
+        if self.server is None:
+            self.server = self.listener.accept()
         if self.client_app is not None:
             self.client_app.poll(self.client, now)
         if self.server_app is not None:
             self.server_app.poll(self.server, now)
-        for segment in self.client.transmit(now):
-            self._put(True, segment)
+        # As the runtime does after a user call: the host transmits what it produced.
+        self.client_stack.poke(self.client)
         if self.server is not None:
-            for segment in self.server.transmit(now):
-                self._put(False, segment)
-        for _, segment in self.listener.transmit(now):
-            self._put(False, segment)
+            self.server_stack.poke(self.server)
+        for packet in self.client_stack.transmit(now):
+            self._put(True, packet)
+        for packet in self.server_stack.transmit(now):
+            self._put(False, packet)
+        for stack in (self.client_stack, self.server_stack):
+            for connection, event in stack.events():
+                self._history.setdefault(connection, []).append(event)
 
-    def _put(self, to_server: bool, segment: TcpSegment) -> None:
+    def _put(self, to_server: bool, packet: bytes) -> None:
         link = self.to_server if to_server else self.to_client
-        for arrival in link.arrival_times(self.now, len(segment.payload)):
+        for arrival in link.arrival_times(self.now, len(parse_packet(packet).tcp.payload)):
             self._order += 1
-            heapq.heappush(self._queue, (arrival, self._order, to_server, segment))
+            heapq.heappush(self._queue, (arrival, self._order, to_server, packet))
 
     # --- time ---
     def next_event_time(self) -> float | None:
-        times = [t for t in (self.client.next_deadline(), self.server and self.server.next_deadline()) if t is not None]
+        times = [time for time in (self.client_stack.next_deadline(), self.server_stack.next_deadline()) if time is not None]
         if self._queue:
             times.append(self._queue[0][0])
         return min(times) if times else None
@@ -202,14 +208,11 @@ class Simulator:
             self.now = when
         queue = self._queue
         while queue and queue[0][0] <= self.now:
-            _, _, to_server, segment = heapq.heappop(queue)
-            self._deliver(to_server, segment)
-        for connection in (self.client, self.server):
-            if connection is not None:
-                deadline = connection.next_deadline()
-                if deadline is not None and deadline <= self.now:
-                    connection.on_timer(self.now)
-        self._flush()
+            _, _, to_server, packet = heapq.heappop(queue)
+            self._deliver(to_server, packet)
+        self.client_stack.on_timer(self.now)
+        self.server_stack.on_timer(self.now)
+        self.flush()
         return True
 
     def run(self, until: Callable[[Simulator], bool] | None = None, max_time: float = 3600.0) -> bool:
@@ -224,5 +227,3 @@ class Simulator:
     @property
     def server_closed(self) -> bool:
         return self.server is not None and self.server.state is State.CLOSED
-
-

@@ -1,0 +1,171 @@
+"""The command line's own vocabulary: argparse types that turn a bad value into one line (argparse
+prints it and exits 2), the check that an output file can be written, and the flags shared by the
+commands that run ustack on a TUN device (`serve`, `connect`), with ustack.network's defaults.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import os
+
+from ..network import DEFAULT_MTU, KERNEL_INTERFACE, TUN_NAME, USTACK_ADDRESS
+from .errors import CliError
+
+
+def ipv4_address(text: str) -> str:
+    try:
+        address = ipaddress.IPv4Address(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an IPv4 address") from None
+    _require_host_address(text, address)
+    return str(address)
+
+
+def ipv4_interface(text: str) -> str:
+    if "/" not in text:
+        raise argparse.ArgumentTypeError(f"{text!r} needs a prefix length, like {KERNEL_INTERFACE}")
+    try:
+        interface = ipaddress.IPv4Interface(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an IPv4 address with a prefix (like {KERNEL_INTERFACE})") from None
+    if interface.network.prefixlen > 30:
+        raise argparse.ArgumentTypeError(f"{text!r}: the prefix must leave room for two hosts (/30 or shorter)")
+    _require_host_address(text, interface.ip)
+    if interface.ip in (interface.network.network_address, interface.network.broadcast_address):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a host's address: it is the network's own address or "
+                                         f"its broadcast address (a host's is like {KERNEL_INTERFACE})")
+    return str(interface)
+
+
+def _require_host_address(text: str, address: ipaddress.IPv4Address) -> None:
+    """One host's address, as a TUN device's two ends need: the kernel would quietly accept
+    others on the device and then never deliver a packet to it (and 127.0.0.1/8 on a device in
+    this machine's own namespace would get in the way of its loopback)."""
+    if address in _THIS_NETWORK:  # RFC 1122 3.2.1.3
+        why = "0.0.0.0/8 means 'this network'"
+    elif address.is_loopback:
+        why = "loopback never leaves the kernel, and ustack is reached through the TUN device"
+    elif address.is_multicast:
+        why = "it is a multicast address"
+    elif address == _LIMITED_BROADCAST or address.is_reserved:
+        why = "it is a broadcast or reserved address"
+    else:
+        return
+    raise argparse.ArgumentTypeError(f"{text!r} is not a host's address: {why}")
+
+
+_THIS_NETWORK = ipaddress.IPv4Network("0.0.0.0/8")
+_LIMITED_BROADCAST = ipaddress.IPv4Address("255.255.255.255")
+
+
+def mtu_value(text: str) -> int:
+    value = _integer(text, "MTU")
+    if not 68 <= value <= 65535:  # RFC 791: every IPv4 link carries 68 bytes; 65535 is the IPv4 maximum
+        raise argparse.ArgumentTypeError(f"MTU {value} is outside 68..65535")
+    return value
+
+
+def loss_probability(text: str) -> float:
+    value = _number(text, "number")
+    if not 0.0 <= value < 1.0:  # 1.0 would drop everything: no connection could ever start
+        raise argparse.ArgumentTypeError(f"loss {text} is not in [0, 1)")
+    return value
+
+
+def seconds_value(text: str) -> float:
+    value = _number(text, "number of seconds")
+    if not 0.0 <= value <= 3600.0 or value != value:
+        raise argparse.ArgumentTypeError(f"{text} seconds is outside 0..3600")
+    return value
+
+
+def port_value(text: str) -> int:
+    value = _integer(text, "port")
+    if not 1 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"port {value} is outside 1..65535")
+    return value
+
+
+def seed_value(text: str) -> int:
+    return _integer(text, "seed")
+
+
+def interface_name(text: str) -> str:
+    if not 1 <= len(text.encode()) <= 15 or "/" in text or text.strip() != text or text in (".", ".."):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a usable interface name (1 to 15 characters)")
+    return text
+
+
+def namespace_name(text: str) -> str:
+    if not text or len(text) > 64 or not all(c.isalnum() or c in "_.-" for c in text) or text in (".", ".."):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a usable namespace name (letters, digits, . _ -)")
+    return text
+
+
+def path_value(text: str) -> str:
+    """A file or directory name: an empty one would quietly mean "none" or "here"."""
+    if not text:
+        raise argparse.ArgumentTypeError("an empty name is not a path")
+    return text
+
+
+def check_output_file(file_name: str) -> None:
+    """CliError now if `file_name` clearly cannot be written (a directory, or in a directory that
+    does not exist): before a run that takes a while, not after it with its results lost."""
+    directory = os.path.dirname(file_name) or "."
+    if os.path.isdir(file_name):
+        raise CliError(f"cannot write {file_name}: it is a directory")
+    if not os.path.isdir(directory):
+        raise CliError(f"cannot write {file_name}: no directory {directory}")
+
+
+def _number(text: str, what: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a {what}") from None
+
+
+def _integer(text: str, what: str) -> int:
+    try:
+        return int(text, 10)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{what} {text!r} is not a whole number") from None
+
+
+def add_network_arguments(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("network")
+    group.add_argument("--netns", metavar="NAME", type=namespace_name,
+                       help="put the TUN device in this network namespace (created if missing, "
+                            "and then removed on exit)")
+    group.add_argument("--tun", metavar="NAME", type=interface_name, default=TUN_NAME,
+                       help=f"name of the TUN device (default {TUN_NAME})")
+    group.add_argument("--addr", metavar="IP", type=ipv4_address, default=USTACK_ADDRESS,
+                       help=f"ustack's own address (default {USTACK_ADDRESS})")
+    group.add_argument("--host-addr", metavar="IP/PREFIX", type=ipv4_interface, default=KERNEL_INTERFACE,
+                       help=f"the kernel's address on the TUN device (default {KERNEL_INTERFACE})")
+    group.add_argument("--mtu", metavar="N", type=mtu_value, default=DEFAULT_MTU,
+                       help=f"MTU of the TUN device (68..65535, default {DEFAULT_MTU})")
+    group.add_argument("--pcap", metavar="FILE", type=path_value,
+                       help="record every packet on the wire in this pcap file")
+    group.add_argument("--trace", action="store_true", help="print one line per packet, with the state changes it caused")
+    group.add_argument("--loss", metavar="P", type=loss_probability, default=0.0,
+                       help="drop this fraction of the packets in each direction (0 <= P < 1)")
+    group.add_argument("--seed", metavar="N", type=seed_value, default=0,
+                       help="seed of the packet loss, so a run can be repeated (default 0)")
+    group.add_argument("--msl", metavar="SECONDS", type=seconds_value,
+                       help="maximum segment lifetime; TIME-WAIT lasts twice this (default 30)")
+
+
+def add_ladder_arguments(parser: argparse.ArgumentParser, with_port: bool) -> None:
+    group = parser.add_argument_group("ladder diagrams")
+    if with_port:
+        group.add_argument("--ladder", metavar="PORT", nargs="?", type=port_value, const=0, default=None,
+                           help="draw each connection (with PORT: each with this port on either side) "
+                                "as a ladder diagram on stdout when it ends, or when ustack stops")
+    else:
+        group.add_argument("--ladder", action="store_true",
+                           help="draw the connection as a ladder diagram on stderr when the command ends")
+    group.add_argument("--relative", action="store_true",
+                       help="ladder sequence numbers relative to each side's initial one (tcpdump without -S)")

@@ -1,0 +1,75 @@
+"""What `serve` and `connect` share once their arguments are parsed: ustack.network's network
+built from the network flags (its failures as one line), the --ladder recorder, the TCP settings
+and the control socket.
+
+    ladders = make_ladders(args, sys.stdout)
+    with sigterm_as_interrupt(), open_network(args, ladders=ladders) as network:
+        stack = network.make_stack(tcp_config(args))
+        ...
+        control = await start_control_server(network, astack, "ustack serve")
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import ipaddress
+import os
+import sys
+
+from ..network import USTACK_ADDRESS, NetworkError, NetworkSettings, UstackNetwork
+from .errors import CliError
+
+
+@contextlib.contextmanager
+def open_network(args: argparse.Namespace, trace_output=None, ladders=None):
+    """The UstackNetwork of the network flags, open for the block and always closed after it."""
+    check_addresses(args.addr, args.host_addr)
+    settings = NetworkSettings(
+        namespace=args.netns, tun=args.tun, address=args.addr, host_interface=args.host_addr, mtu=args.mtu,
+        pcap=args.pcap, trace_output=(trace_output or sys.stdout) if args.trace else None,
+        loss=args.loss, seed=args.seed)
+    network = UstackNetwork(settings, watch=ladders)
+    try:
+        with network:
+            yield network
+    except NetworkError as error:
+        raise CliError(str(error)) from None
+
+
+def check_addresses(address: str, host_interface: str) -> None:
+    """ustack's address and the kernel's must be two hosts facing each other across the device."""
+    host = ipaddress.IPv4Interface(host_interface)
+    ours = ipaddress.IPv4Address(address)
+    if host.ip == ours:
+        raise CliError(f"--addr {address} and --host-addr {host_interface} must be different addresses")
+    if ours in (host.network.network_address, host.network.broadcast_address):
+        raise CliError(f"--addr {address} is the network or broadcast address of --host-addr {host_interface}; "
+                       f"give ustack a host address in it (like {USTACK_ADDRESS})")
+
+
+def tcp_config(args: argparse.Namespace):
+    """The TcpConfig the flags ask for (--msl)."""
+    from ..tcp import TcpConfig
+
+    return TcpConfig() if args.msl is None else TcpConfig(msl=args.msl)
+
+
+def make_ladders(args: argparse.Namespace, output):
+    """The LiveLadders that --ladder asks for, or None."""
+    if args.ladder is None or args.ladder is False:
+        return None
+    from ..trace.live import LiveLadders
+
+    port = None if args.ladder is True else args.ladder or None  # connect: a flag; serve: 0 = any port
+    # Colour only for a person at a terminal (and never when NO_COLOR is set, no-color.org).
+    colour = hasattr(output, "isatty") and output.isatty() and "NO_COLOR" not in os.environ
+    return LiveLadders(output=output, port=port, relative=args.relative, colour=colour)
+
+
+async def start_control_server(network: UstackNetwork, astack, program: str):
+    """This process's control socket (what `ustack ss` asks), started; a failure is one line."""
+    try:
+        return await network.start_control(astack, program)
+    except NetworkError as error:
+        raise CliError(str(error)) from None

@@ -1,0 +1,193 @@
+"""ustack's little network: the one place that builds (and always takes down) the TUN device, the
+namespace around it, the chain of links the stack talks through, and the stack on top. `ustack
+serve`, `ustack connect`, the labs and scripts/bench.py all run on it; the addresses below are
+the only copy of ustack's defaults.
+
+    settings = NetworkSettings(namespace="ust-lab", pcap="run.pcap")
+    with UstackNetwork(settings) as network:   # namespace, TUN (kernel side up), link chain
+        stack = network.make_stack(config)      # ustack's Stack at settings.address
+        ...                                     # AsyncStack(stack, network.link)
+    # on leaving, also on errors and Ctrl-C: the link chain is closed (pcap flushed, TUN device
+    # gone), then the namespace is closed: the programs started in it are stopped (by PID) and
+    # it is removed if, and only if, we created it.
+
+The chain of links, outermost first (each only when asked for):
+
+    Tracer > FaultInjector > WireTap > Gate > PcapWriter > TunLink
+
+The pcap sits next to the device, so it holds what really crossed the wire (as tcpdump on the
+interface would see it); the tracer sits next to the stack, so it shows what the stack sent and
+received, with the state changes each packet caused. The WireTap (ustack/trace/live.py) sees the
+wire just inside the FaultInjector, which tells it what it dropped: the ladders of `--ladder` and
+of the labs both come from there. The Gate (a lab's hand on the wire) holds back packets from the
+kernel until the lab lets them through.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TextIO
+
+from .link.base import LinkError
+
+# ustack's defaults, everywhere: the kernel's side of the TUN device, and ustack's own address.
+KERNEL_ADDRESS = "10.77.0.1"
+KERNEL_INTERFACE = f"{KERNEL_ADDRESS}/24"  # the kernel's address with its prefix, on the device
+USTACK_ADDRESS = "10.77.0.2"
+TUN_NAME = "ustun0"
+DEFAULT_MTU = 1500
+TUN_DEVICE = "/dev/net/tun"
+
+
+class NetworkError(LinkError):
+    """The network could not be built (one line for the user)."""
+
+
+@dataclass
+class NetworkSettings:
+    namespace: str | None = None  # a network namespace (created if missing); None: this process's own
+    tun: str = TUN_NAME
+    address: str = USTACK_ADDRESS  # ustack's
+    host_interface: str = KERNEL_INTERFACE  # the kernel's, with its prefix
+    mtu: int = DEFAULT_MTU
+    pcap: str | None = None  # record the wire in this file
+    trace_output: TextIO | None = None  # a Tracer writes one line per packet here
+    loss: float = 0.0  # drop this fraction of the packets each way (a FaultInjector with `seed`)
+    seed: int = 0
+    faults: bool = False  # a FaultInjector even without loss (for scripted drops)
+
+
+def check_can_create_tun() -> None:
+    """NetworkError, with what to do, if this process cannot make a TUN device."""
+    if not os.path.exists(TUN_DEVICE):
+        raise NetworkError(f"{TUN_DEVICE} is missing: load the tun module (modprobe tun) or, in a container, "
+                           "pass the device in (docker run --device /dev/net/tun --cap-add NET_ADMIN)")
+    if os.geteuid() != 0:
+        raise NetworkError("needs root to create a TUN device and a network namespace (try: sudo ustack ...)")
+
+
+class UstackNetwork:
+    """The TUN device and everything around it, for one ustack process.
+
+    `watch` (a ustack.trace.live.WireWatch) gets a WireTap in the chain and hears of every drop;
+    `wire_layer(link)`, if given, makes the middleware that sits just above the wire (the labs'
+    Gate) and is kept as `self.gate`."""
+
+    def __init__(self, settings: NetworkSettings, watch=None, wire_layer=None) -> None:
+        self.settings = settings
+        self.watch = watch
+        self.wire_layer = wire_layer
+        self.namespace = None  # the ustack.netns.Namespace, with settings.namespace
+        self.link = None  # the outermost link of the chain: what the stack talks to
+        self.device = None  # the TunLink itself
+        self.fault = None  # the FaultInjector, if any
+        self.gate = None  # what wire_layer made, if any
+
+    def __enter__(self) -> "UstackNetwork":
+        try:
+            self.open()
+        except BaseException:  # Ctrl-C included: nothing half made stays behind
+            self.close()
+            raise
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+    def open(self) -> None:
+        check_can_create_tun()
+        from .link import FaultInjector, Faults, PcapWriter, Tracer
+        from .netns import Namespace, setup_tun_in_namespace
+
+        settings = self.settings
+        try:
+            if settings.namespace:
+                self.namespace = Namespace(settings.namespace)
+                self.namespace.open()
+            # Without a namespace: in this process's own.
+            self.device = link = setup_tun_in_namespace(self.namespace, settings.tun, settings.mtu,
+                                                        host_address=settings.host_interface,
+                                                        peer_address=settings.address)
+            if settings.pcap:
+                try:
+                    link = PcapWriter(link, settings.pcap)
+                except OSError as error:
+                    raise NetworkError(f"cannot write {settings.pcap}: {error.strerror}") from None
+            if self.wire_layer is not None:
+                link = self.gate = self.wire_layer(link)
+            on_drop = None
+            if self.watch is not None:
+                from .trace.live import WireTap
+
+                link = WireTap(link, self.watch)
+                on_drop = self.watch.on_drop
+            if settings.loss > 0 or settings.faults:
+                faults = Faults(drop=settings.loss)
+                link = self.fault = FaultInjector(link, seed=settings.seed, inbound=faults, outbound=faults,
+                                                  on_drop=on_drop)
+            if settings.trace_output is not None:
+                link = Tracer(link, output=settings.trace_output)
+            self.link = link
+        except NetworkError:
+            raise
+        except LinkError as error:  # (the namespace's own errors too)
+            raise NetworkError(str(error)) from None
+
+    def close(self) -> None:
+        """Undo everything, innermost last; safe to call twice and after a failed open().
+        Ctrl-C and SIGTERM wait until it is done, so that they cannot cut it half way."""
+        from .netns import signals_held
+
+        with signals_held():
+            self._close()
+
+    def _close(self) -> None:
+        link, self.link = self.link, None
+        device, self.device = self.device, None
+        namespace, self.namespace = self.namespace, None
+        try:
+            if link is not None:
+                link.close()  # closes the whole chain: pcap flushed, TUN fd closed (device gone)
+            elif device is not None:
+                device.close()
+        except (LinkError, OSError) as error:
+            print(f"ustack: while closing the link: {error}", file=sys.stderr)
+        if namespace is not None:
+            try:
+                namespace.close()  # stops what we started in it; removes it only if we created it
+            except (LinkError, OSError) as error:
+                print(f"ustack: while removing namespace {namespace.name}: {error}", file=sys.stderr)
+
+    @property
+    def created_namespace(self) -> bool:
+        return bool(self.namespace is not None and self.namespace.created)
+
+    def make_stack(self, config=None):
+        """A fresh Stack at our address, for this link's MTU."""
+        from .stack import Stack
+        from .tcp import TcpConfig
+        from .wire.ipv4 import address_value
+
+        return Stack(address_value(self.settings.address), config or TcpConfig(), mtu=self.settings.mtu)
+
+    async def start_control(self, astack, program: str, directory: Path | None = None):
+        """This process's control socket (what `ustack ss` asks), started; NetworkError if it cannot."""
+        from .control import ControlServer, stack_statistics
+
+        control = ControlServer(astack.snapshots, program=program, address=self.settings.address, directory=directory,
+                                statistics_provider=lambda: stack_statistics(astack.stack, astack))
+        try:
+            await control.start()
+        except OSError as error:
+            raise NetworkError(f"control socket: {error}") from None
+        return control
+
+    def how_to_run(self, command: str) -> str:
+        """A shell command line that runs `command` where the kernel side of the TUN is."""
+        if self.settings.namespace:
+            return f"ip netns exec {self.settings.namespace} {command}"
+        return command
+

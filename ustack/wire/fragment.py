@@ -1,0 +1,41 @@
+"""IPv4 fragmentation (RFC 791 3.2, "An Example Fragmentation Procedure"), for the rare datagram
+we must send larger than the MTU: an echo reply to a request that came in fragments.
+
+    fragment_ipv4(header, payload, mtu) -> [packet, ...]
+
+Our TCP never needs it (its segments are sized to the path MTU), so this is plain Python over
+`build_ipv4_packet`, which writes each fragment's header and checksum in C.
+"""
+
+from __future__ import annotations
+
+from .codec import build_ipv4_packet
+from .errors import WireError
+from .ipv4 import IPV4_HEADER_LENGTH, Ipv4Header
+from .reasons import BUILD_BAD_FIELD
+
+# Fragment offsets count 8-byte units (RFC 791 3.1): every fragment but the last carries a
+# multiple of 8 bytes.
+FRAGMENT_UNIT = 8
+# RFC 791 3.2: every link carries 68 bytes, so a 20-byte header and 8 bytes of data always fit.
+MINIMUM_MTU = 68
+
+
+def fragment_ipv4(header: Ipv4Header, payload: bytes, mtu: int) -> list[bytes]:
+    """`payload` (a whole transport message, checksum included) as IPv4 packets of at most `mtu`
+    bytes, each with `header`'s addresses, protocol, TTL and identification, the right offset and
+    more-fragments flag, and its own header checksum. One packet if it fits already."""
+    if header.dont_fragment:
+        raise WireError(BUILD_BAD_FIELD, "a datagram marked don't-fragment cannot be fragmented")
+    if mtu < MINIMUM_MTU:
+        raise WireError(BUILD_BAD_FIELD, f"an IPv4 MTU is at least {MINIMUM_MTU} bytes")
+    if IPV4_HEADER_LENGTH + len(payload) <= mtu:
+        return [build_ipv4_packet(header, payload)]
+    step = (mtu - IPV4_HEADER_LENGTH) // FRAGMENT_UNIT * FRAGMENT_UNIT
+    view = memoryview(payload)
+    packets = []
+    for offset in range(0, len(payload), step):
+        end = min(offset + step, len(payload))
+        fragment = header._replace(fragment_offset=header.fragment_offset + offset, more_fragments=end < len(payload) or header.more_fragments)
+        packets.append(build_ipv4_packet(fragment, view[offset:end]))
+    return packets
