@@ -166,8 +166,7 @@ class FuzzWorld:
         self.accept_all()
         for stack in (self.ours, self.peer):
             for listener in list(stack.listeners.values()):
-                listener.close(self.now)  # aborts the connections it had not handed out
-                stack.close_listener(listener)
+                stack.close_listener(listener, self.now)  # aborts what it had not handed out
             for connection in list(stack.connections.values()):
                 self.close(connection)
         self.exchange()
