@@ -204,3 +204,14 @@ uint32_t ustack_pseudo_header_sum(uint32_t src, uint32_t dst, uint8_t protocol, 
     uint64_t sum = (src >> 16) + (src & 0xffff) + (dst >> 16) + (dst & 0xffff) + protocol + length;
     return fold(sum);
 }
+
+/* The pseudo-header of TCP and ICMPv6 over IPv6 (RFC 8200 8.1): source and destination (16 bytes
+ * each), the upper-layer length as 32 bits, three zero bytes and the next header, summed as
+ * big-endian words. */
+uint32_t ustack_pseudo_header_sum6(const uint8_t *src, const uint8_t *dst, uint8_t protocol, uint32_t length)
+{
+    uint64_t sum = (length >> 16) + (length & 0xffff) + protocol;
+    for (size_t i = 0; i < 16; i += 2)
+        sum += (uint32_t)ustack_read16(src + i) + ustack_read16(dst + i);
+    return fold(sum);
+}

@@ -1,4 +1,4 @@
-/* Whole IPv4 packets: one call per packet in each direction (DESIGN.md rule 4).
+/* Whole IPv4 packets (IPv6 ones are handed to ipv6.c): one call per packet in each direction (DESIGN.md rule 4).
  *
  * Receive: ustack_parse_packet validates the IP header and then, for an unfragmented TCP or ICMP
  * packet, the transport header with its checksum. Send: ustack_build_tcp_packet and
@@ -13,6 +13,11 @@
 
 int ustack_parse_packet(const uint8_t *packet, size_t length, struct ustack_packet_fields *out)
 {
+    /* The version nibble picks the family (RFC 8200 3); anything but 6 goes to the IPv4 parser,
+     * which names a wrong version. */
+    if (length > 0 && (packet[0] >> 4) == 6)
+        return ustack_parse_packet6(packet, length, out);
+    out->version = 4;
     int reason = ustack_parse_ipv4(packet, length, &out->ip);
     if (reason != USTACK_OK)
         return reason;
@@ -52,8 +57,9 @@ int ustack_build_tcp_packet(uint8_t *out, size_t capacity, const struct ustack_t
         return -USTACK_REASON_BUILD_BUFFER_TOO_SMALL;
     if (payload_length > MAX_IPV4_PACKET)
         return -USTACK_REASON_BUILD_PACKET_TOO_LONG;
+    uint32_t address_sum = ustack_pseudo_header_sum(spec->src, spec->dst, USTACK_PROTOCOL_TCP, 0);
     int segment_length = ustack_write_tcp(out + USTACK_IPV4_MIN_HEADER, capacity - USTACK_IPV4_MIN_HEADER,
-                                          spec, payload, payload_length);
+                                          spec, address_sum, payload, payload_length);
     if (segment_length < 0)
         return segment_length;
     size_t total_length = USTACK_IPV4_MIN_HEADER + (size_t)segment_length;

@@ -103,12 +103,19 @@ static int parse_options(const uint8_t *options, size_t length, struct ustack_tc
 int ustack_parse_tcp(const uint8_t *segment, size_t length, uint32_t src, uint32_t dst,
                      struct ustack_tcp_fields *out)
 {
+    return ustack_parse_tcp_summed(segment, length, ustack_pseudo_header_sum(src, dst, USTACK_PROTOCOL_TCP, 0), out);
+}
+
+/* The same for either family: `address_sum` is the pseudo-header's sum without the TCP length
+ * (RFC 9293 3.1 for IPv4, RFC 8200 8.1 for IPv6). */
+int ustack_parse_tcp_summed(const uint8_t *segment, size_t length, uint32_t address_sum, struct ustack_tcp_fields *out)
+{
     if (length < USTACK_TCP_MIN_HEADER)
         return USTACK_REASON_TCP_TRUNCATED;
     size_t header_length = (size_t)(segment[12] >> 4) * 4;
     if (header_length < USTACK_TCP_MIN_HEADER || header_length > length)
         return USTACK_REASON_TCP_BAD_DATA_OFFSET;
-    uint32_t sum = ustack_pseudo_header_sum(src, dst, USTACK_PROTOCOL_TCP, (uint32_t)length);
+    uint32_t sum = address_sum + (uint32_t)length; /* checksum_add folds the carries */
     if (ustack_checksum_finish(ustack_checksum_add(sum, segment, length)) != 0)
         return USTACK_REASON_TCP_BAD_CHECKSUM;
 
@@ -286,9 +293,10 @@ int ustack_tcp_options_length(const struct ustack_tcp_spec *spec)
     return (int)writer.length;
 }
 
-/* Writes the TCP header, options and payload at `segment` and the checksum over the pseudo-header.
+/* Writes the TCP header, options and payload at `segment` and the checksum over the pseudo-header
+ * (`address_sum`: its partial sum without the length, for either family).
  * Returns the segment length, or minus a reason. */
-int ustack_write_tcp(uint8_t *segment, size_t capacity, const struct ustack_tcp_spec *spec,
+int ustack_write_tcp(uint8_t *segment, size_t capacity, const struct ustack_tcp_spec *spec, uint32_t address_sum,
                      const uint8_t *payload, size_t payload_length)
 {
     struct option_writer writer;
@@ -311,7 +319,7 @@ int ustack_write_tcp(uint8_t *segment, size_t capacity, const struct ustack_tcp_
         memcpy(segment + header_length, payload, payload_length);
 
     size_t length = header_length + payload_length;
-    uint32_t sum = ustack_pseudo_header_sum(spec->src, spec->dst, USTACK_PROTOCOL_TCP, (uint32_t)length);
+    uint32_t sum = address_sum + (uint32_t)length;
     ustack_write16(segment + 16, ustack_checksum_finish(ustack_checksum_add(sum, segment, length)));
     return (int)length;
 }

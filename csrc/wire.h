@@ -1,4 +1,4 @@
-/* ustack wire layer: checksums, IPv4 / TCP / ICMPv4 parse and build.
+/* ustack wire layer: checksums, IPv4 / IPv6 / TCP / ICMPv4 / ICMPv6 parse and build.
  *
  * Rules every function here follows (DESIGN.md rule 4):
  *   - never allocates; all output goes to structs or buffers the caller owns;
@@ -35,15 +35,29 @@ enum ustack_reason {
     USTACK_REASON_ICMP_BAD_CHECKSUM = 11,
     USTACK_REASON_ICMP_BAD_QUOTE = 12,         /* error message whose quoted IP header + 8 bytes is unusable */
     USTACK_REASON_BUILD_BUFFER_TOO_SMALL = 13, /* builder: the caller's buffer cannot hold the packet */
-    USTACK_REASON_BUILD_PACKET_TOO_LONG = 14,  /* builder: more than 65,535 bytes of IPv4 packet */
-    USTACK_REASON_COUNT = 15
+    USTACK_REASON_BUILD_PACKET_TOO_LONG = 14,  /* builder: more than 65,535 bytes of IP packet or payload */
+    USTACK_REASON_IPV6_TRUNCATED = 15,         /* fewer than 40 bytes */
+    USTACK_REASON_IPV6_BAD_VERSION = 16,       /* version field is not 6 (ustack_parse_ipv6 alone) */
+    USTACK_REASON_IPV6_BAD_PAYLOAD_LENGTH = 17, /* payload length > bytes we have (jumbograms are not taken) */
+    USTACK_REASON_IPV6_EXTENSION_TRUNCATED = 18, /* an extension header runs past the payload */
+    USTACK_REASON_IPV6_EXTENSION_CHAIN_TOO_LONG = 19, /* more extension headers than we walk */
+    USTACK_REASON_IPV6_MISPLACED_HOP_BY_HOP = 20, /* hop-by-hop options not right after the IPv6 header */
+    USTACK_REASON_IPV6_BAD_OPTION_LENGTH = 21, /* an option runs past its options header */
+    USTACK_REASON_IPV6_UNKNOWN_OPTION = 22,    /* an unknown option whose type says "discard" */
+    USTACK_REASON_IPV6_ROUTING_SEGMENTS_LEFT = 23, /* a routing header asks a host to forward */
+    USTACK_REASON_IPV6_BAD_FRAGMENT = 24,      /* length not a multiple of 8 with M set, or past 65,535 */
+    USTACK_REASON_ICMPV6_TRUNCATED = 25,       /* fewer than 8 bytes of ICMPv6 header */
+    USTACK_REASON_ICMPV6_BAD_CHECKSUM = 26,
+    USTACK_REASON_ICMPV6_BAD_QUOTE = 27,       /* error message without a whole quoted IPv6 header */
+    USTACK_REASON_COUNT = 28
 };
 
 /* Which transport a parsed packet carried (ustack_packet_fields.transport). */
 enum ustack_transport {
     USTACK_TRANSPORT_NONE = 0,  /* a fragment, or a protocol other than TCP and ICMP: IP header only */
     USTACK_TRANSPORT_ICMP = 1,
-    USTACK_TRANSPORT_TCP = 6
+    USTACK_TRANSPORT_TCP = 6,
+    USTACK_TRANSPORT_ICMPV6 = 58
 };
 
 /* Bits of ustack_tcp_fields.options_present. */
@@ -113,15 +127,58 @@ struct ustack_icmp_fields {
     uint32_t quoted_seq;
 };
 
-/* Everything ustack_parse_packet learns about one IPv4 packet. */
+/* RFC 8200 3 and 4. Field order matches the Python NamedTuple Ipv6Header (ustack/wire/ipv6.py).
+ * The extension header chain is walked by the parser: `protocol` is the Next Header that ends it
+ * (TCP, ICMPv6, 59 "no next header", or any protocol we do not carry) and `header_length` is where
+ * that protocol's header starts (40 plus the extension headers). In a fragment (M set or offset not
+ * 0) the walk stops at the fragment header: `protocol` is its Next Header and the fragment's data
+ * starts at `header_length`. */
+struct ustack_ipv6_fields {
+    uint8_t src[16];
+    uint8_t dst[16];
+    uint8_t protocol;
+    uint8_t hop_limit;
+    uint16_t payload_length;   /* as on the wire: the bytes after the 40-byte header */
+    uint32_t flow_label;       /* 20 bits (RFC 6437) */
+    uint8_t traffic_class;
+    uint8_t has_fragment_header; /* 1 also for an atomic fragment (offset 0, M clear: RFC 6946) */
+    uint8_t more_fragments;
+    uint8_t reserved;
+    uint16_t fragment_offset;  /* in bytes: the wire field times 8 */
+    uint16_t header_length;
+    uint32_t identification;   /* of the fragment header */
+};
+
+/* RFC 4443. Echo fields, the MTU of packet too big, the pointer of parameter problem and, for
+ * error messages, the quoted IPv6 header and the first 8 bytes of a quoted TCP header. */
+struct ustack_icmp6_fields {
+    uint8_t type;
+    uint8_t code;
+    uint16_t identifier;       /* bytes 4-5, as for ICMPv4 */
+    uint16_t sequence;         /* bytes 6-7 */
+    uint8_t has_quote;
+    uint8_t quote_is_tcp;
+    uint32_t mtu;              /* packet too big (type 2), 0 otherwise */
+    uint32_t pointer;          /* parameter problem (type 4), 0 otherwise */
+    struct ustack_ipv6_fields quoted_ip;
+    uint16_t quoted_src_port;
+    uint16_t quoted_dst_port;
+    uint32_t quoted_seq;
+};
+
+/* Everything ustack_parse_packet learns about one IPv4 or IPv6 packet. `version` says which of
+ * `ip` / `ip6` is filled in, and `transport` which of `tcp` / `icmp` / `icmp6`. */
 struct ustack_packet_fields {
     struct ustack_ipv4_fields ip;
     uint8_t transport;         /* enum ustack_transport */
-    uint8_t reserved[3];
+    uint8_t version;           /* 4 or 6 */
+    uint8_t reserved[2];
     uint32_t payload_offset;   /* from the start of the packet: TCP data, ICMP data, or the IP payload */
     uint32_t payload_length;
     struct ustack_tcp_fields tcp;
     struct ustack_icmp_fields icmp;
+    struct ustack_ipv6_fields ip6;
+    struct ustack_icmp6_fields icmp6;
 };
 
 /* What the TCP builder writes: one whole IPv4 packet carrying one segment. */
@@ -156,6 +213,7 @@ uint16_t ustack_checksum_finish(uint32_t partial_sum);
 uint16_t ustack_checksum(const uint8_t *data, size_t length);
 uint16_t ustack_checksum_update(uint16_t checksum, uint16_t old_word, uint16_t new_word);
 uint32_t ustack_pseudo_header_sum(uint32_t src, uint32_t dst, uint8_t protocol, uint32_t length);
+uint32_t ustack_pseudo_header_sum6(const uint8_t *src, const uint8_t *dst, uint8_t protocol, uint32_t length);
 
 /* Which loop sums buffers of 256 bytes or more. The widest the processor has is used; tests call
  * ustack_checksum_select to run each in turn (-1 means the widest again). It returns the path now
@@ -179,7 +237,16 @@ int ustack_tcp_options_length(const struct ustack_tcp_spec *spec);
 /* ICMPv4 (icmp.c). `message` is the ICMP header + data (the IP payload). */
 int ustack_parse_icmp(const uint8_t *message, size_t length, struct ustack_icmp_fields *out);
 
-/* Whole packets (packet.c): one call per packet in each direction.
+/* IPv6 (ipv6.c). Parse validates the fixed header and walks the extension header chain. */
+int ustack_parse_ipv6(const uint8_t *packet, size_t length, struct ustack_ipv6_fields *out);
+
+/* ICMPv6 (icmpv6.c). `message` is the ICMPv6 header + data; src/dst (16 bytes each) feed the
+ * pseudo-header of the checksum (RFC 4443 2.3). */
+int ustack_parse_icmp6(const uint8_t *message, size_t length, const uint8_t *src, const uint8_t *dst,
+                       struct ustack_icmp6_fields *out);
+
+/* Whole packets (packet.c): one call per packet in each direction. ustack_parse_packet takes both
+ * IPv4 and IPv6, by the version nibble.
  * Parse returns a reason; the builders return the packet length (> 0) or minus a reason. */
 int ustack_parse_packet(const uint8_t *packet, size_t length, struct ustack_packet_fields *out);
 int ustack_build_tcp_packet(uint8_t *out, size_t capacity, const struct ustack_tcp_spec *spec,
@@ -187,6 +254,15 @@ int ustack_build_tcp_packet(uint8_t *out, size_t capacity, const struct ustack_t
 int ustack_build_icmp_packet(uint8_t *out, size_t capacity, uint32_t src, uint32_t dst, uint8_t ttl,
                              uint16_t identification, uint8_t type, uint8_t code, uint32_t rest_of_header,
                              const uint8_t *data, size_t data_length);
+/* IPv6 (ipv6.c): the spec's src, dst, ttl, dont_fragment and identification are not used. */
+int ustack_build_tcp6_packet(uint8_t *out, size_t capacity, const uint8_t *src, const uint8_t *dst,
+                             uint8_t hop_limit, uint32_t flow_label, uint8_t traffic_class,
+                             const struct ustack_tcp_spec *spec, const uint8_t *payload, size_t payload_length);
+int ustack_build_icmp6_packet(uint8_t *out, size_t capacity, const uint8_t *src, const uint8_t *dst,
+                              uint8_t hop_limit, uint8_t type, uint8_t code, uint32_t rest_of_header,
+                              const uint8_t *data, size_t data_length);
+/* The 40-byte fixed header alone (`header->protocol` is its Next Header, payload_length as given). */
+int ustack_build_ipv6_header(uint8_t *out, size_t capacity, const struct ustack_ipv6_fields *header);
 
 /* --- cdef end --- */
 
@@ -197,6 +273,8 @@ int ustack_build_icmp_packet(uint8_t *out, size_t capacity, uint32_t src, uint32
 #define USTACK_ICMP_HEADER 8
 #define USTACK_PROTOCOL_ICMP 1
 #define USTACK_PROTOCOL_TCP 6
+#define USTACK_IPV6_HEADER 40
+#define USTACK_PROTOCOL_ICMPV6 58
 
 static inline uint16_t ustack_read16(const uint8_t *p) { return (uint16_t)((p[0] << 8) | p[1]); }
 
@@ -219,8 +297,15 @@ static inline void ustack_write32(uint8_t *p, uint32_t value)
     p[3] = (uint8_t)value;
 }
 
-/* Internal: fills in the TCP part of a packet after the IP header is written (tcp.c). */
-int ustack_write_tcp(uint8_t *segment, size_t capacity, const struct ustack_tcp_spec *spec,
+/* Internal: fills in the TCP part of a packet after the IP header is written (tcp.c).
+ * `address_sum` is the pseudo-header's partial sum without the length, for either family. */
+int ustack_write_tcp(uint8_t *segment, size_t capacity, const struct ustack_tcp_spec *spec, uint32_t address_sum,
                      const uint8_t *payload, size_t payload_length);
+/* Internal: ustack_parse_tcp for either family, with the pseudo-header's sum without the length. */
+int ustack_parse_tcp_summed(const uint8_t *segment, size_t length, uint32_t address_sum, struct ustack_tcp_fields *out);
+/* Internal: the IPv6 parts of ustack_parse_packet and its quoted-packet walk (ipv6.c). */
+int ustack_parse_packet6(const uint8_t *packet, size_t length, struct ustack_packet_fields *out);
+int ustack_walk_ipv6_chain(const uint8_t *packet, size_t available, struct ustack_ipv6_fields *out);
+void ustack_read_ipv6_fixed(const uint8_t *packet, struct ustack_ipv6_fields *out);
 
 #endif

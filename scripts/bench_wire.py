@@ -6,7 +6,8 @@
 The goals (issue 2), for one call of the public Python function, call overhead included:
 parse_packet (parse and verify both checksums) of a segment carrying 1,460 bytes in at most 1 us
 and of the largest one an IPv4 packet can carry in at most 3 us; build_tcp_packet of the 1,460-byte
-segment in at most 1 us. Every segment carries the timestamps option, as Linux's do.
+segment in at most 1 us. Every segment carries the timestamps option, as Linux's do. The IPv6 rows
+(issue 11) time the same calls on the same segments over IPv6, beside the IPv4 ones.
 
 The machine may be busy with other work. Each figure is therefore the best of many short timing
 rounds: a round disturbed by another process only comes out slower, so the fastest round is the
@@ -27,11 +28,20 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from ustack.wire import TcpOptions, TcpSegment, address_value, build_tcp_packet, parse_packet  # noqa: E402
+from ustack.wire import (  # noqa: E402
+    TcpOptions,
+    TcpSegment,
+    address6_value,
+    address_value,
+    build_tcp_packet,
+    parse_packet,
+)
 from ustack.wire.tcp import ACK, PSH  # noqa: E402
 
 SOURCE = address_value("10.77.0.1")
 DESTINATION = address_value("10.77.0.2")
+SOURCE6 = address6_value("fd00:77::1")
+DESTINATION6 = address6_value("fd00:77::2")
 DATA_OPTIONS = TcpOptions(timestamps=(123456789, 987654321))
 # The largest TCP payload one IPv4 packet can carry with 12 bytes of options: 65,535 - 20 - 32.
 LARGEST_PAYLOAD = 65535 - 20 - 32
@@ -79,8 +89,12 @@ def main() -> int:
         "large": large,
         "small_packet": build_tcp_packet(SOURCE, DESTINATION, small),
         "large_packet": build_tcp_packet(SOURCE, DESTINATION, large),
+        "SOURCE6": SOURCE6,
+        "DESTINATION6": DESTINATION6,
+        "small_packet6": build_tcp_packet(SOURCE6, DESTINATION6, small),
     }
-    for packet, sent in ((namespace["small_packet"], small), (namespace["large_packet"], large)):
+    for packet, sent in ((namespace["small_packet"], small), (namespace["large_packet"], large),
+                         (namespace["small_packet6"], small)):  # fmt: skip
         parsed = parse_packet(packet)
         assert parsed.tcp == sent and type(parsed.payload) is bytes, "parse_packet does not round-trip"
 
@@ -92,6 +106,9 @@ def main() -> int:
         Row("  the same from a memoryview (data not copied)", "parse_packet(memoryview(large_packet))", None, namespace),
         Row("build_tcp_packet, 1,460 B of data", "build_tcp_packet(SOURCE, DESTINATION, small)", 1000, namespace),
         Row(f"build_tcp_packet, {LARGEST_PAYLOAD:,} B of data", "build_tcp_packet(SOURCE, DESTINATION, large)", None, namespace),
+        Row(f"IPv6 parse_packet, 1,460 B of data ({len(namespace['small_packet6']):,} B packet)",
+            "parse_packet(small_packet6)", 1000, namespace),
+        Row("IPv6 build_tcp_packet, 1,460 B of data", "build_tcp_packet(SOURCE6, DESTINATION6, small)", 1000, namespace),
     ]
     round_seconds = args.rounds_ms / 1000
     for row in rows:

@@ -6,7 +6,7 @@ the only copy of ustack's defaults.
     settings = NetworkSettings(namespace="ust-lab", pcap="run.pcap")
     with UstackNetwork(settings) as network:   # namespace, TUN (kernel side up), link chain
         stack = network.make_stack(config)      # ustack's Stack at settings.address
-        ...                                     # AsyncStack(stack, network.link)
+        ...                                     # AsyncStack(stack, network.link) + network.observers
     # on leaving, also on errors and Ctrl-C: the link chain is closed (pcap flushed, TUN device
     # gone), then the namespace is closed: the programs started in it are stopped (by PID) and
     # it is removed if, and only if, we created it.
@@ -85,6 +85,7 @@ class UstackNetwork:
         self.device = None  # the TunLink itself
         self.fault = None  # the FaultInjector, if any
         self.gate = None  # what wire_layer made, if any
+        self.observers: list = []  # for AsyncStack.add_observer: the Tracer's, when tracing
 
     def __enter__(self) -> "UstackNetwork":
         try:
@@ -130,6 +131,7 @@ class UstackNetwork:
                                                   on_drop=on_drop)
             if settings.trace_output is not None:
                 link = Tracer(link, output=settings.trace_output)
+                self.observers.append(link.observe)  # state changes, on the lines of their packets
             self.link = link
         except NetworkError:
             raise

@@ -555,19 +555,12 @@ class Socket:
 
 
 def _apply_options(stream: _Stream, overrides: dict[str, Any]) -> None:
-    """An option set on a connected socket: the connection reads its config on every decision,
-    so replacing the config changes Nagle and keepalive from now on. Buffer sizes were fixed when
-    the buffers were made."""
-    connection = stream.transport.get_extra_info("connection")
+    """An option set on a connected socket: the core changes it on the open connection
+    (Connection.reconfigure, through the transport). Buffer sizes were fixed when the buffers
+    were made."""
     if "receive_buffer_size" in overrides or "send_buffer_size" in overrides:
         raise os_error(errno.EISCONN, "ustack fixes SO_RCVBUF/SO_SNDBUF when connecting: set them before connect() or listen()")
-    connection.config = replace(connection.config, **overrides)
-    if "keepalive" in overrides and connection.state.value == "ESTABLISHED":
-        # The core arms keepalive when the connection is established; switched on (or off)
-        # later, the timer is set here, as Linux does in setsockopt (RFC 1122 4.2.3.6).
-        now = asyncio.get_running_loop().time()
-        connection.keepalive_deadline = now + connection.config.keepalive_idle if overrides["keepalive"] else None
-    stream.transport._runtime.poke(connection)  # e.g. TCP_NODELAY may release a held segment
+    stream.transport.reconfigure(**overrides)
 
 
 # --- module-level functions, like the socket module's -------------------------------------------

@@ -26,6 +26,7 @@ from .reassembly import Ipv4Reassembly, ReassemblyLimits
 from .tcp import Connection, Listener, State, TcpConfig, reset_for_unmatched
 from .tcp.isn import IsnGenerator
 from .tcp.ratelimit import PerSecondLimit
+from .tcp.syn_cookies import SynCookies
 from .wire import WireError, build_icmp_packet, build_tcp_packet, parse_packet
 from .wire.fragment import fragment_ipv4
 from .wire.icmp import DESTINATION_UNREACHABLE, ECHO_REPLY, ECHO_REQUEST, PARAMETER_PROBLEM, TIME_EXCEEDED
@@ -51,6 +52,7 @@ ICMP_ERRORS_FOR_TCP = frozenset({DESTINATION_UNREACHABLE, TIME_EXCEEDED, PARAMET
 INVALID_SOURCE_FIRST_OCTETS = frozenset({0, 127, *range(224, 256)})
 
 _SYN_ACK_RST = SYN | ACK | RST
+_MAY_OPEN = (SYN, ACK)  # of those three bits, what a segment that may open a connection has
 
 ConnectionKey = tuple[int, int, int, int]  # (local address, local port, remote address, remote port)
 
@@ -98,6 +100,7 @@ class Stack:
         self.config = (config or TcpConfig()).fit_to_mtu(mtu)
         self.ttl = ttl
         self.isn_generator = isn_generator or IsnGenerator()
+        self.syn_cookies = SynCookies()  # one rotating cookie secret for all our listeners (RFC 4987 3.6)
         self.connections: dict[ConnectionKey, Connection] = {}
         self.listeners: dict[tuple[int, int], Listener] = {}
         self.drops: Counter[str] = Counter()
@@ -173,14 +176,17 @@ class Stack:
             self._forget(connection)
         listener = self.listeners.get((ip.dst, segment.dst_port)) or self.listeners.get((0, segment.dst_port))
         if listener is not None:
-            if segment.flags & _SYN_ACK_RST == SYN and not self._has_room():
-                self.drops["stack_connection_limit"] += 1  # a new connection request; the client retries
+            if segment.flags & _SYN_ACK_RST in _MAY_OPEN and not self._has_room():
+                # A new connection request, or an ACK that may return a SYN cookie: dropped
+                # without a reply (the client retries; a stray ACK misses only its RST).
+                self.drops["stack_connection_limit"] += 1
                 return
             new_connection = listener.receive(ip.src, segment, now)
             if new_connection is not None:
                 new_connection.unacceptable_ack_budget = self.unacceptable_ack_budget
                 self.connections[key] = new_connection
                 self._born_of[new_connection] = listener
+                listener.open_connections += 1
                 self._touch(new_connection)
             self._collect_listener_output(listener, now)
             return
@@ -341,8 +347,9 @@ class Stack:
             address or self.address,
             port,
             backlog=backlog,
-            syn_queue_size=syn_queue_size if syn_queue_size is not None else max(backlog, 128),
+            syn_queue_size=syn_queue_size if syn_queue_size is not None else backlog,  # as Linux's listen()
             isn_generator=self.isn_generator,
+            syn_cookies=self.syn_cookies,
             max_connections=max_connections,
         )
         self.listeners[(address, port)] = listener

@@ -156,7 +156,7 @@ def test_the_arrows_and_marks_of_a_lossy_handshake():
     # Our states are the reported ones (not inferred), LISTEN first, at the start of the diagram.
     ours = [mark for mark in ladder.marks if mark.side == LEFT]
     assert [(mark.state, mark.inferred) for mark in ours] == [
-        ("LISTEN", False), ("SYN-RECEIVED", False), ("ESTABLISHED", False)]
+        (State.LISTEN, False), (State.SYN_RECEIVED, False), (State.ESTABLISHED, False)]
     assert ours[0].time == 0.0
     # ESTABLISHED is drawn under the ACK that caused it, before the lost segment that followed.
     items = ladder.items

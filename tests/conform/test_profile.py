@@ -28,6 +28,7 @@ from ustack.conform.shell import (
     interpret_shell,
 )
 from ustack.tcp.config import TcpConfig
+from ustack.tcp.state import State
 
 from conform.suite_path import SUITE, needs_suite
 CONFIG_FIELDS = {field.name for field in dataclasses.fields(TcpConfig)}
@@ -180,10 +181,10 @@ def test_the_documented_tables_are_complete():
     "command, action",
     [
         ("sysctl -w net.inet.tcp.sack.enable=1", SetSysctl("net.inet.tcp.sack.enable", 1)),
-        ("sockstat -4 -P tcp -s | grep packetdril | grep -c TIME_WAIT | grep 1", CountStates("TIME-WAIT", 1, None)),
-        ("sockstat -4 -P tcp -p 8080 -s | grep -c SYN_RCVD | grep 0", CountStates("SYN-RECEIVED", 0, 8080)),
-        ("sockstat -4 -P tcp -s -p 8080 | grep -c SYN_RCVD | grep 2", CountStates("SYN-RECEIVED", 2, 8080)),
-        ("sockstat -4 -P tcp -s | grep packetdril | grep -c CLOSED | grep 1", CountStates("CLOSED", 1, None)),
+        ("sockstat -4 -P tcp -s | grep packetdril | grep -c TIME_WAIT | grep 1", CountStates(State.TIME_WAIT, 1, None)),
+        ("sockstat -4 -P tcp -p 8080 -s | grep -c SYN_RCVD | grep 0", CountStates(State.SYN_RECEIVED, 0, 8080)),
+        ("sockstat -4 -P tcp -s -p 8080 | grep -c SYN_RCVD | grep 2", CountStates(State.SYN_RECEIVED, 2, 8080)),
+        ("sockstat -4 -P tcp -s | grep packetdril | grep -c CLOSED | grep 1", CountStates(State.CLOSED, 1, None)),
         ("tcpdrop -s TIME_WAIT", DropTimeWait()),
     ],
 )
@@ -200,8 +201,8 @@ def test_unknown_shell_commands_are_reported():
 
 
 def test_code_blocks():
-    assert interpret_code("assert tcpi_state == TCPI_CLOSE_WAIT") == AssertState("CLOSE-WAIT")
-    assert interpret_code("assert tcpi_state == TCPI_SYN_RECEIVED") == AssertState("SYN-RECEIVED")
+    assert interpret_code("assert tcpi_state == TCPI_CLOSE_WAIT") == AssertState(State.CLOSE_WAIT)
+    assert interpret_code("assert tcpi_state == TCPI_SYN_RECEIVED") == AssertState(State.SYN_RECEIVED)
     assert interpret_code("assert tcpi_options == 0") == AssertOptions(0)
     assert interpret_code(
         "assert tcpi_options == (TCPI_OPT_TIMESTAMPS | TCPI_OPT_SACK | TCPI_OPT_WSCALE | TCPI_OPT_ECN)"

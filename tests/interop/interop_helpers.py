@@ -28,7 +28,7 @@ from typing import Callable, NamedTuple
 import pytest
 
 from ustack.aio import AsyncStack
-from ustack.aio.transport import state_name
+from ustack.aio.transport import FINISHED_STATES
 from ustack.netns import Namespace, namespace_exists, stop_process
 from ustack.stack import Stack
 from ustack.tcp.seq import seq_add, seq_lt
@@ -223,7 +223,7 @@ async def finished(astack, writer):
     transports: the kernel finishes the close after close()). Here the stack is ours and would
     stop with the AsyncStack, so the test waits for the core to get there first."""
     connection = writer.get_extra_info("connection")
-    await astack.wait_until(lambda: state_name(connection) in ("TIME-WAIT", "CLOSED"), IO_TIMEOUT)
+    await astack.wait_until(lambda: connection.state in FINISHED_STATES, IO_TIMEOUT)
 
 
 # --- reading the pcap ----------------------------------------------------------------------------

@@ -160,3 +160,18 @@ def test_connect_reset_is_one_line_and_exit_1(namespace):
     result = run_connect(namespace.name, HOST_ADDRESS, "5002", input="trigger\n")
     assert result.returncode == 1
     assert result.stderr.splitlines() == [f"ustack connect: connection reset by {HOST_ADDRESS}:5002"]
+
+
+def test_trace_prints_state_changes_on_the_lines_of_their_packets(ustack_serve):
+    # --trace: the Tracer is registered with the runtime as an observer; without that, the packet
+    # lines would come out bare.
+    serve = ustack_serve("--echo", "--trace")
+    echoed = serve.inside("nc", "-N", "-w", "10", STACK_ADDRESS, "7", input="traced\n")
+    assert (echoed.returncode, echoed.stdout) == (0, "traced\n")
+    lines = []
+    while not any("SYN-RECEIVED -> ESTABLISHED" in line for line in lines):
+        lines.append(serve.wait_for_line(""))  # every line, in order
+    (syn,) = [line for line in lines if " < " in line and "Flags [S]," in line]
+    assert "LISTEN -> SYN-RECEIVED" in syn, lines
+    (established,) = [line for line in lines if "SYN-RECEIVED -> ESTABLISHED" in line]
+    assert " < " in established and "Flags [.]" in established, lines

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ustack.tcp.state import State
 from ustack.trace.model import Arrow, Ladder, StateMark
 
 
@@ -11,7 +12,7 @@ def in_order(expected: list[str], actual: list[str]) -> bool:
     return all(any(item == wanted for item in remaining) for wanted in expected)
 
 
-def state_when_sent(ladder: Ladder, arrow: Arrow) -> str | None:
+def state_when_sent(ladder: Ladder, arrow: Arrow) -> State | None:
     """The state the arrow's sender was in (its last mark before the arrow)."""
     state = None
     for item in ladder.items:

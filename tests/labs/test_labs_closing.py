@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ustack.tcp.seq import seq_add
+from ustack.tcp.state import State
 from ustack.trace import LEFT, RIGHT
 from ustack.wire.tcp import FIN
 
@@ -18,7 +19,7 @@ def test_time_wait_answers_the_retransmitted_fin_and_restarts(run_lab):
     answers = [a for a in ladder.arrows if a.from_side == LEFT and a.time >= kernel_fins[0].time
                and a.ack == seq_add(retransmitted.seq, 1)]
     assert [a.kind for a in answers] == ["lost", "normal"]  # the last ACK lost, then sent again
-    assert state_when_sent(ladder, answers[1]) == "TIME-WAIT"  # answered in TIME-WAIT
+    assert state_when_sent(ladder, answers[1]) is State.TIME_WAIT  # answered in TIME-WAIT
     assert answers[1].time >= retransmitted.time
     assert scene.ustack_states.count("TIME-WAIT") == 1 and scene.ustack_states[-1] == "CLOSED"
     assert scene.facts["time_wait_restarted_by"] > 0.1  # the timer moved when the FIN came again

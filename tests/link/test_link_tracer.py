@@ -86,3 +86,20 @@ def test_a_formatter_that_fails_does_not_break_the_link():
 
 def test_minimal_format_names_non_ipv4():
     assert minimal_format(b"`" + bytes(39)) == "not IPv4, length 40"
+
+
+def test_as_an_observer_it_annotates_state_changes_and_nothing_else():
+    """Tracer.observe is what AsyncStack.add_observer takes: StateChanged events become
+    annotations on the current packet's line; packets and other events add nothing."""
+    from ustack.stack import StackEvent
+    from ustack.tcp.events import DataReadable, StateChanged
+    from ustack.tcp.state import State
+
+    tracer, device, lines = make_tracer(time_origin=0.0)
+    device.arrive(b"E" + bytes(39))
+    for packet in tracer.receive_batch(1.0):
+        tracer.observe(1.0, "<", packet)
+        tracer.observe(1.0, "event", StackEvent(None, DataReadable(5)))
+        tracer.observe(1.0, "event", StackEvent(None, StateChanged(State.LISTEN, State.SYN_RECEIVED, "SYN")))
+    tracer.observe(2.0, "event", StackEvent(None, StateChanged(State.TIME_WAIT, State.CLOSED, "timer")))
+    assert lines == ["   1.000000 < packet of 40  LISTEN -> SYN-RECEIVED", "             TIME-WAIT -> CLOSED"]

@@ -13,6 +13,7 @@ import pytest
 from twohosts import A_ADDRESS, B_ADDRESS, FAST_CONFIG, make_host
 from ustack import sock
 from ustack.link import FaultInjector, Faults, MemoryLink
+from ustack.tcp.state import State
 
 JOIN_TIMEOUT = 30.0  # a hang guard, never a measurement
 HANG_GUARD = 20.0
@@ -286,6 +287,29 @@ def test_non_blocking_recv_is_eagain_until_data_arrives(networks):
     server_side.sendall(b"now")
     client.settimeout(10)
     assert client.recv(10) == b"now"
+    for each in (client, server_side, listening):
+        each.close()
+
+
+def test_keepalive_switched_on_in_close_wait_detects_a_dead_peer(lossless_networks):
+    """RFC 1122 4.2.3.6: keepalive runs in CLOSE-WAIT too (the peer half-closed, we may still send).
+    Switched on there, the core arms its timer and, the peer gone, aborts with ETIMEDOUT. Lossless,
+    so B's FIN is acknowledged before B goes dark and no retransmitted FIN resets the idle time."""
+    network_a, network_b = lossless_networks
+    listening, client, server_side = connected_pair(lossless_networks, 8008)
+    client_connection = client._stream.transport.get_extra_info("connection")
+    server_connection = server_side._stream.transport.get_extra_info("connection")
+    server_side.shutdown(sock.SHUT_WR)
+    assert client.recv(10) == b""  # B's FIN: A is in CLOSE-WAIT
+    network_b.call(network_b.runtime.wait_until(lambda: server_connection.state is State.FIN_WAIT_2, 10.0))
+    network_b.link.drop_when(lambda packet: True, count=1_000_000, direction="inbound")  # B goes dark
+    assert client_connection.state is State.CLOSE_WAIT
+    client.setsockopt(sock.IPPROTO_TCP, sock.TCP_KEEPIDLE, 0.2)
+    client.setsockopt(sock.IPPROTO_TCP, sock.TCP_KEEPINTVL, 0.1)
+    client.setsockopt(sock.IPPROTO_TCP, sock.TCP_KEEPCNT, 2)
+    client.setsockopt(sock.SOL_SOCKET, sock.SO_KEEPALIVE, 1)
+    network_a.call(network_a.runtime.wait_until(lambda: client_connection.state is State.CLOSED, 10.0))
+    assert client.getsockopt(sock.SOL_SOCKET, sock.SO_ERROR) == errno.ETIMEDOUT
     for each in (client, server_side, listening):
         each.close()
 

@@ -357,7 +357,14 @@ async def test_a_tracer_in_the_link_gets_state_changes_on_the_packet_lines(seed)
     from ustack.link import Tracer
 
     lines: list[str] = []
-    async with stack_pair(seed, wrap_a=lambda link: Tracer(link, output=lines.append)) as pair:
+    tracers: list[Tracer] = []
+
+    def wrap(link):
+        tracers.append(Tracer(link, output=lines.append))
+        return tracers[-1]
+
+    async with stack_pair(seed, wrap_a=wrap) as pair:
+        pair.a.add_observer(tracers[0].observe)  # an observer like any other
         await pair.b.start_server(echo, port=7)
         reader, writer = await pair.a.open_connection(B_ADDRESS, 7)
         writer.write(b"x")

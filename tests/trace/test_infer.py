@@ -6,6 +6,7 @@ otherwise; `talk.send(side, flags)` writes one packet, numbered the way a real s
 
 import pytest
 
+from ustack.tcp.state import State
 from ustack.trace.infer import NoConnection, build_ladder, classify, select_connection
 from ustack.trace.model import DUPLICATE, LEFT, LOST, NORMAL, RETRANSMISSION, RIGHT
 from ustack.wire.pcap import LINKTYPE_ETHERNET
@@ -46,9 +47,9 @@ def test_handshake_data_and_teardown(conversation):
     # just after the ACK that completes the handshake.
     items = ladder.items
     syn = ladder.arrows[0]
-    assert items[items.index(syn) - 1].state == "SYN-SENT"
+    assert items[items.index(syn) - 1].state is State.SYN_SENT
     third = ladder.arrows[2]
-    assert items[items.index(third) + 1].state == "ESTABLISHED" and items[items.index(third) + 1].side == RIGHT
+    assert items[items.index(third) + 1].state is State.ESTABLISHED and items[items.index(third) + 1].side == RIGHT
 
 
 def test_passive_close_in_three_segments(conversation):

@@ -6,6 +6,7 @@ to a LadderRecorder with the stack's exact states."""
 import pytest
 
 from ustack.link import FaultInjector, MemoryLink, PcapWriter
+from ustack.tcp.state import State
 from ustack.trace.infer import build_ladder
 from ustack.trace.model import LEFT, LOST, NORMAL, RETRANSMISSION, RIGHT
 from ustack.trace.pcap_source import read_capture
@@ -60,10 +61,10 @@ class Exchange:
 def run_exchange(exchange):
     """ustack connects, sends three segments (the second is lost), retransmits it on RTO, closes."""
     e = exchange
-    e.state("CLOSED", "SYN_SENT", "connect()")
+    e.state(State.CLOSED, State.SYN_SENT, "connect()")
     e.ustack_sends(SYN, 1000, 0, options=TcpOptions(mss=1460, window_scale=7, sack_permitted=True))
     e.kernel_sends(SYN | ACK, 7000, 1001, options=TcpOptions(mss=1460, window_scale=7, sack_permitted=True))
-    e.state("SYN_SENT", "ESTABLISHED", "received SYN,ACK")
+    e.state(State.SYN_SENT, State.ESTABLISHED, "received SYN,ACK")
     e.ustack_sends(ACK, 1001, 7001)
     e.ustack_sends(PSH | ACK, 1001, 7001, b"a" * 100)
     e.ustack_sends(PSH | ACK, 1101, 7001, b"b" * 100)  # dropped by the FaultInjector
@@ -72,12 +73,12 @@ def run_exchange(exchange):
     e.kernel_sends(ACK, 7001, 1101, options=TcpOptions(sack_blocks=((1201, 1301),)), gap=0.001)
     e.ustack_sends(PSH | ACK, 1101, 7001, b"b" * 100, gap=0.2)  # RTO
     e.kernel_sends(ACK, 7001, 1301)
-    e.state("ESTABLISHED", "FIN_WAIT_1", "close()")
+    e.state(State.ESTABLISHED, State.FIN_WAIT_1, "close()")
     e.ustack_sends(FIN | ACK, 1301, 7001)
     e.kernel_sends(ACK, 7001, 1302)
-    e.state("FIN_WAIT_1", "FIN_WAIT_2", "ACK of our FIN")
+    e.state(State.FIN_WAIT_1, State.FIN_WAIT_2, "ACK of our FIN")
     e.kernel_sends(FIN | ACK, 7001, 1302)
-    e.state("FIN_WAIT_2", "TIME_WAIT", "received FIN")
+    e.state(State.FIN_WAIT_2, State.TIME_WAIT, "received FIN")
     e.ustack_sends(ACK, 1302, 7002)
 
 
@@ -114,11 +115,12 @@ def test_recorder_draws_exact_states_and_known_drops(exchange):
     assert len(lost) == 1 and lost[0].seq == LOST_SEQ and lost[0].note == "dropped by FaultInjector"
     assert [a.kind for a in arrows if a.seq == LOST_SEQ and a.length] == [LOST, RETRANSMISSION]
     local = [m for m in ladder.marks if m.side == LEFT]
-    assert [m.state for m in local] == ["CLOSED", "SYN-SENT", "ESTABLISHED", "FIN-WAIT-1", "FIN-WAIT-2", "TIME-WAIT"]
+    assert [m.state for m in local] == [State.CLOSED, State.SYN_SENT, State.ESTABLISHED, State.FIN_WAIT_1, State.FIN_WAIT_2,
+                                       State.TIME_WAIT]
     assert not any(m.inferred for m in local)
     assert [m.cause for m in local][1:3] == ["connect()", "received SYN,ACK"]
     remote = [m for m in ladder.marks if m.side == RIGHT]
-    assert all(m.inferred for m in remote) and remote[-1].state == "CLOSED"
+    assert all(m.inferred for m in remote) and remote[-1].state is State.CLOSED
     # Order: SYN-SENT is written before the SYN, ESTABLISHED after the SYN,ACK and before the ACK.
     items = ladder.items
     assert items.index(local[1]) < items.index(arrows[0]) < items.index(arrows[1]) < items.index(local[2]) < items.index(arrows[2])
@@ -133,8 +135,8 @@ def test_recorder_keeps_one_connection_and_reports_both_sides_when_told():
         return build_tcp_packet(address_value(src), address_value(dst), TcpSegment(sport, dport, seq, ack, flags, 1000))
 
     recorder.on_packet(0.0, packet("10.0.0.2", "10.0.0.1", 1, 2, SYN, 5), "out")  # not port 80
-    recorder.on_state(0.0, LOCAL, "CLOSED", "SYN-SENT", "connect()")
-    recorder.on_state(0.0, REMOTE, "LISTEN", "SYN-RECEIVED", "received SYN")
+    recorder.on_state(0.0, LOCAL, State.CLOSED, State.SYN_SENT, "connect()")
+    recorder.on_state(0.0, REMOTE, State.LISTEN, State.SYN_RECEIVED, "received SYN")
     recorder.on_packet(0.1, packet("10.0.0.2", "10.0.0.1", 40000, 80, SYN, 100), "out")
     recorder.on_packet(0.2, packet("10.0.0.1", "10.0.0.2", 80, 40000, SYN | ACK, 300, 101), "in")
     recorder.on_packet(0.2, b"\x45garbage", "in")
@@ -143,7 +145,8 @@ def test_recorder_keeps_one_connection_and_reports_both_sides_when_told():
     assert len(ladder.arrows) == 2
     assert recorder.skipped["other_connection"] == 2 and sum(recorder.skipped.values()) == 3
     assert [(m.side, m.state, m.inferred) for m in ladder.marks] == [
-        (LEFT, "CLOSED", False), (RIGHT, "LISTEN", False), (LEFT, "SYN-SENT", False), (RIGHT, "SYN-RECEIVED", False),
+        (LEFT, State.CLOSED, False), (RIGHT, State.LISTEN, False), (LEFT, State.SYN_SENT, False),
+        (RIGHT, State.SYN_RECEIVED, False),
     ]  # fmt: skip  (the state before each side's first report is drawn at the top)
     assert all(a.kind == NORMAL for a in ladder.arrows)
     with pytest.raises(ValueError, match="direction"):

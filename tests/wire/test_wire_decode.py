@@ -193,7 +193,7 @@ def test_linux_cooked_captures(tmp_path, capsys):
 
 INVALID = [
     (b"\x45\x00\x00", "ipv4_truncated"),
-    (ipv4_header(0, version_ihl=0x65), "ipv4_bad_version"),
+    (ipv4_header(0, version_ihl=0x55), "ipv4_bad_version"),
     (ipv4_header(0, checksum=0x0101), "ipv4_bad_checksum"),
     (ipv4_header(50), "ipv4_bad_total_length"),
     (tcp_packet(checksum=0x0101), "tcp_bad_checksum"),
@@ -215,7 +215,8 @@ def test_invalid_packets_are_listed_with_their_reason(tmp_path, capsys):
 
 def test_format_packet_never_raises_on_junk():
     assert "invalid ipv4_truncated" in format_packet(b"")
-    assert "invalid ipv4_bad_version" in format_packet(b"\x60" + b"\x00" * 39)
+    assert "invalid ipv4_bad_version" in format_packet(b"\x50" + b"\x00" * 39)
+    assert "invalid ipv6_truncated" in format_packet(b"\x60" + b"\x00" * 38)
 
 
 def run_cli(*arguments):

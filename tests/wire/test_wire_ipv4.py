@@ -53,7 +53,7 @@ def test_link_padding_after_total_length_is_ignored():
     [
         (SYN_ACK[:19], "ipv4_truncated"),
         (b"", "ipv4_truncated"),
-        (ipv4_header(0, version_ihl=0x65), "ipv4_bad_version"),
+        (ipv4_header(0, version_ihl=0x55), "ipv4_bad_version"),
         (ipv4_header(0, version_ihl=0x44), "ipv4_bad_header_length"),
         (ipv4_header(0, version_ihl=0x46), "ipv4_bad_header_length"),  # 24 bytes claimed, 20 present
         (ipv4_header(0, total_length=19), "ipv4_bad_total_length"),

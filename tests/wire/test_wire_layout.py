@@ -13,7 +13,9 @@ TCP_FIELDS = ["src_port", "dst_port", "seq", "ack", "flags", "window", "urgent_p
 OPTION_FIELDS = ["options_present", "window_scale", "mss", "sack_block_count", "ts_val", "ts_ecr"]
 
 
-BOOLEAN_FIELDS = ("dont_fragment", "more_fragments")
+IP6_FIELDS = ["src", "dst", "protocol", "hop_limit", "payload_length", "flow_label", "traffic_class",
+              "has_fragment_header", "more_fragments", "fragment_offset", "header_length", "identification"]  # fmt: skip
+BOOLEAN_FIELDS = ("dont_fragment", "more_fragments", "has_fragment_header")
 
 
 def fill(struct_cdata, names, start):
@@ -24,6 +26,11 @@ def fill(struct_cdata, names, start):
         if name in BOOLEAN_FIELDS:
             value = index % 2
             values.append(bool(value))
+        elif field_types[name].type.kind == "array":  # 16-byte IPv6 addresses
+            value = bytes(range(index, index + 16))
+            values.append(value)
+            ffi.memmove(getattr(struct_cdata, name), value, 16)
+            continue
         else:
             value = (index * 37 + 3) % (2 ** (8 * ffi.sizeof(field_types[name].type)))
             values.append(value)
@@ -36,6 +43,7 @@ def test_packet_fields_layout():
     buffer = ffi.buffer(fields)
     ip = fill(fields.ip, IP_FIELDS, 1)
     fields.transport = 6
+    fields.version = 4
     fields.payload_offset = 0x01020304
     fields.payload_length = 0x05060708
     tcp = fill(fields.tcp, TCP_FIELDS, 20)
@@ -44,9 +52,9 @@ def test_packet_fields_layout():
         fields.tcp.sack_blocks[index] = 1000 + index
     assert list(codec._IP_HEADER.unpack_from(buffer)) == ip
     after_ip = codec._AFTER_IP.unpack_from(buffer, codec._AFTER_IP_OFFSET)
-    assert after_ip[0:3] == (6, 0x01020304, 0x05060708)
-    assert list(after_ip[3:10]) == tcp
-    assert list(codec._OPTION_VALUES.unpack(after_ip[10])) == options
+    assert after_ip[0:4] == (6, 4, 0x01020304, 0x05060708)
+    assert list(after_ip[4:11]) == tcp
+    assert list(codec._OPTION_VALUES.unpack(after_ip[11])) == options
     assert codec._AFTER_IP_OFFSET == codec._IP_HEADER.size  # one struct right after the other
     assert codec._OPTIONS_OFFSET + codec._OPTION_VALUES.size == codec._AFTER_IP_OFFSET + codec._AFTER_IP.size
     assert codec._SACK.unpack_from(buffer, codec._SACK_OFFSET) == tuple(range(1000, 1008))
@@ -86,3 +94,20 @@ def test_every_c_reason_has_one_name():
     assert sorted(REASON_NAMES) == list(range(lib.USTACK_REASON_COUNT))
     assert len(set(REASON_NAMES.values())) == len(REASON_NAMES)
     assert "ipv4_bad_checksum" in PARSE_REASONS and "build_packet_too_long" not in PARSE_REASONS
+
+
+def test_ipv6_fields_layout():
+    fields = ffi.new("struct ustack_packet_fields *")
+    ip6 = fill(fields.ip6, IP6_FIELDS, 1)
+    assert list(codec._IP6_HEADER.unpack_from(ffi.buffer(fields), codec._IP6_OFFSET)) == ip6
+    assert codec._IP6_HEADER.size == ffi.sizeof("struct ustack_ipv6_fields")
+
+
+def test_icmp6_fields_layout():
+    fields = ffi.new("struct ustack_packet_fields *")
+    icmp6 = fill(fields.icmp6, ["type", "code", "identifier", "sequence", "has_quote", "quote_is_tcp", "mtu", "pointer"], 1)
+    quoted = fill(fields.icmp6.quoted_ip, IP6_FIELDS, 10)
+    ports = fill(fields.icmp6, ["quoted_src_port", "quoted_dst_port", "quoted_seq"], 30)
+    values = codec._ICMP6.unpack_from(ffi.buffer(fields), codec._ICMP6_OFFSET)
+    assert list(values[0:8]) == icmp6 and list(values[8:20]) == quoted and list(values[20:23]) == ports
+    assert codec._ICMP6.size == ffi.sizeof("struct ustack_icmp6_fields")

@@ -114,3 +114,34 @@ def with_fixed_checksums(packet: bytes) -> bytes:
         pseudo = bytes(packet[12:20]) + struct.pack("!BBH", 0, 6, len(segment))
         packet[header_length + 16 : header_length + 18] = reference_checksum(pseudo + bytes(segment)).to_bytes(2, "big")
     return bytes(packet)
+
+
+# --- IPv6 (RFC 8200), written without the code under test ---------------------------------------
+SOURCE6 = bytes.fromhex("fd000077000000000000000000000001")  # fd00:77::1
+DESTINATION6 = bytes.fromhex("fd000077000000000000000000000002")  # fd00:77::2
+
+
+def ipv6_header(payload_length: int, next_header: int, src: bytes = SOURCE6, dst: bytes = DESTINATION6,
+                hop_limit: int = 64, flow_label: int = 0, traffic_class: int = 0) -> bytes:  # fmt: skip
+    first_word = (6 << 28) | (traffic_class << 20) | flow_label
+    return struct.pack("!IHBB", first_word, payload_length, next_header, hop_limit) + src + dst
+
+
+def checksum6(src: bytes, dst: bytes, protocol: int, upper: bytes, checksum_at: int) -> bytes:
+    """`upper` (a TCP segment or ICMPv6 message) with its checksum over the RFC 8200 8.1 pseudo-header."""
+    upper = upper[:checksum_at] + b"\x00\x00" + upper[checksum_at + 2 :]
+    pseudo = src + dst + struct.pack("!IxxxB", len(upper), protocol)
+    return upper[:checksum_at] + struct.pack("!H", reference_checksum(pseudo + upper)) + upper[checksum_at + 2 :]
+
+
+def tcp6_packet(src: bytes = SOURCE6, dst: bytes = DESTINATION6, chain: bytes = b"", first_next_header: int = 6,
+                **tcp_fields) -> bytes:  # fmt: skip
+    """IPv6 + optional extension headers (`chain`, whose last Next Header must be 6) + TCP."""
+    segment = checksum6(src, dst, 6, tcp_segment(**tcp_fields), 16)
+    return ipv6_header(len(chain) + len(segment), first_next_header if chain else 6, src, dst) + chain + segment
+
+
+def icmp6_packet(message_type: int, code: int, rest: bytes = b"\x00" * 4, data: bytes = b"", src: bytes = SOURCE6,
+                 dst: bytes = DESTINATION6) -> bytes:  # fmt: skip
+    message = checksum6(src, dst, 58, struct.pack("!BBH", message_type, code, 0) + rest + data, 2)
+    return ipv6_header(len(message), 58, src, dst) + message

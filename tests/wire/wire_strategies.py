@@ -48,3 +48,21 @@ def echo_messages(draw):
 
 
 layouts = st.sampled_from(["linux", "freebsd"])
+
+
+# IPv6 (16-byte addresses, 20-bit flow labels) and ICMPv6 echo.
+addresses6 = st.binary(min_size=16, max_size=16)
+flow_labels = st.integers(0, 0xFFFFF)
+
+
+@st.composite
+def echo6_messages(draw):
+    from ustack.wire import Icmpv6Message
+
+    return Icmpv6Message(
+        type=draw(st.sampled_from([128, 129])),
+        code=0,
+        identifier=draw(u16),
+        sequence=draw(u16),
+        payload=draw(st.binary(max_size=200)),
+    )

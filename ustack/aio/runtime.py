@@ -30,15 +30,13 @@ from typing import Any, Callable
 from ..link.base import LinkClosed
 from ..stack import Stack, StackError
 from ..tcp.config import TcpConfig
-from ..tcp.events import ConnectionSnapshot, StateChanged
+from ..tcp.events import ConnectionSnapshot
 from ..tcp.state import State
 from ..wire.ipv4 import address_text, address_value
 from .errors import os_error
 from .server import Server
-from .transport import TcpTransport
+from .transport import FINISHED_STATES, TcpTransport
 
-# States in which a connection owes its peer nothing more (see AsyncStack.close).
-_NOTHING_OWED = frozenset({State.TIME_WAIT, State.CLOSED})
 
 logger = logging.getLogger("ustack.aio")
 
@@ -62,7 +60,6 @@ class AsyncStack:
         self._servers: list[Server] = []
         self._dirty: dict[TcpTransport, None] = {}  # transports to update in the next round
         self._observers: list[Observer] = []
-        self._tracers = _tracers_in(link)
         self._waiters: list[tuple[Callable[[], bool], asyncio.Future]] = []
         self._client_tasks: set[asyncio.Task] = set()  # start_server handlers running (held: tasks are weak)
         self._timer: asyncio.TimerHandle | None = None
@@ -125,7 +122,7 @@ class AsyncStack:
     def _unfinished_connections(self) -> list:
         """Connections that still need this stack to run: all but TIME-WAIT and CLOSED ones
         (TIME-WAIT only waits; nothing is owed to the peer)."""
-        return [c for c in self.stack.all_connections() if c.state not in _NOTHING_OWED]
+        return [c for c in self.stack.all_connections() if c.state not in FINISHED_STATES]
 
     async def __aenter__(self) -> "AsyncStack":
         return await self.start()
@@ -342,7 +339,7 @@ class AsyncStack:
             self.loop.remove_reader(self._fd)
             return
         self.counters["batches"] += 1
-        for packet in batch:  # a Tracer starts this packet's line as the loop reaches it
+        for packet in batch:  # a Tracer in the link starts this packet's line as the loop reaches it
             if self._observers:
                 self._notify(now, "<", packet)
             try:
@@ -413,11 +410,8 @@ class AsyncStack:
         events = self.stack.events()
         if not events:
             return
-        for item in events:
-            if self._tracers and isinstance(item.event, StateChanged):
-                for tracer in self._tracers:
-                    tracer.annotate(f"{item.event.old} -> {item.event.new}")
-            if self._observers:
+        if self._observers:
+            for item in events:
                 self._notify(now, "event", item)
 
     def _rearm_timer(self) -> None:
@@ -477,18 +471,6 @@ def _parse_address(host: str) -> int:
 def _check_port(port: int) -> None:
     if not isinstance(port, int) or not 0 < port < 65536:
         raise os_error(errno.EINVAL, f"port {port!r} is not in 1..65535")
-
-
-def _tracers_in(link: Any) -> list[Any]:
-    """The Tracer middlewares in a link chain (they get state changes as annotations)."""
-    from ..link.tracer import Tracer
-
-    found = []
-    while link is not None:
-        if isinstance(link, Tracer):
-            found.append(link)
-        link = getattr(link, "inner", None)
-    return found
 
 
 def _listener_snapshot(listener: Any) -> ConnectionSnapshot:

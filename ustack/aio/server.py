@@ -8,16 +8,13 @@ wraps it in a TcpTransport with a fresh protocol from the factory.
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING, Any, Callable
+from typing import Any, Callable
 
-from .transport import TcpTransport
-
-if TYPE_CHECKING:
-    from .runtime import AsyncStack
+from .transport import Runtime, TcpTransport
 
 
 class Server:
-    def __init__(self, runtime: "AsyncStack", listener: Any, protocol_factory: Callable[[], asyncio.BaseProtocol], port: int) -> None:
+    def __init__(self, runtime: Runtime, listener: Any, protocol_factory: Callable[[], asyncio.BaseProtocol], port: int) -> None:
         self._runtime = runtime
         self._loop = runtime.loop
         self.listener = listener

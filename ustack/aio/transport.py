@@ -24,14 +24,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from ..tcp.errors import TcpCallError
+from ..tcp.state import CLOSED, SYNCHRONIZED, TIME_WAIT
 from ..wire.ipv4 import address_text
 from .errors import exception_for, os_error
-
-if TYPE_CHECKING:
-    from .runtime import AsyncStack
 
 logger = logging.getLogger("ustack.aio")
 
@@ -39,24 +37,32 @@ logger = logging.getLogger("ustack.aio")
 READ_CHUNK = 256 * 1024
 DEFAULT_HIGH_WATER = 64 * 1024
 
-# States in which both ends have exchanged SYNs: the connection exists for the application
-# (RFC 9293 3.3.2). CLOSED, LISTEN, SYN-SENT and SYN-RECEIVED are the others.
-SYNCHRONIZED_STATES = frozenset(
-    ["ESTABLISHED", "FIN-WAIT-1", "FIN-WAIT-2", "CLOSE-WAIT", "CLOSING", "LAST-ACK", "TIME-WAIT"]
-)
-# States after which nothing more can arrive and nothing more can be sent by the application.
-FINISHED_STATES = frozenset(["CLOSED", "TIME-WAIT"])
+
+class Runtime(Protocol):
+    """What transports and servers ask of the runtime (runtime.AsyncStack is the one), written
+    here so that the modules below the runtime never import it: imports point one way."""
+
+    loop: asyncio.AbstractEventLoop | None  # set while it runs, the only time transports exist
+    stack: Any
+
+    def poke(self, connection: Any) -> None: ...
+    def mark_dirty(self, transport: "TcpTransport") -> None: ...
+    def forget(self, transport: "TcpTransport") -> None: ...
+    def register(self, transport: "TcpTransport") -> None: ...
+    def remove_server(self, server: Any) -> None: ...
 
 
-def state_name(connection: Any) -> str:
-    state = connection.state
-    return getattr(state, "value", state)
+# States after which nothing more can arrive and nothing more can be sent by the application;
+# the peer is owed nothing either (TIME-WAIT only waits). The runtime and the commands ask this set.
+# (The connection exists for the application once it is in one of the core's SYNCHRONIZED states,
+# RFC 9293 3.3.2: both ends have exchanged SYNs.)
+FINISHED_STATES = frozenset({CLOSED, TIME_WAIT})
 
 
 class TcpTransport(asyncio.Transport):
     """asyncio's view of one core Connection. Created by the runtime, never by the application."""
 
-    def __init__(self, runtime: "AsyncStack", connection: Any, protocol: asyncio.BaseProtocol, server: Any = None) -> None:
+    def __init__(self, runtime: Runtime, connection: Any, protocol: asyncio.BaseProtocol, server: Any = None) -> None:
         super().__init__()
         self._runtime = runtime
         self._loop = runtime.loop
@@ -86,13 +92,20 @@ class TcpTransport(asyncio.Transport):
 
     def __repr__(self) -> str:
         peer = self._extra["peername"]
-        return f"<TcpTransport {peer[0]}:{peer[1]} {state_name(self._connection)}{' closing' if self._closing else ''}>"
+        return f"<TcpTransport {peer[0]}:{peer[1]} {self._connection.state.value}{' closing' if self._closing else ''}>"
 
     # ------------------------------------------------------------------------------------------
     # asyncio.BaseTransport
     # ------------------------------------------------------------------------------------------
     def get_extra_info(self, name: str, default: Any = None) -> Any:
         return self._extra.get(name, default)
+
+    def reconfigure(self, **changes: Any) -> None:
+        """A socket option set on the open connection (setsockopt after connect): the core's
+        Connection.reconfigure decides what may change and re-arms its timers; a round follows,
+        since e.g. turning Nagle off may release a segment it was holding back."""
+        self._connection.reconfigure(self._loop.time(), **changes)
+        self._runtime.poke(self._connection)
 
     def is_closing(self) -> bool:
         return self._closing or self._lost
@@ -213,9 +226,9 @@ class TcpTransport(asyncio.Transport):
         if self._lost:
             return
         connection = self._connection
-        state = state_name(connection)
+        state = connection.state
         if not self._made:
-            if state in SYNCHRONIZED_STATES:
+            if state in SYNCHRONIZED:
                 self._made = True
                 try:
                     self._protocol.connection_made(self)
@@ -224,7 +237,7 @@ class TcpTransport(asyncio.Transport):
                     return
                 if self.open_waiter is not None and not self.open_waiter.done():
                     self.open_waiter.set_result(None)
-            elif state == "CLOSED":
+            elif state is CLOSED:
                 self._connection_lost(exception_for(connection.error) or ConnectionAbortedError("connection closed before it opened"))
                 return
             else:
@@ -235,8 +248,8 @@ class TcpTransport(asyncio.Transport):
             self._deliver_data(now)  # data that arrived before a reset is still delivered first
         if self._lost:  # the protocol may have aborted inside a callback
             return
-        state = state_name(connection)
-        if state == "CLOSED" and connection.error is not None:
+        state = connection.state
+        if state is CLOSED and connection.error is not None:
             self._connection_lost(exception_for(connection.error))
         elif state in FINISHED_STATES and not connection.readable and (self._eof_delivered or not connection.at_eof):
             # Both directions are over. Unread data (reading paused) and the end of stream stay

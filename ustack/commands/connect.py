@@ -63,12 +63,14 @@ def run(args) -> int:
 
 async def _connect(args, network: UstackNetwork, ladders=None) -> int:
     from ..aio import AsyncStack
-    from ..aio.transport import state_name
+    from ..aio.transport import FINISHED_STATES
 
     stop = stop_on_signals()
     peer = f"{args.host}:{args.port}"
 
     async with AsyncStack(network.make_stack(tcp_config(args)), network.link) as astack:
+        for observer in network.observers:
+            astack.add_observer(observer)
         if ladders is not None:
             astack.add_observer(ladders.observe)
         control = await start_control_server(network, astack, "ustack connect")
@@ -117,7 +119,7 @@ async def _connect(args, network: UstackNetwork, ladders=None) -> int:
             writer.close()
             connection = writer.get_extra_info("connection")
             try:
-                await astack.wait_until(lambda: state_name(connection) in ("TIME-WAIT", "CLOSED"), CLOSE_GRACE)
+                await astack.wait_until(lambda: connection.state in FINISHED_STATES, CLOSE_GRACE)
             except TimeoutError:
                 pass
             if args.verbose:

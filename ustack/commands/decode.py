@@ -1,7 +1,7 @@
 """`ustack decode FILE.pcap`: one line per packet, as `tcpdump -t -nn -S -r FILE.pcap` prints it.
 
-Reads pcap files whose packets start at the IPv4 header (link types RAW 101 and IPV4 228, what a
-TUN device or scapy gives), or behind an Ethernet header (1) or a Linux "cooked" header (113, and
+Reads pcap files whose packets start at the IP header, IPv4 or IPv6 (link types RAW 101, IPV4 228
+and IPV6 229, what a TUN device or scapy gives), or behind an Ethernet header (1) or a Linux "cooked" header (113, and
 its version 2, 276, which `tcpdump -i any` writes since tcpdump 4.99; tcpdump puts the interface
 name and direction in front of those lines, which ustack leaves out). A packet that fails validation is still listed, with "invalid" and
 the reason the stack would count it under; the command reads the whole file and exits 0. A file
@@ -22,13 +22,16 @@ from .capture_file import cut_short_note, read_capture_file
 from .errors import CliError
 
 LINKTYPE_IPV4 = 228
+LINKTYPE_IPV6 = 229
 LINKTYPE_LINUX_SLL = 113
 LINKTYPE_LINUX_SLL2 = 276  # what `tcpdump -i any` writes since tcpdump 4.99
 _ETHERTYPE_IPV4 = 0x0800
+_ETHERTYPE_IPV6 = 0x86DD
 _ETHERTYPE_VLAN = 0x8100
 # Where the EtherType sits and where the network packet starts, for the framed link types.
 _FRAMING = {LINKTYPE_ETHERNET: (12, 14), LINKTYPE_LINUX_SLL: (14, 16), LINKTYPE_LINUX_SLL2: (0, 20)}
-SUPPORTED_LINKTYPES = (LINKTYPE_RAW, LINKTYPE_IPV4, LINKTYPE_ETHERNET, LINKTYPE_LINUX_SLL, LINKTYPE_LINUX_SLL2)
+SUPPORTED_LINKTYPES = (LINKTYPE_RAW, LINKTYPE_IPV4, LINKTYPE_IPV6, LINKTYPE_ETHERNET, LINKTYPE_LINUX_SLL,
+                       LINKTYPE_LINUX_SLL2)  # fmt: skip
 
 
 def register(subparsers) -> None:
@@ -41,7 +44,7 @@ def run(args) -> int:
     blob = read_capture_file(args.file)
     linktype, records = read_records(blob)
     if linktype not in SUPPORTED_LINKTYPES:
-        raise CliError(f"{args.file}: link type {linktype} is not supported (raw IPv4, Ethernet, Linux cooked v1 and v2)")
+        raise CliError(f"{args.file}: link type {linktype} is not supported (raw IP, Ethernet, Linux cooked v1 and v2)")
     output = sys.stdout
     count = captured_bytes = bad_checksums = 0
     for record in records:
@@ -75,7 +78,7 @@ def decode_line(linktype: int, data: bytes) -> str:
         if ethertype == _ETHERTYPE_VLAN and len(data) >= start + 4:  # one 802.1Q tag
             ethertype = struct.unpack_from("!H", data, start + 2)[0]
             start += 4
-        if ethertype != _ETHERTYPE_IPV4:
-            return f"ethertype 0x{ethertype:04x}, length {len(data)} (not IPv4)"
+        if ethertype not in (_ETHERTYPE_IPV4, _ETHERTYPE_IPV6):
+            return f"ethertype 0x{ethertype:04x}, length {len(data)} (not IP)"
         data = data[start:]
     return format_packet(data)

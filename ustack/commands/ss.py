@@ -23,22 +23,17 @@ import json
 import sys
 
 from ..control import run_directory, survey
+from ..tcp.state import State
 from .errors import CliError
 
-# RFC 9293 names (the core's) -> the names Linux's ss prints.
-LINUX_STATE_NAMES = {
-    "LISTEN": "LISTEN",
-    "SYN-SENT": "SYN-SENT",
-    "SYN-RECEIVED": "SYN-RECV",
-    "ESTABLISHED": "ESTAB",
-    "FIN-WAIT-1": "FIN-WAIT-1",
-    "FIN-WAIT-2": "FIN-WAIT-2",
-    "CLOSE-WAIT": "CLOSE-WAIT",
-    "CLOSING": "CLOSING",
-    "LAST-ACK": "LAST-ACK",
-    "TIME-WAIT": "TIME-WAIT",
-    "CLOSED": "CLOSED",
-}
+# Where Linux's ss spells a state differently from RFC 9293 (the State's value); the others agree.
+_LINUX_SPELLING = {State.SYN_RECEIVED: "SYN-RECV", State.ESTABLISHED: "ESTAB"}
+
+
+def linux_state_name(state: State) -> str:
+    return _LINUX_SPELLING.get(state, state.value)
+
+
 HEADER = ("State", "Recv-Q", "Send-Q", "Local Address:Port", "Peer Address:Port", "Process")
 
 
@@ -58,10 +53,11 @@ def _state_filter(text: str) -> str:
     import argparse
 
     wanted = text.strip().upper().replace("_", "-")
-    for rfc_name, linux_name in LINUX_STATE_NAMES.items():
-        if wanted in (rfc_name, linux_name):
-            return linux_name
-    raise argparse.ArgumentTypeError(f"unknown state {text!r} (one of: {', '.join(LINUX_STATE_NAMES.values()).lower()})")
+    for state in State:
+        if wanted in (state.value, linux_state_name(state)):
+            return linux_state_name(state)
+    names = ", ".join(linux_state_name(state) for state in State).lower()
+    raise argparse.ArgumentTypeError(f"unknown state {text!r} (one of: {names})")
 
 
 def run(args) -> int:
@@ -96,11 +92,16 @@ def run(args) -> int:
 # One connection as a row
 # --------------------------------------------------------------------------------------------
 def describe(connection: dict, answer: dict) -> dict:
-    state = str(connection.get("state", "?"))
-    linux_state = LINUX_STATE_NAMES.get(state.upper().replace("_", "-"), state)
+    text = str(connection.get("state", "?"))  # the State's value, as the control socket sends it
+    try:
+        state: State | None = State(text.upper().replace("_", "-"))
+    except ValueError:
+        state = None  # a newer or older ustack: show what it said
+    linux_state = text if state is None else linux_state_name(state)
     local = _endpoint(connection, "local")
     remote = _endpoint(connection, "remote")
-    if linux_state == "LISTEN" or remote is None:  # a listener has no peer: ss prints a wildcard
+    listening = state is State.LISTEN
+    if listening or remote is None:  # a listener has no peer: ss prints a wildcard
         remote = "0.0.0.0:*"
     process = f"{answer.get('program') or 'ustack'} (pid {answer.get('pid', '?')})"
     recv_q = _first(connection, "receive_queue", "recv_q", default=0)
@@ -108,7 +109,7 @@ def describe(connection: dict, answer: dict) -> dict:
     return {
         "linux_state": linux_state,
         "cells": (linux_state, str(recv_q), str(send_q), local or "*:*", remote, process),
-        "info": "" if linux_state == "LISTEN" else info_text(connection, answer.get("now")),
+        "info": "" if listening else info_text(connection, answer.get("now")),
         "json": {**connection, "linux_state": linux_state, "pid": answer.get("pid"),
                  "program": answer.get("program")},
     }

@@ -71,7 +71,7 @@ from ustack.tcp.config import TcpConfig
 from ustack.tcp.connection import Connection
 from ustack.tcp.isn import IsnGenerator
 from ustack.tcp.listener import Listener
-from ustack.tcp.state import CLOSED, TIME_WAIT
+from ustack.tcp.state import CLOSED, LISTEN, TIME_WAIT
 from ustack.wire import IcmpMessage, TcpSegment, WireError, build_icmp_packet, build_tcp_packet, parse_packet
 from ustack.wire.ipv4 import IPV4_HEADER_LENGTH, address_value
 from ustack.wire.tcp import ACK, RST
@@ -459,7 +459,7 @@ class Driver:
         if isinstance(action, SetSysctl):
             apply_sysctl(action.name, action.value, self.overrides)
         elif isinstance(action, CountStates):
-            if action.state == "CLOSED":
+            if action.state is CLOSED:
                 # The host forgets a CLOSED connection at once; its socket, and a socket that never
                 # had a connection, still shows as CLOSED.
                 count = sum(
@@ -474,10 +474,10 @@ class Driver:
                 count = sum(
                     1
                     for (_, port, _, _), connection in self.stack.connections.items()
-                    if connection.state.value == action.state and (action.port is None or port == action.port)
+                    if connection.state is action.state and (action.port is None or port == action.port)
                 )
             if count != action.count:
-                reason = f"{count} connections in {action.state} where the script expects {action.count}"
+                reason = f"{count} connections in {action.state.value} where the script expects {action.count}"
                 raise ScriptFailed(event.line, "state", reason)
         elif isinstance(action, DropTimeWait):
             # tcpdrop: ABORT in TIME-WAIT deletes the TCB without a reset (RFC 9293 3.10.5).
@@ -492,13 +492,13 @@ class Driver:
         connection = self.connection_at(port)
         if isinstance(check, AssertState):
             if connection is not None:
-                state = connection.state.value
+                state = connection.state
             elif (0, port) in self.stack.listeners:
-                state = "LISTEN"
+                state = LISTEN
             else:
-                state = "CLOSED"
-            if state != check.state:
-                reason = f"the connection is in {state} where the script expects {check.state}"
+                state = CLOSED
+            if state is not check.state:
+                reason = f"the connection is in {state.value} where the script expects {check.state.value}"
                 raise ScriptFailed(event.line, "state", reason)
         elif isinstance(check, AssertOptions):
             bits = 0  # FreeBSD's TCPI_OPT_* bits of what the SYNs negotiated (shell.TCPI_OPTION_BITS)

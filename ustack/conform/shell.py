@@ -23,6 +23,7 @@ import re
 from typing import NamedTuple
 
 from ustack.conform.profile import Unsupported
+from ustack.tcp.state import State
 
 
 class SetSysctl(NamedTuple):
@@ -33,7 +34,7 @@ class SetSysctl(NamedTuple):
 class CountStates(NamedTuple):
     """sockstat | grep -c STATE | grep N: exactly `count` connections are in `state`."""
 
-    state: str  # ustack's State value, e.g. "TIME-WAIT"
+    state: State
     count: int
     port: int | None  # only connections with this local port (sockstat -p)
 
@@ -43,7 +44,7 @@ class DropTimeWait(NamedTuple):
 
 
 class AssertState(NamedTuple):
-    state: str  # ustack's State value
+    state: State
 
 
 class AssertOptions(NamedTuple):
@@ -52,21 +53,9 @@ class AssertOptions(NamedTuple):
     bits: int
 
 
-# FreeBSD's sockstat and tcp_info state names -> ustack's State values.
-FREEBSD_STATE_NAMES = {
-    "CLOSED": "CLOSED",
-    "LISTEN": "LISTEN",
-    "SYN_SENT": "SYN-SENT",
-    "SYN_RCVD": "SYN-RECEIVED",
-    "SYN_RECEIVED": "SYN-RECEIVED",
-    "ESTABLISHED": "ESTABLISHED",
-    "CLOSE_WAIT": "CLOSE-WAIT",
-    "FIN_WAIT_1": "FIN-WAIT-1",
-    "CLOSING": "CLOSING",
-    "LAST_ACK": "LAST-ACK",
-    "FIN_WAIT_2": "FIN-WAIT-2",
-    "TIME_WAIT": "TIME-WAIT",
-}
+# FreeBSD's sockstat and tcp_info state names -> ustack's State. FreeBSD spells them as the enum's
+# member names (SYN_SENT, TIME_WAIT), and sockstat also as SYN_RCVD.
+FREEBSD_STATE_NAMES = {state.name: state for state in State} | {"SYN_RCVD": State.SYN_RECEIVED}
 
 # FreeBSD's netinet/tcp.h values of tcpi_options.
 TCPI_OPTION_BITS = {

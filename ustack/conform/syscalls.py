@@ -31,6 +31,7 @@ from ustack.conform.profile import FREEBSD_RECEIVE_BUFFER_ROUNDING, SOCKET_OPTIO
 from ustack.conform.script import ArrayExpr, BinaryExpr, EllipsisExpr, IntExpr, NameExpr, StructExpr, SyscallEvent
 from ustack.tcp.config import LIVE_SETTINGS
 from ustack.tcp.errors import TcpCallError
+from ustack.tcp.state import State
 
 # FreeBSD's values for the constants the scripts use (sys/fcntl.h, sys/socket.h, netinet/in.h).
 CONSTANTS = {
@@ -233,7 +234,7 @@ class SocketTable:
         config = self.host.make_config(socket)
         size = socket.options.get("SO_RCVBUF", self.host.receive_space)
         connection = socket.connection
-        mss_known = connection is not None and connection.state.value not in ("CLOSED", "SYN-SENT")
+        mss_known = connection is not None and connection.state not in (State.CLOSED, State.SYN_SENT)
         if FREEBSD_RECEIVE_BUFFER_ROUNDING and mss_known:
             return freebsd_receive_buffer(size, config.mss)
         return size
@@ -284,8 +285,8 @@ class SocketTable:
     def _connect(self, args, now) -> Outcome | Blocked:
         socket = self.open_socket(args[0])
         if socket.connection is not None:
-            state = socket.connection.state.value
-            return Outcome(-1, "EALREADY" if state in ("SYN-SENT", "SYN-RECEIVED") else "EISCONN")
+            state = socket.connection.state
+            return Outcome(-1, "EALREADY" if state in (State.SYN_SENT, State.SYN_RECEIVED) else "EISCONN")
         socket.connection = self.host.open_active(socket, self.host.make_config(socket), now)
 
         def attempt(now: float) -> Outcome | None:
@@ -293,7 +294,7 @@ class SocketTable:
             if connection.error is not None:
                 socket.reported_error = True
                 return Outcome(-1, errno_name(connection.error.errno))
-            if connection.state.value in ("SYN-SENT", "SYN-RECEIVED"):
+            if connection.state in (State.SYN_SENT, State.SYN_RECEIVED):
                 return None
             return Outcome(0)
 
@@ -324,7 +325,7 @@ class SocketTable:
             error = self._take_error(socket)
             if error:
                 return Outcome(-1, error)
-            if connection.state.value == "CLOSED":
+            if connection.state is State.CLOSED:
                 return Outcome(0)
             return None
 
@@ -385,14 +386,14 @@ class SocketTable:
             if socket.listener.accept_queue:
                 revents |= CONSTANTS["POLLIN"]
         elif connection is not None:
-            state = connection.state.value
+            state = connection.state
             if connection.readable or connection.at_eof:
                 revents |= CONSTANTS["POLLIN"] | CONSTANTS["POLLRDNORM"]
-            if state in ("ESTABLISHED", "CLOSE-WAIT") and connection.send_space > 0:
+            if state in (State.ESTABLISHED, State.CLOSE_WAIT) and connection.send_space > 0:
                 revents |= CONSTANTS["POLLOUT"]
             if connection.error is not None:
                 revents |= CONSTANTS["POLLERR"]
-            if state == "CLOSED" or (connection.at_eof and state in ("LAST-ACK", "TIME-WAIT", "CLOSING")):
+            if state is State.CLOSED or (connection.at_eof and state in (State.LAST_ACK, State.TIME_WAIT, State.CLOSING)):
                 revents |= CONSTANTS["POLLHUP"]
         always = CONSTANTS["POLLERR"] | CONSTANTS["POLLHUP"] | CONSTANTS["POLLNVAL"]
         return revents & (events | always)
@@ -414,7 +415,7 @@ class SocketTable:
         if socket.connection is not None:
             if socket.options.get("SO_LINGER") == (1, 0):  # linger on, zero time: RST (abort)
                 socket.connection.abort(now)
-            elif socket.connection.state.value != "CLOSED":
+            elif socket.connection.state is not State.CLOSED:
                 socket.connection.close(now)
         return Outcome(0)
 

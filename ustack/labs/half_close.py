@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 
-from ..tcp import TcpConfig
+from ..tcp import State, TcpConfig
 from ..trace import LEFT, RIGHT
 from .session import LabOptions, LabSession, run_lab
 
@@ -75,7 +75,7 @@ async def _kernel_half_closes(lab: LabSession) -> None:
     lab.step("kernel: connect(); ustack accepts")
     await kernel.call("shutdown")
     lab.step("kernel: shutdown(SHUT_WR): its FIN; it will not send again but can still read")
-    await lab.wait_state(connection, "CLOSE-WAIT")
+    await lab.wait_state(connection, State.CLOSE_WAIT)
     end = await reader.read(100)
     lab.step(f"ustack: read() returns {end!r}: end of the kernel's stream; ustack is in CLOSE-WAIT")
     for number in range(1, CHUNKS + 1):
@@ -89,7 +89,7 @@ async def _kernel_half_closes(lab: LabSession) -> None:
     reply = await kernel.call("recv", CHUNKS * CHUNK, 5)
     lab.step(f"kernel: recv() in FIN-WAIT-2 reads {reply['received']} bytes")
     writer.close()
-    await lab.wait_state(connection, "CLOSED")
+    await lab.wait_state(connection, State.CLOSED)
     lab.step("ustack: close(): LAST-ACK, then CLOSED when the kernel acknowledges the FIN")
     await lab.kernel_ss("after both FINs: the kernel, which closed first, is in TIME-WAIT")
     scene.facts["data_after_fin"] = _data_after_first_fin(lab, LEFT, RIGHT)
@@ -103,7 +103,7 @@ async def _ustack_half_closes(lab: LabSession) -> None:
     kernel, reader, writer, connection, _ = await lab.ustack_connects(PORT_SWAPPED)
     lab.step(f"ustack: connect() to the kernel's port {PORT_SWAPPED}; the kernel accepts")
     writer.write_eof()
-    await lab.wait_state(connection, "FIN-WAIT-2")
+    await lab.wait_state(connection, State.FIN_WAIT_2)
     lab.step("ustack: write_eof() (shutdown): its FIN; acknowledged, ustack is in FIN-WAIT-2")
     received = 0
     for number in range(1, CHUNKS + 1):
@@ -116,10 +116,10 @@ async def _ustack_half_closes(lab: LabSession) -> None:
             await lab.ustack_ss("ustack, half-closed and receiving")
     await kernel.call("close")
     lab.step("kernel: close(): its FIN")
-    await lab.wait_state(connection, "TIME-WAIT")
+    await lab.wait_state(connection, State.TIME_WAIT)
     end = await reader.read(100)
     lab.step(f"ustack: read() returns {end!r}: end of stream; ustack, which closed first, is in TIME-WAIT")
-    await lab.wait_state(connection, "CLOSED", timeout=4 * MSL + 5)
+    await lab.wait_state(connection, State.CLOSED, timeout=4 * MSL + 5)
     scene.facts["data_after_fin"] = _data_after_first_fin(lab, RIGHT, LEFT)
     scene.facts["ustack_received"] = received
     lab.cut()
@@ -143,7 +143,7 @@ async def _netcat_half_closes(lab: LabSession) -> None:
     lab.step(f"ustack: answers {answer.strip()!r} in CLOSE-WAIT, then closes")
     result = await netcat
     lab.step(f"kernel: nc prints {result.stdout.strip()!r} and exits with status {result.returncode}")
-    await lab.wait_state(connection, "CLOSED")
+    await lab.wait_state(connection, State.CLOSED)
     scene.facts.update(netcat_output=result.stdout, netcat_status=result.returncode,
                        data_after_fin=_data_after_first_fin(lab, LEFT, RIGHT))
     lab.cut()

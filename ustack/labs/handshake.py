@@ -8,7 +8,7 @@ kernel closes second (CLOSE-WAIT, LAST-ACK). TIME-WAIT lasts 2*MSL with MSL = 0.
 
 from __future__ import annotations
 
-from ..tcp import TcpConfig
+from ..tcp import State, TcpConfig
 from .common import sequence_arithmetic
 from .session import LabOptions, LabSession, run_lab
 
@@ -56,7 +56,7 @@ async def scenario(lab: LabSession) -> str:
     reply = await kernel.call("connect", lab.ustack_address, PORT)
     lab.step(f"kernel: connect() from {reply['local']} returns: the handshake is complete on the kernel side")
     reader, writer, connection = await server.next()
-    await lab.wait_state(connection, "ESTABLISHED")
+    await lab.wait_state(connection, State.ESTABLISHED)
     lab.step("ustack: the connection is ESTABLISHED and accepted")
     await lab.kernel_ss("with the connection open")
 
@@ -66,15 +66,15 @@ async def scenario(lab: LabSession) -> str:
 
     writer.close()
     lab.step("ustack: close(): the active close, FIN first")
-    await lab.wait_state(connection, "FIN-WAIT-2")
+    await lab.wait_state(connection, State.FIN_WAIT_2)
     await lab.kernel_ss("after ustack's FIN was acknowledged (the kernel has not closed yet)")
     reply = await kernel.call("recv", 100)
     lab.step(f"kernel: recv() returns {reply['received']} bytes: end of stream")
     await kernel.call("close")
     lab.step("kernel: close(): its FIN")
-    await lab.wait_state(connection, "TIME-WAIT")
+    await lab.wait_state(connection, State.TIME_WAIT)
     await lab.ustack_ss("with ustack in TIME-WAIT")
-    await lab.wait_state(connection, "CLOSED", timeout=4 * MSL + 5)
+    await lab.wait_state(connection, State.CLOSED, timeout=4 * MSL + 5)
     lab.step(f"ustack: TIME-WAIT ends after 2*MSL = {2 * MSL} s: CLOSED, the connection is forgotten")
 
     ladder = lab.ladder()

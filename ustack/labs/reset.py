@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections import Counter
 
-from ..tcp import TcpConfig
+from ..tcp import State, TcpConfig
 from ..trace import LEFT, RIGHT
 from ..wire.tcp import RST
 from .session import LabOptions, LabSession, run_lab
@@ -94,7 +94,7 @@ async def _ustack_aborts(lab: LabSession) -> None:
     lab.step("kernel: send(b'request'), which ustack never reads")
     writer.transport.abort()
     lab.step("ustack: transport.abort(): RST instead of FIN, unsent and unread data thrown away")
-    await lab.wait_state(connection, "CLOSED")
+    await lab.wait_state(connection, State.CLOSED)
     reply = await kernel.call("recv", 100, check=False)
     lab.step(f"kernel: recv() fails: {reply.get('error')} ({reply.get('text')})")
     await lab.kernel_ss("after the RST: the kernel's socket is closed, nothing left")
@@ -111,7 +111,7 @@ async def _kernel_aborts(lab: LabSession) -> None:
     await lab.kernel_ss("before the abort")
     await kernel.call("abort")
     lab.step("kernel: setsockopt(SO_LINGER, on, 0 s) and close(): RST")
-    await lab.wait_state(connection, "CLOSED")
+    await lab.wait_state(connection, State.CLOSED)
     try:
         await reader.read(100)
         outcome = "no error"

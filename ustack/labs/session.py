@@ -41,7 +41,7 @@ from ..link import FaultInjector
 from ..netns import Namespace, stop_process
 from ..network import KERNEL_ADDRESS, TUN_NAME, USTACK_ADDRESS, NetworkSettings, UstackNetwork
 from ..stack import Stack
-from ..tcp import TcpConfig
+from ..tcp import State, TcpConfig
 from ..trace import LadderRecorder, render_svg, render_text
 from ..wire.ipv4 import address_value
 from .result import LabResult, Scene, SsSnapshot
@@ -216,8 +216,8 @@ class LabSession:
         except (asyncio.TimeoutError, TimeoutError):
             raise LabError(f"timed out after {timeout} s waiting for {what}") from None
 
-    async def wait_state(self, connection, state: str, timeout: float = WAIT_TIMEOUT) -> None:
-        await self.wait_for(lambda: connection.state.value == state, f"ustack's connection to reach {state} "
+    async def wait_state(self, connection, state: State, timeout: float = WAIT_TIMEOUT) -> None:
+        await self.wait_for(lambda: connection.state is state, f"ustack's connection to reach {state.value} "
                             f"(it is {connection.state.value})", timeout)
 
     def poke(self, connection) -> None:

@@ -10,7 +10,7 @@ own, which is exactly what a simultaneous close is.
 
 from __future__ import annotations
 
-from ..tcp import TcpConfig
+from ..tcp import State, TcpConfig
 from .common import sequence_arithmetic, tcp_to_port
 from .session import LabOptions, LabSession, run_lab
 
@@ -50,7 +50,7 @@ async def scenario(lab: LabSession) -> str:
     lab.step(f"ustack: TcpConfig(min_rto={RTO_FLOOR}): no retransmission while the lab holds segments either")
     scene = lab.scene("Both sides close before either FIN arrives", port=PORT)
     kernel, _, writer, connection, _ = await lab.kernel_connects(PORT)
-    await lab.wait_state(connection, "ESTABLISHED")
+    await lab.wait_state(connection, State.ESTABLISHED)
     lab.step("kernel: connect(); ustack accepts: ESTABLISHED on both sides")
 
     lab.hold(tcp_to_port(PORT))
@@ -59,21 +59,21 @@ async def scenario(lab: LabSession) -> str:
     await lab.wait_held(1, "the kernel's FIN")
     lab.step("kernel: close(): its FIN is on the wire (held); the kernel is in FIN-WAIT-1")
     writer.close()
-    await lab.wait_state(connection, "FIN-WAIT-1")
+    await lab.wait_state(connection, State.FIN_WAIT_1)
     lab.step("ustack: close() before the kernel's FIN arrived: ustack's FIN crosses it")
     await lab.wait_held(2, "the kernel's ACK of ustack's FIN")
     await lab.kernel_ss("both FINs sent, the kernel has ustack's FIN: the kernel is in CLOSING")
     await lab.ustack_ss("at the same moment: ustack has not seen the kernel's FIN yet")
 
     lab.release(1)
-    await lab.wait_state(connection, "CLOSING")
+    await lab.wait_state(connection, State.CLOSING)
     lab.step("the lab: let the kernel's FIN through: it arrives in FIN-WAIT-1 without acknowledging ustack's FIN, so CLOSING")
     await lab.ustack_ss("ustack in CLOSING")
     lab.release()
-    await lab.wait_state(connection, "TIME-WAIT")
+    await lab.wait_state(connection, State.TIME_WAIT)
     lab.step("the lab: let the rest through: the kernel's ACK of ustack's FIN takes ustack to TIME-WAIT")
     await lab.kernel_ss("after ustack's ACK reached the kernel: the kernel is in TIME-WAIT too")
-    await lab.wait_state(connection, "CLOSED", timeout=4 * MSL + 5)
+    await lab.wait_state(connection, State.CLOSED, timeout=4 * MSL + 5)
     lab.step(f"ustack: CLOSED after 2*MSL = {2 * MSL} s (the kernel's TIME-WAIT lasts 60 s; the namespace goes first)")
 
     lab.note("Sequence arithmetic: neither FIN acknowledges the other FIN; the two ACKs do:")

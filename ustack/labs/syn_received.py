@@ -11,7 +11,7 @@ ustack's SYN-RECV while the kernel is already ESTABLISHED.
 from __future__ import annotations
 
 from ..link.predicates import tcp_flags_equal
-from ..tcp import TcpConfig
+from ..tcp import State, TcpConfig
 from ..trace import LEFT, RIGHT
 from ..wire.tcp import ACK, SYN
 from .common import gaps, gaps_text, sends_of, tcp_to_port
@@ -104,12 +104,12 @@ async def _ustack_is_server(lab: LabSession) -> None:
     await kernel.call("connect", lab.ustack_address, USTACK_PORT)
     lab.step("kernel: connect() returns: the kernel is ESTABLISHED, its ACK was lost on the way")
     connections = [c for c in lab.stack.all_connections() if c.local_port == USTACK_PORT]
-    await lab.wait_for(lambda: bool(connections) and connections[0].state.value == "SYN-RECEIVED",
+    await lab.wait_for(lambda: bool(connections) and connections[0].state is State.SYN_RECEIVED,
                        "ustack's connection in SYN-RECEIVED")
     await lab.ustack_ss("right after the lost ACK: ustack is still in SYN-RECEIVED")
     await lab.kernel_ss("at the same moment: the kernel is ESTABLISHED")
     _, writer, connection = await server.next()
-    await lab.wait_state(connection, "ESTABLISHED")
+    await lab.wait_state(connection, State.ESTABLISHED)
     lab.step("ustack: an ACK finally arrives; the connection is ESTABLISHED and accepted")
     await lab.ustack_ss("after the handshake completed")
     gap_values = _synack_gaps(lab, LEFT)

@@ -10,7 +10,7 @@ connection and is answered with RST.
 from __future__ import annotations
 
 from ..link.predicates import tcp_flags_equal
-from ..tcp import TcpConfig
+from ..tcp import State, TcpConfig
 from ..trace import LEFT, RIGHT
 from ..wire.tcp import ACK, FIN, RST
 from .session import LabOptions, LabSession, run_lab
@@ -62,13 +62,13 @@ async def _open_and_close_first(lab: LabSession, port: int, config: TcpConfig | 
     lab.step(f"kernel: connect() to ustack's port {port}; ustack accepts")
     writer.close()
     lab.step("ustack: close() first (the active close)")
-    await lab.wait_state(connection, "FIN-WAIT-2")
+    await lab.wait_state(connection, State.FIN_WAIT_2)
     lab.drop(tcp_flags_equal(ACK), 1, "outbound", "dropped by the lab: the last ACK")
     lab.step("the lab: drop ustack's next pure ACK (it will be the last ACK of the connection)")
     await kernel.call("recv", 100)
     await kernel.call("close")
     lab.step("kernel: recv() sees the end of stream, close() sends its FIN")
-    await lab.wait_for(lambda: connection.state.value in ("TIME-WAIT", "CLOSED"), "ustack to reach TIME-WAIT")
+    await lab.wait_for(lambda: connection.state in (State.TIME_WAIT, State.CLOSED), "ustack to reach TIME-WAIT")
     return kernel, connection
 
 
@@ -83,7 +83,7 @@ async def _with_time_wait(lab: LabSession) -> None:
 
     def timer_moved() -> bool:
         deadline = connection.snapshot().timers.get("time_wait")
-        return connection.state.value == "CLOSED" or deadline != first_deadline
+        return connection.state is State.CLOSED or deadline != first_deadline
 
     await lab.wait_for(timer_moved, "the kernel's FIN to come again")
     second_arrival = lab.now()
@@ -94,7 +94,7 @@ async def _with_time_wait(lab: LabSession) -> None:
         lab.step(f"kernel: its FIN again ({second_arrival - entered:.3f} s later); ustack ACKs it and restarts the timer: "
                  f"due in {second_deadline - second_arrival:.3f} s, {second_deadline - first_deadline:.3f} s later than before")
     await lab.kernel_ss("after ustack answered the retransmitted FIN")
-    await lab.wait_state(connection, "CLOSED", timeout=4 * MSL + 5)
+    await lab.wait_state(connection, State.CLOSED, timeout=4 * MSL + 5)
     closed = lab.now()
     lab.step(f"ustack: TIME-WAIT over after {closed - entered:.3f} s in it: CLOSED")
 
@@ -119,7 +119,7 @@ async def _with_time_wait(lab: LabSession) -> None:
 async def _without_time_wait(lab: LabSession) -> None:
     scene = lab.scene("the same loss without TIME-WAIT (MSL 0): the retransmitted FIN meets an RST", port=PORT_WITHOUT)
     _, connection = await _open_and_close_first(lab, PORT_WITHOUT, config=TcpConfig(msl=0.0))
-    await lab.wait_state(connection, "CLOSED")
+    await lab.wait_state(connection, State.CLOSED)
     lab.step("ustack: TIME-WAIT of 0 s: the connection is forgotten at once")
     await lab.kernel_ss("right after: the kernel waits in LAST-ACK")
     await lab.wait_for(lambda: any(a.from_side == LEFT and a.flags & RST for a in lab.ladder().arrows),

@@ -18,8 +18,14 @@ loop reaches it: the runtime does
 
     for packet in link.receive_batch(now):    # this line of the trace starts here
         stack.receive(packet, now)
-        for change in state_changes:          # ... and these land on it
-            tracer.annotate(f"{change.old} -> {change.new}")
+        report the stack's events            # ... and the state changes among them land on it
+
+State changes reach the tracer the way they reach every other observer of the runtime: register
+its `observe` method, which annotates each StateChanged event ("LISTEN -> SYN-RECEIVED"):
+
+    tracer = Tracer(link)
+    astack = AsyncStack(stack, tracer)
+    astack.add_observer(tracer.observe)
 
 Keep the Tracer outermost in a chain, so no other middleware iterates the batch first.
 
@@ -32,8 +38,9 @@ from __future__ import annotations
 import struct
 import sys
 from collections import deque
-from typing import Callable, Iterable, TextIO
+from typing import Any, Callable, Iterable, TextIO
 
+from ..tcp.events import StateChanged
 from .base import Link, Middleware
 
 Formatter = Callable[[bytes], str]
@@ -110,6 +117,12 @@ class Tracer(Middleware):
             self._emit(" " * 13 + text)  # nothing to attach to: a line of its own
         else:
             self._line += "  " + text
+
+    def observe(self, now: float, kind: str, item: Any) -> None:
+        """An observer for AsyncStack.add_observer: each state change of a connection becomes an
+        annotation. Packets are ignored here: the tracer sees them as a link already."""
+        if kind == "event" and isinstance(item.event, StateChanged):
+            self.annotate(f"{item.event.old} -> {item.event.new}")
 
     def flush(self) -> None:
         self._announce_all()

@@ -228,6 +228,22 @@ class Connection(SegmentArrival, AcknowledgementProcessing, SegmentOutput, Timer
         connection._set_state(LISTEN, "passive OPEN")
         return connection
 
+    @classmethod
+    def open_from_cookie(
+        cls, config: TcpConfig, local_address: int, local_port: int, remote_address: int, syn, iss: int, now: float,
+        listener=None,
+    ) -> Connection:
+        """A passive open whose SYN was answered with a SYN cookie (RFC 4987 3.6; syn_cookies.py),
+        rebuilt when the cookie came back: the SYN as the cookie remembered it takes a passive
+        OPEN to SYN-RECEIVED, and our SYN-ACK with ISN `iss` counts as sent. The caller then hands
+        it the ACK that returned the cookie, which completes the handshake as for any other."""
+        connection = cls.open_passive(config, local_address, local_port, iss, now, remote_address=remote_address,
+                                      remote_port=syn.src_port, listener=listener)
+        connection.receive(syn, now)
+        connection.transmit(now)  # the SYN-ACK: already sent, with the cookie, by the listener
+        connection._timed_seq = None  # that SYN-ACK was not sent at `now`: no RTT sample from it
+        return connection
+
     def _new_rtt_estimator(self) -> RttEstimator:
         config = self.config
         return RttEstimator(config.initial_rto, config.min_rto, config.max_rto, slop=config.rto_slop)

@@ -20,7 +20,8 @@ Why not start every connection at 0, or at a global counter? Two reasons.
    clock (reason 1), but an attacker cannot learn one tuple's offset from another's.
 
 Here F is BLAKE2b keyed with a per-stack random secret (RFC 6528 section 3 asks for a secret of
-at least 128 bits, chosen at boot or randomly, and a cryptographic hash).
+at least 128 bits, chosen at boot or randomly, and a cryptographic hash). `keyed_hash` is that F,
+the one keyed hash of the TCP core: SYN cookies (syn_cookies.py) take their MAC from it too.
 """
 
 import hashlib
@@ -29,6 +30,34 @@ import secrets
 from ustack.tcp.seq import SEQ_MASK
 
 TICKS_PER_SECOND = 250_000  # one tick every 4 microseconds (RFC 9293 3.4.1, RFC 6528 3)
+SECRET_SIZE = 32  # bytes of a random key: 256 bits, twice RFC 6528's minimum
+
+
+def check_secret(secret: bytes | None) -> bytes:
+    """A usable hash key: `secret` itself (1..64 bytes), or SECRET_SIZE random bytes if None."""
+    if secret is None:
+        return secrets.token_bytes(SECRET_SIZE)
+    if not 1 <= len(secret) <= hashlib.blake2b.MAX_KEY_SIZE:
+        raise ValueError(f"a hash secret must be 1..64 bytes long, got {len(secret)}")
+    return bytes(secret)
+
+
+def pack_four_tuple(local_address: int, local_port: int, remote_address: int, remote_port: int) -> bytes:
+    """The 4-tuple as hash input. Addresses take 16 bytes each, so that IPv6 addresses (ints up to
+    2**128) would hash the same way."""
+    return (
+        local_address.to_bytes(16, "big")
+        + local_port.to_bytes(2, "big")
+        + remote_address.to_bytes(16, "big")
+        + remote_port.to_bytes(2, "big")
+    )
+
+
+def keyed_hash(secret: bytes, data: bytes, size: int = 4) -> int:
+    """F of RFC 6528 section 3: a cryptographic hash of `data` keyed with `secret`, as an unsigned
+    integer of `size` bytes. Without the secret its output cannot be predicted, nor the secret
+    learnt from outputs."""
+    return int.from_bytes(hashlib.blake2b(data, digest_size=size, key=secret).digest(), "big")
 
 
 class IsnGenerator:
@@ -40,11 +69,7 @@ class IsnGenerator:
     """
 
     def __init__(self, secret: bytes | None = None, fixed_isn: int | None = None):
-        if secret is None:
-            secret = secrets.token_bytes(32)
-        if not 1 <= len(secret) <= hashlib.blake2b.MAX_KEY_SIZE:
-            raise ValueError(f"the ISN secret must be 1..64 bytes long, got {len(secret)}")
-        self._secret = bytes(secret)
+        self._secret = check_secret(secret)
         self.fixed_isn = None if fixed_isn is None else fixed_isn & SEQ_MASK
 
     def generate(
@@ -55,17 +80,9 @@ class IsnGenerator:
             return self.fixed_isn
         # M: the 4-microsecond clock (RFC 6528 section 3).
         ticks = int(now * TICKS_PER_SECOND)
-        # F: a keyed hash of the 4-tuple. Addresses are packed in 16 bytes so that IPv6 addresses
-        # (ints up to 2**128) would hash the same way.
-        four_tuple = (
-            local_address.to_bytes(16, "big")
-            + local_port.to_bytes(2, "big")
-            + remote_address.to_bytes(16, "big")
-            + remote_port.to_bytes(2, "big")
-        )
-        digest = hashlib.blake2b(four_tuple, digest_size=4, key=self._secret).digest()
-        offset = int.from_bytes(digest, "big")
-        return (ticks + offset) & SEQ_MASK
+        # F: a keyed hash of the 4-tuple.
+        four_tuple = pack_four_tuple(local_address, local_port, remote_address, remote_port)
+        return (ticks + keyed_hash(self._secret, four_tuple)) & SEQ_MASK
 
     def __repr__(self) -> str:
         # Never show the secret: it is what keeps the ISNs unpredictable.

@@ -5,8 +5,10 @@ wants more: many connections on one port. The Listener keeps that LISTEN TCB's j
 SYN, makes a fresh Connection by a passive OPEN and hands it the SYN (so that connection's story
 starts CLOSED -> LISTEN -> SYN-RECEIVED like any other). Handshakes in progress sit in the SYN
 queue; completed ones wait in the accept queue until the application accepts them. Both queues
-are bounded; a SYN beyond the SYN queue, or one arriving while the accept queue is full, is
-dropped and counted (the client will retry), as Linux does without SYN cookies.
+are bounded. A SYN arriving while the accept queue is full is dropped and counted (the client will
+retry). One beyond a full SYN queue is answered with a SYN cookie (RFC 4987 3.6, syn_cookies.py)
+and the listener keeps nothing for it, or, with TcpConfig.syncookies "off", dropped and counted
+as Linux does without cookies; "always" answers every SYN with a cookie.
 
 Replies the listener itself owes (an RST for a stray ACK, RFC 9293 3.10.7.2) come out of
 `transmit(now)` as (remote_address, segment) pairs; the stack may equally answer segments for
@@ -21,7 +23,10 @@ from ustack.tcp.config import TcpConfig
 from ustack.tcp.connection import Connection
 from ustack.tcp.events import StateChanged
 from ustack.tcp.isn import IsnGenerator
+from ustack.tcp.options import Negotiated
 from ustack.tcp.reset import reset_for_unmatched
+from ustack.tcp.seq import seq_add
+from ustack.tcp.syn_cookies import MAX_AGE_SLOTS, SLOT_SECONDS, SynCookies, cookie_syn_ack, rebuilt_syn
 from ustack.tcp.state import CLOSED, LISTEN, SYN_RECEIVED, State, check_transition
 from ustack.wire.tcp import ACK, FIN, RST, SYN, TcpSegment
 
@@ -35,6 +40,7 @@ class Listener:
         backlog: int = 128,
         syn_queue_size: int = 128,
         isn_generator: IsnGenerator | None = None,
+        syn_cookies: SynCookies | None = None,
         max_connections: int | None = None,
     ):
         if backlog < 1 or syn_queue_size < 1:
@@ -42,8 +48,8 @@ class Listener:
         if max_connections is not None and max_connections < 1:
             raise ValueError("max_connections must be at least 1 or None")
         # The most connections born of this listener that may exist at once, in any state (a
-        # server's limit on clients); None: only the stack's own limit applies. The stack keeps
-        # open_connections: it knows when a connection is gone for good.
+        # server's limit on clients); None: only the stack's own limit applies. The stack counts
+        # open_connections: it registers each connection and knows when it is gone for good.
         self.max_connections = max_connections
         self.open_connections = 0
         self.config = config
@@ -56,6 +62,11 @@ class Listener:
         self.accept_queue: deque[Connection] = deque()  # established, not yet accepted
         self.state = CLOSED
         self.drops: Counter[str] = Counter()
+        # SYN flood defence (RFC 4987): syn_queue_overflows, syncookies_sent, syncookies_validated,
+        # syncookies_failed (each failure is also a drop by its reason).
+        self.counters: Counter[str] = Counter()
+        self.syn_cookies = syn_cookies or SynCookies()  # the stack's, shared by its listeners
+        self._last_cookie_sent: float | None = None
         self._events: list = []
         self._replies: list[tuple[int, TcpSegment]] = []
         self._set_state(LISTEN, "passive OPEN")
@@ -84,20 +95,30 @@ class Listener:
             self.drops["rst_in_listen"] += 1
             return None
         if flags & ACK:
+            if not flags & SYN and self._cookies_may_return(now):
+                return self._cookie_returns(remote_address, segment, now)
             self.drops["ack_in_listen"] += 1
             self._replies.append((remote_address, reset_for_unmatched(segment)))
             return None
         if not flags & SYN:
             self.drops["no_syn_in_listen"] += 1
             return None
-        if self.max_connections is not None and self.open_connections >= self.max_connections:
+        if self._at_connection_limit():
             self.drops["listener_connection_limit"] += 1  # the client will retry its SYN
             return None
-        if len(self.syn_queue) >= self.syn_queue_size:
-            self.drops["syn_queue_full"] += 1
-            return None
+        mode = self.config.syncookies
+        want_cookie = mode == "always"
+        if not want_cookie and len(self.syn_queue) >= self.syn_queue_size:
+            self.counters["syn_queue_overflows"] += 1
+            if mode == "off":
+                self.drops["syn_queue_full"] += 1
+                return None
+            want_cookie = True
         if len(self.accept_queue) >= self.backlog:
             self.drops["accept_queue_full"] += 1
+            return None
+        if want_cookie:
+            self._answer_with_cookie(remote_address, segment, now)
             return None
         iss = self.isn_generator.generate(
             self.local_address, self.local_port, remote_address, segment.src_port, now
@@ -110,7 +131,6 @@ class Listener:
         if child.state is not SYN_RECEIVED:
             return None
         self.syn_queue.append(child)
-        self.open_connections += 1
         return child
 
     def accept(self) -> Connection | None:
@@ -142,6 +162,57 @@ class Listener:
             child.abort(now)
         self.syn_queue.clear()
         self.accept_queue.clear()
+
+    # --- SYN cookies (RFC 4987 3.6; the cookie itself is syn_cookies.py's) ---
+    def _answer_with_cookie(self, remote_address: int, syn: TcpSegment, now: float) -> None:
+        """A SYN-ACK whose ISN is a cookie, and no state kept for the SYN."""
+        if syn.payload:
+            self.drops["data_on_syn"] += 1  # not kept, as without cookies; the peer sends it again
+        peer_mss = Negotiated(self.config, syn.options).peer_mss
+        cookie = self.syn_cookies.make(self.local_address, self.local_port, remote_address, syn.src_port,
+                                       syn.seq, peer_mss, now)
+        self._replies.append((remote_address, cookie_syn_ack(self.config, syn, cookie, now)))
+        self.counters["syncookies_sent"] += 1
+        self._last_cookie_sent = now
+
+    def _cookies_may_return(self, now: float) -> bool:
+        """Is a returning cookie possible? Only if we sent one no longer ago than a cookie lives
+        (Linux likewise checks cookies only after a recent SYN queue overflow): otherwise a stray
+        ACK is just that, answered with a reset."""
+        if self.config.syncookies == "off" or self._last_cookie_sent is None:
+            return False
+        return now - self._last_cookie_sent <= (MAX_AGE_SLOTS + 1) * SLOT_SECONDS
+
+    def _cookie_returns(self, remote_address: int, ack: TcpSegment, now: float) -> Connection | None:
+        """An ACK that may carry a cookie back (SEG.ACK = cookie + 1). Returns the connection
+        rebuilt from it, ESTABLISHED; None when the ACK is dropped: with no reply when the accept
+        queue is full (the peer retransmits), with a reset, as for any stray ACK in LISTEN (RFC
+        9293 3.10.7.2), when it carries no cookie of ours (counted by reason)."""
+        cookie, peer_isn = seq_add(ack.ack, -1), seq_add(ack.seq, -1)
+        result = self.syn_cookies.check(self.local_address, self.local_port, remote_address, ack.src_port,
+                                        peer_isn, cookie, now)
+        syn, failure = None, result.failure
+        if not failure:
+            syn, failure = rebuilt_syn(self.config, ack, result.mss)
+        if failure:
+            self.drops[failure] += 1
+            self.counters["syncookies_failed"] += 1
+            self._replies.append((remote_address, reset_for_unmatched(ack)))
+            return None
+        if len(self.accept_queue) >= self.backlog:
+            self.drops["accept_queue_full"] += 1
+            return None
+        if self._at_connection_limit():
+            self.drops["listener_connection_limit"] += 1  # no reply: the peer retransmits
+            return None
+        child = Connection.open_from_cookie(self.config, self.local_address, self.local_port, remote_address, syn,
+                                            cookie, now, listener=self)
+        child.receive(ack, now)  # SYN-RECEIVED -> ESTABLISHED, into the accept queue; then its text
+        self.counters["syncookies_validated"] += 1
+        return child
+
+    def _at_connection_limit(self) -> bool:
+        return self.max_connections is not None and self.open_connections >= self.max_connections
 
     # --- called by the children (connection.py / arrival.py) ---
     def _child_established(self, child: Connection) -> bool:

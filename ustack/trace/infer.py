@@ -41,6 +41,7 @@ from dataclasses import replace
 from typing import Iterable, NamedTuple
 
 from ustack.tcp.seq import seq_add, seq_ge, seq_le, seq_lt, seq_max
+from ustack.tcp.state import State
 from ustack.wire.ipv4 import Ipv4Header, address_text
 from ustack.wire.tcp import ACK, FIN, RST, SYN, TcpSegment
 
@@ -268,32 +269,32 @@ def mark_probable_losses(arrows: list[Arrow]) -> list[Arrow]:
 class _Side:
     """What the inference knows about one side: its state and the sequence numbers that matter."""
 
-    def __init__(self, state: str | None) -> None:
+    def __init__(self, state: State | None) -> None:
         self.state = state  # None: unknown (never drawn)
         self.syn_end: int | None = None  # one past our SYN: an ACK this high acknowledges it
         self.fin_end: int | None = None  # one past our FIN
-        self.passive = state == "LISTEN"
+        self.passive = state is State.LISTEN
         self.received_fin = False
 
 
-def _initial_states(arrows: list[Arrow]) -> tuple[list[str | None], str]:
+def _initial_states(arrows: list[Arrow]) -> tuple[list[State | None], str]:
     """Each side's state before the first segment, judged from how the connection began."""
-    states: list[str | None] = [None, None]
+    states: list[State | None] = [None, None]
     opening = arrows[0]
     if opening.flags & (SYN | ACK | RST) == SYN:
         opener, answerer = opening.from_side, other_side(opening.from_side)
-        states[opener] = "CLOSED"
+        states[opener] = State.CLOSED
         reply = next((arrow for arrow in arrows if arrow.from_side == answerer), None)
         if reply is not None and reply.flags & SYN and reply.flags & ACK:
-            states[answerer] = "LISTEN"  # it answered a SYN with SYN,ACK: it was listening
+            states[answerer] = State.LISTEN  # it answered a SYN with SYN,ACK: it was listening
         elif reply is not None and (reply.flags & RST or reply.flags & (SYN | ACK) == SYN):
-            states[answerer] = "CLOSED"  # it refused, or opened at the same time (RFC 9293 3.5)
+            states[answerer] = State.CLOSED  # it refused, or opened at the same time (RFC 9293 3.5)
         return states, "before the first segment"
     if opening.flags & SYN and opening.flags & ACK:
-        states[opening.from_side] = "SYN-RECEIVED"
-        states[other_side(opening.from_side)] = "SYN-SENT"
+        states[opening.from_side] = State.SYN_RECEIVED
+        states[other_side(opening.from_side)] = State.SYN_SENT
         return states, "assumed: the capture began after the SYN"
-    return ["ESTABLISHED", "ESTABLISHED"], "assumed: the capture began mid-connection"
+    return [State.ESTABLISHED, State.ESTABLISHED], "assumed: the capture began mid-connection"
 
 
 def infer_states(arrows: list[Arrow]) -> list[Arrow | StateMark]:
@@ -309,7 +310,7 @@ def infer_states(arrows: list[Arrow]) -> list[Arrow | StateMark]:
             items.append(StateMark(start, side, sides[side].state, True, why))
     pending: list[deque[Arrow]] = [deque(), deque()]  # sent, not yet arrived (see module docstring)
 
-    def enter(side: int, state: str, time: float, cause: str) -> None:
+    def enter(side: int, state: State, time: float, cause: str) -> None:
         if sides[side].state != state:
             sides[side].state = state
             items.append(StateMark(time, side, state, True, cause))
@@ -323,42 +324,46 @@ def infer_states(arrows: list[Arrow]) -> list[Arrow | StateMark]:
 
         A segment that arrived out of order (`in_order=False`) has only its ACK processed."""
 
-        def arrive(state: str, cause: str) -> None:
+        def arrive(state: State, cause: str) -> None:
             enter(receiver, state, time, cause + (" (assumed: the capture ends first)" if assumed else ""))
 
         side = sides[receiver]
         flags, state = segment.flags, side.state
         acks_our_syn = bool(flags & ACK) and side.syn_end is not None and seq_ge(segment.ack, side.syn_end)
         if flags & RST and in_order:
-            if state not in (None, "CLOSED", "LISTEN"):
-                back = "LISTEN" if state == "SYN-RECEIVED" and side.passive else "CLOSED"
+            if state not in (None, State.CLOSED, State.LISTEN):
+                back = State.LISTEN if state is State.SYN_RECEIVED and side.passive else State.CLOSED
                 arrive(back, "received RST")  # RFC 9293 3.10.7.3/3.10.7.4
             return
         if flags & SYN and in_order:
-            if state == "LISTEN" and not flags & ACK:
-                arrive("SYN-RECEIVED", "received SYN")
-            elif state == "SYN-SENT" and acks_our_syn:
-                arrive("ESTABLISHED", "received SYN,ACK")
-            elif state == "SYN-SENT" and not flags & ACK:
-                arrive("SYN-RECEIVED", "received SYN (simultaneous open)")
+            if state is State.LISTEN and not flags & ACK:
+                arrive(State.SYN_RECEIVED, "received SYN")
+            elif state is State.SYN_SENT and acks_our_syn:
+                arrive(State.ESTABLISHED, "received SYN,ACK")
+            elif state is State.SYN_SENT and not flags & ACK:
+                arrive(State.SYN_RECEIVED, "received SYN (simultaneous open)")
         if flags & ACK:
-            if state == "SYN-RECEIVED" and acks_our_syn:
-                arrive("ESTABLISHED", "ACK of our SYN")
+            if state is State.SYN_RECEIVED and acks_our_syn:
+                arrive(State.ESTABLISHED, "ACK of our SYN")
             if side.fin_end is not None and seq_ge(segment.ack, side.fin_end):
-                if side.state == "FIN-WAIT-1" and flags & FIN and in_order and not side.received_fin:
+                if side.state is State.FIN_WAIT_1 and flags & FIN and in_order and not side.received_fin:
                     # RFC 9293 figure 5, note 2: FIN and the ACK of ours in one segment.
                     side.received_fin = True
-                    arrive("TIME-WAIT", "received FIN and the ACK of our FIN")
+                    arrive(State.TIME_WAIT, "received FIN and the ACK of our FIN")
                     return
-                after_fin_acked = {"FIN-WAIT-1": "FIN-WAIT-2", "CLOSING": "TIME-WAIT", "LAST-ACK": "CLOSED"}
+                after_fin_acked = {
+                    State.FIN_WAIT_1: State.FIN_WAIT_2,
+                    State.CLOSING: State.TIME_WAIT,
+                    State.LAST_ACK: State.CLOSED,
+                }
                 if side.state in after_fin_acked:
                     arrive(after_fin_acked[side.state], "ACK of our FIN")
         if flags & FIN and in_order and not side.received_fin:  # FIN, handled last
             after_fin = {
-                "SYN-RECEIVED": "CLOSE-WAIT",
-                "ESTABLISHED": "CLOSE-WAIT",
-                "FIN-WAIT-1": "CLOSING",
-                "FIN-WAIT-2": "TIME-WAIT",
+                State.SYN_RECEIVED: State.CLOSE_WAIT,
+                State.ESTABLISHED: State.CLOSE_WAIT,
+                State.FIN_WAIT_1: State.CLOSING,
+                State.FIN_WAIT_2: State.TIME_WAIT,
             }
             if side.state in after_fin:
                 side.received_fin = True
@@ -386,20 +391,20 @@ def infer_states(arrows: list[Arrow]) -> list[Arrow | StateMark]:
         # What sending this segment does to its sender (RFC 9293 figure 5).
         me = sides[side]
         if arrow.flags & RST:
-            if me.state not in (None, "CLOSED"):
-                enter(side, "CLOSED", arrow.time, "sent RST")
+            if me.state not in (None, State.CLOSED):
+                enter(side, State.CLOSED, arrow.time, "sent RST")
         else:
             if arrow.flags & SYN:
                 me.syn_end = seq_add(arrow.seq, 1)
-                if not arrow.flags & ACK and me.state in (None, "CLOSED"):
-                    enter(side, "SYN-SENT", arrow.time, "sent SYN")
+                if not arrow.flags & ACK and me.state in (None, State.CLOSED):
+                    enter(side, State.SYN_SENT, arrow.time, "sent SYN")
             if arrow.flags & FIN:
                 if me.fin_end is None:
                     me.fin_end = arrow.sequence_end
-                if me.state in ("ESTABLISHED", "SYN-RECEIVED"):
-                    enter(side, "FIN-WAIT-1", arrow.time, "sent FIN")
-                elif me.state == "CLOSE-WAIT":
-                    enter(side, "LAST-ACK", arrow.time, "sent FIN")
+                if me.state in (State.ESTABLISHED, State.SYN_RECEIVED):
+                    enter(side, State.FIN_WAIT_1, arrow.time, "sent FIN")
+                elif me.state is State.CLOSE_WAIT:
+                    enter(side, State.LAST_ACK, arrow.time, "sent FIN")
         items.append(arrow)
         # Arrival at the peer.
         if arrow.kind == LOST:

@@ -77,7 +77,7 @@ def options_label(arrow: Arrow, numbering: Numbering) -> str:
 
 
 def state_label(mark: StateMark) -> str:
-    return mark.state + (INFERRED_SUFFIX if mark.inferred else "")
+    return mark.state.value + (INFERRED_SUFFIX if mark.inferred else "")
 
 
 def rows(ladder: Ladder) -> list[Arrow | tuple[StateMark | None, StateMark | None]]:

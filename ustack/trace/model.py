@@ -5,7 +5,8 @@ file through `ustack.trace.infer`, a running stack through `ustack.trace.recorde
 endpoints, the left one and the right one, and a list of items in time order:
 
 - an `Arrow` for each segment that went from one side towards the other;
-- a `StateMark` each time one side's TCP state changes (RFC 9293 3.3.2, figure 5).
+- a `StateMark` each time one side's TCP state changes (RFC 9293 3.3.2, figure 5), holding the
+  core's `State`; renderers draw its value, the RFC spelling ('SYN-RECEIVED').
 
 Sides are numbered: LEFT (0) and RIGHT (1). From a pcap, LEFT is the side that sent the first SYN
 (the active opener); from a running stack, LEFT is the stack itself.
@@ -16,6 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ustack.tcp.seq import seq_add
+from ustack.tcp.state import State
 from ustack.wire.tcp import ACK, FIN, NO_OPTIONS, SYN, TcpOptions
 
 LEFT = 0
@@ -28,36 +30,8 @@ DUPLICATE = "duplicate"  # the very same packet seen again (the network duplicat
 LOST = "lost"  # it never reached the other side: drawn ending in a cross mid-way
 KINDS = (NORMAL, RETRANSMISSION, DUPLICATE, LOST)
 
-# The eleven states of RFC 9293 3.3.2, spelled as the RFC spells them.
-STATES = (
-    "CLOSED",
-    "LISTEN",
-    "SYN-SENT",
-    "SYN-RECEIVED",
-    "ESTABLISHED",
-    "FIN-WAIT-1",
-    "FIN-WAIT-2",
-    "CLOSE-WAIT",
-    "CLOSING",
-    "LAST-ACK",
-    "TIME-WAIT",
-)
-
-
 def other_side(side: int) -> int:
     return RIGHT if side == LEFT else LEFT
-
-
-def state_name(state: object) -> str:
-    """The RFC spelling of a state given as 'SYN-SENT', 'SYN_SENT', 'syn_sent' or an enum member.
-
-    The runtime hands us whatever its state type is; the diagram always shows the RFC names.
-    """
-    text = getattr(state, "name", None) or str(state)
-    text = text.rsplit(".", 1)[-1].strip().upper().replace("_", "-")
-    if text == "SYN-RCVD":
-        text = "SYN-RECEIVED"
-    return text
 
 
 @dataclass(frozen=True)
@@ -110,7 +84,7 @@ class StateMark:
 
     time: float
     side: int
-    state: str
+    state: State
     inferred: bool = False
     cause: str = ""  # 'sent SYN', 'received FIN', 'ACK of our FIN', ...
 
@@ -150,5 +124,6 @@ class Ladder:
         return first
 
     def states_of(self, side: int) -> list[str]:
-        """The states one side went through, in order (handy in tests and summaries)."""
-        return [mark.state for mark in self.marks if mark.side == side]
+        """The states one side went through, in order, as the RFC spells them (State.value):
+        handy in tests and summaries."""
+        return [mark.state.value for mark in self.marks if mark.side == side]

@@ -32,7 +32,9 @@ from ustack.wire.errors import WireError
 from ustack.wire.ipv4 import address_text
 
 from .infer import Observation, classify, infer_states
-from .model import LEFT, RIGHT, Arrow, Endpoint, Ladder, StateMark, state_name
+from ustack.tcp.state import State
+
+from .model import LEFT, RIGHT, Arrow, Endpoint, Ladder, StateMark
 
 LOCAL = LEFT
 REMOTE = RIGHT
@@ -83,21 +85,20 @@ class LadderRecorder:
             return
         self._segments.append((side, Observation(time, ip, tcp, dropped, note)))
 
-    def on_state(self, time: float, side: int, old, new, cause: str = "") -> None:
+    def on_state(self, time: float, side: int, old: State, new: State, cause: str = "") -> None:
         """A state change reported by a stack (`side` LOCAL, or REMOTE for a second ustack).
 
         The `old` state of a side's first report is drawn at the top of the ladder, as the state
         the side was in before anything happened. A connection born from a listener reports
         CLOSED -> LISTEN when the SYN arrives; the diagram shows LISTEN at the top instead, since
         the listener was there first."""
-        old_name, new_name = state_name(old), state_name(new)
         if side not in self._reported_sides:
             self._reported_sides.add(side)
-            if (old_name, new_name) == ("CLOSED", "LISTEN"):
-                self._initial_marks.append(StateMark(time, side, "LISTEN", False, cause))
+            if (old, new) == (State.CLOSED, State.LISTEN):
+                self._initial_marks.append(StateMark(time, side, State.LISTEN, False, cause))
                 return
-            self._initial_marks.append(StateMark(time, side, old_name, False, "initial state"))
-        self._exact_marks.append((len(self._segments), StateMark(time, side, new_name, False, cause)))
+            self._initial_marks.append(StateMark(time, side, old, False, "initial state"))
+        self._exact_marks.append((len(self._segments), StateMark(time, side, new, False, cause)))
 
     def ladder(self) -> Ladder:
         """The diagram so far: exact states for the sides that reported them, inferred for the others."""

@@ -92,13 +92,13 @@ def _arrow(arrow: Arrow, y: float, numbering: Numbering) -> list[str]:
 
 def _state_box(mark: StateMark, y: float) -> list[str]:
     x = LEFT_X if mark.side == LEFT else RIGHT_X
-    width = 9 * len(mark.state) + 16
+    width = 9 * len(mark.state.value) + 16
     dash = ' stroke-dasharray="4 3"' if mark.inferred else ""
     title = f"<title>{escape(mark.cause)}</title>" if mark.cause else ""
     return [
         f'<g>{title}<rect x="{x - width / 2:.1f}" y="{y - 11:.1f}" width="{width}" height="22" rx="5" '
         f'fill="#eef4e8" stroke="#4a7a2c"{dash}/>',
-        _text(x, y + 4.5, mark.state, 13, fill="#2d5016") + "</g>",
+        _text(x, y + 4.5, mark.state.value, 13, fill="#2d5016") + "</g>",
     ]
 
 

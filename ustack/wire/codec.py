@@ -1,9 +1,12 @@
 """Bytes <-> typed packets: the Python face of the C wire layer (csrc/, through cffi).
 
-    parse_packet(packet) -> Packet                 one C call: IPv4, then TCP or ICMP, both checksums
-    build_tcp_packet(src, dst, segment) -> bytes   one C call: IP + TCP headers, options, data
-    build_icmp_packet(src, dst, message) -> bytes  one C call
+    parse_packet(packet) -> Packet                 one C call: IPv4 or IPv6 (by the version nibble),
+                                                   then TCP, ICMP or ICMPv6, with their checksums
+    build_tcp_packet(src, dst, segment) -> bytes   one C call: IP + TCP headers, options, data;
+                                                   IPv6 when src and dst are 16-byte addresses
+    build_icmp_packet(src, dst, message) -> bytes  one C call (build_icmp6_packet for ICMPv6)
     build_ipv4_packet(header, payload) -> bytes    any other payload (fragments, UDP, test packets)
+    build_ipv6_packet(header, payload) -> bytes    the same for IPv6 (extension headers in payload)
     tcp_options_length(options) -> int             the option bytes a segment will carry
 
 How it stays fast (the stack calls these for every packet): `bytes` go straight to the C
@@ -22,22 +25,27 @@ from typing import NamedTuple
 from ._wire import ffi, lib
 from .errors import WireError
 from .icmp import DESTINATION_UNREACHABLE, IcmpMessage, QuotedTcp
+from .icmpv6 import PACKET_TOO_BIG, PARAMETER_PROBLEM, Icmpv6Message
 from .ipv4 import Ipv4Header
+from .ipv6 import IPV6_HEADER_LENGTH, Ipv6Header
 from .reasons import BUILD_BAD_FIELD, REASON_NAMES
 from .tcp import NO_OPTIONS, TcpOptions, TcpSegment
 
 
 class Packet(NamedTuple):
-    """One validated IPv4 packet.
+    """One validated IPv4 or IPv6 packet.
 
-    `tcp` or `icmp` is set for an unfragmented TCP or ICMP packet, and `payload` is then the TCP
-    data or the ICMP data. For a fragment or another protocol both are None and `payload` is the
-    whole IP payload (only the IP header was validated).
+    `ip` is an Ipv4Header or an Ipv6Header: `packet.ip.version` (4 or 6) tells the family, and both
+    have `src`, `dst` and `protocol`, so TCP is demultiplexed alike. `tcp` is set for an unfragmented
+    TCP packet of either family, `icmp` for an unfragmented ICMP (IcmpMessage) or ICMPv6
+    (Icmpv6Message) packet, and `payload` is then the TCP data or the ICMP data. For a fragment or
+    another protocol both are None and `payload` is the IP payload after the headers the parser
+    walked (IPv6: the data after the extension headers, or after the fragment header).
     """
 
-    ip: Ipv4Header
+    ip: Ipv4Header | Ipv6Header
     tcp: TcpSegment | None
-    icmp: IcmpMessage | None
+    icmp: IcmpMessage | Icmpv6Message | None
     payload: bytes
 
 
@@ -51,16 +59,20 @@ _IP_HEADER = struct.Struct("=IIBBHH??HBB")  # struct ustack_ipv4_fields, in Ipv4
 # After it: transport, payload_offset, payload_length; the first seven fields of TcpSegment (with
 # the TCP header_length between flags and window skipped); then the option fields, from
 # options_present to ts_ecr, as 14 raw bytes: the key of the TcpOptions cache below.
-_AFTER_IP = struct.Struct("=B3xII" "HHIIBxHH" "14s")
+_AFTER_IP = struct.Struct("=BB2xII" "HHIIBxHH" "14s")
 _OPTION_VALUES = struct.Struct("=BBHBxII")  # those 14 bytes: present bits, window scale, MSS, SACK count, TSval, TSecr
 _SACK = struct.Struct("=8I")
 _ICMP = struct.Struct("=BBHHHBBxx" + _IP_HEADER.format[1:] + "HHI")  # struct ustack_icmp_fields
+_IP6_HEADER = struct.Struct("=16s16sBBHIB??xHHI")  # struct ustack_ipv6_fields, in Ipv6Header order
+_ICMP6 = struct.Struct("=BBHHBBII" + _IP6_HEADER.format[1:] + "HHI")  # struct ustack_icmp6_fields
 
 _AFTER_IP_OFFSET = ffi.offsetof("struct ustack_packet_fields", "transport")
 _TCP_OFFSET = ffi.offsetof("struct ustack_packet_fields", "tcp")
 _OPTIONS_OFFSET = _TCP_OFFSET + ffi.offsetof("struct ustack_tcp_fields", "options_present")
 _SACK_OFFSET = _TCP_OFFSET + ffi.offsetof("struct ustack_tcp_fields", "sack_blocks")
 _ICMP_OFFSET = ffi.offsetof("struct ustack_packet_fields", "icmp")
+_IP6_OFFSET = ffi.offsetof("struct ustack_packet_fields", "ip6")
+_ICMP6_OFFSET = ffi.offsetof("struct ustack_packet_fields", "icmp6")
 
 _OPTION_MSS = lib.USTACK_OPTION_MSS
 _OPTION_WINDOW_SCALE = lib.USTACK_OPTION_WINDOW_SCALE
@@ -68,6 +80,7 @@ _OPTION_SACK_PERMITTED = lib.USTACK_OPTION_SACK_PERMITTED
 _OPTION_TIMESTAMPS = lib.USTACK_OPTION_TIMESTAMPS
 _TRANSPORT_TCP = lib.USTACK_TRANSPORT_TCP
 _TRANSPORT_ICMP = lib.USTACK_TRANSPORT_ICMP
+_TRANSPORT_ICMPV6 = lib.USTACK_TRANSPORT_ICMPV6
 
 _fields = ffi.new("struct ustack_packet_fields *")
 _fields_buffer = ffi.buffer(_fields)
@@ -75,6 +88,7 @@ _parse = lib.ustack_parse_packet
 _from_buffer = ffi.from_buffer
 _read_ip_header = _IP_HEADER.unpack_from
 _read_after_ip = _AFTER_IP.unpack_from
+_read_ip6_header = _IP6_HEADER.unpack_from
 
 # TcpOptions values already made, by their option bytes. Segments of one flow mostly repeat the
 # same options (the timestamps change about once a millisecond), so this saves making the same
@@ -84,7 +98,7 @@ _OPTIONS_REMEMBERED = 256
 
 
 def parse_packet(packet: bytes) -> Packet:
-    """Validates one IPv4 packet and returns it typed, or raises WireError(reason).
+    """Validates one IPv4 or IPv6 packet and returns it typed, or raises WireError(reason).
 
     The payload is a slice of `packet`, so it has its type: pass bytes to get bytes; pass a
     memoryview to get memoryview payloads that share the packet's memory instead of copying it
@@ -104,11 +118,15 @@ def parse_packet(packet: bytes) -> Packet:
         reason = _parse(_from_buffer(packet), len(packet), _fields)
     if reason:
         raise WireError(REASON_NAMES[reason])
-    (transport, payload_offset, payload_length,
+    (transport, version, payload_offset, payload_length,
      src_port, dst_port, seq, ack, flags, window, urgent_pointer, option_bytes) = _read_after_ip(
         _fields_buffer, _AFTER_IP_OFFSET)  # fmt: skip
     payload = packet[payload_offset : payload_offset + payload_length]
-    ip = _new(Ipv4Header, _read_ip_header(_fields_buffer))
+    ip: Ipv4Header | Ipv6Header
+    if version == 4:
+        ip = _new(Ipv4Header, _read_ip_header(_fields_buffer))
+    else:
+        ip = _new(Ipv6Header, _read_ip6_header(_fields_buffer, _IP6_OFFSET))
     if transport == _TRANSPORT_TCP:
         try:
             options = _options_made[option_bytes]
@@ -118,6 +136,8 @@ def parse_packet(packet: bytes) -> Packet:
         return _new(Packet, (ip, segment, None, payload))
     if transport == _TRANSPORT_ICMP:
         return _new(Packet, (ip, None, _icmp_message(payload), payload))
+    if transport == _TRANSPORT_ICMPV6:
+        return _new(Packet, (ip, None, _icmp6_message(payload), payload))
     return _new(Packet, (ip, None, None, payload))
 
 
@@ -154,6 +174,14 @@ def _icmp_message(payload: bytes) -> IcmpMessage:
     return IcmpMessage(message_type, code, identifier, sequence, next_hop_mtu, quoted_ip, quoted_tcp, payload)
 
 
+def _icmp6_message(payload: bytes) -> Icmpv6Message:
+    values = _ICMP6.unpack_from(_fields_buffer, _ICMP6_OFFSET)
+    message_type, code, identifier, sequence, has_quote, quote_is_tcp, mtu, pointer = values[0:8]
+    quoted_ip = _new(Ipv6Header, values[8:20]) if has_quote else None
+    quoted_tcp = _new(QuotedTcp, values[20:23]) if quote_is_tcp else None
+    return Icmpv6Message(message_type, code, identifier, sequence, mtu, pointer, quoted_ip, quoted_tcp, payload)
+
+
 # --- build ----------------------------------------------------------------------------------------
 # struct ustack_tcp_spec (csrc/wire.h), without its SACK edges (packed separately when present).
 _SPEC = struct.Struct("=IIB?HHHIIBBHHHBBBxII")
@@ -163,11 +191,13 @@ LAYOUTS = {"linux": lib.USTACK_LAYOUT_LINUX, "freebsd": lib.USTACK_LAYOUT_FREEBS
 
 _spec = ffi.new("struct ustack_tcp_spec *")
 _spec_buffer = ffi.buffer(_spec)
-_OUT_CAPACITY = _MAX_PACKET + 64
+# Room for the largest IPv6 packet: a 40-byte header before 65,535 bytes of payload.
+_OUT_CAPACITY = _MAX_PACKET + 128
 _out = ffi.new(f"uint8_t[{_OUT_CAPACITY}]")
 _out_buffer = ffi.buffer(_out)
 _pack_spec = _SPEC.pack_into
 _build_tcp = lib.ustack_build_tcp_packet
+_build_tcp6 = lib.ustack_build_tcp6_packet
 
 
 def build_tcp_packet(
@@ -178,10 +208,18 @@ def build_tcp_packet(
     identification: int = 0,
     dont_fragment: bool = True,
     option_layout: str = "linux",
+    flow_label: int = 0,
+    traffic_class: int = 0,
 ) -> bytes:
     """One IPv4 packet carrying `segment`: both headers, options in the order of `option_layout`
     ("linux" or "freebsd"), the payload, both checksums. SACK blocks beyond what fits in 40 bytes
-    of options are left out, as real stacks do (RFC 2018 3)."""
+    of options are left out, as real stacks do (RFC 2018 3).
+
+    With 16-byte `src` and `dst` the packet is IPv6 instead: `ttl` is the hop limit, `flow_label`
+    and `traffic_class` go in the fixed header, `identification` and `dont_fragment` are not used
+    (IPv6 routers never fragment), the checksum covers the IPv6 pseudo-header (RFC 8200 8.1)."""
+    if type(src) is bytes:
+        return _build_tcp6_packet(src, dst, segment, ttl, option_layout, flow_label, traffic_class)
     # Unpacking the segment at once costs less than reading its nine fields by name.
     src_port, dst_port, seq, ack, flags, window, urgent_pointer, options, payload = segment
     if type(payload) is not bytes:
@@ -200,6 +238,36 @@ def build_tcp_packet(
     if length < 0:
         raise WireError(REASON_NAMES[-length])
     return _out_buffer[0:length]
+
+
+def _build_tcp6_packet(src: bytes, dst: bytes, segment: TcpSegment, hop_limit: int, option_layout: str,
+                       flow_label: int, traffic_class: int) -> bytes:  # fmt: skip
+    """build_tcp_packet over IPv6: the spec without addresses, which go to C as arguments."""
+    if len(src) != 16 or type(dst) is not bytes or len(dst) != 16:
+        raise WireError(BUILD_BAD_FIELD, "IPv6 addresses are 16 bytes, both of them")
+    if not (0 <= flow_label <= 0xFFFFF and 0 <= traffic_class <= 0xFF):
+        raise WireError(BUILD_BAD_FIELD, "the flow label is 20 bits and the traffic class 8")
+    payload = _pack_address_free_spec(segment, hop_limit, option_layout)
+    length = _build_tcp6(_out, _OUT_CAPACITY, src, dst, hop_limit, flow_label, traffic_class, _spec, payload, len(payload))
+    if length < 0:
+        raise WireError(REASON_NAMES[-length])
+    return _out_buffer[0:length]
+
+
+def _pack_address_free_spec(segment: TcpSegment, ttl: int, option_layout: str) -> bytes:
+    """Fills the spec from `segment` with its IPv4 address fields zero (IPv6, and the option
+    length count); returns the payload as bytes."""
+    src_port, dst_port, seq, ack, flags, window, urgent_pointer, options, payload = segment
+    try:
+        if options is NO_OPTIONS:
+            present = mss = window_scale = sack_count = ts_val = ts_ecr = 0
+        else:
+            present, mss, window_scale, sack_count, ts_val, ts_ecr = _option_fields(options)
+        _pack_spec(_spec_buffer, 0, 0, 0, ttl, False, 0, src_port, dst_port, seq, ack, flags, present, window,
+                   urgent_pointer, mss, window_scale, sack_count, LAYOUTS[option_layout], ts_val, ts_ecr)  # fmt: skip
+    except (struct.error, KeyError, TypeError, ValueError) as error:
+        raise WireError(BUILD_BAD_FIELD, str(error)) from None
+    return payload if type(payload) is bytes else bytes(payload)
 
 
 def _option_fields(options: TcpOptions) -> tuple[int, int, int, int, int, int]:
@@ -259,12 +327,7 @@ def tcp_options_length(options: TcpOptions, option_layout: str = "linux") -> int
     of 4): what a sender subtracts from the MSS to size its payload (RFC 9293 3.7.1)."""
     if options is NO_OPTIONS:
         return 0
-    try:
-        present, mss, window_scale, sack_count, ts_val, ts_ecr = _option_fields(options)
-        _pack_spec(_spec_buffer, 0, 0, 0, 0, False, 0, 0, 0, 0, 0, 0, present, 0, 0,
-                   mss, window_scale, sack_count, LAYOUTS[option_layout], ts_val, ts_ecr)  # fmt: skip
-    except (struct.error, KeyError, TypeError, ValueError) as error:
-        raise WireError(BUILD_BAD_FIELD, str(error)) from None
+    _pack_address_free_spec(TcpSegment(0, 0, 0, 0, 0, 0, 0, options), 0, option_layout)
     return lib.ustack_tcp_options_length(_spec)
 
 
@@ -290,3 +353,56 @@ def build_icmp_packet(src: int, dst: int, message: IcmpMessage, ttl: int = 64, i
     if length < 0:
         raise WireError(REASON_NAMES[-length])
     return _out_buffer[0:length]
+
+
+_build_icmp6 = lib.ustack_build_icmp6_packet
+
+
+def build_icmp6_packet(src: bytes, dst: bytes, message: Icmpv6Message, hop_limit: int = 64) -> bytes:
+    """One IPv6 packet carrying `message` (see Icmpv6Message for which fields go on the wire),
+    with the checksum over the pseudo-header (RFC 4443 2.3)."""
+    payload = message.payload
+    if type(payload) is not bytes:
+        payload = bytes(payload)
+    if type(src) is not bytes or type(dst) is not bytes or len(src) != 16 or len(dst) != 16:
+        raise WireError(BUILD_BAD_FIELD, "IPv6 addresses are 16 bytes, both of them")
+    if message.type == PACKET_TOO_BIG:
+        rest_of_header = message.mtu
+    elif message.type == PARAMETER_PROBLEM:
+        rest_of_header = message.pointer
+    else:
+        if not (0 <= message.identifier <= 0xFFFF and 0 <= message.sequence <= 0xFFFF):
+            raise WireError(BUILD_BAD_FIELD, "ICMPv6 identifier and sequence are 16-bit fields")
+        rest_of_header = (message.identifier << 16) | message.sequence
+    try:
+        length = _build_icmp6(_out, _OUT_CAPACITY, src, dst, hop_limit, message.type, message.code,
+                              rest_of_header, payload, len(payload))  # fmt: skip
+    except (OverflowError, TypeError) as error:
+        raise WireError(BUILD_BAD_FIELD, str(error)) from None
+    if length < 0:
+        raise WireError(REASON_NAMES[-length])
+    return _out_buffer[0:length]
+
+
+_ip6_fields = ffi.new("struct ustack_ipv6_fields *")
+_ip6_fields_buffer = ffi.buffer(_ip6_fields)
+
+
+def build_ipv6_packet(header: Ipv6Header, payload: bytes) -> bytes:
+    """An IPv6 packet carrying any payload as it is (extension headers, a fragment, UDP, a broken
+    segment...): the 40-byte header from `header`, whose `protocol` is the fixed header's Next
+    Header (payload_length is computed; the fragment fields are not used: put a fragment header
+    in `payload`), then `payload`."""
+    payload = bytes(payload)
+    if len(payload) > _MAX_PACKET:
+        raise WireError(REASON_NAMES[lib.USTACK_REASON_BUILD_PACKET_TOO_LONG])
+    if len(header.src) != 16 or len(header.dst) != 16:
+        raise WireError(BUILD_BAD_FIELD, "IPv6 addresses are 16 bytes, both of them")
+    if not 0 <= header.flow_label <= 0xFFFFF:
+        raise WireError(BUILD_BAD_FIELD, "the flow label is 20 bits")
+    try:
+        _IP6_HEADER.pack_into(_ip6_fields_buffer, 0, *header._replace(payload_length=len(payload), header_length=IPV6_HEADER_LENGTH))
+    except struct.error as error:
+        raise WireError(BUILD_BAD_FIELD, str(error)) from None
+    lib.ustack_build_ipv6_header(_out, _OUT_CAPACITY, _ip6_fields)
+    return _out_buffer[0:IPV6_HEADER_LENGTH] + payload

@@ -9,6 +9,8 @@ from __future__ import annotations
 import ipaddress
 from typing import NamedTuple
 
+from .ipv6 import address6_text
+
 PROTOCOL_ICMP = 1
 PROTOCOL_TCP = 6
 PROTOCOL_UDP = 17
@@ -29,6 +31,8 @@ class Ipv4Header(NamedTuple):
     header_length: int = IPV4_HEADER_LENGTH  # in bytes (IHL times 4)
     tos: int = 0
 
+    version = 4  # a class constant, not a field: Ipv6Header has version 6
+
     @property
     def is_fragment(self) -> bool:
         return self.more_fragments or self.fragment_offset != 0
@@ -39,6 +43,9 @@ def address_value(text: str) -> int:
     return int(ipaddress.IPv4Address(text))
 
 
-def address_text(value: int) -> str:
-    """0x0A4D0002 -> '10.77.0.2'."""
+def address_text(value: int | bytes) -> str:
+    """0x0A4D0002 -> '10.77.0.2'. A 16-byte IPv6 address gives its text too (address6_text), so
+    code that shows the addresses of parsed packets works for both families."""
+    if type(value) is bytes:
+        return address6_text(value)
     return str(ipaddress.IPv4Address(value))

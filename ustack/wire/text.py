@@ -1,13 +1,16 @@
 """Packets as one line of text, the way `tcpdump -t -nn -S` prints them.
 
-    format_packet(packet_bytes) -> str      any IPv4 packet; one that fails validation gives a line
-                                            with "invalid <reason>"
+    format_packet(packet_bytes) -> str      any IPv4 or IPv6 packet; one that fails validation gives a
+                                            line with "invalid <reason>"
     format_tcp(ip, segment) -> str          a TcpSegment the stack is about to send or just took in
 
 Examples (tcpdump 4.99 prints exactly these for the same bytes):
 
     IP 10.0.0.1.5000 > 10.0.0.2.80: Flags [S.], seq 3001369134, ack 584734245, win 29200, options [mss 1460,nop,nop,sackOK,nop,wscale 7], length 0
     IP 10.0.0.1 > 10.0.0.2: ICMP echo request, id 7, seq 3, length 64
+    IP6 fd00:77::1.5000 > fd00:77::2.80: Flags [S], seq 1, win 64800, options [mss 1440], length 0
+    IP6 fd00:77::1 > fd00:77::2: HBH DSTOPT 5000 > 80: Flags [.], ack 2, win 502, length 0
+    IP6 fd00:77::2 > fd00:77::1: ICMP6, packet too big, mtu 1280, length 1240
 
 TCP options are shown in their order on the wire, read from the raw option bytes (the parsed
 TcpOptions keeps meanings, not order). tcpdump also decodes application protocols by port; of
@@ -29,7 +32,18 @@ from .icmp import (
     TIME_EXCEEDED,
     IcmpMessage,
 )
+from .icmpv6 import Icmpv6Message
 from .ipv4 import PROTOCOL_ICMP, PROTOCOL_TCP, PROTOCOL_UDP, Ipv4Header
+from .ipv6 import (
+    PROTOCOL_DESTINATION_OPTIONS,
+    PROTOCOL_FRAGMENT,
+    PROTOCOL_HOP_BY_HOP,
+    PROTOCOL_ICMPV6,
+    PROTOCOL_NO_NEXT_HEADER,
+    PROTOCOL_ROUTING,
+    Ipv6Header,
+    address6_text,
+)
 from .tcp import ACK, FIN, RST, SYN, URG, TcpSegment, flags_text
 
 _HTTP_PORTS = (80, 8080)
@@ -52,16 +66,19 @@ tcpdump_flags = flags_text
 
 
 def format_packet(packet: bytes) -> str:
-    """One line for one IPv4 packet (bytes starting at the IP header)."""
+    """One line for one IPv4 or IPv6 packet (bytes starting at the IP header)."""
     try:
         parsed = parse_packet(packet)
     except WireError as error:
         return _invalid_line(packet, error.reason)
     ip = parsed.ip
+    if ip.version == 6:
+        return _ipv6_line(bytes(packet), ip, parsed.tcp, parsed.icmp, parsed.payload)
     if parsed.tcp is not None:
         segment = parsed.tcp
         options_end = ip.total_length - len(segment.payload)
-        return _tcp_line(ip, segment, bytes(packet[ip.header_length + 20 : options_end]))
+        head = f"IP {address(ip.src)}.{segment.src_port} > {address(ip.dst)}.{segment.dst_port}: "
+        return _tcp_line(head, segment, bytes(packet[ip.header_length + 20 : options_end]))
     if parsed.icmp is not None:
         return _icmp_line(ip, parsed.icmp)
     return _other_line(ip, parsed.payload)
@@ -70,11 +87,19 @@ def format_packet(packet: bytes) -> str:
 def format_tcp(ip: Ipv4Header, segment: TcpSegment, option_layout: str = "linux") -> str:
     """The line for a parsed or about-to-be-sent segment. Options are shown in the order the
     builder puts them on the wire for `option_layout`, which is the order of the bytes sent."""
-    packet = build_tcp_packet(ip.src, ip.dst, segment, ttl=ip.ttl, option_layout=option_layout)
-    return _tcp_line(ip, segment, packet[40 : len(packet) - len(segment.payload)])
+    if ip.version == 6:
+        packet = build_tcp_packet(ip.src, ip.dst, segment, option_layout=option_layout)
+        head = f"IP6 {address6_text(ip.src)}.{segment.src_port} > {address6_text(ip.dst)}.{segment.dst_port}: "
+    else:
+        packet = build_tcp_packet(ip.src, ip.dst, segment, ttl=ip.ttl, option_layout=option_layout)
+        head = f"IP {address(ip.src)}.{segment.src_port} > {address(ip.dst)}.{segment.dst_port}: "
+    # Built here, the IP header has no options (IPv4, 20 bytes) and no extension headers (IPv6, 40).
+    options_start = (40 if ip.version == 6 else 20) + 20
+    return _tcp_line(head, segment, packet[options_start : len(packet) - len(segment.payload)])
 
 
-def _tcp_line(ip: Ipv4Header, segment: TcpSegment, option_bytes: bytes) -> str:
+def _tcp_line(head: str, segment: TcpSegment, option_bytes: bytes) -> str:
+    """`head` is what comes before the flags: 'IP 10.0.0.1.5000 > 10.0.0.2.80: '."""
     flags = segment.flags
     length = len(segment.payload)
     parts = [f"Flags [{tcpdump_flags(flags)}]"]
@@ -89,9 +114,7 @@ def _tcp_line(ip: Ipv4Header, segment: TcpSegment, option_bytes: bytes) -> str:
     if option_bytes:
         parts.append(f"options [{options_text(option_bytes)}]")
     parts.append(f"length {length}")
-    line = (
-        f"IP {address(ip.src)}.{segment.src_port} > {address(ip.dst)}.{segment.dst_port}: " + ", ".join(parts)
-    )
+    line = head + ", ".join(parts)
     if length and (segment.src_port in _HTTP_PORTS or segment.dst_port in _HTTP_PORTS):
         line += _http_text(bytes(segment.payload))
     return line
@@ -262,9 +285,177 @@ def _other_line(ip: Ipv4Header, payload: bytes) -> str:
 
 def _invalid_line(packet: bytes, reason: str) -> str:
     """A packet that failed validation: what can be read safely, then 'invalid <reason>'."""
+    if len(packet) >= 1 and packet[0] >> 4 == 6:
+        if len(packet) < 40:
+            return f"IP6 invalid {reason}, {len(packet)} bytes"
+        source, destination = address6_text(bytes(packet[8:24])), address6_text(bytes(packet[24:40]))
+        protocol = _NEXT_HEADER_NAMES.get(packet[6], f"ip-proto-{packet[6]}")
+        return f"IP6 {source} > {destination}: {protocol} invalid {reason}, {len(packet)} bytes"
     if len(packet) >= 20 and packet[0] >> 4 == 4:
         src, dst = struct.unpack_from("!II", packet, 12)
         names = {PROTOCOL_TCP: "TCP", PROTOCOL_ICMP: "ICMP", PROTOCOL_UDP: "UDP"}
         protocol = names.get(packet[9], f"ip-proto-{packet[9]}")
         return f"IP {address(src)} > {address(dst)}: {protocol} invalid {reason}, {len(packet)} bytes"
     return f"IP invalid {reason}, {len(packet)} bytes"
+
+
+# --- IPv6 ------------------------------------------------------------------------------------------
+# tcpdump (print-ip6.c and friends) names each extension header it walks before the upper layer:
+# "HBH", "DSTOPT", "RT6 (...)", "frag (offset|length)"; then TCP shows bare ports after them.
+_NEXT_HEADER_NAMES = {PROTOCOL_TCP: "TCP", PROTOCOL_ICMPV6: "ICMP6", PROTOCOL_UDP: "UDP", PROTOCOL_HOP_BY_HOP: "HBH",
+                      PROTOCOL_ROUTING: "RT6", PROTOCOL_FRAGMENT: "frag", PROTOCOL_DESTINATION_OPTIONS: "DSTOPT"}  # fmt: skip
+
+
+def _ipv6_line(packet: bytes, ip: Ipv6Header, segment: TcpSegment | None, message, payload: bytes) -> str:
+    source, destination = address6_text(ip.src), address6_text(ip.dst)
+    chain = _extension_text(packet, ip)
+    if chain is None:  # a routing header of a type tcpdump cannot read ends its line
+        return f"IP6 {source} > {destination}: " + _routing_text(packet[40:], unknown=True)
+    end = 40 + ip.payload_length
+    if segment is not None:
+        if chain:
+            head = f"IP6 {source} > {destination}: {chain}{segment.src_port} > {segment.dst_port}: "
+        else:
+            head = f"IP6 {source}.{segment.src_port} > {destination}.{segment.dst_port}: "
+        return _tcp_line(head, segment, packet[ip.header_length + 20 : end - len(segment.payload)])
+    prefix = f"IP6 {source} > {destination}: {chain}"
+    if message is not None:
+        return prefix + _icmp6_text(message, end - ip.header_length)
+    if ip.fragment_offset:
+        return prefix.rstrip()  # a later fragment: only the fragment header says anything
+    if ip.more_fragments:
+        return prefix + _first_fragment_text(ip.protocol, payload)
+    if ip.protocol == PROTOCOL_UDP and len(payload) >= 8:
+        src_port, dst_port = struct.unpack_from("!HH", payload)
+        if chain:
+            return f"{prefix}{src_port} > {dst_port}: UDP, length {len(payload) - 8}"
+        return f"IP6 {source}.{src_port} > {destination}.{dst_port}: UDP, length {len(payload) - 8}"
+    if ip.protocol == PROTOCOL_NO_NEXT_HEADER:
+        return prefix + "no next header"
+    return f"{prefix} ip-proto-{ip.protocol} {len(payload)}"
+
+
+def _extension_text(packet: bytes, ip: Ipv6Header) -> str | None:
+    """The extension headers the parser walked, as tcpdump names them, each followed by a space
+    (the parser has checked that they are all inside the packet)."""
+    parts = []
+    offset, next_header = 40, packet[6]
+    while offset < ip.header_length:
+        if next_header == PROTOCOL_FRAGMENT:
+            length = 8
+            parts.append(f"frag ({ip.fragment_offset}|{40 + ip.payload_length - offset - length})")
+        else:
+            length = (packet[offset + 1] + 1) * 8
+            if next_header == PROTOCOL_HOP_BY_HOP:
+                parts.append("HBH")
+            elif next_header == PROTOCOL_DESTINATION_OPTIONS:
+                parts.append("DSTOPT")
+            else:
+                if packet[offset + 2] not in (0, 2, 4):
+                    return None
+                parts.append(_routing_text(packet[offset : offset + length]))
+        next_header = packet[offset]
+        offset += length
+    return "".join(part + " " for part in parts)
+
+
+def _routing_text(header: bytes, unknown: bool = False) -> str:
+    """A routing header (RFC 8200 4.4) as tcpdump prints it: type 0 (deprecated by RFC 5095),
+    2 (mobility, RFC 6275) or 4 (segment routing, RFC 8754) with their addresses."""
+    length, kind, segments_left = header[1], header[2], header[3]
+    text = f"RT6 (len={length}, type={kind}"
+    if unknown:
+        return f"{text}, segleft={segments_left} (unknown type) (invalid)"
+    if kind == 0:
+        text += f" [Deprecated], segleft={segments_left}"
+    elif kind == 2:
+        text += f", segleft={segments_left}"
+    else:
+        text += f", segleft={segments_left}, last-entry={header[4]}"
+        if header[5]:
+            text += f", flags=0x{header[5]:02x}"
+        text += f", tag={struct.unpack_from('!H', header, 6)[0]:x}"
+    addresses = [address6_text(bytes(header[8 + 16 * i : 24 + 16 * i])) for i in range(length // 2)]
+    return text + "".join(f", [{index}]{value}" for index, value in enumerate(addresses)) + ")"
+
+
+def _first_fragment_text(protocol: int, data: bytes) -> str:
+    """The start of a fragmented datagram: tcpdump reads what the fragment holds (no checksum)."""
+    if protocol == PROTOCOL_TCP:
+        if len(data) < 4:
+            return " [|tcp]"
+        header_length = (data[12] >> 4) * 4 if len(data) >= 20 else 0
+        src_port, dst_port = struct.unpack_from("!HH", data)
+        if header_length < 20 or header_length > len(data):
+            return f"{src_port} > {dst_port}:  [|tcp]"
+        seq, ack, _, flags, window, _, urgent = struct.unpack_from("!IIBBHHH", data, 4)
+        segment = TcpSegment(src_port, dst_port, seq, ack, flags, window, urgent, payload=bytes(data[header_length:]))
+        return _tcp_line(f"{src_port} > {dst_port}: ", segment, bytes(data[20:header_length]))
+    if protocol == PROTOCOL_ICMPV6 and len(data) >= 8:
+        message_type, code, identifier, sequence = struct.unpack_from("!BBxxHH", data)
+        return _icmp6_text(Icmpv6Message(message_type, code, identifier, sequence), len(data))
+    return f" ip-proto-{protocol} {len(data)}"
+
+
+_ICMP6_TYPE_NAMES = {
+    1: "destination unreachable",
+    2: "packet too big",
+    3: "time exceeded in-transit",
+    4: "parameter problem",
+    128: "echo request",
+    129: "echo reply",
+    130: "multicast listener query",
+    131: "multicast listener report",
+    132: "multicast listener done",
+    133: "router solicitation",
+    134: "router advertisement",
+    135: "neighbor solicitation",
+    136: "neighbor advertisement",
+    137: "redirect",
+    143: "multicast listener report v2",
+}
+# Destination unreachable codes (RFC 4443 3.1) in tcpdump's words (its "prohibited" has a leading space).
+_UNREACHABLE6_TEXT = {0: "unreachable route", 1: " unreachable prohibited", 2: "beyond scope", 3: "unreachable address"}
+_PARAMETER_PROBLEM_TEXT = {0: "erroneous", 1: "next header", 2: "option"}
+
+
+def _icmp6_text(message: Icmpv6Message, length: int) -> str:
+    """tcpdump's words for one ICMPv6 message; `length` is the message's (header + data)."""
+    kind, code = message.type, message.code
+    text = "ICMP6, " + _ICMP6_TYPE_NAMES.get(kind, f"unknown icmp6 type ({kind})")
+    quoted = message.quoted_ip
+    if kind in (1, 3) and quoted is None:
+        return text + " [|icmp6]"
+    if kind == 1:
+        if code in _UNREACHABLE6_TEXT:
+            text += f", {_UNREACHABLE6_TEXT[code]} {address6_text(quoted.dst)}"
+            if code == 2:
+                text += f", source address {address6_text(quoted.src)}"
+        elif code == 4:
+            port = _quoted_port(message)
+            if port is None:
+                return text + ", unreachable port [|icmp6]"
+            text += f", unreachable port, {address6_text(quoted.dst)} {port}"
+        else:  # tcpdump follows this with a hex dump of the message, which is left out here
+            return text + f", unknown unreach code ({code})"
+    elif kind == 2:
+        text += f", mtu {message.mtu}"
+    elif kind == 3:
+        text += {0: f" for {address6_text(quoted.dst)}", 1: " (reassembly)"}.get(code, f", unknown code ({code})")
+    elif kind == 4:
+        where = _PARAMETER_PROBLEM_TEXT.get(code)
+        text += f", {where} - octet {message.pointer}" if where else f", code-#{code}"
+    elif kind in (128, 129):
+        text += f", id {message.identifier}, seq {message.sequence}"
+    return f"{text}, length {length}"
+
+
+def _quoted_port(message: Icmpv6Message) -> str | None:
+    """'tcp port 80' or 'udp port 53' for the packet a port unreachable quotes, when the quote
+    reaches its destination port."""
+    quoted = message.quoted_ip
+    start = quoted.header_length
+    if quoted.protocol not in (PROTOCOL_TCP, PROTOCOL_UDP) or quoted.fragment_offset or len(message.payload) < start + 4:
+        return None
+    name = "tcp" if quoted.protocol == PROTOCOL_TCP else "udp"
+    return f"{name} port {struct.unpack_from('!H', message.payload, start + 2)[0]}"
