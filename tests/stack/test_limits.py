@@ -134,3 +134,26 @@ def test_a_syn_beyond_the_listener_limit_is_dropped_and_counted():
     (syn_ack,) = syn_from(stack, 40003, 0.6)
     assert syn_ack.flags == SYN | ACK
     assert listener.open_connections == 2
+
+
+def test_connections_returning_syn_cookies_count_against_both_limits():
+    # With SYN cookies always on, the connection is made by the ACK that returns the cookie:
+    # two clients get their cookies while the listener is below its limit of one...
+    stack = Stack(OURS, TcpConfig(msl=1.0, syncookies="always"), isn_generator=IsnGenerator(fixed_isn=1000),
+                  port_seed=1, max_connections=3)
+    listener = stack.listen(PORT, max_connections=1)
+    (first,) = syn_from(stack, 40001)
+    (second,) = syn_from(stack, 40002)
+    assert not stack.connections  # cookies keep no state
+    for port, syn_ack in ((40001, first), (40002, second)):
+        stack.receive(build_tcp_packet(PEER, OURS, TcpSegment(port, PORT, 5001, syn_ack.seq + 1, ACK, 64240)), 0.0)
+        assert stack.transmit(0.0) == []
+    # ...and only the first return makes a connection.
+    assert listener.counters["syncookies_validated"] == 1 and listener.open_connections == 1
+    assert listener.drops["listener_connection_limit"] == 1 and len(stack.connections) == 1
+    assert syn_from(stack, 40003) == [] and listener.drops["listener_connection_limit"] == 2
+    # The stack full (a connection and two listeners), a returning ACK is dropped before the
+    # listener sees it.
+    stack.listen(PORT + 1)
+    stack.receive(build_tcp_packet(PEER, OURS, TcpSegment(40004, PORT + 1, 5001, 777, ACK, 64240)), 0.0)
+    assert stack.transmit(0.0) == [] and stack.drops["stack_connection_limit"] == 1
