@@ -295,8 +295,8 @@ class Stack:
         key = (connection.local_address, connection.local_port, connection.remote_address, connection.remote_port)
         if self.connections.get(key) is connection:
             del self.connections[key]
-            for name, counter in getattr(connection, "__dict__", {}).items():
-                if isinstance(counter, Counter) and counter:
+            for name, counter in counter_attributes(connection).items():
+                if counter:
                     self.ended_connection_counters.setdefault(name, Counter()).update(counter)
         self._armed_deadline.pop(connection, None)
         listener = self._born_of.pop(connection, None)
@@ -436,6 +436,19 @@ class Stack:
 
     def state_counts(self) -> Counter[str]:
         return Counter(connection.state.value for connection in self.connections.values())
+
+
+def counter_attributes(item: object) -> dict[str, Counter]:
+    """The collections.Counter attributes of an object, by name (`drops`, `counters`, ...), kept
+    in its __dict__ or in slots. A Connection has slots, and keeps `drops` in the slot `_drops`
+    (made at the first drop, behind the `drops` property): a leading underscore is dropped."""
+    found = {name: value for name, value in getattr(item, "__dict__", {}).items() if isinstance(value, Counter)}
+    for cls in type(item).__mro__:
+        for name in getattr(cls, "__slots__", ()):
+            value = getattr(item, name, None)
+            if isinstance(value, Counter):
+                found[name.lstrip("_")] = value
+    return found
 
 
 def _errno(name: str) -> int:

@@ -40,8 +40,8 @@ def test_rising_tiny_segments_beyond_the_limit_are_refused_and_counted():
     for n in range(20):  # bytes 1, 3, 5, ...: byte 0 (the hole) never comes
         buffer.insert(at(1 + 2 * n), b"x")
     assert buffer.out_of_order_blocks == 8 and buffer.out_of_order_bytes == 8
-    assert buffer.drops["out_of_order_queue_full"] == 12
-    assert buffer.drops["out_of_order_pruned"] == 0
+    assert buffer.refused_arrivals == 12
+    assert buffer.pruned_blocks == 0
     # The furthest kept block is byte 15; the newest reported first (RFC 2018 4).
     assert buffer.sack_blocks(2) == ((at(15), at(16)), (at(13), at(14)))
     # Data that extends an existing block is not a new block: still accepted.
@@ -53,20 +53,20 @@ def test_falling_tiny_segments_prune_the_furthest_blocks_an_eighth_at_a_time():
     buffer = ReceiveBuffer(1000, NEAR_WRAP, max_blocks=16)
     for n in reversed(range(16)):  # bytes 61, 57, ..., 5, 1: gaps of three bytes
         buffer.insert(at(1 + 4 * n), b"x")
-    assert buffer.out_of_order_blocks == 16 and not buffer.drops
+    assert buffer.out_of_order_blocks == 16 and not buffer.refused_arrivals and not buffer.pruned_blocks
     buffer.insert(at(100), b"far")  # would be the furthest: refused, nothing pruned
-    assert buffer.drops["out_of_order_queue_full"] == 1 and buffer.out_of_order_blocks == 16
+    assert buffer.refused_arrivals == 1 and buffer.out_of_order_blocks == 16
     # A new block near the front (byte 3, touching neither 1 nor 5) prunes the two furthest
     # blocks (an eighth of 16) rather than one per arrival.
     buffer.insert(at(3), b"m")
-    assert buffer.drops["out_of_order_pruned"] == 2 and buffer.pruned_bytes == 2
+    assert buffer.pruned_blocks == 2 and buffer.pruned_bytes == 2
     assert buffer.out_of_order_blocks == 15 and buffer.out_of_order_bytes == 15
     assert max(buffer.sack_blocks(100)) == (at(53), at(54))  # 57 and 61 are gone
     assert buffer.sack_blocks(1) == ((at(3), at(4)),)
     # Merging into an existing block never prunes, even at the limit.
     buffer.insert(at(91), b"y")  # a 16th block, furthest: room for it
     buffer.insert(at(6), b"zz")  # extends [5, 6) to [5, 8)
-    assert buffer.drops["out_of_order_pruned"] == 2 and buffer.out_of_order_blocks == 16
+    assert buffer.pruned_blocks == 2 and buffer.out_of_order_blocks == 16
 
 
 def test_a_limit_lowered_by_shrinking_the_buffer_is_met_at_the_next_new_block():
@@ -78,7 +78,7 @@ def test_a_limit_lowered_by_shrinking_the_buffer_is_met_at_the_next_new_block():
     assert buffer.max_blocks == MIN_BLOCKS and buffer.out_of_order_blocks == 200  # nothing lost yet
     buffer.insert(5, b"n")  # a new block, first of all: the furthest go, down to the limit
     assert buffer.out_of_order_blocks == MIN_BLOCKS
-    assert buffer.drops["out_of_order_pruned"] == 200 - MIN_BLOCKS + 1
+    assert buffer.pruned_blocks == 200 - MIN_BLOCKS + 1
 
 
 def test_pruned_data_is_reneged_and_arrives_again_from_the_retransmission():
@@ -87,7 +87,7 @@ def test_pruned_data_is_reneged_and_arrives_again_from_the_retransmission():
     buffer = ReceiveBuffer(2000, NEAR_WRAP, max_blocks=4)
     for start in (900, 700, 500, 300, 100):  # falling: the fifth prunes the furthest
         buffer.insert(at(start), stream[start : start + 50])
-    assert buffer.drops["out_of_order_pruned"] == 1
+    assert buffer.pruned_blocks == 1
     assert sorted(buffer.sack_blocks(10)) == [(at(s), at(s + 50)) for s in (100, 300, 500, 700)]
     received = bytearray()
     for start in range(0, len(stream), 100):  # the sender retransmits everything not acknowledged

@@ -200,9 +200,9 @@ def test_a_cookie_connection_gets_the_options_a_normal_handshake_would(mss_index
     assert child is not None and child.state is State.ESTABLISHED
     assert listener.counters["syncookies_validated"] == 1 and listener.accept() is child
     normal.receive(answer(normal_syn_ack), now + 0.01)
-    compared = ["rcv_nxt", "irs", "timestamps_enabled", "receive_buffer.capacity"]
+    compared = ["rcv_nxt", "irs", "timestamps_enabled", "rcv.capacity"]
     if timestamps:
-        compared += ["send_shift", "receive_shift", "window_scaling_enabled", "sack_permitted", "snd_wnd", "rcv_adv"]
+        compared += ["send_shift", "receive_shift", "window_scaling_enabled", "sack_permitted", "snd_wnd", "rcv.adv"]
     else:
         assert not child.window_scaling_enabled and not child.sack_permitted
     for name in compared:

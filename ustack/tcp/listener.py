@@ -20,18 +20,18 @@ from __future__ import annotations
 from collections import Counter, deque
 
 from ustack.tcp.config import TcpConfig
+from ustack.tcp.arrival import listen_screen
 from ustack.tcp.connection import Connection
-from ustack.tcp.events import StateChanged
 from ustack.tcp.isn import IsnGenerator
 from ustack.tcp.options import Negotiated
 from ustack.tcp.reset import reset_for_unmatched
 from ustack.tcp.seq import seq_add
+from ustack.tcp.state import CLOSED, LISTEN, SYN_RECEIVED, StateMachine
 from ustack.tcp.syn_cookies import MAX_AGE_SLOTS, SLOT_SECONDS, SynCookies, cookie_syn_ack, rebuilt_syn
-from ustack.tcp.state import CLOSED, LISTEN, SYN_RECEIVED, State, check_transition
-from ustack.wire.tcp import ACK, FIN, RST, SYN, TcpSegment
+from ustack.wire.tcp import ACK, RST, SYN, TcpSegment
 
 
-class Listener:
+class Listener(StateMachine):
     def __init__(
         self,
         config: TcpConfig,
@@ -71,37 +71,28 @@ class Listener:
         self._replies: list[tuple[int, TcpSegment]] = []
         self._set_state(LISTEN, "passive OPEN")
 
-    def _set_state(self, new: State, cause: str) -> None:
-        check_transition(self.state, new)
-        self._events.append(StateChanged(self.state, new, cause))
-        self.state = new
-
     def receive(self, remote_address: int, segment: TcpSegment, now: float) -> Connection | None:
         """LISTEN processing (RFC 9293 3.10.7.2) of a segment for no existing connection.
 
         Returns the new SYN-RECEIVED connection for a SYN (the stack registers it under its
         4-tuple and sends what its transmit() returns), else None."""
-        flags = segment.flags
         if self.state is not LISTEN:
             self.drops["listener_closed"] += 1
             reply = reset_for_unmatched(segment)
             if reply is not None:
                 self._replies.append((remote_address, reply))
             return None
-        if flags & SYN and flags & FIN and self.config.drop_syn_fin:
-            self.drops["syn_and_fin"] += 1  # TcpConfig.drop_syn_fin
-            return None
-        if flags & RST:
-            self.drops["rst_in_listen"] += 1
-            return None
-        if flags & ACK:
-            if not flags & SYN and self._cookies_may_return(now):
-                return self._cookie_returns(remote_address, segment, now)
-            self.drops["ack_in_listen"] += 1
-            self._replies.append((remote_address, reset_for_unmatched(segment)))
-            return None
-        if not flags & SYN:
-            self.drops["no_syn_in_listen"] += 1
+        flags = segment.flags
+        if flags & ACK and not flags & (SYN | RST) and self._cookies_may_return(now):
+            # An ACK may be the third segment of a handshake we answered with a SYN cookie and
+            # kept nothing for (RFC 4987 3.6): check it before LISTEN's rule of a reset for an ACK.
+            return self._cookie_returns(remote_address, segment, now)
+        refused = listen_screen(segment, self.config)  # the LISTEN checks of RFC 9293 3.10.7.2
+        if refused is not None:
+            reason, reply = refused
+            self.drops[reason] += 1
+            if reply is not None:
+                self._replies.append((remote_address, reply))
             return None
         if self._at_connection_limit():
             self.drops["listener_connection_limit"] += 1  # the client will retry its SYN
@@ -137,7 +128,7 @@ class Listener:
         """The oldest established connection not yet accepted, or None."""
         if self.accept_queue:
             child = self.accept_queue.popleft()
-            child._listener = None  # accepted: the listener no longer tracks it
+            child._accepted()  # the listener no longer tracks it
             return child
         return None
 

@@ -45,14 +45,14 @@ each beyond a hole that never fills):
   that pruning stays rare; an arrival that would itself be the furthest block is refused
   instead. Linux's tcp_prune_ofo_queue makes the same choices. Pruned data has been SACKed, and
   RFC 2018 8 allows a receiver to discard it ("reneging"): the sender keeps every byte until the
-  cumulative ACK covers it and sends it again. Both are counted in `drops`: out_of_order_pruned
-  (blocks discarded) and out_of_order_queue_full (arrivals refused).
+  cumulative ACK covers it and sends it again. Both are counted here (`pruned_blocks`,
+  `refused_arrivals`); the connection reports them as the drops out_of_order_pruned and
+  out_of_order_queue_full.
 """
 
 from __future__ import annotations
 
 from bisect import bisect_left, bisect_right
-from collections import Counter
 from itertools import islice
 
 from ustack.tcp.seq import SEQ_MASK, seq_add, seq_diff
@@ -73,7 +73,7 @@ def max_blocks_for(capacity: int) -> int:
 
 
 class ReceiveBuffer:
-    def __init__(self, capacity: int, rcv_nxt: int, *, max_blocks: int | None = None, drops: Counter | None = None):
+    def __init__(self, capacity: int, rcv_nxt: int, *, max_blocks: int | None = None):
         if capacity < 0:
             raise ValueError(f"capacity cannot be negative: {capacity}")
         if max_blocks is not None and max_blocks < 1:
@@ -81,9 +81,10 @@ class ReceiveBuffer:
         self.capacity = capacity
         self._fixed_max_blocks = max_blocks
         self.max_blocks = max_blocks or max_blocks_for(capacity)
-        # Named drop counters; the connection passes its own so that they show with its others.
-        self.drops: Counter = drops if drops is not None else Counter()
-        self.pruned_bytes = 0  # out-of-order bytes discarded to stay within max_blocks
+        # What the limit cost (plain ints: the connection turns them into named drops).
+        self.refused_arrivals = 0  # arrivals that would have been one block too many, furthest
+        self.pruned_blocks = 0  # blocks discarded from the far end to make room
+        self.pruned_bytes = 0  # the out-of-order bytes they held
         self._rcv_nxt = rcv_nxt & SEQ_MASK
         self._in_order = bytearray()  # bytes before RCV.NXT the application has not read
         self._rcv_nxt_offset = 0  # stream offset of RCV.NXT (see the module docstring)
@@ -244,7 +245,7 @@ class ReceiveBuffer:
             # One block too many. Linux's rule: refuse an arrival that would be the furthest
             # block; otherwise make room by pruning from the far end.
             if first == len(starts):
-                self.drops["out_of_order_queue_full"] += 1
+                self.refused_arrivals += 1
                 return False
             self._prune_from_the_far_end(first)
         self._make_room(end)  # the blocks it may merge with fit already
@@ -282,7 +283,7 @@ class ReceiveBuffer:
         del starts[-count:]
         self._out_of_order_bytes -= pruned
         self.pruned_bytes += pruned
-        self.drops["out_of_order_pruned"] += count
+        self.pruned_blocks += count
 
     def _make_room(self, end: int) -> None:
         """Make the ring large enough for out-of-order bytes up to offset `end`: it must span
