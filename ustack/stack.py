@@ -18,6 +18,7 @@ Lookup order for an arriving TCP segment follows RFC 9293 3.10.7: a connection t
 from __future__ import annotations
 
 import heapq
+import ipaddress
 import random
 from collections import Counter
 from typing import Iterable, NamedTuple
@@ -57,6 +58,24 @@ _MAY_OPEN = (SYN, ACK)  # of those three bits, what a segment that may open a co
 ConnectionKey = tuple[int, int, int, int]  # (local address, local port, remote address, remote port)
 
 
+def host_address(address: object) -> int:
+    """The address a Stack takes, as `ipaddress` reads it ('10.77.0.2', IPv4Address, or an int),
+    as the integer the core compares with packet headers. A value that is no address, or that no
+    host can have (RFC 1122 3.2.1.3: "this network", loopback, multicast, reserved), raises
+    ValueError naming it. IPv6 is not supported yet: its branch is the one place to add it."""
+    if isinstance(address, bool):  # an int to ipaddress, but surely a mistake
+        raise ValueError(f"{address!r} is not an IP address")
+    try:
+        parsed = ipaddress.ip_address(address)  # type: ignore[arg-type]
+    except ValueError:
+        raise ValueError(f"{address!r} is not an IP address") from None
+    if parsed.version != 4:
+        raise ValueError(f"{address!r} is an IPv6 address; ustack speaks IPv4 only for now")
+    if int(parsed) >> 24 in INVALID_SOURCE_FIRST_OCTETS or parsed == ipaddress.IPv4Address("255.255.255.255"):
+        raise ValueError(f"{address!r} cannot be a host's address (RFC 1122 3.2.1.3)")
+    return int(parsed)
+
+
 class StackError(Exception):
     """A user call the stack cannot honour; `errno` says which socket error it would be."""
 
@@ -81,7 +100,7 @@ class Stack:
 
     def __init__(
         self,
-        address: int,
+        address: int | str | ipaddress.IPv4Address,
         config: TcpConfig | None = None,
         *,
         mtu: int = 1500,
@@ -93,7 +112,7 @@ class Stack:
     ) -> None:
         if max_connections is not None and max_connections < 1:
             raise ValueError("max_connections must be at least 1 or None")
-        self.address = address
+        self.address = host_address(address)
         self.max_connections = max_connections  # see _has_room
         self.mtu = mtu
         # Our MSS follows from the MTU (RFC 9293 3.7.1): the MTU less the IPv4 and TCP headers.
