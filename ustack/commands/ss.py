@@ -30,7 +30,7 @@ import argparse
 import json
 import sys
 
-from ..control import run_directory, survey
+from ..control import network_owner, run_directory, survey, worker_label
 from ..network import read_records
 from ..tcp.state import State
 from .errors import CliError
@@ -101,7 +101,7 @@ def run(args) -> int:
     stacks = {record["pid"]: record for record in read_records(directory) if record["alive"]}
     rows = []
     for answer in result.answers:
-        stack = stacks.get(answer.get("pid"), {})
+        stack = stacks.get(network_owner(answer), {})
         if args.net is not None and stack.get("namespace") != args.net:
             continue
         for connection in answer.get("connections") or []:
@@ -137,7 +137,7 @@ def describe(connection: dict, answer: dict, stack: dict | None = None) -> dict:
     if listening or remote is None:  # a listener has no peer: ss prints a wildcard
         remote = "0.0.0.0:*"
     stack = stack or {}
-    process = f"{answer.get('program') or 'ustack'} pid={answer.get('pid', '?')}"
+    process = f"{answer.get('program') or 'ustack'} pid={answer.get('pid', '?')}{worker_label(answer)}"
     if stack.get("namespace"):
         process += f" netns={stack['namespace']}"
     if stack.get("tun"):
@@ -156,7 +156,7 @@ def describe(connection: dict, answer: dict, stack: dict | None = None) -> dict:
                              if connection.get(name) is not None),
         "memory": f"skmem:(r{recv_q},t{send_q})",
         "json": {**connection, "linux_state": linux_state, "pid": answer.get("pid"),
-                 "program": answer.get("program"), "namespace": stack.get("namespace"), "device": stack.get("tun")},
+                 "program": answer.get("program"), "worker": answer.get("worker"), "namespace": stack.get("namespace"), "device": stack.get("tun")},
     }
 
 
