@@ -31,7 +31,9 @@ every flow on one queue, so the workers never share a connection and never talk 
   which passes it on. Either way each worker stops through its own cleanup (its connections
   aborted, its control socket removed), the parent waits for all of them (SIGKILL after
   STOP_GRACE seconds) and only then removes the device and the namespace. A worker that ends on
-  its own stops the others: its queue would otherwise swallow the flows hashed to it.
+  its own stops the others: its queue would otherwise swallow the flows hashed to it. A parent
+  killed outright (SIGKILL) takes its workers with it (PR_SET_PDEATHSIG); its device goes with
+  the last fd, the namespace is left to `ustack cleanup` as for any ustack killed so.
 
 Workers are forked, not started afresh: the queue fds, the secret and the parsed arguments are
 simply inherited. The parent forks before any event loop or thread runs.
@@ -142,6 +144,7 @@ def _worker_main(place: WorkerPlace, read_end: int, serve_one: Callable[[WorkerP
     status = 1
     try:
         os.close(read_end)
+        _end_with_parent(place.parent)
         status = serve_one(place)
     except KeyboardInterrupt:
         status = 0  # stopped while starting
@@ -155,6 +158,20 @@ def _worker_main(place: WorkerPlace, read_end: int, serve_one: Callable[[WorkerP
             sys.stderr.flush()
         finally:
             os._exit(status)
+
+
+def _end_with_parent(parent: int) -> None:
+    """Ask the kernel for a SIGTERM when the parent dies (prctl PR_SET_PDEATHSIG), so that a
+    parent killed with SIGKILL leaves no worker behind; the worker then stops as on Ctrl-C."""
+    import ctypes
+
+    PR_SET_PDEATHSIG = 1  # include/uapi/linux/prctl.h
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, int(signal.SIGTERM), 0, 0, 0)
+    except (OSError, AttributeError):
+        return  # not Linux's libc: the parent's stop_workers is then the only way
+    if os.getppid() != parent:  # it died before the request took effect
+        raise SystemExit(1)
 
 
 def _count_ready(read_end: int, count: int) -> int:

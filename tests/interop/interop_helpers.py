@@ -92,14 +92,15 @@ def wait_for_kernel_listener(namespace: str, port: int, timeout: float = 10.0) -
 class ServeProcess:
     """One `ustack serve --netns NAME ...` child, whose stdout is read line by line."""
 
-    def __init__(self, namespace: str, arguments: list[str], environment: dict, pcap_path: Path,
+    def __init__(self, namespace: str, arguments: list[str], environment: dict, pcap_path: Path | None,
                  creates_namespace: bool = True) -> None:
         self.namespace = namespace
         self.environment = environment
         self.pcap_path = pcap_path
         self.creates_namespace = creates_namespace  # False: started in a namespace that existed
         self.process = subprocess.Popen(
-            [sys.executable, "-c", RUN_CLI, "serve", "--netns", namespace, "--pcap", str(pcap_path), *arguments],
+            [sys.executable, "-c", RUN_CLI, "serve", "--netns", namespace,
+             *(["--pcap", str(pcap_path)] if pcap_path is not None else []), *arguments],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=environment)
         self.lines: queue.Queue[str | None] = queue.Queue()
         self.output: list[str] = []

@@ -156,7 +156,8 @@ def describe(connection: dict, answer: dict, stack: dict | None = None) -> dict:
                              if connection.get(name) is not None),
         "memory": f"skmem:(r{recv_q},t{send_q})",
         "json": {**connection, "linux_state": linux_state, "pid": answer.get("pid"),
-                 "program": answer.get("program"), "worker": answer.get("worker"), "namespace": stack.get("namespace"), "device": stack.get("tun")},
+                 "program": answer.get("program"), "worker": answer.get("worker"),
+                 "namespace": stack.get("namespace"), "device": stack.get("tun")},
     }
 
 
