@@ -156,7 +156,7 @@ def run_directory():
     shutil.rmtree(directory, ignore_errors=True)
 
 
-def serve_starter(namespace_names: Callable[[], str], environment: dict, default_pcap: Path):
+def serve_starter(namespace_names: Callable[[], str], environment: dict, default_pcap: Path | None):
     """The body of a fixture that starts `ustack serve` processes (use it with `yield from`).
 
     Yields start(*serve arguments, namespace=None, pcap=None) -> a ready ServeProcess. By default

@@ -17,7 +17,7 @@ import subprocess
 import sys
 
 import pytest
-from interop_helpers import STACK_ADDRESS, ServeProcess, run_cli, wait_for
+from interop_helpers import STACK_ADDRESS, ServeProcess, run_cli, serve_starter, wait_for
 
 from ustack.netns import namespace_exists
 
@@ -58,23 +58,9 @@ def site(tmp_path):
 
 @pytest.fixture
 def workers_serve(require_interop_environment, namespace_name, run_directory):
-    """start(*serve arguments) -> a ready `ustack serve --workers 2` ServeProcess (no pcap: workers
-    take none); stopped at teardown, its namespace checked gone."""
-    environment = {**os.environ, "USTACK_RUN_DIR": str(run_directory)}
-    started: list[ServeProcess] = []
-
-    def start(*arguments: str) -> ServeProcess:
-        serve = ServeProcess(namespace_name(), ["--workers", "2", *arguments], environment, None)
-        started.append(serve)
-        serve.wait_for_line("ustack: ready")
-        return serve
-
-    yield start
-    for serve in started:
-        serve.stop()
-        if namespace_exists(serve.namespace):
-            subprocess.run(["ip", "netns", "del", serve.namespace], check=False)
-            pytest.fail(f"ustack serve --workers left namespace {serve.namespace} behind")
+    """start(*serve arguments) -> a ready ServeProcess (interop_helpers.serve_starter) without a
+    pcap, which workers take none of; stopped at teardown, its namespace checked gone."""
+    yield from serve_starter(namespace_name, {**os.environ, "USTACK_RUN_DIR": str(run_directory)}, None)
 
 
 def worker_pids(serve: ServeProcess) -> list[int]:
@@ -89,7 +75,7 @@ def worker_statistics(serve: ServeProcess) -> dict[int, dict]:
 
 
 def test_many_curls_all_served_each_by_one_worker(workers_serve, site):
-    serve = workers_serve("--http", str(site))
+    serve = workers_serve("--workers", "2", "--http", str(site))
     workers = worker_pids(serve)
     assert len(workers) == 2 and serve.process.pid not in workers
     script = (f"for i in $(seq {CONNECTIONS}); do curl -sS --fail -m 10 -o /dev/null -w '%{{http_code}}\\n' "
@@ -110,7 +96,7 @@ def test_many_curls_all_served_each_by_one_worker(workers_serve, site):
 
 
 def test_held_connections_stay_on_one_worker_and_ss_merges_them(workers_serve):
-    serve = workers_serve("--echo")
+    serve = workers_serve("--workers", "2", "--echo")
     workers = worker_pids(serve)
     client = subprocess.Popen(["ip", "netns", "exec", serve.namespace, sys.executable, "-c", HELD_CONNECTIONS_CLIENT,
                                STACK_ADDRESS, str(CONNECTIONS)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
@@ -143,7 +129,7 @@ def test_held_connections_stay_on_one_worker_and_ss_merges_them(workers_serve):
 
 
 def test_sigterm_stops_every_worker_and_removes_the_namespace_once(workers_serve):
-    serve = workers_serve("--echo")
+    serve = workers_serve("--workers", "2", "--echo")
     workers = worker_pids(serve)
     assert serve.stop() == 0
     serve.wait_for_line("ustack: stopped", timeout=5)  # (already printed: the process has ended)
@@ -154,7 +140,7 @@ def test_sigterm_stops_every_worker_and_removes_the_namespace_once(workers_serve
 
 
 def test_a_worker_that_dies_stops_the_others(workers_serve):
-    serve = workers_serve("--echo")
+    serve = workers_serve("--workers", "2", "--echo")
     workers = worker_pids(serve)
     os.kill(workers[0], signal.SIGKILL)  # our own worker, by pid
     assert serve.process.wait(timeout=20) == 1
