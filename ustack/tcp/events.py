@@ -70,6 +70,7 @@ class ConnectionSnapshot:
     receive_queue: int  # bytes received and not yet read
     timers: dict[str, float]  # armed timers by name, with their deadlines
     error: TcpError | None
+    congestion_control: str = "cubic"  # the algorithm's name, as `ss -i` shows it (Linux's tcpi_ca)
 
 
 def segment_summary(segment: TcpSegment) -> str:
