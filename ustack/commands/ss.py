@@ -7,7 +7,7 @@ The columns and state names are those of Linux's `ss -tan`, so the two can be re
     TIME-WAIT  0      0      10.77.0.2:80        10.77.0.1:51234    ustack serve (pid 4242)
 
 `-i` adds a second line per connection with the core's numbers, in ss's units (times in ms):
-rto, rtt (smoothed/variance), cwnd and ssthresh (bytes), retransmissions, bytes sent and
+the congestion control (cubic, newreno, reno) and wscale as Linux prints them first, rto, rtt (smoothed/variance), cwnd and ssthresh (bytes), retransmissions, bytes sent and
 received, windows and armed timers.
 
 The connections come from the control socket of each running ustack (ustack/control.py). With no
@@ -140,6 +140,13 @@ def _first(connection: dict, *names: str, default=None):
 def info_text(connection: dict, now: float | None) -> str:
     """The -i line: the core's variables in ss's spelling and units (times in milliseconds)."""
     parts = []
+    # Linux's ss -i starts with the congestion control's name, then wscale:<send>,<receive>.
+    algorithm = connection.get("congestion_control")
+    if algorithm:
+        parts.append(str(algorithm))
+    window_scale = connection.get("window_scale")
+    if isinstance(window_scale, (list, tuple)) and len(window_scale) == 2:
+        parts.append(f"wscale:{window_scale[0]},{window_scale[1]}")
     rto = _first(connection, "rto")
     if rto is not None:
         parts.append(f"rto:{_ms(rto)}")

@@ -542,6 +542,7 @@ class Connection(SegmentArrival, AcknowledgementProcessing, SegmentOutput, Timer
             cwnd=self.congestion.cwnd,
             ssthresh=self.congestion.ssthresh,
             congestion_control=self.congestion.name,
+            window_scale=(self.send_shift, self.receive_shift) if self.window_scaling_enabled else None,
             srtt=self.rtt.srtt,
             rttvar=self.rtt.rttvar,
             rto=self.rtt.rto,

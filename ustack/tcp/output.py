@@ -61,6 +61,7 @@ class SegmentOutput:
             first_new = len(out)
             if requested & FAST_RETRANSMIT and snd.take_request(FAST_RETRANSMIT):
                 self._retransmit_first(now, out)
+                first_new = self._count_for_prr(out, first_new)  # before PRR's room is used
             if requested & WINDOW_PROBE and snd.take_request(WINDOW_PROBE):
                 self._emit_window_probe(now, out)
             congestion = self.congestion
@@ -69,9 +70,7 @@ class SegmentOutput:
                     self._emit_data(now, out, self._sack_recovery_output(now, out))
                 else:
                     self._emit_data(now, out, congestion.cwnd)
-            if congestion.in_recovery and congestion.prr is not None and len(out) > first_new:
-                # RFC 6937 3: prr_out counts every byte sent during recovery.
-                congestion.prr.on_sent(sum(len(segment.payload) for segment in out[first_new:]))
+            self._count_for_prr(out, first_new)
             if requested & LIMITED_TRANSMIT and snd.take_request(LIMITED_TRANSMIT):
                 self._emit_limited_transmit(now, out)
         if requested & KEEPALIVE_PROBE and snd.take_request(KEEPALIVE_PROBE):
@@ -84,6 +83,14 @@ class SegmentOutput:
             out.append(self._build_segment(now, snd.max, ACK, b""))
         self._header = None  # nothing of this call's header is kept between calls
         return out
+
+    def _count_for_prr(self, out: list, first: int) -> int:
+        """RFC 6937 3: prr_out counts every byte sent during recovery (here, what out[first:]
+        carries). Returns where the next count starts."""
+        congestion = self.congestion
+        if congestion.in_recovery and congestion.prr is not None and len(out) > first:
+            congestion.prr.on_sent(sum(len(segment.payload) for segment in out[first:]))
+        return len(out)
 
     # ------------------------------------------------------------------ SYN and SYN-ACK
     def _emit_syn(self, now: float, out: list) -> None:

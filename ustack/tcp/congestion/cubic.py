@@ -27,7 +27,9 @@ from ustack.tcp.congestion.hystart import HyStartPlusPlus
 from ustack.tcp.congestion.reno import NewReno
 
 C = 0.4  # RFC 9438 4.1: the scaling constant, segments / second**3
-BETA = 0.7  # RFC 9438 4.1: the multiplicative decrease factor
+# RFC 9438 4.1: the multiplicative decrease factor, 0.7 (kept as a fraction: ssthresh in whole bytes).
+BETA_NUMERATOR, BETA_DENOMINATOR = 7, 10
+BETA = BETA_NUMERATOR / BETA_DENOMINATOR
 # RFC 9438 4.3: the additive increase factor that makes W_est match Reno's average rate with beta.
 ALPHA = 3 * (1 - BETA) / (1 + BETA)
 
@@ -133,7 +135,7 @@ class Cubic(NewReno):
         self.epoch_start = None
         self._carry = 0.0
         self.hystart.stop()
-        return max(int(flight_size * BETA), 2 * self.mss)
+        return max(flight_size * BETA_NUMERATOR // BETA_DENOMINATOR, 2 * self.mss)
 
     def on_retransmit_timeout(self, bytes_in_flight: int, now: float) -> None:
         # RFC 9438 4.8: ssthresh as for any congestion event (held over repeated timeouts, as

@@ -8,8 +8,10 @@ Conservative Slow Start (CSS), which grows four times more slowly. If the RTT fa
 the baseline during CSS, the rise was jitter and slow start resumes; after CSS_ROUNDS rounds of
 CSS, slow start ends (ssthresh = cwnd) and congestion avoidance takes over.
 
-Rounds are counted in bytes: a round ends when everything that had been sent when it began
-(RFC 9406 4.2 "windowEnd = SND.NXT") is acknowledged. Used for the first slow start only, as
+Rounds are counted in bytes: a round begins with the first ACK beyond everything that had been
+sent when the last one began (RFC 9406 4.2 "windowEnd = SND.NXT"). The ACK exactly at windowEnd
+still belongs to the old round: a sender with nothing more in flight at that moment would
+otherwise begin a round of one ACK. Used for the first slow start only, as
 Linux does; slow start after a timeout is the standard one.
 """
 
@@ -62,7 +64,7 @@ class HyStartPlusPlus:
         if self.phase is DONE:
             return min(acked_bytes, SLOW_START_LIMIT_SEGMENTS * mss)
         self.acknowledged += acked_bytes
-        if self.acknowledged >= self.window_end:
+        if self.acknowledged > self.window_end:
             if self._round_ended(bytes_in_flight - acked_bytes):
                 return -1
         if self.phase is SLOW_START and self._rtt_rose():

@@ -33,6 +33,10 @@ class ProportionalRateReduction:
         if pipe > ssthresh:
             # Proportional part: sndcnt = CEIL(prr_delivered * ssthresh / RecoverFS) - prr_out.
             allowed = -(-self.delivered * ssthresh // self.recover_fs) - self.sent_out
+            if 0 < allowed < mss:
+                # Whole segments: the RFC's example, and Linux, count in packets, so the CEIL
+                # rounds up to a segment rather than to a byte.
+                allowed = mss
         else:
             # PRR-SSRB: limit = MAX(prr_delivered - prr_out, DeliveredData) + MSS, and never
             # above what brings pipe back up to ssthresh.
