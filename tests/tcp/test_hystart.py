@@ -18,6 +18,14 @@ def one_round(hystart: HyStartPlusPlus, rtt: float) -> list[int]:
     return growths
 
 
+def after_rounds(*rtts: float) -> HyStartPlusPlus:
+    """A HyStart++ that has seen one round at each of these RTTs."""
+    hystart = HyStartPlusPlus()
+    for rtt in rtts:
+        one_round(hystart, rtt)
+    return hystart
+
+
 def test_the_constants_are_the_rfcs():
     assert (N_RTT_SAMPLE, CSS_GROWTH_DIVISOR, CSS_ROUNDS) == (8, 4, 5)
 
@@ -30,18 +38,13 @@ def test_a_steady_rtt_keeps_standard_slow_start():
 
 
 def test_a_rise_below_the_threshold_is_not_a_delay_increase():
-    hystart = HyStartPlusPlus()
-    one_round(hystart, 0.100)
-    one_round(hystart, 0.100)
     # RttThresh = clamp(100 ms / 8, 4 ms, 16 ms) = 12.5 ms; 110 ms is below 112.5 ms.
-    one_round(hystart, 0.110)
+    hystart = after_rounds(0.100, 0.100, 0.110)
     assert hystart.phase is SLOW_START
 
 
 def test_an_rtt_increase_enters_css_and_css_rounds_later_slow_start_ends():
-    hystart = HyStartPlusPlus()
-    one_round(hystart, 0.100)
-    one_round(hystart, 0.100)
+    hystart = after_rounds(0.100, 0.100)
     growths = one_round(hystart, 0.115)  # 115 ms >= 100 + 12.5 ms
     assert hystart.phase is CONSERVATIVE
     # Once N_RTT_SAMPLE samples of the round showed it, growth is a quarter (RFC 9406 4.2).
@@ -60,10 +63,7 @@ def test_an_rtt_increase_enters_css_and_css_rounds_later_slow_start_ends():
 
 
 def test_an_rtt_back_below_the_baseline_was_jitter_and_slow_start_resumes():
-    hystart = HyStartPlusPlus()
-    one_round(hystart, 0.100)
-    one_round(hystart, 0.100)
-    one_round(hystart, 0.120)
+    hystart = after_rounds(0.100, 0.100, 0.120)
     assert hystart.phase is CONSERVATIVE and hystart.css_baseline_min_rtt == 0.120
     growths = one_round(hystart, 0.101)  # below the CSS baseline of 120 ms
     assert hystart.phase is SLOW_START
@@ -73,10 +73,7 @@ def test_an_rtt_back_below_the_baseline_was_jitter_and_slow_start_resumes():
 def test_the_rtt_thresh_is_clamped_between_4_and_16_ms():
     for base, rise, enters in ((0.010, 0.0039, False), (0.010, 0.0041, True),
                                (0.400, 0.0159, False), (0.400, 0.0161, True)):
-        hystart = HyStartPlusPlus()
-        one_round(hystart, base)
-        one_round(hystart, base)
-        one_round(hystart, base + rise)
+        hystart = after_rounds(base, base, base + rise)
         assert (hystart.phase is CONSERVATIVE) is enters, (base, rise)
 
 

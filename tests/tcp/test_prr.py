@@ -93,3 +93,17 @@ def test_a_connection_in_sack_recovery_sends_what_prr_allows():
     # the start, one segment at a time; both have sent the same by the end.
     assert without == [1, 1, 1, 0, 0, 0, 1, 1, 1, 1, 1]
     assert with_prr == [1, 1, 1, 0, 1, 0, 0, 1, 1, 1, 1]
+
+
+def test_with_prr_a_lost_retransmission_is_still_resent_without_a_timeout():
+    from test_sack_recovery import ack, eight_segments_in_flight, segment, segments
+
+    script = eight_segments_in_flight(congestion_control="newreno")
+    connection = script.connection
+    resent = 0
+    for last in range(1, 15):
+        script.receive(ack(0, segments(1, last)))
+        resent += script.connection.transmit(script.now).count(segment(0))
+    assert resent == 2  # the fast retransmission, and again once later segments were SACKed
+    assert connection.retransmissions == 2
+    assert connection.congestion.in_recovery  # no timeout came into it
