@@ -58,6 +58,8 @@ class NetworkSettings:
     loss: float = 0.0  # drop this fraction of the packets each way (a FaultInjector with `seed`)
     seed: int = 0
     faults: bool = False  # a FaultInjector even without loss (for scripted drops)
+    delay: float = 0.0  # seconds added each way by the FaultInjector (a longer path)
+    rate_bytes_per_second: float | None = None  # the FaultInjector's rate limit each way (a policer)
 
 
 def check_can_create_tun() -> None:
@@ -125,8 +127,9 @@ class UstackNetwork:
 
                 link = WireTap(link, self.watch)
                 on_drop = self.watch.on_drop
-            if settings.loss > 0 or settings.faults:
-                faults = Faults(drop=settings.loss)
+            if settings.loss > 0 or settings.faults or settings.delay > 0 or settings.rate_bytes_per_second:
+                faults = Faults(drop=settings.loss, delay=settings.delay,
+                                rate_bytes_per_second=settings.rate_bytes_per_second)
                 link = self.fault = FaultInjector(link, seed=settings.seed, inbound=faults, outbound=faults,
                                                   on_drop=on_drop)
             if settings.trace_output is not None:
