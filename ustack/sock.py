@@ -44,6 +44,7 @@ from socket import (  # the constants are the kernel's, so code written for `soc
     SO_SNDBUF,
     SOCK_STREAM,
     SOL_SOCKET,
+    TCP_CONGESTION,
     TCP_KEEPCNT,
     TCP_KEEPIDLE,
     TCP_KEEPINTVL,
@@ -387,6 +388,9 @@ class Socket:
                 raise os_error(errno.EINVAL, "SO_LINGER takes struct.pack('ii', onoff, seconds)")
             self._linger = struct.unpack("ii", value)
             return
+        if (level, option) == (IPPROTO_TCP, TCP_CONGESTION):
+            self._set_congestion_control(value)
+            return
         field = _OPTIONS.get((level, option))
         if field is None:
             raise os_error(errno.ENOPROTOOPT, f"option ({level}, {option}) is not supported by ustack")
@@ -405,8 +409,22 @@ class Socket:
         if self._stream is not None:
             self.network.call(_as_coroutine(lambda: _apply_options(self._stream, {field: setting})))
 
+    def _set_congestion_control(self, value: int | bytes) -> None:
+        """TCP_CONGESTION, as Linux: the algorithm's name; an unknown name is ENOENT."""
+        from .tcp.congestion import CONGESTION_CONTROLS
+
+        name = bytes(value).split(b"\0", 1)[0].decode("ascii", "replace") if isinstance(value, (bytes, bytearray)) else ""
+        if name not in CONGESTION_CONTROLS:
+            raise os_error(errno.ENOENT, f"no congestion control {name!r}; ustack has {', '.join(sorted(CONGESTION_CONTROLS))}")
+        self._config_overrides["congestion_control"] = name
+        if self._stream is not None:
+            self.network.call(_as_coroutine(lambda: _apply_options(self._stream, {"congestion_control": name})))
+
     def getsockopt(self, level: int, option: int, buflen: int = 0) -> int | bytes:
         self._check_open()
+        if (level, option) == (IPPROTO_TCP, TCP_CONGESTION):
+            name = self._config_overrides.get("congestion_control", self.network.stack.config.congestion_control)
+            return name.encode().ljust(buflen or 16, b"\0")[: buflen or 16]  # TCP_CA_NAME_MAX
         if (level, option) == (SOL_SOCKET, SO_REUSEADDR):
             return self._reuse_address
         if (level, option) == (SOL_SOCKET, SO_LINGER):
@@ -620,6 +638,7 @@ __all__ = [
     "SO_REUSEADDR",
     "SO_SNDBUF",
     "Socket",
+    "TCP_CONGESTION",
     "TCP_KEEPCNT",
     "TCP_KEEPIDLE",
     "TCP_KEEPINTVL",
