@@ -18,6 +18,7 @@ Lookup order for an arriving TCP segment follows RFC 9293 3.10.7: a connection t
 from __future__ import annotations
 
 import heapq
+import ipaddress
 import random
 from collections import Counter
 from typing import Iterable, NamedTuple
@@ -51,6 +52,24 @@ INVALID_SOURCE_FIRST_OCTETS = frozenset({0, 127, *range(224, 256)})
 ConnectionKey = tuple[int, int, int, int]  # (local address, local port, remote address, remote port)
 
 
+def host_address(address: object) -> int:
+    """The address a Stack takes, as `ipaddress` reads it ('10.77.0.2', IPv4Address, or an int),
+    as the integer the core compares with packet headers. A value that is no address, or that no
+    host can have (RFC 1122 3.2.1.3: "this network", loopback, multicast, reserved), raises
+    ValueError naming it. IPv6 is not supported yet: its branch is the one place to add it."""
+    if isinstance(address, bool):  # an int to ipaddress, but surely a mistake
+        raise ValueError(f"{address!r} is not an IP address")
+    try:
+        parsed = ipaddress.ip_address(address)  # type: ignore[arg-type]
+    except ValueError:
+        raise ValueError(f"{address!r} is not an IP address") from None
+    if parsed.version != 4:
+        raise ValueError(f"{address!r} is an IPv6 address; ustack speaks IPv4 only for now")
+    if int(parsed) >> 24 in INVALID_SOURCE_FIRST_OCTETS or parsed == ipaddress.IPv4Address("255.255.255.255"):
+        raise ValueError(f"{address!r} cannot be a host's address (RFC 1122 3.2.1.3)")
+    return int(parsed)
+
+
 class StackError(Exception):
     """A user call the stack cannot honour; `errno` says which socket error it would be."""
 
@@ -75,7 +94,7 @@ class Stack:
 
     def __init__(
         self,
-        address: int,
+        address: int | str | ipaddress.IPv4Address,
         config: TcpConfig | None = None,
         *,
         mtu: int = 1500,
@@ -84,7 +103,7 @@ class Stack:
         ttl: int = DEFAULT_TTL,
         reassembly_limits: ReassemblyLimits | None = None,
     ) -> None:
-        self.address = address
+        self.address = host_address(address)
         self.mtu = mtu
         # Our MSS follows from the MTU (RFC 9293 3.7.1): the MTU less the IPv4 and TCP headers.
         self.config = (config or TcpConfig()).fit_to_mtu(mtu)

@@ -68,7 +68,7 @@ async def _connect(args, network: UstackNetwork, ladders=None) -> int:
     stop = stop_on_signals()
     peer = f"{args.host}:{args.port}"
 
-    async with AsyncStack(network.make_stack(tcp_config(args)), network.link) as astack:
+    async with AsyncStack(network.make_stack(tcp_config(args)), network.link, control=False) as astack:
         for observer in network.observers:
             astack.add_observer(observer)
         if ladders is not None:

@@ -154,7 +154,7 @@ async def _serve(args, network: UstackNetwork, ladders=None, output: ServeOutput
 
     config = dataclasses.replace(tcp_config(args), syncookies=args.syncookies, synack_retries=args.synack_retries)
     stack = network.make_stack(config)
-    async with AsyncStack(stack, network.link) as astack:
+    async with AsyncStack(stack, network.link, control=False) as astack:
         for observer in network.observers:
             astack.add_observer(observer)
         if ladders is not None:
