@@ -23,6 +23,7 @@ reduction (ssthresh = beta * FlightSize) and the growth in congestion avoidance 
 
 from __future__ import annotations
 
+from ustack.tcp.congestion.base import INITIAL_SSTHRESH
 from ustack.tcp.congestion.hystart import HyStartPlusPlus
 from ustack.tcp.congestion.reno import NewReno
 
@@ -143,6 +144,12 @@ class Cubic(NewReno):
         # curve from the cwnd it starts with towards the W_max of this event.
         super().on_retransmit_timeout(bytes_in_flight, now)
         self.epoch_start = None
+
+    def take_over(self, previous) -> None:
+        super().take_over(previous)
+        if previous.ssthresh < INITIAL_SSTHRESH:
+            self.hystart.stop()  # past the first slow start: HyStart++ has no part left
+            self.w_max = previous.ssthresh / self.mss  # no record of the last loss: start flat from here
 
     def on_idle_restart(self, now: float) -> None:
         super().on_idle_restart(now)
