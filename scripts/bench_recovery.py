@@ -41,6 +41,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from ustack.commands.signals import sigterm_as_interrupt  # noqa: E402
+from ustack.link import Faults  # noqa: E402
 from ustack.network import KERNEL_ADDRESS, USTACK_ADDRESS, NetworkError, NetworkSettings, UstackNetwork  # noqa: E402
 from ustack.tcp import TcpConfig  # noqa: E402
 
@@ -191,8 +192,9 @@ def run(args) -> list[tuple]:
     for loss in args.losses:
         for algorithm in args.algorithms:
             number += 1
-            settings = NetworkSettings(namespace=f"ust-rec-{os.getpid()}-{number}", loss=loss / 100, seed=args.seed,
-                                       delay=args.delay_ms / 1000, rate_bytes_per_second=args.rate_mbit * 125_000)
+            path = Faults(drop=loss / 100, delay=args.delay_ms / 1000, rate_bytes_per_second=args.rate_mbit * 125_000)
+            settings = NetworkSettings(namespace=f"ust-rec-{os.getpid()}-{number}", seed=args.seed,
+                                       inbound_faults=path, outbound_faults=path, program="bench_recovery")
             with UstackNetwork(settings) as network:
                 figures = asyncio.run(one_path(network, algorithm, int(args.size_mb * MEGABYTE)))
             ratio = figures["b_goodput"] / figures["a_goodput"]

@@ -7,7 +7,15 @@ The runtime (ustack/aio) owns the TUN fd and the clock; this file owns the table
 - connections, keyed by the 4-tuple (local address, local port, remote address, remote port);
 - listeners, keyed by (local address, local port), where address 0 means "any of ours";
 - a heap of timer deadlines, so finding the next deadline costs O(log n) and an idle stack with
-  thousands of dead connections costs nothing (DESIGN.md rule 6);
+  thousands of dead connections costs nothing (DESIGN.md rule 6). An entry names its connection
+  by 4-tuple, not by reference: a connection that re-armed or finished leaves a stale entry (a
+  deadline and four ints), never itself, in the heap; and when stale entries outnumber live ones
+  the heap is rebuilt from the live deadlines alone, so it holds at most about twice as many
+  entries as there are armed connections. Pushes and pops stay O(log n); a rebuild costs O(n)
+  but comes only after n stale entries appeared, so it adds O(1) per push (amortized). (One
+  entry per connection would need a heap with decrease-key, which heapq lacks; weak references
+  would tie Connection to __weakref__.) Issue 12 measured ~60,000 finished connections pinned
+  by stale entries at 1,000 lifecycles per second (scripts/bench_lifecycles.py);
 - drop counters by reason (DESIGN.md rule 8).
 
 Lookup order for an arriving TCP segment follows RFC 9293 3.10.7: a connection that matches the
@@ -26,6 +34,7 @@ from typing import Iterable, NamedTuple
 from .reassembly import Ipv4Reassembly, ReassemblyLimits
 from .tcp import Connection, Listener, State, TcpConfig, reset_for_unmatched
 from .tcp.isn import IsnGenerator
+from .tcp.options import TIMESTAMP_OPTION_SPACE
 from .tcp.ratelimit import PerSecondLimit
 from .tcp.syn_cookies import SynCookies
 from .wire import WireError, build_icmp_packet, build_tcp_packet, parse_packet
@@ -49,7 +58,9 @@ ICMP_ERRORS_FOR_TCP = frozenset({DESTINATION_UNREACHABLE, TIME_EXCEEDED, PARAMET
 # everyone (RFC 1122 4.2.3.10).
 INVALID_SOURCE_FIRST_OCTETS = frozenset({0, 127, *range(224, 256)})
 
-ConnectionKey = tuple[int, int, int, int]  # (local address, local port, remote address, remote port)
+ConnectionKey = tuple[int, int, int, int]
+# Stale timer-heap entries tolerated beyond as many as there are live ones before a rebuild.
+HEAP_SLACK = 64  # (local address, local port, remote address, remote port)
 
 
 def host_address(address: object) -> int:
@@ -102,9 +113,14 @@ class Stack:
         port_seed: int | None = None,
         ttl: int = DEFAULT_TTL,
         reassembly_limits: ReassemblyLimits | None = None,
+        segmentation_offload: bool = False,
     ) -> None:
         self.address = host_address(address)
         self.mtu = mtu
+        # TSO (link/tun.py): the link cuts a TCP segment larger than the MTU into segments of the
+        # MTU minus its headers. A connection whose own segments are exactly that size (the peer's
+        # MSS is at least ours) may then hand down up to 64 KB at once (TcpConfig.offload_segments).
+        self.offload_segments = max(1, min(64, 65475 // (mtu - 40))) if segmentation_offload else 1
         # Our MSS follows from the MTU (RFC 9293 3.7.1): the MTU less the IPv4 and TCP headers.
         self.config = (config or TcpConfig()).fit_to_mtu(mtu)
         self.ttl = ttl
@@ -124,10 +140,10 @@ class Stack:
         self.unacceptable_ack_budget = PerSecondLimit(self.config.unacceptable_ack_limit)
         # Connections that may have something to send: touched by a packet, a user call or a timer.
         self._touched: dict[Connection, None] = {}
-        # (deadline, tie-breaker, connection); stale entries are skipped when they surface.
-        self._timer_heap: list[tuple[float, int, Connection]] = []
+        # (deadline, 4-tuple); an entry is live when that 4-tuple's connection is armed for
+        # exactly that deadline. Stale entries are skipped when they surface (module docstring).
+        self._timer_heap: list[tuple[float, ConnectionKey]] = []
         self._armed_deadline: dict[Connection, float] = {}
-        self._heap_counter = 0
         self._control_replies: list[bytes] = []  # RSTs for unmatched segments, ICMP replies
         self._events: list[StackEvent] = []
         self._active: dict[Connection, None] = {}  # touched since the runtime last asked
@@ -245,6 +261,8 @@ class Stack:
         self._touched = {}
         self._active.update(touched)
         for connection in touched:
+            if self.offload_segments > 1:
+                self._fit_segmentation_offload(connection, now)
             for segment in connection.transmit(now):
                 packets.append(build_tcp_packet(connection.local_address, connection.remote_address, segment, ttl=self.ttl))
             self._collect_events(connection)
@@ -255,12 +273,22 @@ class Stack:
         self.counters["packets_out"] += len(packets)
         return packets
 
+    def _fit_segmentation_offload(self, connection: Connection, now: float) -> None:
+        """Several segments at once only while the connection's segment size is what the link
+        cuts at: its send MSS plus the timestamp option it leaves room for, plus 40 bytes of
+        headers, fill the MTU (a smaller peer MSS or a lowered path MTU switch it off again)."""
+        full = connection.send_mss + (TIMESTAMP_OPTION_SPACE if connection.timestamps_enabled else 0) + 40
+        wanted = self.offload_segments if full == self.mtu else 1
+        if connection.config.offload_segments != wanted:
+            connection.reconfigure(now, offload_segments=wanted)
+
     def next_deadline(self) -> float | None:
         reassembly_deadline = self.reassembly.next_deadline()
         heap = self._timer_heap
         while heap:
-            deadline, _, connection = heap[0]
-            if self._armed_deadline.get(connection) == deadline:
+            deadline, key = heap[0]
+            connection = self.connections.get(key)
+            if connection is not None and self._armed_deadline.get(connection) == deadline:
                 return deadline if reassembly_deadline is None else min(deadline, reassembly_deadline)
             heapq.heappop(heap)  # stale: the connection re-armed or went away
         return reassembly_deadline
@@ -269,8 +297,9 @@ class Stack:
         self.reassembly.on_timer(now)
         heap = self._timer_heap
         while heap and heap[0][0] <= now:
-            deadline, _, connection = heapq.heappop(heap)
-            if self._armed_deadline.get(connection) != deadline:
+            deadline, key = heapq.heappop(heap)
+            connection = self.connections.get(key)
+            if connection is None or self._armed_deadline.get(connection) != deadline:
                 continue
             del self._armed_deadline[connection]
             connection.on_timer(now)
@@ -288,12 +317,18 @@ class Stack:
             self._armed_deadline.pop(connection, None)
         elif self._armed_deadline.get(connection) != deadline:
             self._armed_deadline[connection] = deadline
-            self._heap_counter += 1
-            heapq.heappush(self._timer_heap, (deadline, self._heap_counter, connection))
+            heapq.heappush(self._timer_heap, (deadline, _key_of(connection)))
+            if len(self._timer_heap) > 2 * len(self._armed_deadline) + HEAP_SLACK:
+                self._compact_timer_heap()
+
+    def _compact_timer_heap(self) -> None:
+        """Rebuild the heap from the live deadlines: every stale entry goes at once."""
+        self._timer_heap = [(deadline, _key_of(connection)) for connection, deadline in self._armed_deadline.items()]
+        heapq.heapify(self._timer_heap)
 
     def _forget(self, connection: Connection) -> None:
         """A connection that is CLOSED with nothing left to send leaves no trace (DESIGN rule 6)."""
-        key = (connection.local_address, connection.local_port, connection.remote_address, connection.remote_port)
+        key = _key_of(connection)
         if self.connections.get(key) is connection:
             del self.connections[key]
             for name, counter in counter_attributes(connection).items():
@@ -407,6 +442,10 @@ class Stack:
 
     def state_counts(self) -> Counter[str]:
         return Counter(connection.state.value for connection in self.connections.values())
+
+
+def _key_of(connection: Connection) -> ConnectionKey:
+    return (connection.local_address, connection.local_port, connection.remote_address, connection.remote_port)
 
 
 def counter_attributes(item: object) -> dict[str, Counter]:
