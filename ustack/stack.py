@@ -42,11 +42,14 @@ from .wire.fragment import fragment_ipv4
 from .wire.icmp import DESTINATION_UNREACHABLE, ECHO_REPLY, ECHO_REQUEST, PARAMETER_PROBLEM, TIME_EXCEEDED
 from .wire.icmp import IcmpMessage
 from .wire.ipv4 import PROTOCOL_ICMP, Ipv4Header, address_text
-from .wire.tcp import TcpSegment
+from .wire.tcp import ACK, RST, SYN, TcpSegment
 
 # Linux's default ephemeral range (net.ipv4.ip_local_port_range).
 EPHEMERAL_PORTS = range(32768, 61000)
 DEFAULT_TTL = 64
+# The most sockets (connections in any state, TIME-WAIT included, plus listeners) one Stack holds
+# by default: a bound on its tables' memory, like a process's file descriptor limit.
+DEFAULT_MAX_CONNECTIONS = 65536
 
 # RFC 9293 3.9.2.2: source quench MUST be discarded (MUST-55); these three reach TCP.
 ICMP_ERRORS_FOR_TCP = frozenset({DESTINATION_UNREACHABLE, TIME_EXCEEDED, PARAMETER_PROBLEM})
@@ -58,9 +61,12 @@ ICMP_ERRORS_FOR_TCP = frozenset({DESTINATION_UNREACHABLE, TIME_EXCEEDED, PARAMET
 # everyone (RFC 1122 4.2.3.10).
 INVALID_SOURCE_FIRST_OCTETS = frozenset({0, 127, *range(224, 256)})
 
-ConnectionKey = tuple[int, int, int, int]
+_SYN_ACK_RST = SYN | ACK | RST
+_MAY_OPEN = (SYN, ACK)  # of those three bits, what a segment that may open a connection has
+
+ConnectionKey = tuple[int, int, int, int]  # (local address, local port, remote address, remote port)
 # Stale timer-heap entries tolerated beyond as many as there are live ones before a rebuild.
-HEAP_SLACK = 64  # (local address, local port, remote address, remote port)
+HEAP_SLACK = 64
 
 
 def host_address(address: object) -> int:
@@ -114,8 +120,12 @@ class Stack:
         ttl: int = DEFAULT_TTL,
         reassembly_limits: ReassemblyLimits | None = None,
         segmentation_offload: bool = False,
+        max_connections: int | None = DEFAULT_MAX_CONNECTIONS,
     ) -> None:
+        if max_connections is not None and max_connections < 1:
+            raise ValueError("max_connections must be at least 1 or None")
         self.address = host_address(address)
+        self.max_connections = max_connections  # see _has_room
         self.mtu = mtu
         # TSO (link/tun.py): the link cuts a TCP segment larger than the MTU into segments of the
         # MTU minus its headers. A connection whose own segments are exactly that size (the peer's
@@ -146,6 +156,7 @@ class Stack:
         self._armed_deadline: dict[Connection, float] = {}
         self._control_replies: list[bytes] = []  # RSTs for unmatched segments, ICMP replies
         self._events: list[StackEvent] = []
+        self._born_of: dict[Connection, Listener] = {}  # passive connections, for the listener's count
         self._active: dict[Connection, None] = {}  # touched since the runtime last asked
         self._port_random = random.Random(port_seed)
         self._next_ephemeral = self._port_random.randrange(len(EPHEMERAL_PORTS))
@@ -200,10 +211,17 @@ class Stack:
             self._forget(connection)
         listener = self.listeners.get((ip.dst, segment.dst_port)) or self.listeners.get((0, segment.dst_port))
         if listener is not None:
+            if segment.flags & _SYN_ACK_RST in _MAY_OPEN and not self._has_room():
+                # A new connection request, or an ACK that may return a SYN cookie: dropped
+                # without a reply (the client retries; a stray ACK misses only its RST).
+                self.drops["stack_connection_limit"] += 1
+                return
             new_connection = listener.receive(ip.src, segment, now)
             if new_connection is not None:
                 new_connection.unacceptable_ack_budget = self.unacceptable_ack_budget
                 self.connections[key] = new_connection
+                self._born_of[new_connection] = listener
+                listener.open_connections += 1
                 self._touch(new_connection)
             self._collect_listener_output(listener, now)
             return
@@ -335,6 +353,11 @@ class Stack:
                 if counter:
                     self.ended_connection_counters.setdefault(name, Counter()).update(counter)
         self._armed_deadline.pop(connection, None)
+        listener = self._born_of.pop(connection, None)
+        if listener is not None:
+            listener.open_connections -= 1
+            if not self._born_of:
+                self._born_of = {}  # a dict keeps its largest size: an idle stack gives it back
 
     def _collect_events(self, connection: Connection) -> None:
         for event in connection.events():
@@ -359,10 +382,20 @@ class Stack:
     # User calls (RFC 9293 3.10.1 OPEN and friends, at the level of the whole host)
     # ----------------------------------------------------------------------------------------
     def listen(
-        self, port: int, *, address: int = 0, backlog: int = 128, syn_queue_size: int | None = None, config: TcpConfig | None = None
+        self,
+        port: int,
+        *,
+        address: int = 0,
+        backlog: int = 128,
+        syn_queue_size: int | None = None,
+        config: TcpConfig | None = None,
+        max_connections: int | None = None,
     ) -> Listener:
+        """Passive OPEN on a port. max_connections: the most connections from this listener that
+        may exist at once (None: only the stack's limit); a SYN beyond it is dropped, counted."""
         if (address, port) in self.listeners or (0, port) in self.listeners:
             raise StackError(f"port {port} is already listening", _errno("EADDRINUSE"))
+        self._check_room()
         listener = Listener(
             self._config_for(config),
             address or self.address,
@@ -371,6 +404,7 @@ class Stack:
             syn_queue_size=syn_queue_size if syn_queue_size is not None else backlog,  # as Linux's listen()
             isn_generator=self.isn_generator,
             syn_cookies=self.syn_cookies,
+            max_connections=max_connections,
         )
         self.listeners[(address, port)] = listener
         return listener
@@ -391,6 +425,7 @@ class Stack:
         self, remote_address: int, remote_port: int, now: float, *, local_port: int | None = None, config: TcpConfig | None = None
     ) -> Connection:
         """Active OPEN: a new connection in SYN-SENT; its SYN leaves with the next transmit()."""
+        self._check_room()
         if local_port is None:
             local_port = self._ephemeral_port(remote_address, remote_port)
         key = (self.address, local_port, remote_address, remote_port)
@@ -402,6 +437,19 @@ class Stack:
         self.connections[key] = connection
         self._touch(connection)
         return connection
+
+    def _has_room(self) -> bool:
+        """Below max_connections, counting every connection the tables hold (TIME-WAIT and
+        SYN-RECEIVED included: each costs memory until it ends) and every listener."""
+        limit = self.max_connections
+        return limit is None or len(self.connections) + len(self.listeners) < limit
+
+    def _check_room(self) -> None:
+        if not self._has_room():
+            # Linux refuses a socket beyond the process's descriptor limit with EMFILE ("too many
+            # open files"): a count configured for one process, as this limit is for one stack
+            # (ENOBUFS/ENOMEM would say memory ran out, which is not what happened).
+            raise StackError(f"this stack already holds max_connections={self.max_connections} sockets", _errno("EMFILE"))
 
     def _config_for(self, config: TcpConfig | None) -> TcpConfig:
         """A per-socket configuration (socket options), with the MSS still bounded by our MTU."""

@@ -32,6 +32,12 @@ class TcpConfig:
     receive_buffer_size: int = 256 * 1024
     send_buffer_size: int = 256 * 1024
 
+    # The most out-of-order blocks (runs of bytes beyond a hole) a connection holds; beyond it
+    # the furthest are pruned (receive_buffer.py). None: as many as the receive buffer pays for
+    # at 256 bytes of bookkeeping each, within 64..4096. FreeBSD limits its reassembly queue
+    # the same way (net.inet.tcp.reass.maxqueuelen, 100 segments).
+    out_of_order_max_blocks: int | None = None
+
     # --- options negotiated on the SYN (each used only when both sides offer it) ---
     window_scaling: bool = True  # RFC 7323 2
     # The shift we offer in our window scale option. None: the smallest shift that lets the
@@ -205,6 +211,8 @@ class TcpConfig:
             raise ValueError(f"window_advertisement must be 'sws_steps' or 'free_space', got {self.window_advertisement!r}")
         if not 1 <= self.offload_segments <= 64:
             raise ValueError(f"offload_segments must be in 1..64, got {self.offload_segments}")
+        if self.out_of_order_max_blocks is not None and self.out_of_order_max_blocks < 1:
+            raise ValueError(f"out_of_order_max_blocks must be at least 1 or None, got {self.out_of_order_max_blocks}")
         if self.ack_every_segments < 1:
             raise ValueError("ack_every_segments must be at least 1")
         if self.fin_wait_2_timeout is not None and self.fin_wait_2_timeout <= 0:
