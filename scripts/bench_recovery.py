@@ -8,7 +8,9 @@ ustack's network (ustack/network.py) in a namespace named ust-rec-<pid>-<n>, alw
 end; no packet leaves it. The FaultInjector on ustack's TUN link makes the path: a rate limit of
 `--rate-mbit` (20 Mbit/s; the FaultInjector's limit is a token bucket that drops what exceeds it,
 a policer) and `--delay-ms` (20 ms) each way, and random loss of each `--losses` percentage each
-way. Over it, for each loss rate and each algorithm:
+way. The TUN offloads are off (NetworkSettings.offload=False): with them, a 64 KB TSO/GRO packet
+would cross the FaultInjector as one packet and be lost as rarely as one MTU-sized packet, which is
+not the path being measured. Over it, for each loss rate and each algorithm:
 
   (a) the kernel sends `--size-mb` MB to ustack (a Python client on the kernel's socket, to a sink
       on ustack): Linux's sender;
@@ -194,7 +196,8 @@ def run(args) -> list[tuple]:
             number += 1
             path = Faults(drop=loss / 100, delay=args.delay_ms / 1000, rate_bytes_per_second=args.rate_mbit * 125_000)
             settings = NetworkSettings(namespace=f"ust-rec-{os.getpid()}-{number}", seed=args.seed,
-                                       inbound_faults=path, outbound_faults=path, program="bench_recovery")
+                                       inbound_faults=path, outbound_faults=path, program="bench_recovery",
+                                       offload=False)
             with UstackNetwork(settings) as network:
                 figures = asyncio.run(one_path(network, algorithm, int(args.size_mb * MEGABYTE)))
             ratio = figures["b_goodput"] / figures["a_goodput"]
