@@ -14,7 +14,8 @@ As with ss, listening sockets are shown with -a or -l (or a state filter naming 
 filters (state, exclude, sport, dport, src, dst, and/or/not) are ustack/commands/ss_filter.py's.
 ss's flags that make no sense here (-u, -x, -6, ...) are refused with the reason. -o, -e and -m
 add the timers, the sequence variables and the queued bytes at the end of the line; `-i` adds a second line per connection with the core's numbers, in ss's units (times in ms):
-rto, rtt (smoothed/variance), cwnd and ssthresh (bytes), retransmissions, bytes sent and
+the congestion control (cubic, newreno, reno) and wscale first, as Linux prints them, then rto,
+rtt (smoothed/variance), cwnd and ssthresh (bytes), retransmissions, bytes sent and
 received, windows and armed timers.
 
 The connections come from the control socket of each running ustack (ustack/control.py). With no
@@ -194,6 +195,13 @@ def _first(connection: dict, *names: str, default=None):
 def info_text(connection: dict, now: float | None) -> str:
     """The -i line: the core's variables in ss's spelling and units (times in milliseconds)."""
     parts = []
+    # Linux's ss -i starts with the congestion control's name, then wscale:<send>,<receive>.
+    algorithm = connection.get("congestion_control")
+    if algorithm:
+        parts.append(str(algorithm))
+    window_scale = connection.get("window_scale")
+    if isinstance(window_scale, (list, tuple)) and len(window_scale) == 2:
+        parts.append(f"wscale:{window_scale[0]},{window_scale[1]}")
     rto = _first(connection, "rto")
     if rto is not None:
         parts.append(f"rto:{_ms(rto)}")

@@ -70,6 +70,8 @@ class ConnectionSnapshot:
     receive_queue: int  # bytes received and not yet read
     timers: dict[str, float]  # armed timers by name, with their deadlines
     error: TcpError | None
+    congestion_control: str | None = None  # the algorithm's name, as `ss -i` shows it (Linux's tcpi_ca)
+    window_scale: tuple[int, int] | None = None  # (send shift, receive shift) when negotiated (RFC 7323)
 
 
 def segment_summary(segment: TcpSegment) -> str:
