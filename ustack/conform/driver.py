@@ -45,14 +45,17 @@ from ustack.conform.matcher import (
 from ustack.conform.profile import (
     FREEBSD_DEFAULTS,
     FREEBSD_RECEIVE_BUFFER_ROUNDING,
+    LINUX,
     MATCHER_TOLERANCES,
     SOCKET_OPTIONS,
     Unsupported,
     apply_script_options,
     apply_sysctl,
     freebsd_receive_buffer,
+    script_profile,
     script_tolerances,
 )
+from ustack.conform.linux_profile import LINUX_DEFAULTS, apply_linux_sysctl
 from ustack.conform.result import FAIL, PASS, SKIPPED, Result
 from ustack.conform.script import CodeEvent, PacketEvent, Script, ShellEvent, SyscallEvent
 from ustack.conform.shell import (
@@ -62,7 +65,7 @@ from ustack.conform.shell import (
     CountStates,
     DropTimeWait,
     SetSysctl,
-    SuiteDefaults,
+    LinuxSysctls,
     interpret_code,
     interpret_shell,
 )
@@ -150,7 +153,8 @@ class Driver:
         self.now = 0.0
         self.line: int | None = None
         self.warnings: list[str] = []
-        self.overrides: dict = dict(FREEBSD_DEFAULTS)
+        self.linux = script_profile(script.path) == LINUX
+        self.overrides: dict = dict(LINUX_DEFAULTS if self.linux else FREEBSD_DEFAULTS)
         apply_script_options(script.options, self.overrides)
         self.table = SocketTable(self)
         self.stack = Stack(
@@ -182,7 +186,7 @@ class Driver:
                 if field_name not in _CONFIG_FIELDS:
                     raise Unsupported(f"socket option {name}", f"needs TcpConfig.{field_name}")
                 values[field_name] = convert(value) if convert else value
-        if FREEBSD_RECEIVE_BUFFER_ROUNDING:
+        if FREEBSD_RECEIVE_BUFFER_ROUNDING and not self.linux:
             values["receive_buffer_size"] = freebsd_receive_buffer(values["receive_buffer_size"], values["mss"])
         missing = sorted(set(values) - _CONFIG_FIELDS)
         for name in missing:
@@ -480,8 +484,9 @@ class Driver:
             if count != action.count:
                 reason = f"{count} connections in {action.state.value} where the script expects {action.count}"
                 raise ScriptFailed(event.line, "state", reason)
-        elif isinstance(action, SuiteDefaults):
-            self.warnings.append(f"line {event.line}: the suite's defaults.sh is not applied; ustack's own settings hold")
+        elif isinstance(action, LinuxSysctls):
+            for name, value in action.settings:
+                apply_linux_sysctl(name, value, self.overrides)
         elif isinstance(action, DropTimeWait):
             # tcpdrop: ABORT in TIME-WAIT deletes the TCB without a reset (RFC 9293 3.10.5).
             for connection in list(self.stack.connections.values()):

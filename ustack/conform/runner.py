@@ -22,7 +22,8 @@ from ustack.conform.parser import parse_file
 from ustack.conform.profile import DEFINES, SOCKET_OPTIONS, Unsupported, apply_script_options, apply_sysctl
 from ustack.conform.result import ERROR, FAIL, PASS, SKIPPED, Result
 from ustack.conform.script import CodeEvent, NameExpr, PacketEvent, Script, ShellEvent, SyscallEvent
-from ustack.conform.shell import SetSysctl, interpret_code, interpret_shell
+from ustack.conform.linux_profile import apply_linux_sysctl
+from ustack.conform.shell import LinuxSysctls, SetSysctl, interpret_code, interpret_shell
 
 __all__ = ["ERROR", "FAIL", "PASS", "SKIPPED", "Result", "find_unsupported", "run_path", "run_script"]
 
@@ -53,6 +54,9 @@ def _check_event(event, overrides: dict) -> None:
         action = interpret_shell(event.command)
         if isinstance(action, SetSysctl):
             apply_sysctl(action.name, action.value, overrides)
+        elif isinstance(action, LinuxSysctls):
+            for name, value in action.settings:
+                apply_linux_sysctl(name, value, overrides)
     elif isinstance(event, CodeEvent):
         interpret_code(event.code)
     elif isinstance(event, PacketEvent):
