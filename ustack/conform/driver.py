@@ -55,7 +55,7 @@ from ustack.conform.profile import (
     script_profile,
     script_tolerances,
 )
-from ustack.conform.linux_profile import LINUX_DEFAULTS, apply_linux_sysctl
+from ustack.conform.linux_profile import LINUX_DEFAULTS, LINUX_SEGMENTATION_OFFLOAD, apply_linux_sysctl, merge_offloaded
 from ustack.conform.result import FAIL, PASS, SKIPPED, Result
 from ustack.conform.script import CodeEvent, PacketEvent, Script, ShellEvent, SyscallEvent
 from ustack.conform.shell import (
@@ -312,12 +312,19 @@ class Driver:
 
     def _collect(self) -> None:
         """Queue what the host transmits now, as segments keyed by (our port, the script's)."""
+        batch = len(self.sent)  # segments queued from here on were sent together
         for packet in self.stack.transmit(self.now):
             segment = parse_packet(packet).tcp
             if segment is None:  # ICMP from ustack: no script line can expect it (runner.py)
                 self.warnings.append(f"at {self.now:.3f} s ustack sent a packet that is not TCP")
                 continue
-            self.sent.append((self.now, (segment.src_port, segment.dst_port), segment))
+            key = (segment.src_port, segment.dst_port)
+            if self.linux and LINUX_SEGMENTATION_OFFLOAD and len(self.sent) > batch and self.sent[-1][1] == key:
+                merged = merge_offloaded(self.sent[-1][2], segment)
+                if merged is not None:
+                    self.sent[-1] = (self.now, key, merged)
+                    continue
+            self.sent.append((self.now, key, segment))
         self.stack.events()  # nothing here reads them; drained so they do not pile up
 
     def _poke_sockets(self) -> None:

@@ -26,6 +26,7 @@ from typing import Callable
 
 from ustack.conform.profile import Unsupported, window_shift_for_limit
 from ustack.tcp.congestion import CONGESTION_CONTROLS
+from ustack.wire.tcp import FIN, PSH, RST, SYN, TcpSegment
 
 # defaults.sh: tcp_rmem="4096 540000 15728640". Linux offers the smallest window scale that lets
 # the window describe the largest receive buffer (tcp_rmem[2], tcp_select_initial_window): 8.
@@ -58,6 +59,30 @@ LINUX_DEFAULTS = {
     "syncookies": "auto",  # tcp_syncookies=1
     "window_advertisement": "sws_steps",  # ustack's own; Linux's receive autotuning is not modelled
 }
+
+# The scripts were written against a tun0 with TSO/GSO, so the kernel hands packetdrill one
+# super-segment of up to 64 KB where it would put several on a wire (`> P. 1:5841(5840)` for a
+# 5840-byte write), whatever the MSS. The driver plays the offload: the data segments ustack's host
+# sends at one instant on one connection, back to back in sequence, become one (merge_offloaded),
+# as GSO would have handed them to the device. Linux's TSO autosizing (which can cut a burst into
+# several super-segments at high rates) is not modelled.
+LINUX_SEGMENTATION_OFFLOAD = True
+LINUX_OFFLOAD_LIMIT = 65535 - 40  # one IPv4 packet
+
+
+def merge_offloaded(first: TcpSegment, second: TcpSegment) -> TcpSegment | None:
+    """`first` and `second` as the one segment GSO would have carried, or None when they cannot
+    be one: not contiguous data, a SYN/RST/FIN before the end, a different ACK or window, too big."""
+    if not first.payload or not second.payload or first.flags & (SYN | RST | FIN) or second.flags & (SYN | RST):
+        return None
+    if second.seq != (first.seq + len(first.payload)) & 0xFFFFFFFF:
+        return None
+    if (second.ack, second.window, second.flags & ~(PSH | FIN)) != (first.ack, first.window, first.flags & ~PSH):
+        return None
+    if len(first.payload) + len(second.payload) > LINUX_OFFLOAD_LIMIT:
+        return None
+    # GSO copies the first header; PSH and FIN belong to the last piece (tcp_gso_segment).
+    return first._replace(flags=(first.flags & ~PSH) | (second.flags & (PSH | FIN)), payload=first.payload + second.payload)
 
 
 def _integer(text: str) -> int:

@@ -118,6 +118,9 @@ class FakeSocket:
     pending_error: str | None = None  # SO_ERROR, cleared when read
     reported_error: bool = False  # the connection's error was already returned by a call
     closed: bool = False
+    # shutdown(SHUT_RD): a read with nothing queued returns 0 at once (end of file) instead of
+    # waiting; data that still arrives is queued and readable, as Linux does (tcp_recvmsg).
+    read_shut: bool = False
 
 
 def evaluate(expression, constants: dict[str, int] = CONSTANTS) -> int | None:
@@ -330,7 +333,7 @@ class SocketTable:
                 if peek:  # MSG_PEEK: the core has no peek; readable says what recv would return
                     return Outcome(min(connection.readable, max_bytes))
                 return Outcome(len(connection.recv(max_bytes, now)))
-            if connection.at_eof:
+            if connection.at_eof or socket.read_shut:
                 return Outcome(0)
             error = self._take_error(socket)
             if error:
@@ -413,6 +416,8 @@ class SocketTable:
     def _shutdown(self, args, now) -> Outcome:
         socket = self.connected_socket(args[0])
         how = evaluate(args[1])
+        if how in (CONSTANTS["SHUT_RD"], CONSTANTS["SHUT_RDWR"]):
+            socket.read_shut = True
         if how in (CONSTANTS["SHUT_WR"], CONSTANTS["SHUT_RDWR"]):
             socket.connection.shutdown(now)
         return Outcome(0)
