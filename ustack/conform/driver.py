@@ -45,14 +45,12 @@ from ustack.conform.matcher import (
 from ustack.conform.profile import (
     FREEBSD_DEFAULTS,
     FREEBSD_RECEIVE_BUFFER_ROUNDING,
-    LINUX,
     MATCHER_TOLERANCES,
     SOCKET_OPTIONS,
     Unsupported,
     apply_script_options,
     apply_sysctl,
     freebsd_receive_buffer,
-    script_profile,
     script_tolerances,
 )
 from ustack.conform.linux_profile import LINUX_DEFAULTS, LINUX_SEGMENTATION_OFFLOAD, apply_linux_sysctl, merge_offloaded
@@ -132,8 +130,9 @@ class ScriptFailed(Exception):
         self.mismatch = mismatch
 
 
-def drive(script: Script) -> Result:
-    driver = Driver(script)
+def drive(script: Script, linux: bool = False) -> Result:
+    """Run `script` with the FreeBSD profile, or the Linux one (linux_profile.py)."""
+    driver = Driver(script, linux)
     try:
         driver.run()
     except ScriptFailed as failure:
@@ -145,7 +144,7 @@ def drive(script: Script) -> Result:
 
 
 class Driver:
-    def __init__(self, script: Script) -> None:
+    def __init__(self, script: Script, linux: bool = False) -> None:
         self.script = script
         self.tolerance = script.tolerance
         self.non_fatal_syscalls = script.options.get("non_fatal") == "syscall"
@@ -153,7 +152,7 @@ class Driver:
         self.now = 0.0
         self.line: int | None = None
         self.warnings: list[str] = []
-        self.linux = script_profile(script.path) == LINUX
+        self.linux = linux
         self.overrides: dict = dict(LINUX_DEFAULTS if self.linux else FREEBSD_DEFAULTS)
         apply_script_options(script.options, self.overrides)
         self.table = SocketTable(self)
