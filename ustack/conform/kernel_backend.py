@@ -264,7 +264,8 @@ class KernelDriver:
         mtu = int(self.script.options.get("mtu", 1500))
         self.link = setup_tun_in_namespace(namespace, TUN_NAME, mtu,
                                            host_address=f"{address_text(self.local_address)}/{LOCAL_PREFIX}",
-                                           peer_address=address_text(self.remote_address))
+                                           peer_address=address_text(self.remote_address),
+                                           offload=False)  # no virtio-net header: raw IP packets
         fcntl.ioctl(self.link.fileno(), TUNSETOFFLOAD, TUN_OFFLOADS)
         self.start = time.monotonic()
         self.reader = TunReader(self.link.fileno(), self.now)
