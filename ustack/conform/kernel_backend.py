@@ -10,8 +10,8 @@ those for scripts). These addresses exist only inside the namespace.
 
 * `<` lines are built with ustack.wire (numbers mapped by matcher.inbound_segment) and written
   into the TUN device; the kernel receives them as from the wire.
-* What the kernel sends is read from the TUN device by a reader thread that stamps each packet
-  with its arrival time; a `>` line takes the oldest and matches it (matcher.match_outbound).
+* What the kernel sends is read by a reader thread (kernel_tap.py) that stamps each packet with
+  the kernel's own time of sending (a packet socket on tun0, as packetdrill); a `>` line takes the oldest and matches it (matcher.match_outbound).
   Like packetdrill, the device has TSO and checksum offload on (TUNSETOFFLOAD), so the kernel
   hands over whole TSO super-segments with the TCP checksum left partial: the checksum is filled
   in here before parsing, and a 2000-byte burst is one segment, as the scripts expect.
@@ -32,7 +32,6 @@ import fcntl
 import ipaddress
 import os
 import queue
-import select
 import struct
 import subprocess
 import sys
@@ -50,6 +49,7 @@ from ustack.conform.driver import (
     ScriptFailed,
 )
 from ustack.conform.kernel_syscalls import LINUX_CONSTANTS, SyscallThread, tcp_info
+from ustack.conform.kernel_tap import TunReader, open_packet_tap
 from ustack.conform.matcher import SequenceMap, expected_text, inbound_segment, learn_from_outbound, match_outbound
 from ustack.conform.matcher import segment_text
 from ustack.conform.profile import FREEBSD, Unsupported, linux_command_for_freebsd_sysctl, script_profile
@@ -70,7 +70,6 @@ LOCAL_PREFIX = 16  # packetdrill's 192.168.0.0/16 on the device: the script's --
 TUN_NAME = "tun0"  # the name packetdrill gives its device, which the suite's defaults.sh configures
 TUNSETOFFLOAD = 0x400454D0
 TUN_OFFLOADS = 0x01 | 0x02 | 0x04 | 0x08  # TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6 | TUN_F_TSO_ECN
-LARGEST_PACKET = 65535
 # How long a system call without `...` may take before the script fails: packetdrill's calls that
 # should not block return at once; one that blocks is an error in the script, not a hang.
 NONBLOCKING_CALL_LIMIT = 2.0
@@ -189,35 +188,6 @@ def fill_tcp_checksum(packet: bytes) -> bytes:
     return packet[:header_length] + bytes(tcp)
 
 
-class TunReader:
-    """Reads what the kernel sends into the TUN device, each packet with its arrival time."""
-
-    def __init__(self, fd: int, clock) -> None:
-        self.fd = fd
-        self.clock = clock
-        self.packets: queue.Queue = queue.Queue()
-        self.stopping = threading.Event()
-        self.thread = threading.Thread(target=self._main, name="drill-tun", daemon=True)
-        self.thread.start()
-
-    def _main(self) -> None:
-        while not self.stopping.is_set():
-            ready, _, _ = select.select([self.fd], [], [], 0.05)
-            if not ready:
-                continue
-            try:
-                packet = os.read(self.fd, LARGEST_PACKET)
-            except BlockingIOError:
-                continue
-            except OSError:
-                return
-            self.packets.put((self.clock(), packet))
-
-    def stop(self) -> None:
-        self.stopping.set()
-        self.thread.join(timeout=1.0)
-
-
 class KernelDriver:
     def __init__(self, script: Script, tolerance: float | None = None) -> None:
         self.script = script
@@ -268,7 +238,12 @@ class KernelDriver:
                                            offload=False)  # no virtio-net header: raw IP packets
         fcntl.ioctl(self.link.fileno(), TUNSETOFFLOAD, TUN_OFFLOADS)
         self.start = time.monotonic()
-        self.reader = TunReader(self.link.fileno(), self.now)
+        try:  # packetdrill's way of timing what the kernel sends (kernel_tap.py)
+            tap = open_packet_tap(f"/run/netns/{namespace.name}", TUN_NAME)
+        except OSError as error:
+            tap = None
+            self.warnings.append(f"no packet tap on {TUN_NAME} ({error}): packets are timed when read")
+        self.reader = TunReader(self.link.fileno(), self.now, tap)
         self.calls = SyscallThread(f"/run/netns/{namespace.name}", self.local_address, BIND_PORT,
                                    self.remote_address, REMOTE_PORT, self.now)
         try:
