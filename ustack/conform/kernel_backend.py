@@ -217,6 +217,7 @@ class KernelDriver:
         self.previous_scheduled = 0.0  # the time it was scheduled for
         self.previous = None
         self.blocked = None  # (event, job, start) of a `...` call still running
+        self.call_returned_at: float | None = None  # when the last call returned (syscall thread)
         self.namespace: Namespace | None = None
         self.calls: SyscallThread | None = None
         self.reader: TunReader | None = None
@@ -301,7 +302,10 @@ class KernelDriver:
         elif isinstance(event, CodeEvent):
             self._code(event)
         self.previous_scheduled = start if start is not None else self.now()
-        self.previous_time = self.now()
+        # When the event was done: a call's own return time, stamped by the syscall thread, not
+        # when this thread noticed it (a wake-up later on a busy machine); else now.
+        done, self.call_returned_at = self.call_returned_at, None
+        self.previous_time = done if done is not None else self.now()
 
     # -- packets ---------------------------------------------------------------------------------
 
@@ -424,7 +428,9 @@ class KernelDriver:
         if problem is not None:
             raise ScriptFailed(event.line, "options", f"{problem}: {segment_text(segment, numbers)}")
         self.previous_scheduled = earliest if earliest is not None else when
-        self.previous_time = self.now()
+        # The segment's event happened when the kernel sent it (the tap's stamp), as packetdrill
+        # times it; our matching it is later by a wake-up and the parsing.
+        self.previous_time = when
 
     def _tolerance_for(self, scheduled: float | None, since: float | None = None) -> float:
         """packetdrill's tolerance (run.c verify_time): the fixed one, or --tolerance_percent
@@ -479,6 +485,7 @@ class KernelDriver:
         if not job.done.wait(NONBLOCKING_CALL_LIMIT):
             raise ScriptFailed(event.line, "syscall", f"{event.name} blocked; the script expects it to return")
         self._check_returned(event, job, None)
+        self.call_returned_at = job.returned_at
 
     def _check_returned(self, event: SyscallEvent, job, started: float | None) -> None:
         if job.unsupported is not None:
