@@ -217,7 +217,7 @@ class KernelDriver:
         self.previous_scheduled = 0.0  # the time it was scheduled for
         self.previous = None
         self.blocked = None  # (event, job, start) of a `...` call still running
-        self.call_returned_at: float | None = None  # when the last call returned (syscall thread)
+        self.happened_at: float | None = None  # when the last call returned / packet went in
         self.namespace: Namespace | None = None
         self.calls: SyscallThread | None = None
         self.reader: TunReader | None = None
@@ -300,11 +300,13 @@ class KernelDriver:
         elif isinstance(event, ShellEvent):
             self._shell(event)
         elif isinstance(event, CodeEvent):
+            self.happened_at = self.now()  # the moment tcp_info is taken, as packetdrill
             self._code(event)
         self.previous_scheduled = start if start is not None else self.now()
-        # When the event was done: a call's own return time, stamped by the syscall thread, not
-        # when this thread noticed it (a wake-up later on a busy machine); else now.
-        done, self.call_returned_at = self.call_returned_at, None
+        # When the event really happened: a call's own return time, stamped by the syscall thread,
+        # or the moment an inbound packet went into the device (the kernel answers within the
+        # write), not when this thread got round to looking (a wake-up later on a busy machine).
+        done, self.happened_at = self.happened_at, None
         self.previous_time = done if done is not None else self.now()
 
     # -- packets ---------------------------------------------------------------------------------
@@ -344,6 +346,7 @@ class KernelDriver:
         extra = b"".join(fast_open_bytes(option) for option in event.options or () if option.name in ("FO", "FOEXP"))
         if extra:
             packet = add_options(packet, extra)
+        self.happened_at = self.now()  # see _run_event
         os.write(self.link.fileno(), packet)
 
     def _inject_icmp(self, event: PacketEvent) -> None:
@@ -485,7 +488,7 @@ class KernelDriver:
         if not job.done.wait(NONBLOCKING_CALL_LIMIT):
             raise ScriptFailed(event.line, "syscall", f"{event.name} blocked; the script expects it to return")
         self._check_returned(event, job, None)
-        self.call_returned_at = job.returned_at
+        self.happened_at = job.returned_at
 
     def _check_returned(self, event: SyscallEvent, job, started: float | None) -> None:
         if job.unsupported is not None:
