@@ -19,11 +19,13 @@ those for scripts). These addresses exist only inside the namespace.
 * Backquoted shell lines run inside the namespace (`ip netns exec`), from the script's directory.
 
 Time is real time, with packetdrill's rules (run.c): an event at script time T happens at T (we
-sleep until then); `+x` counts from when the previous event was done (consecutive inbound packets:
-from the previous one's time). A `>` segment must come within the tolerance of its time: 4 ms, or
-the script's --tolerance_usecs, or 12.5 % of the time since the previous event if that is more. A `>` segment must arrive within the tolerance of its
-time (packetdrill's 4 ms by default; `--tolerance_usecs` or the run's own setting). As in
-packetdrill, a segment no line expects is noticed only when the next `>` line meets it.
+sleep until then); `+x` counts from when the previous event really happened (consecutive inbound
+packets: from the previous one's time): a segment when the kernel sent it (the tap's stamp), a call
+when it returned (stamped by the syscall thread), an inbound packet when it was written, a code
+block when it read tcp_info; not when this thread got round to it, which on a busy 2-core machine
+is milliseconds later and would shift every later event. A `>` segment must come within the
+tolerance of its time: packetdrill's 4 ms, or the script's --tolerance_usecs or the run's own
+setting, or 12.5 % of the time since the previous event if that is more. As in packetdrill, a segment no line expects is noticed only when the next `>` line meets it.
 """
 
 from __future__ import annotations
