@@ -25,7 +25,8 @@ when it returned (stamped by the syscall thread), an inbound packet when it was 
 block when it read tcp_info; not when this thread got round to it, which on a busy 2-core machine
 is milliseconds later and would shift every later event. A `>` segment must come within the
 tolerance of its time: packetdrill's 4 ms, or the script's --tolerance_usecs or the run's own
-setting, or 12.5 % of the time since the previous event if that is more. As in packetdrill, a segment no line expects is noticed only when the next `>` line meets it.
+setting, or 12.5 % of the time since the previous event if that is more. As in packetdrill, a
+segment no line expects is noticed only when the next `>` line meets it.
 """
 
 from __future__ import annotations
