@@ -1,4 +1,5 @@
 """The FreeBSD profile: every way the conformance runner bends ustack toward the reference stack.
+(Google's Linux scripts get the Linux profile instead: linux_profile.py, built the same way.)
 
 The FreeBSD tcp-testsuite assumes FreeBSD's defaults and sets them with `sysctl -w` lines. This
 file is the ONE documented place that says
