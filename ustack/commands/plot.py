@@ -1,0 +1,85 @@
+"""`ustack plot FILE.pcap --svg F | --png F`: the time-sequence graph of one TCP connection
+(tcptrace's, Wireshark's "Stevens" graph): the data segments as bars over time, the ACK line, the
+receive-window line, SACK blocks, retransmissions and probable losses, for one direction.
+
+    ustack plot run.pcap --svg run.svg                       # the first connection, its data sender
+    ustack plot run.pcap --conn '#2' --png two.png           # --conn and --list as in `ustack ladder`
+    ustack plot run.pcap --direction client --from 1s --to 2s --svg part.svg
+    tcpdump -U -w - -i ustun0 | ustack plot - --svg live.svg
+
+The capture is read, and the connection chosen, exactly as `ustack ladder` does (one owner:
+ustack/commands/ladder.py); the data is ustack.trace.plot's, the drawing ustack.trace.plot_render's.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from ustack.trace.model import LEFT, RIGHT
+
+from .arguments import check_output_file, path_value
+from .errors import CliError
+from .ladder import clipped, connection_choice, load_connection, print_connections, range_end, say_cut_short, say_which
+
+DIRECTIONS = {"client": LEFT, "server": RIGHT, "auto": None}
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "plot",
+        help="draw a time-sequence graph (tcptrace style) of one TCP connection of a pcap file",
+        description="Draw a time-sequence graph of one direction of one TCP connection in a pcap file: "
+        "data segments, the ACK and receive-window lines, SACK blocks, retransmissions and probable losses.",
+    )
+    parser.add_argument("file", metavar="FILE.pcap", help="the capture; - reads it from standard input")
+    parser.add_argument("--list", action="store_true",
+                        help="list the capture's connections (number, 4-tuple, packets, duration) and stop")
+    parser.add_argument("--conn", metavar="WHICH", type=connection_choice,
+                        help="the connection: '#N' from --list (quoted), A:P-B:Q, or a PORT (as in ustack ladder)")
+    parser.add_argument("--from", dest="range_from", metavar="N|TIME", type=range_end,
+                        help="from segment N (1 = the first of the connection), or from TIME since its start (1.5s)")
+    parser.add_argument("--to", dest="range_to", metavar="N|TIME", type=range_end, help="up to segment N, or TIME")
+    parser.add_argument("--direction", choices=sorted(DIRECTIONS), default="auto",
+                        help="whose data to draw: the client's (the SYN's sender), the server's, or auto "
+                             "(the side that sent more; the default)")
+    parser.add_argument("--svg", metavar="FILE", type=path_value, help="write the graph as an SVG file")
+    parser.add_argument("--png", metavar="FILE", type=path_value, help="write the graph as a PNG file")
+    parser.set_defaults(run=run)
+
+
+def run(args) -> int:
+    if not args.list and not (args.svg or args.png):
+        raise CliError("say where to draw it: --svg FILE and/or --png FILE (or --list)")
+    for output in (args.svg, args.png):
+        if output:
+            check_output_file(output)
+    loaded = load_connection(args)
+    if args.list:
+        print_connections(loaded.connections, sys.stdout)
+        say_cut_short(loaded.note, "plot")
+        return 0
+    try:
+        from ustack.trace.plot import time_sequence
+        from ustack.trace.plot_render import render
+    except ImportError as error:  # matplotlib is the `plot` extra
+        raise CliError(f"plotting needs matplotlib ({error}): pip install 'ustack[plot]'") from None
+    ladder = loaded.ladder
+    if args.range_from is not None or args.range_to is not None:
+        ladder = clipped(loaded.ladder, args.range_from, args.range_to)
+    graph = time_sequence(ladder, DIRECTIONS[args.direction])
+    if graph.aggregated:
+        print(f"ustack plot: {len(loaded.ladder.arrows)} segments: {graph.aggregated} "
+              "(draw a part with --from/--to to see each one)", file=sys.stderr)
+    for output, image_format in ((args.svg, "svg"), (args.png, "png")):
+        if output:
+            try:
+                render(graph, output, image_format=image_format)
+            except OSError as error:
+                raise CliError(f"cannot write {output}: {error.strerror or error}") from None
+    if loaded.chosen is None and len(loaded.connections) > 1:
+        say_which(loaded.ladder, loaded.connections, loaded.name, args.file, "plot")
+    retransmitted = sum(1 for bar in graph.segments if bar.kind != "normal")
+    print(f"{graph.title}: {len(graph.segments)} segments ({retransmitted} retransmitted, duplicate or lost), "
+          f"{len(graph.acks)} ACKs, {len(graph.sacks)} SACK blocks")
+    say_cut_short(loaded.note, "plot")
+    return 0
