@@ -13,6 +13,7 @@ ustack/commands/ladder.py); the data is ustack.trace.plot's, the drawing ustack.
 
 from __future__ import annotations
 
+import os
 import sys
 
 from ustack.trace.model import LEFT, RIGHT
@@ -83,3 +84,31 @@ def run(args) -> int:
           f"{len(graph.acks)} ACKs, {len(graph.sacks)} SACK blocks")
     say_cut_short(loaded.note, "plot")
     return 0
+
+
+# --- ustack serve --plot DIR ------------------------------------------------------------------
+
+
+def add_plot_argument(parser) -> None:
+    parser.add_argument("--plot", metavar="DIR", type=path_value,
+                        help="write each connection's time-sequence graph, with its cwnd, ssthresh, RTT and RTO "
+                             "below, to DIR as an SVG file when it ends (DIR is created if missing)")
+
+
+def live_plots(args, output):
+    """The LivePlots that --plot asks for (also printing ladders if --ladder is given), or None."""
+    if not getattr(args, "plot", None):
+        return None
+    try:
+        import matplotlib  # noqa: F401  (checked now, not when the first connection ends)
+    except ImportError as error:
+        raise CliError(f"--plot needs matplotlib ({error}): pip install 'ustack[plot]'") from None
+    try:
+        os.makedirs(args.plot, exist_ok=True)
+    except OSError as error:
+        raise CliError(f"--plot {args.plot}: {error.strerror or error}") from None
+    from ustack.trace.plot_live import LivePlots
+
+    text = args.ladder is not None and args.ladder is not False
+    port = args.ladder or None if text else None
+    return LivePlots(args.plot, output=output, port=port, text=text, relative=args.relative)

@@ -11,7 +11,8 @@ reachable from the kernel with ordinary tools until Ctrl-C (SIGINT) or SIGTERM.
 With --ladder [PORT], each connection (with PORT, each with that port on either side) is drawn
 as a ladder diagram on stdout once it has ended (CLOSED, after TIME-WAIT too), and those still open
 when ustack stops (Ctrl-C, SIGTERM) are drawn then; --relative numbers them like tcpdump without -S.
-With --loss, the packets dropped are drawn as lost arrows ending in an X.
+With --loss, the packets dropped are drawn as lost arrows ending in an X. With --plot DIR, each
+connection's time-sequence graph, with its cwnd/ssthresh/RTT/RTO below, is written to DIR as SVG.
 
 Without --netns the TUN device is in the current namespace and the kernel side is reachable
 directly (curl http://10.77.0.2/). Everything made here is taken down on exit, on errors too: the
@@ -34,6 +35,7 @@ from .arguments import (add_ladder_arguments, add_network_arguments, backlog_val
 from .errors import CliError
 from .faults import describe_faults
 from .live import make_ladders, open_network, start_control_server, tcp_config
+from .plot import add_plot_argument, live_plots
 from .signals import sigterm_as_interrupt, stop_on_signals
 
 READY_LINE = "ustack: ready"
@@ -60,6 +62,7 @@ def register(subparsers) -> None:
                        help="SYN-ACK retransmissions before a half-open connection is dropped (default 5, as Linux)")
     add_network_arguments(parser)
     add_ladder_arguments(parser, with_port=True)
+    add_plot_argument(parser)
     parser.set_defaults(run=run)
 
 
@@ -80,7 +83,7 @@ def run(args) -> int:
 
 
 def _run(args, output) -> int:
-    ladders = make_ladders(args, sys.stdout)
+    ladders = live_plots(args, sys.stdout) or make_ladders(args, sys.stdout)
     with sigterm_as_interrupt(), open_network(args, ladders=ladders) as network:
         try:
             return asyncio.run(_serve(args, network, ladders, output))

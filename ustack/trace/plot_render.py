@@ -14,25 +14,27 @@ STYLE = {
     NORMAL: dict(color="#1f5fbf", label="data segment", linewidth=3.0),
     RETRANSMISSION: dict(color="#d62728", label="retransmission", linewidth=3.0),
     DUPLICATE: dict(color="#9467bd", label="duplicate", linewidth=2.0),
-    LOST: dict(color="#ff7f0e", label="lost (probably)", linewidth=3.0),
+    LOST: dict(color="#ff7f0e", label="lost", linewidth=3.0),
 }
 FONT_SIZE = 15
 
 
 def render(graph: TimeSequence, path: str, samples=None, image_format: str | None = None) -> None:
     """Write the graph to `path` (format from its extension unless `image_format`: 'svg'/'png')."""
+    # The object API, not pyplot: no global figure state, no display backend (files only, through
+    # the Agg canvas), so a live stack can draw one connection after another safely.
     import matplotlib
     import matplotlib.ticker
-
-    matplotlib.use("Agg")  # files only: no display is needed or wanted
-    from matplotlib import pyplot
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.collections import LineCollection
+    from matplotlib.figure import Figure
 
     with matplotlib.rc_context({"font.size": FONT_SIZE, "axes.titlesize": FONT_SIZE + 2,
                                 "svg.fonttype": "none", "axes.grid": True, "grid.alpha": 0.3}):
         panels = 2 if samples else 1
-        figure, axes = pyplot.subplots(panels, 1, figsize=(13, 8 if panels == 1 else 11), sharex=True, squeeze=False,
-                                       gridspec_kw={"height_ratios": [3, 2][:panels]})
+        figure = Figure(figsize=(13, 8 if panels == 1 else 11))
+        FigureCanvasAgg(figure)
+        axes = figure.subplots(panels, 1, sharex=True, squeeze=False, gridspec_kw={"height_ratios": [3, 2][:panels]})
         top = axes[0][0]
         if graph.windows:
             times, edges = zip(*graph.windows)
@@ -47,7 +49,8 @@ def render(graph: TimeSequence, path: str, samples=None, image_format: str | Non
             bars = graph.of_kind(kind)
             if not bars:
                 continue
-            top.add_collection(LineCollection([((b.time, b.start), (b.time, b.end)) for b in bars], zorder=3, **STYLE[kind]))
+            bar_lines = [((bar.time, bar.start), (bar.time, bar.end)) for bar in bars]
+            top.add_collection(LineCollection(bar_lines, zorder=3, **STYLE[kind]))
             if kind != NORMAL:  # a marker too: a short bar alone is invisible on a long transfer
                 marker = "x" if kind == LOST else "o"
                 top.plot([b.time for b in bars], [b.end for b in bars], linestyle="none", marker=marker,
@@ -75,7 +78,6 @@ def render(graph: TimeSequence, path: str, samples=None, image_format: str | Non
         axes[-1][0].set_xlabel("time (s)")
         figure.tight_layout()
         figure.savefig(path, format=image_format, dpi=100)
-        pyplot.close(figure)
 
 
 def _focus_on_data(axis, graph: TimeSequence, notes: list[str]) -> None:
