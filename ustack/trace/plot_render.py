@@ -19,12 +19,19 @@ STYLE = {
 FONT_SIZE = 15
 
 
+def _thousands():
+    """Tick labels as 300,000 rather than 3e5 with an offset: readable from the back of a room.
+    (A new formatter per axis: matplotlib binds each to one axis.)"""
+    import matplotlib.ticker
+
+    return matplotlib.ticker.FuncFormatter(lambda value, _position: f"{value:,.0f}")
+
+
 def render(graph: TimeSequence, path: str, samples=None, image_format: str | None = None) -> None:
     """Write the graph to `path` (format from its extension unless `image_format`: 'svg'/'png')."""
     # The object API, not pyplot: no global figure state, no display backend (files only, through
     # the Agg canvas), so a live stack can draw one connection after another safely.
     import matplotlib
-    import matplotlib.ticker
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.collections import LineCollection
     from matplotlib.figure import Figure
@@ -59,7 +66,7 @@ def render(graph: TimeSequence, path: str, samples=None, image_format: str | Non
         top.autoscale_view()
         notes: list[str] = []
         _focus_on_data(top, graph, notes)
-        top.yaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda value, _: f"{value:,.0f}"))
+        top.yaxis.set_major_formatter(_thousands())
         top.set_ylabel("sequence number (relative)")
         title = f"{graph.title}  (time-sequence, {graph.source})" if graph.source else graph.title
         top.set_title(title)
@@ -103,14 +110,17 @@ def _draw_samples(axis, samples) -> None:
     if finite:
         axis.step(*zip(*finite), where="post", color="#d62728", linewidth=2.0, linestyle="--", label="ssthresh")
     axis.set_ylabel("bytes")
+    axis.yaxis.set_major_formatter(_thousands())
     right = axis.twinx()
-    timed = [(s.time, s.srtt * 1000) for s in samples if s.srtt is not None]
+    timed = [(s.time, s.srtt * 1000) for s in samples if s.srtt]
     if timed:
         right.plot(*zip(*timed), color="#2ca02c", linewidth=2.0, label="smoothed RTT")
-    right.step(times, [s.rto * 1000 for s in samples], where="post", color="#7f7f7f", linewidth=2.0,
+    right.step(times, [max(s.rto * 1000, 0.001) for s in samples], where="post", color="#7f7f7f", linewidth=2.0,
                linestyle=":", label="RTO")
-    right.set_ylabel("milliseconds")
+    # A log scale: a sub-millisecond RTT and an RTO of 200 ms or more must both stay readable.
+    right.set_yscale("log")
+    right.set_ylabel("milliseconds (log)")
     right.grid(False)
     lines = axis.get_legend_handles_labels()
     more = right.get_legend_handles_labels()
-    axis.legend(lines[0] + more[0], lines[1] + more[1], loc="upper left", fontsize=FONT_SIZE - 2, framealpha=0.9)
+    axis.legend(lines[0] + more[0], lines[1] + more[1], loc="best", fontsize=FONT_SIZE - 2, framealpha=0.9)
