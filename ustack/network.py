@@ -65,6 +65,7 @@ class NetworkSettings:
     inbound_faults: object | None = None
     outbound_faults: object | None = None
     program: str = "ustack"  # who runs this network, for the marker (`ustack ss`, `ustack cleanup`)
+    offload: bool = True  # checksum/TSO offloads on the TUN device where the kernel offers them (link/tun.py)
 
 
 def check_can_create_tun() -> None:
@@ -126,7 +127,7 @@ class UstackNetwork:
             # Without a namespace: in this process's own.
             self.device = link = setup_tun_in_namespace(self.namespace, settings.tun, settings.mtu,
                                                         host_address=settings.host_interface,
-                                                        peer_address=settings.address)
+                                                        peer_address=settings.address, offload=settings.offload)
             if settings.pcap:
                 try:
                     link = PcapWriter(link, settings.pcap)
@@ -195,7 +196,8 @@ class UstackNetwork:
         from .tcp import TcpConfig
         from .wire.ipv4 import address_value
 
-        return Stack(address_value(self.settings.address), config or TcpConfig(), mtu=self.settings.mtu)
+        return Stack(address_value(self.settings.address), config or TcpConfig(), mtu=self.settings.mtu,
+                     segmentation_offload=bool(self.device is not None and getattr(self.device, "offload", False)))
 
     async def start_control(self, astack, program: str, directory: Path | None = None):
         """This process's control socket (what `ustack ss` asks), started; NetworkError if it cannot."""

@@ -30,7 +30,8 @@ def open_network(args: argparse.Namespace, trace_output=None, ladders=None):
     settings = NetworkSettings(
         namespace=args.netns, tun=args.tun, address=args.addr, host_interface=args.host_addr, mtu=args.mtu,
         pcap=args.pcap, trace_output=(trace_output or sys.stdout) if args.trace else None,
-        seed=args.seed, inbound_faults=inbound, outbound_faults=outbound, program=f"ustack {args.command}")
+        seed=args.seed, inbound_faults=inbound, outbound_faults=outbound, program=f"ustack {args.command}",
+        offload=not args.no_offload)
     network = UstackNetwork(settings, watch=ladders)
     try:
         with network:
