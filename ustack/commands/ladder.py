@@ -133,9 +133,10 @@ class Loaded(NamedTuple):
     note: str | None  # the file is cut short, if it is
 
 
-def load_connection(args) -> Loaded:
-    """Read args.file and build the ladder of the connection args.conn names (none with args.list).
-    The one way `ustack ladder` and `ustack plot` read a capture: CliError with the reason."""
+def load_connection(args, **build_options) -> Loaded:
+    """Read args.file and build the ladder of the connection args.conn names (none with args.list;
+    `build_options` go to build_ladder). The one way `ustack ladder` and `ustack plot` read a
+    capture: CliError with the reason."""
     name = "standard input" if args.file == "-" else args.file
     blob = read_capture_file(args.file)
     capture = read_capture(blob)
@@ -151,7 +152,7 @@ def load_connection(args) -> Loaded:
     chosen = choose(connections, args.conn, name)
     try:
         ladder = build_ladder(capture.observations, source=name, connection=chosen,
-                              port=args.conn.port if args.conn and chosen is None else None)
+                              port=args.conn.port if args.conn and chosen is None else None, **build_options)
     except NoConnection as error:
         raise CliError(f"{error} in {name}") from None
     return Loaded(name, connections, chosen, ladder, note)

@@ -13,9 +13,11 @@ ustack/commands/ladder.py); the data is ustack.trace.plot's, the drawing ustack.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import sys
 
+from ustack.trace.infer import mark_probable_losses
 from ustack.trace.model import LEFT, RIGHT
 
 from .arguments import check_output_file, path_value
@@ -23,6 +25,15 @@ from .errors import CliError
 from .ladder import clipped, connection_choice, load_connection, print_connections, range_end, say_cut_short, say_which
 
 DIRECTIONS = {"client": LEFT, "server": RIGHT, "auto": None}
+# infer.mark_probable_losses compares segments pairwise: 4,000 take about 5 s on a laptop.
+LOSS_INFERENCE_LIMIT = 3000
+
+
+def with_probable_losses(ladder):
+    """The ladder with its probable losses marked (infer.py), if it is short enough to do it quickly."""
+    if len(ladder.arrows) > LOSS_INFERENCE_LIMIT:
+        return ladder
+    return dataclasses.replace(ladder, items=mark_probable_losses(ladder.arrows))
 
 
 def register(subparsers) -> None:
@@ -54,7 +65,9 @@ def run(args) -> int:
     for output in (args.svg, args.png):
         if output:
             check_output_file(output)
-    loaded = load_connection(args)
+    # The states are not drawn, and inferring them (like the probable losses) costs more than
+    # linear time: a long capture is read without them, and its losses only up to a bound.
+    loaded = load_connection(args, states=False, infer_losses=False)
     if args.list:
         print_connections(loaded.connections, sys.stdout)
         say_cut_short(loaded.note, "plot")
@@ -64,10 +77,16 @@ def run(args) -> int:
         from ustack.trace.plot_render import render
     except ImportError as error:  # matplotlib is the `plot` extra
         raise CliError(f"plotting needs matplotlib ({error}): pip install 'ustack[plot]'") from None
-    ladder = loaded.ladder
+    whole = with_probable_losses(loaded.ladder)
+    ladder = whole
     if args.range_from is not None or args.range_to is not None:
-        ladder = clipped(loaded.ladder, args.range_from, args.range_to)
+        ladder = clipped(whole, args.range_from, args.range_to)
+        if whole is loaded.ladder:  # too long for it as a whole: the part on its own, then
+            ladder = with_probable_losses(ladder)
     graph = time_sequence(ladder, DIRECTIONS[args.direction])
+    if len(ladder.arrows) > LOSS_INFERENCE_LIMIT:  # (then the whole connection is too)
+        print(f"ustack plot: {len(ladder.arrows)} segments: probable losses are not inferred past "
+              f"{LOSS_INFERENCE_LIMIT} (only retransmissions are marked); draw a part with --from/--to", file=sys.stderr)
     if graph.aggregated:
         print(f"ustack plot: {len(loaded.ladder.arrows)} segments: {graph.aggregated} "
               "(draw a part with --from/--to to see each one)", file=sys.stderr)
