@@ -110,3 +110,16 @@ def test_wrong_arguments_are_one_line_and_exit_2(capture, tmp_path, capsys):
     not_pcap = tmp_path / "notes.txt"
     not_pcap.write_text("not a capture\n")
     one_line_error(capsys, ["plot", str(not_pcap), "--svg", svg], "not a pcap file")
+
+
+def test_a_long_connection_is_drawn_without_loss_inference_and_says_so(capture, tmp_path, capsys, monkeypatch):
+    import ustack.commands.plot as plot_command
+
+    monkeypatch.setattr(plot_command, "LOSS_INFERENCE_LIMIT", 5)
+    assert main(["plot", str(capture), "--conn", "80", "--svg", str(tmp_path / "long.svg")]) == 0
+    captured = capsys.readouterr()
+    assert "probable losses are not inferred past 5" in captured.err
+    assert "(1 retransmitted, duplicate or lost)" in captured.out  # retransmissions are still marked
+    # A part short enough gets its own inference.
+    assert main(["plot", str(capture), "--conn", "80", "--from", "11", "--svg", str(tmp_path / "part.svg")]) == 0
+    assert "not inferred" not in capsys.readouterr().err
