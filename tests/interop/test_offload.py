@@ -43,7 +43,7 @@ def test_20_megabytes_each_way_are_identical_with_offload_on_and_off(ustack_serv
     site.mkdir()
     original = os.urandom(20 * MEGABYTE)
     (site / "big.bin").write_bytes(original)
-    serve = ustack_serve("--http", str(site), *([] if offload else ["--no-offload"]))
+    serve = ustack_serve("--http", str(site), "--allow-upload", *([] if offload else ["--no-offload"]))
     downloaded = tmp_path / "downloaded.bin"
     result = serve.inside("curl", "-sS", "--fail", "--max-time", "60", "-o", str(downloaded),
                           f"http://{STACK_ADDRESS}/big.bin", timeout=70)

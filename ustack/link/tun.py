@@ -62,7 +62,9 @@ IPV4_VERSION = 4
 TUNSETOFFLOAD = 0x400454D0
 TUN_F_CSUM = 0x01  # "you can hand me unchecksummed packets"
 TUN_F_TSO4 = 0x02  # "I can handle TSO for IPv4 packets"
-OFFLOADS = TUN_F_CSUM | TUN_F_TSO4  # TUN_F_TSO6 (0x04) once the stack speaks IPv6
+TUN_F_TSO6 = 0x04  # "... and for IPv6 packets"
+TUN_F_TSO_ECN = 0x08  # "... with the CWR bit set"
+OFFLOADS = TUN_F_CSUM | TUN_F_TSO4  # TUN_F_TSO6 once the stack speaks IPv6
 LARGEST_FRAME = HEADER_SIZE + 65535  # a vnet header and the largest IPv4 packet
 
 
