@@ -130,7 +130,7 @@ class UstackNetwork:
                                         or settings.faults or settings.inbound_faults is not None
                                         or settings.outbound_faults is not None or self.wire_layer is not None
                                         or self.watch is not None):
-                raise NetworkError("--workers takes no --pcap, --trace, faults (--loss ...), --ladder or --web: "
+                raise NetworkError("--workers takes no --pcap, --trace, faults (--loss ...), --ladder, --plot or --web: "
                                    "each worker has its own queue and nothing sees the whole wire")
             check_subnet_free(settings)
             self.record = write_record(self)

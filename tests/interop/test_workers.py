@@ -156,7 +156,7 @@ def test_workers_refuse_what_needs_the_whole_wire(require_interop_environment, n
                      environment=environment)
     assert result.returncode != 0
     assert result.stderr.strip().splitlines() == [
-        "ustack serve: --workers takes no --pcap, --trace, faults (--loss ...), --ladder or --web: "
+        "ustack serve: --workers takes no --pcap, --trace, faults (--loss ...), --ladder, --plot or --web: "
         "each worker has its own queue and nothing sees the whole wire"]
     assert not namespace_exists(name)
     result = run_cli("serve", "--netns", name, "--workers", "0", environment=environment)

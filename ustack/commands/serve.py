@@ -11,7 +11,8 @@ reachable from the kernel with ordinary tools until Ctrl-C (SIGINT) or SIGTERM.
 With --ladder [PORT], each connection (with PORT, each with that port on either side) is drawn
 as a ladder diagram on stdout once it has ended (CLOSED, after TIME-WAIT too), and those still open
 when ustack stops (Ctrl-C, SIGTERM) are drawn then; --relative numbers them like tcpdump without -S.
-With --loss, the packets dropped are drawn as lost arrows ending in an X.
+With --loss, the packets dropped are drawn as lost arrows ending in an X. With --plot DIR, each
+connection's time-sequence graph, with its cwnd/ssthresh/RTT/RTO below, is written to DIR as SVG.
 
 With --workers N (N > 1), N processes serve, one per queue of a multi-queue TUN device, each with
 its own Stack listening on the same ports (ustack/workers.py); `ustack ss` shows their
@@ -39,6 +40,7 @@ from .arguments import (add_ladder_arguments, add_network_arguments, add_web_arg
 from .errors import CliError
 from .faults import describe_faults
 from .live import make_ladders, open_network, start_control_server, tcp_config
+from .plot import add_plot_argument, live_plots
 from .signals import sigterm_as_interrupt, stop_on_signals
 
 READY_LINE = "ustack: ready"
@@ -68,6 +70,7 @@ def register(subparsers) -> None:
                              "(one core each; default 1)")
     add_network_arguments(parser)
     add_ladder_arguments(parser, with_port=True)
+    add_plot_argument(parser)
     add_web_arguments(parser)
     parser.set_defaults(run=run)
 
@@ -104,7 +107,7 @@ def _run(args, output) -> int:
     from ..web.cli import follow, make_feed
 
     feed = make_feed(args, "ustack serve")  # --web: the page follows the ladders' WireWatch
-    ladders = follow(make_ladders(args, sys.stdout), feed)
+    ladders = follow(live_plots(args, sys.stdout) or make_ladders(args, sys.stdout), feed)
     if args.workers > 1:
         from ..workers import run_workers
 
