@@ -1,11 +1,14 @@
-"""The interface: IPv4 and ICMP in and out, and the demultiplexer in front of the TCP core.
+"""The interface: IPv4, IPv6, ICMP and ICMPv6 in and out, and the demultiplexer in front of the TCP core.
 
 Sans-IO like the core (DESIGN.md rules 1 and 2): bytes come in through `receive(packet, now)`,
 bytes go out through `transmit(now)`, time moves through `next_deadline()` / `on_timer(now)`.
 The runtime (ustack/aio) owns the TUN fd and the clock; this file owns the tables:
 
 - connections, keyed by the 4-tuple (local address, local port, remote address, remote port);
-- listeners, keyed by (local address, local port), where address 0 means "any of ours";
+  IPv4 addresses are ints and IPv6 addresses 16-byte bytes, never equal to each other, so one
+  table holds both families (ustack/wire/ipv6.py);
+- listeners, keyed by (local address, local port), where address 0 means "any of ours", of both
+  families, like a Linux AF_INET6 socket bound to :: with IPV6_V6ONLY off (RFC 3493 5.3);
 - a heap of timer deadlines, so finding the next deadline costs O(log n) and an idle stack with
   thousands of dead connections costs nothing (DESIGN.md rule 6);
 - drop counters by reason (DESIGN.md rule 8).
@@ -22,15 +25,18 @@ import random
 from collections import Counter
 from typing import Iterable, NamedTuple
 
-from .reassembly import Ipv4Reassembly, ReassemblyLimits
+from .reassembly import Ipv4Reassembly, Ipv6Reassembly, ReassemblyLimits
 from .tcp import Connection, Listener, State, TcpConfig, reset_for_unmatched
 from .tcp.isn import IsnGenerator
 from .tcp.ratelimit import PerSecondLimit
-from .wire import WireError, build_icmp_packet, build_tcp_packet, parse_packet
-from .wire.fragment import fragment_ipv4
+from .wire import WireError, build_icmp6_packet, build_icmp_packet, build_tcp_packet, parse_packet
+from .wire import icmpv6
+from .wire.fragment import fragment_ipv4, fragment_ipv6
 from .wire.icmp import DESTINATION_UNREACHABLE, ECHO_REPLY, ECHO_REQUEST, PARAMETER_PROBLEM, TIME_EXCEEDED
 from .wire.icmp import IcmpMessage
+from .wire.icmpv6 import Icmpv6Message
 from .wire.ipv4 import PROTOCOL_ICMP, Ipv4Header, address_text
+from .wire.ipv6 import IPV6_HEADER_LENGTH, MINIMUM_MTU as IPV6_MINIMUM_MTU, PROTOCOL_ICMPV6, Ipv6Header
 from .wire.tcp import TcpSegment
 
 # Linux's default ephemeral range (net.ipv4.ip_local_port_range).
@@ -47,7 +53,35 @@ ICMP_ERRORS_FOR_TCP = frozenset({DESTINATION_UNREACHABLE, TIME_EXCEEDED, PARAMET
 # everyone (RFC 1122 4.2.3.10).
 INVALID_SOURCE_FIRST_OCTETS = frozenset({0, 127, *range(224, 256)})
 
-ConnectionKey = tuple[int, int, int, int]  # (local address, local port, remote address, remote port)
+# RFC 4291 2.5.2, 2.5.3, 2.7 and 2.5.5.2: IPv6 sources no packet from the link may carry. The
+# unspecified address :: (only a node without an address uses it, for neighbour discovery, which a
+# TUN device does not carry), the loopback ::1 ("MUST NOT be sent outside a single node"), any
+# multicast address ff00::/8 (a group is never a source), and IPv4-mapped ::ffff:0:0/96 (only an
+# API's view of IPv4, never on the wire; Linux drops those too). Answering them would send replies
+# to a group, to ourselves or to IPv4 hosts by a side door.
+UNSPECIFIED6 = bytes(16)
+LOOPBACK6 = bytes(15) + b"\x01"
+IPV4_MAPPED_PREFIX = bytes(10) + b"\xff\xff"
+
+# RFC 4443 3.1 destination unreachable codes as the ICMP (IPv4) codes the core knows, so that the
+# same TcpConfig.icmp_hard_error_codes decide: port unreachable is refused like IPv4's (3); no
+# route like net unreachable (0); beyond scope and address unreachable like host unreachable (1);
+# the policy codes (administratively prohibited, source address policy, reject route) like
+# "communication administratively prohibited" (13). The core never sees an ICMPv6 number.
+ICMPV6_UNREACHABLE_AS_ICMP = {
+    icmpv6.NO_ROUTE: 0,
+    icmpv6.ADMINISTRATIVELY_PROHIBITED: 13,
+    icmpv6.BEYOND_SCOPE: 1,
+    icmpv6.ADDRESS_UNREACHABLE: 1,
+    icmpv6.PORT_UNREACHABLE: 3,
+    icmpv6.SOURCE_ADDRESS_POLICY: 13,
+    icmpv6.REJECT_ROUTE: 13,
+}
+# RFC 9293 3.9.2.2 names soft errors by their ICMP types: time exceeded (11), parameter problem (12).
+ICMPV6_SOFT_ERRORS_AS_ICMP = {icmpv6.TIME_EXCEEDED: TIME_EXCEEDED, icmpv6.PARAMETER_PROBLEM: PARAMETER_PROBLEM}
+
+Address = int | bytes  # IPv4 as an int, IPv6 as 16 bytes
+ConnectionKey = tuple[Address, int, Address, int]  # (local address, local port, remote address, remote port)
 
 
 class StackError(Exception):
@@ -66,7 +100,8 @@ class StackEvent(NamedTuple):
 
 
 class Stack:
-    """One IPv4 host with a TCP/IP stack: one address, any number of listeners and connections.
+    """One host with a TCP/IP stack: an IPv4 address, an IPv6 address or both, any number of
+    listeners and connections. `address=None` turns IPv4 off, `address6=None` (the default) IPv6.
 
     Two policies can be fixed for tests, scripts and simulations, so that a run repeats exactly:
     `isn_generator=IsnGenerator(fixed_isn=N)` starts every connection at sequence number N, and
@@ -74,19 +109,27 @@ class Stack:
 
     def __init__(
         self,
-        address: int,
+        address: int | None,
         config: TcpConfig | None = None,
         *,
+        address6: bytes | None = None,
         mtu: int = 1500,
         isn_generator: IsnGenerator | None = None,
         port_seed: int | None = None,
         ttl: int = DEFAULT_TTL,
         reassembly_limits: ReassemblyLimits | None = None,
     ) -> None:
+        if address is None and address6 is None:
+            raise ValueError("a stack needs an IPv4 address, an IPv6 address or both")
+        if address6 is not None and (type(address6) is not bytes or len(address6) != 16):
+            raise ValueError("an IPv6 address is 16 bytes (ustack.wire.ipv6.address6_value)")
         self.address = address
+        self.address6 = address6
         self.mtu = mtu
-        # Our MSS follows from the MTU (RFC 9293 3.7.1): the MTU less the IPv4 and TCP headers.
+        # Our MSS follows from the MTU (RFC 9293 3.7.1): the MTU less the IP and TCP headers, so
+        # one per family (IPv6's header is 40 bytes: MSS = MTU - 60).
         self.config = (config or TcpConfig()).fit_to_mtu(mtu)
+        self.config6 = (config or TcpConfig()).fit_to_mtu(mtu, IPV6_HEADER_LENGTH)
         self.ttl = ttl
         self.isn_generator = isn_generator or IsnGenerator()
         self.connections: dict[ConnectionKey, Connection] = {}
@@ -97,6 +140,9 @@ class Stack:
         # `drops`), so that `ustack stats` totals outlive the connections that counted them.
         self.ended_connection_counters: dict[str, Counter[str]] = {}
         self.reassembly = Ipv4Reassembly(reassembly_limits, drops=self.drops, counters=self.counters)
+        self.reassembly6 = Ipv6Reassembly(reassembly_limits, drops=self.drops, counters=self.counters)
+        # RFC 6437 3: one flow label per IPv6 connection, kept while it lives.
+        self._flow_labels: dict[Connection, int] = {}
         # One budget for the ACKs all our connections send in answer to unacceptable segments
         # (TcpConfig.unacceptable_ack_limit per second): forged segments spread over many
         # connections cannot make us send more.
@@ -115,18 +161,23 @@ class Stack:
         # RFC 6864 4.1: a fragmented datagram needs an identification unique for its source,
         # destination and protocol while its fragments may live; a counter from a random start.
         self._next_identification = self._port_random.randrange(1 << 16)
+        # The same for IPv6's 32-bit fragment identification (RFC 8200 4.5, RFC 7739).
+        self._next_identification6 = self._port_random.randrange(1 << 32)
 
     # ----------------------------------------------------------------------------------------
     # Packets in
     # ----------------------------------------------------------------------------------------
     def receive(self, packet: bytes, now: float) -> None:
-        """Process one IPv4 packet from the link."""
+        """Process one IPv4 or IPv6 packet from the link."""
         try:
             parsed = parse_packet(packet)
         except WireError as error:
             self.drops[error.reason] += 1
             return
         ip = parsed.ip
+        if ip.version == 6:
+            self._receive_ipv6(parsed, now)
+            return
         if ip.dst != self.address:
             self.drops["ipv4_not_our_address"] += 1
             return
@@ -163,7 +214,13 @@ class Stack:
             self._forget(connection)
         listener = self.listeners.get((ip.dst, segment.dst_port)) or self.listeners.get((0, segment.dst_port))
         if listener is not None:
-            new_connection = listener.receive(ip.src, segment, now)
+            if type(ip.dst) is bytes:
+                # A dual-stack listener (or one bound to our IPv6 address): the child's local
+                # address is the SYN's destination and its MSS leaves room for IPv6's header.
+                new_connection = listener.receive(ip.src, segment, now, local_address=ip.dst,
+                                                  config=listener.config.fit_to_mtu(self.mtu, IPV6_HEADER_LENGTH))
+            else:
+                new_connection = listener.receive(ip.src, segment, now)
             if new_connection is not None:
                 new_connection.unacceptable_ack_budget = self.unacceptable_ack_budget
                 self.connections[key] = new_connection
@@ -179,7 +236,10 @@ class Stack:
 
     def _collect_listener_output(self, listener: Listener, now: float) -> None:
         for remote_address, reply in listener.transmit(now):
-            self._control_replies.append(build_tcp_packet(listener.local_address, remote_address, reply, ttl=self.ttl))
+            local_address = listener.local_address
+            if type(local_address) is not type(remote_address):  # a dual-stack listener's other family
+                local_address = self.address6 if type(remote_address) is bytes else self.address
+            self._control_replies.append(build_tcp_packet(local_address, remote_address, reply, ttl=self.ttl))
 
     def _receive_icmp(self, ip: Ipv4Header, message: IcmpMessage, now: float) -> None:
         if message.type == ECHO_REQUEST:
@@ -214,6 +274,95 @@ class Stack:
             self.drops[f"icmp_type_{message.type}_ignored"] += 1
 
     # ----------------------------------------------------------------------------------------
+    # IPv6 in (RFC 8200), beside IPv4: the same tables, other checks and other control messages
+    # ----------------------------------------------------------------------------------------
+    def _receive_ipv6(self, parsed, now: float) -> None:
+        ip = parsed.ip
+        if ip.dst != self.address6:
+            # Also every multicast destination: with no neighbour discovery or MLD on a TUN device
+            # (it carries IP only), no group is ours.
+            self.drops["ipv6_not_our_address"] += 1
+            return
+        src = ip.src
+        if src[0] == 0xFF or src == UNSPECIFIED6 or src == LOOPBACK6 or src == ip.dst or src[:12] == IPV4_MAPPED_PREFIX:
+            self.drops["ipv6_bad_source_address"] += 1
+            return
+        self.counters["packets_in"] += 1
+        if ip.more_fragments or ip.fragment_offset:
+            # RFC 8200 4.5. An atomic fragment (offset 0, M clear) is not one: the parser hands it
+            # on as a whole packet, never through a reassembly queue (RFC 6946 4).
+            parsed = self.reassembly6.receive(parsed, now)
+            if parsed is None:
+                return
+            ip = parsed.ip
+        if parsed.tcp is not None:
+            self._receive_tcp(ip, parsed.tcp, now)
+        elif parsed.icmp is not None:
+            self._receive_icmp6(ip, parsed.icmp, now)
+        else:
+            self.drops[f"ipv6_next_header_{ip.protocol}_not_supported"] += 1
+
+    def _receive_icmp6(self, ip: Ipv6Header, message: Icmpv6Message, now: float) -> None:
+        message_type = message.type
+        if message_type == icmpv6.ECHO_REQUEST:
+            # RFC 4443 4.2: the reply carries the request's identifier, sequence number and data.
+            reply = message._replace(type=icmpv6.ECHO_REPLY, code=0)
+            packet = build_icmp6_packet(ip.dst, ip.src, reply, hop_limit=self.ttl)
+            if len(packet) > self.mtu:
+                # The request came in fragments (the reply is as long): only the source fragments
+                # in IPv6 (RFC 8200 4.5), in pieces no larger than our link's MTU.
+                header = Ipv6Header(ip.dst, ip.src, PROTOCOL_ICMPV6, self.ttl)
+                fragments = fragment_ipv6(header, packet[IPV6_HEADER_LENGTH:], max(self.mtu, IPV6_MINIMUM_MTU),
+                                          self._identification6())
+                self._control_replies.extend(fragments)
+                self.counters["fragments_created"] += len(fragments)
+            else:
+                self._control_replies.append(packet)
+            self.counters["icmp6_echo_replies"] += 1
+            return
+        if message_type > icmpv6.PARAMETER_PROBLEM or message_type < icmpv6.DESTINATION_UNREACHABLE:
+            # Informational messages other than echo (RFC 4443 2.1), neighbour discovery among them.
+            self.drops[f"icmp6_type_{message_type}_ignored"] += 1
+            return
+        quoted_ip, quoted = message.quoted_ip, message.quoted_tcp
+        if quoted is None or quoted_ip is None:
+            self.drops["icmp6_error_not_about_tcp"] += 1
+            return
+        # RFC 4443 3 / RFC 9293 3.9.2.2 (MUST-54): the error goes to the connection that sent the
+        # quoted packet; its source is our side of it.
+        connection = self.connections.get((quoted_ip.src, quoted.src_port, quoted_ip.dst, quoted.dst_port))
+        if connection is None:
+            self.drops["icmp_error_no_connection"] += 1
+            return
+        if message_type == icmpv6.PACKET_TOO_BIG:
+            path_mtu = message.mtu
+            if path_mtu < IPV6_MINIMUM_MTU:
+                # RFC 8201 4: a node MUST NOT lower its path MTU below IPv6's minimum link MTU,
+                # whatever a (possibly forged) message says.
+                self.drops["icmp6_packet_too_big_below_minimum"] += 1
+                path_mtu = IPV6_MINIMUM_MTU
+            # The core knows path MTU discovery as ICMP's "fragmentation needed" (code 4).
+            connection.on_icmp_unreachable(4, path_mtu, quoted.seq, now, ip_header_length=IPV6_HEADER_LENGTH)
+        elif message_type == icmpv6.DESTINATION_UNREACHABLE:
+            code = ICMPV6_UNREACHABLE_AS_ICMP.get(message.code, 1)  # unknown codes: a soft error
+            connection.on_icmp_unreachable(code, None, quoted.seq, now)
+        else:
+            connection.on_icmp_soft_error(ICMPV6_SOFT_ERRORS_AS_ICMP[message_type], message.code, quoted.seq, now)
+        self._touch(connection)
+
+    def _flow_label(self, connection: Connection) -> int:
+        flow_label = self._flow_labels.get(connection)
+        if flow_label is None:
+            flow_label = self.isn_generator.flow_label(connection.local_address, connection.local_port,
+                                                       connection.remote_address, connection.remote_port)
+            self._flow_labels[connection] = flow_label
+        return flow_label
+
+    def _identification6(self) -> int:
+        self._next_identification6 = (self._next_identification6 + 1) & 0xFFFFFFFF
+        return self._next_identification6
+
+    # ----------------------------------------------------------------------------------------
     # Packets out, time
     # ----------------------------------------------------------------------------------------
     def transmit(self, now: float) -> list[bytes]:
@@ -224,8 +373,15 @@ class Stack:
         self._touched = {}
         self._active.update(touched)
         for connection in touched:
-            for segment in connection.transmit(now):
-                packets.append(build_tcp_packet(connection.local_address, connection.remote_address, segment, ttl=self.ttl))
+            local_address = connection.local_address
+            if type(local_address) is bytes:
+                flow_label = self._flow_label(connection)
+                for segment in connection.transmit(now):
+                    packets.append(build_tcp_packet(local_address, connection.remote_address, segment, ttl=self.ttl,
+                                                    flow_label=flow_label))
+            else:
+                for segment in connection.transmit(now):
+                    packets.append(build_tcp_packet(local_address, connection.remote_address, segment, ttl=self.ttl))
             self._collect_events(connection)
             if connection.is_finished:
                 self._forget(connection)
@@ -236,6 +392,9 @@ class Stack:
 
     def next_deadline(self) -> float | None:
         reassembly_deadline = self.reassembly.next_deadline()
+        reassembly6_deadline = self.reassembly6.next_deadline()
+        if reassembly6_deadline is not None:
+            reassembly_deadline = reassembly6_deadline if reassembly_deadline is None else min(reassembly_deadline, reassembly6_deadline)
         heap = self._timer_heap
         while heap:
             deadline, _, connection = heap[0]
@@ -246,6 +405,7 @@ class Stack:
 
     def on_timer(self, now: float) -> None:
         self.reassembly.on_timer(now)
+        self.reassembly6.on_timer(now)
         heap = self._timer_heap
         while heap and heap[0][0] <= now:
             deadline, _, connection = heapq.heappop(heap)
@@ -279,6 +439,7 @@ class Stack:
                 if isinstance(counter, Counter) and counter:
                     self.ended_connection_counters.setdefault(name, Counter()).update(counter)
         self._armed_deadline.pop(connection, None)
+        self._flow_labels.pop(connection, None)
 
     def _collect_events(self, connection: Connection) -> None:
         for event in connection.events():
@@ -303,13 +464,19 @@ class Stack:
     # User calls (RFC 9293 3.10.1 OPEN and friends, at the level of the whole host)
     # ----------------------------------------------------------------------------------------
     def listen(
-        self, port: int, *, address: int = 0, backlog: int = 128, syn_queue_size: int | None = None, config: TcpConfig | None = None
+        self, port: int, *, address: Address = 0, backlog: int = 128, syn_queue_size: int | None = None,
+        config: TcpConfig | None = None,
     ) -> Listener:
+        """Passive OPEN on `port`: `address` 0 listens on every address of ours, both families (a
+        dual-stack socket); our IPv4 or our IPv6 address listens on that family only."""
+        if type(address) is bytes and address != self.address6:
+            raise StackError(f"{address_text(address)} is not an address of this stack", _errno("EADDRNOTAVAIL"))
         if (address, port) in self.listeners or (0, port) in self.listeners:
             raise StackError(f"port {port} is already listening", _errno("EADDRINUSE"))
+        family_header = IPV6_HEADER_LENGTH if type(address) is bytes else 20
         listener = Listener(
-            self._config_for(config),
-            address or self.address,
+            self._config_for(config, family_header),
+            address or (self.address if self.address is not None else self.address6),
             port,
             backlog=backlog,
             syn_queue_size=syn_queue_size if syn_queue_size is not None else max(backlog, 128),
@@ -331,45 +498,58 @@ class Stack:
             self._touch(connection)
 
     def connect(
-        self, remote_address: int, remote_port: int, now: float, *, local_port: int | None = None, config: TcpConfig | None = None
+        self, remote_address: Address, remote_port: int, now: float, *, local_port: int | None = None,
+        config: TcpConfig | None = None,
     ) -> Connection:
-        """Active OPEN: a new connection in SYN-SENT; its SYN leaves with the next transmit()."""
+        """Active OPEN: a new connection in SYN-SENT; its SYN leaves with the next transmit().
+        The family of `remote_address` (an int or 16 bytes) picks our address of that family."""
+        if type(remote_address) is bytes:
+            local_address, header_length = self.address6, IPV6_HEADER_LENGTH
+        else:
+            local_address, header_length = self.address, 20
+        if local_address is None:
+            raise StackError(f"{address_text(remote_address)}: this stack has no address of that family",
+                             _errno("ENETUNREACH"))
         if local_port is None:
             local_port = self._ephemeral_port(remote_address, remote_port)
-        key = (self.address, local_port, remote_address, remote_port)
+        key = (local_address, local_port, remote_address, remote_port)
         if key in self.connections:
             raise StackError(f"{address_text(remote_address)}:{remote_port} from port {local_port} is in use", _errno("EADDRINUSE"))
-        iss = self.isn_generator.generate(self.address, local_port, remote_address, remote_port, now)
-        connection = Connection.open_active(self._config_for(config), self.address, local_port, remote_address, remote_port, iss, now)
+        iss = self.isn_generator.generate(local_address, local_port, remote_address, remote_port, now)
+        connection = Connection.open_active(self._config_for(config, header_length), local_address, local_port,
+                                            remote_address, remote_port, iss, now)
         connection.unacceptable_ack_budget = self.unacceptable_ack_budget
         self.connections[key] = connection
         self._touch(connection)
         return connection
 
-    def _config_for(self, config: TcpConfig | None) -> TcpConfig:
-        """A per-socket configuration (socket options), with the MSS still bounded by our MTU."""
+    def _config_for(self, config: TcpConfig | None, ip_header_length: int = 20) -> TcpConfig:
+        """A per-socket configuration (socket options), with the MSS still bounded by our MTU
+        less the IP header of the connection's family."""
         if config is None:
-            return self.config
-        return config.fit_to_mtu(self.mtu)
+            return self.config6 if ip_header_length == IPV6_HEADER_LENGTH else self.config
+        return config.fit_to_mtu(self.mtu, ip_header_length)
 
     def _identification(self) -> int:
         self._next_identification = (self._next_identification + 1) & 0xFFFF
         return self._next_identification
 
-    def _ephemeral_port(self, remote_address: int, remote_port: int) -> int:
+    def _ephemeral_port(self, remote_address: Address, remote_port: int) -> int:
         """A local port whose 4-tuple is free, counting TIME-WAIT connections as taken, and that
-        no listener holds, whether bound to the wildcard or to our own address.
+        no listener holds, whether bound to the wildcard or to either of our addresses (one port
+        space for both families, as in Linux).
 
         Walks the range from a random starting point (in the spirit of RFC 6056), so ports are not
         predictable from one connection to the next."""
         size = len(EPHEMERAL_PORTS)
         listeners = self.listeners
+        local_address = self.address6 if type(remote_address) is bytes else self.address
         for _ in range(size):
             self._next_ephemeral = (self._next_ephemeral + 1) % size
             port = EPHEMERAL_PORTS[self._next_ephemeral]
-            if (0, port) in listeners or (self.address, port) in listeners:
+            if (0, port) in listeners or (self.address, port) in listeners or (self.address6, port) in listeners:
                 continue
-            if (self.address, port, remote_address, remote_port) not in self.connections:
+            if (local_address, port, remote_address, remote_port) not in self.connections:
                 return port
         raise StackError("no free ephemeral port", _errno("EADDRNOTAVAIL"))
 

@@ -145,10 +145,11 @@ class TcpConfig:
     # Linux's net.ipv4.route.min_pmtu; at least 68, the IPv4 minimum (RFC 791).
     min_path_mtu: int = 552
 
-    def fit_to_mtu(self, mtu: int) -> "TcpConfig":
-        """This configuration with an MSS no larger than an IPv4 link MTU allows: the MTU minus
-        the 20-byte IPv4 and 20-byte TCP headers (RFC 9293 3.7.1, RFC 879)."""
-        largest = mtu - 40
+    def fit_to_mtu(self, mtu: int, ip_header_length: int = 20) -> "TcpConfig":
+        """This configuration with an MSS no larger than a link MTU allows: the MTU minus the IP
+        header (20 bytes for IPv4, 40 for IPv6) and the 20-byte TCP header (RFC 9293 3.7.1,
+        RFC 879). The core never asks which family carries it: the host says how long its header is."""
+        largest = mtu - ip_header_length - 20
         return self if self.mss <= largest else dataclasses.replace(self, mss=largest)
 
     def __post_init__(self) -> None:

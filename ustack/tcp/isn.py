@@ -48,27 +48,46 @@ class IsnGenerator:
         self.fixed_isn = None if fixed_isn is None else fixed_isn & SEQ_MASK
 
     def generate(
-        self, local_address: int, local_port: int, remote_address: int, remote_port: int, now: float
+        self, local_address: int | bytes, local_port: int, remote_address: int | bytes, remote_port: int, now: float
     ) -> int:
         """The ISN for a connection on this 4-tuple starting at time `now` (seconds)."""
         if self.fixed_isn is not None:
             return self.fixed_isn
         # M: the 4-microsecond clock (RFC 6528 section 3).
         ticks = int(now * TICKS_PER_SECOND)
-        # F: a keyed hash of the 4-tuple. Addresses are packed in 16 bytes so that IPv6 addresses
-        # (ints up to 2**128) would hash the same way.
-        four_tuple = (
-            local_address.to_bytes(16, "big")
-            + local_port.to_bytes(2, "big")
-            + remote_address.to_bytes(16, "big")
-            + remote_port.to_bytes(2, "big")
-        )
+        # F: a keyed hash of the 4-tuple.
+        four_tuple = _four_tuple_bytes(local_address, local_port, remote_address, remote_port)
         digest = hashlib.blake2b(four_tuple, digest_size=4, key=self._secret).digest()
         offset = int.from_bytes(digest, "big")
         return (ticks + offset) & SEQ_MASK
+
+    def flow_label(self, local_address: int | bytes, local_port: int, remote_address: int | bytes, remote_port: int) -> int:
+        """The IPv6 flow label of a connection (RFC 6437 3): a keyed hash of its 4-tuple, so it is
+        the same for every packet of the connection, differs between connections, and cannot be
+        guessed from outside (RFC 6437 6: no covert channel, no prediction). Never 0, which means
+        "no flow" (RFC 6437 2). The same secret as the ISNs, with its own personalisation, so
+        neither value tells anything about the other."""
+        four_tuple = _four_tuple_bytes(local_address, local_port, remote_address, remote_port)
+        digest = hashlib.blake2b(four_tuple, digest_size=4, key=self._secret, person=b"flow label").digest()
+        return (int.from_bytes(digest, "big") & 0xFFFFF) or 1
 
     def __repr__(self) -> str:
         # Never show the secret: it is what keeps the ISNs unpredictable.
         if self.fixed_isn is not None:
             return f"IsnGenerator(fixed_isn={self.fixed_isn})"
         return "IsnGenerator(keyed BLAKE2b, secret hidden)"
+
+
+def _four_tuple_bytes(local_address: int | bytes, local_port: int, remote_address: int | bytes, remote_port: int) -> bytes:
+    """The 4-tuple as the keyed hash reads it: each address in 16 bytes (an IPv4 address as an int,
+    zero-extended; an IPv6 address as its own 16 bytes), each port in 2."""
+    return (
+        _address_bytes(local_address)
+        + local_port.to_bytes(2, "big")
+        + _address_bytes(remote_address)
+        + remote_port.to_bytes(2, "big")
+    )
+
+
+def _address_bytes(address: int | bytes) -> bytes:
+    return address if type(address) is bytes else address.to_bytes(16, "big")

@@ -57,11 +57,17 @@ class Listener:
         self._events.append(StateChanged(self.state, new, cause))
         self.state = new
 
-    def receive(self, remote_address: int, segment: TcpSegment, now: float) -> Connection | None:
+    def receive(
+        self, remote_address: int, segment: TcpSegment, now: float, *, local_address: int | None = None,
+        config: TcpConfig | None = None,
+    ) -> Connection | None:
         """LISTEN processing (RFC 9293 3.10.7.2) of a segment for no existing connection.
 
         Returns the new SYN-RECEIVED connection for a SYN (the stack registers it under its
-        4-tuple and sends what its transmit() returns), else None."""
+        4-tuple and sends what its transmit() returns), else None. A listener bound to every
+        address of a host (RFC 9293 3.9.1.1: local socket unspecified) is told which one the SYN
+        came to (`local_address`) and the configuration fitted to that path (`config`: its MSS
+        depends on the IP header of the family); the defaults are its own."""
         flags = segment.flags
         if self.state is not LISTEN:
             self.drops["listener_closed"] += 1
@@ -88,11 +94,11 @@ class Listener:
         if len(self.accept_queue) >= self.backlog:
             self.drops["accept_queue_full"] += 1
             return None
-        iss = self.isn_generator.generate(
-            self.local_address, self.local_port, remote_address, segment.src_port, now
-        )
+        if local_address is None:
+            local_address = self.local_address
+        iss = self.isn_generator.generate(local_address, self.local_port, remote_address, segment.src_port, now)
         child = Connection.open_passive(
-            self.config, self.local_address, self.local_port, iss, now,
+            config or self.config, local_address, self.local_port, iss, now,
             remote_address=remote_address, remote_port=segment.src_port, listener=self,
         )
         child.receive(segment, now)
