@@ -37,6 +37,10 @@ from .link.base import LinkError
 KERNEL_ADDRESS = "10.77.0.1"
 KERNEL_INTERFACE = f"{KERNEL_ADDRESS}/24"  # the kernel's address with its prefix, on the device
 USTACK_ADDRESS = "10.77.0.2"
+# The same for IPv6: a unique local prefix (RFC 4193) of our own, ::1 the kernel's, ::2 ustack's.
+KERNEL_ADDRESS6 = "fd00:77::1"
+KERNEL_INTERFACE6 = f"{KERNEL_ADDRESS6}/64"
+USTACK_ADDRESS6 = "fd00:77::2"
 TUN_NAME = "ustun0"
 DEFAULT_MTU = 1500
 TUN_DEVICE = "/dev/net/tun"
@@ -50,8 +54,10 @@ class NetworkError(LinkError):
 class NetworkSettings:
     namespace: str | None = None  # a network namespace (created if missing); None: this process's own
     tun: str = TUN_NAME
-    address: str = USTACK_ADDRESS  # ustack's
-    host_interface: str = KERNEL_INTERFACE  # the kernel's, with its prefix
+    address: str | None = USTACK_ADDRESS  # ustack's (None: no IPv4)
+    host_interface: str | None = KERNEL_INTERFACE  # the kernel's, with its prefix
+    address6: str | None = USTACK_ADDRESS6  # ustack's IPv6 address (None: no IPv6)
+    host_interface6: str | None = KERNEL_INTERFACE6  # the kernel's IPv6 address, with its prefix
     mtu: int = DEFAULT_MTU
     pcap: str | None = None  # record the wire in this file
     trace_output: TextIO | None = None  # a Tracer writes one line per packet here
@@ -111,7 +117,9 @@ class UstackNetwork:
             # Without a namespace: in this process's own.
             self.device = link = setup_tun_in_namespace(self.namespace, settings.tun, settings.mtu,
                                                         host_address=settings.host_interface,
-                                                        peer_address=settings.address)
+                                                        peer_address=settings.address,
+                                                        host_address6=settings.host_interface6,
+                                                        peer_address6=settings.address6)
             if settings.pcap:
                 try:
                     link = PcapWriter(link, settings.pcap)
@@ -168,12 +176,15 @@ class UstackNetwork:
         return bool(self.namespace is not None and self.namespace.created)
 
     def make_stack(self, config=None):
-        """A fresh Stack at our address, for this link's MTU."""
+        """A fresh Stack at our addresses, for this link's MTU."""
         from .stack import Stack
         from .tcp import TcpConfig
         from .wire.ipv4 import address_value
+        from .wire.ipv6 import address6_value
 
-        return Stack(address_value(self.settings.address), config or TcpConfig(), mtu=self.settings.mtu)
+        settings = self.settings
+        return Stack(None if settings.address is None else address_value(settings.address), config or TcpConfig(),
+                     address6=None if settings.address6 is None else address6_value(settings.address6), mtu=settings.mtu)
 
     async def start_control(self, astack, program: str, directory: Path | None = None):
         """This process's control socket (what `ustack ss` asks), started; NetworkError if it cannot."""

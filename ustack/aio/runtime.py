@@ -33,6 +33,7 @@ from ..tcp.config import TcpConfig
 from ..tcp.events import ConnectionSnapshot
 from ..tcp.state import State
 from ..wire.ipv4 import address_text, address_value
+from ..wire.ipv6 import address6_value
 from .errors import os_error
 from .server import Server
 from .transport import FINISHED_STATES, TcpTransport
@@ -191,8 +192,9 @@ class AsyncStack:
     ) -> Server:
         """Passive open: a listener; every accepted connection gets protocol_factory()."""
         self._require_running()
-        address = 0 if host in (None, "", "0.0.0.0") else _parse_address(host)
-        if address not in (0, self.stack.address):
+        # "::" (or no host) is every address of both families, like a dual-stack socket.
+        address = 0 if host in (None, "", "0.0.0.0", "::") else _parse_address(host)
+        if address not in (0, self.stack.address, self.stack.address6):
             raise os_error(errno.EADDRNOTAVAIL, f"{host} is not this stack's address ({address_text(self.stack.address)})")
         if port == 0:
             port = self._free_listening_port()
@@ -459,13 +461,16 @@ def _earliest(*deadlines: float | None) -> float | None:
     return min(present) if present else None
 
 
-def _parse_address(host: str) -> int:
+def _parse_address(host: str) -> int | bytes:
+    """An IPv4 literal as an int, an IPv6 literal (also in [brackets]) as 16 bytes."""
     if host == "localhost":
-        raise os_error(errno.EADDRNOTAVAIL, "ustack has no loopback interface: use the peer's IPv4 address")
+        raise os_error(errno.EADDRNOTAVAIL, "ustack has no loopback interface: use the peer's IP address")
     try:
+        if ":" in host:
+            return address6_value(host[1:-1] if host.startswith("[") and host.endswith("]") else host)
         return address_value(host)
     except ValueError:
-        raise os_error(errno.EINVAL, f"{host!r} is not an IPv4 address (ustack does not resolve names)") from None
+        raise os_error(errno.EINVAL, f"{host!r} is not an IPv4 or IPv6 address (ustack does not resolve names)") from None
 
 
 def _check_port(port: int) -> None:

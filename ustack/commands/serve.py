@@ -128,10 +128,12 @@ async def _serve(args, network: UstackNetwork, ladders=None, output: ServeOutput
         if output.reader_gone:
             stop.set()
 
-    address = args.addr
+    # The address the hints below use: IPv4's unless it is off (IPv6 in URLs goes in brackets).
+    address = args.addr6 if args.no_ipv4 else args.addr
+    url_host = f"[{address}]" if ":" in address else address
     services = []  # (name, port, handler, how to reach it)
     if args.http is not None:
-        url = f"http://{address}/" if args.http_port == 80 else f"http://{address}:{args.http_port}/"
+        url = f"http://{url_host}/" if args.http_port == 80 else f"http://{url_host}:{args.http_port}/"
         files = HttpFileServer(args.http, log=lambda line: print(f"http   : {line}"))
         services.append(("http", args.http_port, files, f"curl {url}"))
     if args.echo:
@@ -157,7 +159,9 @@ async def _serve(args, network: UstackNetwork, ladders=None, output: ServeOutput
         control = await start_control_server(network, astack, "ustack serve")
         try:
             where = f" in namespace {args.netns}" if args.netns else ""
-            print(f"ustack: {address} on {args.tun}{where} (kernel side {args.host_addr}, mtu {args.mtu})")
+            ours = [ip for ip, off in ((args.addr, args.no_ipv4), (args.addr6, args.no_ipv6)) if not off]
+            kernel = [ip for ip, off in ((args.host_addr, args.no_ipv4), (args.host_addr6, args.no_ipv6)) if not off]
+            print(f"ustack: {' and '.join(ours)} on {args.tun}{where} (kernel side {' and '.join(kernel)}, mtu {args.mtu})")
             for name, _, _, how in services:
                 print(f"{name:<7}: {network.how_to_run(how)}")
             print(f"{'ping':<7}: {network.how_to_run(f'ping {address}')}")

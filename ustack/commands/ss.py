@@ -102,7 +102,7 @@ def describe(connection: dict, answer: dict) -> dict:
     remote = _endpoint(connection, "remote")
     listening = state is State.LISTEN
     if listening or remote is None:  # a listener has no peer: ss prints a wildcard
-        remote = "0.0.0.0:*"
+        remote = "[::]:*" if (local or "").startswith("[") else "0.0.0.0:*"
     process = f"{answer.get('program') or 'ustack'} (pid {answer.get('pid', '?')})"
     recv_q = _first(connection, "receive_queue", "recv_q", default=0)
     send_q = _first(connection, "send_queue", "send_q", default=0)
@@ -118,16 +118,21 @@ def describe(connection: dict, answer: dict) -> dict:
 def _endpoint(connection: dict, side: str) -> str | None:
     value = connection.get(side)
     if isinstance(value, dict):
-        return f"{value.get('address', '0.0.0.0')}:{value.get('port', '*')}"
+        return _host_port(value.get('address', '0.0.0.0'), value.get('port', '*'))
     if isinstance(value, str):
         return value
     if isinstance(value, list) and len(value) == 2:
-        return f"{value[0]}:{value[1]}"
+        return _host_port(value[0], value[1])
     address = connection.get(f"{side}_address")
     port = connection.get(f"{side}_port")
     if address is None and port is None:
         return None
-    return f"{address if address is not None else '0.0.0.0'}:{port if port is not None else '*'}"
+    return _host_port(address if address is not None else '0.0.0.0', port if port is not None else '*')
+
+
+def _host_port(address, port) -> str:
+    """'10.77.0.2:80', or '[fd00:77::2]:80' for IPv6, as `ss -tan` prints them."""
+    return f"[{address}]:{port}" if ":" in str(address) else f"{address}:{port}"
 
 
 def _first(connection: dict, *names: str, default=None):

@@ -33,6 +33,7 @@ TUN_PATH = "/dev/net/tun"
 # windows overflows; packets past it are dropped by the kernel before we ever see them.
 DEFAULT_TXQUEUELEN = 10000
 IPV4_VERSION = 4
+IPV6_VERSION = 6
 
 
 class TunLink(Link):
@@ -68,10 +69,10 @@ class TunLink(Link):
 
     def read_packet(self) -> bytes | None:
         packet = os.read(self._fd, self.mtu)
-        # The stack speaks IPv4 only. The kernel may still route other things here (IPv6 router
-        # solicitations, if IPv6 was left on); drop them by name.
-        if not packet or packet[0] >> 4 != IPV4_VERSION:
-            self.count_drop("not_ipv4")
+        # IFF_NO_PI: no protocol field, the version nibble tells IPv4 from IPv6 (the stack takes
+        # both); anything else is dropped by name.
+        if not packet or packet[0] >> 4 not in (IPV4_VERSION, IPV6_VERSION):
+            self.count_drop("not_ip")
             return None
         return packet
 
