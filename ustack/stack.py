@@ -129,7 +129,9 @@ class Stack:
         # Our MSS follows from the MTU (RFC 9293 3.7.1): the MTU less the IP and TCP headers, so
         # one per family (IPv6's header is 40 bytes: MSS = MTU - 60).
         self.config = (config or TcpConfig()).fit_to_mtu(mtu)
-        self.config6 = (config or TcpConfig()).fit_to_mtu(mtu, IPV6_HEADER_LENGTH)
+        if address6 is not None and mtu < IPV6_MINIMUM_MTU:
+            raise ValueError(f"IPv6 needs a link MTU of at least {IPV6_MINIMUM_MTU} (RFC 8200 5), not {mtu}")
+        self.config6 = self.config if address6 is None else (config or TcpConfig()).fit_to_mtu(mtu, IPV6_HEADER_LENGTH)
         self.ttl = ttl
         self.isn_generator = isn_generator or IsnGenerator()
         self.connections: dict[ConnectionKey, Connection] = {}
