@@ -1,6 +1,7 @@
-"""tests/conform/expected.txt: every script of the FreeBSD suite that does not pass, and why.
+"""tests/conform/expected.txt (and expected_ipv6.txt, for the suite's IPv6 variants): every script
+of the FreeBSD suite that does not pass, and why.
 
-    .venv/bin/python tests/conform/expected_list.py        rewrite the file from a fresh run
+    .venv/bin/python tests/conform/expected_list.py        rewrite both files from a fresh run
 
 One line per script that fails, is skipped or does not parse:
 
@@ -22,8 +23,11 @@ if __name__ == "__main__":  # run as a script from the repository root
 from ustack.conform.profile import freebsd_deviation  # noqa: E402
 from ustack.conform.runner import PASS, run_path  # noqa: E402
 
-from conform.suite_path import SUITE  # noqa: E402
+from conform.suite_path import SUITE, SUITE6  # noqa: E402
 EXPECTED = Path(__file__).with_name("expected.txt")
+EXPECTED6 = Path(__file__).with_name("expected_ipv6.txt")
+# (suite, its expected list): the IPv4 scripts and their IPv6 variants.
+SUITES = ((SUITE, EXPECTED), (SUITE6, EXPECTED6))
 HEADER = """\
 # Scripts of the FreeBSD tcp-testsuite (../shared/conformance) that do not pass, and why.
 # Rewrite after a change in ustack: .venv/bin/python tests/conform/expected_list.py
@@ -31,10 +35,10 @@ HEADER = """\
 """
 
 
-def current_results() -> dict[str, tuple[str, str, str]]:
+def current_results(suite: Path = SUITE) -> dict[str, tuple[str, str, str]]:
     """script (relative to the suite) -> (status, key, reason), for every script not passing."""
     results = {}
-    for path in sorted(SUITE.rglob("*.pkt")):
+    for path in sorted(suite.rglob("*.pkt")):
         result = run_path(path)
         if result.status == PASS:
             continue
@@ -42,7 +46,7 @@ def current_results() -> dict[str, tuple[str, str, str]]:
         deviation = freebsd_deviation(str(path))  # FreeBSD behaviour against RFC 9293 (profile.py)
         if deviation:
             reason = f"{deviation}. Runner: {reason}"
-        results[str(path.relative_to(SUITE))] = (result.status, result.key, " ".join(reason.split()))
+        results[str(path.relative_to(suite))] = (result.status, result.key, " ".join(reason.split()))
     return results
 
 
@@ -62,6 +66,7 @@ def write_expected(results: dict, path: Path = EXPECTED) -> None:
 
 
 if __name__ == "__main__":
-    results = current_results()
-    write_expected(results)
-    print(f"{EXPECTED}: {len(results)} scripts that do not pass")
+    for suite, expected in SUITES:
+        results = current_results(suite)
+        write_expected(results, expected)
+        print(f"{expected}: {len(results)} scripts that do not pass")

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from conform.suite_path import needs_suite
-from conform.expected_list import EXPECTED, SUITE, current_results, read_expected
+from conform.expected_list import SUITE, SUITES, current_results, read_expected
 from ustack.conform.lexer import ParseError
 from ustack.conform.parser import parse_text
 from ustack.conform.runner import PASS, run_path, run_script
@@ -20,9 +20,10 @@ OURS = Path(__file__).with_name("ours")
 
 
 @needs_suite
-def test_the_expected_list_is_exactly_what_does_not_pass():
-    expected = read_expected()
-    actual = current_results()
+@pytest.mark.parametrize(("suite", "expected_path"), SUITES, ids=("ipv4", "ipv6"))
+def test_the_expected_list_is_exactly_what_does_not_pass(suite, expected_path):
+    expected = read_expected(expected_path)
+    actual = current_results(suite)
     problems = []
     for script in sorted(set(expected) | set(actual)):
         want = expected.get(script)
@@ -30,10 +31,10 @@ def test_the_expected_list_is_exactly_what_does_not_pass():
         if want is None:
             problems.append(f"REGRESSION {script}: passed before, now {got[0]} ({got[1]}): {got[2]}")
         elif got is None:
-            problems.append(f"NOW PASSES {script}: remove it from {EXPECTED.name}")
+            problems.append(f"NOW PASSES {script}: remove it from {expected_path.name}")
         elif want[:2] != got[:2]:
             problems.append(f"CHANGED {script}: listed as {want[0]} ({want[1]}), now {got[0]} ({got[1]}): {got[2]}")
-    assert not problems, f"{len(problems)} differences from {EXPECTED}:\n" + "\n".join(problems)
+    assert not problems, f"{len(problems)} differences from {expected_path}:\n" + "\n".join(problems)
 
 
 @pytest.mark.parametrize("path", sorted(OURS.glob("*.pkt")), ids=lambda path: path.name)

@@ -74,11 +74,15 @@ from ustack.tcp.listener import Listener
 from ustack.tcp.state import CLOSED, LISTEN, TIME_WAIT
 from ustack.wire import IcmpMessage, TcpSegment, WireError, build_icmp_packet, build_tcp_packet, parse_packet
 from ustack.wire.ipv4 import IPV4_HEADER_LENGTH, address_value
+from ustack.wire.ipv6 import address6_value
 from ustack.wire.tcp import ACK, RST
 
 
 LOCAL_ADDRESS = address_value("192.168.0.1")
 REMOTE_ADDRESS = address_value("192.0.2.1")
+# packetdrill's defaults for --ip_version=ipv6 (its local and remote IPv6 addresses).
+LOCAL_ADDRESS6 = address6_value("fd3d:fa7b:d17d::1")
+REMOTE_ADDRESS6 = address6_value("2001:db8::1")
 BIND_PORT = 8080
 REMOTE_PORT = 50000
 SCRIPT_MTU = 1500  # packetdrill's tun device, unless the script says --mtu
@@ -152,8 +156,15 @@ class Driver:
         self.overrides: dict = dict(FREEBSD_DEFAULTS)
         apply_script_options(script.options, self.overrides)
         self.table = SocketTable(self)
+        # The family is the script's (--ip_version): the same host, the other pair of addresses.
+        self.ipv6 = script.options.get("ip_version") == "ipv6"
+        self.local_address = LOCAL_ADDRESS6 if self.ipv6 else LOCAL_ADDRESS
+        self.remote_address = REMOTE_ADDRESS6 if self.ipv6 else REMOTE_ADDRESS
+        if self.ipv6:  # the MSS FreeBSD starts from (and rounds its buffers to) leaves room for IPv6
+            self.overrides["mss"] = min(self.overrides["mss"], int(script.options.get("mtu", SCRIPT_MTU)) - 60)
         self.stack = Stack(
-            LOCAL_ADDRESS,
+            None if self.ipv6 else LOCAL_ADDRESS,
+            address6=LOCAL_ADDRESS6 if self.ipv6 else None,
             mtu=int(script.options.get("mtu", SCRIPT_MTU)),
             isn_generator=IsnGenerator(fixed_isn=LOCAL_ISN),
             port_seed=PORT_SEED,
@@ -192,7 +203,7 @@ class Driver:
 
     def open_active(self, socket, config: TcpConfig, now: float) -> Connection:
         try:
-            connection = self.stack.connect(REMOTE_ADDRESS, REMOTE_PORT, now, config=config)
+            connection = self.stack.connect(self.remote_address, REMOTE_PORT, now, config=config)
         except StackError as refused:
             raise CallFailed(errno_name(refused.errno)) from None
         self.numbers[(connection.local_port, REMOTE_PORT)] = SequenceMap()
@@ -213,7 +224,7 @@ class Driver:
     def connection_at(self, port: int) -> Connection | None:
         """The connection on (our port, the script's port): the host's, else the one a socket
         still holds after the host forgot it (a closed connection shows as CLOSED)."""
-        connection = self.stack.connections.get((LOCAL_ADDRESS, port, REMOTE_ADDRESS, REMOTE_PORT))
+        connection = self.stack.connections.get((self.local_address, port, self.remote_address, REMOTE_PORT))
         if connection is not None:
             return connection
         for socket in reversed(self.table.sockets.values()):
@@ -374,10 +385,10 @@ class Driver:
             return
         segment = inbound_segment(event, numbers, REMOTE_PORT, port)
         try:
-            packet = build_tcp_packet(REMOTE_ADDRESS, LOCAL_ADDRESS, segment)
+            packet = build_tcp_packet(self.remote_address, self.local_address, segment)
         except WireError as error:
             raise Unsupported("inbound segment", f"line {event.line} cannot be put on the wire: {error}") from None
-        four_tuple = (LOCAL_ADDRESS, port, REMOTE_ADDRESS, REMOTE_PORT)
+        four_tuple = (self.local_address, port, self.remote_address, REMOTE_PORT)
         before = self.stack.connections.get(four_tuple)
         self.stack.receive(packet, self.now)
         after = self.stack.connections.get(four_tuple)
@@ -388,6 +399,8 @@ class Driver:
         """An ICMP error quoting one of our segments (its IPv4 header and first 8 TCP bytes, RFC
         792), for the host to hand to the connection or drop for a named reason."""
         icmp = event.icmp
+        if self.ipv6:
+            raise Unsupported("icmpv6", f"line {event.line}: ICMPv6 errors are not injected by the driver yet")
         if icmp.type not in ICMP_TYPES or icmp.echoed_start is None:
             self.warnings.append(f"line {event.line}: ICMP {icmp.type} not sent: no such error type or no quoted segment")
             return

@@ -290,7 +290,7 @@ def apply_sysctl(name: str, value: int, overrides: dict) -> None:
 
 
 SCRIPT_OPTIONS = {
-    "ip_version": "only ipv4 is supported",
+    "ip_version": "ipv4 or ipv6 (the driver's host then has an IPv6 address only)",
     "tolerance_usecs": "the timing tolerance (Script.tolerance)",
     "mtu": "the interface MTU: ustack's MSS becomes MTU - 40",
     "non_fatal": "`syscall`: a system call with an unexpected result is reported but does not fail the script",
@@ -302,10 +302,11 @@ SCRIPT_OPTIONS = {
 def apply_script_options(options: dict, overrides: dict) -> None:
     for name, value in options.items():
         if name == "ip_version":
-            if value != "ipv4":
-                raise Unsupported("ipv6", f"--ip_version={value}")
+            if value not in ("ipv4", "ipv6"):
+                raise Unsupported(f"--ip_version={value}", "only ipv4 and ipv6 are supported")
         elif name == "mtu":
-            mss = int(value) - 40
+            ip_header = 40 if options.get("ip_version") == "ipv6" else 20
+            mss = int(value) - ip_header - 20
             if not 28 <= mss <= 65495:
                 raise Unsupported(f"--mtu={value}", f"an MSS of {mss} is outside what TcpConfig accepts (28..65495)")
             overrides["mss"] = mss
@@ -361,9 +362,16 @@ SCRIPT_TOLERANCES = {
 }
 
 
+def _same_script_as_ipv4(path: str) -> str:
+    """The suite's IPv6 variants (freebsd-tcp-testsuite-ipv6) are its IPv4 scripts with IPv6
+    addresses and MSS: what is said of one holds for the other, so both look up the IPv4 name."""
+    normalized = path.replace("\\", "/")
+    return normalized[: -len("-ipv6.pkt")] + "-ipv4.pkt" if normalized.endswith("-ipv6.pkt") else normalized
+
+
 def script_tolerances(path: str) -> set[str]:
     """The names of the SCRIPT_TOLERANCES that apply to the script at `path`."""
-    normalized = path.replace("\\", "/")
+    normalized = _same_script_as_ipv4(path)
     return {name for suffix, (name, _) in SCRIPT_TOLERANCES.items() if normalized.endswith(suffix)}
 
 
@@ -405,7 +413,7 @@ FREEBSD_DEVIATIONS = {
 
 def freebsd_deviation(path: str) -> str | None:
     """Why the script at `path` fails by design (FREEBSD_DEVIATIONS), or None."""
-    normalized = path.replace("\\", "/")
+    normalized = _same_script_as_ipv4(path)
     for suffix, reason in FREEBSD_DEVIATIONS.items():
         if normalized.endswith(suffix):
             return reason
