@@ -149,8 +149,11 @@ def test_script_headers():
     overrides = {}
     apply_script_options({"ip_version": "ipv4", "tolerance_usecs": "10000", "mtu": "9000", "non_fatal": "syscall"}, overrides)
     assert overrides == {"mss": 8960}
-    with pytest.raises(Unsupported, match="ipv6"):
-        apply_script_options({"ip_version": "ipv6"}, {})
+    overrides = {}
+    apply_script_options({"ip_version": "ipv6", "mtu": "9000"}, overrides)
+    assert overrides == {"mss": 8940}  # IPv6's header is 40 bytes
+    with pytest.raises(Unsupported, match="ipv4-mapped-ipv6"):
+        apply_script_options({"ip_version": "ipv4-mapped-ipv6"}, {})
     overrides = {}
     apply_script_options({"mtu": "72"}, overrides)  # the smallest IPv4 MTU is 68 (RFC 791)
     assert overrides == {"mss": 32}
