@@ -39,6 +39,7 @@ from pathlib import Path
 from collections import Counter
 from typing import Any, Callable, NamedTuple
 
+from .stack import counter_attributes
 from .wire.ipv4 import address_text
 
 DEFAULT_RUN_DIRECTORY = "/run/ustack"
@@ -121,11 +122,6 @@ def stack_statistics(stack: Any, runtime: Any = None) -> dict:
     if runtime is not None and isinstance(getattr(runtime, "counters", None), dict):
         statistics["runtime"] = dict(runtime.counters)
     return statistics
-
-
-def counter_attributes(item: Any) -> dict[str, Counter]:
-    """The collections.Counter attributes of an object, by name (`drops`, `counters`, ...)."""
-    return {name: value for name, value in getattr(item, "__dict__", {}).items() if isinstance(value, Counter)}
 
 
 # --------------------------------------------------------------------------------------------

@@ -29,6 +29,7 @@ from .reassembly import Ipv4Reassembly, Ipv6Reassembly, ReassemblyLimits
 from .tcp import Connection, Listener, State, TcpConfig, reset_for_unmatched
 from .tcp.isn import IsnGenerator
 from .tcp.ratelimit import PerSecondLimit
+from .tcp.syn_cookies import SynCookies
 from .wire import WireError, build_icmp6_packet, build_icmp_packet, build_tcp_packet, parse_packet
 from .wire import icmpv6
 from .wire.fragment import fragment_ipv4, fragment_ipv6
@@ -134,6 +135,7 @@ class Stack:
         self.config6 = self.config if address6 is None else (config or TcpConfig()).fit_to_mtu(mtu, IPV6_HEADER_LENGTH)
         self.ttl = ttl
         self.isn_generator = isn_generator or IsnGenerator()
+        self.syn_cookies = SynCookies()  # one rotating cookie secret for all our listeners (RFC 4987 3.6)
         self.connections: dict[ConnectionKey, Connection] = {}
         self.listeners: dict[tuple[int, int], Listener] = {}
         self.drops: Counter[str] = Counter()
@@ -437,8 +439,8 @@ class Stack:
         key = (connection.local_address, connection.local_port, connection.remote_address, connection.remote_port)
         if self.connections.get(key) is connection:
             del self.connections[key]
-            for name, counter in getattr(connection, "__dict__", {}).items():
-                if isinstance(counter, Counter) and counter:
+            for name, counter in counter_attributes(connection).items():
+                if counter:
                     self.ended_connection_counters.setdefault(name, Counter()).update(counter)
         self._armed_deadline.pop(connection, None)
         self._flow_labels.pop(connection, None)
@@ -481,8 +483,9 @@ class Stack:
             address or (self.address if self.address is not None else self.address6),
             port,
             backlog=backlog,
-            syn_queue_size=syn_queue_size if syn_queue_size is not None else max(backlog, 128),
+            syn_queue_size=syn_queue_size if syn_queue_size is not None else backlog,  # as Linux's listen()
             isn_generator=self.isn_generator,
+            syn_cookies=self.syn_cookies,
         )
         self.listeners[(address, port)] = listener
         return listener
@@ -567,6 +570,19 @@ class Stack:
 
     def state_counts(self) -> Counter[str]:
         return Counter(connection.state.value for connection in self.connections.values())
+
+
+def counter_attributes(item: object) -> dict[str, Counter]:
+    """The collections.Counter attributes of an object, by name (`drops`, `counters`, ...), kept
+    in its __dict__ or in slots. A Connection has slots, and keeps `drops` in the slot `_drops`
+    (made at the first drop, behind the `drops` property): a leading underscore is dropped."""
+    found = {name: value for name, value in getattr(item, "__dict__", {}).items() if isinstance(value, Counter)}
+    for cls in type(item).__mro__:
+        for name in getattr(cls, "__slots__", ()):
+            value = getattr(item, name, None)
+            if isinstance(value, Counter):
+                found[name.lstrip("_")] = value
+    return found
 
 
 def _errno(name: str) -> int:

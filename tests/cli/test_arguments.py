@@ -39,6 +39,9 @@ def run_ustack(*arguments: str) -> subprocess.CompletedProcess:
     (["serve", "--http", "/nonexistent/ustack/site"], "not a directory"),
     (["serve", "--ladder", "70000"], "port 70000 is outside 1..65535"),
     (["serve", "--ladder", "web"], "port 'web' is not a whole number"),
+    (["serve", "--backlog", "0"], "backlog 0 is outside 1..65535"),
+    (["serve", "--syncookies", "maybe"], "invalid choice: 'maybe'"),
+    (["serve", "--synack-retries", "-1"], "retry count -1 is outside 0..20"),
     (["connect", "10.77.0.1", "80", "--ladder", "80"], "unrecognized arguments: 80"),
     (["serve", "--addr", "10.77.0.1"], "must be different addresses"),
     # Addresses that are not one host's: the kernel takes them on the device and never delivers.

@@ -71,8 +71,32 @@ def test_syn_flood_fills_ustack_syn_queue_and_the_client_waits(run_lab):
     assert "10.77.0.1" in scene.ladder_text and "10.77.0.100" not in scene.ladder_text
 
 
+def test_syn_flood_ustack_syn_cookies_serve_the_real_client_at_once(run_lab):
+    result = run_lab("syn-flood")
+    scene = result.scene(1)
+    # The queue is just as full as without cookies: SYN-RECV piles up to its limit...
+    assert scene.ustack_ss_states.count("SYN-RECV") == 16 and scene.facts["syn_queue_peak"] == 16
+    assert scene.facts["syn_queue_overflows"] == scene.facts["cookies_sent"] == 64 - 16 + 1  # + the real client
+    assert scene.facts["syn_queue_full_drops"] == 0
+    # ...but the real client's one SYN is answered with a cookie, and its ACK makes the connection.
+    assert scene.facts["client_syns"] == 1 and scene.facts["cookies_validated"] == 1
+    assert [(s.sender, s.flags) for s in scene.segments[:3]] == [("kernel", "S"), ("ustack", "S."), ("kernel", ".")]
+    assert not any(s.retransmission for s in scene.segments)
+    assert scene.segments[1].seq == scene.facts["cookie"]
+    assert in_order(["LISTEN", "SYN-RECEIVED", "ESTABLISHED"], scene.ustack_states)
+    assert "ESTAB" in scene.kernel_ss_states
+    # The cookie decoded: Linux's client announces MSS 1460 over the TUN's MTU 1500, SACK and a
+    # window scale; the rebuilt connection has all of them.
+    assert scene.facts["cookie_mss"] == 1460 and scene.facts["send_mss"] == 1460 - 12
+    assert scene.facts["cookie_sack"] is True and scene.facts["sack_permitted"] is True
+    assert scene.facts["cookie_window_scale"] == scene.facts["send_shift"] and 0 < scene.facts["send_shift"] <= 14
+    assert scene.facts["timestamps_enabled"] is True
+    assert "bits 31..27" in result.text and "bits 26..24" in result.text and "MAC" in result.text
+    assert "SACK 1, window scale" in result.text
+
+
 def test_syn_flood_kernel_syn_cookies_serve_the_real_client(run_lab):
-    scene = run_lab("syn-flood").scene(1)
+    scene = run_lab("syn-flood").scene(2)
     assert scene.facts["kernel_syn_recv"] >= 8
     assert scene.kernel_ss_states.count("SYN-RECV") == scene.facts["kernel_syn_recv"]
     assert scene.facts["cookies_sent"] >= 1 and scene.facts["cookies_received"] >= 1

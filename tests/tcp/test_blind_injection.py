@@ -18,7 +18,7 @@ def established_with_timestamps() -> Script:
     script.now = 0.010
     script.receive(incoming(remote(0), local(1), SYN | ACK, options=TcpOptions(mss=1460, timestamps=(5000, 0))))
     [ack] = connection.transmit(script.now)
-    assert script.state is State.ESTABLISHED and connection.ts_recent == 5000 and ack.flags == ACK
+    assert script.state is State.ESTABLISHED and connection.rcv.ts_recent == 5000 and ack.flags == ACK
     return script
 
 
@@ -31,19 +31,19 @@ def test_a_segment_with_an_unacceptable_ack_does_not_move_ts_recent():
     forged = incoming(remote(1), local(1) ^ 0x80000000, payload=b"evil", options=TcpOptions(timestamps=(FAR_FUTURE, 0)))
     script.receive(forged)
     assert connection.drops["ack_of_unsent_data"] + connection.drops["ack_too_old"] == 1
-    assert connection.ts_recent == 5000, "a forged segment moved TS.Recent"
+    assert connection.rcv.ts_recent == 5000, "a forged segment moved TS.Recent"
     connection.transmit(script.now)  # the (rate-limited) challenge ACK
     # Genuine traffic still flows: the peer's next segment passes PAWS and its data arrives.
     script.now = 0.050
     script.receive(incoming(remote(1), local(1), payload=b"hello", options=TcpOptions(timestamps=(5040, 10))))
     assert connection.drops["paws_old_timestamp"] == 0
-    assert connection.recv(100, script.now) == b"hello" and connection.ts_recent == 5040
+    assert connection.recv(100, script.now) == b"hello" and connection.rcv.ts_recent == 5040
 
 
 def test_a_segment_with_an_acceptable_ack_still_updates_ts_recent():
     script = established_with_timestamps()
     script.receive(incoming(remote(1), local(1), payload=b"a", options=TcpOptions(timestamps=(5010, 10))))
-    assert script.connection.ts_recent == 5010
+    assert script.connection.rcv.ts_recent == 5010
 
 
 def time_wait_script() -> Script:

@@ -119,12 +119,12 @@ def test_dsack_blocks_from_the_peer_are_not_new_sack_information():
     for n, window in enumerate((8000, 7900, 7800)):
         repeated = (local(1 + 100 * n), local(101 + 100 * n))  # below SEG.ACK: a D-SACK
         script.receive(incoming(remote(1), local(1461), window=window, options=sack(repeated)))
-    assert connection.duplicate_acks == 0 and connection.peer_sack_blocks == ()
+    assert connection.snd.duplicate_acks == 0 and connection.snd.peer_sack_blocks == ()
     script.expect_nothing()  # no fast retransmit
     # A D-SACK inside the second block (RFC 2883 4) is recognised too; the real block counts.
     held = (local(2921), local(4381))
     script.receive(incoming(remote(1), local(1461), window=7700, options=sack((local(3001), local(3101)), held)))
-    assert connection.peer_sack_blocks == (held,) and connection.duplicate_acks == 1
+    assert connection.snd.peer_sack_blocks == (held,) and connection.snd.duplicate_acks == 1
 
 
 def test_with_timestamps_the_dsack_block_is_one_of_three():

@@ -18,6 +18,8 @@ import pytest
 from tcp_script import *  # noqa: F403
 from ustack.tcp import Connection, State, TcpCallError
 from ustack.tcp.events import segment_summary
+from ustack.tcp.receive_side import ReceiveSide
+from ustack.tcp.send_side import SendSide
 from ustack.tcp.seq import seq_add, seq_diff
 from ustack.wire.tcp import URG
 
@@ -30,22 +32,24 @@ class SlowOnly(Connection):
         return False
 
 
-FIELDS = (
-    "state", "snd_una", "snd_nxt", "snd_max", "snd_wnd", "snd_wl1", "snd_wl2", "max_snd_wnd", "rcv_nxt",
-    "rcv_adv", "rcv_up", "ts_recent", "last_ack_sent", "duplicate_acks", "retransmit_deadline",
-    "delayed_ack_deadline", "persist_deadline", "_peer_fin_seq", "_dsack_block", "_ack_now",
-    "_segments_since_ack", "bytes_received", "bytes_sent", "peer_sack_blocks", "_probe_end",
-)
+# Every variable of the send and receive sides (SND.*, RCV.*, recovery, Karn, TS.Recent, the
+# ACK owed...); the buffers and the scoreboard are compared by content.
+SEND_FIELDS = tuple(name for name in SendSide.__slots__ if name not in ("buffer", "_scoreboard"))
+RECEIVE_FIELDS = tuple(name for name in ReceiveSide.__slots__ if name != "buffer")
 
 
 def state_of(connection: Connection) -> dict:
-    values = {name: getattr(connection, name) for name in FIELDS}
+    values = {"state": connection.state}
+    values.update({"rcv." + name: getattr(connection.rcv, name) for name in RECEIVE_FIELDS})
+    values.update({"snd." + name: getattr(connection.snd, name) for name in SEND_FIELDS})
+    values["scoreboard"] = list(connection.snd.scoreboard.blocks)
     values["cwnd"] = connection.congestion.cwnd
     values["ssthresh"] = connection.congestion.ssthresh
     values["readable"] = connection.readable
-    values["send_queue"] = connection.send_buffer.length
+    values["send_queue"] = connection.snd.queued
     values["drops"] = dict(connection.drops)
     values["srtt"] = connection.rtt.srtt
+    values["timers"] = connection.timers_armed()
     return values
 
 
@@ -127,7 +131,7 @@ def random_segment(rng, connection, peer_ts, timestamps, sack, closing):
     options = NO_OPTIONS
     ts = None
     if timestamps and rng.random() < 0.95:
-        ts = (seq_add(peer_ts, rng.choice((0,) * 8 + (-100, 7))), connection.ts_recent and 1)
+        ts = (seq_add(peer_ts, rng.choice((0,) * 8 + (-100, 7))), connection.rcv.ts_recent and 1)
     blocks = ()
     if sack and rng.random() < 0.1 and in_flight > 2:
         start = seq_add(snd_una, rng.randint(1, in_flight - 1))

@@ -98,7 +98,7 @@ def test_the_peer_window_limits_limited_transmit():
     script.expect_nothing()
     script.receive(duplicate_ack(window=4 * MSS))
     script.expect_nothing()
-    assert script.connection.duplicate_acks == 2
+    assert script.connection.snd.duplicate_acks == 2
 
 
 def test_switched_off_no_segment_goes_out_before_the_third_duplicate_ack():
@@ -125,7 +125,7 @@ def test_a_new_ack_between_duplicates_ends_limited_transmit():
     # Slow start (cwnd 4 -> 5 segments) allows two more segments after the three acknowledged:
     # in flight were 5, 3 left, so 5 - 2 = 3 may go out: segments 5, 6 and 7.
     script.receive(incoming(remote(1), local(1 + 3 * MSS), window=WIDE_WINDOW))
-    assert connection.duplicate_acks == 0
+    assert connection.snd.duplicate_acks == 0
     assert connection.congestion.cwnd == 5 * MSS
     script.expect(segment(5), segment(6), segment(7))
     script.expect_nothing()

@@ -1,5 +1,7 @@
 """LISTEN (RFC 9293 3.10.7.2) and the socket-style Listener with its two queues."""
 
+import dataclasses
+
 import pytest
 
 from tcp_script import *  # noqa: F403
@@ -75,9 +77,9 @@ def test_send_in_listen_without_a_foreign_socket_is_an_error():
 
 
 # ---------------------------------------------------------------------- the Listener
-def make_listener(backlog=128, syn_queue_size=128):
+def make_listener(backlog=128, syn_queue_size=128, config=CONFIG):
     return Listener(
-        CONFIG, LOCAL_ADDRESS, LOCAL_PORT, backlog=backlog, syn_queue_size=syn_queue_size,
+        config, LOCAL_ADDRESS, LOCAL_PORT, backlog=backlog, syn_queue_size=syn_queue_size,
         isn_generator=IsnGenerator(fixed_isn=LOCAL_ISS),
     )
 
@@ -113,7 +115,8 @@ def test_listener_answers_a_stray_ack_with_a_reset():
 
 
 def test_syn_queue_limit_drops_further_syns():
-    listener = make_listener(syn_queue_size=2)
+    # Without SYN cookies (with them, tests/tcp/test_syn_cookies.py).
+    listener = make_listener(syn_queue_size=2, config=dataclasses.replace(CONFIG, syncookies="off"))
     assert listener.receive(REMOTE_ADDRESS, syn_from(5000), 0.0) is not None
     assert listener.receive(REMOTE_ADDRESS, syn_from(5001), 0.0) is not None
     assert listener.receive(REMOTE_ADDRESS, syn_from(5002), 0.0) is None

@@ -54,7 +54,7 @@ def test_partial_acks_retransmit_each_hole_at_snd_una_until_the_full_ack():
         script.receive(ack_of(0))
     script.expect(segment(0))  # ssthresh 3, cwnd 3 + 3 = 6 segments: nothing new fits
     assert connection.congestion.in_recovery
-    assert connection.recover == local(1 + 6 * MSS)  # SND.MAX at the start (RFC 6582 3.2 step 2)
+    assert connection.snd.recover == local(1 + 6 * MSS)  # SND.MAX at the start (RFC 6582 3.2 step 2)
     # The retransmission fills the first hole: a partial ACK, up to segment 2.
     script.receive(ack_of(2))
     # RFC 6582 3.2 step 3: retransmit the first unacknowledged segment at once; cwnd deflates by
@@ -92,7 +92,7 @@ def test_no_fast_retransmit_below_recover_after_a_timeout():
     # No ACK comes back: the timer goes off, segment 0 again, SND.NXT back to it.
     script.advance_to_next_timer()
     script.expect(segment(0))
-    assert connection.recover == local(1 + 6 * MSS)  # RFC 6582 3.2 step 4
+    assert connection.snd.recover == local(1 + 6 * MSS)  # RFC 6582 3.2 step 4
     script.receive(ack_of(1))
     script.expect(segment(1), segment(2))  # slow start: cwnd 2 segments, going back
     # Three duplicate ACKs of segment 1, which does not cover "recover": they may answer the
@@ -103,7 +103,7 @@ def test_no_fast_retransmit_below_recover_after_a_timeout():
         script.expect_nothing()
     assert not connection.congestion.in_recovery
     assert connection.congestion.ssthresh == ssthresh
-    assert connection.duplicate_acks == 3
+    assert connection.snd.duplicate_acks == 3
 
 
 def test_reno_is_not_careful_and_retransmits_below_recover():
@@ -135,6 +135,6 @@ def test_duplicate_acks_at_recover_start_a_new_fast_retransmit():
     for _ in range(3):
         script.receive(ack_of(6))
     assert connection.congestion.in_recovery
-    assert connection.recover == local(1 + 8 * MSS)
+    assert connection.snd.recover == local(1 + 8 * MSS)
     # cwnd = 2 + 3 segments over a flight of 2: segment 8 follows (Nagle holds the short last one).
     script.expect(segment(6), segment(8))

@@ -119,7 +119,7 @@ def test_paws_drops_a_segment_with_an_old_timestamp():
     assert script.connection.drops["paws_old_timestamp"] == 1
     # a fresh timestamp is accepted and becomes TS.Recent (RFC 7323 4.3)
     script.receive(incoming(remote(1), local(1), payload=b"new", options=TcpOptions(timestamps=(5100, 10))))
-    assert script.connection.readable == 3 and script.connection.ts_recent == 5100
+    assert script.connection.readable == 3 and script.connection.rcv.ts_recent == 5100
 
 
 def test_sack_blocks_describe_out_of_order_data_and_peer_blocks_are_recorded():
@@ -142,7 +142,7 @@ def test_sack_blocks_describe_out_of_order_data_and_peer_blocks_are_recorded():
     connection.transmit(script.now)
     blocks = ((local(1461), local(2921)),)
     script.receive(incoming(remote(1), local(1), options=TcpOptions(sack_blocks=blocks, timestamps=ts)))
-    assert connection.peer_sack_blocks == blocks
+    assert connection.snd.peer_sack_blocks == blocks
     assert connection.state is State.ESTABLISHED
 
 

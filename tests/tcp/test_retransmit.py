@@ -138,10 +138,10 @@ def test_three_duplicate_acks_trigger_fast_retransmit():
     script.receive(incoming(remote(1), local(1)))
     script.expect(outgoing(local(1), remote(1), payload=data[:1460]))
     assert connection.congestion.in_recovery
-    assert connection.duplicate_acks == 3
+    assert connection.snd.duplicate_acks == 3
     # The ACK of everything sent ends recovery (Reno, RFC 5681 3.2 step 6).
     script.receive(incoming(remote(1), connection.snd_nxt))
-    assert not connection.congestion.in_recovery and connection.duplicate_acks == 0
+    assert not connection.congestion.in_recovery and connection.snd.duplicate_acks == 0
     assert connection.retransmissions == 1
 
 
@@ -152,7 +152,7 @@ def test_a_window_update_is_not_a_duplicate_ack():
     connection.transmit(0.0)
     for window in (9000, 9100, 9200):
         script.receive(incoming(remote(1), local(1), window=window))
-    assert connection.duplicate_acks == 0
+    assert connection.snd.duplicate_acks == 0
 
 
 def test_congestion_window_restarts_after_an_idle_period():

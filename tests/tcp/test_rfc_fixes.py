@@ -7,6 +7,7 @@ import dataclasses
 from tcp_script import *  # noqa: F403
 from test_blind_injection import TS_CONFIG, established_with_timestamps
 from ustack.tcp import State, TcpConfig
+from ustack.tcp.timer_set import Timer
 
 
 # ---------------------------------------------------------------- ICMP (RFC 5927, RFC 1191)
@@ -66,7 +67,7 @@ def time_wait_with_timestamps() -> Script:
     script.now = 0.020
     script.receive(incoming(remote(1), local(2), ACK | FIN, options=TcpOptions(timestamps=(5010, 10))))
     connection.transmit(script.now)
-    assert script.state is State.TIME_WAIT and connection.ts_recent == 5010
+    assert script.state is State.TIME_WAIT and connection.rcv.ts_recent == 5010
     return script
 
 
@@ -95,7 +96,7 @@ def test_the_retransmission_timer_resends_the_oldest_data_at_once_into_a_window_
     script.now = 0.1
     script.receive(incoming(remote(1), local(1), window=500))  # the peer shrank its window
     script.expect_nothing()
-    rto_deadline = connection.retransmit_deadline
+    rto_deadline = connection.timers.deadline(Timer.RETRANSMIT)
     assert script.advance_to_next_timer() == rto_deadline  # the retransmission timer fires
     script.expect(outgoing(local(1), remote(1), payload=bytes(500)))
 
@@ -120,11 +121,11 @@ def test_a_partial_ack_restarts_the_retransmission_timer():
     # RFC 6298 5.3: an ACK of new data restarts the timer to expire RTO after now.
     script = sending_two_segments()
     connection = script.connection
-    first_deadline = connection.retransmit_deadline
+    first_deadline = connection.timers.deadline(Timer.RETRANSMIT)
     script.now = 0.1
     script.receive(incoming(remote(1), local(1461)))  # the first segment only
-    assert connection.retransmit_deadline == 0.1 + connection.rtt.rto
-    assert connection.retransmit_deadline > first_deadline
+    assert connection.timers.deadline(Timer.RETRANSMIT) == 0.1 + connection.rtt.rto
+    assert connection.timers.deadline(Timer.RETRANSMIT) > first_deadline
 
 
 def test_a_bare_ack_after_going_back_to_retransmit_carries_snd_max():

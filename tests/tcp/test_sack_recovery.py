@@ -65,7 +65,7 @@ def test_one_ack_reporting_three_segments_is_enough_when_the_duplicate_acks_befo
     # Segment 0 is lost and so are the duplicate ACKs of segments 1 and 2: the first one to
     # arrive already SACKs three segments. RFC 6675 5 step (2): IsLost(SND.UNA) holds.
     script.receive(ack(0, segments(1, 3)))
-    assert connection.duplicate_acks == 1
+    assert connection.snd.duplicate_acks == 1
     assert connection.congestion.in_recovery
     script.expect(segment(0))
     # ssthresh = FlightSize / 2 = 4 segments; pipe = 8 - 3 SACKed - 1 lost + 1 resent = 5.
@@ -163,9 +163,9 @@ def test_a_timeout_forgets_the_scoreboard():
     connection = script.connection
     script.receive(ack(0, segments(2, 2)))
     script.expect(segment(8))
-    assert connection.scoreboard.blocks == [segments(2, 2)]
+    assert connection.snd.scoreboard.blocks == [segments(2, 2)]
     script.advance_to_next_timer()
     script.expect(segment(0))
     # RFC 2018 8 / RFC 6675 5.1: the peer may have discarded what it SACKed.
-    assert connection.scoreboard.blocks == []
-    assert connection.recover == seq_add(local(1), 9 * MSS)
+    assert connection.snd.scoreboard.blocks == []
+    assert connection.snd.recover == seq_add(local(1), 9 * MSS)

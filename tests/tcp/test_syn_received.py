@@ -133,4 +133,4 @@ def test_back_in_listen_the_foreign_socket_is_unspecified_again():
     connection = script.connection
     assert connection.remote_port == other_port
     assert connection.timers_armed() == {"retransmit": script.now + 1.0}
-    assert connection.retransmit_count == 0
+    assert connection.snd.retransmit_count == 0

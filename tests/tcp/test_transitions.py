@@ -6,8 +6,11 @@ import importlib
 
 import pytest
 
-import ustack.tcp.connection as connection_module
+import ustack.tcp.state as state_module
 from ustack.tcp.state import (
+    AFTER_ACK_OF_FIN,
+    AFTER_CLOSE,
+    AFTER_FIN,
     CLOSE_WAIT,
     CLOSED,
     CLOSING,
@@ -88,7 +91,7 @@ def run_watching_transitions(name, monkeypatch):
         check_transition(old, new)
         seen.append((old, new))
 
-    monkeypatch.setattr(connection_module, "check_transition", watching)
+    monkeypatch.setattr(state_module, "check_transition", watching)
     module_name, function_name = name.split("::")
     getattr(importlib.import_module(module_name), function_name)()
     return seen
@@ -133,3 +136,19 @@ def test_every_state_change_names_its_cause():
     ]
     script.advance_to_next_timer()
     assert script.connection.events()[-1].cause == "TIME-WAIT timer (2*MSL)"
+
+
+def test_the_closing_tables_name_only_arrows_of_the_table():
+    """state.AFTER_CLOSE / AFTER_FIN / AFTER_ACK_OF_FIN drive the code; each entry must be an
+    arrow the table allows, named in Figure 5 itself."""
+    for table in (AFTER_CLOSE, AFTER_FIN, AFTER_ACK_OF_FIN):
+        for old, new in table.items():
+            assert (old, new) in FIGURE_5, f"{old.value} -> {new.value}"
+
+
+def test_connections_and_listeners_share_one_state_setter():
+    from ustack.tcp import Connection, Listener
+    from ustack.tcp.state import StateMachine
+
+    assert Connection._set_state is StateMachine._set_state
+    assert Listener._set_state is StateMachine._set_state

@@ -130,6 +130,21 @@ def port_value(text: str) -> int:
     return value
 
 
+def backlog_value(text: str) -> int:
+    """A listen backlog: the SYN queue and accept queue of each listener."""
+    value = _integer(text, "backlog")
+    if not 1 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"backlog {value} is outside 1..65535")
+    return value
+
+
+def retries_value(text: str) -> int:
+    value = _integer(text, "retry count")
+    if not 0 <= value <= 20:
+        raise argparse.ArgumentTypeError(f"retry count {value} is outside 0..20")
+    return value
+
+
 def seed_value(text: str) -> int:
     return _integer(text, "seed")
 

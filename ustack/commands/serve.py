@@ -22,12 +22,15 @@ stdout (flushed) is the signal scripts wait for.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 import sys
 from pathlib import Path
 
 from ..network import UstackNetwork
-from .arguments import add_ladder_arguments, add_network_arguments, path_value, port_value
+from ..tcp.config import SYNCOOKIE_MODES
+from .arguments import (add_ladder_arguments, add_network_arguments, backlog_value, path_value, port_value,
+                        retries_value)
 from .errors import CliError
 from .live import make_ladders, open_network, start_control_server, tcp_config
 from .signals import sigterm_as_interrupt, stop_on_signals
@@ -44,9 +47,17 @@ def register(subparsers) -> None:
     services.add_argument("--echo", action="store_true", help="echo service on port 7 (RFC 862)")
     services.add_argument("--discard", action="store_true", help="discard service on port 9 (RFC 863)")
     services.add_argument("--chargen", action="store_true", help="character generator on port 19 (RFC 864)")
+    flood = parser.add_argument_group("SYN flood defence (RFC 4987)")
+    flood.add_argument("--backlog", metavar="N", type=backlog_value, default=128,
+                       help="each listener's SYN queue and accept queue (default 128, like listen(2)'s backlog)")
+    flood.add_argument("--syncookies", choices=SYNCOOKIE_MODES, default="auto",
+                       help="SYN cookies when a SYN queue is full (auto, the default), never, or for every SYN")
+    flood.add_argument("--synack-retries", metavar="N", type=retries_value, default=5,
+                       help="SYN-ACK retransmissions before a half-open connection is dropped (default 5, as Linux)")
     add_network_arguments(parser)
     add_ladder_arguments(parser, with_port=True)
     parser.set_defaults(run=run)
+
 
 
 def run(args) -> int:
@@ -143,7 +154,8 @@ async def _serve(args, network: UstackNetwork, ladders=None, output: ServeOutput
     if args.chargen:
         services.append(("chargen", CHARGEN_PORT, handle_chargen, f"nc {address} {CHARGEN_PORT} | head"))
 
-    stack = network.make_stack(tcp_config(args))
+    config = dataclasses.replace(tcp_config(args), syncookies=args.syncookies, synack_retries=args.synack_retries)
+    stack = network.make_stack(config)
     async with AsyncStack(stack, network.link) as astack:
         for observer in network.observers:
             astack.add_observer(observer)
@@ -153,7 +165,7 @@ async def _serve(args, network: UstackNetwork, ladders=None, output: ServeOutput
         servers = []
         for name, port, handler, _ in services:
             try:
-                servers.append(await astack.start_server(handler, port=port))
+                servers.append(await astack.start_server(handler, port=port, backlog=args.backlog))
             except OSError as error:
                 raise CliError(f"{name} on port {port}: {error.strerror or error}") from None
         control = await start_control_server(network, astack, "ustack serve")

@@ -252,15 +252,15 @@ SYSCTLS = {
         Sysctl(
             "net.inet.tcp.syncookies",
             "use SYN cookies when the SYN cache overflows",
-            builtin=frozenset({1}),
-            note="ustack has no SYN cookies; the scripts never overflow the SYN queue, so the setting "
-            "has no visible effect",
+            "syncookies",
+            lambda value: "auto" if value else "off",
         ),
         Sysctl(
             "net.inet.tcp.syncookies_only",
             "use SYN cookies only, no SYN cache",
             builtin=frozenset({0}),
-            note="0 is the default (cache, no cookies-only), which is what ustack does",
+            note="0 is the default (cache, cookies on overflow); cookies only is TcpConfig.syncookies "
+            "'always', which net.inet.tcp.syncookies alone sets here",
         ),
         Sysctl(
             "net.inet.tcp.tolerate_missing_ts",

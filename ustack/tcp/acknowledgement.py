@@ -9,6 +9,8 @@ from __future__ import annotations
 from ustack.tcp.events import SendSpaceAvailable
 from ustack.tcp.options import TIMESTAMP_MASK, timestamp_value
 from ustack.tcp.seq import seq_add, seq_diff, seq_gt, seq_le, seq_lt
+from ustack.tcp.send_side import FAST_RETRANSMIT, LIMITED_TRANSMIT
+from ustack.tcp.timer_set import PERSIST_TIMER, RETRANSMIT_TIMER
 from ustack.wire.tcp import FIN, SYN, TcpSegment
 
 DUPLICATE_ACK_THRESHOLD = 3  # RFC 5681 3.2
@@ -30,17 +32,19 @@ def _without_dsack(blocks: tuple, ack: int) -> tuple:
 class AcknowledgementProcessing:
     """The ACK half of Connection (see connection.py for the variables)."""
 
+    __slots__ = ()  # the variables are Connection's (connection.py)
+
     def _ack_arrives(self, segment: TcpSegment, now: float) -> bool:
         """Fifth check in the synchronized states. False means: drop the segment here."""
         ack = segment.ack
         # RFC 5961 5.2: acceptable only in [SND.UNA - MAX.SND.WND, SND.MAX]; anything else is
         # answered with a (rate-limited) ACK and dropped. (RFC 9293 3.10.7.4 already says to ACK
         # and drop an ACK of data never sent.)
-        if seq_gt(ack, self.snd_max) and not (self._probe_end is not None and ack == self._probe_end):
+        if seq_gt(ack, self.snd.max) and not (self.snd.probe_end is not None and ack == self.snd.probe_end):
             self.drops["ack_of_unsent_data"] += 1
             self._challenge_ack(now)
             return False
-        if seq_lt(ack, seq_add(self.snd_una, -self.max_snd_wnd)):
+        if seq_lt(ack, seq_add(self.snd.una, -self.snd.max_wnd)):
             self.drops["ack_too_old"] += 1
             self._challenge_ack(now)
             return False
@@ -48,19 +52,16 @@ class AcknowledgementProcessing:
         blocks = ()
         if self.sack_permitted and segment.options.sack_blocks:
             blocks = _without_dsack(segment.options.sack_blocks, ack)
-            new_sack_information = bool(blocks) and blocks != self.peer_sack_blocks
-            self.peer_sack_blocks = blocks
-            if blocks and self.config.sack_recovery:
-                self.scoreboard.update(self.snd_una, self.snd_max, blocks)  # RFC 6675 4 Update()
-        if seq_gt(ack, self.snd_una):
+            new_sack_information = self.snd.record_sack(blocks, self.config.sack_recovery)
+        if seq_gt(ack, self.snd.una):
             self._new_ack(segment, ack, now)
-        elif ack == self.snd_una and self._is_duplicate_ack(segment, new_sack_information):
+        elif ack == self.snd.una and self._is_duplicate_ack(segment, new_sack_information):
             self._duplicate_ack(now)
         if (
             blocks
-            and self.scoreboard
+            and self.snd.has_sacked
             and not self.congestion.in_recovery
-            and self.scoreboard.is_lost(self.snd_una, self.send_mss)
+            and self.snd.scoreboard.is_lost(self.snd.una, self.send_mss)
         ):
             # RFC 6675 5 step (2): three segments' worth above SND.UNA arrived, so the one at
             # SND.UNA is lost, however few duplicate ACKs got through to say so.
@@ -74,53 +75,44 @@ class AcknowledgementProcessing:
         counts even if the window moved (RFC 6675 2): Linux receivers grow their window with
         every out-of-order segment, so without this no duplicate ACK from Linux would count."""
         return (
-            self.snd_nxt != self.snd_una
+            self.snd.nxt != self.snd.una
             and not segment.payload
             and not segment.flags & (SYN | FIN)
-            and ((segment.window << self.send_shift) == self.snd_wnd or new_sack_information)
+            and ((segment.window << self.send_shift) == self.snd.wnd or new_sack_information)
         )
 
     def _new_ack(self, segment: TcpSegment, ack: int, now: float) -> None:
         """SND.UNA < SEG.ACK =< SND.MAX: release acknowledged data and let the world know."""
-        flight = seq_diff(self.snd_nxt, self.snd_una)  # FlightSize before this ACK
-        acked = seq_diff(ack, self.snd_una)
+        flight = seq_diff(self.snd.nxt, self.snd.una)  # FlightSize before this ACK
+        acked = seq_diff(ack, self.snd.una)
         if acked > flight:
             flight = acked  # data sent before a go-back after a timeout (SND.NXT < SND.MAX)
         self._take_rtt_sample(segment, ack, now)
 
-        send_buffer = self.send_buffer
-        data_end = send_buffer.end_seq
-        released = send_buffer.acknowledge(ack if seq_le(ack, data_end) else data_end)
-        self.snd_una = ack
-        if seq_lt(self.snd_nxt, ack):
-            self.snd_nxt = ack
-            if seq_lt(self.snd_max, ack):
-                self.snd_max = ack  # the peer took our zero-window probe byte
-        self._probe_end = None
-        if self.snd_up is not None and seq_le(self.snd_up, ack):
-            self.snd_up = None  # all urgent data is acknowledged
+        snd = self.snd
+        released = snd.acknowledge(ack)  # SND.UNA = SEG.ACK, the send buffer released up to it
 
         congestion = self.congestion
         if congestion.in_recovery:
             if congestion.on_recovery_ack(acked, flight, now):
-                self.duplicate_acks = 0
-            elif not seq_lt(ack, self._high_retransmitted):
+                snd.duplicate_acks_ended()
+            elif not seq_lt(ack, snd.high_retransmitted):
                 # A partial ACK (RFC 6582 3.2 step 3): the hole at SND.UNA was there before
                 # recovery began; resend it at once unless it has just been resent.
-                self._fast_retransmit = True
+                snd.request(FAST_RETRANSMIT)
         else:
             congestion.on_ack(acked, flight, now)
-            self.duplicate_acks = 0
+            if snd.duplicate_acks:
+                snd.duplicate_acks_ended()
 
         # RFC 6298 5.2 and 5.3: stop the timer when everything is acknowledged, else restart it.
-        self.retransmit_count = 0
-        if self.snd_nxt == ack:
-            self.retransmit_deadline = None
+        if snd.nxt == ack:
+            self.timers.cancel(RETRANSMIT_TIMER)
         else:
-            self.retransmit_deadline = now + self.rtt.rto
-        if released and self._send_blocked:
-            self._send_blocked = False
-            self._events.append(SendSpaceAvailable(send_buffer.free_space))
+            self.timers.arm(RETRANSMIT_TIMER, now + self.rtt.rto)
+        if released and snd.blocked:
+            snd.space_reported()
+            self._emit(SendSpaceAvailable(snd.free_space))
 
     def _take_rtt_sample(self, segment: TcpSegment, ack: int, now: float) -> None:
         """One RTT measurement per ACK of new data, if it is unambiguous."""
@@ -136,15 +128,15 @@ class AcknowledgementProcessing:
             # A zero TSecr carries no echo (our clock read 0): fall back to the timed SYN.
         # Karn's rule (RFC 6298 3): only the timed segment, and only if it was never
         # retransmitted (retransmitting clears _timed_seq).
-        timed = self._timed_seq
+        timed = self.snd.timed_seq
         if timed is not None and seq_gt(ack, timed):
-            self.rtt.on_sample(now - self._timed_at)
-            self._timed_seq = None
+            self.rtt.on_sample(now - self.snd.timed_at)
+            self.snd.rtt_sample_taken()
 
     def _duplicate_ack(self, now: float) -> None:
         """RFC 5681 3.2: the third duplicate ACK starts fast retransmit and fast recovery; the
         first two may each let one new segment out (RFC 3042 Limited Transmit)."""
-        duplicate_acks = self.duplicate_acks = self.duplicate_acks + 1
+        duplicate_acks = self.snd.duplicate_ack()
         congestion = self.congestion
         if congestion.in_recovery:
             congestion.on_duplicate_ack_in_recovery()  # step 4: inflate
@@ -154,38 +146,24 @@ class AcknowledgementProcessing:
             # RFC 3042 2: a duplicate ACK means a segment has left the network; one new segment
             # may take its place, with cwnd unchanged (output._emit_limited_transmit).
             if duplicate_acks == 1:
-                self._limited_transmit_bytes = 0
-            self._limited_transmit = True
+                self.snd.limited_transmit_started()
+            self.snd.request(LIMITED_TRANSMIT)
 
     def _enter_fast_recovery(self, now: float) -> None:
         """RFC 5681 3.2 steps 2 and 3 (or RFC 6675 5 step 4): halve, and resend at SND.UNA."""
         congestion = self.congestion
-        if congestion.careful_recovery and seq_lt(self.snd_una, self.recover):
+        if congestion.careful_recovery and seq_lt(self.snd.una, self.snd.recover):
             # RFC 6582 3.2 step 2 and 4.1: these duplicate ACKs may answer segments sent twice
             # since the last recovery or timeout, not a new loss.
             return
-        self.recover = self.snd_max  # RFC 6582 3.2 step 2 (RFC 6675 RecoveryPoint)
         # Step 2: ssthresh from FlightSize, which MUST NOT include what Limited Transmit sent.
-        congestion.on_enter_fast_recovery(seq_diff(self.snd_nxt, self.snd_una), now, self._limited_transmit_bytes)
-        self._limited_transmit_bytes = 0
-        self._high_retransmitted = self.snd_una
-        self._recovery_retransmissions = []
-        self._fast_retransmit = True  # step 3: output.py resends the segment at SND.UNA
-        self._timed_seq = None  # Karn
+        congestion.on_enter_fast_recovery(seq_diff(self.snd.nxt, self.snd.una), now, self.snd.limited_transmit_bytes)
+        # RFC 6582 3.2 step 2: "recover" (RFC 6675 RecoveryPoint) = SND.MAX; step 3: output.py
+        # resends the segment at SND.UNA.
+        self.snd.enter_recovery()
 
     def _update_send_window(self, segment: TcpSegment) -> None:
-        """RFC 9293 3.10.7.4 fifth: take the window from the newest segment only (SND.WL1/WL2
-        keep an old, reordered segment from shrinking it)."""
-        seq = segment.seq
-        wl1 = self.snd_wl1
-        if seq_lt(wl1, seq) or (wl1 == seq and seq_le(self.snd_wl2, segment.ack)):
-            window = segment.window << self.send_shift
-            self.snd_wnd = window
-            self.snd_wl1 = seq
-            self.snd_wl2 = segment.ack
-            if window > self.max_snd_wnd:
-                self.max_snd_wnd = window
-            if window and self.persist_deadline is not None:
-                # The window opened: stop probing (RFC 9293 3.8.6.1).
-                self.persist_deadline = None
-                self._persist_backoff = 0
+        """RFC 9293 3.10.7.4 fifth: SND.WND from the newest segment (SendSide.update_window)."""
+        window = self.snd.update_window(segment, self.send_shift)
+        if window and self.timers.cancel(PERSIST_TIMER):
+            self.snd.persist_ended()  # the window opened: probing stops (RFC 9293 3.8.6.1)

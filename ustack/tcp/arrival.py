@@ -16,12 +16,10 @@ from __future__ import annotations
 from ustack.tcp.events import DataReadable, EndOfStream, UrgentDataArrived, segment_summary
 from ustack.tcp.errors import TcpError
 from ustack.tcp.options import Negotiated
-from ustack.tcp.receive_buffer import ReceiveBuffer
 from ustack.tcp.reset import reset_for_unmatched
 from ustack.tcp.seq import seq_add, seq_diff, seq_gt, seq_in_window, seq_le, seq_lt
 from ustack.tcp.state import (
     CAN_RECEIVE,
-    CLOSE_WAIT,
     CLOSED,
     CLOSING,
     ESTABLISHED,
@@ -32,31 +30,61 @@ from ustack.tcp.state import (
     SYN_RECEIVED,
     SYN_SENT,
     TIME_WAIT,
+    AFTER_ACK_OF_FIN,
+    AFTER_FIN,
+    State,
 )
+from ustack.tcp.send_side import SEND_SYN
+from ustack.tcp.timer_set import CONNECT_TIMER, KEEPALIVE_TIMER, RETRANSMIT_TIMER, TIME_WAIT_TIMER
 from ustack.wire.tcp import ACK, FIN, PSH, RST, SYN, URG, TcpSegment
 
 _ACK_OR_ACK_PSH = (ACK, ACK | PSH)
 _SYN_FIN = SYN | FIN
 
 
+def _syn_fin_dropped(segment: TcpSegment, config) -> bool:
+    """TcpConfig.drop_syn_fin: a segment with both SYN and FIN is dropped unseen."""
+    return segment.flags & _SYN_FIN == _SYN_FIN and config.drop_syn_fin
+
+
+def listen_screen(segment: TcpSegment, config) -> tuple[str, TcpSegment | None] | None:
+    """RFC 9293 3.10.7.2, what LISTEN does with anything but a plain SYN. None for a SYN (the
+    third check: the caller synchronizes); otherwise (drop reason, reply or None). Used by a
+    LISTEN connection and by Listener, which screens before making a connection for a SYN."""
+    if _syn_fin_dropped(segment, config):
+        return "syn_and_fin", None  # TcpConfig.drop_syn_fin
+    flags = segment.flags
+    if flags & RST:
+        return "rst_in_listen", None  # first: ignore an RST
+    if flags & ACK:
+        # second: nothing has been sent yet, so any ACK is bad: <SEQ=SEG.ACK><CTL=RST>.
+        return "ack_in_listen", reset_for_unmatched(segment)
+    if not flags & SYN:
+        return "no_syn_in_listen", None  # fourth: other text or control
+    return None
+
+
 class SegmentArrival:
     """The receive half of Connection (see connection.py for the variables)."""
 
+    __slots__ = ()  # the variables are Connection's (connection.py)
+
     def receive(self, segment: TcpSegment, now: float) -> None:
         """Process one arriving segment (already matched to this connection by its 4-tuple)."""
-        if self.keepalive_deadline is not None:
+        if self.config.keepalive and self.timers.is_armed(KEEPALIVE_TIMER):  # armed only if on
             self._keepalive_heard_from_peer(now)
         state = self.state
         if state is ESTABLISHED and self._fast_path(segment, now):
             return
-        if segment.flags & _SYN_FIN == _SYN_FIN and self.config.drop_syn_fin and state is not TIME_WAIT:
+        if state is LISTEN:
+            self._listen_arrives(segment, now)  # its checks include the SYN+FIN one (listen_screen)
+            return
+        if _syn_fin_dropped(segment, self.config) and state is not TIME_WAIT:
             # TcpConfig.drop_syn_fin (FreeBSD's drop_synfin, which its TIME-WAIT code never sees).
             self.drops["syn_and_fin"] += 1
             return
         if state is CLOSED:
             self._closed_arrives(segment)
-        elif state is LISTEN:
-            self._listen_arrives(segment, now)
         elif state is SYN_SENT:
             self._syn_sent_arrives(segment, now)
         else:
@@ -68,7 +96,7 @@ class SegmentArrival:
         prediction" of Van Jacobson and BSD): the next in-order data segment, or a plain ACK of
         new data. Returns False, having changed nothing, when the segment needs the full
         processing of RFC 9293 3.10.7.4."""
-        rcv_nxt = self.rcv_nxt
+        rcv_nxt = self.rcv.nxt
         if segment.flags not in _ACK_OR_ACK_PSH or segment.seq != rcv_nxt:
             return False
         options = segment.options
@@ -78,7 +106,7 @@ class SegmentArrival:
         if self.timestamps_enabled:
             timestamps = options.timestamps
             # RFC 7323 5.3: an older timestamp needs the PAWS check of the slow path.
-            if timestamps is None or seq_lt(timestamps[0], self.ts_recent):
+            if timestamps is None or seq_lt(timestamps[0], self.rcv.ts_recent):
                 return False
         payload = segment.payload
         ack = segment.ack
@@ -86,38 +114,37 @@ class SegmentArrival:
             # In-order data that acknowledges nothing new, with room for it and no hole to fill;
             # and no D-SACK block waiting, which this arrival replaces (RFC 2883 4: a D-SACK
             # reports the most recent packet only, _note_duplicate).
-            buffer = self.receive_buffer
+            buffer = self.rcv.buffer or self.rcv.data_buffer()
             if (
-                ack != self.snd_una
+                ack != self.snd.una
                 or buffer.has_out_of_order
-                or self._peer_fin_seq is not None
-                or self._dsack_block is not None
-                or len(payload) > seq_diff(self.rcv_adv, rcv_nxt)
+                or self.rcv.peer_fin_seq is not None
+                or self.rcv.dsack_block is not None
+                or len(payload) > seq_diff(self.rcv.adv, rcv_nxt)
             ):
                 return False
         elif (
-            not seq_lt(self.snd_una, ack)
-            or not seq_le(ack, self.snd_max)
-            or self.duplicate_acks
+            not seq_lt(self.snd.una, ack)
+            or not seq_le(ack, self.snd.max)
+            or self.snd.duplicate_acks
             or self.congestion.in_recovery
         ):
             return False  # not a plain ACK of new data outside loss recovery
 
         # The segment is ours to process. RFC 7323 4.3: it covers Last.ACK.sent, so its
         # timestamp becomes TS.Recent.
-        if timestamps is not None and seq_le(rcv_nxt, self.last_ack_sent):
-            self.ts_recent = timestamps[0]
+        rcv = self.rcv
+        if timestamps is not None and seq_le(rcv_nxt, rcv.last_ack_sent):
+            rcv.take_timestamp(timestamps[0])
         self._update_send_window(segment)
         if not payload:
             self._new_ack(segment, ack, now)
             return True
         # The seventh step in its simplest form: append to the in-order data.
         was_empty = not buffer.readable
-        advanced = buffer.insert(rcv_nxt, payload)
-        self.rcv_nxt = seq_add(rcv_nxt, advanced)
-        self.bytes_received += advanced
+        rcv.store(rcv_nxt, payload)
         if was_empty:
-            self._events.append(DataReadable(buffer.readable))
+            self._emit(DataReadable(buffer.readable))
         self._delay_ack(now)
         return True
 
@@ -127,35 +154,28 @@ class SegmentArrival:
         reply = reset_for_unmatched(segment)
         self.drops["closed"] += 1
         if reply is not None:
-            self._control_segments.append(reply)
+            self._queue_control(reply)
 
     def _listen_arrives(self, segment: TcpSegment, now: float) -> None:
-        """RFC 9293 3.10.7.2."""
-        flags = segment.flags
-        if flags & RST:
-            self.drops["rst_in_listen"] += 1  # first: ignore an RST
-            return
-        if flags & ACK:
-            # second: nothing has been sent yet, so any ACK is bad: <SEQ=SEG.ACK><CTL=RST>.
-            self.drops["ack_in_listen"] += 1
-            self._control_segments.append(reset_for_unmatched(segment))
-            return
-        if not flags & SYN:
-            self.drops["no_syn_in_listen"] += 1  # fourth: other text or control
+        """RFC 9293 3.10.7.2: first, second and fourth in listen_screen (shared with Listener)."""
+        refused = listen_screen(segment, self.config)
+        if refused is not None:
+            reason, reply = refused
+            self.drops[reason] += 1
+            if reply is not None:
+                self._queue_control(reply)
             return
         # third: a SYN. (The security compartment check has no meaning for us.)
         if self.remote_port is None:
             self.remote_port = segment.src_port
         self._synchronize_receive_side(segment)
-        self.snd_wnd = segment.window  # RFC 7323 2.2: the window of a SYN is never scaled
-        self.max_snd_wnd = segment.window
-        self.snd_wl1 = segment.seq
+        self.snd.take_window_from_syn(segment)
         self.passive_open = True
         if segment.payload:
             # Data on a SYN is legal but we do not keep it before the handshake completes; the
             # peer will retransmit it (RFC 9293 3.10.7.2 allows queuing or dropping).
             self.drops["data_on_syn"] += 1
-        self._send_syn = True  # the SYN-ACK: <SEQ=ISS><ACK=RCV.NXT><CTL=SYN,ACK>
+        self.snd.request(SEND_SYN)  # the SYN-ACK: <SEQ=ISS><ACK=RCV.NXT><CTL=SYN,ACK>
         self._set_state(SYN_RECEIVED, segment_summary(segment))
 
     def _syn_sent_arrives(self, segment: TcpSegment, now: float) -> None:
@@ -163,7 +183,7 @@ class SegmentArrival:
         flags = segment.flags
         ack = segment.ack
         # first: the ACK must acknowledge our SYN and nothing beyond it.
-        if flags & ACK and (seq_le(ack, self.iss) or seq_gt(ack, self.snd_max)):
+        if flags & ACK and (seq_le(ack, self.snd.iss) or seq_gt(ack, self.snd.max)):
             self.drops["bad_ack_in_syn_sent"] += 1
             if not flags & RST:
                 self._queue_reset(ack)
@@ -183,35 +203,28 @@ class SegmentArrival:
         if flags & ACK:
             # Our SYN is acknowledged: ESTABLISHED, and ACK their SYN.
             self._record_ack_of_syn(segment, now)
-            self._ack_now = True
+            self.rcv.owe_ack()
             self._set_state(ESTABLISHED, segment_summary(segment))
             self._after_established(now)
             # "continue processing at the sixth step" (URG, text, FIN) of 3.10.7.4.
             self._urgent_text_and_fin(segment, now)
             return
         # Simultaneous open (RFC 9293 3.5 figure 8): answer <SEQ=ISS><ACK=RCV.NXT><CTL=SYN,ACK>.
-        self.snd_wnd = segment.window
-        self.max_snd_wnd = segment.window
-        self.snd_wl1 = segment.seq
+        self.snd.take_window_from_syn(segment)
         if segment.payload:
             # "queue them for processing after the ESTABLISHED state has been reached" (RFC 9293
             # 3.10.7.3): the text waits, unacknowledged, in _syn_text. A FIN on the SYN is not
             # kept; the peer sends it again, since we never acknowledge it.
-            self._syn_text = segment.payload
-        self._send_syn = True
+            self.rcv.hold_syn_text(segment.payload)
+        self.snd.request(SEND_SYN)
         self._set_state(SYN_RECEIVED, segment_summary(segment))
 
     def _synchronize_receive_side(self, syn: TcpSegment) -> None:
         """The peer's SYN tells us IRS and its options (RFC 9293 3.10.7.2-3)."""
-        self.irs = syn.seq
-        self.rcv_nxt = seq_add(syn.seq, 1)
-        self._read_seq = self.rcv_nxt
-        self.receive_buffer = ReceiveBuffer(self.config.receive_buffer_size, self.rcv_nxt)
-        if self.state is SYN_SENT:
-            # Our SYN advertised a window (unscaled, RFC 7323 2.2); it starts at RCV.NXT now.
-            self.rcv_adv = seq_add(self.rcv_nxt, min(self.config.receive_buffer_size, 0xFFFF))
-        else:
-            self.rcv_adv = self.rcv_nxt  # nothing advertised yet: the SYN-ACK will
+        buffer_size = self.config.receive_buffer_size
+        # Our SYN, if we sent one, advertised a window (unscaled, RFC 7323 2.2); it starts at
+        # RCV.NXT now. Otherwise nothing is advertised yet: the SYN-ACK will.
+        self.rcv.synchronize(syn.seq, buffer_size, min(buffer_size, 0xFFFF) if self.state is SYN_SENT else 0)
         negotiated = Negotiated(self.config, syn.options, self.syn_offers_options)
         self.send_mss = negotiated.send_mss
         self.send_shift = negotiated.send_shift
@@ -220,32 +233,24 @@ class SegmentArrival:
         self.sack_permitted = negotiated.sack
         self.timestamps_enabled = negotiated.timestamps
         if negotiated.timestamps:
-            self.ts_recent = syn.options.timestamps[0]
+            self.rcv.take_timestamp(syn.options.timestamps[0])
         self.congestion.set_mss(self.send_mss)
 
     def _record_ack_of_syn(self, segment: TcpSegment, now: float) -> None:
         """The ACK of our SYN arrived (in SYN-SENT, SYN-RECEIVED, or FIN-WAIT-1 after a CLOSE in
         SYN-RECEIVED)."""
         self._take_rtt_sample(segment, segment.ack, now)
-        self.snd_una = segment.ack
-        self.syn_acknowledged = True
-        self.retransmit_deadline = None
-        self.retransmit_count = 0
-        if self._syn_retransmitted:
+        self.snd.syn_acknowledged_by(segment, self.send_shift)
+        self.timers.cancel(RETRANSMIT_TIMER)
+        if self.snd.syn_retransmitted:
             self.rtt.reinitialize_after_syn_timeout()  # RFC 6298 5.7
-        # The window of the segment that carries SYN is not scaled (RFC 7323 2.2).
-        window = segment.window if segment.flags & SYN else segment.window << self.send_shift
-        self.snd_wnd = window
-        self.max_snd_wnd = max(self.max_snd_wnd, window)
-        self.snd_wl1 = segment.seq
-        self.snd_wl2 = segment.ack
 
     def _after_established(self, now: float) -> None:
-        self.connect_deadline = None
+        self.timers.cancel(CONNECT_TIMER)
         if self.config.keepalive and self.state is ESTABLISHED:
-            self.keepalive_deadline = now + self.config.keepalive_idle
+            self.timers.arm(KEEPALIVE_TIMER, now + self.config.keepalive_idle)
         if self._shutdown_after_open:
-            self._fin_queued = True
+            self.snd.queue_fin()
             self._set_state(FIN_WAIT_1, "CLOSE queued during SYN-SENT")
 
     # ------------------------------------------------------------------ synchronized states
@@ -256,7 +261,7 @@ class SegmentArrival:
         # RFC 7323 5.3: PAWS rejects a segment whose timestamp is older than TS.Recent.
         if self.timestamps_enabled and not flags & RST:
             timestamps = segment.options.timestamps
-            if timestamps is not None and seq_lt(timestamps[0], self.ts_recent):
+            if timestamps is not None and seq_lt(timestamps[0], self.rcv.ts_recent):
                 self.drops["paws_old_timestamp"] += 1
                 self._ack_for_unacceptable(segment, now)
                 return
@@ -288,11 +293,11 @@ class SegmentArrival:
                 # RFC 793 3.9 (before RFC 5961): a SYN in the window is an error: reset, CLOSED.
                 # One left of it (the segment reached into the window with what follows it) is
                 # old: acknowledge, as the first check would have.
-                if seq_lt(segment.seq, self.rcv_nxt):
+                if seq_lt(segment.seq, self.rcv.nxt):
                     self.drops["old_syn"] += 1
                     self._ack_for_unacceptable(segment, now)
                     return
-                self._control_segments.append(self._build_reset(self.snd_max, self.rcv_nxt))
+                self._queue_control(self._build_reset(self.snd.max, self.rcv.nxt))
                 self._fail(TcpError.RESET, "SYN in window (RFC 793): " + segment_summary(segment))
                 return
             self.drops["syn_in_synchronized_state"] += 1
@@ -303,7 +308,7 @@ class SegmentArrival:
         if not flags & ACK:
             self.drops["no_ack"] += 1
             return
-        if not self.syn_acknowledged:
+        if not self.snd.syn_acknowledged:
             # Our SYN is not acknowledged yet: SYN-RECEIVED, or FIN-WAIT-1 after a CLOSE there
             # (RFC 9293 3.10.4).
             if not self._ack_of_syn_arrives(segment, now):
@@ -315,22 +320,18 @@ class SegmentArrival:
             # RFC 7323 5.3 with RFC 5961 5 (as Linux does): TS.Recent moves only for a segment
             # that passed the sequence AND the ACK checks. Earlier, a forged segment overlapping
             # RCV.NXT with a bad ACK and a far-future TSval would make every genuine one fail PAWS.
-            self._remember_timestamp(segment)
-        fin_acknowledged = self._fin_queued and self.snd_una == seq_add(self.send_buffer.end_seq, 1)
-        if fin_acknowledged:
-            if state is CLOSING:
-                self._enter_time_wait(segment_summary(segment), now)
-                return
-            if state is LAST_ACK:
-                self._set_state(CLOSED, segment_summary(segment))
-                return
+            self.rcv.remember_timestamp(segment)
+        fin_acknowledged = self.snd.fin_acknowledged
+        if fin_acknowledged and (state is CLOSING or state is LAST_ACK):
+            # CLOSING -> TIME-WAIT, LAST-ACK -> CLOSED (state.AFTER_ACK_OF_FIN).
+            self._move_to(AFTER_ACK_OF_FIN[state], segment_summary(segment), now)
+            return
 
         self._urgent_text_and_fin(segment, now)
         if fin_acknowledged and self.state is FIN_WAIT_1:
             # Decided after the text and FIN: a FIN this segment carries, if it counts, has taken
             # us straight to TIME-WAIT (Figure 5 note 2); one beyond the window did not count.
-            self._set_state(FIN_WAIT_2, segment_summary(segment))
-            self._arm_fin_wait_2(now)
+            self._move_to(AFTER_ACK_OF_FIN[FIN_WAIT_1], segment_summary(segment), now)
 
     def _new_syn_may_reopen(self, syn: TcpSegment) -> bool:
         """RFC 1122 4.2.2.13 and RFC 6191: a new SYN beyond everything of the old incarnation
@@ -342,9 +343,9 @@ class SegmentArrival:
         if self.timestamps_enabled:
             # RFC 6191 2: when the old incarnation used timestamps, a newer timestamp is enough,
             # whatever the sequence number (the new incarnation's ISN need not be higher).
-            if timestamps is None or not seq_gt(timestamps[0], self.ts_recent):
+            if timestamps is None or not seq_gt(timestamps[0], self.rcv.ts_recent):
                 return False
-        elif not seq_gt(syn.seq, self.rcv_nxt):
+        elif not seq_gt(syn.seq, self.rcv.nxt):
             return False
         elif not self.config.time_wait_reopen_without_timestamps:
             return False  # RFC 9293 3.10.7.4: only "if the Timestamp Option is used"
@@ -361,55 +362,47 @@ class SegmentArrival:
             # A zero window admits only the segment at RCV.NXT, whose ACK, URG and RST we still
             # process even though its data cannot be stored (the 3.10.7.4 "special allowance";
             # this is how zero-window probes get their ACK).
-            return seq == self.rcv_nxt
+            return seq == self.rcv.nxt
         if length == 0:
-            return seq_in_window(seq, self.rcv_nxt, window)
-        return seq_in_window(seq, self.rcv_nxt, window) or seq_in_window(
-            seq_add(seq, length - 1), self.rcv_nxt, window
+            return seq_in_window(seq, self.rcv.nxt, window)
+        return seq_in_window(seq, self.rcv.nxt, window) or seq_in_window(
+            seq_add(seq, length - 1), self.rcv.nxt, window
         )
 
     def _receive_window(self) -> int:
-        """RCV.WND: what we advertised, RCV.ADV - RCV.NXT.
-
-        With BSD's window policy (TcpConfig.window_advertisement "free_space") it is all the free
-        space, even beyond what the 16-bit field could say (FreeBSD: rcv_wnd = max(sbspace,
-        rcv_adv - rcv_nxt)); but only where FreeBSD has a socket buffer: not in a passive
-        SYN-RECEIVED (its SYN cache) nor in TIME-WAIT, where the advertised window is all there is."""
-        window = seq_diff(self.rcv_adv, self.rcv_nxt)
-        if self.config.window_advertisement == "free_space":
-            state = self.state
-            if state is not TIME_WAIT and not (state is SYN_RECEIVED and self.passive_open):
-                free = self.receive_buffer.free_space
-                if free > window:
-                    window = free
-        return window
+        """RCV.WND for the acceptability test (ReceiveSide.acceptance_window). FreeBSD keeps no
+        socket buffer in a passive SYN-RECEIVED (its SYN cache) nor in TIME-WAIT: there the
+        advertised window is all there is."""
+        state = self.state
+        advertised_only = state is TIME_WAIT or (state is SYN_RECEIVED and self.passive_open)
+        return self.rcv.acceptance_window(self.config, advertised_only)
 
     def _unacceptable_segment(self, segment: TcpSegment, now: float) -> None:
         flags = segment.flags
         if flags & RST:
             self.drops["rst_out_of_window"] += 1  # never answer an RST
             return
-        if not self.syn_acknowledged and flags & SYN and segment.seq == self.irs:
-            if flags & ACK and seq_lt(self.snd_una, segment.ack) and seq_le(segment.ack, self.snd_max):
+        if not self.snd.syn_acknowledged and flags & SYN and segment.seq == self.rcv.irs:
+            if flags & ACK and seq_lt(self.snd.una, segment.ack) and seq_le(segment.ack, self.snd.max):
                 # Simultaneous open: the peer's SYN-ACK repeats its SYN but acknowledges ours.
                 self._ack_of_syn_arrives(segment, now)
                 return
             # The peer did not get our SYN-ACK and repeats its SYN: repeat the SYN-ACK.
             self.drops["retransmitted_syn"] += 1
-            self._send_syn = True
+            self.snd.request(SEND_SYN)
             return
         if (
             self.state is TIME_WAIT
             and flags & FIN
-            and seq_add(segment.seq, len(segment.payload) + 1) == self.rcv_nxt
+            and seq_add(segment.seq, len(segment.payload) + 1) == self.rcv.nxt
         ):
             # RFC 9293 3.10.7.4 eighth: a retransmitted FIN in TIME-WAIT is acknowledged again
             # and restarts the 2 MSL wait. Only the FIN we acknowledged can be repeated, so only
             # a FIN at exactly its sequence number counts: forged FINs with guessed sequence
             # numbers must not hold the 4-tuple for ever (issue 9).
-            self.time_wait_deadline = now + 2 * self.config.msl
+            self.timers.arm(TIME_WAIT_TIMER, now + 2 * self.config.msl)
         if segment.payload and self.sack_permitted and self.config.dsack:
-            self._note_duplicate(segment.seq, len(segment.payload))  # an old duplicate
+            self.rcv.note_duplicate(segment.seq, len(segment.payload))  # an old duplicate
         self.drops["unacceptable_sequence"] += 1
         self._ack_for_unacceptable(segment, now)
 
@@ -421,7 +414,7 @@ class SegmentArrival:
             # waiting, without even a challenge ACK.
             self.drops["rst_in_time_wait_rfc1337"] += 1
             return
-        if segment.seq != self.rcv_nxt and self.config.rfc5961_rst_check:
+        if segment.seq != self.rcv.nxt and self.config.rfc5961_rst_check:
             self.drops["rst_not_exact"] += 1
             self._challenge_ack(now)
             return
@@ -447,17 +440,12 @@ class SegmentArrival:
         if self._listener is not None:
             self._set_state(CLOSED, cause)
             return
-        self.irs = None
-        self.receive_buffer = None
-        self.retransmit_deadline = None
-        self._send_syn = False
-        self.snd_nxt = self.snd_max = self.snd_una = self.iss
+        self.rcv.forget_peer()
+        self.timers.cancel(RETRANSMIT_TIMER)
         # As the passive OPEN left it: the foreign socket unspecified again if it was, and no
         # trace of the SYN-ACK's retransmissions in the next handshake's count and RTO.
+        self.snd.restart_from_iss()
         self.remote_address, self.remote_port = self._foreign_socket_at_open
-        self.retransmit_count = 0
-        self._syn_retransmitted = False
-        self._timed_seq = None
         self.rtt = self._new_rtt_estimator()
         self._set_state(LISTEN, cause)
 
@@ -465,7 +453,7 @@ class SegmentArrival:
         """SYN-RECEIVED, fifth check: an ACK of our SYN establishes the connection (or, after a
         CLOSE in SYN-RECEIVED, completes the open in FIN-WAIT-1)."""
         ack = segment.ack
-        if not (seq_lt(self.snd_una, ack) and seq_le(ack, self.snd_max)):
+        if not (seq_lt(self.snd.una, ack) and seq_le(ack, self.snd.max)):
             self.drops["bad_ack_in_syn_received"] += 1
             self._queue_reset(ack)  # <SEQ=SEG.ACK><CTL=RST>
             return False
@@ -478,22 +466,20 @@ class SegmentArrival:
         if self.state is SYN_RECEIVED:
             self._set_state(ESTABLISHED, segment_summary(segment))
         self._after_established(now)
-        if self._syn_text:
+        if self.rcv.syn_text:
             self._accept_syn_text(now)
         return True
 
     def _accept_syn_text(self, now: float) -> None:
         """The text that came on the peer's SYN during a simultaneous open, now that the
         connection is ESTABLISHED (RFC 9293 3.10.7.3): it starts at IRS + 1."""
-        text, self._syn_text = self._syn_text, b""
-        buffer = self.receive_buffer
+        rcv = self.rcv
+        text = rcv.take_syn_text()
+        buffer = rcv.buffer or rcv.data_buffer()
         was_empty = not buffer.readable
-        advanced = buffer.insert(seq_add(self.irs, 1), text)
-        if advanced:
-            self.rcv_nxt = seq_add(self.rcv_nxt, advanced)
-            self.bytes_received += advanced
+        if rcv.store(seq_add(rcv.irs, 1), text):
             if was_empty:
-                self._events.append(DataReadable(buffer.readable))
+                self._emit(DataReadable(buffer.readable))
             self._delay_ack(now)
 
     # ------------------------------------------------------------------ URG, text, FIN
@@ -505,11 +491,11 @@ class SegmentArrival:
         if segment.payload:
             if state in CAN_RECEIVE:
                 if self._closed_fully and seq_gt(
-                    seq_add(segment.seq, len(segment.payload)), self.rcv_nxt
+                    seq_add(segment.seq, len(segment.payload)), self.rcv.nxt
                 ):
                     # New data after close(): nobody will read it; tell the peer (RFC 1122
                     # 4.2.2.13, as Linux does).
-                    self._queue_reset(self.snd_max)
+                    self._queue_reset(self.snd.max)
                     self._set_state(CLOSED, "data after CLOSE: " + segment_summary(segment))
                     return
                 self._accept_data(segment, now)
@@ -522,17 +508,16 @@ class SegmentArrival:
     def _urgent_arrives(self, segment: TcpSegment) -> None:
         """RFC 9293 3.10.7.4 sixth and RFC 6093: the pointer is the sequence number after the
         urgent data; the data itself stays inline."""
-        pointer = seq_add(segment.seq, segment.urgent_pointer)
-        distance = seq_diff(pointer, self._read_seq)
         # RCV.UP <- max(RCV.UP, SEG.UP); a pointer the application has already read past is
         # not kept (recv() forgets RCV.UP once it is read past, too).
-        if distance > 0 and (self.rcv_up is None or seq_gt(pointer, self.rcv_up)):
-            self.rcv_up = pointer
-            self._events.append(UrgentDataArrived(distance))
+        distance = self.rcv.urgent_pointer(seq_add(segment.seq, segment.urgent_pointer))
+        if distance is not None:
+            self._emit(UrgentDataArrived(distance))
 
     def _accept_data(self, segment: TcpSegment, now: float) -> None:
         """Seventh: store the data, move RCV.NXT, and decide when to acknowledge."""
-        buffer = self.receive_buffer
+        rcv = self.rcv
+        buffer = rcv.buffer or rcv.data_buffer()
         was_empty = not buffer.readable
         had_hole = buffer.has_out_of_order
         held_out_of_order = buffer.out_of_order_bytes
@@ -540,113 +525,59 @@ class SegmentArrival:
         if segment.flags & SYN:
             seq = seq_add(seq, 1)  # the data of a SYN-ACK starts after the SYN
         if self.sack_permitted and self.config.dsack:
-            self._note_duplicate(seq, len(segment.payload))
-        advanced = buffer.insert(seq, segment.payload)
-        if advanced:
-            self.rcv_nxt = seq_add(self.rcv_nxt, advanced)
-            self.bytes_received += advanced
+            rcv.note_duplicate(seq, len(segment.payload))
+        if rcv.store(seq, segment.payload):
             if was_empty:
-                self._events.append(DataReadable(buffer.readable))
-            if had_hole or self._dsack_block is not None:
+                self._emit(DataReadable(buffer.readable))
+            if had_hole or rcv.dsack_block is not None:
                 # RFC 5681 4.2: ACK at once when a gap is filled; and at once when part of the
                 # segment was a duplicate, while the D-SACK block describes this arrival.
-                self._ack_now = True
+                self.rcv.owe_ack()
             else:
                 self._delay_ack(now)
-            if self._peer_fin_seq is not None and self._peer_fin_seq == self.rcv_nxt:
+            if rcv.peer_fin_seq is not None and rcv.peer_fin_seq == rcv.nxt:
                 self._accept_fin("queued FIN reached by " + segment_summary(segment), now)
         else:
             # Out of order, duplicate, or no room: ACK at once (RFC 5681 4.2, RFC 9293 3.10.7.4),
             # so the sender learns what we hold (and, with SACK, what lies beyond).
-            self._ack_now = True
+            self.rcv.owe_ack()
             if buffer.out_of_order_bytes == held_out_of_order:
                 self.drops["duplicate_or_beyond_window"] += 1  # nothing new was kept
 
     def _fin_arrives(self, segment: TcpSegment, now: float) -> None:
         """Eighth: the FIN counts once every byte before it has arrived."""
         fin_seq = seq_add(segment.seq, len(segment.payload) + (1 if segment.flags & SYN else 0))
-        if self.fin_received:
-            self._ack_now = True  # a repeated FIN: acknowledge again
+        if self.rcv.fin_received:
+            self.rcv.owe_ack()  # a repeated FIN: acknowledge again
             if self.state is TIME_WAIT:
-                self.time_wait_deadline = now + 2 * self.config.msl
+                self.timers.arm(TIME_WAIT_TIMER, now + 2 * self.config.msl)
             return
-        if fin_seq != self.rcv_nxt:
+        if fin_seq != self.rcv.nxt:
             # Data in front of the FIN is missing: remember where the FIN is (no need for the peer
             # to send it again) and ACK what we have.
-            if seq_gt(fin_seq, self.rcv_nxt):
-                self._peer_fin_seq = fin_seq
-            self._ack_now = True
+            if seq_gt(fin_seq, self.rcv.nxt):
+                self.rcv.fin_ahead(fin_seq)
+            self.rcv.owe_ack()
             return
         self._accept_fin(segment_summary(segment), now)
 
     def _accept_fin(self, cause: str, now: float) -> None:
-        self.rcv_nxt = seq_add(self.rcv_nxt, 1)
-        self.fin_received = True
-        self._peer_fin_seq = None
-        self._ack_now = True  # a FIN is acknowledged at once
-        self._events.append(EndOfStream())
+        self.rcv.accept_fin()
+        self.rcv.owe_ack()  # a FIN is acknowledged at once
+        self._emit(EndOfStream())
         state = self.state
-        if state is ESTABLISHED:
-            self._set_state(CLOSE_WAIT, cause)
-        elif state is FIN_WAIT_1:
-            if self.snd_una == seq_add(self.send_buffer.end_seq, 1):
-                self._enter_time_wait(cause, now)  # note 2 of Figure 5
-            else:
-                self._set_state(CLOSING, cause)
-        elif state is FIN_WAIT_2:
-            self._enter_time_wait(cause, now)
+        if state is FIN_WAIT_1 and self.snd.fin_acknowledged:
+            self._move_to(TIME_WAIT, cause, now)  # note 2 of Figure 5: FIN and ACK of our FIN
+        elif state in AFTER_FIN:
+            # ESTABLISHED -> CLOSE-WAIT, FIN-WAIT-1 -> CLOSING, FIN-WAIT-2 -> TIME-WAIT.
+            self._move_to(AFTER_FIN[state], cause, now)
 
-    def _enter_time_wait(self, cause: str, now: float) -> None:
-        self._set_state(TIME_WAIT, cause)
-        self.time_wait_deadline = now + 2 * self.config.msl  # RFC 9293 3.4.2 / 3.10.7.4
-
-    # ------------------------------------------------------------------ helpers
-    def _delay_ack(self, now: float) -> None:
-        """RFC 9293 3.8.6.3: delay the ACK of in-order data, but ACK at least every second
-        segment (ack_every_segments) and never later than delayed_ack_timeout."""
-        self._segments_since_ack += 1
-        if self._segments_since_ack >= self.config.ack_every_segments:
-            self._ack_now = True
-        elif self.delayed_ack_deadline is None:
-            self.delayed_ack_deadline = now + self.config.delayed_ack_timeout
-
-    def _note_duplicate(self, seq: int, length: int) -> None:
-        """RFC 2883 4: remember the first range of these data bytes that we already hold, for a
-        D-SACK block in our next ACK (or forget an older one: a D-SACK block reports the most
-        recent arrival only). Bytes before RCV.NXT count as held even when the segment is too
-        old to be acceptable (RFC 2883 4.1.1: the ACK of a segment was lost and the sender
-        repeated it)."""
-        self._dsack_block = self.receive_buffer.first_duplicate(seq, length)
-
-    def _remember_timestamp(self, segment: TcpSegment) -> None:
-        """RFC 7323 4.3: TS.Recent follows the segment that covers Last.ACK.sent."""
-        timestamps = segment.options.timestamps
-        if timestamps is not None and seq_le(segment.seq, self.last_ack_sent):
-            tsval = timestamps[0]
-            if seq_le(self.ts_recent, tsval):
-                self.ts_recent = tsval
-
-    def _challenge_ack(self, now: float) -> None:
-        """RFC 5961 7: at most challenge_ack_limit challenge ACKs in any one second."""
-        if not self._challenge_limit.allow(now):
-            self.drops["challenge_ack_rate_limited"] += 1
-            return
-        self._ack_now = True
-
-    def _ack_for_unacceptable(self, segment: TcpSegment, now: float) -> None:
-        """RFC 9293 3.10.7.4 first check: an unacceptable segment (out of window, an old
-        duplicate, a PAWS failure) is answered with an ACK. A blind attacker's guesses are such
-        segments, so answer at most unacceptable_ack_limit of them per second on the stack and,
-        like Linux (tcp_invalid_ratelimit), at most one per unacceptable_ack_interval on this
-        connection. As in Linux, segments carrying data (without SYN) are spared the interval:
-        they cannot be part of an ACK loop, and a peer repeating data whose ACK was lost must
-        hear of it, with a D-SACK block for each copy (RFC 2883 4)."""
-        per_connection = not segment.payload or segment.flags & SYN
-        if (
-            per_connection and now - self._last_unacceptable_ack < self.config.unacceptable_ack_interval
-        ) or not self.unacceptable_ack_budget.allow(now):
-            self.drops["ack_for_unacceptable_rate_limited"] += 1
-            return
-        if per_connection:
-            self._last_unacceptable_ack = now
-        self._ack_now = True
+    def _move_to(self, new: State, cause: str, now: float) -> None:
+        """A state change that starts a timer: TIME-WAIT waits 2*MSL (RFC 9293 3.4.2,
+        3.10.7.4); FIN-WAIT-2 after close() waits for the peer's FIN at most
+        TcpConfig.fin_wait_2_timeout (timers._arm_fin_wait_2)."""
+        self._set_state(new, cause)
+        if new is TIME_WAIT:
+            self.timers.arm(TIME_WAIT_TIMER, now + 2 * self.config.msl)
+        elif new is FIN_WAIT_2:
+            self._arm_fin_wait_2(now)

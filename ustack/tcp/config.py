@@ -5,6 +5,8 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
+SYNCOOKIE_MODES = ("off", "auto", "always")  # TcpConfig.syncookies
+
 
 @dataclass(frozen=True)
 class TcpConfig:
@@ -145,6 +147,12 @@ class TcpConfig:
     # Linux's net.ipv4.route.min_pmtu; at least 68, the IPv4 minimum (RFC 791).
     min_path_mtu: int = 552
 
+    # --- SYN flood defence (RFC 4987) ---
+    # SYN cookies (syn_cookies.py, used by listener.py), like Linux's net.ipv4.tcp_syncookies:
+    # "off" (0) never: SYNs beyond a full SYN queue are dropped; "auto" (1, Linux's default) once a
+    # listener's SYN queue is full; "always" (2) for every SYN, keeping no half-open state at all.
+    syncookies: str = "auto"
+
     def fit_to_mtu(self, mtu: int, ip_header_length: int = 20) -> "TcpConfig":
         """This configuration with an MSS no larger than a link MTU allows: the MTU minus the IP
         header (20 bytes for IPv4, 40 for IPv6) and the 20-byte TCP header (RFC 9293 3.7.1,
@@ -178,6 +186,10 @@ class TcpConfig:
             raise ValueError(f"min_path_mtu must be in 68..65535 (RFC 791), got {self.min_path_mtu}")
         if self.unacceptable_ack_interval < 0 or self.unacceptable_ack_limit < 0:
             raise ValueError("unacceptable_ack_interval and unacceptable_ack_limit cannot be negative")
+        if self.syncookies not in SYNCOOKIE_MODES:
+            raise ValueError(f"syncookies must be one of {', '.join(SYNCOOKIE_MODES)}, got {self.syncookies!r}")
+        if self.synack_retries < 0:
+            raise ValueError(f"synack_retries cannot be negative, got {self.synack_retries}")
         if self.msl < 0 or self.delayed_ack_timeout < 0:
             raise ValueError("msl and delayed_ack_timeout cannot be negative")
 

@@ -72,6 +72,8 @@ class CongestionControl:
     # RFC 6582 3.2 step 2: no fast retransmit for duplicate ACKs not above "recover".
     careful_recovery = False
 
+    __slots__ = ("initial_window_segments", "mss", "cwnd", "ssthresh", "in_recovery", "_acked_anything")
+
     def __init__(self, mss: int, initial_window_segments: int = 10):
         self.initial_window_segments = initial_window_segments
         self.mss = mss
@@ -130,6 +132,8 @@ class Reno(CongestionControl):
 
     # RFC 3465 2.2 allows L = 2*MSS in slow start; we keep 1*MSS as RFC 5681 equation 2 does.
     SLOW_START_LIMIT_SEGMENTS = 1
+
+    __slots__ = ("_bytes_acked_in_avoidance", "_timed_out_since_last_ack")
 
     def __init__(self, mss: int, initial_window_segments: int = 10):
         super().__init__(mss, initial_window_segments)
@@ -209,6 +213,8 @@ class NewReno(Reno):
 
     name = "newreno"
     careful_recovery = True
+
+    __slots__ = ("_unacknowledged_at_recovery",)
 
     def __init__(self, mss: int, initial_window_segments: int = 10):
         super().__init__(mss, initial_window_segments)

@@ -5,15 +5,24 @@ calls (`send`, `recv`, `shutdown`, `close`, `abort`) and timer expiries with `on
 what it wants to send with `transmit`, when it next needs the clock with `next_deadline`, and what
 happened with `events`. Nothing here reads a clock or touches a socket: `now` is always passed in.
 
-The class is assembled from parts, one file per responsibility:
+Its variables (RFC 9293 3.3.1) live in parts, each the one owner of its fields (the README of
+this package has the table):
 
-- arrival.py        SEGMENT ARRIVES (RFC 9293 3.10.7) in every state, with a fast path
+- self.snd     send_side.py     SND.*, ISS, the send buffer, retransmission and recovery books
+- self.rcv     receive_side.py  RCV.*, IRS, the receive buffer, TS.Recent, the ACK owed
+- self.timers  timer_set.py     every deadline, keyed by Timer
+- self.rtt, self.congestion     rtt.py (RFC 6298), congestion.py (RFC 5681, 6582)
+
+and its processing in one file per responsibility:
+
+- arrival.py          SEGMENT ARRIVES (RFC 9293 3.10.7) in every state, with a fast path
 - acknowledgement.py  the ACK field: send window, RTT samples, congestion control, dup ACKs
-- output.py         what to send: SYNs, data segmentation, FIN, ACKs, window advertisement
-- timers.py         retransmission, delayed ACK, persist, keepalive and TIME-WAIT timers
+- output.py           what to send: SYNs, data segmentation, FIN, ACKs
+- timers.py           what each timer's expiry does
 
-This file holds the variables (RFC 9293 3.3.1), the user calls (RFC 9293 3.10.1-3.10.6) and
-`_set_state`, through which every state change goes (DESIGN.md rule 3).
+This file holds the user calls (RFC 9293 3.10.1-3.10.6), ICMP, and what entering a state
+releases (`_entered`, called by state.StateMachine._set_state, through which every state change
+goes: DESIGN.md rule 3).
 """
 
 from __future__ import annotations
@@ -26,14 +35,14 @@ from ustack.tcp.arrival import SegmentArrival
 from ustack.tcp.config import LIVE_SETTINGS, TcpConfig
 from ustack.tcp.congestion import create_congestion_control
 from ustack.tcp.errors import TcpError, call_error
-from ustack.tcp.events import ConnectionFailed, ConnectionSnapshot, Event, StateChanged
+from ustack.tcp.events import ConnectionFailed, ConnectionSnapshot, Event
 from ustack.tcp.options import MIN_PEER_MSS, TIMESTAMP_OPTION_SPACE
 from ustack.tcp.output import SegmentOutput
 from ustack.tcp.ratelimit import PerSecondLimit
+from ustack.tcp.receive_side import ReceiveSide
 from ustack.tcp.rtt import RttEstimator
-from ustack.tcp.scoreboard import SackScoreboard
-from ustack.tcp.send_buffer import SendBuffer
-from ustack.tcp.seq import seq_add, seq_diff, seq_le, seq_lt
+from ustack.tcp.send_side import SEND_SYN, SendSide
+from ustack.tcp.seq import seq_diff, seq_le, seq_lt
 from ustack.tcp.state import (
     CAN_SEND,
     CLOSE_WAIT,
@@ -41,22 +50,39 @@ from ustack.tcp.state import (
     ESTABLISHED,
     FIN_WAIT_1,
     FIN_WAIT_2,
-    LAST_ACK,
     LISTEN,
     SYN_RECEIVED,
     SYN_SENT,
-    TIME_WAIT,
+    AFTER_CLOSE,
+    KEEPALIVE_STATES,
+    RELEASE_ALL_STATES,
     State,
-    check_transition,
+    StateMachine,
 )
+from ustack.tcp.timer_set import CONNECT_TIMER, KEEPALIVE_TIMER, RETRANSMIT_TIMER, TimerSet
 from ustack.tcp.timers import Timers
+
+_NEVER = float("-inf")
 
 # States in which ABORT sends a reset (RFC 9293 3.10.5).
 _ABORT_SENDS_RESET = frozenset({SYN_RECEIVED, ESTABLISHED, FIN_WAIT_1, FIN_WAIT_2, CLOSE_WAIT})
 
 
-class Connection(SegmentArrival, AcknowledgementProcessing, SegmentOutput, Timers):
+class Connection(SegmentArrival, AcknowledgementProcessing, SegmentOutput, Timers, StateMachine):
     """A transmission control block (RFC 9293 3.3.1) and the machine that drives it."""
+
+    # Slots, not a __dict__: a server holds many idle connections (scripts/bench_memory.py).
+    __slots__ = (
+        "config", "local_address", "local_port", "remote_address", "remote_port",
+        "_foreign_socket_at_open", "state", "error", "_events", "_listener", "passive_open",
+        "snd", "rcv", "timers", "rtt", "congestion",
+        "_shutdown_after_open", "_closed_fully",
+        "send_mss", "send_shift", "receive_shift", "window_scaling_enabled", "syn_offers_options",
+        "sack_permitted", "timestamps_enabled",
+        "reopening_syn", "soft_error", "_keepalive_probes_sent", "_control_segments", "_header",
+        "_challenge_limit", "unacceptable_ack_budget", "_last_unacceptable_ack",
+        "retransmission_timeouts", "_drops",
+    )  # fmt: skip
 
     # ------------------------------------------------------------------ creation (OPEN, 3.10.1)
     def __init__(
@@ -74,43 +100,22 @@ class Connection(SegmentArrival, AcknowledgementProcessing, SegmentOutput, Timer
         self.local_port = local_port
         self.remote_address = remote_address
         self.remote_port = remote_port
-        # The foreign socket as OPEN gave it (None: unspecified), for a return to LISTEN.
-        self._foreign_socket_at_open = (remote_address, remote_port)
+        # The foreign socket as a passive OPEN gave it (None: unspecified), for a return to
+        # LISTEN (set by open_passive: only a passive open returns there).
+        self._foreign_socket_at_open: tuple | None = None
         self.state = CLOSED
         self.error: TcpError | None = None
-        self._events: list[Event] = []
+        self._events: list[Event] | None = None  # made by the first event (StateMachine._emit)
         self._listener = listener  # the Listener that made us, told when we establish or die
         self.passive_open = False  # reached SYN-RECEIVED from LISTEN (RFC 9293 3.10.7.4 note 1)
 
-        # Send sequence variables (RFC 9293 3.3.1). SND.MAX is the highest sequence number sent:
-        # after a retransmission timeout SND.NXT goes back to SND.UNA and climbs again.
-        self.iss = iss
-        self.snd_una = iss
-        self.snd_nxt = iss
-        self.snd_max = iss
-        self.snd_wnd = 0
-        self.snd_wl1 = 0
-        self.snd_wl2 = iss
-        self.max_snd_wnd = 0  # the largest window the peer offered (RFC 5961 5.2, 3.8.6.2.1)
-        self.snd_up: int | None = None  # urgent pointer of data we send (RFC 6093)
-        # Our SYN is acknowledged. Not "SND.UNA != ISS": SND.UNA comes round to ISS again after
-        # 2**32 - 1 bytes (RFC 9293 3.4: sequence numbers wrap).
-        self.syn_acknowledged = False
-        self.send_buffer = SendBuffer(config.send_buffer_size, seq_add(iss, 1))
-        self._fin_queued = False  # our FIN follows the last byte in the send buffer
+        # Send sequence variables, send buffer, retransmission bookkeeping (send_side.py).
+        self.snd = SendSide(iss, config.send_buffer_size)
         self._shutdown_after_open = False  # shutdown() called in SYN-SENT
         self._closed_fully = False  # close() rather than shutdown(): we read no more data
 
-        # Receive sequence variables. RCV.WND is what we advertised: rcv_adv - rcv_nxt.
-        self.irs: int | None = None
-        self.rcv_nxt = 0
-        self.rcv_adv = 0  # right edge of the window we advertised
-        self.rcv_up: int | None = None  # the peer's urgent pointer (RFC 6093)
-        self.receive_buffer = None  # created when the peer's SYN tells us its ISN
-        self._read_seq = 0  # sequence number of the next byte the application reads
-        self.fin_received = False
-        self._peer_fin_seq: int | None = None  # a FIN that arrived before all the data in front of it
-        self._syn_text = b""  # data on the peer's SYN in a simultaneous open, held until ESTABLISHED
+        # Receive sequence variables, receive buffer, the ACK we owe (receive_side.py).
+        self.rcv = ReceiveSide()
 
         # Negotiated on the SYNs (options.py); the defaults hold until then.
         self.send_mss = min(config.mss, 536)
@@ -120,11 +125,6 @@ class Connection(SegmentArrival, AcknowledgementProcessing, SegmentOutput, Timer
         self.syn_offers_options = True  # False once our SYN offers only the MSS (syn_retries_with_options)
         self.sack_permitted = False
         self.timestamps_enabled = False
-        self.ts_recent = 0  # RFC 7323 4.3
-        self.last_ack_sent = 0
-        self.peer_sack_blocks: tuple = ()  # the last SACK blocks, D-SACK removed
-        self.scoreboard = SackScoreboard()  # all the peer has SACKed above SND.UNA (RFC 6675)
-        self._dsack_block: tuple | None = None  # a duplicate range for our next ACK (RFC 2883)
         self.reopening_syn = None  # a SYN that ended TIME-WAIT, for the listener (arrival.py)
         # The last ICMP error that did not end the connection (RFC 9293 3.9.2.2), as
         # (ICMP type, code): destination unreachable is type 3, time exceeded 11.
@@ -135,57 +135,26 @@ class Connection(SegmentArrival, AcknowledgementProcessing, SegmentOutput, Timer
         self.congestion = create_congestion_control(
             config.congestion_control, self.send_mss, config.initial_window_segments
         )
-        self.duplicate_acks = 0
-        # RFC 6582 "recover": SND.MAX when fast recovery began or a retransmission timeout fired.
-        self.recover = iss
-        self._high_retransmitted = iss  # RFC 6675 HighRxt: the end of the last retransmission in recovery
-        # [start, end, SND.NXT when sent] of each retransmission in this recovery (output.py).
-        self._recovery_retransmissions: list[list[int]] = []
-        self._timed_seq: int | None = None  # Karn's rule: the one segment being timed (RFC 6298 3)
-        self._timed_at = 0.0
-        self._syn_retransmitted = False
-        self._last_send_time = 0.0  # of data or FIN, for the restart after idle (RFC 5681 4.1)
-
-        # Timers: a deadline (virtual seconds) or None when not armed. See timers.py.
-        self.retransmit_deadline: float | None = None
-        self.retransmit_count = 0  # consecutive expiries without progress
-        self.delayed_ack_deadline: float | None = None
-        self.persist_deadline: float | None = None
-        self._persist_backoff = 0
-        self.keepalive_deadline: float | None = None
+        # Timers: every deadline is kept by the TimerSet (timer_set.py); their expiries are
+        # handled in timers.py.
+        self.timers = TimerSet()
         self._keepalive_probes_sent = 0
-        self.time_wait_deadline: float | None = None
-        self.connect_deadline: float | None = None  # TcpConfig.connect_timeout, in SYN-SENT
-        self.fin_wait_2_deadline: float | None = None  # TcpConfig.fin_wait_2_timeout, after close()
 
-        # Requests to the output path (output.py).
-        self._send_syn = False
-        self._ack_now = False
-        self._segments_since_ack = 0
-        self._fast_retransmit = False
-        self._limited_transmit = False  # a duplicate ACK lets one new segment out (RFC 3042)
-        self._limited_transmit_bytes = 0  # sent that way beyond cwnd since the first duplicate ACK
-        self._window_probe = False
-        self._probe_end: int | None = None  # sequence number after an outstanding probe byte
-        self._force_send = False  # the persist timer overrides sender SWS avoidance once
-        self._keepalive_probe = False
-        self._control_segments: list = []  # resets, built when decided
+        # Requests to the output path (output.py); what to send is in SendSide.requests.
+        self._control_segments: list | None = None  # resets, built when decided
         self._header: tuple | None = None  # (ACK, window, options) of the current transmit()
-        self._send_blocked = False  # a send() was cut short: report when space frees up
 
         # RFC 5961 7: challenge ACKs per second. ACKs for unacceptable segments: at most one per
         # TcpConfig.unacceptable_ack_interval, and a per-second budget that a Stack shares
-        # among all its connections (it replaces this one).
-        self._challenge_limit = PerSecondLimit(config.challenge_ack_limit)
-        self.unacceptable_ack_budget = PerSecondLimit(config.unacceptable_ack_limit)
-        self._last_unacceptable_ack = float("-inf")
+        # among all its connections (it sets this one). Both are made at their first use
+        # (arrival.py) when nobody gave them: most connections never need them.
+        self._challenge_limit: PerSecondLimit | None = None
+        self.unacceptable_ack_budget: PerSecondLimit | None = None
+        self._last_unacceptable_ack = _NEVER
 
         # Statistics (STATUS, RFC 9293 3.10.6) and drops by named reason (DESIGN.md rule 8).
-        self.retransmissions = 0
         self.retransmission_timeouts = 0  # expiries of the retransmission timer (timers.py)
-        self.bytes_sent = 0
-        self.bytes_received = 0
-        self.drops: Counter[str] = Counter()
+        self._drops: Counter[str] | None = None  # made at the first drop (see `drops`)
 
     @classmethod
     def open_active(
@@ -200,10 +169,10 @@ class Connection(SegmentArrival, AcknowledgementProcessing, SegmentOutput, Timer
     ) -> Connection:
         """Active OPEN (RFC 9293 3.10.1): SYN-SENT; the SYN comes out of transmit(now)."""
         connection = cls(config, local_address, local_port, remote_address, remote_port, iss)
-        connection._send_syn = True
+        connection.snd.request(SEND_SYN)
         connection._set_state(SYN_SENT, "active OPEN")
         if config.connect_timeout is not None:
-            connection.connect_deadline = now + config.connect_timeout
+            connection.timers.arm(CONNECT_TIMER, now + config.connect_timeout)
         return connection
 
     @classmethod
@@ -225,7 +194,25 @@ class Connection(SegmentArrival, AcknowledgementProcessing, SegmentOutput, Timer
         `ustack.tcp.Listener`, which makes one of these per SYN.
         """
         connection = cls(config, local_address, local_port, remote_address, remote_port, iss, listener)
+        if listener is None:
+            connection._foreign_socket_at_open = (remote_address, remote_port)
         connection._set_state(LISTEN, "passive OPEN")
+        return connection
+
+    @classmethod
+    def open_from_cookie(
+        cls, config: TcpConfig, local_address: int, local_port: int, remote_address: int, syn, iss: int, now: float,
+        listener=None,
+    ) -> Connection:
+        """A passive open whose SYN was answered with a SYN cookie (RFC 4987 3.6; syn_cookies.py),
+        rebuilt when the cookie came back: the SYN as the cookie remembered it takes a passive
+        OPEN to SYN-RECEIVED, and our SYN-ACK with ISN `iss` counts as sent. The caller then hands
+        it the ACK that returned the cookie, which completes the handshake as for any other."""
+        connection = cls.open_passive(config, local_address, local_port, iss, now, remote_address=remote_address,
+                                      remote_port=syn.src_port, listener=listener)
+        connection.receive(syn, now)
+        connection.transmit(now)  # the SYN-ACK: already sent, with the cookie, by the listener
+        connection.snd.forget_timing()  # that SYN-ACK was not sent at `now`: no RTT sample from it
         return connection
 
     def _new_rtt_estimator(self) -> RttEstimator:
@@ -233,33 +220,36 @@ class Connection(SegmentArrival, AcknowledgementProcessing, SegmentOutput, Timer
         return RttEstimator(config.initial_rto, config.min_rto, config.max_rto, slop=config.rto_slop)
 
     # ------------------------------------------------------------------ the one state setter
-    def _set_state(self, new: State, cause: str) -> None:
-        """Change state: check the table (state.py), record the event, release what the new state
-        no longer needs. The only assignment to self.state outside __init__."""
-        old = self.state
-        check_transition(old, new)
-        self.state = new
-        self._events.append(StateChanged(old, new, cause))
-        if new is CLOSED or new is TIME_WAIT:
+    def _entered(self, old: State, new: State) -> None:
+        """After every state change (StateMachine._set_state, state.py, the one state setter):
+        release what the new state no longer needs."""
+        if new in RELEASE_ALL_STATES:
             # Leave nothing behind (DESIGN.md rule 6): only the TIME-WAIT timer survives, armed by
             # the caller that knows `now`.
-            self._cancel_timers()
-        elif new is not ESTABLISHED and new is not CLOSE_WAIT:
+            self.timers.cancel_all()
+        elif new not in KEEPALIVE_STATES:
             # Keepalive probes only in ESTABLISHED and CLOSE-WAIT (timers._keepalive_timeout): an
             # idle FIN-WAIT-2 must not wake up for nothing (DESIGN.md rule 6).
-            self.keepalive_deadline = None
+            self.timers.cancel(KEEPALIVE_TIMER)
         if new is CLOSED and self._listener is not None:
             self._listener._child_closed(self)
 
     def _fail(self, error: TcpError, cause: str) -> None:
         """End the connection with an error the application will see (RFC 9293 3.10)."""
         self.error = error
-        self._events.append(ConnectionFailed(error))
+        self._emit(ConnectionFailed(error))
         self._set_state(CLOSED, cause)
 
     def _queue_reset(self, seq: int) -> None:
         """<SEQ=seq><CTL=RST>, sent by the next transmit()."""
-        self._control_segments.append(self._build_reset(seq))
+        self._queue_control(self._build_reset(seq))
+
+    def _queue_control(self, segment) -> None:
+        """A reset (or a reset's answer) decided now, sent first by the next transmit()."""
+        if self._control_segments is None:
+            self._control_segments = [segment]
+        else:
+            self._control_segments.append(segment)
 
     # ------------------------------------------------------------------ user calls
     def send(self, data: bytes, now: float, urgent: bool = False) -> int:
@@ -272,21 +262,16 @@ class Connection(SegmentArrival, AcknowledgementProcessing, SegmentOutput, Timer
             if self.remote_address is None or self.remote_port is None:
                 raise call_error("foreign_socket_unspecified")
             # RFC 9293 3.10.2: SEND in LISTEN turns the passive open into an active one.
-            self._send_syn = True
+            self.snd.request(SEND_SYN)
             self._set_state(SYN_SENT, "SEND in LISTEN")
             state = SYN_SENT
-        if state not in CAN_SEND or self._fin_queued or self._shutdown_after_open:
+        if state not in CAN_SEND or self.snd.fin_queued or self._shutdown_after_open:
             if self.error is not None:
                 raise call_error("", self.error)
             if state is CLOSED:
                 raise call_error("connection_does_not_exist")
             raise call_error("connection_closing")
-        accepted = self.send_buffer.write(data)
-        if accepted < len(data):
-            self._send_blocked = True
-        if urgent and accepted:
-            self.snd_up = self.send_buffer.end_seq
-        return accepted
+        return self.snd.write(data, urgent)
 
     def recv(self, max_bytes: int, now: float) -> bytes:
         """RECEIVE (RFC 9293 3.10.3): up to max_bytes of in-order data.
@@ -296,17 +281,12 @@ class Connection(SegmentArrival, AcknowledgementProcessing, SegmentOutput, Timer
         its error once the buffered data is gone."""
         if max_bytes <= 0:
             raise ValueError(f"max_bytes must be positive, got {max_bytes}")
-        buffer = self.receive_buffer
+        buffer = self.rcv.buffer
         if buffer is not None and buffer.readable:
-            data = buffer.read(max_bytes)
-            self._read_seq = seq_add(self._read_seq, len(data))
-            if self.rcv_up is not None and seq_le(self.rcv_up, self._read_seq):
-                # The urgent data has been read: forget the pointer, which would otherwise seem
-                # ahead again (modulo 2**32) after 2 GiB more (RFC 9293 3.8.5, RFC 6093).
-                self.rcv_up = None
+            data = self.rcv.read(max_bytes)
             self._window_may_have_opened()
             return data
-        if self.fin_received:
+        if self.rcv.fin_received:
             return b""
         if self.error is not None:
             raise call_error("", self.error)
@@ -326,12 +306,10 @@ class Connection(SegmentArrival, AcknowledgementProcessing, SegmentOutput, Timer
         elif state is SYN_SENT:
             # RFC 9293 3.10.4 deletes the TCB here; a half-close is kept for after the handshake.
             self._shutdown_after_open = True
-        elif state is SYN_RECEIVED or state is ESTABLISHED:
-            self._fin_queued = True
-            self._set_state(FIN_WAIT_1, cause)
-        elif state is CLOSE_WAIT:
-            self._fin_queued = True
-            self._set_state(LAST_ACK, cause)
+        elif state in AFTER_CLOSE:
+            # SYN-RECEIVED, ESTABLISHED -> FIN-WAIT-1; CLOSE-WAIT -> LAST-ACK (state.py).
+            self.snd.queue_fin()
+            self._set_state(AFTER_CLOSE[state], cause)
         # FIN-WAIT-1/2, CLOSING, LAST-ACK, TIME-WAIT: our FIN is already on its way.
 
     def close(self, now: float) -> None:
@@ -345,9 +323,9 @@ class Connection(SegmentArrival, AcknowledgementProcessing, SegmentOutput, Timer
         if state is SYN_SENT or state is LISTEN:
             self._set_state(CLOSED, "CLOSE")
             return
-        buffer = self.receive_buffer
+        buffer = self.rcv.buffer
         if buffer is not None and buffer.readable and state in _ABORT_SENDS_RESET:
-            self._queue_reset(self.snd_max)
+            self._queue_reset(self.snd.max)
             self.error = TcpError.ABORTED
             self._set_state(CLOSED, "CLOSE with unread data: RST (RFC 1122 4.2.2.13)")
             return
@@ -366,7 +344,10 @@ class Connection(SegmentArrival, AcknowledgementProcessing, SegmentOutput, Timer
         if keepalive_changed and (self.state is ESTABLISHED or self.state is CLOSE_WAIT):
             # Keepalive switched on, off or retimed: start the idle period again (RFC 1122 4.2.3.6).
             self._keepalive_probes_sent = 0
-            self.keepalive_deadline = now + config.keepalive_idle if config.keepalive else None
+            if config.keepalive:
+                self.timers.arm(KEEPALIVE_TIMER, now + config.keepalive_idle)
+            else:
+                self.timers.cancel(KEEPALIVE_TIMER)
 
     def abort(self, now: float) -> None:
         """ABORT (RFC 9293 3.10.5): RST where the peer has a synchronized TCB, then CLOSED."""
@@ -374,7 +355,7 @@ class Connection(SegmentArrival, AcknowledgementProcessing, SegmentOutput, Timer
         if state is CLOSED:
             return
         if state in _ABORT_SENDS_RESET:
-            self._queue_reset(self.snd_max)
+            self._queue_reset(self.snd.max)
         self.error = TcpError.ABORTED
         self._set_state(CLOSED, "ABORT")
 
@@ -398,7 +379,7 @@ class Connection(SegmentArrival, AcknowledgementProcessing, SegmentOutput, Timer
         The codes are ICMP's (IPv4); the host translates ICMPv6's to them, and says how long its
         IP header is (`ip_header_length`, 40 for IPv6), which the new MSS leaves room for.
         """
-        if not (seq_le(self.snd_una, quoted_seq) and seq_lt(quoted_seq, self.snd_max)):
+        if not (seq_le(self.snd.una, quoted_seq) and seq_lt(quoted_seq, self.snd.max)):
             self.drops["icmp_sequence_not_in_flight"] += 1
             return
         self.soft_error = (3, code)
@@ -406,7 +387,7 @@ class Connection(SegmentArrival, AcknowledgementProcessing, SegmentOutput, Timer
             if next_hop_mtu is None or next_hop_mtu < 68:
                 self.drops["icmp_bad_next_hop_mtu"] += 1
                 return
-            if not self.syn_acknowledged:
+            if not self.snd.syn_acknowledged:
                 # The quoted segment is our SYN or SYN-ACK: at most 60 bytes, below every legal
                 # MTU, so the message is bogus. Going back over the SYN would also leave nothing
                 # to send and no timer to send it (the MSS is settled by the handshake anyway).
@@ -424,8 +405,8 @@ class Connection(SegmentArrival, AcknowledgementProcessing, SegmentOutput, Timer
             if mss < self.send_mss:
                 self.send_mss = mss
                 self.congestion.set_mss(mss)
-                self.snd_nxt = self.snd_una  # send what was too big again, in smaller pieces
-                self.retransmit_deadline = None
+                self.snd.go_back()  # send what was too big again, in smaller pieces
+                self.timers.cancel(RETRANSMIT_TIMER)
             return
         if code in self.config.icmp_hard_error_codes and self.state is SYN_SENT:
             self._fail(TcpError.REFUSED, f"ICMP destination unreachable, code {code}")
@@ -436,7 +417,7 @@ class Connection(SegmentArrival, AcknowledgementProcessing, SegmentOutput, Timer
         it makes them available to the application (SHLD-25) and lets the retransmission timer
         decide the connection's fate. As for unreachables,
         only a quoted sequence number that is in flight is believed (RFC 5927 4.1)."""
-        if not (seq_le(self.snd_una, quoted_seq) and seq_lt(quoted_seq, self.snd_max)):
+        if not (seq_le(self.snd.una, quoted_seq) and seq_lt(quoted_seq, self.snd.max)):
             self.drops["icmp_sequence_not_in_flight"] += 1
             return
         self.soft_error = (icmp_type, code)
@@ -444,28 +425,97 @@ class Connection(SegmentArrival, AcknowledgementProcessing, SegmentOutput, Timer
     # ------------------------------------------------------------------ observing
     def events(self) -> list[Event]:
         """Drain what happened since the last call."""
-        events, self._events = self._events, []
+        events = self._events
+        if events is None:
+            return []
+        self._events = None
         return events
 
     @property
+    def drops(self) -> Counter[str]:
+        """Segments dropped, by named reason (DESIGN.md rule 8)."""
+        drops = self._drops
+        if drops is None:
+            drops = self._drops = Counter()
+        return drops
+
+    def _accepted(self) -> None:
+        """The application accepted this connection: its listener no longer tracks it."""
+        self._listener = None
+
+    # Read-only views of the send side (send_side.py owns them), under their RFC 9293 names.
+    @property
+    def iss(self) -> int:
+        return self.snd.iss
+
+    @property
+    def snd_una(self) -> int:
+        return self.snd.una
+
+    @property
+    def snd_nxt(self) -> int:
+        return self.snd.nxt
+
+    @property
+    def snd_max(self) -> int:
+        return self.snd.max
+
+    @property
+    def snd_wnd(self) -> int:
+        return self.snd.wnd
+
+    @property
+    def send_buffer(self):
+        return self.snd.buffer
+
+    @property
+    def retransmissions(self) -> int:
+        return self.snd.retransmissions
+
+    @property
+    def bytes_sent(self) -> int:
+        return self.snd.bytes_sent
+
+    # Read-only views of the receive side (receive_side.py owns them).
+    @property
+    def irs(self) -> int | None:
+        return self.rcv.irs
+
+    @property
+    def rcv_nxt(self) -> int:
+        return self.rcv.nxt
+
+    @property
+    def receive_buffer(self):
+        return self.rcv.buffer
+
+    @property
+    def fin_received(self) -> bool:
+        return self.rcv.fin_received
+
+    @property
+    def bytes_received(self) -> int:
+        return self.rcv.bytes_received
+
+    @property
     def readable(self) -> int:
-        return 0 if self.receive_buffer is None else self.receive_buffer.readable
+        return 0 if self.rcv.buffer is None else self.rcv.buffer.readable
 
     @property
     def send_space(self) -> int:
-        return self.send_buffer.free_space
+        return self.snd.free_space
 
     @property
     def at_eof(self) -> bool:
         """The peer's FIN has arrived and everything before it has been read."""
-        return self.fin_received and not self.readable
+        return self.rcv.fin_received and not self.readable
 
     @property
     def urgent_mark(self) -> int | None:
         """Bytes still to read before the end of the urgent data, or None (RFC 6093)."""
-        if self.rcv_up is None:
+        if self.rcv.up is None:
             return None
-        distance = seq_diff(self.rcv_up, self._read_seq)
+        distance = seq_diff(self.rcv.up, self.rcv.read_seq)
         return distance if distance > 0 else None
 
     @property
@@ -483,28 +533,28 @@ class Connection(SegmentArrival, AcknowledgementProcessing, SegmentOutput, Timer
             state=self.state,
             local=(self.local_address, self.local_port),
             remote=(self.remote_address, self.remote_port),
-            snd_una=self.snd_una,
-            snd_nxt=self.snd_nxt,
-            snd_wnd=self.snd_wnd,
-            rcv_nxt=self.rcv_nxt,
-            rcv_wnd=max(0, seq_diff(self.rcv_adv, self.rcv_nxt)),
+            snd_una=self.snd.una,
+            snd_nxt=self.snd.nxt,
+            snd_wnd=self.snd.wnd,
+            rcv_nxt=self.rcv.nxt,
+            rcv_wnd=self.rcv.advertised,
             cwnd=self.congestion.cwnd,
             ssthresh=self.congestion.ssthresh,
             srtt=self.rtt.srtt,
             rttvar=self.rtt.rttvar,
             rto=self.rtt.rto,
-            retransmissions=self.retransmissions,
-            bytes_sent=self.bytes_sent,
-            bytes_received=self.bytes_received,
-            send_queue=self.send_buffer.length,
+            retransmissions=self.snd.retransmissions,
+            bytes_sent=self.snd.bytes_sent,
+            bytes_received=self.rcv.bytes_received,
+            send_queue=self.snd.queued,
             receive_queue=self.readable,
-            timers=self.timers_armed(),
+            timers=self.timers.armed(),
             error=self.error,
         )
 
     def __repr__(self) -> str:
         return (
             f"<Connection {self.local_port}->{self.remote_port} {self.state.value} "
-            f"snd.una={self.snd_una} snd.nxt={self.snd_nxt} rcv.nxt={self.rcv_nxt}>"
+            f"snd.una={self.snd.una} snd.nxt={self.snd.nxt} rcv.nxt={self.rcv.nxt}>"
         )
 

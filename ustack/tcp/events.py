@@ -11,15 +11,8 @@ from dataclasses import dataclass
 
 from ustack.tcp.errors import TcpError
 from ustack.tcp.seq import seq_add
-from ustack.tcp.state import State
+from ustack.tcp.state import State, StateChanged
 from ustack.wire.tcp import ACK, URG, TcpSegment, flags_text
-
-
-@dataclass(frozen=True, slots=True)
-class StateChanged:
-    old: State
-    new: State
-    cause: str  # the segment (tcpdump-style), the user call or the timer that made the change
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,7 +20,8 @@ Why not start every connection at 0, or at a global counter? Two reasons.
    clock (reason 1), but an attacker cannot learn one tuple's offset from another's.
 
 Here F is BLAKE2b keyed with a per-stack random secret (RFC 6528 section 3 asks for a secret of
-at least 128 bits, chosen at boot or randomly, and a cryptographic hash).
+at least 128 bits, chosen at boot or randomly, and a cryptographic hash). `keyed_hash` is that F,
+the one keyed hash of the TCP core: SYN cookies (syn_cookies.py) take their MAC from it too.
 """
 
 import hashlib
@@ -29,6 +30,39 @@ import secrets
 from ustack.tcp.seq import SEQ_MASK
 
 TICKS_PER_SECOND = 250_000  # one tick every 4 microseconds (RFC 9293 3.4.1, RFC 6528 3)
+FLOW_LABEL_TAG = b"flow label"  # hashed before the 4-tuple, so flow labels are not ISN offsets
+SECRET_SIZE = 32  # bytes of a random key: 256 bits, twice RFC 6528's minimum
+
+
+def check_secret(secret: bytes | None) -> bytes:
+    """A usable hash key: `secret` itself (1..64 bytes), or SECRET_SIZE random bytes if None."""
+    if secret is None:
+        return secrets.token_bytes(SECRET_SIZE)
+    if not 1 <= len(secret) <= hashlib.blake2b.MAX_KEY_SIZE:
+        raise ValueError(f"a hash secret must be 1..64 bytes long, got {len(secret)}")
+    return bytes(secret)
+
+
+def pack_four_tuple(local_address: int | bytes, local_port: int, remote_address: int | bytes, remote_port: int) -> bytes:
+    """The 4-tuple as hash input. Addresses take 16 bytes each: an IPv6 address is its own 16
+    bytes (ustack/wire/ipv6.py), an IPv4 address (an int) is zero-extended to 16."""
+    return (
+        _address_bytes(local_address)
+        + local_port.to_bytes(2, "big")
+        + _address_bytes(remote_address)
+        + remote_port.to_bytes(2, "big")
+    )
+
+
+def _address_bytes(address: int | bytes) -> bytes:
+    return address if type(address) is bytes else address.to_bytes(16, "big")
+
+
+def keyed_hash(secret: bytes, data: bytes, size: int = 4) -> int:
+    """F of RFC 6528 section 3: a cryptographic hash of `data` keyed with `secret`, as an unsigned
+    integer of `size` bytes. Without the secret its output cannot be predicted, nor the secret
+    learnt from outputs."""
+    return int.from_bytes(hashlib.blake2b(data, digest_size=size, key=secret).digest(), "big")
 
 
 class IsnGenerator:
@@ -40,11 +74,7 @@ class IsnGenerator:
     """
 
     def __init__(self, secret: bytes | None = None, fixed_isn: int | None = None):
-        if secret is None:
-            secret = secrets.token_bytes(32)
-        if not 1 <= len(secret) <= hashlib.blake2b.MAX_KEY_SIZE:
-            raise ValueError(f"the ISN secret must be 1..64 bytes long, got {len(secret)}")
-        self._secret = bytes(secret)
+        self._secret = check_secret(secret)
         self.fixed_isn = None if fixed_isn is None else fixed_isn & SEQ_MASK
 
     def generate(
@@ -56,38 +86,19 @@ class IsnGenerator:
         # M: the 4-microsecond clock (RFC 6528 section 3).
         ticks = int(now * TICKS_PER_SECOND)
         # F: a keyed hash of the 4-tuple.
-        four_tuple = _four_tuple_bytes(local_address, local_port, remote_address, remote_port)
-        digest = hashlib.blake2b(four_tuple, digest_size=4, key=self._secret).digest()
-        offset = int.from_bytes(digest, "big")
-        return (ticks + offset) & SEQ_MASK
+        four_tuple = pack_four_tuple(local_address, local_port, remote_address, remote_port)
+        return (ticks + keyed_hash(self._secret, four_tuple)) & SEQ_MASK
 
     def flow_label(self, local_address: int | bytes, local_port: int, remote_address: int | bytes, remote_port: int) -> int:
         """The IPv6 flow label of a connection (RFC 6437 3): a keyed hash of its 4-tuple, so it is
         the same for every packet of the connection, differs between connections, and cannot be
-        guessed from outside (RFC 6437 6: no covert channel, no prediction). Never 0, which means
-        "no flow" (RFC 6437 2). The same secret as the ISNs, with its own personalisation, so
-        neither value tells anything about the other."""
-        four_tuple = _four_tuple_bytes(local_address, local_port, remote_address, remote_port)
-        digest = hashlib.blake2b(four_tuple, digest_size=4, key=self._secret, person=b"flow label").digest()
-        return (int.from_bytes(digest, "big") & 0xFFFFF) or 1
+        guessed from outside (RFC 6437 6). Never 0, which means "no flow" (RFC 6437 2). The same
+        secret as the ISNs over a differently tagged input, so neither value tells of the other."""
+        four_tuple = pack_four_tuple(local_address, local_port, remote_address, remote_port)
+        return (keyed_hash(self._secret, FLOW_LABEL_TAG + four_tuple) & 0xFFFFF) or 1
 
     def __repr__(self) -> str:
         # Never show the secret: it is what keeps the ISNs unpredictable.
         if self.fixed_isn is not None:
             return f"IsnGenerator(fixed_isn={self.fixed_isn})"
         return "IsnGenerator(keyed BLAKE2b, secret hidden)"
-
-
-def _four_tuple_bytes(local_address: int | bytes, local_port: int, remote_address: int | bytes, remote_port: int) -> bytes:
-    """The 4-tuple as the keyed hash reads it: each address in 16 bytes (an IPv4 address as an int,
-    zero-extended; an IPv6 address as its own 16 bytes), each port in 2."""
-    return (
-        _address_bytes(local_address)
-        + local_port.to_bytes(2, "big")
-        + _address_bytes(remote_address)
-        + remote_port.to_bytes(2, "big")
-    )
-
-
-def _address_bytes(address: int | bytes) -> bytes:
-    return address if type(address) is bytes else address.to_bytes(16, "big")

@@ -5,8 +5,10 @@ wants more: many connections on one port. The Listener keeps that LISTEN TCB's j
 SYN, makes a fresh Connection by a passive OPEN and hands it the SYN (so that connection's story
 starts CLOSED -> LISTEN -> SYN-RECEIVED like any other). Handshakes in progress sit in the SYN
 queue; completed ones wait in the accept queue until the application accepts them. Both queues
-are bounded; a SYN beyond the SYN queue, or one arriving while the accept queue is full, is
-dropped and counted (the client will retry), as Linux does without SYN cookies.
+are bounded. A SYN arriving while the accept queue is full is dropped and counted (the client will
+retry). One beyond a full SYN queue is answered with a SYN cookie (RFC 4987 3.6, syn_cookies.py)
+and the listener keeps nothing for it, or, with TcpConfig.syncookies "off", dropped and counted
+as Linux does without cookies; "always" answers every SYN with a cookie.
 
 Replies the listener itself owes (an RST for a stray ACK, RFC 9293 3.10.7.2) come out of
 `transmit(now)` as (remote_address, segment) pairs; the stack may equally answer segments for
@@ -18,15 +20,18 @@ from __future__ import annotations
 from collections import Counter, deque
 
 from ustack.tcp.config import TcpConfig
+from ustack.tcp.arrival import listen_screen
 from ustack.tcp.connection import Connection
-from ustack.tcp.events import StateChanged
 from ustack.tcp.isn import IsnGenerator
+from ustack.tcp.options import Negotiated
 from ustack.tcp.reset import reset_for_unmatched
-from ustack.tcp.state import CLOSED, LISTEN, SYN_RECEIVED, State, check_transition
-from ustack.wire.tcp import ACK, FIN, RST, SYN, TcpSegment
+from ustack.tcp.seq import seq_add
+from ustack.tcp.state import CLOSED, LISTEN, SYN_RECEIVED, StateMachine
+from ustack.tcp.syn_cookies import MAX_AGE_SLOTS, SLOT_SECONDS, SynCookies, cookie_syn_ack, rebuilt_syn
+from ustack.wire.tcp import ACK, RST, SYN, TcpSegment
 
 
-class Listener:
+class Listener(StateMachine):
     def __init__(
         self,
         config: TcpConfig,
@@ -35,6 +40,7 @@ class Listener:
         backlog: int = 128,
         syn_queue_size: int = 128,
         isn_generator: IsnGenerator | None = None,
+        syn_cookies: SynCookies | None = None,
     ):
         if backlog < 1 or syn_queue_size < 1:
             raise ValueError("backlog and syn_queue_size must be at least 1")
@@ -48,14 +54,14 @@ class Listener:
         self.accept_queue: deque[Connection] = deque()  # established, not yet accepted
         self.state = CLOSED
         self.drops: Counter[str] = Counter()
+        # SYN flood defence (RFC 4987): syn_queue_overflows, syncookies_sent, syncookies_validated,
+        # syncookies_failed (each failure is also a drop by its reason).
+        self.counters: Counter[str] = Counter()
+        self.syn_cookies = syn_cookies or SynCookies()  # the stack's, shared by its listeners
+        self._last_cookie_sent: float | None = None
         self._events: list = []
         self._replies: list[tuple[int, TcpSegment]] = []
         self._set_state(LISTEN, "passive OPEN")
-
-    def _set_state(self, new: State, cause: str) -> None:
-        check_transition(self.state, new)
-        self._events.append(StateChanged(self.state, new, cause))
-        self.state = new
 
     def receive(
         self, remote_address: int, segment: TcpSegment, now: float, *, local_address: int | None = None,
@@ -65,40 +71,46 @@ class Listener:
 
         Returns the new SYN-RECEIVED connection for a SYN (the stack registers it under its
         4-tuple and sends what its transmit() returns), else None. A listener bound to every
-        address of a host (RFC 9293 3.9.1.1: local socket unspecified) is told which one the SYN
-        came to (`local_address`) and the configuration fitted to that path (`config`: its MSS
-        depends on the IP header of the family); the defaults are its own."""
-        flags = segment.flags
+        address of a host (RFC 9293 3.9.1.1: local socket unspecified) is told which one the
+        segment came to (`local_address`) and the configuration fitted to that path (`config`: its
+        MSS depends on the IP header of the family); the defaults are its own."""
+        local_address = self.local_address if local_address is None else local_address
+        config = config or self.config
         if self.state is not LISTEN:
             self.drops["listener_closed"] += 1
             reply = reset_for_unmatched(segment)
             if reply is not None:
                 self._replies.append((remote_address, reply))
             return None
-        if flags & SYN and flags & FIN and self.config.drop_syn_fin:
-            self.drops["syn_and_fin"] += 1  # TcpConfig.drop_syn_fin
+        flags = segment.flags
+        if flags & ACK and not flags & (SYN | RST) and self._cookies_may_return(now):
+            # An ACK may be the third segment of a handshake we answered with a SYN cookie and
+            # kept nothing for (RFC 4987 3.6): check it before LISTEN's rule of a reset for an ACK.
+            return self._cookie_returns(local_address, config, remote_address, segment, now)
+        refused = listen_screen(segment, self.config)  # the LISTEN checks of RFC 9293 3.10.7.2
+        if refused is not None:
+            reason, reply = refused
+            self.drops[reason] += 1
+            if reply is not None:
+                self._replies.append((remote_address, reply))
             return None
-        if flags & RST:
-            self.drops["rst_in_listen"] += 1
-            return None
-        if flags & ACK:
-            self.drops["ack_in_listen"] += 1
-            self._replies.append((remote_address, reset_for_unmatched(segment)))
-            return None
-        if not flags & SYN:
-            self.drops["no_syn_in_listen"] += 1
-            return None
-        if len(self.syn_queue) >= self.syn_queue_size:
-            self.drops["syn_queue_full"] += 1
-            return None
+        mode = self.config.syncookies
+        want_cookie = mode == "always"
+        if not want_cookie and len(self.syn_queue) >= self.syn_queue_size:
+            self.counters["syn_queue_overflows"] += 1
+            if mode == "off":
+                self.drops["syn_queue_full"] += 1
+                return None
+            want_cookie = True
         if len(self.accept_queue) >= self.backlog:
             self.drops["accept_queue_full"] += 1
             return None
-        if local_address is None:
-            local_address = self.local_address
+        if want_cookie:
+            self._answer_with_cookie(local_address, config, remote_address, segment, now)
+            return None
         iss = self.isn_generator.generate(local_address, self.local_port, remote_address, segment.src_port, now)
         child = Connection.open_passive(
-            config or self.config, local_address, self.local_port, iss, now,
+            config, local_address, self.local_port, iss, now,
             remote_address=remote_address, remote_port=segment.src_port, listener=self,
         )
         child.receive(segment, now)
@@ -111,7 +123,7 @@ class Listener:
         """The oldest established connection not yet accepted, or None."""
         if self.accept_queue:
             child = self.accept_queue.popleft()
-            child._listener = None  # accepted: the listener no longer tracks it
+            child._accepted()  # the listener no longer tracks it
             return child
         return None
 
@@ -136,6 +148,53 @@ class Listener:
             child.abort(now)
         self.syn_queue.clear()
         self.accept_queue.clear()
+
+    # --- SYN cookies (RFC 4987 3.6; the cookie itself is syn_cookies.py's) ---
+    def _answer_with_cookie(self, local_address: int, config: TcpConfig, remote_address: int, syn: TcpSegment,
+                            now: float) -> None:  # fmt: skip
+        """A SYN-ACK whose ISN is a cookie, and no state kept for the SYN."""
+        if syn.payload:
+            self.drops["data_on_syn"] += 1  # not kept, as without cookies; the peer sends it again
+        peer_mss = Negotiated(config, syn.options).peer_mss
+        cookie = self.syn_cookies.make(local_address, self.local_port, remote_address, syn.src_port,
+                                       syn.seq, peer_mss, now)
+        self._replies.append((remote_address, cookie_syn_ack(config, syn, cookie, now)))
+        self.counters["syncookies_sent"] += 1
+        self._last_cookie_sent = now
+
+    def _cookies_may_return(self, now: float) -> bool:
+        """Is a returning cookie possible? Only if we sent one no longer ago than a cookie lives
+        (Linux likewise checks cookies only after a recent SYN queue overflow): otherwise a stray
+        ACK is just that, answered with a reset."""
+        if self.config.syncookies == "off" or self._last_cookie_sent is None:
+            return False
+        return now - self._last_cookie_sent <= (MAX_AGE_SLOTS + 1) * SLOT_SECONDS
+
+    def _cookie_returns(self, local_address: int, config: TcpConfig, remote_address: int, ack: TcpSegment,
+                        now: float) -> Connection | None:  # fmt: skip
+        """An ACK that may carry a cookie back (SEG.ACK = cookie + 1). Returns the connection
+        rebuilt from it, ESTABLISHED; None when the ACK is dropped: with no reply when the accept
+        queue is full (the peer retransmits), with a reset, as for any stray ACK in LISTEN (RFC
+        9293 3.10.7.2), when it carries no cookie of ours (counted by reason)."""
+        cookie, peer_isn = seq_add(ack.ack, -1), seq_add(ack.seq, -1)
+        result = self.syn_cookies.check(local_address, self.local_port, remote_address, ack.src_port,
+                                        peer_isn, cookie, now)
+        syn, failure = None, result.failure
+        if not failure:
+            syn, failure = rebuilt_syn(config, ack, result.mss)
+        if failure:
+            self.drops[failure] += 1
+            self.counters["syncookies_failed"] += 1
+            self._replies.append((remote_address, reset_for_unmatched(ack)))
+            return None
+        if len(self.accept_queue) >= self.backlog:
+            self.drops["accept_queue_full"] += 1
+            return None
+        child = Connection.open_from_cookie(config, local_address, self.local_port, remote_address, syn,
+                                            cookie, now, listener=self)
+        child.receive(ack, now)  # SYN-RECEIVED -> ESTABLISHED, into the accept queue; then its text
+        self.counters["syncookies_validated"] += 1
+        return child
 
     # --- called by the children (connection.py / arrival.py) ---
     def _child_established(self, child: Connection) -> bool:

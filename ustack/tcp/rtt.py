@@ -33,6 +33,11 @@ class RttEstimator:
     a backoff is then the RTO before the slop: 1 s, 2.2 s, 4.2 s, ...
     """
 
+    __slots__ = (
+        "min_rto", "max_rto", "clock_granularity", "slop", "srtt", "rttvar", "latest_rtt",
+        "sample_count", "backoff_count", "rto", "_unbacked_rto",
+    )  # fmt: skip
+
     def __init__(
         self,
         initial_rto: float = 1.0,

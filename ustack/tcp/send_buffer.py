@@ -22,6 +22,8 @@ from ustack.tcp.seq import SEQ_MASK, seq_add, seq_diff
 
 
 class SendBuffer:
+    __slots__ = ("_capacity", "start_seq", "_data", "_front")
+
     def __init__(self, capacity: int, start_seq: int):
         if capacity < 0:
             raise ValueError(f"capacity cannot be negative: {capacity}")

@@ -1,14 +1,17 @@
 """The eleven TCP states and the one table of transitions between them (RFC 9293 3.3.2).
 
-Every state change of a connection goes through `Connection._set_state`, which asks
-`check_transition` whether the change is in `TRANSITIONS` (DESIGN.md rule 3). The table is the
-single place that says what the code allows: the tests check it against Figure 5 of RFC 9293 and
-the documentation draws it.
+Every state change of a connection or a listener goes through `StateMachine._set_state`, which
+asks `check_transition` whether the change is in `TRANSITIONS` (DESIGN.md rule 3). The table is
+the single place that says what the code allows: the tests check it against Figure 5 of RFC 9293
+and the documentation draws it. The tables below it say where the closing events of Figure 5
+lead (CLOSE, rcv FIN, rcv ACK of FIN), so the code looks the next state up instead of writing
+the figure out again, and what a state keeps running (keepalive).
 """
 
 from __future__ import annotations
 
 import enum
+from dataclasses import dataclass
 
 
 class State(enum.Enum):
@@ -96,6 +99,39 @@ NOT_IN_FIGURE = {
 TRANSITIONS: dict[tuple[State, State], str] = {**NOT_IN_FIGURE, **FIGURE_5}
 
 
+# Where the events of Figure 5 that close a connection lead, by the state they arrive in. The
+# code looks the next state up here (connection.py, arrival.py); a state not listed has no arrow
+# for that event. Each entry is an arrow of TRANSITIONS (tests/tcp/test_transitions.py).
+AFTER_CLOSE = {  # CLOSE / snd FIN (RFC 9293 3.10.4)
+    SYN_RECEIVED: FIN_WAIT_1,
+    ESTABLISHED: FIN_WAIT_1,
+    CLOSE_WAIT: LAST_ACK,
+}
+AFTER_FIN = {  # rcv FIN / snd ACK (RFC 9293 3.10.7.4 eighth)
+    ESTABLISHED: CLOSE_WAIT,
+    FIN_WAIT_1: CLOSING,  # or TIME-WAIT when the segment also acknowledged our FIN (note 2)
+    FIN_WAIT_2: TIME_WAIT,
+}
+AFTER_ACK_OF_FIN = {  # rcv ACK of FIN (RFC 9293 3.10.7.4 fifth)
+    FIN_WAIT_1: FIN_WAIT_2,
+    CLOSING: TIME_WAIT,
+    LAST_ACK: CLOSED,
+}
+# States in which an idle connection is watched by keepalive probes (RFC 1122 4.2.3.6).
+KEEPALIVE_STATES = frozenset({ESTABLISHED, CLOSE_WAIT})
+# States that keep nothing running but, in TIME-WAIT, the 2*MSL timer (DESIGN.md rule 6).
+RELEASE_ALL_STATES = frozenset({CLOSED, TIME_WAIT})
+
+
+@dataclass(frozen=True, slots=True)
+class StateChanged:
+    """The event every state change emits (ustack.tcp.events re-exports it)."""
+
+    old: State
+    new: State
+    cause: str  # the segment (tcpdump-style), the user call or the timer that made the change
+
+
 class IllegalTransition(AssertionError):
     """A state change that is not in TRANSITIONS: always a bug in the core, never bad input."""
 
@@ -103,3 +139,31 @@ class IllegalTransition(AssertionError):
 def check_transition(old: State, new: State) -> None:
     if (old, new) not in TRANSITIONS:
         raise IllegalTransition(f"{old.value} -> {new.value} is not in ustack.tcp.state.TRANSITIONS")
+
+
+class StateMachine:
+    """The one state setter, shared by Connection and Listener: each has a `state` and an
+    `_events` list (or None before the first event), and may react to entering a state in
+    `_entered`."""
+
+    __slots__ = ()
+
+    def _set_state(self, new: State, cause: str) -> None:
+        """Change state: check the table, record the event, then let the owner react (release
+        what the new state no longer needs). The only assignment to `state` after creation."""
+        old = self.state
+        check_transition(old, new)
+        self.state = new
+        self._emit(StateChanged(old, new, cause))
+        self._entered(old, new)
+
+    def _emit(self, event) -> None:
+        """Record an event for the next events() call; the list is made by the first one."""
+        events = self._events
+        if events is None:
+            self._events = [event]
+        else:
+            events.append(event)
+
+    def _entered(self, old: State, new: State) -> None:
+        """What entering `new` releases or starts; nothing by default."""

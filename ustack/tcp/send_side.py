@@ -1,0 +1,360 @@
+"""The send side of a connection: the send sequence variables and all that hangs on them.
+
+RFC 9293 3.3.1 names the send sequence variables SND.UNA, SND.NXT, SND.WND, SND.UP, SND.WL1,
+SND.WL2 and ISS; a connection here keeps them, with SND.MAX (the highest sequence number sent: after
+a retransmission timeout SND.NXT goes back to SND.UNA and climbs again, RFC 6298 5.4), in one
+SendSide, read as `connection.snd.una`, `connection.snd.nxt`... Beside them: the send buffer,
+the retransmission bookkeeping (Karn's rule, the retransmission count, the loss-recovery state
+of RFC 5681, 6582 and 6675 and the SACK scoreboard) and what the output path has been asked to
+send next (a SYN, a fast retransmission, a probe).
+
+This object is the one owner of those facts: the rest of the connection reads the fields and
+changes them only through the methods below, each named after what happened. The policy (when
+to send, what an ACK means for congestion control) stays in output.py and acknowledgement.py;
+here is only the bookkeeping, so that each variable is assigned in one file.
+"""
+
+from __future__ import annotations
+
+from ustack.tcp.scoreboard import SackScoreboard
+from ustack.tcp.send_buffer import SendBuffer
+from ustack.tcp.seq import seq_add, seq_gt, seq_le, seq_lt
+from ustack.wire.tcp import SYN
+
+# What the output path has been asked to send at its next transmit() (bits of SendSide.requests).
+SEND_SYN = 1  # our SYN or SYN-ACK, first or again
+FAST_RETRANSMIT = 2  # the segment at SND.UNA (RFC 5681 3.2 step 3, RFC 6582 partial ACK)
+LIMITED_TRANSMIT = 4  # one new segment on a duplicate ACK (RFC 3042)
+WINDOW_PROBE = 8  # one byte past a zero window (RFC 9293 3.8.6.1)
+FORCE_SEND = 16  # the persist timer overrides sender SWS avoidance once (RFC 1122 4.2.3.4)
+KEEPALIVE_PROBE = 32  # SEQ = SND.UNA - 1, no data (RFC 1122 4.2.3.6)
+
+
+class SendSide:
+    """The send sequence space of one connection (RFC 9293 3.3.1, Figure 3)."""
+
+    __slots__ = (
+        "iss", "una", "nxt", "max", "wnd", "wl1", "wl2", "max_wnd", "up", "syn_acknowledged",
+        "buffer", "capacity", "fin_queued", "blocked", "requests",
+        "_scoreboard", "peer_sack_blocks", "duplicate_acks", "recover", "high_retransmitted",
+        "recovery_retransmissions", "limited_transmit_bytes",
+        "timed_seq", "timed_at", "syn_retransmitted", "last_send_time", "retransmit_count",
+        "probe_end", "persist_backoff", "retransmissions", "bytes_sent",
+    )  # fmt: skip
+
+    def __init__(self, iss: int, buffer_size: int):
+        self.iss = iss
+        self.una = iss  # SND.UNA: oldest unacknowledged sequence number
+        self.nxt = iss  # SND.NXT: next sequence number to send
+        self.max = iss  # SND.MAX: one past the highest sequence number sent
+        self.wnd = 0  # SND.WND, already scaled (RFC 7323 2.3)
+        self.wl1 = 0  # SND.WL1: SEG.SEQ of the segment that last updated the window
+        self.wl2 = iss  # SND.WL2: SEG.ACK of that segment
+        self.max_wnd = 0  # the largest window the peer offered (RFC 5961 5.2, 3.8.6.2.1)
+        self.up: int | None = None  # SND.UP, the urgent pointer of data we send (RFC 6093)
+        # Our SYN is acknowledged. Not "SND.UNA != ISS": SND.UNA comes round to ISS again after
+        # 2**32 - 1 bytes (RFC 9293 3.4: sequence numbers wrap).
+        self.syn_acknowledged = False
+        # Made by the first write (data_buffer): an idle connection holds none.
+        self.buffer: SendBuffer | None = None
+        self.capacity = buffer_size
+        self.fin_queued = False  # our FIN follows the last byte in the send buffer
+        self.blocked = False  # a write was cut short: report when space frees up
+        self.requests = 0  # SEND_SYN | FAST_RETRANSMIT | ...: what transmit() owes
+
+        # Loss recovery. The scoreboard is made when the peer first SACKs (most never need it).
+        self._scoreboard: SackScoreboard | None = None
+        self.peer_sack_blocks: tuple = ()  # the last SACK blocks, D-SACK removed
+        self.duplicate_acks = 0
+        # RFC 6582 "recover": SND.MAX when fast recovery began or a retransmission timeout fired.
+        self.recover = iss
+        self.high_retransmitted = iss  # RFC 6675 HighRxt: the end of the last retransmission
+        # [start, end, SND.NXT when sent] of each retransmission in this recovery (output.py).
+        self.recovery_retransmissions: list[list[int]] | tuple = ()  # a list once there is one
+        self.limited_transmit_bytes = 0  # sent by Limited Transmit beyond cwnd (RFC 3042)
+
+        # Retransmission bookkeeping.
+        self.timed_seq: int | None = None  # Karn's rule: the one segment being timed (RFC 6298 3)
+        self.timed_at = 0.0
+        self.syn_retransmitted = False
+        self.last_send_time = 0.0  # of data or FIN, for the restart after idle (RFC 5681 4.1)
+        self.retransmit_count = 0  # consecutive retransmission timeouts without progress
+        self.probe_end: int | None = None  # sequence number after an outstanding probe byte
+        self.persist_backoff = 0  # doublings of the persist interval (RFC 9293 3.8.6.1)
+
+        # Statistics (STATUS, RFC 9293 3.10.6).
+        self.retransmissions = 0
+        self.bytes_sent = 0
+
+    # ------------------------------------------------------------------ requests to transmit()
+    def data_buffer(self) -> SendBuffer:
+        """The send buffer, made by the first write. Its data starts at ISS + 1 (after our SYN),
+        where it would have started had it been made at the OPEN: until data is written no ACK
+        can move its start (only a FIN could, and nothing is written after a FIN)."""
+        buffer = self.buffer
+        if buffer is None:
+            buffer = self.buffer = SendBuffer(self.capacity, seq_add(self.iss, 1))
+        return buffer
+
+    @property
+    def end_seq(self) -> int:
+        """The sequence number after the last byte written (our FIN's, once queued)."""
+        buffer = self.buffer
+        return seq_add(self.iss, 1) if buffer is None else buffer.end_seq
+
+    @property
+    def queued(self) -> int:
+        """Bytes written and not yet acknowledged."""
+        buffer = self.buffer
+        return 0 if buffer is None else buffer.length
+
+    @property
+    def free_space(self) -> int:
+        buffer = self.buffer
+        return self.capacity if buffer is None else buffer.free_space
+
+    def request(self, what: int) -> None:
+        self.requests |= what
+
+    def take_request(self, what: int) -> bool:
+        """True once if `what` was requested: the output path is sending it now."""
+        if self.requests & what:
+            self.requests &= ~what
+            return True
+        return False
+
+    # ------------------------------------------------------------------ the application's side
+    def write(self, data: bytes, urgent: bool) -> int:
+        """SEND (RFC 9293 3.10.2): queue data; with `urgent`, its end becomes SND.UP (RFC 6093:
+        the pointer names the byte after the last urgent byte)."""
+        buffer = self.buffer or self.data_buffer()
+        accepted = buffer.write(data)
+        if accepted < len(data):
+            self.blocked = True
+        if urgent and accepted:
+            self.up = buffer.end_seq
+        return accepted
+
+    def queue_fin(self) -> None:
+        """CLOSE (RFC 9293 3.10.4): our FIN follows the data already queued."""
+        self.fin_queued = True
+
+    @property
+    def fin_acknowledged(self) -> bool:
+        """Our FIN is queued and the peer has acknowledged it (SND.UNA is one past the data)."""
+        return self.fin_queued and self.una == seq_add(self.end_seq, 1)
+
+    @property
+    def scoreboard(self) -> SackScoreboard:
+        scoreboard = self._scoreboard
+        if scoreboard is None:
+            scoreboard = self._scoreboard = SackScoreboard()
+        return scoreboard
+
+    @property
+    def has_sacked(self) -> bool:
+        """The scoreboard holds SACKed ranges above SND.UNA (RFC 6675)."""
+        return bool(self._scoreboard)
+
+    # ------------------------------------------------------------------ the peer's window
+    def take_window_from_syn(self, syn) -> None:
+        """The window of the peer's SYN (RFC 9293 3.10.7.2-3), never scaled (RFC 7323 2.2)."""
+        self.wnd = syn.window
+        self.max_wnd = syn.window
+        self.wl1 = syn.seq
+
+    def update_window(self, segment, shift: int) -> int | None:
+        """RFC 9293 3.10.7.4 fifth: take the window from the newest segment only (SND.WL1/WL2
+        keep an old, reordered segment from shrinking it). Returns the new window, or None when
+        the segment was too old to update it."""
+        seq = segment.seq
+        wl1 = self.wl1
+        if seq_lt(wl1, seq) or (wl1 == seq and seq_le(self.wl2, segment.ack)):
+            window = segment.window << shift
+            self.wnd = window
+            self.wl1 = seq
+            self.wl2 = segment.ack
+            if window > self.max_wnd:
+                self.max_wnd = window
+            return window
+        return None
+
+    # ------------------------------------------------------------------ the handshake
+    def syn_sent(self, now: float) -> bool:
+        """Our SYN or SYN-ACK went out. True the first time (then it is timed, RFC 6298 3)."""
+        self.requests &= ~SEND_SYN
+        iss = self.iss
+        if self.max == iss:
+            self.nxt = self.max = seq_add(iss, 1)
+            self.timed_seq, self.timed_at = iss, now
+            return True
+        self.retransmissions += 1
+        self.syn_retransmitted = True
+        self.timed_seq = None  # Karn
+        return False
+
+    def syn_acknowledged_by(self, segment, shift: int) -> None:
+        """The ACK of our SYN (RFC 9293 3.10.7.3, 3.10.7.4 fifth): SND.UNA moves past ISS and the
+        window is taken from this segment (unscaled if it carries a SYN, RFC 7323 2.2)."""
+        self.una = segment.ack
+        self.syn_acknowledged = True
+        self.retransmit_count = 0
+        window = segment.window if segment.flags & SYN else segment.window << shift
+        self.wnd = window
+        if window > self.max_wnd:
+            self.max_wnd = window
+        self.wl1 = segment.seq
+        self.wl2 = segment.ack
+
+    def restart_from_iss(self) -> None:
+        """Back to LISTEN (RFC 9293 3.10.7.4 note 1): nothing of the SYN-ACK's sending remains,
+        neither in flight nor in the next handshake's retransmission count."""
+        self.requests &= ~SEND_SYN
+        self.nxt = self.max = self.una = self.iss
+        self.retransmit_count = 0
+        self.syn_retransmitted = False
+        self.timed_seq = None
+
+    # ------------------------------------------------------------------ sending
+    def data_sent(self, seq: int, end: int, length: int, now: float, may_time: bool) -> None:
+        """Data and/or FIN from `seq` (SND.NXT) to `end` went out: advance SND.NXT (and
+        SND.MAX). `may_time`: without timestamps, a first transmission may be timed."""
+        self.last_send_time = now
+        self.nxt = end
+        if seq_lt(seq, self.max):
+            # Sent before: we went back after a timeout (RFC 6298 5.4).
+            self.retransmissions += 1
+            self.timed_seq = None  # Karn's rule (RFC 6298 3)
+            if seq_gt(end, self.max):
+                self.max = end
+        else:
+            self.max = end
+            self.bytes_sent += length
+            if self.timed_seq is None and may_time:
+                self.timed_seq, self.timed_at = seq, now
+
+    def retransmitted(self, after: int) -> None:
+        """Data before `after` was sent again without moving SND.NXT (fast retransmit, SACK
+        recovery)."""
+        self.retransmissions += 1
+        self.timed_seq = None  # Karn's rule (RFC 6298 3)
+        if seq_gt(after, self.high_retransmitted):
+            self.high_retransmitted = after
+
+    def recovery_retransmission(self, start: int, after: int) -> None:
+        """Remember a retransmission made in this recovery, with SND.NXT at the time (for
+        output._resend_lost_retransmissions)."""
+        entry = [start, after, self.nxt]
+        if self.recovery_retransmissions:
+            self.recovery_retransmissions.append(entry)
+        else:
+            self.recovery_retransmissions = [entry]
+
+    def resent_again(self, entry: list, start: int) -> None:
+        """A recovery retransmission was itself lost and went out again from `start`."""
+        entry[0], entry[2] = start, self.nxt
+
+    def keep_recovery_retransmissions(self, kept: list) -> None:
+        """Forget the recovery retransmissions acknowledged since (output.py decides which)."""
+        self.recovery_retransmissions = kept or ()
+
+    def limited_transmit_sent(self, beyond_cwnd: int) -> None:
+        """RFC 5681 3.2 step 2: what Limited Transmit sent beyond cwnd stays out of FlightSize."""
+        self.limited_transmit_bytes += beyond_cwnd
+
+    def probe_sent(self, end: int) -> None:
+        """A zero-window probe byte went out; an ACK up to `end` is acceptable (3.8.6.1)."""
+        self.probe_end = end
+
+    def persist_backed_off(self) -> None:
+        if self.persist_backoff < 16:
+            self.persist_backoff += 1
+
+    def persist_ended(self) -> None:
+        self.persist_backoff = 0
+
+    def go_back(self) -> None:
+        """Send again from SND.UNA (RFC 6298 5.4; RFC 1191 after a smaller MTU)."""
+        self.nxt = self.una
+
+    # ------------------------------------------------------------------ acknowledgements
+    def acknowledge(self, ack: int) -> int:
+        """SND.UNA < SEG.ACK =< SND.MAX (RFC 9293 3.10.7.4 fifth): release the acknowledged data
+        and move SND.UNA; returns the bytes released from the send buffer."""
+        buffer = self.buffer
+        released = 0
+        if buffer is not None:
+            data_end = buffer.end_seq
+            released = buffer.acknowledge(ack if seq_le(ack, data_end) else data_end)
+        self.una = ack
+        if seq_lt(self.nxt, ack):
+            self.nxt = ack
+            if seq_lt(self.max, ack):
+                self.max = ack  # the peer took our zero-window probe byte
+        self.probe_end = None
+        if self.up is not None and seq_le(self.up, ack):
+            self.up = None  # all urgent data is acknowledged
+        self.retransmit_count = 0  # RFC 6298 5.3: progress
+        return released
+
+    def space_reported(self) -> None:
+        """SendSpaceAvailable was reported after a cut-short write."""
+        self.blocked = False
+
+    def rtt_sample_taken(self) -> None:
+        self.timed_seq = None
+
+    def record_sack(self, blocks: tuple, update_scoreboard: bool) -> bool:
+        """The peer's SACK blocks, D-SACK removed (RFC 2018, RFC 6675 4 Update()). True if they
+        say something new."""
+        new_information = bool(blocks) and blocks != self.peer_sack_blocks
+        self.peer_sack_blocks = blocks
+        if blocks and update_scoreboard:
+            self.scoreboard.update(self.una, self.max, blocks)
+        return new_information
+
+    def duplicate_ack(self) -> int:
+        """One more duplicate ACK (RFC 5681 2); returns how many in a row."""
+        self.duplicate_acks += 1
+        return self.duplicate_acks
+
+    def duplicate_acks_ended(self) -> None:
+        self.duplicate_acks = 0
+
+    def limited_transmit_started(self) -> None:
+        """The first duplicate ACK: count Limited Transmit's extra bytes afresh (RFC 3042)."""
+        self.limited_transmit_bytes = 0
+
+    def enter_recovery(self) -> None:
+        """Fast recovery begins (RFC 5681 3.2 steps 2-3, RFC 6582 3.2 step 2, RFC 6675 5): remember
+        SND.MAX as "recover", resend the segment at SND.UNA."""
+        self.recover = self.max
+        self.limited_transmit_bytes = 0
+        self.high_retransmitted = self.una
+        self.recovery_retransmissions = ()
+        self.requests |= FAST_RETRANSMIT
+        self.timed_seq = None  # Karn
+
+    def forget_timing(self) -> None:
+        """What is in flight gives no RTT sample: it was not sent when we think (a SYN-ACK that
+        carried a SYN cookie left before this connection existed, syn_cookies.py)."""
+        self.timed_seq = None
+
+    # ------------------------------------------------------------------ timeouts
+    def retransmission_timeout(self) -> None:
+        """The retransmission timer expired (RFC 6298 5.4-5.6): one more try, nothing in flight
+        can be timed any more (Karn's rule)."""
+        self.retransmit_count += 1
+        self.timed_seq = None
+
+    def go_back_after_timeout(self) -> None:
+        """After a timeout with our SYN acknowledged: loss recovery starts over from SND.UNA.
+        RFC 6582 3.2 step 4 (and RFC 6675 5.1) set "recover" to SND.MAX; the peer may have
+        dropped data it SACKed (reneging), so the scoreboard is forgotten (RFC 2018 8); RFC 6298
+        5.4 retransmits the earliest unacknowledged segment, and the rest follows as the (now
+        small) congestion window allows."""
+        self.duplicate_acks = 0
+        self.recover = self.max
+        self._scoreboard = None
+        self.recovery_retransmissions = ()
+        self.nxt = self.una

@@ -1,0 +1,130 @@
+"""The connection's timers: one deadline per kind of timer, kept in one place.
+
+A timer is a deadline in virtual seconds, or None when it is not armed. There is no clock here
+(DESIGN.md rules 1 and 6): the connection arms and cancels, `next_deadline()` tells the stack
+when to call `Connection.on_timer(now)`, and `due(kind, now)` says which timers have expired.
+What each expiry does is the connection's business (timers.py); this object only keeps time.
+
+The kinds, each with the rule that arms it:
+
+- RETRANSMIT   RFC 6298 5: our SYN, SYN-ACK, data or FIN went unacknowledged for one RTO
+- DELAYED_ACK  RFC 9293 3.8.6.3: an ACK we held back in the hope of piggybacking it
+- PERSIST      RFC 9293 3.8.6.1: probe a zero window (or force out a small segment)
+- KEEPALIVE    RFC 1122 4.2.3.6: an idle connection checks the peer is still there
+- TIME_WAIT    RFC 9293 3.4.2: 2*MSL in TIME-WAIT before the connection is forgotten
+- CONNECT      RFC 1122 4.2.3.5: an active open abandoned after TcpConfig.connect_timeout
+- FIN_WAIT_2   after close(), stop waiting for a peer's FIN that never comes (as Linux does)
+"""
+
+from __future__ import annotations
+
+import enum
+
+
+class Timer(enum.IntEnum):
+    """The kinds of timer, numbered so that each indexes one slot of a TimerSet."""
+
+    RETRANSMIT = 0
+    DELAYED_ACK = 1
+    PERSIST = 2
+    KEEPALIVE = 3
+    TIME_WAIT = 4
+    CONNECT = 5
+    FIN_WAIT_2 = 6
+
+    @property
+    def label(self) -> str:
+        """The timer's name in snapshots and `ss -i`-style output: "retransmit", "time_wait"..."""
+        return self.name.lower()
+
+
+# The kinds as module constants, for the connection's hot paths: reading a global is an order of
+# magnitude cheaper than an enum member lookup (Timer.RETRANSMIT) in CPython 3.11.
+RETRANSMIT_TIMER = Timer.RETRANSMIT
+DELAYED_ACK_TIMER = Timer.DELAYED_ACK
+PERSIST_TIMER = Timer.PERSIST
+KEEPALIVE_TIMER = Timer.KEEPALIVE
+TIME_WAIT_TIMER = Timer.TIME_WAIT
+CONNECT_TIMER = Timer.CONNECT
+FIN_WAIT_2_TIMER = Timer.FIN_WAIT_2
+
+_KINDS = tuple(Timer)
+_COUNT = len(_KINDS)
+_LABELS = tuple(kind.label for kind in _KINDS)
+
+
+class TimerSet:
+    """Every timer of one connection. The only place a deadline is stored or changed.
+
+    The deadlines live in one list indexed by Timer, created when a timer is armed and dropped
+    when the last one is cancelled: an idle established connection without keepalive has none
+    armed and pays for no list."""
+
+    __slots__ = ("_deadlines",)
+
+    def __init__(self) -> None:
+        self._deadlines: list[float | None] | None = None
+
+    def deadline(self, kind: Timer) -> float | None:
+        """When `kind` expires, or None when it is not armed."""
+        deadlines = self._deadlines
+        return None if deadlines is None else deadlines[kind]
+
+    def is_armed(self, kind: Timer) -> bool:
+        deadlines = self._deadlines
+        return deadlines is not None and deadlines[kind] is not None
+
+    def due(self, kind: Timer, now: float) -> bool:
+        """`kind` is armed and its deadline is at or before `now`."""
+        deadlines = self._deadlines
+        if deadlines is None:
+            return False
+        deadline = deadlines[kind]
+        return deadline is not None and now >= deadline
+
+    def arm(self, kind: Timer, deadline: float) -> None:
+        """Set (or move) the deadline of `kind`."""
+        deadlines = self._deadlines
+        if deadlines is None:
+            deadlines = self._deadlines = [None] * _COUNT
+        deadlines[kind] = deadline
+
+    def arm_unless_armed(self, kind: Timer, deadline: float) -> None:
+        """Start `kind` if it is not running (RFC 6298 5.1: a running retransmission timer is
+        not restarted by sending more)."""
+        deadlines = self._deadlines
+        if deadlines is None:
+            deadlines = self._deadlines = [None] * _COUNT
+        if deadlines[kind] is None:
+            deadlines[kind] = deadline
+
+    def cancel(self, kind: Timer) -> bool:
+        """Stop `kind`; True if it was armed."""
+        deadlines = self._deadlines
+        if deadlines is None or deadlines[kind] is None:
+            return False
+        deadlines[kind] = None
+        if deadlines.count(None) == _COUNT:
+            self._deadlines = None  # an idle connection keeps no list
+        return True
+
+    def cancel_all(self) -> None:
+        self._deadlines = None
+
+    def next_deadline(self) -> float | None:
+        """The earliest armed deadline, or None when nothing will happen without input."""
+        deadlines = self._deadlines
+        if deadlines is None:
+            return None
+        earliest = None
+        for deadline in deadlines:
+            if deadline is not None and (earliest is None or deadline < earliest):
+                earliest = deadline
+        return earliest
+
+    def armed(self) -> dict[str, float]:
+        """The armed timers by label, with their deadlines (for snapshots)."""
+        deadlines = self._deadlines
+        if deadlines is None:
+            return {}
+        return {label: deadline for label, deadline in zip(_LABELS, deadlines) if deadline is not None}
