@@ -282,3 +282,19 @@ def test_time_wait_and_a_clean_close_over_ipv6():
     client.transmit(deadline)
     assert not client.connections  # forgotten after 2 MSL, flow label and all
     assert not client._flow_labels
+
+
+def test_syn_cookies_over_ipv6_come_back_to_the_ipv6_address():
+    # A dual-stack listener answering every SYN with a cookie keeps nothing: the returning ACK
+    # must rebuild the connection on the address and MSS of the family it came on.
+    client = host(CLIENT4, CLIENT6, port_seed=2)
+    server = Stack(SERVER4, TcpConfig(syncookies="always"), address6=SERVER6, isn_generator=IsnGenerator(secret=SECRET))
+    listener = server.listen(80)
+    log: list[bytes] = []
+    connection = client.connect(SERVER6, 80, 0.0)
+    exchange(client, server, 0.0, log)
+    assert connection.state is State.ESTABLISHED
+    [syn_ack] = [parse_packet(packet) for packet in log if parse_packet(packet).tcp.flags == SYN | ACK]
+    assert syn_ack.ip.src == SERVER6 and syn_ack.tcp.options.mss == 1440
+    accepted = listener.accept()
+    assert accepted.local_address == SERVER6 and listener.counters["syncookies_validated"] == 1
