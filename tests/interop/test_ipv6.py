@@ -148,3 +148,12 @@ def test_ipv6_only_and_ipv4_only(ustack_serve):
     only4 = ustack_serve("--echo", "--no-ipv6")
     assert only4.inside("ping", "-6", "-c", "1", "-W", "1", USTACK_ADDRESS6).returncode != 0
     assert only4.inside("ping", "-4", "-c", "1", "-W", "5", "10.77.0.2").returncode == 0
+
+
+def test_curl_6_download_survives_five_percent_loss_both_ways(ustack_serve, site):
+    data = os.urandom(1024 * 1024)
+    (site / "data.bin").write_bytes(data)
+    serve = ustack_serve("--http", str(site), "--loss", "0.05", "--seed", "11")
+    fetched = serve.inside("curl", "-6", "-sS", "--fail", "--max-time", "50", f"{URL}/data.bin", text=False)
+    assert fetched.returncode == 0, fetched.stderr
+    assert hashlib.sha256(fetched.stdout).digest() == hashlib.sha256(data).digest()
