@@ -350,6 +350,10 @@ class Stack:
         elif message_type == icmpv6.DESTINATION_UNREACHABLE:
             code = ICMPV6_UNREACHABLE_AS_ICMP.get(message.code, 1)  # unknown codes: a soft error
             connection.on_icmp_unreachable(code, None, quoted.seq, now)
+        elif message_type == icmpv6.PARAMETER_PROBLEM and message.code == icmpv6.UNRECOGNIZED_NEXT_HEADER:
+            # RFC 4443 3.4 code 1 is how IPv6 says "protocol unreachable" (ICMP's code 2): the
+            # other end has no TCP, a hard error like IPv4's (RFC 9293 3.9.2.2).
+            connection.on_icmp_unreachable(2, None, quoted.seq, now)
         else:
             connection.on_icmp_soft_error(ICMPV6_SOFT_ERRORS_AS_ICMP[message_type], message.code, quoted.seq, now)
         self._touch(connection)

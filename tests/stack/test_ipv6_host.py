@@ -197,11 +197,15 @@ def test_packet_too_big_never_takes_the_path_below_1280():
     assert client.drops["icmp6_packet_too_big_below_minimum"] == 1
 
 
-def test_port_unreachable_refuses_a_connection_being_opened():
+@pytest.mark.parametrize(("message_type", "code"), [
+    (icmpv6.DESTINATION_UNREACHABLE, icmpv6.PORT_UNREACHABLE),
+    (icmpv6.PARAMETER_PROBLEM, icmpv6.UNRECOGNIZED_NEXT_HEADER),  # IPv6's "protocol unreachable"
+])  # fmt: skip
+def test_hard_errors_refuse_a_connection_being_opened(message_type, code):
     client = host(CLIENT4, CLIENT6, port_seed=2)
     connection = client.connect(SERVER6, 80, 0.0)
     [syn] = client.transmit(0.0)
-    client.receive(icmp6_error(icmpv6.DESTINATION_UNREACHABLE, icmpv6.PORT_UNREACHABLE, parse_packet(syn)), 0.1)
+    client.receive(icmp6_error(message_type, code, parse_packet(syn)), 0.1)
     assert connection.state is State.CLOSED and connection.error is TcpError.REFUSED
 
 

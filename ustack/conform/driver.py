@@ -72,7 +72,9 @@ from ustack.tcp.connection import Connection
 from ustack.tcp.isn import IsnGenerator
 from ustack.tcp.listener import Listener
 from ustack.tcp.state import CLOSED, LISTEN, TIME_WAIT
-from ustack.wire import IcmpMessage, TcpSegment, WireError, build_icmp_packet, build_tcp_packet, parse_packet
+from ustack.wire import (
+    IcmpMessage, Icmpv6Message, TcpSegment, WireError, build_icmp6_packet, build_icmp_packet, build_tcp_packet, parse_packet,
+)
 from ustack.wire.ipv4 import IPV4_HEADER_LENGTH, address_value
 from ustack.wire.ipv6 import address6_value
 from ustack.wire.tcp import ACK, RST
@@ -117,6 +119,14 @@ ICMP_UNREACHABLE_CODES = {
 
 # packetdrill's names of ICMP error types -> their ICMP type (RFC 792).
 ICMP_TYPES = {"unreachable": 3, "source_quench": 4, "redirect": 5, "time_exceeded": 11, "parameter_problem": 12}
+# packetdrill's ICMPv6 names (RFC 4443 2.1, 3.1, 3.3, 3.4): type name -> (type, {code name: code}).
+ICMPV6_CODES = {
+    "unreachable": (1, {"no_route": 0, "admin_prohibited": 1, "not_neighbour": 2, "address_unreachable": 3,
+                        "port_unreachable": 4}),
+    "packet_too_big": (2, {}),
+    "time_exceeded": (3, {"exceeded_hop_limit": 0, "exceeded_frag_time": 1}),
+    "parameter_problem": (4, {"header_field": 0, "unknown_next_header": 1, "unknown_option": 2}),
+}
 
 
 class ScriptFailed(Exception):
@@ -400,7 +410,8 @@ class Driver:
         792), for the host to hand to the connection or drop for a named reason."""
         icmp = event.icmp
         if self.ipv6:
-            raise Unsupported("icmpv6", f"line {event.line}: ICMPv6 errors are not injected by the driver yet")
+            self._inject_icmp6(event, port, numbers)
+            return
         if icmp.type not in ICMP_TYPES or icmp.echoed_start is None:
             self.warnings.append(f"line {event.line}: ICMP {icmp.type} not sent: no such error type or no quoted segment")
             return
@@ -416,6 +427,25 @@ class Driver:
         self.stack.receive(build_icmp_packet(REMOTE_ADDRESS, LOCAL_ADDRESS, message), self.now)
         for reason in self.stack.drops - drops_before:
             self.warnings.append(f"line {event.line}: ICMP {icmp.type} dropped by the host: {reason}")
+
+    def _inject_icmp6(self, event: PacketEvent, port: int, numbers: SequenceMap) -> None:
+        """The same over IPv6: an ICMPv6 error (RFC 4443) quoting our segment's IPv6 and TCP headers."""
+        icmp = event.icmp
+        codes = ICMPV6_CODES.get(icmp.type)
+        if codes is None or icmp.echoed_start is None:
+            self.warnings.append(f"line {event.line}: ICMPv6 {icmp.type} not sent: no such error type or no quoted segment")
+            return
+        message_type, names = codes
+        code = names.get(icmp.code, 0) if icmp.code else 0
+        if icmp.code and icmp.code not in names:
+            raise Unsupported("icmp code", f"unknown ICMPv6 {icmp.type} code {icmp.code!r}")
+        quoted = TcpSegment(port, REMOTE_PORT, numbers.local_to_live(icmp.echoed_start), 0, ACK, 0)
+        quoted_bytes = build_tcp_packet(self.local_address, self.remote_address, quoted)
+        message = Icmpv6Message(message_type, code, mtu=icmp.mtu or 0, payload=quoted_bytes)
+        drops_before = Counter(self.stack.drops)
+        self.stack.receive(build_icmp6_packet(self.remote_address, self.local_address, message), self.now)
+        for reason in self.stack.drops - drops_before:
+            self.warnings.append(f"line {event.line}: ICMPv6 {icmp.type} dropped by the host: {reason}")
 
     # -- system calls, shell, code -----------------------------------------------------------------
 

@@ -395,6 +395,13 @@ FREEBSD_DEVIATIONS = {
         "on which TCP MUST NOT abort the connection (MUST-56); FreeBSD ends a connecting socket "
         "with EHOSTUNREACH (the establishment-time habit RFC 5461 section 4 describes)"
     ),
+    "rcv-icmp/rcv-icmp-hard-error-ignored-ipv6.pkt": (
+        "FreeBSD-specific, beyond RFC 9293 3.7.1 (the MSS option tells what we can receive), RFC 8201 and "
+        "RFC 5927 7.2: after a Packet Too Big (MTU 1300) quoting "
+        "our SYN, FreeBSD's host cache announces MSS 1240 on the retransmitted SYN; ustack ignores "
+        "path MTU messages about a SYN (at most 80 bytes, far below any IPv6 MTU, so the message is "
+        "bogus or stale), keeps MSS 1440 and lets the peer's MSS and later messages settle the path"
+    ),
     "snippets/closed-via-last-ack-ipv4.pkt": _OLD_ACK + ", which acknowledges our FIN and closes LAST-ACK",
     "snippets/time-wait-via-closing-ipv4.pkt": _OLD_ACK + ", which acknowledges our FIN and turns CLOSING into TIME-WAIT",
     "state-event-engine/rcv-ack-time-wait/rcv-ack-time-wait-using-shutdown-middle-ipv4.pkt": (
@@ -413,9 +420,9 @@ FREEBSD_DEVIATIONS = {
 
 def freebsd_deviation(path: str) -> str | None:
     """Why the script at `path` fails by design (FREEBSD_DEVIATIONS), or None."""
-    normalized = _same_script_as_ipv4(path)
+    normalized, twin = path.replace("\\", "/"), _same_script_as_ipv4(path)
     for suffix, reason in FREEBSD_DEVIATIONS.items():
-        if normalized.endswith(suffix):
+        if normalized.endswith(suffix) or twin.endswith(suffix):
             return reason
     return None
 
