@@ -119,6 +119,9 @@ def stack_statistics(stack: Any, runtime: Any = None) -> dict:
     reassembly = getattr(stack, "reassembly", None)
     if reassembly is not None:
         statistics["reassembly"] = reassembly.statistics()
+    reassembly6 = getattr(stack, "reassembly6", None)  # IPv6's fragments, held apart (RFC 8200 4.5)
+    if reassembly6 is not None:
+        statistics["reassembly6"] = reassembly6.statistics()
     if runtime is not None and isinstance(getattr(runtime, "counters", None), dict):
         statistics["runtime"] = dict(runtime.counters)
     return statistics

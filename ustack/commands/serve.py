@@ -177,6 +177,8 @@ async def _serve(args, network: UstackNetwork, ladders=None, output: ServeOutput
             for name, _, _, how in services:
                 print(f"{name:<7}: {network.how_to_run(how)}")
             print(f"{'ping':<7}: {network.how_to_run(f'ping {address}')}")
+            if not args.no_ipv4 and not args.no_ipv6:
+                print(f"{'ping6':<7}: {network.how_to_run(f'ping -6 {args.addr6}')}")
             print(f"{'ss':<7}: ustack ss")
             print(f"{READY_LINE} (pid {os.getpid()}; Ctrl-C to stop)", flush=True)
             await stop.wait()
