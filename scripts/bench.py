@@ -56,7 +56,7 @@ import asyncio, sys
 from ustack.apps import HttpFileServer, handle_echo
 
 async def main():
-    await asyncio.start_server(HttpFileServer(sys.argv[1]), "0.0.0.0", 80, backlog=1024)
+    await asyncio.start_server(HttpFileServer(sys.argv[1], allow_upload=True), "0.0.0.0", 80, backlog=1024)
     await asyncio.start_server(handle_echo, "0.0.0.0", 7, backlog=1024)
     print("ready", flush=True)
     await asyncio.Event().wait()
@@ -335,7 +335,7 @@ def run(args, work: Path, spaces: list[Namespace]) -> list[tuple[str, str, str, 
     # serve adds its TUN device there.
     environment = {**os.environ, "USTACK_RUN_DIR": str(work)}
     serve_command = [sys.executable, "-m", "ustack", "serve", "--netns", ustack_space.name, "--http", str(site),
-                     "--echo"]
+                     "--allow-upload", "--echo"]
     ustack = Server(serve_command, environment)
     profiler = Profiler(Path(args.profile), ustack.process.pid) if args.profile else None
     kernel_app = Server(server_space.command([sys.executable, "-c", KERNEL_APP_SERVER, str(site)]))

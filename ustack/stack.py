@@ -21,6 +21,7 @@ Lookup order for an arriving TCP segment follows RFC 9293 3.10.7: a connection t
 from __future__ import annotations
 
 import heapq
+import ipaddress
 import random
 from collections import Counter
 from typing import Iterable, NamedTuple
@@ -85,6 +86,28 @@ Address = int | bytes  # IPv4 as an int, IPv6 as 16 bytes
 ConnectionKey = tuple[Address, int, Address, int]  # (local address, local port, remote address, remote port)
 
 
+def host_address(address: object) -> int | bytes:
+    """The address a Stack takes, as `ipaddress` reads it ('10.77.0.2', 'fd00:77::2', an
+    IPv4Address or IPv6Address, an int, 16 bytes), as the core compares it with packet headers: an
+    int for IPv4, 16 bytes for IPv6. A value that is no address, or that no host can have (RFC 1122
+    3.2.1.3: "this network", loopback, multicast, reserved; RFC 4291: ::, ::1, multicast,
+    IPv4-mapped), raises ValueError naming it."""
+    if isinstance(address, bool):  # an int to ipaddress, but surely a mistake
+        raise ValueError(f"{address!r} is not an IP address")
+    try:
+        parsed = ipaddress.ip_address(address)  # type: ignore[arg-type]
+    except ValueError:
+        raise ValueError(f"{address!r} is not an IP address") from None
+    if parsed.version == 6:
+        packed = parsed.packed
+        if packed[0] == 0xFF or packed in (UNSPECIFIED6, LOOPBACK6) or packed[:12] == IPV4_MAPPED_PREFIX:
+            raise ValueError(f"{address!r} cannot be a host's address (RFC 4291)")
+        return packed
+    if int(parsed) >> 24 in INVALID_SOURCE_FIRST_OCTETS or parsed == ipaddress.IPv4Address("255.255.255.255"):
+        raise ValueError(f"{address!r} cannot be a host's address (RFC 1122 3.2.1.3)")
+    return int(parsed)
+
+
 class StackError(Exception):
     """A user call the stack cannot honour; `errno` says which socket error it would be."""
 
@@ -110,10 +133,10 @@ class Stack:
 
     def __init__(
         self,
-        address: int | None,
+        address: int | str | ipaddress.IPv4Address | None,
         config: TcpConfig | None = None,
         *,
-        address6: bytes | None = None,
+        address6: bytes | str | ipaddress.IPv6Address | None = None,
         mtu: int = 1500,
         isn_generator: IsnGenerator | None = None,
         port_seed: int | None = None,
@@ -122,10 +145,10 @@ class Stack:
     ) -> None:
         if address is None and address6 is None:
             raise ValueError("a stack needs an IPv4 address, an IPv6 address or both")
-        if address6 is not None and (type(address6) is not bytes or len(address6) != 16):
-            raise ValueError("an IPv6 address is 16 bytes (ustack.wire.ipv6.address6_value)")
-        self.address = address
-        self.address6 = address6
+        self.address = None if address is None else host_address(address)
+        self.address6 = None if address6 is None else host_address(address6)
+        if type(self.address) is bytes or (address6 is not None and type(self.address6) is not bytes):
+            raise ValueError("the IPv4 address goes in `address`, the IPv6 address in `address6`")
         self.mtu = mtu
         # Our MSS follows from the MTU (RFC 9293 3.7.1): the MTU less the IP and TCP headers, so
         # one per family (IPv6's header is 40 bytes: MSS = MTU - 60).

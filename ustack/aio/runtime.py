@@ -34,7 +34,9 @@ from ..tcp.events import ConnectionSnapshot
 from ..tcp.state import State
 from ..wire.ipv4 import address_text, address_value
 from ..wire.ipv6 import address6_value
+from .registry import register, unregister, default_program
 from .errors import os_error
+from .options import client_options, server_options
 from .server import Server
 from .transport import FINISHED_STATES, TcpTransport
 
@@ -52,9 +54,21 @@ Observer = Callable[[float, str, Any], None]
 
 
 class AsyncStack:
-    def __init__(self, stack: Stack, link: Any, *, max_batch: int = MAX_BATCH) -> None:
+    """A ustack Stack driven by the running asyncio loop, with asyncio's server and connection API.
+
+        async with AsyncStack(Stack("10.77.0.2"), link) as astack:
+            server = await astack.start_server(handle, port=7)
+
+    Unless `control=False`, a started AsyncStack registers with this process's control socket,
+    so `ustack ss` and `ustack stats` show it under `program` (default: "python SCRIPT").
+    To build the TUN device and namespace too, use `ustack.aio.open_tun_stack`."""
+
+    def __init__(self, stack: Stack, link: Any, *, max_batch: int = MAX_BATCH, control: bool = True,
+                 program: str | None = None) -> None:
         self.stack = stack
         self.link = link
+        self.control = control
+        self.program = program or default_program()
         self.max_batch = max_batch
         self.loop: asyncio.AbstractEventLoop | None = None
         self._transports: dict[Any, TcpTransport] = {}  # core Connection -> its transport
@@ -84,6 +98,8 @@ class AsyncStack:
         self.loop.add_reader(self._fd, self._on_readable)
         self._started = True
         self._round(self.loop.time())
+        if self.control:
+            await register(self)
         return self
 
     async def close(self, grace: float = 0.0) -> None:
@@ -98,6 +114,8 @@ class AsyncStack:
         if self._closed or not self._started:
             self._closed = True
             return
+        if self.control:
+            await unregister(self)
         for server in list(self._servers):
             server.close()
         if grace > 0:
@@ -142,16 +160,24 @@ class AsyncStack:
     async def create_connection(
         self,
         protocol_factory: Callable[[], asyncio.BaseProtocol],
-        host: str,
-        port: int,
+        host: str | None = None,
+        port: int | None = None,
         *,
         local_port: int | None = None,
         config: TcpConfig | None = None,
+        **options: Any,
     ) -> tuple[TcpTransport, asyncio.BaseProtocol]:
-        """Active open (RFC 9293 3.10.1). Raises ConnectionRefusedError when an RST answers the
-        SYN, TimeoutError when the SYN retries run out. `config` replaces the stack's TcpConfig
-        for this connection (what socket options do)."""
+        """Active open (RFC 9293 3.10.1), like loop.create_connection. Raises
+        ConnectionRefusedError when an RST answers the SYN, TimeoutError when the SYN retries run
+        out. `config` replaces the stack's TcpConfig for this connection (what socket options do).
+
+        The standard keyword arguments are taken (`ssl=None`, `family`, `proto`, `flags`,
+        `local_addr=(host, port)`, `happy_eyeballs_delay`, `interleave`, `all_errors`, ...); those
+        ustack cannot honour (`ssl`, `sock`, another family) raise ValueError saying so."""
         self._require_running()
+        local_port = client_options(options, self.stack.address, local_port)
+        if host is None or port is None:
+            raise ValueError("host and port are needed (ustack has no sock= to connect instead)")
         remote = _parse_address(host)
         _check_port(port)
         try:
@@ -171,39 +197,56 @@ class AsyncStack:
         return transport, protocol
 
     async def open_connection(
-        self, host: str, port: int, *, local_port: int | None = None, limit: int = 2**16, config: TcpConfig | None = None
+        self, host: str | None = None, port: int | None = None, *, limit: int = 2**16, **options: Any
     ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-        """Like asyncio.open_connection, over ustack."""
+        """Like asyncio.open_connection, over ustack (the keywords of create_connection)."""
         loop = self._require_running()
         reader = asyncio.StreamReader(limit=limit, loop=loop)
         protocol = asyncio.StreamReaderProtocol(reader, loop=loop)
-        transport, _ = await self.create_connection(lambda: protocol, host, port, local_port=local_port, config=config)
+        transport, _ = await self.create_connection(lambda: protocol, host, port, **options)
         writer = asyncio.StreamWriter(transport, protocol, reader, loop)
         return reader, writer
 
     async def create_server(
         self,
         protocol_factory: Callable[[], asyncio.BaseProtocol],
-        host: str | None = None,
-        port: int = 0,
+        host: str | list[str] | None = None,
+        port: int | None = None,
         *,
-        backlog: int = 128,
+        backlog: int = 100,
+        start_serving: bool = True,
+        reuse_address: bool | None = None,
         config: TcpConfig | None = None,
+        **options: Any,
     ) -> Server:
-        """Passive open: a listener; every accepted connection gets protocol_factory()."""
+        """Passive open, like loop.create_server: a listener; every accepted connection gets
+        protocol_factory(). Port 0 or None picks a free port (read it from
+        `server.sockets[0].getsockname()`). With `start_serving=False` the port is reserved but
+        nothing is accepted until `await server.start_serving()` (or `serve_forever()`).
+
+        `reuse_address` is accepted and has nothing to do: a ustack listener can always take a
+        port whose old connections are in TIME-WAIT. `keep_alive=True` turns keep-alive on.
+        `ssl`, `sock`, `reuse_port` and other families raise ValueError."""
         self._require_running()
-        # "::" (or no host) is every address of both families, like a dual-stack socket.
-        address = 0 if host in (None, "", "0.0.0.0", "::") else _parse_address(host)
-        if address not in (0, self.stack.address, self.stack.address6):
-            raise os_error(errno.EADDRNOTAVAIL, f"{host} is not this stack's address ({address_text(self.stack.address)})")
-        if port == 0:
-            port = self._free_listening_port()
+        config = server_options(options, config, self.stack.config)
+        address = self._listening_address(host)
+        if port is None or port == 0:
+            port = self.free_listening_port()
         _check_port(port)
-        try:
-            listener = self.stack.listen(port, address=address, backlog=backlog, config=config)
-        except StackError as error:
-            raise os_error(error.errno, str(error)) from None
-        server = Server(self, listener, protocol_factory, port)
+        if (0, port) in self.stack.listeners or (address, port) in self.stack.listeners or any(
+            server.port == port and not server.is_serving() for server in self._servers
+        ):
+            raise os_error(errno.EADDRINUSE, f"port {port} is already listened on")
+
+        def listen() -> Any:
+            try:
+                return self.stack.listen(port, address=address, backlog=backlog, config=config)
+            except StackError as error:
+                raise os_error(error.errno, str(error)) from None
+
+        server = Server(self, listen, protocol_factory, (address_text(address), port))
+        if start_serving:
+            server._start()
         self._servers.append(server)
         return server
 
@@ -211,14 +254,13 @@ class AsyncStack:
         self,
         client_connected_cb: Callable[[asyncio.StreamReader, asyncio.StreamWriter], Any],
         host: str | None = None,
-        port: int = 0,
+        port: int | None = None,
         *,
-        backlog: int = 128,
         limit: int = 2**16,
-        config: TcpConfig | None = None,
+        **options: Any,
     ) -> Server:
         """Like asyncio.start_server: client_connected_cb(reader, writer) per connection (a
-        coroutine function runs as a task)."""
+        coroutine function runs as a task); the keywords of create_server."""
         loop = self._require_running()
 
         def start_client(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -237,7 +279,18 @@ class AsyncStack:
             reader = asyncio.StreamReader(limit=limit, loop=loop)
             return asyncio.StreamReaderProtocol(reader, start_client, loop=loop)
 
-        return await self.create_server(factory, host, port, backlog=backlog, config=config)
+        return await self.create_server(factory, host, port, **options)
+
+    def _listening_address(self, host: str | list[str] | None) -> int | bytes:
+        """0 (any of ours, both families: "::" too, like a dual-stack socket) or one of this
+        stack's addresses, from create_server's `host`."""
+        hosts = [host] if host is None or isinstance(host, str) else list(host)
+        addresses = {0 if item in (None, "", "0.0.0.0", "::") else _parse_address(item) for item in hosts}
+        for address in addresses:
+            if address not in (0, self.stack.address, self.stack.address6):
+                raise os_error(errno.EADDRNOTAVAIL,
+                               f"{address_text(address)} is not this stack's address ({address_text(self.stack.address)})")
+        return 0 if 0 in addresses or len(addresses) != 1 else addresses.pop()
 
     # ------------------------------------------------------------------------------------------
     # Looking in
@@ -292,9 +345,11 @@ class AsyncStack:
     def register(self, transport: TcpTransport) -> None:
         self._transports[transport._connection] = transport
 
-    def remove_server(self, server: Server) -> None:
+    def remove_server(self, server: Server, was_listening: bool) -> None:
         if server in self._servers:
             self._servers.remove(server)
+        if not was_listening:
+            return
         self.stack.close_listener(server.listener, self.loop.time())
         self._poked = True  # the resets of the connections nobody accepted go out in the next round
         self.request_round()
@@ -446,10 +501,12 @@ class AsyncStack:
             raise RuntimeError("AsyncStack is not running: await astack.start() first")
         return self.loop
 
-    def _free_listening_port(self) -> int:
+    def free_listening_port(self) -> int:
+        """A port no listener, server (also one not serving yet) or connection of ours uses."""
         from ..stack import EPHEMERAL_PORTS
 
-        taken = {port for (_, port) in self.stack.listeners}
+        taken = {port for (_, port) in self.stack.listeners} | {server.port for server in self._servers}
+        taken |= {connection.local_port for connection in self.stack.all_connections()}
         for port in EPHEMERAL_PORTS:
             if port not in taken:
                 return port

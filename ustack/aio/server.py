@@ -1,6 +1,11 @@
 """Server: what start_server / create_server return, shaped like asyncio.Server.
 
-It owns one core Listener. After every round the runtime asks the listener for connections that
+As with asyncio: `sockets` lists one socket-like object per listening address (so
+`server.sockets[0].getsockname()` gives the port), `start_serving=False` makes a server that
+listens only once `start_serving()` or `serve_forever()` is awaited, `is_serving()` says whether it
+listens, `close()` then `wait_closed()` ends it, and `async with server:` does both.
+
+While serving it owns one core Listener. After every round the runtime asks the listener for connections that
 completed the three-way handshake (`listener.accept()`) and hands each one to `_accept`, which
 wraps it in a TcpTransport with a fresh protocol from the factory.
 """
@@ -8,19 +13,47 @@ wraps it in a TcpTransport with a fresh protocol from the factory.
 from __future__ import annotations
 
 import asyncio
+import socket
 from typing import Any, Callable
 
 from .transport import Runtime, TcpTransport
 
 
+class ServerSocket:
+    """What `Server.sockets` holds: the listening address, read like a socket's (ustack has no
+    kernel socket, so there is no file descriptor: fileno() is -1, as for a closed socket)."""
+
+    family = socket.AF_INET
+    type = socket.SOCK_STREAM
+    proto = socket.IPPROTO_TCP
+
+    def __init__(self, address: tuple[str, int]) -> None:
+        self._address = address
+
+    def getsockname(self) -> tuple[str, int]:
+        return self._address
+
+    def fileno(self) -> int:
+        return -1
+
+    def __repr__(self) -> str:
+        return f"<ustack ServerSocket laddr={self._address}>"
+
+
 class Server:
-    def __init__(self, runtime: Runtime, listener: Any, protocol_factory: Callable[[], asyncio.BaseProtocol], port: int) -> None:
+    """A listening TCP server on a ustack AsyncStack, shaped like asyncio.Server."""
+
+    def __init__(self, runtime: Runtime, listen: Callable[[], Any], protocol_factory: Callable[[], asyncio.BaseProtocol],
+                 address: tuple[str, int]) -> None:
         self._runtime = runtime
         self._loop = runtime.loop
-        self.listener = listener
-        self.port = port
+        self._listen = listen  # makes the core Listener (Stack.listen); called by start_serving
+        self.listener: Any = None
+        self.address = address  # (host, port) as listened on; host "0.0.0.0" for any
+        self.port = address[1]
         self._protocol_factory = protocol_factory
-        self._serving = True
+        self._serving = False
+        self._ended = False  # close() was called
         self._transports: dict[TcpTransport, None] = {}  # accepted and not yet lost
         self._closed = self._loop.create_future()  # done once closed and every client is gone
         self._serve_forever_future: asyncio.Future | None = None
@@ -30,30 +63,41 @@ class Server:
         self.admission: Callable[[], bool] | None = None
 
     def __repr__(self) -> str:
-        return f"<ustack Server port {self.port} {'serving' if self._serving else 'closed'}, {len(self._transports)} clients>"
+        status = "serving" if self._serving else "closed" if self._ended else "not serving"
+        return f"<ustack Server port {self.port} {status}, {len(self._transports)} clients>"
 
     def get_loop(self) -> asyncio.AbstractEventLoop:
         return self._loop
 
     @property
-    def sockets(self) -> tuple:
-        return ()  # no kernel sockets behind a ustack server
+    def sockets(self) -> tuple[ServerSocket, ...]:
+        """One ServerSocket per listening address; empty once closed (as asyncio's)."""
+        return () if self._ended else (ServerSocket(self.address),)
 
     def is_serving(self) -> bool:
         return self._serving
 
     async def start_serving(self) -> None:
-        """Serving starts at creation, as with asyncio's default start_serving=True."""
+        """Start listening (for a server made with start_serving=False; nothing to do otherwise)."""
+        self._start()
+
+    def _start(self) -> None:
+        if self._ended:
+            raise RuntimeError(f"server {self!r} is closed")
+        if not self._serving:
+            self.listener = self._listen()
+            self._serving = True
 
     def close(self) -> None:
         """Stop listening. Connections already accepted go on (as with asyncio.Server.close);
         those completed but never accepted, and half-open ones, are reset."""
-        if not self._serving:
+        if self._ended:
             return
-        self._serving = False
+        self._ended = True
+        was_serving, self._serving = self._serving, False
         # CLOSE in LISTEN (RFC 9293 3.10.4, Stack.close_listener): the handshakes in progress and
         # the connections nobody accepted are reset.
-        self._runtime.remove_server(self)
+        self._runtime.remove_server(self, was_serving)
         if self._serve_forever_future is not None and not self._serve_forever_future.done():
             self._serve_forever_future.cancel()
         self._maybe_closed()
@@ -76,8 +120,7 @@ class Server:
     async def serve_forever(self) -> None:
         if self._serve_forever_future is not None:
             raise RuntimeError(f"server {self!r} is already being awaited on serve_forever()")
-        if not self._serving:
-            raise RuntimeError(f"server {self!r} is closed")
+        self._start()  # as asyncio: serve_forever() starts a server made with start_serving=False
         self._serve_forever_future = self._loop.create_future()
         try:
             await self._serve_forever_future
@@ -119,6 +162,6 @@ class Server:
         self._maybe_closed()
 
     def _maybe_closed(self) -> None:
-        if not self._serving and not self._transports and not self._closed.done():
+        if self._ended and not self._transports and not self._closed.done():
             self._closed.set_result(None)
 

@@ -49,7 +49,7 @@ class Runtime(Protocol):
     def mark_dirty(self, transport: "TcpTransport") -> None: ...
     def forget(self, transport: "TcpTransport") -> None: ...
     def register(self, transport: "TcpTransport") -> None: ...
-    def remove_server(self, server: Any) -> None: ...
+    def remove_server(self, server: Any, was_listening: bool) -> None: ...
 
 
 # States after which nothing more can arrive and nothing more can be sent by the application;
@@ -210,13 +210,16 @@ class TcpTransport(asyncio.Transport):
 
     def abort(self) -> None:
         """Drop everything and send RST (conn.abort); the protocol hears connection_lost(None)."""
+        self._abort(None)
+
+    def _abort(self, exc: BaseException | None) -> None:
         if self._lost:
             return
         self._closing = True
         self._pending.clear()
         self._connection.abort(self._loop.time())
         self._runtime.poke(self._connection)
-        self._connection_lost(None)
+        self._connection_lost(exc)
 
     # ------------------------------------------------------------------------------------------
     # Driven by the runtime
@@ -259,6 +262,10 @@ class TcpTransport(asyncio.Transport):
     def _deliver_data(self, now: float) -> None:
         connection = self._connection
         while connection.readable and not (self._reading_paused or self._closing or self._lost):
+            if isinstance(self._protocol, asyncio.BufferedProtocol):
+                if not self._deliver_into_buffer(now):
+                    return
+                continue
             data = connection.recv(READ_CHUNK, now)
             self._runtime.poke(connection)  # taking data may open the window: a window update
             if not data:
@@ -282,6 +289,27 @@ class TcpTransport(asyncio.Transport):
                 return
             if not keep_open:
                 self.close()
+
+    def _deliver_into_buffer(self, now: float) -> bool:
+        """One step of reading for an asyncio.BufferedProtocol: data into the buffer it lends
+        (get_buffer), then buffer_updated(count). False if the protocol failed (connection reset)."""
+        connection = self._connection
+        try:
+            buffer = memoryview(self._protocol.get_buffer(-1)).cast("B")
+            if not len(buffer):
+                raise RuntimeError("get_buffer() returned an empty buffer")
+        except Exception as exc:
+            self._fatal_error(exc, "protocol.get_buffer() call failed")
+            return False
+        data = connection.recv(min(len(buffer), READ_CHUNK), now)
+        self._runtime.poke(connection)  # taking data may open the window: a window update
+        buffer[:len(data)] = data
+        try:
+            self._protocol.buffer_updated(len(data))
+        except Exception as exc:
+            self._fatal_error(exc, "protocol.buffer_updated() call failed")
+            return False
+        return True
 
     def _push_pending(self, now: float) -> None:
         """Move pending writes into the send buffer as far as it has room."""
@@ -340,8 +368,10 @@ class TcpTransport(asyncio.Transport):
                 )
 
     def _fatal_error(self, exc: BaseException, message: str) -> None:
+        """A protocol callback raised: reported through the loop's exception handler, the
+        connection reset, and the protocol told why (connection_lost(exc), as asyncio does)."""
         self._loop.call_exception_handler({"message": message, "exception": exc, "transport": self, "protocol": self._protocol})
-        self.abort()
+        self._abort(exc)
 
     def _connection_lost(self, exc: BaseException | None) -> None:
         """The transport is done: tell the protocol (soon, as asyncio does) and let go."""

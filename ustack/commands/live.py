@@ -19,6 +19,7 @@ import sys
 
 from ..network import USTACK_ADDRESS, NetworkError, NetworkSettings, UstackNetwork
 from .errors import CliError
+from .faults import faults_from_args
 
 
 @contextlib.contextmanager
@@ -26,12 +27,13 @@ def open_network(args: argparse.Namespace, trace_output=None, ladders=None):
     """The UstackNetwork of the network flags, open for the block and always closed after it."""
     check_addresses(args)
     ipv4, ipv6 = not args.no_ipv4, not args.no_ipv6
+    inbound, outbound = faults_from_args(args) or (None, None)
     settings = NetworkSettings(
         namespace=args.netns, tun=args.tun, address=args.addr if ipv4 else None,
         host_interface=args.host_addr if ipv4 else None, address6=args.addr6 if ipv6 else None,
         host_interface6=args.host_addr6 if ipv6 else None, mtu=args.mtu,
         pcap=args.pcap, trace_output=(trace_output or sys.stdout) if args.trace else None,
-        loss=args.loss, seed=args.seed)
+        seed=args.seed, inbound_faults=inbound, outbound_faults=outbound, program=f"ustack {args.command}")
     network = UstackNetwork(settings, watch=ladders)
     try:
         with network:

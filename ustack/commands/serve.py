@@ -32,6 +32,7 @@ from ..tcp.config import SYNCOOKIE_MODES
 from .arguments import (add_ladder_arguments, add_network_arguments, backlog_value, path_value, port_value,
                         retries_value)
 from .errors import CliError
+from .faults import describe_faults
 from .live import make_ladders, open_network, start_control_server, tcp_config
 from .signals import sigterm_as_interrupt, stop_on_signals
 
@@ -42,7 +43,10 @@ def register(subparsers) -> None:
     parser = subparsers.add_parser("serve", help="run ustack on a TUN device and serve HTTP, echo, discard, chargen")
     services = parser.add_argument_group("services")
     services.add_argument("--http", metavar="DIR", type=path_value,
-                          help="serve this directory over HTTP/1.1 (GET, HEAD, PUT, POST)")
+                          help="serve this directory over HTTP/1.1 (GET, HEAD; PUT and POST only with --allow-upload)")
+    services.add_argument("--allow-upload", action="store_true",
+                          help="let HTTP PUT and POST store files in the --http directory (never outside it); "
+                               "off by default: anyone who reaches the server could overwrite files")
     services.add_argument("--http-port", metavar="N", type=port_value, default=80, help="HTTP port (default 80)")
     services.add_argument("--echo", action="store_true", help="echo service on port 7 (RFC 862)")
     services.add_argument("--discard", action="store_true", help="discard service on port 9 (RFC 863)")
@@ -63,6 +67,8 @@ def register(subparsers) -> None:
 def run(args) -> int:
     if args.http is not None and not Path(args.http).is_dir():
         raise CliError(f"--http {args.http}: not a directory")
+    if args.allow_upload and args.http is None:
+        raise CliError("--allow-upload needs --http DIR (the directory uploads go to)")
     if sys.stdout is None:
         return _run(args, None)
     real_stdout = sys.stdout
@@ -130,6 +136,7 @@ class ServeOutput:
 
 async def _serve(args, network: UstackNetwork, ladders=None, output: ServeOutput | None = None) -> int:
     from ..aio import AsyncStack
+    from ..link.fault import Faults
     from ..apps import CHARGEN_PORT, DISCARD_PORT, ECHO_PORT, HttpFileServer, handle_chargen, handle_discard, handle_echo
 
     loop = asyncio.get_running_loop()
@@ -145,7 +152,7 @@ async def _serve(args, network: UstackNetwork, ladders=None, output: ServeOutput
     services = []  # (name, port, handler, how to reach it)
     if args.http is not None:
         url = f"http://{url_host}/" if args.http_port == 80 else f"http://{url_host}:{args.http_port}/"
-        files = HttpFileServer(args.http, log=lambda line: print(f"http   : {line}"))
+        files = HttpFileServer(args.http, log=lambda line: print(f"http   : {line}"), allow_upload=args.allow_upload)
         services.append(("http", args.http_port, files, f"curl {url}"))
     if args.echo:
         services.append(("echo", ECHO_PORT, handle_echo, f"nc {address} {ECHO_PORT}"))
@@ -156,7 +163,7 @@ async def _serve(args, network: UstackNetwork, ladders=None, output: ServeOutput
 
     config = dataclasses.replace(tcp_config(args), syncookies=args.syncookies, synack_retries=args.synack_retries)
     stack = network.make_stack(config)
-    async with AsyncStack(stack, network.link) as astack:
+    async with AsyncStack(stack, network.link, control=False) as astack:
         for observer in network.observers:
             astack.add_observer(observer)
         if ladders is not None:
@@ -174,6 +181,14 @@ async def _serve(args, network: UstackNetwork, ladders=None, output: ServeOutput
             ours = [ip for ip, off in ((args.addr, args.no_ipv4), (args.addr6, args.no_ipv6)) if not off]
             kernel = [ip for ip, off in ((args.host_addr, args.no_ipv4), (args.host_addr6, args.no_ipv6)) if not off]
             print(f"ustack: {' and '.join(ours)} on {args.tun}{where} (kernel side {' and '.join(kernel)}, mtu {args.mtu})")
+            if args.netns and network.reused_from is not None:
+                print(f"ustack: reusing namespace {args.netns}, left by ustack pid {network.reused_from['pid']} "
+                      f"which died without removing it; it is removed when this one stops")
+            elif args.netns and not network.created_namespace:
+                print(f"ustack: using the existing namespace {args.netns} (not made by ustack: left in place on exit)")
+            if network.fault is not None:
+                print(f"faults : {describe_faults(network.settings.inbound_faults or Faults(), network.settings.outbound_faults or Faults())} "
+                      f"(seed {args.seed})")
             for name, _, _, how in services:
                 print(f"{name:<7}: {network.how_to_run(how)}")
             print(f"{'ping':<7}: {network.how_to_run(f'ping {address}')}")

@@ -239,7 +239,7 @@ class LabSession:
         await self.astack.close()
         silence.remaining = 0
         self.stack = self.network.make_stack(self.stack.config)
-        self.astack = AsyncStack(self.stack, self.astack.link)
+        self.astack = AsyncStack(self.stack, self.astack.link, control=False)
         await self.astack.start()
         self.astack.add_observer(self.watch.observe)
         self.astack.add_observer(self._observe)
@@ -459,7 +459,7 @@ def run_lab(name: str, summary: str, scenario: Scenario, options: LabOptions, co
     setup: list[str] = []
 
     async def main() -> str:
-        astack = AsyncStack(network.make_stack(config), network.link)
+        astack = AsyncStack(network.make_stack(config), network.link, control=False)
         await astack.start()
         session = LabSession(name, options, network, astack, watch)
         try:

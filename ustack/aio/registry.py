@@ -1,0 +1,102 @@
+"""Every running AsyncStack of this process, answering `ustack ss` and `ustack stats`.
+
+The control socket is one per process (/run/ustack/<pid>.sock, ustack/control.py), while a process
+may run several AsyncStacks (two hosts over a memory link, the blocking facade's thread beside an
+asyncio program). So the stacks register here, and the first one to register starts the one
+ControlServer, whose answers cover them all: the connections of every stack, the addresses joined
+by ", ", and the statistics of the first stack. When the stack whose loop runs the server stops,
+the server moves to the next registered stack on the same loop, if there is one.
+
+Registering never stops a program: if the socket cannot be made (no permission for the run
+directory), that is logged and the stack runs unseen by `ustack ss`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import sys
+from typing import Any
+
+from ..control import ControlServer, stack_statistics
+from ..wire.ipv4 import address_text
+
+logger = logging.getLogger("ustack.aio")
+
+_stacks: list[Any] = []  # registered AsyncStacks, oldest first
+_control: ControlServer | None = None
+_control_loop: asyncio.AbstractEventLoop | None = None
+
+
+def default_program() -> str:
+    """How `ustack ss` names a Python program that did not say: 'python NAME' of its script."""
+    script = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else ""
+    return f"python {script}".strip()
+
+
+def registered() -> list[Any]:
+    """The AsyncStacks currently registered (oldest first)."""
+    return list(_stacks)
+
+
+async def register(astack: Any) -> None:
+    """Make `astack` visible to `ustack ss` (its loop must be the running one)."""
+    global _control, _control_loop
+    if _control_loop is not None and _control_loop.is_closed():
+        _control, _control_loop = None, None  # its loop ended without closing it: its socket is dead
+        _stacks[:] = [other for other in _stacks if other.loop is not None and not other.loop.is_closed()]
+    _stacks.append(astack)
+    if _control is None:
+        await _start_control(astack)
+
+
+async def unregister(astack: Any) -> None:
+    """The stack stops: it leaves the answers; the server closes if nobody else is left on it."""
+    global _control, _control_loop
+    if astack in _stacks:
+        _stacks.remove(astack)
+    if _control is None or _control_loop is not asyncio.get_running_loop():
+        return
+    if any(other.loop is _control_loop for other in _stacks):
+        return  # another stack on this loop keeps the server running
+    control, _control, _control_loop = _control, None, None
+    await control.close()
+    running = asyncio.get_running_loop()
+    successor = next((other for other in _stacks if other.loop is running), None)
+    if successor is not None:
+        await _start_control(successor)
+
+
+async def _start_control(astack: Any) -> None:
+    global _control, _control_loop
+    control = _ProcessControl(_snapshots, program=astack.program, address=_addresses(), statistics_provider=_statistics)
+    try:
+        await control.start()
+    except OSError as error:
+        logger.info("ustack: no control socket (%s); this program will not show in `ustack ss`", error)
+        return
+    _control, _control_loop = control, asyncio.get_running_loop()
+
+
+class _ProcessControl(ControlServer):
+    """The process's ControlServer, naming the addresses of the stacks registered right now."""
+
+    def answer_for(self, request: dict) -> dict:
+        self.address = _addresses()
+        return super().answer_for(request)
+
+
+def _snapshots() -> list:
+    return [snapshot for astack in list(_stacks) for snapshot in astack.snapshots()]
+
+
+def _addresses() -> str:
+    return ", ".join(address_text(astack.stack.address) for astack in list(_stacks))
+
+
+def _statistics() -> dict:
+    stacks = list(_stacks)
+    if not stacks:
+        return {}
+    return stack_statistics(stacks[0].stack, stacks[0])

@@ -1,0 +1,103 @@
+"""The socket module's functions, over a ustack Network: socket(), create_connection(),
+create_server(), getaddrinfo(), setdefaulttimeout() / getdefaulttimeout().
+
+They use the network given as `network=`, else the one set with set_default_network().
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from socket import AF_INET, AF_UNSPEC, AI_PASSIVE, EAI_FAMILY, EAI_NONAME, EAI_SERVICE, IPPROTO_TCP, SOCK_STREAM
+from socket import gaierror, getservbyname
+from typing import Any
+
+from .network import _DEFAULT_TIMEOUT, _default_timeout
+from .sockets import Network, Socket
+
+_default_network: list[Network | None] = [None]
+
+
+def set_default_network(network: Network | None) -> None:
+    """The Network that sock.socket() and the other functions use when none is given."""
+    _default_network[0] = network
+
+
+def _network(network: Network | None) -> Network:
+    chosen = network or _default_network[0]
+    if chosen is None:
+        raise RuntimeError("no ustack network: pass network=... or call sock.set_default_network()")
+    return chosen
+
+
+def socket(family: int = AF_INET, type: int = SOCK_STREAM, proto: int = 0, *, network: Network | None = None) -> Socket:
+    """A new TCP socket (socket.socket)."""
+    return _network(network).socket(family, type, proto)
+
+
+def create_connection(address: tuple[str, int], timeout: Any = _DEFAULT_TIMEOUT,
+                      source_address: tuple[str, int] | None = None, *, all_errors: bool = False,
+                      network: Network | None = None) -> Socket:
+    """A connected socket (socket.create_connection); ustack resolves no names, so `address`
+    holds an IPv4 address."""
+    return _network(network).create_connection(address, timeout, source_address, all_errors=all_errors)
+
+
+def create_server(address: tuple[str, int], *, family: int = AF_INET, backlog: int | None = None,
+                  reuse_port: bool = False, dualstack_ipv6: bool = False, network: Network | None = None) -> Socket:
+    """A socket bound to `address` and listening (socket.create_server). ValueError for what
+    ustack cannot do (IPv6, dual stack, SO_REUSEPORT)."""
+    if family != AF_INET:
+        raise ValueError("ustack speaks IPv4 (AF_INET) only")
+    if dualstack_ipv6:
+        raise ValueError("dualstack_ipv6 is not supported: ustack speaks IPv4 only")
+    if reuse_port:
+        raise ValueError("reuse_port is not supported: one ustack listener per port")
+    server = socket(network=network)
+    try:
+        server.bind(address)
+        if backlog is None:
+            server.listen()
+        else:
+            server.listen(backlog)
+    except BaseException:
+        server.close()
+        raise
+    return server
+
+
+def getaddrinfo(host: str | None, port: int | str | None, family: int = 0, type: int = 0, proto: int = 0,
+                flags: int = 0) -> list[tuple[int, int, int, str, tuple[str, int]]]:
+    """socket.getaddrinfo for ustack: numeric IPv4 addresses only (ustack has no resolver), so
+    one TCP answer or socket.gaierror. A service name for the port is read from /etc/services."""
+    if family not in (0, AF_UNSPEC, AF_INET):
+        raise gaierror(EAI_FAMILY, "ustack speaks IPv4 (AF_INET) only")
+    if host is None:
+        host = "0.0.0.0" if flags & AI_PASSIVE else "127.0.0.1"
+    try:
+        host = str(ipaddress.IPv4Address(host))
+    except ValueError:
+        raise gaierror(EAI_NONAME, f"{host!r} is not an IPv4 address (ustack does not resolve names)") from None
+    if port is None:
+        number = 0
+    elif isinstance(port, int):
+        number = port
+    elif port.isdigit():
+        number = int(port)
+    else:
+        try:
+            number = getservbyname(port, "tcp")
+        except OSError:
+            raise gaierror(EAI_SERVICE, f"unknown service {port!r}") from None
+    return [(AF_INET, SOCK_STREAM, IPPROTO_TCP, "", (host, number))]
+
+
+def setdefaulttimeout(timeout: float | None) -> None:
+    """The timeout new sockets start with when their Network has no default_timeout
+    (socket.setdefaulttimeout)."""
+    if timeout is not None and timeout < 0:
+        raise ValueError("Timeout value out of range")
+    _default_timeout[0] = None if timeout is None else float(timeout)
+
+
+def getdefaulttimeout() -> float | None:
+    return _default_timeout[0]
