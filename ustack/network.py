@@ -324,20 +324,23 @@ def check_subnet_free(settings: NetworkSettings) -> None:
     the first device, and the second ustack would say ready and never see a packet."""
     from pyroute2 import IPRoute
 
-    wanted = ipaddress.IPv4Interface(settings.host_interface).network
+    # Each family that is on: (the kernel side's network, the netlink family of its addresses).
+    wanted = [(ipaddress.ip_interface(text).network, family)
+              for text, family in ((settings.host_interface, 2), (settings.host_interface6, 10)) if text is not None]
     try:
         with IPRoute(netns=settings.namespace, flags=0) if settings.namespace else IPRoute() as ipr:
             names = {link["index"]: link.get_attr("IFLA_IFNAME") for link in ipr.get_links()}
-            taken = [(names.get(entry["index"], "?"), entry.get_attr("IFA_ADDRESS"), entry["prefixlen"])
-                     for entry in ipr.get_addr(family=2)]
+            taken = [(names.get(entry["index"], "?"), entry.get_attr("IFA_ADDRESS"), entry["prefixlen"], family)
+                     for _, family in wanted for entry in ipr.get_addr(family=family)]
     except OSError:
         return  # cannot look: creating the device will say what is wrong
-    for device, address, prefix in taken:
-        network = ipaddress.IPv4Interface(f"{address}/{prefix}").network
-        if network.overlaps(wanted) and not network.is_loopback:
+    for device, address, prefix, family in taken:
+        network = ipaddress.ip_interface(f"{address}/{prefix}").network
+        clash = next((mine for mine, its_family in wanted if its_family == family and network.overlaps(mine)), None)
+        if clash is not None and not network.is_loopback and not network.is_link_local:
             where = f"namespace {settings.namespace}" if settings.namespace else "this namespace"
             owner = next((f" by ustack pid {record['pid']} ({record.get('program', 'ustack')})"
                           for record in read_records() if record["alive"] and record.get("tun") == device
                           and record.get("namespace") == settings.namespace), "")
-            raise NetworkError(f"{wanted} is already in use in {where} ({address}/{prefix} on {device}{owner}); "
+            raise NetworkError(f"{clash} is already in use in {where} ({address}/{prefix} on {device}{owner}); "
                                f"stop it, or use another --netns or --host-addr")

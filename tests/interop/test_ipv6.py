@@ -46,7 +46,7 @@ def ipv6_packets(serve) -> list:
 def test_curl_6_moves_20_megabytes_each_way_intact(ustack_serve, site, tmp_path):
     big = os.urandom(20 * 1024 * 1024)
     (site / "big.bin").write_bytes(big)
-    serve = ustack_serve("--http", str(site))
+    serve = ustack_serve("--http", str(site), "--allow-upload")
     page = serve.inside("curl", "-6", "-sS", "--fail", f"{URL}/")
     assert (page.returncode, page.stdout) == (0, "<h1>served over IPv6</h1>\n"), page.stderr
     downloaded = tmp_path / "downloaded.bin"
