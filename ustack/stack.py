@@ -101,7 +101,7 @@ def host_address(address: object) -> int | bytes:
     if parsed.version == 6:
         packed = parsed.packed
         if packed[0] == 0xFF or packed in (UNSPECIFIED6, LOOPBACK6) or packed[:12] == IPV4_MAPPED_PREFIX:
-            raise ValueError(f"{address!r} cannot be a host's address (RFC 4291)")
+            raise ValueError(f"{address!r} cannot be a host's IPv6 address (RFC 4291: ::, ::1, multicast, IPv4-mapped)")
         return packed
     if int(parsed) >> 24 in INVALID_SOURCE_FIRST_OCTETS or parsed == ipaddress.IPv4Address("255.255.255.255"):
         raise ValueError(f"{address!r} cannot be a host's address (RFC 1122 3.2.1.3)")
@@ -148,7 +148,8 @@ class Stack:
         self.address = None if address is None else host_address(address)
         self.address6 = None if address6 is None else host_address(address6)
         if type(self.address) is bytes or (address6 is not None and type(self.address6) is not bytes):
-            raise ValueError("the IPv4 address goes in `address`, the IPv6 address in `address6`")
+            given = address if type(self.address) is bytes else address6
+            raise ValueError(f"{given!r}: the IPv4 address goes in `address`, the IPv6 address in `address6`")
         self.mtu = mtu
         # Our MSS follows from the MTU (RFC 9293 3.7.1): the MTU less the IP and TCP headers, so
         # one per family (IPv6's header is 40 bytes: MSS = MTU - 60).

@@ -302,3 +302,11 @@ def test_syn_cookies_over_ipv6_come_back_to_the_ipv6_address():
     assert syn_ack.ip.src == SERVER6 and syn_ack.tcp.options.mss == 1440
     accepted = listener.accept()
     assert accepted.local_address == SERVER6 and listener.counters["syncookies_validated"] == 1
+
+
+def test_the_ipv6_address_is_taken_as_ipaddress_reads_it():
+    for value in ("fd00:77::2", SERVER6):
+        assert Stack(None, address6=value).address6 == SERVER6
+    for bad in ("ff02::1", "::ffff:10.77.0.2", "10.77.0.2"):
+        with pytest.raises(ValueError):
+            Stack(None, address6=bad)
