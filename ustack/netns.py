@@ -298,6 +298,7 @@ def setup_tun_in_namespace(
     peer_address: str | None,
     host_address6: str | None = None,
     peer_address6: str | None = None,
+    offload: bool = True,
 ) -> TunLink:
     """Create a TUN device inside the namespace and make it a working link to ustack.
 
@@ -323,7 +324,7 @@ def setup_tun_in_namespace(
     except ValueError as error:
         raise NamespaceError(f"bad address: {error}") from None
     space_name = None if space is None else space.name
-    link = TunLink(tun_name, mtu=mtu, namespace=space_name)
+    link = TunLink(tun_name, mtu=mtu, namespace=space_name, offload=offload)  # offload: link/tun.py
     try:
         _configure_ipv6(space_name, tun_name, enabled=host6 is not None)
         with IPRoute() if space is None else space.ipr() as ipr:

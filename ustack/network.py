@@ -71,6 +71,7 @@ class NetworkSettings:
     inbound_faults: object | None = None
     outbound_faults: object | None = None
     program: str = "ustack"  # who runs this network, for the marker (`ustack ss`, `ustack cleanup`)
+    offload: bool = True  # checksum/TSO offloads on the TUN device where the kernel offers them (link/tun.py)
 
 
 def check_can_create_tun() -> None:
@@ -134,7 +135,7 @@ class UstackNetwork:
                                                         host_address=settings.host_interface,
                                                         peer_address=settings.address,
                                                         host_address6=settings.host_interface6,
-                                                        peer_address6=settings.address6)
+                                                        peer_address6=settings.address6, offload=settings.offload)
             if settings.pcap:
                 try:
                     link = PcapWriter(link, settings.pcap)
@@ -206,7 +207,8 @@ class UstackNetwork:
 
         settings = self.settings
         return Stack(None if settings.address is None else address_value(settings.address), config or TcpConfig(),
-                     address6=None if settings.address6 is None else address6_value(settings.address6), mtu=settings.mtu)
+                     address6=None if settings.address6 is None else address6_value(settings.address6), mtu=settings.mtu,
+                     segmentation_offload=bool(self.device is not None and getattr(self.device, "offload", False)))
 
     async def start_control(self, astack, program: str, directory: Path | None = None):
         """This process's control socket (what `ustack ss` asks), started; NetworkError if it cannot."""

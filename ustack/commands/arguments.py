@@ -202,6 +202,8 @@ def add_network_arguments(parser: argparse.ArgumentParser) -> None:
     family.add_argument("--no-ipv6", action="store_true", help="IPv4 only: IPv6 switched off on the TUN device")
     group.add_argument("--mtu", metavar="N", type=mtu_value, default=DEFAULT_MTU,
                        help=f"MTU of the TUN device (68..65535, default {DEFAULT_MTU})")
+    group.add_argument("--no-offload", action="store_true",
+                       help="no checksum/TSO offloads on the TUN device (on by default where the kernel offers them)")
     group.add_argument("--pcap", metavar="FILE", type=path_value,
                        help="record every packet on the wire in this pcap file")
     group.add_argument("--trace", action="store_true", help="print one line per packet, with the state changes it caused")
@@ -221,3 +223,10 @@ def add_ladder_arguments(parser: argparse.ArgumentParser, with_port: bool) -> No
                            help="draw the connection as a ladder diagram on stderr when the command ends")
     group.add_argument("--relative", action="store_true",
                        help="ladder sequence numbers relative to each side's initial one (tcpdump without -S)")
+
+
+def add_web_arguments(parser: argparse.ArgumentParser) -> None:
+    """--web [ADDR:]PORT and --web-remote (ustack/web/cli.py owns them)."""
+    from ..web.cli import add_web_arguments as add
+
+    add(parser)

@@ -33,7 +33,8 @@ def open_network(args: argparse.Namespace, trace_output=None, ladders=None):
         host_interface=args.host_addr if ipv4 else None, address6=args.addr6 if ipv6 else None,
         host_interface6=args.host_addr6 if ipv6 else None, mtu=args.mtu,
         pcap=args.pcap, trace_output=(trace_output or sys.stdout) if args.trace else None,
-        seed=args.seed, inbound_faults=inbound, outbound_faults=outbound, program=f"ustack {args.command}")
+        seed=args.seed, inbound_faults=inbound, outbound_faults=outbound, program=f"ustack {args.command}",
+        offload=not args.no_offload)
     network = UstackNetwork(settings, watch=ladders)
     try:
         with network:

@@ -29,8 +29,8 @@ from pathlib import Path
 
 from ..network import UstackNetwork
 from ..tcp.config import SYNCOOKIE_MODES
-from .arguments import (add_ladder_arguments, add_network_arguments, backlog_value, path_value, port_value,
-                        retries_value)
+from .arguments import (add_ladder_arguments, add_network_arguments, add_web_arguments, backlog_value, path_value,
+                        port_value, retries_value)
 from .errors import CliError
 from .faults import describe_faults
 from .live import make_ladders, open_network, start_control_server, tcp_config
@@ -60,6 +60,7 @@ def register(subparsers) -> None:
                        help="SYN-ACK retransmissions before a half-open connection is dropped (default 5, as Linux)")
     add_network_arguments(parser)
     add_ladder_arguments(parser, with_port=True)
+    add_web_arguments(parser)
     parser.set_defaults(run=run)
 
 
@@ -80,10 +81,13 @@ def run(args) -> int:
 
 
 def _run(args, output) -> int:
-    ladders = make_ladders(args, sys.stdout)
+    from ..web.cli import follow, make_feed
+
+    feed = make_feed(args, "ustack serve")  # --web: the page follows the ladders' WireWatch
+    ladders = follow(make_ladders(args, sys.stdout), feed)
     with sigterm_as_interrupt(), open_network(args, ladders=ladders) as network:
         try:
-            return asyncio.run(_serve(args, network, ladders, output))
+            return asyncio.run(_serve(args, network, ladders, output, feed))
         finally:
             if ladders is not None:
                 ladders.finish()  # (normally done already, before the stack stopped)
@@ -134,7 +138,7 @@ class ServeOutput:
             self.on_reader_gone()
 
 
-async def _serve(args, network: UstackNetwork, ladders=None, output: ServeOutput | None = None) -> int:
+async def _serve(args, network: UstackNetwork, ladders=None, output: ServeOutput | None = None, feed=None) -> int:
     from ..aio import AsyncStack
     from ..link.fault import Faults
     from ..apps import CHARGEN_PORT, DISCARD_PORT, ECHO_PORT, HttpFileServer, handle_chargen, handle_discard, handle_echo
@@ -176,7 +180,12 @@ async def _serve(args, network: UstackNetwork, ladders=None, output: ServeOutput
             except OSError as error:
                 raise CliError(f"{name} on port {port}: {error.strerror or error}") from None
         control = await start_control_server(network, astack, "ustack serve")
+        web = None
         try:
+            if feed is not None:
+                from ..web.cli import start_web
+
+                web = await start_web(args, feed, astack.snapshots)
             where = f" in namespace {args.netns}" if args.netns else ""
             ours = [ip for ip, off in ((args.addr, args.no_ipv4), (args.addr6, args.no_ipv6)) if not off]
             kernel = [ip for ip, off in ((args.host_addr, args.no_ipv4), (args.host_addr6, args.no_ipv6)) if not off]
@@ -195,11 +204,15 @@ async def _serve(args, network: UstackNetwork, ladders=None, output: ServeOutput
             if not args.no_ipv4 and not args.no_ipv6:
                 print(f"{'ping6':<7}: {network.how_to_run(f'ping -6 {args.addr6}')}")
             print(f"{'ss':<7}: ustack ss")
+            if web is not None:
+                print(f"{'web':<7}: {web.view.url} (this host's browser)")
             print(f"{READY_LINE} (pid {os.getpid()}; Ctrl-C to stop)", flush=True)
             await stop.wait()
         finally:
             if ladders is not None:
                 ladders.finish()  # before the stack aborts what is still open
+            if web is not None:
+                await web.close()
             await control.close()
             for server in servers:
                 server.close()

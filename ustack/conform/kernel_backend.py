@@ -60,6 +60,7 @@ from ustack.conform.parser import parse_file
 from ustack.conform.result import ERROR, FAIL, PASS, SKIPPED, Result
 from ustack.conform.script import CodeEvent, PacketEvent, Script, ShellEvent, SyscallEvent
 from ustack.conform.syscalls import check_outcome
+from ustack.link.tun import TUN_F_CSUM, TUN_F_TSO4, TUN_F_TSO6, TUN_F_TSO_ECN, TUNSETOFFLOAD
 from ustack.netns import Namespace, setup_tun_in_namespace
 from ustack.wire import IcmpMessage, TcpSegment, WireError, build_icmp_packet, build_tcp_packet, parse_packet
 from ustack.wire.checksum import checksum_add, checksum_finish, pseudo_header_sum
@@ -68,8 +69,7 @@ from ustack.wire.tcp import ACK, SYN
 
 LOCAL_PREFIX = 16  # packetdrill's 192.168.0.0/16 on the device: the script's --local_ip may be any of it
 TUN_NAME = "tun0"  # the name packetdrill gives its device, which the suite's defaults.sh configures
-TUNSETOFFLOAD = 0x400454D0
-TUN_OFFLOADS = 0x01 | 0x02 | 0x04 | 0x08  # TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6 | TUN_F_TSO_ECN
+TUN_OFFLOADS = TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6 | TUN_F_TSO_ECN  # what packetdrill asks for
 LARGEST_PACKET = 65535
 # How long a system call without `...` may take before the script fails: packetdrill's calls that
 # should not block return at once; one that blocks is an error in the script, not a hang.
@@ -264,7 +264,8 @@ class KernelDriver:
         mtu = int(self.script.options.get("mtu", 1500))
         self.link = setup_tun_in_namespace(namespace, TUN_NAME, mtu,
                                            host_address=f"{address_text(self.local_address)}/{LOCAL_PREFIX}",
-                                           peer_address=address_text(self.remote_address))
+                                           peer_address=address_text(self.remote_address),
+                                           offload=False)  # packets without a vnet header, as packetdrill's device
         fcntl.ioctl(self.link.fileno(), TUNSETOFFLOAD, TUN_OFFLOADS)
         self.start = time.monotonic()
         self.reader = TunReader(self.link.fileno(), self.now)
