@@ -124,8 +124,8 @@ class TunLink(Link):
         except VnetDrop as drop:
             self.count_drop(drop.reason)
             return None
-        if not packet or packet[0] >> 4 != IPV4_VERSION:
-            self.count_drop("not_ipv4")
+        if not packet or packet[0] >> 4 not in (IPV4_VERSION, IPV6_VERSION):
+            self.count_drop("not_ip")
             return None
         if frame[1] != GSO_NONE:
             self.counters["super_segments_in"] += 1
