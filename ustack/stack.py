@@ -216,19 +216,25 @@ class Stack(Ipv6Side):
             # attack: a SYN from us to us would have us answer ourselves in a loop).
             self.drops["ipv4_bad_source_address"] += 1
             return
+        self._deliver(parsed, now, self.reassembly, self._receive_icmp, "ipv4_protocol")
+
+    def _deliver(self, parsed, now: float, reassembly, receive_icmp, unsupported: str) -> None:
+        """A packet for us from a possible source, of either family: counted, put together if it
+        is a fragment (RFC 791 3.2, RFC 8200 4.5: held until the whole datagram is here, which
+        then goes on as one packet), and handed to TCP or to the family's ICMP."""
         self.counters["packets_in"] += 1
+        ip = parsed.ip
         if ip.more_fragments or ip.fragment_offset:
-            # RFC 791 3.2: held until the whole datagram is here, which then goes on as one packet.
-            parsed = self.reassembly.receive(parsed, now)
+            parsed = reassembly.receive(parsed, now)
             if parsed is None:
                 return
             ip = parsed.ip
         if parsed.tcp is not None:
             self._receive_tcp(ip, parsed.tcp, now)
         elif parsed.icmp is not None:
-            self._receive_icmp(ip, parsed.icmp, now)
+            receive_icmp(ip, parsed.icmp, now)
         else:
-            self.drops[f"ipv4_protocol_{ip.protocol}_not_supported"] += 1
+            self.drops[f"{unsupported}_{ip.protocol}_not_supported"] += 1
 
     def _receive_tcp(self, ip: Ipv4Header, segment: TcpSegment, now: float) -> None:
         key = (ip.dst, segment.dst_port, ip.src, segment.src_port)

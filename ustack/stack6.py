@@ -66,20 +66,9 @@ class Ipv6Side:
         if src[0] == 0xFF or src == UNSPECIFIED6 or src == LOOPBACK6 or src == ip.dst or src[:12] == IPV4_MAPPED_PREFIX:
             self.drops["ipv6_bad_source_address"] += 1
             return
-        self.counters["packets_in"] += 1
-        if ip.more_fragments or ip.fragment_offset:
-            # RFC 8200 4.5. An atomic fragment (offset 0, M clear) is not one: the parser hands it
-            # on as a whole packet, never through a reassembly queue (RFC 6946 4).
-            parsed = self.reassembly6.receive(parsed, now)
-            if parsed is None:
-                return
-            ip = parsed.ip
-        if parsed.tcp is not None:
-            self._receive_tcp(ip, parsed.tcp, now)
-        elif parsed.icmp is not None:
-            self._receive_icmp6(ip, parsed.icmp, now)
-        else:
-            self.drops[f"ipv6_next_header_{ip.protocol}_not_supported"] += 1
+        # An atomic fragment (offset 0, M clear) is no fragment: the parser hands it on as a whole
+        # packet, never through the reassembly queue (RFC 6946 4).
+        self._deliver(parsed, now, self.reassembly6, self._receive_icmp6, "ipv6_next_header")
 
     def _receive_icmp6(self, ip: Ipv6Header, message: Icmpv6Message, now: float) -> None:
         message_type = message.type
