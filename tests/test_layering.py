@@ -45,6 +45,7 @@ def sans_io_files():
     files = sorted((PACKAGE / "tcp").rglob("*.py")) + sorted((PACKAGE / "wire").rglob("*.py"))
     files += sorted((PACKAGE / "testing").rglob("*.py"))  # the virtual-time harnesses around stack.py
     files.append(PACKAGE / "reassembly.py")
+    files.append(PACKAGE / "stack6.py")  # the IPv6 side of stack.py
     stack = PACKAGE / "stack.py"
     if stack.exists():
         files.append(stack)

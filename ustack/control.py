@@ -87,9 +87,10 @@ def to_jsonable(value: Any) -> Any:
 
 
 def _field_to_jsonable(name: str, value: Any) -> Any:
-    # Endpoints are (address as int, port) in the core; readers want "10.77.0.2" and 80.
+    # Endpoints are (address, port) in the core, the address an int (IPv4) or 16 bytes (IPv6);
+    # readers want "10.77.0.2" or "fd00:77::2", and 80.
     if name in ("local", "remote") and isinstance(value, tuple) and len(value) == 2 \
-            and all(isinstance(part, int) for part in value):
+            and isinstance(value[0], (int, bytes)) and isinstance(value[1], int):
         return {"address": address_text(value[0]), "port": value[1]}
     return to_jsonable(value)
 
@@ -112,7 +113,7 @@ def stack_statistics(stack: Any, runtime: Any = None) -> dict:
         for name, counter in counter_attributes(connection).items():
             connections.setdefault(name, Counter()).update(counter)
     listeners = []
-    for (address, port), listener in sorted(stack.listeners.items()):
+    for (address, port), listener in sorted(stack.listeners.items(), key=lambda item: (item[0][1], address_text(item[0][0]))):
         listeners.append({"local": {"address": address_text(address), "port": port},
                           **{name: dict(counter) for name, counter in counter_attributes(listener).items()}})
     statistics = {
@@ -123,6 +124,9 @@ def stack_statistics(stack: Any, runtime: Any = None) -> dict:
     reassembly = getattr(stack, "reassembly", None)
     if reassembly is not None:
         statistics["reassembly"] = reassembly.statistics()
+    reassembly6 = getattr(stack, "reassembly6", None)  # IPv6's fragments, held apart (RFC 8200 4.5)
+    if reassembly6 is not None:
+        statistics["reassembly6"] = reassembly6.statistics()
     if runtime is not None and isinstance(getattr(runtime, "counters", None), dict):
         statistics["runtime"] = dict(runtime.counters)
     return statistics

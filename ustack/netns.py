@@ -24,6 +24,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import threading
 from typing import Iterable, Iterator, NamedTuple
@@ -270,48 +271,78 @@ def _set_sysctl(namespace: str | None, path: str, value: str) -> None:
             netns.popns()
 
 
+def _configure_ipv6(namespace: str | None, tun_name: str, enabled: bool) -> None:
+    """IPv6 on the TUN device off, or on without duplicate address detection and router
+    solicitations (see setup_tun_in_namespace)."""
+    conf = f"net/ipv6/conf/{tun_name}"
+    if not enabled:
+        try:
+            _set_sysctl(namespace, f"{conf}/disable_ipv6", "1")
+        except OSError:
+            pass  # a kernel without IPv6: nothing to switch off
+        return
+    try:
+        _set_sysctl(namespace, f"{conf}/accept_dad", "0")
+        _set_sysctl(namespace, f"{conf}/router_solicitations", "0")
+        _set_sysctl(namespace, f"{conf}/disable_ipv6", "0")
+    except OSError as error:
+        raise NamespaceError(f"cannot turn IPv6 on for {tun_name}: {error.strerror} (is IPv6 disabled in this kernel?)") from None
+
+
 def setup_tun_in_namespace(
     namespace: "Namespace | str | None",
     tun_name: str,
     mtu: int = 1500,
     *,
-    host_address: str,
-    peer_address: str,
+    host_address: str | None,
+    peer_address: str | None,
+    host_address6: str | None = None,
+    peer_address6: str | None = None,
     offload: bool = True,
     multi_queue: bool = False,
 ) -> TunLink:
     """Create a TUN device inside the namespace and make it a working link to ustack.
 
-    The kernel side gets host_address (with its prefix), the device and the namespace's `lo` go
-    up, IPv6 is switched off on the device (the stack speaks IPv4 only; this also silences router
-    solicitations), and if peer_address (ustack's own address) is outside the host prefix a /32
-    route to it through the device is added. Returns the TunLink, whose fd works from here.
+    The kernel side gets host_address (with its prefix) and, if given, host_address6 (IPv6, with
+    its prefix); the device and the namespace's `lo` go up; if ustack's own address (peer_address,
+    peer_address6) is outside the host prefix a host route to it through the device is added.
+    Without host_address6, IPv6 is switched off on the device (this also silences router
+    solicitations and MLD reports); with it, duplicate address detection is off on the device
+    (accept_dad=0: a point-to-point TUN has nobody to collide with, and a tentative address could
+    not be used for a second or so) and so are router solicitations. Either family may be None,
+    not both. Returns the TunLink, whose fd works from here.
     If a Namespace object is given, the link is also closed when the namespace closes.
     With namespace=None the device is made in this process's own namespace, configured the same
     way except that `lo` is left alone (it is the machine's)."""
     space = None if namespace is None else _as_namespace(namespace)
+    if host_address is None and host_address6 is None:
+        raise NamespaceError("the TUN device needs an IPv4 or an IPv6 address")
     try:
-        host = ipaddress.IPv4Interface(host_address)
-        peer = ipaddress.IPv4Address(peer_address)
+        host = None if host_address is None else ipaddress.IPv4Interface(host_address)
+        peer = None if peer_address is None else ipaddress.IPv4Address(peer_address)
+        host6 = None if host_address6 is None else ipaddress.IPv6Interface(host_address6)
+        peer6 = None if peer_address6 is None else ipaddress.IPv6Address(peer_address6)
     except ValueError as error:
         raise NamespaceError(f"bad address: {error}") from None
     space_name = None if space is None else space.name
     link = TunLink(tun_name, mtu=mtu, namespace=space_name, offload=offload,  # offload: link/tun.py
                    multi_queue=multi_queue)  # more queues: link.attach_queue()
     try:
-        try:
-            _set_sysctl(space_name, f"net/ipv6/conf/{tun_name}/disable_ipv6", "1")
-        except OSError:
-            pass  # a kernel without IPv6: nothing to switch off
+        _configure_ipv6(space_name, tun_name, enabled=host6 is not None)
         with IPRoute() if space is None else space.ipr() as ipr:
             index = ipr.link_lookup(ifname=tun_name)[0]
-            ipr.addr("add", index=index, address=str(host.ip), prefixlen=host.network.prefixlen)
+            if host is not None:
+                ipr.addr("add", index=index, address=str(host.ip), prefixlen=host.network.prefixlen)
+            if host6 is not None:
+                ipr.addr("add", index=index, address=str(host6.ip), prefixlen=host6.network.prefixlen)
             ipr.link("set", index=index, state="up")
             if space is not None:
                 for loopback in ipr.link_lookup(ifname="lo"):
                     ipr.link("set", index=loopback, state="up")
-            if peer not in host.network:
+            if host is not None and peer is not None and peer not in host.network:
                 ipr.route("add", dst=f"{peer}/32", oif=index)
+            if host6 is not None and peer6 is not None and peer6 not in host6.network:
+                ipr.route("add", dst=f"{peer6}/128", oif=index, family=socket.AF_INET6)
     except NetlinkError as error:
         link.close()
         where = "" if space is None else f" in {space.name}"

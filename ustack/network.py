@@ -39,6 +39,10 @@ from .link.base import LinkError
 KERNEL_ADDRESS = "10.77.0.1"
 KERNEL_INTERFACE = f"{KERNEL_ADDRESS}/24"  # the kernel's address with its prefix, on the device
 USTACK_ADDRESS = "10.77.0.2"
+# The same for IPv6: a unique local prefix (RFC 4193) of our own, ::1 the kernel's, ::2 ustack's.
+KERNEL_ADDRESS6 = "fd00:77::1"
+KERNEL_INTERFACE6 = f"{KERNEL_ADDRESS6}/64"
+USTACK_ADDRESS6 = "fd00:77::2"
 TUN_NAME = "ustun0"
 DEFAULT_MTU = 1500
 TUN_DEVICE = "/dev/net/tun"
@@ -52,8 +56,10 @@ class NetworkError(LinkError):
 class NetworkSettings:
     namespace: str | None = None  # a network namespace (created if missing); None: this process's own
     tun: str = TUN_NAME
-    address: str = USTACK_ADDRESS  # ustack's
-    host_interface: str = KERNEL_INTERFACE  # the kernel's, with its prefix
+    address: str | None = USTACK_ADDRESS  # ustack's (None: no IPv4)
+    host_interface: str | None = KERNEL_INTERFACE  # the kernel's, with its prefix
+    address6: str | None = USTACK_ADDRESS6  # ustack's IPv6 address (None: no IPv6)
+    host_interface6: str | None = KERNEL_INTERFACE6  # the kernel's IPv6 address, with its prefix
     mtu: int = DEFAULT_MTU
     pcap: str | None = None  # record the wire in this file
     trace_output: TextIO | None = None  # a Tracer writes one line per packet here
@@ -137,7 +143,9 @@ class UstackNetwork:
             # Without a namespace: in this process's own.
             self.device = link = setup_tun_in_namespace(self.namespace, settings.tun, settings.mtu,
                                                         host_address=settings.host_interface,
-                                                        peer_address=settings.address, offload=settings.offload,
+                                                        peer_address=settings.address,
+                                                        host_address6=settings.host_interface6,
+                                                        peer_address6=settings.address6, offload=settings.offload,
                                                         multi_queue=settings.queues > 1)
             self.queues = [link]
             while len(self.queues) < settings.queues:
@@ -208,7 +216,7 @@ class UstackNetwork:
         return bool(self.namespace is not None and self.namespace.created)
 
     def make_stack(self, config=None, secret: bytes | None = None):
-        """A fresh Stack at our address, for this link's MTU. `secret`: the key of its ISNs and
+        """A fresh Stack at our addresses, for this link's MTU. `secret`: the key of its ISNs and
         SYN cookies (random if None); workers share one, so that a cookie one of them made
         validates on any other (ustack/workers.py)."""
         from .stack import Stack
@@ -216,8 +224,11 @@ class UstackNetwork:
         from .tcp.isn import IsnGenerator
         from .tcp.syn_cookies import SynCookies
         from .wire.ipv4 import address_value
+        from .wire.ipv6 import address6_value
 
-        stack = Stack(address_value(self.settings.address), config or TcpConfig(), mtu=self.settings.mtu,
+        settings = self.settings
+        stack = Stack(None if settings.address is None else address_value(settings.address), config or TcpConfig(),
+                      address6=None if settings.address6 is None else address6_value(settings.address6), mtu=settings.mtu,
                       segmentation_offload=bool(self.device is not None and getattr(self.device, "offload", False)),
                       isn_generator=None if secret is None else IsnGenerator(secret))
         if secret is not None:
@@ -341,20 +352,23 @@ def check_subnet_free(settings: NetworkSettings) -> None:
     the first device, and the second ustack would say ready and never see a packet."""
     from pyroute2 import IPRoute
 
-    wanted = ipaddress.IPv4Interface(settings.host_interface).network
+    # Each family that is on: (the kernel side's network, the netlink family of its addresses).
+    wanted = [(ipaddress.ip_interface(text).network, family)
+              for text, family in ((settings.host_interface, 2), (settings.host_interface6, 10)) if text is not None]
     try:
         with IPRoute(netns=settings.namespace, flags=0) if settings.namespace else IPRoute() as ipr:
             names = {link["index"]: link.get_attr("IFLA_IFNAME") for link in ipr.get_links()}
-            taken = [(names.get(entry["index"], "?"), entry.get_attr("IFA_ADDRESS"), entry["prefixlen"])
-                     for entry in ipr.get_addr(family=2)]
+            taken = [(names.get(entry["index"], "?"), entry.get_attr("IFA_ADDRESS"), entry["prefixlen"], family)
+                     for _, family in wanted for entry in ipr.get_addr(family=family)]
     except OSError:
         return  # cannot look: creating the device will say what is wrong
-    for device, address, prefix in taken:
-        network = ipaddress.IPv4Interface(f"{address}/{prefix}").network
-        if network.overlaps(wanted) and not network.is_loopback:
+    for device, address, prefix, family in taken:
+        network = ipaddress.ip_interface(f"{address}/{prefix}").network
+        clash = next((mine for mine, its_family in wanted if its_family == family and network.overlaps(mine)), None)
+        if clash is not None and not network.is_loopback and not network.is_link_local:
             where = f"namespace {settings.namespace}" if settings.namespace else "this namespace"
             owner = next((f" by ustack pid {record['pid']} ({record.get('program', 'ustack')})"
                           for record in read_records() if record["alive"] and record.get("tun") == device
                           and record.get("namespace") == settings.namespace), "")
-            raise NetworkError(f"{wanted} is already in use in {where} ({address}/{prefix} on {device}{owner}); "
+            raise NetworkError(f"{clash} is already in use in {where} ({address}/{prefix} on {device}{owner}); "
                                f"stop it, or use another --netns or --host-addr")

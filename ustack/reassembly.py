@@ -8,6 +8,10 @@ Two parts, so that IPv6 can reuse the first (DESIGN.md rule 12):
 - `Ipv4Reassembly`, the IPv4 front: the key (RFC 791 3.2: source, destination, protocol,
   identification), the TCP tiny-fragment rules (RFC 1858), and the finished datagram rebuilt and
   parsed again, so that it goes on through the stack's normal path as if it had come in one piece.
+- `Ipv6Reassembly`, the IPv6 front (RFC 8200 4.5): the key (source, destination, identification),
+  a first fragment that must hold the upper-layer header (RFC 7112), the same limits and the same
+  rebuild-and-parse. Its drops and counters are named "reassembly6_..." where IPv4's are
+  "reassembly_...". Atomic fragments (offset 0, M clear) never come here (RFC 6946).
 
 The rules, and why:
 
@@ -47,9 +51,10 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any, Hashable
 
-from .wire import Packet, WireError, build_ipv4_packet, parse_packet
+from .wire import Packet, WireError, build_ipv4_packet, build_ipv6_packet, parse_packet
 from .wire.fragment import FRAGMENT_UNIT
 from .wire.ipv4 import IPV4_HEADER_LENGTH, PROTOCOL_TCP, Ipv4Header
+from .wire.ipv6 import PROTOCOL_ICMPV6, Ipv6Header
 
 # What Python spends to hold one fragment beside its bytes (the bytes object's header, the tuple,
 # an int and the list slots that index it), and one datagram's bookkeeping (its record, its key,
@@ -100,6 +105,18 @@ class _Datagram:
         return len(self.pieces) + self.empty_last
 
 
+class _Names(dict):
+    """"overlap" -> "<name>_overlap", made once per name and remembered."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__()
+        self.name = name
+
+    def __missing__(self, what: str) -> str:
+        value = self[what] = f"{self.name}_{what}"
+        return value
+
+
 class Reassembler:
     """Fragments in, whole datagrams out; knows nothing of the headers that carried them.
 
@@ -116,6 +133,7 @@ class Reassembler:
         *,
         drops: Counter[str] | None = None,
         counters: Counter[str] | None = None,
+        name: str = "reassembly",
     ) -> None:
         self.max_length = max_length  # the largest payload a datagram may have
         self.limits = limits or ReassemblyLimits()
@@ -126,60 +144,63 @@ class Reassembler:
         # to evict, with no heap.
         self._datagrams: dict[Hashable, _Datagram] = {}
         self.memory_used = 0
+        # Every drop and counter is named "<name>_<what>": "reassembly_overlap" for IPv4,
+        # "reassembly6_overlap" for IPv6, so `ustack stats` tells the families apart.
+        self._reason = _Names(name)
 
     # ------------------------------------------------------------------------------------------
     def add(self, key: Hashable, offset: int, data: bytes, more: bool, now: float, head: Any = None):
         """Take one fragment; returns (head, payload) when it completes its datagram, else None."""
         self.on_timer(now)
-        self.counters["reassembly_fragments_received"] += 1
+        self.counters[self._reason["fragments_received"]] += 1
         end = offset + len(data)
         if more and (len(data) == 0 or len(data) % FRAGMENT_UNIT):
             # RFC 791 3.2: the next fragment's offset is this one's end, in 8-byte units.
-            self.drops["reassembly_bad_fragment_length"] += 1
+            self.drops[self._reason["bad_fragment_length"]] += 1
             return None
         datagram = self._datagrams.get(key)
         if datagram is not None and datagram.discarded:
-            self.drops["reassembly_datagram_discarded"] += 1
+            self.drops[self._reason["datagram_discarded"]] += 1
             return None
         if datagram is None:
             if not self._make_room(DATAGRAM_OVERHEAD, keep=None):
-                self.drops["reassembly_memory_limit"] += 1
+                self.drops[self._reason["memory_limit"]] += 1
                 return None
             datagram = _Datagram(now + self.limits.timeout)
             self._datagrams[key] = datagram
             self.memory_used += datagram.memory
         if end > self.max_length:
-            return self._discard(datagram, "reassembly_too_long")
+            return self._discard(datagram, self._reason["too_long"])
         if not more:
             if datagram.length is not None and datagram.length != end:
-                return self._discard(datagram, "reassembly_length_conflict")
+                return self._discard(datagram, self._reason["length_conflict"])
             if datagram.pieces and datagram.pieces[-1][1] > end:
-                return self._discard(datagram, "reassembly_length_conflict")
+                return self._discard(datagram, self._reason["length_conflict"])
             datagram.length = end
         elif datagram.length is not None and end > datagram.length:
-            return self._discard(datagram, "reassembly_length_conflict")
+            return self._discard(datagram, self._reason["length_conflict"])
 
         index = bisect_right(datagram.starts, offset)
         if index and datagram.pieces[index - 1][1] > offset:
             start_before, end_before, data_before = datagram.pieces[index - 1]
             if start_before == offset and end_before == end and data_before == data:
-                self.drops["reassembly_duplicate_fragment"] += 1
+                self.drops[self._reason["duplicate_fragment"]] += 1
                 return None
-            return self._discard(datagram, "reassembly_overlap")
+            return self._discard(datagram, self._reason["overlap"])
         if index < len(datagram.pieces) and datagram.pieces[index][0] < end:
-            return self._discard(datagram, "reassembly_overlap")
+            return self._discard(datagram, self._reason["overlap"])
         if not data:
             # An empty last fragment only says where the datagram ends: nothing to store.
             if datagram.empty_last:
-                self.drops["reassembly_duplicate_fragment"] += 1
+                self.drops[self._reason["duplicate_fragment"]] += 1
                 return None
             datagram.empty_last = True
         elif len(datagram.pieces) >= self.limits.max_fragments:
-            return self._discard(datagram, "reassembly_too_many_fragments")
+            return self._discard(datagram, self._reason["too_many_fragments"])
         else:
             cost = len(data) + FRAGMENT_OVERHEAD
             if not self._make_room(cost, keep=key):
-                self.drops["reassembly_memory_limit"] += 1
+                self.drops[self._reason["memory_limit"]] += 1
                 return None
             datagram.starts.insert(index, offset)
             datagram.pieces.insert(index, (offset, end, bytes(data)))
@@ -193,12 +214,12 @@ class Reassembler:
         # Complete: the pieces are disjoint and cover 0..length, so joined in order they are it.
         del self._datagrams[key]
         self.memory_used -= datagram.memory
-        self.counters["reassembly_datagrams_completed"] += 1
+        self.counters[self._reason["datagrams_completed"]] += 1
         return datagram.head, b"".join(piece for _, _, piece in datagram.pieces)
 
     def refuse(self, reason: str) -> None:
         """Count a fragment the caller rejected on sight (by rules of its own protocol)."""
-        self.counters["reassembly_fragments_received"] += 1
+        self.counters[self._reason["fragments_received"]] += 1
         self.drops[reason] += 1
 
     # ------------------------------------------------------------------------------------------
@@ -217,8 +238,8 @@ class Reassembler:
                 break
             self._forget(key, datagram)
             if not datagram.discarded:
-                self.drops["reassembly_timeout"] += datagram.fragments_held
-                self.counters["reassembly_datagrams_timed_out"] += 1
+                self.drops[self._reason["timeout"]] += datagram.fragments_held
+                self.counters[self._reason["datagrams_timed_out"]] += 1
 
     @property
     def pending(self) -> int:
@@ -234,7 +255,7 @@ class Reassembler:
     def _discard(self, datagram: _Datagram, reason: str) -> None:
         """Drop what the datagram held and this fragment; refuse the rest until it expires."""
         self.drops[reason] += datagram.fragments_held + 1
-        self.counters["reassembly_datagrams_discarded"] += 1
+        self.counters[self._reason["datagrams_discarded"]] += 1
         self.memory_used -= datagram.memory - DATAGRAM_OVERHEAD
         datagram.memory = DATAGRAM_OVERHEAD
         datagram.starts, datagram.pieces, datagram.head, datagram.received = [], [], None, 0
@@ -263,8 +284,8 @@ class Reassembler:
         for key, datagram in victims:
             self._forget(key, datagram)
             if not datagram.discarded:
-                self.drops["reassembly_memory_limit"] += datagram.fragments_held
-                self.counters["reassembly_datagrams_evicted"] += 1
+                self.drops[self._reason["memory_limit"]] += datagram.fragments_held
+                self.counters[self._reason["datagrams_evicted"]] += 1
         return True
 
 
@@ -273,7 +294,22 @@ class Reassembler:
 IPV4_MAX_PAYLOAD = 65535 - IPV4_HEADER_LENGTH
 
 
-class Ipv4Reassembly:
+class _ReassemblyFront:
+    """What both fronts pass straight to their Reassembler: its timer and its figures."""
+
+    reassembler: Reassembler
+
+    def next_deadline(self) -> float | None:
+        return self.reassembler.next_deadline()
+
+    def on_timer(self, now: float) -> None:
+        self.reassembler.on_timer(now)
+
+    def statistics(self) -> dict[str, float | int]:
+        return self.reassembler.statistics()
+
+
+class Ipv4Reassembly(_ReassemblyFront):
     """The IPv4 side: fragments as parsed packets in, the whole datagram as a parsed packet out."""
 
     def __init__(
@@ -309,11 +345,50 @@ class Ipv4Reassembly:
             self.drops[error.reason] += 1
             return None
 
-    def next_deadline(self) -> float | None:
-        return self.reassembler.next_deadline()
 
-    def on_timer(self, now: float) -> None:
-        self.reassembler.on_timer(now)
+# The largest IPv6 payload without a jumbogram (RFC 8200 3: Payload Length is 16 bits); the packet
+# we rebuild has only the fixed header, so the reassembled data may be that long.
+IPV6_MAX_PAYLOAD = 65535
 
-    def statistics(self) -> dict[str, float | int]:
-        return self.reassembler.statistics()
+# RFC 7112 / RFC 8200 4.5: the first fragment carries the whole header chain up to and including
+# the upper-layer header; how long that header is at least, for the protocols we take.
+UPPER_LAYER_HEADER_LENGTH = {PROTOCOL_TCP: TCP_MINIMUM_FIRST_FRAGMENT, PROTOCOL_ICMPV6: 8}
+
+
+class Ipv6Reassembly(_ReassemblyFront):
+    """The IPv6 side: fragments as parsed packets in, the whole packet as a parsed packet out."""
+
+    def __init__(
+        self, limits: ReassemblyLimits | None = None, *, drops: Counter[str] | None = None,
+        counters: Counter[str] | None = None,
+    ) -> None:
+        self.reassembler = Reassembler(IPV6_MAX_PAYLOAD, limits, drops=drops, counters=counters, name="reassembly6")
+        self.drops = self.reassembler.drops
+
+    def receive(self, fragment: Packet, now: float) -> Packet | None:
+        """Take one fragment (a Packet whose Ipv6Header says it is one); returns the whole packet,
+        parsed, when this fragment completes it."""
+        ip = fragment.ip
+        if ip.fragment_offset == 0 and len(fragment.payload) < UPPER_LAYER_HEADER_LENGTH.get(ip.protocol, 0):
+            # RFC 7112 5: a first fragment without the upper-layer header cannot be checked by a
+            # filter and no honest sender makes it; drop it (a TCP header overwritten later would
+            # also be an overlap, RFC 5722).
+            self.reassembler.refuse("reassembly6_first_fragment_without_upper_header")
+            return None
+        # RFC 8200 4.5: fragments of one packet share source, destination and identification.
+        key = (ip.src, ip.dst, ip.identification)
+        done = self.reassembler.add(key, ip.fragment_offset, fragment.payload, ip.more_fragments, now, head=ip)
+        if done is None:
+            return None
+        head, payload = done
+        # The unfragmentable part is the first fragment's fixed header; the extension headers
+        # before its fragment header were for the hops on the way (hop-by-hop, routing) and were
+        # already walked. The Next Header is the one the fragment header named.
+        whole = Ipv6Header(head.src, head.dst, head.protocol, head.hop_limit, flow_label=head.flow_label,
+                           traffic_class=head.traffic_class)
+        try:
+            # Parsed again as one packet: the TCP or ICMPv6 checksum covers the whole of it.
+            return parse_packet(build_ipv6_packet(whole, payload))
+        except WireError as error:
+            self.drops[error.reason] += 1
+            return None

@@ -1,11 +1,14 @@
-"""The interface: IPv4 and ICMP in and out, and the demultiplexer in front of the TCP core.
+"""The interface: IPv4, IPv6, ICMP and ICMPv6 in and out, and the demultiplexer in front of the TCP core.
 
 Sans-IO like the core (DESIGN.md rules 1 and 2): bytes come in through `receive(packet, now)`,
 bytes go out through `transmit(now)`, time moves through `next_deadline()` / `on_timer(now)`.
 The runtime (ustack/aio) owns the TUN fd and the clock; this file owns the tables:
 
 - connections, keyed by the 4-tuple (local address, local port, remote address, remote port);
-- listeners, keyed by (local address, local port), where address 0 means "any of ours";
+  IPv4 addresses are ints and IPv6 addresses 16-byte bytes, never equal to each other, so one
+  table holds both families (ustack/wire/ipv6.py);
+- listeners, keyed by (local address, local port), where address 0 means "any of ours", of both
+  families, like a Linux AF_INET6 socket bound to :: with IPV6_V6ONLY off (RFC 3493 5.3);
 - a heap of timer deadlines, so finding the next deadline costs O(log n) and an idle stack with
   thousands of dead connections costs nothing (DESIGN.md rule 6). An entry names its connection
   by 4-tuple, not by reference: a connection that re-armed or finished leaves a stale entry (a
@@ -31,7 +34,8 @@ import random
 from collections import Counter
 from typing import Iterable, NamedTuple
 
-from .reassembly import Ipv4Reassembly, ReassemblyLimits
+from .reassembly import Ipv4Reassembly, Ipv6Reassembly, ReassemblyLimits
+from .stack6 import IPV4_MAPPED_PREFIX, LOOPBACK6, UNSPECIFIED6, Ipv6Side
 from .tcp import Connection, Listener, State, TcpConfig, reset_for_unmatched
 from .tcp.isn import IsnGenerator
 from .tcp.options import TIMESTAMP_OPTION_SPACE
@@ -42,6 +46,7 @@ from .wire.fragment import fragment_ipv4
 from .wire.icmp import DESTINATION_UNREACHABLE, ECHO_REPLY, ECHO_REQUEST, PARAMETER_PROBLEM, TIME_EXCEEDED
 from .wire.icmp import IcmpMessage
 from .wire.ipv4 import PROTOCOL_ICMP, Ipv4Header, address_text
+from .wire.ipv6 import IPV6_HEADER_LENGTH, MINIMUM_MTU as IPV6_MINIMUM_MTU
 from .wire.tcp import ACK, RST, SYN, TcpSegment
 
 # Linux's default ephemeral range (net.ipv4.ip_local_port_range).
@@ -61,27 +66,32 @@ ICMP_ERRORS_FOR_TCP = frozenset({DESTINATION_UNREACHABLE, TIME_EXCEEDED, PARAMET
 # everyone (RFC 1122 4.2.3.10).
 INVALID_SOURCE_FIRST_OCTETS = frozenset({0, 127, *range(224, 256)})
 
+Address = int | bytes  # IPv4 as an int, IPv6 as 16 bytes
+ConnectionKey = tuple[Address, int, Address, int]  # (local address, local port, remote address, remote port)
 _SYN_ACK_RST = SYN | ACK | RST
 _MAY_OPEN = (SYN, ACK)  # of those three bits, what a segment that may open a connection has
 
-ConnectionKey = tuple[int, int, int, int]  # (local address, local port, remote address, remote port)
 # Stale timer-heap entries tolerated beyond as many as there are live ones before a rebuild.
 HEAP_SLACK = 64
 
 
-def host_address(address: object) -> int:
-    """The address a Stack takes, as `ipaddress` reads it ('10.77.0.2', IPv4Address, or an int),
-    as the integer the core compares with packet headers. A value that is no address, or that no
-    host can have (RFC 1122 3.2.1.3: "this network", loopback, multicast, reserved), raises
-    ValueError naming it. IPv6 is not supported yet: its branch is the one place to add it."""
+def host_address(address: object) -> int | bytes:
+    """The address a Stack takes, as `ipaddress` reads it ('10.77.0.2', 'fd00:77::2', an
+    IPv4Address or IPv6Address, an int, 16 bytes), as the core compares it with packet headers: an
+    int for IPv4, 16 bytes for IPv6. A value that is no address, or that no host can have (RFC 1122
+    3.2.1.3: "this network", loopback, multicast, reserved; RFC 4291: ::, ::1, multicast,
+    IPv4-mapped), raises ValueError naming it."""
     if isinstance(address, bool):  # an int to ipaddress, but surely a mistake
         raise ValueError(f"{address!r} is not an IP address")
     try:
         parsed = ipaddress.ip_address(address)  # type: ignore[arg-type]
     except ValueError:
         raise ValueError(f"{address!r} is not an IP address") from None
-    if parsed.version != 4:
-        raise ValueError(f"{address!r} is an IPv6 address; ustack speaks IPv4 only for now")
+    if parsed.version == 6:
+        packed = parsed.packed
+        if packed[0] == 0xFF or packed in (UNSPECIFIED6, LOOPBACK6) or packed[:12] == IPV4_MAPPED_PREFIX:
+            raise ValueError(f"{address!r} cannot be a host's IPv6 address (RFC 4291: ::, ::1, multicast, IPv4-mapped)")
+        return packed
     if int(parsed) >> 24 in INVALID_SOURCE_FIRST_OCTETS or parsed == ipaddress.IPv4Address("255.255.255.255"):
         raise ValueError(f"{address!r} cannot be a host's address (RFC 1122 3.2.1.3)")
     return int(parsed)
@@ -102,8 +112,9 @@ class StackEvent(NamedTuple):
     event: object
 
 
-class Stack:
-    """One IPv4 host with a TCP/IP stack: one address, any number of listeners and connections.
+class Stack(Ipv6Side):
+    """One host with a TCP/IP stack: an IPv4 address, an IPv6 address or both, any number of
+    listeners and connections. `address=None` turns IPv4 off, `address6=None` (the default) IPv6.
 
     Two policies can be fixed for tests, scripts and simulations, so that a run repeats exactly:
     `isn_generator=IsnGenerator(fixed_isn=N)` starts every connection at sequence number N, and
@@ -111,9 +122,10 @@ class Stack:
 
     def __init__(
         self,
-        address: int | str | ipaddress.IPv4Address,
+        address: int | str | ipaddress.IPv4Address | None,
         config: TcpConfig | None = None,
         *,
+        address6: bytes | str | ipaddress.IPv6Address | None = None,
         mtu: int = 1500,
         isn_generator: IsnGenerator | None = None,
         port_seed: int | None = None,
@@ -124,15 +136,26 @@ class Stack:
     ) -> None:
         if max_connections is not None and max_connections < 1:
             raise ValueError("max_connections must be at least 1 or None")
-        self.address = host_address(address)
+        if address is None and address6 is None:
+            raise ValueError("a stack needs an IPv4 address, an IPv6 address or both")
+        self.address = None if address is None else host_address(address)
+        self.address6 = None if address6 is None else host_address(address6)
+        if type(self.address) is bytes or (address6 is not None and type(self.address6) is not bytes):
+            given = address if type(self.address) is bytes else address6
+            raise ValueError(f"{given!r}: the IPv4 address goes in `address`, the IPv6 address in `address6`")
         self.max_connections = max_connections  # see _has_room
         self.mtu = mtu
         # TSO (link/tun.py): the link cuts a TCP segment larger than the MTU into segments of the
         # MTU minus its headers. A connection whose own segments are exactly that size (the peer's
         # MSS is at least ours) may then hand down up to 64 KB at once (TcpConfig.offload_segments).
+        # IPv4 only: the device is not offered TSO for IPv6 (TUN_F_TSO6).
         self.offload_segments = max(1, min(64, 65475 // (mtu - 40))) if segmentation_offload else 1
-        # Our MSS follows from the MTU (RFC 9293 3.7.1): the MTU less the IPv4 and TCP headers.
+        # Our MSS follows from the MTU (RFC 9293 3.7.1): the MTU less the IP and TCP headers, so
+        # one per family (IPv6's header is 40 bytes: MSS = MTU - 60).
         self.config = (config or TcpConfig()).fit_to_mtu(mtu)
+        if address6 is not None and mtu < IPV6_MINIMUM_MTU:
+            raise ValueError(f"IPv6 needs a link MTU of at least {IPV6_MINIMUM_MTU} (RFC 8200 5), not {mtu}")
+        self.config6 = self.config if address6 is None else (config or TcpConfig()).fit_to_mtu(mtu, IPV6_HEADER_LENGTH)
         self.ttl = ttl
         self.isn_generator = isn_generator or IsnGenerator()
         self.syn_cookies = SynCookies()  # one rotating cookie secret for all our listeners (RFC 4987 3.6)
@@ -144,6 +167,9 @@ class Stack:
         # `drops`), so that `ustack stats` totals outlive the connections that counted them.
         self.ended_connection_counters: dict[str, Counter[str]] = {}
         self.reassembly = Ipv4Reassembly(reassembly_limits, drops=self.drops, counters=self.counters)
+        self.reassembly6 = Ipv6Reassembly(reassembly_limits, drops=self.drops, counters=self.counters)
+        # RFC 6437 3: one flow label per IPv6 connection, kept while it lives.
+        self._flow_labels: dict[Connection, int] = {}
         # One budget for the ACKs all our connections send in answer to unacceptable segments
         # (TcpConfig.unacceptable_ack_limit per second): forged segments spread over many
         # connections cannot make us send more.
@@ -152,7 +178,9 @@ class Stack:
         self._touched: dict[Connection, None] = {}
         # (deadline, 4-tuple); an entry is live when that 4-tuple's connection is armed for
         # exactly that deadline. Stale entries are skipped when they surface (module docstring).
-        self._timer_heap: list[tuple[float, ConnectionKey]] = []
+        # (deadline, is IPv6, 4-tuple): the family flag orders equal deadlines of the two families,
+        # whose addresses (int and bytes) do not compare.
+        self._timer_heap: list[tuple[float, bool, ConnectionKey]] = []
         self._armed_deadline: dict[Connection, float] = {}
         self._control_replies: list[bytes] = []  # RSTs for unmatched segments, ICMP replies
         self._events: list[StackEvent] = []
@@ -163,18 +191,23 @@ class Stack:
         # RFC 6864 4.1: a fragmented datagram needs an identification unique for its source,
         # destination and protocol while its fragments may live; a counter from a random start.
         self._next_identification = self._port_random.randrange(1 << 16)
+        # The same for IPv6's 32-bit fragment identification (RFC 8200 4.5, RFC 7739).
+        self._next_identification6 = self._port_random.randrange(1 << 32)
 
     # ----------------------------------------------------------------------------------------
     # Packets in
     # ----------------------------------------------------------------------------------------
     def receive(self, packet: bytes, now: float) -> None:
-        """Process one IPv4 packet from the link."""
+        """Process one IPv4 or IPv6 packet from the link."""
         try:
             parsed = parse_packet(packet)
         except WireError as error:
             self.drops[error.reason] += 1
             return
         ip = parsed.ip
+        if ip.version == 6:
+            self._receive_ipv6(parsed, now)
+            return
         if ip.dst != self.address:
             self.drops["ipv4_not_our_address"] += 1
             return
@@ -183,19 +216,25 @@ class Stack:
             # attack: a SYN from us to us would have us answer ourselves in a loop).
             self.drops["ipv4_bad_source_address"] += 1
             return
+        self._deliver(parsed, now, self.reassembly, self._receive_icmp, "ipv4_protocol")
+
+    def _deliver(self, parsed, now: float, reassembly, receive_icmp, unsupported: str) -> None:
+        """A packet for us from a possible source, of either family: counted, put together if it
+        is a fragment (RFC 791 3.2, RFC 8200 4.5: held until the whole datagram is here, which
+        then goes on as one packet), and handed to TCP or to the family's ICMP."""
         self.counters["packets_in"] += 1
+        ip = parsed.ip
         if ip.more_fragments or ip.fragment_offset:
-            # RFC 791 3.2: held until the whole datagram is here, which then goes on as one packet.
-            parsed = self.reassembly.receive(parsed, now)
+            parsed = reassembly.receive(parsed, now)
             if parsed is None:
                 return
             ip = parsed.ip
         if parsed.tcp is not None:
             self._receive_tcp(ip, parsed.tcp, now)
         elif parsed.icmp is not None:
-            self._receive_icmp(ip, parsed.icmp, now)
+            receive_icmp(ip, parsed.icmp, now)
         else:
-            self.drops[f"ipv4_protocol_{ip.protocol}_not_supported"] += 1
+            self.drops[f"{unsupported}_{ip.protocol}_not_supported"] += 1
 
     def _receive_tcp(self, ip: Ipv4Header, segment: TcpSegment, now: float) -> None:
         key = (ip.dst, segment.dst_port, ip.src, segment.src_port)
@@ -216,7 +255,13 @@ class Stack:
                 # without a reply (the client retries; a stray ACK misses only its RST).
                 self.drops["stack_connection_limit"] += 1
                 return
-            new_connection = listener.receive(ip.src, segment, now)
+            if type(ip.dst) is bytes:
+                # A dual-stack listener (or one bound to our IPv6 address): the child's local
+                # address is the SYN's destination and its MSS leaves room for IPv6's header.
+                new_connection = listener.receive(ip.src, segment, now, local_address=ip.dst,
+                                                  config=listener.config.fit_to_mtu(self.mtu, IPV6_HEADER_LENGTH))
+            else:
+                new_connection = listener.receive(ip.src, segment, now)
             if new_connection is not None:
                 new_connection.unacceptable_ack_budget = self.unacceptable_ack_budget
                 self.connections[key] = new_connection
@@ -234,7 +279,10 @@ class Stack:
 
     def _collect_listener_output(self, listener: Listener, now: float) -> None:
         for remote_address, reply in listener.transmit(now):
-            self._control_replies.append(build_tcp_packet(listener.local_address, remote_address, reply, ttl=self.ttl))
+            local_address = listener.local_address
+            if type(local_address) is not type(remote_address):  # a dual-stack listener's other family
+                local_address = self.address6 if type(remote_address) is bytes else self.address
+            self._control_replies.append(build_tcp_packet(local_address, remote_address, reply, ttl=self.ttl))
 
     def _receive_icmp(self, ip: Ipv4Header, message: IcmpMessage, now: float) -> None:
         if message.type == ECHO_REQUEST:
@@ -279,10 +327,17 @@ class Stack:
         self._touched = {}
         self._active.update(touched)
         for connection in touched:
-            if self.offload_segments > 1:
-                self._fit_segmentation_offload(connection, now)
-            for segment in connection.transmit(now):
-                packets.append(build_tcp_packet(connection.local_address, connection.remote_address, segment, ttl=self.ttl))
+            local_address = connection.local_address
+            if type(local_address) is bytes:
+                flow_label = self._flow_label(connection)
+                for segment in connection.transmit(now):
+                    packets.append(build_tcp_packet(local_address, connection.remote_address, segment, ttl=self.ttl,
+                                                    flow_label=flow_label))
+            else:
+                if self.offload_segments > 1:
+                    self._fit_segmentation_offload(connection, now)
+                for segment in connection.transmit(now):
+                    packets.append(build_tcp_packet(local_address, connection.remote_address, segment, ttl=self.ttl))
             self._collect_events(connection)
             if connection.is_finished:
                 self._forget(connection)
@@ -302,9 +357,12 @@ class Stack:
 
     def next_deadline(self) -> float | None:
         reassembly_deadline = self.reassembly.next_deadline()
+        reassembly6_deadline = self.reassembly6.next_deadline()
+        if reassembly6_deadline is not None:
+            reassembly_deadline = reassembly6_deadline if reassembly_deadline is None else min(reassembly_deadline, reassembly6_deadline)
         heap = self._timer_heap
         while heap:
-            deadline, key = heap[0]
+            deadline, _, key = heap[0]
             connection = self.connections.get(key)
             if connection is not None and self._armed_deadline.get(connection) == deadline:
                 return deadline if reassembly_deadline is None else min(deadline, reassembly_deadline)
@@ -313,9 +371,10 @@ class Stack:
 
     def on_timer(self, now: float) -> None:
         self.reassembly.on_timer(now)
+        self.reassembly6.on_timer(now)
         heap = self._timer_heap
         while heap and heap[0][0] <= now:
-            deadline, key = heapq.heappop(heap)
+            deadline, _, key = heapq.heappop(heap)
             connection = self.connections.get(key)
             if connection is None or self._armed_deadline.get(connection) != deadline:
                 continue
@@ -335,13 +394,14 @@ class Stack:
             self._armed_deadline.pop(connection, None)
         elif self._armed_deadline.get(connection) != deadline:
             self._armed_deadline[connection] = deadline
-            heapq.heappush(self._timer_heap, (deadline, _key_of(connection)))
+            heapq.heappush(self._timer_heap, (deadline, type(connection.local_address) is bytes, _key_of(connection)))
             if len(self._timer_heap) > 2 * len(self._armed_deadline) + HEAP_SLACK:
                 self._compact_timer_heap()
 
     def _compact_timer_heap(self) -> None:
         """Rebuild the heap from the live deadlines: every stale entry goes at once."""
-        self._timer_heap = [(deadline, _key_of(connection)) for connection, deadline in self._armed_deadline.items()]
+        self._timer_heap = [(deadline, type(connection.local_address) is bytes, _key_of(connection))
+                            for connection, deadline in self._armed_deadline.items()]
         heapq.heapify(self._timer_heap)
 
     def _forget(self, connection: Connection) -> None:
@@ -353,6 +413,7 @@ class Stack:
                 if counter:
                     self.ended_connection_counters.setdefault(name, Counter()).update(counter)
         self._armed_deadline.pop(connection, None)
+        self._flow_labels.pop(connection, None)
         listener = self._born_of.pop(connection, None)
         if listener is not None:
             listener.open_connections -= 1
@@ -385,20 +446,25 @@ class Stack:
         self,
         port: int,
         *,
-        address: int = 0,
+        address: Address = 0,
         backlog: int = 128,
         syn_queue_size: int | None = None,
         config: TcpConfig | None = None,
         max_connections: int | None = None,
     ) -> Listener:
-        """Passive OPEN on a port. max_connections: the most connections from this listener that
-        may exist at once (None: only the stack's limit); a SYN beyond it is dropped, counted."""
+        """Passive OPEN on `port`: `address` 0 listens on every address of ours, both families (a
+        dual-stack socket); our IPv4 or our IPv6 address listens on that family only.
+        max_connections: the most connections from this listener that may exist at once (None:
+        only the stack's limit); a SYN beyond it is dropped, counted."""
+        if type(address) is bytes and address != self.address6:
+            raise StackError(f"{address_text(address)} is not an address of this stack", _errno("EADDRNOTAVAIL"))
         if (address, port) in self.listeners or (0, port) in self.listeners:
             raise StackError(f"port {port} is already listening", _errno("EADDRINUSE"))
         self._check_room()
+        family_header = IPV6_HEADER_LENGTH if type(address) is bytes else 20
         listener = Listener(
-            self._config_for(config),
-            address or self.address,
+            self._config_for(config, family_header),
+            address or (self.address if self.address is not None else self.address6),
             port,
             backlog=backlog,
             syn_queue_size=syn_queue_size if syn_queue_size is not None else backlog,  # as Linux's listen()
@@ -422,17 +488,27 @@ class Stack:
             self._touch(connection)
 
     def connect(
-        self, remote_address: int, remote_port: int, now: float, *, local_port: int | None = None, config: TcpConfig | None = None
+        self, remote_address: Address, remote_port: int, now: float, *, local_port: int | None = None,
+        config: TcpConfig | None = None,
     ) -> Connection:
-        """Active OPEN: a new connection in SYN-SENT; its SYN leaves with the next transmit()."""
+        """Active OPEN: a new connection in SYN-SENT; its SYN leaves with the next transmit().
+        The family of `remote_address` (an int or 16 bytes) picks our address of that family."""
+        if type(remote_address) is bytes:
+            local_address, header_length = self.address6, IPV6_HEADER_LENGTH
+        else:
+            local_address, header_length = self.address, 20
+        if local_address is None:
+            raise StackError(f"{address_text(remote_address)}: this stack has no address of that family",
+                             _errno("ENETUNREACH"))
         self._check_room()
         if local_port is None:
             local_port = self._ephemeral_port(remote_address, remote_port)
-        key = (self.address, local_port, remote_address, remote_port)
+        key = (local_address, local_port, remote_address, remote_port)
         if key in self.connections:
             raise StackError(f"{address_text(remote_address)}:{remote_port} from port {local_port} is in use", _errno("EADDRINUSE"))
-        iss = self.isn_generator.generate(self.address, local_port, remote_address, remote_port, now)
-        connection = Connection.open_active(self._config_for(config), self.address, local_port, remote_address, remote_port, iss, now)
+        iss = self.isn_generator.generate(local_address, local_port, remote_address, remote_port, now)
+        connection = Connection.open_active(self._config_for(config, header_length), local_address, local_port,
+                                            remote_address, remote_port, iss, now)
         connection.unacceptable_ack_budget = self.unacceptable_ack_budget
         self.connections[key] = connection
         self._touch(connection)
@@ -451,30 +527,33 @@ class Stack:
             # (ENOBUFS/ENOMEM would say memory ran out, which is not what happened).
             raise StackError(f"this stack already holds max_connections={self.max_connections} sockets", _errno("EMFILE"))
 
-    def _config_for(self, config: TcpConfig | None) -> TcpConfig:
-        """A per-socket configuration (socket options), with the MSS still bounded by our MTU."""
+    def _config_for(self, config: TcpConfig | None, ip_header_length: int = 20) -> TcpConfig:
+        """A per-socket configuration (socket options), with the MSS still bounded by our MTU
+        less the IP header of the connection's family."""
         if config is None:
-            return self.config
-        return config.fit_to_mtu(self.mtu)
+            return self.config6 if ip_header_length == IPV6_HEADER_LENGTH else self.config
+        return config.fit_to_mtu(self.mtu, ip_header_length)
 
     def _identification(self) -> int:
         self._next_identification = (self._next_identification + 1) & 0xFFFF
         return self._next_identification
 
-    def _ephemeral_port(self, remote_address: int, remote_port: int) -> int:
+    def _ephemeral_port(self, remote_address: Address, remote_port: int) -> int:
         """A local port whose 4-tuple is free, counting TIME-WAIT connections as taken, and that
-        no listener holds, whether bound to the wildcard or to our own address.
+        no listener holds, whether bound to the wildcard or to either of our addresses (one port
+        space for both families, as in Linux).
 
         Walks the range from a random starting point (in the spirit of RFC 6056), so ports are not
         predictable from one connection to the next."""
         size = len(EPHEMERAL_PORTS)
         listeners = self.listeners
+        local_address = self.address6 if type(remote_address) is bytes else self.address
         for _ in range(size):
             self._next_ephemeral = (self._next_ephemeral + 1) % size
             port = EPHEMERAL_PORTS[self._next_ephemeral]
-            if (0, port) in listeners or (self.address, port) in listeners:
+            if (0, port) in listeners or (self.address, port) in listeners or (self.address6, port) in listeners:
                 continue
-            if (self.address, port, remote_address, remote_port) not in self.connections:
+            if (local_address, port, remote_address, remote_port) not in self.connections:
                 return port
         raise StackError("no free ephemeral port", _errno("EADDRNOTAVAIL"))
 

@@ -28,7 +28,7 @@ def test_stack_takes_an_address_as_ipaddress_does(address):
 
 @pytest.mark.parametrize("address, reason", [
     ("10.77.0.300", "not an IP address"), ("ustack", "not an IP address"), (True, "not an IP address"),
-    ("::1", "IPv6"), ("127.0.0.1", "host's address"), ("224.0.0.1", "host's address"), ("0.0.0.0", "host's address"),
+    ("::1", "IPv6"), ("fd00:77::2", "address6"), ("127.0.0.1", "host's address"), ("224.0.0.1", "host's address"), ("0.0.0.0", "host's address"),
 ])
 def test_a_bad_stack_address_is_a_value_error_naming_it(address, reason):
     with pytest.raises(ValueError) as raised:

@@ -98,6 +98,7 @@ def test_json_has_the_same_counters_structured(running_ustack, capsys):
     assert statistics["listeners"][0]["drops"] == {"ack_in_listen": 1}
     assert statistics["connections"]["open"] == 1
     assert statistics["reassembly"]["pending_datagrams"] == 1
+    assert statistics["reassembly6"]["pending_datagrams"] == 0  # IPv6's fragments are held apart
 
 
 def test_ss_stats_is_the_same_command(running_ustack, capsys):
@@ -168,4 +169,4 @@ def test_each_group_prints_its_counters_then_its_drops(running_ustack, capsys):
     assert all(name.startswith("stack.drops.") for name in stack_names[first_drop:])
     assert stack_names[:first_drop] == sorted(stack_names[:first_drop])
     groups = [name.split(".")[0] for name in names]
-    assert groups == sorted(groups, key=["stack", "reassembly", "connections", "runtime", "listener"].index)
+    assert groups == sorted(groups, key=["stack", "reassembly", "reassembly6", "connections", "runtime", "listener"].index)

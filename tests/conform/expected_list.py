@@ -1,6 +1,7 @@
-"""tests/conform/expected.txt: every script of the FreeBSD suite that does not pass, and why;
-tests/conform/expected_linux.txt: the same for Google's Linux scripts against ustack with the
-Linux profile (linux_profile.py), both on virtual time, so deterministic.
+"""tests/conform/expected.txt (and expected_ipv6.txt, for the suite's IPv6 variants): every script
+of the FreeBSD suite that does not pass, and why; tests/conform/expected_linux.txt: the same for
+Google's Linux scripts against ustack with the Linux profile (linux_profile.py). All on virtual
+time, so deterministic.
 
     .venv/bin/python tests/conform/expected_list.py        rewrite both files from a fresh run
 
@@ -25,8 +26,9 @@ from ustack.conform.linux_profile import linux_difference  # noqa: E402
 from ustack.conform.profile import FREEBSD, LINUX, PROFILE_DEFINES, freebsd_deviation  # noqa: E402
 from ustack.conform.runner import PASS, run_path  # noqa: E402
 
-from conform.suite_path import LINUX_SUITE, SUITE  # noqa: E402
+from conform.suite_path import LINUX_SUITE, SUITE, SUITE6  # noqa: E402
 EXPECTED = Path(__file__).with_name("expected.txt")
+EXPECTED6 = Path(__file__).with_name("expected_ipv6.txt")
 LINUX_EXPECTED = Path(__file__).with_name("expected_linux.txt")
 HEADER = """\
 # Scripts of the FreeBSD tcp-testsuite (../shared/conformance) that do not pass, and why.
@@ -40,10 +42,17 @@ LINUX_HEADER = """\
 # script | status | key (unsupported feature, or failing line and what differed) | reason
 """
 
+# (suite, profile, its expected list, the list's header): the FreeBSD scripts, their IPv6 variants,
+# and Google's Linux scripts.
+LISTS = (
+    (SUITE, FREEBSD, EXPECTED, HEADER),
+    (SUITE6, FREEBSD, EXPECTED6, HEADER),
+    (LINUX_SUITE, LINUX, LINUX_EXPECTED, LINUX_HEADER),
+)
 
-def current_results(profile: str = FREEBSD) -> dict[str, tuple[str, str, str]]:
+
+def current_results(suite: Path = SUITE, profile: str = FREEBSD) -> dict[str, tuple[str, str, str]]:
     """script (relative to the suite) -> (status, key, reason), for every script not passing."""
-    suite = LINUX_SUITE if profile == LINUX else SUITE
     explain = linux_difference if profile == LINUX else freebsd_deviation
     results = {}
     for path in sorted(suite.rglob("*.pkt")):
@@ -74,7 +83,7 @@ def write_expected(results: dict, path: Path = EXPECTED, header: str = HEADER) -
 
 
 if __name__ == "__main__":
-    for profile, path, header in ((FREEBSD, EXPECTED, HEADER), (LINUX, LINUX_EXPECTED, LINUX_HEADER)):
-        results = current_results(profile)
+    for suite, profile, path, header in LISTS:
+        results = current_results(suite, profile)
         write_expected(results, path, header)
         print(f"{path}: {len(results)} scripts that do not pass")

@@ -13,12 +13,17 @@ LINUX_SUITE = Path(
     os.environ.get("USTACK_LINUX_SUITE", SUITE.parent / "packetdrill-linux" / "tcp")
 )
 
+# The same suite's IPv6 variants (--ip_version=ipv6), beside it; USTACK_CONFORMANCE_SUITE_IPV6 elsewhere.
+SUITE6 = Path(
+    os.environ.get("USTACK_CONFORMANCE_SUITE_IPV6", REPOSITORY.parent / "shared" / "conformance" / "freebsd-tcp-testsuite-ipv6")
+)
+
 import pytest  # noqa: E402
 
 # Outside CI a machine without the suite skips these tests; in CI (CI=true) the suite is always
 # beside the repository, so a missing suite must fail loudly rather than skip quietly.
 needs_suite = pytest.mark.skipif(
-    not SUITE.is_dir() and not os.environ.get("CI"),
+    not (SUITE.is_dir() and SUITE6.is_dir()) and not os.environ.get("CI"),
     reason=f"the FreeBSD suite is not at {SUITE} (set USTACK_CONFORMANCE_SUITE)",
 )
 

@@ -30,7 +30,7 @@ from ustack.conform.shell import (
 from ustack.tcp.config import TcpConfig
 from ustack.tcp.state import State
 
-from conform.suite_path import SUITE, needs_suite
+from conform.suite_path import SUITE, SUITE6, needs_suite
 CONFIG_FIELDS = {field.name for field in dataclasses.fields(TcpConfig)}
 
 
@@ -94,9 +94,13 @@ def test_each_freebsd_deviation_names_a_script_and_the_rfc_it_contradicts():
     from ustack.conform.profile import FREEBSD_DEVIATIONS, freebsd_deviation
 
     for script, reason in FREEBSD_DEVIATIONS.items():
-        assert (SUITE / script).is_file(), script
+        suite = SUITE6 if script.endswith("-ipv6.pkt") else SUITE
+        assert (suite / script).is_file(), script
         assert "RFC 9293 3." in reason, script
-        assert freebsd_deviation(str(SUITE / script)) == reason
+        assert freebsd_deviation(str(suite / script)) == reason
+        # An IPv4 script's IPv6 twin fails for the same reason.
+        twin = script.replace("-ipv4.pkt", "-ipv6.pkt")
+        assert freebsd_deviation(str(SUITE6 / twin)) == reason
     assert freebsd_deviation(str(SUITE / "snippets/listen-ipv4.pkt")) is None
 
 
@@ -149,8 +153,11 @@ def test_script_headers():
     overrides = {}
     apply_script_options({"ip_version": "ipv4", "tolerance_usecs": "10000", "mtu": "9000", "non_fatal": "syscall"}, overrides)
     assert overrides == {"mss": 8960}
-    with pytest.raises(Unsupported, match="ipv6"):
-        apply_script_options({"ip_version": "ipv6"}, {})
+    overrides = {}
+    apply_script_options({"ip_version": "ipv6", "mtu": "9000"}, overrides)
+    assert overrides == {"mss": 8940}  # IPv6's header is 40 bytes
+    with pytest.raises(Unsupported, match="ipv4-mapped-ipv6"):
+        apply_script_options({"ip_version": "ipv4-mapped-ipv6"}, {})
     overrides = {}
     apply_script_options({"mtu": "72"}, overrides)  # the smallest IPv4 MTU is 68 (RFC 791)
     assert overrides == {"mss": 32}

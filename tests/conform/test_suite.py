@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from conform.suite_path import needs_linux_suite, needs_suite
-from conform.expected_list import EXPECTED, LINUX_EXPECTED, SUITE, current_results, read_expected
+from conform.expected_list import EXPECTED, EXPECTED6, LINUX_EXPECTED, LINUX_SUITE, SUITE, SUITE6, current_results, read_expected
 from ustack.conform.profile import LINUX
 from ustack.conform.lexer import ParseError
 from ustack.conform.parser import parse_text
@@ -21,14 +21,15 @@ OURS = Path(__file__).with_name("ours")
 
 
 @needs_suite
-def test_the_expected_list_is_exactly_what_does_not_pass():
-    compare(read_expected(), current_results(), EXPECTED)
+@pytest.mark.parametrize(("suite", "expected_path"), ((SUITE, EXPECTED), (SUITE6, EXPECTED6)), ids=("ipv4", "ipv6"))
+def test_the_expected_list_is_exactly_what_does_not_pass(suite, expected_path):
+    compare(read_expected(expected_path), current_results(suite), expected_path)
 
 
 @needs_linux_suite
 def test_the_linux_expected_list_is_exactly_what_does_not_pass():
     """The Linux scripts against ustack with the Linux profile (virtual time, deterministic)."""
-    compare(read_expected(LINUX_EXPECTED), current_results(LINUX), LINUX_EXPECTED)
+    compare(read_expected(LINUX_EXPECTED), current_results(LINUX_SUITE, LINUX), LINUX_EXPECTED)
 
 
 def compare(expected: dict, actual: dict, listed: Path) -> None:

@@ -42,7 +42,7 @@ def test_a_finished_connection_is_not_kept_alive_by_a_stale_timer_entry():
     client_live = set(map(id, client.connections.values()))
     held = [item for item in held if id(item) not in client_live]
     assert held == []
-    assert all(type(entry[1]) is tuple for entry in server._timer_heap)  # 4-tuples, no Connection
+    assert all(type(entry[2]) is tuple for entry in server._timer_heap)  # 4-tuples, no Connection
 
 
 def test_stale_entries_never_outnumber_live_ones_by_more_than_the_slack():

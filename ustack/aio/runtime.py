@@ -33,6 +33,7 @@ from ..tcp.config import TcpConfig
 from ..tcp.events import ConnectionSnapshot
 from ..tcp.state import State
 from ..wire.ipv4 import address_text, address_value
+from ..wire.ipv6 import address6_value
 from .registry import register, unregister, default_program
 from .errors import os_error
 from .options import client_options, server_options
@@ -280,12 +281,13 @@ class AsyncStack:
 
         return await self.create_server(factory, host, port, **options)
 
-    def _listening_address(self, host: str | list[str] | None) -> int:
-        """0 (any of ours) or this stack's address, from create_server's `host`."""
+    def _listening_address(self, host: str | list[str] | None) -> int | bytes:
+        """0 (any of ours, both families: "::" too, like a dual-stack socket) or one of this
+        stack's addresses, from create_server's `host`."""
         hosts = [host] if host is None or isinstance(host, str) else list(host)
-        addresses = {0 if item in (None, "", "0.0.0.0") else _parse_address(item) for item in hosts}
+        addresses = {0 if item in (None, "", "0.0.0.0", "::") else _parse_address(item) for item in hosts}
         for address in addresses:
-            if address not in (0, self.stack.address):
+            if address not in (0, self.stack.address, self.stack.address6):
                 raise os_error(errno.EADDRNOTAVAIL,
                                f"{address_text(address)} is not this stack's address ({address_text(self.stack.address)})")
         return 0 if 0 in addresses or len(addresses) != 1 else addresses.pop()
@@ -516,13 +518,16 @@ def _earliest(*deadlines: float | None) -> float | None:
     return min(present) if present else None
 
 
-def _parse_address(host: str) -> int:
+def _parse_address(host: str) -> int | bytes:
+    """An IPv4 literal as an int, an IPv6 literal (also in [brackets]) as 16 bytes."""
     if host == "localhost":
-        raise os_error(errno.EADDRNOTAVAIL, "ustack has no loopback interface: use the peer's IPv4 address")
+        raise os_error(errno.EADDRNOTAVAIL, "ustack has no loopback interface: use the peer's IP address")
     try:
+        if ":" in host:
+            return address6_value(host[1:-1] if host.startswith("[") and host.endswith("]") else host)
         return address_value(host)
     except ValueError:
-        raise os_error(errno.EINVAL, f"{host!r} is not an IPv4 address (ustack does not resolve names)") from None
+        raise os_error(errno.EINVAL, f"{host!r} is not an IPv4 or IPv6 address (ustack does not resolve names)") from None
 
 
 def _check_port(port: int) -> None:

@@ -70,8 +70,8 @@ class TcpTransport(asyncio.Transport):
         self._protocol = protocol
         self._server = server
         self._extra = {
-            "peername": (address_text(connection.remote_address), connection.remote_port),
-            "sockname": (address_text(connection.local_address), connection.local_port),
+            "peername": _socket_address(connection.remote_address, connection.remote_port),
+            "sockname": _socket_address(connection.local_address, connection.local_port),
             "connection": connection,  # the core object, for snapshots and teaching tools
             "stack": runtime.stack,
         }
@@ -397,3 +397,10 @@ class TcpTransport(asyncio.Transport):
             if self._server is not None:
                 self._server._detach(self)
                 self._server = None
+
+
+def _socket_address(address: int | bytes, port: int) -> tuple:
+    """(host, port) for IPv4, (host, port, flowinfo, scope_id) for IPv6, as the socket module gives."""
+    if type(address) is bytes:
+        return (address_text(address), port, 0, 0)
+    return (address_text(address), port)

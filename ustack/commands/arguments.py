@@ -9,7 +9,7 @@ import argparse
 import ipaddress
 import os
 
-from ..network import DEFAULT_MTU, KERNEL_INTERFACE, TUN_NAME, USTACK_ADDRESS
+from ..network import DEFAULT_MTU, KERNEL_INTERFACE, KERNEL_INTERFACE6, TUN_NAME, USTACK_ADDRESS, USTACK_ADDRESS6
 from .errors import CliError
 from .faults import add_fault_arguments
 
@@ -51,6 +51,49 @@ def _require_host_address(text: str, address: ipaddress.IPv4Address) -> None:
         why = "it is a multicast address"
     elif address == _LIMITED_BROADCAST or address.is_reserved:
         why = "it is a broadcast or reserved address"
+    else:
+        return
+    raise argparse.ArgumentTypeError(f"{text!r} is not a host's address: {why}")
+
+
+def ipv6_address(text: str) -> str:
+    try:
+        address = ipaddress.IPv6Address(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an IPv6 address") from None
+    _require_host_address6(text, address)
+    return str(address)
+
+
+def ipv6_interface(text: str) -> str:
+    if "/" not in text:
+        raise argparse.ArgumentTypeError(f"{text!r} needs a prefix length, like {KERNEL_INTERFACE6}")
+    try:
+        interface = ipaddress.IPv6Interface(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an IPv6 address with a prefix (like {KERNEL_INTERFACE6})") from None
+    if interface.network.prefixlen > 126:
+        raise argparse.ArgumentTypeError(f"{text!r}: the prefix must leave room for two hosts (/126 or shorter)")
+    _require_host_address6(text, interface.ip)
+    return str(interface)
+
+
+def ip_address(text: str) -> str:
+    """An IPv4 or an IPv6 address (IPv6 when it has a colon), checked like --addr or --addr6."""
+    return ipv6_address(text) if ":" in text else ipv4_address(text)
+
+
+def _require_host_address6(text: str, address: ipaddress.IPv6Address) -> None:
+    """One host's IPv6 address (RFC 4291 2.5.2, 2.5.3, 2.7, 2.5.5.2): the stack drops packets from
+    the others, so a device end holding one could never talk to it."""
+    if address.is_unspecified:
+        why = ":: is the unspecified address"
+    elif address.is_loopback:
+        why = "loopback never leaves the kernel, and ustack is reached through the TUN device"
+    elif address.is_multicast:
+        why = "it is a multicast address"
+    elif address.ipv4_mapped is not None:
+        why = "an IPv4-mapped address is IPv4 seen through the socket API, never on the wire"
     else:
         return
     raise argparse.ArgumentTypeError(f"{text!r} is not a host's address: {why}")
@@ -150,6 +193,13 @@ def add_network_arguments(parser: argparse.ArgumentParser) -> None:
                        help=f"ustack's own address (default {USTACK_ADDRESS})")
     group.add_argument("--host-addr", metavar="IP/PREFIX", type=ipv4_interface, default=KERNEL_INTERFACE,
                        help=f"the kernel's address on the TUN device (default {KERNEL_INTERFACE})")
+    group.add_argument("--addr6", metavar="IP6", type=ipv6_address, default=USTACK_ADDRESS6,
+                       help=f"ustack's own IPv6 address (default {USTACK_ADDRESS6})")
+    group.add_argument("--host-addr6", metavar="IP6/PREFIX", type=ipv6_interface, default=KERNEL_INTERFACE6,
+                       help=f"the kernel's IPv6 address on the TUN device (default {KERNEL_INTERFACE6})")
+    family = group.add_mutually_exclusive_group()
+    family.add_argument("--no-ipv4", action="store_true", help="IPv6 only: no IPv4 address on either side")
+    family.add_argument("--no-ipv6", action="store_true", help="IPv4 only: IPv6 switched off on the TUN device")
     group.add_argument("--mtu", metavar="N", type=mtu_value, default=DEFAULT_MTU,
                        help=f"MTU of the TUN device (68..65535, default {DEFAULT_MTU})")
     group.add_argument("--no-offload", action="store_true",

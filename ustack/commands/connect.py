@@ -24,7 +24,7 @@ import sys
 import threading
 
 from ..network import UstackNetwork
-from .arguments import add_ladder_arguments, add_network_arguments, ipv4_address, port_value, seconds_value
+from .arguments import add_ladder_arguments, add_network_arguments, ip_address, port_value, seconds_value
 from .errors import CliError
 from .live import make_ladders, open_network, start_control_server, tcp_config
 from .signals import sigterm_as_interrupt, stop_on_signals
@@ -39,7 +39,8 @@ class ConnectFailed(Exception):
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser("connect", help="connect from ustack to a kernel server: stdin out, stdout in (like nc)")
-    parser.add_argument("host", metavar="HOST", type=ipv4_address, help="the server's IPv4 address (e.g. the kernel side, 10.77.0.1)")
+    parser.add_argument("host", metavar="HOST", type=ip_address,
+                        help="the server's IPv4 or IPv6 address (e.g. the kernel side, 10.77.0.1 or fd00:77::1)")
     parser.add_argument("port", metavar="PORT", type=port_value)
     parser.add_argument("--timeout", metavar="SECONDS", type=seconds_value, default=10.0,
                         help="give up connecting after this long (default 10; 0 means no time limit, "
@@ -73,7 +74,7 @@ async def _connect(args, network: UstackNetwork, ladders=None) -> int:
     from ..aio.transport import FINISHED_STATES
 
     stop = stop_on_signals()
-    peer = f"{args.host}:{args.port}"
+    peer = f"[{args.host}]:{args.port}" if ":" in args.host else f"{args.host}:{args.port}"
 
     async with AsyncStack(network.make_stack(tcp_config(args)), network.link, control=False) as astack:
         for observer in network.observers:

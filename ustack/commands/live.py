@@ -25,10 +25,13 @@ from .faults import faults_from_args
 @contextlib.contextmanager
 def open_network(args: argparse.Namespace, trace_output=None, ladders=None, queues: int = 1):
     """The UstackNetwork of the network flags, open for the block and always closed after it."""
-    check_addresses(args.addr, args.host_addr)
+    check_addresses(args)
+    ipv4, ipv6 = not args.no_ipv4, not args.no_ipv6
     inbound, outbound = faults_from_args(args) or (None, None)
     settings = NetworkSettings(
-        namespace=args.netns, tun=args.tun, address=args.addr, host_interface=args.host_addr, mtu=args.mtu,
+        namespace=args.netns, tun=args.tun, address=args.addr if ipv4 else None,
+        host_interface=args.host_addr if ipv4 else None, address6=args.addr6 if ipv6 else None,
+        host_interface6=args.host_addr6 if ipv6 else None, mtu=args.mtu,
         pcap=args.pcap, trace_output=(trace_output or sys.stdout) if args.trace else None,
         seed=args.seed, inbound_faults=inbound, outbound_faults=outbound, program=f"ustack {args.command}",
         offload=not args.no_offload, queues=queues)
@@ -40,8 +43,17 @@ def open_network(args: argparse.Namespace, trace_output=None, ladders=None, queu
         raise CliError(str(error)) from None
 
 
-def check_addresses(address: str, host_interface: str) -> None:
-    """ustack's address and the kernel's must be two hosts facing each other across the device."""
+def check_addresses(args: argparse.Namespace) -> None:
+    """ustack's address and the kernel's must be two hosts facing each other across the device,
+    in each family that is on."""
+    if not args.no_ipv6:
+        if ipaddress.IPv6Interface(args.host_addr6).ip == ipaddress.IPv6Address(args.addr6):
+            raise CliError(f"--addr6 {args.addr6} and --host-addr6 {args.host_addr6} must be different addresses")
+        if args.mtu < 1280:  # RFC 8200 5: the kernel turns IPv6 off on a smaller link
+            raise CliError(f"--mtu {args.mtu} is below IPv6's minimum of 1280: raise it or add --no-ipv6")
+    if args.no_ipv4:
+        return
+    address, host_interface = args.addr, args.host_addr
     host = ipaddress.IPv4Interface(host_interface)
     ours = ipaddress.IPv4Address(address)
     if host.ip == ours:

@@ -173,10 +173,12 @@ def _services(args) -> list:
     """(name, port, handler, how to reach it) for each service the flags ask for."""
     from ..apps import CHARGEN_PORT, DISCARD_PORT, ECHO_PORT, HttpFileServer, handle_chargen, handle_discard, handle_echo
 
-    address = args.addr
+    # The address the hints below use: IPv4's unless it is off (IPv6 in URLs goes in brackets).
+    address = args.addr6 if args.no_ipv4 else args.addr
+    url_host = f"[{address}]" if ":" in address else address
     services = []  # (name, port, handler, how to reach it)
     if args.http is not None:
-        url = f"http://{address}/" if args.http_port == 80 else f"http://{address}:{args.http_port}/"
+        url = f"http://{url_host}/" if args.http_port == 80 else f"http://{url_host}:{args.http_port}/"
         files = HttpFileServer(args.http, log=lambda line: print(f"http   : {line}"), allow_upload=args.allow_upload)
         services.append(("http", args.http_port, files, f"curl {url}"))
     if args.echo:
@@ -247,9 +249,11 @@ def _announce(args, network: UstackNetwork, services: list, web=None, workers: l
     """The banner: where ustack is, how to reach each service, and last the ready line."""
     from ..link.fault import Faults
 
-    address = args.addr
+    address = args.addr6 if args.no_ipv4 else args.addr
     where = f" in namespace {args.netns}" if args.netns else ""
-    print(f"ustack: {address} on {args.tun}{where} (kernel side {args.host_addr}, mtu {args.mtu})")
+    ours = [ip for ip, off in ((args.addr, args.no_ipv4), (args.addr6, args.no_ipv6)) if not off]
+    kernel = [ip for ip, off in ((args.host_addr, args.no_ipv4), (args.host_addr6, args.no_ipv6)) if not off]
+    print(f"ustack: {' and '.join(ours)} on {args.tun}{where} (kernel side {' and '.join(kernel)}, mtu {args.mtu})")
     if workers:
         print(f"ustack: {len(workers)} workers, one per queue of {args.tun} (pids {' '.join(map(str, workers))})")
     if args.netns and network.reused_from is not None:
@@ -263,6 +267,8 @@ def _announce(args, network: UstackNetwork, services: list, web=None, workers: l
     for name, _, _, how in services:
         print(f"{name:<7}: {network.how_to_run(how)}")
     print(f"{'ping':<7}: {network.how_to_run(f'ping {address}')}")
+    if not args.no_ipv4 and not args.no_ipv6:
+        print(f"{'ping6':<7}: {network.how_to_run(f'ping -6 {args.addr6}')}")
     print(f"{'ss':<7}: ustack ss")
     if web is not None:
         print(f"{'web':<7}: {web.view.url} (this host's browser)")

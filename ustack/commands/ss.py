@@ -136,7 +136,7 @@ def describe(connection: dict, answer: dict, stack: dict | None = None) -> dict:
     remote = _endpoint(connection, "remote")
     listening = state is State.LISTEN
     if listening or remote is None:  # a listener has no peer: ss prints a wildcard
-        remote = "0.0.0.0:*"
+        remote = "[::]:*" if (local or "").startswith("[") else "0.0.0.0:*"
     stack = stack or {}
     process = f"{answer.get('program') or 'ustack'} pid={answer.get('pid', '?')}{worker_label(answer)}"
     if stack.get("namespace"):
@@ -149,7 +149,7 @@ def describe(connection: dict, answer: dict, stack: dict | None = None) -> dict:
         "linux_state": linux_state,
         "state": linux_state,
         "local": _address_and_port(local),
-        "remote": None if remote == "0.0.0.0:*" else _address_and_port(remote),
+        "remote": None if remote in ("0.0.0.0:*", "[::]:*") else _address_and_port(remote),
         "cells": (linux_state, str(recv_q), str(send_q), local or "*:*", remote, process),
         "info": "" if listening else info_text(connection, answer.get("now")),
         "timers": timer_text(connection, answer.get("now")),
@@ -163,26 +163,33 @@ def describe(connection: dict, answer: dict, stack: dict | None = None) -> dict:
 
 
 def _address_and_port(endpoint: str | None) -> tuple[str | None, int | None] | None:
-    """"10.77.0.2:80" -> ("10.77.0.2", 80), for the filters; "*" parts -> None."""
+    """"10.77.0.2:80" -> ("10.77.0.2", 80), "[fd00:77::2]:80" -> ("fd00:77::2", 80), for the
+    filters; "*" parts -> None."""
     if endpoint is None:
         return None
     address, _, port = endpoint.rpartition(":")
-    return (None if address in ("", "*", "0.0.0.0") else address, int(port) if port.isdigit() else None)
+    address = address[1:-1] if address.startswith("[") and address.endswith("]") else address
+    return (None if address in ("", "*", "0.0.0.0", "::") else address, int(port) if port.isdigit() else None)
 
 
 def _endpoint(connection: dict, side: str) -> str | None:
     value = connection.get(side)
     if isinstance(value, dict):
-        return f"{value.get('address', '0.0.0.0')}:{value.get('port', '*')}"
+        return _host_port(value.get('address', '0.0.0.0'), value.get('port', '*'))
     if isinstance(value, str):
         return value
     if isinstance(value, list) and len(value) == 2:
-        return f"{value[0]}:{value[1]}"
+        return _host_port(value[0], value[1])
     address = connection.get(f"{side}_address")
     port = connection.get(f"{side}_port")
     if address is None and port is None:
         return None
-    return f"{address if address is not None else '0.0.0.0'}:{port if port is not None else '*'}"
+    return _host_port(address if address is not None else '0.0.0.0', port if port is not None else '*')
+
+
+def _host_port(address, port) -> str:
+    """'10.77.0.2:80', or '[fd00:77::2]:80' for IPv6, as `ss -tan` prints them."""
+    return f"[{address}]:{port}" if ":" in str(address) else f"{address}:{port}"
 
 
 def _first(connection: dict, *names: str, default=None):

@@ -140,7 +140,7 @@ def _print_block(title: str, answer: dict, lines: list[tuple[str, object]]) -> N
 def counter_lines(statistics: dict) -> list[tuple[str, object]]:
     """(name, value) for every number in the answer, named by where it sits."""
     lines: list[tuple[str, object]] = []
-    for group in ("stack", "reassembly", "connections", "runtime"):
+    for group in ("stack", "reassembly", "reassembly6", "connections", "runtime"):
         lines += _flatten(group, statistics.get(group))
     for listener in statistics.get("listeners") or []:
         local = listener.get("local") or {}
@@ -148,7 +148,7 @@ def counter_lines(statistics: dict) -> list[tuple[str, object]]:
         lines += _flatten(prefix, {name: value for name, value in listener.items() if name != "local"})
     # Anything a newer ustack adds at the top level still shows.
     for group, value in sorted(statistics.items()):
-        if group not in ("stack", "reassembly", "connections", "runtime", "listeners"):
+        if group not in ("stack", "reassembly", "reassembly6", "connections", "runtime", "listeners"):
             lines += _flatten(group, value)
     return lines
 

@@ -74,13 +74,19 @@ from ustack.tcp.connection import Connection
 from ustack.tcp.isn import IsnGenerator
 from ustack.tcp.listener import Listener
 from ustack.tcp.state import CLOSED, LISTEN, TIME_WAIT
-from ustack.wire import IcmpMessage, TcpSegment, WireError, build_icmp_packet, build_tcp_packet, parse_packet
+from ustack.wire import (
+    IcmpMessage, Icmpv6Message, TcpSegment, WireError, build_icmp6_packet, build_icmp_packet, build_tcp_packet, parse_packet,
+)
 from ustack.wire.ipv4 import IPV4_HEADER_LENGTH, address_value
+from ustack.wire.ipv6 import address6_value
 from ustack.wire.tcp import ACK, RST
 
 
 LOCAL_ADDRESS = address_value("192.168.0.1")
 REMOTE_ADDRESS = address_value("192.0.2.1")
+# packetdrill's defaults for --ip_version=ipv6 (its local and remote IPv6 addresses).
+LOCAL_ADDRESS6 = address6_value("fd3d:fa7b:d17d::1")
+REMOTE_ADDRESS6 = address6_value("2001:db8::1")
 BIND_PORT = 8080
 REMOTE_PORT = 50000
 SCRIPT_MTU = 1500  # packetdrill's tun device, unless the script says --mtu
@@ -115,6 +121,14 @@ ICMP_UNREACHABLE_CODES = {
 
 # packetdrill's names of ICMP error types -> their ICMP type (RFC 792).
 ICMP_TYPES = {"unreachable": 3, "source_quench": 4, "redirect": 5, "time_exceeded": 11, "parameter_problem": 12}
+# packetdrill's ICMPv6 names (RFC 4443 2.1, 3.1, 3.3, 3.4): type name -> (type, {code name: code}).
+ICMPV6_CODES = {
+    "unreachable": (1, {"no_route": 0, "admin_prohibited": 1, "not_neighbour": 2, "address_unreachable": 3,
+                        "port_unreachable": 4}),
+    "packet_too_big": (2, {}),
+    "time_exceeded": (3, {"exceeded_hop_limit": 0, "exceeded_frag_time": 1}),
+    "parameter_problem": (4, {"header_field": 0, "unknown_next_header": 1, "unknown_option": 2}),
+}
 
 
 class ScriptFailed(Exception):
@@ -156,8 +170,15 @@ class Driver:
         self.overrides: dict = dict(LINUX_DEFAULTS if self.linux else FREEBSD_DEFAULTS)
         apply_script_options(script.options, self.overrides)
         self.table = SocketTable(self)
+        # The family is the script's (--ip_version): the same host, the other pair of addresses.
+        self.ipv6 = script.options.get("ip_version") == "ipv6"
+        self.local_address = LOCAL_ADDRESS6 if self.ipv6 else LOCAL_ADDRESS
+        self.remote_address = REMOTE_ADDRESS6 if self.ipv6 else REMOTE_ADDRESS
+        if self.ipv6:  # the MSS FreeBSD starts from (and rounds its buffers to) leaves room for IPv6
+            self.overrides["mss"] = min(self.overrides["mss"], int(script.options.get("mtu", SCRIPT_MTU)) - 60)
         self.stack = Stack(
-            LOCAL_ADDRESS,
+            None if self.ipv6 else LOCAL_ADDRESS,
+            address6=LOCAL_ADDRESS6 if self.ipv6 else None,
             mtu=int(script.options.get("mtu", SCRIPT_MTU)),
             isn_generator=IsnGenerator(fixed_isn=LOCAL_ISN),
             port_seed=PORT_SEED,
@@ -196,7 +217,7 @@ class Driver:
 
     def open_active(self, socket, config: TcpConfig, now: float) -> Connection:
         try:
-            connection = self.stack.connect(REMOTE_ADDRESS, REMOTE_PORT, now, config=config)
+            connection = self.stack.connect(self.remote_address, REMOTE_PORT, now, config=config)
         except StackError as refused:
             raise CallFailed(errno_name(refused.errno)) from None
         self.numbers[(connection.local_port, REMOTE_PORT)] = SequenceMap()
@@ -217,7 +238,7 @@ class Driver:
     def connection_at(self, port: int) -> Connection | None:
         """The connection on (our port, the script's port): the host's, else the one a socket
         still holds after the host forgot it (a closed connection shows as CLOSED)."""
-        connection = self.stack.connections.get((LOCAL_ADDRESS, port, REMOTE_ADDRESS, REMOTE_PORT))
+        connection = self.stack.connections.get((self.local_address, port, self.remote_address, REMOTE_PORT))
         if connection is not None:
             return connection
         for socket in reversed(self.table.sockets.values()):
@@ -385,10 +406,10 @@ class Driver:
             return
         segment = inbound_segment(event, numbers, REMOTE_PORT, port)
         try:
-            packet = build_tcp_packet(REMOTE_ADDRESS, LOCAL_ADDRESS, segment)
+            packet = build_tcp_packet(self.remote_address, self.local_address, segment)
         except WireError as error:
             raise Unsupported("inbound segment", f"line {event.line} cannot be put on the wire: {error}") from None
-        four_tuple = (LOCAL_ADDRESS, port, REMOTE_ADDRESS, REMOTE_PORT)
+        four_tuple = (self.local_address, port, self.remote_address, REMOTE_PORT)
         before = self.stack.connections.get(four_tuple)
         self.stack.receive(packet, self.now)
         after = self.stack.connections.get(four_tuple)
@@ -399,6 +420,9 @@ class Driver:
         """An ICMP error quoting one of our segments (its IPv4 header and first 8 TCP bytes, RFC
         792), for the host to hand to the connection or drop for a named reason."""
         icmp = event.icmp
+        if self.ipv6:
+            self._inject_icmp6(event, port, numbers)
+            return
         if icmp.type not in ICMP_TYPES or icmp.echoed_start is None:
             self.warnings.append(f"line {event.line}: ICMP {icmp.type} not sent: no such error type or no quoted segment")
             return
@@ -414,6 +438,25 @@ class Driver:
         self.stack.receive(build_icmp_packet(REMOTE_ADDRESS, LOCAL_ADDRESS, message), self.now)
         for reason in self.stack.drops - drops_before:
             self.warnings.append(f"line {event.line}: ICMP {icmp.type} dropped by the host: {reason}")
+
+    def _inject_icmp6(self, event: PacketEvent, port: int, numbers: SequenceMap) -> None:
+        """The same over IPv6: an ICMPv6 error (RFC 4443) quoting our segment's IPv6 and TCP headers."""
+        icmp = event.icmp
+        codes = ICMPV6_CODES.get(icmp.type)
+        if codes is None or icmp.echoed_start is None:
+            self.warnings.append(f"line {event.line}: ICMPv6 {icmp.type} not sent: no such error type or no quoted segment")
+            return
+        message_type, names = codes
+        code = names.get(icmp.code, 0) if icmp.code else 0
+        if icmp.code and icmp.code not in names:
+            raise Unsupported("icmp code", f"unknown ICMPv6 {icmp.type} code {icmp.code!r}")
+        quoted = TcpSegment(port, REMOTE_PORT, numbers.local_to_live(icmp.echoed_start), 0, ACK, 0)
+        quoted_bytes = build_tcp_packet(self.local_address, self.remote_address, quoted)
+        message = Icmpv6Message(message_type, code, mtu=icmp.mtu or 0, payload=quoted_bytes)
+        drops_before = Counter(self.stack.drops)
+        self.stack.receive(build_icmp6_packet(self.remote_address, self.local_address, message), self.now)
+        for reason in self.stack.drops - drops_before:
+            self.warnings.append(f"line {event.line}: ICMPv6 {icmp.type} dropped by the host: {reason}")
 
     # -- system calls, shell, code -----------------------------------------------------------------
 

@@ -5,7 +5,8 @@ action the runner performs on ustack itself, and anything else is reported as un
 silently ignored). The forms, surveyed from the 578 scripts:
 
     sysctl -w net.inet.tcp.sack.enable=1                               -> SetSysctl
-    sockstat -4 -P tcp -s | grep packetdril | grep -c TIME_WAIT | grep 1 -> CountStates
+    sockstat -4 -P tcp -s | grep packetdril | grep -c TIME_WAIT | grep 1 -> CountStates (-6 alike:
+                                                                    the host holds one family)
     sockstat -4 -P tcp -p 8080 -s | grep -c SYN_RCVD | grep 0        -> CountStates (one port)
     tcpdrop -s TIME_WAIT            (only in `#ifdef FreeBSD` branches) -> DropTimeWait
     kldload tcpmd5 ... | setkey -c, setkey -F (the MD5 scripts)       -> unsupported
@@ -70,7 +71,7 @@ TCPI_OPTION_BITS = {
 
 _SYSCTL = re.compile(r"^sysctl\s+-w\s+([A-Za-z0-9_.]+)=(\d+)$")
 _SOCKSTAT = re.compile(
-    r"^sockstat\s+-4\s+-P\s+tcp\s+(?:-p\s+(?P<port1>\d+)\s+)?-s(?:\s+-p\s+(?P<port2>\d+))?\s*"
+    r"^sockstat\s+-[46]\s+-P\s+tcp\s+(?:-p\s+(?P<port1>\d+)\s+)?-s(?:\s+-p\s+(?P<port2>\d+))?\s*"
     r"(?:\|\s*grep\s+packetdril\s*)?\|\s*grep\s+-c\s+(?P<state>[A-Z_0-9]+)\s*\|\s*grep\s+(?P<count>\d+)$"
 )
 _ASSERT_STATE = re.compile(r"^assert\s+tcpi_state\s*==\s*TCPI_([A-Z_0-9]+)$")

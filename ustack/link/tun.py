@@ -66,6 +66,7 @@ TUN_PATH = "/dev/net/tun"
 # windows overflows; packets past it are dropped by the kernel before we ever see them.
 DEFAULT_TXQUEUELEN = 10000
 IPV4_VERSION = 4
+IPV6_VERSION = 6
 # include/uapi/linux/if_tun.h: TUNSETOFFLOAD = _IOW('T', 208, unsigned int) and its flags.
 TUNSETOFFLOAD = 0x400454D0
 TUN_F_CSUM = 0x01  # "you can hand me unchecksummed packets"
@@ -134,10 +135,10 @@ class TunLink(Link):
         if self.offload:
             return self._read_offloaded()
         packet = os.read(self._fd, self.mtu)
-        # The stack speaks IPv4 only. The kernel may still route other things here (IPv6 router
-        # solicitations, if IPv6 was left on); drop them by name.
-        if not packet or packet[0] >> 4 != IPV4_VERSION:
-            self.count_drop("not_ipv4")
+        # IFF_NO_PI: no protocol field, the version nibble tells IPv4 from IPv6 (the stack takes
+        # both); anything else is dropped by name.
+        if not packet or packet[0] >> 4 not in (IPV4_VERSION, IPV6_VERSION):
+            self.count_drop("not_ip")
             return None
         return packet
 
@@ -148,8 +149,8 @@ class TunLink(Link):
         except VnetDrop as drop:
             self.count_drop(drop.reason)
             return None
-        if not packet or packet[0] >> 4 != IPV4_VERSION:
-            self.count_drop("not_ipv4")
+        if not packet or packet[0] >> 4 not in (IPV4_VERSION, IPV6_VERSION):
+            self.count_drop("not_ip")
             return None
         if frame[1] != GSO_NONE:
             self.counters["super_segments_in"] += 1

@@ -184,11 +184,12 @@ class TcpConfig:
     # listener's SYN queue is full; "always" (2) for every SYN, keeping no half-open state at all.
     syncookies: str = "auto"
 
-    def fit_to_mtu(self, mtu: int) -> "TcpConfig":
-        """This configuration for an IPv4 link of this MTU: an MSS nobody set becomes the MTU
-        minus the 20-byte IPv4 and 20-byte TCP headers (RFC 9293 3.7.1, RFC 879), so a large
-        MTU gives large segments; an MSS set explicitly is only lowered to that."""
-        largest = min(mtu - 40, 65495)
+    def fit_to_mtu(self, mtu: int, ip_header_length: int = 20) -> "TcpConfig":
+        """This configuration for a link of this MTU: an MSS nobody set becomes the MTU minus the
+        IP header (20 bytes for IPv4, 40 for IPv6) and the 20-byte TCP header (RFC 9293 3.7.1, RFC
+        879), so a large MTU gives large segments; an MSS set explicitly is only lowered to that.
+        The core never asks which family carries it: the host says how long its header is."""
+        largest = min(mtu - ip_header_length - 20, 65495)
         if isinstance(self.mss, MssFromMtu):
             return self if self.mss == largest else dataclasses.replace(self, mss=MssFromMtu(largest))
         return self if self.mss <= largest else dataclasses.replace(self, mss=largest)

@@ -366,7 +366,9 @@ class Connection(SegmentArrival, AcknowledgementProcessing, SegmentOutput, Timer
         self._set_state(CLOSED, "ABORT")
 
     # ------------------------------------------------------------------ ICMP (from the stack)
-    def on_icmp_unreachable(self, code: int, next_hop_mtu: int | None, quoted_seq: int, now: float) -> None:
+    def on_icmp_unreachable(
+        self, code: int, next_hop_mtu: int | None, quoted_seq: int, now: float, ip_header_length: int = 20
+    ) -> None:
         """An ICMP Destination Unreachable quoting one of our segments (RFC 1122 4.2.3.9,
         RFC 5927, RFC 1191).
 
@@ -379,6 +381,9 @@ class Connection(SegmentArrival, AcknowledgementProcessing, SegmentOutput, Timer
           unreachable) while connecting: refused, as Linux reports it. On an established
           connection they are only remembered as a soft error (RFC 5461 advises against aborting).
         - Other codes (network, host unreachable): a soft error; the retransmission timer decides.
+
+        The codes are ICMP's (IPv4); the host translates ICMPv6's to them, and says how long its
+        IP header is (`ip_header_length`, 40 for IPv6), which the new MSS leaves room for.
         """
         if not (seq_le(self.snd.una, quoted_seq) and seq_lt(quoted_seq, self.snd.max)):
             self.drops["icmp_sequence_not_in_flight"] += 1
@@ -402,7 +407,7 @@ class Connection(SegmentArrival, AcknowledgementProcessing, SegmentOutput, Timer
                 path_mtu = self.config.min_path_mtu
             options_space = TIMESTAMP_OPTION_SPACE if self.timestamps_enabled else 0
             # The same floor as for a peer's tiny MSS option (options.MIN_PEER_MSS).
-            mss = max(path_mtu - 40, MIN_PEER_MSS) - options_space
+            mss = max(path_mtu - ip_header_length - 20, MIN_PEER_MSS) - options_space
             if mss < self.send_mss:
                 self.send_mss = mss
                 self.congestion.set_mss(mss)

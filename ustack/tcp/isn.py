@@ -30,6 +30,7 @@ import secrets
 from ustack.tcp.seq import SEQ_MASK
 
 TICKS_PER_SECOND = 250_000  # one tick every 4 microseconds (RFC 9293 3.4.1, RFC 6528 3)
+FLOW_LABEL_TAG = b"flow label"  # hashed before the 4-tuple, so flow labels are not ISN offsets
 SECRET_SIZE = 32  # bytes of a random key: 256 bits, twice RFC 6528's minimum
 
 
@@ -42,15 +43,19 @@ def check_secret(secret: bytes | None) -> bytes:
     return bytes(secret)
 
 
-def pack_four_tuple(local_address: int, local_port: int, remote_address: int, remote_port: int) -> bytes:
-    """The 4-tuple as hash input. Addresses take 16 bytes each, so that IPv6 addresses (ints up to
-    2**128) would hash the same way."""
+def pack_four_tuple(local_address: int | bytes, local_port: int, remote_address: int | bytes, remote_port: int) -> bytes:
+    """The 4-tuple as hash input. Addresses take 16 bytes each: an IPv6 address is its own 16
+    bytes (ustack/wire/ipv6.py), an IPv4 address (an int) is zero-extended to 16."""
     return (
-        local_address.to_bytes(16, "big")
+        _address_bytes(local_address)
         + local_port.to_bytes(2, "big")
-        + remote_address.to_bytes(16, "big")
+        + _address_bytes(remote_address)
         + remote_port.to_bytes(2, "big")
     )
+
+
+def _address_bytes(address: int | bytes) -> bytes:
+    return address if type(address) is bytes else address.to_bytes(16, "big")
 
 
 def keyed_hash(secret: bytes, data: bytes, size: int = 4) -> int:
@@ -73,7 +78,7 @@ class IsnGenerator:
         self.fixed_isn = None if fixed_isn is None else fixed_isn & SEQ_MASK
 
     def generate(
-        self, local_address: int, local_port: int, remote_address: int, remote_port: int, now: float
+        self, local_address: int | bytes, local_port: int, remote_address: int | bytes, remote_port: int, now: float
     ) -> int:
         """The ISN for a connection on this 4-tuple starting at time `now` (seconds)."""
         if self.fixed_isn is not None:
@@ -83,6 +88,14 @@ class IsnGenerator:
         # F: a keyed hash of the 4-tuple.
         four_tuple = pack_four_tuple(local_address, local_port, remote_address, remote_port)
         return (ticks + keyed_hash(self._secret, four_tuple)) & SEQ_MASK
+
+    def flow_label(self, local_address: int | bytes, local_port: int, remote_address: int | bytes, remote_port: int) -> int:
+        """The IPv6 flow label of a connection (RFC 6437 3): a keyed hash of its 4-tuple, so it is
+        the same for every packet of the connection, differs between connections, and cannot be
+        guessed from outside (RFC 6437 6). Never 0, which means "no flow" (RFC 6437 2). The same
+        secret as the ISNs over a differently tagged input, so neither value tells of the other."""
+        four_tuple = pack_four_tuple(local_address, local_port, remote_address, remote_port)
+        return (keyed_hash(self._secret, FLOW_LABEL_TAG + four_tuple) & 0xFFFFF) or 1
 
     def __repr__(self) -> str:
         # Never show the secret: it is what keeps the ISNs unpredictable.

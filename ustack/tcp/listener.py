@@ -71,11 +71,19 @@ class Listener(StateMachine):
         self._replies: list[tuple[int, TcpSegment]] = []
         self._set_state(LISTEN, "passive OPEN")
 
-    def receive(self, remote_address: int, segment: TcpSegment, now: float) -> Connection | None:
+    def receive(
+        self, remote_address: int, segment: TcpSegment, now: float, *, local_address: int | None = None,
+        config: TcpConfig | None = None,
+    ) -> Connection | None:
         """LISTEN processing (RFC 9293 3.10.7.2) of a segment for no existing connection.
 
         Returns the new SYN-RECEIVED connection for a SYN (the stack registers it under its
-        4-tuple and sends what its transmit() returns), else None."""
+        4-tuple and sends what its transmit() returns), else None. A listener bound to every
+        address of a host (RFC 9293 3.9.1.1: local socket unspecified) is told which one the
+        segment came to (`local_address`) and the configuration fitted to that path (`config`: its
+        MSS depends on the IP header of the family); the defaults are its own."""
+        local_address = self.local_address if local_address is None else local_address
+        config = config or self.config
         if self.state is not LISTEN:
             self.drops["listener_closed"] += 1
             reply = reset_for_unmatched(segment)
@@ -86,7 +94,7 @@ class Listener(StateMachine):
         if flags & ACK and not flags & (SYN | RST) and self._cookies_may_return(now):
             # An ACK may be the third segment of a handshake we answered with a SYN cookie and
             # kept nothing for (RFC 4987 3.6): check it before LISTEN's rule of a reset for an ACK.
-            return self._cookie_returns(remote_address, segment, now)
+            return self._cookie_returns(local_address, config, remote_address, segment, now)
         refused = listen_screen(segment, self.config)  # the LISTEN checks of RFC 9293 3.10.7.2
         if refused is not None:
             reason, reply = refused
@@ -109,13 +117,11 @@ class Listener(StateMachine):
             self.drops["accept_queue_full"] += 1
             return None
         if want_cookie:
-            self._answer_with_cookie(remote_address, segment, now)
+            self._answer_with_cookie(local_address, config, remote_address, segment, now)
             return None
-        iss = self.isn_generator.generate(
-            self.local_address, self.local_port, remote_address, segment.src_port, now
-        )
+        iss = self.isn_generator.generate(local_address, self.local_port, remote_address, segment.src_port, now)
         child = Connection.open_passive(
-            self.config, self.local_address, self.local_port, iss, now,
+            config, local_address, self.local_port, iss, now,
             remote_address=remote_address, remote_port=segment.src_port, listener=self,
         )
         child.receive(segment, now)
@@ -155,14 +161,15 @@ class Listener(StateMachine):
         self.accept_queue.clear()
 
     # --- SYN cookies (RFC 4987 3.6; the cookie itself is syn_cookies.py's) ---
-    def _answer_with_cookie(self, remote_address: int, syn: TcpSegment, now: float) -> None:
+    def _answer_with_cookie(self, local_address: int, config: TcpConfig, remote_address: int, syn: TcpSegment,
+                            now: float) -> None:  # fmt: skip
         """A SYN-ACK whose ISN is a cookie, and no state kept for the SYN."""
         if syn.payload:
             self.drops["data_on_syn"] += 1  # not kept, as without cookies; the peer sends it again
-        peer_mss = Negotiated(self.config, syn.options).peer_mss
-        cookie = self.syn_cookies.make(self.local_address, self.local_port, remote_address, syn.src_port,
+        peer_mss = Negotiated(config, syn.options).peer_mss
+        cookie = self.syn_cookies.make(local_address, self.local_port, remote_address, syn.src_port,
                                        syn.seq, peer_mss, now)
-        self._replies.append((remote_address, cookie_syn_ack(self.config, syn, cookie, now)))
+        self._replies.append((remote_address, cookie_syn_ack(config, syn, cookie, now)))
         self.counters["syncookies_sent"] += 1
         self._last_cookie_sent = now
 
@@ -174,17 +181,18 @@ class Listener(StateMachine):
             return False
         return now - self._last_cookie_sent <= (MAX_AGE_SLOTS + 1) * SLOT_SECONDS
 
-    def _cookie_returns(self, remote_address: int, ack: TcpSegment, now: float) -> Connection | None:
+    def _cookie_returns(self, local_address: int, config: TcpConfig, remote_address: int, ack: TcpSegment,
+                        now: float) -> Connection | None:  # fmt: skip
         """An ACK that may carry a cookie back (SEG.ACK = cookie + 1). Returns the connection
         rebuilt from it, ESTABLISHED; None when the ACK is dropped: with no reply when the accept
         queue is full (the peer retransmits), with a reset, as for any stray ACK in LISTEN (RFC
         9293 3.10.7.2), when it carries no cookie of ours (counted by reason)."""
         cookie, peer_isn = seq_add(ack.ack, -1), seq_add(ack.seq, -1)
-        result = self.syn_cookies.check(self.local_address, self.local_port, remote_address, ack.src_port,
+        result = self.syn_cookies.check(local_address, self.local_port, remote_address, ack.src_port,
                                         peer_isn, cookie, now)
         syn, failure = None, result.failure
         if not failure:
-            syn, failure = rebuilt_syn(self.config, ack, result.mss)
+            syn, failure = rebuilt_syn(config, ack, result.mss)
         if failure:
             self.drops[failure] += 1
             self.counters["syncookies_failed"] += 1
@@ -196,7 +204,7 @@ class Listener(StateMachine):
         if self._at_connection_limit():
             self.drops["listener_connection_limit"] += 1  # no reply: the peer retransmits
             return None
-        child = Connection.open_from_cookie(self.config, self.local_address, self.local_port, remote_address, syn,
+        child = Connection.open_from_cookie(config, local_address, self.local_port, remote_address, syn,
                                             cookie, now, listener=self)
         child.receive(ack, now)  # SYN-RECEIVED -> ESTABLISHED, into the accept queue; then its text
         self.counters["syncookies_validated"] += 1
