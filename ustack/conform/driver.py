@@ -55,7 +55,7 @@ from ustack.conform.profile import (
 )
 from ustack.conform.linux_profile import LINUX_DEFAULTS, LINUX_SEGMENTATION_OFFLOAD, apply_linux_sysctl, merge_offloaded
 from ustack.conform.result import FAIL, PASS, SKIPPED, Result
-from ustack.conform.script import CodeEvent, PacketEvent, Script, ShellEvent, SyscallEvent
+from ustack.conform.script import CodeEvent, PacketEvent, Script, ShellEvent, SyscallEvent, scheduled_window
 from ustack.conform.shell import (
     TCPI_OPTION_BITS,
     AssertOptions,
@@ -264,21 +264,7 @@ class Driver:
 
     def _scheduled(self, event) -> tuple[float | None, float | None]:
         """The (earliest, latest) script time of an event; (None, None) for `*`."""
-        time = event.time
-        if time is None:
-            return self.now, self.now
-        if time.kind == "any":
-            return None, None
-        base = 0.0
-        if time.relative:
-            both_inbound = (
-                isinstance(event, PacketEvent) and event.direction == "<"
-                and isinstance(self.previous, PacketEvent) and self.previous.direction == "<"
-            )
-            base = self.previous_time if both_inbound else self.last_happened
-        start = base + time.start
-        end = base + time.end if time.kind == "range" else start
-        return start, end
+        return scheduled_window(event, self.previous, self.now, self.previous_time, self.last_happened)
 
     def _run_event(self, event) -> None:
         start, _ = self._scheduled(event)

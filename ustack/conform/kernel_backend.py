@@ -60,7 +60,7 @@ from ustack.conform.raw_options import add_options, compare_fast_open, compare_o
 from ustack.conform.lexer import ParseError
 from ustack.conform.parser import parse_file
 from ustack.conform.result import ERROR, FAIL, PASS, SKIPPED, Result
-from ustack.conform.script import CodeEvent, PacketEvent, Script, ShellEvent, SyscallEvent
+from ustack.conform.script import CodeEvent, PacketEvent, Script, ShellEvent, SyscallEvent, scheduled_window
 from ustack.conform.syscalls import check_outcome
 from ustack.link.tun import TUN_F_CSUM, TUN_F_TSO4, TUN_F_TSO6, TUN_F_TSO_ECN, TUNSETOFFLOAD
 from ustack.netns import Namespace, setup_tun_in_namespace
@@ -268,22 +268,9 @@ class KernelDriver:
             self.reader.stop()
 
     def _scheduled(self, event) -> tuple[float | None, float | None]:
-        """The (earliest, latest) script time of an event; (None, None) for `*` (driver.py's rules)."""
-        spec = event.time
-        if spec is None:
-            return self.now(), self.now()
-        if spec.kind == "any":
-            return None, None
-        base = 0.0
-        if spec.relative:
-            both_inbound = (
-                isinstance(event, PacketEvent) and event.direction == "<"
-                and isinstance(self.previous, PacketEvent) and self.previous.direction == "<"
-            )
-            base = self.previous_scheduled if both_inbound else self.previous_time
-        start = base + spec.start
-        end = base + spec.end if spec.kind == "range" else start
-        return start, end
+        """The (earliest, latest) script time of an event; (None, None) for `*` (script.py's rules)."""
+        now = self.now()
+        return scheduled_window(event, self.previous, now, self.previous_scheduled, self.previous_time)
 
     def _run_event(self, event) -> None:
         start, _ = self._scheduled(event)

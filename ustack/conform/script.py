@@ -226,3 +226,26 @@ class Script:
         """The script's timing tolerance in seconds (packetdrill's default is 4 ms)."""
         value = self.options.get("tolerance_usecs")
         return int(value) / 1e6 if value else 0.004
+
+
+def scheduled_window(event, previous, now: float, previous_scheduled: float, previous_done: float
+                     ) -> tuple[float | None, float | None]:
+    """The (earliest, latest) script time of `event`, by packetdrill's rules (run.c), shared by
+    the virtual-time driver and the kernel backend: no time means now; `*` means whenever
+    (None, None); `0.1` is absolute; `+0.1` counts from when the previous event was done, except
+    that consecutive inbound packets count from the previous packet's scheduled time."""
+    spec = event.time
+    if spec is None:
+        return now, now
+    if spec.kind == "any":
+        return None, None
+    base = 0.0
+    if spec.relative:
+        both_inbound = (
+            isinstance(event, PacketEvent) and event.direction == "<"
+            and isinstance(previous, PacketEvent) and previous.direction == "<"
+        )
+        base = previous_scheduled if both_inbound else previous_done
+    start = base + spec.start
+    end = base + spec.end if spec.kind == "range" else start
+    return start, end
