@@ -50,8 +50,12 @@ class AcknowledgementProcessing:
             return False
         new_sack_information = False
         blocks = ()
+        dsack = False
+        was_in_recovery = self.congestion.in_recovery
+        una_before = self.snd.una
         if self.sack_permitted and segment.options.sack_blocks:
             blocks = _without_dsack(segment.options.sack_blocks, ack)
+            dsack = len(blocks) < len(segment.options.sack_blocks)
             new_sack_information = self.snd.record_sack(blocks, self.config.sack_recovery)
         if seq_gt(ack, self.snd.una):
             self._new_ack(segment, ack, now)
@@ -66,6 +70,8 @@ class AcknowledgementProcessing:
             # RFC 6675 5 step (2): three segments' worth above SND.UNA arrived, so the one at
             # SND.UNA is lost, however few duplicate ACKs got through to say so.
             self._enter_fast_recovery(now)
+        if self.rack is not None and (segment.options.sack_blocks or seq_gt(ack, una_before)):
+            self._rack_on_ack(ack, dsack, was_in_recovery, now)  # RACK-TLP (rack.py)
         self._update_send_window(segment)
         return True
 

@@ -139,6 +139,8 @@ class SegmentArrival:
         self._update_send_window(segment)
         if not payload:
             self._new_ack(segment, ack, now)
+            if self.rack is not None:
+                self._rack_on_ack(ack, False, False, now)  # RACK-TLP (rack.py)
             return True
         # The seventh step in its simplest form: append to the in-order data.
         was_empty = not buffer.readable
@@ -232,6 +234,7 @@ class SegmentArrival:
         self.window_scaling_enabled = negotiated.window_scaling
         self.sack_permitted = negotiated.sack
         self.timestamps_enabled = negotiated.timestamps
+        self._rack_start()  # RFC 8985 needs SACK
         if negotiated.timestamps:
             self.rcv.take_timestamp(syn.options.timestamps[0])
         self.congestion.set_mss(self.send_mss)

@@ -130,6 +130,12 @@ class TcpConfig:
     # RFC 6675, as Linux does, a retransmission that is lost too is sent again once more than
     # two segments sent after it are SACKed (output._resend_lost_retransmissions).
     sack_recovery: bool = True
+    # How losses are found, with SACK (rack.py). "rack": RACK-TLP (RFC 8985), Linux's default
+    # (net.ipv4.tcp_recovery=1): a segment is lost when one sent a reordering window after it
+    # was delivered, and a tail loss probe after about two round trips repairs a lost tail
+    # without waiting for the retransmission timer. "dupack": RFC 6675/5681 alone, counting
+    # SACKed segments and duplicate ACKs (FreeBSD's default). Without SACK, always "dupack".
+    loss_detection: str = "rack"
 
     # --- answers to forged or stale segments (issue 9: blind-injection hardening) ---
     # An unacceptable segment (out of window, an old duplicate, a PAWS failure) is answered with
@@ -189,6 +195,8 @@ class TcpConfig:
             raise ValueError(f"syncookies must be one of {', '.join(SYNCOOKIE_MODES)}, got {self.syncookies!r}")
         if self.synack_retries < 0:
             raise ValueError(f"synack_retries cannot be negative, got {self.synack_retries}")
+        if self.loss_detection not in ("rack", "dupack"):
+            raise ValueError(f"loss_detection must be 'rack' or 'dupack', got {self.loss_detection!r}")
         if self.msl < 0 or self.delayed_ack_timeout < 0:
             raise ValueError("msl and delayed_ack_timeout cannot be negative")
 

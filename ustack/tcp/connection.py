@@ -38,6 +38,7 @@ from ustack.tcp.errors import TcpError, call_error
 from ustack.tcp.events import ConnectionFailed, ConnectionSnapshot, Event
 from ustack.tcp.options import MIN_PEER_MSS, TIMESTAMP_OPTION_SPACE
 from ustack.tcp.output import SegmentOutput
+from ustack.tcp.rack import RackProcessing
 from ustack.tcp.ratelimit import PerSecondLimit
 from ustack.tcp.receive_side import ReceiveSide
 from ustack.tcp.rtt import RttEstimator
@@ -68,14 +69,14 @@ _NEVER = float("-inf")
 _ABORT_SENDS_RESET = frozenset({SYN_RECEIVED, ESTABLISHED, FIN_WAIT_1, FIN_WAIT_2, CLOSE_WAIT})
 
 
-class Connection(SegmentArrival, AcknowledgementProcessing, SegmentOutput, Timers, StateMachine):
+class Connection(SegmentArrival, AcknowledgementProcessing, RackProcessing, SegmentOutput, Timers, StateMachine):
     """A transmission control block (RFC 9293 3.3.1) and the machine that drives it."""
 
     # Slots, not a __dict__: a server holds many idle connections (scripts/bench_memory.py).
     __slots__ = (
         "config", "local_address", "local_port", "remote_address", "remote_port",
         "_foreign_socket_at_open", "state", "error", "_events", "_listener", "passive_open",
-        "snd", "rcv", "timers", "rtt", "congestion",
+        "snd", "rcv", "timers", "rtt", "congestion", "rack",
         "_shutdown_after_open", "_closed_fully",
         "send_mss", "send_shift", "receive_shift", "window_scaling_enabled", "syn_offers_options",
         "sack_permitted", "timestamps_enabled",
@@ -135,6 +136,7 @@ class Connection(SegmentArrival, AcknowledgementProcessing, SegmentOutput, Timer
         self.congestion = create_congestion_control(
             config.congestion_control, self.send_mss, config.initial_window_segments
         )
+        self.rack = None  # RACK-TLP's state (rack.py), made when SACK is negotiated
         # Timers: every deadline is kept by the TimerSet (timer_set.py); their expiries are
         # handled in timers.py.
         self.timers = TimerSet()

@@ -27,7 +27,9 @@ from ustack.tcp.options import TIMESTAMP_MASK, syn_options
 from ustack.tcp.ratelimit import PerSecondLimit
 from ustack.tcp.seq import seq_add, seq_diff, seq_gt, seq_lt, seq_max
 from ustack.tcp.state import CAN_RECEIVE, CLOSE_WAIT, CLOSED, CLOSING, ESTABLISHED, FIN_WAIT_1, LAST_ACK, LISTEN, SYN_SENT
-from ustack.tcp.send_side import FAST_RETRANSMIT, FORCE_SEND, KEEPALIVE_PROBE, LIMITED_TRANSMIT, SEND_SYN, WINDOW_PROBE
+from ustack.tcp.send_side import (
+    FAST_RETRANSMIT, FORCE_SEND, KEEPALIVE_PROBE, LIMITED_TRANSMIT, LOSS_PROBE, SEND_SYN, WINDOW_PROBE,
+)
 from ustack.tcp.timer_set import DELAYED_ACK_TIMER, PERSIST_TIMER, RETRANSMIT_TIMER
 from ustack.wire.tcp import ACK, FIN, NO_OPTIONS, PSH, RST, SYN, URG, TcpOptions, TcpSegment
 
@@ -54,6 +56,7 @@ class SegmentOutput:
         # are worked out once, by the first segment that needs them (see _build_segment).
         self._header = None
         snd = self.snd
+        sent_up_to = snd.max
         requested = snd.requests  # checked first, so that a bulk transfer asks nothing more
         if requested & SEND_SYN:
             self._emit_syn(now, out)
@@ -70,6 +73,10 @@ class SegmentOutput:
                     self._emit_data(now, out, congestion.cwnd)
             if requested & LIMITED_TRANSMIT and snd.take_request(LIMITED_TRANSMIT):
                 self._emit_limited_transmit(now, out)
+            if requested & LOSS_PROBE and snd.take_request(LOSS_PROBE):
+                self._emit_loss_probe(now, out)  # RFC 8985 7.3 (rack.py)
+            if snd.max != sent_up_to and self.rack is not None:
+                self._rack_arm_probe(now)  # new data went out: RFC 8985 7.2 (rack.py)
         if requested & KEEPALIVE_PROBE and snd.take_request(KEEPALIVE_PROBE):
             # RFC 1122 4.2.3.6: a segment the peer must acknowledge: SEQ = SND.NXT - 1, no data.
             out.append(self._build_segment(now, seq_add(snd.una, -1), ACK, b""))
@@ -234,7 +241,7 @@ class SegmentOutput:
             return seq
         out.append(self._build_segment(now, seq, flags, payload))
         after = seq_add(seq, length + 1 if flags & FIN else length)
-        self.snd.retransmitted(after)  # Karn's rule (RFC 6298 3); RFC 6675 HighRxt
+        self.snd.retransmitted(after, seq, now)  # Karn's rule (RFC 6298 3); RFC 6675 HighRxt
         return after
 
     def _sack_recovery_output(self, now: float, out: list) -> int:
