@@ -26,7 +26,7 @@ Who keeps what:
 
 from __future__ import annotations
 
-from ustack.tcp.seq import seq_diff as seq_span, seq_gt, seq_le, seq_lt
+from ustack.tcp.seq import seq_diff, seq_gt, seq_le, seq_lt
 
 from ustack.tcp.send_side import LOSS_PROBE, SACKED as DELIVERED, SENT_AGAIN as RETRANSMITTED
 from ustack.tcp.timer_set import REORDER_TIMER, RETRANSMIT_TIMER, TLP_TIMER
@@ -40,6 +40,11 @@ INITIAL_PTO = 1.0
 # RFC 8985 6.2: how many recoveries a reordering window widened by D-SACK lasts.
 REO_WND_PERSIST = 16
 DUPLICATE_THRESHOLD = 3  # RFC 8985 6.2 step 4 (the DupThresh fallback before reordering is seen)
+
+
+def seq_span(start: int, end: int) -> int:
+    """How many sequence numbers lie in [start, end)."""
+    return seq_diff(end, start)
 
 
 class RackState:
@@ -226,7 +231,15 @@ class RackProcessing:
             if scoreboard is None:
                 rack.on_delivered(snd, None, now)
             else:
-                rack.on_delivered(snd, lambda start, end: scoreboard.sacked_between(start, end) >= seq_span(start, end), now)
+                data_end = snd.end_seq
+
+                def sacked(start: int, end: int) -> bool:
+                    # A FIN's sequence number is never SACKed (RFC 2018 covers data only).
+                    if seq_gt(end, data_end):
+                        end = data_end
+                    return seq_lt(start, end) and scoreboard.sacked_between(start, end) >= seq_span(start, end)
+
+                rack.on_delivered(snd, sacked, now)
         if rack.probe_answered(ack) and not dsack and not congestion.in_recovery and snd.nxt == snd.max:
             # RFC 8985 7.4: the probe was a retransmission and no D-SACK says the original got
             # through too: the probe repaired a loss, which calls for the congestion response of
