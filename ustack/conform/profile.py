@@ -98,6 +98,9 @@ FREEBSD_DEFAULTS = {
     # tcp_twcheck drops every RST in TIME-WAIT (RFC 1337 fix F1); the scripts check it.
     "rfc1337": True,
     "icmp_hard_error_codes": FREEBSD_ICMP_HARD_ERRORS,  # net.inet.tcp.icmp_may_rst=1
+    # FreeBSD's default TCP stack finds losses by duplicate ACKs and SACK (RFC 6675) and sends
+    # no tail loss probes (RACK-TLP lives in its optional "rack" stack, net.inet.tcp.functions_default).
+    "loss_detection": "dupack",
 }
 # A value whose field TcpConfig does not have (yet) is not applied; every result lists it among
 # its warnings ("profile value ... not applied").
