@@ -25,6 +25,7 @@ from typing import Iterable, NamedTuple
 
 from .reassembly import Ipv4Reassembly, ReassemblyLimits
 from .tcp import Connection, Listener, State, TcpConfig, reset_for_unmatched
+from .tcp.ecn import CE, ECT_0, EcnCapableSegment
 from .tcp.isn import IsnGenerator
 from .tcp.ratelimit import PerSecondLimit
 from .tcp.syn_cookies import SynCookies
@@ -174,6 +175,8 @@ class Stack:
         key = (ip.dst, segment.dst_port, ip.src, segment.src_port)
         connection = self.connections.get(key)
         if connection is not None:
+            if ip.tos & 3 == CE:
+                connection.congestion_experienced()  # RFC 3168 6.1.3: the IP header's news
             connection.receive(segment, now)
             self._touch(connection)
             if connection.reopening_syn is None:
@@ -246,7 +249,11 @@ class Stack:
         self._active.update(touched)
         for connection in touched:
             for segment in connection.transmit(now):
-                packets.append(build_tcp_packet(connection.local_address, connection.remote_address, segment, ttl=self.ttl))
+                # RFC 3168 6.1.2: ECT(0) on the data segments of an ECN connection (ecn.py).
+                tos = ECT_0 if segment.__class__ is EcnCapableSegment else 0
+                packets.append(
+                    build_tcp_packet(connection.local_address, connection.remote_address, segment, ttl=self.ttl, tos=tos)
+                )
             self._collect_events(connection)
             if connection.is_finished:
                 self._forget(connection)

@@ -11,7 +11,7 @@ from ustack.tcp.options import TIMESTAMP_MASK, timestamp_value
 from ustack.tcp.seq import seq_add, seq_diff, seq_gt, seq_le, seq_lt
 from ustack.tcp.send_side import FAST_RETRANSMIT, LIMITED_TRANSMIT
 from ustack.tcp.timer_set import PERSIST_TIMER, RETRANSMIT_TIMER
-from ustack.wire.tcp import FIN, SYN, TcpSegment
+from ustack.wire.tcp import CWR, ECE, FIN, SYN, TcpSegment
 
 DUPLICATE_ACK_THRESHOLD = 3  # RFC 5681 3.2
 
@@ -48,6 +48,8 @@ class AcknowledgementProcessing:
             self.drops["ack_too_old"] += 1
             self._challenge_ack(now)
             return False
+        if self.ecn is not None and segment.flags & (ECE | CWR):
+            self._ecn_on_segment(segment, now)  # RFC 3168 6.1.2-6.1.3 (ecn.py)
         new_sack_information = False
         blocks = ()
         dsack = False

@@ -136,6 +136,10 @@ class TcpConfig:
     # without waiting for the retransmission timer. "dupack": RFC 6675/5681 alone, counting
     # SACKed segments and duplicate ACKs (FreeBSD's default). Without SACK, always "dupack".
     loss_detection: str = "rack"
+    # ECN (RFC 3168, ecn.py): "on" asks for it on our SYNs and accepts a peer's request;
+    # "passive" accepts but does not ask (Linux's net.ipv4.tcp_ecn=2, FreeBSD's
+    # net.inet.tcp.ecn.enable=2: the defaults of both); "off" neither.
+    ecn: str = "passive"
 
     # --- answers to forged or stale segments (issue 9: blind-injection hardening) ---
     # An unacceptable segment (out of window, an old duplicate, a PAWS failure) is answered with
@@ -195,6 +199,8 @@ class TcpConfig:
             raise ValueError(f"syncookies must be one of {', '.join(SYNCOOKIE_MODES)}, got {self.syncookies!r}")
         if self.synack_retries < 0:
             raise ValueError(f"synack_retries cannot be negative, got {self.synack_retries}")
+        if self.ecn not in ("off", "on", "passive"):
+            raise ValueError(f"ecn must be 'off', 'on' or 'passive', got {self.ecn!r}")
         if self.loss_detection not in ("rack", "dupack"):
             raise ValueError(f"loss_detection must be 'rack' or 'dupack', got {self.loss_detection!r}")
         if self.msl < 0 or self.delayed_ack_timeout < 0:

@@ -38,6 +38,7 @@ from ustack.tcp.errors import TcpError, call_error
 from ustack.tcp.events import ConnectionFailed, ConnectionSnapshot, Event
 from ustack.tcp.options import MIN_PEER_MSS, TIMESTAMP_OPTION_SPACE
 from ustack.tcp.output import SegmentOutput
+from ustack.tcp.ecn import EcnProcessing
 from ustack.tcp.rack import RackProcessing
 from ustack.tcp.ratelimit import PerSecondLimit
 from ustack.tcp.receive_side import ReceiveSide
@@ -69,14 +70,14 @@ _NEVER = float("-inf")
 _ABORT_SENDS_RESET = frozenset({SYN_RECEIVED, ESTABLISHED, FIN_WAIT_1, FIN_WAIT_2, CLOSE_WAIT})
 
 
-class Connection(SegmentArrival, AcknowledgementProcessing, RackProcessing, SegmentOutput, Timers, StateMachine):
+class Connection(SegmentArrival, AcknowledgementProcessing, RackProcessing, EcnProcessing, SegmentOutput, Timers, StateMachine):
     """A transmission control block (RFC 9293 3.3.1) and the machine that drives it."""
 
     # Slots, not a __dict__: a server holds many idle connections (scripts/bench_memory.py).
     __slots__ = (
         "config", "local_address", "local_port", "remote_address", "remote_port",
         "_foreign_socket_at_open", "state", "error", "_events", "_listener", "passive_open",
-        "snd", "rcv", "timers", "rtt", "congestion", "rack",
+        "snd", "rcv", "timers", "rtt", "congestion", "rack", "ecn",
         "_shutdown_after_open", "_closed_fully",
         "send_mss", "send_shift", "receive_shift", "window_scaling_enabled", "syn_offers_options",
         "sack_permitted", "timestamps_enabled",
@@ -137,6 +138,7 @@ class Connection(SegmentArrival, AcknowledgementProcessing, RackProcessing, Segm
             config.congestion_control, self.send_mss, config.initial_window_segments
         )
         self.rack = None  # RACK-TLP's state (rack.py), made when SACK is negotiated
+        self.ecn = None  # ECN's state (ecn.py), made when the SYNs negotiate it (RFC 3168)
         # Timers: every deadline is kept by the TimerSet (timer_set.py); their expiries are
         # handled in timers.py.
         self.timers = TimerSet()

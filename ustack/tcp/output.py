@@ -31,7 +31,7 @@ from ustack.tcp.send_side import (
     FAST_RETRANSMIT, FORCE_SEND, KEEPALIVE_PROBE, LIMITED_TRANSMIT, LOSS_PROBE, SEND_SYN, WINDOW_PROBE,
 )
 from ustack.tcp.timer_set import DELAYED_ACK_TIMER, PERSIST_TIMER, RETRANSMIT_TIMER
-from ustack.wire.tcp import ACK, FIN, NO_OPTIONS, PSH, RST, SYN, URG, TcpOptions, TcpSegment
+from ustack.wire.tcp import ACK, CWR, ECE, FIN, NO_OPTIONS, PSH, RST, SYN, URG, TcpOptions, TcpSegment
 
 # States in which data and our FIN may be (re)transmitted once our SYN is acknowledged.
 _SENDING_STATES = frozenset({ESTABLISHED, CLOSE_WAIT, FIN_WAIT_1, CLOSING, LAST_ACK})
@@ -104,8 +104,12 @@ class SegmentOutput:
                 timestamps=config.timestamps and offer, ts_recent=0,
             )
             window = min(config.receive_buffer_size, 0xFFFF)
+            if config.ecn == "on" and self.snd.max == iss:
+                flags |= ECE | CWR  # RFC 3168 6.1.1: ask for ECN, on the first SYN only (ecn.py)
         else:
             flags, ack = SYN | ACK, self.rcv.nxt
+            if self.ecn is not None:
+                flags |= ECE  # RFC 3168 6.1.1: agree
             options = syn_options(
                 config, now, window_scale=self.window_scaling_enabled, sack=self.sack_permitted,
                 timestamps=self.timestamps_enabled, ts_recent=self.rcv.ts_recent,
@@ -179,7 +183,10 @@ class SegmentOutput:
 
     def _send_at(self, now: float, out: list, seq: int, flags: int, payload: bytes) -> None:
         """Send data and/or FIN starting at `seq` (SND.NXT) and advance SND.NXT over it."""
-        out.append(self._build_segment(now, seq, flags, payload))
+        segment = self._build_segment(now, seq, flags, payload)
+        if self.ecn is not None and payload and not seq_lt(seq, self.snd.max):
+            segment = self._ecn_mark(segment)  # ECT(0), not on retransmissions (RFC 3168 6.1.5)
+        out.append(segment)
         length = len(payload)
         # With timestamps every ACK gives an RTT sample (RFC 7323 4); without, one segment is timed.
         end = seq_add(seq, length + 1 if flags & FIN else length)
@@ -377,6 +384,8 @@ class SegmentOutput:
             urgent_pointer = min(seq_diff(snd_up, seq), 0xFFFF)
         if self.rcv.ack_owed:
             self.rcv.ack_carried()
+        if self.ecn is not None and self.ecn.echo_ce:
+            flags |= ECE  # RFC 3168 6.1.3: until the peer's CWR
         return TcpSegment(
             self.local_port, self.remote_port, seq, rcv_nxt, flags, window, urgent_pointer, options, payload
         )

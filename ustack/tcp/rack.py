@@ -26,6 +26,7 @@ Who keeps what:
 
 from __future__ import annotations
 
+from ustack.tcp.ecn import reduce_once
 from ustack.tcp.seq import seq_diff, seq_gt, seq_le, seq_lt
 
 from ustack.tcp.send_side import LOSS_PROBE, SACKED as DELIVERED, SENT_AGAIN as RETRANSMITTED
@@ -244,9 +245,7 @@ class RackProcessing:
             # RFC 8985 7.4: the probe was a retransmission and no D-SACK says the original got
             # through too: the probe repaired a loss, which calls for the congestion response of
             # a fast recovery (7.4.2), begun and ended at once since nothing is left to repair.
-            flight = rack.tlp_flight
-            congestion.on_enter_fast_recovery(flight, now)
-            congestion.on_recovery_ack(flight, flight, now)
+            reduce_once(congestion, rack.tlp_flight, now)
         self._rack_detect(now)
         self._rack_arm_probe(now)
 
