@@ -106,8 +106,10 @@ class EcnProcessing:
         if not flags & ECE or flags & SYN:
             return
         snd = self.snd
-        if seq_lt(snd.una, ecn.recover) and ecn.reductions:
-            return  # this window has been answered already
+        if ecn.reductions and seq_lt(segment.ack, ecn.recover):
+            # This ACK is for data sent before our last reduction: the echo of the same
+            # congestion, which we answered already (once per window of data).
+            return
         if self.congestion.in_recovery:
             return  # the loss reaction under way covers this window (6.1.2)
         reduce_once(self.congestion, seq_diff(snd.nxt, snd.una), now)
