@@ -179,3 +179,14 @@ def test_an_ece_during_loss_recovery_is_not_a_second_reduction():
 def test_an_unknown_ecn_mode_is_refused():
     with pytest.raises(ValueError, match="ecn"):
         config(ecn="yes")
+
+
+def test_the_snapshot_and_ss_i_show_ecn_when_negotiated():
+    from ustack.commands.ss import info_text
+    from ustack.control import to_jsonable
+
+    with_ecn = active("on").connection.snapshot()
+    without = active("on", syn_ack_flags=SYN | ACK).connection.snapshot()
+    assert with_ecn.ecn and not without.ecn
+    assert info_text(to_jsonable(with_ecn), 0.0).split()[0] == "ecn"
+    assert "ecn" not in info_text(to_jsonable(without), 0.0).split()

@@ -139,7 +139,7 @@ def _first(connection: dict, *names: str, default=None):
 
 def info_text(connection: dict, now: float | None) -> str:
     """The -i line: the core's variables in ss's spelling and units (times in milliseconds)."""
-    parts = []
+    parts = ["ecn"] if connection.get("ecn") else []  # negotiated (RFC 3168), where Linux's ss puts it
     rto = _first(connection, "rto")
     if rto is not None:
         parts.append(f"rto:{_ms(rto)}")

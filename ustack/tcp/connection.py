@@ -549,6 +549,7 @@ class Connection(SegmentArrival, AcknowledgementProcessing, RackProcessing, EcnP
             receive_queue=self.readable,
             timers=self.timers.armed(),
             error=self.error,
+            ecn=self.ecn is not None,
         )
 
     def __repr__(self) -> str:
