@@ -190,3 +190,28 @@ def test_the_snapshot_and_ss_i_show_ecn_when_negotiated():
     assert with_ecn.ecn and not without.ecn
     assert info_text(to_jsonable(with_ecn), 0.0).split()[0] == "ecn"
     assert "ecn" not in info_text(to_jsonable(without), 0.0).split()
+
+
+def test_ecn_syn_retries_keeps_asking_on_that_many_retransmissions():
+    connection = Connection.open_active(config(ecn="on", ecn_syn_retries=1), LOCAL_ADDRESS, LOCAL_PORT, REMOTE_ADDRESS,
+                                        REMOTE_PORT, LOCAL_ISS, 0.0)
+    script = Script(connection)
+    flags = []
+    for _ in range(3):
+        (syn,) = connection.transmit(script.now)
+        flags.append(syn.flags)
+        script.advance_to_next_timer()
+    assert flags == [SYN | ECE | CWR, SYN | ECE | CWR, SYN]
+
+
+def test_in_a_simultaneous_open_a_syn_asking_for_ecn_is_agreed_to():
+    # snippets/syn-rcvd-via-syn-sent-ipv4-ecn01 of the FreeBSD suite: our SYN did not ask, the
+    # peer's SYN (no ACK: it crossed ours) does; our SYN-ACK agrees and our data is ECT(0).
+    connection = Connection.open_active(config(ecn="passive"), LOCAL_ADDRESS, LOCAL_PORT, REMOTE_ADDRESS, REMOTE_PORT,
+                                        LOCAL_ISS, 0.0)
+    script = Script(connection)
+    script.expect(outgoing(local(0), 0, SYN, options=TcpOptions(mss=MSS)))
+    script.receive(incoming(remote(0), 0, SYN | ECE | CWR, window=PEER_WINDOW_WIDE, options=TcpOptions(mss=MSS)))
+    (syn_ack,) = connection.transmit(script.now)
+    assert syn_ack.flags == SYN | ACK | ECE
+    assert connection.ecn is not None

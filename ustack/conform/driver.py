@@ -76,6 +76,9 @@ from ustack.wire import IcmpMessage, TcpSegment, WireError, build_icmp_packet, b
 from ustack.wire.ipv4 import IPV4_HEADER_LENGTH, address_value
 from ustack.wire.tcp import ACK, RST
 
+# The ECN field of an IP header (RFC 3168 5) as packetdrill writes it: `[noecn]`, `[ect0]`...
+ECN_FIELDS = {"noecn": 0b00, "ect1": 0b01, "ect0": 0b10, "ce": 0b11}
+
 
 LOCAL_ADDRESS = address_value("192.168.0.1")
 REMOTE_ADDRESS = address_value("192.0.2.1")
@@ -159,7 +162,8 @@ class Driver:
             port_seed=PORT_SEED,
         )
         self.numbers: dict[tuple[int, int], SequenceMap] = {}  # (local port, remote port) -> numbers
-        self.sent: deque = deque()  # (time, (local port, remote port), segment) not yet matched
+        # (time, (local port, remote port), segment, ECN field of its IP header) not yet matched
+        self.sent: deque = deque()
         self.blocked: list = []  # (event, Blocked)
         self.current_port: int | None = None
         self.last_happened = 0.0  # when the previous event actually happened
@@ -308,11 +312,12 @@ class Driver:
     def _collect(self) -> None:
         """Queue what the host transmits now, as segments keyed by (our port, the script's)."""
         for packet in self.stack.transmit(self.now):
-            segment = parse_packet(packet).tcp
+            parsed = parse_packet(packet)
+            segment = parsed.tcp
             if segment is None:  # ICMP from ustack: no script line can expect it (runner.py)
                 self.warnings.append(f"at {self.now:.3f} s ustack sent a packet that is not TCP")
                 continue
-            self.sent.append((self.now, (segment.src_port, segment.dst_port), segment))
+            self.sent.append((self.now, (segment.src_port, segment.dst_port), segment, parsed.ip.tos & 3))
         self.stack.events()  # nothing here reads them; drained so they do not pile up
 
     def _poke_sockets(self) -> None:
@@ -331,7 +336,7 @@ class Driver:
     def _check_unexpected(self, before: float) -> None:
         """Fail on a queued segment sent more than the tolerance before `before`."""
         while self.sent and self.sent[0][0] < before - self.tolerance:
-            when, key, segment = self.sent[0]
+            when, key, segment, _ = self.sent[0]
             if segment.flags & RST and "unlisted_reset" in self.script_tolerances:
                 self.sent.popleft()
                 self.warnings.append(f"tolerance unlisted_reset: {segment_text(segment, self._numbers_for(key))}")
@@ -347,7 +352,7 @@ class Driver:
             if not self._step(self.now + ANY_TIME_HORIZON):
                 reason = f"ustack sent nothing; the script expects {expected_text(event)}"
                 raise ScriptFailed(event.line, "missing-segment", reason)
-        when, key, segment = self.sent.popleft()
+        when, key, segment, ecn = self.sent.popleft()
         if earliest is not None and not (earliest - self.tolerance <= when <= latest + self.tolerance):
             raise ScriptFailed(
                 event.line,
@@ -360,6 +365,11 @@ class Driver:
         mismatch = match_outbound(event, segment, numbers, MATCHER_TOLERANCES)
         if mismatch is not None:
             raise ScriptFailed(event.line, mismatch.field, mismatch.reason, mismatch)
+        for name, _ in event.ip_info:  # `>[ect0]`: the ECN field of the IP header (RFC 3168 5)
+            if ECN_FIELDS[name] != ecn:
+                got = next(field for field, value in ECN_FIELDS.items() if value == ecn)
+                reason = f"ECN field: the script expects [{name}], ustack sent [{got}]: {segment_text(segment, numbers)}"
+                raise ScriptFailed(event.line, "ecn", reason)
         for name, what in numbers.tolerances_used:
             self.warnings.append(f"line {event.line}: tolerance {name}: {what}")
         numbers.tolerances_used.clear()
@@ -374,7 +384,8 @@ class Driver:
             return
         segment = inbound_segment(event, numbers, REMOTE_PORT, port)
         try:
-            packet = build_tcp_packet(REMOTE_ADDRESS, LOCAL_ADDRESS, segment)
+            tos = next((ECN_FIELDS[name] for name, _ in event.ip_info), 0)  # `<[ce]` and the like
+            packet = build_tcp_packet(REMOTE_ADDRESS, LOCAL_ADDRESS, segment, tos=tos)
         except WireError as error:
             raise Unsupported("inbound segment", f"line {event.line} cannot be put on the wire: {error}") from None
         four_tuple = (LOCAL_ADDRESS, port, REMOTE_ADDRESS, REMOTE_PORT)
@@ -506,6 +517,7 @@ class Driver:
                 bits |= TCPI_OPTION_BITS["TCPI_OPT_TIMESTAMPS"] if connection.timestamps_enabled else 0
                 bits |= TCPI_OPTION_BITS["TCPI_OPT_SACK"] if connection.sack_permitted else 0
                 bits |= TCPI_OPTION_BITS["TCPI_OPT_WSCALE"] if connection.window_scaling_enabled else 0
+                bits |= TCPI_OPTION_BITS["TCPI_OPT_ECN"] if connection.ecn is not None else 0
             if bits != check.bits:
                 reason = f"tcpi_options is {bits:#x} where the script expects {check.bits:#x}"
                 raise ScriptFailed(event.line, "options-in-use", reason)

@@ -140,6 +140,11 @@ class TcpConfig:
     # "passive" accepts but does not ask (Linux's net.ipv4.tcp_ecn=2, FreeBSD's
     # net.inet.tcp.ecn.enable=2: the defaults of both); "off" neither.
     ecn: str = "passive"
+    # With ecn "on": how many retransmissions of our SYN still ask for ECN before it falls back to
+    # a plain SYN, in case a middlebox drops SYNs with ECE/CWR (RFC 3168 6.1.1.1). 0 like Linux
+    # (net.ipv4.tcp_ecn_fallback: the first retransmission no longer asks); FreeBSD's
+    # net.inet.tcp.ecn.maxretries is 1.
+    ecn_syn_retries: int = 0
 
     # --- answers to forged or stale segments (issue 9: blind-injection hardening) ---
     # An unacceptable segment (out of window, an old duplicate, a PAWS failure) is answered with
@@ -201,6 +206,8 @@ class TcpConfig:
             raise ValueError(f"synack_retries cannot be negative, got {self.synack_retries}")
         if self.ecn not in ("off", "on", "passive"):
             raise ValueError(f"ecn must be 'off', 'on' or 'passive', got {self.ecn!r}")
+        if self.ecn_syn_retries < 0:
+            raise ValueError(f"ecn_syn_retries cannot be negative, got {self.ecn_syn_retries}")
         if self.loss_detection not in ("rack", "dupack"):
             raise ValueError(f"loss_detection must be 'rack' or 'dupack', got {self.loss_detection!r}")
         if self.msl < 0 or self.delayed_ack_timeout < 0:

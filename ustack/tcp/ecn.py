@@ -22,7 +22,6 @@ not ask, "off" neither. The stack hands the ECN field of each arriving packet ov
 from __future__ import annotations
 
 from ustack.tcp.seq import seq_diff, seq_lt
-from ustack.tcp.state import LISTEN
 from ustack.wire.tcp import ACK, CWR, ECE, SYN, TcpSegment
 
 # The ECN field (RFC 3168 5): the low two bits of the IPv4 TOS byte / IPv6 traffic class.
@@ -75,16 +74,18 @@ class EcnProcessing:
         if self.config.ecn == "off" or not flags & ECE:
             return
         if flags & ACK:
-            agreed = not flags & CWR and self._ecn_asked()  # a SYN-ACK: ECE without CWR
+            agreed = not flags & CWR and self.syn_asks_for_ecn()  # a SYN-ACK: ECE without CWR
         else:
-            agreed = bool(flags & CWR) and self.state is LISTEN  # a SYN asking: ECE and CWR
+            # A SYN asking (ECE and CWR), in LISTEN or in a simultaneous open; our SYN-ACK agrees.
+            agreed = bool(flags & CWR)
         if agreed:
             self.ecn = EcnState(self.snd.max)
 
-    def _ecn_asked(self) -> bool:
-        """Our SYN (not a SYN-ACK) asked for ECN: only the first one does, as Linux falls back
-        to a SYN without ECN when the first goes unanswered (RFC 3168 6.1.1.1)."""
-        return self.config.ecn == "on" and not self.snd.syn_retransmitted
+    def syn_asks_for_ecn(self) -> bool:
+        """Our next SYN asks for ECN: with TcpConfig.ecn "on", the first SYN and the first
+        ecn_syn_retries retransmissions; after that a plain SYN, in case ECE and CWR are what
+        gets the SYN dropped on the way (RFC 3168 6.1.1.1)."""
+        return self.config.ecn == "on" and self.snd.retransmit_count <= self.config.ecn_syn_retries
 
     def congestion_experienced(self) -> None:
         """The packet about to be received carried CE (the host saw its IP header, RFC 3168 6.1.3):

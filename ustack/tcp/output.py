@@ -104,8 +104,8 @@ class SegmentOutput:
                 timestamps=config.timestamps and offer, ts_recent=0,
             )
             window = min(config.receive_buffer_size, 0xFFFF)
-            if config.ecn == "on" and self.snd.max == iss:
-                flags |= ECE | CWR  # RFC 3168 6.1.1: ask for ECN, on the first SYN only (ecn.py)
+            if config.ecn == "on" and self.syn_asks_for_ecn():
+                flags |= ECE | CWR  # RFC 3168 6.1.1: ask for ECN (ecn.py)
         else:
             flags, ack = SYN | ACK, self.rcv.nxt
             if self.ecn is not None:
