@@ -55,7 +55,7 @@ import asyncio, sys
 from ustack.apps import HttpFileServer, handle_echo
 
 async def main():
-    await asyncio.start_server(HttpFileServer(sys.argv[1]), "0.0.0.0", 80, backlog=1024)
+    await asyncio.start_server(HttpFileServer(sys.argv[1], allow_upload=True), "0.0.0.0", 80, backlog=1024)
     await asyncio.start_server(handle_echo, "0.0.0.0", 7, backlog=1024)
     print("ready", flush=True)
     await asyncio.Event().wait()
@@ -334,7 +334,7 @@ def run(args, work: Path, spaces: list[Namespace]) -> list[tuple[str, str, str, 
     # serve adds its TUN device there.
     environment = {**os.environ, "USTACK_RUN_DIR": str(work)}
     serve_command = [sys.executable, "-m", "ustack", "serve", "--netns", ustack_space.name, "--http", str(site),
-                     "--echo"]
+                     "--allow-upload", "--echo"]
     ustack = Server(serve_command, environment)
     profiler = Profiler(Path(args.profile), ustack.process.pid) if args.profile else None
     kernel_app = Server(server_space.command([sys.executable, "-c", KERNEL_APP_SERVER, str(site)]))
@@ -379,11 +379,58 @@ def run(args, work: Path, spaces: list[Namespace]) -> list[tuple[str, str, str, 
     finally:
         ustack.stop()
         kernel_app.stop()
+    if not args.no_variants:
+        rows += variant_rows(work, spaces, prefix, site, upload_source, environment)
     if profiler is not None:
         for name, raw in profiler.recorded:
             print(f"\n== where ustack serve spends its time: {name} ==")
             print(summarize_py_spy(raw))
         print(f"\n(py-spy's collapsed stacks are in {profiler.directory}; flamegraph.pl or speedscope draw them)\n")
+    return rows
+
+
+# Issue 12's goals for the bulk rows: (offload, mtu) -> MB/s each way.
+VARIANT_GOALS = {(True, 1500): 1000.0, (False, 1500): 200.0, (True, 65535): 1000.0, (False, 65535): 1000.0}
+
+
+def variant_rows(work: Path, spaces: list[Namespace], prefix: str, site: Path, upload_source: Path,
+                 environment: dict) -> list[tuple]:
+    """Bulk MB/s each way with offload on and off (`serve --no-offload`), at MTU 1500 and 65535,
+    each beside the kernel's same app over a veth pair of the same MTU (issue 12). Every serve
+    runs in a fresh namespace of its own; the kernel's pair for MTU 65535 is made here."""
+    rows = []
+    for mtu in (1500, 65535):
+        client_space, server_space = Namespace(f"{prefix}-c{mtu}"), Namespace(f"{prefix}-s{mtu}")
+        for space in (client_space, server_space):
+            spaces.append(space)
+            space.open()
+        create_veth_pair(client_space, server_space, f"ustb-c{mtu}", f"ustb-s{mtu}",
+                         "10.78.0.1/24", f"{KERNEL_SERVER_ADDRESS}/24", mtu=mtu)
+        kernel_app = Server(server_space.command([sys.executable, "-c", KERNEL_APP_SERVER, str(site)]))
+        try:
+            kernel_app.wait_ready("ready")
+            kernel_url = f"http://{KERNEL_SERVER_ADDRESS}"
+            kernel_down = download_rate(client_space, f"{kernel_url}/big.bin")
+            kernel_up = upload_rate(client_space, f"{kernel_url}/up-kernel.bin", upload_source)
+        finally:
+            kernel_app.stop()
+        for offload in (True, False):
+            space = Namespace(f"{prefix}-u{mtu}{'' if offload else 'n'}")
+            spaces.append(space)
+            space.open()
+            print(f"  bulk both ways, mtu {mtu}, offload {'on' if offload else 'off'}", file=sys.stderr, flush=True)
+            ustack = Server([sys.executable, "-m", "ustack", "serve", "--netns", space.name, "--http", str(site),
+                             "--mtu", str(mtu), *([] if offload else ["--no-offload"])], environment)
+            try:
+                ustack.wait_ready("ustack: ready")
+                down = download_rate(space, f"http://{USTACK_ADDRESS}/big.bin")
+                up = upload_rate(space, f"http://{USTACK_ADDRESS}/up.bin", upload_source)
+            finally:
+                ustack.stop()
+            label = f"offload {'on' if offload else 'off'}, mtu {mtu}"
+            goal = VARIANT_GOALS[(offload, mtu)]
+            rows.append((f"download MB/s ({label})", down, kernel_down, None, goal))
+            rows.append((f"upload MB/s ({label})", up, kernel_up, None, goal))
     return rows
 
 
@@ -413,6 +460,8 @@ def main() -> int:
     parser.add_argument("--requests", type=int, default=4000, help="ab requests per server (default 4000)")
     parser.add_argument("--echoes", type=int, default=2000, help="echo round trips per server (default 2000)")
     parser.add_argument("--profile", metavar="DIR", help="run ustack serve under py-spy; print its top functions")
+    parser.add_argument("--no-variants", action="store_true",
+                        help="leave out the bulk rows with offload on/off at MTU 1500 and 65535")
     args = parser.parse_args()
     if os.geteuid() != 0:
         print("bench.py: needs root (namespaces, TUN): sudo .venv/bin/python scripts/bench.py", file=sys.stderr)

@@ -10,10 +10,11 @@ import argparse
 import importlib
 import sys
 
+from . import __version__
 from .commands.errors import CliError
 
 # The modules under ustack/commands/, in the order `ustack --help` lists them.
-COMMAND_MODULES = ["decode", "serve", "connect", "ss", "stats", "ladder", "conform", "lab"]
+COMMAND_MODULES = ["decode", "serve", "connect", "ss", "stats", "ladder", "conform", "drill", "lab", "cleanup"]
 
 
 class _Parser(argparse.ArgumentParser):
@@ -23,6 +24,7 @@ class _Parser(argparse.ArgumentParser):
 
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="ustack", description="A user-space TCP/IP stack over a Linux TUN device.")
+    parser.add_argument("--version", action="version", version=f"ustack {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     for name in COMMAND_MODULES:
         importlib.import_module(f"ustack.commands.{name}").register(subparsers)

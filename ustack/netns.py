@@ -277,6 +277,7 @@ def setup_tun_in_namespace(
     *,
     host_address: str,
     peer_address: str,
+    offload: bool = True,
 ) -> TunLink:
     """Create a TUN device inside the namespace and make it a working link to ustack.
 
@@ -294,7 +295,7 @@ def setup_tun_in_namespace(
     except ValueError as error:
         raise NamespaceError(f"bad address: {error}") from None
     space_name = None if space is None else space.name
-    link = TunLink(tun_name, mtu=mtu, namespace=space_name)
+    link = TunLink(tun_name, mtu=mtu, namespace=space_name, offload=offload)  # offload: link/tun.py
     try:
         try:
             _set_sysctl(space_name, f"net/ipv6/conf/{tun_name}/disable_ipv6", "1")

@@ -25,6 +25,8 @@ kernel until the lab lets them through.
 
 from __future__ import annotations
 
+import ipaddress
+import json
 import os
 import sys
 from dataclasses import dataclass
@@ -58,6 +60,12 @@ class NetworkSettings:
     loss: float = 0.0  # drop this fraction of the packets each way (a FaultInjector with `seed`)
     seed: int = 0
     faults: bool = False  # a FaultInjector even without loss (for scripted drops)
+    # Everything the FaultInjector can do, per direction ("inbound" reaches ustack); when given,
+    # these replace `loss`. The command line builds them (ustack/commands/faults.py).
+    inbound_faults: object | None = None
+    outbound_faults: object | None = None
+    program: str = "ustack"  # who runs this network, for the marker (`ustack ss`, `ustack cleanup`)
+    offload: bool = True  # checksum/TSO offloads on the TUN device where the kernel offers them (link/tun.py)
 
 
 def check_can_create_tun() -> None:
@@ -85,6 +93,10 @@ class UstackNetwork:
         self.device = None  # the TunLink itself
         self.fault = None  # the FaultInjector, if any
         self.gate = None  # what wire_layer made, if any
+        self.record = None  # our marker file (see write_record), removed on close
+        # When the namespace existed already: None if someone else's (left alone on exit), or the
+        # record of the dead ustack that made it (then adopted: removed on exit, see adopt_leftover).
+        self.reused_from: dict | None = None
         self.observers: list = []  # for AsyncStack.add_observer: the Tracer's, when tracing
 
     def __enter__(self) -> "UstackNetwork":
@@ -108,10 +120,14 @@ class UstackNetwork:
             if settings.namespace:
                 self.namespace = Namespace(settings.namespace)
                 self.namespace.open()
+                if not self.namespace.created:
+                    self.reused_from = adopt_leftover(self.namespace)
+            check_subnet_free(settings)
+            self.record = write_record(self)
             # Without a namespace: in this process's own.
             self.device = link = setup_tun_in_namespace(self.namespace, settings.tun, settings.mtu,
                                                         host_address=settings.host_interface,
-                                                        peer_address=settings.address)
+                                                        peer_address=settings.address, offload=settings.offload)
             if settings.pcap:
                 try:
                     link = PcapWriter(link, settings.pcap)
@@ -125,7 +141,11 @@ class UstackNetwork:
 
                 link = WireTap(link, self.watch)
                 on_drop = self.watch.on_drop
-            if settings.loss > 0 or settings.faults:
+            if settings.inbound_faults is not None or settings.outbound_faults is not None:
+                link = self.fault = FaultInjector(link, seed=settings.seed, on_drop=on_drop,
+                                                  inbound=settings.inbound_faults or Faults(),
+                                                  outbound=settings.outbound_faults or Faults())
+            elif settings.loss > 0 or settings.faults:
                 faults = Faults(drop=settings.loss)
                 link = self.fault = FaultInjector(link, seed=settings.seed, inbound=faults, outbound=faults,
                                                   on_drop=on_drop)
@@ -162,6 +182,9 @@ class UstackNetwork:
                 namespace.close()  # stops what we started in it; removes it only if we created it
             except (LinkError, OSError) as error:
                 print(f"ustack: while removing namespace {namespace.name}: {error}", file=sys.stderr)
+        record, self.record = self.record, None
+        if record is not None:
+            record.unlink(missing_ok=True)  # last: if we die before this, `ustack cleanup` finds what is left
 
     @property
     def created_namespace(self) -> bool:
@@ -173,7 +196,8 @@ class UstackNetwork:
         from .tcp import TcpConfig
         from .wire.ipv4 import address_value
 
-        return Stack(address_value(self.settings.address), config or TcpConfig(), mtu=self.settings.mtu)
+        return Stack(address_value(self.settings.address), config or TcpConfig(), mtu=self.settings.mtu,
+                     segmentation_offload=bool(self.device is not None and getattr(self.device, "offload", False)))
 
     async def start_control(self, astack, program: str, directory: Path | None = None):
         """This process's control socket (what `ustack ss` asks), started; NetworkError if it cannot."""
@@ -193,3 +217,118 @@ class UstackNetwork:
             return f"ip netns exec {self.settings.namespace} {command}"
         return command
 
+
+
+# --------------------------------------------------------------------------------------------
+# Who made what: a marker per running ustack, so a second one, `ustack ss` and `ustack cleanup`
+# can tell which namespace and device belong to which process, also after a SIGKILL.
+# --------------------------------------------------------------------------------------------
+RECORD_SUFFIX = ".network"
+
+
+def write_record(network: UstackNetwork) -> Path | None:
+    """<run directory>/<pid>.network: our pid, namespace (and whether we created it), device and
+    addresses, written before the device is made and removed after the namespace is gone. Only a
+    record whose pid no longer runs is a leftover. None if the run directory cannot be written
+    (a ustack without a marker still works; it is just not found by `ustack cleanup`)."""
+    from .control import run_directory
+
+    settings = network.settings
+    record = {"pid": os.getpid(), "program": settings.program,
+              "namespace": settings.namespace, "created_namespace": network.created_namespace,
+              "tun": settings.tun, "address": settings.address, "host_interface": settings.host_interface}
+    directory = run_directory()
+    path = directory / f"{os.getpid()}{RECORD_SUFFIX}"
+    try:
+        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        temporary = path.with_suffix(".tmp")
+        temporary.write_text(json.dumps(record) + "\n")
+        os.replace(temporary, path)
+    except OSError:
+        return None
+    return path
+
+
+def read_records(directory: Path | None = None) -> list[dict]:
+    """Every ustack network marker, each with "alive" (does its pid still run?), by pid."""
+    from .control import _process_exists, run_directory
+
+    directory = directory or run_directory()
+    records = []
+    try:
+        paths = sorted(directory.glob(f"*{RECORD_SUFFIX}"))
+    except OSError:
+        return records
+    for path in paths:
+        if not path.stem.isdigit():
+            continue
+        try:
+            record = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue  # being written right now, or not ours: nothing to judge it by
+        if not isinstance(record, dict) or record.get("pid") != int(path.stem):
+            continue
+        record["alive"] = _process_exists(record["pid"])
+        record["path"] = str(path)
+        records.append(record)
+    return records
+
+
+def leftovers(directory: Path | None = None) -> list[dict]:
+    """Markers of ustacks that died without cleaning up (SIGKILL, a crash): their pid is gone."""
+    return [record for record in read_records(directory) if not record["alive"]]
+
+
+def remove_leftover(record: dict) -> list[str]:
+    """Remove what a dead ustack made (its namespace, if it created it; its TUN device died with
+    its file descriptor) and its marker. Returns what was removed, as words for the user."""
+    from .netns import namespace_exists
+    from pyroute2 import netns
+
+    from .control import socket_path
+
+    removed = []
+    name = record.get("namespace")
+    if name and record.get("created_namespace") and namespace_exists(name):
+        netns.remove(name)
+        removed.append(f"namespace {name}")
+    marker = Path(record["path"])
+    socket_path(record["pid"], marker.parent).unlink(missing_ok=True)  # its control socket, if left too
+    marker.unlink(missing_ok=True)
+    return removed
+
+
+def adopt_leftover(namespace) -> dict | None:
+    """An existing namespace we are about to use: if a dead ustack created it (its marker says
+    so), it is a leftover and becomes ours to remove on exit; its marker goes."""
+    for record in leftovers():
+        if record.get("namespace") == namespace.name and record.get("created_namespace"):
+            namespace.created = True
+            Path(record["path"]).unlink(missing_ok=True)
+            return record
+    return None
+
+
+def check_subnet_free(settings: NetworkSettings) -> None:
+    """NetworkError if the kernel side's subnet is already on an interface where our device would
+    go (a second `ustack serve` in the same namespace): the kernel would then route the traffic to
+    the first device, and the second ustack would say ready and never see a packet."""
+    from pyroute2 import IPRoute
+
+    wanted = ipaddress.IPv4Interface(settings.host_interface).network
+    try:
+        with IPRoute(netns=settings.namespace, flags=0) if settings.namespace else IPRoute() as ipr:
+            names = {link["index"]: link.get_attr("IFLA_IFNAME") for link in ipr.get_links()}
+            taken = [(names.get(entry["index"], "?"), entry.get_attr("IFA_ADDRESS"), entry["prefixlen"])
+                     for entry in ipr.get_addr(family=2)]
+    except OSError:
+        return  # cannot look: creating the device will say what is wrong
+    for device, address, prefix in taken:
+        network = ipaddress.IPv4Interface(f"{address}/{prefix}").network
+        if network.overlaps(wanted) and not network.is_loopback:
+            where = f"namespace {settings.namespace}" if settings.namespace else "this namespace"
+            owner = next((f" by ustack pid {record['pid']} ({record.get('program', 'ustack')})"
+                          for record in read_records() if record["alive"] and record.get("tun") == device
+                          and record.get("namespace") == settings.namespace), "")
+            raise NetworkError(f"{wanted} is already in use in {where} ({address}/{prefix} on {device}{owner}); "
+                               f"stop it, or use another --netns or --host-addr")

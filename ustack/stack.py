@@ -7,7 +7,15 @@ The runtime (ustack/aio) owns the TUN fd and the clock; this file owns the table
 - connections, keyed by the 4-tuple (local address, local port, remote address, remote port);
 - listeners, keyed by (local address, local port), where address 0 means "any of ours";
 - a heap of timer deadlines, so finding the next deadline costs O(log n) and an idle stack with
-  thousands of dead connections costs nothing (DESIGN.md rule 6);
+  thousands of dead connections costs nothing (DESIGN.md rule 6). An entry names its connection
+  by 4-tuple, not by reference: a connection that re-armed or finished leaves a stale entry (a
+  deadline and four ints), never itself, in the heap; and when stale entries outnumber live ones
+  the heap is rebuilt from the live deadlines alone, so it holds at most about twice as many
+  entries as there are armed connections. Pushes and pops stay O(log n); a rebuild costs O(n)
+  but comes only after n stale entries appeared, so it adds O(1) per push (amortized). (One
+  entry per connection would need a heap with decrease-key, which heapq lacks; weak references
+  would tie Connection to __weakref__.) Issue 12 measured ~60,000 finished connections pinned
+  by stale entries at 1,000 lifecycles per second (scripts/bench_lifecycles.py);
 - drop counters by reason (DESIGN.md rule 8).
 
 Lookup order for an arriving TCP segment follows RFC 9293 3.10.7: a connection that matches the
@@ -27,6 +35,7 @@ from .reassembly import Ipv4Reassembly, ReassemblyLimits
 from .tcp import Connection, Listener, State, TcpConfig, reset_for_unmatched
 from .tcp.ecn import CE, ECT_0, EcnCapableSegment
 from .tcp.isn import IsnGenerator
+from .tcp.options import TIMESTAMP_OPTION_SPACE
 from .tcp.ratelimit import PerSecondLimit
 from .tcp.syn_cookies import SynCookies
 from .wire import WireError, build_icmp_packet, build_tcp_packet, parse_packet
@@ -34,11 +43,14 @@ from .wire.fragment import fragment_ipv4
 from .wire.icmp import DESTINATION_UNREACHABLE, ECHO_REPLY, ECHO_REQUEST, PARAMETER_PROBLEM, TIME_EXCEEDED
 from .wire.icmp import IcmpMessage
 from .wire.ipv4 import PROTOCOL_ICMP, Ipv4Header, address_text
-from .wire.tcp import TcpSegment
+from .wire.tcp import ACK, RST, SYN, TcpSegment
 
 # Linux's default ephemeral range (net.ipv4.ip_local_port_range).
 EPHEMERAL_PORTS = range(32768, 61000)
 DEFAULT_TTL = 64
+# The most sockets (connections in any state, TIME-WAIT included, plus listeners) one Stack holds
+# by default: a bound on its tables' memory, like a process's file descriptor limit.
+DEFAULT_MAX_CONNECTIONS = 65536
 
 # RFC 9293 3.9.2.2: source quench MUST be discarded (MUST-55); these three reach TCP.
 ICMP_ERRORS_FOR_TCP = frozenset({DESTINATION_UNREACHABLE, TIME_EXCEEDED, PARAMETER_PROBLEM})
@@ -50,7 +62,12 @@ ICMP_ERRORS_FOR_TCP = frozenset({DESTINATION_UNREACHABLE, TIME_EXCEEDED, PARAMET
 # everyone (RFC 1122 4.2.3.10).
 INVALID_SOURCE_FIRST_OCTETS = frozenset({0, 127, *range(224, 256)})
 
+_SYN_ACK_RST = SYN | ACK | RST
+_MAY_OPEN = (SYN, ACK)  # of those three bits, what a segment that may open a connection has
+
 ConnectionKey = tuple[int, int, int, int]  # (local address, local port, remote address, remote port)
+# Stale timer-heap entries tolerated beyond as many as there are live ones before a rebuild.
+HEAP_SLACK = 64
 
 
 def host_address(address: object) -> int:
@@ -103,9 +120,18 @@ class Stack:
         port_seed: int | None = None,
         ttl: int = DEFAULT_TTL,
         reassembly_limits: ReassemblyLimits | None = None,
+        segmentation_offload: bool = False,
+        max_connections: int | None = DEFAULT_MAX_CONNECTIONS,
     ) -> None:
+        if max_connections is not None and max_connections < 1:
+            raise ValueError("max_connections must be at least 1 or None")
         self.address = host_address(address)
+        self.max_connections = max_connections  # see _has_room
         self.mtu = mtu
+        # TSO (link/tun.py): the link cuts a TCP segment larger than the MTU into segments of the
+        # MTU minus its headers. A connection whose own segments are exactly that size (the peer's
+        # MSS is at least ours) may then hand down up to 64 KB at once (TcpConfig.offload_segments).
+        self.offload_segments = max(1, min(64, 65475 // (mtu - 40))) if segmentation_offload else 1
         # Our MSS follows from the MTU (RFC 9293 3.7.1): the MTU less the IPv4 and TCP headers.
         self.config = (config or TcpConfig()).fit_to_mtu(mtu)
         self.ttl = ttl
@@ -125,12 +151,13 @@ class Stack:
         self.unacceptable_ack_budget = PerSecondLimit(self.config.unacceptable_ack_limit)
         # Connections that may have something to send: touched by a packet, a user call or a timer.
         self._touched: dict[Connection, None] = {}
-        # (deadline, tie-breaker, connection); stale entries are skipped when they surface.
-        self._timer_heap: list[tuple[float, int, Connection]] = []
+        # (deadline, 4-tuple); an entry is live when that 4-tuple's connection is armed for
+        # exactly that deadline. Stale entries are skipped when they surface (module docstring).
+        self._timer_heap: list[tuple[float, ConnectionKey]] = []
         self._armed_deadline: dict[Connection, float] = {}
-        self._heap_counter = 0
         self._control_replies: list[bytes] = []  # RSTs for unmatched segments, ICMP replies
         self._events: list[StackEvent] = []
+        self._born_of: dict[Connection, Listener] = {}  # passive connections, for the listener's count
         self._active: dict[Connection, None] = {}  # touched since the runtime last asked
         self._port_random = random.Random(port_seed)
         self._next_ephemeral = self._port_random.randrange(len(EPHEMERAL_PORTS))
@@ -187,10 +214,17 @@ class Stack:
             self._forget(connection)
         listener = self.listeners.get((ip.dst, segment.dst_port)) or self.listeners.get((0, segment.dst_port))
         if listener is not None:
+            if segment.flags & _SYN_ACK_RST in _MAY_OPEN and not self._has_room():
+                # A new connection request, or an ACK that may return a SYN cookie: dropped
+                # without a reply (the client retries; a stray ACK misses only its RST).
+                self.drops["stack_connection_limit"] += 1
+                return
             new_connection = listener.receive(ip.src, segment, now)
             if new_connection is not None:
                 new_connection.unacceptable_ack_budget = self.unacceptable_ack_budget
                 self.connections[key] = new_connection
+                self._born_of[new_connection] = listener
+                listener.open_connections += 1
                 self._touch(new_connection)
             self._collect_listener_output(listener, now)
             return
@@ -248,6 +282,8 @@ class Stack:
         self._touched = {}
         self._active.update(touched)
         for connection in touched:
+            if self.offload_segments > 1:
+                self._fit_segmentation_offload(connection, now)
             for segment in connection.transmit(now):
                 # RFC 3168 6.1.2: ECT(0) on the data segments of an ECN connection (ecn.py).
                 tos = ECT_0 if segment.__class__ is EcnCapableSegment else 0
@@ -262,12 +298,22 @@ class Stack:
         self.counters["packets_out"] += len(packets)
         return packets
 
+    def _fit_segmentation_offload(self, connection: Connection, now: float) -> None:
+        """Several segments at once only while the connection's segment size is what the link
+        cuts at: its send MSS plus the timestamp option it leaves room for, plus 40 bytes of
+        headers, fill the MTU (a smaller peer MSS or a lowered path MTU switch it off again)."""
+        full = connection.send_mss + (TIMESTAMP_OPTION_SPACE if connection.timestamps_enabled else 0) + 40
+        wanted = self.offload_segments if full == self.mtu else 1
+        if connection.config.offload_segments != wanted:
+            connection.reconfigure(now, offload_segments=wanted)
+
     def next_deadline(self) -> float | None:
         reassembly_deadline = self.reassembly.next_deadline()
         heap = self._timer_heap
         while heap:
-            deadline, _, connection = heap[0]
-            if self._armed_deadline.get(connection) == deadline:
+            deadline, key = heap[0]
+            connection = self.connections.get(key)
+            if connection is not None and self._armed_deadline.get(connection) == deadline:
                 return deadline if reassembly_deadline is None else min(deadline, reassembly_deadline)
             heapq.heappop(heap)  # stale: the connection re-armed or went away
         return reassembly_deadline
@@ -276,8 +322,9 @@ class Stack:
         self.reassembly.on_timer(now)
         heap = self._timer_heap
         while heap and heap[0][0] <= now:
-            deadline, _, connection = heapq.heappop(heap)
-            if self._armed_deadline.get(connection) != deadline:
+            deadline, key = heapq.heappop(heap)
+            connection = self.connections.get(key)
+            if connection is None or self._armed_deadline.get(connection) != deadline:
                 continue
             del self._armed_deadline[connection]
             connection.on_timer(now)
@@ -295,18 +342,29 @@ class Stack:
             self._armed_deadline.pop(connection, None)
         elif self._armed_deadline.get(connection) != deadline:
             self._armed_deadline[connection] = deadline
-            self._heap_counter += 1
-            heapq.heappush(self._timer_heap, (deadline, self._heap_counter, connection))
+            heapq.heappush(self._timer_heap, (deadline, _key_of(connection)))
+            if len(self._timer_heap) > 2 * len(self._armed_deadline) + HEAP_SLACK:
+                self._compact_timer_heap()
+
+    def _compact_timer_heap(self) -> None:
+        """Rebuild the heap from the live deadlines: every stale entry goes at once."""
+        self._timer_heap = [(deadline, _key_of(connection)) for connection, deadline in self._armed_deadline.items()]
+        heapq.heapify(self._timer_heap)
 
     def _forget(self, connection: Connection) -> None:
         """A connection that is CLOSED with nothing left to send leaves no trace (DESIGN rule 6)."""
-        key = (connection.local_address, connection.local_port, connection.remote_address, connection.remote_port)
+        key = _key_of(connection)
         if self.connections.get(key) is connection:
             del self.connections[key]
             for name, counter in counter_attributes(connection).items():
                 if counter:
                     self.ended_connection_counters.setdefault(name, Counter()).update(counter)
         self._armed_deadline.pop(connection, None)
+        listener = self._born_of.pop(connection, None)
+        if listener is not None:
+            listener.open_connections -= 1
+            if not self._born_of:
+                self._born_of = {}  # a dict keeps its largest size: an idle stack gives it back
 
     def _collect_events(self, connection: Connection) -> None:
         for event in connection.events():
@@ -331,10 +389,20 @@ class Stack:
     # User calls (RFC 9293 3.10.1 OPEN and friends, at the level of the whole host)
     # ----------------------------------------------------------------------------------------
     def listen(
-        self, port: int, *, address: int = 0, backlog: int = 128, syn_queue_size: int | None = None, config: TcpConfig | None = None
+        self,
+        port: int,
+        *,
+        address: int = 0,
+        backlog: int = 128,
+        syn_queue_size: int | None = None,
+        config: TcpConfig | None = None,
+        max_connections: int | None = None,
     ) -> Listener:
+        """Passive OPEN on a port. max_connections: the most connections from this listener that
+        may exist at once (None: only the stack's limit); a SYN beyond it is dropped, counted."""
         if (address, port) in self.listeners or (0, port) in self.listeners:
             raise StackError(f"port {port} is already listening", _errno("EADDRINUSE"))
+        self._check_room()
         listener = Listener(
             self._config_for(config),
             address or self.address,
@@ -343,6 +411,7 @@ class Stack:
             syn_queue_size=syn_queue_size if syn_queue_size is not None else backlog,  # as Linux's listen()
             isn_generator=self.isn_generator,
             syn_cookies=self.syn_cookies,
+            max_connections=max_connections,
         )
         self.listeners[(address, port)] = listener
         return listener
@@ -363,6 +432,7 @@ class Stack:
         self, remote_address: int, remote_port: int, now: float, *, local_port: int | None = None, config: TcpConfig | None = None
     ) -> Connection:
         """Active OPEN: a new connection in SYN-SENT; its SYN leaves with the next transmit()."""
+        self._check_room()
         if local_port is None:
             local_port = self._ephemeral_port(remote_address, remote_port)
         key = (self.address, local_port, remote_address, remote_port)
@@ -374,6 +444,19 @@ class Stack:
         self.connections[key] = connection
         self._touch(connection)
         return connection
+
+    def _has_room(self) -> bool:
+        """Below max_connections, counting every connection the tables hold (TIME-WAIT and
+        SYN-RECEIVED included: each costs memory until it ends) and every listener."""
+        limit = self.max_connections
+        return limit is None or len(self.connections) + len(self.listeners) < limit
+
+    def _check_room(self) -> None:
+        if not self._has_room():
+            # Linux refuses a socket beyond the process's descriptor limit with EMFILE ("too many
+            # open files"): a count configured for one process, as this limit is for one stack
+            # (ENOBUFS/ENOMEM would say memory ran out, which is not what happened).
+            raise StackError(f"this stack already holds max_connections={self.max_connections} sockets", _errno("EMFILE"))
 
     def _config_for(self, config: TcpConfig | None) -> TcpConfig:
         """A per-socket configuration (socket options), with the MSS still bounded by our MTU."""
@@ -414,6 +497,10 @@ class Stack:
 
     def state_counts(self) -> Counter[str]:
         return Counter(connection.state.value for connection in self.connections.values())
+
+
+def _key_of(connection: Connection) -> ConnectionKey:
+    return (connection.local_address, connection.local_port, connection.remote_address, connection.remote_port)
 
 
 def counter_attributes(item: object) -> dict[str, Counter]:

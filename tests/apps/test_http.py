@@ -31,6 +31,13 @@ def site(tmp_path):
 
 @pytest.fixture
 def server(site, serve_on_loopback):
+    """A server that takes uploads (`ustack serve --allow-upload`)."""
+    return serve_on_loopback(HttpFileServer(site, allow_upload=True))
+
+
+@pytest.fixture
+def read_only_server(site, serve_on_loopback):
+    """The default: uploads off."""
     return serve_on_loopback(HttpFileServer(site))
 
 
@@ -97,7 +104,7 @@ def test_missing_file_is_404(server):
 def test_other_methods_are_405_with_allow(server):
     status, headers, _ = request(server, "DELETE", "/notes.txt")
     assert status == 405
-    assert headers["Allow"] == "GET, HEAD, PUT, POST"
+    assert headers["Allow"] == "GET, HEAD, PUT, POST"  # (this server takes uploads)
 
 
 def test_malformed_request_is_400(server):
@@ -169,6 +176,54 @@ def test_put_creates_then_replaces_and_post_stores_too(server, site):
     assert status == 201
     assert (site / "posted.bin").read_bytes() == bytes(range(256))
     assert not [p for p in site.rglob(".upload-*")]  # no temporary file left behind
+
+
+@pytest.mark.parametrize("method", ["PUT", "POST"])
+def test_uploads_are_refused_by_default_and_nothing_is_written(read_only_server, site, method):
+    before = (site / "notes.txt").read_bytes()
+    status, headers, body = request(read_only_server, method, "/notes.txt", body=b"overwritten")
+    assert status == 405 and headers["Allow"] == "GET, HEAD" and b"--allow-upload" in body
+    status, _, _ = request(read_only_server, method, "/new.txt", body=b"new")
+    assert status == 405
+    assert (site / "notes.txt").read_bytes() == before and not (site / "new.txt").exists()
+    assert sorted(p.name for p in site.iterdir()) == ["docs", "index.html", "notes.txt"]
+
+
+@curl_missing
+def test_refused_upload_does_not_wait_for_a_large_body(read_only_server, site, tmp_path):
+    source = tmp_path / "big.bin"
+    source.write_bytes(bytes(2 * 1024 * 1024))  # curl sends "Expect: 100-continue" for this
+    result = subprocess.run(["curl", "-sS", "-T", str(source), "-w", "%{http_code}", "-o", "/dev/null",
+                             f"http://127.0.0.1:{read_only_server.port}/big.bin"],
+                            capture_output=True, text=True, timeout=30)
+    assert result.stdout == "405" and not (site / "big.bin").exists()
+
+
+@pytest.mark.parametrize("target", [
+    b"/../planted.txt", b"/docs/../../planted.txt", b"/%2e%2e/planted.txt", b"/..%2fplanted.txt",
+    b"//tmp/planted.txt", b"http://x/../planted.txt",
+])
+def test_allowed_upload_never_escapes_by_traversal(server, site, target):
+    reply = raw_request(server, b"PUT " + target + b" HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n"
+                                b"Connection: close\r\n\r\nhello")
+    written_outside = [p for p in site.parent.rglob("planted.txt") if site not in p.parents]
+    assert not written_outside and not os.path.exists("/tmp/planted.txt")
+    # Either refused, or (for "//tmp/...", whose "tmp" is a host name to urlsplit) stored inside.
+    assert reply.startswith(b"HTTP/1.1 403 ") or list(site.rglob("planted.txt"))
+
+
+def test_allowed_upload_never_escapes_through_symlinks(server, site):
+    outside = site.parent / "outside"
+    outside.mkdir()
+    (site / "linked-dir").symlink_to(outside)  # a directory link leading out
+    (site / "linked-file").symlink_to(site.parent / "secret.txt")  # a file link leading out
+    (site / "dangling").symlink_to(site.parent / "created-by-upload.txt")  # to a file not yet there
+    for path in ["/linked-dir/planted.txt", "/linked-file", "/dangling"]:
+        status, _, _ = request(server, "PUT", path, body=b"planted")
+        assert status == 403, path
+    assert list(outside.iterdir()) == []
+    assert (site.parent / "secret.txt").read_text() == "outside the site\n"
+    assert not (site.parent / "created-by-upload.txt").exists()
 
 
 def test_put_onto_a_directory_is_409(server):

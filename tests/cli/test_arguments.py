@@ -32,6 +32,25 @@ def run_ustack(*arguments: str) -> subprocess.CompletedProcess:
     (["serve", "--loss", "-0.1"], "is not in [0, 1)"),
     (["serve", "--loss", "lots"], "is not a number"),
     (["serve", "--seed", "x"], "seed 'x' is not a whole number"),
+    # Fault flags: one value, or in:VALUE,out:VALUE.
+    (["serve", "--loss", "in:0.1,up:0.2"], "give one value, or in:VALUE,out:VALUE"),
+    (["serve", "--loss", "in:0.1,in:0.2"], "'in' is given twice"),
+    (["serve", "--loss", "out:1"], "loss 1 is not in [0, 1)"),
+    (["serve", "--delay", "fast"], "is not MS[/JITTER] in milliseconds"),
+    (["serve", "--delay", "50/x"], "is not MS[/JITTER] in milliseconds"),
+    (["serve", "--delay", "70000"], "delay 70000 ms is outside 0..60000"),
+    (["connect", "10.77.0.1", "80", "--delay", "out:-5"], "outside 0..60000"),
+    (["serve", "--reorder", "1.5"], "reorder 1.5 is not in [0, 1]"),
+    (["serve", "--duplicate", "lots"], "duplicate 'lots' is not a number"),
+    (["serve", "--corrupt", "1"], "corrupt 1 is not in [0, 1)"),
+    (["serve", "--rate", "fast"], "rate 'fast' is not a rate"),
+    (["serve", "--rate", "20furlongs"], "rate '20furlongs' is not a rate"),
+    (["serve", "--rate", "100bit"], "is below 544 bit/s"),
+    (["serve", "--allow-upload"], "--allow-upload needs --http DIR"),
+    (["connect", "10.77.0.2", "80"], "10.77.0.2 is ustack's own address (--addr); connect to the kernel side, like 10.77.0.1"),
+    (["connect", "10.77.0.9", "80", "--addr", "10.77.0.9"], "10.77.0.9 is ustack's own address"),
+    (["connect", "10.77.0.1", "80", "--timeout", "-1"], "outside 0..3600"),
+    (["cleanup", "--force"], "ustack cleanup: unrecognized arguments: --force"),
     (["serve", "--msl", "-1"], "outside 0..3600"),
     (["serve", "--http-port", "0"], "port 0 is outside 1..65535"),
     (["serve", "--tun", "a-name-longer-than-15"], "not a usable interface name"),
@@ -71,7 +90,7 @@ def run_ustack(*arguments: str) -> subprocess.CompletedProcess:
     (["no-such-command"], "invalid choice"),
     # An unknown flag is the command's business: its name and its --help, not the top level's.
     (["lab", "handshake", "--bogus"], "ustack lab: unrecognized arguments: --bogus (see 'ustack lab --help')"),
-    (["ss", "-x"], "ustack ss: unrecognized arguments: -x (see 'ustack ss --help')"),
+    (["ss", "--bogus"], "ustack ss: unrecognized arguments: --bogus (see 'ustack ss --help')"),
     # Output files that cannot be written are refused before a run, not after it (report lost).
     (["lab", "handshake", "--svg", "/nonexistent/ustack/x.svg"],
      "ustack lab: cannot write /nonexistent/ustack/x.svg: no directory /nonexistent/ustack"),
@@ -144,3 +163,34 @@ def test_conform_checks_the_junit_path_before_running_anything(tmp_path):
     result = run_ustack("conform", "--junit", str(report), str(script_directory))
     assert (result.returncode, result.stdout) == (2, "")  # no script ran
     assert result.stderr.splitlines() == [f"ustack conform: cannot write {report}: no directory {report.parent}"]
+
+
+def test_fault_flags_read_naturally_and_map_onto_the_fault_injector():
+    from ustack.commands.faults import faults_from_args
+    from ustack.link.fault import Faults
+
+    parser = cli.build_parser()
+
+    def faults(*flags):
+        return faults_from_args(parser.parse_args(["serve", *flags]))
+
+    assert faults() is None  # no flag: no FaultInjector at all
+    inbound, outbound = faults("--loss", "in:0.05,out:0.01", "--delay", "50/10", "--reorder", "0.1",
+                               "--duplicate", "out:0.02", "--corrupt", "in:0.001", "--rate", "20mbit")
+    assert inbound == Faults(drop=0.05, delay=0.050, jitter=0.010, reorder=0.1, corrupt=0.001,
+                             rate_bytes_per_second=2_500_000.0)
+    assert outbound == Faults(drop=0.01, delay=0.050, jitter=0.010, reorder=0.1, duplicate=0.02,
+                              rate_bytes_per_second=2_500_000.0)
+    # tc's units: bit words are bits per second, bps words BYTES per second; a bare suffix is bits.
+    for text, bytes_per_second in [("1M", 125_000.0), ("500kbit", 62_500.0), ("1gbit", 125_000_000.0),
+                                   ("2mbps", 2_000_000.0), ("8000", 1000.0), ("1.5Mbit", 187_500.0)]:
+        assert faults("--rate", text)[0].rate_bytes_per_second == bytes_per_second, text
+    assert faults("--delay", "out:100ms")[1].delay == 0.1 and faults("--delay", "out:100ms")[0] == Faults()
+    assert faults("--loss", "0.2")[0].drop == faults("--loss", "0.2")[1].drop == 0.2
+
+
+def test_timeout_0_means_no_time_limit_and_help_says_so():
+    parser = cli.build_parser()
+    assert parser.parse_args(["connect", "10.77.0.1", "80", "--timeout", "0"]).timeout == 0.0
+    assert "0 means no time limit" in " ".join(parser.command_parsers["connect"].format_help().split())
+    # (that it then connects, instead of giving up at once: tests/interop/test_cli_habits.py)

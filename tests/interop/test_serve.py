@@ -37,7 +37,7 @@ def test_curl_gets_pages_and_a_megabyte_intact(ustack_serve, site):
 def test_curl_moves_20_megabytes_each_way_intact(ustack_serve, site, tmp_path):
     big = os.urandom(20 * 1024 * 1024)
     (site / "big.bin").write_bytes(big)
-    serve = ustack_serve("--http", str(site))
+    serve = ustack_serve("--http", str(site), "--allow-upload")
     downloaded = tmp_path / "downloaded.bin"
     result = serve.inside("curl", "-sS", "--fail", "-o", str(downloaded), f"http://{STACK_ADDRESS}/big.bin")
     assert result.returncode == 0, result.stderr
@@ -49,7 +49,7 @@ def test_curl_moves_20_megabytes_each_way_intact(ustack_serve, site, tmp_path):
 
 
 def test_curl_upload_is_stored(ustack_serve, site):
-    serve = ustack_serve("--http", str(site))
+    serve = ustack_serve("--http", str(site), "--allow-upload")
     body = "uploaded through ustack\n" * 1000
     result = serve.inside("curl", "-sS", "--fail", "-T", "-", "-w", "%{http_code}",
                           f"http://{STACK_ADDRESS}/up/load.txt", input=body)

@@ -49,7 +49,7 @@ def test_five_percent_loss_both_ways_download_and_upload_intact_with_retransmiss
         ustack_serve, site, tmp_path):
     original = os.urandom(5 * MEGABYTE)
     (site / "five.bin").write_bytes(original)
-    serve = ustack_serve("--http", str(site), "--loss", "0.05", "--seed", "11")
+    serve = ustack_serve("--http", str(site), "--allow-upload", "--loss", "0.05", "--seed", "11")
     downloaded = tmp_path / "downloaded.bin"
     result = serve.inside("curl", "-sS", "--fail", "--max-time", "90", "-o", str(downloaded),
                           f"http://{STACK_ADDRESS}/five.bin", timeout=100)

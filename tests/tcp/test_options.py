@@ -1,8 +1,11 @@
 """Options: MSS (RFC 9293 3.7.1), window scale and timestamps (RFC 7323), SACK (RFC 2018)."""
 
+import dataclasses
+
 import pytest
 
 from tcp_script import *  # noqa: F403
+from ustack.stack import Stack
 from ustack.tcp import Connection, State, TcpConfig
 
 FULL = TcpConfig(mss=1460, receive_buffer_size=1 << 20, send_buffer_size=1 << 20)  # all options on
@@ -149,7 +152,25 @@ def test_sack_blocks_describe_out_of_order_data_and_peer_blocks_are_recorded():
 def test_mss_from_the_link_mtu():
     assert TcpConfig().fit_to_mtu(1500).mss == 1460
     assert TcpConfig(mss=65495, timestamps=False).fit_to_mtu(9000).mss == 8960
-    assert TcpConfig(mss=536).fit_to_mtu(1500).mss == 536  # never raised, only lowered
+    assert TcpConfig(mss=536).fit_to_mtu(1500).mss == 536  # an MSS set explicitly is never raised
+
+
+def test_an_mss_nobody_set_follows_the_mtu_up_as_well_as_down():
+    # Issue 12: at MTU 65535 the MSS stayed 1460 because fit_to_mtu only lowered it.
+    assert TcpConfig().fit_to_mtu(65535).mss == 65495
+    assert TcpConfig().fit_to_mtu(9000).fit_to_mtu(1500).mss == 1460  # derived again, not stuck
+    assert TcpConfig().fit_to_mtu(576).mss == 536
+    # A copy with another setting changed keeps following the MTU; one with mss= set does not.
+    assert dataclasses.replace(TcpConfig(), nagle=False).fit_to_mtu(9000).mss == 8960
+    assert dataclasses.replace(TcpConfig(), mss=1400).fit_to_mtu(9000).mss == 1400
+    assert TcpConfig(mss=1460).fit_to_mtu(9000).mss == 1460  # explicit, even if equal to the default
+
+
+def test_every_per_socket_configuration_of_a_stack_follows_its_mtu():
+    stack = Stack(0x0A000002, mtu=65535)
+    assert stack.config.mss == 65495
+    assert stack.listen(80, config=TcpConfig(nagle=False)).config.mss == 65495
+    assert stack.listen(81, config=TcpConfig(mss=9000)).config.mss == 9000
 
 
 def test_a_tiny_peer_mss_is_raised_to_a_floor_not_a_traceback():

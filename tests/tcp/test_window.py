@@ -88,7 +88,7 @@ def test_a_large_open_window_is_not_updated_for_a_small_read():
     script = established()
     connection = script.connection
     script.receive(incoming(remote(1), local(1), payload=bytes(3000)))
-    script.advance_to_next_timer()
+    # More than two full segments' worth in one segment is ACKed at once (arrival._delay_ack).
     script.expect(outgoing(local(1), remote(3001), window=BUFFER - 3000))
     connection.recv(3000, script.now)
     script.expect_nothing()  # 13384 bytes still open: the growth rides on the next segment

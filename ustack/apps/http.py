@@ -5,11 +5,14 @@ What it does, per request:
   chunks with `await writer.drain()` between them, so a slow client holds back the reading of the
   file instead of filling memory (DESIGN.md rule 5: backpressure is real).
 - GET of a directory: its index.html, or else a generated listing; "/dir" redirects to "/dir/".
-- PUT and POST: the body is stored at the path (parent directories are created), streamed to a
-  temporary file beside it and renamed into place when complete. 201 Created for a new file,
-  204 No Content for a replaced one (RFC 9110 9.3.4).
+- PUT and POST, only with `allow_upload=True` (`ustack serve --allow-upload`): the body is stored
+  at the path (parent directories are created), streamed to a temporary file beside it and renamed
+  into place when complete. 201 Created for a new file, 204 No Content for a replaced one (RFC 9110
+  9.3.4). Without it they are 405 like any other method: anyone who can reach the server must not
+  be able to overwrite the served files unless the person serving them said so.
 - Any path that resolves outside the served directory (../, a symlink leading out, a NUL) is
-  refused with 403 and nothing outside is read or written.
+  refused with 403 and nothing outside is read or written; an upload is written to the resolved
+  path (symlinks followed first, then checked), so a link inside cannot carry it out.
 - 404 for a missing file, 405 (with Allow) for other methods, 400 for malformed HTTP.
 - Keep-alive: one connection serves requests until the client closes or asks to close, or sits
   idle for keep_alive_timeout seconds between requests.
@@ -37,7 +40,8 @@ READ_SIZE = 65536
 # that never sends again must not hold a connection forever).
 KEEP_ALIVE_TIMEOUT = 60.0
 CHUNK_SIZE = 65536  # file bytes per write() when sending a file
-ALLOWED_METHODS = "GET, HEAD, PUT, POST"
+READ_METHODS = "GET, HEAD"
+UPLOAD_METHODS = "GET, HEAD, PUT, POST"
 # Longest request line plus headers we accept before answering 431/400 (h11 enforces it).
 MAX_HEADER_BYTES = 16 * 1024
 
@@ -45,23 +49,27 @@ MAX_HEADER_BYTES = 16 * 1024
 class _Refused(Exception):
     """A request we answer with an error status instead of doing it."""
 
-    def __init__(self, status: int, message: str) -> None:
+    def __init__(self, status: int, message: str, headers: list[tuple[str, str]] | None = None) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
+        self.headers = headers or []
 
 
 class HttpFileServer:
     """`HttpFileServer(directory)` is an asyncio stream handler: pass it to start_server."""
 
     def __init__(self, root: str | os.PathLike, *, log: Callable[[str], None] | None = None,
-                 chunk_size: int = CHUNK_SIZE, keep_alive_timeout: float = KEEP_ALIVE_TIMEOUT) -> None:
+                 chunk_size: int = CHUNK_SIZE, keep_alive_timeout: float = KEEP_ALIVE_TIMEOUT,
+                 allow_upload: bool = False) -> None:
         self.root = Path(root).resolve(strict=True)
         if not self.root.is_dir():
             raise NotADirectoryError(f"{root} is not a directory")
         self.log = log
         self.chunk_size = chunk_size
         self.keep_alive_timeout = keep_alive_timeout
+        self.allow_upload = allow_upload
+        self.allowed_methods = UPLOAD_METHODS if allow_upload else READ_METHODS
 
     # ----------------------------------------------------------------------------------------
     # One connection: a loop of request/response cycles (h11 tracks where we are in each)
@@ -106,13 +114,15 @@ class HttpFileServer:
             if method in ("GET", "HEAD"):
                 await _discard_body(connection, reader)
                 status = await self._send_path(connection, writer, url_path, head=(method == "HEAD"))
-            elif method in ("PUT", "POST"):
+            elif method in ("PUT", "POST") and self.allow_upload:
                 status = await self._store_upload(connection, reader, writer, url_path)
+            elif method in ("PUT", "POST"):
+                # Refused before reading the body (a client waiting for 100 Continue gets the
+                # answer and a close, not a wait): uploads are the server owner's decision.
+                raise _Refused(405, "uploads are off (the server was started without --allow-upload)",
+                               headers=[("Allow", self.allowed_methods)])
             else:
-                await _discard_body(connection, reader)
-                status = 405
-                await _send_text(connection, writer, 405, f"{method} is not supported here",
-                                 headers=[("Allow", ALLOWED_METHODS)])
+                raise _Refused(405, f"{method} is not supported here", headers=[("Allow", self.allowed_methods)])
         except _Refused as refused:
             status = refused.status
             await self._refuse(connection, reader, writer, refused, head=(method == "HEAD"))
@@ -123,10 +133,11 @@ class HttpFileServer:
         if connection.their_state is h11.SEND_BODY and connection.they_are_waiting_for_100_continue:
             # The client holds its body until we say 100 Continue; we will not, so we answer and
             # close rather than wait for a body that is not coming.
-            await _send_text(connection, writer, refused.status, refused.message, close=True, head=head)
+            await _send_text(connection, writer, refused.status, refused.message, close=True, head=head,
+                             headers=refused.headers)
             return
         await _discard_body(connection, reader)  # read it, so the connection can be kept alive
-        await _send_text(connection, writer, refused.status, refused.message, head=head)
+        await _send_text(connection, writer, refused.status, refused.message, head=head, headers=refused.headers)
 
     # ----------------------------------------------------------------------------------------
     # GET / HEAD

@@ -1,11 +1,13 @@
 """One module per `ustack` subcommand (see ustack/cli.py), each with `register(subparsers)`:
 
-    decode, serve, connect, ss, ladder, conform, lab
+    decode, serve, connect, ss, stats, ladder, conform, lab, cleanup
 
 and what they share, one job each:
 
     errors.py     CliError: the one-line failure cli.py prints (exit 2)
     arguments.py  argparse types, output-file checks, the network and --ladder flag groups
+    faults.py     the fault flags (--loss, --delay, --reorder, ..., per direction) -> two Faults
+    ss_filter.py  ss's filter language (state, sport/dport/src/dst, and/or/not) for `ustack ss`
     signals.py    Ctrl-C and SIGTERM: KeyboardInterrupt while setting up, an Event once running
     live.py       serve/connect after parsing: ustack.network built from the flags, --ladder's
                   LiveLadders, the TcpConfig (--msl), the control socket

@@ -11,6 +11,7 @@ import os
 
 from ..network import DEFAULT_MTU, KERNEL_INTERFACE, TUN_NAME, USTACK_ADDRESS
 from .errors import CliError
+from .faults import add_fault_arguments
 
 
 def ipv4_address(text: str) -> str:
@@ -66,13 +67,6 @@ def mtu_value(text: str) -> int:
     return value
 
 
-def loss_probability(text: str) -> float:
-    value = _number(text, "number")
-    if not 0.0 <= value < 1.0:  # 1.0 would drop everything: no connection could ever start
-        raise argparse.ArgumentTypeError(f"loss {text} is not in [0, 1)")
-    return value
-
-
 def seconds_value(text: str) -> float:
     value = _number(text, "number of seconds")
     if not 0.0 <= value <= 3600.0 or value != value:
@@ -100,10 +94,6 @@ def retries_value(text: str) -> int:
     if not 0 <= value <= 20:
         raise argparse.ArgumentTypeError(f"retry count {value} is outside 0..20")
     return value
-
-
-def seed_value(text: str) -> int:
-    return _integer(text, "seed")
 
 
 def interface_name(text: str) -> str:
@@ -162,15 +152,14 @@ def add_network_arguments(parser: argparse.ArgumentParser) -> None:
                        help=f"the kernel's address on the TUN device (default {KERNEL_INTERFACE})")
     group.add_argument("--mtu", metavar="N", type=mtu_value, default=DEFAULT_MTU,
                        help=f"MTU of the TUN device (68..65535, default {DEFAULT_MTU})")
+    group.add_argument("--no-offload", action="store_true",
+                       help="no checksum/TSO offloads on the TUN device (on by default where the kernel offers them)")
     group.add_argument("--pcap", metavar="FILE", type=path_value,
                        help="record every packet on the wire in this pcap file")
     group.add_argument("--trace", action="store_true", help="print one line per packet, with the state changes it caused")
-    group.add_argument("--loss", metavar="P", type=loss_probability, default=0.0,
-                       help="drop this fraction of the packets in each direction (0 <= P < 1)")
-    group.add_argument("--seed", metavar="N", type=seed_value, default=0,
-                       help="seed of the packet loss, so a run can be repeated (default 0)")
     group.add_argument("--msl", metavar="SECONDS", type=seconds_value,
                        help="maximum segment lifetime; TIME-WAIT lasts twice this (default 30)")
+    add_fault_arguments(parser)
 
 
 def add_ladder_arguments(parser: argparse.ArgumentParser, with_port: bool) -> None:
@@ -184,3 +173,10 @@ def add_ladder_arguments(parser: argparse.ArgumentParser, with_port: bool) -> No
                            help="draw the connection as a ladder diagram on stderr when the command ends")
     group.add_argument("--relative", action="store_true",
                        help="ladder sequence numbers relative to each side's initial one (tcpdump without -S)")
+
+
+def add_web_arguments(parser: argparse.ArgumentParser) -> None:
+    """--web [ADDR:]PORT and --web-remote (ustack/web/cli.py owns them)."""
+    from ..web.cli import add_web_arguments as add
+
+    add(parser)

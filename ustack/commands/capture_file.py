@@ -17,13 +17,37 @@ PCAP_FILE_HEADER_BYTES = 24  # classic pcap: the global header...
 PCAP_RECORD_HEADER_BYTES = 16  # ...then, per packet, this header and the captured bytes
 
 
+STDIN_NAME = "-"  # as tcpdump -r -: the capture comes from a pipe (tcpdump -w - ... | ustack decode -)
+
+
 def read_capture_file(file_name: str) -> bytes:
-    """The whole file, if it can be a classic pcap capture; else CliError with the reason."""
+    """The whole file ("-": standard input), if it can be a classic pcap capture; else CliError
+    with the reason."""
+    if file_name == STDIN_NAME:
+        return _check_capture("standard input", _read_stdin())
     try:
         with open(file_name, "rb") as capture_file:
             blob = capture_file.read()
     except OSError as error:
         raise CliError(f"cannot read {file_name}: {error.strerror or error}") from None
+    return _check_capture(file_name, blob)
+
+
+def _read_stdin() -> bytes:
+    import sys
+
+    if sys.stdin is None:
+        raise CliError("no standard input to read the capture from")
+    if sys.stdin.isatty():  # a person would wait for nothing: a capture is binary, not typed
+        raise CliError("'-' reads a pcap from standard input, which is a terminal: pipe one in "
+                       "(tcpdump -U -w - ... | ustack decode -) or name a file")
+    try:
+        return sys.stdin.buffer.read()
+    except OSError as error:
+        raise CliError(f"cannot read standard input: {error.strerror or error}") from None
+
+
+def _check_capture(file_name: str, blob: bytes) -> bytes:
     if not blob:
         raise CliError(f"{file_name} is empty (not a pcap capture)")
     if blob.startswith(PCAPNG_MAGIC):

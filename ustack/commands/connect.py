@@ -25,6 +25,7 @@ import threading
 
 from ..network import UstackNetwork
 from .arguments import add_ladder_arguments, add_network_arguments, ipv4_address, port_value, seconds_value
+from .errors import CliError
 from .live import make_ladders, open_network, start_control_server, tcp_config
 from .signals import sigterm_as_interrupt, stop_on_signals
 
@@ -41,7 +42,8 @@ def register(subparsers) -> None:
     parser.add_argument("host", metavar="HOST", type=ipv4_address, help="the server's IPv4 address (e.g. the kernel side, 10.77.0.1)")
     parser.add_argument("port", metavar="PORT", type=port_value)
     parser.add_argument("--timeout", metavar="SECONDS", type=seconds_value, default=10.0,
-                        help="give up connecting after this long (default 10)")
+                        help="give up connecting after this long (default 10; 0 means no time limit, "
+                             "as with curl --connect-timeout 0 and timeout(1))")
     parser.add_argument("-v", "--verbose", action="store_true", help="say on stderr when connected and when closed")
     add_network_arguments(parser)
     add_ladder_arguments(parser, with_port=False)
@@ -49,6 +51,11 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
+    if args.host == args.addr:
+        # Our own address: the packets would never reach the TUN device (ustack does not talk to
+        # itself through the kernel), so the connection would only wait out --timeout.
+        raise CliError(f"{args.host} is ustack's own address (--addr); connect to the kernel side, "
+                       f"like {args.host_addr.split('/')[0]}")
     ladders = make_ladders(args, sys.stderr)
     with sigterm_as_interrupt(), open_network(args, trace_output=sys.stderr, ladders=ladders) as network:
         try:
@@ -77,7 +84,7 @@ async def _connect(args, network: UstackNetwork, ladders=None) -> int:
         try:
             try:
                 opened = await _unless_stopped(
-                    asyncio.wait_for(astack.open_connection(args.host, args.port), args.timeout), stop)
+                    asyncio.wait_for(astack.open_connection(args.host, args.port), args.timeout or None), stop)
                 if opened is None:
                     return 130  # Ctrl-C or SIGTERM while connecting (the stack aborts the SYN-SENT)
                 reader, writer = opened

@@ -1,4 +1,5 @@
-"""`ustack decode FILE.pcap`: one line per packet, as `tcpdump -t -nn -S -r FILE.pcap` prints it.
+"""`ustack decode FILE.pcap` (or `-`, standard input): one line per packet, as `tcpdump -t -nn -S -r
+FILE.pcap` prints it.
 
 Reads pcap files whose packets start at the IP header, IPv4 or IPv6 (link types RAW 101, IPV4 228
 and IPV6 229, what a TUN device or scapy gives), or behind an Ethernet header (1) or a Linux "cooked" header (113, and
@@ -36,7 +37,7 @@ SUPPORTED_LINKTYPES = (LINKTYPE_RAW, LINKTYPE_IPV4, LINKTYPE_IPV6, LINKTYPE_ETHE
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser("decode", help="print a pcap file one line per packet, as tcpdump -nn -S does")
-    parser.add_argument("file", metavar="FILE.pcap")
+    parser.add_argument("file", metavar="FILE.pcap", help="the capture; - reads it from standard input (tcpdump -w - | ...)")
     parser.set_defaults(run=run)
 
 

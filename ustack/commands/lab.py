@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sys
 
-from .arguments import check_output_file, path_value
+from .arguments import add_web_arguments, check_output_file, path_value
 from .errors import CliError
 from .signals import sigterm_as_interrupt
 
@@ -24,6 +24,7 @@ def register(subparsers) -> None:
                         help="keep the capture of the lab's traffic in FILE")
     parser.add_argument("--svg", metavar="FILE", type=path_value, help="also draw the (first) ladder as an SVG file")
     parser.add_argument("--quiet", action="store_true", help="do not print each step as it happens (on stderr), only the report")
+    add_web_arguments(parser)
     parser.set_defaults(run=run)
 
 
@@ -45,17 +46,26 @@ def run(args) -> int:
         sys.stdout.reconfigure(line_buffering=True)
     # Each step as it happens goes to stderr; the report on stdout is the same with or without it.
     log = None if args.quiet else (lambda line: print(line, file=sys.stderr, flush=True))
-    options = labs.LabOptions(pcap=args.pcap, svg=args.svg, log=log)
-    # SIGTERM behaves like Ctrl-C: the lab's namespace and processes are taken down either way.
-    try:
+
+    def run_one(name: str, web=None) -> None:
+        options = labs.LabOptions(pcap=args.pcap, svg=args.svg, log=log, web=web)
+        # SIGTERM behaves like Ctrl-C: the lab's namespace and processes are taken down either way.
+        try:
+            with sigterm_as_interrupt():
+                result = labs.run(name, options)
+        except (labs.LabError, LinkError) as error:
+            raise CliError(str(error)) from None
+        except OSError as error:  # namespace, TUN or pcap trouble: one line, not a traceback
+            raise CliError(f"{error.strerror or error}") from None
+        if log is not None:
+            print(file=sys.stderr)
+        sys.stdout.write(result.text)
+
+    if args.web is not None:  # the live page, which stays up to run more labs (ustack/web/cli.py)
+        from ..web.cli import run_labs_with_web
+
         with sigterm_as_interrupt():
-            result = labs.run(args.name, options)
-    except (labs.LabError, LinkError) as error:
-        raise CliError(str(error)) from None
-    except OSError as error:  # namespace, TUN or pcap trouble: one line, not a traceback
-        raise CliError(f"{error.strerror or error}") from None
-    if log is not None:
-        print(file=sys.stderr)
-    sys.stdout.write(result.text)
+            return run_labs_with_web(args, run_one, list(labs.summaries()))
+    run_one(args.name)
     return 0
 

@@ -19,16 +19,19 @@ import sys
 
 from ..network import USTACK_ADDRESS, NetworkError, NetworkSettings, UstackNetwork
 from .errors import CliError
+from .faults import faults_from_args
 
 
 @contextlib.contextmanager
 def open_network(args: argparse.Namespace, trace_output=None, ladders=None):
     """The UstackNetwork of the network flags, open for the block and always closed after it."""
     check_addresses(args.addr, args.host_addr)
+    inbound, outbound = faults_from_args(args) or (None, None)
     settings = NetworkSettings(
         namespace=args.netns, tun=args.tun, address=args.addr, host_interface=args.host_addr, mtu=args.mtu,
         pcap=args.pcap, trace_output=(trace_output or sys.stdout) if args.trace else None,
-        loss=args.loss, seed=args.seed)
+        seed=args.seed, inbound_faults=inbound, outbound_faults=outbound, program=f"ustack {args.command}",
+        offload=not args.no_offload)
     network = UstackNetwork(settings, watch=ladders)
     try:
         with network:

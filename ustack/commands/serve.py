@@ -29,9 +29,10 @@ from pathlib import Path
 
 from ..network import UstackNetwork
 from ..tcp.config import SYNCOOKIE_MODES
-from .arguments import (add_ladder_arguments, add_network_arguments, backlog_value, path_value, port_value,
-                        retries_value)
+from .arguments import (add_ladder_arguments, add_network_arguments, add_web_arguments, backlog_value, path_value,
+                        port_value, retries_value)
 from .errors import CliError
+from .faults import describe_faults
 from .live import make_ladders, open_network, start_control_server, tcp_config
 from .signals import sigterm_as_interrupt, stop_on_signals
 
@@ -42,7 +43,10 @@ def register(subparsers) -> None:
     parser = subparsers.add_parser("serve", help="run ustack on a TUN device and serve HTTP, echo, discard, chargen")
     services = parser.add_argument_group("services")
     services.add_argument("--http", metavar="DIR", type=path_value,
-                          help="serve this directory over HTTP/1.1 (GET, HEAD, PUT, POST)")
+                          help="serve this directory over HTTP/1.1 (GET, HEAD; PUT and POST only with --allow-upload)")
+    services.add_argument("--allow-upload", action="store_true",
+                          help="let HTTP PUT and POST store files in the --http directory (never outside it); "
+                               "off by default: anyone who reaches the server could overwrite files")
     services.add_argument("--http-port", metavar="N", type=port_value, default=80, help="HTTP port (default 80)")
     services.add_argument("--echo", action="store_true", help="echo service on port 7 (RFC 862)")
     services.add_argument("--discard", action="store_true", help="discard service on port 9 (RFC 863)")
@@ -56,6 +60,7 @@ def register(subparsers) -> None:
                        help="SYN-ACK retransmissions before a half-open connection is dropped (default 5, as Linux)")
     add_network_arguments(parser)
     add_ladder_arguments(parser, with_port=True)
+    add_web_arguments(parser)
     parser.set_defaults(run=run)
 
 
@@ -63,6 +68,8 @@ def register(subparsers) -> None:
 def run(args) -> int:
     if args.http is not None and not Path(args.http).is_dir():
         raise CliError(f"--http {args.http}: not a directory")
+    if args.allow_upload and args.http is None:
+        raise CliError("--allow-upload needs --http DIR (the directory uploads go to)")
     if sys.stdout is None:
         return _run(args, None)
     real_stdout = sys.stdout
@@ -74,10 +81,13 @@ def run(args) -> int:
 
 
 def _run(args, output) -> int:
-    ladders = make_ladders(args, sys.stdout)
+    from ..web.cli import follow, make_feed
+
+    feed = make_feed(args, "ustack serve")  # --web: the page follows the ladders' WireWatch
+    ladders = follow(make_ladders(args, sys.stdout), feed)
     with sigterm_as_interrupt(), open_network(args, ladders=ladders) as network:
         try:
-            return asyncio.run(_serve(args, network, ladders, output))
+            return asyncio.run(_serve(args, network, ladders, output, feed))
         finally:
             if ladders is not None:
                 ladders.finish()  # (normally done already, before the stack stopped)
@@ -128,8 +138,9 @@ class ServeOutput:
             self.on_reader_gone()
 
 
-async def _serve(args, network: UstackNetwork, ladders=None, output: ServeOutput | None = None) -> int:
+async def _serve(args, network: UstackNetwork, ladders=None, output: ServeOutput | None = None, feed=None) -> int:
     from ..aio import AsyncStack
+    from ..link.fault import Faults
     from ..apps import CHARGEN_PORT, DISCARD_PORT, ECHO_PORT, HttpFileServer, handle_chargen, handle_discard, handle_echo
 
     loop = asyncio.get_running_loop()
@@ -143,7 +154,7 @@ async def _serve(args, network: UstackNetwork, ladders=None, output: ServeOutput
     services = []  # (name, port, handler, how to reach it)
     if args.http is not None:
         url = f"http://{address}/" if args.http_port == 80 else f"http://{address}:{args.http_port}/"
-        files = HttpFileServer(args.http, log=lambda line: print(f"http   : {line}"))
+        files = HttpFileServer(args.http, log=lambda line: print(f"http   : {line}"), allow_upload=args.allow_upload)
         services.append(("http", args.http_port, files, f"curl {url}"))
     if args.echo:
         services.append(("echo", ECHO_PORT, handle_echo, f"nc {address} {ECHO_PORT}"))
@@ -167,18 +178,35 @@ async def _serve(args, network: UstackNetwork, ladders=None, output: ServeOutput
             except OSError as error:
                 raise CliError(f"{name} on port {port}: {error.strerror or error}") from None
         control = await start_control_server(network, astack, "ustack serve")
+        web = None
         try:
+            if feed is not None:
+                from ..web.cli import start_web
+
+                web = await start_web(args, feed, astack.snapshots)
             where = f" in namespace {args.netns}" if args.netns else ""
             print(f"ustack: {address} on {args.tun}{where} (kernel side {args.host_addr}, mtu {args.mtu})")
+            if args.netns and network.reused_from is not None:
+                print(f"ustack: reusing namespace {args.netns}, left by ustack pid {network.reused_from['pid']} "
+                      f"which died without removing it; it is removed when this one stops")
+            elif args.netns and not network.created_namespace:
+                print(f"ustack: using the existing namespace {args.netns} (not made by ustack: left in place on exit)")
+            if network.fault is not None:
+                print(f"faults : {describe_faults(network.settings.inbound_faults or Faults(), network.settings.outbound_faults or Faults())} "
+                      f"(seed {args.seed})")
             for name, _, _, how in services:
                 print(f"{name:<7}: {network.how_to_run(how)}")
             print(f"{'ping':<7}: {network.how_to_run(f'ping {address}')}")
             print(f"{'ss':<7}: ustack ss")
+            if web is not None:
+                print(f"{'web':<7}: {web.view.url} (this host's browser)")
             print(f"{READY_LINE} (pid {os.getpid()}; Ctrl-C to stop)", flush=True)
             await stop.wait()
         finally:
             if ladders is not None:
                 ladders.finish()  # before the stack aborts what is still open
+            if web is not None:
+                await web.close()
             await control.close()
             for server in servers:
                 server.close()

@@ -62,6 +62,7 @@ from ustack.conform.shell import (
     CountStates,
     DropTimeWait,
     SetSysctl,
+    SuiteDefaults,
     interpret_code,
     interpret_shell,
 )
@@ -490,6 +491,8 @@ class Driver:
             if count != action.count:
                 reason = f"{count} connections in {action.state.value} where the script expects {action.count}"
                 raise ScriptFailed(event.line, "state", reason)
+        elif isinstance(action, SuiteDefaults):
+            self.warnings.append(f"line {event.line}: the suite's defaults.sh is not applied; ustack's own settings hold")
         elif isinstance(action, DropTimeWait):
             # tcpdrop: ABORT in TIME-WAIT deletes the TCB without a reset (RFC 9293 3.10.5).
             for connection in list(self.stack.connections.values()):

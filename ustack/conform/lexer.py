@@ -46,7 +46,7 @@ _TOKEN_PATTERN = re.compile(
     | (?P<OPTION>--[A-Za-z0-9_]+(?:=[^\s]*)?)
     | (?P<ELLIPSIS>\.\.\.)
     | (?P<HEX>0[xX][0-9a-fA-F]+)
-    | (?P<FLOAT>[0-9]+\.[0-9]+)
+    | (?P<FLOAT>[0-9]+\.[0-9]+|\.[0-9]+)
     | (?P<INT>[0-9]+)
     | (?P<WORD>[A-Za-z_][A-Za-z0-9_]*)
     | (?P<STRING>"(?:[^"\\\n]|\\.)*")
@@ -56,6 +56,9 @@ _TOKEN_PATTERN = re.compile(
     re.VERBOSE | re.DOTALL,
 )
 
+# Preprocessor words that are not supported here: a script using them fails to parse, rather than
+# having them read as comments (every other `#` line is one, as in packetdrill).
+_C_DIRECTIVES = frozenset({"if", "elif", "include", "define", "undef", "error", "pragma", "line"})
 _DIRECTIVE = re.compile(r"^\s*#\s*(\w+)\s*(\S*)")
 
 
@@ -90,6 +93,8 @@ def preprocess(text: str, path: str, defines: frozenset[str]) -> str:
                     raise ParseError(path, number, "#endif without #ifdef")
                 active_stack.pop()
                 opened_at.pop()
+            elif directive not in _C_DIRECTIVES:
+                pass  # `#Since ...`, `#we ...`: packetdrill reads a `#` line as a comment
             else:
                 expected = "#ifdef, #ifndef, #else, #endif"
                 raise ParseError(path, number, f"unknown directive #{directive} (expected {expected})")
@@ -108,6 +113,7 @@ def tokenize(text: str, path: str) -> list[Token]:
     tokens: list[Token] = []
     line = 1
     position = 0
+    depth = 0  # open ( [ {: a statement goes on over line breaks inside them (a long poll() call)
     while position < len(text):
         match = _TOKEN_PATTERN.match(text, position)
         kind = match.lastgroup
@@ -118,7 +124,11 @@ def tokenize(text: str, path: str) -> list[Token]:
             raise ParseError(path, line, "backquoted command without its closing backquote")
         if kind == "%" and text.startswith("%{", position):
             raise ParseError(path, line, "%{ block without its closing }%")
-        if kind not in ("SPACE", "LINE_COMMENT", "BLOCK_COMMENT"):
+        if kind in ("(", "[", "{"):
+            depth += 1
+        elif kind in (")", "]", "}"):
+            depth = max(0, depth - 1)
+        if kind not in ("SPACE", "LINE_COMMENT", "BLOCK_COMMENT") and not (kind == "NEWLINE" and depth):
             tokens.append(Token(kind, value, line, match.start(), match.end()))
         line += value.count("\n")
         position = match.end()

@@ -323,10 +323,12 @@ class _Parser:
             echo = self.integer("the TS echo reply")
             absolute = self.accept("!") is not None
             return OptionSpec(name, (value, echo), absolute)
-        if name == "md5":
-            word = self.accept("WORD")
-            return OptionSpec(name, word.text if word else None)
-        expected = "mss, wscale, sackOK, sack, TS, nop, eol, md5"
+        if name in ("md5", "FO", "FOEXP"):  # MD5 (RFC 2385) or Fast Open (RFC 7413): hex, or a word
+            cookie = ""
+            while self.peek().kind in ("WORD", "INT", "HEX"):
+                cookie += self.advance().text
+            return OptionSpec(name, cookie or None)
+        expected = "mss, wscale, sackOK, sack, TS, nop, eol, md5, FO, FOEXP"
         raise ParseError(self.path, token.line, f"unknown TCP option {name!r} (expected {expected})")
 
     def icmp(self, time: TimeSpec, line: int, direction: str, ip_info: tuple) -> PacketEvent:
@@ -428,7 +430,11 @@ class _Parser:
                 self.advance()
                 fields.append((name, self.expression()))
             else:
-                fields.append((None, self.expression()))
+                value = self.expression()
+                if isinstance(value, CallExpr) and self.accept("="):  # `msg_iov(1)=[...]`: a sized field
+                    fields.append((value.name, self.expression()))
+                else:
+                    fields.append((None, value))
             if not self.accept(","):
                 break
         self.expect("}", "',' or '}' in the struct")

@@ -135,6 +135,65 @@ def freebsd_receive_buffer(recvspace: int, mss: int) -> int:
 # deliberate deviations (for example a SYN in TIME-WAIT, RFC 9293 3.10.7.4 / RFC 5961 4).
 DEFINES = frozenset({"STANDARD"})
 
+# The two suites, and the profile each is run with. The FreeBSD tcp-testsuite (this module's
+# SYSCTLS, FREEBSD_DEFAULTS, `#ifdef STANDARD`) and Google's packetdrill scripts for Linux (written
+# for the Linux kernel: net.ipv4 sysctls through their defaults.sh, Linux constants
+# (kernel_syscalls.LINUX_CONSTANTS), no #ifdef branches). A script belongs to the FreeBSD suite
+# when its path says so; every other script is taken as a Linux one.
+FREEBSD = "freebsd"
+LINUX = "linux"
+PROFILE_DEFINES = {FREEBSD: DEFINES, LINUX: frozenset()}
+
+
+# The FreeBSD suite's sysctls as Linux commands, for running it against the Linux kernel
+# (`ustack drill --against kernel`): FreeBSD name -> function(value) -> shell command. A FreeBSD
+# sysctl missing here makes the script "skipped" there: Linux has no such setting.
+FREEBSD_SYSCTLS_ON_LINUX = {
+    "net.inet.tcp.rfc1323": lambda value: f"sysctl -q -w net.ipv4.tcp_timestamps={value} "
+                                          f"net.ipv4.tcp_window_scaling={value}",
+    "net.inet.tcp.sack.enable": lambda value: f"sysctl -q -w net.ipv4.tcp_sack={value}",
+    "net.inet.tcp.ecn.enable": lambda value: f"sysctl -q -w net.ipv4.tcp_ecn={value}",
+    "net.inet.tcp.hostcache.purgenow": lambda value: "ip tcp_metrics flush all",
+    "net.inet.tcp.keepidle": lambda value: f"sysctl -q -w net.ipv4.tcp_keepalive_time={max(1, value // 1000)}",
+    "net.inet.tcp.keepintvl": lambda value: f"sysctl -q -w net.ipv4.tcp_keepalive_intvl={max(1, value // 1000)}",
+    "net.inet.tcp.keepcnt": lambda value: f"sysctl -q -w net.ipv4.tcp_keepalive_probes={value}",
+    "net.inet.tcp.recvspace": lambda value: f"sysctl -q -w net.ipv4.tcp_rmem='4096 {value} 6291456'",
+    "net.inet.tcp.sendspace": lambda value: f"sysctl -q -w net.ipv4.tcp_wmem='4096 {value} 4194304'",
+    "kern.ipc.maxsockbuf": lambda value: f"sysctl -q -w net.core.rmem_max={value} net.core.wmem_max={value}",
+}
+
+
+# FreeBSD settings whose value here is what Linux always does: nothing to run.
+FREEBSD_SYSCTLS_LINUX_ALWAYS = {
+    ("net.inet.tcp.blackhole", 0): "Linux answers segments to closed ports with a RST",
+    ("net.inet.tcp.syncookies_only", 0): "Linux keeps a SYN queue and uses cookies only when it is full",
+    ("net.inet.tcp.insecure_rst", 0): "Linux checks RSTs as RFC 5961 3 says",
+    ("net.inet.tcp.insecure_syn", 0): "Linux answers an in-window SYN with a challenge ACK (RFC 5961 4)",
+    ("net.inet.tcp.tolerate_missing_ts", 1): "Linux accepts segments without timestamps",
+    ("net.inet.tcp.rexmit_initial", 1000): "Linux's initial RTO is 1 s (RFC 6298 2.1)",
+    ("net.inet.tcp.rexmit_slop", 200): "Linux's RTO has a floor of 200 ms (TCP_RTO_MIN) where FreeBSD adds 200 ms",
+    ("net.inet.tcp.rexmit_drop_options", 0): "Linux keeps the options on retransmitted SYNs",
+    ("net.inet.tcp.delacktime", 40): "Linux's delayed ACK waits 40 ms at least (TCP_DELACK_MIN)",
+    ("net.inet.tcp.drop_synfin", 1): "Linux drops a SYN with FIN in LISTEN",
+}
+
+
+def linux_command_for_freebsd_sysctl(name: str, value: int) -> str:
+    """The Linux command for a FreeBSD `sysctl -w name=value`, or Unsupported."""
+    if (name, value) in FREEBSD_SYSCTLS_LINUX_ALWAYS:
+        return "true"
+    if name == "net.inet.tcp.syncookies":
+        return f"sysctl -q -w net.ipv4.tcp_syncookies={value}"
+    translate = FREEBSD_SYSCTLS_ON_LINUX.get(name)
+    if translate is None:
+        raise Unsupported(f"sysctl {name}", "no Linux equivalent in profile.FREEBSD_SYSCTLS_ON_LINUX")
+    return translate(value)
+
+
+def script_profile(path: str) -> str:
+    """FREEBSD for a script of the FreeBSD tcp-testsuite (its path names it), else LINUX."""
+    return FREEBSD if "freebsd" in str(path).replace("\\", "/").lower() else LINUX
+
 
 # ---------------------------------------------------------------------------------------------
 # sysctl -w NAME=VALUE

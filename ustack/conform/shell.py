@@ -75,6 +75,15 @@ _ASSERT_STATE = re.compile(r"^assert\s+tcpi_state\s*==\s*TCPI_([A-Z_0-9]+)$")
 _ASSERT_OPTIONS = re.compile(r"^assert\s+tcpi_options\s*==\s*(.+)$")
 
 
+class SuiteDefaults(NamedTuple):
+    """`../common/defaults.sh`: the Linux suite's set-up of the kernel's sysctls. Against ustack
+    the script runs with ustack's own settings instead (there is no Linux TcpConfig profile yet):
+    the driver notes it as a warning."""
+
+
+_SUITE_DEFAULTS = re.compile(r"^(\.\./)+common/defaults\.sh$")
+
+
 def interpret_shell(command: str):
     """The action for one backquoted command, or Unsupported naming it."""
     text = " ".join(command.split())
@@ -90,6 +99,8 @@ def interpret_shell(command: str):
         return CountStates(state, int(match.group("count")), int(port) if port else None)
     if text == "tcpdrop -s TIME_WAIT":
         return DropTimeWait()
+    if _SUITE_DEFAULTS.match(text):
+        return SuiteDefaults()
     if "setkey" in text or "tcpmd5" in text:
         raise Unsupported("tcp_md5", "TCP MD5 signature keys (RFC 2385)")
     raise Unsupported("shell command", text[:60])

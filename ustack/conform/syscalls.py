@@ -28,7 +28,16 @@ from dataclasses import dataclass, field
 from typing import Callable, NamedTuple
 
 from ustack.conform.profile import FREEBSD_RECEIVE_BUFFER_ROUNDING, SOCKET_OPTIONS, Unsupported, freebsd_receive_buffer
-from ustack.conform.script import ArrayExpr, BinaryExpr, EllipsisExpr, IntExpr, NameExpr, StructExpr, SyscallEvent
+from ustack.conform.script import (
+    ArrayExpr,
+    BinaryExpr,
+    EllipsisExpr,
+    IntExpr,
+    NameExpr,
+    StringExpr,
+    StructExpr,
+    SyscallEvent,
+)
 from ustack.tcp.config import LIVE_SETTINGS
 from ustack.tcp.errors import TcpCallError
 from ustack.tcp.state import State
@@ -61,8 +70,8 @@ CONSTANTS = {
     "POLLWRNORM": 0x0004,
 }
 
-# Errno names that are one error under two names on FreeBSD.
-ERRNO_ALIASES = {"EWOULDBLOCK": "EAGAIN"}
+# Errno names that are one error under two names (on FreeBSD and on Linux).
+ERRNO_ALIASES = {"EWOULDBLOCK": "EAGAIN", "ENOTSUP": "EOPNOTSUPP"}
 
 
 def same_errno(first: str | None, second: str | None) -> bool:
@@ -111,20 +120,21 @@ class FakeSocket:
     closed: bool = False
 
 
-def evaluate(expression) -> int | None:
-    """A script expression as a number: ints, FreeBSD constants, `A | B`, `[x]`. None for `...`."""
+def evaluate(expression, constants: dict[str, int] = CONSTANTS) -> int | None:
+    """A script expression as a number: ints, constants (FreeBSD's unless `constants` names
+    another system's, e.g. kernel_syscalls.LINUX_CONSTANTS), `A | B`, `[x]`. None for `...`."""
     if isinstance(expression, IntExpr):
         return expression.value
     if isinstance(expression, NameExpr):
-        if expression.name in CONSTANTS:
-            return CONSTANTS[expression.name]
+        if expression.name in constants:
+            return constants[expression.name]
         if expression.name.startswith("E") and hasattr(errno_module, expression.name):
             return getattr(errno_module, expression.name)
-        raise Unsupported(f"constant {expression.name}", "not in syscalls.CONSTANTS")
+        raise Unsupported(f"constant {expression.name}", "not in the constants table")
     if isinstance(expression, BinaryExpr):
-        return evaluate(expression.left) | evaluate(expression.right)
+        return evaluate(expression.left, constants) | evaluate(expression.right, constants)
     if isinstance(expression, ArrayExpr) and len(expression.items) == 1:
-        return evaluate(expression.items[0])
+        return evaluate(expression.items[0], constants)
     if isinstance(expression, EllipsisExpr):
         return None
     raise Unsupported("argument", f"cannot evaluate {expression!r}")
@@ -430,9 +440,9 @@ def linger_value(expression) -> tuple[int, int]:
     return evaluate(fields.get("l_onoff", IntExpr(0, "0"))), evaluate(fields.get("l_linger", IntExpr(0, "0")))
 
 
-def check_outcome(event: SyscallEvent, outcome: Outcome) -> str | None:
+def check_outcome(event: SyscallEvent, outcome: Outcome, constants: dict[str, int] = CONSTANTS) -> str | None:
     """None if the call returned what the script says; else one line saying what differs."""
-    expected = evaluate(event.result)
+    expected = evaluate(event.result, constants)
     if expected is not None and outcome.result != expected:
         got = f"{outcome.result}" + (f" {outcome.errno}" if outcome.errno else "")
         want = f"{expected}" + (f" {event.errno}" if event.errno else "")
@@ -441,24 +451,50 @@ def check_outcome(event: SyscallEvent, outcome: Outcome) -> str | None:
         return f"{event.name} failed with {outcome.errno} where the script expects {event.errno}"
     for index, value in (outcome.outputs or {}).items():
         if event.name == "poll":
-            problem = _check_revents(event, value)
+            problem = _check_revents(event, value, constants)
+            if problem:
+                return problem
+            continue
+        if isinstance(value, (dict, str)):  # TCP_INFO fields, a string option (kernel backend)
+            problem = _check_structured(event, index, value, constants)
             if problem:
                 return problem
             continue
         if index < len(event.args):
-            wanted = evaluate(event.args[index])
+            wanted = evaluate(event.args[index], constants)
             if wanted is not None and wanted != value:
                 shown = errno_name(value) if value and _names_errno(event.args[index]) else value
                 return f"{event.name} gave {shown} where the script expects {_expression_text(event.args[index])}"
     return None
 
 
-def _check_revents(event: SyscallEvent, revents: tuple) -> str | None:
+def _check_structured(event: SyscallEvent, index: int, value, constants) -> str | None:
+    """`"cubic"` against a string option; `{tcpi_state=..., ...}` against the TCP_INFO fields
+    given (the others are not checked, and `...` stands for any value)."""
+    expression = event.args[index] if index < len(event.args) else None
+    if isinstance(value, str):
+        if isinstance(expression, StringExpr) and expression.value != value:
+            return f"{event.name} gave {value!r} where the script expects {expression.value!r}"
+        return None
+    if not isinstance(expression, StructExpr):
+        return None
+    for name, item in expression.fields:
+        if name is None or isinstance(item, EllipsisExpr):
+            continue
+        if name not in value:
+            raise Unsupported(f"field {name} of {event.name}", "not given by this system call")
+        wanted = evaluate(item, constants)
+        if wanted != value[name]:
+            return f"{event.name} gave {name}={value[name]} where the script expects {wanted}"
+    return None
+
+
+def _check_revents(event: SyscallEvent, revents: tuple, constants=CONSTANTS) -> str | None:
     entries = event.args[0].items if isinstance(event.args[0], ArrayExpr) else ()
     for entry, actual in zip(entries, revents):
         fields = dict(entry.fields)
         if "revents" in fields:
-            wanted = evaluate(fields["revents"])
+            wanted = evaluate(fields["revents"], constants)
             if wanted is not None and wanted != actual:
                 return f"poll gave revents {actual:#x} where the script expects {wanted:#x}"
     return None

@@ -70,10 +70,11 @@ async def scenario(lab: LabSession) -> str:
     await lab.kernel_ss("after ustack's FIN was acknowledged (the kernel has not closed yet)")
     reply = await kernel.call("recv", 100)
     lab.step(f"kernel: recv() returns {reply['received']} bytes: end of stream")
+    ss = await lab.prepare_ustack_ss()  # started now: TIME-WAIT lasts only 2 * MSL here
     await kernel.call("close")
     lab.step("kernel: close(): its FIN")
     await lab.wait_state(connection, State.TIME_WAIT)
-    await lab.ustack_ss("with ustack in TIME-WAIT")
+    await lab.ustack_ss("with ustack in TIME-WAIT", prepared=ss)
     await lab.wait_state(connection, State.CLOSED, timeout=4 * MSL + 5)
     lab.step(f"ustack: TIME-WAIT ends after 2*MSL = {2 * MSL} s: CLOSED, the connection is forgotten")
 

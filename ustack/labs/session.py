@@ -61,6 +61,7 @@ class LabOptions:
     svg: str | None = None  # draw the (first) ladder here
     log: Callable[[str], None] | None = None  # each step as it happens (the CLI prints them)
     seed: int = 1  # the FaultInjector's seed (labs script their drops; nothing is random)
+    web: object | None = None  # a ustack.web.WebFeed to follow the lab (ustack lab --web)
 
 
 class KernelPeer:
@@ -451,10 +452,14 @@ def run_lab(name: str, summary: str, scenario: Scenario, options: LabOptions, co
     """Set up, run the scenario, take everything down; the scenario returns the explanation."""
     if os.geteuid() != 0:
         raise LabError("labs need root: they create a network namespace and a TUN device (sudo ustack lab ...)")
+    # offload=False: a lab shows TCP segment by segment. With TSO the kernel would take a run of
+    # our segments as one and answer it with one ACK (three duplicate ACKs would become one).
     settings = NetworkSettings(namespace=f"ust-lab-{name}-{os.getpid()}", pcap=options.pcap, faults=True,
-                               seed=options.seed)
+                               seed=options.seed, offload=False)
     watch = SceneWatch(address_value(USTACK_ADDRESS), address_value(KERNEL_ADDRESS))
     network = UstackNetwork(settings, watch=watch, wire_layer=Gate)
+    if options.web is not None:
+        watch.followers.append(options.web)  # the web view: a second consumer of the same pipeline
     scenes: list[Scene] = []
     setup: list[str] = []
 
@@ -462,9 +467,18 @@ def run_lab(name: str, summary: str, scenario: Scenario, options: LabOptions, co
         astack = AsyncStack(network.make_stack(config), network.link, control=False)
         await astack.start()
         session = LabSession(name, options, network, astack, watch)
+        sampler = None
+        if options.web is not None:
+            from ..web import sample_snapshots
+
+            options.web.schedule = asyncio.get_running_loop().call_soon
+            sampler = asyncio.create_task(sample_snapshots(options.web, lambda: session.astack.snapshots()))
         try:
             return await scenario(session)
         finally:
+            if sampler is not None:
+                sampler.cancel()
+                options.web.detach()
             scenes.extend(session.scenes)
             setup.extend(session.setup)
             await session.close()

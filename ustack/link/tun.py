@@ -14,6 +14,29 @@ microseconds of the open (pyroute2.netns.pushns), and come straight back (popns)
 working from the root namespace: only the device and its routes live in the other one. (pushns
 saves /proc/self/ns/net, the main thread's namespace: create links from the main thread.)
 
+Offloads (issue 12; on by default, `offload=False` or `ustack serve --no-offload` to compare): the
+device is opened with IFF_VNET_HDR too and told TUNSETOFFLOAD(TUN_F_CSUM | TUN_F_TSO4), so every
+packet in either direction carries a virtio_net_hdr in front (ustack/link/vnet.py):
+- receiving, the kernel may hand us a TCP super-segment of up to 64 KB that its GRO/TSO path built
+  from MSS-sized segments, with a partial checksum; vnet.packet_from_kernel completes the checksum
+  and the stack takes the super-segment as ONE segment (one parse, one ACK decision);
+- sending, the core itself may build segments of up to 64 KB (TcpConfig.offload_segments, which
+  the Stack sets when built with segmentation_offload=True, on connections whose segments fill
+  the MTU); the kernel cuts them into segments of the MTU minus the headers, with the checksum
+  left partial for it to finish. Consecutive in-order MSS-sized segments of one connection that
+  still come one by one are joined into a super-segment (vnet.Coalescer) which the kernel cuts
+  back into the very same segments (gso_size = their length). The run being joined is held until
+  the next packet that does not join it or until flush(), which the runtime calls at the end of
+  every round (base.py's contract).
+Middlewares outside this link (FaultInjector, PcapWriter, Tracer) therefore see super-segments
+both ways, as tcpdump on the device shows them: the large segments the core builds, what the
+kernel delivers coalesced; and the rest segment by segment. A FaultInjector that drops a
+super-segment drops all the segments in it, which is what the peer then misses; one that drops
+one of the segments the Coalescer would join cuts the run at the gap, so the peer misses exactly
+that one.
+If the kernel refuses TUNSETOFFLOAD the device is opened again without IFF_VNET_HDR, and
+`offload` says which way it runs.
+
 This class only creates the device, sets its MTU and queue length; addresses, routes and "up" are
 the job of ustack.netns.setup_tun_in_namespace. Closing the fd deletes the device (it is not
 persistent), so nothing is left behind.
@@ -22,17 +45,27 @@ persistent), so nothing is left behind.
 from __future__ import annotations
 
 import errno
+import fcntl
 import os
 
 import pytun
 
 from .base import Link, LinkError
+from .vnet import GSO_NONE, HEADER_SIZE, Coalescer, VnetDrop, large_segment_frame, packet_from_kernel
 
 TUN_PATH = "/dev/net/tun"
 # The kernel's default transmit queue for a TUN device is 500 packets, which a burst of 64 KiB
 # windows overflows; packets past it are dropped by the kernel before we ever see them.
 DEFAULT_TXQUEUELEN = 10000
 IPV4_VERSION = 4
+# include/uapi/linux/if_tun.h: TUNSETOFFLOAD = _IOW('T', 208, unsigned int) and its flags.
+TUNSETOFFLOAD = 0x400454D0
+TUN_F_CSUM = 0x01  # "you can hand me unchecksummed packets"
+TUN_F_TSO4 = 0x02  # "I can handle TSO for IPv4 packets"
+TUN_F_TSO6 = 0x04  # "... and for IPv6 packets"
+TUN_F_TSO_ECN = 0x08  # "... with the CWR bit set"
+OFFLOADS = TUN_F_CSUM | TUN_F_TSO4  # TUN_F_TSO6 once the stack speaks IPv6
+LARGEST_FRAME = HEADER_SIZE + 65535  # a vnet header and the largest IPv4 packet
 
 
 class TunLink(Link):
@@ -42,6 +75,7 @@ class TunLink(Link):
         mtu: int = 1500,
         namespace: str | None = None,
         txqueuelen: int = DEFAULT_TXQUEUELEN,
+        offload: bool = True,
     ) -> None:
         super().__init__()
         if not 68 <= mtu <= 65535:  # RFC 791: every IPv4 link carries at least 68 bytes
@@ -51,7 +85,11 @@ class TunLink(Link):
         self.name = name
         self.mtu = mtu
         self.namespace = namespace
-        self._device = _open_tun(name, namespace)
+        self._device = _open_tun(name, namespace, offload)
+        self.offload = offload and _enable_offloads(self._device)
+        if offload and not self.offload:
+            self._device.close()  # the kernel offers no offloads: an ordinary device instead
+            self._device = _open_tun(name, namespace, False)
         try:
             _configure(name, namespace, mtu, txqueuelen)
             os.set_blocking(self._device.fileno(), False)
@@ -59,6 +97,7 @@ class TunLink(Link):
             self._device.close()
             raise
         self._fd = self._device.fileno()
+        self._coalescer = Coalescer() if self.offload else None
 
     def layer_name(self) -> str:
         return f"TunLink({self.name})"
@@ -67,6 +106,8 @@ class TunLink(Link):
         return self._fd
 
     def read_packet(self) -> bytes | None:
+        if self.offload:
+            return self._read_offloaded()
         packet = os.read(self._fd, self.mtu)
         # The stack speaks IPv4 only. The kernel may still route other things here (IPv6 router
         # solicitations, if IPv6 was left on); drop them by name.
@@ -75,12 +116,53 @@ class TunLink(Link):
             return None
         return packet
 
+    def _read_offloaded(self) -> bytes | None:
+        frame = os.read(self._fd, LARGEST_FRAME)
+        try:
+            packet = packet_from_kernel(frame)
+        except VnetDrop as drop:
+            self.count_drop(drop.reason)
+            return None
+        if not packet or packet[0] >> 4 != IPV4_VERSION:
+            self.count_drop("not_ipv4")
+            return None
+        if frame[1] != GSO_NONE:
+            self.counters["super_segments_in"] += 1
+        return packet
+
     def send(self, packet: bytes, now: float) -> None:
         if len(packet) > self.mtu:
-            self.count_drop("larger_than_mtu")
+            frame = None if self._coalescer is None else large_segment_frame(packet, self.mtu)
+            if frame is None:
+                self.count_drop("larger_than_mtu")
+                return
+            for earlier in self._coalescer.flush():
+                self._write(earlier, len(earlier) - HEADER_SIZE)
+            self.counters["large_segments_out"] += 1
+            self._write(frame, len(packet))
             return
+        if self._coalescer is None:
+            self._write(packet, len(packet))
+            return
+        for frame in self._coalescer.add(packet):
+            self._write(frame, len(frame) - HEADER_SIZE)
+
+    def flush(self) -> None:
+        if self._coalescer is not None and not self.closed:
+            for frame in self._coalescer.flush():
+                self._write(frame, len(frame) - HEADER_SIZE)
+
+    def stats(self) -> dict[str, dict[str, int]]:
+        if self._coalescer is not None:
+            self.counters["super_segments_out"] = self._coalescer.super_segments
+            self.counters["segments_in_super_segments_out"] = self._coalescer.segments_joined
+        return super().stats()
+
+    def _write(self, data: bytes, length: int) -> None:
+        """One write: a packet, or with offloads a frame (vnet header, then `length` bytes of
+        packet or super-segment)."""
         try:
-            os.write(self._fd, packet)
+            os.write(self._fd, data)
         except BlockingIOError:
             self.count_drop("queue_full")
             return
@@ -93,20 +175,30 @@ class TunLink(Link):
                 raise LinkError(f"writing to TUN {self.name}: {error.strerror}") from None
             return
         self.counters["packets_out"] += 1
-        self.counters["bytes_out"] += len(packet)
+        self.counters["bytes_out"] += length
 
     def close(self) -> None:
         if not self.closed:
+            self.flush()
             self.closed = True
             self._device.close()
 
 
-def _open_tun(name: str, namespace: str | None) -> "pytun.TunTapDevice":
+def _enable_offloads(device: "pytun.TunTapDevice") -> bool:
+    """Ask for checksum and TSO4 offloads; False if this kernel (or device) refuses them."""
+    try:
+        fcntl.ioctl(device.fileno(), TUNSETOFFLOAD, OFFLOADS)
+    except OSError:
+        return False
+    return True
+
+
+def _open_tun(name: str, namespace: str | None, vnet_header: bool = False) -> "pytun.TunTapDevice":
     if not os.path.exists(TUN_PATH):
         raise LinkError(f"{TUN_PATH} is missing: load the tun module (modprobe tun) or, in a "
                         "container, pass the device in (--device /dev/net/tun)")
     if namespace is None:
-        return _create_device(name)
+        return _create_device(name, vnet_header=vnet_header)
     from pyroute2 import netns
 
     if namespace not in netns.listnetns():
@@ -116,17 +208,18 @@ def _open_tun(name: str, namespace: str | None) -> "pytun.TunTapDevice":
     except OSError as error:
         raise LinkError(f"cannot enter network namespace {namespace!r}: {error.strerror}") from None
     try:
-        return _create_device(name, f" in namespace {namespace}")
+        return _create_device(name, f" in namespace {namespace}", vnet_header)
     finally:
         netns.popns()
 
 
-def _create_device(name: str, where: str = "") -> "pytun.TunTapDevice":
+def _create_device(name: str, where: str = "", vnet_header: bool = False) -> "pytun.TunTapDevice":
     # IFF_TUN_EXCL: only a new device. Without it the kernel would hand us an existing persistent
     # TUN device of that name (`ip tuntap add`), which we would then readdress and leave changed,
     # since closing our fd deletes only a device we created.
     try:
-        return pytun.TunTapDevice(name=name, flags=pytun.IFF_TUN | pytun.IFF_NO_PI | pytun.IFF_TUN_EXCL)
+        flags = pytun.IFF_TUN | pytun.IFF_NO_PI | pytun.IFF_TUN_EXCL | (pytun.IFF_VNET_HDR if vnet_header else 0)
+        return pytun.TunTapDevice(name=name, flags=flags)
     except pytun.Error as error:
         reason = str(error.args[-1]) if error.args else str(error)
         if error.args and error.args[0] == errno.EBUSY:

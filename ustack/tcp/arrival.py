@@ -226,7 +226,10 @@ class SegmentArrival:
         buffer_size = self.config.receive_buffer_size
         # Our SYN, if we sent one, advertised a window (unscaled, RFC 7323 2.2); it starts at
         # RCV.NXT now. Otherwise nothing is advertised yet: the SYN-ACK will.
-        self.rcv.synchronize(syn.seq, buffer_size, min(buffer_size, 0xFFFF) if self.state is SYN_SENT else 0)
+        self.rcv.synchronize(
+            syn.seq, buffer_size, min(buffer_size, 0xFFFF) if self.state is SYN_SENT else 0,
+            max_blocks=self.config.out_of_order_max_blocks,
+        )
         negotiated = Negotiated(self.config, syn.options, self.syn_offers_options)
         self.send_mss = negotiated.send_mss
         self.send_shift = negotiated.send_shift
@@ -526,12 +529,16 @@ class SegmentArrival:
         was_empty = not buffer.readable
         had_hole = buffer.has_out_of_order
         held_out_of_order = buffer.out_of_order_bytes
+        refused, pruned = buffer.refused_arrivals, buffer.pruned_blocks  # the out-of-order limit
         seq = segment.seq
         if segment.flags & SYN:
             seq = seq_add(seq, 1)  # the data of a SYN-ACK starts after the SYN
         if self.sack_permitted and self.config.dsack:
             rcv.note_duplicate(seq, len(segment.payload))
-        if rcv.store(seq, segment.payload):
+        stored = rcv.store(seq, segment.payload)
+        if buffer.pruned_blocks != pruned:
+            self.drops["out_of_order_pruned"] += buffer.pruned_blocks - pruned
+        if stored:
             if was_empty:
                 self._emit(DataReadable(buffer.readable))
             if had_hole or rcv.dsack_block is not None:
@@ -542,6 +549,11 @@ class SegmentArrival:
                 self._delay_ack(now)
             if rcv.peer_fin_seq is not None and rcv.peer_fin_seq == rcv.nxt:
                 self._accept_fin("queued FIN reached by " + segment_summary(segment), now)
+        elif buffer.refused_arrivals != refused:
+            # The out-of-order queue is at its limit and this would be its furthest block:
+            # dropped without an ACK, as Linux does (tcp_data_queue_ofo), so a peer flooding
+            # tiny segments gets nothing back for them.
+            self.drops["out_of_order_queue_full"] += 1
         else:
             # Out of order, duplicate, or no room: ACK at once (RFC 5681 4.2, RFC 9293 3.10.7.4),
             # so the sender learns what we hold (and, with SACK, what lies beyond).

@@ -8,6 +8,17 @@ from dataclasses import dataclass
 SYNCOOKIE_MODES = ("off", "auto", "always")  # TcpConfig.syncookies
 
 
+class MssFromMtu(int):
+    """An MSS nobody chose: the one a TcpConfig starts with, which fit_to_mtu replaces by the
+    link's MTU minus the headers, up as well as down. It is an int to the whole core; only
+    fit_to_mtu asks whether the MSS is one of these. An MSS given by hand (TcpConfig(mss=1400),
+    dataclasses.replace(config, mss=...), the TCP_MAXSEG option of the conformance profile) is a
+    plain int, and the MTU only ever lowers it (RFC 9293 3.7.1: no larger than the MTU allows)."""
+
+    __slots__ = ()
+
+
+
 @dataclass(frozen=True)
 class TcpConfig:
     """Frozen: one value can be shared by many connections. A connection that needs a different
@@ -15,9 +26,17 @@ class TcpConfig:
     (Connection.reconfigure)."""
 
     # --- segments and buffers ---
-    mss: int = 1460  # the MSS we announce: an Ethernet MTU of 1500 minus 40 bytes of headers
+    # The MSS we announce. By default it follows the link's MTU (fit_to_mtu: MTU minus 40 bytes
+    # of IPv4 and TCP headers), 1460 until a link says otherwise; a value set here is kept.
+    mss: int = MssFromMtu(1460)
     receive_buffer_size: int = 256 * 1024
     send_buffer_size: int = 256 * 1024
+
+    # The most out-of-order blocks (runs of bytes beyond a hole) a connection holds; beyond it
+    # the furthest are pruned (receive_buffer.py). None: as many as the receive buffer pays for
+    # at 256 bytes of bookkeeping each, within 64..4096. FreeBSD limits its reassembly queue
+    # the same way (net.inet.tcp.reass.maxqueuelen, 100 segments).
+    out_of_order_max_blocks: int | None = None
 
     # --- options negotiated on the SYN (each used only when both sides offer it) ---
     window_scaling: bool = True  # RFC 7323 2
@@ -65,6 +84,12 @@ class TcpConfig:
     persist_max: float = 60.0
 
     # --- sending policy ---
+    # How many segments' worth of data the core may put in one segment it hands down, when the
+    # link cuts it into segments of the MSS again (TCP segmentation offload on a TUN device,
+    # link/tun.py). 1: none; the Stack raises it on a connection whose segments fill the MTU.
+    # The MSS we announce, the peer's MSS and every rule that speaks of "a full-sized segment"
+    # (Nagle, SWS avoidance, delayed ACKs, retransmissions) are unchanged.
+    offload_segments: int = 1
     nagle: bool = True  # RFC 9293 3.7.4; False is the TCP_NODELAY of sockets
     # How the receive window we advertise follows the free buffer space (output.py):
     # "sws_steps": receiver silly-window avoidance as RFC 9293 3.8.6.2.2 writes it: the right
@@ -169,9 +194,12 @@ class TcpConfig:
     syncookies: str = "auto"
 
     def fit_to_mtu(self, mtu: int) -> "TcpConfig":
-        """This configuration with an MSS no larger than an IPv4 link MTU allows: the MTU minus
-        the 20-byte IPv4 and 20-byte TCP headers (RFC 9293 3.7.1, RFC 879)."""
-        largest = mtu - 40
+        """This configuration for an IPv4 link of this MTU: an MSS nobody set becomes the MTU
+        minus the 20-byte IPv4 and 20-byte TCP headers (RFC 9293 3.7.1, RFC 879), so a large
+        MTU gives large segments; an MSS set explicitly is only lowered to that."""
+        largest = min(mtu - 40, 65495)
+        if isinstance(self.mss, MssFromMtu):
+            return self if self.mss == largest else dataclasses.replace(self, mss=MssFromMtu(largest))
         return self if self.mss <= largest else dataclasses.replace(self, mss=largest)
 
     def __post_init__(self) -> None:
@@ -190,6 +218,10 @@ class TcpConfig:
             raise ValueError(f"window_scale_shift must be in 0..14 (RFC 7323 2.3), got {self.window_scale_shift}")
         if self.window_advertisement not in ("sws_steps", "free_space"):
             raise ValueError(f"window_advertisement must be 'sws_steps' or 'free_space', got {self.window_advertisement!r}")
+        if not 1 <= self.offload_segments <= 64:
+            raise ValueError(f"offload_segments must be in 1..64, got {self.offload_segments}")
+        if self.out_of_order_max_blocks is not None and self.out_of_order_max_blocks < 1:
+            raise ValueError(f"out_of_order_max_blocks must be at least 1 or None, got {self.out_of_order_max_blocks}")
         if self.ack_every_segments < 1:
             raise ValueError("ack_every_segments must be at least 1")
         if self.fin_wait_2_timeout is not None and self.fin_wait_2_timeout <= 0:
@@ -218,5 +250,6 @@ class TcpConfig:
 # SO_KEEPALIVE, TCP_KEEPIDLE, TCP_KEEPINTVL, TCP_KEEPCNT). The others shape the SYN, the buffers or
 # the estimators, and are fixed once the connection exists.
 LIVE_SETTINGS = frozenset(
-    {"nagle", "keepalive", "keepalive_idle", "keepalive_interval", "keepalive_probes", "delayed_ack_timeout"}
+    {"nagle", "keepalive", "keepalive_idle", "keepalive_interval", "keepalive_probes", "delayed_ack_timeout",
+     "offload_segments"}
 )

@@ -41,9 +41,17 @@ class Listener(StateMachine):
         syn_queue_size: int = 128,
         isn_generator: IsnGenerator | None = None,
         syn_cookies: SynCookies | None = None,
+        max_connections: int | None = None,
     ):
         if backlog < 1 or syn_queue_size < 1:
             raise ValueError("backlog and syn_queue_size must be at least 1")
+        if max_connections is not None and max_connections < 1:
+            raise ValueError("max_connections must be at least 1 or None")
+        # The most connections born of this listener that may exist at once, in any state (a
+        # server's limit on clients); None: only the stack's own limit applies. The stack counts
+        # open_connections: it registers each connection and knows when it is gone for good.
+        self.max_connections = max_connections
+        self.open_connections = 0
         self.config = config
         self.local_address = local_address
         self.local_port = local_port
@@ -85,6 +93,9 @@ class Listener(StateMachine):
             self.drops[reason] += 1
             if reply is not None:
                 self._replies.append((remote_address, reply))
+            return None
+        if self._at_connection_limit():
+            self.drops["listener_connection_limit"] += 1  # the client will retry its SYN
             return None
         mode = self.config.syncookies
         want_cookie = mode == "always"
@@ -182,11 +193,17 @@ class Listener(StateMachine):
         if len(self.accept_queue) >= self.backlog:
             self.drops["accept_queue_full"] += 1
             return None
+        if self._at_connection_limit():
+            self.drops["listener_connection_limit"] += 1  # no reply: the peer retransmits
+            return None
         child = Connection.open_from_cookie(self.config, self.local_address, self.local_port, remote_address, syn,
                                             cookie, now, listener=self)
         child.receive(ack, now)  # SYN-RECEIVED -> ESTABLISHED, into the accept queue; then its text
         self.counters["syncookies_validated"] += 1
         return child
+
+    def _at_connection_limit(self) -> bool:
+        return self.max_connections is not None and self.open_connections >= self.max_connections
 
     # --- called by the children (connection.py / arrival.py) ---
     def _child_established(self, child: Connection) -> bool:

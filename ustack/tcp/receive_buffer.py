@@ -7,7 +7,7 @@ stretch past the window we advertised. This buffer keeps
   application: `readable` of them, in one bytearray;
 - out-of-order pieces beyond RCV.NXT, waiting for the holes before them to be filled
   (RFC 9293 3.10.7.4: "segments with higher beginning sequence numbers SHOULD be held for later
-  processing"), as a short sorted list of non-overlapping blocks.
+  processing"), as sorted, non-overlapping blocks.
 
 For SACK (RFC 2018) the buffer reports its out-of-order blocks, most recently touched first;
 for D-SACK (RFC 2883) it says which part of an arriving segment it already holds
@@ -15,7 +15,7 @@ for D-SACK (RFC 2883) it says which part of an arriving segment it already holds
 
 The window: we accept bytes in [RCV.NXT, RCV.NXT + capacity - readable). The connection
 advertises `free_space` (RFC 9293 3.8.6.2.2); out-of-order bytes lie inside that window and
-therefore do not reduce it. The memory held is never more than `capacity`.
+therefore do not reduce it.
 
 Only data: the buffer knows nothing of SYN or FIN, which also occupy sequence numbers. The
 connection creates the buffer with rcv_nxt = IRS + 1 and handles the FIN itself (the FIN's sequence
@@ -25,46 +25,75 @@ How sequence numbers are handled: sequence numbers wrap at 2**32, so on arrival 
 turned into a stream offset, an ordinary unbounded integer counting bytes since the buffer was
 created (offset = offset of RCV.NXT + seq_diff(seq, RCV.NXT)). Offsets never wrap, so the block
 bookkeeping below compares them with plain operators; converting back uses seq_add.
+
+Bounded memory against a hostile peer (the "SegmentSmack" pattern: thousands of tiny segments,
+each beyond a hole that never fills):
+
+- Out-of-order bytes are written into one ring, at their offset modulo its size, which spans at
+  least from RCV.NXT to the furthest byte held (so two held bytes never share a slot): it starts
+  at 4 KiB and doubles as the data spreads, up to the window, and it is freed once nothing is
+  out of order. However small the segments, the data costs at most the buffer size, with no
+  object per segment.
+- A block costs bookkeeping only: its start in a sorted list (found by bisect, so an arrival
+  costs O(log n) comparisons, not a scan) and its end in a dict whose order is the order of
+  last arrival (for the SACK blocks, RFC 2018 4: reading the newest few costs O(few), with no
+  sort). That bookkeeping is charged BLOCK_COST bytes per block, our counterpart of the
+  per-packet overhead Linux charges as an skb's truesize, and the number of blocks is limited so
+  that it never costs more than the buffer (`max_blocks`, at least 64, at most 4096).
+- When an arrival would make one block too many, the blocks furthest from RCV.NXT (the highest
+  sequence numbers, the most recently sent) are pruned first, an eighth of the limit at a time so
+  that pruning stays rare; an arrival that would itself be the furthest block is refused
+  instead. Linux's tcp_prune_ofo_queue makes the same choices. Pruned data has been SACKed, and
+  RFC 2018 8 allows a receiver to discard it ("reneging"): the sender keeps every byte until the
+  cumulative ACK covers it and sends it again. Both are counted here (`pruned_blocks`,
+  `refused_arrivals`); the connection reports them as the drops out_of_order_pruned and
+  out_of_order_queue_full.
 """
 
+from __future__ import annotations
+
 from bisect import bisect_left, bisect_right
+from itertools import islice
 
 from ustack.tcp.seq import SEQ_MASK, seq_add, seq_diff
 
-
-class _Block:
-    """One contiguous run of out-of-order bytes [start, end) in stream offsets.
-
-    The bytes are kept as the list of pieces they arrived in, so that merging blocks costs a list
-    concatenation, not a copy of the data; the pieces are joined once, when they become
-    in-order. `stamp` orders blocks by when they last received data (for SACK, RFC 2018 4).
-    """
-
-    __slots__ = ("start", "end", "pieces", "stamp")
-
-    def __init__(self, start: int, end: int, pieces: list, stamp: int):
-        self.start = start
-        self.end = end
-        self.pieces = pieces
-        self.stamp = stamp
+# What one out-of-order block costs beyond its data: a start in a list and an entry in a dict,
+# with their int objects (100 to 180 bytes in CPython, measured with tracemalloc by
+# scripts/bench_ooo.py), rounded up like Linux's truesize rounds up an skb.
+BLOCK_COST = 256
+MIN_BLOCKS = 64  # even a tiny buffer reassembles this many holes' worth
+MAX_BLOCKS = 4096  # and a huge one keeps the sorted list short (each insertion moves it in memory)
+RING_START = 4096  # bytes; the ring doubles from there as the out-of-order data spreads
 
 
-def _by_stamp(block: _Block) -> int:
-    return block.stamp
+def max_blocks_for(capacity: int) -> int:
+    """The default limit on out-of-order blocks: as many as the buffer size pays for at
+    BLOCK_COST each, clamped to [MIN_BLOCKS, MAX_BLOCKS]."""
+    return min(MAX_BLOCKS, max(MIN_BLOCKS, capacity // BLOCK_COST))
 
 
 class ReceiveBuffer:
-    def __init__(self, capacity: int, rcv_nxt: int):
+    def __init__(self, capacity: int, rcv_nxt: int, *, max_blocks: int | None = None):
         if capacity < 0:
             raise ValueError(f"capacity cannot be negative: {capacity}")
+        if max_blocks is not None and max_blocks < 1:
+            raise ValueError(f"max_blocks must be at least 1: {max_blocks}")
         self.capacity = capacity
+        self._fixed_max_blocks = max_blocks
+        self.max_blocks = max_blocks or max_blocks_for(capacity)
+        # What the limit cost (plain ints: the connection turns them into named drops).
+        self.refused_arrivals = 0  # arrivals that would have been one block too many, furthest
+        self.pruned_blocks = 0  # blocks discarded from the far end to make room
+        self.pruned_bytes = 0  # the out-of-order bytes they held
         self._rcv_nxt = rcv_nxt & SEQ_MASK
         self._in_order = bytearray()  # bytes before RCV.NXT the application has not read
         self._rcv_nxt_offset = 0  # stream offset of RCV.NXT (see the module docstring)
-        self._blocks: list[_Block] = []  # out-of-order data, sorted by start, never touching
-        self._block_starts: list[int] = []  # the blocks' starts, kept in step, for bisect
+        # Out-of-order data: the blocks' starts, sorted, never touching; their ends by start, in the
+        # order the blocks last received data (oldest first); the bytes, in the ring.
+        self._starts: list[int] = []
+        self._ends: dict[int, int] = {}
+        self._ring: bytearray | None = None
         self._out_of_order_bytes = 0
-        self._stamp = 0  # bumped on every arrival that adds to or touches a block
 
     # --- what the connection and the application see ---
     @property
@@ -84,11 +113,15 @@ class ReceiveBuffer:
 
     @property
     def has_out_of_order(self) -> bool:
-        return bool(self._blocks)
+        return bool(self._starts)
 
     @property
     def out_of_order_bytes(self) -> int:
         return self._out_of_order_bytes
+
+    @property
+    def out_of_order_blocks(self) -> int:
+        return len(self._starts)
 
     def set_capacity(self, capacity: int) -> None:
         """Change the buffer size. Shrinking below what is held keeps the data (free_space is 0
@@ -97,6 +130,7 @@ class ReceiveBuffer:
         if capacity < 0:
             raise ValueError(f"capacity cannot be negative: {capacity}")
         self.capacity = capacity
+        self.max_blocks = self._fixed_max_blocks or max_blocks_for(capacity)
 
     # --- arriving data ---
     def insert(self, seq: int, data: bytes) -> int:
@@ -112,7 +146,7 @@ class ReceiveBuffer:
         end = start + length
 
         # The common case of a bulk transfer: the next in-order segment, nothing out of order.
-        if start == window_start and not self._blocks:
+        if start == window_start and not self._starts:
             if end > window_end:
                 # RFC 9293 3.10.7.4: trim what lies beyond the window's right edge.
                 end = window_end
@@ -133,23 +167,28 @@ class ReceiveBuffer:
         if skip_front or end - start != length:
             data = memoryview(data)[skip_front : skip_front + end - start]
 
-        if start == window_start and (not self._blocks or end < self._blocks[0].start):
+        starts = self._starts
+        if start == window_start and (not starts or end < starts[0]):
             # In order and not reaching the first out-of-order block: append directly.
             self._in_order += data
             self._advance(end - start)
             return end - start
 
-        self._store_block(start, end, data)
-        first = self._blocks[0]
-        if first.start != window_start:
+        if not self._store_block(start, end, data):
+            return 0
+        first = starts[0]
+        if first != window_start:
             return 0
         # The hole at RCV.NXT is filled: the first block becomes in-order data.
-        for piece in first.pieces:
-            self._in_order += piece
-        advanced = first.end - first.start
+        last = self._ends.pop(first)
+        del starts[0]
+        self._in_order += self._slice(self._ring, first, last)
+        advanced = last - first
         self._out_of_order_bytes -= advanced
-        del self._blocks[0]
-        del self._block_starts[0]
+        if not starts:
+            # Nothing out of order: give the memory back (a dict keeps its size after deletions).
+            self._ring = None
+            self._ends = {}
         self._advance(advanced)
         return advanced
 
@@ -172,15 +211,15 @@ class ReceiveBuffer:
         if start < window_start:
             first, last = start, min(end, window_start)
         else:
-            blocks = self._blocks
+            starts = self._starts
             # The last block starting at or before the segment, else the first one after it.
-            index = max(bisect_right(self._block_starts, start) - 1, 0)
-            while index < len(blocks) and blocks[index].end <= start:
+            index = bisect_right(starts, start) - 1
+            if index < 0 or self._ends[starts[index]] <= start:
                 index += 1
-            if index == len(blocks) or blocks[index].start >= end:
+            if index == len(starts) or starts[index] >= end:
                 return None
-            block = blocks[index]
-            first, last = max(start, block.start), min(end, block.end)
+            block_start = starts[index]
+            first, last = max(start, block_start), min(end, self._ends[block_start])
         if last <= first:
             return None
         base = self._rcv_nxt
@@ -190,42 +229,101 @@ class ReceiveBuffer:
         self._rcv_nxt_offset += count
         self._rcv_nxt = seq_add(self._rcv_nxt, count)
 
-    def _store_block(self, start: int, end: int, data) -> None:
-        """Merge [start, end) into the block list, keeping only bytes not already held.
+    def _store_block(self, start: int, end: int, data) -> bool:
+        """Merge [start, end) into the blocks, writing only the bytes not already held (the data
+        held first wins). False if the arrival was refused because the blocks are at their limit.
 
-        The new range absorbs every block it overlaps or touches; the bytes of `data` that fall
-        into the gaps between those blocks are the only ones copied in.
+        The new range absorbs every block it overlaps or touches: those from index `first` up to
+        (not including) `last` of the sorted starts, found by bisection.
         """
-        blocks = self._blocks
-        # The first block that ends at or after `start` (touching counts: it merges).
-        first = bisect_left(self._block_starts, start)
-        if first > 0 and blocks[first - 1].end >= start:
-            first -= 1
-        last = first  # one past the last block to merge
-        while last < len(blocks) and blocks[last].start <= end:
-            last += 1
+        starts, ends = self._starts, self._ends
+        first = bisect_left(starts, start)
+        if first > 0 and ends[starts[first - 1]] >= start:
+            first -= 1  # the block before ends at or after `start` (touching counts: it merges)
+        last = bisect_right(starts, end, first)
+        if first == last and len(starts) >= self.max_blocks:
+            # One block too many. Linux's rule: refuse an arrival that would be the furthest
+            # block; otherwise make room by pruning from the far end.
+            if first == len(starts):
+                self.refused_arrivals += 1
+                return False
+            self._prune_from_the_far_end(first)
+        self._make_room(end)  # the blocks it may merge with fit already
 
-        self._stamp += 1
-        pieces: list = []
-        new_start = start
-        position = start  # everything before `position` is already in `pieces`
+        position = start  # everything before `position` is held or written
         added = 0
-        for block in blocks[first:last]:
-            if block.start < new_start:
-                new_start = block.start
-            if position < block.start:
-                pieces.append(bytes(data[position - start : block.start - start]))
-                added += block.start - position
-            pieces.extend(block.pieces)
-            position = max(position, block.end)
+        new_start, new_end = start, end
+        if first < last:
+            data = memoryview(data)  # slices of it below copy nothing
+            new_start = min(start, starts[first])
+            for block_start in starts[first:last]:
+                block_end = ends.pop(block_start)
+                if position < block_start:
+                    self._write(position, data[position - start : block_start - start])
+                    added += block_start - position
+                position = max(position, block_end)
+            new_end = max(end, position)
         if position < end:
-            pieces.append(bytes(data[position - start : end - start]))
+            self._write(position, data[position - start :] if position > start else data)
             added += end - position
-            position = end
-        merged = _Block(new_start, position, pieces, self._stamp)
-        blocks[first:last] = [merged]
-        self._block_starts[first:last] = [new_start]
+        starts[first:last] = [new_start]
+        ends[new_start] = new_end  # inserted last: the most recently touched block
         self._out_of_order_bytes += added
+        return True
+
+    def _prune_from_the_far_end(self, keep: int) -> None:
+        """Discard the highest blocks, never those before index `keep`: an eighth of the limit
+        at once (at least one, and enough to get under a limit just lowered by set_capacity), so
+        that a peer that keeps pushing pays for pruning rarely."""
+        starts, ends = self._starts, self._ends
+        count = min(len(starts) - keep, max(1, self.max_blocks // 8, len(starts) - self.max_blocks + 1))
+        pruned = 0
+        for block_start in starts[-count:]:
+            pruned += ends.pop(block_start) - block_start
+        del starts[-count:]
+        self._out_of_order_bytes -= pruned
+        self.pruned_bytes += pruned
+        self.pruned_blocks += count
+
+    def _make_room(self, end: int) -> None:
+        """Make the ring large enough for out-of-order bytes up to offset `end`: it must span
+        everything from RCV.NXT to the furthest byte held, so that no two share a slot. It starts
+        small and doubles, up to the window, so a connection with one small hole holds little."""
+        needed = end - self._rcv_nxt_offset
+        ring = self._ring
+        if ring is not None and needed <= len(ring):
+            return
+        size = len(ring) if ring is not None else RING_START
+        while size < needed:
+            size *= 2
+        # Never beyond the window (which bounds `needed`, except for data kept after a shrink).
+        self._ring = bytearray(max(min(size, self.capacity), needed))
+        if ring is not None:  # the blocks move to their places modulo the new size
+            for start, block_end in self._ends.items():
+                self._write(start, self._slice(ring, start, block_end))
+
+    def _write(self, offset: int, data) -> None:
+        """Copy data into the ring at `offset` (modulo its size, wrapping around its end)."""
+        ring = self._ring
+        size = len(ring)
+        position = offset % size
+        room = size - position
+        if len(data) <= room:
+            ring[position : position + len(data)] = data
+        else:
+            ring[position:] = data[:room]
+            ring[: len(data) - room] = data[room:]
+
+    @staticmethod
+    def _slice(ring: bytearray, start: int, end: int) -> bytes:
+        """The bytes [start, end) of the stream, from the ring."""
+        size = len(ring)
+        position = start % size
+        length = end - start
+        with memoryview(ring) as view:
+            if position + length <= size:
+                return bytes(view[position : position + length])
+            return bytes(view[position:]) + bytes(view[: position + length - size])
 
     # --- the application's side ---
     def read(self, max_bytes: int) -> bytes:
@@ -257,21 +355,21 @@ class ReceiveBuffer:
         RFC 2018 section 4: the first block holds the most recently received segment, the others
         follow most recently updated first, so that over several ACKs the sender hears about every
         block even if only a few fit in one option. Blocks never overlap, so none is a subset of
-        another.
+        another. The dict of ends is kept in that order, so this reads the newest few from its
+        end: the cost does not grow with the number of blocks held.
         """
-        if not self._blocks or max_blocks <= 0:
+        if not self._starts or max_blocks <= 0:
             return ()
-        # Sorting the few blocks in C is faster than heapq.nlargest in Python.
-        newest = sorted(self._blocks, key=_by_stamp, reverse=True)[:max_blocks]
-        base_seq, base_offset = self._rcv_nxt, self._rcv_nxt_offset
-        return tuple(
-            (seq_add(base_seq, block.start - base_offset), seq_add(base_seq, block.end - base_offset))
-            for block in newest
-        )
+        # seq_add inlined: this runs for every ACK sent while data is out of order.
+        shift = self._rcv_nxt - self._rcv_nxt_offset
+        blocks = []
+        for start, end in islice(reversed(self._ends.items()), max_blocks):
+            blocks.append(((start + shift) & SEQ_MASK, (end + shift) & SEQ_MASK))
+        return tuple(blocks)
 
     def __repr__(self) -> str:
         return (
             f"ReceiveBuffer(rcv_nxt={self.rcv_nxt} readable={self.readable} "
-            f"out_of_order={self._out_of_order_bytes} in {len(self._blocks)} blocks "
+            f"out_of_order={self._out_of_order_bytes} in {len(self._starts)} blocks "
             f"capacity={self.capacity})"
         )

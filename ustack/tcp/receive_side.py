@@ -24,6 +24,7 @@ class ReceiveSide:
     __slots__ = (
         "irs", "nxt", "adv", "up", "buffer", "capacity", "read_seq", "fin_received", "peer_fin_seq", "syn_text",
         "dsack_block", "ts_recent", "last_ack_sent", "segments_since_ack", "ack_owed", "bytes_received",
+        "max_blocks",
     )  # fmt: skip
 
     def __init__(self) -> None:
@@ -44,11 +45,14 @@ class ReceiveSide:
         self.segments_since_ack = 0  # full-sized segments not yet acknowledged (RFC 9293 3.8.6.3)
         self.ack_owed = False  # an ACK must go out at the next transmit()
         self.bytes_received = 0  # statistics (STATUS, RFC 9293 3.10.6)
+        self.max_blocks: int | None = None  # the buffer's limit on out-of-order blocks
 
     # ------------------------------------------------------------------ the peer's SYN
-    def synchronize(self, syn_seq: int, buffer_size: int, window_offered: int) -> None:
+    def synchronize(self, syn_seq: int, buffer_size: int, window_offered: int, *, max_blocks: int | None = None) -> None:
         """The peer's SYN tells us IRS (RFC 9293 3.10.7.2-3): RCV.NXT = IRS + 1. `window_offered`
-        is what our own SYN already advertised (0 if we have sent none yet)."""
+        is what our own SYN already advertised (0 if we have sent none yet); `max_blocks` is for
+        the receive buffer (TcpConfig.out_of_order_max_blocks)."""
+        self.max_blocks = max_blocks
         self.irs = syn_seq
         self.nxt = seq_add(syn_seq, 1)
         self.read_seq = self.nxt
@@ -60,7 +64,9 @@ class ReceiveSide:
         made on the SYN: only data moves its RCV.NXT, and none came before."""
         buffer = self.buffer
         if buffer is None:
-            buffer = self.buffer = ReceiveBuffer(self.capacity, seq_add(self.irs, 1))
+            buffer = self.buffer = ReceiveBuffer(
+                self.capacity, seq_add(self.irs, 1), max_blocks=self.max_blocks
+            )
         return buffer
 
     @property

@@ -420,11 +420,70 @@ def infer_states(arrows: list[Arrow]) -> list[Arrow | StateMark]:
     return items
 
 
+class ConnectionSummary(NamedTuple):
+    """One connection of a capture, as `ustack ladder --list` shows it."""
+
+    number: int  # 1, 2, ... in the order the connections first appear
+    active: Address  # the side that sent the SYN (or, without one, the first sender)
+    passive: Address
+    packets: int
+    start: float
+    end: float
+    first_position: int  # index of its first packet among the observations
+
+    @property
+    def duration(self) -> float:
+        return self.end - self.start
+
+    def has_port(self, port: int) -> bool:
+        return port in (self.active[1], self.passive[1])
+
+    def has_endpoints(self, one: Address, other: Address) -> bool:
+        return {one, other} == {self.active, self.passive}
+
+    @property
+    def name(self) -> str:
+        return f"{address_text(self.active[0])}:{self.active[1]} > {address_text(self.passive[0])}:{self.passive[1]}"
+
+
+def list_connections(observations: list[Observation]) -> list[ConnectionSummary]:
+    """Every TCP connection in the packets, in order of first appearance. The same 4-tuple opened
+    again by a SYN with another initial sequence number is another connection (as in
+    connection_segments, RFC 9293 3.6.1)."""
+    found: list[dict] = []
+    current: dict[frozenset, dict] = {}  # unordered 4-tuple -> its latest connection
+    for position, observation in enumerate(observations):
+        source, destination = _endpoints(observation)
+        key = frozenset((source, destination))
+        tcp = observation.tcp
+        pure_syn = bool(tcp.flags & SYN and not tcp.flags & ACK)
+        entry = current.get(key)
+        if entry is not None and pure_syn and entry["syns"].setdefault(source, tcp.seq) != tcp.seq:
+            entry = None  # a new incarnation of the same 4-tuple
+        if entry is None:
+            active, passive = (destination, source) if tcp.flags & SYN and tcp.flags & ACK else (source, destination)
+            entry = current[key] = {"active": active, "passive": passive, "packets": 0, "start": observation.time,
+                                    "end": observation.time, "position": position, "syns": {}}
+            if pure_syn:
+                entry["syns"][source] = tcp.seq
+            found.append(entry)
+        entry["packets"] += 1
+        entry["end"] = observation.time
+    return [ConnectionSummary(number, entry["active"], entry["passive"], entry["packets"], entry["start"],
+                              entry["end"], entry["position"]) for number, entry in enumerate(found, 1)]
+
+
 def build_ladder(
-    observations: list[Observation], port: int | None = None, source: str = "", infer_losses: bool = True
+    observations: list[Observation], port: int | None = None, source: str = "", infer_losses: bool = True,
+    connection: ConnectionSummary | None = None,
 ) -> Ladder:
-    """The whole pipeline: pick the connection, classify its segments, infer the states."""
-    active, passive = select_connection(observations, port)
+    """The whole pipeline: pick the connection (`connection` from list_connections, or the first
+    with `port`), classify its segments, infer the states."""
+    if connection is not None:
+        active, passive = connection.active, connection.passive
+        observations = observations[connection.first_position:]
+    else:
+        active, passive = select_connection(observations, port)
     segments = connection_segments(observations, active, passive)
     arrows = classify(segments)
     if infer_losses:

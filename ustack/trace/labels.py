@@ -107,6 +107,8 @@ def header_lines(ladder: Ladder) -> list[str]:
     if ladder.source:
         what += f", from {ladder.source}"
     lines = [what]
+    if ladder.window:
+        lines.append(f"drawn: {ladder.window} (--from/--to choose another part)")
     if any(mark.inferred for mark in ladder.marks):
         lines.append(f"states marked {INFERRED_SUFFIX} are inferred from the segments, not reported by the stack")
     return lines

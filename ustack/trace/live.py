@@ -27,7 +27,9 @@ they arrived in, the observer knows when the stack took each one; a dropped pack
 its place in the arrival order, right after the packet that came before it.
 
 WireWatch puts the packets in that order and hands them, with the state changes, to its
-subclass: `_record(now, packet, direction, lost_note)` and `_state_changed(now, connection, change)`.
+subclass: `_record(now, packet, direction, lost_note)` and `_state_changed(now, connection, change)`,
+and then to each of its `followers` (the web view, ustack/web/feed.py, follows the ladders' watch:
+one pipeline, two consumers). A plain WireWatch draws nothing itself and only feeds followers.
 """
 
 from __future__ import annotations
@@ -88,6 +90,10 @@ class WireWatch:
         self.finished = False  # after finish(): nothing more is recorded (the shutdown's aborts)
         self._arrived: deque[_Arrived] = deque()
         self._notes: dict[int, str] = {}  # id(packet) -> the note for it, from a rule of dropping()
+        # Second consumers of the same ordered stream (the web view, ustack/web/feed.py): each
+        # gets follower.record(now, packet, direction, lost_note) and
+        # follower.state_changed(now, core_connection, change), right after the subclass.
+        self.followers: list = []
 
     # --- the three sources ---------------------------------------------------------------------
 
@@ -96,7 +102,7 @@ class WireWatch:
         if self.finished:
             return
         self._draw_lost_arrivals()
-        self._record(now, packet, "out")
+        self._emit(now, packet, "out")
 
     def wire_in(self, now: float, packet: bytes) -> None:
         """A packet came off the wire; it is drawn when the stack takes it (or as lost)."""
@@ -106,7 +112,7 @@ class WireWatch:
         if len(self._arrived) > MAX_ARRIVED:  # (a middleware above the tap changed packets on the way)
             oldest = self._arrived.popleft()
             if oldest.lost:
-                self._record(oldest.time, oldest.packet, "in", oldest.lost)
+                self._emit(oldest.time, oldest.packet, "in", oldest.lost)
 
     def on_drop(self, now: float, packet: bytes, direction: str, reason: str) -> None:
         """FaultInjector.on_drop: this packet never crossed (outbound) or never reached us (inbound)."""
@@ -115,14 +121,14 @@ class WireWatch:
             return
         if direction == "outbound":
             self._draw_lost_arrivals()
-            self._record(now, packet, "out", note)
+            self._emit(now, packet, "out", note)
             return
         for arrived in self._arrived:
             if not arrived.lost and arrived.packet == packet:
                 arrived.lost = note
                 break
         else:  # not seen by the tap (no tap in the chain): draw it now, order unknown
-            self._record(now, packet, "in", note)
+            self._emit(now, packet, "in", note)
         self._draw_lost_arrivals()
 
     def observe(self, now: float, kind: str, item) -> None:
@@ -136,7 +142,7 @@ class WireWatch:
             # the next packet of it, so that a change stays right under the packet that caused it.
             self._draw_lost_arrivals(before=now)
             if isinstance(item.event, StateChanged):
-                self._state_changed(now, item.connection, item.event)
+                self._emit_state(now, item.connection, item.event)
         # ">": drawn by the tap where it reaches the wire (or by on_drop if it never does).
 
     def dropping(self, predicate: Callable[[bytes], bool], note: str) -> Callable[[bytes], bool]:
@@ -164,15 +170,27 @@ class WireWatch:
         while self._arrived:  # what arrived and was never taken in: lost, or cut off by the end
             arrived = self._arrived.popleft()
             if arrived.lost:
-                self._record(arrived.time, arrived.packet, "in", arrived.lost)
+                self._emit(arrived.time, arrived.packet, "in", arrived.lost)
 
     # --- what the subclass draws ---------------------------------------------------------------
 
     def _record(self, now: float, packet: bytes, direction: str, lost_note: str = "") -> None:
-        raise NotImplementedError
+        """A packet, in wire order (lost ones with their note). A plain WireWatch draws nothing."""
 
     def _state_changed(self, now: float, core_connection, change: StateChanged) -> None:
-        raise NotImplementedError
+        """A state change one of our connections reported. A plain WireWatch draws nothing."""
+
+    # --- handing on: to the subclass, then to each follower ------------------------------------
+
+    def _emit(self, now: float, packet: bytes, direction: str, lost_note: str = "") -> None:
+        self._record(now, packet, direction, lost_note)
+        for follower in self.followers:
+            follower.record(now, packet, direction, lost_note)
+
+    def _emit_state(self, now: float, core_connection, change: StateChanged) -> None:
+        self._state_changed(now, core_connection, change)
+        for follower in self.followers:
+            follower.state_changed(now, core_connection, change)
 
     # --- ordering ------------------------------------------------------------------------------
 
@@ -184,16 +202,16 @@ class WireWatch:
                 if not arrived.lost and arrived.packet == packet:
                     break
                 if arrived.lost:
-                    self._record(arrived.time, arrived.packet, "in", arrived.lost)
+                    self._emit(arrived.time, arrived.packet, "in", arrived.lost)
                 # (else: a packet that changed on the way, e.g. corrupted: the stack takes the copy)
-        self._record(now, packet, "in")
+        self._emit(now, packet, "in")
 
     def _draw_lost_arrivals(self, before: float | None = None) -> None:
         """Draw the dropped packets at the head of the arrival queue: nothing came before them.
         With `before`, only those that arrived before that time."""
         while self._arrived and self._arrived[0].lost and (before is None or self._arrived[0].time < before):
             arrived = self._arrived.popleft()
-            self._record(arrived.time, arrived.packet, "in", arrived.lost)
+            self._emit(arrived.time, arrived.packet, "in", arrived.lost)
 
 
 class LiveLadders(WireWatch):

@@ -95,6 +95,8 @@ class Ladder:
     right: Endpoint
     items: list[Arrow | StateMark] = field(default_factory=list)
     source: str = ""  # 'capture.pcap', 'live': said in the header of every rendering
+    window: str = ""  # when only part is drawn: which part ('segments 11-20 of 500'), see clip()
+    time_origin: float | None = None  # time 0 of the drawing (the whole connection's start, if clipped)
 
     @property
     def arrows(self) -> list[Arrow]:
@@ -106,6 +108,8 @@ class Ladder:
 
     @property
     def start_time(self) -> float:
+        if self.time_origin is not None:
+            return self.time_origin
         return min(item.time for item in self.items) if self.items else 0.0
 
     def endpoint(self, side: int) -> Endpoint:
@@ -127,3 +131,44 @@ class Ladder:
         """The states one side went through, in order, as the RFC spells them (State.value):
         handy in tests and summaries."""
         return [mark.state.value for mark in self.marks if mark.side == side]
+
+
+def clip(ladder: Ladder, first: int | None = None, last: int | None = None,
+         start: float | None = None, end: float | None = None, limit: int | None = None) -> Ladder:
+    """The part of a ladder between segment numbers first..last (1 = its first arrow, both
+    included) and/or times start..end (seconds since its first item), at most `limit` segments
+    of it. Times stay those of the whole connection; each side's state at the start of the part
+    is drawn first, so the part reads on its own. `window` says what was kept."""
+    origin = ladder.start_time
+    arrows = ladder.arrows
+    chosen = [
+        (number, arrow) for number, arrow in enumerate(arrows, 1)
+        if (first is None or number >= first) and (last is None or number <= last)
+        and (start is None or _since(arrow.time, origin) >= start) and (end is None or _since(arrow.time, origin) <= end)
+    ]
+    if limit is not None:
+        chosen = chosen[:limit]
+    if not chosen:
+        return Ladder(ladder.left, ladder.right, [], ladder.source, f"no segment in the range (of {len(arrows)})", origin)
+    low, high = chosen[0][1].time, chosen[-1][1].time
+    kept_arrows = {id(arrow) for _, arrow in chosen}
+    before: dict[int, StateMark] = {}
+    items: list[Arrow | StateMark] = []
+    for item in ladder.items:
+        if isinstance(item, Arrow):
+            if id(item) in kept_arrows:
+                items.append(item)
+        elif item.time < low:
+            before[item.side] = item
+        elif item.time <= high:
+            items.append(item)
+    opening = [StateMark(low, side, mark.state, mark.inferred, "its state before the range drawn")
+               for side, mark in sorted(before.items())]
+    window = f"segments {chosen[0][0]}-{chosen[-1][0]} of {len(arrows)}"
+    return Ladder(ladder.left, ladder.right, opening + items, ladder.source, window, origin)
+
+
+def _since(time: float, origin: float) -> float:
+    """Seconds from origin to time, to the microsecond: capture times near 1.7e9 carry a rounding
+    error of about 2e-7 s, which must not move a segment out of a range given as "30ms"."""
+    return round(time - origin, 6)

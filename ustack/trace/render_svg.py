@@ -17,7 +17,12 @@ WIDTH = 1000
 LEFT_X = 240
 RIGHT_X = 860
 TOP = 110  # below the titles
-ARROW_ROW = 46
+ARROW_ROW = 52  # an arrow, its label above and its options below, with LABEL_GAP on each side
+LABEL_SIZE = 13
+NOTE_SIZE = 11
+LABEL_GAP = 4  # pixels between a text and the line it describes
+ARROW_SPAN_LOST = 300  # a lost arrow reaches at least this far before its cross
+CROSS_CLEARANCE = 24  # pixels between the end of a lost arrow's words and its cross
 STATE_ROW = 30
 SLANT = 14  # how far an arrow falls while it crosses: the time it spends on the wire, symbolically
 FONT = "font-family=\"DejaVu Sans Mono, Menlo, Consolas, monospace\""
@@ -61,32 +66,58 @@ def _arrowhead(x: float, y: float, direction: int, slope: float, colour: str) ->
     return f'<polygon points="{text}" fill="{colour}"/>'
 
 
+def _text_width(content: str, size: int) -> float:
+    """The width of monospaced text: DejaVu Sans Mono's advance is 0.602 em (a little more, to be safe)."""
+    return len(content) * size * 0.61
+
+
+def _line_y_range(start_x: float, start_y: float, slope: float, low_x: float, high_x: float) -> tuple[float, float]:
+    """The highest and lowest y of the line through (start_x, start_y) with `slope`, over x in [low_x, high_x]."""
+    ends = (start_y + (low_x - start_x) * slope, start_y + (high_x - start_x) * slope)
+    return min(ends), max(ends)
+
+
+def _span(x: float, width: float, anchor: str) -> tuple[float, float]:
+    if anchor == "middle":
+        return x - width / 2, x + width / 2
+    return (x, x + width) if anchor == "start" else (x - width, x)
+
+
 def _arrow(arrow: Arrow, y: float, numbering: Numbering) -> list[str]:
     colour, dash = STYLE.get(arrow.kind, STYLE["normal"])
     start_x, end_x = (LEFT_X, RIGHT_X) if arrow.from_side == LEFT else (RIGHT_X, LEFT_X)
     direction = 1 if end_x > start_x else -1
-    slope = SLANT / (end_x - start_x) * direction  # drop per pixel travelled
-    parts = []
+    slope = SLANT / (end_x - start_x)  # y grows by this per unit of x (signed: the arrow always falls)
     middle_x = (LEFT_X + RIGHT_X) / 2
+    label = arrow_label(arrow, numbering)
+    note = f"({arrow.note})" if arrow.note else ""
+    below = " ".join(text for text in (options_label(arrow, numbering), note) if text)
+    text_x, anchor = middle_x, "middle"
+    parts = []
     if arrow.kind == LOST:
-        stop_x = middle_x + direction * 90
-        stop_y = y + abs(stop_x - start_x) * slope
+        # A lost arrow stops part way in a cross: its words start next to its sender and the
+        # cross comes after the longest of them, so that it never covers them.
+        text_x, anchor = start_x + 14 * direction, "start" if direction > 0 else "end"
+        longest = max(_text_width(label, LABEL_SIZE), _text_width(below, NOTE_SIZE) if below else 0.0)
+        reach = max(ARROW_SPAN_LOST, 14 + longest + CROSS_CLEARANCE)
+        stop_x = start_x + direction * min(reach, abs(end_x - start_x) - CROSS_CLEARANCE)
+        stop_y = y + (stop_x - start_x) * slope
         parts.append(_line(start_x, y, stop_x, stop_y, colour, dash))
         for dx, dy in ((-7, -7), (-7, 7)):
             parts.append(_line(stop_x + dx, stop_y + dy, stop_x - dx, stop_y - dy, colour, width=2.4))
     else:
         parts.append(_line(start_x, y, end_x, y + SLANT, colour, dash))
-        parts.append(_arrowhead(end_x, y + SLANT, direction, slope, colour))
-    # A lost arrow stops half way: its words go next to its sender, clear of the cross.
-    text_x, anchor = middle_x, "middle"
-    if arrow.kind == LOST:
-        text_x, anchor = start_x + 14 * direction, "start" if direction > 0 else "end"
-    text_y = y + abs(text_x - start_x) * slope
-    parts.append(_text(text_x, text_y - 6, arrow_label(arrow, numbering), 13, anchor, fill=colour))
-    note = f"({arrow.note})" if arrow.note else ""
-    below = " ".join(text for text in (options_label(arrow, numbering), note) if text)
+        parts.append(_arrowhead(end_x, y + SLANT, direction, slope * direction, colour))
+    # Each text keeps LABEL_GAP pixels from the line under its whole width: its baseline goes
+    # above the highest point of the line there (plus the descent of the letters), or below the
+    # lowest (plus their ascent).
+    low, high = _span(text_x, _text_width(label, LABEL_SIZE), anchor)
+    top, _ = _line_y_range(start_x, y, slope, low, high)
+    parts.append(_text(text_x, top - LABEL_GAP - 0.25 * LABEL_SIZE, label, LABEL_SIZE, anchor, fill=colour))
     if below:
-        parts.append(_text(text_x, text_y + 16, below, 11, anchor, fill="#555"))
+        low, high = _span(text_x, _text_width(below, NOTE_SIZE), anchor)
+        _, bottom = _line_y_range(start_x, y, slope, low, high)
+        parts.append(_text(text_x, bottom + LABEL_GAP + 0.75 * NOTE_SIZE, below, NOTE_SIZE, anchor, fill="#555"))
     return parts
 
 

@@ -1,0 +1,258 @@
+"""The virtio_net_hdr (ustack/link/vnet.py): parse/build, partial checksums, named drops, and the
+coalescing of our segments into super-segments that the kernel cuts back into the same segments.
+No TUN device here: `split_super_segment` does in Python what the kernel's TSO does."""
+
+from __future__ import annotations
+
+import pytest
+
+from ustack.link import vnet
+from ustack.link.vnet import (
+    DATA_VALID, GSO_ECN, GSO_NONE, GSO_TCPV4, GSO_TCPV6, GSO_UDP, GSO_UDP_L4, HEADER_SIZE, NEEDS_CSUM,
+    Coalescer, VnetDrop, VnetHeader, build_vnet_header, large_segment_frame, packet_from_kernel, parse_vnet_header,
+    split_super_segment,
+)
+from ustack.stack import Stack
+from ustack.wire import build_tcp_packet, parse_packet
+from ustack.wire.checksum import pseudo_header_sum
+from ustack.wire.tcp import TcpOptions, TcpSegment
+
+A, B = 0x0A4D0001, 0x0A4D0002
+ACK, PSH, FIN, SYN = 0x10, 0x08, 0x01, 0x02
+TS = TcpOptions(timestamps=(1000, 2000))
+
+
+def segment(seq: int, length: int, flags: int = ACK, options: TcpOptions = TS, ports=(40000, 80)) -> bytes:
+    payload = bytes((seq + index) & 0xFF for index in range(length))
+    return build_tcp_packet(A, B, TcpSegment(ports[0], ports[1], seq, 7777, flags, 500, 0, options, payload))
+
+
+def coalesce(packets: list[bytes]) -> list[bytes]:
+    coalescer = Coalescer()
+    frames = [frame for packet in packets for frame in coalescer.add(packet)]
+    return frames + coalescer.flush()
+
+
+def without_ip_id(packet: bytes) -> bytes:
+    """The kernel numbers the pieces' IP identification upwards (and so their IP checksum
+    differs); everything else must be byte for byte what the stack built."""
+    return packet[:4] + packet[6:10] + packet[12:]
+
+
+def partial(packet: bytes) -> bytes:
+    """`packet` as the kernel hands it with CHECKSUM_PARTIAL: the TCP checksum field holds only
+    the folded pseudo-header sum."""
+    total = len(packet)
+    folded = vnet._fold(pseudo_header_sum(A, B, 6, total - 20))
+    return packet[:36] + folded.to_bytes(2, "big") + packet[38:]
+
+
+# --- the header itself ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("gso_type", [GSO_NONE, GSO_TCPV4, GSO_UDP, GSO_TCPV6, GSO_UDP_L4, GSO_TCPV4 | GSO_ECN])
+def test_every_gso_type_survives_build_and_parse(gso_type):
+    header = VnetHeader(NEEDS_CSUM, gso_type, 52, 1448, 20, 16)
+    data = build_vnet_header(header)
+    assert len(data) == HEADER_SIZE == 10
+    assert parse_vnet_header(data + b"packet") == header
+
+
+def test_a_partial_checksum_is_completed_before_parsing():
+    whole = segment(1, 1000)
+    frame = build_vnet_header(VnetHeader(NEEDS_CSUM, GSO_NONE, 0, 0, 20, 16)) + partial(whole)
+    assert partial(whole) != whole
+    assert packet_from_kernel(frame) == whole
+    parse_packet(packet_from_kernel(frame))  # a valid checksum: parses without WireError
+
+
+def test_a_packet_marked_data_valid_or_plain_is_passed_as_it_is():
+    whole = segment(1, 100)
+    assert packet_from_kernel(build_vnet_header(VnetHeader(DATA_VALID)) + whole) == whole
+    assert packet_from_kernel(build_vnet_header(VnetHeader()) + whole) == whole
+
+
+@pytest.mark.parametrize(
+    "header, packet, reason",
+    [
+        (None, b"\0" * 5, "vnet_header_truncated"),
+        (VnetHeader(flags=0x08), segment(1, 10), "vnet_unknown_flags"),
+        (VnetHeader(gso_type=2), segment(1, 10), "vnet_unknown_gso_type"),
+        (VnetHeader(gso_type=GSO_UDP, gso_size=1000), segment(1, 10), "vnet_gso_udp_not_supported"),
+        (VnetHeader(gso_type=GSO_TCPV6, gso_size=1000), segment(1, 10), "vnet_gso_tcpv6_not_supported"),
+        (VnetHeader(gso_type=GSO_UDP_L4, gso_size=1000), segment(1, 10), "vnet_gso_udp_l4_not_supported"),
+        (VnetHeader(gso_type=GSO_TCPV4, gso_size=0), segment(1, 10), "vnet_gso_size_zero"),
+        (VnetHeader(gso_type=GSO_TCPV4, gso_size=100), b"\x45" + b"\0" * 30, "vnet_gso_not_tcp_over_ipv4"),
+        (VnetHeader(NEEDS_CSUM, csum_start=20, csum_offset=4000), segment(1, 10), "vnet_checksum_out_of_range"),
+        (VnetHeader(NEEDS_CSUM, csum_start=2, csum_offset=16), segment(1, 10), "vnet_checksum_out_of_range"),
+    ],
+)
+def test_a_malformed_frame_is_dropped_for_a_named_reason(header, packet, reason):
+    frame = packet if header is None else build_vnet_header(header) + packet
+    with pytest.raises(VnetDrop) as caught:
+        packet_from_kernel(frame)
+    assert caught.value.reason == reason
+
+
+# --- coalescing and what the kernel makes of it --------------------------------------------------
+
+
+def test_a_run_whose_last_piece_is_short_becomes_one_super_segment_and_splits_back():
+    packets = [segment(1, 1448), segment(1449, 1448), segment(2897, 1448), segment(4345, 500, ACK | PSH)]
+    [frame] = coalesce(packets)
+    header = parse_vnet_header(frame)
+    assert (header.gso_type, header.gso_size, header.flags) == (GSO_TCPV4, 1448, NEEDS_CSUM)
+    assert (header.hdr_len, header.csum_start, header.csum_offset) == (20 + 32, 20, 16)
+    assert len(frame) - HEADER_SIZE == 52 + 3 * 1448 + 500
+    pieces = split_super_segment(frame)
+    assert list(map(without_ip_id, pieces)) == list(map(without_ip_id, packets))
+    for piece in pieces:
+        parse_packet(piece)  # both checksums valid
+
+
+def test_fin_and_psh_ride_on_the_last_piece_only():
+    packets = [segment(1, 1000), segment(1001, 1000), segment(2001, 10, ACK | PSH | FIN)]
+    [frame] = coalesce(packets)
+    flags = [parse_packet(piece).tcp.flags for piece in split_super_segment(frame)]
+    assert flags == [ACK, ACK, ACK | PSH | FIN]
+
+
+def test_a_psh_before_the_last_piece_ends_the_run():
+    packets = [segment(1, 1000, ACK | PSH), segment(1001, 1000)]
+    frames = coalesce(packets)
+    assert [parse_vnet_header(frame).gso_type for frame in frames] == [GSO_NONE, GSO_NONE]
+    assert [frame[HEADER_SIZE:] for frame in frames] == packets
+
+
+def test_sack_blocks_are_carried_on_every_piece_and_different_options_do_not_join():
+    sack = TcpOptions(timestamps=(1000, 2000), sack_blocks=((90000, 91000),))
+    packets = [segment(1, 1416, options=sack), segment(1417, 1416, options=sack), segment(2833, 1416)]
+    frames = coalesce(packets)
+    assert len(frames) == 2  # the third has no SACK block: a header of its own
+    pieces = split_super_segment(frames[0]) + split_super_segment(frames[1])
+    assert [parse_packet(piece).tcp.options.sack_blocks for piece in pieces] == [((90000, 91000),)] * 2 + [()]
+    assert list(map(without_ip_id, pieces)) == list(map(without_ip_id, packets))
+
+
+@pytest.mark.parametrize(
+    "second",
+    [
+        segment(2001, 1000),  # a gap in sequence space
+        segment(1001, 1000, ports=(40001, 80)),  # another connection
+        segment(1001, 1001),  # longer than the first piece
+        segment(1001, 1000, options=TcpOptions(timestamps=(1001, 2000))),  # another timestamp
+        segment(1001, 0),  # no data
+        segment(1001, 10, ACK | SYN),
+    ],
+)
+def test_what_the_kernel_could_not_give_back_as_it_was_is_not_joined(second):
+    frames = coalesce([segment(1, 1000), second])
+    assert [frame[HEADER_SIZE:] for frame in frames] == [segment(1, 1000), second]
+
+
+def test_a_short_piece_in_the_middle_ends_the_run():
+    packets = [segment(1, 1000), segment(1001, 500), segment(1501, 500)]
+    frames = coalesce(packets)
+    assert len(frames) == 2
+    assert [piece for frame in frames for piece in map(without_ip_id, split_super_segment(frame))] == list(
+        map(without_ip_id, packets)
+    )
+
+
+def test_no_super_segment_exceeds_the_largest_ipv4_packet():
+    packets = [segment(1 + index * 1448, 1448) for index in range(100)]
+    frames = coalesce(packets)
+    assert all(len(frame) - HEADER_SIZE <= 65535 for frame in frames)
+    assert len(frames) == 3  # 45 + 45 + 10 pieces
+    assert [piece for frame in frames for piece in map(without_ip_id, split_super_segment(frame))] == list(
+        map(without_ip_id, packets)
+    )
+
+
+# --- two stacks: offload on and off give the same byte stream ----------------------------------
+
+
+def transfer(size: int, offload: bool, mtu: int = 1500, tso: bool = False, pieces: list | None = None):
+    """A sends `size` bytes to B. With offload, A's packets go through the Coalescer and reach B
+    as whole super-segments (as the kernel's GRO would hand them), with a partial checksum B's
+    link completes. Returns what B read, the packets B received and the ACKs B sent."""
+    a, b = Stack(A, mtu=mtu, port_seed=1, segmentation_offload=tso), Stack(B, mtu=mtu, port_seed=2)
+    listener = b.listen(80)
+    now = 0.0
+    received = acks = 0
+
+    def to_b(packets):
+        nonlocal received
+        if tso:  # the kernel cuts what is larger than the MTU; B gets the pieces
+            cut = []
+            for packet in packets:
+                frame = large_segment_frame(packet, mtu) if len(packet) > mtu else None
+                cut += split_super_segment(frame) if frame else [packet]
+            pieces.extend(cut)
+            packets = cut
+        if offload:
+            frames = coalesce(packets)
+            packets = []
+            for frame in frames:
+                header = parse_vnet_header(frame)
+                if header.gso_type == GSO_TCPV4:
+                    frame = frame[:HEADER_SIZE] + partial(frame[HEADER_SIZE:])  # as the kernel leaves it
+                packets.append(packet_from_kernel(frame))
+        for packet in packets:
+            b.receive(packet, now)
+            received += 1
+
+    client = a.connect(B, 80, now)
+    data = bytes(index * 7 & 0xFF for index in range(size))
+    sent = 0
+    out = bytearray()
+    server = None
+    for _ in range(100000):
+        if server is None:
+            server = listener.accept()
+        if sent < size:
+            sent += client.send(data[sent:], now)
+            a.poke(client)
+        to_b(a.transmit(now))
+        if server is not None and server.readable:
+            out += server.recv(1 << 20, now)
+            b.poke(server)
+        replies = b.transmit(now)
+        acks += len(replies)
+        for packet in replies:
+            a.receive(packet, now)
+        if len(out) == size:
+            break
+        now += 0.001
+        for stack in (a, b):
+            if (stack.next_deadline() or now + 1) <= now:
+                stack.on_timer(now)
+    return bytes(out), received, acks
+
+
+def test_segments_the_core_builds_larger_than_the_mtu_are_cut_into_full_sized_ones():
+    plain, _, _ = transfer(600_000, offload=False)
+    pieces: list[bytes] = []
+    cut, _, _ = transfer(600_000, offload=False, tso=True, pieces=pieces)
+    assert cut == plain
+    data = [parse_packet(piece).tcp for piece in pieces]
+    sizes = [len(segment.payload) for segment in data if segment.payload]
+    assert max(map(len, pieces)) <= 1500
+    assert sizes.count(1448) >= len(sizes) - 20  # full-sized but for a few tails
+    assert len(pieces) > 400  # 600 KB in 1448-byte pieces: it really was cut
+
+
+def test_the_stack_hands_down_large_segments_only_where_its_segments_fill_the_mtu():
+    a = Stack(A, mtu=1500, segmentation_offload=True)
+    assert a.offload_segments == 44  # 44 * 1460 + 60 bytes of headers fit in 65535
+    assert Stack(A, mtu=65535, segmentation_offload=True).offload_segments == 1
+    assert Stack(A, mtu=1500).offload_segments == 1
+
+
+@pytest.mark.parametrize("mtu", [1500, 65535])
+def test_offload_on_and_off_deliver_the_same_bytes_in_fewer_packets(mtu):
+    plain, plain_packets, plain_acks = transfer(600_000, offload=False, mtu=mtu)
+    joined, joined_packets, joined_acks = transfer(600_000, offload=True, mtu=mtu)
+    assert joined == plain == bytes(index * 7 & 0xFF for index in range(600_000))
+    if mtu == 1500:
+        assert joined_packets * 5 < plain_packets  # one parse per super-segment

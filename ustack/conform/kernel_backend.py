@@ -1,0 +1,575 @@
+"""Run a parsed script against the Linux kernel, as packetdrill does: the second backend of conform/.
+
+    result = drive_kernel(script, tolerance=None)   # a Result, as driver.drive gives for ustack
+
+For each script a network namespace of its own is made (and always removed, on Ctrl-C and on
+failure too: Namespace closes under signals_held). Inside it a TUN device named tun0 (the name the
+suite's defaults.sh configures) plays the remote host, with packetdrill's addresses: the kernel is
+192.168.0.1, the script's peer 192.0.2.1 (driver.LOCAL_ADDRESS / REMOTE_ADDRESS, the one owner of
+those for scripts). These addresses exist only inside the namespace.
+
+* `<` lines are built with ustack.wire (numbers mapped by matcher.inbound_segment) and written
+  into the TUN device; the kernel receives them as from the wire.
+* What the kernel sends is read from the TUN device by a reader thread that stamps each packet
+  with its arrival time; a `>` line takes the oldest and matches it (matcher.match_outbound).
+  Like packetdrill, the device has TSO and checksum offload on (TUNSETOFFLOAD), so the kernel
+  hands over whole TSO super-segments with the TCP checksum left partial: the checksum is filled
+  in here before parsing, and a 2000-byte burst is one segment, as the scripts expect.
+* System calls run on real sockets in a thread inside the namespace (kernel_syscalls).
+* Backquoted shell lines run inside the namespace (`ip netns exec`), from the script's directory.
+
+Time is real time, with packetdrill's rules (run.c): an event at script time T happens at T (we
+sleep until then); `+x` counts from when the previous event was done (consecutive inbound packets:
+from the previous one's time). A `>` segment must come within the tolerance of its time: 4 ms, or
+the script's --tolerance_usecs, or 12.5 % of the time since the previous event if that is more. A `>` segment must arrive within the tolerance of its
+time (packetdrill's 4 ms by default; `--tolerance_usecs` or the run's own setting). As in
+packetdrill, a segment no line expects is noticed only when the next `>` line meets it.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import ipaddress
+import os
+import queue
+import select
+import struct
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+from ustack.conform.driver import (
+    BIND_PORT,
+    ICMP_TYPES,
+    ICMP_UNREACHABLE_CODES,
+    LOCAL_ADDRESS,
+    REMOTE_ADDRESS,
+    REMOTE_PORT,
+    ScriptFailed,
+)
+from ustack.conform.kernel_syscalls import LINUX_CONSTANTS, SyscallThread, tcp_info
+from ustack.conform.matcher import SequenceMap, expected_text, inbound_segment, learn_from_outbound, match_outbound
+from ustack.conform.matcher import segment_text
+from ustack.conform.profile import FREEBSD, Unsupported, linux_command_for_freebsd_sysctl, script_profile
+from ustack.conform.shell import SetSysctl, interpret_shell
+from ustack.conform.raw_options import add_options, compare_fast_open, compare_options_length, fast_open_bytes
+from ustack.conform.lexer import ParseError
+from ustack.conform.parser import parse_file
+from ustack.conform.result import ERROR, FAIL, PASS, SKIPPED, Result
+from ustack.conform.script import CodeEvent, PacketEvent, Script, ShellEvent, SyscallEvent
+from ustack.conform.syscalls import check_outcome
+from ustack.link.tun import TUN_F_CSUM, TUN_F_TSO4, TUN_F_TSO6, TUN_F_TSO_ECN, TUNSETOFFLOAD
+from ustack.netns import Namespace, setup_tun_in_namespace
+from ustack.wire import IcmpMessage, TcpSegment, WireError, build_icmp_packet, build_tcp_packet, parse_packet
+from ustack.wire.checksum import checksum_add, checksum_finish, pseudo_header_sum
+from ustack.wire.ipv4 import IPV4_HEADER_LENGTH, address_text, address_value
+from ustack.wire.tcp import ACK, SYN
+
+LOCAL_PREFIX = 16  # packetdrill's 192.168.0.0/16 on the device: the script's --local_ip may be any of it
+TUN_NAME = "tun0"  # the name packetdrill gives its device, which the suite's defaults.sh configures
+TUN_OFFLOADS = TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6 | TUN_F_TSO_ECN  # what packetdrill asks for
+LARGEST_PACKET = 65535
+# How long a system call without `...` may take before the script fails: packetdrill's calls that
+# should not block return at once; one that blocks is an error in the script, not a hang.
+NONBLOCKING_CALL_LIMIT = 2.0
+# How long after the script's time a `>` line waits for its segment before giving up: past the
+# tolerance the segment is late anyway, but waiting a little longer shows what came instead.
+MISSING_SEGMENT_WAIT = 0.5
+SHELL_TIMEOUT = 30.0
+SPIN_TIME = 0.002
+
+# The names a `%{ }%` block compares tcp_info with (include/net/tcp_states.h, uapi/linux/tcp.h).
+TCP_INFO_NAMES = {
+    "TCP_ESTABLISHED": 1, "TCP_SYN_SENT": 2, "TCP_SYN_RECV": 3, "TCP_FIN_WAIT1": 4, "TCP_FIN_WAIT2": 5,
+    "TCP_TIME_WAIT": 6, "TCP_CLOSE": 7, "TCP_CLOSE_WAIT": 8, "TCP_LAST_ACK": 9, "TCP_LISTEN": 10,
+    "TCP_CLOSING": 11, "TCP_CA_Open": 0, "TCP_CA_Disorder": 1, "TCP_CA_CWR": 2, "TCP_CA_Recovery": 3,
+    "TCP_CA_Loss": 4, "TCPI_OPT_TIMESTAMPS": 1, "TCPI_OPT_SACK": 2, "TCPI_OPT_WSCALE": 4,
+    "TCPI_OPT_ECN": 8, "TCPI_OPT_ECN_SEEN": 16, "TCPI_OPT_SYN_DATA": 32,
+}
+
+KERNEL_SCRIPT_OPTIONS = ("ip_version", "tolerance_usecs", "tolerance_percent", "mtu", "non_fatal",
+                         "strict_segments", "local_ip", "remote_ip")
+DEFAULT_TOLERANCE_PERCENT = 12.5  # packetdrill's config.c
+UNSUPPORTED_OPTIONS = {"md5": "TCP MD5 signatures (RFC 2385) are not built by ustack.wire"}
+
+_namespace_counter = 0
+
+
+def namespace_name() -> str:
+    """A name of our own for each run: the PID keeps parallel runs apart."""
+    global _namespace_counter
+    _namespace_counter += 1
+    return f"ust-drill-{os.getpid()}-{_namespace_counter}"
+
+
+def run_kernel_path(path: str | Path, defines: frozenset[str], tolerance: float | None = None) -> Result:
+    """Parse and run one file against the kernel; a parse error is a result ("error")."""
+    try:
+        script = parse_file(path, defines)
+    except ParseError as error:
+        return Result(str(path), ERROR, error.message, error.line, key=f"line {error.line} parse")
+    found = find_kernel_unsupported(script)
+    if found is not None:
+        problem, line = found
+        return Result(script.path, SKIPPED, str(problem), line, key=problem.feature)
+    return drive_kernel(script, tolerance)
+
+
+def find_kernel_unsupported(script: Script) -> tuple[Unsupported, int | None] | None:
+    """The first thing in `script` this backend cannot do, before anything runs (so that a
+    script is skipped, not half run); None if there is none."""
+    for name, value in script.options.items():
+        if name not in KERNEL_SCRIPT_OPTIONS:
+            return Unsupported(f"--{name}", "not supported by the kernel backend"), None
+        if name == "ip_version" and value != "ipv4":
+            return Unsupported("ipv6", f"--ip_version={value}"), None
+        if name in ("local_ip", "remote_ip"):
+            try:
+                ipaddress.IPv4Address(value)
+            except ValueError:
+                return Unsupported("ipv6", f"--{name}={value}: the drill network is IPv4"), None
+    for event in script.events:
+        problem = None
+        if isinstance(event, SyscallEvent) and not hasattr(SyscallThread, f"_{event.name}"):
+            problem = Unsupported(f"syscall {event.name}", "not in kernel_syscalls.py")
+        elif isinstance(event, PacketEvent):
+            if event.icmp is not None and (event.direction == ">" or event.icmp.type not in ICMP_TYPES):
+                problem = Unsupported("icmp", "ICMP from the kernel, or an ICMP type driver.py does not name")
+            elif event.icmp is not None and event.icmp.code and event.icmp.code not in ICMP_UNREACHABLE_CODES:
+                problem = Unsupported("icmp", f"ICMP code {event.icmp.code}")
+            elif event.ip_info or event.udp_ports is not None:
+                problem = Unsupported("ip_header_fields", "IP header fields (tos, ecn, ttl) or TCP over UDP")
+            else:
+                for option in event.options or ():
+                    if option.name in UNSUPPORTED_OPTIONS:
+                        problem = Unsupported(f"tcp option {option.name}", UNSUPPORTED_OPTIONS[option.name])
+                    elif option.name in ("FO", "FOEXP") and event.direction == "<":
+                        try:
+                            fast_open_bytes(option)
+                        except Unsupported as error:
+                            problem = error
+        if problem is not None:
+            return problem, event.line
+    return None
+
+
+def drive_kernel(script: Script, tolerance: float | None = None) -> Result:
+    driver = KernelDriver(script, tolerance)
+    # Three threads share the interpreter (packets, system calls, the script); Python's default
+    # 5 ms switch interval would add up to 5 ms to every time stamp, more than the tolerance.
+    switch_interval = sys.getswitchinterval()
+    sys.setswitchinterval(0.0002)
+    try:
+        with Namespace(namespace_name()) as namespace:
+            driver.run(namespace)
+    except ScriptFailed as failure:
+        key = f"line {failure.line} {failure.what}"
+        return Result(script.path, FAIL, failure.reason, failure.line, failure.mismatch, driver.warnings, key)
+    except Unsupported as problem:
+        return Result(script.path, SKIPPED, str(problem), driver.line, None, driver.warnings, problem.feature)
+    finally:
+        sys.setswitchinterval(switch_interval)
+    return Result(script.path, PASS, "", None, None, driver.warnings)
+
+
+def fill_tcp_checksum(packet: bytes) -> bytes:
+    """The packet with its TCP checksum computed: with checksum offload the kernel leaves only
+    the pseudo-header sum in it (the device is supposed to finish it)."""
+    header_length = (packet[0] & 0x0F) * 4
+    if len(packet) < header_length + 20 or packet[9] != 6:
+        return packet
+    source, destination = struct.unpack_from("!II", packet, 12)
+    total = struct.unpack_from("!H", packet, 2)[0]
+    tcp = bytearray(packet[header_length:total])
+    tcp[16:18] = b"\0\0"
+    partial = pseudo_header_sum(source, destination, 6, len(tcp))
+    tcp[16:18] = struct.pack("!H", checksum_finish(checksum_add(partial, bytes(tcp))))
+    return packet[:header_length] + bytes(tcp)
+
+
+class TunReader:
+    """Reads what the kernel sends into the TUN device, each packet with its arrival time."""
+
+    def __init__(self, fd: int, clock) -> None:
+        self.fd = fd
+        self.clock = clock
+        self.packets: queue.Queue = queue.Queue()
+        self.stopping = threading.Event()
+        self.thread = threading.Thread(target=self._main, name="drill-tun", daemon=True)
+        self.thread.start()
+
+    def _main(self) -> None:
+        while not self.stopping.is_set():
+            ready, _, _ = select.select([self.fd], [], [], 0.05)
+            if not ready:
+                continue
+            try:
+                packet = os.read(self.fd, LARGEST_PACKET)
+            except BlockingIOError:
+                continue
+            except OSError:
+                return
+            self.packets.put((self.clock(), packet))
+
+    def stop(self) -> None:
+        self.stopping.set()
+        self.thread.join(timeout=1.0)
+
+
+class KernelDriver:
+    def __init__(self, script: Script, tolerance: float | None = None) -> None:
+        self.script = script
+        self.tolerance = script.tolerance if tolerance is None else max(tolerance, script.tolerance)
+        self.non_fatal_syscalls = script.options.get("non_fatal") == "syscall"
+        self.tolerance_percent = float(script.options.get("tolerance_percent") or DEFAULT_TOLERANCE_PERCENT)
+        # packetdrill's --local_ip/--remote_ip; by default driver.py's (packetdrill's own) addresses.
+        self.local_address = address_value(script.options.get("local_ip") or address_text(LOCAL_ADDRESS))
+        self.remote_address = address_value(script.options.get("remote_ip") or address_text(REMOTE_ADDRESS))
+        self.directory = str(Path(script.path).resolve().parent)
+        self.line: int | None = None
+        self.warnings: list[str] = []
+        self.numbers: dict[int, SequenceMap] = {}  # our port -> the connection's numbers
+        # Keyed by (our port, the peer's port): one entry per connection.
+        self.remote_isn: dict[tuple[int, int], int] = {}  # the ISN the script's SYN gave the peer
+        self.script_isn: dict[tuple[int, int], int] = {}  # the ISN the script wrote on our SYN
+        # The peer's port: packetdrill gives every new connection to a listener a port of its own,
+        # so that a second connection is not taken for the first (still in TIME-WAIT, say).
+        self.remote_port = REMOTE_PORT
+        self.passive_opens = 0
+        self.listening = False  # listen() or accept() was called since the last SYN to the listener
+        self.start = 0.0
+        # packetdrill's run.c adjust_relative_event_times: `+x` counts from when the previous
+        # event was done (its call returned, its segment was matched), except that consecutive
+        # inbound packets count from the previous one's scheduled time, so they keep their spacing.
+        self.previous_time = 0.0  # when the previous event was done
+        self.previous_scheduled = 0.0  # the time it was scheduled for
+        self.previous = None
+        self.blocked = None  # (event, job, start) of a `...` call still running
+        self.namespace: Namespace | None = None
+        self.calls: SyscallThread | None = None
+        self.reader: TunReader | None = None
+        self.link = None
+        self.last_raw = b""  # the last packet read from the device, for the options ustack.wire skips
+        self.last_sent_seq: dict[tuple[int, int], int] = {}  # what an ICMP error without a quote quotes
+
+    def now(self) -> float:
+        return time.monotonic() - self.start
+
+    # -- set-up and the main loop -------------------------------------------------------------
+
+    def run(self, namespace: Namespace) -> None:
+        self.namespace = namespace
+        mtu = int(self.script.options.get("mtu", 1500))
+        self.link = setup_tun_in_namespace(namespace, TUN_NAME, mtu,
+                                           host_address=f"{address_text(self.local_address)}/{LOCAL_PREFIX}",
+                                           peer_address=address_text(self.remote_address),
+                                           offload=False)  # packets without a vnet header, as packetdrill's device
+        fcntl.ioctl(self.link.fileno(), TUNSETOFFLOAD, TUN_OFFLOADS)
+        self.start = time.monotonic()
+        self.reader = TunReader(self.link.fileno(), self.now)
+        self.calls = SyscallThread(f"/run/netns/{namespace.name}", self.local_address, BIND_PORT,
+                                   self.remote_address, REMOTE_PORT, self.now)
+        try:
+            events = list(self.script.events)
+            while events and isinstance(events[0], ShellEvent) and events[0].time is None:
+                self.line = events[0].line
+                self._shell(events.pop(0))  # set-up (defaults.sh) before the clock starts
+            self.start = time.monotonic()
+            for event in events:
+                self.line = event.line
+                if isinstance(event, PacketEvent) and event.direction == ">":
+                    self._expect_segment(event)
+                else:
+                    self._run_event(event)
+                self.previous = event
+            self._finish_blocked()
+        finally:
+            self.calls.stop()
+            self.reader.stop()
+
+    def _scheduled(self, event) -> tuple[float | None, float | None]:
+        """The (earliest, latest) script time of an event; (None, None) for `*` (driver.py's rules)."""
+        spec = event.time
+        if spec is None:
+            return self.now(), self.now()
+        if spec.kind == "any":
+            return None, None
+        base = 0.0
+        if spec.relative:
+            both_inbound = (
+                isinstance(event, PacketEvent) and event.direction == "<"
+                and isinstance(self.previous, PacketEvent) and self.previous.direction == "<"
+            )
+            base = self.previous_scheduled if both_inbound else self.previous_time
+        start = base + spec.start
+        end = base + spec.end if spec.kind == "range" else start
+        return start, end
+
+    def _run_event(self, event) -> None:
+        start, _ = self._scheduled(event)
+        if start is not None:
+            # As packetdrill (run.c wait_for_event): sleep until just before, then spin, since a
+            # sleeping thread wakes up a scheduler tick late on a busy machine.
+            delay = start - self.now()
+            if delay > SPIN_TIME:
+                time.sleep(delay - SPIN_TIME)
+            while self.now() < start:
+                pass
+        if isinstance(event, PacketEvent):
+            self._inject(event)
+        elif isinstance(event, SyscallEvent):
+            self._syscall(event, start)
+        elif isinstance(event, ShellEvent):
+            self._shell(event)
+        elif isinstance(event, CodeEvent):
+            self._code(event)
+        self.previous_scheduled = start if start is not None else self.now()
+        self.previous_time = self.now()
+
+    # -- packets ---------------------------------------------------------------------------------
+
+    def _numbers_for(self, port: tuple[int, int]) -> SequenceMap:
+        return self.numbers.setdefault(port, SequenceMap())
+
+    @property
+    def port(self) -> int:
+        return self.calls.current_port or BIND_PORT
+
+    @property
+    def connection(self) -> tuple[int, int]:
+        """(our port, the peer's port) of the connection under test: on the listener's port the
+        peer's port of the latest passive open, else the port connect() went to."""
+        return (self.port, self.remote_port if self.port == BIND_PORT else REMOTE_PORT)
+
+    def _inject(self, event: PacketEvent) -> None:
+        if event.icmp is not None:
+            self._inject_icmp(event)
+            return
+        if event.flags == "S" and self.port == BIND_PORT and self.listening:
+            if self.passive_opens:
+                self.remote_port += 1
+            self.passive_opens += 1
+            self.listening = False  # a repeated SYN is the same connection's
+        key = self.connection
+        numbers = self._numbers_for(key)
+        if "S" in event.flags and event.seq_start is not None:
+            self.remote_isn[key] = event.seq_start
+        self._set_remote_offset(numbers, key, "S" in event.flags)
+        segment = inbound_segment(event, numbers, key[1], key[0])
+        try:
+            packet = build_tcp_packet(self.remote_address, self.local_address, segment)
+        except WireError as error:
+            raise Unsupported("inbound segment", f"line {event.line} cannot be put on the wire: {error}") from None
+        extra = b"".join(fast_open_bytes(option) for option in event.options or () if option.name in ("FO", "FOEXP"))
+        if extra:
+            packet = add_options(packet, extra)
+        os.write(self.link.fileno(), packet)
+
+    def _inject_icmp(self, event: PacketEvent) -> None:
+        """An ICMP error from the peer quoting our segment (RFC 792: its IP header and first 8
+        bytes of TCP): the one the line names in `[start:end(length)]`, else our last one."""
+        icmp = event.icmp
+        key = self.connection
+        numbers = self._numbers_for(key)
+        if icmp.echoed_start is not None:
+            self._set_remote_offset(numbers, key, False)
+            seq = numbers.local_to_live(icmp.echoed_start)
+        else:
+            seq = self.last_sent_seq.get(key, 0)
+        quoted = TcpSegment(key[0], key[1], seq, 0, ACK, 0)
+        quoted_bytes = build_tcp_packet(self.local_address, self.remote_address, quoted)[: IPV4_HEADER_LENGTH + 8]
+        code = ICMP_UNREACHABLE_CODES.get(icmp.code, 0) if icmp.type == "unreachable" else 0
+        message = IcmpMessage(ICMP_TYPES[icmp.type], code, next_hop_mtu=icmp.mtu or 0, payload=quoted_bytes)
+        os.write(self.link.fileno(), build_icmp_packet(self.remote_address, self.local_address, message))
+
+    def _next_segment(self, wait_until: float):
+        """The oldest packet the kernel sent on the connection under test, as (arrival time,
+        packet); None if none by then. As in packetdrill (sniff_outbound_live_packet), packets of
+        other connections (a socket the script closed and no longer follows) are passed over,
+        and a SYN from a new port is a connect() starting: it becomes the connection under test."""
+        while True:
+            try:
+                when, packet = self.reader.packets.get(timeout=max(0.0, wait_until - self.now()))
+            except queue.Empty:
+                return None
+            if packet[0] >> 4 != 4:
+                continue  # not IPv4: nothing of the script's (IPv6 is off on the device anyway)
+            try:
+                parsed = parse_packet(fill_tcp_checksum(packet))
+            except WireError as error:
+                self.warnings.append(f"at {when:.3f} s the kernel sent a packet we cannot parse: {error}")
+                continue
+            if parsed.tcp is None:
+                self.warnings.append(f"at {when:.3f} s the kernel sent a packet that is not TCP")
+                continue
+            segment = parsed.tcp
+            if segment.flags & SYN and not segment.flags & ACK and segment.src_port != self.port:
+                self.calls.current_port = segment.src_port  # a connect still blocked names its port here
+            if (segment.src_port, segment.dst_port) != self.connection:
+                self.warnings.append(f"at {when:.3f} s passed over a segment of another connection: "
+                                     f"{segment.src_port} > {segment.dst_port} {segment_text(segment)}")
+                continue
+            self.last_raw = packet
+            self.last_sent_seq[self.connection] = segment.seq
+            return when, parsed
+
+    def _expect_segment(self, event: PacketEvent) -> None:
+        earliest, latest = self._scheduled(event)
+        deadline = (latest if latest is not None else self.now() + 10.0) + self.tolerance + MISSING_SEGMENT_WAIT
+        found = self._next_segment(deadline)
+        if found is None:
+            reason = f"the kernel sent nothing; the script expects {expected_text(event)}"
+            raise ScriptFailed(event.line, "missing-segment", reason)
+        when, parsed = found
+        segment = parsed.tcp
+        if len(segment.payload) < event.payload_length and "strict_segments" not in self.script.options:
+            when, segment = self._aggregate(event, when, segment, deadline)
+        key = (segment.src_port, segment.dst_port)
+        numbers = self._numbers_for(key)
+        if segment.flags & SYN and event.seq_start is not None and not event.seq_absolute:
+            numbers.local_isn_live = None  # each SYN or SYN-ACK names its connection's ISN
+        learn_from_outbound(event, segment, numbers)
+        if segment.flags & SYN and numbers.local_isn_known:
+            self.script_isn[key] = numbers.local_isn_script
+        self._set_remote_offset(numbers, key, bool(segment.flags & SYN))
+        tolerance = self._tolerance_for(earliest)
+        if earliest is not None and not (earliest - tolerance <= when <= latest + tolerance):
+            raise ScriptFailed(
+                event.line,
+                "timing",
+                f"timing: the segment came at {when:.3f} s, the script expects it at {earliest:.3f} s "
+                f"(tolerance {tolerance:.3f} s): {segment_text(segment, numbers)}",
+            )
+        mismatch = match_outbound(event, segment, numbers)
+        if mismatch is not None:
+            raise ScriptFailed(event.line, mismatch.field, mismatch.reason, mismatch)
+        problem = compare_fast_open(event.options, self.last_raw) or compare_options_length(event.options, self.last_raw)
+        if problem is not None:
+            raise ScriptFailed(event.line, "options", f"{problem}: {segment_text(segment, numbers)}")
+        self.previous_scheduled = earliest if earliest is not None else when
+        self.previous_time = self.now()
+
+    def _tolerance_for(self, scheduled: float | None, since: float | None = None) -> float:
+        """packetdrill's tolerance (run.c verify_time): the fixed one, or --tolerance_percent
+        (12.5 % by default) of the time since the previous event if that is more: a 1 s
+        retransmission timer on a kernel with HZ=250 fires up to tens of milliseconds late."""
+        base = self.previous_time if since is None else since
+        if scheduled is None:
+            return self.tolerance
+        return max(self.tolerance, self.tolerance_percent / 100.0 * (scheduled - base))
+
+    def _set_remote_offset(self, numbers: SequenceMap, key: tuple[int, int], syn: bool) -> None:
+        """packetdrill's numbering (socket.h, *_seq_script_to_live_offset): on a SYN or SYN-ACK the
+        peer's numbers are as written and ours count from the ISN the script wrote on our SYN; on
+        every other segment both sides count from 0 at their ISN. (The FreeBSD suite's scripts
+        write 0 for both ISNs, where all these agree.)"""
+        numbers.remote_offset = 0 if syn else self.remote_isn.get(key, 0)
+        if numbers.local_isn_known:
+            numbers.local_isn_script = self.script_isn.get(key, 0) if syn else 0
+
+    def _aggregate(self, event: PacketEvent, when: float, first, deadline: float):
+        """packetdrill's rule without --strict_segments: consecutive segments of one connection are
+        joined until they carry the payload the line expects, so that a script written for one
+        TSO burst of 10 segments matches the kernel's bursts of 2 (its TSO autosizing). The joined
+        segment has the first one's sequence number and the last one's other fields and time;
+        every fragment but the last must be as long as the one before it."""
+        payload = bytes(first.payload)
+        last = first
+        while len(payload) < event.payload_length:
+            found = self._next_segment(deadline)
+            if found is None:
+                break
+            when, parsed = found
+            fragment = parsed.tcp
+            left = event.payload_length - len(payload)
+            if len(fragment.payload) < left and len(fragment.payload) != len(last.payload):
+                raise ScriptFailed(event.line, "length", f"fragment of {len(fragment.payload)} bytes after one "
+                                   f"of {len(last.payload)} (expected {event.payload_length} bytes in all)")
+            payload += bytes(fragment.payload)
+            last = fragment
+        return when, last._replace(seq=first.seq, payload=payload)
+
+    # -- system calls, shell, code -------------------------------------------------------------
+
+    def _syscall(self, event: SyscallEvent, start: float | None) -> None:
+        self._finish_blocked()  # one call at a time, as packetdrill's syscall thread
+        if event.name in ("listen", "accept"):
+            self.listening = True
+        job = self.calls.submit(event)
+        if event.time is not None and event.time.kind == "blocking":
+            self.blocked = (event, job, self.now() if start is None else start)
+            return
+        if not job.done.wait(NONBLOCKING_CALL_LIMIT):
+            raise ScriptFailed(event.line, "syscall", f"{event.name} blocked; the script expects it to return")
+        self._check_returned(event, job, None)
+
+    def _check_returned(self, event: SyscallEvent, job, started: float | None) -> None:
+        if job.unsupported is not None:
+            raise job.unsupported
+        problem = check_outcome(event, job.outcome, LINUX_CONSTANTS)
+        if problem is None and started is not None:
+            end = started + (event.time.end - event.time.start)
+            if abs(job.returned_at - end) > self._tolerance_for(end, started):
+                problem = f"{event.name} returned at {job.returned_at:.3f} s, the script expects {end:.3f} s"
+        if problem is None:
+            return
+        if self.non_fatal_syscalls:
+            self.warnings.append(f"line {event.line}: {problem}")
+            return
+        raise ScriptFailed(event.line, "syscall", problem)
+
+    def _finish_blocked(self) -> None:
+        if self.blocked is None:
+            return
+        event, job, started = self.blocked
+        self.blocked = None
+        end = started + (event.time.end - event.time.start)
+        if not job.done.wait(max(0.0, end - self.now()) + self.tolerance + MISSING_SEGMENT_WAIT):
+            raise ScriptFailed(event.line, "never-returned", f"{event.name} never returned")
+        self._check_returned(event, job, started)
+
+    def _shell(self, event: ShellEvent) -> None:
+        command = event.command
+        if script_profile(self.directory) == FREEBSD:  # FreeBSD's commands, said the Linux way
+            action = interpret_shell(command)
+            if not isinstance(action, SetSysctl):
+                raise Unsupported("shell command", f"{command.strip()[:60]} (FreeBSD only)")
+            command = linux_command_for_freebsd_sysctl(action.name, action.value)
+        # PACKETDRILL_PID: the suite's set_sysctls.py names its restore file after it.
+        command = f"export PACKETDRILL_PID={os.getpid()}; cd {_quote(self.directory)} && {command}"
+        try:
+            done = self.namespace.run(["bash", "-c", command], timeout=SHELL_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            raise ScriptFailed(event.line, "shell", f"`{event.command}` did not finish in {SHELL_TIMEOUT:.0f} s")
+        if done.returncode != 0:
+            output = (done.stderr or done.stdout or "").strip().splitlines()
+            detail = f": {output[-1]}" if output else ""
+            raise ScriptFailed(event.line, "shell", f"`{event.command.strip()}` exited with {done.returncode}{detail}")
+
+    def _code(self, event: CodeEvent) -> None:
+        """A `%{ }%` block: Python, run with the TCP_INFO fields of the socket under test."""
+        sock = None
+        for candidate in reversed(list(self.calls.sockets.values())):
+            sock = candidate
+            break
+        if sock is None:
+            raise Unsupported("python code block", "no socket to read TCP_INFO from")
+        names = dict(tcp_info(sock))
+        names.update(TCP_INFO_NAMES)
+        # What the block prints is kept with the result, not mixed into the report.
+        names["print"] = lambda *values, **_: self.warnings.append(f"line {event.line}: " + " ".join(map(str, values)))
+        code = event.code.rstrip().rstrip("\\")  # a last `\` before `}%` continues nothing
+        try:
+            exec(compile(code, f"{self.script.path}:{event.line}", "exec"), {"__builtins__": __builtins__}, names)
+        except AssertionError as error:
+            raise ScriptFailed(event.line, "code", f"assertion failed in the Python block: {error}") from None
+        except NameError as error:
+            raise Unsupported("python code block", f"uses a name TCP_INFO does not give: {error}") from None
+        except Exception as error:
+            raise ScriptFailed(event.line, "code", f"error in the Python block: {type(error).__name__}: {error}")
+
+
+def _quote(text: str) -> str:
+    return "'" + text.replace("'", "'\\''") + "'"
