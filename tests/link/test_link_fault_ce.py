@@ -47,3 +47,13 @@ def test_packets_that_are_not_ecn_capable_are_never_marked():
 def test_ce_is_a_probability():
     with pytest.raises(ValueError, match="ce"):
         Faults(ce=1.5)
+
+
+def test_serve_and_connect_take_a_ce_flag():
+    from ustack import cli
+    from ustack.commands.faults import describe_faults, faults_from_args
+
+    args = cli.build_parser().parse_args(["serve", "--ce", "in:0.02,out:0.01"])
+    inbound, outbound = faults_from_args(args)
+    assert (inbound, outbound) == (Faults(ce=0.02), Faults(ce=0.01))
+    assert describe_faults(inbound, outbound) == "in: ce 0.02; out: ce 0.01"
