@@ -226,3 +226,12 @@ def test_dupack_loss_detection_keeps_no_rack_state():
 def test_an_unknown_loss_detection_is_refused():
     with pytest.raises(ValueError, match="loss_detection"):
         config(loss_detection="fack")
+
+
+def test_an_idle_connection_keeps_no_rack_books_until_data_is_written():
+    script, data = in_flight(0)
+    connection = script.connection
+    assert connection.sack_permitted
+    assert connection.rack is None and connection.snd.sent_times is None
+    connection.send(b"x", script.now)
+    assert connection.rack is not None and connection.snd.sent_times == []

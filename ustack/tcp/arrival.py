@@ -237,7 +237,8 @@ class SegmentArrival:
         self.window_scaling_enabled = negotiated.window_scaling
         self.sack_permitted = negotiated.sack
         self.timestamps_enabled = negotiated.timestamps
-        self._rack_start()  # RFC 8985 needs SACK
+        if self.snd.buffer is not None:
+            self._rack_start()  # data written before the handshake; RFC 8985 needs SACK
         if syn.flags & ECE:
             self._ecn_negotiate(syn)  # RFC 3168 6.1.1 (ecn.py)
         if negotiated.timestamps:

@@ -137,7 +137,7 @@ class Connection(SegmentArrival, AcknowledgementProcessing, RackProcessing, EcnP
         self.congestion = create_congestion_control(
             config.congestion_control, self.send_mss, config.initial_window_segments
         )
-        self.rack = None  # RACK-TLP's state (rack.py), made when SACK is negotiated
+        self.rack = None  # RACK-TLP's state (rack.py), made by the first data with SACK
         self.ecn = None  # ECN's state (ecn.py), made when the SYNs negotiate it (RFC 3168)
         # Timers: every deadline is kept by the TimerSet (timer_set.py); their expiries are
         # handled in timers.py.
@@ -275,7 +275,10 @@ class Connection(SegmentArrival, AcknowledgementProcessing, RackProcessing, EcnP
             if state is CLOSED:
                 raise call_error("connection_does_not_exist")
             raise call_error("connection_closing")
-        return self.snd.write(data, urgent)
+        accepted = self.snd.write(data, urgent)
+        if self.rack is None and self.sack_permitted:
+            self._rack_start()  # RACK-TLP's books are made by the first data (rack.py)
+        return accepted
 
     def recv(self, max_bytes: int, now: float) -> bytes:
         """RECEIVE (RFC 9293 3.10.3): up to max_bytes of in-order data.

@@ -21,7 +21,7 @@ Who keeps what:
   pipe and NextSeg already read through `lost_below`;
 - the reorder timer (Timer.REORDER) and the probe timer (Timer.TLP): the TimerSet;
 - everything else RACK and TLP remember: this module's `RackState`, made when a connection
-  with SACK first sends data (`Connection.rack`).
+  with SACK is first given data to send (`Connection.rack`).
 """
 
 from __future__ import annotations
@@ -213,7 +213,8 @@ class RackProcessing:
     __slots__ = ()  # the variables are Connection's (connection.py)
 
     def _rack_start(self) -> None:
-        """SACK was negotiated: RACK-TLP runs on this connection if the configuration says so."""
+        """SACK is negotiated and there is data to send: RACK-TLP runs on this connection if the
+        configuration says so. Made with the first data, so an idle connection pays nothing."""
         if self.sack_permitted and self.config.loss_detection == "rack" and self.rack is None:
             self.rack = RackState()
             self.snd.record_sent_times()
