@@ -35,7 +35,8 @@ def in_flight(segments_written: int, **changes) -> tuple[Script, bytes]:
         incoming(remote(0), local(1), SYN | ACK, window=PEER_WINDOW_WIDE, options=TcpOptions(mss=MSS, sack_permitted=True))
     )
     script.expect(outgoing(local(1), remote(1)))
-    assert connection.send(data, script.now) == len(data)
+    if data:
+        assert connection.send(data, script.now) == len(data)
     script.expect(*[segment(data, n) for n in range(min(8, segments_written))])
     return script, data
 
