@@ -43,7 +43,8 @@ def main() -> int:
     parser.add_argument("--rate", type=float, default=100.0,
                         help="bottleneck in Mbit/s each way (0: none, a burst arrives at one instant)")
     parser.add_argument("--megabytes", type=float, default=5)
-    parser.add_argument("--congestion-control", default=TcpConfig.congestion_control)
+    parser.add_argument("--congestion-control", default="reno,newreno,cubic",
+                        help="one algorithm or a comma-separated list, one block of rows each (default all three)")
     parser.add_argument("--no-limited-transmit", action="store_true", help="TcpConfig(limited_transmit=False)")
     parser.add_argument("--no-sack-recovery", action="store_true", help="TcpConfig(sack_recovery=False)")
     args = parser.parse_args()
@@ -52,19 +53,26 @@ def main() -> int:
         knobs["limited_transmit"] = False
     if args.no_sack_recovery:
         knobs["sack_recovery"] = False
-    config = TcpConfig(congestion_control=args.congestion_control, **knobs)
     size = int(args.megabytes * 1024 * 1024)
-    print(f"{args.megabytes:g} MB download, loss {args.loss:g} each way, one-way delay {args.delay * 1000:g} ms, "
-          f"bottleneck {args.rate:g} Mbit/s, "
-          f"congestion control {args.congestion_control}", " ".join(f"{k}={v}" for k, v in knobs.items()))
-    print(f"{'seed':>4} {'virtual s':>10} {'RTOs':>6} {'retransmitted':>14}")
-    rows = []
-    for seed in range(args.seeds):
-        seconds, timeouts, retransmitted = run(seed, config, size, args.loss, args.delay, args.rate * 125_000 or None)
-        rows.append((seconds, timeouts, retransmitted))
-        print(f"{seed:>4} {seconds:>10.2f} {timeouts:>6} {retransmitted:>14}")
-    print(f"mean {statistics.mean(r[0] for r in rows):>10.2f} {statistics.mean(r[1] for r in rows):>6.1f} "
-          f"{statistics.mean(r[2] for r in rows):>14.1f}")
+    summary = []
+    for algorithm in args.congestion_control.split(","):
+        config = TcpConfig(congestion_control=algorithm, **knobs)
+        print(f"{args.megabytes:g} MB download, loss {args.loss:g} each way, one-way delay {args.delay * 1000:g} ms, "
+              f"bottleneck {args.rate:g} Mbit/s, "
+              f"congestion control {algorithm}", " ".join(f"{k}={v}" for k, v in knobs.items()))
+        print(f"{'seed':>4} {'virtual s':>10} {'RTOs':>6} {'retransmitted':>14}")
+        rows = []
+        for seed in range(args.seeds):
+            seconds, timeouts, retransmitted = run(seed, config, size, args.loss, args.delay, args.rate * 125_000 or None)
+            rows.append((seconds, timeouts, retransmitted))
+            print(f"{seed:>4} {seconds:>10.2f} {timeouts:>6} {retransmitted:>14}")
+        means = tuple(statistics.mean(row[column] for row in rows) for column in range(3))
+        print(f"mean {means[0]:>10.2f} {means[1]:>6.1f} {means[2]:>14.1f}")
+        summary.append((algorithm, *means))
+    if len(summary) > 1:
+        print(f"{'algorithm':>9} {'mean virtual s':>14} {'RTOs':>6} {'retransmitted':>14}")
+        for algorithm, seconds, timeouts, retransmitted in summary:
+            print(f"{algorithm:>9} {seconds:>14.2f} {timeouts:>6.1f} {retransmitted:>14.1f}")
     return 0
 
 

@@ -14,7 +14,7 @@ from . import __version__
 from .commands.errors import CliError
 
 # The modules under ustack/commands/, in the order `ustack --help` lists them.
-COMMAND_MODULES = ["decode", "serve", "connect", "ss", "stats", "ladder", "conform", "drill", "lab", "cleanup"]
+COMMAND_MODULES = ["decode", "serve", "connect", "ss", "stats", "ladder", "plot", "conform", "drill", "lab", "cleanup"]
 
 
 class _Parser(argparse.ArgumentParser):

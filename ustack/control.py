@@ -18,6 +18,11 @@ The protocol is one JSON object per direction, each on one line:
                               "listeners": [{"local": {...}, "drops": {...}, ...}],
                               "connections": {"open": 3, "drops": {...}, ...}, "runtime": {...}}}
 
+A worker of `ustack serve --workers N` (ustack/workers.py) is a ustack of its own with its own
+socket; its answers also carry "worker": {"index": 1, "count": N, "parent": <the parent's pid>},
+which `ustack ss` and `ustack stats` show (worker_label) and use to find the parent's network
+record (network_owner).
+
 `now` is the answering process's monotonic clock, so a reader can turn timer deadlines (which are
 on that clock) into "fires in N seconds". The socket is removed when the ustack exits; a socket
 left by a ustack that died without cleaning up (its pid no longer runs) is removed by the next
@@ -136,8 +141,9 @@ class ControlServer:
 
     def __init__(self, snapshot_provider: SnapshotProvider, *, program: str = "ustack",
                  address: str | None = None, directory: Path | None = None,
-                 statistics_provider: StatisticsProvider | None = None) -> None:
+                 statistics_provider: StatisticsProvider | None = None, worker: dict | None = None) -> None:
         self.snapshot_provider = snapshot_provider
+        self.worker = worker  # {"index", "count", "parent"} for a worker of `ustack serve --workers`
         self.statistics_provider = statistics_provider
         self.program = program
         self.address = address
@@ -177,6 +183,8 @@ class ControlServer:
             return {"error": f"unknown request {kind!r}"}
         answer = {"pid": os.getpid(), "program": self.program, "address": self.address,
                   "now": asyncio.get_running_loop().time()}
+        if self.worker is not None:
+            answer["worker"] = self.worker
         if kind == "snapshots":
             answer["connections"] = [to_jsonable(snapshot) for snapshot in self.snapshot_provider()]
         elif self.statistics_provider is not None:
@@ -254,6 +262,23 @@ def survey(directory: Path | None = None, timeout: float = QUERY_TIMEOUT, reques
         except (OSError, ValueError) as error:
             problems.append(f"pid {pid}: no usable answer from {path} ({error})")
     return Survey(answers, problems)
+
+
+def worker_label(answer: dict) -> str:
+    """" worker=1/2" for a worker's answer, "" for a ustack on its own."""
+    worker = answer.get("worker")
+    if not isinstance(worker, dict):
+        return ""
+    return f" worker={worker.get('index', '?')}/{worker.get('count', '?')}"
+
+
+def network_owner(answer: dict):
+    """The pid whose network record (ustack/network.py) describes this answer's device: a
+    worker's parent, who made the device and namespace, or the ustack itself."""
+    worker = answer.get("worker")
+    if isinstance(worker, dict) and isinstance(worker.get("parent"), int):
+        return worker["parent"]
+    return answer.get("pid")
 
 
 def _process_exists(pid: int) -> bool:

@@ -278,6 +278,7 @@ def setup_tun_in_namespace(
     host_address: str,
     peer_address: str,
     offload: bool = True,
+    multi_queue: bool = False,
 ) -> TunLink:
     """Create a TUN device inside the namespace and make it a working link to ustack.
 
@@ -295,7 +296,8 @@ def setup_tun_in_namespace(
     except ValueError as error:
         raise NamespaceError(f"bad address: {error}") from None
     space_name = None if space is None else space.name
-    link = TunLink(tun_name, mtu=mtu, namespace=space_name, offload=offload)  # offload: link/tun.py
+    link = TunLink(tun_name, mtu=mtu, namespace=space_name, offload=offload,  # offload: link/tun.py
+                   multi_queue=multi_queue)  # more queues: link.attach_queue()
     try:
         try:
             _set_sysctl(space_name, f"net/ipv6/conf/{tun_name}/disable_ipv6", "1")

@@ -66,6 +66,9 @@ class NetworkSettings:
     outbound_faults: object | None = None
     program: str = "ustack"  # who runs this network, for the marker (`ustack ss`, `ustack cleanup`)
     offload: bool = True  # checksum/TSO offloads on the TUN device where the kernel offers them (link/tun.py)
+    # Queues of the TUN device, one per worker process (ustack/workers.py); above 1 the link chain
+    # is the bare TunLink of each queue (`network.queues`): no pcap, tracer, faults or gate.
+    queues: int = 1
 
 
 def check_can_create_tun() -> None:
@@ -91,6 +94,7 @@ class UstackNetwork:
         self.namespace = None  # the ustack.netns.Namespace, with settings.namespace
         self.link = None  # the outermost link of the chain: what the stack talks to
         self.device = None  # the TunLink itself
+        self.queues: list = []  # with settings.queues > 1: every queue's TunLink, `device` first
         self.fault = None  # the FaultInjector, if any
         self.gate = None  # what wire_layer made, if any
         self.record = None  # our marker file (see write_record), removed on close
@@ -122,12 +126,22 @@ class UstackNetwork:
                 self.namespace.open()
                 if not self.namespace.created:
                     self.reused_from = adopt_leftover(self.namespace)
+            if settings.queues > 1 and (settings.pcap or settings.trace_output is not None or settings.loss > 0
+                                        or settings.faults or settings.inbound_faults is not None
+                                        or settings.outbound_faults is not None or self.wire_layer is not None
+                                        or self.watch is not None):
+                raise NetworkError("--workers takes no --pcap, --trace, faults (--loss ...), --ladder, --plot or --web: "
+                                   "each worker has its own queue and nothing sees the whole wire")
             check_subnet_free(settings)
             self.record = write_record(self)
             # Without a namespace: in this process's own.
             self.device = link = setup_tun_in_namespace(self.namespace, settings.tun, settings.mtu,
                                                         host_address=settings.host_interface,
-                                                        peer_address=settings.address, offload=settings.offload)
+                                                        peer_address=settings.address, offload=settings.offload,
+                                                        multi_queue=settings.queues > 1)
+            self.queues = [link]
+            while len(self.queues) < settings.queues:
+                self.queues.append(link.attach_queue())
             if settings.pcap:
                 try:
                     link = PcapWriter(link, settings.pcap)
@@ -170,7 +184,10 @@ class UstackNetwork:
         link, self.link = self.link, None
         device, self.device = self.device, None
         namespace, self.namespace = self.namespace, None
+        queues, self.queues = self.queues[1:], []
         try:
+            for queue in queues:  # the further queues; the device goes with the last one
+                queue.close()
             if link is not None:
                 link.close()  # closes the whole chain: pcap flushed, TUN fd closed (device gone)
             elif device is not None:
@@ -190,21 +207,30 @@ class UstackNetwork:
     def created_namespace(self) -> bool:
         return bool(self.namespace is not None and self.namespace.created)
 
-    def make_stack(self, config=None):
-        """A fresh Stack at our address, for this link's MTU."""
+    def make_stack(self, config=None, secret: bytes | None = None):
+        """A fresh Stack at our address, for this link's MTU. `secret`: the key of its ISNs and
+        SYN cookies (random if None); workers share one, so that a cookie one of them made
+        validates on any other (ustack/workers.py)."""
         from .stack import Stack
         from .tcp import TcpConfig
+        from .tcp.isn import IsnGenerator
+        from .tcp.syn_cookies import SynCookies
         from .wire.ipv4 import address_value
 
-        return Stack(address_value(self.settings.address), config or TcpConfig(), mtu=self.settings.mtu,
-                     segmentation_offload=bool(self.device is not None and getattr(self.device, "offload", False)))
+        stack = Stack(address_value(self.settings.address), config or TcpConfig(), mtu=self.settings.mtu,
+                      segmentation_offload=bool(self.device is not None and getattr(self.device, "offload", False)),
+                      isn_generator=None if secret is None else IsnGenerator(secret))
+        if secret is not None:
+            stack.syn_cookies = SynCookies(secret=secret)
+        return stack
 
-    async def start_control(self, astack, program: str, directory: Path | None = None):
-        """This process's control socket (what `ustack ss` asks), started; NetworkError if it cannot."""
+    async def start_control(self, astack, program: str, directory: Path | None = None, worker: dict | None = None):
+        """This process's control socket (what `ustack ss` asks), started; NetworkError if it cannot.
+        `worker`: which worker this process is (ustack/workers.py), for the answers."""
         from .control import ControlServer, stack_statistics
 
         control = ControlServer(astack.snapshots, program=program, address=self.settings.address, directory=directory,
-                                statistics_provider=lambda: stack_statistics(astack.stack, astack))
+                                statistics_provider=lambda: stack_statistics(astack.stack, astack), worker=worker)
         try:
             await control.start()
         except OSError as error:

@@ -8,6 +8,10 @@ REPOSITORY = Path(__file__).resolve().parents[2]
 SUITE = Path(
     os.environ.get("USTACK_CONFORMANCE_SUITE", REPOSITORY.parent / "shared" / "conformance" / "freebsd-tcp-testsuite")
 )
+# Google's packetdrill scripts for Linux, beside the FreeBSD suite (or USTACK_LINUX_SUITE).
+LINUX_SUITE = Path(
+    os.environ.get("USTACK_LINUX_SUITE", SUITE.parent / "packetdrill-linux" / "tcp")
+)
 
 import pytest  # noqa: E402
 
@@ -16,4 +20,9 @@ import pytest  # noqa: E402
 needs_suite = pytest.mark.skipif(
     not SUITE.is_dir() and not os.environ.get("CI"),
     reason=f"the FreeBSD suite is not at {SUITE} (set USTACK_CONFORMANCE_SUITE)",
+)
+
+needs_linux_suite = pytest.mark.skipif(
+    not LINUX_SUITE.is_dir() and not os.environ.get("CI"),
+    reason=f"the Linux packetdrill scripts are not at {LINUX_SUITE} (set USTACK_LINUX_SUITE)",
 )

@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from conform.suite_path import needs_suite
-from conform.expected_list import EXPECTED, SUITE, current_results, read_expected
+from conform.suite_path import needs_linux_suite, needs_suite
+from conform.expected_list import EXPECTED, LINUX_EXPECTED, SUITE, current_results, read_expected
+from ustack.conform.profile import LINUX
 from ustack.conform.lexer import ParseError
 from ustack.conform.parser import parse_text
 from ustack.conform.runner import PASS, run_path, run_script
@@ -21,8 +22,16 @@ OURS = Path(__file__).with_name("ours")
 
 @needs_suite
 def test_the_expected_list_is_exactly_what_does_not_pass():
-    expected = read_expected()
-    actual = current_results()
+    compare(read_expected(), current_results(), EXPECTED)
+
+
+@needs_linux_suite
+def test_the_linux_expected_list_is_exactly_what_does_not_pass():
+    """The Linux scripts against ustack with the Linux profile (virtual time, deterministic)."""
+    compare(read_expected(LINUX_EXPECTED), current_results(LINUX), LINUX_EXPECTED)
+
+
+def compare(expected: dict, actual: dict, listed: Path) -> None:
     problems = []
     for script in sorted(set(expected) | set(actual)):
         want = expected.get(script)
@@ -30,10 +39,10 @@ def test_the_expected_list_is_exactly_what_does_not_pass():
         if want is None:
             problems.append(f"REGRESSION {script}: passed before, now {got[0]} ({got[1]}): {got[2]}")
         elif got is None:
-            problems.append(f"NOW PASSES {script}: remove it from {EXPECTED.name}")
+            problems.append(f"NOW PASSES {script}: remove it from {listed.name}")
         elif want[:2] != got[:2]:
             problems.append(f"CHANGED {script}: listed as {want[0]} ({want[1]}), now {got[0]} ({got[1]}): {got[2]}")
-    assert not problems, f"{len(problems)} differences from {EXPECTED}:\n" + "\n".join(problems)
+    assert not problems, f"{len(problems)} differences from {listed}:\n" + "\n".join(problems)
 
 
 @pytest.mark.parametrize("path", sorted(OURS.glob("*.pkt")), ids=lambda path: path.name)

@@ -92,14 +92,15 @@ def wait_for_kernel_listener(namespace: str, port: int, timeout: float = 10.0) -
 class ServeProcess:
     """One `ustack serve --netns NAME ...` child, whose stdout is read line by line."""
 
-    def __init__(self, namespace: str, arguments: list[str], environment: dict, pcap_path: Path,
+    def __init__(self, namespace: str, arguments: list[str], environment: dict, pcap_path: Path | None,
                  creates_namespace: bool = True) -> None:
         self.namespace = namespace
         self.environment = environment
         self.pcap_path = pcap_path
         self.creates_namespace = creates_namespace  # False: started in a namespace that existed
         self.process = subprocess.Popen(
-            [sys.executable, "-c", RUN_CLI, "serve", "--netns", namespace, "--pcap", str(pcap_path), *arguments],
+            [sys.executable, "-c", RUN_CLI, "serve", "--netns", namespace,
+             *(["--pcap", str(pcap_path)] if pcap_path is not None else []), *arguments],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=environment)
         self.lines: queue.Queue[str | None] = queue.Queue()
         self.output: list[str] = []
@@ -155,7 +156,7 @@ def run_directory():
     shutil.rmtree(directory, ignore_errors=True)
 
 
-def serve_starter(namespace_names: Callable[[], str], environment: dict, default_pcap: Path):
+def serve_starter(namespace_names: Callable[[], str], environment: dict, default_pcap: Path | None):
     """The body of a fixture that starts `ustack serve` processes (use it with `yield from`).
 
     Yields start(*serve arguments, namespace=None, pcap=None) -> a ready ServeProcess. By default

@@ -31,6 +31,9 @@ CONFIG = TcpConfig(
     window_scaling=False,
     sack=False,
     timestamps=False,
+    # The scripts spell out RFC 5681/6582 arithmetic segment by segment (halving on loss);
+    # CUBIC, the default, has its own tests (test_cubic.py).
+    congestion_control="newreno",
 )
 PEER_WINDOW = 8192
 AFTER_FIN = BUFFER - 1  # our window once the peer's FIN has taken a sequence number

@@ -21,13 +21,13 @@ def reno() -> CongestionControl:
 
 def one_round_trip(cc: CongestionControl, segments_per_ack: int = 1) -> None:
     """The sender fills cwnd with full segments and every one is acknowledged, with one ACK per
-    `segments_per_ack` segments (2 for a receiver that delays its ACKs, RFC 1122 4.2.3.2)."""
+    `segments_per_ack` segments (2 for a receiver that delays its ACKs, RFC 1122 4.2.3.2). The
+    sender has more to send, so it refills cwnd after every ACK: each ACK answers a flight of
+    cwnd, the case in which cwnd may grow (RFC 7661)."""
     segments = cc.cwnd // MSS
-    in_flight = segments * MSS
     while segments > 0:
         acked = min(segments, segments_per_ack)
-        cc.on_ack(acked * MSS, in_flight, 0.0)
-        in_flight -= acked * MSS
+        cc.on_ack(acked * MSS, cc.cwnd, 0.0)
         segments -= acked
 
 
@@ -138,7 +138,7 @@ def test_congestion_avoidance_does_not_grow_before_a_full_window_is_acknowledged
     for _ in range(9):
         cc.on_ack(MSS, 10 * MSS, 0.0)
     assert cc.cwnd == 10 * MSS
-    cc.on_ack(MSS, MSS, 0.0)
+    cc.on_ack(MSS, 10 * MSS, 0.0)
     assert cc.cwnd == 11 * MSS
 
 

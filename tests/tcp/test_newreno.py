@@ -40,8 +40,8 @@ def six_segments_in_flight(**changes) -> Script:
     return script
 
 
-def test_newreno_is_the_default_and_reno_stays_selectable():
-    assert TcpConfig().congestion_control == "newreno"
+def test_cubic_is_the_default_and_newreno_and_reno_stay_selectable():
+    assert TcpConfig().congestion_control == "cubic"  # RFC 9438, as in Linux (test_cubic.py)
     assert six_segments_in_flight().connection.congestion.name == "newreno"
     assert six_segments_in_flight(congestion_control="reno").connection.congestion.name == "reno"
 

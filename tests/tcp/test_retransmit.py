@@ -158,11 +158,17 @@ def test_a_window_update_is_not_a_duplicate_ack():
 def test_congestion_window_restarts_after_an_idle_period():
     script = established()
     connection = script.connection
-    for n in range(12):  # grow cwnd past the initial window in slow start
-        connection.send(bytes(1460), script.now)
-        (segment,) = connection.transmit(script.now)
-        script.receive(incoming(remote(1), seq_add(segment.seq, 1460)))
-    assert connection.congestion.cwnd == 14600 + 12 * 1460
+    # Grow cwnd past the initial window in slow start: a full window of 10 segments, each ACK
+    # answering a flight that filled cwnd (RFC 7661: only then may cwnd grow).
+    script.receive(incoming(remote(1), local(1), window=65535))
+    connection.send(bytes(14600), script.now)
+    segments = connection.transmit(script.now)
+    assert len(segments) == 10
+    for segment in segments:
+        script.receive(incoming(remote(1), seq_add(segment.seq, 1460), window=65535))
+    # Nothing more to send, so the flight shrinks by one segment an ACK: cwnd grows while the
+    # flight is more than half of it (slow start's cwnd-limited test), 10->11->12->13->14.
+    assert connection.congestion.cwnd == 14600 + 4 * 1460
     script.advance(5.0)  # idle for far longer than the RTO
     connection.send(bytes(1460), script.now)
     connection.transmit(script.now)

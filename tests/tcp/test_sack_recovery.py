@@ -137,7 +137,8 @@ def test_newreno_without_sack_waits_for_the_partial_ack_to_resend_the_second_hol
 
 
 def test_a_lost_retransmission_is_resent_once_later_data_is_sacked():
-    script = eight_segments_in_flight()
+    # RFC 6675's own sending pattern (pipe against ssthresh); PRR's is in test_prr.py.
+    script = eight_segments_in_flight(proportional_rate_reduction=False)
     connection = script.connection
     script.receive(ack(0, segments(1, 1)))
     script.expect(segment(8))

@@ -61,7 +61,8 @@ def run(args) -> int:
     with sigterm_as_interrupt():  # SIGTERM ends the run through the namespace's cleanup, as Ctrl-C
         for path in scripts:
             shown = display_path(path)
-            defines = PROFILE_DEFINES[script_profile(str(path.resolve()))]
+            profile = script_profile(str(path.resolve()))
+            defines = PROFILE_DEFINES[profile]
             row = []
             for backend in backends:
                 if backend == "kernel":
@@ -69,7 +70,7 @@ def run(args) -> int:
 
                     result = run_kernel_path(shown, defines, tolerance)
                 else:
-                    result = run_path(shown, defines)
+                    result = run_path(shown, defines, profile)
                 results[backend].append(result)
                 row.append(result)
             if not args.json:

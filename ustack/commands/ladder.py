@@ -123,9 +123,20 @@ def register(subparsers) -> None:
     parser.set_defaults(run=run)
 
 
-def run(args) -> int:
-    if args.svg:
-        check_output_file(args.svg)
+class Loaded(NamedTuple):
+    """A capture read for a command that draws one connection of it (ladder, plot)."""
+
+    name: str  # the file's name, or "standard input"
+    connections: list  # ConnectionSummary, as --list numbers them
+    chosen: object  # the one --conn named (None: build_ladder's default)
+    ladder: object  # its whole Ladder (None with --list)
+    note: str | None  # the file is cut short, if it is
+
+
+def load_connection(args, **build_options) -> Loaded:
+    """Read args.file and build the ladder of the connection args.conn names (none with args.list;
+    `build_options` go to build_ladder). The one way `ustack ladder` and `ustack plot` read a
+    capture: CliError with the reason."""
     name = "standard input" if args.file == "-" else args.file
     blob = read_capture_file(args.file)
     capture = read_capture(blob)
@@ -134,25 +145,34 @@ def run(args) -> int:
     note = cut_short_note(name, blob, len(whole), sum(whole))
     connections = list_connections(capture.observations)
     if args.list:
-        print_connections(connections, sys.stdout)
-        _say_cut_short(note)
-        return 0
+        return Loaded(name, connections, None, None, note)
     if not connections:
         skipped = ", ".join(f"{reason}: {count}" for reason, count in sorted(capture.skipped.items()))
         raise CliError(f"no TCP connection in {name}" + (f" (packets skipped: {skipped})" if skipped else ""))
     chosen = choose(connections, args.conn, name)
     try:
         ladder = build_ladder(capture.observations, source=name, connection=chosen,
-                              port=args.conn.port if args.conn and chosen is None else None)
+                              port=args.conn.port if args.conn and chosen is None else None, **build_options)
     except NoConnection as error:
         raise CliError(f"{error} in {name}") from None
+    return Loaded(name, connections, chosen, ladder, note)
+
+
+def run(args) -> int:
+    if args.svg:
+        check_output_file(args.svg)
+    name, connections, chosen, ladder, note = load_connection(args)
+    if args.list:
+        print_connections(connections, sys.stdout)
+        say_cut_short(note)
+        return 0
     whole = ladder
     if args.range_from is not None or args.range_to is not None:
-        ladder = _clipped(whole, args.range_from, args.range_to)
+        ladder = clipped(whole, args.range_from, args.range_to)
     if args.svg:
         drawn = ladder
         if len(ladder.arrows) > SVG_SEGMENT_LIMIT:
-            drawn = _clipped(whole, args.range_from, args.range_to, limit=SVG_SEGMENT_LIMIT)
+            drawn = clipped(whole, args.range_from, args.range_to, limit=SVG_SEGMENT_LIMIT)
             print(f"ustack ladder: {args.svg} draws {drawn.window}: an SVG of more than {SVG_SEGMENT_LIMIT} "
                   "segments is too tall to use; draw another part with --from/--to", file=sys.stderr)
         try:
@@ -167,24 +187,24 @@ def run(args) -> int:
         colour = sys.stdout.isatty() and "NO_COLOR" not in os.environ
         output = render_text(ladder, args.relative, colour=colour)
     if chosen is None and len(connections) > 1:
-        _say_which(ladder, connections, name, args.file)
+        say_which(ladder, connections, name, args.file)
     sys.stdout.write(output)
-    _say_cut_short(note)
+    say_cut_short(note)
     return 0
 
 
-def _say_which(ladder, connections, name: str, file_argument: str) -> None:
+def say_which(ladder, connections, name: str, file_argument: str, command: str = "ladder") -> None:
     """Several connections and no --conn '#N': say which one is drawn, and how to see the others."""
     drawn = next((c for c in connections if c.name == f"{ladder.left.name} > {ladder.right.name}"), None)
     which = f"#{drawn.number}, {drawn.name}" if drawn else ladder.left.name
-    print(f"ustack ladder: {name} holds {len(connections)} connections; drawing {which} "
-          f"(see them with: ustack ladder {file_argument} --list; choose with --conn '#N')", file=sys.stderr)
+    print(f"ustack {command}: {name} holds {len(connections)} connections; drawing {which} "
+          f"(see them with: ustack {command} {file_argument} --list; choose with --conn '#N')", file=sys.stderr)
 
 
-def _say_cut_short(note: str | None) -> None:
+def say_cut_short(note: str | None, command: str = "ladder") -> None:
     if note is not None:  # the diagram shows what is there; say that the file stops early
         sys.stdout.flush()
-        print(f"ustack ladder: {note}", file=sys.stderr)
+        print(f"ustack {command}: {note}", file=sys.stderr)
 
 
 def choose(connections, choice: ConnectionChoice | None, name: str):
@@ -221,7 +241,7 @@ def print_connections(connections, output) -> None:
               f"{connection.duration:>10.6f} s", file=output)
 
 
-def _clipped(ladder, range_from: RangeEnd | None, range_to: RangeEnd | None, limit: int | None = None):
+def clipped(ladder, range_from: RangeEnd | None, range_to: RangeEnd | None, limit: int | None = None):
     clipped = clip(ladder,
                    first=range_from.segment if range_from else None, last=range_to.segment if range_to else None,
                    start=range_from.seconds if range_from else None, end=range_to.seconds if range_to else None,

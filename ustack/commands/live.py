@@ -23,7 +23,7 @@ from .faults import faults_from_args
 
 
 @contextlib.contextmanager
-def open_network(args: argparse.Namespace, trace_output=None, ladders=None):
+def open_network(args: argparse.Namespace, trace_output=None, ladders=None, queues: int = 1):
     """The UstackNetwork of the network flags, open for the block and always closed after it."""
     check_addresses(args.addr, args.host_addr)
     inbound, outbound = faults_from_args(args) or (None, None)
@@ -31,7 +31,7 @@ def open_network(args: argparse.Namespace, trace_output=None, ladders=None):
         namespace=args.netns, tun=args.tun, address=args.addr, host_interface=args.host_addr, mtu=args.mtu,
         pcap=args.pcap, trace_output=(trace_output or sys.stdout) if args.trace else None,
         seed=args.seed, inbound_faults=inbound, outbound_faults=outbound, program=f"ustack {args.command}",
-        offload=not args.no_offload)
+        offload=not args.no_offload, queues=queues)
     network = UstackNetwork(settings, watch=ladders)
     try:
         with network:
@@ -70,9 +70,9 @@ def make_ladders(args: argparse.Namespace, output):
     return LiveLadders(output=output, port=port, relative=args.relative, colour=colour)
 
 
-async def start_control_server(network: UstackNetwork, astack, program: str):
+async def start_control_server(network: UstackNetwork, astack, program: str, worker: dict | None = None):
     """This process's control socket (what `ustack ss` asks), started; a failure is one line."""
     try:
-        return await network.start_control(astack, program)
+        return await network.start_control(astack, program, worker=worker)
     except NetworkError as error:
         raise CliError(str(error)) from None

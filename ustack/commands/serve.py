@@ -11,7 +11,12 @@ reachable from the kernel with ordinary tools until Ctrl-C (SIGINT) or SIGTERM.
 With --ladder [PORT], each connection (with PORT, each with that port on either side) is drawn
 as a ladder diagram on stdout once it has ended (CLOSED, after TIME-WAIT too), and those still open
 when ustack stops (Ctrl-C, SIGTERM) are drawn then; --relative numbers them like tcpdump without -S.
-With --loss, the packets dropped are drawn as lost arrows ending in an X.
+With --loss, the packets dropped are drawn as lost arrows ending in an X. With --plot DIR, each
+connection's time-sequence graph, with its cwnd/ssthresh/RTT/RTO below, is written to DIR as SVG.
+
+With --workers N (N > 1), N processes serve, one per queue of a multi-queue TUN device, each with
+its own Stack listening on the same ports (ustack/workers.py); `ustack ss` shows their
+connections in one table. No --pcap, --trace, faults, --ladder or --web then.
 
 Without --netns the TUN device is in the current namespace and the kernel side is reachable
 directly (curl http://10.77.0.2/). Everything made here is taken down on exit, on errors too: the
@@ -21,6 +26,7 @@ stdout (flushed) is the signal scripts wait for.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import dataclasses
 import os
@@ -34,6 +40,7 @@ from .arguments import (add_ladder_arguments, add_network_arguments, add_web_arg
 from .errors import CliError
 from .faults import describe_faults
 from .live import make_ladders, open_network, start_control_server, tcp_config
+from .plot import add_plot_argument, live_plots
 from .signals import sigterm_as_interrupt, stop_on_signals
 
 READY_LINE = "ustack: ready"
@@ -58,11 +65,27 @@ def register(subparsers) -> None:
                        help="SYN cookies when a SYN queue is full (auto, the default), never, or for every SYN")
     flood.add_argument("--synack-retries", metavar="N", type=retries_value, default=5,
                        help="SYN-ACK retransmissions before a half-open connection is dropped (default 5, as Linux)")
+    parser.add_argument("--workers", metavar="N", type=workers_value, default=1,
+                        help="N processes, one per TUN queue, each with its own stack on the same ports "
+                             "(one core each; default 1)")
     add_network_arguments(parser)
     add_ladder_arguments(parser, with_port=True)
+    add_plot_argument(parser)
     add_web_arguments(parser)
     parser.set_defaults(run=run)
 
+
+
+def workers_value(text: str) -> int:
+    from ..workers import MAX_WORKERS
+
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"workers must be a whole number, not {text!r}") from None
+    if not 1 <= value <= MAX_WORKERS:
+        raise argparse.ArgumentTypeError(f"workers {value} is outside 1..{MAX_WORKERS}")
+    return value
 
 
 def run(args) -> int:
@@ -84,7 +107,15 @@ def _run(args, output) -> int:
     from ..web.cli import follow, make_feed
 
     feed = make_feed(args, "ustack serve")  # --web: the page follows the ladders' WireWatch
-    ladders = follow(make_ladders(args, sys.stdout), feed)
+    ladders = follow(live_plots(args, sys.stdout) or make_ladders(args, sys.stdout), feed)
+    if args.workers > 1:
+        from ..workers import run_workers
+
+        with sigterm_as_interrupt(), open_network(args, ladders=ladders, queues=args.workers) as network:
+            code = run_workers(network.queues, lambda place: asyncio.run(_serve(args, network, output=output, place=place)),
+                               lambda pids: _announce(args, network, _services(args), workers=pids))
+        print("ustack: stopped", flush=True)
+        return code
     with sigterm_as_interrupt(), open_network(args, ladders=ladders) as network:
         try:
             return asyncio.run(_serve(args, network, ladders, output, feed))
@@ -138,17 +169,9 @@ class ServeOutput:
             self.on_reader_gone()
 
 
-async def _serve(args, network: UstackNetwork, ladders=None, output: ServeOutput | None = None, feed=None) -> int:
-    from ..aio import AsyncStack
-    from ..link.fault import Faults
+def _services(args) -> list:
+    """(name, port, handler, how to reach it) for each service the flags ask for."""
     from ..apps import CHARGEN_PORT, DISCARD_PORT, ECHO_PORT, HttpFileServer, handle_chargen, handle_discard, handle_echo
-
-    loop = asyncio.get_running_loop()
-    stop = stop_on_signals()
-    if output is not None:
-        output.on_reader_gone = stop.set
-        if output.reader_gone:
-            stop.set()
 
     address = args.addr
     services = []  # (name, port, handler, how to reach it)
@@ -162,10 +185,27 @@ async def _serve(args, network: UstackNetwork, ladders=None, output: ServeOutput
         services.append(("discard", DISCARD_PORT, handle_discard, f"nc -N {address} {DISCARD_PORT} < FILE"))
     if args.chargen:
         services.append(("chargen", CHARGEN_PORT, handle_chargen, f"nc {address} {CHARGEN_PORT} | head"))
+    return services
 
+
+async def _serve(args, network: UstackNetwork, ladders=None, output: ServeOutput | None = None, feed=None,
+                 place=None) -> int:
+    """Serve until Ctrl-C or SIGTERM. `place` (a ustack.workers.WorkerPlace): this is one worker
+    of several, on its own queue; its parent prints the banner."""
+    from ..aio import AsyncStack
+
+    loop = asyncio.get_running_loop()
+    stop = stop_on_signals()
+    if output is not None:
+        output.on_reader_gone = stop.set
+        if output.reader_gone:
+            stop.set()
+
+    services = _services(args)
     config = dataclasses.replace(tcp_config(args), syncookies=args.syncookies, synack_retries=args.synack_retries)
-    stack = network.make_stack(config)
-    async with AsyncStack(stack, network.link, control=False) as astack:
+    stack = network.make_stack(config, secret=None if place is None else place.secret)
+    link = network.link if place is None else place.link
+    async with AsyncStack(stack, link, control=False) as astack:
         for observer in network.observers:
             astack.add_observer(observer)
         if ladders is not None:
@@ -177,30 +217,18 @@ async def _serve(args, network: UstackNetwork, ladders=None, output: ServeOutput
                 servers.append(await astack.start_server(handler, port=port, backlog=args.backlog))
             except OSError as error:
                 raise CliError(f"{name} on port {port}: {error.strerror or error}") from None
-        control = await start_control_server(network, astack, "ustack serve")
+        control = await start_control_server(network, astack, "ustack serve",
+                                             worker=None if place is None else place.describe())
         web = None
         try:
             if feed is not None:
                 from ..web.cli import start_web
 
                 web = await start_web(args, feed, astack.snapshots)
-            where = f" in namespace {args.netns}" if args.netns else ""
-            print(f"ustack: {address} on {args.tun}{where} (kernel side {args.host_addr}, mtu {args.mtu})")
-            if args.netns and network.reused_from is not None:
-                print(f"ustack: reusing namespace {args.netns}, left by ustack pid {network.reused_from['pid']} "
-                      f"which died without removing it; it is removed when this one stops")
-            elif args.netns and not network.created_namespace:
-                print(f"ustack: using the existing namespace {args.netns} (not made by ustack: left in place on exit)")
-            if network.fault is not None:
-                print(f"faults : {describe_faults(network.settings.inbound_faults or Faults(), network.settings.outbound_faults or Faults())} "
-                      f"(seed {args.seed})")
-            for name, _, _, how in services:
-                print(f"{name:<7}: {network.how_to_run(how)}")
-            print(f"{'ping':<7}: {network.how_to_run(f'ping {address}')}")
-            print(f"{'ss':<7}: ustack ss")
-            if web is not None:
-                print(f"{'web':<7}: {web.view.url} (this host's browser)")
-            print(f"{READY_LINE} (pid {os.getpid()}; Ctrl-C to stop)", flush=True)
+            if place is None:
+                _announce(args, network, services, web)
+            else:
+                place.ready()
             await stop.wait()
         finally:
             if ladders is not None:
@@ -210,5 +238,32 @@ async def _serve(args, network: UstackNetwork, ladders=None, output: ServeOutput
             await control.close()
             for server in servers:
                 server.close()
-    print("ustack: stopped", flush=True)
+    if place is None:
+        print("ustack: stopped", flush=True)
     return 0
+
+
+def _announce(args, network: UstackNetwork, services: list, web=None, workers: list[int] | None = None) -> None:
+    """The banner: where ustack is, how to reach each service, and last the ready line."""
+    from ..link.fault import Faults
+
+    address = args.addr
+    where = f" in namespace {args.netns}" if args.netns else ""
+    print(f"ustack: {address} on {args.tun}{where} (kernel side {args.host_addr}, mtu {args.mtu})")
+    if workers:
+        print(f"ustack: {len(workers)} workers, one per queue of {args.tun} (pids {' '.join(map(str, workers))})")
+    if args.netns and network.reused_from is not None:
+        print(f"ustack: reusing namespace {args.netns}, left by ustack pid {network.reused_from['pid']} "
+              f"which died without removing it; it is removed when this one stops")
+    elif args.netns and not network.created_namespace:
+        print(f"ustack: using the existing namespace {args.netns} (not made by ustack: left in place on exit)")
+    if network.fault is not None:
+        print(f"faults : {describe_faults(network.settings.inbound_faults or Faults(), network.settings.outbound_faults or Faults())} "
+              f"(seed {args.seed})")
+    for name, _, _, how in services:
+        print(f"{name:<7}: {network.how_to_run(how)}")
+    print(f"{'ping':<7}: {network.how_to_run(f'ping {address}')}")
+    print(f"{'ss':<7}: ustack ss")
+    if web is not None:
+        print(f"{'web':<7}: {web.view.url} (this host's browser)")
+    print(f"{READY_LINE} (pid {os.getpid()}; Ctrl-C to stop)", flush=True)

@@ -14,7 +14,8 @@ As with ss, listening sockets are shown with -a or -l (or a state filter naming 
 filters (state, exclude, sport, dport, src, dst, and/or/not) are ustack/commands/ss_filter.py's.
 ss's flags that make no sense here (-u, -x, -6, ...) are refused with the reason. -o, -e and -m
 add the timers, the sequence variables and the queued bytes at the end of the line; `-i` adds a second line per connection with the core's numbers, in ss's units (times in ms):
-rto, rtt (smoothed/variance), cwnd and ssthresh (bytes), retransmissions, bytes sent and
+the congestion control (cubic, newreno, reno) and wscale first, as Linux prints them, then rto,
+rtt (smoothed/variance), cwnd and ssthresh (bytes), retransmissions, bytes sent and
 received, windows and armed timers.
 
 The connections come from the control socket of each running ustack (ustack/control.py). With no
@@ -30,7 +31,7 @@ import argparse
 import json
 import sys
 
-from ..control import run_directory, survey
+from ..control import network_owner, run_directory, survey, worker_label
 from ..network import read_records
 from ..tcp.state import State
 from .errors import CliError
@@ -101,7 +102,7 @@ def run(args) -> int:
     stacks = {record["pid"]: record for record in read_records(directory) if record["alive"]}
     rows = []
     for answer in result.answers:
-        stack = stacks.get(answer.get("pid"), {})
+        stack = stacks.get(network_owner(answer), {})
         if args.net is not None and stack.get("namespace") != args.net:
             continue
         for connection in answer.get("connections") or []:
@@ -137,7 +138,7 @@ def describe(connection: dict, answer: dict, stack: dict | None = None) -> dict:
     if listening or remote is None:  # a listener has no peer: ss prints a wildcard
         remote = "0.0.0.0:*"
     stack = stack or {}
-    process = f"{answer.get('program') or 'ustack'} pid={answer.get('pid', '?')}"
+    process = f"{answer.get('program') or 'ustack'} pid={answer.get('pid', '?')}{worker_label(answer)}"
     if stack.get("namespace"):
         process += f" netns={stack['namespace']}"
     if stack.get("tun"):
@@ -156,7 +157,8 @@ def describe(connection: dict, answer: dict, stack: dict | None = None) -> dict:
                              if connection.get(name) is not None),
         "memory": f"skmem:(r{recv_q},t{send_q})",
         "json": {**connection, "linux_state": linux_state, "pid": answer.get("pid"),
-                 "program": answer.get("program"), "namespace": stack.get("namespace"), "device": stack.get("tun")},
+                 "program": answer.get("program"), "worker": answer.get("worker"),
+                 "namespace": stack.get("namespace"), "device": stack.get("tun")},
     }
 
 
@@ -192,7 +194,14 @@ def _first(connection: dict, *names: str, default=None):
 
 def info_text(connection: dict, now: float | None) -> str:
     """The -i line: the core's variables in ss's spelling and units (times in milliseconds)."""
-    parts = ["ecn"] if connection.get("ecn") else []  # negotiated (RFC 3168), where Linux's ss puts it
+    parts = ["ecn"] if connection.get("ecn") else []  # negotiated (RFC 3168), first as in Linux's ss
+    # Linux's ss -i starts with the congestion control's name, then wscale:<send>,<receive>.
+    algorithm = connection.get("congestion_control")
+    if algorithm:
+        parts.append(str(algorithm))
+    window_scale = connection.get("window_scale")
+    if isinstance(window_scale, (list, tuple)) and len(window_scale) == 2:
+        parts.append(f"wscale:{window_scale[0]},{window_scale[1]}")
     rto = _first(connection, "rto")
     if rto is not None:
         parts.append(f"rto:{_ms(rto)}")

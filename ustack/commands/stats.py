@@ -21,6 +21,10 @@ and `runtime.*` for the event loop. A counter the core starts keeping shows up h
 (ustack/control.py reads them by type). `--json` prints the same as one list, a structured object
 per ustack. `ustack ss --stats` is the same command, for those who look for it there.
 
+The workers of `ustack serve --workers N` answer one by one (their title says `worker=I/N`), and
+after them comes one block of every number summed over them, titled with the parent's pid;
+`--pid` takes a worker's pid or the parent's (then all its workers).
+
 The counters come from each ustack's control socket (ustack/control.py). With no ustack running,
 a note goes to stderr and the exit status is 0, as for `ustack ss`.
 """
@@ -32,7 +36,7 @@ import json
 import sys
 
 from .errors import CliError
-from ..control import run_directory, survey
+from ..control import network_owner, run_directory, survey, worker_label
 
 STATISTICS_REQUEST = "statistics"
 
@@ -66,7 +70,7 @@ def run(args) -> int:
         raise CliError(f"cannot read {directory}: permission denied (run as the user that runs ustack, usually root)") from None
     answers = []
     for answer in result.answers:
-        if args.pid is not None and answer.get("pid") != args.pid:
+        if args.pid is not None and args.pid not in (answer.get("pid"), network_owner(answer)):
             continue
         if not isinstance(answer.get("statistics"), dict):
             why = answer.get("error") or "no statistics in its answer"
@@ -79,25 +83,55 @@ def run(args) -> int:
         running = ", ".join(str(answer.get("pid")) for answer in result.answers) or "none"
         raise CliError(f"no running ustack with pid {args.pid} (running: {running})")
     if args.json:
-        print(json.dumps([{key: answer.get(key) for key in ("pid", "program", "address", "statistics")}
+        print(json.dumps([{key: answer.get(key) for key in ("pid", "program", "address", "worker", "statistics")}
                           for answer in answers], indent=2))
     else:
         for index, answer in enumerate(answers):
             if index:
                 print()
             print_counters(answer)
+        for parent, workers in workers_by_parent(answers).items():
+            print()
+            print_worker_totals(parent, workers)
         if not result.answers:
             print(f"ustack stats: no running ustack (no control sockets in {directory})", file=sys.stderr)
     sys.stdout.flush()
     return 0
 
 
+def workers_by_parent(answers: list[dict]) -> dict[int, list[dict]]:
+    """The workers' answers, grouped by the pid of the `ustack serve --workers` that started them."""
+    groups: dict[int, list[dict]] = {}
+    for answer in answers:
+        if worker_label(answer):
+            groups.setdefault(network_owner(answer), []).append(answer)
+    return groups
+
+
+def summed_counter_lines(answers: list[dict]) -> list[tuple[str, object]]:
+    """Every number of these answers summed by name, in the order they first appear."""
+    totals: dict[str, object] = {}
+    for answer in answers:
+        for name, value in counter_lines(answer["statistics"]):
+            totals[name] = totals.get(name, 0) + value
+    return list(totals.items())
+
+
+def print_worker_totals(parent: int, workers: list[dict]) -> None:
+    first = workers[0]
+    _print_block(f"#{first.get('program') or 'ustack'} (pid {parent}) all {len(workers)} workers summed",
+                 first, summed_counter_lines(workers))
+
+
 def print_counters(answer: dict) -> None:
-    title = f"#{answer.get('program') or 'ustack'} (pid {answer.get('pid', '?')})"
+    title = f"#{answer.get('program') or 'ustack'} (pid {answer.get('pid', '?')}){worker_label(answer)}"
+    _print_block(title, answer, counter_lines(answer["statistics"]))
+
+
+def _print_block(title: str, answer: dict, lines: list[tuple[str, object]]) -> None:
     if answer.get("address"):
         title += f" {answer['address']}"
     print(title)
-    lines = counter_lines(answer["statistics"])
     width = max((len(name) for name, _ in lines), default=0)
     for name, value in lines:
         print(f"{name.ljust(width)}  {value:>12}")

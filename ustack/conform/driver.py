@@ -53,6 +53,7 @@ from ustack.conform.profile import (
     freebsd_receive_buffer,
     script_tolerances,
 )
+from ustack.conform.linux_profile import LINUX_DEFAULTS, LINUX_SEGMENTATION_OFFLOAD, apply_linux_sysctl, merge_offloaded
 from ustack.conform.result import FAIL, PASS, SKIPPED, Result
 from ustack.conform.script import CodeEvent, PacketEvent, Script, ShellEvent, SyscallEvent
 from ustack.conform.shell import (
@@ -62,7 +63,7 @@ from ustack.conform.shell import (
     CountStates,
     DropTimeWait,
     SetSysctl,
-    SuiteDefaults,
+    LinuxSysctls,
     interpret_code,
     interpret_shell,
 )
@@ -132,8 +133,9 @@ class ScriptFailed(Exception):
         self.mismatch = mismatch
 
 
-def drive(script: Script) -> Result:
-    driver = Driver(script)
+def drive(script: Script, linux: bool = False) -> Result:
+    """Run `script` with the FreeBSD profile, or the Linux one (linux_profile.py)."""
+    driver = Driver(script, linux)
     try:
         driver.run()
     except ScriptFailed as failure:
@@ -145,7 +147,7 @@ def drive(script: Script) -> Result:
 
 
 class Driver:
-    def __init__(self, script: Script) -> None:
+    def __init__(self, script: Script, linux: bool = False) -> None:
         self.script = script
         self.tolerance = script.tolerance
         self.non_fatal_syscalls = script.options.get("non_fatal") == "syscall"
@@ -153,7 +155,8 @@ class Driver:
         self.now = 0.0
         self.line: int | None = None
         self.warnings: list[str] = []
-        self.overrides: dict = dict(FREEBSD_DEFAULTS)
+        self.linux = linux
+        self.overrides: dict = dict(LINUX_DEFAULTS if self.linux else FREEBSD_DEFAULTS)
         apply_script_options(script.options, self.overrides)
         self.table = SocketTable(self)
         self.stack = Stack(
@@ -186,7 +189,7 @@ class Driver:
                 if field_name not in _CONFIG_FIELDS:
                     raise Unsupported(f"socket option {name}", f"needs TcpConfig.{field_name}")
                 values[field_name] = convert(value) if convert else value
-        if FREEBSD_RECEIVE_BUFFER_ROUNDING:
+        if FREEBSD_RECEIVE_BUFFER_ROUNDING and not self.linux:
             values["receive_buffer_size"] = freebsd_receive_buffer(values["receive_buffer_size"], values["mss"])
         missing = sorted(set(values) - _CONFIG_FIELDS)
         for name in missing:
@@ -312,13 +315,20 @@ class Driver:
 
     def _collect(self) -> None:
         """Queue what the host transmits now, as segments keyed by (our port, the script's)."""
+        batch = len(self.sent)  # segments queued from here on were sent together
         for packet in self.stack.transmit(self.now):
             parsed = parse_packet(packet)
             segment = parsed.tcp
             if segment is None:  # ICMP from ustack: no script line can expect it (runner.py)
                 self.warnings.append(f"at {self.now:.3f} s ustack sent a packet that is not TCP")
                 continue
-            self.sent.append((self.now, (segment.src_port, segment.dst_port), segment, parsed.ip.tos & 3))
+            key = (segment.src_port, segment.dst_port)
+            if self.linux and LINUX_SEGMENTATION_OFFLOAD and len(self.sent) > batch and self.sent[-1][1] == key:
+                merged = merge_offloaded(self.sent[-1][2], segment)
+                if merged is not None:
+                    self.sent[-1] = (self.now, key, merged, self.sent[-1][3])
+                    continue
+            self.sent.append((self.now, key, segment, parsed.ip.tos & 3))
         self.stack.events()  # nothing here reads them; drained so they do not pile up
 
     def _poke_sockets(self) -> None:
@@ -491,8 +501,9 @@ class Driver:
             if count != action.count:
                 reason = f"{count} connections in {action.state.value} where the script expects {action.count}"
                 raise ScriptFailed(event.line, "state", reason)
-        elif isinstance(action, SuiteDefaults):
-            self.warnings.append(f"line {event.line}: the suite's defaults.sh is not applied; ustack's own settings hold")
+        elif isinstance(action, LinuxSysctls):
+            for name, value in action.settings:
+                apply_linux_sysctl(name, value, self.overrides)
         elif isinstance(action, DropTimeWait):
             # tcpdrop: ABORT in TIME-WAIT deletes the TCB without a reset (RFC 9293 3.10.5).
             for connection in list(self.stack.connections.values()):

@@ -10,8 +10,8 @@ those for scripts). These addresses exist only inside the namespace.
 
 * `<` lines are built with ustack.wire (numbers mapped by matcher.inbound_segment) and written
   into the TUN device; the kernel receives them as from the wire.
-* What the kernel sends is read from the TUN device by a reader thread that stamps each packet
-  with its arrival time; a `>` line takes the oldest and matches it (matcher.match_outbound).
+* What the kernel sends is read by a reader thread (kernel_tap.py) that stamps each packet with
+  the kernel's own time of sending (a packet socket on tun0, as packetdrill); a `>` line takes the oldest and matches it (matcher.match_outbound).
   Like packetdrill, the device has TSO and checksum offload on (TUNSETOFFLOAD), so the kernel
   hands over whole TSO super-segments with the TCP checksum left partial: the checksum is filled
   in here before parsing, and a 2000-byte burst is one segment, as the scripts expect.
@@ -19,11 +19,14 @@ those for scripts). These addresses exist only inside the namespace.
 * Backquoted shell lines run inside the namespace (`ip netns exec`), from the script's directory.
 
 Time is real time, with packetdrill's rules (run.c): an event at script time T happens at T (we
-sleep until then); `+x` counts from when the previous event was done (consecutive inbound packets:
-from the previous one's time). A `>` segment must come within the tolerance of its time: 4 ms, or
-the script's --tolerance_usecs, or 12.5 % of the time since the previous event if that is more. A `>` segment must arrive within the tolerance of its
-time (packetdrill's 4 ms by default; `--tolerance_usecs` or the run's own setting). As in
-packetdrill, a segment no line expects is noticed only when the next `>` line meets it.
+sleep until then); `+x` counts from when the previous event really happened (consecutive inbound
+packets: from the previous one's time): a segment when the kernel sent it (the tap's stamp), a call
+when it returned (stamped by the syscall thread), an inbound packet when it was written, a code
+block when it read tcp_info; not when this thread got round to it, which on a busy 2-core machine
+is milliseconds later and would shift every later event. A `>` segment must come within the
+tolerance of its time: packetdrill's 4 ms, or the script's --tolerance_usecs or the run's own
+setting, or 12.5 % of the time since the previous event if that is more. As in packetdrill, a
+segment no line expects is noticed only when the next `>` line meets it.
 """
 
 from __future__ import annotations
@@ -32,11 +35,9 @@ import fcntl
 import ipaddress
 import os
 import queue
-import select
 import struct
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -50,6 +51,7 @@ from ustack.conform.driver import (
     ScriptFailed,
 )
 from ustack.conform.kernel_syscalls import LINUX_CONSTANTS, SyscallThread, tcp_info
+from ustack.conform.kernel_tap import TunReader, open_packet_tap
 from ustack.conform.matcher import SequenceMap, expected_text, inbound_segment, learn_from_outbound, match_outbound
 from ustack.conform.matcher import segment_text
 from ustack.conform.profile import FREEBSD, Unsupported, linux_command_for_freebsd_sysctl, script_profile
@@ -70,7 +72,6 @@ from ustack.wire.tcp import ACK, SYN
 LOCAL_PREFIX = 16  # packetdrill's 192.168.0.0/16 on the device: the script's --local_ip may be any of it
 TUN_NAME = "tun0"  # the name packetdrill gives its device, which the suite's defaults.sh configures
 TUN_OFFLOADS = TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6 | TUN_F_TSO_ECN  # what packetdrill asks for
-LARGEST_PACKET = 65535
 # How long a system call without `...` may take before the script fails: packetdrill's calls that
 # should not block return at once; one that blocks is an error in the script, not a hang.
 NONBLOCKING_CALL_LIMIT = 2.0
@@ -189,35 +190,6 @@ def fill_tcp_checksum(packet: bytes) -> bytes:
     return packet[:header_length] + bytes(tcp)
 
 
-class TunReader:
-    """Reads what the kernel sends into the TUN device, each packet with its arrival time."""
-
-    def __init__(self, fd: int, clock) -> None:
-        self.fd = fd
-        self.clock = clock
-        self.packets: queue.Queue = queue.Queue()
-        self.stopping = threading.Event()
-        self.thread = threading.Thread(target=self._main, name="drill-tun", daemon=True)
-        self.thread.start()
-
-    def _main(self) -> None:
-        while not self.stopping.is_set():
-            ready, _, _ = select.select([self.fd], [], [], 0.05)
-            if not ready:
-                continue
-            try:
-                packet = os.read(self.fd, LARGEST_PACKET)
-            except BlockingIOError:
-                continue
-            except OSError:
-                return
-            self.packets.put((self.clock(), packet))
-
-    def stop(self) -> None:
-        self.stopping.set()
-        self.thread.join(timeout=1.0)
-
-
 class KernelDriver:
     def __init__(self, script: Script, tolerance: float | None = None) -> None:
         self.script = script
@@ -247,6 +219,7 @@ class KernelDriver:
         self.previous_scheduled = 0.0  # the time it was scheduled for
         self.previous = None
         self.blocked = None  # (event, job, start) of a `...` call still running
+        self.happened_at: float | None = None  # when the last call returned / packet went in
         self.namespace: Namespace | None = None
         self.calls: SyscallThread | None = None
         self.reader: TunReader | None = None
@@ -268,7 +241,12 @@ class KernelDriver:
                                            offload=False)  # packets without a vnet header, as packetdrill's device
         fcntl.ioctl(self.link.fileno(), TUNSETOFFLOAD, TUN_OFFLOADS)
         self.start = time.monotonic()
-        self.reader = TunReader(self.link.fileno(), self.now)
+        try:  # packetdrill's way of timing what the kernel sends (kernel_tap.py)
+            tap = open_packet_tap(f"/run/netns/{namespace.name}", TUN_NAME)
+        except OSError as error:
+            tap = None
+            self.warnings.append(f"no packet tap on {TUN_NAME} ({error}): packets are timed when read")
+        self.reader = TunReader(self.link.fileno(), self.now, tap)
         self.calls = SyscallThread(f"/run/netns/{namespace.name}", self.local_address, BIND_PORT,
                                    self.remote_address, REMOTE_PORT, self.now)
         try:
@@ -324,9 +302,14 @@ class KernelDriver:
         elif isinstance(event, ShellEvent):
             self._shell(event)
         elif isinstance(event, CodeEvent):
+            self.happened_at = self.now()  # the moment tcp_info is taken, as packetdrill
             self._code(event)
         self.previous_scheduled = start if start is not None else self.now()
-        self.previous_time = self.now()
+        # When the event really happened: a call's own return time, stamped by the syscall thread,
+        # or the moment an inbound packet went into the device (the kernel answers within the
+        # write), not when this thread got round to looking (a wake-up later on a busy machine).
+        done, self.happened_at = self.happened_at, None
+        self.previous_time = done if done is not None else self.now()
 
     # -- packets ---------------------------------------------------------------------------------
 
@@ -365,6 +348,7 @@ class KernelDriver:
         extra = b"".join(fast_open_bytes(option) for option in event.options or () if option.name in ("FO", "FOEXP"))
         if extra:
             packet = add_options(packet, extra)
+        self.happened_at = self.now()  # see _run_event
         os.write(self.link.fileno(), packet)
 
     def _inject_icmp(self, event: PacketEvent) -> None:
@@ -449,7 +433,9 @@ class KernelDriver:
         if problem is not None:
             raise ScriptFailed(event.line, "options", f"{problem}: {segment_text(segment, numbers)}")
         self.previous_scheduled = earliest if earliest is not None else when
-        self.previous_time = self.now()
+        # The segment's event happened when the kernel sent it (the tap's stamp), as packetdrill
+        # times it; our matching it is later by a wake-up and the parsing.
+        self.previous_time = when
 
     def _tolerance_for(self, scheduled: float | None, since: float | None = None) -> float:
         """packetdrill's tolerance (run.c verify_time): the fixed one, or --tolerance_percent
@@ -504,6 +490,7 @@ class KernelDriver:
         if not job.done.wait(NONBLOCKING_CALL_LIMIT):
             raise ScriptFailed(event.line, "syscall", f"{event.name} blocked; the script expects it to return")
         self._check_returned(event, job, None)
+        self.happened_at = job.returned_at
 
     def _check_returned(self, event: SyscallEvent, job, started: float | None) -> None:
         if job.unsupported is not None:

@@ -1,4 +1,5 @@
 """The FreeBSD profile: every way the conformance runner bends ustack toward the reference stack.
+(Google's Linux scripts get the Linux profile instead: linux_profile.py, built the same way.)
 
 The FreeBSD tcp-testsuite assumes FreeBSD's defaults and sets them with `sysctl -w` lines. This
 file is the ONE documented place that says
@@ -67,6 +68,7 @@ FREEBSD_DEFAULTS = {
     "window_scaling": True,  # net.inet.tcp.rfc1323=1
     "timestamps": True,  # net.inet.tcp.rfc1323=1
     "sack": True,  # net.inet.tcp.sack.enable=1
+    "congestion_control": "newreno",  # net.inet.tcp.cc.algorithm: the scripts' cwnd arithmetic is NewReno's
     "initial_rto": 1.0,  # net.inet.tcp.rexmit_initial=1000 (ms)
     "rto_slop": 0.2,  # net.inet.tcp.rexmit_slop=200 (ms), added on top of every RTO after the first
     "min_rto": 0.03,  # net.inet.tcp.rexmit_min=30 (ms)

@@ -19,10 +19,11 @@ from pathlib import Path
 from ustack.conform.driver import ECN_FIELDS, drive
 from ustack.conform.lexer import ParseError
 from ustack.conform.parser import parse_file
-from ustack.conform.profile import DEFINES, SOCKET_OPTIONS, Unsupported, apply_script_options, apply_sysctl
+from ustack.conform.profile import DEFINES, FREEBSD, LINUX, SOCKET_OPTIONS, Unsupported, apply_script_options, apply_sysctl
 from ustack.conform.result import ERROR, FAIL, PASS, SKIPPED, Result
 from ustack.conform.script import CodeEvent, NameExpr, PacketEvent, Script, ShellEvent, SyscallEvent
-from ustack.conform.shell import SetSysctl, interpret_code, interpret_shell
+from ustack.conform.linux_profile import apply_linux_sysctl
+from ustack.conform.shell import LinuxSysctls, SetSysctl, interpret_code, interpret_shell
 
 __all__ = ["ERROR", "FAIL", "PASS", "SKIPPED", "Result", "find_unsupported", "run_path", "run_script"]
 
@@ -53,6 +54,9 @@ def _check_event(event, overrides: dict) -> None:
         action = interpret_shell(event.command)
         if isinstance(action, SetSysctl):
             apply_sysctl(action.name, action.value, overrides)
+        elif isinstance(action, LinuxSysctls):
+            for name, value in action.settings:
+                apply_linux_sysctl(name, value, overrides)
     elif isinstance(event, CodeEvent):
         interpret_code(event.code)
     elif isinstance(event, PacketEvent):
@@ -71,6 +75,8 @@ def _check_packet(event: PacketEvent) -> None:
         raise Unsupported("ip_header_fields", f"the driver sets and checks only the ECN field of IP headers ({names})")
     if any(option.name == "md5" for option in event.options or ()):
         raise Unsupported("tcp_md5", "TCP MD5 signature option (RFC 2385)")
+    if event.direction == "<" and any(option.name in ("FO", "FOEXP") for option in event.options or ()):
+        raise Unsupported("tcp_fastopen", "a Fast Open option (RFC 7413); ustack has no Fast Open")
 
 
 def _check_syscall(event: SyscallEvent) -> None:
@@ -83,19 +89,20 @@ def _check_syscall(event: SyscallEvent) -> None:
             raise Unsupported(f"socket option {name}", "not in profile.SOCKET_OPTIONS")
 
 
-def run_script(script: Script) -> Result:
-    """Run a parsed script. Unsupported features make it "skipped" without running anything."""
+def run_script(script: Script, profile: str = FREEBSD) -> Result:
+    """Run a parsed script with the FREEBSD or LINUX profile (profile.py, linux_profile.py).
+    Unsupported features make it "skipped" without running anything."""
     found = find_unsupported(script)
     if found is not None:
         problem, line = found
         return Result(script.path, SKIPPED, str(problem), line, key=problem.feature)
-    return drive(script)
+    return drive(script, linux=profile == LINUX)
 
 
-def run_path(path: str | Path, defines: frozenset[str] = DEFINES) -> Result:
+def run_path(path: str | Path, defines: frozenset[str] = DEFINES, profile: str = FREEBSD) -> Result:
     """Parse and run one file; a parse error is a result ("error"), not an exception."""
     try:
         script = parse_file(path, defines)
     except ParseError as error:
         return Result(str(path), ERROR, error.message, error.line, key=f"line {error.line} parse")
-    return run_script(script)
+    return run_script(script, profile)

@@ -20,8 +20,10 @@ and the code blocks:
 from __future__ import annotations
 
 import re
+import shlex
 from typing import NamedTuple
 
+from ustack.conform.linux_profile import LINUX_SHELL_NOOPS
 from ustack.conform.profile import Unsupported
 from ustack.tcp.state import State
 
@@ -75,13 +77,51 @@ _ASSERT_STATE = re.compile(r"^assert\s+tcpi_state\s*==\s*TCPI_([A-Z_0-9]+)$")
 _ASSERT_OPTIONS = re.compile(r"^assert\s+tcpi_options\s*==\s*(.+)$")
 
 
-class SuiteDefaults(NamedTuple):
-    """`../common/defaults.sh`: the Linux suite's set-up of the kernel's sysctls. Against ustack
-    the script runs with ustack's own settings instead (there is no Linux TcpConfig profile yet):
-    the driver notes it as a warning."""
+class LinuxSysctls(NamedTuple):
+    """A Linux script's set-up line: `../common/defaults.sh` (nothing to do: the Linux profile
+    already is its result, linux_profile.LINUX_DEFAULTS), then any `sysctl -q NAME=VALUE` or
+    `set_sysctls.py /proc/sys/NAME=VALUE` changes, in order, for linux_profile.apply_linux_sysctl;
+    the suite's `/tmp/sysctl_restore_${PPID}.sh` at the end undoes them (nothing to do either)."""
+
+    settings: tuple  # ((name, value text), ...)
 
 
-_SUITE_DEFAULTS = re.compile(r"^(\.\./)+common/defaults\.sh$")
+_SUITE_SCRIPT = re.compile(r"^(\.\./)+common/(defaults\.sh|set_sysctls\.py)$")
+_RESTORE = "/tmp/sysctl_restore_${PPID}.sh"
+
+
+def interpret_linux_shell(command: str) -> LinuxSysctls:
+    """The sysctl changes of a Linux script's shell line, or Unsupported naming the first command
+    ustack cannot follow (a qdisc, a route change, a module parameter...)."""
+    try:
+        words = shlex.split(command.replace("\\\n", " "), comments=True)
+    except ValueError as error:
+        raise Unsupported("shell command", f"cannot split {command.strip()[:40]!r}: {error}") from None
+    settings = []
+    index = 0
+    while index < len(words):
+        word = words[index]
+        if word == _RESTORE or (_SUITE_SCRIPT.match(word) and word.endswith("defaults.sh")):
+            index += 1
+        elif word == "sysctl" or _SUITE_SCRIPT.match(word):
+            index += 1
+            while index < len(words) and (words[index].startswith("-") or "=" in words[index]):
+                if "=" in words[index]:
+                    name, value = words[index].split("=", 1)
+                    settings.append((name.removeprefix("/proc/sys/").replace("/", "."), value))
+                index += 1
+        else:
+            end = next((later for later in range(index + 1, len(words)) if _starts_command(words[later])), len(words))
+            noop = tuple(word for word in words[index:end] if not word.startswith(">") and word not in ("2>&1",))
+            noop = tuple(word for word in noop if word != "/dev/null")
+            if noop not in LINUX_SHELL_NOOPS:
+                raise Unsupported("shell command", " ".join(words[index:end])[:60])
+            index = end
+    return LinuxSysctls(tuple(settings))
+
+
+def _starts_command(word: str) -> bool:
+    return word in ("sysctl", "tc", "ip", "ethtool", "nstat", "echo", _RESTORE) or bool(_SUITE_SCRIPT.match(word))
 
 
 def interpret_shell(command: str):
@@ -99,11 +139,9 @@ def interpret_shell(command: str):
         return CountStates(state, int(match.group("count")), int(port) if port else None)
     if text == "tcpdrop -s TIME_WAIT":
         return DropTimeWait()
-    if _SUITE_DEFAULTS.match(text):
-        return SuiteDefaults()
     if "setkey" in text or "tcpmd5" in text:
         raise Unsupported("tcp_md5", "TCP MD5 signature keys (RFC 2385)")
-    raise Unsupported("shell command", text[:60])
+    return interpret_linux_shell(command)
 
 
 def interpret_code(code: str):

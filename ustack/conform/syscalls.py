@@ -39,6 +39,7 @@ from ustack.conform.script import (
     SyscallEvent,
 )
 from ustack.tcp.config import LIVE_SETTINGS
+from ustack.tcp.options import TIMESTAMP_OPTION_SPACE
 from ustack.tcp.errors import TcpCallError
 from ustack.tcp.state import State
 
@@ -118,6 +119,9 @@ class FakeSocket:
     pending_error: str | None = None  # SO_ERROR, cleared when read
     reported_error: bool = False  # the connection's error was already returned by a call
     closed: bool = False
+    # shutdown(SHUT_RD): a read with nothing queued returns 0 at once (end of file) instead of
+    # waiting; data that still arrives is queued and readable, as Linux does (tcp_recvmsg).
+    read_shut: bool = False
 
 
 def evaluate(expression, constants: dict[str, int] = CONSTANTS) -> int | None:
@@ -227,6 +231,11 @@ class SocketTable:
             value = getattr(errno_module, error) if error else 0
         elif name == "SO_RCVBUF":
             value = self._receive_buffer(socket)
+        elif name == "TCP_MAXSEG" and getattr(self.host, "linux", False) and self._has_peer_mss(socket):
+            # Linux reports the connection's mss_cache: the peer's MSS, less the timestamp
+            # option every segment carries (tcp_current_mss), not the value that was set.
+            connection = socket.connection
+            value = connection.send_mss - (TIMESTAMP_OPTION_SPACE if connection.timestamps_enabled else 0)
         elif name in socket.options:
             value = socket.options[name]
         elif name in SOCKET_OPTIONS and SOCKET_OPTIONS[name][1]:
@@ -239,13 +248,18 @@ class SocketTable:
             raise Unsupported(f"socket option {name}", "getsockopt of it is not emulated")
         return Outcome(0, None, {3: value})
 
+    @staticmethod
+    def _has_peer_mss(socket: FakeSocket) -> bool:
+        connection = socket.connection
+        return connection is not None and connection.state not in (State.CLOSED, State.SYN_SENT)
+
     def _receive_buffer(self, socket: FakeSocket) -> int:
         """SO_RCVBUF as FreeBSD reports it (profile.FREEBSD_RECEIVE_BUFFER_ROUNDING)."""
         config = self.host.make_config(socket)
         size = socket.options.get("SO_RCVBUF", self.host.receive_space)
         connection = socket.connection
         mss_known = connection is not None and connection.state not in (State.CLOSED, State.SYN_SENT)
-        if FREEBSD_RECEIVE_BUFFER_ROUNDING and mss_known:
+        if FREEBSD_RECEIVE_BUFFER_ROUNDING and mss_known and not getattr(self.host, "linux", False):
             return freebsd_receive_buffer(size, config.mss)
         return size
 
@@ -330,7 +344,7 @@ class SocketTable:
                 if peek:  # MSG_PEEK: the core has no peek; readable says what recv would return
                     return Outcome(min(connection.readable, max_bytes))
                 return Outcome(len(connection.recv(max_bytes, now)))
-            if connection.at_eof:
+            if connection.at_eof or socket.read_shut:
                 return Outcome(0)
             error = self._take_error(socket)
             if error:
@@ -413,6 +427,8 @@ class SocketTable:
     def _shutdown(self, args, now) -> Outcome:
         socket = self.connected_socket(args[0])
         how = evaluate(args[1])
+        if how in (CONSTANTS["SHUT_RD"], CONSTANTS["SHUT_RDWR"]):
+            socket.read_shut = True
         if how in (CONSTANTS["SHUT_WR"], CONSTANTS["SHUT_RDWR"]):
             socket.connection.shutdown(now)
         return Outcome(0)

@@ -37,6 +37,14 @@ that one.
 If the kernel refuses TUNSETOFFLOAD the device is opened again without IFF_VNET_HDR, and
 `offload` says which way it runs.
 
+Several queues (`ustack serve --workers N`, ustack/workers.py; Documentation/networking/tuntap.rst
+3.3): a device opened with IFF_MULTI_QUEUE can be opened again by name, each open (TUNSETIFF with
+the same name and flags) adding one queue with its own fd: `link.attach_queue()`. The kernel picks
+the queue for each packet it sends to the device: a flow the user side has written to goes to the
+queue it last wrote on (the device's flow table, refreshed by our writes), a new flow to the queue
+its symmetric flow hash selects (hash scaled onto the number of queues), so both directions of a
+TCP connection stay on one queue. The device lives until its last queue is closed.
+
 This class only creates the device, sets its MTU and queue length; addresses, routes and "up" are
 the job of ustack.netns.setup_tun_in_namespace. Closing the fd deletes the device (it is not
 persistent), so nothing is left behind.
@@ -65,6 +73,7 @@ TUN_F_TSO4 = 0x02  # "I can handle TSO for IPv4 packets"
 TUN_F_TSO6 = 0x04  # "... and for IPv6 packets"
 TUN_F_TSO_ECN = 0x08  # "... with the CWR bit set"
 OFFLOADS = TUN_F_CSUM | TUN_F_TSO4  # TUN_F_TSO6 once the stack speaks IPv6
+IFF_MULTI_QUEUE = 0x0100  # include/uapi/linux/if_tun.h: one queue (fd) per TUNSETIFF with the same name
 LARGEST_FRAME = HEADER_SIZE + 65535  # a vnet header and the largest IPv4 packet
 
 
@@ -76,7 +85,12 @@ class TunLink(Link):
         namespace: str | None = None,
         txqueuelen: int = DEFAULT_TXQUEUELEN,
         offload: bool = True,
+        multi_queue: bool = False,
+        existing: bool = False,
     ) -> None:
+        """`multi_queue`: open the device with IFF_MULTI_QUEUE, so that attach_queue() can add
+        queues. `existing`: this is such a further queue of a device already made (no new device,
+        MTU and queue length left as they are); use attach_queue() rather than this."""
         super().__init__()
         if not 68 <= mtu <= 65535:  # RFC 791: every IPv4 link carries at least 68 bytes
             raise LinkError(f"TUN mtu {mtu} is outside 68..65535")
@@ -85,19 +99,30 @@ class TunLink(Link):
         self.name = name
         self.mtu = mtu
         self.namespace = namespace
-        self._device = _open_tun(name, namespace, offload)
+        self.multi_queue = multi_queue or existing
+        self._device = _open_tun(name, namespace, offload, self.multi_queue, existing)
         self.offload = offload and _enable_offloads(self._device)
         if offload and not self.offload:
+            if existing:  # the queues of one device must all carry the vnet header, or none
+                self._device.close()
+                raise LinkError(f"TUN {name}: the kernel refused offloads on a further queue")
             self._device.close()  # the kernel offers no offloads: an ordinary device instead
-            self._device = _open_tun(name, namespace, False)
+            self._device = _open_tun(name, namespace, False, self.multi_queue)
         try:
-            _configure(name, namespace, mtu, txqueuelen)
+            if not existing:
+                _configure(name, namespace, mtu, txqueuelen)
             os.set_blocking(self._device.fileno(), False)
         except BaseException:
             self._device.close()
             raise
         self._fd = self._device.fileno()
         self._coalescer = Coalescer() if self.offload else None
+
+    def attach_queue(self) -> "TunLink":
+        """One more queue of this multi-queue device: a TunLink with its own fd, same offloads."""
+        if not self.multi_queue:
+            raise LinkError(f"TUN {self.name} was not opened with multi_queue=True")
+        return TunLink(self.name, mtu=self.mtu, namespace=self.namespace, offload=self.offload, existing=True)
 
     def layer_name(self) -> str:
         return f"TunLink({self.name})"
@@ -193,12 +218,13 @@ def _enable_offloads(device: "pytun.TunTapDevice") -> bool:
     return True
 
 
-def _open_tun(name: str, namespace: str | None, vnet_header: bool = False) -> "pytun.TunTapDevice":
+def _open_tun(name: str, namespace: str | None, vnet_header: bool = False, multi_queue: bool = False,
+              existing: bool = False) -> "pytun.TunTapDevice":
     if not os.path.exists(TUN_PATH):
         raise LinkError(f"{TUN_PATH} is missing: load the tun module (modprobe tun) or, in a "
                         "container, pass the device in (--device /dev/net/tun)")
     if namespace is None:
-        return _create_device(name, vnet_header=vnet_header)
+        return _create_device(name, vnet_header=vnet_header, multi_queue=multi_queue, existing=existing)
     from pyroute2 import netns
 
     if namespace not in netns.listnetns():
@@ -208,17 +234,20 @@ def _open_tun(name: str, namespace: str | None, vnet_header: bool = False) -> "p
     except OSError as error:
         raise LinkError(f"cannot enter network namespace {namespace!r}: {error.strerror}") from None
     try:
-        return _create_device(name, f" in namespace {namespace}", vnet_header)
+        return _create_device(name, f" in namespace {namespace}", vnet_header, multi_queue, existing)
     finally:
         netns.popns()
 
 
-def _create_device(name: str, where: str = "", vnet_header: bool = False) -> "pytun.TunTapDevice":
+def _create_device(name: str, where: str = "", vnet_header: bool = False, multi_queue: bool = False,
+                   existing: bool = False) -> "pytun.TunTapDevice":
     # IFF_TUN_EXCL: only a new device. Without it the kernel would hand us an existing persistent
     # TUN device of that name (`ip tuntap add`), which we would then readdress and leave changed,
-    # since closing our fd deletes only a device we created.
+    # since closing our fd deletes only a device we created. A further queue of our own
+    # multi-queue device is the one case where the device must exist already.
     try:
-        flags = pytun.IFF_TUN | pytun.IFF_NO_PI | pytun.IFF_TUN_EXCL | (pytun.IFF_VNET_HDR if vnet_header else 0)
+        flags = (pytun.IFF_TUN | pytun.IFF_NO_PI | (0 if existing else pytun.IFF_TUN_EXCL)
+                 | (pytun.IFF_VNET_HDR if vnet_header else 0) | (IFF_MULTI_QUEUE if multi_queue else 0))
         return pytun.TunTapDevice(name=name, flags=flags)
     except pytun.Error as error:
         reason = str(error.args[-1]) if error.args else str(error)

@@ -34,6 +34,7 @@ from socket import (  # the constants are the kernel's, so code written for `soc
     SO_SNDBUF,
     SOCK_STREAM,
     SOL_SOCKET,
+    TCP_CONGESTION,
     TCP_KEEPCNT,
     TCP_KEEPIDLE,
     TCP_KEEPINTVL,
@@ -60,7 +61,7 @@ SocketType = Socket
 __all__ = [
     "AF_INET", "IPPROTO_TCP", "MSG_DONTWAIT", "MSG_PEEK", "MSG_WAITALL", "Network", "READ_AHEAD", "SEND_AHEAD",
     "SHUT_RD", "SHUT_RDWR", "SHUT_WR", "SOCK_STREAM", "SOL_SOCKET", "SO_ERROR", "SO_KEEPALIVE", "SO_LINGER",
-    "SO_RCVBUF", "SO_REUSEADDR", "SO_SNDBUF", "Socket", "SocketType", "TCP_KEEPCNT", "TCP_KEEPIDLE",
+    "SO_RCVBUF", "SO_REUSEADDR", "SO_SNDBUF", "Socket", "SocketType", "TCP_CONGESTION", "TCP_KEEPCNT", "TCP_KEEPIDLE",
     "TCP_KEEPINTVL", "TCP_NODELAY", "create_connection", "create_server", "error", "gaierror", "getaddrinfo",
     "getdefaulttimeout", "set_default_network", "setdefaulttimeout", "socket", "timeout",
 ]

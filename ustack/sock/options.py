@@ -15,6 +15,7 @@ from socket import (
     SO_RCVBUF,
     SO_SNDBUF,
     SOL_SOCKET,
+    TCP_CONGESTION,
     TCP_KEEPCNT,
     TCP_KEEPIDLE,
     TCP_KEEPINTVL,
@@ -32,7 +33,9 @@ OPTIONS: dict[tuple[int, int], str] = {
     (IPPROTO_TCP, TCP_KEEPIDLE): "keepalive_idle",  # seconds, as with Linux
     (IPPROTO_TCP, TCP_KEEPINTVL): "keepalive_interval",
     (IPPROTO_TCP, TCP_KEEPCNT): "keepalive_probes",
+    (IPPROTO_TCP, TCP_CONGESTION): "congestion_control",  # the algorithm's name, as bytes
 }
+CONGESTION_NAME_MAX = 16  # Linux's TCP_CA_NAME_MAX: what getsockopt(TCP_CONGESTION) returns
 SECONDS_OPTIONS = ("keepalive_idle", "keepalive_interval")
 
 
@@ -45,7 +48,15 @@ def config_field(level: int, option: int) -> str:
 
 
 def setting_for(field: str, value: int | bytes) -> Any:
-    """The TcpConfig value for a setsockopt value (an int, or the bytes of a C int)."""
+    """The TcpConfig value for a setsockopt value (an int, or the bytes of a C int; for
+    TCP_CONGESTION the name, as Linux: ENOENT when there is no such algorithm)."""
+    if field == "congestion_control":
+        from ..tcp.congestion import CONGESTION_CONTROLS
+
+        name = bytes(value).split(b"\0", 1)[0].decode("ascii", "replace") if isinstance(value, (bytes, bytearray)) else ""
+        if name not in CONGESTION_CONTROLS:
+            raise os_error(errno.ENOENT, f"no congestion control {name!r}; ustack has {', '.join(sorted(CONGESTION_CONTROLS))}")
+        return name
     if isinstance(value, (bytes, bytearray)):
         (value,) = struct.unpack("i", bytes(value)[:4])
     setting: Any
@@ -60,8 +71,10 @@ def setting_for(field: str, value: int | bytes) -> Any:
     return setting
 
 
-def option_value(field: str, setting: Any) -> int | float:
+def option_value(field: str, setting: Any) -> int | float | bytes:
     """What getsockopt returns for a TcpConfig value."""
+    if field == "congestion_control":
+        return setting.encode().ljust(CONGESTION_NAME_MAX, b"\0")
     if field == "nagle":
         return int(not setting)
     return setting if field in SECONDS_OPTIONS and setting != int(setting) else int(setting)

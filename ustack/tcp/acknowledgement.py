@@ -54,7 +54,8 @@ class AcknowledgementProcessing:
         blocks = ()
         dsack = False
         was_in_recovery = self.congestion.in_recovery
-        una_before = self.snd.una
+        snd_una_before = self.snd.una
+        sacked_before = self._sacked_in_flight()
         if self.sack_permitted and segment.options.sack_blocks:
             blocks = _without_dsack(segment.options.sack_blocks, ack)
             dsack = len(blocks) < len(segment.options.sack_blocks)
@@ -72,10 +73,28 @@ class AcknowledgementProcessing:
             # RFC 6675 5 step (2): three segments' worth above SND.UNA arrived, so the one at
             # SND.UNA is lost, however few duplicate ACKs got through to say so.
             self._enter_fast_recovery(now)
-        if self.rack is not None and (segment.options.sack_blocks or seq_gt(ack, una_before)):
+        if self.rack is not None and (segment.options.sack_blocks or seq_gt(ack, snd_una_before)):
             self._rack_on_ack(ack, dsack, was_in_recovery, now)  # RACK-TLP (rack.py)
+        if self.congestion.in_recovery and self.congestion.prr is not None and self.snd.has_sacked:
+            # RFC 6937 3: DeliveredData = change in SND.UNA + change in SACKed bytes.
+            delivered = seq_diff(self.snd.una, snd_una_before) + self._sacked_in_flight() - sacked_before
+            self._proportional_rate_reduction(max(delivered, 0))
         self._update_send_window(segment)
         return True
+
+    def _sacked_in_flight(self) -> int:
+        """Bytes above SND.UNA the peer has SACKed (RFC 6675 scoreboard)."""
+        snd = self.snd
+        if not snd.has_sacked:
+            return 0
+        return snd.scoreboard.sacked_between(snd.una, snd.max)
+
+    def _proportional_rate_reduction(self, delivered: int) -> None:
+        """RFC 6937 3 on an ACK in SACK recovery: how much output.py may send for it."""
+        snd = self.snd
+        pipe = snd.scoreboard.pipe(snd.una, snd.nxt, snd.high_retransmitted, self.send_mss)
+        congestion = self.congestion
+        congestion.prr.on_ack(delivered, pipe, congestion.ssthresh, self.send_mss)
 
     def _is_duplicate_ack(self, segment: TcpSegment, new_sack_information: bool = False) -> bool:
         """RFC 5681 2 "DUPLICATE ACKNOWLEDGMENT": outstanding data, no payload, no SYN/FIN,
@@ -131,15 +150,20 @@ class AcknowledgementProcessing:
             if timestamps is not None and timestamps[1]:
                 elapsed = (timestamp_value(now) - timestamps[1]) & TIMESTAMP_MASK
                 if elapsed < 0x7FFFFFFF:
-                    self.rtt.on_sample(elapsed / 1000)
+                    self._rtt_sample(elapsed / 1000, now)
                 return
             # A zero TSecr carries no echo (our clock read 0): fall back to the timed SYN.
         # Karn's rule (RFC 6298 3): only the timed segment, and only if it was never
         # retransmitted (retransmitting clears _timed_seq).
         timed = self.snd.timed_seq
         if timed is not None and seq_gt(ack, timed):
-            self.rtt.on_sample(now - self.snd.timed_at)
+            self._rtt_sample(now - self.snd.timed_at, now)
             self.snd.rtt_sample_taken()
+
+    def _rtt_sample(self, sample: float, now: float) -> None:
+        """RFC 6298 for the RTO, and the congestion control (CUBIC, HyStart++) hears it too."""
+        self.rtt.on_sample(sample)
+        self.congestion.on_rtt_sample(sample, self.rtt.srtt, now)
 
     def _duplicate_ack(self, now: float) -> None:
         """RFC 5681 3.2: the third duplicate ACK starts fast retransmit and fast recovery; the
@@ -166,6 +190,8 @@ class AcknowledgementProcessing:
             return
         # Step 2: ssthresh from FlightSize, which MUST NOT include what Limited Transmit sent.
         congestion.on_enter_fast_recovery(seq_diff(self.snd.nxt, self.snd.una), now, self.snd.limited_transmit_bytes)
+        if self.config.proportional_rate_reduction:
+            congestion.start_proportional_rate_reduction(seq_diff(self.snd.nxt, self.snd.una))  # RecoverFS
         # RFC 6582 3.2 step 2: "recover" (RFC 6675 RecoveryPoint) = SND.MAX; step 3: output.py
         # resends the segment at SND.UNA.
         self.snd.enter_recovery()

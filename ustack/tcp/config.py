@@ -138,9 +138,11 @@ class TcpConfig:
     # partial ACK; "reno" (RFC 5681), the first algorithm, leaves it at the first new ACK, so a
     # second loss in one window waits for the retransmission timer. At 5% loss each way, with
     # Limited Transmit and without SACK recovery, NewReno takes a 5 MB transfer from 14.9 to 7.7
-    # virtual seconds (scripts/bench_loss.py), so it is the default, as in Linux and FreeBSD
-    # (whose newreno is RFC 6582 too).
-    congestion_control: str = "newreno"
+    # virtual seconds (scripts/bench_loss.py): FreeBSD's default (its newreno is RFC 6582 too). "cubic" (RFC 9438) keeps NewReno's recovery and grows cwnd as a
+    # cubic function of the time since the last loss, reducing by 0.7 instead of 0.5; with HyStart++
+    # (RFC 9406) for the first slow start, it is Linux's default and ours. Changeable on an open
+    # connection (Connection.reconfigure), like Linux's TCP_CONGESTION socket option.
+    congestion_control: str = "cubic"
     initial_window_segments: int = 10  # RFC 6928
     # RFC 3042 Limited Transmit: the first and the second duplicate ACK each let one new segment
     # out beyond cwnd (at most cwnd + 2*MSS in flight), so that a small flight still draws the
@@ -170,6 +172,10 @@ class TcpConfig:
     # (net.ipv4.tcp_ecn_fallback: the first retransmission no longer asks); FreeBSD's
     # net.inet.tcp.ecn.maxretries is 1.
     ecn_syn_retries: int = 0
+    # RFC 6937 Proportional Rate Reduction (with the slow-start reduction bound) decides how much
+    # SACK recovery sends on each ACK: a steady ssthresh/RecoverFS of what is delivered instead
+    # of RFC 6675's silence until pipe < ssthresh and a burst after. On in Linux since 3.2.
+    proportional_rate_reduction: bool = True
 
     # --- answers to forged or stale segments (issue 9: blind-injection hardening) ---
     # An unacceptable segment (out of window, an old duplicate, a PAWS failure) is answered with
@@ -251,5 +257,5 @@ class TcpConfig:
 # the estimators, and are fixed once the connection exists.
 LIVE_SETTINGS = frozenset(
     {"nagle", "keepalive", "keepalive_idle", "keepalive_interval", "keepalive_probes", "delayed_ack_timeout",
-     "offload_segments"}
+     "offload_segments", "congestion_control"}  # congestion_control: TCP_CONGESTION
 )

@@ -11,7 +11,7 @@ this package has the table):
 - self.snd     send_side.py     SND.*, ISS, the send buffer, retransmission and recovery books
 - self.rcv     receive_side.py  RCV.*, IRS, the receive buffer, TS.Recent, the ACK owed
 - self.timers  timer_set.py     every deadline, keyed by Timer
-- self.rtt, self.congestion     rtt.py (RFC 6298), congestion.py (RFC 5681, 6582)
+- self.rtt, self.congestion     rtt.py (RFC 6298), congestion/ (RFC 5681, 6582, 9438)
 
 and its processing in one file per responsibility:
 
@@ -346,7 +346,13 @@ class Connection(SegmentArrival, AcknowledgementProcessing, RackProcessing, EcnP
         fixed = set(changes) - LIVE_SETTINGS
         if fixed:
             raise ValueError(f"cannot change {', '.join(sorted(fixed))} on an open connection")
+        previous_algorithm = self.config.congestion_control
         self.config = config = dataclasses.replace(self.config, **changes)
+        if config.congestion_control != previous_algorithm:
+            # TCP_CONGESTION: the new algorithm takes over cwnd and ssthresh (congestion/base.py).
+            algorithm = create_congestion_control(config.congestion_control, self.send_mss, config.initial_window_segments)
+            algorithm.take_over(self.congestion)
+            self.congestion = algorithm
         keepalive_changed = any(name.startswith("keepalive") for name in changes)
         if keepalive_changed and (self.state is ESTABLISHED or self.state is CLOSE_WAIT):
             # Keepalive switched on, off or retimed: start the idle period again (RFC 1122 4.2.3.6).
@@ -542,6 +548,8 @@ class Connection(SegmentArrival, AcknowledgementProcessing, RackProcessing, EcnP
             rcv_wnd=self.rcv.advertised,
             cwnd=self.congestion.cwnd,
             ssthresh=self.congestion.ssthresh,
+            congestion_control=self.congestion.name,
+            window_scale=(self.send_shift, self.receive_shift) if self.window_scaling_enabled else None,
             srtt=self.rtt.srtt,
             rttvar=self.rtt.rttvar,
             rto=self.rtt.rto,

@@ -61,16 +61,19 @@ class SegmentOutput:
         if requested & SEND_SYN:
             self._emit_syn(now, out)
         elif state in _SENDING_STATES and snd.syn_acknowledged:
+            first_new = len(out)
             if requested & FAST_RETRANSMIT and snd.take_request(FAST_RETRANSMIT):
                 self._retransmit_first(now, out)
+                first_new = self._count_for_prr(out, first_new)  # before PRR's room is used
             if requested & WINDOW_PROBE and snd.take_request(WINDOW_PROBE):
                 self._emit_window_probe(now, out)
+            congestion = self.congestion
             if snd.buffer is not None and snd.buffer.length or snd.fin_queued:
-                congestion = self.congestion
                 if congestion.in_recovery and snd.has_sacked and snd.nxt == snd.max:
                     self._emit_data(now, out, self._sack_recovery_output(now, out))
                 else:
                     self._emit_data(now, out, congestion.cwnd)
+            self._count_for_prr(out, first_new)
             if requested & LIMITED_TRANSMIT and snd.take_request(LIMITED_TRANSMIT):
                 self._emit_limited_transmit(now, out)
             if requested & LOSS_PROBE and snd.take_request(LOSS_PROBE):
@@ -87,6 +90,14 @@ class SegmentOutput:
             out.append(self._build_segment(now, snd.max, ACK, b""))
         self._header = None  # nothing of this call's header is kept between calls
         return out
+
+    def _count_for_prr(self, out: list, first: int) -> int:
+        """RFC 6937 3: prr_out counts every byte sent during recovery (here, what out[first:]
+        carries). Returns where the next count starts."""
+        congestion = self.congestion
+        if congestion.in_recovery and congestion.prr is not None and len(out) > first:
+            congestion.prr.on_sent(sum(len(segment.payload) for segment in out[first:]))
+        return len(out)
 
     # ------------------------------------------------------------------ SYN and SYN-ACK
     def _emit_syn(self, now: float, out: list) -> None:
@@ -255,8 +266,9 @@ class SegmentOutput:
         return after
 
     def _sack_recovery_output(self, now: float, out: list) -> int:
-        """RFC 6675 5 step (C), in SACK loss recovery: while ssthresh - pipe leaves room for a
-        segment (cwnd = ssthresh in recovery, 5 step 4.2), NextSeg() picks what to send: a lost
+        """RFC 6675 5 step (C), in SACK loss recovery: while the room for this ACK holds a
+        segment (RFC 6937 PRR's sndcnt; without PRR, ssthresh - pipe: cwnd = ssthresh in
+        recovery, RFC 6675 5 step 4.2), NextSeg() picks what to send: a lost
         hole not yet retransmitted (rule 1), else new data (rule 2, done by _emit_data within
         the limit returned here), else a hole below the highest SACKed byte (rule 3)."""
         scoreboard = self.snd.scoreboard
@@ -264,7 +276,11 @@ class SegmentOutput:
         snd_nxt = self.snd.nxt
         smss = self.send_mss
         in_flight = seq_diff(snd_nxt, snd_una)
-        room = self.congestion.ssthresh - scoreboard.pipe(snd_una, snd_nxt, self.snd.high_retransmitted, smss)
+        prr = self.congestion.prr
+        if prr is not None:
+            room = prr.sendable  # RFC 6937: sndcnt for the ACKs since the last transmit
+        else:
+            room = self.congestion.ssthresh - scoreboard.pipe(snd_una, snd_nxt, self.snd.high_retransmitted, smss)
         new_data_can_go = seq_gt(self.snd.end_seq, snd_nxt) and in_flight < self.snd.wnd
         holes_end = scoreboard.highest_sacked()  # rules 1 and 3
         if holes_end is None:

@@ -38,7 +38,7 @@ import secrets
 from typing import Callable, NamedTuple
 
 from ustack.tcp.config import TcpConfig
-from ustack.tcp.isn import SECRET_SIZE, keyed_hash, pack_four_tuple
+from ustack.tcp.isn import SECRET_SIZE, check_secret, keyed_hash, pack_four_tuple
 from ustack.tcp.options import TIMESTAMP_MASK, Negotiated, syn_options, timestamp_value
 from ustack.tcp.seq import seq_add, seq_gt
 from ustack.wire.tcp import ACK, SYN, TcpOptions, TcpSegment
@@ -130,10 +130,13 @@ class CookieCheck(NamedTuple):
 class SynCookies:
     """Makes and checks cookies under a secret that is rotated (one per stack, shared by its
     listeners). `random_bytes(n)` supplies the keys: the operating system's generator by default,
-    a seeded one in tests."""
+    a seeded one in tests. With `secret`, each period's key is instead derived from it (keyed
+    BLAKE2b of the period number), so that processes sharing the secret (ustack serve --workers)
+    make and accept the same cookies; it still rotates, and cannot be guessed without the secret."""
 
-    def __init__(self, random_bytes: Callable[[int], bytes] = secrets.token_bytes):
+    def __init__(self, random_bytes: Callable[[int], bytes] = secrets.token_bytes, secret: bytes | None = None):
         self._random_bytes = random_bytes
+        self._secret = None if secret is None else check_secret(secret)
         self._keys: dict[int, bytes] = {}  # key period -> key: the current and the previous one
 
     # ------------------------------------------------------------------ the cookie itself
@@ -157,7 +160,10 @@ class SynCookies:
         if age > MAX_AGE_SLOTS:
             return CookieCheck(0, "syncookie_expired")
         slot = slot_now - age
-        key = self._keys.get(slot // KEY_ROTATION_SLOTS)
+        period = slot // KEY_ROTATION_SLOTS
+        # With a shared secret the key of any period can be derived: another process sharing it
+        # may have made the cookie in a period this one never made a key for.
+        key = self._keys.get(period) if self._secret is None else self._derived_key(period)
         if key is None or fields.mac != self._mac(
             key, local_address, local_port, remote_address, remote_port, peer_isn, slot, fields.mss_index
         ):
@@ -177,12 +183,19 @@ class SynCookies:
         period = slot // KEY_ROTATION_SLOTS
         key = self._keys.get(period)
         if key is None:
-            key = self._keys[period] = self._random_bytes(SECRET_SIZE)
+            if self._secret is None:
+                key = self._random_bytes(SECRET_SIZE)
+            else:
+                key = self._derived_key(period)
+            self._keys[period] = key
             # Keep the previous key for cookies made just before the rotation; forget older ones
             # (no cookie they signed is young enough to be accepted).
             for old in [p for p in self._keys if p < period - 1]:
                 del self._keys[old]
         return key
+
+    def _derived_key(self, period: int) -> bytes:
+        return keyed_hash(self._secret, period.to_bytes(8, "big", signed=True), SECRET_SIZE).to_bytes(SECRET_SIZE, "big")
 
     def __repr__(self) -> str:
         return f"SynCookies({len(self._keys)} keys, hidden)"  # never show a key

@@ -475,10 +475,11 @@ def list_connections(observations: list[Observation]) -> list[ConnectionSummary]
 
 def build_ladder(
     observations: list[Observation], port: int | None = None, source: str = "", infer_losses: bool = True,
-    connection: ConnectionSummary | None = None,
+    connection: ConnectionSummary | None = None, states: bool = True,
 ) -> Ladder:
     """The whole pipeline: pick the connection (`connection` from list_connections, or the first
-    with `port`), classify its segments, infer the states."""
+    with `port`), classify its segments, infer the states (unless `states` is False: a
+    time-sequence graph of a long capture needs only the segments)."""
     if connection is not None:
         active, passive = connection.active, connection.passive
         observations = observations[connection.first_position:]
@@ -491,4 +492,4 @@ def build_ladder(
     opened = any(a.flags & (SYN | ACK) == SYN for a in arrows if a.from_side == LEFT)
     left = Endpoint(address_text(active[0]), active[1], "client" if opened else "")
     right = Endpoint(address_text(passive[0]), passive[1], "server" if opened else "")
-    return Ladder(left, right, infer_states(arrows), source)
+    return Ladder(left, right, infer_states(arrows) if states else list(arrows), source)

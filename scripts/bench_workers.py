@@ -1,0 +1,133 @@
+"""ustack serve --workers 1 against --workers 2: connections per second and downloads, twice each.
+
+    sudo .venv/bin/python scripts/bench_workers.py [--requests 2000] [--size-mb 20] [--runs 2]
+
+For each worker count a fresh `ustack serve --workers N` in its own namespace ust-bw-<pid>-<N>,
+reached by the kernel's ab and curl there (as scripts/bench.py does, whose helpers this uses):
+- connections/s: ab -c 20 -n REQUESTS, a new connection per request (many flows: the kernel
+  spreads them over the queues, so this is where workers add up), and the same requests per
+  CPU-second that ustack (all its workers together) spent on them: the per-worker capacity C of
+  the model in docs/architecture.md ("Beyond one core");
+- 1-flow download MB/s: one curl; one flow stays on one queue, so one worker serves it all;
+- 2-flow download MB/s: two curls at once, their rates summed (two flows, one per queue when their
+  hashes fall apart; with 2 queues they share one half the time).
+The kernel's ab/curl and the workers share this machine's cores: read the figures with
+`nproc` beside them. Everything runs in namespaces made here and removed at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench import MEGABYTE, BenchError, Server, connections_per_second, download_rate, inside  # noqa: E402
+
+from ustack.commands.signals import sigterm_as_interrupt  # noqa: E402
+from ustack.netns import Namespace  # noqa: E402
+from ustack.network import USTACK_ADDRESS  # noqa: E402
+
+URL = f"http://{USTACK_ADDRESS}"
+
+
+def parallel_download_rate(namespace: Namespace, url: str, flows: int) -> float:
+    """Sum of the rates of `flows` curls started together (each curl's own figure)."""
+    script = " & ".join(f"curl -sS --fail -o /dev/null -w '%{{speed_download}}\\n' {url}" for _ in range(flows))
+    return sum(float(rate) for rate in inside(namespace, "sh", "-c", f"{script}; wait").split()) / MEGABYTE
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of `pid` and its children still running (the workers), from /proc."""
+    pids = [pid]
+    try:
+        pids += [int(child) for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except OSError:
+        pass
+    total = 0
+    for each in pids:
+        try:
+            fields = Path(f"/proc/{each}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of proc(5))
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def measure(workers: int, args, work: Path, spaces: list[Namespace]) -> list[tuple[float, float, float]]:
+    space = Namespace(f"ust-bw-{os.getpid()}-{workers}")
+    spaces.append(space)
+    space.open()
+    environment = {**os.environ, "USTACK_RUN_DIR": str(work)}
+    server = Server([sys.executable, "-m", "ustack", "serve", "--netns", space.name, "--http", str(work / "site"),
+                     "--workers", str(workers)], environment)
+    try:
+        server.wait_ready("ustack: ready")
+        runs = []
+        for _ in range(args.runs):
+            before = cpu_seconds(server.process.pid)
+            rate = connections_per_second(space, f"{URL}/small.html", args.requests)
+            used = cpu_seconds(server.process.pid) - before
+            runs.append((rate, args.requests / used if used else float("nan"), download_rate(space, f"{URL}/big.bin"),
+                         parallel_download_rate(space, f"{URL}/big.bin", 2)))
+        return runs
+    finally:
+        server.stop()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--requests", type=int, default=2000, help="ab requests per run (default 2000)")
+    parser.add_argument("--size-mb", type=int, default=20, help="size of each download (default 20)")
+    parser.add_argument("--runs", type=int, default=2, help="runs per worker count (default 2)")
+    args = parser.parse_args()
+    if os.geteuid() != 0:
+        print("bench_workers.py: needs root (namespaces, TUN)", file=sys.stderr)
+        return 2
+    for tool in ("ab", "curl", "ip"):
+        if shutil.which(tool) is None:
+            print(f"bench_workers.py: `{tool}` is not installed (apt-get install apache2-utils curl iproute2)",
+                  file=sys.stderr)
+            return 2
+    work = Path(tempfile.mkdtemp(prefix="ust-bw-", dir="/dev/shm" if os.path.isdir("/dev/shm") else None))
+    spaces: list[Namespace] = []
+    started = time.monotonic()
+    try:
+        with sigterm_as_interrupt():
+            site = work / "site"
+            site.mkdir()
+            (site / "big.bin").write_bytes(os.urandom(1_000_000) * args.size_mb)
+            (site / "small.html").write_text("<p>hello</p>\n" * 20)
+            print(f"{'workers':>7}  {'run':>3}  {'connections/s (ab -c 20)':>24}  {'per ustack CPU-s':>16}  "
+                  f"{'1-flow MB/s':>11}  {'2-flow MB/s':>11}")
+            for workers in (1, 2):
+                for run, (rate, per_cpu, one, two) in enumerate(measure(workers, args, work, spaces), start=1):
+                    print(f"{workers:>7}  {run:>3}  {rate:>24.0f}  {per_cpu:>16.0f}  {one:>11.1f}  {two:>11.1f}",
+                          flush=True)
+            print(f"({time.monotonic() - started:.0f} s; {os.cpu_count()} cores shared by ustack and the kernel's "
+                  f"ab/curl; {args.requests} requests, {args.size_mb} MB downloads)")
+        return 0
+    except BenchError as error:
+        print(f"bench_workers.py: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("bench_workers.py: interrupted; cleaning up", file=sys.stderr)
+        return 130
+    finally:
+        for space in reversed(spaces):
+            try:
+                space.close()
+            except Exception as error:  # keep removing the others
+                print(f"bench_workers.py: removing {space.name}: {error}", file=sys.stderr)
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

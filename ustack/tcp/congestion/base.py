@@ -1,0 +1,111 @@
+"""What every congestion control algorithm shares: the initial window, the starting ssthresh
+and the interface (the contract is in __init__.py)."""
+
+from __future__ import annotations
+
+from ustack.tcp.congestion.prr import ProportionalRateReduction
+
+# ssthresh starts "arbitrarily high" (RFC 5681 3.1): above any window we will ever reach.
+INITIAL_SSTHRESH = (1 << 31) - 1
+
+
+def initial_window(mss: int, segments: int = 10) -> int:
+    """The initial congestion window in bytes.
+
+    RFC 6928 section 2 with 10 segments: min(10*MSS, max(2*MSS, 14600)). The same shape is used for
+    other segment counts: at most `segments` full segments and a byte budget of `segments * 1460`,
+    but never less than 2 segments (nor less than 1 if 1 is asked for).
+    """
+    if mss <= 0:
+        raise ValueError(f"MSS must be positive, got {mss}")
+    if segments <= 0:
+        raise ValueError(f"the initial window needs at least one segment, got {segments}")
+    return min(segments * mss, max(min(2, segments) * mss, segments * 1460))
+
+
+class CongestionControl:
+    """The interface every algorithm implements (see the module docstring for the contract).
+
+    The base class holds the state every algorithm shares and implements nothing that decides
+    behaviour; subclasses fill in the event methods.
+    """
+
+    name = "abstract"
+    # RFC 6582 3.2 step 2: no fast retransmit for duplicate ACKs not above "recover".
+    careful_recovery = False
+
+    __slots__ = ("initial_window_segments", "mss", "cwnd", "ssthresh", "in_recovery", "_acked_anything", "prr")
+
+    def __init__(self, mss: int, initial_window_segments: int = 10):
+        self.initial_window_segments = initial_window_segments
+        self.mss = mss
+        self.cwnd = initial_window(mss, initial_window_segments)
+        self.ssthresh = INITIAL_SSTHRESH
+        self.in_recovery = False
+        self._acked_anything = False
+        # RFC 6937: how much may be sent during SACK recovery; made when a recovery starts.
+        self.prr: ProportionalRateReduction | None = None
+
+    def cwnd_limited(self, bytes_in_flight: int) -> bool:
+        """Whether the flight an ACK answers was limited by cwnd, i.e. whether that ACK says
+        anything about a larger window (RFC 7661 4, RFC 5681 3.1 "cwnd ... SHOULD NOT be
+        increased" when not fully used). In slow start, as Linux (tcp_is_cwnd_limited), the
+        window may still double while the flight is at least half of it; in congestion
+        avoidance the flight must have filled cwnd to within one segment. A download limited by
+        the receiver's window, or an application that writes little, thus leaves cwnd alone
+        instead of growing it without bound."""
+        if self.cwnd < self.ssthresh:
+            return 2 * bytes_in_flight > self.cwnd
+        return bytes_in_flight + self.mss > self.cwnd
+
+    def start_proportional_rate_reduction(self, recover_fs: int) -> None:
+        """RFC 6937 3: a recovery begins with RecoverFS = FlightSize; ssthresh is already set."""
+        self.prr = ProportionalRateReduction(recover_fs)
+
+    def take_over(self, previous: CongestionControl) -> None:
+        """This algorithm replaces `previous` on an open connection (TCP_CONGESTION, Linux's
+        tcp_reinit_congestion_control): the window and threshold carry over. A recovery under
+        way ends here, with cwnd = ssthresh, as at its normal end (RFC 5681 3.2 step 6)."""
+        self.mss = previous.mss
+        self._acked_anything = previous._acked_anything
+        self.ssthresh = previous.ssthresh
+        self.cwnd = previous.ssthresh if previous.in_recovery else previous.cwnd
+
+    # --- events (see the module docstring) ---
+    def on_ack(self, acked_bytes: int, bytes_in_flight: int, now: float) -> None:
+        raise NotImplementedError
+
+    def on_enter_fast_recovery(self, bytes_in_flight: int, now: float, limited_transmit_bytes: int = 0) -> None:
+        raise NotImplementedError
+
+    def on_duplicate_ack_in_recovery(self) -> None:
+        raise NotImplementedError
+
+    def on_recovery_ack(self, acked_bytes: int, bytes_in_flight: int, now: float) -> bool:
+        raise NotImplementedError
+
+    def on_retransmit_timeout(self, bytes_in_flight: int, now: float) -> None:
+        raise NotImplementedError
+
+    def on_rtt_sample(self, sample: float, smoothed_rtt: float | None, now: float) -> None:
+        """A new RTT measurement (rtt.py took it too); CUBIC and HyStart++ use it."""
+
+    def on_idle_restart(self, now: float) -> None:
+        # RFC 5681 4.1: after an idle period the sender restarts from
+        # RW = min(IW, cwnd) rather than bursting a stale, large window into the network.
+        self.cwnd = min(self.cwnd, initial_window(self.mss, self.initial_window_segments))
+
+    def set_mss(self, mss: int) -> None:
+        """The sender MSS changed (usually once, when the handshake settles it). Until any data
+        has been acknowledged the window is still the initial window, recomputed for this MSS."""
+        if mss <= 0:
+            raise ValueError(f"MSS must be positive, got {mss}")
+        self.mss = mss
+        if not self._acked_anything:
+            self.cwnd = initial_window(mss, self.initial_window_segments)
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}(cwnd={self.cwnd} ssthresh={self.ssthresh} "
+            f"mss={self.mss} in_recovery={self.in_recovery})"
+        )
