@@ -74,6 +74,7 @@ int ustack_build_tcp_packet(uint8_t *out, size_t capacity, const struct ustack_t
         .identification = spec->identification,
         .dont_fragment = spec->dont_fragment,
         .header_length = USTACK_IPV4_MIN_HEADER,
+        .tos = spec->tos,
     };
     ustack_build_ipv4_header(out, capacity, &ip);
     return (int)total_length;

@@ -200,7 +200,7 @@ struct ustack_tcp_spec {
     uint8_t window_scale;
     uint8_t sack_block_count;  /* blocks that do not fit in 40 bytes of options are left out */
     uint8_t layout;            /* enum ustack_option_layout */
-    uint8_t reserved;
+    uint8_t tos;               /* IPv4 TOS byte: DSCP and the ECN field (RFC 3168 5); not for IPv6 */
     uint32_t ts_val;
     uint32_t ts_ecr;
     uint32_t sack_blocks[8];

@@ -136,6 +136,7 @@ static void round_trip(const uint8_t *data, size_t size)
     CHECK(reason == USTACK_OK);
     CHECK(fields.transport == USTACK_TRANSPORT_TCP);
     CHECK(fields.ip.src == spec.src && fields.ip.dst == spec.dst && fields.ip.ttl == spec.ttl);
+    CHECK(fields.ip.tos == spec.tos);
     CHECK(fields.tcp.seq == spec.seq && fields.tcp.ack == spec.ack && fields.tcp.flags == spec.flags);
     CHECK(fields.tcp.window == spec.window && fields.tcp.urgent_pointer == spec.urgent_pointer);
     CHECK(fields.tcp.options_present == spec.options_present);
@@ -195,7 +196,7 @@ static void round_trip6(const uint8_t *data, size_t size)
     size_t payload_length = size - sizeof spec - 4;
     static uint8_t packet[70000];
     int length = ustack_build_tcp6_packet(packet, sizeof packet, SOURCE6, DESTINATION6, spec.ttl, flow_label,
-                                          spec.reserved, &spec, payload, payload_length);
+                                          spec.tos, &spec, payload, payload_length);
     if (length < 0) {
         check_reason(-length);
         return;
@@ -208,7 +209,7 @@ static void round_trip6(const uint8_t *data, size_t size)
     CHECK(fields.version == 6 && fields.transport == USTACK_TRANSPORT_TCP);
     CHECK(memcmp(fields.ip6.src, SOURCE6, 16) == 0 && memcmp(fields.ip6.dst, DESTINATION6, 16) == 0);
     CHECK(fields.ip6.hop_limit == spec.ttl && fields.ip6.flow_label == flow_label);
-    CHECK(fields.ip6.traffic_class == spec.reserved);
+    CHECK(fields.ip6.traffic_class == spec.tos);
     CHECK(fields.tcp.seq == spec.seq && fields.tcp.ack == spec.ack && fields.tcp.flags == spec.flags);
     CHECK(fields.tcp.options_present == spec.options_present);
     CHECK(fields.payload_length == payload_length);

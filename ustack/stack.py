@@ -37,6 +37,7 @@ from typing import Iterable, NamedTuple
 from .reassembly import Ipv4Reassembly, Ipv6Reassembly, ReassemblyLimits
 from .stack6 import IPV4_MAPPED_PREFIX, LOOPBACK6, UNSPECIFIED6, Ipv6Side
 from .tcp import Connection, Listener, State, TcpConfig, reset_for_unmatched
+from .tcp.ecn import CE, ECT_0, EcnCapableSegment
 from .tcp.isn import IsnGenerator
 from .tcp.options import TIMESTAMP_OPTION_SPACE
 from .tcp.ratelimit import PerSecondLimit
@@ -240,6 +241,8 @@ class Stack(Ipv6Side):
         key = (ip.dst, segment.dst_port, ip.src, segment.src_port)
         connection = self.connections.get(key)
         if connection is not None:
+            if ip.ecn == CE:
+                connection.congestion_experienced()  # RFC 3168 6.1.3: the IP header's news
             connection.receive(segment, now)
             self._touch(connection)
             if connection.reopening_syn is None:
@@ -331,13 +334,18 @@ class Stack(Ipv6Side):
             if type(local_address) is bytes:
                 flow_label = self._flow_label(connection)
                 for segment in connection.transmit(now):
+                    # RFC 3168 6.1.2: ECT(0) on the data segments of an ECN connection (ecn.py);
+                    # over IPv6 the ECN field is the low bits of the traffic class (RFC 8200 7).
+                    ecn = ECT_0 if segment.__class__ is EcnCapableSegment else 0
                     packets.append(build_tcp_packet(local_address, connection.remote_address, segment, ttl=self.ttl,
-                                                    flow_label=flow_label))
+                                                    flow_label=flow_label, traffic_class=ecn))
             else:
                 if self.offload_segments > 1:
                     self._fit_segmentation_offload(connection, now)
                 for segment in connection.transmit(now):
-                    packets.append(build_tcp_packet(local_address, connection.remote_address, segment, ttl=self.ttl))
+                    ecn = ECT_0 if segment.__class__ is EcnCapableSegment else 0  # RFC 3168 6.1.2
+                    packets.append(build_tcp_packet(local_address, connection.remote_address, segment, ttl=self.ttl,
+                                                    tos=ecn))
             self._collect_events(connection)
             if connection.is_finished:
                 self._forget(connection)

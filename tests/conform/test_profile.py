@@ -114,11 +114,20 @@ def test_settings_ustack_already_behaves_like_change_nothing():
     for name, value in [
         ("net.inet.tcp.hostcache.purgenow", 1),
         ("net.inet.tcp.blackhole", 0),
-        ("net.inet.tcp.ecn.enable", 2),
         ("net.inet.tcp.syncookies_only", 0),
     ]:
         apply_sysctl(name, value, overrides)
     assert overrides == {}
+
+
+def test_ecn_enable_and_maxretries_set_the_ecn_settings():
+    for value, mode in ((0, "off"), (1, "on"), (2, "passive")):
+        overrides = {}
+        apply_sysctl("net.inet.tcp.ecn.enable", value, overrides)
+        assert overrides == {"ecn": mode}
+    overrides = {}
+    apply_sysctl("net.inet.tcp.ecn.maxretries", 0, overrides)
+    assert overrides == {"ecn_syn_retries": 0}
 
 
 def test_other_values_are_unsupported_with_a_named_feature():

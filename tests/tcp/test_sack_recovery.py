@@ -18,6 +18,8 @@ DATA = (bytes(range(256)) * 200)[: 30 * MSS]
 
 
 def config(**changes):
+    # RFC 6675's own loss detection (RACK-TLP, the default, has tests/tcp/test_rack.py).
+    changes.setdefault("loss_detection", "dupack")
     return dataclasses.replace(
         CONFIG, sack=True, initial_window_segments=8, send_buffer_size=65536, **changes
     )

@@ -74,13 +74,13 @@ def test_icmp_fields_layout():
 
 def test_tcp_spec_layout():
     values = (0x0A000001, 0x0A000002, 64, True, 0x1234, 40000, 80, 0xDEADBEEF, 0xCAFEF00D, 0x12, 0x0F, 29200, 7,
-              1460, 7, 3, 1, 0x11111111, 0x22222222)  # fmt: skip
+              1460, 7, 3, 1, 0x02, 0x11111111, 0x22222222)  # fmt: skip
     spec = ffi.new("struct ustack_tcp_spec *")
     codec._SPEC.pack_into(ffi.buffer(spec), 0, *values)
     by_name = (spec.src, spec.dst, spec.ttl, bool(spec.dont_fragment), spec.identification, spec.src_port,
                spec.dst_port, spec.seq, spec.ack, spec.flags, spec.options_present, spec.window,
                spec.urgent_pointer, spec.mss, spec.window_scale, spec.sack_block_count, spec.layout,
-               spec.ts_val, spec.ts_ecr)  # fmt: skip
+               spec.tos, spec.ts_val, spec.ts_ecr)  # fmt: skip
     assert by_name == values
     assert codec._SPEC_SACK_OFFSET == ffi.offsetof("struct ustack_tcp_spec", "sack_blocks")
     struct.pack_into("=8I", ffi.buffer(spec), codec._SPEC_SACK_OFFSET, *range(8))

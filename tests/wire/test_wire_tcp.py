@@ -227,6 +227,13 @@ def test_build_sets_ip_fields():
     assert (ip.ttl, ip.identification, ip.dont_fragment, ip.total_length) == (7, 0x1234, False, 42)
 
 
+def test_build_sets_the_tos_byte_for_ecn():
+    # RFC 3168 5: the ECN field is the low two bits of the TOS byte; ECT(0) is 0b10.
+    packet = build_tcp_packet(SOURCE, DESTINATION, TcpSegment(1, 2, 3, 4, ACK, 5, payload=b"xy"), tos=0x02)
+    assert parse_packet(packet).ip.tos == 0x02
+    assert parse_packet(build_tcp_packet(SOURCE, DESTINATION, TcpSegment(1, 2, 3, 4, ACK, 5))).ip.tos == 0
+
+
 def test_payload_may_be_a_bytearray_or_memoryview():
     for payload in (bytearray(b"abc"), memoryview(b"abc")):
         packet = build_tcp_packet(SOURCE, DESTINATION, TcpSegment(1, 2, 3, 4, ACK, 5, payload=payload))

@@ -8,6 +8,7 @@ Each flag takes one value for both directions, or a value per direction:
     --delay 50/10                every packet held 50 ms plus 0..10 ms of jitter (can reorder, as netem)
     --delay out:100              only what ustack sends is delayed
     --reorder 0.1  --duplicate 0.01  --corrupt 0.001
+    --ce 0.02                    2% of the ECN-capable packets marked Congestion Experienced (RFC 3168)
     --rate 20mbit                a token bucket, like tc: bit kbit mbit gbit (bits per second),
                                  bps kbps mbps gbps (BYTES per second, as tc reads them), or a
                                  plain number with an optional k/M/G (bits per second)
@@ -113,6 +114,8 @@ FAULT_FLAGS = {  # flag -> (argparse type, metavar, help)
     "corrupt": (per_direction(_probability("corrupt", below_one=True)), "P",
                 "flip one bit after the IP header in this fraction (the checksum then rejects it)"),
     "rate": (per_direction(rate_value), "RATE", "limit the rate, like tc: 20mbit, 1M (bits/s), 500kbps (bytes/s)"),
+    "ce": (per_direction(_probability("ce", below_one=False)), "P",
+           "mark Congestion Experienced on this fraction of the ECN-capable packets (RFC 3168), as a router's AQM does"),
 }
 
 
@@ -147,7 +150,7 @@ def faults_from_args(args: argparse.Namespace):
             options["drop"] = loss
         if (delay := (given["delay"] or {}).get(direction)) is not None:
             options["delay"], options["jitter"] = delay
-        for name in ("reorder", "duplicate", "corrupt"):
+        for name in ("reorder", "duplicate", "corrupt", "ce"):
             if (value := (given[name] or {}).get(direction)) is not None:
                 options[name] = value
         if (rate := (given["rate"] or {}).get(direction)) is not None:
@@ -164,7 +167,7 @@ def describe_faults(inbound, outbound) -> str:
             parts.append(f"loss {faults.drop:g}")
         if faults.delay or faults.jitter:
             parts.append(f"delay {faults.delay * 1000:g}" + (f"/{faults.jitter * 1000:g}" if faults.jitter else "") + " ms")
-        for name in ("reorder", "duplicate", "corrupt"):
+        for name in ("reorder", "duplicate", "corrupt", "ce"):
             if getattr(faults, name):
                 parts.append(f"{name} {getattr(faults, name):g}")
         if faults.rate_bytes_per_second:

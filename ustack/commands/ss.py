@@ -201,7 +201,7 @@ def _first(connection: dict, *names: str, default=None):
 
 def info_text(connection: dict, now: float | None) -> str:
     """The -i line: the core's variables in ss's spelling and units (times in milliseconds)."""
-    parts = []
+    parts = ["ecn"] if connection.get("ecn") else []  # negotiated (RFC 3168), first as in Linux's ss
     # Linux's ss -i starts with the congestion control's name, then wscale:<send>,<receive>.
     algorithm = connection.get("congestion_control")
     if algorithm:

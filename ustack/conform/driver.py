@@ -81,6 +81,9 @@ from ustack.wire.ipv4 import IPV4_HEADER_LENGTH, address_value
 from ustack.wire.ipv6 import address6_value
 from ustack.wire.tcp import ACK, RST
 
+# The ECN field of an IP header (RFC 3168 5) as packetdrill writes it: `[noecn]`, `[ect0]`...
+ECN_FIELDS = {"noecn": 0b00, "ect1": 0b01, "ect0": 0b10, "ce": 0b11}
+
 
 LOCAL_ADDRESS = address_value("192.168.0.1")
 REMOTE_ADDRESS = address_value("192.0.2.1")
@@ -184,7 +187,8 @@ class Driver:
             port_seed=PORT_SEED,
         )
         self.numbers: dict[tuple[int, int], SequenceMap] = {}  # (local port, remote port) -> numbers
-        self.sent: deque = deque()  # (time, (local port, remote port), segment) not yet matched
+        # (time, (local port, remote port), segment, ECN field of its IP header) not yet matched
+        self.sent: deque = deque()
         self.blocked: list = []  # (event, Blocked)
         self.current_port: int | None = None
         self.last_happened = 0.0  # when the previous event actually happened
@@ -320,7 +324,8 @@ class Driver:
         """Queue what the host transmits now, as segments keyed by (our port, the script's)."""
         batch = len(self.sent)  # segments queued from here on were sent together
         for packet in self.stack.transmit(self.now):
-            segment = parse_packet(packet).tcp
+            parsed = parse_packet(packet)
+            segment = parsed.tcp
             if segment is None:  # ICMP from ustack: no script line can expect it (runner.py)
                 self.warnings.append(f"at {self.now:.3f} s ustack sent a packet that is not TCP")
                 continue
@@ -328,9 +333,9 @@ class Driver:
             if self.linux and LINUX_SEGMENTATION_OFFLOAD and len(self.sent) > batch and self.sent[-1][1] == key:
                 merged = merge_offloaded(self.sent[-1][2], segment)
                 if merged is not None:
-                    self.sent[-1] = (self.now, key, merged)
+                    self.sent[-1] = (self.now, key, merged, self.sent[-1][3])
                     continue
-            self.sent.append((self.now, key, segment))
+            self.sent.append((self.now, key, segment, parsed.ip.ecn))
         self.stack.events()  # nothing here reads them; drained so they do not pile up
 
     def _poke_sockets(self) -> None:
@@ -349,7 +354,7 @@ class Driver:
     def _check_unexpected(self, before: float) -> None:
         """Fail on a queued segment sent more than the tolerance before `before`."""
         while self.sent and self.sent[0][0] < before - self.tolerance:
-            when, key, segment = self.sent[0]
+            when, key, segment, _ = self.sent[0]
             if segment.flags & RST and "unlisted_reset" in self.script_tolerances:
                 self.sent.popleft()
                 self.warnings.append(f"tolerance unlisted_reset: {segment_text(segment, self._numbers_for(key))}")
@@ -365,7 +370,7 @@ class Driver:
             if not self._step(self.now + ANY_TIME_HORIZON):
                 reason = f"ustack sent nothing; the script expects {expected_text(event)}"
                 raise ScriptFailed(event.line, "missing-segment", reason)
-        when, key, segment = self.sent.popleft()
+        when, key, segment, ecn = self.sent.popleft()
         if earliest is not None and not (earliest - self.tolerance <= when <= latest + self.tolerance):
             raise ScriptFailed(
                 event.line,
@@ -378,6 +383,11 @@ class Driver:
         mismatch = match_outbound(event, segment, numbers, MATCHER_TOLERANCES)
         if mismatch is not None:
             raise ScriptFailed(event.line, mismatch.field, mismatch.reason, mismatch)
+        for name, _ in event.ip_info:  # `>[ect0]`: the ECN field of the IP header (RFC 3168 5)
+            if ECN_FIELDS[name] != ecn:
+                got = next(field for field, value in ECN_FIELDS.items() if value == ecn)
+                reason = f"ECN field: the script expects [{name}], ustack sent [{got}]: {segment_text(segment, numbers)}"
+                raise ScriptFailed(event.line, "ecn", reason)
         for name, what in numbers.tolerances_used:
             self.warnings.append(f"line {event.line}: tolerance {name}: {what}")
         numbers.tolerances_used.clear()
@@ -392,7 +402,8 @@ class Driver:
             return
         segment = inbound_segment(event, numbers, REMOTE_PORT, port)
         try:
-            packet = build_tcp_packet(self.remote_address, self.local_address, segment)
+            ecn = next((ECN_FIELDS[name] for name, _ in event.ip_info), 0)  # `<[ce]` and the like
+            packet = build_tcp_packet(self.remote_address, self.local_address, segment, tos=ecn)
         except WireError as error:
             raise Unsupported("inbound segment", f"line {event.line} cannot be put on the wire: {error}") from None
         four_tuple = (self.local_address, port, self.remote_address, REMOTE_PORT)
@@ -549,6 +560,7 @@ class Driver:
                 bits |= TCPI_OPTION_BITS["TCPI_OPT_TIMESTAMPS"] if connection.timestamps_enabled else 0
                 bits |= TCPI_OPTION_BITS["TCPI_OPT_SACK"] if connection.sack_permitted else 0
                 bits |= TCPI_OPTION_BITS["TCPI_OPT_WSCALE"] if connection.window_scaling_enabled else 0
+                bits |= TCPI_OPTION_BITS["TCPI_OPT_ECN"] if connection.ecn is not None else 0
             if bits != check.bits:
                 reason = f"tcpi_options is {bits:#x} where the script expects {check.bits:#x}"
                 raise ScriptFailed(event.line, "options-in-use", reason)

@@ -100,6 +100,11 @@ FREEBSD_DEFAULTS = {
     # tcp_twcheck drops every RST in TIME-WAIT (RFC 1337 fix F1); the scripts check it.
     "rfc1337": True,
     "icmp_hard_error_codes": FREEBSD_ICMP_HARD_ERRORS,  # net.inet.tcp.icmp_may_rst=1
+    # FreeBSD's default TCP stack finds losses by duplicate ACKs and SACK (RFC 6675) and sends
+    # no tail loss probes (RACK-TLP lives in its optional "rack" stack, net.inet.tcp.functions_default).
+    "loss_detection": "dupack",
+    "ecn": "passive",  # net.inet.tcp.ecn.enable=2
+    "ecn_syn_retries": 1,  # net.inet.tcp.ecn.maxretries=1
 }
 # A value whose field TcpConfig does not have (yet) is not applied; every result lists it among
 # its warnings ("profile value ... not applied").
@@ -222,6 +227,11 @@ def _milliseconds(value: int) -> float:
     return value / 1000.0
 
 
+def _ecn_mode(value: int) -> str:
+    """net.inet.tcp.ecn.enable as TcpConfig.ecn (RFC 3168): 0 off, 1 ask and accept, 2 accept."""
+    return {0: "off", 1: "on"}.get(value, "passive")
+
+
 def _off_when_set(value: int) -> bool:
     """For FreeBSD's insecure_* switches: 1 turns the RFC 5961 check off."""
     return not value
@@ -299,11 +309,10 @@ SYSCTLS = {
         Sysctl(
             "net.inet.tcp.ecn.enable",
             "0: no ECN; 1: request and accept; 2: accept ECN only when the peer asks (server mode)",
-            builtin=frozenset({0, 2}),
-            note="ustack never negotiates ECN (RFC 3168). 2 is accepted: it changes nothing until a "
-            "script's peer asks for ECN, and then the missing ECE on our SYN-ACK shows as a mismatch",
+            "ecn",
+            _ecn_mode,
         ),
-        Sysctl("net.inet.tcp.ecn.maxretries", "SYN retries with ECN before falling back", note="ustack has no ECN"),
+        Sysctl("net.inet.tcp.ecn.maxretries", "SYN retries with ECN before falling back", "ecn_syn_retries"),
         Sysctl(
             "net.inet.tcp.icmp_may_rst",
             "1: ICMP unreachable codes 2, 3, 9, 10 and 13 abort a connection in SYN-SENT (RFC 5927)",
@@ -462,6 +471,12 @@ FREEBSD_DEVIATIONS = {
         "our SYN, FreeBSD's host cache announces MSS 1240 on the retransmitted SYN; ustack ignores "
         "path MTU messages about a SYN (at most 80 bytes, far below any IPv6 MTU, so the message is "
         "bogus or stale), keeps MSS 1440 and lets the peer's MSS and later messages settle the path"
+    ),
+    "socket-api/getsockopt/socket-api-getsockopt-tcpinfo-ipv4.pkt": (
+        "FreeBSD-specific window rounding, not ECN (which this script negotiates, as ustack now does): "
+        "FreeBSD rounds the advertised window up to a whole unit of the scale (65700 bytes of buffer "
+        "with shift 6 sent as 1027 units, 65728 bytes, more than it holds); ustack rounds down, "
+        "never offering space it does not have (RFC 7323 2.3, RFC 9293 3.8.6.2.2)"
     ),
     "snippets/closed-via-last-ack-ipv4.pkt": _OLD_ACK + ", which acknowledges our FIN and closes LAST-ACK",
     "snippets/time-wait-via-closing-ipv4.pkt": _OLD_ACK + ", which acknowledges our FIN and turns CLOSING into TIME-WAIT",

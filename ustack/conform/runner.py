@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ustack.conform.driver import drive
+from ustack.conform.driver import ECN_FIELDS, drive
 from ustack.conform.lexer import ParseError
 from ustack.conform.parser import parse_file
 from ustack.conform.profile import DEFINES, FREEBSD, LINUX, SOCKET_OPTIONS, Unsupported, apply_script_options, apply_sysctl
@@ -70,15 +70,13 @@ def _check_packet(event: PacketEvent) -> None:
         raise Unsupported("outbound_icmp", "ustack is not expected to send ICMP to the script")
     if event.udp_ports is not None:
         raise Unsupported("udp_encapsulation", "TCP over UDP")
-    if event.ip_info:
+    if any(name not in ECN_FIELDS for name, _ in event.ip_info):
         names = ",".join(name for name, _ in event.ip_info)
-        raise Unsupported("ip_header_fields", f"the driver exchanges TCP segments, not IP packets ({names})")
+        raise Unsupported("ip_header_fields", f"the driver sets and checks only the ECN field of IP headers ({names})")
     if any(option.name == "md5" for option in event.options or ()):
         raise Unsupported("tcp_md5", "TCP MD5 signature option (RFC 2385)")
     if event.direction == "<" and any(option.name in ("FO", "FOEXP") for option in event.options or ()):
         raise Unsupported("tcp_fastopen", "a Fast Open option (RFC 7413); ustack has no Fast Open")
-    if "E" in event.flags or "W" in event.flags:
-        raise Unsupported("ecn", "ECN-setup or ECN-echo segments (RFC 3168); ustack does not negotiate ECN")
 
 
 def _check_syscall(event: SyscallEvent) -> None:

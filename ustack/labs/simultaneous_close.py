@@ -41,8 +41,10 @@ retransmission timer running for its unacknowledged FIN.
 
 
 def run(options: LabOptions) -> "LabResult":  # noqa: F821
-    # ustack's RTO floor is raised too, so neither side retransmits while the lab holds segments.
-    return run_lab(NAME, SUMMARY, scenario, options, TcpConfig(msl=MSL, min_rto=RTO_FLOOR, initial_rto=RTO_FLOOR))
+    # ustack's RTO floor is raised too, so neither side retransmits while the lab holds segments;
+    # and no tail loss probe (RACK-TLP, RFC 8985 7) goes before it: the classic loss detection.
+    config = TcpConfig(msl=MSL, min_rto=RTO_FLOOR, initial_rto=RTO_FLOOR, loss_detection="dupack")
+    return run_lab(NAME, SUMMARY, scenario, options, config)
 
 
 async def scenario(lab: LabSession) -> str:

@@ -18,13 +18,17 @@ What happens to one packet, in this order (each decision is counted in `counters
 1. scripted drops (drop_when): the first matching rule with count left drops it;
 2. rate limit: a token bucket of bytes per second; no tokens -> dropped ("rate_limited");
 3. drop with probability `drop`;
-4. corrupt with probability `corrupt`: one random bit is flipped, by default after the IPv4
+4. mark CE with probability `ce`, on ECN-capable packets only (ECT(0) or ECT(1) in the ECN field
+   of the IPv4 TOS byte or the IPv6 traffic class, RFC 3168 5): what a router with an AQM does
+   instead of dropping (RFC 3168 5, 6.1.3), so that ECN can be tested and shown. The IPv4 header
+   checksum is updated (RFC 1624);
+5. corrupt with probability `corrupt`: one random bit is flipped, by default after the IPv4
    header, so the receiver's TCP/ICMP checksum rejects it (a single flipped bit always changes an
    Internet checksum, RFC 1071). corrupt_header=True flips anywhere, header included;
-5. duplicate with probability `duplicate`: the copy follows the original;
-6. delay: held until now + delay + uniform(0, jitter); with jitter, packets can overtake each
+6. duplicate with probability `duplicate`: the copy follows the original;
+7. delay: held until now + delay + uniform(0, jitter); with jitter, packets can overtake each
    other, as through Linux netem;
-7. reorder with probability `reorder` (packets not delayed by 6): held back until the next packet
+8. reorder with probability `reorder` (packets not delayed by 6): held back until the next packet
    in the same direction has gone past, or until `reorder_timeout` has passed if none comes.
 
 Whoever must know exactly which packets were lost (the live ladder of `ustack serve --ladder`)
@@ -45,9 +49,12 @@ import random
 from dataclasses import dataclass
 from typing import Callable
 
+from ..wire import checksum_update
 from .base import Link, Middleware, earliest
 
 IPV4_MINIMUM_HEADER = 20
+# The ECN field (RFC 3168 5): the low two bits of the IPv4 TOS byte / IPv6 traffic class.
+ECT_1, ECT_0, CE = 0b01, 0b10, 0b11
 
 # on_drop(now, packet, direction, reason): direction "inbound"/"outbound", reason as counted.
 DropHook = Callable[[float, bytes, str, str], None]
@@ -61,6 +68,7 @@ class Faults:
     duplicate: float = 0.0
     corrupt: float = 0.0
     corrupt_header: bool = False
+    ce: float = 0.0  # mark Congestion Experienced on this fraction of the ECN-capable packets
     reorder: float = 0.0
     reorder_timeout: float = 0.010
     delay: float = 0.0
@@ -69,7 +77,7 @@ class Faults:
     burst_bytes: int = 64 * 1024
 
     def __post_init__(self) -> None:
-        for name in ("drop", "duplicate", "corrupt", "reorder"):
+        for name in ("drop", "duplicate", "corrupt", "reorder", "ce"):
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
                 raise ValueError(f"{name} probability {value} is outside 0..1")
@@ -213,6 +221,9 @@ class FaultInjector(Middleware):
         if faults.drop and chance() < faults.drop:
             self._dropped(now, packet, name, "random")
             return
+        if faults.ce and _ecn_field(packet) in (ECT_0, ECT_1) and chance() < faults.ce:
+            packet = _with_ce(packet)
+            self.counters[f"ce_marked_{name}"] += 1
         if faults.corrupt and chance() < faults.corrupt:
             packet = self._flip_one_bit(direction, packet)
             self.counters[f"corrupted_{name}"] += 1
@@ -279,3 +290,29 @@ class FaultInjector(Middleware):
         corrupted = bytearray(packet)
         corrupted[bit // 8] ^= 0x80 >> (bit % 8)
         return bytes(corrupted)
+
+
+def _ecn_field(packet: bytes) -> int | None:
+    """The ECN bits of an IPv4 or IPv6 packet, None for anything else."""
+    if len(packet) < IPV4_MINIMUM_HEADER:
+        return None
+    version = packet[0] >> 4
+    if version == 4:
+        return packet[1] & 0b11
+    if version == 6:
+        return (packet[1] >> 4) & 0b11  # the traffic class spans bytes 0 and 1 (RFC 8200 3)
+    return None
+
+
+def _with_ce(packet: bytes) -> bytes:
+    """The packet marked CE, as a congested router marks it (RFC 3168 5)."""
+    marked = bytearray(packet)
+    if packet[0] >> 4 == 4:
+        old_word = packet[0] << 8 | packet[1]
+        marked[1] |= CE
+        checksum = packet[10] << 8 | packet[11]
+        checksum = checksum_update(checksum, old_word, marked[0] << 8 | marked[1])
+        marked[10], marked[11] = checksum >> 8, checksum & 0xFF
+    else:
+        marked[1] |= CE << 4
+    return bytes(marked)

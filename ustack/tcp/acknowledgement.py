@@ -11,7 +11,7 @@ from ustack.tcp.options import TIMESTAMP_MASK, timestamp_value
 from ustack.tcp.seq import seq_add, seq_diff, seq_gt, seq_le, seq_lt
 from ustack.tcp.send_side import FAST_RETRANSMIT, LIMITED_TRANSMIT
 from ustack.tcp.timer_set import PERSIST_TIMER, RETRANSMIT_TIMER
-from ustack.wire.tcp import FIN, SYN, TcpSegment
+from ustack.wire.tcp import CWR, ECE, FIN, SYN, TcpSegment
 
 DUPLICATE_ACK_THRESHOLD = 3  # RFC 5681 3.2
 
@@ -48,12 +48,17 @@ class AcknowledgementProcessing:
             self.drops["ack_too_old"] += 1
             self._challenge_ack(now)
             return False
+        if self.ecn is not None and segment.flags & (ECE | CWR):
+            self._ecn_on_segment(segment, now)  # RFC 3168 6.1.2-6.1.3 (ecn.py)
         new_sack_information = False
         blocks = ()
+        dsack = False
+        was_in_recovery = self.congestion.in_recovery
         snd_una_before = self.snd.una
         sacked_before = self._sacked_in_flight()
         if self.sack_permitted and segment.options.sack_blocks:
             blocks = _without_dsack(segment.options.sack_blocks, ack)
+            dsack = len(blocks) < len(segment.options.sack_blocks)
             new_sack_information = self.snd.record_sack(blocks, self.config.sack_recovery)
         if seq_gt(ack, self.snd.una):
             self._new_ack(segment, ack, now)
@@ -68,6 +73,8 @@ class AcknowledgementProcessing:
             # RFC 6675 5 step (2): three segments' worth above SND.UNA arrived, so the one at
             # SND.UNA is lost, however few duplicate ACKs got through to say so.
             self._enter_fast_recovery(now)
+        if self.rack is not None and (segment.options.sack_blocks or seq_gt(ack, snd_una_before)):
+            self._rack_on_ack(ack, dsack, was_in_recovery, now)  # RACK-TLP (rack.py)
         if self.congestion.in_recovery and self.congestion.prr is not None and self.snd.has_sacked:
             # RFC 6937 3: DeliveredData = change in SND.UNA + change in SACKed bytes.
             delivered = seq_diff(self.snd.una, snd_una_before) + self._sacked_in_flight() - sacked_before

@@ -36,7 +36,7 @@ from ustack.tcp.state import (
 )
 from ustack.tcp.send_side import SEND_SYN
 from ustack.tcp.timer_set import CONNECT_TIMER, KEEPALIVE_TIMER, RETRANSMIT_TIMER, TIME_WAIT_TIMER
-from ustack.wire.tcp import ACK, FIN, PSH, RST, SYN, URG, TcpSegment
+from ustack.wire.tcp import ACK, ECE, FIN, PSH, RST, SYN, URG, TcpSegment
 
 _ACK_OR_ACK_PSH = (ACK, ACK | PSH)
 _SYN_FIN = SYN | FIN
@@ -139,6 +139,8 @@ class SegmentArrival:
         self._update_send_window(segment)
         if not payload:
             self._new_ack(segment, ack, now)
+            if self.rack is not None:
+                self._rack_on_ack(ack, False, False, now)  # RACK-TLP (rack.py)
             return True
         # The seventh step in its simplest form: append to the in-order data.
         was_empty = not buffer.readable
@@ -235,6 +237,10 @@ class SegmentArrival:
         self.window_scaling_enabled = negotiated.window_scaling
         self.sack_permitted = negotiated.sack
         self.timestamps_enabled = negotiated.timestamps
+        if self.snd.buffer is not None:
+            self._rack_start()  # data written before the handshake; RFC 8985 needs SACK
+        if syn.flags & ECE:
+            self._ecn_negotiate(syn)  # RFC 3168 6.1.1 (ecn.py)
         if negotiated.timestamps:
             self.rcv.take_timestamp(syn.options.timestamps[0])
         self.congestion.set_mss(self.send_mss)

@@ -157,6 +157,21 @@ class TcpConfig:
     # RFC 6675, as Linux does, a retransmission that is lost too is sent again once more than
     # two segments sent after it are SACKed (output._resend_lost_retransmissions).
     sack_recovery: bool = True
+    # How losses are found, with SACK (rack.py). "rack": RACK-TLP (RFC 8985), Linux's default
+    # (net.ipv4.tcp_recovery=1): a segment is lost when one sent a reordering window after it
+    # was delivered, and a tail loss probe after about two round trips repairs a lost tail
+    # without waiting for the retransmission timer. "dupack": RFC 6675/5681 alone, counting
+    # SACKed segments and duplicate ACKs (FreeBSD's default). Without SACK, always "dupack".
+    loss_detection: str = "rack"
+    # ECN (RFC 3168, ecn.py): "on" asks for it on our SYNs and accepts a peer's request;
+    # "passive" accepts but does not ask (Linux's net.ipv4.tcp_ecn=2, FreeBSD's
+    # net.inet.tcp.ecn.enable=2: the defaults of both); "off" neither.
+    ecn: str = "passive"
+    # With ecn "on": how many retransmissions of our SYN still ask for ECN before it falls back to
+    # a plain SYN, in case a middlebox drops SYNs with ECE/CWR (RFC 3168 6.1.1.1). 0 like Linux
+    # (net.ipv4.tcp_ecn_fallback: the first retransmission no longer asks); FreeBSD's
+    # net.inet.tcp.ecn.maxretries is 1.
+    ecn_syn_retries: int = 0
     # RFC 6937 Proportional Rate Reduction (with the slow-start reduction bound) decides how much
     # SACK recovery sends on each ACK: a steady ssthresh/RecoverFS of what is delivered instead
     # of RFC 6675's silence until pipe < ssthresh and a burst after. On in Linux since 3.2.
@@ -228,6 +243,12 @@ class TcpConfig:
             raise ValueError(f"syncookies must be one of {', '.join(SYNCOOKIE_MODES)}, got {self.syncookies!r}")
         if self.synack_retries < 0:
             raise ValueError(f"synack_retries cannot be negative, got {self.synack_retries}")
+        if self.ecn not in ("off", "on", "passive"):
+            raise ValueError(f"ecn must be 'off', 'on' or 'passive', got {self.ecn!r}")
+        if self.ecn_syn_retries < 0:
+            raise ValueError(f"ecn_syn_retries cannot be negative, got {self.ecn_syn_retries}")
+        if self.loss_detection not in ("rack", "dupack"):
+            raise ValueError(f"loss_detection must be 'rack' or 'dupack', got {self.loss_detection!r}")
         if self.msl < 0 or self.delayed_ack_timeout < 0:
             raise ValueError("msl and delayed_ack_timeout cannot be negative")
 

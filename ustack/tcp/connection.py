@@ -38,6 +38,8 @@ from ustack.tcp.errors import TcpError, call_error
 from ustack.tcp.events import ConnectionFailed, ConnectionSnapshot, Event
 from ustack.tcp.options import MIN_PEER_MSS, TIMESTAMP_OPTION_SPACE
 from ustack.tcp.output import SegmentOutput
+from ustack.tcp.ecn import EcnProcessing
+from ustack.tcp.rack import RackProcessing
 from ustack.tcp.ratelimit import PerSecondLimit
 from ustack.tcp.receive_side import ReceiveSide
 from ustack.tcp.rtt import RttEstimator
@@ -68,14 +70,14 @@ _NEVER = float("-inf")
 _ABORT_SENDS_RESET = frozenset({SYN_RECEIVED, ESTABLISHED, FIN_WAIT_1, FIN_WAIT_2, CLOSE_WAIT})
 
 
-class Connection(SegmentArrival, AcknowledgementProcessing, SegmentOutput, Timers, StateMachine):
+class Connection(SegmentArrival, AcknowledgementProcessing, RackProcessing, EcnProcessing, SegmentOutput, Timers, StateMachine):
     """A transmission control block (RFC 9293 3.3.1) and the machine that drives it."""
 
     # Slots, not a __dict__: a server holds many idle connections (scripts/bench_memory.py).
     __slots__ = (
         "config", "local_address", "local_port", "remote_address", "remote_port",
         "_foreign_socket_at_open", "state", "error", "_events", "_listener", "passive_open",
-        "snd", "rcv", "timers", "rtt", "congestion",
+        "snd", "rcv", "timers", "rtt", "congestion", "rack", "ecn",
         "_shutdown_after_open", "_closed_fully",
         "send_mss", "send_shift", "receive_shift", "window_scaling_enabled", "syn_offers_options",
         "sack_permitted", "timestamps_enabled",
@@ -135,6 +137,8 @@ class Connection(SegmentArrival, AcknowledgementProcessing, SegmentOutput, Timer
         self.congestion = create_congestion_control(
             config.congestion_control, self.send_mss, config.initial_window_segments
         )
+        self.rack = None  # RACK-TLP's state (rack.py), made by the first data with SACK
+        self.ecn = None  # ECN's state (ecn.py), made when the SYNs negotiate it (RFC 3168)
         # Timers: every deadline is kept by the TimerSet (timer_set.py); their expiries are
         # handled in timers.py.
         self.timers = TimerSet()
@@ -271,7 +275,10 @@ class Connection(SegmentArrival, AcknowledgementProcessing, SegmentOutput, Timer
             if state is CLOSED:
                 raise call_error("connection_does_not_exist")
             raise call_error("connection_closing")
-        return self.snd.write(data, urgent)
+        accepted = self.snd.write(data, urgent)
+        if self.rack is None and self.sack_permitted:
+            self._rack_start()  # RACK-TLP's books are made by the first data (rack.py)
+        return accepted
 
     def recv(self, max_bytes: int, now: float) -> bytes:
         """RECEIVE (RFC 9293 3.10.3): up to max_bytes of in-order data.
@@ -558,6 +565,7 @@ class Connection(SegmentArrival, AcknowledgementProcessing, SegmentOutput, Timer
             receive_queue=self.readable,
             timers=self.timers.armed(),
             error=self.error,
+            ecn=self.ecn is not None,
         )
 
     def __repr__(self) -> str:

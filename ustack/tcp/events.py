@@ -70,6 +70,7 @@ class ConnectionSnapshot:
     receive_queue: int  # bytes received and not yet read
     timers: dict[str, float]  # armed timers by name, with their deadlines
     error: TcpError | None
+    ecn: bool = False  # ECN negotiated on the SYNs (RFC 3168 6.1.1)
     congestion_control: str | None = None  # the algorithm's name, as `ss -i` shows it (Linux's tcpi_ca)
     window_scale: tuple[int, int] | None = None  # (send shift, receive shift) when negotiated (RFC 7323)
 

@@ -27,9 +27,11 @@ from ustack.tcp.options import TIMESTAMP_MASK, syn_options
 from ustack.tcp.ratelimit import PerSecondLimit
 from ustack.tcp.seq import seq_add, seq_diff, seq_gt, seq_lt, seq_max
 from ustack.tcp.state import CAN_RECEIVE, CLOSE_WAIT, CLOSED, CLOSING, ESTABLISHED, FIN_WAIT_1, LAST_ACK, LISTEN, SYN_SENT
-from ustack.tcp.send_side import FAST_RETRANSMIT, FORCE_SEND, KEEPALIVE_PROBE, LIMITED_TRANSMIT, SEND_SYN, WINDOW_PROBE
+from ustack.tcp.send_side import (
+    FAST_RETRANSMIT, FORCE_SEND, KEEPALIVE_PROBE, LIMITED_TRANSMIT, LOSS_PROBE, SEND_SYN, WINDOW_PROBE,
+)
 from ustack.tcp.timer_set import DELAYED_ACK_TIMER, PERSIST_TIMER, RETRANSMIT_TIMER
-from ustack.wire.tcp import ACK, FIN, NO_OPTIONS, PSH, RST, SYN, URG, TcpOptions, TcpSegment
+from ustack.wire.tcp import ACK, CWR, ECE, FIN, NO_OPTIONS, PSH, RST, SYN, URG, TcpOptions, TcpSegment
 
 # States in which data and our FIN may be (re)transmitted once our SYN is acknowledged.
 _SENDING_STATES = frozenset({ESTABLISHED, CLOSE_WAIT, FIN_WAIT_1, CLOSING, LAST_ACK})
@@ -54,6 +56,7 @@ class SegmentOutput:
         # are worked out once, by the first segment that needs them (see _build_segment).
         self._header = None
         snd = self.snd
+        sent_up_to = snd.max
         requested = snd.requests  # checked first, so that a bulk transfer asks nothing more
         if requested & SEND_SYN:
             self._emit_syn(now, out)
@@ -73,6 +76,10 @@ class SegmentOutput:
             self._count_for_prr(out, first_new)
             if requested & LIMITED_TRANSMIT and snd.take_request(LIMITED_TRANSMIT):
                 self._emit_limited_transmit(now, out)
+            if requested & LOSS_PROBE and snd.take_request(LOSS_PROBE):
+                self._emit_loss_probe(now, out)  # RFC 8985 7.3 (rack.py)
+            if snd.max != sent_up_to and self.rack is not None:
+                self._rack_arm_probe(now)  # new data went out: RFC 8985 7.2 (rack.py)
         if requested & KEEPALIVE_PROBE and snd.take_request(KEEPALIVE_PROBE):
             # RFC 1122 4.2.3.6: a segment the peer must acknowledge: SEQ = SND.NXT - 1, no data.
             out.append(self._build_segment(now, seq_add(snd.una, -1), ACK, b""))
@@ -108,8 +115,12 @@ class SegmentOutput:
                 timestamps=config.timestamps and offer, ts_recent=0,
             )
             window = min(config.receive_buffer_size, 0xFFFF)
+            if config.ecn == "on" and self.syn_asks_for_ecn():
+                flags |= ECE | CWR  # RFC 3168 6.1.1: ask for ECN (ecn.py)
         else:
             flags, ack = SYN | ACK, self.rcv.nxt
+            if self.ecn is not None:
+                flags |= ECE  # RFC 3168 6.1.1: agree
             options = syn_options(
                 config, now, window_scale=self.window_scaling_enabled, sack=self.sack_permitted,
                 timestamps=self.timestamps_enabled, ts_recent=self.rcv.ts_recent,
@@ -186,7 +197,10 @@ class SegmentOutput:
 
     def _send_at(self, now: float, out: list, seq: int, flags: int, payload: bytes) -> None:
         """Send data and/or FIN starting at `seq` (SND.NXT) and advance SND.NXT over it."""
-        out.append(self._build_segment(now, seq, flags, payload))
+        segment = self._build_segment(now, seq, flags, payload)
+        if self.ecn is not None and payload and not seq_lt(seq, self.snd.max):
+            segment = self._ecn_mark(segment)  # ECT(0), not on retransmissions (RFC 3168 6.1.5)
+        out.append(segment)
         length = len(payload)
         # With timestamps every ACK gives an RTT sample (RFC 7323 4); without, one segment is timed.
         end = seq_add(seq, length + 1 if flags & FIN else length)
@@ -248,7 +262,7 @@ class SegmentOutput:
             return seq
         out.append(self._build_segment(now, seq, flags, payload))
         after = seq_add(seq, length + 1 if flags & FIN else length)
-        self.snd.retransmitted(after)  # Karn's rule (RFC 6298 3); RFC 6675 HighRxt
+        self.snd.retransmitted(after, seq, now)  # Karn's rule (RFC 6298 3); RFC 6675 HighRxt
         return after
 
     def _sack_recovery_output(self, now: float, out: list) -> int:
@@ -396,6 +410,8 @@ class SegmentOutput:
             urgent_pointer = min(seq_diff(snd_up, seq), 0xFFFF)
         if self.rcv.ack_owed:
             self.rcv.ack_carried()
+        if self.ecn is not None and self.ecn.echo_ce:
+            flags |= ECE  # RFC 3168 6.1.3: until the peer's CWR
         return TcpSegment(
             self.local_port, self.remote_port, seq, rcv_nxt, flags, window, urgent_pointer, options, payload
         )

@@ -27,6 +27,8 @@ DUPLICATE_THRESHOLD = 3  # RFC 6675 2 DupThresh, RFC 5681 3.2
 class SackScoreboard:
     def __init__(self) -> None:
         self.blocks: list[tuple[int, int]] = []  # SACKed ranges above SND.UNA, in order
+        # RACK (RFC 8985 6.2): below this, every byte not SACKed was found lost by time.
+        self.rack_lost_end: int | None = None
 
     def __bool__(self) -> bool:
         return bool(self.blocks)
@@ -35,6 +37,12 @@ class SackScoreboard:
         """Forget everything: after a retransmission timeout, since the peer may have reneged on
         what it SACKed (RFC 2018 8, RFC 6675 5.1)."""
         self.blocks = []
+        self.rack_lost_end = None
+
+    def rack_lost(self, end: int) -> None:
+        """RACK found the segments not SACKed below `end` lost (rack.py)."""
+        if self.rack_lost_end is None or seq_gt(end, self.rack_lost_end):
+            self.rack_lost_end = end
 
     def update(self, snd_una: int, snd_max: int, reported) -> int:
         """Update() of RFC 6675 4: merge the blocks of one ACK; returns how many bytes were
@@ -99,8 +107,13 @@ class SackScoreboard:
             count += 1
             sacked_above += seq_diff(end, start)
             if count >= DUPLICATE_THRESHOLD or sacked_above > (DUPLICATE_THRESHOLD - 1) * smss:
-                return start
-        return snd_una
+                return self._with_rack(start)
+        return self._with_rack(snd_una)
+
+    def _with_rack(self, lost_below: int) -> int:
+        """The higher of the RFC 6675 point and RACK's (when RACK runs)."""
+        rack = self.rack_lost_end
+        return rack if rack is not None and seq_gt(rack, lost_below) else lost_below
 
     def is_lost(self, seq: int, smss: int) -> bool:
         """IsLost(seq) of RFC 6675 4: DupThresh separate SACKed ranges, or more than

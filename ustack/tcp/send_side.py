@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from ustack.tcp.scoreboard import SackScoreboard
 from ustack.tcp.send_buffer import SendBuffer
-from ustack.tcp.seq import seq_add, seq_gt, seq_le, seq_lt
+from ustack.tcp.seq import seq_add, seq_ge, seq_gt, seq_le, seq_lt
 from ustack.wire.tcp import SYN
 
 # What the output path has been asked to send at its next transmit() (bits of SendSide.requests).
@@ -28,6 +28,11 @@ LIMITED_TRANSMIT = 4  # one new segment on a duplicate ACK (RFC 3042)
 WINDOW_PROBE = 8  # one byte past a zero window (RFC 9293 3.8.6.1)
 FORCE_SEND = 16  # the persist timer overrides sender SWS avoidance once (RFC 1122 4.2.3.4)
 KEEPALIVE_PROBE = 32  # SEQ = SND.UNA - 1, no data (RFC 1122 4.2.3.6)
+LOSS_PROBE = 64  # a tail loss probe (RFC 8985 7.3)
+
+# Flags of a SendSide.sent_times entry (rack.py reads them).
+SENT_AGAIN = 1  # retransmitted at least once
+SACKED = 2  # delivered, as the peer's SACK blocks said
 
 
 class SendSide:
@@ -39,7 +44,7 @@ class SendSide:
         "_scoreboard", "peer_sack_blocks", "duplicate_acks", "recover", "high_retransmitted",
         "recovery_retransmissions", "limited_transmit_bytes",
         "timed_seq", "timed_at", "syn_retransmitted", "last_send_time", "retransmit_count",
-        "probe_end", "persist_backoff", "retransmissions", "bytes_sent",
+        "probe_end", "persist_backoff", "retransmissions", "bytes_sent", "sent_times",
     )  # fmt: skip
 
     def __init__(self, iss: int, buffer_size: int):
@@ -81,6 +86,10 @@ class SendSide:
         self.retransmit_count = 0  # consecutive retransmission timeouts without progress
         self.probe_end: int | None = None  # sequence number after an outstanding probe byte
         self.persist_backoff = 0  # doublings of the persist interval (RFC 9293 3.8.6.1)
+
+        # RACK (RFC 8985 6.1): [start, end, time sent last, SENT_AGAIN | SACKED] of every segment
+        # not yet acknowledged, in sequence order; None unless record_sent_times() was called.
+        self.sent_times: list[list] | None = None
 
         # Statistics (STATUS, RFC 9293 3.10.6).
         self.retransmissions = 0
@@ -221,6 +230,8 @@ class SendSide:
         SND.MAX). `may_time`: without timestamps, a first transmission may be timed."""
         self.last_send_time = now
         self.nxt = end
+        if self.sent_times is not None:
+            self._stamp(seq, end, now)
         if seq_lt(seq, self.max):
             # Sent before: we went back after a timeout (RFC 6298 5.4).
             self.retransmissions += 1
@@ -233,13 +244,52 @@ class SendSide:
             if self.timed_seq is None and may_time:
                 self.timed_seq, self.timed_at = seq, now
 
-    def retransmitted(self, after: int) -> None:
-        """Data before `after` was sent again without moving SND.NXT (fast retransmit, SACK
-        recovery)."""
+    def retransmitted(self, after: int, start: int | None = None, now: float = 0.0) -> None:
+        """Data before `after` (from `start`) was sent again without moving SND.NXT (fast
+        retransmit, SACK recovery, a tail loss probe)."""
+        if self.sent_times is not None and start is not None:
+            self._stamp(start, after, now)
         self.retransmissions += 1
         self.timed_seq = None  # Karn's rule (RFC 6298 3)
         if seq_gt(after, self.high_retransmitted):
             self.high_retransmitted = after
+
+    # ------------------------------------------------------------------ RACK's transmission times
+    def record_sent_times(self) -> None:
+        """From now on keep each segment's transmission time (RACK, RFC 8985 6.1)."""
+        if self.sent_times is None:
+            self.sent_times = []
+
+    def _stamp(self, start: int, end: int, now: float) -> None:
+        """[start, end) went out at `now`: what was sent before is marked sent again, what lies
+        beyond every entry gets an entry of its own."""
+        times = self.sent_times
+        if times and seq_lt(start, times[-1][1]):
+            for entry in times:
+                if seq_le(entry[1], start):
+                    continue
+                if seq_ge(entry[0], end):
+                    break
+                entry[2] = now
+                entry[3] |= SENT_AGAIN
+            start = times[-1][1]
+        if seq_lt(start, end):
+            times.append([start, end, now, 0])
+
+    def sent_time_delivered(self, index: int) -> None:
+        """The entry at `index` was SACKed (rack.py)."""
+        self.sent_times[index][3] |= SACKED
+
+    def forget_sent_times_below(self, una: int) -> None:
+        """Entries acknowledged cumulatively are of no more use."""
+        times = self.sent_times
+        count = 0
+        for entry in times:
+            if not seq_le(entry[1], una):
+                break
+            count += 1
+        if count:
+            del times[:count]
 
     def recovery_retransmission(self, start: int, after: int) -> None:
         """Remember a retransmission made in this recovery, with SND.NXT at the time (for

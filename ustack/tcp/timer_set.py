@@ -14,6 +14,8 @@ The kinds, each with the rule that arms it:
 - TIME_WAIT    RFC 9293 3.4.2: 2*MSL in TIME-WAIT before the connection is forgotten
 - CONNECT      RFC 1122 4.2.3.5: an active open abandoned after TcpConfig.connect_timeout
 - FIN_WAIT_2   after close(), stop waiting for a peer's FIN that never comes (as Linux does)
+- REORDER      RFC 8985 6.3: RACK's reordering window runs out for a segment not yet SACKed
+- TLP          RFC 8985 7.2: the probe timeout; send a tail loss probe
 """
 
 from __future__ import annotations
@@ -31,6 +33,8 @@ class Timer(enum.IntEnum):
     TIME_WAIT = 4
     CONNECT = 5
     FIN_WAIT_2 = 6
+    REORDER = 7
+    TLP = 8
 
     @property
     def label(self) -> str:
@@ -47,6 +51,8 @@ KEEPALIVE_TIMER = Timer.KEEPALIVE
 TIME_WAIT_TIMER = Timer.TIME_WAIT
 CONNECT_TIMER = Timer.CONNECT
 FIN_WAIT_2_TIMER = Timer.FIN_WAIT_2
+REORDER_TIMER = Timer.REORDER
+TLP_TIMER = Timer.TLP
 
 _KINDS = tuple(Timer)
 _COUNT = len(_KINDS)

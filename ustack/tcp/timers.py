@@ -17,8 +17,10 @@ from ustack.tcp.timer_set import (
     FIN_WAIT_2_TIMER,
     KEEPALIVE_TIMER,
     PERSIST_TIMER,
+    REORDER_TIMER,
     RETRANSMIT_TIMER,
     TIME_WAIT_TIMER,
+    TLP_TIMER,
 )
 
 
@@ -49,6 +51,10 @@ class Timers:
             self.timers.cancel(CONNECT_TIMER)
             self._fail(TcpError.TIMED_OUT, f"connect timer: not established after {self.config.connect_timeout} s")
             return
+        if self.timers.due(REORDER_TIMER, now):
+            self._reorder_timeout(now)  # RFC 8985 6.3 (rack.py)
+        if self.timers.due(TLP_TIMER, now):
+            self._probe_timeout(now)  # RFC 8985 7.3 (rack.py); it restarts the RTO timer
         if self.timers.due(RETRANSMIT_TIMER, now):
             self._retransmission_timeout(now)
             if self.state is CLOSED:
@@ -73,6 +79,10 @@ class Timers:
     def _retransmission_timeout(self, now: float) -> None:
         """RFC 6298 5.4-5.6: retransmit the earliest unacknowledged segment, back off the RTO."""
         self.timers.cancel(RETRANSMIT_TIMER)
+        self.timers.cancel(TLP_TIMER)
+        self.timers.cancel(REORDER_TIMER)
+        if self.rack is not None:
+            self.rack.probe_forgotten()
         syn_outstanding = not self.snd.syn_acknowledged
         if self.state is SYN_SENT:
             limit = self.config.syn_retries

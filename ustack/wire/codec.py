@@ -184,7 +184,7 @@ def _icmp6_message(payload: bytes) -> Icmpv6Message:
 
 # --- build ----------------------------------------------------------------------------------------
 # struct ustack_tcp_spec (csrc/wire.h), without its SACK edges (packed separately when present).
-_SPEC = struct.Struct("=IIB?HHHIIBBHHHBBBxII")
+_SPEC = struct.Struct("=IIB?HHHIIBBHHHBBBBII")
 _SPEC_SACK_OFFSET = ffi.offsetof("struct ustack_tcp_spec", "sack_blocks")
 _MAX_PACKET = 65535
 LAYOUTS = {"linux": lib.USTACK_LAYOUT_LINUX, "freebsd": lib.USTACK_LAYOUT_FREEBSD}
@@ -210,6 +210,7 @@ def build_tcp_packet(
     option_layout: str = "linux",
     flow_label: int = 0,
     traffic_class: int = 0,
+    tos: int = 0,
 ) -> bytes:
     """One IPv4 packet carrying `segment`: both headers, options in the order of `option_layout`
     ("linux" or "freebsd"), the payload, both checksums. SACK blocks beyond what fits in 40 bytes
@@ -217,9 +218,11 @@ def build_tcp_packet(
 
     With 16-byte `src` and `dst` the packet is IPv6 instead: `ttl` is the hop limit, `flow_label`
     and `traffic_class` go in the fixed header, `identification` and `dont_fragment` are not used
-    (IPv6 routers never fragment), the checksum covers the IPv6 pseudo-header (RFC 8200 8.1)."""
+    (IPv6 routers never fragment), the checksum covers the IPv6 pseudo-header (RFC 8200 8.1).
+    `tos` is the IPv4 TOS byte, whose low two bits are the ECN field (RFC 3168 5); over IPv6
+    that byte is `traffic_class`."""
     if type(src) is bytes:
-        return _build_tcp6_packet(src, dst, segment, ttl, option_layout, flow_label, traffic_class)
+        return _build_tcp6_packet(src, dst, segment, ttl, option_layout, flow_label, traffic_class or tos)
     # Unpacking the segment at once costs less than reading its nine fields by name.
     src_port, dst_port, seq, ack, flags, window, urgent_pointer, options, payload = segment
     if type(payload) is not bytes:
@@ -231,7 +234,7 @@ def build_tcp_packet(
             present, mss, window_scale, sack_count, ts_val, ts_ecr = _option_fields(options)
         _pack_spec(_spec_buffer, 0, src, dst, ttl, dont_fragment, identification,
                    src_port, dst_port, seq, ack, flags, present, window, urgent_pointer,
-                   mss, window_scale, sack_count, LAYOUTS[option_layout], ts_val, ts_ecr)  # fmt: skip
+                   mss, window_scale, sack_count, LAYOUTS[option_layout], tos, ts_val, ts_ecr)  # fmt: skip
     except (struct.error, KeyError, TypeError, ValueError) as error:
         raise WireError(BUILD_BAD_FIELD, str(error)) from None
     length = _build_tcp(_out, _OUT_CAPACITY, _spec, payload, len(payload))
@@ -264,7 +267,7 @@ def _pack_address_free_spec(segment: TcpSegment, ttl: int, option_layout: str) -
         else:
             present, mss, window_scale, sack_count, ts_val, ts_ecr = _option_fields(options)
         _pack_spec(_spec_buffer, 0, 0, 0, ttl, False, 0, src_port, dst_port, seq, ack, flags, present, window,
-                   urgent_pointer, mss, window_scale, sack_count, LAYOUTS[option_layout], ts_val, ts_ecr)  # fmt: skip
+                   urgent_pointer, mss, window_scale, sack_count, LAYOUTS[option_layout], 0, ts_val, ts_ecr)  # fmt: skip
     except (struct.error, KeyError, TypeError, ValueError) as error:
         raise WireError(BUILD_BAD_FIELD, str(error)) from None
     return payload if type(payload) is bytes else bytes(payload)

@@ -37,6 +37,11 @@ class Ipv4Header(NamedTuple):
     def is_fragment(self) -> bool:
         return self.more_fragments or self.fragment_offset != 0
 
+    @property
+    def ecn(self) -> int:
+        """The ECN field (RFC 3168 5): the low two bits of the TOS byte; Ipv6Header has it too."""
+        return self.tos & 3
+
 
 def address_value(text: str) -> int:
     """'10.77.0.2' -> 0x0A4D0002; raises ValueError with a clear message otherwise."""

@@ -59,6 +59,11 @@ class Ipv6Header(NamedTuple):
     def is_fragment(self) -> bool:
         return self.more_fragments or self.fragment_offset != 0
 
+    @property
+    def ecn(self) -> int:
+        """The ECN field: the low two bits of the traffic class (RFC 8200 7, RFC 3168 5)."""
+        return self.traffic_class & 3
+
 
 def address6_value(text: str) -> bytes:
     """'fd00:77::2' -> its 16 bytes; raises ValueError with a clear message otherwise."""
