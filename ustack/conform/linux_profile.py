@@ -146,18 +146,20 @@ LINUX_SYSCTLS = {
         LinuxSysctl("tcp_reordering", "initial duplicate-ACK threshold", builtin=frozenset({"3"}),
                     note="ustack's threshold is the RFC 5681 3 (RFC 6675) DupThresh of 3"),
         LinuxSysctl("tcp_slow_start_after_idle", "restart cwnd after an idle RTO", builtin=frozenset({"0"}),
-                    note="ustack keeps cwnd across idle periods (RFC 5681 4.1 restart not modelled)"),
+                    note="accepted at defaults.sh's value, though ustack restarts cwnd after an idle RTO "
+                         "(RFC 5681 4.1, RFC 7661) and has no setting to turn that off yet"),
         LinuxSysctl("tcp_ecn", "ECN negotiation (RFC 3168)", builtin=frozenset({"0"}),
-                    note="ustack does not negotiate ECN"),
+                    note="accepted: ustack never asks for ECN by default (TcpConfig.ecn 'passive'), "
+                         "though unlike tcp_ecn=0 it agrees when a peer asks"),
         LinuxSysctl("tcp_ecn_option", "AccECN option", builtin=frozenset({"2"}),
                     note="accepted at defaults.sh's value: matters only once ECN is negotiated"),
         LinuxSysctl("tcp_frto", "F-RTO (RFC 5682)", builtin=frozenset({"2"}),
                     note="accepted at defaults.sh's value; ustack has no F-RTO, so a spurious RTO is not undone"),
         LinuxSysctl("tcp_fack", "forward acknowledgment", builtin=frozenset({"0"}), note="ustack has no FACK"),
         LinuxSysctl("tcp_early_retrans", "tail loss probe", builtin=frozenset({"4"}),
-                    note="accepted at defaults.sh's value; ustack sends no tail loss probes"),
+                    note="accepted at defaults.sh's value; ustack sends tail loss probes (RFC 8985) by default"),
         LinuxSysctl("tcp_recovery", "RACK loss detection", builtin=frozenset({"1"}),
-                    note="accepted at defaults.sh's value; ustack's loss detection is RFC 6675"),
+                    note="accepted at defaults.sh's value; ustack's loss detection is RACK (RFC 8985) by default"),
         LinuxSysctl("tcp_tso_win_divisor", "TSO deferral", builtin=frozenset({"3"}),
                     note="ustack sends MSS-sized segments and never defers for TSO"),
         LinuxSysctl("tcp_min_tso_segs", "TSO autosizing floor", note="ustack has no TSO autosizing"),
@@ -212,12 +214,14 @@ _QUICK_ACK = (
     "ustack delays the ACK of a lone segment by delayed_ack_timeout (40 ms) (tcp/acknowledgement.py)"
 )
 _NO_RACK_TLP = (
-    "missing in ustack: Linux retransmits early through RACK and the tail loss probe "
-    "(tcp_recovery=1, tcp_early_retrans=4); ustack's loss detection is RFC 6675 and RTO only"
+    "difference not yet analysed: Linux retransmits early through RACK and the tail loss probe "
+    "(tcp_recovery=1, tcp_early_retrans=4); ustack has RACK-TLP too (RFC 8985, tcp/rack.py) but its "
+    "reordering window and probe timing differ from Linux's in this script"
 )
 _PRR = (
-    "documented difference: Linux sizes what it sends in recovery by Proportional Rate Reduction "
-    "(RFC 6937) on CUBIC; ustack's recovery (RFC 6675 with NewReno) sends other amounts"
+    "difference not yet analysed: Linux sizes what it sends in recovery by Proportional Rate "
+    "Reduction (RFC 6937) on CUBIC; ustack uses PRR with CUBIC too (tcp/congestion/prr.py), and "
+    "still sends other amounts here"
 )
 LINUX_DIFFERENCES = {
     "eor/no-coalesce-large.pkt": f"kernel passes; {_PSH_POLICY}",
