@@ -448,16 +448,14 @@ def _ss_states(output: str, arguments: tuple[str, ...] = ()) -> list[str]:
 Scenario = Callable[[LabSession], Awaitable[str]]
 
 
-def run_lab(name: str, summary: str, scenario: Scenario, options: LabOptions, config: TcpConfig,
-            inbound_faults=None) -> LabResult:
-    """Set up, run the scenario, take everything down; the scenario returns the explanation.
-    inbound_faults (ustack.link.Faults) shapes what reaches ustack, e.g. a delay for a longer RTT."""
+def run_lab(name: str, summary: str, scenario: Scenario, options: LabOptions, config: TcpConfig) -> LabResult:
+    """Set up, run the scenario, take everything down; the scenario returns the explanation."""
     if os.geteuid() != 0:
         raise LabError("labs need root: they create a network namespace and a TUN device (sudo ustack lab ...)")
     # offload=False: a lab shows TCP segment by segment. With TSO the kernel would take a run of
     # our segments as one and answer it with one ACK (three duplicate ACKs would become one).
     settings = NetworkSettings(namespace=f"ust-lab-{name}-{os.getpid()}", pcap=options.pcap, faults=True,
-                               seed=options.seed, offload=False, inbound_faults=inbound_faults)
+                               seed=options.seed, offload=False)
     watch = SceneWatch(address_value(USTACK_ADDRESS), address_value(KERNEL_ADDRESS))
     network = UstackNetwork(settings, watch=watch, wire_layer=Gate)
     if options.web is not None:

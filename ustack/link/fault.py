@@ -160,6 +160,12 @@ class FaultInjector(Middleware):
         self._scripted.append(rule)
         return rule
 
+    def set_faults(self, direction: str, faults: Faults) -> None:
+        """Change one direction's faults from now on (a lab adds a delay after the handshake)."""
+        if direction not in ("inbound", "outbound"):
+            raise ValueError(f"direction must be inbound or outbound, not {direction!r}")
+        (self._inbound if direction == "inbound" else self._outbound).faults = faults
+
     # --- the two directions --------------------------------------------------------------------
 
     def receive_batch(self, now: float, max_packets: int = 64) -> list[bytes]:

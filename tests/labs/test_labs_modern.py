@@ -1,0 +1,66 @@
+"""The labs about today's TCP: tail-loss (RTO against a tail loss probe)."""
+
+from __future__ import annotations
+
+from ustack.labs.tail_loss import BURST_SEGMENTS, LOST_TAIL, WARM_UP
+from ustack.trace import LEFT, RIGHT
+
+
+def _lost_and_after(scene):
+    arrows = scene.ladder.arrows
+    lost = [a for a in arrows if a.kind == "lost"]
+    return lost, arrows[arrows.index(lost[-1]) + 1:]
+
+
+def test_tail_loss_both_scenes_lose_the_same_tail_and_deliver_everything(run_lab):
+    result = run_lab("tail-loss")
+    for scene in result.scenes:
+        data = [s for s in scene.segments_from("ustack") if s.length]
+        assert [s.length for s in data[:WARM_UP]] == [100] * WARM_UP  # the warm-up writes
+        first_copies = data[WARM_UP:WARM_UP + BURST_SEGMENTS]
+        # The last LOST_TAIL segments of the burst, and nothing else, were lost.
+        assert [s.lost for s in first_copies] == [False] * (BURST_SEGMENTS - LOST_TAIL) + [True] * LOST_TAIL
+        assert scene.facts["received"] == scene.facts["burst"]
+    assert [scene.facts["loss_detection"] for scene in result.scenes] == ["dupack", "rack"]
+
+
+def test_tail_loss_dupack_waits_for_the_retransmission_timer(run_lab):
+    scene = run_lab("tail-loss").scene(0)
+    lost, after = _lost_and_after(scene)
+    first_resend = next(a for a in after if a.from_side == LEFT and a.length)
+    # RFC 6298 5.4: the timer resends the oldest unacknowledged segment (the first lost one)...
+    assert first_resend.seq == lost[0].seq
+    # ...no earlier than one RTO after the timer was last restarted (by the ACK of the segments
+    # that got through, which came after the lost copies were sent).
+    assert scene.facts["first_retransmission_after"] >= scene.facts["rto"] * 0.95
+    assert scene.facts["probes_sent"] == 0
+    # Nothing came back in between: no ACK from the kernel between the last ordinary ACK and the resend.
+    between = after[:after.index(first_resend)]
+    assert all(a.from_side == RIGHT and not a.options.sack_blocks for a in between)
+
+
+def test_tail_loss_rack_probe_repairs_the_tail_before_the_rto(run_lab):
+    scene = run_lab("tail-loss").scene(1)
+    lost, after = _lost_and_after(scene)
+    resends = [a for a in after if a.from_side == LEFT and a.length]
+    # RFC 8985 7.3: with nothing new to send, the probe is the last segment sent, again.
+    assert resends[0].seq == lost[-1].seq
+    assert scene.facts["probes_sent"] == 1
+    # The kernel SACKs the probe; RACK then marks the hole lost and resends it (RFC 8985 6).
+    sack = next(a for a in after if a.from_side == RIGHT and a.options.sack_blocks)
+    assert sack.time > resends[0].time
+    assert resends[1].seq == lost[0].seq and resends[1].time >= sack.time
+    # The probe comes about two round trips after the burst, well before the RTO would fire,
+    # and the whole tail is acknowledged before it too.
+    assert scene.facts["first_retransmission_after"] >= 2 * scene.facts["srtt"] * 0.9
+    assert scene.facts["first_retransmission_after"] < scene.facts["rto"] * 0.5
+    assert scene.facts["repaired_after"] < scene.facts["rto"]
+
+
+def test_tail_loss_probe_beats_the_timeout_of_the_same_loss(run_lab):
+    dupack, rack = run_lab("tail-loss").scenes
+    assert rack.facts["repaired_after"] < dupack.facts["first_retransmission_after"]
+    assert rack.facts["repaired_after"] * 2 < dupack.facts["repaired_after"]
+    text = run_lab("tail-loss").text
+    assert "RFC 8985 7" in text and "RFC 6298" in text
+    assert "tail loss probe" in text and "retransmission timer" in text
