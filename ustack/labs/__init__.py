@@ -29,9 +29,9 @@ LAB_MODULES = {
     "reset": "reset",
     "syn-flood": "syn_flood",
     "retransmit": "retransmit",
-    "tail-loss": "tail_loss",
     "zero-window": "zero_window",
     "urgent": "urgent",
+    "tail-loss": "tail_loss",
 }
 
 
