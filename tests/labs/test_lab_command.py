@@ -19,7 +19,8 @@ def test_lab_list_names_every_lab_with_its_summary(capsys):
     lines = capsys.readouterr().out.splitlines()
     assert [line.split()[0] for line in lines] == labs.names()
     assert labs.names() == ["handshake", "syn-received", "time-wait", "simultaneous-close", "half-close",
-                            "reset", "syn-flood", "retransmit", "zero-window", "urgent", "tail-loss"]
+                            "reset", "syn-flood", "retransmit", "zero-window", "urgent", "tail-loss",
+                            "congestion"]
     assert all(len(line.split(None, 1)) == 2 for line in lines)
 
 

@@ -1,7 +1,8 @@
-"""The labs about today's TCP: tail-loss (RTO against a tail loss probe)."""
+"""The labs about today's TCP: tail-loss (RTO against a tail loss probe), congestion (Reno, CUBIC)."""
 
 from __future__ import annotations
 
+from ustack.labs.congestion import TRANSFER
 from ustack.labs.tail_loss import BURST_SEGMENTS, LOST_TAIL, WARM_UP
 from ustack.trace import LEFT, RIGHT
 
@@ -64,3 +65,30 @@ def test_tail_loss_probe_beats_the_timeout_of_the_same_loss(run_lab):
     text = run_lab("tail-loss").text
     assert "RFC 8985 7" in text and "RFC 6298" in text
     assert "tail loss probe" in text and "retransmission timer" in text
+
+
+def test_congestion_slow_start_then_one_reduction_then_growth(run_lab):
+    for scene in run_lab("congestion").scenes:
+        facts = scene.facts
+        samples, mss = facts["samples"], facts["mss"]
+        assert facts["received"] == TRANSFER
+        assert facts["retransmissions"] >= 1  # the one lost segment
+        before = [cwnd for _, cwnd, ssthresh in samples if ssthresh >= 1 << 30]
+        # Slow start from the initial window of 10 segments (RFC 6928), growing until the loss.
+        assert before[0] == 10 * mss and max(before) > before[0]
+        assert before == sorted(before)
+        # One reduction for the one loss: ssthresh set once and never changed afterwards.
+        assert len({ssthresh for _, _, ssthresh in samples if ssthresh < 1 << 30}) == 1
+        assert facts["ssthresh_after"] < facts["cwnd_at_loss"]
+        # After the recovery the window grows again, above ssthresh (congestion avoidance).
+        assert facts["cwnd_at_end"] > facts["ssthresh_after"]
+        assert "cwnd over time" in scene.text
+
+
+def test_congestion_cubic_backs_off_less_than_reno(run_lab):
+    reno, cubic = run_lab("congestion").scenes
+    assert (reno.facts["algorithm"], cubic.facts["algorithm"]) == ("reno", "cubic")
+    # RFC 5681 3.2: half the flight; RFC 9438 4.6: 0.7 of the flight (the flight is at most cwnd).
+    assert reno.facts["beta"] <= 0.55
+    assert 0.45 < cubic.facts["beta"] <= 0.75
+    assert cubic.facts["beta"] > reno.facts["beta"]

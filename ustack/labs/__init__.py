@@ -32,6 +32,7 @@ LAB_MODULES = {
     "zero-window": "zero_window",
     "urgent": "urgent",
     "tail-loss": "tail_loss",
+    "congestion": "congestion",
 }
 
 
