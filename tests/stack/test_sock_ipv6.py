@@ -81,6 +81,7 @@ def test_dual_stack_listener_shows_ipv4_peers_v4_mapped(networks):
     client reaches IPv4 through ::ffff:a.b.c.d (RFC 4291 2.5.5.2)."""
     network_a, network_b = networks
     listening = sock.create_server(("::", 8080), family=socket.AF_INET6, dualstack_ipv6=True, network=network_b)
+    assert listening.getsockopt(sock.IPPROTO_IPV6, sock.IPV6_V6ONLY) == 0
     plain = sock.create_connection((B_ADDRESS, 8080), timeout=10, network=network_a)
     accepted, address = listening.accept()
     assert plain.family == socket.AF_INET and plain.getpeername() == (B_ADDRESS, 8080)
@@ -193,3 +194,47 @@ def test_tuple_shapes_match_the_kernel_socket_module(networks):
         ours["ipv4 literal"] = (type(error), error.errno)
     listening.close()
     assert ours == _kernel_shapes()
+
+
+def test_ipv6_v6only_and_af_inet_listeners_keep_to_their_family(networks):
+    """Linux's rules on a dual-stack host: an AF_INET listener never sees IPv6, an IPV6_V6ONLY one
+    never IPv4 (and cannot connect to a v4-mapped address: ENETUNREACH); the option is set before bind."""
+    network_a, network_b = networks
+    only_four = network_b.socket()
+    only_four.bind(("", 9004))
+    only_four.listen()
+    only_six = network_b.socket(socket.AF_INET6)
+    assert only_six.getsockopt(sock.IPPROTO_IPV6, sock.IPV6_V6ONLY) == 0
+    only_six.setsockopt(sock.IPPROTO_IPV6, sock.IPV6_V6ONLY, 1)
+    assert only_six.getsockopt(sock.IPPROTO_IPV6, sock.IPV6_V6ONLY) == 1
+    only_six.bind(("::", 9006))
+    only_six.listen()
+    assert only_six.getsockname() == ("::", 9006, 0, 0) and only_four.getsockname() == ("0.0.0.0", 9004)
+    with pytest.raises(ConnectionRefusedError):
+        sock.create_connection((B6, 9004), timeout=10, network=network_a)
+    with pytest.raises(ConnectionRefusedError):
+        sock.create_connection((B_ADDRESS, 9006), timeout=10, network=network_a)
+    with sock.create_connection((B6, 9006), timeout=10, network=network_a), \
+         sock.create_connection((B_ADDRESS, 9004), timeout=10, network=network_a):
+        assert only_six.accept()[1][0] == A6
+        four_address = only_four.accept()[1]
+        assert len(four_address) == 2 and four_address[0] == A_ADDRESS
+
+    errors = {}
+    for name, action in [
+        ("set after bind", lambda: only_six.setsockopt(sock.IPPROTO_IPV6, sock.IPV6_V6ONLY, 0)),
+        ("set on AF_INET", lambda: network_a.socket().setsockopt(sock.IPPROTO_IPV6, sock.IPV6_V6ONLY, 1)),
+        ("get on AF_INET", lambda: network_a.socket().getsockopt(sock.IPPROTO_IPV6, sock.IPV6_V6ONLY)),
+    ]:
+        with pytest.raises(OSError) as caught:
+            action()
+        errors[name] = caught.value.errno
+    v6_only = network_a.socket(socket.AF_INET6)
+    v6_only.setsockopt(sock.IPPROTO_IPV6, sock.IPV6_V6ONLY, 1)
+    with pytest.raises(OSError) as caught:
+        v6_only.connect(("::ffff:" + B_ADDRESS, 9004))
+    errors["mapped connect"] = caught.value.errno
+    assert errors == {"set after bind": errno.EINVAL, "set on AF_INET": errno.ENOPROTOOPT,
+                      "get on AF_INET": errno.EOPNOTSUPP, "mapped connect": errno.ENETUNREACH}
+    for each in (only_four, only_six, v6_only):
+        each.close()

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 from socket import AF_INET, AF_INET6, AF_UNSPEC, AI_PASSIVE, EAI_ADDRFAMILY, EAI_FAMILY, EAI_NONAME, EAI_SERVICE
-from socket import IPPROTO_TCP, SOCK_STREAM
+from socket import IPPROTO_IPV6, IPPROTO_TCP, IPV6_V6ONLY, SOCK_STREAM
 from socket import gaierror, getservbyname
 from typing import Any
 
@@ -46,8 +46,8 @@ def create_connection(address: tuple[str, int], timeout: Any = _DEFAULT_TIMEOUT,
 def create_server(address: tuple[str, int], *, family: int = AF_INET, backlog: int | None = None,
                   reuse_port: bool = False, dualstack_ipv6: bool = False, network: Network | None = None) -> Socket:
     """A socket bound to `address` and listening (socket.create_server). ValueError for what
-    ustack cannot do (SO_REUSEPORT). An AF_INET6 server on "::" takes both families, with or
-    without dualstack_ipv6 (ustack's IPV6_V6ONLY is always off)."""
+    ustack cannot do (SO_REUSEPORT). An AF_INET6 server on "::" takes both families only with
+    dualstack_ipv6=True, as the standard one (IPV6_V6ONLY otherwise)."""
     if family not in (AF_INET, AF_INET6):
         raise ValueError("ustack speaks AF_INET and AF_INET6 only")
     if dualstack_ipv6 and family != AF_INET6:
@@ -56,6 +56,8 @@ def create_server(address: tuple[str, int], *, family: int = AF_INET, backlog: i
         raise ValueError("reuse_port is not supported: one ustack listener per port")
     server = socket(family, network=network)
     try:
+        if family == AF_INET6 and not dualstack_ipv6:  # as socket.create_server: IPv6 only unless asked
+            server.setsockopt(IPPROTO_IPV6, IPV6_V6ONLY, 1)
         server.bind(address)
         if backlog is None:
             server.listen()

@@ -25,7 +25,9 @@ from socket import (
     AF_INET,
     AF_INET6,
     EAI_ADDRFAMILY,
+    IPPROTO_IPV6,
     IPPROTO_TCP,
+    IPV6_V6ONLY,
     MSG_DONTWAIT,
     MSG_PEEK,
     MSG_WAITALL,
@@ -100,6 +102,7 @@ class Socket:
         self._config_overrides: dict[str, Any] = {}
         self._linger: tuple[int, int] = (0, 0)
         self._reuse_address = 0
+        self._v6_only = 0  # IPV6_V6ONLY, off as Linux's default (net.ipv6.bindv6only=0)
         self._stream = _stream
         self._listening: _Listening | None = None
         self._read_shut = False
@@ -153,6 +156,8 @@ class Socket:
                 raise os_error(errno.EINVAL, f"{host!r} is not an IP address") from None
             if value not in (stack.address, stack.address6):
                 raise os_error(errno.EADDRNOTAVAIL, f"{host} is not this stack's address")
+            if self._v6_only and type(value) is int and self.family == AF_INET6:
+                raise os_error(errno.EINVAL, "a v4-mapped address on an IPV6_V6ONLY socket")
         if port and self.network.call(_as_coroutine(lambda: any(taken == port for (_, taken) in stack.listeners))):
             raise os_error(errno.EADDRINUSE, f"port {port} is already in use")
         if port == 0:  # as the kernel: the port is chosen at bind(), so getsockname() tells it
@@ -175,6 +180,17 @@ class Socket:
         if self._stream is None:
             raise os_error(errno.ENOTCONN)
         return self._shown(self._stream.transport.get_extra_info("peername"))
+
+    def _any_address(self) -> str:
+        """What a listener bound to the wildcard listens on: "" (both families) for an AF_INET6
+        socket without IPV6_V6ONLY; on a dual-stack host, only the family's own address otherwise,
+        as a kernel AF_INET socket never sees IPv6 (and a V6ONLY one never IPv4)."""
+        stack = self.network.stack
+        if stack.address is None or stack.address6 is None:
+            return ""
+        if self.family == AF_INET:
+            return address_text(stack.address)
+        return address6_text(stack.address6) if self._v6_only else ""
 
     def _shown(self, name: tuple) -> tuple:
         """An address as this socket's family shows it: on an AF_INET6 socket an IPv4 address
@@ -202,6 +218,9 @@ class Socket:
         if (level, option) == (SOL_SOCKET, SO_REUSEADDR):
             self._reuse_address = int(value)  # accepted for compatibility; ports are not shared
             return
+        if level == IPPROTO_IPV6:
+            self._set_ipv6_option(option, value)
+            return
         if (level, option) == (SOL_SOCKET, SO_LINGER):
             if isinstance(value, int):
                 raise os_error(errno.EINVAL, "SO_LINGER takes struct.pack('ii', onoff, seconds)")
@@ -219,12 +238,29 @@ class Socket:
             return self._reuse_address
         if (level, option) == (SOL_SOCKET, SO_LINGER):
             return struct.pack("ii", *self._linger)
+        if level == IPPROTO_IPV6:
+            if self.family != AF_INET6:
+                raise os_error(errno.EOPNOTSUPP, "IPPROTO_IPV6 options are for AF_INET6 sockets")
+            if option != IPV6_V6ONLY:
+                raise os_error(errno.ENOPROTOOPT, f"option ({level}, {option}) is not supported by ustack")
+            return self._v6_only
         if (level, option) == (SOL_SOCKET, SO_ERROR):
             stream = self._stream
             error = stream._take_error() if stream is not None else None
             return error.errno if error is not None and error.errno else 0
         field = config_field(level, option)
         return option_value(field, self._config_overrides.get(field, getattr(self.network.stack.config, field)))
+
+    def _set_ipv6_option(self, option: int, value: int | bytes) -> None:
+        """IPV6_V6ONLY, the one IPPROTO_IPV6 option ustack has, with Linux's errors: ENOPROTOOPT
+        on an AF_INET socket, EINVAL once the socket is bound."""
+        if self.family != AF_INET6 or option != IPV6_V6ONLY:
+            raise os_error(errno.ENOPROTOOPT, f"option ({IPPROTO_IPV6}, {option}) is not supported by ustack")
+        if self._stream is not None or self._listening is not None or self._bound is not None:
+            raise os_error(errno.EINVAL, "IPV6_V6ONLY is set before bind()")
+        if isinstance(value, (bytes, bytearray)):
+            (value,) = struct.unpack("i", bytes(value)[:4])
+        self._v6_only = int(bool(value))
 
     def _config(self) -> Any:
         config = self.network.stack.config
@@ -238,6 +274,7 @@ class Socket:
         if self._stream is not None:
             raise os_error(errno.EINVAL, "socket is connected")
         host, port = self._bound or ("", 0)
+        host = host or self._any_address()
         runtime = self.network.runtime
         listening = _Listening(runtime)
         listening.backlog = max(1, backlog)
@@ -269,6 +306,8 @@ class Socket:
         if self._listening is not None:
             raise os_error(errno.EINVAL, "socket is listening")
         host, port = _address_pair(address, "connect", self.family)
+        if self._v6_only and ":" not in host:
+            raise os_error(errno.ENETUNREACH, "a v4-mapped address on an IPV6_V6ONLY socket")
         local_port = self._bound[1] if self._bound and self._bound[1] else None
         runtime = self.network.runtime
 
