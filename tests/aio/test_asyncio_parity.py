@@ -47,9 +47,12 @@ async def test_standard_keywords_are_taken_and_impossible_ones_refused(seed):
         writer.write(b"ping\n")
         assert await reader.readline() == b"ping\n"
         for keywords, message in [({"ssl": True}, "ssl"), ({"sock": object()}, "sock"),
-                                  ({"family": socket.AF_INET6}, "IPv4"), ({"server_hostname": "x"}, "ssl")]:
+                                  ({"family": socket.AF_UNIX}, "AF_INET and AF_INET6"), ({"server_hostname": "x"}, "ssl")]:
             with pytest.raises(ValueError, match=message):
                 await pair.a.open_connection(B_ADDRESS, 7, **keywords)
+        with pytest.raises(socket.gaierror) as raised:  # an IPv4 host with AF_INET6, as asyncio's getaddrinfo says
+            await pair.a.open_connection(B_ADDRESS, 7, family=socket.AF_INET6)
+        assert raised.value.errno == socket.EAI_ADDRFAMILY
         with pytest.raises(ValueError, match="reuse_port"):
             await pair.b.create_server(asyncio.Protocol, port=8, reuse_port=True)
         with pytest.raises(TypeError, match="no_such_option"):

@@ -38,7 +38,7 @@ from .registry import register, unregister, default_program
 from .errors import os_error
 from .options import client_options, server_options
 from .server import Server
-from .transport import FINISHED_STATES, TcpTransport
+from .transport import FINISHED_STATES, TcpTransport, _socket_address
 
 
 logger = logging.getLogger("ustack.aio")
@@ -175,7 +175,7 @@ class AsyncStack:
         `local_addr=(host, port)`, `happy_eyeballs_delay`, `interleave`, `all_errors`, ...); those
         ustack cannot honour (`ssl`, `sock`, another family) raise ValueError saying so."""
         self._require_running()
-        local_port = client_options(options, self.stack.address, local_port)
+        local_port = client_options(options, (self.stack.address, self.stack.address6), local_port, host)
         if host is None or port is None:
             raise ValueError("host and port are needed (ustack has no sock= to connect instead)")
         remote = _parse_address(host)
@@ -244,7 +244,7 @@ class AsyncStack:
             except StackError as error:
                 raise os_error(error.errno, str(error)) from None
 
-        server = Server(self, listen, protocol_factory, (address_text(address), port))
+        server = Server(self, listen, protocol_factory, _socket_address(address, port))
         if start_serving:
             server._start()
         self._servers.append(server)

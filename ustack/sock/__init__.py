@@ -19,7 +19,10 @@ The package, by job: `network` (the stack's thread), `streams` (what runs in tha
 
 from socket import (  # the constants are the kernel's, so code written for `socket` reads the same
     AF_INET,
+    AF_INET6,
+    IPPROTO_IPV6,
     IPPROTO_TCP,
+    IPV6_V6ONLY,
     MSG_DONTWAIT,
     MSG_PEEK,
     MSG_WAITALL,
@@ -59,7 +62,7 @@ timeout = TimeoutError
 SocketType = Socket
 
 __all__ = [
-    "AF_INET", "IPPROTO_TCP", "MSG_DONTWAIT", "MSG_PEEK", "MSG_WAITALL", "Network", "READ_AHEAD", "SEND_AHEAD",
+    "AF_INET", "AF_INET6", "IPPROTO_IPV6", "IPPROTO_TCP", "IPV6_V6ONLY", "MSG_DONTWAIT", "MSG_PEEK", "MSG_WAITALL", "Network", "READ_AHEAD", "SEND_AHEAD",
     "SHUT_RD", "SHUT_RDWR", "SHUT_WR", "SOCK_STREAM", "SOL_SOCKET", "SO_ERROR", "SO_KEEPALIVE", "SO_LINGER",
     "SO_RCVBUF", "SO_REUSEADDR", "SO_SNDBUF", "Socket", "SocketType", "TCP_CONGESTION", "TCP_KEEPCNT", "TCP_KEEPIDLE",
     "TCP_KEEPINTVL", "TCP_NODELAY", "create_connection", "create_server", "error", "gaierror", "getaddrinfo",

@@ -7,7 +7,8 @@ They use the network given as `network=`, else the one set with set_default_netw
 from __future__ import annotations
 
 import ipaddress
-from socket import AF_INET, AF_UNSPEC, AI_PASSIVE, EAI_FAMILY, EAI_NONAME, EAI_SERVICE, IPPROTO_TCP, SOCK_STREAM
+from socket import AF_INET, AF_INET6, AF_UNSPEC, AI_PASSIVE, EAI_ADDRFAMILY, EAI_FAMILY, EAI_NONAME, EAI_SERVICE
+from socket import IPPROTO_IPV6, IPPROTO_TCP, IPV6_V6ONLY, SOCK_STREAM
 from socket import gaierror, getservbyname
 from typing import Any
 
@@ -38,22 +39,25 @@ def create_connection(address: tuple[str, int], timeout: Any = _DEFAULT_TIMEOUT,
                       source_address: tuple[str, int] | None = None, *, all_errors: bool = False,
                       network: Network | None = None) -> Socket:
     """A connected socket (socket.create_connection); ustack resolves no names, so `address`
-    holds an IPv4 address."""
+    holds an IPv4 or IPv6 address (the socket's family follows it)."""
     return _network(network).create_connection(address, timeout, source_address, all_errors=all_errors)
 
 
 def create_server(address: tuple[str, int], *, family: int = AF_INET, backlog: int | None = None,
                   reuse_port: bool = False, dualstack_ipv6: bool = False, network: Network | None = None) -> Socket:
     """A socket bound to `address` and listening (socket.create_server). ValueError for what
-    ustack cannot do (IPv6, dual stack, SO_REUSEPORT)."""
-    if family != AF_INET:
-        raise ValueError("ustack speaks IPv4 (AF_INET) only")
-    if dualstack_ipv6:
-        raise ValueError("dualstack_ipv6 is not supported: ustack speaks IPv4 only")
+    ustack cannot do (SO_REUSEPORT). An AF_INET6 server on "::" takes both families only with
+    dualstack_ipv6=True, as the standard one (IPV6_V6ONLY otherwise)."""
+    if family not in (AF_INET, AF_INET6):
+        raise ValueError("ustack speaks AF_INET and AF_INET6 only")
+    if dualstack_ipv6 and family != AF_INET6:
+        raise ValueError("dualstack_ipv6 requires AF_INET6 family")
     if reuse_port:
         raise ValueError("reuse_port is not supported: one ustack listener per port")
-    server = socket(network=network)
+    server = socket(family, network=network)
     try:
+        if family == AF_INET6 and not dualstack_ipv6:  # as socket.create_server: IPv6 only unless asked
+            server.setsockopt(IPPROTO_IPV6, IPV6_V6ONLY, 1)
         server.bind(address)
         if backlog is None:
             server.listen()
@@ -66,17 +70,24 @@ def create_server(address: tuple[str, int], *, family: int = AF_INET, backlog: i
 
 
 def getaddrinfo(host: str | None, port: int | str | None, family: int = 0, type: int = 0, proto: int = 0,
-                flags: int = 0) -> list[tuple[int, int, int, str, tuple[str, int]]]:
-    """socket.getaddrinfo for ustack: numeric IPv4 addresses only (ustack has no resolver), so
-    one TCP answer or socket.gaierror. A service name for the port is read from /etc/services."""
-    if family not in (0, AF_UNSPEC, AF_INET):
-        raise gaierror(EAI_FAMILY, "ustack speaks IPv4 (AF_INET) only")
+                flags: int = 0) -> list[tuple[int, int, int, str, tuple]]:
+    """socket.getaddrinfo for ustack: numeric IPv4 and IPv6 addresses only (ustack has no
+    resolver), so one TCP answer (an IPv6 one with the 4-tuple) or socket.gaierror. A service name
+    for the port is read from /etc/services."""
+    if family not in (0, AF_UNSPEC, AF_INET, AF_INET6):
+        raise gaierror(EAI_FAMILY, "ustack speaks AF_INET and AF_INET6 only")
     if host is None:
-        host = "0.0.0.0" if flags & AI_PASSIVE else "127.0.0.1"
+        if family == AF_INET6:
+            host = "::" if flags & AI_PASSIVE else "::1"
+        else:
+            host = "0.0.0.0" if flags & AI_PASSIVE else "127.0.0.1"
     try:
-        host = str(ipaddress.IPv4Address(host))
+        address = ipaddress.ip_address(host)
     except ValueError:
-        raise gaierror(EAI_NONAME, f"{host!r} is not an IPv4 address (ustack does not resolve names)") from None
+        raise gaierror(EAI_NONAME, f"{host!r} is not an IP address (ustack does not resolve names)") from None
+    found = AF_INET6 if address.version == 6 else AF_INET
+    if family not in (0, AF_UNSPEC, found):
+        raise gaierror(EAI_ADDRFAMILY, "Address family for hostname not supported")
     if port is None:
         number = 0
     elif isinstance(port, int):
@@ -88,7 +99,9 @@ def getaddrinfo(host: str | None, port: int | str | None, family: int = 0, type:
             number = getservbyname(port, "tcp")
         except OSError:
             raise gaierror(EAI_SERVICE, f"unknown service {port!r}") from None
-    return [(AF_INET, SOCK_STREAM, IPPROTO_TCP, "", (host, number))]
+    if found == AF_INET6:
+        return [(AF_INET6, SOCK_STREAM, IPPROTO_TCP, "", (str(address), number, 0, 0))]
+    return [(AF_INET, SOCK_STREAM, IPPROTO_TCP, "", (str(address), number))]
 
 
 def setdefaulttimeout(timeout: float | None) -> None:

@@ -7,6 +7,11 @@ EAGAIN (BlockingIOError, non-blocking sockets and MSG_DONTWAIT), EADDRINUSE, ENO
 Buffers: received data stays in the connection's receive buffer (SO_RCVBUF) until recv() takes it,
 apart from at most READ_AHEAD bytes the socket holds, so a program that stops calling recv()
 closes the TCP window, as with a kernel socket.
+
+AF_INET6 sockets take and give the standard tuples (host, port, flowinfo, scope_id). As on Linux
+with IPV6_V6ONLY off, an AF_INET6 socket also reaches IPv4 through v4-mapped addresses
+(`::ffff:10.0.0.1`), and shows IPv4 peers that way; an IPv4 literal on an AF_INET6 socket (or an
+IPv6 one on AF_INET) is socket.gaierror(EAI_ADDRFAMILY), as the socket module raises it.
 """
 
 from __future__ import annotations
@@ -18,7 +23,11 @@ import struct
 from dataclasses import replace
 from socket import (
     AF_INET,
+    AF_INET6,
+    EAI_ADDRFAMILY,
+    IPPROTO_IPV6,
     IPPROTO_TCP,
+    IPV6_V6ONLY,
     MSG_DONTWAIT,
     MSG_PEEK,
     MSG_WAITALL,
@@ -35,6 +44,7 @@ from typing import Any
 
 from ..aio.errors import os_error
 from ..wire.ipv4 import address_text, address_value
+from ..wire.ipv6 import address6_text, address6_value
 from .network import _DEFAULT_TIMEOUT, StackThread, _as_coroutine, _default_timeout
 from .options import apply_options, config_field, option_value, setting_for
 from .streams import SEND_AHEAD, _Listening, _Stream
@@ -64,7 +74,7 @@ class Network(StackThread):
         """Connect a new socket (socket.create_connection); without `timeout`, the socket keeps
         the default timeout. `source_address` binds it first; `all_errors` changes nothing (one
         address, one error)."""
-        connection = self.socket()
+        connection = self.socket(AF_INET6 if ":" in str(address[0]) else AF_INET)
         if timeout is not _DEFAULT_TIMEOUT:
             connection.settimeout(timeout)
         try:
@@ -81,17 +91,18 @@ class Socket:
     """A TCP socket of a ustack Network, with the blocking calls of Python's socket.socket."""
 
     def __init__(self, network: Network, family: int = AF_INET, type: int = SOCK_STREAM, proto: int = 0, *, _stream: _Stream | None = None) -> None:
-        if family != AF_INET:
-            raise os_error(errno.EAFNOSUPPORT, "ustack sockets are AF_INET only")
+        if family not in (AF_INET, AF_INET6):
+            raise os_error(errno.EAFNOSUPPORT, "ustack sockets are AF_INET or AF_INET6 only")
         if type != SOCK_STREAM or proto not in (0, IPPROTO_TCP):
             raise os_error(errno.EPROTONOSUPPORT, "ustack sockets are SOCK_STREAM (TCP) only")
         self.network = network
         self.family, self.type, self.proto = family, type, proto
         self._timeout: float | None = network.new_socket_timeout()
-        self._bound: tuple[str, int] | None = None
+        self._bound: tuple[str, int] | None = None  # (host as the runtime takes it, "" for any; port)
         self._config_overrides: dict[str, Any] = {}
         self._linger: tuple[int, int] = (0, 0)
         self._reuse_address = 0
+        self._v6_only = 0  # IPV6_V6ONLY, off as Linux's default (net.ipv6.bindv6only=0)
         self._stream = _stream
         self._listening: _Listening | None = None
         self._read_shut = False
@@ -102,15 +113,18 @@ class Socket:
 
     def __repr__(self) -> str:
         if self._closed:
-            return "<ustack.sock.Socket [closed] family=AF_INET, type=SOCK_STREAM, proto=0>"
+            return f"<ustack.sock.Socket [closed] family={self._family_name()}, type=SOCK_STREAM, proto=0>"
         half = self._stream if self._stream is not None else self._listening
         fd = half.readiness.fd if half is not None and half.readiness is not None else -1  # repr makes no descriptor
-        text = f"<ustack.sock.Socket fd={fd}, family=AF_INET, type=SOCK_STREAM, proto={self.proto}"
+        text = f"<ustack.sock.Socket fd={fd}, family={self._family_name()}, type=SOCK_STREAM, proto={self.proto}"
         if self._stream is not None or self._listening is not None or self._bound is not None:
             text += f", laddr={self.getsockname()}"
         if self._stream is not None:
             text += f", raddr={self.getpeername()}"
         return text + ">"
+
+    def _family_name(self) -> str:
+        return "AF_INET6" if self.family == AF_INET6 else "AF_INET"
 
     # --- timeouts -------------------------------------------------------------------------------
     def settimeout(self, value: float | None) -> None:
@@ -133,35 +147,57 @@ class Socket:
         self._check_open()
         if self._stream is not None or self._listening is not None or self._bound is not None:
             raise os_error(errno.EINVAL, "socket is already bound")
-        host, port = _address_pair(address, "bind")
+        host, port = _address_pair(address, "bind", self.family)
         stack = self.network.stack
         if host not in ("", "0.0.0.0"):
             try:
-                value = address_value(host)
+                value: int | bytes = address6_value(host) if ":" in host else address_value(host)
             except ValueError:
-                raise os_error(errno.EINVAL, f"{host!r} is not an IPv4 address") from None
-            if value != stack.address:
-                raise os_error(errno.EADDRNOTAVAIL, f"{host} is not this stack's address ({address_text(stack.address)})")
+                raise os_error(errno.EINVAL, f"{host!r} is not an IP address") from None
+            if value not in (stack.address, stack.address6):
+                raise os_error(errno.EADDRNOTAVAIL, f"{host} is not this stack's address")
+            if self._v6_only and type(value) is int and self.family == AF_INET6:
+                raise os_error(errno.EINVAL, "a v4-mapped address on an IPV6_V6ONLY socket")
         if port and self.network.call(_as_coroutine(lambda: any(taken == port for (_, taken) in stack.listeners))):
             raise os_error(errno.EADDRINUSE, f"port {port} is already in use")
         if port == 0:  # as the kernel: the port is chosen at bind(), so getsockname() tells it
             port = self.network.call(_as_coroutine(self.network.runtime.free_listening_port))
         self._bound = (host, port)
 
-    def getsockname(self) -> tuple[str, int]:
+    def getsockname(self) -> tuple:
         if self._stream is not None:
-            return self._stream.transport.get_extra_info("sockname")
+            return self._shown(self._stream.transport.get_extra_info("sockname"))
+        host = self._bound[0] if self._bound else ""
         if self._listening is not None:
-            host = self._bound[0] if self._bound and self._bound[0] else "0.0.0.0"
-            return (host, self._listening.server.port)
-        if self._bound is None:
-            return ("0.0.0.0", 0)
-        return (self._bound[0] or "0.0.0.0", self._bound[1])  # "" is INADDR_ANY, shown as the kernel does
+            port = self._listening.server.port
+        else:
+            port = self._bound[1] if self._bound else 0
+        if self.family == AF_INET6:  # "" is in6addr_any, shown as the kernel does
+            return self._shown((host, port, 0, 0) if host else ("::", port, 0, 0))
+        return (host or "0.0.0.0", port)  # "" is INADDR_ANY, shown as the kernel does
 
-    def getpeername(self) -> tuple[str, int]:
+    def getpeername(self) -> tuple:
         if self._stream is None:
             raise os_error(errno.ENOTCONN)
-        return self._stream.transport.get_extra_info("peername")
+        return self._shown(self._stream.transport.get_extra_info("peername"))
+
+    def _any_address(self) -> str:
+        """What a listener bound to the wildcard listens on: "" (both families) for an AF_INET6
+        socket without IPV6_V6ONLY; on a dual-stack host, only the family's own address otherwise,
+        as a kernel AF_INET socket never sees IPv6 (and a V6ONLY one never IPv4)."""
+        stack = self.network.stack
+        if stack.address is None or stack.address6 is None:
+            return ""
+        if self.family == AF_INET:
+            return address_text(stack.address)
+        return address6_text(stack.address6) if self._v6_only else ""
+
+    def _shown(self, name: tuple) -> tuple:
+        """An address as this socket's family shows it: on an AF_INET6 socket an IPv4 address
+        is v4-mapped (RFC 4291 2.5.5.2), ("::ffff:10.0.0.1", port, 0, 0), as Linux gives it."""
+        if self.family != AF_INET6 or ":" in name[0]:
+            return name
+        return ("::ffff:" + name[0], name[1], 0, 0)
 
     def fileno(self) -> int:
         """A real descriptor for select/poll/selectors (streams.Readiness): readable while
@@ -182,6 +218,9 @@ class Socket:
         if (level, option) == (SOL_SOCKET, SO_REUSEADDR):
             self._reuse_address = int(value)  # accepted for compatibility; ports are not shared
             return
+        if level == IPPROTO_IPV6:
+            self._set_ipv6_option(option, value)
+            return
         if (level, option) == (SOL_SOCKET, SO_LINGER):
             if isinstance(value, int):
                 raise os_error(errno.EINVAL, "SO_LINGER takes struct.pack('ii', onoff, seconds)")
@@ -199,12 +238,29 @@ class Socket:
             return self._reuse_address
         if (level, option) == (SOL_SOCKET, SO_LINGER):
             return struct.pack("ii", *self._linger)
+        if level == IPPROTO_IPV6:
+            if self.family != AF_INET6:
+                raise os_error(errno.EOPNOTSUPP, "IPPROTO_IPV6 options are for AF_INET6 sockets")
+            if option != IPV6_V6ONLY:
+                raise os_error(errno.ENOPROTOOPT, f"option ({level}, {option}) is not supported by ustack")
+            return self._v6_only
         if (level, option) == (SOL_SOCKET, SO_ERROR):
             stream = self._stream
             error = stream._take_error() if stream is not None else None
             return error.errno if error is not None and error.errno else 0
         field = config_field(level, option)
         return option_value(field, self._config_overrides.get(field, getattr(self.network.stack.config, field)))
+
+    def _set_ipv6_option(self, option: int, value: int | bytes) -> None:
+        """IPV6_V6ONLY, the one IPPROTO_IPV6 option ustack has, with Linux's errors: ENOPROTOOPT
+        on an AF_INET socket, EINVAL once the socket is bound."""
+        if self.family != AF_INET6 or option != IPV6_V6ONLY:
+            raise os_error(errno.ENOPROTOOPT, f"option ({IPPROTO_IPV6}, {option}) is not supported by ustack")
+        if self._stream is not None or self._listening is not None or self._bound is not None:
+            raise os_error(errno.EINVAL, "IPV6_V6ONLY is set before bind()")
+        if isinstance(value, (bytes, bytearray)):
+            (value,) = struct.unpack("i", bytes(value)[:4])
+        self._v6_only = int(bool(value))
 
     def _config(self) -> Any:
         config = self.network.stack.config
@@ -218,6 +274,7 @@ class Socket:
         if self._stream is not None:
             raise os_error(errno.EINVAL, "socket is connected")
         host, port = self._bound or ("", 0)
+        host = host or self._any_address()
         runtime = self.network.runtime
         listening = _Listening(runtime)
         listening.backlog = max(1, backlog)
@@ -238,7 +295,8 @@ class Socket:
         connection = Socket(self.network, _stream=stream)
         connection._config_overrides = dict(self._config_overrides)
         connection._timeout = self._timeout
-        return connection, stream.transport.get_extra_info("peername")
+        connection.family = self.family
+        return connection, connection.getpeername()
 
     # --- active open ----------------------------------------------------------------------------
     def connect(self, address: tuple[str, int]) -> None:
@@ -247,7 +305,9 @@ class Socket:
             raise os_error(errno.EISCONN)
         if self._listening is not None:
             raise os_error(errno.EINVAL, "socket is listening")
-        host, port = _address_pair(address, "connect")
+        host, port = _address_pair(address, "connect", self.family)
+        if self._v6_only and ":" not in host:
+            raise os_error(errno.ENETUNREACH, "a v4-mapped address on an IPV6_V6ONLY socket")
         local_port = self._bound[1] if self._bound and self._bound[1] else None
         runtime = self.network.runtime
 
@@ -457,17 +517,52 @@ def _check_flags(flags: int, allowed: int, call: str) -> None:
         raise os_error(errno.EOPNOTSUPP, f"{call}() flags {flags & ~allowed:#x} are not supported by ustack")
 
 
-def _address_pair(address: Any, call: str) -> tuple[str, int]:
-    """(host, port) checked the way the standard socket module checks it, with its exceptions:
-    TypeError for something that is not a (str, int) pair, OverflowError for a port outside
-    0..65535 (port 0 means "any")."""
-    if not isinstance(address, tuple) or len(address) != 2:
-        raise TypeError(f"AF_INET address must be a (host, port) tuple, not {address!r}")
-    host, port = address
+def _address_pair(address: Any, call: str, family: int = AF_INET) -> tuple[str, int]:
+    """(host, port) as the runtime takes it, checked the way the standard socket module checks
+    it, with its exceptions: TypeError for something that is not a (str, int) pair (for AF_INET6
+    (host, port[, flowinfo[, scope_id]])), OverflowError for a port outside 0..65535 (port 0 means
+    "any"), gaierror(EAI_ADDRFAMILY) for an address of the other family. On AF_INET6, "::" becomes
+    "" (any) and a v4-mapped address its IPv4 address."""
+    if family == AF_INET6:
+        if not isinstance(address, tuple) or not 2 <= len(address) <= 4:
+            raise TypeError("AF_INET6 address must be a tuple (host, port[, flowinfo[, scopeid]])")
+        host, port, *rest = address
+        if len(rest) >= 1 and not isinstance(rest[0], int) or len(rest) == 2 and not isinstance(rest[1], int):
+            raise TypeError(f"{call}(): flowinfo and scope_id must be integers")
+        if rest and not 0 <= rest[0] <= 0xFFFFF:
+            raise OverflowError(f"{call}(): flowinfo must be 0-1048575.")
+    else:
+        if not isinstance(address, tuple) or len(address) != 2:
+            raise TypeError(f"AF_INET address must be a (host, port) tuple, not {address!r}")
+        host, port = address
     if not isinstance(host, str):
         raise TypeError(f"{call}(): host must be a str, not {type(host).__name__}")
     if isinstance(port, bool) or not isinstance(port, int):
         raise TypeError(f"{call}(): port must be an integer, not {type(port).__name__}")
     if not 0 <= port <= 65535:
         raise OverflowError(f"{call}(): port must be 0-65535.")
-    return host, port
+    return _family_host(host, family), port
+
+
+def _family_host(host: str, family: int) -> str:
+    """The host as the runtime takes it, for a socket of `family` (see _address_pair)."""
+    literal = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+    if family != AF_INET6:
+        if ":" in literal:
+            raise _socket.gaierror(EAI_ADDRFAMILY, "Address family for hostname not supported")
+        return host
+    if literal in ("", "::"):
+        return ""
+    if ":" not in literal:
+        try:
+            address_value(literal)
+        except ValueError:
+            return host  # not a literal: the caller names the error (ustack resolves no names)
+        raise _socket.gaierror(EAI_ADDRFAMILY, "Address family for hostname not supported")
+    try:
+        value = address6_value(literal)
+    except ValueError:
+        return host
+    if value[:12] == bytes(10) + b"\xff\xff":  # v4-mapped (RFC 4291 2.5.5.2): IPv4 underneath
+        return address_text(int.from_bytes(value[12:], "big"))
+    return address6_text(value)
