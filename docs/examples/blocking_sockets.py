@@ -18,7 +18,9 @@ from ustack.stack import Stack
 
 def serve(server: sock.Socket) -> None:
     connection, address = server.accept()
-    print("server: accepted", connection)
+    # One string per print: the two threads print at the same time, and print() writes each
+    # argument separately, so separate arguments could interleave with the other thread's line.
+    print(f"server: accepted {connection}")
     with connection, connection.makefile("rb") as lines:
         total = sum(len(line) for line in lines)
         connection.sendall(b"%d bytes\n" % total)
@@ -34,11 +36,11 @@ def main() -> None:
         with tempfile.TemporaryFile() as file:
             file.write(b"line\n" * 1000)
             file.seek(0)
-            print("client: sendfile sent", client.sendfile(file))
+            print(f"client: sendfile sent {client.sendfile(file)}")
         client.shutdown(sock.SHUT_WR)
         readable, _, _ = select.select([client], [], [], 10)  # a real descriptor: select works
-        print("client: readable", readable == [client], "peek:", client.recv(5, sock.MSG_PEEK))
-        print("client: answer", client.recv(100, sock.MSG_WAITALL).decode().strip())
+        print(f"client: readable {readable == [client]} peek: {client.recv(5, sock.MSG_PEEK)}")
+        print(f"client: answer {client.recv(100, sock.MSG_WAITALL).decode().strip()}")
         client.close()
         thread.join()
         server.close()
