@@ -46,6 +46,7 @@ def sans_io_files():
     files += sorted((PACKAGE / "testing").rglob("*.py"))  # the virtual-time harnesses around stack.py
     files.append(PACKAGE / "reassembly.py")
     files.append(PACKAGE / "stack6.py")  # the IPv6 side of stack.py
+    files.append(PACKAGE / "host_addresses.py")
     stack = PACKAGE / "stack.py"
     if stack.exists():
         files.append(stack)

@@ -35,9 +35,10 @@ from collections import Counter
 from typing import Iterable, NamedTuple
 
 from .reassembly import Ipv4Reassembly, Ipv6Reassembly, ReassemblyLimits
-from .stack6 import IPV4_MAPPED_PREFIX, LOOPBACK6, UNSPECIFIED6, Ipv6Side
+from .host_addresses import host_address
+from .stack6 import Ipv6Side
 from .tcp import Connection, Listener, State, TcpConfig, reset_for_unmatched
-from .tcp.ecn import CE, ECT_0, EcnCapableSegment
+from .tcp.ecn import EcnCapableSegment
 from .tcp.isn import IsnGenerator
 from .tcp.options import TIMESTAMP_OPTION_SPACE
 from .tcp.ratelimit import PerSecondLimit
@@ -46,7 +47,7 @@ from .wire import WireError, build_icmp_packet, build_tcp_packet, parse_packet
 from .wire.fragment import fragment_ipv4
 from .wire.icmp import DESTINATION_UNREACHABLE, ECHO_REPLY, ECHO_REQUEST, PARAMETER_PROBLEM, TIME_EXCEEDED
 from .wire.icmp import IcmpMessage
-from .wire.ipv4 import PROTOCOL_ICMP, Ipv4Header, address_text
+from .wire.ipv4 import CE, ECT_0, NOT_ECT, PROTOCOL_ICMP, Ipv4Header, address_text
 from .wire.ipv6 import IPV6_HEADER_LENGTH, MINIMUM_MTU as IPV6_MINIMUM_MTU
 from .wire.tcp import ACK, RST, SYN, TcpSegment
 
@@ -74,28 +75,6 @@ _MAY_OPEN = (SYN, ACK)  # of those three bits, what a segment that may open a co
 
 # Stale timer-heap entries tolerated beyond as many as there are live ones before a rebuild.
 HEAP_SLACK = 64
-
-
-def host_address(address: object) -> int | bytes:
-    """The address a Stack takes, as `ipaddress` reads it ('10.77.0.2', 'fd00:77::2', an
-    IPv4Address or IPv6Address, an int, 16 bytes), as the core compares it with packet headers: an
-    int for IPv4, 16 bytes for IPv6. A value that is no address, or that no host can have (RFC 1122
-    3.2.1.3: "this network", loopback, multicast, reserved; RFC 4291: ::, ::1, multicast,
-    IPv4-mapped), raises ValueError naming it."""
-    if isinstance(address, bool):  # an int to ipaddress, but surely a mistake
-        raise ValueError(f"{address!r} is not an IP address")
-    try:
-        parsed = ipaddress.ip_address(address)  # type: ignore[arg-type]
-    except ValueError:
-        raise ValueError(f"{address!r} is not an IP address") from None
-    if parsed.version == 6:
-        packed = parsed.packed
-        if packed[0] == 0xFF or packed in (UNSPECIFIED6, LOOPBACK6) or packed[:12] == IPV4_MAPPED_PREFIX:
-            raise ValueError(f"{address!r} cannot be a host's IPv6 address (RFC 4291: ::, ::1, multicast, IPv4-mapped)")
-        return packed
-    if int(parsed) >> 24 in INVALID_SOURCE_FIRST_OCTETS or parsed == ipaddress.IPv4Address("255.255.255.255"):
-        raise ValueError(f"{address!r} cannot be a host's address (RFC 1122 3.2.1.3)")
-    return int(parsed)
 
 
 class StackError(Exception):
@@ -336,14 +315,14 @@ class Stack(Ipv6Side):
                 for segment in connection.transmit(now):
                     # RFC 3168 6.1.2: ECT(0) on the data segments of an ECN connection (ecn.py);
                     # over IPv6 the ECN field is the low bits of the traffic class (RFC 8200 7).
-                    ecn = ECT_0 if segment.__class__ is EcnCapableSegment else 0
+                    ecn = ECT_0 if segment.__class__ is EcnCapableSegment else NOT_ECT
                     packets.append(build_tcp_packet(local_address, connection.remote_address, segment, ttl=self.ttl,
                                                     flow_label=flow_label, traffic_class=ecn))
             else:
                 if self.offload_segments > 1:
                     self._fit_segmentation_offload(connection, now)
                 for segment in connection.transmit(now):
-                    ecn = ECT_0 if segment.__class__ is EcnCapableSegment else 0  # RFC 3168 6.1.2
+                    ecn = ECT_0 if segment.__class__ is EcnCapableSegment else NOT_ECT  # RFC 3168 6.1.2
                     packets.append(build_tcp_packet(local_address, connection.remote_address, segment, ttl=self.ttl,
                                                     tos=ecn))
             self._collect_events(connection)

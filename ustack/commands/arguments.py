@@ -10,6 +10,7 @@ import ipaddress
 import os
 
 from ..network import DEFAULT_MTU, KERNEL_INTERFACE, KERNEL_INTERFACE6, TUN_NAME, USTACK_ADDRESS, USTACK_ADDRESS6
+from ..host_addresses import why_not_a_host_address
 from .errors import CliError
 from .faults import add_fault_arguments
 
@@ -39,21 +40,12 @@ def ipv4_interface(text: str) -> str:
     return str(interface)
 
 
-def _require_host_address(text: str, address: ipaddress.IPv4Address) -> None:
-    """One host's address, as a TUN device's two ends need: the kernel would quietly accept
-    others on the device and then never deliver a packet to it (and 127.0.0.1/8 on a device in
-    this machine's own namespace would get in the way of its loopback)."""
-    if address in _THIS_NETWORK:  # RFC 1122 3.2.1.3
-        why = "0.0.0.0/8 means 'this network'"
-    elif address.is_loopback:
-        why = "loopback never leaves the kernel, and ustack is reached through the TUN device"
-    elif address.is_multicast:
-        why = "it is a multicast address"
-    elif address == _LIMITED_BROADCAST or address.is_reserved:
-        why = "it is a broadcast or reserved address"
-    else:
-        return
-    raise argparse.ArgumentTypeError(f"{text!r} is not a host's address: {why}")
+def _require_host_address(text: str, address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> None:
+    """One host's address, as a TUN device's two ends need: the kernel would quietly accept others
+    on the device and then never deliver a packet to it (the rule: ustack/host_addresses.py)."""
+    why = why_not_a_host_address(address)
+    if why is not None:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a host's address: {why}")
 
 
 def ipv6_address(text: str) -> str:
@@ -61,7 +53,7 @@ def ipv6_address(text: str) -> str:
         address = ipaddress.IPv6Address(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not an IPv6 address") from None
-    _require_host_address6(text, address)
+    _require_host_address(text, address)
     return str(address)
 
 
@@ -74,7 +66,7 @@ def ipv6_interface(text: str) -> str:
         raise argparse.ArgumentTypeError(f"{text!r} is not an IPv6 address with a prefix (like {KERNEL_INTERFACE6})") from None
     if interface.network.prefixlen > 126:
         raise argparse.ArgumentTypeError(f"{text!r}: the prefix must leave room for two hosts (/126 or shorter)")
-    _require_host_address6(text, interface.ip)
+    _require_host_address(text, interface.ip)
     return str(interface)
 
 
@@ -83,24 +75,6 @@ def ip_address(text: str) -> str:
     return ipv6_address(text) if ":" in text else ipv4_address(text)
 
 
-def _require_host_address6(text: str, address: ipaddress.IPv6Address) -> None:
-    """One host's IPv6 address (RFC 4291 2.5.2, 2.5.3, 2.7, 2.5.5.2): the stack drops packets from
-    the others, so a device end holding one could never talk to it."""
-    if address.is_unspecified:
-        why = ":: is the unspecified address"
-    elif address.is_loopback:
-        why = "loopback never leaves the kernel, and ustack is reached through the TUN device"
-    elif address.is_multicast:
-        why = "it is a multicast address"
-    elif address.ipv4_mapped is not None:
-        why = "an IPv4-mapped address is IPv4 seen through the socket API, never on the wire"
-    else:
-        return
-    raise argparse.ArgumentTypeError(f"{text!r} is not a host's address: {why}")
-
-
-_THIS_NETWORK = ipaddress.IPv4Network("0.0.0.0/8")
-_LIMITED_BROADCAST = ipaddress.IPv4Address("255.255.255.255")
 
 
 def mtu_value(text: str) -> int:

@@ -77,12 +77,12 @@ from ustack.tcp.state import CLOSED, LISTEN, TIME_WAIT
 from ustack.wire import (
     IcmpMessage, Icmpv6Message, TcpSegment, WireError, build_icmp6_packet, build_icmp_packet, build_tcp_packet, parse_packet,
 )
-from ustack.wire.ipv4 import IPV4_HEADER_LENGTH, address_value
+from ustack.wire.ipv4 import CE, ECT_0, ECT_1, IPV4_HEADER_LENGTH, NOT_ECT, address_value
 from ustack.wire.ipv6 import address6_value
 from ustack.wire.tcp import ACK, RST
 
 # The ECN field of an IP header (RFC 3168 5) as packetdrill writes it: `[noecn]`, `[ect0]`...
-ECN_FIELDS = {"noecn": 0b00, "ect1": 0b01, "ect0": 0b10, "ce": 0b11}
+ECN_FIELDS = {"noecn": NOT_ECT, "ect1": ECT_1, "ect0": ECT_0, "ce": CE}
 
 
 LOCAL_ADDRESS = address_value("192.168.0.1")

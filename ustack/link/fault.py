@@ -50,11 +50,10 @@ from dataclasses import dataclass
 from typing import Callable
 
 from ..wire import checksum_update
+from ..wire.ipv4 import CE, ECT_0, ECT_1  # the ECN field's code points (RFC 3168 5)
 from .base import Link, Middleware, earliest
 
 IPV4_MINIMUM_HEADER = 20
-# The ECN field (RFC 3168 5): the low two bits of the IPv4 TOS byte / IPv6 traffic class.
-ECT_1, ECT_0, CE = 0b01, 0b10, 0b11
 
 # on_drop(now, packet, direction, reason): direction "inbound"/"outbound", reason as counted.
 DropHook = Callable[[float, bytes, str, str], None]

@@ -22,13 +22,9 @@ not ask, "off" neither. The stack hands the ECN field of each arriving packet ov
 from __future__ import annotations
 
 from ustack.tcp.seq import seq_diff, seq_lt
+from ustack.wire.ipv4 import CE  # the ECN field's code points are the wire's (RFC 3168 5)
 from ustack.wire.tcp import ACK, CWR, ECE, SYN, TcpSegment
 
-# The ECN field (RFC 3168 5): the low two bits of the IPv4 TOS byte / IPv6 traffic class.
-NOT_ECT = 0b00
-ECT_1 = 0b01
-ECT_0 = 0b10
-CE = 0b11
 ECN_MODES = ("off", "on", "passive")
 
 

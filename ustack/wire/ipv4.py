@@ -18,6 +18,14 @@ PROTOCOL_UDP = 17
 IPV4_HEADER_LENGTH = 20
 
 
+# The ECN field (RFC 3168 5): the low two bits of the IPv4 TOS byte, and of the IPv6 traffic class
+# (RFC 8200 7), which carries the same code points. Both headers read it as `.ecn`.
+NOT_ECT = 0b00
+ECT_1 = 0b01
+ECT_0 = 0b10
+CE = 0b11
+
+
 class Ipv4Header(NamedTuple):
     src: int
     dst: int
@@ -40,7 +48,7 @@ class Ipv4Header(NamedTuple):
     @property
     def ecn(self) -> int:
         """The ECN field (RFC 3168 5): the low two bits of the TOS byte; Ipv6Header has it too."""
-        return self.tos & 3
+        return self.tos & CE
 
 
 def address_value(text: str) -> int:

@@ -62,7 +62,7 @@ class Ipv6Header(NamedTuple):
     @property
     def ecn(self) -> int:
         """The ECN field: the low two bits of the traffic class (RFC 8200 7, RFC 3168 5)."""
-        return self.traffic_class & 3
+        return self.traffic_class & 0b11  # the code points are ipv4.py's (RFC 3168 5)
 
 
 def address6_value(text: str) -> bytes:
