@@ -436,7 +436,7 @@ def variant_rows(work: Path, spaces: list[Namespace], prefix: str, site: Path, u
             space.open()
             print(f"  bulk both ways, mtu {mtu}, offload {'on' if offload else 'off'}", file=sys.stderr, flush=True)
             ustack = Server([sys.executable, "-m", "ustack", "serve", "--netns", space.name, "--http", str(site),
-                             "--mtu", str(mtu), *([] if offload else ["--no-offload"])], environment)
+                             "--allow-upload", "--mtu", str(mtu), *([] if offload else ["--no-offload"])], environment)
             try:
                 ustack.wait_ready("ustack: ready")
                 down = download_rate(space, f"http://{USTACK_ADDRESS}/big.bin")
