@@ -34,6 +34,7 @@ import sys
 from ..control import network_owner, run_directory, survey, worker_label
 from ..network import read_records
 from ..tcp.state import State
+from ..wire.ipv6 import endpoint_text
 from .errors import CliError
 from .ss_filter import SsFilter, linux_state_name
 
@@ -189,7 +190,7 @@ def _endpoint(connection: dict, side: str) -> str | None:
 
 def _host_port(address, port) -> str:
     """'10.77.0.2:80', or '[fd00:77::2]:80' for IPv6, as `ss -tan` prints them."""
-    return f"[{address}]:{port}" if ":" in str(address) else f"{address}:{port}"
+    return endpoint_text(str(address), port)
 
 
 def _first(connection: dict, *names: str, default=None):
