@@ -50,13 +50,13 @@ async def test_family_af_inet6_and_servers_on_ipv6_addresses(seed):
             writer.write(b"ping\n")
             assert await reader.readline() == b"ping\n"
             writer.close()
-        # The server on "::" takes IPv4 too (ustack's listeners are dual-stack); the one on B6 does not.
-        reader, writer = await a.open_connection(B_ADDRESS, 7, family=socket.AF_INET)
-        writer.write(b"four\n")
-        assert await reader.readline() == b"four\n"
-        writer.close()
-        with pytest.raises(ConnectionRefusedError):
-            await a.open_connection(B_ADDRESS, 8)
+        # As asyncio's create_server, which sets IPV6_V6ONLY on its AF_INET6 sockets: the server
+        # on "::" is IPv6 only, shown as ("::", port, 0, 0); neither takes IPv4.
+        assert any_server.sockets[0].getsockname() == ("::", 7, 0, 0)
+        assert any_server.sockets[0].family == socket.AF_INET6
+        for port in (7, 8):
+            with pytest.raises(ConnectionRefusedError):
+                await a.open_connection(B_ADDRESS, port)
         with pytest.raises(OSError) as raised:
             await a.open_connection(B6, 7, local_addr=("fd00:99::1", 0))
         assert raised.value.errno == 99  # EADDRNOTAVAIL: not one of A's addresses
@@ -64,3 +64,64 @@ async def test_family_af_inet6_and_servers_on_ipv6_addresses(seed):
             await a.open_connection(B6, 7, family=socket.AF_INET)
         any_server.close()
         own_server.close()
+
+
+# asyncio's own servers, in a private network namespace (unshare --net; loopback only): which
+# families a server on each host takes, and what its sockets show.
+KERNEL_SERVERS = r"""
+import asyncio, json, subprocess
+subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
+async def main():
+    answers = {}
+    for port, host in ((7100, "::"), (7101, "0.0.0.0"), (7102, None)):
+        server = await asyncio.start_server(lambda reader, writer: writer.close(), host, port)
+        reached = []
+        for peer in ("127.0.0.1", "::1"):
+            try:
+                _, writer = await asyncio.open_connection(peer, port)
+                writer.close()
+                reached.append(True)
+            except OSError:
+                reached.append(False)
+        answers[str(host)] = {"sockets": sorted([list(s.getsockname()), int(s.family)] for s in server.sockets),
+                              "ipv4": reached[0], "ipv6": reached[1]}
+        server.close()
+    print(json.dumps(answers))
+asyncio.run(main())
+"""
+
+
+def test_servers_on_each_host_take_the_families_asyncio_servers_take(seed):
+    import json
+    import subprocess
+    import sys
+
+    result = subprocess.run(["unshare", "--net", sys.executable, "-c", KERNEL_SERVERS],
+                            capture_output=True, text=True, timeout=30)
+    assert result.returncode == 0, f"the kernel's side failed (needs root for unshare --net): {result.stderr}"
+    kernel = json.loads(result.stdout)
+    # What asyncio does (base_events.create_server sets IPV6_V6ONLY on each AF_INET6 socket):
+    assert kernel["::"] == {"sockets": [[["::", 7100, 0, 0], socket.AF_INET6]], "ipv4": False, "ipv6": True}
+
+    @run_async
+    async def ours():
+        answers = {}
+        async with dual_stack_pair(seed) as (a, b):
+            for port, host in ((7100, "::"), (7101, "0.0.0.0"), (7102, None)):
+                server = await b.start_server(echo, host, port)
+                reached = []
+                for peer in (B_ADDRESS, B6):
+                    try:
+                        _, writer = await a.open_connection(peer, port)
+                        writer.close()
+                        reached.append(True)
+                    except OSError:
+                        reached.append(False)
+                answers[str(host)] = {"sockets": sorted([list(s.getsockname()), int(s.family)] for s in server.sockets),
+                                      "ipv4": reached[0], "ipv6": reached[1]}
+                server.close()
+        return answers
+
+    # The kernel's loopback addresses stand where ustack's own are.
+    expected = json.loads(json.dumps(kernel).replace("127.0.0.1", B_ADDRESS).replace("::1", B6))
+    assert ours() == expected
