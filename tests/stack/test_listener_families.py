@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import errno
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -39,35 +40,43 @@ SCENES = {
     "dual then IPv6-only": [DUAL, SIX_ONLY],
 }
 
-# Run in the kernel's namespace: for each scene, bind + listen each socket on one port and record
-# the errno of each (0 when it listens); then the listeners' Local column in `ss`.
+def open_listeners(make_socket, v6only_option: tuple[int, int]) -> tuple[dict, list]:
+    """For each scene, bind + listen each of its sockets on one port: the errno of each (0 when it
+    listens), and the listening sockets. The same code for the kernel's sockets (socket.socket,
+    in KERNEL_PROGRAM) and for ustack's (network.socket)."""
+    results, kept = {}, []
+    for number, (name, sockets) in enumerate(SCENES.items()):
+        port, errors = 7000 + number, []
+        for family, v6only in sockets:
+            s = make_socket(family)
+            if family == socket.AF_INET6:
+                s.setsockopt(*v6only_option, v6only)
+            try:
+                s.bind(("::" if family == socket.AF_INET6 else "0.0.0.0", port))
+                s.listen()
+                kept.append(s)
+                errors.append(0)
+            except OSError as error:
+                errors.append(error.errno)
+                s.close()
+        results[name] = errors
+    return results, kept
+
+
+# Run in the kernel's namespace (with this process's import path, so that it imports this module): the same
+# listeners on the kernel's sockets, then the Local column of `ss` for the listeners.
 KERNEL_PROGRAM = r"""
-import json, socket, subprocess, sys
-scenes = json.loads(sys.argv[1])
-results, keep = {}, []
-for number, (name, sockets) in enumerate(scenes.items()):
-    port, errors = 7000 + number, []
-    for family, v6only in sockets:
-        s = socket.socket(family, socket.SOCK_STREAM)
-        if family == socket.AF_INET6:
-            s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, v6only)
-        try:
-            s.bind(("::" if family == socket.AF_INET6 else "0.0.0.0", port))
-            s.listen()
-            keep.append(s)
-            errors.append(0)
-        except OSError as error:
-            errors.append(error.errno)
-            s.close()
-    results[name] = errors
+import json, socket, subprocess
+from test_listener_families import open_listeners
+errors, kept = open_listeners(socket.socket, (socket.IPPROTO_IPV6, socket.IPV6_V6ONLY))
 ss = subprocess.run(["ss", "-tanH", "state", "listening"], capture_output=True, text=True, check=True).stdout
-print(json.dumps({"errors": results, "ss": sorted(line.split()[2] for line in ss.splitlines())}))
+print(json.dumps({"errors": errors, "ss": sorted(line.split()[2] for line in ss.splitlines())}))
 """
 
 
 def kernel_answers() -> dict:
-    result = subprocess.run(["unshare", "--net", sys.executable, "-c", KERNEL_PROGRAM, json.dumps(SCENES)],
-                            capture_output=True, text=True, timeout=30)
+    result = subprocess.run(["unshare", "--net", sys.executable, "-c", KERNEL_PROGRAM],
+                            env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}, capture_output=True, text=True, timeout=30)
     assert result.returncode == 0, f"the kernel's side failed (needs root for unshare --net): {result.stderr}"
     return json.loads(result.stdout)
 
@@ -86,27 +95,12 @@ def network():
 
 
 def ustack_answers(network) -> dict:
-    results, keep = {}, []
-    for number, (name, sockets) in enumerate(SCENES.items()):
-        port, errors = 7000 + number, []
-        for family, v6only in sockets:
-            s = network.socket(family)
-            if family == socket.AF_INET6:
-                s.setsockopt(sock.IPPROTO_IPV6, sock.IPV6_V6ONLY, v6only)
-            try:
-                s.bind(("::" if family == socket.AF_INET6 else "0.0.0.0", port))
-                s.listen()
-                keep.append(s)
-                errors.append(0)
-            except OSError as error:
-                errors.append(error.errno)
-                s.close()
-        results[name] = errors
+    errors, kept = open_listeners(network.socket, (sock.IPPROTO_IPV6, sock.IPV6_V6ONLY))
     rows = [describe(to_jsonable(snapshot), {}) for snapshot in network.snapshots()]
     shown = sorted(row["cells"][3] for row in rows if row["linux_state"] == "LISTEN")
-    for s in keep:
+    for s in kept:
         s.close()
-    return {"errors": results, "ss": shown}
+    return {"errors": errors, "ss": shown}
 
 
 def test_which_listeners_share_a_port_and_how_ss_shows_them_match_the_kernel(network):
