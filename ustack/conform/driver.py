@@ -53,7 +53,7 @@ from ustack.conform.profile import (
     freebsd_receive_buffer,
     script_tolerances,
 )
-from ustack.conform.linux_profile import LINUX_DEFAULTS, LINUX_SEGMENTATION_OFFLOAD, apply_linux_sysctl, merge_offloaded
+from ustack.conform.linux_profile import LINUX_DEFAULTS, LINUX_SEGMENTATION_OFFLOAD, LINUX_TOLERANCES, apply_linux_sysctl, merge_offloaded
 from ustack.conform.result import FAIL, PASS, SKIPPED, Result
 from ustack.conform.script import CodeEvent, PacketEvent, Script, ShellEvent, SyscallEvent, scheduled_window
 from ustack.conform.shell import (
@@ -67,6 +67,8 @@ from ustack.conform.shell import (
     interpret_code,
     interpret_shell,
 )
+from ustack.conform.linux_calls import LinuxSocketTable
+from ustack.conform.tcp_info import run_code_block, ustack_tcp_info
 from ustack.conform.syscalls import Blocked, CallFailed, Outcome, SocketTable, check_outcome, errno_name
 from ustack.stack import Stack, StackError
 from ustack.tcp.config import TcpConfig
@@ -172,7 +174,7 @@ class Driver:
         self.linux = linux
         self.overrides: dict = dict(LINUX_DEFAULTS if self.linux else FREEBSD_DEFAULTS)
         apply_script_options(script.options, self.overrides)
-        self.table = SocketTable(self)
+        self.table = LinuxSocketTable(self) if linux else SocketTable(self)
         # The family is the script's (--ip_version): the same host, the other pair of addresses.
         self.ipv6 = script.options.get("ip_version") == "ipv6"
         self.local_address = LOCAL_ADDRESS6 if self.ipv6 else LOCAL_ADDRESS
@@ -195,6 +197,7 @@ class Driver:
         self.previous: object = None  # the previous event
         self.previous_time = 0.0  # its script time
         self.blocking_started: dict[int, float] = {}  # id(event) -> when a blocking call began
+        self.code_variables: dict = {}  # what the script's `%{ }%` blocks defined, for the later ones
 
     # -- the host interface the socket emulation uses --------------------------------------------
 
@@ -380,7 +383,8 @@ class Driver:
             )
         numbers = self._numbers_for(key)
         learn_from_outbound(event, segment, numbers)
-        mismatch = match_outbound(event, segment, numbers, MATCHER_TOLERANCES)
+        tolerances = MATCHER_TOLERANCES | LINUX_TOLERANCES.keys() if self.linux else MATCHER_TOLERANCES
+        mismatch = match_outbound(event, segment, numbers, tolerances)
         if mismatch is not None:
             raise ScriptFailed(event.line, mismatch.field, mismatch.reason, mismatch)
         for name, _ in event.ip_info:  # `>[ect0]`: the ECN field of the IP header (RFC 3168 5)
@@ -541,9 +545,18 @@ class Driver:
                     self.stack.poke(connection)
 
     def _code(self, event: CodeEvent) -> None:
-        check = interpret_code(event.code)
         port = self.current_port or BIND_PORT
         connection = self.connection_at(port)
+        if self.linux:  # Python against TCP_INFO, as packetdrill runs it (tcp_info.py)
+            listening = connection is None and (0, port) in self.stack.listeners
+            problem = run_code_block(
+                event.code, ustack_tcp_info(connection, listening), self.code_variables,
+                f"{self.script.path}:{event.line}", lambda text: self.warnings.append(f"line {event.line}: {text}"),
+            )
+            if problem:
+                raise ScriptFailed(event.line, "code", problem)
+            return
+        check = interpret_code(event.code)
         if isinstance(check, AssertState):
             if connection is not None:
                 state = connection.state

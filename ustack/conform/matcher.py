@@ -162,6 +162,9 @@ def match_outbound(
     if "repeated_fin" in tolerances and _is_ack_for_repeated_fin(spec, segment, numbers):
         numbers.tolerances_used.append(("repeated_fin", shown))
         segment = segment._replace(flags=segment.flags | FIN, seq=seq_add(segment.seq, -1))
+    if "psh_policy" in tolerances and segment.payload and segment.flags ^ expected_flags == PSH:
+        numbers.tolerances_used.append(("psh_policy", shown))
+        segment = segment._replace(flags=expected_flags)
     seq = segment.seq if spec.seq_absolute else numbers.local_to_script(segment.seq)
     ack = numbers.remote_to_script(segment.ack) if segment.flags & ACK else segment.ack
 
