@@ -494,9 +494,9 @@ class Driver:
                 still.append((event, blocked))
             else:
                 self._check_returned(event, outcome, self.now)
-        returned = len(still) < len(self.blocked)
+        retried = bool(self.blocked)
         self.blocked = still
-        if returned:  # the call may have read data: a window update can be due (Stack.poke)
+        if retried:  # the call may have read or written data: a window update or data can be due (Stack.poke)
             self._poke_sockets()
             self._collect()
 

@@ -188,7 +188,10 @@ LINUX_SYSCTLS = {
                     note="accepted at defaults.sh's value; ustack's loss detection is RACK (RFC 8985) by default"),
         LinuxSysctl("tcp_tso_win_divisor", "TSO deferral", builtin=frozenset({"3", "100"}),
                     note="ustack sends MSS-sized segments and never defers for TSO"),
-        LinuxSysctl("tcp_min_tso_segs", "TSO autosizing floor", note="ustack has no TSO autosizing"),
+        # Any value: the driver's GSO merge (LINUX_SEGMENTATION_OFFLOAD) does not model autosizing
+        # at defaults.sh's 2 either, so a larger floor changes nothing it models.
+        LinuxSysctl("tcp_min_tso_segs", "TSO autosizing floor", builtin=frozenset(str(n) for n in range(1, 128)),
+                    note="ustack has no TSO autosizing"),
         LinuxSysctl("tcp_pacing_ss_ratio", "pacing rate in slow start", builtin=frozenset({"200"}),
                     note="accepted at defaults.sh's value; ustack does not pace"),
         LinuxSysctl("tcp_pacing_ca_ratio", "pacing rate in congestion avoidance", builtin=frozenset({"120"}),
@@ -226,52 +229,96 @@ LINUX_SHELL_NOOPS = {
 # Why Linux scripts fail against ustack (tests/conform/expected_linux.txt quotes these). "kernel
 # passes" / "kernel fails" is the verdict of Google's packetdrill on this machine's kernel
 # (../shared/conformance/packetdrill-linux/BASELINE.md): where the kernel fails too, the script
-# does not describe Linux 6.18 either.
+# does not describe Linux 6.18 either. "(recovery work)" marks differences in congestion control,
+# PRR and RACK-TLP (tcp/congestion/, tcp/rack.py), left to that work.
 
-_PSH_POLICY = (
-    "documented difference (PSH policy, RFC 9293 3.9.1 leaves it to the sender): Linux marks PSH on "
-    "a segment once the data written since the last PSH exceeds half the largest window the peer "
-    "offered (tcp_mark_push, forced_push), so a burst limited by cwnd carries PSH; ustack sets PSH "
-    "only on the segment that empties the send buffer (tcp/output.py)"
-)
 _QUICK_ACK = (
-    "documented difference (RFC 9293 3.8.6.3 allows the delay): Linux starts a connection in "
-    "quick-ACK mode and acknowledges its first data segments at once (tcp_enter_quickack_mode); "
-    "ustack delays the ACK of a lone segment by delayed_ack_timeout (40 ms) (tcp/acknowledgement.py)"
+    "documented difference (RFC 9293 3.8.6.3 and RFC 1122 4.2.3.2 let a receiver delay an ACK up to "
+    "0.5 s and ask for one at least every second full segment): Linux starts a connection in "
+    "quick-ACK mode and acknowledges its first data segments at once (tcp_incr_quickack, up to 16); "
+    "ustack delays the ACK of a lone segment by delayed_ack_timeout, 40 ms (tcp/acknowledgement.py)"
 )
-_NO_RACK_TLP = (
-    "difference not yet analysed: Linux retransmits early through RACK and the tail loss probe "
-    "(tcp_recovery=1, tcp_early_retrans=4); ustack has RACK-TLP too (RFC 8985, tcp/rack.py) but its "
-    "reordering window and probe timing differ from Linux's in this script"
+_RTO_FLOOR = (
+    "documented difference (RFC 6298 2.4 floors the RTO itself): Linux floors the variance term "
+    "(RTO >= SRTT + 200 ms, tcp_rtt_estimator's mdev_max >= tcp_rto_min), ustack floors the whole "
+    "RTO at min_rto = 200 ms (tcp/rtt.py); after two 100 ms samples Linux's RTO is 300 ms, ustack's "
+    "250 ms, and the tail loss probe (capped at the RTO, RFC 8985 7.2) comes 50 ms earlier"
 )
-_PRR = (
-    "difference not yet analysed: Linux sizes what it sends in recovery by Proportional Rate "
-    "Reduction (RFC 6937) on CUBIC; ustack uses PRR with CUBIC too (tcp/congestion/prr.py), and "
-    "still sends other amounts here"
+_PRR_CWND = (
+    "(recovery work) ustack keeps cwnd at its value and lets PRR (RFC 6937, tcp/congestion/prr.py) "
+    "gate what is sent; Linux sets cwnd to in-flight plus PRR's sndcnt on every ACK (tcp_cwnd_reduction), "
+    "so tcpi_snd_cwnd differs during recovery"
+)
+_PRR_AMOUNT = (
+    "(recovery work) in recovery ustack releases two segments on an ACK where Linux's PRR releases "
+    "one (RFC 6937 3 PRR-SSRB / tcp_cwnd_reduction); not analysed further here"
+)
+_LIMITED_TRANSMIT = (
+    "(recovery work) after two Limited Transmit segments (RFC 3042) and an ACK that shows reordering, "
+    "ustack's window lets one segment more out than Linux's (3000 bytes where the script expects "
+    "2000); not analysed further here"
+)
+_RACK_TLP = (
+    "(recovery work) Linux retransmits early through RACK and the tail loss probe (tcp_recovery=1, "
+    "tcp_early_retrans=4); ustack has RACK-TLP too (RFC 8985, tcp/rack.py) but its reordering window "
+    "and probe timing differ from Linux's in this script"
+)
+_CWND_LIMITED = (
+    "(recovery work) slow start growth when application-limited: Linux grows cwnd while it is below "
+    "twice the largest flight of the last window (tcp_is_cwnd_limited, max_packets_out); ustack's "
+    "CongestionControl.cwnd_limited compares with the flight at the ACK, so once the ACKs have "
+    "drained half of a 10-segment flight cwnd stops at 14 where Linux reaches 20 (RFC 7661 4.1 "
+    "measures the flight over an RTT, as Linux does)"
+)
+_ECN_CWR = (
+    "(recovery work) on an ECE (RFC 3168 6.1.2) ustack sets ssthresh from the flight (CUBIC's "
+    "beta times FlightSize, RFC 9438 4.6) and cwnd to it at once (tcp/ecn.py reduce_once), giving "
+    "2 segments here; Linux takes ssthresh from cwnd (7) and reduces toward it by PRR in CWR state (4)"
+)
+_TSO_AUTOSIZING = (
+    "kernel fails too; TSO autosizing: the driver hands segments sent back to back to the script as "
+    "one (LINUX_SEGMENTATION_OFFLOAD) and does not cut them at Linux's autosized TSO limit "
+    "(tcp_min_tso_segs, pacing rate), so ustack's burst arrives as one 10000-byte packet where the "
+    "script wants two of 5000 (the kernel gives 6000)"
 )
 LINUX_DIFFERENCES = {
-    "eor/no-coalesce-large.pkt": f"kernel passes; {_PSH_POLICY}",
-    "eor/no-coalesce-retrans.pkt": f"kernel passes; {_PSH_POLICY}",
-    "eor/no-coalesce-small.pkt": f"kernel passes; {_PSH_POLICY}",
-    "eor/no-coalesce-subsequent.pkt": f"kernel passes (1 of 2 runs); {_PSH_POLICY}",
-    "limited_transmit/limited-transmit-no-sack.pkt": f"kernel fails too; {_PSH_POLICY}",
-    "limited_transmit/limited-transmit-sack.pkt": f"kernel fails too; {_PSH_POLICY}",
-    "shutdown/shutdown-rdwr-send-queue-ack-close.pkt": f"kernel fails too; {_PSH_POLICY}",
-    "fast_recovery/prr-ss-30pkt-lost-1_4-11_16.pkt": f"kernel fails too; {_PSH_POLICY}",
-    "fast_recovery/prr-ss-30pkt-lost1_4.pkt": f"kernel fails too; {_PRR}",
-    "fast_recovery/prr-ss-ack-below-snd_una-cubic.pkt": f"kernel passes; {_PRR}",
     "shutdown/shutdown-rd-wr-close.pkt": f"kernel passes; {_QUICK_ACK}",
     "shutdown/shutdown-wr-close.pkt": f"kernel passes; {_QUICK_ACK}",
-    "fast_retransmit/fr-4pkt-fack-last-byte.pkt": f"kernel fails too; {_NO_RACK_TLP}",
-    "fast_retransmit/fr-4pkt-fack-last-mss.pkt": f"kernel fails too; {_NO_RACK_TLP}",
-    "shutdown/shutdown-rdwr-write-queue-close.pkt": f"kernel fails too; {_NO_RACK_TLP} (here the probe of the FIN 2 RTT after sending it)",
+    "ioctl/ioctl-siocinq-fin.pkt": f"kernel fails too (later, on timing); {_QUICK_ACK}",
+    "nagle/https_client.pkt": f"kernel fails too (later, on TSO sizes); {_QUICK_ACK}",
     "ts_recent/invalid_ack.pkt": (
-        "kernel fails too; to check: ustack takes TS.Recent from a segment whose ACK acknowledges data "
-        "never sent, then drops the next segment by PAWS (RFC 7323 4.3 / 5.3; tcp/arrival.py)"
+        "kernel fails too, on the same line and value; not a ustack bug (checked: ustack keeps "
+        "TS.Recent at 200, echoes it and accepts the next segment with TSval 201). The segment whose "
+        "ACK acknowledges data never sent draws an ACK (RFC 9293 3.10.7.4: 'send an ACK, drop the "
+        "segment'), as Linux 6.18 now does too; the script, older, expects no reply. Then the "
+        f"data's ACK comes 40 ms late: {_QUICK_ACK}"
     ),
-    "nagle/https_client.pkt": (
-        "kernel fails too; the script expects its first socket to be descriptor 4 (the runner numbers "
-        "from 3, as packetdrill does)"
+    "cubic/cubic-rto-ss-ca-cwnd-bump.pkt": f"kernel fails too (later, on PSH); {_RTO_FLOOR}",
+    "cwnd_moderation/cwnd-moderation-ecn-enter-cwr-no-moderation-700.pkt": f"kernel fails too (Python block); {_ECN_CWR}",
+    "fast_recovery/prr-ss-10pkt-lost-1.pkt": f"kernel fails too (Python block); {_PRR_CWND}",
+    "fast_recovery/prr-ss-30pkt-lost-1_4-11_16.pkt": (
+        "kernel fails too, with the same 2000 bytes where the script expects 1000 (two segments of one "
+        "ACK leave as one TSO packet, which the driver's GSO merge models)"
+    ),
+    "fast_recovery/prr-ss-30pkt-lost1_4.pkt": f"kernel fails too (later, line 42); {_PRR_AMOUNT}",
+    "fast_recovery/prr-ss-ack-below-snd_una-cubic.pkt": (
+        "kernel passes; (recovery work) on entering recovery ustack also retransmits 3001:4001 at once: "
+        "RACK takes it for lost because 8001:9001, sent after it in the same burst, was SACKed, and "
+        "RFC 8985 6.2 gives no reordering window in recovery; Linux does not retransmit it, and the "
+        "next ACK (4001) shows it was not lost"
+    ),
+    "fast_retransmit/fr-4pkt-fack-last-byte.pkt": f"kernel fails too; {_RACK_TLP}",
+    "fast_retransmit/fr-4pkt-fack-last-mss.pkt": f"kernel fails too; {_RACK_TLP}",
+    "limited_transmit/limited-transmit-no-sack.pkt": f"kernel fails too (earlier, on TSO sizes); {_LIMITED_TRANSMIT}",
+    "limited_transmit/limited-transmit-sack.pkt": f"kernel fails too (earlier, on TSO sizes); {_LIMITED_TRANSMIT}",
+    "slow_start/slow-start-app-limited.pkt": f"kernel passes; {_CWND_LIMITED}",
+    "slow_start/slow-start-app-limited-9-packets-out.pkt": f"kernel fails too (later, line 37); {_CWND_LIMITED}",
+    "slow_start/slow-start-after-idle.pkt": _TSO_AUTOSIZING,
+    "slow_start/slow-start-after-win-update.pkt": _TSO_AUTOSIZING,
+    "blocking/blocking-write.pkt": (
+        "kernel fails too (its write returns 60000: Linux charges skb overhead to the send buffer); "
+        "the script has no line for the data the kernel sends while the write blocks, which the "
+        "runner reports as unexpected"
     ),
 }
 

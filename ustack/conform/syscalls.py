@@ -384,9 +384,21 @@ class SocketTable:
         if error:
             return Outcome(-1, error)
         accepted = connection.send(bytes(length), now)
-        if accepted == 0 and length:
-            return Outcome(-1, "EAGAIN") if socket.nonblocking else Blocked(lambda now: None)
-        return Outcome(accepted)
+        if accepted == length or socket.nonblocking:
+            return Outcome(accepted) if accepted or not length else Outcome(-1, "EAGAIN")
+        # A blocking write returns once all of it is queued (or the connection fails): it waits
+        # for the send buffer to drain, writing what fits each time (POSIX write(2), sosend).
+        written = accepted
+
+        def attempt(now: float) -> Outcome | None:
+            nonlocal written
+            error = self._take_error(socket)
+            if error:
+                return Outcome(written) if written else Outcome(-1, error)
+            written += connection.send(bytes(length - written), now)
+            return Outcome(written) if written == length else None  # the driver pokes the host after
+
+        return Blocked(attempt)
 
     # -- poll ----------------------------------------------------------------------------------------
 

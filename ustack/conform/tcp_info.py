@@ -19,7 +19,7 @@ from ustack.conform.profile import Unsupported
 from ustack.tcp.congestion.base import INITIAL_SSTHRESH
 from ustack.tcp.options import TIMESTAMP_OPTION_SPACE
 from ustack.tcp.scoreboard import DUPLICATE_THRESHOLD
-from ustack.tcp.seq import seq_diff
+from ustack.tcp.seq import seq_diff, seq_lt
 from ustack.tcp.state import State
 
 # The names a block compares tcp_info with (include/net/tcp_states.h, uapi/linux/tcp.h).
@@ -54,10 +54,13 @@ def ustack_tcp_info(connection, listening: bool = False) -> dict[str, int]:
     mss = congestion.mss
     scoreboard = snd._scoreboard
     sacked = scoreboard.sacked_bytes() if scoreboard else 0
+    ecn = connection.ecn
     if snd.retransmit_count:  # a retransmission timeout without progress since (tcp_enter_loss)
         ca_state = TCP_INFO_NAMES["TCP_CA_Loss"]
     elif congestion.in_recovery:
         ca_state = TCP_INFO_NAMES["TCP_CA_Recovery"]
+    elif ecn is not None and ecn.reductions and seq_lt(snd.una, ecn.recover):  # reduced for an ECE (RFC 3168 6.1.2)
+        ca_state = TCP_INFO_NAMES["TCP_CA_CWR"]
     elif snd.duplicate_acks or sacked:
         ca_state = TCP_INFO_NAMES["TCP_CA_Disorder"]
     else:
@@ -86,6 +89,8 @@ def ustack_tcp_info(connection, listening: bool = False) -> dict[str, int]:
         "tcpi_backoff": snd.retransmit_count,
         "tcpi_total_retrans": snd.retransmissions,
         "tcpi_sacked": -(-sacked // mss) if mss else 0,
+        # Linux's packets_out counts MSS-sized pieces (tcp_skb_pcount); only the last is short.
+        "tcpi_unacked": -(-seq_diff(snd.max, snd.una) // mss) if mss else 0,
         "tcpi_lost": -(-_lost_bytes(snd, mss) // mss) if mss else 0,
         # Linux's tp->reordering adapts to reordering it sees; ustack's DupThresh stays 3.
         "tcpi_reordering": DUPLICATE_THRESHOLD,
@@ -103,7 +108,7 @@ USTACK_FIELDS = frozenset({
     "tcpi_state", "tcpi_ca_state", "tcpi_options", "tcpi_snd_wscale", "tcpi_rcv_wscale", "tcpi_snd_cwnd",
     "tcpi_snd_ssthresh", "tcpi_snd_mss", "tcpi_advmss", "tcpi_rto", "tcpi_retransmits", "tcpi_backoff",
     "tcpi_total_retrans", "tcpi_sacked", "tcpi_snd_wnd", "tcpi_bytes_received", "tcpi_rtt", "tcpi_rttvar",
-    "tcpi_lost", "tcpi_reordering",
+    "tcpi_lost", "tcpi_reordering", "tcpi_unacked",
 })
 
 
