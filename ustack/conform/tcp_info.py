@@ -92,6 +92,7 @@ def ustack_tcp_info(connection, listening: bool = False) -> dict[str, int]:
         # Linux's packets_out counts MSS-sized pieces (tcp_skb_pcount); only the last is short.
         "tcpi_unacked": -(-seq_diff(snd.max, snd.una) // mss) if mss else 0,
         "tcpi_lost": -(-_lost_bytes(snd, mss) // mss) if mss else 0,
+        "tcpi_retrans": -(-_retransmitted_bytes(snd) // mss) if mss else 0,
         # Linux's tp->reordering adapts to reordering it sees; ustack's DupThresh stays 3.
         "tcpi_reordering": DUPLICATE_THRESHOLD,
         "tcpi_snd_wnd": snd.wnd,
@@ -108,7 +109,7 @@ USTACK_FIELDS = frozenset({
     "tcpi_state", "tcpi_ca_state", "tcpi_options", "tcpi_snd_wscale", "tcpi_rcv_wscale", "tcpi_snd_cwnd",
     "tcpi_snd_ssthresh", "tcpi_snd_mss", "tcpi_advmss", "tcpi_rto", "tcpi_retransmits", "tcpi_backoff",
     "tcpi_total_retrans", "tcpi_sacked", "tcpi_snd_wnd", "tcpi_bytes_received", "tcpi_rtt", "tcpi_rttvar",
-    "tcpi_lost", "tcpi_reordering", "tcpi_unacked",
+    "tcpi_lost", "tcpi_reordering", "tcpi_unacked", "tcpi_retrans",
 })
 
 
@@ -140,6 +141,19 @@ def _lost_bytes(snd, mss: int) -> int:
         return 0
     lost_below = scoreboard.lost_below(snd.una, mss)
     return seq_diff(lost_below, snd.una) - scoreboard.sacked_between(snd.una, lost_below)
+
+
+def _retransmitted_bytes(snd) -> int:
+    """Bytes retransmitted in this recovery and neither acknowledged nor SACKed since (Linux's
+    retrans_out). ustack tracks the retransmissions of a SACK recovery (send_side.py), not those
+    of a retransmission timeout, which this does not count."""
+    scoreboard = snd._scoreboard
+    total = 0
+    for start, end, _ in snd.recovery_retransmissions:
+        start = start if seq_lt(snd.una, start) else snd.una
+        if seq_lt(start, end):
+            total += seq_diff(end, start) - (scoreboard.sacked_between(start, end) if scoreboard else 0)
+    return total
 
 
 def run_code_block(code: str, fields: dict[str, int], variables: dict, where: str, report) -> str | None:
