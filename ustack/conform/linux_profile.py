@@ -254,8 +254,10 @@ _PRR_CWND = (
 )
 _PRR_AMOUNT = (
     "(recovery work) on entering fast recovery ustack retransmits the first two lost segments at "
-    "once (1:2001, RFC 6675 5 NextSeg while cwnd allows, within PRR's allowance, RFC 6937 3); Linux "
-    "retransmits only the first (1:1001) and the rest one per ACK (tcp_cwnd_reduction)"
+    "once (1:2001): with pipe below ssthresh it applies RFC 6937's PRR-SSRB bound (ssthresh - pipe, "
+    "at most delivered + 1 MSS) on every ACK; Linux applies that bound only to an ACK that advances "
+    "SND.UNA without new losses (tcp_cwnd_reduction, the 'safe ACK' of PRR's revision) and "
+    "otherwise PRR-CRB, one segment per segment delivered, so it retransmits only 1:1001"
 )
 _LIMITED_TRANSMIT = (
     "(recovery work) after two Limited Transmit segments (RFC 3042) and an ACK that shows reordering, "
