@@ -124,3 +124,26 @@ def test_a_blocking_write_returns_once_everything_is_queued():
 """
     result = run(body)
     assert result.status == PASS, result.text()
+
+
+TICKED = """--tcp_ts_tick_usecs=1000
+`../common/defaults.sh`
+    0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3
+   +0 bind(3, ..., ...) = 0
+   +0 listen(3, 1) = 0
+   +0 < S 0:0(0) win 20000 <mss 1000,sackOK,TS val 100 ecr 0>
+   +0 > S. 0:0(0) ack 1 <mss 1460,sackOK,TS val 100 ecr 100>
+  +.1 < . 1:1(0) ack 1 win 20000 <nop,nop,TS val 200 ecr 100>
+   +0 accept(3, ..., ...) = 4
+   +1 close(4) = 0
+   +0 > F. 1:1(0) ack 1 <nop,nop,TS val 1200 ecr 200>
+"""
+
+
+def test_tsvals_are_checked_when_the_script_gives_its_tick():
+    assert run_script(parse_text(TICKED, "linux/tcp/t.pkt"), LINUX).status == PASS
+    late = run_script(parse_text(TICKED.replace("TS val 1200", "TS val 1300"), "linux/tcp/t.pkt"), LINUX)
+    assert (late.status, late.line) == (FAIL, 11) and "TS val 1100" in late.reason
+    # Without the option our TSval is our own clock and only the echo is compared.
+    unticked = TICKED.replace("--tcp_ts_tick_usecs=1000\n", "").replace("TS val 1200", "TS val 1300")
+    assert run_script(parse_text(unticked, "linux/tcp/t.pkt"), LINUX).status == PASS

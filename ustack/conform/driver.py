@@ -75,6 +75,7 @@ from ustack.tcp.config import TcpConfig
 from ustack.tcp.connection import Connection
 from ustack.tcp.isn import IsnGenerator
 from ustack.tcp.listener import Listener
+from ustack.tcp.options import TIMESTAMP_TICK_USECS
 from ustack.tcp.state import CLOSED, LISTEN, TIME_WAIT
 from ustack.wire import (
     IcmpMessage, Icmpv6Message, TcpSegment, WireError, build_icmp6_packet, build_icmp_packet, build_tcp_packet, parse_packet,
@@ -227,7 +228,7 @@ class Driver:
             connection = self.stack.connect(self.remote_address, REMOTE_PORT, now, config=config)
         except StackError as refused:
             raise CallFailed(errno_name(refused.errno)) from None
-        self.numbers[(connection.local_port, REMOTE_PORT)] = SequenceMap()
+        self.numbers[(connection.local_port, REMOTE_PORT)] = self._new_numbers()
         self.current_port = connection.local_port
         return connection
 
@@ -351,7 +352,15 @@ class Driver:
     def _numbers_for(self, key) -> SequenceMap:
         numbers = self.numbers.get(key)
         if numbers is None:
-            numbers = self.numbers[key] = SequenceMap()
+            numbers = self.numbers[key] = self._new_numbers()
+        return numbers
+
+    def _new_numbers(self) -> SequenceMap:
+        numbers = SequenceMap()
+        tick = self.script.options.get("tcp_ts_tick_usecs")
+        if tick is not None:  # check our TSvals, within the timing tolerance and a tick of each clock
+            numbers.ts_tick_usecs = int(tick)
+            numbers.ts_slack_usecs = round(self.tolerance * 1e6) + int(tick) + TIMESTAMP_TICK_USECS
         return numbers
 
     def _check_unexpected(self, before: float) -> None:

@@ -304,6 +304,7 @@ LINUX_DIFFERENCES = {
         "segment'), as Linux 6.18 now does too; the script, older, expects no reply. Then the "
         f"data's ACK comes 40 ms late: {_QUICK_ACK}"
     ),
+    "ts_recent/reset_tsval.pkt": f"kernel passes; {_QUICK_ACK}",
     "cubic/cubic-rto-ss-ca-cwnd-bump.pkt": f"kernel fails too (later, on PSH); {_RTO_FLOOR}",
     "cwnd_moderation/cwnd-moderation-ecn-enter-cwr-no-moderation-700.pkt": f"kernel fails too (Python block); {_ECN_CWR}",
     "fast_recovery/prr-ss-10pkt-lost-1.pkt": f"kernel fails too (Python block); {_PRR_CWND}",
