@@ -47,7 +47,7 @@ assert 99000 <= tcpi_rtt <= 101000, tcpi_rtt
     result = run(body)
     assert result.status == PASS, result.text()
     wrong = run(body.replace("tcpi_unacked == 5", "tcpi_unacked == 4"))
-    assert (wrong.status, wrong.line, wrong.reason) == (FAIL, 15, "assertion failed in the Python block: 5")
+    assert (wrong.status, wrong.line, wrong.reason) == (FAIL, 15, "assertion failed in the Python block: assert tcpi_unacked == 4, tcpi_unacked -> 5")
 
 
 def test_a_block_reading_a_field_ustack_does_not_give_is_skipped_before_running():

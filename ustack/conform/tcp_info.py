@@ -113,6 +113,17 @@ USTACK_FIELDS = frozenset({
 })
 
 
+def _failed_line(code: str, error: BaseException) -> str:
+    """The block's line the error came from (the innermost frame in the block itself)."""
+    lineno, traceback = None, error.__traceback__
+    while traceback is not None:
+        if traceback.tb_frame.f_code.co_filename != __file__:
+            lineno = traceback.tb_lineno
+        traceback = traceback.tb_next
+    lines = code.splitlines()
+    return lines[lineno - 1].strip() if lineno and lineno <= len(lines) else "?"
+
+
 def check_code_block(code: str) -> None:
     """Before a run: Unsupported if the block cannot compile or reads a TCP_INFO field ustack
     does not give (the first such field is named)."""
@@ -168,7 +179,7 @@ def run_code_block(code: str, fields: dict[str, int], variables: dict, where: st
     try:
         exec(compile(code, where, "exec"), {"__builtins__": __builtins__, **variables}, names)
     except AssertionError as error:
-        return f"assertion failed in the Python block: {error}"
+        return f"assertion failed in the Python block: {_failed_line(code, error)} -> {error}"
     except NameError as error:
         raise Unsupported("tcp_info field", f"the block reads what ustack's TCP_INFO does not give: {error}") from None
     except Exception as error:  # the block's own mistake: reported, as packetdrill does
