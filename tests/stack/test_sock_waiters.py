@@ -16,11 +16,9 @@ from __future__ import annotations
 import asyncio
 import random
 
-from ustack import sock
 from ustack.sock.streams import SEND_AHEAD, _Listening, _Stream
 
-from test_sock import Background, networks  # noqa: F401  (a fixture)
-from twohosts import B_ADDRESS
+from test_sock import echo_from_threads, networks  # noqa: F401  (a fixture)
 
 
 class StandInTransport:
@@ -134,30 +132,7 @@ def test_two_accepts_waiting_at_once_each_get_a_connection():
 def test_echo_from_threads_larger_than_the_send_buffers(networks, seed):
     """sendall() in one thread waits for room while the main thread waits in recv(): a payload
     beyond the send buffer and SEND_AHEAD together, so that both really wait at once."""
-    network_a, network_b = networks
-    size = network_a.stack.config.send_buffer_size + SEND_AHEAD + 512 * 1024
+    size = networks[0].stack.config.send_buffer_size + SEND_AHEAD + 512 * 1024
     payload = random.Random(seed).randbytes(size)
-    listening = network_b.socket()
-    listening.bind(("", 7))
-    listening.listen(1)
-
-    def serve_one() -> None:
-        connection, _ = listening.accept()
-        with connection:
-            while data := connection.recv(65536):
-                connection.sendall(data)
-
-    server = Background(serve_one)
-    with sock.create_connection((B_ADDRESS, 7), timeout=10, network=network_a) as client:
-        sending = Background(client.sendall, payload)
-        received = bytearray()
-        while len(received) < len(payload):
-            data = client.recv(65536)
-            assert data, "the echo ended early"
-            received.extend(data)
-        sending.result()
-        client.shutdown(sock.SHUT_WR)
-        assert client.recv(10) == b""
-    assert bytes(received) == payload
-    server.result()
-    listening.close()
+    received, _ = echo_from_threads(networks, payload)
+    assert received == payload
