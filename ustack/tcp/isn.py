@@ -31,6 +31,8 @@ from ustack.tcp.seq import SEQ_MASK
 
 TICKS_PER_SECOND = 250_000  # one tick every 4 microseconds (RFC 9293 3.4.1, RFC 6528 3)
 FLOW_LABEL_TAG = b"flow label"  # hashed before the 4-tuple, so flow labels are not ISN offsets
+FAST_OPEN_TAG = b"fast open cookie"  # likewise for Fast Open cookies (RFC 7413 4.1.2)
+FAST_OPEN_COOKIE_SIZE = 8  # bytes; RFC 7413 4.1.1 allows 4 to 16
 SECRET_SIZE = 32  # bytes of a random key: 256 bits, twice RFC 6528's minimum
 
 
@@ -96,6 +98,13 @@ class IsnGenerator:
         secret as the ISNs over a differently tagged input, so neither value tells of the other."""
         four_tuple = pack_four_tuple(local_address, local_port, remote_address, remote_port)
         return (keyed_hash(self._secret, FLOW_LABEL_TAG + four_tuple) & 0xFFFFF) or 1
+
+    def fast_open_cookie(self, remote_address: int | bytes) -> bytes:
+        """The Fast Open cookie of a client address (RFC 7413 4.1.2): a keyed hash of the address
+        alone, so the client can reuse it on any port, and nobody without the secret can make
+        one. A fixed ISN (tests, scripts) does not change it: the secret does."""
+        value = keyed_hash(self._secret, FAST_OPEN_TAG + _address_bytes(remote_address), FAST_OPEN_COOKIE_SIZE)
+        return value.to_bytes(FAST_OPEN_COOKIE_SIZE, "big")
 
     def __repr__(self) -> str:
         # Never show the secret: it is what keeps the ISNs unpredictable.

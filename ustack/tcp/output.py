@@ -104,6 +104,7 @@ class SegmentOutput:
         """Our SYN (active open) or SYN-ACK (passive or simultaneous open), first or again."""
         config = self.config
         iss = self.snd.iss
+        payload = b""
         if self.rcv.irs is None:
             flags, ack = SYN, 0
             limit = config.syn_retries_with_options
@@ -117,6 +118,8 @@ class SegmentOutput:
             window = min(config.receive_buffer_size, 0xFFFF)
             if config.ecn == "on" and self.syn_asks_for_ecn():
                 flags |= ECE | CWR  # RFC 3168 6.1.1: ask for ECN (ecn.py)
+            if self.fast_open is not None:  # RFC 7413 (fastopen.py): a cookie, and data
+                options, payload = self.fast_open.syn(self, options, self.snd.max == iss)
         else:
             flags, ack = SYN | ACK, self.rcv.nxt
             if self.ecn is not None:
@@ -125,12 +128,16 @@ class SegmentOutput:
                 config, now, window_scale=self.window_scaling_enabled, sack=self.sack_permitted,
                 timestamps=self.timestamps_enabled, ts_recent=self.rcv.ts_recent,
             )
+            if self.fast_open is not None:
+                options = self.fast_open.synack_options(options)  # RFC 7413 4.1.2: a cookie
             # RFC 7323 2.2: the window of a SYN is not scaled.
             window = min(self.rcv.free_space, 0xFFFF)
             self.rcv.advertise(seq_add(ack, window))
             self.rcv.acknowledgement_sent()
-        out.append(TcpSegment(self.local_port, self.remote_port, iss, ack, flags, window, 0, options, b""))
+        out.append(TcpSegment(self.local_port, self.remote_port, iss, ack, flags, window, 0, options, payload))
         self.snd.syn_sent(now)  # the first one is timed (RFC 6298 3), a repeat is not (Karn)
+        if payload:  # Fast Open data went with the SYN
+            self.snd.data_sent(seq_add(iss, 1), seq_add(iss, 1 + len(payload)), len(payload), now, False)
         self.timers.arm_unless_armed(RETRANSMIT_TIMER, now + self.rtt.rto)
 
     # ------------------------------------------------------------------ data and FIN
@@ -354,6 +361,9 @@ class SegmentOutput:
         """RFC 9293 3.8.6.3: delay the ACK of in-order data, but ACK at least every second
         segment (ack_every_segments) and never later than delayed_ack_timeout."""
         rcv = self.rcv
+        quick = self.config.quick_ack_segments
+        if quick and rcv.quick_acks_left != 0 and rcv.quick_ack(quick, self.send_mss):
+            return
         if rcv.segment_to_acknowledge(self.config.ack_every_segments):
             return
         if seq_diff(rcv.nxt, rcv.last_ack_sent) >= self.config.ack_every_segments * self.send_mss:

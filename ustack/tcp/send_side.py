@@ -222,6 +222,24 @@ class SendSide:
         self.wl1 = segment.seq
         self.wl2 = segment.ack
 
+    def syn_data_answered(self, ack: int, syn_data: int) -> bool:
+        """TCP Fast Open (RFC 7413 4.2.2, fastopen.py): the SYN-ACK acknowledged our SYN and, up
+        to `ack`, the `syn_data` bytes our SYN carried. What it acknowledged leaves the send
+        buffer; what it did not goes again from SND.NXT = SEG.ACK at once. True if all was."""
+        first_data = seq_add(self.iss, 1)
+        if seq_gt(ack, first_data):
+            self.una = first_data
+            self.acknowledge(ack)
+        if seq_lt(ack, seq_add(first_data, syn_data)):
+            self.nxt = ack
+            return False
+        return True
+
+    def syn_data_not_resent(self) -> None:
+        """Our SYN goes again without the data the first one carried (RFC 7413 4.2.2, as Linux
+        does): the data follows the handshake, from ISS + 1."""
+        self.nxt = seq_add(self.iss, 1)
+
     def restart_from_iss(self) -> None:
         """Back to LISTEN (RFC 9293 3.10.7.4 note 1): nothing of the SYN-ACK's sending remains,
         neither in flight nor in the next handshake's retransmission count."""

@@ -1,0 +1,180 @@
+"""TCP Fast Open (RFC 7413): data on the SYN, for clients that have talked to the server before.
+
+A normal handshake costs a round trip before the first byte of a request can go out. With Fast
+Open the server hands the client a cookie, a keyed hash of the client's address only the server
+can make (RFC 7413 4.1.2); on later connections the client puts the cookie and its first data on
+the SYN, and a server that finds the cookie valid delivers the data to the application at once and
+acknowledges it with the SYN-ACK (4.2). Without a valid cookie, the data on the SYN is dropped as
+in any handshake, and the SYN-ACK carries a fresh cookie (4.1.2, 4.2.1); the client sends the data
+again after the handshake (4.2.2).
+
+The cookie proves the client can receive at its address, so a flood of spoofed SYNs cannot make
+the server accept data; a flood with stolen cookies is bounded by the listener's Fast Open queue
+(RFC 7413 5.1): at most that many connections accepted with SYN data may still be in SYN-RECEIVED.
+
+Who owns what here:
+  * the server's cookie: IsnGenerator.fast_open_cookie (isn.py), from the stack's one secret;
+  * the client's cookie cache, per server address: FastOpenCookieCache, one per Stack;
+  * the decision for a SYN at a listener: answer_syn, called by Listener.receive;
+  * a connection's Fast Open state: ServerFastOpen / ClientFastOpen in Connection.fast_open,
+    read by the SYN paths of arrival.py and output.py.
+
+The switches (TcpConfig): fast_open_client (default on, as Linux's net.ipv4.tcp_fastopen=1: a
+connection asks for Fast Open only when the application does, Stack.connect(fast_open=True)),
+fast_open_server (default off), fast_open_queue (every listener's queue unless its TCP_FASTOPEN
+option set one) and fast_open_cookie_required.
+
+Counters (Listener.counters for the server, FastOpenCookieCache.counters for the client):
+  fast_open_accepted          SYN data with a valid cookie, delivered (4.2)
+  fast_open_cookie_requested  a SYN asked for a cookie and got one (4.1.1)
+  fast_open_cookie_invalid    SYN data with a wrong cookie: dropped, a fresh cookie sent (4.1.2)
+  fast_open_queue_full        SYN data beyond the listener's Fast Open queue: dropped (5.1)
+  fast_open_no_cookie_accepted  SYN data accepted without a cookie (fast_open_cookie_required off)
+  fast_open_syn_data_sent / fast_open_syn_data_acked / fast_open_syn_data_not_acked (client, 4.2.2)
+  fast_open_cookie_cached (client: a SYN-ACK brought a cookie)
+"""
+
+from __future__ import annotations
+
+from collections import Counter, OrderedDict
+
+from ustack.tcp.seq import seq_add
+from ustack.tcp.state import SYN_RECEIVED
+
+CACHE_ENTRIES = 1024  # server addresses a client remembers cookies for (oldest forgotten first)
+SYN_OPTION_SPACE = 40  # what a SYN's options may take; SYN data leaves room for all of it
+
+
+class FastOpenCookieCache:
+    """The client's cookies, per server address (RFC 7413 4.1.3: a client caches the cookie with
+    the server's MSS, and keys it by the server's IP address). Bounded: the least recently used
+    entry goes first."""
+
+    def __init__(self, entries: int = CACHE_ENTRIES) -> None:
+        self.entries = entries
+        self._cookies: OrderedDict = OrderedDict()  # address -> (cookie, the server's MSS or None)
+        self.counters: Counter[str] = Counter()  # the client's outcomes, for all connections of a stack
+
+    def get(self, address) -> tuple[bytes, int | None] | None:
+        found = self._cookies.get(address)
+        if found is not None:
+            self._cookies.move_to_end(address)
+        return found
+
+    def remember(self, address, cookie: bytes, mss: int | None) -> None:
+        self._cookies[address] = (cookie, mss)
+        self._cookies.move_to_end(address)
+        while len(self._cookies) > self.entries:
+            self._cookies.popitem(last=False)
+
+    def forget(self, address) -> None:
+        self._cookies.pop(address, None)
+
+    def __len__(self) -> int:
+        return len(self._cookies)
+
+
+class ServerFastOpen:
+    """A listener's child born of a SYN with a Fast Open option: the cookie its SYN-ACK carries (if
+    any, in the form the client used) and whether the SYN's data was accepted."""
+
+    __slots__ = ("cookie_to_send", "experimental", "accept_data")
+
+    def __init__(self, cookie_to_send: bytes | None, experimental: bool, accept_data: bool) -> None:
+        self.cookie_to_send = cookie_to_send
+        self.experimental = experimental
+        self.accept_data = accept_data
+
+    def synack_options(self, options):
+        if self.cookie_to_send is None:
+            return options
+        return options._replace(fast_open=self.cookie_to_send, fast_open_experimental=self.experimental)
+
+
+class ClientFastOpen:
+    """An active open that asked for Fast Open: the cookie known for the server (None: the SYN asks
+    for one), and how much data the SYN carried."""
+
+    __slots__ = ("cache", "cookie", "server_mss", "send_without_cookie", "syn_data")
+
+    def __init__(self, cache: FastOpenCookieCache, address, send_without_cookie: bool = False) -> None:
+        self.cache = cache
+        known = cache.get(address)
+        self.cookie, self.server_mss = known if known is not None else (None, None)
+        self.send_without_cookie = send_without_cookie
+        self.syn_data = 0  # bytes our first SYN carried
+
+    def syn(self, connection, options, first: bool) -> tuple:
+        """(options, payload) of our SYN. Data rides only on the first SYN, and only with a
+        cookie (or when cookies are not required); a retransmitted SYN carries the option but no
+        data: the data goes again after the handshake (RFC 7413 4.2.2, as Linux does)."""
+        options = options._replace(fast_open=self.cookie or b"")
+        snd = connection.snd
+        if not first:
+            if self.syn_data:
+                snd.syn_data_not_resent()
+            return options, b""
+        if snd.buffer is None or not snd.buffer.length or (self.cookie is None and not self.send_without_cookie):
+            return options, b""
+        mss = min(self.server_mss or connection.config.mss, connection.config.mss)
+        payload = bytes(snd.buffer.peek(seq_add(snd.iss, 1), max(mss - SYN_OPTION_SPACE, 0)))
+        self.syn_data = len(payload)
+        if payload:
+            self.cache.counters["fast_open_syn_data_sent"] += 1
+        return options, payload
+
+    def synack(self, connection, segment) -> None:
+        """Our SYN was acknowledged by `segment`, a SYN-ACK: remember a cookie it brought, and
+        release the SYN's data it acknowledged or send the rest again at once (RFC 7413 4.2.2)."""
+        cookie = segment.options.fast_open
+        counters = self.cache.counters
+        if cookie:
+            self.cache.remember(connection.remote_address, cookie, segment.options.mss)
+            counters["fast_open_cookie_cached"] += 1
+        if not self.syn_data:
+            return
+        if connection.snd.syn_data_answered(segment.ack, self.syn_data):
+            counters["fast_open_syn_data_acked"] += 1
+        else:
+            counters["fast_open_syn_data_not_acked"] += 1  # sent again now, not after a timeout
+
+
+def answer_syn(listener, syn, remote_address, config) -> ServerFastOpen | None:
+    """RFC 7413 4.1.2 and 4.2 at a listener, for a SYN that passed its checks. None: not a Fast
+    Open handshake (the listener takes no Fast Open, or the SYN asks for nothing), so data on the
+    SYN is dropped as without Fast Open."""
+    queue = listener.fast_open_queue or config.fast_open_queue
+    if not config.fast_open_server or queue <= 0:
+        return None
+    option = syn.options.fast_open
+    required = config.fast_open_cookie_required
+    if option is None and (required or not syn.payload):
+        return None
+    counters = listener.counters
+    valid = listener.isn_generator.fast_open_cookie(remote_address)
+    cookie_ok = option == valid
+    # Send a fresh cookie unless the client already holds the right one (4.1.2).
+    reply = None if cookie_ok or option is None else valid
+    experimental = syn.options.fast_open_experimental
+    if not syn.payload:
+        if option == b"":
+            counters["fast_open_cookie_requested"] += 1
+        return ServerFastOpen(reply, experimental, False)
+    if not cookie_ok and required:
+        counters["fast_open_cookie_requested" if option == b"" else "fast_open_cookie_invalid"] += 1
+        listener.drops["data_on_syn"] += 1
+        return ServerFastOpen(reply, experimental, False)
+    if _pending(listener) >= queue:
+        counters["fast_open_queue_full"] += 1  # RFC 7413 5.1: a plain handshake instead
+        listener.drops["data_on_syn"] += 1
+        return ServerFastOpen(reply, experimental, False)
+    counters["fast_open_accepted" if cookie_ok else "fast_open_no_cookie_accepted"] += 1
+    return ServerFastOpen(reply, experimental, True)
+
+
+def _pending(listener) -> int:
+    """Children accepted with SYN data whose handshake has not completed (the Fast Open queue).
+    Pruned here: a child that left SYN-RECEIVED no longer counts."""
+    pending = listener.fast_open_pending
+    pending[:] = [child for child in pending if child.state is SYN_RECEIVED]
+    return len(pending)
