@@ -68,7 +68,7 @@ def test_first_connection_asks_for_a_cookie_and_caches_it():
     (syn_ack,) = net.sent("server", SYN | ACK)
     cookie = net.server.isn_generator.fast_open_cookie(CLIENT)
     assert syn_ack.options.fast_open == cookie and len(cookie) == 8
-    assert net.client.fast_open_cookies.get(SERVER) == (cookie, 1460)
+    assert net.client.fast_open_cookies.get(SERVER) == (cookie, 1460, False)
     assert net.listener.counters["fast_open_cookie_requested"] == 1
     assert connection.state is State.ESTABLISHED
     server_side = net.listener.accept()
@@ -150,7 +150,7 @@ def test_syn_data_is_sent_again_when_the_syn_is_lost():
     net.run()
     syns = net.sent("client", SYN)
     assert [s.payload for s in syns] == [b"hello", b""]  # the retransmitted SYN carries no data
-    assert syns[1].options.fast_open == cookie
+    assert syns[0].options.fast_open == cookie and syns[1].options.fast_open is None  # nor the option
     assert connection.state is State.ESTABLISHED
     net.run()
     assert net.listener.accept().recv(10, net.now) == b"hello"

@@ -49,6 +49,7 @@ LINUX_DEFAULTS = {
     "synack_retries": 5,  # tcp_synack_retries=5
     "max_retransmissions": 15,  # tcp_retries2
     "delayed_ack_timeout": 0.04,  # TCP_DELACK_MIN
+    "quick_ack_segments": 16,  # TCP_MAX_QUICKACKS: quick-ACK mode at connection start
     "initial_window_segments": 10,  # TCP_INIT_CWND (RFC 6928)
     "msl": 30.0,  # TCP_TIMEWAIT_LEN is 60 s = 2 * MSL
     "keepalive_idle": 7200.0,  # tcp_keepalive_time
@@ -59,7 +60,20 @@ LINUX_DEFAULTS = {
     "syncookies": "auto",  # tcp_syncookies=1
     "ecn": "off",  # tcp_ecn=0
     "window_advertisement": "sws_steps",  # ustack's own; Linux's receive autotuning is not modelled
+    # tcp_fastopen=0x70403 (_fast_open): client and server, every listener Fast Open (0x400)
+    "fast_open_client": True,
+    "fast_open_server": True,
+    "fast_open_queue": 1,  # non-zero: the driver gives each listener its listen() backlog (0x400)
+    "fast_open_cookie_required": True,
 }
+
+# The Fast Open cookie Linux makes for the scripts' client address (192.0.2.1) under defaults.sh's
+# tcp_fastopen_key a1a1a1a1-b2b2b2b2-c3c3c3c3-d4d4d4d4: the server scripts send it back as a valid
+# cookie. The driver makes it the cookie of every client of ustack's server
+# (IsnGenerator(fixed_fast_open_cookie=...)); `TFO_COOKIE`, packetdrill's name for it, stands for it
+# too. ustack makes its own cookies with its own hash (tcp/fastopen.py), so other keys are unsupported.
+LINUX_FAST_OPEN_COOKIE = bytes.fromhex("3021b9d889017eeb")
+LINUX_FAST_OPEN_KEY = "a1a1a1a1-b2b2b2b2-c3c3c3c3-d4d4d4d4"
 
 # The scripts were written against a tun0 with TSO/GSO, so the kernel hands packetdrill one
 # super-segment of up to 64 KB where it would put several on a wire (`> P. 1:5841(5840)` for a
@@ -154,6 +168,17 @@ def _flag(text: str) -> bool:
     return bool(int(text, 0))
 
 
+def _fast_open(value: str, overrides: dict) -> None:
+    """net.ipv4.tcp_fastopen, a bit set: 0x1 client, 0x2 server, 0x4 client sends data without a
+    cookie, 0x200 server accepts data without one, 0x400 every listener takes Fast Open (queue:
+    its backlog). The bits above are not modelled."""
+    bits = _integer(value)
+    overrides["fast_open_client"] = bool(bits & 0x1)
+    overrides["fast_open_server"] = bool(bits & 0x2)
+    overrides["fast_open_cookie_required"] = not bits & (0x4 | 0x200)
+    overrides["fast_open_queue"] = 1 if bits & 0x400 else 0
+
+
 LINUX_SYSCTLS = {
     sysctl.name: sysctl
     for sysctl in [
@@ -198,10 +223,11 @@ LINUX_SYSCTLS = {
                     note="accepted at defaults.sh's value; ustack does not pace"),
         LinuxSysctl("tcp_notsent_lowat", "TCP_NOTSENT_LOWAT default", builtin=frozenset({"4294967295"}),
                     note="accepted at defaults.sh's value (no limit), which is ustack's behaviour"),
-        LinuxSysctl("tcp_fastopen", "TCP Fast Open (RFC 7413)", builtin=frozenset({"0x70403", "0"}),
-                    note="ustack has no Fast Open; the Fast Open scripts are skipped on their TFO option"),
-        LinuxSysctl("tcp_fastopen_key", "the Fast Open cookie key", builtin=frozenset(
-            {"a1a1a1a1-b2b2b2b2-c3c3c3c3-d4d4d4d4"}), note="ustack has no Fast Open"),
+        LinuxSysctl("tcp_fastopen", "TCP Fast Open (RFC 7413)", setter=_fast_open),
+        LinuxSysctl("tcp_fastopen_key", "the Fast Open cookie key", builtin=frozenset({LINUX_FAST_OPEN_KEY}),
+                    note="only defaults.sh's key, whose cookie the profile knows (LINUX_FAST_OPEN_COOKIE)"),
+        LinuxSysctl("tcp_fastopen_blackhole_timeout_sec", "Fast Open off after middlebox trouble",
+                    builtin=frozenset({"0"}), note="ustack never turns Fast Open off by itself (as 0)"),
     ]
 }
 

@@ -450,6 +450,9 @@ class SegmentArrival:
         connection made by a Listener is one TCB per SYN, so it closes instead and its listener
         keeps listening."""
         cause = segment_summary(segment)
+        if self.fast_open is not None and self.fast_open.accept_data:
+            self._fail(TcpError.RESET, cause)  # RFC 7413 4.2: the application may hold it already
+            return
         if self._listener is not None:
             self._set_state(CLOSED, cause)
             return

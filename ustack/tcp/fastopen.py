@@ -52,17 +52,18 @@ class FastOpenCookieCache:
 
     def __init__(self, entries: int = CACHE_ENTRIES) -> None:
         self.entries = entries
-        self._cookies: OrderedDict = OrderedDict()  # address -> (cookie, the server's MSS or None)
+        # address -> (cookie or None, the server's MSS or None, experimental form)
+        self._cookies: OrderedDict = OrderedDict()
         self.counters: Counter[str] = Counter()  # the client's outcomes, for all connections of a stack
 
-    def get(self, address) -> tuple[bytes, int | None] | None:
+    def get(self, address) -> tuple[bytes | None, int | None, bool] | None:
         found = self._cookies.get(address)
         if found is not None:
             self._cookies.move_to_end(address)
         return found
 
-    def remember(self, address, cookie: bytes, mss: int | None) -> None:
-        self._cookies[address] = (cookie, mss)
+    def remember(self, address, cookie: bytes | None, mss: int | None, experimental: bool = False) -> None:
+        self._cookies[address] = (cookie, mss, experimental)
         self._cookies.move_to_end(address)
         while len(self._cookies) > self.entries:
             self._cookies.popitem(last=False)
@@ -85,6 +86,14 @@ class ServerFastOpen:
         self.experimental = experimental
         self.accept_data = accept_data
 
+    @property
+    def syn_data_acked(self) -> bool:
+        """The SYN's data was taken (Linux's TCPI_OPT_SYN_DATA)."""
+        return self.accept_data
+
+    def syn_held(self, connection) -> bool:
+        return False  # a SYN-ACK never waits
+
     def synack_options(self, options):
         if self.cookie_to_send is None:
             return options
@@ -93,48 +102,86 @@ class ServerFastOpen:
 
 class ClientFastOpen:
     """An active open that asked for Fast Open: the cookie known for the server (None: the SYN asks
-    for one), and how much data the SYN carried."""
+    for one), in which form the server speaks it, and how much data the SYN carried."""
 
-    __slots__ = ("cache", "cookie", "server_mss", "send_without_cookie", "syn_data")
+    __slots__ = ("cache", "cookie", "server_mss", "experimental", "send_without_cookie", "syn_data",
+                 "syn_data_acked", "hold_syn", "option_sent")  # fmt: skip
+    accept_data = False  # (a server's question, ServerFastOpen)
 
     def __init__(self, cache: FastOpenCookieCache, address, send_without_cookie: bool = False) -> None:
         self.cache = cache
         known = cache.get(address)
-        self.cookie, self.server_mss = known if known is not None else (None, None)
+        self.cookie, self.server_mss, self.experimental = known if known is not None else (None, None, False)
         self.send_without_cookie = send_without_cookie
         self.syn_data = 0  # bytes our first SYN carried
+        self.syn_data_acked = False  # ... and the SYN-ACK acknowledged them all
+        self.option_sent = False  # our first SYN carried the option
+        # Hold the SYN back until there is data to put on it (Linux's TCP_FASTOPEN_CONNECT: the
+        # connect() returns at once and the first write sends SYN and data together).
+        self.hold_syn = False
+
+    @property
+    def may_send_data(self) -> bool:
+        """Would our SYN carry data? Only with a cookie, unless cookies are not required."""
+        return self.cookie is not None or self.send_without_cookie
+
+    def syn_room(self, config) -> int:
+        """How many bytes of data the SYN may carry: the MSS (the one the server gave with its
+        cookie, if smaller than ours), less room for every option a SYN may have."""
+        mss = min(self.server_mss or config.mss, config.mss)
+        return max(mss - SYN_OPTION_SPACE, 0)
+
+    def syn_held(self, connection) -> bool:
+        """True while the SYN waits for data (hold_syn); the first data, a FIN or ABORT ends it."""
+        snd = connection.snd
+        if self.hold_syn and not snd.fin_queued and (snd.buffer is None or not snd.buffer.length):
+            return True
+        self.hold_syn = False
+        return False
 
     def syn(self, connection, options, first: bool) -> tuple:
-        """(options, payload) of our SYN. Data rides only on the first SYN, and only with a
-        cookie (or when cookies are not required); a retransmitted SYN carries the option but no
-        data: the data goes again after the handshake (RFC 7413 4.2.2, as Linux does)."""
-        options = options._replace(fast_open=self.cookie or b"")
+        """(options, payload) of our SYN. The first SYN carries the cookie (or asks for one) and,
+        with a cookie (or when cookies are not required), data. Without a cookie to give and with
+        cookies not required the option is left out (Linux's tcp_fastopen 0x4). A SYN sent again
+        carries neither option nor data, in case a middlebox drops SYNs with options or data it
+        does not know (RFC 7413 4.1.3, 7.4): the data follows the handshake (4.2.2)."""
         snd = connection.snd
         if not first:
             if self.syn_data:
                 snd.syn_data_not_resent()
             return options, b""
-        if snd.buffer is None or not snd.buffer.length or (self.cookie is None and not self.send_without_cookie):
+        if self.cookie is not None or not self.send_without_cookie:
+            options = options._replace(fast_open=self.cookie or b"", fast_open_experimental=self.experimental)
+            self.option_sent = True
+        if snd.buffer is None or not snd.buffer.length or not self.may_send_data:
             return options, b""
-        mss = min(self.server_mss or connection.config.mss, connection.config.mss)
-        payload = bytes(snd.buffer.peek(seq_add(snd.iss, 1), max(mss - SYN_OPTION_SPACE, 0)))
+        payload = bytes(snd.buffer.peek(seq_add(snd.iss, 1), self.syn_room(connection.config)))
         self.syn_data = len(payload)
         if payload:
             self.cache.counters["fast_open_syn_data_sent"] += 1
         return options, payload
 
+    def synack_options(self, options):
+        return options  # a simultaneous open: our SYN-ACK carries no Fast Open option
+
     def synack(self, connection, segment) -> None:
         """Our SYN was acknowledged by `segment`, a SYN-ACK: remember a cookie it brought, and
-        release the SYN's data it acknowledged or send the rest again at once (RFC 7413 4.2.2)."""
+        release the SYN's data it acknowledged or send the rest again at once (RFC 7413 4.2.2).
+        A server that ignored our request in the option of kind 34 is asked next time in the
+        experimental form (kind 254), which older servers know, as Linux does."""
         cookie = segment.options.fast_open
         counters = self.cache.counters
         if cookie:
-            self.cache.remember(connection.remote_address, cookie, segment.options.mss)
+            self.cache.remember(connection.remote_address, cookie, segment.options.mss,
+                                segment.options.fast_open_experimental)
             counters["fast_open_cookie_cached"] += 1
+        elif self.option_sent and self.cookie is None and cookie is None and not self.experimental:
+            self.cache.remember(connection.remote_address, None, segment.options.mss, True)
         if not self.syn_data:
             return
         if connection.snd.syn_data_answered(segment.ack, self.syn_data):
             counters["fast_open_syn_data_acked"] += 1
+            self.syn_data_acked = True
         else:
             counters["fast_open_syn_data_not_acked"] += 1  # sent again now, not after a timeout
 

@@ -72,12 +72,17 @@ class IsnGenerator:
 
     `secret`: the hash key (1..64 bytes, at least 16 recommended); a random 32-byte key from the
     operating system's generator if None. `fixed_isn`: if given, every connection starts there
-    (for tests and scripted conformance runs, where the ISN must be known in advance).
+    (for tests and scripted conformance runs, where the ISN must be known in advance);
+    `fixed_fast_open_cookie` likewise for the Fast Open cookie of every client.
     """
 
-    def __init__(self, secret: bytes | None = None, fixed_isn: int | None = None):
+    def __init__(self, secret: bytes | None = None, fixed_isn: int | None = None,
+                 fixed_fast_open_cookie: bytes | None = None):  # fmt: skip
         self._secret = check_secret(secret)
         self.fixed_isn = None if fixed_isn is None else fixed_isn & SEQ_MASK
+        # Scripted conformance runs only: every client's Fast Open cookie is this one (the Linux
+        # scripts carry the cookie Linux makes for their address and key).
+        self.fixed_fast_open_cookie = fixed_fast_open_cookie
 
     def generate(
         self, local_address: int | bytes, local_port: int, remote_address: int | bytes, remote_port: int, now: float
@@ -103,6 +108,8 @@ class IsnGenerator:
         """The Fast Open cookie of a client address (RFC 7413 4.1.2): a keyed hash of the address
         alone, so the client can reuse it on any port, and nobody without the secret can make
         one. A fixed ISN (tests, scripts) does not change it: the secret does."""
+        if self.fixed_fast_open_cookie is not None:
+            return self.fixed_fast_open_cookie
         value = keyed_hash(self._secret, FAST_OPEN_TAG + _address_bytes(remote_address), FAST_OPEN_COOKIE_SIZE)
         return value.to_bytes(FAST_OPEN_COOKIE_SIZE, "big")
 

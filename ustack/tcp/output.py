@@ -59,7 +59,8 @@ class SegmentOutput:
         sent_up_to = snd.max
         requested = snd.requests  # checked first, so that a bulk transfer asks nothing more
         if requested & SEND_SYN:
-            self._emit_syn(now, out)
+            if self.fast_open is None or not self.fast_open.syn_held(self):
+                self._emit_syn(now, out)
         elif state in _SENDING_STATES and snd.syn_acknowledged:
             first_new = len(out)
             if requested & FAST_RETRANSMIT and snd.take_request(FAST_RETRANSMIT):
