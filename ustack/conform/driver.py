@@ -197,6 +197,7 @@ class Driver:
         )
         self.numbers: dict[tuple[int, int], SequenceMap] = {}  # (local port, remote port) -> numbers
         self.remote_isn: dict[tuple[int, int], int] = {}  # the ISN the script's SYN gave its side
+        self.script_isn: dict[tuple[int, int], int] = {}  # the ISN the script wrote on our SYN
         # (time, (local port, remote port), segment, ECN field of its IP header) not yet matched
         self.sent: deque = deque()
         self.blocked: list = []  # (event, Blocked)
@@ -376,14 +377,17 @@ class Driver:
     def _remote_numbering(self, event: PacketEvent, numbers: SequenceMap, key) -> None:
         """packetdrill's numbering of the script's side (kernel_backend._set_remote_offset): on a
         SYN or SYN-ACK line its numbers are as written, on every other line they count from the
-        ISN its SYN wrote (the Fast Open client scripts answer with `S. 123:123(0)`). The Linux
+        ISN its SYN wrote (the Fast Open client scripts answer with `S. 123:123(0)`), and ours
+        from the ISN written on our SYN or SYN-ACK (`S. 1234:1234(0)`, then `ack 1`). The Linux
         scripts only: the FreeBSD suite and our own scripts write absolute numbers."""
         if not self.linux:
             return
         syn = bool(flag_bits(event.flags) & SYN)
-        if syn and event.direction == "<":
-            self.remote_isn[key] = event.seq_start
+        if syn:
+            (self.remote_isn if event.direction == "<" else self.script_isn)[key] = event.seq_start
         numbers.remote_offset = 0 if syn else self.remote_isn.get(key, 0)
+        if numbers.local_isn_known:  # ours likewise, from the ISN the script wrote on our SYN
+            numbers.local_isn_script = self.script_isn.get(key, 0) if syn else 0
 
     def _check_unexpected(self, before: float) -> None:
         """Fail on a queued segment sent more than the tolerance before `before`."""

@@ -25,7 +25,7 @@ fast_open_server (default off), fast_open_queue (every listener's queue unless i
 option set one) and fast_open_cookie_required.
 
 Counters (Listener.counters for the server, FastOpenCookieCache.counters for the client):
-  fast_open_accepted          SYN data with a valid cookie, delivered (4.2)
+  fast_open_accepted          a valid cookie: the SYN's data (if any) delivered (4.2)
   fast_open_cookie_requested  a SYN asked for a cookie and got one (4.1.1)
   fast_open_cookie_invalid    SYN data with a wrong cookie: dropped, a fresh cookie sent (4.1.2)
   fast_open_queue_full        SYN data beyond the listener's Fast Open queue: dropped (5.1)
@@ -79,17 +79,14 @@ class ServerFastOpen:
     """A listener's child born of a SYN with a Fast Open option: the cookie its SYN-ACK carries (if
     any, in the form the client used) and whether the SYN's data was accepted."""
 
-    __slots__ = ("cookie_to_send", "experimental", "accept_data")
+    __slots__ = ("cookie_to_send", "experimental", "accept_data", "syn_data_acked")
 
-    def __init__(self, cookie_to_send: bytes | None, experimental: bool, accept_data: bool) -> None:
+    def __init__(self, cookie_to_send: bytes | None, experimental: bool, accept_data: bool,
+                 syn_data: bool = False) -> None:  # fmt: skip
         self.cookie_to_send = cookie_to_send
         self.experimental = experimental
-        self.accept_data = accept_data
-
-    @property
-    def syn_data_acked(self) -> bool:
-        """The SYN's data was taken (Linux's TCPI_OPT_SYN_DATA)."""
-        return self.accept_data
+        self.accept_data = accept_data  # a Fast Open connection: data on its SYN is taken
+        self.syn_data_acked = accept_data and syn_data  # there was some (Linux's TCPI_OPT_SYN_DATA)
 
     def syn_held(self, connection) -> bool:
         return False  # a SYN-ACK never waits
@@ -203,20 +200,20 @@ def answer_syn(listener, syn, remote_address, config) -> ServerFastOpen | None:
     # Send a fresh cookie unless the client already holds the right one (4.1.2).
     reply = None if cookie_ok or option is None else valid
     experimental = syn.options.fast_open_experimental
-    if not syn.payload:
-        if option == b"":
-            counters["fast_open_cookie_requested"] += 1
-        return ServerFastOpen(reply, experimental, False)
     if not cookie_ok and required:
         counters["fast_open_cookie_requested" if option == b"" else "fast_open_cookie_invalid"] += 1
-        listener.drops["data_on_syn"] += 1
+        if syn.payload:
+            listener.drops["data_on_syn"] += 1  # the client sends it again (4.2.2)
         return ServerFastOpen(reply, experimental, False)
     if _pending(listener) >= queue:
         counters["fast_open_queue_full"] += 1  # RFC 7413 5.1: a plain handshake instead
-        listener.drops["data_on_syn"] += 1
+        if syn.payload:
+            listener.drops["data_on_syn"] += 1
         return ServerFastOpen(reply, experimental, False)
+    # A Fast Open connection, even with no data on its SYN: the application may accept it and
+    # send before the handshake completes (4.2).
     counters["fast_open_accepted" if cookie_ok else "fast_open_no_cookie_accepted"] += 1
-    return ServerFastOpen(reply, experimental, True)
+    return ServerFastOpen(reply, experimental, True, bool(syn.payload))
 
 
 def _pending(listener) -> int:

@@ -228,12 +228,13 @@ class Listener(StateMachine):
     # --- called by the children (connection.py / arrival.py) ---
     def _child_established(self, child: Connection) -> bool:
         """A child's handshake completed; False when the accept queue has no room for it."""
+        if child in self.accept_queue:  # a Fast Open child, there since its SYN (fastopen.py)
+            return True
         if len(self.accept_queue) >= self.backlog:
             return False
         if child in self.syn_queue:
             self.syn_queue.remove(child)
-        if child not in self.accept_queue:  # a Fast Open child is there already
-            self.accept_queue.append(child)
+        self.accept_queue.append(child)
         return True
 
     def _child_closed(self, child: Connection) -> None:

@@ -26,7 +26,9 @@ from ustack.tcp.acknowledgement import DUPLICATE_ACK_THRESHOLD
 from ustack.tcp.options import TIMESTAMP_MASK, syn_options
 from ustack.tcp.ratelimit import PerSecondLimit
 from ustack.tcp.seq import seq_add, seq_diff, seq_gt, seq_lt, seq_max
-from ustack.tcp.state import CAN_RECEIVE, CLOSE_WAIT, CLOSED, CLOSING, ESTABLISHED, FIN_WAIT_1, LAST_ACK, LISTEN, SYN_SENT
+from ustack.tcp.state import (
+    CAN_RECEIVE, CLOSE_WAIT, CLOSED, CLOSING, ESTABLISHED, FIN_WAIT_1, LAST_ACK, LISTEN, SYN_RECEIVED, SYN_SENT,
+)
 from ustack.tcp.send_side import (
     FAST_RETRANSMIT, FORCE_SEND, KEEPALIVE_PROBE, LIMITED_TRANSMIT, LOSS_PROBE, SEND_SYN, WINDOW_PROBE,
 )
@@ -61,7 +63,7 @@ class SegmentOutput:
         if requested & SEND_SYN:
             if self.fast_open is None or not self.fast_open.syn_held(self):
                 self._emit_syn(now, out)
-        elif state in _SENDING_STATES and snd.syn_acknowledged:
+        elif state in _SENDING_STATES and snd.syn_acknowledged or self._sends_before_handshake(state):
             first_new = len(out)
             if requested & FAST_RETRANSMIT and snd.take_request(FAST_RETRANSMIT):
                 self._retransmit_first(now, out)
@@ -141,6 +143,13 @@ class SegmentOutput:
             self.snd.data_sent(seq_add(iss, 1), seq_add(iss, 1 + len(payload)), len(payload), now, False)
         self.timers.arm_unless_armed(RETRANSMIT_TIMER, now + self.rtt.rto)
 
+    def _sends_before_handshake(self, state) -> bool:
+        """A Fast Open server may send data once its SYN-ACK is out, before the client's ACK
+        (RFC 7413 4.2, as Linux does)."""
+        fast_open = self.fast_open
+        return (state is SYN_RECEIVED and fast_open is not None and fast_open.accept_data
+                and self.snd.max != self.snd.iss)  # fmt: skip
+
     # ------------------------------------------------------------------ data and FIN
     def _emit_data(self, now: float, out: list, cwnd: int) -> None:
         """Send what the windows allow from SND.NXT on, then the FIN if it is queued. `cwnd`
@@ -183,8 +192,9 @@ class SegmentOutput:
                     # 6298 5.4, RFC 9293 3.8.6.2.1 SHLD-16's exception for retransmissions).
                     if length < (snd.max_wnd >> 1) and not (snd_nxt == snd.una and seq_lt(snd_nxt, snd.max)):
                         break
-                elif nagle and in_flight:
-                    # RFC 9293 3.7.4 (Nagle): at most one small segment unacknowledged.
+                elif nagle and in_flight and snd.syn_acknowledged:
+                    # RFC 9293 3.7.4 (Nagle): at most one small segment unacknowledged (our SYN-ACK
+                    # is none: a Fast Open server's first data, RFC 7413 4.2, goes at once).
                     break
             if length == unsent:
                 flags = ACK | PSH | FIN if snd.fin_queued else ACK | PSH
