@@ -51,6 +51,7 @@ class LinuxSocketTable(SocketTable):
     def __init__(self, host) -> None:
         super().__init__(host)
         self.epolls: dict[int, dict[int, Interest]] = {}  # epoll descriptor -> watched fd -> interest
+        self._dont_wait = False  # the send call being made has MSG_DONTWAIT
 
     # -- data with addresses and message headers ------------------------------------------------
 
@@ -60,6 +61,7 @@ class LinuxSocketTable(SocketTable):
         for name, why in UNSUPPORTED_SEND_FLAGS.items():
             if flags & CONSTANTS[name]:
                 raise Unsupported(name, why)
+        self._dont_wait = bool(flags & CONSTANTS["MSG_DONTWAIT"])
         return bool(flags & CONSTANTS["MSG_FASTOPEN"])
 
     # -- TCP Fast Open (RFC 7413, tcp/fastopen.py) --------------------------------------------------
@@ -95,6 +97,23 @@ class LinuxSocketTable(SocketTable):
 
         return Outcome(-1, "EINPROGRESS") if socket.nonblocking else Blocked(attempt)
 
+    def _write(self, args, now) -> Outcome | Blocked:
+        """A blocking write on a connection whose SYN waits for data (TCP_FASTOPEN_CONNECT) puts
+        the data on the SYN and returns once the handshake is done, as Linux's does."""
+        socket = self.socket_of(args[0])
+        connection = socket.connection if socket is not None else None
+        if (connection is None or socket.nonblocking or connection.fast_open is None
+                or not connection.fast_open.hold_syn):  # fmt: skip
+            return self._null_buffer(args) or super()._write(args, now)
+        accepted = connection.send(bytes(evaluate(args[2])), now)
+        connected = self._connect_opened(socket, connection)
+
+        def attempt(now: float) -> Outcome | None:
+            done = connected.retry(now)
+            return done if done is None or done.result < 0 else Outcome(accepted)
+
+        return Blocked(attempt)
+
     def _fast_open_send(self, fd_expression, length: int, now: float) -> Outcome | Blocked:
         """sendto/sendmsg with MSG_FASTOPEN on an unconnected socket: connect and send in one call
         (RFC 7413 4.2). With a cookie the data rides on the SYN: a non-blocking call returns what
@@ -106,11 +125,13 @@ class LinuxSocketTable(SocketTable):
         connection = self.host.open_active(socket, self.host.make_config(socket), now, True)
         fast_open = connection.fast_open
         with_data = fast_open is not None and fast_open.may_send_data and length > 0
-        if with_data and socket.nonblocking:
+        nonblocking = socket.nonblocking or self._dont_wait
+        if with_data and nonblocking:
             socket.connection = connection
             return Outcome(connection.send(bytes(min(length, fast_open.syn_room(connection.config))), now))
-        if socket.nonblocking or not length:
-            return self._connect_opened(socket, connection)
+        if nonblocking or not length:
+            socket.connection = connection
+            return Outcome(-1, "EINPROGRESS")
         # Blocking: the data is queued now, so it leaves with the ACK of the SYN-ACK at the latest.
         accepted = connection.send(bytes(length), now)
         connected = self._connect_opened(socket, connection)
@@ -136,9 +157,6 @@ class LinuxSocketTable(SocketTable):
 
     def _recv(self, args, now) -> Outcome | Blocked:
         return self._null_buffer(args) or super()._recv(args, now)
-
-    def _write(self, args, now) -> Outcome | Blocked:
-        return self._null_buffer(args) or super()._write(args, now)
 
     def _read(self, args, now) -> Outcome | Blocked:
         return self._null_buffer(args) or super()._read(args, now)

@@ -204,6 +204,7 @@ class SegmentArrival:
             self.drops["no_syn_in_syn_sent"] += 1  # fifth: neither SYN nor RST
             return
         self._synchronize_receive_side(segment)
+        self.rcv.note_arrival(now)  # (quick-ACK mode, output._delay_ack)
         if flags & ACK:
             # Our SYN is acknowledged: ESTABLISHED, and ACK their SYN.
             self._record_ack_of_syn(segment, now)

@@ -80,6 +80,7 @@ class ServerFastOpen:
     any, in the form the client used) and whether the SYN's data was accepted."""
 
     __slots__ = ("cookie_to_send", "experimental", "accept_data", "syn_data_acked")
+    hold_syn = False  # (a client's question, ClientFastOpen)
 
     def __init__(self, cookie_to_send: bytes | None, experimental: bool, accept_data: bool,
                  syn_data: bool = False) -> None:  # fmt: skip
@@ -168,12 +169,14 @@ class ClientFastOpen:
         experimental form (kind 254), which older servers know, as Linux does."""
         cookie = segment.options.fast_open
         counters = self.cache.counters
-        if cookie:
+        if cookie and self.option_sent:  # a cookie we did not ask for is not kept
             self.cache.remember(connection.remote_address, cookie, segment.options.mss,
                                 segment.options.fast_open_experimental)
             counters["fast_open_cookie_cached"] += 1
-        elif self.option_sent and self.cookie is None and cookie is None and not self.experimental:
-            self.cache.remember(connection.remote_address, None, segment.options.mss, True)
+        else:  # the server's MSS, for the size of our next SYN's data; the form to ask in
+            ignored = self.option_sent and self.cookie is None and not connection.snd.syn_retransmitted
+            self.cache.remember(connection.remote_address, self.cookie, segment.options.mss,
+                                self.experimental or ignored)
         if not self.syn_data:
             return
         if connection.snd.syn_data_answered(segment.ack, self.syn_data):

@@ -373,7 +373,10 @@ class SegmentOutput:
         segment (ack_every_segments) and never later than delayed_ack_timeout."""
         rcv = self.rcv
         quick = self.config.quick_ack_segments
-        if quick and rcv.quick_acks_left != 0 and rcv.quick_ack(quick, self.send_mss):
+        if quick and rcv.quick_acks_left != 0 and rcv.quick_ack(
+            quick, self.send_mss, now, self.snd.last_send_time if self.snd.bytes_sent else None,
+            self.config.delayed_ack_timeout,
+        ):
             return
         if rcv.segment_to_acknowledge(self.config.ack_every_segments):
             return
