@@ -35,8 +35,8 @@ from pathlib import Path
 
 from ..network import UstackNetwork
 from ..tcp.config import SYNCOOKIE_MODES
-from .arguments import (add_ladder_arguments, add_network_arguments, add_web_arguments, backlog_value, path_value,
-                        port_value, retries_value)
+from .arguments import (add_ladder_arguments, add_network_arguments, add_web_arguments, backlog_value,
+                        fast_open_queue_value, path_value, port_value, retries_value)
 from .errors import CliError
 from .faults import describe_faults
 from .live import make_ladders, open_network, start_control_server, tcp_config
@@ -65,7 +65,7 @@ def register(subparsers) -> None:
                        help="SYN cookies when a SYN queue is full (auto, the default), never, or for every SYN")
     flood.add_argument("--synack-retries", metavar="N", type=retries_value, default=5,
                        help="SYN-ACK retransmissions before a half-open connection is dropped (default 5, as Linux)")
-    parser.add_argument("--fast-open", metavar="N", type=backlog_value, default=None,
+    parser.add_argument("--fast-open", metavar="N", type=fast_open_queue_value, default=None,
                         help="TCP Fast Open (RFC 7413) on every listener: data on SYNs with a valid cookie, "
                              "at most N such connections waiting for their handshake per listener (off by default)")
     parser.add_argument("--workers", metavar="N", type=workers_value, default=1,
