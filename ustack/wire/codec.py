@@ -11,7 +11,7 @@
 
 How it stays fast (the stack calls these for every packet): `bytes` go straight to the C
 `const uint8_t *` parameters without a copy; C writes every parsed field into one preallocated
-struct (one per thread, see _Scratch), which Python reads with two struct.unpack_from calls; the NamedTuples are made with
+struct (one per caller at a time, see _Scratch), which Python reads with two struct.unpack_from calls; the NamedTuples are made with
 tuple.__new__, skipping their Python-level __new__; TcpOptions that repeat are reused. The struct
 formats below mirror the C structs in csrc/wire.h field for field (tests/wire/test_wire_layout.py
 checks them against cffi). Figures: scripts/bench_wire.py.
@@ -20,7 +20,6 @@ checks them against cffi). Figures: scripts/bench_wire.py.
 from __future__ import annotations
 
 import struct
-import threading
 from typing import NamedTuple
 
 from ._wire import ffi, lib
@@ -89,21 +88,27 @@ _MAX_PACKET = 65535
 _OUT_CAPACITY = _MAX_PACKET + 128
 
 
-class _Scratch(threading.local):
-    """The structs and the output buffer this module hands to C, one set per thread.
+class _Scratch:
+    """The structs and the output buffer this module hands to C: each call borrows a set from
+    `_idle` and gives it back, so no two calls ever share one.
 
     cffi releases the GIL around every C call, so two threads (two sock.Network hosts in one
     process each drive their stack from a thread of their own) parse and build at the same moment.
     With one shared set, one thread read the other's fields: its own payload sliced at the other
     packet's offset, under its own sequence number, after both checksums had passed; a stream
-    then carried wrong bytes (tests/wire/test_codec_threads.py). A thread gets its own set the
-    first time it uses this module: about 66 KiB, mostly the output buffer."""
+    then carried wrong bytes (tests/wire/test_codec_threads.py). list.pop and list.append are
+    each one step under the GIL, so a borrowed set belongs to its call alone, without a lock or
+    a thread-local (the sans-IO layers import no threading, DESIGN.md rule 1). There are as many
+    sets as calls ever ran at once: one per thread at most, about 66 KiB each, mostly the
+    output buffer."""
+
+    __slots__ = ("parse", "build", "ip_fields", "ip_fields_buffer", "ip6_fields", "ip6_fields_buffer")
 
     def __init__(self) -> None:
         fields = ffi.new("struct ustack_packet_fields *")
         spec = ffi.new("struct ustack_tcp_spec *")
         out = ffi.new(f"uint8_t[{_OUT_CAPACITY}]")
-        # Grouped as each hot path uses them: one look-up of a thread-local attribute per call.
+        # Grouped as each hot path uses them: one attribute look-up per call.
         self.parse = (fields, ffi.buffer(fields))
         self.build = (spec, ffi.buffer(spec), out, ffi.buffer(out))
         self.ip_fields = ffi.new("struct ustack_ipv4_fields *")
@@ -112,7 +117,20 @@ class _Scratch(threading.local):
         self.ip6_fields_buffer = ffi.buffer(self.ip6_fields)
 
 
-_scratch = _Scratch()
+_idle: list[_Scratch] = [_Scratch()]  # the sets no call holds
+_take = _idle.pop
+_give_back = _idle.append
+
+
+def _borrow() -> _Scratch:
+    """A set of structs for this call alone (a new one if every set is in use: another thread
+    is in this module right now). Give it back with _give_back, in a `finally`."""
+    try:
+        return _take()
+    except IndexError:
+        return _Scratch()
+
+
 _parse = lib.ustack_parse_packet
 _from_buffer = ffi.from_buffer
 _read_ip_header = _IP_HEADER.unpack_from
@@ -140,39 +158,46 @@ def parse_packet(packet: bytes) -> Packet:
     # ints they make 250; copying the payload out of `packet` 110; each of the three NamedTuples
     # about 95; the rest 120. Hence: one C call, two unpacks, the NamedTuples made with
     # tuple.__new__ (their Python-level __new__ is twice as slow), and the fields kept in local
-    # variables rather than sliced out of a tuple (each slice makes one more tuple). Finding this
-    # thread's struct (_Scratch) costs one thread-local look-up, about 30 more.
-    fields, fields_buffer = _scratch.parse  # this thread's struct: C writes it with the GIL released
-    if type(packet) is bytes:
-        reason = _parse(packet, len(packet), fields)  # cffi hands C the bytes' own memory
-    else:
-        reason = _parse(_from_buffer(packet), len(packet), fields)
-    if reason:
-        raise WireError(REASON_NAMES[reason])
-    (transport, version, payload_offset, payload_length,
-     src_port, dst_port, seq, ack, flags, window, urgent_pointer, option_bytes) = _read_after_ip(
-        fields_buffer, _AFTER_IP_OFFSET)  # fmt: skip
-    payload = packet[payload_offset : payload_offset + payload_length]
-    ip: Ipv4Header | Ipv6Header
-    if version == 4:
-        ip = _new(Ipv4Header, _read_ip_header(fields_buffer))
-    else:
-        ip = _new(Ipv6Header, _read_ip6_header(fields_buffer, _IP6_OFFSET))
-    if transport == _TRANSPORT_TCP:
-        try:
-            options = _options_made[option_bytes]
-        except KeyError:
-            options = _tcp_options(option_bytes, fields_buffer)
-        if flags & _SYN and payload_offset and fields.tcp.header_length > 20:
-            # A Fast Open option (RFC 7413 4.1.1) rides only on a SYN, which C skips as unknown.
-            options = _with_fast_open(options, packet, payload_offset, fields.tcp.header_length)
-        segment = _new(TcpSegment, (src_port, dst_port, seq, ack, flags, window, urgent_pointer, options, payload))
-        return _new(Packet, (ip, segment, None, payload))
-    if transport == _TRANSPORT_ICMP:
-        return _new(Packet, (ip, None, _icmp_message(payload, fields_buffer), payload))
-    if transport == _TRANSPORT_ICMPV6:
-        return _new(Packet, (ip, None, _icmp6_message(payload, fields_buffer), payload))
-    return _new(Packet, (ip, None, None, payload))
+    # variables rather than sliced out of a tuple (each slice makes one more tuple). Borrowing this
+    # call's set of structs (_Scratch) costs about 40 more.
+    try:
+        scratch = _take()  # inlined _borrow(): this call's structs, C writes them with the GIL released
+    except IndexError:
+        scratch = _Scratch()
+    try:
+        fields, fields_buffer = scratch.parse
+        if type(packet) is bytes:
+            reason = _parse(packet, len(packet), fields)  # cffi hands C the bytes' own memory
+        else:
+            reason = _parse(_from_buffer(packet), len(packet), fields)
+        if reason:
+            raise WireError(REASON_NAMES[reason])
+        (transport, version, payload_offset, payload_length,
+         src_port, dst_port, seq, ack, flags, window, urgent_pointer, option_bytes) = _read_after_ip(
+            fields_buffer, _AFTER_IP_OFFSET)  # fmt: skip
+        payload = packet[payload_offset : payload_offset + payload_length]
+        ip: Ipv4Header | Ipv6Header
+        if version == 4:
+            ip = _new(Ipv4Header, _read_ip_header(fields_buffer))
+        else:
+            ip = _new(Ipv6Header, _read_ip6_header(fields_buffer, _IP6_OFFSET))
+        if transport == _TRANSPORT_TCP:
+            try:
+                options = _options_made[option_bytes]
+            except KeyError:
+                options = _tcp_options(option_bytes, fields_buffer)
+            if flags & _SYN and payload_offset and fields.tcp.header_length > 20:
+                # A Fast Open option (RFC 7413 4.1.1) rides only on a SYN, which C skips as unknown.
+                options = _with_fast_open(options, packet, payload_offset, fields.tcp.header_length)
+            segment = _new(TcpSegment, (src_port, dst_port, seq, ack, flags, window, urgent_pointer, options, payload))
+            return _new(Packet, (ip, segment, None, payload))
+        if transport == _TRANSPORT_ICMP:
+            return _new(Packet, (ip, None, _icmp_message(payload, fields_buffer), payload))
+        if transport == _TRANSPORT_ICMPV6:
+            return _new(Packet, (ip, None, _icmp6_message(payload, fields_buffer), payload))
+        return _new(Packet, (ip, None, None, payload))
+    finally:
+        _give_back(scratch)
 
 
 def _tcp_options(option_bytes: bytes, fields_buffer) -> TcpOptions:
@@ -324,24 +349,31 @@ def build_tcp_packet(
     src_port, dst_port, seq, ack, flags, window, urgent_pointer, options, payload = segment
     if type(payload) is not bytes:
         payload = bytes(payload)
-    # This thread's spec and buffer: C reads and writes them with the GIL released.
-    spec, spec_buffer, out, out_buffer = _scratch.build
     try:
-        if options is NO_OPTIONS:
-            present = mss = window_scale = sack_count = ts_val = ts_ecr = 0
-        else:
-            present, mss, window_scale, sack_count, ts_val, ts_ecr = _option_fields(options, spec_buffer)
-        _pack_spec(spec_buffer, 0, src, dst, ttl, dont_fragment, identification,
-                   src_port, dst_port, seq, ack, flags, present, window, urgent_pointer,
-                   mss, window_scale, sack_count, LAYOUTS[option_layout], tos, ts_val, ts_ecr)  # fmt: skip
-    except (struct.error, KeyError, TypeError, ValueError) as error:
-        raise WireError(BUILD_BAD_FIELD, str(error)) from None
-    length = _build_tcp(out, _OUT_CAPACITY, spec, payload, len(payload))
-    if length < 0:
-        raise WireError(REASON_NAMES[-length])
+        scratch = _take()  # inlined _borrow(): this call's spec and buffer, C uses them with the GIL released
+    except IndexError:
+        scratch = _Scratch()
+    try:
+        spec, spec_buffer, out, out_buffer = scratch.build
+        try:
+            if options is NO_OPTIONS:
+                present = mss = window_scale = sack_count = ts_val = ts_ecr = 0
+            else:
+                present, mss, window_scale, sack_count, ts_val, ts_ecr = _option_fields(options, spec_buffer)
+            _pack_spec(spec_buffer, 0, src, dst, ttl, dont_fragment, identification,
+                       src_port, dst_port, seq, ack, flags, present, window, urgent_pointer,
+                       mss, window_scale, sack_count, LAYOUTS[option_layout], tos, ts_val, ts_ecr)  # fmt: skip
+        except (struct.error, KeyError, TypeError, ValueError) as error:
+            raise WireError(BUILD_BAD_FIELD, str(error)) from None
+        length = _build_tcp(out, _OUT_CAPACITY, spec, payload, len(payload))
+        if length < 0:
+            raise WireError(REASON_NAMES[-length])
+        packet = out_buffer[0:length]
+    finally:
+        _give_back(scratch)
     if options.fast_open is not None:
-        return _splice_fast_open(out_buffer[0:length], options)
-    return out_buffer[0:length]
+        return _splice_fast_open(packet, options)
+    return packet
 
 
 def _build_tcp6_packet(src: bytes, dst: bytes, segment: TcpSegment, hop_limit: int, option_layout: str,
@@ -351,14 +383,20 @@ def _build_tcp6_packet(src: bytes, dst: bytes, segment: TcpSegment, hop_limit: i
         raise WireError(BUILD_BAD_FIELD, "IPv6 addresses are 16 bytes, both of them")
     if not (0 <= flow_label <= 0xFFFFF and 0 <= traffic_class <= 0xFF):
         raise WireError(BUILD_BAD_FIELD, "the flow label is 20 bits and the traffic class 8")
-    spec, spec_buffer, out, out_buffer = _scratch.build
-    payload = _pack_address_free_spec(spec_buffer, segment, hop_limit, option_layout)
-    length = _build_tcp6(out, _OUT_CAPACITY, src, dst, hop_limit, flow_label, traffic_class, spec, payload, len(payload))
-    if length < 0:
-        raise WireError(REASON_NAMES[-length])
+    scratch = _borrow()
+    try:
+        spec, spec_buffer, out, out_buffer = scratch.build
+        payload = _pack_address_free_spec(spec_buffer, segment, hop_limit, option_layout)
+        length = _build_tcp6(out, _OUT_CAPACITY, src, dst, hop_limit, flow_label, traffic_class, spec, payload,
+                             len(payload))  # fmt: skip
+        if length < 0:
+            raise WireError(REASON_NAMES[-length])
+        packet = out_buffer[0:length]
+    finally:
+        _give_back(scratch)
     if segment.options.fast_open is not None:
-        return _splice_fast_open(out_buffer[0:length], segment.options)
-    return out_buffer[0:length]
+        return _splice_fast_open(packet, segment.options)
+    return packet
 
 
 def _pack_address_free_spec(spec_buffer, segment: TcpSegment, ttl: int, option_layout: str) -> bytes:
@@ -418,14 +456,17 @@ def build_ipv4_packet(header: Ipv4Header, payload: bytes) -> bytes:
         raise WireError(REASON_NAMES[lib.USTACK_REASON_BUILD_PACKET_TOO_LONG])
     if header.fragment_offset % 8:
         raise WireError(BUILD_BAD_FIELD, "the fragment offset is a multiple of 8 bytes")
-    scratch = _scratch
-    _, _, out, out_buffer = scratch.build
+    scratch = _borrow()
     try:
-        _IP_HEADER.pack_into(scratch.ip_fields_buffer, 0, *header._replace(total_length=total_length, header_length=20))
-    except struct.error as error:
-        raise WireError(BUILD_BAD_FIELD, str(error)) from None
-    lib.ustack_build_ipv4_header(out, _OUT_CAPACITY, scratch.ip_fields)
-    return out_buffer[0:20] + payload
+        _, _, out, out_buffer = scratch.build
+        try:
+            _IP_HEADER.pack_into(scratch.ip_fields_buffer, 0, *header._replace(total_length=total_length, header_length=20))
+        except struct.error as error:
+            raise WireError(BUILD_BAD_FIELD, str(error)) from None
+        lib.ustack_build_ipv4_header(out, _OUT_CAPACITY, scratch.ip_fields)
+        return out_buffer[0:20] + payload
+    finally:
+        _give_back(scratch)
 
 
 def tcp_options_length(options: TcpOptions, option_layout: str = "linux") -> int:
@@ -433,9 +474,13 @@ def tcp_options_length(options: TcpOptions, option_layout: str = "linux") -> int
     of 4): what a sender subtracts from the MSS to size its payload (RFC 9293 3.7.1)."""
     if options is NO_OPTIONS:
         return 0
-    spec, spec_buffer, _, _ = _scratch.build
-    _pack_address_free_spec(spec_buffer, TcpSegment(0, 0, 0, 0, 0, 0, 0, options), 0, option_layout)
-    length = lib.ustack_tcp_options_length(spec)
+    scratch = _borrow()
+    try:
+        spec, spec_buffer, _, _ = scratch.build
+        _pack_address_free_spec(spec_buffer, TcpSegment(0, 0, 0, 0, 0, 0, 0, options), 0, option_layout)
+        length = lib.ustack_tcp_options_length(spec)
+    finally:
+        _give_back(scratch)
     if options.fast_open is not None:
         extra = len(fast_open_option_bytes(options.fast_open, options.fast_open_experimental))
         length += extra + (-extra % 4)
@@ -456,15 +501,19 @@ def build_icmp_packet(src: int, dst: int, message: IcmpMessage, ttl: int = 64, i
         rest_of_header = message.next_hop_mtu
     else:
         rest_of_header = (message.identifier << 16) | message.sequence
-    _, _, out, out_buffer = _scratch.build
+    scratch = _borrow()
     try:
-        length = _build_icmp(out, _OUT_CAPACITY, src, dst, ttl, identification, message.type,
-                             message.code, rest_of_header, payload, len(payload))  # fmt: skip
-    except (OverflowError, TypeError) as error:
-        raise WireError(BUILD_BAD_FIELD, str(error)) from None
-    if length < 0:
-        raise WireError(REASON_NAMES[-length])
-    return out_buffer[0:length]
+        _, _, out, out_buffer = scratch.build
+        try:
+            length = _build_icmp(out, _OUT_CAPACITY, src, dst, ttl, identification, message.type,
+                                 message.code, rest_of_header, payload, len(payload))  # fmt: skip
+        except (OverflowError, TypeError) as error:
+            raise WireError(BUILD_BAD_FIELD, str(error)) from None
+        if length < 0:
+            raise WireError(REASON_NAMES[-length])
+        return out_buffer[0:length]
+    finally:
+        _give_back(scratch)
 
 
 _build_icmp6 = lib.ustack_build_icmp6_packet
@@ -486,15 +535,19 @@ def build_icmp6_packet(src: bytes, dst: bytes, message: Icmpv6Message, hop_limit
         if not (0 <= message.identifier <= 0xFFFF and 0 <= message.sequence <= 0xFFFF):
             raise WireError(BUILD_BAD_FIELD, "ICMPv6 identifier and sequence are 16-bit fields")
         rest_of_header = (message.identifier << 16) | message.sequence
-    _, _, out, out_buffer = _scratch.build
+    scratch = _borrow()
     try:
-        length = _build_icmp6(out, _OUT_CAPACITY, src, dst, hop_limit, message.type, message.code,
-                              rest_of_header, payload, len(payload))  # fmt: skip
-    except (OverflowError, TypeError) as error:
-        raise WireError(BUILD_BAD_FIELD, str(error)) from None
-    if length < 0:
-        raise WireError(REASON_NAMES[-length])
-    return out_buffer[0:length]
+        _, _, out, out_buffer = scratch.build
+        try:
+            length = _build_icmp6(out, _OUT_CAPACITY, src, dst, hop_limit, message.type, message.code,
+                                  rest_of_header, payload, len(payload))  # fmt: skip
+        except (OverflowError, TypeError) as error:
+            raise WireError(BUILD_BAD_FIELD, str(error)) from None
+        if length < 0:
+            raise WireError(REASON_NAMES[-length])
+        return out_buffer[0:length]
+    finally:
+        _give_back(scratch)
 
 
 def build_ipv6_packet(header: Ipv6Header, payload: bytes) -> bytes:
@@ -509,12 +562,15 @@ def build_ipv6_packet(header: Ipv6Header, payload: bytes) -> bytes:
         raise WireError(BUILD_BAD_FIELD, "IPv6 addresses are 16 bytes, both of them")
     if not 0 <= header.flow_label <= 0xFFFFF:
         raise WireError(BUILD_BAD_FIELD, "the flow label is 20 bits")
-    scratch = _scratch
-    _, _, out, out_buffer = scratch.build
+    scratch = _borrow()
     try:
-        _IP6_HEADER.pack_into(scratch.ip6_fields_buffer, 0,
-                              *header._replace(payload_length=len(payload), header_length=IPV6_HEADER_LENGTH))
-    except struct.error as error:
-        raise WireError(BUILD_BAD_FIELD, str(error)) from None
-    lib.ustack_build_ipv6_header(out, _OUT_CAPACITY, scratch.ip6_fields)
-    return out_buffer[0:IPV6_HEADER_LENGTH] + payload
+        _, _, out, out_buffer = scratch.build
+        try:
+            _IP6_HEADER.pack_into(scratch.ip6_fields_buffer, 0,
+                                  *header._replace(payload_length=len(payload), header_length=IPV6_HEADER_LENGTH))
+        except struct.error as error:
+            raise WireError(BUILD_BAD_FIELD, str(error)) from None
+        lib.ustack_build_ipv6_header(out, _OUT_CAPACITY, scratch.ip6_fields)
+        return out_buffer[0:IPV6_HEADER_LENGTH] + payload
+    finally:
+        _give_back(scratch)
