@@ -501,12 +501,17 @@ def build_icmp_packet(src: int, dst: int, message: IcmpMessage, ttl: int = 64, i
         rest_of_header = message.next_hop_mtu
     else:
         rest_of_header = (message.identifier << 16) | message.sequence
+    return _build_icmp_kind(_build_icmp, src, dst, ttl, identification, message.type, message.code,
+                            rest_of_header, payload, len(payload))  # fmt: skip
+
+
+def _build_icmp_kind(builder, *arguments) -> bytes:
+    """Run the C builder of an ICMP or ICMPv6 packet into a borrowed output buffer; the packet."""
     scratch = _borrow()
     try:
         _, _, out, out_buffer = scratch.build
         try:
-            length = _build_icmp(out, _OUT_CAPACITY, src, dst, ttl, identification, message.type,
-                                 message.code, rest_of_header, payload, len(payload))  # fmt: skip
+            length = builder(out, _OUT_CAPACITY, *arguments)
         except (OverflowError, TypeError) as error:
             raise WireError(BUILD_BAD_FIELD, str(error)) from None
         if length < 0:
@@ -535,19 +540,8 @@ def build_icmp6_packet(src: bytes, dst: bytes, message: Icmpv6Message, hop_limit
         if not (0 <= message.identifier <= 0xFFFF and 0 <= message.sequence <= 0xFFFF):
             raise WireError(BUILD_BAD_FIELD, "ICMPv6 identifier and sequence are 16-bit fields")
         rest_of_header = (message.identifier << 16) | message.sequence
-    scratch = _borrow()
-    try:
-        _, _, out, out_buffer = scratch.build
-        try:
-            length = _build_icmp6(out, _OUT_CAPACITY, src, dst, hop_limit, message.type, message.code,
-                                  rest_of_header, payload, len(payload))  # fmt: skip
-        except (OverflowError, TypeError) as error:
-            raise WireError(BUILD_BAD_FIELD, str(error)) from None
-        if length < 0:
-            raise WireError(REASON_NAMES[-length])
-        return out_buffer[0:length]
-    finally:
-        _give_back(scratch)
+    return _build_icmp_kind(_build_icmp6, src, dst, hop_limit, message.type, message.code, rest_of_header,
+                            payload, len(payload))  # fmt: skip
 
 
 def build_ipv6_packet(header: Ipv6Header, payload: bytes) -> bytes:
