@@ -79,7 +79,7 @@ def test_a_packet_marked_data_valid_or_plain_is_passed_as_it_is():
         (VnetHeader(flags=0x08), segment(1, 10), "vnet_unknown_flags"),
         (VnetHeader(gso_type=2), segment(1, 10), "vnet_unknown_gso_type"),
         (VnetHeader(gso_type=GSO_UDP, gso_size=1000), segment(1, 10), "vnet_gso_udp_not_supported"),
-        (VnetHeader(gso_type=GSO_TCPV6, gso_size=1000), segment(1, 10), "vnet_gso_tcpv6_not_supported"),
+        (VnetHeader(gso_type=GSO_TCPV6, gso_size=1000), segment(1, 10), "vnet_gso_not_tcp_over_ipv6"),
         (VnetHeader(gso_type=GSO_UDP_L4, gso_size=1000), segment(1, 10), "vnet_gso_udp_l4_not_supported"),
         (VnetHeader(gso_type=GSO_TCPV4, gso_size=0), segment(1, 10), "vnet_gso_size_zero"),
         (VnetHeader(gso_type=GSO_TCPV4, gso_size=100), b"\x45" + b"\0" * 30, "vnet_gso_not_tcp_over_ipv4"),
