@@ -128,8 +128,7 @@ class Stack(Ipv6Side):
         # TSO (link/tun.py): the link cuts a TCP segment larger than the MTU into segments of the
         # MTU minus its headers. A connection whose own segments are exactly that size (the peer's
         # MSS is at least ours) may then hand down up to 64 KB at once (TcpConfig.offload_segments),
-        # over IPv4 and IPv6 alike (TSO4, TSO6). So many segments of IPv4's larger MSS with 60
-        # bytes of headers fit in 65535 bytes, and with IPv6's 80 (and its 20 bytes smaller MSS).
+        # over IPv4 and IPv6 alike (TSO4, TSO6): k*(MTU-60)+80 <= k*(MTU-40)+60 <= 65535 bytes.
         self.offload_segments = max(1, min(64, 65475 // (mtu - 40))) if segmentation_offload else 1
         # Our MSS follows from the MTU (RFC 9293 3.7.1): the MTU less the IP and TCP headers, so
         # one per family (IPv6's header is 40 bytes: MSS = MTU - 60).
