@@ -151,9 +151,7 @@ class Stack(Ipv6Side):
         self.ended_connection_counters: dict[str, Counter[str]] = {}
         self.reassembly = Ipv4Reassembly(reassembly_limits, drops=self.drops, counters=self.counters)
         self.reassembly6 = Ipv6Reassembly(reassembly_limits, drops=self.drops, counters=self.counters)
-        # A listener's configuration fitted to IPv6's MSS, made once per listener (and again
-        # only if its configuration changes), not per SYN: listener -> (its config, fitted).
-        self._listener_config6: dict[Listener, tuple[TcpConfig, TcpConfig]] = {}
+        self._listener_config6: dict[Listener, tuple[TcpConfig, TcpConfig]] = {}  # stack6._ipv6_config_of
         # RFC 6437 3: one flow label per IPv6 connection, kept while it lives.
         self._flow_labels: dict[Connection, int] = {}
         # One budget for the ACKs all our connections send in answer to unacceptable segments
@@ -264,15 +262,6 @@ class Stack(Ipv6Side):
         if reply is not None:
             self.counters["resets_sent"] += 1
             self._control_replies.append(build_tcp_packet(ip.dst, ip.src, reply, ttl=self.ttl))
-
-    def _ipv6_config_of(self, listener: Listener) -> TcpConfig:
-        """The listener's configuration with the MSS of IPv6, cached: a SYN flood over IPv6 costs
-        what one over IPv4 costs (fit_to_mtu makes a new TcpConfig when the MSS differs)."""
-        config = listener.config
-        cached = self._listener_config6.get(listener)
-        if cached is None or cached[0] is not config:
-            cached = self._listener_config6[listener] = (config, config.fit_to_mtu(self.mtu, IPV6_HEADER_LENGTH))
-        return cached[1]
 
     def _collect_listener_output(self, listener: Listener, now: float) -> None:
         for remote_address, reply in listener.transmit(now):
