@@ -211,6 +211,36 @@ def test_the_link_hands_a_large_ipv6_segment_to_the_kernel_or_cuts_it_itself(tso
     assert b"".join(parse_packet(piece).tcp.payload for piece in pieces) == data
 
 
+@pytest.mark.parametrize("family", [4, 6])
+def test_a_large_segment_carrying_cwr_is_cut_by_the_link_with_cwr_on_its_first_piece_only(family):
+    """The kernel was not offered TUN_F_TSO_ECN, so a large segment with CWR (the first new data
+    after an ECN reduction, RFC 3168 6.1.2) is cut here: before, it was dropped as larger_than_mtu."""
+    cwr, ece = 0x80, 0x40
+    link, kernel = link_over_socketpair()
+    mss = MSS6 if family == 6 else 1500 - 40 - 12
+    data = bytes(index & 0xFF for index in range(3 * mss))
+    tcp = TcpSegment(40000, 80, 1, 7777, ACK | PSH | cwr | ece, 500, 0, TS, data)
+    big = build_tcp_packet(A6, B6, tcp) if family == 6 else build_tcp_packet(0x0A4D0001, 0x0A4D0002, tcp)
+    try:
+        link.send(big, 0.0)
+        link.flush()
+        kernel.setblocking(False)
+        frames = []
+        while True:
+            try:
+                frames.append(kernel.recv(70000))
+            except BlockingIOError:
+                break
+    finally:
+        link.close()
+        kernel.close()
+    assert {parse_vnet_header(frame) for frame in frames} == {VnetHeader()}  # plain packets, no GSO
+    pieces = [parse_packet(frame[HEADER_SIZE:]) for frame in frames]  # parse_packet checks the checksums
+    assert b"".join(piece.tcp.payload for piece in pieces) == data
+    assert [piece.tcp.flags for piece in pieces] == [ACK | cwr | ece, ACK | ece, ACK | PSH | ece]
+    assert link.counters["large_segments_cut_here"] == 1 and link.counters["drop_larger_than_mtu"] == 0
+
+
 # --- two stacks over IPv6 -------------------------------------------------------------------------
 
 

@@ -62,8 +62,8 @@ import os
 import pytun
 
 from .base import Link, LinkError
-from .vnet import (GSO_NONE, GSO_TCPV6, HEADER_SIZE, PLAIN_BYTES, Coalescer, VnetDrop, large_segment_frame,
-                   packet_from_kernel, split_super_segment)
+from .vnet import (GSO_NONE, GSO_TCPV6, HEADER_SIZE, PLAIN_BYTES, Coalescer, VnetDrop, cut_large_segment,
+                   large_segment_frame, packet_from_kernel, split_super_segment)
 
 TUN_PATH = "/dev/net/tun"
 # The kernel's default transmit queue for a TUN device is 500 packets, which a burst of 64 KiB
@@ -168,7 +168,15 @@ class TunLink(Link):
         if len(packet) > self.mtu:
             frame = None if self._coalescer is None else large_segment_frame(packet, self.mtu)
             if frame is None:
-                self.count_drop("larger_than_mtu")
+                pieces = [] if self._coalescer is None else cut_large_segment(packet, self.mtu)
+                if not pieces:
+                    self.count_drop("larger_than_mtu")
+                    return
+                for earlier in self._coalescer.flush():
+                    self._write(earlier, len(earlier) - HEADER_SIZE)
+                self.counters["large_segments_cut_here"] += 1
+                for piece in pieces:
+                    self._write(PLAIN_BYTES + piece, len(piece))
                 return
             for earlier in self._coalescer.flush():
                 self._write(earlier, len(earlier) - HEADER_SIZE)

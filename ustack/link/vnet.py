@@ -63,6 +63,7 @@ IPV6_HEADER = 40
 TCP_PROTOCOL = 6
 TCP_CHECKSUM_OFFSET = 16  # where the checksum sits in the TCP header
 ACK, PSH, FIN = 0x10, 0x08, 0x01
+CWR, ECE = 0x80, 0x40  # ECN's TCP flags (RFC 3168 6.1)
 # A super-segment stays within 65535 bytes in both families: IPv4's 16-bit total length, and the
 # 64 KB the kernel's GRO and TSO build at most (IPv6's payload length could take 40 bytes more).
 LARGEST_SUPER_SEGMENT = 65535
@@ -261,13 +262,13 @@ class Coalescer:
         return b"".join((HEADER.pack(*header), ip, tcp, *self._pieces))
 
 
-def large_segment_frame(packet: bytes, mtu: int) -> bytes | None:
+def large_segment_frame(packet: bytes, mtu: int, other_flags: int = 0) -> bytes | None:
     """The frame for one TCP segment larger than the MTU that the core built itself
     (TcpConfig.offload_segments), over IPv4 or IPv6: the kernel cuts it into pieces of the MTU
     minus its headers (IP, TCP and TCP options), which is the connection's segment size (the
     Stack allows such segments only then). None if the packet is not a TCP segment this link may
     hand over that way."""
-    t = tcp_start_if_joinable(packet)
+    t = tcp_start_if_joinable(packet, other_flags)
     if not t or len(packet) > LARGEST_SUPER_SEGMENT:
         return None
     header_length = t + (packet[t + 12] >> 4) * 4
@@ -277,11 +278,11 @@ def large_segment_frame(packet: bytes, mtu: int) -> bytes | None:
                      packet[checksum + 2:]))
 
 
-def tcp_start_if_joinable(packet: bytes) -> int:
+def tcp_start_if_joinable(packet: bytes, other_flags: int = 0) -> int:
     """Where the TCP header starts (20 or 40) if `packet` is a TCP segment the kernel may cut or
     that may join a super-segment: over IPv4 without options and unfragmented, or over IPv6 with
-    TCP straight after the fixed header; carrying data; flags ACK with at most PSH and FIN. 0 if
-    it is not."""
+    TCP straight after the fixed header; carrying data; flags ACK with at most PSH and FIN (and
+    `other_flags`). 0 if it is not."""
     if len(packet) <= IPV6_HEADER:
         return 0
     first = packet[0]
@@ -293,9 +294,19 @@ def tcp_start_if_joinable(packet: bytes) -> int:
         t = IPV6_HEADER
     else:
         return 0
-    if packet[t + 13] & ~(PSH | FIN) != ACK or len(packet) <= t + (packet[t + 12] >> 4) * 4:
+    if packet[t + 13] & ~(PSH | FIN | other_flags) != ACK or len(packet) <= t + (packet[t + 12] >> 4) * 4:
         return 0
     return t
+
+
+def cut_large_segment(packet: bytes, mtu: int) -> list[bytes]:
+    """A segment larger than the MTU that the kernel must not cut, cut here into MTU-sized
+    packets with complete checksums; [] if it is not a data segment that can be cut. The case is
+    a first new data segment after congestion carrying CWR: cut by a kernel that was not offered
+    TUN_F_TSO_ECN, CWR would go on every piece, where RFC 3168 6.1.2 wants it once (TSO with ECN
+    keeps it on the first piece only, and so does this cut)."""
+    frame = large_segment_frame(packet, mtu, other_flags=CWR | ECE)
+    return split_super_segment(frame) if frame else []
 
 
 def _ip_header_for(packet: bytes, tcp_start: int, tcp_length: int, piece: int = 0) -> bytes:
@@ -353,6 +364,8 @@ def split_super_segment(frame: bytes) -> list[bytes]:
         tcp[4:8] = ((seq + offset) & 0xFFFFFFFF).to_bytes(4, "big")
         if not last:
             tcp[13] &= ~(PSH | FIN)
+        if pieces:
+            tcp[13] &= ~CWR  # once, on the first piece (RFC 3168 6.1.2), as TSO with ECN does
         tcp[16:18] = _partial_checksum(headers, t, tcp_length)
         tcp[16:18] = internet_checksum(bytes(tcp) + piece).to_bytes(2, "big")
         pieces.append(ip + bytes(tcp) + piece)
