@@ -211,6 +211,9 @@ class KernelDriver:
         self.remote_port = REMOTE_PORT
         self.passive_opens = 0
         self.listening = False  # listen() or accept() was called since the last SYN to the listener
+        # socket() was called and its socket has no connection yet: packetdrill's new socket under
+        # test, to which no packet of an earlier connection belongs.
+        self.fresh_socket = False
         self.start = 0.0
         # packetdrill's run.c adjust_relative_event_times: `+x` counts from when the previous
         # event was done (its call returned, its segment was matched), except that consecutive
@@ -317,7 +320,9 @@ class KernelDriver:
         if event.icmp is not None:
             self._inject_icmp(event)
             return
-        if event.flags == "S" and self.port == BIND_PORT and self.listening:
+        if "S" in event.flags and "." not in event.flags:  # `S`, `SEW` (an ECN-setup SYN): an open
+            self.fresh_socket = False
+        if "S" in event.flags and "." not in event.flags and self.port == BIND_PORT and self.listening:
             if self.passive_opens:
                 self.remote_port += 1
             self.passive_opens += 1
@@ -376,8 +381,16 @@ class KernelDriver:
                 self.warnings.append(f"at {when:.3f} s the kernel sent a packet that is not TCP")
                 continue
             segment = parsed.tcp
-            if segment.flags & SYN and not segment.flags & ACK and segment.src_port != self.port:
+            opening = segment.flags & SYN and not segment.flags & ACK
+            if opening and (segment.src_port != self.port or self.fresh_socket):
                 self.calls.current_port = segment.src_port  # a connect still blocked names its port here
+                self.fresh_socket = False
+            elif self.fresh_socket:
+                # As packetdrill (socket_under_test): after socket() only the new socket's packets
+                # count; a FIN or ACK of a connection the script has moved on from is not for it.
+                self.warnings.append(f"at {when:.3f} s passed over a segment of an earlier socket: "
+                                     f"{segment.src_port} > {segment.dst_port} {segment_text(segment)}")
+                continue
             if (segment.src_port, segment.dst_port) != self.connection:
                 self.warnings.append(f"at {when:.3f} s passed over a segment of another connection: "
                                      f"{segment.src_port} > {segment.dst_port} {segment_text(segment)}")
@@ -470,6 +483,8 @@ class KernelDriver:
         self._finish_blocked()  # one call at a time, as packetdrill's syscall thread
         if event.name in ("listen", "accept"):
             self.listening = True
+        if event.name == "socket":
+            self.fresh_socket = True
         job = self.calls.submit(event)
         if event.time is not None and event.time.kind == "blocking":
             self.blocked = (event, job, self.now() if start is None else start)
@@ -514,7 +529,9 @@ class KernelDriver:
         # PACKETDRILL_PID: the suite's set_sysctls.py names its restore file after it.
         command = f"export PACKETDRILL_PID={os.getpid()}; cd {_quote(self.directory)} && {command}"
         try:
-            done = self.namespace.run(["bash", "-c", command], timeout=SHELL_TIMEOUT)
+            # /bin/sh, as packetdrill's system(3): bash would read `&>` as a redirection where
+            # Debian's dash starts a background job, and scripts were checked against the latter.
+            done = self.namespace.run(["sh", "-c", command], timeout=SHELL_TIMEOUT)
         except subprocess.TimeoutExpired:
             raise ScriptFailed(event.line, "shell", f"`{event.command}` did not finish in {SHELL_TIMEOUT:.0f} s")
         if done.returncode != 0:

@@ -229,7 +229,7 @@ class SyscallThread:
     def _connect(self, event) -> Outcome:
         sock = self._sock(event.args[0])
         result = sock.connect_ex(self.remote)
-        self.current_port = sock.getsockname()[1]
+        self._note_port(sock)
         return Outcome(0) if result == 0 else Outcome(-1, errno_name(result))
 
     def _null_buffer(self, event) -> Outcome | None:
@@ -286,9 +286,31 @@ class SyscallThread:
             return null
         sock = self._sock(event.args[0])
         flags = value(event.args[3]) or 0
-        sent = sock.sendto(bytes(value(event.args[2])), flags, self.remote)
-        self.current_port = sock.getsockname()[1]
-        return Outcome(sent)
+        family = value(event.args[4]) if len(event.args) > 4 else None
+        try:
+            if family is not None:  # `AF_UNSPEC` as the address: packetdrill passes a bare family
+                return self._sendto_family(sock, event, flags, family)
+            return Outcome(sock.sendto(bytes(value(event.args[2])), flags, self.remote))
+        finally:
+            self._note_port(sock)  # also when a Fast Open sendto says EINPROGRESS: its SYN is out
+
+    def _note_port(self, sock: socket.socket) -> None:
+        """Our port of a socket that may have started a connection."""
+        try:
+            port = sock.getsockname()[1]
+        except OSError:
+            return
+        if port:
+            self.current_port = port
+
+    def _sendto_family(self, sock: socket.socket, event, flags: int, family: int) -> Outcome:
+        """sendto with an address that is only a family (run_system_call.c run_syscall_connect):
+        Python's sendto insists on a whole address, so the call goes through libc."""
+        libc = ctypes.CDLL(None, use_errno=True)
+        address = struct.pack("=H", family) + bytes(14)
+        data = bytes(value(event.args[2]) or 0)
+        result = libc.sendto(sock.fileno(), data, len(data), flags, address, len(address))
+        return Outcome(result) if result >= 0 else Outcome(-1, errno_name(ctypes.get_errno()))
 
     def _shutdown(self, event) -> Outcome:
         self._sock(event.args[0]).shutdown(value(event.args[1]))
@@ -350,9 +372,10 @@ class SyscallThread:
             buffers.append(bytes(value(length)))
         flags = value(event.args[2]) or 0
         if flags & LINUX_CONSTANTS["MSG_FASTOPEN"]:
-            sent = sock.sendmsg(buffers, [], flags, self.remote)
-            self.current_port = sock.getsockname()[1]
-            return Outcome(sent)
+            try:
+                return Outcome(sock.sendmsg(buffers, [], flags, self.remote))
+            finally:
+                self._note_port(sock)
         return Outcome(sock.sendmsg(buffers, [], flags))
 
     # epoll: the script's descriptor for an epoll instance is a name like a socket's.
