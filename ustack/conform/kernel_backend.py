@@ -15,14 +15,18 @@ those for scripts). These addresses exist only inside the namespace.
   Like packetdrill, the device has TSO and checksum offload on (TUNSETOFFLOAD), so the kernel
   hands over whole TSO super-segments with the TCP checksum left partial: the checksum is filled
   in here before parsing, and a 2000-byte burst is one segment, as the scripts expect.
-* System calls run on real sockets in a thread inside the namespace (kernel_syscalls).
+* System calls run on real sockets inside the namespace (kernel_syscalls): as in packetdrill, on
+  this thread, which enters the namespace for the run, except blocking (`...`) ones, which go to a
+  syscall thread (kernel_thread). The run is a real-time task unless told otherwise
+  (kernel_thread.realtime_scheduling), so that a busy machine does not delay it past 4 ms.
 * Backquoted shell lines run inside the namespace (`ip netns exec`), from the script's directory.
 
 Time is real time, with packetdrill's rules (run.c): an event at script time T happens at T (we
 sleep until then); `+x` counts from when the previous event really happened (consecutive inbound
-packets: from the previous one's time): a segment when the kernel sent it (the tap's stamp), a call
-when it returned (stamped by the syscall thread), an inbound packet when it was written, a code
-block when it read tcp_info; not when this thread got round to it, which on a busy 2-core machine
+packets: from the previous one's time): a segment when the kernel sent it (the tap's stamp), a
+blocking call when it returned (stamped by the syscall thread), one that does not block when it
+started, an inbound packet when it was written, a code block when it read tcp_info; not when this
+thread got round to it, which on a busy 2-core machine
 is milliseconds later and would shift every later event. A `>` segment must come within the
 tolerance of its time: packetdrill's 4 ms, or the script's --tolerance_usecs or the run's own
 setting, or 12.5 % of the time since the previous event if that is more. As in packetdrill, a
@@ -50,7 +54,9 @@ from ustack.conform.driver import (
     REMOTE_PORT,
     ScriptFailed,
 )
-from ustack.conform.kernel_syscalls import LINUX_CONSTANTS, SyscallThread, tcp_info
+from ustack.conform.kernel_syscalls import LINUX_CONSTANTS, KernelCalls, tcp_info
+from ustack.conform.kernel_thread import CallBlocked, SyscallThread, network_namespace_entered, realtime_scheduling
+from ustack.conform.kernel_thread import run_inline, time_limit
 from ustack.conform.kernel_tap import TunReader, open_packet_tap
 from ustack.conform.matcher import SequenceMap, expected_text, inbound_segment, learn_from_outbound, match_outbound
 from ustack.conform.matcher import segment_text
@@ -105,8 +111,10 @@ def namespace_name() -> str:
     return f"ust-drill-{os.getpid()}-{_namespace_counter}"
 
 
-def run_kernel_path(path: str | Path, defines: frozenset[str], tolerance: float | None = None) -> Result:
-    """Parse and run one file against the kernel; a parse error is a result ("error")."""
+def run_kernel_path(path: str | Path, defines: frozenset[str], tolerance: float | None = None,
+                    realtime: bool = True) -> Result:
+    """Parse and run one file against the kernel; a parse error is a result ("error").
+    `realtime`: run on the real-time scheduling class (kernel_thread.realtime_scheduling)."""
     try:
         script = parse_file(path, defines)
     except ParseError as error:
@@ -115,7 +123,8 @@ def run_kernel_path(path: str | Path, defines: frozenset[str], tolerance: float 
     if found is not None:
         problem, line = found
         return Result(script.path, SKIPPED, str(problem), line, key=problem.feature)
-    return drive_kernel(script, tolerance)
+    with realtime_scheduling(realtime):
+        return drive_kernel(script, tolerance)
 
 
 def find_kernel_unsupported(script: Script) -> tuple[Unsupported, int | None] | None:
@@ -133,7 +142,7 @@ def find_kernel_unsupported(script: Script) -> tuple[Unsupported, int | None] | 
                 return Unsupported("ipv6", f"--{name}={value}: the drill network is IPv4"), None
     for event in script.events:
         problem = None
-        if isinstance(event, SyscallEvent) and not hasattr(SyscallThread, f"_{event.name}"):
+        if isinstance(event, SyscallEvent) and not hasattr(KernelCalls, f"_{event.name}"):
             problem = Unsupported(f"syscall {event.name}", "not in kernel_syscalls.py")
         elif isinstance(event, PacketEvent):
             if event.icmp is not None and (event.direction == ">" or event.icmp.type not in ICMP_TYPES):
@@ -224,7 +233,8 @@ class KernelDriver:
         self.blocked = None  # (event, job, start) of a `...` call still running
         self.happened_at: float | None = None  # when the last call returned / packet went in
         self.namespace: Namespace | None = None
-        self.calls: SyscallThread | None = None
+        self.calls: KernelCalls | None = None
+        self.syscall_thread: SyscallThread | None = None  # for the blocking (`...`) calls
         self.reader: TunReader | None = None
         self.link = None
         self.last_raw = b""  # the last packet read from the device, for the options ustack.wire skips
@@ -250,8 +260,13 @@ class KernelDriver:
             tap = None
             self.warnings.append(f"no packet tap on {TUN_NAME} ({error}): packets are timed when read")
         self.reader = TunReader(self.link.fileno(), self.now, tap)
-        self.calls = SyscallThread(f"/run/netns/{namespace.name}", self.local_address, BIND_PORT,
-                                   self.remote_address, REMOTE_PORT, self.now)
+        self.calls = KernelCalls(self.local_address, BIND_PORT, self.remote_address, REMOTE_PORT)
+        # This thread makes the script's calls itself (kernel_thread.py), inside the namespace.
+        with network_namespace_entered(f"/run/netns/{namespace.name}"):
+            self.syscall_thread = SyscallThread(self.calls, self.now)
+            self._run_events()
+
+    def _run_events(self) -> None:
         try:
             events = list(self.script.events)
             while events and isinstance(events[0], ShellEvent) and events[0].time is None:
@@ -267,7 +282,8 @@ class KernelDriver:
                 self.previous = event
             self._finish_blocked()
         finally:
-            self.calls.stop()
+            self.calls.close_all()
+            self.syscall_thread.stop()
             self.reader.stop()
 
     def _scheduled(self, event) -> tuple[float | None, float | None]:
@@ -485,14 +501,22 @@ class KernelDriver:
             self.listening = True
         if event.name == "socket":
             self.fresh_socket = True
-        job = self.calls.submit(event)
         if event.time is not None and event.time.kind == "blocking":
+            job = self.syscall_thread.submit(event)
+            self.syscall_thread.wait_until_blocked(job)
             self.blocked = (event, job, self.now() if start is None else start)
             return
-        if not job.done.wait(NONBLOCKING_CALL_LIMIT):
-            raise ScriptFailed(event.line, "syscall", f"{event.name} blocked; the script expects it to return")
+        try:
+            with time_limit(NONBLOCKING_CALL_LIMIT):
+                job = run_inline(self.calls, event, self.now)
+        except CallBlocked:
+            raise ScriptFailed(event.line, "syscall", f"{event.name} blocked; the script expects it to return") from None
         self._check_returned(event, job, None)
-        self.happened_at = job.returned_at
+        # A call that does not block is done in microseconds in the kernel; what the return stamp
+        # adds is this thread waiting for the GIL after it (the TUN reader took it while the call
+        # was in). packetdrill's C returns within microseconds, so its next `+x` counts from about
+        # the start: so does ours. (A segment the call sent is stamped by the kernel, in between.)
+        self.happened_at = job.started_at
 
     def _check_returned(self, event: SyscallEvent, job, started: float | None) -> None:
         if job.unsupported is not None:

@@ -1,12 +1,10 @@
 """The system calls of a script, made for real on Linux sockets inside the drill namespace.
 
-packetdrill runs the script's system calls on the kernel under test from one "syscall thread",
-so that a blocking call (`accept` before the SYN arrives, `read` before the data) never stops the
-packet loop. This module is that thread for `ustack drill`:
+The calls run on a thread inside the drill namespace (kernel_thread.py says which thread), so
+every socket they make is the namespace's, never the machine's:
 
-    thread = SyscallThread(namespace_path)   # enters the namespace first: every socket it makes
-    job = thread.submit(event)               # is the namespace's, never the machine's
-    job.done.wait(timeout); job.outcome      # an Outcome (syscalls.py), or job.unsupported
+    calls = KernelCalls(local_address, bind_port, remote_address, remote_port)
+    calls.call(event)   # an Outcome (syscalls.py); Unsupported for what the table cannot express
 
 The script's file descriptors (3, 4, ...) are names: the socket a script calls 3 is whatever real
 descriptor the kernel gave; `socket(...) = 3` and `accept(...) = 4` say which name a new socket
@@ -20,19 +18,14 @@ import ctypes
 import errno as errno_module
 import fcntl
 import os
-import queue
 import select
 import socket
 import struct
-import threading
-from dataclasses import dataclass, field
 
 from ustack.conform.profile import Unsupported
 from ustack.conform.script import ArrayExpr, EllipsisExpr, IntExpr, NameExpr, StringExpr, StructExpr, SyscallEvent
 from ustack.conform.syscalls import Outcome, errno_name, evaluate
 from ustack.wire.ipv4 import address_text
-
-CLONE_NEWNET = 0x40000000
 
 
 def _linux_constants() -> dict[str, int]:
@@ -95,82 +88,25 @@ def value(expression) -> int | None:
     return evaluate(expression, LINUX_CONSTANTS)
 
 
-@dataclass
-class Job:
-    event: SyscallEvent
-    done: threading.Event = field(default_factory=threading.Event)
-    outcome: Outcome | None = None
-    unsupported: Unsupported | None = None
-    returned_at: float | None = None  # time.monotonic() when the call returned
+class KernelCalls:
+    """The script's calls on real sockets: the thread that makes them must be inside the drill
+    namespace (kernel_thread.py), so that every socket is the namespace's."""
 
-
-class SyscallThread:
-    """One thread, inside the namespace, that makes the script's calls in order."""
-
-    def __init__(self, namespace_path: str, local_address: int, bind_port: int, remote_address: int,
-                 remote_port: int, clock) -> None:
-        self.namespace_path = namespace_path
+    def __init__(self, local_address: int, bind_port: int, remote_address: int, remote_port: int) -> None:
         self.local = (address_text(local_address), bind_port)
         self.remote = (address_text(remote_address), remote_port)
-        self.clock = clock
         self.sockets: dict[int, socket.socket] = {}  # script fd -> socket
         self.epolls: dict[int, select.epoll] = {}  # script fd -> epoll instance
         self.current_port: int | None = None  # our port of the socket used last
-        self.jobs: queue.Queue = queue.Queue()
-        self.entered = threading.Event()
-        self.enter_error: str | None = None
-        self.thread = threading.Thread(target=self._main, name="drill-syscalls", daemon=True)
-        self.thread.start()
-        self.entered.wait()
-        if self.enter_error:
-            raise OSError(self.enter_error)
 
-    def _main(self) -> None:
-        # setns(2) moves only the calling thread; everything this thread creates lives in the
-        # namespace. If it fails, no call runs at all (never on the machine's own network).
-        libc = ctypes.CDLL(None, use_errno=True)
-        try:
-            descriptor = os.open(self.namespace_path, os.O_RDONLY)
-        except OSError as error:
-            self.enter_error = f"cannot open {self.namespace_path}: {error.strerror}"
-            self.entered.set()
-            return
-        try:
-            if libc.setns(descriptor, CLONE_NEWNET) != 0:
-                self.enter_error = f"setns: {os.strerror(ctypes.get_errno())}"
-                self.entered.set()
-                return
-        finally:
-            os.close(descriptor)
-        self.entered.set()
-        while True:
-            job = self.jobs.get()
-            if job is None:
-                return
-            try:
-                job.outcome = self.call(job.event)
-            except Unsupported as problem:
-                job.unsupported = problem
-            except Exception as error:  # a bug or an argument we cannot express: say which
-                job.unsupported = Unsupported(f"syscall {job.event.name}", f"{type(error).__name__}: {error}")
-            job.returned_at = self.clock()
-            job.done.set()
-
-    def submit(self, event: SyscallEvent) -> Job:
-        job = Job(event)
-        self.jobs.put(job)
-        return job
-
-    def stop(self) -> None:
-        """Close every socket (which also wakes a call still blocked on one) and end the thread."""
+    def close_all(self) -> None:
+        """Close every socket (which also wakes a call still blocked on one)."""
         for sock in list(self.sockets.values()):
             try:
                 sock.shutdown(socket.SHUT_RDWR)
             except OSError:
                 pass
             sock.close()
-        self.jobs.put(None)
-        self.thread.join(timeout=2.0)
 
     # -- the calls --------------------------------------------------------------------------------
 

@@ -15,7 +15,6 @@ from the TUN device, and says so in the result's warnings.
 
 from __future__ import annotations
 
-import ctypes
 import os
 import queue
 import select
@@ -24,7 +23,8 @@ import struct
 import threading
 import time
 
-CLONE_NEWNET = 0x40000000
+from ustack.conform.kernel_thread import enter_network_namespace, join_realtime
+
 ETH_P_ALL = 0x0003
 PACKET_OUTGOING = 4  # linux/if_packet.h: a packet this host sends
 SO_TIMESTAMPNS = 35  # asm-generic/socket.h; the control message SCM_TIMESTAMPNS has the same number
@@ -40,14 +40,8 @@ def open_packet_tap(namespace_path: str, device: str) -> socket.socket:
     made: list = []
 
     def enter_and_open() -> None:
-        libc = ctypes.CDLL(None, use_errno=True)
         try:
-            descriptor = os.open(namespace_path, os.O_RDONLY)
-            try:
-                if libc.setns(descriptor, CLONE_NEWNET) != 0:
-                    raise OSError(ctypes.get_errno(), f"setns: {os.strerror(ctypes.get_errno())}")
-            finally:
-                os.close(descriptor)
+            enter_network_namespace(namespace_path)
             tap = socket.socket(socket.AF_PACKET, socket.SOCK_DGRAM, socket.htons(ETH_P_ALL))
             tap.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, TAP_BUFFER)
             tap.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
@@ -78,6 +72,7 @@ class TunReader:
         self.thread.start()
 
     def _main(self) -> None:
+        join_realtime()
         watched = [self.fd] + ([self.tap] if self.tap is not None else [])
         while not self.stopping.is_set():
             ready, _, _ = select.select(watched, [], [], 0.05)
