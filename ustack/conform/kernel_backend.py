@@ -63,6 +63,7 @@ from ustack.conform.matcher import segment_text
 from ustack.conform.profile import FREEBSD, Unsupported, linux_command_for_freebsd_sysctl, script_profile
 from ustack.conform.shell import SetSysctl, interpret_shell
 from ustack.conform.raw_options import add_options, compare_fast_open, compare_options_length, fast_open_bytes
+from ustack.conform.ip_fields import build_arguments, compare_ip_fields
 from ustack.conform.lexer import ParseError
 from ustack.conform.parser import parse_file
 from ustack.conform.result import ERROR, FAIL, PASS, SKIPPED, Result
@@ -149,8 +150,8 @@ def find_kernel_unsupported(script: Script) -> tuple[Unsupported, int | None] | 
                 problem = Unsupported("icmp", "ICMP from the kernel, or an ICMP type driver.py does not name")
             elif event.icmp is not None and event.icmp.code and event.icmp.code not in ICMP_UNREACHABLE_CODES:
                 problem = Unsupported("icmp", f"ICMP code {event.icmp.code}")
-            elif event.ip_info or event.udp_ports is not None:
-                problem = Unsupported("ip_header_fields", "IP header fields (tos, ecn, ttl) or TCP over UDP")
+            elif event.udp_ports is not None:
+                problem = Unsupported("tcp_over_udp", "TCP encapsulated in UDP")
             else:
                 for option in event.options or ():
                     if option.name in UNSUPPORTED_OPTIONS:
@@ -350,7 +351,8 @@ class KernelDriver:
         self._set_remote_offset(numbers, key, "S" in event.flags)
         segment = inbound_segment(event, numbers, key[1], key[0])
         try:
-            packet = build_tcp_packet(self.remote_address, self.local_address, segment)
+            packet = build_tcp_packet(self.remote_address, self.local_address, segment,
+                                      **build_arguments(event.ip_info))
         except WireError as error:
             raise Unsupported("inbound segment", f"line {event.line} cannot be put on the wire: {error}") from None
         extra = b"".join(fast_open_bytes(option) for option in event.options or () if option.name in ("FO", "FOEXP"))
@@ -445,6 +447,9 @@ class KernelDriver:
         mismatch = match_outbound(event, segment, numbers)
         if mismatch is not None:
             raise ScriptFailed(event.line, mismatch.field, mismatch.reason, mismatch)
+        problem = compare_ip_fields(event.ip_info, parsed.ip)
+        if problem is not None:
+            raise ScriptFailed(event.line, "ip", f"{problem}: {segment_text(segment, numbers)}")
         problem = compare_fast_open(event.options, self.last_raw) or compare_options_length(event.options, self.last_raw)
         if problem is not None:
             raise ScriptFailed(event.line, "options", f"{problem}: {segment_text(segment, numbers)}")
