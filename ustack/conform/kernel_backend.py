@@ -97,8 +97,10 @@ TCP_INFO_NAMES = {
     "TCPI_OPT_ECN": 8, "TCPI_OPT_ECN_SEEN": 16, "TCPI_OPT_SYN_DATA": 32,
 }
 
+# tcp_ts_ecr_scaled: packetdrill then maps an inbound TS ecr it cannot pair with a TS val we sent
+# by the offset between the two clocks, which is what matcher.py always does.
 KERNEL_SCRIPT_OPTIONS = ("ip_version", "tolerance_usecs", "tolerance_percent", "mtu", "non_fatal",
-                         "strict_segments", "local_ip", "remote_ip")
+                         "strict_segments", "local_ip", "remote_ip", "tcp_ts_ecr_scaled", "tcp_ts_tick_usecs")
 DEFAULT_TOLERANCE_PERCENT = 12.5  # packetdrill's config.c
 UNSUPPORTED_OPTIONS = {"md5": "TCP MD5 signatures (RFC 2385) are not built by ustack.wire"}
 
@@ -240,6 +242,9 @@ class KernelDriver:
         self.link = None
         self.last_raw = b""  # the last packet read from the device, for the options ustack.wire skips
         self.last_sent_seq: dict[tuple[int, int], int] = {}  # what an ICMP error without a quote quotes
+        # --tcp_ts_tick_usecs=N: our TS val is checked as a clock of N us a tick (0: not checked).
+        self.ts_tick = int(script.options.get("tcp_ts_tick_usecs") or 0) / 1e6
+        self.first_ts: dict[tuple[int, int], tuple[int, int]] = {}  # (script TS val, live TS val)
 
     def now(self) -> float:
         return time.monotonic() - self.start
@@ -447,7 +452,7 @@ class KernelDriver:
         mismatch = match_outbound(event, segment, numbers)
         if mismatch is not None:
             raise ScriptFailed(event.line, mismatch.field, mismatch.reason, mismatch)
-        problem = compare_ip_fields(event.ip_info, parsed.ip)
+        problem = compare_ip_fields(event.ip_info, parsed.ip) or self._check_ts_val(event, segment, key, earliest)
         if problem is not None:
             raise ScriptFailed(event.line, "ip", f"{problem}: {segment_text(segment, numbers)}")
         problem = compare_fast_open(event.options, self.last_raw) or compare_options_length(event.options, self.last_raw)
@@ -457,6 +462,25 @@ class KernelDriver:
         # The segment's event happened when the kernel sent it (the tap's stamp), as packetdrill
         # times it; our matching it is later by a wake-up and the parsing.
         self.previous_time = when
+
+    def _check_ts_val(self, event: PacketEvent, segment, key: tuple[int, int], scheduled: float | None) -> str | None:
+        """packetdrill's --tcp_ts_tick_usecs check (run_packet.c): our TS val, counted from our
+        first one on the connection, must be the script's within the tolerance, which grows with
+        the time since the start (12.5 %), not since the previous event: a clock drifts."""
+        wanted = next((option.value[0] for option in event.options or () if option.name == "TS"), None)
+        if wanted is None or segment.options.timestamps is None:
+            return None
+        live = segment.options.timestamps[0]
+        first = self.first_ts.setdefault(key, (wanted, live))
+        if not self.ts_tick:
+            return None
+        mapped = (live - first[1] + first[0]) & 0xFFFF_FFFF
+        difference = abs(((mapped - wanted + 0x8000_0000) & 0xFFFF_FFFF) - 0x8000_0000)
+        tolerance = max(self.tolerance, self.tolerance_percent / 100.0 * (scheduled or 0.0))
+        if difference * self.ts_tick > tolerance:
+            return (f"TS val {mapped} where the script expects {wanted} (one tick is {self.ts_tick * 1e6:.0f} us, "
+                    f"tolerance {tolerance:.3f} s)")
+        return None
 
     def _tolerance_for(self, scheduled: float | None, since: float | None = None) -> float:
         """packetdrill's tolerance (run.c verify_time): the fixed one, or --tolerance_percent
