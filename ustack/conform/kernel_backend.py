@@ -550,7 +550,7 @@ class KernelDriver:
     def _check_returned(self, event: SyscallEvent, job, started: float | None) -> None:
         if job.unsupported is not None:
             raise job.unsupported
-        problem = check_outcome(event, job.outcome, LINUX_CONSTANTS)
+        problem = check_outcome(event, job.outcome, LINUX_CONSTANTS) or job.mismatch
         if problem is None and started is not None:
             end = started + (event.time.end - event.time.start)
             if abs(job.returned_at - end) > self._tolerance_for(end, started):

@@ -42,7 +42,7 @@ def _linux_constants() -> dict[str, int]:
                     table[name] = int(value)
     table.update(
         SOL_TCP=6, TCP_CONGESTION=13, TCP_USER_TIMEOUT=18, TCP_FASTOPEN=23, TCP_NOTSENT_LOWAT=25,
-        TCP_FASTOPEN_CONNECT=30, TCP_FASTOPEN_KEY=33, TCP_FASTOPEN_NO_COOKIE=34, TCP_INQ=36,
+        TCP_FASTOPEN_CONNECT=30, TCP_FASTOPEN_KEY=33, TCP_FASTOPEN_NO_COOKIE=34, TCP_INQ=36, TCP_CM_INQ=36,
         SO_ZEROCOPY=60, MSG_ZEROCOPY=0x4000000, MSG_FASTOPEN=0x20000000, SIOCINQ=0x541B, FIONREAD=0x541B,
         SIOCOUTQ=0x5411, SIOCOUTQNSD=0x894B, IP_MTU_DISCOVER=10, IP_PMTUDISC_DONT=0, IP_PMTUDISC_WANT=1,
         IP_PMTUDISC_DO=2, IP_PMTUDISC_PROBE=3, EPOLL_CTL_ADD=1, EPOLL_CTL_DEL=2, EPOLL_CTL_MOD=3, POLLRDNORM=0x40, POLLWRNORM=0x100, POLLRDHUP=0x2000,
@@ -98,6 +98,9 @@ class KernelCalls:
         self.sockets: dict[int, socket.socket] = {}  # script fd -> socket
         self.epolls: dict[int, select.epoll] = {}  # script fd -> epoll instance
         self.current_port: int | None = None  # our port of the socket used last
+        # What a call gave that the script says otherwise, beyond its result (a control message):
+        # read and cleared by whoever made the call (kernel_thread._perform).
+        self.mismatch: str | None = None
 
     def close_all(self) -> None:
         """Close every socket (which also wakes a call still blocked on one)."""
@@ -298,14 +301,7 @@ class KernelCalls:
         zero bytes of each length; the peer's address only for MSG_FASTOPEN (a connect)."""
         sock = self._sock(event.args[0])
         message = dict(event.args[1].fields) if isinstance(event.args[1], StructExpr) else {}
-        vectors = message.get("msg_iov")
-        buffers = []
-        for vector in vectors.items if isinstance(vectors, ArrayExpr) else ():
-            if not isinstance(vector, StructExpr):
-                raise Unsupported("sendmsg argument", "msg_iov entries as {base, length}")
-            fields = dict(vector.fields)
-            length = fields.get("iov_len", vector.fields[-1][1])
-            buffers.append(bytes(value(length)))
+        buffers = _iov_buffers(message.get("msg_iov"))
         flags = value(event.args[2]) or 0
         if flags & LINUX_CONSTANTS["MSG_FASTOPEN"]:
             try:
@@ -313,6 +309,20 @@ class KernelCalls:
             finally:
                 self._note_port(sock)
         return Outcome(sock.sendmsg(buffers, [], flags))
+
+    def _recvmsg(self, event) -> Outcome:
+        """recvmsg(fd, {msg_name(...)=..., msg_iov(1)=[{..., N}], msg_flags=F, msg_control=[{cmsg_level=L,
+        cmsg_type=T, cmsg_data=D}]}, flags): the control messages and msg_flags are checked here."""
+        sock = self._sock(event.args[0])
+        message = dict(event.args[1].fields) if isinstance(event.args[1], StructExpr) else {}
+        size = sum(len(buffer) for buffer in _iov_buffers(message.get("msg_iov")))
+        flags = value(event.args[2]) or 0 if len(event.args) > 2 else 0
+        data, ancillary, message_flags, _ = sock.recvmsg(size, socket.CMSG_SPACE(64), flags)
+        wanted_flags = message.get("msg_flags")
+        if wanted_flags is not None and value(wanted_flags) not in (None, message_flags):
+            self.mismatch = f"recvmsg gave msg_flags {message_flags:#x} where the script expects {value(wanted_flags):#x}"
+        self.mismatch = self.mismatch or _compare_control(message.get("msg_control"), ancillary)
+        return Outcome(len(data))
 
     # epoll: the script's descriptor for an epoll instance is a name like a socket's.
     def _epoll_create(self, event) -> Outcome:
@@ -362,6 +372,36 @@ class KernelCalls:
         timeout = value(event.args[2]) if len(event.args) > 2 else -1
         ready = dict(poller.poll(timeout))
         return Outcome(len(ready), None, {0: tuple(ready.get(fd, 0) for fd in order)})
+
+
+def _iov_buffers(vectors) -> list[bytes]:
+    """`msg_iov(N)=[{..., length}, ...]` as buffers of zero bytes of each length."""
+    buffers = []
+    for vector in vectors.items if isinstance(vectors, ArrayExpr) else ():
+        if not isinstance(vector, StructExpr):
+            raise Unsupported("msghdr argument", "msg_iov entries as {base, length}")
+        fields = dict(vector.fields)
+        buffers.append(bytes(value(fields.get("iov_len", vector.fields[-1][1]))))
+    return buffers
+
+
+def _compare_control(expected, ancillary: list) -> str | None:
+    """None if every control message the script lists came with these level, type and (an
+    integer's) data; packetdrill compares the ones it lists."""
+    if not isinstance(expected, ArrayExpr):
+        return None
+    got = {(level, kind): data for level, kind, data in ancillary}
+    for item in expected.items:
+        fields = dict(item.fields) if isinstance(item, StructExpr) else {}
+        level, kind = value(fields.get("cmsg_level")), value(fields.get("cmsg_type"))
+        if (level, kind) not in got:
+            return f"no control message of level {level} type {kind} where the script expects one"
+        data = got[(level, kind)]
+        wanted = value(fields.get("cmsg_data"))
+        actual = int.from_bytes(data[:4], "little", signed=True)
+        if wanted is not None and actual != wanted:
+            return f"control message level {level} type {kind} gave {actual} where the script expects {wanted}"
+    return None
 
 
 def option_bytes(expression) -> bytes:

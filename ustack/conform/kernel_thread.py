@@ -144,6 +144,7 @@ class Job:
     done: threading.Event = field(default_factory=threading.Event)
     outcome: Outcome | None = None
     unsupported: Unsupported | None = None
+    mismatch: str | None = None  # what the call gave beyond its result that the script says otherwise
     started_at: float | None = None  # the script clock just before the call went in
     returned_at: float | None = None  # the script clock when the call returned
 
@@ -166,6 +167,7 @@ def _perform(calls, job: Job, clock) -> None:
         job.unsupported = Unsupported(f"syscall {job.event.name}", f"{type(error).__name__}: {error}")
     if job.returned_at is None:
         job.returned_at = clock()
+    job.mismatch, calls.mismatch = calls.mismatch, None
     job.done.set()
 
 
