@@ -22,6 +22,7 @@ import select
 import socket
 import struct
 
+from ustack.conform.kernel_files import FileCalls
 from ustack.conform.profile import Unsupported
 from ustack.conform.script import ArrayExpr, EllipsisExpr, IntExpr, NameExpr, StringExpr, StructExpr, SyscallEvent
 from ustack.conform.syscalls import Outcome, errno_name, evaluate
@@ -45,7 +46,7 @@ def _linux_constants() -> dict[str, int]:
         TCP_FASTOPEN_CONNECT=30, TCP_FASTOPEN_KEY=33, TCP_FASTOPEN_NO_COOKIE=34, TCP_INQ=36, TCP_CM_INQ=36,
         SO_ZEROCOPY=60, MSG_ZEROCOPY=0x4000000, MSG_FASTOPEN=0x20000000, SIOCINQ=0x541B, FIONREAD=0x541B,
         SIOCOUTQ=0x5411, SIOCOUTQNSD=0x894B, IP_MTU_DISCOVER=10, IP_PMTUDISC_DONT=0, IP_PMTUDISC_WANT=1,
-        IP_PMTUDISC_DO=2, IP_PMTUDISC_PROBE=3, EPOLL_CTL_ADD=1, EPOLL_CTL_DEL=2, EPOLL_CTL_MOD=3, POLLRDNORM=0x40, POLLWRNORM=0x100, POLLRDHUP=0x2000,
+        IP_PMTUDISC_DO=2, IP_PMTUDISC_PROBE=3, IP_FREEBIND=15, SOL_IP=0, EPOLL_CTL_ADD=1, EPOLL_CTL_DEL=2, EPOLL_CTL_MOD=3, POLLRDNORM=0x40, POLLWRNORM=0x100, POLLRDHUP=0x2000,
     )
     return table
 
@@ -88,7 +89,7 @@ def value(expression) -> int | None:
     return evaluate(expression, LINUX_CONSTANTS)
 
 
-class KernelCalls:
+class KernelCalls(FileCalls):
     """The script's calls on real sockets: the thread that makes them must be inside the drill
     namespace (kernel_thread.py), so that every socket is the namespace's."""
 
@@ -97,13 +98,15 @@ class KernelCalls:
         self.remote = (address_text(remote_address), remote_port)
         self.sockets: dict[int, socket.socket] = {}  # script fd -> socket
         self.epolls: dict[int, select.epoll] = {}  # script fd -> epoll instance
+        self.files: dict[int, int] = {}  # script fd -> a file's or pipe end's real descriptor (kernel_files)
         self.current_port: int | None = None  # our port of the socket used last
         # What a call gave that the script says otherwise, beyond its result (a control message):
         # read and cleared by whoever made the call (kernel_thread._perform).
         self.mismatch: str | None = None
 
     def close_all(self) -> None:
-        """Close every socket (which also wakes a call still blocked on one)."""
+        """Close every socket (which also wakes a call still blocked on one) and file."""
+        self.close_files()
         for sock in list(self.sockets.values()):
             try:
                 sock.shutdown(socket.SHUT_RDWR)
@@ -122,6 +125,10 @@ class KernelCalls:
         except OSError as error:
             return Outcome(-1, errno_name(error.errno))
 
+    @staticmethod
+    def _value(expression) -> int | None:
+        return value(expression)
+
     def _sock(self, expression) -> socket.socket:
         sock = self.sockets.get(value(expression))
         if sock is None:
@@ -134,7 +141,7 @@ class KernelCalls:
         if wanted is not None and wanted >= 0:
             return wanted
         fd = 3
-        while fd in self.sockets or fd in self.epolls:
+        while fd in self.sockets or fd in self.epolls or fd in self.files:
             fd += 1
         return fd
 
@@ -256,6 +263,8 @@ class KernelCalls:
         return Outcome(0)
 
     def _close(self, event) -> Outcome:
+        if self._close_file(value(event.args[0])):
+            return Outcome(0)
         epoll = self.epolls.pop(value(event.args[0]), None)
         if epoll is not None:
             epoll.close()
