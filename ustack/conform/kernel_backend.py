@@ -62,7 +62,8 @@ from ustack.conform.matcher import SequenceMap, expected_text, inbound_segment, 
 from ustack.conform.matcher import segment_text
 from ustack.conform.profile import FREEBSD, Unsupported, linux_command_for_freebsd_sysctl, script_profile
 from ustack.conform.shell import SetSysctl, interpret_shell
-from ustack.conform.raw_options import add_options, compare_fast_open, compare_options_length, fast_open_bytes
+from ustack.conform.raw_options import RAW_OPTIONS, add_options, compare_fast_open, compare_options_length
+from ustack.conform.raw_options import raw_option_bytes
 from ustack.conform.ip_fields import build_arguments, compare_ip_fields
 from ustack.conform.lexer import ParseError
 from ustack.conform.parser import parse_file
@@ -102,7 +103,7 @@ TCP_INFO_NAMES = {
 KERNEL_SCRIPT_OPTIONS = ("ip_version", "tolerance_usecs", "tolerance_percent", "mtu", "non_fatal",
                          "strict_segments", "local_ip", "remote_ip", "tcp_ts_ecr_scaled", "tcp_ts_tick_usecs")
 DEFAULT_TOLERANCE_PERCENT = 12.5  # packetdrill's config.c
-UNSUPPORTED_OPTIONS = {"md5": "TCP MD5 signatures (RFC 2385) are not built by ustack.wire"}
+UNSUPPORTED_OPTIONS = {"md5": "the kernel's TCP MD5 signatures (RFC 2385) are not checked"}  # on `>` lines
 
 _namespace_counter = 0
 
@@ -156,11 +157,11 @@ def find_kernel_unsupported(script: Script) -> tuple[Unsupported, int | None] | 
                 problem = Unsupported("tcp_over_udp", "TCP encapsulated in UDP")
             else:
                 for option in event.options or ():
-                    if option.name in UNSUPPORTED_OPTIONS:
+                    if option.name in UNSUPPORTED_OPTIONS and event.direction == ">":
                         problem = Unsupported(f"tcp option {option.name}", UNSUPPORTED_OPTIONS[option.name])
-                    elif option.name in ("FO", "FOEXP") and event.direction == "<":
+                    elif option.name in RAW_OPTIONS and event.direction == "<":
                         try:
-                            fast_open_bytes(option)
+                            raw_option_bytes(option)
                         except Unsupported as error:
                             problem = error
         if problem is not None:
@@ -360,7 +361,7 @@ class KernelDriver:
                                       **build_arguments(event.ip_info))
         except WireError as error:
             raise Unsupported("inbound segment", f"line {event.line} cannot be put on the wire: {error}") from None
-        extra = b"".join(fast_open_bytes(option) for option in event.options or () if option.name in ("FO", "FOEXP"))
+        extra = b"".join(raw_option_bytes(option) for option in event.options or () if option.name in RAW_OPTIONS)
         if extra:
             packet = add_options(packet, extra)
         self.happened_at = self.now()  # see _run_event

@@ -1,11 +1,12 @@
-"""TCP options the scripts use that ustack.wire does not model: TCP Fast Open (RFC 7413).
+"""TCP options the scripts use that ustack.wire does not model: TCP Fast Open (RFC 7413), and an
+MD5 signature option (RFC 2385) written out by the script.
 
 ustack's TcpOptions carries what ustack speaks (mss, wscale, sackOK, sack, TS). The Linux scripts
 also put Fast Open cookies on SYNs, as kind 34 (`FO`, RFC 7413 4.1.1) or as the experimental
 kind 254 with magic 0xF989 (`FOEXP`, RFC 6994). For the kernel backend these are added to a packet
 ustack.wire built (`add_options`) and read back from what the kernel sent (`fast_open_option`).
 
-    packet = add_options(packet, fast_open_bytes(option))   # option: OptionSpec("FO", "abcd1234")
+    packet = add_options(packet, raw_option_bytes(option))  # option: OptionSpec("FO", "abcd1234")
     fast_open_option(packet)  -> ("FO", "abcd1234"), ("FO", None) for a cookie request, or None
 """
 
@@ -20,8 +21,24 @@ from ustack.wire.checksum import checksum_add, checksum_finish, internet_checksu
 FAST_OPEN_KIND = 34  # RFC 7413 4.1.1
 EXPERIMENTAL_KIND = 254  # RFC 6994: shared experimental option, told apart by its magic number
 FAST_OPEN_MAGIC = 0xF989
+MD5_KIND, MD5_LENGTH = 19, 18  # RFC 2385 3.0: kind 19, length 18, a 16-byte digest
+RAW_OPTIONS = ("FO", "FOEXP", "md5")  # what raw_option_bytes builds
 NOP = 1
 MAXIMUM_OPTIONS = 40  # a 60-byte TCP header, RFC 9293 3.1
+
+
+def raw_option_bytes(option: OptionSpec) -> bytes:
+    """The bytes of an option in RAW_OPTIONS. An `md5` digest is the one the script writes (a
+    peer's signature, right or wrong as the script means it), never computed here."""
+    if option.name != "md5":
+        return fast_open_bytes(option)
+    try:
+        digest = bytes.fromhex(option.value or "")
+    except ValueError:
+        digest = b""
+    if len(digest) != MD5_LENGTH - 2:
+        raise Unsupported("tcp option md5", "a digest other than 16 bytes written in hex")
+    return bytes((MD5_KIND, MD5_LENGTH)) + digest
 
 
 def fast_open_bytes(option: OptionSpec) -> bytes:
