@@ -93,13 +93,13 @@ def test_the_text_report_shows_expected_and_actual_segments():
 
 
 def test_an_unsupported_feature_is_skipped_with_its_name(tmp_path):
-    script = tmp_path / "splice.pkt"
+    script = tmp_path / "recvmmsg.pkt"
     script.write_text("0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3\n"
-                      "+0 splice(3, ..., 4, ..., 10, 0) = 10\n")
+                      "+0 recvmmsg(3, ..., 1, 0, NULL) = 1\n")
     done = drill(str(script), "--json")
     result = json.loads(done.stdout)["results"][0]
     assert result["status"] == "skipped"
-    assert result["reason"] == "syscall splice: not in kernel_syscalls.py"
+    assert result["reason"] == "syscall recvmmsg: not in kernel_syscalls.py"
     assert done.returncode == 0
 
 
