@@ -65,12 +65,15 @@ def test_the_scripts_cover_what_the_issue_asks():
     assert any("close(" in body and "F." in body for body in text.values())
     assert "+.2~+.4 > P. 1:1001(1000)" in text["retransmission.pkt"]
     assert "setsockopt(3, IPPROTO_TCP, TCP_MAXSEG" in text["socket-options.pkt"]
+    assert "--ip_version=ipv6" in text["ipv6-passive-open-data.pkt"]
 
 
 WRONG = {
     "wrong-flags.pkt": (7, "flags [S.] where the script expects [R.]"),
     "wrong-result.pkt": (11, "read returned -1 EAGAIN where the script expects 0"),
     "wrong-timing.pkt": (7, "timing: the segment came at 0.1"),
+    "wrong-ipv6-mss.pkt": (9, "MSS option 1440 where the script expects 1460"),  # really IPv6
+    "wrong-ecn.pkt": (9, "ECN field noecn where the script expects ect0"),  # IP fields are checked
 }
 
 

@@ -118,8 +118,10 @@ def test_unsupported_features_are_found_before_anything_runs():
     script = parse_text("0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3\n+0 recvmmsg(3, ..., 1, 0, NULL) = 1\n")
     problem, line = find_kernel_unsupported(script)
     assert (problem.feature, line) == ("syscall recvmmsg", 2)
+    script = parse_text("--ip_version=ipv4-mapped-ipv6\n0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3\n")
+    assert find_kernel_unsupported(script)[0].feature == "--ip_version=ipv4-mapped-ipv6"
     script = parse_text("--ip_version=ipv6\n0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3\n")
-    assert find_kernel_unsupported(script)[0].feature == "ipv6"
+    assert find_kernel_unsupported(script) is None
 
 
 def test_freebsd_sysctls_are_said_the_linux_way_or_skipped():

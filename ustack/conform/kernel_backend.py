@@ -78,6 +78,12 @@ from ustack.wire.ipv4 import IPV4_HEADER_LENGTH, address_text, address_value
 from ustack.wire.tcp import ACK, SYN
 
 LOCAL_PREFIX = 16  # packetdrill's 192.168.0.0/16 on the device: the script's --local_ip may be any of it
+# --ip_version=ipv6: packetdrill's IPv6 network (config.c): the kernel in the unique local prefix
+# fd3d:fa7b:d17d::/48 (RFC 4193; packetdrill picks a random address in it, we take ::1), the peer
+# 2001:db8::1 of the documentation prefix (RFC 3849). Like the IPv4 ones, they exist only in the
+# namespace.
+LOCAL_ADDRESS6, LOCAL_PREFIX6 = "fd3d:fa7b:d17d::1", 48
+REMOTE_ADDRESS6 = "2001:db8::1"
 TUN_NAME = "tun0"  # the name packetdrill gives its device, which the suite's defaults.sh configures
 TUN_OFFLOADS = TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6 | TUN_F_TSO_ECN  # what packetdrill asks for
 # How long a system call without `...` may take before the script fails: packetdrill's calls that
@@ -137,13 +143,14 @@ def find_kernel_unsupported(script: Script) -> tuple[Unsupported, int | None] | 
     for name, value in script.options.items():
         if name not in KERNEL_SCRIPT_OPTIONS:
             return Unsupported(f"--{name}", "not supported by the kernel backend"), None
-        if name == "ip_version" and value != "ipv4":
-            return Unsupported("ipv6", f"--ip_version={value}"), None
+        if name == "ip_version" and value not in ("ipv4", "ipv6"):
+            return Unsupported(f"--ip_version={value}", "IPv4 or IPv6 only"), None
         if name in ("local_ip", "remote_ip"):
+            version = 6 if script.options.get("ip_version") == "ipv6" else 4
             try:
-                ipaddress.IPv4Address(value)
+                ipaddress.IPv6Address(value) if version == 6 else ipaddress.IPv4Address(value)
             except ValueError:
-                return Unsupported("ipv6", f"--{name}={value}: the drill network is IPv4"), None
+                return Unsupported(f"--{name}", f"{value} is not an IPv{version} address"), None
     for event in script.events:
         problem = None
         if isinstance(event, SyscallEvent) and not hasattr(KernelCalls, f"_{event.name}"):
@@ -190,15 +197,24 @@ def drive_kernel(script: Script, tolerance: float | None = None) -> Result:
 
 def fill_tcp_checksum(packet: bytes) -> bytes:
     """The packet with its TCP checksum computed: with checksum offload the kernel leaves only
-    the pseudo-header sum in it (the device is supposed to finish it)."""
-    header_length = (packet[0] & 0x0F) * 4
-    if len(packet) < header_length + 20 or packet[9] != 6:
-        return packet
-    source, destination = struct.unpack_from("!II", packet, 12)
-    total = struct.unpack_from("!H", packet, 2)[0]
+    the pseudo-header sum in it (the device is supposed to finish it). IPv4 or IPv6 (without
+    extension headers, which the kernel does not put on TCP)."""
+    if packet[0] >> 4 == 6:
+        if len(packet) < 60 or packet[6] != 6:
+            return packet
+        header_length, total = 40, 40 + struct.unpack_from("!H", packet, 4)[0]
+    else:
+        header_length = (packet[0] & 0x0F) * 4
+        if len(packet) < header_length + 20 or packet[9] != 6:
+            return packet
+        total = struct.unpack_from("!H", packet, 2)[0]
     tcp = bytearray(packet[header_length:total])
     tcp[16:18] = b"\0\0"
-    partial = pseudo_header_sum(source, destination, 6, len(tcp))
+    if header_length == 40:  # RFC 8200 8.1: addresses, upper-layer length, next header
+        partial = checksum_add(0, packet[8:40] + struct.pack("!I3xB", len(tcp), 6))
+    else:
+        source, destination = struct.unpack_from("!II", packet, 12)
+        partial = pseudo_header_sum(source, destination, 6, len(tcp))
     tcp[16:18] = struct.pack("!H", checksum_finish(checksum_add(partial, bytes(tcp))))
     return packet[:header_length] + bytes(tcp)
 
@@ -210,8 +226,13 @@ class KernelDriver:
         self.non_fatal_syscalls = script.options.get("non_fatal") == "syscall"
         self.tolerance_percent = float(script.options.get("tolerance_percent") or DEFAULT_TOLERANCE_PERCENT)
         # packetdrill's --local_ip/--remote_ip; by default driver.py's (packetdrill's own) addresses.
-        self.local_address = address_value(script.options.get("local_ip") or address_text(LOCAL_ADDRESS))
-        self.remote_address = address_value(script.options.get("remote_ip") or address_text(REMOTE_ADDRESS))
+        self.version = 6 if script.options.get("ip_version") == "ipv6" else 4
+        if self.version == 6:  # ustack.wire's IPv6 addresses are 16 bytes
+            self.local_address = ipaddress.IPv6Address(script.options.get("local_ip") or LOCAL_ADDRESS6).packed
+            self.remote_address = ipaddress.IPv6Address(script.options.get("remote_ip") or REMOTE_ADDRESS6).packed
+        else:
+            self.local_address = address_value(script.options.get("local_ip") or address_text(LOCAL_ADDRESS))
+            self.remote_address = address_value(script.options.get("remote_ip") or address_text(REMOTE_ADDRESS))
         self.directory = str(Path(script.path).resolve().parent)
         self.line: int | None = None
         self.warnings: list[str] = []
@@ -255,9 +276,11 @@ class KernelDriver:
     def run(self, namespace: Namespace) -> None:
         self.namespace = namespace
         mtu = int(self.script.options.get("mtu", 1500))
-        self.link = setup_tun_in_namespace(namespace, TUN_NAME, mtu,
-                                           host_address=f"{address_text(self.local_address)}/{LOCAL_PREFIX}",
-                                           peer_address=address_text(self.remote_address),
+        local, remote = address_text(self.local_address), address_text(self.remote_address)
+        addresses = (dict(host_address=None, peer_address=None, host_address6=f"{local}/{LOCAL_PREFIX6}",
+                          peer_address6=remote) if self.version == 6 else
+                     dict(host_address=f"{local}/{LOCAL_PREFIX}", peer_address=remote))
+        self.link = setup_tun_in_namespace(namespace, TUN_NAME, mtu, **addresses,
                                            offload=False)  # packets without a vnet header, as packetdrill's device
         fcntl.ioctl(self.link.fileno(), TUNSETOFFLOAD, TUN_OFFLOADS)
         self.start = time.monotonic()
@@ -361,6 +384,8 @@ class KernelDriver:
                                       **build_arguments(event.ip_info))
         except WireError as error:
             raise Unsupported("inbound segment", f"line {event.line} cannot be put on the wire: {error}") from None
+        if self.version == 6 and any(option.name in RAW_OPTIONS for option in event.options or ()):
+            raise Unsupported("tcp option over ipv6", "Fast Open and md5 options are added to IPv4 packets only")
         extra = b"".join(raw_option_bytes(option) for option in event.options or () if option.name in RAW_OPTIONS)
         if extra:
             packet = add_options(packet, extra)
@@ -371,6 +396,8 @@ class KernelDriver:
         """An ICMP error from the peer quoting our segment (RFC 792: its IP header and first 8
         bytes of TCP): the one the line names in `[start:end(length)]`, else our last one."""
         icmp = event.icmp
+        if self.version == 6:
+            raise Unsupported("icmpv6", "ICMPv6 messages to the kernel are not built")
         key = self.connection
         numbers = self._numbers_for(key)
         if icmp.echoed_start is not None:
@@ -394,8 +421,8 @@ class KernelDriver:
                 when, packet = self.reader.packets.get(timeout=max(0.0, wait_until - self.now()))
             except queue.Empty:
                 return None
-            if packet[0] >> 4 != 4:
-                continue  # not IPv4: nothing of the script's (IPv6 is off on the device anyway)
+            if packet[0] >> 4 != self.version:
+                continue  # the other family: nothing of the script's (it is off on the device anyway)
             try:
                 parsed = parse_packet(fill_tcp_checksum(packet))
             except WireError as error:

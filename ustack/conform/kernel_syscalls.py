@@ -93,7 +93,9 @@ class KernelCalls(FileCalls):
     """The script's calls on real sockets: the thread that makes them must be inside the drill
     namespace (kernel_thread.py), so that every socket is the namespace's."""
 
-    def __init__(self, local_address: int, bind_port: int, remote_address: int, remote_port: int) -> None:
+    def __init__(self, local_address: int | bytes, bind_port: int, remote_address: int | bytes, remote_port: int) -> None:
+        # `...` for a socket's family: the run's (16-byte addresses: IPv6), as packetdrill's --ip_version
+        self.family = socket.AF_INET6 if isinstance(local_address, bytes) else socket.AF_INET
         self.local = (address_text(local_address), bind_port)
         self.remote = (address_text(remote_address), remote_port)
         self.sockets: dict[int, socket.socket] = {}  # script fd -> socket
@@ -148,9 +150,9 @@ class KernelCalls(FileCalls):
     def _socket(self, event) -> Outcome:
         kind = value(event.args[1])
         protocol = value(event.args[2]) or 0
-        family = value(event.args[0]) or socket.AF_INET
-        if family != socket.AF_INET:
-            raise Unsupported("ipv6", "only IPv4 sockets: the drill network is IPv4")
+        family = value(event.args[0]) or self.family
+        if family != self.family:
+            raise Unsupported("socket family", f"{event.args[0]} in an IPv{4 if self.family == socket.AF_INET else 6} run")
         sock = socket.socket(family, kind, protocol)
         fd = self._name_for(event)
         self.sockets[fd] = sock

@@ -76,9 +76,15 @@ def add_options(packet: bytes, extra: bytes) -> bytes:
     return bytes(header) + payload
 
 
+def ip_header_length(packet: bytes) -> int:
+    """Where the TCP header starts in a packet the kernel sent: IPv6's fixed 40 bytes (the kernel
+    puts no extension header on TCP) or IPv4's IHL."""
+    return 40 if packet[0] >> 4 == 6 else (packet[0] & 0x0F) * 4
+
+
 def fast_open_option(packet: bytes) -> tuple[str, str | None] | None:
     """The Fast Open option of a packet the kernel sent, as the script writes it."""
-    ip_length = (packet[0] & 0x0F) * 4
+    ip_length = ip_header_length(packet)
     tcp_length = (packet[ip_length + 12] >> 4) * 4
     options = packet[ip_length + 20 : ip_length + tcp_length]
     position = 0
@@ -138,7 +144,7 @@ def compare_options_length(expected: tuple[OptionSpec, ...] | None, packet: byte
     None if the packet's options take as many bytes as the line's (`<...>`: any)."""
     if expected is None:
         return None
-    ip_length = (packet[0] & 0x0F) * 4
+    ip_length = ip_header_length(packet)
     actual = (packet[ip_length + 12] >> 4) * 4 - 20
     wanted = options_length(expected)
     if actual == wanted:
