@@ -35,6 +35,7 @@ segment no line expects is noticed only when the next `>` line meets it.
 
 from __future__ import annotations
 
+import dataclasses
 import fcntl
 import ipaddress
 import os
@@ -122,9 +123,10 @@ def namespace_name() -> str:
 
 
 def run_kernel_path(path: str | Path, defines: frozenset[str], tolerance: float | None = None,
-                    realtime: bool = True) -> Result:
+                    realtime: bool = True, ignore_window: bool = False) -> Result:
     """Parse and run one file against the kernel; a parse error is a result ("error").
-    `realtime`: run on the real-time scheduling class (kernel_thread.realtime_scheduling)."""
+    `realtime`: run on the real-time scheduling class (kernel_thread.realtime_scheduling).
+    `ignore_window`: see window_agnostic."""
     try:
         script = parse_file(path, defines)
     except ParseError as error:
@@ -134,7 +136,21 @@ def run_kernel_path(path: str | Path, defines: frozenset[str], tolerance: float 
         problem, line = found
         return Result(script.path, SKIPPED, str(problem), line, key=problem.feature)
     with realtime_scheduling(realtime):
-        return drive_kernel(script, tolerance)
+        return drive_kernel(script, tolerance, ignore_window)
+
+
+def window_agnostic(event: PacketEvent, segment) -> PacketEvent:
+    """The `>` line with the window field unchecked and its window scale option's shift taken
+    from the segment (`ustack drill --ignore-window`). The window a receiver offers is its own
+    choice (RFC 9293 3.8.6, RFC 7323 2.2), and it is most of what tells one stack's scripts from
+    another's (FreeBSD offers 65535 with shift 6 where Linux offers 64240 with shift 7): comparing
+    two systems with this on shows the differences that remain. Whether the option is there at
+    all is still checked."""
+    actual = segment.options.window_scale
+    options = event.options
+    if options is not None and actual is not None:
+        options = tuple(option._replace(value=actual) if option.name == "wscale" else option for option in options)
+    return dataclasses.replace(event, window=None, options=options)
 
 
 def find_kernel_unsupported(script: Script) -> tuple[Unsupported, int | None] | None:
@@ -176,8 +192,8 @@ def find_kernel_unsupported(script: Script) -> tuple[Unsupported, int | None] | 
     return None
 
 
-def drive_kernel(script: Script, tolerance: float | None = None) -> Result:
-    driver = KernelDriver(script, tolerance)
+def drive_kernel(script: Script, tolerance: float | None = None, ignore_window: bool = False) -> Result:
+    driver = KernelDriver(script, tolerance, ignore_window)
     # Three threads share the interpreter (packets, system calls, the script); Python's default
     # 5 ms switch interval would add up to 5 ms to every time stamp, more than the tolerance.
     switch_interval = sys.getswitchinterval()
@@ -220,8 +236,9 @@ def fill_tcp_checksum(packet: bytes) -> bytes:
 
 
 class KernelDriver:
-    def __init__(self, script: Script, tolerance: float | None = None) -> None:
+    def __init__(self, script: Script, tolerance: float | None = None, ignore_window: bool = False) -> None:
         self.script = script
+        self.ignore_window = ignore_window
         self.tolerance = script.tolerance if tolerance is None else max(tolerance, script.tolerance)
         self.non_fatal_syscalls = script.options.get("non_fatal") == "syscall"
         self.tolerance_percent = float(script.options.get("tolerance_percent") or DEFAULT_TOLERANCE_PERCENT)
@@ -477,6 +494,8 @@ class KernelDriver:
                 f"timing: the segment came at {when:.3f} s, the script expects it at {earliest:.3f} s "
                 f"(tolerance {tolerance:.3f} s): {segment_text(segment, numbers)}",
             )
+        if self.ignore_window:
+            event = window_agnostic(event, segment)
         mismatch = match_outbound(event, segment, numbers)
         if mismatch is not None:
             raise ScriptFailed(event.line, mismatch.field, mismatch.reason, mismatch)
