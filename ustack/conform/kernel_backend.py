@@ -383,8 +383,9 @@ class KernelDriver:
         if event.icmp is not None:
             self._inject_icmp(event)
             return
-        if "S" in event.flags and "." not in event.flags:  # `S`, `SEW` (an ECN-setup SYN): an open
-            self.fresh_socket = False
+        # The script talks to the new socket now (a SYN to it listening, a segment to it closed):
+        # what the kernel answers is for it.
+        self.fresh_socket = False
         if "S" in event.flags and "." not in event.flags and self.port == BIND_PORT and self.listening:
             if self.passive_opens:
                 self.remote_port += 1
