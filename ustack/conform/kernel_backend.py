@@ -2,45 +2,39 @@
 
     result = drive_kernel(script, tolerance=None)   # a Result, as driver.drive gives for ustack
 
-For each script a network namespace of its own is made (and always removed, on Ctrl-C and on
-failure too: Namespace closes under signals_held). Inside it a TUN device named tun0 (the name the
-suite's defaults.sh configures) plays the remote host, with packetdrill's addresses: the kernel is
-192.168.0.1, the script's peer 192.0.2.1 (driver.LOCAL_ADDRESS / REMOTE_ADDRESS, the one owner of
-those for scripts). These addresses exist only inside the namespace.
+Each script gets a network namespace of its own (always removed, also on Ctrl-C: Namespace
+closes under signals_held) in which a TUN device named tun0 (the name the suite's defaults.sh
+configures) plays the remote host, with packetdrill's addresses: the kernel 192.168.0.1, the peer
+192.0.2.1 (driver.LOCAL_ADDRESS / REMOTE_ADDRESS), or over IPv6 LOCAL_ADDRESS6 / REMOTE_ADDRESS6.
 
 * `<` lines are built with ustack.wire (numbers mapped by matcher.inbound_segment) and written
   into the TUN device; the kernel receives them as from the wire.
-* What the kernel sends is read by a reader thread (kernel_tap.py) that stamps each packet with
-  the kernel's own time of sending (a packet socket on tun0, as packetdrill); a `>` line takes the oldest and matches it (matcher.match_outbound).
-  Like packetdrill, the device has TSO and checksum offload on (TUNSETOFFLOAD), so the kernel
-  hands over whole TSO super-segments with the TCP checksum left partial: the checksum is filled
-  in here before parsing, and a 2000-byte burst is one segment, as the scripts expect.
+* What the kernel sends is stamped with the kernel's own time of sending (kernel_tap.py, a packet
+  socket on tun0, as packetdrill); a `>` line takes the oldest and matches it. As packetdrill's,
+  the device has TSO and checksum offload on, so a 2000-byte burst is one segment, as the scripts
+  expect, and its TCP checksum is completed here (kernel_tap.fill_tcp_checksum).
 * System calls run on real sockets inside the namespace (kernel_syscalls): as in packetdrill, on
   this thread, which enters the namespace for the run, except blocking (`...`) ones, which go to a
   syscall thread (kernel_thread). The run is a real-time task unless told otherwise
   (kernel_thread.realtime_scheduling), so that a busy machine does not delay it past 4 ms.
 * Backquoted shell lines run inside the namespace (`ip netns exec`), from the script's directory.
 
-Time is real time, with packetdrill's rules (run.c): an event at script time T happens at T (we
-sleep until then); `+x` counts from when the previous event really happened (consecutive inbound
-packets: from the previous one's time): a segment when the kernel sent it (the tap's stamp), a
-blocking call when it returned (stamped by the syscall thread), one that does not block when it
-started, an inbound packet when it was written, a code block when it read tcp_info; not when this
-thread got round to it, which on a busy 2-core machine
-is milliseconds later and would shift every later event. A `>` segment must come within the
-tolerance of its time: packetdrill's 4 ms, or the script's --tolerance_usecs or the run's own
-setting, or 12.5 % of the time since the previous event if that is more. As in packetdrill, a
-segment no line expects is noticed only when the next `>` line meets it.
+Time is real time, with packetdrill's rules (run.c): an event at script time T happens at T; `+x`
+counts from when the previous event really happened (consecutive inbound packets: from the
+previous one's time): a segment when the kernel sent it, a blocking call when it returned, one that
+does not block when it started, an inbound packet when it was written, a code block when it read
+tcp_info; not when this thread got round to it. A `>` segment must come within the tolerance:
+packetdrill's 4 ms, or the script's --tolerance_usecs or the run's, or 12.5 % of the time since
+the previous event if more. As in packetdrill, a segment no line expects is noticed only when the
+next `>` line meets it.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import fcntl
 import ipaddress
 import os
 import queue
-import struct
 import subprocess
 import sys
 import time
@@ -58,7 +52,7 @@ from ustack.conform.driver import (
 from ustack.conform.kernel_syscalls import LINUX_CONSTANTS, KernelCalls, tcp_info
 from ustack.conform.kernel_thread import CallBlocked, SyscallThread, network_namespace_entered, realtime_scheduling
 from ustack.conform.kernel_thread import run_inline, time_limit
-from ustack.conform.kernel_tap import TunReader, open_packet_tap
+from ustack.conform.kernel_tap import TunReader, fill_tcp_checksum, open_packet_tap
 from ustack.conform.matcher import SequenceMap, expected_text, inbound_segment, learn_from_outbound, match_outbound
 from ustack.conform.matcher import segment_text
 from ustack.conform.profile import FREEBSD, Unsupported, linux_command_for_freebsd_sysctl, script_profile
@@ -67,6 +61,7 @@ from ustack.conform.raw_options import RAW_OPTIONS, add_options, compare_fast_op
 from ustack.conform.raw_options import raw_option_bytes
 from ustack.conform.ip_fields import build_arguments, compare_ip_fields
 from ustack.conform.lexer import ParseError
+from ustack.conform.outbound_checks import ts_val_problem, window_agnostic
 from ustack.conform.parser import parse_file
 from ustack.conform.result import ERROR, FAIL, PASS, SKIPPED, Result
 from ustack.conform.script import CodeEvent, PacketEvent, Script, ShellEvent, SyscallEvent, scheduled_window
@@ -75,7 +70,6 @@ from ustack.conform.tcp_info import TCP_INFO_NAMES  # the names a `%{ }%` block 
 from ustack.link.tun import TUN_F_CSUM, TUN_F_TSO4, TUN_F_TSO6, TUN_F_TSO_ECN, TUNSETOFFLOAD
 from ustack.netns import Namespace, setup_tun_in_namespace
 from ustack.wire import IcmpMessage, TcpSegment, WireError, build_icmp_packet, build_tcp_packet, parse_packet
-from ustack.wire.checksum import checksum_add, checksum_finish, pseudo_header_sum
 from ustack.wire.ipv4 import IPV4_HEADER_LENGTH, address_text, address_value
 from ustack.wire.tcp import ACK, SYN
 
@@ -129,20 +123,6 @@ def run_kernel_path(path: str | Path, defines: frozenset[str], tolerance: float 
         return Result(script.path, SKIPPED, str(problem), line, key=problem.feature)
     with realtime_scheduling(realtime):
         return drive_kernel(script, tolerance, ignore_window)
-
-
-def window_agnostic(event: PacketEvent, segment) -> PacketEvent:
-    """The `>` line with the window field unchecked and its window scale option's shift taken
-    from the segment (`ustack drill --ignore-window`). The window a receiver offers is its own
-    choice (RFC 9293 3.8.6, RFC 7323 2.2), and it is most of what tells one stack's scripts from
-    another's (FreeBSD offers 65535 with shift 6 where Linux offers 64240 with shift 7): comparing
-    two systems with this on shows the differences that remain. Whether the option is there at
-    all is still checked."""
-    actual = segment.options.window_scale
-    options = event.options
-    if options is not None and actual is not None:
-        options = tuple(option._replace(value=actual) if option.name == "wscale" else option for option in options)
-    return dataclasses.replace(event, window=None, options=options)
 
 
 def find_kernel_unsupported(script: Script) -> tuple[Unsupported, int | None] | None:
@@ -201,30 +181,6 @@ def drive_kernel(script: Script, tolerance: float | None = None, ignore_window: 
     finally:
         sys.setswitchinterval(switch_interval)
     return Result(script.path, PASS, "", None, None, driver.warnings)
-
-
-def fill_tcp_checksum(packet: bytes) -> bytes:
-    """The packet with its TCP checksum computed: with checksum offload the kernel leaves only
-    the pseudo-header sum in it (the device is supposed to finish it). IPv4 or IPv6 (without
-    extension headers, which the kernel does not put on TCP)."""
-    if packet[0] >> 4 == 6:
-        if len(packet) < 60 or packet[6] != 6:
-            return packet
-        header_length, total = 40, 40 + struct.unpack_from("!H", packet, 4)[0]
-    else:
-        header_length = (packet[0] & 0x0F) * 4
-        if len(packet) < header_length + 20 or packet[9] != 6:
-            return packet
-        total = struct.unpack_from("!H", packet, 2)[0]
-    tcp = bytearray(packet[header_length:total])
-    tcp[16:18] = b"\0\0"
-    if header_length == 40:  # RFC 8200 8.1: addresses, upper-layer length, next header
-        partial = checksum_add(0, packet[8:40] + struct.pack("!I3xB", len(tcp), 6))
-    else:
-        source, destination = struct.unpack_from("!II", packet, 12)
-        partial = pseudo_header_sum(source, destination, 6, len(tcp))
-    tcp[16:18] = struct.pack("!H", checksum_finish(checksum_add(partial, bytes(tcp))))
-    return packet[:header_length] + bytes(tcp)
 
 
 class KernelDriver:
@@ -504,23 +460,14 @@ class KernelDriver:
         self.previous_time = when
 
     def _check_ts_val(self, event: PacketEvent, segment, key: tuple[int, int], scheduled: float | None) -> str | None:
-        """packetdrill's --tcp_ts_tick_usecs check (run_packet.c): our TS val, counted from our
-        first one on the connection, must be the script's within the tolerance, which grows with
-        the time since the start (12.5 %), not since the previous event: a clock drifts."""
+        """packetdrill's --tcp_ts_tick_usecs check (outbound_checks.ts_val_problem); the tolerance
+        grows with the time since the start (12.5 %), not since the previous event: a clock drifts."""
         wanted = next((option.value[0] for option in event.options or () if option.name == "TS"), None)
         if wanted is None or segment.options.timestamps is None:
             return None
-        live = segment.options.timestamps[0]
-        first = self.first_ts.setdefault(key, (wanted, live))
-        if not self.ts_tick:
-            return None
-        mapped = (live - first[1] + first[0]) & 0xFFFF_FFFF
-        difference = abs(((mapped - wanted + 0x8000_0000) & 0xFFFF_FFFF) - 0x8000_0000)
+        first = self.first_ts.setdefault(key, (wanted, segment.options.timestamps[0]))
         tolerance = max(self.tolerance, self.tolerance_percent / 100.0 * (scheduled or 0.0))
-        if difference * self.ts_tick > tolerance:
-            return (f"TS val {mapped} where the script expects {wanted} (one tick is {self.ts_tick * 1e6:.0f} us, "
-                    f"tolerance {tolerance:.3f} s)")
-        return None
+        return ts_val_problem(wanted, segment.options.timestamps[0], first, self.ts_tick, tolerance)
 
     def _tolerance_for(self, scheduled: float | None, since: float | None = None) -> float:
         """packetdrill's tolerance (run.c verify_time): the fixed one, or --tolerance_percent
