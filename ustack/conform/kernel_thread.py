@@ -214,7 +214,9 @@ class SyscallThread:
                 # A number is a system call the thread sleeps in; "running" means it is on a CPU.
                 if number.isdigit() and int(number) != FUTEX_SYSCALL:
                     return
-            time.sleep(0)  # give the GIL (and the CPU) to the syscall thread
+            # Sleep a little rather than yield: as real-time threads of one priority, the syscall
+            # thread would not get this CPU back from a thread that only yields.
+            time.sleep(0.0001)
 
     def stop(self) -> None:
         """End the thread; a call still blocked is woken by closing its socket (calls.close_all)."""
