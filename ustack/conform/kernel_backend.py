@@ -57,8 +57,7 @@ from ustack.conform.matcher import SequenceMap, expected_text, inbound_segment, 
 from ustack.conform.matcher import segment_text
 from ustack.conform.profile import FREEBSD, Unsupported, linux_command_for_freebsd_sysctl, script_profile
 from ustack.conform.shell import SetSysctl, interpret_shell
-from ustack.conform.raw_options import RAW_OPTIONS, add_options, compare_fast_open, compare_options_length
-from ustack.conform.raw_options import raw_option_bytes
+from ustack.conform.raw_options import RAW_OPTIONS, add_options, compare_options_length, raw_option_bytes
 from ustack.conform.ip_fields import build_arguments, compare_ip_fields
 from ustack.conform.lexer import ParseError
 from ustack.conform.outbound_checks import ts_val_problem, window_agnostic
@@ -350,9 +349,11 @@ class KernelDriver:
                                       **build_arguments(event.ip_info))
         except WireError as error:
             raise Unsupported("inbound segment", f"line {event.line} cannot be put on the wire: {error}") from None
-        if self.version == 6 and any(option.name in RAW_OPTIONS for option in event.options or ()):
-            raise Unsupported("tcp option over ipv6", "Fast Open and md5 options are added to IPv4 packets only")
-        extra = b"".join(raw_option_bytes(option) for option in event.options or () if option.name in RAW_OPTIONS)
+        # ustack.wire builds the Fast Open option itself (from matcher.inbound_segment); an md5
+        # option, which it does not model, is added to the built packet.
+        if self.version == 6 and any(option.name == "md5" for option in event.options or ()):
+            raise Unsupported("tcp option over ipv6", "an md5 option is added to IPv4 packets only")
+        extra = b"".join(raw_option_bytes(option) for option in event.options or () if option.name == "md5")
         if extra:
             packet = add_options(packet, extra)
         self.happened_at = self.now()  # see _run_event
@@ -451,7 +452,7 @@ class KernelDriver:
         problem = compare_ip_fields(event.ip_info, parsed.ip) or self._check_ts_val(event, segment, key, earliest)
         if problem is not None:
             raise ScriptFailed(event.line, "ip", f"{problem}: {segment_text(segment, numbers)}")
-        problem = compare_fast_open(event.options, self.last_raw) or compare_options_length(event.options, self.last_raw)
+        problem = compare_options_length(event.options, self.last_raw)  # Fast Open: matcher.py compares it
         if problem is not None:
             raise ScriptFailed(event.line, "options", f"{problem}: {segment_text(segment, numbers)}")
         self.previous_scheduled = earliest if earliest is not None else when
