@@ -121,7 +121,15 @@ class AcknowledgementProcessing:
 
         congestion = self.congestion
         if congestion.in_recovery:
-            if congestion.on_recovery_ack(acked, flight, now):
+            if self.sack_permitted and self.config.sack_recovery and seq_lt(ack, snd.recover):
+                # RFC 6675 5: SACK recovery lasts until RecoveryPoint is acknowledged, for
+                # every algorithm (Reno's "first new ACK ends it" is RFC 5681 without SACK:
+                # each further hole of the window would start a recovery and halve again).
+                congestion.on_partial_ack_in_sack_recovery(acked)
+                partial = True
+            else:
+                partial = not congestion.on_recovery_ack(acked, flight, now)
+            if not partial:
                 snd.duplicate_acks_ended()
             elif not seq_lt(ack, snd.high_retransmitted):
                 # A partial ACK (RFC 6582 3.2 step 3): the hole at SND.UNA was there before

@@ -80,6 +80,8 @@ class SegmentOutput:
                 self._emit_loss_probe(now, out)  # RFC 8985 7.3 (rack.py)
             if snd.max != sent_up_to and self.rack is not None:
                 self._rack_arm_probe(now)  # new data went out: RFC 8985 7.2 (rack.py)
+            # RFC 7661: whether the next ACKs find cwnd used is judged by this flight (base.py).
+            congestion.flight_after_send = seq_diff(snd.nxt, snd.una)
         if requested & KEEPALIVE_PROBE and snd.take_request(KEEPALIVE_PROBE):
             # RFC 1122 4.2.3.6: a segment the peer must acknowledge: SEQ = SND.NXT - 1, no data.
             out.append(self._build_segment(now, seq_add(snd.una, -1), ACK, b""))
