@@ -19,7 +19,9 @@ not the path being measured. Over it, for each loss rate and each algorithm:
 Both are timed by their receiver, from the first byte to the end of the stream, and the goodput
 (MB/s of data delivered) of each is printed with b/a: ustack's sender against Linux's on the same
 path (the issue's goal: at least 0.9). The RTOs are the sender's: the kernel's TcpExtTCPTimeouts
-(from /proc/net/netstat in the namespace) and ustack's connection.retransmission_timeouts.
+(from /proc/net/netstat in the namespace) and ustack's connection.retransmission_timeouts; beside
+them, the packets of each direction's data that the rate limiter dropped ("policed": a sender's
+bursts beyond the bucket are lost on top of the random loss) and ustack's tail loss probes.
 
 The kernel's algorithm is set explicitly (the machine defaults to bbr) on each of its sockets
 with TCP_CONGESTION, and the sender's is read back and printed in the "kernel cc" column. (The
@@ -164,6 +166,8 @@ async def one_path(network: UstackNetwork, algorithm: str, size: int) -> dict:
     async with AsyncStack(stack, network.link) as astack:
         servers = [await astack.start_server(sink, port=SINK_PORT), await astack.start_server(source, port=SOURCE_PORT)]
         try:
+            counters = network.fault.counters
+            policed_before = policed(counters)
             before = await kernel_timeouts(network)
             kernel_algorithm = await kernel_program(network, KERNEL_SENDER, USTACK_ADDRESS, str(SINK_PORT), str(size),
                                                     algorithm)
@@ -175,6 +179,9 @@ async def one_path(network: UstackNetwork, algorithm: str, size: int) -> dict:
                 raise BenchError(f"ustack received {received} of {size} bytes")
             figures["a_goodput"] = received / elapsed / MEGABYTE
             figures["a_rtos"] = await kernel_timeouts(network) - before
+            policed_after_a = policed(counters)
+            # The data of (a) goes in to ustack (inbound), of (b) out from it (outbound).
+            figures["a_policed"] = policed_after_a[0] - policed_before[0]
             output = await kernel_program(network, KERNEL_RECEIVER, USTACK_ADDRESS, str(SOURCE_PORT), algorithm)
             received_text, elapsed_text = output.split()
             if int(received_text) != size:
@@ -182,10 +189,19 @@ async def one_path(network: UstackNetwork, algorithm: str, size: int) -> dict:
             figures["b_goodput"] = size / float(elapsed_text) / MEGABYTE
             figures["b_rtos"] = sum(connection.retransmission_timeouts for connection in source_connections)
             figures["b_retransmissions"] = sum(connection.retransmissions for connection in source_connections)
+            figures["b_policed"] = policed(counters)[1] - policed_after_a[1]
+            figures["b_probes"] = sum(connection.rack.probes_sent for connection in source_connections
+                                      if connection.rack is not None)
         finally:
             for server in servers:
                 server.close()
     return figures
+
+
+def policed(counters) -> tuple[int, int]:
+    """Packets the rate limiter (a policer) dropped so far: (inbound, outbound). A sender whose
+    bursts exceed the bucket loses more than the random loss rate."""
+    return counters["dropped_inbound_rate_limited"], counters["dropped_outbound_rate_limited"]
 
 
 def run(args) -> list[tuple]:
@@ -202,20 +218,21 @@ def run(args) -> list[tuple]:
                 figures = asyncio.run(one_path(network, algorithm, int(args.size_mb * MEGABYTE)))
             ratio = figures["b_goodput"] / figures["a_goodput"]
             row = (loss, algorithm, figures["kernel_algorithm"], figures["a_goodput"], figures["a_rtos"],
-                   figures["b_goodput"], figures["b_rtos"], ratio)
+                   figures["a_policed"], figures["b_goodput"], figures["b_rtos"], figures["b_policed"],
+                   figures["b_probes"], ratio)
             rows.append(row)
             print(format_row(row), flush=True)
     return rows
 
 
-HEADER = (f"{'loss %':>6} {'ustack cc':>9} {'kernel cc':>9} {'(a) Linux MB/s':>14} {'RTOs':>5} "
-          f"{'(b) ustack MB/s':>15} {'RTOs':>5} {'b/a':>5} {'goal':>5}")
+HEADER = (f"{'loss %':>6} {'ustack cc':>9} {'kernel cc':>9} {'(a) Linux MB/s':>14} {'RTOs':>5} {'policed':>7} "
+          f"{'(b) ustack MB/s':>15} {'RTOs':>5} {'policed':>7} {'TLPs':>5} {'b/a':>5} {'goal':>5}")
 
 
 def format_row(row: tuple) -> str:
-    loss, algorithm, kernel_algorithm, a, a_rtos, b, b_rtos, ratio = row
-    return (f"{loss:>6g} {algorithm:>9} {kernel_algorithm:>9} {a:>14.3f} {a_rtos:>5} {b:>15.3f} {b_rtos:>5} "
-            f"{ratio:>5.2f} {'ok' if ratio >= 0.9 else 'below':>5}")
+    loss, algorithm, kernel_algorithm, a, a_rtos, a_policed, b, b_rtos, b_policed, b_probes, ratio = row
+    return (f"{loss:>6g} {algorithm:>9} {kernel_algorithm:>9} {a:>14.3f} {a_rtos:>5} {a_policed:>7} {b:>15.3f} "
+            f"{b_rtos:>5} {b_policed:>7} {b_probes:>5} {ratio:>5.2f} {'ok' if ratio >= 0.9 else 'below':>5}")
 
 
 def percent_list(text: str) -> list[float]:
