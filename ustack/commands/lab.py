@@ -23,6 +23,8 @@ def register(subparsers) -> None:
     parser.add_argument("--pcap", metavar="FILE", type=path_value,
                         help="keep the capture of the lab's traffic in FILE")
     parser.add_argument("--svg", metavar="FILE", type=path_value, help="also draw the (first) ladder as an SVG file")
+    parser.add_argument("--plot", metavar="FILE", type=path_value,
+                        help="where a lab that draws a plot saves it (.png or .svg; congestion: cwnd over time)")
     parser.add_argument("--quiet", action="store_true", help="do not print each step as it happens (on stderr), only the report")
     add_web_arguments(parser)
     parser.set_defaults(run=run)
@@ -39,7 +41,7 @@ def run(args) -> int:
         return 0
     if args.name not in labs.names():
         raise CliError(f"no lab named {args.name!r}; the labs are: {', '.join(labs.names())}")
-    for output_file in (args.pcap, args.svg):
+    for output_file in (args.pcap, args.svg, args.plot):
         if output_file is not None:
             check_output_file(output_file)  # now, not after the lab with its report lost
     if sys.stdout is not None:
@@ -48,7 +50,7 @@ def run(args) -> int:
     log = None if args.quiet else (lambda line: print(line, file=sys.stderr, flush=True))
 
     def run_one(name: str, web=None) -> None:
-        options = labs.LabOptions(pcap=args.pcap, svg=args.svg, log=log, web=web)
+        options = labs.LabOptions(pcap=args.pcap, svg=args.svg, plot=args.plot, log=log, web=web)
         # SIGTERM behaves like Ctrl-C: the lab's namespace and processes are taken down either way.
         try:
             with sigterm_as_interrupt():

@@ -129,6 +129,8 @@ class AcknowledgementProcessing:
                 partial = True
             else:
                 partial = not congestion.on_recovery_ack(acked, flight, now)
+                if not partial and self.sack_permitted and self.config.sack_recovery:
+                    congestion.end_proportional_rate_reduction()  # RFC 6937 3: cwnd = ssthresh
             if not partial:
                 snd.duplicate_acks_ended()
             elif not seq_lt(ack, snd.high_retransmitted):

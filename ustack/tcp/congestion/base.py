@@ -77,6 +77,16 @@ class CongestionControl:
         """RFC 6937 3: a recovery begins with RecoverFS = FlightSize; ssthresh is already set."""
         self.prr = ProportionalRateReduction(recover_fs)
 
+    def end_proportional_rate_reduction(self) -> None:
+        """A SACK recovery sized by PRR is over (RFC 6937 3, "on exiting recovery"): cwnd =
+        ssthresh, as Linux does (tcp_end_cwnd_reduction). PRR has kept the flight near ssthresh,
+        so this sends no burst; NewReno's min(ssthresh, FlightSize + MSS) would instead leave a
+        flight that PRR kept small (few segments delivered during recovery) to slow start back
+        up to ssthresh, and start CUBIC's epoch late."""
+        if self.prr is not None:
+            self.prr = None
+            self.cwnd = self.ssthresh
+
     def take_over(self, previous: CongestionControl) -> None:
         """This algorithm replaces `previous` on an open connection (TCP_CONGESTION, Linux's
         tcp_reinit_congestion_control): the window and threshold carry over. A recovery under
