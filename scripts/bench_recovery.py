@@ -20,7 +20,10 @@ Both are timed by their receiver, from the first byte to the end of the stream, 
 (MB/s of data delivered) of each is printed with b/a: ustack's sender against Linux's on the same
 path (the issue's goal: at least 0.9). The RTOs are the sender's: the kernel's TcpExtTCPTimeouts
 (from /proc/net/netstat in the namespace) and ustack's connection.retransmission_timeouts; beside
-them, the packets of each direction's data that the rate limiter dropped ("policed": a sender's
+them, each sender's retransmitted segments ("rexmit": the kernel's RetransSegs, ustack's
+connection.retransmissions), those the receiver reported as duplicates with a D-SACK ("dsack":
+retransmissions that were not needed; the kernel's TCPDSACKRecv in (a), TCPDSACKOldSent in (b)),
+the packets of each direction's data that the rate limiter dropped ("policed": a sender's
 bursts beyond the bucket are lost on top of the random loss) and ustack's tail loss probes.
 
 The kernel's algorithm is set explicitly (the machine defaults to bbr) on each of its sockets
@@ -121,12 +124,20 @@ async def namespace_output(network: UstackNetwork, *command: str) -> str:
     return out.decode()
 
 
-async def kernel_timeouts(network: UstackNetwork) -> int:
-    """TcpExtTCPTimeouts of the namespace (Linux counts per network namespace)."""
-    text = await namespace_output(network, "cat", "/proc/net/netstat")
-    lines = [line.split() for line in text.splitlines() if line.startswith("TcpExt:")]
-    names, values = lines[0], lines[1]
-    return int(values[names.index("TCPTimeouts")])
+async def kernel_counters(network: UstackNetwork) -> dict[str, int]:
+    """The namespace's TCP counters (Linux counts per network namespace): TcpExt from
+    /proc/net/netstat and Tcp from /proc/net/snmp, by name."""
+    counters = {}
+    for path in ("/proc/net/netstat", "/proc/net/snmp"):
+        lines = [line.split() for line in (await namespace_output(network, "cat", path)).splitlines()]
+        for names, values in zip(lines[::2], lines[1::2]):
+            if names[0] in ("TcpExt:", "Tcp:"):
+                counters.update(zip(names[1:], (int(value) for value in values[1:])))
+    return counters
+
+
+def counted(before: dict, after: dict, name: str) -> int:
+    return after[name] - before[name]
 
 
 async def one_path(network: UstackNetwork, algorithm: str, size: int) -> dict:
@@ -168,7 +179,7 @@ async def one_path(network: UstackNetwork, algorithm: str, size: int) -> dict:
         try:
             counters = network.fault.counters
             policed_before = policed(counters)
-            before = await kernel_timeouts(network)
+            before = await kernel_counters(network)
             kernel_algorithm = await kernel_program(network, KERNEL_SENDER, USTACK_ADDRESS, str(SINK_PORT), str(size),
                                                     algorithm)
             figures["kernel_algorithm"] = kernel_algorithm.strip()
@@ -178,7 +189,11 @@ async def one_path(network: UstackNetwork, algorithm: str, size: int) -> dict:
             if received != size:
                 raise BenchError(f"ustack received {received} of {size} bytes")
             figures["a_goodput"] = received / elapsed / MEGABYTE
-            figures["a_rtos"] = await kernel_timeouts(network) - before
+            after_a = await kernel_counters(network)
+            figures["a_rtos"] = counted(before, after_a, "TCPTimeouts")
+            figures["a_retransmissions"] = counted(before, after_a, "RetransSegs")
+            # D-SACKs the kernel's sender got from ustack: its retransmissions that were not needed.
+            figures["a_spurious"] = counted(before, after_a, "TCPDSACKRecv")
             policed_after_a = policed(counters)
             # The data of (a) goes in to ustack (inbound), of (b) out from it (outbound).
             figures["a_policed"] = policed_after_a[0] - policed_before[0]
@@ -189,6 +204,8 @@ async def one_path(network: UstackNetwork, algorithm: str, size: int) -> dict:
             figures["b_goodput"] = size / float(elapsed_text) / MEGABYTE
             figures["b_rtos"] = sum(connection.retransmission_timeouts for connection in source_connections)
             figures["b_retransmissions"] = sum(connection.retransmissions for connection in source_connections)
+            # D-SACKs the kernel's receiver sent: data ustack's sender sent twice without need.
+            figures["b_spurious"] = counted(after_a, await kernel_counters(network), "TCPDSACKOldSent")
             figures["b_policed"] = policed(counters)[1] - policed_after_a[1]
             figures["b_probes"] = sum(connection.rack.probes_sent for connection in source_connections
                                       if connection.rack is not None)
@@ -218,21 +235,25 @@ def run(args) -> list[tuple]:
                 figures = asyncio.run(one_path(network, algorithm, int(args.size_mb * MEGABYTE)))
             ratio = figures["b_goodput"] / figures["a_goodput"]
             row = (loss, algorithm, figures["kernel_algorithm"], figures["a_goodput"], figures["a_rtos"],
-                   figures["a_policed"], figures["b_goodput"], figures["b_rtos"], figures["b_policed"],
+                   figures["a_retransmissions"], figures["a_spurious"], figures["a_policed"], figures["b_goodput"],
+                   figures["b_rtos"], figures["b_retransmissions"], figures["b_spurious"], figures["b_policed"],
                    figures["b_probes"], ratio)
             rows.append(row)
             print(format_row(row), flush=True)
     return rows
 
 
-HEADER = (f"{'loss %':>6} {'ustack cc':>9} {'kernel cc':>9} {'(a) Linux MB/s':>14} {'RTOs':>5} {'policed':>7} "
-          f"{'(b) ustack MB/s':>15} {'RTOs':>5} {'policed':>7} {'TLPs':>5} {'b/a':>5} {'goal':>5}")
+HEADER = (f"{'loss %':>6} {'cc':>5} {'kernel':>6} {'(a) Linux MB/s':>14} {'RTOs':>4} {'rexmit':>6} {'dsack':>5} "
+          f"{'policed':>7} {'(b) ustack MB/s':>15} {'RTOs':>4} {'rexmit':>6} {'dsack':>5} {'policed':>7} {'TLPs':>4} "
+          f"{'b/a':>5} {'goal':>5}")
 
 
 def format_row(row: tuple) -> str:
-    loss, algorithm, kernel_algorithm, a, a_rtos, a_policed, b, b_rtos, b_policed, b_probes, ratio = row
-    return (f"{loss:>6g} {algorithm:>9} {kernel_algorithm:>9} {a:>14.3f} {a_rtos:>5} {a_policed:>7} {b:>15.3f} "
-            f"{b_rtos:>5} {b_policed:>7} {b_probes:>5} {ratio:>5.2f} {'ok' if ratio >= 0.9 else 'below':>5}")
+    (loss, algorithm, kernel_algorithm, a, a_rtos, a_retransmissions, a_spurious, a_policed, b, b_rtos,
+     b_retransmissions, b_spurious, b_policed, b_probes, ratio) = row
+    return (f"{loss:>6g} {algorithm:>5} {kernel_algorithm:>6} {a:>14.3f} {a_rtos:>4} {a_retransmissions:>6} "
+            f"{a_spurious:>5} {a_policed:>7} {b:>15.3f} {b_rtos:>4} {b_retransmissions:>6} {b_spurious:>5} "
+            f"{b_policed:>7} {b_probes:>4} {ratio:>5.2f} {'ok' if ratio >= 0.9 else 'below':>5}")
 
 
 def percent_list(text: str) -> list[float]:

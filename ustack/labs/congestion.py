@@ -142,7 +142,8 @@ async def _transfer_with_one_loss(lab: LabSession, algorithm: str) -> WindowSeri
                        elapsed=elapsed, cwnd_at_loss=cwnd_at_loss, ssthresh_after=ssthresh_after,
                        beta=(ssthresh_after / cwnd_at_loss) if cwnd_at_loss and ssthresh_after else None,
                        cwnd_at_end=samples[-1][1] if samples else None, w_max=w_max or None,
-                       k=getattr(congestion, "k", None), retransmissions=connection.snapshot().retransmissions)
+                       k=getattr(congestion, "k", None), retransmissions=connection.snapshot().retransmissions,
+                       timeouts=connection.retransmission_timeouts)
     lab.note(_table(samples, mss))
     if cwnd_at_loss and ssthresh_after:
         lab.note(f"cwnd when the loss was found: {cwnd_at_loss // mss} segments; ssthresh after it: "

@@ -73,8 +73,11 @@ class AcknowledgementProcessing:
             # RFC 6675 5 step (2): three segments' worth above SND.UNA arrived, so the one at
             # SND.UNA is lost, however few duplicate ACKs got through to say so.
             self._enter_fast_recovery(now)
-        if self.rack is not None and (segment.options.sack_blocks or seq_gt(ack, snd_una_before)):
-            self._rack_on_ack(ack, dsack, was_in_recovery, now)  # RACK-TLP (rack.py)
+        rack = self.rack
+        if rack is not None and (
+            segment.options.sack_blocks or seq_gt(ack, snd_una_before) or rack.tlp_end_seq is not None
+        ):
+            self._rack_on_ack(ack, dsack, was_in_recovery, now, seq_gt(ack, snd_una_before))  # rack.py
         if self.congestion.in_recovery and self.congestion.prr is not None and self.snd.has_sacked:
             # RFC 6937 3: DeliveredData = change in SND.UNA + change in SACKed bytes.
             delivered = seq_diff(self.snd.una, snd_una_before) + self._sacked_in_flight() - sacked_before

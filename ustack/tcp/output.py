@@ -265,6 +265,13 @@ class SegmentOutput:
         out.append(self._build_segment(now, seq, flags, payload))
         after = seq_add(seq, length + 1 if flags & FIN else length)
         self.snd.retransmitted(after, seq, now)  # Karn's rule (RFC 6298 3); RFC 6675 HighRxt
+        if seq == self.snd.una:
+            # The oldest segment went again: its ACK cannot come before one round trip from now,
+            # so the retransmission timer restarts, as Linux (tcp_xmit_retransmit_queue) and
+            # FreeBSD (tcp_input stops it before a fast retransmit) do. Else a timer armed by the
+            # last new ACK fires just before the ACK of the fast retransmission arrives whenever
+            # the RTO is close to the RTT (the 200 ms minimum on a 200 ms path).
+            self.timers.arm(RETRANSMIT_TIMER, now + self.rtt.rto)
         return after
 
     def _sack_recovery_output(self, now: float, out: list) -> int:

@@ -55,8 +55,14 @@ class Reno(CongestionControl):
 
     def on_enter_fast_recovery(self, bytes_in_flight: int, now: float, limited_transmit_bytes: int = 0) -> None:
         # RFC 5681 3.2 step 2: halve the flight (without what Limited Transmit sent beyond cwnd),
-        # but keep at least two segments.
-        self.ssthresh = self._congestion_event(bytes_in_flight - limited_transmit_bytes, now)
+        # but keep at least two segments. FlightSize is the flight as last sent
+        # (flight_after_send, as cwnd validation judges it, base.py) if that is larger: ACKs read
+        # in one batch each take their segments out of the flight with no chance to send between
+        # them, and the loss found by the last of them would otherwise halve a flight the batch
+        # itself emptied (ssthresh 13 segments instead of 20 for a window of 40 in `ustack lab
+        # congestion`). Linux reduces from cwnd, which comes to the same when cwnd is used.
+        flight = max(bytes_in_flight, self.flight_after_send)
+        self.ssthresh = self._congestion_event(flight - limited_transmit_bytes, now)
         # Step 3: the three duplicate ACKs mean three segments have left the network, so the
         # window is "inflated" by them.
         self.cwnd = self.ssthresh + 3 * self.mss
