@@ -22,7 +22,8 @@ path (the issue's goal: at least 0.9). The RTOs are the sender's: the kernel's T
 (from /proc/net/netstat in the namespace) and ustack's connection.retransmission_timeouts; beside
 them, each sender's retransmitted segments ("rexmit": the kernel's RetransSegs, ustack's
 connection.retransmissions), those the receiver reported as duplicates with a D-SACK ("dsack":
-retransmissions that were not needed; the kernel's TCPDSACKRecv in (a), TCPDSACKOldSent in (b)),
+retransmissions that were not needed; the kernel's TCPDSACKRecv in (a), TCPDSACKOldSent +
+TCPDSACKOfoSent in (b)),
 the packets of each direction's data that the rate limiter dropped ("policed": a sender's
 bursts beyond the bucket are lost on top of the random loss) and ustack's tail loss probes.
 
@@ -205,7 +206,9 @@ async def one_path(network: UstackNetwork, algorithm: str, size: int) -> dict:
             figures["b_rtos"] = sum(connection.retransmission_timeouts for connection in source_connections)
             figures["b_retransmissions"] = sum(connection.retransmissions for connection in source_connections)
             # D-SACKs the kernel's receiver sent: data ustack's sender sent twice without need.
-            figures["b_spurious"] = counted(after_a, await kernel_counters(network), "TCPDSACKOldSent")
+            after_b = await kernel_counters(network)
+            figures["b_spurious"] = (counted(after_a, after_b, "TCPDSACKOldSent")
+                                     + counted(after_a, after_b, "TCPDSACKOfoSent"))
             figures["b_policed"] = policed(counters)[1] - policed_after_a[1]
             figures["b_probes"] = sum(connection.rack.probes_sent for connection in source_connections
                                       if connection.rack is not None)

@@ -31,6 +31,12 @@ PORTS = {"reno": 9200, "cubic": 9201}
 LOST_SEGMENT = 45  # the data segment the lab loses, once: in slow start's third round trip (cwnd 40 -> 80)
 DELAY = 0.200  # added to every packet from the kernel to ustack
 RUN_SECONDS = 7.0  # how long each scene sends: past CUBIC's K (about 3.5 s here) and beyond W_max
+# RFC 6298's RTO on a path whose delay never varies is the RTT plus a few milliseconds (RTTVAR
+# decays towards 0; the 200 ms floor is below this path's RTT), so an ACK a little late from the
+# lab's own scheduling would fire the retransmission timer. Linux keeps at least 200 ms of margin
+# above SRTT (its RTTVAR never falls below TCP_RTO_MIN); the lab gives ustack the same margin
+# with BSD's rexmit_slop setting, so the picture shows the one loss and nothing else.
+RTO_MARGIN = 0.2
 BLOCK = 65536
 KERNEL_RECEIVE_BUFFER = 1 << 20  # SO_RCVBUF: the kernel's window never limits this flight
 TABLE_ROWS = 24
@@ -94,9 +100,11 @@ async def _transfer_with_one_loss(lab: LabSession, algorithm: str) -> WindowSeri
     await kernel.call("rcvbuf", KERNEL_RECEIVE_BUFFER)
     await kernel.call("listen", port)
     accepting = kernel.start("accept")
-    _, writer, connection = await lab.connect(port, config=TcpConfig(msl=0.5, congestion_control=algorithm))
+    config = TcpConfig(msl=0.5, congestion_control=algorithm, rto_slop=RTO_MARGIN)
+    _, writer, connection = await lab.connect(port, config=config)
     await accepting
-    lab.step(f"ustack: connect() to the kernel's port {port} with TcpConfig(congestion_control={algorithm!r})")
+    lab.step(f"ustack: connect() to the kernel's port {port} with TcpConfig(congestion_control={algorithm!r}, "
+             f"rto_slop={RTO_MARGIN})")
     lab.drop(nth(tcp_with_data(), LOST_SEGMENT), 1, "outbound", "dropped by the lab")
     lab.step(f"the lab: drop ustack's data segment number {LOST_SEGMENT}, once")
     reading = kernel.start("recv_exactly", 1 << 40, RUN_SECONDS + 30)
