@@ -8,9 +8,10 @@ ustack's network (ustack/network.py) in a namespace named ust-rec-<pid>-<n>, alw
 end; no packet leaves it. The FaultInjector on ustack's TUN link makes the path: a rate limit of
 `--rate-mbit` (20 Mbit/s; the FaultInjector's limit is a token bucket that drops what exceeds it,
 a policer) and `--delay-ms` (20 ms) each way, and random loss of each `--losses` percentage each
-way. The TUN offloads are off (NetworkSettings.offload=False): with them, a 64 KB TSO/GRO packet
-would cross the FaultInjector as one packet and be lost as rarely as one MTU-sized packet, which is
-not the path being measured. Over it, for each loss rate and each algorithm:
+way, the same random sequence for each transfer's data (FaultInjector.reseed), so that both
+senders meet the same losses. The TUN offloads are off (NetworkSettings.offload=False): with
+them, a 64 KB TSO/GRO packet would cross the FaultInjector as one packet and be lost as rarely as
+one MTU-sized packet, which is not the path being measured. Over it, for each loss rate and each algorithm:
 
   (a) the kernel sends `--size-mb` MB to ustack (a Python client on the kernel's socket, to a sink
       on ustack): Linux's sender;
@@ -179,6 +180,10 @@ async def one_path(network: UstackNetwork, algorithm: str, size: int) -> dict:
         servers = [await astack.start_server(sink, port=SINK_PORT), await astack.start_server(source, port=SOURCE_PORT)]
         try:
             counters = network.fault.counters
+            # The same random losses for both senders' data (and for both receivers' ACKs): each
+            # transfer starts its data's direction on the "data" stream of the seed.
+            network.fault.reseed("inbound", "data")
+            network.fault.reseed("outbound", "acks")
             policed_before = policed(counters)
             before = await kernel_counters(network)
             kernel_algorithm = await kernel_program(network, KERNEL_SENDER, USTACK_ADDRESS, str(SINK_PORT), str(size),
@@ -198,6 +203,8 @@ async def one_path(network: UstackNetwork, algorithm: str, size: int) -> dict:
             policed_after_a = policed(counters)
             # The data of (a) goes in to ustack (inbound), of (b) out from it (outbound).
             figures["a_policed"] = policed_after_a[0] - policed_before[0]
+            network.fault.reseed("outbound", "data")
+            network.fault.reseed("inbound", "acks")
             output = await kernel_program(network, KERNEL_RECEIVER, USTACK_ADDRESS, str(SOURCE_PORT), algorithm)
             received_text, elapsed_text = output.split()
             if int(received_text) != size:
