@@ -102,13 +102,20 @@ def _focus_on_data(axis, graph: TimeSequence, notes: list[str]) -> None:
         notes.append(f"receive window line above the top (up to {highest_window:,})")
 
 
-def _draw_samples(axis, samples) -> None:
-    times = [s.time for s in samples]
-    axis.step(times, [s.cwnd for s in samples], where="post", color="#1f5fbf", linewidth=2.5, label="cwnd")
+def _draw_windows(axis, points, unit: int = 1) -> None:
+    """cwnd and ssthresh over time as steps, from (time, cwnd, ssthresh) points, in bytes / unit
+    (the serve --plot panel in bytes, the congestion lab in segments)."""
+    axis.step([time for time, _, _ in points], [cwnd / unit for _, cwnd, _ in points], where="post",
+              color="#1f5fbf", linewidth=2.5, label="cwnd")
     # An ssthresh still at its initial "infinite" value would flatten everything else.
-    finite = [(s.time, s.ssthresh) for s in samples if s.ssthresh < 2**30]
+    finite = [(time, ssthresh / unit) for time, _, ssthresh in points if ssthresh < 2**30]
     if finite:
         axis.step(*zip(*finite), where="post", color="#d62728", linewidth=2.0, linestyle="--", label="ssthresh")
+
+
+def _draw_samples(axis, samples) -> None:
+    times = [s.time for s in samples]
+    _draw_windows(axis, [(s.time, s.cwnd, s.ssthresh) for s in samples])
     axis.set_ylabel("bytes")
     axis.yaxis.set_major_formatter(_thousands())
     right = axis.twinx()
@@ -153,13 +160,7 @@ def render_windows(series: list[WindowSeries], path: str, title: str, image_form
         FigureCanvasAgg(figure)
         axes = figure.subplots(1, len(series), sharey=True, squeeze=False)[0]
         for axis, one in zip(axes, series):
-            times = [time for time, _, _ in one.points]
-            axis.step(times, [cwnd / one.mss for _, cwnd, _ in one.points], where="post", color="#1f5fbf",
-                      linewidth=2.5, label="cwnd")
-            finite = [(time, ssthresh / one.mss) for time, _, ssthresh in one.points if ssthresh < 2**30]
-            if finite:
-                axis.step(*zip(*finite), where="post", color="#d62728", linewidth=2.0, linestyle="--",
-                          label="ssthresh")
+            _draw_windows(axis, one.points, one.mss)
             for label, value in one.marks:
                 axis.axhline(value / one.mss, color="#7f7f7f", linewidth=1.5, linestyle=":", label=label)
             axis.set_title(one.label)
