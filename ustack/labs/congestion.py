@@ -134,6 +134,7 @@ async def _transfer_with_one_loss(lab: LabSession, algorithm: str) -> WindowSeri
     await lab.wait_for(lambda: connection.snapshot().send_queue == 0, "the data to be acknowledged", timeout=30)
     sampling.cancel()  # the stack may be idle now: no round would check the predicate again
     sample()
+    await lab.ustack_ss("after the transfer: cwnd and ssthresh (in segments) as ss -i shows them", ("-i",))
     received = (await reading)["received"]
     elapsed = lab.now() - started
     if not recovered:
