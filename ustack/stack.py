@@ -45,6 +45,7 @@ from .tcp.ecn import EcnCapableSegment
 from .tcp.isn import IsnGenerator
 from .tcp.options import TIMESTAMP_OPTION_SPACE
 from .tcp.ratelimit import PerSecondLimit
+from .tcp.fastopen import ClientFastOpen, FastOpenCookieCache
 from .tcp.syn_cookies import SynCookies
 from .wire import WireError, build_icmp_packet, build_tcp_packet, parse_packet
 from .wire.fragment import fragment_ipv4
@@ -142,6 +143,7 @@ class Stack(Ipv6Side):
         self.ttl = ttl
         self.isn_generator = isn_generator or IsnGenerator()
         self.syn_cookies = SynCookies()  # one rotating cookie secret for all our listeners (RFC 4987 3.6)
+        self.fast_open_cookies = FastOpenCookieCache()  # the client's Fast Open cookies (RFC 7413 4.1.3)
         self.connections: dict[ConnectionKey, Connection] = {}
         self.listeners: dict[tuple[int, int], Listener] = {}
         self.drops: Counter[str] = Counter()
@@ -496,10 +498,13 @@ class Stack(Ipv6Side):
 
     def connect(
         self, remote_address: Address, remote_port: int, now: float, *, local_port: int | None = None,
-        config: TcpConfig | None = None,
+        config: TcpConfig | None = None, fast_open: bool = False,
     ) -> Connection:
         """Active OPEN: a new connection in SYN-SENT; its SYN leaves with the next transmit().
-        The family of `remote_address` (an int or 16 bytes) picks our address of that family."""
+        The family of `remote_address` (an int or 16 bytes) picks our address of that family.
+        fast_open: TCP Fast Open (RFC 7413, tcp/fastopen.py; MSG_FASTOPEN and TCP_FASTOPEN_CONNECT
+        of sockets): the SYN asks for a cookie, or carries what is sent before the next
+        transmit() with the cookie held for this server."""
         if type(remote_address) is bytes:
             local_address, header_length = self.address6, IPV6_HEADER_LENGTH
         else:
@@ -517,6 +522,9 @@ class Stack(Ipv6Side):
         connection = Connection.open_active(self._config_for(config, header_length), local_address, local_port,
                                             remote_address, remote_port, iss, now)
         connection.unacceptable_ack_budget = self.unacceptable_ack_budget
+        if fast_open and connection.config.fast_open_client:
+            connection.fast_open = ClientFastOpen(self.fast_open_cookies, remote_address,
+                                                  not connection.config.fast_open_cookie_required)
         self.connections[key] = connection
         self._touch(connection)
         return connection
