@@ -46,7 +46,9 @@ class Runtime(Protocol):
     stack: Any
 
     def poke(self, connection: Any) -> None: ...
+    def poke_later(self, connection: Any) -> None: ...
     def mark_dirty(self, transport: "TcpTransport") -> None: ...
+    def delivered(self) -> None: ...
     def forget(self, transport: "TcpTransport") -> None: ...
     def register(self, transport: "TcpTransport") -> None: ...
     def remove_server(self, server: Any, was_listening: bool) -> None: ...
@@ -267,9 +269,10 @@ class TcpTransport(asyncio.Transport):
                     return
                 continue
             data = connection.recv(READ_CHUNK, now)
-            self._runtime.poke(connection)  # taking data may open the window: a window update
+            self._runtime.poke_later(connection)  # taking data may open the window: a window update
             if not data:
                 break
+            self._runtime.delivered()
             try:
                 self._protocol.data_received(data)
             except Exception as exc:
@@ -302,8 +305,9 @@ class TcpTransport(asyncio.Transport):
             self._fatal_error(exc, "protocol.get_buffer() call failed")
             return False
         data = connection.recv(min(len(buffer), READ_CHUNK), now)
-        self._runtime.poke(connection)  # taking data may open the window: a window update
+        self._runtime.poke_later(connection)  # taking data may open the window: a window update
         buffer[:len(data)] = data
+        self._runtime.delivered()
         try:
             self._protocol.buffer_updated(len(data))
         except Exception as exc:

@@ -26,8 +26,9 @@ packet in either direction carries a virtio_net_hdr in front (ustack/link/vnet.p
   left partial for it to finish. Consecutive in-order MSS-sized segments of one connection that
   still come one by one are joined into a super-segment (vnet.Coalescer) which the kernel cuts
   back into the very same segments (gso_size = their length). The run being joined is held until
-  the next packet that does not join it or until flush(), which the runtime calls at the end of
-  every round (base.py's contract).
+  the next packet that does not join it, a piece with PSH or FIN (which ends a run, so a reply is
+  written as soon as the core makes it), or flush(), which the runtime calls at the end of every
+  round (base.py's contract).
 Middlewares outside this link (FaultInjector, PcapWriter, Tracer) therefore see super-segments
 both ways, as tcpdump on the device shows them: the large segments the core builds, what the
 kernel delivers coalesced; and the rest segment by segment. A FaultInjector that drops a
@@ -59,7 +60,7 @@ import os
 import pytun
 
 from .base import Link, LinkError
-from .vnet import GSO_NONE, HEADER_SIZE, Coalescer, VnetDrop, large_segment_frame, packet_from_kernel
+from .vnet import GSO_NONE, HEADER_SIZE, Coalescer, VnetDrop, large_segment_parts, packet_from_parts
 
 TUN_PATH = "/dev/net/tun"
 # The kernel's default transmit queue for a TUN device is 500 packets, which a burst of 64 KiB
@@ -118,6 +119,11 @@ class TunLink(Link):
             raise
         self._fd = self._device.fileno()
         self._coalescer = Coalescer() if self.offload else None
+        # Each frame is read straight into these (os.readv): the vnet header, then the packet,
+        # whose only copy is the bytes handed to the stack.
+        self._vnet_header = bytearray(HEADER_SIZE)
+        self._packet_buffer = bytearray(LARGEST_FRAME - HEADER_SIZE)
+        self._read_buffers = [self._vnet_header, self._packet_buffer]
 
     def attach_queue(self) -> "TunLink":
         """One more queue of this multi-queue device: a TunLink with its own fd, same offloads."""
@@ -143,40 +149,40 @@ class TunLink(Link):
         return packet
 
     def _read_offloaded(self) -> bytes | None:
-        frame = os.read(self._fd, LARGEST_FRAME)
+        length = os.readv(self._fd, self._read_buffers) - HEADER_SIZE
         try:
-            packet = packet_from_kernel(frame)
+            packet = packet_from_parts(self._vnet_header, self._packet_buffer, length)
         except VnetDrop as drop:
             self.count_drop(drop.reason)
             return None
         if not packet or packet[0] >> 4 not in (IPV4_VERSION, IPV6_VERSION):
             self.count_drop("not_ip")
             return None
-        if frame[1] != GSO_NONE:
+        if self._vnet_header[1] != GSO_NONE:
             self.counters["super_segments_in"] += 1
         return packet
 
     def send(self, packet: bytes, now: float) -> None:
         if len(packet) > self.mtu:
-            frame = None if self._coalescer is None else large_segment_frame(packet, self.mtu)
-            if frame is None:
+            parts = None if self._coalescer is None else large_segment_parts(packet, self.mtu)
+            if parts is None:
                 self.count_drop("larger_than_mtu")
                 return
-            for earlier in self._coalescer.flush():
-                self._write(earlier, len(earlier) - HEADER_SIZE)
+            for earlier in self._coalescer.flush_parts():
+                self._write(earlier)
             self.counters["large_segments_out"] += 1
-            self._write(frame, len(packet))
+            self._write(parts)
             return
         if self._coalescer is None:
-            self._write(packet, len(packet))
+            self._write([packet])
             return
-        for frame in self._coalescer.add(packet):
-            self._write(frame, len(frame) - HEADER_SIZE)
+        for parts in self._coalescer.add_parts(packet):
+            self._write(parts)
 
     def flush(self) -> None:
         if self._coalescer is not None and not self.closed:
-            for frame in self._coalescer.flush():
-                self._write(frame, len(frame) - HEADER_SIZE)
+            for parts in self._coalescer.flush_parts():
+                self._write(parts)
 
     def stats(self) -> dict[str, dict[str, int]]:
         if self._coalescer is not None:
@@ -184,11 +190,11 @@ class TunLink(Link):
             self.counters["segments_in_super_segments_out"] = self._coalescer.segments_joined
         return super().stats()
 
-    def _write(self, data: bytes, length: int) -> None:
-        """One write: a packet, or with offloads a frame (vnet header, then `length` bytes of
-        packet or super-segment)."""
+    def _write(self, parts: list) -> None:
+        """One write of the buffers `parts` (os.writev: gathered by the kernel, not joined here):
+        a packet, or with offloads a frame (the vnet header, then the packet or super-segment)."""
         try:
-            os.write(self._fd, data)
+            written = os.writev(self._fd, parts)
         except BlockingIOError:
             self.count_drop("queue_full")
             return
@@ -201,7 +207,7 @@ class TunLink(Link):
                 raise LinkError(f"writing to TUN {self.name}: {error.strerror}") from None
             return
         self.counters["packets_out"] += 1
-        self.counters["bytes_out"] += length
+        self.counters["bytes_out"] += written - (HEADER_SIZE if self.offload else 0)
 
     def close(self) -> None:
         if not self.closed:

@@ -29,7 +29,7 @@ from __future__ import annotations
 import struct
 from typing import NamedTuple
 
-from ..wire.checksum import internet_checksum, pseudo_header_sum
+from ..wire.checksum import internet_checksum, internet_checksum_of, pseudo_header_sum
 
 HEADER = struct.Struct("=BBHHHH")
 HEADER_SIZE = HEADER.size  # 10
@@ -86,34 +86,45 @@ def build_vnet_header(header: VnetHeader) -> bytes:
 
 
 def packet_from_kernel(frame: bytes) -> bytes:
-    """The IPv4 packet inside a frame read from the TUN device, with its checksum complete.
+    """The IP packet inside a frame read from the TUN device, with its checksum complete
+    (packet_from_parts, for a frame that is one bytes object)."""
+    return packet_from_parts(frame, bytearray(frame[HEADER_SIZE:]), len(frame) - HEADER_SIZE)
+
+
+def packet_from_parts(header: bytes | bytearray, packet: bytearray, length: int) -> bytes:
+    """The IP packet in packet[:length], read from the TUN device behind the vnet `header`,
+    as bytes with its checksum complete. The TUN link reads each frame straight into two
+    preallocated buffers (os.readv) and calls this; `packet` is changed in place.
 
     A super-segment (gso_type TCPV4) stays whole: the stack takes it as one segment, with one
     parse and one ACK decision. A partial checksum (NEEDS_CSUM) is completed here with the C
     checksum rather than trusted: then the parser, the pcap writer and the tracer all see an
     ordinary valid packet, and the cost is one C pass over at most 64 KB (a few microseconds)."""
-    header = parse_vnet_header(frame)
-    packet = frame[HEADER_SIZE:]
-    if header.flags & ~KNOWN_FLAGS:
+    if length < 0 or len(header) < HEADER_SIZE:
+        raise VnetDrop("vnet_header_truncated")
+    flags, gso_type, _, gso_size, csum_start, csum_offset = HEADER.unpack_from(header)
+    if flags & ~KNOWN_FLAGS:
         raise VnetDrop("vnet_unknown_flags")
-    gso_type = header.gso_type & ~GSO_ECN
-    if gso_type not in GSO_TYPE_NAMES:
-        raise VnetDrop("vnet_unknown_gso_type")
+    gso_type &= ~GSO_ECN
     if gso_type != GSO_NONE:
+        if gso_type not in GSO_TYPE_NAMES:
+            raise VnetDrop("vnet_unknown_gso_type")
         if gso_type != GSO_TCPV4:
             # We offer only TSO4 (TUNSETOFFLOAD); TCPV6 waits for IPv6, UFO/USO for UDP.
             raise VnetDrop(f"vnet_gso_{GSO_TYPE_NAMES[gso_type]}_not_supported")
-        if header.gso_size == 0:
+        if gso_size == 0:
             raise VnetDrop("vnet_gso_size_zero")
-        if len(packet) < IPV4_HEADER or packet[0] >> 4 != 4 or packet[9] != TCP_PROTOCOL:
+        if length < IPV4_HEADER or packet[0] >> 4 != 4 or packet[9] != TCP_PROTOCOL:
             raise VnetDrop("vnet_gso_not_tcp_over_ipv4")
-    if header.flags & NEEDS_CSUM:
-        start, field = header.csum_start, header.csum_start + header.csum_offset
-        if field + 2 > len(packet) or start < IPV4_HEADER:
+    if flags & NEEDS_CSUM:
+        field = csum_start + csum_offset
+        if field + 2 > length or csum_start < IPV4_HEADER:
             raise VnetDrop("vnet_checksum_out_of_range")
-        checksum = internet_checksum(packet[start:])
-        packet = b"".join((packet[:field], checksum.to_bytes(2, "big"), packet[field + 2:]))
-    return packet
+        checksum = internet_checksum_of(packet, csum_start, length)
+        packet[field] = checksum >> 8
+        packet[field + 1] = checksum & 0xFF
+    with memoryview(packet) as view:
+        return bytes(view[:length])
 
 
 # ------------------------------------------------------------------------------------------------
@@ -148,30 +159,40 @@ class Coalescer:
         self.segments_joined = 0
 
     def add(self, packet: bytes) -> list[bytes]:
-        """Frames that must be written before `packet`'s turn comes; `packet` itself is held."""
-        if self._first is not None and self._joins(packet):
-            self._append(packet)
-            return []
-        out = self.flush()
-        if _joinable(packet):
-            self._start(packet)
-        else:
-            out.append(PLAIN_BYTES + packet)
-        return out
+        """Frames to write now, in order; `packet` itself is held while a run may still grow.
+        A piece with PSH or FIN ends its run, so that run goes out at once: a reply (an echo, the
+        end of an HTTP answer) is written when the core makes it, not at the end of the round."""
+        return [b"".join(parts) for parts in self.add_parts(packet)]
 
     def flush(self) -> list[bytes]:
+        return [b"".join(parts) for parts in self.flush_parts()]
+
+    def add_parts(self, packet: bytes) -> list[list]:
+        """add(), each frame as the list of buffers it is made of (for os.writev: the payloads
+        are not copied into one frame first)."""
+        if self._first is not None and self._joins(packet):
+            self._append(packet)
+            return self.flush_parts() if packet[33] & (PSH | FIN) else []
+        out = self.flush_parts()
+        if _joinable(packet) and not packet[33] & (PSH | FIN):
+            self._start(packet)
+        else:
+            out.append([PLAIN_BYTES, packet])
+        return out
+
+    def flush_parts(self) -> list[list]:
         if self._first is None:
             return []
-        frame = self._frame()
+        parts = self._frame_parts()
         self._first = None
         self._pieces = []
-        return [frame]
+        return [parts]
 
     def _start(self, packet: bytes) -> None:
         header_length = IPV4_HEADER + (packet[32] >> 4) * 4
         self._first = packet
         self._header_length = header_length
-        payload = packet[header_length:]
+        payload = memoryview(packet)[header_length:]  # a view: written out by writev, not copied
         self._pieces = [payload]
         self._length = len(payload)
         self._next_seq = (int.from_bytes(packet[24:28], "big") + len(payload)) & 0xFFFFFFFF
@@ -204,16 +225,16 @@ class Coalescer:
         )
 
     def _append(self, packet: bytes) -> None:
-        payload = packet[self._header_length:]
+        payload = memoryview(packet)[self._header_length:]
         self._pieces.append(payload)
         self._length += len(payload)
         self._next_seq = (self._next_seq + len(payload)) & 0xFFFFFFFF
         self._last_flags = packet[33]
 
-    def _frame(self) -> bytes:
+    def _frame_parts(self) -> list:
         first = self._first
         if len(self._pieces) == 1:
-            return PLAIN_BYTES + first
+            return [PLAIN_BYTES, first]
         header_length = self._header_length
         total = header_length + self._length
         tcp_length = total - IPV4_HEADER
@@ -230,7 +251,7 @@ class Coalescer:
         self.super_segments += 1
         self.segments_joined += len(self._pieces)
         header = VnetHeader(NEEDS_CSUM, GSO_TCPV4, header_length, len(self._pieces[0]), IPV4_HEADER, TCP_CHECKSUM_OFFSET)
-        return b"".join((HEADER.pack(*header), ip, tcp, *self._pieces))
+        return [HEADER.pack(*header), ip, tcp, *self._pieces]
 
 
 def large_segment_frame(packet: bytes, mtu: int) -> bytes | None:
@@ -238,13 +259,19 @@ def large_segment_frame(packet: bytes, mtu: int) -> bytes | None:
     (TcpConfig.offload_segments): the kernel cuts it into pieces of the MTU minus its headers,
     which is the connection's segment size (the Stack allows such segments only then). None if
     the packet is not a TCP segment this link may hand over that way."""
+    parts = large_segment_parts(packet, mtu)
+    return None if parts is None else b"".join(parts)
+
+
+def large_segment_parts(packet: bytes, mtu: int) -> list | None:
+    """large_segment_frame as the buffers it is made of, the payload not copied (os.writev)."""
     if not _joinable(packet):
         return None
     header_length = IPV4_HEADER + (packet[32] >> 4) * 4
     src, dst = int.from_bytes(packet[12:16], "big"), int.from_bytes(packet[16:20], "big")
     partial = _fold(pseudo_header_sum(src, dst, TCP_PROTOCOL, len(packet) - IPV4_HEADER))
     header = VnetHeader(NEEDS_CSUM, GSO_TCPV4, header_length, mtu - header_length, IPV4_HEADER, TCP_CHECKSUM_OFFSET)
-    return b"".join((HEADER.pack(*header), packet[:36], partial.to_bytes(2, "big"), packet[38:]))
+    return [HEADER.pack(*header), packet[:36], partial.to_bytes(2, "big"), memoryview(packet)[38:]]
 
 
 def _joinable(packet: bytes) -> bool:
