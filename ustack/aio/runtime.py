@@ -493,8 +493,14 @@ class AsyncStack:
                 self._notify(now, "event", item)
 
     def _rearm_timer(self) -> None:
+        """Keep the one timer at or before the earliest deadline. A deadline that moved later
+        (the retransmission timer restarted by an ACK, as on nearly every round of a busy
+        connection) leaves the armed timer alone: it fires early, finds nothing due and is armed
+        again then. Moving it each time made a TimerHandle and left a cancelled one in asyncio's
+        heap per round."""
         deadline = _earliest(self.stack.next_deadline(), self.link.next_deadline())
-        if deadline == self._timer_deadline:
+        armed = self._timer_deadline
+        if deadline == armed or (deadline is not None and armed is not None and deadline > armed):
             return
         self._cancel_timer()
         if deadline is not None:
