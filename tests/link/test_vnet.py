@@ -256,3 +256,32 @@ def test_offload_on_and_off_deliver_the_same_bytes_in_fewer_packets(mtu):
     assert joined == plain == bytes(index * 7 & 0xFF for index in range(600_000))
     if mtu == 1500:
         assert joined_packets * 5 < plain_packets  # one parse per super-segment
+
+
+def test_a_run_ending_in_psh_or_fin_is_written_as_soon_as_that_piece_comes():
+    """A reply must not wait for the end of the round: the piece carrying PSH (or FIN) closes
+    its run, so add() returns the whole run at once; a lone PSH segment goes out plain."""
+    for last_flags in (ACK | PSH, ACK | FIN):
+        coalescer = Coalescer()
+        assert coalescer.add(segment(1000, 1000)) == []
+        frames = coalescer.add(segment(2000, 500, flags=last_flags))
+        assert len(frames) == 1 and coalescer.flush() == []
+        pieces = split_super_segment(frames[0])
+        assert [parse_packet(piece).tcp.flags for piece in pieces] == [ACK, last_flags]
+    coalescer = Coalescer()
+    lone = segment(1000, 64, flags=ACK | PSH)
+    assert coalescer.add(lone) == [build_vnet_header(VnetHeader()) + lone]
+    assert coalescer.flush() == []
+
+
+def test_a_frame_read_into_buffers_gives_the_same_packet_as_one_read_frame():
+    """packet_from_parts (the TUN link's readv path, the packet buffer reused and larger than the
+    packet) completes the partial checksum in place exactly as packet_from_kernel does."""
+    packet = segment(1000, 300)
+    header = build_vnet_header(VnetHeader(NEEDS_CSUM, GSO_NONE, 0, 0, 20, 16))
+    buffer = bytearray(b"\xee" * 2000)
+    buffer[:len(packet)] = partial(packet)
+    assert vnet.packet_from_parts(header, buffer, len(packet)) == packet == packet_from_kernel(header + partial(packet))
+    with pytest.raises(VnetDrop) as drop:
+        vnet.packet_from_parts(header[:4], buffer, len(packet))
+    assert drop.value.reason == "vnet_header_truncated"
