@@ -52,6 +52,7 @@ TCP_PROTOCOL = 6
 TCP_CHECKSUM_OFFSET = 16  # where the checksum sits in the TCP header
 ACK, PSH, FIN = 0x10, 0x08, 0x01
 LARGEST_IPV4_PACKET = 65535  # the 16-bit total length
+SMALL_PACKET = 2048  # up to this length, packet_from_parts copies by slicing (measured: faster)
 
 
 class VnetHeader(NamedTuple):
@@ -123,8 +124,10 @@ def packet_from_parts(header: bytes | bytearray, packet: bytearray, length: int)
         checksum = internet_checksum_of(packet, csum_start, length)
         packet[field] = checksum >> 8
         packet[field + 1] = checksum & 0xFF
+    if length <= SMALL_PACKET:
+        return bytes(packet[:length])  # two small copies cost less than making a memoryview
     with memoryview(packet) as view:
-        return bytes(view[:length])
+        return bytes(view[:length])  # one copy of up to 64 KB
 
 
 # ------------------------------------------------------------------------------------------------

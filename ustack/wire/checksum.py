@@ -28,8 +28,7 @@ def internet_checksum_of(buffer: bytes | bytearray, start: int, end: int) -> int
     into a preallocated bytearray, ustack/link/tun.py)."""
     if not 0 <= start <= end <= len(buffer):
         raise ValueError(f"{start}..{end} is not within a buffer of {len(buffer)} bytes")
-    with memoryview(buffer) as view, view[start:end] as part:
-        return lib.ustack_checksum(ffi.from_buffer(part), end - start)
+    return lib.ustack_checksum(ffi.from_buffer(buffer) + start, end - start)
 
 
 def checksum_add(partial_sum: int, data: bytes) -> int:
