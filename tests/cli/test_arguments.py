@@ -60,6 +60,7 @@ def run_ustack(*arguments: str) -> subprocess.CompletedProcess:
     (["serve", "--ladder", "web"], "port 'web' is not a whole number"),
     (["serve", "--backlog", "0"], "backlog 0 is outside 1..65535"),
     (["serve", "--syncookies", "maybe"], "invalid choice: 'maybe'"),
+    (["serve", "--fast-open", "0"], "Fast Open queue length 0 is outside 1..65535"),
     (["serve", "--synack-retries", "-1"], "retry count -1 is outside 0..20"),
     (["connect", "10.77.0.1", "80", "--ladder", "80"], "unrecognized arguments: 80"),
     (["serve", "--addr", "10.77.0.1"], "must be different addresses"),

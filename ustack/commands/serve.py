@@ -35,8 +35,8 @@ from pathlib import Path
 
 from ..network import UstackNetwork
 from ..tcp.config import SYNCOOKIE_MODES
-from .arguments import (add_ladder_arguments, add_network_arguments, add_web_arguments, backlog_value, path_value,
-                        port_value, retries_value)
+from .arguments import (add_ladder_arguments, add_network_arguments, add_web_arguments, backlog_value,
+                        fast_open_queue_value, path_value, port_value, retries_value)
 from .errors import CliError
 from .faults import describe_faults
 from .live import make_ladders, open_network, start_control_server, tcp_config
@@ -65,6 +65,9 @@ def register(subparsers) -> None:
                        help="SYN cookies when a SYN queue is full (auto, the default), never, or for every SYN")
     flood.add_argument("--synack-retries", metavar="N", type=retries_value, default=5,
                        help="SYN-ACK retransmissions before a half-open connection is dropped (default 5, as Linux)")
+    parser.add_argument("--fast-open", metavar="N", type=fast_open_queue_value, default=None,
+                        help="TCP Fast Open (RFC 7413) on every listener: data on SYNs with a valid cookie, "
+                             "at most N such connections waiting for their handshake per listener (off by default)")
     parser.add_argument("--workers", metavar="N", type=workers_value, default=1,
                         help="N processes, one per TUN queue, each with its own stack on the same ports "
                              "(one core each; default 1)")
@@ -205,6 +208,8 @@ async def _serve(args, network: UstackNetwork, ladders=None, output: ServeOutput
 
     services = _services(args)
     config = dataclasses.replace(tcp_config(args), syncookies=args.syncookies, synack_retries=args.synack_retries)
+    if args.fast_open:
+        config = dataclasses.replace(config, fast_open_server=True, fast_open_queue=args.fast_open)
     stack = network.make_stack(config, secret=None if place is None else place.secret)
     link = network.link if place is None else place.link
     async with AsyncStack(stack, link, control=False) as astack:

@@ -1,6 +1,7 @@
 """TCP options the scripts use that ustack.wire does not model: TCP Fast Open (RFC 7413).
 
-ustack's TcpOptions carries what ustack speaks (mss, wscale, sackOK, sack, TS). The Linux scripts
+ustack's TcpOptions carries what ustack speaks (mss, wscale, sackOK, sack, TS, and the Fast Open
+option on SYNs, which ustack.wire.codec reads and writes beside its C layer). The Linux scripts
 also put Fast Open cookies on SYNs, as kind 34 (`FO`, RFC 7413 4.1.1) or as the experimental
 kind 254 with magic 0xF989 (`FOEXP`, RFC 6994). For the kernel backend these are added to a packet
 ustack.wire built (`add_options`) and read back from what the kernel sent (`fast_open_option`).
@@ -16,10 +17,10 @@ import struct
 from ustack.conform.profile import Unsupported
 from ustack.conform.script import OptionSpec
 from ustack.wire.checksum import checksum_add, checksum_finish, internet_checksum, pseudo_header_sum
+from ustack.wire.codec import EXPERIMENTAL_KIND, FAST_OPEN_KIND, fast_open_option_bytes
+from ustack.wire.codec import FAST_OPEN_MAGIC as FAST_OPEN_MAGIC_BYTES
 
-FAST_OPEN_KIND = 34  # RFC 7413 4.1.1
-EXPERIMENTAL_KIND = 254  # RFC 6994: shared experimental option, told apart by its magic number
-FAST_OPEN_MAGIC = 0xF989
+FAST_OPEN_MAGIC = int.from_bytes(FAST_OPEN_MAGIC_BYTES, "big")
 NOP = 1
 MAXIMUM_OPTIONS = 40  # a 60-byte TCP header, RFC 9293 3.1
 
@@ -31,9 +32,7 @@ def fast_open_bytes(option: OptionSpec) -> bytes:
         cookie = bytes.fromhex(text)
     except ValueError:
         raise Unsupported(f"tcp option {option.name} {text}", "a cookie given by name, not in hex") from None
-    if option.name == "FO":
-        return bytes((FAST_OPEN_KIND, 2 + len(cookie))) + cookie
-    return bytes((EXPERIMENTAL_KIND, 4 + len(cookie))) + struct.pack("!H", FAST_OPEN_MAGIC) + cookie
+    return fast_open_option_bytes(cookie, option.name == "FOEXP")
 
 
 def add_options(packet: bytes, extra: bytes) -> bytes:
