@@ -1,6 +1,7 @@
 """The Internet checksum (RFC 1071), computed in C (csrc/checksum.c).
 
     internet_checksum(data)                  the 16-bit checksum of a whole buffer
+    internet_checksum_of(buffer, start, end) the same of buffer[start:end], without copying it out
     checksum_add(partial, data) / checksum_finish(partial)
                                              the same in pieces: each piece but the last must have
                                              an even length (RFC 1071 2(A): the words must line up)
@@ -13,7 +14,7 @@
 
 from __future__ import annotations
 
-from ._wire import lib
+from ._wire import ffi, lib
 
 
 def _as_bytes(data) -> bytes:
@@ -22,6 +23,14 @@ def _as_bytes(data) -> bytes:
 
 def internet_checksum(data: bytes) -> int:
     return lib.ustack_checksum(_as_bytes(data), len(data))
+
+
+def internet_checksum_of(buffer: bytes | bytearray, start: int, end: int) -> int:
+    """internet_checksum(buffer[start:end]) without the copy the slice would make (a packet read
+    into a preallocated bytearray, ustack/link/tun.py)."""
+    if not 0 <= start <= end <= len(buffer):
+        raise ValueError(f"{start}..{end} is not within a buffer of {len(buffer)} bytes")
+    return lib.ustack_checksum(ffi.from_buffer(buffer) + start, end - start)
 
 
 def checksum_add(partial_sum: int, data: bytes) -> int:
