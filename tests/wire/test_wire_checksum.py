@@ -6,6 +6,7 @@ import pytest
 from wire_packets import reference_checksum
 
 from ustack.wire import checksum_add, checksum_finish, checksum_update, internet_checksum, pseudo_header_sum
+from ustack.wire.checksum import internet_checksum_of
 
 
 def test_rfc1071_example():
@@ -103,3 +104,13 @@ def test_every_path_and_start_address_matches_the_reference(checksum_path, lengt
     base = ffi.from_buffer(blob)
     for offset in range(64):
         assert lib.ustack_checksum(base + offset, length) == reference_checksum(blob[offset : offset + length])
+
+
+def test_checksum_of_a_range_is_the_checksum_of_that_slice_without_copying_it():
+    buffer = bytearray(bytes(range(256)) * 4)
+    for start, end in [(0, 0), (0, 1024), (3, 51), (20, 1023), (1023, 1024)]:
+        assert internet_checksum_of(buffer, start, end) == internet_checksum(bytes(buffer[start:end]))
+    with pytest.raises(ValueError):
+        internet_checksum_of(buffer, 10, 1025)
+    with pytest.raises(ValueError):
+        internet_checksum_of(buffer, 11, 10)

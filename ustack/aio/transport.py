@@ -46,7 +46,9 @@ class Runtime(Protocol):
     stack: Any
 
     def poke(self, connection: Any) -> None: ...
+    def poke_later(self, connection: Any) -> None: ...
     def mark_dirty(self, transport: "TcpTransport") -> None: ...
+    def delivered(self) -> None: ...
     def forget(self, transport: "TcpTransport") -> None: ...
     def register(self, transport: "TcpTransport") -> None: ...
     def remove_server(self, server: Any, was_listening: bool) -> None: ...
@@ -69,9 +71,9 @@ class TcpTransport(asyncio.Transport):
         self._connection = connection
         self._protocol = protocol
         self._server = server
+        # peername and sockname are made when first asked for (get_extra_info): most
+        # connections never are, and their text costs more than the rest of this constructor.
         self._extra = {
-            "peername": _socket_address(connection.remote_address, connection.remote_port),
-            "sockname": _socket_address(connection.local_address, connection.local_port),
             "connection": connection,  # the core object, for snapshots and teaching tools
             "stack": runtime.stack,
         }
@@ -91,13 +93,19 @@ class TcpTransport(asyncio.Transport):
         self.open_waiter: asyncio.Future | None = None
 
     def __repr__(self) -> str:
-        peer = self._extra["peername"]
+        peer = self.get_extra_info("peername")
         return f"<TcpTransport {peer[0]}:{peer[1]} {self._connection.state.value}{' closing' if self._closing else ''}>"
 
     # ------------------------------------------------------------------------------------------
     # asyncio.BaseTransport
     # ------------------------------------------------------------------------------------------
     def get_extra_info(self, name: str, default: Any = None) -> Any:
+        if name == "peername" or name == "sockname":
+            if name not in self._extra:
+                connection = self._connection
+                self._extra["peername"] = _socket_address(connection.remote_address, connection.remote_port)
+                self._extra["sockname"] = _socket_address(connection.local_address, connection.local_port)
+            return self._extra[name]
         return self._extra.get(name, default)
 
     def reconfigure(self, **changes: Any) -> None:
@@ -267,9 +275,10 @@ class TcpTransport(asyncio.Transport):
                     return
                 continue
             data = connection.recv(READ_CHUNK, now)
-            self._runtime.poke(connection)  # taking data may open the window: a window update
+            self._runtime.poke_later(connection)  # taking data may open the window: a window update
             if not data:
                 break
+            self._runtime.delivered()
             try:
                 self._protocol.data_received(data)
             except Exception as exc:
@@ -302,8 +311,9 @@ class TcpTransport(asyncio.Transport):
             self._fatal_error(exc, "protocol.get_buffer() call failed")
             return False
         data = connection.recv(min(len(buffer), READ_CHUNK), now)
-        self._runtime.poke(connection)  # taking data may open the window: a window update
+        self._runtime.poke_later(connection)  # taking data may open the window: a window update
         buffer[:len(data)] = data
+        self._runtime.delivered()
         try:
             self._protocol.buffer_updated(len(data))
         except Exception as exc:

@@ -570,6 +570,7 @@ class Connection(SegmentArrival, AcknowledgementProcessing, RackProcessing, EcnP
             timers=self.timers.armed(),
             error=self.error,
             ecn=self.ecn is not None,
+            mss=self.send_mss,
         )
 
     def __repr__(self) -> str:

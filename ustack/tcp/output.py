@@ -83,6 +83,8 @@ class SegmentOutput:
                 self._emit_loss_probe(now, out)  # RFC 8985 7.3 (rack.py)
             if snd.max != sent_up_to and self.rack is not None:
                 self._rack_arm_probe(now)  # new data went out: RFC 8985 7.2 (rack.py)
+            # RFC 7661: whether the next ACKs find cwnd used is judged by this flight (base.py).
+            congestion.flight_after_send = seq_diff(snd.nxt, snd.una)
         if requested & KEEPALIVE_PROBE and snd.take_request(KEEPALIVE_PROBE):
             # RFC 1122 4.2.3.6: a segment the peer must acknowledge: SEQ = SND.NXT - 1, no data.
             out.append(self._build_segment(now, seq_add(snd.una, -1), ACK, b""))
@@ -286,6 +288,13 @@ class SegmentOutput:
         out.append(self._build_segment(now, seq, flags, payload))
         after = seq_add(seq, length + 1 if flags & FIN else length)
         self.snd.retransmitted(after, seq, now)  # Karn's rule (RFC 6298 3); RFC 6675 HighRxt
+        if seq == self.snd.una:
+            # The oldest segment went again: its ACK cannot come before one round trip from now,
+            # so the retransmission timer restarts, as Linux (tcp_xmit_retransmit_queue) and
+            # FreeBSD (tcp_input stops it before a fast retransmit) do. Else a timer armed by the
+            # last new ACK fires just before the ACK of the fast retransmission arrives whenever
+            # the RTO is close to the RTT (the 200 ms minimum on a 200 ms path).
+            self.timers.arm(RETRANSMIT_TIMER, now + self.rtt.rto)
         return after
 
     def _sack_recovery_output(self, now: float, out: list) -> int:

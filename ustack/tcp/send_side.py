@@ -363,6 +363,11 @@ class SendSide:
             data_end = buffer.end_seq
             released = buffer.acknowledge(ack if seq_le(ack, data_end) else data_end)
         self.una = ack
+        scoreboard = self._scoreboard
+        if scoreboard is not None and scoreboard.blocks:
+            # Blocks SND.UNA has passed say nothing any more: has_sacked must not count them (it
+            # would keep the tail loss probe from being armed, rack.py, long after recovery).
+            scoreboard.forget_below(ack)
         if seq_lt(self.nxt, ack):
             self.nxt = ack
             if seq_lt(self.max, ack):
