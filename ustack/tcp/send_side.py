@@ -397,6 +397,15 @@ class SendSide:
         self.retransmit_count += 1
         self.timed_seq = None
 
+    def forget_loss_recovery(self) -> None:
+        """Everything we sent is acknowledged for good (TIME-WAIT): the SACK scoreboard, the
+        last SACK blocks and RACK's send times have nothing left to describe."""
+        self._scoreboard = None
+        self.peer_sack_blocks = ()
+        self.recovery_retransmissions = ()
+        if self.sent_times is not None:
+            self.sent_times = None
+
     def go_back_after_timeout(self) -> None:
         """After a timeout with our SYN acknowledged: loss recovery starts over from SND.UNA.
         RFC 6582 3.2 step 4 (and RFC 6675 5.1) set "recover" to SND.MAX; the peer may have
