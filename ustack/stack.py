@@ -33,6 +33,7 @@ import ipaddress
 import operator
 import random
 from collections import Counter
+from itertools import repeat
 from typing import Iterable, NamedTuple
 
 from .reassembly import Ipv4Reassembly, Ipv6Reassembly, ReassemblyLimits
@@ -339,7 +340,8 @@ class Stack(Ipv6Side):
                 self._forget(connection)
             else:
                 self._arm(connection)
-        self.counters["packets_out"] += len(packets)
+        if packets:
+            self.counters["packets_out"] += len(packets)
         return packets
 
     def _fit_segmentation_offload(self, connection: Connection, now: float) -> None:
@@ -592,9 +594,12 @@ def counter_attributes(item: object) -> dict[str, Counter]:
             values = read_all(item)
         except AttributeError:  # a slot never assigned
             values = [getattr(item, name, None) for name in names]
-        for name, value in zip(names, values):
-            if isinstance(value, Counter):
-                found[name.lstrip("_")] = value
+        # Most objects hold no Counter yet (a connection makes `drops` at its first drop): one
+        # pass in C says whether any value is one before the loop in Python looks for it.
+        if any(map(isinstance, values, repeat(Counter))):
+            for name, value in zip(names, values):
+                if isinstance(value, Counter):
+                    found[name.lstrip("_")] = value
     return found
 
 

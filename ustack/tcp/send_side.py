@@ -280,16 +280,11 @@ class SendSide:
         """The entry at `index` was SACKed (rack.py)."""
         self.sent_times[index][3] |= SACKED
 
-    def forget_sent_times_below(self, una: int) -> None:
-        """Entries acknowledged cumulatively are of no more use."""
-        times = self.sent_times
-        count = 0
-        for entry in times:
-            if not seq_le(entry[1], una):
-                break
-            count += 1
+    def forget_first_sent_times(self, count: int) -> None:
+        """The first `count` entries were acknowledged cumulatively (rack.py counted them while
+        it went through them): they are of no more use."""
         if count:
-            del times[:count]
+            del self.sent_times[:count]
 
     def recovery_retransmission(self, start: int, after: int) -> None:
         """Remember a retransmission made in this recovery, with SND.NXT at the time (for
