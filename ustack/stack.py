@@ -12,13 +12,16 @@ The runtime (ustack/aio) owns the TUN fd and the clock; this file owns the table
 - a heap of timer deadlines, so finding the next deadline costs O(log n) and an idle stack with
   thousands of dead connections costs nothing (DESIGN.md rule 6). An entry names its connection
   by 4-tuple, not by reference: a connection that re-armed or finished leaves a stale entry (a
-  deadline and four ints), never itself, in the heap; and when stale entries outnumber live ones
-  the heap is rebuilt from the live deadlines alone, so it holds at most about twice as many
-  entries as there are armed connections. Pushes and pops stay O(log n); a rebuild costs O(n)
-  but comes only after n stale entries appeared, so it adds O(1) per push (amortized). (One
-  entry per connection would need a heap with decrease-key, which heapq lacks; weak references
-  would tie Connection to __weakref__.) Issue 12 measured ~60,000 finished connections pinned
-  by stale entries at 1,000 lifecycles per second (scripts/bench_lifecycles.py);
+  deadline and its 4-tuple), never itself, in the heap. Each armed connection's live entry is
+  also kept beside it (`_timer_entry`), so an entry that surfaces is live exactly when it is
+  that very tuple, a re-arm reuses the 4-tuple of the entry before, and once stale entries
+  number more than half the live ones the heap is rebuilt from the live entries alone (a copy
+  and a heapify, both in C): it holds at most about 1.5 times as many entries as there are
+  armed connections. Pushes and pops stay O(log n); a rebuild costs O(n) but comes only after
+  n/2 stale entries appeared, so it adds O(1) per push (amortized). (One entry per connection
+  would need a heap with decrease-key, which heapq lacks; weak references would tie Connection
+  to __weakref__.) Issue 12 measured ~60,000 finished connections pinned by stale entries at
+  1,000 lifecycles per second (scripts/bench_lifecycles.py);
 - drop counters by reason (DESIGN.md rule 8).
 
 Lookup order for an arriving TCP segment follows RFC 9293 3.10.7: a connection that matches the
@@ -72,10 +75,11 @@ INVALID_SOURCE_FIRST_OCTETS = frozenset({0, 127, *range(224, 256)})
 
 Address = int | bytes  # IPv4 as an int, IPv6 as 16 bytes
 ConnectionKey = tuple[Address, int, Address, int]  # (local address, local port, remote address, remote port)
+TimerEntry = tuple[float, bool, ConnectionKey]  # (deadline, is IPv6, 4-tuple): see the module docstring
 _SYN_ACK_RST = SYN | ACK | RST
 _MAY_OPEN = (SYN, ACK)  # of those three bits, what a segment that may open a connection has
 
-# Stale timer-heap entries tolerated beyond as many as there are live ones before a rebuild.
+# Stale timer-heap entries tolerated beyond half as many as there are live ones before a rebuild.
 HEAP_SLACK = 64
 
 
@@ -158,12 +162,12 @@ class Stack(Ipv6Side):
         self.unacceptable_ack_budget = PerSecondLimit(self.config.unacceptable_ack_limit)
         # Connections that may have something to send: touched by a packet, a user call or a timer.
         self._touched: dict[Connection, None] = {}
-        # (deadline, 4-tuple); an entry is live when that 4-tuple's connection is armed for
-        # exactly that deadline. Stale entries are skipped when they surface (module docstring).
         # (deadline, is IPv6, 4-tuple): the family flag orders equal deadlines of the two families,
-        # whose addresses (int and bytes) do not compare.
-        self._timer_heap: list[tuple[float, bool, ConnectionKey]] = []
-        self._armed_deadline: dict[Connection, float] = {}
+        # whose addresses (int and bytes) do not compare. An entry is live when it is the one
+        # `_timer_entry` holds for its 4-tuple's connection; stale entries are skipped when they
+        # surface (module docstring).
+        self._timer_heap: list[TimerEntry] = []
+        self._timer_entry: dict[Connection, TimerEntry] = {}
         self._control_replies: list[bytes] = []  # RSTs for unmatched segments, ICMP replies
         self._events: list[StackEvent] = []
         self._born_of: dict[Connection, Listener] = {}  # passive connections, for the listener's count
@@ -360,9 +364,10 @@ class Stack(Ipv6Side):
             reassembly_deadline = reassembly6_deadline if reassembly_deadline is None else min(reassembly_deadline, reassembly6_deadline)
         heap = self._timer_heap
         while heap:
-            deadline, _, key = heap[0]
-            connection = self.connections.get(key)
-            if connection is not None and self._armed_deadline.get(connection) == deadline:
+            entry = heap[0]
+            connection = self.connections.get(entry[2])
+            if connection is not None and self._timer_entry.get(connection) is entry:
+                deadline = entry[0]
                 return deadline if reassembly_deadline is None else min(deadline, reassembly_deadline)
             heapq.heappop(heap)  # stale: the connection re-armed or went away
         return reassembly_deadline
@@ -372,11 +377,11 @@ class Stack(Ipv6Side):
         self.reassembly6.on_timer(now)
         heap = self._timer_heap
         while heap and heap[0][0] <= now:
-            deadline, _, key = heapq.heappop(heap)
-            connection = self.connections.get(key)
-            if connection is None or self._armed_deadline.get(connection) != deadline:
+            entry = heapq.heappop(heap)
+            connection = self.connections.get(entry[2])
+            if connection is None or self._timer_entry.get(connection) is not entry:
                 continue
-            del self._armed_deadline[connection]
+            del self._timer_entry[connection]
             connection.on_timer(now)
             self._touch(connection)
 
@@ -394,21 +399,23 @@ class Stack(Ipv6Side):
         deadline where it was (a delayed ACK already armed, a TIME-WAIT running): then nothing
         is pushed."""
         deadline = connection.timers.next_deadline()
-        armed = self._armed_deadline
+        entries = self._timer_entry
+        entry = entries.get(connection)
         if deadline is None:
-            if armed:
-                armed.pop(connection, None)
-        elif armed.get(connection) != deadline:
-            armed[connection] = deadline
+            if entry is not None:
+                del entries[connection]
+        elif entry is None or entry[0] != deadline:
+            key = _key_of(connection) if entry is None else entry[2]  # one 4-tuple for all its entries
+            entry = entries[connection] = (deadline, type(connection.local_address) is bytes, key)
             heap = self._timer_heap
-            heapq.heappush(heap, (deadline, type(connection.local_address) is bytes, _key_of(connection)))
-            if len(heap) > 2 * len(armed) + HEAP_SLACK:
+            heapq.heappush(heap, entry)
+            live = len(entries)
+            if len(heap) > live + (live >> 1) + HEAP_SLACK:
                 self._compact_timer_heap()
 
     def _compact_timer_heap(self) -> None:
-        """Rebuild the heap from the live deadlines: every stale entry goes at once."""
-        self._timer_heap = [(deadline, type(connection.local_address) is bytes, _key_of(connection))
-                            for connection, deadline in self._armed_deadline.items()]
+        """Rebuild the heap from the live entries: every stale entry goes at once."""
+        self._timer_heap = list(self._timer_entry.values())
         heapq.heapify(self._timer_heap)
 
     def _forget(self, connection: Connection) -> None:
@@ -419,7 +426,7 @@ class Stack(Ipv6Side):
             for name, counter in counter_attributes(connection).items():
                 if counter:
                     self.ended_connection_counters.setdefault(name, Counter()).update(counter)
-        self._armed_deadline.pop(connection, None)
+        self._timer_entry.pop(connection, None)
         self._flow_labels.pop(connection, None)
         listener = self._born_of.pop(connection, None)
         if listener is not None:
