@@ -86,6 +86,9 @@ class Connection(SegmentArrival, AcknowledgementProcessing, RackProcessing, EcnP
         "_challenge_limit", "unacceptable_ack_budget", "_last_unacceptable_ack",
         "retransmission_timeouts", "_drops",
     )  # fmt: skip
+    # The slots above that hold a collections.Counter (or None until the first count), so that
+    # stack.counter_attributes, asked for every connection that ends, reads only these.
+    COUNTER_SLOTS = ("_drops",)
 
     # ------------------------------------------------------------------ creation (OPEN, 3.10.1)
     def __init__(
