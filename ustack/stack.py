@@ -387,11 +387,8 @@ class Stack(Ipv6Side):
     def _touch(self, connection: Connection) -> None:
         self._touched[connection] = None
         # Collect events as they happen, so a tracer can put a state change on the line of the
-        # packet (or the timer, or the user call) that caused it. (_collect_events, inlined: this
-        # runs for every segment.)
-        events = connection.events()
-        if events:
-            self._events.extend([StackEvent(connection, event) for event in events])
+        # packet (or the timer, or the user call) that caused it.
+        self._collect_events(connection)
 
     def _arm(self, connection: Connection) -> None:
         """Keep the heap's entry for `connection` at its next deadline. Most rounds leave the
