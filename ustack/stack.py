@@ -8,7 +8,10 @@ The runtime (ustack/aio) owns the TUN fd and the clock; this file owns the table
   IPv4 addresses are ints and IPv6 addresses 16-byte bytes, never equal to each other, so one
   table holds both families (ustack/wire/ipv6.py);
 - listeners, keyed by (local address, local port), where address 0 means "any of ours", of both
-  families, like a Linux AF_INET6 socket bound to :: with IPV6_V6ONLY off (RFC 3493 5.3);
+  families, like a Linux AF_INET6 socket bound to :: with IPV6_V6ONLY off (RFC 3493 5.3), and
+  our IPv4 or IPv6 address means that family only (also for 0.0.0.0 and a V6ONLY ::, since the
+  host has one address per family): so an IPv4 and an IPv6 listener can share a port, and the
+  lookup (the exact address, then 0) picks the one of the segment's family (listening_clash);
 - a heap of timer deadlines, so finding the next deadline costs O(log n) and an idle stack with
   thousands of dead connections costs nothing (DESIGN.md rule 6). An entry names its connection
   by 4-tuple, not by reference: a connection that re-armed or finished leaves a stale entry (a
@@ -462,14 +465,18 @@ class Stack(Ipv6Side):
         syn_queue_size: int | None = None,
         config: TcpConfig | None = None,
         max_connections: int | None = None,
+        any_address: bool = False,
     ) -> Listener:
         """Passive OPEN on `port`: `address` 0 listens on every address of ours, both families (a
-        dual-stack socket); our IPv4 or our IPv6 address listens on that family only.
+        dual-stack socket); our IPv4 or our IPv6 address listens on that family only. With
+        `any_address`, that address stands for its family's wildcard (0.0.0.0, or :: with
+        IPV6_V6ONLY): on this host, with one address per family, the same segments reach it, and
+        `ss` shows the wildcard. EADDRINUSE as listening_clash says.
         max_connections: the most connections from this listener that may exist at once (None:
         only the stack's limit); a SYN beyond it is dropped, counted."""
         if type(address) is bytes and address != self.address6:
             raise StackError(f"{address_text(address)} is not an address of this stack", _errno("EADDRNOTAVAIL"))
-        if (address, port) in self.listeners or (0, port) in self.listeners:
+        if self.listening_clash(address, port):
             raise StackError(f"port {port} is already listening", _errno("EADDRINUSE"))
         self._check_room()
         family_header = IPV6_HEADER_LENGTH if type(address) is bytes else 20
@@ -483,8 +490,21 @@ class Stack(Ipv6Side):
             syn_cookies=self.syn_cookies,
             max_connections=max_connections,
         )
+        if address == 0:
+            listener.listening_on = "*"
+        elif any_address:
+            listener.listening_on = "::" if type(address) is bytes else "0.0.0.0"
         self.listeners[(address, port)] = listener
         return listener
+
+    def listening_clash(self, address: Address, port: int) -> bool:
+        """Would a listener on (address, port) overlap one we have? As in Linux: the IPv4 and the
+        IPv6 (IPV6_V6ONLY) listener of a port may coexist, each seeing its family's segments; a
+        dual-stack one (address 0) overlaps both, so it clashes with either (EADDRINUSE)."""
+        listeners = self.listeners
+        if address == 0:
+            return (0, port) in listeners or (self.address, port) in listeners or (self.address6, port) in listeners
+        return (address, port) in listeners or (0, port) in listeners
 
     def close_listener(self, listener: Listener, now: float) -> None:
         """CLOSE of a listening socket (RFC 9293 3.10.4): its port takes no new connections, and

@@ -3,7 +3,11 @@ with the host's IPv6 address, and the 4-tuples asyncio gives. Two dual-stack hos
 
 from __future__ import annotations
 
+import json
+import os
 import socket
+import subprocess
+import sys
 from contextlib import asynccontextmanager
 
 import pytest
@@ -50,13 +54,13 @@ async def test_family_af_inet6_and_servers_on_ipv6_addresses(seed):
             writer.write(b"ping\n")
             assert await reader.readline() == b"ping\n"
             writer.close()
-        # The server on "::" takes IPv4 too (ustack's listeners are dual-stack); the one on B6 does not.
-        reader, writer = await a.open_connection(B_ADDRESS, 7, family=socket.AF_INET)
-        writer.write(b"four\n")
-        assert await reader.readline() == b"four\n"
-        writer.close()
-        with pytest.raises(ConnectionRefusedError):
-            await a.open_connection(B_ADDRESS, 8)
+        # As asyncio's create_server, which sets IPV6_V6ONLY on its AF_INET6 sockets: the server
+        # on "::" is IPv6 only, shown as ("::", port, 0, 0); neither takes IPv4.
+        assert any_server.sockets[0].getsockname() == ("::", 7, 0, 0)
+        assert any_server.sockets[0].family == socket.AF_INET6
+        for port in (7, 8):
+            with pytest.raises(ConnectionRefusedError):
+                await a.open_connection(B_ADDRESS, port)
         with pytest.raises(OSError) as raised:
             await a.open_connection(B6, 7, local_addr=("fd00:99::1", 0))
         assert raised.value.errno == 99  # EADDRNOTAVAIL: not one of A's addresses
@@ -64,3 +68,51 @@ async def test_family_af_inet6_and_servers_on_ipv6_addresses(seed):
             await a.open_connection(B6, 7, family=socket.AF_INET)
         any_server.close()
         own_server.close()
+
+
+async def servers_and_reach(start_server, open_connection, four: str, six: str) -> dict:
+    """For a server on each host ("::", "0.0.0.0", None): its sockets' names and families, and
+    whether a client reaches it over IPv4 (`four`) and over IPv6 (`six`). The same code for
+    asyncio's own servers (in KERNEL_SERVERS) and for ustack's."""
+    answers = {}
+    for port, host in ((7100, "::"), (7101, "0.0.0.0"), (7102, None)):
+        server = await start_server(echo, host, port)
+        reached = []
+        for peer in (four, six):
+            try:
+                _, writer = await open_connection(peer, port)
+                writer.close()
+                reached.append(True)
+            except OSError:
+                reached.append(False)
+        answers[str(host)] = {"sockets": sorted([list(s.getsockname()), int(s.family)] for s in server.sockets),
+                              "ipv4": reached[0], "ipv6": reached[1]}
+        server.close()
+    return answers
+
+
+# asyncio's own servers, in a private network namespace (unshare --net; loopback only), with this
+# process's import path so that it imports this module.
+KERNEL_SERVERS = r"""
+import asyncio, json, subprocess
+from test_asyncio_ipv6 import servers_and_reach
+subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
+print(json.dumps(asyncio.run(servers_and_reach(asyncio.start_server, asyncio.open_connection, "127.0.0.1", "::1"))))
+"""
+
+
+def test_servers_on_each_host_take_the_families_asyncio_servers_take(seed):
+    result = subprocess.run(["unshare", "--net", sys.executable, "-c", KERNEL_SERVERS],
+                            env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}, capture_output=True, text=True, timeout=30)
+    assert result.returncode == 0, f"the kernel's side failed (needs root for unshare --net): {result.stderr}"
+    kernel = json.loads(result.stdout)
+    # What asyncio does (base_events.create_server sets IPV6_V6ONLY on each AF_INET6 socket):
+    assert kernel["::"] == {"sockets": [[["::", 7100, 0, 0], socket.AF_INET6]], "ipv4": False, "ipv6": True}
+    assert kernel["None"]["ipv4"] and kernel["None"]["ipv6"] and len(kernel["None"]["sockets"]) == 2
+
+    @run_async
+    async def ours():
+        async with dual_stack_pair(seed) as (a, b):
+            return await servers_and_reach(b.start_server, a.open_connection, B_ADDRESS, B6)
+
+    assert ours() == kernel

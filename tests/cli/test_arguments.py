@@ -73,6 +73,12 @@ def run_ustack(*arguments: str) -> subprocess.CompletedProcess:
     (["serve", "--host-addr", "127.0.0.1/8"], "'127.0.0.1/8' is not a host's address: loopback never leaves"),
     (["serve", "--host-addr", "10.77.0.0/24"], "'10.77.0.0/24' is not a host's address: it is the network's own"),
     (["serve", "--host-addr", "10.77.0.255/24"], "is not a host's address: it is the network's own address or its"),
+    # The same checks for IPv6 (one function per argument, parametrised by family).
+    (["serve", "--host-addr6", "fd00:77::/64"], "'fd00:77::/64' is not a host's address: it is the network's own address (a"),
+    (["serve", "--host-addr6", "fd00:77::1/127"], "the prefix must leave room for two hosts (/126 or shorter)"),
+    (["serve", "--host-addr6", "fd00:77::1"], "needs a prefix length, like fd00:77::1/64"),
+    (["serve", "--addr6", "ff02::1"], "'ff02::1' is not a host's address: it is a multicast address"),
+    (["serve", "--addr6", "10.77.0.2"], "'10.77.0.2' is not an IPv6 address"),
     (["connect", "0.0.0.0", "80"], "argument HOST: '0.0.0.0' is not a host's address"),
     (["connect", "10.77.0.1"], "required"),
     (["connect", "10.77.0.1", "70000"], "port 70000 is outside 1..65535"),

@@ -242,3 +242,40 @@ def test_a_lab_scene_draws_its_connection_with_the_rules_notes_and_the_last_loss
     watch.start_scene(None, None)
     runtime.send(3.0, from_ustack("A", USTACK_ISN + 1, KERNEL_ISN + 11))
     assert len(ladder.arrows) == 5 and seen[-1] == ("out", False)
+
+
+def test_an_ipv6_connection_is_drawn_with_bracketed_endpoints_and_its_drops():
+    """`ustack serve --ladder` over IPv6: the same pipeline, 16-byte addresses, [address]:port."""
+    from scapy.layers.inet6 import IPv6
+
+    from ustack.wire import address6_value
+
+    kernel6, ustack6 = "fd00:77::1", "fd00:77::2"
+
+    def packet(src, dst, sport, dport, flags, seq, ack=0, payload=b""):
+        return bytes(IPv6(src=src, dst=dst, fl=next(_identification) & 0xFFFFF)
+                     / TCP(sport=sport, dport=dport, seq=seq, ack=ack, flags=flags) / payload)
+
+    output = io.StringIO()
+    ladders = LiveLadders(output=output)
+    runtime = Runtime(ladders)
+    runtime.connection = SimpleNamespace(local_address=address6_value(ustack6), local_port=80,
+                                         remote_address=address6_value(kernel6), remote_port=40000)
+    syn = packet(kernel6, ustack6, 40000, 80, "S", KERNEL_ISN)
+    syn_ack = packet(ustack6, kernel6, 80, 40000, "SA", USTACK_ISN, KERNEL_ISN + 1)
+    ack = packet(kernel6, ustack6, 40000, 80, "A", KERNEL_ISN + 1, USTACK_ISN + 1)
+    runtime.injector.drop_when(lambda sent: sent == syn_ack, direction="outbound")
+    runtime.arrive(0.0, syn)
+    runtime.state(0.0, State.CLOSED, State.LISTEN)
+    runtime.state(0.0, State.LISTEN, State.SYN_RECEIVED)
+    runtime.send(0.0, syn_ack)  # lost on the way out
+    runtime.send(1.0, packet(ustack6, kernel6, 80, 40000, "SA", USTACK_ISN, KERNEL_ISN + 1))
+    runtime.arrive(1.1, ack, changes={ack: [(State.SYN_RECEIVED, State.ESTABLISHED)]})
+    runtime.state(1.2, State.ESTABLISHED, State.CLOSED)
+    ladders.print_ended()
+    text = output.getvalue()
+    assert ladders.printed == 1
+    assert f"[{ustack6}]:80 (ustack) <-> [{kernel6}]:40000 (kernel), 4 segments" in text
+    ladder_kinds = [line for line in text.splitlines() if "dropped by a scripted rule" in line]
+    assert len(ladder_kinds) == 1  # the lost SYN-ACK, drawn as lost
+    assert "SYN-RECEIVED" in text and "ESTABLISHED" in text

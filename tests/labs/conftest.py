@@ -34,13 +34,14 @@ def require_lab_environment():
 
 @pytest.fixture
 def run_lab(require_lab_environment):
-    """run_lab(name) -> LabResult, running each lab at most once per session."""
+    """run_lab(name, ipv6=False) -> LabResult, running each lab (in each family) at most once per session."""
 
-    def run(name: str) -> labs.LabResult:
-        if name not in _results:
-            result = labs.run(name, labs.LabOptions())
+    def run(name: str, ipv6: bool = False) -> labs.LabResult:
+        key = f"{name} --ipv6" if ipv6 else name
+        if key not in _results:
+            result = labs.run(name, labs.LabOptions(ipv6=ipv6))
             assert not namespace_exists(result.namespace), f"{result.namespace} survived the lab"
-            _results[name] = result
-        return _results[name]
+            _results[key] = result
+        return _results[key]
 
     return run

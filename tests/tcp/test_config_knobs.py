@@ -210,6 +210,19 @@ def test_keepalive_switched_on_later_starts_the_idle_period_then():
     assert script.connection.timers_armed() == {}
 
 
+def test_the_send_buffer_can_grow_and_shrink_on_an_open_connection():
+    # SO_SNDBUF after connect: send() queues up to the new size from then on; data already
+    # queued beyond a smaller size stays and is sent.
+    script = established_with(send_buffer_size=1000, nagle=False)
+    connection = script.connection
+    assert connection.send(b"a" * 3000, script.now) == 1000
+    connection.reconfigure(script.now, send_buffer_size=4000)
+    assert connection.send(b"b" * 5000, script.now) == 3000
+    connection.reconfigure(script.now, send_buffer_size=500)
+    assert connection.send(b"c" * 100, script.now) == 0
+    assert connection.snd.queued == 4000
+
+
 def test_settings_that_shape_the_syn_cannot_change_on_an_open_connection():
     script = established()
     with pytest.raises(ValueError, match="mss"):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 from scapy.layers.inet import IP, TCP
+from scapy.layers.inet6 import IPv6
 from scapy.layers.l2 import Ether
 
 from ustack.trace.infer import build_ladder
@@ -39,7 +40,11 @@ class Conversation:
         acknowledge = self.received[side] if ack is None else ack
         (src, sport), (dst, dport) = self.addresses[side], self.addresses[peer]
         self.ip_id[side] += 1
-        packet = IP(src=src, dst=dst, id=self.ip_id[side] if ip_id is None else ip_id, flags="DF") / TCP(
+        if ":" in src:  # an IPv6 conversation: no identification, no DF (RFC 8200)
+            network = IPv6(src=src, dst=dst, fl=self.ip_id[side])
+        else:
+            network = IP(src=src, dst=dst, id=self.ip_id[side] if ip_id is None else ip_id, flags="DF")
+        packet = network / TCP(
             sport=sport, dport=dport, seq=start, ack=acknowledge if "A" in flags else 0, flags=flags,
             window=window, options=list(options)) / data
         length = len(data) + ("S" in flags) + ("F" in flags)

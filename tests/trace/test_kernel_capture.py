@@ -1,7 +1,8 @@
 """The ladder of a real kernel-to-kernel connection, captured by tcpdump.
 
 In a network namespace of its own (removed afterwards, also on failure), the test runs a Python
-client and server over the namespace's loopback while tcpdump writes what crosses `lo`: an
+client and server over the namespace's loopback (127.0.0.1, and ::1 for IPv6, whose ladder writes
+the endpoints [::1]:port) while tcpdump writes what crosses `lo`: an
 Ethernet pcap (link type 1, zero MAC addresses). The ladder must show the handshake, the data,
 both FINs and the client in TIME-WAIT: the kernel's behaviour, drawn by our inference.
 """
@@ -36,13 +37,14 @@ RESPONSE = b"hello yourself" * 10
 
 # Runs inside the namespace. The client closes first (it is the active closer); the server
 # closes when it has read the client's FIN. Everything is blocking: each step waits for the last.
+# HOST is the loopback address of the family under test (127.0.0.1 or ::1).
 CONVERSATION = f"""
 import socket
-server = socket.socket()
+server = socket.socket(socket.AF_INET6 if ":" in HOST else socket.AF_INET)
 server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-server.bind(("127.0.0.1", {PORT}))
+server.bind((HOST, {PORT}))
 server.listen(1)
-client = socket.create_connection(("127.0.0.1", {PORT}))
+client = socket.create_connection((HOST, {PORT}))
 connection, _ = server.accept()
 client.sendall({REQUEST!r})
 assert connection.recv(1000) == {REQUEST!r}
@@ -107,7 +109,9 @@ def capture_complete(path) -> bool:
     return False
 
 
-def test_ladder_of_a_kernel_to_kernel_connection(namespace, tmp_path):
+@pytest.mark.parametrize("host, server_name", [("127.0.0.1", f"127.0.0.1:{PORT}"), ("::1", f"[::1]:{PORT}")],
+                         ids=["ipv4", "ipv6"])
+def test_ladder_of_a_kernel_to_kernel_connection(namespace, tmp_path, host, server_name):
     pcap_path = tmp_path / "kernel.pcap"
     tcpdump = subprocess.Popen(
         ["ip", "netns", "exec", namespace, "tcpdump", "-i", "lo", "-n", "-U", "-w", str(pcap_path), f"tcp port {PORT}"],
@@ -117,7 +121,7 @@ def test_ladder_of_a_kernel_to_kernel_connection(namespace, tmp_path):
     try:
         wait_until_listening(tcpdump)
         talk = subprocess.run(
-            ["ip", "netns", "exec", namespace, sys.executable, "-c", CONVERSATION],
+            ["ip", "netns", "exec", namespace, sys.executable, "-c", f"HOST = {host!r}\n" + CONVERSATION],
             capture_output=True,
             timeout=DEADLINE_SECONDS,
         )
@@ -136,7 +140,7 @@ def test_ladder_of_a_kernel_to_kernel_connection(namespace, tmp_path):
     capture = read_capture(blob)
     assert not capture.skipped
     ladder = build_ladder(capture.observations, source=str(pcap_path))
-    assert ladder.right.name == f"127.0.0.1:{PORT}" and ladder.left.label == "client"
+    assert ladder.right.name == server_name and ladder.left.label == "client"
     arrows = ladder.arrows
     assert all(arrow.kind == NORMAL for arrow in arrows)  # loopback loses nothing
 
@@ -162,6 +166,6 @@ def test_ladder_of_a_kernel_to_kernel_connection(namespace, tmp_path):
     print(text)  # shown by pytest -s, and kept in the report on failure
     svg = ElementTree.fromstring(render_svg(ladder).encode())
     words = "".join("".join(element.itertext()) for element in svg.iter("{http://www.w3.org/2000/svg}text"))
-    assert f"127.0.0.1:{PORT}" in words and "TIME-WAIT" in words
+    assert server_name in words and "TIME-WAIT" in words
     mermaid = render_mermaid(ladder).splitlines()
     assert mermaid[0] == "sequenceDiagram" and sum("->>" in line for line in mermaid) == len(arrows)

@@ -52,9 +52,9 @@ def test_link_layers(linktype, frame):
     assert len(read_capture(pcap(linktype, frame)).observations) == 1
 
 
-def test_unknown_link_layer_and_not_ipv4():
+def test_unknown_link_layer_and_not_ip():
     assert ip_packet(147, SEGMENT) == "unsupported_linktype"
-    assert ip_packet(1, b"\0" * 12 + b"\x86\xdd" + SEGMENT) == "not_ipv4"
+    assert ip_packet(1, b"\0" * 12 + b"\x08\x06" + SEGMENT) == "not_ip"  # ARP
 
 
 def test_not_a_pcap():

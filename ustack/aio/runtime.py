@@ -229,22 +229,26 @@ class AsyncStack:
         `ssl`, `sock`, `reuse_port` and other families raise ValueError."""
         self._require_running()
         config = server_options(options, config, self.stack.config)
-        address = self._listening_address(host)
+        address, wildcards = self._listening_address(host)
         if port is None or port == 0:
             port = self.free_listening_port()
         _check_port(port)
-        if (0, port) in self.stack.listeners or (address, port) in self.stack.listeners or any(
+        if self.stack.listening_clash(address, port) or any(
             server.port == port and not server.is_serving() for server in self._servers
         ):
             raise os_error(errno.EADDRINUSE, f"port {port} is already listened on")
 
         def listen() -> Any:
             try:
-                return self.stack.listen(port, address=address, backlog=backlog, config=config)
+                return self.stack.listen(port, address=address, backlog=backlog, config=config,
+                                         any_address=bool(wildcards))
             except StackError as error:
                 raise os_error(error.errno, str(error)) from None
 
-        server = Server(self, listen, protocol_factory, _socket_address(address, port))
+        # What server.sockets shows, as asyncio's: one socket per address listened on, the
+        # wildcards as asyncio binds them ("0.0.0.0", and "::" with IPV6_V6ONLY).
+        names = [(wildcard, port) if wildcard == "0.0.0.0" else (wildcard, port, 0, 0) for wildcard in wildcards]
+        server = Server(self, listen, protocol_factory, names or [_socket_address(address, port)])
         if start_serving:
             server._start()
         self._servers.append(server)
@@ -281,16 +285,39 @@ class AsyncStack:
 
         return await self.create_server(factory, host, port, **options)
 
-    def _listening_address(self, host: str | list[str] | None) -> int | bytes:
-        """0 (any of ours, both families: "::" too, like a dual-stack socket) or one of this
-        stack's addresses, from create_server's `host`."""
+    def _listening_address(self, host: str | list[str] | None) -> tuple[int | bytes, list[str]]:
+        """Where create_server's `host` listens, as asyncio's create_server would: the stack's
+        address (0: every one of ours, both families), and the wildcards it stands for.
+
+        asyncio makes one socket per address of getaddrinfo(host, AI_PASSIVE) and sets
+        IPV6_V6ONLY on each AF_INET6 one (base_events.create_server): "0.0.0.0" takes IPv4 only,
+        "::" IPv6 only, and None or "" both (two sockets, 0.0.0.0 and ::). On this host, with one
+        address per family, a family's wildcard takes what its address takes; both families is
+        one dual-stack listener (address 0)."""
         hosts = [host] if host is None or isinstance(host, str) else list(host)
-        addresses = {0 if item in (None, "", "0.0.0.0", "::") else _parse_address(item) for item in hosts}
+        family_address = {"0.0.0.0": self.stack.address, "::": self.stack.address6}
+        if any(item in (None, "") for item in hosts):  # every address: both families
+            return 0, [wildcard for wildcard, address in family_address.items() if address is not None]
+        wildcards: list[str] = []
+        addresses: set[int | bytes] = set()
+        for item in hosts:
+            if item in family_address:
+                if family_address[item] is None:
+                    raise os_error(errno.EADDRNOTAVAIL, f"this stack has no address of {item}'s family")
+                wildcards.append(item)
+                addresses.add(family_address[item])
+            else:
+                addresses.add(_parse_address(item))
         for address in addresses:
-            if address not in (0, self.stack.address, self.stack.address6):
+            if address not in (self.stack.address, self.stack.address6):
                 raise os_error(errno.EADDRNOTAVAIL,
                                f"{address_text(address)} is not this stack's address ({address_text(self.stack.address)})")
-        return 0 if 0 in addresses or len(addresses) != 1 else addresses.pop()
+        wildcards = list(dict.fromkeys(wildcards))
+        if len(addresses) > 1:
+            return 0, wildcards
+        address = addresses.pop()
+        # A family's wildcard, or its one address named as such: shown as the wildcard only if asked.
+        return address, [w for w in wildcards if (w == "::") == (type(address) is bytes)]
 
     # ------------------------------------------------------------------------------------------
     # Looking in
@@ -561,6 +588,7 @@ def _listener_snapshot(listener: Any) -> ConnectionSnapshot:
         receive_queue=len(getattr(listener, "accept_queue", ())),
         timers={},
         error=None,
+        listening_on=getattr(listener, "listening_on", None),
     )
 
 

@@ -21,16 +21,17 @@ from .transport import Runtime, TcpTransport
 
 class ServerSocket:
     """What `Server.sockets` holds: the listening address, read like a socket's (ustack has no
-    kernel socket, so there is no file descriptor: fileno() is -1, as for a closed socket)."""
+    kernel socket, so there is no file descriptor: fileno() is -1, as for a closed socket).
+    An IPv6 address is a 4-tuple (host, port, flowinfo, scope_id) on an AF_INET6 socket."""
 
-    family = socket.AF_INET
     type = socket.SOCK_STREAM
     proto = socket.IPPROTO_TCP
 
-    def __init__(self, address: tuple[str, int]) -> None:
+    def __init__(self, address: tuple) -> None:
         self._address = address
+        self.family = socket.AF_INET6 if len(address) == 4 else socket.AF_INET
 
-    def getsockname(self) -> tuple[str, int]:
+    def getsockname(self) -> tuple:
         return self._address
 
     def fileno(self) -> int:
@@ -44,13 +45,16 @@ class Server:
     """A listening TCP server on a ustack AsyncStack, shaped like asyncio.Server."""
 
     def __init__(self, runtime: Runtime, listen: Callable[[], Any], protocol_factory: Callable[[], asyncio.BaseProtocol],
-                 address: tuple[str, int]) -> None:
+                 addresses: list[tuple]) -> None:
         self._runtime = runtime
         self._loop = runtime.loop
         self._listen = listen  # makes the core Listener (Stack.listen); called by start_serving
         self.listener: Any = None
-        self.address = address  # (host, port) as listened on; host "0.0.0.0" for any
-        self.port = address[1]
+        # The socket addresses listened on, as asyncio's sockets give them: ("0.0.0.0", port) and
+        # ("::", port, 0, 0) for the wildcards (both for host None), or the stack's own address.
+        self.addresses = addresses
+        self.address = addresses[0]
+        self.port = addresses[0][1]
         self._protocol_factory = protocol_factory
         self._serving = False
         self._ended = False  # close() was called
@@ -72,7 +76,7 @@ class Server:
     @property
     def sockets(self) -> tuple[ServerSocket, ...]:
         """One ServerSocket per listening address; empty once closed (as asyncio's)."""
-        return () if self._ended else (ServerSocket(self.address),)
+        return () if self._ended else tuple(ServerSocket(address) for address in self.addresses)
 
     def is_serving(self) -> bool:
         return self._serving

@@ -6,8 +6,10 @@ commands that run ustack on a TUN device (`serve`, `connect`), with ustack.netwo
 from __future__ import annotations
 
 import argparse
+import functools
 import ipaddress
 import os
+from typing import NamedTuple
 
 from ..network import DEFAULT_MTU, KERNEL_INTERFACE, KERNEL_INTERFACE6, TUN_NAME, USTACK_ADDRESS, USTACK_ADDRESS6
 from ..host_addresses import why_not_a_host_address
@@ -15,28 +17,54 @@ from .errors import CliError
 from .faults import add_fault_arguments
 
 
-def ipv4_address(text: str) -> str:
+class AddressFamily(NamedTuple):
+    """What the address arguments of one family say and check: its name, ipaddress's classes,
+    an example with a prefix, and the longest prefix that leaves room for two hosts (the kernel's
+    end of the TUN device and ustack's)."""
+
+    name: str
+    address: type
+    interface: type
+    example: str
+    longest_prefix: int
+
+
+IPV4 = AddressFamily("IPv4", ipaddress.IPv4Address, ipaddress.IPv4Interface, KERNEL_INTERFACE, 30)
+IPV6 = AddressFamily("IPv6", ipaddress.IPv6Address, ipaddress.IPv6Interface, KERNEL_INTERFACE6, 126)
+
+
+def host_address(family: AddressFamily, text: str) -> str:
+    """One host's address of `family` (--addr, --addr6, a HOST), in its usual spelling."""
     try:
-        address = ipaddress.IPv4Address(text)
+        address = family.address(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an IPv4 address") from None
+        raise argparse.ArgumentTypeError(f"{text!r} is not an {family.name} address") from None
     _require_host_address(text, address)
     return str(address)
 
 
-def ipv4_interface(text: str) -> str:
+def host_interface(family: AddressFamily, text: str) -> str:
+    """The kernel's address with its prefix (--host-addr, --host-addr6), like 10.77.0.1/24."""
     if "/" not in text:
-        raise argparse.ArgumentTypeError(f"{text!r} needs a prefix length, like {KERNEL_INTERFACE}")
+        raise argparse.ArgumentTypeError(f"{text!r} needs a prefix length, like {family.example}")
     try:
-        interface = ipaddress.IPv4Interface(text)
+        interface = family.interface(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an IPv4 address with a prefix (like {KERNEL_INTERFACE})") from None
-    if interface.network.prefixlen > 30:
-        raise argparse.ArgumentTypeError(f"{text!r}: the prefix must leave room for two hosts (/30 or shorter)")
+        raise argparse.ArgumentTypeError(f"{text!r} is not an {family.name} address with a prefix "
+                                         f"(like {family.example})") from None
+    if interface.network.prefixlen > family.longest_prefix:
+        raise argparse.ArgumentTypeError(f"{text!r}: the prefix must leave room for two hosts "
+                                         f"(/{family.longest_prefix} or shorter)")
     _require_host_address(text, interface.ip)
-    if interface.ip in (interface.network.network_address, interface.network.broadcast_address):
-        raise argparse.ArgumentTypeError(f"{text!r} is not a host's address: it is the network's own address or "
-                                         f"its broadcast address (a host's is like {KERNEL_INTERFACE})")
+    # The network's own address is no host's: IPv4's (RFC 1122 3.3.6) and IPv6's, the subnet-router
+    # anycast address (RFC 4291 2.6.1); nor is IPv4's broadcast address (IPv6 has none).
+    reserved = {interface.network.network_address}
+    if family is IPV4:
+        reserved.add(interface.network.broadcast_address)
+    if interface.ip in reserved:
+        what = "the network's own address or its broadcast address" if family is IPV4 else "the network's own address"
+        raise argparse.ArgumentTypeError(f"{text!r} is not a host's address: it is {what} "
+                                         f"(a host's is like {family.example})")
     return str(interface)
 
 
@@ -48,33 +76,16 @@ def _require_host_address(text: str, address: ipaddress.IPv4Address | ipaddress.
         raise argparse.ArgumentTypeError(f"{text!r} is not a host's address: {why}")
 
 
-def ipv6_address(text: str) -> str:
-    try:
-        address = ipaddress.IPv6Address(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an IPv6 address") from None
-    _require_host_address(text, address)
-    return str(address)
-
-
-def ipv6_interface(text: str) -> str:
-    if "/" not in text:
-        raise argparse.ArgumentTypeError(f"{text!r} needs a prefix length, like {KERNEL_INTERFACE6}")
-    try:
-        interface = ipaddress.IPv6Interface(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an IPv6 address with a prefix (like {KERNEL_INTERFACE6})") from None
-    if interface.network.prefixlen > 126:
-        raise argparse.ArgumentTypeError(f"{text!r}: the prefix must leave room for two hosts (/126 or shorter)")
-    _require_host_address(text, interface.ip)
-    return str(interface)
+# The argparse types: each family's pair, and any address (IPv6 when it has a colon).
+ipv4_address = functools.partial(host_address, IPV4)
+ipv6_address = functools.partial(host_address, IPV6)
+ipv4_interface = functools.partial(host_interface, IPV4)
+ipv6_interface = functools.partial(host_interface, IPV6)
 
 
 def ip_address(text: str) -> str:
     """An IPv4 or an IPv6 address (IPv6 when it has a colon), checked like --addr or --addr6."""
-    return ipv6_address(text) if ":" in text else ipv4_address(text)
-
-
+    return host_address(IPV6 if ":" in text else IPV4, text)
 
 
 def mtu_value(text: str) -> int:

@@ -1,8 +1,9 @@
-"""`ustack lab list` and `ustack lab NAME [--pcap FILE] [--svg FILE]`: the teaching labs.
+"""`ustack lab list` and `ustack lab NAME [--ipv6] [--pcap FILE] [--svg FILE]`: the teaching labs.
 
 Each lab creates its own network namespace (ust-lab-NAME-PID), runs ustack in this process
 against the kernel's TCP, shows one part of RFC 9293 happening, and removes everything at the
-end. See ustack/labs/ and docs/tutorial.md.
+end. With --ipv6 the same scenes run over the TUN device's IPv6 addresses. See ustack/labs/ and
+docs/tutorial.md.
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ def register(subparsers) -> None:
     parser.add_argument("--pcap", metavar="FILE", type=path_value,
                         help="keep the capture of the lab's traffic in FILE")
     parser.add_argument("--svg", metavar="FILE", type=path_value, help="also draw the (first) ladder as an SVG file")
+    parser.add_argument("--ipv6", action="store_true",
+                        help="run the lab over IPv6: ustack at fd00:77::2, the kernel at fd00:77::1 (default: IPv4)")
     parser.add_argument("--quiet", action="store_true", help="do not print each step as it happens (on stderr), only the report")
     add_web_arguments(parser)
     parser.set_defaults(run=run)
@@ -48,7 +51,7 @@ def run(args) -> int:
     log = None if args.quiet else (lambda line: print(line, file=sys.stderr, flush=True))
 
     def run_one(name: str, web=None) -> None:
-        options = labs.LabOptions(pcap=args.pcap, svg=args.svg, log=log, web=web)
+        options = labs.LabOptions(pcap=args.pcap, svg=args.svg, log=log, web=web, ipv6=args.ipv6)
         # SIGTERM behaves like Ctrl-C: the lab's namespace and processes are taken down either way.
         try:
             with sigterm_as_interrupt():

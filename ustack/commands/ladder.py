@@ -6,6 +6,7 @@ The states are inferred from the segments (a capture holds nothing else) and mar
     ustack ladder run.pcap --list                 # the connections: number, 4-tuple, packets, duration
     ustack ladder run.pcap --conn '#2'            # the second one (quoted: # starts a shell comment)
     ustack ladder run.pcap --conn 10.77.0.1:40000-10.77.0.2:80
+    ustack ladder run.pcap --conn '[fd00:77::1]:40000-[fd00:77::2]:80'
     ustack ladder run.pcap --conn 80              # the one with port 80 (refused if several have it)
     ustack ladder run.pcap --from 100 --to 200    # segments 100 to 200
     ustack ladder run.pcap --from 1.5s --to 2s    # the segments between 1.5 s and 2 s after its start
@@ -30,6 +31,7 @@ from ustack.trace.render_mermaid import render_mermaid
 from ustack.trace.render_svg import render_svg
 from ustack.trace.render_text import render_text
 from ustack.wire.ipv4 import address_text, address_value
+from ustack.wire.ipv6 import address6_value, endpoint_text
 from ustack.wire.pcap import read_records
 
 from .arguments import check_output_file, path_value, port_value
@@ -56,8 +58,14 @@ class RangeEnd(NamedTuple):
     seconds: float | None = None
 
 
-_ENDPOINT = r"(\d{1,3}(?:\.\d{1,3}){3}):(\d+)"
+# ADDRESS:PORT, an IPv6 address in brackets as ss writes it: [fd00:77::1]:40000
+_ENDPOINT = r"(\d{1,3}(?:\.\d{1,3}){3}|\[[0-9A-Fa-f:.]+\]):(\d+)"
 _FOUR_TUPLE = re.compile(rf"^{_ENDPOINT}\s*(?:-|,|\s|>|<->)\s*{_ENDPOINT}$")
+
+
+def _address(text: str) -> int | bytes:
+    """'10.77.0.1' as an int, '[fd00:77::1]' as 16 bytes: as parsed packets hold them."""
+    return address6_value(text[1:-1]) if text.startswith("[") else address_value(text)
 
 
 def connection_choice(text: str) -> ConnectionChoice:
@@ -69,8 +77,8 @@ def connection_choice(text: str) -> ConnectionChoice:
         return ConnectionChoice(number=int(number))
     if match := _FOUR_TUPLE.match(text):
         try:
-            one = (address_value(match.group(1)), port_value(match.group(2)))
-            other = (address_value(match.group(3)), port_value(match.group(4)))
+            one = (_address(match.group(1)), port_value(match.group(2)))
+            other = (_address(match.group(3)), port_value(match.group(4)))
         except (ValueError, OSError):
             raise argparse.ArgumentTypeError(f"{text!r} is not ADDRESS:PORT-ADDRESS:PORT") from None
         return ConnectionChoice(endpoints=(one, other))
@@ -218,7 +226,7 @@ def choose(connections, choice: ConnectionChoice | None, name: str):
         return connections[choice.number - 1]
     if choice.endpoints is not None:
         matching = [c for c in connections if c.has_endpoints(*choice.endpoints)]
-        what = "-".join(f"{address_text(a)}:{p}" for a, p in choice.endpoints)
+        what = "-".join(endpoint_text(address_text(a), p) for a, p in choice.endpoints)
     else:
         matching = [c for c in connections if c.has_port(choice.port)]
         what = f"port {choice.port}"

@@ -34,6 +34,7 @@ import sys
 from ..control import network_owner, run_directory, survey, worker_label
 from ..network import read_records
 from ..tcp.state import State
+from ..wire.ipv6 import endpoint_text
 from .errors import CliError
 from .ss_filter import SsFilter, linux_state_name
 
@@ -135,8 +136,13 @@ def describe(connection: dict, answer: dict, stack: dict | None = None) -> dict:
     local = _endpoint(connection, "local")
     remote = _endpoint(connection, "remote")
     listening = state is State.LISTEN
+    wildcard = connection.get("listening_on")
+    if listening and wildcard and local is not None:
+        # As Linux's ss: "*:80" for a dual-stack :: socket (IPV6_V6ONLY off), "0.0.0.0:80" and
+        # "[::]:80" for one family's wildcard.
+        local = endpoint_text(wildcard, local.rpartition(":")[2])
     if listening or remote is None:  # a listener has no peer: ss prints a wildcard
-        remote = "[::]:*" if (local or "").startswith("[") else "0.0.0.0:*"
+        remote = "[::]:*" if (local or "").startswith("[") else "*:*" if (local or "").startswith("*") else "0.0.0.0:*"
     stack = stack or {}
     process = f"{answer.get('program') or 'ustack'} pid={answer.get('pid', '?')}{worker_label(answer)}"
     if stack.get("namespace"):
@@ -149,7 +155,7 @@ def describe(connection: dict, answer: dict, stack: dict | None = None) -> dict:
         "linux_state": linux_state,
         "state": linux_state,
         "local": _address_and_port(local),
-        "remote": None if remote in ("0.0.0.0:*", "[::]:*") else _address_and_port(remote),
+        "remote": None if remote in ("0.0.0.0:*", "[::]:*", "*:*") else _address_and_port(remote),
         "cells": (linux_state, str(recv_q), str(send_q), local or "*:*", remote, process),
         "info": "" if listening else info_text(connection, answer.get("now")),
         "timers": timer_text(connection, answer.get("now")),
@@ -189,7 +195,7 @@ def _endpoint(connection: dict, side: str) -> str | None:
 
 def _host_port(address, port) -> str:
     """'10.77.0.2:80', or '[fd00:77::2]:80' for IPv6, as `ss -tan` prints them."""
-    return f"[{address}]:{port}" if ":" in str(address) else f"{address}:{port}"
+    return endpoint_text(str(address), port)
 
 
 def _first(connection: dict, *names: str, default=None):

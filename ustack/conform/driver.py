@@ -53,7 +53,7 @@ from ustack.conform.profile import (
     freebsd_receive_buffer,
     script_tolerances,
 )
-from ustack.conform.linux_profile import LINUX_DEFAULTS, LINUX_SEGMENTATION_OFFLOAD, apply_linux_sysctl, merge_offloaded
+from ustack.conform.linux_profile import LINUX_DEFAULTS, LINUX_SEGMENTATION_OFFLOAD, LINUX_TOLERANCES, apply_linux_sysctl, merge_offloaded
 from ustack.conform.result import FAIL, PASS, SKIPPED, Result
 from ustack.conform.script import CodeEvent, PacketEvent, Script, ShellEvent, SyscallEvent, scheduled_window
 from ustack.conform.shell import (
@@ -67,12 +67,15 @@ from ustack.conform.shell import (
     interpret_code,
     interpret_shell,
 )
+from ustack.conform.linux_calls import LinuxSocketTable
+from ustack.conform.tcp_info import run_code_block, ustack_tcp_info
 from ustack.conform.syscalls import Blocked, CallFailed, Outcome, SocketTable, check_outcome, errno_name
 from ustack.stack import Stack, StackError
 from ustack.tcp.config import TcpConfig
 from ustack.tcp.connection import Connection
 from ustack.tcp.isn import IsnGenerator
 from ustack.tcp.listener import Listener
+from ustack.tcp.options import TIMESTAMP_TICK_USECS
 from ustack.tcp.state import CLOSED, LISTEN, TIME_WAIT
 from ustack.wire import (
     IcmpMessage, Icmpv6Message, TcpSegment, WireError, build_icmp6_packet, build_icmp_packet, build_tcp_packet, parse_packet,
@@ -172,7 +175,7 @@ class Driver:
         self.linux = linux
         self.overrides: dict = dict(LINUX_DEFAULTS if self.linux else FREEBSD_DEFAULTS)
         apply_script_options(script.options, self.overrides)
-        self.table = SocketTable(self)
+        self.table = LinuxSocketTable(self) if linux else SocketTable(self)
         # The family is the script's (--ip_version): the same host, the other pair of addresses.
         self.ipv6 = script.options.get("ip_version") == "ipv6"
         self.local_address = LOCAL_ADDRESS6 if self.ipv6 else LOCAL_ADDRESS
@@ -195,6 +198,7 @@ class Driver:
         self.previous: object = None  # the previous event
         self.previous_time = 0.0  # its script time
         self.blocking_started: dict[int, float] = {}  # id(event) -> when a blocking call began
+        self.code_variables: dict = {}  # what the script's `%{ }%` blocks defined, for the later ones
 
     # -- the host interface the socket emulation uses --------------------------------------------
 
@@ -224,7 +228,7 @@ class Driver:
             connection = self.stack.connect(self.remote_address, REMOTE_PORT, now, config=config)
         except StackError as refused:
             raise CallFailed(errno_name(refused.errno)) from None
-        self.numbers[(connection.local_port, REMOTE_PORT)] = SequenceMap()
+        self.numbers[(connection.local_port, REMOTE_PORT)] = self._new_numbers()
         self.current_port = connection.local_port
         return connection
 
@@ -348,7 +352,15 @@ class Driver:
     def _numbers_for(self, key) -> SequenceMap:
         numbers = self.numbers.get(key)
         if numbers is None:
-            numbers = self.numbers[key] = SequenceMap()
+            numbers = self.numbers[key] = self._new_numbers()
+        return numbers
+
+    def _new_numbers(self) -> SequenceMap:
+        numbers = SequenceMap()
+        tick = self.script.options.get("tcp_ts_tick_usecs")
+        if tick is not None:  # check our TSvals, within the timing tolerance and a tick of each clock
+            numbers.ts_tick_usecs = int(tick)
+            numbers.ts_slack_usecs = round(self.tolerance * 1e6) + int(tick) + TIMESTAMP_TICK_USECS
         return numbers
 
     def _check_unexpected(self, before: float) -> None:
@@ -380,7 +392,8 @@ class Driver:
             )
         numbers = self._numbers_for(key)
         learn_from_outbound(event, segment, numbers)
-        mismatch = match_outbound(event, segment, numbers, MATCHER_TOLERANCES)
+        tolerances = MATCHER_TOLERANCES | LINUX_TOLERANCES.keys() if self.linux else MATCHER_TOLERANCES
+        mismatch = match_outbound(event, segment, numbers, tolerances)
         if mismatch is not None:
             raise ScriptFailed(event.line, mismatch.field, mismatch.reason, mismatch)
         for name, _ in event.ip_info:  # `>[ect0]`: the ECN field of the IP header (RFC 3168 5)
@@ -490,9 +503,9 @@ class Driver:
                 still.append((event, blocked))
             else:
                 self._check_returned(event, outcome, self.now)
-        returned = len(still) < len(self.blocked)
+        retried = bool(self.blocked)
         self.blocked = still
-        if returned:  # the call may have read data: a window update can be due (Stack.poke)
+        if retried:  # the call may have read or written data: a window update or data can be due (Stack.poke)
             self._poke_sockets()
             self._collect()
 
@@ -541,9 +554,18 @@ class Driver:
                     self.stack.poke(connection)
 
     def _code(self, event: CodeEvent) -> None:
-        check = interpret_code(event.code)
         port = self.current_port or BIND_PORT
         connection = self.connection_at(port)
+        if self.linux:  # Python against TCP_INFO, as packetdrill runs it (tcp_info.py)
+            listening = connection is None and (0, port) in self.stack.listeners
+            problem = run_code_block(
+                event.code, ustack_tcp_info(connection, listening), self.code_variables,
+                f"{self.script.path}:{event.line}", lambda text: self.warnings.append(f"line {event.line}: {text}"),
+            )
+            if problem:
+                raise ScriptFailed(event.line, "code", problem)
+            return
+        check = interpret_code(event.code)
         if isinstance(check, AssertState):
             if connection is not None:
                 state = connection.state

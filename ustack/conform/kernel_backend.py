@@ -62,6 +62,7 @@ from ustack.conform.parser import parse_file
 from ustack.conform.result import ERROR, FAIL, PASS, SKIPPED, Result
 from ustack.conform.script import CodeEvent, PacketEvent, Script, ShellEvent, SyscallEvent, scheduled_window
 from ustack.conform.syscalls import check_outcome
+from ustack.conform.tcp_info import TCP_INFO_NAMES  # the names a `%{ }%` block compares tcp_info with
 from ustack.link.tun import TUN_F_CSUM, TUN_F_TSO4, TUN_F_TSO6, TUN_F_TSO_ECN, TUNSETOFFLOAD
 from ustack.netns import Namespace, setup_tun_in_namespace
 from ustack.wire import IcmpMessage, TcpSegment, WireError, build_icmp_packet, build_tcp_packet, parse_packet
@@ -80,15 +81,6 @@ NONBLOCKING_CALL_LIMIT = 2.0
 MISSING_SEGMENT_WAIT = 0.5
 SHELL_TIMEOUT = 30.0
 SPIN_TIME = 0.002
-
-# The names a `%{ }%` block compares tcp_info with (include/net/tcp_states.h, uapi/linux/tcp.h).
-TCP_INFO_NAMES = {
-    "TCP_ESTABLISHED": 1, "TCP_SYN_SENT": 2, "TCP_SYN_RECV": 3, "TCP_FIN_WAIT1": 4, "TCP_FIN_WAIT2": 5,
-    "TCP_TIME_WAIT": 6, "TCP_CLOSE": 7, "TCP_CLOSE_WAIT": 8, "TCP_LAST_ACK": 9, "TCP_LISTEN": 10,
-    "TCP_CLOSING": 11, "TCP_CA_Open": 0, "TCP_CA_Disorder": 1, "TCP_CA_CWR": 2, "TCP_CA_Recovery": 3,
-    "TCP_CA_Loss": 4, "TCPI_OPT_TIMESTAMPS": 1, "TCPI_OPT_SACK": 2, "TCPI_OPT_WSCALE": 4,
-    "TCPI_OPT_ECN": 8, "TCPI_OPT_ECN_SEEN": 16, "TCPI_OPT_SYN_DATA": 32,
-}
 
 KERNEL_SCRIPT_OPTIONS = ("ip_version", "tolerance_usecs", "tolerance_percent", "mtu", "non_fatal",
                          "strict_segments", "local_ip", "remote_ip")

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 
 from ustack.conform.script import OptionSpec, PacketEvent
 from ustack.tcp.seq import seq_add, seq_diff
+from ustack.tcp.options import TIMESTAMP_TICK_USECS
 from ustack.wire.tcp import ACK, CWR, ECE, FIN, PSH, RST, SYN, URG, TcpOptions, TcpSegment, flags_text
 
 FLAG_BITS = {"F": FIN, "S": SYN, "R": RST, "P": PSH, ".": ACK, "U": URG, "E": ECE, "W": CWR, "C": CWR}
@@ -51,6 +52,11 @@ class SequenceMap:
     remote_offset: int = 0  # live remote number = script remote number + remote_offset
     timestamp_offset: int = 0  # our live TSval - the TS val the script wrote, on our last segment
     fin_seq: int | None = None  # the script-space sequence number of the FIN we sent, once matched
+    # --tcp_ts_tick_usecs: our TSvals are checked against the script's (packetdrill does, given the
+    # option): the script's tick, the slack allowed, and live minus script time of the first one.
+    ts_tick_usecs: int | None = None
+    ts_slack_usecs: int = 0
+    ts_base_usecs: int | None = None
     tolerances_used: list = field(default_factory=list)  # (tolerance name, what it let through)
 
     @property
@@ -162,6 +168,9 @@ def match_outbound(
     if "repeated_fin" in tolerances and _is_ack_for_repeated_fin(spec, segment, numbers):
         numbers.tolerances_used.append(("repeated_fin", shown))
         segment = segment._replace(flags=segment.flags | FIN, seq=seq_add(segment.seq, -1))
+    if "psh_policy" in tolerances and segment.payload and segment.flags ^ expected_flags == PSH:
+        numbers.tolerances_used.append(("psh_policy", shown))
+        segment = segment._replace(flags=expected_flags)
     seq = segment.seq if spec.seq_absolute else numbers.local_to_script(segment.seq)
     ack = numbers.remote_to_script(segment.ack) if segment.flags & ACK else segment.ack
 
@@ -189,9 +198,27 @@ def match_outbound(
             return mismatch("options", problem)
     script_ts = next((option for option in spec.options or () if option.name == "TS"), None)
     if script_ts is not None and script_ts.value[0] is not None and segment.options.timestamps:
+        problem = _check_tsval(segment.options.timestamps[0], script_ts.value[0], numbers)
+        if problem:
+            return mismatch("options", problem)
         numbers.timestamp_offset = seq_diff(segment.options.timestamps[0], script_ts.value[0])
     if segment.flags & FIN and numbers.fin_seq is None:
         numbers.fin_seq = seq_add(seq, len(segment.payload))
+    return None
+
+
+def _check_tsval(live: int, script: int, numbers: SequenceMap) -> str | None:
+    """--tcp_ts_tick_usecs: our TSval (ustack's clock ticks every TIMESTAMP_TICK_USECS) must have
+    moved on from the first one as far as the script's has, within the slack."""
+    if numbers.ts_tick_usecs is None:
+        return None  # tolerance "ts_val_unchecked"
+    elapsed = live * TIMESTAMP_TICK_USECS - script * numbers.ts_tick_usecs
+    if numbers.ts_base_usecs is None:
+        numbers.ts_base_usecs = elapsed
+        return None
+    if abs(elapsed - numbers.ts_base_usecs) > numbers.ts_slack_usecs:
+        expected = (script * numbers.ts_tick_usecs + numbers.ts_base_usecs) // TIMESTAMP_TICK_USECS
+        return f"TS val {live} where the script's clock gives {expected}"
     return None
 
 

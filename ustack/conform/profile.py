@@ -364,6 +364,7 @@ SCRIPT_OPTIONS = {
     "tolerance_usecs": "the timing tolerance (Script.tolerance)",
     "mtu": "the interface MTU: ustack's MSS becomes MTU - 40",
     "non_fatal": "`syscall`: a system call with an unexpected result is reported but does not fail the script",
+    "tcp_ts_tick_usecs": "the tick of the script's TS val clock: our TSvals are then checked (matcher.py)",
     "udp_encapsulation": "unsupported: ustack has no TCP over UDP",
     "tcp_md5_secret": "unsupported: ustack has no TCP MD5 signatures (RFC 2385)",
 }

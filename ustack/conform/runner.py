@@ -23,6 +23,7 @@ from ustack.conform.profile import DEFINES, FREEBSD, LINUX, SOCKET_OPTIONS, Unsu
 from ustack.conform.result import ERROR, FAIL, PASS, SKIPPED, Result
 from ustack.conform.script import CodeEvent, NameExpr, PacketEvent, Script, ShellEvent, SyscallEvent
 from ustack.conform.linux_profile import apply_linux_sysctl
+from ustack.conform.tcp_info import check_code_block
 from ustack.conform.shell import LinuxSysctls, SetSysctl, interpret_code, interpret_shell
 
 __all__ = ["ERROR", "FAIL", "PASS", "SKIPPED", "Result", "find_unsupported", "run_path", "run_script"]
@@ -30,11 +31,13 @@ __all__ = ["ERROR", "FAIL", "PASS", "SKIPPED", "Result", "find_unsupported", "ru
 # The system calls the emulation (syscalls.py) knows.
 SUPPORTED_SYSCALLS = frozenset(
     {"socket", "bind", "listen", "accept", "connect", "read", "write", "send", "recv", "close", "shutdown",
-     "fcntl", "getsockopt", "setsockopt", "poll"}
+     "fcntl", "getsockopt", "setsockopt", "poll",
+     # Linux only (linux_calls.py)
+     "sendto", "recvfrom", "sendmsg", "recvmsg", "ioctl", "epoll_create", "epoll_create1", "epoll_ctl", "epoll_wait"}
 )
 
 
-def find_unsupported(script: Script) -> tuple[Unsupported, int | None] | None:
+def find_unsupported(script: Script, profile: str = FREEBSD) -> tuple[Unsupported, int | None] | None:
     """The first thing in `script` that ustack cannot do, with its line; None if there is none."""
     overrides: dict = {}
     try:
@@ -43,13 +46,13 @@ def find_unsupported(script: Script) -> tuple[Unsupported, int | None] | None:
         return problem, None
     for event in script.events:
         try:
-            _check_event(event, overrides)
+            _check_event(event, overrides, profile)
         except Unsupported as problem:
             return problem, event.line
     return None
 
 
-def _check_event(event, overrides: dict) -> None:
+def _check_event(event, overrides: dict, profile: str = FREEBSD) -> None:
     if isinstance(event, ShellEvent):
         action = interpret_shell(event.command)
         if isinstance(action, SetSysctl):
@@ -58,7 +61,10 @@ def _check_event(event, overrides: dict) -> None:
             for name, value in action.settings:
                 apply_linux_sysctl(name, value, overrides)
     elif isinstance(event, CodeEvent):
-        interpret_code(event.code)
+        if profile == LINUX:  # Python against TCP_INFO (tcp_info.py)
+            check_code_block(event.code)
+        else:
+            interpret_code(event.code)
     elif isinstance(event, PacketEvent):
         _check_packet(event)
     elif isinstance(event, SyscallEvent):
@@ -92,7 +98,7 @@ def _check_syscall(event: SyscallEvent) -> None:
 def run_script(script: Script, profile: str = FREEBSD) -> Result:
     """Run a parsed script with the FREEBSD or LINUX profile (profile.py, linux_profile.py).
     Unsupported features make it "skipped" without running anything."""
-    found = find_unsupported(script)
+    found = find_unsupported(script, profile)
     if found is not None:
         problem, line = found
         return Result(script.path, SKIPPED, str(problem), line, key=problem.feature)

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from typing import Callable, NamedTuple
 
 from ustack.conform.profile import FREEBSD_RECEIVE_BUFFER_ROUNDING, SOCKET_OPTIONS, Unsupported, freebsd_receive_buffer
+from ustack.conform.linux_profile import linux_send_buffer
 from ustack.conform.script import (
     ArrayExpr,
     BinaryExpr,
@@ -69,6 +70,15 @@ CONSTANTS = {
     "POLLNVAL": 0x0020,
     "POLLRDNORM": 0x0040,
     "POLLWRNORM": 0x0004,
+    # Names only the Linux scripts use, with Linux's numbers (sys/epoll.h, linux/sockios.h,
+    # bits/socket.h), for linux_calls.py. MSG_EOR takes FreeBSD's 0x8, since Linux's 0x80 is
+    # FreeBSD's MSG_DONTWAIT above; the scripts name these flags, so only their distinctness matters.
+    "EPOLLIN": 0x001, "EPOLLPRI": 0x002, "EPOLLOUT": 0x004, "EPOLLERR": 0x008, "EPOLLHUP": 0x010,
+    "EPOLLRDNORM": 0x040, "EPOLLRDHUP": 0x2000, "EPOLLEXCLUSIVE": 1 << 28, "EPOLLONESHOT": 1 << 30,
+    "EPOLLET": 1 << 31, "EPOLL_CTL_ADD": 1, "EPOLL_CTL_DEL": 2, "EPOLL_CTL_MOD": 3,
+    "SIOCINQ": 0x541B, "FIONREAD": 0x541B, "SIOCOUTQ": 0x5411,
+    "MSG_EOR": 0x8, "MSG_NOSIGNAL": 0x4000, "MSG_MORE": 0x8000, "MSG_ERRQUEUE": 0x2000,
+    "MSG_ZEROCOPY": 0x4000000, "MSG_FASTOPEN": 0x20000000, "NULL": 0,
 }
 
 # Errno names that are one error under two names (on FreeBSD and on Linux).
@@ -150,6 +160,7 @@ class SocketTable:
     def __init__(self, host) -> None:
         self.host = host
         self.sockets: dict[int, FakeSocket] = {}
+        self.wanted_fd: int | None = None  # the descriptor the script expects the call to return
 
     # -- entry point ---------------------------------------------------------------------------
 
@@ -157,6 +168,9 @@ class SocketTable:
         handler = getattr(self, f"_{event.name}", None)
         if handler is None:
             raise Unsupported(f"syscall {event.name}", "not in syscalls.py")
+        # packetdrill maps the descriptor the script expects from socket() or accept() onto the one
+        # the system gives (run_system_call.c), so the script's number is the one it then uses.
+        self.wanted_fd = evaluate(event.result) if event.name in ("socket", "accept") else None
         try:
             return handler(event.args, now)
         except TcpCallError as refused:  # the core refuses the call in this state (RFC 9293 3.10)
@@ -185,7 +199,7 @@ class SocketTable:
     # -- socket, fcntl, options ------------------------------------------------------------------
 
     def _socket(self, args, now) -> Outcome:
-        fd = 3
+        fd = self.wanted_fd if self.wanted_fd is not None and self.wanted_fd >= 0 else 3
         while fd in self.sockets and not self.sockets[fd].closed:
             fd += 1
         self.sockets[fd] = FakeSocket(fd)
@@ -207,20 +221,19 @@ class SocketTable:
         if name not in SOCKET_OPTIONS:
             raise Unsupported(f"socket option {name}", "not in profile.SOCKET_OPTIONS")
         field_name, convert = SOCKET_OPTIONS[name][1:]
+        value = linger_value(args[3]) if name == "SO_LINGER" else evaluate(args[3])
+        if name == "SO_SNDBUF" and getattr(self.host, "linux", False):
+            value = linux_send_buffer(value)
         if (socket.connection is not None or socket.listener is not None) and field_name is not None:
-            # After connect/listen only what the core can change on an open connection (LIVE_SETTINGS).
-            if field_name not in LIVE_SETTINGS:
-                raise Unsupported(f"socket option {name} after connect/listen", "fixed once the connection exists")
-            value = evaluate(args[3])
-            value = convert(value) if convert else value
+            setting = convert(value) if convert else value
             if socket.connection is not None:
-                socket.connection.reconfigure(now, **{field_name: value})
+                # On an open connection only what the core can change there (LIVE_SETTINGS).
+                if field_name not in LIVE_SETTINGS:
+                    raise Unsupported(f"socket option {name} after connect", "fixed once the connection exists")
+                socket.connection.reconfigure(now, **{field_name: setting})
             else:  # a listener: the connections it makes from now on
-                socket.listener.config = dataclasses.replace(socket.listener.config, **{field_name: value})
-        if name == "SO_LINGER":
-            socket.options[name] = linger_value(args[3])
-        else:
-            socket.options[name] = evaluate(args[3])
+                socket.listener.config = dataclasses.replace(socket.listener.config, **{field_name: setting})
+        socket.options[name] = value
         return Outcome(0)
 
     def _getsockopt(self, args, now) -> Outcome:
@@ -371,9 +384,21 @@ class SocketTable:
         if error:
             return Outcome(-1, error)
         accepted = connection.send(bytes(length), now)
-        if accepted == 0 and length:
-            return Outcome(-1, "EAGAIN") if socket.nonblocking else Blocked(lambda now: None)
-        return Outcome(accepted)
+        if accepted == length or socket.nonblocking:
+            return Outcome(accepted) if accepted or not length else Outcome(-1, "EAGAIN")
+        # A blocking write returns once all of it is queued (or the connection fails): it waits
+        # for the send buffer to drain, writing what fits each time (POSIX write(2), sosend).
+        written = accepted
+
+        def attempt(now: float) -> Outcome | None:
+            nonlocal written
+            error = self._take_error(socket)
+            if error:
+                return Outcome(written) if written else Outcome(-1, error)
+            written += connection.send(bytes(length - written), now)
+            return Outcome(written) if written == length else None  # the driver pokes the host after
+
+        return Blocked(attempt)
 
     # -- poll ----------------------------------------------------------------------------------------
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import struct
 
+from ..link.predicates import tcp_offset_and_length
 from ..tcp.seq import seq_ge
 from ..trace.model import LOST, Arrow, Ladder
 from ..wire.tcp import FIN, SYN
@@ -16,10 +17,10 @@ def tcp_to_port(port: int, inner=None):
     """A predicate: TCP to destination port `port` (and inner(packet), if given)."""
 
     def matches(packet: bytes) -> bool:
-        if len(packet) < 24 or packet[9] != 6:
+        found = tcp_offset_and_length(packet)
+        if found is None:
             return False
-        header_length = (packet[0] & 0x0F) * 4
-        (destination,) = struct.unpack_from("!H", packet, header_length + 2)
+        (destination,) = struct.unpack_from("!H", packet, found[0] + 2)
         return destination == port and (inner is None or inner(packet))
 
     return matches

@@ -51,7 +51,7 @@ def run(options: LabOptions) -> "LabResult":  # noqa: F821
 async def scenario(lab: LabSession) -> str:
     lab.scene("Open, a little data, close", port=PORT)
     server = await lab.listen(PORT)
-    lab.step(f"ustack: listen on {lab.ustack_address}:{PORT}")
+    lab.step(f"ustack: listen on {lab.endpoint(lab.ustack_address, PORT)}")
     kernel = await lab.kernel_peer()
     reply = await kernel.call("connect", lab.ustack_address, PORT)
     lab.step(f"kernel: connect() from {reply['local']} returns: the handshake is complete on the kernel side")

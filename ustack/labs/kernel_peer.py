@@ -6,6 +6,7 @@ stdout, one line each way:
 
     listen 8000          ->  {"ok": true}
     accept               ->  {"ok": true, "peer": "10.77.0.2:40123"}   (blocks until a client)
+    (started with --ipv6, its sockets are AF_INET6: "peer": "[fd00:77::2]:40123")
     send 1000            ->  {"ok": true, "sent": 1000}
     recv 100 2.0         ->  {"ok": false, "error": "ECONNRESET", "text": "Connection reset by peer"}
 
@@ -27,15 +28,22 @@ import sys
 PATTERN = b"abcdefghijklmnopqrstuvwxyz0123456789"
 
 
+def endpoint(address: tuple) -> str:
+    """A socket address as ss writes it: 10.77.0.2:40123, [fd00:77::2]:40123."""
+    host, port = address[0], address[1]
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
 class Peer:
-    def __init__(self) -> None:
+    def __init__(self, family: int = socket.AF_INET) -> None:
+        self.family = family  # AF_INET6 with --ipv6: the lab runs over IPv6
         self.listener: socket.socket | None = None
         self.sock: socket.socket | None = None
         self.receive_buffer: int | None = None  # SO_RCVBUF to set before connect/listen
 
     # --- socket set-up ---------------------------------------------------------------------------
     def _new_socket(self) -> socket.socket:
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock = socket.socket(self.family, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         if self.receive_buffer is not None:
             # Before listen/connect, so the window scale offered on the SYN fits the small buffer.
@@ -50,7 +58,7 @@ class Peer:
 
     def do_listen(self, port: str, backlog: str = "16") -> dict:
         self.listener = self._new_socket()
-        self.listener.bind(("0.0.0.0", int(port)))
+        self.listener.bind(("::" if self.family == socket.AF_INET6 else "0.0.0.0", int(port)))
         self.listener.listen(int(backlog))
         return {}
 
@@ -58,7 +66,7 @@ class Peer:
         self.listener.settimeout(float(timeout))
         self.sock, peer = self.listener.accept()
         self.sock.settimeout(None)
-        return {"peer": f"{peer[0]}:{peer[1]}"}
+        return {"peer": endpoint(peer)}
 
     def do_close_listener(self) -> dict:
         if self.listener is not None:
@@ -72,7 +80,7 @@ class Peer:
         self.sock.connect((host, int(port)))
         self.sock.settimeout(None)
         local = self.sock.getsockname()
-        return {"local": f"{local[0]}:{local[1]}"}
+        return {"local": endpoint(local)}
 
     def do_nodelay(self) -> dict:
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -123,14 +131,18 @@ class Peer:
 
     # --- raw packets ---------------------------------------------------------------------------------
     def do_raw(self, *packets_in_hex: str) -> dict:
-        """Send whole IPv4 packets, given in hex, through a raw socket (IP_HDRINCL): the lab's way
-        to put packets with made-up source addresses on the wire, from inside the namespace."""
-        raw = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
+        """Send whole IP packets, given in hex, through a raw socket (IPPROTO_RAW: the header is
+        ours, for IPv4 and, on Linux, for IPv6 too): the lab's way to put packets with made-up
+        source addresses on the wire, from inside the namespace."""
+        raw = socket.socket(self.family, socket.SOCK_RAW, socket.IPPROTO_RAW)
         sent = 0
         try:
             for text in packets_in_hex:
                 packet = bytes.fromhex(text)
-                destination = socket.inet_ntoa(packet[16:20])
+                if self.family == socket.AF_INET6:
+                    destination = socket.inet_ntop(socket.AF_INET6, packet[24:40])
+                else:
+                    destination = socket.inet_ntoa(packet[16:20])
                 raw.sendto(packet, (destination, 0))
                 sent += 1
         finally:
@@ -165,7 +177,7 @@ def _error_reply(error: BaseException) -> dict:
 
 
 def main() -> int:
-    peer = Peer()
+    peer = Peer(socket.AF_INET6 if "--ipv6" in sys.argv[1:] else socket.AF_INET)
     for line in sys.stdin:
         words = line.split()
         if not words:

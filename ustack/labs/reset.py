@@ -75,7 +75,7 @@ def _resets(lab: LabSession, side: int) -> int:
 
 async def _no_listener(lab: LabSession) -> None:
     scene = lab.scene(f"curl to a ustack port with no listener ({CLOSED_PORT})", port=CLOSED_PORT)
-    url = f"http://{lab.ustack_address}:{CLOSED_PORT}/"
+    url = f"http://{lab.endpoint(lab.ustack_address, CLOSED_PORT)}/"
     result = await lab.run_in_namespace(["curl", "-sS", "--max-time", "5", url])
     message = (result.stderr or result.stdout).strip()
     lab.step(f"kernel: curl {url} exits with status {result.returncode}: {message}")

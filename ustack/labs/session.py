@@ -16,7 +16,8 @@ to watch them.
 What `run_lab` sets up, and takes down at the end whatever happens (error, Ctrl-C):
 
 - ustack.network's network in the namespace `ust-lab-<name>-<pid>`, with its defaults (the TUN
-  device `ustun0`, the kernel at 10.77.0.1, ustack answering as 10.77.0.2) and the link chain of
+  device `ustun0`, the kernel at 10.77.0.1 and fd00:77::1, ustack answering as 10.77.0.2 and
+  fd00:77::2; a lab talks over IPv4, or over IPv6 with LabOptions(ipv6=True)) and the link chain of
   ustack.labs.watch (FaultInjector, WireTap, Gate, PcapWriter with --pcap);
 - a Stack and its AsyncStack in this process, observed by the SceneWatch that draws the current
   scene's ladder with ustack's exact state changes;
@@ -39,11 +40,12 @@ from typing import Awaitable, Callable, NamedTuple
 from ..aio import AsyncStack
 from ..link import FaultInjector
 from ..netns import Namespace, stop_process
-from ..network import KERNEL_ADDRESS, TUN_NAME, USTACK_ADDRESS, NetworkSettings, UstackNetwork
+from ..network import KERNEL_ADDRESS, KERNEL_ADDRESS6, TUN_NAME, USTACK_ADDRESS, USTACK_ADDRESS6, NetworkSettings, UstackNetwork
 from ..stack import Stack
 from ..tcp import State, TcpConfig
 from ..trace import LadderRecorder, render_svg, render_text
 from ..wire.ipv4 import address_value
+from ..wire.ipv6 import address6_value, endpoint_text
 from .result import LabResult, Scene, SsSnapshot
 from .watch import Gate, SceneWatch
 
@@ -62,6 +64,18 @@ class LabOptions:
     log: Callable[[str], None] | None = None  # each step as it happens (the CLI prints them)
     seed: int = 1  # the FaultInjector's seed (labs script their drops; nothing is random)
     web: object | None = None  # a ustack.web.WebFeed to follow the lab (ustack lab --web)
+    ipv6: bool = False  # the same scenes over the TUN device's IPv6 addresses (ustack lab --ipv6)
+
+
+def lab_addresses(ipv6: bool) -> tuple[str, str]:
+    """(ustack's address, the kernel's) on the lab's TUN device, in the family the lab runs in:
+    the only place a lab picks them (ustack.network owns the defaults)."""
+    return (USTACK_ADDRESS6, KERNEL_ADDRESS6) if ipv6 else (USTACK_ADDRESS, KERNEL_ADDRESS)
+
+
+def address_of(text: str) -> int | bytes:
+    """An address as packets and the stack hold it: an int for IPv4, 16 bytes for IPv6."""
+    return address6_value(text) if ":" in text else address_value(text)
 
 
 class KernelPeer:
@@ -105,9 +119,11 @@ class LabSession:
         self.fault: FaultInjector = network.fault
         self.gate: Gate = network.gate
         self.watch = watch
-        self.kernel_address = KERNEL_ADDRESS
-        self._kernel_value = address_value(KERNEL_ADDRESS)
-        self.ustack_address = USTACK_ADDRESS
+        self.ipv6 = options.ipv6
+        # The addresses as text (for the kernel's calls, the steps, curl and nc) and as values.
+        self.ustack_address, self.kernel_address = lab_addresses(options.ipv6)
+        self.ustack_value = address_of(self.ustack_address)
+        self._kernel_value = self.kernel_value = address_of(self.kernel_address)
         self.scenes: list[Scene] = []
         self.setup: list[str] = []  # steps taken before the first scene
         self.events: list[tuple[float, object, object]] = []  # (time, connection, event) with the kernel
@@ -160,6 +176,15 @@ class LabSession:
         """The current scene's ladder so far (or as it was cut)."""
         self.watch.draw_lost()
         return self._recorder.ladder() if self._recorder is not None else self.current.ladder
+
+    def endpoint(self, address: str, port: object) -> str:
+        """'10.77.0.2:8000' or '[fd00:77::2]:8000', as ss writes it."""
+        return endpoint_text(address, port)
+
+    @property
+    def not_our_address_drops(self) -> int:
+        """Packets ustack dropped because they were for another address (of the lab's family)."""
+        return self.stack.drops["ipv6_not_our_address" if self.ipv6 else "ipv4_not_our_address"]
 
     def _log(self, text: str) -> None:
         if self.options.log is not None:
@@ -274,7 +299,7 @@ class LabSession:
     # --- the kernel's side ------------------------------------------------------------------------
     async def kernel_peer(self) -> KernelPeer:
         process = self.namespace.popen(
-            [sys.executable, "-u", str(KERNEL_PEER)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            [sys.executable, "-u", str(KERNEL_PEER), *(["--ipv6"] if self.ipv6 else [])], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL, text=True, bufsize=1)
         peer = KernelPeer(self, process, f"kernel peer {len(self._peers) + 1}")
         self._peers.append(peer)
@@ -296,12 +321,13 @@ class LabSession:
         """Raise the kernel's minimum retransmission timeout towards ustack (a route metric, in the
         namespace only), so the kernel does not retransmit while the lab holds its segments."""
         milliseconds = int(seconds * 1000)
-        result = await self.run_in_namespace(["ip", "route", "add", f"{self.ustack_address}/32", "dev", TUN_NAME,
-                                              "rto_min", f"{milliseconds}ms"])
+        family, host_prefix = (["-6"], 128) if self.ipv6 else ([], 32)
+        command = ["ip", *family, "route", "add", f"{self.ustack_address}/{host_prefix}", "dev", TUN_NAME,
+                   "rto_min", f"{milliseconds}ms"]
+        result = await self.run_in_namespace(command)
         if result.returncode != 0:
             raise LabError(f"cannot set rto_min in {self.namespace.name}: {result.stderr.strip()}")
-        self.step(f"kernel: ip route add {self.ustack_address}/32 dev {TUN_NAME} rto_min {milliseconds}ms "
-                  "(its retransmission timer waits at least that long)")
+        self.step(f"kernel: {' '.join(command)} (its retransmission timer waits at least that long)")
 
     async def kernel_ss(self, moment: str, arguments: tuple[str, ...] = ("-tano",)) -> SsSnapshot:
         """Run `ss` in the namespace now and keep what it printed in the current scene."""
@@ -456,7 +482,7 @@ def run_lab(name: str, summary: str, scenario: Scenario, options: LabOptions, co
     # our segments as one and answer it with one ACK (three duplicate ACKs would become one).
     settings = NetworkSettings(namespace=f"ust-lab-{name}-{os.getpid()}", pcap=options.pcap, faults=True,
                                seed=options.seed, offload=False)
-    watch = SceneWatch(address_value(USTACK_ADDRESS), address_value(KERNEL_ADDRESS))
+    watch = SceneWatch(*(address_of(address) for address in lab_addresses(options.ipv6)))
     network = UstackNetwork(settings, watch=watch, wire_layer=Gate)
     if options.web is not None:
         watch.followers.append(options.web)  # the web view: a second consumer of the same pipeline

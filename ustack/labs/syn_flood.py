@@ -2,8 +2,9 @@
 with half-open connections; what that does to a real client, and the defences.
 
 Everything stays in the lab's namespace: the spoofed sources are unused addresses of its own
-10.77.0.0/24, the SYN-ACKs sent to them go nowhere (the kernel does not forward; ustack drops
-packets not addressed to it, counted as ipv4_not_our_address).
+10.77.0.0/24 (fd00:77::/64 with --ipv6), the SYN-ACKs sent to them go nowhere (the kernel does not
+forward; ustack drops packets not addressed to it, counted as ipv4_not_our_address or
+ipv6_not_our_address).
 
 Scene 1, SYN cookies off: a raw socket in the namespace sends the burst to ustack. Its SYN queue
 (16 here) fills with SYN-RECEIVED entries, the rest of the burst is dropped, and so is the real
@@ -25,9 +26,9 @@ from ..tcp import TcpConfig
 from ..tcp.syn_cookies import MAX_AGE_SLOTS, MSS_TABLE, OPTION_BITS, SLOT_SECONDS, CookieFields, CookieOptions
 from ..trace import RIGHT
 from ..wire import build_tcp_packet, parse_packet
-from ..wire.ipv4 import address_value
+from ..wire.ipv4 import address_text
 from ..wire.tcp import ACK, SYN, TcpOptions, TcpSegment
-from .session import LabOptions, LabSession, run_lab
+from .session import LabOptions, LabSession, address_of, run_lab
 
 NAME = "syn-flood"
 SUMMARY = "spoofed SYNs fill the SYN queue (SYN-RECV piles up); queue limits and SYN cookies keep a real client served"
@@ -37,7 +38,7 @@ KERNEL_PORT = 9000
 FLOOD = 64  # SYNs in the burst: bounded, and only ever inside the namespace
 SYN_QUEUE = 16  # ustack's SYN queue for this lab
 KERNEL_BACKLOG = 8
-SPOOFED_FIRST_HOST = 100  # sources 10.77.0.100 .. 10.77.0.163: unused addresses of the lab's subnet
+SPOOFED_FIRST_HOST = 100  # sources 10.77.0.100 .. 10.77.0.163 (fd00:77::64 .. over IPv6): unused addresses
 SYNACK_RETRIES = 1
 INITIAL_RTO = 1.0
 # A half-open entry lasts the initial RTO, doubled after each retransmission, until ustack gives up.
@@ -90,16 +91,28 @@ def run(options: LabOptions) -> "LabResult":  # noqa: F821
     return run_lab(NAME, SUMMARY, scenario, options, config)
 
 
+def spoofed_source(lab: LabSession, number: int) -> int | bytes:
+    """The number-th made-up source: host SPOOFED_FIRST_HOST + number of the lab's subnet
+    (10.77.0.0/24, or fd00:77::/64 over IPv6), an address nobody has."""
+    host = SPOOFED_FIRST_HOST + number
+    if lab.ipv6:
+        return lab.kernel_value[:14] + host.to_bytes(2, "big")
+    return (lab.kernel_value & 0xFFFFFF00) | host
+
+
 def spoofed_syns(lab: LabSession, destination: str, port: int) -> list[bytes]:
     """FLOOD SYNs to destination:port from unused addresses of the lab's subnet."""
     packets = []
-    subnet = address_value(lab.kernel_address) & 0xFFFFFF00
+    mss = 1440 if lab.ipv6 else 1460  # what a host on a 1500-byte link offers (RFC 9293 3.7.1)
     for number in range(FLOOD):
-        source = subnet | (SPOOFED_FIRST_HOST + number)
         segment = TcpSegment(40000 + number, port, (number * 2654435761) & 0xFFFFFFFF, 0, SYN, 64240,
-                             options=TcpOptions(mss=1460))
-        packets.append(build_tcp_packet(source, address_value(destination), segment))
+                             options=TcpOptions(mss=mss))
+        packets.append(build_tcp_packet(spoofed_source(lab, number), address_of(destination), segment))
     return packets
+
+
+def spoofed_range(lab: LabSession) -> str:
+    return f"{address_text(spoofed_source(lab, 0))} .. {address_text(spoofed_source(lab, FLOOD - 1))}"
 
 
 async def scenario(lab: LabSession) -> str:
@@ -118,8 +131,7 @@ async def _flood_ustack(lab: LabSession) -> None:
     flooder = await lab.kernel_peer()
     packets = spoofed_syns(lab, lab.ustack_address, PORT)
     await flooder.call("raw", *(packet.hex() for packet in packets))
-    lab.step(f"namespace: a raw socket sends {FLOOD} SYNs from 10.77.0.{SPOOFED_FIRST_HOST}-"
-             f"{SPOOFED_FIRST_HOST + FLOOD - 1} (addresses nobody has)")
+    lab.step(f"namespace: a raw socket sends {FLOOD} SYNs from {spoofed_range(lab)} (addresses nobody has)")
     await lab.wait_for(lambda: len(listener.syn_queue) + listener.drops["syn_queue_full"] >= FLOOD,
                        "ustack to take in the burst")
     peak = len(listener.syn_queue)
@@ -140,7 +152,7 @@ async def _flood_ustack(lab: LabSession) -> None:
     client_syns = [a for a in lab.ladder().arrows if a.from_side == RIGHT and a.flags == SYN]
     scene.facts.update(syn_queue_peak=peak, flood_drops=flood_drops, client_wait=waited,
                        client_syns=len(client_syns), syn_queue_full=listener.drops["syn_queue_full"],
-                       not_ours=lab.stack.drops["ipv4_not_our_address"])
+                       not_ours=lab.not_our_address_drops)
     lab.note(f"Counters: SYN queue peak {peak}/{SYN_QUEUE}; SYNs dropped because it was full: "
              f"{listener.drops['syn_queue_full']} (the burst's and the real client's); SYN-ACKs to the spoofed "
              f"addresses came back to nobody. The real client sent its SYN {len(client_syns)} times and waited {waited:.3f} s.")
@@ -173,7 +185,7 @@ async def _flood_ustack_with_cookies(lab: LabSession) -> None:
     def watch(now: float, kind: str, packet) -> None:
         if kind == ">":
             parsed = parse_packet(packet)
-            if parsed.tcp is not None and parsed.tcp.flags == SYN | ACK and parsed.ip.dst == address_value(lab.kernel_address):
+            if parsed.tcp is not None and parsed.tcp.flags == SYN | ACK and parsed.ip.dst == lab.kernel_value:
                 syn_acks.append(parsed.tcp)
 
     lab.astack.add_observer(watch)
@@ -191,8 +203,8 @@ async def _flood_ustack_with_cookies(lab: LabSession) -> None:
              "straight into ESTABLISHED")
     await lab.kernel_ss("the real client served while the queue is still full", ("-tano", "state", "established"))
     syn_ack = syn_acks[0]
-    for line in explain_cookie(syn_ack.seq, syn_ack.options.timestamps, f"{lab.kernel_address}:{syn_ack.dst_port}",
-                               f"{lab.ustack_address}:{COOKIE_PORT}"):
+    for line in explain_cookie(syn_ack.seq, syn_ack.options.timestamps, lab.endpoint(lab.kernel_address, syn_ack.dst_port),
+                               lab.endpoint(lab.ustack_address, COOKIE_PORT)):
         lab.note(line)
     fields = CookieFields.of(syn_ack.seq)
     saved = CookieOptions.decode(syn_ack.options.timestamps[0]) if syn_ack.options.timestamps else None
@@ -247,10 +259,10 @@ async def _flood_kernel(lab: LabSession) -> None:
     kernel = await lab.kernel_peer()
     await kernel.call("listen", KERNEL_PORT, KERNEL_BACKLOG)
     lab.step(f"kernel: listen on port {KERNEL_PORT} with a backlog of {KERNEL_BACKLOG}")
-    before = lab.stack.drops["ipv4_not_our_address"]
+    before = lab.not_our_address_drops
     lab.inject(spoofed_syns(lab, lab.kernel_address, KERNEL_PORT))
     lab.step(f"the lab: {FLOOD} SYNs from the same spoofed addresses onto the wire, towards the kernel")
-    await lab.wait_for(lambda: lab.stack.drops["ipv4_not_our_address"] - before >= FLOOD,
+    await lab.wait_for(lambda: lab.not_our_address_drops - before >= FLOOD,
                        "the kernel to answer the burst (its SYN-ACKs go to the spoofed addresses)")
     snapshot = await lab.kernel_ss("after the burst: the kernel's SYN queue holds about its backlog's worth",
                                    ("-tan", "state", "syn-recv"))

@@ -73,7 +73,7 @@ async def _kernel_is_server(lab: LabSession) -> None:
     scene = lab.scene("ustack connects to the kernel; ustack's final ACK is lost", port=KERNEL_PORT)
     kernel = await lab.kernel_peer()
     await kernel.call("listen", KERNEL_PORT)
-    lab.step(f"kernel: listen on {lab.kernel_address}:{KERNEL_PORT}")
+    lab.step(f"kernel: listen on {lab.endpoint(lab.kernel_address, KERNEL_PORT)}")
     lab.drop(tcp_to_port(KERNEL_PORT, tcp_flags_equal(ACK)), LOST_ACKS, "outbound",
              "dropped by the lab: the handshake's ACK")
     lab.step(f"the lab: drop ustack's next {LOST_ACKS} pure ACKs to port {KERNEL_PORT}")
@@ -96,7 +96,7 @@ async def _kernel_is_server(lab: LabSession) -> None:
 async def _ustack_is_server(lab: LabSession) -> None:
     scene = lab.scene("the kernel connects to ustack; the kernel's final ACK is lost", port=USTACK_PORT)
     server = await lab.listen(USTACK_PORT)
-    lab.step(f"ustack: listen on {lab.ustack_address}:{USTACK_PORT}")
+    lab.step(f"ustack: listen on {lab.endpoint(lab.ustack_address, USTACK_PORT)}")
     lab.drop(tcp_to_port(USTACK_PORT, tcp_flags_equal(ACK)), LOST_ACKS, "inbound",
              "dropped by the lab: the handshake's ACK")
     lab.step(f"the lab: drop the kernel's next {LOST_ACKS} pure ACKs to port {USTACK_PORT}")

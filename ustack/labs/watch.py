@@ -32,14 +32,18 @@ class SceneWatch(WireWatch):
     sources, the SYN flood, keeps its ladder for the real conversation), and the state changes of
     the scene's connection: the first one with the scene's port on either side."""
 
-    def __init__(self, ustack_address: int, kernel_address: int) -> None:
+    def __init__(self, ustack_address: int | bytes, kernel_address: int | bytes) -> None:
         super().__init__()
         self.recorder = None  # a ustack.trace.LadderRecorder, or None between scenes
         self.port: int | None = None  # the scene's port
         self.connection = None  # the scene's core connection, once it reported a state change
         self._kernel_address = kernel_address
-        ustack, kernel = ustack_address.to_bytes(4, "big"), kernel_address.to_bytes(4, "big")
-        self._pairs = {ustack + kernel, kernel + ustack}  # source and destination, as in the IPv4 header
+        if type(kernel_address) is bytes:  # IPv6: 16-byte addresses at bytes 8..40 of the header
+            ustack, kernel, self._addresses = ustack_address, kernel_address, slice(8, 40)
+        else:  # IPv4: 4-byte addresses at bytes 12..20
+            ustack, kernel = ustack_address.to_bytes(4, "big"), kernel_address.to_bytes(4, "big")
+            self._addresses = slice(12, 20)
+        self._pairs = {ustack + kernel, kernel + ustack}  # source and destination, as in the IP header
         # Extra observers: listener(direction, packet, dropped) for each packet drawn.
         self.listeners: list = []
 
@@ -49,7 +53,7 @@ class SceneWatch(WireWatch):
         self.connection = None
 
     def _record(self, now: float, packet: bytes, direction: str, lost_note: str = "") -> None:
-        if bytes(packet[12:20]) not in self._pairs:
+        if bytes(packet[self._addresses]) not in self._pairs:
             return
         if self.recorder is not None:
             self.recorder.on_packet(now, packet, direction, dropped=bool(lost_note), note=lost_note)

@@ -18,17 +18,35 @@ Predicate = Callable[[bytes], bool]
 PROTOCOL_TCP = 6
 
 
-def tcp_flags_and_payload_length(packet: bytes) -> tuple[int, int] | None:
-    """(flags, payload length) of an unfragmented IPv4/TCP packet, else None."""
-    if len(packet) < 20 or packet[0] >> 4 != 4 or packet[9] != PROTOCOL_TCP:
+def tcp_offset_and_length(packet: bytes) -> tuple[int, int] | None:
+    """(where the TCP header starts, where the IP packet ends) of an unfragmented IPv4/TCP packet,
+    or of an IPv6 packet whose fixed header is followed by TCP (no extension headers, as TCP
+    from ustack and from the kernel is sent), else None."""
+    if len(packet) < 20:
+        return None
+    if packet[0] >> 4 == 6:
+        if len(packet) < 40 + 20 or packet[6] != PROTOCOL_TCP:
+            return None
+        (payload_length,) = struct.unpack_from("!H", packet, 4)
+        return 40, 40 + payload_length
+    if packet[0] >> 4 != 4 or packet[9] != PROTOCOL_TCP:
         return None
     header_length = (packet[0] & 0x0F) * 4
-    (total_length,) = struct.unpack_from("!H", packet, 2)
     if len(packet) < header_length + 20:
         return None
-    data_offset = (packet[header_length + 12] >> 4) * 4
-    flags = packet[header_length + 13]
-    return flags, max(total_length - header_length - data_offset, 0)
+    (total_length,) = struct.unpack_from("!H", packet, 2)
+    return header_length, total_length
+
+
+def tcp_flags_and_payload_length(packet: bytes) -> tuple[int, int] | None:
+    """(flags, payload length) of a TCP packet tcp_offset_and_length can read, else None."""
+    found = tcp_offset_and_length(packet)
+    if found is None:
+        return None
+    offset, end = found
+    data_offset = (packet[offset + 12] >> 4) * 4
+    flags = packet[offset + 13]
+    return flags, max(end - offset - data_offset, 0)
 
 
 def tcp_flags_equal(flags: int, with_data: bool = False) -> Predicate:

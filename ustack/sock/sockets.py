@@ -158,7 +158,7 @@ class Socket:
                 raise os_error(errno.EADDRNOTAVAIL, f"{host} is not this stack's address")
             if self._v6_only and type(value) is int and self.family == AF_INET6:
                 raise os_error(errno.EINVAL, "a v4-mapped address on an IPV6_V6ONLY socket")
-        if port and self.network.call(_as_coroutine(lambda: any(taken == port for (_, taken) in stack.listeners))):
+        if port and self.network.call(_as_coroutine(lambda: stack.listening_clash(self._listening_value(host), port))):
             raise os_error(errno.EADDRINUSE, f"port {port} is already in use")
         if port == 0:  # as the kernel: the port is chosen at bind(), so getsockname() tells it
             port = self.network.call(_as_coroutine(self.network.runtime.free_listening_port))
@@ -182,15 +182,28 @@ class Socket:
         return self._shown(self._stream.transport.get_extra_info("peername"))
 
     def _any_address(self) -> str:
-        """What a listener bound to the wildcard listens on: "" (both families) for an AF_INET6
-        socket without IPV6_V6ONLY; on a dual-stack host, only the family's own address otherwise,
-        as a kernel AF_INET socket never sees IPv6 (and a V6ONLY one never IPv4)."""
+        """What listen() on the wildcard asks create_server for, as the kernel's sockets behave:
+        an AF_INET socket takes IPv4 only ("0.0.0.0"), an AF_INET6 one with IPV6_V6ONLY IPv6 only
+        ("::"), one without both families (""). On a stack of one family, "" (all it has)."""
         stack = self.network.stack
         if stack.address is None or stack.address6 is None:
             return ""
         if self.family == AF_INET:
-            return address_text(stack.address)
-        return address6_text(stack.address6) if self._v6_only else ""
+            return "0.0.0.0"
+        return "::" if self._v6_only else ""
+
+    def _listening_value(self, host: str) -> int | bytes:
+        """The stack address a listener bound to `host` would have (0: both families), for
+        Stack.listening_clash, so bind() refuses the port as listen() would."""
+        stack = self.network.stack
+        host = host if host not in ("", "0.0.0.0") else self._any_address()
+        if host == "0.0.0.0":
+            return stack.address
+        if host == "::":
+            return stack.address6
+        if not host:
+            return 0
+        return address6_value(host) if ":" in host else address_value(host)
 
     def _shown(self, name: tuple) -> tuple:
         """An address as this socket's family shows it: on an AF_INET6 socket an IPv4 address

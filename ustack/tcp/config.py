@@ -258,5 +258,6 @@ class TcpConfig:
 # the estimators, and are fixed once the connection exists.
 LIVE_SETTINGS = frozenset(
     {"nagle", "keepalive", "keepalive_idle", "keepalive_interval", "keepalive_probes", "delayed_ack_timeout",
-     "offload_segments", "congestion_control"}  # congestion_control: TCP_CONGESTION
+     "offload_segments", "congestion_control",  # congestion_control: TCP_CONGESTION
+     "send_buffer_size"}  # SO_SNDBUF: how much send() may queue from now on
 )

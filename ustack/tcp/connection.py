@@ -364,6 +364,8 @@ class Connection(SegmentArrival, AcknowledgementProcessing, RackProcessing, EcnP
             algorithm = create_congestion_control(config.congestion_control, self.send_mss, config.initial_window_segments)
             algorithm.take_over(self.congestion)
             self.congestion = algorithm
+        if "send_buffer_size" in changes:  # SO_SNDBUF
+            self.snd.resize(config.send_buffer_size)
         keepalive_changed = any(name.startswith("keepalive") for name in changes)
         if keepalive_changed and (self.state is ESTABLISHED or self.state is CLOSE_WAIT):
             # Keepalive switched on, off or retimed: start the idle period again (RFC 1122 4.2.3.6).

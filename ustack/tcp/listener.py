@@ -55,6 +55,10 @@ class Listener(StateMachine):
         self.config = config
         self.local_address = local_address
         self.local_port = local_port
+        # How `ss` shows the address it listens on, set by the host that owns the listener:
+        # "*" for every address of both families (Linux's dual-stack `::` socket), "0.0.0.0" or
+        # "::" for a family's wildcard, None for the address itself. The core never reads it.
+        self.listening_on: str | None = None
         self.backlog = backlog
         self.syn_queue_size = syn_queue_size
         self.isn_generator = isn_generator or IsnGenerator()

@@ -31,6 +31,9 @@ def offered_window_shift(config: TcpConfig) -> int:
     return window_shift_for(config.receive_buffer_size)
 
 
+TIMESTAMP_TICK_USECS = 1000  # the tick of timestamp_value's clock, for those who compare with it
+
+
 def timestamp_value(now: float) -> int:
     """Our TSval: a 1 ms clock (RFC 7323 5.4 asks for 1 ms to 1 s per tick)."""
     return int(now * 1000) & TIMESTAMP_MASK

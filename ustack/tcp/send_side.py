@@ -105,6 +105,13 @@ class SendSide:
             buffer = self.buffer = SendBuffer(self.capacity, seq_add(self.iss, 1))
         return buffer
 
+    def resize(self, capacity: int) -> None:
+        """A new send buffer size (SO_SNDBUF on an open connection): what send() may queue from now
+        on; data already queued beyond a smaller size stays and is sent (send_buffer.py)."""
+        self.capacity = capacity
+        if self.buffer is not None:
+            self.buffer.capacity = capacity
+
     @property
     def end_seq(self) -> int:
         """The sequence number after the last byte written (our FIN's, once queued)."""

@@ -43,6 +43,7 @@ from typing import Iterable, NamedTuple
 from ustack.tcp.seq import seq_add, seq_ge, seq_le, seq_lt, seq_max
 from ustack.tcp.state import State
 from ustack.wire.ipv4 import Ipv4Header, address_text
+from ustack.wire.ipv6 import Ipv6Header, endpoint_text
 from ustack.wire.tcp import ACK, FIN, RST, SYN, TcpSegment
 
 from .model import (
@@ -64,7 +65,7 @@ class Observation(NamedTuple):
     """One TCP packet as seen at one point (a capture file, or a stack's link)."""
 
     time: float
-    ip: Ipv4Header
+    ip: Ipv4Header | Ipv6Header
     tcp: TcpSegment
     lost: bool = False  # known to have been dropped (by the live stack's fault injector)
     note: str = ""  # why, when known: 'dropped by FaultInjector'
@@ -74,7 +75,7 @@ class NoConnection(ValueError):
     """The packets hold no TCP connection (or none on the requested port)."""
 
 
-Address = tuple[int, int]  # (IPv4 address as int, port)
+Address = tuple[int | bytes, int]  # (IPv4 address as int or IPv6 address as 16 bytes, port)
 
 
 def _endpoints(observation: Observation) -> tuple[Address, Address]:
@@ -443,7 +444,8 @@ class ConnectionSummary(NamedTuple):
 
     @property
     def name(self) -> str:
-        return f"{address_text(self.active[0])}:{self.active[1]} > {address_text(self.passive[0])}:{self.passive[1]}"
+        return (f"{endpoint_text(address_text(self.active[0]), self.active[1])} > "
+                f"{endpoint_text(address_text(self.passive[0]), self.passive[1])}")
 
 
 def list_connections(observations: list[Observation]) -> list[ConnectionSummary]:

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 
 from ustack.tcp.seq import seq_add
 from ustack.tcp.state import State
+from ustack.wire.ipv6 import endpoint_text
 from ustack.wire.tcp import ACK, FIN, NO_OPTIONS, SYN, TcpOptions
 
 LEFT = 0
@@ -36,13 +37,14 @@ def other_side(side: int) -> int:
 
 @dataclass(frozen=True)
 class Endpoint:
-    address: str  # dotted quad, '10.77.0.2'
+    address: str  # as text: '10.77.0.2', or 'fd00:77::2' for IPv6
     port: int
     label: str = ""  # a role such as 'client', 'server', 'ustack', 'kernel'
 
     @property
     def name(self) -> str:
-        return f"{self.address}:{self.port}"
+        """'10.77.0.2:8000', '[fd00:77::2]:8000': as ss writes an endpoint."""
+        return endpoint_text(self.address, self.port)
 
     @property
     def title(self) -> str:

@@ -2,7 +2,7 @@
 
 The file format is `ustack.wire.pcap`'s business and each packet is parsed by
 `ustack.wire.parse_packet`; this module only strips the link-layer header in front of the IP
-packet and keeps the TCP segments. Packets that are not IPv4 TCP, or that fail to parse, are
+packet (IPv4 or IPv6) and keeps the TCP segments. Packets that are not TCP, or that fail to parse, are
 skipped and counted by a named reason (`Capture.skipped`), never silently.
 
 One exception to "fail to parse": a wrong checksum. A capture taken on the sending host holds
@@ -21,6 +21,7 @@ from typing import Callable, NamedTuple
 from ustack.wire.checksum import checksum_add, checksum_finish, internet_checksum, pseudo_header_sum
 from ustack.wire.errors import WireError
 from ustack.wire.ipv4 import PROTOCOL_TCP
+from ustack.wire.ipv6 import IPV6_HEADER_LENGTH
 from ustack.wire.pcap import read_records
 
 from .infer import Observation
@@ -31,14 +32,19 @@ LINKTYPE_ETHERNET = 1  # what tcpdump -i lo writes on Linux: 14 bytes of zero MA
 LINKTYPE_RAW = 101  # no link header at all: what ustack's PcapWriter writes for a TUN device
 LINKTYPE_LINUX_SLL = 113  # tcpdump -i any
 LINKTYPE_IPV4 = 228
+LINKTYPE_IPV6 = 229
 LINKTYPE_LINUX_SLL2 = 276
 
 CHECKSUM_REASONS = ("ipv4_bad_checksum", "tcp_bad_checksum")
 TCP_CHECKSUM_OFFSET = 16  # within the TCP header (RFC 9293 3.1)
 
 ETHERTYPE_IPV4 = 0x0800
+ETHERTYPE_IPV6 = 0x86DD
 ETHERTYPE_VLAN = 0x8100
-AF_INET = 2
+IP_ETHERTYPES = (struct.pack("!H", ETHERTYPE_IPV4), struct.pack("!H", ETHERTYPE_IPV6))
+# A BSD loopback header's address family: AF_INET is 2 everywhere; AF_INET6 is 10 on Linux, 24 on
+# NetBSD and OpenBSD, 28 on FreeBSD and 30 on macOS (the values libpcap's pcap/dlt.h lists).
+NULL_FAMILIES = (2, 10, 24, 28, 30)
 
 
 class Capture(NamedTuple):
@@ -48,29 +54,32 @@ class Capture(NamedTuple):
 
 
 def ip_packet(linktype: int, frame: bytes) -> bytes | str:
-    """The IPv4 packet inside one captured frame, or the name of the reason it has none."""
-    if linktype in (LINKTYPE_RAW, LINKTYPE_IPV4):
+    """The IP packet (IPv4 or IPv6) inside one captured frame, or the name of the reason it has none."""
+    if linktype in (LINKTYPE_RAW, LINKTYPE_IPV4, LINKTYPE_IPV6):
         return frame
     if linktype == LINKTYPE_ETHERNET:
         offset, ethertype = 14, frame[12:14]
         if ethertype == struct.pack("!H", ETHERTYPE_VLAN):  # 802.1Q tag: four more bytes
             offset, ethertype = 18, frame[16:18]
-        if ethertype != struct.pack("!H", ETHERTYPE_IPV4):
-            return "not_ipv4"
+        if ethertype not in IP_ETHERTYPES:
+            return "not_ip"
         return frame[offset:]
     if linktype == LINKTYPE_NULL:
-        if len(frame) < 4 or AF_INET not in struct.unpack("<I", frame[:4]) + struct.unpack(">I", frame[:4]):
-            return "not_ipv4"
+        if len(frame) < 4 or not {*struct.unpack("<I", frame[:4]), *struct.unpack(">I", frame[:4])} & set(NULL_FAMILIES):
+            return "not_ip"
         return frame[4:]
     if linktype == LINKTYPE_LINUX_SLL:
-        return frame[16:] if frame[14:16] == struct.pack("!H", ETHERTYPE_IPV4) else "not_ipv4"
+        return frame[16:] if frame[14:16] in IP_ETHERTYPES else "not_ip"
     if linktype == LINKTYPE_LINUX_SLL2:
-        return frame[20:] if frame[0:2] == struct.pack("!H", ETHERTYPE_IPV4) else "not_ipv4"
+        return frame[20:] if frame[0:2] in IP_ETHERTYPES else "not_ip"
     return "unsupported_linktype"
 
 
 def with_checksums_recomputed(packet: bytes) -> bytes:
-    """The packet with its IPv4 header checksum and TCP checksum set to their right values."""
+    """The packet with its checksums (IPv4 header, TCP) set to their right values. For IPv6, whose
+    header has no checksum, the TCP checksum of a packet without extension headers."""
+    if packet[:1] and packet[0] >> 4 == 6:
+        return _with_tcp6_checksum_recomputed(packet)
     if len(packet) < 20:
         return packet
     header_length = (packet[0] & 0x0F) * 4
@@ -88,6 +97,23 @@ def with_checksums_recomputed(packet: bytes) -> bytes:
         segment = bytes(fixed[segment_start:])
         partial = pseudo_header_sum(source, destination, PROTOCOL_TCP, len(segment))
         fixed[where : where + 2] = struct.pack("!H", checksum_finish(checksum_add(partial, segment)))
+    return bytes(fixed)
+
+
+def _with_tcp6_checksum_recomputed(packet: bytes) -> bytes:
+    # Only TCP right after the fixed header: a capture's offloaded checksums come from the sending
+    # host's own segments, which carry no extension headers.
+    if len(packet) < IPV6_HEADER_LENGTH + TCP_CHECKSUM_OFFSET + 2 or packet[6] != PROTOCOL_TCP:
+        return packet
+    payload_length = struct.unpack_from("!H", packet, 4)[0]
+    fixed = bytearray(packet[: IPV6_HEADER_LENGTH + payload_length])
+    where = IPV6_HEADER_LENGTH + TCP_CHECKSUM_OFFSET
+    fixed[where : where + 2] = b"\0\0"
+    segment = bytes(fixed[IPV6_HEADER_LENGTH:])
+    # RFC 8200 8.1: the pseudo-header is both addresses, the upper-layer length (32 bits), three
+    # zero bytes and the next header.
+    pseudo_header = bytes(fixed[8:40]) + struct.pack("!I3xB", len(segment), PROTOCOL_TCP)
+    fixed[where : where + 2] = struct.pack("!H", checksum_finish(checksum_add(checksum_add(0, pseudo_header), segment)))
     return bytes(fixed)
 
 

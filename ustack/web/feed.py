@@ -42,6 +42,7 @@ from ..trace.recorder import LOCAL, LadderRecorder
 from ..wire import parse_packet
 from ..wire.errors import WireError
 from ..wire.ipv4 import address_text
+from ..wire.ipv6 import endpoint_text as endpoint_text_of
 from ..wire.tcp import ACK, SYN
 from ..wire.text import format_packet
 
@@ -56,8 +57,9 @@ SAMPLE_INTERVAL = 0.5  # seconds between two snapshots of the connections
 OTHER = "other"  # the key of the packets of no connection
 
 
-def endpoint_text(address: int, port: int) -> str:
-    return f"{address_text(address)}:{port}"
+def endpoint_text(address: int | bytes, port: int) -> str:
+    """'10.77.0.2:80', '[fd00:77::2]:80' (as ss writes them: wire/ipv6.endpoint_text)."""
+    return endpoint_text_of(address_text(address), port)
 
 
 def base_key(local: tuple[int, int], remote: tuple[int, int]) -> str:

@@ -70,6 +70,12 @@ def address6_value(text: str) -> bytes:
     return ipaddress.IPv6Address(text).packed
 
 
+def endpoint_text(address: str, port: object) -> str:
+    """An address (as text) and a port as `ss` prints them: '10.77.0.2:80', and for IPv6 the
+    address in brackets, '[fd00:77::2]:80' (RFC 5952 6), since its colons would swallow the port."""
+    return f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
+
+
 def address6_text(value: bytes) -> str:
     """16 bytes -> the text inet_ntop (and so tcpdump and ss) prints: RFC 5952 form, the first of
     the longest runs of two or more zero groups shown as '::', and an IPv4 address in dotted form
