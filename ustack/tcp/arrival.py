@@ -96,9 +96,7 @@ class SegmentArrival:
         prediction" of Van Jacobson and BSD): the next in-order data segment, or a plain ACK of
         new data. Returns False, having changed nothing, when the segment needs the full
         processing of RFC 9293 3.10.7.4."""
-        # (rcv and snd are read once into locals: this runs for nearly every segment of a bulk
-        # transfer, and each attribute read costs as much as a comparison.)
-        rcv = self.rcv
+        rcv = self.rcv  # rcv and snd read once: this runs for nearly every segment of a bulk transfer
         rcv_nxt = rcv.nxt
         if segment.flags not in _ACK_OR_ACK_PSH or segment.seq != rcv_nxt:
             return False
