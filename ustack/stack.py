@@ -233,6 +233,13 @@ class Stack(Ipv6Side):
     def _receive_tcp(self, ip: Ipv4Header, segment: TcpSegment, now: float) -> None:
         key = (ip.dst, segment.dst_port, ip.src, segment.src_port)
         connection = self.connections.get(key)
+        if connection is not None and connection.is_finished:
+            # A timer closed it (TIME-WAIT's end) and the transmit() that forgets it has not run
+            # yet (the runtime reads packets first): a CLOSED connection has no TCB (RFC 9293
+            # 3.10.7.1), so the segment goes on as if it were gone, to a listener (a new SYN of
+            # the 4-tuple gets its SYN-ACK, not the CLOSED state's reset).
+            self._forget(connection)
+            connection = None
         if connection is not None:
             if ip.ecn == CE:
                 connection.congestion_experienced()  # RFC 3168 6.1.3: the IP header's news
