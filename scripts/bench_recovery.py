@@ -8,9 +8,10 @@ ustack's network (ustack/network.py) in a namespace named ust-rec-<pid>-<n>, alw
 end; no packet leaves it. The FaultInjector on ustack's TUN link makes the path: a rate limit of
 `--rate-mbit` (20 Mbit/s; the FaultInjector's limit is a token bucket that drops what exceeds it,
 a policer) and `--delay-ms` (20 ms) each way, and random loss of each `--losses` percentage each
-way. The TUN offloads are off (NetworkSettings.offload=False): with them, a 64 KB TSO/GRO packet
-would cross the FaultInjector as one packet and be lost as rarely as one MTU-sized packet, which is
-not the path being measured. Over it, for each loss rate and each algorithm:
+way, the same random sequence for each transfer's data (FaultInjector.reseed), so that both
+senders meet the same losses. The TUN offloads are off (NetworkSettings.offload=False): with
+them, a 64 KB TSO/GRO packet would cross the FaultInjector as one packet and be lost as rarely as
+one MTU-sized packet, which is not the path being measured. Over it, for each loss rate and each algorithm:
 
   (a) the kernel sends `--size-mb` MB to ustack (a Python client on the kernel's socket, to a sink
       on ustack): Linux's sender;
@@ -19,7 +20,13 @@ not the path being measured. Over it, for each loss rate and each algorithm:
 Both are timed by their receiver, from the first byte to the end of the stream, and the goodput
 (MB/s of data delivered) of each is printed with b/a: ustack's sender against Linux's on the same
 path (the issue's goal: at least 0.9). The RTOs are the sender's: the kernel's TcpExtTCPTimeouts
-(from /proc/net/netstat in the namespace) and ustack's connection.retransmission_timeouts.
+(from /proc/net/netstat in the namespace) and ustack's connection.retransmission_timeouts; beside
+them, each sender's retransmitted segments ("rexmit": the kernel's RetransSegs, ustack's
+connection.retransmissions), those the receiver reported as duplicates with a D-SACK ("dsack":
+retransmissions that were not needed; the kernel's TCPDSACKRecv in (a), TCPDSACKOldSent +
+TCPDSACKOfoSent in (b)),
+the packets of each direction's data that the rate limiter dropped ("policed": a sender's
+bursts beyond the bucket are lost on top of the random loss) and ustack's tail loss probes.
 
 The kernel's algorithm is set explicitly (the machine defaults to bbr) on each of its sockets
 with TCP_CONGESTION, and the sender's is read back and printed in the "kernel cc" column. (The
@@ -27,7 +34,10 @@ sysctl net.ipv4.tcp_congestion_control cannot name cubic inside a namespace here
 only default to an algorithm in the host's tcp_allowed_congestion_control, "reno bbr" on this
 machine, while a socket of a process with CAP_NET_ADMIN may use any available one.) ustack's is
 the same name (TcpConfig.congestion_control). net.ipv4.tcp_no_metrics_save=1 so that no row
-inherits the ssthresh of the one before.
+inherits the ssthresh of the one before. The receivers' windows are made alike: ustack's offers
+its 256 KB buffer from the start, and the kernel's receiver sets a large SO_RCVBUF (without it,
+Linux's receive autotuning starts near 64 KB, below the path's 100 KB bandwidth-delay product,
+and limited ustack's sender: b/a 0.84 -> 0.89 at 0.5 % loss, 0.89 -> 0.95 at 2 %, Reno, 5 MB).
 """
 
 from __future__ import annotations
@@ -73,9 +83,13 @@ print(connection.getsockopt(socket.IPPROTO_TCP, socket.TCP_CONGESTION, 16).rstri
 """
 KERNEL_RECEIVER = """
 import socket, sys, time
+RECEIVE_BUFFER = 4 << 20  # the kernel caps it at twice net.core.rmem_max
 address, port, algorithm = sys.argv[1], int(sys.argv[2]), sys.argv[3]
 connection = socket.socket()
 connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_CONGESTION, algorithm.encode())  # its ACKs only
+# A receive buffer fixed large from the start, as ustack's receiver in (a) offers (256 KB): Linux's
+# autotuning starts near 64 KB, under this path's BDP, and would limit ustack's sender early on.
+connection.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECEIVE_BUFFER)
 connection.settimeout(120)
 connection.connect((address, port))
 received, first = 0, None
@@ -119,12 +133,20 @@ async def namespace_output(network: UstackNetwork, *command: str) -> str:
     return out.decode()
 
 
-async def kernel_timeouts(network: UstackNetwork) -> int:
-    """TcpExtTCPTimeouts of the namespace (Linux counts per network namespace)."""
-    text = await namespace_output(network, "cat", "/proc/net/netstat")
-    lines = [line.split() for line in text.splitlines() if line.startswith("TcpExt:")]
-    names, values = lines[0], lines[1]
-    return int(values[names.index("TCPTimeouts")])
+async def kernel_counters(network: UstackNetwork) -> dict[str, int]:
+    """The namespace's TCP counters (Linux counts per network namespace): TcpExt from
+    /proc/net/netstat and Tcp from /proc/net/snmp, by name."""
+    counters = {}
+    for path in ("/proc/net/netstat", "/proc/net/snmp"):
+        lines = [line.split() for line in (await namespace_output(network, "cat", path)).splitlines()]
+        for names, values in zip(lines[::2], lines[1::2]):
+            if names[0] in ("TcpExt:", "Tcp:"):
+                counters.update(zip(names[1:], (int(value) for value in values[1:])))
+    return counters
+
+
+def counted(before: dict, after: dict, name: str) -> int:
+    return after[name] - before[name]
 
 
 async def one_path(network: UstackNetwork, algorithm: str, size: int) -> dict:
@@ -164,7 +186,13 @@ async def one_path(network: UstackNetwork, algorithm: str, size: int) -> dict:
     async with AsyncStack(stack, network.link) as astack:
         servers = [await astack.start_server(sink, port=SINK_PORT), await astack.start_server(source, port=SOURCE_PORT)]
         try:
-            before = await kernel_timeouts(network)
+            counters = network.fault.counters
+            # The same random losses for both senders' data (and for both receivers' ACKs): each
+            # transfer starts its data's direction on the "data" stream of the seed.
+            network.fault.reseed("inbound", "data")
+            network.fault.reseed("outbound", "acks")
+            policed_before = policed(counters)
+            before = await kernel_counters(network)
             kernel_algorithm = await kernel_program(network, KERNEL_SENDER, USTACK_ADDRESS, str(SINK_PORT), str(size),
                                                     algorithm)
             figures["kernel_algorithm"] = kernel_algorithm.strip()
@@ -174,7 +202,16 @@ async def one_path(network: UstackNetwork, algorithm: str, size: int) -> dict:
             if received != size:
                 raise BenchError(f"ustack received {received} of {size} bytes")
             figures["a_goodput"] = received / elapsed / MEGABYTE
-            figures["a_rtos"] = await kernel_timeouts(network) - before
+            after_a = await kernel_counters(network)
+            figures["a_rtos"] = counted(before, after_a, "TCPTimeouts")
+            figures["a_retransmissions"] = counted(before, after_a, "RetransSegs")
+            # D-SACKs the kernel's sender got from ustack: its retransmissions that were not needed.
+            figures["a_spurious"] = counted(before, after_a, "TCPDSACKRecv")
+            policed_after_a = policed(counters)
+            # The data of (a) goes in to ustack (inbound), of (b) out from it (outbound).
+            figures["a_policed"] = policed_after_a[0] - policed_before[0]
+            network.fault.reseed("outbound", "data")
+            network.fault.reseed("inbound", "acks")
             output = await kernel_program(network, KERNEL_RECEIVER, USTACK_ADDRESS, str(SOURCE_PORT), algorithm)
             received_text, elapsed_text = output.split()
             if int(received_text) != size:
@@ -182,10 +219,23 @@ async def one_path(network: UstackNetwork, algorithm: str, size: int) -> dict:
             figures["b_goodput"] = size / float(elapsed_text) / MEGABYTE
             figures["b_rtos"] = sum(connection.retransmission_timeouts for connection in source_connections)
             figures["b_retransmissions"] = sum(connection.retransmissions for connection in source_connections)
+            # D-SACKs the kernel's receiver sent: data ustack's sender sent twice without need.
+            after_b = await kernel_counters(network)
+            figures["b_spurious"] = (counted(after_a, after_b, "TCPDSACKOldSent")
+                                     + counted(after_a, after_b, "TCPDSACKOfoSent"))
+            figures["b_policed"] = policed(counters)[1] - policed_after_a[1]
+            figures["b_probes"] = sum(connection.rack.probes_sent for connection in source_connections
+                                      if connection.rack is not None)
         finally:
             for server in servers:
                 server.close()
     return figures
+
+
+def policed(counters) -> tuple[int, int]:
+    """Packets the rate limiter (a policer) dropped so far: (inbound, outbound). A sender whose
+    bursts exceed the bucket loses more than the random loss rate."""
+    return counters["dropped_inbound_rate_limited"], counters["dropped_outbound_rate_limited"]
 
 
 def run(args) -> list[tuple]:
@@ -202,20 +252,25 @@ def run(args) -> list[tuple]:
                 figures = asyncio.run(one_path(network, algorithm, int(args.size_mb * MEGABYTE)))
             ratio = figures["b_goodput"] / figures["a_goodput"]
             row = (loss, algorithm, figures["kernel_algorithm"], figures["a_goodput"], figures["a_rtos"],
-                   figures["b_goodput"], figures["b_rtos"], ratio)
+                   figures["a_retransmissions"], figures["a_spurious"], figures["a_policed"], figures["b_goodput"],
+                   figures["b_rtos"], figures["b_retransmissions"], figures["b_spurious"], figures["b_policed"],
+                   figures["b_probes"], ratio)
             rows.append(row)
             print(format_row(row), flush=True)
     return rows
 
 
-HEADER = (f"{'loss %':>6} {'ustack cc':>9} {'kernel cc':>9} {'(a) Linux MB/s':>14} {'RTOs':>5} "
-          f"{'(b) ustack MB/s':>15} {'RTOs':>5} {'b/a':>5} {'goal':>5}")
+HEADER = (f"{'loss %':>6} {'cc':>5} {'kernel':>6} {'(a) Linux MB/s':>14} {'RTOs':>4} {'rexmit':>6} {'dsack':>5} "
+          f"{'policed':>7} {'(b) ustack MB/s':>15} {'RTOs':>4} {'rexmit':>6} {'dsack':>5} {'policed':>7} {'TLPs':>4} "
+          f"{'b/a':>5} {'goal':>5}")
 
 
 def format_row(row: tuple) -> str:
-    loss, algorithm, kernel_algorithm, a, a_rtos, b, b_rtos, ratio = row
-    return (f"{loss:>6g} {algorithm:>9} {kernel_algorithm:>9} {a:>14.3f} {a_rtos:>5} {b:>15.3f} {b_rtos:>5} "
-            f"{ratio:>5.2f} {'ok' if ratio >= 0.9 else 'below':>5}")
+    (loss, algorithm, kernel_algorithm, a, a_rtos, a_retransmissions, a_spurious, a_policed, b, b_rtos,
+     b_retransmissions, b_spurious, b_policed, b_probes, ratio) = row
+    return (f"{loss:>6g} {algorithm:>5} {kernel_algorithm:>6} {a:>14.3f} {a_rtos:>4} {a_retransmissions:>6} "
+            f"{a_spurious:>5} {a_policed:>7} {b:>15.3f} {b_rtos:>4} {b_retransmissions:>6} {b_spurious:>5} "
+            f"{b_policed:>7} {b_probes:>4} {ratio:>5.2f} {'ok' if ratio >= 0.9 else 'below':>5}")
 
 
 def percent_list(text: str) -> list[float]:

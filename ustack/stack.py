@@ -49,6 +49,7 @@ from .tcp.ecn import EcnCapableSegment
 from .tcp.isn import IsnGenerator
 from .tcp.options import TIMESTAMP_OPTION_SPACE
 from .tcp.ratelimit import PerSecondLimit
+from .tcp.fastopen import ClientFastOpen, FastOpenCookieCache
 from .tcp.syn_cookies import SynCookies
 from .wire import WireError, build_icmp_packet, build_tcp_packet, parse_packet
 from .wire.fragment import fragment_ipv4
@@ -135,8 +136,8 @@ class Stack(Ipv6Side):
         self.mtu = mtu
         # TSO (link/tun.py): the link cuts a TCP segment larger than the MTU into segments of the
         # MTU minus its headers. A connection whose own segments are exactly that size (the peer's
-        # MSS is at least ours) may then hand down up to 64 KB at once (TcpConfig.offload_segments).
-        # IPv4 only: the device is not offered TSO for IPv6 (TUN_F_TSO6).
+        # MSS is at least ours) may then hand down up to 64 KB at once (TcpConfig.offload_segments),
+        # over IPv4 and IPv6 alike (TSO4, TSO6): k*(MTU-60)+80 <= k*(MTU-40)+60 <= 65535 bytes.
         self.offload_segments = max(1, min(64, 65475 // (mtu - 40))) if segmentation_offload else 1
         # Our MSS follows from the MTU (RFC 9293 3.7.1): the MTU less the IP and TCP headers, so
         # one per family (IPv6's header is 40 bytes: MSS = MTU - 60).
@@ -147,6 +148,7 @@ class Stack(Ipv6Side):
         self.ttl = ttl
         self.isn_generator = isn_generator or IsnGenerator()
         self.syn_cookies = SynCookies()  # one rotating cookie secret for all our listeners (RFC 4987 3.6)
+        self.fast_open_cookies = FastOpenCookieCache()  # the client's Fast Open cookies (RFC 7413 4.1.3)
         self.connections: dict[ConnectionKey, Connection] = {}
         self.listeners: dict[tuple[int, int], Listener] = {}
         self.drops: Counter[str] = Counter()
@@ -156,6 +158,7 @@ class Stack(Ipv6Side):
         self.ended_connection_counters: dict[str, Counter[str]] = {}
         self.reassembly = Ipv4Reassembly(reassembly_limits, drops=self.drops, counters=self.counters)
         self.reassembly6 = Ipv6Reassembly(reassembly_limits, drops=self.drops, counters=self.counters)
+        self._listener_config6: dict[Listener, tuple[TcpConfig, TcpConfig]] = {}  # stack6._ipv6_config_of
         # RFC 6437 3: one flow label per IPv6 connection, kept while it lives.
         self._flow_labels: dict[Connection, int] = {}
         # One budget for the ACKs all our connections send in answer to unacceptable segments
@@ -262,7 +265,7 @@ class Stack(Ipv6Side):
                 # A dual-stack listener (or one bound to our IPv6 address): the child's local
                 # address is the SYN's destination and its MSS leaves room for IPv6's header.
                 new_connection = listener.receive(ip.src, segment, now, local_address=ip.dst,
-                                                  config=listener.config.fit_to_mtu(self.mtu, IPV6_HEADER_LENGTH))
+                                                  config=self._ipv6_config_of(listener))
             else:
                 new_connection = listener.receive(ip.src, segment, now)
             if new_connection is not None:
@@ -331,23 +334,23 @@ class Stack(Ipv6Side):
         touched = self._touched
         self._touched = {}
         self._active.update(touched)
+        ttl = self.ttl
         for connection in touched:
-            local_address = connection.local_address
+            # The family's part, in one place: its IP header's length, and over IPv6 the flow label.
+            local_address, remote_address = connection.local_address, connection.remote_address
             if type(local_address) is bytes:
-                flow_label = self._flow_label(connection)
-                for segment in connection.transmit(now):
-                    # RFC 3168 6.1.2: ECT(0) on the data segments of an ECN connection (ecn.py);
-                    # over IPv6 the ECN field is the low bits of the traffic class (RFC 8200 7).
-                    ecn = ECT_0 if segment.__class__ is EcnCapableSegment else NOT_ECT
-                    packets.append(build_tcp_packet(local_address, connection.remote_address, segment, ttl=self.ttl,
-                                                    flow_label=flow_label, traffic_class=ecn))
+                ip_header_length, flow_label = IPV6_HEADER_LENGTH, self._flow_label(connection)
             else:
-                if self.offload_segments > 1:
-                    self._fit_segmentation_offload(connection, now)
-                for segment in connection.transmit(now):
-                    ecn = ECT_0 if segment.__class__ is EcnCapableSegment else NOT_ECT  # RFC 3168 6.1.2
-                    packets.append(build_tcp_packet(local_address, connection.remote_address, segment, ttl=self.ttl,
-                                                    tos=ecn))
+                ip_header_length, flow_label = 20, 0
+            if self.offload_segments > 1:
+                self._fit_segmentation_offload(connection, now, ip_header_length)
+            for segment in connection.transmit(now):
+                # RFC 3168 6.1.2: ECT(0) on the data segments of an ECN connection (ecn.py); the
+                # ECN field is the low bits of IPv4's TOS byte and of IPv6's traffic class (RFC
+                # 8200 7), which build_tcp_packet takes as `tos` in both families.
+                ecn = ECT_0 if segment.__class__ is EcnCapableSegment else NOT_ECT
+                packets.append(build_tcp_packet(local_address, remote_address, segment, ttl=ttl, tos=ecn,
+                                                flow_label=flow_label))
             self._collect_events(connection)
             if connection.is_finished:
                 self._forget(connection)
@@ -357,11 +360,12 @@ class Stack(Ipv6Side):
             self.counters["packets_out"] += len(packets)
         return packets
 
-    def _fit_segmentation_offload(self, connection: Connection, now: float) -> None:
+    def _fit_segmentation_offload(self, connection: Connection, now: float, ip_header_length: int) -> None:
         """Several segments at once only while the connection's segment size is what the link
-        cuts at: its send MSS plus the timestamp option it leaves room for, plus 40 bytes of
+        cuts at: its send MSS plus the timestamp option it leaves room for, plus the IP and TCP
         headers, fill the MTU (a smaller peer MSS or a lowered path MTU switch it off again)."""
-        full = connection.send_mss + (TIMESTAMP_OPTION_SPACE if connection.timestamps_enabled else 0) + 40
+        options = TIMESTAMP_OPTION_SPACE if connection.timestamps_enabled else 0
+        full = connection.send_mss + options + ip_header_length + 20
         wanted = self.offload_segments if full == self.mtu else 1
         if connection.config.offload_segments != wanted:
             connection.reconfigure(now, offload_segments=wanted)
@@ -520,6 +524,7 @@ class Stack(Ipv6Side):
         for key, value in list(self.listeners.items()):
             if value is listener:
                 del self.listeners[key]
+        self._listener_config6.pop(listener, None)
         unaccepted = [*listener.syn_queue, *listener.accept_queue]
         listener.close(now)
         for connection in unaccepted:
@@ -527,10 +532,13 @@ class Stack(Ipv6Side):
 
     def connect(
         self, remote_address: Address, remote_port: int, now: float, *, local_port: int | None = None,
-        config: TcpConfig | None = None,
+        config: TcpConfig | None = None, fast_open: bool = False,
     ) -> Connection:
         """Active OPEN: a new connection in SYN-SENT; its SYN leaves with the next transmit().
-        The family of `remote_address` (an int or 16 bytes) picks our address of that family."""
+        The family of `remote_address` (an int or 16 bytes) picks our address of that family.
+        fast_open: TCP Fast Open (RFC 7413, tcp/fastopen.py; MSG_FASTOPEN and TCP_FASTOPEN_CONNECT
+        of sockets): the SYN asks for a cookie, or carries what is sent before the next
+        transmit() with the cookie held for this server."""
         if type(remote_address) is bytes:
             local_address, header_length = self.address6, IPV6_HEADER_LENGTH
         else:
@@ -548,6 +556,9 @@ class Stack(Ipv6Side):
         connection = Connection.open_active(self._config_for(config, header_length), local_address, local_port,
                                             remote_address, remote_port, iss, now)
         connection.unacceptable_ack_budget = self.unacceptable_ack_budget
+        if fast_open and connection.config.fast_open_client:
+            connection.fast_open = ClientFastOpen(self.fast_open_cookies, remote_address,
+                                                  not connection.config.fast_open_cookie_required)
         self.connections[key] = connection
         self._touch(connection)
         return connection

@@ -22,7 +22,7 @@ from .wire.icmpv6 import Icmpv6Message
 from .wire.ipv6 import IPV6_HEADER_LENGTH, MINIMUM_MTU as IPV6_MINIMUM_MTU, PROTOCOL_ICMPV6, Ipv6Header
 
 if TYPE_CHECKING:
-    from .tcp import Connection
+    from .tcp import Connection, Listener, TcpConfig
 
 # RFC 4291 2.5.2, 2.5.3, 2.7 and 2.5.5.2: IPv6 sources no packet from the link may carry. The
 # unspecified address :: (only a node without an address uses it, for neighbour discovery, which a
@@ -121,6 +121,17 @@ class Ipv6Side:
         else:
             connection.on_icmp_soft_error(ICMPV6_SOFT_ERRORS_AS_ICMP[message_type], message.code, quoted.seq, now)
         self._touch(connection)
+
+    def _ipv6_config_of(self, listener: Listener) -> TcpConfig:
+        """The listener's configuration with the MSS of IPv6 (a dual-stack listener's config has
+        IPv4's), made once per listener and again only when its configuration changes, never per
+        SYN: a SYN flood over IPv6 costs what one over IPv4 costs (fit_to_mtu makes a new
+        TcpConfig whenever the MSS differs). Kept as listener -> (its config, fitted)."""
+        config = listener.config
+        cached = self._listener_config6.get(listener)
+        if cached is None or cached[0] is not config:
+            cached = self._listener_config6[listener] = (config, config.fit_to_mtu(self.mtu, IPV6_HEADER_LENGTH))
+        return cached[1]
 
     def _flow_label(self, connection: Connection) -> int:
         flow_label = self._flow_labels.get(connection)

@@ -60,6 +60,8 @@ def run_ustack(*arguments: str) -> subprocess.CompletedProcess:
     (["serve", "--ladder", "web"], "port 'web' is not a whole number"),
     (["serve", "--backlog", "0"], "backlog 0 is outside 1..65535"),
     (["serve", "--syncookies", "maybe"], "invalid choice: 'maybe'"),
+    (["serve", "--ecn", "yes"], "invalid choice: 'yes'"),
+    (["serve", "--fast-open", "0"], "Fast Open queue length 0 is outside 1..65535"),
     (["serve", "--synack-retries", "-1"], "retry count -1 is outside 0..20"),
     (["connect", "10.77.0.1", "80", "--ladder", "80"], "unrecognized arguments: 80"),
     (["serve", "--addr", "10.77.0.1"], "must be different addresses"),
@@ -200,3 +202,14 @@ def test_timeout_0_means_no_time_limit_and_help_says_so():
     assert parser.parse_args(["connect", "10.77.0.1", "80", "--timeout", "0"]).timeout == 0.0
     assert "0 means no time limit" in " ".join(parser.command_parsers["connect"].format_help().split())
     # (that it then connects, instead of giving up at once: tests/interop/test_cli_habits.py)
+
+
+@pytest.mark.parametrize("flags, ecn", [([], "passive"), (["--ecn", "on"], "on"), (["--ecn", "off"], "off")])
+def test_serve_ecn_sets_the_stacks_ecn_mode(flags, ecn):
+    # TcpConfig.ecn (RFC 3168, tcp/ecn.py): passive agrees when a peer's SYN asks (Linux's default
+    # tcp_ecn=2), on also asks on ustack's own SYNs, off never agrees.
+    from ustack.commands.serve import serve_config
+
+    args, unknown = cli.build_parser().parse_known_args(["serve", "--netns", "ust-x", *flags])
+    assert not unknown
+    assert serve_config(args).ecn == ecn

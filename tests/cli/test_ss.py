@@ -42,7 +42,7 @@ def snapshot(state, local, remote, **overrides):
         state=state, local=local, remote=remote, snd_una=1000, snd_nxt=1000, snd_wnd=65535,
         rcv_nxt=5000, rcv_wnd=262144, cwnd=14600, ssthresh=2**31, srtt=0.0015, rttvar=0.00075,
         rto=0.2, retransmissions=2, bytes_sent=4096, bytes_received=77, send_queue=0,
-        receive_queue=0, timers={}, error=None)
+        receive_queue=0, timers={}, error=None, mss=1460)
     values.update(overrides)
     return ConnectionSnapshot(**values)
 
@@ -115,9 +115,19 @@ def test_info_adds_the_core_numbers_in_ss_units(running_ustack, capsys):
     assert lines[0].startswith("Recv-Q")  # one state asked for: no State column, as in ss
     assert lines[1].split()[2:4] == ["10.77.0.2:80", "10.77.0.1:40002"]
     info = lines[2].split()
-    assert "rto:200" in info and "rtt:1.5/0.75" in info and "cwnd:14600" in info
+    assert "rto:200" in info and "rtt:1.5/0.75" in info and "mss:1460" in info and "cwnd:10" in info
     assert "retrans:2" in info and "bytes_sent:4096" in info
+    assert not any(part.startswith("ssthresh:") for part in info)  # never set yet: left out, as Linux
     assert "timer:(time_wait,60.000sec)" in info  # deadline 1060 at now 1000
+
+
+def test_info_counts_cwnd_and_ssthresh_in_segments_as_linux_does():
+    from ustack.commands.ss import info_text
+
+    connection = {"mss": 1448, "cwnd": 43 * 1448 + 100, "ssthresh": 30 * 1448, "congestion_control": "cubic"}
+    assert info_text(connection, None) == "cubic mss:1448 cwnd:43 ssthresh:30"
+    # From a ustack whose snapshots carry no MSS: bytes, said so.
+    assert info_text({"cwnd": 14600, "ssthresh": 2**31}, None) == "cwnd:14600B"
 
 
 def test_json_lists_every_connection_with_its_process(running_ustack, capsys):

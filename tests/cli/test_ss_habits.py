@@ -29,7 +29,7 @@ def snapshot(state, local, remote, **overrides):
         state=state, local=local, remote=remote, snd_una=1000, snd_nxt=1100, snd_wnd=65535,
         rcv_nxt=5000, rcv_wnd=262144, cwnd=14600, ssthresh=2**31, srtt=0.0015, rttvar=0.00075,
         rto=0.2, retransmissions=0, bytes_sent=100, bytes_received=7, send_queue=0,
-        receive_queue=0, timers={}, error=None)
+        receive_queue=0, timers={}, error=None, mss=1460)
     values.update(overrides)
     return ConnectionSnapshot(**values)
 
@@ -110,7 +110,7 @@ def test_H_drops_the_header_and_combined_flags_add_their_parts(ustack_running, c
     row, info = lines
     assert row.startswith("12 ") and "timer:(retransmit,0.250sec)" in row
     assert "snd_una:1000 snd_nxt:1100 rcv_nxt:5000" in row and "skmem:(r12,t3456)" in row
-    assert info.startswith("\t") and "rto:200" in info and "cwnd:14600" in info
+    assert info.startswith("\t") and "rto:200" in info and "mss:1460" in info and "cwnd:10" in info
 
 
 @pytest.mark.parametrize("words, expected", [

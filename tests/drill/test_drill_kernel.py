@@ -65,12 +65,15 @@ def test_the_scripts_cover_what_the_issue_asks():
     assert any("close(" in body and "F." in body for body in text.values())
     assert "+.2~+.4 > P. 1:1001(1000)" in text["retransmission.pkt"]
     assert "setsockopt(3, IPPROTO_TCP, TCP_MAXSEG" in text["socket-options.pkt"]
+    assert "--ip_version=ipv6" in text["ipv6-passive-open-data.pkt"]
 
 
 WRONG = {
     "wrong-flags.pkt": (7, "flags [S.] where the script expects [R.]"),
     "wrong-result.pkt": (11, "read returned -1 EAGAIN where the script expects 0"),
     "wrong-timing.pkt": (7, "timing: the segment came at 0.1"),
+    "wrong-ipv6-mss.pkt": (9, "MSS option 1440 where the script expects 1460"),  # really IPv6
+    "wrong-ecn.pkt": (9, "ECN field noecn where the script expects ect0"),  # IP fields are checked
 }
 
 
@@ -93,13 +96,13 @@ def test_the_text_report_shows_expected_and_actual_segments():
 
 
 def test_an_unsupported_feature_is_skipped_with_its_name(tmp_path):
-    script = tmp_path / "splice.pkt"
+    script = tmp_path / "recvmmsg.pkt"
     script.write_text("0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3\n"
-                      "+0 splice(3, ..., 4, ..., 10, 0) = 10\n")
+                      "+0 recvmmsg(3, ..., 1, 0, NULL) = 1\n")
     done = drill(str(script), "--json")
     result = json.loads(done.stdout)["results"][0]
     assert result["status"] == "skipped"
-    assert result["reason"] == "syscall splice: not in kernel_syscalls.py"
+    assert result["reason"] == "syscall recvmmsg: not in kernel_syscalls.py"
     assert done.returncode == 0
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from ustack.labs.congestion import TRANSFER
 from ustack.labs.tail_loss import BURST_SEGMENTS, LOST_TAIL, WARM_UP
 from ustack.trace import LEFT, RIGHT
 
@@ -71,12 +70,16 @@ def test_congestion_slow_start_then_one_reduction_then_growth(run_lab):
     for scene in run_lab("congestion").scenes:
         facts = scene.facts
         samples, mss = facts["samples"], facts["mss"]
-        assert facts["received"] == TRANSFER
+        assert facts["received"] == facts["sent"]
         assert facts["retransmissions"] >= 1  # the one lost segment
-        before = [cwnd for _, cwnd, ssthresh in samples if ssthresh >= 1 << 30]
-        # Slow start from the initial window of 10 segments (RFC 6928), growing until the loss.
-        assert before[0] == 10 * mss and max(before) > before[0]
-        assert before == sorted(before)
+        assert facts["timeouts"] == 0
+        before = [(time, cwnd) for time, cwnd, ssthresh in samples if ssthresh >= 1 << 30]
+        # Slow start from the initial window of 10 segments (RFC 6928), doubling every round trip
+        # (RFC 3465 L = 2 against the kernel's ACKs): 20 after the first one (0.2 s).
+        assert before[0][1] == 10 * mss
+        after_one_round_trip = max(cwnd for time, cwnd in before if time < 0.3)
+        assert after_one_round_trip == 20 * mss
+        assert [cwnd for _, cwnd in before] == sorted(cwnd for _, cwnd in before)
         # One reduction for the one loss: ssthresh set once and never changed afterwards.
         assert len({ssthresh for _, _, ssthresh in samples if ssthresh < 1 << 30}) == 1
         assert facts["ssthresh_after"] < facts["cwnd_at_loss"]
@@ -92,3 +95,40 @@ def test_congestion_cubic_backs_off_less_than_reno(run_lab):
     assert reno.facts["beta"] <= 0.55
     assert 0.45 < cubic.facts["beta"] <= 0.75
     assert cubic.facts["beta"] > reno.facts["beta"]
+
+
+def _growth(samples, start: float, end: float) -> int:
+    """cwnd at `end` less cwnd at `start` (the samples hold each change)."""
+    def at(moment):
+        return [cwnd for time, cwnd, _ in samples if time <= moment][-1]
+    return at(end) - at(start)
+
+
+def test_congestion_plot_is_saved_and_cubic_regrows_concave_then_convex(run_lab):
+    import os
+
+    result = run_lab("congestion")
+    reno, cubic = result.scenes
+    path = cubic.facts["plot"]
+    assert os.path.getsize(path) > 10_000  # a drawn PNG, both panels
+    assert path in result.text
+    os.remove(path)
+    # CUBIC (RFC 9438 4.2): back towards W_max fast, flat around it (t = K), faster again beyond.
+    samples, w_max = cubic.facts["samples"], cubic.facts["w_max"]
+    reduced_at = next(time for time, _, ssthresh in samples if ssthresh < 1 << 30)
+    recovered_at = next(time for time, cwnd, ssthresh in samples if time > reduced_at and cwnd <= ssthresh * 1.1)
+    reached_at = next(time for time, cwnd, _ in samples if time > recovered_at and cwnd >= 0.97 * w_max)
+    end = samples[-1][0]
+    assert end > reached_at + 1.5, "the run must go on past W_max to show the convex part"
+    first = _growth(samples, recovered_at, recovered_at + 1.0)
+    # The flattest second around W_max (a loaded machine shifts the exact moment a little).
+    centres = [reached_at - 0.5 + step / 10 for step in range(21)]
+    plateau = min(_growth(samples, centre - 0.5, centre + 0.5) for centre in centres if centre + 0.5 <= end - 1.0)
+    last = _growth(samples, end - 1.0, end)
+    assert plateau < first and plateau < last, (first, plateau, last)
+    # Reno (RFC 5681 3.1): a straight line, about one segment per round trip (0.2 s here).
+    samples = reno.facts["samples"]
+    recovered_at = next(time for time, cwnd, ssthresh in samples if ssthresh < 1 << 30 and cwnd <= ssthresh * 1.1)
+    end = samples[-1][0]
+    slopes = [_growth(samples, start, start + 2.0) / reno.facts["mss"] for start in (recovered_at, end - 2.0)]
+    assert all(7 <= slope <= 13 for slope in slopes), slopes

@@ -290,3 +290,29 @@ def test_on_drop_reports_every_drop_exactly_and_changes_no_decision(packets):
         (sample[number], side, reason) for _, number, side, reason in reports]
     assert all(now == sample.index(next(p for p in sample if sequence_of(p) == number)) * 0.0001
                for now, number, _, _ in reports)
+
+
+def test_reseed_gives_both_directions_the_same_losses():
+    # scripts/bench_recovery.py sends one way, then the other: each transfer's data starts the
+    # "data" stream of the seed, so both senders meet the same random losses.
+    from ustack.link import FaultInjector, Faults
+    from ustack.wire import TcpSegment, build_tcp_packet
+    from ustack.wire.tcp import ACK
+
+    from link_helpers import ScriptedLink
+
+    sent = [build_tcp_packet(1, 2, TcpSegment(1, 2, n, 0, ACK, 100, payload=b"x"), tos=0) for n in range(400)]
+    faults = Faults(drop=0.2)
+    device = ScriptedLink()
+    injector = FaultInjector(device, seed=7, inbound=faults, outbound=faults)
+    injector.reseed("outbound", "data")
+    for packet in sent:
+        injector.send(packet, 0.0)
+    outbound_kept = [packet in device.sent for packet in sent]
+    injector.reseed("inbound", "data")
+    device.arrive(*sent)
+    inbound = injector.receive_batch(0.0, max_packets=len(sent))
+    assert [packet in inbound for packet in sent] == outbound_kept
+    assert 40 < outbound_kept.count(False) < 120  # about 20 % lost, the same ones each way
+    with pytest.raises(ValueError):
+        injector.reseed("sideways", "data")

@@ -71,15 +71,17 @@ def test_starting_state():
 # --- slow start -------------------------------------------------------------------------------
 
 
-def test_slow_start_adds_at_most_one_mss_per_ack():
-    # RFC 5681 3.1 equation 2 with RFC 3465 L = 1 MSS
+def test_slow_start_adds_at_most_two_mss_per_ack():
+    # RFC 5681 3.1 equation 2 with RFC 3465 2.2's L = 2 MSS
     cc = reno()
     cc.on_ack(MSS, 10 * MSS, 0.0)
     assert cc.cwnd == 11 * MSS
     cc.on_ack(500, 10 * MSS, 0.0)  # a partial segment adds only what it acknowledged
     assert cc.cwnd == 11 * MSS + 500
-    cc.on_ack(4 * MSS, 10 * MSS, 0.0)  # a stretch ACK still adds only one MSS
-    assert cc.cwnd == 12 * MSS + 500
+    cc.on_ack(2 * MSS, 10 * MSS, 0.0)  # a delayed ACK of two segments adds both
+    assert cc.cwnd == 13 * MSS + 500
+    cc.on_ack(4 * MSS, 10 * MSS, 0.0)  # a stretch ACK still adds only two MSS
+    assert cc.cwnd == 15 * MSS + 500
 
 
 def test_an_ack_of_nothing_changes_nothing():
@@ -97,15 +99,16 @@ def test_slow_start_doubles_cwnd_every_round_trip_with_an_ack_per_segment():
     assert windows == [20, 40, 80, 160]
 
 
-def test_slow_start_with_delayed_acks_grows_by_half_per_round_trip():
-    # One ACK per two segments (and one for an odd last segment) with L = 1 MSS: each round adds
-    # ceil(segments / 2) segments: 10 -> 15 -> 15 + 8 -> 23 + 12.
+def test_slow_start_with_delayed_acks_still_doubles_every_round_trip():
+    # One ACK per two segments with L = 2 MSS (RFC 3465 2.2): each ACK adds the two segments it
+    # acknowledges, so a round trip doubles cwnd as with an ACK per segment (with L = 1 MSS it
+    # would be 15, 23, 35: 1.5x per round trip).
     cc = reno()
     windows = []
     for _ in range(3):
         one_round_trip(cc, segments_per_ack=2)
         windows.append(cc.cwnd // MSS)
-    assert windows == [15, 23, 35]
+    assert windows == [20, 40, 80]
 
 
 # --- congestion avoidance -------------------------------------------------------------------
@@ -256,7 +259,7 @@ def test_set_mss_before_any_ack_recomputes_the_initial_window():
     cc.set_mss(1000)  # data already acknowledged: the window is kept, growth uses the new MSS
     assert cc.cwnd == 14600 + 1460
     cc.on_ack(5000, 14600, 0.0)
-    assert cc.cwnd == 14600 + 1460 + 1000
+    assert cc.cwnd == 14600 + 1460 + 2 * 1000
     with pytest.raises(ValueError):
         cc.set_mss(0)
 

@@ -122,12 +122,13 @@ def test_a_new_ack_between_duplicates_ends_limited_transmit():
     script.receive(duplicate_ack())
     script.expect(segment(4))
     # Reordering, not loss: segment 0 arrives late and everything up to segment 2 is ACKed.
-    # Slow start (cwnd 4 -> 5 segments) allows two more segments after the three acknowledged:
-    # in flight were 5, 3 left, so 5 - 2 = 3 may go out: segments 5, 6 and 7.
+    # Slow start (cwnd 4 -> 6 segments: this ACK of three segments adds two, RFC 3465 2.2's
+    # L = 2) allows more segments after the three acknowledged: in flight were 5, 3 left, so
+    # 6 - 2 = 4 may go out: segments 5, 6, 7 and 8.
     script.receive(incoming(remote(1), local(1 + 3 * MSS), window=WIDE_WINDOW))
     assert connection.snd.duplicate_acks == 0
-    assert connection.congestion.cwnd == 5 * MSS
-    script.expect(segment(5), segment(6), segment(7))
+    assert connection.congestion.cwnd == 6 * MSS
+    script.expect(segment(5), segment(6), segment(7), segment(8))
     script.expect_nothing()
 
 

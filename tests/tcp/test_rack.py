@@ -118,18 +118,56 @@ def test_with_one_segment_in_flight_the_probe_allows_for_a_delayed_ack_but_never
     assert script.connection.retransmission_timeouts == 0
 
 
-def test_a_probe_that_repaired_a_loss_reduces_cwnd_once():
+def probe_of_the_last_segment() -> tuple[Script, bytes, int]:
+    """Eight segments in flight, all but the last acknowledged, the probe resends the last:
+    (script, data, cwnd before the probe)."""
     script, data = in_flight(8)
-    connection = script.connection
     script.advance(RTT)
-    script.receive(ack(7))  # only the last segment is lost
-    cwnd_before = connection.congestion.cwnd
+    script.receive(ack(7))
+    cwnd_before = script.connection.congestion.cwnd
     script.advance_to_next_timer()
     script.expect(segment(data, 7))
+    assert script.connection.rack.tlp_end_seq == local(1 + 8 * MSS)
+    return script, data, cwnd_before
+
+
+def test_a_probe_that_repaired_a_loss_reduces_cwnd_once_data_sent_after_it_is_acknowledged():
+    script, data, cwnd_before = probe_of_the_last_segment()
+    connection = script.connection
     script.advance(RTT)
-    script.receive(ack(8))  # no D-SACK: the probe itself was what got through (7.4)
+    # The ACK of the probe's end, with no D-SACK: the original was lost, or this ACKs the
+    # original and the probe's D-SACK comes next. RFC 8985 7.4 (and Linux) wait: no response yet.
+    script.receive(ack(8))
+    assert connection.congestion.cwnd >= cwnd_before
+    assert connection.rack.tlp_end_seq is not None
+    more = bytes(MSS)
+    connection.send(more, script.now)
+    assert len(connection.transmit(script.now)) == 1
+    script.advance(RTT)
+    # An ACK beyond the probe with no D-SACK before it: the probe repaired a loss (7.4.2).
+    script.receive(incoming(remote(1), local(1 + 9 * MSS), window=PEER_WINDOW_WIDE))
     assert connection.congestion.cwnd < cwnd_before
+    assert connection.congestion.ssthresh < 1 << 30
     assert not connection.congestion.in_recovery
+    assert connection.rack.tlp_end_seq is None
+    assert connection.retransmission_timeouts == 0
+
+
+@pytest.mark.parametrize("answer", ["d-sack", "duplicate ack"])
+def test_a_probe_whose_original_got_through_costs_no_reduction(answer):
+    # RFC 8985 7.4.1, Linux's tlp_high_seq: the original arrived (its ACK first), then the probe,
+    # which the peer reports as a duplicate: with a D-SACK block, or (no SACK) a plain duplicate ACK.
+    script, data, cwnd_before = probe_of_the_last_segment()
+    connection = script.connection
+    script.advance(RTT)
+    script.receive(ack(8))
+    if answer == "d-sack":
+        script.receive(ack(8, segments(7, 7)))
+    else:
+        script.receive(ack(8))
+    assert connection.rack.tlp_end_seq is None  # settled: another probe may go out later
+    assert connection.congestion.cwnd >= cwnd_before
+    assert connection.congestion.ssthresh >= 1 << 30
     assert connection.retransmission_timeouts == 0
 
 

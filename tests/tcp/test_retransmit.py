@@ -166,9 +166,10 @@ def test_congestion_window_restarts_after_an_idle_period():
     assert len(segments) == 10
     for segment in segments:
         script.receive(incoming(remote(1), seq_add(segment.seq, 1460), window=65535))
-    # Nothing more to send, so the flight shrinks by one segment an ACK: cwnd grows while the
-    # flight is more than half of it (slow start's cwnd-limited test), 10->11->12->13->14.
-    assert connection.congestion.cwnd == 14600 + 4 * 1460
+    # The ten ACKs arrive together, with no chance to send between them: each answers the flight
+    # of ten that filled cwnd when it was sent (RFC 7661 asks about the flight at send time), so
+    # each adds a segment, 10 -> 20.
+    assert connection.congestion.cwnd == 2 * 14600
     script.advance(5.0)  # idle for far longer than the RTO
     connection.send(bytes(1460), script.now)
     connection.transmit(script.now)

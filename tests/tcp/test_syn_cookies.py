@@ -284,7 +284,9 @@ def test_cookies_are_not_checked_once_none_can_still_be_valid():
 
 
 def test_bad_options_in_the_echoed_tsval_are_refused_by_name():
-    listener = make_listener()
+    # The ECN bit where ECN is off: never ours (with ECN on or passive, the bit is a request we
+    # agreed to, test_a_cookie_connection_keeps_ecn_in_the_tsval).
+    listener = make_listener(dataclasses.replace(CONFIG, ecn="off"))
     listener.receive(REMOTE, syn(options=TcpOptions(mss=1460, timestamps=(7, 0))), 0.0)
     syn_ack = only_reply(listener, 0.0)
     ack = answer(syn_ack)
@@ -361,3 +363,35 @@ def test_a_stack_under_a_spoofed_flood_still_serves_a_real_client():
     assert connection.state is State.ESTABLISHED and connection.retransmissions == 0
     assert listener.counters["syncookies_validated"] == 1
     assert len(server.connections) == memory_before + 1
+
+
+@pytest.mark.parametrize("ecn, asked, agreed", [("passive", True, True), ("on", True, True), ("off", True, False),
+                                                 ("passive", False, False)])
+def test_a_cookie_connection_keeps_ecn_in_the_tsval(ecn, asked, agreed):
+    # RFC 3168 6.1.1 through a SYN cookie, as Linux (cookie_ecn_ok): the SYN's request and our
+    # agreement ride in the ECN bit of the TSval, and the connection rebuilt from the returning
+    # ACK negotiates ECN like one from a normal handshake.
+    from ustack.wire.tcp import CWR, ECE
+
+    listener = make_listener(dataclasses.replace(CONFIG, ecn=ecn))
+    request = syn(options=TcpOptions(mss=1460, timestamps=(1000, 0)))
+    if asked:
+        request = request._replace(flags=SYN | ECE | CWR)
+    listener.receive(REMOTE, request, 50.0)
+    syn_ack = only_reply(listener, 50.0)
+    assert bool(syn_ack.flags & ECE) == agreed and not syn_ack.flags & CWR
+    assert CookieOptions.decode(syn_ack.options.timestamps[0]).ecn == agreed
+    child = listener.receive(REMOTE, answer(syn_ack), 50.1)
+    assert child is not None and child.state is State.ESTABLISHED
+    assert (child.ecn is not None) == agreed
+
+
+def test_without_timestamps_a_cookie_cannot_remember_ecn_and_does_not_agree():
+    from ustack.wire.tcp import CWR, ECE
+
+    listener = make_listener(dataclasses.replace(CONFIG, ecn="passive"))
+    listener.receive(REMOTE, syn()._replace(flags=SYN | ECE | CWR), 50.0)
+    syn_ack = only_reply(listener, 50.0)
+    assert not syn_ack.flags & ECE
+    child = listener.receive(REMOTE, answer(syn_ack), 50.1)
+    assert child is not None and child.ecn is None

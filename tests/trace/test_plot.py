@@ -149,3 +149,17 @@ def test_a_live_plot_has_a_second_panel_with_the_connections_variables(conversat
 
 def test_bar_is_a_plain_value():
     assert Bar(1.0, 0, 10) == Bar(1.0, 0, 10, NORMAL) and RIGHT != LEFT
+
+
+def test_render_windows_draws_each_connection_side_by_side_in_segments(tmp_path):
+    # The congestion lab's picture (ustack/labs/congestion.py): one panel per algorithm, cwnd and
+    # ssthresh in segments, CUBIC's W_max as a named line.
+    from ustack.trace.plot_render import WindowSeries, render_windows
+
+    points = [(0.0, 10 * 1448, 2**31), (0.2, 20 * 1448, 2**31), (0.6, 40 * 1448, 28 * 1448), (1.0, 30 * 1448, 28 * 1448)]
+    path = tmp_path / "cwnd.svg"
+    render_windows([WindowSeries("reno", points, 1448), WindowSeries("cubic", points, 1448, (("W_max", 40 * 1448),))],
+                   str(path), "cwnd over time")
+    text = path.read_text()
+    for label in ("reno", "cubic", "W_max", "ssthresh", "segments", "cwnd over time"):
+        assert label in text, label

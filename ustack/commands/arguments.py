@@ -109,12 +109,21 @@ def port_value(text: str) -> int:
     return value
 
 
+def _queue_length(text: str, what: str) -> int:
+    value = _integer(text, what)
+    if not 1 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"{what} {value} is outside 1..65535")
+    return value
+
+
 def backlog_value(text: str) -> int:
     """A listen backlog: the SYN queue and accept queue of each listener."""
-    value = _integer(text, "backlog")
-    if not 1 <= value <= 65535:
-        raise argparse.ArgumentTypeError(f"backlog {value} is outside 1..65535")
-    return value
+    return _queue_length(text, "backlog")
+
+
+def fast_open_queue_value(text: str) -> int:
+    """How many Fast Open connections may wait for their handshake per listener (RFC 7413 5.1)."""
+    return _queue_length(text, "Fast Open queue length")
 
 
 def retries_value(text: str) -> int:

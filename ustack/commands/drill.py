@@ -1,4 +1,5 @@
-"""`ustack drill SCRIPT... [--against kernel|ustack|both] [--json] [--junit FILE] [--tolerance-usecs N]`:
+"""`ustack drill SCRIPT... [--against kernel|ustack|both] [--json] [--junit FILE] [--tolerance-usecs N]
+[--no-realtime] [--ignore-window]`:
 packetdrill for Linux, in Python.
 
 Against the kernel (the default), each script runs in a network namespace of its own where a TUN
@@ -46,6 +47,13 @@ def register(subparsers) -> None:
     parser.add_argument("--tolerance-usecs", type=tolerance_value, metavar="N",
                         help="timing tolerance against the kernel, at least this (packetdrill's default: 4000; "
                              "a script's own --tolerance_usecs wins if larger)")
+    parser.add_argument("--no-realtime", dest="realtime", action="store_false",
+                        help="against the kernel, run on the normal scheduling class (by default the drill runs "
+                             "as a real-time task, so that a busy machine does not make it miss the 4 ms timing)")
+    parser.add_argument("--ignore-window", action="store_true",
+                        help="against the kernel, do not compare the window field and the window scale shift of "
+                             "the kernel's segments (a receiver's own choice): shows how scripts written for "
+                             "another system differ beyond it")
     parser.set_defaults(run=run)
 
 
@@ -68,7 +76,7 @@ def run(args) -> int:
                 if backend == "kernel":
                     from ustack.conform.kernel_backend import run_kernel_path  # pyroute2, only when needed
 
-                    result = run_kernel_path(shown, defines, tolerance)
+                    result = run_kernel_path(shown, defines, tolerance, args.realtime, args.ignore_window)
                 else:
                     result = run_path(shown, defines, profile)
                 results[backend].append(result)

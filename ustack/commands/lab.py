@@ -24,6 +24,8 @@ def register(subparsers) -> None:
     parser.add_argument("--pcap", metavar="FILE", type=path_value,
                         help="keep the capture of the lab's traffic in FILE")
     parser.add_argument("--svg", metavar="FILE", type=path_value, help="also draw the (first) ladder as an SVG file")
+    parser.add_argument("--plot", metavar="FILE", type=path_value,
+                        help="where a lab that draws a plot saves it (.png or .svg; congestion: cwnd over time)")
     parser.add_argument("--ipv6", action="store_true",
                         help="run the lab over IPv6: ustack at fd00:77::2, the kernel at fd00:77::1 (default: IPv4)")
     parser.add_argument("--quiet", action="store_true", help="do not print each step as it happens (on stderr), only the report")
@@ -42,7 +44,7 @@ def run(args) -> int:
         return 0
     if args.name not in labs.names():
         raise CliError(f"no lab named {args.name!r}; the labs are: {', '.join(labs.names())}")
-    for output_file in (args.pcap, args.svg):
+    for output_file in (args.pcap, args.svg, args.plot):
         if output_file is not None:
             check_output_file(output_file)  # now, not after the lab with its report lost
     if sys.stdout is not None:
@@ -51,7 +53,7 @@ def run(args) -> int:
     log = None if args.quiet else (lambda line: print(line, file=sys.stderr, flush=True))
 
     def run_one(name: str, web=None) -> None:
-        options = labs.LabOptions(pcap=args.pcap, svg=args.svg, log=log, web=web, ipv6=args.ipv6)
+        options = labs.LabOptions(pcap=args.pcap, svg=args.svg, plot=args.plot, log=log, web=web, ipv6=args.ipv6)
         # SIGTERM behaves like Ctrl-C: the lab's namespace and processes are taken down either way.
         try:
             with sigterm_as_interrupt():

@@ -35,8 +35,8 @@ from pathlib import Path
 
 from ..network import UstackNetwork
 from ..tcp.config import SYNCOOKIE_MODES
-from .arguments import (add_ladder_arguments, add_network_arguments, add_web_arguments, backlog_value, path_value,
-                        port_value, retries_value)
+from .arguments import (add_ladder_arguments, add_network_arguments, add_web_arguments, backlog_value,
+                        fast_open_queue_value, path_value, port_value, retries_value)
 from .errors import CliError
 from .faults import describe_faults
 from .live import make_ladders, open_network, start_control_server, tcp_config
@@ -65,6 +65,12 @@ def register(subparsers) -> None:
                        help="SYN cookies when a SYN queue is full (auto, the default), never, or for every SYN")
     flood.add_argument("--synack-retries", metavar="N", type=retries_value, default=5,
                        help="SYN-ACK retransmissions before a half-open connection is dropped (default 5, as Linux)")
+    parser.add_argument("--ecn", choices=("on", "passive", "off"), default="passive",
+                        help="ECN (RFC 3168): passive (the default, as Linux's tcp_ecn=2) agrees when a peer's "
+                             "SYN asks; on also asks on ustack's own SYNs; off never agrees")
+    parser.add_argument("--fast-open", metavar="N", type=fast_open_queue_value, default=None,
+                        help="TCP Fast Open (RFC 7413) on every listener: data on SYNs with a valid cookie, "
+                             "at most N such connections waiting for their handshake per listener (off by default)")
     parser.add_argument("--workers", metavar="N", type=workers_value, default=1,
                         help="N processes, one per TUN queue, each with its own stack on the same ports "
                              "(one core each; default 1)")
@@ -190,6 +196,17 @@ def _services(args) -> list:
     return services
 
 
+
+def serve_config(args) -> "TcpConfig":  # noqa: F821
+    """The stack's TcpConfig from serve's flags (--msl, --syncookies, --synack-retries, --ecn,
+    --fast-open)."""
+    config = dataclasses.replace(tcp_config(args), syncookies=args.syncookies, synack_retries=args.synack_retries,
+                                 ecn=args.ecn)
+    if args.fast_open:
+        config = dataclasses.replace(config, fast_open_server=True, fast_open_queue=args.fast_open)
+    return config
+
+
 async def _serve(args, network: UstackNetwork, ladders=None, output: ServeOutput | None = None, feed=None,
                  place=None) -> int:
     """Serve until Ctrl-C or SIGTERM. `place` (a ustack.workers.WorkerPlace): this is one worker
@@ -204,7 +221,7 @@ async def _serve(args, network: UstackNetwork, ladders=None, output: ServeOutput
             stop.set()
 
     services = _services(args)
-    config = dataclasses.replace(tcp_config(args), syncookies=args.syncookies, synack_retries=args.synack_retries)
+    config = serve_config(args)
     stack = network.make_stack(config, secret=None if place is None else place.secret)
     link = network.link if place is None else place.link
     async with AsyncStack(stack, link, control=False) as astack:

@@ -15,7 +15,8 @@ filters (state, exclude, sport, dport, src, dst, and/or/not) are ustack/commands
 ss's flags that make no sense here (-u, -x, -6, ...) are refused with the reason. -o, -e and -m
 add the timers, the sequence variables and the queued bytes at the end of the line; `-i` adds a second line per connection with the core's numbers, in ss's units (times in ms):
 the congestion control (cubic, newreno, reno) and wscale first, as Linux prints them, then rto,
-rtt (smoothed/variance), cwnd and ssthresh (bytes), retransmissions, bytes sent and
+rtt (smoothed/variance), mss, cwnd and ssthresh (in segments of the MSS, ssthresh once set, as
+Linux prints them), retransmissions, bytes sent and
 received, windows and armed timers.
 
 The connections come from the control socket of each running ustack (ustack/control.py). With no
@@ -222,8 +223,11 @@ def info_text(connection: dict, now: float | None) -> str:
     if srtt is not None:
         rttvar = _first(connection, "rttvar")
         parts.append(f"rtt:{_ms(srtt)}" + (f"/{_ms(rttvar)}" if rttvar is not None else ""))
-    for name, label in (("mss", "mss"), ("cwnd", "cwnd"), ("ssthresh", "ssthresh"),
-                        ("bytes_sent", "bytes_sent"), ("bytes_received", "bytes_received"),
+    mss = connection.get("mss")
+    if mss:
+        parts.append(f"mss:{mss}")
+    parts.extend(_window_text(connection, mss))
+    for name, label in (("bytes_sent", "bytes_sent"), ("bytes_received", "bytes_received"),
                         ("retransmissions", "retrans"), ("snd_wnd", "snd_wnd"), ("rcv_wnd", "rcv_wnd")):
         value = connection.get(name)
         if value is not None:
@@ -234,6 +238,27 @@ def info_text(connection: dict, now: float | None) -> str:
     if error:
         parts.append(f"error:{error}")
     return " ".join(parts)
+
+
+# ssthresh starts "arbitrarily high" (RFC 5681 3.1); Linux's ss leaves it out until the first
+# reduction (TCP_INFINITE_SSTHRESH), and so do we.
+_UNSET_SSTHRESH = 1 << 30
+
+
+def _window_text(connection: dict, mss) -> list[str]:
+    """cwnd and ssthresh as Linux's ss -i prints them: in segments of the MSS (tcpi_snd_cwnd
+    counts packets), ssthresh only once it has been set. A snapshot without the MSS (an older
+    ustack) keeps bytes, marked as such."""
+    parts = []
+    for name in ("cwnd", "ssthresh"):
+        value = connection.get(name)
+        if not isinstance(value, int) or (name == "ssthresh" and value >= _UNSET_SSTHRESH):
+            continue
+        if isinstance(mss, int) and mss > 0:
+            parts.append(f"{name}:{value // mss}")
+        else:
+            parts.append(f"{name}:{value}B")
+    return parts
 
 
 def _ms(seconds) -> str:

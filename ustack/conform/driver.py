@@ -37,6 +37,7 @@ from collections import Counter, deque
 from ustack.conform.matcher import (
     SequenceMap,
     expected_text,
+    flag_bits,
     inbound_segment,
     learn_from_outbound,
     match_outbound,
@@ -46,6 +47,7 @@ from ustack.conform.profile import (
     FREEBSD_DEFAULTS,
     FREEBSD_RECEIVE_BUFFER_ROUNDING,
     MATCHER_TOLERANCES,
+    SCRIPT_ADDRESSES,
     SOCKET_OPTIONS,
     Unsupported,
     apply_script_options,
@@ -53,7 +55,10 @@ from ustack.conform.profile import (
     freebsd_receive_buffer,
     script_tolerances,
 )
-from ustack.conform.linux_profile import LINUX_DEFAULTS, LINUX_SEGMENTATION_OFFLOAD, LINUX_TOLERANCES, apply_linux_sysctl, merge_offloaded
+from ustack.conform.linux_profile import (
+    LINUX_DEFAULTS, LINUX_FAST_OPEN_COOKIE, LINUX_SEGMENTATION_OFFLOAD, LINUX_TOLERANCES, apply_linux_sysctl,
+    merge_offloaded,
+)
 from ustack.conform.result import FAIL, PASS, SKIPPED, Result
 from ustack.conform.script import CodeEvent, PacketEvent, Script, ShellEvent, SyscallEvent, scheduled_window
 from ustack.conform.shell import (
@@ -82,14 +87,14 @@ from ustack.wire import (
 )
 from ustack.wire.ipv4 import CE, ECT_0, ECT_1, IPV4_HEADER_LENGTH, NOT_ECT, address_value
 from ustack.wire.ipv6 import address6_value
-from ustack.wire.tcp import ACK, RST
+from ustack.wire.tcp import ACK, RST, SYN
 
 # The ECN field of an IP header (RFC 3168 5) as packetdrill writes it: `[noecn]`, `[ect0]`...
 ECN_FIELDS = {"noecn": NOT_ECT, "ect1": ECT_1, "ect0": ECT_0, "ce": CE}
 
 
-LOCAL_ADDRESS = address_value("192.168.0.1")
-REMOTE_ADDRESS = address_value("192.0.2.1")
+LOCAL_ADDRESS = address_value(SCRIPT_ADDRESSES["local_ip"])
+REMOTE_ADDRESS = address_value(SCRIPT_ADDRESSES["remote_ip"])
 # packetdrill's defaults for --ip_version=ipv6 (its local and remote IPv6 addresses).
 LOCAL_ADDRESS6 = address6_value("fd3d:fa7b:d17d::1")
 REMOTE_ADDRESS6 = address6_value("2001:db8::1")
@@ -186,10 +191,13 @@ class Driver:
             None if self.ipv6 else LOCAL_ADDRESS,
             address6=LOCAL_ADDRESS6 if self.ipv6 else None,
             mtu=int(script.options.get("mtu", SCRIPT_MTU)),
-            isn_generator=IsnGenerator(fixed_isn=LOCAL_ISN),
+            isn_generator=IsnGenerator(fixed_isn=LOCAL_ISN,
+                                       fixed_fast_open_cookie=LINUX_FAST_OPEN_COOKIE if linux else None),
             port_seed=PORT_SEED,
         )
         self.numbers: dict[tuple[int, int], SequenceMap] = {}  # (local port, remote port) -> numbers
+        self.remote_isn: dict[tuple[int, int], int] = {}  # the ISN the script's SYN gave its side
+        self.script_isn: dict[tuple[int, int], int] = {}  # the ISN the script wrote on our SYN
         # (time, (local port, remote port), segment, ECN field of its IP header) not yet matched
         self.sent: deque = deque()
         self.blocked: list = []  # (event, Blocked)
@@ -223,9 +231,9 @@ class Driver:
                 self.warnings.append(note)
         return TcpConfig(**values)
 
-    def open_active(self, socket, config: TcpConfig, now: float) -> Connection:
+    def open_active(self, socket, config: TcpConfig, now: float, fast_open: bool = False) -> Connection:
         try:
-            connection = self.stack.connect(self.remote_address, REMOTE_PORT, now, config=config)
+            connection = self.stack.connect(self.remote_address, REMOTE_PORT, now, config=config, fast_open=fast_open)
         except StackError as refused:
             raise CallFailed(errno_name(refused.errno)) from None
         self.numbers[(connection.local_port, REMOTE_PORT)] = self._new_numbers()
@@ -237,6 +245,9 @@ class Driver:
             listener = self.stack.listen(BIND_PORT, backlog=max(backlog, 1), config=config)
         except StackError as refused:
             raise CallFailed(errno_name(refused.errno)) from None
+        # Fast Open (RFC 7413): the queue TCP_FASTOPEN set, or with Linux's tcp_fastopen 0x400
+        # (linux_profile._fast_open) the listen() backlog, as Linux does.
+        listener.fast_open_queue = socket.options.get("TCP_FASTOPEN") or (max(backlog, 1) if config.fast_open_queue else 0)
         self.current_port = BIND_PORT
         return listener
 
@@ -363,6 +374,21 @@ class Driver:
             numbers.ts_slack_usecs = round(self.tolerance * 1e6) + int(tick) + TIMESTAMP_TICK_USECS
         return numbers
 
+    def _remote_numbering(self, event: PacketEvent, numbers: SequenceMap, key) -> None:
+        """packetdrill's numbering of the script's side (kernel_backend._set_remote_offset): on a
+        SYN or SYN-ACK line its numbers are as written, on every other line they count from the
+        ISN its SYN wrote (the Fast Open client scripts answer with `S. 123:123(0)`), and ours
+        from the ISN written on our SYN or SYN-ACK (`S. 1234:1234(0)`, then `ack 1`). The Linux
+        scripts only: the FreeBSD suite and our own scripts write absolute numbers."""
+        if not self.linux:
+            return
+        syn = bool(flag_bits(event.flags) & SYN)
+        if syn:
+            (self.remote_isn if event.direction == "<" else self.script_isn)[key] = event.seq_start
+        numbers.remote_offset = 0 if syn else self.remote_isn.get(key, 0)
+        if numbers.local_isn_known:  # ours likewise, from the ISN the script wrote on our SYN
+            numbers.local_isn_script = self.script_isn.get(key, 0) if syn else 0
+
     def _check_unexpected(self, before: float) -> None:
         """Fail on a queued segment sent more than the tolerance before `before`."""
         while self.sent and self.sent[0][0] < before - self.tolerance:
@@ -391,6 +417,7 @@ class Driver:
                 f"(tolerance {self.tolerance:.3f} s): {segment_text(segment, self._numbers_for(key))}",
             )
         numbers = self._numbers_for(key)
+        self._remote_numbering(event, numbers, key)
         learn_from_outbound(event, segment, numbers)
         tolerances = MATCHER_TOLERANCES | LINUX_TOLERANCES.keys() if self.linux else MATCHER_TOLERANCES
         mismatch = match_outbound(event, segment, numbers, tolerances)
@@ -413,6 +440,7 @@ class Driver:
         if event.icmp is not None:
             self._inject_icmp(event, port, numbers)
             return
+        self._remote_numbering(event, numbers, (port, REMOTE_PORT))
         segment = inbound_segment(event, numbers, REMOTE_PORT, port)
         try:
             ecn = next((ECN_FIELDS[name] for name, _ in event.ip_info), 0)  # `<[ce]` and the like

@@ -2,31 +2,31 @@
 
     result = drive_kernel(script, tolerance=None)   # a Result, as driver.drive gives for ustack
 
-For each script a network namespace of its own is made (and always removed, on Ctrl-C and on
-failure too: Namespace closes under signals_held). Inside it a TUN device named tun0 (the name the
-suite's defaults.sh configures) plays the remote host, with packetdrill's addresses: the kernel is
-192.168.0.1, the script's peer 192.0.2.1 (driver.LOCAL_ADDRESS / REMOTE_ADDRESS, the one owner of
-those for scripts). These addresses exist only inside the namespace.
+Each script gets a network namespace of its own (always removed, also on Ctrl-C: Namespace
+closes under signals_held) in which a TUN device named tun0 (the name the suite's defaults.sh
+configures) plays the remote host, with packetdrill's addresses: the kernel 192.168.0.1, the peer
+192.0.2.1 (driver.LOCAL_ADDRESS / REMOTE_ADDRESS), or over IPv6 LOCAL_ADDRESS6 / REMOTE_ADDRESS6.
 
 * `<` lines are built with ustack.wire (numbers mapped by matcher.inbound_segment) and written
   into the TUN device; the kernel receives them as from the wire.
-* What the kernel sends is read by a reader thread (kernel_tap.py) that stamps each packet with
-  the kernel's own time of sending (a packet socket on tun0, as packetdrill); a `>` line takes the oldest and matches it (matcher.match_outbound).
-  Like packetdrill, the device has TSO and checksum offload on (TUNSETOFFLOAD), so the kernel
-  hands over whole TSO super-segments with the TCP checksum left partial: the checksum is filled
-  in here before parsing, and a 2000-byte burst is one segment, as the scripts expect.
-* System calls run on real sockets in a thread inside the namespace (kernel_syscalls).
+* What the kernel sends is stamped with the kernel's own time of sending (kernel_tap.py, a packet
+  socket on tun0, as packetdrill); a `>` line takes the oldest and matches it. As packetdrill's,
+  the device has TSO and checksum offload on, so a 2000-byte burst is one segment, as the scripts
+  expect, and its TCP checksum is completed here (kernel_tap.fill_tcp_checksum).
+* System calls run on real sockets inside the namespace (kernel_syscalls): as in packetdrill, on
+  this thread, which enters the namespace for the run, except blocking (`...`) ones, which go to a
+  syscall thread (kernel_thread). The run is a real-time task unless told otherwise
+  (kernel_thread.realtime_scheduling), so that a busy machine does not delay it past 4 ms.
 * Backquoted shell lines run inside the namespace (`ip netns exec`), from the script's directory.
 
-Time is real time, with packetdrill's rules (run.c): an event at script time T happens at T (we
-sleep until then); `+x` counts from when the previous event really happened (consecutive inbound
-packets: from the previous one's time): a segment when the kernel sent it (the tap's stamp), a call
-when it returned (stamped by the syscall thread), an inbound packet when it was written, a code
-block when it read tcp_info; not when this thread got round to it, which on a busy 2-core machine
-is milliseconds later and would shift every later event. A `>` segment must come within the
-tolerance of its time: packetdrill's 4 ms, or the script's --tolerance_usecs or the run's own
-setting, or 12.5 % of the time since the previous event if that is more. As in packetdrill, a
-segment no line expects is noticed only when the next `>` line meets it.
+Time is real time, with packetdrill's rules (run.c): an event at script time T happens at T; `+x`
+counts from when the previous event really happened (consecutive inbound packets: from the
+previous one's time): a segment when the kernel sent it, a blocking call when it returned, one that
+does not block when it started, an inbound packet when it was written, a code block when it read
+tcp_info; not when this thread got round to it. A `>` segment must come within the tolerance:
+packetdrill's 4 ms, or the script's --tolerance_usecs or the run's, or 12.5 % of the time since
+the previous event if more. As in packetdrill, a segment no line expects is noticed only when the
+next `>` line meets it.
 """
 
 from __future__ import annotations
@@ -35,7 +35,6 @@ import fcntl
 import ipaddress
 import os
 import queue
-import struct
 import subprocess
 import sys
 import time
@@ -50,14 +49,18 @@ from ustack.conform.driver import (
     REMOTE_PORT,
     ScriptFailed,
 )
-from ustack.conform.kernel_syscalls import LINUX_CONSTANTS, SyscallThread, tcp_info
-from ustack.conform.kernel_tap import TunReader, open_packet_tap
+from ustack.conform.kernel_syscalls import LINUX_CONSTANTS, KernelCalls, tcp_info
+from ustack.conform.kernel_thread import CallBlocked, SyscallThread, network_namespace_entered, realtime_scheduling
+from ustack.conform.kernel_thread import run_inline, time_limit
+from ustack.conform.kernel_tap import TunReader, fill_tcp_checksum, open_packet_tap
 from ustack.conform.matcher import SequenceMap, expected_text, inbound_segment, learn_from_outbound, match_outbound
 from ustack.conform.matcher import segment_text
 from ustack.conform.profile import FREEBSD, Unsupported, linux_command_for_freebsd_sysctl, script_profile
 from ustack.conform.shell import SetSysctl, interpret_shell
-from ustack.conform.raw_options import add_options, compare_fast_open, compare_options_length, fast_open_bytes
+from ustack.conform.raw_options import RAW_OPTIONS, add_options, compare_options_length, raw_option_bytes
+from ustack.conform.ip_fields import build_arguments, compare_ip_fields
 from ustack.conform.lexer import ParseError
+from ustack.conform.outbound_checks import ts_val_problem, window_agnostic
 from ustack.conform.parser import parse_file
 from ustack.conform.result import ERROR, FAIL, PASS, SKIPPED, Result
 from ustack.conform.script import CodeEvent, PacketEvent, Script, ShellEvent, SyscallEvent, scheduled_window
@@ -66,11 +69,16 @@ from ustack.conform.tcp_info import TCP_INFO_NAMES  # the names a `%{ }%` block 
 from ustack.link.tun import TUN_F_CSUM, TUN_F_TSO4, TUN_F_TSO6, TUN_F_TSO_ECN, TUNSETOFFLOAD
 from ustack.netns import Namespace, setup_tun_in_namespace
 from ustack.wire import IcmpMessage, TcpSegment, WireError, build_icmp_packet, build_tcp_packet, parse_packet
-from ustack.wire.checksum import checksum_add, checksum_finish, pseudo_header_sum
 from ustack.wire.ipv4 import IPV4_HEADER_LENGTH, address_text, address_value
 from ustack.wire.tcp import ACK, SYN
 
 LOCAL_PREFIX = 16  # packetdrill's 192.168.0.0/16 on the device: the script's --local_ip may be any of it
+# --ip_version=ipv6: packetdrill's IPv6 network (config.c): the kernel in the unique local prefix
+# fd3d:fa7b:d17d::/48 (RFC 4193; packetdrill picks a random address in it, we take ::1), the peer
+# 2001:db8::1 of the documentation prefix (RFC 3849). Like the IPv4 ones, they exist only in the
+# namespace.
+LOCAL_ADDRESS6, LOCAL_PREFIX6 = "fd3d:fa7b:d17d::1", 48
+REMOTE_ADDRESS6 = "2001:db8::1"
 TUN_NAME = "tun0"  # the name packetdrill gives its device, which the suite's defaults.sh configures
 TUN_OFFLOADS = TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6 | TUN_F_TSO_ECN  # what packetdrill asks for
 # How long a system call without `...` may take before the script fails: packetdrill's calls that
@@ -82,10 +90,12 @@ MISSING_SEGMENT_WAIT = 0.5
 SHELL_TIMEOUT = 30.0
 SPIN_TIME = 0.002
 
+# tcp_ts_ecr_scaled: packetdrill then maps an inbound TS ecr it cannot pair with a TS val we sent
+# by the offset between the two clocks, which is what matcher.py always does.
 KERNEL_SCRIPT_OPTIONS = ("ip_version", "tolerance_usecs", "tolerance_percent", "mtu", "non_fatal",
-                         "strict_segments", "local_ip", "remote_ip")
+                         "strict_segments", "local_ip", "remote_ip", "tcp_ts_ecr_scaled", "tcp_ts_tick_usecs")
 DEFAULT_TOLERANCE_PERCENT = 12.5  # packetdrill's config.c
-UNSUPPORTED_OPTIONS = {"md5": "TCP MD5 signatures (RFC 2385) are not built by ustack.wire"}
+UNSUPPORTED_OPTIONS = {"md5": "the kernel's TCP MD5 signatures (RFC 2385) are not checked"}  # on `>` lines
 
 _namespace_counter = 0
 
@@ -97,8 +107,11 @@ def namespace_name() -> str:
     return f"ust-drill-{os.getpid()}-{_namespace_counter}"
 
 
-def run_kernel_path(path: str | Path, defines: frozenset[str], tolerance: float | None = None) -> Result:
-    """Parse and run one file against the kernel; a parse error is a result ("error")."""
+def run_kernel_path(path: str | Path, defines: frozenset[str], tolerance: float | None = None,
+                    realtime: bool = True, ignore_window: bool = False) -> Result:
+    """Parse and run one file against the kernel; a parse error is a result ("error").
+    `realtime`: run on the real-time scheduling class (kernel_thread.realtime_scheduling).
+    `ignore_window`: see window_agnostic."""
     try:
         script = parse_file(path, defines)
     except ParseError as error:
@@ -107,7 +120,8 @@ def run_kernel_path(path: str | Path, defines: frozenset[str], tolerance: float 
     if found is not None:
         problem, line = found
         return Result(script.path, SKIPPED, str(problem), line, key=problem.feature)
-    return drive_kernel(script, tolerance)
+    with realtime_scheduling(realtime):
+        return drive_kernel(script, tolerance, ignore_window)
 
 
 def find_kernel_unsupported(script: Script) -> tuple[Unsupported, int | None] | None:
@@ -116,31 +130,32 @@ def find_kernel_unsupported(script: Script) -> tuple[Unsupported, int | None] | 
     for name, value in script.options.items():
         if name not in KERNEL_SCRIPT_OPTIONS:
             return Unsupported(f"--{name}", "not supported by the kernel backend"), None
-        if name == "ip_version" and value != "ipv4":
-            return Unsupported("ipv6", f"--ip_version={value}"), None
+        if name == "ip_version" and value not in ("ipv4", "ipv6"):
+            return Unsupported(f"--ip_version={value}", "IPv4 or IPv6 only"), None
         if name in ("local_ip", "remote_ip"):
+            version = 6 if script.options.get("ip_version") == "ipv6" else 4
             try:
-                ipaddress.IPv4Address(value)
+                ipaddress.IPv6Address(value) if version == 6 else ipaddress.IPv4Address(value)
             except ValueError:
-                return Unsupported("ipv6", f"--{name}={value}: the drill network is IPv4"), None
+                return Unsupported(f"--{name}", f"{value} is not an IPv{version} address"), None
     for event in script.events:
         problem = None
-        if isinstance(event, SyscallEvent) and not hasattr(SyscallThread, f"_{event.name}"):
+        if isinstance(event, SyscallEvent) and not hasattr(KernelCalls, f"_{event.name}"):
             problem = Unsupported(f"syscall {event.name}", "not in kernel_syscalls.py")
         elif isinstance(event, PacketEvent):
             if event.icmp is not None and (event.direction == ">" or event.icmp.type not in ICMP_TYPES):
                 problem = Unsupported("icmp", "ICMP from the kernel, or an ICMP type driver.py does not name")
             elif event.icmp is not None and event.icmp.code and event.icmp.code not in ICMP_UNREACHABLE_CODES:
                 problem = Unsupported("icmp", f"ICMP code {event.icmp.code}")
-            elif event.ip_info or event.udp_ports is not None:
-                problem = Unsupported("ip_header_fields", "IP header fields (tos, ecn, ttl) or TCP over UDP")
+            elif event.udp_ports is not None:
+                problem = Unsupported("tcp_over_udp", "TCP encapsulated in UDP")
             else:
                 for option in event.options or ():
-                    if option.name in UNSUPPORTED_OPTIONS:
+                    if option.name in UNSUPPORTED_OPTIONS and event.direction == ">":
                         problem = Unsupported(f"tcp option {option.name}", UNSUPPORTED_OPTIONS[option.name])
-                    elif option.name in ("FO", "FOEXP") and event.direction == "<":
+                    elif option.name in RAW_OPTIONS and event.direction == "<":
                         try:
-                            fast_open_bytes(option)
+                            raw_option_bytes(option)
                         except Unsupported as error:
                             problem = error
         if problem is not None:
@@ -148,8 +163,8 @@ def find_kernel_unsupported(script: Script) -> tuple[Unsupported, int | None] | 
     return None
 
 
-def drive_kernel(script: Script, tolerance: float | None = None) -> Result:
-    driver = KernelDriver(script, tolerance)
+def drive_kernel(script: Script, tolerance: float | None = None, ignore_window: bool = False) -> Result:
+    driver = KernelDriver(script, tolerance, ignore_window)
     # Three threads share the interpreter (packets, system calls, the script); Python's default
     # 5 ms switch interval would add up to 5 ms to every time stamp, more than the tolerance.
     switch_interval = sys.getswitchinterval()
@@ -167,30 +182,21 @@ def drive_kernel(script: Script, tolerance: float | None = None) -> Result:
     return Result(script.path, PASS, "", None, None, driver.warnings)
 
 
-def fill_tcp_checksum(packet: bytes) -> bytes:
-    """The packet with its TCP checksum computed: with checksum offload the kernel leaves only
-    the pseudo-header sum in it (the device is supposed to finish it)."""
-    header_length = (packet[0] & 0x0F) * 4
-    if len(packet) < header_length + 20 or packet[9] != 6:
-        return packet
-    source, destination = struct.unpack_from("!II", packet, 12)
-    total = struct.unpack_from("!H", packet, 2)[0]
-    tcp = bytearray(packet[header_length:total])
-    tcp[16:18] = b"\0\0"
-    partial = pseudo_header_sum(source, destination, 6, len(tcp))
-    tcp[16:18] = struct.pack("!H", checksum_finish(checksum_add(partial, bytes(tcp))))
-    return packet[:header_length] + bytes(tcp)
-
-
 class KernelDriver:
-    def __init__(self, script: Script, tolerance: float | None = None) -> None:
+    def __init__(self, script: Script, tolerance: float | None = None, ignore_window: bool = False) -> None:
         self.script = script
+        self.ignore_window = ignore_window
         self.tolerance = script.tolerance if tolerance is None else max(tolerance, script.tolerance)
         self.non_fatal_syscalls = script.options.get("non_fatal") == "syscall"
         self.tolerance_percent = float(script.options.get("tolerance_percent") or DEFAULT_TOLERANCE_PERCENT)
         # packetdrill's --local_ip/--remote_ip; by default driver.py's (packetdrill's own) addresses.
-        self.local_address = address_value(script.options.get("local_ip") or address_text(LOCAL_ADDRESS))
-        self.remote_address = address_value(script.options.get("remote_ip") or address_text(REMOTE_ADDRESS))
+        self.version = 6 if script.options.get("ip_version") == "ipv6" else 4
+        if self.version == 6:  # ustack.wire's IPv6 addresses are 16 bytes
+            self.local_address = ipaddress.IPv6Address(script.options.get("local_ip") or LOCAL_ADDRESS6).packed
+            self.remote_address = ipaddress.IPv6Address(script.options.get("remote_ip") or REMOTE_ADDRESS6).packed
+        else:
+            self.local_address = address_value(script.options.get("local_ip") or address_text(LOCAL_ADDRESS))
+            self.remote_address = address_value(script.options.get("remote_ip") or address_text(REMOTE_ADDRESS))
         self.directory = str(Path(script.path).resolve().parent)
         self.line: int | None = None
         self.warnings: list[str] = []
@@ -203,6 +209,9 @@ class KernelDriver:
         self.remote_port = REMOTE_PORT
         self.passive_opens = 0
         self.listening = False  # listen() or accept() was called since the last SYN to the listener
+        # socket() was called and its socket has no connection yet: packetdrill's new socket under
+        # test, to which no packet of an earlier connection belongs.
+        self.fresh_socket = False
         self.start = 0.0
         # packetdrill's run.c adjust_relative_event_times: `+x` counts from when the previous
         # event was done (its call returned, its segment was matched), except that consecutive
@@ -213,11 +222,15 @@ class KernelDriver:
         self.blocked = None  # (event, job, start) of a `...` call still running
         self.happened_at: float | None = None  # when the last call returned / packet went in
         self.namespace: Namespace | None = None
-        self.calls: SyscallThread | None = None
+        self.calls: KernelCalls | None = None
+        self.syscall_thread: SyscallThread | None = None  # for the blocking (`...`) calls
         self.reader: TunReader | None = None
         self.link = None
         self.last_raw = b""  # the last packet read from the device, for the options ustack.wire skips
         self.last_sent_seq: dict[tuple[int, int], int] = {}  # what an ICMP error without a quote quotes
+        # --tcp_ts_tick_usecs=N: our TS val is checked as a clock of N us a tick (0: not checked).
+        self.ts_tick = int(script.options.get("tcp_ts_tick_usecs") or 0) / 1e6
+        self.first_ts: dict[tuple[int, int], tuple[int, int]] = {}  # (script TS val, live TS val)
 
     def now(self) -> float:
         return time.monotonic() - self.start
@@ -227,9 +240,11 @@ class KernelDriver:
     def run(self, namespace: Namespace) -> None:
         self.namespace = namespace
         mtu = int(self.script.options.get("mtu", 1500))
-        self.link = setup_tun_in_namespace(namespace, TUN_NAME, mtu,
-                                           host_address=f"{address_text(self.local_address)}/{LOCAL_PREFIX}",
-                                           peer_address=address_text(self.remote_address),
+        local, remote = address_text(self.local_address), address_text(self.remote_address)
+        addresses = (dict(host_address=None, peer_address=None, host_address6=f"{local}/{LOCAL_PREFIX6}",
+                          peer_address6=remote) if self.version == 6 else
+                     dict(host_address=f"{local}/{LOCAL_PREFIX}", peer_address=remote))
+        self.link = setup_tun_in_namespace(namespace, TUN_NAME, mtu, **addresses,
                                            offload=False)  # packets without a vnet header, as packetdrill's device
         fcntl.ioctl(self.link.fileno(), TUNSETOFFLOAD, TUN_OFFLOADS)
         self.start = time.monotonic()
@@ -239,8 +254,13 @@ class KernelDriver:
             tap = None
             self.warnings.append(f"no packet tap on {TUN_NAME} ({error}): packets are timed when read")
         self.reader = TunReader(self.link.fileno(), self.now, tap)
-        self.calls = SyscallThread(f"/run/netns/{namespace.name}", self.local_address, BIND_PORT,
-                                   self.remote_address, REMOTE_PORT, self.now)
+        self.calls = KernelCalls(self.local_address, BIND_PORT, self.remote_address, REMOTE_PORT)
+        # This thread makes the script's calls itself (kernel_thread.py), inside the namespace.
+        with network_namespace_entered(f"/run/netns/{namespace.name}"):
+            self.syscall_thread = SyscallThread(self.calls, self.now)
+            self._run_events()
+
+    def _run_events(self) -> None:
         try:
             events = list(self.script.events)
             while events and isinstance(events[0], ShellEvent) and events[0].time is None:
@@ -256,7 +276,8 @@ class KernelDriver:
                 self.previous = event
             self._finish_blocked()
         finally:
-            self.calls.stop()
+            self.calls.close_all()
+            self.syscall_thread.stop()
             self.reader.stop()
 
     def _scheduled(self, event) -> tuple[float | None, float | None]:
@@ -309,7 +330,10 @@ class KernelDriver:
         if event.icmp is not None:
             self._inject_icmp(event)
             return
-        if event.flags == "S" and self.port == BIND_PORT and self.listening:
+        # The script talks to the new socket now (a SYN to it listening, a segment to it closed):
+        # what the kernel answers is for it.
+        self.fresh_socket = False
+        if "S" in event.flags and "." not in event.flags and self.port == BIND_PORT and self.listening:
             if self.passive_opens:
                 self.remote_port += 1
             self.passive_opens += 1
@@ -321,10 +345,15 @@ class KernelDriver:
         self._set_remote_offset(numbers, key, "S" in event.flags)
         segment = inbound_segment(event, numbers, key[1], key[0])
         try:
-            packet = build_tcp_packet(self.remote_address, self.local_address, segment)
+            packet = build_tcp_packet(self.remote_address, self.local_address, segment,
+                                      **build_arguments(event.ip_info))
         except WireError as error:
             raise Unsupported("inbound segment", f"line {event.line} cannot be put on the wire: {error}") from None
-        extra = b"".join(fast_open_bytes(option) for option in event.options or () if option.name in ("FO", "FOEXP"))
+        # ustack.wire builds the Fast Open option itself (from matcher.inbound_segment); an md5
+        # option, which it does not model, is added to the built packet.
+        if self.version == 6 and any(option.name == "md5" for option in event.options or ()):
+            raise Unsupported("tcp option over ipv6", "an md5 option is added to IPv4 packets only")
+        extra = b"".join(raw_option_bytes(option) for option in event.options or () if option.name == "md5")
         if extra:
             packet = add_options(packet, extra)
         self.happened_at = self.now()  # see _run_event
@@ -334,6 +363,8 @@ class KernelDriver:
         """An ICMP error from the peer quoting our segment (RFC 792: its IP header and first 8
         bytes of TCP): the one the line names in `[start:end(length)]`, else our last one."""
         icmp = event.icmp
+        if self.version == 6:
+            raise Unsupported("icmpv6", "ICMPv6 messages to the kernel are not built")
         key = self.connection
         numbers = self._numbers_for(key)
         if icmp.echoed_start is not None:
@@ -357,8 +388,8 @@ class KernelDriver:
                 when, packet = self.reader.packets.get(timeout=max(0.0, wait_until - self.now()))
             except queue.Empty:
                 return None
-            if packet[0] >> 4 != 4:
-                continue  # not IPv4: nothing of the script's (IPv6 is off on the device anyway)
+            if packet[0] >> 4 != self.version:
+                continue  # the other family: nothing of the script's (it is off on the device anyway)
             try:
                 parsed = parse_packet(fill_tcp_checksum(packet))
             except WireError as error:
@@ -368,8 +399,16 @@ class KernelDriver:
                 self.warnings.append(f"at {when:.3f} s the kernel sent a packet that is not TCP")
                 continue
             segment = parsed.tcp
-            if segment.flags & SYN and not segment.flags & ACK and segment.src_port != self.port:
+            opening = segment.flags & SYN and not segment.flags & ACK
+            if opening and (segment.src_port != self.port or self.fresh_socket):
                 self.calls.current_port = segment.src_port  # a connect still blocked names its port here
+                self.fresh_socket = False
+            elif self.fresh_socket:
+                # As packetdrill (socket_under_test): after socket() only the new socket's packets
+                # count; a FIN or ACK of a connection the script has moved on from is not for it.
+                self.warnings.append(f"at {when:.3f} s passed over a segment of an earlier socket: "
+                                     f"{segment.src_port} > {segment.dst_port} {segment_text(segment)}")
+                continue
             if (segment.src_port, segment.dst_port) != self.connection:
                 self.warnings.append(f"at {when:.3f} s passed over a segment of another connection: "
                                      f"{segment.src_port} > {segment.dst_port} {segment_text(segment)}")
@@ -405,16 +444,31 @@ class KernelDriver:
                 f"timing: the segment came at {when:.3f} s, the script expects it at {earliest:.3f} s "
                 f"(tolerance {tolerance:.3f} s): {segment_text(segment, numbers)}",
             )
+        if self.ignore_window:
+            event = window_agnostic(event, segment)
         mismatch = match_outbound(event, segment, numbers)
         if mismatch is not None:
             raise ScriptFailed(event.line, mismatch.field, mismatch.reason, mismatch)
-        problem = compare_fast_open(event.options, self.last_raw) or compare_options_length(event.options, self.last_raw)
+        problem = compare_ip_fields(event.ip_info, parsed.ip) or self._check_ts_val(event, segment, key, earliest)
+        if problem is not None:
+            raise ScriptFailed(event.line, "ip", f"{problem}: {segment_text(segment, numbers)}")
+        problem = compare_options_length(event.options, self.last_raw)  # Fast Open: matcher.py compares it
         if problem is not None:
             raise ScriptFailed(event.line, "options", f"{problem}: {segment_text(segment, numbers)}")
         self.previous_scheduled = earliest if earliest is not None else when
         # The segment's event happened when the kernel sent it (the tap's stamp), as packetdrill
         # times it; our matching it is later by a wake-up and the parsing.
         self.previous_time = when
+
+    def _check_ts_val(self, event: PacketEvent, segment, key: tuple[int, int], scheduled: float | None) -> str | None:
+        """packetdrill's --tcp_ts_tick_usecs check (outbound_checks.ts_val_problem); the tolerance
+        grows with the time since the start (12.5 %), not since the previous event: a clock drifts."""
+        wanted = next((option.value[0] for option in event.options or () if option.name == "TS"), None)
+        if wanted is None or segment.options.timestamps is None:
+            return None
+        first = self.first_ts.setdefault(key, (wanted, segment.options.timestamps[0]))
+        tolerance = max(self.tolerance, self.tolerance_percent / 100.0 * (scheduled or 0.0))
+        return ts_val_problem(wanted, segment.options.timestamps[0], first, self.ts_tick, tolerance)
 
     def _tolerance_for(self, scheduled: float | None, since: float | None = None) -> float:
         """packetdrill's tolerance (run.c verify_time): the fixed one, or --tolerance_percent
@@ -462,19 +516,29 @@ class KernelDriver:
         self._finish_blocked()  # one call at a time, as packetdrill's syscall thread
         if event.name in ("listen", "accept"):
             self.listening = True
-        job = self.calls.submit(event)
+        if event.name == "socket":
+            self.fresh_socket = True
         if event.time is not None and event.time.kind == "blocking":
+            job = self.syscall_thread.submit(event)
+            self.syscall_thread.wait_until_blocked(job)
             self.blocked = (event, job, self.now() if start is None else start)
             return
-        if not job.done.wait(NONBLOCKING_CALL_LIMIT):
-            raise ScriptFailed(event.line, "syscall", f"{event.name} blocked; the script expects it to return")
+        try:
+            with time_limit(NONBLOCKING_CALL_LIMIT):
+                job = run_inline(self.calls, event, self.now)
+        except CallBlocked:
+            raise ScriptFailed(event.line, "syscall", f"{event.name} blocked; the script expects it to return") from None
         self._check_returned(event, job, None)
-        self.happened_at = job.returned_at
+        # A call that does not block is done in microseconds in the kernel; what the return stamp
+        # adds is this thread waiting for the GIL after it (the TUN reader took it while the call
+        # was in). packetdrill's C returns within microseconds, so its next `+x` counts from about
+        # the start: so does ours. (A segment the call sent is stamped by the kernel, in between.)
+        self.happened_at = job.started_at
 
     def _check_returned(self, event: SyscallEvent, job, started: float | None) -> None:
         if job.unsupported is not None:
             raise job.unsupported
-        problem = check_outcome(event, job.outcome, LINUX_CONSTANTS)
+        problem = check_outcome(event, job.outcome, LINUX_CONSTANTS) or job.mismatch
         if problem is None and started is not None:
             end = started + (event.time.end - event.time.start)
             if abs(job.returned_at - end) > self._tolerance_for(end, started):
@@ -506,7 +570,9 @@ class KernelDriver:
         # PACKETDRILL_PID: the suite's set_sysctls.py names its restore file after it.
         command = f"export PACKETDRILL_PID={os.getpid()}; cd {_quote(self.directory)} && {command}"
         try:
-            done = self.namespace.run(["bash", "-c", command], timeout=SHELL_TIMEOUT)
+            # /bin/sh, as packetdrill's system(3): bash would read `&>` as a redirection where
+            # Debian's dash starts a background job, and scripts were checked against the latter.
+            done = self.namespace.run(["sh", "-c", command], timeout=SHELL_TIMEOUT)
         except subprocess.TimeoutExpired:
             raise ScriptFailed(event.line, "shell", f"`{event.command}` did not finish in {SHELL_TIMEOUT:.0f} s")
         if done.returncode != 0:

@@ -1,12 +1,10 @@
 """The system calls of a script, made for real on Linux sockets inside the drill namespace.
 
-packetdrill runs the script's system calls on the kernel under test from one "syscall thread",
-so that a blocking call (`accept` before the SYN arrives, `read` before the data) never stops the
-packet loop. This module is that thread for `ustack drill`:
+The calls run on a thread inside the drill namespace (kernel_thread.py says which thread), so
+every socket they make is the namespace's, never the machine's:
 
-    thread = SyscallThread(namespace_path)   # enters the namespace first: every socket it makes
-    job = thread.submit(event)               # is the namespace's, never the machine's
-    job.done.wait(timeout); job.outcome      # an Outcome (syscalls.py), or job.unsupported
+    calls = KernelCalls(local_address, bind_port, remote_address, remote_port)
+    calls.call(event)   # an Outcome (syscalls.py); Unsupported for what the table cannot express
 
 The script's file descriptors (3, 4, ...) are names: the socket a script calls 3 is whatever real
 descriptor the kernel gave; `socket(...) = 3` and `accept(...) = 4` say which name a new socket
@@ -20,19 +18,15 @@ import ctypes
 import errno as errno_module
 import fcntl
 import os
-import queue
 import select
 import socket
 import struct
-import threading
-from dataclasses import dataclass, field
 
+from ustack.conform.kernel_files import FileCalls
 from ustack.conform.profile import Unsupported
 from ustack.conform.script import ArrayExpr, EllipsisExpr, IntExpr, NameExpr, StringExpr, StructExpr, SyscallEvent
 from ustack.conform.syscalls import Outcome, errno_name, evaluate
 from ustack.wire.ipv4 import address_text
-
-CLONE_NEWNET = 0x40000000
 
 
 def _linux_constants() -> dict[str, int]:
@@ -49,10 +43,10 @@ def _linux_constants() -> dict[str, int]:
                     table[name] = int(value)
     table.update(
         SOL_TCP=6, TCP_CONGESTION=13, TCP_USER_TIMEOUT=18, TCP_FASTOPEN=23, TCP_NOTSENT_LOWAT=25,
-        TCP_FASTOPEN_CONNECT=30, TCP_FASTOPEN_KEY=33, TCP_FASTOPEN_NO_COOKIE=34, TCP_INQ=36,
+        TCP_FASTOPEN_CONNECT=30, TCP_FASTOPEN_KEY=33, TCP_FASTOPEN_NO_COOKIE=34, TCP_INQ=36, TCP_CM_INQ=36,
         SO_ZEROCOPY=60, MSG_ZEROCOPY=0x4000000, MSG_FASTOPEN=0x20000000, SIOCINQ=0x541B, FIONREAD=0x541B,
         SIOCOUTQ=0x5411, SIOCOUTQNSD=0x894B, IP_MTU_DISCOVER=10, IP_PMTUDISC_DONT=0, IP_PMTUDISC_WANT=1,
-        IP_PMTUDISC_DO=2, IP_PMTUDISC_PROBE=3, EPOLL_CTL_ADD=1, EPOLL_CTL_DEL=2, EPOLL_CTL_MOD=3, POLLRDNORM=0x40, POLLWRNORM=0x100, POLLRDHUP=0x2000,
+        IP_PMTUDISC_DO=2, IP_PMTUDISC_PROBE=3, IP_FREEBIND=15, SOL_IP=0, EPOLL_CTL_ADD=1, EPOLL_CTL_DEL=2, EPOLL_CTL_MOD=3, POLLRDNORM=0x40, POLLWRNORM=0x100, POLLRDHUP=0x2000,
     )
     return table
 
@@ -95,82 +89,32 @@ def value(expression) -> int | None:
     return evaluate(expression, LINUX_CONSTANTS)
 
 
-@dataclass
-class Job:
-    event: SyscallEvent
-    done: threading.Event = field(default_factory=threading.Event)
-    outcome: Outcome | None = None
-    unsupported: Unsupported | None = None
-    returned_at: float | None = None  # time.monotonic() when the call returned
+class KernelCalls(FileCalls):
+    """The script's calls on real sockets: the thread that makes them must be inside the drill
+    namespace (kernel_thread.py), so that every socket is the namespace's."""
 
-
-class SyscallThread:
-    """One thread, inside the namespace, that makes the script's calls in order."""
-
-    def __init__(self, namespace_path: str, local_address: int, bind_port: int, remote_address: int,
-                 remote_port: int, clock) -> None:
-        self.namespace_path = namespace_path
+    def __init__(self, local_address: int | bytes, bind_port: int, remote_address: int | bytes, remote_port: int) -> None:
+        # `...` for a socket's family: the run's (16-byte addresses: IPv6), as packetdrill's --ip_version
+        self.family = socket.AF_INET6 if isinstance(local_address, bytes) else socket.AF_INET
         self.local = (address_text(local_address), bind_port)
         self.remote = (address_text(remote_address), remote_port)
-        self.clock = clock
         self.sockets: dict[int, socket.socket] = {}  # script fd -> socket
         self.epolls: dict[int, select.epoll] = {}  # script fd -> epoll instance
+        self.files: dict[int, int] = {}  # script fd -> a file's or pipe end's real descriptor (kernel_files)
         self.current_port: int | None = None  # our port of the socket used last
-        self.jobs: queue.Queue = queue.Queue()
-        self.entered = threading.Event()
-        self.enter_error: str | None = None
-        self.thread = threading.Thread(target=self._main, name="drill-syscalls", daemon=True)
-        self.thread.start()
-        self.entered.wait()
-        if self.enter_error:
-            raise OSError(self.enter_error)
+        # What a call gave that the script says otherwise, beyond its result (a control message):
+        # read and cleared by whoever made the call (kernel_thread._perform).
+        self.mismatch: str | None = None
 
-    def _main(self) -> None:
-        # setns(2) moves only the calling thread; everything this thread creates lives in the
-        # namespace. If it fails, no call runs at all (never on the machine's own network).
-        libc = ctypes.CDLL(None, use_errno=True)
-        try:
-            descriptor = os.open(self.namespace_path, os.O_RDONLY)
-        except OSError as error:
-            self.enter_error = f"cannot open {self.namespace_path}: {error.strerror}"
-            self.entered.set()
-            return
-        try:
-            if libc.setns(descriptor, CLONE_NEWNET) != 0:
-                self.enter_error = f"setns: {os.strerror(ctypes.get_errno())}"
-                self.entered.set()
-                return
-        finally:
-            os.close(descriptor)
-        self.entered.set()
-        while True:
-            job = self.jobs.get()
-            if job is None:
-                return
-            try:
-                job.outcome = self.call(job.event)
-            except Unsupported as problem:
-                job.unsupported = problem
-            except Exception as error:  # a bug or an argument we cannot express: say which
-                job.unsupported = Unsupported(f"syscall {job.event.name}", f"{type(error).__name__}: {error}")
-            job.returned_at = self.clock()
-            job.done.set()
-
-    def submit(self, event: SyscallEvent) -> Job:
-        job = Job(event)
-        self.jobs.put(job)
-        return job
-
-    def stop(self) -> None:
-        """Close every socket (which also wakes a call still blocked on one) and end the thread."""
+    def close_all(self) -> None:
+        """Close every socket (which also wakes a call still blocked on one) and file."""
+        self.close_files()
         for sock in list(self.sockets.values()):
             try:
                 sock.shutdown(socket.SHUT_RDWR)
             except OSError:
                 pass
             sock.close()
-        self.jobs.put(None)
-        self.thread.join(timeout=2.0)
 
     # -- the calls --------------------------------------------------------------------------------
 
@@ -182,6 +126,10 @@ class SyscallThread:
             return handler(event)
         except OSError as error:
             return Outcome(-1, errno_name(error.errno))
+
+    @staticmethod
+    def _value(expression) -> int | None:
+        return value(expression)
 
     def _sock(self, expression) -> socket.socket:
         sock = self.sockets.get(value(expression))
@@ -195,16 +143,16 @@ class SyscallThread:
         if wanted is not None and wanted >= 0:
             return wanted
         fd = 3
-        while fd in self.sockets or fd in self.epolls:
+        while fd in self.sockets or fd in self.epolls or fd in self.files:
             fd += 1
         return fd
 
     def _socket(self, event) -> Outcome:
         kind = value(event.args[1])
         protocol = value(event.args[2]) or 0
-        family = value(event.args[0]) or socket.AF_INET
-        if family != socket.AF_INET:
-            raise Unsupported("ipv6", "only IPv4 sockets: the drill network is IPv4")
+        family = value(event.args[0]) or self.family
+        if family != self.family:
+            raise Unsupported("socket family", f"{event.args[0]} in an IPv{4 if self.family == socket.AF_INET else 6} run")
         sock = socket.socket(family, kind, protocol)
         fd = self._name_for(event)
         self.sockets[fd] = sock
@@ -229,7 +177,7 @@ class SyscallThread:
     def _connect(self, event) -> Outcome:
         sock = self._sock(event.args[0])
         result = sock.connect_ex(self.remote)
-        self.current_port = sock.getsockname()[1]
+        self._note_port(sock)
         return Outcome(0) if result == 0 else Outcome(-1, errno_name(result))
 
     def _null_buffer(self, event) -> Outcome | None:
@@ -286,15 +234,39 @@ class SyscallThread:
             return null
         sock = self._sock(event.args[0])
         flags = value(event.args[3]) or 0
-        sent = sock.sendto(bytes(value(event.args[2])), flags, self.remote)
-        self.current_port = sock.getsockname()[1]
-        return Outcome(sent)
+        family = value(event.args[4]) if len(event.args) > 4 else None
+        try:
+            if family is not None:  # `AF_UNSPEC` as the address: packetdrill passes a bare family
+                return self._sendto_family(sock, event, flags, family)
+            return Outcome(sock.sendto(bytes(value(event.args[2])), flags, self.remote))
+        finally:
+            self._note_port(sock)  # also when a Fast Open sendto says EINPROGRESS: its SYN is out
+
+    def _note_port(self, sock: socket.socket) -> None:
+        """Our port of a socket that may have started a connection."""
+        try:
+            port = sock.getsockname()[1]
+        except OSError:
+            return
+        if port:
+            self.current_port = port
+
+    def _sendto_family(self, sock: socket.socket, event, flags: int, family: int) -> Outcome:
+        """sendto with an address that is only a family (run_system_call.c run_syscall_connect):
+        Python's sendto insists on a whole address, so the call goes through libc."""
+        libc = ctypes.CDLL(None, use_errno=True)
+        address = struct.pack("=H", family) + bytes(14)
+        data = bytes(value(event.args[2]) or 0)
+        result = libc.sendto(sock.fileno(), data, len(data), flags, address, len(address))
+        return Outcome(result) if result >= 0 else Outcome(-1, errno_name(ctypes.get_errno()))
 
     def _shutdown(self, event) -> Outcome:
         self._sock(event.args[0]).shutdown(value(event.args[1]))
         return Outcome(0)
 
     def _close(self, event) -> Outcome:
+        if self._close_file(value(event.args[0])):
+            return Outcome(0)
         epoll = self.epolls.pop(value(event.args[0]), None)
         if epoll is not None:
             epoll.close()
@@ -340,20 +312,28 @@ class SyscallThread:
         zero bytes of each length; the peer's address only for MSG_FASTOPEN (a connect)."""
         sock = self._sock(event.args[0])
         message = dict(event.args[1].fields) if isinstance(event.args[1], StructExpr) else {}
-        vectors = message.get("msg_iov")
-        buffers = []
-        for vector in vectors.items if isinstance(vectors, ArrayExpr) else ():
-            if not isinstance(vector, StructExpr):
-                raise Unsupported("sendmsg argument", "msg_iov entries as {base, length}")
-            fields = dict(vector.fields)
-            length = fields.get("iov_len", vector.fields[-1][1])
-            buffers.append(bytes(value(length)))
+        buffers = _iov_buffers(message.get("msg_iov"))
         flags = value(event.args[2]) or 0
         if flags & LINUX_CONSTANTS["MSG_FASTOPEN"]:
-            sent = sock.sendmsg(buffers, [], flags, self.remote)
-            self.current_port = sock.getsockname()[1]
-            return Outcome(sent)
+            try:
+                return Outcome(sock.sendmsg(buffers, [], flags, self.remote))
+            finally:
+                self._note_port(sock)
         return Outcome(sock.sendmsg(buffers, [], flags))
+
+    def _recvmsg(self, event) -> Outcome:
+        """recvmsg(fd, {msg_name(...)=..., msg_iov(1)=[{..., N}], msg_flags=F, msg_control=[{cmsg_level=L,
+        cmsg_type=T, cmsg_data=D}]}, flags): the control messages and msg_flags are checked here."""
+        sock = self._sock(event.args[0])
+        message = dict(event.args[1].fields) if isinstance(event.args[1], StructExpr) else {}
+        size = sum(len(buffer) for buffer in _iov_buffers(message.get("msg_iov")))
+        flags = value(event.args[2]) or 0 if len(event.args) > 2 else 0
+        data, ancillary, message_flags, _ = sock.recvmsg(size, socket.CMSG_SPACE(64), flags)
+        wanted_flags = message.get("msg_flags")
+        if wanted_flags is not None and value(wanted_flags) not in (None, message_flags):
+            self.mismatch = f"recvmsg gave msg_flags {message_flags:#x} where the script expects {value(wanted_flags):#x}"
+        self.mismatch = self.mismatch or _compare_control(message.get("msg_control"), ancillary)
+        return Outcome(len(data))
 
     # epoll: the script's descriptor for an epoll instance is a name like a socket's.
     def _epoll_create(self, event) -> Outcome:
@@ -403,6 +383,36 @@ class SyscallThread:
         timeout = value(event.args[2]) if len(event.args) > 2 else -1
         ready = dict(poller.poll(timeout))
         return Outcome(len(ready), None, {0: tuple(ready.get(fd, 0) for fd in order)})
+
+
+def _iov_buffers(vectors) -> list[bytes]:
+    """`msg_iov(N)=[{..., length}, ...]` as buffers of zero bytes of each length."""
+    buffers = []
+    for vector in vectors.items if isinstance(vectors, ArrayExpr) else ():
+        if not isinstance(vector, StructExpr):
+            raise Unsupported("msghdr argument", "msg_iov entries as {base, length}")
+        fields = dict(vector.fields)
+        buffers.append(bytes(value(fields.get("iov_len", vector.fields[-1][1]))))
+    return buffers
+
+
+def _compare_control(expected, ancillary: list) -> str | None:
+    """None if every control message the script lists came with these level, type and (an
+    integer's) data; packetdrill compares the ones it lists."""
+    if not isinstance(expected, ArrayExpr):
+        return None
+    got = {(level, kind): data for level, kind, data in ancillary}
+    for item in expected.items:
+        fields = dict(item.fields) if isinstance(item, StructExpr) else {}
+        level, kind = value(fields.get("cmsg_level")), value(fields.get("cmsg_type"))
+        if (level, kind) not in got:
+            return f"no control message of level {level} type {kind} where the script expects one"
+        data = got[(level, kind)]
+        wanted = value(fields.get("cmsg_data"))
+        actual = int.from_bytes(data[:4], "little", signed=True)
+        if wanted is not None and actual != wanted:
+            return f"control message level {level} type {kind} gave {actual} where the script expects {wanted}"
+    return None
 
 
 def option_bytes(expression) -> bytes:

@@ -15,7 +15,6 @@ from the TUN device, and says so in the result's warnings.
 
 from __future__ import annotations
 
-import ctypes
 import os
 import queue
 import select
@@ -24,7 +23,9 @@ import struct
 import threading
 import time
 
-CLONE_NEWNET = 0x40000000
+from ustack.conform.kernel_thread import enter_network_namespace, join_realtime
+from ustack.wire.checksum import checksum_add, checksum_finish, pseudo_header_sum
+
 ETH_P_ALL = 0x0003
 PACKET_OUTGOING = 4  # linux/if_packet.h: a packet this host sends
 SO_TIMESTAMPNS = 35  # asm-generic/socket.h; the control message SCM_TIMESTAMPNS has the same number
@@ -40,14 +41,8 @@ def open_packet_tap(namespace_path: str, device: str) -> socket.socket:
     made: list = []
 
     def enter_and_open() -> None:
-        libc = ctypes.CDLL(None, use_errno=True)
         try:
-            descriptor = os.open(namespace_path, os.O_RDONLY)
-            try:
-                if libc.setns(descriptor, CLONE_NEWNET) != 0:
-                    raise OSError(ctypes.get_errno(), f"setns: {os.strerror(ctypes.get_errno())}")
-            finally:
-                os.close(descriptor)
+            enter_network_namespace(namespace_path)
             tap = socket.socket(socket.AF_PACKET, socket.SOCK_DGRAM, socket.htons(ETH_P_ALL))
             tap.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, TAP_BUFFER)
             tap.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
@@ -78,6 +73,7 @@ class TunReader:
         self.thread.start()
 
     def _main(self) -> None:
+        join_realtime()
         watched = [self.fd] + ([self.tap] if self.tap is not None else [])
         while not self.stopping.is_set():
             ready, _, _ = select.select(watched, [], [], 0.05)
@@ -111,3 +107,27 @@ class TunReader:
         self.thread.join(timeout=1.0)
         if self.tap is not None:
             self.tap.close()
+
+
+def fill_tcp_checksum(packet: bytes) -> bytes:
+    """The packet with its TCP checksum computed: with checksum offload the kernel leaves only
+    the pseudo-header sum in it (the device is supposed to finish it). IPv4 or IPv6 (without
+    extension headers, which the kernel does not put on TCP)."""
+    if packet[0] >> 4 == 6:
+        if len(packet) < 60 or packet[6] != 6:
+            return packet
+        header_length, total = 40, 40 + struct.unpack_from("!H", packet, 4)[0]
+    else:
+        header_length = (packet[0] & 0x0F) * 4
+        if len(packet) < header_length + 20 or packet[9] != 6:
+            return packet
+        total = struct.unpack_from("!H", packet, 2)[0]
+    tcp = bytearray(packet[header_length:total])
+    tcp[16:18] = b"\0\0"
+    if header_length == 40:  # RFC 8200 8.1: addresses, upper-layer length, next header
+        partial = checksum_add(0, packet[8:40] + struct.pack("!I3xB", len(tcp), 6))
+    else:
+        source, destination = struct.unpack_from("!II", packet, 12)
+        partial = pseudo_header_sum(source, destination, 6, len(tcp))
+    tcp[16:18] = struct.pack("!H", checksum_finish(checksum_add(partial, bytes(tcp))))
+    return packet[:header_length] + bytes(tcp)

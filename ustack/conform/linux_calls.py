@@ -24,7 +24,8 @@ from dataclasses import dataclass
 
 from ustack.conform.profile import Unsupported
 from ustack.conform.script import ArrayExpr, NameExpr, StructExpr
-from ustack.conform.syscalls import CONSTANTS, Blocked, CallFailed, Outcome, SocketTable, evaluate
+from ustack.conform.syscalls import CONSTANTS, Blocked, CallFailed, Outcome, SocketTable, errno_name, evaluate
+from ustack.tcp import State
 
 
 # Send flags ustack has nothing for: flag -> (feature, why).
@@ -32,7 +33,6 @@ UNSUPPORTED_SEND_FLAGS = {
     "MSG_MORE": "ustack has no corking (TCP_CORK / MSG_MORE hold a partial segment back)",
     "MSG_EOR": "ustack keeps no record boundaries in its send queue (Linux's skb end-of-record mark)",
     "MSG_ZEROCOPY": "ustack has no zero-copy send notifications",
-    "MSG_FASTOPEN": "a Fast Open send (RFC 7413); ustack has no Fast Open",
 }
 _EPOLL_MODES = CONSTANTS["EPOLLET"] | CONSTANTS["EPOLLONESHOT"] | CONSTANTS["EPOLLEXCLUSIVE"]
 
@@ -51,14 +51,96 @@ class LinuxSocketTable(SocketTable):
     def __init__(self, host) -> None:
         super().__init__(host)
         self.epolls: dict[int, dict[int, Interest]] = {}  # epoll descriptor -> watched fd -> interest
+        self._dont_wait = False  # the send call being made has MSG_DONTWAIT
 
     # -- data with addresses and message headers ------------------------------------------------
 
-    def _check_send_flags(self, flags_expression) -> None:
+    def _check_send_flags(self, flags_expression) -> bool:
+        """Refuse the flags ustack has nothing for; True for MSG_FASTOPEN."""
         flags = evaluate(flags_expression) or 0
         for name, why in UNSUPPORTED_SEND_FLAGS.items():
             if flags & CONSTANTS[name]:
-                raise Unsupported("tcp_fastopen" if name == "MSG_FASTOPEN" else name, why)
+                raise Unsupported(name, why)
+        self._dont_wait = bool(flags & CONSTANTS["MSG_DONTWAIT"])
+        return bool(flags & CONSTANTS["MSG_FASTOPEN"])
+
+    # -- TCP Fast Open (RFC 7413, tcp/fastopen.py) --------------------------------------------------
+
+    def _setsockopt(self, args, now) -> Outcome:
+        outcome = super()._setsockopt(args, now)
+        name = args[2].name if isinstance(args[2], NameExpr) else None
+        socket = self.open_socket(args[0])
+        if name == "TCP_FASTOPEN" and socket.listener is not None:
+            socket.listener.fast_open_queue = evaluate(args[3]) or 0
+        return outcome
+
+    def _connect(self, args, now) -> Outcome | Blocked:
+        """With TCP_FASTOPEN_CONNECT and a cookie for the server, connect() returns 0 at once and
+        the SYN waits for the first write, to carry its data (Linux's deferred connect)."""
+        socket = self.open_socket(args[0])
+        if not socket.options.get("TCP_FASTOPEN_CONNECT") or socket.connection is not None:
+            return super()._connect(args, now)
+        connection = socket.connection = self.host.open_active(socket, self.host.make_config(socket), now, True)
+        if connection.fast_open is not None and connection.fast_open.may_send_data:
+            connection.fast_open.hold_syn = True
+            return Outcome(0)
+        return self._connect_opened(socket, connection)  # an ordinary connect; the SYN asks for a cookie
+
+    def _connect_opened(self, socket, connection) -> Outcome | Blocked:
+        socket.connection = connection
+
+        def attempt(now: float) -> Outcome | None:
+            if connection.error is not None:
+                socket.reported_error = True
+                return Outcome(-1, errno_name(connection.error.errno))
+            return None if connection.state in (State.SYN_SENT, State.SYN_RECEIVED) else Outcome(0)
+
+        return Outcome(-1, "EINPROGRESS") if socket.nonblocking else Blocked(attempt)
+
+    def _write(self, args, now) -> Outcome | Blocked:
+        """A blocking write on a connection whose SYN waits for data (TCP_FASTOPEN_CONNECT) puts
+        the data on the SYN and returns once the handshake is done, as Linux's does."""
+        socket = self.socket_of(args[0])
+        connection = socket.connection if socket is not None else None
+        if (connection is None or socket.nonblocking or connection.fast_open is None
+                or not connection.fast_open.hold_syn):  # fmt: skip
+            return self._null_buffer(args) or super()._write(args, now)
+        accepted = connection.send(bytes(evaluate(args[2])), now)
+        connected = self._connect_opened(socket, connection)
+
+        def attempt(now: float) -> Outcome | None:
+            done = connected.retry(now)
+            return done if done is None or done.result < 0 else Outcome(accepted)
+
+        return Blocked(attempt)
+
+    def _fast_open_send(self, fd_expression, length: int, now: float) -> Outcome | Blocked:
+        """sendto/sendmsg with MSG_FASTOPEN on an unconnected socket: connect and send in one call
+        (RFC 7413 4.2). With a cookie the data rides on the SYN: a non-blocking call returns what
+        fits there, a blocking one waits for the handshake and returns everything. Without one the
+        SYN asks for a cookie: EINPROGRESS if non-blocking, else the data follows the handshake."""
+        socket = self.open_socket(fd_expression)
+        if socket.connection is not None:
+            return self._transmit(fd_expression, length, now)
+        connection = self.host.open_active(socket, self.host.make_config(socket), now, True)
+        fast_open = connection.fast_open
+        with_data = fast_open is not None and fast_open.may_send_data and length > 0
+        nonblocking = socket.nonblocking or self._dont_wait
+        if with_data and nonblocking:
+            socket.connection = connection
+            return Outcome(connection.send(bytes(min(length, fast_open.syn_room(connection.config))), now))
+        if nonblocking or not length:
+            socket.connection = connection
+            return Outcome(-1, "EINPROGRESS")
+        # Blocking: the data is queued now, so it leaves with the ACK of the SYN-ACK at the latest.
+        accepted = connection.send(bytes(length), now)
+        connected = self._connect_opened(socket, connection)
+
+        def attempt(now: float) -> Outcome | None:
+            done = connected.retry(now)
+            return done if done is None or done.result < 0 else Outcome(accepted)
+
+        return Blocked(attempt)
 
     def _send(self, args, now) -> Outcome | Blocked:
         if len(args) > 3:
@@ -66,7 +148,8 @@ class LinuxSocketTable(SocketTable):
         return self._null_buffer(args) or super()._send(args, now)
 
     def _sendto(self, args, now) -> Outcome | Blocked:
-        self._check_send_flags(args[3])
+        if self._check_send_flags(args[3]):
+            return self._null_buffer(args) or self._fast_open_send(args[0], evaluate(args[2]), now)
         return self._null_buffer(args) or self._transmit(args[0], evaluate(args[2]), now)
 
     def _recvfrom(self, args, now) -> Outcome | Blocked:
@@ -74,9 +157,6 @@ class LinuxSocketTable(SocketTable):
 
     def _recv(self, args, now) -> Outcome | Blocked:
         return self._null_buffer(args) or super()._recv(args, now)
-
-    def _write(self, args, now) -> Outcome | Blocked:
-        return self._null_buffer(args) or super()._write(args, now)
 
     def _read(self, args, now) -> Outcome | Blocked:
         return self._null_buffer(args) or super()._read(args, now)
@@ -89,7 +169,8 @@ class LinuxSocketTable(SocketTable):
         return None
 
     def _sendmsg(self, args, now) -> Outcome | Blocked:
-        self._check_send_flags(args[2])
+        if self._check_send_flags(args[2]):
+            return self._fast_open_send(args[0], _iov_length(args[1]), now)
         return self._transmit(args[0], _iov_length(args[1]), now)
 
     def _recvmsg(self, args, now) -> Outcome | Blocked:

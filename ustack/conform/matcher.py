@@ -21,6 +21,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from ustack.conform.linux_profile import LINUX_FAST_OPEN_COOKIE
+from ustack.conform.profile import Unsupported
 from ustack.conform.script import OptionSpec, PacketEvent
 from ustack.tcp.seq import seq_add, seq_diff
 from ustack.tcp.options import TIMESTAMP_TICK_USECS
@@ -126,6 +128,9 @@ def _inbound_options(options: tuple[OptionSpec, ...], numbers: SequenceMap) -> T
             if not option.absolute:  # the echo names a TSval of ours, written in script time
                 echo = seq_add(echo, numbers.timestamp_offset)
             values["timestamps"] = (value or 0, echo)
+        elif option.name in ("FO", "FOEXP"):  # RFC 7413 4.1.1; a cookie by name is the profile's
+            values["fast_open"] = fast_open_cookie(option)
+            values["fast_open_experimental"] = option.name == "FOEXP"
         # nop and eol are layout, which TcpOptions leaves to the builder; md5 is refused by the
         # runner before any packet is built (profile.UNSUPPORTED_FEATURES).
     return TcpOptions(**values)
@@ -262,7 +267,29 @@ def _compare_options(expected: tuple[OptionSpec, ...], actual: TcpOptions, numbe
             return f"TS ecr {actual.timestamps[1]} where the script expects {echo}"
     elif actual.timestamps is not None:
         return "a timestamp option where the script expects none"
+    fast_open = wanted.get("FO") or wanted.get("FOEXP")
+    expected_form = None if fast_open is None else (fast_open_cookie(fast_open), fast_open.name == "FOEXP")
+    actual_form = None if actual.fast_open is None else (actual.fast_open, actual.fast_open_experimental)
+    if expected_form != actual_form:
+        return f"{_fast_open_text(actual) or 'no Fast Open option'} where the script expects {fast_open.text() if fast_open else 'none'}"
     return None
+
+
+def fast_open_cookie(option: OptionSpec) -> bytes:
+    """The cookie of an `FO` / `FOEXP` option of a script (RFC 7413 4.1.1): hex, empty for a
+    request; a cookie given by name has been replaced by the driver (linux_profile)."""
+    if option.value == "TFO_COOKIE":
+        return LINUX_FAST_OPEN_COOKIE
+    try:
+        return bytes.fromhex(option.value or "")
+    except ValueError:
+        raise Unsupported(f"tcp option {option.name} {option.value}", "a cookie given by name, not in hex") from None
+
+
+def _fast_open_text(options: TcpOptions) -> str:
+    if options.fast_open is None:
+        return ""
+    return ("FOEXP" if options.fast_open_experimental else "FO") + (f" {options.fast_open.hex()}" if options.fast_open else "")
 
 
 def _blocks_to_script(blocks, numbers: SequenceMap) -> tuple:
@@ -335,4 +362,6 @@ def _options_text(options: TcpOptions, numbers: SequenceMap) -> str:
         items.append(f"TS val {options.timestamps[0]} ecr {options.timestamps[1]}")
     if options.sack_blocks:
         items += ["nop", "nop", "sack " + _blocks_text(_blocks_to_script(options.sack_blocks, numbers))]
+    if options.fast_open is not None:
+        items.append(_fast_open_text(options))
     return ",".join(items)

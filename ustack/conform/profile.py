@@ -367,7 +367,10 @@ SCRIPT_OPTIONS = {
     "tcp_ts_tick_usecs": "the tick of the script's TS val clock: our TSvals are then checked (matcher.py)",
     "udp_encapsulation": "unsupported: ustack has no TCP over UDP",
     "tcp_md5_secret": "unsupported: ustack has no TCP MD5 signatures (RFC 2385)",
+    "local_ip": "accepted when it is the driver's own address, 192.168.0.1",
+    "remote_ip": "accepted when it is the driver's remote address, 192.0.2.1",
 }
+SCRIPT_ADDRESSES = {"local_ip": "192.168.0.1", "remote_ip": "192.0.2.1"}  # the driver's (driver.py)
 
 
 def apply_script_options(options: dict, overrides: dict) -> None:
@@ -383,6 +386,8 @@ def apply_script_options(options: dict, overrides: dict) -> None:
             overrides["mss"] = mss
         elif name in ("udp_encapsulation", "tcp_md5_secret"):
             raise Unsupported(f"--{name}", SCRIPT_OPTIONS[name])
+        elif name in SCRIPT_ADDRESSES and value != SCRIPT_ADDRESSES[name]:
+            raise Unsupported(f"--{name}={value}", f"the driver's address is {SCRIPT_ADDRESSES[name]}")
         elif name not in SCRIPT_OPTIONS:
             raise Unsupported(f"--{name}", "not in profile.SCRIPT_OPTIONS")
 
@@ -523,4 +528,8 @@ SOCKET_OPTIONS = {
     "TCP_KEEPCNT": ("IPPROTO_TCP", "keepalive_probes", int),
     "TCP_KEEPINIT": ("IPPROTO_TCP", "connect_timeout", float),
     "TCP_NOOPT": ("IPPROTO_TCP", "no_options", bool),  # 1: a SYN with no options at all, not even MSS
+    # TCP Fast Open (RFC 7413, tcp/fastopen.py), handled by the Linux driver (linux_calls.py): a
+    # listener's Fast Open queue, and a connect() that waits for the first write to send its SYN.
+    "TCP_FASTOPEN": ("IPPROTO_TCP", None, None),
+    "TCP_FASTOPEN_CONNECT": ("IPPROTO_TCP", None, None),
 }

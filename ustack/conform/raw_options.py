@@ -1,12 +1,11 @@
-"""TCP options the scripts use that ustack.wire does not model: TCP Fast Open (RFC 7413).
+"""TCP options of the scripts beyond what ustack.wire builds, for the kernel backend: an MD5
+signature option (RFC 2385) written out by the script, added to a packet ustack.wire built; and
+how many bytes a line's options take, which packetdrill compares and matcher.py (which compares
+meaning) does not. The Fast Open option (RFC 7413) is ustack.wire's own (codec); fast_open_bytes
+only checks that a script's cookie can be put on the wire (hex, not a name).
 
-ustack's TcpOptions carries what ustack speaks (mss, wscale, sackOK, sack, TS). The Linux scripts
-also put Fast Open cookies on SYNs, as kind 34 (`FO`, RFC 7413 4.1.1) or as the experimental
-kind 254 with magic 0xF989 (`FOEXP`, RFC 6994). For the kernel backend these are added to a packet
-ustack.wire built (`add_options`) and read back from what the kernel sent (`fast_open_option`).
-
-    packet = add_options(packet, fast_open_bytes(option))   # option: OptionSpec("FO", "abcd1234")
-    fast_open_option(packet)  -> ("FO", "abcd1234"), ("FO", None) for a cookie request, or None
+    packet = add_options(packet, raw_option_bytes(OptionSpec("md5", "0001...0f")))
+    compare_options_length(event.options, packet)   # None, or how the lengths differ
 """
 
 from __future__ import annotations
@@ -16,12 +15,26 @@ import struct
 from ustack.conform.profile import Unsupported
 from ustack.conform.script import OptionSpec
 from ustack.wire.checksum import checksum_add, checksum_finish, internet_checksum, pseudo_header_sum
+from ustack.wire.codec import fast_open_option_bytes
 
-FAST_OPEN_KIND = 34  # RFC 7413 4.1.1
-EXPERIMENTAL_KIND = 254  # RFC 6994: shared experimental option, told apart by its magic number
-FAST_OPEN_MAGIC = 0xF989
+MD5_KIND, MD5_LENGTH = 19, 18  # RFC 2385 3.0: kind 19, length 18, a 16-byte digest
+RAW_OPTIONS = ("FO", "FOEXP", "md5")  # what raw_option_bytes builds
 NOP = 1
 MAXIMUM_OPTIONS = 40  # a 60-byte TCP header, RFC 9293 3.1
+
+
+def raw_option_bytes(option: OptionSpec) -> bytes:
+    """The bytes of an option in RAW_OPTIONS. An `md5` digest is the one the script writes (a
+    peer's signature, right or wrong as the script means it), never computed here."""
+    if option.name != "md5":
+        return fast_open_bytes(option)
+    try:
+        digest = bytes.fromhex(option.value or "")
+    except ValueError:
+        digest = b""
+    if len(digest) != MD5_LENGTH - 2:
+        raise Unsupported("tcp option md5", "a digest other than 16 bytes written in hex")
+    return bytes((MD5_KIND, MD5_LENGTH)) + digest
 
 
 def fast_open_bytes(option: OptionSpec) -> bytes:
@@ -31,9 +44,7 @@ def fast_open_bytes(option: OptionSpec) -> bytes:
         cookie = bytes.fromhex(text)
     except ValueError:
         raise Unsupported(f"tcp option {option.name} {text}", "a cookie given by name, not in hex") from None
-    if option.name == "FO":
-        return bytes((FAST_OPEN_KIND, 2 + len(cookie))) + cookie
-    return bytes((EXPERIMENTAL_KIND, 4 + len(cookie))) + struct.pack("!H", FAST_OPEN_MAGIC) + cookie
+    return fast_open_option_bytes(cookie, option.name == "FOEXP")
 
 
 def add_options(packet: bytes, extra: bytes) -> bytes:
@@ -59,43 +70,10 @@ def add_options(packet: bytes, extra: bytes) -> bytes:
     return bytes(header) + payload
 
 
-def fast_open_option(packet: bytes) -> tuple[str, str | None] | None:
-    """The Fast Open option of a packet the kernel sent, as the script writes it."""
-    ip_length = (packet[0] & 0x0F) * 4
-    tcp_length = (packet[ip_length + 12] >> 4) * 4
-    options = packet[ip_length + 20 : ip_length + tcp_length]
-    position = 0
-    while position < len(options):
-        kind = options[position]
-        if kind == 0:
-            break
-        if kind == NOP:
-            position += 1
-            continue
-        if position + 1 >= len(options) or options[position + 1] < 2:
-            break
-        length = options[position + 1]
-        body = options[position + 2 : position + length]
-        if kind == FAST_OPEN_KIND:
-            return "FO", body.hex() or None
-        if kind == EXPERIMENTAL_KIND and body[:2] == struct.pack("!H", FAST_OPEN_MAGIC):
-            return "FOEXP", body[2:].hex() or None
-        position += length
-    return None
-
-
-def compare_fast_open(expected: tuple[OptionSpec, ...] | None, packet: bytes) -> str | None:
-    """None if the packet's Fast Open option is the one the line expects (`<...>`: any)."""
-    if expected is None:
-        return None
-    wanted = next(((option.name, (option.value or "").lower() or None) for option in expected
-                   if option.name in ("FO", "FOEXP")), None)
-    actual = fast_open_option(packet)
-    if wanted == actual:
-        return None
-    shown = {None: "no Fast Open option"}
-    return (f"{shown.get(actual) or ' '.join(item for item in actual if item)} where the script expects "
-            f"{shown.get(wanted) or ' '.join(item for item in wanted if item)}")
+def ip_header_length(packet: bytes) -> int:
+    """Where the TCP header starts in a packet the kernel sent: IPv6's fixed 40 bytes (the kernel
+    puts no extension header on TCP) or IPv4's IHL."""
+    return 40 if packet[0] >> 4 == 6 else (packet[0] & 0x0F) * 4
 
 
 # Bytes each option takes as the script writes it (RFC 9293 3.2, RFC 7323, RFC 2018, RFC 7413).
@@ -121,7 +99,7 @@ def compare_options_length(expected: tuple[OptionSpec, ...] | None, packet: byte
     None if the packet's options take as many bytes as the line's (`<...>`: any)."""
     if expected is None:
         return None
-    ip_length = (packet[0] & 0x0F) * 4
+    ip_length = ip_header_length(packet)
     actual = (packet[ip_length + 12] >> 4) * 4 - 20
     wanted = options_length(expected)
     if actual == wanted:

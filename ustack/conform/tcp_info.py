@@ -70,6 +70,8 @@ def ustack_tcp_info(connection, listening: bool = False) -> dict[str, int]:
     options |= TCP_INFO_NAMES["TCPI_OPT_SACK"] if connection.sack_permitted else 0
     options |= TCP_INFO_NAMES["TCPI_OPT_WSCALE"] if connection.window_scaling_enabled else 0
     options |= TCP_INFO_NAMES["TCPI_OPT_ECN"] if connection.ecn is not None else 0
+    fast_open = connection.fast_open
+    options |= TCP_INFO_NAMES["TCPI_OPT_SYN_DATA"] if fast_open is not None and fast_open.syn_data_acked else 0
     # Linux's mss_cache and advmss leave out the timestamp option every segment carries.
     option_space = TIMESTAMP_OPTION_SPACE if connection.timestamps_enabled else 0
     info = {

@@ -61,6 +61,7 @@ class LabError(Exception):
 class LabOptions:
     pcap: str | None = None  # keep the capture here
     svg: str | None = None  # draw the (first) ladder here
+    plot: str | None = None  # labs that draw a plot (congestion: cwnd over time) save it here
     log: Callable[[str], None] | None = None  # each step as it happens (the CLI prints them)
     seed: int = 1  # the FaultInjector's seed (labs script their drops; nothing is random)
     web: object | None = None  # a ustack.web.WebFeed to follow the lab (ustack lab --web)

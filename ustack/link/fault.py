@@ -165,6 +165,14 @@ class FaultInjector(Middleware):
             raise ValueError(f"direction must be inbound or outbound, not {direction!r}")
         (self._inbound if direction == "inbound" else self._outbound).faults = faults
 
+    def reseed(self, direction: str, stream: str) -> None:
+        """Restart one direction's random decisions from the named stream of this seed. A
+        benchmark that sends one way and then the other gives each transfer's data the same
+        stream, so that both meet the same losses (scripts/bench_recovery.py)."""
+        if direction not in ("inbound", "outbound"):
+            raise ValueError(f"direction must be inbound or outbound, not {direction!r}")
+        (self._inbound if direction == "inbound" else self._outbound).random = random.Random(f"{self.seed}/{stream}")
+
     # --- the two directions --------------------------------------------------------------------
 
     def receive_batch(self, now: float, max_packets: int = 64) -> list[bytes]:

@@ -14,9 +14,10 @@ microseconds of the open (pyroute2.netns.pushns), and come straight back (popns)
 working from the root namespace: only the device and its routes live in the other one. (pushns
 saves /proc/self/ns/net, the main thread's namespace: create links from the main thread.)
 
-Offloads (issue 12; on by default, `offload=False` or `ustack serve --no-offload` to compare): the
-device is opened with IFF_VNET_HDR too and told TUNSETOFFLOAD(TUN_F_CSUM | TUN_F_TSO4), so every
-packet in either direction carries a virtio_net_hdr in front (ustack/link/vnet.py):
+Offloads (issues 11 and 12; on by default, `offload=False` or `ustack serve --no-offload` to
+compare): the device is opened with IFF_VNET_HDR too and told TUNSETOFFLOAD(TUN_F_CSUM |
+TUN_F_TSO4 | TUN_F_TSO6), so every packet in either direction carries a virtio_net_hdr in front
+(ustack/link/vnet.py), and IPv4 and IPv6 connections move super-segments alike:
 - receiving, the kernel may hand us a TCP super-segment of up to 64 KB that its GRO/TSO path built
   from MSS-sized segments, with a partial checksum; vnet.packet_from_kernel completes the checksum
   and the stack takes the super-segment as ONE segment (one parse, one ACK decision);
@@ -35,7 +36,9 @@ super-segment drops all the segments in it, which is what the peer then misses; 
 one of the segments the Coalescer would join cuts the run at the gap, so the peer misses exactly
 that one.
 If the kernel refuses TUNSETOFFLOAD the device is opened again without IFF_VNET_HDR, and
-`offload` says which way it runs.
+`offload` says which way it runs. If it takes CSUM and TSO4 but refuses TSO6, `tso6` is False: the
+kernel then hands us IPv6 segments one by one, and an IPv6 segment larger than the MTU that the
+core built is cut here in software (vnet.split_super_segment), so the Stack above need not know.
 
 Several queues (`ustack serve --workers N`, ustack/workers.py; Documentation/networking/tuntap.rst
 3.3): a device opened with IFF_MULTI_QUEUE can be opened again by name, each open (TUNSETIFF with
@@ -59,7 +62,8 @@ import os
 import pytun
 
 from .base import Link, LinkError
-from .vnet import GSO_NONE, HEADER_SIZE, Coalescer, VnetDrop, large_segment_frame, packet_from_kernel
+from .vnet import (GSO_NONE, GSO_TCPV6, HEADER_SIZE, PLAIN_BYTES, Coalescer, VnetDrop, cut_large_segment,
+                   large_segment_frame, packet_from_kernel, split_super_segment)
 
 TUN_PATH = "/dev/net/tun"
 # The kernel's default transmit queue for a TUN device is 500 packets, which a burst of 64 KiB
@@ -73,9 +77,11 @@ TUN_F_CSUM = 0x01  # "you can hand me unchecksummed packets"
 TUN_F_TSO4 = 0x02  # "I can handle TSO for IPv4 packets"
 TUN_F_TSO6 = 0x04  # "... and for IPv6 packets"
 TUN_F_TSO_ECN = 0x08  # "... with the CWR bit set"
-OFFLOADS = TUN_F_CSUM | TUN_F_TSO4  # TUN_F_TSO6 once the stack speaks IPv6
+OFFLOADS = TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6
+OFFLOADS_WITHOUT_TSO6 = TUN_F_CSUM | TUN_F_TSO4  # what we settle for if the kernel refuses TSO6
 IFF_MULTI_QUEUE = 0x0100  # include/uapi/linux/if_tun.h: one queue (fd) per TUNSETIFF with the same name
-LARGEST_FRAME = HEADER_SIZE + 65535  # a vnet header and the largest IPv4 packet
+# A vnet header and the largest packet: IPv6's 40-byte header and a 65535-byte payload.
+LARGEST_FRAME = HEADER_SIZE + 40 + 65535
 
 
 class TunLink(Link):
@@ -102,7 +108,9 @@ class TunLink(Link):
         self.namespace = namespace
         self.multi_queue = multi_queue or existing
         self._device = _open_tun(name, namespace, offload, self.multi_queue, existing)
-        self.offload = offload and _enable_offloads(self._device)
+        offloads = _enable_offloads(self._device) if offload else 0
+        self.offload = bool(offloads)
+        self.tso6 = bool(offloads & TUN_F_TSO6)
         if offload and not self.offload:
             if existing:  # the queues of one device must all carry the vnet header, or none
                 self._device.close()
@@ -117,7 +125,7 @@ class TunLink(Link):
             self._device.close()
             raise
         self._fd = self._device.fileno()
-        self._coalescer = Coalescer() if self.offload else None
+        self._coalescer = Coalescer(ipv6=self.tso6) if self.offload else None
 
     def attach_queue(self) -> "TunLink":
         """One more queue of this multi-queue device: a TunLink with its own fd, same offloads."""
@@ -160,11 +168,23 @@ class TunLink(Link):
         if len(packet) > self.mtu:
             frame = None if self._coalescer is None else large_segment_frame(packet, self.mtu)
             if frame is None:
-                self.count_drop("larger_than_mtu")
+                pieces = [] if self._coalescer is None else cut_large_segment(packet, self.mtu)
+                if not pieces:
+                    self.count_drop("larger_than_mtu")
+                    return
+                for earlier in self._coalescer.flush():
+                    self._write(earlier, len(earlier) - HEADER_SIZE)
+                self.counters["large_segments_cut_here"] += 1
+                for piece in pieces:
+                    self._write(PLAIN_BYTES + piece, len(piece))
                 return
             for earlier in self._coalescer.flush():
                 self._write(earlier, len(earlier) - HEADER_SIZE)
             self.counters["large_segments_out"] += 1
+            if frame[1] == GSO_TCPV6 and not self.tso6:
+                for piece in split_super_segment(frame):  # cut here what the kernel will not cut
+                    self._write(PLAIN_BYTES + piece, len(piece))
+                return
             self._write(frame, len(packet))
             return
         if self._coalescer is None:
@@ -210,13 +230,16 @@ class TunLink(Link):
             self._device.close()
 
 
-def _enable_offloads(device: "pytun.TunTapDevice") -> bool:
-    """Ask for checksum and TSO4 offloads; False if this kernel (or device) refuses them."""
-    try:
-        fcntl.ioctl(device.fileno(), TUNSETOFFLOAD, OFFLOADS)
-    except OSError:
-        return False
-    return True
+def _enable_offloads(device: "pytun.TunTapDevice") -> int:
+    """Ask for checksum, TSO4 and TSO6 offloads, else for checksum and TSO4 alone; the flags the
+    kernel took, 0 if this kernel (or device) refuses even those."""
+    for offloads in (OFFLOADS, OFFLOADS_WITHOUT_TSO6):
+        try:
+            fcntl.ioctl(device.fileno(), TUNSETOFFLOAD, offloads)
+        except OSError:
+            continue
+        return offloads
+    return 0
 
 
 def _open_tun(name: str, namespace: str | None, vnet_header: bool = False, multi_queue: bool = False,

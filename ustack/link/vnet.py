@@ -1,6 +1,7 @@
 """The virtio_net_hdr that leads every packet on a TUN device opened with IFF_VNET_HDR, and the two
 things TUN offloads need around it: completing a partial checksum the kernel left to us, and
-coalescing our in-order TCP segments into one super-segment the kernel splits again (TSO).
+coalescing our in-order TCP segments into one super-segment the kernel splits again (TSO), for
+TCP over IPv4 (TSO4) and over IPv6 (TSO6) alike.
 
 Facts (Linux include/uapi/linux/virtio_net.h, include/uapi/linux/if_tun.h):
 
@@ -16,12 +17,20 @@ Facts (Linux include/uapi/linux/virtio_net.h, include/uapi/linux/if_tun.h):
 flags: NEEDS_CSUM (1): the checksum is partial: the field holds the pseudo-header sum only, and
 whoever takes the packet must sum csum_start..end and store the result; DATA_VALID (2): the
 checksum was already verified; RSC_INFO (4) is for virtio devices only. gso_type: NONE (0),
-TCPV4 (1), UDP (3, UFO), TCPV6 (4), UDP_L4 (5, USO), each possibly or'ed with ECN (0x80).
+TCPV4 (1), UDP (3, UFO), TCPV6 (4), UDP_L4 (5, USO), each possibly or'ed with ECN (0x80). The
+kernel takes a TCPV4 super-segment only in an IPv4 packet and a TCPV6 one only in an IPv6 packet
+(include/linux/virtio_net.h checks the type against the packet's protocol).
 
-What the kernel does with a TCPV4 super-segment we write (tcp_gso_segment): it cuts the data into
+The partial checksum is the same rule in both families: the pseudo-header (RFC 9293 3.1 over
+IPv4, RFC 8200 8.1 over IPv6) summed with the TCP length of the whole packet, folded, not
+complemented; so completing it is one family-blind checksum from csum_start to the end.
+
+What the kernel does with a super-segment we write (tcp_gso_segment): it cuts the data into
 gso_size pieces, each with a copy of the IP and TCP headers (options included), the sequence
-number advanced by the data before it, the IP identification incremented, and FIN and PSH kept
-on the last piece only. `split_super_segment` below does the same in Python, for the tests.
+number advanced by the data before it, the length field of the IP header set for the piece (the
+IPv4 total length, whose identification it also increments; the IPv6 payload length), and FIN
+and PSH kept on the last piece only. `split_super_segment` below does the same in Python, for the
+tests and for a link whose kernel refused TSO6 (link/tun.py).
 """
 
 from __future__ import annotations
@@ -29,7 +38,7 @@ from __future__ import annotations
 import struct
 from typing import NamedTuple
 
-from ..wire.checksum import internet_checksum, pseudo_header_sum
+from ..wire.checksum import internet_checksum, pseudo_header_sum, pseudo_header_sum6
 
 HEADER = struct.Struct("=BBHHHH")
 HEADER_SIZE = HEADER.size  # 10
@@ -47,11 +56,18 @@ GSO_UDP_L4 = 5
 GSO_ECN = 0x80
 GSO_TYPE_NAMES = {GSO_NONE: "none", GSO_TCPV4: "tcpv4", GSO_UDP: "udp", GSO_TCPV6: "tcpv6", GSO_UDP_L4: "udp_l4"}
 
-IPV4_HEADER = 20  # we send no IP options, so coalescing handles only this length
+# The IP header in front of the TCP header of a segment the link may join or hand over: IPv4
+# without options (we send none), IPv6 without extension headers (we send none with TCP).
+IPV4_HEADER = 20
+IPV6_HEADER = 40
 TCP_PROTOCOL = 6
 TCP_CHECKSUM_OFFSET = 16  # where the checksum sits in the TCP header
 ACK, PSH, FIN = 0x10, 0x08, 0x01
-LARGEST_IPV4_PACKET = 65535  # the 16-bit total length
+CWR, ECE = 0x80, 0x40  # ECN's TCP flags (RFC 3168 6.1)
+# A super-segment stays within 65535 bytes in both families: IPv4's 16-bit total length, and the
+# 64 KB the kernel's GRO and TSO build at most (IPv6's payload length could take 40 bytes more).
+LARGEST_SUPER_SEGMENT = 65535
+GSO_TYPE_OF = {IPV4_HEADER: GSO_TCPV4, IPV6_HEADER: GSO_TCPV6}  # by where TCP starts
 
 
 class VnetHeader(NamedTuple):
@@ -86,10 +102,11 @@ def build_vnet_header(header: VnetHeader) -> bytes:
 
 
 def packet_from_kernel(frame: bytes) -> bytes:
-    """The IPv4 packet inside a frame read from the TUN device, with its checksum complete.
+    """The IP packet (IPv4 or IPv6) inside a frame read from the TUN device, with its checksum
+    complete.
 
-    A super-segment (gso_type TCPV4) stays whole: the stack takes it as one segment, with one
-    parse and one ACK decision. A partial checksum (NEEDS_CSUM) is completed here with the C
+    A super-segment (gso_type TCPV4 or TCPV6) stays whole: the stack takes it as one segment, with
+    one parse and one ACK decision. A partial checksum (NEEDS_CSUM) is completed here with the C
     checksum rather than trusted: then the parser, the pcap writer and the tracer all see an
     ordinary valid packet, and the cost is one C pass over at most 64 KB (a few microseconds)."""
     header = parse_vnet_header(frame)
@@ -100,16 +117,22 @@ def packet_from_kernel(frame: bytes) -> bytes:
     if gso_type not in GSO_TYPE_NAMES:
         raise VnetDrop("vnet_unknown_gso_type")
     if gso_type != GSO_NONE:
-        if gso_type != GSO_TCPV4:
-            # We offer only TSO4 (TUNSETOFFLOAD); TCPV6 waits for IPv6, UFO/USO for UDP.
+        if gso_type == GSO_TCPV4:
+            if len(packet) < IPV4_HEADER or packet[0] >> 4 != 4 or packet[9] != TCP_PROTOCOL:
+                raise VnetDrop("vnet_gso_not_tcp_over_ipv4")
+        elif gso_type == GSO_TCPV6:
+            # TCP straight after the fixed header: the kernel's TSO6 segments carry no extension
+            # header, and a chain would make csum_start and hdr_len ours to walk for nothing.
+            if len(packet) < IPV6_HEADER or packet[0] >> 4 != 6 or packet[6] != TCP_PROTOCOL:
+                raise VnetDrop("vnet_gso_not_tcp_over_ipv6")
+        else:  # We offer TSO4 and TSO6 (TUNSETOFFLOAD); UFO/USO would be for UDP.
             raise VnetDrop(f"vnet_gso_{GSO_TYPE_NAMES[gso_type]}_not_supported")
         if header.gso_size == 0:
             raise VnetDrop("vnet_gso_size_zero")
-        if len(packet) < IPV4_HEADER or packet[0] >> 4 != 4 or packet[9] != TCP_PROTOCOL:
-            raise VnetDrop("vnet_gso_not_tcp_over_ipv4")
     if header.flags & NEEDS_CSUM:
         start, field = header.csum_start, header.csum_start + header.csum_offset
-        if field + 2 > len(packet) or start < IPV4_HEADER:
+        ip_header = IPV6_HEADER if packet and packet[0] >> 4 == 6 else IPV4_HEADER
+        if field + 2 > len(packet) or start < ip_header:
             raise VnetDrop("vnet_checksum_out_of_range")
         checksum = internet_checksum(packet[start:])
         packet = b"".join((packet[:field], checksum.to_bytes(2, "big"), packet[field + 2:]))
@@ -130,19 +153,23 @@ class Coalescer:
         for frame in coalescer.flush():           # end of the round: the last super-segment
             os.write(fd, frame)
 
-    Segments join when: same addresses and ports, no IP options, the sequence number follows on,
-    every header field but the sequence number, flags and checksum is equal (ACK, window,
+    Segments join when: same family, addresses and ports, no IP options or extension headers, the
+    sequence number follows on, every header field but the lengths, the IPv4 identification, the
+    sequence number, flags and checksums is equal (traffic class and flow label, ACK, window,
     options with the timestamps and SACK blocks), no SYN/RST/URG/ECN flags, every piece but the
     last is exactly gso_size long and the last is not longer, and no piece before the last
     carries PSH or FIN. So nothing the core decided changes on the wire: the peer receives the
-    same segments it would have received one by one."""
+    same segments it would have received one by one. `ipv6=False` leaves IPv6 segments alone
+    (a kernel that refused TSO6)."""
 
-    def __init__(self) -> None:
+    def __init__(self, ipv6: bool = True) -> None:
+        self.ipv6 = ipv6
         self._first: bytes | None = None  # the first packet of the run being built
         self._pieces: list[bytes] = []  # the payloads so far
         self._length = 0  # their total
         self._next_seq = 0
         self._last_flags = 0
+        self._tcp_start = 0  # 20 over IPv4, 40 over IPv6
         self._header_length = 0
         self.super_segments = 0  # counters for stats
         self.segments_joined = 0
@@ -153,8 +180,9 @@ class Coalescer:
             self._append(packet)
             return []
         out = self.flush()
-        if _joinable(packet):
-            self._start(packet)
+        tcp_start = tcp_start_if_joinable(packet)
+        if tcp_start == IPV4_HEADER or (tcp_start and self.ipv6):
+            self._start(packet, tcp_start)
         else:
             out.append(PLAIN_BYTES + packet)
         return out
@@ -167,40 +195,47 @@ class Coalescer:
         self._pieces = []
         return [frame]
 
-    def _start(self, packet: bytes) -> None:
-        header_length = IPV4_HEADER + (packet[32] >> 4) * 4
+    def _start(self, packet: bytes, tcp_start: int) -> None:
+        header_length = tcp_start + (packet[tcp_start + 12] >> 4) * 4
         self._first = packet
+        self._tcp_start = tcp_start
         self._header_length = header_length
         payload = packet[header_length:]
         self._pieces = [payload]
         self._length = len(payload)
-        self._next_seq = (int.from_bytes(packet[24:28], "big") + len(payload)) & 0xFFFFFFFF
-        self._last_flags = packet[33]
+        self._next_seq = (int.from_bytes(packet[tcp_start + 4:tcp_start + 8], "big") + len(payload)) & 0xFFFFFFFF
+        self._last_flags = packet[tcp_start + 13]
 
     def _joins(self, packet: bytes) -> bool:
         first = self._first
+        t = self._tcp_start
         header_length = self._header_length
         gso_size = len(self._pieces[0])
         if (
             self._last_flags != ACK  # a PSH or FIN ends a run: the kernel keeps them on the last piece
             or self._length % gso_size
-            or not _joinable(packet)
-            or packet[IPV4_HEADER + 12] != first[IPV4_HEADER + 12]  # same TCP header length
+            or tcp_start_if_joinable(packet) != t
+            or packet[t + 12] != first[t + 12]  # same TCP header length
         ):
             return False
         payload_length = len(packet) - header_length
-        if payload_length > gso_size or header_length + self._length + payload_length > LARGEST_IPV4_PACKET:
+        if payload_length > gso_size or header_length + self._length + payload_length > LARGEST_SUPER_SEGMENT:
             return False
+        if t == IPV4_HEADER:
+            # TOS; DF, TTL, protocol; addresses and ports (the length, identification and header
+            # checksum are the kernel's to set for each piece).
+            same_ip = packet[1] == first[1] and packet[6:10] == first[6:10] and packet[12:t + 4] == first[12:t + 4]
+        else:
+            # Version, traffic class, flow label; next header, hop limit; addresses and ports.
+            same_ip = packet[:4] == first[:4] and packet[6:t + 4] == first[6:t + 4]
         return (
-            int.from_bytes(packet[24:28], "big") == self._next_seq
-            # TOS, DF, TTL, protocol; addresses; ports; ACK number; flags other than PSH/FIN
-            # are checked through the bytes around them; window, urgent pointer, options.
-            and packet[1] == first[1]
-            and packet[6:10] == first[6:10]
-            and packet[12:24] == first[12:24]
-            and packet[28:32] == first[28:32]
-            and packet[34:36] == first[34:36]
-            and packet[38:header_length] == first[38:header_length]
+            same_ip
+            and int.from_bytes(packet[t + 4:t + 8], "big") == self._next_seq
+            # ACK number and header length; window; urgent pointer and options (flags other than
+            # PSH/FIN were checked by tcp_start_if_joinable).
+            and packet[t + 8:t + 13] == first[t + 8:t + 13]
+            and packet[t + 14:t + 16] == first[t + 14:t + 16]
+            and packet[t + 18:header_length] == first[t + 18:header_length]
         )
 
     def _append(self, packet: bytes) -> None:
@@ -208,56 +243,96 @@ class Coalescer:
         self._pieces.append(payload)
         self._length += len(payload)
         self._next_seq = (self._next_seq + len(payload)) & 0xFFFFFFFF
-        self._last_flags = packet[33]
+        self._last_flags = packet[self._tcp_start + 13]
 
     def _frame(self) -> bytes:
         first = self._first
         if len(self._pieces) == 1:
             return PLAIN_BYTES + first
-        header_length = self._header_length
-        total = header_length + self._length
-        tcp_length = total - IPV4_HEADER
-        ip = bytearray(first[:IPV4_HEADER])
-        ip[2:4] = total.to_bytes(2, "big")
-        ip[10:12] = b"\0\0"
-        ip[10:12] = internet_checksum(bytes(ip)).to_bytes(2, "big")
-        tcp = bytearray(first[IPV4_HEADER:header_length])
+        t, header_length = self._tcp_start, self._header_length
+        tcp_length = header_length - t + self._length
+        ip = _ip_header_for(first, t, tcp_length)
+        tcp = bytearray(first[t:header_length])
         tcp[13] = self._last_flags  # FIN and PSH of the last piece (the kernel keeps them there)
-        # A partial checksum: the pseudo-header sum, folded, not complemented; the kernel adds
-        # the rest for each piece (NEEDS_CSUM).
-        src, dst = int.from_bytes(first[12:16], "big"), int.from_bytes(first[16:20], "big")
-        tcp[16:18] = _fold(pseudo_header_sum(src, dst, TCP_PROTOCOL, tcp_length)).to_bytes(2, "big")
+        # A partial checksum (NEEDS_CSUM); the kernel adds the rest for each piece.
+        tcp[16:18] = _partial_checksum(first, t, tcp_length)
         self.super_segments += 1
         self.segments_joined += len(self._pieces)
-        header = VnetHeader(NEEDS_CSUM, GSO_TCPV4, header_length, len(self._pieces[0]), IPV4_HEADER, TCP_CHECKSUM_OFFSET)
+        header = VnetHeader(NEEDS_CSUM, GSO_TYPE_OF[t], header_length, len(self._pieces[0]), t, TCP_CHECKSUM_OFFSET)
         return b"".join((HEADER.pack(*header), ip, tcp, *self._pieces))
 
 
-def large_segment_frame(packet: bytes, mtu: int) -> bytes | None:
+def large_segment_frame(packet: bytes, mtu: int, other_flags: int = 0) -> bytes | None:
     """The frame for one TCP segment larger than the MTU that the core built itself
-    (TcpConfig.offload_segments): the kernel cuts it into pieces of the MTU minus its headers,
-    which is the connection's segment size (the Stack allows such segments only then). None if
-    the packet is not a TCP segment this link may hand over that way."""
-    if not _joinable(packet):
+    (TcpConfig.offload_segments), over IPv4 or IPv6: the kernel cuts it into pieces of the MTU
+    minus its headers (IP, TCP and TCP options), which is the connection's segment size (the
+    Stack allows such segments only then). None if the packet is not a TCP segment this link may
+    hand over that way."""
+    t = tcp_start_if_joinable(packet, other_flags)
+    if not t or len(packet) > LARGEST_SUPER_SEGMENT:
         return None
-    header_length = IPV4_HEADER + (packet[32] >> 4) * 4
-    src, dst = int.from_bytes(packet[12:16], "big"), int.from_bytes(packet[16:20], "big")
-    partial = _fold(pseudo_header_sum(src, dst, TCP_PROTOCOL, len(packet) - IPV4_HEADER))
-    header = VnetHeader(NEEDS_CSUM, GSO_TCPV4, header_length, mtu - header_length, IPV4_HEADER, TCP_CHECKSUM_OFFSET)
-    return b"".join((HEADER.pack(*header), packet[:36], partial.to_bytes(2, "big"), packet[38:]))
+    header_length = t + (packet[t + 12] >> 4) * 4
+    header = VnetHeader(NEEDS_CSUM, GSO_TYPE_OF[t], header_length, mtu - header_length, t, TCP_CHECKSUM_OFFSET)
+    checksum = t + TCP_CHECKSUM_OFFSET
+    return b"".join((HEADER.pack(*header), packet[:checksum], _partial_checksum(packet, t, len(packet) - t),
+                     packet[checksum + 2:]))
 
 
-def _joinable(packet: bytes) -> bool:
-    """A TCP segment over IPv4 without IP options, unfragmented, carrying data, whose flags are
-    ACK with at most PSH and FIN."""
-    return (
-        len(packet) > 40
-        and packet[0] == 0x45
-        and packet[9] == TCP_PROTOCOL
-        and not (packet[6] & 0x3F or packet[7])  # no fragment offset, MF clear
-        and packet[33] & ~(PSH | FIN) == ACK
-        and len(packet) > IPV4_HEADER + (packet[32] >> 4) * 4
-    )
+def tcp_start_if_joinable(packet: bytes, other_flags: int = 0) -> int:
+    """Where the TCP header starts (20 or 40) if `packet` is a TCP segment the kernel may cut or
+    that may join a super-segment: over IPv4 without options and unfragmented, or over IPv6 with
+    TCP straight after the fixed header; carrying data; flags ACK with at most PSH and FIN (and
+    `other_flags`). 0 if it is not."""
+    if len(packet) <= IPV6_HEADER:
+        return 0
+    first = packet[0]
+    if first == 0x45:
+        if packet[9] != TCP_PROTOCOL or packet[6] & 0x3F or packet[7]:  # a fragment offset or MF
+            return 0
+        t = IPV4_HEADER
+    elif first >> 4 == 6 and packet[6] == TCP_PROTOCOL and len(packet) > IPV6_HEADER + 20:
+        t = IPV6_HEADER
+    else:
+        return 0
+    if packet[t + 13] & ~(PSH | FIN | other_flags) != ACK or len(packet) <= t + (packet[t + 12] >> 4) * 4:
+        return 0
+    return t
+
+
+def cut_large_segment(packet: bytes, mtu: int) -> list[bytes]:
+    """A segment larger than the MTU that the kernel must not cut, cut here into MTU-sized
+    packets with complete checksums; [] if it is not a data segment that can be cut. The case is
+    a first new data segment after congestion carrying CWR: cut by a kernel that was not offered
+    TUN_F_TSO_ECN, CWR would go on every piece, where RFC 3168 6.1.2 wants it once (TSO with ECN
+    keeps it on the first piece only, and so does this cut)."""
+    frame = large_segment_frame(packet, mtu, other_flags=CWR | ECE)
+    return split_super_segment(frame) if frame else []
+
+
+def _ip_header_for(packet: bytes, tcp_start: int, tcp_length: int, piece: int = 0) -> bytes:
+    """`packet`'s IP header with its length field set for `tcp_length` bytes of TCP; over IPv4
+    also the identification advanced by `piece` and the header checksum made again."""
+    ip = bytearray(packet[:tcp_start])
+    if tcp_start == IPV6_HEADER:
+        ip[4:6] = tcp_length.to_bytes(2, "big")
+        return bytes(ip)
+    ip[2:4] = (IPV4_HEADER + tcp_length).to_bytes(2, "big")
+    if piece:
+        ip[4:6] = ((int.from_bytes(ip[4:6], "big") + piece) & 0xFFFF).to_bytes(2, "big")
+    ip[10:12] = b"\0\0"
+    ip[10:12] = internet_checksum(bytes(ip)).to_bytes(2, "big")
+    return bytes(ip)
+
+
+def _partial_checksum(packet: bytes, tcp_start: int, tcp_length: int) -> bytes:
+    """The TCP checksum field of a partial checksum: the pseudo-header sum of `packet`'s family
+    for `tcp_length` bytes of TCP, folded, not complemented (see the module docstring)."""
+    if tcp_start == IPV6_HEADER:
+        partial = pseudo_header_sum6(packet[8:24], packet[24:40], TCP_PROTOCOL, tcp_length)
+    else:
+        src, dst = int.from_bytes(packet[12:16], "big"), int.from_bytes(packet[16:20], "big")
+        partial = pseudo_header_sum(src, dst, TCP_PROTOCOL, tcp_length)
+    return _fold(partial).to_bytes(2, "big")
 
 
 def _fold(value: int) -> int:
@@ -268,33 +343,30 @@ def _fold(value: int) -> int:
 
 def split_super_segment(frame: bytes) -> list[bytes]:
     """What the kernel makes of a frame we write: the packets the peer receives, each with both
-    checksums complete (tcp_gso_segment and inet_gso_segment, in Python for the tests)."""
+    checksums complete (tcp_gso_segment and inet_gso_segment / ipv6_gso_segment, in Python for the
+    tests and for a link whose kernel refused TSO6)."""
     header = parse_vnet_header(frame)
     packet = frame[HEADER_SIZE:]
     if header.gso_type == GSO_NONE:
         if header.flags & NEEDS_CSUM:
             return [packet_from_kernel(frame)]
         return [packet]
-    header_length = header.hdr_len
+    t, header_length = header.csum_start, header.hdr_len
     headers, data = packet[:header_length], packet[header_length:]
-    seq = int.from_bytes(headers[24:28], "big")
-    identification = int.from_bytes(headers[4:6], "big")
-    src, dst = int.from_bytes(headers[12:16], "big"), int.from_bytes(headers[16:20], "big")
+    seq = int.from_bytes(headers[t + 4:t + 8], "big")
     pieces = []
     for offset in range(0, len(data), header.gso_size):
         piece = data[offset:offset + header.gso_size]
         last = offset + header.gso_size >= len(data)
-        ip = bytearray(headers[:IPV4_HEADER])
-        ip[2:4] = (header_length + len(piece)).to_bytes(2, "big")
-        ip[4:6] = ((identification + len(pieces)) & 0xFFFF).to_bytes(2, "big")
-        ip[10:12] = b"\0\0"
-        ip[10:12] = internet_checksum(bytes(ip)).to_bytes(2, "big")
-        tcp = bytearray(headers[IPV4_HEADER:])
+        tcp_length = header_length - t + len(piece)
+        ip = _ip_header_for(headers, t, tcp_length, len(pieces))
+        tcp = bytearray(headers[t:])
         tcp[4:8] = ((seq + offset) & 0xFFFFFFFF).to_bytes(4, "big")
         if not last:
             tcp[13] &= ~(PSH | FIN)
-        tcp[16:18] = b"\0\0"
-        partial = pseudo_header_sum(src, dst, TCP_PROTOCOL, len(tcp) + len(piece))
-        tcp[16:18] = internet_checksum(_fold(partial).to_bytes(2, "big") + bytes(tcp) + piece).to_bytes(2, "big")
-        pieces.append(bytes(ip + tcp) + piece)
+        if pieces:
+            tcp[13] &= ~CWR  # once, on the first piece (RFC 3168 6.1.2), as TSO with ECN does
+        tcp[16:18] = _partial_checksum(headers, t, tcp_length)
+        tcp[16:18] = internet_checksum(bytes(tcp) + piece).to_bytes(2, "big")
+        pieces.append(ip + bytes(tcp) + piece)
     return pieces

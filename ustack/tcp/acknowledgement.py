@@ -73,8 +73,11 @@ class AcknowledgementProcessing:
             # RFC 6675 5 step (2): three segments' worth above SND.UNA arrived, so the one at
             # SND.UNA is lost, however few duplicate ACKs got through to say so.
             self._enter_fast_recovery(now)
-        if self.rack is not None and (segment.options.sack_blocks or seq_gt(ack, snd_una_before)):
-            self._rack_on_ack(ack, dsack, was_in_recovery, now)  # RACK-TLP (rack.py)
+        rack = self.rack
+        if rack is not None and (
+            segment.options.sack_blocks or seq_gt(ack, snd_una_before) or rack.tlp_end_seq is not None
+        ):
+            self._rack_on_ack(ack, dsack, was_in_recovery, now, seq_gt(ack, snd_una_before))  # rack.py
         if self.congestion.in_recovery and self.congestion.prr is not None and self.snd.has_sacked:
             # RFC 6937 3: DeliveredData = change in SND.UNA + change in SACKed bytes.
             delivered = seq_diff(self.snd.una, snd_una_before) + self._sacked_in_flight() - sacked_before
@@ -121,7 +124,17 @@ class AcknowledgementProcessing:
 
         congestion = self.congestion
         if congestion.in_recovery:
-            if congestion.on_recovery_ack(acked, flight, now):
+            if self.sack_permitted and self.config.sack_recovery and seq_lt(ack, snd.recover):
+                # RFC 6675 5: SACK recovery lasts until RecoveryPoint is acknowledged, for
+                # every algorithm (Reno's "first new ACK ends it" is RFC 5681 without SACK:
+                # each further hole of the window would start a recovery and halve again).
+                congestion.on_partial_ack_in_sack_recovery(acked)
+                partial = True
+            else:
+                partial = not congestion.on_recovery_ack(acked, flight, now)
+                if not partial and self.sack_permitted and self.config.sack_recovery:
+                    congestion.end_proportional_rate_reduction()  # RFC 6937 3: cwnd = ssthresh
+            if not partial:
                 snd.duplicate_acks_ended()
             elif not seq_lt(ack, snd.high_retransmitted):
                 # A partial ACK (RFC 6582 3.2 step 3): the hole at SND.UNA was there before

@@ -174,7 +174,9 @@ class SegmentArrival:
         self._synchronize_receive_side(segment)
         self.snd.take_window_from_syn(segment)
         self.passive_open = True
-        if segment.payload:
+        if segment.payload and self.fast_open is not None and self.fast_open.accept_data:
+            self._accept_syn_data(segment)  # RFC 7413 4.2: a valid Fast Open cookie
+        elif segment.payload:
             # Data on a SYN is legal but we do not keep it before the handshake completes; the
             # peer will retransmit it (RFC 9293 3.10.7.2 allows queuing or dropping).
             self.drops["data_on_syn"] += 1
@@ -203,9 +205,12 @@ class SegmentArrival:
             self.drops["no_syn_in_syn_sent"] += 1  # fifth: neither SYN nor RST
             return
         self._synchronize_receive_side(segment)
+        self.rcv.note_arrival(now)  # (quick-ACK mode, output._delay_ack)
         if flags & ACK:
             # Our SYN is acknowledged: ESTABLISHED, and ACK their SYN.
             self._record_ack_of_syn(segment, now)
+            if self.fast_open is not None:
+                self.fast_open.synack(self, segment)  # RFC 7413 4.1.3, 4.2.2 (fastopen.py)
             self.rcv.owe_ack()
             self._set_state(ESTABLISHED, segment_summary(segment))
             self._after_established(now)
@@ -447,6 +452,9 @@ class SegmentArrival:
         connection made by a Listener is one TCB per SYN, so it closes instead and its listener
         keeps listening."""
         cause = segment_summary(segment)
+        if self.fast_open is not None and self.fast_open.accept_data:
+            self._fail(TcpError.RESET, cause)  # RFC 7413 4.2: the application may hold it already
+            return
         if self._listener is not None:
             self._set_state(CLOSED, cause)
             return
@@ -479,6 +487,13 @@ class SegmentArrival:
         if self.rcv.syn_text:
             self._accept_syn_text(now)
         return True
+
+    def _accept_syn_data(self, segment: TcpSegment) -> None:
+        """Fast Open data on the SYN, taken at once (RFC 7413 4.2): RCV.NXT moves past it, so
+        the SYN-ACK acknowledges it, and the application may read it."""
+        rcv = self.rcv
+        if rcv.store(seq_add(segment.seq, 1), segment.payload):
+            self._emit(DataReadable(rcv.buffer.readable))
 
     def _accept_syn_text(self, now: float) -> None:
         """The text that came on the peer's SYN during a simultaneous open, now that the

@@ -80,6 +80,12 @@ class TcpConfig:
     max_retransmissions: int = 15  # of data or FIN (Linux tcp_retries2; RFC 1122 4.2.3.5 R2)
     delayed_ack_timeout: float = 0.04  # RFC 9293 3.8.6.3 allows up to 0.5 s; Linux uses 40 ms
     ack_every_segments: int = 2  # RFC 9293 3.8.6.3: ACK at least every second full segment
+    # Quick-ACK mode at connection start (Linux's, 16 segments there): the first data segments
+    # of a connection are acknowledged at once, not delayed, at most this many and at most as
+    # many as the first window holds pairs of 536-byte segments (ReceiveSide.quick_ack), so the
+    # peer's slow start grows at one ACK per segment. 0: RFC 9293 3.8.6.3 delayed ACKs from the
+    # first segment (the default; RFC 1122 4.2.3.2 allows either).
+    quick_ack_segments: int = 0
     persist_min: float = 0.2  # zero-window probe interval bounds (RFC 9293 3.8.6.1)
     persist_max: float = 60.0
 
@@ -199,6 +205,23 @@ class TcpConfig:
     # listener's SYN queue is full; "always" (2) for every SYN, keeping no half-open state at all.
     syncookies: str = "auto"
 
+    # --- TCP Fast Open (RFC 7413, fastopen.py) ---
+    # Client: a connection whose application asks for Fast Open (Stack.connect(fast_open=True),
+    # MSG_FASTOPEN) asks for a cookie on its SYN, or sends its first data there with the cookie
+    # it holds for the server. On, as Linux's default net.ipv4.tcp_fastopen=1: nothing changes
+    # for an application that does not ask.
+    fast_open_client: bool = True
+    # Server: listeners with a Fast Open queue (their TCP_FASTOPEN option, or fast_open_queue)
+    # send cookies and accept data on SYNs carrying a valid one. Off, as in Linux by default.
+    fast_open_server: bool = False
+    # The Fast Open queue of a listener that did not set its own: the most connections accepted
+    # with SYN data that may still be in SYN-RECEIVED (RFC 7413 5.1). 0: only listeners with the
+    # socket option take Fast Open.
+    fast_open_queue: int = 0
+    # False: a server accepts SYN data without a valid cookie, and a client sends SYN data before
+    # it holds one (Linux's tcp_fastopen bits 0x200 and 0x4; RFC 7413 3 warns against it).
+    fast_open_cookie_required: bool = True
+
     def fit_to_mtu(self, mtu: int, ip_header_length: int = 20) -> "TcpConfig":
         """This configuration for a link of this MTU: an MSS nobody set becomes the MTU minus the
         IP header (20 bytes for IPv4, 40 for IPv6) and the 20-byte TCP header (RFC 9293 3.7.1, RFC
@@ -229,6 +252,8 @@ class TcpConfig:
             raise ValueError(f"offload_segments must be in 1..64, got {self.offload_segments}")
         if self.out_of_order_max_blocks is not None and self.out_of_order_max_blocks < 1:
             raise ValueError(f"out_of_order_max_blocks must be at least 1 or None, got {self.out_of_order_max_blocks}")
+        if self.quick_ack_segments < 0:
+            raise ValueError(f"quick_ack_segments cannot be negative, got {self.quick_ack_segments}")
         if self.ack_every_segments < 1:
             raise ValueError("ack_every_segments must be at least 1")
         if self.fin_wait_2_timeout is not None and self.fin_wait_2_timeout <= 0:
@@ -241,6 +266,8 @@ class TcpConfig:
             raise ValueError("unacceptable_ack_interval and unacceptable_ack_limit cannot be negative")
         if self.syncookies not in SYNCOOKIE_MODES:
             raise ValueError(f"syncookies must be one of {', '.join(SYNCOOKIE_MODES)}, got {self.syncookies!r}")
+        if self.fast_open_queue < 0:
+            raise ValueError(f"fast_open_queue cannot be negative, got {self.fast_open_queue}")
         if self.synack_retries < 0:
             raise ValueError(f"synack_retries cannot be negative, got {self.synack_retries}")
         if self.ecn not in ("off", "on", "passive"):

@@ -84,7 +84,7 @@ class Connection(SegmentArrival, AcknowledgementProcessing, RackProcessing, EcnP
         "sack_permitted", "timestamps_enabled",
         "reopening_syn", "soft_error", "_keepalive_probes_sent", "_control_segments", "_header",
         "_challenge_limit", "unacceptable_ack_budget", "_last_unacceptable_ack",
-        "retransmission_timeouts", "_drops",
+        "retransmission_timeouts", "_drops", "fast_open",
     )  # fmt: skip
     # The slots above that hold a collections.Counter (or None until the first count), so that
     # stack.counter_attributes, asked for every connection that ends, reads only these.
@@ -163,6 +163,8 @@ class Connection(SegmentArrival, AcknowledgementProcessing, RackProcessing, EcnP
         # Statistics (STATUS, RFC 9293 3.10.6) and drops by named reason (DESIGN.md rule 8).
         self.retransmission_timeouts = 0  # expiries of the retransmission timer (timers.py)
         self._drops: Counter[str] | None = None  # made at the first drop (see `drops`)
+        # TCP Fast Open (RFC 7413): a ServerFastOpen or ClientFastOpen (fastopen.py), or None.
+        self.fast_open = None
 
     @classmethod
     def open_active(
@@ -579,6 +581,7 @@ class Connection(SegmentArrival, AcknowledgementProcessing, RackProcessing, EcnP
             timers=self.timers.armed(),
             error=self.error,
             ecn=self.ecn is not None,
+            mss=self.send_mss,
         )
 
     def __repr__(self) -> str:

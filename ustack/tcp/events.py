@@ -73,6 +73,7 @@ class ConnectionSnapshot:
     ecn: bool = False  # ECN negotiated on the SYNs (RFC 3168 6.1.1)
     congestion_control: str | None = None  # the algorithm's name, as `ss -i` shows it (Linux's tcpi_ca)
     window_scale: tuple[int, int] | None = None  # (send shift, receive shift) when negotiated (RFC 7323)
+    mss: int | None = None  # the send MSS: ss -i counts cwnd and ssthresh in these segments, as Linux does
     listening_on: str | None = None  # a listener's wildcard as ss shows it: "*", "0.0.0.0", "::" (Listener.listening_on)
 
 

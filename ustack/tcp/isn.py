@@ -31,6 +31,8 @@ from ustack.tcp.seq import SEQ_MASK
 
 TICKS_PER_SECOND = 250_000  # one tick every 4 microseconds (RFC 9293 3.4.1, RFC 6528 3)
 FLOW_LABEL_TAG = b"flow label"  # hashed before the 4-tuple, so flow labels are not ISN offsets
+FAST_OPEN_TAG = b"fast open cookie"  # likewise for Fast Open cookies (RFC 7413 4.1.2)
+FAST_OPEN_COOKIE_SIZE = 8  # bytes; RFC 7413 4.1.1 allows 4 to 16
 SECRET_SIZE = 32  # bytes of a random key: 256 bits, twice RFC 6528's minimum
 
 
@@ -70,12 +72,17 @@ class IsnGenerator:
 
     `secret`: the hash key (1..64 bytes, at least 16 recommended); a random 32-byte key from the
     operating system's generator if None. `fixed_isn`: if given, every connection starts there
-    (for tests and scripted conformance runs, where the ISN must be known in advance).
+    (for tests and scripted conformance runs, where the ISN must be known in advance);
+    `fixed_fast_open_cookie` likewise for the Fast Open cookie of every client.
     """
 
-    def __init__(self, secret: bytes | None = None, fixed_isn: int | None = None):
+    def __init__(self, secret: bytes | None = None, fixed_isn: int | None = None,
+                 fixed_fast_open_cookie: bytes | None = None):  # fmt: skip
         self._secret = check_secret(secret)
         self.fixed_isn = None if fixed_isn is None else fixed_isn & SEQ_MASK
+        # Scripted conformance runs only: every client's Fast Open cookie is this one (the Linux
+        # scripts carry the cookie Linux makes for their address and key).
+        self.fixed_fast_open_cookie = fixed_fast_open_cookie
 
     def generate(
         self, local_address: int | bytes, local_port: int, remote_address: int | bytes, remote_port: int, now: float
@@ -96,6 +103,15 @@ class IsnGenerator:
         secret as the ISNs over a differently tagged input, so neither value tells of the other."""
         four_tuple = pack_four_tuple(local_address, local_port, remote_address, remote_port)
         return (keyed_hash(self._secret, FLOW_LABEL_TAG + four_tuple) & 0xFFFFF) or 1
+
+    def fast_open_cookie(self, remote_address: int | bytes) -> bytes:
+        """The Fast Open cookie of a client address (RFC 7413 4.1.2): a keyed hash of the address
+        alone, so the client can reuse it on any port, and nobody without the secret can make
+        one. A fixed ISN (tests, scripts) does not change it: the secret does."""
+        if self.fixed_fast_open_cookie is not None:
+            return self.fixed_fast_open_cookie
+        value = keyed_hash(self._secret, FAST_OPEN_TAG + _address_bytes(remote_address), FAST_OPEN_COOKIE_SIZE)
+        return value.to_bytes(FAST_OPEN_COOKIE_SIZE, "big")
 
     def __repr__(self) -> str:
         # Never show the secret: it is what keeps the ISNs unpredictable.

@@ -22,6 +22,7 @@ from collections import Counter, deque
 from ustack.tcp.config import TcpConfig
 from ustack.tcp.arrival import listen_screen
 from ustack.tcp.connection import Connection
+from ustack.tcp.fastopen import answer_syn
 from ustack.tcp.isn import IsnGenerator
 from ustack.tcp.options import Negotiated
 from ustack.tcp.reset import reset_for_unmatched
@@ -70,6 +71,10 @@ class Listener(StateMachine):
         # syncookies_failed (each failure is also a drop by its reason).
         self.counters: Counter[str] = Counter()
         self.syn_cookies = syn_cookies or SynCookies()  # the stack's, shared by its listeners
+        # TCP Fast Open (RFC 7413, fastopen.py): the queue length the TCP_FASTOPEN socket option
+        # set (0: TcpConfig.fast_open_queue), and the children accepted with SYN data.
+        self.fast_open_queue = 0
+        self.fast_open_pending: list[Connection] = []
         self._last_cookie_sent: float | None = None
         self._events: list = []
         self._replies: list[tuple[int, TcpSegment]] = []
@@ -128,9 +133,16 @@ class Listener(StateMachine):
             config, local_address, self.local_port, iss, now,
             remote_address=remote_address, remote_port=segment.src_port, listener=self,
         )
+        child.fast_open = answer_syn(self, segment, remote_address, config)  # RFC 7413 (fastopen.py)
         child.receive(segment, now)
         if child.state is not SYN_RECEIVED:
             return None
+        if child.fast_open is not None and child.fast_open.accept_data:
+            # RFC 7413 4.2: the data is the application's now; as Linux does, the connection can
+            # be accepted before the handshake completes.
+            self.fast_open_pending.append(child)
+            self.accept_queue.append(child)
+            return child
         self.syn_queue.append(child)
         return child
 
@@ -220,6 +232,8 @@ class Listener(StateMachine):
     # --- called by the children (connection.py / arrival.py) ---
     def _child_established(self, child: Connection) -> bool:
         """A child's handshake completed; False when the accept queue has no room for it."""
+        if child in self.accept_queue:  # a Fast Open child, there since its SYN (fastopen.py)
+            return True
         if len(self.accept_queue) >= self.backlog:
             return False
         if child in self.syn_queue:

@@ -26,7 +26,9 @@ from ustack.tcp.acknowledgement import DUPLICATE_ACK_THRESHOLD
 from ustack.tcp.options import TIMESTAMP_MASK, syn_options
 from ustack.tcp.ratelimit import PerSecondLimit
 from ustack.tcp.seq import seq_add, seq_diff, seq_gt, seq_lt, seq_max
-from ustack.tcp.state import CAN_RECEIVE, CLOSE_WAIT, CLOSED, CLOSING, ESTABLISHED, FIN_WAIT_1, LAST_ACK, LISTEN, SYN_SENT
+from ustack.tcp.state import (
+    CAN_RECEIVE, CLOSE_WAIT, CLOSED, CLOSING, ESTABLISHED, FIN_WAIT_1, LAST_ACK, LISTEN, SYN_RECEIVED, SYN_SENT,
+)
 from ustack.tcp.send_side import (
     FAST_RETRANSMIT, FORCE_SEND, KEEPALIVE_PROBE, LIMITED_TRANSMIT, LOSS_PROBE, SEND_SYN, WINDOW_PROBE,
 )
@@ -59,8 +61,9 @@ class SegmentOutput:
         sent_up_to = snd.max
         requested = snd.requests  # checked first, so that a bulk transfer asks nothing more
         if requested & SEND_SYN:
-            self._emit_syn(now, out)
-        elif state in _SENDING_STATES and snd.syn_acknowledged:
+            if self.fast_open is None or not self.fast_open.syn_held(self):
+                self._emit_syn(now, out)
+        elif state in _SENDING_STATES and snd.syn_acknowledged or self._sends_before_handshake(state):
             first_new = len(out)
             if requested & FAST_RETRANSMIT and snd.take_request(FAST_RETRANSMIT):
                 self._retransmit_first(now, out)
@@ -81,6 +84,8 @@ class SegmentOutput:
                 self._emit_loss_probe(now, out)  # RFC 8985 7.3 (rack.py)
             if snd.max != sent_up_to and self.rack is not None:
                 self._rack_arm_probe(now)  # new data went out: RFC 8985 7.2 (rack.py)
+            # RFC 7661: whether the next ACKs find cwnd used is judged by this flight (base.py).
+            congestion.flight_after_send = seq_diff(snd.nxt, snd.una)
         if requested & KEEPALIVE_PROBE and snd.take_request(KEEPALIVE_PROBE):
             # RFC 1122 4.2.3.6: a segment the peer must acknowledge: SEQ = SND.NXT - 1, no data.
             out.append(self._build_segment(now, seq_add(snd.una, -1), ACK, b""))
@@ -105,6 +110,7 @@ class SegmentOutput:
         """Our SYN (active open) or SYN-ACK (passive or simultaneous open), first or again."""
         config = self.config
         iss = self.snd.iss
+        payload = b""
         if self.rcv.irs is None:
             flags, ack = SYN, 0
             limit = config.syn_retries_with_options
@@ -118,6 +124,8 @@ class SegmentOutput:
             window = min(config.receive_buffer_size, 0xFFFF)
             if config.ecn == "on" and self.syn_asks_for_ecn():
                 flags |= ECE | CWR  # RFC 3168 6.1.1: ask for ECN (ecn.py)
+            if self.fast_open is not None:  # RFC 7413 (fastopen.py): a cookie, and data
+                options, payload = self.fast_open.syn(self, options, self.snd.max == iss)
         else:
             flags, ack = SYN | ACK, self.rcv.nxt
             if self.ecn is not None:
@@ -126,13 +134,24 @@ class SegmentOutput:
                 config, now, window_scale=self.window_scaling_enabled, sack=self.sack_permitted,
                 timestamps=self.timestamps_enabled, ts_recent=self.rcv.ts_recent,
             )
+            if self.fast_open is not None:
+                options = self.fast_open.synack_options(options)  # RFC 7413 4.1.2: a cookie
             # RFC 7323 2.2: the window of a SYN is not scaled.
             window = min(self.rcv.free_space, 0xFFFF)
             self.rcv.advertise(seq_add(ack, window))
             self.rcv.acknowledgement_sent()
-        out.append(TcpSegment(self.local_port, self.remote_port, iss, ack, flags, window, 0, options, b""))
+        out.append(TcpSegment(self.local_port, self.remote_port, iss, ack, flags, window, 0, options, payload))
         self.snd.syn_sent(now)  # the first one is timed (RFC 6298 3), a repeat is not (Karn)
+        if payload:  # Fast Open data went with the SYN
+            self.snd.data_sent(seq_add(iss, 1), seq_add(iss, 1 + len(payload)), len(payload), now, False)
         self.timers.arm_unless_armed(RETRANSMIT_TIMER, now + self.rtt.rto)
+
+    def _sends_before_handshake(self, state) -> bool:
+        """A Fast Open server may send data once its SYN-ACK is out, before the client's ACK
+        (RFC 7413 4.2, as Linux does)."""
+        fast_open = self.fast_open
+        return (state is SYN_RECEIVED and fast_open is not None and fast_open.accept_data
+                and self.snd.max != self.snd.iss)  # fmt: skip
 
     # ------------------------------------------------------------------ data and FIN
     def _emit_data(self, now: float, out: list, cwnd: int) -> None:
@@ -176,8 +195,9 @@ class SegmentOutput:
                     # 6298 5.4, RFC 9293 3.8.6.2.1 SHLD-16's exception for retransmissions).
                     if length < (snd.max_wnd >> 1) and not (snd_nxt == snd.una and seq_lt(snd_nxt, snd.max)):
                         break
-                elif nagle and in_flight:
-                    # RFC 9293 3.7.4 (Nagle): at most one small segment unacknowledged.
+                elif nagle and in_flight and snd.syn_acknowledged:
+                    # RFC 9293 3.7.4 (Nagle): at most one small segment unacknowledged (our SYN-ACK
+                    # is none: a Fast Open server's first data, RFC 7413 4.2, goes at once).
                     break
             if length == unsent:
                 flags = ACK | PSH | FIN if snd.fin_queued else ACK | PSH
@@ -264,6 +284,13 @@ class SegmentOutput:
         out.append(self._build_segment(now, seq, flags, payload))
         after = seq_add(seq, length + 1 if flags & FIN else length)
         self.snd.retransmitted(after, seq, now)  # Karn's rule (RFC 6298 3); RFC 6675 HighRxt
+        if seq == self.snd.una:
+            # The oldest segment went again: its ACK cannot come before one round trip from now,
+            # so the retransmission timer restarts, as Linux (tcp_xmit_retransmit_queue) and
+            # FreeBSD (tcp_input stops it before a fast retransmit) do. Else a timer armed by the
+            # last new ACK fires just before the ACK of the fast retransmission arrives whenever
+            # the RTO is close to the RTT (the 200 ms minimum on a 200 ms path).
+            self.timers.arm(RETRANSMIT_TIMER, now + self.rtt.rto)
         return after
 
     def _sack_recovery_output(self, now: float, out: list) -> int:
@@ -355,6 +382,12 @@ class SegmentOutput:
         """RFC 9293 3.8.6.3: delay the ACK of in-order data, but ACK at least every second
         segment (ack_every_segments) and never later than delayed_ack_timeout."""
         rcv = self.rcv
+        quick = self.config.quick_ack_segments
+        if quick and rcv.quick_acks_left != 0 and rcv.quick_ack(
+            quick, self.send_mss, now, self.snd.last_send_time if self.snd.bytes_sent else None,
+            self.config.delayed_ack_timeout,
+        ):
+            return
         if rcv.segment_to_acknowledge(self.config.ack_every_segments):
             return
         if seq_diff(rcv.nxt, rcv.last_ack_sent) >= self.config.ack_every_segments * self.send_mss:

@@ -188,15 +188,32 @@ class RackState:
         self.tlp_is_retrans = retransmission
         self.probes_sent += 1
 
-    def probe_answered(self, ack: int) -> bool:
-        """The probe is acknowledged (RFC 8985 7.4): True if it was a retransmission, whose
-        arrival may have repaired a loss. Another probe may go out from now on."""
-        if self.tlp_end_seq is None or seq_lt(ack, self.tlp_end_seq):
+    def probe_answered(self, ack: int, dsack: bool, una_advanced: bool) -> bool:
+        """RFC 8985 7.4, on an ACK while a probe is outstanding: True if the probe repaired a
+        loss, which calls for a congestion response. Decided as Linux does (tcp_process_tlp_ack):
+
+        - an ACK below the probe's end says nothing yet; a probe of new data repaired nothing;
+        - a D-SACK: the original and the probe both arrived: no loss, no response (7.4.1);
+        - an ACK beyond the probe's end (data sent after the probe is acknowledged) with no
+          D-SACK before it: the original was lost and the probe repaired it (7.4.2);
+        - an ACK exactly at the probe's end that moved SND.UNA: not yet known. When the original
+          got through, this is its ACK and the D-SACK for the probe comes with the next one;
+          reducing now would need undoing then (Linux waits in the same way);
+        - a pure duplicate ACK at the probe's end: the probe arrived after the original: no loss.
+
+        Another probe may go out once this one is settled (tlp_end_seq is None)."""
+        end = self.tlp_end_seq
+        if end is None or seq_lt(ack, end):
             return False
-        was_retransmission = self.tlp_is_retrans
-        self.tlp_end_seq = None
-        self.tlp_is_retrans = False
-        return was_retransmission
+        if not self.tlp_is_retrans or dsack:
+            self.probe_forgotten()
+            return False
+        if seq_gt(ack, end):
+            self.probe_forgotten()
+            return True
+        if not una_advanced:
+            self.probe_forgotten()
+        return False
 
     def probe_forgotten(self) -> None:
         """A retransmission timeout: the probe, if any, is part of that recovery now."""
@@ -219,8 +236,9 @@ class RackProcessing:
             self.rack = RackState()
             self.snd.record_sent_times()
 
-    def _rack_on_ack(self, ack: int, dsack: bool, was_in_recovery: bool, now: float) -> None:
-        """RFC 8985 6.2 for one acceptable ACK, after the RFC 5681/6675 processing of it."""
+    def _rack_on_ack(self, ack: int, dsack: bool, was_in_recovery: bool, now: float, una_advanced: bool = True) -> None:
+        """RFC 8985 6.2 for one acceptable ACK, after the RFC 5681/6675 processing of it
+        (`una_advanced`: it acknowledged new data)."""
         rack = self.rack
         snd = self.snd
         congestion = self.congestion
@@ -242,10 +260,11 @@ class RackProcessing:
                     return seq_lt(start, end) and scoreboard.sacked_between(start, end) >= seq_span(start, end)
 
                 rack.on_delivered(snd, sacked, now)
-        if rack.probe_answered(ack) and not dsack and not congestion.in_recovery and snd.nxt == snd.max:
-            # RFC 8985 7.4: the probe was a retransmission and no D-SACK says the original got
-            # through too: the probe repaired a loss, which calls for the congestion response of
-            # a fast recovery (7.4.2), begun and ended at once since nothing is left to repair.
+        if rack.tlp_end_seq is not None and rack.probe_answered(ack, dsack, una_advanced) and (
+            not congestion.in_recovery and snd.nxt == snd.max
+        ):
+            # RFC 8985 7.4.2: the probe repaired a loss, which calls for the congestion response
+            # of a fast recovery, begun and ended at once since nothing is left to repair.
             reduce_once(congestion, rack.tlp_flight, now)
         self._rack_detect(now)
         self._rack_arm_probe(now)

@@ -24,7 +24,7 @@ class ReceiveSide:
     __slots__ = (
         "irs", "nxt", "adv", "up", "buffer", "capacity", "read_seq", "fin_received", "peer_fin_seq", "syn_text",
         "dsack_block", "ts_recent", "last_ack_sent", "segments_since_ack", "ack_owed", "bytes_received",
-        "max_blocks",
+        "max_blocks", "quick_acks_left", "last_arrival",
     )  # fmt: skip
 
     def __init__(self) -> None:
@@ -46,6 +46,10 @@ class ReceiveSide:
         self.ack_owed = False  # an ACK must go out at the next transmit()
         self.bytes_received = 0  # statistics (STATUS, RFC 9293 3.10.6)
         self.max_blocks: int | None = None  # the buffer's limit on out-of-order blocks
+        # Quick-ACK mode at connection start (TcpConfig.quick_ack_segments): how many more data
+        # segments are acknowledged at once; None until the first data arrives.
+        self.quick_acks_left: int | None = None
+        self.last_arrival: float | None = None  # of the peer's SYN or data (quick-ACK mode only)
 
     # ------------------------------------------------------------------ the peer's SYN
     def synchronize(self, syn_seq: int, buffer_size: int, window_offered: int, *, max_blocks: int | None = None) -> None:
@@ -174,6 +178,32 @@ class ReceiveSide:
     def owe_ack(self) -> None:
         """An ACK must go out at once (RFC 9293 3.10.7.4, RFC 5681 4.2)."""
         self.ack_owed = True
+
+    def note_arrival(self, now: float) -> None:
+        """The peer's SYN or SYN-ACK arrived (quick_ack's interactive test)."""
+        self.last_arrival = now
+
+    def quick_ack(self, most: int, mss: int, now: float, last_send_time: float | None, delay: float) -> bool:
+        """Quick-ACK mode at connection start, as Linux does it: the first data segments are
+        acknowledged at once so the sender's slow start is not slowed by our delayed ACKs. How
+        many: `most`, but no more than the window has room for pairs of small (536-byte, the
+        RFC 9293 3.7.1 default MSS) segments, and at least 2. True: acknowledge this one now.
+        The mode ends once the connection sent data within `delay` after something arrived: it
+        answers requests, and its ACKs can wait to ride on its replies (Linux's interactive
+        "pingpong" mode, approximated)."""
+        left = self.quick_acks_left
+        previous, self.last_arrival = self.last_arrival, now
+        if previous is not None and last_send_time is not None and 0 <= last_send_time - previous < delay:
+            left = 0
+        if left is None:
+            window = seq_diff(self.adv, self.nxt)
+            left = min(most, max(2, window // (2 * min(mss, 536))))
+        if left <= 0:
+            self.quick_acks_left = 0
+            return False
+        self.quick_acks_left = left - 1
+        self.ack_owed = True
+        return True
 
     def segment_to_acknowledge(self, ack_every: int) -> bool:
         """One more in-order segment (RFC 9293 3.8.6.3): True once `ack_every` of them wait,

@@ -48,7 +48,7 @@ class SackScoreboard:
         """Update() of RFC 6675 4: merge the blocks of one ACK; returns how many bytes were
         SACKed for the first time. Blocks that do not lie within (SND.UNA, SND.MAX] are ignored
         (a D-SACK is removed before this; a block beyond what we sent is bogus)."""
-        self._forget_below(snd_una)
+        self.forget_below(snd_una)
         before = self.sacked_bytes()
         blocks = self.blocks
         for start, end in reported:
@@ -79,7 +79,8 @@ class SackScoreboard:
         self.blocks = blocks
         return self.sacked_bytes() - before
 
-    def _forget_below(self, snd_una: int) -> None:
+    def forget_below(self, snd_una: int) -> None:
+        """SND.UNA moved to `snd_una`: blocks below it are acknowledged cumulatively now."""
         blocks = self.blocks
         if blocks and seq_lt(blocks[0][0], snd_una):
             kept = []
@@ -100,7 +101,7 @@ class SackScoreboard:
         """The point below which every byte not SACKed is lost by IsLost(): the start of the
         highest block such that it and the blocks above it are DupThresh blocks or more than
         (DupThresh - 1) * SMSS bytes. SND.UNA when nothing is lost yet."""
-        self._forget_below(snd_una)
+        self.forget_below(snd_una)
         count = 0
         sacked_above = 0
         for start, end in reversed(self.blocks):

@@ -211,8 +211,12 @@ class SendSide:
 
     def syn_acknowledged_by(self, segment, shift: int) -> None:
         """The ACK of our SYN (RFC 9293 3.10.7.3, 3.10.7.4 fifth): SND.UNA moves past ISS and the
-        window is taken from this segment (unscaled if it carries a SYN, RFC 7323 2.2)."""
-        self.una = segment.ack
+        window is taken from this segment (unscaled if it carries a SYN, RFC 7323 2.2). It may
+        acknowledge data sent with or after the SYN too (Fast Open, RFC 7413): released here."""
+        first_data = seq_add(self.iss, 1)
+        self.una = first_data
+        if seq_gt(segment.ack, first_data):
+            self.acknowledge(segment.ack)
         self.syn_acknowledged = True
         self.retransmit_count = 0
         window = segment.window if segment.flags & SYN else segment.window << shift
@@ -221,6 +225,21 @@ class SendSide:
             self.max_wnd = window
         self.wl1 = segment.seq
         self.wl2 = segment.ack
+
+    def syn_data_answered(self, ack: int, syn_data: int) -> bool:
+        """TCP Fast Open (RFC 7413 4.2.2, fastopen.py): the SYN-ACK acknowledged our SYN and, up
+        to `ack`, the `syn_data` bytes our SYN carried; what it did not goes again from SND.NXT =
+        SEG.ACK at once. True if all was."""
+        first_data = seq_add(self.iss, 1)  # (syn_acknowledged_by released what `ack` covers)
+        if seq_lt(ack, seq_add(first_data, syn_data)):
+            self.nxt = ack
+            return False
+        return True
+
+    def syn_data_not_resent(self) -> None:
+        """Our SYN goes again without the data the first one carried (RFC 7413 4.2.2, as Linux
+        does): the data follows the handshake, from ISS + 1."""
+        self.nxt = seq_add(self.iss, 1)
 
     def restart_from_iss(self) -> None:
         """Back to LISTEN (RFC 9293 3.10.7.4 note 1): nothing of the SYN-ACK's sending remains,
@@ -339,6 +358,11 @@ class SendSide:
             data_end = buffer.end_seq
             released = buffer.acknowledge(ack if seq_le(ack, data_end) else data_end)
         self.una = ack
+        scoreboard = self._scoreboard
+        if scoreboard is not None and scoreboard.blocks:
+            # Blocks SND.UNA has passed say nothing any more: has_sacked must not count them (it
+            # would keep the tail loss probe from being armed, rack.py, long after recovery).
+            scoreboard.forget_below(ack)
         if seq_lt(self.nxt, ack):
             self.nxt = ack
             if seq_lt(self.max, ack):

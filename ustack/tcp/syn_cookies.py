@@ -24,7 +24,9 @@ peer echoes in the TSecr of its ACK:
     bits 5 | 4    | 3..0
     ECN    | SACK | the peer's window scale shift, 15 = no window scaling
 
-ECN is not implemented; its bit is reserved and never set. The TSval so made is never ahead of our
+The ECN bit says the SYN asked for ECN (ECE and CWR, RFC 3168 6.1.1) and our SYN-ACK agreed
+(ECE), as Linux's cookie_ecn_ok: the connection rebuilt from the returning ACK then negotiates ECN
+as one from a normal handshake would. The TSval so made is never ahead of our
 timestamp clock, so the connection's later TSvals keep increasing (RFC 7323 5.4). It may be up to
 63 ms behind, which the first RTT sample (from the ACK's TSecr) then includes: the first RTO (three
 times that sample, RFC 6298 2.2) stays near its 200 ms floor (TcpConfig.min_rto), and later samples
@@ -41,7 +43,7 @@ from ustack.tcp.config import TcpConfig
 from ustack.tcp.isn import SECRET_SIZE, check_secret, keyed_hash, pack_four_tuple
 from ustack.tcp.options import TIMESTAMP_MASK, Negotiated, syn_options, timestamp_value
 from ustack.tcp.seq import seq_add, seq_gt
-from ustack.wire.tcp import ACK, SYN, TcpOptions, TcpSegment
+from ustack.wire.tcp import ACK, CWR, ECE, SYN, TcpOptions, TcpSegment
 
 SLOT_SECONDS = 64  # one tick of the cookie clock (RFC 4987 3.6)
 SLOT_BITS, MSS_INDEX_BITS, MAC_BITS = 5, 3, 24
@@ -213,11 +215,14 @@ def cookie_syn_ack(config: TcpConfig, syn: TcpSegment, cookie: int, now: float) 
     keeps = agreed.timestamps
     options = syn_options(config, now, window_scale=agreed.window_scaling and keeps, sack=agreed.sack and keeps,
                           timestamps=keeps, ts_recent=syn.options.timestamps[0] if keeps else 0)
+    # ECN (RFC 3168 6.1.1) needs the TSval too: agreed only if it can be remembered.
+    ecn = keeps and config.ecn != "off" and syn.flags & (ECE | CWR) == ECE | CWR
     if keeps:
-        saved = CookieOptions(agreed.send_shift if agreed.window_scaling else None, agreed.sack, False)
+        saved = CookieOptions(agreed.send_shift if agreed.window_scaling else None, agreed.sack, ecn)
         options = options._replace(timestamps=(cookie_tsval(now, saved), options.timestamps[1]))
     window = min(config.receive_buffer_size, 0xFFFF)
-    return TcpSegment(syn.dst_port, syn.src_port, cookie, seq_add(syn.seq, 1), SYN | ACK, window, 0, options, b"")
+    flags = SYN | ACK | ECE if ecn else SYN | ACK
+    return TcpSegment(syn.dst_port, syn.src_port, cookie, seq_add(syn.seq, 1), flags, window, 0, options, b"")
 
 
 def rebuilt_syn(config: TcpConfig, ack: TcpSegment, mss: int) -> tuple[TcpSegment | None, str]:
@@ -226,13 +231,20 @@ def rebuilt_syn(config: TcpConfig, ack: TcpSegment, mss: int) -> tuple[TcpSegmen
     in the TSval it echoes. (None, reason) if those options are ones we would not have agreed to:
     the TSecr was not ours."""
     timestamps = ack.options.timestamps if config.timestamps and not config.no_options else None
+    flags = SYN
     if timestamps is None:
         options = TcpOptions(mss=mss)
     else:
         saved = CookieOptions.decode(timestamps[1])
-        if saved.ecn or (saved.sack and not config.sack) or (saved.window_scale is not None and not config.window_scaling):
+        if (
+            (saved.ecn and config.ecn == "off")
+            or (saved.sack and not config.sack)
+            or (saved.window_scale is not None and not config.window_scaling)
+        ):
             return None, "syncookie_bad_options"
         options = TcpOptions(mss=mss, window_scale=saved.window_scale, sack_permitted=saved.sack,
                              timestamps=(timestamps[0], 0))
-    syn = TcpSegment(ack.src_port, ack.dst_port, seq_add(ack.seq, -1), 0, SYN, ack.window, 0, options, b"")
+        if saved.ecn:
+            flags = SYN | ECE | CWR  # the SYN asked for ECN and our SYN-ACK agreed
+    syn = TcpSegment(ack.src_port, ack.dst_port, seq_add(ack.seq, -1), 0, flags, ack.window, 0, options, b"")
     return syn, ""

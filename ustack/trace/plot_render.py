@@ -102,13 +102,20 @@ def _focus_on_data(axis, graph: TimeSequence, notes: list[str]) -> None:
         notes.append(f"receive window line above the top (up to {highest_window:,})")
 
 
-def _draw_samples(axis, samples) -> None:
-    times = [s.time for s in samples]
-    axis.step(times, [s.cwnd for s in samples], where="post", color="#1f5fbf", linewidth=2.5, label="cwnd")
+def _draw_windows(axis, points, unit: int = 1) -> None:
+    """cwnd and ssthresh over time as steps, from (time, cwnd, ssthresh) points, in bytes / unit
+    (the serve --plot panel in bytes, the congestion lab in segments)."""
+    axis.step([time for time, _, _ in points], [cwnd / unit for _, cwnd, _ in points], where="post",
+              color="#1f5fbf", linewidth=2.5, label="cwnd")
     # An ssthresh still at its initial "infinite" value would flatten everything else.
-    finite = [(s.time, s.ssthresh) for s in samples if s.ssthresh < 2**30]
+    finite = [(time, ssthresh / unit) for time, _, ssthresh in points if ssthresh < 2**30]
     if finite:
         axis.step(*zip(*finite), where="post", color="#d62728", linewidth=2.0, linestyle="--", label="ssthresh")
+
+
+def _draw_samples(axis, samples) -> None:
+    times = [s.time for s in samples]
+    _draw_windows(axis, [(s.time, s.cwnd, s.ssthresh) for s in samples])
     axis.set_ylabel("bytes")
     axis.yaxis.set_major_formatter(_thousands())
     right = axis.twinx()
@@ -124,3 +131,42 @@ def _draw_samples(axis, samples) -> None:
     lines = axis.get_legend_handles_labels()
     more = right.get_legend_handles_labels()
     axis.legend(lines[0] + more[0], lines[1] + more[1], loc="best", fontsize=FONT_SIZE - 2, framealpha=0.9)
+
+
+class WindowSeries:
+    """cwnd and ssthresh of one connection over time, for `render_windows`: `points` are
+    (seconds, cwnd bytes, ssthresh bytes); `marks` are horizontal lines worth naming, such as
+    CUBIC's W_max, as (label, bytes)."""
+
+    def __init__(self, label: str, points: list[tuple[float, int, int]], mss: int,
+                 marks: tuple[tuple[str, float], ...] = ()) -> None:
+        self.label = label
+        self.points = points
+        self.mss = mss
+        self.marks = marks
+
+
+def render_windows(series: list[WindowSeries], path: str, title: str, image_format: str | None = None) -> None:
+    """cwnd over time, one panel per connection side by side on a shared scale, in segments (as
+    ss -i counts): slow start, the reduction at a loss and the growth after it can be compared
+    at a glance (`ustack lab congestion`: Reno beside CUBIC). The same figure style as `render`."""
+    import matplotlib
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    with matplotlib.rc_context({"font.size": FONT_SIZE, "axes.titlesize": FONT_SIZE + 1,
+                                "svg.fonttype": "none", "axes.grid": True, "grid.alpha": 0.3}):
+        figure = Figure(figsize=(7 * len(series), 7))
+        FigureCanvasAgg(figure)
+        axes = figure.subplots(1, len(series), sharey=True, squeeze=False)[0]
+        for axis, one in zip(axes, series):
+            _draw_windows(axis, one.points, one.mss)
+            for label, value in one.marks:
+                axis.axhline(value / one.mss, color="#7f7f7f", linewidth=1.5, linestyle=":", label=label)
+            axis.set_title(one.label)
+            axis.set_xlabel("time (s)")
+            axis.legend(loc="lower right", fontsize=FONT_SIZE - 2, framealpha=0.9)
+        axes[0].set_ylabel("segments")
+        figure.suptitle(title)
+        figure.tight_layout()
+        figure.savefig(path, format=image_format, dpi=100)

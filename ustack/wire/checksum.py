@@ -7,6 +7,8 @@
     checksum_update(checksum, old, new)      a checksum after one 16-bit word changed (RFC 1624 3)
     pseudo_header_sum(src, dst, protocol, length)
                                              the partial sum of the TCP/UDP pseudo-header over IPv4
+    pseudo_header_sum6(src, dst, protocol, length)
+                                             the same over IPv6 (RFC 8200 8.1), 16-byte addresses
 """
 
 from __future__ import annotations
@@ -36,3 +38,7 @@ def checksum_update(checksum: int, old_word: int, new_word: int) -> int:
 
 def pseudo_header_sum(src: int, dst: int, protocol: int, length: int) -> int:
     return lib.ustack_pseudo_header_sum(src, dst, protocol, length)
+
+
+def pseudo_header_sum6(src: bytes, dst: bytes, protocol: int, length: int) -> int:
+    return lib.ustack_pseudo_header_sum6(_as_bytes(src), _as_bytes(dst), protocol, length)

@@ -23,6 +23,7 @@ import struct
 from typing import NamedTuple
 
 from ._wire import ffi, lib
+from .checksum import checksum_add, checksum_finish, internet_checksum, pseudo_header_sum
 from .errors import WireError
 from .icmp import DESTINATION_UNREACHABLE, IcmpMessage, QuotedTcp
 from .icmpv6 import PACKET_TOO_BIG, PARAMETER_PROBLEM, Icmpv6Message
@@ -132,6 +133,9 @@ def parse_packet(packet: bytes) -> Packet:
             options = _options_made[option_bytes]
         except KeyError:
             options = _tcp_options(option_bytes)
+        if flags & _SYN and payload_offset and _fields.tcp.header_length > 20:
+            # A Fast Open option (RFC 7413 4.1.1) rides only on a SYN, which C skips as unknown.
+            options = _with_fast_open(options, packet, payload_offset, _fields.tcp.header_length)
         segment = _new(TcpSegment, (src_port, dst_port, seq, ack, flags, window, urgent_pointer, options, payload))
         return _new(Packet, (ip, segment, None, payload))
     if transport == _TRANSPORT_ICMP:
@@ -164,6 +168,75 @@ def _tcp_options(option_bytes: bytes) -> TcpOptions:
             _options_made.clear()
         _options_made[option_bytes] = options
     return options
+
+
+# --- TCP Fast Open (RFC 7413 4.1.1) ------------------------------------------------------------------
+# The C layer parses and builds the options it knows and skips the others (RFC 9293 3.2). The Fast
+# Open option appears only on SYNs, which are rare, so Python reads and writes it around the C call:
+# parse_packet looks for it in the options of a SYN; build_tcp_packet splices it behind the options
+# C wrote.
+FAST_OPEN_KIND = 34  # RFC 7413 4.1.1
+EXPERIMENTAL_KIND = 254  # RFC 6994: the shared experimental kind, told apart by a magic number
+FAST_OPEN_MAGIC = b"\xf9\x89"  # the one Fast Open used before kind 34 was assigned
+FAST_OPEN_MAX_COOKIE = 16  # RFC 7413 4.1.1: a cookie is 4 to 16 bytes (0: a request)
+_SYN = 0x02
+
+
+def _with_fast_open(options: TcpOptions, packet, payload_offset: int, header_length: int) -> TcpOptions:
+    """`options` with the Fast Open option of the raw header, if there is a well-formed one. A
+    malformed one is ignored like any unknown option; C has already checked the lengths."""
+    area = bytes(packet[payload_offset - header_length + 20 : payload_offset])
+    position = 0
+    while position + 1 < len(area):
+        kind = area[position]
+        if kind == 0:
+            break
+        if kind == 1:
+            position += 1
+            continue
+        length = area[position + 1]
+        body = area[position + 2 : position + length]
+        if kind == FAST_OPEN_KIND and len(body) <= FAST_OPEN_MAX_COOKIE:
+            return options._replace(fast_open=body, fast_open_experimental=False)
+        if kind == EXPERIMENTAL_KIND and body[:2] == FAST_OPEN_MAGIC and len(body) - 2 <= FAST_OPEN_MAX_COOKIE:
+            return options._replace(fast_open=body[2:], fast_open_experimental=True)
+        position += max(length, 2)
+    return options
+
+
+def fast_open_option_bytes(cookie: bytes, experimental: bool = False) -> bytes:
+    """The Fast Open option on the wire (an empty cookie is a cookie request)."""
+    if experimental:
+        return bytes((EXPERIMENTAL_KIND, 4 + len(cookie))) + FAST_OPEN_MAGIC + cookie
+    return bytes((FAST_OPEN_KIND, 2 + len(cookie))) + cookie
+
+
+def _splice_fast_open(packet: bytes, options: TcpOptions) -> bytes:
+    """A packet C built, with the Fast Open option added behind its options (NOP-padded to 32
+    bits, as Linux lays it out), lengths and checksums made right again."""
+    extra = fast_open_option_bytes(options.fast_open or b"", options.fast_open_experimental)
+    extra += b"\x01" * (-len(extra) % 4)
+    ipv6 = packet[0] >> 4 == 6
+    ip_length = IPV6_HEADER_LENGTH if ipv6 else (packet[0] & 0x0F) * 4
+    tcp_length = (packet[ip_length + 12] >> 4) * 4
+    if tcp_length + len(extra) > 60:
+        raise WireError(BUILD_BAD_FIELD, "the Fast Open option does not fit in 40 bytes of options")
+    header = bytearray(packet[: ip_length + tcp_length] + extra)
+    segment_length = len(packet) - ip_length + len(extra)
+    if ipv6:
+        struct.pack_into("!H", header, 4, segment_length)
+        partial = checksum_add(checksum_add(0, bytes(header[8:40])), struct.pack("!IxxxB", segment_length, 6))
+    else:
+        struct.pack_into("!H", header, 2, ip_length + segment_length)
+        struct.pack_into("!H", header, 10, 0)
+        struct.pack_into("!H", header, 10, internet_checksum(bytes(header[:ip_length])))
+        source, destination = struct.unpack_from("!II", header, 12)
+        partial = pseudo_header_sum(source, destination, 6, segment_length)
+    header[ip_length + 12] = (tcp_length + len(extra)) // 4 << 4 | (header[ip_length + 12] & 0x0F)
+    struct.pack_into("!H", header, ip_length + 16, 0)
+    tcp = bytes(header[ip_length:]) + packet[ip_length + tcp_length :]
+    struct.pack_into("!H", header, ip_length + 16, checksum_finish(checksum_add(partial, tcp)))
+    return bytes(header) + packet[ip_length + tcp_length :]
 
 
 def _icmp_message(payload: bytes) -> IcmpMessage:
@@ -240,6 +313,8 @@ def build_tcp_packet(
     length = _build_tcp(_out, _OUT_CAPACITY, _spec, payload, len(payload))
     if length < 0:
         raise WireError(REASON_NAMES[-length])
+    if options.fast_open is not None:
+        return _splice_fast_open(_out_buffer[0:length], options)
     return _out_buffer[0:length]
 
 
@@ -254,6 +329,8 @@ def _build_tcp6_packet(src: bytes, dst: bytes, segment: TcpSegment, hop_limit: i
     length = _build_tcp6(_out, _OUT_CAPACITY, src, dst, hop_limit, flow_label, traffic_class, _spec, payload, len(payload))
     if length < 0:
         raise WireError(REASON_NAMES[-length])
+    if segment.options.fast_open is not None:
+        return _splice_fast_open(_out_buffer[0:length], segment.options)
     return _out_buffer[0:length]
 
 
@@ -277,7 +354,7 @@ def _option_fields(options: TcpOptions) -> tuple[int, int, int, int, int, int]:
     """The option fields of struct ustack_tcp_spec for `options`: (present bits, MSS, window scale,
     SACK block count, TSval, TSecr), absent ones as 0. The SACK edges, if any, go straight into
     the spec (at most four blocks; C drops those that do not fit beside the other options)."""
-    mss, window_scale, sack_permitted, sack_blocks, timestamps = options
+    mss, window_scale, sack_permitted, sack_blocks, timestamps = options[:5]  # Fast Open: _splice_fast_open
     present = 0
     if mss is not None:
         present |= _OPTION_MSS
@@ -331,7 +408,11 @@ def tcp_options_length(options: TcpOptions, option_layout: str = "linux") -> int
     if options is NO_OPTIONS:
         return 0
     _pack_address_free_spec(TcpSegment(0, 0, 0, 0, 0, 0, 0, options), 0, option_layout)
-    return lib.ustack_tcp_options_length(_spec)
+    length = lib.ustack_tcp_options_length(_spec)
+    if options.fast_open is not None:
+        extra = len(fast_open_option_bytes(options.fast_open, options.fast_open_experimental))
+        length += extra + (-extra % 4)
+    return length
 
 
 _build_icmp = lib.ustack_build_icmp_packet

@@ -34,6 +34,10 @@ class TcpOptions(NamedTuple):
     sack_permitted: bool = False  # RFC 2018, SYN only
     sack_blocks: tuple[tuple[int, int], ...] = ()  # RFC 2018: (left edge, right edge) pairs, 1..4
     timestamps: tuple[int, int] | None = None  # RFC 7323 3: (TSval, TSecr)
+    # RFC 7413 4.1.1, SYN and SYN-ACK only: the Fast Open cookie, b"" for a cookie request; in
+    # the experimental form (kind 254, magic 0xF989, RFC 6994) when fast_open_experimental.
+    fast_open: bytes | None = None
+    fast_open_experimental: bool = False
 
 
 NO_OPTIONS = TcpOptions()

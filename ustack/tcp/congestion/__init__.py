@@ -22,6 +22,10 @@ is the connection's clock in seconds. The connection calls:
   recovery. True: recovery is over (`in_recovery` is now False). False: a partial ACK, the
   algorithm stays in recovery and the connection retransmits the first unacknowledged segment
   (RFC 6582 3.2, partial acknowledgments). Reno always returns True.
+- `on_partial_ack_in_sack_recovery(acked_bytes)` instead, in SACK recovery (RFC 6675), for an
+  ACK of new data below RecoveryPoint: recovery goes on for every algorithm (Reno too), and the
+  connection's PRR or pipe decides what is sent; the ACK that reaches RecoveryPoint is an
+  `on_recovery_ack` as above.
 - `on_retransmit_timeout(bytes_in_flight, now)` when the retransmission timer expires.
 - `on_idle_restart(now)` before sending after an idle period longer than one RTO (RFC 5681 4.1).
 - `set_mss(mss)` once the sender MSS is known (after the handshake).

@@ -34,7 +34,10 @@ class CongestionControl:
     # RFC 6582 3.2 step 2: no fast retransmit for duplicate ACKs not above "recover".
     careful_recovery = False
 
-    __slots__ = ("initial_window_segments", "mss", "cwnd", "ssthresh", "in_recovery", "_acked_anything", "prr")
+    __slots__ = (
+        "initial_window_segments", "mss", "cwnd", "ssthresh", "in_recovery", "_acked_anything", "prr",
+        "flight_after_send",
+    )
 
     def __init__(self, mss: int, initial_window_segments: int = 10):
         self.initial_window_segments = initial_window_segments
@@ -45,6 +48,8 @@ class CongestionControl:
         self._acked_anything = False
         # RFC 6937: how much may be sent during SACK recovery; made when a recovery starts.
         self.prr: ProportionalRateReduction | None = None
+        # FlightSize when the connection last had the chance to send (set by output.transmit).
+        self.flight_after_send = 0
 
     def cwnd_limited(self, bytes_in_flight: int) -> bool:
         """Whether the flight an ACK answers was limited by cwnd, i.e. whether that ACK says
@@ -53,14 +58,34 @@ class CongestionControl:
         window may still double while the flight is at least half of it; in congestion
         avoidance the flight must have filled cwnd to within one segment. A download limited by
         the receiver's window, or an application that writes little, thus leaves cwnd alone
-        instead of growing it without bound."""
+        instead of growing it without bound.
+
+        The flight that counts is the one the sender left after it last sent (like Linux's
+        max_packets_out, measured at send time), or the one before this ACK if larger. Not the
+        one before this ACK alone: ACKs read in one batch are processed one after another with
+        no sending in between, so the flight before each falls by what the ACKs before it took
+        away, and the second half of a batch of a flight that filled cwnd would look
+        application-limited (growth in slow start was cut by half in `ustack lab congestion`)."""
+        flight = self.flight_after_send
+        if bytes_in_flight > flight:
+            flight = bytes_in_flight
         if self.cwnd < self.ssthresh:
-            return 2 * bytes_in_flight > self.cwnd
-        return bytes_in_flight + self.mss > self.cwnd
+            return 2 * flight > self.cwnd
+        return flight + self.mss > self.cwnd
 
     def start_proportional_rate_reduction(self, recover_fs: int) -> None:
         """RFC 6937 3: a recovery begins with RecoverFS = FlightSize; ssthresh is already set."""
         self.prr = ProportionalRateReduction(recover_fs)
+
+    def end_proportional_rate_reduction(self) -> None:
+        """A SACK recovery sized by PRR is over (RFC 6937 3, "on exiting recovery"): cwnd =
+        ssthresh, as Linux does (tcp_end_cwnd_reduction). PRR has kept the flight near ssthresh,
+        so this sends no burst; NewReno's min(ssthresh, FlightSize + MSS) would instead leave a
+        flight that PRR kept small (few segments delivered during recovery) to slow start back
+        up to ssthresh, and start CUBIC's epoch late."""
+        if self.prr is not None:
+            self.prr = None
+            self.cwnd = self.ssthresh
 
     def take_over(self, previous: CongestionControl) -> None:
         """This algorithm replaces `previous` on an open connection (TCP_CONGESTION, Linux's
@@ -69,6 +94,7 @@ class CongestionControl:
         self.mss = previous.mss
         self._acked_anything = previous._acked_anything
         self.ssthresh = previous.ssthresh
+        self.flight_after_send = previous.flight_after_send
         self.cwnd = previous.ssthresh if previous.in_recovery else previous.cwnd
 
     # --- events (see the module docstring) ---

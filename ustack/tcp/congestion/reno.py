@@ -8,16 +8,20 @@ from ustack.tcp.congestion.base import CongestionControl
 class Reno(CongestionControl):
     """Slow start, congestion avoidance, fast retransmit and fast recovery of RFC 5681.
 
-    Growth uses byte counting (RFC 3465): slow start adds min(acked, 1*MSS) per ACK (RFC 5681 3.1
-    equation 2 with L = 1 MSS), and congestion avoidance adds one MSS each time a full cwnd of
+    Growth uses byte counting (RFC 3465): slow start adds min(acked, 2*MSS) per ACK (RFC 3465 2.2,
+    L = 2 MSS), and congestion avoidance adds one MSS each time a full cwnd of
     bytes has been acknowledged, which is "about one MSS per RTT" however the receiver delays its
     ACKs (RFC 5681 3.1, the alternative to equation 3 it recommends). cwnd stays an integer.
     """
 
     name = "reno"
 
-    # RFC 3465 2.2 allows L = 2*MSS in slow start; we keep 1*MSS as RFC 5681 equation 2 does.
-    SLOW_START_LIMIT_SEGMENTS = 1
+    # RFC 3465 2.2: at most L = 2*MSS of one ACK counts in slow start. RFC 5681 equation 2's
+    # 1*MSS makes slow start grow by only 1.5x per round trip against a receiver that ACKs every
+    # second segment (RFC 9293 3.8.6.3, Linux and ustack both do): 10, 15, 22, 33 segments instead
+    # of 10, 20, 40, 80. L = 2 restores doubling, as FreeBSD (net.inet.tcp.abc_l_var=2) and Linux
+    # (tcp_slow_start adds every segment acknowledged) do.
+    SLOW_START_LIMIT_SEGMENTS = 2
 
     __slots__ = ("_bytes_acked_in_avoidance", "_timed_out_since_last_ack")
 
@@ -51,8 +55,14 @@ class Reno(CongestionControl):
 
     def on_enter_fast_recovery(self, bytes_in_flight: int, now: float, limited_transmit_bytes: int = 0) -> None:
         # RFC 5681 3.2 step 2: halve the flight (without what Limited Transmit sent beyond cwnd),
-        # but keep at least two segments.
-        self.ssthresh = self._congestion_event(bytes_in_flight - limited_transmit_bytes, now)
+        # but keep at least two segments. FlightSize is the flight as last sent
+        # (flight_after_send, as cwnd validation judges it, base.py) if that is larger: ACKs read
+        # in one batch each take their segments out of the flight with no chance to send between
+        # them, and the loss found by the last of them would otherwise halve a flight the batch
+        # itself emptied (ssthresh 13 segments instead of 20 for a window of 40 in `ustack lab
+        # congestion`). Linux reduces from cwnd, which comes to the same when cwnd is used.
+        flight = max(bytes_in_flight, self.flight_after_send)
+        self.ssthresh = self._congestion_event(flight - limited_transmit_bytes, now)
         # Step 3: the three duplicate ACKs mean three segments have left the network, so the
         # window is "inflated" by them.
         self.cwnd = self.ssthresh + 3 * self.mss
@@ -63,6 +73,24 @@ class Reno(CongestionControl):
         # RFC 5681 3.2 step 4: each further duplicate ACK means another segment has left the
         # network; inflate cwnd so that a new segment may be sent in its place.
         if self.in_recovery:
+            self.cwnd += self.mss
+
+    def on_partial_ack_in_sack_recovery(self, acked_bytes: int) -> None:
+        """An ACK of new data below RFC 6675's RecoveryPoint: SACK recovery goes on, whatever the
+        algorithm (RFC 6675 5: it ends only when RecoveryPoint is acknowledged; Linux's "reno"
+        module also leaves the extent of recovery to the loss recovery). The window is deflated
+        as by a NewReno partial ACK (RFC 6582 3.2); what is sent meanwhile is PRR's or
+        pipe's (output.py), not cwnd's."""
+        self._acked_anything = True
+        self._timed_out_since_last_ack = False
+        self._deflate_on_partial_ack(acked_bytes)
+
+    def _deflate_on_partial_ack(self, acked_bytes: int) -> None:
+        # RFC 6582 3.2, partial acknowledgment: deflate cwnd by the data it acknowledged, then add
+        # back one MSS if it acknowledged at least that much, so that about ssthresh bytes stay
+        # in flight once recovery ends.
+        self.cwnd = max(self.cwnd - acked_bytes, self.mss)
+        if acked_bytes >= self.mss:
             self.cwnd += self.mss
 
     def on_recovery_ack(self, acked_bytes: int, bytes_in_flight: int, now: float) -> bool:
@@ -124,12 +152,7 @@ class NewReno(Reno):
         self._timed_out_since_last_ack = False
         self._unacknowledged_at_recovery -= acked_bytes
         if self._unacknowledged_at_recovery > 0:
-            # RFC 6582 3.2, partial acknowledgment: deflate cwnd by the data it acknowledged, then add
-            # back one MSS if it acknowledged at least that much, so that about ssthresh bytes stay
-            # in flight once recovery ends.
-            self.cwnd = max(self.cwnd - acked_bytes, self.mss)
-            if acked_bytes >= self.mss:
-                self.cwnd += self.mss
+            self._deflate_on_partial_ack(acked_bytes)  # RFC 6582 3.2, partial acknowledgment
             return False
         # RFC 6582 3.2, full acknowledgment, option (1): cwnd = min(ssthresh, max(FlightSize, MSS) + MSS)
         # where FlightSize is what remains in flight after this ACK; this avoids a burst when
@@ -139,6 +162,10 @@ class NewReno(Reno):
         self._bytes_acked_in_avoidance = 0
         self.in_recovery = False
         return True
+
+    def on_partial_ack_in_sack_recovery(self, acked_bytes: int) -> None:
+        super().on_partial_ack_in_sack_recovery(acked_bytes)
+        self._unacknowledged_at_recovery -= acked_bytes
 
     def on_retransmit_timeout(self, bytes_in_flight: int, now: float) -> None:
         super().on_retransmit_timeout(bytes_in_flight, now)
