@@ -47,6 +47,7 @@ def sans_io_files():
     files.append(PACKAGE / "reassembly.py")
     files.append(PACKAGE / "stack6.py")  # the IPv6 side of stack.py
     files.append(PACKAGE / "host_addresses.py")
+    files.append(PACKAGE / "counters.py")  # counter_attributes, which stack.py uses
     stack = PACKAGE / "stack.py"
     if stack.exists():
         files.append(stack)

@@ -15,13 +15,16 @@ The runtime (ustack/aio) owns the TUN fd and the clock; this file owns the table
 - a heap of timer deadlines, so finding the next deadline costs O(log n) and an idle stack with
   thousands of dead connections costs nothing (DESIGN.md rule 6). An entry names its connection
   by 4-tuple, not by reference: a connection that re-armed or finished leaves a stale entry (a
-  deadline and four ints), never itself, in the heap; and when stale entries outnumber live ones
-  the heap is rebuilt from the live deadlines alone, so it holds at most about twice as many
-  entries as there are armed connections. Pushes and pops stay O(log n); a rebuild costs O(n)
-  but comes only after n stale entries appeared, so it adds O(1) per push (amortized). (One
-  entry per connection would need a heap with decrease-key, which heapq lacks; weak references
-  would tie Connection to __weakref__.) Issue 12 measured ~60,000 finished connections pinned
-  by stale entries at 1,000 lifecycles per second (scripts/bench_lifecycles.py);
+  deadline and its 4-tuple), never itself, in the heap. Each armed connection's live entry is
+  also kept beside it (`_timer_entry`), so an entry that surfaces is live exactly when it is
+  that very tuple, a re-arm reuses the 4-tuple of the entry before, and once stale entries
+  number more than half the live ones the heap is rebuilt from the live entries alone (a copy
+  and a heapify, both in C): it holds at most about 1.5 times as many entries as there are
+  armed connections. Pushes and pops stay O(log n); a rebuild costs O(n) but comes only after
+  n/2 stale entries appeared, so it adds O(1) per push (amortized). (One entry per connection
+  would need a heap with decrease-key, which heapq lacks; weak references would tie Connection
+  to __weakref__.) Issue 12 measured ~60,000 finished connections pinned by stale entries at
+  1,000 lifecycles per second (scripts/bench_lifecycles.py);
 - drop counters by reason (DESIGN.md rule 8).
 
 Lookup order for an arriving TCP segment follows RFC 9293 3.10.7: a connection that matches the
@@ -37,6 +40,7 @@ import random
 from collections import Counter
 from typing import Iterable, NamedTuple
 
+from .counters import counter_attributes
 from .reassembly import Ipv4Reassembly, Ipv6Reassembly, ReassemblyLimits
 from .host_addresses import host_address
 from .stack6 import Ipv6Side
@@ -74,10 +78,11 @@ INVALID_SOURCE_FIRST_OCTETS = frozenset({0, 127, *range(224, 256)})
 
 Address = int | bytes  # IPv4 as an int, IPv6 as 16 bytes
 ConnectionKey = tuple[Address, int, Address, int]  # (local address, local port, remote address, remote port)
+TimerEntry = tuple[float, bool, ConnectionKey]  # (deadline, is IPv6, 4-tuple): see the module docstring
 _SYN_ACK_RST = SYN | ACK | RST
 _MAY_OPEN = (SYN, ACK)  # of those three bits, what a segment that may open a connection has
 
-# Stale timer-heap entries tolerated beyond as many as there are live ones before a rebuild.
+# Stale timer-heap entries tolerated beyond half as many as there are live ones before a rebuild.
 HEAP_SLACK = 64
 
 
@@ -162,12 +167,12 @@ class Stack(Ipv6Side):
         self.unacceptable_ack_budget = PerSecondLimit(self.config.unacceptable_ack_limit)
         # Connections that may have something to send: touched by a packet, a user call or a timer.
         self._touched: dict[Connection, None] = {}
-        # (deadline, 4-tuple); an entry is live when that 4-tuple's connection is armed for
-        # exactly that deadline. Stale entries are skipped when they surface (module docstring).
         # (deadline, is IPv6, 4-tuple): the family flag orders equal deadlines of the two families,
-        # whose addresses (int and bytes) do not compare.
-        self._timer_heap: list[tuple[float, bool, ConnectionKey]] = []
-        self._armed_deadline: dict[Connection, float] = {}
+        # whose addresses (int and bytes) do not compare. An entry is live when it is the one
+        # `_timer_entry` holds for its 4-tuple's connection; stale entries are skipped when they
+        # surface (module docstring).
+        self._timer_heap: list[TimerEntry] = []
+        self._timer_entry: dict[Connection, TimerEntry] = {}
         self._control_replies: list[bytes] = []  # RSTs for unmatched segments, ICMP replies
         self._events: list[StackEvent] = []
         self._born_of: dict[Connection, Listener] = {}  # passive connections, for the listener's count
@@ -202,6 +207,12 @@ class Stack(Ipv6Side):
             # attack: a SYN from us to us would have us answer ourselves in a loop).
             self.drops["ipv4_bad_source_address"] += 1
             return
+        if parsed.tcp is not None and not (ip.more_fragments or ip.fragment_offset):
+            # The common case, a whole TCP segment, straight to the demultiplexer (what _deliver
+            # would do with it, one call fewer per packet).
+            self.counters["packets_in"] += 1
+            self._receive_tcp(ip, parsed.tcp, now)
+            return
         self._deliver(parsed, now, self.reassembly, self._receive_icmp, "ipv4_protocol")
 
     def _deliver(self, parsed, now: float, reassembly, receive_icmp, unsupported: str) -> None:
@@ -225,6 +236,13 @@ class Stack(Ipv6Side):
     def _receive_tcp(self, ip: Ipv4Header, segment: TcpSegment, now: float) -> None:
         key = (ip.dst, segment.dst_port, ip.src, segment.src_port)
         connection = self.connections.get(key)
+        if connection is not None and connection.is_finished:
+            # A timer closed it (TIME-WAIT's end) and the transmit() that forgets it has not run
+            # yet (the runtime reads packets first): a CLOSED connection has no TCB (RFC 9293
+            # 3.10.7.1), so the segment goes on as if it were gone, to a listener (a new SYN of
+            # the 4-tuple gets its SYN-ACK, not the CLOSED state's reset).
+            self._forget(connection)
+            connection = None
         if connection is not None:
             if ip.ecn == CE:
                 connection.congestion_experienced()  # RFC 3168 6.1.3: the IP header's news
@@ -309,6 +327,8 @@ class Stack(Ipv6Side):
     # ----------------------------------------------------------------------------------------
     def transmit(self, now: float) -> list[bytes]:
         """Every packet due now: replies to unmatched segments, then each touched connection's."""
+        if not self._touched and not self._control_replies:
+            return []  # nothing touched since the last call: the common answer to a poll
         packets = self._control_replies
         self._control_replies = []
         touched = self._touched
@@ -336,7 +356,8 @@ class Stack(Ipv6Side):
                 self._forget(connection)
             else:
                 self._arm(connection)
-        self.counters["packets_out"] += len(packets)
+        if packets:
+            self.counters["packets_out"] += len(packets)
         return packets
 
     def _fit_segmentation_offload(self, connection: Connection, now: float, ip_header_length: int) -> None:
@@ -356,9 +377,10 @@ class Stack(Ipv6Side):
             reassembly_deadline = reassembly6_deadline if reassembly_deadline is None else min(reassembly_deadline, reassembly6_deadline)
         heap = self._timer_heap
         while heap:
-            deadline, _, key = heap[0]
-            connection = self.connections.get(key)
-            if connection is not None and self._armed_deadline.get(connection) == deadline:
+            entry = heap[0]
+            connection = self.connections.get(entry[2])
+            if connection is not None and self._timer_entry.get(connection) is entry:
+                deadline = entry[0]
                 return deadline if reassembly_deadline is None else min(deadline, reassembly_deadline)
             heapq.heappop(heap)  # stale: the connection re-armed or went away
         return reassembly_deadline
@@ -368,11 +390,11 @@ class Stack(Ipv6Side):
         self.reassembly6.on_timer(now)
         heap = self._timer_heap
         while heap and heap[0][0] <= now:
-            deadline, _, key = heapq.heappop(heap)
-            connection = self.connections.get(key)
-            if connection is None or self._armed_deadline.get(connection) != deadline:
+            entry = heapq.heappop(heap)
+            connection = self.connections.get(entry[2])
+            if connection is None or self._timer_entry.get(connection) is not entry:
                 continue
-            del self._armed_deadline[connection]
+            del self._timer_entry[connection]
             connection.on_timer(now)
             self._touch(connection)
 
@@ -383,19 +405,27 @@ class Stack(Ipv6Side):
         self._collect_events(connection)
 
     def _arm(self, connection: Connection) -> None:
-        deadline = connection.next_deadline()
+        """Keep the heap's entry for `connection` at its next deadline. Most rounds leave the
+        deadline where it was (a delayed ACK already armed, a TIME-WAIT running): then nothing
+        is pushed."""
+        deadline = connection.timers.next_deadline()
+        entries = self._timer_entry
+        entry = entries.get(connection)
         if deadline is None:
-            self._armed_deadline.pop(connection, None)
-        elif self._armed_deadline.get(connection) != deadline:
-            self._armed_deadline[connection] = deadline
-            heapq.heappush(self._timer_heap, (deadline, type(connection.local_address) is bytes, _key_of(connection)))
-            if len(self._timer_heap) > 2 * len(self._armed_deadline) + HEAP_SLACK:
+            if entry is not None:
+                del entries[connection]
+        elif entry is None or entry[0] != deadline:
+            key = _key_of(connection) if entry is None else entry[2]  # one 4-tuple for all its entries
+            entry = entries[connection] = (deadline, type(connection.local_address) is bytes, key)
+            heap = self._timer_heap
+            heapq.heappush(heap, entry)
+            live = len(entries)
+            if len(heap) > live + (live >> 1) + HEAP_SLACK:
                 self._compact_timer_heap()
 
     def _compact_timer_heap(self) -> None:
-        """Rebuild the heap from the live deadlines: every stale entry goes at once."""
-        self._timer_heap = [(deadline, type(connection.local_address) is bytes, _key_of(connection))
-                            for connection, deadline in self._armed_deadline.items()]
+        """Rebuild the heap from the live entries: every stale entry goes at once."""
+        self._timer_heap = list(self._timer_entry.values())
         heapq.heapify(self._timer_heap)
 
     def _forget(self, connection: Connection) -> None:
@@ -406,7 +436,7 @@ class Stack(Ipv6Side):
             for name, counter in counter_attributes(connection).items():
                 if counter:
                     self.ended_connection_counters.setdefault(name, Counter()).update(counter)
-        self._armed_deadline.pop(connection, None)
+        self._timer_entry.pop(connection, None)
         self._flow_labels.pop(connection, None)
         listener = self._born_of.pop(connection, None)
         if listener is not None:
@@ -415,8 +445,9 @@ class Stack(Ipv6Side):
                 self._born_of = {}  # a dict keeps its largest size: an idle stack gives it back
 
     def _collect_events(self, connection: Connection) -> None:
-        for event in connection.events():
-            self._events.append(StackEvent(connection, event))
+        events = connection.events()
+        if events:
+            self._events.extend([StackEvent(connection, event) for event in events])
 
     def drain_active(self) -> list[Connection]:
         """The connections that received, sent or timed out since the last call.
@@ -591,19 +622,6 @@ class Stack(Ipv6Side):
 
 def _key_of(connection: Connection) -> ConnectionKey:
     return (connection.local_address, connection.local_port, connection.remote_address, connection.remote_port)
-
-
-def counter_attributes(item: object) -> dict[str, Counter]:
-    """The collections.Counter attributes of an object, by name (`drops`, `counters`, ...), kept
-    in its __dict__ or in slots. A Connection has slots, and keeps `drops` in the slot `_drops`
-    (made at the first drop, behind the `drops` property): a leading underscore is dropped."""
-    found = {name: value for name, value in getattr(item, "__dict__", {}).items() if isinstance(value, Counter)}
-    for cls in type(item).__mro__:
-        for name in getattr(cls, "__slots__", ()):
-            value = getattr(item, name, None)
-            if isinstance(value, Counter):
-                found[name.lstrip("_")] = value
-    return found
 
 
 def _errno(name: str) -> int:

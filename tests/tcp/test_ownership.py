@@ -105,3 +105,19 @@ def test_a_connections_drops_are_found_among_its_counters():
     assert counter_attributes(script.connection) == {}
     script.receive(incoming(remote(1), 0, PSH, payload=b"x"))  # no ACK bit: dropped
     assert counter_attributes(script.connection) == {"drops": Counter({"no_ack": 1})}
+
+
+def test_connection_counter_slots_name_every_counter_it_holds():
+    """counter_attributes reads only Connection.COUNTER_SLOTS: every slot that holds a Counter
+    must be listed there, or its counts would be lost when the connection ends."""
+    from collections import Counter
+
+    from tcp_script import PSH, established, incoming, remote  # noqa: PLC0415
+    from ustack.tcp.connection import Connection
+
+    script = established()
+    script.receive(incoming(remote(1), 0, PSH, payload=b"x"))  # no ACK bit: dropped, makes `drops`
+    slots = [name for cls in Connection.__mro__ for name in getattr(cls, "__slots__", ())]
+    holding = {name for name in slots if isinstance(getattr(script.connection, name, None), Counter)}
+    assert holding and holding <= set(Connection.COUNTER_SLOTS)
+    assert set(Connection.COUNTER_SLOTS) <= set(slots)

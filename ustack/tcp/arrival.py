@@ -96,7 +96,8 @@ class SegmentArrival:
         prediction" of Van Jacobson and BSD): the next in-order data segment, or a plain ACK of
         new data. Returns False, having changed nothing, when the segment needs the full
         processing of RFC 9293 3.10.7.4."""
-        rcv_nxt = self.rcv.nxt
+        rcv = self.rcv  # rcv and snd read once: this runs for nearly every segment of a bulk transfer
+        rcv_nxt = rcv.nxt
         if segment.flags not in _ACK_OR_ACK_PSH or segment.seq != rcv_nxt:
             return False
         options = segment.options
@@ -106,34 +107,34 @@ class SegmentArrival:
         if self.timestamps_enabled:
             timestamps = options.timestamps
             # RFC 7323 5.3: an older timestamp needs the PAWS check of the slow path.
-            if timestamps is None or seq_lt(timestamps[0], self.rcv.ts_recent):
+            if timestamps is None or seq_lt(timestamps[0], rcv.ts_recent):
                 return False
         payload = segment.payload
         ack = segment.ack
+        snd = self.snd
         if payload:
             # In-order data that acknowledges nothing new, with room for it and no hole to fill;
             # and no D-SACK block waiting, which this arrival replaces (RFC 2883 4: a D-SACK
             # reports the most recent packet only, _note_duplicate).
-            buffer = self.rcv.buffer or self.rcv.data_buffer()
+            buffer = rcv.buffer or rcv.data_buffer()
             if (
-                ack != self.snd.una
+                ack != snd.una
                 or buffer.has_out_of_order
-                or self.rcv.peer_fin_seq is not None
-                or self.rcv.dsack_block is not None
-                or len(payload) > seq_diff(self.rcv.adv, rcv_nxt)
+                or rcv.peer_fin_seq is not None
+                or rcv.dsack_block is not None
+                or len(payload) > seq_diff(rcv.adv, rcv_nxt)
             ):
                 return False
         elif (
-            not seq_lt(self.snd.una, ack)
-            or not seq_le(ack, self.snd.max)
-            or self.snd.duplicate_acks
+            not seq_lt(snd.una, ack)
+            or not seq_le(ack, snd.max)
+            or snd.duplicate_acks
             or self.congestion.in_recovery
         ):
             return False  # not a plain ACK of new data outside loss recovery
 
         # The segment is ours to process. RFC 7323 4.3: it covers Last.ACK.sent, so its
         # timestamp becomes TS.Recent.
-        rcv = self.rcv
         if timestamps is not None and seq_le(rcv_nxt, rcv.last_ack_sent):
             rcv.take_timestamp(timestamps[0])
         self._update_send_window(segment)

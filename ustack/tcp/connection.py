@@ -55,6 +55,7 @@ from ustack.tcp.state import (
     LISTEN,
     SYN_RECEIVED,
     SYN_SENT,
+    TIME_WAIT,
     AFTER_CLOSE,
     KEEPALIVE_STATES,
     RELEASE_ALL_STATES,
@@ -85,6 +86,9 @@ class Connection(SegmentArrival, AcknowledgementProcessing, RackProcessing, EcnP
         "_challenge_limit", "unacceptable_ack_budget", "_last_unacceptable_ack",
         "retransmission_timeouts", "_drops", "fast_open",
     )  # fmt: skip
+    # The slots above that hold a collections.Counter (or None until the first count), so that
+    # stack.counter_attributes, asked for every connection that ends, reads only these.
+    COUNTER_SLOTS = ("_drops",)
 
     # ------------------------------------------------------------------ creation (OPEN, 3.10.1)
     def __init__(
@@ -233,6 +237,13 @@ class Connection(SegmentArrival, AcknowledgementProcessing, RackProcessing, EcnP
             # Leave nothing behind (DESIGN.md rule 6): only the TIME-WAIT timer survives, armed by
             # the caller that knows `now`.
             self.timers.cancel_all()
+            if new is TIME_WAIT:
+                # Both FINs are in and acknowledged: no data can arrive or need resending, so the
+                # loss-recovery books and an empty receive buffer go. A busy server holds more
+                # TIME-WAIT connections than live ones (scripts/bench_lifecycles.py).
+                self.rack = None
+                self.snd.forget_loss_recovery()
+                self.rcv.release_empty_buffer()
         elif new not in KEEPALIVE_STATES:
             # Keepalive probes only in ESTABLISHED and CLOSE-WAIT (timers._keepalive_timeout): an
             # idle FIN-WAIT-2 must not wake up for nothing (DESIGN.md rule 6).

@@ -77,15 +77,22 @@ class ConnectionSnapshot:
     listening_on: str | None = None  # a listener's wildcard as ss shows it: "*", "0.0.0.0", "::" (Listener.listening_on)
 
 
+# flags_text by flags value, filled as values are seen: every state change a segment causes is
+# described with segment_summary, several per connection, and the letters are always the same.
+_FLAGS_TEXT: dict[int, str] = {}
+
+
 def segment_summary(segment: TcpSegment) -> str:
     """One segment the way tcpdump -S prints it, for state-change causes and traces."""
-    text = f"Flags [{flags_text(segment.flags)}], seq {segment.seq}"
-    if segment.payload:
-        text += f":{seq_add(segment.seq, len(segment.payload))}"
-    if segment.flags & ACK:
+    flags = segment.flags
+    letters = _FLAGS_TEXT.get(flags)
+    if letters is None:
+        letters = _FLAGS_TEXT[flags] = flags_text(flags)
+    seq = segment.seq
+    length = len(segment.payload)
+    text = f"Flags [{letters}], seq {seq}:{seq_add(seq, length)}" if length else f"Flags [{letters}], seq {seq}"
+    if flags & ACK:
         text += f", ack {segment.ack}"
-    text += f", win {segment.window}"
-    if segment.flags & URG:
-        text += f", urg {segment.urgent_pointer}"
-    text += f", length {len(segment.payload)}"
-    return text
+    if flags & URG:
+        return f"{text}, win {segment.window}, urg {segment.urgent_pointer}, length {length}"
+    return f"{text}, win {segment.window}, length {length}"

@@ -76,7 +76,8 @@ class SegmentOutput:
                     self._emit_data(now, out, self._sack_recovery_output(now, out))
                 else:
                     self._emit_data(now, out, congestion.cwnd)
-            self._count_for_prr(out, first_new)
+            if congestion.in_recovery:
+                self._count_for_prr(out, first_new)
             if requested & LIMITED_TRANSMIT and snd.take_request(LIMITED_TRANSMIT):
                 self._emit_limited_transmit(now, out)
             if requested & LOSS_PROBE and snd.take_request(LOSS_PROBE):

@@ -114,7 +114,7 @@ class RackState:
                     self.rtt = rtt
                     if self.min_rtt is None or rtt < self.min_rtt:
                         self.min_rtt = rtt
-        snd.forget_sent_times_below(una)
+        snd.forget_first_sent_times(acknowledged)  # the entries counted above, not scanned again
 
     def on_dsack(self, snd_una: int, snd_nxt: int) -> None:
         """RFC 8985 6.2 step 4: a D-SACK says a retransmission was spurious: widen the reordering

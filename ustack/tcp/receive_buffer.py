@@ -73,6 +73,13 @@ def max_blocks_for(capacity: int) -> int:
 
 
 class ReceiveBuffer:
+    # Slots, not a __dict__: every connection that has received data holds one, TIME-WAIT ones
+    # included (scripts/bench_lifecycles.py, bench_memory.py).
+    __slots__ = (
+        "capacity", "_fixed_max_blocks", "max_blocks", "refused_arrivals", "pruned_blocks", "pruned_bytes",
+        "_rcv_nxt", "_in_order", "_rcv_nxt_offset", "_starts", "_ends", "_ring", "_out_of_order_bytes",
+    )  # fmt: skip
+
     def __init__(self, capacity: int, rcv_nxt: int, *, max_blocks: int | None = None):
         if capacity < 0:
             raise ValueError(f"capacity cannot be negative: {capacity}")

@@ -84,6 +84,14 @@ class ReceiveSide:
         buffer = self.buffer
         return buffer is not None and buffer.has_out_of_order
 
+    def release_empty_buffer(self) -> None:
+        """Give back a receive buffer that holds nothing, when no data can arrive any more
+        (TIME-WAIT: the peer's FIN is in). free_space then reads `capacity`, as the empty buffer
+        said, and recv() finds nothing to read, as before."""
+        buffer = self.buffer
+        if buffer is not None and not buffer.readable and not buffer.has_out_of_order and buffer.capacity == self.capacity:
+            self.buffer = None
+
     def forget_peer(self) -> None:
         """Back to LISTEN (RFC 9293 3.10.7.4 note 1): nothing of the peer's SYN remains."""
         self.irs = None

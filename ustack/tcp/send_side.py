@@ -306,16 +306,11 @@ class SendSide:
         """The entry at `index` was SACKed (rack.py)."""
         self.sent_times[index][3] |= SACKED
 
-    def forget_sent_times_below(self, una: int) -> None:
-        """Entries acknowledged cumulatively are of no more use."""
-        times = self.sent_times
-        count = 0
-        for entry in times:
-            if not seq_le(entry[1], una):
-                break
-            count += 1
+    def forget_first_sent_times(self, count: int) -> None:
+        """The first `count` entries were acknowledged cumulatively (rack.py counted them while
+        it went through them): they are of no more use."""
         if count:
-            del times[:count]
+            del self.sent_times[:count]
 
     def recovery_retransmission(self, start: int, after: int) -> None:
         """Remember a retransmission made in this recovery, with SND.NXT at the time (for
@@ -427,6 +422,15 @@ class SendSide:
         can be timed any more (Karn's rule)."""
         self.retransmit_count += 1
         self.timed_seq = None
+
+    def forget_loss_recovery(self) -> None:
+        """Everything we sent is acknowledged for good (TIME-WAIT): the SACK scoreboard, the
+        last SACK blocks and RACK's send times have nothing left to describe."""
+        self._scoreboard = None
+        self.peer_sack_blocks = ()
+        self.recovery_retransmissions = ()
+        if self.sent_times is not None:
+            self.sent_times = None
 
     def go_back_after_timeout(self) -> None:
         """After a timeout with our SYN acknowledged: loss recovery starts over from SND.UNA.

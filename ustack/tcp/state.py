@@ -30,6 +30,11 @@ class State(enum.Enum):
     def __str__(self) -> str:
         return self.value
 
+    # Hash by identity (each state is one object), in C: Enum's own __hash__ is a Python function
+    # (hash of the name), and the core asks "state in SOME_STATES" and looks up (old, new) in
+    # TRANSITIONS several times per segment. Equality is identity already (Enum defines no __eq__).
+    __hash__ = object.__hash__
+
 
 CLOSED = State.CLOSED
 LISTEN = State.LISTEN
