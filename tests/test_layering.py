@@ -48,6 +48,7 @@ def sans_io_files():
     files.append(PACKAGE / "stack6.py")  # the IPv6 side of stack.py
     files.append(PACKAGE / "host_addresses.py")
     files.append(PACKAGE / "counters.py")  # counter_attributes, which stack.py uses
+    files.append(PACKAGE / "timer_heap.py")  # the connections' deadlines, which stack.py keeps
     stack = PACKAGE / "stack.py"
     if stack.exists():
         files.append(stack)

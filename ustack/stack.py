@@ -12,19 +12,7 @@ The runtime (ustack/aio) owns the TUN fd and the clock; this file owns the table
   our IPv4 or IPv6 address means that family only (also for 0.0.0.0 and a V6ONLY ::, since the
   host has one address per family): so an IPv4 and an IPv6 listener can share a port, and the
   lookup (the exact address, then 0) picks the one of the segment's family (listening_clash);
-- a heap of timer deadlines, so finding the next deadline costs O(log n) and an idle stack with
-  thousands of dead connections costs nothing (DESIGN.md rule 6). An entry names its connection
-  by 4-tuple, not by reference: a connection that re-armed or finished leaves a stale entry (a
-  deadline and its 4-tuple), never itself, in the heap. Each armed connection's live entry is
-  also kept beside it (`_timer_entry`), so an entry that surfaces is live exactly when it is
-  that very tuple, a re-arm reuses the 4-tuple of the entry before, and once stale entries
-  number more than half the live ones the heap is rebuilt from the live entries alone (a copy
-  and a heapify, both in C): it holds at most about 1.5 times as many entries as there are
-  armed connections. Pushes and pops stay O(log n); a rebuild costs O(n) but comes only after
-  n/2 stale entries appeared, so it adds O(1) per push (amortized). (One entry per connection
-  would need a heap with decrease-key, which heapq lacks; weak references would tie Connection
-  to __weakref__.) Issue 12 measured ~60,000 finished connections pinned by stale entries at
-  1,000 lifecycles per second (scripts/bench_lifecycles.py);
+- the timers' deadlines, in one heap for all connections (timer_heap.py);
 - drop counters by reason (DESIGN.md rule 8).
 
 Lookup order for an arriving TCP segment follows RFC 9293 3.10.7: a connection that matches the
@@ -34,7 +22,6 @@ Lookup order for an arriving TCP segment follows RFC 9293 3.10.7: a connection t
 
 from __future__ import annotations
 
-import heapq
 import ipaddress
 import random
 from collections import Counter
@@ -44,6 +31,7 @@ from .counters import counter_attributes
 from .reassembly import Ipv4Reassembly, Ipv6Reassembly, ReassemblyLimits
 from .host_addresses import host_address
 from .stack6 import Ipv6Side
+from .timer_heap import TimerHeap
 from .tcp import Connection, Listener, State, TcpConfig, reset_for_unmatched
 from .tcp.ecn import EcnCapableSegment
 from .tcp.isn import IsnGenerator
@@ -78,12 +66,8 @@ INVALID_SOURCE_FIRST_OCTETS = frozenset({0, 127, *range(224, 256)})
 
 Address = int | bytes  # IPv4 as an int, IPv6 as 16 bytes
 ConnectionKey = tuple[Address, int, Address, int]  # (local address, local port, remote address, remote port)
-TimerEntry = tuple[float, bool, ConnectionKey]  # (deadline, is IPv6, 4-tuple): see the module docstring
 _SYN_ACK_RST = SYN | ACK | RST
 _MAY_OPEN = (SYN, ACK)  # of those three bits, what a segment that may open a connection has
-
-# Stale timer-heap entries tolerated beyond half as many as there are live ones before a rebuild.
-HEAP_SLACK = 64
 
 
 class StackError(Exception):
@@ -167,12 +151,7 @@ class Stack(Ipv6Side):
         self.unacceptable_ack_budget = PerSecondLimit(self.config.unacceptable_ack_limit)
         # Connections that may have something to send: touched by a packet, a user call or a timer.
         self._touched: dict[Connection, None] = {}
-        # (deadline, is IPv6, 4-tuple): the family flag orders equal deadlines of the two families,
-        # whose addresses (int and bytes) do not compare. An entry is live when it is the one
-        # `_timer_entry` holds for its 4-tuple's connection; stale entries are skipped when they
-        # surface (module docstring).
-        self._timer_heap: list[TimerEntry] = []
-        self._timer_entry: dict[Connection, TimerEntry] = {}
+        self.timer_heap = TimerHeap()  # each connection's next deadline (timer_heap.py)
         self._control_replies: list[bytes] = []  # RSTs for unmatched segments, ICMP replies
         self._events: list[StackEvent] = []
         self._born_of: dict[Connection, Listener] = {}  # passive connections, for the listener's count
@@ -375,26 +354,15 @@ class Stack(Ipv6Side):
         reassembly6_deadline = self.reassembly6.next_deadline()
         if reassembly6_deadline is not None:
             reassembly_deadline = reassembly6_deadline if reassembly_deadline is None else min(reassembly_deadline, reassembly6_deadline)
-        heap = self._timer_heap
-        while heap:
-            entry = heap[0]
-            connection = self.connections.get(entry[2])
-            if connection is not None and self._timer_entry.get(connection) is entry:
-                deadline = entry[0]
-                return deadline if reassembly_deadline is None else min(deadline, reassembly_deadline)
-            heapq.heappop(heap)  # stale: the connection re-armed or went away
-        return reassembly_deadline
+        deadline = self.timer_heap.next_deadline(self.connections)
+        if deadline is None or reassembly_deadline is None:
+            return reassembly_deadline if deadline is None else deadline
+        return min(deadline, reassembly_deadline)
 
     def on_timer(self, now: float) -> None:
         self.reassembly.on_timer(now)
         self.reassembly6.on_timer(now)
-        heap = self._timer_heap
-        while heap and heap[0][0] <= now:
-            entry = heapq.heappop(heap)
-            connection = self.connections.get(entry[2])
-            if connection is None or self._timer_entry.get(connection) is not entry:
-                continue
-            del self._timer_entry[connection]
+        for connection in self.timer_heap.pop_due(now, self.connections):
             connection.on_timer(now)
             self._touch(connection)
 
@@ -405,28 +373,7 @@ class Stack(Ipv6Side):
         self._collect_events(connection)
 
     def _arm(self, connection: Connection) -> None:
-        """Keep the heap's entry for `connection` at its next deadline. Most rounds leave the
-        deadline where it was (a delayed ACK already armed, a TIME-WAIT running): then nothing
-        is pushed."""
-        deadline = connection.timers.next_deadline()
-        entries = self._timer_entry
-        entry = entries.get(connection)
-        if deadline is None:
-            if entry is not None:
-                del entries[connection]
-        elif entry is None or entry[0] != deadline:
-            key = _key_of(connection) if entry is None else entry[2]  # one 4-tuple for all its entries
-            entry = entries[connection] = (deadline, type(connection.local_address) is bytes, key)
-            heap = self._timer_heap
-            heapq.heappush(heap, entry)
-            live = len(entries)
-            if len(heap) > live + (live >> 1) + HEAP_SLACK:
-                self._compact_timer_heap()
-
-    def _compact_timer_heap(self) -> None:
-        """Rebuild the heap from the live entries: every stale entry goes at once."""
-        self._timer_heap = list(self._timer_entry.values())
-        heapq.heapify(self._timer_heap)
+        self.timer_heap.arm(connection, connection.timers.next_deadline())
 
     def _forget(self, connection: Connection) -> None:
         """A connection that is CLOSED with nothing left to send leaves no trace (DESIGN rule 6)."""
@@ -436,7 +383,7 @@ class Stack(Ipv6Side):
             for name, counter in counter_attributes(connection).items():
                 if counter:
                     self.ended_connection_counters.setdefault(name, Counter()).update(counter)
-        self._timer_entry.pop(connection, None)
+        self.timer_heap.disarm(connection)
         self._flow_labels.pop(connection, None)
         listener = self._born_of.pop(connection, None)
         if listener is not None:

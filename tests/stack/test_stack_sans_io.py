@@ -256,6 +256,6 @@ def test_connections_that_have_come_and_gone_leave_nothing_behind():
     for stack in (client, server):
         assert stack.connections == {}
         assert stack.next_deadline() is None
-        assert stack._timer_heap == [] and stack._timer_entry == {}
+        assert stack.timer_heap.heap == [] and stack.timer_heap.entries == {}
     assert listener.accept() is None
     assert after - before < 64 * 1024, f"{after - before} bytes still held after 300 connections ended"

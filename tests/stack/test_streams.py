@@ -402,7 +402,7 @@ async def test_many_connections_come_and_go_and_leave_nothing_behind(seed):
             stack = runtime.stack
             assert not runtime.timer_armed and not runtime._transports and not runtime._dirty
             assert not stack.connections and not stack.listeners
-            assert not stack._timer_heap and not stack._timer_entry and not stack._touched
+            assert not stack.timer_heap.heap and not stack.timer_heap.entries and not stack._touched
 
 
 @run_async

@@ -7,7 +7,7 @@ import gc
 import sys
 from pathlib import Path
 
-from ustack.stack import HEAP_SLACK
+from ustack.timer_heap import HEAP_SLACK
 from ustack.tcp import Connection, TcpConfig
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
@@ -42,14 +42,14 @@ def test_a_finished_connection_is_not_kept_alive_by_a_stale_timer_entry():
     client_live = set(map(id, client.connections.values()))
     held = [item for item in held if id(item) not in client_live]
     assert held == []
-    assert all(type(entry[2]) is tuple for entry in server._timer_heap)  # 4-tuples, no Connection
+    assert all(type(entry[2]) is tuple for entry in server.timer_heap.heap)  # 4-tuples, no Connection
 
 
 def test_stale_entries_never_outnumber_half_the_live_ones_by_more_than_the_slack():
     client, server = run_lifecycles(1500, TcpConfig(msl=0.05, keepalive=True))
     for stack in (client, server):
-        live = len(stack._timer_entry)
-        assert len(stack._timer_heap) <= live + live // 2 + HEAP_SLACK + 1
+        live = len(stack.timer_heap.entries)
+        assert len(stack.timer_heap.heap) <= live + live // 2 + HEAP_SLACK + 1
 
 
 def test_timers_still_fire_after_a_rebuild():
