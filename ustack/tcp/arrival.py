@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from ustack.tcp.events import DataReadable, EndOfStream, UrgentDataArrived, segment_summary
 from ustack.tcp.errors import TcpError
+from ustack.tcp.listen_screen import listen_screen, syn_fin_dropped
 from ustack.tcp.options import Negotiated
 from ustack.tcp.reset import reset_for_unmatched
 from ustack.tcp.seq import seq_add, seq_diff, seq_gt, seq_in_window, seq_le, seq_lt
@@ -39,30 +40,6 @@ from ustack.tcp.timer_set import CONNECT_TIMER, KEEPALIVE_TIMER, RETRANSMIT_TIME
 from ustack.wire.tcp import ACK, ECE, FIN, PSH, RST, SYN, URG, TcpSegment
 
 _ACK_OR_ACK_PSH = (ACK, ACK | PSH)
-_SYN_FIN = SYN | FIN
-
-
-def _syn_fin_dropped(segment: TcpSegment, config) -> bool:
-    """TcpConfig.drop_syn_fin: a segment with both SYN and FIN is dropped unseen."""
-    return segment.flags & _SYN_FIN == _SYN_FIN and config.drop_syn_fin
-
-
-def listen_screen(segment: TcpSegment, config) -> tuple[str, TcpSegment | None] | None:
-    """RFC 9293 3.10.7.2, what LISTEN does with anything but a plain SYN. None for a SYN (the
-    third check: the caller synchronizes); otherwise (drop reason, reply or None). Used by a
-    LISTEN connection and by Listener, which screens before making a connection for a SYN."""
-    if _syn_fin_dropped(segment, config):
-        return "syn_and_fin", None  # TcpConfig.drop_syn_fin
-    flags = segment.flags
-    if flags & RST:
-        return "rst_in_listen", None  # first: ignore an RST
-    if flags & ACK:
-        # second: nothing has been sent yet, so any ACK is bad: <SEQ=SEG.ACK><CTL=RST>.
-        return "ack_in_listen", reset_for_unmatched(segment)
-    if not flags & SYN:
-        return "no_syn_in_listen", None  # fourth: other text or control
-    return None
-
 
 class SegmentArrival:
     """The receive half of Connection (see connection.py for the variables)."""
@@ -79,7 +56,7 @@ class SegmentArrival:
         if state is LISTEN:
             self._listen_arrives(segment, now)  # its checks include the SYN+FIN one (listen_screen)
             return
-        if _syn_fin_dropped(segment, self.config) and state is not TIME_WAIT:
+        if syn_fin_dropped(segment, self.config) and state is not TIME_WAIT:
             # TcpConfig.drop_syn_fin (FreeBSD's drop_synfin, which its TIME-WAIT code never sees).
             self.drops["syn_and_fin"] += 1
             return

@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections import Counter, deque
 
 from ustack.tcp.config import TcpConfig
-from ustack.tcp.arrival import listen_screen
+from ustack.tcp.listen_screen import listen_screen
 from ustack.tcp.connection import Connection
 from ustack.tcp.fastopen import answer_syn
 from ustack.tcp.isn import IsnGenerator
