@@ -88,9 +88,10 @@ def connected_pair(networks, port: int):
     return listening, client, server_side
 
 
-def test_blocking_echo_from_threads(networks, seed):
+def echo_from_threads(networks, payload: bytes) -> tuple[bytes, tuple]:
+    """B echoes one connection from a thread; A sends `payload` from another thread while this
+    one receives the echo. Returns (the echo, the client address B's accept() gave)."""
     network_a, network_b = networks
-    payload = random.Random(seed).randbytes(300_000)
     listening = network_b.socket()
     listening.bind(("", 7))
     listening.listen(5)
@@ -114,11 +115,18 @@ def test_blocking_echo_from_threads(networks, seed):
         client.shutdown(sock.SHUT_WR)
         assert client.recv(10) == b""  # the server closes after our FIN
         assert client.getpeername() == (B_ADDRESS, 7)
-    assert bytes(received) == payload
-    assert server.result()[0] == A_ADDRESS
+    address = server.result()
     listening.close()
-    wait_idle(network_a)
-    wait_idle(network_b)
+    return bytes(received), address
+
+
+def test_blocking_echo_from_threads(networks, seed):
+    payload = random.Random(seed).randbytes(300_000)
+    received, address = echo_from_threads(networks, payload)
+    assert received == payload
+    assert address[0] == A_ADDRESS
+    wait_idle(networks[0])
+    wait_idle(networks[1])
 
 
 def test_recv_times_out_with_etimedout_and_loses_nothing(networks):

@@ -62,6 +62,31 @@ class Readiness:
             self.fd = -1
 
 
+class Waiters:
+    """The coroutines of blocking calls waiting for a change on one socket. A socket serves
+    several threads at once, as a kernel socket does (recv() in one while sendall() waits for
+    room in another, two threads in accept()), so each waiter has a future of its own and a
+    change wakes them all; each then checks its own condition again. (With one shared slot the
+    second waiter took the first one's place, and the first slept through its change.)"""
+
+    def __init__(self) -> None:
+        self._futures: list[asyncio.Future] = []
+
+    async def wait(self) -> None:
+        """Until the next wake_all()."""
+        future = asyncio.get_running_loop().create_future()
+        self._futures.append(future)
+        try:
+            await future
+        finally:
+            self._futures.remove(future)
+
+    def wake_all(self) -> None:
+        for future in self._futures:
+            if not future.done():
+                future.set_result(None)
+
+
 def _drain(end: _socket.socket) -> None:
     try:
         while end.recv(65536):
@@ -89,7 +114,7 @@ class _Stream(asyncio.Protocol):
         self.lost = False
         self.error: OSError | None = None  # reported once by the next call, then EPIPE / b""
         self.write_paused = False
-        self._wakeup: asyncio.Future | None = None
+        self._waiters = Waiters()  # recv() and send() calls waiting for a change
         self._on_made = on_made
         self.readiness: Readiness | None = None  # made by watch(), for Socket.fileno()
 
@@ -126,13 +151,6 @@ class _Stream(asyncio.Protocol):
         self._changed()
 
     # --- for Socket -----------------------------------------------------------------------------
-    async def _wait(self) -> None:
-        self._wakeup = asyncio.get_running_loop().create_future()
-        try:
-            await self._wakeup
-        finally:
-            self._wakeup = None
-
     def watch(self) -> int:
         """The readiness descriptor (made on first use), readable while recv() would not block."""
         if self.readiness is None:
@@ -147,8 +165,7 @@ class _Stream(asyncio.Protocol):
             self.readiness.update(bool(self.buffer) or self.eof or self.lost, not self.write_paused or self.lost)
 
     def _wake(self) -> None:
-        if self._wakeup is not None and not self._wakeup.done():
-            self._wakeup.set_result(None)
+        self._waiters.wake_all()
 
     def _take_error(self) -> OSError | None:
         error, self.error = self.error, None
@@ -158,7 +175,7 @@ class _Stream(asyncio.Protocol):
         """Up to max_bytes, waiting for the first; b"" at the end of stream. `peek` (MSG_PEEK)
         leaves the data to be read again."""
         while not (self.buffer or self.eof or self.lost):
-            await self._wait()
+            await self._waiters.wait()
         if self.buffer:
             data = bytes(self.buffer[:max_bytes])
             if peek:
@@ -175,7 +192,7 @@ class _Stream(asyncio.Protocol):
 
     async def send(self, data: bytes) -> int:
         while self.write_paused and not self.lost:
-            await self._wait()
+            await self._waiters.wait()
         if self.lost:
             raise self._take_error() or os_error(errno.EPIPE)
         room = SEND_AHEAD - self.transport.get_write_buffer_size()
@@ -194,7 +211,7 @@ class _Listening:
         self.ready: deque[_Stream] = deque()
         self.waiting = 0
         self.backlog = 1
-        self._wakeup: asyncio.Future | None = None
+        self._waiters = Waiters()  # accept() calls waiting for a connection
         self.readiness: Readiness | None = None
 
     def admission(self) -> bool:
@@ -213,8 +230,7 @@ class _Listening:
         return self.readiness.fd
 
     def _changed(self) -> None:
-        if self._wakeup is not None and not self._wakeup.done():
-            self._wakeup.set_result(None)
+        self._waiters.wake_all()
         if self.readiness is not None:
             self.readiness.update(bool(self.ready) or not self.server.is_serving())
 
@@ -239,11 +255,9 @@ class _Listening:
                 if not self.server.is_serving():
                     raise os_error(errno.EBADF, "the listening socket was closed")
                 self.runtime.request_round()  # take a connection already waiting in the accept queue
-                self._wakeup = asyncio.get_running_loop().create_future()
-                await self._wakeup
+                await self._waiters.wait()
             stream = self.ready.popleft()
             self._changed()
             return stream
         finally:
             self.waiting -= 1
-            self._wakeup = None

@@ -270,7 +270,12 @@ class SegmentOutput:
         was sent and fits); SND.NXT does not move. Returns the sequence number after it."""
         end = self.snd.end_seq
         fin_sent = self.snd.fin_queued and seq_gt(self.snd.max, end)
-        length = min(most, seq_diff(end, seq))
+        # Only what was sent, up to SND.MAX: a byte beyond it is new data, which _emit_data sends
+        # and SND.MAX then covers. Sent from here, the peer's ACK of it would acknowledge data
+        # not yet sent and be dropped each time (RFC 9293 3.10.7.4), and the connection would
+        # resend the same range until it timed out (tests/tcp/test_retransmit_bounds.py).
+        sent_end = self.snd.max if seq_lt(self.snd.max, end) else end
+        length = min(most, seq_diff(sent_end, seq))
         if length > 0:
             flags = ACK
             if seq_add(seq, length) == end:

@@ -109,6 +109,11 @@ class BulkTransfer:
                 self.shut = True
         while connection.readable:
             self.received += connection.recv(1 << 20, now)
+        self.close_when_both_finished(connection, now)
+
+    def close_when_both_finished(self, connection: Connection, now: float) -> None:
+        """Close once we have half-closed and the peer's FIN has arrived (the connection may
+        already be gone: nothing to do then)."""
         if connection.at_eof and self.shut and not self.closed:
             self.closed = True
             try:

@@ -11,7 +11,7 @@
 
 How it stays fast (the stack calls these for every packet): `bytes` go straight to the C
 `const uint8_t *` parameters without a copy; C writes every parsed field into one preallocated
-struct, which Python reads with two struct.unpack_from calls; the NamedTuples are made with
+struct (one per caller at a time, see _Scratch), which Python reads with two struct.unpack_from calls; the NamedTuples are made with
 tuple.__new__, skipping their Python-level __new__; TcpOptions that repeat are reused. The struct
 formats below mirror the C structs in csrc/wire.h field for field (tests/wire/test_wire_layout.py
 checks them against cffi). Figures: scripts/bench_wire.py.
@@ -83,8 +83,54 @@ _TRANSPORT_TCP = lib.USTACK_TRANSPORT_TCP
 _TRANSPORT_ICMP = lib.USTACK_TRANSPORT_ICMP
 _TRANSPORT_ICMPV6 = lib.USTACK_TRANSPORT_ICMPV6
 
-_fields = ffi.new("struct ustack_packet_fields *")
-_fields_buffer = ffi.buffer(_fields)
+# Room for the largest IPv6 packet: a 40-byte header before 65,535 bytes of payload.
+_MAX_PACKET = 65535
+_OUT_CAPACITY = _MAX_PACKET + 128
+
+
+class _Scratch:
+    """The structs and the output buffer this module hands to C: each call borrows a set from
+    `_idle` and gives it back, so no two calls ever share one.
+
+    cffi releases the GIL around every C call, so two threads (two sock.Network hosts in one
+    process each drive their stack from a thread of their own) parse and build at the same moment.
+    With one shared set, one thread read the other's fields: its own payload sliced at the other
+    packet's offset, under its own sequence number, after both checksums had passed; a stream
+    then carried wrong bytes (tests/wire/test_codec_threads.py). list.pop and list.append are
+    each one step under the GIL, so a borrowed set belongs to its call alone, without a lock or
+    a thread-local (the sans-IO layers import no threading, DESIGN.md rule 1). There are as many
+    sets as calls ever ran at once: one per thread at most, about 66 KiB each, mostly the
+    output buffer."""
+
+    __slots__ = ("parse", "build", "ip_fields", "ip_fields_buffer", "ip6_fields", "ip6_fields_buffer")
+
+    def __init__(self) -> None:
+        fields = ffi.new("struct ustack_packet_fields *")
+        spec = ffi.new("struct ustack_tcp_spec *")
+        out = ffi.new(f"uint8_t[{_OUT_CAPACITY}]")
+        # Grouped as each hot path uses them: one attribute look-up per call.
+        self.parse = (fields, ffi.buffer(fields))
+        self.build = (spec, ffi.buffer(spec), out, ffi.buffer(out))
+        self.ip_fields = ffi.new("struct ustack_ipv4_fields *")
+        self.ip_fields_buffer = ffi.buffer(self.ip_fields)
+        self.ip6_fields = ffi.new("struct ustack_ipv6_fields *")
+        self.ip6_fields_buffer = ffi.buffer(self.ip6_fields)
+
+
+_idle: list[_Scratch] = [_Scratch()]  # the sets no call holds
+_take = _idle.pop
+_give_back = _idle.append
+
+
+def _borrow() -> _Scratch:
+    """A set of structs for this call alone (a new one if every set is in use: another thread
+    is in this module right now). Give it back with _give_back, in a `finally`."""
+    try:
+        return _take()
+    except IndexError:
+        return _Scratch()
+
+
 _parse = lib.ustack_parse_packet
 _from_buffer = ffi.from_buffer
 _read_ip_header = _IP_HEADER.unpack_from
@@ -112,44 +158,54 @@ def parse_packet(packet: bytes) -> Packet:
     # ints they make 250; copying the payload out of `packet` 110; each of the three NamedTuples
     # about 95; the rest 120. Hence: one C call, two unpacks, the NamedTuples made with
     # tuple.__new__ (their Python-level __new__ is twice as slow), and the fields kept in local
-    # variables rather than sliced out of a tuple (each slice makes one more tuple).
-    if type(packet) is bytes:
-        reason = _parse(packet, len(packet), _fields)  # cffi hands C the bytes' own memory
-    else:
-        reason = _parse(_from_buffer(packet), len(packet), _fields)
-    if reason:
-        raise WireError(REASON_NAMES[reason])
-    (transport, version, payload_offset, payload_length,
-     src_port, dst_port, seq, ack, flags, window, urgent_pointer, option_bytes) = _read_after_ip(
-        _fields_buffer, _AFTER_IP_OFFSET)  # fmt: skip
-    payload = packet[payload_offset : payload_offset + payload_length]
-    ip: Ipv4Header | Ipv6Header
-    if version == 4:
-        ip = _new(Ipv4Header, _read_ip_header(_fields_buffer))
-    else:
-        ip = _new(Ipv6Header, _read_ip6_header(_fields_buffer, _IP6_OFFSET))
-    if transport == _TRANSPORT_TCP:
-        try:
-            options = _options_made[option_bytes]
-        except KeyError:
-            options = _tcp_options(option_bytes)
-        if flags & _SYN and payload_offset and _fields.tcp.header_length > 20:
-            # A Fast Open option (RFC 7413 4.1.1) rides only on a SYN, which C skips as unknown.
-            options = _with_fast_open(options, packet, payload_offset, _fields.tcp.header_length)
-        segment = _new(TcpSegment, (src_port, dst_port, seq, ack, flags, window, urgent_pointer, options, payload))
-        return _new(Packet, (ip, segment, None, payload))
-    if transport == _TRANSPORT_ICMP:
-        return _new(Packet, (ip, None, _icmp_message(payload), payload))
-    if transport == _TRANSPORT_ICMPV6:
-        return _new(Packet, (ip, None, _icmp6_message(payload), payload))
-    return _new(Packet, (ip, None, None, payload))
+    # variables rather than sliced out of a tuple (each slice makes one more tuple). Borrowing this
+    # call's set of structs (_Scratch) costs about 40 more.
+    try:
+        scratch = _take()  # inlined _borrow(): this call's structs, C writes them with the GIL released
+    except IndexError:
+        scratch = _Scratch()
+    try:
+        fields, fields_buffer = scratch.parse
+        if type(packet) is bytes:
+            reason = _parse(packet, len(packet), fields)  # cffi hands C the bytes' own memory
+        else:
+            reason = _parse(_from_buffer(packet), len(packet), fields)
+        if reason:
+            raise WireError(REASON_NAMES[reason])
+        (transport, version, payload_offset, payload_length,
+         src_port, dst_port, seq, ack, flags, window, urgent_pointer, option_bytes) = _read_after_ip(
+            fields_buffer, _AFTER_IP_OFFSET)  # fmt: skip
+        payload = packet[payload_offset : payload_offset + payload_length]
+        ip: Ipv4Header | Ipv6Header
+        if version == 4:
+            ip = _new(Ipv4Header, _read_ip_header(fields_buffer))
+        else:
+            ip = _new(Ipv6Header, _read_ip6_header(fields_buffer, _IP6_OFFSET))
+        if transport == _TRANSPORT_TCP:
+            try:
+                options = _options_made[option_bytes]
+            except KeyError:
+                options = _tcp_options(option_bytes, fields_buffer)
+            if flags & _SYN and payload_offset and fields.tcp.header_length > 20:
+                # A Fast Open option (RFC 7413 4.1.1) rides only on a SYN, which C skips as unknown.
+                options = _with_fast_open(options, packet, payload_offset, fields.tcp.header_length)
+            segment = _new(TcpSegment, (src_port, dst_port, seq, ack, flags, window, urgent_pointer, options, payload))
+            return _new(Packet, (ip, segment, None, payload))
+        if transport == _TRANSPORT_ICMP:
+            return _new(Packet, (ip, None, _icmp_message(payload, fields_buffer), payload))
+        if transport == _TRANSPORT_ICMPV6:
+            return _new(Packet, (ip, None, _icmp6_message(payload, fields_buffer), payload))
+        return _new(Packet, (ip, None, None, payload))
+    finally:
+        _give_back(scratch)
 
 
-def _tcp_options(option_bytes: bytes) -> TcpOptions:
-    """The TcpOptions for the option fields C wrote (a cache miss in parse_packet)."""
+def _tcp_options(option_bytes: bytes, fields_buffer) -> TcpOptions:
+    """The TcpOptions for the option fields C wrote into `fields_buffer` (a cache miss in
+    parse_packet)."""
     present, window_scale, mss, sack_count, ts_val, ts_ecr = _OPTION_VALUES.unpack(option_bytes)
     if sack_count:  # SACK blocks change with every segment: not worth remembering
-        edges = _SACK.unpack_from(_fields_buffer, _SACK_OFFSET)
+        edges = _SACK.unpack_from(fields_buffer, _SACK_OFFSET)
         sack_blocks = tuple((edges[2 * i], edges[2 * i + 1]) for i in range(sack_count))
     else:
         sack_blocks = ()
@@ -239,16 +295,16 @@ def _splice_fast_open(packet: bytes, options: TcpOptions) -> bytes:
     return bytes(header) + packet[ip_length + tcp_length :]
 
 
-def _icmp_message(payload: bytes) -> IcmpMessage:
-    values = _ICMP.unpack_from(_fields_buffer, _ICMP_OFFSET)
+def _icmp_message(payload: bytes, fields_buffer) -> IcmpMessage:
+    values = _ICMP.unpack_from(fields_buffer, _ICMP_OFFSET)
     message_type, code, identifier, sequence, next_hop_mtu, has_quote, quote_is_tcp = values[0:7]
     quoted_ip = _new(Ipv4Header, values[7:18]) if has_quote else None
     quoted_tcp = _new(QuotedTcp, values[18:21]) if quote_is_tcp else None
     return IcmpMessage(message_type, code, identifier, sequence, next_hop_mtu, quoted_ip, quoted_tcp, payload)
 
 
-def _icmp6_message(payload: bytes) -> Icmpv6Message:
-    values = _ICMP6.unpack_from(_fields_buffer, _ICMP6_OFFSET)
+def _icmp6_message(payload: bytes, fields_buffer) -> Icmpv6Message:
+    values = _ICMP6.unpack_from(fields_buffer, _ICMP6_OFFSET)
     message_type, code, identifier, sequence, has_quote, quote_is_tcp, mtu, pointer = values[0:8]
     quoted_ip = _new(Ipv6Header, values[8:20]) if has_quote else None
     quoted_tcp = _new(QuotedTcp, values[20:23]) if quote_is_tcp else None
@@ -259,15 +315,8 @@ def _icmp6_message(payload: bytes) -> Icmpv6Message:
 # struct ustack_tcp_spec (csrc/wire.h), without its SACK edges (packed separately when present).
 _SPEC = struct.Struct("=IIB?HHHIIBBHHHBBBBII")
 _SPEC_SACK_OFFSET = ffi.offsetof("struct ustack_tcp_spec", "sack_blocks")
-_MAX_PACKET = 65535
 LAYOUTS = {"linux": lib.USTACK_LAYOUT_LINUX, "freebsd": lib.USTACK_LAYOUT_FREEBSD}
 
-_spec = ffi.new("struct ustack_tcp_spec *")
-_spec_buffer = ffi.buffer(_spec)
-# Room for the largest IPv6 packet: a 40-byte header before 65,535 bytes of payload.
-_OUT_CAPACITY = _MAX_PACKET + 128
-_out = ffi.new(f"uint8_t[{_OUT_CAPACITY}]")
-_out_buffer = ffi.buffer(_out)
 _pack_spec = _SPEC.pack_into
 _build_tcp = lib.ustack_build_tcp_packet
 _build_tcp6 = lib.ustack_build_tcp6_packet
@@ -301,21 +350,30 @@ def build_tcp_packet(
     if type(payload) is not bytes:
         payload = bytes(payload)
     try:
-        if options is NO_OPTIONS:
-            present = mss = window_scale = sack_count = ts_val = ts_ecr = 0
-        else:
-            present, mss, window_scale, sack_count, ts_val, ts_ecr = _option_fields(options)
-        _pack_spec(_spec_buffer, 0, src, dst, ttl, dont_fragment, identification,
-                   src_port, dst_port, seq, ack, flags, present, window, urgent_pointer,
-                   mss, window_scale, sack_count, LAYOUTS[option_layout], tos, ts_val, ts_ecr)  # fmt: skip
-    except (struct.error, KeyError, TypeError, ValueError) as error:
-        raise WireError(BUILD_BAD_FIELD, str(error)) from None
-    length = _build_tcp(_out, _OUT_CAPACITY, _spec, payload, len(payload))
-    if length < 0:
-        raise WireError(REASON_NAMES[-length])
+        scratch = _take()  # inlined _borrow(): this call's spec and buffer, C uses them with the GIL released
+    except IndexError:
+        scratch = _Scratch()
+    try:
+        spec, spec_buffer, out, out_buffer = scratch.build
+        try:
+            if options is NO_OPTIONS:
+                present = mss = window_scale = sack_count = ts_val = ts_ecr = 0
+            else:
+                present, mss, window_scale, sack_count, ts_val, ts_ecr = _option_fields(options, spec_buffer)
+            _pack_spec(spec_buffer, 0, src, dst, ttl, dont_fragment, identification,
+                       src_port, dst_port, seq, ack, flags, present, window, urgent_pointer,
+                       mss, window_scale, sack_count, LAYOUTS[option_layout], tos, ts_val, ts_ecr)  # fmt: skip
+        except (struct.error, KeyError, TypeError, ValueError) as error:
+            raise WireError(BUILD_BAD_FIELD, str(error)) from None
+        length = _build_tcp(out, _OUT_CAPACITY, spec, payload, len(payload))
+        if length < 0:
+            raise WireError(REASON_NAMES[-length])
+        packet = out_buffer[0:length]
+    finally:
+        _give_back(scratch)
     if options.fast_open is not None:
-        return _splice_fast_open(_out_buffer[0:length], options)
-    return _out_buffer[0:length]
+        return _splice_fast_open(packet, options)
+    return packet
 
 
 def _build_tcp6_packet(src: bytes, dst: bytes, segment: TcpSegment, hop_limit: int, option_layout: str,
@@ -325,35 +383,43 @@ def _build_tcp6_packet(src: bytes, dst: bytes, segment: TcpSegment, hop_limit: i
         raise WireError(BUILD_BAD_FIELD, "IPv6 addresses are 16 bytes, both of them")
     if not (0 <= flow_label <= 0xFFFFF and 0 <= traffic_class <= 0xFF):
         raise WireError(BUILD_BAD_FIELD, "the flow label is 20 bits and the traffic class 8")
-    payload = _pack_address_free_spec(segment, hop_limit, option_layout)
-    length = _build_tcp6(_out, _OUT_CAPACITY, src, dst, hop_limit, flow_label, traffic_class, _spec, payload, len(payload))
-    if length < 0:
-        raise WireError(REASON_NAMES[-length])
+    scratch = _borrow()
+    try:
+        spec, spec_buffer, out, out_buffer = scratch.build
+        payload = _pack_address_free_spec(spec_buffer, segment, hop_limit, option_layout)
+        length = _build_tcp6(out, _OUT_CAPACITY, src, dst, hop_limit, flow_label, traffic_class, spec, payload,
+                             len(payload))  # fmt: skip
+        if length < 0:
+            raise WireError(REASON_NAMES[-length])
+        packet = out_buffer[0:length]
+    finally:
+        _give_back(scratch)
     if segment.options.fast_open is not None:
-        return _splice_fast_open(_out_buffer[0:length], segment.options)
-    return _out_buffer[0:length]
+        return _splice_fast_open(packet, segment.options)
+    return packet
 
 
-def _pack_address_free_spec(segment: TcpSegment, ttl: int, option_layout: str) -> bytes:
-    """Fills the spec from `segment` with its IPv4 address fields zero (IPv6, and the option
-    length count); returns the payload as bytes."""
+def _pack_address_free_spec(spec_buffer, segment: TcpSegment, ttl: int, option_layout: str) -> bytes:
+    """Fills the spec in `spec_buffer` (this thread's) from `segment` with its IPv4 address
+    fields zero (IPv6, and the option length count); returns the payload as bytes."""
     src_port, dst_port, seq, ack, flags, window, urgent_pointer, options, payload = segment
     try:
         if options is NO_OPTIONS:
             present = mss = window_scale = sack_count = ts_val = ts_ecr = 0
         else:
-            present, mss, window_scale, sack_count, ts_val, ts_ecr = _option_fields(options)
-        _pack_spec(_spec_buffer, 0, 0, 0, ttl, False, 0, src_port, dst_port, seq, ack, flags, present, window,
+            present, mss, window_scale, sack_count, ts_val, ts_ecr = _option_fields(options, spec_buffer)
+        _pack_spec(spec_buffer, 0, 0, 0, ttl, False, 0, src_port, dst_port, seq, ack, flags, present, window,
                    urgent_pointer, mss, window_scale, sack_count, LAYOUTS[option_layout], 0, ts_val, ts_ecr)  # fmt: skip
     except (struct.error, KeyError, TypeError, ValueError) as error:
         raise WireError(BUILD_BAD_FIELD, str(error)) from None
     return payload if type(payload) is bytes else bytes(payload)
 
 
-def _option_fields(options: TcpOptions) -> tuple[int, int, int, int, int, int]:
+def _option_fields(options: TcpOptions, spec_buffer) -> tuple[int, int, int, int, int, int]:
     """The option fields of struct ustack_tcp_spec for `options`: (present bits, MSS, window scale,
     SACK block count, TSval, TSecr), absent ones as 0. The SACK edges, if any, go straight into
-    the spec (at most four blocks; C drops those that do not fit beside the other options)."""
+    the spec in `spec_buffer` (at most four blocks; C drops those that do not fit beside the
+    other options)."""
     mss, window_scale, sack_permitted, sack_blocks, timestamps = options[:5]  # Fast Open: _splice_fast_open
     present = 0
     if mss is not None:
@@ -376,12 +442,8 @@ def _option_fields(options: TcpOptions) -> tuple[int, int, int, int, int, int]:
         if any(len(block) != 2 for block in sack_blocks):
             raise ValueError("a SACK block is a (left edge, right edge) pair")
         edges = [edge for block in sack_blocks for edge in block]
-        struct.pack_into(f"={len(edges)}I", _spec_buffer, _SPEC_SACK_OFFSET, *edges)
+        struct.pack_into(f"={len(edges)}I", spec_buffer, _SPEC_SACK_OFFSET, *edges)
     return present, mss, window_scale, len(sack_blocks), ts_val, ts_ecr
-
-
-_ip_fields = ffi.new("struct ustack_ipv4_fields *")
-_ip_fields_buffer = ffi.buffer(_ip_fields)
 
 
 def build_ipv4_packet(header: Ipv4Header, payload: bytes) -> bytes:
@@ -394,12 +456,17 @@ def build_ipv4_packet(header: Ipv4Header, payload: bytes) -> bytes:
         raise WireError(REASON_NAMES[lib.USTACK_REASON_BUILD_PACKET_TOO_LONG])
     if header.fragment_offset % 8:
         raise WireError(BUILD_BAD_FIELD, "the fragment offset is a multiple of 8 bytes")
+    scratch = _borrow()
     try:
-        _IP_HEADER.pack_into(_ip_fields_buffer, 0, *header._replace(total_length=total_length, header_length=20))
-    except struct.error as error:
-        raise WireError(BUILD_BAD_FIELD, str(error)) from None
-    lib.ustack_build_ipv4_header(_out, _OUT_CAPACITY, _ip_fields)
-    return _out_buffer[0:20] + payload
+        _, _, out, out_buffer = scratch.build
+        try:
+            _IP_HEADER.pack_into(scratch.ip_fields_buffer, 0, *header._replace(total_length=total_length, header_length=20))
+        except struct.error as error:
+            raise WireError(BUILD_BAD_FIELD, str(error)) from None
+        lib.ustack_build_ipv4_header(out, _OUT_CAPACITY, scratch.ip_fields)
+        return out_buffer[0:20] + payload
+    finally:
+        _give_back(scratch)
 
 
 def tcp_options_length(options: TcpOptions, option_layout: str = "linux") -> int:
@@ -407,8 +474,13 @@ def tcp_options_length(options: TcpOptions, option_layout: str = "linux") -> int
     of 4): what a sender subtracts from the MSS to size its payload (RFC 9293 3.7.1)."""
     if options is NO_OPTIONS:
         return 0
-    _pack_address_free_spec(TcpSegment(0, 0, 0, 0, 0, 0, 0, options), 0, option_layout)
-    length = lib.ustack_tcp_options_length(_spec)
+    scratch = _borrow()
+    try:
+        spec, spec_buffer, _, _ = scratch.build
+        _pack_address_free_spec(spec_buffer, TcpSegment(0, 0, 0, 0, 0, 0, 0, options), 0, option_layout)
+        length = lib.ustack_tcp_options_length(spec)
+    finally:
+        _give_back(scratch)
     if options.fast_open is not None:
         extra = len(fast_open_option_bytes(options.fast_open, options.fast_open_experimental))
         length += extra + (-extra % 4)
@@ -429,14 +501,24 @@ def build_icmp_packet(src: int, dst: int, message: IcmpMessage, ttl: int = 64, i
         rest_of_header = message.next_hop_mtu
     else:
         rest_of_header = (message.identifier << 16) | message.sequence
+    return _build_icmp_kind(_build_icmp, src, dst, ttl, identification, message.type, message.code,
+                            rest_of_header, payload, len(payload))  # fmt: skip
+
+
+def _build_icmp_kind(builder, *arguments) -> bytes:
+    """Run the C builder of an ICMP or ICMPv6 packet into a borrowed output buffer; the packet."""
+    scratch = _borrow()
     try:
-        length = _build_icmp(_out, _OUT_CAPACITY, src, dst, ttl, identification, message.type,
-                             message.code, rest_of_header, payload, len(payload))  # fmt: skip
-    except (OverflowError, TypeError) as error:
-        raise WireError(BUILD_BAD_FIELD, str(error)) from None
-    if length < 0:
-        raise WireError(REASON_NAMES[-length])
-    return _out_buffer[0:length]
+        _, _, out, out_buffer = scratch.build
+        try:
+            length = builder(out, _OUT_CAPACITY, *arguments)
+        except (OverflowError, TypeError) as error:
+            raise WireError(BUILD_BAD_FIELD, str(error)) from None
+        if length < 0:
+            raise WireError(REASON_NAMES[-length])
+        return out_buffer[0:length]
+    finally:
+        _give_back(scratch)
 
 
 _build_icmp6 = lib.ustack_build_icmp6_packet
@@ -458,18 +540,8 @@ def build_icmp6_packet(src: bytes, dst: bytes, message: Icmpv6Message, hop_limit
         if not (0 <= message.identifier <= 0xFFFF and 0 <= message.sequence <= 0xFFFF):
             raise WireError(BUILD_BAD_FIELD, "ICMPv6 identifier and sequence are 16-bit fields")
         rest_of_header = (message.identifier << 16) | message.sequence
-    try:
-        length = _build_icmp6(_out, _OUT_CAPACITY, src, dst, hop_limit, message.type, message.code,
-                              rest_of_header, payload, len(payload))  # fmt: skip
-    except (OverflowError, TypeError) as error:
-        raise WireError(BUILD_BAD_FIELD, str(error)) from None
-    if length < 0:
-        raise WireError(REASON_NAMES[-length])
-    return _out_buffer[0:length]
-
-
-_ip6_fields = ffi.new("struct ustack_ipv6_fields *")
-_ip6_fields_buffer = ffi.buffer(_ip6_fields)
+    return _build_icmp_kind(_build_icmp6, src, dst, hop_limit, message.type, message.code, rest_of_header,
+                            payload, len(payload))  # fmt: skip
 
 
 def build_ipv6_packet(header: Ipv6Header, payload: bytes) -> bytes:
@@ -484,9 +556,15 @@ def build_ipv6_packet(header: Ipv6Header, payload: bytes) -> bytes:
         raise WireError(BUILD_BAD_FIELD, "IPv6 addresses are 16 bytes, both of them")
     if not 0 <= header.flow_label <= 0xFFFFF:
         raise WireError(BUILD_BAD_FIELD, "the flow label is 20 bits")
+    scratch = _borrow()
     try:
-        _IP6_HEADER.pack_into(_ip6_fields_buffer, 0, *header._replace(payload_length=len(payload), header_length=IPV6_HEADER_LENGTH))
-    except struct.error as error:
-        raise WireError(BUILD_BAD_FIELD, str(error)) from None
-    lib.ustack_build_ipv6_header(_out, _OUT_CAPACITY, _ip6_fields)
-    return _out_buffer[0:IPV6_HEADER_LENGTH] + payload
+        _, _, out, out_buffer = scratch.build
+        try:
+            _IP6_HEADER.pack_into(scratch.ip6_fields_buffer, 0,
+                                  *header._replace(payload_length=len(payload), header_length=IPV6_HEADER_LENGTH))
+        except struct.error as error:
+            raise WireError(BUILD_BAD_FIELD, str(error)) from None
+        lib.ustack_build_ipv6_header(out, _OUT_CAPACITY, scratch.ip6_fields)
+        return out_buffer[0:IPV6_HEADER_LENGTH] + payload
+    finally:
+        _give_back(scratch)
