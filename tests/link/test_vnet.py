@@ -7,8 +7,9 @@ from __future__ import annotations
 import pytest
 from vnet_helpers import A, ACK, FIN, PSH, SYN, coalesce, partial, segment, transfer, without_ip_id
 
+from ustack.link import vnet
 from ustack.link.vnet import (
-    DATA_VALID, GSO_ECN, GSO_NONE, GSO_TCPV4, GSO_TCPV6, GSO_UDP, GSO_UDP_L4, HEADER_SIZE, NEEDS_CSUM,
+    DATA_VALID, GSO_ECN, GSO_NONE, GSO_TCPV4, GSO_TCPV6, GSO_UDP, GSO_UDP_L4, HEADER_SIZE, NEEDS_CSUM, Coalescer,
     VnetDrop, VnetHeader, build_vnet_header, packet_from_kernel, parse_vnet_header, split_super_segment,
 )
 from ustack.stack import Stack
@@ -167,3 +168,45 @@ def test_offload_on_and_off_deliver_the_same_bytes_in_fewer_packets(mtu):
     assert joined == plain == bytes(index * 7 & 0xFF for index in range(600_000))
     if mtu == 1500:
         assert joined_packets * 5 < plain_packets  # one parse per super-segment
+
+
+# --- the TUN link's readv/writev paths, both families ---------------------------------------------
+
+
+@pytest.mark.parametrize("family", [4, 6])
+def test_a_run_ending_in_psh_or_fin_is_written_as_soon_as_that_piece_comes(family):
+    """A reply must not wait for the end of the round: the piece carrying PSH (or FIN) closes
+    its run, so add() returns the whole run at once; a lone PSH segment goes out plain."""
+    for last_flags in (ACK | PSH, ACK | FIN):
+        coalescer = Coalescer()
+        first, last = segment(1000, 1000, family=family), segment(2000, 500, flags=last_flags, family=family)
+        assert coalescer.add(first) == []
+        frames = coalescer.add(last)
+        assert len(frames) == 1 and coalescer.flush() == []
+        assert parse_vnet_header(frames[0]).gso_type == (GSO_TCPV6 if family == 6 else GSO_TCPV4)
+        assert [without_ip_id(piece) for piece in split_super_segment(frames[0])] == [without_ip_id(first), without_ip_id(last)]
+    coalescer = Coalescer()
+    lone = segment(1000, 64, flags=ACK | PSH, family=family)
+    assert coalescer.add(lone) == [build_vnet_header(VnetHeader()) + lone]
+    assert coalescer.flush() == []
+
+
+@pytest.mark.parametrize("family", [4, 6])
+@pytest.mark.parametrize("length", [300, 9000], ids=["sliced", "memoryview"])
+def test_a_frame_read_into_buffers_gives_the_same_packet_as_one_read_frame(family, length):
+    """packet_from_parts (the TUN link's readv path: the packet buffer reused, longer than the
+    packet and holding an earlier frame's bytes past it) completes the partial checksum in place
+    exactly as packet_from_kernel does, for a small packet (copied by slicing) and a large one."""
+    packet = segment(1000, length, family=family)
+    tcp_start = 40 if family == 6 else 20
+    header = build_vnet_header(VnetHeader(NEEDS_CSUM, GSO_NONE, 0, 0, tcp_start, 16))
+    buffer = bytearray(b"\xee" * 20000)
+    buffer[:len(packet)] = partial(packet)
+    assert vnet.packet_from_parts(header, buffer, len(packet)) == packet == packet_from_kernel(header + partial(packet))
+    assert buffer[len(packet):] == b"\xee" * (20000 - len(packet))  # nothing past the packet touched
+    with pytest.raises(VnetDrop) as drop:
+        vnet.packet_from_parts(header[:4], buffer, len(packet))
+    assert drop.value.reason == "vnet_header_truncated"
+    with pytest.raises(VnetDrop) as drop:
+        vnet.packet_from_parts(header, buffer, -3)  # a read shorter than the vnet header
+    assert drop.value.reason == "vnet_header_truncated"

@@ -92,7 +92,7 @@ def link_over_socketpair(tso6: bool = True) -> tuple[TunLink, socket.socket]:
     link = TunLink.__new__(TunLink)
     Link.__init__(link)
     link.name, link.mtu, link.offload, link.tso6 = "fake0", 1500, True, tso6
-    link._device, link._fd, link._coalescer = ours, ours.fileno(), Coalescer(ipv6=tso6)
+    link._use(ours)
     return link, kernel
 
 
@@ -110,6 +110,47 @@ def test_the_link_counts_each_malformed_ipv6_frame_by_its_reason_and_keeps_the_g
             expected[f"drop_{reason}"] = expected.get(f"drop_{reason}", 0) + 1
         assert {name: count for name, count in counters.items() if name.startswith("drop_")} == expected
         assert counters["super_segments_in"] == 1
+    finally:
+        link.close()
+        kernel.close()
+
+
+@pytest.mark.parametrize("family", [4, 6])
+def test_the_link_reads_each_frame_into_its_buffers_whole_after_a_longer_one(family):
+    """The readv path: a super-segment, then a short packet read into the same buffers; each comes
+    out exactly, its partial checksum completed, nothing of the longer frame left on the shorter."""
+    link, kernel = link_over_socketpair()
+    tcp_start, mss = (40, MSS6) if family == 6 else (20, 1500 - 52)
+    big = segment(1, 7 * mss, ACK | PSH, family=family)
+    ack = segment(1, 0, family=family)
+    gso_type = GSO_TCPV6 if family == 6 else GSO_TCPV4
+    try:
+        kernel.send(build_vnet_header(VnetHeader(NEEDS_CSUM, gso_type, tcp_start + 32, mss, tcp_start, 16))
+                    + partial(big))
+        kernel.send(build_vnet_header(VnetHeader(NEEDS_CSUM, GSO_NONE, 0, 0, tcp_start, 16)) + partial(ack))
+        kernel.send(b"\0" * 4)  # shorter than a vnet header
+        assert link.receive_batch(0.0) == [big, ack]
+        counters = link.stats()["TunLink(fake0)"]
+        assert counters["super_segments_in"] == 1 and counters["drop_vnet_header_truncated"] == 1
+    finally:
+        link.close()
+        kernel.close()
+
+
+@pytest.mark.parametrize("family", [4, 6])
+def test_the_link_writes_a_run_ending_in_psh_at_once_and_holds_one_without(family):
+    link, kernel = link_over_socketpair()
+    kernel.setblocking(False)
+    run = [segment(1, 1000, family=family), segment(1001, 1000, family=family)]
+    try:
+        for packet in run:
+            link.send(packet, 0.0)
+        with pytest.raises(BlockingIOError):
+            kernel.recv(70000)  # held: the run may still grow
+        link.send(segment(2001, 300, ACK | PSH, family=family), 0.0)
+        frame = kernel.recv(70000)  # written with the PSH piece, before any flush
+        assert len(split_super_segment(frame)) == 3
+        assert link.counters["packets_out"] == 1 and link.counters["bytes_out"] == len(frame) - HEADER_SIZE
     finally:
         link.close()
         kernel.close()

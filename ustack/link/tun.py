@@ -27,8 +27,12 @@ TUN_F_TSO4 | TUN_F_TSO6), so every packet in either direction carries a virtio_n
   left partial for it to finish. Consecutive in-order MSS-sized segments of one connection that
   still come one by one are joined into a super-segment (vnet.Coalescer) which the kernel cuts
   back into the very same segments (gso_size = their length). The run being joined is held until
-  the next packet that does not join it or until flush(), which the runtime calls at the end of
-  every round (base.py's contract).
+  the next packet that does not join it, a piece with PSH or FIN (which ends a run, so a reply is
+  written as soon as the core makes it), or flush(), which the runtime calls at the end of every
+  round (base.py's contract).
+Each frame is read with one os.readv into two preallocated buffers (the vnet header, the packet),
+whose partial checksum is completed in place; each is written with one os.writev of its parts
+(the vnet header, headers, payloads), so no 64 KB payload is copied into a frame first.
 Middlewares outside this link (FaultInjector, PcapWriter, Tracer) therefore see super-segments
 both ways, as tcpdump on the device shows them: the large segments the core builds, what the
 kernel delivers coalesced; and the rest segment by segment. A FaultInjector that drops a
@@ -63,7 +67,7 @@ import pytun
 
 from .base import Link, LinkError
 from .vnet import (GSO_NONE, GSO_TCPV6, HEADER_SIZE, PLAIN_BYTES, Coalescer, VnetDrop, cut_large_segment,
-                   large_segment_frame, packet_from_kernel, split_super_segment)
+                   large_segment_parts, packet_from_parts, split_super_segment)
 
 TUN_PATH = "/dev/net/tun"
 # The kernel's default transmit queue for a TUN device is 500 packets, which a burst of 64 KiB
@@ -82,6 +86,7 @@ OFFLOADS_WITHOUT_TSO6 = TUN_F_CSUM | TUN_F_TSO4  # what we settle for if the ker
 IFF_MULTI_QUEUE = 0x0100  # include/uapi/linux/if_tun.h: one queue (fd) per TUNSETIFF with the same name
 # A vnet header and the largest packet: IPv6's 40-byte header and a 65535-byte payload.
 LARGEST_FRAME = HEADER_SIZE + 40 + 65535
+IOV_MAX = os.sysconf("SC_IOV_MAX")  # the most buffers one os.writev takes (1024 on Linux)
 
 
 class TunLink(Link):
@@ -124,8 +129,18 @@ class TunLink(Link):
         except BaseException:
             self._device.close()
             raise
-        self._fd = self._device.fileno()
+        self._use(self._device)
+
+    def _use(self, device) -> None:
+        """Read and write through `device` (its fileno()), with the offloads already settled."""
+        self._device = device
+        self._fd = device.fileno()
         self._coalescer = Coalescer(ipv6=self.tso6) if self.offload else None
+        # Each frame is read straight into these (os.readv): the vnet header, then the packet,
+        # whose only copy is the bytes handed to the stack.
+        self._vnet_header = bytearray(HEADER_SIZE)
+        self._packet_buffer = bytearray(LARGEST_FRAME - HEADER_SIZE) if self.offload else bytearray()
+        self._read_buffers = [self._vnet_header, self._packet_buffer]
 
     def attach_queue(self) -> "TunLink":
         """One more queue of this multi-queue device: a TunLink with its own fd, same offloads."""
@@ -151,52 +166,52 @@ class TunLink(Link):
         return packet
 
     def _read_offloaded(self) -> bytes | None:
-        frame = os.read(self._fd, LARGEST_FRAME)
+        length = os.readv(self._fd, self._read_buffers) - HEADER_SIZE
         try:
-            packet = packet_from_kernel(frame)
+            packet = packet_from_parts(self._vnet_header, self._packet_buffer, length)
         except VnetDrop as drop:
             self.count_drop(drop.reason)
             return None
         if not packet or packet[0] >> 4 not in (IPV4_VERSION, IPV6_VERSION):
             self.count_drop("not_ip")
             return None
-        if frame[1] != GSO_NONE:
+        if self._vnet_header[1] != GSO_NONE:
             self.counters["super_segments_in"] += 1
         return packet
 
     def send(self, packet: bytes, now: float) -> None:
         if len(packet) > self.mtu:
-            frame = None if self._coalescer is None else large_segment_frame(packet, self.mtu)
-            if frame is None:
+            parts = None if self._coalescer is None else large_segment_parts(packet, self.mtu)
+            if parts is None:
                 pieces = [] if self._coalescer is None else cut_large_segment(packet, self.mtu)
                 if not pieces:
                     self.count_drop("larger_than_mtu")
                     return
-                for earlier in self._coalescer.flush():
-                    self._write(earlier, len(earlier) - HEADER_SIZE)
+                for earlier in self._coalescer.flush_parts():
+                    self._write(earlier)
                 self.counters["large_segments_cut_here"] += 1
                 for piece in pieces:
-                    self._write(PLAIN_BYTES + piece, len(piece))
+                    self._write([PLAIN_BYTES, piece])
                 return
-            for earlier in self._coalescer.flush():
-                self._write(earlier, len(earlier) - HEADER_SIZE)
+            for earlier in self._coalescer.flush_parts():
+                self._write(earlier)
             self.counters["large_segments_out"] += 1
-            if frame[1] == GSO_TCPV6 and not self.tso6:
-                for piece in split_super_segment(frame):  # cut here what the kernel will not cut
-                    self._write(PLAIN_BYTES + piece, len(piece))
+            if parts[0][1] == GSO_TCPV6 and not self.tso6:
+                for piece in split_super_segment(b"".join(parts)):  # cut here what the kernel will not cut
+                    self._write([PLAIN_BYTES, piece])
                 return
-            self._write(frame, len(packet))
+            self._write(parts)
             return
         if self._coalescer is None:
-            self._write(packet, len(packet))
+            self._write([packet])
             return
-        for frame in self._coalescer.add(packet):
-            self._write(frame, len(frame) - HEADER_SIZE)
+        for parts in self._coalescer.add_parts(packet):
+            self._write(parts)
 
     def flush(self) -> None:
         if self._coalescer is not None and not self.closed:
-            for frame in self._coalescer.flush():
-                self._write(frame, len(frame) - HEADER_SIZE)
+            for parts in self._coalescer.flush_parts():
+                self._write(parts)
 
     def stats(self) -> dict[str, dict[str, int]]:
         if self._coalescer is not None:
@@ -204,11 +219,13 @@ class TunLink(Link):
             self.counters["segments_in_super_segments_out"] = self._coalescer.segments_joined
         return super().stats()
 
-    def _write(self, data: bytes, length: int) -> None:
-        """One write: a packet, or with offloads a frame (vnet header, then `length` bytes of
-        packet or super-segment)."""
+    def _write(self, parts: list) -> None:
+        """One write of the buffers `parts` (os.writev: gathered by the kernel, not joined here):
+        a packet, or with offloads a frame (the vnet header, then the packet or super-segment)."""
+        if len(parts) > IOV_MAX:  # a run of many tiny pieces (a small MTU): more than writev takes
+            parts = [b"".join(parts)]
         try:
-            os.write(self._fd, data)
+            written = os.writev(self._fd, parts)
         except BlockingIOError:
             self.count_drop("queue_full")
             return
@@ -221,7 +238,7 @@ class TunLink(Link):
                 raise LinkError(f"writing to TUN {self.name}: {error.strerror}") from None
             return
         self.counters["packets_out"] += 1
-        self.counters["bytes_out"] += length
+        self.counters["bytes_out"] += written - (HEADER_SIZE if self.offload else 0)
 
     def close(self) -> None:
         if not self.closed:
