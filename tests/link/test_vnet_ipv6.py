@@ -223,24 +223,29 @@ def test_a_large_ipv6_segment_of_the_core_is_cut_at_the_mtu_less_the_headers():
     assert {packet.ip.flow_label for packet in parsed} == {9}
 
 
+def frames_written_for(link: TunLink, kernel: socket.socket, packet: bytes) -> list[bytes]:
+    """What the kernel's end reads after the link sends `packet` and flushes; closes both ends."""
+    try:
+        link.send(packet, 0.0)
+        link.flush()
+        kernel.setblocking(False)
+        frames = []
+        while True:
+            try:
+                frames.append(kernel.recv(70000))
+            except BlockingIOError:
+                return frames
+    finally:
+        link.close()
+        kernel.close()
+
+
 @pytest.mark.parametrize("tso6", [True, False], ids=["tso6", "kernel-refused-tso6"])
 def test_the_link_hands_a_large_ipv6_segment_to_the_kernel_or_cuts_it_itself(tso6):
     link, kernel = link_over_socketpair(tso6)
     data = bytes(index & 0xFF for index in range(5 * MSS6))
     big = build_tcp_packet(A6, B6, TcpSegment(40000, 80, 1, 7777, ACK, 500, 0, TS, data))
-    try:
-        link.send(big, 0.0)
-        link.flush()
-        frames = []
-        kernel.setblocking(False)
-        while True:
-            try:
-                frames.append(kernel.recv(70000))
-            except BlockingIOError:
-                break
-    finally:
-        link.close()
-        kernel.close()
+    frames = frames_written_for(link, kernel, big)
     if tso6:
         [frame] = frames
         assert parse_vnet_header(frame).gso_type == GSO_TCPV6
@@ -262,19 +267,7 @@ def test_a_large_segment_carrying_cwr_is_cut_by_the_link_with_cwr_on_its_first_p
     data = bytes(index & 0xFF for index in range(3 * mss))
     tcp = TcpSegment(40000, 80, 1, 7777, ACK | PSH | cwr | ece, 500, 0, TS, data)
     big = build_tcp_packet(A6, B6, tcp) if family == 6 else build_tcp_packet(0x0A4D0001, 0x0A4D0002, tcp)
-    try:
-        link.send(big, 0.0)
-        link.flush()
-        kernel.setblocking(False)
-        frames = []
-        while True:
-            try:
-                frames.append(kernel.recv(70000))
-            except BlockingIOError:
-                break
-    finally:
-        link.close()
-        kernel.close()
+    frames = frames_written_for(link, kernel, big)
     assert {parse_vnet_header(frame) for frame in frames} == {VnetHeader()}  # plain packets, no GSO
     pieces = [parse_packet(frame[HEADER_SIZE:]) for frame in frames]  # parse_packet checks the checksums
     assert b"".join(piece.tcp.payload for piece in pieces) == data

@@ -192,15 +192,15 @@ def test_no_fast_open_unless_the_application_asks():
 
 
 # ---------------------------------------------------------------------- quick ACK
-def _ack_times(quick_ack_segments: int) -> list[bool]:
-    """For 20 lone data segments 100 ms apart: was each acknowledged at once?"""
-    config = TcpConfig(quick_ack_segments=quick_ack_segments)
+def _ack_times(config: TcpConfig, count: int = 20) -> list[bool]:
+    """For `count` lone data segments 100 ms apart to a server with `config`: was each
+    acknowledged at once?"""
     net = Net(server_config=config)
     connection = net.connect(fast_open=False)
     net.run()
     net.listener.accept()
     immediate = []
-    for _ in range(20):
+    for _ in range(count):
         connection.send(b"x" * 100, net.now)
         net.client.poke(connection)
         net.log.clear()
@@ -212,27 +212,15 @@ def _ack_times(quick_ack_segments: int) -> list[bool]:
 
 
 def test_quick_ack_acknowledges_the_first_segments_at_once():
-    assert _ack_times(16) == [True] * 16 + [False] * 4
+    assert _ack_times(TcpConfig(quick_ack_segments=16)) == [True] * 16 + [False] * 4
 
 
 def test_without_quick_ack_a_lone_segment_waits_for_the_delayed_ack_timer():
-    assert _ack_times(0) == [False] * 20
+    assert _ack_times(TcpConfig(quick_ack_segments=0)) == [False] * 20
 
 
 def test_quick_ack_is_bounded_by_the_window():
     config = dataclasses.replace(TcpConfig(quick_ack_segments=16), receive_buffer_size=3000)
-    net = Net(server_config=config)
-    connection = net.connect(fast_open=False)
-    net.run()
-    net.listener.accept()
-    immediate = []
-    for _ in range(5):
-        connection.send(b"x" * 100, net.now)
-        net.client.poke(connection)
-        net.log.clear()
-        net.run()
-        immediate.append(any(sender == "server" and not segment.payload for sender, segment in net.log))
-        net.advance(0.1)
-        net.run()
+    immediate = _ack_times(config, count=5)
     # 3000 bytes of window hold 2 pairs of 536-byte segments: 2 quick ACKs, then delayed ones
     assert immediate == [True, True, False, False, False]
