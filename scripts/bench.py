@@ -52,7 +52,7 @@ GOAL_UPLOAD_FRACTION = 0.9
 GOAL_CONNECTIONS_FRACTION = 1.0
 GOAL_ECHO_P50_FACTOR = 1.2  # at most this many times the kernel's round trip
 GOAL_ECHO_P99_FACTOR = 1.5
-IPV6_GOAL_FRACTION = 0.9  # issue 11: ustack over IPv6 within 10 % of ustack over IPv4
+IPV6_GOAL_FRACTION = 0.9  # issue 11: ustack over IPv6 within 10 % of ustack over IPv4 (same run, in turn)
 READY_TIMEOUT = 30.0
 COMMAND_TIMEOUT = 60.0
 MEGABYTE = 1e6  # MB/s as curl and ab count them: 10**6 bytes
@@ -184,6 +184,23 @@ def download_rate(namespace: Namespace, url: str) -> float:
 def upload_rate(namespace: Namespace, url: str, source: Path) -> float:
     return float(inside(namespace, "curl", "-sS", "--fail", "-o", "/dev/null", "-T", str(source),
                         "-w", "%{speed_upload}", url)) / MEGABYTE
+
+
+def alternating(measure4, measure6, rounds: int = 2):
+    """The means of `rounds` IPv4 and `rounds` IPv6 measurements taken in turn (4, 6, 6, 4):
+    numbers, or tuples of numbers (an echo's p50 and p99) averaged element by element."""
+    results4, results6 = [], []
+    for round_ in range(rounds):
+        pairs = ((measure4, results4), (measure6, results6))
+        for measure, results in (pairs if round_ % 2 == 0 else pairs[::-1]):
+            results.append(measure())
+    return _mean(results4), _mean(results6)
+
+
+def _mean(values: list):
+    if isinstance(values[0], tuple):
+        return tuple(sum(column) / len(values) for column in zip(*values))
+    return sum(values) / len(values)
 
 
 def connections_per_second(namespace: Namespace, url: str, requests: int) -> float:
@@ -412,21 +429,35 @@ def run(args, work: Path, spaces: list[Namespace]) -> list[tuple[str, str, str, 
                      at_most(ustack_latency[0], GOAL_ECHO_P50_FACTOR * kernel_latency[0], f"<= {GOAL_ECHO_P50_FACTOR}x")))
         rows.append(("echo round trip p99 us (64 B)", ustack_latency[1], kernel_latency[1], None,
                      at_most(ustack_latency[1], GOAL_ECHO_P99_FACTOR * kernel_latency[1], f"<= {GOAL_ECHO_P99_FACTOR}x")))
-        # The same ustack over IPv6 (fd00:77::2 on the same TUN device); the goal column is 90 %
-        # of its IPv4 figure above (latency has no goal: compare with the IPv4 rows by eye).
+        # The same ustack over IPv6 (fd00:77::2 on the same TUN device): issue 11's goal is IPv6
+        # within 10 % of IPv4 (90 % of its rate; a round trip at most IPv4's / 0.9).
         say("the same over IPv6")
         url6 = f"http://[{USTACK_ADDRESS6}]"
-        latency6 = echo_latency(ustack_space, USTACK_ADDRESS6, args.echoes)
-        download6 = download_rate(ustack_space, f"{url6}/big.bin")
-        upload6 = upload_rate(ustack_space, f"{url6}/up6.bin", upload_source)
-        connections6 = connections_per_second(ustack_space, f"{url6}/small.html", args.requests)
+        # IPv4 and IPv6 measured in turn on the same serve, so both families meet the same moment
+        # (a row's slot in a run moved it by up to 40 % on this machine, more than the family).
+        download4, download6 = alternating(
+            lambda: download_rate(ustack_space, f"{ustack_url}/big.bin"),
+            lambda: download_rate(ustack_space, f"{url6}/big.bin"))
+        upload4, upload6 = alternating(
+            lambda: upload_rate(ustack_space, f"{ustack_url}/up.bin", upload_source),
+            lambda: upload_rate(ustack_space, f"{url6}/up6.bin", upload_source))
+        connections4, connections6 = alternating(
+            lambda: connections_per_second(ustack_space, f"{ustack_url}/small.html", args.requests),
+            lambda: connections_per_second(ustack_space, f"{url6}/small.html", args.requests))
+        latency4, latency6 = alternating(lambda: echo_latency(ustack_space, USTACK_ADDRESS, args.echoes),
+                                         lambda: echo_latency(ustack_space, USTACK_ADDRESS6, args.echoes),
+                                         rounds=4)  # cheap, and a tail percentile needs the rounds
         rows += [
-            ("IPv6: bulk download MB/s", download6, None, None, at_least(download6, IPV6_GOAL_FRACTION * ustack_download)),
-            ("IPv6: bulk upload MB/s", upload6, None, None, at_least(upload6, IPV6_GOAL_FRACTION * ustack_upload)),
-            ("IPv6: connections/s (ab -c 20)", connections6, None, None,
-             at_least(connections6, IPV6_GOAL_FRACTION * ustack_connections)),
-            ("IPv6: echo round trip p50 us", latency6[0], None, None, None),
-            ("IPv6: echo round trip p99 us", latency6[1], None, None, None),
+            (f"IPv6: bulk download MB/s (IPv4 in turn: {download4:,.0f})", download6, None, None,
+             at_least(download6, IPV6_GOAL_FRACTION * download4)),
+            (f"IPv6: bulk upload MB/s (IPv4 in turn: {upload4:,.0f})", upload6, None, None,
+             at_least(upload6, IPV6_GOAL_FRACTION * upload4)),
+            (f"IPv6: connections/s (IPv4 in turn: {connections4:,.0f})", connections6, None, None,
+             at_least(connections6, IPV6_GOAL_FRACTION * connections4)),
+            (f"IPv6: echo p50 us (IPv4 in turn: {latency4[0]:,.0f})", latency6[0], None, None,
+             at_most(latency6[0], latency4[0] / IPV6_GOAL_FRACTION, f"<= {latency4[0] / IPV6_GOAL_FRACTION:,.0f}")),
+            (f"IPv6: echo p99 us (IPv4 in turn: {latency4[1]:,.0f})", latency6[1], None, None,
+             at_most(latency6[1], latency4[1] / IPV6_GOAL_FRACTION, f"<= {latency4[1] / IPV6_GOAL_FRACTION:,.0f}")),
         ]
     finally:
         ustack.stop()
