@@ -139,6 +139,26 @@ def test_client_without_a_valid_cookie_resends_its_data_after_the_handshake():
     assert connection.snd_una == connection.snd_nxt
 
 
+def test_syn_data_the_syn_ack_did_not_take_goes_again_whole_nagle_holding_back_no_tail():
+    """A server with a 1,000-byte MSS refuses the cookie: the 1,200 bytes of the SYN go again as a
+    full segment and its tail at once. The 200 were sent before (below SND.MAX), so Nagle (RFC 9293 3.7.4, for
+    new data) does not hold them until the first 1,000 are acknowledged (Linux resends all 1,200)."""
+    net = Net(server_config=dataclasses.replace(SERVER_CONFIG, mss=1000))
+    net.client.fast_open_cookies.remember(SERVER, b"\x01" * 8, 1460)  # a stale cookie
+    data = bytes(range(200)) * 6
+    connection = net.connect(data)
+    net.run()
+    assert net.sent("client", SYN)[0].payload == data
+    resent = [s.payload for sender, s in net.log if sender == "client" and s.payload and not s.flags & SYN]
+    first = len(resent[0])  # a full segment: the MSS less the timestamp option
+    assert first == connection.send_mss < len(data)
+    assert resent == [data[:first], data[first:]]  # the tail too, before any ACK came
+    assert net.listener.accept().recv(2000, net.now) == data
+    net.advance(0.5)
+    net.run()
+    assert connection.snd_una == connection.snd_nxt
+
+
 def test_syn_data_is_sent_again_when_the_syn_is_lost():
     net = Net()
     cookie = net.server.isn_generator.fast_open_cookie(CLIENT)

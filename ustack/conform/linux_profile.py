@@ -437,10 +437,10 @@ LINUX_DIFFERENCES = {
         ),
         "fastopen/client/syn-data-partial-or-over-ack.pkt": (
             "kernel passes; after a SYN-ACK that takes 100 of the SYN's 1420 bytes ustack sends the rest "
-            "again (RFC 7413 4.2.2) in 1000 bytes (the peer's MSS) and holds the 320-byte tail behind Nagle "
-            "(RFC 9293 3.7.4) where Linux retransmits all 1320 at once (tcp_rcv_fastopen_synack marks them "
-            "lost); a ustack shortcoming, not fixed here (tcp/output.py): Nagle governs new data (RFC 896), "
-            f"and this tail was sent once already; besides, {_NAGLE_TAIL}"
+            "again at once (RFC 7413 4.2.2; Nagle holds back only new data, RFC 896), as Linux does; the "
+            "4000 bytes written next leave back to back and the driver's GSO merge hands them to the script "
+            "as one 4000-byte packet, where Linux's TSO autosizing cuts its burst into two of 2000: a driver "
+            "limitation (no TSO autosizing), not a ustack difference"
         ),
         "fastopen/client/syn-data-rtt-from-syn-data.pkt": (
             "kernel passes; the SYN-ACK takes 699 of the SYN's 700 bytes and ustack sends the last byte "

@@ -195,9 +195,11 @@ class SegmentOutput:
                     # 6298 5.4, RFC 9293 3.8.6.2.1 SHLD-16's exception for retransmissions).
                     if length < (snd.max_wnd >> 1) and not (snd_nxt == snd.una and seq_lt(snd_nxt, snd.max)):
                         break
-                elif nagle and in_flight and snd.syn_acknowledged:
+                elif nagle and in_flight and snd.syn_acknowledged and not seq_lt(snd_nxt, snd.max):
                     # RFC 9293 3.7.4 (Nagle): at most one small segment unacknowledged (our SYN-ACK
-                    # is none: a Fast Open server's first data, RFC 7413 4.2, goes at once).
+                    # is none: a Fast Open server's first data, RFC 7413 4.2, goes at once). Nagle
+                    # holds back new data only (RFC 896): a tail below SND.MAX was sent once
+                    # already (SYN data the SYN-ACK did not take, RFC 7413 4.2.2) and goes again now.
                     break
             if length == unsent:
                 flags = ACK | PSH | FIN if snd.fin_queued else ACK | PSH
