@@ -27,6 +27,7 @@ import os
 import re
 import shutil
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -186,21 +187,22 @@ def upload_rate(namespace: Namespace, url: str, source: Path) -> float:
                         "-w", "%{speed_upload}", url)) / MEGABYTE
 
 
-def alternating(measure4, measure6, rounds: int = 2):
-    """The means of `rounds` IPv4 and `rounds` IPv6 measurements taken in turn (4, 6, 6, 4):
-    numbers, or tuples of numbers (an echo's p50 and p99) averaged element by element."""
+def alternating(measure4, measure6, rounds: int = 3):
+    """The medians of `rounds` IPv4 and `rounds` IPv6 measurements taken in turn (4, 6, 6, 4, ...):
+    numbers, or tuples of numbers (an echo's p50 and p99) taken element by element. The median,
+    because one round on a shared machine can be off by 40 % (a burst of other work)."""
     results4, results6 = [], []
     for round_ in range(rounds):
         pairs = ((measure4, results4), (measure6, results6))
         for measure, results in (pairs if round_ % 2 == 0 else pairs[::-1]):
             results.append(measure())
-    return _mean(results4), _mean(results6)
+    return _median(results4), _median(results6)
 
 
-def _mean(values: list):
+def _median(values: list):
     if isinstance(values[0], tuple):
-        return tuple(sum(column) / len(values) for column in zip(*values))
-    return sum(values) / len(values)
+        return tuple(statistics.median(column) for column in zip(*values))
+    return statistics.median(values)
 
 
 def connections_per_second(namespace: Namespace, url: str, requests: int) -> float:
@@ -446,7 +448,7 @@ def run(args, work: Path, spaces: list[Namespace]) -> list[tuple[str, str, str, 
             lambda: connections_per_second(ustack_space, f"{url6}/small.html", args.requests))
         latency4, latency6 = alternating(lambda: echo_latency(ustack_space, USTACK_ADDRESS, args.echoes),
                                          lambda: echo_latency(ustack_space, USTACK_ADDRESS6, args.echoes),
-                                         rounds=4)  # cheap, and a tail percentile needs the rounds
+                                         rounds=5)  # cheap, and a tail percentile needs the rounds
         rows += [
             (f"IPv6: bulk download MB/s (IPv4 in turn: {download4:,.0f})", download6, None, None,
              at_least(download6, IPV6_GOAL_FRACTION * download4)),
