@@ -103,13 +103,9 @@ def range_end(text: str) -> RangeEnd:
     raise argparse.ArgumentTypeError(f"{text!r} is neither a segment number (1, 2, ...) nor a time (1.5s, 200ms)")
 
 
-def register(subparsers) -> None:
-    parser = subparsers.add_parser(
-        "ladder",
-        help="draw one TCP connection of a pcap file as a ladder (sequence) diagram",
-        description="Draw one TCP connection of a pcap file as a ladder diagram: one arrow per "
-        "segment, each side's state where it changes (inferred from the segments, marked *).",
-    )
+def add_connection_selection(parser) -> None:
+    """The arguments that pick one connection (and a stretch of it) out of a capture: one owner
+    for the commands that draw a connection (ladder, plot), which load it with load_connection."""
     parser.add_argument("file", metavar="FILE.pcap", help="the capture; - reads it from standard input")
     parser.add_argument("--list", action="store_true",
                         help="list the capture's connections (number, 4-tuple, packets, duration) and stop")
@@ -122,6 +118,16 @@ def register(subparsers) -> None:
                         help="draw from segment N (1 = the first), or from TIME since its first packet (1.5s, 200ms)")
     parser.add_argument("--to", dest="range_to", metavar="N|TIME", type=range_end,
                         help="draw up to segment N, or up to TIME (both ends included)")
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "ladder",
+        help="draw one TCP connection of a pcap file as a ladder (sequence) diagram",
+        description="Draw one TCP connection of a pcap file as a ladder diagram: one arrow per "
+        "segment, each side's state where it changes (inferred from the segments, marked *).",
+    )
+    add_connection_selection(parser)
     parser.add_argument(
         "--relative", action="store_true", help="sequence numbers relative to each side's ISN, as tcpdump without -S"
     )

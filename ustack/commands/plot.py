@@ -22,7 +22,8 @@ from ustack.trace.model import LEFT, RIGHT
 
 from .arguments import check_output_file, path_value
 from .errors import CliError
-from .ladder import clipped, connection_choice, load_connection, print_connections, range_end, say_cut_short, say_which
+from .ladder import (add_connection_selection, clipped, load_connection, print_connections, say_cut_short,
+                     say_which)
 
 DIRECTIONS = {"client": LEFT, "server": RIGHT, "auto": None}
 # infer.mark_probable_losses compares segments pairwise: 4,000 take about 5 s on a laptop.
@@ -43,14 +44,7 @@ def register(subparsers) -> None:
         description="Draw a time-sequence graph of one direction of one TCP connection in a pcap file: "
         "data segments, the ACK and receive-window lines, SACK blocks, retransmissions and probable losses.",
     )
-    parser.add_argument("file", metavar="FILE.pcap", help="the capture; - reads it from standard input")
-    parser.add_argument("--list", action="store_true",
-                        help="list the capture's connections (number, 4-tuple, packets, duration) and stop")
-    parser.add_argument("--conn", metavar="WHICH", type=connection_choice,
-                        help="the connection: '#N' from --list (quoted), A:P-B:Q, or a PORT (as in ustack ladder)")
-    parser.add_argument("--from", dest="range_from", metavar="N|TIME", type=range_end,
-                        help="from segment N (1 = the first of the connection), or from TIME since its start (1.5s)")
-    parser.add_argument("--to", dest="range_to", metavar="N|TIME", type=range_end, help="up to segment N, or TIME")
+    add_connection_selection(parser)
     parser.add_argument("--direction", choices=sorted(DIRECTIONS), default="auto",
                         help="whose data to draw: the client's (the SYN's sender), the server's, or auto "
                              "(the side that sent more; the default)")
