@@ -17,10 +17,11 @@ from __future__ import annotations
 import argparse
 import json
 import re
-import subprocess
 import sys
 from collections import Counter, defaultdict
 from pathlib import Path
+
+from drill_agreement import run_drill  # scripts/: one way to run the drill and read its report
 
 DEFAULT_SUITE = Path("/work/shared/conformance/freebsd-tcp-testsuite")
 TOLERANCE_USECS = 20000
@@ -114,22 +115,13 @@ def cause_of(reason: str) -> str:
     return next(name for name, test, _ in CAUSES if test(reason))
 
 
-def run_drill(suite: Path) -> dict:
-    command = [sys.executable, "-m", "ustack", "drill", "--against", "kernel", "--ignore-window", "--no-realtime",
-               "--tolerance-usecs", str(TOLERANCE_USECS), "--json", "."]
-    done = subprocess.run(command, cwd=suite, capture_output=True, text=True)
-    if done.returncode not in (0, 1):
-        sys.exit(f"ustack drill failed ({done.returncode}): {done.stderr.strip()}")
-    return json.loads(done.stdout)
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--suite", type=Path, default=DEFAULT_SUITE)
     parser.add_argument("--json", type=Path, help="results of an earlier such `ustack drill --json` run")
     parser.add_argument("--markdown", action="store_true", help="also print the per-script list as markdown")
     args = parser.parse_args()
-    document = json.loads(args.json.read_text()) if args.json else run_drill(args.suite)
+    document = json.loads(args.json.read_text()) if args.json else run_drill(args.suite, ".", ["--ignore-window", "--no-realtime", "--tolerance-usecs", str(TOLERANCE_USECS)])
     results = document["results"]
     groups: dict[str, Counter] = defaultdict(Counter)
     by_cause: dict[str, list] = defaultdict(list)
