@@ -373,7 +373,7 @@ class Stack(Ipv6Side):
         self._collect_events(connection)
 
     def _arm(self, connection: Connection) -> None:
-        self.timer_heap.arm(connection, connection.timers.next_deadline())
+        self.timer_heap.arm(connection, connection.timers.next_deadline(), _key_of)
 
     def _forget(self, connection: Connection) -> None:
         """A connection that is CLOSED with nothing left to send leaves no trace (DESIGN rule 6)."""

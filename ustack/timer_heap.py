@@ -19,7 +19,7 @@ Sans-IO: no clock, no I/O; the Stack passes `now` and its connection table.
 from __future__ import annotations
 
 import heapq
-from typing import TYPE_CHECKING, Iterator
+from typing import TYPE_CHECKING, Callable, Iterator
 
 if TYPE_CHECKING:
     from .tcp import Connection
@@ -41,21 +41,18 @@ class TimerHeap:
         self.heap: list[TimerEntry] = []
         self.entries: dict[Connection, TimerEntry] = {}  # each armed connection's live entry
 
-    def arm(self, connection: Connection, deadline: float | None) -> None:
+    def arm(self, connection: Connection, deadline: float | None, key_of: Callable[[Connection], tuple]) -> None:
         """Keep `connection`'s entry at `deadline` (None: no timer). Most rounds leave the
         deadline where it was (a delayed ACK already armed, a TIME-WAIT running): then nothing is
-        pushed."""
+        pushed. `key_of` gives the connection's key in the Stack's table (its 4-tuple), asked for
+        only when the connection has no entry yet."""
         entries = self.entries
         entry = entries.get(connection)
         if deadline is None:
             if entry is not None:
                 del entries[connection]
         elif entry is None or entry[0] != deadline:
-            if entry is None:  # the Stack's key for the connection (its 4-tuple), made once
-                key = (connection.local_address, connection.local_port, connection.remote_address,
-                       connection.remote_port)
-            else:
-                key = entry[2]  # one 4-tuple for all its entries
+            key = key_of(connection) if entry is None else entry[2]  # one 4-tuple for all its entries
             entry = entries[connection] = (deadline, type(connection.local_address) is bytes, key)
             heap = self.heap
             heapq.heappush(heap, entry)
