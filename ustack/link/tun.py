@@ -66,7 +66,7 @@ import os
 import pytun
 
 from .base import Link, LinkError
-from .vnet import (GSO_NONE, GSO_TCPV6, HEADER_SIZE, PLAIN_BYTES, Coalescer, VnetDrop, cut_large_segment,
+from .vnet import (CWR, ECE, GSO_NONE, GSO_TCPV6, HEADER_SIZE, PLAIN_BYTES, Coalescer, VnetDrop,
                    large_segment_parts, packet_from_parts, split_super_segment)
 
 TUN_PATH = "/dev/net/tun"
@@ -181,23 +181,23 @@ class TunLink(Link):
 
     def send(self, packet: bytes, now: float) -> None:
         if len(packet) > self.mtu:
-            parts = None if self._coalescer is None else large_segment_parts(packet, self.mtu)
+            # CWR and ECE may ride on a large segment too (ECN's first new data after a reduction).
+            parts = None if self._coalescer is None else large_segment_parts(packet, self.mtu, CWR | ECE)
             if parts is None:
-                pieces = [] if self._coalescer is None else cut_large_segment(packet, self.mtu)
-                if not pieces:
-                    self.count_drop("larger_than_mtu")
-                    return
-                for earlier in self._coalescer.flush_parts():
-                    self._write(earlier)
-                self.counters["large_segments_cut_here"] += 1
-                for piece in pieces:
-                    self._write([PLAIN_BYTES, piece])
+                self.count_drop("larger_than_mtu")
                 return
             for earlier in self._coalescer.flush_parts():
                 self._write(earlier)
             self.counters["large_segments_out"] += 1
-            if parts[0][1] == GSO_TCPV6 and not self.tso6:
-                for piece in split_super_segment(b"".join(parts)):  # cut here what the kernel will not cut
+            # Cut here what the kernel will not cut as it should: an IPv6 segment when it refused
+            # TSO6, and one carrying CWR, which it was not offered TUN_F_TSO_ECN for (it would put
+            # CWR on every piece; RFC 3168 6.1.2 wants it once, and split_super_segment keeps it
+            # on the first piece only).
+            ipv6 = parts[0][1] == GSO_TCPV6
+            tcp_flags = packet[(40 if ipv6 else 20) + 13]  # large_segment_parts took TCP right after the IP header
+            if (ipv6 and not self.tso6) or tcp_flags & CWR:
+                self.counters["large_segments_cut_here"] += 1
+                for piece in split_super_segment(b"".join(parts)):
                     self._write([PLAIN_BYTES, piece])
                 return
             self._write(parts)

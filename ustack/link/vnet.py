@@ -331,16 +331,6 @@ def tcp_start_if_joinable(packet: bytes, other_flags: int = 0) -> int:
     return t
 
 
-def cut_large_segment(packet: bytes, mtu: int) -> list[bytes]:
-    """A segment larger than the MTU that the kernel must not cut, cut here into MTU-sized
-    packets with complete checksums; [] if it is not a data segment that can be cut. The case is
-    a first new data segment after congestion carrying CWR: cut by a kernel that was not offered
-    TUN_F_TSO_ECN, CWR would go on every piece, where RFC 3168 6.1.2 wants it once (TSO with ECN
-    keeps it on the first piece only, and so does this cut)."""
-    frame = large_segment_frame(packet, mtu, other_flags=CWR | ECE)
-    return split_super_segment(frame) if frame else []
-
-
 def _ip_header_for(packet: bytes, tcp_start: int, tcp_length: int, piece: int = 0) -> bytes:
     """`packet`'s IP header with its length field set for `tcp_length` bytes of TCP; over IPv4
     also the identification advanced by `piece` and the header checksum made again."""
