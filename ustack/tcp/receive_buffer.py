@@ -96,9 +96,11 @@ class ReceiveBuffer:
         self._in_order = bytearray()  # bytes before RCV.NXT the application has not read
         self._rcv_nxt_offset = 0  # stream offset of RCV.NXT (see the module docstring)
         # Out-of-order data: the blocks' starts, sorted, never touching; their ends by start, in the
-        # order the blocks last received data (oldest first); the bytes, in the ring.
-        self._starts: list[int] = []
-        self._ends: dict[int, int] = {}
+        # order the blocks last received data (oldest first); the bytes, in the ring. The list and
+        # the dict are made by the first block and dropped with the last (most connections never
+        # hold data out of order): until then an empty tuple and None.
+        self._starts: list[int] | tuple = ()
+        self._ends: dict[int, int] | None = None
         self._ring: bytearray | None = None
         self._out_of_order_bytes = 0
 
@@ -183,6 +185,7 @@ class ReceiveBuffer:
 
         if not self._store_block(start, end, data):
             return 0
+        starts = self._starts  # made by the first block
         first = starts[0]
         if first != window_start:
             return 0
@@ -195,7 +198,8 @@ class ReceiveBuffer:
         if not starts:
             # Nothing out of order: give the memory back (a dict keeps its size after deletions).
             self._ring = None
-            self._ends = {}
+            self._starts = ()
+            self._ends = None
         self._advance(advanced)
         return advanced
 
@@ -244,6 +248,8 @@ class ReceiveBuffer:
         (not including) `last` of the sorted starts, found by bisection.
         """
         starts, ends = self._starts, self._ends
+        if ends is None:  # the first block: its bookkeeping is made now
+            starts, ends = self._starts, self._ends = [], {}
         first = bisect_left(starts, start)
         if first > 0 and ends[starts[first - 1]] >= start:
             first -= 1  # the block before ends at or after `start` (touching counts: it merges)

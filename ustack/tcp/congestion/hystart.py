@@ -27,6 +27,10 @@ CSS_ROUNDS = 5
 # RFC 9406 4.2: at most L*SMSS of one ACK counts for growth; L = 8 for a sender without pacing.
 SLOW_START_LIMIT_SEGMENTS = 8
 
+# "No RTT yet" (RFC 9406 4.2 initialises the round minimums to infinity). One float for every
+# connection: float("inf") in __init__ would make three new ones per connection (scripts/bench_memory.py).
+NO_RTT = float("inf")
+
 SLOW_START = "slow start"
 CONSERVATIVE = "conservative slow start"
 DONE = "done"
@@ -44,10 +48,10 @@ class HyStartPlusPlus:
         self.phase = SLOW_START
         self.acknowledged = 0  # bytes acknowledged so far: SND.UNA counted from the start
         self.window_end = 0  # `acknowledged` at which the current round ends
-        self.last_round_min_rtt = float("inf")
-        self.current_round_min_rtt = float("inf")
+        self.last_round_min_rtt = NO_RTT
+        self.current_round_min_rtt = NO_RTT
         self.rtt_sample_count = 0
-        self.css_baseline_min_rtt = float("inf")
+        self.css_baseline_min_rtt = NO_RTT
         self.css_round_count = 0
 
     def on_rtt_sample(self, rtt: float) -> None:
@@ -79,7 +83,7 @@ class HyStartPlusPlus:
         ):
             # RFC 9406 4.2: the RTT fell below the baseline: it was jitter, resume slow start.
             self.phase = SLOW_START
-            self.css_baseline_min_rtt = float("inf")
+            self.css_baseline_min_rtt = NO_RTT
         growth = min(acked_bytes, SLOW_START_LIMIT_SEGMENTS * mss)
         if self.phase is CONSERVATIVE:
             return growth // CSS_GROWTH_DIVISOR
@@ -89,7 +93,7 @@ class HyStartPlusPlus:
         """A new round begins (windowEnd = SND.NXT). True if CSS has now lasted CSS_ROUNDS."""
         self.window_end = self.acknowledged + max(still_in_flight, 0)
         self.last_round_min_rtt = self.current_round_min_rtt
-        self.current_round_min_rtt = float("inf")
+        self.current_round_min_rtt = NO_RTT
         self.rtt_sample_count = 0
         if self.phase is CONSERVATIVE:
             self.css_round_count += 1
@@ -103,7 +107,7 @@ class HyStartPlusPlus:
             return False
         last = self.last_round_min_rtt
         current = self.current_round_min_rtt
-        if last == float("inf") or current == float("inf"):
+        if last == NO_RTT or current == NO_RTT:
             return False
         # RttThresh = clamp(lastRoundMinRTT / 8, 4 ms, 16 ms).
         threshold = min(max(last / MIN_RTT_DIVISOR, MIN_RTT_THRESH), MAX_RTT_THRESH)
