@@ -55,6 +55,7 @@ from __future__ import annotations
 from bisect import bisect_left, bisect_right
 from itertools import islice
 
+from ustack.tcp.send_buffer import NOTHING
 from ustack.tcp.seq import SEQ_MASK, seq_add, seq_diff
 
 # What one out-of-order block costs beyond its data: a start in a list and an entry in a dict,
@@ -93,7 +94,9 @@ class ReceiveBuffer:
         self.pruned_blocks = 0  # blocks discarded from the far end to make room
         self.pruned_bytes = 0  # the out-of-order bytes they held
         self._rcv_nxt = rcv_nxt & SEQ_MASK
-        self._in_order = bytearray()  # bytes before RCV.NXT the application has not read
+        # Bytes before RCV.NXT the application has not read: a bytearray while there are some,
+        # else the shared empty bytes (an idle connection that has read everything keeps none).
+        self._in_order: bytearray | bytes = NOTHING
         self._rcv_nxt_offset = 0  # stream offset of RCV.NXT (see the module docstring)
         # Out-of-order data: the blocks' starts, sorted, never touching; their ends by start, in the
         # order the blocks last received data (oldest first); the bytes, in the ring. The list and
@@ -162,7 +165,11 @@ class ReceiveBuffer:
                 if end <= start:
                     return 0
                 data = memoryview(data)[: end - start]
-            self._in_order += data
+            in_order = self._in_order
+            if in_order is NOTHING:
+                self._in_order = bytearray(data)
+            else:
+                in_order += data
             self._advance(end - start)
             return end - start
 
@@ -179,7 +186,7 @@ class ReceiveBuffer:
         starts = self._starts
         if start == window_start and (not starts or end < starts[0]):
             # In order and not reaching the first out-of-order block: append directly.
-            self._in_order += data
+            self._append_in_order(data)
             self._advance(end - start)
             return end - start
 
@@ -192,7 +199,7 @@ class ReceiveBuffer:
         # The hole at RCV.NXT is filled: the first block becomes in-order data.
         last = self._ends.pop(first)
         del starts[0]
-        self._in_order += self._slice(self._ring, first, last)
+        self._append_in_order(self._slice(self._ring, first, last))
         advanced = last - first
         self._out_of_order_bytes -= advanced
         if not starts:
@@ -235,6 +242,13 @@ class ReceiveBuffer:
             return None
         base = self._rcv_nxt
         return seq_add(base, first - window_start), seq_add(base, last - window_start)
+
+    def _append_in_order(self, data) -> None:
+        in_order = self._in_order
+        if in_order is NOTHING:
+            self._in_order = bytearray(data)
+        else:
+            in_order += data
 
     def _advance(self, count: int) -> None:
         self._rcv_nxt_offset += count
@@ -344,7 +358,7 @@ class ReceiveBuffer:
         in_order = self._in_order
         if max_bytes >= len(in_order):
             data = bytes(in_order)
-            in_order.clear()
+            self._in_order = NOTHING  # everything read: no bytearray kept
             return data
         if max_bytes <= 0:
             return b""

@@ -3,18 +3,24 @@ and the interface (the contract is in __init__.py)."""
 
 from __future__ import annotations
 
+import functools
+
 from ustack.tcp.congestion.prr import ProportionalRateReduction
 
 # ssthresh starts "arbitrarily high" (RFC 5681 3.1): above any window we will ever reach.
 INITIAL_SSTHRESH = (1 << 31) - 1
 
 
+@functools.lru_cache(maxsize=64)
 def initial_window(mss: int, segments: int = 10) -> int:
     """The initial congestion window in bytes.
 
     RFC 6928 section 2 with 10 segments: min(10*MSS, max(2*MSS, 14600)). The same shape is used for
     other segment counts: at most `segments` full segments and a byte budget of `segments * 1460`,
     but never less than 2 segments (nor less than 1 if 1 is asked for).
+
+    Cached: the connections of a host share a few MSS values, and so one int object for their
+    cwnd until it first grows (a new int each would cost 32 bytes per idle connection).
     """
     if mss <= 0:
         raise ValueError(f"MSS must be positive, got {mss}")
