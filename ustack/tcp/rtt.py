@@ -12,6 +12,8 @@ What the estimator does NOT do (the connection's job):
 - Running the timer itself (RFC 6298 section 5): the estimator only says how long it should be.
 """
 
+import functools
+
 # RFC 6298 section 2.3: the smoothing gains recommended by Jacobson (1988).
 ALPHA = 1 / 8  # weight of a new sample in SRTT
 BETA = 1 / 4  # weight of a new deviation in RTTVAR
@@ -33,10 +35,15 @@ class RttEstimator:
     a backoff is then the RTO before the slop: 1 s, 2.2 s, 4.2 s, ...
     """
 
-    __slots__ = (
-        "min_rto", "max_rto", "clock_granularity", "slop", "srtt", "rttvar", "latest_rtt",
-        "sample_count", "backoff_count", "rto", "_unbacked_rto",
-    )  # fmt: skip
+    __slots__ = ("_limits", "srtt", "rttvar", "latest_rtt", "sample_count", "backoff_count", "rto", "_unbacked_rto")
+
+    # The four settings (min_rto, max_rto, clock_granularity, slop) are one tuple shared by every
+    # estimator made with the same values (_limits_for): they come from the TcpConfig, and a copy of
+    # each in every connection would cost 24 bytes per connection (scripts/bench_memory.py).
+    min_rto = property(lambda self: self._limits[0])
+    max_rto = property(lambda self: self._limits[1])
+    clock_granularity = property(lambda self: self._limits[2])  # G in RFC 6298
+    slop = property(lambda self: self._limits[3])
 
     def __init__(
         self,
@@ -50,10 +57,7 @@ class RttEstimator:
             raise ValueError(f"need 0 < min_rto <= max_rto, got min_rto={min_rto} max_rto={max_rto}")
         if initial_rto <= 0:
             raise ValueError(f"initial_rto must be positive, got {initial_rto}")
-        self.min_rto = min_rto
-        self.max_rto = max_rto
-        self.clock_granularity = clock_granularity  # G in RFC 6298
-        self.slop = slop
+        self._limits = _limits_for(min_rto, max_rto, clock_granularity, slop)
         self.srtt: float | None = None  # None until the first measurement (RFC 6298 2.1)
         self.rttvar: float | None = None
         self.latest_rtt: float | None = None  # the last raw sample, for snapshots and traces
@@ -83,8 +87,9 @@ class RttEstimator:
         # A fresh measurement ends any backoff: the RTO is recomputed from SRTT and RTTVAR instead
         # of keeping the doubled value (RFC 6298 section 5, note after 5.7).
         self.backoff_count = 0
-        self._unbacked_rto = self.srtt + max(self.clock_granularity, K * self.rttvar)
-        self.rto = self._clamp(self._unbacked_rto + self.slop)
+        _, _, clock_granularity, slop = self._limits
+        self._unbacked_rto = self.srtt + max(clock_granularity, K * self.rttvar)
+        self.rto = self._clamp(self._unbacked_rto + slop)
 
     def backoff(self) -> None:
         """The retransmission timer expired: double the RTO, up to max_rto (RFC 6298 5.5)."""
@@ -106,9 +111,16 @@ class RttEstimator:
 
     def _clamp(self, rto: float) -> float:
         # RFC 6298 2.4 (a lower bound) and 2.5 (an upper bound of at least 60 seconds).
-        return min(max(rto, self.min_rto), self.max_rto)
+        min_rto, max_rto, _, _ = self._limits
+        return min(max(rto, min_rto), max_rto)
 
     def __repr__(self) -> str:
         srtt = "-" if self.srtt is None else f"{self.srtt:.6f}"
         rttvar = "-" if self.rttvar is None else f"{self.rttvar:.6f}"
         return f"RttEstimator(srtt={srtt} rttvar={rttvar} rto={self.rto:.6f} backoffs={self.backoff_count})"
+
+
+@functools.lru_cache(maxsize=64, typed=True)  # typed: 1 and 1.0 stay what they were given as
+def _limits_for(min_rto: float, max_rto: float, clock_granularity: float, slop: float) -> tuple:
+    """(min_rto, max_rto, clock_granularity, slop): one tuple for all the estimators that share them."""
+    return (min_rto, max_rto, clock_granularity, slop)
