@@ -212,7 +212,10 @@ def main() -> None:
     give_back_free_heap()
     rss_before = current_rss()
     peak_rss, peak_alive, alive_at_peak_rss = rss_before, 0, 0
-    samples = []  # (TIME-WAIT endpoints, other endpoints) alive, at every sample
+    # (TIME-WAIT endpoints, other endpoints) alive, as seen by the samples: a set, since they
+    # repeat, so that the script's own memory does not grow with the run (a list of 1,000 samples
+    # added 0.1 MB to the peak RSS of 100,000 lifecycles).
+    samples: set[tuple[int, int]] = set()
     sample_every = max(1, int(args.rate) // 10)  # ten times a virtual second
     cpu_start = time.process_time()
     for index in range(args.lifecycles):
@@ -224,7 +227,7 @@ def main() -> None:
         end_of_round(client, server)
         if index % sample_every == 0:
             alive = len(client.connections) + len(server.connections)
-            samples.append(alive_by_state(client, server))
+            samples.add(alive_by_state(client, server))
             rss = current_rss()
             peak_alive = max(peak_alive, alive)
             if rss > peak_rss:
