@@ -33,8 +33,8 @@ def cut_tcp_segment(packet: bytes, mtu: int) -> list[memoryview] | None:
     header_length = start + (packet[start + 12] >> 4) * 4
     if mtu <= header_length:
         return None
-    pieces = -(-(length - header_length) // (mtu - header_length))
-    capacity = length + pieces * header_length  # a copy of the headers in every piece
+    most = -(-(length - header_length) // (mtu - header_length))
+    capacity = length + most * header_length  # a copy of the headers in every piece
     out = bytearray(capacity)
     count = lib.ustack_cut_tcp_segment(packet, length, mtu, ffi.from_buffer(out), capacity, _piece_lengths,
                                        MOST_PIECES)
