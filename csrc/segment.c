@@ -238,7 +238,8 @@ static void finish_run(uint8_t *buffer, const struct run *run, struct ustack_joi
 /* Joins, in place, runs of consecutive packets in `buffer`: packet i sits at i * slot_size with
  * lengths[i] bytes (as the link read it). Writes one entry per packet handed up to `out` (at most
  * `count`) and returns how many: `offset` and `length` in the buffer, `segments` how many packets
- * it holds (1: as read, untouched; 0: not an IP packet, for the link to drop by name).
+ * it holds (1: as read, untouched; 0: for the link to drop by name: not an IP packet, or longer
+ * than its slot, which a read reports when the packet did not fit).
  *
  * The rules keep every decision of the core (RFC 9293) what it would have been for the packets one
  * by one, and follow Linux's tcp_gro_receive, which the kernel's own GRO hands ustack with offloads:
@@ -266,9 +267,7 @@ int ustack_join_tcp_segments(uint8_t *buffer, size_t slot_size, const uint32_t *
         size_t length = lengths[index];
         uint8_t *packet = buffer + offset;
         struct candidate c;
-        if (length > slot_size)
-            return -USTACK_REASON_BUILD_BUFFER_TOO_SMALL;
-        int joinable = check_candidate(packet, length, &c);
+        int joinable = length <= slot_size && check_candidate(packet, length, &c);
         if (joinable && run.segments && run.open && run.start == c.start && run.header_length == c.header_length
             && c.data_length <= run.first_data && run.length + c.data_length <= LARGEST_PACKET
             && continues(buffer + run.offset, packet, &c, run.next_seq)) {
@@ -301,7 +300,7 @@ int ustack_join_tcp_segments(uint8_t *buffer, size_t slot_size, const uint32_t *
         }
         out[produced].offset = (uint32_t)offset;
         out[produced].length = (uint32_t)length;
-        out[produced].segments = (length && ((packet[0] >> 4) == 4 || (packet[0] >> 4) == 6)) ? 1 : 0;
+        out[produced].segments = (length && length <= slot_size && ((packet[0] >> 4) == 4 || (packet[0] >> 4) == 6));
         produced++;
     }
     if (run.segments)

@@ -269,7 +269,7 @@ int ustack_build_ipv6_header(uint8_t *out, size_t capacity, const struct ustack_
 struct ustack_joined_packet {
     uint32_t offset;    /* where it sits in the batch buffer */
     uint32_t length;
-    uint16_t segments;  /* packets it holds: 1 as read, 0 not an IP packet */
+    uint16_t segments;  /* packets it holds: 1 as read, 0 to drop (not IP, or longer than its slot) */
 };
 int ustack_cut_tcp_segment(const uint8_t *packet, size_t length, size_t largest, uint8_t *out, size_t capacity,
                            uint32_t *piece_lengths, size_t max_pieces);

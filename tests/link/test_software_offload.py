@@ -151,10 +151,15 @@ def test_no_joined_segment_exceeds_the_largest_packet():
     assert sum(len(parse_packet(p).tcp.payload) for p in out) == 60 * MSS
 
 
-def test_what_is_not_ip_is_counted_and_not_handed_up():
-    packets = run(0, [MSS, MSS])
-    out, joiner = joined([packets[0], b"\x00" * 30, packets[1]])
-    assert out == packets and joiner.not_ip == 1  # the garbage between them also split the run
+def test_what_is_not_ip_or_was_cut_short_by_the_read_is_counted_and_not_handed_up():
+    packets = run(0, [MSS, MSS, MSS])
+    joiner = SegmentJoiner(1500, 4)
+    for index, packet in enumerate([packets[0], b"\x00" * 30, packets[1], packets[2]]):
+        joiner.slots[index][0][:len(packet)] = packet
+        joiner.lengths[index] = len(packet)
+    joiner.lengths[3] = 1501  # a read that returned the length of a packet longer than the slot
+    out = joiner.join(4)
+    assert out == packets[:2] and (joiner.not_ip, joiner.longer_than_slot) == (1, 1)
 
 
 # --- sending: the cut ---------------------------------------------------------------------------

@@ -294,6 +294,8 @@ class TunLink(Link):
             self.counters["segments_in_super_segments_in"] = joiner.segments_joined
             if joiner.not_ip:
                 self.counters["drop_not_ip"] = joiner.not_ip
+            if joiner.longer_than_slot:
+                self.counters["drop_longer_than_mtu"] = joiner.longer_than_slot
         if self._coalescer is not None:
             self.counters["super_segments_out"] = self._coalescer.super_segments
             self.counters["segments_in_super_segments_out"] = self._coalescer.segments_joined

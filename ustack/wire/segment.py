@@ -62,7 +62,8 @@ class SegmentJoiner:
         packets = joiner.join(count)
 
     Counters (since creation): super_segments (joined packets handed up), segments_joined (the
-    packets in them), not_ip (packets that are not IPv4 or IPv6, not handed up)."""
+    packets in them), not_ip (packets that are not IPv4 or IPv6) and longer_than_slot (a read
+    that says more than the slot took: the packet was cut short), both not handed up."""
 
     def __init__(self, slot_size: int, slots: int) -> None:
         self.slot_size = slot_size
@@ -76,12 +77,11 @@ class SegmentJoiner:
         self.super_segments = 0
         self.segments_joined = 0
         self.not_ip = 0
+        self.longer_than_slot = 0
 
     def join(self, count: int) -> list[bytes]:
         """The `count` packets read into the slots, as the stack is to receive them, in order."""
         produced = lib.ustack_join_tcp_segments(self._c_buffer, self.slot_size, self.lengths, count, self._out)
-        if produced < 0:
-            raise ValueError("a packet longer than its slot")
         view, out = self._view, self._out
         packets = []
         for index in range(produced):
@@ -93,6 +93,8 @@ class SegmentJoiner:
                 packets.append(bytes(view[entry.offset:entry.offset + entry.length]))
                 self.super_segments += 1
                 self.segments_joined += segments
+            elif entry.length > self.slot_size:
+                self.longer_than_slot += 1
             else:
                 self.not_ip += 1
         return packets
