@@ -114,6 +114,21 @@ def test_against_both_shows_the_two_verdicts(tmp_path):
     assert isinstance(document["differ"], list)
 
 
+def test_both_backends_pass_over_the_segments_of_a_socket_the_script_left():
+    """packetdrill's socket under test (ustack/conform/under_test.py, one rule for both): the FIN
+    of socket 3's close(), for which earlier-socket.pkt has no line, is passed over by the kernel
+    backend and by the ustack backend alike, each saying so."""
+    done = drill(str(SCRIPTS / "earlier-socket.pkt"), "--against", "both", "--json", *TOLERANCE)
+    document = json.loads(done.stdout)
+    assert document["differ"] == [], done.stdout
+    for backend in ("kernel", "ustack"):
+        result = document[backend]["results"][0]
+        assert result["status"] == "pass", done.stdout
+        passed_over = [warning for warning in result["warnings"] if "passed over" in warning]
+        assert len(passed_over) == 1 and "of an earlier socket" in passed_over[0], (backend, done.stdout)
+        assert "Flags [F.]" in passed_over[0], (backend, done.stdout)
+
+
 def test_sigint_mid_run_leaves_no_namespace_behind():
     """Ctrl-C while a script waits (its retransmission timer): the run ends through the
     namespace's cleanup, and neither the namespace nor its TUN device is left."""

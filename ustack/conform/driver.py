@@ -26,7 +26,9 @@ after the script and is not judged, as in packetdrill.
 
 The network: one peer (the script) at 192.0.2.1:REMOTE_PORT; ustack at 192.168.0.1 with the
 script's MTU (1500 unless `--mtu`). bind() gives port 8080, connect() an ephemeral port. Inbound
-segments go to the port of the socket used last (packetdrill's "socket under test").
+segments go to the port of the socket used last (packetdrill's "socket under test"), and only
+that socket's segments are judged (under_test.py): those of an earlier socket or of another
+connection are passed over with a warning, as packetdrill and the kernel backend do.
 """
 
 from __future__ import annotations
@@ -74,6 +76,7 @@ from ustack.conform.shell import (
 )
 from ustack.conform.linux_calls import LinuxSocketTable
 from ustack.conform.tcp_info import run_code_block, ustack_tcp_info
+from ustack.conform.under_test import SocketUnderTest, Verdict
 from ustack.conform.syscalls import Blocked, CallFailed, Outcome, SocketTable, check_outcome, errno_name
 from ustack.stack import Stack, StackError
 from ustack.tcp.config import TcpConfig
@@ -202,6 +205,8 @@ class Driver:
         self.sent: deque = deque()
         self.blocked: list = []  # (event, Blocked)
         self.current_port: int | None = None
+        # packetdrill's socket under test: which of the segments ustack sends the script judges.
+        self.under_test = SocketUnderTest()
         self.last_happened = 0.0  # when the previous event actually happened
         self.previous: object = None  # the previous event
         self.previous_time = 0.0  # its script time
@@ -291,6 +296,11 @@ class Driver:
             start = self.now
         if start > self.now:
             self._advance_to(start)
+        if isinstance(event, SyscallEvent) and event.name == "socket":
+            # The new socket is under test from here: what the earlier ones sent, also a segment
+            # that would be late for the script by now, is not judged (under_test.py), as in
+            # packetdrill and the kernel backend.
+            self.under_test.socket_created()
         self._check_unexpected(start)
         self.previous_time = start
         self.last_happened = self.now
@@ -389,9 +399,24 @@ class Driver:
         if numbers.local_isn_known:  # ours likewise, from the ISN the script wrote on our SYN
             numbers.local_isn_script = self.script_isn.get(key, 0) if syn else 0
 
+    def _pass_over_others(self) -> bool:
+        """Drop the queued segments the script does not judge (those of an earlier socket or of
+        another connection, under_test.py), each with a warning; True if one it judges is next."""
+        while self.sent:
+            when, key, segment, _ = self.sent[0]
+            verdict = self.under_test.judge(segment.flags, key, (self.current_port or BIND_PORT, REMOTE_PORT))
+            if verdict is Verdict.OPENS:
+                self.current_port = key[0]
+            if not verdict.passed_over:
+                return True
+            self.sent.popleft()
+            self.warnings.append(f"at {when:.3f} s passed over a segment {verdict.value}: "
+                                 f"{key[0]} > {key[1]} {segment_text(segment, self._numbers_for(key))}")
+        return False
+
     def _check_unexpected(self, before: float) -> None:
         """Fail on a queued segment sent more than the tolerance before `before`."""
-        while self.sent and self.sent[0][0] < before - self.tolerance:
+        while self._pass_over_others() and self.sent[0][0] < before - self.tolerance:
             when, key, segment, _ = self.sent[0]
             if segment.flags & RST and "unlisted_reset" in self.script_tolerances:
                 self.sent.popleft()
@@ -404,7 +429,7 @@ class Driver:
     def _expect_segment(self, event: PacketEvent) -> None:
         earliest, latest = self._scheduled(event)
         # Wait past the line's time if need be: a segment that comes late is reported as late.
-        while not self.sent:
+        while not self._pass_over_others():
             if not self._step(self.now + ANY_TIME_HORIZON):
                 reason = f"ustack sent nothing; the script expects {expected_text(event)}"
                 raise ScriptFailed(event.line, "missing-segment", reason)
@@ -440,6 +465,7 @@ class Driver:
         if event.icmp is not None:
             self._inject_icmp(event, port, numbers)
             return
+        self.under_test.script_sent()
         self._remote_numbering(event, numbers, (port, REMOTE_PORT))
         segment = inbound_segment(event, numbers, REMOTE_PORT, port)
         try:
@@ -574,6 +600,8 @@ class Driver:
         elif isinstance(action, LinuxSysctls):
             for name, value in action.settings:
                 apply_linux_sysctl(name, value, self.overrides)
+            if action.flush_metrics:  # the Fast Open cookie and MSS cached for the script's peer
+                self.stack.fast_open_cookies.forget(self.remote_address)
         elif isinstance(action, DropTimeWait):
             # tcpdrop: ABORT in TIME-WAIT deletes the TCB without a reset (RFC 9293 3.10.5).
             for connection in list(self.stack.connections.values()):
