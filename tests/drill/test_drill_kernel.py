@@ -129,6 +129,23 @@ def test_both_backends_pass_over_the_segments_of_a_socket_the_script_left():
         assert "Flags [F.]" in passed_over[0], (backend, done.stdout)
 
 
+def test_after_tcp_fastopen_connect_a_blocking_sendto_waits_for_the_handshake_on_both(tmp_path):
+    """The kernel and ustack alike: after TCP_FASTOPEN_CONNECT, a sendto() without MSG_FASTOPEN
+    sends its data on the SYN and returns with the handshake (fastopen-connect-sendto.pkt); the
+    same line written as a call that returns at once fails on both, on the same line."""
+    script = SCRIPTS / "fastopen-connect-sendto.pkt"
+    at_once = tmp_path / "fastopen-connect-sendto-at-once.pkt"
+    at_once.write_text(script.read_text().replace("+0...0.030 sendto(4,", "+0 sendto(4,"))
+    done = drill(str(script), str(at_once), "--against", "both", "--json", *TOLERANCE)
+    document = json.loads(done.stdout)
+    assert document["differ"] == [], done.stdout
+    for backend in ("kernel", "ustack"):
+        waits, returns = document[backend]["results"]
+        assert waits["status"] == "pass", (backend, done.stdout)
+        assert (returns["status"], returns["line"], returns["reason"]) == (
+            "fail", 22, "sendto blocked; the script expects it to return"), (backend, done.stdout)
+
+
 def test_sigint_mid_run_leaves_no_namespace_behind():
     """Ctrl-C while a script waits (its retransmission timer): the run ends through the
     namespace's cleanup, and neither the namespace nor its TUN device is left."""

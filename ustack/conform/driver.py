@@ -533,6 +533,11 @@ class Driver:
         if isinstance(outcome, Blocked):
             self.blocked.append((event, outcome))
             self._poll_blocked()
+            if self.blocked and (event.time is None or event.time.kind != "blocking"):
+                # A call the script writes without `...` must return at once: the kernel backend
+                # (and packetdrill) fail one that blocks.
+                self.blocked.clear()
+                raise ScriptFailed(event.line, "syscall", f"{event.name} blocked; the script expects it to return")
             return
         self._check_returned(event, outcome, self.now)
 

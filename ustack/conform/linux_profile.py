@@ -374,12 +374,6 @@ LINUX_DIFFERENCES = {
         "runner reports as unexpected"
     ),
     **{  # TCP Fast Open (RFC 7413, tcp/fastopen.py)
-        "fastopen/client/blocking-connect-bypass.pkt": (
-            "kernel passes; driver limitation: after TCP_FASTOPEN_CONNECT a blocking write() waits for the "
-            "handshake as Linux's does (LinuxCalls._write), but a sendto() without MSG_FASTOPEN goes the "
-            "plain _transmit way, which queues the 1000 bytes beyond the SYN's 900 (RFC 9293 3.10.2: SEND "
-            "in SYN-SENT queues) and returns at once, 20 ms before the SYN-ACK"
-        ),
         "fastopen/client/cookie-less-sendto.pkt": (
             "kernel passes; after 2920 bytes ustack holds the 660-byte tail of the write: "
             f"{_NAGLE_TAIL}; the script's ACK of 5001 then covers data ustack never sent and is dropped "
