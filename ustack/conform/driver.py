@@ -85,10 +85,9 @@ from ustack.tcp.isn import IsnGenerator
 from ustack.tcp.listener import Listener
 from ustack.tcp.options import TIMESTAMP_TICK_USECS
 from ustack.tcp.state import CLOSED, LISTEN, TIME_WAIT
-from ustack.wire import (
-    IcmpMessage, Icmpv6Message, TcpSegment, WireError, build_icmp6_packet, build_icmp_packet, build_tcp_packet, parse_packet,
-)
-from ustack.wire.ipv4 import CE, ECT_0, ECT_1, IPV4_HEADER_LENGTH, NOT_ECT, address_value
+from ustack.conform.icmp_errors import icmp_error_packet
+from ustack.wire import TcpSegment, WireError, build_tcp_packet, parse_packet
+from ustack.wire.ipv4 import CE, ECT_0, ECT_1, NOT_ECT, address_value
 from ustack.wire.ipv6 import address6_value
 from ustack.wire.tcp import ACK, RST, SYN
 
@@ -111,39 +110,6 @@ PORT_SEED = 0
 # How far the clock may run while waiting for a segment or for a blocked call to return.
 ANY_TIME_HORIZON = 600.0
 _CONFIG_FIELDS = {field.name for field in dataclasses.fields(TcpConfig)}
-
-# packetdrill's names for the codes of ICMP destination unreachable (RFC 792, RFC 1812 5.2.7.1).
-ICMP_UNREACHABLE_CODES = {
-    "net_unreachable": 0,
-    "host_unreachable": 1,
-    "protocol_unreachable": 2,
-    "port_unreachable": 3,
-    "frag_needed": 4,
-    "source_route_failed": 5,
-    "net_unknown": 6,
-    "host_unknown": 7,
-    "source_host_isolated": 8,
-    "net_prohibited": 9,
-    "host_prohibited": 10,
-    "net_unreachable_for_tos": 11,
-    "host_unreachable_for_tos": 12,
-    "packet_filtered": 13,
-    "precedence_violation": 14,
-    "precedence_cutoff": 15,
-}
-
-
-# packetdrill's names of ICMP error types -> their ICMP type (RFC 792).
-ICMP_TYPES = {"unreachable": 3, "source_quench": 4, "redirect": 5, "time_exceeded": 11, "parameter_problem": 12}
-# packetdrill's ICMPv6 names (RFC 4443 2.1, 3.1, 3.3, 3.4): type name -> (type, {code name: code}).
-ICMPV6_CODES = {
-    "unreachable": (1, {"no_route": 0, "admin_prohibited": 1, "not_neighbour": 2, "address_unreachable": 3,
-                        "port_unreachable": 4}),
-    "packet_too_big": (2, {}),
-    "time_exceeded": (3, {"exceeded_hop_limit": 0, "exceeded_frag_time": 1}),
-    "parameter_problem": (4, {"header_field": 0, "unknown_next_header": 1, "unknown_option": 2}),
-}
-
 
 class ScriptFailed(Exception):
     """The first thing that went differently from the script. `what` is a short stable name:
@@ -481,46 +447,20 @@ class Driver:
             numbers.local_isn_live = numbers.local_isn_script = None
 
     def _inject_icmp(self, event: PacketEvent, port: int, numbers: SequenceMap) -> None:
-        """An ICMP error quoting one of our segments (its IPv4 header and first 8 TCP bytes, RFC
-        792), for the host to hand to the connection or drop for a named reason."""
-        icmp = event.icmp
-        if self.ipv6:
-            self._inject_icmp6(event, port, numbers)
+        """An ICMP or ICMPv6 error quoting one of our segments (icmp_errors.py), for the host to
+        hand to the connection or drop for a named reason."""
+        icmp, kind = event.icmp, "ICMPv6" if self.ipv6 else "ICMP"
+        packet = None
+        if icmp.echoed_start is not None:
+            quoted = TcpSegment(port, REMOTE_PORT, numbers.local_to_live(icmp.echoed_start), 0, ACK, 0)
+            packet = icmp_error_packet(icmp, quoted, self.local_address, self.remote_address)
+        if packet is None:
+            self.warnings.append(f"line {event.line}: {kind} {icmp.type} not sent: no such error type or no quoted segment")
             return
-        if icmp.type not in ICMP_TYPES or icmp.echoed_start is None:
-            self.warnings.append(f"line {event.line}: ICMP {icmp.type} not sent: no such error type or no quoted segment")
-            return
-        code = 0
-        if icmp.type == "unreachable":
-            code = ICMP_UNREACHABLE_CODES.get(icmp.code)
-            if code is None:
-                raise Unsupported("icmp code", f"unknown destination unreachable code {icmp.code!r}")
-        quoted = TcpSegment(port, REMOTE_PORT, numbers.local_to_live(icmp.echoed_start), 0, ACK, 0)
-        quoted_bytes = build_tcp_packet(LOCAL_ADDRESS, REMOTE_ADDRESS, quoted)[: IPV4_HEADER_LENGTH + 8]
-        message = IcmpMessage(ICMP_TYPES[icmp.type], code, next_hop_mtu=icmp.mtu or 0, payload=quoted_bytes)
         drops_before = Counter(self.stack.drops)
-        self.stack.receive(build_icmp_packet(REMOTE_ADDRESS, LOCAL_ADDRESS, message), self.now)
+        self.stack.receive(packet, self.now)
         for reason in self.stack.drops - drops_before:
-            self.warnings.append(f"line {event.line}: ICMP {icmp.type} dropped by the host: {reason}")
-
-    def _inject_icmp6(self, event: PacketEvent, port: int, numbers: SequenceMap) -> None:
-        """The same over IPv6: an ICMPv6 error (RFC 4443) quoting our segment's IPv6 and TCP headers."""
-        icmp = event.icmp
-        codes = ICMPV6_CODES.get(icmp.type)
-        if codes is None or icmp.echoed_start is None:
-            self.warnings.append(f"line {event.line}: ICMPv6 {icmp.type} not sent: no such error type or no quoted segment")
-            return
-        message_type, names = codes
-        code = names.get(icmp.code, 0) if icmp.code else 0
-        if icmp.code and icmp.code not in names:
-            raise Unsupported("icmp code", f"unknown ICMPv6 {icmp.type} code {icmp.code!r}")
-        quoted = TcpSegment(port, REMOTE_PORT, numbers.local_to_live(icmp.echoed_start), 0, ACK, 0)
-        quoted_bytes = build_tcp_packet(self.local_address, self.remote_address, quoted)
-        message = Icmpv6Message(message_type, code, mtu=icmp.mtu or 0, payload=quoted_bytes)
-        drops_before = Counter(self.stack.drops)
-        self.stack.receive(build_icmp6_packet(self.remote_address, self.local_address, message), self.now)
-        for reason in self.stack.drops - drops_before:
-            self.warnings.append(f"line {event.line}: ICMPv6 {icmp.type} dropped by the host: {reason}")
+            self.warnings.append(f"line {event.line}: {kind} {icmp.type} dropped by the host: {reason}")
 
     # -- system calls, shell, code -----------------------------------------------------------------
 
