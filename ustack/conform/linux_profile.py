@@ -424,12 +424,6 @@ LINUX_DIFFERENCES = {
             "as one 4000-byte packet, where Linux's TSO autosizing cuts its burst into two of 2000: a driver "
             "limitation (no TSO autosizing), not a ustack difference"
         ),
-        "fastopen/client/valid-cookie-format.pkt": (
-            "kernel passes; a SYN-ACK's cookie of 2 bytes is cached and sent on the next SYN; RFC 7413 4.1.1 "
-            "makes a cookie 4 to 16 bytes, and Linux takes one of another length as no cookie "
-            "(tcp_parse_fastopen_option), keeping the cookie it had and caching only the MSS: ustack's "
-            "client (tcp/fastopen.py, ClientFastOpen.synack) does not check the length"
-        ),
         "fastopen/server/basic-cookie-not-reqd.pkt": f"kernel passes; {_WINDOW_UPDATE}",
         "fastopen/server/opt34/basic-cookie-not-reqd.pkt": f"kernel passes; {_WINDOW_UPDATE}",
         "fastopen/server/basic-non-tfo-listener.pkt": (
