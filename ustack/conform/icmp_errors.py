@@ -60,8 +60,8 @@ def icmp_error_packet(icmp, quoted: TcpSegment, ours, peer) -> bytes | None:
         return build_icmp6_packet(peer, ours, message)
     if icmp.type not in ICMP_TYPES:
         return None
-    code = 0
-    if icmp.type == "unreachable":
+    code = 0  # a line without a code: 0, as packetdrill sends it
+    if icmp.type == "unreachable" and icmp.code:
         code = ICMP_UNREACHABLE_CODES.get(icmp.code)
         if code is None:
             raise Unsupported("icmp code", f"unknown destination unreachable code {icmp.code!r}")
