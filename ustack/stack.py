@@ -154,6 +154,11 @@ class Stack(Ipv6Side):
         self.timer_heap = TimerHeap()  # each connection's next deadline (timer_heap.py)
         self._control_replies: list[bytes] = []  # RSTs for unmatched segments, ICMP replies
         self._events: list[StackEvent] = []
+        # Whether anybody reads events(): the tracer, `--web`, the labs, the tests. The asyncio
+        # runtime turns this off while nothing observes it (aio/runtime.py), and then each touched
+        # connection's events are drained once, by transmit(), and dropped: no StackEvent is made
+        # for the dozen events of every connection's life that nobody would read.
+        self.events_wanted = True
         self._born_of: dict[Connection, Listener] = {}  # passive connections, for the listener's count
         self._active: dict[Connection, None] = {}  # touched since the runtime last asked
         self._port_random = random.Random(port_seed)
@@ -330,7 +335,10 @@ class Stack(Ipv6Side):
                 ecn = ECT_0 if segment.__class__ is EcnCapableSegment else NOT_ECT
                 packets.append(build_tcp_packet(local_address, remote_address, segment, ttl=ttl, tos=ecn,
                                                 flow_label=flow_label))
-            self._collect_events(connection)
+            if self.events_wanted:
+                self._collect_events(connection)
+            else:
+                connection.events()  # drained, so that they do not pile up in the connection
             if connection.is_finished:
                 self._forget(connection)
             else:
@@ -370,7 +378,8 @@ class Stack(Ipv6Side):
         self._touched[connection] = None
         # Collect events as they happen, so a tracer can put a state change on the line of the
         # packet (or the timer, or the user call) that caused it.
-        self._collect_events(connection)
+        if self.events_wanted:
+            self._collect_events(connection)
 
     def _arm(self, connection: Connection) -> None:
         self.timer_heap.arm(connection, connection.timers.next_deadline(), _key_of)
@@ -406,7 +415,8 @@ class Stack(Ipv6Side):
         return active
 
     def events(self) -> list[StackEvent]:
-        """Drain what happened since the last call, connection by connection, in order."""
+        """Drain what happened since the last call, connection by connection, in order (nothing
+        while `events_wanted` is off)."""
         events = self._events
         self._events = []
         return events
