@@ -22,6 +22,7 @@ Lookup order for an arriving TCP segment follows RFC 9293 3.10.7: a connection t
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 import random
 from collections import Counter
@@ -53,6 +54,9 @@ DEFAULT_TTL = 64
 # The most sockets (connections in any state, TIME-WAIT included, plus listeners) one Stack holds
 # by default: a bound on its tables' memory, like a process's file descriptor limit.
 DEFAULT_MAX_CONNECTIONS = 65536
+# At most this many configs with segmentation offload set are remembered (_fit_segmentation_offload):
+# a stack's own configs and a few per-socket ones.
+_OFFLOAD_CONFIGS_KEPT = 32
 
 # RFC 9293 3.9.2.2: source quench MUST be discarded (MUST-55); these three reach TCP.
 ICMP_ERRORS_FOR_TCP = frozenset({DESTINATION_UNREACHABLE, TIME_EXCEEDED, PARAMETER_PROBLEM})
@@ -123,6 +127,9 @@ class Stack(Ipv6Side):
         # MSS is at least ours) may then hand down up to 64 KB at once (TcpConfig.offload_segments),
         # over IPv4 and IPv6 alike (TSO4, TSO6): k*(MTU-60)+80 <= k*(MTU-40)+60 <= 65535 bytes.
         self.offload_segments = max(1, min(64, 65475 // (mtu - 40))) if segmentation_offload else 1
+        # Configs with offload_segments changed, by (id of the config they copy, the count): the
+        # copy with the config it was made from (_fit_segmentation_offload).
+        self._offload_configs: dict[tuple[int, int], tuple[TcpConfig, TcpConfig]] = {}
         # Our MSS follows from the MTU (RFC 9293 3.7.1): the MTU less the IP and TCP headers, so
         # one per family (IPv6's header is 40 bytes: MSS = MTU - 60).
         self.config = (config or TcpConfig()).fit_to_mtu(mtu)
@@ -354,8 +361,18 @@ class Stack(Ipv6Side):
         options = TIMESTAMP_OPTION_SPACE if connection.timestamps_enabled else 0
         full = connection.send_mss + options + ip_header_length + 20
         wanted = self.offload_segments if full == self.mtu else 1
-        if connection.config.offload_segments != wanted:
-            connection.reconfigure(now, offload_segments=wanted)
+        config = connection.config
+        if config.offload_segments != wanted:
+            # What connection.reconfigure(now, offload_segments=wanted) does (a live setting that
+            # changes nothing else), but with one copy of the config for all the connections that
+            # share it (a listener's children), not a copy (dataclasses.replace) per connection.
+            key = (id(config), wanted)
+            made = self._offload_configs.get(key)
+            if made is None or made[0] is not config:
+                if len(self._offload_configs) >= _OFFLOAD_CONFIGS_KEPT:
+                    self._offload_configs.clear()  # per-socket configs (setsockopt) come and go
+                made = self._offload_configs[key] = (config, dataclasses.replace(config, offload_segments=wanted))
+            connection.config = made[1]
 
     def next_deadline(self) -> float | None:
         reassembly_deadline = self.reassembly.next_deadline()
