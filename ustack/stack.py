@@ -162,10 +162,9 @@ class Stack(Ipv6Side):
         self._control_replies: list[bytes] = []  # RSTs for unmatched segments, ICMP replies
         self._events: list[StackEvent] = []
         # Whether anybody reads events(): the tracer, `--web`, the labs, the tests. The asyncio
-        # runtime turns this off while nothing observes it (aio/runtime.py), and then each touched
-        # connection's events are drained once, by transmit(), and dropped: no StackEvent is made
-        # for the dozen events of every connection's life that nobody would read.
-        self.events_wanted = True
+        # runtime turns this off while nothing observes it (aio/runtime.py): then the dozen events
+        # of every connection's life are not made at all (events_wanted).
+        self._events_wanted = True
         self._born_of: dict[Connection, Listener] = {}  # passive connections, for the listener's count
         self._active: dict[Connection, None] = {}  # touched since the runtime last asked
         self._port_random = random.Random(port_seed)
@@ -261,6 +260,8 @@ class Stack(Ipv6Side):
                 new_connection = listener.receive(ip.src, segment, now)
             if new_connection is not None:
                 new_connection.unacceptable_ack_budget = self.unacceptable_ack_budget
+                if not self._events_wanted:
+                    new_connection.record_events(False)
                 self.connections[key] = new_connection
                 self._born_of[new_connection] = listener
                 listener.open_connections += 1
@@ -342,10 +343,8 @@ class Stack(Ipv6Side):
                 ecn = ECT_0 if segment.__class__ is EcnCapableSegment else NOT_ECT
                 packets.append(build_tcp_packet(local_address, remote_address, segment, ttl=ttl, tos=ecn,
                                                 flow_label=flow_label))
-            if self.events_wanted:
+            if self._events_wanted:
                 self._collect_events(connection)
-            else:
-                connection.events()  # drained, so that they do not pile up in the connection
             if connection.is_finished:
                 self._forget(connection)
             else:
@@ -395,7 +394,7 @@ class Stack(Ipv6Side):
         self._touched[connection] = None
         # Collect events as they happen, so a tracer can put a state change on the line of the
         # packet (or the timer, or the user call) that caused it.
-        if self.events_wanted:
+        if self._events_wanted:
             self._collect_events(connection)
 
     def _arm(self, connection: Connection) -> None:
@@ -421,6 +420,19 @@ class Stack(Ipv6Side):
         events = connection.events()
         if events:
             self._events.extend([StackEvent(connection, event) for event in events])
+
+    @property
+    def events_wanted(self) -> bool:
+        """Whether anybody reads events(). Off, the connections record none (the state changes'
+        causes are not even put into words) and events() stays empty; switched on again, every
+        connection the stack holds records from then on."""
+        return self._events_wanted
+
+    @events_wanted.setter
+    def events_wanted(self, wanted: bool) -> None:
+        self._events_wanted = wanted
+        for connection in self.connections.values():
+            connection.record_events(wanted)
 
     def drain_active(self) -> list[Connection]:
         """The connections that received, sent or timed out since the last call.
@@ -530,6 +542,8 @@ class Stack(Ipv6Side):
         connection = Connection.open_active(self._config_for(config, header_length), local_address, local_port,
                                             remote_address, remote_port, iss, now)
         connection.unacceptable_ack_budget = self.unacceptable_ack_budget
+        if not self._events_wanted:
+            connection.record_events(False)
         if fast_open and connection.config.fast_open_client:
             connection.fast_open = ClientFastOpen(self.fast_open_cookies, remote_address,
                                                   not connection.config.fast_open_cookie_required)
