@@ -96,8 +96,11 @@ def request_and_answer(client: Stack, server: Stack, listener, now: float, serve
     return connection, accepted
 
 
-def make_pair(config: TcpConfig) -> tuple[Stack, Stack, object]:
+def make_pair(config: TcpConfig, events: bool = False) -> tuple[Stack, Stack, object]:
+    """Two stacks and a listener. Events are off, as the runtime has them while nothing observes
+    it (no --trace, --web, --ladder: Stack.events_wanted); `events=True` measures with them."""
     client, server = Stack(CLIENT, config, port_seed=1), Stack(SERVER, config, port_seed=2)
+    client.events_wanted = server.events_wanted = events
     listener = server.listen(PORT, backlog=4096)
     return client, server, listener
 
@@ -204,10 +207,12 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=1000.0, help="new lifecycles per virtual second")
     parser.add_argument("--msl", type=float, default=0.5, help="TIME-WAIT lasts 2*msl virtual seconds")
     parser.add_argument("--keepalive", action="store_true", help="keepalive on (its timer is 2 hours)")
+    parser.add_argument("--events", action="store_true",
+                        help="collect every connection's events, as with a tracer attached")
     args = parser.parse_args()
     config = TcpConfig(msl=args.msl, keepalive=args.keepalive)
 
-    client, server, listener = make_pair(config)
+    client, server, listener = make_pair(config, args.events)
     gc.collect()
     give_back_free_heap()
     rss_before = current_rss()
@@ -241,7 +246,7 @@ def main() -> None:
     )
     grown = peak_rss - rss_before
     print(f"{args.lifecycles:,} lifecycles at {args.rate:,.0f}/s (virtual), msl {args.msl} s, "
-          f"keepalive {'on' if args.keepalive else 'off'}")
+          f"keepalive {'on' if args.keepalive else 'off'}, events {'collected' if args.events else 'off'}")
     print(f"lifecycles per CPU-second: {args.lifecycles / cpu:,.0f} (goal 8,000; {cpu:.1f} CPU-s)")
     print(f"one endpoint (tracemalloc, 1,000 of each): TIME-WAIT {per_endpoint['TIME-WAIT']:,.0f} bytes, "
           f"idle ESTABLISHED after a request and its answer {per_endpoint['ESTABLISHED']:,.0f} bytes")

@@ -22,6 +22,7 @@ Lookup order for an arriving TCP segment follows RFC 9293 3.10.7: a connection t
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 import random
 from collections import Counter
@@ -53,6 +54,9 @@ DEFAULT_TTL = 64
 # The most sockets (connections in any state, TIME-WAIT included, plus listeners) one Stack holds
 # by default: a bound on its tables' memory, like a process's file descriptor limit.
 DEFAULT_MAX_CONNECTIONS = 65536
+# At most this many configs with segmentation offload set are remembered (_fit_segmentation_offload):
+# a stack's own configs and a few per-socket ones.
+_OFFLOAD_CONFIGS_KEPT = 32
 
 # RFC 9293 3.9.2.2: source quench MUST be discarded (MUST-55); these three reach TCP.
 ICMP_ERRORS_FOR_TCP = frozenset({DESTINATION_UNREACHABLE, TIME_EXCEEDED, PARAMETER_PROBLEM})
@@ -123,6 +127,9 @@ class Stack(Ipv6Side):
         # MSS is at least ours) may then hand down up to 64 KB at once (TcpConfig.offload_segments),
         # over IPv4 and IPv6 alike (TSO4, TSO6): k*(MTU-60)+80 <= k*(MTU-40)+60 <= 65535 bytes.
         self.offload_segments = max(1, min(64, 65475 // (mtu - 40))) if segmentation_offload else 1
+        # Configs with offload_segments changed, by (id of the config they copy, the count): the
+        # copy with the config it was made from (_fit_segmentation_offload).
+        self._offload_configs: dict[tuple[int, int], tuple[TcpConfig, TcpConfig]] = {}
         # Our MSS follows from the MTU (RFC 9293 3.7.1): the MTU less the IP and TCP headers, so
         # one per family (IPv6's header is 40 bytes: MSS = MTU - 60).
         self.config = (config or TcpConfig()).fit_to_mtu(mtu)
@@ -154,6 +161,10 @@ class Stack(Ipv6Side):
         self.timer_heap = TimerHeap()  # each connection's next deadline (timer_heap.py)
         self._control_replies: list[bytes] = []  # RSTs for unmatched segments, ICMP replies
         self._events: list[StackEvent] = []
+        # Whether anybody reads events(): the tracer, `--web`, the labs, the tests. The asyncio
+        # runtime turns this off while nothing observes it (aio/runtime.py): then the dozen events
+        # of every connection's life are not made at all (events_wanted).
+        self._events_wanted = True
         self._born_of: dict[Connection, Listener] = {}  # passive connections, for the listener's count
         self._active: dict[Connection, None] = {}  # touched since the runtime last asked
         self._port_random = random.Random(port_seed)
@@ -249,6 +260,8 @@ class Stack(Ipv6Side):
                 new_connection = listener.receive(ip.src, segment, now)
             if new_connection is not None:
                 new_connection.unacceptable_ack_budget = self.unacceptable_ack_budget
+                if not self._events_wanted:
+                    new_connection.record_events(False)
                 self.connections[key] = new_connection
                 self._born_of[new_connection] = listener
                 listener.open_connections += 1
@@ -330,7 +343,8 @@ class Stack(Ipv6Side):
                 ecn = ECT_0 if segment.__class__ is EcnCapableSegment else NOT_ECT
                 packets.append(build_tcp_packet(local_address, remote_address, segment, ttl=ttl, tos=ecn,
                                                 flow_label=flow_label))
-            self._collect_events(connection)
+            if self._events_wanted:
+                self._collect_events(connection)
             if connection.is_finished:
                 self._forget(connection)
             else:
@@ -346,8 +360,18 @@ class Stack(Ipv6Side):
         options = TIMESTAMP_OPTION_SPACE if connection.timestamps_enabled else 0
         full = connection.send_mss + options + ip_header_length + 20
         wanted = self.offload_segments if full == self.mtu else 1
-        if connection.config.offload_segments != wanted:
-            connection.reconfigure(now, offload_segments=wanted)
+        config = connection.config
+        if config.offload_segments != wanted:
+            # What connection.reconfigure(now, offload_segments=wanted) does (a live setting that
+            # changes nothing else), but with one copy of the config for all the connections that
+            # share it (a listener's children), not a copy (dataclasses.replace) per connection.
+            key = (id(config), wanted)
+            made = self._offload_configs.get(key)
+            if made is None or made[0] is not config:
+                if len(self._offload_configs) >= _OFFLOAD_CONFIGS_KEPT:
+                    self._offload_configs.clear()  # per-socket configs (setsockopt) come and go
+                made = self._offload_configs[key] = (config, dataclasses.replace(config, offload_segments=wanted))
+            connection.config = made[1]
 
     def next_deadline(self) -> float | None:
         reassembly_deadline = self.reassembly.next_deadline()
@@ -370,7 +394,8 @@ class Stack(Ipv6Side):
         self._touched[connection] = None
         # Collect events as they happen, so a tracer can put a state change on the line of the
         # packet (or the timer, or the user call) that caused it.
-        self._collect_events(connection)
+        if self._events_wanted:
+            self._collect_events(connection)
 
     def _arm(self, connection: Connection) -> None:
         self.timer_heap.arm(connection, connection.timers.next_deadline(), _key_of)
@@ -396,6 +421,19 @@ class Stack(Ipv6Side):
         if events:
             self._events.extend([StackEvent(connection, event) for event in events])
 
+    @property
+    def events_wanted(self) -> bool:
+        """Whether anybody reads events(). Off, the connections record none (the state changes'
+        causes are not even put into words) and events() stays empty; switched on again, every
+        connection the stack holds records from then on."""
+        return self._events_wanted
+
+    @events_wanted.setter
+    def events_wanted(self, wanted: bool) -> None:
+        self._events_wanted = wanted
+        for connection in self.connections.values():
+            connection.record_events(wanted)
+
     def drain_active(self) -> list[Connection]:
         """The connections that received, sent or timed out since the last call.
 
@@ -406,7 +444,8 @@ class Stack(Ipv6Side):
         return active
 
     def events(self) -> list[StackEvent]:
-        """Drain what happened since the last call, connection by connection, in order."""
+        """Drain what happened since the last call, connection by connection, in order (nothing
+        while `events_wanted` is off)."""
         events = self._events
         self._events = []
         return events
@@ -503,6 +542,8 @@ class Stack(Ipv6Side):
         connection = Connection.open_active(self._config_for(config, header_length), local_address, local_port,
                                             remote_address, remote_port, iss, now)
         connection.unacceptable_ack_budget = self.unacceptable_ack_budget
+        if not self._events_wanted:
+            connection.record_events(False)
         if fast_open and connection.config.fast_open_client:
             connection.fast_open = ClientFastOpen(self.fast_open_cookies, remote_address,
                                                   not connection.config.fast_open_cookie_required)

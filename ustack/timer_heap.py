@@ -13,6 +13,13 @@ entry per connection would need a heap with decrease-key, which heapq lacks; wea
 would tie Connection to __weakref__.) Issue 12 measured ~60,000 finished connections pinned by
 stale entries at 1,000 lifecycles per second (scripts/bench_lifecycles.py).
 
+A live entry's deadline is a lower bound, not always the deadline itself: when a connection's
+deadline moves later (the retransmission timer restarted by an ACK, a FIN-WAIT-2 or TIME-WAIT
+timer replacing an earlier one: several times in every connection's life), its entry stays where
+it is and nothing is pushed. When the entry comes to the top, the connection is asked for its
+deadline again and the entry is filed anew if that moved (next_deadline, pop_due), so both still
+answer exactly. A deadline that moves earlier, or a first one, is pushed at once.
+
 Sans-IO: no clock, no I/O; the Stack passes `now` and its connection table.
 """
 
@@ -42,48 +49,74 @@ class TimerHeap:
         self.entries: dict[Connection, TimerEntry] = {}  # each armed connection's live entry
 
     def arm(self, connection: Connection, deadline: float | None, key_of: Callable[[Connection], tuple]) -> None:
-        """Keep `connection`'s entry at `deadline` (None: no timer). Most rounds leave the
-        deadline where it was (a delayed ACK already armed, a TIME-WAIT running): then nothing is
-        pushed. `key_of` gives the connection's key in the Stack's table (its 4-tuple), asked for
-        only when the connection has no entry yet."""
+        """Keep `connection`'s entry at or before `deadline` (None: no timer). Most rounds leave
+        the deadline where it was (a delayed ACK already armed, a TIME-WAIT running) or move it
+        later: then nothing is pushed (the module docstring says why that is exact). `key_of`
+        gives the connection's key in the Stack's table (its 4-tuple), asked for only when the
+        connection has no entry yet."""
         entries = self.entries
         entry = entries.get(connection)
         if deadline is None:
             if entry is not None:
                 del entries[connection]
-        elif entry is None or entry[0] != deadline:
-            key = key_of(connection) if entry is None else entry[2]  # one 4-tuple for all its entries
-            entry = entries[connection] = (deadline, type(connection.local_address) is bytes, key)
-            heap = self.heap
-            heapq.heappush(heap, entry)
-            live = len(entries)
-            if len(heap) > live + (live >> 1) + HEAP_SLACK:
-                self._rebuild()
+        elif entry is None or deadline < entry[0]:
+            self._push(connection, deadline, key_of(connection) if entry is None else entry[2])
+
+    def _push(self, connection: Connection, deadline: float, key: tuple) -> None:
+        entries = self.entries
+        entry = entries[connection] = (deadline, type(connection.local_address) is bytes, key)
+        heap = self.heap
+        heapq.heappush(heap, entry)
+        live = len(entries)
+        if len(heap) > live + (live >> 1) + HEAP_SLACK:
+            self._rebuild()
 
     def disarm(self, connection: Connection) -> None:
         self.entries.pop(connection, None)
 
     def next_deadline(self, connections: dict) -> float | None:
-        """The earliest live deadline; stale entries on top are dropped on the way."""
+        """The earliest live deadline; stale entries on top are dropped on the way, and a live
+        one whose connection's deadline moved since is filed again."""
         heap, entries = self.heap, self.entries
         while heap:
             entry = heap[0]
             connection = connections.get(entry[2])
             if connection is not None and entries.get(connection) is entry:
-                return entry[0]
-            heapq.heappop(heap)  # stale: the connection re-armed or went away
+                deadline = connection.timers.next_deadline()
+                if deadline == entry[0]:
+                    return deadline
+                self._refile(connection, entry, deadline)
+                heap = self.heap  # a push may have rebuilt it
+            else:
+                heapq.heappop(heap)  # stale: the connection went away or was disarmed
         return None
 
     def pop_due(self, now: float, connections: dict) -> Iterator[Connection]:
         """The connections whose deadline has come, each disarmed as it is handed out."""
         heap, entries = self.heap, self.entries
         while heap and heap[0][0] <= now:
-            entry = heapq.heappop(heap)
+            entry = heap[0]
             connection = connections.get(entry[2])
             if connection is None or entries.get(connection) is not entry:
+                heapq.heappop(heap)
                 continue
+            deadline = connection.timers.next_deadline()
+            if deadline is None or deadline > now:
+                self._refile(connection, entry, deadline)  # its deadline moved later since
+                heap = self.heap  # a push may have rebuilt it
+                continue
+            heapq.heappop(heap)
             del entries[connection]
             yield connection
+
+    def _refile(self, connection: Connection, entry: TimerEntry, deadline: float | None) -> None:
+        """The live `entry` on top of the heap no longer says when `connection` is due: it goes,
+        and the connection's entry is `deadline` now (none if None)."""
+        heapq.heappop(self.heap)
+        if deadline is None:
+            del self.entries[connection]
+        else:
+            self._push(connection, deadline, entry[2])
 
     def _rebuild(self) -> None:
         """Rebuild the heap from the live entries: every stale entry goes at once."""

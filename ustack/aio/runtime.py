@@ -69,6 +69,8 @@ class AsyncStack:
     def __init__(self, stack: Stack, link: Any, *, max_batch: int = MAX_BATCH, control: bool = True,
                  program: str | None = None) -> None:
         self.stack = stack
+        # Only observers read the stack's events (_report_events): none, none made (stack.py).
+        stack.events_wanted = False
         self.link = link
         self.control = control
         self.program = program or default_program()
@@ -344,9 +346,11 @@ class AsyncStack:
         """observer(now, "<" | ">", packet) for each packet, observer(now, "event", StackEvent)
         for each event of a connection (state changes first among them)."""
         self._observers.append(observer)
+        self.stack.events_wanted = True
 
     def remove_observer(self, observer: Observer) -> None:
         self._observers.remove(observer)
+        self.stack.events_wanted = bool(self._observers)
 
     async def wait_until(self, predicate: Callable[[], bool], timeout: float | None = None) -> None:
         """Wait until predicate() is true, checking it after every round (no polling).

@@ -158,7 +158,7 @@ class SegmentArrival:
             # peer will retransmit it (RFC 9293 3.10.7.2 allows queuing or dropping).
             self.drops["data_on_syn"] += 1
         self.snd.request(SEND_SYN)  # the SYN-ACK: <SEQ=ISS><ACK=RCV.NXT><CTL=SYN,ACK>
-        self._set_state(SYN_RECEIVED, segment_summary(segment))
+        self._set_state(SYN_RECEIVED, segment)
 
     def _syn_sent_arrives(self, segment: TcpSegment, now: float) -> None:
         """RFC 9293 3.10.7.3."""
@@ -173,7 +173,7 @@ class SegmentArrival:
         # second: RST. Acceptable only with an acceptable ACK (RFC 5961 3.2, RFC 9293 3.10.7.3).
         if flags & RST:
             if flags & ACK:
-                self._fail(TcpError.REFUSED, segment_summary(segment))
+                self._fail(TcpError.REFUSED, segment)
             else:
                 self.drops["rst_without_ack_in_syn_sent"] += 1
             return
@@ -189,7 +189,7 @@ class SegmentArrival:
             if self.fast_open is not None:
                 self.fast_open.synack(self, segment)  # RFC 7413 4.1.3, 4.2.2 (fastopen.py)
             self.rcv.owe_ack()
-            self._set_state(ESTABLISHED, segment_summary(segment))
+            self._set_state(ESTABLISHED, segment)
             self._after_established(now)
             # "continue processing at the sixth step" (URG, text, FIN) of 3.10.7.4.
             self._urgent_text_and_fin(segment, now)
@@ -202,7 +202,7 @@ class SegmentArrival:
             # kept; the peer sends it again, since we never acknowledge it.
             self.rcv.hold_syn_text(segment.payload)
         self.snd.request(SEND_SYN)
-        self._set_state(SYN_RECEIVED, segment_summary(segment))
+        self._set_state(SYN_RECEIVED, segment)
 
     def _synchronize_receive_side(self, syn: TcpSegment) -> None:
         """The peer's SYN tells us IRS and its options (RFC 9293 3.10.7.2-3)."""
@@ -316,14 +316,14 @@ class SegmentArrival:
         fin_acknowledged = self.snd.fin_acknowledged
         if fin_acknowledged and (state is CLOSING or state is LAST_ACK):
             # CLOSING -> TIME-WAIT, LAST-ACK -> CLOSED (state.AFTER_ACK_OF_FIN).
-            self._move_to(AFTER_ACK_OF_FIN[state], segment_summary(segment), now)
+            self._move_to(AFTER_ACK_OF_FIN[state], segment, now)
             return
 
         self._urgent_text_and_fin(segment, now)
         if fin_acknowledged and self.state is FIN_WAIT_1:
             # Decided after the text and FIN: a FIN this segment carries, if it counts, has taken
             # us straight to TIME-WAIT (Figure 5 note 2); one beyond the window did not count.
-            self._move_to(AFTER_ACK_OF_FIN[FIN_WAIT_1], segment_summary(segment), now)
+            self._move_to(AFTER_ACK_OF_FIN[FIN_WAIT_1], segment, now)
 
     def _new_syn_may_reopen(self, syn: TcpSegment) -> bool:
         """RFC 1122 4.2.2.13 and RFC 6191: a new SYN beyond everything of the old incarnation
@@ -410,7 +410,7 @@ class SegmentArrival:
             self.drops["rst_not_exact"] += 1
             self._challenge_ack(now)
             return
-        cause = segment_summary(segment)
+        cause = segment
         if state is SYN_RECEIVED:
             if self.passive_open:
                 self._back_to_listen(segment)
@@ -428,7 +428,7 @@ class SegmentArrival:
         """RFC 9293 3.10.7.4 note 1: a passive open reset in SYN-RECEIVED returns to LISTEN. A
         connection made by a Listener is one TCB per SYN, so it closes instead and its listener
         keeps listening."""
-        cause = segment_summary(segment)
+        cause = segment
         if self.fast_open is not None and self.fast_open.accept_data:
             self._fail(TcpError.RESET, cause)  # RFC 7413 4.2: the application may hold it already
             return
@@ -459,7 +459,7 @@ class SegmentArrival:
             return False
         self._record_ack_of_syn(segment, now)
         if self.state is SYN_RECEIVED:
-            self._set_state(ESTABLISHED, segment_summary(segment))
+            self._set_state(ESTABLISHED, segment)
         self._after_established(now)
         if self.rcv.syn_text:
             self._accept_syn_text(now)
@@ -570,9 +570,9 @@ class SegmentArrival:
                 self.rcv.fin_ahead(fin_seq)
             self.rcv.owe_ack()
             return
-        self._accept_fin(segment_summary(segment), now)
+        self._accept_fin(segment, now)
 
-    def _accept_fin(self, cause: str, now: float) -> None:
+    def _accept_fin(self, cause: str | TcpSegment, now: float) -> None:
         self.rcv.accept_fin()
         self.rcv.owe_ack()  # a FIN is acknowledged at once
         self._emit(EndOfStream())
@@ -583,7 +583,7 @@ class SegmentArrival:
             # ESTABLISHED -> CLOSE-WAIT, FIN-WAIT-1 -> CLOSING, FIN-WAIT-2 -> TIME-WAIT.
             self._move_to(AFTER_FIN[state], cause, now)
 
-    def _move_to(self, new: State, cause: str, now: float) -> None:
+    def _move_to(self, new: State, cause: str | TcpSegment, now: float) -> None:
         """A state change that starts a timer: TIME-WAIT waits 2*MSL (RFC 9293 3.4.2,
         3.10.7.4); FIN-WAIT-2 after close() waits for the peer's FIN at most
         TcpConfig.fin_wait_2_timeout (timers._arm_fin_wait_2)."""

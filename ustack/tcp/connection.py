@@ -251,8 +251,9 @@ class Connection(SegmentArrival, AcknowledgementProcessing, RackProcessing, EcnP
         if new is CLOSED and self._listener is not None:
             self._listener._child_closed(self)
 
-    def _fail(self, error: TcpError, cause: str) -> None:
-        """End the connection with an error the application will see (RFC 9293 3.10)."""
+    def _fail(self, error: TcpError, cause) -> None:
+        """End the connection with an error the application will see (RFC 9293 3.10); `cause`
+        as for _set_state (words or the segment)."""
         self.error = error
         self._emit(ConnectionFailed(error))
         self._set_state(CLOSED, cause)
@@ -454,8 +455,8 @@ class Connection(SegmentArrival, AcknowledgementProcessing, RackProcessing, EcnP
     def events(self) -> list[Event]:
         """Drain what happened since the last call."""
         events = self._events
-        if events is None:
-            return []
+        if not events:
+            return []  # none yet, or not recorded (StateMachine.record_events)
         self._events = None
         return events
 

@@ -10,9 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ustack.tcp.errors import TcpError
-from ustack.tcp.seq import seq_add
 from ustack.tcp.state import State, StateChanged
-from ustack.wire.tcp import ACK, URG, TcpSegment, flags_text
+from ustack.tcp.summary import segment_summary  # noqa: F401 (re-exported: the events' text)
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,24 +74,3 @@ class ConnectionSnapshot:
     window_scale: tuple[int, int] | None = None  # (send shift, receive shift) when negotiated (RFC 7323)
     mss: int | None = None  # the send MSS: ss -i counts cwnd and ssthresh in these segments, as Linux does
     listening_on: str | None = None  # a listener's wildcard as ss shows it: "*", "0.0.0.0", "::" (Listener.listening_on)
-
-
-# flags_text by flags value, filled as values are seen: every state change a segment causes is
-# described with segment_summary, several per connection, and the letters are always the same.
-_FLAGS_TEXT: dict[int, str] = {}
-
-
-def segment_summary(segment: TcpSegment) -> str:
-    """One segment the way tcpdump -S prints it, for state-change causes and traces."""
-    flags = segment.flags
-    letters = _FLAGS_TEXT.get(flags)
-    if letters is None:
-        letters = _FLAGS_TEXT[flags] = flags_text(flags)
-    seq = segment.seq
-    length = len(segment.payload)
-    text = f"Flags [{letters}], seq {seq}:{seq_add(seq, length)}" if length else f"Flags [{letters}], seq {seq}"
-    if flags & ACK:
-        text += f", ack {segment.ack}"
-    if flags & URG:
-        return f"{text}, win {segment.window}, urg {segment.urgent_pointer}, length {length}"
-    return f"{text}, win {segment.window}, length {length}"

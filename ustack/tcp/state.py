@@ -13,6 +13,9 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
+from ustack.tcp.summary import segment_summary
+from ustack.wire.tcp import TcpSegment
+
 
 class State(enum.Enum):
     CLOSED = "CLOSED"
@@ -146,20 +149,28 @@ def check_transition(old: State, new: State) -> None:
         raise IllegalTransition(f"{old.value} -> {new.value} is not in ustack.tcp.state.TRANSITIONS")
 
 
+# A machine's `_events` while nobody reads its events (StateMachine.record_events): falsy, like
+# the None of "no events yet", so that events() finds nothing to drain.
+EVENTS_OFF = ()
+
+
 class StateMachine:
     """The one state setter, shared by Connection and Listener: each has a `state` and an
-    `_events` list (or None before the first event), and may react to entering a state in
-    `_entered`."""
+    `_events` list (or None before the first event, or EVENTS_OFF), and may react to entering a
+    state in `_entered`."""
 
     __slots__ = ()
 
-    def _set_state(self, new: State, cause: str) -> None:
+    def _set_state(self, new: State, cause: str | TcpSegment) -> None:
         """Change state: check the table, record the event, then let the owner react (release
-        what the new state no longer needs). The only assignment to `state` after creation."""
+        what the new state no longer needs). The only assignment to `state` after creation.
+        `cause` is words, or the segment that made the change, described tcpdump-style
+        (segment_summary) only when the event is recorded."""
         old = self.state
         check_transition(old, new)
         self.state = new
-        self._emit(StateChanged(old, new, cause))
+        if self._events is not EVENTS_OFF:
+            self._emit(StateChanged(old, new, cause if type(cause) is str else segment_summary(cause)))
         self._entered(old, new)
 
     def _emit(self, event) -> None:
@@ -167,8 +178,17 @@ class StateMachine:
         events = self._events
         if events is None:
             self._events = [event]
-        else:
+        elif events is not EVENTS_OFF:
             events.append(event)
+
+    def record_events(self, on: bool) -> None:
+        """Whether this machine records events for events() (on when made). Off when nobody
+        will read them (Stack.events_wanted): none is made, those not yet drained are dropped,
+        and no state change's cause is described."""
+        if not on:
+            self._events = EVENTS_OFF
+        elif self._events is EVENTS_OFF:
+            self._events = None
 
     def _entered(self, old: State, new: State) -> None:
         """What entering `new` releases or starts; nothing by default."""

@@ -242,6 +242,8 @@ def _with_fast_open(options: TcpOptions, packet, payload_offset: int, header_len
     """`options` with the Fast Open option of the raw header, if there is a well-formed one. A
     malformed one is ignored like any unknown option; C has already checked the lengths."""
     area = bytes(packet[payload_offset - header_length + 20 : payload_offset])
+    if FAST_OPEN_KIND not in area and EXPERIMENTAL_KIND not in area:
+        return options  # neither kind's byte anywhere: no Fast Open option (nearly every SYN)
     position = 0
     while position + 1 < len(area):
         kind = area[position]
