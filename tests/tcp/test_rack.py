@@ -108,6 +108,35 @@ def test_the_probe_is_new_data_when_there_is_some():
     assert script.connection.timers_armed()["retransmit"] == pytest.approx(script.now + RTO)
 
 
+def test_a_probe_due_when_the_ack_of_everything_is_read_is_withdrawn_and_the_next_write_goes_once():
+    # Issue 12: the runtime fires a due timer before it reads the packets waiting on the link.
+    # The probe timer expires with the flight out, then the ACK of all of it is read, then the
+    # application writes the short end of its answer. RFC 8985 7.2: an ACK of new data re-arms
+    # the probe timer, so the expiry that came before it asks for nothing: the end of the answer
+    # goes out once (it went twice, the second a "probe" the peer answered with a D-SACK).
+    script, data = in_flight(8)
+    connection = script.connection
+    script.advance_to_next_timer()  # the PTO, 2 * SRTT after the flight
+    script.receive(ack(8))
+    tail = b"t" * 224
+    assert connection.send(tail, script.now) == len(tail)
+    script.expect(outgoing(local(1 + len(data)), remote(1), ACK | PSH, payload=tail))
+    assert connection.retransmissions == 0
+    assert connection.rack.probes_sent == 0
+    # The probe timer watches the new flight (one segment: 7.2's delayed-ACK allowance).
+    assert "tlp" in connection.timers_armed()
+
+
+def test_a_probe_due_when_an_ack_of_part_of_the_flight_is_read_waits_a_new_pto():
+    script, data = in_flight(8)
+    connection = script.connection
+    script.advance_to_next_timer()
+    script.receive(ack(5))  # new data acknowledged: the probe timer starts again (RFC 8985 7.2)
+    script.expect_nothing()
+    assert connection.retransmissions == 0
+    assert connection.timers_armed()["tlp"] == pytest.approx(script.now + 2 * connection.rtt.srtt)
+
+
 def test_with_one_segment_in_flight_the_probe_allows_for_a_delayed_ack_but_never_waits_past_the_rto():
     script, data = in_flight(1)
     # 7.2: PTO = 2 * SRTT + 200 ms (WCDelAckT) = 0.45 s, later than the RTO (0.375 s): the

@@ -242,6 +242,12 @@ class RackProcessing:
         rack = self.rack
         snd = self.snd
         congestion = self.congestion
+        if una_advanced:
+            # RFC 8985 7.2: an ACK of new data re-arms the probe timer (_rack_arm_probe below), so
+            # a probe the timer asked for before this ACK was read is owed no more. The runtime
+            # fires a due timer before it reads the ACKs waiting on the link: kept, the request
+            # resent the segment written just after this ACK (issue 12, a D-SACK each time).
+            snd.take_request(LOSS_PROBE)
         if dsack:
             rack.on_dsack(snd.una, snd.nxt)
         if was_in_recovery and not congestion.in_recovery:
