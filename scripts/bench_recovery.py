@@ -149,7 +149,7 @@ def counted(before: dict, after: dict, name: str) -> int:
     return after[name] - before[name]
 
 
-async def one_path(network: UstackNetwork, algorithm: str, size: int) -> dict:
+async def one_path(network: UstackNetwork, algorithm: str, size: int, pacing: bool) -> dict:
     """Both directions over one network; the figures of both."""
     from ustack.aio import AsyncStack
 
@@ -182,7 +182,7 @@ async def one_path(network: UstackNetwork, algorithm: str, size: int) -> dict:
             await writer.drain()
         writer.close()
 
-    stack = network.make_stack(TcpConfig(congestion_control=algorithm))
+    stack = network.make_stack(TcpConfig(congestion_control=algorithm, pacing=pacing))
     async with AsyncStack(stack, network.link) as astack:
         servers = [await astack.start_server(sink, port=SINK_PORT), await astack.start_server(source, port=SOURCE_PORT)]
         try:
@@ -249,7 +249,7 @@ def run(args) -> list[tuple]:
                                        inbound_faults=path, outbound_faults=path, program="bench_recovery",
                                        offload=False)
             with UstackNetwork(settings) as network:
-                figures = asyncio.run(one_path(network, algorithm, int(args.size_mb * MEGABYTE)))
+                figures = asyncio.run(one_path(network, algorithm, int(args.size_mb * MEGABYTE), args.pacing == "on"))
             ratio = figures["b_goodput"] / figures["a_goodput"]
             row = (loss, algorithm, figures["kernel_algorithm"], figures["a_goodput"], figures["a_rtos"],
                    figures["a_retransmissions"], figures["a_spurious"], figures["a_policed"], figures["b_goodput"],
@@ -301,12 +301,14 @@ def main() -> int:
     parser.add_argument("--rate-mbit", type=float, default=20.0, help="rate limit each way (default 20 Mbit/s)")
     parser.add_argument("--delay-ms", type=float, default=20.0, help="delay each way (default 20 ms)")
     parser.add_argument("--seed", type=int, default=1, help="seed of the FaultInjector's losses")
+    parser.add_argument("--pacing", choices=("on", "off"), default="on" if TcpConfig().pacing else "off",
+                        help="ustack's sender paces (TcpConfig.pacing; default: TcpConfig's)")
     args = parser.parse_args()
     if args.size_mb <= 0:
         parser.error("--size-mb must be positive")
     print(f"{args.size_mb:g} MB each way over ustack's TUN link: {args.rate_mbit:g} Mbit/s (policer), "
           f"{args.delay_ms:g} ms each way, random loss each way; kernel {KERNEL_ADDRESS}, ustack {USTACK_ADDRESS}, "
-          f"seed {args.seed}")
+          f"seed {args.seed}, ustack pacing {args.pacing}")
     print(HEADER, flush=True)
     start = time.perf_counter()
     try:
