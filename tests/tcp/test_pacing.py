@@ -12,7 +12,9 @@ from ustack.tcp import Connection
 from ustack.tcp.congestion.pacing import (
     BURST_SECONDS, CONGESTION_AVOIDANCE_RATIO, SLOW_START_RATIO, pacing_rate,
 )
+from ustack.tcp.config import TcpConfig
 from ustack.tcp.seq import seq_diff
+from ustack.testing.simulator import BulkTransfer, Simulator
 
 MSS = 1460
 RTT = 0.1  # the handshake's: SRTT = 0.1 s after it
@@ -176,3 +178,29 @@ def test_pacing_can_be_switched_on_an_open_connection():
     connection.reconfigure(script.now, pacing=True)
     connection.send(bytes(WRITTEN), script.now)
     assert len([segment for segment in connection.transmit(script.now) if segment.payload]) == 2
+
+
+def slow_start_windows(pacing: bool) -> list[int]:
+    """cwnd in segments at the end of each of the first five 40 ms round trips of a transfer over
+    20 ms each way and a 20 Mbit/s bottleneck (test_recovery_batches.py's path)."""
+    config = TcpConfig(congestion_control="reno", pacing=pacing)
+    sim = Simulator(config, config, delay=0.02, rate=2.5e6)
+    sim.client_app = BulkTransfer(bytes(3_000_000))
+    sim.server_app = BulkTransfer(b"")
+    assert sim.run(until=lambda s: s.client.snd.syn_acknowledged, max_time=1)
+    start = sim.now
+    windows = []
+    for round_trip in range(1, 6):
+        sim.run(until=lambda s: s.now >= start + round_trip * 0.04, max_time=2)
+        windows.append(sim.client.congestion.cwnd // sim.client.send_mss)
+    return windows
+
+
+def test_slow_start_still_doubles_each_round_trip_when_paced():
+    """Pacing at twice cwnd / SRTT in slow start (Linux's tcp_pacing_ss_ratio) lets the window
+    double each round trip as without pacing: the growth per ACK is untouched, and data held
+    back by pacing counts as cwnd-limited (RFC 7661)."""
+    paced_windows, unpaced = slow_start_windows(True), slow_start_windows(False)
+    print("cwnd each round trip, paced:", paced_windows, "unpaced:", unpaced)
+    assert all(later >= 1.7 * earlier for earlier, later in zip(paced_windows, paced_windows[1:]))
+    assert all(p >= 0.9 * u for p, u in zip(paced_windows, unpaced))

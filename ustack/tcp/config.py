@@ -186,7 +186,7 @@ class TcpConfig:
     # in bursts of about 1 ms, instead of all at once after each batch of ACKs; Linux's rate
     # and ratios (tcp_pacing_ss_ratio, tcp_pacing_ca_ratio), used there with the fq qdisc or
     # when the algorithm asks (BBR). Changeable on an open connection (reconfigure).
-    pacing: bool = False
+    pacing: bool = True
 
     # --- answers to forged or stale segments (issue 9: blind-injection hardening) ---
     # An unacceptable segment (out of window, an old duplicate, a PAWS failure) is answered with
