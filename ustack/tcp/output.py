@@ -380,15 +380,16 @@ class SegmentOutput:
     def _paced_limit(self, now: float, out: list, sent_from: int, limit: int) -> tuple:
         """TcpConfig.pacing (congestion/pacing.py): the FlightSize limit for new data, lowered
         to what the pacing bucket allows now. What out[sent_from:] already carries
-        (retransmissions) went at once and is charged. Returns (the pacer, the limit)."""
+        (retransmissions) went at once and is charged. Returns (the pacer, or None when it sets
+        no limit, and the limit)."""
         congestion = self.congestion
         pacer = congestion.pacer
         if pacer is None:
             pacer = congestion.pacer = Pacer()
         tokens = pacer.allowance(now, congestion.cwnd, congestion.ssthresh, self.rtt.srtt, self.send_mss)
-        pacer.unpaced_limit = limit
         if tokens is None:
-            return pacer, limit
+            return None, limit  # no RTT yet, or the window is due at once (pacing.py)
+        pacer.unpaced_limit = limit
         for segment in out[sent_from:]:
             tokens -= len(segment.payload)
             pacer.sent(len(segment.payload))
@@ -404,7 +405,7 @@ class SegmentOutput:
         for segment in out[sent_from:]:
             pacer.sent(len(segment.payload))
         snd = self.snd
-        if pacer.filled_at is None or pacer.tokens >= self.send_mss:
+        if pacer.tokens >= self.send_mss:
             return
         in_flight = seq_diff(snd.nxt, snd.una)
         room = min(pacer.unpaced_limit, snd.wnd) - in_flight

@@ -20,9 +20,9 @@ data the connection arms its pacing timer (Timer.PACING) for when QUANTUM_SECOND
 accumulated again. One timer therefore sends about a millisecond of data, as Linux's TSO
 autosizing makes each packet about 1 ms at the pacing rate (tcp_tso_autosize, sk_pacing_shift 10):
 timers fire roughly 1,000 times a second on a paced path whatever its speed, never once per
-segment. On a fast local path (a TUN device, SRTT well under a millisecond) BURST_SECONDS of the
-rate is more than cwnd itself and pacing never holds anything back: the bulk path pays a few
-float operations per transmit() and no timer.
+segment. On a fast local path (a TUN device, SRTT under about 2 ms) BURST_SECONDS of the rate is
+more than cwnd itself: the whole window is due within one burst, and the pacer lets everything
+go and counts nothing: the bulk path pays a few float operations per transmit() and no timer.
 
 Before the first RTT sample there is no rate (Linux's rate is unbounded then too): the handshake
 and the initial window go as before.
@@ -77,6 +77,11 @@ class Pacer:
             self.filled_at = None
             return None
         burst = rate * BURST_SECONDS
+        if burst >= cwnd:
+            # The whole window is due within one burst (SRTT under about 2 ms: a local or TUN
+            # path): nothing to spread at the timers' granularity, and nothing is counted.
+            self.filled_at = None
+            return None
         floor = MIN_BURST_SEGMENTS * mss
         if burst < floor:
             burst = floor
