@@ -474,8 +474,19 @@ def run(args, work: Path, spaces: list[Namespace]) -> list[tuple[str, str, str, 
     return rows
 
 
-# Issue 12's goals for the bulk rows: (offload, mtu) -> MB/s each way.
-VARIANT_GOALS = {(True, 1500): 1000.0, (False, 1500): 200.0, (True, 65535): 1000.0, (False, 65535): 1000.0}
+# Issue 12's goals for the bulk rows: (offload, mtu) -> MB/s each way. MTU 1500 with offload has
+# the main rows' goals instead (download 1,000 MB/s and 0.4x, upload 0.9x the kernel's same app).
+VARIANT_GOALS = {(False, 1500): 200.0, (True, 65535): 1000.0, (False, 65535): 1000.0}
+
+
+def variant_goals(offload: bool, mtu: int, down: float, kernel_down: float, up: float,
+                  kernel_up: float) -> tuple[Goal, Goal]:
+    """The goals of one bulk variant's download and upload rows."""
+    if (offload, mtu) == (True, 1500):
+        return (download_goal(down, kernel_down),
+                at_least(up, GOAL_UPLOAD_FRACTION * kernel_up, f">= {GOAL_UPLOAD_FRACTION}x"))
+    goal = VARIANT_GOALS[(offload, mtu)]
+    return at_least(down, goal), at_least(up, goal)
 
 
 def variant_rows(work: Path, spaces: list[Namespace], prefix: str, site: Path, upload_source: Path,
@@ -513,9 +524,9 @@ def variant_rows(work: Path, spaces: list[Namespace], prefix: str, site: Path, u
             finally:
                 ustack.stop()
             label = f"offload {'on' if offload else 'off'}, mtu {mtu}"
-            goal = VARIANT_GOALS[(offload, mtu)]
-            rows.append((f"download MB/s ({label})", down, kernel_down, None, at_least(down, goal)))
-            rows.append((f"upload MB/s ({label})", up, kernel_up, None, at_least(up, goal)))
+            down_goal, up_goal = variant_goals(offload, mtu, down, kernel_down, up, kernel_up)
+            rows.append((f"download MB/s ({label})", down, kernel_down, None, down_goal))
+            rows.append((f"upload MB/s ({label})", up, kernel_up, None, up_goal))
     return rows
 
 
