@@ -10,7 +10,7 @@ from ustack.commands.ss import info_text
 from ustack.control import to_jsonable
 from ustack.tcp import Connection
 from ustack.tcp.congestion.pacing import (
-    BURST_SECONDS, CONGESTION_AVOIDANCE_RATIO, SLOW_START_RATIO, pacing_rate,
+    BURST_SECONDS, CONGESTION_AVOIDANCE_RATIO, MIN_BURST_SEGMENTS, SLOW_START_RATIO, pacing_rate,
 )
 from ustack.tcp.config import TcpConfig
 from ustack.tcp.seq import seq_diff
@@ -65,13 +65,14 @@ def test_the_initial_window_is_spread_over_half_an_rtt_in_slow_start():
     connection.send(bytes(WRITTEN), script.now)
     sent = departures(script, until=RTT + 0.09)  # no ACK comes back in this test
     # cwnd 10 segments, SRTT 0.1 s, ratio 2: 292,000 bytes/s, a segment every 5 ms; the bucket
-    # starts with two segments (the smallest burst).
+    # starts full: the smallest burst, MIN_BURST_SEGMENTS (5 ms of this rate is less).
     assert [number for _, number in sent] == list(range(10))
     start = RTT
-    assert sent[0] == (start, 0) and sent[1] == (start, 1)
-    gaps = [round(b[0] - a[0], 6) for a, b in zip(sent[1:], sent[2:])]
-    assert gaps == [pytest.approx(MSS / (2 * 10 * MSS / RTT), abs=2e-6)] * 8
-    assert sent[-1][0] - start == pytest.approx(0.040, abs=1e-5)  # within RTT / 2
+    burst = MIN_BURST_SEGMENTS
+    assert [time for time, _ in sent[:burst]] == [start] * burst
+    gaps = [round(b[0] - a[0], 6) for a, b in zip(sent[burst - 1:], sent[burst:])]
+    assert gaps == [pytest.approx(MSS / (2 * 10 * MSS / RTT), abs=2e-6)] * (10 - burst)
+    assert sent[-1][0] - start == pytest.approx((10 - burst) * 0.005, abs=1e-5)  # within RTT / 2
     assert connection.congestion.pacer.rate == pytest.approx(2 * 10 * MSS / RTT)
     # Held back by pacing, not by the application: the next ACKs find cwnd used (RFC 7661).
     assert connection.congestion.flight_after_send >= 9 * MSS
@@ -85,8 +86,8 @@ def test_in_congestion_avoidance_a_window_takes_srtt_over_1_2():
     sent = departures(script, until=RTT + 0.2)
     assert len(sent) == 20
     rate = CONGESTION_AVOIDANCE_RATIO * 20 * MSS / RTT
-    # Two segments at once, then one every MSS / rate seconds.
-    assert sent[-1][0] - RTT == pytest.approx(18 * MSS / rate, abs=1e-4)
+    # MIN_BURST_SEGMENTS at once, then one every MSS / rate seconds.
+    assert sent[-1][0] - RTT == pytest.approx((20 - MIN_BURST_SEGMENTS) * MSS / rate, abs=1e-4)
     assert sent[-1][0] - RTT < RTT / CONGESTION_AVOIDANCE_RATIO
 
 
@@ -117,7 +118,7 @@ def test_pure_acks_are_not_paced():
     script = paced()
     connection = script.connection
     connection.send(bytes(WRITTEN), script.now)
-    departures(script, until=RTT)  # the first two segments empty the bucket
+    departures(script, until=RTT)  # the first segments empty the bucket
     assert "pacing" in connection.timers_armed()
     # Two segments from the peer at the same instant: the ACK they call for goes now, alone.
     script.receive(incoming(remote(1), local(1), payload=b"x" * 100, window=WINDOW))
@@ -157,8 +158,8 @@ def test_after_idle_the_bucket_holds_one_burst_not_the_idle_time():
     connection.send(bytes(20 * MSS), script.now)
     script.receive(incoming(remote(1), local(1 + 20 * MSS), window=WINDOW))
     out = [segment for segment in connection.transmit(script.now) if segment.payload]
-    # The bucket was full (two segments at this rate), not a second's worth of the rate.
-    assert len(out) == 2
+    # The bucket was full (MIN_BURST_SEGMENTS at this rate), not a second's worth of the rate.
+    assert len(out) == MIN_BURST_SEGMENTS
     assert "pacing" in connection.timers_armed()
 
 
@@ -177,7 +178,7 @@ def test_pacing_can_be_switched_on_an_open_connection():
     connection = script.connection
     connection.reconfigure(script.now, pacing=True)
     connection.send(bytes(WRITTEN), script.now)
-    assert len([segment for segment in connection.transmit(script.now) if segment.payload]) == 2
+    assert len([segment for segment in connection.transmit(script.now) if segment.payload]) == MIN_BURST_SEGMENTS
 
 
 def slow_start_windows(pacing: bool) -> list[int]:

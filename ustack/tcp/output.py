@@ -399,20 +399,25 @@ class SegmentOutput:
 
     def _paced(self, now: float, out: list, sent_from: int, pacer) -> None:
         """After sending: charge the bucket, and if pacing (not cwnd, the peer's window or the
-        application) held data back, arm the pacing timer for the next burst. The flight is
-        then taken as cwnd-limited (RFC 7661, base.py): the pacing rate comes from cwnd, and
-        cwnd must go on growing while only the spreading of its window holds data back."""
+        application) holds data back, arm the pacing timer for the next burst. The flight that
+        RFC 7661's validation and a loss's reduction look at (flight_after_send, base.py) is
+        then what cwnd allowed, not what the bucket let out so far: the pacing rate comes from
+        cwnd, and cwnd must neither stop growing nor be halved from a flight only pacing kept
+        small (Linux reduces from cwnd, and counts a paced flight as cwnd-limited)."""
         for segment in out[sent_from:]:
             pacer.sent(len(segment.payload))
         snd = self.snd
-        if pacer.tokens >= self.send_mss:
-            return
         in_flight = seq_diff(snd.nxt, snd.una)
-        room = min(pacer.unpaced_limit, snd.wnd) - in_flight
         unsent = seq_diff(snd.end_seq, snd.nxt)
-        if unsent > 0 and room >= min(self.send_mss, unsent):
+        room = min(pacer.unpaced_limit, snd.wnd) - in_flight
+        if unsent <= 0 or room < min(self.send_mss, unsent):
+            return  # nothing held back by pacing
+        congestion = self.congestion
+        allowed = in_flight + min(room, unsent)
+        if allowed > congestion.flight_after_send:
+            congestion.flight_after_send = allowed
+        if pacer.tokens < self.send_mss:
             self.timers.arm(PACING_TIMER, pacer.next_send_time(now, self.send_mss))
-            self.congestion.flight_after_send = in_flight + room
 
     def _resend_lost_retransmissions(self, now: float, out: list, room: int) -> int:
         """A retransmission can be lost too. RFC 6675 leaves that to the retransmission timer;
