@@ -44,9 +44,9 @@ CONGESTION_AVOIDANCE_RATIO = 1.2
 QUANTUM_SECONDS = 0.001
 # The most the bucket holds: 5 ms of the rate, at least 4 segments. A timer or a batch of ACKs
 # that comes late (asyncio's timers wait in whole milliseconds, and a loaded machine adds more)
-# then loses nothing of the rate: with 2 ms and 2 segments, Reno at 1 % loss on the 20 Mbit/s
-# path of scripts/bench_recovery.py fell to 0.86 of Linux's goodput, its bucket too small to
-# carry the loop's lateness. 5 ms at 20 Mbit/s is 12.5 KB, a fifth of that path's policer.
+# then loses nothing of the rate (2 ms and 2 segments, tried first, are one late wake-up at
+# 20 Mbit/s). 5 ms at 20 Mbit/s is 12.5 KB, a fifth of the policer's bucket in
+# scripts/bench_recovery.py: far from the bursts that bucket punishes.
 BURST_SECONDS = 0.005
 MIN_BURST_SEGMENTS = 4
 TIMER_MARGIN = 1e-6
