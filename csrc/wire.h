@@ -264,6 +264,18 @@ int ustack_build_icmp6_packet(uint8_t *out, size_t capacity, const uint8_t *src,
 /* The 40-byte fixed header alone (`header->protocol` is its Next Header, payload_length as given). */
 int ustack_build_ipv6_header(uint8_t *out, size_t capacity, const struct ustack_ipv6_fields *header);
 
+/* Software segmentation offload (segment.c): a TCP segment larger than the MTU cut into pieces,
+ * and the packets of one read batch with runs of in-order segments joined (GSO and GRO). */
+struct ustack_joined_packet {
+    uint32_t offset;    /* where it sits in the batch buffer */
+    uint32_t length;
+    uint16_t segments;  /* packets it holds: 1 as read, 0 to drop (not IP, or longer than its slot) */
+};
+int ustack_cut_tcp_segment(const uint8_t *packet, size_t length, size_t largest, uint8_t *out, size_t capacity,
+                           uint32_t *piece_lengths, size_t max_pieces);
+int ustack_join_tcp_segments(uint8_t *buffer, size_t slot_size, const uint32_t *lengths, size_t count,
+                             struct ustack_joined_packet *out);
+
 /* --- cdef end --- */
 
 /* Internal helpers shared by the .c files (not exposed to Python). */

@@ -300,6 +300,7 @@ def setup_tun_in_namespace(
     peer_address6: str | None = None,
     offload: bool = True,
     multi_queue: bool = False,
+    software_offload: bool = True,
 ) -> TunLink:
     """Create a TUN device inside the namespace and make it a working link to ustack.
 
@@ -326,7 +327,8 @@ def setup_tun_in_namespace(
         raise NamespaceError(f"bad address: {error}") from None
     space_name = None if space is None else space.name
     link = TunLink(tun_name, mtu=mtu, namespace=space_name, offload=offload,  # offload: link/tun.py
-                   multi_queue=multi_queue)  # more queues: link.attach_queue()
+                   multi_queue=multi_queue,  # more queues: link.attach_queue()
+                   software_offload=software_offload)
     try:
         _configure_ipv6(space_name, tun_name, enabled=host6 is not None)
         with IPRoute() if space is None else space.ipr() as ipr:

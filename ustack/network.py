@@ -72,6 +72,9 @@ class NetworkSettings:
     outbound_faults: object | None = None
     program: str = "ustack"  # who runs this network, for the marker (`ustack ss`, `ustack cleanup`)
     offload: bool = True  # checksum/TSO offloads on the TUN device where the kernel offers them (link/tun.py)
+    # Without them, join and cut segments in the link instead (software GRO/GSO, link/tun.py);
+    # False: every segment as it comes (the labs).
+    software_offload: bool = True
     # Queues of the TUN device, one per worker process (ustack/workers.py); above 1 the link chain
     # is the bare TunLink of each queue (`network.queues`): no pcap, tracer, faults or gate.
     queues: int = 1
@@ -146,7 +149,8 @@ class UstackNetwork:
                                                         peer_address=settings.address,
                                                         host_address6=settings.host_interface6,
                                                         peer_address6=settings.address6, offload=settings.offload,
-                                                        multi_queue=settings.queues > 1)
+                                                        multi_queue=settings.queues > 1,
+                                                        software_offload=settings.software_offload)
             self.queues = [link]
             while len(self.queues) < settings.queues:
                 self.queues.append(link.attach_queue())
@@ -229,7 +233,7 @@ class UstackNetwork:
         settings = self.settings
         stack = Stack(None if settings.address is None else address_value(settings.address), config or TcpConfig(),
                       address6=None if settings.address6 is None else address6_value(settings.address6), mtu=settings.mtu,
-                      segmentation_offload=bool(self.device is not None and getattr(self.device, "offload", False)),
+                      segmentation_offload=bool(self.device is not None and getattr(self.device, "cuts_large_segments", False)),
                       isn_generator=None if secret is None else IsnGenerator(secret))
         if secret is not None:
             stack.syn_cookies = SynCookies(secret=secret)

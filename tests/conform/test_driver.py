@@ -84,6 +84,10 @@ def test_a_blocking_connect_returns_when_the_handshake_completes():
     assert run(script).status == PASS
     late = run(script.replace("+0.00...0.10 connect", "+0.00...0.50 connect"))
     assert late.status == FAIL and "connect returned at 0.100 s, the script expects 0.500 s" in late.reason
+    # Written without `...`, the call must return at once: one that blocks fails the script, as
+    # against the kernel (and in packetdrill).
+    at_once = run(script.replace("+0.00...0.10 connect", "+0.00 connect"))
+    assert (at_once.status, at_once.key, at_once.reason) == (FAIL, "line 4 syscall", "connect blocked; the script expects it to return")
 
 
 def test_state_checks():

@@ -147,3 +147,88 @@ def test_tsvals_are_checked_when_the_script_gives_its_tick():
     # Without the option our TSval is our own clock and only the echo is compared.
     unticked = TICKED.replace("--tcp_ts_tick_usecs=1000\n", "").replace("TS val 1200", "TS val 1300")
     assert run_script(parse_text(unticked, "linux/tcp/t.pkt"), LINUX).status == PASS
+
+
+FAST_OPEN_THEN_FLUSH = """
+`../common/defaults.sh`
+    0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3
+   +0 fcntl(3, F_SETFL, O_RDWR|O_NONBLOCK) = 0
+   +0 sendto(3, ..., 0, MSG_FASTOPEN, ..., ...) = -1 EINPROGRESS (Operation is now in progress)
+   +0 > S 0:0(0) <mss 1460,sackOK,TS val 0 ecr 0,nop,wscale 8,FO,nop,nop>
+ +.01 < S. 123:123(0) ack 1 win 5840 <mss 1460,nop,nop,sackOK,nop,wscale 6,FO abcd1234,nop,nop>
+   +0 > . 1:1(0) ack 1
+   +0 close(3) = 0
+   +0 > F. 1:1(0) ack 1
+   +0 `ip tcp_metrics flush all > /dev/null 2>&1`
+ +.01 socket(..., SOCK_STREAM, IPPROTO_TCP) = 4
+   +0 fcntl(4, F_SETFL, O_RDWR|O_NONBLOCK) = 0
+   +0 sendto(4, ..., 100, MSG_FASTOPEN, ..., ...) = -1 EINPROGRESS (Operation is now in progress)
+   +0 > S 0:0(0) <mss 1460,sackOK,TS val 0 ecr 0,nop,wscale 8,FO,nop,nop>
+"""
+
+
+def test_flushing_tcp_metrics_forgets_the_fast_open_cookie():
+    # Linux keeps a client's Fast Open cookies among its per-destination metrics (tcp_metrics.c):
+    # after the flush the next SYN asks for a cookie again instead of carrying the old one and data.
+    result = run_script(parse_text(FAST_OPEN_THEN_FLUSH, "linux/tcp/t.pkt"), LINUX)
+    assert result.status == PASS, result.text()
+    kept = run_script(parse_text(FAST_OPEN_THEN_FLUSH.replace("`ip tcp_metrics flush all > /dev/null 2>&1`", "%{ pass }%"),
+                                 "linux/tcp/t.pkt"), LINUX)
+    # Without the flush the cookie is still known: the data goes on the SYN and sendto takes it.
+    assert (kept.status, kept.reason) == (FAIL, "sendto returned 100 where the script expects -1 EINPROGRESS"), kept.text()
+
+
+RESET_IN_SYN_SENT = """
+`../common/defaults.sh`
+    0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3
+   +0 fcntl(3, F_SETFL, O_RDWR|O_NONBLOCK) = 0
+   +0 connect(3, ..., ...) = -1 EINPROGRESS (Operation now in progress)
+   +0 > S 0:0(0) <mss 1460,sackOK,TS val 0 ecr 0,nop,wscale 8>
+   +0 poll([{fd=3, events=POLLIN|POLLOUT|POLLERR|POLLHUP, revents=0}], 1, 0) = 0
+ +.01 < R. 0:0(0) ack 1 win 0
+   +0 poll([{fd=3, events=POLLIN|POLLOUT|POLLERR|POLLHUP, revents=POLLIN|POLLOUT|POLLERR|POLLHUP}], 1, 0) = 1
+"""
+
+
+def test_poll_after_a_reset_in_syn_sent_is_readable_writable_error_and_hangup():
+    # As Linux's tcp_poll: the reset shut both sides (tcp_done), so POLLIN and POLLOUT come with
+    # POLLERR and POLLHUP (fastopen/client/poll.pkt relies on it).
+    result = run_script(parse_text(RESET_IN_SYN_SENT, "linux/tcp/t.pkt"), LINUX)
+    assert result.status == PASS, result.text()
+    wrong = run_script(parse_text(RESET_IN_SYN_SENT.replace("revents=POLLIN|POLLOUT|", "revents="), "linux/tcp/t.pkt"), LINUX)
+    assert wrong.status == FAIL and "poll gave revents 0x1d where the script expects 0x18" in wrong.reason, wrong.text()
+
+
+DEFERRED_CONNECT = """
+`../common/defaults.sh
+ ../common/set_sysctls.py /proc/sys/net/ipv4/tcp_timestamps=0`
+    0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3
+   +0 fcntl(3, F_SETFL, O_RDWR|O_NONBLOCK) = 0
+   +0 sendto(3, ..., 0, MSG_FASTOPEN, ..., ...) = -1 EINPROGRESS (Operation is now in progress)
+   +0 > S 0:0(0) <mss 1460,nop,nop,sackOK,nop,wscale 8,FO,nop,nop>
+ +.01 < S. 123:123(0) ack 1 win 5840 <mss 1460,nop,nop,sackOK,nop,wscale 6,FO abcd1234,nop,nop>
+   +0 > . 1:1(0) ack 1
+ +.01 close(3) = 0
+   +0 > F. 1:1(0) ack 1
+ +.01 < F. 1:1(0) ack 2 win 92
+   +0 > . 2:2(0) ack 2
+ +.01 socket(..., SOCK_STREAM, IPPROTO_TCP) = 4
+   +0 setsockopt(4, SOL_TCP, TCP_FASTOPEN_CONNECT, [1], 4) = 0
+   +0 connect(4, ..., ...) = 0
+   +0...0.020 CALL = 1900
+   +0 > S 0:1420(1420) <mss 1460,nop,nop,sackOK,nop,wscale 8,FO abcd1234,nop,nop>
+ +.02 < S. 5678:5678(0) ack 1421 win 5840 <mss 1460,nop,nop,sackOK,nop,wscale 6>
+   +0 > P. 1421:1901(480) ack 1
+"""
+
+
+@pytest.mark.parametrize("call", ["write(4, ..., 1900)", "send(4, ..., 1900, 0)", "sendto(4, ..., 1900, 0, ..., ...)",
+                                  "sendmsg(4, {msg_name(...)=..., msg_iov(1)=[{..., 1900}], msg_flags=0}, 0)"])
+def test_after_tcp_fastopen_connect_every_blocking_send_carries_data_on_the_syn_and_waits(call):
+    # As Linux's tcp_sendmsg (DEFER_CONNECT -> tcp_sendmsg_fastopen), whatever the call: the SYN
+    # carries what fits, the call returns with the handshake (20 ms), the rest follows its ACK.
+    result = run_script(parse_text(DEFERRED_CONNECT.replace("CALL", call), "linux/tcp/t.pkt"), LINUX)
+    assert result.status == PASS, result.text()
+    early = run_script(parse_text(DEFERRED_CONNECT.replace("CALL", call).replace("+0...0.020", "+0...0.010"),
+                                  "linux/tcp/t.pkt"), LINUX)
+    assert early.status == FAIL and "returned at 0.060 s, the script expects 0.050 s" in early.reason, early.text()

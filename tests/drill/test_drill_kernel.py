@@ -114,6 +114,38 @@ def test_against_both_shows_the_two_verdicts(tmp_path):
     assert isinstance(document["differ"], list)
 
 
+def test_both_backends_pass_over_the_segments_of_a_socket_the_script_left():
+    """packetdrill's socket under test (ustack/conform/under_test.py, one rule for both): the FIN
+    of socket 3's close(), for which earlier-socket.pkt has no line, is passed over by the kernel
+    backend and by the ustack backend alike, each saying so."""
+    done = drill(str(SCRIPTS / "earlier-socket.pkt"), "--against", "both", "--json", *TOLERANCE)
+    document = json.loads(done.stdout)
+    assert document["differ"] == [], done.stdout
+    for backend in ("kernel", "ustack"):
+        result = document[backend]["results"][0]
+        assert result["status"] == "pass", done.stdout
+        passed_over = [warning for warning in result["warnings"] if "passed over" in warning]
+        assert len(passed_over) == 1 and "of an earlier socket" in passed_over[0], (backend, done.stdout)
+        assert "Flags [F.]" in passed_over[0], (backend, done.stdout)
+
+
+def test_after_tcp_fastopen_connect_a_blocking_sendto_waits_for_the_handshake_on_both(tmp_path):
+    """The kernel and ustack alike: after TCP_FASTOPEN_CONNECT, a sendto() without MSG_FASTOPEN
+    sends its data on the SYN and returns with the handshake (fastopen-connect-sendto.pkt); the
+    same line written as a call that returns at once fails on both, on the same line."""
+    script = SCRIPTS / "fastopen-connect-sendto.pkt"
+    at_once = tmp_path / "fastopen-connect-sendto-at-once.pkt"
+    at_once.write_text(script.read_text().replace("+0...0.030 sendto(4,", "+0 sendto(4,"))
+    done = drill(str(script), str(at_once), "--against", "both", "--json", *TOLERANCE)
+    document = json.loads(done.stdout)
+    assert document["differ"] == [], done.stdout
+    for backend in ("kernel", "ustack"):
+        waits, returns = document[backend]["results"]
+        assert waits["status"] == "pass", (backend, done.stdout)
+        assert (returns["status"], returns["line"], returns["reason"]) == (
+            "fail", 22, "sendto blocked; the script expects it to return"), (backend, done.stdout)
+
+
 def test_sigint_mid_run_leaves_no_namespace_behind():
     """Ctrl-C while a script waits (its retransmission timer): the run ends through the
     namespace's cleanup, and neither the namespace nor its TUN device is left."""

@@ -91,7 +91,7 @@ def link_over_socketpair(tso6: bool = True) -> tuple[TunLink, socket.socket]:
     ours.setblocking(False)
     link = TunLink.__new__(TunLink)
     Link.__init__(link)
-    link.name, link.mtu, link.offload, link.tso6 = "fake0", 1500, True, tso6
+    link.name, link.mtu, link.offload, link.tso6, link.software_offload = "fake0", 1500, True, tso6, False
     link._use(ours)
     return link, kernel
 

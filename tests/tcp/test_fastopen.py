@@ -244,3 +244,22 @@ def test_quick_ack_is_bounded_by_the_window():
     immediate = _ack_times(config, count=5)
     # 3000 bytes of window hold 2 pairs of 536-byte segments: 2 quick ACKs, then delayed ones
     assert immediate == [True, True, False, False, False]
+
+
+def test_a_cookie_of_a_length_rfc_7413_does_not_allow_is_not_cached():
+    """RFC 7413 4.1.1: a cookie is 4 to 16 bytes; as Linux, a SYN-ACK's cookie of 2 bytes (or of
+    an odd length) is no cookie: the client keeps the one it had, and the server's new MSS."""
+    net = Net()
+    net.connect()
+    net.run()
+    cookie = net.server.isn_generator.fast_open_cookie(CLIENT)
+    for forged in (b"\x11\x22", b"\x11\x22\x33\x44\x55"):
+        connection = net.connect(b"x" * 100)
+        [syn] = [segment for segment in (parse_packet(packet).tcp for packet in net.client.transmit(net.now))
+                 if segment.flags & (SYN | ACK) == SYN]
+        assert syn.options.fast_open == cookie and len(syn.payload) == 100
+        options = TcpOptions(mss=940, fast_open=forged)
+        syn_ack = TcpSegment(PORT, syn.src_port, 5000, syn.seq + 101, SYN | ACK, 65535, options=options)
+        net.client.receive(build_tcp_packet(SERVER, CLIENT, syn_ack), net.now)
+        assert connection.state is State.ESTABLISHED
+        assert net.client.fast_open_cookies.get(SERVER) == (cookie, 940, False), forged

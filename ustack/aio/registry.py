@@ -4,8 +4,12 @@ The control socket is one per process (/run/ustack/<pid>.sock, ustack/control.py
 may run several AsyncStacks (two hosts over a memory link, the blocking facade's thread beside an
 asyncio program). So the stacks register here, and the first one to register starts the one
 ControlServer, whose answers cover them all: the connections of every stack, the addresses joined
-by ", ", and the statistics of the first stack. When the stack whose loop runs the server stops,
-the server moves to the next registered stack on the same loop, if there is one.
+by ", ", and the statistics of each stack: `statistics` is the first one's (what a reader that
+knows one stack per process reads) and, with two stacks or more, `stacks` lists every stack with
+its own program name, addresses and statistics, so that `ustack stats` shows each (`stack=2/3`).
+A stack running on another thread's loop (a ustack.sock network) is read on its own loop. When
+the stack whose loop runs the server stops, the server moves to the next registered stack on the
+same loop, if there is one.
 
 Registering never stops a program: if the socket cannot be made (no permission for the run
 directory), that is logged and the stack runs unseen by `ustack ss`.
@@ -14,15 +18,20 @@ directory), that is logged and the stack runs unseen by `ustack ss`.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import logging
 import os
 import sys
 from typing import Any
 
-from ..control import ControlServer, stack_statistics
+from ..control import QUERY_TIMEOUT, ControlServer, stack_statistics, to_jsonable
 from ..wire.ipv4 import address_text
 
 logger = logging.getLogger("ustack.aio")
+
+# How long the control socket waits for another thread's loop to read its stack's counters: well
+# within the reader's own wait for the whole answer (control.QUERY_TIMEOUT).
+STATISTICS_WAIT = QUERY_TIMEOUT / 4
 
 _stacks: list[Any] = []  # registered AsyncStacks, oldest first
 _control: ControlServer | None = None
@@ -84,19 +93,56 @@ class _ProcessControl(ControlServer):
 
     def answer_for(self, request: dict) -> dict:
         self.address = _addresses()
-        return super().answer_for(request)
+        answer = super().answer_for(request)
+        stacks = list(_stacks)
+        if isinstance(answer.get("statistics"), dict) and len(stacks) > 1:
+            answer["stacks"] = [
+                {"index": index, "count": len(stacks), "program": astack.program, "address": _address_of(astack),
+                 "statistics": answer["statistics"] if index == 1 else to_jsonable(_statistics_of(astack))}
+                for index, astack in enumerate(stacks, 1)
+            ]
+        return answer
 
 
 def _snapshots() -> list:
     return [snapshot for astack in list(_stacks) for snapshot in astack.snapshots()]
 
 
+def _address_of(astack: Any) -> str:
+    """A stack's addresses: IPv4, IPv6 or both ("10.77.0.2 fd00:77::2")."""
+    stack = astack.stack
+    return " ".join(address_text(address) for address in (stack.address, getattr(stack, "address6", None))
+                    if address is not None)
+
+
 def _addresses() -> str:
-    return ", ".join(address_text(astack.stack.address) for astack in list(_stacks))
+    return ", ".join(_address_of(astack) for astack in list(_stacks))
 
 
 def _statistics() -> dict:
     stacks = list(_stacks)
     if not stacks:
         return {}
-    return stack_statistics(stacks[0].stack, stacks[0])
+    return _statistics_of(stacks[0])
+
+
+def _statistics_of(astack: Any) -> dict:
+    """stack_statistics of one stack, read on the loop that runs it: a stack of a ustack.sock
+    network runs on a thread of its own, and its counters change while that loop runs."""
+    loop = getattr(astack, "loop", None)
+    try:
+        running = asyncio.get_running_loop()
+    except RuntimeError:
+        running = None
+    if loop is None or loop is running or loop.is_closed() or not loop.is_running():
+        return stack_statistics(astack.stack, astack)
+    future = asyncio.run_coroutine_threadsafe(_read_statistics(astack), loop)
+    try:
+        return future.result(timeout=STATISTICS_WAIT)
+    except (TimeoutError, concurrent.futures.TimeoutError):
+        future.cancel()
+        return {"error": f"its loop did not answer within {STATISTICS_WAIT} s"}
+
+
+async def _read_statistics(astack: Any) -> dict:
+    return stack_statistics(astack.stack, astack)

@@ -169,11 +169,16 @@ class AsyncStack:
         *,
         local_port: int | None = None,
         config: TcpConfig | None = None,
+        fast_open: bool = False,
+        data: bytes = b"",
         **options: Any,
     ) -> tuple[TcpTransport, asyncio.BaseProtocol]:
         """Active open (RFC 9293 3.10.1), like loop.create_connection. Raises
         ConnectionRefusedError when an RST answers the SYN, TimeoutError when the SYN retries run
         out. `config` replaces the stack's TcpConfig for this connection (what socket options do).
+        `data` is written before the SYN leaves; with `fast_open` (TCP Fast Open, RFC 7413: what
+        MSG_FASTOPEN and TCP_FASTOPEN_CONNECT ask of Linux) the SYN asks for a cookie, or, with
+        one cached for the server, carries the start of `data` (tcp/fastopen.py).
 
         The standard keyword arguments are taken (`ssl=None`, `family`, `proto`, `flags`,
         `local_addr=(host, port)`, `happy_eyeballs_delay`, `interleave`, `all_errors`, ...); those
@@ -185,9 +190,11 @@ class AsyncStack:
         remote = _parse_address(host)
         _check_port(port)
         try:
-            connection = self.stack.connect(remote, port, self.loop.time(), local_port=local_port, config=config)
+            connection = self.stack.connect(remote, port, self.loop.time(), local_port=local_port, config=config,
+                                            fast_open=fast_open)
         except StackError as error:
             raise os_error(error.errno, str(error)) from None
+        written = connection.send(bytes(data), self.loop.time()) if data else 0  # SEND in SYN-SENT queues (3.10.2)
         protocol = protocol_factory()
         transport = TcpTransport(self, connection, protocol)
         transport.open_waiter = self.loop.create_future()
@@ -198,6 +205,8 @@ class AsyncStack:
         except asyncio.CancelledError:
             transport.abort()  # wait_for() gave up: the attempt must not linger in SYN-SENT
             raise
+        if written < len(data):  # beyond the send buffer: the transport keeps the rest, in order
+            transport.write(data[written:])
         return transport, protocol
 
     async def open_connection(

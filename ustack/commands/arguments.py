@@ -197,7 +197,11 @@ def add_network_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--mtu", metavar="N", type=mtu_value, default=DEFAULT_MTU,
                        help=f"MTU of the TUN device (68..65535, default {DEFAULT_MTU})")
     group.add_argument("--no-offload", action="store_true",
-                       help="no checksum/TSO offloads on the TUN device (on by default where the kernel offers them)")
+                       help="no checksum/TSO offloads on the TUN device (on by default where the kernel offers them); "
+                            "ustack then joins and cuts segments itself (software GRO/GSO)")
+    group.add_argument("--no-software-offload", action="store_true",
+                       help="without the device's offloads, do not join or cut segments in software either: the pcap, "
+                            "faults and --trace see every MTU-sized packet")
     group.add_argument("--pcap", metavar="FILE", type=path_value,
                        help="record every packet on the wire in this pcap file")
     group.add_argument("--trace", action="store_true", help="print one line per packet, with the state changes it caused")

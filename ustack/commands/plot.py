@@ -105,7 +105,8 @@ def run(args) -> int:
 def add_plot_argument(parser) -> None:
     parser.add_argument("--plot", metavar="DIR", type=path_value,
                         help="write each connection's time-sequence graph, with its cwnd, ssthresh, RTT and RTO "
-                             "below, to DIR as an SVG file when it ends (DIR is created if missing)")
+                             "below, to DIR as an SVG file when it ends (DIR is created if missing), named "
+                             "N-OURADDR.PORT-PEERADDR.PORT.svg with IPv6 colons as '-': 2-fd00-77--2.80-fd00-77--1.41234.svg")
 
 
 def live_plots(args, output):

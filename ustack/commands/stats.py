@@ -21,6 +21,11 @@ and `runtime.*` for the event loop. A counter the core starts keeping shows up h
 (ustack/control.py reads them by type). `--json` prints the same as one list, a structured object
 per ustack. `ustack ss --stats` is the same command, for those who look for it there.
 
+A process running several stacks (two AsyncStacks over a memory link, ustack.sock networks beside
+an asyncio program) answers for each: one block per stack, titled with its own program name (the
+`program=` it was given) and `stack=I/N`; `--json` gives one object per stack, with "stack":
+{"index": I, "count": N}.
+
 The workers of `ustack serve --workers N` answer one by one (their title says `worker=I/N`), and
 after them comes one block of every number summed over them, titled with the parent's pid;
 `--pid` takes a worker's pid or the parent's (then all its workers).
@@ -72,19 +77,20 @@ def run(args) -> int:
     for answer in result.answers:
         if args.pid is not None and args.pid not in (answer.get("pid"), network_owner(answer)):
             continue
-        if not isinstance(answer.get("statistics"), dict):
-            why = answer.get("error") or "no statistics in its answer"
-            print(f"ustack stats: pid {answer.get('pid', '?')}: {why}", file=sys.stderr)
-            continue
-        answers.append(answer)
+        for one in each_stack(answer):
+            if not isinstance(one.get("statistics"), dict) or "error" in one["statistics"]:
+                why = one.get("error") or (one.get("statistics") or {}).get("error") or "no statistics in its answer"
+                print(f"ustack stats: pid {one.get('pid', '?')}{stack_label(one)}: {why}", file=sys.stderr)
+                continue
+            answers.append(one)
     for problem in result.problems:
         print(f"ustack stats: {problem}", file=sys.stderr)
     if args.pid is not None and not answers:
         running = ", ".join(str(answer.get("pid")) for answer in result.answers) or "none"
         raise CliError(f"no running ustack with pid {args.pid} (running: {running})")
     if args.json:
-        print(json.dumps([{key: answer.get(key) for key in ("pid", "program", "address", "worker", "statistics")}
-                          for answer in answers], indent=2))
+        print(json.dumps([{key: answer[key] for key in ("pid", "program", "address", "worker", "stack", "statistics")
+                           if key in answer} for answer in answers], indent=2))
     else:
         for index, answer in enumerate(answers):
             if index:
@@ -97,6 +103,25 @@ def run(args) -> int:
             print(f"ustack stats: no running ustack (no control sockets in {directory})", file=sys.stderr)
     sys.stdout.flush()
     return 0
+
+
+def each_stack(answer: dict) -> list[dict]:
+    """One answer per stack: a process with several stacks (ustack/aio/registry.py) lists each
+    under "stacks", with its own program name, addresses and statistics."""
+    stacks = answer.get("stacks")
+    if not isinstance(stacks, list) or not stacks:
+        return [answer]
+    return [{**answer, "program": one.get("program") or answer.get("program"), "address": one.get("address"),
+             "stack": {"index": one.get("index"), "count": one.get("count")}, "statistics": one.get("statistics")}
+            for one in stacks if isinstance(one, dict)]
+
+
+def stack_label(answer: dict) -> str:
+    """" stack=2/3" for one of several stacks in a process, "" otherwise."""
+    stack = answer.get("stack")
+    if not isinstance(stack, dict):
+        return ""
+    return f" stack={stack.get('index', '?')}/{stack.get('count', '?')}"
 
 
 def workers_by_parent(answers: list[dict]) -> dict[int, list[dict]]:
@@ -124,7 +149,7 @@ def print_worker_totals(parent: int, workers: list[dict]) -> None:
 
 
 def print_counters(answer: dict) -> None:
-    title = f"#{answer.get('program') or 'ustack'} (pid {answer.get('pid', '?')}){worker_label(answer)}"
+    title = f"#{answer.get('program') or 'ustack'} (pid {answer.get('pid', '?')}){worker_label(answer)}{stack_label(answer)}"
     _print_block(title, answer, counter_lines(answer["statistics"]))
 
 

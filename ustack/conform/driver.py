@@ -26,7 +26,9 @@ after the script and is not judged, as in packetdrill.
 
 The network: one peer (the script) at 192.0.2.1:REMOTE_PORT; ustack at 192.168.0.1 with the
 script's MTU (1500 unless `--mtu`). bind() gives port 8080, connect() an ephemeral port. Inbound
-segments go to the port of the socket used last (packetdrill's "socket under test").
+segments go to the port of the socket used last (packetdrill's "socket under test"), and only
+that socket's segments are judged (under_test.py): those of an earlier socket or of another
+connection are passed over with a warning, as packetdrill and the kernel backend do.
 """
 
 from __future__ import annotations
@@ -74,6 +76,7 @@ from ustack.conform.shell import (
 )
 from ustack.conform.linux_calls import LinuxSocketTable
 from ustack.conform.tcp_info import run_code_block, ustack_tcp_info
+from ustack.conform.under_test import SocketUnderTest, Verdict
 from ustack.conform.syscalls import Blocked, CallFailed, Outcome, SocketTable, check_outcome, errno_name
 from ustack.stack import Stack, StackError
 from ustack.tcp.config import TcpConfig
@@ -82,10 +85,9 @@ from ustack.tcp.isn import IsnGenerator
 from ustack.tcp.listener import Listener
 from ustack.tcp.options import TIMESTAMP_TICK_USECS
 from ustack.tcp.state import CLOSED, LISTEN, TIME_WAIT
-from ustack.wire import (
-    IcmpMessage, Icmpv6Message, TcpSegment, WireError, build_icmp6_packet, build_icmp_packet, build_tcp_packet, parse_packet,
-)
-from ustack.wire.ipv4 import CE, ECT_0, ECT_1, IPV4_HEADER_LENGTH, NOT_ECT, address_value
+from ustack.conform.icmp_errors import icmp_error_packet
+from ustack.wire import TcpSegment, WireError, build_tcp_packet, parse_packet
+from ustack.wire.ipv4 import CE, ECT_0, ECT_1, NOT_ECT, address_value
 from ustack.wire.ipv6 import address6_value
 from ustack.wire.tcp import ACK, RST, SYN
 
@@ -108,39 +110,6 @@ PORT_SEED = 0
 # How far the clock may run while waiting for a segment or for a blocked call to return.
 ANY_TIME_HORIZON = 600.0
 _CONFIG_FIELDS = {field.name for field in dataclasses.fields(TcpConfig)}
-
-# packetdrill's names for the codes of ICMP destination unreachable (RFC 792, RFC 1812 5.2.7.1).
-ICMP_UNREACHABLE_CODES = {
-    "net_unreachable": 0,
-    "host_unreachable": 1,
-    "protocol_unreachable": 2,
-    "port_unreachable": 3,
-    "frag_needed": 4,
-    "source_route_failed": 5,
-    "net_unknown": 6,
-    "host_unknown": 7,
-    "source_host_isolated": 8,
-    "net_prohibited": 9,
-    "host_prohibited": 10,
-    "net_unreachable_for_tos": 11,
-    "host_unreachable_for_tos": 12,
-    "packet_filtered": 13,
-    "precedence_violation": 14,
-    "precedence_cutoff": 15,
-}
-
-
-# packetdrill's names of ICMP error types -> their ICMP type (RFC 792).
-ICMP_TYPES = {"unreachable": 3, "source_quench": 4, "redirect": 5, "time_exceeded": 11, "parameter_problem": 12}
-# packetdrill's ICMPv6 names (RFC 4443 2.1, 3.1, 3.3, 3.4): type name -> (type, {code name: code}).
-ICMPV6_CODES = {
-    "unreachable": (1, {"no_route": 0, "admin_prohibited": 1, "not_neighbour": 2, "address_unreachable": 3,
-                        "port_unreachable": 4}),
-    "packet_too_big": (2, {}),
-    "time_exceeded": (3, {"exceeded_hop_limit": 0, "exceeded_frag_time": 1}),
-    "parameter_problem": (4, {"header_field": 0, "unknown_next_header": 1, "unknown_option": 2}),
-}
-
 
 class ScriptFailed(Exception):
     """The first thing that went differently from the script. `what` is a short stable name:
@@ -202,6 +171,8 @@ class Driver:
         self.sent: deque = deque()
         self.blocked: list = []  # (event, Blocked)
         self.current_port: int | None = None
+        # packetdrill's socket under test: which of the segments ustack sends the script judges.
+        self.under_test = SocketUnderTest()
         self.last_happened = 0.0  # when the previous event actually happened
         self.previous: object = None  # the previous event
         self.previous_time = 0.0  # its script time
@@ -291,6 +262,11 @@ class Driver:
             start = self.now
         if start > self.now:
             self._advance_to(start)
+        if isinstance(event, SyscallEvent) and event.name == "socket":
+            # The new socket is under test from here: what the earlier ones sent, also a segment
+            # that would be late for the script by now, is not judged (under_test.py), as in
+            # packetdrill and the kernel backend.
+            self.under_test.socket_created()
         self._check_unexpected(start)
         self.previous_time = start
         self.last_happened = self.now
@@ -389,9 +365,24 @@ class Driver:
         if numbers.local_isn_known:  # ours likewise, from the ISN the script wrote on our SYN
             numbers.local_isn_script = self.script_isn.get(key, 0) if syn else 0
 
+    def _pass_over_others(self) -> bool:
+        """Drop the queued segments the script does not judge (those of an earlier socket or of
+        another connection, under_test.py), each with a warning; True if one it judges is next."""
+        while self.sent:
+            when, key, segment, _ = self.sent[0]
+            verdict = self.under_test.judge(segment.flags, key, (self.current_port or BIND_PORT, REMOTE_PORT))
+            if verdict is Verdict.OPENS:
+                self.current_port = key[0]
+            if not verdict.passed_over:
+                return True
+            self.sent.popleft()
+            self.warnings.append(f"at {when:.3f} s passed over a segment {verdict.value}: "
+                                 f"{key[0]} > {key[1]} {segment_text(segment, self._numbers_for(key))}")
+        return False
+
     def _check_unexpected(self, before: float) -> None:
         """Fail on a queued segment sent more than the tolerance before `before`."""
-        while self.sent and self.sent[0][0] < before - self.tolerance:
+        while self._pass_over_others() and self.sent[0][0] < before - self.tolerance:
             when, key, segment, _ = self.sent[0]
             if segment.flags & RST and "unlisted_reset" in self.script_tolerances:
                 self.sent.popleft()
@@ -404,7 +395,7 @@ class Driver:
     def _expect_segment(self, event: PacketEvent) -> None:
         earliest, latest = self._scheduled(event)
         # Wait past the line's time if need be: a segment that comes late is reported as late.
-        while not self.sent:
+        while not self._pass_over_others():
             if not self._step(self.now + ANY_TIME_HORIZON):
                 reason = f"ustack sent nothing; the script expects {expected_text(event)}"
                 raise ScriptFailed(event.line, "missing-segment", reason)
@@ -440,6 +431,7 @@ class Driver:
         if event.icmp is not None:
             self._inject_icmp(event, port, numbers)
             return
+        self.under_test.script_sent()
         self._remote_numbering(event, numbers, (port, REMOTE_PORT))
         segment = inbound_segment(event, numbers, REMOTE_PORT, port)
         try:
@@ -455,46 +447,20 @@ class Driver:
             numbers.local_isn_live = numbers.local_isn_script = None
 
     def _inject_icmp(self, event: PacketEvent, port: int, numbers: SequenceMap) -> None:
-        """An ICMP error quoting one of our segments (its IPv4 header and first 8 TCP bytes, RFC
-        792), for the host to hand to the connection or drop for a named reason."""
-        icmp = event.icmp
-        if self.ipv6:
-            self._inject_icmp6(event, port, numbers)
+        """An ICMP or ICMPv6 error quoting one of our segments (icmp_errors.py), for the host to
+        hand to the connection or drop for a named reason."""
+        icmp, kind = event.icmp, "ICMPv6" if self.ipv6 else "ICMP"
+        packet = None
+        if icmp.echoed_start is not None:
+            quoted = TcpSegment(port, REMOTE_PORT, numbers.local_to_live(icmp.echoed_start), 0, ACK, 0)
+            packet = icmp_error_packet(icmp, quoted, self.local_address, self.remote_address)
+        if packet is None:
+            self.warnings.append(f"line {event.line}: {kind} {icmp.type} not sent: no such error type or no quoted segment")
             return
-        if icmp.type not in ICMP_TYPES or icmp.echoed_start is None:
-            self.warnings.append(f"line {event.line}: ICMP {icmp.type} not sent: no such error type or no quoted segment")
-            return
-        code = 0
-        if icmp.type == "unreachable":
-            code = ICMP_UNREACHABLE_CODES.get(icmp.code)
-            if code is None:
-                raise Unsupported("icmp code", f"unknown destination unreachable code {icmp.code!r}")
-        quoted = TcpSegment(port, REMOTE_PORT, numbers.local_to_live(icmp.echoed_start), 0, ACK, 0)
-        quoted_bytes = build_tcp_packet(LOCAL_ADDRESS, REMOTE_ADDRESS, quoted)[: IPV4_HEADER_LENGTH + 8]
-        message = IcmpMessage(ICMP_TYPES[icmp.type], code, next_hop_mtu=icmp.mtu or 0, payload=quoted_bytes)
         drops_before = Counter(self.stack.drops)
-        self.stack.receive(build_icmp_packet(REMOTE_ADDRESS, LOCAL_ADDRESS, message), self.now)
+        self.stack.receive(packet, self.now)
         for reason in self.stack.drops - drops_before:
-            self.warnings.append(f"line {event.line}: ICMP {icmp.type} dropped by the host: {reason}")
-
-    def _inject_icmp6(self, event: PacketEvent, port: int, numbers: SequenceMap) -> None:
-        """The same over IPv6: an ICMPv6 error (RFC 4443) quoting our segment's IPv6 and TCP headers."""
-        icmp = event.icmp
-        codes = ICMPV6_CODES.get(icmp.type)
-        if codes is None or icmp.echoed_start is None:
-            self.warnings.append(f"line {event.line}: ICMPv6 {icmp.type} not sent: no such error type or no quoted segment")
-            return
-        message_type, names = codes
-        code = names.get(icmp.code, 0) if icmp.code else 0
-        if icmp.code and icmp.code not in names:
-            raise Unsupported("icmp code", f"unknown ICMPv6 {icmp.type} code {icmp.code!r}")
-        quoted = TcpSegment(port, REMOTE_PORT, numbers.local_to_live(icmp.echoed_start), 0, ACK, 0)
-        quoted_bytes = build_tcp_packet(self.local_address, self.remote_address, quoted)
-        message = Icmpv6Message(message_type, code, mtu=icmp.mtu or 0, payload=quoted_bytes)
-        drops_before = Counter(self.stack.drops)
-        self.stack.receive(build_icmp6_packet(self.remote_address, self.local_address, message), self.now)
-        for reason in self.stack.drops - drops_before:
-            self.warnings.append(f"line {event.line}: ICMPv6 {icmp.type} dropped by the host: {reason}")
+            self.warnings.append(f"line {event.line}: {kind} {icmp.type} dropped by the host: {reason}")
 
     # -- system calls, shell, code -----------------------------------------------------------------
 
@@ -507,6 +473,11 @@ class Driver:
         if isinstance(outcome, Blocked):
             self.blocked.append((event, outcome))
             self._poll_blocked()
+            if self.blocked and (event.time is None or event.time.kind != "blocking"):
+                # A call the script writes without `...` must return at once: the kernel backend
+                # (and packetdrill) fail one that blocks.
+                self.blocked.clear()
+                raise ScriptFailed(event.line, "syscall", f"{event.name} blocked; the script expects it to return")
             return
         self._check_returned(event, outcome, self.now)
 
@@ -574,6 +545,8 @@ class Driver:
         elif isinstance(action, LinuxSysctls):
             for name, value in action.settings:
                 apply_linux_sysctl(name, value, self.overrides)
+            if action.flush_metrics:  # the Fast Open cookie and MSS cached for the script's peer
+                self.stack.fast_open_cookies.forget(self.remote_address)
         elif isinstance(action, DropTimeWait):
             # tcpdrop: ABORT in TIME-WAIT deletes the TCB without a reset (RFC 9293 3.10.5).
             for connection in list(self.stack.connections.values()):

@@ -42,8 +42,6 @@ from pathlib import Path
 
 from ustack.conform.driver import (
     BIND_PORT,
-    ICMP_TYPES,
-    ICMP_UNREACHABLE_CODES,
     LOCAL_ADDRESS,
     REMOTE_ADDRESS,
     REMOTE_PORT,
@@ -65,11 +63,13 @@ from ustack.conform.parser import parse_file
 from ustack.conform.result import ERROR, FAIL, PASS, SKIPPED, Result
 from ustack.conform.script import CodeEvent, PacketEvent, Script, ShellEvent, SyscallEvent, scheduled_window
 from ustack.conform.syscalls import check_outcome
+from ustack.conform.icmp_errors import ICMP_TYPES, ICMP_UNREACHABLE_CODES, icmp_error_packet
+from ustack.conform.under_test import SocketUnderTest, Verdict
 from ustack.conform.tcp_info import TCP_INFO_NAMES  # the names a `%{ }%` block compares tcp_info with
 from ustack.link.tun import TUN_F_CSUM, TUN_F_TSO4, TUN_F_TSO6, TUN_F_TSO_ECN, TUNSETOFFLOAD
 from ustack.netns import Namespace, setup_tun_in_namespace
-from ustack.wire import IcmpMessage, TcpSegment, WireError, build_icmp_packet, build_tcp_packet, parse_packet
-from ustack.wire.ipv4 import IPV4_HEADER_LENGTH, address_text, address_value
+from ustack.wire import TcpSegment, WireError, build_tcp_packet, parse_packet
+from ustack.wire.ipv4 import address_text, address_value
 from ustack.wire.tcp import ACK, SYN
 
 LOCAL_PREFIX = 16  # packetdrill's 192.168.0.0/16 on the device: the script's --local_ip may be any of it
@@ -144,7 +144,7 @@ def find_kernel_unsupported(script: Script) -> tuple[Unsupported, int | None] | 
             problem = Unsupported(f"syscall {event.name}", "not in kernel_syscalls.py")
         elif isinstance(event, PacketEvent):
             if event.icmp is not None and (event.direction == ">" or event.icmp.type not in ICMP_TYPES):
-                problem = Unsupported("icmp", "ICMP from the kernel, or an ICMP type driver.py does not name")
+                problem = Unsupported("icmp", "ICMP from the kernel, or an ICMP type icmp_errors.py does not name")
             elif event.icmp is not None and event.icmp.code and event.icmp.code not in ICMP_UNREACHABLE_CODES:
                 problem = Unsupported("icmp", f"ICMP code {event.icmp.code}")
             elif event.udp_ports is not None:
@@ -209,9 +209,8 @@ class KernelDriver:
         self.remote_port = REMOTE_PORT
         self.passive_opens = 0
         self.listening = False  # listen() or accept() was called since the last SYN to the listener
-        # socket() was called and its socket has no connection yet: packetdrill's new socket under
-        # test, to which no packet of an earlier connection belongs.
-        self.fresh_socket = False
+        # packetdrill's socket under test: which of the kernel's segments the script judges.
+        self.under_test = SocketUnderTest()
         self.start = 0.0
         # packetdrill's run.c adjust_relative_event_times: `+x` counts from when the previous
         # event was done (its call returned, its segment was matched), except that consecutive
@@ -332,7 +331,7 @@ class KernelDriver:
             return
         # The script talks to the new socket now (a SYN to it listening, a segment to it closed):
         # what the kernel answers is for it.
-        self.fresh_socket = False
+        self.under_test.script_sent()
         if "S" in event.flags and "." not in event.flags and self.port == BIND_PORT and self.listening:
             if self.passive_opens:
                 self.remote_port += 1
@@ -373,10 +372,11 @@ class KernelDriver:
         else:
             seq = self.last_sent_seq.get(key, 0)
         quoted = TcpSegment(key[0], key[1], seq, 0, ACK, 0)
-        quoted_bytes = build_tcp_packet(self.local_address, self.remote_address, quoted)[: IPV4_HEADER_LENGTH + 8]
-        code = ICMP_UNREACHABLE_CODES.get(icmp.code, 0) if icmp.type == "unreachable" else 0
-        message = IcmpMessage(ICMP_TYPES[icmp.type], code, next_hop_mtu=icmp.mtu or 0, payload=quoted_bytes)
-        os.write(self.link.fileno(), build_icmp_packet(self.remote_address, self.local_address, message))
+        packet = icmp_error_packet(icmp, quoted, self.local_address, self.remote_address)
+        if packet is None:
+            self.warnings.append(f"line {event.line}: ICMP {icmp.type} not sent: no such error type")
+            return
+        os.write(self.link.fileno(), packet)
 
     def _next_segment(self, wait_until: float):
         """The oldest packet the kernel sent on the connection under test, as (arrival time,
@@ -399,18 +399,12 @@ class KernelDriver:
                 self.warnings.append(f"at {when:.3f} s the kernel sent a packet that is not TCP")
                 continue
             segment = parsed.tcp
-            opening = segment.flags & SYN and not segment.flags & ACK
-            if opening and (segment.src_port != self.port or self.fresh_socket):
+            key = (segment.src_port, segment.dst_port)
+            verdict = self.under_test.judge(segment.flags, key, self.connection)
+            if verdict is Verdict.OPENS:
                 self.calls.current_port = segment.src_port  # a connect still blocked names its port here
-                self.fresh_socket = False
-            elif self.fresh_socket:
-                # As packetdrill (socket_under_test): after socket() only the new socket's packets
-                # count; a FIN or ACK of a connection the script has moved on from is not for it.
-                self.warnings.append(f"at {when:.3f} s passed over a segment of an earlier socket: "
-                                     f"{segment.src_port} > {segment.dst_port} {segment_text(segment)}")
-                continue
-            if (segment.src_port, segment.dst_port) != self.connection:
-                self.warnings.append(f"at {when:.3f} s passed over a segment of another connection: "
+            elif verdict.passed_over:
+                self.warnings.append(f"at {when:.3f} s passed over a segment {verdict.value}: "
                                      f"{segment.src_port} > {segment.dst_port} {segment_text(segment)}")
                 continue
             self.last_raw = packet
@@ -517,7 +511,7 @@ class KernelDriver:
         if event.name in ("listen", "accept"):
             self.listening = True
         if event.name == "socket":
-            self.fresh_socket = True
+            self.under_test.socket_created()
         if event.time is not None and event.time.kind == "blocking":
             job = self.syscall_thread.submit(event)
             self.syscall_thread.wait_until_blocked(job)

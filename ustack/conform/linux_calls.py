@@ -97,40 +97,37 @@ class LinuxSocketTable(SocketTable):
 
         return Outcome(-1, "EINPROGRESS") if socket.nonblocking else Blocked(attempt)
 
-    def _write(self, args, now) -> Outcome | Blocked:
-        """A blocking write on a connection whose SYN waits for data (TCP_FASTOPEN_CONNECT) puts
-        the data on the SYN and returns once the handshake is done, as Linux's does."""
-        socket = self.socket_of(args[0])
+    def _transmit(self, fd_expression, length: int, now: float) -> Outcome | Blocked:
+        """Every send call (write, send, sendto or sendmsg without MSG_FASTOPEN) on a socket whose
+        connect() TCP_FASTOPEN_CONNECT deferred starts the connection with its data on the SYN,
+        as Linux's tcp_sendmsg does (DEFER_CONNECT: tcp_sendmsg_fastopen); else a plain send."""
+        socket = self.socket_of(fd_expression)
         connection = socket.connection if socket is not None else None
-        if (connection is None or socket.nonblocking or connection.fast_open is None
-                or not connection.fast_open.hold_syn):  # fmt: skip
-            return self._null_buffer(args) or super()._write(args, now)
-        accepted = connection.send(bytes(evaluate(args[2])), now)
-        connected = self._connect_opened(socket, connection)
-
-        def attempt(now: float) -> Outcome | None:
-            done = connected.retry(now)
-            return done if done is None or done.result < 0 else Outcome(accepted)
-
-        return Blocked(attempt)
+        if connection is None or connection.fast_open is None or not connection.fast_open.hold_syn:
+            self._dont_wait = False
+            return super()._transmit(fd_expression, length, now)
+        return self._send_with_syn(socket, connection, length, now)
 
     def _fast_open_send(self, fd_expression, length: int, now: float) -> Outcome | Blocked:
         """sendto/sendmsg with MSG_FASTOPEN on an unconnected socket: connect and send in one call
-        (RFC 7413 4.2). With a cookie the data rides on the SYN: a non-blocking call returns what
-        fits there, a blocking one waits for the handshake and returns everything. Without one the
-        SYN asks for a cookie: EINPROGRESS if non-blocking, else the data follows the handshake."""
+        (RFC 7413 4.2)."""
         socket = self.open_socket(fd_expression)
         if socket.connection is not None:
             return self._transmit(fd_expression, length, now)
-        connection = self.host.open_active(socket, self.host.make_config(socket), now, True)
+        socket.connection = self.host.open_active(socket, self.host.make_config(socket), now, True)
+        return self._send_with_syn(socket, socket.connection, length, now)
+
+    def _send_with_syn(self, socket, connection, length: int, now: float) -> Outcome | Blocked:
+        """The first send of a Fast Open connection (Linux's tcp_sendmsg_fastopen). With a cookie
+        the data rides on the SYN: a non-blocking call returns what fits there, a blocking one
+        waits for the handshake and returns everything. Without one the SYN asks for a cookie:
+        EINPROGRESS if non-blocking, else the data follows the handshake."""
         fast_open = connection.fast_open
         with_data = fast_open is not None and fast_open.may_send_data and length > 0
-        nonblocking = socket.nonblocking or self._dont_wait
+        nonblocking, self._dont_wait = socket.nonblocking or self._dont_wait, False
         if with_data and nonblocking:
-            socket.connection = connection
             return Outcome(connection.send(bytes(min(length, fast_open.syn_room(connection.config))), now))
         if nonblocking or not length:
-            socket.connection = connection
             return Outcome(-1, "EINPROGRESS")
         # Blocking: the data is queued now, so it leaves with the ACK of the SYN-ACK at the latest.
         accepted = connection.send(bytes(length), now)
@@ -160,6 +157,9 @@ class LinuxSocketTable(SocketTable):
 
     def _read(self, args, now) -> Outcome | Blocked:
         return self._null_buffer(args) or super()._read(args, now)
+
+    def _write(self, args, now) -> Outcome | Blocked:
+        return self._null_buffer(args) or super()._write(args, now)
 
     def _null_buffer(self, args) -> Outcome | None:
         """EFAULT for a NULL buffer of non-zero length: Linux fails the copy before anything else."""

@@ -248,7 +248,6 @@ def apply_linux_sysctl(name: str, value: str, overrides: dict) -> None:
 # Shell commands that change nothing ustack could notice: (the command's words) -> why.
 LINUX_SHELL_NOOPS = {
     ("tc", "qdisc", "add", "dev", "tun0", "root", "pfifo"): "defaults.sh: a FIFO qdisc, as ustack's queue is",
-    ("ip", "tcp_metrics", "flush", "all"): "ustack keeps no per-destination metrics",
     ("ethtool", "-K", "tun0", "tso", "off", "gso", "off"): "ustack sends MSS-sized segments (offload_segments=1)",
     ("nstat",): "reads the kernel's counters only",
     # Linux's default (ACK train and delay detection); ustack's HyStart is HyStart++ (RFC 9406,
@@ -275,12 +274,6 @@ _WINDOW_UPDATE = (
     "output.py); Linux sends none here"
 )
 _NOT_ANALYSED = "not analysed further (Fast Open work)"
-_EARLIER_SOCKET = (
-    "driver difference: packetdrill matches a sent segment only against the socket under test "
-    "(run_packet.c find_socket_for_live_packet) and skips the rest, so once the script opens its next "
-    "socket nothing the earlier connection sent is judged; Linux sends this segment too, the runner "
-    "judges every segment of every connection and reports it as unexpected"
-)
 _NAGLE_TAIL = (
     "ustack's Nagle is RFC 9293 3.7.4's (RFC 896): a sub-MSS tail waits while any data is "
     "unacknowledged; Linux uses Minshall's variant (RFC 9293 3.7.4's reference [68], tcp_nagle_check "
@@ -384,20 +377,17 @@ LINUX_DIFFERENCES = {
         "runner reports as unexpected"
     ),
     **{  # TCP Fast Open (RFC 7413, tcp/fastopen.py)
-        "fastopen/client/blocking-connect-bypass.pkt": (
-            "kernel passes; driver limitation: after TCP_FASTOPEN_CONNECT a blocking write() waits for the "
-            "handshake as Linux's does (LinuxCalls._write), but a sendto() without MSG_FASTOPEN goes the "
-            "plain _transmit way, which queues the 1000 bytes beyond the SYN's 900 (RFC 9293 3.10.2: SEND "
-            "in SYN-SENT queues) and returns at once, 20 ms before the SYN-ACK"
-        ),
         "fastopen/client/cookie-less-sendto.pkt": (
             "kernel passes; after 2920 bytes ustack holds the 660-byte tail of the write: "
             f"{_NAGLE_TAIL}; the script's ACK of 5001 then covers data ustack never sent and is dropped "
             "with an ACK (RFC 9293 3.10.7.4), and the tail leaves 40 ms late"
         ),
         "fastopen/client/fallback-exp-opt.pkt": (
-            "kernel passes; the script's FIN acknowledges 1000 of our 1001 bytes and ustack acknowledges it "
-            f"(RFC 9293 3.10.7.4 eighth), as Linux does (tcp_fin in FIN-WAIT-1); {_EARLIER_SOCKET}"
+            "kernel passes; a server that ignored a cookie request in the experimental form (FOEXP) is "
+            "asked in the FOEXP form again; Linux goes back to the RFC 7413 option (kind 34) and keeps it "
+            "(tcp_rcv_fastopen_synack's try_exp = 2, which tcp_fastopen_cache_set never lowers): ustack's "
+            "client cache (tcp/fastopen.py, ClientFastOpen.synack) keeps only 'experimental', not that "
+            "both forms were tried"
         ),
         "fastopen/client/nonblocking-connect-bypass.pkt": (
             "kernel passes; driver difference: epoll_create gets a closed socket's descriptor number back, "
@@ -409,10 +399,6 @@ LINUX_DIFFERENCES = {
         ),
         "fastopen/client/nonblocking-sendto-over-mss.pkt": (
             f"kernel passes; the burst after the SYN's data is 2920 bytes, not 3580: {_NAGLE_TAIL}"
-        ),
-        "fastopen/client/poll.pkt": (
-            "kernel passes; close() in ESTABLISHED sends a FIN (RFC 9293 3.10.4), Linux's too, and the "
-            f"script has no line for it; {_EARLIER_SOCKET}"
         ),
         "fastopen/client/sendto-af-unspec.pkt": (
             "kernel passes; driver difference: sendto's address is not looked at, so AF_UNSPEC is not "
@@ -434,25 +420,12 @@ LINUX_DIFFERENCES = {
             "kernel passes; on a 'fragmentation needed' for a SYN with data Linux sends the SYN again at "
             "once, without the data; ustack lowers the path MTU (RFC 1191) and waits for its retransmission timer"
         ),
-        "fastopen/client/syn-data-mss.pkt": (
-            "kernel passes; the FIN of close(5) (RFC 9293 3.10.4, Linux's too) where the script's next SYN "
-            f"is expected; {_EARLIER_SOCKET}"
-        ),
         "fastopen/client/syn-data-partial-or-over-ack.pkt": (
             "kernel passes; after a SYN-ACK that takes 100 of the SYN's 1420 bytes ustack sends the rest "
             "again at once (RFC 7413 4.2.2; Nagle holds back only new data, RFC 896), as Linux does; the "
             "4000 bytes written next leave back to back and the driver's GSO merge hands them to the script "
             "as one 4000-byte packet, where Linux's TSO autosizing cuts its burst into two of 2000: a driver "
             "limitation (no TSO autosizing), not a ustack difference"
-        ),
-        "fastopen/client/syn-data-rtt-from-syn-data.pkt": (
-            "kernel passes; the SYN-ACK takes 699 of the SYN's 700 bytes and ustack sends the last byte "
-            "again (RFC 7413 4.2.2), as Linux does (compare syn-data-partial-or-over-ack's 10:19), where the "
-            f"script's next SYN is expected; {_EARLIER_SOCKET}"
-        ),
-        "fastopen/client/valid-cookie-format.pkt": (
-            "kernel passes; the ACK of a SYN-ACK (RFC 9293 3.10.7.3), which Linux sends too and the script "
-            f"has no line for; {_EARLIER_SOCKET}"
         ),
         "fastopen/server/basic-cookie-not-reqd.pkt": f"kernel passes; {_WINDOW_UPDATE}",
         "fastopen/server/opt34/basic-cookie-not-reqd.pkt": f"kernel passes; {_WINDOW_UPDATE}",

@@ -85,10 +85,14 @@ class LinuxSysctls(NamedTuple):
     the suite's `/tmp/sysctl_restore_${PPID}.sh` at the end undoes them (nothing to do either)."""
 
     settings: tuple  # ((name, value text), ...)
+    # `ip tcp_metrics flush all`: Linux keeps a client's Fast Open cookies (and the server's MSS)
+    # among its per-destination metrics (tcp_metrics.c), so this forgets them.
+    flush_metrics: bool = False
 
 
 _SUITE_SCRIPT = re.compile(r"^(\.\./)+common/(defaults\.sh|set_sysctls\.py)$")
 _RESTORE = "/tmp/sysctl_restore_${PPID}.sh"
+_FLUSH_METRICS = ("ip", "tcp_metrics", "flush", "all")
 
 
 def interpret_linux_shell(command: str) -> LinuxSysctls:
@@ -99,6 +103,7 @@ def interpret_linux_shell(command: str) -> LinuxSysctls:
     except ValueError as error:
         raise Unsupported("shell command", f"cannot split {command.strip()[:40]!r}: {error}") from None
     settings = []
+    flush = False
     index = 0
     while index < len(words):
         word = words[index]
@@ -115,10 +120,12 @@ def interpret_linux_shell(command: str) -> LinuxSysctls:
             end = next((later for later in range(index + 1, len(words)) if _starts_command(words[later])), len(words))
             noop = tuple(word for word in words[index:end] if not word.startswith(">") and word not in ("2>&1",))
             noop = tuple(word for word in noop if word != "/dev/null")
-            if noop not in LINUX_SHELL_NOOPS:
+            if noop == _FLUSH_METRICS:
+                flush = True
+            elif noop not in LINUX_SHELL_NOOPS:
                 raise Unsupported("shell command", " ".join(words[index:end])[:60])
             index = end
-    return LinuxSysctls(tuple(settings))
+    return LinuxSysctls(tuple(settings), flush)
 
 
 def _starts_command(word: str) -> bool:

@@ -82,6 +82,9 @@ CONSTANTS = {
 }
 
 # Errno names that are one error under two names (on FreeBSD and on Linux).
+# The states after our FIN was queued: the send side is shut, so poll() says writable (a write
+# fails at once: EPIPE), as Linux (SEND_SHUTDOWN in tcp_poll) and FreeBSD (SBS_CANTSENDMORE) do.
+_FIN_QUEUED = frozenset({State.FIN_WAIT_1, State.FIN_WAIT_2, State.CLOSING, State.LAST_ACK, State.TIME_WAIT, State.CLOSED})
 ERRNO_ALIASES = {"EWOULDBLOCK": "EAGAIN", "ENOTSUP": "EOPNOTSUPP"}
 
 
@@ -436,9 +439,12 @@ class SocketTable:
                 revents |= CONSTANTS["POLLIN"]
         elif connection is not None:
             state = connection.state
-            if connection.readable or connection.at_eof:
+            # As Linux's tcp_poll: a connection that is over (a reset, or both FINs done: its
+            # receive and send sides shut) is readable (EOF or the error) and writable (the
+            # write fails at once), besides POLLHUP; so is the sending side once our FIN is queued.
+            if connection.readable or connection.at_eof or state is State.CLOSED:
                 revents |= CONSTANTS["POLLIN"] | CONSTANTS["POLLRDNORM"]
-            if state in (State.ESTABLISHED, State.CLOSE_WAIT) and connection.send_space > 0:
+            if state in (State.ESTABLISHED, State.CLOSE_WAIT) and connection.send_space > 0 or state in _FIN_QUEUED:
                 revents |= CONSTANTS["POLLOUT"]
             if connection.error is not None:
                 revents |= CONSTANTS["POLLERR"]

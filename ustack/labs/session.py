@@ -480,9 +480,10 @@ def run_lab(name: str, summary: str, scenario: Scenario, options: LabOptions, co
     if os.geteuid() != 0:
         raise LabError("labs need root: they create a network namespace and a TUN device (sudo ustack lab ...)")
     # offload=False: a lab shows TCP segment by segment. With TSO the kernel would take a run of
-    # our segments as one and answer it with one ACK (three duplicate ACKs would become one).
+    # our segments as one and answer it with one ACK (three duplicate ACKs would become one);
+    # software_offload=False: nor does the link join or cut them in software.
     settings = NetworkSettings(namespace=f"ust-lab-{name}-{os.getpid()}", pcap=options.pcap, faults=True,
-                               seed=options.seed, offload=False)
+                               seed=options.seed, offload=False, software_offload=False)
     watch = SceneWatch(*(address_of(address) for address in lab_addresses(options.ipv6)))
     network = UstackNetwork(settings, watch=watch, wire_layer=Gate)
     if options.web is not None:

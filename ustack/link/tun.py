@@ -42,7 +42,26 @@ that one.
 If the kernel refuses TUNSETOFFLOAD the device is opened again without IFF_VNET_HDR, and
 `offload` says which way it runs. If it takes CSUM and TSO4 but refuses TSO6, `tso6` is False: the
 kernel then hands us IPv6 segments one by one, and an IPv6 segment larger than the MTU that the
-core built is cut here in software (vnet.split_super_segment), so the Stack above need not know.
+core built is cut here in software (cut_tcp_segment), so the Stack above need not know.
+
+Software offload (`offload=False`, `ustack serve --no-offload`, or a kernel that refuses
+TUNSETOFFLOAD; `software_offload=False` turns it off too): the device then carries one MTU-sized
+packet per read and per write, and this link does in software what Linux does for a device
+without offloads (GRO and GSO), so that the core's per-segment work stays per super-segment:
+- receiving, receive_batch reads the batch (until EAGAIN or max_packets) into the slots of one
+  buffer and joins each run of consecutive in-order segments of one connection into one
+  super-segment (csrc/segment.c states the rules: same addresses, ports, ACK number, window,
+  options byte for byte, IP fields and ECN codepoint; data only, PSH on the last piece; each
+  packet's checksums verified first, a bad one handed up alone for the stack to drop and count
+  as always);
+- sending, the Stack builds segments of up to 64 KB (cuts_large_segments) and send() cuts each
+  into MTU-sized packets with full checksums, PSH/FIN on the last and CWR on the first only, and
+  writes them one by one.
+The byte stream and every decision of the core are the same as with the segments one by one;
+the receiver's ACKs count a super-segment's bytes as the full-sized segments in it (one ACK per
+joined run, as with the kernel's GRO). Middlewares above see super-segments both ways, as they
+do with offloads; a lab, which shows TCP segment by segment, opens its link with
+software_offload=False.
 
 Several queues (`ustack serve --workers N`, ustack/workers.py; Documentation/networking/tuntap.rst
 3.3): a device opened with IFF_MULTI_QUEUE can be opened again by name, each open (TUNSETIFF with
@@ -66,8 +85,9 @@ import os
 import pytun
 
 from .base import Link, LinkError
+from ..wire.segment import SegmentJoiner, cut_tcp_segment
 from .vnet import (CWR, ECE, GSO_NONE, GSO_TCPV6, HEADER_SIZE, PLAIN_BYTES, Coalescer, VnetDrop,
-                   large_segment_parts, packet_from_parts, split_super_segment)
+                   large_segment_parts, packet_from_parts)
 
 TUN_PATH = "/dev/net/tun"
 # The kernel's default transmit queue for a TUN device is 500 packets, which a burst of 64 KiB
@@ -87,6 +107,10 @@ IFF_MULTI_QUEUE = 0x0100  # include/uapi/linux/if_tun.h: one queue (fd) per TUNS
 # A vnet header and the largest packet: IPv6's 40-byte header and a 65535-byte payload.
 LARGEST_FRAME = HEADER_SIZE + 40 + 65535
 IOV_MAX = os.sysconf("SC_IOV_MAX")  # the most buffers one os.writev takes (1024 on Linux)
+# Software offload reads a batch into one buffer of MTU-sized slots: at most this many slots, and
+# at most this many bytes (a batch at MTU 65535 is 16 packets).
+JOIN_SLOTS = 64
+JOIN_BUFFER = 1 << 20
 
 
 class TunLink(Link):
@@ -99,10 +123,13 @@ class TunLink(Link):
         offload: bool = True,
         multi_queue: bool = False,
         existing: bool = False,
+        software_offload: bool = True,
     ) -> None:
         """`multi_queue`: open the device with IFF_MULTI_QUEUE, so that attach_queue() can add
         queues. `existing`: this is such a further queue of a device already made (no new device,
-        MTU and queue length left as they are); use attach_queue() rather than this."""
+        MTU and queue length left as they are); use attach_queue() rather than this.
+        `software_offload`: where the device runs without the kernel's offloads, join and cut
+        segments here instead (see the module docstring); False: every packet as it comes."""
         super().__init__()
         if not 68 <= mtu <= 65535:  # RFC 791: every IPv4 link carries at least 68 bytes
             raise LinkError(f"TUN mtu {mtu} is outside 68..65535")
@@ -116,6 +143,7 @@ class TunLink(Link):
         offloads = _enable_offloads(self._device) if offload else 0
         self.offload = bool(offloads)
         self.tso6 = bool(offloads & TUN_F_TSO6)
+        self.software_offload = software_offload and not self.offload
         if offload and not self.offload:
             if existing:  # the queues of one device must all carry the vnet header, or none
                 self._device.close()
@@ -136,6 +164,9 @@ class TunLink(Link):
         self._device = device
         self._fd = device.fileno()
         self._coalescer = Coalescer(ipv6=self.tso6) if self.offload else None
+        self._joiner = None
+        if self.software_offload:
+            self._joiner = SegmentJoiner(self.mtu, max(1, min(JOIN_SLOTS, JOIN_BUFFER // self.mtu)))
         # Each frame is read straight into these (os.readv): the vnet header, then the packet,
         # whose only copy is the bytes handed to the stack.
         self._vnet_header = bytearray(HEADER_SIZE)
@@ -146,13 +177,45 @@ class TunLink(Link):
         """One more queue of this multi-queue device: a TunLink with its own fd, same offloads."""
         if not self.multi_queue:
             raise LinkError(f"TUN {self.name} was not opened with multi_queue=True")
-        return TunLink(self.name, mtu=self.mtu, namespace=self.namespace, offload=self.offload, existing=True)
+        return TunLink(self.name, mtu=self.mtu, namespace=self.namespace, offload=self.offload, existing=True,
+                       software_offload=self.software_offload)
+
+    @property
+    def cuts_large_segments(self) -> bool:
+        """Whether the Stack may hand this link TCP segments larger than the MTU: the kernel cuts
+        them (TSO) or this link does (software offload). Stack(segmentation_offload=...)."""
+        return self.offload or self.software_offload
 
     def layer_name(self) -> str:
         return f"TunLink({self.name})"
 
     def fileno(self) -> int:
         return self._fd
+
+    def receive_batch(self, now: float, max_packets: int = 64) -> list[bytes]:
+        joiner = self._joiner
+        if joiner is None:
+            return super().receive_batch(now, max_packets)
+        # Software GRO: read the batch into the joiner's slots (one os.readv each, no bytes object
+        # made per packet), then join its runs in one C call (ustack/wire/segment.py).
+        fd, slots, lengths = self._fd, joiner.slots, joiner.lengths
+        count, limit = 0, min(max_packets, joiner.capacity)
+        try:
+            while count < limit:
+                lengths[count] = os.readv(fd, slots[count])
+                count += 1
+        except BlockingIOError:
+            pass  # nothing more is ready
+        except OSError:
+            if not count:
+                raise
+            # Hand over what we have; the next call meets the error again.
+        if not count:
+            return []
+        packets = joiner.join(count)
+        self.counters["packets_in"] += len(packets)
+        self.counters["bytes_in"] += sum(map(len, packets))
+        return packets
 
     def read_packet(self) -> bytes | None:
         if self.offload:
@@ -180,9 +243,20 @@ class TunLink(Link):
         return packet
 
     def send(self, packet: bytes, now: float) -> None:
+        if len(packet) > self.mtu and self._coalescer is None:
+            # Software GSO: cut here what the core built larger than the MTU (only where
+            # cuts_large_segments told the Stack it may), each piece one write.
+            pieces = cut_tcp_segment(packet, self.mtu) if self.software_offload else None
+            if pieces is None:
+                self.count_drop("larger_than_mtu")
+                return
+            self.counters["large_segments_cut_here"] += 1
+            for piece in pieces:
+                self._write([piece])
+            return
         if len(packet) > self.mtu:
             # CWR and ECE may ride on a large segment too (ECN's first new data after a reduction).
-            parts = None if self._coalescer is None else large_segment_parts(packet, self.mtu, CWR | ECE)
+            parts = large_segment_parts(packet, self.mtu, CWR | ECE)
             if parts is None:
                 self.count_drop("larger_than_mtu")
                 return
@@ -191,13 +265,13 @@ class TunLink(Link):
             self.counters["large_segments_out"] += 1
             # Cut here what the kernel will not cut as it should: an IPv6 segment when it refused
             # TSO6, and one carrying CWR, which it was not offered TUN_F_TSO_ECN for (it would put
-            # CWR on every piece; RFC 3168 6.1.2 wants it once, and split_super_segment keeps it
+            # CWR on every piece; RFC 3168 6.1.2 wants it once, and cut_tcp_segment keeps it
             # on the first piece only).
             ipv6 = parts[0][1] == GSO_TCPV6
             tcp_flags = packet[(40 if ipv6 else 20) + 13]  # large_segment_parts took TCP right after the IP header
             if (ipv6 and not self.tso6) or tcp_flags & CWR:
                 self.counters["large_segments_cut_here"] += 1
-                for piece in split_super_segment(b"".join(parts)):
+                for piece in cut_tcp_segment(packet, self.mtu):
                     self._write([PLAIN_BYTES, piece])
                 return
             self._write(parts)
@@ -214,6 +288,14 @@ class TunLink(Link):
                 self._write(parts)
 
     def stats(self) -> dict[str, dict[str, int]]:
+        joiner = self._joiner
+        if joiner is not None:
+            self.counters["super_segments_in"] = joiner.super_segments
+            self.counters["segments_in_super_segments_in"] = joiner.segments_joined
+            if joiner.not_ip:
+                self.counters["drop_not_ip"] = joiner.not_ip
+            if joiner.longer_than_slot:
+                self.counters["drop_longer_than_mtu"] = joiner.longer_than_slot
         if self._coalescer is not None:
             self.counters["super_segments_out"] = self._coalescer.super_segments
             self.counters["segments_in_super_segments_out"] = self._coalescer.segments_joined

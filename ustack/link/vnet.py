@@ -29,8 +29,8 @@ What the kernel does with a super-segment we write (tcp_gso_segment): it cuts th
 gso_size pieces, each with a copy of the IP and TCP headers (options included), the sequence
 number advanced by the data before it, the length field of the IP header set for the piece (the
 IPv4 total length, whose identification it also increments; the IPv6 payload length), and FIN
-and PSH kept on the last piece only. `split_super_segment` below does the same in Python, for the
-tests and for a link whose kernel refused TSO6 (link/tun.py).
+and PSH kept on the last piece only. `split_super_segment` below does the same, through the C cut
+that the TUN link uses where it cuts in software (ustack/wire/segment.py, csrc/segment.c).
 """
 
 from __future__ import annotations
@@ -39,6 +39,7 @@ import struct
 from typing import NamedTuple
 
 from ..wire.checksum import internet_checksum, internet_checksum_of, pseudo_header_sum, pseudo_header_sum6
+from ..wire.segment import cut_tcp_segment
 
 HEADER = struct.Struct("=BBHHHH")
 HEADER_SIZE = HEADER.size  # 10
@@ -331,16 +332,14 @@ def tcp_start_if_joinable(packet: bytes, other_flags: int = 0) -> int:
     return t
 
 
-def _ip_header_for(packet: bytes, tcp_start: int, tcp_length: int, piece: int = 0) -> bytes:
+def _ip_header_for(packet: bytes, tcp_start: int, tcp_length: int) -> bytes:
     """`packet`'s IP header with its length field set for `tcp_length` bytes of TCP; over IPv4
-    also the identification advanced by `piece` and the header checksum made again."""
+    also the header checksum made again."""
     ip = bytearray(packet[:tcp_start])
     if tcp_start == IPV6_HEADER:
         ip[4:6] = tcp_length.to_bytes(2, "big")
         return bytes(ip)
     ip[2:4] = (IPV4_HEADER + tcp_length).to_bytes(2, "big")
-    if piece:
-        ip[4:6] = ((int.from_bytes(ip[4:6], "big") + piece) & 0xFFFF).to_bytes(2, "big")
     ip[10:12] = b"\0\0"
     ip[10:12] = internet_checksum(bytes(ip)).to_bytes(2, "big")
     return bytes(ip)
@@ -365,30 +364,18 @@ def _fold(value: int) -> int:
 
 def split_super_segment(frame: bytes) -> list[bytes]:
     """What the kernel makes of a frame we write: the packets the peer receives, each with both
-    checksums complete (tcp_gso_segment and inet_gso_segment / ipv6_gso_segment, in Python for the
-    tests and for a link whose kernel refused TSO6)."""
+    checksums complete (tcp_gso_segment and inet_gso_segment / ipv6_gso_segment). The cut itself
+    is ustack.wire.segment.cut_tcp_segment (C), which the TUN link also uses where it cuts in
+    software; this reads the frame's vnet header for it, for the tests."""
     header = parse_vnet_header(frame)
     packet = frame[HEADER_SIZE:]
     if header.gso_type == GSO_NONE:
         if header.flags & NEEDS_CSUM:
             return [packet_from_kernel(frame)]
         return [packet]
-    t, header_length = header.csum_start, header.hdr_len
-    headers, data = packet[:header_length], packet[header_length:]
-    seq = int.from_bytes(headers[t + 4:t + 8], "big")
-    pieces = []
-    for offset in range(0, len(data), header.gso_size):
-        piece = data[offset:offset + header.gso_size]
-        last = offset + header.gso_size >= len(data)
-        tcp_length = header_length - t + len(piece)
-        ip = _ip_header_for(headers, t, tcp_length, len(pieces))
-        tcp = bytearray(headers[t:])
-        tcp[4:8] = ((seq + offset) & 0xFFFFFFFF).to_bytes(4, "big")
-        if not last:
-            tcp[13] &= ~(PSH | FIN)
-        if pieces:
-            tcp[13] &= ~CWR  # once, on the first piece (RFC 3168 6.1.2), as TSO with ECN does
-        tcp[16:18] = _partial_checksum(headers, t, tcp_length)
-        tcp[16:18] = internet_checksum(bytes(tcp) + piece).to_bytes(2, "big")
-        pieces.append(ip + bytes(tcp) + piece)
-    return pieces
+    t = header.csum_start
+    header_length = t + (packet[t + 12] >> 4) * 4
+    pieces = cut_tcp_segment(packet, header_length + header.gso_size)
+    if pieces is None:
+        raise VnetDrop("vnet_gso_not_a_tcp_segment")
+    return [bytes(piece) for piece in pieces]

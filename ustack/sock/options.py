@@ -1,4 +1,5 @@
-"""Socket options: which setsockopt options ustack has, and the TcpConfig field each one sets.
+"""Socket options: which setsockopt options ustack has, and the TcpConfig field each one sets;
+and which recv/send flags it honours.
 
 The option numbers are the kernel's (from the `socket` module), so code written for `socket`
 reads the same. Options set before connect() or listen() become the connection's TcpConfig;
@@ -8,14 +9,19 @@ set on a connected socket, the core changes them on the open connection (Connect
 from __future__ import annotations
 
 import errno
+import socket
 import struct
 from socket import (
     IPPROTO_TCP,
+    MSG_DONTWAIT,
+    MSG_PEEK,
+    MSG_WAITALL,
     SO_KEEPALIVE,
     SO_RCVBUF,
     SO_SNDBUF,
     SOL_SOCKET,
     TCP_CONGESTION,
+    TCP_FASTOPEN,
     TCP_KEEPCNT,
     TCP_KEEPIDLE,
     TCP_KEEPINTVL,
@@ -34,9 +40,19 @@ OPTIONS: dict[tuple[int, int], str] = {
     (IPPROTO_TCP, TCP_KEEPINTVL): "keepalive_interval",
     (IPPROTO_TCP, TCP_KEEPCNT): "keepalive_probes",
     (IPPROTO_TCP, TCP_CONGESTION): "congestion_control",  # the algorithm's name, as bytes
+    # A listener's Fast Open queue (RFC 7413 5.1); TCP_FASTOPEN_CONNECT is the socket's own (fastopen.py).
+    (IPPROTO_TCP, TCP_FASTOPEN): "fast_open_queue",
 }
+# recv/send flags ustack honours; any other flag is refused (EOPNOTSUPP), never ignored.
+RECV_FLAGS = MSG_PEEK | MSG_WAITALL | MSG_DONTWAIT
+SEND_FLAGS = MSG_DONTWAIT | getattr(socket, "MSG_NOSIGNAL", 0)  # no signals in ustack: NOSIGNAL is a no-op
 CONGESTION_NAME_MAX = 16  # Linux's TCP_CA_NAME_MAX: what getsockopt(TCP_CONGESTION) returns
 SECONDS_OPTIONS = ("keepalive_idle", "keepalive_interval")
+
+
+def check_flags(flags: int, allowed: int, call: str) -> None:
+    if flags & ~allowed:
+        raise os_error(errno.EOPNOTSUPP, f"{call}() flags {flags & ~allowed:#x} are not supported by ustack")
 
 
 def config_field(level: int, option: int) -> str:

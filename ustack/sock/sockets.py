@@ -46,12 +46,10 @@ from ..aio.errors import os_error
 from ..wire.ipv4 import address_text, address_value
 from ..wire.ipv6 import address6_text, address6_value
 from .network import _DEFAULT_TIMEOUT, StackThread, _as_coroutine, _default_timeout
-from .options import apply_options, config_field, option_value, setting_for
+from .fastopen import TCP_FASTOPEN_CONNECT, FastOpenCalls
+from .options import RECV_FLAGS, SEND_FLAGS, apply_options, check_flags, config_field, option_value, setting_for
 from .streams import SEND_AHEAD, _Listening, _Stream
 
-# recv/send flags ustack honours; any other flag is refused (EOPNOTSUPP), never ignored.
-RECV_FLAGS = MSG_PEEK | MSG_WAITALL | MSG_DONTWAIT
-SEND_FLAGS = MSG_DONTWAIT | getattr(_socket, "MSG_NOSIGNAL", 0)  # no signals in ustack: NOSIGNAL is a no-op
 
 
 class Network(StackThread):
@@ -87,7 +85,7 @@ class Network(StackThread):
         return connection
 
 
-class Socket:
+class Socket(FastOpenCalls):
     """A TCP socket of a ustack Network, with the blocking calls of Python's socket.socket."""
 
     def __init__(self, network: Network, family: int = AF_INET, type: int = SOCK_STREAM, proto: int = 0, *, _stream: _Stream | None = None) -> None:
@@ -239,6 +237,9 @@ class Socket:
                 raise os_error(errno.EINVAL, "SO_LINGER takes struct.pack('ii', onoff, seconds)")
             self._linger = struct.unpack("ii", value)
             return
+        if (level, option) == (IPPROTO_TCP, TCP_FASTOPEN_CONNECT):
+            self._set_fast_open_connect(value)
+            return
         field = config_field(level, option)
         setting = setting_for(field, value)
         self._config_overrides[field] = setting
@@ -251,6 +252,8 @@ class Socket:
             return self._reuse_address
         if (level, option) == (SOL_SOCKET, SO_LINGER):
             return struct.pack("ii", *self._linger)
+        if (level, option) == (IPPROTO_TCP, TCP_FASTOPEN_CONNECT):
+            return self._fast_open_connect
         if level == IPPROTO_IPV6:
             if self.family != AF_INET6:
                 raise os_error(errno.EOPNOTSUPP, "IPPROTO_IPV6 options are for AF_INET6 sockets")
@@ -314,21 +317,29 @@ class Socket:
     # --- active open ----------------------------------------------------------------------------
     def connect(self, address: tuple[str, int]) -> None:
         self._check_open()
-        if self._stream is not None:
+        if self._stream is not None or self._deferred is not None:
             raise os_error(errno.EISCONN)
         if self._listening is not None:
             raise os_error(errno.EINVAL, "socket is listening")
+        host, port = self._destination(address)
+        if self._defers_connect(host):  # TCP_FASTOPEN_CONNECT: the SYN waits for the first send (fastopen.py)
+            self._deferred = (host, port)
+            return
+        self._stream = self.network.call(self._open_stream(host, port, fast_open=bool(self._fast_open_connect)), self._timeout)
+
+    def _destination(self, address: Any) -> tuple[str, int]:
+        """(host, port) of an address to connect to, checked as connect() checks it."""
         host, port = _address_pair(address, "connect", self.family)
         if self._v6_only and ":" not in host:
             raise os_error(errno.ENETUNREACH, "a v4-mapped address on an IPV6_V6ONLY socket")
+        return host, port
+
+    async def _open_stream(self, host: str, port: int, fast_open: bool = False, data: bytes = b"") -> _Stream:
+        """The active open, on the stack's loop (AsyncStack.create_connection)."""
         local_port = self._bound[1] if self._bound and self._bound[1] else None
-        runtime = self.network.runtime
-
-        async def open() -> _Stream:
-            _, stream = await runtime.create_connection(_Stream, host, port, local_port=local_port, config=self._config())
-            return stream
-
-        self._stream = self.network.call(open(), self._timeout)
+        _, stream = await self.network.runtime.create_connection(_Stream, host, port, local_port=local_port,
+                                                                 config=self._config(), fast_open=fast_open, data=data)
+        return stream
 
     def connect_ex(self, address: tuple[str, int]) -> int:
         try:
@@ -339,8 +350,10 @@ class Socket:
 
     # --- data ---------------------------------------------------------------------------------
     def send(self, data: bytes, flags: int = 0) -> int:
+        if self._deferred is not None and not self._closed:
+            return self._send_on_syn(data, flags)
         stream = self._connected()
-        _check_flags(flags, SEND_FLAGS, "send")
+        check_flags(flags, SEND_FLAGS, "send")
         if self._write_shut:
             raise os_error(errno.EPIPE)
         if not data:
@@ -348,14 +361,15 @@ class Socket:
         return self.network.call(stream.send(bytes(data)), self._call_timeout(flags))
 
     def sendall(self, data: bytes, flags: int = 0) -> None:
+        view = memoryview(bytes(data))
+        start = self._send_on_syn(view, flags) if self._deferred is not None and not self._closed else 0
         stream = self._connected()
-        _check_flags(flags, SEND_FLAGS, "sendall")
+        check_flags(flags, SEND_FLAGS, "sendall")
         if self._write_shut:
             raise os_error(errno.EPIPE)
-        view = memoryview(bytes(data))
 
         async def send_all() -> None:
-            offset = 0
+            offset = start
             while offset < len(view):
                 offset += await stream.send(view[offset : offset + SEND_AHEAD].tobytes())
 
@@ -369,7 +383,8 @@ class Socket:
             raise ValueError("file should be opened in binary mode")
         if count is not None and count <= 0:
             raise ValueError(f"count must be a positive integer (got {count!r})")
-        self._connected()
+        if self._deferred is None:  # (a deferred connect opens with the first chunk: fastopen.py)
+            self._connected()
         if offset:
             file.seek(offset)
         total = 0
@@ -391,7 +406,7 @@ class Socket:
         for all max_bytes unless the stream ends or fails first), MSG_DONTWAIT (BlockingIOError
         instead of waiting)."""
         stream = self._connected()
-        _check_flags(flags, RECV_FLAGS, "recv")
+        check_flags(flags, RECV_FLAGS, "recv")
         if max_bytes < 0:
             raise ValueError("negative buffersize in recv")
         if self._read_shut or max_bytes == 0:
@@ -523,11 +538,6 @@ class Socket:
         if self._stream is None:
             raise os_error(errno.ENOTCONN)
         return self._stream
-
-
-def _check_flags(flags: int, allowed: int, call: str) -> None:
-    if flags & ~allowed:
-        raise os_error(errno.EOPNOTSUPP, f"{call}() flags {flags & ~allowed:#x} are not supported by ustack")
 
 
 def _address_pair(address: Any, call: str, family: int = AF_INET) -> tuple[str, int]:

@@ -41,6 +41,7 @@ from collections import Counter, OrderedDict
 from ustack.tcp.seq import seq_add
 from ustack.tcp.state import SYN_RECEIVED
 
+FAST_OPEN_MIN_COOKIE = 4  # bytes, RFC 7413 4.1.1 (at most 16: wire/codec.py's FAST_OPEN_MAX_COOKIE)
 CACHE_ENTRIES = 1024  # server addresses a client remembers cookies for (oldest forgotten first)
 SYN_OPTION_SPACE = 40  # what a SYN's options may take; SYN data leaves room for all of it
 
@@ -168,6 +169,10 @@ class ClientFastOpen:
         A server that ignored our request in the option of kind 34 is asked next time in the
         experimental form (kind 254), which older servers know, as Linux does."""
         cookie = segment.options.fast_open
+        if cookie and (len(cookie) < FAST_OPEN_MIN_COOKIE or len(cookie) % 2):
+            # RFC 7413 4.1.1: a cookie is 4 to 16 bytes. As Linux (tcp_parse_fastopen_option, which
+            # also wants an even length), one of another length is no cookie: the one we had stays.
+            cookie = None
         counters = self.cache.counters
         if cookie and self.option_sent:  # a cookie we did not ask for is not kept
             self.cache.remember(connection.remote_address, cookie, segment.options.mss,

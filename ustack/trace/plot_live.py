@@ -42,6 +42,16 @@ def packet_key(packet: bytes, direction: str) -> Key | None:
     return (ip.dst, tcp.dst_port, ip.src, tcp.src_port)
 
 
+def plot_file_name(number: int, key: Key) -> str:
+    """The file a connection's graph is written to: its number in the run, then our endpoint and
+    the peer's as tcpdump writes them (address.port), with each colon of an IPv6 address made a
+    '-' (a colon is refused by some file systems, and `::` reads badly in a shell):
+    '1-10.77.0.2.80-10.77.0.1.41234.svg', '2-fd00-77--2.80-fd00-77--1.41234.svg'. The number keeps
+    two connections on the same four numbers (one after the other) apart and the files in order."""
+    ours, peer = (f"{address_text(address).replace(':', '-')}.{port}" for address, port in (key[:2], key[2:]))
+    return f"{number}-{ours}-{peer}.svg"
+
+
 class LivePlots(LiveLadders):
     def __init__(self, directory: str, output=None, port: int | None = None, text: bool = False,
                  relative: bool = False, colour: bool = False, limit: int = PLOT_FILE_LIMIT) -> None:
@@ -81,8 +91,7 @@ class LivePlots(LiveLadders):
         graph = time_sequence(ladder)
         origin = ladder.start_time
         drawn = [sample._replace(time=sample.time - origin) for sample in samples.samples] if samples else []
-        name = f"{len(self.written) + 1}-{address_text(key[2])}_{key[3]}-{key[1]}.svg"
-        path = os.path.join(self.directory, name)
+        path = os.path.join(self.directory, plot_file_name(len(self.written) + 1, key))
         try:
             render(graph, path, samples=drawn, image_format="svg")
         except OSError as error:

@@ -185,6 +185,14 @@ class Lib:
         data_length: int,
         /,
     ) -> int: ...
+    # segment.c: software GSO (the cut) and GRO (the join)
+    @staticmethod
+    def ustack_cut_tcp_segment(
+        packet: InBytes, length: int, largest: int, out: CData, capacity: int, piece_lengths: CData,
+        max_pieces: int, /
+    ) -> int: ...
+    @staticmethod
+    def ustack_join_tcp_segments(buffer: CData, slot_size: int, lengths: CData, count: int, out: CData, /) -> int: ...
 
 ffi: FFI
 lib: Lib

@@ -1,0 +1,100 @@
+"""Segmentation offload in software (csrc/segment.c), for a TUN device without the kernel's:
+
+    cut_tcp_segment(packet, mtu)     a TCP segment larger than the MTU, cut into the packets TSO
+                                     would have put on the wire (GSO)
+    SegmentJoiner(slot_size, slots)  a read batch's buffer, and the packets in it with every run of
+                                     in-order segments of one connection joined (GRO)
+
+The rules (which segments join, what each piece carries) are written once, in csrc/segment.c; the
+link (ustack/link/tun.py) reads and writes, this module only moves bytes between Python and C.
+"""
+
+from __future__ import annotations
+
+from ._wire import ffi, lib
+
+LARGEST_PACKET = 65535
+# A 64 KB segment cut at the smallest MTU IPv4 allows (68, less 40 bytes of headers) has at most
+# this many pieces.
+MOST_PIECES = LARGEST_PACKET // 28 + 1
+_piece_lengths = ffi.new("uint32_t[]", MOST_PIECES)  # reused: the cut runs on the loop's thread only
+
+
+def cut_tcp_segment(packet: bytes, mtu: int) -> list[memoryview] | None:
+    """The pieces of at most `mtu` bytes that the TCP segment `packet` is cut into (its data in
+    pieces of MTU minus its headers; sequence numbers, lengths and both checksums made for each;
+    PSH and FIN on the last piece only, CWR on the first only), as views into one new buffer of
+    their own. None if `packet` is not a TCP segment with data over IPv4 without options or IPv6
+    without extension headers."""
+    length = len(packet)
+    if length <= 60:
+        return None
+    start = 20 if packet[0] == 0x45 else 40
+    header_length = start + (packet[start + 12] >> 4) * 4
+    if mtu <= header_length:
+        return None
+    most = -(-(length - header_length) // (mtu - header_length))
+    capacity = length + most * header_length  # a copy of the headers in every piece
+    out = bytearray(capacity)
+    count = lib.ustack_cut_tcp_segment(packet, length, mtu, ffi.from_buffer(out), capacity, _piece_lengths,
+                                       MOST_PIECES)
+    if count <= 0:
+        return None
+    view = memoryview(out)
+    pieces = []
+    offset = 0
+    for index in range(count):
+        end = offset + _piece_lengths[index]
+        pieces.append(view[offset:end])
+        offset = end
+    return pieces
+
+
+class SegmentJoiner:
+    """A buffer of `slots` slots of `slot_size` bytes (the MTU) that the link reads a batch into,
+    one packet a slot (`joiner.slots[i]` is the list os.readv takes, `joiner.lengths[i] = n` what it
+    read), and join(count), the packets of the batch with its runs joined:
+
+        count = 0
+        while count < joiner.capacity:
+            joiner.lengths[count] = os.readv(fd, joiner.slots[count])   # until BlockingIOError
+            count += 1
+        packets = joiner.join(count)
+
+    Counters (since creation): super_segments (joined packets handed up), segments_joined (the
+    packets in them), not_ip (packets that are not IPv4 or IPv6) and longer_than_slot (a read
+    that says more than the slot took: the packet was cut short), both not handed up."""
+
+    def __init__(self, slot_size: int, slots: int) -> None:
+        self.slot_size = slot_size
+        self.capacity = slots
+        self._buffer = bytearray(slot_size * slots)
+        self._view = memoryview(self._buffer)
+        self._c_buffer = ffi.from_buffer(self._buffer)
+        self.slots = [[self._view[index * slot_size:(index + 1) * slot_size]] for index in range(slots)]
+        self.lengths = ffi.new("uint32_t[]", slots)
+        self._out = ffi.new("struct ustack_joined_packet[]", slots)
+        self.super_segments = 0
+        self.segments_joined = 0
+        self.not_ip = 0
+        self.longer_than_slot = 0
+
+    def join(self, count: int) -> list[bytes]:
+        """The `count` packets read into the slots, as the stack is to receive them, in order."""
+        produced = lib.ustack_join_tcp_segments(self._c_buffer, self.slot_size, self.lengths, count, self._out)
+        view, out = self._view, self._out
+        packets = []
+        for index in range(produced):
+            entry = out[index]
+            segments = entry.segments
+            if segments == 1:
+                packets.append(bytes(view[entry.offset:entry.offset + entry.length]))
+            elif segments:
+                packets.append(bytes(view[entry.offset:entry.offset + entry.length]))
+                self.super_segments += 1
+                self.segments_joined += segments
+            elif entry.length > self.slot_size:
+                self.longer_than_slot += 1
+            else:
+                self.not_ip += 1
+        return packets
