@@ -11,7 +11,8 @@ a policer) and `--delay-ms` (20 ms) each way, and random loss of each `--losses`
 way, the same random sequence for each transfer's data (FaultInjector.reseed), so that both
 senders meet the same losses. The TUN offloads are off (NetworkSettings.offload=False): with
 them, a 64 KB TSO/GRO packet would cross the FaultInjector as one packet and be lost as rarely as
-one MTU-sized packet, which is not the path being measured. Over it, for each loss rate and each algorithm:
+one MTU-sized packet, which is not the path being measured; so are the link's own software GRO/GSO
+(NetworkSettings.software_offload=False), which would join and cut segments the same way. Over it, for each loss rate and each algorithm:
 
   (a) the kernel sends `--size-mb` MB to ustack (a Python client on the kernel's socket, to a sink
       on ustack): Linux's sender;
@@ -247,7 +248,7 @@ def run(args) -> list[tuple]:
             path = Faults(drop=loss / 100, delay=args.delay_ms / 1000, rate_bytes_per_second=args.rate_mbit * 125_000)
             settings = NetworkSettings(namespace=f"ust-rec-{os.getpid()}-{number}", seed=args.seed,
                                        inbound_faults=path, outbound_faults=path, program="bench_recovery",
-                                       offload=False)
+                                       offload=False, software_offload=False)
             with UstackNetwork(settings) as network:
                 figures = asyncio.run(one_path(network, algorithm, int(args.size_mb * MEGABYTE), args.pacing == "on"))
             ratio = figures["b_goodput"] / figures["a_goodput"]
