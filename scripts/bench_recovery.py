@@ -11,7 +11,8 @@ a policer) and `--delay-ms` (20 ms) each way, and random loss of each `--losses`
 way, the same random sequence for each transfer's data (FaultInjector.reseed), so that both
 senders meet the same losses. The TUN offloads are off (NetworkSettings.offload=False): with
 them, a 64 KB TSO/GRO packet would cross the FaultInjector as one packet and be lost as rarely as
-one MTU-sized packet, which is not the path being measured. Over it, for each loss rate and each algorithm:
+one MTU-sized packet, which is not the path being measured; so are the link's own software GRO/GSO
+(NetworkSettings.software_offload=False), which would join and cut segments the same way. Over it, for each loss rate and each algorithm:
 
   (a) the kernel sends `--size-mb` MB to ustack (a Python client on the kernel's socket, to a sink
       on ustack): Linux's sender;
@@ -149,7 +150,7 @@ def counted(before: dict, after: dict, name: str) -> int:
     return after[name] - before[name]
 
 
-async def one_path(network: UstackNetwork, algorithm: str, size: int) -> dict:
+async def one_path(network: UstackNetwork, algorithm: str, size: int, pacing: bool) -> dict:
     """Both directions over one network; the figures of both."""
     from ustack.aio import AsyncStack
 
@@ -182,7 +183,7 @@ async def one_path(network: UstackNetwork, algorithm: str, size: int) -> dict:
             await writer.drain()
         writer.close()
 
-    stack = network.make_stack(TcpConfig(congestion_control=algorithm))
+    stack = network.make_stack(TcpConfig(congestion_control=algorithm, pacing=pacing))
     async with AsyncStack(stack, network.link) as astack:
         servers = [await astack.start_server(sink, port=SINK_PORT), await astack.start_server(source, port=SOURCE_PORT)]
         try:
@@ -247,9 +248,9 @@ def run(args) -> list[tuple]:
             path = Faults(drop=loss / 100, delay=args.delay_ms / 1000, rate_bytes_per_second=args.rate_mbit * 125_000)
             settings = NetworkSettings(namespace=f"ust-rec-{os.getpid()}-{number}", seed=args.seed,
                                        inbound_faults=path, outbound_faults=path, program="bench_recovery",
-                                       offload=False)
+                                       offload=False, software_offload=False)
             with UstackNetwork(settings) as network:
-                figures = asyncio.run(one_path(network, algorithm, int(args.size_mb * MEGABYTE)))
+                figures = asyncio.run(one_path(network, algorithm, int(args.size_mb * MEGABYTE), args.pacing == "on"))
             ratio = figures["b_goodput"] / figures["a_goodput"]
             row = (loss, algorithm, figures["kernel_algorithm"], figures["a_goodput"], figures["a_rtos"],
                    figures["a_retransmissions"], figures["a_spurious"], figures["a_policed"], figures["b_goodput"],
@@ -301,12 +302,14 @@ def main() -> int:
     parser.add_argument("--rate-mbit", type=float, default=20.0, help="rate limit each way (default 20 Mbit/s)")
     parser.add_argument("--delay-ms", type=float, default=20.0, help="delay each way (default 20 ms)")
     parser.add_argument("--seed", type=int, default=1, help="seed of the FaultInjector's losses")
+    parser.add_argument("--pacing", choices=("on", "off"), default="on" if TcpConfig().pacing else "off",
+                        help="ustack's sender paces (TcpConfig.pacing; default: TcpConfig's)")
     args = parser.parse_args()
     if args.size_mb <= 0:
         parser.error("--size-mb must be positive")
     print(f"{args.size_mb:g} MB each way over ustack's TUN link: {args.rate_mbit:g} Mbit/s (policer), "
           f"{args.delay_ms:g} ms each way, random loss each way; kernel {KERNEL_ADDRESS}, ustack {USTACK_ADDRESS}, "
-          f"seed {args.seed}")
+          f"seed {args.seed}, ustack pacing {args.pacing}")
     print(HEADER, flush=True)
     start = time.perf_counter()
     try:

@@ -34,6 +34,9 @@ CONFIG = TcpConfig(
     # The scripts spell out RFC 5681/6582 arithmetic segment by segment (halving on loss);
     # CUBIC, the default, has its own tests (test_cubic.py).
     congestion_control="newreno",
+    # Segment by segment, the scripts expect a window to leave at once; pacing (off by default)
+    # spreads it over the round trip and has its own tests (test_pacing.py).
+    pacing=False,
 )
 PEER_WINDOW = 8192
 AFTER_FIN = BUFFER - 1  # our window once the peer's FIN has taken a sequence number

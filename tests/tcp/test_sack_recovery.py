@@ -161,7 +161,7 @@ def test_a_lost_retransmission_is_resent_once_later_data_is_sacked():
     assert connection.congestion.ssthresh == 4 * MSS  # the same loss episode: no second halving
 
 
-def test_a_timeout_forgets_the_scoreboard():
+def test_a_timeout_keeps_the_scoreboard():
     script = eight_segments_in_flight()
     connection = script.connection
     script.receive(ack(0, segments(2, 2)))
@@ -169,6 +169,7 @@ def test_a_timeout_forgets_the_scoreboard():
     assert connection.snd.scoreboard.blocks == [segments(2, 2)]
     script.advance_to_next_timer()
     script.expect(segment(0))
-    # RFC 2018 8 / RFC 6675 5.1: the peer may have discarded what it SACKed.
-    assert connection.snd.scoreboard.blocks == []
+    # As Linux (tcp_timeout_mark_lost), RFC 6675 5.1: the SACKed marks stay (segment 0 is not
+    # SACKed, so the peer has not reneged); tests/tcp/test_sack_after_timeout.py has the rest.
+    assert connection.snd.scoreboard.blocks == [segments(2, 2)]
     assert connection.snd.recover == seq_add(local(1), 9 * MSS)

@@ -227,6 +227,9 @@ def info_text(connection: dict, now: float | None) -> str:
     if mss:
         parts.append(f"mss:{mss}")
     parts.extend(_window_text(connection, mss))
+    pacing_rate = connection.get("pacing_rate")
+    if isinstance(pacing_rate, (int, float)):
+        parts.append(f"pacing_rate {rate_text(pacing_rate * 8)}")  # where Linux's ss puts it
     for name, label in (("bytes_sent", "bytes_sent"), ("bytes_received", "bytes_received"),
                         ("retransmissions", "retrans"), ("snd_wnd", "snd_wnd"), ("rcv_wnd", "rcv_wnd")):
         value = connection.get(name)
@@ -259,6 +262,14 @@ def _window_text(connection: dict, mss) -> list[str]:
         else:
             parts.append(f"{name}:{value}B")
     return parts
+
+
+def rate_text(bits_per_second: float) -> str:
+    """A rate as Linux's ss prints one (sprint_bw): 2.4Mbps, 512Kbps, 1.2Gbps."""
+    for limit, unit in ((1e9, "Gbps"), (1e6, "Mbps"), (1e3, "Kbps")):
+        if bits_per_second >= limit:
+            return f"{bits_per_second / limit:.1f}{unit}"
+    return f"{bits_per_second:.0f}bps"
 
 
 def _ms(seconds) -> str:

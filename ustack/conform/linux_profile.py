@@ -65,6 +65,9 @@ LINUX_DEFAULTS = {
     "fast_open_server": True,
     "fast_open_queue": 1,  # non-zero: the driver gives each listener its listen() backlog (0x400)
     "fast_open_cookie_required": True,
+    # Linux paces CUBIC only under the fq qdisc (or with SO_MAX_PACING_RATE); the scripts' tun0
+    # has no fq and expect a window to leave at once.
+    "pacing": False,
 }
 
 # The Fast Open cookie Linux makes for the scripts' client address (192.0.2.1) under defaults.sh's

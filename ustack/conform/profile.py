@@ -105,6 +105,7 @@ FREEBSD_DEFAULTS = {
     "loss_detection": "dupack",
     "ecn": "passive",  # net.inet.tcp.ecn.enable=2
     "ecn_syn_retries": 1,  # net.inet.tcp.ecn.maxretries=1
+    "pacing": False,  # FreeBSD's default stack does not pace (its rack and bbr stacks do)
 }
 # A value whose field TcpConfig does not have (yet) is not applied; every result lists it among
 # its warnings ("profile value ... not applied").

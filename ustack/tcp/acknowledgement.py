@@ -14,6 +14,7 @@ from ustack.tcp.timer_set import PERSIST_TIMER, RETRANSMIT_TIMER
 from ustack.wire.tcp import CWR, ECE, FIN, SYN, TcpSegment
 
 DUPLICATE_ACK_THRESHOLD = 3  # RFC 5681 3.2
+RENEGING_WAIT = 0.010  # the least wait before reneging is acted on (Linux's 10 ms)
 
 
 def _without_dsack(blocks: tuple, ack: int) -> tuple:
@@ -148,6 +149,13 @@ class AcknowledgementProcessing:
         # RFC 6298 5.2 and 5.3: stop the timer when everything is acknowledged, else restart it.
         if snd.nxt == ack:
             self.timers.cancel(RETRANSMIT_TIMER)
+        elif snd.has_sacked and snd.scoreboard.is_sacked(ack):
+            # The peer SACKed the data at the new SND.UNA but does not acknowledge it: it may
+            # have dropped it (reneging, RFC 2018 8). Like Linux (tcp_check_sack_reneging), wait
+            # half an RTT (at least 10 ms) for ACKs that explain it, then time out, which sends
+            # everything again without the SACKed marks (SendSide.go_back_after_timeout).
+            srtt = self.rtt.srtt
+            self.timers.arm(RETRANSMIT_TIMER, now + max(srtt / 2 if srtt else 0.0, RENEGING_WAIT))
         else:
             self.timers.arm(RETRANSMIT_TIMER, now + self.rtt.rto)
         if released and snd.blocked:
@@ -197,9 +205,16 @@ class AcknowledgementProcessing:
     def _enter_fast_recovery(self, now: float) -> None:
         """RFC 5681 3.2 steps 2 and 3 (or RFC 6675 5 step 4): halve, and resend at SND.UNA."""
         congestion = self.congestion
-        if congestion.careful_recovery and seq_lt(self.snd.una, self.snd.recover):
+        snd = self.snd
+        if seq_lt(snd.una, snd.recover) and (
+            congestion.careful_recovery
+            or (seq_lt(snd.nxt, snd.max) and self.sack_permitted and self.config.sack_recovery)
+        ):
             # RFC 6582 3.2 step 2 and 4.1: these duplicate ACKs may answer segments sent twice
-            # since the last recovery or timeout, not a new loss.
+            # since the last recovery or timeout, not a new loss. With SACK, after a timeout
+            # (SND.NXT gone back below SND.MAX), for every algorithm: RFC 6675 5.1, no new
+            # recovery until the RecoveryPoint of the timeout is acknowledged (the SACKs of what
+            # the peer held before it would otherwise halve cwnd a second time for one loss).
             return
         # Step 2: ssthresh from FlightSize, which MUST NOT include what Limited Transmit sent.
         congestion.on_enter_fast_recovery(seq_diff(self.snd.nxt, self.snd.una), now, self.snd.limited_transmit_bytes)

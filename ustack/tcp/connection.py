@@ -583,6 +583,7 @@ class Connection(SegmentArrival, AcknowledgementProcessing, RackProcessing, EcnP
             error=self.error,
             ecn=self.ecn is not None,
             mss=self.send_mss,
+            pacing_rate=self.congestion.pacer.rate if self.congestion.pacer is not None else None,
         )
 
     def __repr__(self) -> str:

@@ -73,4 +73,5 @@ class ConnectionSnapshot:
     congestion_control: str | None = None  # the algorithm's name, as `ss -i` shows it (Linux's tcpi_ca)
     window_scale: tuple[int, int] | None = None  # (send shift, receive shift) when negotiated (RFC 7323)
     mss: int | None = None  # the send MSS: ss -i counts cwnd and ssthresh in these segments, as Linux does
+    pacing_rate: float | None = None  # bytes/s when paced (congestion/pacing.py), as ss -i's pacing_rate
     listening_on: str | None = None  # a listener's wildcard as ss shows it: "*", "0.0.0.0", "::" (Listener.listening_on)

@@ -32,7 +32,8 @@ from ustack.tcp.state import (
 from ustack.tcp.send_side import (
     FAST_RETRANSMIT, FORCE_SEND, KEEPALIVE_PROBE, LIMITED_TRANSMIT, LOSS_PROBE, SEND_SYN, WINDOW_PROBE,
 )
-from ustack.tcp.timer_set import DELAYED_ACK_TIMER, PERSIST_TIMER, RETRANSMIT_TIMER
+from ustack.tcp.congestion.pacing import Pacer
+from ustack.tcp.timer_set import DELAYED_ACK_TIMER, PACING_TIMER, PERSIST_TIMER, RETRANSMIT_TIMER
 from ustack.wire.tcp import ACK, CWR, ECE, FIN, NO_OPTIONS, PSH, RST, SYN, URG, TcpOptions, TcpSegment
 
 # States in which data and our FIN may be (re)transmitted once our SYN is acknowledged.
@@ -64,18 +65,25 @@ class SegmentOutput:
             if self.fast_open is None or not self.fast_open.syn_held(self):
                 self._emit_syn(now, out)
         elif state in _SENDING_STATES and snd.syn_acknowledged or self._sends_before_handshake(state):
-            first_new = len(out)
+            first_new = paced_from = len(out)
             if requested & FAST_RETRANSMIT and snd.take_request(FAST_RETRANSMIT):
                 self._retransmit_first(now, out)
                 first_new = self._count_for_prr(out, first_new)  # before PRR's room is used
             if requested & WINDOW_PROBE and snd.take_request(WINDOW_PROBE):
                 self._emit_window_probe(now, out)
             congestion = self.congestion
+            pacer = None
             if snd.buffer is not None and snd.buffer.length or snd.fin_queued:
                 if congestion.in_recovery and snd.has_sacked and snd.nxt == snd.max:
-                    self._emit_data(now, out, self._sack_recovery_output(now, out))
+                    limit = self._sack_recovery_output(now, out)
+                elif snd.nxt != snd.max and snd.has_sacked:
+                    limit = self._resend_after_timeout(now, out, congestion.cwnd)
                 else:
-                    self._emit_data(now, out, congestion.cwnd)
+                    limit = congestion.cwnd
+                if self.config.pacing:
+                    pacer, limit = self._paced_limit(now, out, paced_from, limit)  # congestion/pacing.py
+                    paced_from = len(out)
+                self._emit_data(now, out, limit)
             if congestion.in_recovery:
                 self._count_for_prr(out, first_new)
             if requested & LIMITED_TRANSMIT and snd.take_request(LIMITED_TRANSMIT):
@@ -86,6 +94,8 @@ class SegmentOutput:
                 self._rack_arm_probe(now)  # new data went out: RFC 8985 7.2 (rack.py)
             # RFC 7661: whether the next ACKs find cwnd used is judged by this flight (base.py).
             congestion.flight_after_send = seq_diff(snd.nxt, snd.una)
+            if pacer is not None:
+                self._paced(now, out, paced_from, pacer)
         if requested & KEEPALIVE_PROBE and snd.take_request(KEEPALIVE_PROBE):
             # RFC 1122 4.2.3.6: a segment the peer must acknowledge: SEQ = SND.NXT - 1, no data.
             out.append(self._build_segment(now, seq_add(snd.una, -1), ACK, b""))
@@ -337,6 +347,77 @@ class SegmentOutput:
             room -= seq_diff(after, start)
         # Whatever room is left goes to new data: _emit_data keeps FlightSize under this.
         return in_flight + room
+
+    def _resend_after_timeout(self, now: float, out: list, cwnd: int) -> int:
+        """Going back from SND.UNA after a retransmission timeout (RFC 6298 5.4) with the SACK
+        scoreboard kept (SendSide.go_back_after_timeout): send the holes again as cwnd allows and
+        step over what the peer holds, as Linux resends only what it marked lost
+        (tcp_timeout_mark_lost keeps the SACKed marks). The flight that cwnd limits leaves the
+        SACKed bytes out: they are not in the network. Returns the limit for _emit_data, which
+        sends what lies beyond the highest SACKed byte as before (its flight, SND.NXT -
+        SND.UNA, counts the SACKed bytes below SND.NXT: they are added to the limit)."""
+        snd = self.snd
+        scoreboard = snd.scoreboard
+        highest = scoreboard.highest_sacked()
+        smss = self.send_mss
+        while highest is not None and seq_lt(snd.nxt, highest):
+            nxt = scoreboard.sacked_end(snd.nxt)
+            if nxt != snd.nxt:
+                snd.skip_sacked(nxt)  # the peer holds this range: not sent again
+                continue
+            hole = scoreboard.next_hole(nxt, highest)
+            if hole is None:
+                break
+            hole_length = seq_diff(hole[1], nxt)
+            room = cwnd - seq_diff(nxt, snd.una) + scoreboard.sacked_between(snd.una, nxt)
+            if room < smss and room < hole_length:
+                break  # _emit_data's silly-window rule decides about a smaller piece
+            length = min(room, hole_length, self._payload_room())
+            self._send_at(now, out, nxt, ACK, snd.buffer.peek(nxt, length))
+        return cwnd + scoreboard.sacked_between(snd.una, snd.nxt)
+
+    # ------------------------------------------------------------------ pacing
+    def _paced_limit(self, now: float, out: list, sent_from: int, limit: int) -> tuple:
+        """TcpConfig.pacing (congestion/pacing.py): the FlightSize limit for new data, lowered
+        to what the pacing bucket allows now. What out[sent_from:] already carries
+        (retransmissions) went at once and is charged. Returns (the pacer, or None when it sets
+        no limit, and the limit)."""
+        congestion = self.congestion
+        pacer = congestion.pacer
+        if pacer is None:
+            pacer = congestion.pacer = Pacer()
+        tokens = pacer.allowance(now, congestion.cwnd, congestion.ssthresh, self.rtt.srtt, self.send_mss)
+        if tokens is None:
+            return None, limit  # no RTT yet, or the window is due at once (pacing.py)
+        pacer.unpaced_limit = limit
+        for segment in out[sent_from:]:
+            tokens -= len(segment.payload)
+            pacer.sent(len(segment.payload))
+        snd = self.snd
+        paced = seq_diff(snd.nxt, snd.una) + (int(tokens) if tokens > 0 else 0)
+        return pacer, (paced if paced < limit else limit)
+
+    def _paced(self, now: float, out: list, sent_from: int, pacer) -> None:
+        """After sending: charge the bucket, and if pacing (not cwnd, the peer's window or the
+        application) holds data back, arm the pacing timer for the next burst. The flight that
+        RFC 7661's validation and a loss's reduction look at (flight_after_send, base.py) is
+        then what cwnd allowed, not what the bucket let out so far: the pacing rate comes from
+        cwnd, and cwnd must neither stop growing nor be halved from a flight only pacing kept
+        small (Linux reduces from cwnd, and counts a paced flight as cwnd-limited)."""
+        for segment in out[sent_from:]:
+            pacer.sent(len(segment.payload))
+        snd = self.snd
+        in_flight = seq_diff(snd.nxt, snd.una)
+        unsent = seq_diff(snd.end_seq, snd.nxt)
+        room = min(pacer.unpaced_limit, snd.wnd) - in_flight
+        if unsent <= 0 or room < min(self.send_mss, unsent):
+            return  # nothing held back by pacing
+        congestion = self.congestion
+        allowed = in_flight + min(room, unsent)
+        if allowed > congestion.flight_after_send:
+            congestion.flight_after_send = allowed
+        if pacer.tokens < self.send_mss:
+            self.timers.arm(PACING_TIMER, pacer.next_send_time(now, self.send_mss))
 
     def _resend_lost_retransmissions(self, now: float, out: list, room: int) -> int:
         """A retransmission can be lost too. RFC 6675 leaves that to the retransmission timer;

@@ -33,12 +33,6 @@ class SackScoreboard:
     def __bool__(self) -> bool:
         return bool(self.blocks)
 
-    def clear(self) -> None:
-        """Forget everything: after a retransmission timeout, since the peer may have reneged on
-        what it SACKed (RFC 2018 8, RFC 6675 5.1)."""
-        self.blocks = []
-        self.rack_lost_end = None
-
     def rack_lost(self, end: int) -> None:
         """RACK found the segments not SACKed below `end` lost (rack.py)."""
         if self.rack_lost_end is None or seq_gt(end, self.rack_lost_end):
@@ -130,6 +124,15 @@ class SackScoreboard:
             if count >= DUPLICATE_THRESHOLD or sacked_above > (DUPLICATE_THRESHOLD - 1) * smss:
                 return True
         return False
+
+    def sacked_end(self, seq: int) -> int:
+        """The end of the SACKed block holding `seq`, or `seq` itself when it is not SACKed."""
+        for start, end in self.blocks:
+            if seq_lt(seq, start):
+                break
+            if seq_lt(seq, end):
+                return end
+        return seq
 
     def is_sacked(self, seq: int) -> bool:
         for start, end in self.blocks:

@@ -44,7 +44,7 @@ class SendSide:
         "_scoreboard", "peer_sack_blocks", "duplicate_acks", "recover", "high_retransmitted",
         "recovery_retransmissions", "limited_transmit_bytes",
         "timed_seq", "timed_at", "syn_retransmitted", "last_send_time", "retransmit_count",
-        "probe_end", "persist_backoff", "retransmissions", "bytes_sent", "sent_times",
+        "probe_end", "persist_backoff", "retransmissions", "bytes_sent", "sent_times", "sack_renegings",
     )  # fmt: skip
 
     def __init__(self, iss: int, buffer_size: int):
@@ -94,6 +94,7 @@ class SendSide:
         # Statistics (STATUS, RFC 9293 3.10.6).
         self.retransmissions = 0
         self.bytes_sent = 0
+        self.sack_renegings = 0  # times the peer dropped data it had SACKed (RFC 2018 8)
 
     # ------------------------------------------------------------------ requests to transmit()
     def data_buffer(self) -> SendBuffer:
@@ -434,12 +435,31 @@ class SendSide:
 
     def go_back_after_timeout(self) -> None:
         """After a timeout with our SYN acknowledged: loss recovery starts over from SND.UNA.
-        RFC 6582 3.2 step 4 (and RFC 6675 5.1) set "recover" to SND.MAX; the peer may have
-        dropped data it SACKed (reneging), so the scoreboard is forgotten (RFC 2018 8); RFC 6298
-        5.4 retransmits the earliest unacknowledged segment, and the rest follows as the (now
-        small) congestion window allows."""
+        RFC 6582 3.2 step 4 (and RFC 6675 5.1) set "recover" to SND.MAX; RFC 6298 5.4
+        retransmits the earliest unacknowledged segment, and the rest follows as the (now small)
+        congestion window allows. The SACK scoreboard is kept, as Linux keeps its SACKed marks
+        (tcp_timeout_mark_lost), so that what the peer holds is not sent again (output.py
+        skips it: RFC 6675 5.1 lets a sender use SACK information across a timeout when it
+        tests for reneging) -- unless the peer has reneged: the segment at SND.UNA is SACKed,
+        yet the timer expired on it. Then, as RFC 2018 8 asks, every SACKed mark goes."""
         self.duplicate_acks = 0
         self.recover = self.max
-        self._scoreboard = None
+        scoreboard = self._scoreboard
+        if scoreboard is not None and scoreboard.is_sacked(self.una):
+            self.sack_reneged()
         self.recovery_retransmissions = ()
         self.nxt = self.una
+
+    def sack_reneged(self) -> None:
+        """The peer dropped data it had SACKed (RFC 2018 8 "reneging"): forget every SACKed mark,
+        in the scoreboard and in RACK's records, so that all of it is sent again."""
+        self._scoreboard = None
+        self.peer_sack_blocks = ()
+        self.sack_renegings += 1
+        if self.sent_times:
+            for entry in self.sent_times:
+                entry[3] &= ~SACKED
+
+    def skip_sacked(self, end: int) -> None:
+        """Going back after a timeout, SND.NXT passes a range the peer has SACKed (not sent again)."""
+        self.nxt = end

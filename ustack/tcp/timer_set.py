@@ -16,6 +16,7 @@ The kinds, each with the rule that arms it:
 - FIN_WAIT_2   after close(), stop waiting for a peer's FIN that never comes (as Linux does)
 - REORDER      RFC 8985 6.3: RACK's reordering window runs out for a segment not yet SACKed
 - TLP          RFC 8985 7.2: the probe timeout; send a tail loss probe
+- PACING       the pacing bucket (congestion/pacing.py) holds enough for the next burst of data
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ class Timer(enum.IntEnum):
     FIN_WAIT_2 = 6
     REORDER = 7
     TLP = 8
+    PACING = 9
 
     @property
     def label(self) -> str:
@@ -53,6 +55,7 @@ CONNECT_TIMER = Timer.CONNECT
 FIN_WAIT_2_TIMER = Timer.FIN_WAIT_2
 REORDER_TIMER = Timer.REORDER
 TLP_TIMER = Timer.TLP
+PACING_TIMER = Timer.PACING
 
 _KINDS = tuple(Timer)
 _COUNT = len(_KINDS)

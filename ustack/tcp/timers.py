@@ -16,6 +16,7 @@ from ustack.tcp.timer_set import (
     DELAYED_ACK_TIMER,
     FIN_WAIT_2_TIMER,
     KEEPALIVE_TIMER,
+    PACING_TIMER,
     PERSIST_TIMER,
     REORDER_TIMER,
     RETRANSMIT_TIMER,
@@ -61,6 +62,10 @@ class Timers:
                 return
         if self.timers.due(PERSIST_TIMER, now):
             self._persist_timeout(now)
+        if self.timers.due(PACING_TIMER, now):
+            # The pacing bucket holds the next burst: the transmit() that follows every timer
+            # sends it (congestion/pacing.py).
+            self.timers.cancel(PACING_TIMER)
         if self.timers.due(DELAYED_ACK_TIMER, now):
             self.timers.cancel(DELAYED_ACK_TIMER)
             self.rcv.owe_ack()

@@ -42,7 +42,7 @@ class CongestionControl:
 
     __slots__ = (
         "initial_window_segments", "mss", "cwnd", "ssthresh", "in_recovery", "_acked_anything", "prr",
-        "flight_after_send",
+        "flight_after_send", "pacer",
     )
 
     def __init__(self, mss: int, initial_window_segments: int = 10):
@@ -56,6 +56,8 @@ class CongestionControl:
         self.prr: ProportionalRateReduction | None = None
         # FlightSize when the connection last had the chance to send (set by output.transmit).
         self.flight_after_send = 0
+        # The pacing bucket (pacing.py), made by output.py on a connection with TcpConfig.pacing.
+        self.pacer = None
 
     def cwnd_limited(self, bytes_in_flight: int) -> bool:
         """Whether the flight an ACK answers was limited by cwnd, i.e. whether that ACK says
@@ -101,6 +103,7 @@ class CongestionControl:
         self._acked_anything = previous._acked_anything
         self.ssthresh = previous.ssthresh
         self.flight_after_send = previous.flight_after_send
+        self.pacer = previous.pacer
         self.cwnd = previous.ssthresh if previous.in_recovery else previous.cwnd
 
     # --- events (see the module docstring) ---
