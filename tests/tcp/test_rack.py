@@ -11,7 +11,7 @@ import pytest
 
 from tcp_script import *  # noqa: F403
 from ustack.tcp import Connection
-from ustack.tcp.rack import RackState
+from ustack.tcp.rack import PROBE_TIMEOUT_FLOOR, RackState
 
 MSS = 1460
 RTT = 0.125
@@ -64,10 +64,11 @@ def test_a_lost_tail_is_repaired_by_a_probe_and_rack_in_two_round_trips_without_
     script.advance(RTT)
     script.receive(ack(5))
     script.expect_nothing()
-    # RFC 8985 7.2: PTO = 2 * SRTT (several segments in flight), before the RTO (0.375 s).
-    assert connection.timers_armed()["tlp"] == pytest.approx(script.now + 2 * RTT)
+    # RFC 8985 7.2: PTO = 2 * SRTT (several segments in flight) and Linux's 2 ms floor, before
+    # the RTO (0.375 s).
+    assert connection.timers_armed()["tlp"] == pytest.approx(script.now + 2 * RTT + PROBE_TIMEOUT_FLOOR)
     probe_time = script.advance_to_next_timer()
-    assert probe_time == pytest.approx(2 * RTT + 2 * RTT)
+    assert probe_time == pytest.approx(2 * RTT + 2 * RTT + PROBE_TIMEOUT_FLOOR)
     # Nothing new to send: the last segment goes again (7.3).
     script.expect(segment(data, 7))
     # The peer SACKs the probe: RACK sees 5 and 6, sent a round trip before the probe, still
@@ -80,8 +81,9 @@ def test_a_lost_tail_is_repaired_by_a_probe_and_rack_in_two_round_trips_without_
     script.receive(ack(8))
     assert connection.snd.una == connection.snd.max
     assert connection.retransmission_timeouts == 0
-    # From the loss to the repair: the PTO (2 RTT) and one RTT each for the probe and the resend.
-    assert script.now == pytest.approx(RTT + RTT + 2 * RTT + RTT + RTT)
+    # From the loss to the repair: the PTO (2 RTT + floor) and one RTT each for the probe and
+    # the resend.
+    assert script.now == pytest.approx(RTT + RTT + 2 * RTT + PROBE_TIMEOUT_FLOOR + RTT + RTT)
 
 
 def test_the_same_lost_tail_waits_for_the_retransmission_timer_with_dupack_loss_detection():
@@ -97,9 +99,9 @@ def test_the_same_lost_tail_waits_for_the_retransmission_timer_with_dupack_loss_
 
 def test_the_probe_is_new_data_when_there_is_some():
     script, data = in_flight(30)
-    # No ACK at all after the flight: at PTO = 2 * SRTT after the flight (before the RTO), one
+    # No ACK at all after the flight: at PTO = 2 * SRTT + floor after the flight (before the RTO), one
     # new segment beyond cwnd (7.3: cwnd does not limit a probe).
-    assert script.advance_to_next_timer() == pytest.approx(RTT + 2 * RTT)
+    assert script.advance_to_next_timer() == pytest.approx(RTT + 2 * RTT + PROBE_TIMEOUT_FLOOR)
     script.expect(segment(data, 8))
     assert script.connection.rack.tlp_end_seq == local(1 + 9 * MSS)
     assert script.connection.rack.probes_sent == 1
@@ -134,7 +136,32 @@ def test_a_probe_due_when_an_ack_of_part_of_the_flight_is_read_waits_a_new_pto()
     script.receive(ack(5))  # new data acknowledged: the probe timer starts again (RFC 8985 7.2)
     script.expect_nothing()
     assert connection.retransmissions == 0
-    assert connection.timers_armed()["tlp"] == pytest.approx(script.now + 2 * connection.rtt.srtt)
+    assert connection.timers_armed()["tlp"] == pytest.approx(script.now + 2 * connection.rtt.srtt + PROBE_TIMEOUT_FLOOR)
+
+
+def test_the_probe_timeout_has_a_floor_of_2_ms_with_a_sub_millisecond_srtt():
+    # A TUN link: SRTT 0.3 ms. RFC 8985 7.2's 2 * SRTT alone is 0.6 ms, shorter than the time to
+    # read the ACKs already waiting; Linux (tcp_schedule_loss_probe) adds TCP_TIMEOUT_MIN, 2 ms,
+    # when several segments are out, and ustack does the same.
+    srtt = 0.0003
+    rack = RackState()
+    assert rack.probe_timeout(srtt, 8 * MSS, MSS) == pytest.approx(2 * srtt + 0.002)
+    # One segment out: the delayed-ACK allowance (200 ms, Linux's TCP_RTO_MIN) is the floor.
+    assert rack.probe_timeout(srtt, MSS, MSS) == pytest.approx(2 * srtt + 0.2)
+    # In a connection: the flight goes out, the ACK of part of it comes 0.3 ms later.
+    script, data = in_flight(8)
+    connection = script.connection
+    connection.rtt.srtt = srtt
+    script.advance(srtt)
+    script.receive(ack(5))
+    deadline = connection.timers_armed()["tlp"]
+    assert deadline - script.now >= 0.002
+    script.advance(0.0025)  # 2 * SRTT + 1.9 ms: no probe yet (it came at 0.6 ms before)
+    script.expect_nothing()
+    assert connection.rack.probes_sent == 0
+    assert script.advance_to_next_timer() == pytest.approx(deadline)
+    script.expect(segment(data, 7))  # the probe: the last segment again
+    assert connection.rack.probes_sent == 1
 
 
 def test_with_one_segment_in_flight_the_probe_allows_for_a_delayed_ack_but_never_waits_past_the_rto():

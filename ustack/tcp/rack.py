@@ -36,6 +36,12 @@ from ustack.wire.tcp import ACK, FIN, PSH
 # RFC 8985 7.2: the worst-case delayed-ACK time, added to the PTO when only one segment is in
 # flight (its ACK may be held back by the peer's delayed-ACK timer).
 WORST_CASE_DELAYED_ACK = 0.2
+# The PTO's floor when more than one segment is in flight: 2 ms, as Linux's TCP_TIMEOUT_MIN
+# (2 jiffies) in tcp_schedule_loss_probe. RFC 8985 7.2's 2*SRTT is a minimum: a later probe only
+# comes later, an early one is spurious. With a sub-millisecond SRTT (a TUN link), 2*SRTT alone
+# is shorter than the time it takes to read and process the ACKs already waiting, so the timer
+# fired over and over during bulk transfers and now and then resent data the peer had.
+PROBE_TIMEOUT_FLOOR = 0.002
 # RFC 8985 7.2: the PTO before any RTT was measured.
 INITIAL_PTO = 1.0
 # RFC 8985 6.2: how many recoveries a reordering window widened by D-SACK lasts.
@@ -174,12 +180,15 @@ class RackState:
     # ------------------------------------------------------------------ RFC 8985 7
     def probe_timeout(self, srtt: float | None, in_flight: int, mss: int) -> float:
         """TLP_calc_PTO() (RFC 8985 7.2): two round trips, plus the peer's delayed-ACK time when a
-        single segment is in flight; one second before any RTT sample."""
+        single segment is in flight, else plus PROBE_TIMEOUT_FLOOR (as Linux); one second before
+        any RTT sample."""
         if srtt is None:
             return INITIAL_PTO
         pto = 2 * srtt
         if in_flight <= mss:
             pto += WORST_CASE_DELAYED_ACK
+        else:
+            pto += PROBE_TIMEOUT_FLOOR
         return pto
 
     def probe_sent(self, snd_nxt: int, retransmission: bool, flight: int) -> None:
