@@ -23,10 +23,8 @@ def config(**changes):
     return dataclasses.replace(CONFIG, sack=True, initial_window_segments=8, send_buffer_size=65536, **changes)
 
 
-def in_flight(segments_written: int, **changes) -> tuple[Script, bytes]:
-    """SACK negotiated after one RTT, `segments_written` written; the first 8 (at most) sent at
-    t = RTT."""
-    data = (bytes(range(256)) * 400)[: segments_written * MSS]
+def established(**changes) -> Script:
+    """SACK negotiated after one RTT (t = RTT), nothing written yet."""
     connection = Connection.open_active(config(**changes), LOCAL_ADDRESS, LOCAL_PORT, REMOTE_ADDRESS, REMOTE_PORT, LOCAL_ISS, 0.0)
     script = Script(connection)
     script.expect(outgoing(local(0), 0, SYN, options=TcpOptions(mss=MSS, sack_permitted=True)))
@@ -35,6 +33,15 @@ def in_flight(segments_written: int, **changes) -> tuple[Script, bytes]:
         incoming(remote(0), local(1), SYN | ACK, window=PEER_WINDOW_WIDE, options=TcpOptions(mss=MSS, sack_permitted=True))
     )
     script.expect(outgoing(local(1), remote(1)))
+    return script
+
+
+def in_flight(segments_written: int, **changes) -> tuple[Script, bytes]:
+    """SACK negotiated after one RTT, `segments_written` written; the first 8 (at most) sent at
+    t = RTT."""
+    data = (bytes(range(256)) * 400)[: segments_written * MSS]
+    script = established(**changes)
+    connection = script.connection
     if data:
         assert connection.send(data, script.now) == len(data)
     script.expect(*[segment(data, n) for n in range(min(8, segments_written))])
@@ -330,3 +337,39 @@ def test_an_idle_connection_keeps_no_rack_books_until_data_is_written():
     assert connection.rack is None and connection.snd.sent_times is None
     connection.send(b"x", script.now)
     assert connection.rack is not None and connection.snd.sent_times == []
+
+
+# ---------------------------------------------------------------------- probes with TSO
+def test_with_tso_the_probe_resends_the_last_mss_of_the_last_super_segment_and_rack_finds_the_rest():
+    # config.offload_segments = 4: the flight of 8 segments goes as two super-segments of 4 MSS,
+    # which the link cuts every MSS. The ACK of the first comes, the second is lost whole.
+    # RFC 8985 7.3 resends "the last segment": the last wire segment, [7 MSS, 8 MSS), ending at
+    # SND.NXT (as Linux). Its SACK then shows segments 4-6, sent a round trip before, missing.
+    # (ustack resent the FIRST MSS of the super-segment, segment 4, and stamped all four as sent
+    # again, so that the SACK of it told RACK nothing about 5-7.)
+    data = (bytes(range(256)) * 400)[: 8 * MSS]
+    script = established(offload_segments=4)
+    connection = script.connection
+    assert connection.send(data, script.now) == len(data)
+    script.expect(
+        outgoing(local(1), remote(1), ACK, payload=data[: 4 * MSS]),
+        outgoing(local(1 + 4 * MSS), remote(1), ACK | PSH, payload=data[4 * MSS :]),
+    )
+    flight_sent_at = script.now
+    script.advance(RTT)
+    script.receive(ack(4))
+    script.expect_nothing()
+    script.advance_to_next_timer()
+    script.expect(segment(data, 7))
+    assert connection.rack.tlp_end_seq == local(1 + 8 * MSS)
+    # RACK's records: segments 4-6 keep their send time; only segment 7 was sent again.
+    start, end = segments(4, 6)
+    times = [entry[:3] for entry in connection.snd.sent_times]
+    assert times == [[start, end, flight_sent_at], [end, local(1 + 8 * MSS), script.now]]
+    # The peer SACKs the probe: 4-6 are lost (6.2), fast recovery resends them from segment 4.
+    script.advance(RTT)
+    script.receive(ack(4, segments(7, 7)))
+    assert connection.congestion.in_recovery
+    resent = connection.transmit(script.now)
+    assert resent[0] == segment(data, 4)
+    assert connection.retransmission_timeouts == 0

@@ -27,7 +27,7 @@ Who keeps what:
 from __future__ import annotations
 
 from ustack.tcp.ecn import reduce_once
-from ustack.tcp.seq import seq_diff, seq_gt, seq_le, seq_lt
+from ustack.tcp.seq import seq_add, seq_diff, seq_gt, seq_le, seq_lt
 
 from ustack.tcp.send_side import LOSS_PROBE, SACKED as DELIVERED, SENT_AGAIN as RETRANSMITTED
 from ustack.tcp.timer_set import REORDER_TIMER, RETRANSMIT_TIMER, TLP_TIMER
@@ -374,10 +374,19 @@ class RackProcessing:
             self._send_at(now, out, seq, flags, snd.buffer.peek(seq, length))
             rack.probe_sent(snd.nxt, False, seq_span(snd.una, snd.nxt))
         else:
+            # 7.3: the last segment sent. With TSO (config.offload_segments) the last entry may
+            # be a super-segment of several MSS, which the link cut every MSS from its start:
+            # its last wire segment, the piece ending at SND.NXT, is the one to send again (as
+            # Linux's tcp_send_loss_probe, which splits off the skb's last MSS). Its first MSS
+            # would tell the peer's SACK nothing about the segments after it.
             times = snd.sent_times
             start = times[-1][0] if times else snd.una
             if seq_lt(start, snd.una):
                 start = snd.una
+            data_end = snd.end_seq if seq_gt(snd.nxt, snd.end_seq) else snd.nxt  # not the FIN
+            span = seq_span(start, data_end)
+            if span > mss:
+                start = seq_add(start, (span - 1) // mss * mss)
             after = self._retransmit_at(now, out, start, min(mss, seq_span(start, snd.nxt)) or mss)
             if after == start:
                 return

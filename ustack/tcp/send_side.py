@@ -289,16 +289,29 @@ class SendSide:
 
     def _stamp(self, start: int, end: int, now: float) -> None:
         """[start, end) went out at `now`: what was sent before is marked sent again, what lies
-        beyond every entry gets an entry of its own."""
+        beyond every entry gets an entry of its own. An entry sent again only in part (one MSS
+        of a TSO super-segment) is split, so that the rest keeps its own send time: RACK judges
+        each segment by when it was last sent (RFC 8985 6.1)."""
         times = self.sent_times
         if times and seq_lt(start, times[-1][1]):
-            for entry in times:
+            index = 0
+            while index < len(times):
+                entry = times[index]
                 if seq_le(entry[1], start):
+                    index += 1
                     continue
                 if seq_ge(entry[0], end):
                     break
+                if seq_lt(entry[0], start):
+                    times.insert(index, [entry[0], start, entry[2], entry[3]])
+                    entry[0] = start
+                    index += 1
+                if seq_gt(entry[1], end):
+                    times.insert(index + 1, [end, entry[1], entry[2], entry[3]])
+                    entry[1] = end
                 entry[2] = now
                 entry[3] |= SENT_AGAIN
+                index += 1
             start = times[-1][1]
         if seq_lt(start, end):
             times.append([start, end, now, 0])
