@@ -433,10 +433,15 @@ class AsyncStack:
         # asyncio may run a timer up to one clock tick early; never let the stack see a time
         # before the deadline it asked for, or the timer would fire again for nothing.
         now = max(self.loop.time(), deadline or 0.0)
+        # The packets already waiting on the link first (a non-blocking batch; with them those a
+        # middleware held back and releases now), then the stack's due timers: a timer acts on
+        # the state those packets made. Fired first, a probe timer due as the ACK of the whole
+        # flight waited unread asked for a probe that ACK made needless (issue 12), and a
+        # retransmission timer could resend what an ACK waiting there had acknowledged.
+        self.link.on_timer(now)
+        self._receive_from_link(now)
         self.stack.on_timer(now)
         self._report_events(now)
-        self.link.on_timer(now)
-        self._receive_from_link(now)  # packets a middleware held back and released now
         self._round(now)
 
     def _scheduled_round(self) -> None:
