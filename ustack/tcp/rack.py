@@ -37,8 +37,9 @@ from ustack.wire.tcp import ACK, FIN, PSH
 # flight (its ACK may be held back by the peer's delayed-ACK timer).
 WORST_CASE_DELAYED_ACK = 0.2
 # The PTO's floor when more than one segment is in flight: 2 ms, as Linux's TCP_TIMEOUT_MIN
-# (2 jiffies) in tcp_schedule_loss_probe. RFC 8985 7.2's 2*SRTT is a minimum: a later probe only
-# comes later, an early one is spurious. With a sub-millisecond SRTT (a TUN link), 2*SRTT alone
+# (2 jiffies) in tcp_schedule_loss_probe, added to RFC 8985 7.2's 2*SRTT. The cost of the floor is
+# a tail repaired 2 ms later; the cost of a probe that comes too early is a spurious resend (and a
+# D-SACK that widens RACK's reordering window). With a sub-millisecond SRTT (a TUN link), 2*SRTT alone
 # is shorter than the time it takes to read and process the ACKs already waiting, so the timer
 # fired over and over during bulk transfers and now and then resent data the peer had.
 PROBE_TIMEOUT_FLOOR = 0.002
