@@ -17,7 +17,6 @@ LARGEST_PACKET = 65535
 # A 64 KB segment cut at the smallest MTU IPv4 allows (68, less 40 bytes of headers) has at most
 # this many pieces.
 MOST_PIECES = LARGEST_PACKET // 28 + 1
-_piece_lengths = ffi.new("uint32_t[]", MOST_PIECES)  # reused: the cut runs on the loop's thread only
 
 
 def cut_tcp_segment(packet: bytes, mtu: int) -> list[memoryview] | None:
@@ -36,15 +35,18 @@ def cut_tcp_segment(packet: bytes, mtu: int) -> list[memoryview] | None:
     most = -(-(length - header_length) // (mtu - header_length))
     capacity = length + most * header_length  # a copy of the headers in every piece
     out = bytearray(capacity)
-    count = lib.ustack_cut_tcp_segment(packet, length, mtu, ffi.from_buffer(out), capacity, _piece_lengths,
-                                       MOST_PIECES)
+    # The pieces' lengths, in an array of this call's own: two stacks in two threads may cut at
+    # once, and cffi lets C run without the GIL (as codec.py's per-call structs).
+    piece_lengths = ffi.new("uint32_t[]", min(most, MOST_PIECES))
+    count = lib.ustack_cut_tcp_segment(packet, length, mtu, ffi.from_buffer(out), capacity, piece_lengths,
+                                       len(piece_lengths))
     if count <= 0:
         return None
     view = memoryview(out)
     pieces = []
     offset = 0
     for index in range(count):
-        end = offset + _piece_lengths[index]
+        end = offset + piece_lengths[index]
         pieces.append(view[offset:end])
         offset = end
     return pieces
@@ -87,12 +89,11 @@ class SegmentJoiner:
         for index in range(produced):
             entry = out[index]
             segments = entry.segments
-            if segments == 1:
+            if segments:
                 packets.append(bytes(view[entry.offset:entry.offset + entry.length]))
-            elif segments:
-                packets.append(bytes(view[entry.offset:entry.offset + entry.length]))
-                self.super_segments += 1
-                self.segments_joined += segments
+                if segments > 1:
+                    self.super_segments += 1
+                    self.segments_joined += segments
             elif entry.length > self.slot_size:
                 self.longer_than_slot += 1
             else:
