@@ -34,6 +34,8 @@ from .host_addresses import host_address
 from .stack6 import Ipv6Side
 from .timer_heap import TimerHeap
 from .tcp import Connection, Listener, State, TcpConfig, reset_for_unmatched
+from .tcp.state import CLOSED, TIME_WAIT
+from .tcp.time_wait import TimeWait
 from .tcp.ecn import EcnCapableSegment
 from .tcp.isn import IsnGenerator
 from .tcp.options import TIMESTAMP_OPTION_SPACE
@@ -238,11 +240,14 @@ class Stack(Ipv6Side):
                 connection.congestion_experienced()  # RFC 3168 6.1.3: the IP header's news
             connection.receive(segment, now)
             self._touch(connection)
-            if connection.reopening_syn is None:
+            if connection.state is not CLOSED:
+                return
+            record = connection if connection.__class__ is TimeWait else connection.time_wait
+            if record is None or record.reopening_syn is None:
                 return
             # RFC 1122 4.2.2.13, RFC 6191: a new SYN ended the TIME-WAIT of this 4-tuple. The old
             # connection is CLOSED; the SYN goes on to the listener as a new connection request.
-            segment, connection.reopening_syn = connection.reopening_syn, None
+            segment, record.reopening_syn = record.reopening_syn, None
             self._forget(connection)
         listener = self.listeners.get((ip.dst, segment.dst_port)) or self.listeners.get((0, segment.dst_port))
         if listener is not None:
@@ -348,6 +353,8 @@ class Stack(Ipv6Side):
             if connection.is_finished:
                 self._forget(connection)
             else:
+                if connection.state is TIME_WAIT and connection.__class__ is not TimeWait:
+                    connection = self._keep_only_time_wait(connection)
                 self._arm(connection)
         if packets:
             self.counters["packets_out"] += len(packets)
@@ -397,8 +404,28 @@ class Stack(Ipv6Side):
         if self._events_wanted:
             self._collect_events(connection)
 
-    def _arm(self, connection: Connection) -> None:
-        self.timer_heap.arm(connection, connection.timers.next_deadline(), _key_of)
+    def _arm(self, connection: Connection | TimeWait) -> None:
+        self.timer_heap.arm(connection, connection.next_deadline(), _key_of)
+
+    def _keep_only_time_wait(self, connection: Connection) -> TimeWait:
+        """A connection that has entered TIME-WAIT (and sent what it owed) is replaced in every
+        table by its TimeWait record (tcp/time_wait.py), which does all TIME-WAIT does: the
+        full Connection, its buffers, congestion control and timers, goes unless the
+        application still holds it."""
+        record = connection.time_wait
+        key = record.key
+        if self.connections.get(key) is connection:
+            # The entry's value only: deleting and adding the key would leave a dummy slot, and
+            # a table that churns through TIME-WAIT would grow past what it holds.
+            self.connections[key] = record
+        self.timer_heap.disarm(connection)
+        flow_label = self._flow_labels.pop(connection, None)
+        if flow_label is not None:
+            self._flow_labels[record] = flow_label
+        listener = self._born_of.pop(connection, None)
+        if listener is not None:
+            self._born_of[record] = listener
+        return record
 
     def _forget(self, connection: Connection) -> None:
         """A connection that is CLOSED with nothing left to send leaves no trace (DESIGN rule 6)."""
@@ -416,9 +443,13 @@ class Stack(Ipv6Side):
             if not self._born_of:
                 self._born_of = {}  # a dict keeps its largest size: an idle stack gives it back
 
-    def _collect_events(self, connection: Connection) -> None:
+    def _collect_events(self, connection: Connection | TimeWait) -> None:
         events = connection.events()
         if events:
+            if connection.__class__ is TimeWait:
+                # Reported as the Connection's while the application holds it (time_wait.py), so
+                # that an observer sees one connection from its SYN to CLOSED.
+                connection = connection.owner or connection
             self._events.extend([StackEvent(connection, event) for event in events])
 
     @property
@@ -597,7 +628,12 @@ class Stack(Ipv6Side):
     def poke(self, connection: Connection) -> None:
         """Tell the stack that a user call on `connection` may have produced output or new timers.
 
-        The runtime calls this after conn.send/recv/shutdown/close/abort, then transmit()."""
+        The runtime calls this after conn.send/recv/shutdown/close/abort, then transmit(). A
+        connection in TIME-WAIT is represented by its record once the stack keeps that alone."""
+        if connection.__class__ is not TimeWait:
+            record = connection.time_wait
+            if record is not None and self.connections.get(record.key) is record:
+                connection = record
         self._touch(connection)
 
     def all_connections(self) -> Iterable[Connection]:
@@ -608,7 +644,9 @@ class Stack(Ipv6Side):
         return Counter(connection.state.value for connection in self.connections.values())
 
 
-def _key_of(connection: Connection) -> ConnectionKey:
+def _key_of(connection: Connection | TimeWait) -> ConnectionKey:
+    if connection.__class__ is TimeWait:
+        return connection.key  # made once, for the record's life (time_wait.py)
     return (connection.local_address, connection.local_port, connection.remote_address, connection.remote_port)
 
 
