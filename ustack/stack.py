@@ -418,7 +418,9 @@ class Stack(Ipv6Side):
             # The entry's value only: deleting and adding the key would leave a dummy slot, and
             # a table that churns through TIME-WAIT would grow past what it holds.
             self.connections[key] = record
-        self.timer_heap.disarm(connection)
+        heap_key = self.timer_heap.hand_over(connection, record)
+        if heap_key is not None:
+            record.key = heap_key  # one tuple for both (the same 4-tuple)
         flow_label = self._flow_labels.pop(connection, None)
         if flow_label is not None:
             self._flow_labels[record] = flow_label
