@@ -229,7 +229,9 @@ class Stack(UserCalls, Ipv6Side):
             if ip.ecn == CE:
                 connection.congestion_experienced()  # RFC 3168 6.1.3: the IP header's news
             connection.receive(segment, now)
-            self._touch(connection)
+            self._touched[connection] = None  # as _touch does
+            if self._events_wanted:
+                self._collect_events(connection)
             if connection.state is not CLOSED:
                 return
             record = connection if connection.__class__ is TimeWait else connection.time_wait
@@ -322,6 +324,9 @@ class Stack(UserCalls, Ipv6Side):
         self._touched = {}
         self._active.update(touched)
         ttl = self.ttl
+        offload = self.offload_segments > 1
+        events_wanted = self._events_wanted
+        arm = self.timer_heap.arm
         for connection in touched:
             # The family's part, in one place: its IP header's length, and over IPv6 the flow label.
             local_address, remote_address = connection.local_address, connection.remote_address
@@ -329,7 +334,7 @@ class Stack(UserCalls, Ipv6Side):
                 ip_header_length, flow_label = IPV6_HEADER_LENGTH, self._flow_label(connection)
             else:
                 ip_header_length, flow_label = 20, 0
-            if self.offload_segments > 1:
+            if offload and connection.__class__ is not TimeWait:  # a TIME-WAIT record sends bare ACKs
                 self._fit_segmentation_offload(connection, now, ip_header_length)
             for segment in connection.transmit(now):
                 # RFC 3168 6.1.2: ECT(0) on the data segments of an ECN connection (ecn.py); the
@@ -338,14 +343,15 @@ class Stack(UserCalls, Ipv6Side):
                 ecn = ECT_0 if segment.__class__ is EcnCapableSegment else NOT_ECT
                 packets.append(build_tcp_packet(local_address, remote_address, segment, ttl=ttl, tos=ecn,
                                                 flow_label=flow_label))
-            if self._events_wanted:
+            if events_wanted:
                 self._collect_events(connection)
-            if connection.is_finished:
+            state = connection.state
+            if state is CLOSED and connection.is_finished:
                 self._forget(connection)
-            else:
-                if connection.state is TIME_WAIT and connection.__class__ is not TimeWait:
-                    connection = self._keep_only_time_wait(connection)
-                self._arm(connection)
+                continue
+            if state is TIME_WAIT and connection.__class__ is not TimeWait:
+                connection = self._keep_only_time_wait(connection)
+            arm(connection, connection.timers.next_deadline(), _key_of)  # as _arm does
         if packets:
             self.counters["packets_out"] += len(packets)
         return packets
@@ -395,7 +401,7 @@ class Stack(UserCalls, Ipv6Side):
             self._collect_events(connection)
 
     def _arm(self, connection: Connection | TimeWait) -> None:
-        self.timer_heap.arm(connection, connection.next_deadline(), _key_of)
+        self.timer_heap.arm(connection, connection.timers.next_deadline(), _key_of)
 
     def _keep_only_time_wait(self, connection: Connection) -> TimeWait:
         """A connection that has entered TIME-WAIT (and sent what it owed) is replaced in every

@@ -93,7 +93,7 @@ class TimerHeap:
             entry = heap[0]
             connection = connections.get(entry[2])
             if connection is not None and entries.get(connection) is entry:
-                deadline = connection.next_deadline()
+                deadline = connection.timers.next_deadline()
                 if deadline == entry[0]:
                     return deadline
                 self._refile(connection, entry, deadline)
@@ -111,7 +111,7 @@ class TimerHeap:
             if connection is None or entries.get(connection) is not entry:
                 heapq.heappop(heap)
                 continue
-            deadline = connection.next_deadline()
+            deadline = connection.timers.next_deadline()
             if deadline is None or deadline > now:
                 self._refile(connection, entry, deadline)  # its deadline moved later since
                 heap = self.heap  # a push may have rebuilt it

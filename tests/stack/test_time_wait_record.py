@@ -194,3 +194,27 @@ def test_a_time_wait_endpoint_takes_far_less_memory_than_an_established_one():
     per_endpoint = bytes_per_endpoint(TcpConfig(msl=0.5), count=300)
     assert per_endpoint["TIME-WAIT"] < 1500
     assert per_endpoint["TIME-WAIT"] < per_endpoint["ESTABLISHED"] / 2
+
+
+def test_time_wait_on_a_stack_with_segmentation_offload_and_over_ipv6():
+    # The host fits each connection's segments to the link's offload: not a record's bare ACKs.
+    config = TcpConfig(msl=MSL)
+    client = Stack(CLIENT, config, port_seed=1, address6="fd00::1", segmentation_offload=True)
+    server = Stack(SERVER, config, port_seed=2, address6="fd00::2", segmentation_offload=True)
+    listener = server.listen(PORT)
+    for remote in (SERVER, server.address6):
+        connection = client.connect(remote, PORT, 0.0)
+        exchange(client, server, 0.0)
+        accepted = listener.accept()
+        accepted.close(0.0)
+        server.poke(accepted)
+        exchange(client, server, 0.0)
+        connection.close(0.0)
+        client.poke(connection)
+        exchange(client, server, 0.0)
+        assert accepted.state is State.TIME_WAIT and connection.state is State.CLOSED
+    records = list(server.connections.values())
+    assert [type(record) for record in records] == [TimeWait, TimeWait]
+    assert type(records[1].local_address) is bytes and records[1] in server._flow_labels
+    server.on_timer(2 * MSL)
+    assert server.transmit(2 * MSL) == [] and server.connections == {} and server._flow_labels == {}

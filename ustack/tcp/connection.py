@@ -247,9 +247,10 @@ class Connection(SegmentArrival, AcknowledgementProcessing, RackProcessing, EcnP
                 self.rack = None
                 self.snd.forget_loss_recovery()
                 self.rcv.release_empty_buffer()
-        elif new not in KEEPALIVE_STATES:
+        elif self.config.keepalive and new not in KEEPALIVE_STATES:
             # Keepalive probes only in ESTABLISHED and CLOSE-WAIT (timers._keepalive_timeout): an
-            # idle FIN-WAIT-2 must not wake up for nothing (DESIGN.md rule 6).
+            # idle FIN-WAIT-2 must not wake up for nothing (DESIGN.md rule 6). (Armed only while
+            # the config has keepalive on: reconfigure cancels it when it goes off.)
             self.timers.cancel(KEEPALIVE_TIMER)
         if new is CLOSED and self._listener is not None:
             self._listener._child_closed(self)

@@ -272,6 +272,12 @@ class TimeWait(StateMachine):
     def next_deadline(self) -> float | None:
         return self.deadline if self.state is TIME_WAIT else None
 
+    @property
+    def timers(self) -> TimeWait:
+        """The record keeps its one deadline itself, and answers the host's timer heap as a
+        connection's TimerSet does (`timers.next_deadline()`)."""
+        return self
+
     def on_timer(self, now: float) -> None:
         if self.state is TIME_WAIT and now >= self.deadline:
             self._end("TIME-WAIT timer (2*MSL)")
