@@ -93,7 +93,12 @@ def test_a_retransmitted_fin_is_acknowledged_again_and_restarts_two_msl():
     for packet in answer:
         client.receive(packet, now)
     assert connection.state is State.CLOSED
-    # `ustack ss` shows the record as Linux's ss shows a TIME-WAIT socket, with its timer.
+    # `ustack ss` shows the record as Linux's ss shows a TIME-WAIT socket, with its timer (the
+    # held Connection's numbers while it is held, so that the browser view charts them).
+    assert record.snapshot().cwnd == accepted.snapshot().cwnd is not None
+    del accepted
+    gc.collect()
+    assert record.snapshot().cwnd is None
     row = describe(to_jsonable(record.snapshot()), {"now": now + 1.0})
     assert row["state"] == "TIME-WAIT" and row["timers"] == f"timer:(time_wait,{2 * MSL - 1.0:.3f}sec)"
     assert row["cells"][3:5] == (f"10.77.0.2:{PORT}", f"10.77.0.1:{connection.local_port}")

@@ -354,7 +354,12 @@ class TimeWait(StateMachine):
         return {TIME_WAIT_TIMER_LABEL: self.deadline} if self.state is TIME_WAIT else {}
 
     def snapshot(self) -> ConnectionSnapshot:
-        """STATUS (RFC 9293 3.10.6) of what TIME-WAIT keeps: nothing is queued or in flight."""
+        """STATUS (RFC 9293 3.10.6): the Connection's own while somebody holds it (an observer
+        such as the browser view charts its cwnd and RTT to the end), else what TIME-WAIT keeps:
+        nothing queued or in flight, as Linux's ss shows a TIME-WAIT socket."""
+        owner = self._owner()
+        if owner is not None:
+            return owner.snapshot()
         key = self.key
         return ConnectionSnapshot(
             state=self.state, local=(key[0], key[1]), remote=(key[2], key[3]),
