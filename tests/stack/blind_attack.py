@@ -28,7 +28,6 @@ from collections import Counter
 
 from ustack.stack import Stack
 from ustack.tcp import State, TcpConfig
-from ustack.tcp.timer_set import Timer
 from ustack.tcp.isn import IsnGenerator
 from ustack.wire import TcpOptions, TcpSegment, build_tcp_packet, parse_packet
 from ustack.wire.ipv4 import address_value

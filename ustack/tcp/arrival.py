@@ -9,6 +9,7 @@ full processing of RFC 9293, one method per group of states:
 - SYN-SENT      3.10.7.3  the SYN-ACK (or a simultaneous SYN, or a refusing RST)
 - the others    3.10.7.4  eight checks in order: sequence number, RST, (security), SYN, ACK,
                           URG, segment text, FIN
+- TIME-WAIT     3.10.7.4  the same checks, done by the connection's TimeWait record (time_wait.py)
 """
 
 from __future__ import annotations
