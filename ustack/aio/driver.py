@@ -177,14 +177,18 @@ class Driver:
         try:
             for _ in range(MAX_ROUNDS):
                 self._poked = False
-                self._report_events(now)  # changes made by user calls (connect, close, ...)
+                if self._observers:
+                    self._report_events(now)  # changes made by user calls (connect, close, ...)
                 packets = self.stack.transmit(now)
-                self._report_events(now)
+                if self._observers:
+                    self._report_events(now)
                 if packets:
                     self._send(packets, now)
-                self._accept_new_connections(now)
+                if self._servers:
+                    self._accept_new_connections(now)
+                transports = self._transports
                 for connection in self.stack.drain_active():
-                    transport = self._transports.get(connection)
+                    transport = transports.get(connection)
                     if transport is not None:
                         self._dirty[transport] = None
                 dirty, self._dirty = self._dirty, {}
@@ -205,7 +209,12 @@ class Driver:
             self._delivered = False
             self.request_round()
         self.link.flush()
-        self._rearm_timer()
+        if not self._round_scheduled:
+            # A round already queued re-arms it, before the loop sleeps again (a queued callback
+            # makes asyncio poll without waiting): once per loop iteration is enough. An echo or
+            # an HTTP answer is two rounds (the data in, the reply out), and computing the
+            # earliest deadline is a fair part of a round's own cost.
+            self._rearm_timer()
         if self._waiters:
             self._check_waiters()
 
@@ -224,6 +233,9 @@ class Driver:
 
     def _accept_new_connections(self, now: float) -> None:
         for server in self._servers:
+            listener = server.listener
+            if listener is None or not listener.accept_queue:
+                continue  # the common case: nothing completed a handshake since the last round
             while server.is_serving() and server.wants_connection():
                 connection = server.listener.accept()
                 if connection is None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import functools
 from typing import Any, Callable
 
 from ..stack import Stack, StackError
@@ -236,14 +237,28 @@ class AsyncStack(Driver):
             if asyncio.iscoroutine(result):
                 task = loop.create_task(result)
                 self._client_tasks.add(task)
-                task.add_done_callback(self._client_tasks.discard)
-                task.add_done_callback(lambda task: _client_task_done(loop, task, writer.transport))
+                # One done-callback, not two: each is a Handle the loop runs when the task ends.
+                task.add_done_callback(functools.partial(self._client_task_done, writer.transport))
 
         def factory() -> asyncio.StreamReaderProtocol:
             reader = asyncio.StreamReader(limit=limit, loop=loop)
             return asyncio.StreamReaderProtocol(reader, start_client, loop=loop)
 
         return await self.create_server(factory, host, port, **options)
+
+    def _client_task_done(self, transport: TcpTransport, task: asyncio.Task) -> None:
+        """A start_server handler ended: it is let go, an exception it let out is reported (as
+        asyncio does, through the loop's exception handler) and its connection closed; a
+        cancelled one just ends."""
+        self._client_tasks.discard(task)
+        if task.cancelled():
+            transport.close()
+            return
+        error = task.exception()
+        if error is not None:
+            self.loop.call_exception_handler({"message": "Unhandled exception in client_connected_cb",
+                                              "exception": error, "transport": transport})
+            transport.close()
 
     def _listening_address(self, host: str | list[str] | None) -> tuple[int | bytes, list[str]]:
         """Where create_server's `host` listens, as asyncio's create_server would: the stack's
@@ -386,16 +401,3 @@ def _listener_snapshot(listener: Any) -> ConnectionSnapshot:
         error=None,
         listening_on=getattr(listener, "listening_on", None),
     )
-
-
-def _client_task_done(loop: asyncio.AbstractEventLoop, task: asyncio.Task, transport) -> None:
-    """A start_server handler ended: an exception it let out is reported (as asyncio does, through
-    the loop's exception handler) and its connection closed; a cancelled one just ends."""
-    if task.cancelled():
-        transport.close()
-        return
-    error = task.exception()
-    if error is not None:
-        loop.call_exception_handler({"message": "Unhandled exception in client_connected_cb",
-                                     "exception": error, "transport": transport})
-        transport.close()
