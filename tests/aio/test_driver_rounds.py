@@ -8,6 +8,7 @@ cuts made for the echo and connection rows of issue 12.
 - The reply written in the iteration after the data arrived goes out in that same iteration
   (one round, one packet), data before the FIN, and Nagle still holds a second small write back.
 - A start_server handler that ends is let go (one done-callback does it all).
+- An HTTP answer leaves in the iteration after its request, carrying the request's ACK.
 
 Two hosts over a memory link (tests/stack/twohosts.py) on the loop's clock; no sleeps: every
 wait is for a condition, with a timeout as a hang guard.
@@ -19,6 +20,7 @@ import asyncio
 
 from twohosts import FAST_CONFIG, run_async, stack_pair
 
+from ustack.apps import HttpFileServer
 from ustack.tcp.config import TcpConfig
 
 # The delayed ACK (10 ms) far below any retransmission timeout (at least 0.5 s), so a lost
@@ -151,3 +153,24 @@ async def test_a_finished_handler_is_let_go():
             writer.close()
         await pair.wait_until(lambda: not pair.b._client_tasks)
         assert pair.b._client_tasks == set()
+
+
+@run_async
+async def test_an_http_answer_carries_the_ack_of_its_request(tmp_path):
+    """HttpFileServer answers in the loop iteration after the request (it waits for a request
+    under asyncio.timeout, not wait_for's extra task): the answer and the FIN carry the ACK of
+    the request and the window update of its read, with no bare ACK sent before them."""
+    (tmp_path / "small.html").write_text("<p>hello</p>\n" * 20)
+    async with stack_pair(config=FAST_CONFIG) as pair:
+        await pair.b.start_server(HttpFileServer(tmp_path), port=80)
+        for _ in range(3):
+            reader, writer = await pair.a.open_connection(pair.b_address, 80)
+            wire = recording_sent(pair.b, received=True)
+            writer.write(b"GET /small.html HTTP/1.0\r\nHost: x\r\n\r\n")
+            answer = await asyncio.wait_for(reader.read(), 10)
+            assert answer.startswith(b"HTTP/1.1 200 ") and answer.endswith(b"<p>hello</p>\n" * 20)
+            pair.b.remove_observer(pair.b._observers[-1])
+            request_at = wire.index(("<", b"GET /small.html HTTP/1.0\r\nHost: x\r\n\r\n"))
+            first_reply = wire[request_at + 1]
+            assert first_reply[0] == answer and first_reply[1] is True  # the whole answer and the FIN
+            writer.close()
