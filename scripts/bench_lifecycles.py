@@ -29,6 +29,8 @@ at what an ESTABLISHED endpoint took right after its handshake, measured with th
 of all 1,000 handshakes still undrained (about 600 bytes of the 2,504 per endpoint), while the
 endpoints alive in this run are almost all TIME-WAIT ones, which hold more than that (their
 TIME-WAIT timer and heap entry, the data they exchanged): neither figure was what was alive.
+Since 2026-12 a TIME-WAIT endpoint is a compact record (ustack/tcp/time_wait.py) that the stack
+keeps in place of the whole Connection: about 1,000 bytes where the Connection took 2,582.
 """
 
 from __future__ import annotations
