@@ -14,7 +14,7 @@ expects on top:
 - the protocol callbacks: `connection_made`, `data_received`, `eof_received`,
   `connection_lost(exc)` with ConnectionResetError / TimeoutError / ... from `errors.py`.
 
-The runtime (`runtime.py`) calls `_update(now)` whenever the core says the connection was touched
+The runtime (`driver.py`) calls `_update(now)` whenever the core says the connection was touched
 (level-triggered: the transport looks at the connection's current state, never at a stream of
 edges, so it cannot miss one). Every user call ends with `runtime.poke(conn)`, which asks the core
 to transmit and batches the flush into one per loop iteration.
