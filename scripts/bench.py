@@ -2,15 +2,16 @@
 """ustack beside the Linux kernel, from one run: bulk MB/s each way, new connections per second,
 and echo round-trip latency, with the ratio to the kernel and issue 12's goals in the last columns.
 
-    sudo .venv/bin/python scripts/bench.py [--size-mb 100] [--requests 4000] [--echoes 2000] [--repeats 7]
+    sudo .venv/bin/python scripts/bench.py [--size-mb 100] [--requests 4000] [--echoes 2000] [--repeats 9]
     sudo .venv/bin/python scripts/bench.py --profile profile-dir    # ustack under py-spy too
 
 Every bulk row (curl download and upload, ustack's and the kernel's, the main rows and the
-offload/MTU variants) is the MEDIAN of --repeats transfers (default 7), taken in turn with its
-kernel twin on the same servers, and the "ustack min-max" column shows the spread of ustack's.
-One 50 MB transfer lasts about a tenth of a second here, and a single one swung by a third
-between runs (a burst of other work, a CPU wake-up, where the kernel's ACKs fall); the median of
-seven agreed within ~10 % between runs and costs ~1 s per row.
+offload/MTU variants) is the MEDIAN of --repeats transfers (default 9), taken in turn with its
+kernel twin on the same servers after one untimed transfer each, and the "ustack min-max" column
+shows the spread of ustack's. One 50 MB transfer lasts about a tenth of a second here, and a
+single one swung by a third between runs (a burst of other work, a CPU wake-up, where the
+kernel's ACKs fall); the medians of two runs agree within ~10 % on a quiet machine, and the
+repeats cost ~1-2 s per row (a run of the defaults takes about a minute).
 
 Three small networks, in namespaces named ust-bench-<pid>-* that are always removed at the end
 (on errors, Ctrl-C and SIGTERM too); no packet leaves them:
@@ -63,7 +64,7 @@ GOAL_ECHO_P99_FACTOR = 1.5
 IPV6_GOAL_FRACTION = 0.9  # issue 11: ustack over IPv6 within 10 % of ustack over IPv4 (same run, in turn)
 READY_TIMEOUT = 30.0
 COMMAND_TIMEOUT = 60.0
-DEFAULT_REPEATS = 7  # bulk transfers per row: the row is their median (module docstring)
+DEFAULT_REPEATS = 9  # bulk transfers per row: the row is their median (module docstring)
 MEGABYTE = 1e6  # MB/s as curl and ab count them: 10**6 bytes
 
 # The same Python apps ustack serves, on the kernel's sockets through asyncio.
@@ -142,9 +143,12 @@ class Sample(NamedTuple):
 
 
 def repeated(repeats: int, *measures) -> list[Sample]:
-    """Each of `measures` (functions returning a figure) run `repeats` times, in turn (a, b, a,
-    b, ...), so that every one of them meets the same moments of a shared machine; the Sample of
-    each."""
+    """Each of `measures` (functions returning a figure) run once untimed (a fresh server's first
+    transfer pays for its imports, allocations and caches), then `repeats` times in turn (a, b,
+    a, b, ...), so that every one of them meets the same moments of a shared machine; the Sample
+    of each."""
+    for measure in measures:
+        measure()
     results: list[list[float]] = [[] for _ in measures]
     for _ in range(repeats):
         for measure, values in zip(measures, results):
