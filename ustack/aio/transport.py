@@ -193,8 +193,7 @@ class TcpTransport(asyncio.Transport):
             self._pending += data
         else:
             # The common case: straight into the send buffer, keeping only what does not fit.
-            # Both keep copies (the send buffer copies what it accepts, _pending the rest), so
-            # the caller may reuse its buffer at once, as with asyncio's transports.
+            data = bytes(data)  # no copy for bytes; a view of wider items becomes its bytes
             try:
                 accepted = self._connection.send(data, self._loop.time())
             except TcpCallError as error:
