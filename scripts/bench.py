@@ -10,8 +10,11 @@ offload/MTU variants) is the MEDIAN of --repeats transfers (default 9), taken in
 kernel twin on the same servers after one untimed transfer each, and the "ustack min-max" column
 shows the spread of ustack's. One 50 MB transfer lasts about a tenth of a second here, and a
 single one swung by a third between runs (a burst of other work, a CPU wake-up, where the
-kernel's ACKs fall); the medians of two runs agree within ~10 % on a quiet machine, and the
-repeats cost ~1-2 s per row (a run of the defaults takes about a minute).
+kernel's ACKs fall); the medians of two runs agreed within ~10 % (load 1-2), and the repeats
+cost ~1-2 s per row (`--size-mb 50 --requests 2000 --echoes 1000` takes ~45 s). The MTU 65535
+downloads still swing more: there the last sub-MSS piece of a file waits for the ACK of the one
+full segment before it (Nagle, RFC 9293 3.7.4) while the kernel delays that ACK (40 ms), in some
+transfers and not others.
 
 Three small networks, in namespaces named ust-bench-<pid>-* that are always removed at the end
 (on errors, Ctrl-C and SIGTERM too); no packet leaves them:
