@@ -104,6 +104,10 @@ class TcpConfig:
     # (Nagle, SWS avoidance, delayed ACKs, retransmissions) are unchanged.
     offload_segments: int = 1
     nagle: bool = True  # RFC 9293 3.7.4; False is the TCP_NODELAY of sockets
+    # Which Nagle: True, Minshall's variant as Linux (a short segment waits only while an earlier
+    # short one is unacknowledged; send_side.nagle_holds); False, RFC 896's as FreeBSD (a short
+    # segment waits while any data is unacknowledged).
+    nagle_minshall: bool = True
     # How the receive window we advertise follows the free buffer space (output.py):
     # "sws_steps": receiver silly-window avoidance as RFC 9293 3.8.6.2.2 writes it: the right
     #   edge moves only in steps of min(buffer/2, MSS).
@@ -300,7 +304,7 @@ class TcpConfig:
 # SO_KEEPALIVE, TCP_KEEPIDLE, TCP_KEEPINTVL, TCP_KEEPCNT). The others shape the SYN, the buffers or
 # the estimators, and are fixed once the connection exists.
 LIVE_SETTINGS = frozenset(
-    {"nagle", "keepalive", "keepalive_idle", "keepalive_interval", "keepalive_probes", "delayed_ack_timeout",
+    {"nagle", "nagle_minshall", "keepalive", "keepalive_idle", "keepalive_interval", "keepalive_probes", "delayed_ack_timeout",
      "offload_segments", "congestion_control",  # congestion_control: TCP_CONGESTION
      "pacing",
      "send_buffer_size"}  # SO_SNDBUF: how much send() may queue from now on
