@@ -59,9 +59,9 @@ def test_a_flight_of_small_segments_still_keeps_two_segments():
 # --- on a connection: recovery from an odd flight, then one MSS per round trip ------------------
 
 
-def reno_sender(initial_segments: int) -> Script:
+def reno_sender(initial_segments: int, name: str = "reno") -> Script:
     """SACK negotiated, DATA written, the initial window of `initial_segments` sent at t = 0.1."""
-    config = dataclasses.replace(CONFIG, sack=True, congestion_control="reno", initial_window_segments=initial_segments,
+    config = dataclasses.replace(CONFIG, sack=True, congestion_control=name, initial_window_segments=initial_segments,
                                  send_buffer_size=1 << 18, loss_detection="dupack")
     connection = Connection.open_active(config, LOCAL_ADDRESS, LOCAL_PORT, REMOTE_ADDRESS, REMOTE_PORT, LOCAL_ISS, 0.0)
     script = Script(connection)
@@ -122,3 +122,32 @@ def test_after_recovery_from_an_odd_flight_cwnd_grows_one_segment_every_round_tr
         for acked in sorted({*range(first + 2, last + 1, 2), last}):
             script.receive(ack(acked))
     assert windows == [4, 5, 6, 7, 8, 9, 10, 11]
+
+
+# --- PRR when the ACK that starts the recovery was read in a batch ------------------------------
+
+
+@pytest.mark.parametrize("name", ["reno", "cubic"])
+def test_a_recovery_found_in_a_batch_of_acks_sends_up_to_ssthresh_at_once(name):
+    # Ten segments in flight, the seventh (6) lost. As Linux does, the peer acknowledges 0-5 in
+    # one ACK and each out-of-order segment after the hole at once (SACK 7, 7-8, 7-9); the four
+    # are read in one batch, with no chance to send between them. Sending after each would have
+    # put six new segments out after the first; PRR (RFC 6937 3) counts from there: pipe is 0
+    # (the hole is lost, the rest SACKed), far below ssthresh, and the slow-start bound lets
+    # DeliveredData + 1 MSS out, so the retransmission and new data fill pipe to ssthresh now.
+    # Counting only the last ACK's one SACKed segment, PRR let out the retransmission and one
+    # new segment for the whole round trip, and the recovery ended with 2 segments in flight.
+    script = reno_sender(10, name)
+    connection = script.connection
+    congestion = connection.congestion
+    script.advance(RTT)
+    script.receive(ack(6))
+    for last in range(7, 10):
+        script.receive(ack(6, segments(7, last)))
+    assert congestion.in_recovery
+    ssthresh_segments = 5 if name == "reno" else 7  # of the flight as sent, 10 segments
+    assert congestion.ssthresh == ssthresh_segments * MSS
+    out = connection.transmit(script.now)
+    assert out[0].seq == segments(6, 6)[0], "the fast retransmission first"
+    assert len(out) == ssthresh_segments
+    assert all(len(segment.payload) == MSS for segment in out)
