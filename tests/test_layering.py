@@ -49,6 +49,7 @@ def sans_io_files():
     files.append(PACKAGE / "host_addresses.py")
     files.append(PACKAGE / "counters.py")  # counter_attributes, which stack.py uses
     files.append(PACKAGE / "timer_heap.py")  # the connections' deadlines, which stack.py keeps
+    files.append(PACKAGE / "stack_calls.py")  # the user calls of stack.py's Stack
     stack = PACKAGE / "stack.py"
     if stack.exists():
         files.append(stack)

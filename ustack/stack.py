@@ -32,24 +32,25 @@ from .counters import counter_attributes
 from .reassembly import Ipv4Reassembly, Ipv6Reassembly, ReassemblyLimits
 from .host_addresses import host_address
 from .stack6 import Ipv6Side
+from .stack_calls import EPHEMERAL_PORTS, Address, StackError, UserCalls
 from .timer_heap import TimerHeap
 from .tcp import Connection, Listener, State, TcpConfig, reset_for_unmatched
+from .tcp.state import CLOSED, TIME_WAIT
+from .tcp.time_wait import TimeWait
 from .tcp.ecn import EcnCapableSegment
 from .tcp.isn import IsnGenerator
 from .tcp.options import TIMESTAMP_OPTION_SPACE
 from .tcp.ratelimit import PerSecondLimit
-from .tcp.fastopen import ClientFastOpen, FastOpenCookieCache
+from .tcp.fastopen import FastOpenCookieCache
 from .tcp.syn_cookies import SynCookies
 from .wire import WireError, build_icmp_packet, build_tcp_packet, parse_packet
 from .wire.fragment import fragment_ipv4
 from .wire.icmp import DESTINATION_UNREACHABLE, ECHO_REPLY, ECHO_REQUEST, PARAMETER_PROBLEM, TIME_EXCEEDED
 from .wire.icmp import IcmpMessage
-from .wire.ipv4 import CE, ECT_0, NOT_ECT, PROTOCOL_ICMP, Ipv4Header, address_text
+from .wire.ipv4 import CE, ECT_0, NOT_ECT, PROTOCOL_ICMP, Ipv4Header
 from .wire.ipv6 import IPV6_HEADER_LENGTH, MINIMUM_MTU as IPV6_MINIMUM_MTU
 from .wire.tcp import ACK, RST, SYN, TcpSegment
 
-# Linux's default ephemeral range (net.ipv4.ip_local_port_range).
-EPHEMERAL_PORTS = range(32768, 61000)
 DEFAULT_TTL = 64
 # The most sockets (connections in any state, TIME-WAIT included, plus listeners) one Stack holds
 # by default: a bound on its tables' memory, like a process's file descriptor limit.
@@ -68,18 +69,9 @@ ICMP_ERRORS_FOR_TCP = frozenset({DESTINATION_UNREACHABLE, TIME_EXCEEDED, PARAMET
 # everyone (RFC 1122 4.2.3.10).
 INVALID_SOURCE_FIRST_OCTETS = frozenset({0, 127, *range(224, 256)})
 
-Address = int | bytes  # IPv4 as an int, IPv6 as 16 bytes
 ConnectionKey = tuple[Address, int, Address, int]  # (local address, local port, remote address, remote port)
 _SYN_ACK_RST = SYN | ACK | RST
 _MAY_OPEN = (SYN, ACK)  # of those three bits, what a segment that may open a connection has
-
-
-class StackError(Exception):
-    """A user call the stack cannot honour; `errno` says which socket error it would be."""
-
-    def __init__(self, message: str, errno_value: int) -> None:
-        super().__init__(message)
-        self.errno = errno_value
 
 
 class StackEvent(NamedTuple):
@@ -89,7 +81,7 @@ class StackEvent(NamedTuple):
     event: object
 
 
-class Stack(Ipv6Side):
+class Stack(UserCalls, Ipv6Side):
     """One host with a TCP/IP stack: an IPv4 address, an IPv6 address or both, any number of
     listeners and connections. `address=None` turns IPv4 off, `address6=None` (the default) IPv6.
 
@@ -237,12 +229,17 @@ class Stack(Ipv6Side):
             if ip.ecn == CE:
                 connection.congestion_experienced()  # RFC 3168 6.1.3: the IP header's news
             connection.receive(segment, now)
-            self._touch(connection)
-            if connection.reopening_syn is None:
+            self._touched[connection] = None  # as _touch does
+            if self._events_wanted:
+                self._collect_events(connection)
+            if connection.state is not CLOSED:
+                return
+            record = connection if connection.__class__ is TimeWait else connection.time_wait
+            if record is None or record.reopening_syn is None:
                 return
             # RFC 1122 4.2.2.13, RFC 6191: a new SYN ended the TIME-WAIT of this 4-tuple. The old
             # connection is CLOSED; the SYN goes on to the listener as a new connection request.
-            segment, connection.reopening_syn = connection.reopening_syn, None
+            segment, record.reopening_syn = record.reopening_syn, None
             self._forget(connection)
         listener = self.listeners.get((ip.dst, segment.dst_port)) or self.listeners.get((0, segment.dst_port))
         if listener is not None:
@@ -327,6 +324,9 @@ class Stack(Ipv6Side):
         self._touched = {}
         self._active.update(touched)
         ttl = self.ttl
+        offload = self.offload_segments > 1
+        events_wanted = self._events_wanted
+        arm = self.timer_heap.arm
         for connection in touched:
             # The family's part, in one place: its IP header's length, and over IPv6 the flow label.
             local_address, remote_address = connection.local_address, connection.remote_address
@@ -334,7 +334,7 @@ class Stack(Ipv6Side):
                 ip_header_length, flow_label = IPV6_HEADER_LENGTH, self._flow_label(connection)
             else:
                 ip_header_length, flow_label = 20, 0
-            if self.offload_segments > 1:
+            if offload and connection.__class__ is not TimeWait:  # a TIME-WAIT record sends bare ACKs
                 self._fit_segmentation_offload(connection, now, ip_header_length)
             for segment in connection.transmit(now):
                 # RFC 3168 6.1.2: ECT(0) on the data segments of an ECN connection (ecn.py); the
@@ -343,12 +343,15 @@ class Stack(Ipv6Side):
                 ecn = ECT_0 if segment.__class__ is EcnCapableSegment else NOT_ECT
                 packets.append(build_tcp_packet(local_address, remote_address, segment, ttl=ttl, tos=ecn,
                                                 flow_label=flow_label))
-            if self._events_wanted:
+            if events_wanted:
                 self._collect_events(connection)
-            if connection.is_finished:
+            state = connection.state
+            if state is CLOSED and connection.is_finished:
                 self._forget(connection)
-            else:
-                self._arm(connection)
+                continue
+            if state is TIME_WAIT and connection.__class__ is not TimeWait:
+                connection = self._keep_only_time_wait(connection)
+            arm(connection, connection.timers.next_deadline(), _key_of)  # as _arm does
         if packets:
             self.counters["packets_out"] += len(packets)
         return packets
@@ -397,8 +400,30 @@ class Stack(Ipv6Side):
         if self._events_wanted:
             self._collect_events(connection)
 
-    def _arm(self, connection: Connection) -> None:
+    def _arm(self, connection: Connection | TimeWait) -> None:
         self.timer_heap.arm(connection, connection.timers.next_deadline(), _key_of)
+
+    def _keep_only_time_wait(self, connection: Connection) -> TimeWait:
+        """A connection that has entered TIME-WAIT (and sent what it owed) is replaced in every
+        table by its TimeWait record (tcp/time_wait.py), which does all TIME-WAIT does: the
+        full Connection, its buffers, congestion control and timers, goes unless the
+        application still holds it."""
+        record = connection.time_wait
+        key = record.key
+        if self.connections.get(key) is connection:
+            # The entry's value only: deleting and adding the key would leave a dummy slot, and
+            # a table that churns through TIME-WAIT would grow past what it holds.
+            self.connections[key] = record
+        heap_key = self.timer_heap.hand_over(connection, record)
+        if heap_key is not None:
+            record.key = heap_key  # one tuple for both (the same 4-tuple)
+        flow_label = self._flow_labels.pop(connection, None)
+        if flow_label is not None:
+            self._flow_labels[record] = flow_label
+        listener = self._born_of.pop(connection, None)
+        if listener is not None:
+            self._born_of[record] = listener
+        return record
 
     def _forget(self, connection: Connection) -> None:
         """A connection that is CLOSED with nothing left to send leaves no trace (DESIGN rule 6)."""
@@ -416,9 +441,13 @@ class Stack(Ipv6Side):
             if not self._born_of:
                 self._born_of = {}  # a dict keeps its largest size: an idle stack gives it back
 
-    def _collect_events(self, connection: Connection) -> None:
+    def _collect_events(self, connection: Connection | TimeWait) -> None:
         events = connection.events()
         if events:
+            if connection.__class__ is TimeWait:
+                # Reported as the Connection's while the application holds it (time_wait.py), so
+                # that an observer sees one connection from its SYN to CLOSED.
+                connection = connection.owner or connection
             self._events.extend([StackEvent(connection, event) for event in events])
 
     @property
@@ -450,154 +479,19 @@ class Stack(Ipv6Side):
         self._events = []
         return events
 
-    # ----------------------------------------------------------------------------------------
-    # User calls (RFC 9293 3.10.1 OPEN and friends, at the level of the whole host)
-    # ----------------------------------------------------------------------------------------
-    def listen(
-        self,
-        port: int,
-        *,
-        address: Address = 0,
-        backlog: int = 128,
-        syn_queue_size: int | None = None,
-        config: TcpConfig | None = None,
-        max_connections: int | None = None,
-        any_address: bool = False,
-    ) -> Listener:
-        """Passive OPEN on `port`: `address` 0 listens on every address of ours, both families (a
-        dual-stack socket); our IPv4 or our IPv6 address listens on that family only. With
-        `any_address`, that address stands for its family's wildcard (0.0.0.0, or :: with
-        IPV6_V6ONLY): on this host, with one address per family, the same segments reach it, and
-        `ss` shows the wildcard. EADDRINUSE as listening_clash says.
-        max_connections: the most connections from this listener that may exist at once (None:
-        only the stack's limit); a SYN beyond it is dropped, counted."""
-        if type(address) is bytes and address != self.address6:
-            raise StackError(f"{address_text(address)} is not an address of this stack", _errno("EADDRNOTAVAIL"))
-        if self.listening_clash(address, port):
-            raise StackError(f"port {port} is already listening", _errno("EADDRINUSE"))
-        self._check_room()
-        family_header = IPV6_HEADER_LENGTH if type(address) is bytes else 20
-        listener = Listener(
-            self._config_for(config, family_header),
-            address or (self.address if self.address is not None else self.address6),
-            port,
-            backlog=backlog,
-            syn_queue_size=syn_queue_size if syn_queue_size is not None else backlog,  # as Linux's listen()
-            isn_generator=self.isn_generator,
-            syn_cookies=self.syn_cookies,
-            max_connections=max_connections,
-        )
-        if address == 0:
-            listener.listening_on = "*"
-        elif any_address:
-            listener.listening_on = "::" if type(address) is bytes else "0.0.0.0"
-        self.listeners[(address, port)] = listener
-        return listener
-
-    def listening_clash(self, address: Address, port: int) -> bool:
-        """Would a listener on (address, port) overlap one we have? As in Linux: the IPv4 and the
-        IPv6 (IPV6_V6ONLY) listener of a port may coexist, each seeing its family's segments; a
-        dual-stack one (address 0) overlaps both, so it clashes with either (EADDRINUSE)."""
-        listeners = self.listeners
-        if address == 0:
-            return (0, port) in listeners or (self.address, port) in listeners or (self.address6, port) in listeners
-        return (address, port) in listeners or (0, port) in listeners
-
-    def close_listener(self, listener: Listener, now: float) -> None:
-        """CLOSE of a listening socket (RFC 9293 3.10.4): its port takes no new connections, and
-        the connections it made that nobody accepted (handshakes in progress, completed ones still
-        queued) are aborted; their resets leave with the next transmit()."""
-        for key, value in list(self.listeners.items()):
-            if value is listener:
-                del self.listeners[key]
-        self._listener_config6.pop(listener, None)
-        unaccepted = [*listener.syn_queue, *listener.accept_queue]
-        listener.close(now)
-        for connection in unaccepted:
-            self._touch(connection)
-
-    def connect(
-        self, remote_address: Address, remote_port: int, now: float, *, local_port: int | None = None,
-        config: TcpConfig | None = None, fast_open: bool = False,
-    ) -> Connection:
-        """Active OPEN: a new connection in SYN-SENT; its SYN leaves with the next transmit().
-        The family of `remote_address` (an int or 16 bytes) picks our address of that family.
-        fast_open: TCP Fast Open (RFC 7413, tcp/fastopen.py; MSG_FASTOPEN and TCP_FASTOPEN_CONNECT
-        of sockets): the SYN asks for a cookie, or carries what is sent before the next
-        transmit() with the cookie held for this server."""
-        if type(remote_address) is bytes:
-            local_address, header_length = self.address6, IPV6_HEADER_LENGTH
-        else:
-            local_address, header_length = self.address, 20
-        if local_address is None:
-            raise StackError(f"{address_text(remote_address)}: this stack has no address of that family",
-                             _errno("ENETUNREACH"))
-        self._check_room()
-        if local_port is None:
-            local_port = self._ephemeral_port(remote_address, remote_port)
-        key = (local_address, local_port, remote_address, remote_port)
-        if key in self.connections:
-            raise StackError(f"{address_text(remote_address)}:{remote_port} from port {local_port} is in use", _errno("EADDRINUSE"))
-        iss = self.isn_generator.generate(local_address, local_port, remote_address, remote_port, now)
-        connection = Connection.open_active(self._config_for(config, header_length), local_address, local_port,
-                                            remote_address, remote_port, iss, now)
-        connection.unacceptable_ack_budget = self.unacceptable_ack_budget
-        if not self._events_wanted:
-            connection.record_events(False)
-        if fast_open and connection.config.fast_open_client:
-            connection.fast_open = ClientFastOpen(self.fast_open_cookies, remote_address,
-                                                  not connection.config.fast_open_cookie_required)
-        self.connections[key] = connection
-        self._touch(connection)
-        return connection
-
-    def _has_room(self) -> bool:
-        """Below max_connections, counting every connection the tables hold (TIME-WAIT and
-        SYN-RECEIVED included: each costs memory until it ends) and every listener."""
-        limit = self.max_connections
-        return limit is None or len(self.connections) + len(self.listeners) < limit
-
-    def _check_room(self) -> None:
-        if not self._has_room():
-            # Linux refuses a socket beyond the process's descriptor limit with EMFILE ("too many
-            # open files"): a count configured for one process, as this limit is for one stack
-            # (ENOBUFS/ENOMEM would say memory ran out, which is not what happened).
-            raise StackError(f"this stack already holds max_connections={self.max_connections} sockets", _errno("EMFILE"))
-
-    def _config_for(self, config: TcpConfig | None, ip_header_length: int = 20) -> TcpConfig:
-        """A per-socket configuration (socket options), with the MSS still bounded by our MTU
-        less the IP header of the connection's family."""
-        if config is None:
-            return self.config6 if ip_header_length == IPV6_HEADER_LENGTH else self.config
-        return config.fit_to_mtu(self.mtu, ip_header_length)
-
     def _identification(self) -> int:
         self._next_identification = (self._next_identification + 1) & 0xFFFF
         return self._next_identification
 
-    def _ephemeral_port(self, remote_address: Address, remote_port: int) -> int:
-        """A local port whose 4-tuple is free, counting TIME-WAIT connections as taken, and that
-        no listener holds, whether bound to the wildcard or to either of our addresses (one port
-        space for both families, as in Linux).
-
-        Walks the range from a random starting point (in the spirit of RFC 6056), so ports are not
-        predictable from one connection to the next."""
-        size = len(EPHEMERAL_PORTS)
-        listeners = self.listeners
-        local_address = self.address6 if type(remote_address) is bytes else self.address
-        for _ in range(size):
-            self._next_ephemeral = (self._next_ephemeral + 1) % size
-            port = EPHEMERAL_PORTS[self._next_ephemeral]
-            if (0, port) in listeners or (self.address, port) in listeners or (self.address6, port) in listeners:
-                continue
-            if (local_address, port, remote_address, remote_port) not in self.connections:
-                return port
-        raise StackError("no free ephemeral port", _errno("EADDRNOTAVAIL"))
-
     def poke(self, connection: Connection) -> None:
         """Tell the stack that a user call on `connection` may have produced output or new timers.
 
-        The runtime calls this after conn.send/recv/shutdown/close/abort, then transmit()."""
+        The runtime calls this after conn.send/recv/shutdown/close/abort, then transmit(). A
+        connection in TIME-WAIT is represented by its record once the stack keeps that alone."""
+        if connection.__class__ is not TimeWait:
+            record = connection.time_wait
+            if record is not None and self.connections.get(record.key) is record:
+                connection = record
         self._touch(connection)
 
     def all_connections(self) -> Iterable[Connection]:
@@ -608,16 +502,10 @@ class Stack(Ipv6Side):
         return Counter(connection.state.value for connection in self.connections.values())
 
 
-def _key_of(connection: Connection) -> ConnectionKey:
+def _key_of(connection: Connection | TimeWait) -> ConnectionKey:
+    if connection.__class__ is TimeWait:
+        return connection.key  # made once, for the record's life (time_wait.py)
     return (connection.local_address, connection.local_port, connection.remote_address, connection.remote_port)
-
-
-def _errno(name: str) -> int:
-    # errno numbers without importing os-level modules into the sans-IO layer: the errno module is
-    # pure data.
-    import errno
-
-    return getattr(errno, name)
 
 
 __all__ = ["Stack", "StackError", "StackEvent", "State", "EPHEMERAL_PORTS"]

@@ -74,6 +74,17 @@ class TimerHeap:
     def disarm(self, connection: Connection) -> None:
         self.entries.pop(connection, None)
 
+    def hand_over(self, old, new) -> tuple | None:
+        """`new` takes `old`'s place in the Stack's table under the same 4-tuple (a TIME-WAIT
+        record its connection's, stack.py): `old`'s live entry, if it has one, is `new`'s now,
+        a lower bound as any (the module docstring). Returns that entry's 4-tuple, or None."""
+        entries = self.entries
+        entry = entries.pop(old, None)
+        if entry is None:
+            return None
+        entries[new] = entry
+        return entry[2]
+
     def next_deadline(self, connections: dict) -> float | None:
         """The earliest live deadline; stale entries on top are dropped on the way, and a live
         one whose connection's deadline moved since is filed again."""

@@ -28,7 +28,6 @@ from collections import Counter
 
 from ustack.stack import Stack
 from ustack.tcp import State, TcpConfig
-from ustack.tcp.timer_set import Timer
 from ustack.tcp.isn import IsnGenerator
 from ustack.wire import TcpOptions, TcpSegment, build_tcp_packet, parse_packet
 from ustack.wire.ipv4 import address_value
@@ -211,7 +210,7 @@ def attack_time_wait(kind: str, count: int, seed: int) -> Counter:
         hosts.server.poke(hosts.server_connection)
         hosts.exchange()
         assert connection.state is State.TIME_WAIT
-        deadline = connection.timers.deadline(Timer.TIME_WAIT)
+        deadline = connection.next_deadline()
         assert deadline == hosts.now + 2 * CONFIG.msl
         key = (CLIENT, connection.local_port, SERVER, SERVER_PORT)
         outcome["time_wait_connections"] += 1
@@ -227,9 +226,9 @@ def attack_time_wait(kind: str, count: int, seed: int) -> Counter:
             hosts.client.receive(build_tcp_packet(SERVER, CLIENT, segment), hosts.now)
             sent += 1
             answers.add(hosts.client.transmit(hosts.now), hosts.now)
-            if connection.timers.deadline(Timer.TIME_WAIT) not in (None, deadline):
+            if connection.next_deadline() not in (None, deadline):
                 outcome["time_wait_timer_moved"] += 1
-                deadline = connection.timers.deadline(Timer.TIME_WAIT)
+                deadline = connection.next_deadline()
             if key not in hosts.client.connections:
                 # RFC 6191: a SYN with a newer timestamp (half of random ones) may reopen the
                 # 4-tuple, as in Linux; an RST at exactly RCV.NXT ends it (RFC 1337 is off).

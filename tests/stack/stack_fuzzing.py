@@ -238,7 +238,8 @@ def _crafted_segment(rng, world: FuzzWorld) -> bytes:
     if connection is not None and rng.random() < 0.8:
         seq = rng.choice((connection.rcv_nxt, _near(rng, connection.rcv_nxt, 70000), rng.getrandbits(32)))
         ack = rng.choice((connection.snd_una, connection.snd_nxt, _near(rng, connection.snd_nxt, 70000), rng.getrandbits(32)))
-        ts_recent = connection.rcv.ts_recent
+        # A TIME-WAIT record keeps TS.Recent itself (None without timestamps: ustack/tcp/time_wait.py).
+        ts_recent = connection.rcv.ts_recent if hasattr(connection, "rcv") else connection.ts_recent or 0
     else:
         seq, ack, ts_recent = rng.getrandbits(32), rng.getrandbits(32), rng.getrandbits(32)
     options = TcpOptions()

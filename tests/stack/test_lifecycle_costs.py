@@ -13,7 +13,7 @@ from ustack.tcp.seq import seq_diff
 from ustack.tcp.timer_set import RETRANSMIT_TIMER
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
-from bench_lifecycles import CLIENT, PORT, REQUEST, RESPONSE, SERVER, exchange, make_pair, one_lifecycle  # noqa: E402
+from bench_lifecycles import CLIENT, PORT, REQUEST, RESPONSE, SERVER, exchange, make_pair, request_and_answer  # noqa: E402
 
 
 def state_changes(stack: Stack) -> list[tuple[State, State, str]]:
@@ -27,11 +27,18 @@ def state_changes(stack: Stack) -> list[tuple[State, State, str]]:
 def test_with_events_off_no_event_is_made_and_the_life_is_the_same():
     quiet_client, quiet_server, quiet_listener = make_pair(TcpConfig(msl=0.05), events=False)
     loud_client, loud_server, loud_listener = make_pair(TcpConfig(msl=0.05), events=True)
+    ends = []
     for client, server, listener in ((quiet_client, quiet_server, quiet_listener),
                                      (loud_client, loud_server, loud_listener)):
-        one_lifecycle(client, server, listener, 0.0)
+        connection, accepted = request_and_answer(client, server, listener, 0.0, server_closes=True)
+        connection.close(0.0)
+        client.poke(connection)
+        exchange(client, server, 0.0)
+        ends.append(accepted)  # the server's Connection, held: its TIME-WAIT record reports to it
     assert quiet_client.events() == [] and quiet_server.events() == []
-    (quiet,), (loud,) = quiet_server.connections.values(), loud_server.connections.values()
+    quiet, loud = ends
+    assert [type(end).__name__ for end in (*quiet_server.connections.values(), *loud_server.connections.values())] == [
+        "TimeWait", "TimeWait"]
     assert quiet.events() == [] and quiet.state is loud.state is State.TIME_WAIT
     sent_and_received = [(seq_diff(end.snd.max, end.snd.iss), seq_diff(end.rcv.nxt, end.rcv.irs)) for end in (quiet, loud)]
     assert sent_and_received[0] == sent_and_received[1] == (len(RESPONSE) + 2, len(REQUEST) + 2)

@@ -73,7 +73,7 @@ def test_drop_syn_fin_drops_the_combination_everywhere_but_time_wait():
 
 def test_rfc1337_ignores_even_an_exact_reset_in_time_wait_without_a_challenge():
     script = time_wait()
-    script.connection.config = with_knobs(rfc1337=True)
+    script.connection.time_wait.config = with_knobs(rfc1337=True)  # TIME-WAIT is the record's (time_wait.py)
     script.receive(incoming(remote(5), 0, RST))  # in the window, not exact: no challenge ACK either
     script.receive(incoming(remote(2), 0, RST))
     script.expect_nothing()

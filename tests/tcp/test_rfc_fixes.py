@@ -76,7 +76,7 @@ def test_a_syn_with_a_newer_timestamp_reopens_time_wait_whatever_its_sequence_nu
     syn = incoming(remote(-5000), 0, SYN, options=TcpOptions(mss=1460, timestamps=(6000, 0)))
     script.receive(syn)
     script.expect_nothing()
-    assert script.state is State.CLOSED and script.connection.reopening_syn == syn
+    assert script.state is State.CLOSED and script.connection.time_wait.reopening_syn == syn
 
 
 def test_a_syn_with_a_lower_sequence_number_and_no_newer_timestamp_is_answered_with_an_ack():
@@ -84,7 +84,7 @@ def test_a_syn_with_a_lower_sequence_number_and_no_newer_timestamp_is_answered_w
     script.receive(incoming(remote(-5000), 0, SYN, options=TcpOptions(mss=1460, timestamps=(5010, 0))))
     [ack] = script.connection.transmit(script.now)
     assert ack.flags == ACK and ack.ack == remote(2)
-    assert script.state is State.TIME_WAIT and script.connection.reopening_syn is None
+    assert script.state is State.TIME_WAIT and script.connection.time_wait.reopening_syn is None
 
 
 # ---------------------------------------------------------------- RFC 6298 5.4 with a shrunk window

@@ -71,7 +71,7 @@ def test_a_new_syn_beyond_the_old_connection_reopens_the_four_tuple():
     script.receive(syn)
     script.expect_nothing()
     assert script.state_changes()[-1] == (State.TIME_WAIT, State.CLOSED)
-    assert script.connection.reopening_syn == syn and script.connection.is_finished
+    assert script.connection.time_wait.reopening_syn == syn and script.connection.is_finished
 
 
 def test_an_old_syn_in_time_wait_is_answered_with_an_ack():

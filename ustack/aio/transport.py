@@ -14,7 +14,7 @@ expects on top:
 - the protocol callbacks: `connection_made`, `data_received`, `eof_received`,
   `connection_lost(exc)` with ConnectionResetError / TimeoutError / ... from `errors.py`.
 
-The runtime (`runtime.py`) calls `_update(now)` whenever the core says the connection was touched
+The runtime (`driver.py`) calls `_update(now)` whenever the core says the connection was touched
 (level-triggered: the transport looks at the connection's current state, never at a stream of
 edges, so it cannot miss one). Every user call ends with `runtime.poke(conn)`, which asks the core
 to transmit and batches the flush into one per loop iteration.
@@ -193,7 +193,7 @@ class TcpTransport(asyncio.Transport):
             self._pending += data
         else:
             # The common case: straight into the send buffer, keeping only what does not fit.
-            data = bytes(data)
+            data = bytes(data)  # no copy for bytes; a view of wider items becomes its bytes
             try:
                 accepted = self._connection.send(data, self._loop.time())
             except TcpCallError as error:
@@ -329,7 +329,11 @@ class TcpTransport(asyncio.Transport):
             space = connection.send_space
             if space > 0:
                 try:
-                    accepted = connection.send(bytes(pending[:space]), now)
+                    # Through a view: the send buffer's copy is the only one (a slice, then
+                    # bytes of it, cost two more copies of up to 1 MiB per push). The view is
+                    # released before `pending` is cut below.
+                    with memoryview(pending) as view, view[:space] as piece:
+                        accepted = connection.send(piece, now)
                 except TcpCallError as error:
                     # The connection can no longer send (reset, timed out): report it, once.
                     self._connection_lost(exception_for(connection.error) or os_error(error.errno, str(error)))

@@ -79,9 +79,13 @@ class HttpFileServer:
         try:
             while True:
                 try:
-                    # Waiting for a request: the only wait with a time limit.
-                    event = await asyncio.wait_for(_next_event(connection, reader), self.keep_alive_timeout)
-                except asyncio.TimeoutError:
+                    # Waiting for a request: the only wait with a time limit. asyncio.timeout, not
+                    # wait_for: wait_for runs the wait as a task of its own, which wakes this one
+                    # two loop iterations after the request came; the answer then left after a
+                    # bare ACK (the window update of the read) instead of carrying it.
+                    async with asyncio.timeout(self.keep_alive_timeout):
+                        event = await _next_event(connection, reader)
+                except TimeoutError:
                     break
                 if isinstance(event, h11.ConnectionClosed):
                     break

@@ -9,6 +9,7 @@ full processing of RFC 9293, one method per group of states:
 - SYN-SENT      3.10.7.3  the SYN-ACK (or a simultaneous SYN, or a refusing RST)
 - the others    3.10.7.4  eight checks in order: sequence number, RST, (security), SYN, ACK,
                           URG, segment text, FIN
+- TIME-WAIT     3.10.7.4  the same checks, done by the connection's TimeWait record (time_wait.py)
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ from ustack.tcp.state import (
     State,
 )
 from ustack.tcp.send_side import SEND_SYN
-from ustack.tcp.timer_set import CONNECT_TIMER, KEEPALIVE_TIMER, RETRANSMIT_TIMER, TIME_WAIT_TIMER
+from ustack.tcp.timer_set import CONNECT_TIMER, KEEPALIVE_TIMER, RETRANSMIT_TIMER
 from ustack.wire.tcp import ACK, ECE, FIN, PSH, RST, SYN, URG, TcpSegment
 
 _ACK_OR_ACK_PSH = (ACK, ACK | PSH)
@@ -56,7 +57,10 @@ class SegmentArrival:
         if state is LISTEN:
             self._listen_arrives(segment, now)  # its checks include the SYN+FIN one (listen_screen)
             return
-        if syn_fin_dropped(segment, self.config) and state is not TIME_WAIT:
+        if state is TIME_WAIT:
+            self.time_wait.receive(segment, now)  # the TIME-WAIT record (time_wait.py)
+            return
+        if syn_fin_dropped(segment, self.config):
             # TcpConfig.drop_syn_fin (FreeBSD's drop_synfin, which its TIME-WAIT code never sees).
             self.drops["syn_and_fin"] += 1
             return
@@ -261,9 +265,6 @@ class SegmentArrival:
                 self.drops["missing_timestamp"] += 1  # RFC 7323 3.2: silently
                 return
 
-        if state is TIME_WAIT and flags & (SYN | ACK | RST) == SYN and self._new_syn_may_reopen(segment):
-            return
-
         # first: is the sequence number acceptable?
         if not self._sequence_acceptable(segment):
             self._unacceptable_segment(segment, now)
@@ -325,26 +326,6 @@ class SegmentArrival:
             # us straight to TIME-WAIT (Figure 5 note 2); one beyond the window did not count.
             self._move_to(AFTER_ACK_OF_FIN[FIN_WAIT_1], segment, now)
 
-    def _new_syn_may_reopen(self, syn: TcpSegment) -> bool:
-        """RFC 1122 4.2.2.13 and RFC 6191: a new SYN beyond everything of the old incarnation
-        (higher sequence number, and a newer timestamp when both sides use them) may reopen the
-        4-tuple straight from TIME-WAIT. This connection closes and keeps the SYN in
-        `reopening_syn` for the stack to hand to its listener (if it does not, the peer's SYN
-        retransmission finds the 4-tuple free a second later)."""
-        timestamps = syn.options.timestamps
-        if self.timestamps_enabled:
-            # RFC 6191 2: when the old incarnation used timestamps, a newer timestamp is enough,
-            # whatever the sequence number (the new incarnation's ISN need not be higher).
-            if timestamps is None or not seq_gt(timestamps[0], self.rcv.ts_recent):
-                return False
-        elif not seq_gt(syn.seq, self.rcv.nxt):
-            return False
-        elif not self.config.time_wait_reopen_without_timestamps:
-            return False  # RFC 9293 3.10.7.4: only "if the Timestamp Option is used"
-        self.reopening_syn = syn
-        self._set_state(CLOSED, "new SYN reopens the 4-tuple (RFC 6191): " + segment_summary(syn))
-        return True
-
     def _sequence_acceptable(self, segment: TcpSegment) -> bool:
         """The four cases of RFC 9293 3.10.7.4 "first", with RCV.WND = what we advertised."""
         window = self._receive_window()
@@ -364,9 +345,8 @@ class SegmentArrival:
     def _receive_window(self) -> int:
         """RCV.WND for the acceptability test (ReceiveSide.acceptance_window). FreeBSD keeps no
         socket buffer in a passive SYN-RECEIVED (its SYN cache) nor in TIME-WAIT: there the
-        advertised window is all there is."""
-        state = self.state
-        advertised_only = state is TIME_WAIT or (state is SYN_RECEIVED and self.passive_open)
+        advertised window is all there is (TIME-WAIT: time_wait.py)."""
+        advertised_only = self.state is SYN_RECEIVED and self.passive_open
         return self.rcv.acceptance_window(self.config, advertised_only)
 
     def _unacceptable_segment(self, segment: TcpSegment, now: float) -> None:
@@ -383,16 +363,6 @@ class SegmentArrival:
             self.drops["retransmitted_syn"] += 1
             self.snd.request(SEND_SYN)
             return
-        if (
-            self.state is TIME_WAIT
-            and flags & FIN
-            and seq_add(segment.seq, len(segment.payload) + 1) == self.rcv.nxt
-        ):
-            # RFC 9293 3.10.7.4 eighth: a retransmitted FIN in TIME-WAIT is acknowledged again
-            # and restarts the 2 MSL wait. Only the FIN we acknowledged can be repeated, so only
-            # a FIN at exactly its sequence number counts: forged FINs with guessed sequence
-            # numbers must not hold the 4-tuple for ever (issue 9).
-            self.timers.arm(TIME_WAIT_TIMER, now + 2 * self.config.msl)
         if segment.payload and self.sack_permitted and self.config.dsack:
             self.rcv.note_duplicate(segment.seq, len(segment.payload))  # an old duplicate
         self.drops["unacceptable_sequence"] += 1
@@ -401,11 +371,6 @@ class SegmentArrival:
     def _reset_arrives(self, segment: TcpSegment, now: float) -> None:
         """RFC 9293 3.10.7.4 second, with RFC 5961 3.2."""
         state = self.state
-        if state is TIME_WAIT and self.config.rfc1337:
-            # RFC 1337 section 4 (TIME-WAIT assassination, fix F1): ignore every RST while
-            # waiting, without even a challenge ACK.
-            self.drops["rst_in_time_wait_rfc1337"] += 1
-            return
         if segment.seq != self.rcv.nxt and self.config.rfc5961_rst_check:
             self.drops["rst_not_exact"] += 1
             self._challenge_ack(now)
@@ -416,8 +381,6 @@ class SegmentArrival:
                 self._back_to_listen(segment)
             else:
                 self._fail(TcpError.REFUSED, cause)  # simultaneous open refused
-        elif state is TIME_WAIT:
-            self._set_state(CLOSED, cause)  # everything was acknowledged both ways
         else:
             # ESTABLISHED, FIN-WAIT-1/2, CLOSE-WAIT: the "reset" responses of 3.10.7.4. In CLOSING
             # and LAST-ACK RFC 9293 just closes, but our FIN is unacknowledged there, so the
@@ -560,8 +523,6 @@ class SegmentArrival:
         fin_seq = seq_add(segment.seq, len(segment.payload) + (1 if segment.flags & SYN else 0))
         if self.rcv.fin_received:
             self.rcv.owe_ack()  # a repeated FIN: acknowledge again
-            if self.state is TIME_WAIT:
-                self.timers.arm(TIME_WAIT_TIMER, now + 2 * self.config.msl)
             return
         if fin_seq != self.rcv.nxt:
             # Data in front of the FIN is missing: remember where the FIN is (no need for the peer
@@ -589,6 +550,6 @@ class SegmentArrival:
         TcpConfig.fin_wait_2_timeout (timers._arm_fin_wait_2)."""
         self._set_state(new, cause)
         if new is TIME_WAIT:
-            self.timers.arm(TIME_WAIT_TIMER, now + 2 * self.config.msl)
+            self._enter_time_wait(now)  # connection.py: a TimeWait record takes over
         elif new is FIN_WAIT_2:
             self._arm_fin_wait_2(now)

@@ -29,8 +29,15 @@ class TcpConfig:
     # The MSS we announce. By default it follows the link's MTU (fit_to_mtu: MTU minus 40 bytes
     # of IPv4 and TCP headers), 1460 until a link says otherwise; a value set here is kept.
     mss: int = MssFromMtu(1460)
-    receive_buffer_size: int = 256 * 1024
-    send_buffer_size: int = 256 * 1024
+    # 1 MiB each way (Linux autotunes up to 4 MiB to send, 6 MiB to receive). The send buffer
+    # holds the whole flight plus what waits: at 256 KiB a download over the TUN offloads was
+    # limited by it, each ACK freeing room for one large segment and a few MSS more, so that
+    # ~40 % of the segments were pieces of 1-5 MSS, each a whole pass through the stack and a
+    # TUN write (scripts/bench.py, issue 12). The receive buffer is the window the peer may fill.
+    # Buffers are made at first use and hold only what is in them: an idle connection pays
+    # nothing for the size.
+    receive_buffer_size: int = 1024 * 1024
+    send_buffer_size: int = 1024 * 1024
 
     # The most out-of-order blocks (runs of bytes beyond a hole) a connection holds; beyond it
     # the furthest are pruned (receive_buffer.py). None: as many as the receive buffer pays for

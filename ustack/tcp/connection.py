@@ -63,6 +63,7 @@ from ustack.tcp.state import (
     StateMachine,
 )
 from ustack.tcp.timer_set import CONNECT_TIMER, KEEPALIVE_TIMER, RETRANSMIT_TIMER, TimerSet
+from ustack.tcp.time_wait import TimeWait
 from ustack.tcp.timers import Timers
 
 _NEVER = float("-inf")
@@ -82,9 +83,10 @@ class Connection(SegmentArrival, AcknowledgementProcessing, RackProcessing, EcnP
         "_shutdown_after_open", "_closed_fully",
         "send_mss", "send_shift", "receive_shift", "window_scaling_enabled", "syn_offers_options",
         "sack_permitted", "timestamps_enabled",
-        "reopening_syn", "soft_error", "_keepalive_probes_sent", "_control_segments", "_header",
+        "time_wait", "soft_error", "_keepalive_probes_sent", "_control_segments", "_header",
         "_challenge_limit", "unacceptable_ack_budget", "_last_unacceptable_ack",
         "retransmission_timeouts", "_drops", "fast_open",
+        "__weakref__",  # a TimeWait record tells the connection when TIME-WAIT ends (time_wait.py)
     )  # fmt: skip
     # The slots above that hold a collections.Counter (or None until the first count), so that
     # stack.counter_attributes, asked for every connection that ends, reads only these.
@@ -131,7 +133,8 @@ class Connection(SegmentArrival, AcknowledgementProcessing, RackProcessing, EcnP
         self.syn_offers_options = True  # False once our SYN offers only the MSS (syn_retries_with_options)
         self.sack_permitted = False
         self.timestamps_enabled = False
-        self.reopening_syn = None  # a SYN that ended TIME-WAIT, for the listener (arrival.py)
+        # In TIME-WAIT and after: the record that does what TIME-WAIT does (time_wait.py).
+        self.time_wait: TimeWait | None = None
         # The last ICMP error that did not end the connection (RFC 9293 3.9.2.2), as
         # (ICMP type, code): destination unreachable is type 3, time exceeded 11.
         self.soft_error: tuple[int, int] | None = None
@@ -244,12 +247,28 @@ class Connection(SegmentArrival, AcknowledgementProcessing, RackProcessing, EcnP
                 self.rack = None
                 self.snd.forget_loss_recovery()
                 self.rcv.release_empty_buffer()
-        elif new not in KEEPALIVE_STATES:
+        elif self.config.keepalive and new not in KEEPALIVE_STATES:
             # Keepalive probes only in ESTABLISHED and CLOSE-WAIT (timers._keepalive_timeout): an
-            # idle FIN-WAIT-2 must not wake up for nothing (DESIGN.md rule 6).
+            # idle FIN-WAIT-2 must not wake up for nothing (DESIGN.md rule 6). (Armed only while
+            # the config has keepalive on: reconfigure cancels it when it goes off.)
             self.timers.cancel(KEEPALIVE_TIMER)
         if new is CLOSED and self._listener is not None:
             self._listener._child_closed(self)
+
+    def _enter_time_wait(self, now: float) -> None:
+        """Both FINs are in and acknowledged (RFC 9293 3.10.7.4): from now on a TimeWait record
+        answers every segment, runs the 2*MSL timer and takes ABORT (time_wait.py, the one owner
+        of TIME-WAIT). A Stack keeps the record alone and lets this connection go."""
+        self.time_wait = TimeWait(self, now)
+
+    def _time_wait_ended(self, cause, error: TcpError | None) -> None:
+        """The record closed (2*MSL over, a RST, a new SYN, ABORT): so does this connection."""
+        if error is TcpError.RESET:
+            self._fail(error, cause)
+            return
+        if error is not None:
+            self.error = error
+        self._set_state(CLOSED, cause)
 
     def _fail(self, error: TcpError, cause) -> None:
         """End the connection with an error the application will see (RFC 9293 3.10); `cause`
@@ -382,6 +401,9 @@ class Connection(SegmentArrival, AcknowledgementProcessing, RackProcessing, EcnP
         """ABORT (RFC 9293 3.10.5): RST where the peer has a synchronized TCB, then CLOSED."""
         state = self.state
         if state is CLOSED:
+            return
+        if state is TIME_WAIT:
+            self.time_wait.abort(now)  # no reset (RFC 9293 3.10.5): time_wait.py
             return
         if state in _ABORT_SENDS_RESET:
             self._queue_reset(self.snd.max)
@@ -579,7 +601,7 @@ class Connection(SegmentArrival, AcknowledgementProcessing, RackProcessing, EcnP
             bytes_received=self.rcv.bytes_received,
             send_queue=self.snd.queued,
             receive_queue=self.readable,
-            timers=self.timers.armed(),
+            timers=self.timers_armed(),
             error=self.error,
             ecn=self.ecn is not None,
             mss=self.send_mss,

@@ -48,10 +48,11 @@ def check_secret(secret: bytes | None) -> bytes:
 def pack_four_tuple(local_address: int | bytes, local_port: int, remote_address: int | bytes, remote_port: int) -> bytes:
     """The 4-tuple as hash input. Addresses take 16 bytes each: an IPv6 address is its own 16
     bytes (ustack/wire/ipv6.py), an IPv4 address (an int) is zero-extended to 16."""
+    # (_address_bytes written out: this runs for every connection, twice with a listener.)
     return (
-        _address_bytes(local_address)
+        (local_address if type(local_address) is bytes else local_address.to_bytes(16, "big"))
         + local_port.to_bytes(2, "big")
-        + _address_bytes(remote_address)
+        + (remote_address if type(remote_address) is bytes else remote_address.to_bytes(16, "big"))
         + remote_port.to_bytes(2, "big")
     )
 

@@ -18,10 +18,8 @@ TIMESTAMP_MASK = 0xFFFFFFFF
 
 def window_shift_for(buffer_size: int) -> int:
     """The smallest shift that lets a 16-bit window field describe the whole receive buffer."""
-    shift = 0
-    while (buffer_size >> shift) > 0xFFFF and shift < MAX_WINDOW_SHIFT:
-        shift += 1
-    return shift
+    # (buffer_size >> shift) <= 0xFFFF first holds at bit_length - 16 (asked on every SYN).
+    return min(max(buffer_size.bit_length() - 16, 0), MAX_WINDOW_SHIFT)
 
 
 def offered_window_shift(config: TcpConfig) -> int:
@@ -46,11 +44,14 @@ def syn_options(
     offered too: RFC 7323 1.3 and RFC 2018 2 forbid a SYN-ACK option the SYN did not carry)."""
     if config.no_options:
         return NO_OPTIONS
+    # Positional (mss, window_scale, sack_permitted, sack_blocks, timestamps): a NamedTuple
+    # built with keywords costs a call more, on every SYN and SYN-ACK.
     return TcpOptions(
-        mss=config.mss,
-        window_scale=offered_window_shift(config) if window_scale else None,
-        sack_permitted=sack,
-        timestamps=(timestamp_value(now), ts_recent) if timestamps else None,
+        config.mss,
+        offered_window_shift(config) if window_scale else None,
+        sack,
+        (),
+        (int(now * 1000) & TIMESTAMP_MASK, ts_recent) if timestamps else None,  # timestamp_value
     )
 
 

@@ -24,10 +24,11 @@ from __future__ import annotations
 
 from ustack.tcp.acknowledgement import DUPLICATE_ACK_THRESHOLD
 from ustack.tcp.options import TIMESTAMP_MASK, syn_options
-from ustack.tcp.ratelimit import PerSecondLimit
+from ustack.tcp.ratelimit import challenge_ack_allowed, unacceptable_ack_allowed
 from ustack.tcp.seq import seq_add, seq_diff, seq_gt, seq_lt, seq_max
 from ustack.tcp.state import (
     CAN_RECEIVE, CLOSE_WAIT, CLOSED, CLOSING, ESTABLISHED, FIN_WAIT_1, LAST_ACK, LISTEN, SYN_RECEIVED, SYN_SENT,
+    TIME_WAIT,
 )
 from ustack.tcp.send_side import (
     FAST_RETRANSMIT, FORCE_SEND, KEEPALIVE_PROBE, LIMITED_TRANSMIT, LOSS_PROBE, SEND_SYN, WINDOW_PROBE,
@@ -53,7 +54,9 @@ class SegmentOutput:
         else:
             self._control_segments = None
         state = self.state
-        if state is CLOSED or state is LISTEN:
+        if state is CLOSED or state is LISTEN or state is TIME_WAIT:
+            if self.time_wait is not None:
+                out.extend(self.time_wait.transmit(now))  # TIME-WAIT's ACKs (time_wait.py)
             return out  # only resets go out from here (RFC 9293 3.10.7.1-2)
         # ACK, window and options are the same for every segment of one transmit() call: they
         # are worked out once, by the first segment that needs them (see _build_segment).
@@ -486,35 +489,15 @@ class SegmentOutput:
         self.timers.arm_unless_armed(DELAYED_ACK_TIMER, now + self.config.delayed_ack_timeout)
 
     def _challenge_ack(self, now: float) -> None:
-        """RFC 5961 7: at most challenge_ack_limit challenge ACKs in any one second."""
-        limit = self._challenge_limit
-        if limit is None:
-            limit = self._challenge_limit = PerSecondLimit(self.config.challenge_ack_limit)
-        if not limit.allow(now):
-            self.drops["challenge_ack_rate_limited"] += 1
-            return
-        self.rcv.owe_ack()
+        """RFC 5961 7: at most challenge_ack_limit challenge ACKs in any one second (ratelimit.py)."""
+        if challenge_ack_allowed(self, now):
+            self.rcv.owe_ack()
 
     def _ack_for_unacceptable(self, segment: TcpSegment, now: float) -> None:
-        """RFC 9293 3.10.7.4 first check: an unacceptable segment (out of window, an old
-        duplicate, a PAWS failure) is answered with an ACK. A blind attacker's guesses are such
-        segments, so answer at most unacceptable_ack_limit of them per second on the stack and,
-        like Linux (tcp_invalid_ratelimit), at most one per unacceptable_ack_interval on this
-        connection. As in Linux, segments carrying data (without SYN) are spared the interval:
-        they cannot be part of an ACK loop, and a peer repeating data whose ACK was lost must
-        hear of it, with a D-SACK block for each copy (RFC 2883 4)."""
-        per_connection = not segment.payload or segment.flags & SYN
-        budget = self.unacceptable_ack_budget
-        if budget is None:  # not given one by a Stack: a budget of its own
-            budget = self.unacceptable_ack_budget = PerSecondLimit(self.config.unacceptable_ack_limit)
-        if (
-            per_connection and now - self._last_unacceptable_ack < self.config.unacceptable_ack_interval
-        ) or not budget.allow(now):
-            self.drops["ack_for_unacceptable_rate_limited"] += 1
-            return
-        if per_connection:
-            self._last_unacceptable_ack = now
-        self.rcv.owe_ack()
+        """RFC 9293 3.10.7.4 first check: an unacceptable segment is answered with an ACK, within
+        the rate limits of ratelimit.unacceptable_ack_allowed."""
+        if unacceptable_ack_allowed(self, segment, now):
+            self.rcv.owe_ack()
 
     # ------------------------------------------------------------------ building segments
     def _build_segment(self, now: float, seq: int, flags: int, payload: bytes) -> TcpSegment:

@@ -11,7 +11,8 @@ The kinds, each with the rule that arms it:
 - DELAYED_ACK  RFC 9293 3.8.6.3: an ACK we held back in the hope of piggybacking it
 - PERSIST      RFC 9293 3.8.6.1: probe a zero window (or force out a small segment)
 - KEEPALIVE    RFC 1122 4.2.3.6: an idle connection checks the peer is still there
-- TIME_WAIT    RFC 9293 3.4.2: 2*MSL in TIME-WAIT before the connection is forgotten
+- TIME_WAIT    RFC 9293 3.4.2: 2*MSL in TIME-WAIT before the connection is forgotten (kept by
+               the TimeWait record, time_wait.py, which names it by this kind's label)
 - CONNECT      RFC 1122 4.2.3.5: an active open abandoned after TcpConfig.connect_timeout
 - FIN_WAIT_2   after close(), stop waiting for a peer's FIN that never comes (as Linux does)
 - REORDER      RFC 8985 6.3: RACK's reordering window runs out for a segment not yet SACKed

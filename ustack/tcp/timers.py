@@ -20,7 +20,6 @@ from ustack.tcp.timer_set import (
     PERSIST_TIMER,
     REORDER_TIMER,
     RETRANSMIT_TIMER,
-    TIME_WAIT_TIMER,
     TLP_TIMER,
 )
 
@@ -32,17 +31,21 @@ class Timers:
 
     def next_deadline(self) -> float | None:
         """The earliest armed deadline, or None when nothing will happen without input."""
+        time_wait = self.time_wait
+        if time_wait is not None:
+            return time_wait.next_deadline()  # TIME-WAIT's 2*MSL (time_wait.py)
         return self.timers.next_deadline()
 
     def timers_armed(self) -> dict[str, float]:
         """The armed timers by name ("retransmit", "keepalive"...), with their deadlines."""
+        if self.time_wait is not None:
+            return self.time_wait.timers_armed()
         return self.timers.armed()
 
     def on_timer(self, now: float) -> None:
         """Fire every timer whose deadline is at or before `now`."""
-        if self.timers.due(TIME_WAIT_TIMER, now):
-            self.timers.cancel(TIME_WAIT_TIMER)
-            self._set_state(CLOSED, "TIME-WAIT timer (2*MSL)")
+        if self.time_wait is not None:
+            self.time_wait.on_timer(now)  # TIME-WAIT's 2*MSL (time_wait.py)
             return
         if self.timers.due(FIN_WAIT_2_TIMER, now):
             self.timers.cancel(FIN_WAIT_2_TIMER)

@@ -1,0 +1,286 @@
+"""Driver: the sans-IO Stack driven by an asyncio event loop (the machinery under AsyncStack).
+
+The whole runtime is two callbacks and one rule (DESIGN.md rules 2 and 6):
+
+- `loop.add_reader(link.fileno(), ...)`: the link has packets. Take a batch, feed each packet to
+  the stack, then run one *round*.
+- ONE `loop.call_at` timer, armed for the earliest deadline of the stack and of the link. When it
+  fires: `stack.on_timer(now)`, `link.on_timer(now)`, collect any packets the link released, run
+  one round.
+- A round: `stack.transmit(now)` goes out through the link, then every connection the stack
+  reports active (`stack.drain_active()`) has its transport brought up to date (data to the
+  protocol, pending writes into the send buffer, end of stream, errors), repeated while that
+  produced more to send; finally the timer is re-armed for the new earliest deadline.
+
+User calls on a transport (write, close, resume_reading, ...) happen outside a round: they
+`poke` the stack and ask for a round with `loop.call_soon`, once, however many calls there are in
+one loop iteration. A round that handed data to a protocol asks for the next round itself, at its
+end: asyncio runs the application's reply (a task woken by that data) in the next loop iteration,
+and the round queued behind it sends the reply in that same iteration, instead of one iteration
+later (an echo or an HTTP answer: one loop pass less per request). Nothing else runs: with no
+packets and no deadline, the loop sleeps and the stack costs no CPU at all, however many
+connections have come and gone.
+
+`now` is always `loop.time()` (the monotonic clock asyncio itself uses). runtime.AsyncStack adds
+the asyncio API (create_connection, start_server, ...) and the life cycle on top of this class.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any, Callable
+
+from ..link.base import LinkClosed
+from ..stack import Stack
+from .transport import TcpTransport
+
+logger = logging.getLogger("ustack.aio")
+
+MAX_BATCH = 64  # packets taken from the link per readable event
+MAX_ROUNDS = 16  # transmit/update passes in one round before yielding to the loop
+
+# An observer is called as observer(now, kind, item):
+#   kind "<": item is a packet (bytes) received from the link
+#   kind ">": item is a packet (bytes) sent to the link
+#   kind "event": item is a ustack.stack.StackEvent (connection, event), e.g. StateChanged
+Observer = Callable[[float, str, Any], None]
+
+
+class Driver:
+    """Rounds, the one timer and the link's reader for one Stack on the running loop; what
+    transports and servers call (transport.Runtime). Not used alone: AsyncStack is the one."""
+
+    def __init__(self, stack: Stack, link: Any, max_batch: int) -> None:
+        self.stack = stack
+        # Only observers read the stack's events (_report_events): none, none made (stack.py).
+        stack.events_wanted = False
+        self.link = link
+        self.max_batch = max_batch
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self._transports: dict[Any, TcpTransport] = {}  # core Connection -> its transport
+        self._servers: list = []  # server.Server, accepting in every round
+        self._dirty: dict[TcpTransport, None] = {}  # transports to update in the next round
+        self._observers: list[Observer] = []
+        self._waiters: list[tuple[Callable[[], bool], asyncio.Future]] = []
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_deadline: float | None = None
+        self._round_scheduled = False
+        self._in_round = False
+        self._poked = False  # a user call touched a connection during this round
+        self._delivered = False  # a transport handed data to its protocol during this round
+        self._closed = False
+        self._fd = -1
+        self.counters: dict[str, int] = {"rounds": 0, "timer_fired": 0, "batches": 0}
+
+    @property
+    def timer_armed(self) -> bool:
+        """True while the one timer is set (false when the stack is idle: nothing is due)."""
+        return self._timer is not None
+
+
+    def poke(self, connection: Any) -> None:
+        """A user call touched `connection`: transmit what it produced in the next round."""
+        self.stack.poke(connection)
+        self._poked = True
+        self.request_round()
+
+    def poke_later(self, connection: Any) -> None:
+        """Like poke, for what may wait for the round that follows a delivery (a window update
+        after the application took data): this round makes no second pass for it."""
+        self.stack.poke(connection)
+        self._delivered = True
+        if not self._in_round:
+            self.request_round()
+
+    def delivered(self) -> None:
+        """A transport handed data to its protocol: the reply is likely in the next iteration."""
+        self._delivered = True
+
+    def mark_dirty(self, transport: TcpTransport) -> None:
+        """Bring `transport` up to date in the next round (e.g. after resume_reading)."""
+        self._dirty[transport] = None
+        self.request_round()
+
+    def forget(self, transport: TcpTransport) -> None:
+        if self._transports.get(transport._connection) is transport:
+            del self._transports[transport._connection]
+        self._dirty.pop(transport, None)
+
+    def register(self, transport: TcpTransport) -> None:
+        self._transports[transport._connection] = transport
+
+
+    def request_round(self) -> None:
+        """Run a round soon: once per loop iteration however many calls ask (batched flush)."""
+        if self._in_round or self._round_scheduled or self._closed or self.loop is None:
+            return
+        self._round_scheduled = True
+        self.loop.call_soon(self._scheduled_round)
+
+    # ------------------------------------------------------------------------------------------
+    # The driver
+    # ------------------------------------------------------------------------------------------
+    def _on_readable(self) -> None:
+        now = self.loop.time()
+        self._receive_from_link(now)
+        self._round(now)
+
+    def _on_timer(self) -> None:
+        deadline = self._timer_deadline
+        self._timer = None
+        self._timer_deadline = None
+        self.counters["timer_fired"] += 1
+        # asyncio may run a timer up to one clock tick early; never let the stack see a time
+        # before the deadline it asked for, or the timer would fire again for nothing.
+        now = max(self.loop.time(), deadline or 0.0)
+        # The packets already waiting on the link first (a non-blocking batch; with them those a
+        # middleware held back and releases now), then the stack's due timers: a timer acts on
+        # the state those packets made. Fired first, a probe timer due as the ACK of the whole
+        # flight waited unread asked for a probe that ACK made needless (issue 12), and a
+        # retransmission timer could resend what an ACK waiting there had acknowledged.
+        self.link.on_timer(now)
+        self._receive_from_link(now)
+        self.stack.on_timer(now)
+        self._report_events(now)
+        self._round(now)
+
+    def _scheduled_round(self) -> None:
+        self._round_scheduled = False
+        if not self._closed:
+            self._round(self.loop.time())
+
+    def _receive_from_link(self, now: float) -> None:
+        try:
+            batch = self.link.receive_batch(now, self.max_batch)
+        except LinkClosed as error:
+            logger.warning("ustack: %s; no more packets will arrive", error)
+            self.loop.remove_reader(self._fd)
+            return
+        self.counters["batches"] += 1
+        for packet in batch:  # a Tracer in the link starts this packet's line as the loop reaches it
+            if self._observers:
+                self._notify(now, "<", packet)
+            try:
+                self.stack.receive(packet, now)
+            except Exception:
+                # A bug below us must not take every other connection down with it.
+                self.counters["packets_failed"] = self.counters.get("packets_failed", 0) + 1
+                logger.exception("ustack: the stack failed on a packet of %d bytes; it was dropped", len(packet))
+            self._report_events(now)  # state changes land on the line of the packet that caused them
+
+    def _round(self, now: float) -> None:
+        if self._closed:
+            return
+        self.counters["rounds"] += 1
+        self._in_round = True
+        try:
+            for _ in range(MAX_ROUNDS):
+                self._poked = False
+                if self._observers:
+                    self._report_events(now)  # changes made by user calls (connect, close, ...)
+                packets = self.stack.transmit(now)
+                if self._observers:
+                    self._report_events(now)
+                if packets:
+                    self._send(packets, now)
+                if self._servers:
+                    self._accept_new_connections(now)
+                transports = self._transports
+                for connection in self.stack.drain_active():
+                    transport = transports.get(connection)
+                    if transport is not None:
+                        self._dirty[transport] = None
+                dirty, self._dirty = self._dirty, {}
+                for transport in dirty:
+                    transport._update(now)
+                if not (self._poked or self._dirty):
+                    break  # nothing new to transmit, nobody left to update
+            else:
+                # Still busy after MAX_ROUNDS passes: let other callbacks run, then go on.
+                if not self._round_scheduled:
+                    self._round_scheduled = True
+                    self.loop.call_soon(self._scheduled_round)
+        finally:
+            self._in_round = False
+        if self._delivered:
+            # Queued behind the callbacks that data woke (call_soon keeps order): the reply they
+            # write goes out in the same loop iteration.
+            self._delivered = False
+            self.request_round()
+        self.link.flush()
+        if not self._round_scheduled:
+            # A round already queued re-arms it, before the loop sleeps again (a queued callback
+            # makes asyncio poll without waiting): once per loop iteration is enough. An echo or
+            # an HTTP answer is two rounds (the data in, the reply out), and computing the
+            # earliest deadline is a fair part of a round's own cost.
+            self._rearm_timer()
+        if self._waiters:
+            self._check_waiters()
+
+    def _send(self, packets: list[bytes], now: float) -> None:
+        if self._observers:
+            for packet in packets:
+                self._notify(now, ">", packet)
+        self.link.send_batch(packets, now)
+
+    def _notify(self, now: float, kind: str, item: Any) -> None:
+        for observer in list(self._observers):
+            try:
+                observer(now, kind, item)
+            except Exception as error:
+                self.loop.call_exception_handler({"message": f"ustack observer {observer!r} failed", "exception": error})
+
+    def _accept_new_connections(self, now: float) -> None:
+        for server in self._servers:
+            listener = server.listener
+            if listener is None or not listener.accept_queue:
+                continue  # the common case: nothing completed a handshake since the last round
+            while server.is_serving() and server.wants_connection():
+                connection = server.listener.accept()
+                if connection is None:
+                    break
+                server._accept(connection, now)
+
+    def _report_events(self, now: float) -> None:
+        events = self.stack.events()
+        if not events:
+            return
+        if self._observers:
+            for item in events:
+                self._notify(now, "event", item)
+
+    def _rearm_timer(self) -> None:
+        """Keep the one timer at or before the earliest deadline. A deadline that moved later
+        (the retransmission timer restarted by an ACK, as on nearly every round of a busy
+        connection) leaves the armed timer alone: it fires early, finds nothing due and is armed
+        again then. Moving it each time made a TimerHandle and left a cancelled one in asyncio's
+        heap per round."""
+        deadline = _earliest(self.stack.next_deadline(), self.link.next_deadline())
+        armed = self._timer_deadline
+        if deadline == armed or (deadline is not None and armed is not None and deadline > armed):
+            return
+        self._cancel_timer()
+        if deadline is not None:
+            self._timer_deadline = deadline
+            self._timer = self.loop.call_at(deadline, self._on_timer)
+
+    def _cancel_timer(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer = None
+        self._timer_deadline = None
+
+    def _check_waiters(self) -> None:
+        for predicate, future in list(self._waiters):
+            if future.done():
+                continue
+            try:
+                if predicate():
+                    future.set_result(None)
+            except Exception as error:  # a broken predicate fails its waiter, not the runtime
+                future.set_exception(error)
+
+def _earliest(*deadlines: float | None) -> float | None:
+    present = [deadline for deadline in deadlines if deadline is not None]
+    return min(present) if present else None
