@@ -158,6 +158,7 @@ async def one_path(network: UstackNetwork, algorithm: str, size: int, pacing: bo
     figures = {}
     sink_done = asyncio.get_running_loop().create_future()
     source_connections = []
+    source_racks = []  # each source connection's RackState (rack.py), for its probe count
 
     async def sink(reader, writer):
         received, first = 0, None
@@ -174,12 +175,17 @@ async def one_path(network: UstackNetwork, algorithm: str, size: int, pacing: bo
             sink_done.set_result((received, elapsed))
 
     async def source(reader, writer):
-        source_connections.append(writer.get_extra_info("connection"))
+        connection = writer.get_extra_info("connection")
+        source_connections.append(connection)
         block = bytes(CHUNK)
         left = size
         while left:
             writer.write(block[:min(left, CHUNK)])
             left -= min(left, CHUNK)
+            if connection.rack is not None and not any(rack is connection.rack for rack in source_racks):
+                # Kept here: the connection lets its RACK-TLP state go in TIME-WAIT, before the
+                # figures are read, and its count of tail loss probes with it.
+                source_racks.append(connection.rack)
             await writer.drain()
         writer.close()
 
@@ -225,8 +231,7 @@ async def one_path(network: UstackNetwork, algorithm: str, size: int, pacing: bo
             figures["b_spurious"] = (counted(after_a, after_b, "TCPDSACKOldSent")
                                      + counted(after_a, after_b, "TCPDSACKOfoSent"))
             figures["b_policed"] = policed(counters)[1] - policed_after_a[1]
-            figures["b_probes"] = sum(connection.rack.probes_sent for connection in source_connections
-                                      if connection.rack is not None)
+            figures["b_probes"] = sum(rack.probes_sent for rack in source_racks)
         finally:
             for server in servers:
                 server.close()

@@ -136,7 +136,7 @@ class Cubic(NewReno):
         self.epoch_start = None
         self._carry = 0.0
         self.hystart.stop()
-        return max(flight_size * BETA_NUMERATOR // BETA_DENOMINATOR, 2 * self.mss)
+        return self._threshold_after_loss(flight_size * BETA_NUMERATOR // BETA_DENOMINATOR)
 
     def on_retransmit_timeout(self, bytes_in_flight: int, now: float) -> None:
         # RFC 9438 4.8: ssthresh as for any congestion event (held over repeated timeouts, as

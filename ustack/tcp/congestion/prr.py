@@ -9,8 +9,10 @@ reduction bound (PRR-SSRB, RFC 6937 3.1, the recommended bound) lets it grow bac
 ssthresh no faster than slow start would: at most one segment more than was delivered.
 
 All quantities are bytes. The connection reports each ACK's DeliveredData (RFC 6937 3: the
-change in SND.UNA plus the change in SACKed bytes) and what it sent; the answer is `sndcnt`,
-the bytes that may leave now.
+change in SND.UNA plus the change in SACKed bytes; for the ACK that starts the recovery, plus
+what the ACKs read before it in the same batch acknowledged, acknowledgement.py
+_acknowledged_before_in_batch) and what it sent; the answer is `sndcnt`, the bytes that may
+leave now. RecoverFS is the flight as last sent, as for ssthresh.
 """
 
 from __future__ import annotations

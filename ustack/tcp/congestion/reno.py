@@ -11,7 +11,8 @@ class Reno(CongestionControl):
     Growth uses byte counting (RFC 3465): slow start adds min(acked, 2*MSS) per ACK (RFC 3465 2.2,
     L = 2 MSS), and congestion avoidance adds one MSS each time a full cwnd of
     bytes has been acknowledged, which is "about one MSS per RTT" however the receiver delays its
-    ACKs (RFC 5681 3.1, the alternative to equation 3 it recommends). cwnd stays an integer.
+    ACKs (RFC 5681 3.1, the alternative to equation 3 it recommends). cwnd stays an integer, and a
+    whole number of segments after a loss (base._threshold_after_loss).
     """
 
     name = "reno"
@@ -49,9 +50,10 @@ class Reno(CongestionControl):
             self.cwnd += self.mss
 
     def _congestion_event(self, flight_size: int, now: float) -> int:
-        """The new ssthresh after a loss: half the flight, at least two segments (RFC 5681 3.1
-        equation 4). CUBIC reduces by its beta instead and remembers where the loss happened."""
-        return max(flight_size // 2, 2 * self.mss)
+        """The new ssthresh after a loss: half the flight in whole segments, at least two (RFC
+        5681 3.1 equation 4; base._threshold_after_loss). CUBIC reduces by its beta instead and
+        remembers where the loss happened."""
+        return self._threshold_after_loss(flight_size // 2)
 
     def on_enter_fast_recovery(self, bytes_in_flight: int, now: float, limited_transmit_bytes: int = 0) -> None:
         # RFC 5681 3.2 step 2: halve the flight (without what Limited Transmit sent beyond cwnd),
