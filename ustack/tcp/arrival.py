@@ -41,6 +41,7 @@ from ustack.tcp.timer_set import CONNECT_TIMER, KEEPALIVE_TIMER, RETRANSMIT_TIME
 from ustack.wire.tcp import ACK, ECE, FIN, PSH, RST, SYN, URG, TcpSegment
 
 _ACK_OR_ACK_PSH = (ACK, ACK | PSH)
+_SYN_FIN = SYN | FIN
 
 class SegmentArrival:
     """The receive half of Connection (see connection.py for the variables)."""
@@ -60,7 +61,8 @@ class SegmentArrival:
         if state is TIME_WAIT:
             self.time_wait.receive(segment, now)  # the TIME-WAIT record (time_wait.py)
             return
-        if syn_fin_dropped(segment, self.config):
+        if segment.flags & _SYN_FIN == _SYN_FIN and syn_fin_dropped(segment, self.config):
+            # (The flags tested here first: this runs for every segment, and almost none has both.)
             # TcpConfig.drop_syn_fin (FreeBSD's drop_synfin, which its TIME-WAIT code never sees).
             self.drops["syn_and_fin"] += 1
             return
