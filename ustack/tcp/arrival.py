@@ -343,8 +343,12 @@ class SegmentArrival:
 
     def _sequence_acceptable(self, segment: TcpSegment) -> bool:
         """The four cases of RFC 9293 3.10.7.4 "first", with RCV.WND = what we advertised."""
-        window = self._receive_window()
         seq = segment.seq
+        if seq == self.rcv.nxt:
+            # The segment expected next passes each of the four cases (RCV.NXT =< SEG.SEQ <
+            # RCV.NXT+RCV.WND for a window, SEG.SEQ = RCV.NXT for none): no window to work out.
+            return True
+        window = self._receive_window()
         length = segment.sequence_length
         if window <= 0:
             # A zero window admits only the segment at RCV.NXT, whose ACK, URG and RST we still
