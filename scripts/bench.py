@@ -2,8 +2,19 @@
 """ustack beside the Linux kernel, from one run: bulk MB/s each way, new connections per second,
 and echo round-trip latency, with the ratio to the kernel and issue 12's goals in the last columns.
 
-    sudo .venv/bin/python scripts/bench.py [--size-mb 100] [--requests 4000] [--echoes 2000]
+    sudo .venv/bin/python scripts/bench.py [--size-mb 100] [--requests 4000] [--echoes 2000] [--repeats 9]
     sudo .venv/bin/python scripts/bench.py --profile profile-dir    # ustack under py-spy too
+
+Every bulk row (curl download and upload, ustack's and the kernel's, the main rows and the
+offload/MTU variants) is the MEDIAN of --repeats transfers (default 9), taken in turn with its
+kernel twin on the same servers after one untimed transfer each, and the "ustack min-max" column
+shows the spread of ustack's. One 50 MB transfer lasts about a tenth of a second here, and a
+single one swung by a third between runs (a burst of other work, a CPU wake-up, where the
+kernel's ACKs fall); the medians of two runs agreed within ~10 % (load 1-2), and the repeats
+cost ~1-2 s per row (`--size-mb 50 --requests 2000 --echoes 1000` takes ~45 s). The MTU 65535
+downloads still swing more: there the last sub-MSS piece of a file waits for the ACK of the one
+full segment before it (Nagle, RFC 9293 3.7.4) while the kernel delays that ACK (40 ms), in some
+transfers and not others.
 
 Three small networks, in namespaces named ust-bench-<pid>-* that are always removed at the end
 (on errors, Ctrl-C and SIGTERM too); no packet leaves them:
@@ -56,6 +67,7 @@ GOAL_ECHO_P99_FACTOR = 1.5
 IPV6_GOAL_FRACTION = 0.9  # issue 11: ustack over IPv6 within 10 % of ustack over IPv4 (same run, in turn)
 READY_TIMEOUT = 30.0
 COMMAND_TIMEOUT = 60.0
+DEFAULT_REPEATS = 9  # bulk transfers per row: the row is their median (module docstring)
 MEGABYTE = 1e6  # MB/s as curl and ab count them: 10**6 bytes
 
 # The same Python apps ustack serves, on the kernel's sockets through asyncio.
@@ -119,6 +131,32 @@ def download_goal(ustack: float, kernel: float) -> Goal:
 
 class BenchError(Exception):
     """Something the benchmark could not do, in one line."""
+
+
+class Sample(NamedTuple):
+    """The median of repeated measurements, with the smallest and largest (the spread)."""
+
+    median: float
+    low: float
+    high: float
+
+    @classmethod
+    def of(cls, values: list[float]) -> "Sample":
+        return cls(statistics.median(values), min(values), max(values))
+
+
+def repeated(repeats: int, *measures) -> list[Sample]:
+    """Each of `measures` (functions returning a figure) run once untimed (a fresh server's first
+    transfer pays for its imports, allocations and caches), then `repeats` times in turn (a, b,
+    a, b, ...), so that every one of them meets the same moments of a shared machine; the Sample
+    of each."""
+    for measure in measures:
+        measure()
+    results: list[list[float]] = [[] for _ in measures]
+    for _ in range(repeats):
+        for measure, values in zip(measures, results):
+            values.append(measure())
+    return [Sample.of(values) for values in results]
 
 
 class Server:
@@ -395,20 +433,23 @@ def run(args, work: Path, spaces: list[Namespace]) -> list[tuple[str, str, str, 
         kernel_url = f"http://{KERNEL_SERVER_ADDRESS}"
         say = (lambda text: print(f"  {text}", file=sys.stderr, flush=True))
 
-        say("bulk download (curl)")
+        say(f"bulk download (curl), {args.repeats} times each")
         with profiling(profiler, "download"):
-            ustack_download = download_rate(ustack_space, f"{ustack_url}/big.bin")
-        kernel_download = download_rate(client_space, f"{kernel_url}/big.bin")
+            ustack_download, kernel_download = repeated(
+                args.repeats, lambda: download_rate(ustack_space, f"{ustack_url}/big.bin"),
+                lambda: download_rate(client_space, f"{kernel_url}/big.bin"))
         rows = [("bulk download MB/s (curl GET)", ustack_download, kernel_download,
                  nc_rate(client_space, server_space, size * 5, upload=False),
-                 download_goal(ustack_download, kernel_download))]
-        say("bulk upload (curl -T)")
+                 download_goal(ustack_download.median, kernel_download.median))]
+        say(f"bulk upload (curl -T), {args.repeats} times each")
         with profiling(profiler, "upload"):
-            ustack_upload = upload_rate(ustack_space, f"{ustack_url}/up.bin", upload_source)
-        kernel_upload = upload_rate(client_space, f"{kernel_url}/up-kernel.bin", upload_source)
+            ustack_upload, kernel_upload = repeated(
+                args.repeats, lambda: upload_rate(ustack_space, f"{ustack_url}/up.bin", upload_source),
+                lambda: upload_rate(client_space, f"{kernel_url}/up-kernel.bin", upload_source))
         rows.append(("bulk upload MB/s (curl -T)", ustack_upload, kernel_upload,
                      nc_rate(client_space, server_space, size * 5, upload=True),
-                     at_least(ustack_upload, GOAL_UPLOAD_FRACTION * kernel_upload, f">= {GOAL_UPLOAD_FRACTION}x")))
+                     at_least(ustack_upload.median, GOAL_UPLOAD_FRACTION * kernel_upload.median,
+                              f">= {GOAL_UPLOAD_FRACTION}x")))
         say("connections per second (ab -c 20)")
         native_http = server_space.popen([sys.executable, "-m", "http.server", str(NATIVE_HTTP_PORT), "--bind",
                                           "0.0.0.0", "--directory", str(site)],
@@ -465,7 +506,7 @@ def run(args, work: Path, spaces: list[Namespace]) -> list[tuple[str, str, str, 
         ustack.stop()
         kernel_app.stop()
     if not args.no_variants:
-        rows += variant_rows(work, spaces, prefix, site, upload_source, environment)
+        rows += variant_rows(work, spaces, prefix, site, upload_source, environment, args.repeats)
     if profiler is not None:
         for name, raw in profiler.recorded:
             print(f"\n== where ustack serve spends its time: {name} ==")
@@ -481,7 +522,7 @@ VARIANT_GOALS = {(False, 1500): 200.0, (True, 65535): 1000.0, (False, 65535): 10
 
 def variant_goals(offload: bool, mtu: int, down: float, kernel_down: float, up: float,
                   kernel_up: float) -> tuple[Goal, Goal]:
-    """The goals of one bulk variant's download and upload rows."""
+    """The goals of one bulk variant's download and upload rows (from the medians)."""
     if (offload, mtu) == (True, 1500):
         return (download_goal(down, kernel_down),
                 at_least(up, GOAL_UPLOAD_FRACTION * kernel_up, f">= {GOAL_UPLOAD_FRACTION}x"))
@@ -490,10 +531,12 @@ def variant_goals(offload: bool, mtu: int, down: float, kernel_down: float, up: 
 
 
 def variant_rows(work: Path, spaces: list[Namespace], prefix: str, site: Path, upload_source: Path,
-                 environment: dict) -> list[tuple]:
+                 environment: dict, repeats: int) -> list[tuple]:
     """Bulk MB/s each way with offload on and off (`serve --no-offload`), at MTU 1500 and 65535,
     each beside the kernel's same app over a veth pair of the same MTU (issue 12). Every serve
-    runs in a fresh namespace of its own; the kernel's pair for MTU 65535 is made here."""
+    runs in a fresh namespace of its own; the kernel's pair for MTU 65535 is made here. The two
+    serves of one MTU and the kernel's app run side by side (idle while the others measure), so
+    that all three are measured in turn, `repeats` times each way, and meet the same moments."""
     rows = []
     for mtu in (1500, 65535):
         client_space, server_space = Namespace(f"{prefix}-c{mtu}"), Namespace(f"{prefix}-s{mtu}")
@@ -502,48 +545,61 @@ def variant_rows(work: Path, spaces: list[Namespace], prefix: str, site: Path, u
             space.open()
         create_veth_pair(client_space, server_space, f"ustb-c{mtu}", f"ustb-s{mtu}",
                          "10.78.0.1/24", f"{KERNEL_SERVER_ADDRESS}/24", mtu=mtu)
-        kernel_app = Server(server_space.command([sys.executable, "-c", KERNEL_APP_SERVER, str(site)]))
+        servers = [Server(server_space.command([sys.executable, "-c", KERNEL_APP_SERVER, str(site)]))]
+        ustack_spaces = {}
         try:
-            kernel_app.wait_ready("ready")
-            kernel_url = f"http://{KERNEL_SERVER_ADDRESS}"
-            kernel_down = download_rate(client_space, f"{kernel_url}/big.bin")
-            kernel_up = upload_rate(client_space, f"{kernel_url}/up-kernel.bin", upload_source)
+            for offload in (True, False):
+                space = ustack_spaces[offload] = Namespace(f"{prefix}-u{mtu}{'' if offload else 'n'}")
+                spaces.append(space)
+                space.open()
+                servers.append(Server([sys.executable, "-m", "ustack", "serve", "--netns", space.name, "--http",
+                                       str(site), "--allow-upload", "--mtu", str(mtu),
+                                       *([] if offload else ["--no-offload"])], environment))
+            servers[0].wait_ready("ready")
+            for server in servers[1:]:
+                server.wait_ready("ustack: ready")
+            print(f"  bulk both ways, mtu {mtu}, offload on and off, {repeats} times each", file=sys.stderr,
+                  flush=True)
+            kernel_url, ustack_url = f"http://{KERNEL_SERVER_ADDRESS}", f"http://{USTACK_ADDRESS}"
+            kernel_down, *downs = repeated(
+                repeats, lambda: download_rate(client_space, f"{kernel_url}/big.bin"),
+                *(lambda space=space: download_rate(space, f"{ustack_url}/big.bin") for space in ustack_spaces.values()))
+            kernel_up, *ups = repeated(
+                repeats, lambda: upload_rate(client_space, f"{kernel_url}/up-kernel.bin", upload_source),
+                *(lambda space=space: upload_rate(space, f"{ustack_url}/up.bin", upload_source)
+                  for space in ustack_spaces.values()))
         finally:
-            kernel_app.stop()
-        for offload in (True, False):
-            space = Namespace(f"{prefix}-u{mtu}{'' if offload else 'n'}")
-            spaces.append(space)
-            space.open()
-            print(f"  bulk both ways, mtu {mtu}, offload {'on' if offload else 'off'}", file=sys.stderr, flush=True)
-            ustack = Server([sys.executable, "-m", "ustack", "serve", "--netns", space.name, "--http", str(site),
-                             "--allow-upload", "--mtu", str(mtu), *([] if offload else ["--no-offload"])], environment)
-            try:
-                ustack.wait_ready("ustack: ready")
-                down = download_rate(space, f"http://{USTACK_ADDRESS}/big.bin")
-                up = upload_rate(space, f"http://{USTACK_ADDRESS}/up.bin", upload_source)
-            finally:
-                ustack.stop()
+            for server in servers:
+                server.stop()
+        for offload, down, up in zip(ustack_spaces, downs, ups):
             label = f"offload {'on' if offload else 'off'}, mtu {mtu}"
-            down_goal, up_goal = variant_goals(offload, mtu, down, kernel_down, up, kernel_up)
+            down_goal, up_goal = variant_goals(offload, mtu, down.median, kernel_down.median, up.median,
+                                               kernel_up.median)
             rows.append((f"download MB/s ({label})", down, kernel_down, None, down_goal))
             rows.append((f"upload MB/s ({label})", up, kernel_up, None, up_goal))
     return rows
 
 
 def format_table(rows) -> str:
-    """Rows of (metric, ustack, kernel same app, kernel native, Goal or None); the ratio column is
-    ustack over the kernel with the same app."""
+    """Rows of (metric, ustack, kernel same app, kernel native, Goal or None), a figure being a
+    number or a Sample (its median is shown, and ustack's spread in its own column); the ratio
+    column is ustack over the kernel with the same app."""
+    def number(value) -> float:
+        return value.median if isinstance(value, Sample) else value
+
     def cell(value):
         if value is None:
             return "-"
+        value = number(value)
         return f"{value:,.0f}" if value >= 100 else f"{value:,.1f}"
 
-    header = ("metric", "ustack", "kernel (same app)", "kernel native", "ratio", "goal")
+    header = ("metric", "ustack", "ustack min-max", "kernel (same app)", "kernel native", "ratio", "goal")
     body = []
     for metric, ustack, kernel, native, goal in rows:
-        ratio = f"{ustack / kernel:.2f}" if kernel else "-"
+        ratio = f"{number(ustack) / number(kernel):.2f}" if kernel else "-"
+        spread = f"{cell(ustack.low)}-{cell(ustack.high)}" if isinstance(ustack, Sample) else "-"
         goal_text = "-" if goal is None else f"{goal.text}  {'ok' if goal.met else 'MISSED'}"
-        body.append((metric, cell(ustack), cell(kernel), cell(native), ratio, goal_text))
+        body.append((metric, cell(ustack), spread, cell(kernel), cell(native), ratio, goal_text))
     widths = [max(len(row[i]) for row in [header, *body]) for i in range(len(header))]
     lines = [" | ".join(text.ljust(widths[i]) if i == 0 else text.rjust(widths[i]) for i, text in enumerate(row))
              for row in [header, *body]]
@@ -556,10 +612,15 @@ def main() -> int:
     parser.add_argument("--size-mb", type=int, default=100, help="size of the bulk transfers (default 100)")
     parser.add_argument("--requests", type=int, default=4000, help="ab requests per server (default 4000)")
     parser.add_argument("--echoes", type=int, default=2000, help="echo round trips per server (default 2000)")
+    parser.add_argument("--repeats", type=int, default=DEFAULT_REPEATS,
+                        help=f"bulk transfers per row, the row their median (default {DEFAULT_REPEATS})")
     parser.add_argument("--profile", metavar="DIR", help="run ustack serve under py-spy; print its top functions")
     parser.add_argument("--no-variants", action="store_true",
                         help="leave out the bulk rows with offload on/off at MTU 1500 and 65535")
     args = parser.parse_args()
+    if args.repeats < 1:
+        print(f"bench.py: --repeats must be at least 1, not {args.repeats}", file=sys.stderr)
+        return 2
     if os.geteuid() != 0:
         print("bench.py: needs root (namespaces, TUN): sudo .venv/bin/python scripts/bench.py", file=sys.stderr)
         return 2
@@ -580,7 +641,7 @@ def _main(args) -> int:
     started = time.monotonic()
     status = 0
     try:
-        print(f"bench.py: {args.size_mb} MB transfers, {args.requests} requests, {args.echoes} echoes; "
+        print(f"bench.py: {args.size_mb} MB transfers (bulk rows: the median of {args.repeats}), {args.requests} requests, {args.echoes} echoes; "
               f"namespaces ust-bench-{os.getpid()}-*", file=sys.stderr)
         rows = run(args, work, spaces)
         print(format_table(rows))

@@ -131,7 +131,8 @@ def test_counters_of_a_record_outlive_it():
     connection, accepted, record = server_in_time_wait(client, server, listener)
     del accepted
     options = TcpOptions(timestamps=(1000, 0))
-    for offset in (1_000_000, 2_000_000):  # out of the window: counted, answered with one rate-limited ACK
+    window = TcpConfig().receive_buffer_size
+    for offset in (2 * window, 3 * window):  # out of the window: counted, answered with one rate-limited ACK
         stray = TcpSegment(connection.local_port, PORT, (record.rcv_nxt + offset) % 2**32, record.snd_nxt, ACK, 1000,
                            options=options)
         server.receive(build_tcp_packet(CLIENT, SERVER, stray), 1.0)

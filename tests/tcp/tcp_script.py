@@ -37,6 +37,9 @@ CONFIG = TcpConfig(
     # Segment by segment, the scripts expect a window to leave at once; pacing (off by default)
     # spreads it over the round trip and has its own tests (test_pacing.py).
     pacing=False,
+    # The scripts count segments with RFC 896's Nagle (a short tail waits while anything is in
+    # flight); Minshall's variant, the default as in Linux, has its own tests (test_nagle.py).
+    nagle_minshall=False,
 )
 PEER_WINDOW = 8192
 AFTER_FIN = BUFFER - 1  # our window once the peer's FIN has taken a sequence number

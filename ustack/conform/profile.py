@@ -69,6 +69,7 @@ FREEBSD_DEFAULTS = {
     "timestamps": True,  # net.inet.tcp.rfc1323=1
     "sack": True,  # net.inet.tcp.sack.enable=1
     "congestion_control": "newreno",  # net.inet.tcp.cc.algorithm: the scripts' cwnd arithmetic is NewReno's
+    "nagle_minshall": False,  # tcp_output's Nagle is RFC 896's: no short segment while data is in flight
     "initial_rto": 1.0,  # net.inet.tcp.rexmit_initial=1000 (ms)
     "rto_slop": 0.2,  # net.inet.tcp.rexmit_slop=200 (ms), added on top of every RTO after the first
     "min_rto": 0.03,  # net.inet.tcp.rexmit_min=30 (ms)

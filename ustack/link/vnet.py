@@ -305,10 +305,11 @@ def large_segment_parts(packet: bytes, mtu: int, other_flags: int = 0) -> list |
     if not t or len(packet) > LARGEST_SUPER_SEGMENT:
         return None
     header_length = t + (packet[t + 12] >> 4) * 4
-    header = VnetHeader(NEEDS_CSUM, GSO_TYPE_OF[t], header_length, mtu - header_length, t, TCP_CHECKSUM_OFFSET)
     checksum = t + TCP_CHECKSUM_OFFSET
-    return [HEADER.pack(*header), packet[:checksum], _partial_checksum(packet, t, len(packet) - t),
-            memoryview(packet)[checksum + 2:]]
+    # The header's fields in VnetHeader's order, packed without making one (this runs for every
+    # large segment: a bulk download's whole send path).
+    return [HEADER.pack(NEEDS_CSUM, GSO_TYPE_OF[t], header_length, mtu - header_length, t, TCP_CHECKSUM_OFFSET),
+            packet[:checksum], _partial_checksum(packet, t, len(packet) - t), memoryview(packet)[checksum + 2:]]
 
 
 def tcp_start_if_joinable(packet: bytes, other_flags: int = 0) -> int:
@@ -345,15 +346,29 @@ def _ip_header_for(packet: bytes, tcp_start: int, tcp_length: int) -> bytes:
     return bytes(ip)
 
 
+# The pseudo-header sum of TCP with length 0 between an address pair, by the pair's bytes as they
+# stand in the IP header: a connection sends from one pair, so the sum is worked out once, and
+# each segment only adds its length (ones' complement addition is associative: folding the sum
+# and then adding the length gives the same field). Bounded: cleared when full.
+_ADDRESS_SUMS: dict[bytes, int] = {}
+_ADDRESS_SUMS_KEPT = 1024
+
+
 def _partial_checksum(packet: bytes, tcp_start: int, tcp_length: int) -> bytes:
     """The TCP checksum field of a partial checksum: the pseudo-header sum of `packet`'s family
     for `tcp_length` bytes of TCP, folded, not complemented (see the module docstring)."""
-    if tcp_start == IPV6_HEADER:
-        partial = pseudo_header_sum6(packet[8:24], packet[24:40], TCP_PROTOCOL, tcp_length)
-    else:
-        src, dst = int.from_bytes(packet[12:16], "big"), int.from_bytes(packet[16:20], "big")
-        partial = pseudo_header_sum(src, dst, TCP_PROTOCOL, tcp_length)
-    return _fold(partial).to_bytes(2, "big")
+    addresses = packet[8:40] if tcp_start == IPV6_HEADER else packet[12:20]
+    partial = _ADDRESS_SUMS.get(addresses)
+    if partial is None:
+        if tcp_start == IPV6_HEADER:
+            partial = pseudo_header_sum6(addresses[:16], addresses[16:], TCP_PROTOCOL, 0)
+        else:
+            partial = pseudo_header_sum(int.from_bytes(addresses[:4], "big"), int.from_bytes(addresses[4:], "big"),
+                                        TCP_PROTOCOL, 0)
+        if len(_ADDRESS_SUMS) >= _ADDRESS_SUMS_KEPT:
+            _ADDRESS_SUMS.clear()
+        _ADDRESS_SUMS[addresses] = partial
+    return _fold(partial + tcp_length).to_bytes(2, "big")
 
 
 def _fold(value: int) -> int:

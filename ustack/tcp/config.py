@@ -29,8 +29,15 @@ class TcpConfig:
     # The MSS we announce. By default it follows the link's MTU (fit_to_mtu: MTU minus 40 bytes
     # of IPv4 and TCP headers), 1460 until a link says otherwise; a value set here is kept.
     mss: int = MssFromMtu(1460)
-    receive_buffer_size: int = 256 * 1024
-    send_buffer_size: int = 256 * 1024
+    # 1 MiB each way (Linux autotunes up to 4 MiB to send, 6 MiB to receive). The send buffer
+    # holds the whole flight plus what waits: at 256 KiB a download over the TUN offloads was
+    # limited by it, each ACK freeing room for one large segment and a few MSS more, so that
+    # ~40 % of the segments were pieces of 1-5 MSS, each a whole pass through the stack and a
+    # TUN write (scripts/bench.py, issue 12). The receive buffer is the window the peer may fill.
+    # Buffers are made at first use and hold only what is in them: an idle connection pays
+    # nothing for the size.
+    receive_buffer_size: int = 1024 * 1024
+    send_buffer_size: int = 1024 * 1024
 
     # The most out-of-order blocks (runs of bytes beyond a hole) a connection holds; beyond it
     # the furthest are pruned (receive_buffer.py). None: as many as the receive buffer pays for
@@ -97,6 +104,10 @@ class TcpConfig:
     # (Nagle, SWS avoidance, delayed ACKs, retransmissions) are unchanged.
     offload_segments: int = 1
     nagle: bool = True  # RFC 9293 3.7.4; False is the TCP_NODELAY of sockets
+    # Which Nagle: True, Minshall's variant as Linux (a short segment waits only while an earlier
+    # short one is unacknowledged; send_side.nagle_holds); False, RFC 896's as FreeBSD (a short
+    # segment waits while any data is unacknowledged).
+    nagle_minshall: bool = True
     # How the receive window we advertise follows the free buffer space (output.py):
     # "sws_steps": receiver silly-window avoidance as RFC 9293 3.8.6.2.2 writes it: the right
     #   edge moves only in steps of min(buffer/2, MSS).
@@ -293,7 +304,7 @@ class TcpConfig:
 # SO_KEEPALIVE, TCP_KEEPIDLE, TCP_KEEPINTVL, TCP_KEEPCNT). The others shape the SYN, the buffers or
 # the estimators, and are fixed once the connection exists.
 LIVE_SETTINGS = frozenset(
-    {"nagle", "keepalive", "keepalive_idle", "keepalive_interval", "keepalive_probes", "delayed_ack_timeout",
+    {"nagle", "nagle_minshall", "keepalive", "keepalive_idle", "keepalive_interval", "keepalive_probes", "delayed_ack_timeout",
      "offload_segments", "congestion_control",  # congestion_control: TCP_CONGESTION
      "pacing",
      "send_buffer_size"}  # SO_SNDBUF: how much send() may queue from now on

@@ -209,11 +209,14 @@ class SegmentOutput:
                     if length < (snd.max_wnd >> 1) and not (snd_nxt == snd.una and seq_lt(snd_nxt, snd.max)):
                         break
                 elif nagle and in_flight and snd.syn_acknowledged and not seq_lt(snd_nxt, snd.max):
-                    # RFC 9293 3.7.4 (Nagle): at most one small segment unacknowledged (our SYN-ACK
-                    # is none: a Fast Open server's first data, RFC 7413 4.2, goes at once). Nagle
-                    # holds back new data only (RFC 896): a tail below SND.MAX was sent once
-                    # already (SYN data the SYN-ACK did not take, RFC 7413 4.2.2) and goes again now.
-                    break
+                    # RFC 9293 3.7.4 (Nagle; _nagle_holds says which): at most
+                    # one small segment unacknowledged (our SYN-ACK is none: a Fast Open server's
+                    # first data, RFC 7413 4.2, goes at once). Nagle holds back new data only (RFC
+                    # 896): a tail below SND.MAX was sent once already (SYN data the SYN-ACK did
+                    # not take, RFC 7413 4.2.2) and goes again now.
+                    if self._nagle_holds():
+                        break
+                snd.short_segment_sent(seq_add(snd_nxt, length))
             if length == unsent:
                 flags = ACK | PSH | FIN if snd.fin_queued else ACK | PSH
             else:
@@ -230,6 +233,18 @@ class SegmentOutput:
             # Data waits, nothing is in flight, so no ACK will come to open the window: probe
             # it (RFC 9293 3.8.6.1).
             self._arm_persist(now)
+
+    def _nagle_holds(self) -> bool:
+        """Whether Nagle's algorithm holds a short segment of new data back, data being in flight.
+
+        RFC 896 (RFC 9293 3.7.4): no short segment while any data is unacknowledged. Minshall's
+        variant (RFC 9293 3.7.4's reference [68]; Linux's tcp_nagle_check, and the default here,
+        TcpConfig.nagle_minshall): none while an EARLIER SHORT segment is unacknowledged. Either
+        way at most one short segment is in flight, which is what Nagle is for (no flood of
+        tinygrams), but with Minshall's the short tail of a write that follows full-sized
+        segments goes at once instead of waiting for their ACK, which a Linux receiver may delay
+        by 40 ms (an MTU 65535 download over the TUN waited so for its last piece)."""
+        return not self.config.nagle_minshall or self.snd.short_segment_unacknowledged()
 
     def _send_at(self, now: float, out: list, seq: int, flags: int, payload: bytes) -> None:
         """Send data and/or FIN starting at `seq` (SND.NXT) and advance SND.NXT over it."""
@@ -264,8 +279,10 @@ class SegmentOutput:
         cwnd = self.congestion.cwnd
         if in_flight + length > self.snd.wnd or in_flight + length > cwnd + 2 * self.send_mss:
             return
-        if length < mss and self.config.nagle:
-            return  # Nagle (RFC 9293 3.7.4): no small segment while data is unacknowledged
+        if length < mss:
+            if self.config.nagle and self._nagle_holds():
+                return  # Nagle (RFC 9293 3.7.4): no more small segments in flight than it allows
+            self.snd.short_segment_sent(seq_add(seq, length))
         if length == unsent:
             flags = ACK | PSH | FIN if self.snd.fin_queued else ACK | PSH
         else:

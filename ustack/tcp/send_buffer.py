@@ -10,7 +10,8 @@ Only data: SYN and FIN occupy sequence numbers but no bytes here. The connection
 buffer with start_seq = ISS + 1 and, when an ACK also covers our FIN (ACK = end_seq + 1), passes
 `end_seq` to `acknowledge`.
 
-Cost: the bytes live in one bytearray. Writing appends; a peek copies only the bytes asked for.
+Cost: the bytes live in one bytearray. Writing appends; a peek copies only the bytes asked for
+(once; a large segment through a memoryview).
 Acknowledging only moves `_front`, the index of SND.UNA in the bytearray; the released prefix is
 cut off once it is at least half the bytearray, so the bytes still held are moved at most once
 per byte acknowledged on average (cutting the prefix at every ACK lets CPython move the whole
@@ -24,6 +25,7 @@ and every TIME-WAIT connection, would otherwise keep an empty bytearray and its 
 from ustack.tcp.seq import SEQ_MASK, seq_add, seq_diff
 
 NOTHING = b""  # what an empty buffer holds: one shared object, no bytearray
+LARGE_PEEK = 8192  # from this length on, peek copies through a memoryview (see peek)
 
 
 class SendBuffer:
@@ -94,8 +96,14 @@ class SendBuffer:
         if length <= 0:
             return b""
         index = self._front + offset
-        # For a segment-sized range, slicing then converting is faster than a memoryview.
-        return bytes(self._data[index : index + length])
+        if length < LARGE_PEEK:
+            # For a segment-sized range, slicing then converting is faster than a memoryview.
+            return bytes(self._data[index : index + length])
+        # A large segment (TcpConfig.offload_segments): one copy through a view, not two (the
+        # slice's bytearray, then bytes of it): ~2 us saved per 64 KB here. The view is gone
+        # before the bytearray is next resized.
+        with memoryview(self._data) as view:
+            return bytes(view[index : index + length])
 
     def acknowledge(self, ack_seq: int) -> int:
         """Release every byte before ack_seq; return how many were released.

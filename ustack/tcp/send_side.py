@@ -42,7 +42,7 @@ class SendSide:
         "iss", "una", "nxt", "max", "wnd", "wl1", "wl2", "max_wnd", "up", "syn_acknowledged",
         "buffer", "capacity", "fin_queued", "blocked", "requests",
         "_scoreboard", "peer_sack_blocks", "duplicate_acks", "recover", "high_retransmitted",
-        "recovery_retransmissions", "limited_transmit_bytes",
+        "recovery_retransmissions", "limited_transmit_bytes", "small_end",
         "timed_seq", "timed_at", "syn_retransmitted", "last_send_time", "retransmit_count",
         "probe_end", "persist_backoff", "retransmissions", "bytes_sent", "sent_times", "sack_renegings",
     )  # fmt: skip
@@ -64,6 +64,9 @@ class SendSide:
         self.buffer: SendBuffer | None = None
         self.capacity = buffer_size
         self.fin_queued = False  # our FIN follows the last byte in the send buffer
+        # The end of the last segment of new data shorter than the MSS (Linux's snd_sml): Nagle
+        # holds a short segment back only while this one is unacknowledged (output.py).
+        self.small_end = iss
         self.blocked = False  # a write was cut short: report when space frees up
         self.requests = 0  # SEND_SYN | FAST_RETRANSMIT | ...: what transmit() owes
 
@@ -252,6 +255,19 @@ class SendSide:
         self.timed_seq = None
 
     # ------------------------------------------------------------------ sending
+    def short_segment_unacknowledged(self) -> bool:
+        """Whether the last segment of new data shorter than the MSS is still unacknowledged:
+        what Minshall's variant of Nagle's algorithm asks (output.py, RFC 9293 3.7.4 and its
+        reference to Minshall; Linux's tcp_minshall_check). The second test keeps a
+        `small_end` left behind by a go-back after a timeout, or by 2**31 bytes of sequence
+        space, from holding anything back (Linux checks the same)."""
+        small_end = self.small_end
+        return seq_gt(small_end, self.una) and not seq_gt(small_end, self.nxt)
+
+    def short_segment_sent(self, end: int) -> None:
+        """A segment of new data shorter than the MSS went out, ending at `end`."""
+        self.small_end = end
+
     def data_sent(self, seq: int, end: int, length: int, now: float, may_time: bool) -> None:
         """Data and/or FIN from `seq` (SND.NXT) to `end` went out: advance SND.NXT (and
         SND.MAX). `may_time`: without timestamps, a first transmission may be timed."""
