@@ -218,7 +218,7 @@ class Stack(UserCalls, Ipv6Side):
     def _receive_tcp(self, ip: Ipv4Header, segment: TcpSegment, now: float) -> None:
         key = (ip.dst, segment.dst_port, ip.src, segment.src_port)
         connection = self.connections.get(key)
-        if connection is not None and connection.is_finished:
+        if connection is not None and connection.state is CLOSED and connection.is_finished:
             # A timer closed it (TIME-WAIT's end) and the transmit() that forgets it has not run
             # yet (the runtime reads packets first): a CLOSED connection has no TCB (RFC 9293
             # 3.10.7.1), so the segment goes on as if it were gone, to a listener (a new SYN of

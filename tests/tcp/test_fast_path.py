@@ -140,3 +140,48 @@ def random_segment(rng, connection, peer_ts, timestamps, sack, closing):
         options = TcpOptions(timestamps=ts, sack_blocks=blocks)
     urgent = rng.randint(0, 200) if flags & URG else 0
     return incoming(seq, ack, flags, window=window, urgent_pointer=urgent, options=options, payload=bytes(length))
+
+
+class CountingFastPath(Connection):
+    """Counts the segments the fast path takes."""
+
+    taken = 0
+
+    def _fast_path(self, segment, now):
+        took = super()._fast_path(segment, now)
+        CountingFastPath.taken += took
+        return took
+
+
+def test_request_response_segments_take_the_fast_path():
+    # Each side's data also acknowledges the other's last data (an echo, an HTTP request and its
+    # answer): in-order data with a new ACK is taken, as Linux's fast path takes it; the slow path
+    # would give the same result (test_fast_path_is_equivalent_to_the_full_processing).
+    connection = CountingFastPath.open_active(CONFIG, LOCAL_ADDRESS, LOCAL_PORT, REMOTE_ADDRESS, REMOTE_PORT, LOCAL_ISS, 0.0)
+    connection.transmit(0.0)
+    connection.receive(incoming(remote(0), local(1), SYN | ACK), 0.001)
+    connection.transmit(0.001)
+    CountingFastPath.taken = 0
+    sent = received = 0
+    for round_ in range(5):
+        now = 0.01 * (round_ + 1)
+        connection.send(b"q" * 64, now)
+        connection.transmit(now)
+        sent += 64
+        connection.receive(incoming(remote(1 + received), local(1 + sent), ACK | PSH, payload=b"a" * 64), now + 0.001)
+        received += 64
+        assert connection.recv(100, now + 0.001) == b"a" * 64 and connection.snd_una == local(1 + sent)
+    assert CountingFastPath.taken == 5
+
+
+def test_an_ack_half_the_sequence_space_away_is_not_taken():
+    # seq_lt and seq_le both hold for numbers exactly 2**31 apart; the fast path's range test does
+    # not, so such an ACK gets the full checks (RFC 5961 5.2: dropped and answered).
+    connection = CountingFastPath.open_active(CONFIG, LOCAL_ADDRESS, LOCAL_PORT, REMOTE_ADDRESS, REMOTE_PORT, LOCAL_ISS, 0.0)
+    connection.transmit(0.0)
+    connection.receive(incoming(remote(0), local(1), SYN | ACK), 0.001)
+    connection.transmit(0.001)  # nothing in flight: SND.UNA = SND.MAX
+    CountingFastPath.taken = 0
+    connection.receive(incoming(remote(1), local(1) ^ 0x80000000), 0.02)
+    assert CountingFastPath.taken == 0 and connection.snd_una == local(1)
+    assert connection.drops["ack_of_unsent_data"] + connection.drops["ack_too_old"] == 1

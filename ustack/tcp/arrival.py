@@ -19,7 +19,7 @@ from ustack.tcp.errors import TcpError
 from ustack.tcp.listen_screen import listen_screen, syn_fin_dropped
 from ustack.tcp.options import Negotiated
 from ustack.tcp.reset import reset_for_unmatched
-from ustack.tcp.seq import seq_add, seq_diff, seq_gt, seq_in_window, seq_le, seq_lt
+from ustack.tcp.seq import SEQ_MASK, seq_add, seq_diff, seq_gt, seq_in_window, seq_le, seq_lt
 from ustack.tcp.state import (
     CAN_RECEIVE,
     CLOSED,
@@ -41,6 +41,7 @@ from ustack.tcp.timer_set import CONNECT_TIMER, KEEPALIVE_TIMER, RETRANSMIT_TIME
 from ustack.wire.tcp import ACK, ECE, FIN, PSH, RST, SYN, URG, TcpSegment
 
 _ACK_OR_ACK_PSH = (ACK, ACK | PSH)
+_SYN_FIN = SYN | FIN
 
 class SegmentArrival:
     """The receive half of Connection (see connection.py for the variables)."""
@@ -60,7 +61,8 @@ class SegmentArrival:
         if state is TIME_WAIT:
             self.time_wait.receive(segment, now)  # the TIME-WAIT record (time_wait.py)
             return
-        if syn_fin_dropped(segment, self.config):
+        if segment.flags & _SYN_FIN == _SYN_FIN and syn_fin_dropped(segment, self.config):
+            # (The flags tested here first: this runs for every segment, and almost none has both.)
             # TcpConfig.drop_syn_fin (FreeBSD's drop_synfin, which its TIME-WAIT code never sees).
             self.drops["syn_and_fin"] += 1
             return
@@ -73,11 +75,13 @@ class SegmentArrival:
 
     # ------------------------------------------------------------------ header prediction
     def _fast_path(self, segment: TcpSegment, now: float) -> bool:
-        """The common cases of a bulk transfer, done with the fewest checks (the classic "header
-        prediction" of Van Jacobson and BSD): the next in-order data segment, or a plain ACK of
-        new data. Returns False, having changed nothing, when the segment needs the full
-        processing of RFC 9293 3.10.7.4."""
-        rcv = self.rcv  # rcv and snd read once: this runs for nearly every segment of a bulk transfer
+        """The common cases, done with the fewest checks (the "header prediction" of Van
+        Jacobson, BSD's tcp_input): the next in-order data segment, a plain ACK of new data, or
+        (as Linux's tcp_rcv_established also takes) the next in-order data segment that
+        acknowledges new data too, the request/response case where every segment carries both.
+        Returns False, having changed nothing, when the segment needs the full processing of
+        RFC 9293 3.10.7.4; what it does is what that processing would do for such a segment."""
+        rcv = self.rcv  # rcv and snd read once: this runs for nearly every segment
         rcv_nxt = rcv.nxt
         if segment.flags not in _ACK_OR_ACK_PSH or segment.seq != rcv_nxt:
             return False
@@ -93,36 +97,47 @@ class SegmentArrival:
         payload = segment.payload
         ack = segment.ack
         snd = self.snd
+        if ack == snd.una:
+            # Acknowledges nothing new: only data makes it ours (a bare one is a duplicate ACK or
+            # a window update). Not in recovery (the slow path feeds PRR even a zero delivery,
+            # RFC 6937 3) nor with a tail loss probe out (RACK looks at every ACK then, rack.py).
+            if not payload or self.congestion.in_recovery or (self.rack is not None and self.rack.tlp_end_seq is not None):
+                return False
+            new_ack = False
+        elif (
+            # SND.UNA < SEG.ACK =< SND.MAX as one range test on the distances from SND.UNA, which
+            # (unlike seq_lt and seq_le) is false for an ACK half the sequence space away.
+            not 0 < (ack - snd.una) & SEQ_MASK <= (snd.max - snd.una) & SEQ_MASK
+            or snd.duplicate_acks
+            or self.congestion.in_recovery
+        ):
+            return False  # not an ACK of new data outside loss recovery
+        else:
+            new_ack = True
         if payload:
-            # In-order data that acknowledges nothing new, with room for it and no hole to fill;
-            # and no D-SACK block waiting, which this arrival replaces (RFC 2883 4: a D-SACK
-            # reports the most recent packet only, _note_duplicate).
+            # In-order data with room for it and no hole to fill; and no D-SACK block waiting,
+            # which this arrival replaces (RFC 2883 4: a D-SACK reports the most recent packet
+            # only, _note_duplicate).
             buffer = rcv.buffer or rcv.data_buffer()
             if (
-                ack != snd.una
-                or buffer.has_out_of_order
+                buffer.has_out_of_order
                 or rcv.peer_fin_seq is not None
                 or rcv.dsack_block is not None
                 or len(payload) > seq_diff(rcv.adv, rcv_nxt)
             ):
                 return False
-        elif (
-            not seq_lt(snd.una, ack)
-            or not seq_le(ack, snd.max)
-            or snd.duplicate_acks
-            or self.congestion.in_recovery
-        ):
-            return False  # not a plain ACK of new data outside loss recovery
 
         # The segment is ours to process. RFC 7323 4.3: it covers Last.ACK.sent, so its
         # timestamp becomes TS.Recent.
         if timestamps is not None and seq_le(rcv_nxt, rcv.last_ack_sent):
             rcv.take_timestamp(timestamps[0])
         self._update_send_window(segment)
-        if not payload:
+        if new_ack:
+            # The fifth step for an ACK of new data (acknowledgement.py), then RACK-TLP (rack.py).
             self._new_ack(segment, ack, now)
             if self.rack is not None:
-                self._rack_on_ack(ack, False, False, now)  # RACK-TLP (rack.py)
+                self._rack_on_ack(ack, False, False, now)
+        if not payload:
             return True
         # The seventh step in its simplest form: append to the in-order data.
         was_empty = not buffer.readable
@@ -328,8 +343,12 @@ class SegmentArrival:
 
     def _sequence_acceptable(self, segment: TcpSegment) -> bool:
         """The four cases of RFC 9293 3.10.7.4 "first", with RCV.WND = what we advertised."""
-        window = self._receive_window()
         seq = segment.seq
+        if seq == self.rcv.nxt:
+            # The segment expected next passes each of the four cases (RCV.NXT =< SEG.SEQ <
+            # RCV.NXT+RCV.WND for a window, SEG.SEQ = RCV.NXT for none): no window to work out.
+            return True
+        window = self._receive_window()
         length = segment.sequence_length
         if window <= 0:
             # A zero window admits only the segment at RCV.NXT, whose ACK, URG and RST we still

@@ -241,9 +241,12 @@ class ReceiveSide:
     def window_field(self, config, shift: int) -> int:
         """The 16-bit window to advertise, with receiver SWS avoidance (RFC 9293 3.8.6.2.2): the
         right edge moves only in steps of min(buffer/2, MSS), and never moves left."""
+        # Runs for every segment we send (output.py): free_space and advertise() inlined.
         nxt = self.nxt
-        free = self.free_space
-        advertised = seq_diff(self.adv, nxt)
+        adv = self.adv
+        buffer = self.buffer
+        free = self.capacity if buffer is None else buffer.free_space
+        advertised = seq_diff(adv, nxt)
         if config.window_advertisement == "free_space":
             # BSD's policy (TcpConfig.window_advertisement): all the free space, but a sliver
             # smaller than min(buffer/4, MSS) counts as none; the edge still never moves left.
@@ -259,7 +262,9 @@ class ReceiveSide:
         field = window >> shift
         if field > 0xFFFF:
             field = 0xFFFF
-        self.advertise(seq_add(nxt, field << shift))
+        edge = seq_add(nxt, field << shift)
+        if seq_gt(edge, adv):  # as advertise(): the right edge never moves left
+            self.adv = edge
         return field
 
     def window_update_due(self, config, shift: int) -> bool:
