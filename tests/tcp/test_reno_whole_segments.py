@@ -14,6 +14,7 @@ import dataclasses
 import pytest
 
 from tcp_script import *  # noqa: F403
+from test_recovery_batches import ack, segments  # the same SACK-ACK helpers, the same MSS and window
 from ustack.tcp import Connection
 from ustack.tcp.congestion import create_congestion_control
 
@@ -73,16 +74,6 @@ def reno_sender(initial_segments: int, name: str = "reno") -> Script:
     connection.send(DATA, script.now)
     assert len(connection.transmit(script.now)) == initial_segments
     return script
-
-
-def ack(acked_segments: int, *blocks) -> TcpSegment:
-    return incoming(remote(1), local(1 + acked_segments * MSS), window=PEER_WINDOW_WIDE,
-                    options=TcpOptions(sack_blocks=blocks))
-
-
-def segments(first: int, last: int) -> tuple[int, int]:
-    """The sequence range of our data segments first..last (0 is the first after the SYN)."""
-    return local(1 + first * MSS), local(1 + (last + 1) * MSS)
 
 
 def sent_segments(script: Script) -> int:
