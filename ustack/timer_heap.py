@@ -54,12 +54,12 @@ class TimerHeap:
         later: then nothing is pushed (the module docstring says why that is exact). `key_of`
         gives the connection's key in the Stack's table (its 4-tuple), asked for only when the
         connection has no entry yet."""
-        entry = self.entries.get(connection)
-        # No deadline at all is the latest one there is: a live entry stays, a lower bound like
-        # any (the module docstring), and goes when it surfaces (_refile). Deleting it here would
-        # cost a push at the next timer armed, which comes soon in most lives (handshake, data,
-        # close each arm one after a quiet moment).
-        if deadline is not None and (entry is None or deadline < entry[0]):
+        entries = self.entries
+        entry = entries.get(connection)
+        if deadline is None:
+            if entry is not None:
+                del entries[connection]
+        elif entry is None or deadline < entry[0]:
             self._push(connection, deadline, key_of(connection) if entry is None else entry[2])
 
     def _push(self, connection: Connection, deadline: float, key: tuple) -> None:
