@@ -114,7 +114,7 @@ class AcknowledgementProcessing:
     def _proportional_rate_reduction(self, delivered: int) -> None:
         """RFC 6937 3 on an ACK in SACK recovery: how much output.py may send for it."""
         snd = self.snd
-        pipe = snd.scoreboard.pipe(snd.una, snd.nxt, snd.high_retransmitted, self.send_mss)
+        pipe = snd.scoreboard.pipe(snd.una, snd.data_end_sent, snd.high_retransmitted, self.send_mss)
         congestion = self.congestion
         congestion.prr.on_ack(delivered, pipe, congestion.ssthresh, self.send_mss)
 

@@ -345,7 +345,8 @@ class SegmentOutput:
         if prr is not None:
             room = prr.sendable  # RFC 6937: sndcnt for the ACKs since the last transmit
         else:
-            room = self.congestion.ssthresh - scoreboard.pipe(snd_una, snd_nxt, self.snd.high_retransmitted, smss)
+            pipe = scoreboard.pipe(snd_una, self.snd.data_end_sent, self.snd.high_retransmitted, smss)
+            room = self.congestion.ssthresh - pipe
         new_data_can_go = seq_gt(self.snd.end_seq, snd_nxt) and in_flight < self.snd.wnd
         holes_end = scoreboard.highest_sacked()  # rules 1 and 3
         if holes_end is None:

@@ -123,6 +123,16 @@ class SendSide:
         return seq_add(self.iss, 1) if buffer is None else buffer.end_seq
 
     @property
+    def data_end_sent(self) -> int:
+        """SND.NXT without our FIN: the end of the data sent. RFC 6675's pipe counts octets of
+        data in the network; a FIN carries none, and counting its sequence number left a window
+        of whole segments one byte short (with ssthresh 2 segments, the second resend of a lost
+        tail waited for another ACK: acknowledgement.py, output.py)."""
+        nxt = self.nxt
+        end = self.end_seq
+        return end if seq_gt(nxt, end) else nxt
+
+    @property
     def queued(self) -> int:
         """Bytes written and not yet acknowledged."""
         buffer = self.buffer
