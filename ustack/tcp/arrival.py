@@ -19,7 +19,7 @@ from ustack.tcp.errors import TcpError
 from ustack.tcp.listen_screen import listen_screen, syn_fin_dropped
 from ustack.tcp.options import Negotiated
 from ustack.tcp.reset import reset_for_unmatched
-from ustack.tcp.seq import SEQ_MASK, seq_add, seq_diff, seq_gt, seq_in_window, seq_le, seq_lt
+from ustack.tcp.seq import SEQ_MASK, segment_acceptable, seq_add, seq_diff, seq_gt, seq_le, seq_lt
 from ustack.tcp.state import (
     CAN_RECEIVE,
     CLOSED,
@@ -348,18 +348,10 @@ class SegmentArrival:
             # The segment expected next passes each of the four cases (RCV.NXT =< SEG.SEQ <
             # RCV.NXT+RCV.WND for a window, SEG.SEQ = RCV.NXT for none): no window to work out.
             return True
-        window = self._receive_window()
-        length = segment.sequence_length
-        if window <= 0:
-            # A zero window admits only the segment at RCV.NXT, whose ACK, URG and RST we still
-            # process even though its data cannot be stored (the 3.10.7.4 "special allowance";
-            # this is how zero-window probes get their ACK).
-            return seq == self.rcv.nxt
-        if length == 0:
-            return seq_in_window(seq, self.rcv.nxt, window)
-        return seq_in_window(seq, self.rcv.nxt, window) or seq_in_window(
-            seq_add(seq, length - 1), self.rcv.nxt, window
-        )
+        # A zero window admits only the segment at RCV.NXT, taken above: its ACK, URG and RST are
+        # still processed though its data cannot be stored (this is how zero-window probes get
+        # their ACK).
+        return segment_acceptable(seq, segment.sequence_length, self.rcv.nxt, self._receive_window())
 
     def _receive_window(self) -> int:
         """RCV.WND for the acceptability test (ReceiveSide.acceptance_window). FreeBSD keeps no

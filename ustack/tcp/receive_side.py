@@ -241,7 +241,7 @@ class ReceiveSide:
     def window_field(self, config, shift: int) -> int:
         """The 16-bit window to advertise, with receiver SWS avoidance (RFC 9293 3.8.6.2.2): the
         right edge moves only in steps of min(buffer/2, MSS), and never moves left."""
-        # Runs for every segment we send (output.py): free_space and advertise() inlined.
+        # Runs for every segment we send (output.py): free_space inlined.
         nxt = self.nxt
         adv = self.adv
         buffer = self.buffer
@@ -262,9 +262,7 @@ class ReceiveSide:
         field = window >> shift
         if field > 0xFFFF:
             field = 0xFFFF
-        edge = seq_add(nxt, field << shift)
-        if seq_gt(edge, adv):  # as advertise(): the right edge never moves left
-            self.adv = edge
+        self.advertise(seq_add(nxt, field << shift))
         return field
 
     def window_update_due(self, config, shift: int) -> bool:

@@ -47,3 +47,14 @@ def seq_max(a: int, b: int) -> int:
 
 def seq_min(a: int, b: int) -> int:
     return a if seq_lt(a, b) else b
+
+
+def segment_acceptable(seq: int, length: int, rcv_nxt: int, window: int) -> bool:
+    """The four cases of RFC 9293 3.10.7.4 "first": may a segment of `length` sequence numbers
+    from `seq` be taken with this RCV.NXT and RCV.WND? A zero window admits only the segment at
+    RCV.NXT (whose ACK, URG and RST are still processed: the "special allowance")."""
+    if window <= 0:
+        return seq == rcv_nxt
+    if length == 0:
+        return seq_in_window(seq, rcv_nxt, window)
+    return seq_in_window(seq, rcv_nxt, window) or seq_in_window(seq_add(seq, length - 1), rcv_nxt, window)

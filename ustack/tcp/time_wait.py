@@ -38,10 +38,10 @@ from collections import Counter
 
 from ustack.tcp.errors import TcpError
 from ustack.tcp.events import ConnectionFailed, ConnectionSnapshot
-from ustack.tcp.options import TIMESTAMP_MASK
+from ustack.tcp.options import timestamp_value
 from ustack.tcp.ratelimit import challenge_ack_allowed, unacceptable_ack_allowed
 from ustack.tcp.reset import reset_for_unmatched
-from ustack.tcp.seq import seq_add, seq_gt, seq_in_window, seq_le, seq_lt
+from ustack.tcp.seq import segment_acceptable, seq_add, seq_gt, seq_le, seq_lt
 from ustack.tcp.state import CLOSED, TIME_WAIT, EVENTS_OFF, StateMachine
 from ustack.tcp.summary import segment_summary
 from ustack.tcp.timer_set import TIME_WAIT_TIMER
@@ -140,7 +140,7 @@ class TimeWait(StateMachine):
             return
         # first: the sequence number.
         seq, rcv_nxt = segment.seq, self.rcv_nxt
-        if not self._sequence_acceptable(segment):
+        if not segment_acceptable(seq, segment.sequence_length, rcv_nxt, self.rcv_wnd):  # RCV.WND: what we advertised
             if flags & RST:
                 self.drops["rst_out_of_window"] += 1  # never answer an RST
                 return
@@ -203,16 +203,6 @@ class TimeWait(StateMachine):
             self.ack_owed = True
             self.deadline = now + 2 * config.msl
 
-    def _sequence_acceptable(self, segment: TcpSegment) -> bool:
-        """The four cases of RFC 9293 3.10.7.4 "first", RCV.WND being what we advertised."""
-        window, seq, rcv_nxt = self.rcv_wnd, segment.seq, self.rcv_nxt
-        length = segment.sequence_length
-        if window <= 0:
-            return seq == rcv_nxt
-        if length == 0:
-            return seq_in_window(seq, rcv_nxt, window)
-        return seq_in_window(seq, rcv_nxt, window) or seq_in_window(seq_add(seq, length - 1), rcv_nxt, window)
-
     def _new_syn_may_reopen(self, syn: TcpSegment) -> bool:
         """RFC 1122 4.2.2.13 and RFC 6191: a new SYN beyond everything of the old incarnation
         (higher sequence number, or a newer timestamp when this one used them) may reopen the
@@ -262,9 +252,9 @@ class TimeWait(StateMachine):
         if self.ack_owed and self.state is TIME_WAIT:
             self.ack_owed = False
             ts_recent = self.ts_recent
-            # RFC 7323 3.2: TSval is our clock, TSecr echoes TS.Recent (output.py's clock).
+            # RFC 7323 3.2: TSval is our clock (the connection's), TSecr echoes TS.Recent.
             options = NO_OPTIONS if ts_recent is None else TcpOptions(
-                None, None, False, (), (int(now * 1000) & TIMESTAMP_MASK, ts_recent))
+                None, None, False, (), (timestamp_value(now), ts_recent))
             key = self.key
             out.append(TcpSegment(key[1], key[3], self.snd_nxt, self.rcv_nxt, ACK, self.window, 0, options))
         return out
