@@ -217,6 +217,8 @@ def main() -> None:
     parser.add_argument("--events", action="store_true",
                         help="collect every connection's events, as with a tracer attached")
     args = parser.parse_args()
+    if args.lifecycles < 1 or args.rate <= 0 or args.msl < 0:
+        parser.error("--lifecycles must be at least 1, --rate positive and --msl not negative")
     config = TcpConfig(msl=args.msl, keepalive=args.keepalive)
 
     client, server, listener = make_pair(config, args.events)
