@@ -19,6 +19,7 @@ the namespace and then becomes the program (so the PID we keep is the program's 
 from __future__ import annotations
 
 import contextlib
+import errno
 import ipaddress
 import os
 import re
@@ -169,7 +170,7 @@ class Namespace:
                 with self.ipr() as ipr:
                     for interface in self._owned_interfaces:
                         for index in ipr.link_lookup(ifname=interface):
-                            ipr.link("del", index=index)
+                            delete_link_if_present(ipr, index)
             except NetlinkError as error:
                 problems.append(f"deleting {self._owned_interfaces}: {error}")
         self._owned_interfaces.clear()
@@ -235,6 +236,17 @@ class Namespace:
 
     def __repr__(self) -> str:
         return f"Namespace({self.name!r}, created={self.created})"
+
+
+def delete_link_if_present(ipr: IPRoute, index: int) -> None:
+    """Delete interface `index`; one already gone is what we wanted. Deleting one end of a veth
+    pair takes the other with it, and the kernel does that asynchronously: removing the peer's
+    namespace a moment earlier can leave the link visible to a lookup and gone by the delete."""
+    try:
+        ipr.link("del", index=index)
+    except NetlinkError as error:
+        if error.code != errno.ENODEV:
+            raise
 
 
 def stop_process(process: subprocess.Popen, grace: float = 2.0) -> int:
