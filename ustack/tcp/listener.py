@@ -233,18 +233,24 @@ class Listener(StateMachine):
     # --- called by the children (connection.py / arrival.py) ---
     def _child_established(self, child: Connection) -> bool:
         """A child's handshake completed; False when the accept queue has no room for it."""
-        if child in self.accept_queue:  # a Fast Open child, there since its SYN (fastopen.py)
+        # Only a Fast Open child can be in the accept queue already (there since its SYN,
+        # fastopen.py): the others skip a search through the whole queue, which may be long.
+        if child.fast_open is not None and child in self.accept_queue:
             return True
         if len(self.accept_queue) >= self.backlog:
             return False
-        if child in self.syn_queue:
-            self.syn_queue.remove(child)
+        try:
+            self.syn_queue.remove(child)  # usually the oldest, first in the list
+        except ValueError:
+            pass  # a child rebuilt from a SYN cookie was never queued
         self.accept_queue.append(child)
         return True
 
     def _child_closed(self, child: Connection) -> None:
-        if child in self.syn_queue:
+        try:
             self.syn_queue.remove(child)
+        except ValueError:
+            pass  # established (in the accept queue) or rebuilt from a SYN cookie
 
     def __repr__(self) -> str:
         return (
