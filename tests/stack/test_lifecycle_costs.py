@@ -51,6 +51,25 @@ def test_with_events_off_no_event_is_made_and_the_life_is_the_same():
     assert changes[3][2] == "CLOSE"
 
 
+def test_with_events_off_no_state_change_is_described_from_the_first_one(monkeypatch):
+    # The connections are made with events off (connect, and a listener's child), not made with
+    # them on and switched off afterwards: a state change before the switch was put into words
+    # (the SYN, tcpdump-style) and dropped unread.
+    from ustack.tcp import state as state_module
+    described = []
+    monkeypatch.setattr(state_module, "segment_summary", lambda segment: described.append(segment) or "?")
+    client, server, listener = make_pair(TcpConfig(msl=0.05), events=False)
+    made = []
+    real_init = state_module.StateChanged.__init__
+    monkeypatch.setattr(state_module.StateChanged, "__init__", lambda self, *args: made.append(args) or real_init(self, *args))
+    connection, accepted = request_and_answer(client, server, listener, 0.0, server_closes=True)
+    assert accepted.state is State.FIN_WAIT_2 and connection.state is State.CLOSE_WAIT
+    assert described == [] and made == []
+    loud_client, loud_server, loud_listener = make_pair(TcpConfig(msl=0.05), events=True)
+    request_and_answer(loud_client, loud_server, loud_listener, 0.0, server_closes=True)
+    assert (len(made), len(described)) == (9, 5)  # the same life observed (the listen() included)
+
+
 def test_switching_events_on_reaches_the_connections_already_open():
     client, server, listener = make_pair(TcpConfig(msl=0.05), events=False)
     connection = client.connect(SERVER, PORT, 0.0)
