@@ -2,6 +2,7 @@
 
     PYTHONPATH=. .venv/bin/python scripts/bench_lifecycles.py                 # 100,000 at 1,000/s
     PYTHONPATH=. .venv/bin/python scripts/bench_lifecycles.py --lifecycles 20000 --keepalive
+    PYTHONPATH=. .venv/bin/python scripts/bench_lifecycles.py --lifecycles 5000 --calls 2000  # + Python calls
 
 One lifecycle is an HTTP-like exchange: the client connects, sends a request, the server answers
 and closes first (FIN-WAIT-2, then TIME-WAIT on the server), the client closes. A new one starts
@@ -40,10 +41,12 @@ keeps in place of the whole Connection: about 1,000 bytes where the Connection t
 from __future__ import annotations
 
 import argparse
+import cProfile
 import ctypes
 import ctypes.util
 import dataclasses
 import gc
+import pstats
 import resource
 import time
 import tracemalloc
@@ -207,6 +210,29 @@ def give_back_free_heap() -> None:
         pass  # not glibc: the start may then hold some slack (see above)
 
 
+def count_calls(client: Stack, server: Stack, listener, first: int, count: int, rate: float) -> None:
+    """Calls per lifecycle (cProfile's count of every Python function and builtin called)
+    over `count` more lifecycles run as in the main loop, and the functions called most: a
+    figure that does not move with the machine's load, to compare commits by."""
+    profile = cProfile.Profile()
+    profile.enable()
+    for index in range(first, first + count):
+        now = index / rate
+        run_timers(client, now)
+        run_timers(server, now)
+        exchange(client, server, now)
+        one_lifecycle(client, server, listener, now)
+        end_of_round(client, server)
+    profile.disable()
+    stats = pstats.Stats(profile).stats
+    total = sum(calls for _, calls, _, _, _ in stats.values())
+    print(f"calls per lifecycle (Python functions and builtins, as cProfile counts them): {total / count:,.0f} "
+          f"(over {count:,} more lifecycles); the most called:")
+    for (path, line, name), (_, calls, _, _, _) in sorted(stats.items(), key=lambda item: -item[1][1])[:12]:
+        where = f"{path.split('/ustack/')[-1]}:{line}" if line else "builtin"
+        print(f"  {calls / count:6.1f}  {name} ({where})")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--lifecycles", type=int, default=100_000)
@@ -216,9 +242,11 @@ def main() -> None:
     parser.add_argument("--keepalive", action="store_true", help="keepalive on (its timer is 2 hours)")
     parser.add_argument("--events", action="store_true",
                         help="collect every connection's events, as with a tracer attached")
+    parser.add_argument("--calls", type=int, default=0, metavar="N",
+                        help="then count Python calls per lifecycle over N more lifecycles (cProfile)")
     args = parser.parse_args()
-    if args.lifecycles < 1 or args.rate <= 0 or args.msl < 0:
-        parser.error("--lifecycles must be at least 1, --rate positive and --msl not negative")
+    if args.lifecycles < 1 or args.rate <= 0 or args.msl < 0 or args.calls < 0:
+        parser.error("--lifecycles must be at least 1, --rate positive, --msl and --calls not negative")
     config = TcpConfig(msl=args.msl, keepalive=args.keepalive)
 
     client, server, listener = make_pair(config, args.events)
@@ -247,6 +275,8 @@ def main() -> None:
             if rss > peak_rss:
                 peak_rss, alive_at_peak_rss = rss, alive
     cpu = time.process_time() - cpu_start
+    if args.calls:
+        count_calls(client, server, listener, args.lifecycles, args.calls, args.rate)
     # Measured after the run, so that its memory cannot be reused by the run and hide growth.
     per_endpoint = bytes_per_endpoint(config)
     need, time_wait, other = max(

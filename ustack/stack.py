@@ -248,17 +248,18 @@ class Stack(UserCalls, Ipv6Side):
                 # without a reply (the client retries; a stray ACK misses only its RST).
                 self.drops["stack_connection_limit"] += 1
                 return
+            # The child records events from its start only if anybody reads them: otherwise its
+            # first state changes (LISTEN, SYN-RECEIVED) are not even described.
             if type(ip.dst) is bytes:
                 # A dual-stack listener (or one bound to our IPv6 address): the child's local
                 # address is the SYN's destination and its MSS leaves room for IPv6's header.
                 new_connection = listener.receive(ip.src, segment, now, local_address=ip.dst,
-                                                  config=self._ipv6_config_of(listener))
+                                                  config=self._ipv6_config_of(listener),
+                                                  record_events=self._events_wanted)
             else:
-                new_connection = listener.receive(ip.src, segment, now)
+                new_connection = listener.receive(ip.src, segment, now, record_events=self._events_wanted)
             if new_connection is not None:
                 new_connection.unacceptable_ack_budget = self.unacceptable_ack_budget
-                if not self._events_wanted:
-                    new_connection.record_events(False)
                 self.connections[key] = new_connection
                 self._born_of[new_connection] = listener
                 listener.open_connections += 1

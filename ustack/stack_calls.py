@@ -116,10 +116,8 @@ class UserCalls:
             raise StackError(f"{address_text(remote_address)}:{remote_port} from port {local_port} is in use", _errno("EADDRINUSE"))
         iss = self.isn_generator.generate(local_address, local_port, remote_address, remote_port, now)
         connection = Connection.open_active(self._config_for(config, header_length), local_address, local_port,
-                                            remote_address, remote_port, iss, now)
+                                            remote_address, remote_port, iss, now, record_events=self._events_wanted)
         connection.unacceptable_ack_budget = self.unacceptable_ack_budget
-        if not self._events_wanted:
-            connection.record_events(False)
         if fast_open and connection.config.fast_open_client:
             connection.fast_open = ClientFastOpen(self.fast_open_cookies, remote_address,
                                                   not connection.config.fast_open_cookie_required)

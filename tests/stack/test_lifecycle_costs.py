@@ -4,6 +4,8 @@ offload config shared by a listener's children."""
 
 from __future__ import annotations
 
+import re
+import subprocess
 import sys
 from pathlib import Path
 
@@ -13,7 +15,9 @@ from ustack.tcp.seq import seq_diff
 from ustack.tcp.timer_set import RETRANSMIT_TIMER
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
-from bench_lifecycles import CLIENT, PORT, REQUEST, RESPONSE, SERVER, exchange, make_pair, request_and_answer  # noqa: E402
+from bench_lifecycles import (  # noqa: E402
+    CLIENT, PORT, REQUEST, RESPONSE, SERVER, count_calls, exchange, make_pair, request_and_answer,
+)
 
 
 def state_changes(stack: Stack) -> list[tuple[State, State, str]]:
@@ -49,6 +53,25 @@ def test_with_events_off_no_event_is_made_and_the_life_is_the_same():
     # A cause given as the segment is put into words as tcpdump -S prints it.
     assert changes[1][2].startswith("Flags [S], seq ") and changes[2][2].startswith("Flags [.], seq ")
     assert changes[3][2] == "CLOSE"
+
+
+def test_with_events_off_no_state_change_is_described_from_the_first_one(monkeypatch):
+    # The connections are made with events off (connect, and a listener's child), not made with
+    # them on and switched off afterwards: a state change before the switch was put into words
+    # (the SYN, tcpdump-style) and dropped unread.
+    from ustack.tcp import state as state_module
+    described = []
+    monkeypatch.setattr(state_module, "segment_summary", lambda segment: described.append(segment) or "?")
+    client, server, listener = make_pair(TcpConfig(msl=0.05), events=False)
+    made = []
+    real_init = state_module.StateChanged.__init__
+    monkeypatch.setattr(state_module.StateChanged, "__init__", lambda self, *args: made.append(args) or real_init(self, *args))
+    connection, accepted = request_and_answer(client, server, listener, 0.0, server_closes=True)
+    assert accepted.state is State.FIN_WAIT_2 and connection.state is State.CLOSE_WAIT
+    assert described == [] and made == []
+    loud_client, loud_server, loud_listener = make_pair(TcpConfig(msl=0.05), events=True)
+    request_and_answer(loud_client, loud_server, loud_listener, 0.0, server_closes=True)
+    assert (len(made), len(described)) == (9, 5)  # the same life observed (the listen() included)
 
 
 def test_switching_events_on_reaches_the_connections_already_open():
@@ -117,3 +140,22 @@ def test_the_children_of_one_listener_share_one_offload_config():
     assert len(configs) == 1
     assert children[0].config.offload_segments == server.offload_segments == 44
     assert children[0].config is not server.config and server.config.offload_segments == 1
+
+
+# --- bench_lifecycles.py --calls: a count that does not move with the machine's load ---------------
+
+
+def test_calls_per_lifecycle_are_counted_over_the_lifecycles_asked_for(capsys):
+    client, server, listener = make_pair(TcpConfig(msl=0.05))
+    count_calls(client, server, listener, 0, 20, 1000.0)
+    lines = capsys.readouterr().out.splitlines()
+    figure = int(re.search(r"them\): ([\d,]+) \(over 20 more", lines[0]).group(1).replace(",", ""))
+    assert 100 < figure < 100_000 and len(lines) == 13
+    assert not server.connections or all(end.state is State.TIME_WAIT for end in server.connections.values())
+
+
+def test_a_negative_calls_count_gets_one_line_and_exit_2():
+    script = Path(__file__).resolve().parents[2] / "scripts" / "bench_lifecycles.py"
+    result = subprocess.run([sys.executable, str(script), "--calls", "-1"], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines()[-1].endswith("--msl and --calls not negative")

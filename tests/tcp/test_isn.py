@@ -2,7 +2,9 @@
 
 import pytest
 
-from ustack.tcp.isn import TICKS_PER_SECOND, IsnGenerator
+import hashlib
+
+from ustack.tcp.isn import TICKS_PER_SECOND, IsnGenerator, keyed_hash, keyed_hasher, pack_four_tuple
 from ustack.wire.ipv4 import address_value
 
 LOCAL, REMOTE = address_value("10.0.0.1"), address_value("10.0.0.2")
@@ -76,3 +78,19 @@ def test_secret_lengths_are_checked_and_the_secret_is_not_shown():
     with pytest.raises(ValueError):
         IsnGenerator(secret=bytes(65))
     assert SECRET.hex() not in repr(IsnGenerator(secret=SECRET))
+
+
+def test_the_isn_offset_is_blake2b_of_the_zero_extended_four_tuple_keyed_with_the_secret():
+    # Written out from the definition (RFC 6528 3's F): the fast paths (IPv4 packed in one
+    # struct call, the key hashed once and its state copied) must give the very same numbers.
+    generator = IsnGenerator(SECRET)
+    for local, remote in ((LOCAL, REMOTE), (bytes(range(16)), bytes(range(16, 32))), (LOCAL, bytes(16))):
+        data = b"".join((address if type(address) is bytes else address.to_bytes(16, "big")) + port.to_bytes(2, "big")
+                        for address, port in ((local, 443), (remote, 51234)))
+        assert pack_four_tuple(local, 443, remote, 51234) == data
+        offset = int.from_bytes(hashlib.blake2b(data, digest_size=4, key=SECRET).digest(), "big")
+        assert generator.generate(local, 443, remote, 51234, 0.0) == offset
+        assert keyed_hasher(SECRET)(data) == keyed_hash(SECRET, data) == offset
+    hash_of = keyed_hasher(SECRET, 8)
+    assert [hash_of(b"a"), hash_of(b"b"), hash_of(b"a")] == [keyed_hash(SECRET, b"a", 8), keyed_hash(SECRET, b"b", 8),
+                                                             keyed_hash(SECRET, b"a", 8)]

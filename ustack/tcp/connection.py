@@ -57,6 +57,7 @@ from ustack.tcp.state import (
     SYN_SENT,
     TIME_WAIT,
     AFTER_CLOSE,
+    EVENTS_OFF,
     KEEPALIVE_STATES,
     RELEASE_ALL_STATES,
     State,
@@ -102,6 +103,7 @@ class Connection(SegmentArrival, AcknowledgementProcessing, RackProcessing, EcnP
         remote_port: int | None,
         iss: int,
         listener=None,
+        record_events: bool = True,
     ):
         self.config = config
         self.local_address = local_address
@@ -113,7 +115,9 @@ class Connection(SegmentArrival, AcknowledgementProcessing, RackProcessing, EcnP
         self._foreign_socket_at_open: tuple | None = None
         self.state = CLOSED
         self.error: TcpError | None = None
-        self._events: list[Event] | None = None  # made by the first event (StateMachine._emit)
+        # Made by the first event (StateMachine._emit), or EVENTS_OFF from the start when nobody
+        # will read them (Stack.events_wanted): then not even the first state change is described.
+        self._events: list[Event] | None = None if record_events else EVENTS_OFF
         self._listener = listener  # the Listener that made us, told when we establish or die
         self.passive_open = False  # reached SYN-RECEIVED from LISTEN (RFC 9293 3.10.7.4 note 1)
 
@@ -179,9 +183,12 @@ class Connection(SegmentArrival, AcknowledgementProcessing, RackProcessing, EcnP
         remote_port: int,
         iss: int,
         now: float,
+        record_events: bool = True,
     ) -> Connection:
-        """Active OPEN (RFC 9293 3.10.1): SYN-SENT; the SYN comes out of transmit(now)."""
-        connection = cls(config, local_address, local_port, remote_address, remote_port, iss)
+        """Active OPEN (RFC 9293 3.10.1): SYN-SENT; the SYN comes out of transmit(now).
+        `record_events` as for record_events(), from the start."""
+        connection = cls(config, local_address, local_port, remote_address, remote_port, iss,
+                         record_events=record_events)
         connection.snd.request(SEND_SYN)
         connection._set_state(SYN_SENT, "active OPEN")
         if config.connect_timeout is not None:
@@ -199,14 +206,16 @@ class Connection(SegmentArrival, AcknowledgementProcessing, RackProcessing, EcnP
         remote_address: int | None = None,
         remote_port: int | None = None,
         listener=None,
+        record_events: bool = True,
     ) -> Connection:
         """Passive OPEN (RFC 9293 3.10.1): a LISTEN connection waiting for one SYN.
 
         A remote left as None is unspecified (the first SYN fills in its port; the stack that
         delivered it fills in remote_address). A socket-style listener with queues is
-        `ustack.tcp.Listener`, which makes one of these per SYN.
+        `ustack.tcp.Listener`, which makes one of these per SYN. `record_events` as for
+        record_events(), from the start.
         """
-        connection = cls(config, local_address, local_port, remote_address, remote_port, iss, listener)
+        connection = cls(config, local_address, local_port, remote_address, remote_port, iss, listener, record_events)
         if listener is None:
             connection._foreign_socket_at_open = (remote_address, remote_port)
         connection._set_state(LISTEN, "passive OPEN")
@@ -215,14 +224,15 @@ class Connection(SegmentArrival, AcknowledgementProcessing, RackProcessing, EcnP
     @classmethod
     def open_from_cookie(
         cls, config: TcpConfig, local_address: int, local_port: int, remote_address: int, syn, iss: int, now: float,
-        listener=None,
+        listener=None, record_events: bool = True,
     ) -> Connection:
         """A passive open whose SYN was answered with a SYN cookie (RFC 4987 3.6; syn_cookies.py),
         rebuilt when the cookie came back: the SYN as the cookie remembered it takes a passive
         OPEN to SYN-RECEIVED, and our SYN-ACK with ISN `iss` counts as sent. The caller then hands
         it the ACK that returned the cookie, which completes the handshake as for any other."""
         connection = cls.open_passive(config, local_address, local_port, iss, now, remote_address=remote_address,
-                                      remote_port=syn.src_port, listener=listener)
+                                      remote_port=syn.src_port, listener=listener,
+                                      record_events=record_events)
         connection.receive(syn, now)
         connection.transmit(now)  # the SYN-ACK: already sent, with the cookie, by the listener
         connection.snd.forget_timing()  # that SYN-ACK was not sent at `now`: no RTT sample from it

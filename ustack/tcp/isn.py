@@ -26,6 +26,7 @@ the one keyed hash of the TCP core: SYN cookies (syn_cookies.py) take their MAC 
 
 import hashlib
 import secrets
+import struct
 
 from ustack.tcp.seq import SEQ_MASK
 
@@ -45,10 +46,16 @@ def check_secret(secret: bytes | None) -> bytes:
     return bytes(secret)
 
 
+# Two IPv4 addresses (ints), each zero-extended to 16 bytes, and the ports: one C call.
+_IPV4_FOUR_TUPLE = struct.Struct(">12xIH12xIH")
+
+
 def pack_four_tuple(local_address: int | bytes, local_port: int, remote_address: int | bytes, remote_port: int) -> bytes:
     """The 4-tuple as hash input. Addresses take 16 bytes each: an IPv6 address is its own 16
     bytes (ustack/wire/ipv6.py), an IPv4 address (an int) is zero-extended to 16."""
     # (_address_bytes written out: this runs for every connection, twice with a listener.)
+    if type(local_address) is int and type(remote_address) is int:
+        return _IPV4_FOUR_TUPLE.pack(local_address, local_port, remote_address, remote_port)
     return (
         (local_address if type(local_address) is bytes else local_address.to_bytes(16, "big"))
         + local_port.to_bytes(2, "big")
@@ -68,6 +75,20 @@ def keyed_hash(secret: bytes, data: bytes, size: int = 4) -> int:
     return int.from_bytes(hashlib.blake2b(data, digest_size=size, key=secret).digest(), "big")
 
 
+def keyed_hasher(secret: bytes, size: int = 4):
+    """keyed_hash(secret, data, size) as a function of `data` alone, for a secret that hashes many
+    inputs (an ISN per connection): BLAKE2b takes its key as a first block of input, which is
+    hashed once here; each call copies that state and hashes only `data` (a third less time)."""
+    keyed = hashlib.blake2b(digest_size=size, key=secret)
+
+    def hash_of(data: bytes) -> int:
+        state = keyed.copy()
+        state.update(data)
+        return int.from_bytes(state.digest(), "big")
+
+    return hash_of
+
+
 class IsnGenerator:
     """Chooses the ISN of each new connection.
 
@@ -80,6 +101,7 @@ class IsnGenerator:
     def __init__(self, secret: bytes | None = None, fixed_isn: int | None = None,
                  fixed_fast_open_cookie: bytes | None = None):  # fmt: skip
         self._secret = check_secret(secret)
+        self._isn_offset = keyed_hasher(self._secret)  # F of RFC 6528 3, the secret hashed once
         self.fixed_isn = None if fixed_isn is None else fixed_isn & SEQ_MASK
         # Scripted conformance runs only: every client's Fast Open cookie is this one (the Linux
         # scripts carry the cookie Linux makes for their address and key).
@@ -95,7 +117,7 @@ class IsnGenerator:
         ticks = int(now * TICKS_PER_SECOND)
         # F: a keyed hash of the 4-tuple.
         four_tuple = pack_four_tuple(local_address, local_port, remote_address, remote_port)
-        return (ticks + keyed_hash(self._secret, four_tuple)) & SEQ_MASK
+        return (ticks + self._isn_offset(four_tuple)) & SEQ_MASK
 
     def flow_label(self, local_address: int | bytes, local_port: int, remote_address: int | bytes, remote_port: int) -> int:
         """The IPv6 flow label of a connection (RFC 6437 3): a keyed hash of its 4-tuple, so it is

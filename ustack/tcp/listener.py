@@ -82,7 +82,7 @@ class Listener(StateMachine):
 
     def receive(
         self, remote_address: int, segment: TcpSegment, now: float, *, local_address: int | None = None,
-        config: TcpConfig | None = None,
+        config: TcpConfig | None = None, record_events: bool = True,
     ) -> Connection | None:
         """LISTEN processing (RFC 9293 3.10.7.2) of a segment for no existing connection.
 
@@ -90,7 +90,8 @@ class Listener(StateMachine):
         4-tuple and sends what its transmit() returns), else None. A listener bound to every
         address of a host (RFC 9293 3.9.1.1: local socket unspecified) is told which one the
         segment came to (`local_address`) and the configuration fitted to that path (`config`: its
-        MSS depends on the IP header of the family); the defaults are its own."""
+        MSS depends on the IP header of the family); the defaults are its own. `record_events`:
+        whether the new connection records events (Connection.record_events), from its start."""
         local_address = self.local_address if local_address is None else local_address
         config = config or self.config
         if self.state is not LISTEN:
@@ -103,7 +104,7 @@ class Listener(StateMachine):
         if flags & ACK and not flags & (SYN | RST) and self._cookies_may_return(now):
             # An ACK may be the third segment of a handshake we answered with a SYN cookie and
             # kept nothing for (RFC 4987 3.6): check it before LISTEN's rule of a reset for an ACK.
-            return self._cookie_returns(local_address, config, remote_address, segment, now)
+            return self._cookie_returns(local_address, config, remote_address, segment, now, record_events)
         refused = listen_screen(segment, self.config)  # the LISTEN checks of RFC 9293 3.10.7.2
         if refused is not None:
             reason, reply = refused
@@ -131,7 +132,7 @@ class Listener(StateMachine):
         iss = self.isn_generator.generate(local_address, self.local_port, remote_address, segment.src_port, now)
         child = Connection.open_passive(
             config, local_address, self.local_port, iss, now,
-            remote_address=remote_address, remote_port=segment.src_port, listener=self,
+            remote_address=remote_address, remote_port=segment.src_port, listener=self, record_events=record_events,
         )
         child.fast_open = answer_syn(self, segment, remote_address, config)  # RFC 7413 (fastopen.py)
         child.receive(segment, now)
@@ -198,7 +199,7 @@ class Listener(StateMachine):
         return now - self._last_cookie_sent <= (MAX_AGE_SLOTS + 1) * SLOT_SECONDS
 
     def _cookie_returns(self, local_address: int, config: TcpConfig, remote_address: int, ack: TcpSegment,
-                        now: float) -> Connection | None:  # fmt: skip
+                        now: float, record_events: bool = True) -> Connection | None:  # fmt: skip
         """An ACK that may carry a cookie back (SEG.ACK = cookie + 1). Returns the connection
         rebuilt from it, ESTABLISHED; None when the ACK is dropped: with no reply when the accept
         queue is full (the peer retransmits), with a reset, as for any stray ACK in LISTEN (RFC
@@ -221,7 +222,7 @@ class Listener(StateMachine):
             self.drops["listener_connection_limit"] += 1  # no reply: the peer retransmits
             return None
         child = Connection.open_from_cookie(config, local_address, self.local_port, remote_address, syn,
-                                            cookie, now, listener=self)
+                                            cookie, now, listener=self, record_events=record_events)
         child.receive(ack, now)  # SYN-RECEIVED -> ESTABLISHED, into the accept queue; then its text
         self.counters["syncookies_validated"] += 1
         return child
@@ -232,18 +233,24 @@ class Listener(StateMachine):
     # --- called by the children (connection.py / arrival.py) ---
     def _child_established(self, child: Connection) -> bool:
         """A child's handshake completed; False when the accept queue has no room for it."""
-        if child in self.accept_queue:  # a Fast Open child, there since its SYN (fastopen.py)
+        # Only a Fast Open child can be in the accept queue already (there since its SYN,
+        # fastopen.py): the others skip a search through the whole queue, which may be long.
+        if child.fast_open is not None and child in self.accept_queue:
             return True
         if len(self.accept_queue) >= self.backlog:
             return False
-        if child in self.syn_queue:
-            self.syn_queue.remove(child)
+        try:
+            self.syn_queue.remove(child)  # usually the oldest, first in the list
+        except ValueError:
+            pass  # a child rebuilt from a SYN cookie was never queued
         self.accept_queue.append(child)
         return True
 
     def _child_closed(self, child: Connection) -> None:
-        if child in self.syn_queue:
+        try:
             self.syn_queue.remove(child)
+        except ValueError:
+            pass  # established (in the accept queue) or rebuilt from a SYN cookie
 
     def __repr__(self) -> str:
         return (
