@@ -175,25 +175,26 @@ class Driver:
         self.counters["rounds"] += 1
         self._in_round = True
         try:
-            for _ in range(MAX_ROUNDS):
+            for pass_number in range(MAX_ROUNDS):
                 self._poked = False
                 if self._observers:
                     self._report_events(now)  # changes made by user calls (connect, close, ...)
+                # The applications first, then transmit: what they write at once leaves in
+                # this pass's transmit.
+                self._update_transports(now)
+                if pass_number == 0 and self._delivered and not (self._poked or self._dirty):
+                    # Data went to applications that did not answer at once: a stream reader's
+                    # task wakes in the next loop iteration and writes then. Transmitting now
+                    # would only arm the delayed-ACK timers its answer cancels; the round queued
+                    # behind those tasks (below) transmits once, the ACK riding on the answer,
+                    # and acknowledges data nobody answers as RFC 9293 3.8.6.3's delayed ACK
+                    # decided on arrival, one iteration later.
+                    break
                 packets = self.stack.transmit(now)
                 if self._observers:
                     self._report_events(now)
                 if packets:
                     self._send(packets, now)
-                if self._servers:
-                    self._accept_new_connections(now)
-                transports = self._transports
-                for connection in self.stack.drain_active():
-                    transport = transports.get(connection)
-                    if transport is not None:
-                        self._dirty[transport] = None
-                dirty, self._dirty = self._dirty, {}
-                for transport in dirty:
-                    transport._update(now)
                 if not (self._poked or self._dirty):
                     break  # nothing new to transmit, nobody left to update
             else:
@@ -217,6 +218,21 @@ class Driver:
             self._rearm_timer()
         if self._waiters:
             self._check_waiters()
+
+    def _update_transports(self, now: float) -> None:
+        """New connections to their servers, then the transport of every connection the stack
+        reports active brought up to date (data to the protocol, end of stream, errors).
+        Level-triggered: those a transmit touches are looked at in the next round's pass."""
+        if self._servers:
+            self._accept_new_connections(now)
+        transports = self._transports
+        for connection in self.stack.drain_active():
+            transport = transports.get(connection)
+            if transport is not None:
+                self._dirty[transport] = None
+        dirty, self._dirty = self._dirty, {}
+        for transport in dirty:
+            transport._update(now)
 
     def _send(self, packets: list[bytes], now: float) -> None:
         if self._observers:
