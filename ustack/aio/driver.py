@@ -7,17 +7,22 @@ The whole runtime is two callbacks and one rule (DESIGN.md rules 2 and 6):
 - ONE `loop.call_at` timer, armed for the earliest deadline of the stack and of the link. When it
   fires: `stack.on_timer(now)`, `link.on_timer(now)`, collect any packets the link released, run
   one round.
-- A round: `stack.transmit(now)` goes out through the link, then every connection the stack
+- A round: `stack.transmit(now)` goes out through the link, and every connection the stack
   reports active (`stack.drain_active()`) has its transport brought up to date (data to the
   protocol, pending writes into the send buffer, end of stream, errors), repeated while that
-  produced more to send; finally the timer is re-armed for the new earliest deadline.
+  produced more to send; finally the timer is re-armed for the new earliest deadline. After
+  packets came in, the transports come first: data handed to an application that does not
+  answer at once (its task runs in the next iteration) leaves the transmit to the round queued
+  behind that task, which sends the answer with the ACK on it. After user calls, the transmit
+  comes first, so that what they wrote leaves before anything else is looked at.
 
 User calls on a transport (write, close, resume_reading, ...) happen outside a round: they
 `poke` the stack and ask for a round with `loop.call_soon`, once, however many calls there are in
 one loop iteration. A round that handed data to a protocol asks for the next round itself, at its
 end: asyncio runs the application's reply (a task woken by that data) in the next loop iteration,
 and the round queued behind it sends the reply in that same iteration, instead of one iteration
-later (an echo or an HTTP answer: one loop pass less per request). Nothing else runs: with no
+later (an echo or an HTTP answer: one loop pass less per request, one transmit per request:
+`ustack serve` handles an echo with the kernel's count of loop iterations, two). Nothing else runs: with no
 packets and no deadline, the loop sleeps and the stack costs no CPU at all, however many
 connections have come and gone.
 
@@ -124,7 +129,7 @@ class Driver:
     def _on_readable(self) -> None:
         now = self.loop.time()
         self._receive_from_link(now)
-        self._round(now)
+        self._round(now, packets_in=True)
 
     def _on_timer(self) -> None:
         deadline = self._timer_deadline
@@ -143,7 +148,7 @@ class Driver:
         self._receive_from_link(now)
         self.stack.on_timer(now)
         self._report_events(now)
-        self._round(now)
+        self._round(now, packets_in=True)
 
     def _scheduled_round(self) -> None:
         self._round_scheduled = False
@@ -169,7 +174,10 @@ class Driver:
                 logger.exception("ustack: the stack failed on a packet of %d bytes; it was dropped", len(packet))
             self._report_events(now)  # state changes land on the line of the packet that caused them
 
-    def _round(self, now: float) -> None:
+    def _round(self, now: float, packets_in: bool = False) -> None:
+        """Transmit and bring transports up to date until neither has anything new. A round
+        after packets came in hands their data to the applications first, then transmits; one
+        for user calls (a write, a close) transmits first: what they produced leaves at once."""
         if self._closed:
             return
         self.counters["rounds"] += 1
@@ -179,22 +187,23 @@ class Driver:
                 self._poked = False
                 if self._observers:
                     self._report_events(now)  # changes made by user calls (connect, close, ...)
-                # The applications first, then transmit: what they write at once leaves in
-                # this pass's transmit.
-                self._update_transports(now)
-                if pass_number == 0 and self._delivered and not (self._poked or self._dirty):
-                    # Data went to applications that did not answer at once: a stream reader's
-                    # task wakes in the next loop iteration and writes then. Transmitting now
-                    # would only arm the delayed-ACK timers its answer cancels; the round queued
-                    # behind those tasks (below) transmits once, the ACK riding on the answer,
-                    # and acknowledges data nobody answers as RFC 9293 3.8.6.3's delayed ACK
-                    # decided on arrival, one iteration later.
-                    break
+                if packets_in:
+                    self._update_transports(now)  # what they write at once leaves in this pass
+                    if pass_number == 0 and self._delivered and not (self._poked or self._dirty):
+                        # Data went to applications that did not answer at once: a stream
+                        # reader's task wakes in the next loop iteration and writes then.
+                        # Transmitting now would only arm the delayed-ACK timers its answer
+                        # cancels; the round queued behind those tasks (below) transmits once,
+                        # the ACK riding on the answer, and acknowledges data nobody answers as
+                        # RFC 9293 3.8.6.3's delayed ACK decided on arrival, one iteration later.
+                        break
                 packets = self.stack.transmit(now)
                 if self._observers:
                     self._report_events(now)
                 if packets:
                     self._send(packets, now)
+                if not packets_in:
+                    self._update_transports(now)
                 if not (self._poked or self._dirty):
                     break  # nothing new to transmit, nobody left to update
             else:
