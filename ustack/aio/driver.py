@@ -76,7 +76,7 @@ class Driver:
         self._delivered = False  # a transport handed data to its protocol during this round
         self._closed = False
         self._fd = -1
-        self.counters: dict[str, int] = {"rounds": 0, "timer_fired": 0, "batches": 0}
+        self.counters: dict[str, int] = {"rounds": 0, "transmits": 0, "timer_fired": 0, "batches": 0}
 
     @property
     def timer_armed(self) -> bool:
@@ -180,7 +180,8 @@ class Driver:
         for user calls (a write, a close) transmits first: what they produced leaves at once."""
         if self._closed:
             return
-        self.counters["rounds"] += 1
+        counters = self.counters
+        counters["rounds"] += 1
         self._in_round = True
         try:
             for pass_number in range(MAX_ROUNDS):
@@ -198,6 +199,7 @@ class Driver:
                         # RFC 9293 3.8.6.3's delayed ACK decided on arrival, one iteration later.
                         break
                 packets = self.stack.transmit(now)
+                counters["transmits"] += 1
                 if self._observers:
                     self._report_events(now)
                 if packets:
