@@ -350,7 +350,7 @@ def build_tcp_packet(
     # Unpacking the segment at once costs less than reading its nine fields by name.
     src_port, dst_port, seq, ack, flags, window, urgent_pointer, options, payload = segment
     if type(payload) is not bytes:
-        payload = bytes(payload)
+        payload = _from_buffer(payload)  # type: ignore[assignment]  # a view of the send buffer's bytes (send_buffer.py): C reads it in place
     try:
         scratch = _take()  # inlined _borrow(): this call's spec and buffer, C uses them with the GIL released
     except IndexError:
@@ -401,9 +401,9 @@ def _build_tcp6_packet(src: bytes, dst: bytes, segment: TcpSegment, hop_limit: i
     return packet
 
 
-def _pack_address_free_spec(spec_buffer, segment: TcpSegment, ttl: int, option_layout: str) -> bytes:
+def _pack_address_free_spec(spec_buffer, segment: TcpSegment, ttl: int, option_layout: str):
     """Fills the spec in `spec_buffer` (this thread's) from `segment` with its IPv4 address
-    fields zero (IPv6, and the option length count); returns the payload as bytes."""
+    fields zero (IPv6, and the option length count); returns the payload as bytes or a C view of it (a memoryview payload is not copied)."""
     src_port, dst_port, seq, ack, flags, window, urgent_pointer, options, payload = segment
     try:
         if options is NO_OPTIONS:
@@ -414,7 +414,7 @@ def _pack_address_free_spec(spec_buffer, segment: TcpSegment, ttl: int, option_l
                    urgent_pointer, mss, window_scale, sack_count, LAYOUTS[option_layout], 0, ts_val, ts_ecr)  # fmt: skip
     except (struct.error, KeyError, TypeError, ValueError) as error:
         raise WireError(BUILD_BAD_FIELD, str(error)) from None
-    return payload if type(payload) is bytes else bytes(payload)
+    return payload if type(payload) is bytes else _from_buffer(payload)
 
 
 def _option_fields(options: TcpOptions, spec_buffer) -> tuple[int, int, int, int, int, int]:
