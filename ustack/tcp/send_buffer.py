@@ -11,7 +11,8 @@ buffer with start_seq = ISS + 1 and, when an ACK also covers our FIN (ACK = end_
 `end_seq` to `acknowledge`.
 
 Cost: the bytes live in a list of immutable chunks, the application's own bytes objects as it
-wrote them. Writing a bytes object keeps it as it is (no copy); acknowledging drops the chunks
+wrote them (or read-only views of them: the part that fit, the rest of a write the transport
+held back). Writing bytes keeps them as they are (no copy); acknowledging drops the chunks
 it covered entirely (no bytes moved); a large peek inside one chunk is a memoryview of it (no
 copy: bytes never change, so the view stays valid whatever happens to the buffer after). On a
 bulk transfer (64 KB writes, 64 KB segments) that is three copies of every byte fewer than one
@@ -42,7 +43,7 @@ class SendBuffer:
             raise ValueError(f"capacity cannot be negative: {capacity}")
         self._capacity = capacity
         self.start_seq = start_seq & SEQ_MASK  # SND.UNA: the first byte not yet acknowledged
-        self._chunks: list[bytes] | tuple = NO_CHUNKS  # the bytes written, oldest first
+        self._chunks: list[bytes | memoryview] | tuple = NO_CHUNKS  # the bytes written, oldest first
         self._ends: list[int] | tuple = NO_CHUNKS  # _ends[i]: the stream position just after _chunks[i]
         self._first = 0  # the first chunk still holding a byte not yet acknowledged
         self._base = 0  # the stream position of start_seq
@@ -78,18 +79,21 @@ class SendBuffer:
         accepted = min(len(data), self._capacity - self.length)
         if accepted <= 0:
             return 0
-        if type(data) is bytes and accepted == len(data):
-            chunk = data  # immutable: kept as it is
+        if type(data) is bytes:
+            chunk = data if accepted == len(data) else memoryview(data)[:accepted]
+        elif type(data) is memoryview and type(data.obj) is bytes and data.format == "B" and data.c_contiguous:
+            chunk = data if accepted == len(data) else data[:accepted]  # a view of bytes: unchanging too
         else:
-            # A bytearray or a view may change after this call, and a part of a large object
-            # must not keep all of it alive: our own copy of what was accepted.
+            # A bytearray (or a view of one) may change after this call: our own copy.
             with memoryview(data) as view:
                 chunk = bytes(view[:accepted])
+        # Kept as written: bytes never change. A view keeps its whole bytes object alive until
+        # acknowledged; that is the application's write, whose rest it is still sending.
         chunks = self._chunks
         if chunks is NO_CHUNKS:
             self._chunks, self._ends, self._first, self._base = [chunk], [accepted], 0, 0
         elif accepted < MERGE_BELOW and len(chunks[-1]) < MERGE_BELOW:
-            chunks[-1] += chunk  # short pieces join: the chunk count stays bounded (docstring)
+            chunks[-1] = b"".join((chunks[-1], chunk))  # short pieces join: the chunk count stays bounded
             self._ends[-1] += accepted
         else:
             chunks.append(chunk)
@@ -117,11 +121,10 @@ class SendBuffer:
         start = position - (ends[index] - len(chunk))
         stop = start + length
         if stop <= len(chunk):
-            if start == 0 and stop == len(chunk):
-                return chunk
-            if length < LARGE_PEEK:
-                return chunk[start:stop]  # for a segment-sized range, a copy costs less than a view
-            return memoryview(chunk)[start:stop]
+            if length >= LARGE_PEEK:
+                return memoryview(chunk)[start:stop]
+            piece = chunk[start:stop]  # for a segment-sized range, a copy costs less than a view
+            return piece if type(piece) is bytes else bytes(piece)
         pieces = [memoryview(chunk)[start:]]
         wanted = length - (len(chunk) - start)
         for chunk in chunks[index + 1 :]:
