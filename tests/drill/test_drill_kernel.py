@@ -39,6 +39,23 @@ def drill(*arguments: str, timeout: float = 60.0) -> subprocess.CompletedProcess
                           text=True, timeout=timeout)
 
 
+def wait_until_the_script_waits_for_its_retransmission(process: subprocess.Popen) -> None:
+    """Until the `ustack drill` run of retransmission.pkt is inside its script: its namespace
+    exists and the kernel's socket there is ESTABLISHED (accepted, the write's segment sent, the
+    script now waiting 200-400 ms for the retransmission). Checked with ss in the namespace, so a
+    signal sent next lands mid-script, not during set-up."""
+    deadline = time.monotonic() + 20
+    while True:
+        assert process.poll() is None, process.communicate()
+        assert time.monotonic() < deadline, "ustack drill never reached its script's established connection"
+        for name in drill_namespaces(process.pid):
+            listed = subprocess.run(["ip", "netns", "exec", name, "ss", "-Htn", "state", "established"],
+                                    capture_output=True, text=True)
+            if listed.stdout.strip():
+                return
+        time.sleep(0.01)  # poll again: nothing to wait on for another namespace's sockets
+
+
 def drill_namespaces(pid: int) -> list[str]:
     """The namespaces the `ustack drill` process `pid` has (their names carry its PID, so that
     other runs on the machine do not count)."""
@@ -152,12 +169,7 @@ def test_sigint_mid_run_leaves_no_namespace_behind():
     process = subprocess.Popen([sys.executable, "-m", "ustack", "drill", str(SCRIPTS / "retransmission.pkt"),
                                 *TOLERANCE], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        deadline = time.monotonic() + 20
-        while not drill_namespaces(process.pid):  # wait until the run has made its namespace
-            assert process.poll() is None, process.communicate()
-            assert time.monotonic() < deadline, "ustack drill never created its namespace"
-            time.sleep(0.02)
-        time.sleep(0.15)  # into the script: past the handshake, waiting for the retransmission
+        wait_until_the_script_waits_for_its_retransmission(process)
         process.send_signal(signal.SIGINT)
         process.communicate(timeout=20)
     finally:
@@ -173,12 +185,7 @@ def test_sigterm_mid_run_leaves_no_namespace_behind():
     process = subprocess.Popen([sys.executable, "-m", "ustack", "drill", str(SCRIPTS / "retransmission.pkt"),
                                 *TOLERANCE], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        deadline = time.monotonic() + 20
-        while not drill_namespaces(process.pid):
-            assert process.poll() is None, process.communicate()
-            assert time.monotonic() < deadline, "ustack drill never created its namespace"
-            time.sleep(0.02)
-        time.sleep(0.15)
+        wait_until_the_script_waits_for_its_retransmission(process)
         process.send_signal(signal.SIGTERM)
         process.communicate(timeout=20)
     finally:
