@@ -153,3 +153,11 @@ def test_bytes_are_kept_as_written_and_a_bytearray_as_a_copy():
     whole = b"d" * 90_000
     assert buffer.write(whole) == 60_000  # the part that fits: a view, not a copy
     assert buffer._chunks[-1].obj is whole and buffer.peek(40_000, 60_000) == whole[:60_000]
+
+
+def test_an_object_of_wider_items_counts_in_bytes():
+    import array
+
+    buffer = SendBuffer(6, 0)
+    assert buffer.write(array.array("I", [1, 2])) == 6  # 8 bytes: the 6 that fit
+    assert buffer.peek(0, 10) == array.array("I", [1, 2]).tobytes()[:6]

@@ -76,17 +76,18 @@ class SendBuffer:
 
     def write(self, data) -> int:
         """Append as much of data as fits; return how many bytes were accepted."""
+        if type(data) is not bytes:
+            data = memoryview(data).cast("B")  # any bytes-like object as its bytes, counted one by one
         accepted = min(len(data), self._capacity - self.length)
         if accepted <= 0:
             return 0
         if type(data) is bytes:
             chunk = data if accepted == len(data) else memoryview(data)[:accepted]
-        elif type(data) is memoryview and type(data.obj) is bytes and data.format == "B" and data.c_contiguous:
+        elif type(data.obj) is bytes:
             chunk = data if accepted == len(data) else data[:accepted]  # a view of bytes: unchanging too
         else:
             # A bytearray (or a view of one) may change after this call: our own copy.
-            with memoryview(data) as view:
-                chunk = bytes(view[:accepted])
+            chunk = bytes(data[:accepted])
         # Kept as written: bytes never change. A view keeps its whole bytes object alive until
         # acknowledged; that is the application's write, whose rest it is still sending.
         chunks = self._chunks
