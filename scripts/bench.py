@@ -70,10 +70,16 @@ COMMAND_TIMEOUT = 60.0
 DEFAULT_REPEATS = 9  # bulk transfers per row: the row is their median (module docstring)
 MEGABYTE = 1e6  # MB/s as curl and ab count them: 10**6 bytes
 
-# The same Python apps ustack serves, on the kernel's sockets through asyncio.
+# The same Python apps ustack serves, on the kernel's sockets through asyncio, with the same heap
+# setting as `ustack serve` (ustack/heap.py): without it, glibc's mmap threshold rises once the
+# first 1 MiB file chunk is freed, and this app's uploads ran twice as fast after downloads as
+# before them (249 against 534 MB/s), a figure that measured glibc rather than the stack.
 KERNEL_APP_SERVER = """
 import asyncio, sys
 from ustack.apps import HttpFileServer, handle_echo
+from ustack.heap import keep_freed_heap_for_reuse
+
+keep_freed_heap_for_reuse()
 
 async def main():
     await asyncio.start_server(HttpFileServer(sys.argv[1], allow_upload=True), "0.0.0.0", 80, backlog=1024)
@@ -82,6 +88,19 @@ async def main():
     await asyncio.Event().wait()
 
 asyncio.run(main())
+"""
+
+# Turns the offloads of veth ends off (ethtool -K DEV tso off gso off gro off), run inside their
+# namespace: the kernel's twin of `serve --no-offload`, every segment MSS-sized on the wire and
+# through both stacks.
+OFFLOADS_OFF = """
+import sys
+from pyroute2.ethtool import Ethtool
+with Ethtool() as tool:
+    features = tool.get_features(sys.argv[1])
+    for name in ("tx-tcp-segmentation", "tx-tcp6-segmentation", "tx-generic-segmentation", "rx-gro"):
+        features.features[name].enable = False
+    tool.set_features(sys.argv[1], features)
 """
 
 # N sequential small echoes on one connection: the round-trip time of each, in microseconds.
@@ -533,45 +552,55 @@ def variant_goals(offload: bool, mtu: int, down: float, kernel_down: float, up: 
 def variant_rows(work: Path, spaces: list[Namespace], prefix: str, site: Path, upload_source: Path,
                  environment: dict, repeats: int) -> list[tuple]:
     """Bulk MB/s each way with offload on and off (`serve --no-offload`), at MTU 1500 and 65535,
-    each beside the kernel's same app over a veth pair of the same MTU (issue 12). Every serve
-    runs in a fresh namespace of its own; the kernel's pair for MTU 65535 is made here. The two
-    serves of one MTU and the kernel's app run side by side (idle while the others measure), so
-    that all three are measured in turn, `repeats` times each way, and meet the same moments."""
+    each beside the kernel's same app over a veth pair of the same MTU, its offloads on or off
+    like ustack's (issue 12). Every serve runs in a fresh namespace of its own; the kernel's two
+    pairs for each MTU are made here. The two serves of one MTU and the kernel's two apps run
+    side by side (idle while the others measure), so that all four are measured in turn,
+    `repeats` times each way, and meet the same moments."""
     rows = []
     for mtu in (1500, 65535):
-        client_space, server_space = Namespace(f"{prefix}-c{mtu}"), Namespace(f"{prefix}-s{mtu}")
-        for space in (client_space, server_space):
-            spaces.append(space)
-            space.open()
-        create_veth_pair(client_space, server_space, f"ustb-c{mtu}", f"ustb-s{mtu}",
-                         "10.78.0.1/24", f"{KERNEL_SERVER_ADDRESS}/24", mtu=mtu)
-        servers = [Server(server_space.command([sys.executable, "-c", KERNEL_APP_SERVER, str(site)]))]
+        kernel_spaces = {}  # offload -> (client namespace, server namespace)
+        servers = []
         ustack_spaces = {}
         try:
             for offload in (True, False):
-                space = ustack_spaces[offload] = Namespace(f"{prefix}-u{mtu}{'' if offload else 'n'}")
+                tag = f"{mtu}{'' if offload else 'n'}"
+                client_space, server_space = Namespace(f"{prefix}-c{tag}"), Namespace(f"{prefix}-s{tag}")
+                for space in (client_space, server_space):
+                    spaces.append(space)
+                    space.open()
+                create_veth_pair(client_space, server_space, f"ustb-c{tag}", f"ustb-s{tag}",
+                                 "10.78.0.1/24", f"{KERNEL_SERVER_ADDRESS}/24", mtu=mtu)
+                if not offload:
+                    for space, name in ((client_space, f"ustb-c{tag}"), (server_space, f"ustb-s{tag}")):
+                        inside(space, sys.executable, "-c", OFFLOADS_OFF, name)
+                kernel_spaces[offload] = client_space
+                servers.append(Server(server_space.command([sys.executable, "-c", KERNEL_APP_SERVER, str(site)])))
+                space = ustack_spaces[offload] = Namespace(f"{prefix}-u{tag}")
                 spaces.append(space)
                 space.open()
                 servers.append(Server([sys.executable, "-m", "ustack", "serve", "--netns", space.name, "--http",
                                        str(site), "--allow-upload", "--mtu", str(mtu),
                                        *([] if offload else ["--no-offload"])], environment))
-            servers[0].wait_ready("ready")
-            for server in servers[1:]:
-                server.wait_ready("ustack: ready")
-            print(f"  bulk both ways, mtu {mtu}, offload on and off, {repeats} times each", file=sys.stderr,
-                  flush=True)
+            for kernel, ustack in zip(servers[::2], servers[1::2]):
+                kernel.wait_ready("ready")
+                ustack.wait_ready("ustack: ready")
+            print(f"  bulk both ways, mtu {mtu}, offload on and off (the kernel's too), {repeats} times each",
+                  file=sys.stderr, flush=True)
             kernel_url, ustack_url = f"http://{KERNEL_SERVER_ADDRESS}", f"http://{USTACK_ADDRESS}"
-            kernel_down, *downs = repeated(
-                repeats, lambda: download_rate(client_space, f"{kernel_url}/big.bin"),
-                *(lambda space=space: download_rate(space, f"{ustack_url}/big.bin") for space in ustack_spaces.values()))
-            kernel_up, *ups = repeated(
-                repeats, lambda: upload_rate(client_space, f"{kernel_url}/up-kernel.bin", upload_source),
-                *(lambda space=space: upload_rate(space, f"{ustack_url}/up.bin", upload_source)
-                  for space in ustack_spaces.values()))
+            pairs = [(kernel_spaces[offload], ustack_spaces[offload]) for offload in (True, False)]
+            # In turn: the kernel with offloads on, ustack with, the kernel without, ustack without.
+            downs = repeated(repeats, *(lambda space=space, url=url: download_rate(space, f"{url}/big.bin")
+                                        for pair in pairs for space, url in zip(pair, (kernel_url, ustack_url))))
+            ups = repeated(repeats, *(lambda space=space, target=f"{url}/{name}": upload_rate(space, target, upload_source)
+                                      for pair in pairs
+                                      for space, url, name in zip(pair, (kernel_url, ustack_url), ("up-kernel.bin", "up.bin"))))
         finally:
             for server in servers:
                 server.stop()
-        for offload, down, up in zip(ustack_spaces, downs, ups):
+        for index, offload in enumerate((True, False)):
+            kernel_down, down = downs[2 * index], downs[2 * index + 1]
+            kernel_up, up = ups[2 * index], ups[2 * index + 1]
             label = f"offload {'on' if offload else 'off'}, mtu {mtu}"
             down_goal, up_goal = variant_goals(offload, mtu, down.median, kernel_down.median, up.median,
                                                kernel_up.median)
@@ -645,7 +674,8 @@ def _main(args) -> int:
               f"namespaces ust-bench-{os.getpid()}-*", file=sys.stderr)
         rows = run(args, work, spaces)
         print(format_table(rows))
-        print(f"({time.monotonic() - started:.0f} s; MB = 10**6 bytes; mtu 1500 on both the TUN and the veth)")
+        print(f"({time.monotonic() - started:.0f} s; MB = 10**6 bytes; mtu 1500 on both the TUN and the veth; "
+              "the kernel beside an offload-off row has its veth's TSO, GSO and GRO off)")
     except BenchError as error:
         print(f"bench.py: {error}", file=sys.stderr)
         status = 1
