@@ -227,9 +227,10 @@ static void write_fixed_header(uint8_t *out, const uint8_t *src, const uint8_t *
     ustack_build_ipv6_header(out, USTACK_IPV6_HEADER, &header);
 }
 
-int ustack_build_tcp6_packet(uint8_t *out, size_t capacity, const uint8_t *src, const uint8_t *dst,
+static int build_tcp6_packet(uint8_t *out, size_t capacity, const uint8_t *src, const uint8_t *dst,
                              uint8_t hop_limit, uint32_t flow_label, uint8_t traffic_class,
-                             const struct ustack_tcp_spec *spec, const uint8_t *payload, size_t payload_length)
+                             const struct ustack_tcp_spec *spec, const uint8_t *payload, size_t payload_length,
+                             int payload_in_place)
 {
     if (capacity < USTACK_IPV6_HEADER)
         return -USTACK_REASON_BUILD_BUFFER_TOO_SMALL;
@@ -237,7 +238,7 @@ int ustack_build_tcp6_packet(uint8_t *out, size_t capacity, const uint8_t *src, 
         return -USTACK_REASON_BUILD_PACKET_TOO_LONG;
     uint32_t address_sum = ustack_pseudo_header_sum6(src, dst, USTACK_PROTOCOL_TCP, 0);
     int segment_length = ustack_write_tcp(out + USTACK_IPV6_HEADER, capacity - USTACK_IPV6_HEADER, spec,
-                                          address_sum, payload, payload_length);
+                                          address_sum, payload, payload_length, payload_in_place);
     if (segment_length < 0)
         return segment_length;
     if (segment_length > MAX_IPV6_PAYLOAD)
@@ -245,6 +246,22 @@ int ustack_build_tcp6_packet(uint8_t *out, size_t capacity, const uint8_t *src, 
     write_fixed_header(out, src, dst, USTACK_PROTOCOL_TCP, hop_limit, flow_label, traffic_class,
                        (size_t)segment_length);
     return USTACK_IPV6_HEADER + segment_length;
+}
+
+int ustack_build_tcp6_packet(uint8_t *out, size_t capacity, const uint8_t *src, const uint8_t *dst,
+                             uint8_t hop_limit, uint32_t flow_label, uint8_t traffic_class,
+                             const struct ustack_tcp_spec *spec, const uint8_t *payload, size_t payload_length)
+{
+    return build_tcp6_packet(out, capacity, src, dst, hop_limit, flow_label, traffic_class, spec, payload,
+                             payload_length, 0);
+}
+
+int ustack_build_tcp6_headers(uint8_t *out, size_t capacity, const uint8_t *src, const uint8_t *dst,
+                              uint8_t hop_limit, uint32_t flow_label, uint8_t traffic_class,
+                              const struct ustack_tcp_spec *spec, const uint8_t *payload, size_t payload_length)
+{
+    return build_tcp6_packet(out, capacity, src, dst, hop_limit, flow_label, traffic_class, spec, payload,
+                             payload_length, 1);
 }
 
 /* rest_of_header is bytes 4..7: identifier << 16 | sequence for echo, the MTU for packet too

@@ -50,8 +50,8 @@ int ustack_parse_packet(const uint8_t *packet, size_t length, struct ustack_pack
     return USTACK_OK;
 }
 
-int ustack_build_tcp_packet(uint8_t *out, size_t capacity, const struct ustack_tcp_spec *spec,
-                            const uint8_t *payload, size_t payload_length)
+static int build_tcp_packet(uint8_t *out, size_t capacity, const struct ustack_tcp_spec *spec,
+                            const uint8_t *payload, size_t payload_length, int payload_in_place)
 {
     if (capacity < USTACK_IPV4_MIN_HEADER)
         return -USTACK_REASON_BUILD_BUFFER_TOO_SMALL;
@@ -59,7 +59,7 @@ int ustack_build_tcp_packet(uint8_t *out, size_t capacity, const struct ustack_t
         return -USTACK_REASON_BUILD_PACKET_TOO_LONG;
     uint32_t address_sum = ustack_pseudo_header_sum(spec->src, spec->dst, USTACK_PROTOCOL_TCP, 0);
     int segment_length = ustack_write_tcp(out + USTACK_IPV4_MIN_HEADER, capacity - USTACK_IPV4_MIN_HEADER,
-                                          spec, address_sum, payload, payload_length);
+                                          spec, address_sum, payload, payload_length, payload_in_place);
     if (segment_length < 0)
         return segment_length;
     size_t total_length = USTACK_IPV4_MIN_HEADER + (size_t)segment_length;
@@ -78,6 +78,18 @@ int ustack_build_tcp_packet(uint8_t *out, size_t capacity, const struct ustack_t
     };
     ustack_build_ipv4_header(out, capacity, &ip);
     return (int)total_length;
+}
+
+int ustack_build_tcp_packet(uint8_t *out, size_t capacity, const struct ustack_tcp_spec *spec,
+                            const uint8_t *payload, size_t payload_length)
+{
+    return build_tcp_packet(out, capacity, spec, payload, payload_length, 0);
+}
+
+int ustack_build_tcp_headers(uint8_t *out, size_t capacity, const struct ustack_tcp_spec *spec,
+                             const uint8_t *payload, size_t payload_length)
+{
+    return build_tcp_packet(out, capacity, spec, payload, payload_length, 1);
 }
 
 /* rest_of_header is bytes 4..7 of the ICMP header: identifier << 16 | sequence for echo,

@@ -251,6 +251,11 @@ int ustack_parse_icmp6(const uint8_t *message, size_t length, const uint8_t *src
 int ustack_parse_packet(const uint8_t *packet, size_t length, struct ustack_packet_fields *out);
 int ustack_build_tcp_packet(uint8_t *out, size_t capacity, const struct ustack_tcp_spec *spec,
                             const uint8_t *payload, size_t payload_length);
+/* As ustack_build_tcp_packet, but only the headers are written at `out`: the payload stays where
+ * it is, for the caller to send after them. The lengths and the checksum cover it; the return
+ * value is still the whole packet's length (the headers' is that minus payload_length). */
+int ustack_build_tcp_headers(uint8_t *out, size_t capacity, const struct ustack_tcp_spec *spec,
+                             const uint8_t *payload, size_t payload_length);
 int ustack_build_icmp_packet(uint8_t *out, size_t capacity, uint32_t src, uint32_t dst, uint8_t ttl,
                              uint16_t identification, uint8_t type, uint8_t code, uint32_t rest_of_header,
                              const uint8_t *data, size_t data_length);
@@ -258,6 +263,9 @@ int ustack_build_icmp_packet(uint8_t *out, size_t capacity, uint32_t src, uint32
 int ustack_build_tcp6_packet(uint8_t *out, size_t capacity, const uint8_t *src, const uint8_t *dst,
                              uint8_t hop_limit, uint32_t flow_label, uint8_t traffic_class,
                              const struct ustack_tcp_spec *spec, const uint8_t *payload, size_t payload_length);
+int ustack_build_tcp6_headers(uint8_t *out, size_t capacity, const uint8_t *src, const uint8_t *dst,
+                              uint8_t hop_limit, uint32_t flow_label, uint8_t traffic_class,
+                              const struct ustack_tcp_spec *spec, const uint8_t *payload, size_t payload_length);
 int ustack_build_icmp6_packet(uint8_t *out, size_t capacity, const uint8_t *src, const uint8_t *dst,
                               uint8_t hop_limit, uint8_t type, uint8_t code, uint32_t rest_of_header,
                               const uint8_t *data, size_t data_length);
@@ -312,7 +320,7 @@ static inline void ustack_write32(uint8_t *p, uint32_t value)
 /* Internal: fills in the TCP part of a packet after the IP header is written (tcp.c).
  * `address_sum` is the pseudo-header's partial sum without the length, for either family. */
 int ustack_write_tcp(uint8_t *segment, size_t capacity, const struct ustack_tcp_spec *spec, uint32_t address_sum,
-                     const uint8_t *payload, size_t payload_length);
+                     const uint8_t *payload, size_t payload_length, int payload_in_place);
 /* Internal: ustack_parse_tcp for either family, with the pseudo-header's sum without the length. */
 int ustack_parse_tcp_summed(const uint8_t *segment, size_t length, uint32_t address_sum, struct ustack_tcp_fields *out);
 /* Internal: the IPv6 parts of ustack_parse_packet and its quoted-packet walk (ipv6.c). */

@@ -8,9 +8,9 @@ from tcp_script import ACK, BUFFER, PSH, established, incoming, local, outgoing,
 
 from ustack.tcp.congestion import Cubic, Reno
 from ustack.tcp.congestion.hystart import NO_RTT, HyStartPlusPlus
-from ustack.tcp.receive_buffer import ReceiveBuffer
+from ustack.tcp.receive_buffer import NOTHING, ReceiveBuffer
 from ustack.tcp.rtt import RttEstimator
-from ustack.tcp.send_buffer import NOTHING, SendBuffer
+from ustack.tcp.send_buffer import NO_CHUNKS, SendBuffer
 from ustack.tcp.seq import seq_add
 
 NEAR_WRAP = 2**32 - 4
@@ -18,12 +18,12 @@ NEAR_WRAP = 2**32 - 4
 
 def test_a_send_buffer_holds_no_bytearray_while_empty_and_refills_where_it_left_off():
     buffer = SendBuffer(8, NEAR_WRAP)
-    assert buffer._data is NOTHING
+    assert buffer._chunks is NO_CHUNKS
     assert buffer.write(b"abcdefghij") == 8  # cut to the capacity on the first write too
     assert buffer.peek(NEAR_WRAP, 20) == b"abcdefgh"
     assert buffer.acknowledge(seq_add(NEAR_WRAP, 3)) == 3 and buffer.peek(seq_add(NEAR_WRAP, 3), 2) == b"de"
     assert buffer.acknowledge(seq_add(NEAR_WRAP, 8)) == 5
-    assert buffer._data is NOTHING and buffer.length == 0 and buffer.free_space == 8
+    assert buffer._chunks is NO_CHUNKS and buffer.length == 0 and buffer.free_space == 8
     assert buffer.start_seq == buffer.end_seq == seq_add(NEAR_WRAP, 8)  # across the wrap
     assert buffer.write(memoryview(b"xyz")) == 3 and buffer.write(b"w") == 1
     assert buffer.peek(seq_add(NEAR_WRAP, 8), 10) == b"xyzw" and buffer.end_seq == seq_add(NEAR_WRAP, 12)
@@ -53,7 +53,7 @@ def test_an_idle_connection_after_an_exchange_holds_no_empty_bytearray():
     assert connection.send(b"answer", script.now) == 6
     script.expect(outgoing(local(1), remote(8), ACK | PSH, window=BUFFER - 7, payload=b"answer"))
     script.receive(incoming(remote(8), local(7)))
-    assert connection.send_buffer._data is NOTHING and connection.send_buffer.start_seq == local(7)
+    assert connection.send_buffer._chunks is NO_CHUNKS and connection.send_buffer.start_seq == local(7)
     assert connection.receive_buffer._in_order is NOTHING and connection.receive_buffer._ends is None
     assert connection.send(b"more", script.now) == 4  # and both buffers take data again
     script.expect(outgoing(local(7), remote(8), ACK | PSH, window=BUFFER - 7, payload=b"more"))

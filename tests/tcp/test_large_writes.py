@@ -16,14 +16,29 @@ from ustack.testing.simulator import BulkTransfer, Simulator
 START = 2**32 - 1000  # the sequence numbers wrap inside the first write
 
 
-def test_a_large_peek_leaves_no_view_behind_so_the_buffer_grows_and_shrinks_after_it():
+def test_a_large_peek_is_a_view_that_stays_valid_while_the_buffer_takes_writes_and_acks():
     buffer = SendBuffer(1 << 20, START)
-    buffer.write(bytes(range(256)) * 300)
+    written = bytes(range(256)) * 300
+    buffer.write(written)
     segment = buffer.peek(seq_add(START, 100), 65_000)
-    assert type(segment) is bytes and segment == (bytes(range(256)) * 300)[100:65_100]
-    assert buffer.write(b"more" * 50_000) == 200_000  # resizing would fail while a view is exported
-    assert buffer.acknowledge(seq_add(START, 70_000)) == 70_000  # so would cutting the front
+    assert type(segment) is memoryview and segment.readonly and segment == written[100:65_100]
+    assert buffer.write(b"more" * 50_000) == 200_000
+    assert buffer.acknowledge(seq_add(START, 70_000)) == 70_000  # drops the chunk the view is of
+    assert segment == written[100:65_100]  # the application's bytes, unchanged
     assert buffer.peek(seq_add(START, 76_800), 10_000) == b"more" * 2500
+    assert type(buffer.peek(seq_add(START, 76_800), 100)) is bytes  # short: a copy
+
+
+def test_a_peek_across_chunks_joins_them_and_short_writes_share_a_chunk():
+    buffer = SendBuffer(1 << 20, START)
+    for _ in range(100):
+        buffer.write(b"ab")  # short writes: one chunk, not a hundred
+    buffer.write(b"c" * 20_000)
+    assert len(buffer._chunks) == 2
+    assert buffer.peek(START, 10_000) == b"ab" * 100 + b"c" * 9_800
+    assert buffer.acknowledge(seq_add(START, 150)) == 150 and buffer._first == 0
+    assert buffer.acknowledge(seq_add(START, 250)) == 100 and buffer._first == 1  # the first chunk let go
+    assert buffer.peek(seq_add(START, 250), 10) == b"c" * 10
 
 
 sizes = st.one_of(st.integers(0, 200), st.integers(LARGE_PEEK - 10, LARGE_PEEK + 10), st.integers(5000, 70_000))

@@ -140,3 +140,24 @@ def test_random_operations_match_a_model_of_the_stream(capacity, start, steps):
         assert buffer.end_seq == seq_add(start, len(stream))
         assert buffer.length == len(stream) - acked
         assert buffer.free_space == capacity - buffer.length
+
+
+def test_bytes_are_kept_as_written_and_a_bytearray_as_a_copy():
+    buffer = SendBuffer(100_000, 0)
+    written = b"a" * 20_000
+    assert buffer.write(written) == 20_000 and buffer._chunks[-1] is written
+    changing = bytearray(b"b" * 20_000)
+    assert buffer.write(changing) == 20_000
+    changing[:] = b"c" * 20_000  # the application reuses its buffer after the write
+    assert buffer.peek(20_000, 20_000) == b"b" * 20_000
+    whole = b"d" * 90_000
+    assert buffer.write(whole) == 60_000  # the part that fits: a view, not a copy
+    assert buffer._chunks[-1].obj is whole and buffer.peek(40_000, 60_000) == whole[:60_000]
+
+
+def test_an_object_of_wider_items_counts_in_bytes():
+    import array
+
+    buffer = SendBuffer(6, 0)
+    assert buffer.write(array.array("I", [1, 2])) == 6  # 8 bytes: the 6 that fit
+    assert buffer.peek(0, 10) == array.array("I", [1, 2]).tobytes()[:6]

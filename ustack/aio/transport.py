@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import deque
 from typing import Any, Protocol
 
 from ..tcp.errors import TcpCallError
@@ -85,7 +86,7 @@ class TcpTransport(asyncio.Transport):
         self._eof_requested = False  # write_eof() was called
         self._shutdown_sent = False  # conn.shutdown() was called
         self._writes_after_lost = 0
-        self._pending = bytearray()  # written but not yet accepted by the send buffer
+        self._pending = PendingWrites()  # written but not yet accepted by the send buffer
         self._writing_paused = False
         self._high_water = DEFAULT_HIGH_WATER
         self._low_water = DEFAULT_HIGH_WATER // 4
@@ -189,11 +190,13 @@ class TcpTransport(asyncio.Transport):
             return
         if not data:
             return
+        # bytes as they are (the send buffer keeps them without a copy); anything else, which
+        # the application may change after this call, as a copy (a view of wider items too).
+        data = bytes(data)
         if self._pending:  # keep the order: behind what is already waiting
-            self._pending += data
+            self._pending.append(data)
         else:
             # The common case: straight into the send buffer, keeping only what does not fit.
-            data = bytes(data)  # no copy for bytes; a view of wider items becomes its bytes
             try:
                 accepted = self._connection.send(data, self._loop.time())
             except TcpCallError as error:
@@ -202,7 +205,7 @@ class TcpTransport(asyncio.Transport):
             self._runtime.poke(self._connection)
             if accepted == len(data):
                 return  # all in the send buffer: nothing pending, so nothing to pause or resume
-            self._pending += memoryview(data)[accepted:]
+            self._pending.append(memoryview(data)[accepted:])
         self._push_pending(self._loop.time())
         self._maybe_pause_protocol()
 
@@ -326,22 +329,15 @@ class TcpTransport(asyncio.Transport):
         """Move pending writes into the send buffer as far as it has room."""
         connection = self._connection
         pending = self._pending
-        if pending:
-            space = connection.send_space
-            if space > 0:
-                try:
-                    # Through a view: the send buffer's copy is the only one (a slice, then
-                    # bytes of it, cost two more copies of up to 1 MiB per push). The view is
-                    # released before `pending` is cut below.
-                    with memoryview(pending) as view, view[:space] as piece:
-                        accepted = connection.send(piece, now)
-                except TcpCallError as error:
-                    # The connection can no longer send (reset, timed out): report it, once.
-                    self._connection_lost(exception_for(connection.error) or os_error(error.errno, str(error)))
-                    return
-                if accepted:
-                    del pending[:accepted]
-                    self._runtime.poke(connection)
+        if pending and connection.send_space > 0:
+            try:
+                accepted = pending.push(connection, now)
+            except TcpCallError as error:
+                # The connection can no longer send (reset, timed out): report it, once.
+                self._connection_lost(exception_for(connection.error) or os_error(error.errno, str(error)))
+                return
+            if accepted:
+                self._runtime.poke(connection)
         if not pending:
             if self._closing and not self._lost:
                 self._finish_close()
@@ -419,3 +415,49 @@ def _socket_address(address: int | bytes, port: int) -> tuple:
     if type(address) is bytes:
         return (address_text(address), port, 0, 0)
     return (address_text(address), port)
+
+
+class PendingWrites:
+    """What the application wrote beyond the send buffer's room, oldest first: its bytes objects
+    as written (or a view of the rest of one), never copied here. The send buffer then keeps
+    them as they are too (ustack/tcp/send_buffer.py), so a file sent in 64 KB writes is copied
+    once on its way to the TUN device, when its packet is built (issue 12). len() is in bytes."""
+
+    __slots__ = ("_pieces", "_size")
+
+    def __init__(self) -> None:
+        self._pieces: deque[bytes | memoryview] | None = None  # made at the first write that waits
+        self._size = 0
+
+    def __len__(self) -> int:
+        return self._size
+
+    def __bool__(self) -> bool:
+        return self._size > 0
+
+    def append(self, piece: bytes | memoryview) -> None:
+        if self._pieces is None:
+            self._pieces = deque()
+        self._pieces.append(piece)
+        self._size += len(piece)
+
+    def clear(self) -> None:
+        self._pieces = None
+        self._size = 0
+
+    def push(self, connection, now: float) -> int:
+        """Hand the pieces to connection.send, oldest first, until it takes no more; the number
+        of bytes it took."""
+        pieces = self._pieces
+        taken = 0
+        while pieces:
+            piece = pieces[0]
+            accepted = connection.send(piece, now)
+            taken += accepted
+            if accepted < len(piece):
+                if accepted:
+                    pieces[0] = memoryview(piece)[accepted:]
+                break
+            pieces.popleft()
+        self._size -= taken
+        return taken

@@ -33,6 +33,7 @@ import os
 import sys
 from pathlib import Path
 
+from ..heap import keep_freed_heap_for_reuse
 from ..network import UstackNetwork
 from ..tcp.config import SYNCOOKIE_MODES
 from .arguments import (add_ladder_arguments, add_network_arguments, add_web_arguments, backlog_value,
@@ -99,6 +100,7 @@ def run(args) -> int:
         raise CliError(f"--http {args.http}: not a directory")
     if args.allow_upload and args.http is None:
         raise CliError("--allow-upload needs --http DIR (the directory uploads go to)")
+    keep_freed_heap_for_reuse()  # bulk transfers: no heap given back and faulted in again (ustack/heap.py)
     if sys.stdout is None:
         return _run(args, None)
     real_stdout = sys.stdout

@@ -55,8 +55,9 @@ from __future__ import annotations
 from bisect import bisect_left, bisect_right
 from itertools import islice
 
-from ustack.tcp.send_buffer import NOTHING
 from ustack.tcp.seq import SEQ_MASK, seq_add, seq_diff
+
+NOTHING = b""  # what an empty buffer holds in order: one shared object, no bytearray
 
 # What one out-of-order block costs beyond its data: a start in a list and an entry in a dict,
 # with their int objects (100 to 180 bytes in CPython, measured with tracemalloc by

@@ -133,6 +133,20 @@ class Lib:
         payload_length: int,
         /,
     ) -> int: ...
+    @staticmethod
+    def ustack_build_tcp6_headers(
+        out: CData,
+        capacity: int,
+        src: InBytes,
+        dst: InBytes,
+        hop_limit: int,
+        flow_label: int,
+        traffic_class: int,
+        spec: CData,
+        payload: InBytes,
+        payload_length: int,
+        /,
+    ) -> int: ...
     # icmpv6.c
     @staticmethod
     def ustack_parse_icmp6(message: InBytes, length: int, src: InBytes, dst: InBytes, out: CData, /) -> int: ...
@@ -168,6 +182,10 @@ class Lib:
     def ustack_parse_packet(packet: InBytes, length: int, out: CData, /) -> int: ...
     @staticmethod
     def ustack_build_tcp_packet(
+        out: CData, capacity: int, spec: CData, payload: InBytes, payload_length: int, /
+    ) -> int: ...
+    @staticmethod
+    def ustack_build_tcp_headers(
         out: CData, capacity: int, spec: CData, payload: InBytes, payload_length: int, /
     ) -> int: ...
     @staticmethod

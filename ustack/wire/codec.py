@@ -322,6 +322,12 @@ LAYOUTS = {"linux": lib.USTACK_LAYOUT_LINUX, "freebsd": lib.USTACK_LAYOUT_FREEBS
 _pack_spec = _SPEC.pack_into
 _build_tcp = lib.ustack_build_tcp_packet
 _build_tcp6 = lib.ustack_build_tcp6_packet
+_build_tcp_headers = lib.ustack_build_tcp_headers
+_build_tcp6_headers = lib.ustack_build_tcp6_headers
+# From this payload length on, C writes only the headers and the payload joins them in one copy,
+# instead of C copying it after the headers and the packet being copied out of the scratch buffer:
+# a 64 KB segment is copied once here, not twice (issue 12).
+HEADERS_APART_FROM = 8192
 
 
 def build_tcp_packet(
@@ -348,9 +354,10 @@ def build_tcp_packet(
     if type(src) is bytes:
         return _build_tcp6_packet(src, dst, segment, ttl, option_layout, flow_label, traffic_class or tos)
     # Unpacking the segment at once costs less than reading its nine fields by name.
-    src_port, dst_port, seq, ack, flags, window, urgent_pointer, options, payload = segment
-    if type(payload) is not bytes:
-        payload = bytes(payload)
+    src_port, dst_port, seq, ack, flags, window, urgent_pointer, options, data = segment
+    # bytes, or a view of the send buffer's bytes (send_buffer.py), which C reads in place
+    payload = data if type(data) is bytes else _from_buffer(data)
+    payload_length = len(payload)
     try:
         scratch = _take()  # inlined _borrow(): this call's spec and buffer, C uses them with the GIL released
     except IndexError:
@@ -367,10 +374,16 @@ def build_tcp_packet(
                        mss, window_scale, sack_count, LAYOUTS[option_layout], tos, ts_val, ts_ecr)  # fmt: skip
         except (struct.error, KeyError, TypeError, ValueError) as error:
             raise WireError(BUILD_BAD_FIELD, str(error)) from None
-        length = _build_tcp(out, _OUT_CAPACITY, spec, payload, len(payload))
-        if length < 0:
-            raise WireError(REASON_NAMES[-length])
-        packet = out_buffer[0:length]
+        if payload_length < HEADERS_APART_FROM:
+            length = _build_tcp(out, _OUT_CAPACITY, spec, payload, payload_length)
+            if length < 0:
+                raise WireError(REASON_NAMES[-length])
+            packet = out_buffer[0:length]
+        else:
+            length = _build_tcp_headers(out, _OUT_CAPACITY, spec, payload, payload_length)
+            if length < 0:
+                raise WireError(REASON_NAMES[-length])
+            packet = b"".join((out_buffer[0 : length - payload_length], data))
     finally:
         _give_back(scratch)
     if options.fast_open is not None:
@@ -389,11 +402,19 @@ def _build_tcp6_packet(src: bytes, dst: bytes, segment: TcpSegment, hop_limit: i
     try:
         spec, spec_buffer, out, out_buffer = scratch.build
         payload = _pack_address_free_spec(spec_buffer, segment, hop_limit, option_layout)
-        length = _build_tcp6(out, _OUT_CAPACITY, src, dst, hop_limit, flow_label, traffic_class, spec, payload,
-                             len(payload))  # fmt: skip
-        if length < 0:
-            raise WireError(REASON_NAMES[-length])
-        packet = out_buffer[0:length]
+        payload_length = len(payload)
+        if payload_length < HEADERS_APART_FROM:
+            length = _build_tcp6(out, _OUT_CAPACITY, src, dst, hop_limit, flow_label, traffic_class, spec, payload,
+                                 payload_length)  # fmt: skip
+            if length < 0:
+                raise WireError(REASON_NAMES[-length])
+            packet = out_buffer[0:length]
+        else:  # as in build_tcp_packet
+            length = _build_tcp6_headers(out, _OUT_CAPACITY, src, dst, hop_limit, flow_label, traffic_class, spec,
+                                         payload, payload_length)  # fmt: skip
+            if length < 0:
+                raise WireError(REASON_NAMES[-length])
+            packet = b"".join((out_buffer[0 : length - payload_length], segment.payload))
     finally:
         _give_back(scratch)
     if segment.options.fast_open is not None:
@@ -401,9 +422,9 @@ def _build_tcp6_packet(src: bytes, dst: bytes, segment: TcpSegment, hop_limit: i
     return packet
 
 
-def _pack_address_free_spec(spec_buffer, segment: TcpSegment, ttl: int, option_layout: str) -> bytes:
+def _pack_address_free_spec(spec_buffer, segment: TcpSegment, ttl: int, option_layout: str):
     """Fills the spec in `spec_buffer` (this thread's) from `segment` with its IPv4 address
-    fields zero (IPv6, and the option length count); returns the payload as bytes."""
+    fields zero (IPv6, and the option length count); returns the payload as bytes or a C view of it (a memoryview payload is not copied)."""
     src_port, dst_port, seq, ack, flags, window, urgent_pointer, options, payload = segment
     try:
         if options is NO_OPTIONS:
@@ -414,7 +435,7 @@ def _pack_address_free_spec(spec_buffer, segment: TcpSegment, ttl: int, option_l
                    urgent_pointer, mss, window_scale, sack_count, LAYOUTS[option_layout], 0, ts_val, ts_ecr)  # fmt: skip
     except (struct.error, KeyError, TypeError, ValueError) as error:
         raise WireError(BUILD_BAD_FIELD, str(error)) from None
-    return payload if type(payload) is bytes else bytes(payload)
+    return payload if type(payload) is bytes else _from_buffer(payload)
 
 
 def _option_fields(options: TcpOptions, spec_buffer) -> tuple[int, int, int, int, int, int]:
