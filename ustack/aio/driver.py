@@ -11,9 +11,10 @@ The whole runtime is two callbacks and one rule (DESIGN.md rules 2 and 6):
   reports active (`stack.drain_active()`) has its transport brought up to date (data to the
   protocol, pending writes into the send buffer, end of stream, errors), repeated while that
   produced more to send; finally the timer is re-armed for the new earliest deadline. After
-  packets came in, the transports come first: data handed to an application that does not
-  answer at once (its task runs in the next iteration) leaves the transmit to the round queued
-  behind that task, which sends the answer with the ACK on it. After user calls, the transmit
+  packets came in, the transports come first; when the wake-up brought one segment, whose data
+  went to an application that does not answer at once (its task runs in the next iteration),
+  the transmit is left to the round queued behind that task, which sends the answer with the
+  ACK on it (with several segments, the others' SYN-ACKs and ACKs do not wait). After user calls, the transmit
   comes first, so that what they wrote leaves before anything else is looked at.
 
 User calls on a transport (write, close, resume_reading, ...) happen outside a round: they
@@ -128,8 +129,10 @@ class Driver:
     # ------------------------------------------------------------------------------------------
     def _on_readable(self) -> None:
         now = self.loop.time()
-        self._receive_from_link(now)
-        self._round(now, packets_in=True)
+        # One segment alone may leave its ACK to the answer (see _round); with several, the
+        # others' SYN-ACKs and ACKs must not wait for the applications' next iteration.
+        lone_segment = self._receive_from_link(now) == 1
+        self._round(now, packets_in=True, may_wait_for_answer=lone_segment)
 
     def _on_timer(self) -> None:
         deadline = self._timer_deadline
@@ -155,13 +158,14 @@ class Driver:
         if not self._closed:
             self._round(self.loop.time())
 
-    def _receive_from_link(self, now: float) -> None:
+    def _receive_from_link(self, now: float) -> int:
+        """Feed the link's waiting packets to the stack; how many there were."""
         try:
             batch = self.link.receive_batch(now, self.max_batch)
         except LinkClosed as error:
             logger.warning("ustack: %s; no more packets will arrive", error)
             self.loop.remove_reader(self._fd)
-            return
+            return 0
         self.counters["batches"] += 1
         for packet in batch:  # a Tracer in the link starts this packet's line as the loop reaches it
             if self._observers:
@@ -174,11 +178,13 @@ class Driver:
                 logger.exception("ustack: the stack failed on a packet of %d bytes; it was dropped", len(packet))
             if self._observers:  # nobody else reads events: with none, the stack records none
                 self._report_events(now)  # state changes land on the line of the packet that caused them
+        return len(batch)
 
-    def _round(self, now: float, packets_in: bool = False) -> None:
+    def _round(self, now: float, packets_in: bool = False, may_wait_for_answer: bool = False) -> None:
         """Transmit and bring transports up to date until neither has anything new. A round
         after packets came in hands their data to the applications first, then transmits; one
-        for user calls (a write, a close) transmits first: what they produced leaves at once."""
+        for user calls (a write, a close) transmits first: what they produced leaves at once.
+        `may_wait_for_answer`: the packets were one segment, whose ACK may wait for the answer."""
         if self._closed:
             return
         counters = self.counters
@@ -191,9 +197,11 @@ class Driver:
                     self._report_events(now)  # changes made by user calls (connect, close, ...)
                 if packets_in:
                     self._update_transports(now)  # what they write at once leaves in this pass
-                    if pass_number == 0 and self._delivered and not (self._poked or self._dirty):
-                        # Data went to applications that did not answer at once: a stream
-                        # reader's task wakes in the next loop iteration and writes then.
+                    if (may_wait_for_answer and pass_number == 0 and self._delivered
+                            and not (self._poked or self._dirty)):
+                        # The segment's data went to an application that did not answer at
+                        # once: a stream reader's task wakes in the next loop iteration and
+                        # writes then.
                         # Transmitting now would only arm the delayed-ACK timers its answer
                         # cancels; the round queued behind those tasks (below) transmits once,
                         # the ACK riding on the answer, and acknowledges data nobody answers as
