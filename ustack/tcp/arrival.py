@@ -34,6 +34,7 @@ from ustack.tcp.state import (
     TIME_WAIT,
     AFTER_ACK_OF_FIN,
     AFTER_FIN,
+    EVENTS_OFF,
     State,
 )
 from ustack.tcp.send_side import SEND_SYN
@@ -142,7 +143,7 @@ class SegmentArrival:
         # The seventh step in its simplest form: append to the in-order data.
         was_empty = not buffer.readable
         rcv.store(rcv_nxt, payload)
-        if was_empty:
+        if was_empty and self._events is not EVENTS_OFF:  # no event object when nobody reads them
             self._emit(DataReadable(buffer.readable))
         self._delay_ack(now)
         return True
@@ -507,7 +508,7 @@ class SegmentArrival:
         if buffer.pruned_blocks != pruned:
             self.drops["out_of_order_pruned"] += buffer.pruned_blocks - pruned
         if stored:
-            if was_empty:
+            if was_empty and self._events is not EVENTS_OFF:
                 self._emit(DataReadable(buffer.readable))
             if had_hole or rcv.dsack_block is not None:
                 # RFC 5681 4.2: ACK at once when a gap is filled; and at once when part of the
@@ -547,7 +548,8 @@ class SegmentArrival:
     def _accept_fin(self, cause: str | TcpSegment, now: float) -> None:
         self.rcv.accept_fin()
         self.rcv.owe_ack()  # a FIN is acknowledged at once
-        self._emit(EndOfStream())
+        if self._events is not EVENTS_OFF:
+            self._emit(EndOfStream())
         state = self.state
         if state is FIN_WAIT_1 and self.snd.fin_acknowledged:
             self._move_to(TIME_WAIT, cause, now)  # note 2 of Figure 5: FIN and ACK of our FIN

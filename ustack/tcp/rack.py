@@ -90,10 +90,25 @@ class RackState:
         una = snd.una
         times = snd.sent_times
         acknowledged = 0
+        flags_seen = 0  # the flags of the acknowledged entries, OR-ed
+        newest_sent = None  # the latest send time among them
         for entry in times:
             if not seq_le(entry[1], una):
                 break
             acknowledged += 1
+            flags_seen |= entry[3]
+            if newest_sent is None or entry[2] > newest_sent:
+                newest_sent = entry[2]
+        if not acknowledged and sacked is None:
+            return  # nothing delivered: a window update, a duplicate ACK
+        if sacked is None and not flags_seen and times[acknowledged - 1][2] == newest_sent:
+            # The common case, an ACK of segments each sent once, in order, none SACKed: the loop
+            # below would let each in turn become RACK's newest delivered segment, so the last
+            # one decides xmit_ts, end_seq and rtt, and its RTT (the shortest) min_RTT; the
+            # first one (the lowest end) is the one to test for reordering (step 3).
+            self._delivered_in_order(times[0][1], times[acknowledged - 1], now)
+            snd.forget_first_sent_times(acknowledged)
+            return
         delivered_newly = [entry for entry in times[:acknowledged] if not entry[3] & DELIVERED]
         if sacked is not None:
             for index in range(acknowledged, len(times)):
@@ -122,6 +137,23 @@ class RackState:
                     if self.min_rtt is None or rtt < self.min_rtt:
                         self.min_rtt = rtt
         snd.forget_first_sent_times(acknowledged)  # the entries counted above, not scanned again
+
+    def _delivered_in_order(self, first_end: int, last: list, now: float) -> None:
+        """Steps 1-3 of on_delivered for acknowledged segments that were each sent once, in
+        sequence order (`last` sent last): the same outcome as taking them one by one."""
+        fack = self.fack
+        if fack is not None and seq_lt(first_end, fack):
+            self.reordering_seen = True  # step 3: delivered below a segment delivered earlier
+        _, end, sent_at, _ = last
+        if fack is None or seq_gt(end, fack):
+            self.fack = end
+        xmit_ts = self.xmit_ts
+        if xmit_ts is None or sent_at > xmit_ts or (sent_at == xmit_ts and seq_gt(end, self.end_seq)):
+            self.xmit_ts, self.end_seq = sent_at, end
+            rtt = now - sent_at
+            self.rtt = rtt
+            if self.min_rtt is None or rtt < self.min_rtt:
+                self.min_rtt = rtt
 
     def on_dsack(self, snd_una: int, snd_nxt: int) -> None:
         """RFC 8985 6.2 step 4: a D-SACK says a retransmission was spurious: widen the reordering
