@@ -179,6 +179,7 @@ class SegmentOutput:
             # RFC 5681 4.1: after an idle period, do not burst a stale congestion window.
             self.congestion.on_idle_restart(now)
             cwnd = self.congestion.cwnd
+        sent = False
         while True:
             snd_nxt = snd.nxt
             unsent = seq_diff(end, snd_nxt)
@@ -221,9 +222,13 @@ class SegmentOutput:
                 flags = ACK | PSH | FIN if snd.fin_queued else ACK | PSH
             else:
                 flags = ACK
-            self._send_at(now, out, snd_nxt, flags, send_buffer.peek(snd_nxt, length))
+            # The timers once for the whole burst, below: every segment of it would set the same.
+            self._send_at(now, out, snd_nxt, flags, send_buffer.peek(snd_nxt, length), False)
+            sent = True
             if mss != self.send_mss:
                 mss = self._payload_room()  # a D-SACK block went out on the first segment only
+        if sent:
+            self._data_timers(now)
         if (
             snd.nxt == snd.una
             and seq_gt(end, snd.nxt)
@@ -246,8 +251,10 @@ class SegmentOutput:
         by 40 ms (an MTU 65535 download over the TUN waited so for its last piece)."""
         return not self.config.nagle_minshall or self.snd.short_segment_unacknowledged()
 
-    def _send_at(self, now: float, out: list, seq: int, flags: int, payload: bytes) -> None:
-        """Send data and/or FIN starting at `seq` (SND.NXT) and advance SND.NXT over it."""
+    def _send_at(self, now: float, out: list, seq: int, flags: int, payload: bytes, start_timers: bool = True) -> None:
+        """Send data and/or FIN starting at `seq` (SND.NXT) and advance SND.NXT over it.
+        `start_timers` False: the caller starts the retransmission timer and stops the persist
+        timer itself, once for a burst (_emit_data)."""
         segment = self._build_segment(now, seq, flags, payload)
         if self.ecn is not None and payload and not seq_lt(seq, self.snd.max):
             segment = self._ecn_mark(segment)  # ECT(0), not on retransmissions (RFC 3168 6.1.5)
@@ -256,8 +263,14 @@ class SegmentOutput:
         # With timestamps every ACK gives an RTT sample (RFC 7323 4); without, one segment is timed.
         end = seq_add(seq, length + 1 if flags & FIN else length)
         self.snd.data_sent(seq, end, length, now, not self.timestamps_enabled)
+        if start_timers:
+            self._data_timers(now)
+
+    def _data_timers(self, now: float) -> None:
+        """Data went out: the retransmission timer runs (RFC 6298 5.1: started if it is not
+        running), and no persist timer is needed while it does."""
         timers = self.timers
-        timers.arm_unless_armed(RETRANSMIT_TIMER, now + self.rtt.rto)  # RFC 6298 5.1
+        timers.arm_unless_armed(RETRANSMIT_TIMER, now + self.rtt.rto)
         timers.cancel(PERSIST_TIMER)
 
     def _emit_limited_transmit(self, now: float, out: list) -> None:

@@ -284,7 +284,7 @@ class RackProcessing:
         rack = self.rack
         snd = self.snd
         congestion = self.congestion
-        if una_advanced:
+        if una_advanced and snd.requests & LOSS_PROBE:
             # RFC 8985 7.2: an ACK of new data re-arms the probe timer (_rack_arm_probe below), so
             # a probe the timer asked for before this ACK was read is owed no more. The runtime
             # fires a due timer before it reads the ACKs waiting on the link: kept, the request
@@ -294,11 +294,12 @@ class RackProcessing:
             rack.on_dsack(snd.una, snd.nxt)
         if was_in_recovery and not congestion.in_recovery:
             rack.on_recovery_ended()
+        has_sacked = snd.has_sacked
         if snd.sent_times:
-            scoreboard = snd.scoreboard if snd.has_sacked else None
-            if scoreboard is None:
+            if not has_sacked:
                 rack.on_delivered(snd, None, now)
             else:
+                scoreboard = snd.scoreboard
                 data_end = snd.end_seq
 
                 def sacked(start: int, end: int) -> bool:
@@ -314,22 +315,26 @@ class RackProcessing:
             # RFC 8985 7.4.2: the probe repaired a loss, which calls for the congestion response
             # of a fast recovery, begun and ended at once since nothing is left to repair.
             reduce_once(congestion, rack.tlp_flight, now)
-        self._rack_detect(now)
-        self._rack_arm_probe(now)
+        self._rack_detect(now, has_sacked)
+        self._rack_arm_probe(now, has_sacked)
 
-    def _rack_detect(self, now: float) -> None:
-        """RACK_detect_loss() and the reorder timer (RFC 8985 6.2 step 5, 6.3)."""
+    def _rack_detect(self, now: float, has_sacked: bool | None = None) -> None:
+        """RACK_detect_loss() and the reorder timer (RFC 8985 6.2 step 5, 6.3). `has_sacked`:
+        SendSide.has_sacked, when the caller has it at hand."""
         rack = self.rack
         snd = self.snd
         timers = self.timers
-        if not snd.sent_times or rack.xmit_ts is None:
+        times = snd.sent_times
+        if not times or rack.xmit_ts is None:
             timers.cancel(REORDER_TIMER)
             return
+        if has_sacked is None:
+            has_sacked = snd.has_sacked
         congestion = self.congestion
-        if not snd.has_sacked and not congestion.in_recovery:
+        if not has_sacked and not congestion.in_recovery:
             # Nothing SACKed: only a segment sent before the newest delivered one (a segment
             # retransmitted, then acknowledged) can be late. The oldest is the one to look at.
-            _, end, sent_at, _ = snd.sent_times[0]
+            _, end, sent_at, _ = times[0]
             if sent_at > rack.xmit_ts or (sent_at == rack.xmit_ts and not seq_lt(end, rack.end_seq)):
                 timers.cancel(REORDER_TIMER)
                 return
@@ -353,22 +358,24 @@ class RackProcessing:
             self._rack_detect(now)
 
     # ------------------------------------------------------------------ tail loss probes
-    def _rack_arm_probe(self, now: float) -> None:
+    def _rack_arm_probe(self, now: float, has_sacked: bool | None = None) -> None:
         """RFC 8985 7.2: after new data went out or new data was acknowledged, (re)arm the probe
         timer, unless in recovery (fast, or after a timeout: SND.NXT below SND.MAX), unless the
         peer has SACKed something (RACK watches that flight) or a probe is still unanswered.
-        The probe never comes later than the retransmission timer would."""
+        The probe never comes later than the retransmission timer would. `has_sacked`:
+        SendSide.has_sacked, when the caller has it at hand."""
         rack = self.rack
         if rack is None:
             return
         snd = self.snd
         timers = self.timers
-        in_flight = seq_span(snd.una, snd.nxt)
+        snd_nxt = snd.nxt
+        in_flight = seq_diff(snd_nxt, snd.una)  # seq_span(SND.UNA, SND.NXT)
         if (
             in_flight <= 0
             or self.congestion.in_recovery
-            or snd.has_sacked
-            or snd.nxt != snd.max
+            or (snd.has_sacked if has_sacked is None else has_sacked)
+            or snd_nxt != snd.max
             or rack.tlp_end_seq is not None
         ):
             timers.cancel(TLP_TIMER)

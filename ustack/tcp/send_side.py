@@ -184,7 +184,8 @@ class SendSide:
     @property
     def has_sacked(self) -> bool:
         """The scoreboard holds SACKed ranges above SND.UNA (RFC 6675)."""
-        return bool(self._scoreboard)
+        scoreboard = self._scoreboard  # (its blocks read here: asked several times per ACK)
+        return scoreboard is not None and bool(scoreboard.blocks)
 
     # ------------------------------------------------------------------ the peer's window
     def take_window_from_syn(self, syn) -> None:
@@ -283,15 +284,19 @@ class SendSide:
         SND.MAX). `may_time`: without timestamps, a first transmission may be timed."""
         self.last_send_time = now
         self.nxt = end
-        if self.sent_times is not None:
-            self._stamp(seq, end, now)
+        times = self.sent_times
         if seq_lt(seq, self.max):
             # Sent before: we went back after a timeout (RFC 6298 5.4).
+            if times is not None:
+                self._stamp(seq, end, now)
             self.retransmissions += 1
             self.timed_seq = None  # Karn's rule (RFC 6298 3)
             if seq_gt(end, self.max):
                 self.max = end
         else:
+            if times is not None and seq != end:
+                # New data lies beyond every entry: _stamp's last step, inlined (once per segment).
+                times.append([seq, end, now, 0])
             self.max = end
             self.bytes_sent += length
             if self.timed_seq is None and may_time:
