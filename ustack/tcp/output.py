@@ -37,6 +37,11 @@ from ustack.tcp.congestion.pacing import Pacer
 from ustack.tcp.timer_set import DELAYED_ACK_TIMER, PACING_TIMER, PERSIST_TIMER, RETRANSMIT_TIMER
 from ustack.wire.tcp import ACK, CWR, ECE, FIN, NO_OPTIONS, PSH, RST, SYN, URG, TcpOptions, TcpSegment
 
+# The segments and options this module makes for every transmit() are built as plain tuples of
+# all their fields, in order: a NamedTuple's own __new__ is a Python function, twice as slow
+# (wire/codec.py makes the segments it parses the same way).
+_new_tuple = tuple.__new__
+
 # States in which data and our FIN may be (re)transmitted once our SYN is acknowledged.
 _SENDING_STATES = frozenset({ESTABLISHED, CLOSE_WAIT, FIN_WAIT_1, CLOSING, LAST_ACK})
 
@@ -548,8 +553,8 @@ class SegmentOutput:
             self.rcv.ack_carried()
         if self.ecn is not None and self.ecn.echo_ce:
             flags |= ECE  # RFC 3168 6.1.3: until the peer's CWR
-        return TcpSegment(
-            self.local_port, self.remote_port, seq, rcv_nxt, flags, window, urgent_pointer, options, payload
+        return _new_tuple(
+            TcpSegment, (self.local_port, self.remote_port, seq, rcv_nxt, flags, window, urgent_pointer, options, payload)
         )
 
     def _acknowledgement_fields(self, now: float) -> tuple:
@@ -561,7 +566,9 @@ class SegmentOutput:
         if self.timestamps_enabled:
             blocks = rcv.sack_blocks(3) if self.sack_permitted else ()
             # RFC 7323 3.2: TSval is our clock, TSecr echoes TS.Recent.
-            options = TcpOptions(None, None, False, blocks, (int(now * 1000) & TIMESTAMP_MASK, rcv.ts_recent))
+            options = _new_tuple(
+                TcpOptions, (None, None, False, blocks, (int(now * 1000) & TIMESTAMP_MASK, rcv.ts_recent), None, False)
+            )
         elif self.sack_permitted and (rcv.has_out_of_order or dsack is not None):
             options = TcpOptions(None, None, False, rcv.sack_blocks(4), None)
         else:
