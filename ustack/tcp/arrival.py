@@ -93,7 +93,7 @@ class SegmentArrival:
         if self.timestamps_enabled:
             timestamps = options.timestamps
             # RFC 7323 5.3: an older timestamp needs the PAWS check of the slow path.
-            if timestamps is None or seq_lt(timestamps[0], rcv.ts_recent):
+            if timestamps is None or (timestamps[0] != rcv.ts_recent and seq_lt(timestamps[0], rcv.ts_recent)):
                 return False
         payload = segment.payload
         ack = segment.ack
@@ -130,7 +130,7 @@ class SegmentArrival:
 
         # The segment is ours to process. RFC 7323 4.3: it covers Last.ACK.sent, so its
         # timestamp becomes TS.Recent.
-        if timestamps is not None and seq_le(rcv_nxt, rcv.last_ack_sent):
+        if timestamps is not None and (rcv_nxt == rcv.last_ack_sent or seq_le(rcv_nxt, rcv.last_ack_sent)):
             rcv.take_timestamp(timestamps[0])
         self._update_send_window(segment)
         if new_ack:

@@ -93,12 +93,15 @@ class RackState:
         flags_seen = 0  # the flags of the acknowledged entries, OR-ed
         newest_sent = None  # the latest send time among them
         for entry in times:
-            if not seq_le(entry[1], una):
+            end = entry[1]
+            if end != una and not seq_le(end, una):
                 break
             acknowledged += 1
             flags_seen |= entry[3]
             if newest_sent is None or entry[2] > newest_sent:
                 newest_sent = entry[2]
+            if end == una:
+                break  # the usual end of the scan: an ACK at a segment's end (the entries rise)
         if not acknowledged and sacked is None:
             return  # nothing delivered: a window update, a duplicate ACK
         if sacked is None and not flags_seen and times[acknowledged - 1][2] == newest_sent:

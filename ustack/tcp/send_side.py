@@ -200,7 +200,9 @@ class SendSide:
         the segment was too old to update it."""
         seq = segment.seq
         wl1 = self.wl1
-        if seq_lt(wl1, seq) or (wl1 == seq and seq_le(self.wl2, segment.ack)):
+        # SND.WL1 < SEG.SEQ, or SND.WL1 = SEG.SEQ and SND.WL2 =< SEG.ACK; the second is the
+        # usual case (a peer that only acknowledges keeps its SEQ), so it is tested first.
+        if seq_le(self.wl2, segment.ack) if wl1 == seq else seq_lt(wl1, seq):
             window = segment.window << shift
             self.wnd = window
             self.wl1 = seq
@@ -408,7 +410,7 @@ class SendSide:
             # Blocks SND.UNA has passed say nothing any more: has_sacked must not count them (it
             # would keep the tail loss probe from being armed, rack.py, long after recovery).
             scoreboard.forget_below(ack)
-        if seq_lt(self.nxt, ack):
+        if ack != self.nxt and seq_lt(self.nxt, ack):
             self.nxt = ack
             if seq_lt(self.max, ack):
                 self.max = ack  # the peer took our zero-window probe byte
