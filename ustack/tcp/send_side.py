@@ -402,8 +402,14 @@ class SendSide:
         buffer = self.buffer
         released = 0
         if buffer is not None:
-            data_end = buffer.end_seq
-            released = buffer.acknowledge(ack if seq_le(ack, data_end) else data_end)
+            # SendBuffer.acknowledge releases nothing for an ACK beyond its data; an ACK of our
+            # FIN too (one past the data) releases all of it. Asked in this order, the usual ACK
+            # costs one call.
+            released = buffer.acknowledge(ack)
+            if not released:
+                data_end = buffer.end_seq
+                if seq_gt(ack, data_end):
+                    released = buffer.acknowledge(data_end)
         self.una = ack
         scoreboard = self._scoreboard
         if scoreboard is not None and scoreboard.blocks:
