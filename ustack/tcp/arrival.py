@@ -273,7 +273,8 @@ class SegmentArrival:
         # RFC 7323 5.3: PAWS rejects a segment whose timestamp is older than TS.Recent.
         if self.timestamps_enabled and not flags & RST:
             timestamps = segment.options.timestamps
-            if timestamps is not None and seq_lt(timestamps[0], self.rcv.ts_recent):
+            ts_recent = self.rcv.ts_recent
+            if timestamps is not None and timestamps[0] != ts_recent and seq_lt(timestamps[0], ts_recent):
                 self.drops["paws_old_timestamp"] += 1
                 self._ack_for_unacceptable(segment, now)
                 return
@@ -281,8 +282,8 @@ class SegmentArrival:
                 self.drops["missing_timestamp"] += 1  # RFC 7323 3.2: silently
                 return
 
-        # first: is the sequence number acceptable?
-        if not self._sequence_acceptable(segment):
+        # first: is the sequence number acceptable? (The segment expected next always is.)
+        if segment.seq != self.rcv.nxt and not self._sequence_acceptable(segment):
             self._unacceptable_segment(segment, now)
             return
 
