@@ -553,9 +553,8 @@ class SegmentOutput:
             self.rcv.ack_carried()
         if self.ecn is not None and self.ecn.echo_ce:
             flags |= ECE  # RFC 3168 6.1.3: until the peer's CWR
-        return _new_tuple(
-            TcpSegment, (self.local_port, self.remote_port, seq, rcv_nxt, flags, window, urgent_pointer, options, payload)
-        )
+        fields = (self.local_port, self.remote_port, seq, rcv_nxt, flags, window, urgent_pointer, options, payload)
+        return _new_tuple(TcpSegment, fields)
 
     def _acknowledgement_fields(self, now: float) -> tuple:
         """(ACK, window field, options) for the segments of this transmit() call. Sending them
