@@ -185,14 +185,16 @@ class SegmentOutput:
             self.congestion.on_idle_restart(now)
             cwnd = self.congestion.cwnd
         sent = False
+        # SND.NXT, what is left to send and FlightSize, kept up to date below as each segment
+        # moves SND.NXT over its data (only this loop sends, and nothing in it moves SND.UNA).
+        snd_nxt = snd.nxt
+        unsent = seq_diff(end, snd_nxt)
+        in_flight = seq_diff(snd_nxt, snd.una)
         while True:
-            snd_nxt = snd.nxt
-            unsent = seq_diff(end, snd_nxt)
             if unsent <= 0:
                 if unsent == 0 and snd.fin_queued:
                     self._send_at(now, out, snd_nxt, ACK | FIN, b"")
                 break
-            in_flight = seq_diff(snd_nxt, snd.una)
             window = snd.wnd
             if cwnd < window:
                 window = cwnd
@@ -230,6 +232,11 @@ class SegmentOutput:
             # The timers once for the whole burst, below: every segment of it would set the same.
             self._send_at(now, out, snd_nxt, flags, send_buffer.peek(snd_nxt, length), False)
             sent = True
+            if flags & FIN:
+                break  # everything, and the FIN with it
+            snd_nxt = snd.nxt
+            unsent -= length
+            in_flight += length
             if mss != self.send_mss:
                 mss = self._payload_room()  # a D-SACK block went out on the first segment only
         if sent:
