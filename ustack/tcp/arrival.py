@@ -331,7 +331,9 @@ class SegmentArrival:
             # that passed the sequence AND the ACK checks. Earlier, a forged segment overlapping
             # RCV.NXT with a bad ACK and a far-future TSval would make every genuine one fail PAWS.
             self.rcv.remember_timestamp(segment)
-        fin_acknowledged = self.snd.fin_acknowledged
+        # Only in these three states does the ACK of our FIN move us (asked only there: a property
+        # that follows the send buffer to its end).
+        fin_acknowledged = (state is FIN_WAIT_1 or state is CLOSING or state is LAST_ACK) and self.snd.fin_acknowledged
         if fin_acknowledged and (state is CLOSING or state is LAST_ACK):
             # CLOSING -> TIME-WAIT, LAST-ACK -> CLOSED (state.AFTER_ACK_OF_FIN).
             self._move_to(AFTER_ACK_OF_FIN[state], segment, now)
