@@ -82,6 +82,12 @@ def test_a_read_that_one_arrival_answers_hands_over_that_arrival_uncopied():
     buffer.insert(at(len(first)), second)
     assert buffer.read(len(first)) is first  # the parser's payload object itself
     assert buffer.read(1 << 20) is second and buffer.readable == 0
+    # A view (of a super-segment the TUN link handed over) is copied once, into bytes of its own.
+    frame = bytearray(b"h" * 52 + first)
+    buffer.insert(at(2 * len(first)), memoryview(frame).toreadonly()[52:])
+    frame[52:60] = b"changed!"  # what the view looked at no longer matters
+    data = buffer.read(1 << 20)
+    assert type(data) is bytes and data == first
 
 
 def test_reads_across_and_inside_large_chunks_return_the_stream_in_order():
