@@ -28,7 +28,9 @@ Three small networks, in namespaces named ust-bench-<pid>-* that are always remo
   `python3 -m http.server` (a different Python server) for connections per second.
 
 The connection figures are ab's "Requests per second" without keep-alive (ab -c 20: every request
-on a new connection). The server files live on tmpfs (/dev/shm) so the disk is not measured.
+on a new connection), the median of 3 ab runs taken in turn with the kernel's; the echo rows are
+the medians of 5 runs' p50 and p99, in turn with the kernel's (whose own p50 swung 27-123 us
+between single runs). py-spy's part of --profile is in scripts/bench_profile.py. The server files live on tmpfs (/dev/shm) so the disk is not measured.
 """
 
 from __future__ import annotations
@@ -37,14 +39,12 @@ import argparse
 import os
 import re
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-from collections import Counter
 from typing import NamedTuple
 from pathlib import Path
 
@@ -53,6 +53,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from ustack.commands.signals import sigterm_as_interrupt  # noqa: E402
 from ustack.netns import Namespace, create_veth_pair, stop_process  # noqa: E402
 from ustack.network import DEFAULT_MTU, USTACK_ADDRESS, USTACK_ADDRESS6  # noqa: E402
+
+from bench_profile import ProfileError, Profiler, profiling, summarize_py_spy  # noqa: E402
 
 KERNEL_SERVER_ADDRESS = "10.78.0.2"
 NC_PORT = 5001
@@ -244,16 +246,17 @@ def upload_rate(namespace: Namespace, url: str, source: Path) -> float:
                         "-w", "%{speed_upload}", url)) / MEGABYTE
 
 
-def alternating(measure4, measure6, rounds: int = 3):
-    """The medians of `rounds` IPv4 and `rounds` IPv6 measurements taken in turn (4, 6, 6, 4, ...):
-    numbers, or tuples of numbers (an echo's p50 and p99) taken element by element. The median,
-    because one round on a shared machine can be off by 40 % (a burst of other work)."""
-    results4, results6 = [], []
+def in_turn(measure_a, measure_b, rounds: int = 3):
+    """The medians of `rounds` measurements of each, taken in turn (a, b, b, a, ...): numbers, or
+    tuples of numbers (an echo's p50 and p99) taken element by element. The median, because one
+    round on a shared machine can be off by 40 % (a burst of other work, a CPU wake-up), and in
+    turn so that both meet the same moments."""
+    results_a, results_b = [], []
     for round_ in range(rounds):
-        pairs = ((measure4, results4), (measure6, results6))
+        pairs = ((measure_a, results_a), (measure_b, results_b))
         for measure, results in (pairs if round_ % 2 == 0 else pairs[::-1]):
             results.append(measure())
-    return _median(results4), _median(results6)
+    return _median(results_a), _median(results_b)
 
 
 def _median(values: list):
@@ -301,117 +304,6 @@ def nc_rate(client: Namespace, server: Namespace, size: int, upload: bool) -> fl
             listen.kill()
             listen.wait()
     return size / elapsed / MEGABYTE
-
-
-# --- profile ---------------------------------------------------------------------------------------
-
-
-class Profiler:
-    """py-spy attached to the ustack serve process for one measurement at a time."""
-
-    def __init__(self, directory: Path, pid: int) -> None:
-        self.py_spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
-        if not Path(self.py_spy).exists():
-            raise BenchError("--profile needs py-spy: .venv/bin/pip install -e '.[bench]'")
-        self.directory = directory.resolve()
-        self.directory.mkdir(parents=True, exist_ok=True)
-        self.pid = pid
-        self.recorded: list[tuple[str, Path]] = []
-
-    def start(self, name: str) -> subprocess.Popen:
-        raw = self.directory / f"{name}.raw"
-        recorder = subprocess.Popen([self.py_spy, "record", "--pid", str(self.pid), "--rate", "1000", "--nonblocking",
-                                     "--format", "raw", "-o", str(raw)], stdout=subprocess.PIPE,
-                                    stderr=subprocess.STDOUT, text=True)
-        # py-spy says "Sampling process ..." once attached: the measurement starts after that.
-        for line in recorder.stdout:
-            if "Sampling process" in line:
-                break
-        else:
-            raise BenchError(f"py-spy could not attach to {self.pid} (is ptrace allowed?)")
-        self.recorded.append((name, raw))
-        return recorder
-
-    def stop(self, recorder: subprocess.Popen) -> None:
-        recorder.send_signal(signal.SIGINT)  # py-spy writes its file on Ctrl-C
-        try:
-            recorder.communicate(timeout=30)
-        except subprocess.TimeoutExpired:
-            recorder.kill()
-            recorder.wait()
-
-
-class profiling:
-    """`with profiling(profiler, name):` records that block (does nothing without --profile)."""
-
-    def __init__(self, profiler: Profiler | None, name: str) -> None:
-        self.profiler, self.name, self.recorder = profiler, name, None
-
-    def __enter__(self) -> None:
-        if self.profiler is not None:
-            self.recorder = self.profiler.start(self.name)
-
-    def __exit__(self, *exc_info) -> None:
-        if self.recorder is not None:
-            self.profiler.stop(self.recorder)
-
-
-# Where a frame's file is, as a part of the house (DESIGN.md's layers), for the summary by area.
-AREAS = [
-    ("ustack/link/", "link (TUN read/write)"),
-    ("ustack/wire/", "wire (parse/build, C)"),
-    ("ustack/tcp/", "tcp core"),
-    ("ustack/stack.py", "stack.py (IP, demux)"),
-    ("ustack/aio/", "aio runtime"),
-    ("ustack/apps/", "apps (HTTP, echo)"),
-    ("ustack/commands/", "serve (its log lines)"),
-    ("h11/", "h11 (HTTP parsing)"),
-    ("asyncio/", "asyncio event loop"),
-    ("selectors.py", "asyncio event loop"),
-]
-
-
-def _area(frame: str) -> str:
-    for marker, area in AREAS:
-        if marker in frame:
-            return area
-    return "other (stdlib, files)"
-
-
-def summarize_py_spy(raw_path: Path, top: int = 20) -> str:
-    """Own time by area, then the top functions by own time and by total time, from py-spy's raw
-    (collapsed stacks) output: one line per distinct stack, "frame;frame;...;frame count"."""
-    own: Counter[str] = Counter()
-    total: Counter[str] = Counter()
-    areas: Counter[str] = Counter()
-    samples = 0
-    for line in raw_path.read_text().splitlines():
-        stack, _, count_text = line.rpartition(" ")
-        if not stack:
-            continue
-        count = int(count_text)
-        frames = stack.split(";")
-        samples += count
-        own[_short(frames[-1])] += count
-        areas[_area(frames[-1])] += count
-        for frame in set(map(_short, frames)):
-            total[frame] += count
-    if not samples:
-        return "py-spy recorded no samples"
-    lines = [f"{samples} samples while busy; own time by area:"]
-    lines += [f"  {100 * count / samples:5.1f}%  {area}" for area, count in areas.most_common()]
-    lines.append("own time (the function itself):")
-    lines += [f"  {100 * count / samples:5.1f}%  {frame}" for frame, count in own.most_common(top)]
-    lines.append("total time (the function and what it calls), below the event loop:")
-    inner = [(frame, count) for frame, count in total.most_common() if count < 0.9 * samples]
-    lines += [f"  {100 * count / samples:5.1f}%  {frame}" for frame, count in inner[:top]]
-    return "\n".join(lines)
-
-
-def _short(frame: str) -> str:
-    # "function (path/to/file.py:123)" -> "function (file.py:123)"
-    name, _, where = frame.partition(" (")
-    return f"{name} ({Path(where.rstrip(')')).name})" if where else name
 
 
 # --- the run ---------------------------------------------------------------------------------------
@@ -475,8 +367,9 @@ def run(args, work: Path, spaces: list[Namespace]) -> list[tuple[str, str, str, 
                                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         wait_for_listener(server_space, NATIVE_HTTP_PORT)
         with profiling(profiler, "connections"):
-            ustack_connections = connections_per_second(ustack_space, f"{ustack_url}/small.html", args.requests)
-        kernel_connections = connections_per_second(client_space, f"{kernel_url}/small.html", args.requests)
+            ustack_connections, kernel_connections = in_turn(
+                lambda: connections_per_second(ustack_space, f"{ustack_url}/small.html", args.requests),
+                lambda: connections_per_second(client_space, f"{kernel_url}/small.html", args.requests))
         rows.append(("connections/s (ab -c 20, 1 request each)", ustack_connections, kernel_connections,
                      connections_per_second(client_space, f"{kernel_url}:{NATIVE_HTTP_PORT}/small.html",
                                             args.requests),
@@ -485,8 +378,10 @@ def run(args, work: Path, spaces: list[Namespace]) -> list[tuple[str, str, str, 
         native_http.terminate()
         say("echo latency")
         with profiling(profiler, "echo"):
-            ustack_latency = echo_latency(ustack_space, USTACK_ADDRESS, args.echoes)
-        kernel_latency = echo_latency(client_space, KERNEL_SERVER_ADDRESS, args.echoes)
+            ustack_latency, kernel_latency = in_turn(
+                lambda: echo_latency(ustack_space, USTACK_ADDRESS, args.echoes),
+                lambda: echo_latency(client_space, KERNEL_SERVER_ADDRESS, args.echoes),
+                rounds=5)  # the kernel's own p50 swings 27-123 us from run to run (CPU wake-ups)
         rows.append(("echo round trip p50 us (64 B)", ustack_latency[0], kernel_latency[0], None,
                      at_most(ustack_latency[0], GOAL_ECHO_P50_FACTOR * kernel_latency[0], f"<= {GOAL_ECHO_P50_FACTOR}x")))
         rows.append(("echo round trip p99 us (64 B)", ustack_latency[1], kernel_latency[1], None,
@@ -497,16 +392,16 @@ def run(args, work: Path, spaces: list[Namespace]) -> list[tuple[str, str, str, 
         url6 = f"http://[{USTACK_ADDRESS6}]"
         # IPv4 and IPv6 measured in turn on the same serve, so both families meet the same moment
         # (a row's slot in a run moved it by up to 40 % on this machine, more than the family).
-        download4, download6 = alternating(
+        download4, download6 = in_turn(
             lambda: download_rate(ustack_space, f"{ustack_url}/big.bin"),
             lambda: download_rate(ustack_space, f"{url6}/big.bin"))
-        upload4, upload6 = alternating(
+        upload4, upload6 = in_turn(
             lambda: upload_rate(ustack_space, f"{ustack_url}/up.bin", upload_source),
             lambda: upload_rate(ustack_space, f"{url6}/up6.bin", upload_source))
-        connections4, connections6 = alternating(
+        connections4, connections6 = in_turn(
             lambda: connections_per_second(ustack_space, f"{ustack_url}/small.html", args.requests),
             lambda: connections_per_second(ustack_space, f"{url6}/small.html", args.requests))
-        latency4, latency6 = alternating(lambda: echo_latency(ustack_space, USTACK_ADDRESS, args.echoes),
+        latency4, latency6 = in_turn(lambda: echo_latency(ustack_space, USTACK_ADDRESS, args.echoes),
                                          lambda: echo_latency(ustack_space, USTACK_ADDRESS6, args.echoes),
                                          rounds=5)  # cheap, and a tail percentile needs the rounds
         rows += [
@@ -676,7 +571,7 @@ def _main(args) -> int:
         print(format_table(rows))
         print(f"({time.monotonic() - started:.0f} s; MB = 10**6 bytes; mtu 1500 on both the TUN and the veth; "
               "the kernel beside an offload-off row has its veth's TSO, GSO and GRO off)")
-    except BenchError as error:
+    except (BenchError, ProfileError) as error:
         print(f"bench.py: {error}", file=sys.stderr)
         status = 1
     except KeyboardInterrupt:
