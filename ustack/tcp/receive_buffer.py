@@ -22,15 +22,15 @@ connection creates the buffer with rcv_nxt = IRS + 1 and handles the FIN itself 
 number is the buffer's rcv_nxt once all data before it has arrived).
 
 Copies: in-order data is kept as the chunks it arrived in and handed to the application as they
-are. A payload that is bytes (the parser's slice of a packet that is bytes) is kept without a
-copy; a view (the payload of a super-segment the TUN link handed over as a view, ustack/link/
-vnet.py packet_from_parts) is copied here into bytes of its own, its one copy on the way up. One
-bytearray, appended to and then cut into bytes, cost two copies more and a move of everything
-held whenever it grew (issue 12). A read that spans chunks joins them, one copy. Arrivals shorter than MERGE_BELOW join a short
-last chunk (a bytearray) instead of adding one, so the chunks of a buffer holding B bytes number
-at most about 2 * B / MERGE_BELOW, whatever a peer's segment sizes: each costs a list slot and an
-object header (~60 bytes), at most ~12 % on top of the data even for a peer sending 1-byte
-segments. Anything but bytes (a memoryview of a trimmed segment) is copied into bytes when
+are. A payload that is bytes (the parser's slice of a packet that is bytes) is kept without a copy;
+a view (the payload of a super-segment the TUN link handed over as a view, ustack/link/vnet.py
+packet_from_parts) is copied here into bytes of its own, its one copy on the way up. One bytearray,
+appended to and then cut into bytes, cost two copies more and a move of everything held whenever it
+grew (issue 12). A read that spans chunks joins them, one copy. Arrivals shorter than MERGE_BELOW
+join a short last chunk (a bytearray) instead of adding one, so the chunks of a buffer holding B
+bytes number at most about 2 * B / MERGE_BELOW, whatever a peer's segment sizes: each costs a list
+slot and an object header (~60 bytes), at most ~12 % on top of the data even for a peer sending
+1-byte segments. Anything but bytes (a memoryview of a trimmed segment) is copied into bytes when
 stored, so a chunk never keeps more memory alive than its own length.
 
 How sequence numbers are handled: sequence numbers wrap at 2**32, so on arrival each one is
