@@ -31,7 +31,8 @@ join a short last chunk (a bytearray) instead of adding one, so the chunks of a 
 bytes number at most about 2 * B / MERGE_BELOW, whatever a peer's segment sizes: each costs a list
 slot and an object header (~60 bytes), at most ~12 % on top of the data even for a peer sending
 1-byte segments. Anything but bytes (a memoryview of a trimmed segment) is copied into bytes when
-stored, so a chunk never keeps more memory alive than its own length.
+stored, so a chunk keeps no more memory alive than its own length (the first one, partly read,
+keeps all of itself until the rest is read).
 
 How sequence numbers are handled: sequence numbers wrap at 2**32, so on arrival each one is
 turned into a stream offset, an ordinary unbounded integer counting bytes since the buffer was
