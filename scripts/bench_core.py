@@ -6,11 +6,15 @@ at MSS 1460 (timestamps on, so 1448 bytes of payload per segment) from client to
 server application reads everything as it arrives. Virtual time advances 50 microseconds per
 round so RTT estimation and the delayed-ACK timer see a plausible clock.
 
-    .venv/bin/python scripts/bench_core.py [--megabytes 200] [--no-timestamps] [--repeat 3] [--profile]
+    .venv/bin/python scripts/bench_core.py [--megabytes 200] [--no-timestamps] [--repeat 3] [--profile] [--calls]
 
 Two modes: "burst-ack", where the receiver transmits once per burst of segments (a stack that
 reads a batch of packets before answering), and "ack-every-2", where it transmits after every
 segment and so acknowledges every second one.
+
+`--calls` counts instead the Python calls (functions and builtins, as cProfile counts them) the
+sender makes per pure ACK it receives and per data segment it sends, in the ack-every-2 mode: a
+figure that does not move with the machine's load, to compare commits by.
 """
 
 from __future__ import annotations
@@ -40,11 +44,44 @@ def connect(config: TcpConfig) -> tuple[Connection, Connection, float]:
     return client, server, now
 
 
-def transfer(total: int, config: TcpConfig, per_segment: bool) -> tuple[float, int, int]:
+class SenderCalls:
+    """Two profilers: one on around the sender's receive() of each ACK, one around its transmit()."""
+
+    def __init__(self) -> None:
+        self.on_ack, self.on_transmit = cProfile.Profile(), cProfile.Profile()
+        self.acks = 0
+        self.client: Connection | None = None  # the sender, set by transfer()
+
+    def receive(self, ack, now: float) -> None:
+        self.on_ack.enable()
+        self.client.receive(ack, now)
+        self.on_ack.disable()
+        self.acks += 1
+
+    def transmit(self, now: float) -> list:
+        self.on_transmit.enable()
+        segments = self.client.transmit(now)
+        self.on_transmit.disable()
+        return segments
+
+    def report(self, segments: int) -> None:
+        rows = ((self.on_ack, self.acks, "ACK received"), (self.on_transmit, segments, "data segment sent"))
+        for profile, count, what in rows:
+            calls = sum(calls for _, calls, _, _, _ in pstats.Stats(profile).stats.values())
+            print(f"sender's Python calls per {what}: {calls / count:.1f} (over {count:,})")
+
+
+def transfer(total: int, config: TcpConfig, per_segment: bool, calls: SenderCalls | None = None) -> tuple[float, int, int]:
     """Move `total` bytes client -> server. per_segment=False: the receiver answers once per
     burst (as a stack that reads a batch of packets before transmitting); True: the receiver
-    runs transmit() after every segment, so it ACKs every second one (RFC 9293 3.8.6.3)."""
+    runs transmit() after every segment, so it ACKs every second one (RFC 9293 3.8.6.3).
+    `calls`: count the sender's calls (--calls)."""
     client, server, now = connect(config)
+    if calls is not None:
+        calls.client = client
+        receive, transmit = calls.receive, calls.transmit
+    else:
+        receive, transmit = client.receive, client.transmit
     chunk = memoryview(bytes(range(256)) * 256)  # 64 KiB the application writes at a time
     written = received = segments = 0
     tick = 0.00005
@@ -55,17 +92,17 @@ def transfer(total: int, config: TcpConfig, per_segment: bool) -> tuple[float, i
             if not accepted:
                 break
             written += accepted
-        data_segments = client.transmit(now)
+        data_segments = transmit(now)
         segments += len(data_segments)
         for segment in data_segments:
             server.receive(segment, now)
             if per_segment:
                 for ack in server.transmit(now):
-                    client.receive(ack, now)
+                    receive(ack, now)
         while server.readable:
             received += len(server.recv(1 << 20, now))
         for segment in server.transmit(now):
-            client.receive(segment, now)
+            receive(segment, now)
         now += tick
         if not data_segments:
             # Nothing could be sent: let the next timer (delayed ACK, usually) fire.
@@ -74,7 +111,7 @@ def transfer(total: int, config: TcpConfig, per_segment: bool) -> tuple[float, i
             client.on_timer(now)
             server.on_timer(now)
             for segment in server.transmit(now):
-                client.receive(segment, now)
+                receive(segment, now)
     elapsed = time.perf_counter() - started
     return elapsed, segments, client.retransmissions
 
@@ -85,9 +122,16 @@ def main() -> None:
     parser.add_argument("--no-timestamps", action="store_true")
     parser.add_argument("--profile", action="store_true")
     parser.add_argument("--repeat", type=int, default=3, help="runs per mode; the best is shown (the machine is shared)")
+    parser.add_argument("--calls", action="store_true", help="count the sender's calls per ACK and per segment instead")
     args = parser.parse_args()
     config = TcpConfig(mss=1460, timestamps=not args.no_timestamps, receive_buffer_size=1 << 20, send_buffer_size=1 << 20)
     total = args.megabytes * 1_000_000
+    if args.calls:
+        calls = SenderCalls()
+        _, segments, _ = transfer(total, config, True, calls)
+        print(f"ack-every-2, {total / 1e6:.0f} MB, timestamps {'on' if config.timestamps else 'off'}")
+        calls.report(segments)
+        return
     if args.profile:
         profiler = cProfile.Profile()
         profiler.enable()

@@ -7,8 +7,9 @@ lost segment without waiting for three duplicate ACKs (RFC 6675)."""
 from __future__ import annotations
 
 from ustack.tcp.events import SendSpaceAvailable
-from ustack.tcp.options import TIMESTAMP_MASK, timestamp_value
+from ustack.tcp.options import TIMESTAMP_MASK
 from ustack.tcp.seq import seq_add, seq_diff, seq_gt, seq_le, seq_lt
+from ustack.tcp.state import EVENTS_OFF
 from ustack.tcp.send_side import FAST_RETRANSMIT, LIMITED_TRANSMIT
 from ustack.tcp.timer_set import PERSIST_TIMER, RETRANSMIT_TIMER
 from ustack.wire.tcp import CWR, ECE, FIN, SYN, TcpSegment
@@ -38,50 +39,52 @@ class AcknowledgementProcessing:
     def _ack_arrives(self, segment: TcpSegment, now: float) -> bool:
         """Fifth check in the synchronized states. False means: drop the segment here."""
         ack = segment.ack
+        snd = self.snd  # read once: this runs for nearly every segment the fast path leaves
+        snd_una_before = snd.una
         # RFC 5961 5.2: acceptable only in [SND.UNA - MAX.SND.WND, SND.MAX]; anything else is
         # answered with a (rate-limited) ACK and dropped. (RFC 9293 3.10.7.4 already says to ACK
         # and drop an ACK of data never sent.)
-        if seq_gt(ack, self.snd.max) and not (self.snd.probe_end is not None and ack == self.snd.probe_end):
+        if seq_gt(ack, snd.max) and not (snd.probe_end is not None and ack == snd.probe_end):
             self.drops["ack_of_unsent_data"] += 1
             self._challenge_ack(now)
             return False
-        if seq_lt(ack, seq_add(self.snd.una, -self.snd.max_wnd)):
+        if seq_lt(ack, seq_add(snd_una_before, -snd.max_wnd)):
             self.drops["ack_too_old"] += 1
             self._challenge_ack(now)
             return False
         if self.ecn is not None and segment.flags & (ECE | CWR):
             self._ecn_on_segment(segment, now)  # RFC 3168 6.1.2-6.1.3 (ecn.py)
+        congestion = self.congestion
+        was_in_recovery = congestion.in_recovery
+        sacked_before = self._sacked_in_flight() if snd.has_sacked else 0  # for PRR below
         new_sack_information = False
         blocks = ()
         dsack = False
-        was_in_recovery = self.congestion.in_recovery
-        snd_una_before = self.snd.una
-        sacked_before = self._sacked_in_flight()
-        if self.sack_permitted and segment.options.sack_blocks:
-            blocks = _without_dsack(segment.options.sack_blocks, ack)
-            dsack = len(blocks) < len(segment.options.sack_blocks)
-            new_sack_information = self.snd.record_sack(blocks, self.config.sack_recovery)
-        if seq_gt(ack, self.snd.una):
+        sack_blocks = segment.options.sack_blocks
+        if sack_blocks and self.sack_permitted:
+            blocks = _without_dsack(sack_blocks, ack)
+            dsack = len(blocks) < len(sack_blocks)
+            new_sack_information = snd.record_sack(blocks, self.config.sack_recovery)
+        una_advanced = seq_gt(ack, snd_una_before)
+        if una_advanced:
             self._new_ack(segment, ack, now)
-        elif ack == self.snd.una and self._is_duplicate_ack(segment, new_sack_information):
+        elif ack == snd_una_before and self._is_duplicate_ack(segment, new_sack_information):
             self._duplicate_ack(now)
         if (
             blocks
-            and self.snd.has_sacked
-            and not self.congestion.in_recovery
-            and self.snd.scoreboard.is_lost(self.snd.una, self.send_mss)
+            and snd.has_sacked
+            and not congestion.in_recovery
+            and snd.scoreboard.is_lost(snd.una, self.send_mss)
         ):
             # RFC 6675 5 step (2): three segments' worth above SND.UNA arrived, so the one at
             # SND.UNA is lost, however few duplicate ACKs got through to say so.
             self._enter_fast_recovery(now)
         rack = self.rack
-        if rack is not None and (
-            segment.options.sack_blocks or seq_gt(ack, snd_una_before) or rack.tlp_end_seq is not None
-        ):
-            self._rack_on_ack(ack, dsack, was_in_recovery, now, seq_gt(ack, snd_una_before))  # rack.py
-        if self.congestion.in_recovery and self.congestion.prr is not None and self.snd.has_sacked:
+        if rack is not None and (sack_blocks or una_advanced or rack.tlp_end_seq is not None):
+            self._rack_on_ack(ack, dsack, was_in_recovery, now, una_advanced)  # rack.py
+        if congestion.in_recovery and congestion.prr is not None and snd.has_sacked:
             # RFC 6937 3: DeliveredData = change in SND.UNA + change in SACKed bytes.
-            delivered = seq_diff(self.snd.una, snd_una_before) + self._sacked_in_flight() - sacked_before
+            delivered = seq_diff(snd.una, snd_una_before) + self._sacked_in_flight() - sacked_before
             if not was_in_recovery:
                 delivered += self._acknowledged_before_in_batch(snd_una_before)
             self._proportional_rate_reduction(max(delivered, 0))
@@ -132,13 +135,13 @@ class AcknowledgementProcessing:
 
     def _new_ack(self, segment: TcpSegment, ack: int, now: float) -> None:
         """SND.UNA < SEG.ACK =< SND.MAX: release acknowledged data and let the world know."""
-        flight = seq_diff(self.snd.nxt, self.snd.una)  # FlightSize before this ACK
-        acked = seq_diff(ack, self.snd.una)
+        snd = self.snd
+        flight = seq_diff(snd.nxt, snd.una)  # FlightSize before this ACK
+        acked = seq_diff(ack, snd.una)
         if acked > flight:
             flight = acked  # data sent before a go-back after a timeout (SND.NXT < SND.MAX)
         self._take_rtt_sample(segment, ack, now)
 
-        snd = self.snd
         released = snd.acknowledge(ack)  # SND.UNA = SEG.ACK, the send buffer released up to it
 
         congestion = self.congestion
@@ -178,31 +181,36 @@ class AcknowledgementProcessing:
             self.timers.arm(RETRANSMIT_TIMER, now + self.rtt.rto)
         if released and snd.blocked:
             snd.space_reported()
-            self._emit(SendSpaceAvailable(snd.free_space))
+            if self._events is not EVENTS_OFF:  # no event object when nobody reads them
+                self._emit(SendSpaceAvailable(snd.free_space))
 
     def _take_rtt_sample(self, segment: TcpSegment, ack: int, now: float) -> None:
-        """One RTT measurement per ACK of new data, if it is unambiguous."""
+        """One RTT measurement per ACK of new data, if it is unambiguous; RFC 6298 for the RTO,
+        and the congestion control (CUBIC, HyStart++) hears it too."""
         if self.timestamps_enabled:
             # RFC 7323 4.1/4.2: the echoed timestamp says which transmission is being answered,
             # so retransmitted segments measure correctly too (Karn's rule is not needed).
             timestamps = segment.options.timestamps
             if timestamps is not None and timestamps[1]:
-                elapsed = (timestamp_value(now) - timestamps[1]) & TIMESTAMP_MASK
+                # Our clock (options.timestamp_value, inlined: this runs for every ACK) less TSecr.
+                elapsed = ((int(now * 1000) & TIMESTAMP_MASK) - timestamps[1]) & TIMESTAMP_MASK
                 if elapsed < 0x7FFFFFFF:
-                    self._rtt_sample(elapsed / 1000, now)
+                    sample = elapsed / 1000
+                    rtt = self.rtt
+                    rtt.on_sample(sample)
+                    self.congestion.on_rtt_sample(sample, rtt.srtt, now)
                 return
             # A zero TSecr carries no echo (our clock read 0): fall back to the timed SYN.
         # Karn's rule (RFC 6298 3): only the timed segment, and only if it was never
         # retransmitted (retransmitting clears _timed_seq).
-        timed = self.snd.timed_seq
+        snd = self.snd
+        timed = snd.timed_seq
         if timed is not None and seq_gt(ack, timed):
-            self._rtt_sample(now - self.snd.timed_at, now)
-            self.snd.rtt_sample_taken()
-
-    def _rtt_sample(self, sample: float, now: float) -> None:
-        """RFC 6298 for the RTO, and the congestion control (CUBIC, HyStart++) hears it too."""
-        self.rtt.on_sample(sample)
-        self.congestion.on_rtt_sample(sample, self.rtt.srtt, now)
+            sample = now - snd.timed_at
+            rtt = self.rtt
+            rtt.on_sample(sample)
+            self.congestion.on_rtt_sample(sample, rtt.srtt, now)
+            snd.rtt_sample_taken()
 
     def _duplicate_ack(self, now: float) -> None:
         """RFC 5681 3.2: the third duplicate ACK starts fast retransmit and fast recovery; the

@@ -34,6 +34,7 @@ from ustack.tcp.state import (
     TIME_WAIT,
     AFTER_ACK_OF_FIN,
     AFTER_FIN,
+    EVENTS_OFF,
     State,
 )
 from ustack.tcp.send_side import SEND_SYN
@@ -92,7 +93,7 @@ class SegmentArrival:
         if self.timestamps_enabled:
             timestamps = options.timestamps
             # RFC 7323 5.3: an older timestamp needs the PAWS check of the slow path.
-            if timestamps is None or seq_lt(timestamps[0], rcv.ts_recent):
+            if timestamps is None or (timestamps[0] != rcv.ts_recent and seq_lt(timestamps[0], rcv.ts_recent)):
                 return False
         payload = segment.payload
         ack = segment.ack
@@ -129,7 +130,7 @@ class SegmentArrival:
 
         # The segment is ours to process. RFC 7323 4.3: it covers Last.ACK.sent, so its
         # timestamp becomes TS.Recent.
-        if timestamps is not None and seq_le(rcv_nxt, rcv.last_ack_sent):
+        if timestamps is not None and (rcv_nxt == rcv.last_ack_sent or seq_le(rcv_nxt, rcv.last_ack_sent)):
             rcv.take_timestamp(timestamps[0])
         self._update_send_window(segment)
         if new_ack:
@@ -142,7 +143,7 @@ class SegmentArrival:
         # The seventh step in its simplest form: append to the in-order data.
         was_empty = not buffer.readable
         rcv.store(rcv_nxt, payload)
-        if was_empty:
+        if was_empty and self._events is not EVENTS_OFF:  # no event object when nobody reads them
             self._emit(DataReadable(buffer.readable))
         self._delay_ack(now)
         return True
@@ -272,7 +273,8 @@ class SegmentArrival:
         # RFC 7323 5.3: PAWS rejects a segment whose timestamp is older than TS.Recent.
         if self.timestamps_enabled and not flags & RST:
             timestamps = segment.options.timestamps
-            if timestamps is not None and seq_lt(timestamps[0], self.rcv.ts_recent):
+            ts_recent = self.rcv.ts_recent
+            if timestamps is not None and timestamps[0] != ts_recent and seq_lt(timestamps[0], ts_recent):
                 self.drops["paws_old_timestamp"] += 1
                 self._ack_for_unacceptable(segment, now)
                 return
@@ -280,8 +282,8 @@ class SegmentArrival:
                 self.drops["missing_timestamp"] += 1  # RFC 7323 3.2: silently
                 return
 
-        # first: is the sequence number acceptable?
-        if not self._sequence_acceptable(segment):
+        # first: is the sequence number acceptable? (The segment expected next always is.)
+        if segment.seq != self.rcv.nxt and not self._sequence_acceptable(segment):
             self._unacceptable_segment(segment, now)
             return
 
@@ -329,7 +331,9 @@ class SegmentArrival:
             # that passed the sequence AND the ACK checks. Earlier, a forged segment overlapping
             # RCV.NXT with a bad ACK and a far-future TSval would make every genuine one fail PAWS.
             self.rcv.remember_timestamp(segment)
-        fin_acknowledged = self.snd.fin_acknowledged
+        # Only in these three states does the ACK of our FIN move us (asked only there: a property
+        # that follows the send buffer to its end).
+        fin_acknowledged = (state is FIN_WAIT_1 or state is CLOSING or state is LAST_ACK) and self.snd.fin_acknowledged
         if fin_acknowledged and (state is CLOSING or state is LAST_ACK):
             # CLOSING -> TIME-WAIT, LAST-ACK -> CLOSED (state.AFTER_ACK_OF_FIN).
             self._move_to(AFTER_ACK_OF_FIN[state], segment, now)
@@ -507,7 +511,7 @@ class SegmentArrival:
         if buffer.pruned_blocks != pruned:
             self.drops["out_of_order_pruned"] += buffer.pruned_blocks - pruned
         if stored:
-            if was_empty:
+            if was_empty and self._events is not EVENTS_OFF:
                 self._emit(DataReadable(buffer.readable))
             if had_hole or rcv.dsack_block is not None:
                 # RFC 5681 4.2: ACK at once when a gap is filled; and at once when part of the
@@ -547,7 +551,8 @@ class SegmentArrival:
     def _accept_fin(self, cause: str | TcpSegment, now: float) -> None:
         self.rcv.accept_fin()
         self.rcv.owe_ack()  # a FIN is acknowledged at once
-        self._emit(EndOfStream())
+        if self._events is not EVENTS_OFF:
+            self._emit(EndOfStream())
         state = self.state
         if state is FIN_WAIT_1 and self.snd.fin_acknowledged:
             self._move_to(TIME_WAIT, cause, now)  # note 2 of Figure 5: FIN and ACK of our FIN

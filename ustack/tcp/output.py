@@ -37,6 +37,11 @@ from ustack.tcp.congestion.pacing import Pacer
 from ustack.tcp.timer_set import DELAYED_ACK_TIMER, PACING_TIMER, PERSIST_TIMER, RETRANSMIT_TIMER
 from ustack.wire.tcp import ACK, CWR, ECE, FIN, NO_OPTIONS, PSH, RST, SYN, URG, TcpOptions, TcpSegment
 
+# The segments and options this module makes for every transmit() are built as plain tuples of
+# all their fields, in order: a NamedTuple's own __new__ is a Python function, twice as slow
+# (wire/codec.py makes the segments it parses the same way).
+_new_tuple = tuple.__new__
+
 # States in which data and our FIN may be (re)transmitted once our SYN is acknowledged.
 _SENDING_STATES = frozenset({ESTABLISHED, CLOSE_WAIT, FIN_WAIT_1, CLOSING, LAST_ACK})
 
@@ -179,14 +184,17 @@ class SegmentOutput:
             # RFC 5681 4.1: after an idle period, do not burst a stale congestion window.
             self.congestion.on_idle_restart(now)
             cwnd = self.congestion.cwnd
+        sent = False
+        # SND.NXT, what is left to send and FlightSize, kept up to date below as each segment
+        # moves SND.NXT over its data (only this loop sends, and nothing in it moves SND.UNA).
+        snd_nxt = snd.nxt
+        unsent = seq_diff(end, snd_nxt)
+        in_flight = seq_diff(snd_nxt, snd.una)
         while True:
-            snd_nxt = snd.nxt
-            unsent = seq_diff(end, snd_nxt)
             if unsent <= 0:
                 if unsent == 0 and snd.fin_queued:
                     self._send_at(now, out, snd_nxt, ACK | FIN, b"")
                 break
-            in_flight = seq_diff(snd_nxt, snd.una)
             window = snd.wnd
             if cwnd < window:
                 window = cwnd
@@ -221,9 +229,18 @@ class SegmentOutput:
                 flags = ACK | PSH | FIN if snd.fin_queued else ACK | PSH
             else:
                 flags = ACK
-            self._send_at(now, out, snd_nxt, flags, send_buffer.peek(snd_nxt, length))
+            # The timers once for the whole burst, below: every segment of it would set the same.
+            self._send_at(now, out, snd_nxt, flags, send_buffer.peek(snd_nxt, length), False)
+            sent = True
+            if flags & FIN:
+                break  # everything, and the FIN with it
+            snd_nxt = snd.nxt
+            unsent -= length
+            in_flight += length
             if mss != self.send_mss:
                 mss = self._payload_room()  # a D-SACK block went out on the first segment only
+        if sent:
+            self._data_timers(now)
         if (
             snd.nxt == snd.una
             and seq_gt(end, snd.nxt)
@@ -246,8 +263,10 @@ class SegmentOutput:
         by 40 ms (an MTU 65535 download over the TUN waited so for its last piece)."""
         return not self.config.nagle_minshall or self.snd.short_segment_unacknowledged()
 
-    def _send_at(self, now: float, out: list, seq: int, flags: int, payload: bytes) -> None:
-        """Send data and/or FIN starting at `seq` (SND.NXT) and advance SND.NXT over it."""
+    def _send_at(self, now: float, out: list, seq: int, flags: int, payload: bytes, start_timers: bool = True) -> None:
+        """Send data and/or FIN starting at `seq` (SND.NXT) and advance SND.NXT over it.
+        `start_timers` False: the caller starts the retransmission timer and stops the persist
+        timer itself, once for a burst (_emit_data)."""
         segment = self._build_segment(now, seq, flags, payload)
         if self.ecn is not None and payload and not seq_lt(seq, self.snd.max):
             segment = self._ecn_mark(segment)  # ECT(0), not on retransmissions (RFC 3168 6.1.5)
@@ -256,8 +275,14 @@ class SegmentOutput:
         # With timestamps every ACK gives an RTT sample (RFC 7323 4); without, one segment is timed.
         end = seq_add(seq, length + 1 if flags & FIN else length)
         self.snd.data_sent(seq, end, length, now, not self.timestamps_enabled)
+        if start_timers:
+            self._data_timers(now)
+
+    def _data_timers(self, now: float) -> None:
+        """Data went out: the retransmission timer runs (RFC 6298 5.1: started if it is not
+        running), and no persist timer is needed while it does."""
         timers = self.timers
-        timers.arm_unless_armed(RETRANSMIT_TIMER, now + self.rtt.rto)  # RFC 6298 5.1
+        timers.arm_unless_armed(RETRANSMIT_TIMER, now + self.rtt.rto)
         timers.cancel(PERSIST_TIMER)
 
     def _emit_limited_transmit(self, now: float, out: list) -> None:
@@ -535,9 +560,8 @@ class SegmentOutput:
             self.rcv.ack_carried()
         if self.ecn is not None and self.ecn.echo_ce:
             flags |= ECE  # RFC 3168 6.1.3: until the peer's CWR
-        return TcpSegment(
-            self.local_port, self.remote_port, seq, rcv_nxt, flags, window, urgent_pointer, options, payload
-        )
+        fields = (self.local_port, self.remote_port, seq, rcv_nxt, flags, window, urgent_pointer, options, payload)
+        return _new_tuple(TcpSegment, fields)
 
     def _acknowledgement_fields(self, now: float) -> tuple:
         """(ACK, window field, options) for the segments of this transmit() call. Sending them
@@ -548,7 +572,9 @@ class SegmentOutput:
         if self.timestamps_enabled:
             blocks = rcv.sack_blocks(3) if self.sack_permitted else ()
             # RFC 7323 3.2: TSval is our clock, TSecr echoes TS.Recent.
-            options = TcpOptions(None, None, False, blocks, (int(now * 1000) & TIMESTAMP_MASK, rcv.ts_recent))
+            options = _new_tuple(
+                TcpOptions, (None, None, False, blocks, (int(now * 1000) & TIMESTAMP_MASK, rcv.ts_recent), None, False)
+            )
         elif self.sack_permitted and (rcv.has_out_of_order or dsack is not None):
             options = TcpOptions(None, None, False, rcv.sack_blocks(4), None)
         else:

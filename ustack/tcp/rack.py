@@ -90,10 +90,28 @@ class RackState:
         una = snd.una
         times = snd.sent_times
         acknowledged = 0
+        flags_seen = 0  # the flags of the acknowledged entries, OR-ed
+        newest_sent = None  # the latest send time among them
         for entry in times:
-            if not seq_le(entry[1], una):
+            end = entry[1]
+            if end != una and not seq_le(end, una):
                 break
             acknowledged += 1
+            flags_seen |= entry[3]
+            if newest_sent is None or entry[2] > newest_sent:
+                newest_sent = entry[2]
+            if end == una:
+                break  # the usual end of the scan: an ACK at a segment's end (the entries rise)
+        if not acknowledged and sacked is None:
+            return  # nothing delivered: a window update, a duplicate ACK
+        if sacked is None and not flags_seen and times[acknowledged - 1][2] == newest_sent:
+            # The common case, an ACK of segments each sent once, in order, none SACKed: the loop
+            # below would let each in turn become RACK's newest delivered segment, so the last
+            # one decides xmit_ts, end_seq and rtt, and its RTT (the shortest) min_RTT; the
+            # first one (the lowest end) is the one to test for reordering (step 3).
+            self._delivered_in_order(times[0][1], times[acknowledged - 1], now)
+            snd.forget_first_sent_times(acknowledged)
+            return
         delivered_newly = [entry for entry in times[:acknowledged] if not entry[3] & DELIVERED]
         if sacked is not None:
             for index in range(acknowledged, len(times)):
@@ -122,6 +140,23 @@ class RackState:
                     if self.min_rtt is None or rtt < self.min_rtt:
                         self.min_rtt = rtt
         snd.forget_first_sent_times(acknowledged)  # the entries counted above, not scanned again
+
+    def _delivered_in_order(self, first_end: int, last: list, now: float) -> None:
+        """Steps 1-3 of on_delivered for acknowledged segments that were each sent once, in
+        sequence order (`last` sent last): the same outcome as taking them one by one."""
+        fack = self.fack
+        if fack is not None and seq_lt(first_end, fack):
+            self.reordering_seen = True  # step 3: delivered below a segment delivered earlier
+        _, end, sent_at, _ = last
+        if fack is None or seq_gt(end, fack):
+            self.fack = end
+        xmit_ts = self.xmit_ts
+        if xmit_ts is None or sent_at > xmit_ts or (sent_at == xmit_ts and seq_gt(end, self.end_seq)):
+            self.xmit_ts, self.end_seq = sent_at, end
+            rtt = now - sent_at
+            self.rtt = rtt
+            if self.min_rtt is None or rtt < self.min_rtt:
+                self.min_rtt = rtt
 
     def on_dsack(self, snd_una: int, snd_nxt: int) -> None:
         """RFC 8985 6.2 step 4: a D-SACK says a retransmission was spurious: widen the reordering
@@ -252,7 +287,7 @@ class RackProcessing:
         rack = self.rack
         snd = self.snd
         congestion = self.congestion
-        if una_advanced:
+        if una_advanced and snd.requests & LOSS_PROBE:
             # RFC 8985 7.2: an ACK of new data re-arms the probe timer (_rack_arm_probe below), so
             # a probe the timer asked for before this ACK was read is owed no more. The runtime
             # fires a due timer before it reads the ACKs waiting on the link: kept, the request
@@ -262,11 +297,12 @@ class RackProcessing:
             rack.on_dsack(snd.una, snd.nxt)
         if was_in_recovery and not congestion.in_recovery:
             rack.on_recovery_ended()
+        has_sacked = snd.has_sacked
         if snd.sent_times:
-            scoreboard = snd.scoreboard if snd.has_sacked else None
-            if scoreboard is None:
+            if not has_sacked:
                 rack.on_delivered(snd, None, now)
             else:
+                scoreboard = snd.scoreboard
                 data_end = snd.end_seq
 
                 def sacked(start: int, end: int) -> bool:
@@ -282,22 +318,26 @@ class RackProcessing:
             # RFC 8985 7.4.2: the probe repaired a loss, which calls for the congestion response
             # of a fast recovery, begun and ended at once since nothing is left to repair.
             reduce_once(congestion, rack.tlp_flight, now)
-        self._rack_detect(now)
-        self._rack_arm_probe(now)
+        self._rack_detect(now, has_sacked)
+        self._rack_arm_probe(now, has_sacked)
 
-    def _rack_detect(self, now: float) -> None:
-        """RACK_detect_loss() and the reorder timer (RFC 8985 6.2 step 5, 6.3)."""
+    def _rack_detect(self, now: float, has_sacked: bool | None = None) -> None:
+        """RACK_detect_loss() and the reorder timer (RFC 8985 6.2 step 5, 6.3). `has_sacked`:
+        SendSide.has_sacked, when the caller has it at hand."""
         rack = self.rack
         snd = self.snd
         timers = self.timers
-        if not snd.sent_times or rack.xmit_ts is None:
+        times = snd.sent_times
+        if not times or rack.xmit_ts is None:
             timers.cancel(REORDER_TIMER)
             return
+        if has_sacked is None:
+            has_sacked = snd.has_sacked
         congestion = self.congestion
-        if not snd.has_sacked and not congestion.in_recovery:
+        if not has_sacked and not congestion.in_recovery:
             # Nothing SACKed: only a segment sent before the newest delivered one (a segment
             # retransmitted, then acknowledged) can be late. The oldest is the one to look at.
-            _, end, sent_at, _ = snd.sent_times[0]
+            _, end, sent_at, _ = times[0]
             if sent_at > rack.xmit_ts or (sent_at == rack.xmit_ts and not seq_lt(end, rack.end_seq)):
                 timers.cancel(REORDER_TIMER)
                 return
@@ -321,22 +361,24 @@ class RackProcessing:
             self._rack_detect(now)
 
     # ------------------------------------------------------------------ tail loss probes
-    def _rack_arm_probe(self, now: float) -> None:
+    def _rack_arm_probe(self, now: float, has_sacked: bool | None = None) -> None:
         """RFC 8985 7.2: after new data went out or new data was acknowledged, (re)arm the probe
         timer, unless in recovery (fast, or after a timeout: SND.NXT below SND.MAX), unless the
         peer has SACKed something (RACK watches that flight) or a probe is still unanswered.
-        The probe never comes later than the retransmission timer would."""
+        The probe never comes later than the retransmission timer would. `has_sacked`:
+        SendSide.has_sacked, when the caller has it at hand."""
         rack = self.rack
         if rack is None:
             return
         snd = self.snd
         timers = self.timers
-        in_flight = seq_span(snd.una, snd.nxt)
+        snd_nxt = snd.nxt
+        in_flight = seq_diff(snd_nxt, snd.una)  # seq_span(SND.UNA, SND.NXT)
         if (
             in_flight <= 0
             or self.congestion.in_recovery
-            or snd.has_sacked
-            or snd.nxt != snd.max
+            or (snd.has_sacked if has_sacked is None else has_sacked)
+            or snd_nxt != snd.max
             or rack.tlp_end_seq is not None
         ):
             timers.cancel(TLP_TIMER)

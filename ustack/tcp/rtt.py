@@ -18,6 +18,9 @@ import functools
 ALPHA = 1 / 8  # weight of a new sample in SRTT
 BETA = 1 / 4  # weight of a new deviation in RTTVAR
 K = 4  # RTO = SRTT + K * RTTVAR
+# The weights of the old values, worked out once (the same floats as 1 - BETA and 1 - ALPHA).
+_KEEP_RTTVAR = 1 - BETA
+_KEEP_SRTT = 1 - ALPHA
 
 
 class RttEstimator:
@@ -74,22 +77,29 @@ class RttEstimator:
         """Take one round-trip measurement, in seconds (never from a retransmitted segment)."""
         if rtt < 0:
             raise ValueError(f"a round-trip time cannot be negative: {rtt}")
-        if self.srtt is None or self.rttvar is None:
+        srtt = self.srtt
+        rttvar = self.rttvar
+        if srtt is None or rttvar is None:
             # RFC 6298 2.2: the first measurement R sets SRTT = R and RTTVAR = R/2.
-            self.srtt = rtt
-            self.rttvar = rtt / 2
+            srtt = rtt
+            rttvar = rtt / 2
         else:
             # RFC 6298 2.3: update RTTVAR first, because it uses the SRTT from before this sample.
-            self.rttvar = (1 - BETA) * self.rttvar + BETA * abs(self.srtt - rtt)
-            self.srtt = (1 - ALPHA) * self.srtt + ALPHA * rtt
+            rttvar = _KEEP_RTTVAR * rttvar + BETA * abs(srtt - rtt)
+            srtt = _KEEP_SRTT * srtt + ALPHA * rtt
+        self.srtt = srtt
+        self.rttvar = rttvar
         self.latest_rtt = rtt
         self.sample_count += 1
         # A fresh measurement ends any backoff: the RTO is recomputed from SRTT and RTTVAR instead
         # of keeping the doubled value (RFC 6298 section 5, note after 5.7).
         self.backoff_count = 0
-        _, _, clock_granularity, slop = self._limits
-        self._unbacked_rto = self.srtt + max(clock_granularity, K * self.rttvar)
-        self.rto = self._clamp(self._unbacked_rto + slop)
+        min_rto, max_rto, clock_granularity, slop = self._limits
+        deviation = K * rttvar
+        unbacked_rto = self._unbacked_rto = srtt + (deviation if deviation > clock_granularity else clock_granularity)
+        # _clamp, inlined (this runs for every ACK): RFC 6298 2.4 and 2.5.
+        rto = unbacked_rto + slop
+        self.rto = max_rto if rto > max_rto else (min_rto if rto < min_rto else rto)
 
     def backoff(self) -> None:
         """The retransmission timer expired: double the RTO, up to max_rto (RFC 6298 5.5)."""

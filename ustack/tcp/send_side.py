@@ -184,7 +184,8 @@ class SendSide:
     @property
     def has_sacked(self) -> bool:
         """The scoreboard holds SACKed ranges above SND.UNA (RFC 6675)."""
-        return bool(self._scoreboard)
+        scoreboard = self._scoreboard  # (its blocks read here: asked several times per ACK)
+        return scoreboard is not None and bool(scoreboard.blocks)
 
     # ------------------------------------------------------------------ the peer's window
     def take_window_from_syn(self, syn) -> None:
@@ -199,7 +200,9 @@ class SendSide:
         the segment was too old to update it."""
         seq = segment.seq
         wl1 = self.wl1
-        if seq_lt(wl1, seq) or (wl1 == seq and seq_le(self.wl2, segment.ack)):
+        # SND.WL1 < SEG.SEQ, or SND.WL1 = SEG.SEQ and SND.WL2 =< SEG.ACK; the second is the
+        # usual case (a peer that only acknowledges keeps its SEQ), so it is tested first.
+        if seq_le(self.wl2, segment.ack) if wl1 == seq else seq_lt(wl1, seq):
             window = segment.window << shift
             self.wnd = window
             self.wl1 = seq
@@ -283,15 +286,19 @@ class SendSide:
         SND.MAX). `may_time`: without timestamps, a first transmission may be timed."""
         self.last_send_time = now
         self.nxt = end
-        if self.sent_times is not None:
-            self._stamp(seq, end, now)
+        times = self.sent_times
         if seq_lt(seq, self.max):
             # Sent before: we went back after a timeout (RFC 6298 5.4).
+            if times is not None:
+                self._stamp(seq, end, now)
             self.retransmissions += 1
             self.timed_seq = None  # Karn's rule (RFC 6298 3)
             if seq_gt(end, self.max):
                 self.max = end
         else:
+            if times is not None and seq != end:
+                # New data lies beyond every entry: _stamp's last step, inlined (once per segment).
+                times.append([seq, end, now, 0])
             self.max = end
             self.bytes_sent += length
             if self.timed_seq is None and may_time:
@@ -395,15 +402,21 @@ class SendSide:
         buffer = self.buffer
         released = 0
         if buffer is not None:
-            data_end = buffer.end_seq
-            released = buffer.acknowledge(ack if seq_le(ack, data_end) else data_end)
+            # SendBuffer.acknowledge releases nothing for an ACK beyond its data; an ACK of our
+            # FIN too (one past the data) releases all of it. Asked in this order, the usual ACK
+            # costs one call.
+            released = buffer.acknowledge(ack)
+            if not released:
+                data_end = buffer.end_seq
+                if seq_gt(ack, data_end):
+                    released = buffer.acknowledge(data_end)
         self.una = ack
         scoreboard = self._scoreboard
         if scoreboard is not None and scoreboard.blocks:
             # Blocks SND.UNA has passed say nothing any more: has_sacked must not count them (it
             # would keep the tail loss probe from being armed, rack.py, long after recovery).
             scoreboard.forget_below(ack)
-        if seq_lt(self.nxt, ack):
+        if ack != self.nxt and seq_lt(self.nxt, ack):
             self.nxt = ack
             if seq_lt(self.max, ack):
                 self.max = ack  # the peer took our zero-window probe byte

@@ -24,7 +24,7 @@ reduction (ssthresh = beta * FlightSize) and the growth in congestion avoidance 
 from __future__ import annotations
 
 from ustack.tcp.congestion.base import INITIAL_SSTHRESH
-from ustack.tcp.congestion.hystart import HyStartPlusPlus
+from ustack.tcp.congestion.hystart import DONE, HyStartPlusPlus
 from ustack.tcp.congestion.reno import NewReno
 
 C = 0.4  # RFC 9438 4.1: the scaling constant, segments / second**3
@@ -76,7 +76,9 @@ class Cubic(NewReno):
 
     def on_rtt_sample(self, sample: float, smoothed_rtt: float | None, now: float) -> None:
         self.smoothed_rtt = smoothed_rtt
-        self.hystart.on_rtt_sample(sample)
+        hystart = self.hystart
+        if hystart.phase is not DONE:  # (past slow start, the usual case: no call for nothing)
+            hystart.on_rtt_sample(sample)
 
     def on_ack(self, acked_bytes: int, bytes_in_flight: int, now: float) -> None:
         if acked_bytes <= 0:
