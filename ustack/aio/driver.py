@@ -167,7 +167,8 @@ class Driver:
                 # A bug below us must not take every other connection down with it.
                 self.counters["packets_failed"] = self.counters.get("packets_failed", 0) + 1
                 logger.exception("ustack: the stack failed on a packet of %d bytes; it was dropped", len(packet))
-            self._report_events(now)  # state changes land on the line of the packet that caused them
+            if self._observers:  # nobody else reads events: with none, the stack records none
+                self._report_events(now)  # state changes land on the line of the packet that caused them
 
     def _round(self, now: float) -> None:
         if self._closed:
