@@ -71,7 +71,7 @@ class Driver:
         self._delivered = False  # a transport handed data to its protocol during this round
         self._closed = False
         self._fd = -1
-        self.counters: dict[str, int] = {"rounds": 0, "timer_fired": 0, "batches": 0}
+        self.counters: dict[str, int] = {"rounds": 0, "transmits": 0, "timer_fired": 0, "batches": 0}
 
     @property
     def timer_armed(self) -> bool:
@@ -167,12 +167,14 @@ class Driver:
                 # A bug below us must not take every other connection down with it.
                 self.counters["packets_failed"] = self.counters.get("packets_failed", 0) + 1
                 logger.exception("ustack: the stack failed on a packet of %d bytes; it was dropped", len(packet))
-            self._report_events(now)  # state changes land on the line of the packet that caused them
+            if self._observers:  # nobody else reads events: with none, the stack records none
+                self._report_events(now)  # state changes land on the line of the packet that caused them
 
     def _round(self, now: float) -> None:
         if self._closed:
             return
-        self.counters["rounds"] += 1
+        counters = self.counters
+        counters["rounds"] += 1
         self._in_round = True
         try:
             for _ in range(MAX_ROUNDS):
@@ -180,6 +182,7 @@ class Driver:
                 if self._observers:
                     self._report_events(now)  # changes made by user calls (connect, close, ...)
                 packets = self.stack.transmit(now)
+                counters["transmits"] += 1
                 if self._observers:
                     self._report_events(now)
                 if packets:

@@ -311,6 +311,8 @@ class AsyncStack(Driver):
     def remove_observer(self, observer: Observer) -> None:
         self._observers.remove(observer)
         self.stack.events_wanted = bool(self._observers)
+        if not self._observers:
+            self.stack.events()  # dropped: rounds read events only for observers
 
     async def wait_until(self, predicate: Callable[[], bool], timeout: float | None = None) -> None:
         """Wait until predicate() is true, checking it after every round (no polling).
