@@ -323,7 +323,12 @@ class Stack(UserCalls, Ipv6Side):
         self._control_replies = []
         touched = self._touched
         self._touched = {}
-        self._active.update(touched)
+        if self._active:
+            self._active.update(touched)
+        else:
+            # The runtime drains the active set after each round (drain_active): then this round's
+            # touched set is the active set, without a copy (`touched` is not changed after this).
+            self._active = touched
         ttl = self.ttl
         offload = self.offload_segments > 1
         events_wanted = self._events_wanted
