@@ -3,6 +3,9 @@ counters, ephemeral ports, and a host that forgets a connection once TIME-WAIT i
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import pytest
 
 from ustack.stack import EPHEMERAL_PORTS, Stack, StackError
@@ -267,19 +270,11 @@ def test_drain_active_gives_every_connection_touched_since_the_last_drain_once()
     client = Stack(PEER, TcpConfig(), port_seed=1)
     server = Stack(OURS, TcpConfig(), port_seed=2)
     listener = server.listen(80)
-
-    def exchange(now):
-        while True:
-            to_server, to_client = client.transmit(now), server.transmit(now)
-            if not to_server and not to_client:
-                return
-            for packet in to_server:
-                server.receive(packet, now)
-            for packet in to_client:
-                client.receive(packet, now)
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
+    from bench_lifecycles import exchange
 
     first = client.connect(OURS, 80, 0.0)
-    exchange(0.0)
+    exchange(client, server, 0.0)
     accepted = listener.accept()
     assert client.drain_active() == [first] and server.drain_active() == [accepted]
     assert client.drain_active() == [] and server.drain_active() == []
