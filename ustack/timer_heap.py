@@ -30,7 +30,7 @@ Sans-IO: no clock, no I/O; the Stack passes `now` and its connection table.
 from __future__ import annotations
 
 import heapq
-from typing import TYPE_CHECKING, Callable, Iterator
+from typing import TYPE_CHECKING, Iterator
 
 if TYPE_CHECKING:
     from .tcp import Connection
@@ -53,17 +53,17 @@ class TimerHeap:
         self.entries: dict[Connection, TimerEntry] = {}  # each armed connection's live entry
         self.stale = 0  # entries in `heap` that are no connection's live entry
 
-    def arm(self, connection: Connection, deadline: float | None, key_of: Callable[[Connection], tuple]) -> None:
+    def arm(self, connection: Connection, deadline: float | None) -> None:
         """Keep `connection`'s entry at or before `deadline` (None: no timer). Most rounds leave
         the deadline where it was (a delayed ACK already armed, a TIME-WAIT running) or move it
-        later: then nothing is pushed (the module docstring says why that is exact). `key_of`
-        gives the connection's key in the Stack's table (its 4-tuple), asked for only when the
-        connection has no entry yet."""
+        later: then nothing is pushed (the module docstring says why that is exact). The entry
+        names the connection by `connection.key`, the very tuple that keys it in the Stack's
+        table (no second copy of the 4-tuple)."""
         entries = self.entries
         entry = entries.get(connection)
         if entry is None:
             if deadline is not None:
-                self._push(connection, deadline, key_of(connection))
+                self._push(connection, deadline, connection.key)
         elif deadline is None:
             del entries[connection]
             self.stale += 1
@@ -92,18 +92,17 @@ class TimerHeap:
             if self.stale > HEAP_SLACK:
                 self._compact_if_stale()
 
-    def hand_over(self, old, new) -> tuple | None:
+    def hand_over(self, old, new) -> None:
         """`new` takes `old`'s place in the Stack's table under the same 4-tuple (a TIME-WAIT
         record its connection's, stack.py): `old`'s live entry, if it has one, is `new`'s now,
-        a lower bound as any (the module docstring). Returns that entry's 4-tuple, or None."""
+        a lower bound as any (the module docstring)."""
         entries = self.entries
         entry = entries.pop(old, None)
         if entry is None:
-            return None
+            return
         if entries.get(new) is not None:
             self.stale += 1  # `new`'s own entry, replaced
         entries[new] = entry
-        return entry[2]
 
     def next_deadline(self, connections: dict) -> float | None:
         """The earliest live deadline; stale entries on top are dropped on the way, and a live

@@ -71,7 +71,7 @@ class _Timers:
 
 
 class _Endpoint:
-    """What the heap reads of a connection: its timers and (through key_of) its 4-tuple."""
+    """What the heap reads of a connection: its timers and its key, the 4-tuple."""
 
     def __init__(self, port: int) -> None:
         self.local_address, self.key, self.timers = 0x0A000001, (0x0A000001, 80, 0x0A000002, port), _Timers()
@@ -104,7 +104,7 @@ def test_the_stale_count_stays_exact_and_the_heap_answers_exactly_through_random
         action = chooser.random()
         if action < 0.8:
             endpoint.timers.deadline = None if chooser.random() < 0.3 else now + chooser.uniform(0, 5)
-            heap.arm(endpoint, endpoint.timers.deadline, lambda item: item.key)
+            heap.arm(endpoint, endpoint.timers.deadline)
         elif action < 0.9:
             endpoint.timers.deadline = None
             heap.disarm(endpoint)
@@ -127,3 +127,18 @@ def test_the_stale_count_stays_exact_and_the_heap_answers_exactly_through_random
         deadlines = [item.timers.deadline for item in table.values() if item.timers.deadline is not None]
         assert heap.next_deadline(table) == (min(deadlines) if deadlines else None)
     assert heap.rebuilds >= 5  # the run reached the bound again and again (9 times with this seed)
+
+
+def test_the_table_the_timer_heap_and_a_time_wait_record_share_one_4_tuple():
+    # One tuple per endpoint, not three: the key a connection was filed under in the Stack's
+    # table is its `key`, its heap entry's and, in TIME-WAIT, its record's.
+    client, server = run_lifecycles(5, TcpConfig())
+    assert len(server.connections) == 5
+    for key, record in server.connections.items():
+        assert record.state.value == "TIME-WAIT"
+        assert record.key is key and server.timer_heap.entries[record][2] is key
+    connection = client.connect(server.address, 80, 1.0)
+    (key,) = [key for key, value in client.connections.items() if value is connection]
+    assert connection.key is key
+    client.transmit(1.0)  # the SYN: its retransmission timer is armed
+    assert client.timer_heap.entries[connection][2] is key
