@@ -66,19 +66,21 @@ class TimerHeap:
                 self._push(connection, deadline, connection.key)
         elif deadline is None:
             del entries[connection]
-            self.stale += 1
-            if self.stale > HEAP_SLACK:
-                self._compact_if_stale()
+            self._entry_went_stale()
         elif deadline < entry[0]:
             self._push(connection, deadline, entry[2])
-            self.stale += 1  # the entry before
-            if self.stale > HEAP_SLACK:
-                self._compact_if_stale()
+            self._entry_went_stale()  # the entry before
 
     def _push(self, connection: Connection, deadline: float, key: tuple) -> None:
         # key[0] is our address: 16 bytes over IPv6, an int over IPv4
         entry = self.entries[connection] = (deadline, type(key[0]) is bytes, key)
         heapq.heappush(self.heap, entry)
+
+    def _entry_went_stale(self) -> None:
+        """One more entry in the heap is no connection's live entry (the bound may break)."""
+        self.stale += 1
+        if self.stale > HEAP_SLACK:
+            self._compact_if_stale()
 
     def _compact_if_stale(self) -> None:
         """Rebuild once stale entries number more than half the live ones plus HEAP_SLACK (the
@@ -88,9 +90,7 @@ class TimerHeap:
 
     def disarm(self, connection: Connection) -> None:
         if self.entries.pop(connection, None) is not None:
-            self.stale += 1
-            if self.stale > HEAP_SLACK:
-                self._compact_if_stale()
+            self._entry_went_stale()
 
     def hand_over(self, old, new) -> None:
         """`new` takes `old`'s place in the Stack's table under the same 4-tuple (a TIME-WAIT
