@@ -261,6 +261,7 @@ class Stack(UserCalls, Ipv6Side):
             if new_connection is not None:
                 new_connection.unacceptable_ack_budget = self.unacceptable_ack_budget
                 self.connections[key] = new_connection
+                new_connection.key = key  # one tuple for the table, the timer heap, a TimeWait record
                 self._born_of[new_connection] = listener
                 listener.open_connections += 1
                 self._touch(new_connection)
@@ -323,7 +324,12 @@ class Stack(UserCalls, Ipv6Side):
         self._control_replies = []
         touched = self._touched
         self._touched = {}
-        self._active.update(touched)
+        if self._active:
+            self._active.update(touched)
+        else:
+            # The runtime drains the active set after each round (drain_active): then this round's
+            # touched set is the active set, without a copy (`touched` is not changed after this).
+            self._active = touched
         ttl = self.ttl
         offload = self.offload_segments > 1
         events_wanted = self._events_wanted
@@ -352,7 +358,7 @@ class Stack(UserCalls, Ipv6Side):
                 continue
             if state is TIME_WAIT and connection.__class__ is not TimeWait:
                 connection = self._keep_only_time_wait(connection)
-            arm(connection, connection.timers.next_deadline(), _key_of)  # as _arm does
+            arm(connection, connection.timers.next_deadline())  # as _arm does
         if packets:
             self.counters["packets_out"] += len(packets)
         return packets
@@ -402,7 +408,7 @@ class Stack(UserCalls, Ipv6Side):
             self._collect_events(connection)
 
     def _arm(self, connection: Connection | TimeWait) -> None:
-        self.timer_heap.arm(connection, connection.timers.next_deadline(), _key_of)
+        self.timer_heap.arm(connection, connection.timers.next_deadline())
 
     def _keep_only_time_wait(self, connection: Connection) -> TimeWait:
         """A connection that has entered TIME-WAIT (and sent what it owed) is replaced in every
@@ -415,9 +421,7 @@ class Stack(UserCalls, Ipv6Side):
             # The entry's value only: deleting and adding the key would leave a dummy slot, and
             # a table that churns through TIME-WAIT would grow past what it holds.
             self.connections[key] = record
-        heap_key = self.timer_heap.hand_over(connection, record)
-        if heap_key is not None:
-            record.key = heap_key  # one tuple for both (the same 4-tuple)
+        self.timer_heap.hand_over(connection, record)  # the record's key is the connection's tuple
         flow_label = self._flow_labels.pop(connection, None)
         if flow_label is not None:
             self._flow_labels[record] = flow_label
@@ -428,7 +432,7 @@ class Stack(UserCalls, Ipv6Side):
 
     def _forget(self, connection: Connection) -> None:
         """A connection that is CLOSED with nothing left to send leaves no trace (DESIGN rule 6)."""
-        key = _key_of(connection)
+        key = connection.key
         if self.connections.get(key) is connection:
             del self.connections[key]
             for name, counter in counter_attributes(connection).items():
@@ -506,11 +510,6 @@ class Stack(UserCalls, Ipv6Side):
     def state_counts(self) -> Counter[str]:
         return Counter(connection.state.value for connection in self.connections.values())
 
-
-def _key_of(connection: Connection | TimeWait) -> ConnectionKey:
-    if connection.__class__ is TimeWait:
-        return connection.key  # made once, for the record's life (time_wait.py)
-    return (connection.local_address, connection.local_port, connection.remote_address, connection.remote_port)
 
 
 __all__ = ["Stack", "StackError", "StackEvent", "State", "EPHEMERAL_PORTS"]

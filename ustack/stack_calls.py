@@ -122,6 +122,7 @@ class UserCalls:
             connection.fast_open = ClientFastOpen(self.fast_open_cookies, remote_address,
                                                   not connection.config.fast_open_cookie_required)
         self.connections[key] = connection
+        connection.key = key  # one tuple for the table, the timer heap, a TimeWait record
         self._touch(connection)
         return connection
 

@@ -8,7 +8,11 @@ entry that surfaces is live exactly when it is that very tuple, a re-arm reuses 
 the entry before, and once stale entries number more than half the live ones the heap is rebuilt
 from the live entries alone (a copy and a heapify, both in C): it holds at most about 1.5 times
 as many entries as there are armed connections. Pushes and pops stay O(log n); a rebuild costs
-O(n) but comes only after n/2 stale entries appeared, so it adds O(1) per push (amortized). (One
+O(n) but comes only after n/2 stale entries appeared, so it adds O(1) per push (amortized). The
+heap counts its stale entries as they come and go (`stale`, always len(heap) - len(entries)), so
+that the bound is checked only where it can break: when an entry turns stale or a live one
+leaves, and then with a len() only once there are more than HEAP_SLACK of them (where it took two
+len() calls at every push: several times in every connection's life). (One
 entry per connection would need a heap with decrease-key, which heapq lacks; weak references
 would tie Connection to __weakref__.) Issue 12 measured ~60,000 finished connections pinned by
 stale entries at 1,000 lifecycles per second (scripts/bench_lifecycles.py).
@@ -26,7 +30,7 @@ Sans-IO: no clock, no I/O; the Stack passes `now` and its connection table.
 from __future__ import annotations
 
 import heapq
-from typing import TYPE_CHECKING, Callable, Iterator
+from typing import TYPE_CHECKING, Iterator
 
 if TYPE_CHECKING:
     from .tcp import Connection
@@ -42,48 +46,63 @@ HEAP_SLACK = 64
 class TimerHeap:
     """The deadlines of a Stack's connections (the module docstring says how stale entries go)."""
 
-    __slots__ = ("heap", "entries")
+    __slots__ = ("heap", "entries", "stale")
 
     def __init__(self) -> None:
         self.heap: list[TimerEntry] = []
         self.entries: dict[Connection, TimerEntry] = {}  # each armed connection's live entry
+        self.stale = 0  # entries in `heap` that are no connection's live entry
 
-    def arm(self, connection: Connection, deadline: float | None, key_of: Callable[[Connection], tuple]) -> None:
+    def arm(self, connection: Connection, deadline: float | None) -> None:
         """Keep `connection`'s entry at or before `deadline` (None: no timer). Most rounds leave
         the deadline where it was (a delayed ACK already armed, a TIME-WAIT running) or move it
-        later: then nothing is pushed (the module docstring says why that is exact). `key_of`
-        gives the connection's key in the Stack's table (its 4-tuple), asked for only when the
-        connection has no entry yet."""
+        later: then nothing is pushed (the module docstring says why that is exact). The entry
+        names the connection by `connection.key`, the very tuple that keys it in the Stack's
+        table (no second copy of the 4-tuple)."""
         entries = self.entries
         entry = entries.get(connection)
-        if deadline is None:
-            if entry is not None:
-                del entries[connection]
-        elif entry is None or deadline < entry[0]:
-            self._push(connection, deadline, key_of(connection) if entry is None else entry[2])
+        if entry is None:
+            if deadline is not None:
+                self._push(connection, deadline, connection.key)
+        elif deadline is None:
+            del entries[connection]
+            self._entry_went_stale()
+        elif deadline < entry[0]:
+            self._push(connection, deadline, entry[2])
+            self._entry_went_stale()  # the entry before
 
     def _push(self, connection: Connection, deadline: float, key: tuple) -> None:
-        entries = self.entries
-        entry = entries[connection] = (deadline, type(connection.local_address) is bytes, key)
-        heap = self.heap
-        heapq.heappush(heap, entry)
-        live = len(entries)
-        if len(heap) > live + (live >> 1) + HEAP_SLACK:
+        # key[0] is our address: 16 bytes over IPv6, an int over IPv4
+        entry = self.entries[connection] = (deadline, type(key[0]) is bytes, key)
+        heapq.heappush(self.heap, entry)
+
+    def _entry_went_stale(self) -> None:
+        """One more entry in the heap is no connection's live entry (the bound may break)."""
+        self.stale += 1
+        if self.stale > HEAP_SLACK:
+            self._compact_if_stale()
+
+    def _compact_if_stale(self) -> None:
+        """Rebuild once stale entries number more than half the live ones plus HEAP_SLACK (the
+        callers ask only when there are more than HEAP_SLACK, a test without a call)."""
+        if self.stale > (len(self.entries) >> 1) + HEAP_SLACK:
             self._rebuild()
 
     def disarm(self, connection: Connection) -> None:
-        self.entries.pop(connection, None)
+        if self.entries.pop(connection, None) is not None:
+            self._entry_went_stale()
 
-    def hand_over(self, old, new) -> tuple | None:
+    def hand_over(self, old, new) -> None:
         """`new` takes `old`'s place in the Stack's table under the same 4-tuple (a TIME-WAIT
         record its connection's, stack.py): `old`'s live entry, if it has one, is `new`'s now,
-        a lower bound as any (the module docstring). Returns that entry's 4-tuple, or None."""
+        a lower bound as any (the module docstring)."""
         entries = self.entries
         entry = entries.pop(old, None)
         if entry is None:
-            return None
+            return
+        if entries.get(new) is not None:
+            self.stale += 1  # `new`'s own entry, replaced
         entries[new] = entry
-        return entry[2]
 
     def next_deadline(self, connections: dict) -> float | None:
         """The earliest live deadline; stale entries on top are dropped on the way, and a live
@@ -100,6 +119,7 @@ class TimerHeap:
                 heap = self.heap  # a push may have rebuilt it
             else:
                 heapq.heappop(heap)  # stale: the connection went away or was disarmed
+                self.stale -= 1
         return None
 
     def pop_due(self, now: float, connections: dict) -> Iterator[Connection]:
@@ -110,6 +130,7 @@ class TimerHeap:
             connection = connections.get(entry[2])
             if connection is None or entries.get(connection) is not entry:
                 heapq.heappop(heap)
+                self.stale -= 1
                 continue
             deadline = connection.timers.next_deadline()
             if deadline is None or deadline > now:
@@ -118,6 +139,9 @@ class TimerHeap:
                 continue
             heapq.heappop(heap)
             del entries[connection]
+            if self.stale > HEAP_SLACK:
+                self._compact_if_stale()  # one live entry fewer
+                heap = self.heap
             yield connection
 
     def _refile(self, connection: Connection, entry: TimerEntry, deadline: float | None) -> None:
@@ -126,10 +150,13 @@ class TimerHeap:
         heapq.heappop(self.heap)
         if deadline is None:
             del self.entries[connection]
+            if self.stale > HEAP_SLACK:
+                self._compact_if_stale()  # one live entry fewer
         else:
-            self._push(connection, deadline, entry[2])
+            self._push(connection, deadline, entry[2])  # in place of the one popped
 
     def _rebuild(self) -> None:
         """Rebuild the heap from the live entries: every stale entry goes at once."""
         self.heap = list(self.entries.values())
         heapq.heapify(self.heap)
+        self.stale = 0

@@ -192,7 +192,7 @@ def test_a_run_ending_in_psh_or_fin_is_written_as_soon_as_that_piece_comes(famil
 
 
 @pytest.mark.parametrize("family", [4, 6])
-@pytest.mark.parametrize("length", [300, 9000], ids=["sliced", "memoryview"])
+@pytest.mark.parametrize("length", [300, 9000, 40000], ids=["sliced", "memoryview", "handed-over"])
 def test_a_frame_read_into_buffers_gives_the_same_packet_as_one_read_frame(family, length):
     """packet_from_parts (the TUN link's readv path: the packet buffer reused, longer than the
     packet and holding an earlier frame's bytes past it) completes the partial checksum in place
@@ -200,13 +200,36 @@ def test_a_frame_read_into_buffers_gives_the_same_packet_as_one_read_frame(famil
     packet = segment(1000, length, family=family)
     tcp_start = 40 if family == 6 else 20
     header = build_vnet_header(VnetHeader(NEEDS_CSUM, GSO_NONE, 0, 0, tcp_start, 16))
-    buffer = bytearray(b"\xee" * 20000)
+    buffer = bytearray(b"\xee" * 50000)
     buffer[:len(packet)] = partial(packet)
     assert vnet.packet_from_parts(header, buffer, len(packet)) == packet == packet_from_kernel(header + partial(packet))
-    assert buffer[len(packet):] == b"\xee" * (20000 - len(packet))  # nothing past the packet touched
+    assert buffer[len(packet):] == b"\xee" * (50000 - len(packet))  # nothing past the packet touched
     with pytest.raises(VnetDrop) as drop:
         vnet.packet_from_parts(header[:4], buffer, len(packet))
     assert drop.value.reason == "vnet_header_truncated"
     with pytest.raises(VnetDrop) as drop:
         vnet.packet_from_parts(header, buffer, -3)  # a read shorter than the vnet header
     assert drop.value.reason == "vnet_header_truncated"
+
+
+@pytest.mark.parametrize("family", [4, 6])
+def test_a_super_segment_is_handed_over_as_a_read_only_view_of_the_buffer_and_parses_to_views(family):
+    """From HANDED_OVER_FROM bytes on, packet_from_parts copies nothing: the packet is a read-only
+    view of the buffer (the TUN link reads the next frame into a new one), and the parser's
+    payload a view of that, which the receive buffer copies once (issue 12). Shorter packets are
+    bytes of their own, so that a short one never keeps a 64 KB buffer alive."""
+    packet = segment(1000, vnet.HANDED_OVER_FROM, family=family)
+    tcp_start = 40 if family == 6 else 20
+    header = build_vnet_header(VnetHeader(NEEDS_CSUM, GSO_TCPV6 if family == 6 else GSO_TCPV4, 0, 1448, tcp_start, 16))
+    buffer = bytearray(len(packet) + 100)
+    buffer[:len(packet)] = partial(packet)
+    handed = vnet.packet_from_parts(header, buffer, len(packet))
+    assert type(handed) is memoryview and handed.readonly and handed.obj is buffer and handed == packet
+    with pytest.raises(TypeError):
+        handed[0] = 0  # nobody above the link can change it
+    payload = parse_packet(handed).tcp.payload
+    assert type(payload) is memoryview and payload == packet[len(packet) - vnet.HANDED_OVER_FROM :]
+    shorter = segment(1000, vnet.HANDED_OVER_FROM - 100, family=family)
+    buffer[:len(shorter)] = partial(shorter)
+    copied = vnet.packet_from_parts(header, buffer, len(shorter))
+    assert type(copied) is bytes and copied == shorter

@@ -3,6 +3,9 @@ counters, ephemeral ports, and a host that forgets a connection once TIME-WAIT i
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import pytest
 
 from ustack.stack import EPHEMERAL_PORTS, Stack, StackError
@@ -259,3 +262,26 @@ def test_connections_that_have_come_and_gone_leave_nothing_behind():
         assert stack.timer_heap.heap == [] and stack.timer_heap.entries == {}
     assert listener.accept() is None
     assert after - before < 64 * 1024, f"{after - before} bytes still held after 300 connections ended"
+
+
+def test_drain_active_gives_every_connection_touched_since_the_last_drain_once():
+    # Drained after every round, each round's touched connections are the active set itself;
+    # left undrained over two rounds, the second round's join the first's, each once.
+    client = Stack(PEER, TcpConfig(), port_seed=1)
+    server = Stack(OURS, TcpConfig(), port_seed=2)
+    listener = server.listen(80)
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
+    from bench_lifecycles import exchange
+
+    first = client.connect(OURS, 80, 0.0)
+    exchange(client, server, 0.0)
+    accepted = listener.accept()
+    assert client.drain_active() == [first] and server.drain_active() == [accepted]
+    assert client.drain_active() == [] and server.drain_active() == []
+    second = client.connect(OURS, 80, 0.1)
+    client.transmit(0.1)  # the second SYN: client's active set is [second] (not drained)
+    first.send(b"x", 0.1)
+    client.poke(first)
+    client.transmit(0.1)  # first's data: added to the set the last transmit left
+    assert client.drain_active() == [second, first]
+    assert client.drain_active() == []

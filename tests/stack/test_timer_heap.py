@@ -60,3 +60,85 @@ def test_timers_still_fire_after_a_rebuild():
         stack.on_timer(now)
         exchange(client, server, now)
     assert len(server.connections) == 0 and len(client.connections) == 0
+
+
+class _Timers:
+    def __init__(self) -> None:
+        self.deadline = None
+
+    def next_deadline(self):
+        return self.deadline
+
+
+class _Endpoint:
+    """What the heap reads of a connection: its timers and its key, the 4-tuple."""
+
+    def __init__(self, port: int) -> None:
+        self.local_address, self.key, self.timers = 0x0A000001, (0x0A000001, 80, 0x0A000002, port), _Timers()
+
+
+def test_the_stale_count_stays_exact_and_the_heap_answers_exactly_through_random_operations():
+    # Seeded random arms (earlier, later, none), disarms, hand-overs and timer runs over a few
+    # hundred endpoints: after each, `stale` is len(heap) - len(entries), the bound holds, and
+    # the next deadline is the earliest of the endpoints' own deadlines.
+    import random
+
+    from ustack.timer_heap import TimerHeap
+
+    seed = 20261206
+    print(f"seed {seed}")
+    chooser = random.Random(seed)
+    class CountingHeap(TimerHeap):
+        __slots__ = ("rebuilds",)
+
+        def _rebuild(self) -> None:
+            self.rebuilds = getattr(self, "rebuilds", 0) + 1
+            super()._rebuild()
+
+    heap = CountingHeap()
+    endpoints = [_Endpoint(port) for port in range(1000, 1300)]
+    table = {endpoint.key: endpoint for endpoint in endpoints}
+    now = 0.0
+    for step in range(20_000):
+        endpoint = chooser.choice(list(table.values()))
+        action = chooser.random()
+        if action < 0.8:
+            endpoint.timers.deadline = None if chooser.random() < 0.3 else now + chooser.uniform(0, 5)
+            heap.arm(endpoint, endpoint.timers.deadline)
+        elif action < 0.9:
+            endpoint.timers.deadline = None
+            heap.disarm(endpoint)
+        elif action < 0.98:
+            successor = _Endpoint(endpoint.key[3])  # a TIME-WAIT record takes the connection's place
+            successor.timers.deadline = endpoint.timers.deadline
+            table[endpoint.key] = successor
+            heap.hand_over(endpoint, successor)
+        else:
+            now += chooser.uniform(0, 0.5)
+            for due in heap.pop_due(now, table):
+                assert due.timers.deadline is not None and due.timers.deadline <= now
+                due.timers.deadline = None
+            assert all(item.timers.deadline is None or item.timers.deadline > now for item in table.values())
+        assert heap.stale == len(heap.heap) - len(heap.entries)
+        live = len(heap.entries)
+        assert len(heap.heap) <= live + (live >> 1) + HEAP_SLACK
+        if step % 100:
+            continue  # next_deadline drops the stale entries on top: asked now and then, they pile up
+        deadlines = [item.timers.deadline for item in table.values() if item.timers.deadline is not None]
+        assert heap.next_deadline(table) == (min(deadlines) if deadlines else None)
+    assert heap.rebuilds >= 5  # the run reached the bound again and again (9 times with this seed)
+
+
+def test_the_table_the_timer_heap_and_a_time_wait_record_share_one_4_tuple():
+    # One tuple per endpoint, not three: the key a connection was filed under in the Stack's
+    # table is its `key`, its heap entry's and, in TIME-WAIT, its record's.
+    client, server = run_lifecycles(5, TcpConfig())
+    assert len(server.connections) == 5
+    for key, record in server.connections.items():
+        assert record.state.value == "TIME-WAIT"
+        assert record.key is key and server.timer_heap.entries[record][2] is key
+    connection = client.connect(server.address, 80, 1.0)
+    (key,) = [key for key, value in client.connections.items() if value is connection]
+    assert connection.key is key
+    client.transmit(1.0)  # the SYN: its retransmission timer is armed
+    assert client.timer_heap.entries[connection][2] is key

@@ -3,7 +3,7 @@
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from ustack.tcp.receive_buffer import ReceiveBuffer
+from ustack.tcp.receive_buffer import MERGE_BELOW, ReceiveBuffer
 from ustack.tcp.seq import SEQ_MASK, seq_add
 
 NEAR_WRAP = 2**32 - 100  # sequence numbers wrap during these tests (DESIGN.md testing conventions)
@@ -73,6 +73,51 @@ def test_accepts_bytearray_and_memoryview_payloads():
     buffer.insert(4, memoryview(b"xxef")[2:])
     buffer.insert(2, memoryview(b"cd"))
     assert buffer.read(10) == b"abcdef"
+
+
+def test_a_read_that_one_arrival_answers_hands_over_that_arrival_uncopied():
+    buffer = ReceiveBuffer(1 << 20, NEAR_WRAP)
+    first, second = bytes(range(256)) * 200, bytes(range(255, -1, -1)) * 200  # 51,200 bytes each
+    buffer.insert(NEAR_WRAP, first)
+    buffer.insert(at(len(first)), second)
+    assert buffer.read(len(first)) is first  # the parser's payload object itself
+    assert buffer.read(1 << 20) is second and buffer.readable == 0
+    # A view (of a super-segment the TUN link handed over) is copied once, into bytes of its own.
+    frame = bytearray(b"h" * 52 + first)
+    buffer.insert(at(2 * len(first)), memoryview(frame).toreadonly()[52:])
+    frame[52:60] = b"changed!"  # what the view looked at no longer matters
+    data = buffer.read(1 << 20)
+    assert type(data) is bytes and data == first
+
+
+def test_reads_across_and_inside_large_chunks_return_the_stream_in_order():
+    buffer = ReceiveBuffer(1 << 20, NEAR_WRAP)
+    stream = bytes((index * 7 + 3) & 0xFF for index in range(200_000))
+    received = bytearray()
+    seq, start = NEAR_WRAP, 0
+    sizes = [65_000, 3, 1_448, 900, 5, 40_000, 1_023, 1_024, 2]  # large, short and in between
+    reads = [70_000, 1, 65_001, 10, 2_000, 30_000, 12]
+    turn = 0
+    while start < len(stream):
+        piece = stream[start : start + sizes[turn % len(sizes)]]
+        assert buffer.insert(seq, piece) == len(piece)
+        seq, start = seq_add(seq, len(piece)), start + len(piece)
+        assert buffer.peek(100) == stream[len(received) : min(start, len(received) + 100)]
+        received += buffer.read(reads[turn % len(reads)])
+        assert buffer.readable == start - len(received) and buffer.free_space == (1 << 20) - buffer.readable
+        turn += 1
+    received += buffer.read(1 << 30)
+    assert received == stream and buffer.readable == 0
+
+
+def test_one_byte_segments_join_into_few_chunks():
+    # A peer sending its data a byte at a time: the chunks stay far fewer than the bytes, so
+    # their object headers cannot cost many times the data (the module docstring's bound).
+    buffer = ReceiveBuffer(100_000, 0)
+    for offset in range(20_000):
+        assert buffer.insert(offset, b"x") == 1
+    assert len(buffer._in_order) <= 2 * 20_000 // MERGE_BELOW + 1
+    assert buffer.read(1 << 20) == b"x" * 20_000
 
 
 # --- duplicates, overlaps, out of order -------------------------------------------------------

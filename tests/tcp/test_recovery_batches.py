@@ -20,11 +20,12 @@ DATA = (bytes(range(256)) * 400)[: 60 * MSS]
 
 
 def config(**changes):
-    return dataclasses.replace(CONFIG, sack=True, initial_window_segments=8, send_buffer_size=1 << 17, **changes)
+    defaults = dict(sack=True, initial_window_segments=8, send_buffer_size=1 << 17)
+    return dataclasses.replace(CONFIG, **{**defaults, **changes})
 
 
-def in_flight(**changes) -> Script:
-    """SACK negotiated, DATA written, the initial window of 8 segments sent at t = 0.1."""
+def in_flight(data: bytes = DATA, **changes) -> Script:
+    """SACK negotiated, `data` written, the initial window (8 segments unless changed) sent at t = 0.1."""
     connection = Connection.open_active(config(**changes), LOCAL_ADDRESS, LOCAL_PORT, REMOTE_ADDRESS, REMOTE_PORT,
                                         LOCAL_ISS, 0.0)
     script = Script(connection)
@@ -33,8 +34,8 @@ def in_flight(**changes) -> Script:
     script.receive(incoming(remote(0), local(1), SYN | ACK, window=PEER_WINDOW_WIDE,
                             options=TcpOptions(mss=MSS, sack_permitted=True)))
     script.expect(outgoing(local(1), remote(1)))
-    connection.send(DATA, script.now)
-    assert len(connection.transmit(script.now)) == 8
+    connection.send(data, script.now)
+    assert len(connection.transmit(script.now)) == connection.config.initial_window_segments
     return script
 
 

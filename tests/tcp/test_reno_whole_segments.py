@@ -9,13 +9,11 @@ losses as Linux's sender at the same places, and 5-8 % less goodput.
 Virtual time throughout (tcp_script).
 """
 
-import dataclasses
 
 import pytest
 
 from tcp_script import *  # noqa: F403
-from test_recovery_batches import ack, segments  # the same SACK-ACK helpers, the same MSS and window
-from ustack.tcp import Connection
+from test_recovery_batches import ack, in_flight, segments  # the same set-up and SACK-ACK helpers, MSS and window
 from ustack.tcp.congestion import create_congestion_control
 
 MSS = 1460
@@ -62,18 +60,8 @@ def test_a_flight_of_small_segments_still_keeps_two_segments():
 
 def reno_sender(initial_segments: int, name: str = "reno") -> Script:
     """SACK negotiated, DATA written, the initial window of `initial_segments` sent at t = 0.1."""
-    config = dataclasses.replace(CONFIG, sack=True, congestion_control=name, initial_window_segments=initial_segments,
-                                 send_buffer_size=1 << 18, loss_detection="dupack")
-    connection = Connection.open_active(config, LOCAL_ADDRESS, LOCAL_PORT, REMOTE_ADDRESS, REMOTE_PORT, LOCAL_ISS, 0.0)
-    script = Script(connection)
-    script.expect(outgoing(local(0), 0, SYN, options=TcpOptions(mss=MSS, sack_permitted=True)))
-    script.advance(0.1)
-    script.receive(incoming(remote(0), local(1), SYN | ACK, window=PEER_WINDOW_WIDE,
-                            options=TcpOptions(mss=MSS, sack_permitted=True)))
-    script.expect(outgoing(local(1), remote(1)))
-    connection.send(DATA, script.now)
-    assert len(connection.transmit(script.now)) == initial_segments
-    return script
+    return in_flight(DATA, congestion_control=name, initial_window_segments=initial_segments,
+                     send_buffer_size=1 << 18, loss_detection="dupack")
 
 
 def sent_segments(script: Script) -> int:

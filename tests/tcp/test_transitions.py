@@ -87,11 +87,14 @@ def test_every_arrow_in_the_table_has_a_named_test():
 def run_watching_transitions(name, monkeypatch):
     seen = []
 
-    def watching(old, new):
-        check_transition(old, new)
+    setter = state_module.StateMachine._set_state
+
+    def watching(machine, new, cause):
+        old = machine.state
+        setter(machine, new, cause)
         seen.append((old, new))
 
-    monkeypatch.setattr(state_module, "check_transition", watching)
+    monkeypatch.setattr(state_module.StateMachine, "_set_state", watching)
     module_name, function_name = name.split("::")
     getattr(importlib.import_module(module_name), function_name)()
     return seen

@@ -168,7 +168,8 @@ class TunLink(Link):
         if self.software_offload:
             self._joiner = SegmentJoiner(self.mtu, max(1, min(JOIN_SLOTS, JOIN_BUFFER // self.mtu)))
         # Each frame is read straight into these (os.readv): the vnet header, then the packet,
-        # whose only copy is the bytes handed to the stack.
+        # copied into the bytes handed to the stack, or for a super-segment handed over whole
+        # (packet_from_parts), the next frame then going into a new buffer.
         self._vnet_header = bytearray(HEADER_SIZE)
         self._packet_buffer = bytearray(LARGEST_FRAME - HEADER_SIZE) if self.offload else bytearray()
         self._read_buffers = [self._vnet_header, self._packet_buffer]
@@ -235,6 +236,8 @@ class TunLink(Link):
         except VnetDrop as drop:
             self.count_drop(drop.reason)
             return None
+        if type(packet) is memoryview:  # the buffer went with it: the next frame needs a new one
+            self._packet_buffer = self._read_buffers[1] = bytearray(LARGEST_FRAME - HEADER_SIZE)
         if not packet or packet[0] >> 4 not in (IPV4_VERSION, IPV6_VERSION):
             self.count_drop("not_ip")
             return None

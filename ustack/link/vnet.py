@@ -70,6 +70,10 @@ CWR, ECE = 0x80, 0x40  # ECN's TCP flags (RFC 3168 6.1)
 LARGEST_SUPER_SEGMENT = 65535
 GSO_TYPE_OF = {IPV4_HEADER: GSO_TCPV4, IPV6_HEADER: GSO_TCPV6}  # by where TCP starts
 SMALL_PACKET = 2048  # up to this length, packet_from_parts copies by slicing (measured: faster)
+# From this length on, packet_from_parts hands over the buffer it was given instead of a copy (the
+# caller reads the next frame into a new one). Below it, a copy: a short packet must not keep a
+# 64 KB buffer alive for as long as anything holds it (a delayed packet, a held SYN's data).
+HANDED_OVER_FROM = 32 * 1024
 
 
 class VnetHeader(NamedTuple):
@@ -109,11 +113,17 @@ def packet_from_kernel(frame: bytes) -> bytes:
     return packet_from_parts(frame, bytearray(frame[HEADER_SIZE:]), len(frame) - HEADER_SIZE)
 
 
-def packet_from_parts(header: bytes | bytearray, packet: bytearray, length: int) -> bytes:
-    """The IP packet in packet[:length], read from the TUN device behind the vnet `header`, as
-    bytes with its checksum complete. The TUN link reads each frame straight into two preallocated
-    buffers (os.readv) and calls this; `packet` is changed in place, and what lies past `length`
-    (an earlier, longer frame) is never looked at.
+def packet_from_parts(header: bytes | bytearray, packet: bytearray, length: int) -> bytes | memoryview:
+    """The IP packet in packet[:length], read from the TUN device behind the vnet `header`, with
+    its checksum complete. The TUN link reads each frame straight into two preallocated buffers
+    (os.readv) and calls this; `packet` is changed in place, and what lies past `length` (an
+    earlier, longer frame) is never looked at.
+
+    A packet shorter than HANDED_OVER_FROM comes back as bytes, a copy. A longer one (a
+    super-segment) comes back as a read-only view of `packet` itself, which the caller must then
+    never write again: the parser's payload is then a view too, and the only copy of the data on
+    its way up is the one the receive buffer keeps (receive_buffer.py "Copies"), where bytes
+    here cost one copy more of every byte of an upload (issue 12).
 
     A super-segment (gso_type TCPV4 or TCPV6) stays whole: the stack takes it as one segment, with
     one parse and one ACK decision. A partial checksum (NEEDS_CSUM) is completed here with the C
@@ -150,8 +160,10 @@ def packet_from_parts(header: bytes | bytearray, packet: bytearray, length: int)
         packet[field + 1] = checksum & 0xFF
     if length <= SMALL_PACKET:
         return bytes(packet[:length])  # two small copies cost less than making a memoryview
+    if length >= HANDED_OVER_FROM:
+        return memoryview(packet).toreadonly()[:length]  # no copy: the buffer is handed over
     with memoryview(packet) as view:
-        return bytes(view[:length])  # one copy of up to 64 KB
+        return bytes(view[:length])  # one copy
 
 
 # ------------------------------------------------------------------------------------------------

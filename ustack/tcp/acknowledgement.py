@@ -7,7 +7,7 @@ lost segment without waiting for three duplicate ACKs (RFC 6675)."""
 from __future__ import annotations
 
 from ustack.tcp.events import SendSpaceAvailable
-from ustack.tcp.options import TIMESTAMP_MASK
+from ustack.tcp.options import TIMESTAMP_MASK, timestamp_value
 from ustack.tcp.seq import seq_add, seq_diff, seq_gt, seq_le, seq_lt
 from ustack.tcp.state import EVENTS_OFF
 from ustack.tcp.send_side import FAST_RETRANSMIT, LIMITED_TRANSMIT
@@ -187,30 +187,27 @@ class AcknowledgementProcessing:
     def _take_rtt_sample(self, segment: TcpSegment, ack: int, now: float) -> None:
         """One RTT measurement per ACK of new data, if it is unambiguous; RFC 6298 for the RTO,
         and the congestion control (CUBIC, HyStart++) hears it too."""
-        if self.timestamps_enabled:
+        timestamps = segment.options.timestamps if self.timestamps_enabled else None
+        if timestamps is not None and timestamps[1]:
             # RFC 7323 4.1/4.2: the echoed timestamp says which transmission is being answered,
             # so retransmitted segments measure correctly too (Karn's rule is not needed).
-            timestamps = segment.options.timestamps
-            if timestamps is not None and timestamps[1]:
-                # Our clock (options.timestamp_value, inlined: this runs for every ACK) less TSecr.
-                elapsed = ((int(now * 1000) & TIMESTAMP_MASK) - timestamps[1]) & TIMESTAMP_MASK
-                if elapsed < 0x7FFFFFFF:
-                    sample = elapsed / 1000
-                    rtt = self.rtt
-                    rtt.on_sample(sample)
-                    self.congestion.on_rtt_sample(sample, rtt.srtt, now)
+            elapsed = (timestamp_value(now) - timestamps[1]) & TIMESTAMP_MASK
+            if elapsed >= 0x7FFFFFFF:
                 return
-            # A zero TSecr carries no echo (our clock read 0): fall back to the timed SYN.
-        # Karn's rule (RFC 6298 3): only the timed segment, and only if it was never
-        # retransmitted (retransmitting clears _timed_seq).
-        snd = self.snd
-        timed = snd.timed_seq
-        if timed is not None and seq_gt(ack, timed):
+            sample = elapsed / 1000
+        else:
+            # No timestamps, or a zero TSecr that carries no echo (our clock read 0): the timed
+            # segment. Karn's rule (RFC 6298 3): only if it was never retransmitted
+            # (retransmitting clears _timed_seq).
+            snd = self.snd
+            timed = snd.timed_seq
+            if timed is None or not seq_gt(ack, timed):
+                return
             sample = now - snd.timed_at
-            rtt = self.rtt
-            rtt.on_sample(sample)
-            self.congestion.on_rtt_sample(sample, rtt.srtt, now)
             snd.rtt_sample_taken()
+        rtt = self.rtt
+        rtt.on_sample(sample)
+        self.congestion.on_rtt_sample(sample, rtt.srtt, now)
 
     def _duplicate_ack(self, now: float) -> None:
         """RFC 5681 3.2: the third duplicate ACK starts fast retransmit and fast recovery; the

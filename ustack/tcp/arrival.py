@@ -282,7 +282,9 @@ class SegmentArrival:
                 self.drops["missing_timestamp"] += 1  # RFC 7323 3.2: silently
                 return
 
-        # first: is the sequence number acceptable? (The segment expected next always is.)
+        # first: is the sequence number acceptable? The segment expected next passes each of the
+        # four cases (RCV.NXT =< SEG.SEQ < RCV.NXT+RCV.WND, or SEG.SEQ = RCV.NXT for a zero
+        # window), so only another needs the window worked out.
         if segment.seq != self.rcv.nxt and not self._sequence_acceptable(segment):
             self._unacceptable_segment(segment, now)
             return
@@ -347,15 +349,9 @@ class SegmentArrival:
 
     def _sequence_acceptable(self, segment: TcpSegment) -> bool:
         """The four cases of RFC 9293 3.10.7.4 "first", with RCV.WND = what we advertised."""
-        seq = segment.seq
-        if seq == self.rcv.nxt:
-            # The segment expected next passes each of the four cases (RCV.NXT =< SEG.SEQ <
-            # RCV.NXT+RCV.WND for a window, SEG.SEQ = RCV.NXT for none): no window to work out.
-            return True
-        # A zero window admits only the segment at RCV.NXT, taken above: its ACK, URG and RST are
-        # still processed though its data cannot be stored (this is how zero-window probes get
-        # their ACK).
-        return segment_acceptable(seq, segment.sequence_length, self.rcv.nxt, self._receive_window())
+        # A zero window admits only the segment at RCV.NXT: its ACK, URG and RST are still
+        # processed though its data cannot be stored (this is how zero-window probes get their ACK).
+        return segment_acceptable(segment.seq, segment.sequence_length, self.rcv.nxt, self._receive_window())
 
     def _receive_window(self) -> int:
         """RCV.WND for the acceptability test (ReceiveSide.acceptance_window). FreeBSD keeps no

@@ -105,7 +105,7 @@ class TcpConfig:
     offload_segments: int = 1
     nagle: bool = True  # RFC 9293 3.7.4; False is the TCP_NODELAY of sockets
     # Which Nagle: True, Minshall's variant as Linux (a short segment waits only while an earlier
-    # short one is unacknowledged; send_side.nagle_holds); False, RFC 896's as FreeBSD (a short
+    # short one is unacknowledged; output.py _nagle_holds); False, RFC 896's as FreeBSD (a short
     # segment waits while any data is unacknowledged).
     nagle_minshall: bool = True
     # How the receive window we advertise follows the free buffer space (output.py):

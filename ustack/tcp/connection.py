@@ -86,7 +86,7 @@ class Connection(SegmentArrival, AcknowledgementProcessing, RackProcessing, EcnP
         "sack_permitted", "timestamps_enabled",
         "time_wait", "soft_error", "_keepalive_probes_sent", "_control_segments", "_header",
         "_challenge_limit", "unacceptable_ack_budget", "_last_unacceptable_ack",
-        "retransmission_timeouts", "_drops", "fast_open",
+        "retransmission_timeouts", "_drops", "fast_open", "key",
         "__weakref__",  # a TimeWait record tells the connection when TIME-WAIT ends (time_wait.py)
     )  # fmt: skip
     # The slots above that hold a collections.Counter (or None until the first count), so that
@@ -110,6 +110,10 @@ class Connection(SegmentArrival, AcknowledgementProcessing, RackProcessing, EcnP
         self.local_port = local_port
         self.remote_address = remote_address
         self.remote_port = remote_port
+        # The 4-tuple (local address, local port, remote address, remote port) that keys us in a
+        # Stack's table, set by the Stack (stack.py; None outside one): its timer heap entry and
+        # our TimeWait record share that tuple rather than build their own.
+        self.key: tuple | None = None
         # The foreign socket as a passive OPEN gave it (None: unspecified), for a return to
         # LISTEN (set by open_passive: only a passive open returns there).
         self._foreign_socket_at_open: tuple | None = None

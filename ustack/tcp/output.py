@@ -23,7 +23,7 @@ Policies, each with its RFC:
 from __future__ import annotations
 
 from ustack.tcp.acknowledgement import DUPLICATE_ACK_THRESHOLD
-from ustack.tcp.options import TIMESTAMP_MASK, syn_options
+from ustack.tcp.options import syn_options, timestamp_value
 from ustack.tcp.ratelimit import challenge_ack_allowed, unacceptable_ack_allowed
 from ustack.tcp.seq import seq_add, seq_diff, seq_gt, seq_lt, seq_max
 from ustack.tcp.state import (
@@ -217,11 +217,11 @@ class SegmentOutput:
                     if length < (snd.max_wnd >> 1) and not (snd_nxt == snd.una and seq_lt(snd_nxt, snd.max)):
                         break
                 elif nagle and in_flight and snd.syn_acknowledged and not seq_lt(snd_nxt, snd.max):
-                    # RFC 9293 3.7.4 (Nagle; _nagle_holds says which): at most
-                    # one small segment unacknowledged (our SYN-ACK is none: a Fast Open server's
-                    # first data, RFC 7413 4.2, goes at once). Nagle holds back new data only (RFC
-                    # 896): a tail below SND.MAX was sent once already (SYN data the SYN-ACK did
-                    # not take, RFC 7413 4.2.2) and goes again now.
+                    # RFC 9293 3.7.4 (Nagle; _nagle_holds says which): at most one small segment
+                    # unacknowledged (our SYN-ACK is none: a Fast Open server's first data, RFC
+                    # 7413 4.2, goes at once). Nagle holds back new data only (RFC 896): a tail
+                    # below SND.MAX was sent once already (SYN data the SYN-ACK did not take, RFC
+                    # 7413 4.2.2) and goes again now.
                     if self._nagle_holds():
                         break
                 snd.short_segment_sent(seq_add(snd_nxt, length))
@@ -573,7 +573,7 @@ class SegmentOutput:
             blocks = rcv.sack_blocks(3) if self.sack_permitted else ()
             # RFC 7323 3.2: TSval is our clock, TSecr echoes TS.Recent.
             options = _new_tuple(
-                TcpOptions, (None, None, False, blocks, (int(now * 1000) & TIMESTAMP_MASK, rcv.ts_recent), None, False)
+                TcpOptions, (None, None, False, blocks, (timestamp_value(now), rcv.ts_recent), None, False)
             )
         elif self.sack_permitted and (rcv.has_out_of_order or dsack is not None):
             options = TcpOptions(None, None, False, rcv.sack_blocks(4), None)

@@ -4,7 +4,7 @@ Data arrives in segments that may be duplicated, overlap each other, arrive out 
 stretch past the window we advertised. This buffer keeps
 
 - the in-order bytes (from the last byte the application read up to RCV.NXT), waiting for the
-  application: `readable` of them, in one bytearray;
+  application: `readable` of them, as a list of chunks (see "Copies" below);
 - out-of-order pieces beyond RCV.NXT, waiting for the holes before them to be filled
   (RFC 9293 3.10.7.4: "segments with higher beginning sequence numbers SHOULD be held for later
   processing"), as sorted, non-overlapping blocks.
@@ -20,6 +20,19 @@ therefore do not reduce it.
 Only data: the buffer knows nothing of SYN or FIN, which also occupy sequence numbers. The
 connection creates the buffer with rcv_nxt = IRS + 1 and handles the FIN itself (the FIN's sequence
 number is the buffer's rcv_nxt once all data before it has arrived).
+
+Copies: in-order data is kept as the chunks it arrived in and handed to the application as they
+are. A payload that is bytes (the parser's slice of a packet that is bytes) is kept without a copy;
+a view (the payload of a super-segment the TUN link handed over as a view, ustack/link/vnet.py
+packet_from_parts) is copied here into bytes of its own, its one copy on the way up. One bytearray,
+appended to and then cut into bytes, cost two copies more and a move of everything held whenever it
+grew (issue 12). A read that spans chunks joins them, one copy. Arrivals shorter than MERGE_BELOW
+join a short last chunk (a bytearray) instead of adding one, so the chunks of a buffer holding B
+bytes number at most about 2 * B / MERGE_BELOW, whatever a peer's segment sizes: each costs a list
+slot and an object header (~60 bytes), at most ~12 % on top of the data even for a peer sending
+1-byte segments. Anything but bytes (a memoryview of a trimmed segment) is copied into bytes when
+stored, so a chunk keeps no more memory alive than its own length (the first one, partly read,
+keeps all of itself until the rest is read).
 
 How sequence numbers are handled: sequence numbers wrap at 2**32, so on arrival each one is
 turned into a stream offset, an ordinary unbounded integer counting bytes since the buffer was
@@ -57,7 +70,8 @@ from itertools import islice
 
 from ustack.tcp.seq import SEQ_MASK, seq_add, seq_diff
 
-NOTHING = b""  # what an empty buffer holds in order: one shared object, no bytearray
+NOTHING = ()  # what an empty buffer holds in order: one shared object, no list
+MERGE_BELOW = 1024  # an arrival shorter than this joins a last chunk shorter than this
 
 # What one out-of-order block costs beyond its data: a start in a list and an entry in a dict,
 # with their int objects (100 to 180 bytes in CPython, measured with tracemalloc by
@@ -79,7 +93,7 @@ class ReceiveBuffer:
     # included (scripts/bench_lifecycles.py, bench_memory.py).
     __slots__ = (
         "capacity", "_fixed_max_blocks", "max_blocks", "refused_arrivals", "pruned_blocks", "pruned_bytes",
-        "_rcv_nxt", "_in_order", "_rcv_nxt_offset", "_starts", "_ends", "_ring", "_out_of_order_bytes",
+        "_rcv_nxt", "_in_order", "_readable", "_rcv_nxt_offset", "_starts", "_ends", "_ring", "_out_of_order_bytes",
     )  # fmt: skip
 
     def __init__(self, capacity: int, rcv_nxt: int, *, max_blocks: int | None = None):
@@ -95,9 +109,11 @@ class ReceiveBuffer:
         self.pruned_blocks = 0  # blocks discarded from the far end to make room
         self.pruned_bytes = 0  # the out-of-order bytes they held
         self._rcv_nxt = rcv_nxt & SEQ_MASK
-        # Bytes before RCV.NXT the application has not read: a bytearray while there are some,
-        # else the shared empty bytes (an idle connection that has read everything keeps none).
-        self._in_order: bytearray | bytes = NOTHING
+        # Bytes before RCV.NXT the application has not read: a list of chunks (bytes, a view of
+        # the rest of a chunk partly read, or a short bytearray that short arrivals join) while
+        # there are some, else the shared empty tuple (an idle connection keeps no list).
+        self._in_order: list | tuple = NOTHING
+        self._readable = 0  # their total length
         self._rcv_nxt_offset = 0  # stream offset of RCV.NXT (see the module docstring)
         # Out-of-order data: the blocks' starts, sorted, never touching; their ends by start, in the
         # order the blocks last received data (oldest first); the bytes, in the ring. The list and
@@ -117,12 +133,12 @@ class ReceiveBuffer:
     @property
     def readable(self) -> int:
         """In-order bytes waiting for the application."""
-        return len(self._in_order)
+        return self._readable
 
     @property
     def free_space(self) -> int:
         """The window to advertise: capacity minus what waits for the application."""
-        return max(0, self.capacity - len(self._in_order))
+        return max(0, self.capacity - self._readable)
 
     @property
     def has_out_of_order(self) -> bool:
@@ -154,7 +170,7 @@ class ReceiveBuffer:
         if length == 0:
             return 0
         window_start = self._rcv_nxt_offset
-        window_end = window_start + self.capacity - len(self._in_order)
+        window_end = window_start + self.capacity - self._readable
         start = window_start + seq_diff(seq, self._rcv_nxt)
         end = start + length
 
@@ -167,10 +183,15 @@ class ReceiveBuffer:
                     return 0
                 data = memoryview(data)[: end - start]
             in_order = self._in_order
-            if in_order is NOTHING:
-                self._in_order = bytearray(data)
+            if type(data) is bytes and (length >= MERGE_BELOW or in_order is NOTHING):
+                # Kept as it came, no copy (the module docstring's "Copies").
+                if in_order is NOTHING:
+                    self._in_order = [data]
+                else:
+                    in_order.append(data)
+                self._readable += length
             else:
-                in_order += data
+                self._append_in_order(data)
             self._advance(end - start)
             return end - start
 
@@ -245,11 +266,21 @@ class ReceiveBuffer:
         return seq_add(base, first - window_start), seq_add(base, last - window_start)
 
     def _append_in_order(self, data) -> None:
+        """Add data to the in-order chunks: as a chunk of its own (bytes, copied into bytes if it
+        is anything else), or joined to a short last chunk if it is short too."""
         in_order = self._in_order
+        length = len(data)
+        self._readable += length
         if in_order is NOTHING:
-            self._in_order = bytearray(data)
+            self._in_order = [data if type(data) is bytes else bytes(data)]
+            return
+        last = in_order[-1]
+        if length < MERGE_BELOW and len(last) < MERGE_BELOW:
+            if type(last) is not bytearray:
+                last = in_order[-1] = bytearray(last)
+            last += data
         else:
-            in_order += data
+            in_order.append(data if type(data) is bytes else bytes(data))
 
     def _advance(self, count: int) -> None:
         self._rcv_nxt_offset += count
@@ -355,26 +386,50 @@ class ReceiveBuffer:
 
     # --- the application's side ---
     def read(self, max_bytes: int) -> bytes:
-        """Take up to max_bytes of in-order data; reading reopens the window."""
-        in_order = self._in_order
-        if max_bytes >= len(in_order):
-            data = bytes(in_order)
-            self._in_order = NOTHING  # everything read: no bytearray kept
-            return data
-        if max_bytes <= 0:
+        """Take up to max_bytes of in-order data; reading reopens the window. A read that a whole
+        chunk answers returns that chunk itself (no copy)."""
+        chunks = self._in_order
+        if max_bytes <= 0 or chunks is NOTHING:
             return b""
-        with memoryview(in_order) as view:
-            data = bytes(view[:max_bytes])
-        # Deleting a prefix of a bytearray is cheap in CPython: it moves the start pointer.
-        del in_order[:max_bytes]
+        first = chunks[0]
+        if len(first) >= max_bytes or len(chunks) == 1:
+            # One chunk answers the read: all of it, or its front.
+            if len(first) <= max_bytes:
+                del chunks[0]
+                data = first if type(first) is bytes else bytes(first)
+            else:
+                data, chunks[0] = _cut(first, max_bytes)
+        else:
+            # Whole chunks while they fit, then the front of the next one; joined, one copy.
+            count = taken = 0
+            for chunk in chunks:
+                if taken + len(chunk) > max_bytes:
+                    break
+                taken += len(chunk)
+                count += 1
+            pieces = chunks[:count]
+            del chunks[:count]
+            if chunks and taken < max_bytes:
+                front, chunks[0] = _cut(chunks[0], max_bytes - taken)
+                pieces.append(front)
+            data = b"".join(pieces)
+        if not chunks:
+            self._in_order = NOTHING  # everything read: no list kept
+        self._readable -= len(data)
         return data
 
     def peek(self, max_bytes: int) -> bytes:
         """Up to max_bytes of in-order data, left in the buffer."""
         if max_bytes <= 0:
             return b""
-        with memoryview(self._in_order) as view:
-            return bytes(view[:max_bytes])
+        pieces = []
+        taken = 0
+        for chunk in self._in_order:
+            if taken >= max_bytes:
+                break
+            pieces.append(chunk[: max_bytes - taken])
+            taken += len(pieces[-1])
+        return b"".join(pieces)
 
     # --- SACK (RFC 2018) ---
     def sack_blocks(self, max_blocks: int = 4) -> tuple[tuple[int, int], ...]:
@@ -401,3 +456,10 @@ class ReceiveBuffer:
             f"out_of_order={self._out_of_order_bytes} in {len(self._starts)} blocks "
             f"capacity={self.capacity})"
         )
+
+
+def _cut(chunk, count: int) -> tuple[bytes, memoryview]:
+    """The first `count` bytes of a chunk, as bytes (a copy of them only), and the rest as a view
+    of it (no copy: reading a large chunk a little at a time stays linear)."""
+    view = memoryview(chunk)
+    return bytes(view[:count]), view[count:]

@@ -68,7 +68,9 @@ class TimeWait(StateMachine):
         the peer's FIN (whose ACK is owed)."""
         config = connection.config
         rcv, snd = connection.rcv, connection.snd
-        self.key = (connection.local_address, connection.local_port, connection.remote_address, connection.remote_port)
+        # The connection's key in its Stack's table (the same tuple), or made here outside one.
+        self.key = connection.key or (connection.local_address, connection.local_port, connection.remote_address,
+                                      connection.remote_port)  # fmt: skip
         self.snd_nxt = snd.max
         self.rcv_nxt = rcv.nxt
         # The window field of our ACKs, worked out as the connection would have (receiver SWS

@@ -71,8 +71,9 @@ class TimerSet:
     """Every timer of one connection. The only place a deadline is stored or changed.
 
     The deadlines live in one list indexed by Timer (_NOT_ARMED in a slot whose timer is not
-    running), created when a timer is armed and dropped when the last one is cancelled: an idle
-    established connection without keepalive has none armed and pays for no list."""
+    running), created when a timer is armed and dropped when next_deadline() finds none armed
+    (cancel_all drops it at once): an idle established connection without keepalive has none
+    armed and pays for no list."""
 
     __slots__ = ("_deadlines",)
 
@@ -113,13 +114,13 @@ class TimerSet:
             deadlines[kind] = deadline
 
     def cancel(self, kind: Timer) -> bool:
-        """Stop `kind`; True if it was armed."""
+        """Stop `kind`; True if it was armed. A list left with nothing armed goes at the next
+        next_deadline(), which finds that out anyway (the stack asks it after every transmit),
+        not here: a connection cancels a dozen timers in its life."""
         deadlines = self._deadlines
         if deadlines is None or deadlines[kind] == _NOT_ARMED:
             return False
         deadlines[kind] = _NOT_ARMED
-        if deadlines.count(_NOT_ARMED) == _COUNT:
-            self._deadlines = None  # an idle connection keeps no list
         return True
 
     def cancel_all(self) -> None:
@@ -131,7 +132,10 @@ class TimerSet:
         if deadlines is None:
             return None
         earliest = min(deadlines)
-        return None if earliest == _NOT_ARMED else earliest
+        if earliest == _NOT_ARMED:
+            self._deadlines = None  # nothing armed: an idle connection keeps no list
+            return None
+        return earliest
 
     def armed(self) -> dict[str, float]:
         """The armed timers by label, with their deadlines (for snapshots)."""
