@@ -15,6 +15,7 @@ import gc
 import io
 import os
 import sys
+import threading
 from types import SimpleNamespace
 
 import pytest
@@ -85,6 +86,9 @@ def test_a_reset_is_one_error_and_leaves_no_unread_future(monkeypatch):
         left = unread_errors()
     finally:
         gc.enable()
+        for thread in threading.enumerate():
+            if thread.name == "stdin":  # connect's reader of stdin: it ends at the pipe's end
+                thread.join(TEST_TIMEOUT)
         sys.stdin.close()
     assert isinstance(outcome, connect.ConnectFailed), outcome
     assert str(outcome) == f"connection reset by {SERVER}:{PORT}"
