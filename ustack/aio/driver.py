@@ -292,7 +292,10 @@ class Driver:
         connection) leaves the armed timer alone: it fires early, finds nothing due and is armed
         again then. Moving it each time made a TimerHandle and left a cancelled one in asyncio's
         heap per round."""
-        deadline = _earliest(self.stack.next_deadline(), self.link.next_deadline())
+        deadline = self.stack.next_deadline()
+        link_deadline = self.link.next_deadline()  # (in line: a round re-arms once per echo)
+        if link_deadline is not None and (deadline is None or link_deadline < deadline):
+            deadline = link_deadline
         armed = self._timer_deadline
         if deadline == armed or (deadline is not None and armed is not None and deadline > armed):
             return
@@ -316,7 +319,3 @@ class Driver:
                     future.set_result(None)
             except Exception as error:  # a broken predicate fails its waiter, not the runtime
                 future.set_exception(error)
-
-def _earliest(*deadlines: float | None) -> float | None:
-    present = [deadline for deadline in deadlines if deadline is not None]
-    return min(present) if present else None
