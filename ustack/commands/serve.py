@@ -18,6 +18,10 @@ With --workers N (N > 1), N processes serve, one per queue of a multi-queue TUN 
 its own Stack listening on the same ports (ustack/workers.py); `ustack ss` shows their
 connections in one table. No --pcap, --trace, faults, --ladder or --web then.
 
+With --cpu N, serve runs on CPU N alone and the packets it writes are taken in by the kernel on
+the other CPUs (Receive Packet Steering on the TUN device, ustack/netns.py): a bulk transfer
+without offloads goes faster, a round trip gets slower (keep_to_cpu says why both are needed).
+
 Without --netns the TUN device is in the current namespace and the kernel side is reachable
 directly (curl http://10.77.0.2/). Everything made here is taken down on exit, on errors too: the
 TUN device always, the namespace only if this command created it. The line `ustack: ready` on
