@@ -55,7 +55,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from ustack.commands.signals import sigterm_as_interrupt  # noqa: E402
-from ustack.netns import Namespace, create_veth_pair, steer_received_packets, stop_process  # noqa: E402
+from ustack.netns import Namespace, cpu_list_text, create_veth_pair, steer_received_packets, stop_process  # noqa: E402
 from ustack.network import DEFAULT_MTU, USTACK_ADDRESS, USTACK_ADDRESS6  # noqa: E402
 
 from bench_profile import ProfileError, Profiler, profiling, summarize_py_spy  # noqa: E402
@@ -457,16 +457,12 @@ class Variant(NamedTuple):
     cpu: int | None = None
 
     def label(self, mtu: int) -> str:
-        steering = "" if self.cpu is None else f", server on CPU {self.cpu}, RPS to {_cpu_list(_other_cpus(self.cpu))}"
+        steering = "" if self.cpu is None else f", server on CPU {self.cpu}, RPS to {cpu_list_text(_other_cpus(self.cpu))}"
         return f"offload {'on' if self.offload else 'off'}, mtu {mtu}{steering}"
 
 
 def _other_cpus(cpu: int) -> set[int]:
     return os.sched_getaffinity(0) - {cpu}
-
-
-def _cpu_list(cpus) -> str:
-    return ",".join(map(str, sorted(cpus)))
 
 
 def variants_of(mtu: int) -> list[Variant]:

@@ -423,15 +423,16 @@ def steer_received_packets(namespace: "Namespace | str | None", device: str, cpu
                 raise OSError(0, result.stderr.strip().splitlines()[-1] if result.stderr.strip() else "failed")
             masks = result.stdout.split()
     except OSError as error:
-        raise NamespaceError(f"cannot steer {device}'s received packets to CPUs {_cpu_list(cpus)}: "
+        raise NamespaceError(f"cannot steer {device}'s received packets to CPUs {cpu_list_text(cpus)}: "
                              f"{error.strerror or error}") from None
     read_back = {int(text.replace(",", ""), 16) for text in masks}
     if read_back != {int(mask.replace(",", ""), 16)}:  # the kernel drops CPUs it cannot use
-        raise NamespaceError(f"cannot steer {device}'s received packets to CPUs {_cpu_list(cpus)}: "
+        raise NamespaceError(f"cannot steer {device}'s received packets to CPUs {cpu_list_text(cpus)}: "
                              f"the kernel kept {', '.join(sorted(set(masks)))}")
 
 
-def _cpu_list(cpus: Iterable[int]) -> str:
+def cpu_list_text(cpus: Iterable[int]) -> str:
+    """CPUs as taskset -c and /proc's Cpus_allowed_list write them, one by one ({2, 0} -> "0,2")."""
     return ",".join(map(str, sorted(cpus))) or "none"
 
 

@@ -105,6 +105,8 @@ def workers_value(text: str) -> int:
 
 def cpu_value(text: str) -> int:
     """--cpu N: a CPU this process may run on, with another one left for the kernel's work."""
+    from ..netns import cpu_list_text
+
     try:
         value = int(text)
     except ValueError:
@@ -112,7 +114,7 @@ def cpu_value(text: str) -> int:
     allowed = os.sched_getaffinity(0)
     if value not in allowed:
         raise argparse.ArgumentTypeError(f"cpu {value} is not one this process may run on "
-                                         f"({','.join(map(str, sorted(allowed)))})")
+                                         f"({cpu_list_text(allowed)})")
     if len(allowed) < 2:
         raise argparse.ArgumentTypeError(f"cpu {value}: only one CPU here, none left to steer the kernel's work to")
     return value
@@ -307,6 +309,7 @@ async def _serve(args, network: UstackNetwork, ladders=None, output: ServeOutput
 def _announce(args, network: UstackNetwork, services: list, web=None, workers: list[int] | None = None) -> None:
     """The banner: where ustack is, how to reach each service, and last the ready line."""
     from ..link.fault import Faults
+    from ..netns import cpu_list_text
 
     address = args.addr6 if args.no_ipv4 else args.addr
     where = f" in namespace {args.netns}" if args.netns else ""
@@ -315,7 +318,7 @@ def _announce(args, network: UstackNetwork, services: list, web=None, workers: l
     print(f"ustack: {' and '.join(ours)} on {args.tun}{where} (kernel side {' and '.join(kernel)}, mtu {args.mtu})")
     if network.settings.rps_cpus:
         print(f"ustack: on CPU {args.cpu}; the kernel receives what it writes on CPU "
-              f"{','.join(map(str, sorted(network.settings.rps_cpus)))} (RPS on {args.tun})")
+              f"{cpu_list_text(network.settings.rps_cpus)} (RPS on {args.tun})")
     if workers:
         print(f"ustack: {len(workers)} workers, one per queue of {args.tun} (pids {' '.join(map(str, workers))})")
     if args.netns and network.reused_from is not None:
