@@ -63,14 +63,15 @@ class LinkBuffer(bytearray):
     parse_packet then leaves out the one pass over the segment that checks the TCP checksum again
     (up to 64 KB, ~3 us), and only for a read-only memoryview of such a buffer: the packet exactly
     as the link handed it over, which nobody writes again. Every other packet, and every other
-    check (the IPv4 header checksum, ICMP's), is checked as always, so each checksum is verified
-    once: a copy that a FaultInjector corrupted is a new bytes object and is summed again."""
+    check (the IPv4 header checksum, ICMP's), is checked as always: a copy that a FaultInjector
+    corrupted is a new bytes object and is summed again (tests/link/test_checksum_once.py)."""
 
     __slots__ = ("tcp_checksum_known",)
 
     def __init__(self, size: int) -> None:
         super().__init__(size)
         self.tcp_checksum_known = False
+
 
 # --- parse ----------------------------------------------------------------------------------------
 # C fills one struct ustack_packet_fields; Python reads it with two struct.unpack_from calls, one for
