@@ -165,7 +165,7 @@ int ustack_parse_ipv6(const uint8_t *packet, size_t length, struct ustack_ipv6_f
 
 /* ustack_parse_packet for version 6: the header and chain, then TCP or ICMPv6 with their
  * checksums over the IPv6 pseudo-header (RFC 8200 8.1). */
-int ustack_parse_packet6(const uint8_t *packet, size_t length, struct ustack_packet_fields *out)
+int ustack_parse_packet6(const uint8_t *packet, size_t length, struct ustack_packet_fields *out, int tcp_checksum_known)
 {
     out->version = 6;
     out->transport = USTACK_TRANSPORT_NONE;
@@ -181,8 +181,10 @@ int ustack_parse_packet6(const uint8_t *packet, size_t length, struct ustack_pac
         return USTACK_OK; /* checked after reassembly, as for IPv4 */
 
     if (ip->protocol == USTACK_PROTOCOL_TCP) {
-        uint32_t address_sum = ustack_pseudo_header_sum6(ip->src, ip->dst, USTACK_PROTOCOL_TCP, 0);
-        reason = ustack_parse_tcp_summed(upper, upper_length, address_sum, &out->tcp);
+        reason = tcp_checksum_known
+                     ? ustack_parse_tcp_checksum_known(upper, upper_length, &out->tcp)
+                     : ustack_parse_tcp_summed(upper, upper_length,
+                                               ustack_pseudo_header_sum6(ip->src, ip->dst, USTACK_PROTOCOL_TCP, 0), &out->tcp);
         if (reason != USTACK_OK)
             return reason;
         out->transport = USTACK_TRANSPORT_TCP;

@@ -11,12 +11,12 @@
 
 #define MAX_IPV4_PACKET 65535
 
-int ustack_parse_packet(const uint8_t *packet, size_t length, struct ustack_packet_fields *out)
+static int parse_packet(const uint8_t *packet, size_t length, struct ustack_packet_fields *out, int tcp_checksum_known)
 {
     /* The version nibble picks the family (RFC 8200 3); anything but 6 goes to the IPv4 parser,
      * which names a wrong version. */
     if (length > 0 && (packet[0] >> 4) == 6)
-        return ustack_parse_packet6(packet, length, out);
+        return ustack_parse_packet6(packet, length, out, tcp_checksum_known);
     out->version = 4;
     int reason = ustack_parse_ipv4(packet, length, &out->ip);
     if (reason != USTACK_OK)
@@ -33,7 +33,8 @@ int ustack_parse_packet(const uint8_t *packet, size_t length, struct ustack_pack
         return USTACK_OK;
 
     if (out->ip.protocol == USTACK_PROTOCOL_TCP) {
-        reason = ustack_parse_tcp(payload, payload_length, out->ip.src, out->ip.dst, &out->tcp);
+        reason = tcp_checksum_known ? ustack_parse_tcp_checksum_known(payload, payload_length, &out->tcp)
+                                    : ustack_parse_tcp(payload, payload_length, out->ip.src, out->ip.dst, &out->tcp);
         if (reason != USTACK_OK)
             return reason;
         out->transport = USTACK_TRANSPORT_TCP;
@@ -48,6 +49,16 @@ int ustack_parse_packet(const uint8_t *packet, size_t length, struct ustack_pack
         out->payload_length -= USTACK_ICMP_HEADER;
     }
     return USTACK_OK;
+}
+
+int ustack_parse_packet(const uint8_t *packet, size_t length, struct ustack_packet_fields *out)
+{
+    return parse_packet(packet, length, out, 0);
+}
+
+int ustack_parse_packet_tcp_checksum_known(const uint8_t *packet, size_t length, struct ustack_packet_fields *out)
+{
+    return parse_packet(packet, length, out, 1);
 }
 
 static int build_tcp_packet(uint8_t *out, size_t capacity, const struct ustack_tcp_spec *spec,

@@ -249,6 +249,10 @@ int ustack_parse_icmp6(const uint8_t *message, size_t length, const uint8_t *src
  * IPv4 and IPv6, by the version nibble.
  * Parse returns a reason; the builders return the packet length (> 0) or minus a reason. */
 int ustack_parse_packet(const uint8_t *packet, size_t length, struct ustack_packet_fields *out);
+/* ustack_parse_packet for a packet whose TCP checksum is already known to be right: the link
+ * completed it itself or the kernel verified it (ustack/link/vnet.py decides which packets). Every
+ * other check is made as by ustack_parse_packet, the IPv4 header checksum and ICMP's included. */
+int ustack_parse_packet_tcp_checksum_known(const uint8_t *packet, size_t length, struct ustack_packet_fields *out);
 int ustack_build_tcp_packet(uint8_t *out, size_t capacity, const struct ustack_tcp_spec *spec,
                             const uint8_t *payload, size_t payload_length);
 /* As ustack_build_tcp_packet, but only the headers are written at `out`: the payload stays where
@@ -323,8 +327,11 @@ int ustack_write_tcp(uint8_t *segment, size_t capacity, const struct ustack_tcp_
                      const uint8_t *payload, size_t payload_length, int payload_in_place);
 /* Internal: ustack_parse_tcp for either family, with the pseudo-header's sum without the length. */
 int ustack_parse_tcp_summed(const uint8_t *segment, size_t length, uint32_t address_sum, struct ustack_tcp_fields *out);
-/* Internal: the IPv6 parts of ustack_parse_packet and its quoted-packet walk (ipv6.c). */
-int ustack_parse_packet6(const uint8_t *packet, size_t length, struct ustack_packet_fields *out);
+/* Internal: the same without the checksum, for a segment whose checksum is known to be right. */
+int ustack_parse_tcp_checksum_known(const uint8_t *segment, size_t length, struct ustack_tcp_fields *out);
+/* Internal: the IPv6 parts of ustack_parse_packet (the TCP checksum known to be right or not) and
+ * its quoted-packet walk (ipv6.c). */
+int ustack_parse_packet6(const uint8_t *packet, size_t length, struct ustack_packet_fields *out, int tcp_checksum_known);
 int ustack_walk_ipv6_chain(const uint8_t *packet, size_t available, struct ustack_ipv6_fields *out);
 void ustack_read_ipv6_fixed(const uint8_t *packet, struct ustack_ipv6_fields *out);
 

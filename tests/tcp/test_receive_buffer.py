@@ -82,12 +82,22 @@ def test_a_read_that_one_arrival_answers_hands_over_that_arrival_uncopied():
     buffer.insert(at(len(first)), second)
     assert buffer.read(len(first)) is first  # the parser's payload object itself
     assert buffer.read(1 << 20) is second and buffer.readable == 0
-    # A view (of a super-segment the TUN link handed over) is copied once, into bytes of its own.
+    # A long read-only view (of a super-segment the TUN link handed over, whose buffer nobody
+    # writes again) is kept as it is: the read makes its one copy, into bytes of its own.
     frame = bytearray(b"h" * 52 + first)
     buffer.insert(at(2 * len(first)), memoryview(frame).toreadonly()[52:])
-    frame[52:60] = b"changed!"  # what the view looked at no longer matters
+    buffer.insert(at(3 * len(first)), memoryview(frame).toreadonly()[52:])
     data = buffer.read(1 << 20)
-    assert type(data) is bytes and data == first
+    assert type(data) is bytes and data == first + first
+    # A writable view, or a short one, is copied when it arrives: what it looked at may change.
+    offset = 4 * len(first)
+    for view in (memoryview(frame)[52:], memoryview(frame).toreadonly()[52:1052]):
+        expected = bytes(view)
+        buffer.insert(at(offset), view)
+        offset += len(view)
+        frame[52:60] = b"changed!"
+        assert buffer.read(1 << 20) == expected
+        frame[52:60] = first[:8]
 
 
 def test_reads_across_and_inside_large_chunks_return_the_stream_in_order():

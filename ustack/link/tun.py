@@ -85,6 +85,7 @@ import os
 import pytun
 
 from .base import Link, LinkError
+from ..wire.codec import LinkBuffer
 from ..wire.segment import SegmentJoiner, cut_tcp_segment
 from .vnet import (CWR, ECE, GSO_NONE, GSO_TCPV6, HEADER_SIZE, PLAIN_BYTES, Coalescer, VnetDrop,
                    large_segment_parts, packet_from_parts)
@@ -171,7 +172,7 @@ class TunLink(Link):
         # copied into the bytes handed to the stack, or for a super-segment handed over whole
         # (packet_from_parts), the next frame then going into a new buffer.
         self._vnet_header = bytearray(HEADER_SIZE)
-        self._packet_buffer = bytearray(LARGEST_FRAME - HEADER_SIZE) if self.offload else bytearray()
+        self._packet_buffer = LinkBuffer(LARGEST_FRAME - HEADER_SIZE) if self.offload else bytearray()
         self._read_buffers = [self._vnet_header, self._packet_buffer]
 
     def attach_queue(self) -> "TunLink":
@@ -237,7 +238,7 @@ class TunLink(Link):
             self.count_drop(drop.reason)
             return None
         if type(packet) is memoryview:  # the buffer went with it: the next frame needs a new one
-            self._packet_buffer = self._read_buffers[1] = bytearray(LARGEST_FRAME - HEADER_SIZE)
+            self._packet_buffer = self._read_buffers[1] = LinkBuffer(LARGEST_FRAME - HEADER_SIZE)
         if not packet or packet[0] >> 4 not in (IPV4_VERSION, IPV6_VERSION):
             self.count_drop("not_ip")
             return None

@@ -39,6 +39,7 @@ import struct
 from typing import NamedTuple
 
 from ..wire.checksum import internet_checksum, internet_checksum_of, pseudo_header_sum, pseudo_header_sum6
+from ..wire.codec import LinkBuffer
 from ..wire.segment import cut_tcp_segment
 
 HEADER = struct.Struct("=BBHHHH")
@@ -128,7 +129,15 @@ def packet_from_parts(header: bytes | bytearray, packet: bytearray, length: int)
     A super-segment (gso_type TCPV4 or TCPV6) stays whole: the stack takes it as one segment, with
     one parse and one ACK decision. A partial checksum (NEEDS_CSUM) is completed here with the C
     checksum rather than trusted: then the parser, the pcap writer and the tracer all see an
-    ordinary valid packet, and the cost is one C pass over at most 64 KB (a few microseconds)."""
+    ordinary valid packet, and the cost is one C pass over at most 64 KB (a few microseconds).
+
+    That pass is the packet's one: a packet handed over in a LinkBuffer (the TUN link reads into
+    them) is marked `tcp_checksum_known` where this function knows its TCP checksum
+    is right, and the parser then does not sum the segment a second time (LinkBuffer). Known
+    means: a TCP segment whose IP length is the frame's (the parser checks that range), and either
+    its partial checksum was completed here at the TCP checksum field itself (NEEDS_CSUM, csum_start
+    where TCP starts, csum_offset 16), or the kernel says it verified it (DATA_VALID). Anything else
+    (a frame with neither flag, a checksum field elsewhere) is checked by the parser in full."""
     if length < 0 or len(header) < HEADER_SIZE:
         raise VnetDrop("vnet_header_truncated")
     flags, gso_type, _, gso_size, csum_start, csum_offset = HEADER.unpack_from(header)
@@ -161,9 +170,31 @@ def packet_from_parts(header: bytes | bytearray, packet: bytearray, length: int)
     if length <= SMALL_PACKET:
         return bytes(packet[:length])  # two small copies cost less than making a memoryview
     if length >= HANDED_OVER_FROM:
+        if type(packet) is LinkBuffer:
+            packet.tcp_checksum_known = bool(flags & (NEEDS_CSUM | DATA_VALID)) and _tcp_checksum_known(
+                flags, packet, length, csum_start, csum_offset)
         return memoryview(packet).toreadonly()[:length]  # no copy: the buffer is handed over
     with memoryview(packet) as view:
         return bytes(view[:length])  # one copy
+
+
+def _tcp_checksum_known(flags: int, packet: bytearray, length: int, csum_start: int, csum_offset: int) -> bool:
+    """Whether the TCP checksum of the packet in packet[:length] is known to be right, from the
+    vnet header's flags (packet_from_parts says when; the parser then does not sum it again)."""
+    version = packet[0] >> 4
+    if version == 4:
+        tcp_start = (packet[0] & 0x0F) * 4
+        if packet[9] != TCP_PROTOCOL or (packet[2] << 8 | packet[3]) != length or packet[6] & 0x3F or packet[7]:
+            return False  # not TCP, not the range the parser sums, or a fragment (summed after reassembly)
+    elif version == 6:
+        tcp_start = IPV6_HEADER
+        if packet[6] != TCP_PROTOCOL or IPV6_HEADER + (packet[4] << 8 | packet[5]) != length:
+            return False
+    else:
+        return False
+    if flags & NEEDS_CSUM:
+        return csum_start == tcp_start and csum_offset == TCP_CHECKSUM_OFFSET
+    return bool(flags & DATA_VALID)
 
 
 # ------------------------------------------------------------------------------------------------

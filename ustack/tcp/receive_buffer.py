@@ -22,17 +22,21 @@ connection creates the buffer with rcv_nxt = IRS + 1 and handles the FIN itself 
 number is the buffer's rcv_nxt once all data before it has arrived).
 
 Copies: in-order data is kept as the chunks it arrived in and handed to the application as they
-are. A payload that is bytes (the parser's slice of a packet that is bytes) is kept without a copy;
-a view (the payload of a super-segment the TUN link handed over as a view, ustack/link/vnet.py
-packet_from_parts) is copied here into bytes of its own, its one copy on the way up. One bytearray,
+are. A payload that is bytes (the parser's slice of a packet that is bytes) is kept without a copy.
+So is a read-only view of at least KEPT_AS_VIEW_FROM bytes: the payload of a super-segment the TUN
+link handed over (ustack/link/vnet.py packet_from_parts), whose buffer nobody writes again; the
+application's read then makes the one copy of those bytes on their way up, as bytes of its own
+(joining the chunks it spans, or copying the one chunk). Keeping views costs memory, not copies: a
+view keeps its packet's whole buffer (at most 64 KiB) alive, so one of at least 32 KiB holds at most
+twice its length. Copying each view into bytes here, and then joining those bytes again for a read
+that spans chunks, cost one copy more of every byte of an upload (issue 12); one bytearray,
 appended to and then cut into bytes, cost two copies more and a move of everything held whenever it
-grew (issue 12). A read that spans chunks joins them, one copy. Arrivals shorter than MERGE_BELOW
-join a short last chunk (a bytearray) instead of adding one, so the chunks of a buffer holding B
-bytes number at most about 2 * B / MERGE_BELOW, whatever a peer's segment sizes: each costs a list
-slot and an object header (~60 bytes), at most ~12 % on top of the data even for a peer sending
-1-byte segments. Anything but bytes (a memoryview of a trimmed segment) is copied into bytes when
-stored, so a chunk keeps no more memory alive than its own length (the first one, partly read,
-keeps all of itself until the rest is read).
+grew. Arrivals shorter than MERGE_BELOW join a short last chunk (a bytearray) instead of adding one,
+so the chunks of a buffer holding B bytes number at most about 2 * B / MERGE_BELOW, whatever a
+peer's segment sizes: each costs a list slot and an object header (~60 bytes), at most ~12 % on top
+of the data even for a peer sending 1-byte segments. Anything else (a shorter view, a writable one)
+is copied into bytes when stored, so such a chunk keeps no more memory alive than its own length
+(the first one, partly read, keeps all of itself until the rest is read).
 
 How sequence numbers are handled: sequence numbers wrap at 2**32, so on arrival each one is
 turned into a stream offset, an ordinary unbounded integer counting bytes since the buffer was
@@ -72,6 +76,9 @@ from ustack.tcp.seq import SEQ_MASK, seq_add, seq_diff
 
 NOTHING = ()  # what an empty buffer holds in order: one shared object, no list
 MERGE_BELOW = 1024  # an arrival shorter than this joins a last chunk shorter than this
+# A read-only view at least this long is kept as it is, not copied (the module docstring's
+# "Copies"): half the largest packet, so a kept view holds at most twice its length alive.
+KEPT_AS_VIEW_FROM = 32 * 1024
 
 # What one out-of-order block costs beyond its data: a start in a list and an entry in a dict,
 # with their int objects (100 to 180 bytes in CPython, measured with tracemalloc by
@@ -266,21 +273,23 @@ class ReceiveBuffer:
         return seq_add(base, first - window_start), seq_add(base, last - window_start)
 
     def _append_in_order(self, data) -> None:
-        """Add data to the in-order chunks: as a chunk of its own (bytes, copied into bytes if it
-        is anything else), or joined to a short last chunk if it is short too."""
+        """Add data to the in-order chunks: as a chunk of its own (bytes, or a long read-only view;
+        anything else copied into bytes), or joined to a short last chunk if it is short too."""
         in_order = self._in_order
         length = len(data)
         self._readable += length
-        if in_order is NOTHING:
-            self._in_order = [data if type(data) is bytes else bytes(data)]
-            return
-        last = in_order[-1]
-        if length < MERGE_BELOW and len(last) < MERGE_BELOW:
+        if in_order is not NOTHING and length < MERGE_BELOW and len(in_order[-1]) < MERGE_BELOW:
+            last = in_order[-1]
             if type(last) is not bytearray:
                 last = in_order[-1] = bytearray(last)
             last += data
+            return
+        if type(data) is not bytes and not (type(data) is memoryview and length >= KEPT_AS_VIEW_FROM and data.readonly):
+            data = bytes(data)
+        if in_order is NOTHING:
+            self._in_order = [data]
         else:
-            in_order.append(data if type(data) is bytes else bytes(data))
+            in_order.append(data)
 
     def _advance(self, count: int) -> None:
         self._rcv_nxt_offset += count

@@ -52,6 +52,27 @@ class Packet(NamedTuple):
 
 _new = tuple.__new__
 
+
+class LinkBuffer(bytearray):
+    """A buffer a link reads one packet into and may hand over whole (the TUN link's super-segments,
+    ustack/link/vnet.py packet_from_parts), which says whether that packet's TCP checksum is
+    already known to be right: the link completed it itself (the kernel left it partial,
+    NEEDS_CSUM, and the bytes came from the kernel's memory, not a wire) or the kernel verified it
+    (DATA_VALID). vnet.packet_from_parts alone sets `tcp_checksum_known`; parse_packet only reads it.
+
+    parse_packet then leaves out the one pass over the segment that checks the TCP checksum again
+    (up to 64 KB, ~3 us), and only for a read-only memoryview of such a buffer: the packet exactly
+    as the link handed it over, which nobody writes again. Every other packet, and every other
+    check (the IPv4 header checksum, ICMP's), is checked as always: a copy that a FaultInjector
+    corrupted is a new bytes object and is summed again (tests/link/test_checksum_once.py)."""
+
+    __slots__ = ("tcp_checksum_known",)
+
+    def __init__(self, size: int) -> None:
+        super().__init__(size)
+        self.tcp_checksum_known = False
+
+
 # --- parse ----------------------------------------------------------------------------------------
 # C fills one struct ustack_packet_fields; Python reads it with two struct.unpack_from calls, one for
 # the IP header and one for what follows it. The formats mirror csrc/wire.h field for field ('x'
@@ -132,6 +153,7 @@ def _borrow() -> _Scratch:
 
 
 _parse = lib.ustack_parse_packet
+_parse_tcp_checksum_known = lib.ustack_parse_packet_tcp_checksum_known
 _from_buffer = ffi.from_buffer
 _read_ip_header = _IP_HEADER.unpack_from
 _read_after_ip = _AFTER_IP.unpack_from
@@ -149,7 +171,9 @@ def parse_packet(packet: bytes) -> Packet:
 
     The payload is a slice of `packet`, so it has its type: pass bytes to get bytes; pass a
     memoryview to get memoryview payloads that share the packet's memory instead of copying it
-    (worth it for large packets: copying 64 KiB costs more than checksumming it).
+    (worth it for large packets: copying 64 KiB costs more than checksumming it). A read-only view
+    of a LinkBuffer whose link knows the TCP checksum is right is parsed without summing the
+    segment again (LinkBuffer says when); everything else is checked in full.
     """
     # Every packet goes through here, so this function is written for speed (scripts/bench_wire.py).
     # Where the time goes for a 1,460-byte segment, measured by taking the steps out one at a time
@@ -168,6 +192,9 @@ def parse_packet(packet: bytes) -> Packet:
         fields, fields_buffer = scratch.parse
         if type(packet) is bytes:
             reason = _parse(packet, len(packet), fields)  # cffi hands C the bytes' own memory
+        elif type(packet) is memoryview and type(packet.obj) is LinkBuffer and packet.obj.tcp_checksum_known \
+                and packet.readonly:
+            reason = _parse_tcp_checksum_known(_from_buffer(packet), len(packet), fields)  # LinkBuffer says why
         else:
             reason = _parse(_from_buffer(packet), len(packet), fields)
         if reason:
