@@ -187,7 +187,10 @@ def _services(args) -> list:
     services = []  # (name, port, handler, how to reach it)
     if args.http is not None:
         url = f"http://{url_host}/" if args.http_port == 80 else f"http://{url_host}:{args.http_port}/"
-        files = HttpFileServer(args.http, log=lambda line: print(f"http   : {line}"), allow_upload=args.allow_upload)
+        # One write per request's line, its newline included: print() writes the end apart, two
+        # system calls per request with an unbuffered stdout (PYTHONUNBUFFERED, `python -u`).
+        files = HttpFileServer(args.http, log=lambda line: sys.stdout.write(f"http   : {line}\n"),
+                               allow_upload=args.allow_upload)
         services.append(("http", args.http_port, files, f"curl {url}"))
     if args.echo:
         services.append(("echo", ECHO_PORT, handle_echo, f"nc {address} {ECHO_PORT}"))
