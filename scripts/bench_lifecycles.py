@@ -293,7 +293,7 @@ def main() -> None:
           f"({time_wait:,} TIME-WAIT, {other:,} others)")
     print(f"peak RSS above the start: {grown / 1e6:,.2f} MB (with {alive_at_peak_rss:,} endpoints alive then); "
           f"ratio {grown / max(need, 1):.2f} (goal at most 1.2)")
-    print(f"heap entries at the end: client {len(client.timer_heap):,}, server {len(server.timer_heap):,}; "
+    print(f"heap entries at the end: client {len(client.timer_heap.heap):,}, server {len(server.timer_heap.heap):,}; "
           f"connections {len(client.connections):,} / {len(server.connections):,}")
 
 

@@ -9,23 +9,13 @@ the entry before, and once stale entries number more than half the live ones the
 from the live entries alone (a copy and a heapify, both in C): it holds at most about 1.5 times
 as many entries as there are armed connections. Pushes and pops stay O(log n); a rebuild costs
 O(n) but comes only after n/2 stale entries appeared, so it adds O(1) per push (amortized). The
-heap counts its stale entries as they come and go (`stale`, always len(heap) + len(in_order) - len(entries)), so
+heap counts its stale entries as they come and go (`stale`, always len(heap) - len(entries)), so
 that the bound is checked only where it can break: when an entry turns stale or a live one
 leaves, and then with a len() only once there are more than HEAP_SLACK of them (where it took two
 len() calls at every push: several times in every connection's life). (One
 entry per connection would need a heap with decrease-key, which heapq lacks; weak references
 would tie Connection to __weakref__.) Issue 12 measured ~60,000 finished connections pinned by
 stale entries at 1,000 lifecycles per second (scripts/bench_lifecycles.py).
-
-Deadlines that come in order wait in a FIFO beside the heap (`in_order`): an entry goes there
-when its deadline is at or after the last one queued, or, with the FIFO empty, when its
-connection says its deadlines come in order (`deadlines_in_order`: a TIME-WAIT record, whose
-2*MSL is the same for every connection of a config, so each new one is due after all before it).
-A busy server holds far more TIME-WAIT records than live connections (~150,000 at 2,500
-connections per second with a 60 s TIME-WAIT): queued, each costs an append and a popleft
-instead of a push and a pop through a heap of them, and the heap holds only the live
-connections' few. The earliest deadline is the earlier of the two heads. (Linux keeps TIME-WAIT
-sockets on a timer wheel of their own for the same reason.)
 
 A live entry's deadline is a lower bound, not always the deadline itself: when a connection's
 deadline moves later (the retransmission timer restarted by an ACK, a FIN-WAIT-2 or TIME-WAIT
@@ -40,7 +30,6 @@ Sans-IO: no clock, no I/O; the Stack passes `now` and its connection table.
 from __future__ import annotations
 
 import heapq
-from collections import deque
 from typing import TYPE_CHECKING, Iterator
 
 if TYPE_CHECKING:
@@ -57,17 +46,12 @@ HEAP_SLACK = 64
 class TimerHeap:
     """The deadlines of a Stack's connections (the module docstring says how stale entries go)."""
 
-    __slots__ = ("heap", "in_order", "entries", "stale")
+    __slots__ = ("heap", "entries", "stale")
 
     def __init__(self) -> None:
         self.heap: list[TimerEntry] = []
-        self.in_order: deque[TimerEntry] = deque()  # entries whose deadlines came in order (FIFO)
         self.entries: dict[Connection, TimerEntry] = {}  # each armed connection's live entry
-        self.stale = 0  # entries in `heap` and `in_order` that are no connection's live entry
-
-    def __len__(self) -> int:
-        """Entries held, live and stale."""
-        return len(self.heap) + len(self.in_order)
+        self.stale = 0  # entries in `heap` that are no connection's live entry
 
     def arm(self, connection: Connection, deadline: float | None) -> None:
         """Keep `connection`'s entry at or before `deadline` (None: no timer). Most rounds leave
@@ -90,30 +74,7 @@ class TimerHeap:
     def _push(self, connection: Connection, deadline: float, key: tuple) -> None:
         # key[0] is our address: 16 bytes over IPv6, an int over IPv4
         entry = self.entries[connection] = (deadline, type(key[0]) is bytes, key)
-        in_order = self.in_order
-        if in_order:
-            if deadline >= in_order[-1][0]:
-                in_order.append(entry)
-                return
-        elif getattr(connection, "deadlines_in_order", False):
-            in_order.append(entry)
-            return
         heapq.heappush(self.heap, entry)
-
-    def _first(self) -> TimerEntry | None:
-        """The entry due first: the earlier of the heap's top and the FIFO's head."""
-        heap, in_order = self.heap, self.in_order
-        if in_order and (not heap or in_order[0][0] <= heap[0][0]):
-            return in_order[0]
-        return heap[0] if heap else None
-
-    def _pop_first(self, entry: TimerEntry) -> None:
-        """Remove `entry`, which _first() returned."""
-        in_order = self.in_order
-        if in_order and in_order[0] is entry:
-            in_order.popleft()
-        else:
-            heapq.heappop(self.heap)
 
     def _entry_went_stale(self) -> None:
         """One more entry in the heap is no connection's live entry (the bound may break)."""
@@ -134,70 +95,59 @@ class TimerHeap:
     def hand_over(self, old, new) -> None:
         """`new` takes `old`'s place in the Stack's table under the same 4-tuple (a TIME-WAIT
         record its connection's, stack.py): `old`'s live entry, if it has one, is `new`'s now,
-        a lower bound as any (the module docstring). A `new` whose deadlines come in order (a
-        TIME-WAIT record) gets an entry of its own deadline instead, queued in the FIFO: the
-        entry it would inherit sits in the heap at an earlier deadline (the retransmission
-        timer's, say), which would have to surface and be filed again, through the heap."""
+        a lower bound as any (the module docstring)."""
         entries = self.entries
         entry = entries.pop(old, None)
         if entry is None:
             return
         if entries.get(new) is not None:
             self.stale += 1  # `new`'s own entry, replaced
-        if getattr(new, "deadlines_in_order", False):
-            deadline = new.timers.next_deadline()
-            if deadline is None:
-                entries.pop(new, None)
-            else:
-                self._push(new, deadline, entry[2])
-            self._entry_went_stale()  # `old`'s entry
-            return
         entries[new] = entry
 
     def next_deadline(self, connections: dict) -> float | None:
         """The earliest live deadline; stale entries on top are dropped on the way, and a live
         one whose connection's deadline moved since is filed again."""
-        entries = self.entries
-        while True:
-            entry = self._first()
-            if entry is None:
-                return None
+        heap, entries = self.heap, self.entries
+        while heap:
+            entry = heap[0]
             connection = connections.get(entry[2])
             if connection is not None and entries.get(connection) is entry:
                 deadline = connection.timers.next_deadline()
                 if deadline == entry[0]:
                     return deadline
                 self._refile(connection, entry, deadline)
+                heap = self.heap  # a push may have rebuilt it
             else:
-                self._pop_first(entry)  # stale: the connection went away or was disarmed
+                heapq.heappop(heap)  # stale: the connection went away or was disarmed
                 self.stale -= 1
+        return None
 
     def pop_due(self, now: float, connections: dict) -> Iterator[Connection]:
         """The connections whose deadline has come, each disarmed as it is handed out."""
-        entries = self.entries
-        while True:
-            entry = self._first()
-            if entry is None or entry[0] > now:
-                return
+        heap, entries = self.heap, self.entries
+        while heap and heap[0][0] <= now:
+            entry = heap[0]
             connection = connections.get(entry[2])
             if connection is None or entries.get(connection) is not entry:
-                self._pop_first(entry)
+                heapq.heappop(heap)
                 self.stale -= 1
                 continue
             deadline = connection.timers.next_deadline()
             if deadline is None or deadline > now:
                 self._refile(connection, entry, deadline)  # its deadline moved later since
+                heap = self.heap  # a push may have rebuilt it
                 continue
-            self._pop_first(entry)
+            heapq.heappop(heap)
             del entries[connection]
             if self.stale > HEAP_SLACK:
                 self._compact_if_stale()  # one live entry fewer
+                heap = self.heap
             yield connection
 
     def _refile(self, connection: Connection, entry: TimerEntry, deadline: float | None) -> None:
         """The live `entry` on top of the heap no longer says when `connection` is due: it goes,
         and the connection's entry is `deadline` now (none if None)."""
-        self._pop_first(entry)
+        heapq.heappop(self.heap)
         if deadline is None:
             del self.entries[connection]
             if self.stale > HEAP_SLACK:
@@ -206,11 +156,7 @@ class TimerHeap:
             self._push(connection, deadline, entry[2])  # in place of the one popped
 
     def _rebuild(self) -> None:
-        """Rebuild from the live entries: every stale entry goes at once. The FIFO keeps its live
-        entries in their order; the heap is made of the rest."""
-        live = set(map(id, self.entries.values()))
-        self.in_order = deque(entry for entry in self.in_order if id(entry) in live)
-        queued = set(map(id, self.in_order))
-        self.heap = [entry for entry in self.entries.values() if id(entry) not in queued]
+        """Rebuild the heap from the live entries: every stale entry goes at once."""
+        self.heap = list(self.entries.values())
         heapq.heapify(self.heap)
         self.stale = 0

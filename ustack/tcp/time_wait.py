@@ -62,9 +62,6 @@ class TimeWait(StateMachine):
         "_drops", "_challenge_limit", "unacceptable_ack_budget", "_last_unacceptable_ack",
     )  # fmt: skip
     COUNTER_SLOTS = ("_drops",)  # for counters.counter_attributes, as Connection's
-    # Each record's deadline is 2*MSL after it was made or restarted: records of one config come
-    # due in the order they were armed, which the Stack's timer heap keeps in a FIFO (timer_heap.py).
-    deadlines_in_order = True
 
     def __init__(self, connection, now: float) -> None:
         """The record of `connection`, which has just entered TIME-WAIT at `now` having accepted
