@@ -33,6 +33,7 @@ import os
 import sys
 from pathlib import Path
 
+from ..collector import collect_cycles_less_often
 from ..heap import keep_freed_heap_for_reuse
 from ..network import UstackNetwork
 from ..tcp.config import SYNCOOKIE_MODES
@@ -101,6 +102,7 @@ def run(args) -> int:
     if args.allow_upload and args.http is None:
         raise CliError("--allow-upload needs --http DIR (the directory uploads go to)")
     keep_freed_heap_for_reuse()  # bulk transfers: no heap given back and faulted in again (ustack/heap.py)
+    collect_cycles_less_often()  # many short connections: fewer collections of their objects (ustack/collector.py)
     if sys.stdout is None:
         return _run(args, None)
     real_stdout = sys.stdout
