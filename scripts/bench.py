@@ -27,6 +27,10 @@ Three small networks, in namespaces named ust-bench-<pid>-* that are always remo
 - native: the same veth pair, with programs that do not run our Python app: nc for bulk data,
   `python3 -m http.server` (a different Python server) for connections per second.
 
+At MTU 1500 the variants also measure `serve --no-offload --cpu 0` (serve on CPU 0 alone, what
+its TUN device receives steered to the other CPUs by RPS, ustack/netns.py) beside the kernel's
+app pinned to the same CPU with the same steering on both its veth ends.
+
 The connection figures are ab's "Requests per second" without keep-alive (ab -c 20: every request
 on a new connection), the median of 3 ab runs taken in turn with the kernel's; the echo rows are
 the medians of 5 runs' p50 and p99, in turn with the kernel's (whose own p50 swung 27-123 us
@@ -51,7 +55,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from ustack.commands.signals import sigterm_as_interrupt  # noqa: E402
-from ustack.netns import Namespace, create_veth_pair, stop_process  # noqa: E402
+from ustack.netns import Namespace, cpu_list_text, create_veth_pair, steer_received_packets, stop_process  # noqa: E402
 from ustack.network import DEFAULT_MTU, USTACK_ADDRESS, USTACK_ADDRESS6  # noqa: E402
 
 from bench_profile import ProfileError, Profiler, profiling, summarize_py_spy  # noqa: E402
@@ -468,47 +472,82 @@ def variant_goals(offload: bool, mtu: int, down: float, kernel_down: float, up: 
     return at_least(down, goal), at_least(up, goal)
 
 
+class Variant(NamedTuple):
+    """One bulk variant: ustack's offloads on or off, and `cpu`: None, or the CPU that serve (and
+    the kernel's app beside it) runs on alone, with the packets each receiving device gets
+    steered (RPS) to the other CPUs (`serve --cpu`)."""
+
+    offload: bool
+    cpu: int | None = None
+
+    def label(self, mtu: int) -> str:
+        steering = "" if self.cpu is None else f", server on CPU {self.cpu}, RPS to {cpu_list_text(_other_cpus(self.cpu))}"
+        return f"offload {'on' if self.offload else 'off'}, mtu {mtu}{steering}"
+
+
+def _other_cpus(cpu: int) -> set[int]:
+    return os.sched_getaffinity(0) - {cpu}
+
+
+def variants_of(mtu: int) -> list[Variant]:
+    """Offload on and off at each MTU; at MTU 1500 also offload off with `serve --cpu` (where
+    there are two CPUs or more): the row issue 12's 200 MB/s goal is about."""
+    variants = [Variant(True), Variant(False)]
+    if mtu == 1500 and len(os.sched_getaffinity(0)) > 1:
+        variants.append(Variant(False, cpu=min(os.sched_getaffinity(0))))
+    return variants
+
+
 def variant_rows(work: Path, spaces: list[Namespace], prefix: str, site: Path, upload_source: Path,
                  environment: dict, repeats: int) -> list[tuple]:
     """Bulk MB/s each way with offload on and off (`serve --no-offload`), at MTU 1500 and 65535,
     each beside the kernel's same app over a veth pair of the same MTU, its offloads on or off
-    like ustack's (issue 12). Every serve runs in a fresh namespace of its own; the kernel's two
-    pairs for each MTU are made here. The two serves of one MTU and the kernel's two apps run
-    side by side (idle while the others measure), so that all four are measured in turn,
-    `repeats` times each way, and meet the same moments."""
+    like ustack's (issue 12); at MTU 1500 also offload off with `serve --cpu`, beside the kernel's
+    app on the same CPU with both its veth ends steered to the same other CPUs (the same
+    steering: serve's TUN device is where the kernel receives both directions' packets). Every
+    serve runs in a fresh namespace of its own; the kernel's pairs for each MTU are made here.
+    The serves of one MTU and the kernel's apps run side by side (idle while the others
+    measure), so that all are measured in turn, `repeats` times each way, and meet the same
+    moments."""
     rows = []
     for mtu in (1500, 65535):
-        kernel_spaces = {}  # offload -> (client namespace, server namespace)
+        variants = variants_of(mtu)
+        kernel_spaces = {}  # variant -> the kernel's client namespace
         servers = []
         ustack_spaces = {}
         try:
-            for offload in (True, False):
-                tag = f"{mtu}{'' if offload else 'n'}"
+            for variant in variants:
+                tag = f"{mtu}{'' if variant.offload else 'n'}{'' if variant.cpu is None else 'p'}"
                 client_space, server_space = Namespace(f"{prefix}-c{tag}"), Namespace(f"{prefix}-s{tag}")
                 for space in (client_space, server_space):
                     spaces.append(space)
                     space.open()
                 create_veth_pair(client_space, server_space, f"ustb-c{tag}", f"ustb-s{tag}",
                                  "10.78.0.1/24", f"{KERNEL_SERVER_ADDRESS}/24", mtu=mtu)
-                if not offload:
-                    for space, name in ((client_space, f"ustb-c{tag}"), (server_space, f"ustb-s{tag}")):
+                for space, name in ((client_space, f"ustb-c{tag}"), (server_space, f"ustb-s{tag}")):
+                    if not variant.offload:
                         inside(space, sys.executable, "-c", OFFLOADS_OFF, name)
-                kernel_spaces[offload] = client_space
-                servers.append(Server(server_space.command([sys.executable, "-c", KERNEL_APP_SERVER, str(site)])))
-                space = ustack_spaces[offload] = Namespace(f"{prefix}-u{tag}")
+                    if variant.cpu is not None:
+                        steer_received_packets(space, name, _other_cpus(variant.cpu))
+                kernel_spaces[variant] = client_space
+                pinned = [] if variant.cpu is None else ["taskset", "-c", str(variant.cpu)]
+                servers.append(Server([*pinned, *server_space.command([sys.executable, "-c", KERNEL_APP_SERVER,
+                                                                       str(site)])]))
+                space = ustack_spaces[variant] = Namespace(f"{prefix}-u{tag}")
                 spaces.append(space)
                 space.open()
                 servers.append(Server([sys.executable, "-m", "ustack", "serve", "--netns", space.name, "--http",
                                        str(site), "--allow-upload", "--mtu", str(mtu),
-                                       *([] if offload else ["--no-offload"])], environment))
+                                       *([] if variant.offload else ["--no-offload"]),
+                                       *([] if variant.cpu is None else ["--cpu", str(variant.cpu)])], environment))
             for kernel, ustack in zip(servers[::2], servers[1::2]):
                 kernel.wait_ready("ready")
                 ustack.wait_ready("ustack: ready")
-            print(f"  bulk both ways, mtu {mtu}, offload on and off (the kernel's too), {repeats} times each",
-                  file=sys.stderr, flush=True)
+            print(f"  bulk both ways, mtu {mtu}: {'; '.join(variant.label(mtu) for variant in variants)} "
+                  f"(the kernel's too), {repeats} times each", file=sys.stderr, flush=True)
             kernel_url, ustack_url = f"http://{KERNEL_SERVER_ADDRESS}", f"http://{USTACK_ADDRESS}"
-            pairs = [(kernel_spaces[offload], ustack_spaces[offload]) for offload in (True, False)]
-            # In turn: the kernel with offloads on, ustack with, the kernel without, ustack without.
+            pairs = [(kernel_spaces[variant], ustack_spaces[variant]) for variant in variants]
+            # In turn: the kernel with offloads on, ustack with, the kernel without, ustack without, ...
             downs = repeated(repeats, *(lambda space=space, url=url: download_rate(space, f"{url}/big.bin")
                                         for pair in pairs for space, url in zip(pair, (kernel_url, ustack_url))))
             ups = repeated(repeats, *(lambda space=space, target=f"{url}/{name}": upload_rate(space, target, upload_source)
@@ -517,10 +556,11 @@ def variant_rows(work: Path, spaces: list[Namespace], prefix: str, site: Path, u
         finally:
             for server in servers:
                 server.stop()
-        for index, offload in enumerate((True, False)):
+        for index, variant in enumerate(variants):
+            offload = variant.offload
             kernel_down, down = downs[2 * index], downs[2 * index + 1]
             kernel_up, up = ups[2 * index], ups[2 * index + 1]
-            label = f"offload {'on' if offload else 'off'}, mtu {mtu}"
+            label = variant.label(mtu)
             down_goal, up_goal = variant_goals(offload, mtu, down.median, kernel_down.median, up.median,
                                                kernel_up.median)
             rows.append((f"download MB/s ({label})", down, kernel_down, None, down_goal))
@@ -594,7 +634,8 @@ def _main(args) -> int:
         rows = run(args, work, spaces)
         print(format_table(rows))
         print(f"({time.monotonic() - started:.0f} s; MB = 10**6 bytes; mtu 1500 on both the TUN and the veth; "
-              "the kernel beside an offload-off row has its veth's TSO, GSO and GRO off)")
+              "the kernel beside an offload-off row has its veth's TSO, GSO and GRO off; beside a row with a "
+              "server CPU, its app runs on that CPU and both veth ends steer what they receive as serve's TUN does)")
     except (BenchError, ProfileError) as error:
         print(f"bench.py: {error}", file=sys.stderr)
         status = 1

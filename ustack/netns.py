@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import glob
 import ipaddress
 import os
 import re
@@ -28,6 +29,7 @@ import signal
 import socket
 import subprocess
 import threading
+from pathlib import Path
 from typing import Iterable, Iterator, NamedTuple
 
 from pyroute2 import IPRoute, netns
@@ -367,6 +369,71 @@ def setup_tun_in_namespace(
     if isinstance(namespace, Namespace):
         namespace.own_link(link)
     return link
+
+
+# Receive Packet Steering (Documentation/networking/scaling.rst): each receive queue of a device
+# has a CPU mask in sysfs; with one set, the kernel hands every packet the device receives to the
+# backlog of a CPU of the mask (chosen by the flow's hash) instead of running IP and TCP at once on
+# the CPU that received it. sysfs shows the devices of the namespace it was mounted in, so inside
+# a namespace the masks are written by a shell that `ip netns exec` starts there (it mounts a
+# sysfs of the namespace's own); for several queues, one mask each.
+_WRITE_RPS_MASKS = ('[ -d /sys/class/net/"$1" ] || { echo "no such device" >&2; exit 1; }; '
+                    'for queue in /sys/class/net/"$1"/queues/rx-*/rps_cpus; do echo "$2" > "$queue" || exit 1; done; '
+                    'cat /sys/class/net/"$1"/queues/rx-*/rps_cpus')
+
+
+def cpu_mask_text(cpus: Iterable[int]) -> str:
+    """CPUs as the kernel writes a cpumask in sysfs: hex, in comma-separated groups of 32 CPUs
+    ({1} -> "2", {0, 33} -> "2,00000001")."""
+    mask = sum(1 << cpu for cpu in set(cpus))
+    groups = []
+    while True:
+        groups.append(mask & 0xFFFFFFFF)
+        mask >>= 32
+        if not mask:
+            break
+    return ",".join([format(groups[-1], "x"), *(format(group, "08x") for group in reversed(groups[:-1]))])
+
+
+def steer_received_packets(namespace: "Namespace | str | None", device: str, cpus: Iterable[int]) -> None:
+    """Receive Packet Steering on every receive queue of `device` (in `namespace`; None: this
+    process's own): the kernel's IP and TCP work for each packet the device receives runs on one
+    of `cpus` (an empty set: where it arrived, the kernel's default). For a TUN device, what it
+    receives is what ustack writes: without steering the kernel's TCP takes each packet inside
+    ustack's write(2), on ustack's CPU (`ustack serve --cpu`). The device is ours, and the
+    setting goes with it; NamespaceError if the kernel does not take the mask as given."""
+    cpus = frozenset(cpus)
+    mask = cpu_mask_text(cpus)
+    if not _VALID_NAME.match(device):
+        raise NamespaceError(f"{device!r} is not a network device name")
+    name = None if namespace is None else (namespace.name if isinstance(namespace, Namespace) else namespace)
+    try:
+        if name is None:
+            queues = sorted(glob.glob(f"/sys/class/net/{device}/queues/rx-*/rps_cpus"))
+            if not queues:
+                raise OSError(errno.ENODEV, "no such device")
+            for path in queues:
+                with open(path, "w") as file:
+                    file.write(mask)
+            masks = [Path(path).read_text() for path in queues]
+        else:
+            result = subprocess.run(["ip", "netns", "exec", name, "sh", "-c", _WRITE_RPS_MASKS, "sh", device, mask],
+                                    capture_output=True, text=True, timeout=30)
+            if result.returncode != 0:
+                raise OSError(0, result.stderr.strip().splitlines()[-1] if result.stderr.strip() else "failed")
+            masks = result.stdout.split()
+    except OSError as error:
+        raise NamespaceError(f"cannot steer {device}'s received packets to CPUs {cpu_list_text(cpus)}: "
+                             f"{error.strerror or error}") from None
+    read_back = {int(text.replace(",", ""), 16) for text in masks}
+    if read_back != {int(mask.replace(",", ""), 16)}:  # the kernel drops CPUs it cannot use
+        raise NamespaceError(f"cannot steer {device}'s received packets to CPUs {cpu_list_text(cpus)}: "
+                             f"the kernel kept {', '.join(sorted(set(masks)))}")
+
+
+def cpu_list_text(cpus: Iterable[int]) -> str:
+    """CPUs as taskset -c and /proc's Cpus_allowed_list write them, one by one ({2, 0} -> "0,2")."""
+    return ",".join(map(str, sorted(cpus))) or "none"
 
 
 class VethPair(NamedTuple):

@@ -78,6 +78,10 @@ class NetworkSettings:
     # Queues of the TUN device, one per worker process (ustack/workers.py); above 1 the link chain
     # is the bare TunLink of each queue (`network.queues`): no pcap, tracer, faults or gate.
     queues: int = 1
+    # Receive Packet Steering on the TUN device (netns.steer_received_packets): the kernel's work
+    # for the packets ustack writes runs on these CPUs, not inside ustack's write on its own CPU
+    # (`ustack serve --cpu`). None: the kernel's default (none).
+    rps_cpus: frozenset[int] | None = None
 
 
 def check_can_create_tun() -> None:
@@ -126,7 +130,7 @@ class UstackNetwork:
     def open(self) -> None:
         check_can_create_tun()
         from .link import FaultInjector, Faults, PcapWriter, Tracer
-        from .netns import Namespace, setup_tun_in_namespace
+        from .netns import Namespace, setup_tun_in_namespace, steer_received_packets
 
         settings = self.settings
         try:
@@ -154,6 +158,8 @@ class UstackNetwork:
             self.queues = [link]
             while len(self.queues) < settings.queues:
                 self.queues.append(link.attach_queue())
+            if settings.rps_cpus:  # once every queue is there: each has its own mask
+                steer_received_packets(self.namespace, settings.tun, settings.rps_cpus)
             if settings.pcap:
                 try:
                     link = PcapWriter(link, settings.pcap)

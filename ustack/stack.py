@@ -472,10 +472,14 @@ class Stack(UserCalls, Ipv6Side):
         """The connections that received, sent or timed out since the last call.
 
         The runtime looks at these (readable data, end of stream, state, error, send space) after
-        each batch, level-triggered: it never misses a change and never scans idle connections."""
-        active = list(self._active)
+        each batch, level-triggered: it never misses a change and never scans idle connections.
+        Those touched since the last transmit() are among them (they stay due for it): a runtime
+        may hand received data to the application before it transmits."""
+        active = self._active
+        if self._touched:
+            active.update(self._touched)
         self._active = {}
-        return active
+        return list(active)
 
     def events(self) -> list[StackEvent]:
         """Drain what happened since the last call, connection by connection, in order (nothing

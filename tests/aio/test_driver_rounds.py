@@ -7,6 +7,9 @@ cuts made for the echo and connection rows of issue 12.
   for data nobody answers still leaves on its timer, before any retransmission.
 - The reply written in the iteration after the data arrived goes out in that same iteration
   (one round, one packet), data before the FIN, and Nagle still holds a second small write back.
+- An echo costs the server one transmit: the round that hands the data to the handler leaves
+  it to the round queued behind the handler's task; an answer written inside data_received
+  still leaves in the round of the data.
 - A start_server handler that ends is let go (one done-callback does it all).
 - An HTTP answer leaves in the iteration after its request, carrying the request's ACK.
 
@@ -33,8 +36,8 @@ def checking_timer(astack, failures: list[str]):
     before the stack's earliest deadline."""
     original = astack._round
 
-    def round_then_check(now: float) -> None:
-        original(now)
+    def round_then_check(now: float, **how) -> None:
+        original(now, **how)
         if astack._round_scheduled or astack._closed:
             return
         deadline = astack.stack.next_deadline()
@@ -174,3 +177,75 @@ async def test_an_http_answer_carries_the_ack_of_its_request(tmp_path):
             first_reply = wire[request_at + 1]
             assert first_reply[0] == answer and first_reply[1] is True  # the whole answer and the FIN
             writer.close()
+
+
+def counting_transmits(astack) -> list[int]:
+    """[calls of astack's stack.transmit, packets they returned], counted from now on."""
+    counts = [0, 0]
+    original = astack.stack.transmit
+
+    def transmit(now: float) -> list[bytes]:
+        packets = original(now)
+        counts[0] += 1
+        counts[1] += len(packets)
+        return packets
+
+    astack.stack.transmit = transmit
+    return counts
+
+
+@run_async
+async def test_an_echo_costs_the_server_one_transmit():
+    """The round that hands the data to the handler leaves the transmit to the round queued
+    behind the handler's task: one transmit per echo, the answer with the ACK on it (before,
+    a first transmit per echo found nothing to send and only armed the delayed-ACK timer)."""
+    async with stack_pair(config=DELAYED_ACK_CONFIG) as pair:
+
+        async def echo(reader, writer):
+            while data := await reader.read(100):
+                writer.write(data)
+
+        await pair.b.start_server(echo, port=7)
+        reader, writer = await pair.a.open_connection(pair.b_address, 7)
+        writer.write(b"warm")
+        assert await asyncio.wait_for(reader.readexactly(4), 10) == b"warm"
+        counts = counting_transmits(pair.b)
+        for index in range(20):
+            writer.write(b"%02d" % index)
+            assert await asyncio.wait_for(reader.readexactly(2), 10) == b"%02d" % index
+        assert counts == [20, 20]
+        writer.close()
+
+
+class SameCallbackEcho(asyncio.Protocol):
+    """Answers inside data_received (no task): the round that delivered must transmit itself."""
+
+    def connection_made(self, transport) -> None:
+        self.transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        self.transport.write(data.upper())
+
+
+@run_async
+async def test_an_answer_written_inside_data_received_leaves_in_the_round_of_the_data():
+    async with stack_pair(config=DELAYED_ACK_CONFIG) as pair:
+        server = await pair.b.create_server(SameCallbackEcho, port=7)
+        reader, writer = await pair.a.open_connection(pair.b_address, 7)
+        seen: list[tuple[str, bytes, int]] = []  # (direction, TCP payload, b's round number)
+
+        def observer(now: float, kind: str, item) -> None:
+            if kind in "<>":
+                tcp = item[(item[0] & 0x0F) * 4:]
+                payload = bytes(tcp[(tcp[12] >> 4) * 4:])
+                if payload:
+                    seen.append((kind, payload, pair.b.counters["rounds"]))
+
+        pair.b.add_observer(observer)
+        writer.write(b"ping")
+        assert await asyncio.wait_for(reader.readexactly(4), 10) == b"PING"
+        # Received before its round began (the round counter moves at its start), answered in it.
+        (_, _, arrival_round), (_, answer, answer_round) = seen[:2]
+        assert answer == b"PING" and answer_round == arrival_round + 1
+        writer.close()
+        server.close()

@@ -319,3 +319,31 @@ def test_the_link_joins_a_read_batch_and_cuts_what_it_sends():
     finally:
         link.close()
         theirs.close()
+
+
+def test_pieces_the_device_refuses_are_dropped_by_name_and_the_rest_still_go_and_count():
+    # A device without offloads takes one packet per write; when its queue is full a write fails
+    # (EAGAIN here, ENOBUFS on TUN) and that piece is lost like any packet the wire drops, while
+    # the pieces before and after it are still written: each outcome counted once per piece.
+    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    link = fake_link(ours, 1500, software=True)
+    ours.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)  # room for a few pieces only
+    try:
+        pieces = cut_tcp_segment(segment(0, 40 * MSS + 7), 1500)
+        link.send(segment(0, 40 * MSS + 7), 0.0)
+        theirs.setblocking(False)
+        arrived = []
+        while True:
+            try:
+                arrived.append(theirs.recv(65536))
+            except BlockingIOError:
+                break
+        counters = link.stats()["TunLink(fake0)"]
+        assert 0 < len(arrived) < len(pieces) == 41
+        assert counters["packets_out"] == len(arrived)
+        assert counters["drop_queue_full"] == len(pieces) - len(arrived)
+        assert counters["bytes_out"] == sum(map(len, arrived))
+        assert arrived == [bytes(piece) for piece in pieces[:len(arrived)]]  # in order, none changed
+    finally:
+        link.close()
+        theirs.close()

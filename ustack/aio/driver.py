@@ -7,17 +7,23 @@ The whole runtime is two callbacks and one rule (DESIGN.md rules 2 and 6):
 - ONE `loop.call_at` timer, armed for the earliest deadline of the stack and of the link. When it
   fires: `stack.on_timer(now)`, `link.on_timer(now)`, collect any packets the link released, run
   one round.
-- A round: `stack.transmit(now)` goes out through the link, then every connection the stack
+- A round: `stack.transmit(now)` goes out through the link, and every connection the stack
   reports active (`stack.drain_active()`) has its transport brought up to date (data to the
   protocol, pending writes into the send buffer, end of stream, errors), repeated while that
-  produced more to send; finally the timer is re-armed for the new earliest deadline.
+  produced more to send; finally the timer is re-armed for the new earliest deadline. After
+  packets came in, the transports come first; when the wake-up brought one segment, whose data
+  went to an application that does not answer at once (its task runs in the next iteration),
+  the transmit is left to the round queued behind that task, which sends the answer with the
+  ACK on it (with several segments, the others' SYN-ACKs and ACKs do not wait). After user calls, the transmit
+  comes first, so that what they wrote leaves before anything else is looked at.
 
 User calls on a transport (write, close, resume_reading, ...) happen outside a round: they
 `poke` the stack and ask for a round with `loop.call_soon`, once, however many calls there are in
 one loop iteration. A round that handed data to a protocol asks for the next round itself, at its
 end: asyncio runs the application's reply (a task woken by that data) in the next loop iteration,
 and the round queued behind it sends the reply in that same iteration, instead of one iteration
-later (an echo or an HTTP answer: one loop pass less per request). Nothing else runs: with no
+later (an echo or an HTTP answer: one loop pass less per request, one transmit per request:
+`ustack serve` handles an echo with the kernel's count of loop iterations, two). Nothing else runs: with no
 packets and no deadline, the loop sleeps and the stack costs no CPU at all, however many
 connections have come and gone.
 
@@ -123,8 +129,10 @@ class Driver:
     # ------------------------------------------------------------------------------------------
     def _on_readable(self) -> None:
         now = self.loop.time()
-        self._receive_from_link(now)
-        self._round(now)
+        # One segment alone may leave its ACK to the answer (see _round); with several, the
+        # others' SYN-ACKs and ACKs must not wait for the applications' next iteration.
+        lone_segment = self._receive_from_link(now) == 1
+        self._round(now, packets_in=True, may_wait_for_answer=lone_segment)
 
     def _on_timer(self) -> None:
         deadline = self._timer_deadline
@@ -143,20 +151,21 @@ class Driver:
         self._receive_from_link(now)
         self.stack.on_timer(now)
         self._report_events(now)
-        self._round(now)
+        self._round(now, packets_in=True)
 
     def _scheduled_round(self) -> None:
         self._round_scheduled = False
         if not self._closed:
             self._round(self.loop.time())
 
-    def _receive_from_link(self, now: float) -> None:
+    def _receive_from_link(self, now: float) -> int:
+        """Feed the link's waiting packets to the stack; how many there were."""
         try:
             batch = self.link.receive_batch(now, self.max_batch)
         except LinkClosed as error:
             logger.warning("ustack: %s; no more packets will arrive", error)
             self.loop.remove_reader(self._fd)
-            return
+            return 0
         self.counters["batches"] += 1
         for packet in batch:  # a Tracer in the link starts this packet's line as the loop reaches it
             if self._observers:
@@ -169,34 +178,43 @@ class Driver:
                 logger.exception("ustack: the stack failed on a packet of %d bytes; it was dropped", len(packet))
             if self._observers:  # nobody else reads events: with none, the stack records none
                 self._report_events(now)  # state changes land on the line of the packet that caused them
+        return len(batch)
 
-    def _round(self, now: float) -> None:
+    def _round(self, now: float, packets_in: bool = False, may_wait_for_answer: bool = False) -> None:
+        """Transmit and bring transports up to date until neither has anything new. A round
+        after packets came in hands their data to the applications first, then transmits; one
+        for user calls (a write, a close) transmits first: what they produced leaves at once.
+        `may_wait_for_answer`: the packets were one segment, whose ACK may wait for the answer."""
         if self._closed:
             return
         counters = self.counters
         counters["rounds"] += 1
         self._in_round = True
         try:
-            for _ in range(MAX_ROUNDS):
+            for pass_number in range(MAX_ROUNDS):
                 self._poked = False
                 if self._observers:
                     self._report_events(now)  # changes made by user calls (connect, close, ...)
+                if packets_in:
+                    self._update_transports(now)  # what they write at once leaves in this pass
+                    if (may_wait_for_answer and pass_number == 0 and self._delivered
+                            and not (self._poked or self._dirty)):
+                        # The segment's data went to an application that did not answer at
+                        # once: a stream reader's task wakes in the next loop iteration and
+                        # writes then.
+                        # Transmitting now would only arm the delayed-ACK timers its answer
+                        # cancels; the round queued behind those tasks (below) transmits once,
+                        # the ACK riding on the answer, and acknowledges data nobody answers as
+                        # RFC 9293 3.8.6.3's delayed ACK decided on arrival, one iteration later.
+                        break
                 packets = self.stack.transmit(now)
                 counters["transmits"] += 1
                 if self._observers:
                     self._report_events(now)
                 if packets:
                     self._send(packets, now)
-                if self._servers:
-                    self._accept_new_connections(now)
-                transports = self._transports
-                for connection in self.stack.drain_active():
-                    transport = transports.get(connection)
-                    if transport is not None:
-                        self._dirty[transport] = None
-                dirty, self._dirty = self._dirty, {}
-                for transport in dirty:
-                    transport._update(now)
+                if not packets_in:
+                    self._update_transports(now)
                 if not (self._poked or self._dirty):
                     break  # nothing new to transmit, nobody left to update
             else:
@@ -220,6 +238,21 @@ class Driver:
             self._rearm_timer()
         if self._waiters:
             self._check_waiters()
+
+    def _update_transports(self, now: float) -> None:
+        """New connections to their servers, then the transport of every connection the stack
+        reports active brought up to date (data to the protocol, end of stream, errors).
+        Level-triggered: those a transmit touches are looked at in the next round's pass."""
+        if self._servers:
+            self._accept_new_connections(now)
+        transports = self._transports
+        for connection in self.stack.drain_active():
+            transport = transports.get(connection)
+            if transport is not None:
+                self._dirty[transport] = None
+        dirty, self._dirty = self._dirty, {}
+        for transport in dirty:
+            transport._update(now)
 
     def _send(self, packets: list[bytes], now: float) -> None:
         if self._observers:
@@ -259,7 +292,10 @@ class Driver:
         connection) leaves the armed timer alone: it fires early, finds nothing due and is armed
         again then. Moving it each time made a TimerHandle and left a cancelled one in asyncio's
         heap per round."""
-        deadline = _earliest(self.stack.next_deadline(), self.link.next_deadline())
+        deadline = self.stack.next_deadline()
+        link_deadline = self.link.next_deadline()  # (in line: a round re-arms once per echo)
+        if link_deadline is not None and (deadline is None or link_deadline < deadline):
+            deadline = link_deadline
         armed = self._timer_deadline
         if deadline == armed or (deadline is not None and armed is not None and deadline > armed):
             return
@@ -283,7 +319,3 @@ class Driver:
                     future.set_result(None)
             except Exception as error:  # a broken predicate fails its waiter, not the runtime
                 future.set_exception(error)
-
-def _earliest(*deadlines: float | None) -> float | None:
-    present = [deadline for deadline in deadlines if deadline is not None]
-    return min(present) if present else None

@@ -163,7 +163,7 @@ class AsyncStack(Driver):
         """Like asyncio.open_connection, over ustack (the keywords of create_connection)."""
         loop = self._require_running()
         reader = asyncio.StreamReader(limit=limit, loop=loop)
-        protocol = asyncio.StreamReaderProtocol(reader, loop=loop)
+        protocol = StreamProtocol(reader, loop=loop)
         transport, _ = await self.create_connection(lambda: protocol, host, port, **options)
         writer = asyncio.StreamWriter(transport, protocol, reader, loop)
         return reader, writer
@@ -242,7 +242,7 @@ class AsyncStack(Driver):
 
         def factory() -> asyncio.StreamReaderProtocol:
             reader = asyncio.StreamReader(limit=limit, loop=loop)
-            return asyncio.StreamReaderProtocol(reader, start_client, loop=loop)
+            return StreamProtocol(reader, start_client, loop=loop)
 
         return await self.create_server(factory, host, port, **options)
 
@@ -356,6 +356,24 @@ class AsyncStack(Driver):
             if port not in taken:
                 return port
         raise os_error(errno.EADDRINUSE, "no free port to listen on")
+
+
+class StreamProtocol(asyncio.StreamReaderProtocol):
+    """asyncio's stream protocol, whose close future never reports an error nobody asked for.
+
+    connection_lost(exc) leaves `exc` (a reset: ConnectionResetError) in the future that
+    `writer.wait_closed()` awaits. asyncio counts on StreamReaderProtocol.__del__ to mark it
+    retrieved before that future is freed, but a stream that saw an error is freed by the cyclic
+    GC (the exception's traceback holds the reader's frames, the reader its transport, the
+    transport its protocol), whose finalizers run in the order of its lists: the future's could
+    come first and print "Future exception was never retrieved" to the user (`ustack connect`
+    after a reset). The application hears the error from read() or drain(); wait_closed() still
+    raises it: retrieved here is not swallowed."""
+
+    def connection_lost(self, exc: BaseException | None) -> None:
+        super().connection_lost(exc)
+        if exc is not None:
+            self._closed.exception()  # what __del__ does, now rather than at the GC's whim
 
 
 def _parse_address(host: str) -> int | bytes:

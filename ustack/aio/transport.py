@@ -203,8 +203,9 @@ class TcpTransport(asyncio.Transport):
                 self._connection_lost(exception_for(self._connection.error) or os_error(error.errno, str(error)))
                 return
             self._runtime.poke(self._connection)
-            if accepted < len(data):
-                self._pending.append(memoryview(data)[accepted:])
+            if accepted == len(data):
+                return  # all in the send buffer: nothing pending, so nothing to pause or resume
+            self._pending.append(memoryview(data)[accepted:])
         self._push_pending(self._loop.time())
         self._maybe_pause_protocol()
 

@@ -107,13 +107,17 @@ async def _connect(args, network: UstackNetwork, ladders=None) -> int:
                 # carries our data (RFC 9293 3.10.4), so send the rest of stdin, as nc does.
                 await asyncio.wait({outgoing, stopped}, return_when=asyncio.FIRST_COMPLETED)
             stopped.cancel()
+            # Both tasks' errors are read, even when the first is the one reported: asyncio prints
+            # "Task exception was never retrieved" for one nobody read (a reset can end both, the
+            # read and a drain() of stdin's data).
+            errors = [_error_of(incoming), _error_of(outgoing)]
             if stop.is_set() and not (incoming.done() and outgoing.done()):
                 incoming.cancel()
                 outgoing.cancel()
                 writer.close()
                 return 130  # interrupted, as a shell reports Ctrl-C
             outgoing.cancel()
-            error = incoming.exception() or (outgoing.exception() if outgoing.done() and not outgoing.cancelled() else None)
+            error = errors[0] or errors[1]
             if isinstance(error, ConnectionResetError):
                 raise ConnectFailed(f"connection reset by {peer}")
             if isinstance(error, TimeoutError):
@@ -137,6 +141,11 @@ async def _connect(args, network: UstackNetwork, ladders=None) -> int:
             if ladders is not None:
                 ladders.finish()  # before the stack aborts the connection if it is still open
             await control.close()
+
+
+def _error_of(task: asyncio.Future) -> BaseException | None:
+    """The exception a finished task ended with (now retrieved), or None."""
+    return task.exception() if task.done() and not task.cancelled() else None
 
 
 async def _unless_stopped(awaitable, stop: asyncio.Event):

@@ -23,8 +23,9 @@ from .faults import faults_from_args
 
 
 @contextlib.contextmanager
-def open_network(args: argparse.Namespace, trace_output=None, ladders=None, queues: int = 1):
-    """The UstackNetwork of the network flags, open for the block and always closed after it."""
+def open_network(args: argparse.Namespace, trace_output=None, ladders=None, queues: int = 1, rps_cpus=None):
+    """The UstackNetwork of the network flags, open for the block and always closed after it
+    (`rps_cpus`: NetworkSettings.rps_cpus, from serve's --cpu)."""
     check_addresses(args)
     ipv4, ipv6 = not args.no_ipv4, not args.no_ipv6
     inbound, outbound = faults_from_args(args) or (None, None)
@@ -34,7 +35,8 @@ def open_network(args: argparse.Namespace, trace_output=None, ladders=None, queu
         host_interface6=args.host_addr6 if ipv6 else None, mtu=args.mtu,
         pcap=args.pcap, trace_output=(trace_output or sys.stdout) if args.trace else None,
         seed=args.seed, inbound_faults=inbound, outbound_faults=outbound, program=f"ustack {args.command}",
-        offload=not args.no_offload, software_offload=not args.no_software_offload, queues=queues)
+        offload=not args.no_offload, software_offload=not args.no_software_offload, queues=queues,
+        rps_cpus=rps_cpus)
     network = UstackNetwork(settings, watch=ladders)
     try:
         with network:

@@ -18,6 +18,10 @@ With --workers N (N > 1), N processes serve, one per queue of a multi-queue TUN 
 its own Stack listening on the same ports (ustack/workers.py); `ustack ss` shows their
 connections in one table. No --pcap, --trace, faults, --ladder or --web then.
 
+With --cpu N, serve runs on CPU N alone and the packets it writes are taken in by the kernel on
+the other CPUs (Receive Packet Steering on the TUN device, ustack/netns.py): a bulk transfer
+without offloads goes faster, a round trip gets slower (keep_to_cpu says why both are needed).
+
 Without --netns the TUN device is in the current namespace and the kernel side is reachable
 directly (curl http://10.77.0.2/). Everything made here is taken down on exit, on errors too: the
 TUN device always, the namespace only if this command created it. The line `ustack: ready` on
@@ -76,6 +80,10 @@ def register(subparsers) -> None:
     parser.add_argument("--workers", metavar="N", type=workers_value, default=1,
                         help="N processes, one per TUN queue, each with its own stack on the same ports "
                              "(one core each; default 1)")
+    parser.add_argument("--cpu", metavar="N", type=cpu_value, default=None,
+                        help="run on CPU N alone and steer the kernel's work for the packets serve writes to the "
+                             "other CPUs (RPS on the TUN device): faster bulk transfers, slower round trips "
+                             "(off by default; see the README)")
     add_network_arguments(parser)
     add_ladder_arguments(parser, with_port=True)
     add_plot_argument(parser)
@@ -96,24 +104,58 @@ def workers_value(text: str) -> int:
     return value
 
 
+def cpu_value(text: str) -> int:
+    """--cpu N: a CPU this process may run on, with another one left for the kernel's work."""
+    from ..netns import cpu_list_text
+
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"cpu must be a CPU number, not {text!r}") from None
+    allowed = os.sched_getaffinity(0)
+    if value not in allowed:
+        raise argparse.ArgumentTypeError(f"cpu {value} is not one this process may run on "
+                                         f"({cpu_list_text(allowed)})")
+    if len(allowed) < 2:
+        raise argparse.ArgumentTypeError(f"cpu {value}: only one CPU here, none left to steer the kernel's work to")
+    return value
+
+
+def keep_to_cpu(cpu: int) -> frozenset[int]:
+    """Run this process on `cpu` alone (before any thread starts: threads inherit it); the other
+    CPUs it could run on, where the TUN device's received packets are then steered.
+
+    Why both: each packet serve writes to the TUN device is received by the kernel inside that
+    write(2), which runs IP, TCP and the wake-up of the reader (curl) on serve's CPU, and the
+    woken reader then competes with serve for it. Steering (RPS) moves that work to another CPU's
+    backlog, but only pays when serve stays off that CPU: unpinned, the scheduler sometimes puts
+    serve there, and the figures swing between the two cases."""
+    others = frozenset(os.sched_getaffinity(0) - {cpu})
+    os.sched_setaffinity(0, {cpu})
+    return others
+
+
 def run(args) -> int:
     if args.http is not None and not Path(args.http).is_dir():
         raise CliError(f"--http {args.http}: not a directory")
     if args.allow_upload and args.http is None:
         raise CliError("--allow-upload needs --http DIR (the directory uploads go to)")
+    if args.cpu is not None and args.workers > 1:
+        raise CliError("--cpu takes one process: with --workers, pin the workers with taskset instead")
     keep_freed_heap_for_reuse()  # bulk transfers: no heap given back and faulted in again (ustack/heap.py)
     collect_cycles_less_often()  # many short connections: fewer collections of their objects (ustack/collector.py)
+    rps_cpus = None if args.cpu is None else keep_to_cpu(args.cpu)
     if sys.stdout is None:
-        return _run(args, None)
+        return _run(args, None, rps_cpus)
     real_stdout = sys.stdout
     sys.stdout = output = ServeOutput(real_stdout)  # print(), --trace and --ladder all write here
     try:
-        return _run(args, output)
+        return _run(args, output, rps_cpus)
     finally:
         sys.stdout = real_stdout
 
 
-def _run(args, output) -> int:
+def _run(args, output, rps_cpus: frozenset[int] | None = None) -> int:
     from ..web.cli import follow, make_feed
 
     feed = make_feed(args, "ustack serve")  # --web: the page follows the ladders' WireWatch
@@ -126,7 +168,7 @@ def _run(args, output) -> int:
                                lambda pids: _announce(args, network, _services(args), workers=pids))
         print("ustack: stopped", flush=True)
         return code
-    with sigterm_as_interrupt(), open_network(args, ladders=ladders) as network:
+    with sigterm_as_interrupt(), open_network(args, ladders=ladders, rps_cpus=rps_cpus) as network:
         try:
             return asyncio.run(_serve(args, network, ladders, output, feed))
         finally:
@@ -272,12 +314,16 @@ async def _serve(args, network: UstackNetwork, ladders=None, output: ServeOutput
 def _announce(args, network: UstackNetwork, services: list, web=None, workers: list[int] | None = None) -> None:
     """The banner: where ustack is, how to reach each service, and last the ready line."""
     from ..link.fault import Faults
+    from ..netns import cpu_list_text
 
     address = args.addr6 if args.no_ipv4 else args.addr
     where = f" in namespace {args.netns}" if args.netns else ""
     ours = [ip for ip, off in ((args.addr, args.no_ipv4), (args.addr6, args.no_ipv6)) if not off]
     kernel = [ip for ip, off in ((args.host_addr, args.no_ipv4), (args.host_addr6, args.no_ipv6)) if not off]
     print(f"ustack: {' and '.join(ours)} on {args.tun}{where} (kernel side {' and '.join(kernel)}, mtu {args.mtu})")
+    if network.settings.rps_cpus:
+        print(f"ustack: on CPU {args.cpu}; the kernel receives what it writes on CPU "
+              f"{cpu_list_text(network.settings.rps_cpus)} (RPS on {args.tun})")
     if workers:
         print(f"ustack: {len(workers)} workers, one per queue of {args.tun} (pids {' '.join(map(str, workers))})")
     if args.netns and network.reused_from is not None:
