@@ -77,15 +77,17 @@ DEFAULT_REPEATS = 9  # bulk transfers per row: the row is their median (module d
 MEGABYTE = 1e6  # MB/s as curl and ab count them: 10**6 bytes
 
 # The same Python apps ustack serves, on the kernel's sockets through asyncio, with the same heap
-# setting as `ustack serve` (ustack/heap.py): without it, glibc's mmap threshold rises once the
-# first 1 MiB file chunk is freed, and this app's uploads ran twice as fast after downloads as
+# and garbage-collector settings as `ustack serve` (ustack/heap.py, ustack/collector.py). Without
+# the heap setting, glibc's mmap threshold rises once the first 1 MiB file chunk is freed, and this app's uploads ran twice as fast after downloads as
 # before them (249 against 534 MB/s), a figure that measured glibc rather than the stack.
 KERNEL_APP_SERVER = """
 import asyncio, sys
 from ustack.apps import HttpFileServer, handle_echo
+from ustack.collector import collect_cycles_less_often
 from ustack.heap import keep_freed_heap_for_reuse
 
 keep_freed_heap_for_reuse()
+collect_cycles_less_often()
 
 async def main():
     await asyncio.start_server(HttpFileServer(sys.argv[1], allow_upload=True), "0.0.0.0", 80, backlog=1024)
@@ -280,6 +282,24 @@ def connections_per_second(namespace: Namespace, url: str, requests: int) -> flo
     return float(rate.group(1))
 
 
+def process_cpu_seconds(pid: int) -> float:
+    """User plus system CPU seconds a process has used so far (/proc/PID/stat's utime and stime)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def connections_and_cpu(namespace: Namespace, url: str, requests: int, server_pid: int) -> tuple[float, float]:
+    """ab's connections per second, and the server process's CPU microseconds per connection
+    (user and system) during that run: serve is one process on one core, so while it is busy
+    the first is about 10**6 over the second, and the second, unlike the first, hardly moves
+    with the machine's other load. The kernel's twin is charged its own system calls (a send
+    delivers to ab inside it, as a TUN write does) but not the handshakes, which the kernel
+    answers in ab's connect()."""
+    before = process_cpu_seconds(server_pid)
+    rate = connections_per_second(namespace, url, requests)
+    return rate, (process_cpu_seconds(server_pid) - before) * 1e6 / requests
+
+
 def echo_latency(namespace: Namespace, address: str, count: int) -> tuple[float, float]:
     p50, p99 = inside(namespace, sys.executable, "-c", ECHO_CLIENT, address, str(count)).split()
     return float(p50), float(p99)
@@ -371,14 +391,18 @@ def run(args, work: Path, spaces: list[Namespace]) -> list[tuple[str, str, str, 
                                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         wait_for_listener(server_space, NATIVE_HTTP_PORT)
         with profiling(profiler, "connections"):
-            ustack_connections, kernel_connections = in_turn(
-                lambda: connections_per_second(ustack_space, f"{ustack_url}/small.html", args.requests),
-                lambda: connections_per_second(client_space, f"{kernel_url}/small.html", args.requests))
+            (ustack_connections, ustack_cpu), (kernel_connections, kernel_cpu) = in_turn(
+                lambda: connections_and_cpu(ustack_space, f"{ustack_url}/small.html", args.requests,
+                                            ustack.process.pid),
+                lambda: connections_and_cpu(client_space, f"{kernel_url}/small.html", args.requests,
+                                            kernel_app.process.pid))
         rows.append(("connections/s (ab -c 20, 1 request each)", ustack_connections, kernel_connections,
                      connections_per_second(client_space, f"{kernel_url}:{NATIVE_HTTP_PORT}/small.html",
                                             args.requests),
                      at_least(ustack_connections, GOAL_CONNECTIONS_FRACTION * kernel_connections,
                               f">= {GOAL_CONNECTIONS_FRACTION}x")))
+        rows.append(("server CPU us per connection (same ab runs)", ustack_cpu, kernel_cpu, None,
+                     at_most(ustack_cpu, kernel_cpu / GOAL_CONNECTIONS_FRACTION, "<= 1.0x")))
         native_http.terminate()
         say("echo latency")
         with profiling(profiler, "echo"):

@@ -37,6 +37,7 @@ import os
 import sys
 from pathlib import Path
 
+from ..collector import collect_cycles_less_often
 from ..heap import keep_freed_heap_for_reuse
 from ..network import UstackNetwork
 from ..tcp.config import SYNCOOKIE_MODES
@@ -142,6 +143,7 @@ def run(args) -> int:
     if args.cpu is not None and args.workers > 1:
         raise CliError("--cpu takes one process: with --workers, pin the workers with taskset instead")
     keep_freed_heap_for_reuse()  # bulk transfers: no heap given back and faulted in again (ustack/heap.py)
+    collect_cycles_less_often()  # many short connections: fewer collections of their objects (ustack/collector.py)
     rps_cpus = None if args.cpu is None else keep_to_cpu(args.cpu)
     if sys.stdout is None:
         return _run(args, None, rps_cpus)
@@ -229,7 +231,10 @@ def _services(args) -> list:
     services = []  # (name, port, handler, how to reach it)
     if args.http is not None:
         url = f"http://{url_host}/" if args.http_port == 80 else f"http://{url_host}:{args.http_port}/"
-        files = HttpFileServer(args.http, log=lambda line: print(f"http   : {line}"), allow_upload=args.allow_upload)
+        # One write per request's line, its newline included: print() writes the end apart, two
+        # system calls per request with an unbuffered stdout (PYTHONUNBUFFERED, `python -u`).
+        files = HttpFileServer(args.http, log=lambda line: sys.stdout.write(f"http   : {line}\n"),
+                               allow_upload=args.allow_upload)
         services.append(("http", args.http_port, files, f"curl {url}"))
     if args.echo:
         services.append(("echo", ECHO_PORT, handle_echo, f"nc {address} {ECHO_PORT}"))
