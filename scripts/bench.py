@@ -77,7 +77,9 @@ DEFAULT_REPEATS = 9  # bulk transfers per row: the row is their median (module d
 MEGABYTE = 1e6  # MB/s as curl and ab count them: 10**6 bytes
 
 # The same Python apps ustack serves, on the kernel's sockets through asyncio, with the same heap
-# and garbage-collector settings as `ustack serve` (ustack/heap.py, ustack/collector.py). Without
+# and garbage-collector settings as `ustack serve` (ustack/heap.py, ustack/collector.py). Its
+# listeners share their ports (SO_REUSEPORT) so that scripts/bench_workers.py can run N of them
+# beside `serve --workers N`; one process alone serves as it would without. Without
 # the heap setting, glibc's mmap threshold rises once the first 1 MiB file chunk is freed, and this app's uploads ran twice as fast after downloads as
 # before them (249 against 534 MB/s), a figure that measured glibc rather than the stack.
 KERNEL_APP_SERVER = """
@@ -90,8 +92,9 @@ keep_freed_heap_for_reuse()
 collect_cycles_less_often()
 
 async def main():
-    await asyncio.start_server(HttpFileServer(sys.argv[1], allow_upload=True), "0.0.0.0", 80, backlog=1024)
-    await asyncio.start_server(handle_echo, "0.0.0.0", 7, backlog=1024)
+    await asyncio.start_server(HttpFileServer(sys.argv[1], allow_upload=True), "0.0.0.0", 80, backlog=1024,
+                               reuse_port=True)
+    await asyncio.start_server(handle_echo, "0.0.0.0", 7, backlog=1024, reuse_port=True)
     print("ready", flush=True)
     await asyncio.Event().wait()
 

@@ -11,7 +11,12 @@ reached by the kernel's ab and curl there (as scripts/bench.py does, whose helpe
 - 1-flow download MB/s: one curl; one flow stays on one queue, so one worker serves it all;
 - 2-flow download MB/s: two curls at once, their rates summed (two flows, one per queue when their
   hashes fall apart; with 2 queues they share one half the time).
-The kernel's ab/curl and the workers share this machine's cores: read the figures with
+Beside each worker count, the kernel's twin: N processes of the same Python app on the kernel's
+sockets (bench.py's KERNEL_APP_SERVER, its listeners sharing port 80 with SO_REUSEPORT, so the
+kernel spreads new connections over them as the TUN device spreads them over serve's queues),
+reached over a veth pair by the same ab, its runs taken in turn with ustack's: the ratio is
+ustack's connections/s over the kernel's with the same number of processes.
+The kernel's ab/curl and the servers share this machine's cores: read the figures with
 `nproc` beside them. Everything runs in namespaces made here and removed at the end.
 """
 
@@ -29,13 +34,15 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench import MEGABYTE, BenchError, Server, connections_per_second, download_rate, inside  # noqa: E402
+from bench import (KERNEL_APP_SERVER, KERNEL_SERVER_ADDRESS, MEGABYTE, BenchError, Server,  # noqa: E402
+                   connections_per_second, download_rate, inside)
 
 from ustack.commands.signals import sigterm_as_interrupt  # noqa: E402
-from ustack.netns import Namespace  # noqa: E402
-from ustack.network import USTACK_ADDRESS  # noqa: E402
+from ustack.netns import Namespace, create_veth_pair  # noqa: E402
+from ustack.network import DEFAULT_MTU, USTACK_ADDRESS  # noqa: E402
 
 URL = f"http://{USTACK_ADDRESS}"
+KERNEL_URL = f"http://{KERNEL_SERVER_ADDRESS}"
 
 
 def parallel_download_rate(namespace: Namespace, url: str, flows: int) -> float:
@@ -44,9 +51,10 @@ def parallel_download_rate(namespace: Namespace, url: str, flows: int) -> float:
     return sum(float(rate) for rate in inside(namespace, "sh", "-c", f"{script}; wait").split()) / MEGABYTE
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of `pid` and its children still running (the workers), from /proc."""
-    pids = [pid]
+def cpu_seconds(pid: int, *others: int) -> float:
+    """User + system CPU time of `pid` and its children still running (the workers), and of
+    `others`, from /proc."""
+    pids = [pid, *others]
     try:
         pids += [int(child) for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
     except OSError:
@@ -61,25 +69,50 @@ def cpu_seconds(pid: int) -> float:
     return total / os.sysconf("SC_CLK_TCK")
 
 
-def measure(workers: int, args, work: Path, spaces: list[Namespace]) -> list[tuple[float, float, float]]:
+def connections_and_rate_per_cpu(space: Namespace, url: str, requests: int, pids: list[int]) -> tuple[float, float]:
+    """ab's connections/s, and the requests per CPU-second the server processes spent on them."""
+    before = cpu_seconds(*pids)
+    rate = connections_per_second(space, url, requests)
+    used = cpu_seconds(*pids) - before
+    return rate, requests / used if used else float("nan")
+
+
+def measure(workers: int, args, work: Path, spaces: list[Namespace], kernel_client: Namespace,
+            kernel_server: Namespace) -> list[tuple[float, ...]]:
+    """`args.runs` rounds of: ustack's ab run and the kernel twin's, in turn (which goes first
+    alternates), then ustack's downloads."""
     space = Namespace(f"ust-bw-{os.getpid()}-{workers}")
     spaces.append(space)
     space.open()
     environment = {**os.environ, "USTACK_RUN_DIR": str(work)}
     server = Server([sys.executable, "-m", "ustack", "serve", "--netns", space.name, "--http", str(work / "site"),
                      "--workers", str(workers)], environment)
+    twins = [Server(kernel_server.command([sys.executable, "-c", KERNEL_APP_SERVER, str(work / "site")]))
+             for _ in range(workers)]
     try:
         server.wait_ready("ustack: ready")
+        for twin in twins:
+            twin.wait_ready("ready")
+        twin_pids = [twin.process.pid for twin in twins]
         runs = []
-        for _ in range(args.runs):
-            before = cpu_seconds(server.process.pid)
-            rate = connections_per_second(space, f"{URL}/small.html", args.requests)
-            used = cpu_seconds(server.process.pid) - before
-            runs.append((rate, args.requests / used if used else float("nan"), download_rate(space, f"{URL}/big.bin"),
+        for run in range(args.runs):
+            ours = lambda: connections_and_rate_per_cpu(space, f"{URL}/small.html", args.requests,  # noqa: E731
+                                                        [server.process.pid])
+            theirs = lambda: connections_and_rate_per_cpu(kernel_client, f"{KERNEL_URL}/small.html",  # noqa: E731
+                                                          args.requests, twin_pids)
+            if run % 2:
+                kernel_rate, _ = theirs()
+                rate, per_cpu = ours()
+            else:
+                rate, per_cpu = ours()
+                kernel_rate, _ = theirs()
+            runs.append((rate, per_cpu, kernel_rate, download_rate(space, f"{URL}/big.bin"),
                          parallel_download_rate(space, f"{URL}/big.bin", 2)))
         return runs
     finally:
         server.stop()
+        for twin in twins:
+            twin.stop()
 
 
 def main() -> int:
@@ -105,12 +138,20 @@ def main() -> int:
             site.mkdir()
             (site / "big.bin").write_bytes(os.urandom(1_000_000) * args.size_mb)
             (site / "small.html").write_text("<p>hello</p>\n" * 20)
+            kernel_client = Namespace(f"ust-bw-{os.getpid()}-c")
+            kernel_server = Namespace(f"ust-bw-{os.getpid()}-s")
+            for space in (kernel_client, kernel_server):
+                spaces.append(space)
+                space.open()
+            create_veth_pair(kernel_client, kernel_server, "ust-bw-c", "ust-bw-s", "10.78.0.1/24",
+                             f"{KERNEL_SERVER_ADDRESS}/24", mtu=DEFAULT_MTU)
             print(f"{'workers':>7}  {'run':>3}  {'connections/s (ab -c 20)':>24}  {'per ustack CPU-s':>16}  "
-                  f"{'1-flow MB/s':>11}  {'2-flow MB/s':>11}")
+                  f"{'kernel, N processes':>19}  {'ratio':>5}  {'1-flow MB/s':>11}  {'2-flow MB/s':>11}")
             for workers in (1, 2):
-                for run, (rate, per_cpu, one, two) in enumerate(measure(workers, args, work, spaces), start=1):
-                    print(f"{workers:>7}  {run:>3}  {rate:>24.0f}  {per_cpu:>16.0f}  {one:>11.1f}  {two:>11.1f}",
-                          flush=True)
+                measured = measure(workers, args, work, spaces, kernel_client, kernel_server)
+                for run, (rate, per_cpu, kernel_rate, one, two) in enumerate(measured, start=1):
+                    print(f"{workers:>7}  {run:>3}  {rate:>24.0f}  {per_cpu:>16.0f}  {kernel_rate:>19.0f}  "
+                          f"{rate / kernel_rate:>5.2f}  {one:>11.1f}  {two:>11.1f}", flush=True)
             print(f"({time.monotonic() - started:.0f} s; {os.cpu_count()} cores shared by ustack and the kernel's "
                   f"ab/curl; {args.requests} requests, {args.size_mb} MB downloads)")
         return 0
