@@ -88,3 +88,35 @@ async def test_a_reset_server_stream_logs_nothing_when_its_close_future_is_freed
         client.transport.abort()
         writer = await asyncio.wait_for(handed, 10)
         assert logged_when_freed(writer.transport.get_protocol()) == []
+
+
+@run_async
+async def test_a_reset_after_a_cancelled_wait_closed_reaches_the_reader_and_logs_nothing(seed):
+    # A task awaiting wait_closed() that is cancelled cancels the close future with it (asyncio
+    # does not shield it); the reset that comes later must still reach the reader, and retrieving
+    # the future's error must not raise CancelledError inside connection_lost.
+    async with stack_pair(seed) as pair:
+        loop = asyncio.get_running_loop()
+        reports = []
+        loop.set_exception_handler(lambda _loop, context: reports.append(context["message"]))
+        try:
+            async def reset_on_first_data(reader, writer):
+                await reader.read(100)
+                writer.transport.abort()  # RST (RFC 9293 3.10.5)
+
+            await pair.b.start_server(reset_on_first_data, port=5004)
+            reader, writer = await pair.a.open_connection(pair.b_address, 5004)
+            waiting = asyncio.ensure_future(writer.wait_closed())
+            await asyncio.sleep(0)  # the task starts awaiting the close future (an iteration, not a delay)
+            waiting.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await waiting
+            assert writer.transport.get_protocol()._closed.cancelled()
+            writer.write(b"trigger\n")
+            with pytest.raises(ConnectionResetError):
+                while await reader.read(100):
+                    pass
+            await asyncio.sleep(0)  # callbacks the reset scheduled have run
+        finally:
+            loop.set_exception_handler(None)
+        assert reports == []

@@ -368,12 +368,14 @@ class StreamProtocol(asyncio.StreamReaderProtocol):
     transport its protocol), whose finalizers run in the order of its lists: the future's could
     come first and print "Future exception was never retrieved" to the user (`ustack connect`
     after a reset). The application hears the error from read() or drain(); wait_closed() still
-    raises it: retrieved here is not swallowed."""
+    raises it: retrieved here is not swallowed. A future cancelled with a task that awaited
+    wait_closed() has nothing to retrieve (asking would raise CancelledError here)."""
 
     def connection_lost(self, exc: BaseException | None) -> None:
         super().connection_lost(exc)
-        if exc is not None:
-            self._closed.exception()  # what __del__ does, now rather than at the GC's whim
+        closed = self._closed
+        if exc is not None and not closed.cancelled():
+            closed.exception()  # what __del__ does, now rather than at the GC's whim
 
 
 def _parse_address(host: str) -> int | bytes:
