@@ -40,6 +40,7 @@ between single runs). py-spy's part of --profile is in scripts/bench_profile.py.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import re
 import shutil
@@ -61,6 +62,7 @@ from ustack.network import DEFAULT_MTU, USTACK_ADDRESS, USTACK_ADDRESS6  # noqa:
 from bench_profile import ProfileError, Profiler, profiling, summarize_py_spy  # noqa: E402
 
 KERNEL_SERVER_ADDRESS = "10.78.0.2"
+KERNEL_CLIENT_INTERFACE = "10.78.0.1/24"  # the kernel twin's client end of its veth pair
 NC_PORT = 5001
 NATIVE_HTTP_PORT = 8000
 # Issue 12's goals, against the kernel running the same Python app in the same run.
@@ -225,6 +227,14 @@ class Server:
 _SCRATCH = "/dev/shm" if os.path.isdir("/dev/shm") else None  # tmpfs: no disk in the figures
 
 
+def connect_kernel_twin(client_space: Namespace, server_space: Namespace, client_end: str, server_end: str,
+                        mtu: int = DEFAULT_MTU) -> None:
+    """The veth pair between the kernel twin's client and server namespaces, with the twin's
+    addresses (this script's and bench_workers.py's one set-up of the kernel's network)."""
+    create_veth_pair(client_space, server_space, client_end, server_end, KERNEL_CLIENT_INTERFACE,
+                     f"{KERNEL_SERVER_ADDRESS}/24", mtu=mtu)
+
+
 def inside(namespace: Namespace, *command: str, timeout: float = COMMAND_TIMEOUT) -> str:
     """Run a program in the namespace; its stdout, or BenchError with its stderr."""
     result = subprocess.run(namespace.command(list(command)), capture_output=True, text=True, timeout=timeout)
@@ -285,22 +295,32 @@ def connections_per_second(namespace: Namespace, url: str, requests: int) -> flo
     return float(rate.group(1))
 
 
-def process_cpu_seconds(pid: int) -> float:
-    """User plus system CPU seconds a process has used so far (/proc/PID/stat's utime and stime)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+def process_cpu_seconds(*pids: int) -> float:
+    """User plus system CPU seconds that the processes `pids` and their children still running
+    (serve's workers) have used so far (/proc/PID/stat's utime and stime); a process already gone
+    counts nothing."""
+    every = list(pids)
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            every += [int(child) for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    ticks = 0
+    for pid in every:
+        with contextlib.suppress(OSError):
+            fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+            ticks += int(fields[11]) + int(fields[12])
+    return ticks / os.sysconf("SC_CLK_TCK")
 
 
-def connections_and_cpu(namespace: Namespace, url: str, requests: int, server_pid: int) -> tuple[float, float]:
-    """ab's connections per second, and the server process's CPU microseconds per connection
-    (user and system) during that run: serve is one process on one core, so while it is busy
-    the first is about 10**6 over the second, and the second, unlike the first, hardly moves
-    with the machine's other load. The kernel's twin is charged its own system calls (a send
-    delivers to ab inside it, as a TUN write does) but not the handshakes, which the kernel
-    answers in ab's connect()."""
-    before = process_cpu_seconds(server_pid)
+def connections_and_cpu(namespace: Namespace, url: str, requests: int, *server_pids: int) -> tuple[float, float]:
+    """ab's connections per second, and the server processes' CPU microseconds per connection
+    (user and system, `process_cpu_seconds`) during that run: serve is one process on one core,
+    so while it is busy the first is about 10**6 over the second, and the second, unlike the
+    first, hardly moves with the machine's other load. The kernel's twin is charged its own
+    system calls (a send delivers to ab inside it, as a TUN write does) but not the handshakes,
+    which the kernel answers in ab's connect()."""
+    before = process_cpu_seconds(*server_pids)
     rate = connections_per_second(namespace, url, requests)
-    return rate, (process_cpu_seconds(server_pid) - before) * 1e6 / requests
+    return rate, (process_cpu_seconds(*server_pids) - before) * 1e6 / requests
 
 
 def echo_latency(namespace: Namespace, address: str, count: int) -> tuple[float, float]:
@@ -353,8 +373,7 @@ def run(args, work: Path, spaces: list[Namespace]) -> list[tuple[str, str, str, 
     for space in (ustack_space, client_space, server_space):
         spaces.append(space)
         space.open()
-    create_veth_pair(client_space, server_space, "ust-bench-c", "ust-bench-s",
-                     "10.78.0.1/24", f"{KERNEL_SERVER_ADDRESS}/24", mtu=DEFAULT_MTU)
+    connect_kernel_twin(client_space, server_space, "ust-bench-c", "ust-bench-s")
 
     # ustack, as a user runs it. The namespace is ours (so it goes even if serve dies badly);
     # serve adds its TUN device there.
@@ -525,8 +544,7 @@ def variant_rows(work: Path, spaces: list[Namespace], prefix: str, site: Path, u
                 for space in (client_space, server_space):
                     spaces.append(space)
                     space.open()
-                create_veth_pair(client_space, server_space, f"ustb-c{tag}", f"ustb-s{tag}",
-                                 "10.78.0.1/24", f"{KERNEL_SERVER_ADDRESS}/24", mtu=mtu)
+                connect_kernel_twin(client_space, server_space, f"ustb-c{tag}", f"ustb-s{tag}", mtu)
                 for space, name in ((client_space, f"ustb-c{tag}"), (server_space, f"ustb-s{tag}")):
                     if not variant.offload:
                         inside(space, sys.executable, "-c", OFFLOADS_OFF, name)

@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -35,11 +34,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench import (KERNEL_APP_SERVER, KERNEL_SERVER_ADDRESS, MEGABYTE, BenchError, Server,  # noqa: E402
-                   connections_per_second, download_rate, inside)
+                   connect_kernel_twin, connections_and_cpu, download_rate, inside)
 
 from ustack.commands.signals import sigterm_as_interrupt  # noqa: E402
-from ustack.netns import Namespace, create_veth_pair  # noqa: E402
-from ustack.network import DEFAULT_MTU, USTACK_ADDRESS  # noqa: E402
+from ustack.netns import Namespace  # noqa: E402
+from ustack.network import USTACK_ADDRESS  # noqa: E402
 
 URL = f"http://{USTACK_ADDRESS}"
 KERNEL_URL = f"http://{KERNEL_SERVER_ADDRESS}"
@@ -49,32 +48,6 @@ def parallel_download_rate(namespace: Namespace, url: str, flows: int) -> float:
     """Sum of the rates of `flows` curls started together (each curl's own figure)."""
     script = " & ".join(f"curl -sS --fail -o /dev/null -w '%{{speed_download}}\\n' {url}" for _ in range(flows))
     return sum(float(rate) for rate in inside(namespace, "sh", "-c", f"{script}; wait").split()) / MEGABYTE
-
-
-def cpu_seconds(pid: int, *others: int) -> float:
-    """User + system CPU time of `pid` and its children still running (the workers), and of
-    `others`, from /proc."""
-    pids = [pid, *others]
-    try:
-        pids += [int(child) for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
-    except OSError:
-        pass
-    total = 0
-    for each in pids:
-        try:
-            fields = Path(f"/proc/{each}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of proc(5))
-    return total / os.sysconf("SC_CLK_TCK")
-
-
-def connections_and_rate_per_cpu(space: Namespace, url: str, requests: int, pids: list[int]) -> tuple[float, float]:
-    """ab's connections/s, and the requests per CPU-second the server processes spent on them."""
-    before = cpu_seconds(*pids)
-    rate = connections_per_second(space, url, requests)
-    used = cpu_seconds(*pids) - before
-    return rate, requests / used if used else float("nan")
 
 
 def measure(workers: int, args, work: Path, spaces: list[Namespace], kernel_client: Namespace,
@@ -96,16 +69,18 @@ def measure(workers: int, args, work: Path, spaces: list[Namespace], kernel_clie
         twin_pids = [twin.process.pid for twin in twins]
         runs = []
         for run in range(args.runs):
-            ours = lambda: connections_and_rate_per_cpu(space, f"{URL}/small.html", args.requests,  # noqa: E731
-                                                        [server.process.pid])
-            theirs = lambda: connections_and_rate_per_cpu(kernel_client, f"{KERNEL_URL}/small.html",  # noqa: E731
-                                                          args.requests, twin_pids)
+            ours = lambda: connections_and_cpu(space, f"{URL}/small.html", args.requests,  # noqa: E731
+                                               server.process.pid)
+            theirs = lambda: connections_and_cpu(kernel_client, f"{KERNEL_URL}/small.html",  # noqa: E731
+                                                 args.requests, *twin_pids)
             if run % 2:
                 kernel_rate, _ = theirs()
-                rate, per_cpu = ours()
+                rate, cpu_per_connection = ours()
             else:
-                rate, per_cpu = ours()
+                rate, cpu_per_connection = ours()
                 kernel_rate, _ = theirs()
+            # serve's workers are its children: process_cpu_seconds counts them with it
+            per_cpu = 1e6 / cpu_per_connection if cpu_per_connection else float("nan")
             runs.append((rate, per_cpu, kernel_rate, download_rate(space, f"{URL}/big.bin"),
                          parallel_download_rate(space, f"{URL}/big.bin", 2)))
         return runs
@@ -143,8 +118,7 @@ def main() -> int:
             for space in (kernel_client, kernel_server):
                 spaces.append(space)
                 space.open()
-            create_veth_pair(kernel_client, kernel_server, "ust-bw-c", "ust-bw-s", "10.78.0.1/24",
-                             f"{KERNEL_SERVER_ADDRESS}/24", mtu=DEFAULT_MTU)
+            connect_kernel_twin(kernel_client, kernel_server, "ust-bw-c", "ust-bw-s")
             print(f"{'workers':>7}  {'run':>3}  {'connections/s (ab -c 20)':>24}  {'per ustack CPU-s':>16}  "
                   f"{'kernel, N processes':>19}  {'ratio':>5}  {'1-flow MB/s':>11}  {'2-flow MB/s':>11}")
             for workers in (1, 2):
