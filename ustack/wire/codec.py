@@ -451,7 +451,8 @@ def _build_tcp6_packet(src: bytes, dst: bytes, segment: TcpSegment, hop_limit: i
 
 def _pack_address_free_spec(spec_buffer, segment: TcpSegment, ttl: int, option_layout: str):
     """Fills the spec in `spec_buffer` (this thread's) from `segment` with its IPv4 address
-    fields zero (IPv6, and the option length count); returns the payload as bytes or a C view of it (a memoryview payload is not copied)."""
+    fields zero (IPv6, and the option length count); returns the payload as bytes, or a C view
+    of it for a memoryview payload (not copied)."""
     src_port, dst_port, seq, ack, flags, window, urgent_pointer, options, payload = segment
     try:
         if options is NO_OPTIONS:
