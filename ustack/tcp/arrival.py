@@ -326,8 +326,10 @@ class SegmentArrival:
             if not self._ack_of_syn_arrives(segment, now):
                 return
             state = self.state
-        elif not self._ack_arrives(segment, now):
-            return
+        elif not (
+            (state is FIN_WAIT_1 or state is CLOSING or state is LAST_ACK) and self._ack_of_our_fin_arrives(segment, now)
+        ) and not self._ack_arrives(segment, now):
+            return  # (an ACK of everything we sent, our FIN included, is the teardown's: connection.py)
         if self.timestamps_enabled:
             # RFC 7323 5.3 with RFC 5961 5 (as Linux does): TS.Recent moves only for a segment
             # that passed the sequence AND the ACK checks. Earlier, a forged segment overlapping
