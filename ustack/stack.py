@@ -72,6 +72,8 @@ INVALID_SOURCE_FIRST_OCTETS = frozenset({0, 127, *range(224, 256)})
 ConnectionKey = tuple[Address, int, Address, int]  # (local address, local port, remote address, remote port)
 _SYN_ACK_RST = SYN | ACK | RST
 _MAY_OPEN = (SYN, ACK)  # of those three bits, what a segment that may open a connection has
+# The COUNTER_SLOTS of Connection and of TimeWait: `_drops` is their only Counter (Stack._forget).
+_DROPS_ONLY = Connection.COUNTER_SLOTS
 
 
 class StackEvent(NamedTuple):
@@ -295,7 +297,8 @@ class Stack(UserCalls, Ipv6Side):
                 self._born_of[new_connection] = listener
                 listener.open_connections += 1
                 self._touch(new_connection)
-            self._collect_listener_output(listener, now)
+            if listener._replies:
+                self._collect_listener_output(listener, now)
             return
         # RFC 9293 3.10.7.1: no TCB, so answer as the CLOSED state does.
         self.drops["tcp_no_connection"] += 1
@@ -422,19 +425,28 @@ class Stack(UserCalls, Ipv6Side):
                 made = self._offload_configs[key] = (config, dataclasses.replace(config, offload_segments=wanted))
             connection.config = made[1]
 
+    def _holding_fragments(self) -> bool:
+        """Whether either family's reassembly holds a datagram (each one held counts at least its
+        overhead in memory_used): asked first, the runtime's every loop iteration and each timer
+        skip four calls into reassembly.py, which almost never holds anything."""
+        return bool(self.reassembly.reassembler.memory_used or self.reassembly6.reassembler.memory_used)
+
     def next_deadline(self) -> float | None:
+        deadline = self.timer_heap.next_deadline(self.connections)
+        if not self._holding_fragments():
+            return deadline
         reassembly_deadline = self.reassembly.next_deadline()
         reassembly6_deadline = self.reassembly6.next_deadline()
         if reassembly6_deadline is not None:
             reassembly_deadline = reassembly6_deadline if reassembly_deadline is None else min(reassembly_deadline, reassembly6_deadline)
-        deadline = self.timer_heap.next_deadline(self.connections)
         if deadline is None or reassembly_deadline is None:
             return reassembly_deadline if deadline is None else deadline
         return min(deadline, reassembly_deadline)
 
     def on_timer(self, now: float) -> None:
-        self.reassembly.on_timer(now)
-        self.reassembly6.on_timer(now)
+        if self._holding_fragments():
+            self.reassembly.on_timer(now)
+            self.reassembly6.on_timer(now)
         for connection in self.timer_heap.pop_due(now, self.connections):
             connection.on_timer(now)
             self._touch(connection)
@@ -474,9 +486,12 @@ class Stack(UserCalls, Ipv6Side):
         key = connection.key
         if self.connections.get(key) is connection:
             del self.connections[key]
-            for name, counter in counter_attributes(connection).items():
-                if counter:
-                    self.ended_connection_counters.setdefault(name, Counter()).update(counter)
+            # Most connections end having counted nothing: their one Counter slot (`_drops`, made
+            # at the first drop) is still None, and counter_attributes need not be asked.
+            if connection.COUNTER_SLOTS != _DROPS_ONLY or connection._drops is not None:
+                for name, counter in counter_attributes(connection).items():
+                    if counter:
+                        self.ended_connection_counters.setdefault(name, Counter()).update(counter)
         self.timer_heap.disarm(connection)
         self._flow_labels.pop(connection, None)
         listener = self._born_of.pop(connection, None)

@@ -165,7 +165,11 @@ class SegmentArrival:
             if reply is not None:
                 self._queue_control(reply)
             return
-        # third: a SYN. (The security compartment check has no meaning for us.)
+        self._syn_arrives_in_listen(segment)
+
+    def _syn_arrives_in_listen(self, segment: TcpSegment) -> None:
+        """RFC 9293 3.10.7.2 third: a SYN that passed listen_screen (here, or in the Listener
+        that made this connection for it). (The security compartment check has no meaning for us.)"""
         if self.remote_port is None:
             self.remote_port = segment.src_port
         self._synchronize_receive_side(segment)

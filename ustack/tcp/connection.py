@@ -147,8 +147,8 @@ class Connection(SegmentArrival, AcknowledgementProcessing, RackProcessing, EcnP
         # (ICMP type, code): destination unreachable is type 3, time exceeded 11.
         self.soft_error: tuple[int, int] | None = None
 
-        # Retransmission and congestion state.
-        self.rtt = self._new_rtt_estimator()
+        # Retransmission and congestion state (_new_rtt_estimator, written out: one call fewer).
+        self.rtt = RttEstimator(config.initial_rto, config.min_rto, config.max_rto, slop=config.rto_slop)
         self.congestion = create_congestion_control(
             config.congestion_control, self.send_mss, config.initial_window_segments
         )
@@ -243,6 +243,7 @@ class Connection(SegmentArrival, AcknowledgementProcessing, RackProcessing, EcnP
         return connection
 
     def _new_rtt_estimator(self) -> RttEstimator:
+        """A fresh RTT estimator (RFC 6298 2.1), as __init__ makes one."""
         config = self.config
         return RttEstimator(config.initial_rto, config.min_rto, config.max_rto, slop=config.rto_slop)
 
