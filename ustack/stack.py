@@ -369,21 +369,32 @@ class Stack(UserCalls, Ipv6Side):
         timer_heap = self.timer_heap
         entries = timer_heap.entries
         for connection in touched:
-            # The family's part, in one place: its IP header's length, and over IPv6 the flow label.
-            local_address, remote_address = connection.local_address, connection.remote_address
-            if type(local_address) is bytes:
-                ip_header_length, flow_label = IPV6_HEADER_LENGTH, self._flow_label(connection)
-            else:
-                ip_header_length, flow_label = 20, 0
             if offload and connection.__class__ is not TimeWait:  # a TIME-WAIT record sends bare ACKs
+                ip_header_length = IPV6_HEADER_LENGTH if type(connection.local_address) is bytes else 20
                 self._fit_segmentation_offload(connection, now, ip_header_length)
-            for segment in connection.transmit(now):
-                # RFC 3168 6.1.2: ECT(0) on the data segments of an ECN connection (ecn.py); the
-                # ECN field is the low bits of IPv4's TOS byte and of IPv6's traffic class (RFC
-                # 8200 7), which build_tcp_packet takes as `tos` in both families.
-                ecn = ECT_0 if segment.__class__ is EcnCapableSegment else NOT_ECT
-                packets.append(build_tcp_packet(local_address, remote_address, segment, ttl=ttl, tos=ecn,
-                                                flow_label=flow_label))
+            segments = connection.transmit(now)
+            if segments:
+                key = connection.key  # (local address, local port, remote address, remote port): set by us
+                if key is None:
+                    local_address, remote_address = connection.local_address, connection.remote_address
+                else:
+                    local_address, remote_address = key[0], key[2]
+                if type(local_address) is bytes:
+                    # IPv6: the flow label (RFC 6437), and the ECN field in the traffic class.
+                    flow_label = self._flow_label(connection)
+                    for segment in segments:
+                        ecn = ECT_0 if segment.__class__ is EcnCapableSegment else NOT_ECT
+                        packets.append(build_tcp_packet(local_address, remote_address, segment, ttl, tos=ecn,
+                                                        flow_label=flow_label))
+                else:
+                    for segment in segments:
+                        # RFC 3168 6.1.2: ECT(0) on the data segments of an ECN connection (ecn.py);
+                        # the ECN field is the low bits of IPv4's TOS byte and of IPv6's traffic
+                        # class (RFC 8200 7), which build_tcp_packet takes as `tos` in both families.
+                        if segment.__class__ is EcnCapableSegment:
+                            packets.append(build_tcp_packet(local_address, remote_address, segment, ttl, tos=ECT_0))
+                        else:
+                            packets.append(build_tcp_packet(local_address, remote_address, segment, ttl))
             if events_wanted:
                 self._collect_events(connection)
             state = connection.state
