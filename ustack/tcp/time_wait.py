@@ -222,7 +222,9 @@ class TimeWait(StateMachine):
         elif not self.config.time_wait_reopen_without_timestamps:
             return False  # RFC 9293 3.10.7.4: only "if the Timestamp Option is used"
         self.reopening_syn = syn
-        self._end("new SYN reopens the 4-tuple (RFC 6191): " + segment_summary(syn))
+        # The SYN described only for somebody who reads the events (as _set_state does).
+        reopening = "new SYN reopens the 4-tuple (RFC 6191)"
+        self._end(reopening if self._events is EVENTS_OFF else f"{reopening}: {segment_summary(syn)}")
         return True
 
     def _closed_arrives(self, segment: TcpSegment) -> None:
