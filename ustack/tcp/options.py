@@ -14,6 +14,7 @@ MIN_PEER_MSS = 48
 TIMESTAMP_OPTION_SPACE = 12  # 10 bytes of option plus 2 of padding (RFC 7323 appendix A)
 MAX_WINDOW_SHIFT = 14  # RFC 7323 2.3
 TIMESTAMP_MASK = 0xFFFFFFFF
+_new_tuple = tuple.__new__
 
 
 def window_shift_for(buffer_size: int) -> int:
@@ -44,15 +45,17 @@ def syn_options(
     offered too: RFC 7323 1.3 and RFC 2018 2 forbid a SYN-ACK option the SYN did not carry)."""
     if config.no_options:
         return NO_OPTIONS
-    # Positional (mss, window_scale, sack_permitted, sack_blocks, timestamps): a NamedTuple
-    # built with keywords costs a call more, on every SYN and SYN-ACK.
-    return TcpOptions(
+    # Every field, in order, through tuple.__new__: the NamedTuple's own __new__ is a Python
+    # function, a call more on every SYN and SYN-ACK (as output.py and wire/codec.py build theirs).
+    return _new_tuple(TcpOptions, (
         config.mss,
         offered_window_shift(config) if window_scale else None,
         sack,
         (),
         (int(now * 1000) & TIMESTAMP_MASK, ts_recent) if timestamps else None,  # timestamp_value
-    )
+        None,  # no Fast Open cookie (fastopen.py adds one)
+        False,
+    ))
 
 
 class Negotiated:
