@@ -275,7 +275,9 @@ class Stack(UserCalls, Ipv6Side):
         """A segment of no connection: to the listener on its port, else answered as in CLOSED."""
         listener = self.listeners.get((ip.dst, segment.dst_port)) or self.listeners.get((0, segment.dst_port))
         if listener is not None:
-            if segment.flags & _SYN_ACK_RST in _MAY_OPEN and not self._has_room():
+            limit = self.max_connections  # _has_room, in line: asked for every SYN
+            if (segment.flags & _SYN_ACK_RST in _MAY_OPEN and limit is not None
+                    and len(self.connections) + len(self.listeners) >= limit):
                 # A new connection request, or an ACK that may return a SYN cookie: dropped
                 # without a reply (the client retries; a stray ACK misses only its RST).
                 self.drops["stack_connection_limit"] += 1

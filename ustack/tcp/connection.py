@@ -222,6 +222,12 @@ class Connection(SegmentArrival, AcknowledgementProcessing, RackProcessing, EcnP
         connection = cls(config, local_address, local_port, remote_address, remote_port, iss, listener, record_events)
         if listener is None:
             connection._foreign_socket_at_open = (remote_address, remote_port)
+        elif not record_events:
+            # A Listener's child is in LISTEN only until the next line of Listener.receive hands
+            # it its SYN; entering LISTEN releases nothing (_entered), and nobody reads the
+            # StateChanged: so it is made in LISTEN, part of its creation (two calls fewer).
+            connection.state = LISTEN
+            return connection
         connection._set_state(LISTEN, "passive OPEN")
         return connection
 
