@@ -112,7 +112,7 @@ class Listener(StateMachine):
             if reply is not None:
                 self._replies.append((remote_address, reply))
             return None
-        if self._at_connection_limit():
+        if self.max_connections is not None and self.open_connections >= self.max_connections:  # _at_connection_limit
             self.drops["listener_connection_limit"] += 1  # the client will retry its SYN
             return None
         mode = self.config.syncookies
