@@ -27,7 +27,18 @@ def offered_window_shift(config: TcpConfig) -> int:
     """The shift our SYN offers: the configured one, or what the receive buffer needs."""
     if config.window_scale_shift is not None:
         return config.window_scale_shift
-    return window_shift_for(config.receive_buffer_size)
+    size = config.receive_buffer_size
+    shift = _SHIFT_FOR_SIZE.get(size)
+    if shift is None:
+        # Asked four times in each connection's handshake (both SYNs, both Negotiated), for the
+        # few buffer sizes a host's configs have: worked out once per size.
+        if len(_SHIFT_FOR_SIZE) >= 64:
+            _SHIFT_FOR_SIZE.clear()  # per-socket sizes (SO_RCVBUF) come and go
+        shift = _SHIFT_FOR_SIZE[size] = window_shift_for(size)
+    return shift
+
+
+_SHIFT_FOR_SIZE: dict[int, int] = {}
 
 
 TIMESTAMP_TICK_USECS = 1000  # the tick of timestamp_value's clock, for those who compare with it
