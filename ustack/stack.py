@@ -568,7 +568,9 @@ class Stack(UserCalls, Ipv6Side):
             record = connection.time_wait
             if record is not None and self.connections.get(record.key) is record:
                 connection = record
-        self._touch(connection)
+        self._touched[connection] = None  # _touch, in line: a poke follows every user call
+        if self._events_wanted:
+            self._collect_events(connection)
 
     def all_connections(self) -> Iterable[Connection]:
         """Every connection the stack knows, including those still in a listener's SYN queue."""

@@ -292,10 +292,12 @@ class Connection(SegmentArrival, AcknowledgementProcessing, RackProcessing, EcnP
         released = snd.acknowledge(ack)  # SND.UNA = SND.MAX, the send buffer emptied
         if snd.duplicate_acks:
             snd.duplicate_acks_ended()
-        timers = self.timers
-        timers.cancel(RETRANSMIT_TIMER)  # RFC 6298 5.2: all outstanding data acknowledged
-        timers.cancel(TLP_TIMER)
-        timers.cancel(REORDER_TIMER)
+        if self.state is FIN_WAIT_1:
+            # (CLOSING and LAST-ACK go on to states that stop every timer: _entered.)
+            timers = self.timers
+            timers.cancel(RETRANSMIT_TIMER)  # RFC 6298 5.2: all outstanding data acknowledged
+            timers.cancel(TLP_TIMER)
+            timers.cancel(REORDER_TIMER)
         self.rack = None  # RACK-TLP has nothing left to detect (as on entering TIME-WAIT)
         self._update_send_window(segment)
         if released and snd.blocked:
