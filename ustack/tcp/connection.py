@@ -293,12 +293,16 @@ class Connection(SegmentArrival, AcknowledgementProcessing, RackProcessing, EcnP
         if snd.duplicate_acks:
             snd.duplicate_acks_ended()
         if self.state is FIN_WAIT_1:
-            # (CLOSING and LAST-ACK go on to states that stop every timer: _entered.)
+            # On to FIN-WAIT-2, which may last: the timers that resend or probe stop (RFC 6298
+            # 5.2: all outstanding data acknowledged), and RACK-TLP's books, the SACK scoreboard
+            # and the send times go. (CLOSING and LAST-ACK go on to TIME-WAIT or CLOSED, which
+            # stop every timer and release those: _entered.)
             timers = self.timers
-            timers.cancel(RETRANSMIT_TIMER)  # RFC 6298 5.2: all outstanding data acknowledged
+            timers.cancel(RETRANSMIT_TIMER)
             timers.cancel(TLP_TIMER)
             timers.cancel(REORDER_TIMER)
-        self.rack = None  # RACK-TLP has nothing left to detect (as on entering TIME-WAIT)
+            self.rack = None
+            snd.forget_loss_recovery()
         self._update_send_window(segment)
         if released and snd.blocked:
             snd.space_reported()
