@@ -72,6 +72,8 @@ INVALID_SOURCE_FIRST_OCTETS = frozenset({0, 127, *range(224, 256)})
 ConnectionKey = tuple[Address, int, Address, int]  # (local address, local port, remote address, remote port)
 _SYN_ACK_RST = SYN | ACK | RST
 _MAY_OPEN = (SYN, ACK)  # of those three bits, what a segment that may open a connection has
+# The COUNTER_SLOTS of Connection and of TimeWait: `_drops` is their only Counter (Stack._forget).
+_DROPS_ONLY = Connection.COUNTER_SLOTS
 
 
 class StackEvent(NamedTuple):
@@ -189,11 +191,26 @@ class Stack(UserCalls, Ipv6Side):
             # attack: a SYN from us to us would have us answer ourselves in a loop).
             self.drops["ipv4_bad_source_address"] += 1
             return
-        if parsed.tcp is not None and not (ip.more_fragments or ip.fragment_offset):
+        segment = parsed.tcp
+        if segment is not None and not (ip.more_fragments or ip.fragment_offset):
             # The common case, a whole TCP segment, straight to the demultiplexer (what _deliver
-            # would do with it, one call fewer per packet).
+            # would do with it, one call fewer per packet); and the commonest of all, a segment
+            # for a connection that is not CLOSED, to that connection right here (_receive_tcp's
+            # first step, two calls fewer per packet).
             self.counters["packets_in"] += 1
-            self._receive_tcp(ip, parsed.tcp, now)
+            key = (ip.dst, segment.dst_port, ip.src, segment.src_port)
+            connection = self.connections.get(key)
+            if connection is None or connection.state is CLOSED:
+                self._receive_tcp(ip, segment, now, key, connection)
+                return
+            if ip.tos & CE == CE:
+                connection.congestion_experienced()  # RFC 3168 6.1.3: the IP header's news
+            connection.receive(segment, now)
+            self._touched[connection] = None  # as _touch does
+            if self._events_wanted:
+                self._collect_events(connection)
+            if connection.state is CLOSED:
+                self._after_closing_segment(connection, ip, segment, key, now)
             return
         self._deliver(parsed, now, self.reassembly, self._receive_icmp, "ipv4_protocol")
 
@@ -215,9 +232,14 @@ class Stack(UserCalls, Ipv6Side):
         else:
             self.drops[f"{unsupported}_{ip.protocol}_not_supported"] += 1
 
-    def _receive_tcp(self, ip: Ipv4Header, segment: TcpSegment, now: float) -> None:
-        key = (ip.dst, segment.dst_port, ip.src, segment.src_port)
-        connection = self.connections.get(key)
+    def _receive_tcp(self, ip: Ipv4Header, segment: TcpSegment, now: float, key: ConnectionKey | None = None,
+                     connection: Connection | None = None) -> None:
+        """A TCP segment for us, of either family: to its connection, else to a listener, else
+        answered as in CLOSED. `key` and `connection`: the 4-tuple and its table entry, when
+        the caller (receive's IPv4 fast path) has looked them up already."""
+        if key is None:
+            key = (ip.dst, segment.dst_port, ip.src, segment.src_port)
+            connection = self.connections.get(key)
         if connection is not None and connection.state is CLOSED and connection.is_finished:
             # A timer closed it (TIME-WAIT's end) and the transmit() that forgets it has not run
             # yet (the runtime reads packets first): a CLOSED connection has no TCB (RFC 9293
@@ -232,18 +254,30 @@ class Stack(UserCalls, Ipv6Side):
             self._touched[connection] = None  # as _touch does
             if self._events_wanted:
                 self._collect_events(connection)
-            if connection.state is not CLOSED:
-                return
-            record = connection if connection.__class__ is TimeWait else connection.time_wait
-            if record is None or record.reopening_syn is None:
-                return
-            # RFC 1122 4.2.2.13, RFC 6191: a new SYN ended the TIME-WAIT of this 4-tuple. The old
-            # connection is CLOSED; the SYN goes on to the listener as a new connection request.
-            segment, record.reopening_syn = record.reopening_syn, None
-            self._forget(connection)
+            if connection.state is CLOSED:
+                self._after_closing_segment(connection, ip, segment, key, now)
+            return
+        self._to_listener(ip, segment, key, now)
+
+    def _after_closing_segment(self, connection: Connection | TimeWait, ip, segment: TcpSegment,
+                               key: ConnectionKey, now: float) -> None:
+        """`segment` left `connection` CLOSED. RFC 1122 4.2.2.13, RFC 6191: if it was a new SYN
+        that ended the TIME-WAIT of this 4-tuple, the old connection goes and the SYN goes on to
+        the listener as a new connection request."""
+        record = connection if connection.__class__ is TimeWait else connection.time_wait
+        if record is None or record.reopening_syn is None:
+            return
+        syn, record.reopening_syn = record.reopening_syn, None
+        self._forget(connection)
+        self._to_listener(ip, syn, key, now)
+
+    def _to_listener(self, ip, segment: TcpSegment, key: ConnectionKey, now: float) -> None:
+        """A segment of no connection: to the listener on its port, else answered as in CLOSED."""
         listener = self.listeners.get((ip.dst, segment.dst_port)) or self.listeners.get((0, segment.dst_port))
         if listener is not None:
-            if segment.flags & _SYN_ACK_RST in _MAY_OPEN and not self._has_room():
+            limit = self.max_connections  # _has_room, in line: asked for every SYN
+            if (segment.flags & _SYN_ACK_RST in _MAY_OPEN and limit is not None
+                    and len(self.connections) + len(self.listeners) >= limit):
                 # A new connection request, or an ACK that may return a SYN cookie: dropped
                 # without a reply (the client retries; a stray ACK misses only its RST).
                 self.drops["stack_connection_limit"] += 1
@@ -265,7 +299,8 @@ class Stack(UserCalls, Ipv6Side):
                 self._born_of[new_connection] = listener
                 listener.open_connections += 1
                 self._touch(new_connection)
-            self._collect_listener_output(listener, now)
+            if listener._replies:
+                self._collect_listener_output(listener, now)
             return
         # RFC 9293 3.10.7.1: no TCB, so answer as the CLOSED state does.
         self.drops["tcp_no_connection"] += 1
@@ -333,23 +368,35 @@ class Stack(UserCalls, Ipv6Side):
         ttl = self.ttl
         offload = self.offload_segments > 1
         events_wanted = self._events_wanted
-        arm = self.timer_heap.arm
+        timer_heap = self.timer_heap
+        entries = timer_heap.entries
         for connection in touched:
-            # The family's part, in one place: its IP header's length, and over IPv6 the flow label.
-            local_address, remote_address = connection.local_address, connection.remote_address
-            if type(local_address) is bytes:
-                ip_header_length, flow_label = IPV6_HEADER_LENGTH, self._flow_label(connection)
-            else:
-                ip_header_length, flow_label = 20, 0
             if offload and connection.__class__ is not TimeWait:  # a TIME-WAIT record sends bare ACKs
+                ip_header_length = IPV6_HEADER_LENGTH if type(connection.local_address) is bytes else 20
                 self._fit_segmentation_offload(connection, now, ip_header_length)
-            for segment in connection.transmit(now):
-                # RFC 3168 6.1.2: ECT(0) on the data segments of an ECN connection (ecn.py); the
-                # ECN field is the low bits of IPv4's TOS byte and of IPv6's traffic class (RFC
-                # 8200 7), which build_tcp_packet takes as `tos` in both families.
-                ecn = ECT_0 if segment.__class__ is EcnCapableSegment else NOT_ECT
-                packets.append(build_tcp_packet(local_address, remote_address, segment, ttl=ttl, tos=ecn,
-                                                flow_label=flow_label))
+            segments = connection.transmit(now)
+            if segments:
+                key = connection.key  # (local address, local port, remote address, remote port): set by us
+                if key is None:
+                    local_address, remote_address = connection.local_address, connection.remote_address
+                else:
+                    local_address, remote_address = key[0], key[2]
+                if type(local_address) is bytes:
+                    # IPv6: the flow label (RFC 6437), and the ECN field in the traffic class.
+                    flow_label = self._flow_label(connection)
+                    for segment in segments:
+                        ecn = ECT_0 if segment.__class__ is EcnCapableSegment else NOT_ECT
+                        packets.append(build_tcp_packet(local_address, remote_address, segment, ttl, tos=ecn,
+                                                        flow_label=flow_label))
+                else:
+                    for segment in segments:
+                        # RFC 3168 6.1.2: ECT(0) on the data segments of an ECN connection (ecn.py);
+                        # the ECN field is the low bits of IPv4's TOS byte and of IPv6's traffic
+                        # class (RFC 8200 7), which build_tcp_packet takes as `tos` in both families.
+                        if segment.__class__ is EcnCapableSegment:
+                            packets.append(build_tcp_packet(local_address, remote_address, segment, ttl, tos=ECT_0))
+                        else:
+                            packets.append(build_tcp_packet(local_address, remote_address, segment, ttl))
             if events_wanted:
                 self._collect_events(connection)
             state = connection.state
@@ -358,7 +405,15 @@ class Stack(UserCalls, Ipv6Side):
                 continue
             if state is TIME_WAIT and connection.__class__ is not TimeWait:
                 connection = self._keep_only_time_wait(connection)
-            arm(connection, connection.timers.next_deadline())  # as _arm does
+            # As _arm does; but most rounds leave the deadline where it was or move it later, which
+            # leaves the heap as it is (TimerHeap.arm): that is checked here, without the call.
+            deadline = connection.timers.next_deadline()
+            entry = entries.get(connection)
+            if entry is None:
+                if deadline is not None:
+                    timer_heap.arm(connection, deadline)
+            elif deadline is None or deadline < entry[0]:
+                timer_heap.arm(connection, deadline)
         if packets:
             self.counters["packets_out"] += len(packets)
         return packets
@@ -383,19 +438,28 @@ class Stack(UserCalls, Ipv6Side):
                 made = self._offload_configs[key] = (config, dataclasses.replace(config, offload_segments=wanted))
             connection.config = made[1]
 
+    def _holding_fragments(self) -> bool:
+        """Whether either family's reassembly holds a datagram (each one held counts at least its
+        overhead in memory_used): asked first, the runtime's every loop iteration and each timer
+        skip four calls into reassembly.py, which almost never holds anything."""
+        return bool(self.reassembly.reassembler.memory_used or self.reassembly6.reassembler.memory_used)
+
     def next_deadline(self) -> float | None:
+        deadline = self.timer_heap.next_deadline(self.connections)
+        if not self._holding_fragments():
+            return deadline
         reassembly_deadline = self.reassembly.next_deadline()
         reassembly6_deadline = self.reassembly6.next_deadline()
         if reassembly6_deadline is not None:
             reassembly_deadline = reassembly6_deadline if reassembly_deadline is None else min(reassembly_deadline, reassembly6_deadline)
-        deadline = self.timer_heap.next_deadline(self.connections)
         if deadline is None or reassembly_deadline is None:
             return reassembly_deadline if deadline is None else deadline
         return min(deadline, reassembly_deadline)
 
     def on_timer(self, now: float) -> None:
-        self.reassembly.on_timer(now)
-        self.reassembly6.on_timer(now)
+        if self._holding_fragments():
+            self.reassembly.on_timer(now)
+            self.reassembly6.on_timer(now)
         for connection in self.timer_heap.pop_due(now, self.connections):
             connection.on_timer(now)
             self._touch(connection)
@@ -435,9 +499,12 @@ class Stack(UserCalls, Ipv6Side):
         key = connection.key
         if self.connections.get(key) is connection:
             del self.connections[key]
-            for name, counter in counter_attributes(connection).items():
-                if counter:
-                    self.ended_connection_counters.setdefault(name, Counter()).update(counter)
+            # Most connections end having counted nothing: their one Counter slot (`_drops`, made
+            # at the first drop) is still None, and counter_attributes need not be asked.
+            if connection.COUNTER_SLOTS != _DROPS_ONLY or connection._drops is not None:
+                for name, counter in counter_attributes(connection).items():
+                    if counter:
+                        self.ended_connection_counters.setdefault(name, Counter()).update(counter)
         self.timer_heap.disarm(connection)
         self._flow_labels.pop(connection, None)
         listener = self._born_of.pop(connection, None)
@@ -501,7 +568,9 @@ class Stack(UserCalls, Ipv6Side):
             record = connection.time_wait
             if record is not None and self.connections.get(record.key) is record:
                 connection = record
-        self._touch(connection)
+        self._touched[connection] = None  # _touch, in line: a poke follows every user call
+        if self._events_wanted:
+            self._collect_events(connection)
 
     def all_connections(self) -> Iterable[Connection]:
         """Every connection the stack knows, including those still in a listener's SYN queue."""

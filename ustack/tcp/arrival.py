@@ -165,7 +165,11 @@ class SegmentArrival:
             if reply is not None:
                 self._queue_control(reply)
             return
-        # third: a SYN. (The security compartment check has no meaning for us.)
+        self._syn_arrives_in_listen(segment)
+
+    def _syn_arrives_in_listen(self, segment: TcpSegment) -> None:
+        """RFC 9293 3.10.7.2 third: a SYN that passed listen_screen (here, or in the Listener
+        that made this connection for it). (The security compartment check has no meaning for us.)"""
         if self.remote_port is None:
             self.remote_port = segment.src_port
         self._synchronize_receive_side(segment)
@@ -326,8 +330,10 @@ class SegmentArrival:
             if not self._ack_of_syn_arrives(segment, now):
                 return
             state = self.state
-        elif not self._ack_arrives(segment, now):
-            return
+        elif not (
+            (state is FIN_WAIT_1 or state is CLOSING or state is LAST_ACK) and self._ack_of_our_fin_arrives(segment, now)
+        ) and not self._ack_arrives(segment, now):
+            return  # (an ACK of everything we sent, our FIN included, is the teardown's: connection.py)
         if self.timestamps_enabled:
             # RFC 7323 5.3 with RFC 5961 5 (as Linux does): TS.Recent moves only for a segment
             # that passed the sequence AND the ACK checks. Earlier, a forged segment overlapping

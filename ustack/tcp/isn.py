@@ -48,6 +48,7 @@ def check_secret(secret: bytes | None) -> bytes:
 
 # Two IPv4 addresses (ints), each zero-extended to 16 bytes, and the ports: one C call.
 _IPV4_FOUR_TUPLE = struct.Struct(">12xIH12xIH")
+_pack_ipv4_four_tuple = _IPV4_FOUR_TUPLE.pack
 
 
 def pack_four_tuple(local_address: int | bytes, local_port: int, remote_address: int | bytes, remote_port: int) -> bytes:
@@ -55,7 +56,7 @@ def pack_four_tuple(local_address: int | bytes, local_port: int, remote_address:
     bytes (ustack/wire/ipv6.py), an IPv4 address (an int) is zero-extended to 16."""
     # (_address_bytes written out: this runs for every connection, twice with a listener.)
     if type(local_address) is int and type(remote_address) is int:
-        return _IPV4_FOUR_TUPLE.pack(local_address, local_port, remote_address, remote_port)
+        return _pack_ipv4_four_tuple(local_address, local_port, remote_address, remote_port)
     return (
         (local_address if type(local_address) is bytes else local_address.to_bytes(16, "big"))
         + local_port.to_bytes(2, "big")
@@ -115,8 +116,11 @@ class IsnGenerator:
             return self.fixed_isn
         # M: the 4-microsecond clock (RFC 6528 section 3).
         ticks = int(now * TICKS_PER_SECOND)
-        # F: a keyed hash of the 4-tuple.
-        four_tuple = pack_four_tuple(local_address, local_port, remote_address, remote_port)
+        # F: a keyed hash of the 4-tuple (pack_four_tuple's IPv4 case in line: once per connection).
+        if type(local_address) is int and type(remote_address) is int:
+            four_tuple = _pack_ipv4_four_tuple(local_address, local_port, remote_address, remote_port)
+        else:
+            four_tuple = pack_four_tuple(local_address, local_port, remote_address, remote_port)
         return (ticks + self._isn_offset(four_tuple)) & SEQ_MASK
 
     def flow_label(self, local_address: int | bytes, local_port: int, remote_address: int | bytes, remote_port: int) -> int:

@@ -27,7 +27,7 @@ from ustack.tcp.isn import IsnGenerator
 from ustack.tcp.options import Negotiated
 from ustack.tcp.reset import reset_for_unmatched
 from ustack.tcp.seq import seq_add
-from ustack.tcp.state import CLOSED, LISTEN, SYN_RECEIVED, StateMachine
+from ustack.tcp.state import CLOSED, LISTEN, StateMachine
 from ustack.tcp.syn_cookies import MAX_AGE_SLOTS, SLOT_SECONDS, SynCookies, cookie_syn_ack, rebuilt_syn
 from ustack.wire.tcp import ACK, RST, SYN, TcpSegment
 
@@ -112,7 +112,7 @@ class Listener(StateMachine):
             if reply is not None:
                 self._replies.append((remote_address, reply))
             return None
-        if self._at_connection_limit():
+        if self.max_connections is not None and self.open_connections >= self.max_connections:  # _at_connection_limit
             self.drops["listener_connection_limit"] += 1  # the client will retry its SYN
             return None
         mode = self.config.syncookies
@@ -135,9 +135,9 @@ class Listener(StateMachine):
             remote_address=remote_address, remote_port=segment.src_port, listener=self, record_events=record_events,
         )
         child.fast_open = answer_syn(self, segment, remote_address, config)  # RFC 7413 (fastopen.py)
-        child.receive(segment, now)
-        if child.state is not SYN_RECEIVED:
-            return None
+        # LISTEN's checks are done (listen_screen above): the child takes the SYN at its third
+        # step, to SYN-RECEIVED, without checking it again (what child.receive would do).
+        child._syn_arrives_in_listen(segment)
         if child.fast_open is not None and child.fast_open.accept_data:
             # RFC 7413 4.2: the data is the application's now; as Linux does, the connection can
             # be accepted before the handshake completes.

@@ -14,6 +14,7 @@ MIN_PEER_MSS = 48
 TIMESTAMP_OPTION_SPACE = 12  # 10 bytes of option plus 2 of padding (RFC 7323 appendix A)
 MAX_WINDOW_SHIFT = 14  # RFC 7323 2.3
 TIMESTAMP_MASK = 0xFFFFFFFF
+_new_tuple = tuple.__new__
 
 
 def window_shift_for(buffer_size: int) -> int:
@@ -26,7 +27,18 @@ def offered_window_shift(config: TcpConfig) -> int:
     """The shift our SYN offers: the configured one, or what the receive buffer needs."""
     if config.window_scale_shift is not None:
         return config.window_scale_shift
-    return window_shift_for(config.receive_buffer_size)
+    size = config.receive_buffer_size
+    shift = _SHIFT_FOR_SIZE.get(size)
+    if shift is None:
+        # Asked four times in each connection's handshake (both SYNs, both Negotiated), for the
+        # few buffer sizes a host's configs have: worked out once per size.
+        if len(_SHIFT_FOR_SIZE) >= 64:
+            _SHIFT_FOR_SIZE.clear()  # per-socket sizes (SO_RCVBUF) come and go
+        shift = _SHIFT_FOR_SIZE[size] = window_shift_for(size)
+    return shift
+
+
+_SHIFT_FOR_SIZE: dict[int, int] = {}
 
 
 TIMESTAMP_TICK_USECS = 1000  # the tick of timestamp_value's clock, for those who compare with it
@@ -44,15 +56,17 @@ def syn_options(
     offered too: RFC 7323 1.3 and RFC 2018 2 forbid a SYN-ACK option the SYN did not carry)."""
     if config.no_options:
         return NO_OPTIONS
-    # Positional (mss, window_scale, sack_permitted, sack_blocks, timestamps): a NamedTuple
-    # built with keywords costs a call more, on every SYN and SYN-ACK.
-    return TcpOptions(
+    # Every field, in order, through tuple.__new__: the NamedTuple's own __new__ is a Python
+    # function, a call more on every SYN and SYN-ACK (as output.py and wire/codec.py build theirs).
+    return _new_tuple(TcpOptions, (
         config.mss,
         offered_window_shift(config) if window_scale else None,
         sack,
         (),
         (int(now * 1000) & TIMESTAMP_MASK, ts_recent) if timestamps else None,  # timestamp_value
-    )
+        None,  # no Fast Open cookie (fastopen.py adds one)
+        False,
+    ))
 
 
 class Negotiated:

@@ -158,7 +158,8 @@ class SegmentOutput:
             window = min(self.rcv.free_space, 0xFFFF)
             self.rcv.advertise(seq_add(ack, window))
             self.rcv.acknowledgement_sent()
-        out.append(TcpSegment(self.local_port, self.remote_port, iss, ack, flags, window, 0, options, payload))
+        segment = (self.local_port, self.remote_port, iss, ack, flags, window, 0, options, payload)
+        out.append(_new_tuple(TcpSegment, segment))
         self.snd.syn_sent(now)  # the first one is timed (RFC 6298 3), a repeat is not (Karn)
         if payload:  # Fast Open data went with the SYN
             self.snd.data_sent(seq_add(iss, 1), seq_add(iss, 1 + len(payload)), len(payload), now, False)

@@ -48,6 +48,7 @@ from ustack.tcp.timer_set import TIME_WAIT_TIMER
 from ustack.wire.tcp import ACK, FIN, NO_OPTIONS, RST, SYN, TcpOptions, TcpSegment
 
 _NEVER = float("-inf")
+_new_tuple = tuple.__new__
 _SYN_ACK_RST = SYN | ACK | RST
 # How snapshots and `ss -o` name the one timer TIME-WAIT runs: "time_wait".
 TIME_WAIT_TIMER_LABEL = TIME_WAIT_TIMER.label
@@ -222,7 +223,9 @@ class TimeWait(StateMachine):
         elif not self.config.time_wait_reopen_without_timestamps:
             return False  # RFC 9293 3.10.7.4: only "if the Timestamp Option is used"
         self.reopening_syn = syn
-        self._end("new SYN reopens the 4-tuple (RFC 6191): " + segment_summary(syn))
+        # The SYN described only for somebody who reads the events (as _set_state does).
+        reopening = "new SYN reopens the 4-tuple (RFC 6191)"
+        self._end(reopening if self._events is EVENTS_OFF else f"{reopening}: {segment_summary(syn)}")
         return True
 
     def _closed_arrives(self, segment: TcpSegment) -> None:
@@ -255,10 +258,13 @@ class TimeWait(StateMachine):
             self.ack_owed = False
             ts_recent = self.ts_recent
             # RFC 7323 3.2: TSval is our clock (the connection's), TSecr echoes TS.Recent.
-            options = NO_OPTIONS if ts_recent is None else TcpOptions(
-                None, None, False, (), (timestamp_value(now), ts_recent))
+            # Every field in order, through tuple.__new__ (a NamedTuple's own __new__ is a Python
+            # function): the last ACK of nearly every connection a server closes first is this one.
+            options = NO_OPTIONS if ts_recent is None else _new_tuple(
+                TcpOptions, (None, None, False, (), (timestamp_value(now), ts_recent), None, False))
             key = self.key
-            out.append(TcpSegment(key[1], key[3], self.snd_nxt, self.rcv_nxt, ACK, self.window, 0, options))
+            out.append(_new_tuple(TcpSegment, (key[1], key[3], self.snd_nxt, self.rcv_nxt, ACK, self.window, 0, options,
+                                               b"")))
         return out
 
     def next_deadline(self) -> float | None:

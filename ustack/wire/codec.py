@@ -239,13 +239,17 @@ def _tcp_options(option_bytes: bytes, fields_buffer) -> TcpOptions:
     if not present and not sack_blocks:
         options = NO_OPTIONS
     else:
-        options = TcpOptions(
-            mss=mss if present & _OPTION_MSS else None,
-            window_scale=window_scale if present & _OPTION_WINDOW_SCALE else None,
-            sack_permitted=bool(present & _OPTION_SACK_PERMITTED),
-            sack_blocks=sack_blocks,
-            timestamps=(ts_val, ts_ecr) if present & _OPTION_TIMESTAMPS else None,
-        )
+        # Every field in order, through tuple.__new__ as parse_packet makes its tuples: a miss is
+        # common (each new TSval is one, about every millisecond of a flow, and every SYN).
+        options = _new(TcpOptions, (
+            mss if present & _OPTION_MSS else None,
+            window_scale if present & _OPTION_WINDOW_SCALE else None,
+            bool(present & _OPTION_SACK_PERMITTED),
+            sack_blocks,
+            (ts_val, ts_ecr) if present & _OPTION_TIMESTAMPS else None,
+            None,  # fast_open: read around the C call (_with_fast_open)
+            False,
+        ))
     if not sack_count:
         if len(_options_made) >= _OPTIONS_REMEMBERED:
             _options_made.clear()
