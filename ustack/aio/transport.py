@@ -273,6 +273,16 @@ class TcpTransport(asyncio.Transport):
 
     def _deliver_data(self, now: float) -> None:
         connection = self._connection
+        if connection.readable and connection.error is None and getattr(self._protocol, "pulls_data", False):
+            # A reader that takes the data itself (runtime.TcpStreamReader): wake it, and leave
+            # the data where it is; the end of stream follows once it has taken everything
+            # (take_data). After a reset the data is pushed as below, before the error.
+            self._runtime.delivered()
+            try:
+                self._protocol.data_readable()
+            except Exception as exc:
+                self._fatal_error(exc, "protocol.data_readable() call failed")
+            return
         while connection.readable and not (self._reading_paused or self._closing or self._lost):
             if isinstance(self._protocol, asyncio.BufferedProtocol):
                 if not self._deliver_into_buffer(now):
@@ -302,6 +312,19 @@ class TcpTransport(asyncio.Transport):
                 return
             if not keep_open:
                 self.close()
+
+    def take_data(self, max_bytes: int) -> bytes:
+        """Up to max_bytes of what waits in the receive buffer, for a protocol that takes its data
+        itself (`pulls_data`, runtime.TcpStreamReader); b"" if none waits or reading is paused
+        or over. Taking it may reopen the window: a window update goes out in the next round."""
+        connection = self._connection
+        if not connection.readable or self._reading_paused or self._closing or self._lost:
+            return b""
+        data = connection.recv(max_bytes, self._loop.time())
+        self._runtime.poke(connection)  # as a write does: called from the reader's task, not a round
+        if connection.at_eof or (not connection.readable and connection.state in FINISHED_STATES):
+            self._runtime.mark_dirty(self)  # everything taken: the end of stream (or the close) is next
+        return data
 
     def _deliver_into_buffer(self, now: float) -> bool:
         """One step of reading for an asyncio.BufferedProtocol: data into the buffer it lends
