@@ -321,7 +321,11 @@ class TcpTransport(asyncio.Transport):
         if not connection.readable or self._reading_paused or self._closing or self._lost:
             return b""
         data = connection.recv(max_bytes, self._loop.time())
-        self._runtime.poke(connection)  # as a write does: called from the reader's task, not a round
+        if connection.rcv.ack_owed:
+            # The read opened the window enough for an update of its own (RFC 9293 3.8.6.2.2):
+            # a round sends it, as after a write. Otherwise a read has nothing to send, and the
+            # next ACK carries the larger window: no round for it.
+            self._runtime.poke(connection)
         if connection.at_eof or (not connection.readable and connection.state in FINISHED_STATES):
             self._runtime.mark_dirty(self)  # everything taken: the end of stream (or the close) is next
         return data
