@@ -386,6 +386,26 @@ class TcpStreamReader(asyncio.StreamReader):
                 return await super().read(n)
             await self._wait_until_readable()
 
+    async def read_chunks(self, n: int) -> list:
+        """Like read(n), the data as the pieces ustack's receive buffer held it in, none copied
+        (bytes-like: bytes, read-only memoryviews of received packets, a short bytearray); []
+        at the end of the stream. For a parser that copies what it is given into a buffer of
+        its own anyway (h11's receive_data): read() would join the pieces into bytes first,
+        one more copy of every byte (issue 12). Not part of asyncio's StreamReader."""
+        if n <= 0:
+            raise ValueError(f"read_chunks needs a positive size, not {n}")
+        while not self._buffer:
+            if self._exception is not None:
+                raise self._exception
+            transport = self._transport
+            chunks = transport.take_chunks(n) if transport is not None else []
+            if chunks or self._eof:
+                return chunks
+            if not self._buffer:
+                await self._wait_until_readable()
+        data = await super().read(n)  # what asyncio's buffer holds comes first
+        return [data] if data else []
+
     async def _wait_for_data(self, func_name: str) -> None:
         # readline / readuntil / readexactly need asyncio's buffer: fill it from the receive
         # buffer, and wait only if there is nothing to take.

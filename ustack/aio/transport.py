@@ -317,10 +317,17 @@ class TcpTransport(asyncio.Transport):
         """Up to max_bytes of what waits in the receive buffer, for a protocol that takes its data
         itself (`pulls_data`, runtime.TcpStreamReader); b"" if none waits or reading is paused
         or over. Taking it may reopen the window: a window update goes out in the next round."""
+        return self._take(max_bytes, self._connection.recv) or b""
+
+    def take_chunks(self, max_bytes: int) -> list:
+        """take_data(), as the pieces the receive buffer held (Connection.recv_chunks: no copy)."""
+        return self._take(max_bytes, self._connection.recv_chunks) or []
+
+    def _take(self, max_bytes: int, receive):
         connection = self._connection
         if not connection.readable or self._reading_paused or self._closing or self._lost:
-            return b""
-        data = connection.recv(max_bytes, self._loop.time())
+            return None
+        data = receive(max_bytes, self._loop.time())
         if connection.rcv.ack_owed:
             # The read opened the window enough for an update of its own (RFC 9293 3.8.6.2.2):
             # a round sends it, as after a write. Otherwise a read has nothing to send, and the
