@@ -456,10 +456,14 @@ class StreamProtocol(asyncio.StreamReaderProtocol):
         super().__init__(stream_reader, *args, **kwargs)
         self.pulls_data = isinstance(stream_reader, TcpStreamReader)
 
-    def data_readable(self) -> None:
+    def data_readable(self) -> bool:
+        """Data waits in the receive buffer: wake the reader if it waits for some. True if it
+        did (its task runs next; it may answer)."""
         reader = self._stream_reader
-        if reader is not None:
-            reader._wakeup_waiter()
+        if reader is None or reader._waiter is None:
+            return False
+        reader._wakeup_waiter()
+        return True
 
     def connection_lost(self, exc: BaseException | None) -> None:
         super().connection_lost(exc)

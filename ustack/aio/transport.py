@@ -277,11 +277,17 @@ class TcpTransport(asyncio.Transport):
             # A reader that takes the data itself (runtime.TcpStreamReader): wake it, and leave
             # the data where it is; the end of stream follows once it has taken everything
             # (take_data). After a reset the data is pushed as below, before the error.
-            self._runtime.delivered()
+            if self._reading_paused or self._closing:
+                return  # it would take nothing: resume_reading() wakes it
             try:
-                self._protocol.data_readable()
+                woken = self._protocol.data_readable()
             except Exception as exc:
                 self._fatal_error(exc, "protocol.data_readable() call failed")
+                return
+            if woken:
+                # Its task runs next and may answer: the round behind it sends that (driver.py).
+                # A reader busy elsewhere (writing a file) answers nothing now: no round for it.
+                self._runtime.delivered()
             return
         while connection.readable and not (self._reading_paused or self._closing or self._lost):
             if isinstance(self._protocol, asyncio.BufferedProtocol):
