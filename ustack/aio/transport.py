@@ -12,7 +12,10 @@ expects on top:
   and the window the core advertises shrinks to zero; `resume_reading()` takes data again and the
   core sends the window update;
 - the protocol callbacks: `connection_made`, `data_received`, `eof_received`,
-  `connection_lost(exc)` with ConnectionResetError / TimeoutError / ... from `errors.py`.
+  `connection_lost(exc)` with ConnectionResetError / TimeoutError / ... from `errors.py`;
+- for a protocol that takes its data itself (`pulls_data`: runtime.StreamProtocol with its
+  TcpStreamReader), `data_readable()` instead of data_received: the data stays in the receive
+  buffer until the reader takes it (`take_data`, `take_chunks`), with no copy on the way.
 
 The runtime (`driver.py`) calls `_update(now)` whenever the core says the connection was touched
 (level-triggered: the transport looks at the connection's current state, never at a stream of
