@@ -453,3 +453,67 @@ def test_random_arrivals_reassemble_exactly_like_the_model(case):
     assert bytes(received) == stream
     assert buffer.rcv_nxt == seq_add(base, length) and not buffer.has_out_of_order
     assert buffer.rcv_nxt <= SEQ_MASK
+
+
+# --- read_chunks: the pieces as held, no copy (issue 12) --------------------------------------
+
+
+def test_read_chunks_hands_over_the_pieces_themselves():
+    buffer = ReceiveBuffer(1 << 20, NEAR_WRAP)
+    frame = bytearray(b"h" * 52 + bytes(range(256)) * 200)
+    view = memoryview(frame).toreadonly()[52:]  # a super-segment's payload, as the TUN link hands it
+    arrival = bytes(range(255, -1, -1)) * 200
+    buffer.insert(NEAR_WRAP, view)
+    buffer.insert(at(len(view)), arrival)
+    pieces = buffer.read_chunks(len(view) + 1000)
+    assert pieces[0] is view and bytes(pieces[1]) == arrival[:1000]
+    assert type(pieces[1]) is memoryview and pieces[1].obj is arrival  # the front of a chunk: a view
+    assert buffer.readable == len(arrival) - 1000 and buffer.free_space == (1 << 20) - buffer.readable
+    assert buffer.read(1 << 20) == arrival[1000:] and buffer.read_chunks(10) == []
+    assert buffer.read_chunks(0) == [] and buffer.readable == 0
+
+
+@given(st.integers(0, 2**32 - 1), st.lists(st.integers(1, 70_000), min_size=1, max_size=30),
+       st.lists(st.tuples(st.booleans(), st.integers(1, 150_000)), min_size=1, max_size=30))
+@settings(max_examples=60, deadline=None)
+def test_read_chunks_and_read_mixed_return_the_stream_in_order(start_seq, sizes, reads):
+    """Arrivals of any size (short ones join a bytearray chunk, long ones arrive as read-only
+    views), read in turn by read() and read_chunks() of any size: the stream, in order, and the
+    window accounting follows every read."""
+    buffer = ReceiveBuffer(1 << 22, start_seq)
+    stream = bytes((index * 13 + 5) & 0xFF for index in range(sum(sizes)))
+    received = bytearray()
+    seq, position = start_seq, 0
+    for turn, size in enumerate(sizes):
+        piece = stream[position : position + size]
+        if size >= 32 * 1024:
+            piece = memoryview(bytearray(piece)).toreadonly()
+        assert buffer.insert(seq, piece) == size
+        seq, position = seq_add(seq, size), position + size
+        as_chunks, count = reads[turn % len(reads)]
+        if as_chunks:
+            pieces = buffer.read_chunks(count)
+            assert all(len(chunk) for chunk in pieces) and sum(map(len, pieces)) <= count
+            for chunk in pieces:
+                received += chunk
+        else:
+            received += buffer.read(count)
+        assert buffer.readable == position - len(received)
+    for chunk in buffer.read_chunks(1 << 30):
+        received += chunk
+    assert received == stream and buffer.readable == 0
+
+
+def test_a_short_chunk_handed_over_is_never_written_again():
+    buffer = ReceiveBuffer(1 << 20, NEAR_WRAP)
+    buffer.insert(NEAR_WRAP, b"a" * 10)
+    buffer.insert(at(10), b"b" * 10)  # joins the first into a short bytearray chunk
+    (whole,) = buffer.read_chunks(100)
+    front = buffer.read_chunks(0)
+    buffer.insert(at(20), b"c" * 10)
+    buffer.insert(at(30), b"d" * 10)
+    (part,) = buffer.read_chunks(5)  # the front of a short chunk, the rest stays held
+    buffer.insert(at(40), b"e" * 10)  # joins what is left of it
+    assert bytes(whole) == b"a" * 10 + b"b" * 10 and front == []
+    assert bytes(part) == b"c" * 5
+    assert buffer.read(100) == b"c" * 5 + b"d" * 10 + b"e" * 10

@@ -23,7 +23,7 @@ from .registry import register, unregister, default_program
 from .errors import os_error
 from .options import client_options, server_options
 from .server import Server
-from .transport import FINISHED_STATES, TcpTransport, _socket_address
+from .transport import FINISHED_STATES, READ_CHUNK, TcpTransport, _socket_address
 
 
 class AsyncStack(Driver):
@@ -162,7 +162,7 @@ class AsyncStack(Driver):
     ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
         """Like asyncio.open_connection, over ustack (the keywords of create_connection)."""
         loop = self._require_running()
-        reader = asyncio.StreamReader(limit=limit, loop=loop)
+        reader = TcpStreamReader(limit=limit, loop=loop)
         protocol = StreamProtocol(reader, loop=loop)
         transport, _ = await self.create_connection(lambda: protocol, host, port, **options)
         writer = asyncio.StreamWriter(transport, protocol, reader, loop)
@@ -241,7 +241,7 @@ class AsyncStack(Driver):
                 task.add_done_callback(functools.partial(self._client_task_done, writer.transport))
 
         def factory() -> asyncio.StreamReaderProtocol:
-            reader = asyncio.StreamReader(limit=limit, loop=loop)
+            reader = TcpStreamReader(limit=limit, loop=loop)
             return StreamProtocol(reader, start_client, loop=loop)
 
         return await self.create_server(factory, host, port, **options)
@@ -358,8 +358,89 @@ class AsyncStack(Driver):
         raise os_error(errno.EADDRINUSE, "no free port to listen on")
 
 
+class TcpStreamReader(asyncio.StreamReader):
+    """asyncio's StreamReader, whose read(n) takes the data straight out of the connection's
+    receive buffer (issue 12).
+
+    asyncio's reader keeps a buffer of its own: the transport copies what arrives into it
+    (data_received, feed_data) and read(n) copies it out again, two copies of every byte and a
+    Python round of callbacks per delivery. Here the transport leaves the data in the receive
+    buffer and only wakes a waiting reader (StreamProtocol.data_readable); read(n) then takes up
+    to n bytes with one `conn.recv`, which is also what reopens the window (DESIGN.md rule 5:
+    the receive buffer, the window the peer sees, is the only buffer, so backpressure is the
+    window itself). The other reads (readline, readuntil, readexactly) work on asyncio's own
+    buffer as before: before they wait, they move up to READ_CHUNK bytes into it
+    (_wait_for_data). Data that arrives with a reset, or while this reader holds bytes in its own
+    buffer, still comes through data_received."""
+
+    async def read(self, n: int = -1) -> bytes:
+        if n <= 0 or self._buffer:
+            return await super().read(n)  # read all until EOF, or what asyncio's buffer holds first
+        while True:
+            if self._exception is not None:
+                raise self._exception
+            data = self._take(n)
+            if data or self._eof:
+                return data
+            if self._buffer:  # pushed while we waited (a reset, or the transport could not pull)
+                return await super().read(n)
+            await self._wait_until_readable()
+
+    async def read_chunks(self, n: int) -> list:
+        """Like read(n), the data as the pieces ustack's receive buffer held it in, none copied
+        (bytes-like: bytes, read-only memoryviews of received packets, a short bytearray); []
+        at the end of the stream. For a parser that copies what it is given into a buffer of
+        its own anyway (h11's receive_data): read() would join the pieces into bytes first,
+        one more copy of every byte (issue 12). Not part of asyncio's StreamReader."""
+        if n <= 0:
+            raise ValueError(f"read_chunks needs a positive size, not {n}")
+        while not self._buffer:
+            if self._exception is not None:
+                raise self._exception
+            transport = self._transport
+            chunks = transport.take_chunks(n) if transport is not None else []
+            if chunks or self._eof:
+                return chunks
+            if not self._buffer:
+                await self._wait_until_readable()
+        data = await super().read(n)  # what asyncio's buffer holds comes first
+        return [data] if data else []
+
+    async def _wait_for_data(self, func_name: str) -> None:
+        # readline / readuntil / readexactly need asyncio's buffer: fill it from the receive
+        # buffer, and wait only if there is nothing to take.
+        if self._fill_buffer():
+            return
+        await super()._wait_for_data(func_name)
+        self._fill_buffer()
+
+    def _fill_buffer(self) -> bool:
+        data = self._take(READ_CHUNK)
+        if data:
+            self._buffer.extend(data)
+        return bool(data)
+
+    def _take(self, n: int) -> bytes:
+        transport = self._transport
+        return transport.take_data(n) if transport is not None else b""
+
+    async def _wait_until_readable(self) -> None:
+        """StreamReader._wait_for_data without the filling: read() takes the data itself."""
+        if self._waiter is not None:
+            raise RuntimeError("read() called while another coroutine is already waiting for incoming data")
+        self._waiter = self._loop.create_future()
+        try:
+            await self._waiter
+        finally:
+            self._waiter = None
+
+
 class StreamProtocol(asyncio.StreamReaderProtocol):
-    """asyncio's stream protocol, whose close future never reports an error nobody asked for.
+    """asyncio's stream protocol, for a TcpStreamReader that takes its data itself, and whose close
+    future never reports an error nobody asked for.
+
+    With a TcpStreamReader, the transport calls `data_readable()` instead of data_received when
+    data waits in the receive buffer (`pulls_data`): the reader is woken, and takes it.
 
     connection_lost(exc) leaves `exc` (a reset: ConnectionResetError) in the future that
     `writer.wait_closed()` awaits. asyncio counts on StreamReaderProtocol.__del__ to mark it
@@ -370,6 +451,19 @@ class StreamProtocol(asyncio.StreamReaderProtocol):
     after a reset). The application hears the error from read() or drain(); wait_closed() still
     raises it: retrieved here is not swallowed. A future cancelled with a task that awaited
     wait_closed() has nothing to retrieve (asking would raise CancelledError here)."""
+
+    def __init__(self, stream_reader: asyncio.StreamReader, *args: Any, **kwargs: Any) -> None:
+        super().__init__(stream_reader, *args, **kwargs)
+        self.pulls_data = isinstance(stream_reader, TcpStreamReader)
+
+    def data_readable(self) -> bool:
+        """Data waits in the receive buffer: wake the reader if it waits for some. True if it
+        did (its task runs next; it may answer)."""
+        reader = self._stream_reader
+        if reader is None or reader._waiter is None:
+            return False
+        reader._wakeup_waiter()
+        return True
 
     def connection_lost(self, exc: BaseException | None) -> None:
         super().connection_lost(exc)

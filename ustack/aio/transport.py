@@ -12,7 +12,10 @@ expects on top:
   and the window the core advertises shrinks to zero; `resume_reading()` takes data again and the
   core sends the window update;
 - the protocol callbacks: `connection_made`, `data_received`, `eof_received`,
-  `connection_lost(exc)` with ConnectionResetError / TimeoutError / ... from `errors.py`.
+  `connection_lost(exc)` with ConnectionResetError / TimeoutError / ... from `errors.py`;
+- for a protocol that takes its data itself (`pulls_data`: runtime.StreamProtocol with its
+  TcpStreamReader), `data_readable()` instead of data_received: the data stays in the receive
+  buffer until the reader takes it (`take_data`, `take_chunks`), with no copy on the way.
 
 The runtime (`driver.py`) calls `_update(now)` whenever the core says the connection was touched
 (level-triggered: the transport looks at the connection's current state, never at a stream of
@@ -273,6 +276,22 @@ class TcpTransport(asyncio.Transport):
 
     def _deliver_data(self, now: float) -> None:
         connection = self._connection
+        if connection.readable and connection.error is None and getattr(self._protocol, "pulls_data", False):
+            # A reader that takes the data itself (runtime.TcpStreamReader): wake it, and leave
+            # the data where it is; the end of stream follows once it has taken everything
+            # (take_data). After a reset the data is pushed as below, before the error.
+            if self._reading_paused or self._closing:
+                return  # it would take nothing: resume_reading() wakes it
+            try:
+                woken = self._protocol.data_readable()
+            except Exception as exc:
+                self._fatal_error(exc, "protocol.data_readable() call failed")
+                return
+            if woken:
+                # Its task runs next and may answer: the round behind it sends that (driver.py).
+                # A reader busy elsewhere (writing a file) answers nothing now: no round for it.
+                self._runtime.delivered()
+            return
         while connection.readable and not (self._reading_paused or self._closing or self._lost):
             if isinstance(self._protocol, asyncio.BufferedProtocol):
                 if not self._deliver_into_buffer(now):
@@ -302,6 +321,30 @@ class TcpTransport(asyncio.Transport):
                 return
             if not keep_open:
                 self.close()
+
+    def take_data(self, max_bytes: int) -> bytes:
+        """Up to max_bytes of what waits in the receive buffer, for a protocol that takes its data
+        itself (`pulls_data`, runtime.TcpStreamReader); b"" if none waits or reading is paused
+        or over. Taking it may reopen the window: a window update goes out in the next round."""
+        return self._take(max_bytes, self._connection.recv) or b""
+
+    def take_chunks(self, max_bytes: int) -> list:
+        """take_data(), as the pieces the receive buffer held (Connection.recv_chunks: no copy)."""
+        return self._take(max_bytes, self._connection.recv_chunks) or []
+
+    def _take(self, max_bytes: int, receive):
+        connection = self._connection
+        if not connection.readable or self._reading_paused or self._closing or self._lost:
+            return None
+        data = receive(max_bytes, self._loop.time())
+        if connection.rcv.ack_owed:
+            # The read opened the window enough for an update of its own (RFC 9293 3.8.6.2.2):
+            # a round sends it, as after a write. Otherwise a read has nothing to send, and the
+            # next ACK carries the larger window: no round for it.
+            self._runtime.poke(connection)
+        if connection.at_eof or (not connection.readable and connection.state in FINISHED_STATES):
+            self._runtime.mark_dirty(self)  # everything taken: the end of stream (or the close) is next
+        return data
 
     def _deliver_into_buffer(self, now: float) -> bool:
         """One step of reading for an asyncio.BufferedProtocol: data into the buffer it lends

@@ -273,14 +273,20 @@ class HttpFileServer:
 # --------------------------------------------------------------------------------------------
 async def _next_event(connection: h11.Connection, reader) -> object:
     """The next HTTP event, reading from the stream as h11 needs more bytes."""
+    # ustack's streams can hand over what they received without joining it into one bytes
+    # object first (TcpStreamReader.read_chunks); h11 copies it into its own buffer either way.
+    read_chunks = getattr(reader, "read_chunks", None)
     while True:
         event = connection.next_event()
         if event is h11.NEED_DATA:
             try:
-                data = await reader.read(READ_SIZE)
+                chunks = await read_chunks(READ_SIZE) if read_chunks else [await reader.read(READ_SIZE)]
             except ConnectionError:
-                data = b""
-            connection.receive_data(data)  # b"" tells h11 the client closed its side
+                chunks = []
+            if not chunks or not chunks[0]:
+                connection.receive_data(b"")  # the client closed its side (or reset it)
+            for chunk in chunks:
+                connection.receive_data(chunk)
             continue
         return event
 

@@ -389,6 +389,18 @@ class Connection(SegmentArrival, AcknowledgementProcessing, RackProcessing, EcnP
             raise call_error("connection_does_not_exist")
         raise call_error("would_block")
 
+    def recv_chunks(self, max_bytes: int, now: float) -> list:
+        """recv(), the data as the pieces the receive buffer held it in, none copied (bytes-like
+        objects: bytes, read-only views of received packets, a short bytearray); [] at the end
+        of the stream (ReceiveBuffer.read_chunks)."""
+        buffer = self.rcv.buffer
+        if max_bytes > 0 and buffer is not None and buffer.readable:
+            chunks = self.rcv.read_chunks(max_bytes)
+            self._window_may_have_opened()
+            return chunks
+        data = self.recv(max_bytes, now)  # the end of the stream, or why there is nothing
+        return [data] if data else []
+
     def shutdown(self, now: float, cause: str = "CLOSE (shutdown: half-close)") -> None:
         """Half-close: no more sends; our FIN follows the queued data (RFC 9293 3.10.4, 3.6)."""
         state = self.state

@@ -396,20 +396,34 @@ class ReceiveBuffer:
     # --- the application's side ---
     def read(self, max_bytes: int) -> bytes:
         """Take up to max_bytes of in-order data; reading reopens the window. A read that a whole
-        chunk answers returns that chunk itself (no copy)."""
+        chunk answers returns that chunk itself (no copy); otherwise one copy joins the pieces."""
+        pieces = self.read_chunks(max_bytes)
+        if len(pieces) == 1:
+            piece = pieces[0]
+            return piece if type(piece) is bytes else bytes(piece)
+        return b"".join(pieces)
+
+    def read_chunks(self, max_bytes: int) -> list:
+        """Take up to max_bytes of in-order data as the chunks it is held in, none copied: bytes,
+        read-only views (of a received packet, or of the rest of a chunk partly read), or a short
+        bytearray that short arrivals joined. An application that can take them as they are (a
+        parser that appends them to a buffer of its own) saves read()'s copy (issue 12). Each is
+        the caller's alone: nothing here writes to it again."""
         chunks = self._in_order
         if max_bytes <= 0 or chunks is NOTHING:
-            return b""
-        first = chunks[0]
-        if len(first) >= max_bytes or len(chunks) == 1:
-            # One chunk answers the read: all of it, or its front.
+            return []
+        if len(chunks[0]) >= max_bytes or len(chunks) == 1:
+            # The first chunk answers the read: all of it, or its front (the common cases).
+            first = chunks[0]
             if len(first) <= max_bytes:
                 del chunks[0]
-                data = first if type(first) is bytes else bytes(first)
+                pieces = [first]
             else:
-                data, chunks[0] = _cut(first, max_bytes)
+                view = memoryview(first)
+                pieces = [view[:max_bytes]]
+                chunks[0] = view[max_bytes:]  # the rest, without a copy
         else:
-            # Whole chunks while they fit, then the front of the next one; joined, one copy.
+            # Whole chunks while they fit, then the front of the next one.
             count = taken = 0
             for chunk in chunks:
                 if taken + len(chunk) > max_bytes:
@@ -419,13 +433,13 @@ class ReceiveBuffer:
             pieces = chunks[:count]
             del chunks[:count]
             if chunks and taken < max_bytes:
-                front, chunks[0] = _cut(chunks[0], max_bytes - taken)
-                pieces.append(front)
-            data = b"".join(pieces)
+                view = memoryview(chunks[0])
+                pieces.append(view[: max_bytes - taken])
+                chunks[0] = view[max_bytes - taken :]
         if not chunks:
             self._in_order = NOTHING  # everything read: no list kept
-        self._readable -= len(data)
-        return data
+        self._readable -= sum(map(len, pieces)) if len(pieces) > 1 else len(pieces[0])
+        return pieces
 
     def peek(self, max_bytes: int) -> bytes:
         """Up to max_bytes of in-order data, left in the buffer."""
@@ -465,10 +479,3 @@ class ReceiveBuffer:
             f"out_of_order={self._out_of_order_bytes} in {len(self._starts)} blocks "
             f"capacity={self.capacity})"
         )
-
-
-def _cut(chunk, count: int) -> tuple[bytes, memoryview]:
-    """The first `count` bytes of a chunk, as bytes (a copy of them only), and the rest as a view
-    of it (no copy: reading a large chunk a little at a time stays linear)."""
-    view = memoryview(chunk)
-    return bytes(view[:count]), view[count:]

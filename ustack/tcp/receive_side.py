@@ -130,12 +130,22 @@ class ReceiveSide:
     def read(self, max_bytes: int) -> bytes:
         """RECEIVE (RFC 9293 3.10.3): in-order bytes for the application."""
         data = self.buffer.read(max_bytes)
-        self.read_seq = seq_add(self.read_seq, len(data))
+        self._taken(len(data))
+        return data
+
+    def read_chunks(self, max_bytes: int) -> list:
+        """read(), as the chunks the receive buffer held (ReceiveBuffer.read_chunks: no copy)."""
+        chunks = self.buffer.read_chunks(max_bytes)
+        self._taken(sum(map(len, chunks)))
+        return chunks
+
+    def _taken(self, count: int) -> None:
+        """The application took `count` bytes."""
+        self.read_seq = seq_add(self.read_seq, count)
         if self.up is not None and seq_le(self.up, self.read_seq):
             # The urgent data has been read: forget the pointer, which would otherwise seem
             # ahead again (modulo 2**32) after 2 GiB more (RFC 9293 3.8.5, RFC 6093).
             self.up = None
-        return data
 
     def urgent_pointer(self, pointer: int) -> int | None:
         """RCV.UP <- max(RCV.UP, SEG.UP) (RFC 9293 3.10.7.4 sixth, RFC 6093). Returns how many
