@@ -12,7 +12,7 @@ from ustack.tcp.seq import seq_add, seq_diff, seq_gt, seq_le, seq_lt
 from ustack.tcp.state import EVENTS_OFF
 from ustack.tcp.send_side import FAST_RETRANSMIT, LIMITED_TRANSMIT
 from ustack.tcp.timer_set import PERSIST_TIMER, RETRANSMIT_TIMER
-from ustack.wire.tcp import CWR, ECE, FIN, SYN, TcpSegment
+from ustack.wire.tcp import CWR, ECE, FIN, SYN, AckRunSegment, TcpSegment
 
 DUPLICATE_ACK_THRESHOLD = 3  # RFC 5681 3.2
 RENEGING_WAIT = 0.010  # the least wait before reneging is acted on (Linux's 10 ms)
@@ -163,7 +163,8 @@ class AcknowledgementProcessing:
                 # recovery began; resend it at once unless it has just been resent.
                 snd.request(FAST_RETRANSMIT)
         else:
-            congestion.on_ack(acked, flight, now)
+            # An AckRunSegment stands for several ACKs of a run the link thinned (csrc/segment.c).
+            congestion.on_ack(acked, flight, now, segment.acks if segment.__class__ is AckRunSegment else 1)
             if snd.duplicate_acks:
                 snd.duplicate_acks_ended()
 
@@ -195,6 +196,8 @@ class AcknowledgementProcessing:
             if elapsed >= 0x7FFFFFFF:
                 return
             sample = elapsed / 1000
+            # Each ACK of a thinned run gave a sample, none below this one (AckRunSegment).
+            samples = segment.acks if segment.__class__ is AckRunSegment else 1
         else:
             # No timestamps, or a zero TSecr that carries no echo (our clock read 0): the timed
             # segment. Karn's rule (RFC 6298 3): only if it was never retransmitted
@@ -205,9 +208,10 @@ class AcknowledgementProcessing:
                 return
             sample = now - snd.timed_at
             snd.rtt_sample_taken()
+            samples = 1  # one timed segment, whichever ACK of a run covered it
         rtt = self.rtt
         rtt.on_sample(sample)
-        self.congestion.on_rtt_sample(sample, rtt.srtt, now)
+        self.congestion.on_rtt_sample(sample, rtt.srtt, now, samples)
 
     def _duplicate_ack(self, now: float) -> None:
         """RFC 5681 3.2: the third duplicate ACK starts fast retransmit and fast recovery; the
