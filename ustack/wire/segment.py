@@ -43,14 +43,11 @@ def cut_tcp_segment(packet: bytes, mtu: int) -> list[memoryview] | None:
                                        len(piece_lengths))
     if count <= 0:
         return None
-    view = memoryview(out)
-    pieces = []
-    offset = 0
-    for index in range(count):
-        end = offset + piece_lengths[index]
-        pieces.append(view[offset:end])
-        offset = end
-    return pieces
+    # Every piece but the last is exactly `mtu` bytes (C fills each with MTU minus the headers of
+    # data), so the views are cut by position, without reading piece_lengths back one by one
+    # (that loop cost about as much as the C call: a 64 KB segment has 45 pieces at MTU 1500).
+    view = memoryview(out)[:length + (count - 1) * header_length]
+    return [view[offset:offset + mtu] for offset in range(0, len(view), mtu)]
 
 
 class AckRun(bytes):
