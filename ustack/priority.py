@@ -13,7 +13,7 @@ bench.py's no-offload download row swung between the two (165-186 MB/s over four
 Five nice levels above its clients (a weight about three times theirs) keep serve eligible
 while it does the work its clients wait for: the reader then runs when serve waits for packets or
 its slice ends, and reads in larger pieces. The same download on one shared CPU went from ~130 to
-~230 MB/s (4,000 preemptions instead of 14,500), and serve's CPU per download fell by a quarter.
+~230 MB/s (4,000 preemptions instead of 14,500), and serve's CPU per download from ~250 to ~170 ms.
 bench.py's kernel twin gets the same setting, as it gets heap.py's and collector.py's.
 
 Lowering a nice value needs CAP_SYS_NICE (serve runs as root for its TUN device); without it
