@@ -10,6 +10,7 @@
  * Both speak only of bytes in buffers the caller owns (DESIGN.md rule 4: no allocation, no I/O);
  * the link reads and writes. Why each joining rule exists is written at ustack_join_tcp_segments.
  */
+#include <stdint.h>
 #include <string.h>
 
 #include "wire.h"
@@ -167,13 +168,11 @@ static int check_candidate(const uint8_t *packet, size_t length, struct candidat
     return 1;
 }
 
-/* Whether `packet` (a candidate) continues the run whose first packet is `first`: same family and
- * IP fields (TOS or traffic class with its ECN codepoint, so CE never joins non-CE; DF; TTL or hop
- * limit; flow label; addresses), same ports, the next sequence number, the same ACK number, header
- * length, window and urgent pointer, and byte for byte the same options. */
-static int continues(const uint8_t *first, const uint8_t *packet, const struct candidate *c, uint32_t next_seq)
+/* Whether `packet` comes from the same flow as `first`, TCP starting at `start` in both: same family
+ * and IP fields (TOS or traffic class with its ECN codepoint, so CE never joins non-CE; DF; TTL or
+ * hop limit; flow label; addresses) and the same ports. */
+static int same_flow(const uint8_t *first, const uint8_t *packet, size_t start)
 {
-    size_t start = c->start;
     if (start == USTACK_IPV4_MIN_HEADER) {
         if (first[0] != 0x45 || first[1] != packet[1] || first[6] != packet[6] || first[8] != packet[8]
             || memcmp(first + 12, packet + 12, 8) != 0)
@@ -182,11 +181,89 @@ static int continues(const uint8_t *first, const uint8_t *packet, const struct c
                || memcmp(first + 8, packet + 8, 32) != 0) {
         return 0;
     }
+    return memcmp(first + start, packet + start, 4) == 0; /* ports */
+}
+
+/* Whether `packet` (a candidate) continues the run whose first packet is `first`: the same flow,
+ * the next sequence number, the same ACK number, header length, window and urgent pointer, and
+ * byte for byte the same options. */
+static int continues(const uint8_t *first, const uint8_t *packet, const struct candidate *c, uint32_t next_seq)
+{
+    size_t start = c->start;
+    if (!same_flow(first, packet, start))
+        return 0;
     const uint8_t *a = first + start, *b = packet + start;
-    return c->seq == next_seq && memcmp(a, b, 4) == 0 /* ports */
+    return c->seq == next_seq
            && memcmp(a + 8, b + 8, 5) == 0            /* ACK number, header length */
            && memcmp(a + 14, b + 14, 2) == 0          /* window */
            && memcmp(a + 18, b + 18, c->header_length - start - 18) == 0; /* urgent pointer, options */
+}
+
+/* A pure ACK that a later one of its run may absorb, after its checks. */
+struct pure_ack {
+    size_t start;
+    size_t header_length; /* TCP's: 20, or 32 with the timestamps option */
+    uint32_t ack;
+    uint32_t ts_val;
+    uint32_t ts_ecr;
+};
+
+/* Fills `a` and returns 1 if `packet` is a pure ACK a run of ACKs may hold: TCP over IPv4 (no
+ * options, no fragment) or IPv6 (no extension header) with both checksums right, no data, the flag
+ * ACK alone (no ECE, CWR, PSH, URG, SYN, FIN or RST: each is news the core must see), and no option
+ * but the timestamps as Linux lays them out (NOP, NOP, TS): no SACK block, whose news is its own. */
+static int check_pure_ack(const uint8_t *packet, size_t length, struct pure_ack *a)
+{
+    size_t start = tcp_start(packet, length);
+    if (!start)
+        return 0;
+    const uint8_t *tcp = packet + start;
+    size_t header_length = (size_t)(tcp[12] >> 4) * 4;
+    if (start + header_length != length || tcp[13] != TCP_FLAG_ACK)
+        return 0;
+    if (header_length == 32) {
+        if (tcp[20] != 1 || tcp[21] != 1 || tcp[22] != 8 || tcp[23] != 10)
+            return 0;
+        a->ts_val = ustack_read32(tcp + 24);
+        a->ts_ecr = ustack_read32(tcp + 28);
+    } else if (header_length == USTACK_TCP_MIN_HEADER) {
+        a->ts_val = a->ts_ecr = 0;
+    } else {
+        return 0;
+    }
+    if (start == USTACK_IPV4_MIN_HEADER && ustack_checksum(packet, USTACK_IPV4_MIN_HEADER) != 0)
+        return 0;
+    if (ustack_checksum_finish(ustack_checksum_add(pseudo_sum(packet, start, (uint32_t)header_length), tcp,
+                                                   header_length)) != 0)
+        return 0;
+    a->start = start;
+    a->header_length = header_length;
+    a->ack = ustack_read32(tcp + 8);
+    return 1;
+}
+
+/* Whether the pure ACK `packet` may follow `last` in a run whose first ACK advertised `first_window`,
+ * `last` then being absorbed: the same flow, sequence number, urgent pointer and option layout; an
+ * ACK number strictly beyond `last`'s (so it acknowledges new data: a duplicate ACK never joins,
+ * RFC 5681 3.2); `last`'s window no larger than both the first's and this one's largest (the send
+ * window ends with the newest ACK's as one by one, RFC 9293 3.10.7.4, and the largest window seen
+ * is not changed by the absorbed ones; a receiver's window wavers by a unit as its reader keeps up);
+ * and timestamps that do not go back (TSval, so that TS.Recent ends where it would and no absorbed
+ * ACK would have failed PAWS after the one before it, RFC 7323 4.3 and 5.3; TSecr, so that the
+ * last ACK's RTT sample is the run's smallest). */
+static int continues_acks(const uint8_t *last_packet, const struct pure_ack *last, uint16_t first_window,
+                          const uint8_t *packet, const struct pure_ack *a)
+{
+    size_t start = a->start;
+    if (start != last->start || a->header_length != last->header_length || !same_flow(last_packet, packet, start))
+        return 0;
+    const uint8_t *p = last_packet + start, *q = packet + start;
+    uint16_t window = ustack_read16(q + 14), last_window = ustack_read16(p + 14);
+    return memcmp(p + 4, q + 4, 4) == 0       /* sequence number */
+           && (last_window <= window || last_window <= first_window)
+           && memcmp(p + 18, q + 18, 2) == 0  /* urgent pointer */
+           && (int32_t)(a->ack - last->ack) > 0 && (int32_t)(a->ts_val - last->ts_val) >= 0
+           && (int32_t)(a->ts_ecr - last->ts_ecr) >= 0;
 }
 
 /* Two partial sums added, folded back to 16 bits (end-around carry, RFC 1071). */
@@ -233,6 +310,25 @@ static void finish_run(uint8_t *buffer, const struct run *run, struct ustack_joi
     out->offset = (uint32_t)run->offset;
     out->length = (uint32_t)run->length;
     out->segments = run->segments;
+    out->acks = 1;
+}
+
+/* A run of pure ACKs: the first was handed up as it came; `last` is the newest, held back until the
+ * run ends (the ones between were absorbed by it). */
+struct ack_run {
+    size_t offset;
+    size_t length;
+    struct pure_ack last;
+    uint16_t first_window; /* the first ACK's window field */
+    uint16_t count;        /* ACKs in the run, the first included */
+};
+
+static void emit(struct ustack_joined_packet *out, size_t offset, size_t length, uint16_t segments, uint16_t acks)
+{
+    out->offset = (uint32_t)offset;
+    out->length = (uint32_t)length;
+    out->segments = segments;
+    out->acks = acks;
 }
 
 /* Joins, in place, runs of consecutive packets in `buffer`: packet i sits at i * slot_size with
@@ -255,19 +351,44 @@ static void finish_run(uint8_t *buffer, const struct run *run, struct ustack_joi
  *   options or fragments;
  * - every piece but the last as long as the first; a shorter one ends the run; at most 65,535 bytes.
  * Each packet's IPv4 header checksum and TCP checksum are verified before it joins; the joined
- * packet gets new ones, the TCP one from the pieces' sums without another pass over the data. */
+ * packet gets new ones, the TCP one from the pieces' sums without another pass over the data.
+ *
+ * Runs of consecutive pure ACKs of one connection, each acknowledging new data beyond the one before
+ * (check_pure_ack and continues_acks say which), are thinned: the first is handed up as it came
+ * (it may be a duplicate ACK: only the core knows SND.UNA), the last with `acks` = the number of
+ * ACKs after the first, and those between are absorbed by the last, which acknowledges everything
+ * they did (cumulative ACKs, RFC 9293 3.4) with newer timestamps, and leaves the send window where
+ * they would have. A peer that
+ * acknowledges every second segment sends ~50 ACKs per read batch of a download without offloads,
+ * and each cost a parse and a pass through the core; RFC 3449 5.2.2 (ACK filtering) keeps only the
+ * newest of such a run in a queue, and the core learns from `acks` how many there were (the
+ * congestion window's byte counting, RFC 3465 2.2's limit L per ACK, counts each; see
+ * ustack/tcp/acknowledgement.py for what else changes). Each ACK's checksums are verified first: a
+ * bad one ends the run and goes up alone to be dropped by name. */
 int ustack_join_tcp_segments(uint8_t *buffer, size_t slot_size, const uint32_t *lengths, size_t count,
                              struct ustack_joined_packet *out)
 {
     struct run run;
+    struct ack_run acks;
     size_t produced = 0;
     run.segments = 0;
+    memset(&acks, 0, sizeof acks);
     for (size_t index = 0; index < count; index++) {
         size_t offset = index * slot_size;
         size_t length = lengths[index];
         uint8_t *packet = buffer + offset;
         struct candidate c;
+        struct pure_ack a;
         int joinable = length <= slot_size && check_candidate(packet, length, &c);
+        int pure = !joinable && length <= slot_size && check_pure_ack(packet, length, &a);
+        if (pure && acks.count && acks.count < UINT16_MAX
+            && continues_acks(buffer + acks.offset, &acks.last, acks.first_window, packet, &a)) {
+            acks.offset = offset; /* the one held back so far is absorbed by this one */
+            acks.length = length;
+            acks.last = a;
+            acks.count++;
+            continue;
+        }
         if (joinable && run.segments && run.open && run.start == c.start && run.header_length == c.header_length
             && c.data_length <= run.first_data && run.length + c.data_length <= LARGEST_PACKET
             && continues(buffer + run.offset, packet, &c, run.next_seq)) {
@@ -285,6 +406,9 @@ int ustack_join_tcp_segments(uint8_t *buffer, size_t slot_size, const uint32_t *
             finish_run(buffer, &run, &out[produced++]);
             run.segments = 0;
         }
+        if (acks.count > 1)
+            emit(&out[produced++], acks.offset, acks.length, 1, (uint16_t)(acks.count - 1));
+        acks.count = 0;
         if (joinable) {
             run.offset = offset;
             run.length = length;
@@ -298,12 +422,21 @@ int ustack_join_tcp_segments(uint8_t *buffer, size_t slot_size, const uint32_t *
             run.segments = 1;
             continue;
         }
-        out[produced].offset = (uint32_t)offset;
-        out[produced].length = (uint32_t)length;
-        out[produced].segments = (length && length <= slot_size && ((packet[0] >> 4) == 4 || (packet[0] >> 4) == 6));
-        produced++;
+        if (pure) { /* handed up as it came, and the first of a run */
+            emit(&out[produced++], offset, length, 1, 1);
+            acks.offset = offset;
+            acks.length = length;
+            acks.last = a;
+            acks.first_window = ustack_read16(packet + a.start + 14);
+            acks.count = 1;
+            continue;
+        }
+        emit(&out[produced++], offset, length,
+             (uint16_t)(length && length <= slot_size && ((packet[0] >> 4) == 4 || (packet[0] >> 4) == 6)), 1);
     }
     if (run.segments)
         finish_run(buffer, &run, &out[produced++]);
+    if (acks.count > 1)
+        emit(&out[produced++], acks.offset, acks.length, 1, (uint16_t)(acks.count - 1));
     return (int)produced;
 }

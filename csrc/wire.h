@@ -282,6 +282,8 @@ struct ustack_joined_packet {
     uint32_t offset;    /* where it sits in the batch buffer */
     uint32_t length;
     uint16_t segments;  /* packets it holds: 1 as read, 0 to drop (not IP, or longer than its slot) */
+    uint16_t acks;      /* pure ACKs it stands for: 1, or more for the last of a run whose others
+                         * were absorbed (ustack_join_tcp_segments) */
 };
 int ustack_cut_tcp_segment(const uint8_t *packet, size_t length, size_t largest, uint8_t *out, size_t capacity,
                            uint32_t *piece_lengths, size_t max_pieces);

@@ -78,8 +78,9 @@ COMMAND_TIMEOUT = 60.0
 DEFAULT_REPEATS = 9  # bulk transfers per row: the row is their median (module docstring)
 MEGABYTE = 1e6  # MB/s as curl and ab count them: 10**6 bytes
 
-# The same Python apps ustack serves, on the kernel's sockets through asyncio, with the same heap
-# and garbage-collector settings as `ustack serve` (ustack/heap.py, ustack/collector.py). Its
+# The same Python apps ustack serves, on the kernel's sockets through asyncio, with the same heap,
+# garbage-collector and priority settings as `ustack serve` (ustack/heap.py, ustack/collector.py,
+# ustack/priority.py). Its
 # listeners share their ports (SO_REUSEPORT) so that scripts/bench_workers.py can run N of them
 # beside `serve --workers N`; one process alone serves as it would without. Without
 # the heap setting, glibc's mmap threshold rises once the first 1 MiB file chunk is freed, and this app's uploads ran twice as fast after downloads as
@@ -89,9 +90,11 @@ import asyncio, sys
 from ustack.apps import HttpFileServer, handle_echo
 from ustack.collector import collect_cycles_less_often
 from ustack.heap import keep_freed_heap_for_reuse
+from ustack.priority import run_ahead_of_clients
 
 keep_freed_heap_for_reuse()
 collect_cycles_less_often()
+run_ahead_of_clients()
 
 async def main():
     await asyncio.start_server(HttpFileServer(sys.argv[1], allow_upload=True), "0.0.0.0", 80, backlog=1024,

@@ -39,6 +39,7 @@ from pathlib import Path
 
 from ..collector import collect_cycles_less_often
 from ..heap import keep_freed_heap_for_reuse
+from ..priority import NICE_RANGE, STACK_RENICE, run_ahead_of_clients
 from ..network import UstackNetwork
 from ..tcp.config import SYNCOOKIE_MODES
 from .arguments import (add_ladder_arguments, add_network_arguments, add_web_arguments, backlog_value,
@@ -84,12 +85,26 @@ def register(subparsers) -> None:
                         help="run on CPU N alone and steer the kernel's work for the packets serve writes to the "
                              "other CPUs (RPS on the TUN device): faster bulk transfers, slower round trips "
                              "(off by default; see the README)")
+    parser.add_argument("--renice", metavar="N", type=renice_value, default=STACK_RENICE,
+                        help=f"add N to serve's nice value: the stack runs ahead of its clients, as the kernel's "
+                             f"does (default {STACK_RENICE}; 0 keeps the priority it was started with; ustack/priority.py)")
     add_network_arguments(parser)
     add_ladder_arguments(parser, with_port=True)
     add_plot_argument(parser)
     add_web_arguments(parser)
     parser.set_defaults(run=run)
 
+
+
+def renice_value(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"renice must be a whole number, not {text!r}") from None
+    low, high = NICE_RANGE
+    if not low - high <= value <= high - low:
+        raise argparse.ArgumentTypeError(f"renice {value} is outside {low - high}..{high - low}")
+    return value
 
 
 def workers_value(text: str) -> int:
@@ -144,6 +159,7 @@ def run(args) -> int:
         raise CliError("--cpu takes one process: with --workers, pin the workers with taskset instead")
     keep_freed_heap_for_reuse()  # bulk transfers: no heap given back and faulted in again (ustack/heap.py)
     collect_cycles_less_often()  # many short connections: fewer collections of their objects (ustack/collector.py)
+    run_ahead_of_clients(args.renice)  # not preempted by every client it wakes (ustack/priority.py)
     rps_cpus = None if args.cpu is None else keep_to_cpu(args.cpu)
     if sys.stdout is None:
         return _run(args, None, rps_cpus)

@@ -295,6 +295,7 @@ class TunLink(Link):
         if joiner is not None:
             self.counters["super_segments_in"] = joiner.super_segments
             self.counters["segments_in_super_segments_in"] = joiner.segments_joined
+            self.counters["pure_acks_absorbed"] = joiner.acks_absorbed
             if joiner.not_ip:
                 self.counters["drop_not_ip"] = joiner.not_ip
             if joiner.longer_than_slot:

@@ -2,7 +2,23 @@
 SND.UNA and the send buffer, the send window, RTT samples (RFC 6298, RFC 7323 4), the
 retransmission timer (RFC 6298 5), duplicate ACKs, Limited Transmit (RFC 3042), fast retransmit
 (RFC 5681 3.2, with NewReno's "recover", RFC 6582) and, with SACK, the scoreboard that tells a
-lost segment without waiting for three duplicate ACKs (RFC 6675)."""
+lost segment without waiting for three duplicate ACKs (RFC 6675).
+
+An ACK may stand for several (an AckRunSegment, `segment.acks` > 1): software GRO on a link without
+offloads hands up, of a run of pure ACKs read in one batch, the first as it came and the last
+standing for the others, each of which acknowledged new data beyond the one before
+(csrc/segment.c says which may be absorbed: no duplicate ACK, no SACK block, no flag but ACK,
+timestamps that do not go back, a window no larger than what the core sees). Cumulative ACKs
+(RFC 9293 3.4) make the last one carry everything the absorbed ones did: SND.UNA, the send buffer,
+the send window and its update rule (3.10.7.4), TS.Recent, the retransmission timer (RFC 6298
+5.3: restarted for the newest ACK) and RACK's newest delivered segment (RFC 8985) end where they
+would have. What counts per ACK counts each: slow start allows RFC 3465's L*SMSS for every ACK of
+the run, and stops within one ACK's growth past twice the flight as it would one by one (RFC
+7661; congestion/base.py); HyStart++ (RFC 9406) counts a sample for each, the run's smallest being
+the last's. One thing changes: the RTT estimator (RFC 6298, rtt.py) takes one sample per run
+instead of one per ACK, the run's smallest; RFC 6298 asks for at least one per round trip, and
+RFC 7323 appendix G notes that many samples per round trip make RTTVAR forget too fast. The
+sender decides what to send once per batch in any case (the runtime transmits after the batch)."""
 
 from __future__ import annotations
 
@@ -12,7 +28,7 @@ from ustack.tcp.seq import seq_add, seq_diff, seq_gt, seq_le, seq_lt
 from ustack.tcp.state import EVENTS_OFF
 from ustack.tcp.send_side import FAST_RETRANSMIT, LIMITED_TRANSMIT
 from ustack.tcp.timer_set import PERSIST_TIMER, RETRANSMIT_TIMER
-from ustack.wire.tcp import CWR, ECE, FIN, SYN, TcpSegment
+from ustack.wire.tcp import CWR, ECE, FIN, SYN, AckRunSegment, TcpSegment
 
 DUPLICATE_ACK_THRESHOLD = 3  # RFC 5681 3.2
 RENEGING_WAIT = 0.010  # the least wait before reneging is acted on (Linux's 10 ms)
@@ -163,7 +179,8 @@ class AcknowledgementProcessing:
                 # recovery began; resend it at once unless it has just been resent.
                 snd.request(FAST_RETRANSMIT)
         else:
-            congestion.on_ack(acked, flight, now)
+            # An AckRunSegment stands for several ACKs of a run the link thinned (csrc/segment.c).
+            congestion.on_ack(acked, flight, now, segment.acks if segment.__class__ is AckRunSegment else 1)
             if snd.duplicate_acks:
                 snd.duplicate_acks_ended()
 
@@ -195,6 +212,8 @@ class AcknowledgementProcessing:
             if elapsed >= 0x7FFFFFFF:
                 return
             sample = elapsed / 1000
+            # Each ACK of a thinned run gave a sample, none below this one (AckRunSegment).
+            samples = segment.acks if segment.__class__ is AckRunSegment else 1
         else:
             # No timestamps, or a zero TSecr that carries no echo (our clock read 0): the timed
             # segment. Karn's rule (RFC 6298 3): only if it was never retransmitted
@@ -205,9 +224,10 @@ class AcknowledgementProcessing:
                 return
             sample = now - snd.timed_at
             snd.rtt_sample_taken()
+            samples = 1  # one timed segment, whichever ACK of a run covered it
         rtt = self.rtt
         rtt.on_sample(sample)
-        self.congestion.on_rtt_sample(sample, rtt.srtt, now)
+        self.congestion.on_rtt_sample(sample, rtt.srtt, now, samples)
 
     def _duplicate_ack(self, now: float) -> None:
         """RFC 5681 3.2: the third duplicate ACK starts fast retransmit and fast recovery; the

@@ -30,7 +30,8 @@ from .icmpv6 import PACKET_TOO_BIG, PARAMETER_PROBLEM, Icmpv6Message
 from .ipv4 import Ipv4Header
 from .ipv6 import IPV6_HEADER_LENGTH, Ipv6Header
 from .reasons import BUILD_BAD_FIELD, REASON_NAMES
-from .tcp import NO_OPTIONS, TcpOptions, TcpSegment
+from .segment import AckRun
+from .tcp import NO_OPTIONS, AckRunSegment, TcpOptions, TcpSegment
 
 
 class Packet(NamedTuple):
@@ -190,6 +191,7 @@ def parse_packet(packet: bytes) -> Packet:
         scratch = _Scratch()
     try:
         fields, fields_buffer = scratch.parse
+        acks = 1
         if type(packet) is bytes:
             reason = _parse(packet, len(packet), fields)  # cffi hands C the bytes' own memory
         elif type(packet) is memoryview and type(packet.obj) is LinkBuffer and packet.obj.tcp_checksum_known \
@@ -197,6 +199,8 @@ def parse_packet(packet: bytes) -> Packet:
             reason = _parse_tcp_checksum_known(_from_buffer(packet), len(packet), fields)  # LinkBuffer says why
         else:
             reason = _parse(_from_buffer(packet), len(packet), fields)
+            if type(packet) is AckRun:
+                acks = packet.acks
         if reason:
             raise WireError(REASON_NAMES[reason])
         (transport, version, payload_offset, payload_length,
@@ -217,6 +221,9 @@ def parse_packet(packet: bytes) -> Packet:
                 # A Fast Open option (RFC 7413 4.1.1) rides only on a SYN, which C skips as unknown.
                 options = _with_fast_open(options, packet, payload_offset, fields.tcp.header_length)
             segment = _new(TcpSegment, (src_port, dst_port, seq, ack, flags, window, urgent_pointer, options, payload))
+            if acks != 1:  # the last ACK of a run the link thinned (segment.py)
+                segment = _new(AckRunSegment, segment)
+                segment.acks = acks
             return _new(Packet, (ip, segment, None, payload))
         if transport == _TRANSPORT_ICMP:
             return _new(Packet, (ip, None, _icmp_message(payload, fields_buffer), payload))

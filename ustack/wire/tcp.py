@@ -68,6 +68,16 @@ class TcpSegment(NamedTuple):
         return len(self.payload) + (self.flags & SYN and 1) + (self.flags & FIN and 1)
 
 
+class AckRunSegment(TcpSegment):
+    """The last pure ACK of a run the link read together, which absorbed the ACKs between the
+    run's first and itself (software GRO, csrc/segment.c ustack_join_tcp_segments): `acks` says
+    how many ACKs it stands for, so that what the core counts per ACK (RFC 3465's L in slow
+    start, HyStart++'s RTT samples) still counts each. Made by parse_packet from an AckRun."""
+
+    # No __slots__: `acks` lives in the instance's __dict__ (a TcpSegment stands for one ACK).
+    acks: int
+
+
 # tcpdump's order of the flag letters (print-tcp.c): ACK's "." comes right after PSH.
 _FLAG_LETTERS = ((FIN, "F"), (SYN, "S"), (RST, "R"), (PSH, "P"), (ACK, "."), (URG, "U"), (ECE, "E"), (CWR, "W"))
 

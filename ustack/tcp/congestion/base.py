@@ -81,6 +81,19 @@ class CongestionControl:
             return 2 * flight > self.cwnd
         return flight + self.mss > self.cwnd
 
+    def _slow_start_growth_of_run(self, growth: int, bytes_in_flight: int, per_ack_limit: int) -> int:
+        """Slow start's growth for one ACK standing for several (an AckRunSegment: the link
+        absorbed the ACKs between a run's first and last, csrc/segment.c), as close as one sum can
+        come to growing for each in turn: one by one, each ACK adds at most `per_ack_limit` (RFC
+        3465 2.2's L*SMSS; the caller has already allowed L for every ACK of the run), and only
+        while cwnd_limited holds, i.e. while cwnd is below twice the flight (RFC 7661), so cwnd
+        stops within one ACK's growth past that. The sum is cut to the same bound."""
+        flight = self.flight_after_send
+        if bytes_in_flight > flight:
+            flight = bytes_in_flight
+        room = 2 * flight - self.cwnd + per_ack_limit
+        return growth if growth < room else max(room, 0)
+
     def _threshold_after_loss(self, reduced_flight: int) -> int:
         """ssthresh after a congestion event, from the flight the algorithm reduced (half of it
         for Reno, beta_cubic of it for CUBIC): rounded DOWN to whole segments, and at least two
@@ -123,7 +136,7 @@ class CongestionControl:
         self.cwnd = previous.ssthresh if previous.in_recovery else previous.cwnd
 
     # --- events (see the module docstring) ---
-    def on_ack(self, acked_bytes: int, bytes_in_flight: int, now: float) -> None:
+    def on_ack(self, acked_bytes: int, bytes_in_flight: int, now: float, acks: int = 1) -> None:
         raise NotImplementedError
 
     def on_enter_fast_recovery(self, bytes_in_flight: int, now: float, limited_transmit_bytes: int = 0) -> None:
@@ -138,8 +151,9 @@ class CongestionControl:
     def on_retransmit_timeout(self, bytes_in_flight: int, now: float) -> None:
         raise NotImplementedError
 
-    def on_rtt_sample(self, sample: float, smoothed_rtt: float | None, now: float) -> None:
-        """A new RTT measurement (rtt.py took it too); CUBIC and HyStart++ use it."""
+    def on_rtt_sample(self, sample: float, smoothed_rtt: float | None, now: float, samples: int = 1) -> None:
+        """A new RTT measurement (rtt.py took it too); CUBIC and HyStart++ use it. `samples`: how
+        many ACKs it stands for (an AckRunSegment's, each of whose samples was at least this one)."""
 
     def on_idle_restart(self, now: float) -> None:
         # RFC 5681 4.1: after an idle period the sender restarts from

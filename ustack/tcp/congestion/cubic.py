@@ -24,7 +24,7 @@ reduction (ssthresh = beta * FlightSize) and the growth in congestion avoidance 
 from __future__ import annotations
 
 from ustack.tcp.congestion.base import INITIAL_SSTHRESH
-from ustack.tcp.congestion.hystart import DONE, HyStartPlusPlus
+from ustack.tcp.congestion.hystart import DONE, SLOW_START_LIMIT_SEGMENTS, HyStartPlusPlus
 from ustack.tcp.congestion.reno import NewReno
 
 C = 0.4  # RFC 9438 4.1: the scaling constant, segments / second**3
@@ -74,13 +74,13 @@ class Cubic(NewReno):
             return self.hystart.phase if self.hystart.phase != "done" else "slow start"
         return "congestion avoidance"
 
-    def on_rtt_sample(self, sample: float, smoothed_rtt: float | None, now: float) -> None:
+    def on_rtt_sample(self, sample: float, smoothed_rtt: float | None, now: float, samples: int = 1) -> None:
         self.smoothed_rtt = smoothed_rtt
         hystart = self.hystart
         if hystart.phase is not DONE:  # (past slow start, the usual case: no call for nothing)
-            hystart.on_rtt_sample(sample)
+            hystart.on_rtt_sample(sample, samples)
 
-    def on_ack(self, acked_bytes: int, bytes_in_flight: int, now: float) -> None:
+    def on_ack(self, acked_bytes: int, bytes_in_flight: int, now: float, acks: int = 1) -> None:
         if acked_bytes <= 0:
             return
         self._acked_anything = True
@@ -88,10 +88,13 @@ class Cubic(NewReno):
         if not self.cwnd_limited(bytes_in_flight):
             return  # RFC 7661 (and RFC 9438 5.8): no growth when cwnd did not limit the sender
         if self.cwnd < self.ssthresh:
-            growth = self.hystart.on_ack(acked_bytes, bytes_in_flight, self.mss)
+            growth = self.hystart.on_ack(acked_bytes, bytes_in_flight, self.mss, acks)
             if growth < 0:
                 self.ssthresh = self.cwnd  # RFC 9406 4.2: CSS is over, congestion avoidance
             else:
+                if acks > 1:  # an ACK standing for several of a run (base.py)
+                    growth = self._slow_start_growth_of_run(growth, bytes_in_flight,
+                                                            SLOW_START_LIMIT_SEGMENTS * self.mss)
                 self.cwnd += growth
             return
         self._avoid_congestion(acked_bytes, now)

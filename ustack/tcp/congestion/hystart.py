@@ -54,19 +54,23 @@ class HyStartPlusPlus:
         self.css_baseline_min_rtt = NO_RTT
         self.css_round_count = 0
 
-    def on_rtt_sample(self, rtt: float) -> None:
-        """RFC 9406 4.2: each RTT sample of the round lowers currentRoundMinRTT."""
+    def on_rtt_sample(self, rtt: float, samples: int = 1) -> None:
+        """RFC 9406 4.2: each RTT sample of the round lowers currentRoundMinRTT. `samples` > 1:
+        the sample of an ACK that stands for that many (AckRunSegment), each of whose own samples
+        was at least this one (the link keeps TSecr from going back within a run): the round's
+        minimum and its count of samples come out as for the ACKs one by one."""
         if self.phase is DONE:
             return
         if rtt < self.current_round_min_rtt:
             self.current_round_min_rtt = rtt
-        self.rtt_sample_count += 1
+        self.rtt_sample_count += samples
 
-    def on_ack(self, acked_bytes: int, bytes_in_flight: int, mss: int) -> int:
+    def on_ack(self, acked_bytes: int, bytes_in_flight: int, mss: int, acks: int = 1) -> int:
         """An ACK in slow start (cwnd < ssthresh). Returns how many bytes cwnd grows by, or -1
-        when slow start is over (the caller sets ssthresh = cwnd)."""
+        when slow start is over (the caller sets ssthresh = cwnd). `acks`: how many ACKs it
+        stands for (AckRunSegment), each allowed L*SMSS of growth."""
         if self.phase is DONE:
-            return min(acked_bytes, SLOW_START_LIMIT_SEGMENTS * mss)
+            return min(acked_bytes, SLOW_START_LIMIT_SEGMENTS * mss * acks)
         self.acknowledged += acked_bytes
         if self.acknowledged > self.window_end:
             if self._round_ended(bytes_in_flight - acked_bytes):
@@ -84,7 +88,7 @@ class HyStartPlusPlus:
             # RFC 9406 4.2: the RTT fell below the baseline: it was jitter, resume slow start.
             self.phase = SLOW_START
             self.css_baseline_min_rtt = NO_RTT
-        growth = min(acked_bytes, SLOW_START_LIMIT_SEGMENTS * mss)
+        growth = min(acked_bytes, SLOW_START_LIMIT_SEGMENTS * mss * acks)
         if self.phase is CONSERVATIVE:
             return growth // CSS_GROWTH_DIVISOR
         return growth

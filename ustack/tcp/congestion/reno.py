@@ -31,7 +31,7 @@ class Reno(CongestionControl):
         self._bytes_acked_in_avoidance = 0  # RFC 3465 "bytes_acked" in congestion avoidance
         self._timed_out_since_last_ack = False
 
-    def on_ack(self, acked_bytes: int, bytes_in_flight: int, now: float) -> None:
+    def on_ack(self, acked_bytes: int, bytes_in_flight: int, now: float, acks: int = 1) -> None:
         if acked_bytes <= 0:
             return
         self._acked_anything = True
@@ -40,7 +40,12 @@ class Reno(CongestionControl):
             return  # RFC 7661: an ACK of a flight cwnd did not limit says nothing about cwnd
         if self.cwnd < self.ssthresh:
             # Slow start (RFC 5681 3.1, equation 2): roughly doubles cwnd every round trip.
-            self.cwnd += min(acked_bytes, self.SLOW_START_LIMIT_SEGMENTS * self.mss)
+            # `acks` > 1: the ACK stands for that many of a run the link read together (L for each).
+            limit = self.SLOW_START_LIMIT_SEGMENTS * self.mss
+            growth = min(acked_bytes, limit * acks)
+            if acks > 1:
+                growth = self._slow_start_growth_of_run(growth, bytes_in_flight, limit)
+            self.cwnd += growth
             return
         # Congestion avoidance (RFC 5681 3.1; byte counting per RFC 3465 2.1): one MSS for every
         # cwnd's worth of acknowledged bytes, i.e. about one MSS per round trip.
