@@ -1,6 +1,8 @@
-"""The peer's FIN on the fast path (arrival._fast_path): in ESTABLISHED and FIN-WAIT-2 a FIN at
-RCV.NXT, with or without data, with or without an ACK of new data, counts at once (RFC 9293
-3.10.7.4 eighth step) without the full processing. It must do exactly what that processing does.
+"""The short paths of a connection's end. The peer's FIN on the fast path (arrival._fast_path):
+in ESTABLISHED and FIN-WAIT-2 a FIN at RCV.NXT, with or without data, with or without an ACK of
+new data, counts at once (RFC 9293 3.10.7.4 eighth step). The ACK of our FIN in FIN-WAIT-1,
+CLOSING and LAST-ACK (arrival._ack_of_fin_fast_path). Each must do exactly what the full
+processing does.
 
 Differential tests on virtual time, as test_fast_path.py: two connections with the same
 configuration and ISS see the same random traffic, one with the fast path switched off; after
@@ -17,12 +19,33 @@ import random
 import pytest
 
 from tcp_script import *  # noqa: F403
-from test_fast_path import CountingFastPath, SlowOnly, describe, state_of
+from test_fast_path import CountingFastPath, describe, state_of
 from ustack.tcp import Connection, State, TcpCallError
 from ustack.tcp.events import segment_summary
 from ustack.tcp.seq import seq_add, seq_diff
 
 SEEDS = range(40)
+
+
+class SlowOnly(Connection):
+    """Every segment through the full processing of RFC 9293 3.10.7.4."""
+
+    def _fast_path(self, segment, now):
+        return False
+
+    def _ack_of_fin_fast_path(self, segment, now):
+        return False
+
+
+class CountingAckOfFin(Connection):
+    """Counts the segments _ack_of_fin_fast_path takes."""
+
+    taken = 0
+
+    def _ack_of_fin_fast_path(self, segment, now):
+        took = super()._ack_of_fin_fast_path(segment, now)
+        CountingAckOfFin.taken += took
+        return took
 
 
 def open_pair(config, timestamps: bool, classes=(Connection, SlowOnly)):
@@ -111,14 +134,67 @@ def test_fin_in_established_is_equivalent_to_the_full_processing(seed):
 
 def to_fin_wait_2(connection: Connection, now: float, draw: float) -> None:
     """close() (or shutdown(), half the time), our FIN out and acknowledged: FIN-WAIT-2."""
+    to_fin_wait_1(connection, now, 0.3 if draw < 0.5 else 0.8)  # no data: the FIN goes at once
+    options = TcpOptions(timestamps=(1000, 1)) if connection.timestamps_enabled else NO_OPTIONS
+    connection.receive(incoming(remote(1), connection.snd_max, options=options), now)
+    assert connection.state is State.FIN_WAIT_2
+
+
+def to_fin_wait_1(connection: Connection, now: float, draw: float) -> None:
+    """Data in flight half the time, then close() (or shutdown()): FIN-WAIT-1."""
+    if draw < 0.25 or 0.5 <= draw < 0.75:
+        connection.send(b"x" * 3000, now)
     if draw < 0.5:
         connection.close(now)
     else:
         connection.shutdown(now)
     connection.transmit(now)
+    assert connection.state is State.FIN_WAIT_1
+
+
+def to_closing(connection: Connection, now: float, draw: float) -> None:
+    """close(), then the peer's FIN before the ACK of ours: CLOSING."""
+    to_fin_wait_1(connection, now, 0.3 if draw < 0.5 else 0.8)  # no data: the FIN goes at once
     options = TcpOptions(timestamps=(1000, 1)) if connection.timestamps_enabled else NO_OPTIONS
-    connection.receive(incoming(remote(1), connection.snd_max, options=options), now)
-    assert connection.state is State.FIN_WAIT_2
+    connection.receive(incoming(remote(1), local(1), ACK | FIN, options=options), now)
+    connection.transmit(now)
+    assert connection.state is State.CLOSING
+
+
+def to_last_ack(connection: Connection, now: float, draw: float) -> None:
+    """The peer's FIN first (CLOSE-WAIT), then close(): LAST-ACK."""
+    options = TcpOptions(timestamps=(1000, 1)) if connection.timestamps_enabled else NO_OPTIONS
+    connection.receive(incoming(remote(1), local(1), ACK | FIN, options=options), now)
+    if draw < 0.5:
+        connection.send(b"x" * 3000, now)
+    connection.close(now)
+    connection.transmit(now)
+    assert connection.state is State.LAST_ACK
+
+
+@pytest.mark.parametrize("prepare", [to_fin_wait_1, to_closing, to_last_ack])
+@pytest.mark.parametrize("seed", SEEDS)
+def test_ack_of_fin_is_equivalent_to_the_full_processing(seed, prepare):
+    run_differential(seed, prepare)
+
+
+def test_the_last_ack_of_each_end_takes_the_short_path():
+    # FIN-WAIT-1 -> FIN-WAIT-2 (the server that closed first), LAST-ACK -> CLOSED (the client),
+    # CLOSING -> TIME-WAIT: each by the ACK of our FIN alone, taken by _ack_of_fin_fast_path.
+    # (The draws that send no data first: the FIN is out at once.)
+    for prepare, draw, after in ((to_fin_wait_1, 0.3, State.FIN_WAIT_2), (to_last_ack, 0.6, State.CLOSED),
+                                 (to_closing, 0.3, State.TIME_WAIT)):
+        connection = open_pair(CONFIG, False, classes=(CountingAckOfFin,))[0]
+        prepare(connection, 0.002, draw)
+        CountingAckOfFin.taken = 0
+        connection.receive(incoming(connection.rcv_nxt, connection.snd_max), 0.003)
+        assert CountingAckOfFin.taken == 1 and connection.state is after, prepare.__name__
+    # An ACK of less than everything is left to the full processing.
+    connection = open_pair(CONFIG, False, classes=(CountingAckOfFin,))[0]
+    to_fin_wait_1(connection, 0.002, 0.0)  # 3,000 bytes and the FIN in flight
+    CountingAckOfFin.taken = 0
+    connection.receive(incoming(connection.rcv_nxt, local(1001)), 0.003)
+    assert CountingAckOfFin.taken == 0 and connection.state is State.FIN_WAIT_1 and connection.snd_una == local(1001)
 
 
 @pytest.mark.parametrize("seed", SEEDS)

@@ -58,6 +58,8 @@ class SegmentArrival:
         state = self.state
         if (state is ESTABLISHED or state is FIN_WAIT_2) and self._fast_path(segment, now):
             return
+        if (state is FIN_WAIT_1 or state is LAST_ACK or state is CLOSING) and self._ack_of_fin_fast_path(segment, now):
+            return
         if state is LISTEN:
             self._listen_arrives(segment, now)  # its checks include the SYN+FIN one (listen_screen)
             return
@@ -159,6 +161,29 @@ class SegmentArrival:
             # The eighth step: every byte before the FIN is in, so it counts (ESTABLISHED ->
             # CLOSE-WAIT, FIN-WAIT-2 -> TIME-WAIT), acknowledged at once.
             self._accept_fin(segment, now)
+        return True
+
+    def _ack_of_fin_fast_path(self, segment: TcpSegment, now: float) -> bool:
+        """FIN-WAIT-1, CLOSING, LAST-ACK: the bare ACK at RCV.NXT of everything we sent, our FIN
+        included (the last segment of most connections' lives, at each end). In RFC 9293
+        3.10.7.4's order: first, PAWS (RFC 7323 5.3) and a sequence number that is RCV.NXT;
+        second to fourth, no RST, no SYN; fifth, the ACK of our FIN (_ack_of_our_fin_arrives,
+        the one owner of what it does) and TS.Recent; then sixth to eighth, no URG, no text, no
+        FIN, so the state moves on at once (state.AFTER_ACK_OF_FIN: FIN-WAIT-2, TIME-WAIT,
+        CLOSED). Returns False, having changed nothing, for any other segment, which
+        _synchronized_arrives takes."""
+        rcv = self.rcv
+        if segment.flags != ACK or segment.seq != rcv.nxt or segment.payload or not self.snd.syn_acknowledged:
+            return False
+        if self.timestamps_enabled:
+            timestamps = segment.options.timestamps
+            if timestamps is None or (timestamps[0] != rcv.ts_recent and seq_lt(timestamps[0], rcv.ts_recent)):
+                return False  # PAWS, or a missing timestamp: the full checks
+        if not self._ack_of_our_fin_arrives(segment, now):
+            return False
+        if self.timestamps_enabled:
+            rcv.remember_timestamp(segment)
+        self._move_to(AFTER_ACK_OF_FIN[self.state], segment, now)
         return True
 
     # ------------------------------------------------------------------ CLOSED, LISTEN, SYN-SENT
