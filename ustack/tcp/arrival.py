@@ -1,9 +1,8 @@
 """SEGMENT ARRIVES (RFC 9293 3.10.7): what a connection does with each incoming segment.
 
-`receive` first tries the fast path (header prediction): in ESTABLISHED, the next in-order data
-segment or a plain ACK of new data, with nothing unusual about it, and the peer's FIN on such a
-segment (also in FIN-WAIT-2, where a FIN is what is awaited). Everything else takes the full
-processing of RFC 9293, one method per group of states:
+`receive` first tries the fast path (header prediction): in ESTABLISHED or FIN-WAIT-2, the next
+in-order data segment, a plain ACK of new data, either with the peer's FIN; in FIN-WAIT-1, CLOSING
+and LAST-ACK, the bare ACK of our FIN. The rest takes the full processing, one method per group:
 
 - CLOSED        3.10.7.1  answer with a reset
 - LISTEN        3.10.7.2  a SYN synchronizes the receive side
@@ -84,9 +83,8 @@ class SegmentArrival:
         Jacobson, BSD's tcp_input): the next in-order data segment, a plain ACK of new data, or
         (as Linux's tcp_rcv_established also takes) the next in-order data segment that
         acknowledges new data too, the request/response case where every segment carries both.
-        Any of these may carry the peer's FIN, which then counts at once (the eighth step of RFC
-        9293 3.10.7.4 with nothing missing before it: an HTTP answer and its FIN, the client's
-        FIN that a server in FIN-WAIT-2 waits for). Runs in ESTABLISHED and FIN-WAIT-2.
+        Any of these may carry the peer's FIN, which counts at once (RFC 9293 3.10.7.4 eighth:
+        an HTTP answer and its FIN; the FIN a server in FIN-WAIT-2 waits for; either state).
         Returns False, having changed nothing, when the segment needs the full processing of
         RFC 9293 3.10.7.4; what it does is what that processing would do for such a segment."""
         rcv = self.rcv  # rcv and snd read once: this runs for nearly every segment
@@ -164,14 +162,11 @@ class SegmentArrival:
         return True
 
     def _ack_of_fin_fast_path(self, segment: TcpSegment, now: float) -> bool:
-        """FIN-WAIT-1, CLOSING, LAST-ACK: the bare ACK at RCV.NXT of everything we sent, our FIN
-        included (the last segment of most connections' lives, at each end). In RFC 9293
-        3.10.7.4's order: first, PAWS (RFC 7323 5.3) and a sequence number that is RCV.NXT;
-        second to fourth, no RST, no SYN; fifth, the ACK of our FIN (_ack_of_our_fin_arrives,
-        the one owner of what it does) and TS.Recent; then sixth to eighth, no URG, no text, no
-        FIN, so the state moves on at once (state.AFTER_ACK_OF_FIN: FIN-WAIT-2, TIME-WAIT,
-        CLOSED). Returns False, having changed nothing, for any other segment, which
-        _synchronized_arrives takes."""
+        """FIN-WAIT-1, CLOSING, LAST-ACK: the bare ACK at RCV.NXT of all we sent, our FIN included
+        (most connections' last segment, at each end), in RFC 9293 3.10.7.4's order: PAWS (RFC
+        7323 5.3) and SEG.SEQ = RCV.NXT; no RST, no SYN; the ACK of our FIN (its one owner,
+        _ack_of_our_fin_arrives) and TS.Recent; no URG, text or FIN, so on at once to
+        state.AFTER_ACK_OF_FIN. False, having changed nothing, for any other segment."""
         rcv = self.rcv
         if segment.flags != ACK or segment.seq != rcv.nxt or segment.payload or not self.snd.syn_acknowledged:
             return False
