@@ -189,6 +189,15 @@ def test_the_last_ack_of_each_end_takes_the_short_path():
         CountingAckOfFin.taken = 0
         connection.receive(incoming(connection.rcv_nxt, connection.snd_max), 0.003)
         assert CountingAckOfFin.taken == 1 and connection.state is after, prepare.__name__
+    # FIN-WAIT-1: the peer's FIN with the ACK of ours (an HTTP client closing on reading the
+    # answer) goes straight to TIME-WAIT (Figure 5 note 2), the FIN acknowledged at once.
+    connection = open_pair(CONFIG, False, classes=(CountingAckOfFin,))[0]
+    to_fin_wait_1(connection, 0.002, 0.3)
+    CountingAckOfFin.taken = 0
+    connection.receive(incoming(remote(1), connection.snd_max, ACK | FIN), 0.003)
+    assert CountingAckOfFin.taken == 1 and connection.state is State.TIME_WAIT
+    [ack] = connection.transmit(0.003)
+    assert ack.flags == ACK and ack.ack == remote(2)
     # An ACK of less than everything is left to the full processing.
     connection = open_pair(CONFIG, False, classes=(CountingAckOfFin,))[0]
     to_fin_wait_1(connection, 0.002, 0.0)  # 3,000 bytes and the FIN in flight

@@ -165,10 +165,13 @@ class SegmentArrival:
         """FIN-WAIT-1, CLOSING, LAST-ACK: the bare ACK at RCV.NXT of all we sent, our FIN included
         (most connections' last segment, at each end), in RFC 9293 3.10.7.4's order: PAWS (RFC
         7323 5.3) and SEG.SEQ = RCV.NXT; no RST, no SYN; the ACK of our FIN (its one owner,
-        _ack_of_our_fin_arrives) and TS.Recent; no URG, text or FIN, so on at once to
-        state.AFTER_ACK_OF_FIN. False, having changed nothing, for any other segment."""
+        _ack_of_our_fin_arrives) and TS.Recent; no URG, no text; then on to AFTER_ACK_OF_FIN,
+        or in FIN-WAIT-1 with the peer's FIN too, to TIME-WAIT (Figure 5 note 2: an HTTP client
+        that closes on reading the answer). False, having changed nothing, for anything else."""
         rcv = self.rcv
-        if segment.flags != ACK or segment.seq != rcv.nxt or segment.payload or not self.snd.syn_acknowledged:
+        flags = segment.flags
+        if (flags != ACK and (flags != ACK | FIN or self.state is not FIN_WAIT_1)) or segment.seq != rcv.nxt \
+                or segment.payload or not self.snd.syn_acknowledged:  # fmt: skip
             return False
         if self.timestamps_enabled:
             timestamps = segment.options.timestamps
@@ -178,7 +181,10 @@ class SegmentArrival:
             return False
         if self.timestamps_enabled:
             rcv.remember_timestamp(segment)
-        self._move_to(AFTER_ACK_OF_FIN[self.state], segment, now)
+        if flags & FIN:
+            self._accept_fin(segment, now)  # the eighth step: FIN-WAIT-1 -> TIME-WAIT
+        else:
+            self._move_to(AFTER_ACK_OF_FIN[self.state], segment, now)
         return True
 
     # ------------------------------------------------------------------ CLOSED, LISTEN, SYN-SENT
