@@ -1,8 +1,8 @@
 """SEGMENT ARRIVES (RFC 9293 3.10.7): what a connection does with each incoming segment.
 
-`receive` first tries the fast path (header prediction): in ESTABLISHED, the next in-order data
-segment or a plain ACK of new data, with nothing unusual about it. Everything else takes the
-full processing of RFC 9293, one method per group of states:
+`receive` first tries the fast path (header prediction): in ESTABLISHED or FIN-WAIT-2, the next
+in-order data segment, a plain ACK of new data, either with the peer's FIN; in FIN-WAIT-1, CLOSING
+and LAST-ACK, the bare ACK of our FIN. The rest takes the full processing, one method per group:
 
 - CLOSED        3.10.7.1  answer with a reset
 - LISTEN        3.10.7.2  a SYN synchronizes the receive side
@@ -41,7 +41,8 @@ from ustack.tcp.send_side import SEND_SYN
 from ustack.tcp.timer_set import CONNECT_TIMER, KEEPALIVE_TIMER, RETRANSMIT_TIMER
 from ustack.wire.tcp import ACK, ECE, FIN, PSH, RST, SYN, URG, TcpSegment
 
-_ACK_OR_ACK_PSH = (ACK, ACK | PSH)
+# The flags the fast path takes: an ACK, with or without PSH, with or without the peer's FIN.
+_FAST_PATH_FLAGS = frozenset({ACK, ACK | PSH, ACK | FIN, ACK | PSH | FIN})
 _SYN_FIN = SYN | FIN
 
 class SegmentArrival:
@@ -54,7 +55,9 @@ class SegmentArrival:
         if self.config.keepalive and self.timers.is_armed(KEEPALIVE_TIMER):  # armed only if on
             self._keepalive_heard_from_peer(now)
         state = self.state
-        if state is ESTABLISHED and self._fast_path(segment, now):
+        if (state is ESTABLISHED or state is FIN_WAIT_2) and self._fast_path(segment, now):
+            return
+        if (state is FIN_WAIT_1 or state is LAST_ACK or state is CLOSING) and self._ack_of_fin_fast_path(segment, now):
             return
         if state is LISTEN:
             self._listen_arrives(segment, now)  # its checks include the SYN+FIN one (listen_screen)
@@ -80,11 +83,14 @@ class SegmentArrival:
         Jacobson, BSD's tcp_input): the next in-order data segment, a plain ACK of new data, or
         (as Linux's tcp_rcv_established also takes) the next in-order data segment that
         acknowledges new data too, the request/response case where every segment carries both.
+        Any of these may carry the peer's FIN, which counts at once (RFC 9293 3.10.7.4 eighth:
+        an HTTP answer and its FIN; the FIN a server in FIN-WAIT-2 waits for; either state).
         Returns False, having changed nothing, when the segment needs the full processing of
         RFC 9293 3.10.7.4; what it does is what that processing would do for such a segment."""
         rcv = self.rcv  # rcv and snd read once: this runs for nearly every segment
         rcv_nxt = rcv.nxt
-        if segment.flags not in _ACK_OR_ACK_PSH or segment.seq != rcv_nxt:
+        flags = segment.flags
+        if flags not in _FAST_PATH_FLAGS or segment.seq != rcv_nxt:
             return False
         options = segment.options
         if options.sack_blocks:
@@ -96,13 +102,15 @@ class SegmentArrival:
             if timestamps is None or (timestamps[0] != rcv.ts_recent and seq_lt(timestamps[0], rcv.ts_recent)):
                 return False
         payload = segment.payload
+        fin = flags & FIN
         ack = segment.ack
         snd = self.snd
         if ack == snd.una:
-            # Acknowledges nothing new: only data makes it ours (a bare one is a duplicate ACK or
-            # a window update). Not in recovery (the slow path feeds PRR even a zero delivery,
-            # RFC 6937 3) nor with a tail loss probe out (RACK looks at every ACK then, rack.py).
-            if not payload or self.congestion.in_recovery or (self.rack is not None and self.rack.tlp_end_seq is not None):
+            # Acknowledges nothing new: only data or a FIN makes it ours (a bare ACK is a
+            # duplicate ACK or a window update). Not in recovery (the slow path feeds PRR even a
+            # zero delivery, RFC 6937 3) nor with a tail loss probe out (RACK looks at every ACK
+            # then, rack.py).
+            if not (payload or fin) or self.congestion.in_recovery or (self.rack is not None and self.rack.tlp_end_seq is not None):
                 return False
             new_ack = False
         elif (
@@ -118,13 +126,15 @@ class SegmentArrival:
         if payload:
             # In-order data with room for it and no hole to fill; and no D-SACK block waiting,
             # which this arrival replaces (RFC 2883 4: a D-SACK reports the most recent packet
-            # only, _note_duplicate).
+            # only, _note_duplicate). In FIN-WAIT-2 after close() nobody will read it: the slow
+            # path answers it with a reset (_urgent_text_and_fin).
             buffer = rcv.buffer or rcv.data_buffer()
             if (
                 buffer.has_out_of_order
                 or rcv.peer_fin_seq is not None
                 or rcv.dsack_block is not None
                 or len(payload) > seq_diff(rcv.adv, rcv_nxt)
+                or self._closed_fully
             ):
                 return False
 
@@ -138,14 +148,43 @@ class SegmentArrival:
             self._new_ack(segment, ack, now)
             if self.rack is not None:
                 self._rack_on_ack(ack, False, False, now)
-        if not payload:
-            return True
-        # The seventh step in its simplest form: append to the in-order data.
-        was_empty = not buffer.readable
-        rcv.store(rcv_nxt, payload)
-        if was_empty and self._events is not EVENTS_OFF:  # no event object when nobody reads them
-            self._emit(DataReadable(buffer.readable))
-        self._delay_ack(now)
+        if payload:
+            # The seventh step in its simplest form: append to the in-order data.
+            was_empty = not buffer.readable
+            rcv.store(rcv_nxt, payload)
+            if was_empty and self._events is not EVENTS_OFF:  # no event object when nobody reads them
+                self._emit(DataReadable(buffer.readable))
+            self._delay_ack(now)
+        if fin:
+            # The eighth step: every byte before the FIN is in, so it counts (ESTABLISHED ->
+            # CLOSE-WAIT, FIN-WAIT-2 -> TIME-WAIT), acknowledged at once.
+            self._accept_fin(segment, now)
+        return True
+
+    def _ack_of_fin_fast_path(self, segment: TcpSegment, now: float) -> bool:
+        """FIN-WAIT-1, CLOSING, LAST-ACK: the bare ACK at RCV.NXT of all we sent, our FIN included
+        (most connections' last segment, at each end), in RFC 9293 3.10.7.4's order: PAWS (RFC
+        7323 5.3) and SEG.SEQ = RCV.NXT; no RST, no SYN; the ACK of our FIN (its one owner,
+        _ack_of_our_fin_arrives) and TS.Recent; no URG, no text; then on to AFTER_ACK_OF_FIN,
+        or in FIN-WAIT-1 with the peer's FIN too, to TIME-WAIT (Figure 5 note 2: an HTTP client
+        that closes on reading the answer). False, having changed nothing, for anything else."""
+        rcv = self.rcv
+        flags = segment.flags
+        if (flags != ACK and (flags != ACK | FIN or self.state is not FIN_WAIT_1)) or segment.seq != rcv.nxt \
+                or segment.payload or not self.snd.syn_acknowledged:  # fmt: skip
+            return False
+        if self.timestamps_enabled:
+            timestamps = segment.options.timestamps
+            if timestamps is None or (timestamps[0] != rcv.ts_recent and seq_lt(timestamps[0], rcv.ts_recent)):
+                return False  # PAWS, or a missing timestamp: the full checks
+        if not self._ack_of_our_fin_arrives(segment, now):
+            return False
+        if self.timestamps_enabled:
+            rcv.remember_timestamp(segment)
+        if flags & FIN:
+            self._accept_fin(segment, now)  # the eighth step: FIN-WAIT-1 -> TIME-WAIT
+        else:
+            self._move_to(AFTER_ACK_OF_FIN[self.state], segment, now)
         return True
 
     # ------------------------------------------------------------------ CLOSED, LISTEN, SYN-SENT
