@@ -243,16 +243,21 @@ class Driver:
         """New connections to their servers, then the transport of every connection the stack
         reports active brought up to date (data to the protocol, end of stream, errors).
         Level-triggered: those a transmit touches are looked at in the next round's pass."""
-        if self._servers:
-            self._accept_new_connections(now)
+        for server in self._servers:
+            listener = server.listener
+            if listener is not None and listener.accept_queue:  # rare: a handshake completed
+                self._accept_new_connections(server, now)
         transports = self._transports
+        dirty = self._dirty
         for connection in self.stack.drain_active():
             transport = transports.get(connection)
             if transport is not None:
-                self._dirty[transport] = None
-        dirty, self._dirty = self._dirty, {}
+                dirty[transport] = None
+        self._dirty = {}
         for transport in dirty:
-            transport._update(now)
+            if transport._update(now):
+                # Handed data: its task runs next and may answer; a round follows it (_round).
+                self._delivered = True
 
     def _send(self, packets: list[bytes], now: float) -> None:
         if self._observers:
@@ -267,16 +272,13 @@ class Driver:
             except Exception as error:
                 self.loop.call_exception_handler({"message": f"ustack observer {observer!r} failed", "exception": error})
 
-    def _accept_new_connections(self, now: float) -> None:
-        for server in self._servers:
-            listener = server.listener
-            if listener is None or not listener.accept_queue:
-                continue  # the common case: nothing completed a handshake since the last round
-            while server.is_serving() and server.wants_connection():
-                connection = server.listener.accept()
-                if connection is None:
-                    break
-                server._accept(connection, now)
+    def _accept_new_connections(self, server: Any, now: float) -> None:
+        """The connections whose handshake completed, to `server` (its listener's accept queue)."""
+        while server.is_serving() and server.wants_connection():
+            connection = server.listener.accept()
+            if connection is None:
+                break
+            server._accept(connection, now)
 
     def _report_events(self, now: float) -> None:
         events = self.stack.events()

@@ -159,7 +159,8 @@ class Server:
         transport = TcpTransport(self._runtime, connection, protocol, server=self)
         self._transports[transport] = None
         self._runtime.register(transport)
-        transport._update(now)
+        if transport._update(now):
+            self._runtime.delivered()
 
     def _detach(self, transport: TcpTransport) -> None:
         self._transports.pop(transport, None)
