@@ -37,7 +37,7 @@ import asyncio
 import logging
 from typing import Any, Callable
 
-from ..link.base import LinkClosed
+from ..link.base import Link, LinkClosed
 from ..stack import Stack
 from .transport import TcpTransport
 
@@ -62,6 +62,11 @@ class Driver:
         # Only observers read the stack's events (_report_events): none, none made (stack.py).
         stack.events_wanted = False
         self.link = link
+        # A link that never holds packets back or batches them (the base class's answers): the
+        # driver does not ask it, twice a round (a memory link; a TunLink has a deadline of None
+        # but may batch sends, so it is flushed).
+        self._link_has_deadlines = type(link).next_deadline is not Link.next_deadline
+        self._link_flushes = type(link).flush is not Link.flush
         self.max_batch = max_batch
         self.loop: asyncio.AbstractEventLoop | None = None
         self._transports: dict[Any, TcpTransport] = {}  # core Connection -> its transport
@@ -229,7 +234,8 @@ class Driver:
             # write goes out in the same loop iteration.
             self._delivered = False
             self.request_round()
-        self.link.flush()
+        if self._link_flushes:
+            self.link.flush()
         if not self._round_scheduled:
             # A round already queued re-arms it, before the loop sleeps again (a queued callback
             # makes asyncio poll without waiting): once per loop iteration is enough. An echo or
@@ -295,9 +301,10 @@ class Driver:
         again then. Moving it each time made a TimerHandle and left a cancelled one in asyncio's
         heap per round."""
         deadline = self.stack.next_deadline()
-        link_deadline = self.link.next_deadline()  # (in line: a round re-arms once per echo)
-        if link_deadline is not None and (deadline is None or link_deadline < deadline):
-            deadline = link_deadline
+        if self._link_has_deadlines:
+            link_deadline = self.link.next_deadline()
+            if link_deadline is not None and (deadline is None or link_deadline < deadline):
+                deadline = link_deadline
         armed = self._timer_deadline
         if deadline == armed or (deadline is not None and armed is not None and deadline > armed):
             return

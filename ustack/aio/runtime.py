@@ -411,17 +411,15 @@ class TcpStreamReader(asyncio.StreamReader):
     async def _wait_for_data(self, func_name: str) -> None:
         # readline / readuntil / readexactly need asyncio's buffer: fill it from the receive
         # buffer, and wait only if there is nothing to take.
-        if self._fill_buffer():
-            return
-        await super()._wait_for_data(func_name)
-        self._fill_buffer()
-
-    def _fill_buffer(self) -> bool:
         transport = self._transport
-        data = transport.take_data(READ_CHUNK) if transport is not None else b""
+        if transport is None:
+            return await super()._wait_for_data(func_name)
+        data = transport.take_data(READ_CHUNK)
+        if not data:
+            await super()._wait_for_data(func_name)
+            data = transport.take_data(READ_CHUNK)
         if data:
             self._buffer.extend(data)
-        return bool(data)
 
     async def _wait_until_readable(self) -> None:
         """StreamReader._wait_for_data without the filling: read() takes the data itself."""

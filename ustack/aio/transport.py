@@ -269,8 +269,10 @@ class TcpTransport(asyncio.Transport):
         if self._pending._size:
             self._push_pending(now)
         delivered = False
-        if not (self._closing or self._reading_paused):
-            if self._pulls_data and connection.error is None and connection.readable:
+        if self._closing or self._reading_paused:
+            pass  # nothing is delivered: resume_reading() brings it back here
+        elif connection.readable:
+            if self._pulls_data and connection.error is None:
                 # A reader that takes the data itself (runtime.TcpStreamReader): wake it, and
                 # leave the data where it is; the end of stream follows once it has taken
                 # everything (take_data). After a reset the data is pushed (_deliver_data),
@@ -282,8 +284,10 @@ class TcpTransport(asyncio.Transport):
                     self._fatal_error(exc, "protocol.data_readable() call failed")
                     return False
                 return delivered  # readable: neither the end of stream nor the close is next
-            # data that arrived before a reset is still delivered first
-            delivered = self._deliver_data(now)
+            delivered = self._deliver_data(now)  # data that arrived before a reset comes first
+        elif connection.fin_received and not self._eof_delivered:  # (nothing readable: at_eof)
+            self._deliver_data(now)  # the end of stream
+        # else: nothing to deliver; most often a connection a transmit touched (a write, an ACK)
         if self._lost:  # the protocol may have aborted inside a callback
             return delivered
         state = connection.state
