@@ -94,7 +94,8 @@ class Driver:
         """A user call touched `connection`: transmit what it produced in the next round."""
         self.stack.poke(connection)
         self._poked = True
-        self.request_round()
+        if not (self._in_round or self._round_scheduled):  # (request_round's test, in line: a write pokes)
+            self.request_round()
 
     def poke_later(self, connection: Any) -> None:
         """Like poke, for what may wait for the round that follows a delivery (a window update
