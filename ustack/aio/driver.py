@@ -135,10 +135,8 @@ class Driver:
     # ------------------------------------------------------------------------------------------
     def _on_readable(self) -> None:
         now = self.loop.time()
-        # One segment alone may leave its ACK to the answer (see _round); with several, the
-        # others' SYN-ACKs and ACKs must not wait for the applications' next iteration.
-        lone_segment = self._receive_from_link(now) == 1
-        self._round(now, packets_in=True, may_wait_for_answer=lone_segment)
+        self._receive_from_link(now)
+        self._round(now, packets_in=True, may_wait_for_answer=True)
 
     def _on_timer(self) -> None:
         deadline = self._timer_deadline
@@ -190,7 +188,7 @@ class Driver:
         """Transmit and bring transports up to date until neither has anything new. A round
         after packets came in hands their data to the applications first, then transmits; one
         for user calls (a write, a close) transmits first: what they produced leaves at once.
-        `may_wait_for_answer`: the packets were one segment, whose ACK may wait for the answer."""
+        `may_wait_for_answer`: the packets' ACKs may wait for the answers (see below)."""
         if self._closed:
             return
         counters = self.counters
@@ -202,12 +200,14 @@ class Driver:
                 if self._observers:
                     self._report_events(now)  # changes made by user calls (connect, close, ...)
                 if packets_in:
-                    self._update_transports(now)  # what they write at once leaves in this pass
-                    if (may_wait_for_answer and pass_number == 0 and self._delivered
+                    # (what the applications write at once leaves in this pass)
+                    all_handed_data = self._update_transports(now)
+                    if (may_wait_for_answer and pass_number == 0 and all_handed_data
                             and not (self._poked or self._dirty)):
-                        # The segment's data went to an application that did not answer at
-                        # once: a stream reader's task wakes in the next loop iteration and
-                        # writes then.
+                        # Every connection the packets touched had data for an application that
+                        # did not answer at once (an echo, a request; with one touched by
+                        # anything else, a SYN-ACK or an ACK due now, all are transmitted now): a
+                        # stream reader's task wakes in the next loop iteration and writes then.
                         # Transmitting now would only arm the delayed-ACK timers its answer
                         # cancels; the round queued behind those tasks (below) transmits once,
                         # the ACK riding on the answer, and acknowledges data nobody answers as
@@ -246,25 +246,34 @@ class Driver:
         if self._waiters:
             self._check_waiters()
 
-    def _update_transports(self, now: float) -> None:
+    def _update_transports(self, now: float) -> bool:
         """New connections to their servers, then the transport of every connection the stack
         reports active brought up to date (data to the protocol, end of stream, errors).
-        Level-triggered: those a transmit touches are looked at in the next round's pass."""
+        Level-triggered: those a transmit touches are looked at in the next round's pass.
+        True if there was one at least and each one handed its protocol data (_round)."""
         for server in self._servers:
             listener = server.listener
             if listener is not None and listener.accept_queue:  # rare: a handshake completed
                 self._accept_new_connections(server, now)
         transports = self._transports
         dirty = self._dirty
+        all_handed_data = True
         for connection in self.stack.drain_active():
             transport = transports.get(connection)
             if transport is not None:
                 dirty[transport] = None
+            else:
+                all_handed_data = False  # a handshake in progress, a TIME-WAIT record, ...
         self._dirty = {}
+        if not dirty:
+            return False
         for transport in dirty:
             if transport._update(now):
                 # Handed data: its task runs next and may answer; a round follows it (_round).
                 self._delivered = True
+            else:
+                all_handed_data = False
+        return all_handed_data
 
     def _send(self, packets: list[bytes], now: float) -> None:
         if self._observers:

@@ -346,17 +346,22 @@ class TcpTransport(asyncio.Transport):
         connection = self._connection
         if not connection.readable or self._reading_paused or self._closing or self._lost:
             return [] if chunks else b""
+        now = self._loop.time()
         if chunks:
-            data = connection.recv_chunks(max_bytes, self._loop.time())
+            data = connection.recv_chunks(max_bytes, now)
         else:
-            data = connection.recv(max_bytes, self._loop.time())
+            data = connection.recv(max_bytes, now)
         if connection.rcv.ack_owed:
             # The read opened the window enough for an update of its own (RFC 9293 3.8.6.2.2):
             # a round sends it, as after a write. Otherwise a read has nothing to send, and the
             # next ACK carries the larger window: no round for it.
             self._runtime.poke(connection)
         if connection.at_eof or (not connection.readable and connection.state in FINISHED_STATES):
-            self._runtime.mark_dirty(self)  # everything taken: the end of stream (or the close) is next
+            # Everything taken: the end of stream (or the close) is next, told now rather than by
+            # the next round, so that the read which follows this one returns it at once and the
+            # application answers (closes) in this same iteration: our FIN then carries the ACK
+            # of the peer's, one segment where a round later made two.
+            self._update(now)
         return data
 
     def take_chunks(self, max_bytes: int) -> list:
