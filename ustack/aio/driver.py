@@ -34,6 +34,7 @@ the asyncio API (create_connection, start_server, ...) and the life cycle on top
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 from typing import Any, Callable
 
@@ -77,6 +78,9 @@ class Driver:
         self._timer: asyncio.TimerHandle | None = None
         self._timer_deadline: float | None = None
         self._round_scheduled = False
+        # The context rounds run in: their own, made once (call_soon would copy the caller's,
+        # an application task's, at every request).
+        self._round_context = contextvars.copy_context()
         self._in_round = False
         self._poked = False  # a user call touched a connection during this round
         self._delivered = False  # a transport handed data to its protocol during this round
@@ -128,7 +132,7 @@ class Driver:
         if self._in_round or self._round_scheduled or self._closed or self.loop is None:
             return
         self._round_scheduled = True
-        self.loop.call_soon(self._scheduled_round)
+        self.loop.call_soon(self._scheduled_round, context=self._round_context)
 
     # ------------------------------------------------------------------------------------------
     # The driver
@@ -227,7 +231,7 @@ class Driver:
                 # Still busy after MAX_ROUNDS passes: let other callbacks run, then go on.
                 if not self._round_scheduled:
                     self._round_scheduled = True
-                    self.loop.call_soon(self._scheduled_round)
+                    self.loop.call_soon(self._scheduled_round, context=self._round_context)
         finally:
             self._in_round = False
         if self._delivered:
