@@ -307,7 +307,7 @@ class TcpTransport(asyncio.Transport):
         while connection.readable and not (self._reading_paused or self._closing or self._lost):
             if isinstance(self._protocol, asyncio.BufferedProtocol):
                 if not self._deliver_into_buffer(now):
-                    return True
+                    return delivered  # the protocol failed: the connection is reset
                 delivered = True
                 continue
             data = connection.recv(READ_CHUNK, now)
