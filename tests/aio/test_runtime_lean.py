@@ -131,3 +131,23 @@ async def test_an_idle_stack_disarms_its_timer():
             stack = astack.stack
             await astack.wait_until(lambda: not stack.connections and stack.next_deadline() is None, 10)
             assert not astack.timer_armed
+
+
+@run_async
+async def test_data_on_the_last_ack_of_the_handshake_is_answered_in_one_transmit():
+    """The request rides on the ACK that completes the handshake (create_connection's `data`):
+    the handler connection_made starts finds it at its first read, so the round of that segment
+    leaves the ACK to the answer, as for a waiting reader."""
+    async with stack_pair(config=DELAYED_ACK_CONFIG) as pair:
+        failures: list[str] = []
+        checking_timer(pair.b, failures)
+        await pair.b.start_server(echo, port=7)
+        counts = counting_transmits(pair.b)
+        sent = recording_sent(pair.b, received=True)
+        reader, writer = await pair.a.open_connection(pair.b_address, 7, data=b"request")
+        assert await asyncio.wait_for(reader.readexactly(7), 10) == b"request"
+        assert ("<", b"request") in sent  # one segment: the handshake's ACK with the data
+        # B's transmits: the SYN-ACK, then the answer with the ACK of the request on it.
+        assert counts == [2, 2]
+        assert failures == []
+        writer.close()

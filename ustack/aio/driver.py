@@ -109,10 +109,6 @@ class Driver:
         if not self._in_round:
             self.request_round()
 
-    def delivered(self) -> None:
-        """A transport handed data to its protocol: the reply is likely in the next iteration."""
-        self._delivered = True
-
     def mark_dirty(self, transport: TcpTransport) -> None:
         """Bring `transport` up to date in the next round (e.g. after resume_reading)."""
         self._dirty[transport] = None

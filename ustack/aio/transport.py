@@ -52,7 +52,6 @@ class Runtime(Protocol):
     def poke(self, connection: Any) -> None: ...
     def poke_later(self, connection: Any) -> None: ...
     def mark_dirty(self, transport: "TcpTransport") -> None: ...
-    def delivered(self) -> None: ...
     def forget(self, transport: "TcpTransport") -> None: ...
     def register(self, transport: "TcpTransport") -> None: ...
     def remove_server(self, server: Any, was_listening: bool) -> None: ...
@@ -251,9 +250,10 @@ class TcpTransport(asyncio.Transport):
             return False
         connection = self._connection
         state = connection.state
+        just_made = False
         if not self._made:
             if state in SYNCHRONIZED:
-                self._made = True
+                self._made = just_made = True
                 try:
                     self._protocol.connection_made(self)
                 except Exception as exc:
@@ -283,7 +283,11 @@ class TcpTransport(asyncio.Transport):
                 except Exception as exc:
                     self._fatal_error(exc, "protocol.data_readable() call failed")
                     return False
-                return delivered  # readable: neither the end of stream nor the close is next
+                # Just made, with data already in (a request right behind the handshake's last
+                # ACK): the handler connection_made started finds it at its first read, in its
+                # task's first step, next iteration; it may answer as a woken reader would.
+                # (readable: neither the end of stream nor the close is next)
+                return delivered or just_made
             delivered = self._deliver_data(now)  # data that arrived before a reset comes first
         elif connection.fin_received and not self._eof_delivered:  # (nothing readable: at_eof)
             self._deliver_data(now)  # the end of stream
