@@ -10,12 +10,15 @@ The whole runtime is two callbacks and one rule (DESIGN.md rules 2 and 6):
 - A round: `stack.transmit(now)` goes out through the link, and every connection the stack
   reports active (`stack.drain_active()`) has its transport brought up to date (data to the
   protocol, pending writes into the send buffer, end of stream, errors), repeated while that
-  produced more to send; finally the timer is re-armed for the new earliest deadline. After
-  packets came in, the transports come first; when the wake-up brought one segment, whose data
-  went to an application that does not answer at once (its task runs in the next iteration),
-  the transmit is left to the round queued behind that task, which sends the answer with the
-  ACK on it (with several segments, the others' SYN-ACKs and ACKs do not wait). After user calls, the transmit
-  comes first, so that what they wrote leaves before anything else is looked at.
+  produced more to send; finally the timer is re-armed for the new earliest deadline, unless
+  the stack's cheap lower bound (Stack.deadline_bound) shows the armed timer is early enough.
+  After packets came in, the transports come first; when every connection they touched handed
+  data to an application that does not answer at once (a woken reader, or a handler just
+  started with its request already in: its task runs in the next iteration), the transmit is
+  left to the round queued behind those tasks, which sends each answer with the ACK on it (one
+  connection touched by anything else, a handshake's SYN-ACK or an ACK due now, and all are
+  transmitted at once). After user calls, the transmit comes first, so that what they wrote
+  leaves before anything else is looked at.
 
 User calls on a transport (write, close, resume_reading, ...) happen outside a round: they
 `poke` the stack and ask for a round with `loop.call_soon`, once, however many calls there are in
