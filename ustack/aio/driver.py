@@ -10,8 +10,7 @@ The whole runtime is two callbacks and one rule (DESIGN.md rules 2 and 6):
 - A round: `stack.transmit(now)` goes out through the link, and every connection the stack
   reports active (`stack.drain_active()`) has its transport brought up to date (data to the
   protocol, pending writes into the send buffer, end of stream, errors), repeated while that
-  produced more to send; finally the timer is re-armed for the new earliest deadline, unless
-  the stack's cheap lower bound (Stack.deadline_bound) shows the armed timer is early enough.
+  produced more to send; finally the timer is re-armed for the new earliest deadline.
   After packets came in, the transports come first; when every connection they touched handed
   data to an application that does not answer at once (a woken reader, or a handler just
   started with its request already in: its task runs in the next iteration), the transmit is
