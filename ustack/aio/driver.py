@@ -10,12 +10,14 @@ The whole runtime is two callbacks and one rule (DESIGN.md rules 2 and 6):
 - A round: `stack.transmit(now)` goes out through the link, and every connection the stack
   reports active (`stack.drain_active()`) has its transport brought up to date (data to the
   protocol, pending writes into the send buffer, end of stream, errors), repeated while that
-  produced more to send; finally the timer is re-armed for the new earliest deadline. After
-  packets came in, the transports come first; when the wake-up brought one segment, whose data
-  went to an application that does not answer at once (its task runs in the next iteration),
-  the transmit is left to the round queued behind that task, which sends the answer with the
-  ACK on it (with several segments, the others' SYN-ACKs and ACKs do not wait). After user calls, the transmit
-  comes first, so that what they wrote leaves before anything else is looked at.
+  produced more to send; finally the timer is re-armed for the new earliest deadline.
+  After packets came in, the transports come first; when every connection they touched handed
+  data to an application that does not answer at once (a woken reader, or a handler just
+  started with its request already in: its task runs in the next iteration), the transmit is
+  left to the round queued behind those tasks, which sends each answer with the ACK on it (one
+  connection touched by anything else, a handshake's SYN-ACK or an ACK due now, and all are
+  transmitted at once). After user calls, the transmit comes first, so that what they wrote
+  leaves before anything else is looked at.
 
 User calls on a transport (write, close, resume_reading, ...) happen outside a round: they
 `poke` the stack and ask for a round with `loop.call_soon`, once, however many calls there are in
@@ -34,10 +36,11 @@ the asyncio API (create_connection, start_server, ...) and the life cycle on top
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 from typing import Any, Callable
 
-from ..link.base import LinkClosed
+from ..link.base import Link, LinkClosed
 from ..stack import Stack
 from .transport import TcpTransport
 
@@ -62,6 +65,11 @@ class Driver:
         # Only observers read the stack's events (_report_events): none, none made (stack.py).
         stack.events_wanted = False
         self.link = link
+        # A link that never holds packets back or batches them (the base class's answers): the
+        # driver does not ask it, twice a round (a memory link; a TunLink has a deadline of None
+        # but may batch sends, so it is flushed).
+        self._link_has_deadlines = type(link).next_deadline is not Link.next_deadline
+        self._link_flushes = type(link).flush is not Link.flush
         self.max_batch = max_batch
         self.loop: asyncio.AbstractEventLoop | None = None
         self._transports: dict[Any, TcpTransport] = {}  # core Connection -> its transport
@@ -72,6 +80,9 @@ class Driver:
         self._timer: asyncio.TimerHandle | None = None
         self._timer_deadline: float | None = None
         self._round_scheduled = False
+        # The context rounds run in: their own, made once (call_soon would copy the caller's,
+        # an application task's, at every request).
+        self._round_context = contextvars.copy_context()
         self._in_round = False
         self._poked = False  # a user call touched a connection during this round
         self._delivered = False  # a transport handed data to its protocol during this round
@@ -89,7 +100,8 @@ class Driver:
         """A user call touched `connection`: transmit what it produced in the next round."""
         self.stack.poke(connection)
         self._poked = True
-        self.request_round()
+        if not (self._in_round or self._round_scheduled):  # (request_round's test, in line: a write pokes)
+            self.request_round()
 
     def poke_later(self, connection: Any) -> None:
         """Like poke, for what may wait for the round that follows a delivery (a window update
@@ -98,10 +110,6 @@ class Driver:
         self._delivered = True
         if not self._in_round:
             self.request_round()
-
-    def delivered(self) -> None:
-        """A transport handed data to its protocol: the reply is likely in the next iteration."""
-        self._delivered = True
 
     def mark_dirty(self, transport: TcpTransport) -> None:
         """Bring `transport` up to date in the next round (e.g. after resume_reading)."""
@@ -122,17 +130,15 @@ class Driver:
         if self._in_round or self._round_scheduled or self._closed or self.loop is None:
             return
         self._round_scheduled = True
-        self.loop.call_soon(self._scheduled_round)
+        self.loop.call_soon(self._scheduled_round, context=self._round_context)
 
     # ------------------------------------------------------------------------------------------
     # The driver
     # ------------------------------------------------------------------------------------------
     def _on_readable(self) -> None:
         now = self.loop.time()
-        # One segment alone may leave its ACK to the answer (see _round); with several, the
-        # others' SYN-ACKs and ACKs must not wait for the applications' next iteration.
-        lone_segment = self._receive_from_link(now) == 1
-        self._round(now, packets_in=True, may_wait_for_answer=lone_segment)
+        self._receive_from_link(now)
+        self._round(now, packets_in=True, may_wait_for_answer=True)
 
     def _on_timer(self) -> None:
         deadline = self._timer_deadline
@@ -184,7 +190,7 @@ class Driver:
         """Transmit and bring transports up to date until neither has anything new. A round
         after packets came in hands their data to the applications first, then transmits; one
         for user calls (a write, a close) transmits first: what they produced leaves at once.
-        `may_wait_for_answer`: the packets were one segment, whose ACK may wait for the answer."""
+        `may_wait_for_answer`: the packets' ACKs may wait for the answers (see below)."""
         if self._closed:
             return
         counters = self.counters
@@ -196,12 +202,14 @@ class Driver:
                 if self._observers:
                     self._report_events(now)  # changes made by user calls (connect, close, ...)
                 if packets_in:
-                    self._update_transports(now)  # what they write at once leaves in this pass
-                    if (may_wait_for_answer and pass_number == 0 and self._delivered
+                    # (what the applications write at once leaves in this pass)
+                    all_handed_data = self._update_transports(now)
+                    if (may_wait_for_answer and pass_number == 0 and all_handed_data
                             and not (self._poked or self._dirty)):
-                        # The segment's data went to an application that did not answer at
-                        # once: a stream reader's task wakes in the next loop iteration and
-                        # writes then.
+                        # Every connection the packets touched had data for an application that
+                        # did not answer at once (an echo, a request; with one touched by
+                        # anything else, a SYN-ACK or an ACK due now, all are transmitted now): a
+                        # stream reader's task wakes in the next loop iteration and writes then.
                         # Transmitting now would only arm the delayed-ACK timers its answer
                         # cancels; the round queued behind those tasks (below) transmits once,
                         # the ACK riding on the answer, and acknowledges data nobody answers as
@@ -221,7 +229,7 @@ class Driver:
                 # Still busy after MAX_ROUNDS passes: let other callbacks run, then go on.
                 if not self._round_scheduled:
                     self._round_scheduled = True
-                    self.loop.call_soon(self._scheduled_round)
+                    self.loop.call_soon(self._scheduled_round, context=self._round_context)
         finally:
             self._in_round = False
         if self._delivered:
@@ -229,7 +237,8 @@ class Driver:
             # write goes out in the same loop iteration.
             self._delivered = False
             self.request_round()
-        self.link.flush()
+        if self._link_flushes:
+            self.link.flush()
         if not self._round_scheduled:
             # A round already queued re-arms it, before the loop sleeps again (a queued callback
             # makes asyncio poll without waiting): once per loop iteration is enough. An echo or
@@ -239,20 +248,34 @@ class Driver:
         if self._waiters:
             self._check_waiters()
 
-    def _update_transports(self, now: float) -> None:
+    def _update_transports(self, now: float) -> bool:
         """New connections to their servers, then the transport of every connection the stack
         reports active brought up to date (data to the protocol, end of stream, errors).
-        Level-triggered: those a transmit touches are looked at in the next round's pass."""
-        if self._servers:
-            self._accept_new_connections(now)
+        Level-triggered: those a transmit touches are looked at in the next round's pass.
+        True if there was one at least and each one handed its protocol data (_round)."""
+        for server in self._servers:
+            listener = server.listener
+            if listener is not None and listener.accept_queue:  # rare: a handshake completed
+                self._accept_new_connections(server, now)
         transports = self._transports
+        dirty = self._dirty
+        all_handed_data = True
         for connection in self.stack.drain_active():
             transport = transports.get(connection)
             if transport is not None:
-                self._dirty[transport] = None
-        dirty, self._dirty = self._dirty, {}
+                dirty[transport] = None
+            else:
+                all_handed_data = False  # a handshake in progress, a TIME-WAIT record, ...
+        self._dirty = {}
+        if not dirty:
+            return False
         for transport in dirty:
-            transport._update(now)
+            if transport._update(now):
+                # Handed data: its task runs next and may answer; a round follows it (_round).
+                self._delivered = True
+            else:
+                all_handed_data = False
+        return all_handed_data
 
     def _send(self, packets: list[bytes], now: float) -> None:
         if self._observers:
@@ -267,16 +290,13 @@ class Driver:
             except Exception as error:
                 self.loop.call_exception_handler({"message": f"ustack observer {observer!r} failed", "exception": error})
 
-    def _accept_new_connections(self, now: float) -> None:
-        for server in self._servers:
-            listener = server.listener
-            if listener is None or not listener.accept_queue:
-                continue  # the common case: nothing completed a handshake since the last round
-            while server.is_serving() and server.wants_connection():
-                connection = server.listener.accept()
-                if connection is None:
-                    break
-                server._accept(connection, now)
+    def _accept_new_connections(self, server: Any, now: float) -> None:
+        """The connections whose handshake completed, to `server` (its listener's accept queue)."""
+        while server.is_serving() and server.wants_connection():
+            connection = server.listener.accept()
+            if connection is None:
+                break
+            server._accept(connection, now)
 
     def _report_events(self, now: float) -> None:
         events = self.stack.events()
@@ -293,9 +313,10 @@ class Driver:
         again then. Moving it each time made a TimerHandle and left a cancelled one in asyncio's
         heap per round."""
         deadline = self.stack.next_deadline()
-        link_deadline = self.link.next_deadline()  # (in line: a round re-arms once per echo)
-        if link_deadline is not None and (deadline is None or link_deadline < deadline):
-            deadline = link_deadline
+        if self._link_has_deadlines:
+            link_deadline = self.link.next_deadline()
+            if link_deadline is not None and (deadline is None or link_deadline < deadline):
+                deadline = link_deadline
         armed = self._timer_deadline
         if deadline == armed or (deadline is not None and armed is not None and deadline > armed):
             return

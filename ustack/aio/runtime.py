@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import errno
 import functools
+import weakref
 from typing import Any, Callable
 
 from ..stack import Stack, StackError
@@ -379,7 +380,8 @@ class TcpStreamReader(asyncio.StreamReader):
         while True:
             if self._exception is not None:
                 raise self._exception
-            data = self._take(n)
+            transport = self._transport
+            data = transport.take_data(n) if transport is not None else b""
             if data or self._eof:
                 return data
             if self._buffer:  # pushed while we waited (a reset, or the transport could not pull)
@@ -398,7 +400,7 @@ class TcpStreamReader(asyncio.StreamReader):
             if self._exception is not None:
                 raise self._exception
             transport = self._transport
-            chunks = transport.take_chunks(n) if transport is not None else []
+            chunks = transport.take_data(n, True) if transport is not None else []
             if chunks or self._eof:
                 return chunks
             if not self._buffer:
@@ -409,20 +411,15 @@ class TcpStreamReader(asyncio.StreamReader):
     async def _wait_for_data(self, func_name: str) -> None:
         # readline / readuntil / readexactly need asyncio's buffer: fill it from the receive
         # buffer, and wait only if there is nothing to take.
-        if self._fill_buffer():
-            return
-        await super()._wait_for_data(func_name)
-        self._fill_buffer()
-
-    def _fill_buffer(self) -> bool:
-        data = self._take(READ_CHUNK)
+        transport = self._transport
+        if transport is None:
+            return await super()._wait_for_data(func_name)
+        data = transport.take_data(READ_CHUNK)
+        if not data:
+            await super()._wait_for_data(func_name)
+            data = transport.take_data(READ_CHUNK)
         if data:
             self._buffer.extend(data)
-        return bool(data)
-
-    def _take(self, n: int) -> bytes:
-        transport = self._transport
-        return transport.take_data(n) if transport is not None else b""
 
     async def _wait_until_readable(self) -> None:
         """StreamReader._wait_for_data without the filling: read() takes the data itself."""
@@ -455,14 +452,22 @@ class StreamProtocol(asyncio.StreamReaderProtocol):
     def __init__(self, stream_reader: asyncio.StreamReader, *args: Any, **kwargs: Any) -> None:
         super().__init__(stream_reader, *args, **kwargs)
         self.pulls_data = isinstance(stream_reader, TcpStreamReader)
+        # Weak, as asyncio holds it (the application may drop its reader); read here on every
+        # delivery without the property asyncio reads it through.
+        self._reader_ref = weakref.ref(stream_reader)
 
     def data_readable(self) -> bool:
         """Data waits in the receive buffer: wake the reader if it waits for some. True if it
         did (its task runs next; it may answer)."""
-        reader = self._stream_reader
-        if reader is None or reader._waiter is None:
+        reader = self._reader_ref()
+        if reader is None:
             return False
-        reader._wakeup_waiter()
+        waiter = reader._waiter
+        if waiter is None:
+            return False
+        reader._waiter = None  # StreamReader._wakeup_waiter, in line
+        if not waiter.cancelled():
+            waiter.set_result(None)
         return True
 
     def connection_lost(self, exc: BaseException | None) -> None:

@@ -159,7 +159,8 @@ class Server:
         transport = TcpTransport(self._runtime, connection, protocol, server=self)
         self._transports[transport] = None
         self._runtime.register(transport)
-        transport._update(now)
+        # Brought up to date (connection_made, data already in) with the round's others, once.
+        self._runtime.mark_dirty(transport)
 
     def _detach(self, transport: TcpTransport) -> None:
         self._transports.pop(transport, None)

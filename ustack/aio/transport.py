@@ -52,7 +52,6 @@ class Runtime(Protocol):
     def poke(self, connection: Any) -> None: ...
     def poke_later(self, connection: Any) -> None: ...
     def mark_dirty(self, transport: "TcpTransport") -> None: ...
-    def delivered(self) -> None: ...
     def forget(self, transport: "TcpTransport") -> None: ...
     def register(self, transport: "TcpTransport") -> None: ...
     def remove_server(self, server: Any, was_listening: bool) -> None: ...
@@ -69,11 +68,13 @@ class TcpTransport(asyncio.Transport):
     """asyncio's view of one core Connection. Created by the runtime, never by the application."""
 
     def __init__(self, runtime: Runtime, connection: Any, protocol: asyncio.BaseProtocol, server: Any = None) -> None:
-        super().__init__()
+        # (asyncio.BaseTransport.__init__ only sets _extra, made just below.)
         self._runtime = runtime
         self._loop = runtime.loop
         self._connection = connection
         self._protocol = protocol
+        # A protocol that takes its data itself (runtime.StreamProtocol): asked once, not per delivery.
+        self._pulls_data = getattr(protocol, "pulls_data", False)
         self._server = server
         # peername and sockname are made when first asked for (get_extra_info): most
         # connections never are, and their text costs more than the rest of this constructor.
@@ -132,11 +133,12 @@ class TcpTransport(asyncio.Transport):
         if not self._made:  # closing an attempt that never connected
             self.abort()
             return
-        if not self._pending:
+        if not self._pending._size:
             self._finish_close()
 
     def set_protocol(self, protocol: asyncio.BaseProtocol) -> None:
         self._protocol = protocol
+        self._pulls_data = getattr(protocol, "pulls_data", False)
 
     def get_protocol(self) -> asyncio.BaseProtocol:
         return self._protocol
@@ -180,7 +182,7 @@ class TcpTransport(asyncio.Transport):
         return len(self._pending)
 
     def write(self, data: bytes | bytearray | memoryview) -> None:
-        if not isinstance(data, (bytes, bytearray, memoryview)):
+        if data.__class__ is not bytes and not isinstance(data, (bytes, bytearray, memoryview)):
             raise TypeError(f"data argument must be a bytes-like object, not {type(data).__name__!r}")
         if self._eof_requested:
             raise RuntimeError("Cannot call write() after write_eof()")
@@ -195,8 +197,9 @@ class TcpTransport(asyncio.Transport):
             return
         # bytes as they are (the send buffer keeps them without a copy); anything else, which
         # the application may change after this call, as a copy (a view of wider items too).
-        data = bytes(data)
-        if self._pending:  # keep the order: behind what is already waiting
+        if data.__class__ is not bytes:
+            data = bytes(data)
+        if self._pending._size:  # keep the order: behind what is already waiting
             self._pending.append(data)
         else:
             # The common case: straight into the send buffer, keeping only what does not fit.
@@ -217,7 +220,7 @@ class TcpTransport(asyncio.Transport):
         if self._eof_requested or self._closing or self._lost or not self._made:
             return
         self._eof_requested = True
-        if not self._pending:
+        if not self._pending._size:
             self._shutdown(self._loop.time())
 
     def can_write_eof(self) -> bool:
@@ -239,33 +242,58 @@ class TcpTransport(asyncio.Transport):
     # ------------------------------------------------------------------------------------------
     # Driven by the runtime
     # ------------------------------------------------------------------------------------------
-    def _update(self, now: float) -> None:
-        """Look at the connection as it is now and bring the protocol up to date."""
+    def _update(self, now: float) -> bool:
+        """Look at the connection as it is now and bring the protocol up to date. True if the
+        protocol was handed data or its reader woken: its answer may come in the next loop
+        iteration, and the runtime queues a round behind it (driver.py)."""
         if self._lost:
-            return
+            return False
         connection = self._connection
         state = connection.state
+        just_made = False
         if not self._made:
             if state in SYNCHRONIZED:
-                self._made = True
+                self._made = just_made = True
                 try:
                     self._protocol.connection_made(self)
                 except Exception as exc:
                     self._fatal_error(exc, "protocol.connection_made() call failed")
-                    return
+                    return False
                 if self.open_waiter is not None and not self.open_waiter.done():
                     self.open_waiter.set_result(None)
             elif state is CLOSED:
                 self._connection_lost(exception_for(connection.error) or ConnectionAbortedError("connection closed before it opened"))
-                return
+                return False
             else:
-                return
-        if self._pending:
+                return False
+        if self._pending._size:
             self._push_pending(now)
-        if not (self._closing or self._reading_paused):
-            self._deliver_data(now)  # data that arrived before a reset is still delivered first
+        delivered = False
+        if self._closing or self._reading_paused:
+            pass  # nothing is delivered: resume_reading() brings it back here
+        elif connection.readable:
+            if self._pulls_data and connection.error is None:
+                # A reader that takes the data itself (runtime.TcpStreamReader): wake it, and
+                # leave the data where it is; the end of stream follows once it has taken
+                # everything (take_data). After a reset the data is pushed (_deliver_data),
+                # before the error. A reader busy elsewhere (writing a file) is not woken and
+                # answers nothing now: no round for it.
+                try:
+                    delivered = self._protocol.data_readable()
+                except Exception as exc:
+                    self._fatal_error(exc, "protocol.data_readable() call failed")
+                    return False
+                # Just made, with data already in (a request right behind the handshake's last
+                # ACK): the handler connection_made started finds it at its first read, in its
+                # task's first step, next iteration; it may answer as a woken reader would.
+                # (readable: neither the end of stream nor the close is next)
+                return delivered or just_made
+            delivered = self._deliver_data(now)  # data that arrived before a reset comes first
+        elif connection.fin_received and not self._eof_delivered:  # (nothing readable: at_eof)
+            self._deliver_data(now)  # the end of stream
+        # else: nothing to deliver; most often a connection a transmit touched (a write, an ACK)
         if self._lost:  # the protocol may have aborted inside a callback
-            return
+            return delivered
         state = connection.state
         if state is CLOSED and connection.error is not None:
             self._connection_lost(exception_for(connection.error))
@@ -273,40 +301,29 @@ class TcpTransport(asyncio.Transport):
             # Both directions are over. Unread data (reading paused) and the end of stream stay
             # readable in the core until the application resumes reading.
             self._connection_lost(None)
+        return delivered
 
-    def _deliver_data(self, now: float) -> None:
+    def _deliver_data(self, now: float) -> bool:
+        """Push what the receive buffer holds to the protocol (data_received, or a
+        BufferedProtocol's buffer), then the end of stream. True if it was handed data."""
         connection = self._connection
-        if connection.readable and connection.error is None and getattr(self._protocol, "pulls_data", False):
-            # A reader that takes the data itself (runtime.TcpStreamReader): wake it, and leave
-            # the data where it is; the end of stream follows once it has taken everything
-            # (take_data). After a reset the data is pushed as below, before the error.
-            if self._reading_paused or self._closing:
-                return  # it would take nothing: resume_reading() wakes it
-            try:
-                woken = self._protocol.data_readable()
-            except Exception as exc:
-                self._fatal_error(exc, "protocol.data_readable() call failed")
-                return
-            if woken:
-                # Its task runs next and may answer: the round behind it sends that (driver.py).
-                # A reader busy elsewhere (writing a file) answers nothing now: no round for it.
-                self._runtime.delivered()
-            return
+        delivered = False
         while connection.readable and not (self._reading_paused or self._closing or self._lost):
             if isinstance(self._protocol, asyncio.BufferedProtocol):
                 if not self._deliver_into_buffer(now):
-                    return
+                    return delivered  # the protocol failed: the connection is reset
+                delivered = True
                 continue
             data = connection.recv(READ_CHUNK, now)
             self._runtime.poke_later(connection)  # taking data may open the window: a window update
             if not data:
                 break
-            self._runtime.delivered()
+            delivered = True
             try:
                 self._protocol.data_received(data)
             except Exception as exc:
                 self._fatal_error(exc, "protocol.data_received() call failed")
-                return
+                return True
         if (
             connection.at_eof
             and not connection.readable
@@ -318,33 +335,42 @@ class TcpTransport(asyncio.Transport):
                 keep_open = self._protocol.eof_received()
             except Exception as exc:
                 self._fatal_error(exc, "protocol.eof_received() call failed")
-                return
+                return delivered
             if not keep_open:
                 self.close()
+        return delivered
 
-    def take_data(self, max_bytes: int) -> bytes:
+    def take_data(self, max_bytes: int, chunks: bool = False) -> bytes | list:
         """Up to max_bytes of what waits in the receive buffer, for a protocol that takes its data
         itself (`pulls_data`, runtime.TcpStreamReader); b"" if none waits or reading is paused
-        or over. Taking it may reopen the window: a window update goes out in the next round."""
-        return self._take(max_bytes, self._connection.recv) or b""
-
-    def take_chunks(self, max_bytes: int) -> list:
-        """take_data(), as the pieces the receive buffer held (Connection.recv_chunks: no copy)."""
-        return self._take(max_bytes, self._connection.recv_chunks) or []
-
-    def _take(self, max_bytes: int, receive):
+        or over. With `chunks`, as the pieces the receive buffer held ([] if none; no copy,
+        Connection.recv_chunks). Taking it may reopen the window: a window update goes out in
+        the next round. (One method for both, called by the reader directly: a read is one call
+        deep here, on every echo and request.)"""
         connection = self._connection
         if not connection.readable or self._reading_paused or self._closing or self._lost:
-            return None
-        data = receive(max_bytes, self._loop.time())
+            return [] if chunks else b""
+        now = self._loop.time()
+        if chunks:
+            data = connection.recv_chunks(max_bytes, now)
+        else:
+            data = connection.recv(max_bytes, now)
         if connection.rcv.ack_owed:
             # The read opened the window enough for an update of its own (RFC 9293 3.8.6.2.2):
             # a round sends it, as after a write. Otherwise a read has nothing to send, and the
             # next ACK carries the larger window: no round for it.
             self._runtime.poke(connection)
         if connection.at_eof or (not connection.readable and connection.state in FINISHED_STATES):
-            self._runtime.mark_dirty(self)  # everything taken: the end of stream (or the close) is next
+            # Everything taken: the end of stream (or the close) is next, told now rather than by
+            # the next round, so that the read which follows this one returns it at once and the
+            # application answers (closes) in this same iteration: our FIN then carries the ACK
+            # of the peer's, one segment where a round later made two.
+            self._update(now)
         return data
+
+    def take_chunks(self, max_bytes: int) -> list:
+        """take_data(max_bytes, chunks=True)."""
+        return self.take_data(max_bytes, True)
 
     def _deliver_into_buffer(self, now: float) -> bool:
         """One step of reading for an asyncio.BufferedProtocol: data into the buffer it lends
@@ -360,7 +386,6 @@ class TcpTransport(asyncio.Transport):
         data = connection.recv(min(len(buffer), READ_CHUNK), now)
         self._runtime.poke_later(connection)  # taking data may open the window: a window update
         buffer[:len(data)] = data
-        self._runtime.delivered()
         try:
             self._protocol.buffer_updated(len(data))
         except Exception as exc:
