@@ -273,9 +273,7 @@ class Stack(UserCalls, Ipv6Side):
         """A segment of no connection: to the listener on its port, else answered as in CLOSED."""
         listener = self.listeners.get((ip.dst, segment.dst_port)) or self.listeners.get((0, segment.dst_port))
         if listener is not None:
-            limit = self.max_connections  # _has_room, in line: asked for every SYN
-            if (segment.flags & _SYN_ACK_RST in _MAY_OPEN and limit is not None
-                    and len(self.connections) + len(self.listeners) >= limit):
+            if segment.flags & _SYN_ACK_RST in _MAY_OPEN and not self._has_room():
                 # A new connection request, or an ACK that may return a SYN cookie: dropped
                 # without a reply (the client retries; a stray ACK misses only its RST).
                 self.drops["stack_connection_limit"] += 1
@@ -366,8 +364,7 @@ class Stack(UserCalls, Ipv6Side):
         ttl = self.ttl
         offload = self.offload_segments > 1
         events_wanted = self._events_wanted
-        timer_heap = self.timer_heap
-        entries = timer_heap.entries
+        arm = self.timer_heap.arm
         for connection in touched:
             if offload and connection.__class__ is not TimeWait:  # a TIME-WAIT record sends bare ACKs
                 ip_header_length = IPV6_HEADER_LENGTH if type(connection.local_address) is bytes else 20
@@ -403,15 +400,7 @@ class Stack(UserCalls, Ipv6Side):
                 continue
             if state is TIME_WAIT and connection.__class__ is not TimeWait:
                 connection = self._keep_only_time_wait(connection)
-            # As _arm does; but most rounds leave the deadline where it was or move it later, which
-            # leaves the heap as it is (TimerHeap.arm): that is checked here, without the call.
-            deadline = connection.timers.next_deadline()
-            entry = entries.get(connection)
-            if entry is None:
-                if deadline is not None:
-                    timer_heap.arm(connection, deadline)
-            elif deadline is None or deadline < entry[0]:
-                timer_heap.arm(connection, deadline)
+            arm(connection, connection.timers.next_deadline())  # as _arm does
         if packets:
             self.counters["packets_out"] += len(packets)
         return packets

@@ -108,20 +108,14 @@ class UserCalls:
         if local_address is None:
             raise StackError(f"{address_text(remote_address)}: this stack has no address of that family",
                              _errno("ENETUNREACH"))
-        limit = self.max_connections
-        if limit is not None and len(self.connections) + len(self.listeners) >= limit:  # _has_room, in line
-            self._check_room()  # raises
+        self._check_room()
         if local_port is None:
             local_port = self._ephemeral_port(remote_address, remote_port)
         key = (local_address, local_port, remote_address, remote_port)
         if key in self.connections:
             raise StackError(f"{address_text(remote_address)}:{remote_port} from port {local_port} is in use", _errno("EADDRINUSE"))
         iss = self.isn_generator.generate(local_address, local_port, remote_address, remote_port, now)
-        if config is None:  # _config_for's common case, in line
-            config = self.config6 if header_length == IPV6_HEADER_LENGTH else self.config
-        else:
-            config = self._config_for(config, header_length)
-        connection = Connection.open_active(config, local_address, local_port,
+        connection = Connection.open_active(self._config_for(config, header_length), local_address, local_port,
                                             remote_address, remote_port, iss, now, record_events=self._events_wanted)
         connection.unacceptable_ack_budget = self.unacceptable_ack_budget
         if fast_open and connection.config.fast_open_client:

@@ -139,8 +139,8 @@ class TimerHeap:
                 continue
             heapq.heappop(heap)
             del entries[connection]
-            if self.stale > (len(entries) >> 1) + HEAP_SLACK:  # _compact_if_stale, in line
-                self._rebuild()  # one live entry fewer broke the bound
+            if self.stale > HEAP_SLACK:
+                self._compact_if_stale()  # one live entry fewer
                 heap = self.heap
             yield connection
 
