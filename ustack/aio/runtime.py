@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import errno
-import functools
 import weakref
 from typing import Any, Callable
 
@@ -42,7 +41,8 @@ class AsyncStack(Driver):
         super().__init__(stack, link, max_batch)
         self.control = control
         self.program = program or default_program()
-        self._client_tasks: set[asyncio.Task] = set()  # start_server handlers running (held: tasks are weak)
+        # start_server handlers running, by their transport (held here: the loop holds tasks weakly).
+        self._client_tasks: dict[TcpTransport, asyncio.Task] = {}
         self._started = False
 
     # ------------------------------------------------------------------------------------------
@@ -236,10 +236,8 @@ class AsyncStack(Driver):
             # every connection still open when the program stops (Ctrl-C on `ustack serve`).
             result = client_connected_cb(reader, writer)
             if asyncio.iscoroutine(result):
-                task = loop.create_task(result)
-                self._client_tasks.add(task)
-                # One done-callback, not two: each is a Handle the loop runs when the task ends.
-                task.add_done_callback(functools.partial(self._client_task_done, writer.transport))
+                transport = writer.transport
+                self._client_tasks[transport] = loop.create_task(self._run_client(result, transport))
 
         def factory() -> asyncio.StreamReaderProtocol:
             reader = TcpStreamReader(limit=limit, loop=loop)
@@ -247,19 +245,23 @@ class AsyncStack(Driver):
 
         return await self.create_server(factory, host, port, **options)
 
-    def _client_task_done(self, transport: TcpTransport, task: asyncio.Task) -> None:
-        """A start_server handler ended: it is let go, an exception it let out is reported (as
-        asyncio does, through the loop's exception handler) and its connection closed; a
-        cancelled one just ends."""
-        self._client_tasks.discard(task)
-        if task.cancelled():
+    async def _run_client(self, handler: Any, transport: TcpTransport) -> None:
+        """A start_server handler's task: the handler, then what asyncio's done-callback would do,
+        in the task's own last step rather than in a loop callback after it (one per connection,
+        issue 12): the task is let go, an exception it let out is reported (as asyncio does,
+        through the loop's exception handler) and its connection closed; a cancelled one closes
+        its connection and ends cancelled."""
+        try:
+            await handler
+        except asyncio.CancelledError:
             transport.close()
-            return
-        error = task.exception()
-        if error is not None:
+            raise
+        except Exception as error:
             self.loop.call_exception_handler({"message": "Unhandled exception in client_connected_cb",
                                               "exception": error, "transport": transport})
             transport.close()
+        finally:
+            self._client_tasks.pop(transport, None)
 
     def _listening_address(self, host: str | list[str] | None) -> tuple[int | bytes, list[str]]:
         """Where create_server's `host` listens, as asyncio's create_server would: the stack's
@@ -448,6 +450,11 @@ class StreamProtocol(asyncio.StreamReaderProtocol):
     after a reset). The application hears the error from read() or drain(); wait_closed() still
     raises it: retrieved here is not swallowed. A future cancelled with a task that awaited
     wait_closed() has nothing to retrieve (asking would raise CancelledError here)."""
+
+    # connection_lost only records the end (the reader's EOF, the close future, drain's waiters):
+    # the transport may call it inside close(), so that `writer.close(); await
+    # writer.wait_closed()` ends without a loop iteration in between (transport._finish_close).
+    connection_lost_inside_close = True
 
     def __init__(self, stream_reader: asyncio.StreamReader, *args: Any, **kwargs: Any) -> None:
         super().__init__(stream_reader, *args, **kwargs)
