@@ -107,13 +107,18 @@ class TcpTransport(asyncio.Transport):
     # asyncio.BaseTransport
     # ------------------------------------------------------------------------------------------
     def get_extra_info(self, name: str, default: Any = None) -> Any:
-        if name == "peername" or name == "sockname":
-            if name not in self._extra:
-                connection = self._connection
-                self._extra["peername"] = _socket_address(connection.remote_address, connection.remote_port)
-                self._extra["sockname"] = _socket_address(connection.local_address, connection.local_port)
-            return self._extra[name]
-        return self._extra.get(name, default)
+        extra = self._extra
+        if name in extra:
+            return extra[name]
+        if name == "peername":  # (`ustack serve` logs it for every request; sockname is rarer)
+            connection = self._connection
+            extra[name] = _socket_address(connection.remote_address, connection.remote_port)
+            return extra[name]
+        if name == "sockname":
+            connection = self._connection
+            extra[name] = _socket_address(connection.local_address, connection.local_port)
+            return extra[name]
+        return default
 
     def reconfigure(self, **changes: Any) -> None:
         """A socket option set on the open connection (setsockopt after connect): the core's
