@@ -4,9 +4,10 @@ A super-segment the TUN link hands over whose partial checksum (NEEDS_CSUM) the 
 for is left partial, and the parser is told through the LinkBuffer it was read into not to sum
 it (tests/link/test_checksum_partial.py follows it above the link); a partial checksum elsewhere
 is completed by the link; a packet the link did not complete or see verified (no flag, the
-checksum field elsewhere, a corrupted copy) is summed by the parser as always. These tests run frames through a TunLink (offload on and off) over
-one end of an AF_UNIX SOCK_SEQPACKET socketpair in place of the TUN device (each write one frame,
-as on TUN; no root needed) into a Stack, and count what the parser summed and what was dropped.
+checksum field elsewhere, a corrupted copy) is summed by the parser as always. These tests run
+frames through a TunLink (offload on and off) over one end of an AF_UNIX SOCK_SEQPACKET
+socketpair in place of the TUN device (each write one frame, as on TUN; no root needed) into a
+Stack, and count what the parser summed and what was dropped.
 
 The attacker here is whoever puts a frame in front of the link (the kernel, for a corrupted
 packet from a wire): it knows everything about the packet and sets the vnet header's flags."""

@@ -24,6 +24,7 @@ from ustack.link.tracer import Tracer
 from ustack.link.vnet import NEEDS_CSUM
 from ustack.trace.live import WireWatch
 from ustack.wire import pcap
+from ustack.wire.checksum import internet_checksum
 from ustack.wire.codec import LinkBuffer
 
 __all__ = ["sockets"]  # the fixture, imported for pytest
@@ -99,7 +100,6 @@ def test_a_ce_marked_copy_and_a_duplicate_are_accepted(family, sockets, monkeypa
     if family == 4:  # ECT(0) in the TOS byte, the IPv4 header checksum made again
         ect0[1] |= 0b10
         ect0[10:12] = b"\0\0"
-        from ustack.wire.checksum import internet_checksum
         ect0[10:12] = internet_checksum(bytes(ect0[:20])).to_bytes(2, "big")
     else:
         ect0[1] |= 0b10 << 4
@@ -145,7 +145,8 @@ def test_the_tracer_and_a_wire_watch_see_the_completed_packet(family, sockets):
         def _record(self, now, packet, direction, lost_note=""):
             recorded.append(bytes(packet))
 
-    link = Tracer(fake_link(ours, offload=True), output=io.StringIO(), formatter=lambda p: formatted.append(bytes(p)) or "")
+    link = Tracer(fake_link(ours, offload=True), output=io.StringIO(),
+                  formatter=lambda packet: formatted.append(bytes(packet)) or "")
     watch = Recording()
     packet = packet_to_stack(family, LARGE)
     theirs.send(frame(partial(packet), NEEDS_CSUM, gso=True))

@@ -35,8 +35,9 @@ TUN_F_TSO4 | TUN_F_TSO6), so every packet in either direction carries a virtio_n
   written as soon as the core makes it), or flush(), which the runtime calls at the end of every
   round (base.py's contract).
 Each frame is read with one os.readv into two preallocated buffers (the vnet header, the packet),
-whose partial checksum, where it is completed at all, is completed in place; each is written with one os.writev of its parts
-(the vnet header, headers, payloads), so no 64 KB payload is copied into a frame first.
+whose partial checksum, where it is completed at all, is completed in place; each is written
+with one os.writev of its parts (the vnet header, headers, payloads), so no 64 KB payload is
+copied into a frame first.
 Middlewares outside this link (FaultInjector, PcapWriter, Tracer) therefore see super-segments
 both ways, as tcpdump on the device shows them: the large segments the core builds, what the
 kernel delivers coalesced; and the rest segment by segment. A FaultInjector that drops a
