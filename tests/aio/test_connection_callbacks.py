@@ -12,7 +12,8 @@ handler's task does the done-callback's work in its own last step, so:
 - a handler that returns is let go (and its connection closed) in that same step;
 - so an echo connection costs the server's side two loop callbacks: its task's first step and
   the wake-up of its read; cancelling the task or an exception it lets out still closes the
-  connection.
+  connection;
+- the peer's address text is made when asked for, alone (`ustack serve` logs it per request).
 
 Two hosts over a memory link (tests/stack/twohosts.py) on the loop's clock; no sleeps: every
 wait is for a condition, with a timeout as a hang guard.
@@ -150,4 +151,37 @@ async def test_a_cancelled_handler_closes_its_connection():
         assert await asyncio.wait_for(reader.read(), 10) == b""  # its FIN: closed, not left hanging
         assert task.cancelled()
         await pair.wait_until(lambda: not pair.b._client_tasks)
+        writer.close()
+
+
+@run_async
+async def test_peername_is_made_alone_when_asked_for(monkeypatch):
+    """`ustack serve` logs every request's peername; the sockname text is made only if asked."""
+    import ustack.aio.transport as transport_module
+
+    made: list[tuple] = []
+    make = transport_module._socket_address
+
+    def counting(address, port):
+        made.append((address, port))
+        return make(address, port)
+
+    monkeypatch.setattr(transport_module, "_socket_address", counting)
+    async with stack_pair(config=FAST_CONFIG) as pair:
+        names: list[tuple] = []
+
+        async def tell(reader, writer):
+            names.append(writer.get_extra_info("peername"))
+            names.append(writer.get_extra_info("peername"))
+            writer.close()
+
+        await pair.b.start_server(tell, port=7)
+        reader, writer = await pair.a.open_connection(pair.b_address, 7)
+        assert await asyncio.wait_for(reader.read(), 10) == b""
+        local = writer.get_extra_info("sockname")
+        assert names == [local, local]  # the server's peer is the client's own address
+        # One text for the server's two peername questions, one for the client's sockname.
+        assert len(made) == 2
+        assert writer.get_extra_info("sockname") == local and len(made) == 2  # kept
+        assert writer.get_extra_info("cipher", "none") == "none"
         writer.close()
