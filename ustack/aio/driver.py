@@ -48,6 +48,9 @@ logger = logging.getLogger("ustack.aio")
 
 MAX_BATCH = 64  # packets taken from the link per readable event
 MAX_ROUNDS = 16  # transmit/update passes in one round before yielding to the loop
+# The most wake-ups in a row that read one packet and stop, without the read that would find the
+# queue empty, after reads to the end found one packet each (_receive_on_wake_up).
+MAX_SINGLE_READS = 8
 
 # An observer is called as observer(now, kind, item):
 #   kind "<": item is a packet (bytes) received from the link
@@ -88,6 +91,10 @@ class Driver:
         self._delivered = False  # a transport handed data to its protocol during this round
         self._closed = False
         self._fd = -1
+        # Wake-ups left that read one packet without a second read to find the queue empty, and
+        # how many in a row a read to the end found exactly one (_receive_on_wake_up).
+        self._single_reads_left = 0
+        self._single_streak = 0
         self.counters: dict[str, int] = {"rounds": 0, "transmits": 0, "timer_fired": 0, "batches": 0}
 
     @property
@@ -137,8 +144,31 @@ class Driver:
     # ------------------------------------------------------------------------------------------
     def _on_readable(self) -> None:
         now = self.loop.time()
-        self._receive_from_link(now)
+        self._receive_on_wake_up(now)
         self._round(now, packets_in=True, may_wait_for_answer=True)
+
+    def _receive_on_wake_up(self, now: float) -> None:
+        """Read a batch, or one packet only while the peers send one at a time.
+
+        A read to the end of the queue costs a last read that finds it empty (EAGAIN): one system
+        call of five per echo. epoll is level-triggered, so a packet left unread is not lost: the
+        fd stays readable and the loop's next poll (one that does not wait when a round is queued,
+        as after data handed to an application) wakes us again at once. Batches still matter
+        under bulk (one ACK decision per batch and connection, joined runs), so the rule adapts:
+        every wake-up reads to the end, unless the last read to the end found exactly one packet;
+        then up to min(that streak, MAX_SINGLE_READS) wake-ups read one packet each, and the next
+        reads to the end again and decides anew. A burst costs at most MAX_SINGLE_READS wake-ups
+        of one packet before batching resumes; an echo saves that many EAGAIN reads of each
+        streak + 1."""
+        if self._single_reads_left:
+            self._single_reads_left -= 1
+            self._receive_from_link(now, 1)
+            return
+        if self._receive_from_link(now, self.max_batch) == 1:
+            streak = self._single_streak = self._single_streak + 1
+            self._single_reads_left = streak if streak < MAX_SINGLE_READS else MAX_SINGLE_READS
+        else:
+            self._single_streak = 0
 
     def _on_timer(self) -> None:
         deadline = self._timer_deadline
@@ -154,7 +184,7 @@ class Driver:
         # flight waited unread asked for a probe that ACK made needless (issue 12), and a
         # retransmission timer could resend what an ACK waiting there had acknowledged.
         self.link.on_timer(now)
-        self._receive_from_link(now)
+        self._receive_from_link(now, self.max_batch)
         self.stack.on_timer(now)
         self._report_events(now)
         self._round(now, packets_in=True)
@@ -164,10 +194,10 @@ class Driver:
         if not self._closed:
             self._round(self.loop.time())
 
-    def _receive_from_link(self, now: float) -> int:
-        """Feed the link's waiting packets to the stack; how many there were."""
+    def _receive_from_link(self, now: float, max_packets: int) -> int:
+        """Feed the link's waiting packets (at most max_packets) to the stack; how many there were."""
         try:
-            batch = self.link.receive_batch(now, self.max_batch)
+            batch = self.link.receive_batch(now, max_packets)
         except LinkClosed as error:
             logger.warning("ustack: %s; no more packets will arrive", error)
             self.loop.remove_reader(self._fd)

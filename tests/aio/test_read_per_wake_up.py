@@ -1,0 +1,114 @@
+"""How many reads a wake-up of the driver makes (ustack/aio/driver.py, _receive_on_wake_up).
+
+- A request/response peer (sequential echoes) sends one segment at a time: once a read to the
+  end of the queue has found a single packet, the following wake-ups read that one packet and
+  stop, without the read that only finds the queue empty (EAGAIN): fewer than 1.25 reads per
+  echo on the server, where reading to the end costs two.
+- A burst still comes in as batches after a run of echoes: the packets of a 64 KB write reach
+  the receiver in wake-ups of several packets (at most MAX_SINGLE_READS wake-ups of one), and
+  every byte arrives in order.
+
+Two hosts over a memory link (tests/stack/twohosts.py) on the loop's clock; each read of the
+server's memory link is counted by wrapping its read_packet. No sleeps: every wait is for a
+condition, with a timeout as a hang guard.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from test_driver_rounds import DELAYED_ACK_CONFIG
+from twohosts import run_async, stack_pair
+
+from ustack.aio.driver import MAX_SINGLE_READS
+
+ECHOES = 200
+
+
+async def echo(reader, writer):
+    while data := await reader.read(65536):
+        writer.write(data)
+    writer.close()
+
+
+def counting_reads(pair) -> list[int]:
+    """[reads, reads that found the queue empty] of B's memory link, from now on."""
+    memory = pair.link_b.inner
+    original = memory.read_packet
+    counts = [0, 0]
+
+    def read_packet():
+        counts[0] += 1
+        try:
+            return original()
+        except BlockingIOError:
+            counts[1] += 1
+            raise
+
+    memory.read_packet = read_packet
+    return counts
+
+
+def counting_batches(pair) -> list[int]:
+    """The size of every batch B's driver takes from its link on a wake-up or timer."""
+    sizes: list[int] = []
+    link = pair.link_b
+    original = link.receive_batch
+
+    def receive_batch(now, max_packets=64):
+        batch = original(now, max_packets)
+        sizes.append(len(batch))
+        return batch
+
+    link.receive_batch = receive_batch
+    return sizes
+
+
+@run_async
+async def test_sequential_echoes_skip_the_read_that_finds_the_queue_empty():
+    async with stack_pair(config=DELAYED_ACK_CONFIG) as pair:
+        await pair.b.start_server(echo, port=7)
+        reader, writer = await pair.a.open_connection(pair.b_address, 7)
+        writer.write(b"warm")
+        assert await asyncio.wait_for(reader.readexactly(4), 10) == b"warm"
+        counts = counting_reads(pair)
+        for index in range(ECHOES):
+            writer.write(b"%05d" % index)
+            assert await asyncio.wait_for(reader.readexactly(5), 10) == b"%05d" % index
+        reads, empty = counts
+        # Reading to the end every time: 2 reads per echo, one of them empty. With the streak
+        # rule, one empty read per MAX_SINGLE_READS + 1 echoes once the streak is long.
+        assert reads < ECHOES * 1.25, counts
+        assert empty < ECHOES * 0.25, counts
+        writer.close()
+
+
+@run_async
+async def test_a_burst_after_echoes_is_still_read_in_batches():
+    async with stack_pair(config=DELAYED_ACK_CONFIG) as pair:
+        received = bytearray()
+
+        async def sink(reader, writer):
+            while data := await reader.read(65536):
+                received.extend(data)
+
+        await pair.b.start_server(echo, port=7)
+        await pair.b.start_server(sink, port=9)
+        reader, writer = await pair.a.open_connection(pair.b_address, 7)
+        for index in range(ECHOES):  # a long streak of one-packet wake-ups on B
+            writer.write(b"%05d" % index)
+            assert await asyncio.wait_for(reader.readexactly(5), 10) == b"%05d" % index
+        _, bulk_writer = await pair.a.open_connection(pair.b_address, 9)
+        await pair.wait_until(lambda: len(pair.b._transports) == 2)
+        sizes = counting_batches(pair)
+        payload = bytes(range(256)) * 256  # 64 KB: 45 segments, in flights the window allows
+        bulk_writer.write(payload)
+        await pair.wait_until(lambda: len(received) == len(payload))
+        assert bytes(received) == payload
+        # The streak of one-packet reads ends at the first read to the end that finds more.
+        batched = [size for size in sizes if size > 1]
+        assert batched and max(sizes) >= 4, sizes
+        first_batch = next(index for index, size in enumerate(sizes) if size > 1)
+        assert first_batch <= MAX_SINGLE_READS, sizes
+        writer.close()
+        bulk_writer.close()
