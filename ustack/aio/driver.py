@@ -341,13 +341,19 @@ class Driver:
         (the retransmission timer restarted by an ACK, as on nearly every round of a busy
         connection) leaves the armed timer alone: it fires early, finds nothing due and is armed
         again then. Moving it each time made a TimerHandle and left a cancelled one in asyncio's
-        heap per round."""
-        deadline = self.stack.next_deadline()
+        heap per round. The stack's deadline is worked out only when its cheap lower bound
+        (Stack.deadline_bound) is before the armed timer, or there is none: most rounds it is
+        not (an echo's reply restarts a retransmission timer later than the one armed)."""
+        armed = self._timer_deadline
+        bound = self.stack.deadline_bound()
+        if armed is not None and bound is not None and bound >= armed:
+            deadline = armed  # none of the stack's is earlier: its deadline need not be worked out
+        else:
+            deadline = self.stack.next_deadline()
         if self._link_has_deadlines:
             link_deadline = self.link.next_deadline()
             if link_deadline is not None and (deadline is None or link_deadline < deadline):
                 deadline = link_deadline
-        armed = self._timer_deadline
         if deadline == armed or (deadline is not None and armed is not None and deadline > armed):
             return
         self._cancel_timer()
