@@ -2,15 +2,17 @@
 
 The whole runtime is two callbacks and one rule (DESIGN.md rules 2 and 6):
 
-- `loop.add_reader(link.fileno(), ...)`: the link has packets. Take a batch, feed each packet to
-  the stack, then run one *round*.
+- `loop.add_reader(link.fileno(), ...)`: the link has packets. Take a batch (one packet only,
+  without the read that finds the queue empty, while the peers send one at a time:
+  _receive_on_wake_up), feed each packet to the stack, then run one *round*.
 - ONE `loop.call_at` timer, armed for the earliest deadline of the stack and of the link. When it
   fires: `stack.on_timer(now)`, `link.on_timer(now)`, collect any packets the link released, run
   one round.
 - A round: `stack.transmit(now)` goes out through the link, and every connection the stack
   reports active (`stack.drain_active()`) has its transport brought up to date (data to the
   protocol, pending writes into the send buffer, end of stream, errors), repeated while that
-  produced more to send; finally the timer is re-armed for the new earliest deadline.
+  produced more to send; finally the timer is re-armed for the new earliest deadline (worked
+  out only when the stack's cheap lower bound of it is before the armed timer: _rearm_timer).
   After packets came in, the transports come first; when every connection they touched handed
   data to an application that does not answer at once (a woken reader, or a handler just
   started with its request already in: its task runs in the next iteration), the transmit is
