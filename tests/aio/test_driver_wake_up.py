@@ -7,6 +7,9 @@
 - A burst still comes in as batches after a run of echoes: the packets of a 64 KB write reach
   the receiver in wake-ups of several packets (at most MAX_SINGLE_READS wake-ups of one), and
   every byte arrives in order.
+- The rule itself, wake-up by wake-up on a scripted link: the streak of single reads grows to
+  MAX_SINGLE_READS, a batch of several ends it, and a lone pure ACK (a download's) never starts
+  one: software GRO thins runs of them only in reads to the end.
 - The stack's earliest deadline is worked out only when its cheap lower bound
   (Stack.deadline_bound) is before the armed timer: on sequential echoes, whose answers restart
   a retransmission timer later than the one armed, in few rounds; and the one timer still stays
@@ -24,7 +27,8 @@ import asyncio
 from test_driver_rounds import DELAYED_ACK_CONFIG, checking_timer
 from twohosts import run_async, stack_pair
 
-from ustack.aio.driver import MAX_SINGLE_READS
+from ustack.aio.driver import MAX_SINGLE_READS, Driver
+from ustack.link.base import Link
 
 ECHOES = 200
 
@@ -152,3 +156,63 @@ async def test_sequential_echoes_work_out_the_earliest_deadline_in_few_rounds():
         assert asked[0] < ECHOES // 4, asked
         assert failures == []
         writer.close()
+
+
+class ScriptedLink(Link):
+    """A link whose every receive_batch hands over the next list of `script` (cut to max_packets)
+    and records the max_packets it was asked for."""
+
+    def __init__(self, script: list[list[bytes]]) -> None:
+        super().__init__()
+        self.script = script
+        self.asked: list[int] = []
+
+    def receive_batch(self, now: float, max_packets: int = 64) -> list[bytes]:
+        self.asked.append(max_packets)
+        return self.script.pop(0)[:max_packets]
+
+
+class CountingStack:
+    """Stands in for the Stack: only counts the packets it is fed."""
+
+    def __init__(self) -> None:
+        self.received = 0
+
+    def receive(self, packet: bytes, now: float) -> None:
+        self.received += 1
+
+
+def wake_ups(script: list[list[bytes]]) -> tuple[list[int], int]:
+    """The max_packets of each wake-up's read over `script`, and the packets fed to the stack."""
+    stack, link = CountingStack(), ScriptedLink(script)
+    driver = Driver(stack, link, max_batch=64)
+    while link.script:
+        driver._receive_on_wake_up(0.0)
+    return link.asked, stack.received
+
+
+def ipv4_tcp(payload: bytes) -> bytes:
+    """An IPv4 packet (total length set) holding a TCP header with time stamps (32 bytes), ACK."""
+    tcp = bytes(12) + bytes([8 << 4, 0x10]) + bytes(18) + payload
+    return bytes([0x45, 0]) + (20 + len(tcp)).to_bytes(2, "big") + bytes(5) + bytes([6]) + bytes(10) + tcp
+
+
+REQUEST = ipv4_tcp(b"x")  # one byte of data is a request
+PURE_ACK = ipv4_tcp(b"")
+
+
+def test_one_request_per_wake_up_reads_one_packet_for_ever_longer_runs():
+    asked, received = wake_ups([[REQUEST]] * 12)
+    # A read to the end found one: one single read; again: two; ... (the streak, at most 8).
+    assert asked == [64, 1, 64, 1, 1, 64, 1, 1, 1, 64, 1, 1] and received == 12
+
+
+def test_a_batch_of_several_ends_the_single_reads_at_the_next_read_to_the_end():
+    asked, received = wake_ups([[REQUEST], [REQUEST], [REQUEST] * 3, [REQUEST], [REQUEST]])
+    # After the batch of three, the streak starts again from one.
+    assert asked == [64, 1, 64, 64, 1] and received == 7
+
+
+def test_lone_pure_acks_keep_every_read_to_the_end():
+    asked, received = wake_ups([[PURE_ACK]] * 6)
+    assert asked == [64] * 6 and received == 6

@@ -43,6 +43,7 @@ import logging
 from typing import Any, Callable
 
 from ..link.base import Link, LinkClosed
+from ..link.predicates import tcp_flags_and_payload_length
 from ..stack import Stack
 from .transport import TcpTransport
 
@@ -59,6 +60,12 @@ MAX_SINGLE_READS = 8
 #   kind ">": item is a packet (bytes) sent to the link
 #   kind "event": item is a ustack.stack.StackEvent (connection, event), e.g. StateChanged
 Observer = Callable[[float, str, Any], None]
+
+
+def _carries_data(packet: bytes) -> bool:
+    """A TCP segment with data in it (a request, an answer), not a pure ACK nor anything else."""
+    view = tcp_flags_and_payload_length(packet)
+    return view is not None and view[1] > 0
 
 
 class Driver:
@@ -157,16 +164,19 @@ class Driver:
         fd stays readable and the loop's next poll (one that does not wait when a round is queued,
         as after data handed to an application) wakes us again at once. Batches still matter
         under bulk (one ACK decision per batch and connection, joined runs), so the rule adapts:
-        every wake-up reads to the end, unless the last read to the end found exactly one packet;
-        then up to min(that streak, MAX_SINGLE_READS) wake-ups read one packet each, and the next
-        reads to the end again and decides anew. A burst costs at most MAX_SINGLE_READS wake-ups
+        every wake-up reads to the end, unless the last read to the end found exactly one packet
+        with data in it (a request; a lone pure ACK, a download's, keeps reads to the end, where
+        software GRO thins runs of them: tun.py); then up to min(that
+        streak, MAX_SINGLE_READS) wake-ups read one packet each, and the next reads to the end
+        again and decides anew. A burst costs at most MAX_SINGLE_READS wake-ups
         of one packet before batching resumes; an echo saves that many EAGAIN reads of each
         streak + 1."""
         if self._single_reads_left:
             self._single_reads_left -= 1
             self._receive_from_link(now, 1)
             return
-        if self._receive_from_link(now, self.max_batch) == 1:
+        batch = self._receive_from_link(now, self.max_batch)
+        if len(batch) == 1 and _carries_data(batch[0]):
             streak = self._single_streak = self._single_streak + 1
             self._single_reads_left = streak if streak < MAX_SINGLE_READS else MAX_SINGLE_READS
         else:
@@ -196,14 +206,14 @@ class Driver:
         if not self._closed:
             self._round(self.loop.time())
 
-    def _receive_from_link(self, now: float, max_packets: int) -> int:
-        """Feed the link's waiting packets (at most max_packets) to the stack; how many there were."""
+    def _receive_from_link(self, now: float, max_packets: int) -> list:
+        """Feed the link's waiting packets (at most max_packets) to the stack; the packets."""
         try:
             batch = self.link.receive_batch(now, max_packets)
         except LinkClosed as error:
             logger.warning("ustack: %s; no more packets will arrive", error)
             self.loop.remove_reader(self._fd)
-            return 0
+            return []
         self.counters["batches"] += 1
         for packet in batch:  # a Tracer in the link starts this packet's line as the loop reaches it
             if self._observers:
@@ -216,7 +226,7 @@ class Driver:
                 logger.exception("ustack: the stack failed on a packet of %d bytes; it was dropped", len(packet))
             if self._observers:  # nobody else reads events: with none, the stack records none
                 self._report_events(now)  # state changes land on the line of the packet that caused them
-        return len(batch)
+        return batch
 
     def _round(self, now: float, packets_in: bool = False, may_wait_for_answer: bool = False) -> None:
         """Transmit and bring transports up to date until neither has anything new. A round
