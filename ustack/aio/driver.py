@@ -166,11 +166,10 @@ class Driver:
         under bulk (one ACK decision per batch and connection, joined runs), so the rule adapts:
         every wake-up reads to the end, unless the last read to the end found exactly one packet
         with data in it (a request; a lone pure ACK, a download's, keeps reads to the end, where
-        software GRO thins runs of them: tun.py); then up to min(that
-        streak, MAX_SINGLE_READS) wake-ups read one packet each, and the next reads to the end
-        again and decides anew. A burst costs at most MAX_SINGLE_READS wake-ups
-        of one packet before batching resumes; an echo saves that many EAGAIN reads of each
-        streak + 1."""
+        software GRO thins runs of them: tun.py); then up to min(that streak, MAX_SINGLE_READS)
+        wake-ups read one packet each, and the next reads to the end again and decides anew. A
+        burst costs at most MAX_SINGLE_READS wake-ups of one packet before batching resumes;
+        sequential echoes skip the empty read at MAX_SINGLE_READS of every MAX_SINGLE_READS + 1."""
         if self._single_reads_left:
             self._single_reads_left -= 1
             self._receive_from_link(now, 1)
