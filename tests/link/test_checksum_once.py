@@ -1,11 +1,13 @@
-"""Every received TCP checksum is verified once, and a bad one is dropped by name on every path.
+"""Every received TCP checksum is verified at most once, and a bad one is dropped by name on every path.
 
-The TUN link completes a partial checksum the kernel left it (NEEDS_CSUM) and then tells the
-parser, through the LinkBuffer it read the packet into, not to sum the segment again; a packet the
-link did not complete or see verified (no flag, the checksum field elsewhere, a corrupted copy) is
-summed by the parser as always. These tests run frames through a TunLink (offload on and off) over
-one end of an AF_UNIX SOCK_SEQPACKET socketpair in place of the TUN device (each write one frame,
-as on TUN; no root needed) into a Stack, and count what the parser summed and what was dropped.
+A super-segment the TUN link hands over whose partial checksum (NEEDS_CSUM) the kernel vouches
+for is left partial, and the parser is told through the LinkBuffer it was read into not to sum
+it (tests/link/test_checksum_partial.py follows it above the link); a partial checksum elsewhere
+is completed by the link; a packet the link did not complete or see verified (no flag, the
+checksum field elsewhere, a corrupted copy) is summed by the parser as always. These tests run
+frames through a TunLink (offload on and off) over one end of an AF_UNIX SOCK_SEQPACKET
+socketpair in place of the TUN device (each write one frame, as on TUN; no root needed) into a
+Stack, and count what the parser summed and what was dropped.
 
 The attacker here is whoever puts a frame in front of the link (the kernel, for a corrupted
 packet from a wire): it knows everything about the packet and sets the vnet header's flags."""
@@ -107,16 +109,22 @@ def receive(link: Link, stack: Stack) -> list:
 
 @pytest.mark.parametrize("family", [4, 6])
 @pytest.mark.parametrize("gso", [False, True])
-def test_a_partial_checksum_the_link_completes_is_not_summed_again(family, gso, sockets, monkeypatch):
+def test_a_vouched_partial_checksum_is_neither_completed_nor_summed(family, gso, sockets, monkeypatch):
     ours, theirs = sockets
     link, stack, sums = fake_link(ours, offload=True), stack_for(family), Sums(monkeypatch)
     packet = packet_to_stack(family, LARGE)
     theirs.send(frame(partial(packet), NEEDS_CSUM, gso))
     (handed,) = receive(link, stack)
-    assert type(handed) is memoryview and type(handed.obj) is LinkBuffer and handed.obj.tcp_checksum_known
-    assert bytes(handed) == packet  # completed in place: the pcap and the tracer see a valid packet
-    assert (sums.link, sums.parser, sums.parser_skipped) == (1, 0, 1)
+    assert type(handed) is memoryview and type(handed.obj) is LinkBuffer
+    assert handed.obj.tcp_checksum_known and handed.obj.tcp_checksum_partial
+    assert bytes(handed) == partial(packet)  # left as the kernel handed it
+    assert (sums.link, sums.parser, sums.parser_skipped) == (0, 0, 1)
     assert stack.drops["tcp_bad_checksum"] == 0 and stack.counters["packets_in"] == 1
+    # Completed on demand, in the buffer, once (whatever reads the bytes as a wire would).
+    assert vnet.complete_checksum(handed) is handed and bytes(handed) == packet
+    assert not handed.obj.tcp_checksum_partial and handed.obj.tcp_checksum_known
+    vnet.complete_checksum(handed)
+    assert sums.link == 1
 
 
 @pytest.mark.parametrize("family", [4, 6])
@@ -174,6 +182,7 @@ def test_with_offload_a_bad_checksum_the_link_did_not_complete_is_summed_and_dro
     theirs.send(_bad_frames(family)[case])
     (handed,) = receive(link, stack)
     assert not (type(handed) is memoryview and handed.obj.tcp_checksum_known)
+    assert vnet.complete_checksum(handed) is handed  # nothing left partial: nothing to complete
     assert (sums.parser, sums.parser_skipped) == (1, 0)
     assert stack.drops["tcp_bad_checksum"] == 1 and stack.counters.get("packets_in", 0) == 0
 
@@ -235,6 +244,6 @@ def test_the_link_marks_a_fresh_buffer_for_each_frame_it_hands_over(family, sock
     first, second = receive(link, stack)
     assert first.obj is not second.obj
     assert first.obj.tcp_checksum_known and not second.obj.tcp_checksum_known
-    assert bytes(first) == good  # the second read did not touch the first's buffer
+    assert bytes(first) == partial(good)  # the second read did not touch the first's buffer
     assert (sums.parser, sums.parser_skipped) == (1, 1)
     assert stack.drops["tcp_bad_checksum"] == 1 and stack.counters["packets_in"] == 1

@@ -5,11 +5,13 @@ checksum, and a transfer between two Stacks through what the kernel's TSO and GR
 from __future__ import annotations
 
 from ustack.link.vnet import (
-    GSO_NONE, HEADER_SIZE, Coalescer, large_segment_frame, packet_from_kernel, parse_vnet_header, split_super_segment,
+    GSO_NONE, HEADER_SIZE, Coalescer, large_segment_frame, packet_from_kernel, packet_from_parts, parse_vnet_header,
+    split_super_segment,
 )
 from ustack.stack import Stack
 from ustack.wire import build_tcp_packet
 from ustack.wire.checksum import pseudo_header_sum, pseudo_header_sum6
+from ustack.wire.codec import LinkBuffer
 from ustack.wire.tcp import TcpOptions, TcpSegment
 
 A, B = 0x0A4D0001, 0x0A4D0002
@@ -56,12 +58,14 @@ def partial(packet: bytes) -> bytes:
 
 
 def transfer(size: int, offload: bool, mtu: int = 1500, tso: bool = False, pieces: list | None = None,
-             family: int = 4):
+             family: int = 4, link_buffers: list | None = None):
     """A sends `size` bytes to B over IPv4 or IPv6. With `tso`, A's stack hands down segments
     larger than the MTU, which the kernel would cut (split_super_segment). With offload, A's
     packets go through the Coalescer and reach B as whole super-segments (as the kernel's GRO would
     hand them), with a partial checksum B's link completes. Returns what B read, the packets B
-    received and the ACKs B sent."""
+    received and the ACKs B sent. With a list `link_buffers`, each frame is read into a LinkBuffer
+    as the TUN link reads it (packet_from_parts: a large super-segment is handed over with its
+    checksum left partial), and the packets B gets are appended to it."""
     if family == 6:
         a = Stack(None, address6=A6, mtu=mtu, port_seed=1, segmentation_offload=tso)
         b = Stack(None, address6=B6, mtu=mtu, port_seed=2)
@@ -86,7 +90,13 @@ def transfer(size: int, offload: bool, mtu: int = 1500, tso: bool = False, piece
             for frame in frames:
                 if parse_vnet_header(frame).gso_type != GSO_NONE:
                     frame = frame[:HEADER_SIZE] + partial(frame[HEADER_SIZE:])  # as the kernel leaves it
-                packets.append(packet_from_kernel(frame))
+                if link_buffers is None:
+                    packets.append(packet_from_kernel(frame))
+                    continue
+                buffer = LinkBuffer(len(frame) - HEADER_SIZE)
+                buffer[:] = frame[HEADER_SIZE:]
+                packets.append(packet_from_parts(frame[:HEADER_SIZE], buffer, len(buffer)))
+                link_buffers.append(packets[-1])
         for packet in packets:
             b.receive(packet, now)
             received += 1

@@ -34,6 +34,12 @@ compose: `Tracer(PcapWriter(FaultInjector(TunLink(...))))`. What each one sees d
 place in the chain: a PcapWriter outside the FaultInjector records what the stack sends and
 receives; inside it, what actually crosses the wire.
 
+A received packet may come up with its TCP checksum still partial (the TUN link's super-segments,
+ustack/link/vnet.py packet_from_parts: the kernel vouched for it, and the stack's parser does not
+read it). A middleware that reads a received packet's bytes as a wire would (writes them out,
+copies or changes them, parses a copy) calls vnet.complete_checksum(packet) first; one that only
+peeks at addresses, ports or flags, holds or passes packets on needs nothing.
+
 Why `now` is passed in rather than read here: the same links run under the asyncio runtime (real
 monotonic time) and under the deterministic tests (virtual time), exactly like the stack.
 """

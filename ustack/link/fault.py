@@ -36,6 +36,14 @@ sets `on_drop`: it is called as on_drop(now, packet, direction, reason) for ever
 at the moment of the decision, with direction "inbound" or "outbound" and reason "scripted",
 "rate_limited" or "random". It draws no random numbers, so it changes no decision.
 
+A received super-segment whose TCP checksum the TUN link left partial (ustack/link/vnet.py
+packet_from_parts) gets its checksum completed (vnet.complete_checksum, in its buffer) before
+anything here looks at its bytes as a wire's: a scripted rule's predicate, a drop (on_drop and
+the rule's `dropped` list get the packet a wire would have carried), CE marking and corruption,
+which both copy it. So a corrupted copy is an ordinary packet with a wrong checksum that the
+parser sums and drops ("tcp_bad_checksum"): it never carries the link's mark that the checksum
+is known. A duplicate, a delayed or a reordered packet is the same object again, mark and all.
+
 Held packets come out through the timer: next_deadline() says when; the runtime then calls
 on_timer(now) (releases outbound packets to the wrapped link) and receive_batch(now) (returns the
 inbound packets that are due).
@@ -52,6 +60,7 @@ from typing import Callable
 from ..wire import checksum_update
 from ..wire.ipv4 import CE, ECT_0, ECT_1  # the ECN field's code points (RFC 3168 5)
 from .base import Link, Middleware, earliest
+from .vnet import complete_checksum
 
 IPV4_MINIMUM_HEADER = 20
 
@@ -223,7 +232,7 @@ class FaultInjector(Middleware):
         chance = direction.random.random
 
         for rule in self._scripted:
-            if rule.remaining and rule.direction in (name, "both") and rule.predicate(packet):
+            if rule.remaining and rule.direction in (name, "both") and rule.predicate(complete_checksum(packet)):
                 rule.remaining -= 1
                 rule.dropped.append(packet)
                 self._dropped(now, packet, name, "scripted")
@@ -248,6 +257,7 @@ class FaultInjector(Middleware):
             self._schedule(direction, packet, now, emit)
 
     def _dropped(self, now: float, packet: bytes, direction: str, reason: str) -> None:
+        complete_checksum(packet)  # (done already for a scripted drop: its predicate saw it)
         # Counter names predate the hook: a random drop is counted as plain "dropped_<direction>".
         self.counters[f"dropped_{direction}" if reason == "random" else f"dropped_{direction}_{reason}"] += 1
         if self.on_drop is not None:
@@ -294,6 +304,7 @@ class FaultInjector(Middleware):
         return True
 
     def _flip_one_bit(self, direction: _Direction, packet: bytes) -> bytes:
+        packet = complete_checksum(packet)  # the copy must fail the parser's sum for the bit alone
         start = 0
         if not direction.faults.corrupt_header and packet:
             header_length = (packet[0] & 0x0F) * 4
@@ -319,7 +330,7 @@ def _ecn_field(packet: bytes) -> int | None:
 
 def _with_ce(packet: bytes) -> bytes:
     """The packet marked CE, as a congested router marks it (RFC 3168 5)."""
-    marked = bytearray(packet)
+    marked = bytearray(complete_checksum(packet))  # a copy carries no partial-checksum mark
     if packet[0] >> 4 == 4:
         old_word = packet[0] << 8 | packet[1]
         marked[1] |= CE

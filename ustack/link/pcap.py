@@ -7,6 +7,12 @@ The link type is LINKTYPE_RAW (the packet starts with the IPv4 header), which is
 TUN device carries, so nothing is invented. Pcap has no direction field: the source and
 destination addresses tell in from out.
 
+A received super-segment whose TCP checksum the TUN link left partial (vnet.py packet_from_parts:
+the kernel vouched for it, and the stack never reads the field) is written with its checksum
+completed (vnet.complete_checksum, in place), so that Wireshark and scapy find every checksum
+right. tcpdump on the device itself would show the partial sum, which Wireshark flags as wrong;
+written here, it is the super-segment as a wire would carry it whole.
+
 The file is flushed after every batch (and on flush()/close()), so a test or a student can read it
 while the stack is still running.
 
@@ -24,6 +30,7 @@ from typing import BinaryIO, Iterable
 
 from ..wire import pcap
 from .base import Link, Middleware
+from .vnet import complete_checksum
 
 
 class PcapWriter(Middleware):
@@ -55,7 +62,7 @@ class PcapWriter(Middleware):
         timestamp = now + self.timestamp_offset
         count = 0
         for packet in packets:
-            self._file.write(pcap.record(timestamp, packet))
+            self._file.write(pcap.record(timestamp, complete_checksum(packet)))
             count += 1
         if count:
             self.counters["packets_written"] += count

@@ -6,7 +6,10 @@ talk, with what each packet did to a connection on the same line:
 
 `<` is a packet received, `>` a packet sent; the time is seconds since the first packet (or since
 `time_origin`). The text comes from `formatter(packet) -> str`, by default
-ustack.wire.text.format_packet (the same text as `tcpdump -nn`).
+ustack.wire.text.format_packet (the same text as `tcpdump -nn`). The formatter gets each packet
+as a wire would carry it: a received super-segment whose TCP checksum the TUN link left partial
+(ustack/link/vnet.py packet_from_parts) is completed first (vnet.complete_checksum), so that a
+formatter that copies the packet and parses the copy, or shows the checksum, finds it right.
 
 Annotations: annotate(text) appends text to the line of the received packet being handled (an
 annotation with no such packet, e.g. a state change caused by a timer or by the application, is
@@ -42,6 +45,7 @@ from typing import Any, Callable, Iterable, TextIO
 
 from ..tcp.events import StateChanged
 from .base import Link, Middleware
+from .vnet import complete_checksum
 
 Formatter = Callable[[bytes], str]
 
@@ -141,7 +145,7 @@ class Tracer(Middleware):
         if self.time_origin is None:
             self.time_origin = now
         try:
-            text = self.formatter(packet)
+            text = self.formatter(complete_checksum(packet))
         except Exception as error:  # a tracer must never take the stack down
             text = f"[cannot format: {error}] length {len(packet)}"
         self._line = f"{now - self.time_origin:11.6f} {arrow} {text}"

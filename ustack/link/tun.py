@@ -19,8 +19,12 @@ compare): the device is opened with IFF_VNET_HDR too and told TUNSETOFFLOAD(TUN_
 TUN_F_TSO4 | TUN_F_TSO6), so every packet in either direction carries a virtio_net_hdr in front
 (ustack/link/vnet.py), and IPv4 and IPv6 connections move super-segments alike:
 - receiving, the kernel may hand us a TCP super-segment of up to 64 KB that its GRO/TSO path built
-  from MSS-sized segments, with a partial checksum; vnet.packet_from_kernel completes the checksum
-  and the stack takes the super-segment as ONE segment (one parse, one ACK decision);
+  from MSS-sized segments, with a partial checksum, and the stack takes the super-segment as ONE
+  segment (one parse, one ACK decision). The checksum is left partial where the kernel vouches
+  for it (vnet.packet_from_parts: at the TCP checksum field of an unfragmented TCP segment): the
+  parser is told not to sum it, and vnet.complete_checksum completes it only for what reads the
+  packet's bytes as a wire would (pcap, FaultInjector, tracer, live ladder); any other partial
+  checksum is completed here;
 - sending, the core itself may build segments of up to 64 KB (TcpConfig.offload_segments, which
   the Stack sets when built with segmentation_offload=True, on connections whose segments fill
   the MTU); the kernel cuts them into segments of the MTU minus the headers, with the checksum
@@ -31,8 +35,9 @@ TUN_F_TSO4 | TUN_F_TSO6), so every packet in either direction carries a virtio_n
   written as soon as the core makes it), or flush(), which the runtime calls at the end of every
   round (base.py's contract).
 Each frame is read with one os.readv into two preallocated buffers (the vnet header, the packet),
-whose partial checksum is completed in place; each is written with one os.writev of its parts
-(the vnet header, headers, payloads), so no 64 KB payload is copied into a frame first.
+whose partial checksum, where it is completed at all, is completed in place; each is written
+with one os.writev of its parts (the vnet header, headers, payloads), so no 64 KB payload is
+copied into a frame first.
 Middlewares outside this link (FaultInjector, PcapWriter, Tracer) therefore see super-segments
 both ways, as tcpdump on the device shows them: the large segments the core builds, what the
 kernel delivers coalesced; and the rest segment by segment. A FaultInjector that drops a

@@ -115,10 +115,10 @@ def packet_from_kernel(frame: bytes) -> bytes:
 
 
 def packet_from_parts(header: bytes | bytearray, packet: bytearray, length: int) -> bytes | memoryview:
-    """The IP packet in packet[:length], read from the TUN device behind the vnet `header`, with
-    its checksum complete. The TUN link reads each frame straight into two preallocated buffers
-    (os.readv) and calls this; `packet` is changed in place, and what lies past `length` (an
-    earlier, longer frame) is never looked at.
+    """The IP packet in packet[:length], read from the TUN device behind the vnet `header`. The
+    TUN link reads each frame straight into two preallocated buffers (os.readv) and calls this;
+    `packet` is changed in place, and what lies past `length` (an earlier, longer frame) is never
+    looked at.
 
     A packet shorter than HANDED_OVER_FROM comes back as bytes, a copy. A longer one (a
     super-segment) comes back as a read-only view of `packet` itself, which the caller must then
@@ -127,17 +127,24 @@ def packet_from_parts(header: bytes | bytearray, packet: bytearray, length: int)
     here cost one copy more of every byte of an upload (issue 12).
 
     A super-segment (gso_type TCPV4 or TCPV6) stays whole: the stack takes it as one segment, with
-    one parse and one ACK decision. A partial checksum (NEEDS_CSUM) is completed here with the C
-    checksum rather than trusted: then the parser, the pcap writer and the tracer all see an
-    ordinary valid packet, and the cost is one C pass over at most 64 KB (a few microseconds).
+    one parse and one ACK decision.
 
-    That pass is the packet's one: a packet handed over in a LinkBuffer (the TUN link reads into
-    them) is marked `tcp_checksum_known` where this function knows its TCP checksum
-    is right, and the parser then does not sum the segment a second time (LinkBuffer). Known
-    means: a TCP segment whose IP length is the frame's (the parser checks that range), and either
-    its partial checksum was completed here at the TCP checksum field itself (NEEDS_CSUM, csum_start
-    where TCP starts, csum_offset 16), or the kernel says it verified it (DATA_VALID). Anything else
-    (a frame with neither flag, a checksum field elsewhere) is checked by the parser in full."""
+    A partial checksum (NEEDS_CSUM), and what the parser is told (LinkBuffer, for a packet handed
+    over in one; the TUN link reads into them):
+    - vouched for: a TCP segment whose IP length is the frame's (the range the parser would sum),
+      unfragmented, whose partial checksum sits at the TCP checksum field itself (csum_start where
+      TCP starts, csum_offset 16). The kernel sets NEEDS_CSUM where the checksum is still to be
+      made by whoever sends the packet on (a local socket's segment, or one offloaded so by the
+      device it came from): no wire lay between. Handed over, it is left partial and marked `tcp_checksum_known` and
+      `tcp_checksum_partial`: the parser does not sum it, and nothing in the stack reads the
+      field; complete_checksum completes it for whatever looks at the bytes as a wire would (the
+      pcap writer, the FaultInjector, the tracer, the live ladder). That saves the one C pass over
+      up to 64 KB that completing it here cost for every super-segment of an upload;
+    - anything else with NEEDS_CSUM (another offset, not TCP, a fragment, an IP length shorter
+      than the frame, or a packet copied into bytes, which cannot carry the mark) is completed
+      here with the C checksum, so that everything above sees an ordinary packet; a handed-over
+      one is then marked `tcp_checksum_known` where the vouched conditions hold but for the flag
+      (DATA_VALID: the kernel says it verified it). The rest the parser checks in full."""
     if length < 0 or len(header) < HEADER_SIZE:
         raise VnetDrop("vnet_header_truncated")
     flags, gso_type, _, gso_size, csum_start, csum_offset = HEADER.unpack_from(header)
@@ -159,23 +166,54 @@ def packet_from_parts(header: bytes | bytearray, packet: bytearray, length: int)
             raise VnetDrop("vnet_unknown_gso_type")
         if gso_size == 0:
             raise VnetDrop("vnet_gso_size_zero")
+    marked = length >= HANDED_OVER_FROM and type(packet) is LinkBuffer  # handed over in a LinkBuffer
     if flags & NEEDS_CSUM:
         field = csum_start + csum_offset
         ip_header = IPV6_HEADER if length and packet[0] >> 4 == 6 else IPV4_HEADER
         if field + 2 > length or csum_start < ip_header:
             raise VnetDrop("vnet_checksum_out_of_range")
-        checksum = internet_checksum_of(packet, csum_start, length)
-        packet[field] = checksum >> 8
-        packet[field + 1] = checksum & 0xFF
+        if marked and _tcp_checksum_known(flags, packet, length, csum_start, csum_offset):
+            packet.tcp_checksum_known = packet.tcp_checksum_partial = True  # left partial: see above
+            return memoryview(packet).toreadonly()[:length]
+        _store_checksum(packet, csum_start, field, length)
     if length <= SMALL_PACKET:
         return bytes(packet[:length])  # two small copies cost less than making a memoryview
     if length >= HANDED_OVER_FROM:
-        if type(packet) is LinkBuffer:
-            packet.tcp_checksum_known = bool(flags & (NEEDS_CSUM | DATA_VALID)) and _tcp_checksum_known(
-                flags, packet, length, csum_start, csum_offset)
+        if marked and flags & DATA_VALID:
+            packet.tcp_checksum_known = _tcp_checksum_known(flags, packet, length, csum_start, csum_offset)
         return memoryview(packet).toreadonly()[:length]  # no copy: the buffer is handed over
     with memoryview(packet) as view:
         return bytes(view[:length])  # one copy
+
+
+def complete_checksum(packet):
+    """`packet` itself, with its TCP checksum complete: the one place a partial checksum that
+    packet_from_parts left in a handed-over buffer (LinkBuffer.tcp_checksum_partial) is
+    completed, in the buffer, once; anything else is returned untouched at the cost of a type
+    check. Called by whatever reads a received packet's bytes as they would be on a wire (the
+    pcap writer, the FaultInjector before it copies or drops a packet, the tracer, the live
+    ladder's WireWatch); the stack's parser never needs it. In place rather than on a copy: the
+    packet stays the same object (a WireWatch matches a dropped packet to its arrival by it), and
+    each later reader finds the work done."""
+    if type(packet) is memoryview:
+        buffer = packet.obj
+        if type(buffer) is LinkBuffer and buffer.tcp_checksum_partial:
+            # packet_from_parts vouched for it: a TCP segment right behind the IP header, whose IP
+            # length is the packet's length, the checksum at the TCP checksum field.
+            tcp_start = IPV6_HEADER if buffer[0] >> 4 == 6 else (buffer[0] & 0x0F) * 4
+            length = (IPV6_HEADER + (buffer[4] << 8 | buffer[5]) if tcp_start == IPV6_HEADER
+                      else buffer[2] << 8 | buffer[3])
+            _store_checksum(buffer, tcp_start, tcp_start + TCP_CHECKSUM_OFFSET, length)
+            buffer.tcp_checksum_partial = False
+    return packet
+
+
+def _store_checksum(packet: bytearray, csum_start: int, field: int, length: int) -> None:
+    """Completes a partial checksum in place: packet[csum_start:length] summed (the partial sum in
+    the field included, see the module docstring), stored big-endian at `field`."""
+    checksum = internet_checksum_of(packet, csum_start, length)
+    packet[field] = checksum >> 8
+    packet[field + 1] = checksum & 0xFF
 
 
 def _tcp_checksum_known(flags: int, packet: bytearray, length: int, csum_start: int, csum_offset: int) -> bool:

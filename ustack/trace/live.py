@@ -40,6 +40,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from ..link.base import Middleware
+from ..link.vnet import complete_checksum
 from ..tcp.events import StateChanged
 from ..tcp.state import State
 from ..wire import parse_packet
@@ -183,6 +184,9 @@ class WireWatch:
     # --- handing on: to the subclass, then to each follower ------------------------------------
 
     def _emit(self, now: float, packet: bytes, direction: str, lost_note: str = "") -> None:
+        # Drawn as the wire carried it: a TCP checksum the TUN link left partial completed first
+        # (ustack/link/vnet.py), for the subclass and followers that parse a copy of the packet.
+        packet = complete_checksum(packet)
         self._record(now, packet, direction, lost_note)
         for follower in self.followers:
             follower.record(now, packet, direction, lost_note)

@@ -56,22 +56,32 @@ _new = tuple.__new__
 
 class LinkBuffer(bytearray):
     """A buffer a link reads one packet into and may hand over whole (the TUN link's super-segments,
-    ustack/link/vnet.py packet_from_parts), which says whether that packet's TCP checksum is
-    already known to be right: the link completed it itself (the kernel left it partial,
-    NEEDS_CSUM, and the bytes came from the kernel's memory, not a wire) or the kernel verified it
-    (DATA_VALID). vnet.packet_from_parts alone sets `tcp_checksum_known`; parse_packet only reads it.
+    ustack/link/vnet.py packet_from_parts), which says what is known of that packet's TCP checksum:
 
-    parse_packet then leaves out the one pass over the segment that checks the TCP checksum again
+    - `tcp_checksum_known`: it is right. The link completed it itself (the kernel left it partial,
+      NEEDS_CSUM, and the bytes came from the kernel's memory, not a wire), the kernel verified it
+      (DATA_VALID), or the kernel vouched for it and the link left it partial (below);
+    - `tcp_checksum_partial` (only ever with `tcp_checksum_known`): the checksum field still holds
+      the kernel's partial sum (NEEDS_CSUM at the TCP checksum field: the kernel would complete it
+      on its way out of the machine, and the bytes never left its memory). Nothing in the stack
+      reads that field once the parser skips the check, so the link leaves it so; whatever looks
+      at the packet's bytes as a wire would (the pcap writer, the FaultInjector before it copies
+      or changes a packet, a ladder that parses a copy) first calls vnet.complete_checksum, which
+      writes the checksum into the buffer and clears this flag.
+
+    vnet.packet_from_parts and vnet.complete_checksum alone set these; parse_packet only reads
+    `tcp_checksum_known`. Class attributes give both their default (False) without an __init__:
+    the TUN link makes one LinkBuffer per super-segment it hands over, and a Python-level __init__
+    cost more than the rest of the allocation.
+
+    parse_packet then leaves out the one pass over the segment that checks the TCP checksum
     (up to 64 KB, ~3 us), and only for a read-only memoryview of such a buffer: the packet exactly
-    as the link handed it over, which nobody writes again. Every other packet, and every other
-    check (the IPv4 header checksum, ICMP's), is checked as always: a copy that a FaultInjector
-    corrupted is a new bytes object and is summed again (tests/link/test_checksum_once.py)."""
+    as the link handed it over, which nobody writes again but complete_checksum. Every other packet, and
+    every other check (the IPv4 header checksum, ICMP's), is checked as always: a copy that a
+    FaultInjector corrupted is a new bytes object and is summed again (tests/link/test_checksum_once.py)."""
 
-    __slots__ = ("tcp_checksum_known",)
-
-    def __init__(self, size: int) -> None:
-        super().__init__(size)
-        self.tcp_checksum_known = False
+    tcp_checksum_known = False
+    tcp_checksum_partial = False
 
 
 # --- parse ----------------------------------------------------------------------------------------
