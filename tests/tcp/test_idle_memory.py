@@ -25,6 +25,13 @@ def test_a_send_buffer_holds_no_bytearray_while_empty_and_refills_where_it_left_
     assert buffer.acknowledge(seq_add(NEAR_WRAP, 8)) == 5
     assert buffer._chunks is NO_CHUNKS and buffer.length == 0 and buffer.free_space == 8
     assert buffer.start_seq == buffer.end_seq == seq_add(NEAR_WRAP, 8)  # across the wrap
+    # The end kept beside the start (SendBuffer.end_seq) is the same int while empty: an idle
+    # connection holds one sequence number there, not two (numbers this large are not cached).
+    large = SendBuffer(8, 3_000_000_000)
+    assert large.end_seq is large.start_seq
+    large.write(b"abc")
+    large.acknowledge(3_000_000_003)
+    assert large.end_seq == 3_000_000_003 and large.end_seq is large.start_seq
     assert buffer.write(memoryview(b"xyz")) == 3 and buffer.write(b"w") == 1
     assert buffer.peek(seq_add(NEAR_WRAP, 8), 10) == b"xyzw" and buffer.end_seq == seq_add(NEAR_WRAP, 12)
 

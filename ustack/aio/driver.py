@@ -2,15 +2,17 @@
 
 The whole runtime is two callbacks and one rule (DESIGN.md rules 2 and 6):
 
-- `loop.add_reader(link.fileno(), ...)`: the link has packets. Take a batch, feed each packet to
-  the stack, then run one *round*.
+- `loop.add_reader(link.fileno(), ...)`: the link has packets. Take a batch (one packet only,
+  without the read that finds the queue empty, while the peers send one at a time:
+  _receive_on_wake_up), feed each packet to the stack, then run one *round*.
 - ONE `loop.call_at` timer, armed for the earliest deadline of the stack and of the link. When it
   fires: `stack.on_timer(now)`, `link.on_timer(now)`, collect any packets the link released, run
   one round.
 - A round: `stack.transmit(now)` goes out through the link, and every connection the stack
   reports active (`stack.drain_active()`) has its transport brought up to date (data to the
   protocol, pending writes into the send buffer, end of stream, errors), repeated while that
-  produced more to send; finally the timer is re-armed for the new earliest deadline.
+  produced more to send; finally the timer is re-armed for the new earliest deadline (worked
+  out only when the stack's cheap lower bound of it is before the armed timer: _rearm_timer).
   After packets came in, the transports come first; when every connection they touched handed
   data to an application that does not answer at once (a woken reader, or a handler just
   started with its request already in: its task runs in the next iteration), the transmit is
@@ -41,6 +43,7 @@ import logging
 from typing import Any, Callable
 
 from ..link.base import Link, LinkClosed
+from ..link.predicates import tcp_flags_and_payload_length
 from ..stack import Stack
 from .transport import TcpTransport
 
@@ -48,12 +51,21 @@ logger = logging.getLogger("ustack.aio")
 
 MAX_BATCH = 64  # packets taken from the link per readable event
 MAX_ROUNDS = 16  # transmit/update passes in one round before yielding to the loop
+# The most wake-ups in a row that read one packet and stop, without the read that would find the
+# queue empty, after reads to the end found one packet each (_receive_on_wake_up).
+MAX_SINGLE_READS = 8
 
 # An observer is called as observer(now, kind, item):
 #   kind "<": item is a packet (bytes) received from the link
 #   kind ">": item is a packet (bytes) sent to the link
 #   kind "event": item is a ustack.stack.StackEvent (connection, event), e.g. StateChanged
 Observer = Callable[[float, str, Any], None]
+
+
+def _carries_data(packet: bytes) -> bool:
+    """A TCP segment with data in it (a request, an answer), not a pure ACK nor anything else."""
+    view = tcp_flags_and_payload_length(packet)
+    return view is not None and view[1] > 0
 
 
 class Driver:
@@ -88,6 +100,10 @@ class Driver:
         self._delivered = False  # a transport handed data to its protocol during this round
         self._closed = False
         self._fd = -1
+        # Wake-ups left that read one packet without a second read to find the queue empty, and
+        # how many in a row a read to the end found exactly one (_receive_on_wake_up).
+        self._single_reads_left = 0
+        self._single_streak = 0
         self.counters: dict[str, int] = {"rounds": 0, "transmits": 0, "timer_fired": 0, "batches": 0}
 
     @property
@@ -137,8 +153,33 @@ class Driver:
     # ------------------------------------------------------------------------------------------
     def _on_readable(self) -> None:
         now = self.loop.time()
-        self._receive_from_link(now)
+        self._receive_on_wake_up(now)
         self._round(now, packets_in=True, may_wait_for_answer=True)
+
+    def _receive_on_wake_up(self, now: float) -> None:
+        """Read a batch, or one packet only while the peers send one at a time.
+
+        A read to the end of the queue costs a last read that finds it empty (EAGAIN): one system
+        call of five per echo. epoll is level-triggered, so a packet left unread is not lost: the
+        fd stays readable and the loop's next poll (one that does not wait when a round is queued,
+        as after data handed to an application) wakes us again at once. Batches still matter
+        under bulk (one ACK decision per batch and connection, joined runs), so the rule adapts:
+        every wake-up reads to the end, unless the last read to the end found exactly one packet
+        with data in it (a request; a lone pure ACK, a download's, keeps reads to the end, where
+        software GRO thins runs of them: tun.py); then up to min(that streak, MAX_SINGLE_READS)
+        wake-ups read one packet each, and the next reads to the end again and decides anew. A
+        burst costs at most MAX_SINGLE_READS wake-ups of one packet before batching resumes;
+        sequential echoes skip the empty read at MAX_SINGLE_READS of every MAX_SINGLE_READS + 1."""
+        if self._single_reads_left:
+            self._single_reads_left -= 1
+            self._receive_from_link(now, 1)
+            return
+        batch = self._receive_from_link(now, self.max_batch)
+        if len(batch) == 1 and _carries_data(batch[0]):
+            streak = self._single_streak = self._single_streak + 1
+            self._single_reads_left = streak if streak < MAX_SINGLE_READS else MAX_SINGLE_READS
+        else:
+            self._single_streak = 0
 
     def _on_timer(self) -> None:
         deadline = self._timer_deadline
@@ -154,7 +195,7 @@ class Driver:
         # flight waited unread asked for a probe that ACK made needless (issue 12), and a
         # retransmission timer could resend what an ACK waiting there had acknowledged.
         self.link.on_timer(now)
-        self._receive_from_link(now)
+        self._receive_from_link(now, self.max_batch)
         self.stack.on_timer(now)
         self._report_events(now)
         self._round(now, packets_in=True)
@@ -164,14 +205,14 @@ class Driver:
         if not self._closed:
             self._round(self.loop.time())
 
-    def _receive_from_link(self, now: float) -> int:
-        """Feed the link's waiting packets to the stack; how many there were."""
+    def _receive_from_link(self, now: float, max_packets: int) -> list:
+        """Feed the link's waiting packets (at most max_packets) to the stack; the packets."""
         try:
-            batch = self.link.receive_batch(now, self.max_batch)
+            batch = self.link.receive_batch(now, max_packets)
         except LinkClosed as error:
             logger.warning("ustack: %s; no more packets will arrive", error)
             self.loop.remove_reader(self._fd)
-            return 0
+            return []
         self.counters["batches"] += 1
         for packet in batch:  # a Tracer in the link starts this packet's line as the loop reaches it
             if self._observers:
@@ -184,7 +225,7 @@ class Driver:
                 logger.exception("ustack: the stack failed on a packet of %d bytes; it was dropped", len(packet))
             if self._observers:  # nobody else reads events: with none, the stack records none
                 self._report_events(now)  # state changes land on the line of the packet that caused them
-        return len(batch)
+        return batch
 
     def _round(self, now: float, packets_in: bool = False, may_wait_for_answer: bool = False) -> None:
         """Transmit and bring transports up to date until neither has anything new. A round
@@ -311,13 +352,19 @@ class Driver:
         (the retransmission timer restarted by an ACK, as on nearly every round of a busy
         connection) leaves the armed timer alone: it fires early, finds nothing due and is armed
         again then. Moving it each time made a TimerHandle and left a cancelled one in asyncio's
-        heap per round."""
-        deadline = self.stack.next_deadline()
+        heap per round. The stack's deadline is worked out only when its cheap lower bound
+        (Stack.deadline_bound) is before the armed timer, or there is none: most rounds it is
+        not (an echo's reply restarts a retransmission timer later than the one armed)."""
+        armed = self._timer_deadline
+        bound = self.stack.deadline_bound()
+        if armed is not None and bound is not None and bound >= armed:
+            deadline = armed  # none of the stack's is earlier: its deadline need not be worked out
+        else:
+            deadline = self.stack.next_deadline()
         if self._link_has_deadlines:
             link_deadline = self.link.next_deadline()
             if link_deadline is not None and (deadline is None or link_deadline < deadline):
                 deadline = link_deadline
-        armed = self._timer_deadline
         if deadline == armed or (deadline is not None and armed is not None and deadline > armed):
             return
         self._cancel_timer()

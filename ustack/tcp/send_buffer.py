@@ -36,13 +36,18 @@ COMPACT_AFTER = 64  # acknowledged chunks left at the front of the lists before 
 
 
 class SendBuffer:
-    __slots__ = ("_capacity", "start_seq", "_chunks", "_ends", "_first", "_base")
+    __slots__ = ("_capacity", "start_seq", "end_seq", "_chunks", "_ends", "_first", "_base")
 
     def __init__(self, capacity: int, start_seq: int):
         if capacity < 0:
             raise ValueError(f"capacity cannot be negative: {capacity}")
         self._capacity = capacity
         self.start_seq = start_seq & SEQ_MASK  # SND.UNA: the first byte not yet acknowledged
+        # The sequence number just after the last byte written: kept, not worked out from
+        # start_seq and the length at each ask (about seven times in a connection's life, two
+        # calls each). Only a write moves it; an ACK moves start_seq and the length by as much.
+        # An empty buffer shares start_seq's int object (no second int per idle connection).
+        self.end_seq = self.start_seq
         self._chunks: list[bytes | memoryview] | tuple = NO_CHUNKS  # the bytes written, oldest first
         self._ends: list[int] | tuple = NO_CHUNKS  # _ends[i]: the stream position just after _chunks[i]
         self._first = 0  # the first chunk still holding a byte not yet acknowledged
@@ -66,11 +71,6 @@ class SendBuffer:
         return ends[-1] - self._base if ends else 0
 
     @property
-    def end_seq(self) -> int:
-        """The sequence number just after the last byte written."""
-        return seq_add(self.start_seq, self.length)
-
-    @property
     def free_space(self) -> int:
         return max(0, self._capacity - self.length)
 
@@ -90,6 +90,7 @@ class SendBuffer:
             chunk = bytes(data[:accepted])
         # Kept as written: bytes never change. A view keeps its whole bytes object alive until
         # acknowledged; that is the application's write, whose rest it is still sending.
+        self.end_seq = seq_add(self.end_seq, accepted)
         chunks = self._chunks
         if chunks is NO_CHUNKS:
             self._chunks, self._ends, self._first, self._base = [chunk], [accepted], 0, 0
@@ -148,7 +149,9 @@ class SendBuffer:
             return 0
         self.start_seq = ack_seq & SEQ_MASK
         if released == held:
-            # Everything is acknowledged: start afresh, holding no list (module docstring).
+            # Everything is acknowledged: start afresh, holding no list (module docstring), and
+            # end_seq (the same number) as the same int object.
+            self.end_seq = self.start_seq
             self._chunks = self._ends = NO_CHUNKS
             self._first = self._base = 0
             return released

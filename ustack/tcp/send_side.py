@@ -31,6 +31,14 @@ KEEPALIVE_PROBE = 32  # SEQ = SND.UNA - 1, no data (RFC 1122 4.2.3.6)
 LOSS_PROBE = 64  # a tail loss probe (RFC 8985 7.3)
 
 # Flags of a SendSide.sent_times entry (rack.py reads them).
+# last_send_time until the first data or FIN goes out: infinitely late, so that "idle for more
+# than one RTO" (output._emit_data, RFC 5681 4.1) never holds for a connection that has sent
+# nothing. Its restart would change nothing: RW = min(IW, cwnd) is cwnd while no data has been
+# sent (cwnd grows only on an ACK of data), and CUBIC's epoch has not started. The check then
+# stops at one comparison for each connection's first data instead of two calls into the
+# congestion control (scripts/bench_lifecycles.py: both ends' first data).
+NOTHING_SENT_YET = float("inf")
+
 SENT_AGAIN = 1  # retransmitted at least once
 SACKED = 2  # delivered, as the peer's SACK blocks said
 
@@ -85,7 +93,7 @@ class SendSide:
         self.timed_seq: int | None = None  # Karn's rule: the one segment being timed (RFC 6298 3)
         self.timed_at = 0.0
         self.syn_retransmitted = False
-        self.last_send_time = 0.0  # of data or FIN, for the restart after idle (RFC 5681 4.1)
+        self.last_send_time = NOTHING_SENT_YET  # of data or FIN, for the restart after idle (RFC 5681 4.1)
         self.retransmit_count = 0  # consecutive retransmission timeouts without progress
         self.probe_end: int | None = None  # sequence number after an outstanding probe byte
         self.persist_backoff = 0  # doublings of the persist interval (RFC 9293 3.8.6.1)
