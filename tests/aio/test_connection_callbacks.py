@@ -12,7 +12,8 @@ handler's task does the done-callback's work in its own last step, so:
 - a handler that returns is let go (and its connection closed) in that same step;
 - so an echo connection costs the server's side two loop callbacks: its task's first step and
   the wake-up of its read; cancelling the task or an exception it lets out still closes the
-  connection;
+  connection, and a task cancelled before its first step (asyncio.run at shutdown) leaves no
+  handler coroutine that was never awaited;
 - the peer's address text is made when asked for, alone (`ustack serve` logs it per request).
 
 Two hosts over a memory link (tests/stack/twohosts.py) on the loop's clock; no sleeps: every
@@ -184,4 +185,47 @@ async def test_peername_is_made_alone_when_asked_for(monkeypatch):
         assert len(made) == 2
         assert writer.get_extra_info("sockname") == local and len(made) == 2  # kept
         assert writer.get_extra_info("cipher", "none") == "none"
+        writer.close()
+
+
+@run_async
+async def test_a_handler_task_cancelled_before_its_first_step_leaves_no_unawaited_coroutine():
+    """asyncio.run cancels every task at shutdown, also one made in the last iteration that
+    never took a step: its handler must not be a coroutine made and never awaited (Python
+    prints "RuntimeWarning: coroutine ... was never awaited" for it)."""
+    import gc
+    import warnings
+
+    async with stack_pair(config=FAST_CONFIG) as pair:
+        loop = asyncio.get_running_loop()
+        ran: list[str] = []
+        made: list[asyncio.Task] = []
+
+        async def handler(reader, writer):
+            ran.append("handler")
+
+        make_task = loop.create_task
+
+        def cancelled_at_once(coroutine, **options):
+            task = make_task(coroutine, **options)
+            if getattr(coroutine, "__qualname__", "").endswith("_run_client"):
+                task.cancel()  # before its first step, as asyncio.run's shutdown would
+                made.append(task)
+            return task
+
+        loop.create_task = cancelled_at_once
+        try:
+            await pair.b.start_server(handler, port=7)
+            reader, writer = await pair.a.open_connection(pair.b_address, 7)
+            await pair.wait_until(lambda: bool(made))  # accepted: its task made, in a round
+            await asyncio.wait_for(asyncio.wait(made), 10)
+        finally:
+            del loop.create_task
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            del made[:]
+            pair.b._client_tasks.clear()  # (AsyncStack.close() aborts the connection itself)
+            gc.collect()
+        assert ran == []
+        assert [str(warning.message) for warning in caught if "never awaited" in str(warning.message)] == []
         writer.close()

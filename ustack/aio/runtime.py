@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import inspect
 import weakref
 from typing import Any, Callable
 
@@ -228,16 +229,25 @@ class AsyncStack(Driver):
         """Like asyncio.start_server: client_connected_cb(reader, writer) per connection (a
         coroutine function runs as a task); the keywords of create_server."""
         loop = self._require_running()
+        # A coroutine function (also a method, a partial, or an object with `async def __call__`).
+        handler_is_async = inspect.iscoroutinefunction(client_connected_cb) or inspect.iscoroutinefunction(
+            getattr(type(client_connected_cb), "__call__", None))
 
         def start_client(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
             # The handler's task is made here rather than by StreamReaderProtocol: asyncio 3.11's
             # done-callback calls task.exception() on it, which raises for a task cancelled by
             # asyncio.run() at shutdown and prints a traceback ("Exception in callback ...") for
             # every connection still open when the program stops (Ctrl-C on `ustack serve`).
-            result = client_connected_cb(reader, writer)
-            if asyncio.iscoroutine(result):
-                transport = writer.transport
-                self._client_tasks[transport] = loop.create_task(self._run_client(result, transport))
+            if handler_is_async:
+                # Called inside its task: a task cancelled before its first step (asyncio.run at
+                # shutdown) has then made no coroutine that nobody awaits ("never awaited").
+                handler = client_connected_cb
+            else:
+                result = client_connected_cb(reader, writer)  # a plain function runs now, as with asyncio
+                if not asyncio.iscoroutine(result):
+                    return
+                handler = lambda _reader, _writer: result  # noqa: E731 (it returned a coroutine)
+            self._client_tasks[writer.transport] = loop.create_task(self._run_client(handler, reader, writer))
 
         def factory() -> asyncio.StreamReaderProtocol:
             reader = TcpStreamReader(limit=limit, loop=loop)
@@ -245,14 +255,16 @@ class AsyncStack(Driver):
 
         return await self.create_server(factory, host, port, **options)
 
-    async def _run_client(self, handler: Any, transport: TcpTransport) -> None:
+    async def _run_client(self, handler: Callable[..., Any], reader: asyncio.StreamReader,
+                          writer: asyncio.StreamWriter) -> None:
         """A start_server handler's task: the handler, then what asyncio's done-callback would do,
         in the task's own last step rather than in a loop callback after it (one per connection,
         issue 12): the task is let go, an exception it let out is reported (as asyncio does,
         through the loop's exception handler) and its connection closed; a cancelled one closes
         its connection and ends cancelled."""
+        transport = writer.transport
         try:
-            await handler
+            await handler(reader, writer)
         except asyncio.CancelledError:
             transport.close()
             raise
