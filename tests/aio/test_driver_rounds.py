@@ -10,7 +10,7 @@ cuts made for the echo and connection rows of issue 12.
 - An echo costs the server one transmit: the round that hands the data to the handler leaves
   it to the round queued behind the handler's task; an answer written inside data_received
   still leaves in the round of the data.
-- A start_server handler that ends is let go (one done-callback does it all).
+- A start_server handler that ends is let go (in its task's last step).
 - An HTTP answer leaves in the iteration after its request, carrying the request's ACK.
 
 Two hosts over a memory link (tests/stack/twohosts.py) on the loop's clock; no sleeps: every
@@ -155,7 +155,7 @@ async def test_a_finished_handler_is_let_go():
             assert await asyncio.wait_for(reader.read(), 10) == b"hi"
             writer.close()
         await pair.wait_until(lambda: not pair.b._client_tasks)
-        assert pair.b._client_tasks == set()
+        assert pair.b._client_tasks == {}
 
 
 @run_async

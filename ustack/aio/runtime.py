@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
-import functools
+import inspect
 import weakref
 from typing import Any, Callable
 
@@ -42,7 +42,8 @@ class AsyncStack(Driver):
         super().__init__(stack, link, max_batch)
         self.control = control
         self.program = program or default_program()
-        self._client_tasks: set[asyncio.Task] = set()  # start_server handlers running (held: tasks are weak)
+        # start_server handlers running, by their transport (held here: the loop holds tasks weakly).
+        self._client_tasks: dict[TcpTransport, asyncio.Task] = {}
         self._started = False
 
     # ------------------------------------------------------------------------------------------
@@ -228,18 +229,25 @@ class AsyncStack(Driver):
         """Like asyncio.start_server: client_connected_cb(reader, writer) per connection (a
         coroutine function runs as a task); the keywords of create_server."""
         loop = self._require_running()
+        # A coroutine function (also a method, a partial, or an object with `async def __call__`).
+        handler_is_async = inspect.iscoroutinefunction(client_connected_cb) or inspect.iscoroutinefunction(
+            getattr(type(client_connected_cb), "__call__", None))
 
         def start_client(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
             # The handler's task is made here rather than by StreamReaderProtocol: asyncio 3.11's
             # done-callback calls task.exception() on it, which raises for a task cancelled by
             # asyncio.run() at shutdown and prints a traceback ("Exception in callback ...") for
             # every connection still open when the program stops (Ctrl-C on `ustack serve`).
-            result = client_connected_cb(reader, writer)
-            if asyncio.iscoroutine(result):
-                task = loop.create_task(result)
-                self._client_tasks.add(task)
-                # One done-callback, not two: each is a Handle the loop runs when the task ends.
-                task.add_done_callback(functools.partial(self._client_task_done, writer.transport))
+            if handler_is_async:
+                # Called inside its task: a task cancelled before its first step (asyncio.run at
+                # shutdown) has then made no coroutine that nobody awaits ("never awaited").
+                handler = client_connected_cb
+            else:
+                result = client_connected_cb(reader, writer)  # a plain function runs now, as with asyncio
+                if not asyncio.iscoroutine(result):
+                    return
+                handler = lambda _reader, _writer: result  # noqa: E731 (it returned a coroutine)
+            self._client_tasks[writer.transport] = loop.create_task(self._run_client(handler, reader, writer))
 
         def factory() -> asyncio.StreamReaderProtocol:
             reader = TcpStreamReader(limit=limit, loop=loop)
@@ -247,19 +255,25 @@ class AsyncStack(Driver):
 
         return await self.create_server(factory, host, port, **options)
 
-    def _client_task_done(self, transport: TcpTransport, task: asyncio.Task) -> None:
-        """A start_server handler ended: it is let go, an exception it let out is reported (as
-        asyncio does, through the loop's exception handler) and its connection closed; a
-        cancelled one just ends."""
-        self._client_tasks.discard(task)
-        if task.cancelled():
+    async def _run_client(self, handler: Callable[..., Any], reader: asyncio.StreamReader,
+                          writer: asyncio.StreamWriter) -> None:
+        """A start_server handler's task: the handler, then what asyncio's done-callback would do,
+        in the task's own last step rather than in a loop callback after it (one per connection,
+        issue 12): the task is let go, an exception it let out is reported (as asyncio does,
+        through the loop's exception handler) and its connection closed; a cancelled one closes
+        its connection and ends cancelled."""
+        transport = writer.transport
+        try:
+            await handler(reader, writer)
+        except asyncio.CancelledError:
             transport.close()
-            return
-        error = task.exception()
-        if error is not None:
+            raise
+        except Exception as error:
             self.loop.call_exception_handler({"message": "Unhandled exception in client_connected_cb",
                                               "exception": error, "transport": transport})
             transport.close()
+        finally:
+            self._client_tasks.pop(transport, None)
 
     def _listening_address(self, host: str | list[str] | None) -> tuple[int | bytes, list[str]]:
         """Where create_server's `host` listens, as asyncio's create_server would: the stack's
@@ -448,6 +462,11 @@ class StreamProtocol(asyncio.StreamReaderProtocol):
     after a reset). The application hears the error from read() or drain(); wait_closed() still
     raises it: retrieved here is not swallowed. A future cancelled with a task that awaited
     wait_closed() has nothing to retrieve (asking would raise CancelledError here)."""
+
+    # connection_lost only records the end (the reader's EOF, the close future, drain's waiters):
+    # the transport may call it inside close(), so that `writer.close(); await
+    # writer.wait_closed()` ends without a loop iteration in between (transport._finish_close).
+    connection_lost_inside_close = True
 
     def __init__(self, stream_reader: asyncio.StreamReader, *args: Any, **kwargs: Any) -> None:
         super().__init__(stream_reader, *args, **kwargs)

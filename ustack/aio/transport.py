@@ -75,6 +75,8 @@ class TcpTransport(asyncio.Transport):
         self._protocol = protocol
         # A protocol that takes its data itself (runtime.StreamProtocol): asked once, not per delivery.
         self._pulls_data = getattr(protocol, "pulls_data", False)
+        # A protocol that may hear connection_lost inside close() (runtime.StreamProtocol): see _finish_close.
+        self._lost_inside_close = getattr(protocol, "connection_lost_inside_close", False)
         self._server = server
         # peername and sockname are made when first asked for (get_extra_info): most
         # connections never are, and their text costs more than the rest of this constructor.
@@ -105,13 +107,18 @@ class TcpTransport(asyncio.Transport):
     # asyncio.BaseTransport
     # ------------------------------------------------------------------------------------------
     def get_extra_info(self, name: str, default: Any = None) -> Any:
-        if name == "peername" or name == "sockname":
-            if name not in self._extra:
-                connection = self._connection
-                self._extra["peername"] = _socket_address(connection.remote_address, connection.remote_port)
-                self._extra["sockname"] = _socket_address(connection.local_address, connection.local_port)
-            return self._extra[name]
-        return self._extra.get(name, default)
+        extra = self._extra
+        if name in extra:
+            return extra[name]
+        if name == "peername":  # (`ustack serve` logs it for every request; sockname is rarer)
+            connection = self._connection
+            extra[name] = _socket_address(connection.remote_address, connection.remote_port)
+            return extra[name]
+        if name == "sockname":
+            connection = self._connection
+            extra[name] = _socket_address(connection.local_address, connection.local_port)
+            return extra[name]
+        return default
 
     def reconfigure(self, **changes: Any) -> None:
         """A socket option set on the open connection (setsockopt after connect): the core's
@@ -139,6 +146,7 @@ class TcpTransport(asyncio.Transport):
     def set_protocol(self, protocol: asyncio.BaseProtocol) -> None:
         self._protocol = protocol
         self._pulls_data = getattr(protocol, "pulls_data", False)
+        self._lost_inside_close = getattr(protocol, "connection_lost_inside_close", False)
 
     def get_protocol(self) -> asyncio.BaseProtocol:
         return self._protocol
@@ -422,9 +430,18 @@ class TcpTransport(asyncio.Transport):
         self._runtime.poke(self._connection)
 
     def _finish_close(self) -> None:
+        """Everything written is in the send buffer: CLOSE (the FIN follows it) and let go.
+
+        asyncio's transports tell the protocol connection_lost(None) one loop iteration after
+        close(), so a StreamWriter's `close(); await wait_closed()` (what every handler ends
+        with) costs the loop a callback for connection_lost, another to wake the task, and one
+        more iteration. A protocol that says it can hear it inside close()
+        (`connection_lost_inside_close`, runtime.StreamProtocol: it only records the end and
+        resolves futures) is told at once: wait_closed() then finds the close done and
+        returns without suspending the task (issue 12, connections per second)."""
         self._connection.close(self._loop.time())
         self._runtime.poke(self._connection)
-        self._connection_lost(None)
+        self._connection_lost(None, at_once=self._lost_inside_close)
 
     def _maybe_pause_protocol(self) -> None:
         if not self._writing_paused and len(self._pending) > self._high_water:
@@ -452,8 +469,8 @@ class TcpTransport(asyncio.Transport):
         self._loop.call_exception_handler({"message": message, "exception": exc, "transport": self, "protocol": self._protocol})
         self._abort(exc)
 
-    def _connection_lost(self, exc: BaseException | None) -> None:
-        """The transport is done: tell the protocol (soon, as asyncio does) and let go."""
+    def _connection_lost(self, exc: BaseException | None, at_once: bool = False) -> None:
+        """The transport is done: tell the protocol (soon, as asyncio does, or `at_once`) and let go."""
         if self._lost:
             return
         self._lost = True
@@ -461,7 +478,10 @@ class TcpTransport(asyncio.Transport):
         self._pending.clear()
         self._runtime.forget(self)
         if self._made:
-            self._loop.call_soon(self._call_connection_lost, exc)
+            if at_once:
+                self._call_connection_lost(exc)
+            else:
+                self._loop.call_soon(self._call_connection_lost, exc)
         else:
             if self.open_waiter is not None and not self.open_waiter.done():
                 self.open_waiter.set_exception(exc or ConnectionAbortedError("connection aborted before it opened"))
