@@ -443,17 +443,6 @@ class Stack(UserCalls, Ipv6Side):
             return reassembly_deadline if deadline is None else deadline
         return min(deadline, reassembly_deadline)
 
-    def deadline_bound(self) -> float | None:
-        """A time no deadline of the stack comes before, at a fraction of next_deadline()'s
-        cost: the top of the timer heap, whose every entry is at or before its connection's
-        deadline (timer_heap.py); None when no connection's timer is armed, or a datagram is
-        being reassembled (then ask next_deadline()). The runtime asks this first: a timer armed
-        no later than this needs no re-arming, the case of nearly every round (driver.py)."""
-        if self._holding_fragments():
-            return None  # a reassembly deadline may come first: next_deadline() knows
-        timer_heap = self.timer_heap
-        return timer_heap.heap[0][0] if timer_heap.entries else None  # (no live entry: none is armed)
-
     def on_timer(self, now: float) -> None:
         if self._holding_fragments():
             self.reassembly.on_timer(now)

@@ -1,4 +1,4 @@
-"""What a wake-up of the driver costs on an echo (ustack/aio/driver.py): reads and deadlines.
+"""What a wake-up of the driver costs on an echo (ustack/aio/driver.py): its reads.
 
 - A request/response peer (sequential echoes) sends one segment at a time: once a read to the
   end of the queue has found a single packet, the following wake-ups read that one packet and
@@ -10,10 +10,6 @@
 - The rule itself, wake-up by wake-up on a scripted link: the streak of single reads grows to
   MAX_SINGLE_READS, a batch of several ends it, and a lone pure ACK (a download's) never starts
   one: software GRO thins runs of them only in reads to the end.
-- The stack's earliest deadline is worked out only when its cheap lower bound
-  (Stack.deadline_bound) is before the armed timer: on sequential echoes, whose answers restart
-  a retransmission timer later than the one armed, in few rounds; and the one timer still stays
-  at or before the stack's earliest deadline after every round (checking_timer).
 
 Two hosts over a memory link (tests/stack/twohosts.py) on the loop's clock; each read of the
 server's memory link is counted by wrapping its read_packet. No sleeps: every wait is for a
@@ -24,7 +20,7 @@ from __future__ import annotations
 
 import asyncio
 
-from test_driver_rounds import DELAYED_ACK_CONFIG, checking_timer
+from test_driver_rounds import DELAYED_ACK_CONFIG
 from twohosts import run_async, stack_pair
 
 from ustack.aio.driver import MAX_SINGLE_READS, Driver
@@ -120,42 +116,6 @@ async def test_a_burst_after_echoes_is_still_read_in_batches():
         assert first_batch <= MAX_SINGLE_READS, sizes
         writer.close()
         bulk_writer.close()
-
-
-@run_async
-async def test_sequential_echoes_work_out_the_earliest_deadline_in_few_rounds():
-    async with stack_pair(config=DELAYED_ACK_CONFIG) as pair:
-        stack = pair.b.stack
-        original_deadline, original_round = stack.next_deadline, pair.b._round
-        in_round, asked = [False], [0]
-
-        def next_deadline():
-            asked[0] += in_round[0]  # the driver's questions, not checking_timer's
-            return original_deadline()
-
-        def counted_round(now: float, **how) -> None:
-            in_round[0] = True
-            try:
-                original_round(now, **how)
-            finally:
-                in_round[0] = False
-
-        stack.next_deadline = next_deadline
-        pair.b._round = counted_round
-        failures: list[str] = []
-        checking_timer(pair.b, failures)  # (wraps counted_round: its own question is not counted)
-        await pair.b.start_server(echo, port=7)
-        reader, writer = await pair.a.open_connection(pair.b_address, 7)
-        writer.write(b"warm")
-        assert await asyncio.wait_for(reader.readexactly(4), 10) == b"warm"
-        asked[0] = 0
-        for index in range(ECHOES):
-            writer.write(b"%05d" % index)
-            assert await asyncio.wait_for(reader.readexactly(5), 10) == b"%05d" % index
-        # Worked out at every echo before (the round that sends the answer re-arms the timer).
-        assert asked[0] < ECHOES // 4, asked
-        assert failures == []
-        writer.close()
 
 
 class ScriptedLink(Link):
