@@ -12,12 +12,13 @@ are each an exit to the hypervisor, and the data then crosses caches. Same work,
 Left unpinned, the scheduler put a whole run in one state or the other, and the kernel twin and
 ustack independently: on this 2-core VM the twin's echo p50 read ~27 us in some runs and ~65-70 in
 others, ustack's 80-90 or 110-150, so the ratio sometimes compared ustack on two CPUs with the
-kernel on one (4.05 in one run, 1.60 in the next). Pinned (2026-12-06, load ~0.5, single runs of
-1,000 echoes, /work/bench/s8/place-exp*.txt): on one CPU ustack 81-94 us (three runs of one batch
-126-145) and the twin 26.5-42; on two CPUs ustack 110-193 and the twin 53-100, and some batches
-had millisecond p99 tails on both sides (a pinned reader cannot move to a CPU that is free).
-Unpinned runs in the same batches matched one state or the other: ustack 81-84 with the twin 25-27
-(one CPU), or ustack 139-157 with the twin 27-102.
+kernel on one (4.05 in one run, 1.60 in the next). Pinned (2026-12-06, load 0.5-1.8, three
+batches of single runs of 1,000 echoes, /work/bench/s8/place-exp*.txt): on one CPU ustack 81-84 us
+in most runs (107-145 while other work shared that CPU: ustack, needing ~3x the twin's CPU per
+echo, is hit harder) and the twin 26.5-28 (up to 42); on two CPUs ustack 110-193 and the twin
+53-116, with millisecond p99 tails on both sides in two of the three batches (a pinned reader
+cannot move to a free CPU). Unpinned runs in the same batches fell in either state, the twin at
+25-31 or 69-102 within one batch.
 """
 
 from __future__ import annotations
