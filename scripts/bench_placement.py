@@ -16,8 +16,8 @@ kernel on one (4.05 in one run, 1.60 in the next). Pinned (2026-12-06, load 0.5-
 batches of single runs of 1,000 echoes, /work/bench/s8/place-exp*.txt): on one CPU ustack 81-84 us
 in most runs (107-145 while other work shared that CPU: on one CPU a round trip is all CPU work,
 ~3x the twin's, so ustack is hit harder) and the twin 26.5-28 (up to 42); on two CPUs ustack
-110-193 and the twin 53-116, with millisecond p99 tails on both sides in two of the three batches (a pinned reader
-cannot move to a free CPU). Unpinned runs in the same batches fell in either state, the twin at
+110-193 and the twin 53-116, with millisecond p99 tails on both sides in two of the three
+batches (a pinned reader cannot move to a free CPU). Unpinned runs in the same batches fell in either state, the twin at
 25-31 or 69-102 within one batch.
 """
 
