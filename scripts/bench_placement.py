@@ -17,8 +17,8 @@ batches of single runs of 1,000 echoes, /work/bench/s8/place-exp*.txt): on one C
 in most runs (107-145 while other work shared that CPU: on one CPU a round trip is all CPU work,
 ~3x the twin's, so ustack is hit harder) and the twin 26.5-28 (up to 42); on two CPUs ustack
 110-193 and the twin 53-116, with millisecond p99 tails on both sides in two of the three
-batches (a pinned reader cannot move to a free CPU). Unpinned runs in the same batches fell in either state, the twin at
-25-31 or 69-102 within one batch.
+batches (a pinned reader cannot move to a free CPU). Unpinned runs in the same batches fell in
+either state, the twin at 25-31 or 69-102 within one batch.
 """
 
 from __future__ import annotations
