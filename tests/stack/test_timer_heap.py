@@ -167,8 +167,8 @@ def test_the_heap_top_bounds_every_deadline_through_a_burst_of_closes_then_echoe
     # then sequential echoes on a new connection (each answer restarts the retransmission timer
     # later, leaving the entry early). A driver that skipped next_deadline() while the heap's top
     # was not before its armed timer (issue 12; tried twice, reverted for echo latency) relied on
-    # this bound. It held there too: the latency came from where the scheduler put serve and the
-    # echo client (ustack/aio/driver.py, _rearm_timer).
+    # this bound. It held there too: the latency came from serve's CPU halting sooner between
+    # echoes when serve and the client run on two CPUs (ustack/aio/driver.py, _rearm_timer).
     def check(*stacks) -> None:
         for stack in stacks:
             _assert_every_deadline_is_bounded(stack)
