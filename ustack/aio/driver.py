@@ -351,10 +351,15 @@ class Driver:
         (the retransmission timer restarted by an ACK, as on nearly every round of a busy
         connection) leaves the armed timer alone: it fires early, finds nothing due and is armed
         again then. Moving it each time made a TimerHandle and left a cancelled one in asyncio's
-        heap per round. The deadline is worked out every round: skipping that while the timer
-        heap's top (a lower bound) was not before the armed timer saved ~28 Python calls per echo
-        and cost +12-15 us of echo p50 in `scripts/bench.py`, in two sessions, in turn with the
-        code without it (issue 12; cause not found), so it is not done."""
+        heap per round. The deadline is worked out every round, though skipping that while the
+        timer heap's top (a lower bound: tests/stack/test_timer_heap.py) is not before the armed
+        timer saves ~28 Python calls per echo: that work runs after the reply is sent, and with
+        serve and the echo client on two CPUs it keeps serve's CPU awake until the next request
+        comes; without it the request more often finds that CPU halted, and waking a halted
+        virtual CPU costs more than the work did (scripts/bench_placement.py says why). In
+        bench.py, in turn (issue 12): the skip's echo p50 read 123/150/120 us on two CPUs
+        against 104/105/107, and 81/83/79 on one CPU against 85/84/84; a 20 us busy wait in its
+        place read 95 on two CPUs and 104 on one. Timer firings and rounds per echo did not move."""
         deadline = self.stack.next_deadline()
         if self._link_has_deadlines:
             link_deadline = self.link.next_deadline()
