@@ -42,7 +42,7 @@ import logging
 from typing import Any, Callable
 
 from ..link.base import Link, LinkClosed
-from ..link.predicates import tcp_flags_and_payload_length
+from ..link.predicates import tcp_with_data
 from ..stack import Stack
 from .transport import TcpTransport
 
@@ -61,10 +61,9 @@ MAX_SINGLE_READS = 8
 Observer = Callable[[float, str, Any], None]
 
 
-def _carries_data(packet: bytes) -> bool:
-    """A TCP segment with data in it (a request, an answer), not a pure ACK nor anything else."""
-    view = tcp_flags_and_payload_length(packet)
-    return view is not None and view[1] > 0
+# A TCP segment with data in it (a request, an answer), not a pure ACK nor anything else: the
+# link predicates' one test of it, made once.
+_carries_data = tcp_with_data()
 
 
 class Driver:

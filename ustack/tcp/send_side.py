@@ -30,7 +30,6 @@ FORCE_SEND = 16  # the persist timer overrides sender SWS avoidance once (RFC 11
 KEEPALIVE_PROBE = 32  # SEQ = SND.UNA - 1, no data (RFC 1122 4.2.3.6)
 LOSS_PROBE = 64  # a tail loss probe (RFC 8985 7.3)
 
-# Flags of a SendSide.sent_times entry (rack.py reads them).
 # last_send_time until the first data or FIN goes out: infinitely late, so that "idle for more
 # than one RTO" (output._emit_data, RFC 5681 4.1) never holds for a connection that has sent
 # nothing. Its restart would change nothing: RW = min(IW, cwnd) is cwnd while no data has been
@@ -39,6 +38,7 @@ LOSS_PROBE = 64  # a tail loss probe (RFC 8985 7.3)
 # congestion control (scripts/bench_lifecycles.py: both ends' first data).
 NOTHING_SENT_YET = float("inf")
 
+# Flags of a SendSide.sent_times entry (rack.py reads them).
 SENT_AGAIN = 1  # retransmitted at least once
 SACKED = 2  # delivered, as the peer's SACK blocks said
 
