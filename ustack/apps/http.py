@@ -339,8 +339,7 @@ async def _store_counted_body(connection: h11.Connection, reader, request: h11.R
             # The client ended its side mid-body: the 400 h11 would answer (RFC 9112 8 lets a
             # server answer an incomplete request before it closes).
             raise h11.RemoteProtocolError(f"upload ended early: {remaining} bytes of the body missing")
-        _write_all(descriptor, chunks)
-        remaining -= sum(len(chunk) for chunk in chunks)
+        remaining -= _write_all(descriptor, chunks)
     # h11 still has to own the connection's HTTP state: what to answer the request with (it checks
     # our response), whether to keep the connection (HTTP/1.0 or "Connection: close" means close),
     # and the next request. The old connection is stuck waiting for body bytes it will never see,
@@ -368,18 +367,24 @@ def _header(request: h11.Request, name: bytes) -> bytes | None:
     return next((value for header_name, value in request.headers if header_name == name), None)
 
 
-def _write_all(descriptor: int, chunks: list) -> None:
-    """os.writev the chunks (bytes-like) until all are in the file: a write may take fewer bytes,
-    and one writev takes at most IOV_MAX pieces."""
-    pieces = [chunk for chunk in chunks if len(chunk)]
-    first = 0
-    while first < len(pieces):
-        written = os.writev(descriptor, pieces[first:first + IOV_MAX])
-        while first < len(pieces) and written >= len(pieces[first]):
+def _write_all(descriptor: int, chunks: list) -> int:
+    """os.writev the chunks (bytes-like) until all are in the file; returns how many bytes that
+    was. Usually one writev; but a write may take fewer bytes than given, and one writev takes at
+    most IOV_MAX pieces."""
+    total = left = sum(map(len, chunks))
+    pieces = chunks
+    while left:
+        written = os.writev(descriptor, pieces[:IOV_MAX])
+        left -= written
+        if not left:
+            break
+        first = 0  # drop what was written: whole pieces, then the start of one
+        while written >= len(pieces[first]):
             written -= len(pieces[first])
             first += 1
-        if written:  # the write stopped inside a piece: its rest comes first next time
-            pieces[first] = memoryview(pieces[first])[written:]
+        pieces = pieces[first:]
+        pieces[0] = memoryview(pieces[0])[written:]
+    return total
 
 
 def _common_headers() -> list[tuple[str, str]]:
