@@ -8,7 +8,8 @@ What it does, per request:
 - PUT and POST, only with `allow_upload=True` (`ustack serve --allow-upload`): the body is stored
   at the path (parent directories are created), streamed to a temporary file beside it and renamed
   into place when complete. 201 Created for a new file, 204 No Content for a replaced one (RFC 9110
-  9.3.4). Without it they are 405 like any other method: anyone who can reach the server must not
+  9.3.4). A body with Content-Length goes from the stream to the file without passing through
+  h11 (_store_counted_body); a chunked one through h11. Without it they are 405 like any other method: anyone who can reach the server must not
   be able to overwrite the served files unless the person serving them said so.
 - Any path that resolves outside the served directory (../, a symlink leading out, a NUL) is
   refused with 403 and nothing outside is read or written; an upload is written to the resolved
@@ -36,8 +37,8 @@ import h11
 from .closing import close_quietly
 
 # The most bytes one read of the stream takes. Each read of an upload's body costs the app a
-# StreamReader read, h11's receive_data and Data event, and a file write (~25 us of Python and
-# system calls): at 64 KB that was 16 per MB; a transport hands over up to 256 KB at once
+# stream read and a file write (and, through h11, a receive_data and a Data event: ~25 us of
+# Python and system calls): at 64 KB that was 16 per MB; a transport hands over up to 256 KB at once
 # (asyncio's selector transport, and ustack's READ_CHUNK), and reading as much at once takes it
 # in one go (issue 12).
 READ_SIZE = 256 * 1024
