@@ -1,13 +1,19 @@
 """The apps are asyncio stream handlers, so they are tested on the kernel's own TCP on 127.0.0.1:
 an asyncio server runs in a background thread and real clients (curl, http.client, sockets) talk
-to it. Nothing here leaves loopback."""
+to it. Nothing here leaves loopback. (test_http_upload_streams.py runs its tests on ustack's own
+streams too, two stacks over tests/stack's memory link.)"""
 
 from __future__ import annotations
 
 import asyncio
+import sys
 import threading
+from pathlib import Path
 
 import pytest
+
+# The two-hosts helpers of tests/stack, for the tests that run the apps on ustack's own streams too.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "stack"))
 
 
 class ServerThread:
