@@ -325,24 +325,26 @@ class TunLink(Link):
             return
         fd, writev, mtu, add_parts = self._fd, os.writev, self.mtu, coalescer.add_parts
         sent = written = 0
-        for packet in packets:
-            if len(packet) > mtu:
-                self.send(packet, now)  # a large segment: cut by the kernel or here
-                continue
-            for parts in add_parts(packet):
-                if len(parts) > IOV_MAX:
-                    self._write(parts)  # (counts itself)
+        try:
+            for packet in packets:
+                if len(packet) > mtu:
+                    self.send(packet, now)  # a large segment: cut by the kernel or here
                     continue
-                try:
-                    written += writev(fd, parts)
-                except OSError as error:
-                    self._count_refused(error)
-                    continue
-                sent += 1
-        if sent:
-            counters = self.counters
-            counters["packets_out"] += sent
-            counters["bytes_out"] += written - HEADER_SIZE * sent
+                for parts in add_parts(packet):
+                    if len(parts) > IOV_MAX:
+                        self._write(parts)  # (counts itself)
+                        continue
+                    try:
+                        written += writev(fd, parts)
+                    except OSError as error:
+                        self._count_refused(error)  # a counted drop, or LinkError: the device is gone
+                        continue
+                    sent += 1
+        finally:
+            if sent:  # (what was written before a LinkError is counted too)
+                counters = self.counters
+                counters["packets_out"] += sent
+                counters["bytes_out"] += written - HEADER_SIZE * sent
 
     def flush(self) -> None:
         if self._coalescer is not None and not self.closed:
