@@ -83,3 +83,19 @@ def test_a_fitted_connection_costs_transmit_no_call_of_its_own(family):
     finally:
         sys.setprofile(None)
     assert calls == ["transmit"]
+
+
+@pytest.mark.parametrize("family", [4, 6])
+def test_a_lowered_path_mtu_takes_a_fitted_connection_back_to_one_segment(family):
+    """RFC 1191 (RFC 8201 over IPv6): fragmentation needed lowers the send MSS below what fills
+    our MTU, and the connection's next transmit hands the link one segment at a time again."""
+    client, server, child = accepted_child(family)
+    assert child.config.offload_segments > 1
+    child.send(b"y" * 50_000, 2.0)
+    server.poke(child)
+    in_flight = server.transmit(2.0)
+    assert in_flight
+    child.on_icmp_unreachable(4, 1400, child.snd.una, 2.0, 40 if family == 6 else 20)
+    server.poke(child)
+    server.transmit(2.0)
+    assert child.config.offload_segments == 1
