@@ -55,7 +55,7 @@ DEFAULT_TTL = 64
 # The most sockets (connections in any state, TIME-WAIT included, plus listeners) one Stack holds
 # by default: a bound on its tables' memory, like a process's file descriptor limit.
 DEFAULT_MAX_CONNECTIONS = 65536
-# At most this many configs with segmentation offload set are remembered (_fit_segmentation_offload):
+# At most this many configs with segmentation offload set are remembered (_offload_config):
 # a stack's own configs and a few per-socket ones.
 _OFFLOAD_CONFIGS_KEPT = 32
 
@@ -122,7 +122,7 @@ class Stack(UserCalls, Ipv6Side):
         # over IPv4 and IPv6 alike (TSO4, TSO6): k*(MTU-60)+80 <= k*(MTU-40)+60 <= 65535 bytes.
         self.offload_segments = max(1, min(64, 65475 // (mtu - 40))) if segmentation_offload else 1
         # Configs with offload_segments changed, by (id of the config they copy, the count): the
-        # copy with the config it was made from (_fit_segmentation_offload).
+        # copy with the config it was made from (_offload_config).
         self._offload_configs: dict[tuple[int, int], tuple[TcpConfig, TcpConfig]] = {}
         # Our MSS follows from the MTU (RFC 9293 3.7.1): the MTU less the IP and TCP headers, so
         # one per family (IPv6's header is 40 bytes: MSS = MTU - 60).
@@ -362,13 +362,25 @@ class Stack(UserCalls, Ipv6Side):
             # touched set is the active set, without a copy (`touched` is not changed after this).
             self._active = touched
         ttl = self.ttl
-        offload = self.offload_segments > 1
+        offload_segments = self.offload_segments
+        offload = offload_segments > 1
+        # (a segment that fills the MTU, less its TCP header and the options it leaves room for)
+        mss_filling_mtu, mss_filling_mtu6 = self.mtu - 40, self.mtu - IPV6_HEADER_LENGTH - 20
         events_wanted = self._events_wanted
         arm = self.timer_heap.arm
         for connection in touched:
             if offload and connection.__class__ is not TimeWait:  # a TIME-WAIT record sends bare ACKs
-                ip_header_length = IPV6_HEADER_LENGTH if type(connection.local_address) is bytes else 20
-                self._fit_segmentation_offload(connection, now, ip_header_length)
+                # Several segments at once only while the connection's segment size is what the
+                # link cuts at: its send MSS plus the timestamp option it leaves room for, plus
+                # the IP and TCP headers, fill the MTU (a smaller peer MSS or a lowered path MTU
+                # switch it off again). Worked out here, for every connection a transmit looks
+                # at; the config changes only when this changes (_offload_config).
+                segment_size = connection.send_mss + (TIMESTAMP_OPTION_SPACE if connection.timestamps_enabled else 0)
+                if segment_size == (mss_filling_mtu6 if type(connection.local_address) is bytes else mss_filling_mtu):
+                    if connection.config.offload_segments != offload_segments:
+                        self._offload_config(connection, offload_segments)
+                elif connection.config.offload_segments != 1:
+                    self._offload_config(connection, 1)
             segments = connection.transmit(now)
             if segments:
                 key = connection.key  # (local address, local port, remote address, remote port): set by us
@@ -405,25 +417,19 @@ class Stack(UserCalls, Ipv6Side):
             self.counters["packets_out"] += len(packets)
         return packets
 
-    def _fit_segmentation_offload(self, connection: Connection, now: float, ip_header_length: int) -> None:
-        """Several segments at once only while the connection's segment size is what the link
-        cuts at: its send MSS plus the timestamp option it leaves room for, plus the IP and TCP
-        headers, fill the MTU (a smaller peer MSS or a lowered path MTU switch it off again)."""
-        options = TIMESTAMP_OPTION_SPACE if connection.timestamps_enabled else 0
-        full = connection.send_mss + options + ip_header_length + 20
-        wanted = self.offload_segments if full == self.mtu else 1
+    def _offload_config(self, connection: Connection, wanted: int) -> None:
+        """Let `connection` hand the link `wanted` segments at once (transmit decides when):
+        what connection.reconfigure(now, offload_segments=wanted) does (a live setting that
+        changes nothing else), but with one copy of the config for all the connections that share
+        it (a listener's children), not a copy (dataclasses.replace) per connection."""
         config = connection.config
-        if config.offload_segments != wanted:
-            # What connection.reconfigure(now, offload_segments=wanted) does (a live setting that
-            # changes nothing else), but with one copy of the config for all the connections that
-            # share it (a listener's children), not a copy (dataclasses.replace) per connection.
-            key = (id(config), wanted)
-            made = self._offload_configs.get(key)
-            if made is None or made[0] is not config:
-                if len(self._offload_configs) >= _OFFLOAD_CONFIGS_KEPT:
-                    self._offload_configs.clear()  # per-socket configs (setsockopt) come and go
-                made = self._offload_configs[key] = (config, dataclasses.replace(config, offload_segments=wanted))
-            connection.config = made[1]
+        key = (id(config), wanted)
+        made = self._offload_configs.get(key)
+        if made is None or made[0] is not config:
+            if len(self._offload_configs) >= _OFFLOAD_CONFIGS_KEPT:
+                self._offload_configs.clear()  # per-socket configs (setsockopt) come and go
+            made = self._offload_configs[key] = (config, dataclasses.replace(config, offload_segments=wanted))
+        connection.config = made[1]
 
     def _holding_fragments(self) -> bool:
         """Whether either family's reassembly holds a datagram (each one held counts at least its

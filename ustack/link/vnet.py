@@ -287,7 +287,7 @@ class Coalescer:
         if self._first is not None and self._joins(packet):
             self._append(packet)
             return self.flush_parts() if self._last_flags & (PSH | FIN) else []
-        out = self.flush_parts()
+        out = self.flush_parts() if self._first is not None else []  # (most packets: no run is held)
         tcp_start = tcp_start_if_joinable(packet)
         if (tcp_start == IPV4_HEADER or (tcp_start and self.ipv6)) and not packet[tcp_start + 13] & (PSH | FIN):
             self._start(packet, tcp_start)
