@@ -25,7 +25,7 @@ from __future__ import annotations
 from ustack.tcp.acknowledgement import DUPLICATE_ACK_THRESHOLD
 from ustack.tcp.options import syn_options, timestamp_value
 from ustack.tcp.ratelimit import challenge_ack_allowed, unacceptable_ack_allowed
-from ustack.tcp.seq import seq_add, seq_diff, seq_gt, seq_lt, seq_max
+from ustack.tcp.seq import SEQ_HALF, SEQ_MASK, seq_add, seq_diff, seq_gt, seq_lt, seq_max
 from ustack.tcp.state import (
     CAN_RECEIVE, CLOSE_WAIT, CLOSED, CLOSING, ESTABLISHED, FIN_WAIT_1, LAST_ACK, LISTEN, SYN_RECEIVED, SYN_SENT,
     TIME_WAIT,
@@ -101,7 +101,8 @@ class SegmentOutput:
             if snd.max != sent_up_to and self.rack is not None:
                 self._rack_arm_probe(now)  # new data went out: RFC 8985 7.2 (rack.py)
             # RFC 7661: whether the next ACKs find cwnd used is judged by this flight (base.py).
-            congestion.flight_after_send = seq_diff(snd.nxt, snd.una)
+            # seq_diff(snd.nxt, snd.una), inline (seq.py): once per transmit of a sending state.
+            congestion.flight_after_send = ((snd.nxt - snd.una + SEQ_HALF) & SEQ_MASK) - SEQ_HALF
             if pacer is not None:
                 self._paced(now, out, paced_from, pacer)
         if requested & KEEPALIVE_PROBE and snd.take_request(KEEPALIVE_PROBE):
@@ -189,8 +190,8 @@ class SegmentOutput:
         # SND.NXT, what is left to send and FlightSize, kept up to date below as each segment
         # moves SND.NXT over its data (only this loop sends, and nothing in it moves SND.UNA).
         snd_nxt = snd.nxt
-        unsent = seq_diff(end, snd_nxt)
-        in_flight = seq_diff(snd_nxt, snd.una)
+        unsent = ((end - snd_nxt + SEQ_HALF) & SEQ_MASK) - SEQ_HALF  # seq_diff, inline (seq.py)
+        in_flight = ((snd_nxt - snd.una + SEQ_HALF) & SEQ_MASK) - SEQ_HALF  # seq_diff
         while True:
             if unsent <= 0:
                 if unsent == 0 and snd.fin_queued:
@@ -274,7 +275,7 @@ class SegmentOutput:
         out.append(segment)
         length = len(payload)
         # With timestamps every ACK gives an RTT sample (RFC 7323 4); without, one segment is timed.
-        end = seq_add(seq, length + 1 if flags & FIN else length)
+        end = (seq + (length + 1 if flags & FIN else length)) & SEQ_MASK  # seq_add, inline (seq.py)
         self.snd.data_sent(seq, end, length, now, not self.timestamps_enabled)
         if start_timers:
             self._data_timers(now)

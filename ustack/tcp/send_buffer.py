@@ -27,7 +27,7 @@ connection, would otherwise keep two empty lists (scripts/bench_lifecycles.py).
 
 from bisect import bisect_right
 
-from ustack.tcp.seq import SEQ_MASK, seq_add, seq_diff
+from ustack.tcp.seq import SEQ_HALF, SEQ_MASK, seq_add, seq_diff
 
 NO_CHUNKS = ()  # what an empty buffer holds: one shared object, no list
 LARGE_PEEK = 8192  # from this length on, a peek inside one chunk is a view of it, not a copy
@@ -143,8 +143,10 @@ class SendBuffer:
         An ack_seq outside (start_seq, end_seq] releases nothing: an old or duplicate ACK, or one
         for data never written (the connection validates ACKs against SND.NXT, RFC 9293 3.10.7.4).
         """
-        released = seq_diff(ack_seq, self.start_seq)
-        held = self.length
+        # seq_diff and the length property, inline (seq.py): once per ACK of new data.
+        released = ((ack_seq - self.start_seq + SEQ_HALF) & SEQ_MASK) - SEQ_HALF
+        ends = self._ends
+        held = ends[-1] - self._base if ends else 0
         if released <= 0 or released > held:
             return 0
         self.start_seq = ack_seq & SEQ_MASK

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from ustack.tcp.scoreboard import SackScoreboard
 from ustack.tcp.send_buffer import SendBuffer
-from ustack.tcp.seq import seq_add, seq_ge, seq_gt, seq_le, seq_lt
+from ustack.tcp.seq import SEQ_HALF, SEQ_MASK, seq_add, seq_ge, seq_gt, seq_le, seq_lt
 from ustack.wire.tcp import SYN
 
 # What the output path has been asked to send at its next transmit() (bits of SendSide.requests).
@@ -207,14 +207,21 @@ class SendSide:
         keep an old, reordered segment from shrinking it). Returns the new window, or None when
         the segment was too old to update it."""
         seq = segment.seq
+        ack = segment.ack
         wl1 = self.wl1
+        wl2 = self.wl2
         # SND.WL1 < SEG.SEQ, or SND.WL1 = SEG.SEQ and SND.WL2 =< SEG.ACK; the second is the
         # usual case (a peer that only acknowledges keeps its SEQ), so it is tested first.
-        if seq_le(self.wl2, segment.ack) if wl1 == seq else seq_lt(wl1, seq):
+        # seq_le(wl2, ack) and seq_lt(wl1, seq), inline (seq.py): once per ACK.
+        if (
+            (wl2 == ack or ((wl2 - ack) & SEQ_MASK) >= SEQ_HALF)
+            if wl1 == seq
+            else ((wl1 - seq) & SEQ_MASK) >= SEQ_HALF
+        ):
             window = segment.window << shift
             self.wnd = window
             self.wl1 = seq
-            self.wl2 = segment.ack
+            self.wl2 = ack
             if window > self.max_wnd:
                 self.max_wnd = window
             return window
@@ -295,7 +302,7 @@ class SendSide:
         self.last_send_time = now
         self.nxt = end
         times = self.sent_times
-        if seq_lt(seq, self.max):
+        if ((seq - self.max) & SEQ_MASK) >= SEQ_HALF:  # seq_lt(seq, SND.MAX), inline (seq.py)
             # Sent before: we went back after a timeout (RFC 6298 5.4).
             if times is not None:
                 self._stamp(seq, end, now)
