@@ -226,7 +226,7 @@ class SegmentOutput:
                     # 7413 4.2.2) and goes again now.
                     if self._nagle_holds():
                         break
-                snd.short_segment_sent(seq_add(snd_nxt, length))
+                snd.short_segment_sent((snd_nxt + length) & SEQ_MASK)  # seq_add
             if length == unsent:
                 flags = ACK | PSH | FIN if snd.fin_queued else ACK | PSH
             else:
@@ -526,7 +526,8 @@ class SegmentOutput:
             return
         if rcv.segment_to_acknowledge(self.config.ack_every_segments):
             return
-        if seq_diff(rcv.nxt, rcv.last_ack_sent) >= self.config.ack_every_segments * self.send_mss:
+        # seq_diff(RCV.NXT, Last.ACK.sent), inline (seq.py): once per in-order data segment.
+        if ((rcv.nxt - rcv.last_ack_sent + SEQ_HALF) & SEQ_MASK) - SEQ_HALF >= self.config.ack_every_segments * self.send_mss:
             # A super-segment the kernel coalesced (TUN offload, issue 12) counts as the
             # full-sized segments it carries, as Linux counts bytes beyond one rcv_mss.
             rcv.owe_ack()

@@ -128,7 +128,7 @@ class ReceiveSide:
         Returns by how much it moved."""
         advanced = (self.buffer or self.data_buffer()).insert(seq, payload)
         if advanced:
-            self.nxt = seq_add(self.nxt, advanced)
+            self.nxt = (self.nxt + advanced) & SEQ_MASK  # seq_add, inline (seq.py)
             self.bytes_received += advanced
         return advanced
 
@@ -146,7 +146,7 @@ class ReceiveSide:
 
     def _taken(self, count: int) -> None:
         """The application took `count` bytes."""
-        self.read_seq = seq_add(self.read_seq, count)
+        self.read_seq = (self.read_seq + count) & SEQ_MASK  # seq_add, inline (seq.py)
         if self.up is not None and seq_le(self.up, self.read_seq):
             # The urgent data has been read: forget the pointer, which would otherwise seem
             # ahead again (modulo 2**32) after 2 GiB more (RFC 9293 3.8.5, RFC 6093).

@@ -90,7 +90,7 @@ class SendBuffer:
             chunk = bytes(data[:accepted])
         # Kept as written: bytes never change. A view keeps its whole bytes object alive until
         # acknowledged; that is the application's write, whose rest it is still sending.
-        self.end_seq = seq_add(self.end_seq, accepted)
+        self.end_seq = (self.end_seq + accepted) & SEQ_MASK  # seq_add, inline (seq.py)
         chunks = self._chunks
         if chunks is NO_CHUNKS:
             self._chunks, self._ends, self._first, self._base = [chunk], [accepted], 0, 0
@@ -108,8 +108,10 @@ class SendBuffer:
 
         `seq` must lie in [start_seq, end_seq]; anything else is a bug in the caller.
         """
-        offset = seq_diff(seq, self.start_seq)
-        held = self.length
+        # seq_diff and the length property, inline (seq.py): once per data segment sent.
+        offset = ((seq - self.start_seq + SEQ_HALF) & SEQ_MASK) - SEQ_HALF
+        ends = self._ends
+        held = ends[-1] - self._base if ends else 0
         if offset < 0 or offset > held:
             raise ValueError(
                 f"sequence number {seq} is outside the send buffer [{self.start_seq}, {self.end_seq}]"
