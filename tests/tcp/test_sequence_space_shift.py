@@ -8,7 +8,8 @@ kilobytes below 2**32, so that the handshake, the data, the window's right edge,
 send buffer's release and the FINs cross it. With every sequence number taken relative to its
 ISS, the two worlds must send the same segments and hold the same variables after every step:
 an inline form that got the modulo-2**32 rule wrong (a missing mask, a plain comparison) parts
-them, and so does a sequence number stored unwrapped. Seeded; the seed is in the test's id.
+them, and so does a sequence number stored unwrapped. Seeded; the seed is in the test's id. A
+second test puts both FINs on sequence number 2**32 - 1, the one place where "one past" wraps.
 """
 
 from __future__ import annotations
@@ -55,7 +56,7 @@ def variables(connection: Connection, own_iss: int, peer_iss: int) -> tuple:
         snd.wnd, relative(snd.wl1, peer_iss), relative(snd.wl2, own_iss),
     )  # fmt: skip
     return (
-        connection.state, relative(snd.una, own_iss), relative(snd.nxt, own_iss), relative(snd.max, own_iss),
+        connection.state, 0 if snd.buffer is None else snd.buffer.length, relative(snd.una, own_iss), relative(snd.nxt, own_iss), relative(snd.max, own_iss),
         peer_side, rcv.ts_recent, congestion.cwnd, congestion.ssthresh, congestion.flight_after_send,
         connection.timers_armed(), connection.fast_path_taken, congestion.take_calls(),
     )
@@ -190,6 +191,56 @@ def test_traffic_across_the_wrap_matches_traffic_far_from_it(seed):
                     continue
                 for world, segments in zip(worlds, sent):
                     world.ends[1 - sender].receive(segments[n], now)
+
+
+def deliver(worlds, now: float) -> None:
+    """Each end transmits, the other receives it all, until both are quiet; the worlds' pictures
+    must agree at each transmit."""
+    for _ in range(20):
+        quiet = True
+        for sender in (0, 1):
+            sent = [world.transmit(sender, now) for world in worlds]
+            pictures = [world.picture(sender, segments) for world, segments in zip(worlds, sent)]
+            assert pictures[0] == pictures[1], f"sender {sender}"
+            for world, segments in zip(worlds, sent):
+                for segment in segments:
+                    world.ends[1 - sender].receive(segment, now)
+            quiet = quiet and not sent[0]
+        if quiet:
+            return
+
+
+@pytest.mark.parametrize("config_seed", range(6))
+@pytest.mark.parametrize("first_to_close", (0, 1))
+@pytest.mark.parametrize("sizes", [(0, 0), (0, 300), (300, 0), (1000, 5000)])
+def test_fins_on_the_last_sequence_number(config_seed, first_to_close, sizes):
+    """Each end writes sizes[i] bytes and closes, its FIN taking sequence number 2**32 - 1
+    exactly (its ISS chosen for that): ends of data and FINs at the wrap, acknowledged by a 0."""
+    rng = random.Random(config_seed)
+    config = dataclasses.replace(
+        CONFIG, sack=rng.random() < 0.5, timestamps=rng.random() < 0.5, window_scaling=rng.random() < 0.5,
+        congestion_control=rng.choice(["reno", "newreno", "cubic"]), receive_buffer_size=65536, send_buffer_size=65536,
+    )
+    near_wrap = [(SEQ_MASK - 1 - size) & SEQ_MASK for size in sizes]  # ISS + 1 + size = 2**32 - 1
+    worlds = (World(config, *FAR_FROM_WRAP), World(config, *near_wrap))
+    now = 0.001
+    deliver(worlds, now)
+    for index in (0, 1):
+        if sizes[index]:
+            results = [world.ends[index].send(bytes(sizes[index]), now) for world in worlds]
+            assert results[0] == results[1]
+    for order in (first_to_close, 1 - first_to_close):
+        now += 0.01
+        deliver(worlds, now)
+        results = [call(world.ends[order], "recv", 100000, now) for world in worlds]
+        assert results[0] == results[1]
+        for world in worlds:
+            world.ends[order].close(now)
+        deliver(worlds, now)
+    for world in worlds:
+        assert world.client.snd.una == (world.iss[0] + 2 + sizes[0]) & SEQ_MASK  # everything and the FIN
+        assert world.server.snd.una == (world.iss[1] + 2 + sizes[1]) & SEQ_MASK
+    assert worlds[1].client.snd.una == 0 and worlds[1].server.snd.una == 0  # both wrapped to 0
 
 
 @pytest.mark.parametrize("a", [0, 1, 5, SEQ_HALF - 1, SEQ_HALF, SEQ_HALF + 1, SEQ_MASK - 1, SEQ_MASK])

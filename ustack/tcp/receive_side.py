@@ -68,7 +68,7 @@ class ReceiveSide:
         buffer = self.buffer
         if buffer is None:
             buffer = self.buffer = ReceiveBuffer(
-                self.capacity, seq_add(self.irs, 1), max_blocks=self.max_blocks
+                self.capacity, (self.irs + 1) & SEQ_MASK, max_blocks=self.max_blocks  # seq_add, inline
             )
         return buffer
 
@@ -168,7 +168,7 @@ class ReceiveSide:
 
     def accept_fin(self) -> None:
         """RFC 9293 3.10.7.4 eighth: the FIN counts; RCV.NXT moves over it."""
-        self.nxt = seq_add(self.nxt, 1)
+        self.nxt = (self.nxt + 1) & SEQ_MASK  # seq_add, inline (seq.py)
         self.fin_received = True
         self.peer_fin_seq = None
 
