@@ -73,7 +73,7 @@ class SegmentOutput:
             if self.fast_open is None or not self.fast_open.syn_held(self):
                 self._emit_syn(now, out)
         elif state in _SENDING_STATES and snd.syn_acknowledged or self._sends_before_handshake(state):
-            first_new = paced_from = len(out)
+            first_new = paced_from = len(out) if out else 0  # out holds a queued reset, rarely
             if requested & FAST_RETRANSMIT and snd.take_request(FAST_RETRANSMIT):
                 self._retransmit_first(now, out)
                 first_new = self._count_for_prr(out, first_new)  # before PRR's room is used
@@ -573,7 +573,13 @@ class SegmentOutput:
         rcv_nxt = rcv.nxt
         dsack = rcv.dsack_block
         if self.timestamps_enabled:
-            blocks = rcv.sack_blocks(3) if self.sack_permitted else ()
+            # ReceiveSide.sack_blocks is asked only when it has blocks to give (a D-SACK block,
+            # or data held out of order): most ACKs carry none.
+            buffer = rcv.buffer
+            if self.sack_permitted and (dsack is not None or (buffer is not None and buffer.has_out_of_order)):
+                blocks = rcv.sack_blocks(3)
+            else:
+                blocks = ()
             # RFC 7323 3.2: TSval is our clock, TSecr echoes TS.Recent.
             options = _new_tuple(
                 TcpOptions, (None, None, False, blocks, (timestamp_value(now), rcv.ts_recent), None, False)
