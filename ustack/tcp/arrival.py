@@ -19,7 +19,7 @@ from ustack.tcp.errors import TcpError
 from ustack.tcp.listen_screen import listen_screen, syn_fin_dropped
 from ustack.tcp.options import Negotiated
 from ustack.tcp.reset import reset_for_unmatched
-from ustack.tcp.seq import SEQ_HALF, SEQ_MASK, segment_acceptable, seq_add, seq_diff, seq_gt, seq_le, seq_lt
+from ustack.tcp.seq import SEQ_HALF, SEQ_MASK, segment_acceptable, seq_add, seq_gt, seq_le, seq_lt
 from ustack.tcp.state import (
     CAN_RECEIVE,
     CLOSED,

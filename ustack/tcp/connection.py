@@ -44,7 +44,7 @@ from ustack.tcp.ratelimit import PerSecondLimit
 from ustack.tcp.receive_side import ReceiveSide
 from ustack.tcp.rtt import RttEstimator
 from ustack.tcp.send_side import SEND_SYN, SendSide
-from ustack.tcp.seq import SEQ_MASK, seq_add, seq_diff, seq_le, seq_lt
+from ustack.tcp.seq import SEQ_MASK, seq_diff, seq_le, seq_lt
 from ustack.tcp.state import (
     CAN_SEND,
     CLOSE_WAIT,

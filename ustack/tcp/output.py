@@ -527,7 +527,8 @@ class SegmentOutput:
         if rcv.segment_to_acknowledge(self.config.ack_every_segments):
             return
         # seq_diff(RCV.NXT, Last.ACK.sent), inline (seq.py): once per in-order data segment.
-        if ((rcv.nxt - rcv.last_ack_sent + SEQ_HALF) & SEQ_MASK) - SEQ_HALF >= self.config.ack_every_segments * self.send_mss:
+        unacknowledged = ((rcv.nxt - rcv.last_ack_sent + SEQ_HALF) & SEQ_MASK) - SEQ_HALF
+        if unacknowledged >= self.config.ack_every_segments * self.send_mss:
             # A super-segment the kernel coalesced (TUN offload, issue 12) counts as the
             # full-sized segments it carries, as Linux counts bytes beyond one rcv_mss.
             rcv.owe_ack()

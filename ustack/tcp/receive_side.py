@@ -15,7 +15,7 @@ of RFC 9293 3.10.7, what an arriving segment means; this side keeps the books.
 from __future__ import annotations
 
 from ustack.tcp.receive_buffer import ReceiveBuffer
-from ustack.tcp.seq import SEQ_HALF, SEQ_MASK, seq_add, seq_diff, seq_gt, seq_le
+from ustack.tcp.seq import SEQ_HALF, SEQ_MASK, seq_diff, seq_gt, seq_le
 
 
 class ReceiveSide:

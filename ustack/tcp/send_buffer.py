@@ -27,7 +27,7 @@ connection, would otherwise keep two empty lists (scripts/bench_lifecycles.py).
 
 from bisect import bisect_right
 
-from ustack.tcp.seq import SEQ_HALF, SEQ_MASK, seq_add, seq_diff
+from ustack.tcp.seq import SEQ_HALF, SEQ_MASK
 
 NO_CHUNKS = ()  # what an empty buffer holds: one shared object, no list
 LARGE_PEEK = 8192  # from this length on, a peek inside one chunk is a view of it, not a copy
