@@ -39,6 +39,8 @@ if TYPE_CHECKING:
 # addresses (int and bytes) do not compare.
 TimerEntry = tuple[float, bool, tuple]
 
+_heappush = heapq.heappush
+
 # Stale entries tolerated beyond half as many as there are live ones before a rebuild.
 HEAP_SLACK = 64
 
@@ -59,17 +61,27 @@ class TimerHeap:
         later: then nothing is pushed (the module docstring says why that is exact). The entry
         names the connection by `connection.key`, the very tuple that keys it in the Stack's
         table (no second copy of the 4-tuple)."""
+        # The stack calls this after every transmit of every connection it touched (about a
+        # dozen times in a connection's life): _push and _entry_went_stale are written out here.
         entries = self.entries
         entry = entries.get(connection)
         if entry is None:
             if deadline is not None:
-                self._push(connection, deadline, connection.key)
-        elif deadline is None:
+                key = connection.key
+                # key[0] is our address: 16 bytes over IPv6, an int over IPv4
+                entry = entries[connection] = (deadline, type(key[0]) is bytes, key)
+                _heappush(self.heap, entry)
+            return
+        if deadline is None:
             del entries[connection]
-            self._entry_went_stale()
         elif deadline < entry[0]:
-            self._push(connection, deadline, entry[2])
-            self._entry_went_stale()  # the entry before
+            new_entry = entries[connection] = (deadline, entry[1], entry[2])  # the same family and 4-tuple
+            _heappush(self.heap, new_entry)
+        else:
+            return
+        self.stale += 1  # the entry before went stale
+        if self.stale > HEAP_SLACK:
+            self._compact_if_stale()
 
     def _push(self, connection: Connection, deadline: float, key: tuple) -> None:
         # key[0] is our address: 16 bytes over IPv6, an int over IPv4

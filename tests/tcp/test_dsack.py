@@ -156,3 +156,19 @@ def test_in_order_data_after_a_duplicate_replaces_its_d_sack_as_the_full_process
     script.receive(incoming(remote(101), local(1), payload=b"b" * 100))  # then in order
     script.expect(outgoing(local(1), remote(201), window=BUFFER - 200))
     script.expect_nothing()
+
+
+def test_with_timestamps_a_repeated_in_order_segment_is_reported_with_no_hole_held():
+    # The ACK's options are made once per transmit (output._acknowledgement_fields), which asks
+    # for SACK blocks only when there may be some: a D-SACK block, with nothing held out of
+    # order, is one (RFC 2883 4.1.1: our ACK was lost and the peer sent the segment again).
+    from test_options import SHIFT, established_with_timestamps
+
+    script = established_with_timestamps()
+    ts = (5001, 10)
+    script.receive(incoming(remote(1), local(1), payload=bytes(100), options=TcpOptions(timestamps=ts)))
+    script.connection.transmit(script.now)
+    script.receive(incoming(remote(1), local(1), payload=bytes(100), options=TcpOptions(timestamps=ts)))
+    duplicate = (remote(1), remote(101))
+    script.expect(outgoing(local(1), remote(101), window=((1 << 20) - 100) >> SHIFT,
+                           options=TcpOptions(sack_blocks=(duplicate,), timestamps=(10, 5001))))  # fmt: skip

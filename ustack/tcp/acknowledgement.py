@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from ustack.tcp.events import SendSpaceAvailable
 from ustack.tcp.options import TIMESTAMP_MASK, timestamp_value
-from ustack.tcp.seq import seq_add, seq_diff, seq_gt, seq_le, seq_lt
+from ustack.tcp.seq import SEQ_HALF, SEQ_MASK, seq_add, seq_diff, seq_gt, seq_le, seq_lt
 from ustack.tcp.state import EVENTS_OFF
 from ustack.tcp.send_side import FAST_RETRANSMIT, LIMITED_TRANSMIT
 from ustack.tcp.timer_set import PERSIST_TIMER, RETRANSMIT_TIMER
@@ -152,8 +152,10 @@ class AcknowledgementProcessing:
     def _new_ack(self, segment: TcpSegment, ack: int, now: float) -> None:
         """SND.UNA < SEG.ACK =< SND.MAX: release acknowledged data and let the world know."""
         snd = self.snd
-        flight = seq_diff(snd.nxt, snd.una)  # FlightSize before this ACK
-        acked = seq_diff(ack, snd.una)
+        # seq_diff twice, inline (seq.py): once per ACK of new data.
+        snd_una = snd.una
+        flight = ((snd.nxt - snd_una + SEQ_HALF) & SEQ_MASK) - SEQ_HALF  # FlightSize before this ACK
+        acked = ((ack - snd_una + SEQ_HALF) & SEQ_MASK) - SEQ_HALF
         if acked > flight:
             flight = acked  # data sent before a go-back after a timeout (SND.NXT < SND.MAX)
         self._take_rtt_sample(segment, ack, now)

@@ -19,7 +19,7 @@ from ustack.tcp.errors import TcpError
 from ustack.tcp.listen_screen import listen_screen, syn_fin_dropped
 from ustack.tcp.options import Negotiated
 from ustack.tcp.reset import reset_for_unmatched
-from ustack.tcp.seq import SEQ_MASK, segment_acceptable, seq_add, seq_diff, seq_gt, seq_le, seq_lt
+from ustack.tcp.seq import SEQ_HALF, SEQ_MASK, segment_acceptable, seq_add, seq_gt, seq_le, seq_lt
 from ustack.tcp.state import (
     CAN_RECEIVE,
     CLOSED,
@@ -133,7 +133,7 @@ class SegmentArrival:
                 buffer.has_out_of_order
                 or rcv.peer_fin_seq is not None
                 or rcv.dsack_block is not None
-                or len(payload) > seq_diff(rcv.adv, rcv_nxt)
+                or len(payload) > ((rcv.adv - rcv_nxt + SEQ_HALF) & SEQ_MASK) - SEQ_HALF  # seq_diff, inline
                 or self._closed_fully
             ):
                 return False

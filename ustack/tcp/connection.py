@@ -44,7 +44,7 @@ from ustack.tcp.ratelimit import PerSecondLimit
 from ustack.tcp.receive_side import ReceiveSide
 from ustack.tcp.rtt import RttEstimator
 from ustack.tcp.send_side import SEND_SYN, SendSide
-from ustack.tcp.seq import seq_add, seq_diff, seq_le, seq_lt
+from ustack.tcp.seq import SEQ_MASK, seq_diff, seq_le, seq_lt
 from ustack.tcp.state import (
     CAN_SEND,
     CLOSE_WAIT,
@@ -287,7 +287,8 @@ class Connection(SegmentArrival, AcknowledgementProcessing, RackProcessing, EcnP
         fewer for each side's last ACK of a connection's life: scripts/bench_lifecycles.py)."""
         ack = segment.ack
         snd = self.snd
-        if ack != snd.max or ack == snd.una or not snd.fin_queued or ack != seq_add(snd.end_seq, 1):
+        # seq_add(end_seq, 1), inline (seq.py): our FIN's ACK is one past the data.
+        if ack != snd.max or ack == snd.una or not snd.fin_queued or ack != ((snd.end_seq + 1) & SEQ_MASK):
             return False  # not (only) our FIN's ACK: more in flight, or the FIN not sent yet
         released = snd.acknowledge(ack)  # SND.UNA = SND.MAX, the send buffer emptied
         if snd.duplicate_acks:

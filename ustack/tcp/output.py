@@ -25,7 +25,7 @@ from __future__ import annotations
 from ustack.tcp.acknowledgement import DUPLICATE_ACK_THRESHOLD
 from ustack.tcp.options import syn_options, timestamp_value
 from ustack.tcp.ratelimit import challenge_ack_allowed, unacceptable_ack_allowed
-from ustack.tcp.seq import seq_add, seq_diff, seq_gt, seq_lt, seq_max
+from ustack.tcp.seq import SEQ_HALF, SEQ_MASK, seq_add, seq_diff, seq_gt, seq_lt, seq_max
 from ustack.tcp.state import (
     CAN_RECEIVE, CLOSE_WAIT, CLOSED, CLOSING, ESTABLISHED, FIN_WAIT_1, LAST_ACK, LISTEN, SYN_RECEIVED, SYN_SENT,
     TIME_WAIT,
@@ -73,7 +73,7 @@ class SegmentOutput:
             if self.fast_open is None or not self.fast_open.syn_held(self):
                 self._emit_syn(now, out)
         elif state in _SENDING_STATES and snd.syn_acknowledged or self._sends_before_handshake(state):
-            first_new = paced_from = len(out)
+            first_new = paced_from = len(out) if out else 0  # out holds a queued reset, rarely
             if requested & FAST_RETRANSMIT and snd.take_request(FAST_RETRANSMIT):
                 self._retransmit_first(now, out)
                 first_new = self._count_for_prr(out, first_new)  # before PRR's room is used
@@ -101,7 +101,8 @@ class SegmentOutput:
             if snd.max != sent_up_to and self.rack is not None:
                 self._rack_arm_probe(now)  # new data went out: RFC 8985 7.2 (rack.py)
             # RFC 7661: whether the next ACKs find cwnd used is judged by this flight (base.py).
-            congestion.flight_after_send = seq_diff(snd.nxt, snd.una)
+            # seq_diff(snd.nxt, snd.una), inline (seq.py): once per transmit of a sending state.
+            congestion.flight_after_send = ((snd.nxt - snd.una + SEQ_HALF) & SEQ_MASK) - SEQ_HALF
             if pacer is not None:
                 self._paced(now, out, paced_from, pacer)
         if requested & KEEPALIVE_PROBE and snd.take_request(KEEPALIVE_PROBE):
@@ -189,8 +190,8 @@ class SegmentOutput:
         # SND.NXT, what is left to send and FlightSize, kept up to date below as each segment
         # moves SND.NXT over its data (only this loop sends, and nothing in it moves SND.UNA).
         snd_nxt = snd.nxt
-        unsent = seq_diff(end, snd_nxt)
-        in_flight = seq_diff(snd_nxt, snd.una)
+        unsent = ((end - snd_nxt + SEQ_HALF) & SEQ_MASK) - SEQ_HALF  # seq_diff, inline (seq.py)
+        in_flight = ((snd_nxt - snd.una + SEQ_HALF) & SEQ_MASK) - SEQ_HALF  # seq_diff
         while True:
             if unsent <= 0:
                 if unsent == 0 and snd.fin_queued:
@@ -225,7 +226,7 @@ class SegmentOutput:
                     # 7413 4.2.2) and goes again now.
                     if self._nagle_holds():
                         break
-                snd.short_segment_sent(seq_add(snd_nxt, length))
+                snd.short_segment_sent((snd_nxt + length) & SEQ_MASK)  # seq_add
             if length == unsent:
                 flags = ACK | PSH | FIN if snd.fin_queued else ACK | PSH
             else:
@@ -274,7 +275,7 @@ class SegmentOutput:
         out.append(segment)
         length = len(payload)
         # With timestamps every ACK gives an RTT sample (RFC 7323 4); without, one segment is timed.
-        end = seq_add(seq, length + 1 if flags & FIN else length)
+        end = (seq + (length + 1 if flags & FIN else length)) & SEQ_MASK  # seq_add, inline (seq.py)
         self.snd.data_sent(seq, end, length, now, not self.timestamps_enabled)
         if start_timers:
             self._data_timers(now)
@@ -525,7 +526,9 @@ class SegmentOutput:
             return
         if rcv.segment_to_acknowledge(self.config.ack_every_segments):
             return
-        if seq_diff(rcv.nxt, rcv.last_ack_sent) >= self.config.ack_every_segments * self.send_mss:
+        # seq_diff(RCV.NXT, Last.ACK.sent), inline (seq.py): once per in-order data segment.
+        unacknowledged = ((rcv.nxt - rcv.last_ack_sent + SEQ_HALF) & SEQ_MASK) - SEQ_HALF
+        if unacknowledged >= self.config.ack_every_segments * self.send_mss:
             # A super-segment the kernel coalesced (TUN offload, issue 12) counts as the
             # full-sized segments it carries, as Linux counts bytes beyond one rcv_mss.
             rcv.owe_ack()
@@ -571,7 +574,13 @@ class SegmentOutput:
         rcv_nxt = rcv.nxt
         dsack = rcv.dsack_block
         if self.timestamps_enabled:
-            blocks = rcv.sack_blocks(3) if self.sack_permitted else ()
+            # ReceiveSide.sack_blocks is asked only when it has blocks to give (a D-SACK block,
+            # or data held out of order): most ACKs carry none.
+            buffer = rcv.buffer
+            if self.sack_permitted and (dsack is not None or (buffer is not None and buffer.has_out_of_order)):
+                blocks = rcv.sack_blocks(3)
+            else:
+                blocks = ()
             # RFC 7323 3.2: TSval is our clock, TSecr echoes TS.Recent.
             options = _new_tuple(
                 TcpOptions, (None, None, False, blocks, (timestamp_value(now), rcv.ts_recent), None, False)

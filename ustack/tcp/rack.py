@@ -27,7 +27,7 @@ Who keeps what:
 from __future__ import annotations
 
 from ustack.tcp.ecn import reduce_once
-from ustack.tcp.seq import seq_add, seq_diff, seq_gt, seq_le, seq_lt
+from ustack.tcp.seq import SEQ_HALF, SEQ_MASK, seq_add, seq_diff, seq_gt, seq_le, seq_lt
 
 from ustack.tcp.send_side import LOSS_PROBE, SACKED as DELIVERED, SENT_AGAIN as RETRANSMITTED
 from ustack.tcp.timer_set import REORDER_TIMER, RETRANSMIT_TIMER, TLP_TIMER
@@ -373,7 +373,7 @@ class RackProcessing:
         snd = self.snd
         timers = self.timers
         snd_nxt = snd.nxt
-        in_flight = seq_diff(snd_nxt, snd.una)  # seq_span(SND.UNA, SND.NXT)
+        in_flight = ((snd_nxt - snd.una + SEQ_HALF) & SEQ_MASK) - SEQ_HALF  # seq_diff, inline (seq.py)
         if (
             in_flight <= 0
             or self.congestion.in_recovery

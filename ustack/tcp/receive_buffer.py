@@ -72,7 +72,7 @@ from __future__ import annotations
 from bisect import bisect_left, bisect_right
 from itertools import islice
 
-from ustack.tcp.seq import SEQ_MASK, seq_add, seq_diff
+from ustack.tcp.seq import SEQ_HALF, SEQ_MASK, seq_add, seq_diff
 
 NOTHING = ()  # what an empty buffer holds in order: one shared object, no list
 MERGE_BELOW = 1024  # an arrival shorter than this joins a last chunk shorter than this
@@ -178,7 +178,8 @@ class ReceiveBuffer:
             return 0
         window_start = self._rcv_nxt_offset
         window_end = window_start + self.capacity - self._readable
-        start = window_start + seq_diff(seq, self._rcv_nxt)
+        # seq_diff(seq, RCV.NXT), inline (seq.py): once per data segment.
+        start = window_start + ((seq - self._rcv_nxt + SEQ_HALF) & SEQ_MASK) - SEQ_HALF
         end = start + length
 
         # The common case of a bulk transfer: the next in-order segment, nothing out of order.
@@ -293,7 +294,7 @@ class ReceiveBuffer:
 
     def _advance(self, count: int) -> None:
         self._rcv_nxt_offset += count
-        self._rcv_nxt = seq_add(self._rcv_nxt, count)
+        self._rcv_nxt = (self._rcv_nxt + count) & SEQ_MASK  # seq_add, inline (seq.py)
 
     def _store_block(self, start: int, end: int, data) -> bool:
         """Merge [start, end) into the blocks, writing only the bytes not already held (the data

@@ -15,7 +15,7 @@ of RFC 9293 3.10.7, what an arriving segment means; this side keeps the books.
 from __future__ import annotations
 
 from ustack.tcp.receive_buffer import ReceiveBuffer
-from ustack.tcp.seq import seq_add, seq_diff, seq_gt, seq_le
+from ustack.tcp.seq import SEQ_HALF, SEQ_MASK, seq_diff, seq_gt, seq_le
 
 
 class ReceiveSide:
@@ -58,10 +58,9 @@ class ReceiveSide:
         the receive buffer (TcpConfig.out_of_order_max_blocks)."""
         self.max_blocks = max_blocks
         self.irs = syn_seq
-        self.nxt = seq_add(syn_seq, 1)
-        self.read_seq = self.nxt
+        nxt = self.nxt = self.read_seq = (syn_seq + 1) & SEQ_MASK  # seq_add, inline (seq.py)
         self.capacity = buffer_size
-        self.adv = seq_add(self.nxt, window_offered)
+        self.adv = (nxt + window_offered) & SEQ_MASK  # seq_add
 
     def data_buffer(self) -> ReceiveBuffer:
         """The receive buffer, made when the first data needs it. It starts at IRS + 1 as if
@@ -69,7 +68,7 @@ class ReceiveSide:
         buffer = self.buffer
         if buffer is None:
             buffer = self.buffer = ReceiveBuffer(
-                self.capacity, seq_add(self.irs, 1), max_blocks=self.max_blocks
+                self.capacity, (self.irs + 1) & SEQ_MASK, max_blocks=self.max_blocks  # seq_add, inline
             )
         return buffer
 
@@ -104,9 +103,15 @@ class ReceiveSide:
     def remember_timestamp(self, segment) -> None:
         """RFC 7323 4.3: TS.Recent follows the segment that covers Last.ACK.sent."""
         timestamps = segment.options.timestamps
-        if timestamps is not None and seq_le(segment.seq, self.last_ack_sent):
+        if timestamps is None:
+            return
+        # seq_le twice, inline (seq.py): this runs for every segment with timestamps.
+        seq = segment.seq
+        last_ack_sent = self.last_ack_sent
+        if seq == last_ack_sent or ((seq - last_ack_sent) & SEQ_MASK) >= SEQ_HALF:
             tsval = timestamps[0]
-            if seq_le(self.ts_recent, tsval):
+            ts_recent = self.ts_recent
+            if ts_recent == tsval or ((ts_recent - tsval) & SEQ_MASK) >= SEQ_HALF:
                 self.ts_recent = tsval
 
     def hold_syn_text(self, text: bytes) -> None:
@@ -123,7 +128,7 @@ class ReceiveSide:
         Returns by how much it moved."""
         advanced = (self.buffer or self.data_buffer()).insert(seq, payload)
         if advanced:
-            self.nxt = seq_add(self.nxt, advanced)
+            self.nxt = (self.nxt + advanced) & SEQ_MASK  # seq_add, inline (seq.py)
             self.bytes_received += advanced
         return advanced
 
@@ -141,7 +146,7 @@ class ReceiveSide:
 
     def _taken(self, count: int) -> None:
         """The application took `count` bytes."""
-        self.read_seq = seq_add(self.read_seq, count)
+        self.read_seq = (self.read_seq + count) & SEQ_MASK  # seq_add, inline (seq.py)
         if self.up is not None and seq_le(self.up, self.read_seq):
             # The urgent data has been read: forget the pointer, which would otherwise seem
             # ahead again (modulo 2**32) after 2 GiB more (RFC 9293 3.8.5, RFC 6093).
@@ -163,7 +168,7 @@ class ReceiveSide:
 
     def accept_fin(self) -> None:
         """RFC 9293 3.10.7.4 eighth: the FIN counts; RCV.NXT moves over it."""
-        self.nxt = seq_add(self.nxt, 1)
+        self.nxt = (self.nxt + 1) & SEQ_MASK  # seq_add, inline (seq.py)
         self.fin_received = True
         self.peer_fin_seq = None
 
@@ -251,12 +256,13 @@ class ReceiveSide:
     def window_field(self, config, shift: int) -> int:
         """The 16-bit window to advertise, with receiver SWS avoidance (RFC 9293 3.8.6.2.2): the
         right edge moves only in steps of min(buffer/2, MSS), and never moves left."""
-        # Runs for every segment we send (output.py): free_space inlined.
+        # Runs for every transmit that sends (output.py): free_space, seq_diff, min, seq_add and
+        # advertise (seq_gt) inlined, in the forms seq.py gives.
         nxt = self.nxt
         adv = self.adv
         buffer = self.buffer
         free = self.capacity if buffer is None else buffer.free_space
-        advertised = seq_diff(adv, nxt)
+        advertised = ((adv - nxt + SEQ_HALF) & SEQ_MASK) - SEQ_HALF  # seq_diff(adv, nxt)
         if config.window_advertisement == "free_space":
             # BSD's policy (TcpConfig.window_advertisement): all the free space, but a sliver
             # smaller than min(buffer/4, MSS) counts as none; the edge still never moves left.
@@ -265,14 +271,20 @@ class ReceiveSide:
                 window = 0
             if window < advertised:
                 window = advertised
-        elif free - advertised >= min(config.receive_buffer_size >> 1, config.mss):
-            window = free
         else:
-            window = advertised if advertised > 0 else 0
+            step = config.receive_buffer_size >> 1  # min(buffer/2, MSS)
+            if config.mss < step:
+                step = config.mss
+            if free - advertised >= step:
+                window = free
+            else:
+                window = advertised if advertised > 0 else 0
         field = window >> shift
         if field > 0xFFFF:
             field = 0xFFFF
-        self.advertise(seq_add(nxt, field << shift))
+        edge = (nxt + (field << shift)) & SEQ_MASK  # seq_add
+        if ((adv - edge) & SEQ_MASK) >= SEQ_HALF:  # advertise(edge): seq_gt(edge, adv)
+            self.adv = edge
         return field
 
     def window_update_due(self, config, shift: int) -> bool:

@@ -27,7 +27,7 @@ connection, would otherwise keep two empty lists (scripts/bench_lifecycles.py).
 
 from bisect import bisect_right
 
-from ustack.tcp.seq import SEQ_MASK, seq_add, seq_diff
+from ustack.tcp.seq import SEQ_HALF, SEQ_MASK
 
 NO_CHUNKS = ()  # what an empty buffer holds: one shared object, no list
 LARGE_PEEK = 8192  # from this length on, a peek inside one chunk is a view of it, not a copy
@@ -90,7 +90,7 @@ class SendBuffer:
             chunk = bytes(data[:accepted])
         # Kept as written: bytes never change. A view keeps its whole bytes object alive until
         # acknowledged; that is the application's write, whose rest it is still sending.
-        self.end_seq = seq_add(self.end_seq, accepted)
+        self.end_seq = (self.end_seq + accepted) & SEQ_MASK  # seq_add, inline (seq.py)
         chunks = self._chunks
         if chunks is NO_CHUNKS:
             self._chunks, self._ends, self._first, self._base = [chunk], [accepted], 0, 0
@@ -108,8 +108,10 @@ class SendBuffer:
 
         `seq` must lie in [start_seq, end_seq]; anything else is a bug in the caller.
         """
-        offset = seq_diff(seq, self.start_seq)
-        held = self.length
+        # seq_diff and the length property, inline (seq.py): once per data segment sent.
+        offset = ((seq - self.start_seq + SEQ_HALF) & SEQ_MASK) - SEQ_HALF
+        ends = self._ends
+        held = ends[-1] - self._base if ends else 0
         if offset < 0 or offset > held:
             raise ValueError(
                 f"sequence number {seq} is outside the send buffer [{self.start_seq}, {self.end_seq}]"
@@ -143,8 +145,10 @@ class SendBuffer:
         An ack_seq outside (start_seq, end_seq] releases nothing: an old or duplicate ACK, or one
         for data never written (the connection validates ACKs against SND.NXT, RFC 9293 3.10.7.4).
         """
-        released = seq_diff(ack_seq, self.start_seq)
-        held = self.length
+        # seq_diff and the length property, inline (seq.py): once per ACK of new data.
+        released = ((ack_seq - self.start_seq + SEQ_HALF) & SEQ_MASK) - SEQ_HALF
+        ends = self._ends
+        held = ends[-1] - self._base if ends else 0
         if released <= 0 or released > held:
             return 0
         self.start_seq = ack_seq & SEQ_MASK

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from ustack.tcp.scoreboard import SackScoreboard
 from ustack.tcp.send_buffer import SendBuffer
-from ustack.tcp.seq import seq_add, seq_ge, seq_gt, seq_le, seq_lt
+from ustack.tcp.seq import SEQ_HALF, SEQ_MASK, seq_add, seq_ge, seq_gt, seq_le, seq_lt
 from ustack.wire.tcp import SYN
 
 # What the output path has been asked to send at its next transmit() (bits of SendSide.requests).
@@ -114,7 +114,7 @@ class SendSide:
         can move its start (only a FIN could, and nothing is written after a FIN)."""
         buffer = self.buffer
         if buffer is None:
-            buffer = self.buffer = SendBuffer(self.capacity, seq_add(self.iss, 1))
+            buffer = self.buffer = SendBuffer(self.capacity, (self.iss + 1) & SEQ_MASK)  # seq_add, inline (seq.py)
         return buffer
 
     def resize(self, capacity: int) -> None:
@@ -128,7 +128,7 @@ class SendSide:
     def end_seq(self) -> int:
         """The sequence number after the last byte written (our FIN's, once queued)."""
         buffer = self.buffer
-        return seq_add(self.iss, 1) if buffer is None else buffer.end_seq
+        return (self.iss + 1) & SEQ_MASK if buffer is None else buffer.end_seq  # seq_add, inline (seq.py)
 
     @property
     def data_end_sent(self) -> int:
@@ -207,14 +207,21 @@ class SendSide:
         keep an old, reordered segment from shrinking it). Returns the new window, or None when
         the segment was too old to update it."""
         seq = segment.seq
+        ack = segment.ack
         wl1 = self.wl1
+        wl2 = self.wl2
         # SND.WL1 < SEG.SEQ, or SND.WL1 = SEG.SEQ and SND.WL2 =< SEG.ACK; the second is the
         # usual case (a peer that only acknowledges keeps its SEQ), so it is tested first.
-        if seq_le(self.wl2, segment.ack) if wl1 == seq else seq_lt(wl1, seq):
+        # seq_le(wl2, ack) and seq_lt(wl1, seq), inline (seq.py): once per ACK.
+        if (
+            (wl2 == ack or ((wl2 - ack) & SEQ_MASK) >= SEQ_HALF)
+            if wl1 == seq
+            else ((wl1 - seq) & SEQ_MASK) >= SEQ_HALF
+        ):
             window = segment.window << shift
             self.wnd = window
             self.wl1 = seq
-            self.wl2 = segment.ack
+            self.wl2 = ack
             if window > self.max_wnd:
                 self.max_wnd = window
             return window
@@ -226,7 +233,7 @@ class SendSide:
         self.requests &= ~SEND_SYN
         iss = self.iss
         if self.max == iss:
-            self.nxt = self.max = seq_add(iss, 1)
+            self.nxt = self.max = (iss + 1) & SEQ_MASK  # seq_add, inline (seq.py)
             self.timed_seq, self.timed_at = iss, now
             return True
         self.retransmissions += 1
@@ -238,10 +245,11 @@ class SendSide:
         """The ACK of our SYN (RFC 9293 3.10.7.3, 3.10.7.4 fifth): SND.UNA moves past ISS and the
         window is taken from this segment (unscaled if it carries a SYN, RFC 7323 2.2). It may
         acknowledge data sent with or after the SYN too (Fast Open, RFC 7413): released here."""
-        first_data = seq_add(self.iss, 1)
+        first_data = (self.iss + 1) & SEQ_MASK  # seq_add, inline (seq.py)
         self.una = first_data
-        if seq_gt(segment.ack, first_data):
-            self.acknowledge(segment.ack)
+        ack = segment.ack
+        if ((first_data - ack) & SEQ_MASK) >= SEQ_HALF:  # seq_gt(ack, first_data), inline
+            self.acknowledge(ack)
         self.syn_acknowledged = True
         self.retransmit_count = 0
         window = segment.window if segment.flags & SYN else segment.window << shift
@@ -295,7 +303,7 @@ class SendSide:
         self.last_send_time = now
         self.nxt = end
         times = self.sent_times
-        if seq_lt(seq, self.max):
+        if ((seq - self.max) & SEQ_MASK) >= SEQ_HALF:  # seq_lt(seq, SND.MAX), inline (seq.py)
             # Sent before: we went back after a timeout (RFC 6298 5.4).
             if times is not None:
                 self._stamp(seq, end, now)
@@ -416,7 +424,7 @@ class SendSide:
             released = buffer.acknowledge(ack)
             if not released:
                 data_end = buffer.end_seq
-                if seq_gt(ack, data_end):
+                if ((data_end - ack) & SEQ_MASK) >= SEQ_HALF:  # seq_gt(ack, data_end), inline (seq.py)
                     released = buffer.acknowledge(data_end)
         self.una = ack
         scoreboard = self._scoreboard

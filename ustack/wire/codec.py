@@ -509,13 +509,15 @@ def _option_fields(options: TcpOptions, spec_buffer) -> tuple[int, int, int, int
         ts_val, ts_ecr = timestamps
     else:
         ts_val = ts_ecr = 0
+    sack_count = 0
     if sack_blocks:
         sack_blocks = sack_blocks[:4]
+        sack_count = len(sack_blocks)
         if any(len(block) != 2 for block in sack_blocks):
             raise ValueError("a SACK block is a (left edge, right edge) pair")
         edges = [edge for block in sack_blocks for edge in block]
         struct.pack_into(f"={len(edges)}I", spec_buffer, _SPEC_SACK_OFFSET, *edges)
-    return present, mss, window_scale, len(sack_blocks), ts_val, ts_ecr
+    return present, mss, window_scale, sack_count, ts_val, ts_ecr
 
 
 def build_ipv4_packet(header: Ipv4Header, payload: bytes) -> bytes:
