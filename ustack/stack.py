@@ -363,6 +363,7 @@ class Stack(UserCalls, Ipv6Side):
             self._active = touched
         ttl = self.ttl
         offload = self.offload_segments > 1
+        partial_over = self.mtu if offload else 0  # larger segments: checksum left partial (build_tcp_packet)
         events_wanted = self._events_wanted
         arm = self.timer_heap.arm
         for connection in touched:
@@ -382,16 +383,18 @@ class Stack(UserCalls, Ipv6Side):
                     for segment in segments:
                         ecn = ECT_0 if segment.__class__ is EcnCapableSegment else NOT_ECT
                         packets.append(build_tcp_packet(local_address, remote_address, segment, ttl, tos=ecn,
-                                                        flow_label=flow_label))
+                                                        flow_label=flow_label, partial_checksum_over=partial_over))
                 else:
                     for segment in segments:
                         # RFC 3168 6.1.2: ECT(0) on the data segments of an ECN connection (ecn.py);
                         # the ECN field is the low bits of IPv4's TOS byte and of IPv6's traffic
                         # class (RFC 8200 7), which build_tcp_packet takes as `tos` in both families.
                         if segment.__class__ is EcnCapableSegment:
-                            packets.append(build_tcp_packet(local_address, remote_address, segment, ttl, tos=ECT_0))
+                            packets.append(build_tcp_packet(local_address, remote_address, segment, ttl, tos=ECT_0,
+                                                            partial_checksum_over=partial_over))
                         else:
-                            packets.append(build_tcp_packet(local_address, remote_address, segment, ttl))
+                            packets.append(build_tcp_packet(local_address, remote_address, segment, ttl,
+                                                            partial_checksum_over=partial_over))
             if events_wanted:
                 self._collect_events(connection)
             state = connection.state
