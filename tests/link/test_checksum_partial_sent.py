@@ -158,6 +158,7 @@ def test_pcap_fault_injector_tracer_and_wire_watch_see_sent_segments_whole(famil
                   formatter=lambda packet: formatted.append(bytes(packet)) or "")
     watch = Recording()
     large = [packet for packet in download_packets(family) if len(packet) > MTU]
+    assert large and all(map(is_partial, large))
     expected = [whole(packet) for packet in large]
     for packet in large:
         link.send(packet, 0.0)
@@ -178,6 +179,7 @@ def test_a_dropped_large_segment_is_told_whole(family, sockets):
     link = FaultInjector(fake_link(ours, offload=True), seed=1, outbound=Faults(drop=1.0),
                          on_drop=lambda now, packet, direction, reason: seen.append(bytes(packet)))
     packet, built_whole = large_segment(family)
+    assert is_partial(packet)
     link.send(packet, 0.0)
     assert seen == [built_whole] and frames_written(theirs) == []
 
