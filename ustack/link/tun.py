@@ -28,9 +28,13 @@ TUN_F_TSO4 | TUN_F_TSO6), so every packet in either direction carries a virtio_n
 - sending, the core itself may build segments of up to 64 KB (TcpConfig.offload_segments, which
   the Stack sets when built with segmentation_offload=True, on connections whose segments fill
   the MTU); the kernel cuts them into segments of the MTU minus the headers, with the checksum
-  left partial for it to finish. Consecutive in-order MSS-sized segments of one connection that
-  still come one by one are joined into a super-segment (vnet.Coalescer) which the kernel cuts
-  back into the very same segments (gso_size = their length). The run being joined is held until
+  left partial for it to finish. The stack builds such a segment with its checksum partial
+  already (codec.build_tcp_packet: no pass over its payload in user space), marked as a
+  received one is (LinkBuffer), so the link writes it as it is and complete_checksum completes
+  it for the pcap writer, FaultInjector, tracer and live ladder. Consecutive in-order MSS-sized
+  segments of one connection that still come one by one are joined into a super-segment
+  (vnet.Coalescer) which the kernel cuts back into the very same segments (gso_size = their
+  length). The run being joined is held until
   the next packet that does not join it, a piece with PSH or FIN (which ends a run, so a reply is
   written as soon as the core makes it), or flush(), which the runtime calls at the end of every
   round (base.py's contract).

@@ -75,9 +75,9 @@ class LinkBuffer(bytearray):
     the same one call, vnet.complete_checksum, completes it for whatever reads it as a wire would.
 
     vnet.packet_from_parts, build_tcp_packet and vnet.complete_checksum alone set these;
-    parse_packet only reads `tcp_checksum_known`. Class attributes give both their default (False) without an __init__:
-    the TUN link makes one LinkBuffer per super-segment it hands over, and a Python-level __init__
-    cost more than the rest of the allocation.
+    parse_packet only reads `tcp_checksum_known`. Class attributes give both their default
+    (False) without an __init__: the TUN link makes one LinkBuffer per super-segment it hands
+    over, and a Python-level __init__ cost more than the rest of the allocation.
 
     parse_packet then leaves out the one pass over the segment that checks the TCP checksum
     (up to 64 KB, ~3 us), and only for a read-only memoryview of such a buffer: the packet exactly
@@ -467,7 +467,8 @@ def build_tcp_packet(
 
 
 def _build_tcp6_packet(src: bytes, dst: bytes, segment: TcpSegment, hop_limit: int, option_layout: str,
-                       flow_label: int, traffic_class: int, partial_checksum_over: int = 0) -> bytes | memoryview:  # fmt: skip
+                       flow_label: int, traffic_class: int,
+                       partial_checksum_over: int = 0) -> bytes | memoryview:  # fmt: skip
     """build_tcp_packet over IPv6: the spec without addresses, which go to C as arguments."""
     if len(src) != 16 or type(dst) is not bytes or len(dst) != 16:
         raise WireError(BUILD_BAD_FIELD, "IPv6 addresses are 16 bytes, both of them")
