@@ -255,7 +255,7 @@ int ustack_build_tcp6_packet(uint8_t *out, size_t capacity, const uint8_t *src, 
                              const struct ustack_tcp_spec *spec, const uint8_t *payload, size_t payload_length)
 {
     return build_tcp6_packet(out, capacity, src, dst, hop_limit, flow_label, traffic_class, spec, payload,
-                             payload_length, 0);
+                             payload_length, USTACK_PAYLOAD_COPIED);
 }
 
 int ustack_build_tcp6_headers(uint8_t *out, size_t capacity, const uint8_t *src, const uint8_t *dst,
@@ -263,7 +263,15 @@ int ustack_build_tcp6_headers(uint8_t *out, size_t capacity, const uint8_t *src,
                               const struct ustack_tcp_spec *spec, const uint8_t *payload, size_t payload_length)
 {
     return build_tcp6_packet(out, capacity, src, dst, hop_limit, flow_label, traffic_class, spec, payload,
-                             payload_length, 1);
+                             payload_length, USTACK_PAYLOAD_IN_PLACE);
+}
+
+int ustack_build_tcp6_headers_partial(uint8_t *out, size_t capacity, const uint8_t *src, const uint8_t *dst,
+                                      uint8_t hop_limit, uint32_t flow_label, uint8_t traffic_class,
+                                      const struct ustack_tcp_spec *spec, size_t payload_length)
+{
+    return build_tcp6_packet(out, capacity, src, dst, hop_limit, flow_label, traffic_class, spec, NULL,
+                             payload_length, USTACK_PAYLOAD_IN_PLACE_CHECKSUM_PARTIAL);
 }
 
 /* rest_of_header is bytes 4..7: identifier << 16 | sequence for echo, the MTU for packet too

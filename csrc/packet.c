@@ -94,13 +94,19 @@ static int build_tcp_packet(uint8_t *out, size_t capacity, const struct ustack_t
 int ustack_build_tcp_packet(uint8_t *out, size_t capacity, const struct ustack_tcp_spec *spec,
                             const uint8_t *payload, size_t payload_length)
 {
-    return build_tcp_packet(out, capacity, spec, payload, payload_length, 0);
+    return build_tcp_packet(out, capacity, spec, payload, payload_length, USTACK_PAYLOAD_COPIED);
 }
 
 int ustack_build_tcp_headers(uint8_t *out, size_t capacity, const struct ustack_tcp_spec *spec,
                              const uint8_t *payload, size_t payload_length)
 {
-    return build_tcp_packet(out, capacity, spec, payload, payload_length, 1);
+    return build_tcp_packet(out, capacity, spec, payload, payload_length, USTACK_PAYLOAD_IN_PLACE);
+}
+
+int ustack_build_tcp_headers_partial(uint8_t *out, size_t capacity, const struct ustack_tcp_spec *spec,
+                                     size_t payload_length)
+{
+    return build_tcp_packet(out, capacity, spec, NULL, payload_length, USTACK_PAYLOAD_IN_PLACE_CHECKSUM_PARTIAL);
 }
 
 /* rest_of_header is bytes 4..7 of the ICMP header: identifier << 16 | sequence for echo,

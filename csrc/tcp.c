@@ -322,6 +322,12 @@ int ustack_tcp_options_length(const struct ustack_tcp_spec *spec)
  * (`address_sum`: its partial sum without the length, for either family). With `payload_in_place`
  * the payload is not copied after the header: the checksum and the returned length still cover
  * it, and the caller sends it from where it is (a large segment: one copy of 64 KB fewer).
+ * With USTACK_PAYLOAD_IN_PLACE_CHECKSUM_PARTIAL the checksum field gets instead the partial sum
+ * a TSO device takes (NEEDS_CSUM, include/uapi/linux/virtio_net.h): the pseudo-header with the
+ * segment length, folded, not complemented. Neither the header nor the payload is summed: the
+ * kernel, cutting the segment, sums each piece from the TCP header on with that field in it, and
+ * so does ustack/link/vnet.py complete_checksum for whatever reads the packet as a wire would.
+ * That is one pass over up to 64 KB fewer per large segment (issue 12).
  * Returns the segment length, or minus a reason. */
 int ustack_write_tcp(uint8_t *segment, size_t capacity, const struct ustack_tcp_spec *spec, uint32_t address_sum,
                      const uint8_t *payload, size_t payload_length, int payload_in_place)
@@ -345,6 +351,11 @@ int ustack_write_tcp(uint8_t *segment, size_t capacity, const struct ustack_tcp_
 
     size_t length = header_length + payload_length;
     uint32_t sum = address_sum + (uint32_t)length;
+    if (payload_in_place == USTACK_PAYLOAD_IN_PLACE_CHECKSUM_PARTIAL) {
+        /* ~finish is the fold: the very field vnet.py's _partial_checksum writes. */
+        ustack_write16(segment + 16, (uint16_t)~ustack_checksum_finish(sum));
+        return (int)length;
+    }
     if (payload_in_place) {
         /* The header is a whole number of 32-bit words: the payload's words line up as if it
          * followed, so its sum simply adds (RFC 1071 2(B)). */

@@ -260,6 +260,12 @@ int ustack_build_tcp_packet(uint8_t *out, size_t capacity, const struct ustack_t
  * value is still the whole packet's length (the headers' is that minus payload_length). */
 int ustack_build_tcp_headers(uint8_t *out, size_t capacity, const struct ustack_tcp_spec *spec,
                              const uint8_t *payload, size_t payload_length);
+/* As ustack_build_tcp_headers, with the TCP checksum left partial as a TSO device takes it
+ * (NEEDS_CSUM at the TCP checksum field: the pseudo-header sum with the TCP length, folded, not
+ * complemented), so the payload is not read at all: for a large segment the kernel cuts and
+ * completes (the TUN link with offloads; ustack/wire/codec.py build_tcp_packet). */
+int ustack_build_tcp_headers_partial(uint8_t *out, size_t capacity, const struct ustack_tcp_spec *spec,
+                                     size_t payload_length);
 int ustack_build_icmp_packet(uint8_t *out, size_t capacity, uint32_t src, uint32_t dst, uint8_t ttl,
                              uint16_t identification, uint8_t type, uint8_t code, uint32_t rest_of_header,
                              const uint8_t *data, size_t data_length);
@@ -270,6 +276,9 @@ int ustack_build_tcp6_packet(uint8_t *out, size_t capacity, const uint8_t *src, 
 int ustack_build_tcp6_headers(uint8_t *out, size_t capacity, const uint8_t *src, const uint8_t *dst,
                               uint8_t hop_limit, uint32_t flow_label, uint8_t traffic_class,
                               const struct ustack_tcp_spec *spec, const uint8_t *payload, size_t payload_length);
+int ustack_build_tcp6_headers_partial(uint8_t *out, size_t capacity, const uint8_t *src, const uint8_t *dst,
+                                      uint8_t hop_limit, uint32_t flow_label, uint8_t traffic_class,
+                                      const struct ustack_tcp_spec *spec, size_t payload_length);
 int ustack_build_icmp6_packet(uint8_t *out, size_t capacity, const uint8_t *src, const uint8_t *dst,
                               uint8_t hop_limit, uint8_t type, uint8_t code, uint32_t rest_of_header,
                               const uint8_t *data, size_t data_length);
@@ -324,7 +333,11 @@ static inline void ustack_write32(uint8_t *p, uint32_t value)
 }
 
 /* Internal: fills in the TCP part of a packet after the IP header is written (tcp.c).
- * `address_sum` is the pseudo-header's partial sum without the length, for either family. */
+ * `address_sum` is the pseudo-header's partial sum without the length, for either family;
+ * `payload_in_place` one of these: */
+#define USTACK_PAYLOAD_COPIED 0                     /* after the header, checksum complete */
+#define USTACK_PAYLOAD_IN_PLACE 1                   /* left where it is, checksum complete */
+#define USTACK_PAYLOAD_IN_PLACE_CHECKSUM_PARTIAL 2  /* left where it is (not read), checksum partial */
 int ustack_write_tcp(uint8_t *segment, size_t capacity, const struct ustack_tcp_spec *spec, uint32_t address_sum,
                      const uint8_t *payload, size_t payload_length, int payload_in_place);
 /* Internal: ustack_parse_tcp for either family, with the pseudo-header's sum without the length. */

@@ -366,6 +366,7 @@ class Stack(UserCalls, Ipv6Side):
         offload = offload_segments > 1
         # (a segment that fills the MTU, less its TCP header and the options it leaves room for)
         mss_filling_mtu, mss_filling_mtu6 = self.mtu - 40, self.mtu - IPV6_HEADER_LENGTH - 20
+        partial_over = self.mtu if offload else 0  # larger segments: checksum left partial (build_tcp_packet)
         events_wanted = self._events_wanted
         arm = self.timer_heap.arm
         for connection in touched:
@@ -394,16 +395,18 @@ class Stack(UserCalls, Ipv6Side):
                     for segment in segments:
                         ecn = ECT_0 if segment.__class__ is EcnCapableSegment else NOT_ECT
                         packets.append(build_tcp_packet(local_address, remote_address, segment, ttl, tos=ecn,
-                                                        flow_label=flow_label))
+                                                        flow_label=flow_label, partial_checksum_over=partial_over))
                 else:
                     for segment in segments:
                         # RFC 3168 6.1.2: ECT(0) on the data segments of an ECN connection (ecn.py);
                         # the ECN field is the low bits of IPv4's TOS byte and of IPv6's traffic
                         # class (RFC 8200 7), which build_tcp_packet takes as `tos` in both families.
                         if segment.__class__ is EcnCapableSegment:
-                            packets.append(build_tcp_packet(local_address, remote_address, segment, ttl, tos=ECT_0))
+                            packets.append(build_tcp_packet(local_address, remote_address, segment, ttl, tos=ECT_0,
+                                                            partial_checksum_over=partial_over))
                         else:
-                            packets.append(build_tcp_packet(local_address, remote_address, segment, ttl))
+                            packets.append(build_tcp_packet(local_address, remote_address, segment, ttl,
+                                                            partial_checksum_over=partial_over))
             if events_wanted:
                 self._collect_events(connection)
             state = connection.state

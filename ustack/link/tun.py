@@ -28,9 +28,13 @@ TUN_F_TSO4 | TUN_F_TSO6), so every packet in either direction carries a virtio_n
 - sending, the core itself may build segments of up to 64 KB (TcpConfig.offload_segments, which
   the Stack sets when built with segmentation_offload=True, on connections whose segments fill
   the MTU); the kernel cuts them into segments of the MTU minus the headers, with the checksum
-  left partial for it to finish. Consecutive in-order MSS-sized segments of one connection that
-  still come one by one are joined into a super-segment (vnet.Coalescer) which the kernel cuts
-  back into the very same segments (gso_size = their length). The run being joined is held until
+  left partial for it to finish. The stack builds such a segment with its checksum partial
+  already (codec.build_tcp_packet: no pass over its payload in user space), marked as a
+  received one is (LinkBuffer), so the link writes it as it is and complete_checksum completes
+  it for the pcap writer, FaultInjector, tracer and live ladder. Consecutive in-order MSS-sized
+  segments of one connection that still come one by one are joined into a super-segment
+  (vnet.Coalescer) which the kernel cuts back into the very same segments (gso_size = their
+  length). The run being joined is held until
   the next packet that does not join it, a piece with PSH or FIN (which ends a run, so a reply is
   written as soon as the core makes it), or flush(), which the runtime calls at the end of every
   round (base.py's contract).
@@ -90,10 +94,11 @@ import os
 import pytun
 
 from .base import Link, LinkError
+from ..wire._wire import ffi
 from ..wire.codec import LinkBuffer
 from ..wire.segment import SegmentJoiner, cut_tcp_segment
 from .vnet import (CWR, ECE, GSO_NONE, GSO_TCPV6, HEADER_SIZE, PLAIN_BYTES, Coalescer, VnetDrop,
-                   large_segment_parts, packet_from_parts)
+                   complete_checksum, large_segment_parts, packet_from_parts)
 
 TUN_PATH = "/dev/net/tun"
 # The kernel's default transmit queue for a TUN device is 500 packets, which a burst of 64 KiB
@@ -277,7 +282,7 @@ class TunLink(Link):
         if len(packet) > self.mtu and self._coalescer is None:
             # Software GSO: cut here what the core built larger than the MTU (only where
             # cuts_large_segments told the Stack it may), each piece one write.
-            pieces = cut_tcp_segment(packet, self.mtu) if self.software_offload else None
+            pieces = _cut(packet, self.mtu) if self.software_offload else None
             if pieces is None:
                 self.count_drop("larger_than_mtu")
                 return
@@ -301,11 +306,15 @@ class TunLink(Link):
             tcp_flags = packet[(40 if ipv6 else 20) + 13]  # large_segment_parts took TCP right after the IP header
             if (ipv6 and not self.tso6) or tcp_flags & CWR:
                 self.counters["large_segments_cut_here"] += 1
-                for piece in cut_tcp_segment(packet, self.mtu):
+                for piece in _cut(packet, self.mtu):
                     self._write([PLAIN_BYTES, piece])
                 return
             self._write(parts)
             return
+        if type(packet) is memoryview:
+            # Only a segment larger than the MTU is built with its checksum partial (Stack: the
+            # link's MTU); should one come this way all the same, it leaves complete.
+            packet = complete_checksum(packet)
         if self._coalescer is None:
             self._write([packet])
             return
@@ -411,6 +420,16 @@ class TunLink(Link):
             self.flush()
             self.closed = True
             self._device.close()
+
+
+def _cut(packet, mtu: int) -> list | None:
+    """cut_tcp_segment for a packet of any bytes-like type. A large segment the stack built with
+    its checksum partial is a read-only view of a LinkBuffer (codec.build_tcp_packet), which the C
+    cut takes as a view of the same memory (cffi passes only bytes as they are); the field does not
+    matter, every piece's checksum is made anew (csrc/segment.c)."""
+    if type(packet) is not bytes:
+        packet = ffi.from_buffer("uint8_t[]", packet)
+    return cut_tcp_segment(packet, mtu)
 
 
 def _enable_offloads(device: "pytun.TunTapDevice") -> int:

@@ -381,16 +381,22 @@ def large_segment_frame(packet: bytes, mtu: int, other_flags: int = 0) -> bytes 
 
 
 def large_segment_parts(packet: bytes, mtu: int, other_flags: int = 0) -> list | None:
-    """large_segment_frame as the buffers it is made of, the payload not copied (os.writev)."""
+    """large_segment_frame as the buffers it is made of, the payload not copied (os.writev).
+
+    A packet the stack built with its checksum already partial (codec.build_tcp_packet: a
+    LinkBuffer still marked `tcp_checksum_partial`) goes as it is; any other gets the partial
+    checksum in a part of its own (one that an observer completed, complete_checksum, included)."""
     t = tcp_start_if_joinable(packet, other_flags)
     if not t or len(packet) > LARGEST_SUPER_SEGMENT:
         return None
     header_length = t + (packet[t + 12] >> 4) * 4
-    checksum = t + TCP_CHECKSUM_OFFSET
     # The header's fields in VnetHeader's order, packed without making one (this runs for every
     # large segment: a bulk download's whole send path).
-    return [HEADER.pack(NEEDS_CSUM, GSO_TYPE_OF[t], header_length, mtu - header_length, t, TCP_CHECKSUM_OFFSET),
-            packet[:checksum], _partial_checksum(packet, t, len(packet) - t), memoryview(packet)[checksum + 2:]]
+    header = HEADER.pack(NEEDS_CSUM, GSO_TYPE_OF[t], header_length, mtu - header_length, t, TCP_CHECKSUM_OFFSET)
+    if type(packet) is memoryview and type(packet.obj) is LinkBuffer and packet.obj.tcp_checksum_partial:
+        return [header, packet]
+    checksum = t + TCP_CHECKSUM_OFFSET
+    return [header, packet[:checksum], _partial_checksum(packet, t, len(packet) - t), memoryview(packet)[checksum + 2:]]
 
 
 def tcp_start_if_joinable(packet: bytes, other_flags: int = 0) -> int:
@@ -438,7 +444,9 @@ _ADDRESS_SUMS_KEPT = 1024
 def _partial_checksum(packet: bytes, tcp_start: int, tcp_length: int) -> bytes:
     """The TCP checksum field of a partial checksum: the pseudo-header sum of `packet`'s family
     for `tcp_length` bytes of TCP, folded, not complemented (see the module docstring)."""
-    addresses = packet[8:40] if tcp_start == IPV6_HEADER else packet[12:20]
+    # bytes, to be a key: a slice of a memoryview is none (a large segment built partial, which
+    # an observer completed: codec.build_tcp_packet); bytes() of a bytes slice is that slice.
+    addresses = bytes(packet[8:40] if tcp_start == IPV6_HEADER else packet[12:20])
     partial = _ADDRESS_SUMS.get(addresses)
     if partial is None:
         if tcp_start == IPV6_HEADER:

@@ -147,6 +147,19 @@ class Lib:
         payload_length: int,
         /,
     ) -> int: ...
+    @staticmethod
+    def ustack_build_tcp6_headers_partial(
+        out: CData,
+        capacity: int,
+        src: InBytes,
+        dst: InBytes,
+        hop_limit: int,
+        flow_label: int,
+        traffic_class: int,
+        spec: CData,
+        payload_length: int,
+        /,
+    ) -> int: ...
     # icmpv6.c
     @staticmethod
     def ustack_parse_icmp6(message: InBytes, length: int, src: InBytes, dst: InBytes, out: CData, /) -> int: ...
@@ -190,6 +203,8 @@ class Lib:
     def ustack_build_tcp_headers(
         out: CData, capacity: int, spec: CData, payload: InBytes, payload_length: int, /
     ) -> int: ...
+    @staticmethod
+    def ustack_build_tcp_headers_partial(out: CData, capacity: int, spec: CData, payload_length: int, /) -> int: ...
     @staticmethod
     def ustack_build_icmp_packet(
         out: CData,

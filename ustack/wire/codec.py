@@ -69,10 +69,15 @@ class LinkBuffer(bytearray):
       or changes a packet, a ladder that parses a copy) first calls vnet.complete_checksum, which
       writes the checksum into the buffer and clears this flag.
 
-    vnet.packet_from_parts and vnet.complete_checksum alone set these; parse_packet only reads
-    `tcp_checksum_known`. Class attributes give both their default (False) without an __init__:
-    the TUN link makes one LinkBuffer per super-segment it hands over, and a Python-level __init__
-    cost more than the rest of the allocation.
+    The same two flags mark a large segment the stack sends with its checksum left partial
+    (build_tcp_packet with `partial_checksum_over`: the kernel cuts it and completes each piece's
+    checksum, TSO; or the TUN link cuts it in software and makes every piece's checksum anew), so
+    the same one call, vnet.complete_checksum, completes it for whatever reads it as a wire would.
+
+    vnet.packet_from_parts, build_tcp_packet and vnet.complete_checksum alone set these;
+    parse_packet only reads `tcp_checksum_known`. Class attributes give both their default
+    (False) without an __init__: the TUN link makes one LinkBuffer per super-segment it hands
+    over, and a Python-level __init__ cost more than the rest of the allocation.
 
     parse_packet then leaves out the one pass over the segment that checks the TCP checksum
     (up to 64 KB, ~3 us), and only for a read-only memoryview of such a buffer: the packet exactly
@@ -372,10 +377,16 @@ _build_tcp = lib.ustack_build_tcp_packet
 _build_tcp6 = lib.ustack_build_tcp6_packet
 _build_tcp_headers = lib.ustack_build_tcp_headers
 _build_tcp6_headers = lib.ustack_build_tcp6_headers
+_build_tcp_headers_partial = lib.ustack_build_tcp_headers_partial
+_build_tcp6_headers_partial = lib.ustack_build_tcp6_headers_partial
 # From this payload length on, C writes only the headers and the payload joins them in one copy,
 # instead of C copying it after the headers and the packet being copied out of the scratch buffer:
 # a 64 KB segment is copied once here, not twice (issue 12).
 HEADERS_APART_FROM = 8192
+# The fewest header bytes in front of a TCP payload (IP and TCP without options), by family: a
+# payload longer than the `partial_checksum_over` limit less these makes a packet sure to exceed it.
+_SMALLEST_HEADERS = 20 + 20
+_SMALLEST_HEADERS6 = IPV6_HEADER_LENGTH + 20
 
 
 def build_tcp_packet(
@@ -389,7 +400,8 @@ def build_tcp_packet(
     flow_label: int = 0,
     traffic_class: int = 0,
     tos: int = 0,
-) -> bytes:
+    partial_checksum_over: int = 0,
+) -> bytes | memoryview:
     """One IPv4 packet carrying `segment`: both headers, options in the order of `option_layout`
     ("linux" or "freebsd"), the payload, both checksums. SACK blocks beyond what fits in 40 bytes
     of options are left out, as real stacks do (RFC 2018 3).
@@ -398,9 +410,18 @@ def build_tcp_packet(
     and `traffic_class` go in the fixed header, `identification` and `dont_fragment` are not used
     (IPv6 routers never fragment), the checksum covers the IPv6 pseudo-header (RFC 8200 8.1).
     `tos` is the IPv4 TOS byte, whose low two bits are the ECN field (RFC 3168 5); over IPv6
-    that byte is `traffic_class`."""
+    that byte is `traffic_class`.
+
+    `partial_checksum_over` (0: never) is for a link that cuts segments larger than its MTU (the
+    Stack passes its MTU when it may send such segments, TSO): a packet sure to be longer than it
+    (its payload with the smallest IP and TCP headers already is) is built with its TCP checksum
+    left partial, as the TUN link hands it to the kernel (NEEDS_CSUM: the pseudo-header sum with
+    the TCP length, folded, not complemented), without a pass over its payload, and comes back as
+    a read-only memoryview of a LinkBuffer marked `tcp_checksum_known` and `tcp_checksum_partial`.
+    Whatever reads it as a wire would first calls vnet.complete_checksum (see LinkBuffer)."""
     if type(src) is bytes:
-        return _build_tcp6_packet(src, dst, segment, ttl, option_layout, flow_label, traffic_class or tos)
+        return _build_tcp6_packet(src, dst, segment, ttl, option_layout, flow_label, traffic_class or tos,
+                                  partial_checksum_over)
     # Unpacking the segment at once costs less than reading its nine fields by name.
     src_port, dst_port, seq, ack, flags, window, urgent_pointer, options, data = segment
     # bytes, or a view of the send buffer's bytes (send_buffer.py), which C reads in place
@@ -422,6 +443,12 @@ def build_tcp_packet(
                        mss, window_scale, sack_count, LAYOUTS[option_layout], tos, ts_val, ts_ecr)  # fmt: skip
         except (struct.error, KeyError, TypeError, ValueError) as error:
             raise WireError(BUILD_BAD_FIELD, str(error)) from None
+        if partial_checksum_over and payload_length + _SMALLEST_HEADERS > partial_checksum_over \
+                and options.fast_open is None:
+            length = _build_tcp_headers_partial(out, _OUT_CAPACITY, spec, payload_length)
+            if length < 0:
+                raise WireError(REASON_NAMES[-length])
+            return _checksum_partial_packet(out_buffer[0 : length - payload_length], data)
         if payload_length < HEADERS_APART_FROM:
             length = _build_tcp(out, _OUT_CAPACITY, spec, payload, payload_length)
             if length < 0:
@@ -440,7 +467,8 @@ def build_tcp_packet(
 
 
 def _build_tcp6_packet(src: bytes, dst: bytes, segment: TcpSegment, hop_limit: int, option_layout: str,
-                       flow_label: int, traffic_class: int) -> bytes:  # fmt: skip
+                       flow_label: int, traffic_class: int,
+                       partial_checksum_over: int = 0) -> bytes | memoryview:  # fmt: skip
     """build_tcp_packet over IPv6: the spec without addresses, which go to C as arguments."""
     if len(src) != 16 or type(dst) is not bytes or len(dst) != 16:
         raise WireError(BUILD_BAD_FIELD, "IPv6 addresses are 16 bytes, both of them")
@@ -451,6 +479,13 @@ def _build_tcp6_packet(src: bytes, dst: bytes, segment: TcpSegment, hop_limit: i
         spec, spec_buffer, out, out_buffer = scratch.build
         payload = _pack_address_free_spec(spec_buffer, segment, hop_limit, option_layout)
         payload_length = len(payload)
+        if partial_checksum_over and payload_length + _SMALLEST_HEADERS6 > partial_checksum_over \
+                and segment.options.fast_open is None:  # as in build_tcp_packet
+            length = _build_tcp6_headers_partial(out, _OUT_CAPACITY, src, dst, hop_limit, flow_label, traffic_class,
+                                                 spec, payload_length)  # fmt: skip
+            if length < 0:
+                raise WireError(REASON_NAMES[-length])
+            return _checksum_partial_packet(out_buffer[0 : length - payload_length], segment.payload)
         if payload_length < HEADERS_APART_FROM:
             length = _build_tcp6(out, _OUT_CAPACITY, src, dst, hop_limit, flow_label, traffic_class, spec, payload,
                                  payload_length)  # fmt: skip
@@ -468,6 +503,17 @@ def _build_tcp6_packet(src: bytes, dst: bytes, segment: TcpSegment, hop_limit: i
     if segment.options.fast_open is not None:
         return _splice_fast_open(packet, segment.options)
     return packet
+
+
+def _checksum_partial_packet(headers: bytes, payload) -> memoryview:
+    """`headers` and `payload` in one LinkBuffer marked as holding a partial TCP checksum (see
+    build_tcp_packet), handed out read-only: nothing writes it again but complete_checksum.
+    Extending the buffer by the payload is the one copy of it (as b"".join is for a packet built
+    whole); no zeroed buffer is made first."""
+    buffer = LinkBuffer(headers)
+    buffer += payload
+    buffer.tcp_checksum_known = buffer.tcp_checksum_partial = True
+    return memoryview(buffer).toreadonly()
 
 
 def _pack_address_free_spec(spec_buffer, segment: TcpSegment, ttl: int, option_layout: str):

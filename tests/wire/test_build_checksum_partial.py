@@ -1,0 +1,108 @@
+"""build_tcp_packet with `partial_checksum_over`: a segment sure to be longer than that limit (a large
+segment the link cuts, TSO) is built with its TCP checksum left partial (the pseudo-header sum with
+the TCP length, folded, not complemented: what a TSO device takes with NEEDS_CSUM), without a pass
+over its payload, as a read-only view of a LinkBuffer marked `tcp_checksum_partial`; completed in
+place by vnet.complete_checksum, it is byte for byte the segment built with its checksum whole.
+(tests/link/test_checksum_partial_sent.py follows such segments through the links.)"""
+
+from __future__ import annotations
+
+import pytest
+
+from ustack.link.vnet import complete_checksum
+from ustack.wire import build_tcp_packet, codec, parse_packet
+from ustack.wire.checksum import pseudo_header_sum, pseudo_header_sum6
+from ustack.wire.codec import LinkBuffer
+from ustack.wire.tcp import NO_OPTIONS, TcpOptions, TcpSegment
+
+A, B = 0x0A4D0001, 0x0A4D0002
+A6, B6 = bytes.fromhex("fd000077000000000000000000000001"), bytes.fromhex("fd000077000000000000000000000002")
+ADDRESSES = {4: (A, B), 6: (A6, B6)}
+ACK, PSH, FIN, CWR = 0x10, 0x08, 0x01, 0x80
+MTU = 1500
+OPTIONS = {
+    "none": NO_OPTIONS,
+    "timestamps": TcpOptions(timestamps=(123456, 654321)),
+    "timestamps_sack": TcpOptions(timestamps=(1, 2), sack_blocks=((5000, 6000), (7000, 9001))),
+}
+
+
+def segment(length: int, options=NO_OPTIONS, flags: int = ACK, seq: int = 1000) -> TcpSegment:
+    payload = bytes((index * 13 + 7) & 0xFF for index in range(length))
+    return TcpSegment(40000, 80, seq, 7777, flags, 500, 0, options, payload)
+
+
+def expected_partial(packet: bytes) -> bytes:
+    """`packet` with the partial checksum a TSO device takes, worked out here from the RFCs (the
+    pseudo-header of RFC 9293 3.1 or RFC 8200 8.1 with the TCP length, folded, not complemented)."""
+    if packet[0] >> 4 == 6:
+        tcp_start, partial_sum = 40, pseudo_header_sum6(packet[8:24], packet[24:40], 6, len(packet) - 40)
+    else:
+        src, dst = int.from_bytes(packet[12:16], "big"), int.from_bytes(packet[16:20], "big")
+        tcp_start, partial_sum = 20, pseudo_header_sum(src, dst, 6, len(packet) - 20)
+    while partial_sum >> 16:
+        partial_sum = (partial_sum & 0xFFFF) + (partial_sum >> 16)
+    field = tcp_start + 16
+    return packet[:field] + partial_sum.to_bytes(2, "big") + packet[field + 2:]
+
+
+def is_partial(packet) -> bool:
+    return type(packet) is memoryview and type(packet.obj) is LinkBuffer and packet.obj.tcp_checksum_partial
+
+
+@pytest.mark.parametrize("family", [4, 6])
+@pytest.mark.parametrize("options", sorted(OPTIONS))
+# 1461 (barely a large segment), odd lengths below and above HEADERS_APART_FROM, the largest
+@pytest.mark.parametrize("length", [1461, 2897, 8191, 8193, 40_001, 65_535 - 40 - 20 - 40])
+@pytest.mark.parametrize("payload_type", [bytes, memoryview])
+def test_a_large_segment_built_partial_completes_to_the_whole_one(family, options, length, payload_type):
+    src, dst = ADDRESSES[family]
+    tcp = segment(length, OPTIONS[options], flags=ACK | PSH)
+    whole = build_tcp_packet(src, dst, tcp, tos=2, flow_label=0x12345)
+    assert type(whole) is bytes
+    sent = tcp._replace(payload=payload_type(tcp.payload))  # the send buffer hands views
+    packet = build_tcp_packet(src, dst, sent, tos=2, flow_label=0x12345, partial_checksum_over=MTU)
+    assert is_partial(packet) and packet.readonly and packet.obj.tcp_checksum_known
+    assert bytes(packet) == expected_partial(whole)
+    assert complete_checksum(packet) is packet  # in place: the same object
+    assert not packet.obj.tcp_checksum_partial and packet.obj.tcp_checksum_known
+    assert bytes(packet) == whole
+    assert bytes(parse_packet(bytes(packet)).tcp.payload) == tcp.payload  # summed in full: right
+
+
+@pytest.mark.parametrize("family", [4, 6])
+def test_the_builders_that_sum_the_payload_are_not_called(family, monkeypatch):
+    """The partial build is one C call that is not given the payload (it never reads it), not
+    one of the builders that sum it."""
+    calls = []
+    monkeypatch.setattr(codec, "_build_tcp_headers", lambda *a: calls.append(a))
+    monkeypatch.setattr(codec, "_build_tcp6_headers", lambda *a: calls.append(a))
+    src, dst = ADDRESSES[family]
+    packet = build_tcp_packet(src, dst, segment(40_000), partial_checksum_over=MTU)
+    assert is_partial(packet) and calls == []
+
+
+@pytest.mark.parametrize("family", [4, 6])
+def test_up_to_the_limit_the_checksum_is_whole(family):
+    """A segment that may fit the MTU, or any segment without the limit, is built as always: bytes
+    with a complete checksum (a stack without offloads never makes a partial one)."""
+    src, dst = ADDRESSES[family]
+    smallest = 40 if family == 4 else 60
+    for length, over in ((MTU - smallest, MTU), (40_000, 0), (3000, 0)):
+        packet = build_tcp_packet(src, dst, segment(length, OPTIONS["timestamps"]), partial_checksum_over=over)
+        assert type(packet) is bytes
+        assert parse_packet(packet).tcp is not None  # its checksum summed and found right
+
+
+def test_the_c_partial_field_is_the_links_partial_field():
+    """The field C writes equals the one the TUN link writes for a whole packet (one rule, two
+    writers: vnet.large_segment_parts for a packet an observer completed)."""
+    from ustack.link import vnet
+
+    for src, dst in ADDRESSES.values():
+        for length in (1461, 30_000, 64_000):
+            whole = build_tcp_packet(src, dst, segment(length))
+            t = 40 if type(src) is bytes else 20
+            field = vnet._partial_checksum(whole, t, len(whole) - t)
+            packet = build_tcp_packet(src, dst, segment(length), partial_checksum_over=MTU)
+            assert bytes(packet[t + 16:t + 18]) == field
