@@ -160,7 +160,9 @@ class Stack(UserCalls, Ipv6Side):
         # of every connection's life are not made at all (events_wanted).
         self._events_wanted = True
         self._born_of: dict[Connection, Listener] = {}  # passive connections, for the listener's count
-        self._active: dict[Connection, None] = {}  # touched since the runtime last asked
+        # Touched since the runtime last asked (drain_active): every touch writes it along with
+        # _touched (both in order of first touch), so transmit() has no set to merge.
+        self._active: dict[Connection, None] = {}
         self._port_random = random.Random(port_seed)
         self._next_ephemeral = self._port_random.randrange(len(EPHEMERAL_PORTS))
         # RFC 6864 4.1: a fragmented datagram needs an identification unique for its source,
@@ -248,10 +250,12 @@ class Stack(UserCalls, Ipv6Side):
     def _to_connection(self, connection: Connection | TimeWait, ip, segment: TcpSegment,
                        key: ConnectionKey, now: float) -> None:
         """A segment for the connection (or TIME-WAIT record) of its 4-tuple."""
-        if ip.ecn == CE:
+        # The IP header's ECN field (RFC 3168 5): for IPv4 the low two bits of the TOS byte, read
+        # here in place of the header's `ecn` property (a call fewer per packet).
+        if (ip.tos & CE if ip.__class__ is Ipv4Header else ip.ecn) == CE:
             connection.congestion_experienced()  # RFC 3168 6.1.3: the IP header's news
         connection.receive(segment, now)
-        self._touched[connection] = None  # as _touch does
+        self._touched[connection] = self._active[connection] = None  # as _touch does
         if self._events_wanted:
             self._collect_events(connection)
         if connection.state is CLOSED:
@@ -353,14 +357,8 @@ class Stack(UserCalls, Ipv6Side):
             return []  # nothing touched since the last call: the common answer to a poll
         packets = self._control_replies
         self._control_replies = []
-        touched = self._touched
+        touched = self._touched  # (each is in the active set already: _touch)
         self._touched = {}
-        if self._active:
-            self._active.update(touched)
-        else:
-            # The runtime drains the active set after each round (drain_active): then this round's
-            # touched set is the active set, without a copy (`touched` is not changed after this).
-            self._active = touched
         ttl = self.ttl
         offload_segments = self.offload_segments
         offload = offload_segments > 1
@@ -461,7 +459,7 @@ class Stack(UserCalls, Ipv6Side):
             self._touch(connection)
 
     def _touch(self, connection: Connection) -> None:
-        self._touched[connection] = None
+        self._touched[connection] = self._active[connection] = None
         # Collect events as they happen, so a tracer can put a state change on the line of the
         # packet (or the timer, or the user call) that caused it.
         if self._events_wanted:
@@ -538,9 +536,7 @@ class Stack(UserCalls, Ipv6Side):
         each batch, level-triggered: it never misses a change and never scans idle connections.
         Those touched since the last transmit() are among them (they stay due for it): a runtime
         may hand received data to the application before it transmits."""
-        active = self._active
-        if self._touched:
-            active.update(self._touched)
+        active = self._active  # the connections touched since the last transmit() among them
         self._active = {}
         return list(active)
 
@@ -564,7 +560,7 @@ class Stack(UserCalls, Ipv6Side):
             record = connection.time_wait
             if record is not None and self.connections.get(record.key) is record:
                 connection = record
-        self._touched[connection] = None  # _touch, in line: a poke follows every user call
+        self._touched[connection] = self._active[connection] = None  # _touch, in line: a poke follows every user call
         if self._events_wanted:
             self._collect_events(connection)
 

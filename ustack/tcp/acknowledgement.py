@@ -23,7 +23,7 @@ sender decides what to send once per batch in any case (the runtime transmits af
 from __future__ import annotations
 
 from ustack.tcp.events import SendSpaceAvailable
-from ustack.tcp.options import TIMESTAMP_MASK, timestamp_value
+from ustack.tcp.options import TIMESTAMP_MASK
 from ustack.tcp.seq import SEQ_HALF, SEQ_MASK, seq_add, seq_diff, seq_gt, seq_le, seq_lt
 from ustack.tcp.state import EVENTS_OFF
 from ustack.tcp.send_side import FAST_RETRANSMIT, LIMITED_TRANSMIT
@@ -210,7 +210,7 @@ class AcknowledgementProcessing:
         if timestamps is not None and timestamps[1]:
             # RFC 7323 4.1/4.2: the echoed timestamp says which transmission is being answered,
             # so retransmitted segments measure correctly too (Karn's rule is not needed).
-            elapsed = (timestamp_value(now) - timestamps[1]) & TIMESTAMP_MASK
+            elapsed = (int(now * 1000) - timestamps[1]) & TIMESTAMP_MASK  # timestamp_value(now) - TSecr
             if elapsed >= 0x7FFFFFFF:
                 return
             sample = elapsed / 1000

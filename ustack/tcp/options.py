@@ -45,7 +45,13 @@ TIMESTAMP_TICK_USECS = 1000  # the tick of timestamp_value's clock, for those wh
 
 
 def timestamp_value(now: float) -> int:
-    """Our TSval: a 1 ms clock (RFC 7323 5.4 asks for 1 ms to 1 s per tick)."""
+    """Our TSval: a 1 ms clock (RFC 7323 5.4 asks for 1 ms to 1 s per tick).
+
+    The one owner of the clock's rate. Its expression, `int(now * 1000) & TIMESTAMP_MASK`, is
+    written in place (with a comment naming this function) only where a segment is built or an
+    ACK measured on every packet: syn_options, output.py's _acknowledgement_fields, the
+    acknowledgement path's _take_rtt_sample and a TIME-WAIT record's ACK (a call fewer each;
+    tests/tcp/test_timestamp_clock.py holds them to this function)."""
     return int(now * 1000) & TIMESTAMP_MASK
 
 

@@ -23,7 +23,7 @@ Policies, each with its RFC:
 from __future__ import annotations
 
 from ustack.tcp.acknowledgement import DUPLICATE_ACK_THRESHOLD
-from ustack.tcp.options import syn_options, timestamp_value
+from ustack.tcp.options import TIMESTAMP_MASK, syn_options
 from ustack.tcp.ratelimit import challenge_ack_allowed, unacceptable_ack_allowed
 from ustack.tcp.seq import SEQ_HALF, SEQ_MASK, seq_add, seq_diff, seq_gt, seq_lt, seq_max
 from ustack.tcp.state import (
@@ -581,9 +581,9 @@ class SegmentOutput:
                 blocks = rcv.sack_blocks(3)
             else:
                 blocks = ()
-            # RFC 7323 3.2: TSval is our clock, TSecr echoes TS.Recent.
+            # RFC 7323 3.2: TSval is our clock (timestamp_value, in line), TSecr echoes TS.Recent.
             options = _new_tuple(
-                TcpOptions, (None, None, False, blocks, (timestamp_value(now), rcv.ts_recent), None, False)
+                TcpOptions, (None, None, False, blocks, (int(now * 1000) & TIMESTAMP_MASK, rcv.ts_recent), None, False)
             )
         elif self.sack_permitted and (rcv.has_out_of_order or dsack is not None):
             options = TcpOptions(None, None, False, rcv.sack_blocks(4), None)

@@ -100,7 +100,7 @@ class ReceiveBuffer:
     # included (scripts/bench_lifecycles.py, bench_memory.py).
     __slots__ = (
         "capacity", "_fixed_max_blocks", "max_blocks", "refused_arrivals", "pruned_blocks", "pruned_bytes",
-        "_rcv_nxt", "_in_order", "_readable", "_rcv_nxt_offset", "_starts", "_ends", "_ring", "_out_of_order_bytes",
+        "_rcv_nxt", "_in_order", "readable", "_rcv_nxt_offset", "_starts", "_ends", "_ring", "_out_of_order_bytes",
     )  # fmt: skip
 
     def __init__(self, capacity: int, rcv_nxt: int, *, max_blocks: int | None = None):
@@ -120,7 +120,10 @@ class ReceiveBuffer:
         # the rest of a chunk partly read, or a short bytearray that short arrivals join) while
         # there are some, else the shared empty tuple (an idle connection keeps no list).
         self._in_order: list | tuple = NOTHING
-        self._readable = 0  # their total length
+        # Their total length: `readable`, the in-order bytes waiting for the application. A plain
+        # attribute, not a property (asked on every arrival, read and close: a call fewer each),
+        # read-only outside this class: insert and the reads move it.
+        self.readable = 0
         self._rcv_nxt_offset = 0  # stream offset of RCV.NXT (see the module docstring)
         # Out-of-order data: the blocks' starts, sorted, never touching; their ends by start, in the
         # order the blocks last received data (oldest first); the bytes, in the ring. The list and
@@ -138,14 +141,9 @@ class ReceiveBuffer:
         return self._rcv_nxt
 
     @property
-    def readable(self) -> int:
-        """In-order bytes waiting for the application."""
-        return self._readable
-
-    @property
     def free_space(self) -> int:
         """The window to advertise: capacity minus what waits for the application."""
-        return max(0, self.capacity - self._readable)
+        return max(0, self.capacity - self.readable)
 
     @property
     def has_out_of_order(self) -> bool:
@@ -177,7 +175,7 @@ class ReceiveBuffer:
         if length == 0:
             return 0
         window_start = self._rcv_nxt_offset
-        window_end = window_start + self.capacity - self._readable
+        window_end = window_start + self.capacity - self.readable
         # seq_diff(seq, RCV.NXT), inline (seq.py): once per data segment.
         start = window_start + ((seq - self._rcv_nxt + SEQ_HALF) & SEQ_MASK) - SEQ_HALF
         end = start + length
@@ -197,7 +195,7 @@ class ReceiveBuffer:
                     self._in_order = [data]
                 else:
                     in_order.append(data)
-                self._readable += length
+                self.readable += length
             else:
                 self._append_in_order(data)
             self._advance(end - start)
@@ -278,7 +276,7 @@ class ReceiveBuffer:
         anything else copied into bytes), or joined to a short last chunk if it is short too."""
         in_order = self._in_order
         length = len(data)
-        self._readable += length
+        self.readable += length
         if in_order is not NOTHING and length < MERGE_BELOW and len(in_order[-1]) < MERGE_BELOW:
             last = in_order[-1]
             if type(last) is not bytearray:
@@ -413,16 +411,18 @@ class ReceiveBuffer:
         chunks = self._in_order
         if max_bytes <= 0 or chunks is NOTHING:
             return []
-        if len(chunks[0]) >= max_bytes or len(chunks) == 1:
+        first = chunks[0]
+        taken = len(first)
+        if taken >= max_bytes or len(chunks) == 1:
             # The first chunk answers the read: all of it, or its front (the common cases).
-            first = chunks[0]
-            if len(first) <= max_bytes:
+            if taken <= max_bytes:
                 del chunks[0]
                 pieces = [first]
             else:
                 view = memoryview(first)
                 pieces = [view[:max_bytes]]
                 chunks[0] = view[max_bytes:]  # the rest, without a copy
+                taken = max_bytes
         else:
             # Whole chunks while they fit, then the front of the next one.
             count = taken = 0
@@ -437,9 +437,10 @@ class ReceiveBuffer:
                 view = memoryview(chunks[0])
                 pieces.append(view[: max_bytes - taken])
                 chunks[0] = view[max_bytes - taken :]
+                taken = max_bytes
         if not chunks:
             self._in_order = NOTHING  # everything read: no list kept
-        self._readable -= sum(map(len, pieces)) if len(pieces) > 1 else len(pieces[0])
+        self.readable -= taken  # the bytes in `pieces`, counted on the way
         return pieces
 
     def peek(self, max_bytes: int) -> bytes:

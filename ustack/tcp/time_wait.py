@@ -38,7 +38,7 @@ from collections import Counter
 
 from ustack.tcp.errors import TcpError
 from ustack.tcp.events import ConnectionFailed, ConnectionSnapshot
-from ustack.tcp.options import timestamp_value
+from ustack.tcp.options import TIMESTAMP_MASK
 from ustack.tcp.ratelimit import challenge_ack_allowed, unacceptable_ack_allowed
 from ustack.tcp.reset import reset_for_unmatched
 from ustack.tcp.seq import segment_acceptable, seq_add, seq_gt, seq_le, seq_lt
@@ -257,11 +257,12 @@ class TimeWait(StateMachine):
         if self.ack_owed and self.state is TIME_WAIT:
             self.ack_owed = False
             ts_recent = self.ts_recent
-            # RFC 7323 3.2: TSval is our clock (the connection's), TSecr echoes TS.Recent.
+            # RFC 7323 3.2: TSval is our clock (the connection's: timestamp_value, in line), TSecr
+            # echoes TS.Recent.
             # Every field in order, through tuple.__new__ (a NamedTuple's own __new__ is a Python
             # function): the last ACK of nearly every connection a server closes first is this one.
             options = NO_OPTIONS if ts_recent is None else _new_tuple(
-                TcpOptions, (None, None, False, (), (timestamp_value(now), ts_recent), None, False))
+                TcpOptions, (None, None, False, (), (int(now * 1000) & TIMESTAMP_MASK, ts_recent), None, False))
             key = self.key
             out.append(_new_tuple(TcpSegment, (key[1], key[3], self.snd_nxt, self.rcv_nxt, ACK, self.window, 0, options,
                                                b"")))
