@@ -1,8 +1,10 @@
 """The delayed-ACK and persist timers are cancelled only when armed, on the paths that run for
 nearly every segment: an ACK sent (output._acknowledgement_fields), a window update taken
-(acknowledgement._update_send_window), a burst of data sent (output._data_timers). Each path
+(acknowledgement._update_send_window), a burst of data sent (output._data_timers); and the
+connect timer, which only an active open with a connect_timeout has, when the connection is
+established (arrival._after_established). Each path
 reads `TimerSet.deadlines` (is_armed, in line) before calling cancel(), to save the call when,
-as almost always, there is nothing to cancel (issue 12: 11 calls of a lifecycle's ~810).
+as almost always, there is nothing to cancel (issue 12: 13 calls of a lifecycle's ~810).
 
 Two tests. A differential one on virtual time: two worlds, each a client and a server
 connection wired back to back, see the same seeded traffic (writes, reads that leave the window
@@ -23,17 +25,17 @@ import pytest
 
 from tcp_script import CONFIG, LOCAL_ADDRESS, LOCAL_PORT, REMOTE_ADDRESS, REMOTE_PORT
 from ustack.tcp import Connection, TcpCallError, TcpConfig
-from ustack.tcp.timer_set import DELAYED_ACK_TIMER, PERSIST_TIMER, TimerSet
+from ustack.tcp.timer_set import CONNECT_TIMER, DELAYED_ACK_TIMER, PERSIST_TIMER, TimerSet
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
 from bench_lifecycles import exchange, make_pair, one_lifecycle  # noqa: E402
 
 SEEDS = range(80)
-GUARDED_PATHS = ("_acknowledgement_fields", "_update_send_window", "_data_timers")
+GUARDED_PATHS = ("_acknowledgement_fields", "_update_send_window", "_data_timers", "_after_established")
 
 
 class AlwaysCancels(Connection):
-    """The three paths as they were: cancel() called whether or not the timer is armed."""
+    """The four paths as they were: cancel() called whether or not the timer is armed."""
 
     armed_cancels = 0  # how often one of them found its timer armed (the test means something)
 
@@ -53,6 +55,11 @@ class AlwaysCancels(Connection):
         armed = self.timers.is_armed(PERSIST_TIMER)
         super()._data_timers(now)
         AlwaysCancels.armed_cancels += self.timers.cancel(PERSIST_TIMER) or armed
+
+    def _after_established(self, now):
+        armed = self.timers.is_armed(CONNECT_TIMER)
+        super()._after_established(now)  # (nothing in it arms the connect timer)
+        AlwaysCancels.armed_cancels += self.timers.cancel(CONNECT_TIMER) or armed
 
 
 class World:
@@ -94,6 +101,7 @@ def run(seed: int) -> None:
         quick_ack_segments=rng.choice([0, 0, 4]),
         ack_every_segments=rng.choice([2, 2, 3]),
         nagle=rng.random() < 0.7,
+        connect_timeout=rng.choice([None, 0.5, 20.0]),
     )
     worlds = (World(AlwaysCancels, config), World(Connection, config))
     now = 0.0
@@ -160,14 +168,17 @@ def cancels_by_path(monkeypatch) -> list:
     return calls
 
 
-def test_a_lifecycle_cancels_only_armed_timers_on_the_per_segment_paths(monkeypatch):
+@pytest.mark.parametrize("connect_timeout", (None, 20.0))
+def test_a_lifecycle_cancels_only_armed_timers_on_the_per_segment_paths(monkeypatch, connect_timeout):
     calls = cancels_by_path(monkeypatch)
-    client, server, listener = make_pair(TcpConfig())
+    client, server, listener = make_pair(TcpConfig(connect_timeout=connect_timeout))
     for n in range(3):
         one_lifecycle(client, server, listener, 1.0 + n)
     assert calls, "a lifecycle's delayed ACK is cancelled when the answer carries the ACK"
     assert all(armed for _, _, armed in calls), calls
-    assert {(path, kind) for path, kind, _ in calls} == {("_acknowledgement_fields", DELAYED_ACK_TIMER)}
+    cancelled = {(path, kind) for path, kind, _ in calls}
+    assert cancelled == {("_acknowledgement_fields", DELAYED_ACK_TIMER)} | (
+        set() if connect_timeout is None else {("_after_established", CONNECT_TIMER)})
 
 
 def test_a_shut_window_cancels_only_armed_persist_timers(monkeypatch):

@@ -511,7 +511,8 @@ class SegmentOutput:
         if not self.sack_permitted:
             return self.send_mss
         most = 3 if self.timestamps_enabled else 4  # what the 40 bytes of option space hold
-        blocks = len(self.rcv.buffer.sack_blocks(most)) if self.rcv.has_out_of_order else 0
+        buffer = self.rcv.buffer  # (ReceiveSide.has_out_of_order, in line: once per burst of data)
+        blocks = len(buffer.sack_blocks(most)) if buffer is not None and buffer.has_out_of_order else 0
         if self.rcv.dsack_block is not None:
             blocks = min(most, blocks + 1)  # RFC 2883: the D-SACK block rides in front, once
         return self.send_mss - (4 + 8 * blocks) if blocks else self.send_mss
