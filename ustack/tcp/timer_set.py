@@ -75,11 +75,13 @@ class TimerSet:
     (cancel_all drops it at once): an idle established connection without keepalive has none
     armed and pays for no list.
 
-    `deadlines` is read outside this class in one way only, to skip a call: the paths that
-    cancel a timer on every ACK or data segment sent or received (the delayed-ACK and persist
-    timers, output.py and acknowledgement.py) call cancel() only when
-    `deadlines is not None and deadlines[kind] != NOT_ARMED`, which is `is_armed(kind)` in
-    line: cancel() of a timer not armed does nothing. Nothing outside this class writes it."""
+    `deadlines` is read outside this class only to save a call on the paths that run for
+    nearly every segment, in two forms: `deadlines is not None and deadlines[kind] !=
+    NOT_ARMED`, which is `is_armed(kind)` in line, before a cancel() (cancel of a timer not
+    armed does nothing: the delayed-ACK, persist and connect timers, output.py,
+    acknowledgement.py, arrival.py); and `deadlines[kind]` as `deadline(kind)` with NOT_ARMED
+    for None, where infinity compares as "not armed" should (RACK's probe timer, rack.py).
+    Nothing outside this class writes it."""
 
     __slots__ = ("deadlines",)
 
