@@ -27,7 +27,7 @@ from ustack.tcp.options import TIMESTAMP_MASK
 from ustack.tcp.seq import SEQ_HALF, SEQ_MASK, seq_add, seq_diff, seq_gt, seq_le, seq_lt
 from ustack.tcp.state import EVENTS_OFF
 from ustack.tcp.send_side import FAST_RETRANSMIT, LIMITED_TRANSMIT
-from ustack.tcp.timer_set import PERSIST_TIMER, RETRANSMIT_TIMER
+from ustack.tcp.timer_set import NOT_ARMED, PERSIST_TIMER, RETRANSMIT_TIMER
 from ustack.wire.tcp import CWR, ECE, FIN, SYN, AckRunSegment, TcpSegment
 
 DUPLICATE_ACK_THRESHOLD = 3  # RFC 5681 3.2
@@ -277,5 +277,10 @@ class AcknowledgementProcessing:
     def _update_send_window(self, segment: TcpSegment) -> None:
         """RFC 9293 3.10.7.4 fifth: SND.WND from the newest segment (SendSide.update_window)."""
         window = self.snd.update_window(segment, self.send_shift)
-        if window and self.timers.cancel(PERSIST_TIMER):
-            self.snd.persist_ended()  # the window opened: probing stops (RFC 9293 3.8.6.1)
+        if window:
+            # The persist timer is rarely armed: is_armed, in line (timer_set.py), saves a call
+            # into cancel() on nearly every ACK.
+            deadlines = self.timers.deadlines
+            if deadlines is not None and deadlines[PERSIST_TIMER] != NOT_ARMED:
+                self.timers.cancel(PERSIST_TIMER)
+                self.snd.persist_ended()  # the window opened: probing stops (RFC 9293 3.8.6.1)

@@ -38,7 +38,7 @@ from ustack.tcp.state import (
     State,
 )
 from ustack.tcp.send_side import SEND_SYN
-from ustack.tcp.timer_set import CONNECT_TIMER, KEEPALIVE_TIMER, RETRANSMIT_TIMER
+from ustack.tcp.timer_set import CONNECT_TIMER, KEEPALIVE_TIMER, NOT_ARMED, RETRANSMIT_TIMER
 from ustack.wire.tcp import ACK, ECE, FIN, PSH, RST, SYN, URG, TcpSegment
 
 # The flags the fast path takes: an ACK, with or without PSH, with or without the peer's FIN.
@@ -301,7 +301,10 @@ class SegmentArrival:
             self.rtt.reinitialize_after_syn_timeout()  # RFC 6298 5.7
 
     def _after_established(self, now: float) -> None:
-        self.timers.cancel(CONNECT_TIMER)
+        # is_armed, in line (timer_set.py): only an active open with a connect_timeout has it.
+        deadlines = self.timers.deadlines
+        if deadlines is not None and deadlines[CONNECT_TIMER] != NOT_ARMED:
+            self.timers.cancel(CONNECT_TIMER)
         if self.config.keepalive and self.state is ESTABLISHED:
             self.timers.arm(KEEPALIVE_TIMER, now + self.config.keepalive_idle)
         if self._shutdown_after_open:

@@ -34,7 +34,7 @@ from ustack.tcp.send_side import (
     FAST_RETRANSMIT, FORCE_SEND, KEEPALIVE_PROBE, LIMITED_TRANSMIT, LOSS_PROBE, SEND_SYN, WINDOW_PROBE,
 )
 from ustack.tcp.congestion.pacing import Pacer
-from ustack.tcp.timer_set import DELAYED_ACK_TIMER, PACING_TIMER, PERSIST_TIMER, RETRANSMIT_TIMER
+from ustack.tcp.timer_set import DELAYED_ACK_TIMER, NOT_ARMED, PACING_TIMER, PERSIST_TIMER, RETRANSMIT_TIMER
 from ustack.wire.tcp import ACK, CWR, ECE, FIN, NO_OPTIONS, PSH, RST, SYN, URG, TcpOptions, TcpSegment
 
 # The segments and options this module makes for every transmit() are built as plain tuples of
@@ -285,7 +285,10 @@ class SegmentOutput:
         running), and no persist timer is needed while it does."""
         timers = self.timers
         timers.arm_unless_armed(RETRANSMIT_TIMER, now + self.rtt.rto)
-        timers.cancel(PERSIST_TIMER)
+        # is_armed, in line (timer_set.py), saves a call into cancel() on nearly every burst:
+        # the persist timer is rarely armed (the list exists, the line above armed a timer).
+        if timers.deadlines[PERSIST_TIMER] != NOT_ARMED:
+            timers.cancel(PERSIST_TIMER)
 
     def _emit_limited_transmit(self, now: float, out: list) -> None:
         """RFC 3042 2 (Limited Transmit): on the first and second duplicate ACK, one segment of
@@ -508,7 +511,8 @@ class SegmentOutput:
         if not self.sack_permitted:
             return self.send_mss
         most = 3 if self.timestamps_enabled else 4  # what the 40 bytes of option space hold
-        blocks = len(self.rcv.buffer.sack_blocks(most)) if self.rcv.has_out_of_order else 0
+        buffer = self.rcv.buffer  # (ReceiveSide.has_out_of_order, in line: once per burst of data)
+        blocks = len(buffer.sack_blocks(most)) if buffer is not None and buffer.has_out_of_order else 0
         if self.rcv.dsack_block is not None:
             blocks = min(most, blocks + 1)  # RFC 2883: the D-SACK block rides in front, once
         return self.send_mss - (4 + 8 * blocks) if blocks else self.send_mss
@@ -590,7 +594,9 @@ class SegmentOutput:
         else:
             options = NO_OPTIONS
         rcv.acknowledgement_sent()  # Last.ACK.sent = RCV.NXT (RFC 7323 4.3), nothing owed now
-        self.timers.cancel(DELAYED_ACK_TIMER)
+        deadlines = self.timers.deadlines
+        if deadlines is not None and deadlines[DELAYED_ACK_TIMER] != NOT_ARMED:  # is_armed, in line (timer_set.py)
+            self.timers.cancel(DELAYED_ACK_TIMER)
         fields = rcv_nxt, rcv.window_field(self.config, self.receive_shift), options
         # A D-SACK block reports one arrival in one segment (RFC 2883 4): the next segment of
         # this transmit() works its fields out again, without it.

@@ -384,9 +384,11 @@ class RackProcessing:
             timers.cancel(TLP_TIMER)
             return
         deadline = now + rack.probe_timeout(self.rtt.srtt, in_flight, self.send_mss)
-        retransmit_deadline = timers.deadline(RETRANSMIT_TIMER)
-        if retransmit_deadline is not None and retransmit_deadline < deadline:
-            deadline = retransmit_deadline  # 7.2: PTO = the time left before the RTO
+        # timers.deadline(RETRANSMIT_TIMER), in line (timer_set.py): a slot not armed holds
+        # NOT_ARMED, infinity, which no deadline exceeds.
+        deadlines = timers.deadlines
+        if deadlines is not None and deadlines[RETRANSMIT_TIMER] < deadline:
+            deadline = deadlines[RETRANSMIT_TIMER]  # 7.2: PTO = the time left before the RTO
         timers.arm(TLP_TIMER, deadline)
 
     def _probe_timeout(self, now: float) -> None:

@@ -64,82 +64,90 @@ _LABELS = tuple(kind.label for kind in _KINDS)
 # A slot whose timer is not armed holds infinity, not None: the earliest deadline is then min()
 # of the list, one C call, where skipping Nones took a Python loop over every slot (the stack
 # asks after each transmit() of every connection it touched).
-_NOT_ARMED = float("inf")
+NOT_ARMED = float("inf")
 
 
 class TimerSet:
     """Every timer of one connection. The only place a deadline is stored or changed.
 
-    The deadlines live in one list indexed by Timer (_NOT_ARMED in a slot whose timer is not
+    The deadlines live in one list indexed by Timer (NOT_ARMED in a slot whose timer is not
     running), created when a timer is armed and dropped when next_deadline() finds none armed
     (cancel_all drops it at once): an idle established connection without keepalive has none
-    armed and pays for no list."""
+    armed and pays for no list.
 
-    __slots__ = ("_deadlines",)
+    `deadlines` is read outside this class only to save a call on the paths that run for
+    nearly every segment, in two forms: `deadlines is not None and deadlines[kind] !=
+    NOT_ARMED`, which is `is_armed(kind)` in line, before a cancel() (cancel of a timer not
+    armed does nothing: the delayed-ACK, persist and connect timers, output.py,
+    acknowledgement.py, arrival.py); and `deadlines[kind]` as `deadline(kind)` with NOT_ARMED
+    for None, where infinity compares as "not armed" should (RACK's probe timer, rack.py).
+    Nothing outside this class writes it."""
+
+    __slots__ = ("deadlines",)
 
     def __init__(self) -> None:
-        self._deadlines: list[float] | None = None
+        self.deadlines: list[float] | None = None
 
     def deadline(self, kind: Timer) -> float | None:
         """When `kind` expires, or None when it is not armed."""
-        deadlines = self._deadlines
+        deadlines = self.deadlines
         if deadlines is None:
             return None
         deadline = deadlines[kind]
-        return None if deadline == _NOT_ARMED else deadline
+        return None if deadline == NOT_ARMED else deadline
 
     def is_armed(self, kind: Timer) -> bool:
-        deadlines = self._deadlines
-        return deadlines is not None and deadlines[kind] != _NOT_ARMED
+        deadlines = self.deadlines
+        return deadlines is not None and deadlines[kind] != NOT_ARMED
 
     def due(self, kind: Timer, now: float) -> bool:
         """`kind` is armed and its deadline is at or before `now`."""
-        deadlines = self._deadlines
-        return deadlines is not None and now >= deadlines[kind]  # never for _NOT_ARMED
+        deadlines = self.deadlines
+        return deadlines is not None and now >= deadlines[kind]  # never for NOT_ARMED
 
     def arm(self, kind: Timer, deadline: float) -> None:
         """Set (or move) the deadline of `kind`."""
-        deadlines = self._deadlines
+        deadlines = self.deadlines
         if deadlines is None:
-            deadlines = self._deadlines = [_NOT_ARMED] * _COUNT
+            deadlines = self.deadlines = [NOT_ARMED] * _COUNT
         deadlines[kind] = deadline
 
     def arm_unless_armed(self, kind: Timer, deadline: float) -> None:
         """Start `kind` if it is not running (RFC 6298 5.1: a running retransmission timer is
         not restarted by sending more)."""
-        deadlines = self._deadlines
+        deadlines = self.deadlines
         if deadlines is None:
-            deadlines = self._deadlines = [_NOT_ARMED] * _COUNT
-        if deadlines[kind] == _NOT_ARMED:
+            deadlines = self.deadlines = [NOT_ARMED] * _COUNT
+        if deadlines[kind] == NOT_ARMED:
             deadlines[kind] = deadline
 
     def cancel(self, kind: Timer) -> bool:
         """Stop `kind`; True if it was armed. A list left with nothing armed goes at the next
         next_deadline(), which finds that out anyway (the stack asks it after every transmit),
         not here: a connection cancels a dozen timers in its life."""
-        deadlines = self._deadlines
-        if deadlines is None or deadlines[kind] == _NOT_ARMED:
+        deadlines = self.deadlines
+        if deadlines is None or deadlines[kind] == NOT_ARMED:
             return False
-        deadlines[kind] = _NOT_ARMED
+        deadlines[kind] = NOT_ARMED
         return True
 
     def cancel_all(self) -> None:
-        self._deadlines = None
+        self.deadlines = None
 
     def next_deadline(self) -> float | None:
         """The earliest armed deadline, or None when nothing will happen without input."""
-        deadlines = self._deadlines
+        deadlines = self.deadlines
         if deadlines is None:
             return None
         earliest = min(deadlines)
-        if earliest == _NOT_ARMED:
-            self._deadlines = None  # nothing armed: an idle connection keeps no list
+        if earliest == NOT_ARMED:
+            self.deadlines = None  # nothing armed: an idle connection keeps no list
             return None
         return earliest
 
     def armed(self) -> dict[str, float]:
         """The armed timers by label, with their deadlines (for snapshots)."""
-        deadlines = self._deadlines
+        deadlines = self.deadlines
         if deadlines is None:
             return {}
-        return {label: deadline for label, deadline in zip(_LABELS, deadlines) if deadline != _NOT_ARMED}
+        return {label: deadline for label, deadline in zip(_LABELS, deadlines) if deadline != NOT_ARMED}
