@@ -251,6 +251,10 @@ class SendSide:
         if ((first_data - ack) & SEQ_MASK) >= SEQ_HALF:  # seq_gt(ack, first_data), inline
             self.acknowledge(ack)
         self.syn_acknowledged = True
+        # A SYN (or SYN-ACK) that the retransmission timer asked for and transmit() has not sent
+        # yet is owed no more: the peer has it. Sent anyway, a SYN would go out in ESTABLISHED
+        # where the peer's segment is owed an ACK (RFC 9293 3.10.7.4), and re-arm the timer.
+        self.requests &= ~SEND_SYN
         self.retransmit_count = 0
         window = segment.window if segment.flags & SYN else segment.window << shift
         self.wnd = window
