@@ -19,8 +19,9 @@ import random
 
 import pytest
 
+from lockstep import call, drive_in_lockstep
 from tcp_script import CONFIG, LOCAL_ADDRESS, LOCAL_PORT, REMOTE_ADDRESS, REMOTE_PORT
-from ustack.tcp import Connection, TcpCallError
+from ustack.tcp import Connection
 from ustack.tcp.seq import SEQ_HALF, SEQ_MASK, seq_add, seq_diff, seq_gt, seq_le, seq_lt
 from ustack.wire.tcp import ACK
 
@@ -134,13 +135,6 @@ class World:
         )
 
 
-def call(connection: Connection, method: str, *args):
-    try:
-        return getattr(connection, method)(*args)
-    except TcpCallError as error:
-        return error.reason
-
-
 @pytest.mark.parametrize("seed", SEEDS)
 def test_traffic_across_the_wrap_matches_traffic_far_from_it(seed):
     rng = random.Random(seed)
@@ -161,36 +155,10 @@ def test_traffic_across_the_wrap_matches_traffic_far_from_it(seed):
     if seed % 4 < 2:
         near_wrap[seed % 4] = SEQ_MASK  # the SYN itself is the last number before the wrap
     worlds = (World(config, *FAR_FROM_WRAP), World(config, *near_wrap))
-    now = 0.0
     loss = rng.choice([0.0, 0.05, 0.2])
-    closed = [False, False]
-    for step in range(300):
-        now += rng.choice((0.0, 0.001, 0.01, 0.2, 1.5))
-        action = rng.random()
-        index = rng.randrange(2)
-        if action < 0.15 and not closed[index]:
-            data = bytes([step & 0xFF]) * rng.choice((1, 100, 1460, 3000, 20000))
-            results = [call(world.ends[index], "send", data, now) for world in worlds]
-        elif action < 0.3:
-            size = rng.choice((1, 1000, 100000))
-            results = [call(world.ends[index], "recv", size, now) for world in worlds]
-        elif action < 0.33 and step > 100 and not closed[index]:
-            closed[index] = True
-            method = rng.choice(("close", "shutdown"))
-            results = [call(world.ends[index], method, now) for world in worlds]
-        else:
-            results = []
-        assert results[:1] == results[1:], f"seed {seed} step {step}"
-        # Each end transmits; what it sent reaches the other end unless lost (the same in both).
-        for sender in (index, 1 - index):
-            sent = [world.transmit(sender, now) for world in worlds]
-            pictures = [world.picture(sender, segments) for world, segments in zip(worlds, sent)]
-            assert pictures[0] == pictures[1], f"seed {seed} step {step} sender {sender}"
-            for n in range(len(sent[0])):
-                if rng.random() < loss:
-                    continue
-                for world, segments in zip(worlds, sent):
-                    world.ends[1 - sender].receive(segments[n], now)
+    for _ in drive_in_lockstep(worlds, rng, seed, pauses=(0.0, 0.001, 0.01, 0.2, 1.5), send_below=0.15,
+                               recv_below=0.3, close_below=0.33, close_after=100, loss=loss):
+        pass
 
 
 def deliver(worlds, now: float) -> None:

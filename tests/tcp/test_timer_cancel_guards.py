@@ -23,8 +23,9 @@ from pathlib import Path
 
 import pytest
 
+from lockstep import drive_in_lockstep
 from tcp_script import CONFIG, LOCAL_ADDRESS, LOCAL_PORT, REMOTE_ADDRESS, REMOTE_PORT
-from ustack.tcp import Connection, TcpCallError, TcpConfig
+from ustack.tcp import Connection, TcpConfig
 from ustack.tcp.timer_set import CONNECT_TIMER, DELAYED_ACK_TIMER, PERSIST_TIMER, TimerSet
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
@@ -82,13 +83,6 @@ class World:
                 connection.rcv.segments_since_ack, connection.rcv.ack_owed)  # fmt: skip
 
 
-def call(connection, method: str, *args):
-    try:
-        return getattr(connection, method)(*args)
-    except TcpCallError as error:
-        return error.reason
-
-
 def run(seed: int) -> None:
     rng = random.Random(seed)
     config = dataclasses.replace(
@@ -104,35 +98,9 @@ def run(seed: int) -> None:
         connect_timeout=rng.choice([None, 0.5, 20.0]),
     )
     worlds = (World(AlwaysCancels, config), World(Connection, config))
-    now = 0.0
     loss = rng.choice([0.0, 0.05, 0.2])
-    closed = [False, False]
-    for step in range(300):
-        now += rng.choice((0.0, 0.001, 0.01, 0.05, 0.3, 1.5))
-        action = rng.random()
-        index = rng.randrange(2)
-        if action < 0.2 and not closed[index]:
-            data = bytes([step & 0xFF]) * rng.choice((1, 100, 1460, 3000, 20000))
-            results = [call(world.ends[index], "send", data, now) for world in worlds]
-        elif action < 0.3:
-            size = rng.choice((1, 1000, 100000))
-            results = [call(world.ends[index], "recv", size, now) for world in worlds]
-        elif action < 0.32 and step > 150 and not closed[index]:
-            closed[index] = True
-            method = rng.choice(("close", "shutdown"))
-            results = [call(world.ends[index], method, now) for world in worlds]
-        else:
-            results = []
-        assert results[:1] == results[1:], f"seed {seed} step {step}"
-        for sender in (index, 1 - index):
-            sent = [world.transmit(sender, now) for world in worlds]
-            pictures = [world.picture(sender, segments) for world, segments in zip(worlds, sent)]
-            assert pictures[0] == pictures[1], f"seed {seed} step {step} sender {sender}"
-            for n in range(len(sent[0])):
-                if rng.random() < loss:
-                    continue
-                for world, segments in zip(worlds, sent):
-                    world.ends[1 - sender].receive(segments[n], now)
+    for step in drive_in_lockstep(worlds, rng, seed, pauses=(0.0, 0.001, 0.01, 0.05, 0.3, 1.5), send_below=0.2,
+                                  recv_below=0.3, close_below=0.32, close_after=150, loss=loss):
         for world_index in (0, 1):
             pictures = [world.picture(world_index, []) for world in worlds]
             assert pictures[0] == pictures[1], f"seed {seed} step {step} after receiving"
