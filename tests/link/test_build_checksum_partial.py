@@ -11,10 +11,9 @@ import pytest
 
 from ustack.link.vnet import complete_checksum
 from ustack.wire import build_tcp_packet, codec, parse_packet
-from ustack.wire.codec import LinkBuffer
 from ustack.wire.tcp import NO_OPTIONS, TcpOptions, TcpSegment
 
-from vnet_helpers import A, A6, B, B6, partial
+from vnet_helpers import A, A6, B, B6, is_partial, partial
 ADDRESSES = {4: (A, B), 6: (A6, B6)}
 ACK, PSH, FIN, CWR = 0x10, 0x08, 0x01, 0x80
 MTU = 1500
@@ -28,10 +27,6 @@ OPTIONS = {
 def segment(length: int, options=NO_OPTIONS, flags: int = ACK, seq: int = 1000) -> TcpSegment:
     payload = bytes((index * 13 + 7) & 0xFF for index in range(length))
     return TcpSegment(40000, 80, seq, 7777, flags, 500, 0, options, payload)
-
-
-def is_partial(packet) -> bool:
-    return type(packet) is memoryview and type(packet.obj) is LinkBuffer and packet.obj.tcp_checksum_partial
 
 
 @pytest.mark.parametrize("family", [4, 6])

@@ -13,9 +13,8 @@ from __future__ import annotations
 import io
 
 import pytest
-from scapy.all import IP, TCP, IPv6
 from test_checksum_once import LARGE, Sums, corrupted, fake_link, frame, packet_to_stack, receive, sockets, stack_for
-from vnet_helpers import partial, transfer
+from vnet_helpers import is_partial, partial, scapy_checksum_right, transfer
 
 from ustack.link import vnet
 from ustack.link.fault import FaultInjector, Faults
@@ -25,22 +24,8 @@ from ustack.link.vnet import NEEDS_CSUM
 from ustack.trace.live import WireWatch
 from ustack.wire import pcap
 from ustack.wire.checksum import internet_checksum
-from ustack.wire.codec import LinkBuffer
 
 __all__ = ["sockets"]  # the fixture, imported for pytest
-
-
-def is_partial(packet) -> bool:
-    return type(packet) is memoryview and type(packet.obj) is LinkBuffer and packet.obj.tcp_checksum_partial
-
-
-def scapy_checksum_right(raw: bytes) -> bool:
-    """scapy's own TCP checksum of the packet equals the one it carries."""
-    parsed = (IPv6 if raw[0] >> 4 == 6 else IP)(raw)
-    carried = parsed[TCP].chksum
-    del parsed[TCP].chksum
-    rebuilt = (IPv6 if raw[0] >> 4 == 6 else IP)(bytes(parsed))
-    return rebuilt[TCP].chksum == carried
 
 
 @pytest.mark.parametrize("family", [4, 6])

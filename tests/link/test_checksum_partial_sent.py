@@ -17,7 +17,7 @@ import socket
 import pytest
 from scapy.all import IP, TCP, IPv6
 from test_checksum_once import fake_link, sockets
-from vnet_helpers import A, A6, B, B6, partial
+from vnet_helpers import A, A6, B, B6, is_partial, partial, scapy_checksum_right
 
 from ustack.link import vnet
 from ustack.link.fault import FaultInjector, Faults
@@ -27,7 +27,6 @@ from ustack.link.vnet import GSO_NONE, GSO_TCPV4, GSO_TCPV6, HEADER, HEADER_SIZE
 from ustack.stack import Stack
 from ustack.trace.live import WireWatch
 from ustack.wire import build_tcp_packet, pcap
-from ustack.wire.codec import LinkBuffer
 from ustack.wire.segment import cut_tcp_segment
 from ustack.wire.tcp import TcpOptions, TcpSegment
 
@@ -35,19 +34,6 @@ __all__ = ["sockets"]  # the fixture, imported for pytest
 
 MTU = 1500
 ACK, CWR = 0x10, 0x80
-
-
-def is_partial(packet) -> bool:
-    return type(packet) is memoryview and type(packet.obj) is LinkBuffer and packet.obj.tcp_checksum_partial
-
-
-def scapy_checksum_right(raw: bytes) -> bool:
-    """scapy's own TCP checksum of the packet equals the one it carries."""
-    parsed = (IPv6 if raw[0] >> 4 == 6 else IP)(raw)
-    carried = parsed[TCP].chksum
-    del parsed[TCP].chksum
-    rebuilt = (IPv6 if raw[0] >> 4 == 6 else IP)(bytes(parsed))
-    return rebuilt[TCP].chksum == carried
 
 
 def whole(packet) -> bytes:

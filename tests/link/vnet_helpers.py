@@ -4,6 +4,8 @@ checksum, and a transfer between two Stacks through what the kernel's TSO and GR
 
 from __future__ import annotations
 
+from scapy.all import IP, TCP, IPv6
+
 from ustack.link.vnet import (
     GSO_NONE, HEADER_SIZE, Coalescer, large_segment_frame, packet_from_kernel, packet_from_parts, parse_vnet_header,
     split_super_segment,
@@ -18,6 +20,21 @@ A, B = 0x0A4D0001, 0x0A4D0002
 A6, B6 = bytes.fromhex("fd000077000000000000000000000001"), bytes.fromhex("fd000077000000000000000000000002")
 ACK, PSH, FIN, SYN = 0x10, 0x08, 0x01, 0x02
 TS = TcpOptions(timestamps=(1000, 2000))
+
+
+def is_partial(packet) -> bool:
+    """A packet whose TCP checksum is still partial: a read-only view of a LinkBuffer so marked
+    (a received super-segment the kernel vouched for, or a large segment the stack built)."""
+    return type(packet) is memoryview and type(packet.obj) is LinkBuffer and packet.obj.tcp_checksum_partial
+
+
+def scapy_checksum_right(raw: bytes) -> bool:
+    """scapy's own TCP checksum of the packet equals the one it carries."""
+    parsed = (IPv6 if raw[0] >> 4 == 6 else IP)(raw)
+    carried = parsed[TCP].chksum
+    del parsed[TCP].chksum
+    rebuilt = (IPv6 if raw[0] >> 4 == 6 else IP)(bytes(parsed))
+    return rebuilt[TCP].chksum == carried
 
 
 def segment(seq: int, length: int, flags: int = ACK, options: TcpOptions = TS, ports=(40000, 80), family: int = 4,

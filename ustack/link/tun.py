@@ -94,7 +94,6 @@ import os
 import pytun
 
 from .base import Link, LinkError
-from ..wire._wire import ffi
 from ..wire.codec import LinkBuffer
 from ..wire.segment import SegmentJoiner, cut_tcp_segment
 from .vnet import (CWR, ECE, GSO_NONE, GSO_TCPV6, HEADER_SIZE, PLAIN_BYTES, Coalescer, VnetDrop,
@@ -282,7 +281,7 @@ class TunLink(Link):
         if len(packet) > self.mtu and self._coalescer is None:
             # Software GSO: cut here what the core built larger than the MTU (only where
             # cuts_large_segments told the Stack it may), each piece one write.
-            pieces = _cut(packet, self.mtu) if self.software_offload else None
+            pieces = cut_tcp_segment(packet, self.mtu) if self.software_offload else None
             if pieces is None:
                 self.count_drop("larger_than_mtu")
                 return
@@ -306,7 +305,7 @@ class TunLink(Link):
             tcp_flags = packet[(40 if ipv6 else 20) + 13]  # large_segment_parts took TCP right after the IP header
             if (ipv6 and not self.tso6) or tcp_flags & CWR:
                 self.counters["large_segments_cut_here"] += 1
-                for piece in _cut(packet, self.mtu):
+                for piece in cut_tcp_segment(packet, self.mtu):
                     self._write([PLAIN_BYTES, piece])
                 return
             self._write(parts)
@@ -420,16 +419,6 @@ class TunLink(Link):
             self.flush()
             self.closed = True
             self._device.close()
-
-
-def _cut(packet, mtu: int) -> list | None:
-    """cut_tcp_segment for a packet of any bytes-like type. A large segment the stack built with
-    its checksum partial is a read-only view of a LinkBuffer (codec.build_tcp_packet), which the C
-    cut takes as a view of the same memory (cffi passes only bytes as they are); the field does not
-    matter, every piece's checksum is made anew (csrc/segment.c)."""
-    if type(packet) is not bytes:
-        packet = ffi.from_buffer("uint8_t[]", packet)
-    return cut_tcp_segment(packet, mtu)
 
 
 def _enable_offloads(device: "pytun.TunTapDevice") -> int:

@@ -20,7 +20,7 @@ LARGEST_PACKET = 65535
 MOST_PIECES = LARGEST_PACKET // 28 + 1
 
 
-def cut_tcp_segment(packet: bytes, mtu: int) -> list[memoryview] | None:
+def cut_tcp_segment(packet: bytes | bytearray | memoryview, mtu: int) -> list[memoryview] | None:
     """The pieces of at most `mtu` bytes that the TCP segment `packet` is cut into (its data in
     pieces of MTU minus its headers; sequence numbers, lengths and both checksums made for each;
     PSH and FIN on the last piece only, CWR on the first only), as views into one new buffer of
@@ -39,7 +39,11 @@ def cut_tcp_segment(packet: bytes, mtu: int) -> list[memoryview] | None:
     # The pieces' lengths, in an array of this call's own: two stacks in two threads may cut at
     # once, and cffi lets C run without the GIL (as codec.py's per-call structs).
     piece_lengths = ffi.new("uint32_t[]", min(most, MOST_PIECES))
-    count = lib.ustack_cut_tcp_segment(packet, length, mtu, ffi.from_buffer(out), capacity, piece_lengths,
+    # cffi passes bytes as they are; any other bytes-like packet (a large segment the stack built
+    # with its checksum partial is a read-only view of a LinkBuffer, codec.build_tcp_packet) as a
+    # view of the same memory. The checksum field does not matter: every piece's is made anew.
+    source = packet if type(packet) is bytes else ffi.from_buffer(packet)
+    count = lib.ustack_cut_tcp_segment(source, length, mtu, ffi.from_buffer(out), capacity, piece_lengths,
                                        len(piece_lengths))
     if count <= 0:
         return None
