@@ -13,8 +13,10 @@ reads a batch of packets before answering), and "ack-every-2", where it transmit
 segment and so acknowledges every second one.
 
 `--calls` counts instead the Python calls (functions and builtins, as cProfile counts them) the
-sender makes per pure ACK it receives and per data segment it sends, in the ack-every-2 mode: a
-figure that does not move with the machine's load, to compare commits by.
+sender makes per pure ACK it receives and per data segment it sends, and the receiver per data
+segment it receives (its receive() of the segment and its transmit() calls, which send an ACK
+for every second segment), in the ack-every-2 mode: figures that do not move with the machine's
+load, to compare commits by.
 """
 
 from __future__ import annotations
@@ -45,12 +47,15 @@ def connect(config: TcpConfig) -> tuple[Connection, Connection, float]:
 
 
 class SenderCalls:
-    """Two profilers: one on around the sender's receive() of each ACK, one around its transmit()."""
+    """Three profilers: one on around the sender's receive() of each ACK, one around its
+    transmit(), one around the receiver's receive() of each data segment and transmit() of ACKs."""
 
     def __init__(self) -> None:
         self.on_ack, self.on_transmit = cProfile.Profile(), cProfile.Profile()
+        self.on_data = cProfile.Profile()
         self.acks = 0
         self.client: Connection | None = None  # the sender, set by transfer()
+        self.server: Connection | None = None  # the receiver, set by transfer()
 
     def receive(self, ack, now: float) -> None:
         self.on_ack.enable()
@@ -64,11 +69,24 @@ class SenderCalls:
         self.on_transmit.disable()
         return segments
 
+    def receive_data(self, segment, now: float) -> None:
+        self.on_data.enable()
+        self.server.receive(segment, now)
+        self.on_data.disable()
+
+    def transmit_acks(self, now: float) -> list:
+        self.on_data.enable()
+        acks = self.server.transmit(now)
+        self.on_data.disable()
+        return acks
+
     def report(self, segments: int) -> None:
-        rows = ((self.on_ack, self.acks, "ACK received"), (self.on_transmit, segments, "data segment sent"))
-        for profile, count, what in rows:
+        rows = ((self.on_ack, self.acks, "sender's", "ACK received"),
+                (self.on_transmit, segments, "sender's", "data segment sent"),
+                (self.on_data, segments, "receiver's", "data segment received (with its share of the ACKs sent)"))
+        for profile, count, who, what in rows:
             calls = sum(calls for _, calls, _, _, _ in pstats.Stats(profile).stats.values())
-            print(f"sender's Python calls per {what}: {calls / count:.1f} (over {count:,})")
+            print(f"{who} Python calls per {what}: {calls / count:.1f} (over {count:,})")
 
 
 def transfer(total: int, config: TcpConfig, per_segment: bool, calls: SenderCalls | None = None) -> tuple[float, int, int]:
@@ -78,10 +96,12 @@ def transfer(total: int, config: TcpConfig, per_segment: bool, calls: SenderCall
     `calls`: count the sender's calls (--calls)."""
     client, server, now = connect(config)
     if calls is not None:
-        calls.client = client
+        calls.client, calls.server = client, server
         receive, transmit = calls.receive, calls.transmit
+        receive_data, transmit_acks = calls.receive_data, calls.transmit_acks
     else:
         receive, transmit = client.receive, client.transmit
+        receive_data, transmit_acks = server.receive, server.transmit
     chunk = memoryview(bytes(range(256)) * 256)  # 64 KiB the application writes at a time
     written = received = segments = 0
     tick = 0.00005
@@ -95,13 +115,13 @@ def transfer(total: int, config: TcpConfig, per_segment: bool, calls: SenderCall
         data_segments = transmit(now)
         segments += len(data_segments)
         for segment in data_segments:
-            server.receive(segment, now)
+            receive_data(segment, now)
             if per_segment:
-                for ack in server.transmit(now):
+                for ack in transmit_acks(now):
                     receive(ack, now)
         while server.readable:
             received += len(server.recv(1 << 20, now))
-        for segment in server.transmit(now):
+        for segment in transmit_acks(now):
             receive(segment, now)
         now += tick
         if not data_segments:
@@ -110,7 +130,7 @@ def transfer(total: int, config: TcpConfig, per_segment: bool, calls: SenderCall
             now = max(now, deadline)
             client.on_timer(now)
             server.on_timer(now)
-            for segment in server.transmit(now):
+            for segment in transmit_acks(now):
                 receive(segment, now)
     elapsed = time.perf_counter() - started
     return elapsed, segments, client.retransmissions

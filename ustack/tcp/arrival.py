@@ -140,7 +140,9 @@ class SegmentArrival:
 
         # The segment is ours to process. RFC 7323 4.3: it covers Last.ACK.sent, so its
         # timestamp becomes TS.Recent.
-        if timestamps is not None and (rcv_nxt == rcv.last_ack_sent or seq_le(rcv_nxt, rcv.last_ack_sent)):
+        # seq_le(RCV.NXT, Last.ACK.sent), inline (seq.py): once per segment with timestamps.
+        last_ack_sent = rcv.last_ack_sent
+        if timestamps is not None and (rcv_nxt == last_ack_sent or ((rcv_nxt - last_ack_sent) & SEQ_MASK) >= SEQ_HALF):
             rcv.take_timestamp(timestamps[0])
         self._update_send_window(segment)
         if new_ack:

@@ -198,8 +198,11 @@ class ReceiveBuffer:
                 self.readable += length
             else:
                 self._append_in_order(data)
-            self._advance(end - start)
-            return end - start
+            # _advance, in line: once per in-order data segment.
+            advanced = end - start
+            self._rcv_nxt_offset += advanced
+            self._rcv_nxt = (self._rcv_nxt + advanced) & SEQ_MASK  # seq_add, inline (seq.py)
+            return advanced
 
         # Trim to the window (RFC 9293 3.10.7.4): bytes before RCV.NXT are duplicates of what we
         # hold, bytes past the right edge we have no room for.
@@ -291,6 +294,7 @@ class ReceiveBuffer:
             in_order.append(data)
 
     def _advance(self, count: int) -> None:
+        # (Written in line in insert's common case, the next in-order segment.)
         self._rcv_nxt_offset += count
         self._rcv_nxt = (self._rcv_nxt + count) & SEQ_MASK  # seq_add, inline (seq.py)
 

@@ -436,7 +436,8 @@ class SendSide:
             # Blocks SND.UNA has passed say nothing any more: has_sacked must not count them (it
             # would keep the tail loss probe from being armed, rack.py, long after recovery).
             scoreboard.forget_below(ack)
-        if ack != self.nxt and seq_lt(self.nxt, ack):
+        nxt = self.nxt
+        if ack != nxt and ((nxt - ack) & SEQ_MASK) >= SEQ_HALF:  # seq_lt(SND.NXT, ack), inline (seq.py): once per ACK
             self.nxt = ack
             if seq_lt(self.max, ack):
                 self.max = ack  # the peer took our zero-window probe byte
