@@ -13,6 +13,9 @@ SEQ_HALF from here, and names the helper in a comment. These are the only inline
     seq_lt(a, b)    ((a - b) & SEQ_MASK) >= SEQ_HALF
     seq_gt(a, b)    ((b - a) & SEQ_MASK) >= SEQ_HALF
     seq_le(a, b)    a == b or ((a - b) & SEQ_MASK) >= SEQ_HALF
+
+A form may be negated as a whole, `not (<form>)`, where the code asks "not before" or "not at
+or before": seq_ge and seq_gt are not such negations at a distance of exactly 2**31.
 """
 
 SEQ_MOD = 1 << 32
