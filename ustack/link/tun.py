@@ -94,7 +94,7 @@ import os
 import pytun
 
 from .base import Link, LinkError
-from ..wire.codec import LinkBuffer
+from ..wire.codec import LinkBuffer, SegmentParts
 from ..wire.segment import SegmentJoiner, cut_tcp_segment
 from .vnet import (CWR, ECE, GSO_NONE, GSO_TCPV6, HEADER_SIZE, PLAIN_BYTES, Coalescer, VnetDrop,
                    complete_checksum, large_segment_parts, packet_from_parts)
@@ -281,7 +281,7 @@ class TunLink(Link):
         if len(packet) > self.mtu and self._coalescer is None:
             # Software GSO: cut here what the core built larger than the MTU (only where
             # cuts_large_segments told the Stack it may), each piece one write.
-            pieces = cut_tcp_segment(packet, self.mtu) if self.software_offload else None
+            pieces = cut_tcp_segment(_in_one_piece(packet), self.mtu) if self.software_offload else None
             if pieces is None:
                 self.count_drop("larger_than_mtu")
                 return
@@ -305,18 +305,22 @@ class TunLink(Link):
             tcp_flags = packet[(40 if ipv6 else 20) + 13]  # large_segment_parts took TCP right after the IP header
             if (ipv6 and not self.tso6) or tcp_flags & CWR:
                 self.counters["large_segments_cut_here"] += 1
-                for piece in cut_tcp_segment(packet, self.mtu):
+                for piece in cut_tcp_segment(_in_one_piece(packet), self.mtu):
                     self._write([PLAIN_BYTES, piece])
                 return
             self._write(parts)
             return
-        if type(packet) is memoryview:
-            # Only a segment larger than the MTU is built with its checksum partial (Stack: the
-            # link's MTU); should one come this way all the same, it leaves complete.
-            packet = complete_checksum(packet)
         if self._coalescer is None:
+            # A device without offloads takes no partial checksum: a segment the stack built
+            # partial (SegmentParts, from PARTIAL_CHECKSUM_FROM bytes on) leaves complete.
+            if type(packet) is not bytes:
+                packet = complete_checksum(packet)
             self._write([packet])
             return
+        if type(packet) is memoryview:
+            # A received super-segment passed on, its checksum still partial: it leaves complete.
+            # (The Coalescer writes SegmentParts with NEEDS_CSUM.)
+            packet = complete_checksum(packet)
         for parts in self._coalescer.add_parts(packet):
             self._write(parts)
 
@@ -419,6 +423,13 @@ class TunLink(Link):
             self.flush()
             self.closed = True
             self._device.close()
+
+
+def _in_one_piece(packet):
+    """A packet for cut_tcp_segment, which reads it as one buffer: SegmentParts joined (the copy
+    the stack made itself before packets were made of parts; the checksum field does not matter,
+    every piece's is made anew), anything else as it is."""
+    return packet.joined() if type(packet) is SegmentParts else packet
 
 
 def _enable_offloads(device: "pytun.TunTapDevice") -> int:
