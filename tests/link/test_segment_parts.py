@@ -22,7 +22,7 @@ from ustack.link import vnet
 from ustack.link.fault import FaultInjector, Faults
 from ustack.link.pcap import PcapWriter
 from ustack.link.tracer import Tracer
-from ustack.link.vnet import GSO_NONE, GSO_TCPV4, GSO_TCPV6, HEADER, HEADER_SIZE, NEEDS_CSUM, split_super_segment
+from ustack.link.vnet import GSO_TCPV4, GSO_TCPV6, HEADER, HEADER_SIZE, NEEDS_CSUM, split_super_segment
 from ustack.stack import Stack
 from ustack.wire import build_tcp_packet, pcap
 from ustack.wire.codec import PARTIAL_CHECKSUM_FROM, SegmentParts
@@ -195,3 +195,41 @@ def test_a_stack_over_a_large_mtu_builds_large_packets_partial(family):
     assert not client_stack.drops
     received = client.recv(1 << 20, 0.0)
     assert len(received) == sum(len(packet) - len(packet.headers) for packet in large) and data.startswith(received)
+
+
+@pytest.mark.parametrize("family", [4, 6])
+@pytest.mark.parametrize("length", [1461, 2897, 30_001, 65_535 - 40 - 32 - 20])
+@pytest.mark.parametrize("flags", [ACK, ACK | 0x08 | 0x01, ACK | 0x80])  # plain; PSH and FIN; CWR
+@pytest.mark.parametrize("payload_type", [bytes, memoryview])
+def test_cutting_parts_in_software_gives_the_pieces_of_the_whole_segment(family, length, flags, payload_type,
+                                                                         monkeypatch):
+    src, dst = (A6, B6) if family == 6 else (A, B)
+    tcp = TcpSegment(80, 40000, 2**32 - 3000, 9000, flags, 700, 0, TcpOptions(timestamps=(77, 88)),
+                     payload_type(bytes(index * 5 + 1 & 0xFF for index in range(length))))
+    packet = build_tcp_packet(src, dst, tcp, partial_checksum_over=MTU)
+    built_whole = build_tcp_packet(src, dst, tcp)
+    assert type(packet) is SegmentParts
+    expected = [bytes(piece) for piece in vnet.cut_tcp_segment(built_whole, MTU)]
+    never_joined(monkeypatch)
+    pieces = [bytes(piece) for piece in vnet.cut_tcp_segment(packet, MTU)]
+    assert pieces == expected and all(map(scapy_checksum_right, pieces))
+
+
+def test_parts_that_do_not_split_where_the_data_starts_are_not_cut():
+    tcp = TcpSegment(80, 40000, 1, 2, ACK, 700, 0, TcpOptions(), bytes(5000))
+    packet = build_tcp_packet(A, B, tcp, partial_checksum_over=MTU)
+    whole_bytes = bytes(packet)
+    assert vnet.cut_tcp_segment(SegmentParts(whole_bytes[:41], whole_bytes[41:]), MTU) is None
+    assert vnet.cut_tcp_segment(SegmentParts(whole_bytes[:39], whole_bytes[39:]), MTU) is None
+    assert vnet.cut_tcp_segment(SegmentParts(whole_bytes[:40], whole_bytes[40:]), MTU) is not None
+
+
+@pytest.mark.parametrize("family", [4, 6])
+def test_a_device_without_offloads_cuts_the_parts_without_joining_them(family, sockets, monkeypatch):
+    ours, theirs = sockets
+    link = fake_link(ours, offload=False, software=True)
+    large = [packet for packet in download_packets(family) if len(packet) > MTU]
+    expected = [bytes(piece) for packet in large for piece in vnet.cut_tcp_segment(whole(packet), MTU)]
+    never_joined(monkeypatch)
+    link.send_batch(large, 0.0)
+    assert frames_written(theirs) == expected and all(map(scapy_checksum_right, expected))

@@ -29,9 +29,15 @@ TUN_F_TSO4 | TUN_F_TSO6), so every packet in either direction carries a virtio_n
   the Stack sets when built with segmentation_offload=True, on connections whose segments fill
   the MTU); the kernel cuts them into segments of the MTU minus the headers, with the checksum
   left partial for it to finish. The stack builds such a segment with its checksum partial
-  already (codec.build_tcp_packet: no pass over its payload in user space), marked as a
-  received one is (LinkBuffer), so the link writes it as it is and complete_checksum completes
-  it for the pcap writer, FaultInjector, tracer and live ladder. Consecutive in-order MSS-sized
+  already (codec.build_tcp_packet: no pass over its payload in user space) and in parts
+  (SegmentParts: its headers, and the send buffer's payload, never copied behind them), so the
+  link writes [vnet header, headers, payload] in one os.writev and the payload's only copy is
+  the kernel's; complete_checksum joins and completes a copy for the pcap writer,
+  FaultInjector, tracer and live ladder. At a large MTU (65535), where a 64 KB segment needs no
+  cutting, one from codec.PARTIAL_CHECKSUM_FROM bytes on goes the same way with NEEDS_CSUM and
+  GSO_NONE (vnet.partial_packet_parts): no checksum is made in user space, and a local socket
+  takes it without one (CHECKSUM_PARTIAL), where one built whole was summed here and again by
+  the kernel. Consecutive in-order MSS-sized
   segments of one connection that still come one by one are joined into a super-segment
   (vnet.Coalescer) which the kernel cuts back into the very same segments (gso_size = their
   length). The run being joined is held until
@@ -65,7 +71,8 @@ without offloads (GRO and GSO), so that the core's per-segment work stays per su
   as always);
 - sending, the Stack builds segments of up to 64 KB (cuts_large_segments) and send() cuts each
   into MTU-sized packets with full checksums, PSH/FIN on the last and CWR on the first only, and
-  writes them one by one.
+  writes them one by one (cut_tcp_segment takes the SegmentParts as they are: the payload is
+  copied once, into the pieces). A partial packet the MTU carries whole leaves complete.
 The byte stream and every decision of the core are the same as with the segments one by one;
 the receiver's ACKs count a super-segment's bytes as the full-sized segments in it (one ACK per
 joined run, as with the kernel's GRO). Middlewares above see super-segments both ways, as they
@@ -94,7 +101,7 @@ import os
 import pytun
 
 from .base import Link, LinkError
-from ..wire.codec import LinkBuffer, SegmentParts
+from ..wire.buffers import LinkBuffer
 from ..wire.segment import SegmentJoiner, cut_tcp_segment
 from .vnet import (CWR, ECE, GSO_NONE, GSO_TCPV6, HEADER_SIZE, PLAIN_BYTES, Coalescer, VnetDrop,
                    complete_checksum, large_segment_parts, packet_from_parts)
@@ -281,7 +288,7 @@ class TunLink(Link):
         if len(packet) > self.mtu and self._coalescer is None:
             # Software GSO: cut here what the core built larger than the MTU (only where
             # cuts_large_segments told the Stack it may), each piece one write.
-            pieces = cut_tcp_segment(_in_one_piece(packet), self.mtu) if self.software_offload else None
+            pieces = cut_tcp_segment(packet, self.mtu) if self.software_offload else None
             if pieces is None:
                 self.count_drop("larger_than_mtu")
                 return
@@ -305,7 +312,7 @@ class TunLink(Link):
             tcp_flags = packet[(40 if ipv6 else 20) + 13]  # large_segment_parts took TCP right after the IP header
             if (ipv6 and not self.tso6) or tcp_flags & CWR:
                 self.counters["large_segments_cut_here"] += 1
-                for piece in cut_tcp_segment(_in_one_piece(packet), self.mtu):
+                for piece in cut_tcp_segment(packet, self.mtu):
                     self._write([PLAIN_BYTES, piece])
                 return
             self._write(parts)
@@ -423,13 +430,6 @@ class TunLink(Link):
             self.flush()
             self.closed = True
             self._device.close()
-
-
-def _in_one_piece(packet):
-    """A packet for cut_tcp_segment, which reads it as one buffer: SegmentParts joined (the copy
-    the stack made itself before packets were made of parts; the checksum field does not matter,
-    every piece's is made anew), anything else as it is."""
-    return packet.joined() if type(packet) is SegmentParts else packet
 
 
 def _enable_offloads(device: "pytun.TunTapDevice") -> int:

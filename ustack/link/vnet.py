@@ -39,7 +39,7 @@ import struct
 from typing import NamedTuple
 
 from ..wire.checksum import internet_checksum, internet_checksum_of, pseudo_header_sum, pseudo_header_sum6
-from ..wire.codec import LinkBuffer, SegmentParts
+from ..wire.buffers import LinkBuffer, SegmentParts
 from ..wire.segment import cut_tcp_segment
 
 HEADER = struct.Struct("=BBHHHH")
