@@ -72,41 +72,49 @@ static void set_ip_length(uint8_t *packet, size_t start, size_t total)
 /* Cuts the TCP segment `packet` (IPv4 without options or IPv6 with TCP straight after the fixed
  * header) into pieces of at most `largest` bytes (the link's MTU): each holds largest minus the
  * headers (IP, TCP and its options) bytes of data, the last one less if need be (what TSO does with
- * gso_size = MTU - headers). They are written back to back into `out`, each length in
- * `piece_lengths`. Every piece carries a copy of the
+ * gso_size = MTU - headers). The segment is `packet`, `length` bytes, when `data` is NULL; else
+ * `packet` holds its headers alone (`length` bytes, IP, TCP and options) and `data` its
+ * `data_length` bytes of data (a segment the stack kept in parts, never joined: SegmentParts).
+ * The pieces are written back to back into `out`, each length in `piece_lengths`. Every piece carries a copy of the
  * IP and TCP headers (options included) with its own sequence number, IP length (and over IPv4 the
  * identification advanced by the piece's index) and both checksums complete, whatever the
  * checksum field of `packet` held. PSH and FIN stay on the last piece only (as TSO keeps them) and
  * CWR on the first only (RFC 3168 6.1.2: one CWR per window reduction). Returns the number of
  * pieces; 0 if `packet` is not a TCP segment with data and the flags ACK, with PSH, FIN, CWR or
- * ECE at most, that this can cut; minus
+ * ECE at most, that this can cut (or its parts do not split where the data starts); minus
  * USTACK_REASON_BUILD_BUFFER_TOO_SMALL if `out` or `max_pieces` is too small. */
-int ustack_cut_tcp_segment(const uint8_t *packet, size_t length, size_t largest, uint8_t *out, size_t capacity,
-                           uint32_t *piece_lengths, size_t max_pieces)
+int ustack_cut_tcp_segment(const uint8_t *packet, size_t length, const uint8_t *data, size_t data_length,
+                           size_t largest, uint8_t *out, size_t capacity, uint32_t *piece_lengths, size_t max_pieces)
 {
-    size_t start = tcp_start(packet, length);
-    if (!start)
+    size_t total = data ? length + data_length : length; /* the whole segment's length */
+    if (length < USTACK_IPV6_HEADER) /* (tcp_start reads the IP header: it must be in `packet`) */
+        return 0;
+    size_t start = tcp_start(packet, total);
+    if (!start || length < start + USTACK_TCP_MIN_HEADER)
         return 0;
     size_t header_length = start + (size_t)(packet[start + 12] >> 4) * 4;
-    if (header_length < start + USTACK_TCP_MIN_HEADER || header_length >= length || largest <= header_length)
+    if (header_length < start + USTACK_TCP_MIN_HEADER || header_length >= total || largest <= header_length)
         return 0;
+    if (data && header_length != length)
+        return 0; /* the headers must be all of `packet` when the data lies apart */
     if ((packet[start + 13] & (uint8_t)~(TCP_FLAG_PSH | TCP_FLAG_FIN | TCP_FLAG_CWR | TCP_FLAG_ECE)) != TCP_FLAG_ACK)
         return 0; /* a data segment: SYN, RST and URG are not cut */
+    const uint8_t *segment_data = data ? data : packet + header_length;
     size_t piece_data = largest - header_length;
-    size_t data_length = length - header_length;
-    size_t pieces = (data_length + piece_data - 1) / piece_data;
-    if (pieces > max_pieces || capacity < length + (pieces - 1) * header_length)
+    size_t all_data = total - header_length;
+    size_t pieces = (all_data + piece_data - 1) / piece_data;
+    if (pieces > max_pieces || capacity < total + (pieces - 1) * header_length)
         return -USTACK_REASON_BUILD_BUFFER_TOO_SMALL;
     uint32_t seq = ustack_read32(packet + start + 4);
     uint16_t identification = ustack_read16(packet + 4);
     for (size_t index = 0, offset = 0; index < pieces; index++, offset += piece_data) {
-        size_t this_data = data_length - offset < piece_data ? data_length - offset : piece_data;
-        size_t total = header_length + this_data;
+        size_t this_data = all_data - offset < piece_data ? all_data - offset : piece_data;
+        size_t piece_length = header_length + this_data;
         memcpy(out, packet, header_length);
-        memcpy(out + header_length, packet + header_length + offset, this_data);
+        memcpy(out + header_length, segment_data + offset, this_data);
         if (start == USTACK_IPV4_MIN_HEADER)
             ustack_write16(out + 4, (uint16_t)(identification + index));
-        set_ip_length(out, start, total);
+        set_ip_length(out, start, piece_length);
         uint8_t *tcp = out + start;
         ustack_write32(tcp + 4, seq + (uint32_t)offset);
         if (index + 1 < pieces)
@@ -114,10 +122,10 @@ int ustack_cut_tcp_segment(const uint8_t *packet, size_t length, size_t largest,
         if (index > 0)
             tcp[13] &= (uint8_t)~TCP_FLAG_CWR;
         ustack_write16(tcp + 16, 0);
-        uint32_t sum = pseudo_sum(out, start, (uint32_t)(total - start));
-        ustack_write16(tcp + 16, ustack_checksum_finish(ustack_checksum_add(sum, tcp, total - start)));
-        piece_lengths[index] = (uint32_t)total;
-        out += total;
+        uint32_t sum = pseudo_sum(out, start, (uint32_t)(piece_length - start));
+        ustack_write16(tcp + 16, ustack_checksum_finish(ustack_checksum_add(sum, tcp, piece_length - start)));
+        piece_lengths[index] = (uint32_t)piece_length;
+        out += piece_length;
     }
     return (int)pieces;
 }

@@ -294,8 +294,8 @@ struct ustack_joined_packet {
     uint16_t acks;      /* pure ACKs it stands for: 1, or more for the last of a run whose others
                          * were absorbed (ustack_join_tcp_segments) */
 };
-int ustack_cut_tcp_segment(const uint8_t *packet, size_t length, size_t largest, uint8_t *out, size_t capacity,
-                           uint32_t *piece_lengths, size_t max_pieces);
+int ustack_cut_tcp_segment(const uint8_t *packet, size_t length, const uint8_t *data, size_t data_length,
+                           size_t largest, uint8_t *out, size_t capacity, uint32_t *piece_lengths, size_t max_pieces);
 int ustack_join_tcp_segments(uint8_t *buffer, size_t slot_size, const uint32_t *lengths, size_t count,
                              struct ustack_joined_packet *out);
 

@@ -44,6 +44,7 @@ from .tcp.ratelimit import PerSecondLimit
 from .tcp.fastopen import FastOpenCookieCache
 from .tcp.syn_cookies import SynCookies
 from .wire import WireError, build_icmp_packet, build_tcp_packet, parse_packet
+from .wire.codec import PARTIAL_CHECKSUM_FROM
 from .wire.fragment import fragment_ipv4
 from .wire.icmp import DESTINATION_UNREACHABLE, ECHO_REPLY, ECHO_REQUEST, PARAMETER_PROBLEM, TIME_EXCEEDED
 from .wire.icmp import IcmpMessage
@@ -121,6 +122,10 @@ class Stack(UserCalls, Ipv6Side):
         # MSS is at least ours) may then hand down up to 64 KB at once (TcpConfig.offload_segments),
         # over IPv4 and IPv6 alike (TSO4, TSO6): k*(MTU-60)+80 <= k*(MTU-40)+60 <= 65535 bytes.
         self.offload_segments = max(1, min(64, 65475 // (mtu - 40))) if segmentation_offload else 1
+        # Such a link takes packets with their TCP checksum partial (build_tcp_packet, as
+        # SegmentParts): every one larger than the MTU, and at a large MTU those of
+        # PARTIAL_CHECKSUM_FROM bytes or more too.
+        self.partial_checksum_over = min(mtu, PARTIAL_CHECKSUM_FROM) if segmentation_offload else 0
         # Configs with offload_segments changed, by (id of the config they copy, the count): the
         # copy with the config it was made from (_offload_config).
         self._offload_configs: dict[tuple[int, int], tuple[TcpConfig, TcpConfig]] = {}
@@ -364,7 +369,7 @@ class Stack(UserCalls, Ipv6Side):
         offload = offload_segments > 1
         # (a segment that fills the MTU, less its TCP header and the options it leaves room for)
         mss_filling_mtu, mss_filling_mtu6 = self.mtu - 40, self.mtu - IPV6_HEADER_LENGTH - 20
-        partial_over = self.mtu if offload else 0  # larger segments: checksum left partial (build_tcp_packet)
+        partial_over = self.partial_checksum_over  # larger packets: checksum left partial (build_tcp_packet)
         events_wanted = self._events_wanted
         arm = self.timer_heap.arm
         for connection in touched:

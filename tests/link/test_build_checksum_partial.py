@@ -1,8 +1,9 @@
 """build_tcp_packet with `partial_checksum_over`: a segment sure to be longer than that limit (a large
 segment the link cuts, TSO) is built with its TCP checksum left partial (the pseudo-header sum with
 the TCP length, folded, not complemented: what a TSO device takes with NEEDS_CSUM), without a pass
-over its payload, as a read-only view of a LinkBuffer marked `tcp_checksum_partial`; completed in
-place by vnet.complete_checksum, it is byte for byte the segment built with its checksum whole.
+over its payload and without copying the payload behind the headers (SegmentParts: the headers and
+the payload); joined and completed by vnet.complete_checksum, it is byte for byte the segment built
+with its checksum whole.
 (tests/link/test_checksum_partial_sent.py follows such segments through the links.)"""
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import pytest
 
 from ustack.link.vnet import complete_checksum
 from ustack.wire import build_tcp_packet, codec, parse_packet
+from ustack.wire.codec import SegmentParts
 from ustack.wire.tcp import NO_OPTIONS, TcpOptions, TcpSegment
 
 from vnet_helpers import A, A6, B, B6, is_partial, partial
@@ -41,12 +43,18 @@ def test_a_large_segment_built_partial_completes_to_the_whole_one(family, option
     assert type(whole) is bytes
     sent = tcp._replace(payload=payload_type(tcp.payload))  # the send buffer hands views
     packet = build_tcp_packet(src, dst, sent, tos=2, flow_label=0x12345, partial_checksum_over=MTU)
-    assert is_partial(packet) and packet.readonly and packet.obj.tcp_checksum_known
+    # In parts: the headers, and the payload itself, not copied behind them.
+    assert type(packet) is SegmentParts and packet.payload is sent.payload
+    assert len(packet) == len(whole) and bytes(packet.headers) == partial(whole)[:len(whole) - length]
     assert bytes(packet) == partial(whole)
-    assert complete_checksum(packet) is packet  # in place: the same object
-    assert not packet.obj.tcp_checksum_partial and packet.obj.tcp_checksum_known
-    assert bytes(packet) == whole
-    assert bytes(parse_packet(bytes(packet)).tcp.payload) == tcp.payload  # summed in full: right
+    # Header bytes read as a packet's (what the links and predicates peek at).
+    assert [packet[index] for index in range(len(packet.headers))] == list(partial(whole)[:len(packet.headers)])
+    completed = complete_checksum(packet)  # joined once, completed in place: the same object each time
+    assert complete_checksum(packet) is completed and complete_checksum(completed) is completed
+    assert completed.readonly and not completed.obj.tcp_checksum_partial and completed.obj.tcp_checksum_known
+    assert bytes(completed) == whole
+    assert bytes(packet) == partial(whole)  # the parts, what the kernel gets, are left partial
+    assert bytes(parse_packet(bytes(completed)).tcp.payload) == tcp.payload  # summed in full: right
 
 
 @pytest.mark.parametrize("family", [4, 6])

@@ -95,8 +95,8 @@ def test_an_offloading_stack_sends_large_segments_partial_and_others_whole(famil
     for packet in large:
         assert not scapy_checksum_right(bytes(packet))  # (scapy sees a partial checksum as wrong)
         assert bytes(packet) == partial(whole(packet))
-        vnet.complete_checksum(packet)
-        assert scapy_checksum_right(bytes(packet))
+        assert scapy_checksum_right(bytes(vnet.complete_checksum(packet)))
+        assert bytes(packet) == partial(whole(packet))  # the parts the kernel gets stay partial
 
 
 @pytest.mark.parametrize("family", [4, 6])
@@ -210,16 +210,35 @@ def test_cutting_ipv6_without_tso6_gives_right_checksums(sockets):
     expect_cut_here(frames_written(theirs), built_whole, vnet_header=True)
 
 
+def fitting_partial_packet(family: int) -> tuple:
+    """A segment built partial that the MTU carries whole (what a large MTU gives: the Stack asks
+    for partial checksums from PARTIAL_CHECKSUM_FROM bytes on), and the same built whole."""
+    src, dst = (A6, B6) if family == 6 else (A, B)
+    tcp = TcpSegment(80, 40000, 5000, 9000, ACK | 0x08, 700, 0, TcpOptions(), bytes(range(200)) * 5 + b"odd")
+    return build_tcp_packet(src, dst, tcp, partial_checksum_over=900), build_tcp_packet(src, dst, tcp)
+
+
 @pytest.mark.parametrize("family", [4, 6])
-def test_a_partial_packet_that_fits_the_mtu_leaves_whole(family, sockets):
-    """Only a segment larger than the MTU is built partial (the Stack's limit is the link's MTU);
-    should one that fits come to the link all the same, it is written complete."""
+def test_a_partial_packet_that_fits_the_mtu_goes_partial_and_whole_for_the_kernel(family, sockets):
+    """With offloads, written in its parts with NEEDS_CSUM and no segmentation (GSO_NONE): the
+    kernel completes the checksum where it must (a local socket takes it without one)."""
     ours, theirs = sockets
     link = fake_link(ours, offload=True)
-    src, dst = (A6, B6) if family == 6 else (A, B)
-    tcp = TcpSegment(80, 40000, 5000, 9000, ACK | 0x08, 700, 0, TcpOptions(), bytes(range(200)) * 5)
-    packet = build_tcp_packet(src, dst, tcp, partial_checksum_over=900)
+    packet, built_whole = fitting_partial_packet(family)
     assert is_partial(packet) and len(packet) <= MTU
     link.send(packet, 0.0)
     (frame,) = frames_written(theirs)
-    assert frame[HEADER_SIZE:] == build_tcp_packet(src, dst, tcp) and scapy_checksum_right(frame[HEADER_SIZE:])
+    t = 40 if family == 6 else 20
+    assert HEADER.unpack_from(frame) == (NEEDS_CSUM, GSO_NONE, len(packet.headers), 0, t, 16)
+    assert frame[HEADER_SIZE:] == partial(built_whole)
+    assert split_super_segment(frame) == [built_whole]  # as the kernel completes it
+
+
+@pytest.mark.parametrize("family", [4, 6])
+def test_a_partial_packet_leaves_whole_from_a_device_without_offloads(family, sockets):
+    ours, theirs = sockets
+    link = fake_link(ours, offload=False, software=True)
+    packet, built_whole = fitting_partial_packet(family)
+    link.send(packet, 0.0)
+    link.send_batch([packet], 0.0)
+    assert frames_written(theirs) == [built_whole, built_whole] and scapy_checksum_right(built_whole)

@@ -13,7 +13,7 @@ from ustack.link.vnet import (
 from ustack.stack import Stack
 from ustack.wire import build_tcp_packet
 from ustack.wire.checksum import pseudo_header_sum, pseudo_header_sum6
-from ustack.wire.codec import LinkBuffer
+from ustack.wire.codec import LinkBuffer, SegmentParts
 from ustack.wire.tcp import TcpOptions, TcpSegment
 
 A, B = 0x0A4D0001, 0x0A4D0002
@@ -23,8 +23,12 @@ TS = TcpOptions(timestamps=(1000, 2000))
 
 
 def is_partial(packet) -> bool:
-    """A packet whose TCP checksum is still partial: a read-only view of a LinkBuffer so marked
-    (a received super-segment the kernel vouched for, or a large segment the stack built)."""
+    """A packet whose TCP checksum is still partial: a large segment the stack built so, in parts
+    (SegmentParts: its headers hold the partial sum for the kernel, whatever an observer completed
+    in a joined copy), or a read-only view of a LinkBuffer so marked (a received super-segment the
+    kernel vouched for)."""
+    if type(packet) is SegmentParts:
+        return True
     return type(packet) is memoryview and type(packet.obj) is LinkBuffer and packet.obj.tcp_checksum_partial
 
 

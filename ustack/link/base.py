@@ -34,11 +34,23 @@ compose: `Tracer(PcapWriter(FaultInjector(TunLink(...))))`. What each one sees d
 place in the chain: a PcapWriter outside the FaultInjector records what the stack sends and
 receives; inside it, what actually crosses the wire.
 
-A received packet may come up with its TCP checksum still partial (the TUN link's super-segments,
-ustack/link/vnet.py packet_from_parts: the kernel vouched for it, and the stack's parser does not
-read it). A middleware that reads a received packet's bytes as a wire would (writes them out,
-copies or changes them, parses a copy) calls vnet.complete_checksum(packet) first; one that only
-peeks at addresses, ports or flags, holds or passes packets on needs nothing.
+What a packet is, either way: bytes, or one of two forms with the TCP checksum still partial.
+- Received: a read-only memoryview of a LinkBuffer (ustack/wire/buffers.py), the TUN link's
+  super-segments (ustack/link/vnet.py packet_from_parts: the kernel vouched for the checksum, and
+  the stack's parser does not read it).
+- Sent: SegmentParts (ustack/wire/buffers.py), a segment the Stack built with its checksum partial
+  for a link that takes that (Stack(segmentation_offload=True): every segment larger than the MTU,
+  and from codec.PARTIAL_CHECKSUM_FROM bytes on at a large MTU), kept as its headers and its
+  payload. It has len() and its header bytes by index (packet[9], packet[t + 13]), nothing more:
+  it is no buffer. The TUN link writes the parts (vnet.large_segment_parts,
+  vnet.partial_packet_parts) or cuts them in software (cut_tcp_segment); a link that cannot take
+  a partial checksum writes complete_checksum(packet).
+A middleware that reads a packet's bytes as a wire would (writes them out, copies or changes
+them, parses a copy) calls vnet.complete_checksum(packet) first, and reads what it returns: the
+packet in one piece with its checksum complete (for SegmentParts a joined copy, made once, the
+same object on every call; the parts themselves stay as the kernel is to get them). One that only
+peeks at addresses, ports or flags, holds or passes packets on needs nothing, and passes on the
+packet it was given.
 
 Why `now` is passed in rather than read here: the same links run under the asyncio runtime (real
 monotonic time) and under the deterministic tests (virtual time), exactly like the stack.

@@ -37,10 +37,12 @@ at the moment of the decision, with direction "inbound" or "outbound" and reason
 "rate_limited" or "random". It draws no random numbers, so it changes no decision.
 
 A received super-segment whose TCP checksum the TUN link left partial (ustack/link/vnet.py
-packet_from_parts) gets its checksum completed (vnet.complete_checksum, in its buffer) before
-anything here looks at its bytes as a wire's: a scripted rule's predicate, a drop (on_drop and
-the rule's `dropped` list get the packet a wire would have carried), CE marking and corruption,
-which both copy it. So a corrupted copy is an ordinary packet with a wrong checksum that the
+packet_from_parts), or a large segment the stack built partial and in parts (SegmentParts),
+gets its checksum completed (vnet.complete_checksum, in its buffer; the parts joined into one
+first) before anything here looks at its bytes as a wire's: a scripted rule's predicate, a drop
+(on_drop and the rule's `dropped` list get the packet a wire would have carried, in one piece),
+CE marking and corruption, which both copy it. A packet that goes on goes as it came (parts stay
+parts: the TUN link writes them without joining). So a corrupted copy is an ordinary packet with a wrong checksum that the
 parser sums and drops ("tcp_bad_checksum"): it never carries the link's mark that the checksum
 is known. A duplicate, a delayed or a reordered packet is the same object again, mark and all.
 
@@ -232,11 +234,13 @@ class FaultInjector(Middleware):
         chance = direction.random.random
 
         for rule in self._scripted:
-            if rule.remaining and rule.direction in (name, "both") and rule.predicate(complete_checksum(packet)):
-                rule.remaining -= 1
-                rule.dropped.append(packet)
-                self._dropped(now, packet, name, "scripted")
-                return
+            if rule.remaining and rule.direction in (name, "both"):
+                seen = complete_checksum(packet)  # the packet as a wire carries it
+                if rule.predicate(seen):
+                    rule.remaining -= 1
+                    rule.dropped.append(seen)
+                    self._dropped(now, seen, name, "scripted")
+                    return
         if faults.rate_bytes_per_second is not None and not self._take_tokens(direction, packet, now):
             self._dropped(now, packet, name, "rate_limited")
             return
@@ -257,7 +261,9 @@ class FaultInjector(Middleware):
             self._schedule(direction, packet, now, emit)
 
     def _dropped(self, now: float, packet: bytes, direction: str, reason: str) -> None:
-        complete_checksum(packet)  # (done already for a scripted drop: its predicate saw it)
+        # What the peer misses, as a wire carries it (done already for a scripted drop: its
+        # predicate saw it): a segment built in parts (SegmentParts) as one completed packet.
+        packet = complete_checksum(packet)
         # Counter names predate the hook: a random drop is counted as plain "dropped_<direction>".
         self.counters[f"dropped_{direction}" if reason == "random" else f"dropped_{direction}_{reason}"] += 1
         if self.on_drop is not None:
@@ -330,7 +336,8 @@ def _ecn_field(packet: bytes) -> int | None:
 
 def _with_ce(packet: bytes) -> bytes:
     """The packet marked CE, as a congested router marks it (RFC 3168 5)."""
-    marked = bytearray(complete_checksum(packet))  # a copy carries no partial-checksum mark
+    packet = complete_checksum(packet)  # as a wire carries it, in one piece
+    marked = bytearray(packet)  # a copy carries no partial-checksum mark
     if packet[0] >> 4 == 4:
         old_word = packet[0] << 8 | packet[1]
         marked[1] |= CE

@@ -29,9 +29,15 @@ TUN_F_TSO4 | TUN_F_TSO6), so every packet in either direction carries a virtio_n
   the Stack sets when built with segmentation_offload=True, on connections whose segments fill
   the MTU); the kernel cuts them into segments of the MTU minus the headers, with the checksum
   left partial for it to finish. The stack builds such a segment with its checksum partial
-  already (codec.build_tcp_packet: no pass over its payload in user space), marked as a
-  received one is (LinkBuffer), so the link writes it as it is and complete_checksum completes
-  it for the pcap writer, FaultInjector, tracer and live ladder. Consecutive in-order MSS-sized
+  already (codec.build_tcp_packet: no pass over its payload in user space) and in parts
+  (SegmentParts: its headers, and the send buffer's payload, never copied behind them), so the
+  link writes [vnet header, headers, payload] in one os.writev and the payload's only copy is
+  the kernel's; complete_checksum joins and completes a copy for the pcap writer,
+  FaultInjector, tracer and live ladder. At a large MTU (65535), where a 64 KB segment needs no
+  cutting, one from codec.PARTIAL_CHECKSUM_FROM bytes on goes the same way with NEEDS_CSUM and
+  GSO_NONE (vnet.partial_packet_parts): no checksum is made in user space, and a local socket
+  takes it without one (CHECKSUM_PARTIAL), where one built whole was summed here and again by
+  the kernel. Consecutive in-order MSS-sized
   segments of one connection that still come one by one are joined into a super-segment
   (vnet.Coalescer) which the kernel cuts back into the very same segments (gso_size = their
   length). The run being joined is held until
@@ -65,7 +71,8 @@ without offloads (GRO and GSO), so that the core's per-segment work stays per su
   as always);
 - sending, the Stack builds segments of up to 64 KB (cuts_large_segments) and send() cuts each
   into MTU-sized packets with full checksums, PSH/FIN on the last and CWR on the first only, and
-  writes them one by one.
+  writes them one by one (cut_tcp_segment takes the SegmentParts as they are: the payload is
+  copied once, into the pieces). A partial packet the MTU carries whole leaves complete.
 The byte stream and every decision of the core are the same as with the segments one by one;
 the receiver's ACKs count a super-segment's bytes as the full-sized segments in it (one ACK per
 joined run, as with the kernel's GRO). Middlewares above see super-segments both ways, as they
@@ -94,7 +101,7 @@ import os
 import pytun
 
 from .base import Link, LinkError
-from ..wire.codec import LinkBuffer
+from ..wire.buffers import LinkBuffer
 from ..wire.segment import SegmentJoiner, cut_tcp_segment
 from .vnet import (CWR, ECE, GSO_NONE, GSO_TCPV6, HEADER_SIZE, PLAIN_BYTES, Coalescer, VnetDrop,
                    complete_checksum, large_segment_parts, packet_from_parts)
@@ -310,13 +317,17 @@ class TunLink(Link):
                 return
             self._write(parts)
             return
-        if type(packet) is memoryview:
-            # Only a segment larger than the MTU is built with its checksum partial (Stack: the
-            # link's MTU); should one come this way all the same, it leaves complete.
-            packet = complete_checksum(packet)
         if self._coalescer is None:
+            # A device without offloads takes no partial checksum: a segment the stack built
+            # partial (SegmentParts, from PARTIAL_CHECKSUM_FROM bytes on) leaves complete.
+            if type(packet) is not bytes:
+                packet = complete_checksum(packet)
             self._write([packet])
             return
+        if type(packet) is memoryview:
+            # A received super-segment passed on, its checksum still partial: it leaves complete.
+            # (The Coalescer writes SegmentParts with NEEDS_CSUM.)
+            packet = complete_checksum(packet)
         for parts in self._coalescer.add_parts(packet):
             self._write(parts)
 

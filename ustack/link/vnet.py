@@ -39,7 +39,7 @@ import struct
 from typing import NamedTuple
 
 from ..wire.checksum import internet_checksum, internet_checksum_of, pseudo_header_sum, pseudo_header_sum6
-from ..wire.codec import LinkBuffer
+from ..wire.buffers import LinkBuffer, SegmentParts
 from ..wire.segment import cut_tcp_segment
 
 HEADER = struct.Struct("=BBHHHH")
@@ -187,14 +187,19 @@ def packet_from_parts(header: bytes | bytearray, packet: bytearray, length: int)
 
 
 def complete_checksum(packet):
-    """`packet` itself, with its TCP checksum complete: the one place a partial checksum that
-    packet_from_parts left in a handed-over buffer (LinkBuffer.tcp_checksum_partial) is
-    completed, in the buffer, once; anything else is returned untouched at the cost of a type
-    check. Called by whatever reads a received packet's bytes as they would be on a wire (the
-    pcap writer, the FaultInjector before it copies or drops a packet, the tracer, the live
-    ladder's WireWatch); the stack's parser never needs it. In place rather than on a copy: the
+    """`packet` as a wire would carry it, in one piece with its TCP checksum complete: the one
+    place a partial checksum is completed, in place, once. That is a partial checksum that
+    packet_from_parts left in a handed-over buffer (LinkBuffer.tcp_checksum_partial), and a
+    segment the stack built partial, SegmentParts, which is first joined into one such buffer
+    (SegmentParts.joined: one copy, kept, so that every call gives the same object); anything
+    else is returned untouched at the cost of a type check. Called by whatever reads a packet's
+    bytes as they would be on a wire (the pcap writer, the FaultInjector before it copies or
+    drops a packet, the tracer, the live ladder's WireWatch, a link cutting a segment in
+    software); the stack's parser never needs it. In place rather than on a copy: a received
     packet stays the same object (a WireWatch matches a dropped packet to its arrival by it), and
     each later reader finds the work done."""
+    if type(packet) is SegmentParts:
+        packet = packet.joined()
     if type(packet) is memoryview:
         buffer = packet.obj
         if type(buffer) is LinkBuffer and buffer.tcp_checksum_partial:
@@ -284,6 +289,12 @@ class Coalescer:
     def add_parts(self, packet: bytes) -> list[list]:
         """add(), each frame as the list of buffers it is made of (for os.writev: the payloads
         are not copied into one frame first)."""
+        if type(packet) is SegmentParts:
+            # A segment built with its checksum partial that the MTU carries whole (a large MTU):
+            # it joins no run (it is never MSS-sized at MTU 1500), and goes as it is.
+            out = self.flush_parts() if self._first is not None else []
+            out.append(partial_packet_parts(packet))
+            return out
         if self._first is not None and self._joins(packet):
             self._append(packet)
             return self.flush_parts() if self._last_flags & (PSH | FIN) else []
@@ -383,9 +394,11 @@ def large_segment_frame(packet: bytes, mtu: int, other_flags: int = 0) -> bytes 
 def large_segment_parts(packet: bytes, mtu: int, other_flags: int = 0) -> list | None:
     """large_segment_frame as the buffers it is made of, the payload not copied (os.writev).
 
-    A packet the stack built with its checksum already partial (codec.build_tcp_packet: a
-    LinkBuffer still marked `tcp_checksum_partial`) goes as it is; any other gets the partial
-    checksum in a part of its own (one that an observer completed, complete_checksum, included)."""
+    A packet the stack built with its checksum already partial (codec.build_tcp_packet:
+    SegmentParts) goes as its parts, the headers and the payload (whose checksum an observer's
+    complete_checksum completed in a joined copy, not in the headers); a partial LinkBuffer (a
+    received super-segment passed on) as it is; any other gets the partial checksum in a part of
+    its own (one that an observer completed, complete_checksum, included)."""
     t = tcp_start_if_joinable(packet, other_flags)
     if not t or len(packet) > LARGEST_SUPER_SEGMENT:
         return None
@@ -393,6 +406,8 @@ def large_segment_parts(packet: bytes, mtu: int, other_flags: int = 0) -> list |
     # The header's fields in VnetHeader's order, packed without making one (this runs for every
     # large segment: a bulk download's whole send path).
     header = HEADER.pack(NEEDS_CSUM, GSO_TYPE_OF[t], header_length, mtu - header_length, t, TCP_CHECKSUM_OFFSET)
+    if type(packet) is SegmentParts:
+        return [header, packet.headers, packet.payload]
     if type(packet) is memoryview and type(packet.obj) is LinkBuffer and packet.obj.tcp_checksum_partial:
         return [header, packet]
     checksum = t + TCP_CHECKSUM_OFFSET
@@ -404,20 +419,32 @@ def tcp_start_if_joinable(packet: bytes, other_flags: int = 0) -> int:
     that may join a super-segment: over IPv4 without options and unfragmented, or over IPv6 with
     TCP straight after the fixed header; carrying data; flags ACK with at most PSH and FIN (and
     `other_flags`). 0 if it is not."""
-    if len(packet) <= IPV6_HEADER:
+    length = len(packet)
+    if length <= IPV6_HEADER:
         return 0
-    first = packet[0]
+    head = packet.headers if type(packet) is SegmentParts else packet  # (where the fields below are)
+    first = head[0]
     if first == 0x45:
-        if packet[9] != TCP_PROTOCOL or packet[6] & 0x3F or packet[7]:  # a fragment offset or MF
+        if head[9] != TCP_PROTOCOL or head[6] & 0x3F or head[7]:  # a fragment offset or MF
             return 0
         t = IPV4_HEADER
-    elif first >> 4 == 6 and packet[6] == TCP_PROTOCOL and len(packet) > IPV6_HEADER + 20:
+    elif first >> 4 == 6 and head[6] == TCP_PROTOCOL and length > IPV6_HEADER + 20:
         t = IPV6_HEADER
     else:
         return 0
-    if packet[t + 13] & ~(PSH | FIN | other_flags) != ACK or len(packet) <= t + (packet[t + 12] >> 4) * 4:
+    if head[t + 13] & ~(PSH | FIN | other_flags) != ACK or length <= t + (head[t + 12] >> 4) * 4:
         return 0
     return t
+
+
+def partial_packet_parts(packet: SegmentParts) -> list:
+    """The frame, as the buffers it is made of (os.writev), for a segment the stack built with its
+    checksum partial that the link's MTU carries whole: no segmentation (GSO_NONE), NEEDS_CSUM at
+    the TCP checksum field. The kernel completes the checksum if the packet leaves the machine,
+    and a local socket takes it without one (CHECKSUM_PARTIAL), as from a local sender."""
+    headers = packet.headers
+    t = IPV6_HEADER if headers[0] >> 4 == 6 else IPV4_HEADER  # (the stack builds no IP options)
+    return [HEADER.pack(NEEDS_CSUM, GSO_NONE, len(headers), 0, t, TCP_CHECKSUM_OFFSET), headers, packet.payload]
 
 
 def _ip_header_for(packet: bytes, tcp_start: int, tcp_length: int) -> bytes:

@@ -42,6 +42,7 @@ InBytes = bytes | CData  # const uint8_t *: what C only reads
 
 @final
 class FFI:
+    NULL: CData  # a null pointer (an optional const uint8_t * left out)
     def new(self, cdecl: str, init: Any = ..., /) -> CData: ...
     def buffer(self, cdata: CData, size: int = ..., /) -> CBuffer: ...
     def from_buffer(self, python_buffer: bytes | bytearray | memoryview, /, require_writable: bool = ...) -> CData: ...
@@ -223,8 +224,8 @@ class Lib:
     # segment.c: software GSO (the cut) and GRO (the join)
     @staticmethod
     def ustack_cut_tcp_segment(
-        packet: InBytes, length: int, largest: int, out: CData, capacity: int, piece_lengths: CData,
-        max_pieces: int, /
+        packet: InBytes, length: int, data: InBytes, data_length: int, largest: int, out: CData, capacity: int,
+        piece_lengths: CData, max_pieces: int, /
     ) -> int: ...
     @staticmethod
     def ustack_join_tcp_segments(buffer: CData, slot_size: int, lengths: CData, count: int, out: CData, /) -> int: ...

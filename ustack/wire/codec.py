@@ -24,6 +24,7 @@ from typing import NamedTuple
 
 from ._wire import ffi, lib
 from .checksum import checksum_add, checksum_finish, internet_checksum, pseudo_header_sum
+from .buffers import LinkBuffer, SegmentParts
 from .errors import WireError
 from .icmp import DESTINATION_UNREACHABLE, IcmpMessage, QuotedTcp
 from .icmpv6 import PACKET_TOO_BIG, PARAMETER_PROBLEM, Icmpv6Message
@@ -52,41 +53,6 @@ class Packet(NamedTuple):
 
 
 _new = tuple.__new__
-
-
-class LinkBuffer(bytearray):
-    """A buffer a link reads one packet into and may hand over whole (the TUN link's super-segments,
-    ustack/link/vnet.py packet_from_parts), which says what is known of that packet's TCP checksum:
-
-    - `tcp_checksum_known`: it is right. The link completed it itself (the kernel left it partial,
-      NEEDS_CSUM, and the bytes came from the kernel's memory, not a wire), the kernel verified it
-      (DATA_VALID), or the kernel vouched for it and the link left it partial (below);
-    - `tcp_checksum_partial` (only ever with `tcp_checksum_known`): the checksum field still holds
-      the kernel's partial sum (NEEDS_CSUM at the TCP checksum field: the kernel would complete it
-      on its way out of the machine, and the bytes never left its memory). Nothing in the stack
-      reads that field once the parser skips the check, so the link leaves it so; whatever looks
-      at the packet's bytes as a wire would (the pcap writer, the FaultInjector before it copies
-      or changes a packet, a ladder that parses a copy) first calls vnet.complete_checksum, which
-      writes the checksum into the buffer and clears this flag.
-
-    The same two flags mark a large segment the stack sends with its checksum left partial
-    (build_tcp_packet with `partial_checksum_over`: the kernel cuts it and completes each piece's
-    checksum, TSO; or the TUN link cuts it in software and makes every piece's checksum anew), so
-    the same one call, vnet.complete_checksum, completes it for whatever reads it as a wire would.
-
-    vnet.packet_from_parts, build_tcp_packet and vnet.complete_checksum alone set these;
-    parse_packet only reads `tcp_checksum_known`. Class attributes give both their default
-    (False) without an __init__: the TUN link makes one LinkBuffer per super-segment it hands
-    over, and a Python-level __init__ cost more than the rest of the allocation.
-
-    parse_packet then leaves out the one pass over the segment that checks the TCP checksum
-    (up to 64 KB, ~3 us), and only for a read-only memoryview of such a buffer: the packet exactly
-    as the link handed it over, which nobody writes again but complete_checksum. Every other packet, and
-    every other check (the IPv4 header checksum, ICMP's), is checked as always: a copy that a
-    FaultInjector corrupted is a new bytes object and is summed again (tests/link/test_checksum_once.py)."""
-
-    tcp_checksum_known = False
-    tcp_checksum_partial = False
 
 
 # --- parse ----------------------------------------------------------------------------------------
@@ -189,7 +155,8 @@ def parse_packet(packet: bytes) -> Packet:
     memoryview to get memoryview payloads that share the packet's memory instead of copying it
     (worth it for large packets: copying 64 KiB costs more than checksumming it). A read-only view
     of a LinkBuffer whose link knows the TCP checksum is right is parsed without summing the
-    segment again (LinkBuffer says when); everything else is checked in full.
+    segment again (LinkBuffer says when); everything else is checked in full. SegmentParts (a
+    stack's own large segment, handed to another stack directly) is read joined (its joined()).
     """
     # Every packet goes through here, so this function is written for speed (scripts/bench_wire.py).
     # Where the time goes for a 1,460-byte segment, measured by taking the steps out one at a time
@@ -209,13 +176,18 @@ def parse_packet(packet: bytes) -> Packet:
         acks = 1
         if type(packet) is bytes:
             reason = _parse(packet, len(packet), fields)  # cffi hands C the bytes' own memory
-        elif type(packet) is memoryview and type(packet.obj) is LinkBuffer and packet.obj.tcp_checksum_known \
-                and packet.readonly:
-            reason = _parse_tcp_checksum_known(_from_buffer(packet), len(packet), fields)  # LinkBuffer says why
         else:
-            reason = _parse(_from_buffer(packet), len(packet), fields)
-            if type(packet) is AckRun:
-                acks = packet.acks
+            if type(packet) is SegmentParts:
+                # One stack's segment handed straight to another (tests, a simulator): read in one
+                # piece, its checksum partial and known, as a received super-segment's.
+                packet = packet.joined()
+            if type(packet) is memoryview and type(packet.obj) is LinkBuffer and packet.obj.tcp_checksum_known \
+                    and packet.readonly:
+                reason = _parse_tcp_checksum_known(_from_buffer(packet), len(packet), fields)  # LinkBuffer says why
+            else:
+                reason = _parse(_from_buffer(packet), len(packet), fields)
+                if type(packet) is AckRun:
+                    acks = packet.acks
         if reason:
             raise WireError(REASON_NAMES[reason])
         (transport, version, payload_offset, payload_length,
@@ -383,6 +355,13 @@ _build_tcp6_headers_partial = lib.ustack_build_tcp6_headers_partial
 # instead of C copying it after the headers and the packet being copied out of the scratch buffer:
 # a 64 KB segment is copied once here, not twice (issue 12).
 HEADERS_APART_FROM = 8192
+# From this packet length on, a link that takes partial checksums gets them (build_tcp_packet's
+# `partial_checksum_over`): the kernel completes such a checksum only where it must (a piece TSO
+# cut, a packet leaving through a device that cannot), and delivered to a local socket it is never
+# made at all, where one built whole costs a pass over the payload here and another in the kernel,
+# which checks it (at MTU 65535, ~6 % of serve's CPU in a download). Below it, the pass costs less
+# than handing over parts.
+PARTIAL_CHECKSUM_FROM = HEADERS_APART_FROM
 # The fewest header bytes in front of a TCP payload (IP and TCP without options), by family: a
 # payload longer than the `partial_checksum_over` limit less these makes a packet sure to exceed it.
 _SMALLEST_HEADERS = 20 + 20
@@ -401,7 +380,7 @@ def build_tcp_packet(
     traffic_class: int = 0,
     tos: int = 0,
     partial_checksum_over: int = 0,
-) -> bytes | memoryview:
+) -> bytes | SegmentParts:
     """One IPv4 packet carrying `segment`: both headers, options in the order of `option_layout`
     ("linux" or "freebsd"), the payload, both checksums. SACK blocks beyond what fits in 40 bytes
     of options are left out, as real stacks do (RFC 2018 3).
@@ -412,13 +391,14 @@ def build_tcp_packet(
     `tos` is the IPv4 TOS byte, whose low two bits are the ECN field (RFC 3168 5); over IPv6
     that byte is `traffic_class`.
 
-    `partial_checksum_over` (0: never) is for a link that cuts segments larger than its MTU (the
-    Stack passes its MTU when it may send such segments, TSO): a packet sure to be longer than it
-    (its payload with the smallest IP and TCP headers already is) is built with its TCP checksum
-    left partial, as the TUN link hands it to the kernel (NEEDS_CSUM: the pseudo-header sum with
-    the TCP length, folded, not complemented), without a pass over its payload, and comes back as
-    a read-only memoryview of a LinkBuffer marked `tcp_checksum_known` and `tcp_checksum_partial`.
-    Whatever reads it as a wire would first calls vnet.complete_checksum (see LinkBuffer)."""
+    `partial_checksum_over` (0: never) is for a link that takes packets with a partial checksum
+    (the TUN link when it cuts segments larger than its MTU, TSO, or in software; the Stack then
+    passes PARTIAL_CHECKSUM_FROM, or its MTU if smaller): a packet sure to be longer than it (its
+    payload with the smallest IP and TCP headers already is) is built with its TCP checksum left
+    partial, as the TUN link hands it to the kernel (NEEDS_CSUM: the pseudo-header sum with the
+    TCP length, folded, not complemented), without a pass over its payload, and comes back as
+    SegmentParts: its headers and its payload, not joined. Whatever reads it as a wire would
+    first calls vnet.complete_checksum (see SegmentParts)."""
     if type(src) is bytes:
         return _build_tcp6_packet(src, dst, segment, ttl, option_layout, flow_label, traffic_class or tos,
                                   partial_checksum_over)
@@ -468,7 +448,7 @@ def build_tcp_packet(
 
 def _build_tcp6_packet(src: bytes, dst: bytes, segment: TcpSegment, hop_limit: int, option_layout: str,
                        flow_label: int, traffic_class: int,
-                       partial_checksum_over: int = 0) -> bytes | memoryview:  # fmt: skip
+                       partial_checksum_over: int = 0) -> bytes | SegmentParts:  # fmt: skip
     """build_tcp_packet over IPv6: the spec without addresses, which go to C as arguments."""
     if len(src) != 16 or type(dst) is not bytes or len(dst) != 16:
         raise WireError(BUILD_BAD_FIELD, "IPv6 addresses are 16 bytes, both of them")
@@ -505,15 +485,10 @@ def _build_tcp6_packet(src: bytes, dst: bytes, segment: TcpSegment, hop_limit: i
     return packet
 
 
-def _checksum_partial_packet(headers: bytes, payload) -> memoryview:
-    """`headers` and `payload` in one LinkBuffer marked as holding a partial TCP checksum (see
-    build_tcp_packet), handed out read-only: nothing writes it again but complete_checksum.
-    Extending the buffer by the payload is the one copy of it (as b"".join is for a packet built
-    whole); no zeroed buffer is made first."""
-    buffer = LinkBuffer(headers)
-    buffer += payload
-    buffer.tcp_checksum_known = buffer.tcp_checksum_partial = True
-    return memoryview(buffer).toreadonly()
+def _checksum_partial_packet(headers: bytes, payload) -> SegmentParts:
+    """`headers` and `payload`, a packet with a partial TCP checksum (see build_tcp_packet), as
+    the parts it is made of: no copy."""
+    return SegmentParts(headers, payload)
 
 
 def _pack_address_free_spec(spec_buffer, segment: TcpSegment, ttl: int, option_layout: str):

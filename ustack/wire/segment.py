@@ -1,7 +1,7 @@
 """Segmentation offload in software (csrc/segment.c), for a TUN device without the kernel's:
 
-    cut_tcp_segment(packet, mtu)     a TCP segment larger than the MTU, cut into the packets TSO
-                                     would have put on the wire (GSO)
+    cut_tcp_segment(packet, mtu)     a TCP segment larger than the MTU (bytes, or SegmentParts),
+                                     cut into the packets TSO would have put on the wire (GSO)
     SegmentJoiner(slot_size, slots)  a read batch's buffer, and the packets in it with every run of
                                      in-order segments of one connection joined (GRO), and every
                                      run of pure ACKs of one connection thinned (AckRun)
@@ -13,6 +13,7 @@ link (ustack/link/tun.py) reads and writes, this module only moves bytes between
 from __future__ import annotations
 
 from ._wire import ffi, lib
+from .buffers import SegmentParts
 
 LARGEST_PACKET = 65535
 # A 64 KB segment cut at the smallest MTU IPv4 allows (68, less 40 bytes of headers) has at most
@@ -20,17 +21,26 @@ LARGEST_PACKET = 65535
 MOST_PIECES = LARGEST_PACKET // 28 + 1
 
 
-def cut_tcp_segment(packet: bytes | bytearray | memoryview, mtu: int) -> list[memoryview] | None:
+def cut_tcp_segment(packet: bytes | bytearray | memoryview | SegmentParts, mtu: int) -> list[memoryview] | None:
     """The pieces of at most `mtu` bytes that the TCP segment `packet` is cut into (its data in
     pieces of MTU minus its headers; sequence numbers, lengths and both checksums made for each;
     PSH and FIN on the last piece only, CWR on the first only), as views into one new buffer of
     their own. None if `packet` is not a TCP segment with data over IPv4 without options or IPv6
-    without extension headers."""
-    length = len(packet)
-    if length <= 60:
+    without extension headers. SegmentParts (a segment the stack built with its checksum partial)
+    is cut from its parts: its data is copied once, into the pieces, never joined behind the
+    headers first."""
+    headers: bytes | bytearray | memoryview
+    if type(packet) is SegmentParts:
+        headers, data = packet.headers, packet.payload
+        data_length = len(data) if type(data) is bytes else memoryview(data).nbytes
+    else:
+        headers, data, data_length = packet, None, 0
+    header_bytes = len(headers)
+    length = header_bytes + data_length
+    if length <= 60 or header_bytes < 40:
         return None
-    start = 20 if packet[0] == 0x45 else 40
-    header_length = start + (packet[start + 12] >> 4) * 4
+    start = 20 if headers[0] == 0x45 else 40
+    header_length = start + (headers[start + 12] >> 4) * 4
     if mtu <= header_length:
         return None
     most = -(-(length - header_length) // (mtu - header_length))
@@ -39,12 +49,17 @@ def cut_tcp_segment(packet: bytes | bytearray | memoryview, mtu: int) -> list[me
     # The pieces' lengths, in an array of this call's own: two stacks in two threads may cut at
     # once, and cffi lets C run without the GIL (as codec.py's per-call structs).
     piece_lengths = ffi.new("uint32_t[]", min(most, MOST_PIECES))
-    # cffi passes bytes as they are; any other bytes-like packet (a large segment the stack built
-    # with its checksum partial is a read-only view of a LinkBuffer, codec.build_tcp_packet) as a
-    # view of the same memory. The checksum field does not matter: every piece's is made anew.
-    source = packet if type(packet) is bytes else ffi.from_buffer(packet)
-    count = lib.ustack_cut_tcp_segment(source, length, mtu, ffi.from_buffer(out), capacity, piece_lengths,
-                                       len(piece_lengths))
+    # cffi passes bytes as they are; any other bytes-like buffer (a read-only view of a LinkBuffer,
+    # a view of the send buffer's bytes) as a view of the same memory. The checksum field does not
+    # matter: every piece's is made anew.
+    source = headers if type(headers) is bytes else ffi.from_buffer(headers)
+    if data is None:
+        count = lib.ustack_cut_tcp_segment(source, length, ffi.NULL, 0, mtu, ffi.from_buffer(out), capacity,
+                                           piece_lengths, len(piece_lengths))
+    else:
+        count = lib.ustack_cut_tcp_segment(source, header_bytes, data if type(data) is bytes else ffi.from_buffer(data),
+                                           data_length, mtu, ffi.from_buffer(out), capacity, piece_lengths,
+                                           len(piece_lengths))
     if count <= 0:
         return None
     # Every piece but the last is exactly `mtu` bytes (C fills each with MTU minus the headers of

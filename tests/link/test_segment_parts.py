@@ -1,0 +1,235 @@
+"""Packets made of parts: a segment the stack builds with its TCP checksum partial is SegmentParts
+(codec.build_tcp_packet), its headers and its payload never joined on the way to the TUN device:
+the link writes [vnet header, headers, payload] in one os.writev, the payload being the send
+buffer's own object. Whatever reads it as a wire would gets it joined and completed from the one
+owner of that, vnet.complete_checksum (the pcap writer, the FaultInjector's drops, CE marks and
+corruption, the tracer), and the parts go on to the link as they came.
+
+Frames go through a TunLink over one end of an AF_UNIX SOCK_SEQPACKET socketpair in place of the
+TUN device (test_checksum_once.py's fake_link; no root needed)."""
+
+from __future__ import annotations
+
+import io
+import os
+
+import pytest
+from test_checksum_once import fake_link, sockets
+from test_checksum_partial_sent import download_packets, frames_written, large_segment, whole
+from vnet_helpers import A, A6, B, B6, partial, scapy_checksum_right
+
+from ustack.link import vnet
+from ustack.link.fault import FaultInjector, Faults
+from ustack.link.pcap import PcapWriter
+from ustack.link.tracer import Tracer
+from ustack.link.vnet import GSO_TCPV4, GSO_TCPV6, HEADER, HEADER_SIZE, NEEDS_CSUM, split_super_segment
+from ustack.stack import Stack
+from ustack.wire import build_tcp_packet, pcap
+from ustack.wire.codec import PARTIAL_CHECKSUM_FROM, SegmentParts
+from ustack.wire.ipv4 import CE, ECT_0
+from ustack.wire.tcp import TcpOptions, TcpSegment
+
+__all__ = ["sockets"]  # the fixture, imported for pytest
+
+MTU = 1500
+ACK = 0x10
+
+
+@pytest.fixture
+def writes(monkeypatch):
+    """Every os.writev the code under test makes, as the list of buffers it was given."""
+    calls = []
+    real_writev = os.writev
+
+    def recording(fd, buffers):
+        buffers = list(buffers)
+        calls.append(buffers)
+        return real_writev(fd, buffers)
+
+    monkeypatch.setattr(os, "writev", recording)
+    return calls
+
+
+def never_joined(monkeypatch):
+    def joined(self):
+        raise AssertionError("joined on the way to the device")
+
+    monkeypatch.setattr(SegmentParts, "joined", joined)
+
+
+@pytest.mark.parametrize("family", [4, 6])
+@pytest.mark.parametrize("batch", [False, True])
+def test_the_tun_link_writes_the_parts_without_joining_them(family, batch, sockets, writes, monkeypatch):
+    ours, theirs = sockets
+    link = fake_link(ours, offload=True)
+    large = [packet for packet in download_packets(family) if len(packet) > MTU]
+    assert large and all(type(packet) is SegmentParts for packet in large)
+    expected = [partial(whole(packet)) for packet in large]  # worked out before joined() is taken away
+    never_joined(monkeypatch)
+    if batch:
+        link.send_batch(large, 0.0)
+    else:
+        for packet in large:
+            link.send(packet, 0.0)
+    assert len(writes) == len(large)
+    for buffers, packet in zip(writes, large):
+        assert len(buffers) == 3 and buffers[1] is packet.headers and buffers[2] is packet.payload
+    frames = frames_written(theirs)
+    assert [frame[HEADER_SIZE:] for frame in frames] == expected
+    for frame in frames:
+        assert HEADER.unpack_from(frame)[:2] == (NEEDS_CSUM, GSO_TCPV6 if family == 6 else GSO_TCPV4)
+        assert all(scapy_checksum_right(piece) for piece in split_super_segment(frame))
+
+
+@pytest.mark.parametrize("family", [4, 6])
+def test_observers_see_whole_packets_and_the_link_still_writes_parts(family, sockets, writes, tmp_path):
+    """The pcap, the tracer and a FaultInjector's predicate read the packet joined and complete;
+    the device gets the parts, checksum partial, and each packet is joined once at most."""
+    ours, theirs = sockets
+    path = tmp_path / "parts.pcap"
+    formatted, predicate_saw = [], []
+    fault = FaultInjector(fake_link(ours, offload=True), seed=1)
+    fault.drop_when(lambda packet: predicate_saw.append(bytes(packet)) and False)
+    link = Tracer(PcapWriter(fault, path, timestamp_offset=0.0), output=io.StringIO(),
+                  formatter=lambda packet: formatted.append(bytes(packet)) or "")
+    large = [packet for packet in download_packets(family) if len(packet) > MTU]
+    expected = [whole(packet) for packet in large]
+    link.send_batch(large, 0.0)
+    link.flush()
+    _, records = pcap.read_records(path.read_bytes())
+    assert [record.data for record in records] == expected == formatted == predicate_saw
+    assert all(buffers[2] is packet.payload for buffers, packet in zip(writes, large))
+    assert [frame[HEADER_SIZE:] for frame in frames_written(theirs)] == [partial(packet) for packet in expected]
+    # complete_checksum joined each once: every observer got the same object.
+    assert all(vnet.complete_checksum(packet) is packet.joined() for packet in large)
+
+
+@pytest.mark.parametrize("family", [4, 6])
+def test_a_scripted_drop_tells_the_whole_packet_and_keeps_the_note(family, sockets):
+    """on_drop and the rule's `dropped` list get the completed packet, the very object the
+    predicate saw (a WireWatch gives a dropped packet its rule's note by the object's id)."""
+    ours, theirs = sockets
+    told, predicate_saw = [], []
+    link = FaultInjector(fake_link(ours, offload=True), seed=1,
+                         on_drop=lambda now, packet, direction, reason: told.append(packet))
+    rule = link.drop_when(lambda packet: predicate_saw.append(packet) or True)
+    packet, built_whole = large_segment(family)
+    assert type(packet) is SegmentParts
+    link.send(packet, 0.0)
+    assert told == predicate_saw and told[0] is predicate_saw[0] and bytes(told[0]) == built_whole
+    assert [bytes(dropped) for dropped in rule.dropped] == [built_whole]
+    assert frames_written(theirs) == []
+
+
+def ecn_segment(family: int) -> tuple:
+    src, dst = (A6, B6) if family == 6 else (A, B)
+    tcp = TcpSegment(80, 40000, 5000, 9000, ACK, 700, 0, TcpOptions(timestamps=(7, 8)),
+                     bytes(index * 3 & 0xFF for index in range(30_001)))
+    ecn = {"traffic_class": ECT_0} if family == 6 else {"tos": ECT_0}
+    return build_tcp_packet(src, dst, tcp, partial_checksum_over=MTU, **ecn), build_tcp_packet(src, dst, tcp, **ecn)
+
+
+@pytest.mark.parametrize("family", [4, 6])
+def test_a_ce_mark_on_parts_marks_the_whole_packet(family, sockets):
+    ours, theirs = sockets
+    link = FaultInjector(fake_link(ours, offload=True), seed=3, outbound=Faults(ce=1.0))
+    packet, built_whole = ecn_segment(family)
+    assert type(packet) is SegmentParts
+    link.send(packet, 0.0)
+    pieces = [piece for frame in frames_written(theirs) for piece in split_super_segment(frame)]
+    assert len(pieces) > 1 and all(map(scapy_checksum_right, pieces))
+    marked = bytearray(built_whole)
+    if family == 6:
+        marked[1] |= CE << 4
+    else:
+        marked[1] |= CE
+        marked[10:12] = b"\0\0"
+        from ustack.wire import internet_checksum
+        marked[10:12] = internet_checksum(bytes(marked[:20])).to_bytes(2, "big")
+    expected = [bytes(piece) for piece in vnet.cut_tcp_segment(bytes(marked), MTU)]
+    assert [piece[:4] + piece[6:10] + piece[12:] if family == 4 else piece for piece in pieces] == \
+        [piece[:4] + piece[6:10] + piece[12:] if family == 4 else piece for piece in expected]
+
+
+@pytest.mark.parametrize("family", [4, 6])
+def test_corrupting_parts_flips_one_bit_of_the_whole_packet(family, sockets):
+    ours, theirs = sockets
+    link = FaultInjector(fake_link(ours, offload=True), seed=5, outbound=Faults(corrupt=1.0))
+    packet, built_whole = large_segment(family)
+    link.send(packet, 0.0)
+    (frame,) = frames_written(theirs)
+    # The corrupted copy is whole bytes: the link frames it with a partial checksum of its own.
+    sent = frame[HEADER_SIZE:]
+    differences = [(x ^ y) for x, y in zip(partial(built_whole), sent) if x != y]
+    assert len(sent) == len(built_whole) and len(differences) == 1 and bin(differences[0]).count("1") == 1
+
+
+@pytest.mark.parametrize("family", [4, 6])
+def test_a_stack_over_a_large_mtu_builds_large_packets_partial(family):
+    """At a large MTU (65535: the link cuts nothing), a packet of PARTIAL_CHECKSUM_FROM bytes or
+    more still goes with its checksum partial when the link takes that; smaller ones whole."""
+    mtu = 65535
+    if family == 6:
+        server_stack = Stack(None, address6=A6, mtu=mtu, port_seed=1, segmentation_offload=True)
+        client_stack, address = Stack(None, address6=B6, mtu=mtu, port_seed=2), A6
+    else:
+        server_stack = Stack(A, mtu=mtu, port_seed=1, segmentation_offload=True)
+        client_stack, address = Stack(B, mtu=mtu, port_seed=2), A
+    listener = server_stack.listen(80)
+    client = client_stack.connect(address, 80, 0.0)
+    for _ in range(2):
+        for packet in client_stack.transmit(0.0):
+            server_stack.receive(packet, 0.0)
+        for packet in server_stack.transmit(0.0):
+            client_stack.receive(packet, 0.0)
+    server = listener.accept()
+    data = bytes(index * 7 & 0xFF for index in range(200_003))
+    server.send(data, 0.0)
+    server_stack.poke(server)
+    packets = server_stack.transmit(0.0)
+    large = [packet for packet in packets if len(packet) > PARTIAL_CHECKSUM_FROM]
+    assert large and all(type(packet) is SegmentParts and len(packet) <= mtu for packet in large)
+    assert all(type(packet) is bytes for packet in packets if len(packet) < PARTIAL_CHECKSUM_FROM)
+    for packet in packets:  # each, made whole, arrives as the client's stack expects
+        client_stack.receive(bytes(vnet.complete_checksum(packet)), 0.0)
+    assert not client_stack.drops
+    received = client.recv(1 << 20, 0.0)
+    assert len(received) == sum(len(packet) - len(packet.headers) for packet in large) and data.startswith(received)
+
+
+@pytest.mark.parametrize("family", [4, 6])
+@pytest.mark.parametrize("length", [1461, 2897, 30_001, 65_535 - 40 - 32 - 20])
+@pytest.mark.parametrize("flags", [ACK, ACK | 0x08 | 0x01, ACK | 0x80])  # plain; PSH and FIN; CWR
+@pytest.mark.parametrize("payload_type", [bytes, memoryview])
+def test_cutting_parts_in_software_gives_the_pieces_of_the_whole_segment(family, length, flags, payload_type,
+                                                                         monkeypatch):
+    src, dst = (A6, B6) if family == 6 else (A, B)
+    tcp = TcpSegment(80, 40000, 2**32 - 3000, 9000, flags, 700, 0, TcpOptions(timestamps=(77, 88)),
+                     payload_type(bytes(index * 5 + 1 & 0xFF for index in range(length))))
+    packet = build_tcp_packet(src, dst, tcp, partial_checksum_over=MTU)
+    built_whole = build_tcp_packet(src, dst, tcp)
+    assert type(packet) is SegmentParts
+    expected = [bytes(piece) for piece in vnet.cut_tcp_segment(built_whole, MTU)]
+    never_joined(monkeypatch)
+    pieces = [bytes(piece) for piece in vnet.cut_tcp_segment(packet, MTU)]
+    assert pieces == expected and all(map(scapy_checksum_right, pieces))
+
+
+def test_parts_that_do_not_split_where_the_data_starts_are_not_cut():
+    tcp = TcpSegment(80, 40000, 1, 2, ACK, 700, 0, TcpOptions(), bytes(5000))
+    packet = build_tcp_packet(A, B, tcp, partial_checksum_over=MTU)
+    whole_bytes = bytes(packet)
+    assert vnet.cut_tcp_segment(SegmentParts(whole_bytes[:41], whole_bytes[41:]), MTU) is None
+    assert vnet.cut_tcp_segment(SegmentParts(whole_bytes[:39], whole_bytes[39:]), MTU) is None
+    assert vnet.cut_tcp_segment(SegmentParts(whole_bytes[:40], whole_bytes[40:]), MTU) is not None
+
+
+@pytest.mark.parametrize("family", [4, 6])
+def test_a_device_without_offloads_cuts_the_parts_without_joining_them(family, sockets, monkeypatch):
+    ours, theirs = sockets
+    link = fake_link(ours, offload=False, software=True)
+    large = [packet for packet in download_packets(family) if len(packet) > MTU]
+    expected = [bytes(piece) for packet in large for piece in vnet.cut_tcp_segment(whole(packet), MTU)]
+    never_joined(monkeypatch)
+    link.send_batch(large, 0.0)
+    assert frames_written(theirs) == expected and all(map(scapy_checksum_right, expected))

@@ -1,0 +1,102 @@
+"""The two kinds of buffer packets travel in between a link and the stack, besides bytes:
+
+    LinkBuffer     a buffer a link reads one packet into and hands over whole, which says what is
+                   known of the packet's TCP checksum (a received super-segment)
+    SegmentParts   a segment the stack built with its TCP checksum partial, kept as its headers
+                   and its payload, which the TUN link writes without joining them
+
+Both are made by codec.py (build_tcp_packet) and the TUN link (ustack/link/vnet.py
+packet_from_parts); vnet.complete_checksum turns either into the packet a wire carries.
+"""
+
+from __future__ import annotations
+
+from typing import final
+
+
+class LinkBuffer(bytearray):
+    """A buffer a link reads one packet into and may hand over whole (the TUN link's super-segments,
+    ustack/link/vnet.py packet_from_parts), which says what is known of that packet's TCP checksum:
+
+    - `tcp_checksum_known`: it is right. The link completed it itself (the kernel left it partial,
+      NEEDS_CSUM, and the bytes came from the kernel's memory, not a wire), the kernel verified it
+      (DATA_VALID), or the kernel vouched for it and the link left it partial (below);
+    - `tcp_checksum_partial` (only ever with `tcp_checksum_known`): the checksum field still holds
+      the kernel's partial sum (NEEDS_CSUM at the TCP checksum field: the kernel would complete it
+      on its way out of the machine, and the bytes never left its memory). Nothing in the stack
+      reads that field once the parser skips the check, so the link leaves it so; whatever looks
+      at the packet's bytes as a wire would (the pcap writer, the FaultInjector before it copies
+      or changes a packet, a ladder that parses a copy) first calls vnet.complete_checksum, which
+      writes the checksum into the buffer and clears this flag.
+
+    The same two flags mark a large segment the stack sends with its checksum left partial
+    (build_tcp_packet with `partial_checksum_over`: the kernel cuts it and completes each piece's
+    checksum, TSO; or the TUN link cuts it in software and makes every piece's checksum anew), so
+    the same one call, vnet.complete_checksum, completes it for whatever reads it as a wire would.
+
+    vnet.packet_from_parts, build_tcp_packet and vnet.complete_checksum alone set these;
+    parse_packet only reads `tcp_checksum_known`. Class attributes give both their default
+    (False) without an __init__: the TUN link makes one LinkBuffer per super-segment it hands
+    over, and a Python-level __init__ cost more than the rest of the allocation.
+
+    parse_packet then leaves out the one pass over the segment that checks the TCP checksum
+    (up to 64 KB, ~3 us), and only for a read-only memoryview of such a buffer: the packet exactly
+    as the link handed it over, which nobody writes again but complete_checksum. Every other packet, and
+    every other check (the IPv4 header checksum, ICMP's), is checked as always: a copy that a
+    FaultInjector corrupted is a new bytes object and is summed again (tests/link/test_checksum_once.py)."""
+
+    tcp_checksum_known = False
+    tcp_checksum_partial = False
+
+
+@final  # (nothing derives from it: the links tell it by `type(packet) is SegmentParts`)
+class SegmentParts:
+    """A TCP segment built with its checksum partial (build_tcp_packet's `partial_checksum_over`),
+    kept as its two parts: `headers` (IP and TCP, options included, the TCP checksum field holding
+    the partial sum) and `payload` (the send buffer's own bytes, or a view of them: never copied
+    here). The TUN link writes the parts as they are, one os.writev of [vnet header, headers,
+    payload], so the payload's only copy on its way down is the kernel's.
+
+    It is a packet only for what looks at its headers: len() is the whole packet's length, and
+    packet[i] for i inside the headers reads them (the IP version, addresses, ports and flags
+    that links and predicates peek at). Whatever reads it as a wire would (the pcap writer, the
+    FaultInjector, the tracer, the live ladder, a link that cuts it in software) asks
+    vnet.complete_checksum, the one owner of that, for the whole packet: joined() (one copy, made
+    once and kept) with its checksum then completed in place. bytes() gives the packet as the
+    kernel is handed it (the checksum partial)."""
+
+    __slots__ = ("headers", "payload", "_length", "_joined")
+
+    def __init__(self, headers: bytes, payload) -> None:
+        self.headers = headers
+        self.payload = payload
+        self._length = len(headers) + len(payload)
+        self._joined: memoryview | None = None
+
+    def __len__(self) -> int:
+        return self._length
+
+    def __getitem__(self, index):
+        headers = self.headers
+        if type(index) is int and 0 <= index < len(headers):
+            return headers[index]
+        return self.joined()[index]  # anything past the headers: the packet in one piece
+
+    def __bytes__(self) -> bytes:
+        return b"".join((self.headers, self.payload))
+
+    def __repr__(self) -> str:
+        return f"SegmentParts({len(self.headers)} bytes of headers, {len(self.payload)} of payload)"
+
+    def joined(self) -> memoryview:
+        """The packet in one piece, its checksum as it is (partial until complete_checksum
+        completed it): a read-only view of one LinkBuffer marked `tcp_checksum_known` and
+        `tcp_checksum_partial` (see LinkBuffer), the same one on every call. Extending the buffer
+        by the payload is the one copy of it; no zeroed buffer is made first."""
+        joined = self._joined
+        if joined is None:
+            buffer = LinkBuffer(self.headers)
+            buffer += self.payload
+            buffer.tcp_checksum_known = buffer.tcp_checksum_partial = True
+            joined = self._joined = memoryview(buffer).toreadonly()
+        return joined
