@@ -36,6 +36,7 @@ from .stack_calls import EPHEMERAL_PORTS, Address, StackError, UserCalls
 from .timer_heap import TimerHeap
 from .tcp import Connection, Listener, State, TcpConfig, reset_for_unmatched
 from .tcp.state import CLOSED, TIME_WAIT
+from .tcp.timer_set import NOT_ARMED
 from .tcp.time_wait import TimeWait
 from .tcp.ecn import EcnCapableSegment
 from .tcp.isn import IsnGenerator
@@ -410,10 +411,18 @@ class Stack(UserCalls, Ipv6Side):
             state = connection.state
             if state is CLOSED and connection.is_finished:
                 self._forget(connection)
-                continue
-            if state is TIME_WAIT and connection.__class__ is not TimeWait:
-                connection = self._keep_only_time_wait(connection)
-            arm(connection, connection.timers.next_deadline())  # as _arm does
+            elif state is TIME_WAIT:
+                if connection.__class__ is not TimeWait:
+                    record = self._keep_only_time_wait(connection)
+                    arm(record, record.deadline)  # its 2*MSL; a repeated FIN only moves that later
+            else:
+                # Only a deadline set during this round can be earlier than the connection's
+                # heap entry, a lower bound (TimerSet.unfiled): file the earliest of those.
+                timers = connection.timers  # (a TimeWait record's, itself, once out of TIME-WAIT)
+                unfiled = timers.unfiled
+                if unfiled != NOT_ARMED:
+                    timers.unfiled = NOT_ARMED
+                    arm(connection, unfiled)
         if packets:
             self.counters["packets_out"] += len(packets)
         return packets
@@ -456,6 +465,9 @@ class Stack(UserCalls, Ipv6Side):
             self.reassembly6.on_timer(now)
         for connection in self.timer_heap.pop_due(now, self.connections):
             connection.on_timer(now)
+            # Its entry left the heap: what is still armed is filed again (transmit files only
+            # the deadlines set from now on, TimerSet.unfiled).
+            self._arm(connection)
             self._touch(connection)
 
     def _touch(self, connection: Connection) -> None:
