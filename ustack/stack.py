@@ -463,11 +463,15 @@ class Stack(UserCalls, Ipv6Side):
         if self._holding_fragments():
             self.reassembly.on_timer(now)
             self.reassembly6.on_timer(now)
+        arm = self.timer_heap.arm
         for connection in self.timer_heap.pop_due(now, self.connections):
             connection.on_timer(now)
-            # Its entry left the heap: what is still armed is filed again (transmit files only
-            # the deadlines set from now on, TimerSet.unfiled).
-            self._arm(connection)
+            if connection.__class__ is not TimeWait:  # (a record's one timer has ended it)
+                # Its entry left the heap: what is still armed is filed again here, since
+                # transmit files only the deadlines set from now on (TimerSet.unfiled).
+                timers = connection.timers
+                timers.unfiled = NOT_ARMED
+                arm(connection, timers.next_deadline())
             self._touch(connection)
 
     def _touch(self, connection: Connection) -> None:
