@@ -419,10 +419,8 @@ class Stack(UserCalls, Ipv6Side):
                 # Only a deadline set during this round can be earlier than the connection's
                 # heap entry, a lower bound (TimerSet.unfiled): file the earliest of those.
                 timers = connection.timers  # (a TimeWait record's, itself, once out of TIME-WAIT)
-                unfiled = timers.unfiled
-                if unfiled != NOT_ARMED:
-                    timers.unfiled = NOT_ARMED
-                    arm(connection, unfiled)
+                if timers.unfiled != NOT_ARMED:  # (most rounds set none)
+                    arm(connection, timers.take_unfiled())
         if packets:
             self.counters["packets_out"] += len(packets)
         return packets
@@ -469,9 +467,7 @@ class Stack(UserCalls, Ipv6Side):
             if connection.__class__ is not TimeWait:  # (a record's one timer has ended it)
                 # Its entry left the heap: what is still armed is filed again here, since
                 # transmit files only the deadlines set from now on (TimerSet.unfiled).
-                timers = connection.timers
-                timers.unfiled = NOT_ARMED
-                arm(connection, timers.next_deadline())
+                arm(connection, connection.timers.next_deadline())
             self._touch(connection)
 
     def _touch(self, connection: Connection) -> None:

@@ -48,7 +48,8 @@ def test_the_mark_holds_the_earliest_deadline_set_since_it_was_cleared():
     assert timers.unfiled == 5.0
     timers.arm(RETRANSMIT_TIMER, 3.0)
     assert timers.unfiled == 3.0
-    timers.unfiled = NOT_ARMED  # what the host does once it has filed it
+    assert timers.take_unfiled() == 3.0  # what the host files
+    assert timers.unfiled == NOT_ARMED and timers.take_unfiled() == NOT_ARMED
     timers.arm_unless_armed(RETRANSMIT_TIMER, 1.0)  # running already: nothing set
     assert timers.unfiled == NOT_ARMED
     timers.arm_unless_armed(KEEPALIVE_TIMER, 9.0)

@@ -84,9 +84,9 @@ class TimerSet:
     Nothing outside this class writes it.
 
     `unfiled` is the earliest deadline set (by arm or arm_unless_armed) since the host last
-    filed this set in its timer heap, NOT_ARMED if none: the host files that one and puts
-    NOT_ARMED back (Stack.transmit), and does no heap work at all for a connection whose round
-    set no deadline. Nothing else needs filing: the heap's entry is a lower bound
+    took it (take_unfiled) to file it in its timer heap, NOT_ARMED if none: the host reads it
+    after each round of the connection (Stack.transmit) and does no heap work at all when the
+    round set no deadline. Nothing else needs filing: the heap's entry is a lower bound
     (timer_heap.py), so a timer cancelled or moved later is found out when the entry comes up,
     and only a deadline set earlier than every other could be missed. A cancel therefore
     leaves `unfiled` alone."""
@@ -143,6 +143,13 @@ class TimerSet:
             return False
         deadlines[kind] = NOT_ARMED
         return True
+
+    def take_unfiled(self) -> float:
+        """The earliest deadline set since the last call (NOT_ARMED if none), for the host's
+        timer heap; from now on none is unfiled."""
+        deadline = self.unfiled
+        self.unfiled = NOT_ARMED
+        return deadline
 
     def cancel_all(self) -> None:
         self.deadlines = None
