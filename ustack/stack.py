@@ -36,7 +36,6 @@ from .stack_calls import EPHEMERAL_PORTS, Address, StackError, UserCalls
 from .timer_heap import TimerHeap
 from .tcp import Connection, Listener, State, TcpConfig, reset_for_unmatched
 from .tcp.state import CLOSED, TIME_WAIT
-from .tcp.timer_set import NOT_ARMED
 from .tcp.time_wait import TimeWait
 from .tcp.ecn import EcnCapableSegment
 from .tcp.isn import IsnGenerator
@@ -411,16 +410,10 @@ class Stack(UserCalls, Ipv6Side):
             state = connection.state
             if state is CLOSED and connection.is_finished:
                 self._forget(connection)
-            elif state is TIME_WAIT:
-                if connection.__class__ is not TimeWait:
-                    record = self._keep_only_time_wait(connection)
-                    arm(record, record.deadline)  # its 2*MSL; a repeated FIN only moves that later
-            else:
-                # Only a deadline set during this round can be earlier than the connection's
-                # heap entry, a lower bound (TimerSet.unfiled): file the earliest of those.
-                timers = connection.timers  # (a TimeWait record's, itself, once out of TIME-WAIT)
-                if timers.unfiled != NOT_ARMED:  # (most rounds set none)
-                    arm(connection, timers.take_unfiled())
+                continue
+            if state is TIME_WAIT and connection.__class__ is not TimeWait:
+                connection = self._keep_only_time_wait(connection)
+            arm(connection, connection.timers.next_deadline())  # as _arm does
         if packets:
             self.counters["packets_out"] += len(packets)
         return packets
@@ -461,13 +454,8 @@ class Stack(UserCalls, Ipv6Side):
         if self._holding_fragments():
             self.reassembly.on_timer(now)
             self.reassembly6.on_timer(now)
-        arm = self.timer_heap.arm
         for connection in self.timer_heap.pop_due(now, self.connections):
             connection.on_timer(now)
-            if connection.__class__ is not TimeWait:  # (a record's one timer has ended it)
-                # Its entry left the heap: what is still armed is filed again here, since
-                # transmit files only the deadlines set from now on (TimerSet.unfiled).
-                arm(connection, connection.timers.next_deadline())
             self._touch(connection)
 
     def _touch(self, connection: Connection) -> None:

@@ -44,7 +44,7 @@ from ustack.tcp.reset import reset_for_unmatched
 from ustack.tcp.seq import segment_acceptable, seq_add, seq_gt, seq_le, seq_lt
 from ustack.tcp.state import CLOSED, TIME_WAIT, EVENTS_OFF, StateMachine
 from ustack.tcp.summary import segment_summary
-from ustack.tcp.timer_set import NOT_ARMED, TIME_WAIT_TIMER
+from ustack.tcp.timer_set import TIME_WAIT_TIMER
 from ustack.wire.tcp import ACK, FIN, NO_OPTIONS, RST, SYN, TcpOptions, TcpSegment
 
 _NEVER = float("-inf")
@@ -276,10 +276,6 @@ class TimeWait(StateMachine):
         """The record keeps its one deadline itself, and answers the host's timer heap as a
         connection's TimerSet does (`timers.next_deadline()`)."""
         return self
-
-    # TimerSet.unfiled: the record never sets a deadline earlier than the one the host filed
-    # when the record took its connection's place (a repeated FIN only moves it later).
-    unfiled = NOT_ARMED
 
     def on_timer(self, now: float) -> None:
         if self.state is TIME_WAIT and now >= self.deadline:

@@ -62,8 +62,8 @@ _KINDS = tuple(Timer)
 _COUNT = len(_KINDS)
 _LABELS = tuple(kind.label for kind in _KINDS)
 # A slot whose timer is not armed holds infinity, not None: the earliest deadline is then min()
-# of the list, one C call, where skipping Nones took a Python loop over every slot (the host's
-# timer heap asks whenever a connection's entry comes up).
+# of the list, one C call, where skipping Nones took a Python loop over every slot (the stack
+# asks after each transmit() of every connection it touched).
 NOT_ARMED = float("inf")
 
 
@@ -81,21 +81,12 @@ class TimerSet:
     armed does nothing: the delayed-ACK, persist and connect timers, output.py,
     acknowledgement.py, arrival.py); and `deadlines[kind]` as `deadline(kind)` with NOT_ARMED
     for None, where infinity compares as "not armed" should (RACK's probe timer, rack.py).
-    Nothing outside this class writes it.
+    Nothing outside this class writes it."""
 
-    `unfiled` is the earliest deadline set (by arm or arm_unless_armed) since the host last
-    took it (take_unfiled) to file it in its timer heap, NOT_ARMED if none: the host reads it
-    after each round of the connection (Stack.transmit) and does no heap work at all when the
-    round set no deadline. Nothing else needs filing: the heap's entry is a lower bound
-    (timer_heap.py), so a timer cancelled or moved later is found out when the entry comes up,
-    and only a deadline set earlier than every other could be missed. A cancel therefore
-    leaves `unfiled` alone."""
-
-    __slots__ = ("deadlines", "unfiled")
+    __slots__ = ("deadlines",)
 
     def __init__(self) -> None:
         self.deadlines: list[float] | None = None
-        self.unfiled = NOT_ARMED
 
     def deadline(self, kind: Timer) -> float | None:
         """When `kind` expires, or None when it is not armed."""
@@ -120,8 +111,6 @@ class TimerSet:
         if deadlines is None:
             deadlines = self.deadlines = [NOT_ARMED] * _COUNT
         deadlines[kind] = deadline
-        if deadline < self.unfiled:
-            self.unfiled = deadline
 
     def arm_unless_armed(self, kind: Timer, deadline: float) -> None:
         """Start `kind` if it is not running (RFC 6298 5.1: a running retransmission timer is
@@ -131,13 +120,11 @@ class TimerSet:
             deadlines = self.deadlines = [NOT_ARMED] * _COUNT
         if deadlines[kind] == NOT_ARMED:
             deadlines[kind] = deadline
-            if deadline < self.unfiled:
-                self.unfiled = deadline
 
     def cancel(self, kind: Timer) -> bool:
         """Stop `kind`; True if it was armed. A list left with nothing armed goes at the next
-        next_deadline(), which finds that out anyway (the host's timer heap asks it when the
-        connection's entry comes up), not here: a connection cancels a dozen timers in its life."""
+        next_deadline(), which finds that out anyway (the stack asks it after every transmit),
+        not here: a connection cancels a dozen timers in its life."""
         deadlines = self.deadlines
         if deadlines is None or deadlines[kind] == NOT_ARMED:
             return False
@@ -152,16 +139,8 @@ class TimerSet:
         if deadlines is not None:
             deadlines[RETRANSMIT_TIMER] = deadlines[TLP_TIMER] = deadlines[REORDER_TIMER] = NOT_ARMED
 
-    def take_unfiled(self) -> float:
-        """The earliest deadline set since the last call (NOT_ARMED if none), for the host's
-        timer heap; from now on none is unfiled."""
-        deadline = self.unfiled
-        self.unfiled = NOT_ARMED
-        return deadline
-
     def cancel_all(self) -> None:
         self.deadlines = None
-        self.unfiled = NOT_ARMED  # nothing is armed: nothing to file
 
     def next_deadline(self) -> float | None:
         """The earliest armed deadline, or None when nothing will happen without input."""
