@@ -63,7 +63,7 @@ from ustack.tcp.state import (
     State,
     StateMachine,
 )
-from ustack.tcp.timer_set import CONNECT_TIMER, KEEPALIVE_TIMER, REORDER_TIMER, RETRANSMIT_TIMER, TLP_TIMER, TimerSet
+from ustack.tcp.timer_set import CONNECT_TIMER, KEEPALIVE_TIMER, RETRANSMIT_TIMER, TimerSet
 from ustack.tcp.time_wait import TimeWait
 from ustack.tcp.timers import Timers
 
@@ -298,10 +298,7 @@ class Connection(SegmentArrival, AcknowledgementProcessing, RackProcessing, EcnP
             # 5.2: all outstanding data acknowledged), and RACK-TLP's books, the SACK scoreboard
             # and the send times go. (CLOSING and LAST-ACK go on to TIME-WAIT or CLOSED, which
             # stop every timer and release those: _entered.)
-            timers = self.timers
-            timers.cancel(RETRANSMIT_TIMER)
-            timers.cancel(TLP_TIMER)
-            timers.cancel(REORDER_TIMER)
+            self.timers.cancel_loss_timers()
             self.rack = None
             snd.forget_loss_recovery()
         self._update_send_window(segment)

@@ -131,6 +131,14 @@ class TimerSet:
         deadlines[kind] = NOT_ARMED
         return True
 
+    def cancel_loss_timers(self) -> None:
+        """Stop the timers that resend or probe what is in flight: retransmission, tail loss
+        probe and reordering (cancel() of each; one call where a connection's FIN is
+        acknowledged, at every close, and at a retransmission timeout)."""
+        deadlines = self.deadlines
+        if deadlines is not None:
+            deadlines[RETRANSMIT_TIMER] = deadlines[TLP_TIMER] = deadlines[REORDER_TIMER] = NOT_ARMED
+
     def cancel_all(self) -> None:
         self.deadlines = None
 

@@ -86,9 +86,7 @@ class Timers:
     # ------------------------------------------------------------------ retransmission
     def _retransmission_timeout(self, now: float) -> None:
         """RFC 6298 5.4-5.6: retransmit the earliest unacknowledged segment, back off the RTO."""
-        self.timers.cancel(RETRANSMIT_TIMER)
-        self.timers.cancel(TLP_TIMER)
-        self.timers.cancel(REORDER_TIMER)
+        self.timers.cancel_loss_timers()
         if self.rack is not None:
             self.rack.probe_forgotten()
         syn_outstanding = not self.snd.syn_acknowledged

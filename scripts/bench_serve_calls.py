@@ -1,0 +1,206 @@
+#!/usr/bin/env python3
+"""Python calls per `ab` connection inside `ustack serve`, by part of the house: a figure that the
+machine's load does not move, to compare commits by (bench.py's connections/s row is timed).
+
+    sudo .venv/bin/python scripts/bench_serve_calls.py [--requests 2000] [--strace] [--save DIR]
+
+Run it from inside the tree to measure (`cd TREE && PYTHONPATH=TREE ...`): serve is started with
+`-m ustack`, which imports from the current directory.
+
+`ustack serve --http` runs in a namespace of its own (ust-calls-<pid>, always removed at the end,
+on errors, Ctrl-C and SIGTERM too), under cProfile switched on by SIGUSR1 and written out by
+SIGUSR2, and the kernel's `ab -c 20` fetches a small page over its TUN device, a new connection per
+request, as bench.py's connections/s row does. After a warm-up run (500 requests), one run
+measures serve's CPU time per connection without the profiler (user and system, /proc/PID/stat);
+the next one, with the profiler on, counts every Python function and builtin called (cProfile's
+count), over the requests. With --strace a third run counts serve's system calls (strace -c).
+
+The calls are grouped by part (bench_profile.AREAS, DESIGN.md's layers), a builtin charged to the
+part that called it. The HTTP app (ustack/apps, h11, and the stdlib it calls: pathlib,
+email.utils) runs the same on the kernel's sockets in bench.py's twin: only the other parts can
+move the connections/s ratio.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import pstats
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from ustack.commands.signals import sigterm_as_interrupt  # noqa: E402
+from ustack.netns import Namespace  # noqa: E402
+from ustack.network import USTACK_ADDRESS  # noqa: E402
+
+from bench import BenchError, Server, connections_per_second, process_cpu_seconds  # noqa: E402
+from bench_profile import AREAS  # noqa: E402
+
+WARM_UP_REQUESTS = 500
+DUMP_TIMEOUT = 30.0
+
+# `python -m ustack ...` with cProfile: SIGUSR1 switches it on, SIGUSR2 switches it off and writes
+# the counts to argv[1] (under a temporary name first, so that a reader never sees half a file).
+SERVE_UNDER_CPROFILE = """
+import cProfile, os, runpy, signal, sys
+profiler = cProfile.Profile()
+out = sys.argv[1]
+def switch_on(*_):
+    profiler.enable()
+def switch_off_and_write(*_):
+    profiler.disable()
+    profiler.dump_stats(out + ".part")
+    os.rename(out + ".part", out)
+    profiler.clear()
+signal.signal(signal.SIGUSR1, switch_on)
+signal.signal(signal.SIGUSR2, switch_off_and_write)
+sys.argv = ["ustack"] + sys.argv[2:]
+runpy.run_module("ustack", run_name="__main__", alter_sys=True)
+"""
+
+
+def area_of(path: str) -> str:
+    """The part of the house a function's file belongs to (bench_profile.AREAS)."""
+    for marker, area in AREAS:
+        if marker in path:
+            return area
+    return "other (stdlib, files)"
+
+
+def calls_by_area(stats: dict) -> tuple[Counter, Counter]:
+    """Calls by area and by (area, function), from pstats' table; a builtin ("~" as its file) is
+    charged to the area of each caller, with the count that caller made."""
+    areas: Counter[str] = Counter()
+    functions: Counter[tuple[str, str]] = Counter()
+    for (path, line, name), (_, calls, _, _, callers) in stats.items():
+        if path == "~":
+            for (caller_path, _, caller_name), caller_counts in callers.items():
+                count = caller_counts[1] if isinstance(caller_counts, tuple) else caller_counts
+                area = area_of(caller_path)
+                areas[area] += count
+                functions[(area, f"{name} (from {caller_name})")] += count
+        else:
+            area = area_of(path)
+            areas[area] += calls
+            functions[(area, f"{name} ({Path(path).name}:{line})")] += calls
+    return areas, functions
+
+
+def report(stats: dict, requests: int, top: int) -> str:
+    areas, functions = calls_by_area(stats)
+    total = sum(areas.values())
+    lines = [f"Python calls per ab connection in serve: {total / requests:,.1f} (cProfile, over {requests:,} connections)",
+             "by part (a builtin counted in the part that called it):"]
+    lines += [f"  {count / requests:8.1f}  {area}" for area, count in areas.most_common()]
+    lines.append(f"the {top} functions called most:")
+    for (area, function), count in functions.most_common(top):
+        lines.append(f"  {count / requests:8.2f}  {function}  [{area}]")
+    for area, _ in areas.most_common():
+        rows = [(function, count) for (in_area, function), count in functions.most_common()
+                if in_area == area and count >= requests / 2]
+        if rows:
+            lines.append(f"--- {area}: every function called at least once per two connections")
+            lines += [f"  {count / requests:8.2f}  {function}" for function, count in rows]
+    return "\n".join(lines)
+
+
+def wait_for_file(path: Path, process: subprocess.Popen) -> None:
+    deadline = time.monotonic() + DUMP_TIMEOUT
+    while not path.exists():
+        if process.poll() is not None or time.monotonic() > deadline:
+            raise BenchError(f"serve never wrote its profile to {path}")
+        threading.Event().wait(0.05)  # a script polling a file, not a test: no event to wait on
+
+
+def measure(args, work: Path, spaces: list[Namespace]) -> str:
+    site = work / "site"
+    site.mkdir()
+    (site / "small.html").write_text("<p>hello</p>\n" * 20)  # bench.py's page
+    space = Namespace(f"ust-calls-{os.getpid()}")
+    spaces.append(space)
+    space.open()
+    profile_path = work / "serve.prof"
+    serve = Server([sys.executable, "-c", SERVE_UNDER_CPROFILE, str(profile_path), "serve", "--netns", space.name,
+                    "--http", str(site)], {**os.environ, "USTACK_RUN_DIR": str(work)})
+    try:
+        serve.wait_ready("ustack: ready")
+        url = f"http://{USTACK_ADDRESS}/small.html"
+        connections_per_second(space, url, WARM_UP_REQUESTS)
+        before = process_cpu_seconds(serve.process.pid)
+        rate = connections_per_second(space, url, args.requests)
+        cpu = (process_cpu_seconds(serve.process.pid) - before) * 1e6 / args.requests
+        lines = [f"without the profiler: ab {rate:,.0f} connections/s; serve's CPU {cpu:,.0f} us per connection"]
+        serve.process.send_signal(signal.SIGUSR1)
+        connections_per_second(space, url, args.requests)
+        serve.process.send_signal(signal.SIGUSR2)
+        wait_for_file(profile_path, serve.process)
+        lines.append(report(pstats.Stats(str(profile_path)).stats, args.requests, args.top))
+        if args.save:
+            shutil.copyfile(profile_path, Path(args.save) / "serve.prof")
+        if args.strace:
+            counts = work / "strace.txt"
+            strace = subprocess.Popen(["strace", "-c", "-f", "-o", str(counts), "-p", str(serve.process.pid)],
+                                      stderr=subprocess.PIPE, text=True)
+            strace.stderr.readline()  # "strace: Process N attached": counting starts after that
+            connections_per_second(space, url, args.requests)
+            strace.send_signal(signal.SIGINT)
+            strace.wait(timeout=DUMP_TIMEOUT)
+            lines.append(f"system calls of serve over {args.requests:,} ab connections (strace -c -f):")
+            lines.append(counts.read_text().rstrip())
+        return "\n".join(lines)
+    finally:
+        serve.stop()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--requests", type=int, default=2000, help="ab requests in each measured run (default 2000)")
+    parser.add_argument("--top", type=int, default=40, help="how many functions to list (default 40)")
+    parser.add_argument("--strace", action="store_true", help="also count serve's system calls (strace -c)")
+    parser.add_argument("--save", metavar="DIR", help="also keep the profile there (DIR/serve.prof, for pstats)")
+    args = parser.parse_args()
+    if args.requests < 1 or args.top < 0:
+        parser.error("--requests must be at least 1, --top not negative")
+    if os.geteuid() != 0:
+        print("bench_serve_calls.py: needs root (namespaces, TUN)", file=sys.stderr)
+        return 2
+    for tool in ("ab", "ip") + (("strace",) if args.strace else ()):
+        if shutil.which(tool) is None:
+            print(f"bench_serve_calls.py: `{tool}` is not installed", file=sys.stderr)
+            return 2
+    if args.save:
+        Path(args.save).mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix="ust-calls-", dir="/dev/shm" if os.path.isdir("/dev/shm") else None))
+    spaces: list[Namespace] = []
+    status = 0
+    # SIGTERM ends the run like Ctrl-C: through the finally blocks that remove everything.
+    with sigterm_as_interrupt():
+        try:
+            print(measure(args, work, spaces))
+        except BenchError as error:
+            print(f"bench_serve_calls.py: {error}", file=sys.stderr)
+            status = 1
+        except KeyboardInterrupt:
+            print("bench_serve_calls.py: interrupted; cleaning up", file=sys.stderr)
+            status = 130
+        finally:
+            for space in spaces:
+                try:
+                    space.close()  # kills what was started in it (by PID), removes the namespace
+                except Exception as error:
+                    print(f"bench_serve_calls.py: removing {space.name}: {error}", file=sys.stderr)
+            shutil.rmtree(work, ignore_errors=True)
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())
