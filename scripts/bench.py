@@ -8,7 +8,9 @@ and echo round-trip latency, with the ratio to the kernel and issue 12's goals i
 Every bulk row (curl download and upload, ustack's and the kernel's, the main rows and the
 offload/MTU variants) is the MEDIAN of --repeats transfers (default 9), taken in turn with its
 kernel twin on the same servers after one untimed transfer each, and the "ustack min-max" column
-shows the spread of ustack's. One 50 MB transfer lasts about a tenth of a second here, and a
+shows the spread of ustack's. Beside the main rows, each server's CPU per MB over all those
+transfers (user and system time from /proc, the untimed one included), a figure the machine's
+other load moves far less than MB/s: compare commits by it. One 50 MB transfer lasts about a tenth of a second here, and a
 single one swung by a third between runs (a burst of other work, a CPU wake-up, where the
 kernel's ACKs fall); the medians of two runs agreed within ~10 % (load 1-2), and the repeats
 cost ~1-2 s per row (`--size-mb 50 --requests 2000 --echoes 1000` takes ~45 s). The MTU 65535
@@ -332,6 +334,18 @@ def connections_and_cpu(namespace: Namespace, url: str, requests: int, *server_p
     return rate, (process_cpu_seconds(*server_pids) - before) * 1e6 / requests
 
 
+def with_server_cpu(megabytes: float, ustack_pids: tuple, kernel_pids: tuple, transfers):
+    """`transfers()`'s result, and the servers' CPU microseconds per MB over it (user and system,
+    `process_cpu_seconds`), ustack's and the kernel twin's, each having moved `megabytes`. A
+    server waiting for its turn uses no CPU (DESIGN.md rule 6; asyncio likewise), so the CPU over
+    a block of transfers in turn is each one's own. CPU per MB moves far less than MB/s with the
+    machine's other load; the twin is charged as in `connections_and_cpu`."""
+    before = process_cpu_seconds(*ustack_pids), process_cpu_seconds(*kernel_pids)
+    result = transfers()
+    return (result, (process_cpu_seconds(*ustack_pids) - before[0]) * 1e6 / megabytes,
+            (process_cpu_seconds(*kernel_pids) - before[1]) * 1e6 / megabytes)
+
+
 def echo_latency(namespace: Namespace, address: str, count: int, cpu: int | None = None) -> tuple[float, float]:
     """p50 and p99 of `count` echo round trips; the client on CPU `cpu` alone, or where the
     scheduler puts it (None)."""
@@ -403,22 +417,29 @@ def run(args, work: Path, spaces: list[Namespace]) -> list[tuple[str, str, str, 
         say = (lambda text: print(f"  {text}", file=sys.stderr, flush=True))
 
         say(f"bulk download (curl), {args.repeats} times each")
+        # (repeated() makes one untimed transfer each first: the CPU counts it too)
+        moved = (args.repeats + 1) * size / MEGABYTE
+        servers = (ustack.process.pid,), (kernel_app.process.pid,)
         with profiling(profiler, "download"):
-            ustack_download, kernel_download = repeated(
-                args.repeats, lambda: download_rate(ustack_space, f"{ustack_url}/big.bin"),
-                lambda: download_rate(client_space, f"{kernel_url}/big.bin"))
+            (ustack_download, kernel_download), ustack_download_cpu, kernel_download_cpu = with_server_cpu(
+                moved, *servers, lambda: repeated(
+                    args.repeats, lambda: download_rate(ustack_space, f"{ustack_url}/big.bin"),
+                    lambda: download_rate(client_space, f"{kernel_url}/big.bin")))
         rows = [("bulk download MB/s (curl GET)", ustack_download, kernel_download,
                  nc_rate(client_space, server_space, size * 5, upload=False),
-                 download_goal(ustack_download.median, kernel_download.median))]
+                 download_goal(ustack_download.median, kernel_download.median)),
+                ("server CPU us per MB downloaded (same runs)", ustack_download_cpu, kernel_download_cpu, None, None)]
         say(f"bulk upload (curl -T), {args.repeats} times each")
         with profiling(profiler, "upload"):
-            ustack_upload, kernel_upload = repeated(
-                args.repeats, lambda: upload_rate(ustack_space, f"{ustack_url}/up.bin", upload_source),
-                lambda: upload_rate(client_space, f"{kernel_url}/up-kernel.bin", upload_source))
+            (ustack_upload, kernel_upload), ustack_upload_cpu, kernel_upload_cpu = with_server_cpu(
+                moved, *servers, lambda: repeated(
+                    args.repeats, lambda: upload_rate(ustack_space, f"{ustack_url}/up.bin", upload_source),
+                    lambda: upload_rate(client_space, f"{kernel_url}/up-kernel.bin", upload_source)))
         rows.append(("bulk upload MB/s (curl -T)", ustack_upload, kernel_upload,
                      nc_rate(client_space, server_space, size * 5, upload=True),
                      at_least(ustack_upload.median, GOAL_UPLOAD_FRACTION * kernel_upload.median,
                               f">= {GOAL_UPLOAD_FRACTION}x")))
+        rows.append(("server CPU us per MB uploaded (same runs)", ustack_upload_cpu, kernel_upload_cpu, None, None))
         say("connections per second (ab -c 20)")
         native_http = server_space.popen([sys.executable, "-m", "http.server", str(NATIVE_HTTP_PORT), "--bind",
                                           "0.0.0.0", "--directory", str(site)],
