@@ -233,3 +233,52 @@ def test_a_device_without_offloads_cuts_the_parts_without_joining_them(family, s
     never_joined(monkeypatch)
     link.send_batch(large, 0.0)
     assert frames_written(theirs) == expected and all(map(scapy_checksum_right, expected))
+
+
+def fitting_parts(family: int, length: int) -> tuple:
+    """A segment built partial that the MTU of a large-MTU device carries whole, with a payload of
+    `length` bytes held in a view (as the send buffer hands it over), and the same built whole."""
+    src, dst = (A6, B6) if family == 6 else (A, B)
+    payload = memoryview(bytes(index * 13 & 0xFF for index in range(length)))
+    tcp = TcpSegment(80, 40000, 5000, 9000, 0x18, 700, 0, TcpOptions(timestamps=(5, 6)), payload)
+    return (build_tcp_packet(src, dst, tcp, partial_checksum_over=PARTIAL_CHECKSUM_FROM),
+            build_tcp_packet(src, dst, tcp))
+
+
+@pytest.mark.parametrize("family", [4, 6])
+@pytest.mark.parametrize("length", [PARTIAL_CHECKSUM_FROM, 20_001, 65_000])
+@pytest.mark.parametrize("batch", [False, True])
+def test_a_device_without_offloads_gets_parts_completed_without_a_join(family, length, batch, sockets, writes,
+                                                                        monkeypatch):
+    """At a large MTU without the vnet header (`--no-offload`), a segment built partial leaves
+    complete in one writev of its two parts: headers (checksum completed) and the payload object
+    itself, never joined (vnet.completed_parts); the device gets the packet built whole."""
+    ours, theirs = sockets
+    link = fake_link(ours, offload=False, software=True)
+    link.mtu = 65535
+    packet, built_whole = fitting_parts(family, length)
+    assert type(packet) is SegmentParts and len(packet) <= link.mtu
+    never_joined(monkeypatch)
+    if batch:
+        link.send_batch([packet], 0.0)
+    else:
+        link.send(packet, 0.0)
+    (buffers,) = writes
+    assert len(buffers) == 2 and buffers[1] is packet.payload
+    assert frames_written(theirs) == [built_whole] and scapy_checksum_right(built_whole)
+    assert bytes(packet.headers) == bytes(partial(built_whole))[:len(packet.headers)]  # the parts kept partial
+
+
+@pytest.mark.parametrize("family", [4, 6])
+def test_parts_an_observer_joined_leave_joined_and_complete(family, sockets):
+    """Once a pcap writer or a FaultInjector has asked for the packet whole (complete_checksum),
+    a device without offloads is given that completed packet, not a second completion."""
+    ours, theirs = sockets
+    link = fake_link(ours, offload=False, software=True)
+    link.mtu = 65535
+    packet, built_whole = fitting_parts(family, 30_000)
+    seen = vnet.complete_checksum(packet)
+    assert bytes(seen) == built_whole
+    assert vnet.completed_parts(packet) == [seen]
+    link.send(packet, 0.0)
+    assert frames_written(theirs) == [built_whole]

@@ -101,10 +101,10 @@ import os
 import pytun
 
 from .base import Link, LinkError
-from ..wire.buffers import LinkBuffer
+from ..wire.buffers import LinkBuffer, SegmentParts
 from ..wire.segment import SegmentJoiner, cut_tcp_segment
 from .vnet import (CWR, ECE, GSO_NONE, GSO_TCPV6, HEADER_SIZE, PLAIN_BYTES, Coalescer, VnetDrop,
-                   complete_checksum, large_segment_parts, packet_from_parts)
+                   complete_checksum, completed_parts, large_segment_parts, packet_from_parts)
 
 TUN_PATH = "/dev/net/tun"
 # The kernel's default transmit queue for a TUN device is 500 packets, which a burst of 64 KiB
@@ -319,7 +319,11 @@ class TunLink(Link):
             return
         if self._coalescer is None:
             # A device without offloads takes no partial checksum: a segment the stack built
-            # partial (SegmentParts, from PARTIAL_CHECKSUM_FROM bytes on) leaves complete.
+            # partial (SegmentParts, from PARTIAL_CHECKSUM_FROM bytes on) leaves complete, summed
+            # and written in its parts (completed_parts: no join).
+            if type(packet) is SegmentParts:
+                self._write(completed_parts(packet))
+                return
             if type(packet) is not bytes:
                 packet = complete_checksum(packet)
             self._write([packet])

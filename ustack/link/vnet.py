@@ -38,7 +38,8 @@ from __future__ import annotations
 import struct
 from typing import NamedTuple
 
-from ..wire.checksum import internet_checksum, internet_checksum_of, pseudo_header_sum, pseudo_header_sum6
+from ..wire.checksum import (checksum_add, checksum_finish, internet_checksum, internet_checksum_of, pseudo_header_sum,
+                             pseudo_header_sum6)
 from ..wire.buffers import LinkBuffer, SegmentParts
 from ..wire.segment import cut_tcp_segment
 
@@ -211,6 +212,26 @@ def complete_checksum(packet):
             _store_checksum(buffer, tcp_start, tcp_start + TCP_CHECKSUM_OFFSET, length)
             buffer.tcp_checksum_partial = False
     return packet
+
+
+def completed_parts(packet: SegmentParts) -> list:
+    """A segment built with its checksum partial (SegmentParts) as a device without offloads
+    takes it, in one writev: [its headers with the TCP checksum completed, its payload]. The sum
+    is made over the parts where they lie: a copy of the headers alone, no join (joining a 64 KB
+    payload cost more than the checksum pass itself, which a packet built whole makes too). One
+    that an observer has joined already (complete_checksum) is written joined and complete.
+    The same completion as complete_checksum's: the partial sum in the field is part of what is
+    summed (NEEDS_CSUM, see the module docstring)."""
+    if packet.was_joined:
+        return [complete_checksum(packet)]
+    headers = bytearray(packet.headers)
+    tcp_start = IPV6_HEADER if headers[0] >> 4 == 6 else (headers[0] & 0x0F) * 4
+    # (IP and TCP headers have even lengths, so the payload's words line up behind them: RFC 1071)
+    checksum = checksum_finish(checksum_add(checksum_add(0, memoryview(headers)[tcp_start:]), packet.payload))
+    field = tcp_start + TCP_CHECKSUM_OFFSET
+    headers[field] = checksum >> 8
+    headers[field + 1] = checksum & 0xFF
+    return [headers, packet.payload]
 
 
 def _store_checksum(packet: bytearray, csum_start: int, field: int, length: int) -> None:

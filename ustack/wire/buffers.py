@@ -88,6 +88,11 @@ class SegmentParts:
     def __repr__(self) -> str:
         return f"SegmentParts({len(self.headers)} bytes of headers, {len(self.payload)} of payload)"
 
+    @property
+    def was_joined(self) -> bool:
+        """Whether joined() made the packet in one piece already (an observer asked for it)."""
+        return self._joined is not None
+
     def joined(self) -> memoryview:
         """The packet in one piece, its checksum as it is (partial until complete_checksum
         completed it): a read-only view of one LinkBuffer marked `tcp_checksum_known` and

@@ -33,8 +33,11 @@ def internet_checksum_of(buffer: bytes | bytearray, start: int, end: int) -> int
     return lib.ustack_checksum(ffi.from_buffer(buffer) + start, end - start)
 
 
-def checksum_add(partial_sum: int, data: bytes) -> int:
-    return lib.ustack_checksum_add(partial_sum, _as_bytes(data), len(data))
+def checksum_add(partial_sum: int, data) -> int:
+    """`data` (bytes, or any buffer of bytes: read where it lies, not copied) added to the sum."""
+    if type(data) is bytes:
+        return lib.ustack_checksum_add(partial_sum, data, len(data))
+    return lib.ustack_checksum_add(partial_sum, ffi.from_buffer(data), len(data))
 
 
 def checksum_finish(partial_sum: int) -> int:
