@@ -631,6 +631,18 @@ def variant_rows(work: Path, spaces: list[Namespace], prefix: str, site: Path, u
     return rows
 
 
+def remove_all(spaces: list[Namespace], work: Path, program: str) -> None:
+    """The end of every bench script's run, also on errors, Ctrl-C and SIGTERM: each namespace
+    closed, the last made first (which kills what was started in it, by PID, and removes it),
+    a failure to remove one told and the others removed still; then the scratch directory."""
+    for space in reversed(spaces):
+        try:
+            space.close()
+        except Exception as error:  # keep removing the others
+            print(f"{program}: removing {space.name}: {error}", file=sys.stderr)
+    shutil.rmtree(work, ignore_errors=True)
+
+
 def format_table(rows) -> str:
     """Rows of (metric, ustack, kernel same app, kernel native, Goal or None), a figure being a
     number or a Sample (its median is shown, and ustack's spread in its own column); the ratio
@@ -706,12 +718,7 @@ def _main(args) -> int:
         print("bench.py: interrupted; cleaning up", file=sys.stderr)
         status = 130
     finally:
-        for space in reversed(spaces):
-            try:
-                space.close()  # kills what was started in it (by PID), removes the namespace
-            except Exception as error:  # keep removing the others
-                print(f"bench.py: removing {space.name}: {error}", file=sys.stderr)
-        shutil.rmtree(work, ignore_errors=True)
+        remove_all(spaces, work, "bench.py")
     return status
 
 

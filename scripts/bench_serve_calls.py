@@ -42,7 +42,7 @@ from ustack.commands.signals import sigterm_as_interrupt  # noqa: E402
 from ustack.netns import Namespace  # noqa: E402
 from ustack.network import USTACK_ADDRESS  # noqa: E402
 
-from bench import BenchError, Server, connections_per_second, process_cpu_seconds  # noqa: E402
+from bench import BenchError, Server, connections_per_second, process_cpu_seconds, remove_all  # noqa: E402
 from bench_profile import AREAS  # noqa: E402
 
 WARM_UP_REQUESTS = 500
@@ -193,12 +193,7 @@ def main() -> int:
             print("bench_serve_calls.py: interrupted; cleaning up", file=sys.stderr)
             status = 130
         finally:
-            for space in spaces:
-                try:
-                    space.close()  # kills what was started in it (by PID), removes the namespace
-                except Exception as error:
-                    print(f"bench_serve_calls.py: removing {space.name}: {error}", file=sys.stderr)
-            shutil.rmtree(work, ignore_errors=True)
+            remove_all(spaces, work, "bench_serve_calls.py")
     return status
 
 

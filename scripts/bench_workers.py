@@ -34,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench import (KERNEL_APP_SERVER, KERNEL_SERVER_ADDRESS, MEGABYTE, BenchError, Server,  # noqa: E402
-                   connect_kernel_twin, connections_and_cpu, download_rate, inside)
+                   connect_kernel_twin, connections_and_cpu, download_rate, inside, remove_all)
 
 from ustack.commands.signals import sigterm_as_interrupt  # noqa: E402
 from ustack.netns import Namespace  # noqa: E402
@@ -136,12 +136,7 @@ def main() -> int:
         print("bench_workers.py: interrupted; cleaning up", file=sys.stderr)
         return 130
     finally:
-        for space in reversed(spaces):
-            try:
-                space.close()
-            except Exception as error:  # keep removing the others
-                print(f"bench_workers.py: removing {space.name}: {error}", file=sys.stderr)
-        shutil.rmtree(work, ignore_errors=True)
+        remove_all(spaces, work, "bench_workers.py")
 
 
 if __name__ == "__main__":
