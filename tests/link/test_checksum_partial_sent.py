@@ -46,23 +46,29 @@ def whole(packet) -> bytes:
     return bytes(parsed)
 
 
-def download_packets(family: int, offload: bool = True, size: int = 100_000) -> list:
-    """What a server stack (segmentation offload on or off) sends in its first round of a
-    `size`-byte answer: with offload, one large segment of its whole first window."""
+def connected_stacks(family: int, offload: bool = True, mtu: int = MTU) -> tuple:
+    """A server stack (segmentation offload on or off) and a client stack over `mtu`, one
+    connection made between them: (server stack, client stack, server's end, client's end)."""
     if family == 6:
-        server_stack = Stack(None, address6=A6, mtu=MTU, port_seed=1, segmentation_offload=offload)
-        client_stack, address = Stack(None, address6=B6, mtu=MTU, port_seed=2), A6
+        server_stack = Stack(None, address6=A6, mtu=mtu, port_seed=1, segmentation_offload=offload)
+        client_stack, address = Stack(None, address6=B6, mtu=mtu, port_seed=2), A6
     else:
-        server_stack = Stack(A, mtu=MTU, port_seed=1, segmentation_offload=offload)
-        client_stack, address = Stack(B, mtu=MTU, port_seed=2), A
+        server_stack = Stack(A, mtu=mtu, port_seed=1, segmentation_offload=offload)
+        client_stack, address = Stack(B, mtu=mtu, port_seed=2), A
     listener = server_stack.listen(80)
-    client_stack.connect(address, 80, 0.0)
+    client = client_stack.connect(address, 80, 0.0)
     for _ in range(2):  # SYN, SYN-ACK; ACK
         for packet in client_stack.transmit(0.0):
             server_stack.receive(packet, 0.0)
         for packet in server_stack.transmit(0.0):
             client_stack.receive(packet, 0.0)
-    server = listener.accept()
+    return server_stack, client_stack, listener.accept(), client
+
+
+def download_packets(family: int, offload: bool = True, size: int = 100_000) -> list:
+    """What a server stack (segmentation offload on or off) sends in its first round of a
+    `size`-byte answer: with offload, one large segment of its whole first window."""
+    server_stack, _, server, _ = connected_stacks(family, offload)
     server.send(bytes(index * 11 & 0xFF for index in range(size)), 0.0)
     server_stack.poke(server)
     return server_stack.transmit(0.0)

@@ -15,7 +15,7 @@ import os
 
 import pytest
 from test_checksum_once import fake_link, sockets
-from test_checksum_partial_sent import download_packets, frames_written, large_segment, whole
+from test_checksum_partial_sent import connected_stacks, download_packets, frames_written, large_segment, whole
 from vnet_helpers import A, A6, B, B6, partial, scapy_checksum_right
 
 from ustack.link import vnet
@@ -23,7 +23,6 @@ from ustack.link.fault import FaultInjector, Faults
 from ustack.link.pcap import PcapWriter
 from ustack.link.tracer import Tracer
 from ustack.link.vnet import GSO_TCPV4, GSO_TCPV6, HEADER, HEADER_SIZE, NEEDS_CSUM, split_super_segment
-from ustack.stack import Stack
 from ustack.wire import build_tcp_packet, pcap
 from ustack.wire.codec import PARTIAL_CHECKSUM_FROM, SegmentParts
 from ustack.wire.ipv4 import CE, ECT_0
@@ -169,20 +168,7 @@ def test_a_stack_over_a_large_mtu_builds_large_packets_partial(family):
     """At a large MTU (65535: the link cuts nothing), a packet of PARTIAL_CHECKSUM_FROM bytes or
     more still goes with its checksum partial when the link takes that; smaller ones whole."""
     mtu = 65535
-    if family == 6:
-        server_stack = Stack(None, address6=A6, mtu=mtu, port_seed=1, segmentation_offload=True)
-        client_stack, address = Stack(None, address6=B6, mtu=mtu, port_seed=2), A6
-    else:
-        server_stack = Stack(A, mtu=mtu, port_seed=1, segmentation_offload=True)
-        client_stack, address = Stack(B, mtu=mtu, port_seed=2), A
-    listener = server_stack.listen(80)
-    client = client_stack.connect(address, 80, 0.0)
-    for _ in range(2):
-        for packet in client_stack.transmit(0.0):
-            server_stack.receive(packet, 0.0)
-        for packet in server_stack.transmit(0.0):
-            client_stack.receive(packet, 0.0)
-    server = listener.accept()
+    server_stack, client_stack, server, client = connected_stacks(family, offload=True, mtu=mtu)
     data = bytes(index * 7 & 0xFF for index in range(200_003))
     server.send(data, 0.0)
     server_stack.poke(server)
