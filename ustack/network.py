@@ -240,6 +240,7 @@ class UstackNetwork:
         stack = Stack(None if settings.address is None else address_value(settings.address), config or TcpConfig(),
                       address6=None if settings.address6 is None else address6_value(settings.address6), mtu=settings.mtu,
                       segmentation_offload=bool(self.device is not None and getattr(self.device, "cuts_large_segments", False)),
+                      partial_checksums=bool(self.device is not None and getattr(self.device, "takes_partial_checksums", False)),
                       isn_generator=None if secret is None else IsnGenerator(secret))
         if secret is not None:
             stack.syn_cookies = SynCookies(secret=secret)

@@ -104,6 +104,7 @@ class Stack(UserCalls, Ipv6Side):
         ttl: int = DEFAULT_TTL,
         reassembly_limits: ReassemblyLimits | None = None,
         segmentation_offload: bool = False,
+        partial_checksums: bool | None = None,
         max_connections: int | None = DEFAULT_MAX_CONNECTIONS,
     ) -> None:
         if max_connections is not None and max_connections < 1:
@@ -123,9 +124,16 @@ class Stack(UserCalls, Ipv6Side):
         # over IPv4 and IPv6 alike (TSO4, TSO6): k*(MTU-60)+80 <= k*(MTU-40)+60 <= 65535 bytes.
         self.offload_segments = max(1, min(64, 65475 // (mtu - 40))) if segmentation_offload else 1
         # Such a link takes packets with their TCP checksum partial (build_tcp_packet, as
-        # SegmentParts): every one larger than the MTU, and at a large MTU those of
-        # PARTIAL_CHECKSUM_FROM bytes or more too.
-        self.partial_checksum_over = min(mtu, PARTIAL_CHECKSUM_FROM) if segmentation_offload else 0
+        # SegmentParts): every one larger than the MTU, which it cuts (TSO, or in software from
+        # the parts). Those the MTU carries too, from PARTIAL_CHECKSUM_FROM bytes on, only where
+        # the kernel is handed the partial checksum (`partial_checksums`: the TUN link's vnet
+        # header, NEEDS_CSUM; by default whenever segmentation_offload): a device without it
+        # needs them complete, and a packet built whole is summed by the same C call that builds
+        # it (with the payload then still in cache for the one copy behind the headers).
+        if partial_checksums is None:
+            partial_checksums = segmentation_offload
+        self.partial_checksum_over = (min(mtu, PARTIAL_CHECKSUM_FROM) if partial_checksums
+                                      else mtu if segmentation_offload else 0)
         # Configs with offload_segments changed, by (id of the config they copy, the count): the
         # copy with the config it was made from (_offload_config).
         self._offload_configs: dict[tuple[int, int], tuple[TcpConfig, TcpConfig]] = {}

@@ -46,14 +46,16 @@ def whole(packet) -> bytes:
     return bytes(parsed)
 
 
-def connected_stacks(family: int, offload: bool = True, mtu: int = MTU) -> tuple:
-    """A server stack (segmentation offload on or off) and a client stack over `mtu`, one
-    connection made between them: (server stack, client stack, server's end, client's end)."""
+def connected_stacks(family: int, offload: bool = True, mtu: int = MTU, partial_checksums: bool | None = None) -> tuple:
+    """A server stack (segmentation offload on or off; partial checksums as Stack takes them) and
+    a client stack over `mtu`, one connection made between them: (server stack, client stack,
+    server's end, client's end)."""
+    options = dict(mtu=mtu, port_seed=1, segmentation_offload=offload, partial_checksums=partial_checksums)
     if family == 6:
-        server_stack = Stack(None, address6=A6, mtu=mtu, port_seed=1, segmentation_offload=offload)
+        server_stack = Stack(None, address6=A6, **options)
         client_stack, address = Stack(None, address6=B6, mtu=mtu, port_seed=2), A6
     else:
-        server_stack = Stack(A, mtu=mtu, port_seed=1, segmentation_offload=offload)
+        server_stack = Stack(A, **options)
         client_stack, address = Stack(B, mtu=mtu, port_seed=2), A
     listener = server_stack.listen(80)
     client = client_stack.connect(address, 80, 0.0)

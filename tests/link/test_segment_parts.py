@@ -23,6 +23,7 @@ from ustack.link.fault import FaultInjector, Faults
 from ustack.link.pcap import PcapWriter
 from ustack.link.tracer import Tracer
 from ustack.link.vnet import GSO_TCPV4, GSO_TCPV6, HEADER, HEADER_SIZE, NEEDS_CSUM, split_super_segment
+from ustack.stack import Stack
 from ustack.wire import build_tcp_packet, pcap
 from ustack.wire.codec import PARTIAL_CHECKSUM_FROM, SegmentParts
 from ustack.wire.ipv4 import CE, ECT_0
@@ -268,3 +269,23 @@ def test_parts_an_observer_joined_leave_joined_and_complete(family, sockets):
     assert vnet.completed_parts(packet) == [seen]
     link.send(packet, 0.0)
     assert frames_written(theirs) == [built_whole]
+
+
+@pytest.mark.parametrize("family", [4, 6])
+def test_a_device_without_the_vnet_header_gets_packets_the_mtu_carries_built_whole(family, sockets):
+    """Without offloads the kernel takes no partial checksum, so a Stack over such a link
+    (`partial_checksums=False`, what `serve --no-offload` gives) builds the packets its MTU
+    carries whole, summed while copied, and asks for parts only for segments the link cuts;
+    with the vnet header it asks for them from PARTIAL_CHECKSUM_FROM bytes on."""
+    ours, _ = sockets
+    assert fake_link(ours, offload=True).takes_partial_checksums
+    assert not fake_link(ours, offload=False, software=True).takes_partial_checksums
+    assert Stack(A, mtu=65535, segmentation_offload=True).partial_checksum_over == PARTIAL_CHECKSUM_FROM
+    assert Stack(A, mtu=1500, segmentation_offload=True, partial_checksums=False).partial_checksum_over == 1500
+    assert Stack(A, mtu=1500).partial_checksum_over == 0
+    server_stack, _, server, _ = connected_stacks(family, offload=True, mtu=65535, partial_checksums=False)
+    server.send(bytes(index * 3 & 0xFF for index in range(150_000)), 0.0)
+    server_stack.poke(server)
+    packets = server_stack.transmit(0.0)
+    assert any(len(packet) > PARTIAL_CHECKSUM_FROM for packet in packets)
+    assert all(type(packet) is bytes and scapy_checksum_right(packet) for packet in packets)

@@ -204,6 +204,13 @@ class TunLink(Link):
         them (TSO) or this link does (software offload). Stack(segmentation_offload=...)."""
         return self.offload or self.software_offload
 
+    @property
+    def takes_partial_checksums(self) -> bool:
+        """Whether the kernel is handed TCP checksums left partial (the vnet header's NEEDS_CSUM,
+        with offloads): the Stack then builds packets from PARTIAL_CHECKSUM_FROM bytes on so,
+        those the MTU carries too. Stack(partial_checksums=...)."""
+        return self.offload
+
     def layer_name(self) -> str:
         return f"TunLink({self.name})"
 
