@@ -64,7 +64,10 @@ def _io_vector(ffi, buffers, writable: bool):
     vector = ffi.new("struct iovec[]", len(buffers))
     held = []
     for index, buffer in enumerate(buffers):
-        data = ffi.from_buffer(buffer, require_writable=writable)
+        try:
+            data = ffi.from_buffer(buffer, require_writable=writable)
+        except BufferError as error:  # a read-only buffer to read into: os.readv's TypeError
+            raise TypeError(str(error)) from None
         held.append(data)
         vector[index].iov_base = data
         vector[index].iov_len = len(data)
