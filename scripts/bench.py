@@ -49,6 +49,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import platform
 import re
 import shutil
 import statistics
@@ -708,7 +709,8 @@ def _main(args) -> int:
               f"namespaces ust-bench-{os.getpid()}-*", file=sys.stderr)
         rows = run(args, work, spaces)
         print(format_table(rows))
-        print(f"({time.monotonic() - started:.0f} s; MB = 10**6 bytes; mtu 1500 on both the TUN and the veth; "
+        print(f"({time.monotonic() - started:.0f} s; serve, the kernel twin and the clients on "
+              f"{platform.python_implementation()} {platform.python_version()}; MB = 10**6 bytes; mtu 1500 on both the TUN and the veth; "
               "the kernel beside an offload-off row has its veth's TSO, GSO and GRO off; beside a row with a "
               "server CPU, its app runs on that CPU and both veth ends steer what they receive as serve's TUN does)")
     except (BenchError, ProfileError) as error:
