@@ -40,6 +40,7 @@ from typing import NamedTuple
 
 from ..wire.checksum import (checksum_add, checksum_finish, internet_checksum, internet_checksum_of, pseudo_header_sum,
                              pseudo_header_sum6)
+from ..compat import READ_ONLY_SLICES_COPY_BYTEWISE
 from ..wire.buffers import LinkBuffer, SegmentParts
 from ..wire.segment import cut_tcp_segment
 
@@ -75,7 +76,10 @@ SMALL_PACKET = 2048  # up to this length, packet_from_parts copies by slicing (m
 # From this length on, packet_from_parts hands over the buffer it was given instead of a copy (the
 # caller reads the next frame into a new one). Below it, a copy: a short packet must not keep a
 # 64 KB buffer alive for as long as anything holds it (a delayed packet, a held SYN's data).
-HANDED_OVER_FROM = 32 * 1024
+# Never on PyPy: what is handed over is a slice of a read-only view, which everything on PyPy reads
+# a byte at a time (compat.READ_ONLY_SLICES_COPY_BYTEWISE: 7 ms per 64 KB, where the one copy into
+# bytes costs 16 us); there every packet is copied and the link reads each frame into one buffer.
+HANDED_OVER_FROM = LARGEST_SUPER_SEGMENT + 1 if READ_ONLY_SLICES_COPY_BYTEWISE else 32 * 1024
 
 
 class VnetHeader(NamedTuple):
