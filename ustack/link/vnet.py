@@ -80,6 +80,7 @@ SMALL_PACKET = 2048  # up to this length, packet_from_parts copies by slicing (m
 # a byte at a time (compat.READ_ONLY_SLICES_COPY_BYTEWISE: 7 ms per 64 KB, where the one copy into
 # bytes costs 16 us); there every packet is copied and the link reads each frame into one buffer.
 HANDED_OVER_FROM = LARGEST_SUPER_SEGMENT + 1 if READ_ONLY_SLICES_COPY_BYTEWISE else 32 * 1024
+COPIED_AS_VIEW_FROM = 32 * 1024 if READ_ONLY_SLICES_COPY_BYTEWISE else LARGEST_SUPER_SEGMENT + 1
 
 
 class VnetHeader(NamedTuple):
@@ -188,6 +189,8 @@ def packet_from_parts(header: bytes | bytearray, packet: bytearray, length: int)
             packet.tcp_checksum_known = _tcp_checksum_known(flags, packet, length, csum_start, csum_offset)
         return memoryview(packet).toreadonly()[:length]  # no copy: the buffer is handed over
     with memoryview(packet) as view:
+        if length >= COPIED_AS_VIEW_FROM:  # (PyPy only)
+            return memoryview(view[:length].tobytes())
         return bytes(view[:length])  # one copy
 
 
