@@ -28,7 +28,7 @@ And one thing both have but PyPy does slowly:
   `struct.unpack_from`, `bytes.join`: 7 ms for 64 KB, against 16 us for the same slice of the
   writable view (and about 0.3 us on CPython). The TUN link handed each received super-segment
   over as such a slice, which made an upload 3.6 MB/s on PyPy; where this is True it copies them
-  into bytes instead (ustack/link/vnet.py HANDED_OVER_FROM).
+  into bytes instead (ustack/link/vnet.py HANDS_OVER_BUFFERS).
 
 `ustack/__init__.py` calls `install()` once, before anything else of ustack runs; it only adds
 what is missing and never replaces what Python has.
