@@ -188,7 +188,10 @@ class HttpFileServer:
 
     async def _send_file(self, connection, writer, path: Path, head: bool) -> int:
         try:
-            file = open(path, "rb")
+            # Unbuffered: every read takes a whole chunk, which a buffered file reads straight into
+            # the bytes it returns anyway on CPython, but on PyPy through its buffer (1 MiB: 340 us
+            # against 156, and in serve 1.4 ms against 1.1 with the collections it sets off).
+            file = open(path, "rb", buffering=0)
         except (PermissionError, IsADirectoryError):
             raise _Refused(403, "not readable") from None
         with file:
