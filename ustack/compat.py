@@ -22,6 +22,13 @@ And one thing both have but PyPy does slowly:
 - `byte_view(data)`: `memoryview(data).cast("B")`, the cast left out where the view is bytes
   already. On PyPy a slice of a cast view copies byte by byte: 90 us for 1,448 bytes, against
   2 us uncast, which made the send buffer the whole cost of a bulk transfer.
+- `READ_ONLY_SLICES_COPY_BYTEWISE`: on PyPy, a slice of a read-only view of a bytearray
+  (`memoryview(b).toreadonly()[a:b]`, and `.cast`, `__pypy__.newmemoryview` alike) is read one
+  byte at a time by whatever reads it whole: `bytes()`, `ffi.from_buffer`, `os.write`,
+  `struct.unpack_from`, `bytes.join`: 7 ms for 64 KB, against 16 us for the same slice of the
+  writable view (and about 0.3 us on CPython). The TUN link handed each received super-segment
+  over as such a slice, which made an upload 3.6 MB/s on PyPy; where this is True it copies them
+  into bytes instead (ustack/link/vnet.py HANDS_OVER_BUFFERS).
 
 `ustack/__init__.py` calls `install()` once, before anything else of ustack runs; it only adds
 what is missing and never replaces what Python has.
@@ -35,6 +42,7 @@ import os
 import sys
 
 DATACLASS_SLOTS: dict = {"slots": True} if sys.version_info >= (3, 10) else {}
+READ_ONLY_SLICES_COPY_BYTEWISE = sys.implementation.name == "pypy"
 
 _libc = None
 _ffi = None
