@@ -85,18 +85,18 @@ def _io_vector(ffi, buffers, writable: bool):
 def readv(fd: int, buffers) -> int:
     """os.readv: read into each of `buffers` in turn, in one system call; the bytes read."""
     libc, ffi = _load_libc()
-    vector, _held = _io_vector(ffi, buffers, True)
-    count = libc.readv(fd, vector, len(buffers))
-    if count < 0:
-        _raise_errno(ffi)
-    return count
+    return _vector_call(ffi, libc.readv, fd, buffers, writable=True)
 
 
 def writev(fd: int, buffers) -> int:
     """os.writev: write `buffers` one after the other, in one system call; the bytes written."""
     libc, ffi = _load_libc()
-    vector, _held = _io_vector(ffi, buffers, False)
-    count = libc.writev(fd, vector, len(buffers))
+    return _vector_call(ffi, libc.writev, fd, buffers, writable=False)
+
+
+def _vector_call(ffi, call, fd: int, buffers, writable: bool) -> int:
+    vector, _held = _io_vector(ffi, buffers, writable)  # _held: alive until the call returns
+    count = call(fd, vector, len(buffers))
     if count < 0:
         _raise_errno(ffi)
     return count

@@ -214,6 +214,18 @@ def test_a_frame_read_into_buffers_gives_the_same_packet_as_one_read_frame(famil
     assert drop.value.reason == "vnet_header_truncated"
 
 
+def super_segment_read_into(buffer_type, family: int):
+    """A HANDED_OVER_FROM-byte segment with its checksum partial, as the TUN link reads one: the
+    packet, its vnet header (NEEDS_CSUM, TSO) and a `buffer_type` buffer 100 bytes longer that
+    holds it."""
+    packet = segment(1000, vnet.HANDED_OVER_FROM, family=family)
+    tcp_start = 40 if family == 6 else 20
+    header = build_vnet_header(VnetHeader(NEEDS_CSUM, GSO_TCPV6 if family == 6 else GSO_TCPV4, 0, 1448, tcp_start, 16))
+    buffer = buffer_type(len(packet) + 100)
+    buffer[:len(packet)] = partial(packet)
+    return packet, header, buffer
+
+
 @pytest.mark.parametrize("family", [4, 6])
 def test_a_super_segment_is_handed_over_as_a_read_only_view_of_the_buffer_and_parses_to_views(family,
                                                                                              buffers_handed_over):
@@ -221,11 +233,7 @@ def test_a_super_segment_is_handed_over_as_a_read_only_view_of_the_buffer_and_pa
     view of the buffer (the TUN link reads the next frame into a new one), and the parser's
     payload a view of that, which the receive buffer copies once (issue 12). Shorter packets are
     bytes of their own, so that a short one never keeps a 64 KB buffer alive."""
-    packet = segment(1000, vnet.HANDED_OVER_FROM, family=family)
-    tcp_start = 40 if family == 6 else 20
-    header = build_vnet_header(VnetHeader(NEEDS_CSUM, GSO_TCPV6 if family == 6 else GSO_TCPV4, 0, 1448, tcp_start, 16))
-    buffer = bytearray(len(packet) + 100)
-    buffer[:len(packet)] = partial(packet)
+    packet, header, buffer = super_segment_read_into(bytearray, family)
     handed = vnet.packet_from_parts(header, buffer, len(packet))
     assert type(handed) is memoryview and handed.readonly and handed.obj is buffer and handed == packet
     with pytest.raises(TypeError):
@@ -245,11 +253,7 @@ def test_where_buffers_are_not_handed_over_a_super_segment_is_a_read_only_view_o
     on, the packet is copied once into bytes and handed over as a read-only view of the copy, its
     checksum completed; the buffer stays the caller's, and the parser's payload is a view of the
     copy (no second copy)."""
-    packet = segment(1000, vnet.HANDED_OVER_FROM, family=family)
-    tcp_start = 40 if family == 6 else 20
-    header = build_vnet_header(VnetHeader(NEEDS_CSUM, GSO_TCPV6 if family == 6 else GSO_TCPV4, 0, 1448, tcp_start, 16))
-    buffer = LinkBuffer(len(packet) + 100)
-    buffer[:len(packet)] = partial(packet)
+    packet, header, buffer = super_segment_read_into(LinkBuffer, family)
     handed = vnet.packet_from_parts(header, buffer, len(packet))
     assert type(handed) is memoryview and handed.readonly and type(handed.obj) is bytes and handed == packet
     assert not buffer.tcp_checksum_known  # the mark stays behind: the parser sums the copy
