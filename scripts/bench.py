@@ -49,6 +49,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import platform
 import re
 import shutil
 import statistics
@@ -84,6 +85,10 @@ IPV6_GOAL_FRACTION = 0.9  # issue 11: ustack over IPv6 within 10 % of ustack ove
 READY_TIMEOUT = 30.0
 COMMAND_TIMEOUT = 60.0
 DEFAULT_REPEATS = 9  # bulk transfers per row: the row is their median (module docstring)
+# Untimed ab connections to each server before the connections row: none on CPython; on PyPy,
+# whose JIT compiles the connection path as it goes (the rate climbs from ~200/s to ~1,200/s
+# over the first ~20,000 connections), enough for the row to measure the compiled code.
+WARM_UP_CONNECTIONS = 20_000 if platform.python_implementation() == "PyPy" else 0
 MEGABYTE = 1e6  # MB/s as curl and ab count them: 10**6 bytes
 
 # The same Python apps ustack serves, on the kernel's sockets through asyncio, with the same heap,
@@ -445,6 +450,14 @@ def run(args, work: Path, spaces: list[Namespace]) -> list[tuple[str, str, str, 
                                           "0.0.0.0", "--directory", str(site)],
                                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         wait_for_listener(server_space, NATIVE_HTTP_PORT)
+        if args.warm_up:
+            # PyPy's JIT compiles a server's connection path over its first ~20,000 connections;
+            # measured before that, the row says how fast it warms up, for both servers alike.
+            say(f"  {args.warm_up} connections to each server first, untimed (--warm-up)")
+            for start in range(0, args.warm_up, 5000):  # ab runs of 5,000: each well within its timeout
+                count = min(5000, args.warm_up - start)
+                connections_per_second(ustack_space, f"{ustack_url}/small.html", count)
+                connections_per_second(client_space, f"{kernel_url}/small.html", count)
         with profiling(profiler, "connections"):
             (ustack_connections, ustack_cpu), (kernel_connections, kernel_cpu) = in_turn(
                 lambda: connections_and_cpu(ustack_space, f"{ustack_url}/small.html", args.requests,
@@ -677,10 +690,16 @@ def main() -> int:
     parser.add_argument("--echoes", type=int, default=2000, help="echo round trips per server (default 2000)")
     parser.add_argument("--repeats", type=int, default=DEFAULT_REPEATS,
                         help=f"bulk transfers per row, the row their median (default {DEFAULT_REPEATS})")
+    parser.add_argument("--warm-up", type=int, default=WARM_UP_CONNECTIONS, metavar="N",
+                        help="ab connections to each server, untimed, before the connections row (default "
+                             f"{WARM_UP_CONNECTIONS}: {'PyPy compiles as it goes' if WARM_UP_CONNECTIONS else 'none on CPython'})")
     parser.add_argument("--profile", metavar="DIR", help="run ustack serve under py-spy; print its top functions")
     parser.add_argument("--no-variants", action="store_true",
                         help="leave out the bulk rows with offload on/off at MTU 1500 and 65535")
     args = parser.parse_args()
+    if args.warm_up < 0:
+        print(f"bench.py: --warm-up must not be negative, not {args.warm_up}", file=sys.stderr)
+        return 2
     if args.repeats < 1:
         print(f"bench.py: --repeats must be at least 1, not {args.repeats}", file=sys.stderr)
         return 2
@@ -708,7 +727,8 @@ def _main(args) -> int:
               f"namespaces ust-bench-{os.getpid()}-*", file=sys.stderr)
         rows = run(args, work, spaces)
         print(format_table(rows))
-        print(f"({time.monotonic() - started:.0f} s; MB = 10**6 bytes; mtu 1500 on both the TUN and the veth; "
+        print(f"({time.monotonic() - started:.0f} s; serve, the kernel twin and the clients on "
+              f"{platform.python_implementation()} {platform.python_version()}; MB = 10**6 bytes; mtu 1500 on both the TUN and the veth; "
               "the kernel beside an offload-off row has its veth's TSO, GSO and GRO off; beside a row with a "
               "server CPU, its app runs on that CPU and both veth ends steer what they receive as serve's TUN does)")
     except (BenchError, ProfileError) as error:

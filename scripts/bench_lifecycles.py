@@ -48,8 +48,13 @@ import dataclasses
 import gc
 import pstats
 import resource
+import platform
 import time
-import tracemalloc
+
+try:
+    import tracemalloc
+except ImportError:  # PyPy has none: the memory figures are measured on CPython
+    tracemalloc = None
 
 from ustack.stack import Stack
 from ustack.tcp import State
@@ -260,7 +265,10 @@ def main() -> None:
     samples: set[tuple[int, int]] = set()
     sample_every = max(1, int(args.rate) // 10)  # ten times a virtual second
     cpu_start = time.process_time()
+    half = args.lifecycles // 2
     for index in range(args.lifecycles):
+        if index == half:
+            cpu_half = time.process_time()  # the second half: after PyPy's JIT has compiled the loop
         now = index / args.rate
         run_timers(client, now)
         run_timers(server, now)
@@ -274,9 +282,20 @@ def main() -> None:
             peak_alive = max(peak_alive, alive)
             if rss > peak_rss:
                 peak_rss, alive_at_peak_rss = rss, alive
-    cpu = time.process_time() - cpu_start
+    cpu_end = time.process_time()
+    cpu = cpu_end - cpu_start
     if args.calls:
         count_calls(client, server, listener, args.lifecycles, args.calls, args.rate)
+    print(f"{args.lifecycles:,} lifecycles at {args.rate:,.0f}/s (virtual), msl {args.msl} s, "
+          f"keepalive {'on' if args.keepalive else 'off'}, events {'collected' if args.events else 'off'}, "
+          f"on {platform.python_implementation()} {platform.python_version()}")
+    print(f"lifecycles per CPU-second: {args.lifecycles / cpu:,.0f} (goal 8,000; {cpu:.1f} CPU-s); "
+          f"over the second half alone: {(args.lifecycles - half) / max(cpu_end - cpu_half, 1e-9):,.0f}")
+    if tracemalloc is None:
+        print(f"peak RSS above the start: {(peak_rss - rss_before) / 1e6:,.2f} MB (with {alive_at_peak_rss:,} endpoints "
+              f"alive then, {peak_alive:,} at most); what they need is measured with tracemalloc, which "
+              f"{platform.python_implementation()} lacks: the memory goal is CPython's (.venv/bin/python)")
+        return
     # Measured after the run, so that its memory cannot be reused by the run and hide growth.
     per_endpoint = bytes_per_endpoint(config)
     need, time_wait, other = max(
@@ -284,9 +303,6 @@ def main() -> None:
         for time_wait, other in samples
     )
     grown = peak_rss - rss_before
-    print(f"{args.lifecycles:,} lifecycles at {args.rate:,.0f}/s (virtual), msl {args.msl} s, "
-          f"keepalive {'on' if args.keepalive else 'off'}, events {'collected' if args.events else 'off'}")
-    print(f"lifecycles per CPU-second: {args.lifecycles / cpu:,.0f} (goal 8,000; {cpu:.1f} CPU-s)")
     print(f"one endpoint (tracemalloc, 1,000 of each): TIME-WAIT {per_endpoint['TIME-WAIT']:,.0f} bytes, "
           f"idle ESTABLISHED after a request and its answer {per_endpoint['ESTABLISHED']:,.0f} bytes")
     print(f"endpoints alive at most: {peak_alive:,}; the most they needed: {need / 1e6:,.2f} MB "

@@ -38,7 +38,12 @@ import gc
 import os
 import re
 import sys
-import tracemalloc
+import platform
+
+try:
+    import tracemalloc
+except ImportError:  # PyPy has none: there the RSS figure alone
+    tracemalloc = None
 
 from ustack.stack import Stack
 from ustack.tcp import State
@@ -147,6 +152,8 @@ def main() -> int:
     args = parser.parse_args()
     if not 1 <= args.connections <= 28_000:
         parser.error("--connections must be between 1 and 28000 (one ephemeral port each)")
+    if args.allocator and platform.python_implementation() != "CPython":
+        parser.error("--allocator reads pymalloc's figures (sys._debugmallocstats): CPython only")
     endpoints = 2 * args.connections
 
     # RSS first, in a process that has not yet grown (freed memory is not given back).
@@ -159,14 +166,15 @@ def main() -> int:
 
     kept, rss = build(args.connections, rss_bytes)
     del kept
-    gc.collect()
-    tracemalloc.start()
-    kept, traced = build(args.connections, lambda: tracemalloc.get_traced_memory()[0])
-    tracemalloc.stop()
-    del kept
-
-    print(f"{args.connections} idle ESTABLISHED connections between two Stacks ({endpoints} endpoints)")
-    print(f"  tracemalloc (Python heap): {traced / endpoints:8.0f} bytes per endpoint")
+    print(f"{args.connections} idle ESTABLISHED connections between two Stacks ({endpoints} endpoints), "
+          f"on {platform.python_implementation()} {platform.python_version()}")
+    if tracemalloc is not None:
+        gc.collect()
+        tracemalloc.start()
+        kept, traced = build(args.connections, lambda: tracemalloc.get_traced_memory()[0])
+        tracemalloc.stop()
+        del kept
+        print(f"  tracemalloc (Python heap): {traced / endpoints:8.0f} bytes per endpoint")
     print(f"  RSS growth:                {rss / endpoints:8.0f} bytes per endpoint")
     print(f"  Linux:                     {LINUX_BYTES_PER_SOCKET} bytes per socket; goal (issue 12): <= {GOAL_BYTES}")
     if allocator:

@@ -1,5 +1,7 @@
 """Settings for the whole suite."""
 
+from __future__ import annotations
+
 import signal
 
 # A suite started in the background of a non-interactive shell (`nohup ./scripts/test &`, some CI

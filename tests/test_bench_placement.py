@@ -1,6 +1,8 @@
 """scripts/bench_placement.py: which CPUs bench.py's echo rows pin the client and the servers to,
 and the pinning of a running server (every thread) that is undone afterwards."""
 
+from __future__ import annotations
+
 import os
 import subprocess
 import sys

@@ -1,6 +1,8 @@
 """ustack/collector.py: the cyclic garbage collector's setting for serve (many short connections,
 issue 12)."""
 
+from __future__ import annotations
+
 import subprocess
 import sys
 

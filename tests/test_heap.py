@@ -1,5 +1,7 @@
 """ustack/heap.py: glibc's heap thresholds for serve (bulk transfers, issue 12)."""
 
+from __future__ import annotations
+
 import platform
 import subprocess
 import sys

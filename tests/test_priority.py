@@ -1,5 +1,7 @@
 """ustack/priority.py: serve runs a few nice levels above its clients (issue 12, no-offload download)."""
 
+from __future__ import annotations
+
 import os
 import subprocess
 import sys

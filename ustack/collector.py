@@ -18,6 +18,7 @@ collected; they only wait for more allocations first.
 
 from __future__ import annotations
 
+
 import gc
 
 # Net allocations before a young collection (default 700); the older generations keep their
@@ -26,7 +27,10 @@ YOUNG_THRESHOLD = 7_000
 
 
 def collect_cycles_less_often() -> None:
-    """Freeze the objects alive now and raise the young generation's threshold (see above)."""
+    """Freeze the objects alive now and raise the young generation's threshold (see above).
+    Nothing on PyPy: its collector is not CPython's (no reference counts, no thresholds to set)."""
+    if not hasattr(gc, "freeze"):
+        return
     gc.collect()  # what startup left as garbage is freed, not frozen
     gc.freeze()
     _, middle, oldest = gc.get_threshold()

@@ -4,6 +4,7 @@ of connections that end (Stack._forget) and how `ustack stats` finds every count
 
 from __future__ import annotations
 
+
 import operator
 from collections import Counter
 
@@ -46,5 +47,10 @@ def _slots_of(cls: type) -> tuple:
                           if name not in ("__weakref__", "__dict__"))
         # attrgetter of one name returns the value itself, not a 1-tuple: read one name alone.
         read_all = operator.attrgetter(*names) if len(names) > 1 else (lambda item: [getattr(item, names[0])])
-        found = _SLOTS_OF[cls] = (cls.__dictoffset__ != 0, names, read_all)  # instances have a __dict__?
+        # Instances have a __dict__ unless every class of the MRO declares __slots__ without
+        # "__dict__" (built-in ones, object among them, add none): what CPython's __dictoffset__
+        # says, asked the way PyPy can answer too.
+        has_dict = any("__dict__" in vars(klass).get("__slots__", ("__dict__",))
+                       for klass in cls.__mro__ if klass.__module__ != "builtins")
+        found = _SLOTS_OF[cls] = (has_dict, names, read_all)
     return found

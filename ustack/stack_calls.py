@@ -5,12 +5,15 @@ like the rest of the host (DESIGN.md rule 1)."""
 
 from __future__ import annotations
 
+
+from typing import Union
+
 from .tcp import Connection, Listener, TcpConfig
 from .tcp.fastopen import ClientFastOpen
 from .wire.ipv4 import address_text
 from .wire.ipv6 import IPV6_HEADER_LENGTH
 
-Address = int | bytes  # IPv4 as an int, IPv6 as 16 bytes
+Address = Union[int, bytes]  # IPv4 as an int, IPv6 as 16 bytes
 # Linux's default ephemeral range (net.ipv4.ip_local_port_range).
 EPHEMERAL_PORTS = range(32768, 61000)
 

@@ -1,5 +1,7 @@
 """tests/aio uses the two-hosts helpers of tests/stack (two stacks over a memory link)."""
 
+from __future__ import annotations
+
 import sys
 from pathlib import Path
 

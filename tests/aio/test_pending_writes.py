@@ -1,6 +1,8 @@
 """transport.PendingWrites: what the application wrote beyond the send buffer's room, kept as
 written (no copy) and handed over in order, however the send buffer takes it (issue 12)."""
 
+from __future__ import annotations
+
 from ustack.aio.transport import PendingWrites
 from ustack.tcp.send_buffer import SendBuffer
 

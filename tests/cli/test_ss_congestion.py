@@ -1,6 +1,8 @@
 """`ustack ss -i` names the congestion control and the window scales first, as Linux's ss does
 (`cubic wscale:7,7 rto:204 rtt:0.1/0.05 ...`)."""
 
+from __future__ import annotations
+
 import dataclasses
 
 from ustack.commands.ss import info_text

@@ -1,6 +1,8 @@
 """Where the FreeBSD packetdrill suite is: ../shared/conformance beside the repository (as in CI),
 or wherever USTACK_CONFORMANCE_SUITE points (for a clone of github.com/freebsd-net/tcp-testsuite)."""
 
+from __future__ import annotations
+
 import os
 from pathlib import Path
 

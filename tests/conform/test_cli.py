@@ -1,5 +1,7 @@
 """`ustack conform PATH... [--json] [--junit FILE]`."""
 
+from __future__ import annotations
+
 import json
 import xml.etree.ElementTree as ElementTree
 from pathlib import Path

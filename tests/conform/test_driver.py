@@ -1,5 +1,7 @@
 """The virtual-time driver: each way a script can fail is detected and named."""
 
+from __future__ import annotations
+
 from ustack.conform.parser import parse_text
 from ustack.conform.runner import FAIL, PASS, SKIPPED, run_script
 

@@ -1,6 +1,8 @@
 """The ICMP errors of script lines (ustack/conform/icmp_errors.py), one builder for both drill
 backends: the type and code packetdrill names, the quoted segment, the next-hop MTU."""
 
+from __future__ import annotations
+
 import pytest
 
 from ustack.conform.icmp_errors import icmp_error_packet

@@ -2,6 +2,8 @@
 test is a small script in the suite's style, run on virtual time with the Linux profile, that
 passes as written and fails (or is skipped, naming the feature) when one value is changed."""
 
+from __future__ import annotations
+
 import pytest
 
 from ustack.conform.parser import parse_text

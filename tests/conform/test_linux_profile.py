@@ -1,6 +1,8 @@
 """The Linux profile (linux_profile.py): defaults.sh as TcpConfig values, the net.ipv4 sysctls,
 the suite's shell lines, and the GSO merge of what ustack sends."""
 
+from __future__ import annotations
+
 import dataclasses
 
 import pytest

@@ -1,5 +1,7 @@
 """The matcher: script numbers <-> live numbers, outbound comparison and its tcpdump-form report."""
 
+from __future__ import annotations
+
 from ustack.conform.matcher import (
     SequenceMap,
     expected_text,

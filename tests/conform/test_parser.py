@@ -1,5 +1,7 @@
 """The packetdrill-dialect parser: every script of the FreeBSD suite, and the tricky lines one by one."""
 
+from __future__ import annotations
+
 
 import pytest
 

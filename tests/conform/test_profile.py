@@ -1,5 +1,7 @@
 """The FreeBSD profile (sysctl map, headers, tolerances) and the shell/code interpreters."""
 
+from __future__ import annotations
+
 import dataclasses
 import re
 

@@ -5,6 +5,8 @@ passes, or a list entry for a script that is gone, means the list is out of date
 test fails and says which; tests/conform/expected_list.py rewrites the list.
 """
 
+from __future__ import annotations
+
 import random
 from pathlib import Path
 

@@ -4,6 +4,8 @@ still sends is passed over (with a warning), and so is a segment of any other co
 segment of the socket under test the script has no line for still fails. The kernel backend's
 side runs in tests/drill (earlier-socket.pkt, against both backends)."""
 
+from __future__ import annotations
+
 from pathlib import Path
 
 from ustack.conform.parser import parse_text

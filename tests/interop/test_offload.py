@@ -33,10 +33,9 @@ def sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def packet_sizes(pcap_path, family: int) -> tuple[list[int], list[int]]:
-    """Sizes of the TCP packets of `family` ustack sent, and of those it received, as the pcap
-    shows them (every one decodes, super-segments too)."""
-    sent, received = [], []
+def tcp_packets(pcap_path, family: int):
+    """(packet, its length as captured) for each TCP packet of `family` in the pcap (every one
+    decodes, super-segments too)."""
     for record in read_records(pcap_path.read_bytes())[1]:
         if record.data[0] >> 4 != family:
             continue
@@ -46,7 +45,15 @@ def packet_sizes(pcap_path, family: int) -> tuple[list[int], list[int]]:
             assert family == 6, record.data  # only the kernel's IPv6 chatter (MLD behind hop-by-hop)
             continue
         if packet.tcp is not None:
-            (sent if packet.ip.src == OUR_ADDRESS[family] else received).append(len(record.data))
+            yield packet, len(record.data)
+
+
+def packet_sizes(pcap_path, family: int) -> tuple[list[int], list[int]]:
+    """Sizes of the TCP packets of `family` ustack sent, and of those it received, as the pcap
+    shows them."""
+    sent, received = [], []
+    for packet, size in tcp_packets(pcap_path, family):
+        (sent if packet.ip.src == OUR_ADDRESS[family] else received).append(size)
     return sent, received
 
 
@@ -74,6 +81,12 @@ def test_20_megabytes_each_way_are_identical_with_offload_on_and_off(ustack_serv
     # offloads the link joins and cuts them itself (software GRO/GSO, link/tun.py), and the pcap
     # above it sees the same (tests/link/test_software_offload.py checks the pieces).
     assert max(sent) > 1500 and max(received) > 1500, (max(sent), max(received))
+
+
+def data_lengths_sent(pcap_path, family: int) -> list[int]:
+    """The TCP payload length of each data segment ustack sent, in order."""
+    return [len(packet.payload) for packet, _ in tcp_packets(pcap_path, family)
+            if packet.ip.src == OUR_ADDRESS[family] and len(packet.payload)]
 
 
 def kernel_tcp_info(namespace: str, family: int) -> str:
@@ -114,7 +127,11 @@ def test_the_kernel_sees_the_mss_that_follows_the_mtu_and_normal_sized_segments(
     received_mss = int(re.search(r"rcvmss:(\d+)", info).group(1))
     assert received_mss <= mss
     if mtu == 1500:
-        assert received_mss == mss, info
         serve.stop()
         sent, _ = packet_sizes(serve.pcap_path, family)
         assert max(sent) > 1500  # and the echo went in super-segments the kernel cut
+        # Linux also takes two data segments in a row of one size (from 536 bytes with the
+        # headers) as the new estimate (tcp_measure_rcv_mss): the echo's last two segments may
+        # be such a pair (seen under load: 524 and 524, nc's last write echoed as it came).
+        last_two = data_lengths_sent(serve.pcap_path, family)[-2:]
+        assert received_mss == mss or last_two == [received_mss, received_mss], (info, last_two)

@@ -28,6 +28,9 @@ from ustack.stack import Stack
 from ustack.wire import codec, parse_packet
 from ustack.wire.codec import LinkBuffer
 
+# What these tests follow rides on the buffer the link hands over (conftest.py).
+pytestmark = pytest.mark.usefixtures("buffers_handed_over")
+
 LARGE = 40_000  # a payload the link hands over as a view (vnet.HANDED_OVER_FROM is 32 KiB)
 SMALL = 1_000  # one it copies into bytes
 

@@ -25,6 +25,9 @@ from ustack.trace.live import WireWatch
 from ustack.wire import pcap
 from ustack.wire.checksum import internet_checksum
 
+# What these tests follow rides on the buffer the link hands over (conftest.py).
+pytestmark = pytest.mark.usefixtures("buffers_handed_over")
+
 __all__ = ["sockets"]  # the fixture, imported for pytest
 
 

@@ -1,5 +1,7 @@
 """Middlewares compose: each is a link, the chain behaves as one link."""
 
+from __future__ import annotations
+
 import select
 
 from ustack.link import FaultInjector, Faults, MemoryLink, PcapWriter, Tracer

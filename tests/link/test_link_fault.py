@@ -1,5 +1,7 @@
 """FaultInjector: seeded, per-direction faults; every decision counted; scripted drops."""
 
+from __future__ import annotations
+
 import struct
 
 import pytest

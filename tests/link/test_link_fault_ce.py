@@ -1,5 +1,7 @@
 """FaultInjector's `ce` fault: Congestion Experienced on ECN-capable packets (RFC 3168 5)."""
 
+from __future__ import annotations
+
 import pytest
 
 from ustack.link import FaultInjector, Faults

@@ -1,5 +1,7 @@
 """MemoryLink: two links joined by a SOCK_SEQPACKET socketpair."""
 
+from __future__ import annotations
+
 import select
 
 import pytest

@@ -1,5 +1,7 @@
 """PcapWriter: both directions into a pcap that our reader and the real tcpdump read."""
 
+from __future__ import annotations
+
 import shutil
 import subprocess
 

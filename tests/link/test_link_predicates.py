@@ -1,5 +1,7 @@
 """Predicates for scripted drops: pick the final handshake ACK, the 3rd data segment."""
 
+from __future__ import annotations
+
 import pytest
 from scapy.all import IP, TCP
 

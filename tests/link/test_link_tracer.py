@@ -1,5 +1,7 @@
 """Tracer: one line per packet, `<` in and `>` out, with annotations on the packet's own line."""
 
+from __future__ import annotations
+
 import io
 
 from ustack.link import Tracer

@@ -1,6 +1,8 @@
 """TunLink's refusals are one clear line (a LinkError the CLI prints), never a traceback. The TUN
 traffic itself is tested against the real kernel in tests/interop/test_plumbing.py."""
 
+from __future__ import annotations
+
 import pytest
 import pytun
 

@@ -5,6 +5,7 @@ No TUN device here: `split_super_segment` does in Python what the kernel's TSO d
 from __future__ import annotations
 
 import pytest
+from test_checksum_once import LARGE, Sums, corrupted, fake_link, frame, packet_to_stack, receive, sockets, stack_for
 from vnet_helpers import A, ACK, FIN, PSH, SYN, coalesce, partial, segment, transfer, without_ip_id
 
 from ustack.link import vnet
@@ -14,6 +15,7 @@ from ustack.link.vnet import (
 )
 from ustack.stack import Stack
 from ustack.wire import parse_packet
+from ustack.wire.buffers import LinkBuffer
 from ustack.wire.tcp import TcpOptions
 
 
@@ -212,17 +214,26 @@ def test_a_frame_read_into_buffers_gives_the_same_packet_as_one_read_frame(famil
     assert drop.value.reason == "vnet_header_truncated"
 
 
+def super_segment_read_into(buffer_type, family: int):
+    """A HANDED_OVER_FROM-byte segment with its checksum partial, as the TUN link reads one: the
+    packet, its vnet header (NEEDS_CSUM, TSO) and a `buffer_type` buffer 100 bytes longer that
+    holds it."""
+    packet = segment(1000, vnet.HANDED_OVER_FROM, family=family)
+    tcp_start = 40 if family == 6 else 20
+    header = build_vnet_header(VnetHeader(NEEDS_CSUM, GSO_TCPV6 if family == 6 else GSO_TCPV4, 0, 1448, tcp_start, 16))
+    buffer = buffer_type(len(packet) + 100)
+    buffer[:len(packet)] = partial(packet)
+    return packet, header, buffer
+
+
 @pytest.mark.parametrize("family", [4, 6])
-def test_a_super_segment_is_handed_over_as_a_read_only_view_of_the_buffer_and_parses_to_views(family):
+def test_a_super_segment_is_handed_over_as_a_read_only_view_of_the_buffer_and_parses_to_views(family,
+                                                                                             buffers_handed_over):
     """From HANDED_OVER_FROM bytes on, packet_from_parts copies nothing: the packet is a read-only
     view of the buffer (the TUN link reads the next frame into a new one), and the parser's
     payload a view of that, which the receive buffer copies once (issue 12). Shorter packets are
     bytes of their own, so that a short one never keeps a 64 KB buffer alive."""
-    packet = segment(1000, vnet.HANDED_OVER_FROM, family=family)
-    tcp_start = 40 if family == 6 else 20
-    header = build_vnet_header(VnetHeader(NEEDS_CSUM, GSO_TCPV6 if family == 6 else GSO_TCPV4, 0, 1448, tcp_start, 16))
-    buffer = bytearray(len(packet) + 100)
-    buffer[:len(packet)] = partial(packet)
+    packet, header, buffer = super_segment_read_into(bytearray, family)
     handed = vnet.packet_from_parts(header, buffer, len(packet))
     assert type(handed) is memoryview and handed.readonly and handed.obj is buffer and handed == packet
     with pytest.raises(TypeError):
@@ -233,3 +244,45 @@ def test_a_super_segment_is_handed_over_as_a_read_only_view_of_the_buffer_and_pa
     buffer[:len(shorter)] = partial(shorter)
     copied = vnet.packet_from_parts(header, buffer, len(shorter))
     assert type(copied) is bytes and copied == shorter
+
+
+@pytest.mark.parametrize("family", [4, 6])
+def test_where_buffers_are_not_handed_over_a_super_segment_is_a_read_only_view_of_its_copy(family, buffers_copied):
+    """PyPy's way (vnet.HANDS_OVER_BUFFERS False; there a slice of a read-only view of a bytearray
+    is read a byte at a time, compat.READ_ONLY_SLICES_COPY_BYTEWISE): from HANDED_OVER_FROM bytes
+    on, the packet is copied once into bytes and handed over as a read-only view of the copy, its
+    checksum completed; the buffer stays the caller's, and the parser's payload is a view of the
+    copy (no second copy)."""
+    packet, header, buffer = super_segment_read_into(LinkBuffer, family)
+    handed = vnet.packet_from_parts(header, buffer, len(packet))
+    assert type(handed) is memoryview and handed.readonly and type(handed.obj) is bytes and handed == packet
+    assert not buffer.tcp_checksum_known  # the mark stays behind: the parser sums the copy
+    buffer[:] = bytes(len(buffer))  # the next frame read into the buffer leaves the packet as it was
+    assert handed == packet
+    payload = parse_packet(handed).tcp.payload
+    assert type(payload) is memoryview and payload.obj is handed.obj
+    assert payload == packet[len(packet) - vnet.HANDED_OVER_FROM :]
+    shorter = segment(1000, vnet.HANDED_OVER_FROM - 100, family=family)
+    buffer[:len(shorter)] = partial(shorter)
+    assert type(copied := vnet.packet_from_parts(header, buffer, len(shorter))) is bytes and copied == shorter
+
+
+@pytest.mark.parametrize("family", [4, 6])
+def test_where_buffers_are_not_handed_over_the_link_reads_every_frame_into_its_one_buffer(family, sockets, monkeypatch,
+                                                                                        buffers_copied):
+    """The TUN link on PyPy: no new buffer per super-segment, every checksum checked once (completed
+    by the link where the kernel left it partial, summed by the parser otherwise), a bad one dropped."""
+    ours, theirs = sockets
+    link, stack, sums = fake_link(ours, offload=True), stack_for(family), Sums(monkeypatch)
+    buffer = link._packet_buffer
+    good = packet_to_stack(family, LARGE)
+    theirs.send(frame(partial(good), NEEDS_CSUM, gso=True))
+    theirs.send(frame(corrupted(good)))
+    first, second = receive(link, stack)
+    assert link._packet_buffer is buffer and first.obj is not buffer and second.obj is not first.obj
+    assert first.readonly and bytes(first) == good and bytes(second) == corrupted(good)
+    assert (sums.link, sums.parser, sums.parser_skipped) == (1, 2, 0)
+    assert stack.drops["tcp_bad_checksum"] == 1 and stack.counters["packets_in"] == 1
+
+
+__all__ = ["sockets"]  # the fixture, imported for pytest

@@ -1,5 +1,7 @@
 """Fixtures for tests/stack (the helpers themselves live in twohosts.py)."""
 
+from __future__ import annotations
+
 import pytest
 
 from twohosts import default_seed

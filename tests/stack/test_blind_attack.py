@@ -4,6 +4,8 @@ but not the sequence numbers (see blind_attack.py for the attacker and the outco
 receive window, against an ESTABLISHED connection carrying genuine data and against connections
 in TIME-WAIT. scripts/attack_blind.py runs 100,000 of each and prints the outcome counts."""
 
+from __future__ import annotations
+
 import pytest
 
 from blind_attack import CONFIG, FORGERY_INTERVAL, KINDS, attack_established, attack_time_wait

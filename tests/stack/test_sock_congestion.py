@@ -1,5 +1,7 @@
 """TCP_CONGESTION on ustack's blocking sockets, as on Linux: per socket, before or after connect."""
 
+from __future__ import annotations
+
 import errno
 
 import pytest

@@ -5,6 +5,8 @@ ACK of new data feeds (RTT samples, congestion control, RACK-TLP): these tests p
 still does everything RFC 9293 3.10.7.4 asks (SND.UNA, the send buffer, the timers, the window,
 the state change), and that every other ACK in those states takes the full way."""
 
+from __future__ import annotations
+
 from tcp_script import *  # noqa: F403
 from ustack.tcp import State
 

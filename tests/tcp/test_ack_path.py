@@ -8,6 +8,8 @@
 - with events off, no event object is made, and with events on the same events come as before.
 """
 
+from __future__ import annotations
+
 import random
 
 import pytest

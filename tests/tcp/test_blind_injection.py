@@ -2,6 +2,8 @@
 numbers forges segments at one connection. Each rule of RFC 5961, RFC 7323 5.3 and RFC 9293
 that keeps such a segment from harming the connection has a test here, on virtual time."""
 
+from __future__ import annotations
+
 import dataclasses
 
 from tcp_script import *  # noqa: F403

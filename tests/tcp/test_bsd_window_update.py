@@ -1,6 +1,8 @@
 """window_advertisement="free_space" (BSD's policy, used by the FreeBSD conformance profile):
 when a read frees space, a window update of its own goes out only if it is worth a segment."""
 
+from __future__ import annotations
+
 import dataclasses
 
 from tcp_script import *  # noqa: F403

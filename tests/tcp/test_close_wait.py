@@ -1,5 +1,7 @@
 """CLOSE-WAIT and LAST-ACK: the passive close."""
 
+from __future__ import annotations
+
 from tcp_script import *  # noqa: F403
 from ustack.tcp import State, TcpConfig, TcpError
 

@@ -1,5 +1,7 @@
 """CLOSING: both FINs crossed (simultaneous close)."""
 
+from __future__ import annotations
+
 from tcp_script import *  # noqa: F403
 from ustack.tcp import State
 from ustack.tcp.errors import TcpError

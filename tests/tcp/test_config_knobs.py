@@ -1,6 +1,8 @@
 """The knobs a configuration (for example the FreeBSD profile of the conformance runner) can turn
 away from ustack's defaults: each test shows the default and the other setting on the wire."""
 
+from __future__ import annotations
+
 import dataclasses
 
 import pytest

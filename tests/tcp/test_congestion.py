@@ -1,5 +1,7 @@
 """Congestion control (RFC 5681, RFC 3465, RFC 6928) and the registry of algorithms."""
 
+from __future__ import annotations
+
 import pytest
 from hypothesis import given, settings, strategies as st
 

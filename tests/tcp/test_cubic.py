@@ -4,6 +4,8 @@ Units: the RFC counts windows in segments; the algorithm keeps cwnd in bytes. MS
 the arithmetic readable: cwnd 100000 bytes is 100 segments.
 """
 
+from __future__ import annotations
+
 import pytest
 
 from ustack.tcp import TcpConfig

@@ -2,6 +2,8 @@
 sender back from idle restarts from the initial window. Without it, a download limited by the
 receiver's window showed `cwnd:50283344` in `ustack ss -i`."""
 
+from __future__ import annotations
+
 import dataclasses
 
 import pytest

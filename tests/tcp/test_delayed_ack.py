@@ -1,5 +1,7 @@
 """Delayed ACKs (RFC 9293 3.8.6.3, RFC 5681 4.2)."""
 
+from __future__ import annotations
+
 from tcp_script import *  # noqa: F403
 from ustack.tcp import TcpConfig
 

@@ -1,6 +1,8 @@
 """D-SACK (RFC 2883): the ACK of a segment that repeats data we hold reports the repeated range
 as its first SACK block; and a D-SACK from the peer is not news of data it holds."""
 
+from __future__ import annotations
+
 import dataclasses
 
 from tcp_script import *  # noqa: F403

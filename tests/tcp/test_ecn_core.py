@@ -1,6 +1,8 @@
 """ECN (RFC 3168) in the connection: negotiation on the SYNs, ECT(0) marking, CE -> ECE -> CWR,
 and one reduction of cwnd per window of data."""
 
+from __future__ import annotations
+
 import dataclasses
 
 import pytest

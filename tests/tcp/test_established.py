@@ -1,5 +1,7 @@
 """ESTABLISHED: data both ways, reassembly, the acceptability test, and the ways out."""
 
+from __future__ import annotations
+
 import errno
 
 import pytest

@@ -1,5 +1,7 @@
 """FIN-WAIT-1 and FIN-WAIT-2: our FIN is out; the peer may still send."""
 
+from __future__ import annotations
+
 from tcp_script import *  # noqa: F403
 from ustack.tcp import State, TcpError
 

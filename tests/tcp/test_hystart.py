@@ -1,5 +1,7 @@
 """HyStart++ (RFC 9406) on virtual time: rounds of ACKs, each with its RTT samples."""
 
+from __future__ import annotations
+
 from ustack.tcp.congestion.cubic import Cubic
 from ustack.tcp.congestion.hystart import (
     CONSERVATIVE, CSS_GROWTH_DIVISOR, CSS_ROUNDS, DONE, N_RTT_SAMPLE, SLOW_START, HyStartPlusPlus,

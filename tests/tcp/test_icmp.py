@@ -1,5 +1,7 @@
 """ICMP Destination Unreachable delivered by the stack (RFC 1122 4.2.3.9, RFC 5927, RFC 1191)."""
 
+from __future__ import annotations
+
 from tcp_script import *  # noqa: F403
 from ustack.tcp import State, TcpError
 

@@ -1,5 +1,7 @@
 """Initial sequence numbers per RFC 6528: a 4-microsecond clock plus a keyed hash of the 4-tuple."""
 
+from __future__ import annotations
+
 import pytest
 
 import hashlib

@@ -1,5 +1,7 @@
 """Keepalive (RFC 9293 3.8.4, RFC 1122 4.2.3.6): off by default."""
 
+from __future__ import annotations
+
 from tcp_script import *  # noqa: F403
 from ustack.tcp import State, TcpConfig, TcpError
 

@@ -3,6 +3,8 @@ application's writes and the segments (up to 64 KB with TcpConfig.offload_segmen
 through a memoryview, send_buffer.py) cut each other, through retransmissions from the middle of
 a write, SACKed ranges and a FIN behind the last write."""
 
+from __future__ import annotations
+
 import random
 
 import pytest

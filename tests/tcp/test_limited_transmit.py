@@ -7,6 +7,8 @@ the peer's window is respected, and what was sent this way is left out of Flight
 ssthresh is set.
 """
 
+from __future__ import annotations
+
 import dataclasses
 
 from tcp_script import *  # noqa: F403

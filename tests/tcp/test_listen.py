@@ -1,5 +1,7 @@
 """LISTEN (RFC 9293 3.10.7.2) and the socket-style Listener with its two queues."""
 
+from __future__ import annotations
+
 import dataclasses
 
 import pytest

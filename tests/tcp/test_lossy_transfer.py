@@ -3,6 +3,8 @@
 Seeded and deterministic; a failure names its seed so it can be replayed.
 """
 
+from __future__ import annotations
+
 import random
 
 import pytest

@@ -3,6 +3,8 @@
 The scripts' CONFIG uses RFC 896's Nagle (nagle_minshall=False); MINSHALL is the default's:
 Minshall's variant, as Linux (tcp_nagle_check, tcp_minshall_check)."""
 
+from __future__ import annotations
+
 from tcp_script import *  # noqa: F403
 from ustack.tcp import TcpConfig
 

@@ -6,6 +6,8 @@ and no new fast retransmit for duplicate ACKs that do not cover "recover" (RFC 6
 the "careful" variant), which after a timeout are likely to answer segments sent twice.
 """
 
+from __future__ import annotations
+
 import dataclasses
 
 from tcp_script import *  # noqa: F403

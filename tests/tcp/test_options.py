@@ -1,5 +1,7 @@
 """Options: MSS (RFC 9293 3.7.1), window scale and timestamps (RFC 7323), SACK (RFC 2018)."""
 
+from __future__ import annotations
+
 import dataclasses
 
 import pytest

@@ -2,6 +2,8 @@
 segments of a window leave for a given cwnd and SRTT, what is not paced (pure ACKs,
 retransmissions), the restart after idle, and that a fast path is never held back."""
 
+from __future__ import annotations
+
 import dataclasses
 
 import pytest

@@ -1,5 +1,7 @@
 """The persist timer and zero-window probes (RFC 9293 3.8.6.1, RFC 1122 4.2.2.17)."""
 
+from __future__ import annotations
+
 import pytest
 
 from tcp_script import *  # noqa: F403

@@ -1,5 +1,7 @@
 """Proportional Rate Reduction (RFC 6937) on the RFC's example and its two bounds."""
 
+from __future__ import annotations
+
 import math
 
 from ustack.tcp.congestion.prr import ProportionalRateReduction

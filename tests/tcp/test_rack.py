@@ -5,6 +5,8 @@ below 125 ms after what it acknowledges), so SRTT = 0.125, RTTVAR = 0.0625 and R
 (binary fractions, so that virtual times add up exactly).
 """
 
+from __future__ import annotations
+
 import dataclasses
 
 import pytest

@@ -3,6 +3,8 @@ segments of a transfer are dropped on their first transmission. With RACK-TLP th
 after about two round trips and repairs the tail from the peer's SACK; with the classic loss
 detection nothing draws a duplicate ACK, so only the retransmission timer repairs it."""
 
+from __future__ import annotations
+
 import dataclasses
 
 import pytest

@@ -1,5 +1,7 @@
 """The receive buffer: reassembly, the window edge, wraparound and SACK blocks (RFC 2018)."""
 
+from __future__ import annotations
+
 import pytest
 from hypothesis import given, settings, strategies as st
 

@@ -38,7 +38,9 @@ def test_a_read_the_first_chunk_answers_measures_it_once():
         counts = calls_in(buffer.read_chunks, wanted)
         # len(first chunk), and len(chunks) when the first is short: no more (the bytes taken are
         # counted on the way, not measured again).
-        assert counts.get("<built-in method builtins.len>", 0) == (2 if size < wanted else 1), (size, wanted, counts)
+        # CPython's cProfile names it "<built-in method builtins.len>", PyPy's "<built-in function len>".
+        lens = sum(count for name, count in counts.items() if name.startswith("<built-in") and name.endswith("len>"))
+        assert lens == (2 if size < wanted else 1), (size, wanted, counts)
         assert buffer.readable == size - min(size, wanted)
 
 

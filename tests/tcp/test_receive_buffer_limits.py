@@ -5,6 +5,8 @@ arrival that would be the furthest is refused, each counted by named reason.
 The attacker in these tests is the peer itself: it knows the 4-tuple and the sequence numbers
 and sends tiny segments beyond a hole it never fills."""
 
+from __future__ import annotations
+
 import dataclasses
 import random
 from unittest import mock

@@ -4,6 +4,8 @@ batches, recoveries with several holes, the end of a recovery, a resent oldest s
 Each test is on virtual time (tcp_script, or the two-host simulator), deterministic.
 """
 
+from __future__ import annotations
+
 import dataclasses
 
 import pytest

@@ -9,6 +9,8 @@ losses as Linux's sender at the same places, and 5-8 % less goodput.
 Virtual time throughout (tcp_script).
 """
 
+from __future__ import annotations
+
 
 import pytest
 

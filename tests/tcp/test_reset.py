@@ -1,5 +1,7 @@
 """Resets: answering unmatched segments (RFC 9293 3.10.7.1) and RFC 5961's defences."""
 
+from __future__ import annotations
+
 import errno
 
 from tcp_script import *  # noqa: F403

@@ -1,5 +1,7 @@
 """Retransmission: RTO (RFC 6298), Karn's rule, backoff, giving up, fast retransmit (RFC 5681)."""
 
+from __future__ import annotations
+
 import errno
 
 import pytest

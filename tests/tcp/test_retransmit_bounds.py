@@ -8,6 +8,8 @@ yet sent (RFC 9293 3.10.7.4), dropped each time, and the connection retransmitte
 until it timed out.
 """
 
+from __future__ import annotations
+
 from tcp_script import *  # noqa: F403
 from ustack.tcp import State
 from ustack.tcp.seq import seq_add

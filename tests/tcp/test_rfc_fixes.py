@@ -2,6 +2,8 @@
 the spots mutation testing found covered only by the FreeBSD suite or seeded loss simulations.
 Each test failed before its fix."""
 
+from __future__ import annotations
+
 import dataclasses
 
 from tcp_script import *  # noqa: F403

@@ -3,6 +3,8 @@
 Hypothesis throws arbitrary flags, sequence and acknowledgement numbers (mostly near the ones that
 matter), windows, options and payloads at connections in each state."""
 
+from __future__ import annotations
+
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from tcp_script import *  # noqa: F403

@@ -1,5 +1,7 @@
 """RFC 6298: SRTT, RTTVAR and the retransmission timeout."""
 
+from __future__ import annotations
+
 import pytest
 from hypothesis import given, settings, strategies as st
 

@@ -2,6 +2,8 @@
 and reneging (RFC 2018 8): what the peer said it holds is not sent again after a timeout,
 unless the peer shows it dropped it."""
 
+from __future__ import annotations
+
 import pytest
 from tcp_script import *  # noqa: F403
 from test_sack_recovery import ack, eight_segments_in_flight, segment, segments

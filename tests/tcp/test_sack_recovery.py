@@ -6,6 +6,8 @@ one round trip, keep new data flowing during recovery as far as "pipe" allows, a
 a retransmission was lost too.
 """
 
+from __future__ import annotations
+
 import dataclasses
 
 from tcp_script import *  # noqa: F403

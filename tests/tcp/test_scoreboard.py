@@ -3,6 +3,8 @@
 Sequence numbers start just below 2**32 so that every block wraps at least once in these tests.
 """
 
+from __future__ import annotations
+
 from hypothesis import given, settings, strategies as st
 
 from ustack.tcp.scoreboard import SackScoreboard

@@ -1,5 +1,7 @@
 """The send buffer: written, sent and not yet acknowledged data (RFC 9293 3.3.1)."""
 
+from __future__ import annotations
+
 import pytest
 from hypothesis import given, settings, strategies as st
 

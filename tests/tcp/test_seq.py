@@ -1,5 +1,7 @@
 """Sequence-number arithmetic wraps at 2**32 (RFC 9293 3.4)."""
 
+from __future__ import annotations
+
 from hypothesis import given, strategies as st
 
 from ustack.tcp.seq import SEQ_MASK, seq_add, seq_diff, seq_ge, seq_gt, seq_in_window, seq_le, seq_lt

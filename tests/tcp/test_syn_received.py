@@ -1,5 +1,7 @@
 """SYN-RECEIVED (RFC 9293 3.10.7.4 for the state that waits for the ACK of our SYN)."""
 
+from __future__ import annotations
+
 from tcp_script import *  # noqa: F403
 from ustack.tcp import State, TcpConfig, TcpError
 

@@ -1,5 +1,7 @@
 """SYN-SENT (RFC 9293 3.10.7.3): the active open."""
 
+from __future__ import annotations
+
 import errno
 
 from tcp_script import *  # noqa: F403

@@ -1,5 +1,7 @@
 """TIME-WAIT: 2*MSL, re-ACKing a repeated FIN, and RST (RFC 1337 as an option)."""
 
+from __future__ import annotations
+
 from tcp_script import *  # noqa: F403
 from ustack.tcp import State, TcpConfig, TcpError
 

@@ -2,6 +2,8 @@
 timeouts the figure leaves out) is exercised by a named test, and the table and the tests cannot
 drift apart: each named test is run here with the state setter watched, and must take its arrow."""
 
+from __future__ import annotations
+
 import importlib
 
 import pytest

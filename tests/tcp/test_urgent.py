@@ -1,5 +1,7 @@
 """Urgent data (RFC 9293 3.8.5 with RFC 6093): the pointer is reported, the data stays inline."""
 
+from __future__ import annotations
+
 from tcp_script import *  # noqa: F403
 from ustack.tcp import UrgentDataArrived
 from ustack.wire.tcp import URG

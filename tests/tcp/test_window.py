@@ -1,5 +1,7 @@
 """Flow control: the receive window, its reopening, and silly-window avoidance (RFC 9293 3.8.6)."""
 
+from __future__ import annotations
+
 from tcp_script import *  # noqa: F403
 from ustack.tcp import TcpConfig
 

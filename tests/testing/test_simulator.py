@@ -2,6 +2,8 @@
 demultiplexing, the reset for a segment that matches nothing, forgetting a connection after
 TIME-WAIT, happens in a simulation as on a TUN device."""
 
+from __future__ import annotations
+
 from ustack.tcp import State, TcpConfig
 from ustack.testing.simulator import CLIENT_ADDRESS, BulkTransfer, Simulator
 from ustack.wire import TcpSegment, build_tcp_packet, parse_packet

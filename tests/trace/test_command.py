@@ -1,5 +1,7 @@
 """`ustack ladder FILE.pcap [--conn PORT] [--relative] [--svg FILE] [--mermaid]`."""
 
+from __future__ import annotations
+
 import xml.etree.ElementTree as ElementTree
 
 import pytest

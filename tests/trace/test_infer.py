@@ -4,6 +4,8 @@ Client A (10.0.0.1:40000, ISN 1000) talks to server B (10.0.0.2:80, ISN 5000) un
 otherwise; `talk.send(side, flags)` writes one packet, numbered the way a real stack would.
 """
 
+from __future__ import annotations
+
 import pytest
 
 from ustack.tcp.state import State

@@ -1,6 +1,8 @@
 """`ustack ladder` on IPv6 captures: endpoints drawn `[address]:port` as ss writes them, the
 connection chosen by its bracketed 4-tuple, and offloaded IPv6 TCP checksums recomputed."""
 
+from __future__ import annotations
+
 import struct
 
 from ustack.cli import main

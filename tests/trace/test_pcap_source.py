@@ -1,5 +1,7 @@
 """Reading captures: link layers, packets that are not TCP, and offloaded checksums."""
 
+from __future__ import annotations
+
 import struct
 
 import pytest

@@ -1,5 +1,7 @@
 """The three renderings of a ladder: terminal text, SVG, Mermaid."""
 
+from __future__ import annotations
+
 import re
 import xml.etree.ElementTree as ElementTree
 

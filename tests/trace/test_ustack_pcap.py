@@ -3,6 +3,8 @@
 FaultInjector, written by the PcapWriter (a RAW pcap), then drawn; and the same exchange fed live
 to a LadderRecorder with the stack's exact states."""
 
+from __future__ import annotations
+
 import pytest
 
 from ustack.link import FaultInjector, MemoryLink, PcapWriter

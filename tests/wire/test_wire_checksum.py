@@ -1,5 +1,7 @@
 """The Internet checksum in C (csrc/checksum.c) against RFC 1071's example and a slow reference."""
 
+from __future__ import annotations
+
 import random
 
 import pytest

@@ -1,6 +1,8 @@
 """`ustack decode` against the real tcpdump (`tcpdump -t -nn -S -r`) on the same pcap files, and
 its behaviour on invalid packets and bad files. tcpdump must be installed: tests FAIL without it."""
 
+from __future__ import annotations
+
 import random
 import struct
 import subprocess

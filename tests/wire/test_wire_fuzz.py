@@ -2,6 +2,8 @@
 survives a short run. The long run is `scripts/fuzz` (one million executions by default).
 clang must be installed: this test FAILS without it (scripts/test installs it)."""
 
+from __future__ import annotations
+
 import os
 import subprocess
 from pathlib import Path

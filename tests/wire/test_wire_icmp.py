@@ -1,6 +1,8 @@
 """ICMPv4 parse and build (csrc/icmp.c): echo, destination unreachable with its quote, next-hop
 MTU (RFC 1191), other errors and types, and the rejections."""
 
+from __future__ import annotations
+
 import struct
 
 import pytest

@@ -1,5 +1,7 @@
 """IPv4 parse and build (csrc/ipv4.c through parse_packet / build_*_packet), on byte literals."""
 
+from __future__ import annotations
+
 import pytest
 from wire_packets import ipv4_header, reference_checksum, tcp_packet
 

@@ -1,6 +1,8 @@
 """IPv6 (RFC 8200), TCP over IPv6 and ICMPv6 (RFC 4443) from byte literals: fields, the extension
 header chain, fragments, quoted packets, and one named reason for every way a packet is refused."""
 
+from __future__ import annotations
+
 import ipaddress
 import socket
 import struct

@@ -3,6 +3,8 @@ TCP with any options, behind extension headers (hop-by-hop, destination options,
 and 4, fragments), ICMPv6 echo and errors, other next headers; and the invalid ones named.
 tcpdump must be installed: tests FAIL without it."""
 
+from __future__ import annotations
+
 import random
 import struct
 

@@ -8,6 +8,8 @@ test_wire_properties.py do for IPv4.
 - whatever bytes come in, parse_packet returns a Packet or raises a WireError with a named reason.
 """
 
+from __future__ import annotations
+
 import logging
 
 from hypothesis import HealthCheck, given, settings

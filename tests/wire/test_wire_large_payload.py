@@ -3,6 +3,8 @@ them from where it is, bytes or a view of bytes (the send buffer's, issue 12). T
 be those the copying path builds: same bytes, checksums that scapy (an independent
 implementation) computes again to the same values."""
 
+from __future__ import annotations
+
 import logging
 
 import pytest

@@ -2,6 +2,8 @@
 C writes fields by name, Python reads them by position. Each field gets a distinct value through
 cffi (by name) and must come out at the right place through struct (by position), and back."""
 
+from __future__ import annotations
+
 import struct
 
 from ustack.wire import codec

@@ -6,6 +6,8 @@ so a failure reproduces; hypothesis prints the failing example).
   reason is one of the named ones, and the text formatter never raises on them.
 """
 
+from __future__ import annotations
+
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from wire_packets import with_fixed_checksums

@@ -6,6 +6,8 @@
   checksums from scratch it produces exactly our bytes.
 """
 
+from __future__ import annotations
+
 import logging
 
 from hypothesis import HealthCheck, given, settings

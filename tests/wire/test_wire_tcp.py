@@ -1,6 +1,8 @@
 """TCP parse and build (csrc/tcp.c): header fields, every option, malformed options, both option
 layouts, checked on byte literals and against the FreeBSD packetdrill suite's expected options."""
 
+from __future__ import annotations
+
 import re
 import struct
 from pathlib import Path

@@ -1,5 +1,7 @@
 """Hypothesis strategies for wire values (shared by the property and scapy tests)."""
 
+from __future__ import annotations
+
 from hypothesis import strategies as st
 
 from ustack.wire import IcmpMessage, TcpOptions, TcpSegment

@@ -11,6 +11,8 @@ Transport/Protocol and StreamReader/StreamWriter API on top.
 stacks in one process, for instance); `open_tun_stack` builds the TUN device around it.
 """
 
+from __future__ import annotations
+
 from .errors import exception_for
 from .runtime import AsyncStack
 from .server import Server, ServerSocket

@@ -340,6 +340,10 @@ class AsyncStack(Driver):
         self._waiters.append(entry)
         try:
             await asyncio.wait_for(future, timeout)
+        except asyncio.TimeoutError:
+            # The built-in TimeoutError from 3.11 on; before (PyPy 3.9) asyncio's own class,
+            # which callers that catch TimeoutError would miss (compat.py).
+            raise TimeoutError(f"not true within {timeout} s") from None
         finally:
             if entry in self._waiters:
                 self._waiters.remove(entry)

@@ -25,11 +25,13 @@ to transmit and batches the flush into one per loop iteration.
 
 from __future__ import annotations
 
+
 import asyncio
 import logging
 from collections import deque
 from typing import Any, Protocol
 
+from ..compat import byte_view
 from ..tcp.errors import TcpCallError
 from ..tcp.state import CLOSED, SYNCHRONIZED, TIME_WAIT
 from ..wire.ipv4 import address_text
@@ -385,7 +387,7 @@ class TcpTransport(asyncio.Transport):
         (get_buffer), then buffer_updated(count). False if the protocol failed (connection reset)."""
         connection = self._connection
         try:
-            buffer = memoryview(self._protocol.get_buffer(-1)).cast("B")
+            buffer = byte_view(self._protocol.get_buffer(-1))
             if not len(buffer):
                 raise RuntimeError("get_buffer() returned an empty buffer")
         except Exception as exc:

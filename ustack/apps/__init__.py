@@ -12,6 +12,8 @@ makes the two easy to compare.
 - closing.py  what they all do last: close and wait, whatever state the client left
 """
 
+from __future__ import annotations
+
 from .chargen import handle_chargen
 from .discard import handle_discard
 from .echo import handle_echo

@@ -188,7 +188,10 @@ class HttpFileServer:
 
     async def _send_file(self, connection, writer, path: Path, head: bool) -> int:
         try:
-            file = open(path, "rb")
+            # Unbuffered: every read takes a whole chunk, which a buffered file reads straight into
+            # the bytes it returns anyway on CPython, but on PyPy through its buffer (1 MiB: 340 us
+            # against 156, and in serve 1.4 ms against 1.1 with the collections it sets off).
+            file = open(path, "rb", buffering=0)
         except (PermissionError, IsADirectoryError):
             raise _Refused(403, "not readable") from None
         with file:
@@ -204,7 +207,13 @@ class HttpFileServer:
             ]
             writer.write(connection.send(h11.Response(status_code=200, headers=headers)))
             if not head:
-                while chunk := file.read(self.chunk_size):
+                # Each read asks for at most what is left of the length we announced, plus one
+                # byte: a read makes the whole buffer it is asked for before it reads (a 1 MiB
+                # chunk for a file of a few bytes cost PyPy ~70 us per request), and a file that
+                # grew meanwhile still shows by the byte too many, which h11 refuses as before.
+                left = info.st_size
+                while chunk := file.read(min(self.chunk_size, left + 1)):
+                    left -= len(chunk)
                     writer.write(connection.send(h11.Data(data=chunk)))
                     # Wait while the peer is slower than the disk: memory stays at about one
                     # chunk plus the send buffer, however large the file.

@@ -16,3 +16,5 @@ and what they share, one job each:
 The network itself (addresses, TUN, namespace, link chain) is ustack/network.py's, and the live
 ladders are ustack/trace/live.py's: the labs and scripts/bench.py use them too.
 """
+
+from __future__ import annotations

@@ -20,6 +20,7 @@ enters the namespace for the run and goes back to where it was after it, whateve
 
 from __future__ import annotations
 
+
 import ctypes
 import os
 import queue
@@ -52,7 +53,7 @@ def enter_network_namespace(path: str) -> None:
         os.close(descriptor)
 
 
-REALTIME = os.SCHED_FIFO | os.SCHED_RESET_ON_FORK
+REALTIME = os.SCHED_FIFO | getattr(os, "SCHED_RESET_ON_FORK", 0x40000000)  # linux/sched.h; PyPy 3.9 lacks the name
 
 
 @contextmanager

@@ -282,7 +282,8 @@ class TunLink(Link):
         except VnetDrop as drop:
             self.count_drop(drop.reason)
             return None
-        if type(packet) is memoryview:  # the buffer went with it: the next frame needs a new one
+        if type(packet) is memoryview and packet.obj is self._packet_buffer:
+            # The buffer went with it (not on PyPy: vnet.HANDS_OVER_BUFFERS): the next frame needs a new one.
             self._packet_buffer = self._read_buffers[1] = LinkBuffer(LARGEST_FRAME - HEADER_SIZE)
         if not packet or packet[0] >> 4 not in (IPV4_VERSION, IPV6_VERSION):
             self.count_drop("not_ip")

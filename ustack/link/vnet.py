@@ -40,6 +40,7 @@ from typing import NamedTuple
 
 from ..wire.checksum import (checksum_add, checksum_finish, internet_checksum, internet_checksum_of, pseudo_header_sum,
                              pseudo_header_sum6)
+from ..compat import READ_ONLY_SLICES_COPY_BYTEWISE
 from ..wire.buffers import LinkBuffer, SegmentParts
 from ..wire.segment import cut_tcp_segment
 
@@ -76,6 +77,15 @@ SMALL_PACKET = 2048  # up to this length, packet_from_parts copies by slicing (m
 # caller reads the next frame into a new one). Below it, a copy: a short packet must not keep a
 # 64 KB buffer alive for as long as anything holds it (a delayed packet, a held SYN's data).
 HANDED_OVER_FROM = 32 * 1024
+# Whether packet_from_parts hands over its buffer at all. Not on PyPy: what it hands over is a slice
+# of a read-only view, which everything on PyPy reads one byte at a time (parse_packet's C call,
+# the payload's os.writev into a file: compat.READ_ONLY_SLICES_COPY_BYTEWISE, 7 ms per 64 KB; an
+# upload ran at 3.6 MB/s). There a packet from HANDED_OVER_FROM on is instead copied once into
+# bytes and handed over as a read-only view of that copy, which PyPy slices and reads at memory
+# speed, so the parser's payload is a view again rather than a second copy; the link keeps its
+# buffer. The cost: that one copy (~10 us per 64 KB on PyPy), and the TCP checksum is summed by
+# the parser (a copy cannot carry LinkBuffer's mark).
+HANDS_OVER_BUFFERS = not READ_ONLY_SLICES_COPY_BYTEWISE
 
 
 class VnetHeader(NamedTuple):
@@ -125,7 +135,8 @@ def packet_from_parts(header: bytes | bytearray, packet: bytearray, length: int)
     super-segment) comes back as a read-only view of `packet` itself, which the caller must then
     never write again: the parser's payload is then a view too, and the only copy of the data on
     its way up is the one the receive buffer keeps (receive_buffer.py "Copies"), where bytes
-    here cost one copy more of every byte of an upload (issue 12).
+    here cost one copy more of every byte of an upload (issue 12). (On PyPy, HANDS_OVER_BUFFERS
+    is False: a read-only view of a copy of it in bytes, and `packet` stays the caller's.)
 
     A super-segment (gso_type TCPV4 or TCPV6) stays whole: the stack takes it as one segment, with
     one parse and one ACK decision.
@@ -167,7 +178,8 @@ def packet_from_parts(header: bytes | bytearray, packet: bytearray, length: int)
             raise VnetDrop("vnet_unknown_gso_type")
         if gso_size == 0:
             raise VnetDrop("vnet_gso_size_zero")
-    marked = length >= HANDED_OVER_FROM and type(packet) is LinkBuffer  # handed over in a LinkBuffer
+    # Handed over in a LinkBuffer:
+    marked = length >= HANDED_OVER_FROM and type(packet) is LinkBuffer and HANDS_OVER_BUFFERS
     if flags & NEEDS_CSUM:
         field = csum_start + csum_offset
         ip_header = IPV6_HEADER if length and packet[0] >> 4 == 6 else IPV4_HEADER
@@ -179,11 +191,13 @@ def packet_from_parts(header: bytes | bytearray, packet: bytearray, length: int)
         _store_checksum(packet, csum_start, field, length)
     if length <= SMALL_PACKET:
         return bytes(packet[:length])  # two small copies cost less than making a memoryview
-    if length >= HANDED_OVER_FROM:
+    if length >= HANDED_OVER_FROM and HANDS_OVER_BUFFERS:
         if marked and flags & DATA_VALID:
             packet.tcp_checksum_known = _tcp_checksum_known(flags, packet, length, csum_start, csum_offset)
         return memoryview(packet).toreadonly()[:length]  # no copy: the buffer is handed over
     with memoryview(packet) as view:
+        if length >= HANDED_OVER_FROM:  # (where HANDS_OVER_BUFFERS is False: PyPy)
+            return memoryview(view[:length].tobytes())  # one copy, and a view of it: see above
         return bytes(view[:length])  # one copy
 
 

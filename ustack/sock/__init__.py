@@ -19,6 +19,8 @@ The package, by job: `network` (the stack's thread), `streams` (what runs in tha
 `sockets` (the Socket class), `options` (setsockopt), `functions` (the module-level functions).
 """
 
+from __future__ import annotations
+
 from socket import (  # the constants are the kernel's, so code written for `socket` reads the same
     AF_INET,
     AF_INET6,
@@ -40,7 +42,6 @@ from socket import (  # the constants are the kernel's, so code written for `soc
     SOCK_STREAM,
     SOL_SOCKET,
     TCP_CONGESTION,
-    TCP_FASTOPEN,
     TCP_KEEPCNT,
     TCP_KEEPIDLE,
     TCP_KEEPINTVL,
@@ -58,6 +59,7 @@ from .functions import (
     socket,
 )
 from .fastopen import MSG_FASTOPEN, TCP_FASTOPEN_CONNECT
+from .options import TCP_FASTOPEN
 from .sockets import Network, Socket
 from .streams import READ_AHEAD, SEND_AHEAD
 

@@ -8,6 +8,7 @@ set on a connected socket, the core changes them on the open connection (Connect
 
 from __future__ import annotations
 
+
 import errno
 import socket
 import struct
@@ -21,7 +22,6 @@ from socket import (
     SO_SNDBUF,
     SOL_SOCKET,
     TCP_CONGESTION,
-    TCP_FASTOPEN,
     TCP_KEEPCNT,
     TCP_KEEPIDLE,
     TCP_KEEPINTVL,
@@ -31,6 +31,7 @@ from typing import Any
 
 from ..aio.errors import os_error
 
+TCP_FASTOPEN = getattr(socket, "TCP_FASTOPEN", 23)  # linux/tcp.h; PyPy 3.9's socket does not name it
 OPTIONS: dict[tuple[int, int], str] = {
     (IPPROTO_TCP, TCP_NODELAY): "nagle",  # inverted: TCP_NODELAY=1 means nagle=False
     (SOL_SOCKET, SO_KEEPALIVE): "keepalive",

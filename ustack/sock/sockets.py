@@ -16,6 +16,7 @@ IPv6 one on AF_INET) is socket.gaierror(EAI_ADDRFAMILY), as the socket module ra
 
 from __future__ import annotations
 
+
 import errno
 import io
 import socket as _socket
@@ -43,6 +44,7 @@ from socket import (
 from typing import Any
 
 from ..aio.errors import os_error
+from ..compat import byte_view
 from ..wire.ipv4 import address_text, address_value
 from ..wire.ipv6 import address6_text, address6_value
 from .network import _DEFAULT_TIMEOUT, StackThread, _as_coroutine, _default_timeout
@@ -433,7 +435,7 @@ class Socket(FastOpenCalls):
 
     def recv_into(self, buffer: Any, nbytes: int = 0, flags: int = 0) -> int:
         """recv() into a writable buffer; returns the count (socket.recv_into)."""
-        view = memoryview(buffer).cast("B")
+        view = byte_view(buffer)
         if nbytes < 0:
             raise ValueError("negative buffersize in recv_into")
         if nbytes > len(view):

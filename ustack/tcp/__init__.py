@@ -3,6 +3,8 @@
 See docs in each module; connection.py is the place to start reading.
 """
 
+from __future__ import annotations
+
 from ustack.tcp.config import TcpConfig
 from ustack.tcp.connection import Connection
 from ustack.tcp.errors import TcpCallError, TcpError

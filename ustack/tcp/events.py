@@ -7,29 +7,33 @@ ACK frees space after a `send` was cut short, so a bulk transfer costs no alloca
 
 from __future__ import annotations
 
+
 from dataclasses import dataclass
+from typing import Union
+
+from ustack.compat import DATACLASS_SLOTS
 
 from ustack.tcp.errors import TcpError
 from ustack.tcp.state import State, StateChanged
 from ustack.tcp.summary import segment_summary  # noqa: F401 (re-exported: the events' text)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, **DATACLASS_SLOTS)
 class DataReadable:
     readable: int  # in-order bytes waiting for recv()
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, **DATACLASS_SLOTS)
 class EndOfStream:
     """The peer's FIN arrived and every byte before it is in the receive buffer."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, **DATACLASS_SLOTS)
 class SendSpaceAvailable:
     send_space: int
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, **DATACLASS_SLOTS)
 class UrgentDataArrived:
     """RFC 6093: the peer's urgent pointer moved; `bytes_before_mark` more bytes are to be read
     (inline, by recv) before the end of the urgent data."""
@@ -37,15 +41,15 @@ class UrgentDataArrived:
     bytes_before_mark: int
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, **DATACLASS_SLOTS)
 class ConnectionFailed:
     error: TcpError
 
 
-Event = StateChanged | DataReadable | EndOfStream | SendSpaceAvailable | UrgentDataArrived | ConnectionFailed
+Event = Union[StateChanged, DataReadable, EndOfStream, SendSpaceAvailable, UrgentDataArrived, ConnectionFailed]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, **DATACLASS_SLOTS)
 class ConnectionSnapshot:
     """RFC 9293 3.10.6 STATUS: the connection's variables at one instant."""
 

@@ -24,6 +24,8 @@ at least 128 bits, chosen at boot or randomly, and a cryptographic hash). `keyed
 the one keyed hash of the TCP core: SYN cookies (syn_cookies.py) take their MAC from it too.
 """
 
+from __future__ import annotations
+
 import hashlib
 import secrets
 import struct

@@ -12,6 +12,8 @@ What the estimator does NOT do (the connection's job):
 - Running the timer itself (RFC 6298 section 5): the estimator only says how long it should be.
 """
 
+from __future__ import annotations
+
 import functools
 
 # RFC 6298 section 2.3: the smoothing gains recommended by Jacobson (1988).

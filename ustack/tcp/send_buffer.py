@@ -25,8 +25,11 @@ tuple `NO_CHUNKS`: an idle connection that has sent a response, and every TIME-W
 connection, would otherwise keep two empty lists (scripts/bench_lifecycles.py).
 """
 
+from __future__ import annotations
+
 from bisect import bisect_right
 
+from ustack.compat import byte_view
 from ustack.tcp.seq import SEQ_HALF, SEQ_MASK
 
 NO_CHUNKS = ()  # what an empty buffer holds: one shared object, no list
@@ -77,7 +80,7 @@ class SendBuffer:
     def write(self, data) -> int:
         """Append as much of data as fits; return how many bytes were accepted."""
         if type(data) is not bytes:
-            data = memoryview(data).cast("B")  # any bytes-like object as its bytes, counted one by one
+            data = byte_view(data)  # any bytes-like object as its bytes, counted one by one
         accepted = min(len(data), self._capacity - self.length)
         if accepted <= 0:
             return 0

@@ -18,6 +18,8 @@ A form may be negated as a whole, `not (<form>)`, where the code asks "not befor
 or before": seq_ge and seq_gt are not such negations at a distance of exactly 2**31.
 """
 
+from __future__ import annotations
+
 SEQ_MOD = 1 << 32
 SEQ_MASK = SEQ_MOD - 1
 SEQ_HALF = 1 << 31  # half the number space: how far "before" and "after" reach

@@ -10,8 +10,11 @@ the figure out again, and what a state keeps running (keepalive).
 
 from __future__ import annotations
 
+
 import enum
 from dataclasses import dataclass
+
+from ustack.compat import DATACLASS_SLOTS
 
 from ustack.tcp.summary import segment_summary
 from ustack.wire.tcp import TcpSegment
@@ -131,7 +134,7 @@ KEEPALIVE_STATES = frozenset({ESTABLISHED, CLOSE_WAIT})
 RELEASE_ALL_STATES = frozenset({CLOSED, TIME_WAIT})
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, **DATACLASS_SLOTS)
 class StateChanged:
     """The event every state change emits (ustack.tcp.events re-exports it)."""
 

@@ -11,6 +11,8 @@
     render_mermaid.py  a Mermaid sequenceDiagram
 """
 
+from __future__ import annotations
+
 from .infer import NoConnection, Observation, build_ladder
 from .model import LEFT, RIGHT, Arrow, Endpoint, Ladder, StateMark
 from .recorder import LOCAL, REMOTE, LadderRecorder

@@ -36,9 +36,10 @@ state changes it causes say "assumed".
 
 from __future__ import annotations
 
+
 from collections import deque
 from dataclasses import replace
-from typing import Iterable, NamedTuple
+from typing import Iterable, NamedTuple, Union
 
 from ustack.tcp.seq import seq_add, seq_ge, seq_le, seq_lt, seq_max
 from ustack.tcp.state import State
@@ -75,7 +76,7 @@ class NoConnection(ValueError):
     """The packets hold no TCP connection (or none on the requested port)."""
 
 
-Address = tuple[int | bytes, int]  # (IPv4 address as int or IPv6 address as 16 bytes, port)
+Address = tuple[Union[int, bytes], int]  # (IPv4 address as int or IPv6 address as 16 bytes, port)
 
 
 def _endpoints(observation: Observation) -> tuple[Address, Address]:

@@ -11,6 +11,8 @@ Everything here is pure (no I/O, no clock). The names most code needs:
     format_packet(bytes) -> str                              tcpdump's one-line text
 """
 
+from __future__ import annotations
+
 from .checksum import checksum_add, checksum_finish, checksum_update, internet_checksum, pseudo_header_sum
 from .codec import (
     Packet,

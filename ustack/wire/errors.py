@@ -1,5 +1,7 @@
 """The one exception the wire layer raises."""
 
+from __future__ import annotations
+
 
 class WireError(ValueError):
     """A packet failed validation.

@@ -1,0 +1,180 @@
+"""What ustack takes from Python 3.10 and 3.11 that PyPy 3.9 (Debian's `pypy3`) lacks.
+
+ustack runs on CPython 3.11 and on PyPy 3.9. PyPy's JIT runs the TCP core several times
+faster (README, "On PyPy"), and Debian ships only a PyPy for Python 3.9, so ustack keeps its
+code within what 3.9 can run: `from __future__ import annotations` in every module (so
+`int | None` is only ever a string in an annotation), `typing.Union` where a union is a value,
+and this module for the rest. Each name here is Python's own where Python has it, so on CPython
+nothing changes:
+
+- `DATACLASS_SLOTS`: `@dataclass(frozen=True, **DATACLASS_SLOTS)`, `__slots__` where dataclass
+  can make them (3.10 on); PyPy's objects need no slots to be small.
+- `os.readv` and `os.writev`: PyPy 3.9's `os` has neither. `install()` gives it libc's, called
+  through cffi (already a dependency for the C extension), so the TUN link reads and writes its
+  frames the same way on both.
+- `os.sched_getaffinity` and `os.sched_setaffinity`: not in PyPy 3.9's `os` either (`serve
+  --cpu`, the benchmarks' placements); libc's, the same way.
+- `asyncio.timeout` (3.11): `install()` gives 3.9's asyncio a small one with the same meaning
+  (the block's task is cancelled at the deadline, and TimeoutError comes out of the block).
+
+And one thing both have but PyPy does slowly:
+
+- `byte_view(data)`: `memoryview(data).cast("B")`, the cast left out where the view is bytes
+  already. On PyPy a slice of a cast view copies byte by byte: 90 us for 1,448 bytes, against
+  2 us uncast, which made the send buffer the whole cost of a bulk transfer.
+- `READ_ONLY_SLICES_COPY_BYTEWISE`: on PyPy, a slice of a read-only view of a bytearray
+  (`memoryview(b).toreadonly()[a:b]`, and `.cast`, `__pypy__.newmemoryview` alike) is read one
+  byte at a time by whatever reads it whole: `bytes()`, `ffi.from_buffer`, `os.write`,
+  `struct.unpack_from`, `bytes.join`: 7 ms for 64 KB, against 16 us for the same slice of the
+  writable view (and about 0.3 us on CPython). The TUN link handed each received super-segment
+  over as such a slice, which made an upload 3.6 MB/s on PyPy; where this is True it copies them
+  into bytes instead (ustack/link/vnet.py HANDS_OVER_BUFFERS).
+
+`ustack/__init__.py` calls `install()` once, before anything else of ustack runs; it only adds
+what is missing and never replaces what Python has.
+"""
+
+from __future__ import annotations
+
+
+import asyncio
+import os
+import sys
+
+DATACLASS_SLOTS: dict = {"slots": True} if sys.version_info >= (3, 10) else {}
+READ_ONLY_SLICES_COPY_BYTEWISE = sys.implementation.name == "pypy"
+
+_libc = None
+_ffi = None
+
+
+def _load_libc():
+    global _libc, _ffi
+    if _libc is None:
+        from cffi import FFI
+
+        ffi = FFI()
+        ffi.cdef(
+            """
+            struct iovec { void *iov_base; size_t iov_len; };
+            ssize_t readv(int fd, const struct iovec *iov, int iovcnt);
+            ssize_t writev(int fd, const struct iovec *iov, int iovcnt);
+            int sched_getaffinity(int pid, size_t cpusetsize, unsigned char *mask);
+            int sched_setaffinity(int pid, size_t cpusetsize, const unsigned char *mask);
+            """
+        )
+        _libc, _ffi = ffi.dlopen(None), ffi
+    return _libc, _ffi
+
+
+def _io_vector(ffi, buffers, writable: bool):
+    """An iovec array over `buffers`, and the cffi buffers that must stay alive while it is used."""
+    vector = ffi.new("struct iovec[]", len(buffers))
+    held = []
+    for index, buffer in enumerate(buffers):
+        try:
+            data = ffi.from_buffer(buffer, require_writable=writable)
+        except BufferError as error:  # a read-only buffer to read into: os.readv's TypeError
+            raise TypeError(str(error)) from None
+        held.append(data)
+        vector[index].iov_base = data
+        vector[index].iov_len = len(data)
+    return vector, held
+
+
+def readv(fd: int, buffers) -> int:
+    """os.readv: read into each of `buffers` in turn, in one system call; the bytes read."""
+    libc, ffi = _load_libc()
+    return _vector_call(ffi, libc.readv, fd, buffers, writable=True)
+
+
+def writev(fd: int, buffers) -> int:
+    """os.writev: write `buffers` one after the other, in one system call; the bytes written."""
+    libc, ffi = _load_libc()
+    return _vector_call(ffi, libc.writev, fd, buffers, writable=False)
+
+
+def _vector_call(ffi, call, fd: int, buffers, writable: bool) -> int:
+    vector, _held = _io_vector(ffi, buffers, writable)  # _held: alive until the call returns
+    count = call(fd, vector, len(buffers))
+    if count < 0:
+        _raise_errno(ffi)
+    return count
+
+
+CPU_SET_BYTES = 128  # glibc's cpu_set_t: 1,024 CPUs
+
+
+def sched_getaffinity(pid: int) -> set[int]:
+    """os.sched_getaffinity: the CPUs process (or thread) `pid` may run on (0: this one)."""
+    libc, ffi = _load_libc()
+    mask = ffi.new("unsigned char[]", CPU_SET_BYTES)
+    if libc.sched_getaffinity(pid, CPU_SET_BYTES, mask) < 0:
+        _raise_errno(ffi)
+    return {byte * 8 + bit for byte in range(CPU_SET_BYTES) for bit in range(8) if mask[byte] >> bit & 1}
+
+
+def sched_setaffinity(pid: int, cpus) -> None:
+    """os.sched_setaffinity: let process (or thread) `pid` run on `cpus` alone (0: this one)."""
+    libc, ffi = _load_libc()
+    mask = ffi.new("unsigned char[]", CPU_SET_BYTES)
+    for cpu in cpus:
+        if not 0 <= cpu < CPU_SET_BYTES * 8:
+            raise OSError(22, f"CPU {cpu} is out of range")  # EINVAL, as os.sched_setaffinity
+        mask[cpu // 8] |= 1 << cpu % 8
+    if libc.sched_setaffinity(pid, CPU_SET_BYTES, mask) < 0:
+        _raise_errno(ffi)
+
+
+def _raise_errno(ffi) -> None:
+    number = ffi.errno
+    # OSError picks the subclass from the number (BlockingIOError for EAGAIN), as os.readv's does.
+    raise OSError(number, os.strerror(number))
+
+
+class Timeout:
+    """asyncio.timeout(delay) for Python 3.9 and 3.10: cancel the block's task after `delay`
+    seconds (None: never), and turn that cancellation into TimeoutError as the block ends."""
+
+    def __init__(self, delay: float | None) -> None:
+        self.delay = delay
+        self.expired = False
+        self._handle: asyncio.TimerHandle | None = None
+
+    async def __aenter__(self) -> Timeout:
+        if self.delay is not None:
+            task = asyncio.current_task()
+            self._handle = asyncio.get_running_loop().call_later(self.delay, self._expire, task)
+        return self
+
+    def _expire(self, task: asyncio.Task) -> None:
+        self.expired = True
+        task.cancel()
+
+    async def __aexit__(self, kind, error, traceback) -> bool:
+        if self._handle is not None:
+            self._handle.cancel()
+        if self.expired and kind is asyncio.CancelledError:
+            raise TimeoutError
+        return False
+
+
+def byte_view(data) -> memoryview:
+    """A memoryview of any bytes-like object as unsigned bytes, one per item (see above)."""
+    view = memoryview(data)
+    if view.format == "B" and view.ndim == 1 and view.c_contiguous:
+        return view
+    return view.cast("B")  # raises TypeError, as it always did, for a view that is not contiguous
+
+
+def install() -> None:
+    """Give Python what ustack uses and it lacks (see above); a no-op on CPython 3.11."""
+    if not hasattr(os, "readv"):
+        os.readv = readv
+    if not hasattr(os, "writev"):
+        os.writev = writev
+    if not hasattr(os, "sched_getaffinity"):
+        os.sched_getaffinity = sched_getaffinity
+        os.sched_setaffinity = sched_setaffinity
+    if not hasattr(asyncio, "timeout"):
+        asyncio.timeout = Timeout
