@@ -193,9 +193,23 @@ def test_timeout_leaves_a_cancellation_from_elsewhere_a_cancellation():
 
 
 def test_install_keeps_what_python_has():
-    before = (os.readv, os.writev, os.sched_getaffinity, os.sched_setaffinity, asyncio.timeout)
+    before = (os.readv, os.writev, os.sched_getaffinity, os.sched_setaffinity)
     compat.install()
-    assert (os.readv, os.writev, os.sched_getaffinity, os.sched_setaffinity, asyncio.timeout) == before
+    assert (os.readv, os.writev, os.sched_getaffinity, os.sched_setaffinity) == before
+
+
+def test_asyncio_timeout_is_asyncios_own_where_it_has_one():
+    async def main():
+        block = compat.asyncio_timeout(5)
+        if sys.version_info >= (3, 11):
+            assert type(block) is type(asyncio.timeout(5))
+        else:
+            assert type(block) is compat.Timeout
+        with pytest.raises(TimeoutError):
+            async with compat.asyncio_timeout(0.01):
+                await asyncio.Event().wait()
+
+    asyncio.run(main())
 
 
 def test_byte_view_casts_only_what_is_not_bytes_already():

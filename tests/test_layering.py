@@ -6,14 +6,17 @@
 - Outside ustack/tcp/ a TCP state is the core's `State` enum, never a string such as "TIME-WAIT":
   one owner for the names of the states (display text comes from `State.value`).
 
-The checks read the source with `ast` (nothing is imported); the last tests run each check on a
-planted package, so a check that silently finds nothing cannot pass.
+The checks read the source with `ast` (nothing is imported), but for one that imports the sans-IO
+layers in a fresh interpreter to see what they load; the last tests run each check on a planted
+package, so a check that silently finds nothing cannot pass.
 """
 
 from __future__ import annotations
 
 import ast
 import fnmatch
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -70,6 +73,25 @@ def imported_modules(path: Path):
 def test_sans_io_layer_imports_no_io_or_clock(path):
     bad = [(name, line) for name, line in imported_modules(path) if name in FORBIDDEN]
     assert not bad, f"{path.name} imports {bad}: ustack/tcp, ustack/wire, stack.py, reassembly.py and ustack/testing must stay sans-IO"
+
+
+def test_importing_the_sans_io_layers_loads_no_io_machinery():
+    """The check above reads each file's own imports; what a sans-IO module takes from the rest of
+    ustack (compat.py's DATACLASS_SLOTS and byte_view, counters.py) must not bring an event loop,
+    sockets or threads with it either. A fresh interpreter first imports the standard library's
+    modules that the sans-IO files import themselves (PyPy's hashlib loads threading and socket
+    on its own), then the layers, and lists what the second step loaded."""
+    standard = sorted({name for path in sans_io_files() for name, _ in imported_modules(path)}
+                      - {"ustack", "__future__"} - FORBIDDEN)
+    code = (f"import sys\nfor name in {standard!r}:\n    __import__(name)\nbefore = set(sys.modules)\n"
+            "import ustack.stack, ustack.tcp, ustack.wire, ustack.testing\n"
+            "print(' '.join(sorted(set(sys.modules) - before)))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                            cwd=PACKAGE.parent)
+    assert result.returncode == 0, result.stderr
+    loaded = set(result.stdout.split())
+    assert "ustack.tcp.connection" in loaded  # the import did happen, after the baseline
+    assert not loaded & FORBIDDEN, sorted(loaded & FORBIDDEN)
 
 
 def test_the_check_sees_the_tcp_core():

@@ -14,8 +14,9 @@ nothing changes:
   frames the same way on both.
 - `os.sched_getaffinity` and `os.sched_setaffinity`: not in PyPy 3.9's `os` either (`serve
   --cpu`, the benchmarks' placements); libc's, the same way.
-- `asyncio.timeout` (3.11): `install()` gives 3.9's asyncio a small one with the same meaning
-  (the block's task is cancelled at the deadline, and TimeoutError comes out of the block).
+- `asyncio_timeout(delay)`: `asyncio.timeout` (3.11), or where asyncio has none `Timeout`, a
+  small one with the same meaning (the block's task is cancelled at the deadline, and
+  TimeoutError comes out of the block). Not put into asyncio: this module must not import it.
 
 And one thing both have but PyPy does slowly:
 
@@ -31,15 +32,17 @@ And one thing both have but PyPy does slowly:
   into bytes instead (ustack/link/vnet.py HANDS_OVER_BUFFERS).
 
 `ustack/__init__.py` calls `install()` once, before anything else of ustack runs; it only adds
-what is missing and never replaces what Python has.
+to `os` what is missing and never replaces what Python has.
 """
 
 from __future__ import annotations
 
-
-import asyncio
-import os
+import os  # (loaded by every Python at start: importing it costs nothing)
 import sys
+
+# Not asyncio: the sans-IO core imports this module (DATACLASS_SLOTS, byte_view), and must not
+# load an event loop's machinery with it (tests/test_layering.py). What here needs asyncio runs
+# inside an event loop, where it is loaded already.
 
 DATACLASS_SLOTS: dict = {"slots": True} if sys.version_info >= (3, 10) else {}
 READ_ONLY_SLICES_COPY_BYTEWISE = sys.implementation.name == "pypy"
@@ -142,6 +145,8 @@ class Timeout:
         self._handle: asyncio.TimerHandle | None = None
 
     async def __aenter__(self) -> Timeout:
+        import asyncio  # (loaded: see the imports above)
+
         if self.delay is not None:
             task = asyncio.current_task()
             self._handle = asyncio.get_running_loop().call_later(self.delay, self._expire, task)
@@ -152,11 +157,19 @@ class Timeout:
         task.cancel()
 
     async def __aexit__(self, kind, error, traceback) -> bool:
+        import asyncio
+
         if self._handle is not None:
             self._handle.cancel()
         if self.expired and kind is asyncio.CancelledError:
             raise TimeoutError
         return False
+
+
+def asyncio_timeout(delay: float | None):
+    """`async with asyncio_timeout(delay):` asyncio.timeout where asyncio has it (3.11), else
+    Timeout. Called inside an event loop, where asyncio is loaded."""
+    return getattr(sys.modules["asyncio"], "timeout", Timeout)(delay)
 
 
 def byte_view(data) -> memoryview:
@@ -168,7 +181,7 @@ def byte_view(data) -> memoryview:
 
 
 def install() -> None:
-    """Give Python what ustack uses and it lacks (see above); a no-op on CPython 3.11."""
+    """Give `os` what ustack uses and PyPy 3.9's lacks (see above); a no-op on CPython 3.11."""
     if not hasattr(os, "readv"):
         os.readv = readv
     if not hasattr(os, "writev"):
@@ -176,5 +189,4 @@ def install() -> None:
     if not hasattr(os, "sched_getaffinity"):
         os.sched_getaffinity = sched_getaffinity
         os.sched_setaffinity = sched_setaffinity
-    if not hasattr(asyncio, "timeout"):
-        asyncio.timeout = Timeout
+

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 
+from ustack.compat import asyncio_timeout
 from test_driver_rounds import DELAYED_ACK_CONFIG, checking_timer, counting_transmits, recording_sent
 from twohosts import FAST_CONFIG, run_async, stack_pair
 
@@ -109,7 +110,7 @@ async def test_a_client_that_closes_after_reading_to_the_end_sends_one_fin_with_
             reader, writer = await pair.a.open_connection(pair.b_address, 80)
             wire = recording_sent(pair.a, received=True)
             writer.write(b"request")
-            async with asyncio.timeout(10):  # (not wait_for: its own task would add an iteration)
+            async with asyncio_timeout(10):  # (not wait_for: its own task would add an iteration)
                 assert await reader.read() == b"answer"  # to the end of stream
             writer.close()
             connection = writer.transport.get_extra_info("connection")

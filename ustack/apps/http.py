@@ -34,6 +34,7 @@ from urllib.parse import quote, unquote, urlsplit
 
 import h11
 
+from ..compat import asyncio_timeout
 from .closing import close_quietly
 
 # The most bytes one read of the stream takes. Each read of an upload's body costs the app a
@@ -97,7 +98,7 @@ class HttpFileServer:
                     # wait_for: wait_for runs the wait as a task of its own, which wakes this one
                     # two loop iterations after the request came; the answer then left after a
                     # bare ACK (the window update of the read) instead of carrying it.
-                    async with asyncio.timeout(self.keep_alive_timeout):
+                    async with asyncio_timeout(self.keep_alive_timeout):
                         event = await _next_event(connection, reader)
                 except TimeoutError:
                     break

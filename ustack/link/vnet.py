@@ -40,9 +40,9 @@ from typing import NamedTuple
 
 from ..wire.checksum import (checksum_add, checksum_finish, internet_checksum, internet_checksum_of, pseudo_header_sum,
                              pseudo_header_sum6)
-from ..compat import READ_ONLY_SLICES_COPY_BYTEWISE
 from ..wire.buffers import LinkBuffer, SegmentParts
 from ..wire.segment import cut_tcp_segment
+from ..compat import READ_ONLY_SLICES_COPY_BYTEWISE
 
 HEADER = struct.Struct("=BBHHHH")
 HEADER_SIZE = HEADER.size  # 10
