@@ -448,3 +448,46 @@ int ustack_join_tcp_segments(uint8_t *buffer, size_t slot_size, const uint32_t *
         emit(&out[produced++], acks.offset, acks.length, 1, (uint16_t)(acks.count - 1));
     return (int)produced;
 }
+
+
+/* The same thinning of pure-ACK runs for a batch of packets that were read one by one, each in a
+ * buffer of its own: the TUN link with the vnet header, whose kernel joins data segments (GRO) but
+ * hands every pure ACK up alone (~8 per MB of a download, each a parse and a pass through the
+ * core). `packets[i]` (NULL for one not worth looking at: too long to be a pure ACK) has
+ * `lengths[i]` bytes. Writes `acks[i]`: 0 for an ACK absorbed by a later one of its run, else how
+ * many ACKs packet i stands for: 1 for anything handed up as it came (a run's first ACK included),
+ * and for a run's last ACK the number of ACKs after the first, as ustack_join_tcp_segments's AckRun
+ * entries say. The rule is that function's: check_pure_ack and continues_acks, and anything else
+ * between two ACKs ends their run. Returns how many were absorbed. */
+int ustack_thin_pure_acks(uint8_t *const *packets, const uint32_t *lengths, size_t count, uint16_t *acks)
+{
+    struct pure_ack last = {0}, a;
+    size_t last_index = 0;
+    uint16_t first_window = 0, in_run = 0; /* ACKs in the current run, the first included */
+    int absorbed = 0;
+    for (size_t index = 0; index < count; index++) {
+        const uint8_t *packet = packets[index];
+        acks[index] = 1;
+        int pure = packet != NULL && check_pure_ack(packet, lengths[index], &a);
+        if (pure && in_run && in_run < UINT16_MAX
+            && continues_acks(packets[last_index], &last, first_window, packet, &a)) {
+            if (in_run > 1) { /* the one held back so far is absorbed by this one */
+                acks[last_index] = 0;
+                absorbed++;
+            }
+            in_run++;
+            acks[index] = (uint16_t)(in_run - 1);
+            last_index = index;
+            last = a;
+            continue;
+        }
+        in_run = 0;
+        if (pure) { /* handed up as it came, and the first of a run */
+            last_index = index;
+            last = a;
+            first_window = ustack_read16(packet + a.start + 14);
+            in_run = 1;
+        }
+    }
+    return absorbed;
+}

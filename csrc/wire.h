@@ -298,6 +298,7 @@ int ustack_cut_tcp_segment(const uint8_t *packet, size_t length, const uint8_t *
                            size_t largest, uint8_t *out, size_t capacity, uint32_t *piece_lengths, size_t max_pieces);
 int ustack_join_tcp_segments(uint8_t *buffer, size_t slot_size, const uint32_t *lengths, size_t count,
                              struct ustack_joined_packet *out);
+int ustack_thin_pure_acks(uint8_t *const *packets, const uint32_t *lengths, size_t count, uint16_t *acks);
 
 /* --- cdef end --- */
 

@@ -12,12 +12,14 @@ from __future__ import annotations
 import socket
 
 import pytest
+from test_ack_thinning import ack_packet
 from test_checksum_once import fake_link, frame
 from vnet_helpers import ACK, FIN, PSH, SYN, partial, segment
 
 from ustack.link import tun
 from ustack.link.tun import TunLink
 from ustack.link.vnet import NEEDS_CSUM
+from ustack.wire.segment import AckRun
 
 
 def pair() -> tuple[socket.socket, socket.socket]:
@@ -147,6 +149,26 @@ def test_a_batch_read_hands_up_what_reads_one_by_one_do(family, monkeypatch):
         {key: value for key, value in one_by_one.counters.items() if key.startswith("drop")}
     for sock in (ours_a, theirs_a, ours_b, theirs_b):
         sock.close()
+
+
+@pytest.mark.parametrize("family", [4, 6])
+def test_a_batch_read_thins_runs_of_pure_acks_as_software_gro_does(family):
+    """The kernel's GRO hands every pure ACK up alone (a download's ~8 per MB): a batch's run of
+    them goes up as its first and its last, an AckRun standing for the rest (test_ack_thinning.py
+    has the rule), counted in pure_acks_absorbed; packets_in counts what went up."""
+    acks = [ack_packet(1000 + 2896 * index, ts=(100 + index, 50), family=family) for index in range(5)]
+    data = segment(9000, 1448, ACK, family=family)
+    ours, theirs = pair()
+    link = fake_link(ours, offload=True)
+    for packet in acks + [data]:
+        theirs.send(frame(partial(packet), NEEDS_CSUM))  # as a local socket's are: checksum partial
+    received = link.receive_batch(0.0, 64)
+    assert received == [acks[0], acks[-1], data]
+    assert type(received[1]) is AckRun and received[1].acks == 4
+    assert link.stats()["TunLink(fake0)"]["pure_acks_absorbed"] == 3
+    assert link.counters["packets_in"] == 3
+    ours.close()
+    theirs.close()
 
 
 def test_a_batch_read_stops_at_max_packets():

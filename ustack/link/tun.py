@@ -102,7 +102,7 @@ import pytun
 
 from .base import Link, LinkError
 from ..wire.buffers import LinkBuffer, SegmentParts
-from ..wire.segment import SegmentJoiner, cut_tcp_segment
+from ..wire.segment import AckThinner, SegmentJoiner, cut_tcp_segment
 from .vnet import (CWR, ECE, GSO_NONE, GSO_TCPV6, HEADER_SIZE, PLAIN_BYTES, Coalescer, VnetDrop,
                    complete_checksum, completed_parts, large_segment_parts, packet_from_parts)
 
@@ -181,6 +181,9 @@ class TunLink(Link):
         self._device = device
         self._fd = device.fileno()
         self._coalescer = Coalescer(ipv6=self.tso6) if self.offload else None
+        # The kernel's GRO joins the data it hands up, never pure ACKs: a download's come one per
+        # frame, and a read batch's runs of them are thinned as software GRO thins them.
+        self._ack_thinner = AckThinner() if self.offload else None
         self._joiner = None
         if self.software_offload:
             self._joiner = SegmentJoiner(self.mtu, max(1, min(JOIN_SLOTS, JOIN_BUFFER // self.mtu)))
@@ -270,8 +273,10 @@ class TunLink(Link):
                     count += 1
         except BlockingIOError:
             pass  # nothing more is ready
+        if count > 2:
+            packets = self._ack_thinner.thin(packets)  # counted as software GRO counts: what goes up
         counters = self.counters
-        counters["packets_in"] += count
+        counters["packets_in"] += len(packets)
         counters["bytes_in"] += sum(map(len, packets))
         return packets
 
@@ -392,6 +397,8 @@ class TunLink(Link):
                 self.counters["drop_not_ip"] = joiner.not_ip
             if joiner.longer_than_slot:
                 self.counters["drop_longer_than_mtu"] = joiner.longer_than_slot
+        if self._ack_thinner is not None:
+            self.counters["pure_acks_absorbed"] = self._ack_thinner.acks_absorbed
         if self._coalescer is not None:
             self.counters["super_segments_out"] = self._coalescer.super_segments
             self.counters["segments_in_super_segments_out"] = self._coalescer.segments_joined

@@ -5,6 +5,8 @@
     SegmentJoiner(slot_size, slots)  a read batch's buffer, and the packets in it with every run of
                                      in-order segments of one connection joined (GRO), and every
                                      run of pure ACKs of one connection thinned (AckRun)
+    AckThinner()                     the same thinning of pure-ACK runs, for a batch read one
+                                     packet to a buffer (the TUN link with the vnet header)
 
 The rules (which segments join, what each piece carries) are written once, in csrc/segment.c; the
 link (ustack/link/tun.py) reads and writes, this module only moves bytes between Python and C.
@@ -133,3 +135,44 @@ class SegmentJoiner:
             else:
                 self.not_ip += 1
         return packets
+
+
+# The longest packet that may be a pure ACK a run holds: IPv6's header, TCP's and the timestamps
+# option (60 + 12 bytes; IPv4's is 52). Longer ones are not handed to C at all.
+LONGEST_PURE_ACK = 72
+
+
+class AckThinner:
+    """Thins the runs of pure ACKs in a batch of packets read one by one, each its own object (the
+    TUN link with the vnet header: the kernel's GRO joins data segments but hands up every pure ACK
+    alone), by SegmentJoiner's rule, written once in csrc/segment.c: of a run of consecutive pure
+    ACKs of one connection, each acknowledging new data beyond the one before, the first goes up as
+    it came and the last as an AckRun standing for the ACKs after the first; those between are
+    absorbed (counted in acks_absorbed)."""
+
+    def __init__(self) -> None:
+        self.acks_absorbed = 0
+
+    def thin(self, packets: list) -> list:
+        """`packets` with every run of pure ACKs thinned: the same list when nothing was absorbed."""
+        lengths = [len(packet) for packet in packets]
+        if sum(length <= LONGEST_PURE_ACK for length in lengths) < 3:
+            return packets  # a run needs three ACKs before one is absorbed
+        candidates = [ffi.from_buffer("uint8_t[]", packet) if length <= LONGEST_PURE_ACK else ffi.NULL
+                      for packet, length in zip(packets, lengths)]
+        count = len(packets)
+        acks = ffi.new("uint16_t[]", count)
+        absorbed = lib.ustack_thin_pure_acks(ffi.new("uint8_t *[]", candidates), ffi.new("uint32_t[]", lengths),
+                                             count, acks)
+        if not absorbed:
+            return packets
+        self.acks_absorbed += absorbed
+        thinned = []
+        for packet, stands_for in zip(packets, acks):
+            if stands_for == 1:
+                thinned.append(packet)
+            elif stands_for:
+                last = AckRun(packet)
+                last.acks = stands_for
+                thinned.append(last)
+        return thinned
