@@ -189,11 +189,11 @@ def byte_view(data) -> memoryview:
 # PyPy's JIT compiles a loop once it has run `threshold` times (default 1,039), a function from
 # its start once it has been called `function_threshold` times (1,619), and the other path of a
 # guard that keeps failing (a bridge) after `trace_eagerness` failures (200). ustack's connection
-# path is many short functions and branches met once or a few times per connection, so with the
-# defaults serve on PyPy answered its first 2,000 connections (ab -c 20, a small file) at
-# 1,065-1,465 us of CPU each, and took 12,000-20,000 connections to come down to ~300-450 us.
-# With these, the second 2,000 already took 450-555 us, and 6,000 connections in it was at
-# 245-385 us, in 4 runs of 4, alternating with the defaults. What stays the same (within this
+# path is many short functions and branches met once or a few times per connection, and serve
+# on PyPy took ~10,000 connections to warm up. Serve's CPU per connection (ab -c 20, a small
+# file, in blocks of 2,000 from a fresh serve): the second block 450-555 us with these against
+# 1,065-1,465 with the defaults, the third 300-480 against 890-1,050, in 4 runs of 4 alternating
+# with the defaults; from the sixth on both are at 245-455. What stays the same (within this
 # machine's noise): lifecycles per CPU-second once warm (bench_lifecycles.py, 4 runs each) and a
 # warm download's and upload's CPU per MB; the first 100 MB moved cost more (7.6-8.5 ms per MB
 # against 5.3-6.9: more is traced at once), the next few less. Raising `trace_limit` (6,000; at
