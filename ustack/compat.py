@@ -31,6 +31,12 @@ And one thing both have but PyPy does slowly:
   over as such a slice, which made an upload 3.6 MB/s on PyPy; where this is True it copies them
   into bytes instead (ustack/link/vnet.py HANDS_OVER_BUFFERS).
 
+And one thing PyPy's JIT does better when told:
+
+- `JIT_PARAMETERS`: on PyPy, `install()` makes the JIT compile sooner than its defaults say
+  (pypyjit.set_param; see JIT_PARAMETERS for what and the figures). Nothing on CPython, which has
+  no `pypyjit`.
+
 `ustack/__init__.py` calls `install()` once, before anything else of ustack runs; it only adds
 to `os` what is missing and never replaces what Python has.
 """
@@ -180,8 +186,35 @@ def byte_view(data) -> memoryview:
     return view.cast("B")  # raises TypeError, as it always did, for a view that is not contiguous
 
 
+# PyPy's JIT compiles a loop once it has run `threshold` times (default 1,039), a function from
+# its start once it has been called `function_threshold` times (1,619), and the other path of a
+# guard that keeps failing (a bridge) after `trace_eagerness` failures (200). ustack's connection
+# path is many short functions and branches met once or a few times per connection, and serve
+# on PyPy took ~10,000 connections to warm up. Serve's CPU per connection (ab -c 20, a small
+# file, in blocks of 2,000 from a fresh serve): the second block 450-555 us with these against
+# 1,065-1,465 with the defaults, the third 300-480 against 890-1,050, in 4 runs of 4 alternating
+# with the defaults; from the sixth on both are at 245-455. What stays the same (within this
+# machine's noise): lifecycles per CPU-second once warm (bench_lifecycles.py, 4 runs each) and a
+# warm download's and upload's CPU per MB; the first 100 MB moved cost more (7.6-8.5 ms per MB
+# against 5.3-6.9: more is traced at once), the next few less. Raising `trace_limit` (6,000; at
+# most 16,384 here), which the 17-26 "trace too long" aborts of a run suggest, gained nothing
+# that outlasted the noise. Measured 2026-12-07 (issue 12, /work/bench/s12/pypyjit).
+JIT_PARAMETERS = "threshold=300,function_threshold=200,trace_eagerness=50"
+
+
+def _tune_jit() -> None:
+    """PyPy only: set JIT_PARAMETERS for the whole process (they hold from here on)."""
+    if "pypyjit" not in sys.builtin_module_names:  # CPython: no JIT, and no search for the module
+        return
+    import pypyjit
+
+    pypyjit.set_param(JIT_PARAMETERS)
+
+
 def install() -> None:
-    """Give `os` what ustack uses and PyPy 3.9's lacks (see above); a no-op on CPython 3.11."""
+    """Give `os` what ustack uses and PyPy 3.9's lacks, and set PyPy's JIT_PARAMETERS (see
+    above); a no-op on CPython 3.11."""
+    _tune_jit()
     if not hasattr(os, "readv"):
         os.readv = readv
     if not hasattr(os, "writev"):
