@@ -89,6 +89,11 @@ DEFAULT_REPEATS = 9  # bulk transfers per row: the row is their median (module d
 # whose JIT compiles the connection path as it goes (the rate climbs from ~200/s to ~1,200/s
 # over the first ~20,000 connections), enough for the row to measure the compiled code.
 WARM_UP_CONNECTIONS = 20_000 if platform.python_implementation() == "PyPy" else 0
+# Untimed MB each way to each server before the bulk rows: none on CPython; on PyPy the JIT is
+# still compiling the bulk paths over the first few hundred MB (serve's CPU per MB downloaded
+# read 5-9 ms over the first 100 MB, 1.3-2.0 by about the sixth), so without it those rows measured
+# the compiler more than ustack (twelfth pass).
+WARM_UP_MEGABYTES = 600 if platform.python_implementation() == "PyPy" else 0
 MEGABYTE = 1e6  # MB/s as curl and ab count them: 10**6 bytes
 
 # The same Python apps ustack serves, on the kernel's sockets through asyncio, with the same heap,
@@ -421,6 +426,13 @@ def run(args, work: Path, spaces: list[Namespace]) -> list[tuple[str, str, str, 
         kernel_url = f"http://{KERNEL_SERVER_ADDRESS}"
         say = (lambda text: print(f"  {text}", file=sys.stderr, flush=True))
 
+        if args.warm_up_mb:
+            say(f"  {args.warm_up_mb} MB each way to each server first, untimed (--warm-up-mb)")
+            for _ in range(max(1, round(args.warm_up_mb / args.size_mb))):
+                download_rate(ustack_space, f"{ustack_url}/big.bin")
+                download_rate(client_space, f"{kernel_url}/big.bin")
+                upload_rate(ustack_space, f"{ustack_url}/up.bin", upload_source)
+                upload_rate(client_space, f"{kernel_url}/up-kernel.bin", upload_source)
         say(f"bulk download (curl), {args.repeats} times each")
         # (repeated() makes one untimed transfer each first: the CPU counts it too)
         moved = (args.repeats + 1) * size / MEGABYTE
@@ -693,12 +705,18 @@ def main() -> int:
     parser.add_argument("--warm-up", type=int, default=WARM_UP_CONNECTIONS, metavar="N",
                         help="ab connections to each server, untimed, before the connections row (default "
                              f"{WARM_UP_CONNECTIONS}: {'PyPy compiles as it goes' if WARM_UP_CONNECTIONS else 'none on CPython'})")
+    parser.add_argument("--warm-up-mb", type=int, default=WARM_UP_MEGABYTES, metavar="MB",
+                        help="MB each way to each server, untimed, before the bulk rows (default "
+                             f"{WARM_UP_MEGABYTES}: {'PyPy compiles as it goes' if WARM_UP_MEGABYTES else 'none on CPython'})")
     parser.add_argument("--profile", metavar="DIR", help="run ustack serve under py-spy; print its top functions")
     parser.add_argument("--no-variants", action="store_true",
                         help="leave out the bulk rows with offload on/off at MTU 1500 and 65535")
     args = parser.parse_args()
     if args.warm_up < 0:
         print(f"bench.py: --warm-up must not be negative, not {args.warm_up}", file=sys.stderr)
+        return 2
+    if args.warm_up_mb < 0:
+        print(f"bench.py: --warm-up-mb must not be negative, not {args.warm_up_mb}", file=sys.stderr)
         return 2
     if args.repeats < 1:
         print(f"bench.py: --repeats must be at least 1, not {args.repeats}", file=sys.stderr)
