@@ -21,13 +21,14 @@ from ustack.wire.tcp import ACK, SYN
 
 PORT = 7413
 # The kernel's side: two connections, each sending its request with MSG_FASTOPEN (connect and send
-# in one call), printing the reply.
+# in one call), printing the reply. (PyPy's socket module lacks the constant: Linux's value.)
 CLIENT = """
 import socket, sys
 host, port = sys.argv[1], int(sys.argv[2])
+MSG_FASTOPEN = getattr(socket, "MSG_FASTOPEN", 0x20000000)
 for number in range(2):
     with socket.socket() as connection:
-        connection.sendto(b"request %d" % number, socket.MSG_FASTOPEN, (host, port))  # blocking
+        connection.sendto(b"request %d" % number, MSG_FASTOPEN, (host, port))  # blocking
         connection.settimeout(20)
         print(connection.recv(100).decode())
 """
