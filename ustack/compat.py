@@ -217,6 +217,12 @@ def install() -> None:
     _tune_jit()
     if not hasattr(os, "readv"):
         os.readv = readv
+        # Now, not at the first read: cffi parses the declarations above in Python, ~225 ms on a
+        # cold PyPy, and paid inside serve's first TUN read, with a packet in hand, that pause
+        # came between the runtime taking the time and reading the packets that arrived during
+        # it, which a FaultInjector's --delay then held for that much less (the twelfth pass:
+        # the second ping of `--delay in:60/20` came back after 22.5 ms).
+        _load_libc()
     if not hasattr(os, "writev"):
         os.writev = writev
     if not hasattr(os, "sched_getaffinity"):
