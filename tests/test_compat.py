@@ -200,23 +200,23 @@ def test_install_keeps_what_python_has():
     assert (os.readv, os.writev, os.sched_getaffinity, os.sched_setaffinity) == before
 
 
-def test_install_loads_libc_at_once_where_it_gives_os_readv(monkeypatch):
-    """Where install() supplies os.readv (PyPy 3.9), it loads libc's declarations then, not at the
-    first read: parsing them cost ~225 ms on a cold PyPy, which fell inside serve's first TUN read
-    and made a --delay'ed packet read during it look as if it had come 225 ms earlier."""
-    monkeypatch.delattr(os, "readv")
-    monkeypatch.setattr(os, "writev", os.writev)  # restored after the test, whatever install() sets
+def test_load_vector_io_loads_libc_where_compat_supplies_os_readv(monkeypatch):
+    """Where os.readv is compat's (PyPy 3.9), load_vector_io() loads libc's declarations then,
+    not at the first read: parsing them cost ~225 ms on a cold PyPy, which fell inside serve's
+    first TUN read and made a --delay'ed packet read during it look as if it had come earlier."""
+    monkeypatch.setattr(os, "readv", compat.readv)
     monkeypatch.setattr(compat, "_libc", None)
     monkeypatch.setattr(compat, "_ffi", None)
-    compat.install()
-    assert os.readv is compat.readv
+    compat.load_vector_io()
     assert compat._libc is not None
 
 
-def test_install_loads_nothing_where_python_has_os_readv(monkeypatch):
+def test_load_vector_io_loads_nothing_where_python_has_os_readv(monkeypatch):
+    monkeypatch.setattr(os, "readv", lambda fd, buffers: 0)
+    monkeypatch.setattr(os, "writev", lambda fd, buffers: 0)
     monkeypatch.setattr(compat, "_libc", None)
     monkeypatch.setattr(compat, "_ffi", None)
-    compat.install()
+    compat.load_vector_io()
     assert compat._libc is None
 
 

@@ -76,6 +76,18 @@ def _load_libc():
     return _libc, _ffi
 
 
+def load_vector_io() -> None:
+    """Make the first os.readv/os.writev as quick as the rest: where this module supplies them
+    (PyPy), cffi parses their declarations in Python on first use, ~225 ms on a cold PyPy. A link
+    about to read a device calls this first (TunLink): paid inside serve's first TUN read, that
+    pause fell between the runtime taking the time and reading the packets that arrived during
+    it, which a FaultInjector's --delay then held for that much less (twelfth pass: the second
+    ping of `--delay in:60/20` came back after 22.5 ms). Not at import: cffi's loading brings in
+    modules the sans-IO layers must not (tests/test_layering.py). Nothing to do on CPython."""
+    if os.readv is readv or os.writev is writev:
+        _load_libc()
+
+
 def _io_vector(ffi, buffers, writable: bool):
     """An iovec array over `buffers`, and the cffi buffers that must stay alive while it is used."""
     vector = ffi.new("struct iovec[]", len(buffers))
@@ -217,12 +229,6 @@ def install() -> None:
     _tune_jit()
     if not hasattr(os, "readv"):
         os.readv = readv
-        # Now, not at the first read: cffi parses the declarations above in Python, ~225 ms on a
-        # cold PyPy, and paid inside serve's first TUN read, with a packet in hand, that pause
-        # came between the runtime taking the time and reading the packets that arrived during
-        # it, which a FaultInjector's --delay then held for that much less (the twelfth pass:
-        # the second ping of `--delay in:60/20` came back after 22.5 ms).
-        _load_libc()
     if not hasattr(os, "writev"):
         os.writev = writev
     if not hasattr(os, "sched_getaffinity"):

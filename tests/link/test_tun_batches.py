@@ -183,3 +183,17 @@ def test_a_batch_read_stops_at_max_packets():
     assert link.receive_batch(0.0, 64) == []
     ours.close()
     theirs.close()
+
+
+def test_a_tun_link_loads_the_vector_io_before_its_first_read(monkeypatch):
+    """On PyPy compat's os.readv would parse its cffi declarations at the first call (~225 ms,
+    inside serve's first read: compat.load_vector_io says what that did to --delay); the link
+    has them loaded when it takes its device."""
+    from ustack import compat
+    calls = []
+    monkeypatch.setattr(compat, "load_vector_io", lambda: calls.append("loaded"))
+    ours, theirs = pair()
+    fake_link(ours, offload=True)
+    assert calls == ["loaded"]
+    ours.close()
+    theirs.close()

@@ -100,6 +100,7 @@ import os
 
 import pytun
 
+from .. import compat
 from .base import Link, LinkError
 from ..wire.buffers import LinkBuffer, SegmentParts
 from ..wire.segment import AckThinner, SegmentJoiner, cut_tcp_segment
@@ -178,6 +179,7 @@ class TunLink(Link):
 
     def _use(self, device) -> None:
         """Read and write through `device` (its fileno()), with the offloads already settled."""
+        compat.load_vector_io()  # the first read as quick as the rest (on PyPy: compat says why)
         self._device = device
         self._fd = device.fileno()
         self._coalescer = Coalescer(ipv6=self.tso6) if self.offload else None
