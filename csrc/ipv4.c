@@ -20,6 +20,21 @@
  * every later read is inside the buffer, then the checksum. IP options are accepted and skipped
  * (header_length tells where the payload starts). Bytes past total_length (link padding) are
  * ignored. */
+/* The Total Length field, or for an IPv4 BIG TCP packet the frame's length. Linux (6.3 and later,
+ * "net: add support for ipv4 big tcp") builds TCP super-segments longer than the 16-bit field can
+ * say, up to its gso_ipv4_max_size, with Total Length 0: the length is then the frame's. Such a
+ * packet never leaves the host whole (the kernel cuts it into segments of the MSS before any
+ * wire), so 0 is read that way only for TCP and only where the frame is longer than 65535 bytes:
+ * anywhere else a Total Length of 0 is the malformed header it always was. */
+size_t ustack_ipv4_total_length(const uint8_t *packet, size_t length)
+{
+    size_t total_length = ustack_read16(packet + 2);
+    if (total_length == 0 && length > USTACK_IPV4_LARGEST_PACKET && length <= USTACK_IPV4_LARGEST_BIG_PACKET
+        && packet[9] == USTACK_PROTOCOL_TCP)
+        return length;
+    return total_length;
+}
+
 int ustack_parse_ipv4(const uint8_t *packet, size_t length, struct ustack_ipv4_fields *out)
 {
     if (length < USTACK_IPV4_MIN_HEADER)
@@ -29,7 +44,7 @@ int ustack_parse_ipv4(const uint8_t *packet, size_t length, struct ustack_ipv4_f
     size_t header_length = (size_t)(packet[0] & 0x0f) * 4;
     if (header_length < USTACK_IPV4_MIN_HEADER || header_length > length)
         return USTACK_REASON_IPV4_BAD_HEADER_LENGTH;
-    size_t total_length = ustack_read16(packet + 2);
+    size_t total_length = ustack_ipv4_total_length(packet, length);
     if (total_length < header_length || total_length > length)
         return USTACK_REASON_IPV4_BAD_TOTAL_LENGTH;
     /* RFC 791 3.1 "Header Checksum": the sum over the header, checksum field included, is 0xffff
@@ -42,7 +57,7 @@ int ustack_parse_ipv4(const uint8_t *packet, size_t length, struct ustack_ipv4_f
     out->dst = ustack_read32(packet + 16);
     out->protocol = packet[9];
     out->ttl = packet[8];
-    out->total_length = (uint16_t)total_length;
+    out->total_length = ustack_read16(packet + 2); /* the field as sent: 0 for a BIG TCP packet */
     out->identification = ustack_read16(packet + 4);
     out->dont_fragment = (flags_and_offset & FLAG_DONT_FRAGMENT) != 0;
     out->more_fragments = (flags_and_offset & FLAG_MORE_FRAGMENTS) != 0;

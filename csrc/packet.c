@@ -9,7 +9,7 @@
 
 #include "wire.h"
 
-#define MAX_IPV4_PACKET 65535
+#define MAX_IPV4_PACKET USTACK_IPV4_LARGEST_PACKET
 
 static int parse_packet(const uint8_t *packet, size_t length, struct ustack_packet_fields *out, int tcp_checksum_known)
 {
@@ -22,7 +22,7 @@ static int parse_packet(const uint8_t *packet, size_t length, struct ustack_pack
     if (reason != USTACK_OK)
         return reason;
     const uint8_t *payload = packet + out->ip.header_length;
-    size_t payload_length = (size_t)out->ip.total_length - out->ip.header_length;
+    size_t payload_length = ustack_ipv4_total_length(packet, length) - out->ip.header_length;
     out->transport = USTACK_TRANSPORT_NONE;
     out->payload_offset = out->ip.header_length;
     out->payload_length = (uint32_t)payload_length;
@@ -66,7 +66,11 @@ static int build_tcp_packet(uint8_t *out, size_t capacity, const struct ustack_t
 {
     if (capacity < USTACK_IPV4_MIN_HEADER)
         return -USTACK_REASON_BUILD_BUFFER_TOO_SMALL;
-    if (payload_length > MAX_IPV4_PACKET)
+    /* A segment built with its checksum partial is cut by the kernel (TSO): it may be an IPv4 BIG
+     * TCP packet (ustack_ipv4_total_length). One built whole goes on a wire as it is. */
+    size_t largest = payload_in_place == USTACK_PAYLOAD_IN_PLACE_CHECKSUM_PARTIAL ? USTACK_IPV4_LARGEST_BIG_PACKET
+                                                                                : MAX_IPV4_PACKET;
+    if (payload_length > largest)
         return -USTACK_REASON_BUILD_PACKET_TOO_LONG;
     uint32_t address_sum = ustack_pseudo_header_sum(spec->src, spec->dst, USTACK_PROTOCOL_TCP, 0);
     int segment_length = ustack_write_tcp(out + USTACK_IPV4_MIN_HEADER, capacity - USTACK_IPV4_MIN_HEADER,
@@ -74,14 +78,14 @@ static int build_tcp_packet(uint8_t *out, size_t capacity, const struct ustack_t
     if (segment_length < 0)
         return segment_length;
     size_t total_length = USTACK_IPV4_MIN_HEADER + (size_t)segment_length;
-    if (total_length > MAX_IPV4_PACKET)
+    if (total_length > largest)
         return -USTACK_REASON_BUILD_PACKET_TOO_LONG;
     struct ustack_ipv4_fields ip = {
         .src = spec->src,
         .dst = spec->dst,
         .protocol = USTACK_PROTOCOL_TCP,
         .ttl = spec->ttl,
-        .total_length = (uint16_t)total_length,
+        .total_length = total_length > MAX_IPV4_PACKET ? 0 : (uint16_t)total_length, /* 0: BIG TCP */
         .identification = spec->identification,
         .dont_fragment = spec->dont_fragment,
         .header_length = USTACK_IPV4_MIN_HEADER,

@@ -32,7 +32,7 @@ static size_t tcp_start(const uint8_t *packet, size_t length)
     if (length < USTACK_IPV6_HEADER)
         return 0;
     if (packet[0] == 0x45) {
-        if (packet[9] != USTACK_PROTOCOL_TCP || ustack_read16(packet + 2) != length)
+        if (packet[9] != USTACK_PROTOCOL_TCP || ustack_ipv4_total_length(packet, length) != length)
             return 0;
         if ((packet[6] & 0x3f) || packet[7]) /* MF or a fragment offset */
             return 0;

@@ -304,6 +304,10 @@ int ustack_thin_pure_acks(uint8_t *const *packets, const uint32_t *lengths, size
 
 /* Internal helpers shared by the .c files (not exposed to Python). */
 #define USTACK_IPV4_MIN_HEADER 20
+#define USTACK_IPV4_LARGEST_PACKET 65535 /* RFC 791 3.1: what the 16-bit Total Length can say */
+/* The largest IPv4 BIG TCP packet we build (a TCP super-segment that the kernel cuts, Linux 6.3
+ * and later): 256 KiB, what pcap's usual snapshot length (and Wireshark's) still takes whole. */
+#define USTACK_IPV4_LARGEST_BIG_PACKET 262144
 #define USTACK_TCP_MIN_HEADER 20
 #define USTACK_TCP_MAX_OPTIONS 40
 #define USTACK_ICMP_HEADER 8
@@ -332,6 +336,9 @@ static inline void ustack_write32(uint8_t *p, uint32_t value)
     p[2] = (uint8_t)(value >> 8);
     p[3] = (uint8_t)value;
 }
+
+/* Internal: the length of the IPv4 packet in `length` bytes as its header says it (ipv4.c). */
+size_t ustack_ipv4_total_length(const uint8_t *packet, size_t length);
 
 /* Internal: fills in the TCP part of a packet after the IP header is written (tcp.c).
  * `address_sum` is the pseudo-header's partial sum without the length, for either family;

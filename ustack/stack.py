@@ -39,12 +39,14 @@ from .tcp.state import CLOSED, TIME_WAIT
 from .tcp.time_wait import TimeWait
 from .tcp.ecn import EcnCapableSegment
 from .tcp.isn import IsnGenerator
+from .tcp.config import MOST_OFFLOAD_SEGMENTS
 from .tcp.options import TIMESTAMP_OPTION_SPACE
 from .tcp.ratelimit import PerSecondLimit
 from .tcp.fastopen import FastOpenCookieCache
 from .tcp.syn_cookies import SynCookies
 from .wire import WireError, build_icmp_packet, build_tcp_packet, parse_packet
 from .wire.codec import PARTIAL_CHECKSUM_FROM
+from .wire.segment import LARGEST_BIG_PACKET, LARGEST_PACKET as LARGEST_SUPER_SEGMENT
 from .wire.fragment import fragment_ipv4
 from .wire.icmp import DESTINATION_UNREACHABLE, ECHO_REPLY, ECHO_REQUEST, PARAMETER_PROBLEM, TIME_EXCEEDED
 from .wire.icmp import IcmpMessage
@@ -105,6 +107,7 @@ class Stack(UserCalls, Ipv6Side):
         reassembly_limits: ReassemblyLimits | None = None,
         segmentation_offload: bool = False,
         partial_checksums: bool | None = None,
+        gso_ipv4_max_size: int = LARGEST_SUPER_SEGMENT,
         max_connections: int | None = DEFAULT_MAX_CONNECTIONS,
     ) -> None:
         if max_connections is not None and max_connections < 1:
@@ -122,7 +125,16 @@ class Stack(UserCalls, Ipv6Side):
         # MTU minus its headers. A connection whose own segments are exactly that size (the peer's
         # MSS is at least ours) may then hand down up to 64 KB at once (TcpConfig.offload_segments),
         # over IPv4 and IPv6 alike (TSO4, TSO6): k*(MTU-60)+80 <= k*(MTU-40)+60 <= 65535 bytes.
-        self.offload_segments = max(1, min(64, 65475 // (mtu - 40))) if segmentation_offload else 1
+        # Over IPv4 up to `gso_ipv4_max_size` bytes where the link takes IPv4 BIG TCP packets
+        # (TunLink.gso_ipv4_max_size: Total Length 0, csrc/ipv4.c), as Linux's device setting of
+        # that name lets its own TCP build them; IPv6 would need a jumbo payload option (RFC 2675).
+        if not LARGEST_SUPER_SEGMENT <= gso_ipv4_max_size <= LARGEST_BIG_PACKET:
+            raise ValueError(f"gso_ipv4_max_size must be in {LARGEST_SUPER_SEGMENT}..{LARGEST_BIG_PACKET}, "
+                             f"got {gso_ipv4_max_size}")
+        self.offload_segments = self.offload_segments6 = 1
+        if segmentation_offload:
+            self.offload_segments = max(1, min(MOST_OFFLOAD_SEGMENTS, (gso_ipv4_max_size - 60) // (mtu - 40)))
+            self.offload_segments6 = max(1, min(64, 65475 // (mtu - 40)))
         # Such a link takes packets with their TCP checksum partial (build_tcp_packet, as
         # SegmentParts): every one larger than the MTU, which it cuts (TSO, or in software from
         # the parts). Those the MTU carries too, from PARTIAL_CHECKSUM_FROM bytes on, only where
@@ -373,7 +385,7 @@ class Stack(UserCalls, Ipv6Side):
         touched = self._touched  # (each is in the active set already: _touch)
         self._touched = {}
         ttl = self.ttl
-        offload_segments = self.offload_segments
+        offload_segments, offload_segments6 = self.offload_segments, self.offload_segments6
         offload = offload_segments > 1
         # (a segment that fills the MTU, less its TCP header and the options it leaves room for)
         mss_filling_mtu, mss_filling_mtu6 = self.mtu - 40, self.mtu - IPV6_HEADER_LENGTH - 20
@@ -388,7 +400,13 @@ class Stack(UserCalls, Ipv6Side):
                 # switch it off again). Worked out here, for every connection a transmit looks
                 # at; the config changes only when this changes (_offload_config).
                 segment_size = connection.send_mss + (TIMESTAMP_OPTION_SPACE if connection.timestamps_enabled else 0)
-                if segment_size == (mss_filling_mtu6 if type(connection.local_address) is bytes else mss_filling_mtu):
+                if type(connection.local_address) is bytes:
+                    if segment_size == mss_filling_mtu6:
+                        if connection.config.offload_segments != offload_segments6:
+                            self._offload_config(connection, offload_segments6)
+                    elif connection.config.offload_segments != 1:
+                        self._offload_config(connection, 1)
+                elif segment_size == mss_filling_mtu:
                     if connection.config.offload_segments != offload_segments:
                         self._offload_config(connection, offload_segments)
                 elif connection.config.offload_segments != 1:

@@ -99,3 +99,47 @@ def test_a_lowered_path_mtu_takes_a_fitted_connection_back_to_one_segment(family
     server.poke(child)
     server.transmit(2.0)
     assert child.config.offload_segments == 1
+
+
+def test_ipv4_big_tcp_lets_a_fitted_connection_hand_down_up_to_256_kib_and_ipv6_stays_at_64_kb():
+    """Stack(gso_ipv4_max_size=) (issue 12: IPv4 BIG TCP, link/tun.py): over IPv4 a fitted
+    connection hands down (262144 - 60) // 1460 = 179 segments at once at MTU 1500; IPv6 has no
+    such packets without a jumbo payload option (RFC 2675), so 44 as before."""
+    big = Stack(SERVER, address6=SERVER6, segmentation_offload=True, gso_ipv4_max_size=262144)
+    assert (big.offload_segments, big.offload_segments6) == (179, 44)
+    plain = Stack(SERVER, address6=SERVER6, segmentation_offload=True)
+    assert (plain.offload_segments, plain.offload_segments6) == (44, 44)
+    assert Stack(SERVER, segmentation_offload=False, gso_ipv4_max_size=262144).offload_segments == 1
+
+
+@pytest.mark.parametrize("size", [65534, 262145])
+def test_a_gso_size_out_of_range_is_refused(size):
+    with pytest.raises(ValueError, match="gso_ipv4_max_size"):
+        Stack(SERVER, segmentation_offload=True, gso_ipv4_max_size=size)
+
+
+def test_a_download_in_big_tcp_packets_reaches_the_peer_byte_for_byte():
+    """The receiving stack takes a segment past 65535 bytes whole (Total Length 0, csrc/ipv4.c),
+    as Linux's TCP takes what its TSO-less receive of our frame hands it."""
+    client = Stack(CLIENT, port_seed=1)
+    server = Stack(SERVER, segmentation_offload=True, gso_ipv4_max_size=262144, port_seed=2)
+    listener = server.listen(PORT)
+    connection = client.connect(host_address(SERVER), PORT, 0.0)
+    exchange(client, server, 0.0)
+    child = listener.accept()
+    data = bytes((index * 31 + 7) & 0xFF for index in range(3_000_000))
+    received, largest, now = bytearray(), 0, 1.0
+    sent = child.send(data, now)
+    while len(received) < len(data) and now < 30.0:
+        server.poke(child)
+        for packet in server.transmit(now):
+            largest = max(largest, len(packet))
+            client.receive(packet, now)
+        for packet in client.transmit(now):
+            server.receive(packet, now)
+        received += connection.receive_buffer.read(1 << 30) if connection.readable else b""
+        if sent < len(data):
+            sent += child.send(data[sent:], now)
+        now += 0.001
+    assert bytes(received) == data
+    assert 65535 < largest <= 262144

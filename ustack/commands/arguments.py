@@ -95,6 +95,15 @@ def mtu_value(text: str) -> int:
     return value
 
 
+def gso_size_value(text: str) -> int:
+    from ..wire.segment import LARGEST_BIG_PACKET, LARGEST_PACKET
+
+    value = _integer(text, "size in bytes")
+    if not LARGEST_PACKET <= value <= LARGEST_BIG_PACKET:
+        raise argparse.ArgumentTypeError(f"gso_ipv4_max_size {value} is outside {LARGEST_PACKET}..{LARGEST_BIG_PACKET}")
+    return value
+
+
 def seconds_value(text: str) -> float:
     value = _number(text, "number of seconds")
     if not 0.0 <= value <= 3600.0 or value != value:
@@ -199,6 +208,10 @@ def add_network_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--no-offload", action="store_true",
                        help="no checksum/TSO offloads on the TUN device (on by default where the kernel offers them); "
                             "ustack then joins and cuts segments itself (software GRO/GSO)")
+    group.add_argument("--gso-ipv4-max-size", metavar="BYTES", type=gso_size_value,
+                       help="the longest IPv4 TCP packet handed to the device to cut into segments (as Linux's "
+                            "device setting of that name); above 65535 IPv4 BIG TCP (default 262144 with "
+                            "offloads on Linux 6.3 or later, else 65535)")
     group.add_argument("--no-software-offload", action="store_true",
                        help="without the device's offloads, do not join or cut segments in software either: the pcap, "
                             "faults and --trace see every MTU-sized packet")

@@ -221,8 +221,9 @@ def complete_checksum(packet):
             # packet_from_parts vouched for it: a TCP segment right behind the IP header, whose IP
             # length is the packet's length, the checksum at the TCP checksum field.
             tcp_start = IPV6_HEADER if buffer[0] >> 4 == 6 else (buffer[0] & 0x0F) * 4
+            # (an IPv4 BIG TCP packet says 0, its length being the packet's: SegmentParts.joined)
             length = (IPV6_HEADER + (buffer[4] << 8 | buffer[5]) if tcp_start == IPV6_HEADER
-                      else buffer[2] << 8 | buffer[3])
+                      else buffer[2] << 8 | buffer[3] or len(packet))
             _store_checksum(buffer, tcp_start, tcp_start + TCP_CHECKSUM_OFFSET, length)
             buffer.tcp_checksum_partial = False
     return packet
@@ -426,8 +427,11 @@ def large_segment_frame(packet: bytes, mtu: int, other_flags: int = 0) -> bytes 
     return None if parts is None else b"".join(parts)
 
 
-def large_segment_parts(packet: bytes, mtu: int, other_flags: int = 0) -> list | None:
+def large_segment_parts(packet: bytes, mtu: int, other_flags: int = 0,
+                        largest: int = LARGEST_SUPER_SEGMENT) -> list | None:
     """large_segment_frame as the buffers it is made of, the payload not copied (os.writev).
+    `largest`: the longest packet the device takes (TunLink.gso_ipv4_max_size, for IPv4 BIG TCP;
+    IPv6 segments stay within LARGEST_SUPER_SEGMENT, which the Stack sees to).
 
     A packet the stack built with its checksum already partial (codec.build_tcp_packet:
     SegmentParts) goes as its parts, the headers and the payload (whose checksum an observer's
@@ -435,7 +439,7 @@ def large_segment_parts(packet: bytes, mtu: int, other_flags: int = 0) -> list |
     received super-segment passed on) as it is; any other gets the partial checksum in a part of
     its own (one that an observer completed, complete_checksum, included)."""
     t = tcp_start_if_joinable(packet, other_flags)
-    if not t or len(packet) > LARGEST_SUPER_SEGMENT:
+    if not t or len(packet) > largest:
         return None
     header_length = t + (packet[t + 12] >> 4) * 4
     # The header's fields in VnetHeader's order, packed without making one (this runs for every

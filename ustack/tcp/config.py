@@ -6,6 +6,10 @@ import dataclasses
 from dataclasses import dataclass
 
 SYNCOOKIE_MODES = ("off", "auto", "always")  # TcpConfig.syncookies
+# The most segments one TSO super-segment may stand for (TcpConfig.offload_segments): a 64 KB one
+# holds 44 at MTU 1500, a 256 KiB IPv4 BIG TCP one 179 (Stack); the bound keeps one send bounded
+# at a small MTU.
+MOST_OFFLOAD_SEGMENTS = 1024
 
 
 class MssFromMtu(int):
@@ -268,8 +272,8 @@ class TcpConfig:
             raise ValueError(f"window_scale_shift must be in 0..14 (RFC 7323 2.3), got {self.window_scale_shift}")
         if self.window_advertisement not in ("sws_steps", "free_space"):
             raise ValueError(f"window_advertisement must be 'sws_steps' or 'free_space', got {self.window_advertisement!r}")
-        if not 1 <= self.offload_segments <= 64:
-            raise ValueError(f"offload_segments must be in 1..64, got {self.offload_segments}")
+        if not 1 <= self.offload_segments <= MOST_OFFLOAD_SEGMENTS:
+            raise ValueError(f"offload_segments must be in 1..{MOST_OFFLOAD_SEGMENTS}, got {self.offload_segments}")
         if self.out_of_order_max_blocks is not None and self.out_of_order_max_blocks < 1:
             raise ValueError(f"out_of_order_max_blocks must be at least 1 or None, got {self.out_of_order_max_blocks}")
         if self.quick_ack_segments < 0:

@@ -18,9 +18,12 @@ from ._wire import ffi, lib
 from .buffers import SegmentParts
 
 LARGEST_PACKET = 65535
-# A 64 KB segment cut at the smallest MTU IPv4 allows (68, less 40 bytes of headers) has at most
+# The largest segment cut here: an IPv4 BIG TCP packet (csrc/wire.h USTACK_IPV4_LARGEST_BIG_PACKET,
+# link/tun.py), cut in software when the kernel could not take it whole.
+LARGEST_BIG_PACKET = 262144
+# Such a segment cut at the smallest MTU IPv4 allows (68, less 40 bytes of headers) has at most
 # this many pieces.
-MOST_PIECES = LARGEST_PACKET // 28 + 1
+MOST_PIECES = LARGEST_BIG_PACKET // 28 + 1
 
 
 def cut_tcp_segment(packet: bytes | bytearray | memoryview | SegmentParts, mtu: int) -> list[memoryview] | None:

@@ -76,7 +76,8 @@ def format_packet(packet: bytes) -> str:
         return _ipv6_line(bytes(packet), ip, parsed.tcp, parsed.icmp, parsed.payload)
     if parsed.tcp is not None:
         segment = parsed.tcp
-        options_end = ip.total_length - len(segment.payload)
+        # (Total Length 0: an IPv4 BIG TCP packet, as long as its bytes; csrc/ipv4.c)
+        options_end = (ip.total_length or len(packet)) - len(segment.payload)
         head = f"IP {address(ip.src)}.{segment.src_port} > {address(ip.dst)}.{segment.dst_port}: "
         return _tcp_line(head, segment, bytes(packet[ip.header_length + 20 : options_end]))
     if parsed.icmp is not None:
