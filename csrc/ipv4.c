@@ -29,7 +29,7 @@
 size_t ustack_ipv4_total_length(const uint8_t *packet, size_t length)
 {
     size_t total_length = ustack_read16(packet + 2);
-    if (total_length == 0 && length > USTACK_IPV4_LARGEST_PACKET && length <= USTACK_IPV4_LARGEST_BIG_PACKET
+    if (total_length == 0 && length > USTACK_IPV4_LARGEST_PACKET && length <= USTACK_LARGEST_BIG_PACKET
         && packet[9] == USTACK_PROTOCOL_TCP)
         return length;
     return total_length;

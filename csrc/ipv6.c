@@ -57,6 +57,26 @@ void ustack_read_ipv6_fixed(const uint8_t *packet, struct ustack_ipv6_fields *ou
  * know is skipped when the two high bits of its type are 00; any other action means "discard the
  * packet" (we send no parameter problem from the wire layer: the host may). Jumbo payload (0xC2)
  * falls there too: jumbograms (RFC 2675) need links with an MTU past 65,535, which a TUN is not. */
+/* RFC 2675 jumbograms, as IPv6 BIG TCP builds them (Linux 5.19 and later, and ustack's segments
+ * for a TUN link that cuts them): Payload Length 0, then a hop-by-hop header of 8 bytes holding
+ * the Jumbo Payload option alone, its length above 65535 and within the frame (and within 256
+ * KiB: no larger one is ever built). Any other use of the option is discarded as an unknown one
+ * (check_options): RFC 2675 3 makes each a parameter problem, and no link of ours carries them. */
+size_t ustack_ipv6_jumbo_length(const uint8_t *packet, size_t length)
+{
+    if (length < USTACK_IPV6_HEADER + USTACK_IPV6_JUMBO_HEADER || ustack_read16(packet + 4) != 0
+        || packet[6] != NEXT_HOP_BY_HOP)
+        return 0;
+    const uint8_t *header = packet + USTACK_IPV6_HEADER;
+    if (header[1] != 0 || header[2] != USTACK_IPV6_OPTION_JUMBO || header[3] != 4)
+        return 0;
+    size_t jumbo_length = ustack_read32(header + 4);
+    if (jumbo_length <= MAX_IPV6_PAYLOAD || USTACK_IPV6_HEADER + jumbo_length > length
+        || USTACK_IPV6_HEADER + jumbo_length > USTACK_LARGEST_BIG_PACKET)
+        return 0;
+    return jumbo_length;
+}
+
 static int check_options(const uint8_t *header, size_t length)
 {
     size_t i = 2;
@@ -84,7 +104,7 @@ static int check_options(const uint8_t *header, size_t length)
  * the walk: what follows its fragment header is part of a datagram to reassemble (RFC 8200 4.5). */
 int ustack_walk_ipv6_chain(const uint8_t *packet, size_t available, struct ustack_ipv6_fields *out)
 {
-    size_t offset = USTACK_IPV6_HEADER;
+    size_t offset = out->header_length; /* 40, or past a jumbogram's hop-by-hop header */
     uint8_t next = out->protocol;
     for (int count = 0;; count++) {
         if (next != NEXT_HOP_BY_HOP && next != NEXT_ROUTING && next != NEXT_FRAGMENT &&
@@ -146,9 +166,16 @@ int ustack_parse_ipv6(const uint8_t *packet, size_t length, struct ustack_ipv6_f
     if ((packet[0] >> 4) != 6)
         return USTACK_REASON_IPV6_BAD_VERSION;
     ustack_read_ipv6_fixed(packet, out);
-    size_t end = USTACK_IPV6_HEADER + (size_t)out->payload_length;
+    size_t jumbo_length = ustack_ipv6_jumbo_length(packet, length);
+    size_t end = USTACK_IPV6_HEADER + (jumbo_length ? jumbo_length : (size_t)out->payload_length);
     if (end > length)
         return USTACK_REASON_IPV6_BAD_PAYLOAD_LENGTH;
+    /* A jumbogram's hop-by-hop header is ours to read (its option checked above): the walk
+     * starts after it. */
+    if (jumbo_length) {
+        out->protocol = packet[USTACK_IPV6_HEADER];
+        out->header_length = USTACK_IPV6_HEADER + USTACK_IPV6_JUMBO_HEADER;
+    }
     int reason = ustack_walk_ipv6_chain(packet, end, out);
     if (reason != USTACK_OK)
         return reason;
@@ -174,7 +201,9 @@ int ustack_parse_packet6(const uint8_t *packet, size_t length, struct ustack_pac
     if (reason != USTACK_OK)
         return reason;
     const uint8_t *upper = packet + ip->header_length;
-    size_t upper_length = USTACK_IPV6_HEADER + (size_t)ip->payload_length - ip->header_length;
+    size_t jumbo_length = ustack_ipv6_jumbo_length(packet, length);
+    size_t upper_length = USTACK_IPV6_HEADER + (jumbo_length ? jumbo_length : (size_t)ip->payload_length)
+                          - ip->header_length;
     out->payload_offset = ip->header_length;
     out->payload_length = (uint32_t)upper_length;
     if (ip->more_fragments || ip->fragment_offset != 0)
@@ -229,20 +258,54 @@ static void write_fixed_header(uint8_t *out, const uint8_t *src, const uint8_t *
     ustack_build_ipv6_header(out, USTACK_IPV6_HEADER, &header);
 }
 
+/* The hop-by-hop header of a jumbogram (RFC 2675 2), right after the fixed header: Next Header,
+ * Hdr Ext Len 0, then the Jumbo Payload option (type 0xC2, 4 bytes of data: the packet's length
+ * past the fixed header, this header included). The fixed header's Payload Length is 0. */
+static void write_jumbo_header(uint8_t *out, uint8_t next_header, size_t jumbo_length)
+{
+    out[0] = next_header;
+    out[1] = 0;
+    out[2] = USTACK_IPV6_OPTION_JUMBO;
+    out[3] = 4;
+    ustack_write32(out + 4, (uint32_t)jumbo_length);
+}
+
 static int build_tcp6_packet(uint8_t *out, size_t capacity, const uint8_t *src, const uint8_t *dst,
                              uint8_t hop_limit, uint32_t flow_label, uint8_t traffic_class,
                              const struct ustack_tcp_spec *spec, const uint8_t *payload, size_t payload_length,
                              int payload_in_place)
 {
-    if (capacity < USTACK_IPV6_HEADER)
+    if (capacity < USTACK_IPV6_HEADER + USTACK_IPV6_JUMBO_HEADER)
         return -USTACK_REASON_BUILD_BUFFER_TOO_SMALL;
-    if (payload_length > MAX_IPV6_PAYLOAD)
+    /* A segment built with its checksum partial is cut by the kernel (TSO): past 65535 bytes of
+     * TCP it is a jumbogram (RFC 2675), as Linux's IPv6 BIG TCP builds them, up to the same 256 KiB
+     * as over IPv4. One built whole goes on a wire as it is, and no TUN link carries jumbograms. */
+    int partial = payload_in_place == USTACK_PAYLOAD_IN_PLACE_CHECKSUM_PARTIAL;
+    if (payload_length > (partial ? USTACK_LARGEST_BIG_PACKET : MAX_IPV6_PAYLOAD))
         return -USTACK_REASON_BUILD_PACKET_TOO_LONG;
+    /* Where the TCP header goes: past room for the hop-by-hop header wherever the segment may not
+     * fit the 16-bit field (its header is 20 to 60 bytes); moved back below if it fits after all
+     * (the payload stays where it is: only the header moves). */
+    int may_be_jumbo = partial && payload_length + USTACK_TCP_MIN_HEADER + USTACK_TCP_MAX_OPTIONS > MAX_IPV6_PAYLOAD;
+    size_t tcp_start = USTACK_IPV6_HEADER + (may_be_jumbo ? USTACK_IPV6_JUMBO_HEADER : 0);
+    /* RFC 2675 4: the pseudo-header's Upper-Layer Packet Length is the TCP length, 32 bits wide,
+     * which ustack_write_tcp adds in (RFC 8200 8.1). */
     uint32_t address_sum = ustack_pseudo_header_sum6(src, dst, USTACK_PROTOCOL_TCP, 0);
-    int segment_length = ustack_write_tcp(out + USTACK_IPV6_HEADER, capacity - USTACK_IPV6_HEADER, spec,
-                                          address_sum, payload, payload_length, payload_in_place);
+    int segment_length = ustack_write_tcp(out + tcp_start, capacity - tcp_start, spec, address_sum, payload,
+                                          payload_length, payload_in_place);
     if (segment_length < 0)
         return segment_length;
+    int jumbo = may_be_jumbo && (size_t)segment_length > MAX_IPV6_PAYLOAD;
+    if (may_be_jumbo && !jumbo)
+        memmove(out + USTACK_IPV6_HEADER, out + tcp_start, (size_t)segment_length - payload_length);
+    if (jumbo) {
+        size_t jumbo_length = USTACK_IPV6_JUMBO_HEADER + (size_t)segment_length;
+        if (USTACK_IPV6_HEADER + jumbo_length > USTACK_LARGEST_BIG_PACKET)
+            return -USTACK_REASON_BUILD_PACKET_TOO_LONG;
+        write_fixed_header(out, src, dst, NEXT_HOP_BY_HOP, hop_limit, flow_label, traffic_class, 0);
+        write_jumbo_header(out + USTACK_IPV6_HEADER, USTACK_PROTOCOL_TCP, jumbo_length);
+        return (int)(USTACK_IPV6_HEADER + jumbo_length);
+    }
     if (segment_length > MAX_IPV6_PAYLOAD)
         return -USTACK_REASON_BUILD_PACKET_TOO_LONG;
     write_fixed_header(out, src, dst, USTACK_PROTOCOL_TCP, hop_limit, flow_label, traffic_class,

@@ -68,7 +68,7 @@ static int build_tcp_packet(uint8_t *out, size_t capacity, const struct ustack_t
         return -USTACK_REASON_BUILD_BUFFER_TOO_SMALL;
     /* A segment built with its checksum partial is cut by the kernel (TSO): it may be an IPv4 BIG
      * TCP packet (ustack_ipv4_total_length). One built whole goes on a wire as it is. */
-    size_t largest = payload_in_place == USTACK_PAYLOAD_IN_PLACE_CHECKSUM_PARTIAL ? USTACK_IPV4_LARGEST_BIG_PACKET
+    size_t largest = payload_in_place == USTACK_PAYLOAD_IN_PLACE_CHECKSUM_PARTIAL ? USTACK_LARGEST_BIG_PACKET
                                                                                 : MAX_IPV4_PACKET;
     if (payload_length > largest)
         return -USTACK_REASON_BUILD_PACKET_TOO_LONG;

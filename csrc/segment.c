@@ -90,6 +90,16 @@ int ustack_cut_tcp_segment(const uint8_t *packet, size_t length, const uint8_t *
     if (length < USTACK_IPV6_HEADER) /* (tcp_start reads the IP header: it must be in `packet`) */
         return 0;
     size_t start = tcp_start(packet, total);
+    /* An IPv6 jumbogram (IPv6 BIG TCP, RFC 2675) is cut into ordinary packets: its hop-by-hop
+     * header, which only says the jumbogram's length, is left out of every piece (`skip`), as the
+     * kernel leaves it out when it cuts one. */
+    size_t skip = 0;
+    if (!start && length >= USTACK_IPV6_HEADER + USTACK_IPV6_JUMBO_HEADER
+        && USTACK_IPV6_HEADER + ustack_ipv6_jumbo_length(packet, total) == total
+        && packet[USTACK_IPV6_HEADER] == USTACK_PROTOCOL_TCP) {
+        skip = USTACK_IPV6_JUMBO_HEADER;
+        start = USTACK_IPV6_HEADER + skip;
+    }
     if (!start || length < start + USTACK_TCP_MIN_HEADER)
         return 0;
     size_t header_length = start + (size_t)(packet[start + 12] >> 4) * 4;
@@ -100,7 +110,8 @@ int ustack_cut_tcp_segment(const uint8_t *packet, size_t length, const uint8_t *
     if ((packet[start + 13] & (uint8_t)~(TCP_FLAG_PSH | TCP_FLAG_FIN | TCP_FLAG_CWR | TCP_FLAG_ECE)) != TCP_FLAG_ACK)
         return 0; /* a data segment: SYN, RST and URG are not cut */
     const uint8_t *segment_data = data ? data : packet + header_length;
-    size_t piece_data = largest - header_length;
+    size_t piece_start = start - skip, piece_header = header_length - skip; /* where they are in a piece */
+    size_t piece_data = largest - piece_header;
     size_t all_data = total - header_length;
     size_t pieces = (all_data + piece_data - 1) / piece_data;
     if (pieces > max_pieces || capacity < total + (pieces - 1) * header_length)
@@ -109,21 +120,27 @@ int ustack_cut_tcp_segment(const uint8_t *packet, size_t length, const uint8_t *
     uint16_t identification = ustack_read16(packet + 4);
     for (size_t index = 0, offset = 0; index < pieces; index++, offset += piece_data) {
         size_t this_data = all_data - offset < piece_data ? all_data - offset : piece_data;
-        size_t piece_length = header_length + this_data;
-        memcpy(out, packet, header_length);
-        memcpy(out + header_length, segment_data + offset, this_data);
+        size_t piece_length = piece_header + this_data;
+        if (skip) {
+            memcpy(out, packet, USTACK_IPV6_HEADER);
+            out[6] = USTACK_PROTOCOL_TCP; /* the Next Header the hop-by-hop header held */
+            memcpy(out + USTACK_IPV6_HEADER, packet + start, header_length - start);
+        } else {
+            memcpy(out, packet, header_length);
+        }
+        memcpy(out + piece_header, segment_data + offset, this_data);
         if (start == USTACK_IPV4_MIN_HEADER)
             ustack_write16(out + 4, (uint16_t)(identification + index));
-        set_ip_length(out, start, piece_length);
-        uint8_t *tcp = out + start;
+        set_ip_length(out, piece_start, piece_length);
+        uint8_t *tcp = out + piece_start;
         ustack_write32(tcp + 4, seq + (uint32_t)offset);
         if (index + 1 < pieces)
             tcp[13] &= (uint8_t)~(TCP_FLAG_PSH | TCP_FLAG_FIN);
         if (index > 0)
             tcp[13] &= (uint8_t)~TCP_FLAG_CWR;
         ustack_write16(tcp + 16, 0);
-        uint32_t sum = pseudo_sum(out, start, (uint32_t)(piece_length - start));
-        ustack_write16(tcp + 16, ustack_checksum_finish(ustack_checksum_add(sum, tcp, piece_length - start)));
+        uint32_t sum = pseudo_sum(out, piece_start, (uint32_t)(piece_length - piece_start));
+        ustack_write16(tcp + 16, ustack_checksum_finish(ustack_checksum_add(sum, tcp, piece_length - piece_start)));
         piece_lengths[index] = (uint32_t)piece_length;
         out += piece_length;
     }

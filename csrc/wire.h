@@ -305,15 +305,18 @@ int ustack_thin_pure_acks(uint8_t *const *packets, const uint32_t *lengths, size
 /* Internal helpers shared by the .c files (not exposed to Python). */
 #define USTACK_IPV4_MIN_HEADER 20
 #define USTACK_IPV4_LARGEST_PACKET 65535 /* RFC 791 3.1: what the 16-bit Total Length can say */
-/* The largest IPv4 BIG TCP packet we build (a TCP super-segment that the kernel cuts, Linux 6.3
- * and later): 256 KiB, what pcap's usual snapshot length (and Wireshark's) still takes whole. */
-#define USTACK_IPV4_LARGEST_BIG_PACKET 262144
+/* The largest BIG TCP packet we build, in either family (a TCP super-segment that the kernel
+ * cuts: IPv4 with Total Length 0 since Linux 6.3, an IPv6 jumbogram since 5.19): 256 KiB, what
+ * pcap's usual snapshot length (and Wireshark's) still takes whole. */
+#define USTACK_LARGEST_BIG_PACKET 262144
 #define USTACK_TCP_MIN_HEADER 20
 #define USTACK_TCP_MAX_OPTIONS 40
 #define USTACK_ICMP_HEADER 8
 #define USTACK_PROTOCOL_ICMP 1
 #define USTACK_PROTOCOL_TCP 6
 #define USTACK_IPV6_HEADER 40
+#define USTACK_IPV6_JUMBO_HEADER 8     /* a hop-by-hop header holding only the Jumbo Payload option */
+#define USTACK_IPV6_OPTION_JUMBO 0xC2  /* RFC 2675 2 */
 #define USTACK_PROTOCOL_ICMPV6 58
 
 static inline uint16_t ustack_read16(const uint8_t *p) { return (uint16_t)((p[0] << 8) | p[1]); }
@@ -339,6 +342,9 @@ static inline void ustack_write32(uint8_t *p, uint32_t value)
 
 /* Internal: the length of the IPv4 packet in `length` bytes as its header says it (ipv4.c). */
 size_t ustack_ipv4_total_length(const uint8_t *packet, size_t length);
+/* Internal: an IPv6 jumbogram's length past the fixed header (its Jumbo Payload Length), or 0 if
+ * the packet in `length` bytes is no jumbogram of the one layout we take (ipv6.c). */
+size_t ustack_ipv6_jumbo_length(const uint8_t *packet, size_t length);
 
 /* Internal: fills in the TCP part of a packet after the IP header is written (tcp.c).
  * `address_sum` is the pseudo-header's partial sum without the length, for either family;

@@ -315,7 +315,7 @@ def setup_tun_in_namespace(
     offload: bool = True,
     multi_queue: bool = False,
     software_offload: bool = True,
-    gso_ipv4_max_size: int | None = None,
+    gso_max_size: int | None = None,
 ) -> TunLink:
     """Create a TUN device inside the namespace and make it a working link to ustack.
 
@@ -343,7 +343,7 @@ def setup_tun_in_namespace(
     space_name = None if space is None else space.name
     link = TunLink(tun_name, mtu=mtu, namespace=space_name, offload=offload,  # offload: link/tun.py
                    multi_queue=multi_queue,  # more queues: link.attach_queue()
-                   software_offload=software_offload, gso_ipv4_max_size=gso_ipv4_max_size)
+                   software_offload=software_offload, gso_max_size=gso_max_size)
     try:
         _configure_ipv6(space_name, tun_name, enabled=host6 is not None)
         with IPRoute() if space is None else space.ipr() as ipr:

@@ -75,9 +75,9 @@ class NetworkSettings:
     # Without them, join and cut segments in the link instead (software GRO/GSO, link/tun.py);
     # False: every segment as it comes (the labs).
     software_offload: bool = True
-    # The longest IPv4 TCP packet handed to the device to cut (IPv4 BIG TCP above 65535: link/tun.py);
+    # The longest TCP packet handed to the device to cut (BIG TCP above 65535: link/tun.py);
     # None: the link's default (256 KiB with offloads on Linux 6.3 or later, else 65535).
-    gso_ipv4_max_size: int | None = None
+    gso_max_size: int | None = None
     # Queues of the TUN device, one per worker process (ustack/workers.py); above 1 the link chain
     # is the bare TunLink of each queue (`network.queues`): no pcap, tracer, faults or gate.
     queues: int = 1
@@ -158,7 +158,7 @@ class UstackNetwork:
                                                         peer_address6=settings.address6, offload=settings.offload,
                                                         multi_queue=settings.queues > 1,
                                                         software_offload=settings.software_offload,
-                                                        gso_ipv4_max_size=settings.gso_ipv4_max_size)
+                                                        gso_max_size=settings.gso_max_size)
             self.queues = [link]
             while len(self.queues) < settings.queues:
                 self.queues.append(link.attach_queue())
@@ -246,7 +246,7 @@ class UstackNetwork:
                       address6=None if settings.address6 is None else address6_value(settings.address6), mtu=settings.mtu,
                       segmentation_offload=bool(self.device is not None and getattr(self.device, "cuts_large_segments", False)),
                       partial_checksums=bool(self.device is not None and getattr(self.device, "takes_partial_checksums", False)),
-                      gso_ipv4_max_size=getattr(self.device, "gso_ipv4_max_size", LARGEST_PACKET),
+                      gso_max_size=getattr(self.device, "gso_max_size", LARGEST_PACKET),
                       isn_generator=None if secret is None else IsnGenerator(secret))
         if secret is not None:
             stack.syn_cookies = SynCookies(secret=secret)

@@ -107,7 +107,7 @@ class Stack(UserCalls, Ipv6Side):
         reassembly_limits: ReassemblyLimits | None = None,
         segmentation_offload: bool = False,
         partial_checksums: bool | None = None,
-        gso_ipv4_max_size: int = LARGEST_SUPER_SEGMENT,
+        gso_max_size: int = LARGEST_SUPER_SEGMENT,
         max_connections: int | None = DEFAULT_MAX_CONNECTIONS,
     ) -> None:
         if max_connections is not None and max_connections < 1:
@@ -125,16 +125,21 @@ class Stack(UserCalls, Ipv6Side):
         # MTU minus its headers. A connection whose own segments are exactly that size (the peer's
         # MSS is at least ours) may then hand down up to 64 KB at once (TcpConfig.offload_segments),
         # over IPv4 and IPv6 alike (TSO4, TSO6): k*(MTU-60)+80 <= k*(MTU-40)+60 <= 65535 bytes.
-        # Over IPv4 up to `gso_ipv4_max_size` bytes where the link takes IPv4 BIG TCP packets
-        # (TunLink.gso_ipv4_max_size: Total Length 0, csrc/ipv4.c), as Linux's device setting of
-        # that name lets its own TCP build them; IPv6 would need a jumbo payload option (RFC 2675).
-        if not LARGEST_SUPER_SEGMENT <= gso_ipv4_max_size <= LARGEST_BIG_PACKET:
-            raise ValueError(f"gso_ipv4_max_size must be in {LARGEST_SUPER_SEGMENT}..{LARGEST_BIG_PACKET}, "
-                             f"got {gso_ipv4_max_size}")
+        # Up to `gso_max_size` bytes where the link takes BIG TCP packets (TunLink.gso_max_size),
+        # as Linux's device settings gso_ipv4_max_size and gso_max_size let its own TCP build
+        # them: over IPv4 with Total Length 0 (csrc/ipv4.c), over IPv6 as jumbograms (RFC 2675:
+        # an 8-byte hop-by-hop header more, csrc/ipv6.c). Below 64 KB nothing changes.
+        if not LARGEST_SUPER_SEGMENT <= gso_max_size <= LARGEST_BIG_PACKET:
+            raise ValueError(f"gso_max_size must be in {LARGEST_SUPER_SEGMENT}..{LARGEST_BIG_PACKET}, "
+                             f"got {gso_max_size}")
         self.offload_segments = self.offload_segments6 = 1
         if segmentation_offload:
-            self.offload_segments = max(1, min(MOST_OFFLOAD_SEGMENTS, (gso_ipv4_max_size - 60) // (mtu - 40)))
+            self.offload_segments = max(1, min(MOST_OFFLOAD_SEGMENTS, (gso_max_size - 60) // (mtu - 40)))
             self.offload_segments6 = max(1, min(64, 65475 // (mtu - 40)))
+            if gso_max_size > LARGEST_SUPER_SEGMENT:
+                # (IPv6's segments carry 20 bytes less than the MTU less 40, and a jumbogram's
+                # headers are at most 40 + 8 + 60 bytes: k*(MTU-60) + 108 <= gso_max_size)
+                self.offload_segments6 = max(1, min(MOST_OFFLOAD_SEGMENTS, (gso_max_size - 108) // (mtu - 60)))
         # Such a link takes packets with their TCP checksum partial (build_tcp_packet, as
         # SegmentParts): every one larger than the MTU, which it cuts (TSO, or in software from
         # the parts). Those the MTU carries too, from PARTIAL_CHECKSUM_FROM bytes on, only where

@@ -45,13 +45,13 @@ def sockets():
     theirs.close()
 
 
-def fake_link(sock: socket.socket, offload: bool, software: bool = False, gso_ipv4_max_size: int = 65535) -> TunLink:
+def fake_link(sock: socket.socket, offload: bool, software: bool = False, gso_max_size: int = 65535) -> TunLink:
     """A TunLink whose device is one end of the socketpair, with or without the vnet header."""
     sock.setblocking(False)
     link = TunLink.__new__(TunLink)
     Link.__init__(link)
     link.name, link.mtu, link.offload, link.tso6 = "fake0", 1500, offload, offload
-    link.gso_ipv4_max_size = gso_ipv4_max_size
+    link.gso_max_size = gso_max_size
     link.software_offload = software and not offload
     link._use(sock)
     return link

@@ -209,7 +209,7 @@ def fake_link(sock: socket.socket, mtu: int, software: bool) -> TunLink:
     link = TunLink.__new__(TunLink)
     Link.__init__(link)
     link.name, link.mtu, link.offload, link.tso6, link.software_offload = "fake0", mtu, False, False, software
-    link.gso_ipv4_max_size = 65535
+    link.gso_max_size = 65535
     link._use(sock)
     return link
 

@@ -92,7 +92,7 @@ def link_over_socketpair(tso6: bool = True) -> tuple[TunLink, socket.socket]:
     link = TunLink.__new__(TunLink)
     Link.__init__(link)
     link.name, link.mtu, link.offload, link.tso6, link.software_offload = "fake0", 1500, True, tso6, False
-    link.gso_ipv4_max_size = 65535
+    link.gso_max_size = 65535
     link._use(ours)
     return link, kernel
 

@@ -100,7 +100,7 @@ def gso_size_value(text: str) -> int:
 
     value = _integer(text, "size in bytes")
     if not LARGEST_PACKET <= value <= LARGEST_BIG_PACKET:
-        raise argparse.ArgumentTypeError(f"gso_ipv4_max_size {value} is outside {LARGEST_PACKET}..{LARGEST_BIG_PACKET}")
+        raise argparse.ArgumentTypeError(f"gso_max_size {value} is outside {LARGEST_PACKET}..{LARGEST_BIG_PACKET}")
     return value
 
 
@@ -208,10 +208,10 @@ def add_network_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--no-offload", action="store_true",
                        help="no checksum/TSO offloads on the TUN device (on by default where the kernel offers them); "
                             "ustack then joins and cuts segments itself (software GRO/GSO)")
-    group.add_argument("--gso-ipv4-max-size", metavar="BYTES", type=gso_size_value,
-                       help="the longest IPv4 TCP packet handed to the device to cut into segments (as Linux's "
-                            "device setting of that name); above 65535 IPv4 BIG TCP (default 262144 with "
-                            "offloads on Linux 6.3 or later, else 65535)")
+    group.add_argument("--gso-max-size", metavar="BYTES", type=gso_size_value,
+                       help="the longest TCP packet handed to the device to cut into segments (as Linux's "
+                            "device setting of that name); above 65535 BIG TCP: IPv4 Total Length 0, IPv6 "
+                            "jumbograms (default 262144 with offloads on Linux 6.3 or later, else 65535)")
     group.add_argument("--no-software-offload", action="store_true",
                        help="without the device's offloads, do not join or cut segments in software either: the pcap, "
                             "faults and --trace see every MTU-sized packet")

@@ -36,7 +36,7 @@ def open_network(args: argparse.Namespace, trace_output=None, ladders=None, queu
         pcap=args.pcap, trace_output=(trace_output or sys.stdout) if args.trace else None,
         seed=args.seed, inbound_faults=inbound, outbound_faults=outbound, program=f"ustack {args.command}",
         offload=not args.no_offload, software_offload=not args.no_software_offload,
-        gso_ipv4_max_size=args.gso_ipv4_max_size, queues=queues,
+        gso_max_size=args.gso_max_size, queues=queues,
         rps_cpus=rps_cpus)
     network = UstackNetwork(settings, watch=ladders)
     try:

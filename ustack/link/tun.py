@@ -54,17 +54,19 @@ kernel delivers coalesced; and the rest segment by segment. A FaultInjector that
 super-segment drops all the segments in it, which is what the peer then misses; one that drops
 one of the segments the Coalescer would join cuts the run at the gap, so the peer misses exactly
 that one.
-IPv4 BIG TCP (`gso_ipv4_max_size`, `ustack serve --gso-ipv4-max-size`): on Linux 6.3 and later the
-kernel takes IPv4 TCP super-segments longer than the 16-bit Total Length can say, with Total
-Length 0, the frame's length being the packet's (Linux's own TCP builds them for a device whose
-gso_ipv4_max_size is set so). With offloads this link takes them up to 256 KiB by default, and
-the Stack builds IPv4 segments that large (Stack(gso_ipv4_max_size=)): a download then writes
-~4-6 frames per MB instead of ~17 at MTU 1500, for fewer Python calls and system calls per MB.
-The kernel cuts them into MSS-sized segments as always (a peer's `ss -ti` shows its usual MSS);
-tcpdump on the device shows them with "length 0", its sign for a TSO packet. A frame that long
-needs a few runs of contiguous pages in the kernel; where a write of one fails, it is cut here
-into MTU-sized packets (cut_tcp_segment) and counted (`big_packets_cut_here`). IPv6 stays within
-64 KB (a longer packet needs a jumbo payload option, RFC 2675). `gso_ipv4_max_size=65535` sends as
+BIG TCP (`gso_max_size`, `ustack serve --gso-max-size`): the kernel takes TCP super-segments
+longer than IP's 16-bit length fields can say, as Linux's own TCP builds them for a device whose
+gso_max_size (IPv6) or gso_ipv4_max_size is raised: over IPv4 with Total Length 0, the frame's
+length being the packet's (Linux 6.3 and later); over IPv6 as jumbograms (RFC 2675: Payload
+Length 0 and a hop-by-hop header with the Jumbo Payload option, Linux 5.19 and later). With
+offloads this link takes them up to 256 KiB by default, and the Stack builds segments that large
+(Stack(gso_max_size=)): a download then writes ~5-6 frames per MB instead of ~17 at MTU 1500, for
+fewer Python calls and system calls per MB. The kernel cuts them into MSS-sized segments as
+always (a peer's `ss -ti` shows its usual MSS; the pieces of a jumbogram are ordinary packets,
+without its hop-by-hop header); tcpdump on the device shows an IPv4 one with "length 0", its
+sign for a TSO packet, and an IPv6 one as a jumbogram. A frame that long needs a few runs of
+contiguous pages in the kernel; where a write of one fails, it is cut here into MTU-sized
+packets (cut_tcp_segment) and counted (`big_packets_cut_here`). `gso_max_size=65535` sends as
 before; without offloads (software offload) the same size is taken, and cut here.
 
 If the kernel refuses TUNSETOFFLOAD the device is opened again without IFF_VNET_HDR, and
@@ -135,9 +137,10 @@ TUN_F_TSO_ECN = 0x08  # "... with the CWR bit set"
 OFFLOADS = TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6
 OFFLOADS_WITHOUT_TSO6 = TUN_F_CSUM | TUN_F_TSO4  # what we settle for if the kernel refuses TSO6
 IFF_MULTI_QUEUE = 0x0100  # include/uapi/linux/if_tun.h: one queue (fd) per TUNSETIFF with the same name
-# IPv4 BIG TCP (module docstring): the kernel reads Total Length 0 of a TCP GSO packet as "the
-# frame's length" since Linux 6.3 ("net: add support for ipv4 big tcp"); an older one drops such a
-# packet as a bad header, silently (the write succeeds), so the version decides.
+# BIG TCP (module docstring): the kernel reads IPv4's Total Length 0 of a TCP GSO packet as "the
+# frame's length" since Linux 6.3 ("net: add support for ipv4 big tcp"; IPv6 jumbograms since
+# 5.19); an older one drops such a packet as a bad header, silently (the write succeeds), so the
+# version decides.
 BIG_TCP_SINCE = (6, 3)
 # What a link with offloads takes by default on such a kernel: 256 KiB (measured at MTU 1500 with
 # two serves at once: 252 KB and 495 KB frames cost alike, both ~20 % less CPU per MB downloaded
@@ -163,23 +166,23 @@ class TunLink(Link):
         multi_queue: bool = False,
         existing: bool = False,
         software_offload: bool = True,
-        gso_ipv4_max_size: int | None = None,
+        gso_max_size: int | None = None,
     ) -> None:
         """`multi_queue`: open the device with IFF_MULTI_QUEUE, so that attach_queue() can add
         queues. `existing`: this is such a further queue of a device already made (no new device,
         MTU and queue length left as they are); use attach_queue() rather than this.
         `software_offload`: where the device runs without the kernel's offloads, join and cut
         segments here instead (see the module docstring); False: every packet as it comes.
-        `gso_ipv4_max_size`: the longest IPv4 TCP packet the Stack may hand this link to cut
-        (IPv4 BIG TCP above 65535, module docstring); None: 256 KiB with the kernel's offloads
-        on Linux 6.3 or later, else 65535."""
+        `gso_max_size`: the longest TCP packet the Stack may hand this link to cut (BIG TCP
+        above 65535, module docstring); None: 256 KiB with the kernel's offloads on Linux 6.3 or
+        later, else 65535."""
         super().__init__()
         if not 68 <= mtu <= 65535:  # RFC 791: every IPv4 link carries at least 68 bytes
             raise LinkError(f"TUN mtu {mtu} is outside 68..65535")
         if len(name.encode()) > 15:  # IFNAMSIZ is 16 including the final NUL
             raise LinkError(f"TUN name {name!r} is longer than 15 characters")
-        if gso_ipv4_max_size is not None and not LARGEST_PACKET <= gso_ipv4_max_size <= LARGEST_BIG_PACKET:
-            raise LinkError(f"gso_ipv4_max_size {gso_ipv4_max_size} is outside {LARGEST_PACKET}..{LARGEST_BIG_PACKET}")
+        if gso_max_size is not None and not LARGEST_PACKET <= gso_max_size <= LARGEST_BIG_PACKET:
+            raise LinkError(f"gso_max_size {gso_max_size} is outside {LARGEST_PACKET}..{LARGEST_BIG_PACKET}")
         self.name = name
         self.mtu = mtu
         self.namespace = namespace
@@ -189,7 +192,7 @@ class TunLink(Link):
         self.offload = bool(offloads)
         self.tso6 = bool(offloads & TUN_F_TSO6)
         self.software_offload = software_offload and not self.offload
-        self.gso_ipv4_max_size = _big_tcp_size(gso_ipv4_max_size, self.offload, self.software_offload)
+        self.gso_max_size = _big_tcp_size(gso_max_size, self.offload, self.software_offload)
         if offload and not self.offload:
             if existing:  # the queues of one device must all carry the vnet header, or none
                 self._device.close()
@@ -229,7 +232,7 @@ class TunLink(Link):
         if not self.multi_queue:
             raise LinkError(f"TUN {self.name} was not opened with multi_queue=True")
         return TunLink(self.name, mtu=self.mtu, namespace=self.namespace, offload=self.offload, existing=True,
-                       software_offload=self.software_offload, gso_ipv4_max_size=self.gso_ipv4_max_size)
+                       software_offload=self.software_offload, gso_max_size=self.gso_max_size)
 
     @property
     def cuts_large_segments(self) -> bool:
@@ -340,7 +343,7 @@ class TunLink(Link):
             return
         if len(packet) > self.mtu:
             # CWR and ECE may ride on a large segment too (ECN's first new data after a reduction).
-            parts = large_segment_parts(packet, self.mtu, CWR | ECE, self.gso_ipv4_max_size)
+            parts = large_segment_parts(packet, self.mtu, CWR | ECE, self.gso_max_size)
             if parts is None:
                 self.count_drop("larger_than_mtu")
                 return
@@ -352,7 +355,7 @@ class TunLink(Link):
             # CWR on every piece; RFC 3168 6.1.2 wants it once, and cut_tcp_segment keeps it
             # on the first piece only).
             ipv6 = parts[0][1] == GSO_TCPV6
-            tcp_flags = packet[(40 if ipv6 else 20) + 13]  # large_segment_parts took TCP right after the IP header
+            tcp_flags = packet[(parts[0][6] | parts[0][7] << 8) + 13]  # at the header's csum_start: where TCP starts
             if (ipv6 and not self.tso6) or tcp_flags & CWR:
                 self.counters["large_segments_cut_here"] += 1
                 for piece in cut_tcp_segment(packet, self.mtu):
@@ -451,7 +454,7 @@ class TunLink(Link):
         self.counters["bytes_out"] += written - (HEADER_SIZE if self.offload else 0)
 
     def _write_big(self, packet, parts: list) -> None:
-        """An IPv4 BIG TCP frame (module docstring), or where the kernel cannot take it whole, its
+        """A BIG TCP frame (module docstring), or where the kernel cannot take it whole, its
         MTU-sized pieces cut here. The kernel builds a written frame's buffer from at most 17 runs
         of pages (alloc_skb_with_frags): a 256 KiB one needs runs of 16 KiB or more, which memory
         worn into small pieces may lack, and then the write fails (ENOBUFS, ENOMEM, EMSGSIZE)."""
@@ -517,13 +520,13 @@ def _enable_offloads(device: "pytun.TunTapDevice") -> int:
 
 
 def _big_tcp_size(wanted: int | None, offload: bool, software_offload: bool) -> int:
-    """TunLink.gso_ipv4_max_size for the size asked for (None: the default) on this kernel."""
+    """TunLink.gso_max_size for the size asked for (None: the default) on this kernel."""
     kernel_takes_big = kernel_version() >= BIG_TCP_SINCE
     if wanted is None:
         return DEFAULT_BIG_TCP_SIZE if offload and kernel_takes_big else LARGEST_PACKET
     if wanted > LARGEST_PACKET and offload and not kernel_takes_big:
-        raise LinkError(f"gso_ipv4_max_size {wanted} needs Linux {'.'.join(map(str, BIG_TCP_SINCE))} or later "
-                        f"(IPv4 BIG TCP); this one is {'.'.join(map(str, kernel_version()))}")
+        raise LinkError(f"gso_max_size {wanted} needs Linux {'.'.join(map(str, BIG_TCP_SINCE))} or later "
+                        f"(BIG TCP); this one is {'.'.join(map(str, kernel_version()))}")
     return wanted
 
 

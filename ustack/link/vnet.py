@@ -42,6 +42,7 @@ from ..wire.checksum import (checksum_add, checksum_finish, internet_checksum, i
                              pseudo_header_sum6)
 from ..wire.buffers import LinkBuffer, SegmentParts
 from ..wire.segment import cut_tcp_segment
+from ..wire.ipv6 import JUMBO_HEADER_LENGTH, is_jumbogram
 from ..compat import READ_ONLY_SLICES_COPY_BYTEWISE
 
 HEADER = struct.Struct("=BBHHHH")
@@ -71,7 +72,9 @@ CWR, ECE = 0x80, 0x40  # ECN's TCP flags (RFC 3168 6.1)
 # A super-segment stays within 65535 bytes in both families: IPv4's 16-bit total length, and the
 # 64 KB the kernel's GRO and TSO build at most (IPv6's payload length could take 40 bytes more).
 LARGEST_SUPER_SEGMENT = 65535
-GSO_TYPE_OF = {IPV4_HEADER: GSO_TCPV4, IPV6_HEADER: GSO_TCPV6}  # by where TCP starts
+# Where TCP starts in an IPv6 jumbogram the Stack built past 64 KB (IPv6 BIG TCP: wire/ipv6.py).
+JUMBO_TCP_START = IPV6_HEADER + JUMBO_HEADER_LENGTH
+GSO_TYPE_OF = {IPV4_HEADER: GSO_TCPV4, IPV6_HEADER: GSO_TCPV6, JUMBO_TCP_START: GSO_TCPV6}  # by where TCP starts
 SMALL_PACKET = 2048  # up to this length, packet_from_parts copies by slicing (measured: faster)
 # From this length on, packet_from_parts hands over the buffer it was given instead of a copy (the
 # caller reads the next frame into a new one). Below it, a copy: a short packet must not keep a
@@ -220,10 +223,15 @@ def complete_checksum(packet):
         if type(buffer) is LinkBuffer and buffer.tcp_checksum_partial:
             # packet_from_parts vouched for it: a TCP segment right behind the IP header, whose IP
             # length is the packet's length, the checksum at the TCP checksum field.
-            tcp_start = IPV6_HEADER if buffer[0] >> 4 == 6 else (buffer[0] & 0x0F) * 4
-            # (an IPv4 BIG TCP packet says 0, its length being the packet's: SegmentParts.joined)
-            length = (IPV6_HEADER + (buffer[4] << 8 | buffer[5]) if tcp_start == IPV6_HEADER
-                      else buffer[2] << 8 | buffer[3] or len(packet))
+            # (a BIG TCP packet says 0, its length being the packet's: an IPv4 one's Total Length,
+            # an IPv6 jumbogram's Payload Length, whose TCP starts past its hop-by-hop header)
+            if buffer[0] >> 4 == 6:
+                if is_jumbogram(buffer, len(packet)):
+                    tcp_start, length = JUMBO_TCP_START, len(packet)
+                else:
+                    tcp_start, length = IPV6_HEADER, IPV6_HEADER + (buffer[4] << 8 | buffer[5])
+            else:
+                tcp_start, length = (buffer[0] & 0x0F) * 4, buffer[2] << 8 | buffer[3] or len(packet)
             _store_checksum(buffer, tcp_start, tcp_start + TCP_CHECKSUM_OFFSET, length)
             buffer.tcp_checksum_partial = False
     return packet
@@ -430,8 +438,8 @@ def large_segment_frame(packet: bytes, mtu: int, other_flags: int = 0) -> bytes 
 def large_segment_parts(packet: bytes, mtu: int, other_flags: int = 0,
                         largest: int = LARGEST_SUPER_SEGMENT) -> list | None:
     """large_segment_frame as the buffers it is made of, the payload not copied (os.writev).
-    `largest`: the longest packet the device takes (TunLink.gso_ipv4_max_size, for IPv4 BIG TCP;
-    IPv6 segments stay within LARGEST_SUPER_SEGMENT, which the Stack sees to).
+    `largest`: the longest packet the device takes (TunLink.gso_max_size: past 64 KB, BIG TCP;
+    an IPv6 one is a jumbogram, whose TCP starts past its hop-by-hop header).
 
     A packet the stack built with its checksum already partial (codec.build_tcp_packet:
     SegmentParts) goes as its parts, the headers and the payload (whose checksum an observer's
@@ -443,8 +451,12 @@ def large_segment_parts(packet: bytes, mtu: int, other_flags: int = 0,
         return None
     header_length = t + (packet[t + 12] >> 4) * 4
     # The header's fields in VnetHeader's order, packed without making one (this runs for every
-    # large segment: a bulk download's whole send path).
-    header = HEADER.pack(NEEDS_CSUM, GSO_TYPE_OF[t], header_length, mtu - header_length, t, TCP_CHECKSUM_OFFSET)
+    # large segment: a bulk download's whole send path). The pieces' data: the MTU less their
+    # headers, which for a jumbogram's pieces leave its hop-by-hop header out (the kernel drops it
+    # before it cuts: the pieces are ordinary packets).
+    header = HEADER.pack(NEEDS_CSUM, GSO_TYPE_OF[t], header_length,
+                         mtu - header_length + (JUMBO_HEADER_LENGTH if t == JUMBO_TCP_START else 0), t,
+                         TCP_CHECKSUM_OFFSET)
     if type(packet) is SegmentParts:
         return [header, packet.headers, packet.payload]
     if type(packet) is memoryview and type(packet.obj) is LinkBuffer and packet.obj.tcp_checksum_partial:
@@ -469,6 +481,8 @@ def tcp_start_if_joinable(packet: bytes, other_flags: int = 0) -> int:
         t = IPV4_HEADER
     elif first >> 4 == 6 and head[6] == TCP_PROTOCOL and length > IPV6_HEADER + 20:
         t = IPV6_HEADER
+    elif first >> 4 == 6 and is_jumbogram(head, length) and head[IPV6_HEADER] == TCP_PROTOCOL:
+        t = JUMBO_TCP_START
     else:
         return 0
     if head[t + 13] & ~(PSH | FIN | other_flags) != ACK or length <= t + (head[t + 12] >> 4) * 4:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 SYNCOOKIE_MODES = ("off", "auto", "always")  # TcpConfig.syncookies
 # The most segments one TSO super-segment may stand for (TcpConfig.offload_segments): a 64 KB one
-# holds 44 at MTU 1500, a 256 KiB IPv4 BIG TCP one 179 (Stack); the bound keeps one send bounded
+# holds 44 at MTU 1500, a 256 KiB BIG TCP one 179 (181 over IPv6; Stack); the bound keeps one send bounded
 # at a small MTU.
 MOST_OFFLOAD_SEGMENTS = 1024
 

@@ -22,6 +22,11 @@ PROTOCOL_NO_NEXT_HEADER = 59
 PROTOCOL_DESTINATION_OPTIONS = 60
 
 IPV6_HEADER_LENGTH = 40
+# A jumbogram as IPv6 BIG TCP builds one (RFC 2675; csrc/ipv6.c ustack_ipv6_jumbo_length): Payload
+# Length 0, then an 8-byte hop-by-hop header holding the Jumbo Payload option (type 0xC2) alone.
+JUMBO_HEADER_LENGTH = 8
+JUMBO_OPTION = 0xC2
+LARGEST_PAYLOAD = 65535  # what Payload Length can say; past it, a jumbogram
 MINIMUM_MTU = 1280  # RFC 8200 5: every link carries packets of this size
 
 
@@ -63,6 +68,13 @@ class Ipv6Header(NamedTuple):
     def ecn(self) -> int:
         """The ECN field: the low two bits of the traffic class (RFC 8200 7, RFC 3168 5)."""
         return self.traffic_class & 0b11  # the code points are ipv4.py's (RFC 3168 5)
+
+
+def is_jumbogram(head, length: int) -> bool:
+    """Whether the IPv6 packet of `length` bytes whose headers start `head` is a jumbogram of
+    that layout (the parser checks the rest: the length in the option and the frame's agree)."""
+    return (length > IPV6_HEADER_LENGTH + LARGEST_PAYLOAD and head[6] == PROTOCOL_HOP_BY_HOP
+            and head[4] == head[5] == 0 and head[IPV6_HEADER_LENGTH + 2] == JUMBO_OPTION)
 
 
 def address6_value(text: str) -> bytes:

@@ -16,9 +16,10 @@ from __future__ import annotations
 
 from ._wire import ffi, lib
 from .buffers import SegmentParts
+from .ipv6 import JUMBO_HEADER_LENGTH, is_jumbogram
 
 LARGEST_PACKET = 65535
-# The largest segment cut here: an IPv4 BIG TCP packet (csrc/wire.h USTACK_IPV4_LARGEST_BIG_PACKET,
+# The largest segment cut here: a BIG TCP packet (csrc/wire.h USTACK_LARGEST_BIG_PACKET,
 # link/tun.py), cut in software when the kernel could not take it whole.
 LARGEST_BIG_PACKET = 262144
 # Such a segment cut at the smallest MTU IPv4 allows (68, less 40 bytes of headers) has at most
@@ -45,6 +46,10 @@ def cut_tcp_segment(packet: bytes | bytearray | memoryview | SegmentParts, mtu: 
     if length <= 60 or header_bytes < 40:
         return None
     start = 20 if headers[0] == 0x45 else 40
+    left_out = 0  # the bytes of the headers that no piece carries
+    if start == 40 and is_jumbogram(headers, length):
+        left_out = JUMBO_HEADER_LENGTH  # its hop-by-hop header (C leaves it out, as the kernel does)
+        start += left_out
     header_length = start + (headers[start + 12] >> 4) * 4
     if mtu <= header_length:
         return None
@@ -70,7 +75,7 @@ def cut_tcp_segment(packet: bytes | bytearray | memoryview | SegmentParts, mtu: 
     # Every piece but the last is exactly `mtu` bytes (C fills each with MTU minus the headers of
     # data), so the views are cut by position, without reading piece_lengths back one by one
     # (that loop cost about as much as the C call: a 64 KB segment has 45 pieces at MTU 1500).
-    view = memoryview(out)[:length + (count - 1) * header_length]
+    view = memoryview(out)[:length - header_length + count * (header_length - left_out)]
     return [view[offset:offset + mtu] for offset in range(0, len(view), mtu)]
 
 
