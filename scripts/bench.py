@@ -98,8 +98,9 @@ MEGABYTE = 1e6  # MB/s as curl and ab count them: 10**6 bytes
 
 # The same Python apps ustack serves, on the kernel's sockets through asyncio, with the same heap,
 # garbage-collector and priority settings as `ustack serve` (ustack/heap.py, ustack/collector.py,
-# ustack/priority.py). Its
-# listeners share their ports (SO_REUSEPORT) so that scripts/bench_workers.py can run N of them
+# ustack/priority.py). It logs each request as `ustack serve --http` does, a line and a write(2)
+# each (until the thirteenth pass, December 2026, it logged nothing, and serve did that work
+# alone: ~4 us per connection, under 1 % of its CPU). Its listeners share their ports (SO_REUSEPORT) so that scripts/bench_workers.py can run N of them
 # beside `serve --workers N`; one process alone serves as it would without. Without
 # the heap setting, glibc's mmap threshold rises once the first 1 MiB file chunk is freed, and this app's uploads ran twice as fast after downloads as
 # before them (249 against 534 MB/s), a figure that measured glibc rather than the stack.
@@ -114,9 +115,14 @@ keep_freed_heap_for_reuse()
 collect_cycles_less_often()
 run_ahead_of_clients()
 
+def log(line):
+    # As `ustack serve` logs each request: one line, one write (its stdout is line by line).
+    sys.stdout.write(f"http   : {line}\n")
+    sys.stdout.flush()
+
 async def main():
-    await asyncio.start_server(HttpFileServer(sys.argv[1], allow_upload=True), "0.0.0.0", 80, backlog=1024,
-                               reuse_port=True)
+    await asyncio.start_server(HttpFileServer(sys.argv[1], allow_upload=True, log=log), "0.0.0.0", 80,
+                               backlog=1024, reuse_port=True)
     await asyncio.start_server(handle_echo, "0.0.0.0", 7, backlog=1024, reuse_port=True)
     print("ready", flush=True)
     await asyncio.Event().wait()
