@@ -184,6 +184,12 @@ def parse_packet(packet: bytes) -> Packet:
             if type(packet) is memoryview and type(packet.obj) is LinkBuffer and packet.obj.tcp_checksum_known \
                     and packet.readonly:
                 reason = _parse_tcp_checksum_known(_from_buffer(packet), len(packet), fields)  # LinkBuffer says why
+            elif type(packet) is memoryview and type(packet.obj) is bytes and len(packet) == len(packet.obj):
+                # A view of a whole bytes object (the TUN link's copy of a super-segment, on PyPy):
+                # C is handed the bytes object, which cffi passes where it lies (pinned, on PyPy),
+                # where ffi.from_buffer of the view moved it out of PyPy's nursery first, a copy
+                # (compat.FROM_BUFFER_MOVES_YOUNG_BYTES). The payload is still sliced from the view.
+                reason = _parse(packet.obj, len(packet), fields)
             else:
                 reason = _parse(_from_buffer(packet), len(packet), fields)
                 if type(packet) is AckRun:
