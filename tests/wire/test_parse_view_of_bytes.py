@@ -10,6 +10,7 @@ from __future__ import annotations
 import pytest
 
 from ustack.wire import codec
+from ustack.wire.buffers import ChecksumKnownCopy
 from ustack.wire.codec import WireError, build_tcp_packet, parse_packet
 from ustack.wire.tcp import ACK, TcpOptions, TcpSegment
 
@@ -66,3 +67,24 @@ def test_a_bad_checksum_in_a_view_of_bytes_is_still_refused(handed_to_c):
     with pytest.raises(WireError) as refused:
         parse_packet(memoryview(bytes(changed)))
     assert refused.value.args[0] == "tcp_bad_checksum" and handed_to_c == [bytes]
+
+
+def test_a_view_of_a_checksum_known_copy_is_not_summed_and_what_is_made_from_it_is(monkeypatch):
+    """ChecksumKnownCopy (the TUN link's copy of a super-segment whose checksum it knows, on PyPy)
+    is parsed as a marked LinkBuffer is: no pass over the segment. A copy made from it is plain
+    bytes and summed as always, so a changed one is refused."""
+    calls = []
+    real_parse, real_known = codec._parse, codec._parse_tcp_checksum_known
+    monkeypatch.setattr(codec, "_parse", lambda *arguments: calls.append("summed") or real_parse(*arguments))
+    monkeypatch.setattr(codec, "_parse_tcp_checksum_known",
+                        lambda *arguments: calls.append("not summed") or real_known(*arguments))
+    packet = super_segment(4)
+    known = ChecksumKnownCopy(packet)
+    assert parse_packet(memoryview(known)).tcp.payload == parse_packet(packet).tcp.payload
+    assert calls == ["not summed", "summed"]
+    changed = bytearray(known)
+    changed[-100] ^= 0x10
+    assert type(known[:]) is bytes and type(bytes(memoryview(known))) is bytes
+    with pytest.raises(WireError):
+        parse_packet(memoryview(bytes(changed)))
+    assert calls[-1] == "summed"
