@@ -30,6 +30,18 @@ And one thing both have but PyPy does slowly:
   writable view (and about 0.3 us on CPython). The TUN link handed each received super-segment
   over as such a slice, which made an upload 3.6 MB/s on PyPy; where this is True it copies them
   into bytes instead (ustack/link/vnet.py HANDS_OVER_BUFFERS).
+- `FROM_BUFFER_MOVES_YOUNG_BYTES`: on PyPy, `ffi.from_buffer` of a bytes object, or of a view of
+  one, that is still in the collector's nursery (where every object under ~132 KB is made) moves
+  it out first: a copy, into memory that only a major collection frees. The TUN link's copy of a
+  received super-segment (above) is such an object, and taking its address twice on its way up
+  (the parser's C call, then this module's os.writev into the uploaded file) made an upload copy
+  every byte once more and run a major collection every ~170 MB, each marking the whole heap
+  (~60 MB once warm) in steps of up to 23-55 ms: 17 major collections in 2.5 GB uploaded, 8
+  without (/work/bench/s13/pypybulk). A bytes object passed to C as a `char *`
+  argument instead is pinned where it lies for the call, and os.write copies a view into a young
+  string of its own, which dies young: the parser hands C the bytes object itself
+  (ustack/wire/codec.py parse_packet), and where this is True the HTTP app writes an upload's
+  pieces one os.write each (ustack/apps/http.py _write_all).
 
 And one thing PyPy's JIT does better when told:
 
@@ -52,6 +64,7 @@ import sys
 
 DATACLASS_SLOTS: dict = {"slots": True} if sys.version_info >= (3, 10) else {}
 READ_ONLY_SLICES_COPY_BYTEWISE = sys.implementation.name == "pypy"
+FROM_BUFFER_MOVES_YOUNG_BYTES = sys.implementation.name == "pypy"
 
 _libc = None
 _ffi = None

@@ -228,6 +228,7 @@ def test_write_all_goes_on_after_a_short_write_and_past_iov_max(tmp_path, monkey
     pieces = [bytes([index]) * size for index, size in enumerate([5, 3000, 1, 700, 2500, 10, 4000])]
     real_writev = os.writev
     monkeypatch.setattr(http, "IOV_MAX", 3)
+    monkeypatch.setattr(http, "FROM_BUFFER_MOVES_YOUNG_BYTES", False)  # (CPython's way, on either Python)
 
     def short_writev(descriptor, buffers):
         assert len(buffers) <= 3
@@ -237,3 +238,28 @@ def test_write_all_goes_on_after_a_short_write_and_past_iov_max(tmp_path, monkey
     with open(tmp_path / "written.bin", "wb") as file:
         http._write_all(file.fileno(), pieces)
     assert (tmp_path / "written.bin").read_bytes() == b"".join(pieces)
+
+
+def test_write_all_writes_piece_by_piece_where_from_buffer_moves_young_bytes(tmp_path, monkeypatch):
+    """Where compat.FROM_BUFFER_MOVES_YOUNG_BYTES (PyPy, whose os.writev is compat's: cffi's
+    from_buffer for each piece, which moved each received packet's young copy out of the
+    collector's nursery), _write_all writes with os.write, one piece at a time, never os.writev:
+    every piece in order, views of larger packets included, after short writes too."""
+    packets = [bytes([index]) * 52 + bytes([index + 100]) * size for index, size in enumerate([5, 3000, 1, 700, 2500])]
+    pieces = [memoryview(packet)[52:] for packet in packets]  # as a received super-segment's payload
+    monkeypatch.setattr(http, "FROM_BUFFER_MOVES_YOUNG_BYTES", True)
+    real_write, lengths = os.write, []
+
+    def short_write(descriptor, data):
+        lengths.append(len(data))
+        return real_write(descriptor, bytes(data)[:1000])
+
+    def no_writev(descriptor, buffers):
+        raise AssertionError("os.writev called")
+
+    monkeypatch.setattr(os, "write", short_write)
+    monkeypatch.setattr(os, "writev", no_writev)
+    with open(tmp_path / "written.bin", "wb") as file:
+        assert http._write_all(file.fileno(), pieces) == sum(map(len, pieces))
+    assert (tmp_path / "written.bin").read_bytes() == b"".join(pieces)
+    assert lengths == [5, 3000, 2000, 1000, 1, 700, 2500, 1500, 500]  # one piece, or what is left of it, per write

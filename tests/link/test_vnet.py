@@ -15,7 +15,7 @@ from ustack.link.vnet import (
 )
 from ustack.stack import Stack
 from ustack.wire import parse_packet
-from ustack.wire.buffers import LinkBuffer
+from ustack.wire.buffers import ChecksumKnownCopy, LinkBuffer
 from ustack.wire.tcp import TcpOptions
 
 
@@ -251,12 +251,12 @@ def test_where_buffers_are_not_handed_over_a_super_segment_is_a_read_only_view_o
     """PyPy's way (vnet.HANDS_OVER_BUFFERS False; there a slice of a read-only view of a bytearray
     is read a byte at a time, compat.READ_ONLY_SLICES_COPY_BYTEWISE): from HANDED_OVER_FROM bytes
     on, the packet is copied once into bytes and handed over as a read-only view of the copy, its
-    checksum completed; the buffer stays the caller's, and the parser's payload is a view of the
-    copy (no second copy)."""
+    checksum completed, and known: a ChecksumKnownCopy, which the parser does not sum again; the
+    buffer stays the caller's, and the parser's payload is a view of the copy (no second copy)."""
     packet, header, buffer = super_segment_read_into(LinkBuffer, family)
     handed = vnet.packet_from_parts(header, buffer, len(packet))
-    assert type(handed) is memoryview and handed.readonly and type(handed.obj) is bytes and handed == packet
-    assert not buffer.tcp_checksum_known  # the mark stays behind: the parser sums the copy
+    assert type(handed) is memoryview and handed.readonly and type(handed.obj) is ChecksumKnownCopy and handed == packet
+    assert not buffer.tcp_checksum_known  # the buffer itself is not handed over, nor marked
     buffer[:] = bytes(len(buffer))  # the next frame read into the buffer leaves the packet as it was
     assert handed == packet
     payload = parse_packet(handed).tcp.payload
@@ -268,10 +268,36 @@ def test_where_buffers_are_not_handed_over_a_super_segment_is_a_read_only_view_o
 
 
 @pytest.mark.parametrize("family", [4, 6])
+@pytest.mark.parametrize("flags, checksum_offset, kind", [
+    (vnet.NEEDS_CSUM, 16, ChecksumKnownCopy),  # vouched for: completed by the link
+    (vnet.DATA_VALID, 16, ChecksumKnownCopy),  # verified by the kernel
+    (vnet.NEEDS_CSUM | vnet.DATA_VALID, 16, ChecksumKnownCopy),
+    (0, 16, bytes),  # from a wire, unverified: the parser sums it
+    (vnet.NEEDS_CSUM, 18, bytes),  # a partial sum elsewhere: completed, but not vouched for
+])
+def test_where_buffers_are_not_handed_over_a_copy_says_whether_its_checksum_is_known(family, flags, checksum_offset,
+                                                                                      kind, buffers_copied):
+    """A super-segment's copy (PyPy's way) is a ChecksumKnownCopy exactly where a handed-over
+    LinkBuffer would have been marked tcp_checksum_known, and plain bytes otherwise (what the
+    link completes where the sum is elsewhere: tests/link/test_checksum_once.py)."""
+    packet, _, buffer = super_segment_read_into(LinkBuffer, family)
+    tcp_start = 40 if family == 6 else 20
+    header = build_vnet_header(VnetHeader(flags, GSO_TCPV6 if family == 6 else GSO_TCPV4, 0, 1448, tcp_start,
+                                          checksum_offset))
+    if not flags & vnet.NEEDS_CSUM:
+        buffer[:len(packet)] = packet  # a complete checksum, as from a wire
+    handed = vnet.packet_from_parts(header, buffer, len(packet))
+    assert type(handed) is memoryview and handed.readonly and type(handed.obj) is kind
+    if checksum_offset == 16:
+        assert handed == packet  # complete, as the parser and every observer need it
+
+
+@pytest.mark.parametrize("family", [4, 6])
 def test_where_buffers_are_not_handed_over_the_link_reads_every_frame_into_its_one_buffer(family, sockets, monkeypatch,
                                                                                         buffers_copied):
     """The TUN link on PyPy: no new buffer per super-segment, every checksum checked once (completed
-    by the link where the kernel left it partial, summed by the parser otherwise), a bad one dropped."""
+    by the link where the kernel left it partial, and then not summed again by the parser: a
+    ChecksumKnownCopy; summed by the parser otherwise), a bad one dropped."""
     ours, theirs = sockets
     link, stack, sums = fake_link(ours, offload=True), stack_for(family), Sums(monkeypatch)
     buffer = link._packet_buffer
@@ -281,7 +307,8 @@ def test_where_buffers_are_not_handed_over_the_link_reads_every_frame_into_its_o
     first, second = receive(link, stack)
     assert link._packet_buffer is buffer and first.obj is not buffer and second.obj is not first.obj
     assert first.readonly and bytes(first) == good and bytes(second) == corrupted(good)
-    assert (sums.link, sums.parser, sums.parser_skipped) == (1, 2, 0)
+    assert type(first.obj) is ChecksumKnownCopy and type(second.obj) is bytes
+    assert (sums.link, sums.parser, sums.parser_skipped) == (1, 1, 1)
     assert stack.drops["tcp_bad_checksum"] == 1 and stack.counters["packets_in"] == 1
 
 

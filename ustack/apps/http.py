@@ -34,7 +34,7 @@ from urllib.parse import quote, unquote, urlsplit
 
 import h11
 
-from ..compat import asyncio_timeout
+from ..compat import FROM_BUFFER_MOVES_YOUNG_BYTES, asyncio_timeout
 from .closing import close_quietly
 
 # The most bytes one read of the stream takes. Each read of an upload's body costs the app a
@@ -381,11 +381,17 @@ def _header(request: h11.Request, name: bytes) -> bytes | None:
 def _write_all(descriptor: int, chunks: list) -> int:
     """os.writev the chunks (bytes-like) until all are in the file; returns how many bytes that
     was. Usually one writev; but a write may take fewer bytes than given, and one writev takes at
-    most IOV_MAX pieces."""
+    most IOV_MAX pieces. On PyPy one os.write per piece instead: its os.writev is compat's, which
+    takes each piece's address with ffi.from_buffer, and so moved each piece's packet (the TUN
+    link's young copy) out of the collector's nursery, where os.write copies the piece into a
+    young string of its own (compat.FROM_BUFFER_MOVES_YOUNG_BYTES says what that costs)."""
     total = left = sum(map(len, chunks))
     pieces = chunks
     while left:
-        written = os.writev(descriptor, pieces[:IOV_MAX])
+        if FROM_BUFFER_MOVES_YOUNG_BYTES:
+            written = os.write(descriptor, pieces[0])
+        else:
+            written = os.writev(descriptor, pieces[:IOV_MAX])
         left -= written
         if not left:
             break

@@ -40,7 +40,7 @@ from typing import NamedTuple
 
 from ..wire.checksum import (checksum_add, checksum_finish, internet_checksum, internet_checksum_of, pseudo_header_sum,
                              pseudo_header_sum6)
-from ..wire.buffers import LinkBuffer, SegmentParts
+from ..wire.buffers import ChecksumKnownCopy, LinkBuffer, SegmentParts
 from ..wire.segment import cut_tcp_segment
 from ..wire.ipv6 import JUMBO_HEADER_LENGTH, is_jumbogram
 from ..compat import READ_ONLY_SLICES_COPY_BYTEWISE
@@ -86,8 +86,9 @@ HANDED_OVER_FROM = 32 * 1024
 # upload ran at 3.6 MB/s). There a packet from HANDED_OVER_FROM on is instead copied once into
 # bytes and handed over as a read-only view of that copy, which PyPy slices and reads at memory
 # speed, so the parser's payload is a view again rather than a second copy; the link keeps its
-# buffer. The cost: that one copy (~10 us per 64 KB on PyPy), and the TCP checksum is summed by
-# the parser (a copy cannot carry LinkBuffer's mark).
+# buffer. The cost: that one copy (~10 us per 64 KB on PyPy); a copy whose TCP checksum is known
+# says so by its class (ChecksumKnownCopy), so the parser leaves it unsummed as LinkBuffer's mark
+# would; the link completes a partial one first.
 HANDS_OVER_BUFFERS = not READ_ONLY_SLICES_COPY_BYTEWISE
 
 
@@ -156,10 +157,12 @@ def packet_from_parts(header: bytes | bytearray, packet: bytearray, length: int)
       pcap writer, the FaultInjector, the tracer, the live ladder). That saves the one C pass over
       up to 64 KB that completing it here cost for every super-segment of an upload;
     - anything else with NEEDS_CSUM (another offset, not TCP, a fragment, an IP length shorter
-      than the frame, or a packet copied into bytes, which cannot carry the mark) is completed
+      than the frame, or a packet copied into bytes, which cannot be left partial) is completed
       here with the C checksum, so that everything above sees an ordinary packet; a handed-over
       one is then marked `tcp_checksum_known` where the vouched conditions hold but for the flag
-      (DATA_VALID: the kernel says it verified it). The rest the parser checks in full."""
+      (DATA_VALID: the kernel says it verified it). The rest the parser checks in full.
+    A super-segment copied on PyPy is a ChecksumKnownCopy where a handed-over one would have been
+    marked `tcp_checksum_known` (vouched for, then completed here; or DATA_VALID), else bytes."""
     if length < 0 or len(header) < HEADER_SIZE:
         raise VnetDrop("vnet_header_truncated")
     flags, gso_type, _, gso_size, csum_start, csum_offset = HEADER.unpack_from(header)
@@ -200,7 +203,10 @@ def packet_from_parts(header: bytes | bytearray, packet: bytearray, length: int)
         return memoryview(packet).toreadonly()[:length]  # no copy: the buffer is handed over
     with memoryview(packet) as view:
         if length >= HANDED_OVER_FROM:  # (where HANDS_OVER_BUFFERS is False: PyPy)
-            return memoryview(view[:length].tobytes())  # one copy, and a view of it: see above
+            # One copy, and a view of it (see above); one whose TCP checksum is known (completed
+            # above, the kernel vouching for it, or DATA_VALID) says so by its class.
+            known = _tcp_checksum_known(flags, packet, length, csum_start, csum_offset)
+            return memoryview((ChecksumKnownCopy if known else bytes)(view[:length]))
         return bytes(view[:length])  # one copy
 
 

@@ -2,6 +2,8 @@
 
     LinkBuffer     a buffer a link reads one packet into and hands over whole, which says what is
                    known of the packet's TCP checksum (a received super-segment)
+    ChecksumKnownCopy  a received super-segment a link copied into bytes (PyPy, where it hands
+                   over no LinkBuffer), whose TCP checksum it knows to be right
     SegmentParts   a segment the stack built with its TCP checksum partial, kept as its headers
                    and its payload, which the TUN link writes without joining them
 
@@ -47,6 +49,19 @@ class LinkBuffer(bytearray):
 
     tcp_checksum_known = False
     tcp_checksum_partial = False
+
+
+@final  # (the parser tells it by `type(view.obj) is ChecksumKnownCopy`)
+class ChecksumKnownCopy(bytes):
+    """A received packet that a link copied into bytes of its own, whose TCP checksum the link
+    knows to be right, on the same grounds as LinkBuffer's `tcp_checksum_known` (the link
+    completed it, the kernel vouching for it, or the kernel verified it): its class is the mark,
+    so a copy costs no attribute. The TUN link makes one on PyPy, where a super-segment is copied
+    rather than handed over in its LinkBuffer (ustack/link/vnet.py HANDS_OVER_BUFFERS), and
+    hands over a view of it; parse_packet then leaves out its pass over the segment (up to 64 KB)
+    as for a marked LinkBuffer. Its checksum is never partial: the link completes it before the
+    copy. Anything made from it is plain bytes (a slice, a FaultInjector's changed copy), and is
+    summed as always."""
 
 
 @final  # (nothing derives from it: the links tell it by `type(packet) is SegmentParts`)

@@ -24,7 +24,7 @@ from typing import NamedTuple
 
 from ._wire import ffi, lib
 from .checksum import checksum_add, checksum_finish, internet_checksum, pseudo_header_sum
-from .buffers import LinkBuffer, SegmentParts
+from .buffers import ChecksumKnownCopy, LinkBuffer, SegmentParts
 from .errors import WireError
 from .icmp import DESTINATION_UNREACHABLE, IcmpMessage, QuotedTcp
 from .icmpv6 import PACKET_TOO_BIG, PARAMETER_PROBLEM, Icmpv6Message
@@ -137,6 +137,7 @@ def _borrow() -> _Scratch:
 _parse = lib.ustack_parse_packet
 _parse_tcp_checksum_known = lib.ustack_parse_packet_tcp_checksum_known
 _from_buffer = ffi.from_buffer
+_BYTES = (bytes, ChecksumKnownCopy)  # bytes as cffi passes them to C: in place
 _read_ip_header = _IP_HEADER.unpack_from
 _read_after_ip = _AFTER_IP.unpack_from
 _read_ip6_header = _IP6_HEADER.unpack_from
@@ -155,7 +156,8 @@ def parse_packet(packet: bytes) -> Packet:
     memoryview to get memoryview payloads that share the packet's memory instead of copying it
     (worth it for large packets: copying 64 KiB costs more than checksumming it). A read-only view
     of a LinkBuffer whose link knows the TCP checksum is right is parsed without summing the
-    segment again (LinkBuffer says when); everything else is checked in full. SegmentParts (a
+    segment again (LinkBuffer says when), and so is a view of a whole ChecksumKnownCopy;
+    everything else is checked in full. SegmentParts (a
     stack's own large segment, handed to another stack directly) is read joined (its joined()).
     """
     # Every packet goes through here, so this function is written for speed (scripts/bench_wire.py).
@@ -184,6 +186,15 @@ def parse_packet(packet: bytes) -> Packet:
             if type(packet) is memoryview and type(packet.obj) is LinkBuffer and packet.obj.tcp_checksum_known \
                     and packet.readonly:
                 reason = _parse_tcp_checksum_known(_from_buffer(packet), len(packet), fields)  # LinkBuffer says why
+            elif type(packet) is memoryview and type(packet.obj) in _BYTES and len(packet) == len(packet.obj):
+                # A view of a whole bytes object (the TUN link's copy of a super-segment, on PyPy):
+                # C is handed the bytes object, which cffi passes where it lies (pinned, on PyPy),
+                # where ffi.from_buffer of the view moved it out of PyPy's nursery first, a copy
+                # (compat.FROM_BUFFER_MOVES_YOUNG_BYTES). The payload is still sliced from the view.
+                if type(packet.obj) is ChecksumKnownCopy:
+                    reason = _parse_tcp_checksum_known(packet.obj, len(packet), fields)  # ChecksumKnownCopy says why
+                else:
+                    reason = _parse(packet.obj, len(packet), fields)
             else:
                 reason = _parse(_from_buffer(packet), len(packet), fields)
                 if type(packet) is AckRun:
