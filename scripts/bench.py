@@ -92,8 +92,10 @@ WARM_UP_CONNECTIONS = 20_000 if platform.python_implementation() == "PyPy" else 
 # Untimed MB each way to each server before the bulk rows: none on CPython; on PyPy the JIT is
 # still compiling the bulk paths over the first few hundred MB (serve's CPU per MB downloaded
 # read 5-9 ms over the first 100 MB, 1.3-2.0 by about the sixth), so without it those rows measured
-# the compiler more than ustack (twelfth pass).
-WARM_UP_MEGABYTES = 600 if platform.python_implementation() == "PyPy" else 0
+# the compiler more than ustack (twelfth pass). After 600 MB a download's CPU was still ~35 %
+# tracing and compiling (pypyjit's counters: 430-465 us of ~1,600 per MB, 80 new traces per 500
+# MB, thirteenth pass); after 3 GB each way, ~6 %.
+WARM_UP_MEGABYTES = 3000 if platform.python_implementation() == "PyPy" else 0
 MEGABYTE = 1e6  # MB/s as curl and ab count them: 10**6 bytes
 
 # The same Python apps ustack serves, on the kernel's sockets through asyncio, with the same heap,
