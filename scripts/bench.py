@@ -119,7 +119,7 @@ run_ahead_of_clients()
 
 def log(line):
     # As `ustack serve` logs each request: one line, one write (its stdout is line by line).
-    sys.stdout.write(f"http   : {line}\n")
+    sys.stdout.write(f"http   : {line}\\n")
     sys.stdout.flush()
 
 async def main():
