@@ -66,6 +66,10 @@ def test_20_megabytes_each_way_are_identical_with_offload_on_and_off(ustack_serv
     original = os.urandom(20 * MEGABYTE)
     (site / "big.bin").write_bytes(original)
     serve = ustack_serve("--http", str(site), "--allow-upload", *([] if offload else ["--no-offload"]))
+    big = offload and kernel_version() >= BIG_TCP_SINCE
+    # The banner says how segments cross the device (TunLink.offload_summary).
+    assert any(line.startswith("ustack: offloads on:" if offload else "ustack: offloads off: TCP segments joined")
+               and ("262,144 bytes at once (BIG TCP)" in line) == big for line in serve.output), serve.output
     downloaded = tmp_path / "downloaded.bin"
     result = serve.inside("curl", f"-{family}", "-sS", "--fail", "--max-time", "60", "-o", str(downloaded),
                           f"{URL[family]}/big.bin", timeout=70)
@@ -85,7 +89,7 @@ def test_20_megabytes_each_way_are_identical_with_offload_on_and_off(ustack_serv
     # BIG TCP (link/tun.py): with offloads, on a kernel that takes them, our segments reach 256
     # KiB (IPv4 with Total Length 0, IPv6 jumbograms; the pcap decodes them), and the kernel cut
     # them into the very bytes curl wrote out above.
-    if offload and kernel_version() >= BIG_TCP_SINCE:
+    if big:
         assert 65535 + (40 if family == 6 else 0) < max(sent) <= 262144, max(sent)
     else:
         assert max(sent) <= 65535 + (40 if family == 6 else 0), max(sent)

@@ -157,3 +157,18 @@ def test_big_tcp_asked_of_an_older_kernel_is_one_clear_error(monkeypatch):
 def test_a_size_out_of_range_is_refused_before_touching_the_kernel(size):
     with pytest.raises(LinkError, match="outside 65535..262144"):
         TunLink("ustun0", gso_max_size=size)
+
+
+@pytest.mark.parametrize("offload, software, tso6, size, expected", [
+    (True, False, True, 262144,
+     "offloads on: the kernel cuts our TCP segments and joins its own, IPv4 and IPv6, up to 262,144 bytes at once (BIG TCP)"),
+    (True, False, False, 65535,
+     "offloads on: the kernel cuts our TCP segments and joins its own, IPv4 (IPv6 segments cut here), up to 64 KB at once"),
+    (False, True, False, 65535,
+     "offloads off: TCP segments joined and cut here, in software (--no-software-offload: every packet as it comes)"),
+    (False, False, False, 65535, "offloads off: every packet as it comes"),
+])
+def test_serve_says_how_segments_cross_the_device(offload, software, tso6, size, expected):
+    link = TunLink.__new__(TunLink)
+    link.offload, link.software_offload, link.tso6, link.gso_max_size = offload, software, tso6, size
+    assert link.offload_summary() == expected

@@ -337,6 +337,8 @@ def _announce(args, network: UstackNetwork, services: list, web=None, workers: l
     ours = [ip for ip, off in ((args.addr, args.no_ipv4), (args.addr6, args.no_ipv6)) if not off]
     kernel = [ip for ip, off in ((args.host_addr, args.no_ipv4), (args.host_addr6, args.no_ipv6)) if not off]
     print(f"ustack: {' and '.join(ours)} on {args.tun}{where} (kernel side {' and '.join(kernel)}, mtu {args.mtu})")
+    if network.device is not None:
+        print(f"ustack: {network.device.offload_summary()}")
     if network.settings.rps_cpus:
         print(f"ustack: on CPU {args.cpu}; the kernel receives what it writes on CPU "
               f"{cpu_list_text(network.settings.rps_cpus)} (RPS on {args.tun})")

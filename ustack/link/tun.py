@@ -247,6 +247,17 @@ class TunLink(Link):
         those the MTU carries too. Stack(partial_checksums=...)."""
         return self.offload
 
+    def offload_summary(self) -> str:
+        """One line for serve's banner: how TCP segments cross this device."""
+        if self.offload:
+            families = "IPv4 and IPv6" if self.tso6 else "IPv4 (IPv6 segments cut here)"
+            size = (f"up to {self.gso_max_size:,} bytes at once (BIG TCP)" if self.gso_max_size > LARGEST_PACKET
+                    else "up to 64 KB at once")
+            return f"offloads on: the kernel cuts our TCP segments and joins its own, {families}, {size}"
+        if self.software_offload:
+            return "offloads off: TCP segments joined and cut here, in software (--no-software-offload: every packet as it comes)"
+        return "offloads off: every packet as it comes"
+
     def layer_name(self) -> str:
         return f"TunLink({self.name})"
 
