@@ -468,12 +468,13 @@ class TunLink(Link):
         """A BIG TCP frame (module docstring), or where the kernel cannot take it whole, its
         MTU-sized pieces cut here. The kernel builds a written frame's buffer from at most 17 runs
         of pages (alloc_skb_with_frags): a 256 KiB one needs runs of 16 KiB or more, which memory
-        worn into small pieces may lack, and then the write fails (ENOBUFS, ENOMEM, EMSGSIZE)."""
+        worn into small pieces may lack, and then the write fails (ENOBUFS, ENOMEM, EMSGSIZE; EINVAL
+        where a kernel refuses the length)."""
         try:
             written = os.writev(self._fd, parts)
         except OSError as error:
             if error.errno not in (errno.ENOBUFS, errno.ENOMEM, errno.EMSGSIZE, errno.EINVAL):
-                self._count_refused(error)  # the device is gone: LinkError
+                self._count_refused(error)  # as any write's: a counted drop, or LinkError if the device is gone
                 return
             self.counters["big_packets_cut_here"] += 1
             for piece in cut_tcp_segment(packet, self.mtu):
