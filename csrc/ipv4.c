@@ -16,25 +16,26 @@
 #define FLAG_MORE_FRAGMENTS 0x2000
 #define FRAGMENT_OFFSET_MASK 0x1fff
 
-/* Validates the header in the order a receiver must (RFC 1122 3.2.1): structure first, so that
- * every later read is inside the buffer, then the checksum. IP options are accepted and skipped
- * (header_length tells where the payload starts). Bytes past total_length (link padding) are
- * ignored. */
 /* The Total Length field, or for an IPv4 BIG TCP packet the frame's length. Linux (6.3 and later,
  * "net: add support for ipv4 big tcp") builds TCP super-segments longer than the 16-bit field can
  * say, up to its gso_ipv4_max_size, with Total Length 0: the length is then the frame's. Such a
  * packet never leaves the host whole (the kernel cuts it into segments of the MSS before any
- * wire), so 0 is read that way only for TCP and only where the frame is longer than 65535 bytes:
- * anywhere else a Total Length of 0 is the malformed header it always was. */
+ * wire) and is never a fragment, so 0 is read that way only for an unfragmented TCP packet whose
+ * frame is longer than 65535 bytes (and 256 KiB at most): anywhere else a Total Length of 0 is the
+ * malformed header it always was. The caller has checked that the 20-byte header is there. */
 size_t ustack_ipv4_total_length(const uint8_t *packet, size_t length)
 {
     size_t total_length = ustack_read16(packet + 2);
     if (total_length == 0 && length > USTACK_IPV4_LARGEST_PACKET && length <= USTACK_LARGEST_BIG_PACKET
-        && packet[9] == USTACK_PROTOCOL_TCP)
+        && packet[9] == USTACK_PROTOCOL_TCP && (packet[6] & 0x3f) == 0 && packet[7] == 0)
         return length;
     return total_length;
 }
 
+/* Validates the header in the order a receiver must (RFC 1122 3.2.1): structure first, so that
+ * every later read is inside the buffer, then the checksum. IP options are accepted and skipped
+ * (header_length tells where the payload starts). Bytes past total_length (link padding) are
+ * ignored. */
 int ustack_parse_ipv4(const uint8_t *packet, size_t length, struct ustack_ipv4_fields *out)
 {
     if (length < USTACK_IPV4_MIN_HEADER)

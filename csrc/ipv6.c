@@ -52,16 +52,11 @@ void ustack_read_ipv6_fixed(const uint8_t *packet, struct ustack_ipv6_fields *ou
     out->identification = 0;
 }
 
-/* The TLV options of a hop-by-hop or destination options header (RFC 8200 4.2). Pad1 is one byte,
- * every other option is type, length, value and must end inside the header. An option we do not
- * know is skipped when the two high bits of its type are 00; any other action means "discard the
- * packet" (we send no parameter problem from the wire layer: the host may). Jumbo payload (0xC2)
- * falls there too: jumbograms (RFC 2675) need links with an MTU past 65,535, which a TUN is not. */
 /* RFC 2675 jumbograms, as IPv6 BIG TCP builds them (Linux 5.19 and later, and ustack's segments
  * for a TUN link that cuts them): Payload Length 0, then a hop-by-hop header of 8 bytes holding
  * the Jumbo Payload option alone, its length above 65535 and within the frame (and within 256
  * KiB: no larger one is ever built). Any other use of the option is discarded as an unknown one
- * (check_options): RFC 2675 3 makes each a parameter problem, and no link of ours carries them. */
+ * (check_options): RFC 2675 3 makes each a parameter problem. */
 size_t ustack_ipv6_jumbo_length(const uint8_t *packet, size_t length)
 {
     if (length < USTACK_IPV6_HEADER + USTACK_IPV6_JUMBO_HEADER || ustack_read16(packet + 4) != 0
@@ -77,6 +72,12 @@ size_t ustack_ipv6_jumbo_length(const uint8_t *packet, size_t length)
     return jumbo_length;
 }
 
+/* The TLV options of a hop-by-hop or destination options header (RFC 8200 4.2). Pad1 is one byte,
+ * every other option is type, length, value and must end inside the header. An option we do not
+ * know is skipped when the two high bits of its type are 00; any other action means "discard the
+ * packet" (we send no parameter problem from the wire layer: the host may). Jumbo payload (0xC2)
+ * falls there too, but in a jumbogram of the one layout ustack_ipv6_jumbo_length takes, whose
+ * hop-by-hop header the parser reads itself. */
 static int check_options(const uint8_t *header, size_t length)
 {
     size_t i = 2;

@@ -102,10 +102,12 @@ MEGABYTE = 1e6  # MB/s as curl and ab count them: 10**6 bytes
 # garbage-collector and priority settings as `ustack serve` (ustack/heap.py, ustack/collector.py,
 # ustack/priority.py). It logs each request as `ustack serve --http` does, a line and a write(2)
 # each (until the thirteenth pass, December 2026, it logged nothing, and serve did that work
-# alone: ~4 us per connection, under 1 % of its CPU). Its listeners share their ports (SO_REUSEPORT) so that scripts/bench_workers.py can run N of them
-# beside `serve --workers N`; one process alone serves as it would without. Without
-# the heap setting, glibc's mmap threshold rises once the first 1 MiB file chunk is freed, and this app's uploads ran twice as fast after downloads as
-# before them (249 against 534 MB/s), a figure that measured glibc rather than the stack.
+# alone: ~4 us per connection, under 1 % of its CPU). Its listeners share their ports
+# (SO_REUSEPORT) so that scripts/bench_workers.py can run N of them beside `serve --workers N`;
+# one process alone serves as it would without. Without the heap setting, glibc's mmap threshold
+# rises once the first 1 MiB file chunk is freed, and this app's uploads ran twice as fast after
+# downloads as before them (249 against 534 MB/s), a figure that measured glibc rather than the
+# stack.
 KERNEL_APP_SERVER = """
 import asyncio, sys
 from ustack.apps import HttpFileServer, handle_echo

@@ -54,7 +54,7 @@ from typing import Any, Hashable
 from .wire import Packet, WireError, build_ipv4_packet, build_ipv6_packet, parse_packet
 from .wire.fragment import FRAGMENT_UNIT
 from .wire.ipv4 import IPV4_HEADER_LENGTH, PROTOCOL_TCP, Ipv4Header
-from .wire.ipv6 import PROTOCOL_ICMPV6, Ipv6Header
+from .wire.ipv6 import LARGEST_PAYLOAD, PROTOCOL_ICMPV6, Ipv6Header
 
 # What Python spends to hold one fragment beside its bytes (the bytes object's header, the tuple,
 # an int and the list slots that index it), and one datagram's bookkeeping (its record, its key,
@@ -346,9 +346,9 @@ class Ipv4Reassembly(_ReassemblyFront):
             return None
 
 
-# The largest IPv6 payload without a jumbogram (RFC 8200 3: Payload Length is 16 bits); the packet
-# we rebuild has only the fixed header, so the reassembled data may be that long.
-IPV6_MAX_PAYLOAD = 65535
+# The largest IPv6 payload without a jumbogram (RFC 8200 3: Payload Length is 16 bits, wire/ipv6.py);
+# the packet we rebuild has only the fixed header, so the reassembled data may be that long.
+IPV6_MAX_PAYLOAD = LARGEST_PAYLOAD
 
 # RFC 7112 / RFC 8200 4.5: the first fragment carries the whole header chain up to and including
 # the upper-layer header; how long that header is at least, for the protocols we take.

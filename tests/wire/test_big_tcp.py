@@ -158,3 +158,14 @@ def test_cut_in_software_it_gives_ordinary_pieces_of_the_mtu_that_carry_the_same
         seq += len(parsed.payload)
         payload += parsed.payload
     assert payload == bytes(packet.payload)
+
+
+def test_total_length_0_on_a_fragment_is_malformed_too():
+    """A BIG TCP packet is never a fragment (the kernel cuts it before any wire): a frame past 64 KB
+    with Total Length 0 and a fragment offset or More Fragments is the malformed header it
+    always was, not a datagram of the frame's length for reassembly."""
+    wire = bytearray(complete_checksum(big_packet(100_000)))
+    for flags_and_offset in (0x2000, 0x0001, 0x4001):  # MF; an offset; DF with an offset
+        struct.pack_into("!H", wire, 6, flags_and_offset)
+        with pytest.raises(WireError, match="ipv4_bad_total_length"):
+            parse_packet(with_total_length(bytes(wire), 0))

@@ -119,7 +119,7 @@ from .. import compat
 from .base import Link, LinkError
 from ..wire.buffers import LinkBuffer, SegmentParts
 from ..wire.segment import LARGEST_BIG_PACKET, LARGEST_PACKET, AckThinner, SegmentJoiner, cut_tcp_segment
-from .vnet import (CWR, ECE, GSO_NONE, GSO_TCPV6, HEADER_SIZE, PLAIN_BYTES, Coalescer, VnetDrop,
+from .vnet import (CWR, ECE, GSO_NONE, GSO_TCPV6, HEADER, HEADER_SIZE, PLAIN_BYTES, Coalescer, VnetDrop,
                    complete_checksum, completed_parts, large_segment_parts, packet_from_parts)
 
 TUN_PATH = "/dev/net/tun"
@@ -365,12 +365,10 @@ class TunLink(Link):
             # TSO6, and one carrying CWR, which it was not offered TUN_F_TSO_ECN for (it would put
             # CWR on every piece; RFC 3168 6.1.2 wants it once, and cut_tcp_segment keeps it
             # on the first piece only).
-            ipv6 = parts[0][1] == GSO_TCPV6
-            tcp_flags = packet[(parts[0][6] | parts[0][7] << 8) + 13]  # at the header's csum_start: where TCP starts
-            if (ipv6 and not self.tso6) or tcp_flags & CWR:
+            _, gso_type, _, _, tcp_start, _ = HEADER.unpack_from(parts[0])
+            if (gso_type == GSO_TCPV6 and not self.tso6) or packet[tcp_start + 13] & CWR:
                 self.counters["large_segments_cut_here"] += 1
-                for piece in cut_tcp_segment(packet, self.mtu):
-                    self._write([PLAIN_BYTES, piece])
+                self._write_cut(packet)
                 return
             if len(packet) > LARGEST_PACKET:
                 self._write_big(packet, parts)
@@ -477,13 +475,23 @@ class TunLink(Link):
                 self._count_refused(error)  # as any write's: a counted drop, or LinkError if the device is gone
                 return
             self.counters["big_packets_cut_here"] += 1
-            for piece in cut_tcp_segment(packet, self.mtu):
-                self._write([PLAIN_BYTES, piece])
+            self._write_cut(packet)
             return
         counters = self.counters
         counters["big_packets_out"] += 1
         counters["packets_out"] += 1
         counters["bytes_out"] += written - HEADER_SIZE
+
+    def _write_cut(self, packet) -> None:
+        """`packet`, a segment larger than the MTU that large_segment_parts took, in MTU-sized
+        packets cut here, each written with a plain vnet header (a segment the cut refuses is a
+        counted drop)."""
+        pieces = cut_tcp_segment(packet, self.mtu)
+        if pieces is None:
+            self.count_drop("larger_than_mtu")
+            return
+        for piece in pieces:
+            self._write([PLAIN_BYTES, piece])
 
     def _write_each(self, packets: list) -> None:
         """Each of `packets` (a large segment cut here, on a device without offloads) with one

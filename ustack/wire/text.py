@@ -313,7 +313,7 @@ def _ipv6_line(packet: bytes, ip: Ipv6Header, segment: TcpSegment | None, messag
     if chain is None:  # a routing header of a type tcpdump cannot read ends its line
         return f"IP6 {source} > {destination}: " + _routing_text(packet[40:], unknown=True)
     # (Payload Length 0: a jumbogram, as long as its bytes; csrc/ipv6.c)
-    end = 40 + ip.payload_length if ip.payload_length or ip.protocol != PROTOCOL_TCP else len(packet)
+    end = 40 + ip.payload_length if ip.payload_length else len(packet)
     if segment is not None:
         if chain:
             head = f"IP6 {source} > {destination}: {chain}{segment.src_port} > {segment.dst_port}: "
