@@ -110,7 +110,7 @@ MEGABYTE = 1e6  # MB/s as curl and ab count them: 10**6 bytes
 # stack.
 KERNEL_APP_SERVER = """
 import asyncio, sys
-from ustack.apps import HttpFileServer, handle_echo
+from ustack.apps import HttpFileServer, handle_discard, handle_echo
 from ustack.collector import collect_cycles_less_often
 from ustack.heap import keep_freed_heap_for_reuse
 from ustack.priority import run_ahead_of_clients
@@ -128,6 +128,7 @@ async def main():
     await asyncio.start_server(HttpFileServer(sys.argv[1], allow_upload=True, log=log), "0.0.0.0", 80,
                                backlog=1024, reuse_port=True)
     await asyncio.start_server(handle_echo, "0.0.0.0", 7, backlog=1024, reuse_port=True)
+    await asyncio.start_server(handle_discard, "0.0.0.0", 9, backlog=1024, reuse_port=True)
     print("ready", flush=True)
     await asyncio.Event().wait()
 
@@ -169,6 +170,28 @@ for index in range(count + 100):  # the first 100 warm up (slow start, caches)
 client.close()
 samples.sort()
 print(samples[len(samples) // 2], samples[int(len(samples) * 0.99)])
+"""
+
+
+# One upload to the Discard service (RFC 863, port 9): the file sent with sendfile(2), then our
+# side shut; the server closes when it has read everything, so the time to that close is the
+# transfer's. MB/s. A sink with no file to write: the HTTP upload rows store each body in a tmpfs
+# file, which costs this machine ~850 us of the server's CPU per MB (the write, then freeing the
+# file it replaces), more than all of a 1,000 MB/s upload's budget (README, "Where each goal of issue 12 stands").
+DISCARD_CLIENT = """
+import os, socket, sys, time
+address, path = sys.argv[1], sys.argv[2]
+port = int(sys.argv[3]) if len(sys.argv) > 3 else 9
+with open(path, "rb") as source:
+    size = os.fstat(source.fileno()).st_size
+    start = time.perf_counter()
+    client = socket.create_connection((address, port), timeout=20)
+    client.sendfile(source)
+    client.shutdown(socket.SHUT_WR)
+    if client.recv(1):
+        sys.exit("the discard server sent data")
+    elapsed = time.perf_counter() - start
+print(size / elapsed / 1e6)
 """
 
 
@@ -294,6 +317,11 @@ def download_rate(namespace: Namespace, url: str) -> float:
 def upload_rate(namespace: Namespace, url: str, source: Path) -> float:
     return float(inside(namespace, "curl", "-sS", "--fail", "-o", "/dev/null", "-T", str(source),
                         "-w", "%{speed_upload}", url)) / MEGABYTE
+
+
+def discard_rate(namespace: Namespace, address: str, source: Path) -> float:
+    """MB/s of one upload of `source` to the Discard service at `address` (DISCARD_CLIENT)."""
+    return float(inside(namespace, sys.executable, "-c", DISCARD_CLIENT, address, str(source)))
 
 
 def in_turn(measure_a, measure_b, rounds: int = 3):
@@ -617,7 +645,9 @@ def variant_rows(work: Path, spaces: list[Namespace], prefix: str, site: Path, u
     like ustack's (issue 12); at MTU 1500 also offload off with `serve --cpu`, beside the kernel's
     app on the same CPU with both its veth ends steered to the same other CPUs (the same
     steering: serve's TUN device is where the kernel receives both directions' packets). Every
-    serve runs in a fresh namespace of its own; the kernel's pairs for each MTU are made here.
+    serve runs in a fresh namespace of its own; the kernel's pairs for each MTU are made here. At
+    MTU 65535, whose goal is 1,000 MB/s each way, uploads go to the Discard service too (a sink:
+    the HTTP rows also measure writing a tmpfs file).
     The serves of one MTU and the kernel's apps run side by side (idle while the others
     measure), so that all are measured in turn, `repeats` times each way, and meet the same
     moments."""
@@ -648,14 +678,15 @@ def variant_rows(work: Path, spaces: list[Namespace], prefix: str, site: Path, u
                 spaces.append(space)
                 space.open()
                 servers.append(Server([sys.executable, "-m", "ustack", "serve", "--netns", space.name, "--http",
-                                       str(site), "--allow-upload", "--mtu", str(mtu),
+                                       str(site), "--allow-upload", "--discard", "--mtu", str(mtu),
                                        *([] if variant.offload else ["--no-offload"]),
                                        *([] if variant.cpu is None else ["--cpu", str(variant.cpu)])], environment))
             for kernel, ustack in zip(servers[::2], servers[1::2]):
                 kernel.wait_ready("ready")
                 ustack.wait_ready("ustack: ready")
             print(f"  bulk both ways, mtu {mtu}: {'; '.join(variant.label(mtu) for variant in variants)} "
-                  f"(the kernel's too), {repeats} times each", file=sys.stderr, flush=True)
+                  f"(the kernel's too), {repeats} times each{', and to discard' if mtu == 65535 else ''}",
+                  file=sys.stderr, flush=True)
             kernel_url, ustack_url = f"http://{KERNEL_SERVER_ADDRESS}", f"http://{USTACK_ADDRESS}"
             pairs = [(kernel_spaces[variant], ustack_spaces[variant]) for variant in variants]
             # In turn: the kernel with offloads on, ustack with, the kernel without, ustack without, ...
@@ -664,6 +695,10 @@ def variant_rows(work: Path, spaces: list[Namespace], prefix: str, site: Path, u
             ups = repeated(repeats, *(lambda space=space, target=f"{url}/{name}": upload_rate(space, target, upload_source)
                                       for pair in pairs
                                       for space, url, name in zip(pair, (kernel_url, ustack_url), ("up-kernel.bin", "up.bin"))))
+            # At MTU 65535 also uploads to a sink, which stores nothing (DISCARD_CLIENT).
+            sinks = [] if mtu != 65535 else repeated(
+                repeats, *(lambda space=space, address=address: discard_rate(space, address, upload_source)
+                           for pair in pairs for space, address in zip(pair, (KERNEL_SERVER_ADDRESS, USTACK_ADDRESS))))
         finally:
             for server in servers:
                 server.stop()
@@ -676,6 +711,10 @@ def variant_rows(work: Path, spaces: list[Namespace], prefix: str, site: Path, u
                                                kernel_up.median)
             rows.append((f"download MB/s ({label})", down, kernel_down, None, down_goal))
             rows.append((f"upload MB/s ({label})", up, kernel_up, None, up_goal))
+            if sinks:
+                kernel_sink, sink = sinks[2 * index], sinks[2 * index + 1]
+                rows.append((f"upload MB/s to discard, RFC 863 ({label})", sink, kernel_sink, None,
+                             at_least(sink.median, VARIANT_GOALS[(offload, mtu)])))
     return rows
 
 

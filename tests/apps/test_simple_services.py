@@ -83,3 +83,37 @@ def test_chargen_throws_away_what_it_receives(serve_on_loopback):
         first = client.recv(LINE_LENGTH + 2, socket.MSG_WAITALL)
     server.wait_handler_finished()
     assert first == PRINTABLE[:LINE_LENGTH] + b"\r\n"
+
+
+def test_discard_takes_ustacks_pieces_as_they_are_256_kb_at_a_time():
+    # On ustack's streams (which have read_chunks) discard drops what the receive buffer holds
+    # without joining it into bytes first, and takes up to 256 KB a read (issue 12: a sink for
+    # bench.py's uploads at MTU 65535); a joined read() would be one more copy of every byte.
+    import asyncio
+
+    from ustack.apps.discard import READ_SIZE
+
+    class PiecesReader:
+        def __init__(self, pieces):
+            self.pieces, self.sizes = list(pieces), []
+
+        async def read_chunks(self, size):
+            self.sizes.append(size)
+            return [self.pieces.pop(0), memoryview(b"more")] if self.pieces else []
+
+        async def read(self, size):
+            raise AssertionError("discard joined the pieces into bytes")
+
+    class Writer:
+        closed = False
+
+        def close(self):
+            self.closed = True
+
+        async def wait_closed(self):
+            pass
+
+    reader, writer = PiecesReader([b"a" * 1000, b"b" * 70000]), Writer()
+    asyncio.run(handle_discard(reader, writer))
+    assert reader.sizes == [READ_SIZE] * 3 and READ_SIZE == 256 * 1024
+    assert writer.closed

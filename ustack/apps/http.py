@@ -36,6 +36,7 @@ import h11
 
 from ..compat import FROM_BUFFER_MOVES_YOUNG_BYTES, asyncio_timeout
 from .closing import close_quietly
+from .reading import read_some
 
 # The most bytes one read of the stream takes. Each read of an upload's body costs the app a
 # stream read and a file write (and, through h11, a receive_data and a Data event: ~25 us of
@@ -298,26 +299,13 @@ async def _next_event(connection: h11.Connection, reader) -> object:
     while True:
         event = connection.next_event()
         if event is h11.NEED_DATA:
-            chunks = await _read_some(reader, READ_SIZE)
+            chunks = await read_some(reader, READ_SIZE)
             if not chunks:
                 connection.receive_data(b"")  # the client closed its side (or reset it)
             for chunk in chunks:
                 connection.receive_data(chunk)
             continue
         return event
-
-
-async def _read_some(reader, size: int) -> list:
-    """What the stream received next, at most `size` bytes, as a list of bytes-like pieces; [] at
-    its end (a reset counts as one). ustack's streams hand over what they received without joining
-    it into one bytes object first (TcpStreamReader.read_chunks), which h11's buffer or a file
-    write would copy again anyway."""
-    read_chunks = getattr(reader, "read_chunks", None)
-    try:
-        chunks = await read_chunks(size) if read_chunks else [await reader.read(size)]
-    except ConnectionError:
-        return []
-    return chunks if chunks and chunks[0] else []
 
 
 async def _discard_body(connection: h11.Connection, reader) -> None:
@@ -345,7 +333,7 @@ async def _store_counted_body(connection: h11.Connection, reader, request: h11.R
     remaining -= len(body_start)
     while remaining:
         # Never more than the body's rest: what the client sent after it stays in the stream.
-        chunks = [] if closed else await _read_some(reader, min(remaining, READ_SIZE))
+        chunks = [] if closed else await read_some(reader, min(remaining, READ_SIZE))
         if not chunks:
             # The client ended its side mid-body: the 400 h11 would answer (RFC 9112 8 lets a
             # server answer an incomplete request before it closes).
