@@ -588,7 +588,8 @@ def run(args, work: Path, spaces: list[Namespace]) -> list[tuple[str, str, str, 
         ustack.stop()
         kernel_app.stop()
     if not args.no_variants:
-        rows += variant_rows(work, spaces, prefix, site, upload_source, environment, args.repeats)
+        rows += variant_rows(work, spaces, prefix, site, upload_source, environment, args.repeats,
+                             warm_up_transfers=round(args.warm_up_mb / 3 / args.size_mb))
     if profiler is not None:
         for name, raw in profiler.recorded:
             print(f"\n== where ustack serve spends its time: {name} ==")
@@ -639,7 +640,7 @@ def variants_of(mtu: int) -> list[Variant]:
 
 
 def variant_rows(work: Path, spaces: list[Namespace], prefix: str, site: Path, upload_source: Path,
-                 environment: dict, repeats: int) -> list[tuple]:
+                 environment: dict, repeats: int, warm_up_transfers: int = 0) -> list[tuple]:
     """Bulk MB/s each way with offload on and off (`serve --no-offload`), at MTU 1500 and 65535,
     each beside the kernel's same app over a veth pair of the same MTU, its offloads on or off
     like ustack's (issue 12); at MTU 1500 also offload off with `serve --cpu`, beside the kernel's
@@ -650,7 +651,9 @@ def variant_rows(work: Path, spaces: list[Namespace], prefix: str, site: Path, u
     the HTTP rows also measure writing a tmpfs file).
     The serves of one MTU and the kernel's apps run side by side (idle while the others
     measure), so that all are measured in turn, `repeats` times each way, and meet the same
-    moments."""
+    moments. `warm_up_transfers` (on PyPy) downloads and uploads to each server first, untimed:
+    each variant is a fresh serve whose JIT has compiled nothing yet, and so is each twin (until
+    the fourteenth pass these rows measured PyPy compiling)."""
     rows = []
     for mtu in (1500, 65535):
         variants = variants_of(mtu)
@@ -685,10 +688,20 @@ def variant_rows(work: Path, spaces: list[Namespace], prefix: str, site: Path, u
                 kernel.wait_ready("ready")
                 ustack.wait_ready("ustack: ready")
             print(f"  bulk both ways, mtu {mtu}: {'; '.join(variant.label(mtu) for variant in variants)} "
-                  f"(the kernel's too), {repeats} times each{', and to discard' if mtu == 65535 else ''}",
+                  f"(the kernel's too), {repeats} times each{', and to discard' if mtu == 65535 else ''}"
+                  f"{f', after {warm_up_transfers} untimed each' if warm_up_transfers else ''}",
                   file=sys.stderr, flush=True)
             kernel_url, ustack_url = f"http://{KERNEL_SERVER_ADDRESS}", f"http://{USTACK_ADDRESS}"
             pairs = [(kernel_spaces[variant], ustack_spaces[variant]) for variant in variants]
+            # Each pair's kernel side, then ustack's: the URL, the upload's name, the address.
+            sides = ((kernel_url, "up-kernel.bin", KERNEL_SERVER_ADDRESS), (ustack_url, "up.bin", USTACK_ADDRESS))
+            for _ in range(warm_up_transfers):
+                for pair in pairs:
+                    for space, (url, name, address) in zip(pair, sides):
+                        download_rate(space, f"{url}/big.bin")
+                        upload_rate(space, f"{url}/{name}", upload_source)
+                        if mtu == 65535:
+                            discard_rate(space, address, upload_source)
             # In turn: the kernel with offloads on, ustack with, the kernel without, ustack without, ...
             downs = repeated(repeats, *(lambda space=space, url=url: download_rate(space, f"{url}/big.bin")
                                         for pair in pairs for space, url in zip(pair, (kernel_url, ustack_url))))
