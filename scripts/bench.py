@@ -177,7 +177,7 @@ print(samples[len(samples) // 2], samples[int(len(samples) * 0.99)])
 # side shut; the server closes when it has read everything, so the time to that close is the
 # transfer's. MB/s. A sink with no file to write: the HTTP upload rows store each body in a tmpfs
 # file, which costs this machine ~850 us of the server's CPU per MB (the write, then freeing the
-# file it replaces), more than all of a 1,000 MB/s upload's budget (README, "Where each goal of issue 12 stands").
+# file it replaces), most of a 1,000 MB/s upload's budget (README, "How the benchmarks measure").
 DISCARD_CLIENT = """
 import os, socket, sys, time
 address, path = sys.argv[1], sys.argv[2]
@@ -704,14 +704,13 @@ def variant_rows(work: Path, spaces: list[Namespace], prefix: str, site: Path, u
                             discard_rate(space, address, upload_source)
             # In turn: the kernel with offloads on, ustack with, the kernel without, ustack without, ...
             downs = repeated(repeats, *(lambda space=space, url=url: download_rate(space, f"{url}/big.bin")
-                                        for pair in pairs for space, url in zip(pair, (kernel_url, ustack_url))))
+                                        for pair in pairs for space, (url, _, _) in zip(pair, sides)))
             ups = repeated(repeats, *(lambda space=space, target=f"{url}/{name}": upload_rate(space, target, upload_source)
-                                      for pair in pairs
-                                      for space, url, name in zip(pair, (kernel_url, ustack_url), ("up-kernel.bin", "up.bin"))))
+                                      for pair in pairs for space, (url, name, _) in zip(pair, sides)))
             # At MTU 65535 also uploads to a sink, which stores nothing (DISCARD_CLIENT).
             sinks = [] if mtu != 65535 else repeated(
                 repeats, *(lambda space=space, address=address: discard_rate(space, address, upload_source)
-                           for pair in pairs for space, address in zip(pair, (KERNEL_SERVER_ADDRESS, USTACK_ADDRESS))))
+                           for pair in pairs for space, (_, _, address) in zip(pair, sides)))
         finally:
             for server in servers:
                 server.stop()
