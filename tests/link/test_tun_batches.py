@@ -104,6 +104,7 @@ def test_a_full_device_queue_is_a_counted_drop_in_a_batch(monkeypatch):
         raise BlockingIOError()
 
     monkeypatch.setattr(tun.os, "writev", refuse)
+    monkeypatch.setattr(tun.os, "write", refuse)  # (a small frame's one write: JOINED_FRAME_MOST)
     link.send_batch(ROUND[:3], 0.0)
     assert link.counters["drop_queue_full"] == 3
     assert link.counters["packets_out"] == 0

@@ -47,7 +47,11 @@ TUN_F_TSO4 | TUN_F_TSO6), so every packet in either direction carries a virtio_n
 Each frame is read with one os.readv into two preallocated buffers (the vnet header, the packet),
 whose partial checksum, where it is completed at all, is completed in place; each is written
 with one os.writev of its parts (the vnet header, headers, payloads), so no 64 KB payload is
-copied into a frame first.
+copied into a frame first. A small frame (the vnet header and one packet of at most
+JOINED_FRAME_MOST bytes: an answer, an ACK) is joined and written with os.write instead, and the
+reads go through one iovec made once (frame_reader): on PyPy, where os.readv and os.writev are
+compat's cffi stand-ins, building an iovec and taking each buffer's address cost more than the
+copy of ~130 bytes (issue 12, echo round trip).
 Middlewares outside this link (FaultInjector, PcapWriter, Tracer) therefore see super-segments
 both ways, as tcpdump on the device shows them: the large segments the core builds, what the
 kernel delivers coalesced; and the rest segment by segment. A FaultInjector that drops a
@@ -111,7 +115,9 @@ from __future__ import annotations
 
 import errno
 import fcntl
+import functools
 import os
+from typing import Callable
 
 import pytun
 
@@ -149,6 +155,13 @@ DEFAULT_BIG_TCP_SIZE = LARGEST_BIG_PACKET
 # A vnet header and the largest packet: IPv6's 40-byte header and a 65535-byte payload.
 LARGEST_FRAME = HEADER_SIZE + 40 + 65535
 IOV_MAX = os.sysconf("SC_IOV_MAX")  # the most buffers one os.writev takes (1024 on Linux)
+# A frame of two buffers, the vnet header and a packet of at most this many bytes, is joined (a
+# copy this small) and written with os.write rather than os.writev. On PyPy os.writev is compat's
+# cffi stand-in, which builds an iovec and takes each buffer's address at every call: ~0.4 us
+# more than the join and os.write for an echo's answer (/work/bench/s14/echo/micro_io.py; on
+# CPython the two cost the same). A packet the MTU carries at 1500 fits; a larger one keeps its
+# one copy, the kernel's.
+JOINED_FRAME_MOST = 2048
 # Software offload reads a batch into one buffer of MTU-sized slots: at most this many slots, and
 # at most this many bytes (a batch at MTU 65535 is 16 packets).
 JOIN_SLOTS = 64
@@ -226,6 +239,7 @@ class TunLink(Link):
         self._vnet_header = bytearray(HEADER_SIZE)
         self._packet_buffer = LinkBuffer(LARGEST_FRAME - HEADER_SIZE) if self.offload else bytearray()
         self._read_buffers = [self._vnet_header, self._packet_buffer]
+        self._read_frame = frame_reader(self._fd, self._read_buffers)
 
     def attach_queue(self) -> "TunLink":
         """One more queue of this multi-queue device: a TunLink with its own fd, same offloads."""
@@ -325,7 +339,7 @@ class TunLink(Link):
         return packets
 
     def _read_offloaded(self) -> bytes | None:
-        length = os.readv(self._fd, self._read_buffers) - HEADER_SIZE
+        length = self._read_frame() - HEADER_SIZE
         try:
             packet = packet_from_parts(self._vnet_header, self._packet_buffer, length)
         except VnetDrop as drop:
@@ -334,6 +348,7 @@ class TunLink(Link):
         if type(packet) is memoryview and packet.obj is self._packet_buffer:
             # The buffer went with it (not on PyPy: vnet.HANDS_OVER_BUFFERS): the next frame needs a new one.
             self._packet_buffer = self._read_buffers[1] = LinkBuffer(LARGEST_FRAME - HEADER_SIZE)
+            self._read_frame = frame_reader(self._fd, self._read_buffers)
         if not packet or packet[0] >> 4 not in (IPV4_VERSION, IPV6_VERSION):
             self.count_drop("not_ip")
             return None
@@ -404,7 +419,7 @@ class TunLink(Link):
             for packet in packets:
                 self.send(packet, now)
             return
-        fd, writev, mtu, add_parts = self._fd, os.writev, self.mtu, coalescer.add_parts
+        fd, write, writev, mtu, add_parts = self._fd, os.write, os.writev, self.mtu, coalescer.add_parts
         sent = written = 0
         try:
             for packet in packets:
@@ -416,7 +431,10 @@ class TunLink(Link):
                         self._write(parts)  # (counts itself)
                         continue
                     try:
-                        written += writev(fd, parts)
+                        if len(parts) == 2 and len(parts[1]) <= JOINED_FRAME_MOST:
+                            written += write(fd, parts[0] + parts[1])  # (JOINED_FRAME_MOST says why)
+                        else:
+                            written += writev(fd, parts)
                     except OSError as error:
                         self._count_refused(error)  # a counted drop, or LinkError: the device is gone
                         continue
@@ -455,7 +473,10 @@ class TunLink(Link):
         if len(parts) > IOV_MAX:  # a run of many tiny pieces (a small MTU): more than writev takes
             parts = [b"".join(parts)]
         try:
-            written = os.writev(self._fd, parts)
+            if len(parts) == 2 and len(parts[1]) <= JOINED_FRAME_MOST:
+                written = os.write(self._fd, parts[0] + parts[1])  # (JOINED_FRAME_MOST says why)
+            else:
+                written = os.writev(self._fd, parts)
         except OSError as error:
             self._count_refused(error)
             return
@@ -525,6 +546,45 @@ class TunLink(Link):
             self.flush()
             self.closed = True
             self._device.close()
+
+
+def frame_reader(fd: int, buffers: list) -> Callable[[], int]:
+    """`os.readv(fd, buffers)` as a call without arguments, for buffers read into again and again
+    (a TUN link's vnet header and packet buffer): the bytes read, BlockingIOError when nothing
+    waits, OSError as os.readv raises it. Where os.readv is Python's own (CPython), just that
+    call: it reads the list at every call. Where it is compat's cffi stand-in (PyPy), the iovec
+    is built once, here, instead of at every read (an ffi.new and a from_buffer per buffer, ~0.3
+    us a read, and the raw memory freed later by the collector): the caller makes a new reader
+    whenever one of the buffers is replaced, and never resizes them (their addresses are kept)."""
+    if os.readv is not compat.readv:
+        return functools.partial(os.readv, fd, buffers)
+    return PreparedReadv(fd, buffers)
+
+
+class PreparedReadv:
+    """readv(2) into the same buffers at every call, through an iovec built once (frame_reader)."""
+
+    __slots__ = ("_fd", "_call", "_vector", "_count", "_held", "_ffi")
+
+    def __init__(self, fd: int, buffers: list) -> None:
+        libc, ffi = compat._load_libc()  # (compat owns the cdef of readv: one declaration)
+        self._fd = fd
+        self._call = libc.readv
+        self._ffi = ffi
+        # The cffi buffers keep each buffer's address valid (and the buffer alive) while we hold them.
+        self._held = [ffi.from_buffer(buffer, require_writable=True) for buffer in buffers]
+        self._vector = ffi.new("struct iovec[]", len(buffers))
+        for index, data in enumerate(self._held):
+            self._vector[index].iov_base = data
+            self._vector[index].iov_len = len(data)
+        self._count = len(buffers)
+
+    def __call__(self) -> int:
+        count = self._call(self._fd, self._vector, self._count)
+        if count < 0:
+            number = self._ffi.errno
+            raise OSError(number, os.strerror(number))  # BlockingIOError for EAGAIN, as os.readv's
+        return count
 
 
 def _enable_offloads(device: "pytun.TunTapDevice") -> int:
