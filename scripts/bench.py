@@ -96,6 +96,11 @@ WARM_UP_CONNECTIONS = 20_000 if platform.python_implementation() == "PyPy" else 
 # tracing and compiling (pypyjit's counters: 430-465 us of ~1,600 per MB, 80 new traces per 500
 # MB, thirteenth pass); after 3 GB each way, ~6 %.
 WARM_UP_MEGABYTES = 3000 if platform.python_implementation() == "PyPy" else 0
+# Untimed echo round trips to each server before the echo rows, on PyPy: a fresh echo path cost
+# serve 193 us of CPU per echo over the first 5,500 echoes, 60-67 over the next 16,000, and
+# settled at 40-50 after ~30,000 (the twin's Python 60, then 22-35; fourteenth pass), so without
+# it those rows measured the JIT compiling. None on CPython.
+WARM_UP_ECHOES = 30_000 if platform.python_implementation() == "PyPy" else 0
 MEGABYTE = 1e6  # MB/s as curl and ab count them: 10**6 bytes
 
 # The same Python apps ustack serves, on the kernel's sockets through asyncio, with the same heap,
@@ -524,6 +529,10 @@ def run(args, work: Path, spaces: list[Namespace]) -> list[tuple[str, str, str, 
         native_http.terminate()
         server_pids = [ustack.process.pid, kernel_app.process.pid]
         placements = echo_placements(os.sched_getaffinity(0))
+        if args.warm_up_echoes:
+            say(f"  {args.warm_up_echoes} echoes to each server first, untimed (--warm-up-echoes)")
+            echo_latency(ustack_space, USTACK_ADDRESS, args.warm_up_echoes)
+            echo_latency(client_space, KERNEL_SERVER_ADDRESS, args.warm_up_echoes)
         for placement in placements:
             say(f"echo latency, {placement.name} (client on CPU {placement.client_cpu}, servers on "
                 f"CPU {placement.server_cpu})")
@@ -782,12 +791,18 @@ def main() -> int:
     parser.add_argument("--warm-up-mb", type=int, default=WARM_UP_MEGABYTES, metavar="MB",
                         help="MB each way to each server, untimed, before the bulk rows (default "
                              f"{WARM_UP_MEGABYTES}: {'PyPy compiles as it goes' if WARM_UP_MEGABYTES else 'none on CPython'})")
+    parser.add_argument("--warm-up-echoes", type=int, default=WARM_UP_ECHOES, metavar="N",
+                        help="echo round trips to each server, untimed, before the echo rows (default "
+                             f"{WARM_UP_ECHOES}: {'PyPy compiles as it goes' if WARM_UP_ECHOES else 'none on CPython'})")
     parser.add_argument("--profile", metavar="DIR", help="run ustack serve under py-spy; print its top functions")
     parser.add_argument("--no-variants", action="store_true",
                         help="leave out the bulk rows with offload on/off at MTU 1500 and 65535")
     args = parser.parse_args()
     if args.warm_up < 0:
         print(f"bench.py: --warm-up must not be negative, not {args.warm_up}", file=sys.stderr)
+        return 2
+    if args.warm_up_echoes < 0:
+        print(f"bench.py: --warm-up-echoes must not be negative, not {args.warm_up_echoes}", file=sys.stderr)
         return 2
     if args.warm_up_mb < 0:
         print(f"bench.py: --warm-up-mb must not be negative, not {args.warm_up_mb}", file=sys.stderr)

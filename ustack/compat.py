@@ -70,7 +70,10 @@ _libc = None
 _ffi = None
 
 
-def _load_libc():
+def load_libc():
+    """The C library through cffi, and its FFI, with the declarations of what this module calls
+    (readv, writev, the affinity calls): made on first use, then the same pair. The TUN link's
+    prepared reads (link/tun.py PreparedReadv) use them too: one declaration of each."""
     global _libc, _ffi
     if _libc is None:
         from cffi import FFI
@@ -98,7 +101,7 @@ def load_vector_io() -> None:
     ping of `--delay in:60/20` came back after 22.5 ms). Not at import: cffi's loading brings in
     modules the sans-IO layers must not (tests/test_layering.py). Nothing to do on CPython."""
     if os.readv is readv or os.writev is writev:
-        _load_libc()
+        load_libc()
 
 
 def _io_vector(ffi, buffers, writable: bool):
@@ -118,13 +121,13 @@ def _io_vector(ffi, buffers, writable: bool):
 
 def readv(fd: int, buffers) -> int:
     """os.readv: read into each of `buffers` in turn, in one system call; the bytes read."""
-    libc, ffi = _load_libc()
+    libc, ffi = load_libc()
     return _vector_call(ffi, libc.readv, fd, buffers, writable=True)
 
 
 def writev(fd: int, buffers) -> int:
     """os.writev: write `buffers` one after the other, in one system call; the bytes written."""
-    libc, ffi = _load_libc()
+    libc, ffi = load_libc()
     return _vector_call(ffi, libc.writev, fd, buffers, writable=False)
 
 
@@ -141,7 +144,7 @@ CPU_SET_BYTES = 128  # glibc's cpu_set_t: 1,024 CPUs
 
 def sched_getaffinity(pid: int) -> set[int]:
     """os.sched_getaffinity: the CPUs process (or thread) `pid` may run on (0: this one)."""
-    libc, ffi = _load_libc()
+    libc, ffi = load_libc()
     mask = ffi.new("unsigned char[]", CPU_SET_BYTES)
     if libc.sched_getaffinity(pid, CPU_SET_BYTES, mask) < 0:
         _raise_errno(ffi)
@@ -150,7 +153,7 @@ def sched_getaffinity(pid: int) -> set[int]:
 
 def sched_setaffinity(pid: int, cpus) -> None:
     """os.sched_setaffinity: let process (or thread) `pid` run on `cpus` alone (0: this one)."""
-    libc, ffi = _load_libc()
+    libc, ffi = load_libc()
     mask = ffi.new("unsigned char[]", CPU_SET_BYTES)
     for cpu in cpus:
         if not 0 <= cpu < CPU_SET_BYTES * 8:

@@ -567,7 +567,7 @@ class PreparedReadv:
     __slots__ = ("_fd", "_call", "_vector", "_count", "_held", "_ffi")
 
     def __init__(self, fd: int, buffers: list) -> None:
-        libc, ffi = compat._load_libc()  # (compat owns the cdef of readv: one declaration)
+        libc, ffi = compat.load_libc()  # (compat owns the cdef of readv: one declaration)
         self._fd = fd
         self._call = libc.readv
         self._ffi = ffi
