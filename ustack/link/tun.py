@@ -158,7 +158,7 @@ IOV_MAX = os.sysconf("SC_IOV_MAX")  # the most buffers one os.writev takes (1024
 # A frame of two buffers, the vnet header and a packet of at most this many bytes, is joined (a
 # copy this small) and written with os.write rather than os.writev. On PyPy os.writev is compat's
 # cffi stand-in, which builds an iovec and takes each buffer's address at every call: ~0.4 us
-# more than the join and os.write for an echo's answer (/work/bench/s14/echo/micro_io.py; on
+# more than the join and os.write for an echo's answer (issue 12, fourteenth pass; on
 # CPython the two cost the same). A packet the MTU carries at 1500 fits; a larger one keeps its
 # one copy, the kernel's.
 JOINED_FRAME_MOST = 2048
