@@ -91,7 +91,9 @@ without offloads (GRO and GSO), so that the core's per-segment work stays per su
 - sending, the Stack builds segments of up to 64 KB (cuts_large_segments) and send() cuts each
   into MTU-sized packets with full checksums, PSH/FIN on the last and CWR on the first only, and
   writes them one by one (cut_tcp_segment takes the SegmentParts as they are: the payload is
-  copied once, into the pieces). A partial packet the MTU carries whole leaves complete.
+  copied once, into the pieces). A partial packet the MTU carries whole leaves complete, summed
+  where its parts lie (on PyPy the Stack builds such packets from PARTIAL_CHECKSUM_FROM bytes on,
+  as with offloads: PARTS_WITHOUT_OFFLOADS says why).
 The byte stream and every decision of the core are the same as with the segments one by one;
 the receiver's ACKs count a super-segment's bytes as the full-sized segments in it (one ACK per
 joined run, as with the kernel's GRO). Middlewares above see super-segments both ways, as they
@@ -169,9 +171,9 @@ JOINED_FRAME_MOST = 2048
 # whole, each segment at MTU 65535 was a new 64 KB bytes object, joined from a view of the send
 # buffer (9.5 us per 64 KB on PyPy against 3.4 on CPython) and handed to os.writev, whose cffi
 # stand-in moves a young object out of the nursery: libc's memmove was 18.6 % of serve's samples
-# (perf), 1.2 % in parts, and serve's user CPU per MB downloaded 1,090-1,330 us against 660-700
-# (issue 12, fourteenth pass, /work/bench/s14/pypyjumbo). On CPython a packet built whole is
-# summed while it is copied, and the two cost alike (tenth pass): it stays so there.
+# (perf), 1.2 % in parts, and serve's user CPU per MB downloaded 1,090-1,330 us against 570-720
+# in five runs each (issue 12, fourteenth pass, /work/bench/s14/pypyjumbo). On CPython a packet
+# built whole is summed while it is copied, and the two cost alike (tenth pass): it stays so there.
 PARTS_WITHOUT_OFFLOADS = sys.implementation.name == "pypy"
 # Software offload reads a batch into one buffer of MTU-sized slots: at most this many slots, and
 # at most this many bytes (a batch at MTU 65535 is 16 packets).
