@@ -18,7 +18,7 @@ from test_checksum_once import fake_link, sockets
 from test_checksum_partial_sent import connected_stacks, download_packets, frames_written, large_segment, whole
 from vnet_helpers import A, A6, B, B6, partial, scapy_checksum_right
 
-from ustack.link import vnet
+from ustack.link import tun, vnet
 from ustack.link.fault import FaultInjector, Faults
 from ustack.link.pcap import PcapWriter
 from ustack.link.tracer import Tracer
@@ -272,12 +272,13 @@ def test_parts_an_observer_joined_leave_joined_and_complete(family, sockets):
 
 
 @pytest.mark.parametrize("family", [4, 6])
-def test_a_device_without_the_vnet_header_gets_packets_the_mtu_carries_built_whole(family, sockets):
+def test_a_device_without_the_vnet_header_gets_packets_the_mtu_carries_built_whole(family, sockets, monkeypatch):
     """Without offloads the kernel takes no partial checksum, so a Stack over such a link
-    (`partial_checksums=False`, what `serve --no-offload` gives) builds the packets its MTU
-    carries whole, summed while copied, and asks for parts only for segments the link cuts;
+    (`partial_checksums=False`, what `serve --no-offload` gives on CPython) builds the packets its
+    MTU carries whole, summed while copied, and asks for parts only for segments the link cuts;
     with the vnet header it asks for them from PARTIAL_CHECKSUM_FROM bytes on."""
     ours, _ = sockets
+    monkeypatch.setattr(tun, "PARTS_WITHOUT_OFFLOADS", False, raising=False)  # (CPython's; PyPy's: the test below)
     assert fake_link(ours, offload=True).takes_partial_checksums
     assert not fake_link(ours, offload=False, software=True).takes_partial_checksums
     assert Stack(A, mtu=65535, segmentation_offload=True).partial_checksum_over == PARTIAL_CHECKSUM_FROM
@@ -289,3 +290,74 @@ def test_a_device_without_the_vnet_header_gets_packets_the_mtu_carries_built_who
     packets = server_stack.transmit(0.0)
     assert any(len(packet) > PARTIAL_CHECKSUM_FROM for packet in packets)
     assert all(type(packet) is bytes and scapy_checksum_right(packet) for packet in packets)
+
+
+@pytest.mark.parametrize("family", [4, 6])
+@pytest.mark.parametrize("batch", [False, True])
+def test_a_packet_built_whole_goes_to_a_device_without_offloads_in_one_os_write(family, batch, sockets, writes,
+                                                                                monkeypatch):
+    """`serve --no-offload` at MTU 65535: the segments of a download are built whole (bytes of up
+    to 64 KB, TunLink.takes_partial_checksums) and each is written with one os.write of that very
+    object, never os.writev: on PyPy os.writev is compat's cffi stand-in, whose ffi.from_buffer
+    moves a young bytes object out of the collector's nursery, a copy of every byte into memory
+    only a major collection frees (compat.FROM_BUFFER_MOVES_YOUNG_BYTES), where os.write pins it
+    for the call."""
+    ours, theirs = sockets
+    link = fake_link(ours, offload=False, software=True)
+    link.mtu = 65535
+    server_stack, _, server, _ = connected_stacks(family, offload=True, mtu=65535, partial_checksums=False)
+    server.send(bytes(index * 7 & 0xFF for index in range(150_000)), 0.0)
+    server_stack.poke(server)
+    packets = server_stack.transmit(0.0)
+    large = [packet for packet in packets if len(packet) > PARTIAL_CHECKSUM_FROM]
+    assert large and all(type(packet) is bytes and len(packet) <= link.mtu for packet in large)
+    written = []
+    real_write = os.write
+
+    def recording(fd, data):
+        written.append(data)
+        return real_write(fd, data)
+
+    monkeypatch.setattr(os, "write", recording)
+    if batch:
+        link.send_batch(large, 0.0)
+    else:
+        for packet in large:
+            link.send(packet, 0.0)
+    assert writes == []  # no os.writev
+    assert len(written) == len(large) and all(data is packet for data, packet in zip(written, large))
+    assert frames_written(theirs) == large
+    assert link.counters["packets_out"] == len(large) and link.counters["bytes_out"] == sum(map(len, large))
+
+
+@pytest.mark.parametrize("family", [4, 6])
+def test_on_pypy_a_device_without_offloads_gets_the_download_in_parts(family, sockets, writes, monkeypatch):
+    """On PyPy (tun.PARTS_WITHOUT_OFFLOADS) a link without the vnet header asks the Stack for the
+    packets its MTU carries in parts too, from PARTIAL_CHECKSUM_FROM bytes on, and writes each as
+    [headers with the checksum completed, the send buffer's payload]: no 64 KB bytes object is
+    joined per segment (at MTU 65535 that join and os.writev's move of the young object out of
+    the nursery made `serve --no-offload` downloads half as fast as with offloads). The device
+    gets the same packets, checksums complete."""
+    ours, theirs = sockets
+    monkeypatch.setattr(tun, "PARTS_WITHOUT_OFFLOADS", True, raising=False)
+    link = fake_link(ours, offload=False, software=True)
+    link.mtu = 65535
+    assert link.takes_partial_checksums
+    server_stack, _, server, _ = connected_stacks(family, offload=True, mtu=65535,
+                                                  partial_checksums=link.takes_partial_checksums)
+    data = bytes(index * 13 & 0xFF for index in range(150_000))
+    server.send(data, 0.0)
+    server_stack.poke(server)
+    packets = server_stack.transmit(0.0)
+    large = [packet for packet in packets if len(packet) > PARTIAL_CHECKSUM_FROM]
+    assert large and all(type(packet) is SegmentParts and len(packet) <= link.mtu for packet in large)
+    expected = [whole(bytes(packet)) for packet in large]  # (bytes(): not joined())
+    never_joined(monkeypatch)
+    link.send_batch(large, 0.0)
+    assert len(writes) == len(large)
+    for buffers, packet in zip(writes, large):
+        assert len(buffers) == 2 and buffers[1] is packet.payload
+    frames = frames_written(theirs)
+    assert frames == expected and all(scapy_checksum_right(frame) for frame in frames)
+    assert b"".join(frame[len(frame) - len(packet.payload):] for frame, packet in zip(frames, large)) \
+        == data[:sum(len(packet.payload) for packet in large)]

@@ -91,7 +91,9 @@ without offloads (GRO and GSO), so that the core's per-segment work stays per su
 - sending, the Stack builds segments of up to 64 KB (cuts_large_segments) and send() cuts each
   into MTU-sized packets with full checksums, PSH/FIN on the last and CWR on the first only, and
   writes them one by one (cut_tcp_segment takes the SegmentParts as they are: the payload is
-  copied once, into the pieces). A partial packet the MTU carries whole leaves complete.
+  copied once, into the pieces). A partial packet the MTU carries whole leaves complete, summed
+  where its parts lie (on PyPy the Stack builds such packets from PARTIAL_CHECKSUM_FROM bytes on,
+  as with offloads: PARTS_WITHOUT_OFFLOADS says why).
 The byte stream and every decision of the core are the same as with the segments one by one;
 the receiver's ACKs count a super-segment's bytes as the full-sized segments in it (one ACK per
 joined run, as with the kernel's GRO). Middlewares above see super-segments both ways, as they
@@ -117,6 +119,7 @@ import errno
 import fcntl
 import functools
 import os
+import sys
 from typing import Callable
 
 import pytun
@@ -162,6 +165,16 @@ IOV_MAX = os.sysconf("SC_IOV_MAX")  # the most buffers one os.writev takes (1024
 # CPython the two cost the same). A packet the MTU carries at 1500 fits; a larger one keeps its
 # one copy, the kernel's.
 JOINED_FRAME_MOST = 2048
+# Software offload on PyPy (`serve --no-offload`): the packets the MTU carries are built in parts
+# from PARTIAL_CHECKSUM_FROM bytes on, as with offloads (takes_partial_checksums), and summed and
+# written in their parts here (vnet.completed_parts: [headers, the send buffer's payload]). Built
+# whole, each segment at MTU 65535 was a new 64 KB bytes object, joined from a view of the send
+# buffer (9.5 us per 64 KB on PyPy against 3.4 on CPython) and handed to os.writev, whose cffi
+# stand-in moves a young object out of the nursery: libc's memmove was 18.6 % of serve's samples
+# (perf), 1.2 % in parts, and serve's user CPU per MB downloaded 1,090-1,330 us against 570-720
+# in five runs each (issue 12, fourteenth pass, /work/bench/s14/pypyjumbo). On CPython a packet
+# built whole is summed while it is copied, and the two cost alike (tenth pass): it stays so there.
+PARTS_WITHOUT_OFFLOADS = sys.implementation.name == "pypy"
 # Software offload reads a batch into one buffer of MTU-sized slots: at most this many slots, and
 # at most this many bytes (a batch at MTU 65535 is 16 packets).
 JOIN_SLOTS = 64
@@ -256,10 +269,12 @@ class TunLink(Link):
 
     @property
     def takes_partial_checksums(self) -> bool:
-        """Whether the kernel is handed TCP checksums left partial (the vnet header's NEEDS_CSUM,
-        with offloads): the Stack then builds packets from PARTIAL_CHECKSUM_FROM bytes on so,
-        those the MTU carries too. Stack(partial_checksums=...)."""
-        return self.offload
+        """Whether this link takes TCP checksums left partial in the packets the MTU carries: the
+        Stack then builds packets from PARTIAL_CHECKSUM_FROM bytes on so (SegmentParts),
+        Stack(partial_checksums=...). With the vnet header the kernel is handed them (NEEDS_CSUM);
+        in software offload on PyPy (PARTS_WITHOUT_OFFLOADS) this link completes them where their
+        parts lie (vnet.completed_parts) and writes the parts."""
+        return self.offload or (self.software_offload and PARTS_WITHOUT_OFFLOADS)
 
     def offload_summary(self) -> str:
         """One line for serve's banner: how TCP segments cross this device."""
@@ -475,6 +490,11 @@ class TunLink(Link):
         try:
             if len(parts) == 2 and len(parts[1]) <= JOINED_FRAME_MOST:
                 written = os.write(self._fd, parts[0] + parts[1])  # (JOINED_FRAME_MOST says why)
+            elif len(parts) == 1 and type(parts[0]) is bytes:
+                # A packet built whole: os.write takes the bytes as they lie (PyPy pins them for the
+                # call), where compat's os.writev builds an iovec and its from_buffer copies a
+                # young object out of the nursery (compat.FROM_BUFFER_MOVES_YOUNG_BYTES).
+                written = os.write(self._fd, parts[0])
             else:
                 written = os.writev(self._fd, parts)
         except OSError as error:
