@@ -143,10 +143,12 @@ class Stack(UserCalls, Ipv6Side):
         # Such a link takes packets with their TCP checksum partial (build_tcp_packet, as
         # SegmentParts): every one larger than the MTU, which it cuts (TSO, or in software from
         # the parts). Those the MTU carries too, from PARTIAL_CHECKSUM_FROM bytes on, only where
-        # the kernel is handed the partial checksum (`partial_checksums`: the TUN link's vnet
-        # header, NEEDS_CSUM; by default whenever segmentation_offload): a device without it
-        # needs them complete, and a packet built whole is summed by the same C call that builds
-        # it (with the payload then still in cache for the one copy behind the headers).
+        # the link asks for them (`partial_checksums`, by default whenever segmentation_offload):
+        # the TUN link's vnet header hands the kernel the partial checksum (NEEDS_CSUM), and on
+        # PyPy a link without offloads completes the sum where the parts lie rather than have a
+        # 64 KB packet joined (link/tun.py PARTS_WITHOUT_OFFLOADS). Elsewhere a packet built
+        # whole is summed by the same C call that builds it (with the payload then still in
+        # cache for the one copy behind the headers).
         if partial_checksums is None:
             partial_checksums = segmentation_offload
         self.partial_checksum_over = (min(mtu, PARTIAL_CHECKSUM_FROM) if partial_checksums
