@@ -12,6 +12,8 @@ nothing changes:
 - `os.readv` and `os.writev`: PyPy 3.9's `os` has neither. `install()` gives it libc's, called
   through cffi (already a dependency for the C extension), so the TUN link reads and writes its
   frames the same way on both.
+- `prepared_readv(fd, buffers)`: os.readv into the same buffers again and again, through an
+  iovec built once where os.readv is the stand-in above (the TUN link's reads).
 - `os.sched_getaffinity` and `os.sched_setaffinity`: not in PyPy 3.9's `os` either (`serve
   --cpu`, the benchmarks' placements); libc's, the same way.
 - `asyncio_timeout(delay)`: `asyncio.timeout` (3.11), or where asyncio has none `Timeout`, a
@@ -55,6 +57,7 @@ to `os` what is missing and never replaces what Python has.
 
 from __future__ import annotations
 
+import functools
 import os  # (loaded by every Python at start: importing it costs nothing)
 import sys
 
@@ -70,10 +73,7 @@ _libc = None
 _ffi = None
 
 
-def load_libc():
-    """The C library through cffi, and its FFI, with the declarations of what this module calls
-    (readv, writev, the affinity calls): made on first use, then the same pair. The TUN link's
-    prepared reads (link/tun.py PreparedReadv) use them too: one declaration of each."""
+def _load_libc():
     global _libc, _ffi
     if _libc is None:
         from cffi import FFI
@@ -101,7 +101,7 @@ def load_vector_io() -> None:
     ping of `--delay in:60/20` came back after 22.5 ms). Not at import: cffi's loading brings in
     modules the sans-IO layers must not (tests/test_layering.py). Nothing to do on CPython."""
     if os.readv is readv or os.writev is writev:
-        load_libc()
+        _load_libc()
 
 
 def _io_vector(ffi, buffers, writable: bool):
@@ -121,13 +121,13 @@ def _io_vector(ffi, buffers, writable: bool):
 
 def readv(fd: int, buffers) -> int:
     """os.readv: read into each of `buffers` in turn, in one system call; the bytes read."""
-    libc, ffi = load_libc()
+    libc, ffi = _load_libc()
     return _vector_call(ffi, libc.readv, fd, buffers, writable=True)
 
 
 def writev(fd: int, buffers) -> int:
     """os.writev: write `buffers` one after the other, in one system call; the bytes written."""
-    libc, ffi = load_libc()
+    libc, ffi = _load_libc()
     return _vector_call(ffi, libc.writev, fd, buffers, writable=False)
 
 
@@ -139,12 +139,41 @@ def _vector_call(ffi, call, fd: int, buffers, writable: bool) -> int:
     return count
 
 
+def prepared_readv(fd: int, buffers: list):
+    """`os.readv(fd, buffers)` as a call without arguments, for buffers read into again and again
+    (a TUN link's vnet header and packet buffer): the bytes read, BlockingIOError when nothing
+    waits, OSError as os.readv raises it. Where os.readv is Python's own (CPython), just that
+    call. Where it is this module's stand-in (PyPy), through an iovec built once, here, instead of
+    at every read (an ffi.new and a from_buffer per buffer, ~0.3 us a read, issue 12's echo round
+    trip): the caller makes a new one whenever a buffer is replaced, and never resizes them
+    (their addresses are kept)."""
+    if os.readv is not readv:
+        return functools.partial(os.readv, fd, buffers)
+    return _PreparedReadv(fd, buffers)
+
+
+class _PreparedReadv:
+    __slots__ = ("_fd", "_call", "_ffi", "_vector", "_held", "_count")
+
+    def __init__(self, fd: int, buffers: list) -> None:
+        libc, ffi = _load_libc()
+        self._fd, self._call, self._ffi, self._count = fd, libc.readv, ffi, len(buffers)
+        # _held keeps each buffer's address valid (and the buffer alive) as long as the vector.
+        self._vector, self._held = _io_vector(ffi, buffers, writable=True)
+
+    def __call__(self) -> int:
+        count = self._call(self._fd, self._vector, self._count)
+        if count < 0:
+            _raise_errno(self._ffi)
+        return count
+
+
 CPU_SET_BYTES = 128  # glibc's cpu_set_t: 1,024 CPUs
 
 
 def sched_getaffinity(pid: int) -> set[int]:
     """os.sched_getaffinity: the CPUs process (or thread) `pid` may run on (0: this one)."""
-    libc, ffi = load_libc()
+    libc, ffi = _load_libc()
     mask = ffi.new("unsigned char[]", CPU_SET_BYTES)
     if libc.sched_getaffinity(pid, CPU_SET_BYTES, mask) < 0:
         _raise_errno(ffi)
@@ -153,7 +182,7 @@ def sched_getaffinity(pid: int) -> set[int]:
 
 def sched_setaffinity(pid: int, cpus) -> None:
     """os.sched_setaffinity: let process (or thread) `pid` run on `cpus` alone (0: this one)."""
-    libc, ffi = load_libc()
+    libc, ffi = _load_libc()
     mask = ffi.new("unsigned char[]", CPU_SET_BYTES)
     for cpu in cpus:
         if not 0 <= cpu < CPU_SET_BYTES * 8:

@@ -2,7 +2,7 @@
 
 On PyPy os.readv and os.writev are compat's cffi stand-ins, which build an iovec and take the
 address of every buffer at each call. The link now reads through one iovec made once
-(tun.frame_reader) and writes a small frame (the vnet header and a packet of at most
+(compat.prepared_readv) and writes a small frame (the vnet header and a packet of at most
 JOINED_FRAME_MOST bytes: an echo's answer, an ACK) joined, with one os.write. Here os.readv is
 made compat's on every interpreter, as PyPy has it, and the iovecs are counted; the device (one
 end of a SOCK_SEQPACKET socketpair, test_checksum_once.fake_link) sees the same frames as before.
@@ -40,6 +40,8 @@ def test_frames_are_read_through_one_iovec_made_once(monkeypatch):
     built = counted_iovecs(monkeypatch)
     ours, theirs = pair()
     link = fake_link(ours, offload=True)
+    assert built == [2]  # the one iovec, made with the link: the vnet header and the packet buffer
+    built.clear()
     packets = [segment(1000 + index * 100, 64 + index, ACK | PSH) for index in range(6)]
     for packet in packets:
         theirs.send(frame(partial(packet), NEEDS_CSUM))
@@ -72,9 +74,9 @@ def test_the_reader_is_made_anew_when_its_packet_buffer_is_handed_over(monkeypat
 
 def test_a_small_frame_is_written_joined_with_one_write(monkeypatch):
     monkeypatch.setattr(os, "writev", compat.writev)  # as on PyPy
-    built = counted_iovecs(monkeypatch)
     ours, theirs = pair()
     link = fake_link(ours, offload=True)
+    built = counted_iovecs(monkeypatch)  # the writes' (on PyPy the link's reads have one already)
     answer = segment(5000, 64, ACK | PSH, ports=(7, 40001))  # an echo's answer
     ack = segment(6000, 0, ACK, ports=(7, 40002))
     link.send_batch([answer, ack], 0.0)
@@ -91,9 +93,9 @@ def test_a_small_frame_is_written_joined_with_one_write(monkeypatch):
 def test_a_run_joined_into_a_super_segment_still_goes_in_one_writev(monkeypatch):
     """Larger frames keep os.writev: their payloads are not copied into a frame here."""
     monkeypatch.setattr(os, "writev", compat.writev)
-    built = counted_iovecs(monkeypatch)
     ours, theirs = pair()
     link = fake_link(ours, offload=True)
+    built = counted_iovecs(monkeypatch)  # the writes' (on PyPy the link's reads have one already)
     run = [segment(2000, 1448, ACK), segment(3448, 1448, ACK), segment(4896, 1000, ACK | PSH)]
     link.send_batch(run, 0.0)
     link.flush()

@@ -49,7 +49,7 @@ whose partial checksum, where it is completed at all, is completed in place; eac
 with one os.writev of its parts (the vnet header, headers, payloads), so no 64 KB payload is
 copied into a frame first. A small frame (the vnet header and one packet of at most
 JOINED_FRAME_MOST bytes: an answer, an ACK) is joined and written with os.write instead, and the
-reads go through one iovec made once (frame_reader): on PyPy, where os.readv and os.writev are
+reads go through one iovec made once (compat.prepared_readv): on PyPy, where os.readv and os.writev are
 compat's cffi stand-ins, building an iovec and taking each buffer's address cost more than the
 copy of ~130 bytes (issue 12, echo round trip).
 Middlewares outside this link (FaultInjector, PcapWriter, Tracer) therefore see super-segments
@@ -117,10 +117,8 @@ from __future__ import annotations
 
 import errno
 import fcntl
-import functools
 import os
 import sys
-from typing import Callable
 
 import pytun
 
@@ -252,7 +250,7 @@ class TunLink(Link):
         self._vnet_header = bytearray(HEADER_SIZE)
         self._packet_buffer = LinkBuffer(LARGEST_FRAME - HEADER_SIZE) if self.offload else bytearray()
         self._read_buffers = [self._vnet_header, self._packet_buffer]
-        self._read_frame = frame_reader(self._fd, self._read_buffers)
+        self._read_frame = compat.prepared_readv(self._fd, self._read_buffers) if self.offload else None
 
     def attach_queue(self) -> "TunLink":
         """One more queue of this multi-queue device: a TunLink with its own fd, same offloads."""
@@ -363,7 +361,7 @@ class TunLink(Link):
         if type(packet) is memoryview and packet.obj is self._packet_buffer:
             # The buffer went with it (not on PyPy: vnet.HANDS_OVER_BUFFERS): the next frame needs a new one.
             self._packet_buffer = self._read_buffers[1] = LinkBuffer(LARGEST_FRAME - HEADER_SIZE)
-            self._read_frame = frame_reader(self._fd, self._read_buffers)
+            self._read_frame = compat.prepared_readv(self._fd, self._read_buffers)
         if not packet or packet[0] >> 4 not in (IPV4_VERSION, IPV6_VERSION):
             self.count_drop("not_ip")
             return None
@@ -566,45 +564,6 @@ class TunLink(Link):
             self.flush()
             self.closed = True
             self._device.close()
-
-
-def frame_reader(fd: int, buffers: list) -> Callable[[], int]:
-    """`os.readv(fd, buffers)` as a call without arguments, for buffers read into again and again
-    (a TUN link's vnet header and packet buffer): the bytes read, BlockingIOError when nothing
-    waits, OSError as os.readv raises it. Where os.readv is Python's own (CPython), just that
-    call: it reads the list at every call. Where it is compat's cffi stand-in (PyPy), the iovec
-    is built once, here, instead of at every read (an ffi.new and a from_buffer per buffer, ~0.3
-    us a read, and the raw memory freed later by the collector): the caller makes a new reader
-    whenever one of the buffers is replaced, and never resizes them (their addresses are kept)."""
-    if os.readv is not compat.readv:
-        return functools.partial(os.readv, fd, buffers)
-    return PreparedReadv(fd, buffers)
-
-
-class PreparedReadv:
-    """readv(2) into the same buffers at every call, through an iovec built once (frame_reader)."""
-
-    __slots__ = ("_fd", "_call", "_vector", "_count", "_held", "_ffi")
-
-    def __init__(self, fd: int, buffers: list) -> None:
-        libc, ffi = compat.load_libc()  # (compat owns the cdef of readv: one declaration)
-        self._fd = fd
-        self._call = libc.readv
-        self._ffi = ffi
-        # The cffi buffers keep each buffer's address valid (and the buffer alive) while we hold them.
-        self._held = [ffi.from_buffer(buffer, require_writable=True) for buffer in buffers]
-        self._vector = ffi.new("struct iovec[]", len(buffers))
-        for index, data in enumerate(self._held):
-            self._vector[index].iov_base = data
-            self._vector[index].iov_len = len(data)
-        self._count = len(buffers)
-
-    def __call__(self) -> int:
-        count = self._call(self._fd, self._vector, self._count)
-        if count < 0:
-            number = self._ffi.errno
-            raise OSError(number, os.strerror(number))  # BlockingIOError for EAGAIN, as os.readv's
-        return count
 
 
 def _enable_offloads(device: "pytun.TunTapDevice") -> int:
