@@ -62,7 +62,7 @@ class TimerHeap:
         names the connection by `connection.key`, the very tuple that keys it in the Stack's
         table (no second copy of the 4-tuple)."""
         # The stack calls this after every transmit of every connection it touched (about a
-        # dozen times in a connection's life): _push and _entry_went_stale are written out here.
+        # dozen times in a connection's life): the push and _entry_went_stale are written out here.
         entries = self.entries
         entry = entries.get(connection)
         if entry is None:
@@ -82,11 +82,6 @@ class TimerHeap:
         self.stale += 1  # the entry before went stale
         if self.stale > HEAP_SLACK:
             self._compact_if_stale()
-
-    def _push(self, connection: Connection, deadline: float, key: tuple) -> None:
-        # key[0] is our address: 16 bytes over IPv6, an int over IPv4
-        entry = self.entries[connection] = (deadline, type(key[0]) is bytes, key)
-        heapq.heappush(self.heap, entry)
 
     def _entry_went_stale(self) -> None:
         """One more entry in the heap is no connection's live entry (the bound may break)."""
@@ -127,8 +122,13 @@ class TimerHeap:
                 deadline = connection.timers.next_deadline()
                 if deadline == entry[0]:
                     return deadline
-                self._refile(connection, entry, deadline)
-                heap = self.heap  # a push may have rebuilt it
+                filed = self._refile(connection, entry, deadline)
+                heap = self.heap  # a rebuild may have replaced it
+                if filed is not None and heap[0] is filed:
+                    # Filed anew and still on top: live, and the connection's deadline itself, so
+                    # the answer without asking it again. An echo's answer restarts its timers
+                    # later at every round trip, and the runtime asks once per round trip.
+                    return deadline
             else:
                 heapq.heappop(heap)  # stale: the connection went away or was disarmed
                 self.stale -= 1
@@ -156,16 +156,19 @@ class TimerHeap:
                 heap = self.heap
             yield connection
 
-    def _refile(self, connection: Connection, entry: TimerEntry, deadline: float | None) -> None:
+    def _refile(self, connection: Connection, entry: TimerEntry, deadline: float | None) -> TimerEntry | None:
         """The live `entry` on top of the heap no longer says when `connection` is due: it goes,
-        and the connection's entry is `deadline` now (none if None)."""
-        heapq.heappop(self.heap)
+        and the connection's entry is `deadline` now (none if None); that new entry, or None."""
         if deadline is None:
+            heapq.heappop(self.heap)
             del self.entries[connection]
             if self.stale > HEAP_SLACK:
                 self._compact_if_stale()  # one live entry fewer
-        else:
-            self._push(connection, deadline, entry[2])  # in place of the one popped
+            return None
+        # The same family flag and 4-tuple; one sift takes the top out and the new entry in.
+        new_entry = self.entries[connection] = (deadline, entry[1], entry[2])
+        heapq.heapreplace(self.heap, new_entry)
+        return new_entry
 
     def _rebuild(self) -> None:
         """Rebuild the heap from the live entries: every stale entry goes at once."""

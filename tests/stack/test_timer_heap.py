@@ -195,3 +195,42 @@ def test_the_heap_top_bounds_every_deadline_through_a_burst_of_closes_then_echoe
         exchange(client, server, now)
         assert connection.recv(len(message), now) == message
         check(client, server)
+
+
+class _CountingTimers(_Timers):
+    def __init__(self) -> None:
+        super().__init__()
+        self.asked = 0
+
+    def next_deadline(self):
+        self.asked += 1
+        return self.deadline
+
+
+def test_a_deadline_that_moved_later_is_filed_anew_and_answered_with_one_question():
+    # An echo's answer restarts its connection's timers later at every round trip, and the
+    # runtime asks the heap for the next deadline once a round trip: the live entry on top is
+    # early, so it is filed anew; on top again, it is the answer without asking the connection
+    # a second time (issue 12, serve's CPU per echo).
+    from ustack.timer_heap import TimerHeap
+
+    heap = TimerHeap()
+    endpoint, other = _Endpoint(1000), _Endpoint(1001)
+    endpoint.timers = _CountingTimers()
+    table = {endpoint.key: endpoint, other.key: other}
+    endpoint.timers.deadline, other.timers.deadline = 1.0, 5.0
+    heap.arm(endpoint, 1.0)
+    heap.arm(other, 5.0)
+    for later in (1.5, 2.0, 2.5):
+        endpoint.timers.deadline = later
+        heap.arm(endpoint, later)  # later: the entry stays where it was
+        endpoint.timers.asked = 0
+        assert heap.next_deadline(table) == later
+        assert endpoint.timers.asked == 1
+        assert heap.entries[endpoint][0] == later and heap.heap[0] is heap.entries[endpoint]
+        assert heap.stale == len(heap.heap) - len(heap.entries)
+    # Moved past the other endpoint's deadline: filed anew below it, the other one answers.
+    endpoint.timers.deadline = 9.0
+    heap.arm(endpoint, 9.0)
+    assert heap.next_deadline(table) == 5.0
+    assert heap.entries[endpoint][0] == 9.0
