@@ -76,9 +76,11 @@ def copy_of(buffer: bytearray, length: int, kind: type = bytes) -> bytes:
     nursery where one will do, so the nursery filled, and a minor collection came, twice as often,
     each copying the live copies of a batch (up to 64 super-segments) out of it: in a loop that
     keeps 40 copies alive, as a batch does, 16 us per 64 KB copied against 8 this way (issue 12,
-    fifteenth pass). A bytes subclass made from bytes shares them on PyPy (no second copy; on
-    CPython it copies, where no link calls this)."""
-    copy = ffi.unpack(ffi.from_buffer(buffer), length)
+    fifteenth pass). ffi.from_buffer of the link's own buffer, read into again and again, moves
+    nothing (it left the nursery once, at its first read: compat.FROM_BUFFER_MOVES_YOUNG_BYTES).
+    A bytes subclass made from bytes shares them on PyPy (no second copy; on CPython it copies,
+    where no link calls this)."""
+    copy = ffi.buffer(ffi.from_buffer(buffer), length)[:]
     return copy if kind is bytes else kind(copy)
 
 
