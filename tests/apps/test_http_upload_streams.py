@@ -263,3 +263,40 @@ def test_write_all_writes_piece_by_piece_where_from_buffer_moves_young_bytes(tmp
         assert http._write_all(file.fileno(), pieces) == sum(map(len, pieces))
     assert (tmp_path / "written.bin").read_bytes() == b"".join(pieces)
     assert lengths == [5, 3000, 2000, 1000, 1, 700, 2500, 1500, 500]  # one piece, or what is left of it, per write
+
+
+def test_an_upload_lets_go_of_what_it_wrote_before_the_next_read_waits(tmp_path):
+    """What one read of an upload's body gave is written and then let go of, before the next read
+    waits, not when it returns: on PyPy each piece is a view of the TUN link's young copy of a
+    packet, and while the read waits the link reads the next batch, whose copies fill the
+    collector's nursery; a minor collection then found the pieces already written alive, and
+    copied them out of it (an upload's 256 KB at a time), into memory only a major collection frees."""
+    import gc
+    import weakref
+
+    class Piece(bytearray):  # a piece that a weak reference can follow (bytes and views cannot)
+        pass
+
+    body = [Piece(b"a" * 3000), Piece(b"b" * 5000)]
+    still_held = []
+
+    class Reader:
+        def __init__(self):
+            self.given = None
+
+        async def read_chunks(self, size):
+            if self.given is not None:
+                gc.collect()  # (PyPy: no reference counts; on CPython it changes nothing)
+                still_held.append(self.given() is not None)  # the last read's piece, while this one waits
+            piece = body.pop(0)
+            self.given = weakref.ref(piece)
+            return [piece]
+
+    connection = h11.Connection(h11.SERVER)
+    connection.receive_data(put_head("/up.bin", 8000))
+    request = connection.next_event()
+    with open(tmp_path / "up.bin", "wb") as file:
+        fresh = asyncio.run(http._store_counted_body(connection, Reader(), request, file.fileno()))
+    assert (tmp_path / "up.bin").read_bytes() == b"a" * 3000 + b"b" * 5000
+    assert fresh.their_state is h11.DONE  # h11 stands where it would after the body
+    assert still_held == [False]

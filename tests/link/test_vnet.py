@@ -4,6 +4,9 @@ No TUN device here: `split_super_segment` does in Python what the kernel's TSO d
 
 from __future__ import annotations
 
+import gc
+import sys
+
 import pytest
 from test_checksum_once import LARGE, Sums, corrupted, fake_link, frame, packet_to_stack, receive, sockets, stack_for
 from vnet_helpers import A, ACK, FIN, PSH, SYN, coalesce, partial, segment, transfer, without_ip_id
@@ -290,6 +293,52 @@ def test_where_buffers_are_not_handed_over_a_copy_says_whether_its_checksum_is_k
     assert type(handed) is memoryview and handed.readonly and type(handed.obj) is kind
     if checksum_offset == 16:
         assert handed == packet  # complete, as the parser and every observer need it
+
+
+def bytes_allocated_per_call(call, count: int) -> float:
+    """What one call allocates, its result included, as the running Python can tell: on PyPy from
+    the minor collections (each a nursery's worth of new objects) that `count` calls cause; on
+    CPython tracemalloc's peak over one call."""
+    if sys.implementation.name == "pypy":
+        number, unit = gc.get_stats().nursery_size[:-2], gc.get_stats().nursery_size[-2:]  # "8.0MB", "264.0kB"
+        nursery = float(number) * {"kB": 1 << 10, "MB": 1 << 20, "GB": 1 << 30}[unit]
+        minors = []
+        gc.hooks.on_gc_minor = lambda stats: minors.append(stats.count)
+        try:
+            for _ in range(count):
+                call()
+        finally:
+            gc.hooks.on_gc_minor = None
+        return sum(minors) * nursery / count
+    import tracemalloc  # (CPython's: PyPy has none)
+
+    tracemalloc.start()
+    try:
+        tracemalloc.reset_peak()
+        before = tracemalloc.get_traced_memory()[0]
+        call()
+        return tracemalloc.get_traced_memory()[1] - before
+    finally:
+        tracemalloc.stop()
+
+
+@pytest.mark.parametrize("flags, kind", [(vnet.NEEDS_CSUM, ChecksumKnownCopy), (0, bytes)])
+def test_where_buffers_are_not_handed_over_a_super_segment_is_copied_once(flags, kind, buffers_copied):
+    """PyPy's way copies each super-segment, and copies it once: on PyPy, bytes() of a slice of the
+    link's bytearray (or of a view of it) fills a temporary of the same size first, so every
+    super-segment of an upload put two 64 KB objects in the collector's nursery, and minor
+    collections, each copying out what a batch still held, came twice as often
+    (buffers.copy_of). On CPython a bytes subclass copies the bytes it is made from, once more:
+    there (where the link hands its buffers over instead) a ChecksumKnownCopy costs two."""
+    packet, header, buffer = super_segment_read_into(LinkBuffer, 4)
+    header = build_vnet_header(VnetHeader(flags, GSO_TCPV4, 0, 1448, 20, 16))
+    if not flags:
+        buffer[:len(packet)] = packet
+    handed = vnet.packet_from_parts(header, buffer, len(packet))
+    assert type(handed.obj) is kind and handed == packet
+    copies = 1 if kind is bytes or sys.implementation.name == "pypy" else 2
+    allocated = bytes_allocated_per_call(lambda: vnet.packet_from_parts(header, buffer, len(packet)), 4000)
+    assert allocated < (copies + 0.25) * len(packet), f"{allocated:.0f} bytes for a {len(packet)}-byte packet"
 
 
 @pytest.mark.parametrize("family", [4, 6])

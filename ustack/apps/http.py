@@ -339,6 +339,11 @@ async def _store_counted_body(connection: h11.Connection, reader, request: h11.R
             # server answer an incomplete request before it closes).
             raise h11.RemoteProtocolError(f"upload ended early: {remaining} bytes of the body missing")
         remaining -= _write_all(descriptor, chunks)
+        # Written: let go of the pieces before the next read waits, not as it returns. On PyPy
+        # they are young copies of whole packets (the TUN link's), and while the next read waits
+        # the link reads a batch, and its copies fill the nursery: a minor collection then finds
+        # these 256 KB alive and copies them out, into memory only a major collection frees.
+        del chunks
     # h11 still has to own the connection's HTTP state: what to answer the request with (it checks
     # our response), whether to keep the connection (HTTP/1.0 or "Connection: close" means close),
     # and the next request. The old connection is stuck waiting for body bytes it will never see,

@@ -40,7 +40,7 @@ from typing import NamedTuple
 
 from ..wire.checksum import (checksum_add, checksum_finish, internet_checksum, internet_checksum_of, pseudo_header_sum,
                              pseudo_header_sum6)
-from ..wire.buffers import ChecksumKnownCopy, LinkBuffer, SegmentParts
+from ..wire.buffers import ChecksumKnownCopy, LinkBuffer, SegmentParts, copy_of
 from ..wire.segment import cut_tcp_segment
 from ..wire.ipv6 import JUMBO_HEADER_LENGTH, is_jumbogram
 from ..compat import READ_ONLY_SLICES_COPY_BYTEWISE
@@ -201,12 +201,13 @@ def packet_from_parts(header: bytes | bytearray, packet: bytearray, length: int)
         if marked and flags & DATA_VALID:
             packet.tcp_checksum_known = _tcp_checksum_known(flags, packet, length, csum_start, csum_offset)
         return memoryview(packet).toreadonly()[:length]  # no copy: the buffer is handed over
+    if length >= HANDED_OVER_FROM:  # (where HANDS_OVER_BUFFERS is False: PyPy)
+        # One copy, and a view of it (see above); one whose TCP checksum is known (completed
+        # above, the kernel vouching for it, or DATA_VALID) says so by its class. copy_of: the
+        # bytes copied once, where bytes() of a slice copies them twice on PyPy.
+        known = _tcp_checksum_known(flags, packet, length, csum_start, csum_offset)
+        return memoryview(copy_of(packet, length, ChecksumKnownCopy if known else bytes))
     with memoryview(packet) as view:
-        if length >= HANDED_OVER_FROM:  # (where HANDS_OVER_BUFFERS is False: PyPy)
-            # One copy, and a view of it (see above); one whose TCP checksum is known (completed
-            # above, the kernel vouching for it, or DATA_VALID) says so by its class.
-            known = _tcp_checksum_known(flags, packet, length, csum_start, csum_offset)
-            return memoryview((ChecksumKnownCopy if known else bytes)(view[:length]))
         return bytes(view[:length])  # one copy
 
 

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 from typing import final
 
+from ._wire import ffi
+
 
 class LinkBuffer(bytearray):
     """A buffer a link reads one packet into and may hand over whole (the TUN link's super-segments,
@@ -62,6 +64,24 @@ class ChecksumKnownCopy(bytes):
     as for a marked LinkBuffer. Its checksum is never partial: the link completes it before the
     copy. Anything made from it is plain bytes (a slice, a FaultInjector's changed copy), and is
     summed as always."""
+
+
+def copy_of(buffer: bytearray, length: int, kind: type = bytes) -> bytes:
+    """buffer[:length] as a new `kind` (bytes, or ChecksumKnownCopy), its bytes copied once: what a
+    link that does not hand its buffer over (the TUN link on PyPy) hands over instead.
+
+    Through cffi, because in Python a bytearray's bytes reach a new bytes object by two copies on
+    PyPy: bytes() of a slice of it or of a view, tobytes() and join all fill a temporary of the
+    same size first. For a 64 KB super-segment that was two 64 KB objects in the collector's
+    nursery where one will do, so the nursery filled, and a minor collection came, twice as often,
+    each copying the live copies of a batch (up to 64 super-segments) out of it: in a loop that
+    keeps 40 copies alive, as a batch does, 16 us per 64 KB copied against 8 this way (issue 12,
+    fifteenth pass). ffi.from_buffer of the link's own buffer, read into again and again, moves
+    nothing (it left the nursery once, at its first read: compat.FROM_BUFFER_MOVES_YOUNG_BYTES).
+    A bytes subclass made from bytes shares them on PyPy (no second copy; on CPython it copies,
+    where no link calls this)."""
+    copy = ffi.buffer(ffi.from_buffer(buffer), length)[:]
+    return copy if kind is bytes else kind(copy)
 
 
 @final  # (nothing derives from it: the links tell it by `type(packet) is SegmentParts`)
