@@ -11,9 +11,10 @@ Run it from inside the tree to measure (`cd TREE && PYTHONPATH=TREE ...`): serve
 on errors, Ctrl-C and SIGTERM too), under cProfile switched on by SIGUSR1 and written out by
 SIGUSR2, and the kernel's `ab -c 20` fetches a small page over its TUN device, a new connection per
 request, as bench.py's connections/s row does. After a warm-up run (500 requests), one run
-measures serve's CPU time per connection without the profiler (user and system, /proc/PID/stat);
-the next one, with the profiler on, counts every Python function and builtin called (cProfile's
-count), over the requests. With --strace a third run counts serve's system calls (strace -c).
+measures serve's CPU time per connection without the profiler (user and system, bench.py's
+process_cpu_seconds); the next one, with the profiler on, counts every Python function and
+builtin called (cProfile's count), over the requests. With --strace a third run counts serve's
+system calls (strace -c).
 
 The calls are grouped by part (bench_profile.AREAS, DESIGN.md's layers), a builtin charged to the
 part that called it. The HTTP app (ustack/apps, h11, and the stdlib it calls: pathlib,

@@ -481,8 +481,9 @@ class TunLink(Link):
         return super().stats()
 
     def _write(self, parts: list) -> None:
-        """One write of the buffers `parts` (os.writev: gathered by the kernel, not joined here):
-        a packet, or with offloads a frame (the vnet header, then the packet or super-segment)."""
+        """One write of the buffers `parts` (os.writev: gathered by the kernel, not joined here; a
+        small frame or a single bytes object with os.write, as said below): a packet, or with
+        offloads a frame (the vnet header, then the packet or super-segment)."""
         if len(parts) > IOV_MAX:  # a run of many tiny pieces (a small MTU): more than writev takes
             parts = [b"".join(parts)]
         try:
