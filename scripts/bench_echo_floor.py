@@ -48,6 +48,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from ustack.commands.signals import sigterm_as_interrupt  # noqa: E402
 from ustack.netns import Namespace  # noqa: E402
 from ustack.network import USTACK_ADDRESS  # noqa: E402
+from ustack.wire.tcp import ACK, FIN, PSH, RST, SYN  # noqa: E402
 
 from bench import WARM_UP_ECHOES as BENCH_WARM_UP_ECHOES  # noqa: E402
 from bench import (KERNEL_APP_SERVER, KERNEL_SERVER_ADDRESS, BenchError, Server, connect_kernel_twin,  # noqa: E402
@@ -62,7 +63,6 @@ WARM_UP_ECHOES = max(BENCH_WARM_UP_ECHOES, 2000)
 
 # --- the reflector -------------------------------------------------------------------------------
 
-FIN, SYN, RST, PSH, ACK = 0x01, 0x02, 0x04, 0x08, 0x10
 IP_HEADER = struct.Struct("!BBHHHBBH4s4s")  # version/IHL .. destination (RFC 791 3.1)
 TCP_HEADER = struct.Struct("!HHIIBBHHH")  # ports, SEQ, ACK, data offset, flags, window, checksum, urgent
 ADDRESSES_AND_PORTS = struct.Struct("!4s4s")
@@ -70,6 +70,7 @@ SEQUENCE_AND_FLAGS = struct.Struct("!HHIIBB")
 MSS_OPTION = struct.Struct("!BBH")
 OUR_ISS = 0x12345678  # a reflector has no secrets to keep (RFC 9293 3.4.1 is for real stacks)
 WINDOW = 65535
+MAX_PAYLOAD = 2048  # the most data a reply carries (the echo client sends 64 bytes; MTU 1500 at most 1,460)
 
 
 class Reflector:
@@ -80,7 +81,7 @@ class Reflector:
     def __init__(self) -> None:
         from ustack.wire.checksum import checksum_add, checksum_finish, internet_checksum_of, pseudo_header_sum
 
-        self.reply = bytearray(20 + 24 + 2048)
+        self.reply = bytearray(20 + 24 + MAX_PAYLOAD)
         self._checksum_add, self._checksum_finish = checksum_add, checksum_finish
         self._checksum_of, self._pseudo_header_sum = internet_checksum_of, pseudo_header_sum
         self.next_to_send: dict[tuple, int] = {}  # (client address, client port) -> our SND.NXT
@@ -92,6 +93,8 @@ class Reflector:
         source_port, destination_port, sequence, _, offset, flags = SEQUENCE_AND_FLAGS.unpack_from(packet, 20)
         payload_start = 20 + (offset >> 4) * 4
         length = len(packet) - payload_start
+        if not 0 <= length <= MAX_PAYLOAD:
+            return 0  # a data offset past the packet's end, or more than one reply holds: no answer
         key = (source, source_port)
         if flags & RST:
             self.next_to_send.pop(key, None)
@@ -232,6 +235,11 @@ def measure(args, work: Path, spaces: list[Namespace]) -> list[tuple]:
     return rows
 
 
+def _marked(ratio: float, goal: float) -> str:
+    """A ratio, with ' >' after it when it stands above the goal."""
+    return f"{ratio:.2f}{'' if ratio <= goal else ' >'}"
+
+
 def format_rows(rows: list[tuple]) -> str:
     lines = []
     placement = None
@@ -240,9 +248,8 @@ def format_rows(rows: list[tuple]) -> str:
             placement = where
             lines += ["", f"echo round trip (64 B), {where}:",
                       f"  {'server':26} {'p50 us':>8} {'p99 us':>8} {'CPU us/echo':>12} {'p50 ratio':>10} {'p99 ratio':>10}"]
-        mark = lambda ratio, goal: f"{ratio:.2f}{'' if ratio <= goal else ' >'}"  # noqa: E731
-        lines.append(f"  {name:26} {p50:8.1f} {p99:8.1f} {cpu:12.1f} {mark(p50_ratio, GOAL_P50):>10} "
-                     f"{mark(p99_ratio, GOAL_P99):>10}")
+        lines.append(f"  {name:26} {p50:8.1f} {p99:8.1f} {cpu:12.1f} {_marked(p50_ratio, GOAL_P50):>10} "
+                     f"{_marked(p99_ratio, GOAL_P99):>10}")
     lines.append("")
     lines.append(f"(ratios to the kernel's row; '>' marks one above issue 12's goal, p50 {GOAL_P50}x, p99 {GOAL_P99}x; "
                  f"{sys.implementation.name} {'.'.join(map(str, sys.version_info[:3]))})")
@@ -262,7 +269,9 @@ def main() -> int:
         return reflect(args.netns, args.reflect)
     for name in ("echoes", "rounds"):
         if getattr(args, name) < 1:
-            parser.error(f"--{name.replace('_', '-')} must be at least 1")
+            parser.error(f"--{name} must be at least 1")
+    if args.warm_up_echoes < 0:
+        parser.error("--warm-up-echoes must not be negative")
     if os.geteuid() != 0:
         print("bench_echo_floor.py: needs root (namespaces and TUN devices)", file=sys.stderr)
         return 1

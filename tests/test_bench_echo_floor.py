@@ -83,6 +83,14 @@ def test_what_is_not_its_business_gets_no_answer():
     assert reflector.answer(from_client("R", 1)) == 0
     assert reflector.answer(bytes(IP(src=CLIENT, dst=SERVER, proto=17) / (b"\0" * 30))) == 0
     assert reflector.answer(b"\x45" * 10) == 0
+    # For a connection it knows: a data offset past the packet's end, or more data than a reply
+    # holds, gets no answer (never a reply built from a negative or oversized length).
+    reflector.answer(from_client("S", 900))
+    overrun = bytes(IP(src=CLIENT, dst=SERVER) / TCP(sport=40000, dport=7, seq=901, ack=OUR_ISS + 1, flags="PA",
+                                                     dataofs=15))
+    assert len(overrun) == 40 and reflector.answer(overrun) == 0
+    assert reflector.answer(from_client("PA", 901, OUR_ISS + 1, b"x" * 3000)) == 0
+    assert len(reflector.reply) == 20 + 24 + 2048  # its buffer never grew
     # A reset forgets a connection it knew.
     reflector.answer(from_client("S", 5))
     assert reflector.answer(from_client("R", 6)) == 0
