@@ -309,8 +309,9 @@ def main() -> None:
           f"({time_wait:,} TIME-WAIT, {other:,} others)")
     print(f"peak RSS above the start: {grown / 1e6:,.2f} MB (with {alive_at_peak_rss:,} endpoints alive then); "
           f"ratio {grown / max(need, 1):.2f} (goal at most 1.2)")
-    print(f"heap entries at the end: client {len(client.timer_heap.heap):,}, server {len(server.timer_heap.heap):,}; "
-          f"connections {len(client.connections):,} / {len(server.connections):,}")
+    print(f"timer entries at the end (heap + TIME-WAIT queue): client {len(client.timer_heap.heap):,} + "
+          f"{len(client.timer_heap.time_wait_queue):,}, server {len(server.timer_heap.heap):,} + "
+          f"{len(server.timer_heap.time_wait_queue):,}; connections {len(client.connections):,} / {len(server.connections):,}")
 
 
 if __name__ == "__main__":

@@ -517,7 +517,9 @@ class Stack(UserCalls, Ipv6Side):
             # The entry's value only: deleting and adding the key would leave a dummy slot, and
             # a table that churns through TIME-WAIT would grow past what it holds.
             self.connections[key] = record
-        self.timer_heap.hand_over(connection, record)  # the record's key is the connection's tuple
+        # The connection's timers go; the record's one deadline is armed by the caller (transmit),
+        # into the timer heap's TIME-WAIT queue (timer_heap.py).
+        self.timer_heap.disarm(connection)
         flow_label = self._flow_labels.pop(connection, None)
         if flow_label is not None:
             self._flow_labels[record] = flow_label

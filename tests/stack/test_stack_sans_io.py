@@ -260,6 +260,7 @@ def test_connections_that_have_come_and_gone_leave_nothing_behind():
         assert stack.connections == {}
         assert stack.next_deadline() is None
         assert stack.timer_heap.heap == [] and stack.timer_heap.entries == {}
+        assert not stack.timer_heap.time_wait_queue and stack.timer_heap.queued == {}
     assert listener.accept() is None
     assert after - before < 64 * 1024, f"{after - before} bytes still held after 300 connections ended"
 

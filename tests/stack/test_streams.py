@@ -405,6 +405,7 @@ async def test_many_connections_come_and_go_and_leave_nothing_behind(seed):
             assert not runtime.timer_armed and not runtime._transports and not runtime._dirty
             assert not stack.connections and not stack.listeners
             assert not stack.timer_heap.heap and not stack.timer_heap.entries and not stack._touched
+            assert not stack.timer_heap.time_wait_queue and not stack.timer_heap.queued
 
 
 @run_async
