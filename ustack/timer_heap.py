@@ -98,10 +98,6 @@ class TimerHeap:
         self.queued: dict[TimeWait, TimerEntry] = {}
         self.queue_stale = 0  # entries in the queue that are no record's live entry
 
-    def armed(self) -> int:
-        """How many connections and TIME-WAIT records have a deadline."""
-        return len(self.entries) + len(self.queued)
-
     def arm(self, connection: Connection, deadline: float | None) -> None:
         """Keep `connection`'s entry at or before `deadline` (None: no timer). Most rounds leave
         the deadline where it was (a delayed ACK already armed, a TIME-WAIT running) or move it
