@@ -21,7 +21,7 @@ What it prints (issue 12's goals):
   short one (`--msl 0.5`, the default until 2026-12: 1,000 alive, about 1 MB) the fixed ~0.45 MB
   of a new allocator arena and the tables' growth outweigh the endpoints (ratio ~1.45), which
   says little about memory that returns; the stale timer-heap entries that used to pin finished
-  connections (FIN-WAIT-2's 60 s timer) show up either way, in the heap entries printed last.
+  connections (FIN-WAIT-2's 60 s timer) show up either way, in the timer entries printed last.
 
 What the alive endpoints need is counted by state, at every sample: each TIME-WAIT endpoint at
 what one takes after a lifecycle, every other one at what an idle ESTABLISHED endpoint takes
