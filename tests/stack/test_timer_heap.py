@@ -96,9 +96,9 @@ def _time_wait_record(key: tuple, deadline: float, msl: float):
 
 
 def _tick_of(record) -> float:
-    from ustack.timer_heap import TIME_WAIT_LONGEST_TICK, TIME_WAIT_TICKS
+    from ustack.timer_heap import time_wait_tick
 
-    return min(2 * record.config.msl / TIME_WAIT_TICKS, TIME_WAIT_LONGEST_TICK)
+    return time_wait_tick(record.config.msl)
 
 
 def test_the_stale_counts_stay_exact_and_the_answers_exact_through_random_operations():
