@@ -769,6 +769,28 @@ def remove_all(spaces: list[Namespace], work: Path, program: str) -> None:
     shutil.rmtree(work, ignore_errors=True)
 
 
+def run_and_clean_up(program: str, prefix: str, measure) -> int:
+    """A measuring script's run: `measure(work, spaces)` in a new scratch directory (tmpfs where
+    there is one), what it returns printed; a BenchError is one line, Ctrl-C and SIGTERM end it
+    through the same cleanup (remove_all: every namespace it appended to `spaces`, then the
+    directory). The exit status: 0, 1 on a BenchError, 130 when interrupted."""
+    work = Path(tempfile.mkdtemp(prefix=prefix, dir=_SCRATCH))
+    spaces: list[Namespace] = []
+    status = 0
+    with sigterm_as_interrupt():
+        try:
+            print(measure(work, spaces))
+        except BenchError as error:
+            print(f"{program}: {error}", file=sys.stderr)
+            status = 1
+        except KeyboardInterrupt:
+            print(f"{program}: interrupted; cleaning up", file=sys.stderr)
+            status = 130
+        finally:
+            remove_all(spaces, work, program)
+    return status
+
+
 def format_table(rows) -> str:
     """Rows of (metric, ustack, kernel same app, kernel native, Goal or None), a figure being a
     number or a Sample (its median is shown, and ustack's spread in its own column); the ratio

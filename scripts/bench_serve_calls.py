@@ -31,7 +31,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from collections import Counter
@@ -39,11 +38,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from ustack.commands.signals import sigterm_as_interrupt  # noqa: E402
 from ustack.netns import Namespace  # noqa: E402
 from ustack.network import USTACK_ADDRESS  # noqa: E402
 
-from bench import BenchError, Server, connections_per_second, process_cpu_seconds, remove_all  # noqa: E402
+from bench import BenchError, Server, connections_per_second, process_cpu_seconds, run_and_clean_up  # noqa: E402
 from bench_profile import AREAS  # noqa: E402
 
 WARM_UP_REQUESTS = 500
@@ -180,22 +178,7 @@ def main() -> int:
             return 2
     if args.save:
         Path(args.save).mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix="ust-calls-", dir="/dev/shm" if os.path.isdir("/dev/shm") else None))
-    spaces: list[Namespace] = []
-    status = 0
-    # SIGTERM ends the run like Ctrl-C: through the finally blocks that remove everything.
-    with sigterm_as_interrupt():
-        try:
-            print(measure(args, work, spaces))
-        except BenchError as error:
-            print(f"bench_serve_calls.py: {error}", file=sys.stderr)
-            status = 1
-        except KeyboardInterrupt:
-            print("bench_serve_calls.py: interrupted; cleaning up", file=sys.stderr)
-            status = 130
-        finally:
-            remove_all(spaces, work, "bench_serve_calls.py")
-    return status
+    return run_and_clean_up("bench_serve_calls.py", "ust-calls-", lambda work, spaces: measure(args, work, spaces))
 
 
 if __name__ == "__main__":

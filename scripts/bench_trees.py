@@ -32,17 +32,15 @@ import shlex
 import shutil
 import statistics
 import sys
-import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from ustack.commands.signals import sigterm_as_interrupt  # noqa: E402
 from ustack.netns import Namespace  # noqa: E402
 from ustack.network import USTACK_ADDRESS  # noqa: E402
 
-from bench import (WARM_UP_CONNECTIONS, WARM_UP_ECHOES, BenchError, Server, connections_and_cpu,  # noqa: E402
-                   echo_latency, echo_latency_and_cpu, remove_all)
+from bench import (WARM_UP_CONNECTIONS, WARM_UP_ECHOES, Server, connections_and_cpu, echo_latency,  # noqa: E402
+                   echo_latency_and_cpu, run_and_clean_up)
 from bench_placement import pinned_servers  # noqa: E402
 
 ECHO_CPU = 0  # the one CPU of the echo rounds
@@ -131,22 +129,7 @@ def main() -> int:
         if shutil.which(tool) is None:
             print(f"bench_trees.py: `{tool}` is not installed", file=sys.stderr)
             return 2
-    work = Path(tempfile.mkdtemp(prefix="ust-trees-", dir="/dev/shm" if os.path.isdir("/dev/shm") else None))
-    spaces: list[Namespace] = []
-    status = 0
-    # SIGTERM ends the run like Ctrl-C: through the finally blocks that remove everything.
-    with sigterm_as_interrupt():
-        try:
-            print(measure(args, work, spaces))
-        except BenchError as error:
-            print(f"bench_trees.py: {error}", file=sys.stderr)
-            status = 1
-        except KeyboardInterrupt:
-            print("bench_trees.py: interrupted; cleaning up", file=sys.stderr)
-            status = 130
-        finally:
-            remove_all(spaces, work, "bench_trees.py")
-    return status
+    return run_and_clean_up("bench_trees.py", "ust-trees-", lambda work, spaces: measure(args, work, spaces))
 
 
 if __name__ == "__main__":
