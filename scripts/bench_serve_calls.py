@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
-"""Python calls per `ab` connection inside `ustack serve`, by part of the house: a figure that the
-machine's load does not move, to compare commits by (bench.py's connections/s row is timed).
+"""Python calls per `ab` connection (or per echo round trip) inside `ustack serve`, by part of the
+house: a figure that the machine's load does not move, to compare commits by (bench.py's
+connections/s and echo rows are timed).
 
-    sudo .venv/bin/python scripts/bench_serve_calls.py [--requests 2000] [--strace] [--save DIR]
+    sudo .venv/bin/python scripts/bench_serve_calls.py [--requests 2000] [--echo] [--strace] [--save DIR]
 
 Run it from inside the tree to measure (`cd TREE && PYTHONPATH=TREE ...`): serve is started with
 `-m ustack`, which imports from the current directory.
@@ -15,6 +16,9 @@ measures serve's CPU time per connection without the profiler (user and system, 
 process_cpu_seconds); the next one, with the profiler on, counts every Python function and
 builtin called (cProfile's count), over the requests. With --strace a third run counts serve's
 system calls (strace -c).
+
+With --echo the load is bench.py's echo client instead (one connection, sequential 64-byte round
+trips to serve's Echo service, --requests of them per run), and every figure is per round trip.
 
 The calls are grouped by part (bench_profile.AREAS, DESIGN.md's layers), a builtin charged to the
 part that called it. The HTTP app (ustack/apps, h11, and the stdlib it calls: pathlib,
@@ -41,7 +45,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from ustack.netns import Namespace  # noqa: E402
 from ustack.network import USTACK_ADDRESS  # noqa: E402
 
-from bench import BenchError, Server, connections_per_second, process_cpu_seconds, run_and_clean_up  # noqa: E402
+from bench import (BenchError, Server, connections_per_second, echo_latency, echo_latency_and_cpu,  # noqa: E402
+                   process_cpu_seconds, run_and_clean_up)
 from bench_profile import AREAS  # noqa: E402
 
 WARM_UP_REQUESTS = 500
@@ -94,10 +99,10 @@ def calls_by_area(stats: dict) -> tuple[Counter, Counter]:
     return areas, functions
 
 
-def report(stats: dict, requests: int, top: int) -> str:
+def report(stats: dict, requests: int, top: int, unit: str = "ab connection") -> str:
     areas, functions = calls_by_area(stats)
     total = sum(areas.values())
-    lines = [f"Python calls per ab connection in serve: {total / requests:,.1f} (cProfile, over {requests:,} connections)",
+    lines = [f"Python calls per {unit} in serve: {total / requests:,.1f} (cProfile, over {requests:,})",
              "by part (a builtin counted in the part that called it):"]
     lines += [f"  {count / requests:8.1f}  {area}" for area, count in areas.most_common()]
     lines.append(f"the {top} functions called most:")
@@ -107,7 +112,7 @@ def report(stats: dict, requests: int, top: int) -> str:
         rows = [(function, count) for (in_area, function), count in functions.most_common()
                 if in_area == area and count >= requests / 2]
         if rows:
-            lines.append(f"--- {area}: every function called at least once per two connections")
+            lines.append(f"--- {area}: every function called at least once per two of them")
             lines += [f"  {count / requests:8.2f}  {function}" for function, count in rows]
     return "\n".join(lines)
 
@@ -129,20 +134,31 @@ def measure(args, work: Path, spaces: list[Namespace]) -> str:
     space.open()
     profile_path = work / "serve.prof"
     serve = Server([sys.executable, "-c", SERVE_UNDER_CPROFILE, str(profile_path), "serve", "--netns", space.name,
-                    "--http", str(site)], {**os.environ, "USTACK_RUN_DIR": str(work)})
+                    "--http", str(site), "--echo"], {**os.environ, "USTACK_RUN_DIR": str(work)})
+    url = f"http://{USTACK_ADDRESS}/small.html"
+
+    def load(requests: int) -> None:
+        if args.echo:
+            echo_latency(space, USTACK_ADDRESS, requests)
+        else:
+            connections_per_second(space, url, requests)
     try:
         serve.wait_ready("ustack: ready")
-        url = f"http://{USTACK_ADDRESS}/small.html"
-        connections_per_second(space, url, WARM_UP_REQUESTS)
-        before = process_cpu_seconds(serve.process.pid)
-        rate = connections_per_second(space, url, args.requests)
-        cpu = (process_cpu_seconds(serve.process.pid) - before) * 1e6 / args.requests
-        lines = [f"without the profiler: ab {rate:,.0f} connections/s; serve's CPU {cpu:,.0f} us per connection"]
+        load(WARM_UP_REQUESTS)
+        if args.echo:
+            p50, p99, cpu = echo_latency_and_cpu(space, USTACK_ADDRESS, args.requests, None, serve.process.pid)
+            lines = [f"without the profiler: echo p50 {p50:.1f} us, p99 {p99:.1f} us; serve's CPU {cpu:,.1f} us per echo"]
+        else:
+            before = process_cpu_seconds(serve.process.pid)
+            rate = connections_per_second(space, url, args.requests)
+            cpu = (process_cpu_seconds(serve.process.pid) - before) * 1e6 / args.requests
+            lines = [f"without the profiler: ab {rate:,.0f} connections/s; serve's CPU {cpu:,.0f} us per connection"]
         serve.process.send_signal(signal.SIGUSR1)
-        connections_per_second(space, url, args.requests)
+        load(args.requests)
         serve.process.send_signal(signal.SIGUSR2)
         wait_for_file(profile_path, serve.process)
-        lines.append(report(pstats.Stats(str(profile_path)).stats, args.requests, args.top))
+        unit = "echo round trip" if args.echo else "ab connection"
+        lines.append(report(pstats.Stats(str(profile_path)).stats, args.requests, args.top, unit))
         if args.save:
             shutil.copyfile(profile_path, Path(args.save) / "serve.prof")
         if args.strace:
@@ -150,10 +166,10 @@ def measure(args, work: Path, spaces: list[Namespace]) -> str:
             strace = subprocess.Popen(["strace", "-c", "-f", "-o", str(counts), "-p", str(serve.process.pid)],
                                       stderr=subprocess.PIPE, text=True)
             strace.stderr.readline()  # "strace: Process N attached": counting starts after that
-            connections_per_second(space, url, args.requests)
+            load(args.requests)
             strace.send_signal(signal.SIGINT)
             strace.wait(timeout=DUMP_TIMEOUT)
-            lines.append(f"system calls of serve over {args.requests:,} ab connections (strace -c -f):")
+            lines.append(f"system calls of serve over {args.requests:,} of them (strace -c -f):")
             lines.append(counts.read_text().rstrip())
         return "\n".join(lines)
     finally:
@@ -164,6 +180,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=2000, help="ab requests in each measured run (default 2000)")
     parser.add_argument("--top", type=int, default=40, help="how many functions to list (default 40)")
+    parser.add_argument("--echo", action="store_true",
+                        help="echo round trips (bench.py's echo client) instead of ab connections")
     parser.add_argument("--strace", action="store_true", help="also count serve's system calls (strace -c)")
     parser.add_argument("--save", metavar="DIR", help="also keep the profile there (DIR/serve.prof, for pstats)")
     args = parser.parse_args()
