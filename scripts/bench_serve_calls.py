@@ -45,8 +45,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from ustack.netns import Namespace  # noqa: E402
 from ustack.network import USTACK_ADDRESS  # noqa: E402
 
-from bench import (BenchError, Server, connections_per_second, echo_latency, echo_latency_and_cpu,  # noqa: E402
-                   process_cpu_seconds, run_and_clean_up)
+from bench import (ECHO_CLIENT_WARM_UP, BenchError, Server, connections_per_second, echo_latency,  # noqa: E402
+                   echo_latency_and_cpu, process_cpu_seconds, run_and_clean_up)
 from bench_profile import AREAS  # noqa: E402
 
 WARM_UP_REQUESTS = 500
@@ -157,8 +157,9 @@ def measure(args, work: Path, spaces: list[Namespace]) -> str:
         load(args.requests)
         serve.process.send_signal(signal.SIGUSR2)
         wait_for_file(profile_path, serve.process)
-        unit = "echo round trip" if args.echo else "ab connection"
-        lines.append(report(pstats.Stats(str(profile_path)).stats, args.requests, args.top, unit))
+        # (the echo client makes ECHO_CLIENT_WARM_UP round trips more than it times)
+        unit, count = ("echo round trip", args.requests + ECHO_CLIENT_WARM_UP) if args.echo else ("ab connection", args.requests)
+        lines.append(report(pstats.Stats(str(profile_path)).stats, count, args.top, unit))
         if args.save:
             shutil.copyfile(profile_path, Path(args.save) / "serve.prof")
         if args.strace:
