@@ -253,9 +253,11 @@ def byte_view(data) -> memoryview:
 # with the defaults; from the sixth on both are at 245-455. What stays the same (within this
 # machine's noise): lifecycles per CPU-second once warm (bench_lifecycles.py, 4 runs each) and a
 # warm download's and upload's CPU per MB; the first 100 MB moved cost more (7.6-8.5 ms per MB
-# against 5.3-6.9: more is traced at once), the next few less. Raising `trace_limit` (6,000; at
-# most 16,384 here), which the 17-26 "trace too long" aborts of a run suggest, gained nothing
-# that outlasted the noise. Measured 2026-12-07 (issue 12, /work/bench/s12/pypyjit).
+# against 5.3-6.9: more is traced at once), the next few less. Measured 2026-12-07 (issue 12,
+# /work/bench/s12/pypyjit). `trace_limit` stays PyPy's 6,000 (at most 16,384): at 16,000 an
+# echo-only serve's "trace too long" aborts fall from 22 to 8 (set here as on the command line
+# alike), the echo and connections/s gain 3-12 % (bench_trees.py), but downloads in bench.py lose
+# a fifth to a third of their speed (the fourteenth and eighteenth passes, docs/benchmark-history.md).
 JIT_PARAMETERS = "threshold=300,function_threshold=200,trace_eagerness=50"
 
 
