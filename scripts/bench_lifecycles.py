@@ -265,10 +265,14 @@ def main() -> None:
     samples: set[tuple[int, int]] = set()
     sample_every = max(1, int(args.rate) // 10)  # ten times a virtual second
     cpu_start = time.process_time()
+    # The CPU the samples take is this script's, not the stacks': counting the endpoints by state
+    # walks every one of them (~28,000 TIME-WAIT records at the default rate), ~3 % of the run on
+    # CPython. It is left out of the lifecycles per CPU-second (it was counted until December 2026).
+    sampling_cpu = 0.0
     half = args.lifecycles // 2
     for index in range(args.lifecycles):
         if index == half:
-            cpu_half = time.process_time()  # the second half: after PyPy's JIT has compiled the loop
+            cpu_half = time.process_time() - sampling_cpu  # the second half: after PyPy's JIT has compiled the loop
         now = index / args.rate
         run_timers(client, now)
         run_timers(server, now)
@@ -276,13 +280,15 @@ def main() -> None:
         one_lifecycle(client, server, listener, now)
         end_of_round(client, server)
         if index % sample_every == 0:
+            sample_start = time.process_time()
             alive = len(client.connections) + len(server.connections)
             samples.add(alive_by_state(client, server))
             rss = current_rss()
             peak_alive = max(peak_alive, alive)
             if rss > peak_rss:
                 peak_rss, alive_at_peak_rss = rss, alive
-    cpu_end = time.process_time()
+            sampling_cpu += time.process_time() - sample_start
+    cpu_end = time.process_time() - sampling_cpu
     cpu = cpu_end - cpu_start
     if args.calls:
         count_calls(client, server, listener, args.lifecycles, args.calls, args.rate)

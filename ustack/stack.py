@@ -392,10 +392,12 @@ class Stack(UserCalls, Ipv6Side):
         touched = self._touched  # (each is in the active set already: _touch)
         self._touched = {}
         ttl = self.ttl
-        offload_segments, offload_segments6 = self.offload_segments, self.offload_segments6
+        offload_segments = self.offload_segments
         offload = offload_segments > 1
-        # (a segment that fills the MTU, less its TCP header and the options it leaves room for)
-        mss_filling_mtu, mss_filling_mtu6 = self.mtu - 40, self.mtu - IPV6_HEADER_LENGTH - 20
+        if offload:  # (worked out only for a link that takes several segments at once)
+            offload_segments6 = self.offload_segments6
+            # (a segment that fills the MTU, less its TCP header and the options it leaves room for)
+            mss_filling_mtu, mss_filling_mtu6 = self.mtu - 40, self.mtu - IPV6_HEADER_LENGTH - 20
         partial_over = self.partial_checksum_over  # larger packets: checksum left partial (build_tcp_packet)
         events_wanted = self._events_wanted
         arm = self.timer_heap.arm
@@ -520,9 +522,10 @@ class Stack(UserCalls, Ipv6Side):
         # The connection's timers go; the record's one deadline is armed by the caller (transmit),
         # into the timer heap's TIME-WAIT queue (timer_heap.py).
         self.timer_heap.disarm(connection)
-        flow_label = self._flow_labels.pop(connection, None)
-        if flow_label is not None:
-            self._flow_labels[record] = flow_label
+        if self._flow_labels:  # (IPv6 connections only: an IPv4 stack's stays empty)
+            flow_label = self._flow_labels.pop(connection, None)
+            if flow_label is not None:
+                self._flow_labels[record] = flow_label
         listener = self._born_of.pop(connection, None)
         if listener is not None:
             self._born_of[record] = listener
@@ -540,7 +543,8 @@ class Stack(UserCalls, Ipv6Side):
                     if counter:
                         self.ended_connection_counters.setdefault(name, Counter()).update(counter)
         self.timer_heap.disarm(connection)
-        self._flow_labels.pop(connection, None)
+        if self._flow_labels:  # (IPv6 connections only)
+            self._flow_labels.pop(connection, None)
         listener = self._born_of.pop(connection, None)
         if listener is not None:
             listener.open_connections -= 1
