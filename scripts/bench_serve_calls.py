@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
-"""Python calls per `ab` connection (or per echo round trip) inside `ustack serve`, by part of the
-house: a figure that the machine's load does not move, to compare commits by (bench.py's
-connections/s and echo rows are timed).
+"""Python calls inside `ustack serve` per `ab` connection, echo round trip or MB uploaded, by part
+of the house: a figure that the machine's load does not move, to compare commits by (bench.py's
+connections/s, echo and upload rows are timed).
 
-    sudo .venv/bin/python scripts/bench_serve_calls.py [--requests 2000] [--echo] [--strace] [--save DIR]
+    sudo .venv/bin/python scripts/bench_serve_calls.py [--requests 2000] [--echo | --upload MB] [--strace] [--save DIR]
 
 Run it from inside the tree to measure (`cd TREE && PYTHONPATH=TREE ...`): serve is started with
 `-m ustack`, which imports from the current directory.
@@ -19,6 +19,12 @@ system calls (strace -c).
 
 With --echo the load is bench.py's echo client instead (one connection, sequential 64-byte round
 trips to serve's Echo service, --requests of them per run), and every figure is per round trip.
+
+With --upload MB it is bench.py's upload row instead: `curl -T` of a file of MB megabytes to
+serve's HTTP port (serve with --allow-upload stores the body as a file on tmpfs, as in bench.py),
+one upload per run, and every figure is per MB (10**6 bytes, as bench.py counts them). The run
+without the profiler is UPLOAD_CPU_RUNS uploads, each one's CPU per MB told (serve's uploads have
+slow runs now and then: README, "Uploads at MTU 1500 on CPython").
 
 The calls are grouped by part (bench_profile.AREAS, DESIGN.md's layers), a builtin charged to the
 part that called it. The HTTP app (ustack/apps, h11, and the stdlib it calls: pathlib,
@@ -45,11 +51,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from ustack.netns import Namespace  # noqa: E402
 from ustack.network import USTACK_ADDRESS  # noqa: E402
 
-from bench import (ECHO_CLIENT_WARM_UP, BenchError, Server, connections_per_second, echo_latency,  # noqa: E402
-                   echo_latency_and_cpu, process_cpu_seconds, run_and_clean_up)
+from bench import (ECHO_CLIENT_WARM_UP, MEGABYTE, BenchError, Server, connections_per_second, echo_latency,  # noqa: E402
+                   echo_latency_and_cpu, process_cpu_seconds, run_and_clean_up, upload_rate)
 from bench_profile import AREAS  # noqa: E402
 
 WARM_UP_REQUESTS = 500
+UPLOAD_CPU_RUNS = 3
 DUMP_TIMEOUT = 30.0
 
 # `python -m ustack ...` with cProfile: SIGUSR1 switches it on, SIGUSR2 switches it off and writes
@@ -99,10 +106,10 @@ def calls_by_area(stats: dict) -> tuple[Counter, Counter]:
     return areas, functions
 
 
-def report(stats: dict, requests: int, top: int, unit: str = "ab connection") -> str:
+def report(stats: dict, requests: float, top: int, unit: str = "ab connection") -> str:
     areas, functions = calls_by_area(stats)
     total = sum(areas.values())
-    lines = [f"Python calls per {unit} in serve: {total / requests:,.1f} (cProfile, over {requests:,})",
+    lines = [f"Python calls per {unit} in serve: {total / requests:,.1f} (cProfile, over {requests:,g})",
              "by part (a builtin counted in the part that called it):"]
     lines += [f"  {count / requests:8.1f}  {area}" for area, count in areas.most_common()]
     lines.append(f"the {top} functions called most:")
@@ -134,18 +141,35 @@ def measure(args, work: Path, spaces: list[Namespace]) -> str:
     space.open()
     profile_path = work / "serve.prof"
     serve = Server([sys.executable, "-c", SERVE_UNDER_CPROFILE, str(profile_path), "serve", "--netns", space.name,
-                    "--http", str(site), "--echo"], {**os.environ, "USTACK_RUN_DIR": str(work)})
+                    "--http", str(site), "--echo"] + (["--allow-upload"] if args.upload else []),
+                   {**os.environ, "USTACK_RUN_DIR": str(work)})
     url = f"http://{USTACK_ADDRESS}/small.html"
+    upload_source = work / "upload.bin"
+    if args.upload:
+        # random-looking, as bench.py's; outside the served directory
+        upload_source.write_bytes(os.urandom(1_000_000) * args.upload)
 
-    def load(requests: int) -> None:
+    def load(requests: int) -> float:
+        if args.upload:
+            return upload_rate(space, f"http://{USTACK_ADDRESS}/up.bin", upload_source)
         if args.echo:
             echo_latency(space, USTACK_ADDRESS, requests)
         else:
             connections_per_second(space, url, requests)
+        return 0.0
     try:
         serve.wait_ready("ustack: ready")
         load(WARM_UP_REQUESTS)
-        if args.echo:
+        if args.upload:
+            cpus, rates = [], []
+            for _ in range(UPLOAD_CPU_RUNS):
+                before = process_cpu_seconds(serve.process.pid)
+                rates.append(load(0))
+                cpus.append((process_cpu_seconds(serve.process.pid) - before) * 1e6 / (args.upload * 1e6 / MEGABYTE))
+            lines = [f"without the profiler, {UPLOAD_CPU_RUNS} uploads of {args.upload:,} MB: curl "
+                     + " / ".join(f"{rate:,.0f}" for rate in rates) + " MB/s; serve's CPU "
+                     + " / ".join(f"{cpu:,.0f}" for cpu in cpus) + f" us per MB (median {sorted(cpus)[len(cpus) // 2]:,.0f})"]
+        elif args.echo:
             p50, p99, cpu = echo_latency_and_cpu(space, USTACK_ADDRESS, args.requests, None, serve.process.pid)
             lines = [f"without the profiler: echo p50 {p50:.1f} us, p99 {p99:.1f} us; serve's CPU {cpu:,.1f} us per echo"]
         else:
@@ -158,7 +182,12 @@ def measure(args, work: Path, spaces: list[Namespace]) -> str:
         serve.process.send_signal(signal.SIGUSR2)
         wait_for_file(profile_path, serve.process)
         # (the echo client makes ECHO_CLIENT_WARM_UP round trips more than it times)
-        unit, count = ("echo round trip", args.requests + ECHO_CLIENT_WARM_UP) if args.echo else ("ab connection", args.requests)
+        if args.upload:
+            unit, count = "MB uploaded", args.upload * 1e6 / MEGABYTE
+        elif args.echo:
+            unit, count = "echo round trip", args.requests + ECHO_CLIENT_WARM_UP
+        else:
+            unit, count = "ab connection", args.requests
         lines.append(report(pstats.Stats(str(profile_path)).stats, count, args.top, unit))
         if args.save:
             shutil.copyfile(profile_path, Path(args.save) / "serve.prof")
@@ -170,7 +199,8 @@ def measure(args, work: Path, spaces: list[Namespace]) -> str:
             load(args.requests)
             strace.send_signal(signal.SIGINT)
             strace.wait(timeout=DUMP_TIMEOUT)
-            lines.append(f"system calls of serve over {args.requests:,} of them (strace -c -f):")
+            over = f"an upload of {args.upload:,} MB" if args.upload else f"{args.requests:,} of them"
+            lines.append(f"system calls of serve over {over} (strace -c -f):")
             lines.append(counts.read_text().rstrip())
         return "\n".join(lines)
     finally:
@@ -181,17 +211,20 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=2000, help="ab requests in each measured run (default 2000)")
     parser.add_argument("--top", type=int, default=40, help="how many functions to list (default 40)")
-    parser.add_argument("--echo", action="store_true",
-                        help="echo round trips (bench.py's echo client) instead of ab connections")
+    load = parser.add_mutually_exclusive_group()
+    load.add_argument("--echo", action="store_true",
+                      help="echo round trips (bench.py's echo client) instead of ab connections")
+    load.add_argument("--upload", type=int, metavar="MB",
+                      help="uploads of MB megabytes each (curl -T, bench.py's upload row) instead of ab connections")
     parser.add_argument("--strace", action="store_true", help="also count serve's system calls (strace -c)")
     parser.add_argument("--save", metavar="DIR", help="also keep the profile there (DIR/serve.prof, for pstats)")
     args = parser.parse_args()
-    if args.requests < 1 or args.top < 0:
-        parser.error("--requests must be at least 1, --top not negative")
+    if args.requests < 1 or args.top < 0 or (args.upload is not None and args.upload < 1):
+        parser.error("--requests and --upload must be at least 1, --top not negative")
     if os.geteuid() != 0:
         print("bench_serve_calls.py: needs root (namespaces, TUN)", file=sys.stderr)
         return 2
-    for tool in ("ab", "ip") + (("strace",) if args.strace else ()):
+    for tool in ("curl" if args.upload else "ab", "ip") + (("strace",) if args.strace else ()):
         if shutil.which(tool) is None:
             print(f"bench_serve_calls.py: `{tool}` is not installed", file=sys.stderr)
             return 2

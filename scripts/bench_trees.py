@@ -5,6 +5,7 @@ between runs on a noisy machine than a change of 10 % (issue 12, seventeenth pas
 
     sudo .venv/bin/python scripts/bench_trees.py before=/work/main after=/work/wt/mine
     sudo ./scripts/pypy python scripts/bench_trees.py before=/work/main after=. --rounds 7
+    sudo .venv/bin/python scripts/bench_trees.py before=/work/main after=. --upload 100
 
 Each TREE is a checkout of ustack (a `git worktree` of another commit, say) with its C extension
 built for the runtime that runs this script. Its serve runs from inside it (`cd TREE && python
@@ -20,6 +21,10 @@ SIGTERM too). Every server gets the same load, in turn, one round at a time:
    to one CPU: p50, p99 and the server's CPU per echo. By then each server holds a TIME-WAIT
    record for every connection of step 2 (TIME-WAIT lasts 60 s; serve closes first), as serve
    does in bench.py's echo rows.
+
+With --upload MB, steps 2 and 3 are instead `--rounds` rounds of one upload each: `curl -T` of a
+file of MB megabytes to serve's HTTP port (serve with --allow-upload stores it on tmpfs), as
+bench.py's upload row: curl's MB/s and the server's CPU per MB (after one untimed upload each).
 
 Each figure is the median over the rounds; the last columns divide it by the first tree's.
 """
@@ -39,8 +44,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from ustack.netns import Namespace  # noqa: E402
 from ustack.network import USTACK_ADDRESS  # noqa: E402
 
-from bench import (WARM_UP_CONNECTIONS, WARM_UP_ECHOES, Server, connections_and_cpu, echo_latency,  # noqa: E402
-                   echo_latency_and_cpu, run_and_clean_up)
+from bench import (MEGABYTE, WARM_UP_CONNECTIONS, WARM_UP_ECHOES, Server, connections_and_cpu,  # noqa: E402
+                   echo_latency, echo_latency_and_cpu, process_cpu_seconds, run_and_clean_up, upload_rate)
 from bench_placement import pinned_servers  # noqa: E402
 
 ECHO_CPU = 0  # the one CPU of the echo rounds
@@ -68,10 +73,13 @@ def measure(args, work: Path, spaces: list[Namespace]) -> str:
             spaces.append(space)
             space.open()
             serve = (f"cd {shlex.quote(str(tree))} && exec {shlex.quote(sys.executable)} -m ustack serve "
-                     f"--netns {space.name} --http {shlex.quote(str(site))} --echo")
+                     f"--netns {space.name} --http {shlex.quote(str(site))} --echo"
+                     + (" --allow-upload" if args.upload else ""))
             servers.append((label, space, Server(["sh", "-c", serve], {**os.environ, "USTACK_RUN_DIR": str(work)})))
         for _, _, server in servers:
             server.wait_ready("ustack: ready")
+        if args.upload:
+            return uploads_in_turn(args, work, servers)
         url = f"http://{USTACK_ADDRESS}/small.html"
         warm_connections = max(WARM_UP_CONNECTIONS, 2000)
         for _, space, server in servers:
@@ -109,23 +117,50 @@ def measure(args, work: Path, spaces: list[Namespace]) -> str:
     return "\n".join(lines)
 
 
+def uploads_in_turn(args, work: Path, servers: list) -> str:
+    """--upload: rounds of one upload to each server in turn; MB/s and the server's CPU per MB."""
+    source = work / "upload.bin"
+    source.write_bytes(os.urandom(1_000_000) * args.upload)  # random-looking, as bench.py's
+    url = f"http://{USTACK_ADDRESS}/up.bin"
+    megabytes = args.upload * 1e6 / MEGABYTE
+    for _, space, _ in servers:
+        upload_rate(space, url, source)  # untimed
+    uploads = {label: [] for label, _, _ in servers}
+    for _ in range(args.rounds):
+        for label, space, server in servers:
+            before = process_cpu_seconds(server.process.pid)
+            rate = upload_rate(space, url, source)
+            uploads[label].append((rate, (process_cpu_seconds(server.process.pid) - before) * 1e6 / megabytes))
+    rows = [(label, *(statistics.median(column) for column in zip(*uploads[label]))) for label, _, _ in servers]
+    first = rows[0]
+    lines = [f"{len(rows)} trees, {args.rounds} rounds in turn: curl -T of {args.upload:,} MB; medians, and each "
+             f"over the first tree ({first[0]}); every round's CPU us per MB in brackets",
+             f"{'tree':12} {'MB/s':>8} {'CPU us/MB':>10}   {'MB/s':>6} {'CPU/MB':>7}"]
+    for label, rate, cpu in rows:
+        every = " ".join(f"{round_cpu:,.0f}" for _, round_cpu in uploads[label])
+        lines.append(f"{label:12} {rate:8,.0f} {cpu:10,.0f}   {rate / first[1]:6.2f} {cpu / first[2]:7.2f}   [{every}]")
+    return "\n".join(lines)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("trees", nargs="+", type=parse_tree, metavar="LABEL=TREE", help="two or more checkouts of ustack")
     parser.add_argument("--rounds", type=int, default=5, help="rounds of each measurement, in turn (default 5)")
     parser.add_argument("--connections", type=int, default=4000, help="ab requests per round (default 4000)")
     parser.add_argument("--echoes", type=int, default=20000, help="echo round trips per round (default 20000)")
+    parser.add_argument("--upload", type=int, metavar="MB",
+                        help="measure uploads of MB megabytes (curl -T) instead of connections and echoes")
     args = parser.parse_args()
     if len(args.trees) < 2:
         parser.error("give two trees or more to compare")
     if len({label for label, _ in args.trees}) < len(args.trees):
         parser.error("each tree needs a label of its own")
-    if min(args.rounds, args.connections, args.echoes) < 1:
-        parser.error("--rounds, --connections and --echoes must be at least 1")
+    if min(args.rounds, args.connections, args.echoes) < 1 or (args.upload is not None and args.upload < 1):
+        parser.error("--rounds, --connections, --echoes and --upload must be at least 1")
     if os.geteuid() != 0:
         print("bench_trees.py: needs root (namespaces, TUN)", file=sys.stderr)
         return 2
-    for tool in ("ab", "ip", "taskset"):
+    for tool in ("curl", "ip") if args.upload else ("ab", "ip", "taskset"):
         if shutil.which(tool) is None:
             print(f"bench_trees.py: `{tool}` is not installed", file=sys.stderr)
             return 2

@@ -22,7 +22,8 @@ def run(*arguments: str) -> subprocess.CompletedProcess:
     ((f"same={ROOT}", f"same={ROOT}"), "each tree needs a label of its own"),
     ((f"a={ROOT}", "b=/nonexistent/tree"), "/nonexistent/tree has no ustack/ in it"),
     ((f"a={ROOT}", str(ROOT)), "is not LABEL=TREE"),
-    ((f"a={ROOT}", f"b={ROOT}", "--rounds", "0"), "--rounds, --connections and --echoes must be at least 1"),
+    ((f"a={ROOT}", f"b={ROOT}", "--rounds", "0"), "--rounds, --connections, --echoes and --upload must be at least 1"),
+    ((f"a={ROOT}", f"b={ROOT}", "--upload", "0"), "--rounds, --connections, --echoes and --upload must be at least 1"),
 ])
 def test_a_wrong_argument_gets_one_line_and_no_run(arguments, said):
     result = run(*arguments)

@@ -58,3 +58,27 @@ def test_a_read_across_chunks_leaves_readable_exact():
         assert before - buffer.readable == sum(map(len, pieces)) == wanted
         total -= wanted
         assert buffer.readable == total
+
+
+def test_a_super_segments_payload_is_kept_as_it_came_with_no_helper_call():
+    # The TUN link hands a received super-segment over as a read-only view (vnet.packet_from_parts):
+    # the in-order path keeps that very object, without _append_in_order (once per super-segment
+    # of an upload).
+    buffer = ReceiveBuffer(1 << 20, 500)
+    first = memoryview(bytes(range(256)) * 256).toreadonly()  # 65,536 bytes
+    buffer.insert(500, b"head")
+    counts = calls_in(buffer.insert, 504, first)
+    assert "_append_in_order" not in counts, counts
+    assert buffer.readable == 4 + len(first)
+    chunks = buffer.read_chunks(1 << 20)
+    assert chunks[1] is first and b"".join(chunks) == b"head" + bytes(first)
+
+
+def test_a_long_view_past_the_window_is_kept_trimmed_and_counted_trimmed():
+    # RFC 9293 3.10.7.4: what lies beyond the right edge of the window is not kept.
+    buffer = ReceiveBuffer(50_000, 0)
+    data = memoryview(bytes(range(250)) * 256).toreadonly()  # 64,000 bytes
+    assert buffer.insert(0, data) == 50_000
+    assert buffer.readable == 50_000 and buffer.free_space == 0
+    assert b"".join(buffer.read_chunks(1 << 20)) == bytes(data[:50_000])
+    assert buffer.readable == 0

@@ -44,6 +44,14 @@ from .reading import read_some
 # (asyncio's selector transport, and ustack's READ_CHUNK), and reading as much at once takes it
 # in one go (issue 12).
 READ_SIZE = 256 * 1024
+# The most bytes one read of a body framed by Content-Length takes (_store_counted_body): as much
+# as the stream holds, which on ustack's streams is everything in order in the receive buffer (up
+# to its 1 MiB window: TcpConfig.receive_buffer_size), in one read and one os.writev of its pieces.
+# Each read and write costs ~25 calls of Python and a system call; at 256 KB, ~4.5 of them per MB
+# uploaded over ustack, ~1.8 at 1 MiB (scripts/bench_serve_calls.py --upload), and serve's CPU per
+# MB uploaded read 3-5 % less (scripts/bench_trees.py --upload, session 18). asyncio's
+# StreamReader hands over what its buffer holds either way (it pauses its transport past 128 KB).
+BODY_READ_SIZE = 1024 * 1024
 # How long a kept-alive connection may sit idle between requests before we close it (a client
 # that never sends again must not hold a connection forever).
 KEEP_ALIVE_TIMEOUT = 60.0
@@ -333,7 +341,7 @@ async def _store_counted_body(connection: h11.Connection, reader, request: h11.R
     remaining -= len(body_start)
     while remaining:
         # Never more than the body's rest: what the client sent after it stays in the stream.
-        chunks = [] if closed else await read_some(reader, min(remaining, READ_SIZE))
+        chunks = [] if closed else await read_some(reader, min(remaining, BODY_READ_SIZE))
         if not chunks:
             # The client ended its side mid-body: the 400 h11 would answer (RFC 9112 8 lets a
             # server answer an incomplete request before it closes).
@@ -342,7 +350,7 @@ async def _store_counted_body(connection: h11.Connection, reader, request: h11.R
         # Written: let go of the pieces before the next read waits, not as it returns. On PyPy
         # they are young copies of whole packets (the TUN link's), and while the next read waits
         # the link reads a batch, and its copies fill the nursery: a minor collection then finds
-        # these 256 KB alive and copies them out, into memory only a major collection frees.
+        # these pieces alive and copies them out, into memory only a major collection frees.
         del chunks
     # h11 still has to own the connection's HTTP state: what to answer the request with (it checks
     # our response), whether to keep the connection (HTTP/1.0 or "Connection: close" means close),

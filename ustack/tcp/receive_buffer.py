@@ -188,9 +188,12 @@ class ReceiveBuffer:
                 if end <= start:
                     return 0
                 data = memoryview(data)[: end - start]
+                length = end - start
             in_order = self._in_order
-            if type(data) is bytes and (length >= MERGE_BELOW or in_order is NOTHING):
-                # Kept as it came, no copy (the module docstring's "Copies").
+            if (type(data) is bytes and (length >= MERGE_BELOW or in_order is NOTHING)) or (
+                    type(data) is memoryview and length >= KEPT_AS_VIEW_FROM and data.readonly):
+                # Kept as it came, no copy (the module docstring's "Copies"): bytes, or a received
+                # super-segment's payload (what _append_in_order would keep, one call fewer).
                 if in_order is NOTHING:
                     self._in_order = [data]
                 else:
