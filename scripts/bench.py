@@ -391,6 +391,14 @@ def connections_and_cpu(namespace: Namespace, url: str, requests: int, *server_p
     return rate, (process_cpu_seconds(*server_pids) - before) * 1e6 / requests
 
 
+def upload_and_cpu(namespace: Namespace, url: str, source: Path, *server_pids: int) -> tuple[float, float]:
+    """`upload_rate` of one upload of `source`, and the server processes' CPU microseconds per MB
+    during it (`process_cpu_seconds`), as connections_and_cpu is for `ab`."""
+    before = process_cpu_seconds(*server_pids)
+    rate = upload_rate(namespace, url, source)
+    return rate, (process_cpu_seconds(*server_pids) - before) * 1e6 / (source.stat().st_size / MEGABYTE)
+
+
 def with_server_cpu(megabytes: float, ustack_pids: tuple, kernel_pids: tuple, transfers):
     """`transfers()`'s result, and the servers' CPU microseconds per MB over it (user and system,
     `process_cpu_seconds`), ustack's and the kernel twin's, each having moved `megabytes`. A
@@ -773,7 +781,7 @@ def remove_all(spaces: list[Namespace], work: Path, program: str) -> None:
 
 def run_and_clean_up(program: str, prefix: str, measure) -> int:
     """A measuring script's run: `measure(work, spaces)` in a new scratch directory (tmpfs where
-    there is one), what it returns printed; a BenchError is one line, Ctrl-C and SIGTERM end it
+    there is one), what it returns printed; a BenchError or an OSError is one line, Ctrl-C and SIGTERM end it
     through the same cleanup (remove_all: every namespace it appended to `spaces`, then the
     directory). The exit status: 0, 1 on a BenchError, 130 when interrupted."""
     work = Path(tempfile.mkdtemp(prefix=prefix, dir=_SCRATCH))
@@ -782,7 +790,7 @@ def run_and_clean_up(program: str, prefix: str, measure) -> int:
     with sigterm_as_interrupt():
         try:
             print(measure(work, spaces))
-        except BenchError as error:
+        except (BenchError, OSError) as error:  # OSError: the scratch files (a full tmpfs, say)
             print(f"{program}: {error}", file=sys.stderr)
             status = 1
         except KeyboardInterrupt:

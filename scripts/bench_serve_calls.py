@@ -39,6 +39,7 @@ import os
 import pstats
 import shutil
 import signal
+import statistics
 import subprocess
 import sys
 import threading
@@ -51,8 +52,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from ustack.netns import Namespace  # noqa: E402
 from ustack.network import USTACK_ADDRESS  # noqa: E402
 
-from bench import (ECHO_CLIENT_WARM_UP, MEGABYTE, BenchError, Server, connections_per_second, echo_latency,  # noqa: E402
-                   echo_latency_and_cpu, process_cpu_seconds, run_and_clean_up, upload_rate)
+from bench import (ECHO_CLIENT_WARM_UP, MEGABYTE, BenchError, Server, connections_and_cpu,  # noqa: E402
+                   connections_per_second, echo_latency, echo_latency_and_cpu, run_and_clean_up, upload_and_cpu,
+                   upload_rate)
 from bench_profile import AREAS  # noqa: E402
 
 WARM_UP_REQUESTS = 500
@@ -144,38 +146,33 @@ def measure(args, work: Path, spaces: list[Namespace]) -> str:
                     "--http", str(site), "--echo"] + (["--allow-upload"] if args.upload else []),
                    {**os.environ, "USTACK_RUN_DIR": str(work)})
     url = f"http://{USTACK_ADDRESS}/small.html"
+    upload_url = f"http://{USTACK_ADDRESS}/up.bin"
     upload_source = work / "upload.bin"
     if args.upload:
         # random-looking, as bench.py's; outside the served directory
         upload_source.write_bytes(os.urandom(1_000_000) * args.upload)
 
-    def load(requests: int) -> float:
+    def load(requests: int) -> None:
         if args.upload:
-            return upload_rate(space, f"http://{USTACK_ADDRESS}/up.bin", upload_source)
-        if args.echo:
+            upload_rate(space, upload_url, upload_source)
+        elif args.echo:
             echo_latency(space, USTACK_ADDRESS, requests)
         else:
             connections_per_second(space, url, requests)
-        return 0.0
     try:
         serve.wait_ready("ustack: ready")
         load(WARM_UP_REQUESTS)
         if args.upload:
-            cpus, rates = [], []
-            for _ in range(UPLOAD_CPU_RUNS):
-                before = process_cpu_seconds(serve.process.pid)
-                rates.append(load(0))
-                cpus.append((process_cpu_seconds(serve.process.pid) - before) * 1e6 / (args.upload * 1e6 / MEGABYTE))
+            rates, cpus = zip(*(upload_and_cpu(space, upload_url, upload_source, serve.process.pid)
+                                for _ in range(UPLOAD_CPU_RUNS)))
             lines = [f"without the profiler, {UPLOAD_CPU_RUNS} uploads of {args.upload:,} MB: curl "
                      + " / ".join(f"{rate:,.0f}" for rate in rates) + " MB/s; serve's CPU "
-                     + " / ".join(f"{cpu:,.0f}" for cpu in cpus) + f" us per MB (median {sorted(cpus)[len(cpus) // 2]:,.0f})"]
+                     + " / ".join(f"{cpu:,.0f}" for cpu in cpus) + f" us per MB (median {statistics.median(cpus):,.0f})"]
         elif args.echo:
             p50, p99, cpu = echo_latency_and_cpu(space, USTACK_ADDRESS, args.requests, None, serve.process.pid)
             lines = [f"without the profiler: echo p50 {p50:.1f} us, p99 {p99:.1f} us; serve's CPU {cpu:,.1f} us per echo"]
         else:
-            before = process_cpu_seconds(serve.process.pid)
-            rate = connections_per_second(space, url, args.requests)
-            cpu = (process_cpu_seconds(serve.process.pid) - before) * 1e6 / args.requests
+            rate, cpu = connections_and_cpu(space, url, args.requests, serve.process.pid)
             lines = [f"without the profiler: ab {rate:,.0f} connections/s; serve's CPU {cpu:,.0f} us per connection"]
         serve.process.send_signal(signal.SIGUSR1)
         load(args.requests)

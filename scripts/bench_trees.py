@@ -44,8 +44,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from ustack.netns import Namespace  # noqa: E402
 from ustack.network import USTACK_ADDRESS  # noqa: E402
 
-from bench import (MEGABYTE, WARM_UP_CONNECTIONS, WARM_UP_ECHOES, Server, connections_and_cpu,  # noqa: E402
-                   echo_latency, echo_latency_and_cpu, process_cpu_seconds, run_and_clean_up, upload_rate)
+from bench import (WARM_UP_CONNECTIONS, WARM_UP_ECHOES, Server, connections_and_cpu, echo_latency,  # noqa: E402
+                   echo_latency_and_cpu, run_and_clean_up, upload_and_cpu, upload_rate)
 from bench_placement import pinned_servers  # noqa: E402
 
 ECHO_CPU = 0  # the one CPU of the echo rounds
@@ -122,15 +122,12 @@ def uploads_in_turn(args, work: Path, servers: list) -> str:
     source = work / "upload.bin"
     source.write_bytes(os.urandom(1_000_000) * args.upload)  # random-looking, as bench.py's
     url = f"http://{USTACK_ADDRESS}/up.bin"
-    megabytes = args.upload * 1e6 / MEGABYTE
     for _, space, _ in servers:
         upload_rate(space, url, source)  # untimed
     uploads = {label: [] for label, _, _ in servers}
     for _ in range(args.rounds):
         for label, space, server in servers:
-            before = process_cpu_seconds(server.process.pid)
-            rate = upload_rate(space, url, source)
-            uploads[label].append((rate, (process_cpu_seconds(server.process.pid) - before) * 1e6 / megabytes))
+            uploads[label].append(upload_and_cpu(space, url, source, server.process.pid))
     rows = [(label, *(statistics.median(column) for column in zip(*uploads[label]))) for label, _, _ in servers]
     first = rows[0]
     lines = [f"{len(rows)} trees, {args.rounds} rounds in turn: curl -T of {args.upload:,} MB; medians, and each "

@@ -80,6 +80,12 @@ MERGE_BELOW = 1024  # an arrival shorter than this joins a last chunk shorter th
 # "Copies"): half the largest packet, so a kept view holds at most twice its length alive.
 KEPT_AS_VIEW_FROM = 32 * 1024
 
+
+def _kept_as_view(data, length: int) -> bool:
+    """`data` (of `length` bytes) is a chunk kept as the view it came in: a read-only view of at
+    least KEPT_AS_VIEW_FROM bytes (the module docstring's "Copies"); any other view is copied."""
+    return type(data) is memoryview and length >= KEPT_AS_VIEW_FROM and data.readonly
+
 # What one out-of-order block costs beyond its data: a start in a list and an entry in a dict,
 # with their int objects (100 to 180 bytes in CPython, measured with tracemalloc by
 # scripts/bench_ooo.py), rounded up like Linux's truesize rounds up an skb.
@@ -190,10 +196,14 @@ class ReceiveBuffer:
                 data = memoryview(data)[: end - start]
                 length = end - start
             in_order = self._in_order
-            if (type(data) is bytes and (length >= MERGE_BELOW or in_order is NOTHING)) or (
-                    type(data) is memoryview and length >= KEPT_AS_VIEW_FROM and data.readonly):
-                # Kept as it came, no copy (the module docstring's "Copies"): bytes, or a received
-                # super-segment's payload (what _append_in_order would keep, one call fewer).
+            # Kept as it came, no copy (the module docstring's "Copies"): bytes that need no merge
+            # with a short last chunk, or a received super-segment's payload (as _append_in_order
+            # would keep either, without its call).
+            if type(data) is bytes:
+                kept = length >= MERGE_BELOW or in_order is NOTHING
+            else:
+                kept = _kept_as_view(data, length)
+            if kept:
                 if in_order is NOTHING:
                     self._in_order = [data]
                 else:
@@ -289,7 +299,7 @@ class ReceiveBuffer:
                 last = in_order[-1] = bytearray(last)
             last += data
             return
-        if type(data) is not bytes and not (type(data) is memoryview and length >= KEPT_AS_VIEW_FROM and data.readonly):
+        if type(data) is not bytes and not _kept_as_view(data, length):
             data = bytes(data)
         if in_order is NOTHING:
             self._in_order = [data]
